@@ -1,0 +1,78 @@
+//! `keyward`: the command-line surface. One `cmd_<verb>.rs` per subcommand; business logic
+//! lives in the library crates.
+
+mod cmd_dead_letters;
+mod cmd_demo;
+mod cmd_ingest;
+mod cmd_inventory;
+mod cmd_show;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Keyward: inventory, govern and defend non-human identities.
+#[derive(Parser)]
+#[command(name = "keyward", version, about)]
+struct Cli {
+    /// Data directory of the embedded store.
+    #[arg(long, global = true, env = "KEYWARD_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Read log and configuration files into the store and the inventory.
+    Ingest(cmd_ingest::Args),
+    /// List identities.
+    Inventory(cmd_inventory::Args),
+    /// Everything known about one identity.
+    Show(cmd_show::Args),
+    /// Rejected records: where and why.
+    DeadLetters(cmd_dead_letters::Args),
+    /// Ingest the bundled example estate into a temporary store and tour it.
+    Demo(cmd_demo::Args),
+}
+
+/// Exit status: 0 clean, 1 fatal error, 2 some records were rejected.
+pub enum Outcome {
+    Clean,
+    Rejected,
+}
+
+fn data_dir(cli: Option<PathBuf>) -> PathBuf {
+    if let Some(d) = cli {
+        return d;
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("keyward");
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => PathBuf::from(h).join(".local/share/keyward"),
+        None => PathBuf::from(".keyward"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let dir = data_dir(cli.data_dir);
+    let result = match cli.command {
+        Command::Ingest(a) => cmd_ingest::run(&dir, a),
+        Command::Inventory(a) => cmd_inventory::run(&dir, a),
+        Command::Show(a) => cmd_show::run(&dir, a),
+        Command::DeadLetters(a) => cmd_dead_letters::run(&dir, a),
+        Command::Demo(a) => cmd_demo::run(a),
+    };
+    match result {
+        Ok(Outcome::Clean) => ExitCode::SUCCESS,
+        Ok(Outcome::Rejected) => ExitCode::from(2),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

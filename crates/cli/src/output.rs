@@ -1,0 +1,169 @@
+//! Output helpers shared by subcommands: the inventory JSON contract (documented in
+//! `docs/inventory-json.md`), CSV, and tables.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+
+use comfy_table::{ContentArrangement, Table, presets};
+use keyward_model::{Identity, Lifecycle, time};
+use serde::Serialize;
+
+pub fn ts(t: Option<i64>) -> Option<String> {
+    t.map(time::format)
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Parses `--as-of`/`--since` style instants.
+pub fn parse_instant(s: &str) -> anyhow::Result<i64> {
+    time::parse(s).ok_or_else(|| anyhow::anyhow!("`{s}` is not a timestamp (use RFC 3339, e.g. 2026-11-15T00:00:00Z)"))
+}
+
+pub fn table() -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::NOTHING);
+    t.set_content_arrangement(if std::io::stdout().is_terminal() {
+        ContentArrangement::Dynamic
+    } else {
+        ContentArrangement::Disabled
+    });
+    t
+}
+
+#[derive(Serialize)]
+pub struct CredentialRow<'a> {
+    pub id: &'a str,
+    pub kind: keyward_model::CredentialKind,
+    pub status: keyward_model::CredentialStatus,
+    pub created: Option<String>,
+    pub age_days: Option<i64>,
+    pub last_used: Option<String>,
+    pub last_used_region: Option<&'a str>,
+    pub last_used_service: Option<&'a str>,
+}
+
+/// One inventory entry as JSON: the public contract.
+#[derive(Serialize)]
+pub struct InventoryRow<'a> {
+    pub id: &'a str,
+    pub platform: keyward_model::Platform,
+    pub kind: keyward_model::IdentityKind,
+    pub name: &'a str,
+    pub arn: Option<&'a str>,
+    pub native_id: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub cluster: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub subject: Option<&'a str>,
+    pub issuer: Option<&'a str>,
+    pub created: Option<String>,
+    pub last_used: Option<String>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    pub deleted: Option<String>,
+    pub state: &'static str,
+    pub evidence: &'static str,
+    pub sources: Vec<&'a str>,
+    pub federated: bool,
+    pub static_credentials: bool,
+    pub active_keys: usize,
+    pub credentials: Vec<CredentialRow<'a>>,
+    pub event_count: u64,
+    pub parent: Option<&'a str>,
+    pub assumed_by: Vec<&'a str>,
+    pub created_by: Vec<&'a str>,
+    pub chain: Vec<&'a str>,
+    pub source_identity: Option<&'a str>,
+    pub links: Vec<&'a str>,
+    pub tags: &'a BTreeMap<String, String>,
+    pub labels: &'a BTreeMap<String, String>,
+    pub annotations: &'a BTreeMap<String, String>,
+}
+
+pub fn row<'a>(i: &'a Identity, state: Lifecycle, as_of: i64) -> InventoryRow<'a> {
+    InventoryRow {
+        id: &i.id,
+        platform: i.platform,
+        kind: i.kind,
+        name: &i.name,
+        arn: i.arn.as_deref(),
+        native_id: i.native_id.as_deref(),
+        account: i.account.as_deref(),
+        cluster: i.cluster.as_deref(),
+        namespace: i.namespace.as_deref(),
+        subject: i.subject.as_deref(),
+        issuer: i.issuer.as_deref(),
+        created: ts(i.created),
+        last_used: ts(i.last_used),
+        first_seen: ts(i.first_seen),
+        last_seen: ts(i.last_seen),
+        deleted: ts(i.deleted),
+        state: state.as_str(),
+        evidence: i.evidence.label(),
+        sources: i.sources.iter().map(String::as_str).collect(),
+        federated: i.federated(),
+        static_credentials: i.has_static_credentials(),
+        active_keys: i.active_key_count(),
+        credentials: i
+            .credentials
+            .iter()
+            .map(|c| CredentialRow {
+                id: &c.id,
+                kind: c.kind,
+                status: c.status,
+                created: ts(c.created),
+                age_days: c.created.map(|t| (as_of - t).max(0) / time::MS_PER_DAY),
+                last_used: ts(c.last_used),
+                last_used_region: c.last_used_region.as_deref(),
+                last_used_service: c.last_used_service.as_deref(),
+            })
+            .collect(),
+        event_count: i.event_count,
+        parent: i.parent.as_deref(),
+        assumed_by: i.assumed_by.iter().map(String::as_str).collect(),
+        created_by: i.created_by.iter().map(String::as_str).collect(),
+        chain: i.chain.iter().map(String::as_str).collect(),
+        source_identity: i.source_identity.as_deref(),
+        links: i.links.iter().map(String::as_str).collect(),
+        tags: &i.tags,
+        labels: &i.labels,
+        annotations: &i.annotations,
+    }
+}
+
+/// Where an identity lives, in one short string.
+pub fn scope(i: &Identity) -> String {
+    match (&i.account, &i.cluster, &i.namespace) {
+        (_, Some(c), Some(ns)) => format!("{c}/{ns}"),
+        (_, Some(c), None) => c.clone(),
+        (Some(a), None, Some(ns)) => format!("{a} ns:{ns}"),
+        (Some(a), None, None) => a.clone(),
+        (None, None, Some(ns)) => format!("ns:{ns}"),
+        (None, None, None) => String::new(),
+    }
+}
+
+/// Days between two instants, rendered as `12d`.
+pub fn age(t: Option<i64>, as_of: i64) -> String {
+    t.map(|t| format!("{}d", (as_of - t).max(0) / time::MS_PER_DAY)).unwrap_or_else(|| "-".into())
+}
+
+pub fn credential_summary(i: &Identity, as_of: i64) -> String {
+    let keys = i.active_key_count();
+    let oldest = i
+        .credentials
+        .iter()
+        .filter(|c| c.kind == keyward_model::CredentialKind::AccessKey && c.status == keyward_model::CredentialStatus::Active)
+        .filter_map(|c| c.created)
+        .min();
+    match (keys, oldest) {
+        (0, _) if i.federated() => "federated".into(),
+        (0, _) => String::new(),
+        (n, Some(t)) => format!("{n} key{} (oldest {})", if n == 1 { "" } else { "s" }, age(Some(t), as_of)),
+        (n, None) => format!("{n} key{}", if n == 1 { "" } else { "s" }),
+    }
+}

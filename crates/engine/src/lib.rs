@@ -1,0 +1,51 @@
+//! The running pipeline: files → sources → normalize → inventory + store, one atomic store
+//! batch per file. This is what the CLI (and later the server) calls.
+//!
+//! Records stream through: JSON-lines inputs are read line by line; documents (a CloudTrail
+//! S3 object, an IAM snapshot) are read whole, one file at a time. Memory is bounded by the
+//! inventory plus the largest single document.
+
+mod ingest;
+mod query;
+
+pub use ingest::{FileReport, FileStatus, IngestOptions, IngestReport, Progress, SourceStats};
+pub use query::{Filter, Resolve};
+
+use std::path::Path;
+
+use keyward_graph::Inventory;
+use keyward_store::{SqliteStore, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+/// The store and the inventory loaded from it.
+pub struct Engine {
+    store: Box<dyn Store>,
+    inventory: Inventory,
+}
+
+impl Engine {
+    /// Opens the embedded store in `data_dir` and loads the inventory.
+    pub fn open(data_dir: &Path) -> Result<Self, EngineError> {
+        Self::with_store(Box::new(SqliteStore::open(data_dir)?))
+    }
+
+    pub fn with_store(store: Box<dyn Store>) -> Result<Self, EngineError> {
+        let inventory = Inventory::new(store.load_identities()?);
+        Ok(Engine { store, inventory })
+    }
+
+    pub fn inventory(&self) -> &Inventory {
+        &self.inventory
+    }
+
+    pub fn store(&self) -> &dyn Store {
+        self.store.as_ref()
+    }
+}

@@ -1,0 +1,70 @@
+//! Reading the inventory: filters, lookups by id, name or ARN.
+
+use keyward_model::{Identity, IdentityKind, Lifecycle, LifecycleConfig, Platform};
+
+use crate::Engine;
+
+/// Inventory filters; `None` matches everything.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub platform: Option<Platform>,
+    pub kind: Option<IdentityKind>,
+    pub state: Option<Lifecycle>,
+    pub account: Option<String>,
+    pub namespace: Option<String>,
+}
+
+/// The outcome of looking an identity up by something a person typed.
+#[derive(Debug)]
+pub enum Resolve<'a> {
+    Found(&'a Identity),
+    NotFound,
+    Ambiguous(Vec<&'a Identity>),
+}
+
+impl Engine {
+    /// Identities matching `filter`, with their lifecycle state, ordered by platform, kind
+    /// and id.
+    pub fn list(&self, filter: &Filter, lc: LifecycleConfig) -> Vec<(&Identity, Lifecycle)> {
+        let mut out: Vec<(&Identity, Lifecycle)> = self
+            .inventory
+            .iter()
+            .filter(|i| filter.platform.is_none_or(|p| i.platform == p))
+            .filter(|i| filter.kind.is_none_or(|k| i.kind == k))
+            .filter(|i| {
+                filter.account.as_deref().is_none_or(|a| {
+                    i.account.as_deref() == Some(a) || i.cluster.as_deref() == Some(a)
+                })
+            })
+            .filter(|i| filter.namespace.as_deref().is_none_or(|n| i.namespace.as_deref() == Some(n)))
+            .map(|i| (i, i.lifecycle(lc)))
+            .filter(|(_, s)| filter.state.is_none_or(|st| *s == st))
+            .collect();
+        out.sort_by(|a, b| (a.0.platform, a.0.kind, &a.0.id).cmp(&(b.0.platform, b.0.kind, &b.0.id)));
+        out
+    }
+
+    /// Finds an identity by canonical id, ARN (with or without path), or a unique name.
+    pub fn resolve(&self, query: &str) -> Resolve<'_> {
+        if let Some(i) = self.inventory.get(query) {
+            return Resolve::Found(i);
+        }
+        if let Some(i) = keyward_model::ids::canonical_iam_arn(query).and_then(|id| self.inventory.get(&id)) {
+            return Resolve::Found(i);
+        }
+        let mut hits: Vec<&Identity> = self
+            .inventory
+            .iter()
+            .filter(|i| i.name == query || i.arn.as_deref() == Some(query))
+            .collect();
+        if hits.is_empty() {
+            hits = self.inventory.iter().filter(|i| i.id.ends_with(query)).collect();
+        }
+        hits.sort_by(|a, b| a.id.cmp(&b.id));
+        match hits.len() {
+            0 => Resolve::NotFound,
+            1 => hits.pop().map_or(Resolve::NotFound, Resolve::Found),
+            _ => Resolve::Ambiguous(hits),
+        }
+    }
+}

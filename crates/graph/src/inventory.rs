@@ -1,0 +1,424 @@
+//! One record per identity, merged from observations.
+//!
+//! Merge rules (applied the same whatever order files arrive in, except where noted):
+//! - scalar facts (`arn`, `account`, …): a value replaces a different one; absence never erases;
+//! - `created`: earliest, unless the identity was deleted and is created again later;
+//! - `last_used`: latest of snapshot-reported use and observed use; `first_seen` /
+//!   `last_seen` / `event_count`: only from log events, counted once per stored event;
+//! - tags come whole from IAM snapshots, labels and annotations whole from Kubernetes
+//!   snapshots (a later snapshot can remove one); other sources only add;
+//! - credentials merge by id; a status seen only through use (`unknown`) never overrides a
+//!   known one.
+
+use std::collections::BTreeMap;
+
+use keyward_model::{
+    Credential, CredentialStatus, Identity, IdentityKind, Observation, SourceKind,
+};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+/// What applying one observation did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    New,
+    Updated,
+    Unchanged,
+}
+
+/// The in-memory inventory.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    map: FxHashMap<String, Identity>,
+    dirty: FxHashSet<String>,
+}
+
+const MAX_CHAIN: usize = 16;
+
+fn set<T: PartialEq + Clone>(slot: &mut Option<T>, v: Option<T>) -> bool {
+    match v {
+        Some(v) if slot.as_ref() != Some(&v) => {
+            *slot = Some(v);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn set_max(slot: &mut Option<i64>, v: Option<i64>) -> bool {
+    match v {
+        Some(v) if slot.is_none_or(|s| v > s) => {
+            *slot = Some(v);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn set_min(slot: &mut Option<i64>, v: Option<i64>) -> bool {
+    match v {
+        Some(v) if slot.is_none_or(|s| v < s) => {
+            *slot = Some(v);
+            true
+        }
+        _ => false,
+    }
+}
+
+fn merge_credential(list: &mut Vec<Credential>, c: Credential) -> bool {
+    let Some(cur) = list.iter_mut().find(|x| x.id == c.id) else {
+        list.push(c);
+        return true;
+    };
+    let mut changed = false;
+    if c.status != CredentialStatus::Unknown && cur.status != c.status {
+        cur.status = c.status;
+        changed = true;
+    }
+    changed |= set_min(&mut cur.created, c.created);
+    if c.last_used > cur.last_used {
+        cur.last_used = c.last_used;
+        set(&mut cur.last_used_region, c.last_used_region);
+        set(&mut cur.last_used_service, c.last_used_service);
+        changed = true;
+    }
+    changed
+}
+
+fn replace_map(slot: &mut BTreeMap<String, String>, v: BTreeMap<String, String>, whole: bool) -> bool {
+    if whole {
+        if *slot != v {
+            *slot = v;
+            return true;
+        }
+        return false;
+    }
+    let mut changed = false;
+    for (k, val) in v {
+        if slot.get(&k) != Some(&val) {
+            slot.insert(k, val);
+            changed = true;
+        }
+    }
+    changed
+}
+
+impl Inventory {
+    pub fn new(identities: impl IntoIterator<Item = Identity>) -> Self {
+        Inventory {
+            map: identities.into_iter().map(|i| (i.id.clone(), i)).collect(),
+            dirty: FxHashSet::default(),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Identity> {
+        self.map.get(id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Identity> {
+        self.map.values()
+    }
+
+    /// Identities changed since the last call, for the store to write.
+    pub fn take_dirty(&mut self) -> Vec<&Identity> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty.iter().filter_map(|id| self.map.get(id.as_str())).collect()
+    }
+
+    /// Merges one observation. `count` says whether the event behind it is new to the store
+    /// (so a re-read event does not count twice).
+    pub fn apply(&mut self, obs: Observation, count: bool) -> Applied {
+        let chain = obs.facts.assumed_by.as_deref().map(|by| self.chain_through(by, &obs.id));
+        let (ident, mut changed, is_new) = match self.map.get_mut(obs.id.as_str()) {
+            Some(i) => (i, false, false),
+            None => {
+                let i = Identity::new(obs.id.clone(), obs.platform, obs.kind, obs.name.clone());
+                (self.map.entry(obs.id.clone()).or_insert(i), true, true)
+            }
+        };
+        changed |= merge(ident, obs, count, chain);
+        if changed {
+            if !self.dirty.contains(ident.id.as_str()) {
+                self.dirty.insert(ident.id.clone());
+            }
+            if is_new { Applied::New } else { Applied::Updated }
+        } else {
+            Applied::Unchanged
+        }
+    }
+
+    /// The chain of a session assumed by `by`: `by`'s own chain, then `by`.
+    fn chain_through(&self, by: &str, target: &str) -> Vec<String> {
+        let mut chain = self.map.get(by).map(|i| i.chain.clone()).unwrap_or_default();
+        if chain.iter().any(|c| c == target) || by == target {
+            return Vec::new();
+        }
+        chain.push(by.to_owned());
+        if chain.len() > MAX_CHAIN {
+            chain.drain(..chain.len() - MAX_CHAIN);
+        }
+        chain
+    }
+
+    /// Makes links symmetric and ties EKS IRSA subjects to the service accounts they stand
+    /// for (same namespace and name, annotated with a role the subject assumed). Run after a
+    /// batch of files; returns how many identities changed.
+    pub fn link(&mut self) -> usize {
+        let mut add: Vec<(String, String)> = Vec::new();
+        let mut sa_by_role: FxHashMap<&str, Vec<&Identity>> = FxHashMap::default();
+        for i in self.map.values() {
+            for l in &i.links {
+                if let Some(t) = self.map.get(l.as_str())
+                    && !t.links.contains(&i.id)
+                {
+                    add.push((t.id.clone(), i.id.clone()));
+                }
+            }
+            if i.kind == IdentityKind::ServiceAccount {
+                for l in &i.links {
+                    sa_by_role.entry(l.as_str()).or_default().push(i);
+                }
+            }
+        }
+        for i in self.map.values() {
+            let Some(irsa) = i.details.get("irsa") else { continue };
+            let (Some(ns), Some(sa)) = (
+                irsa.get("namespace").and_then(|v| v.as_str()),
+                irsa.get("service_account").and_then(|v| v.as_str()),
+            ) else {
+                continue;
+            };
+            for role in &i.links {
+                for acct in sa_by_role.get(role.as_str()).into_iter().flatten() {
+                    if acct.namespace.as_deref() == Some(ns) && acct.name == sa {
+                        if !i.links.contains(&acct.id) {
+                            add.push((i.id.clone(), acct.id.clone()));
+                        }
+                        if !acct.links.contains(&i.id) {
+                            add.push((acct.id.clone(), i.id.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let mut changed = 0;
+        for (from, to) in add {
+            if let Some(i) = self.map.get_mut(from.as_str())
+                && i.links.insert(to)
+            {
+                self.dirty.insert(from);
+                changed += 1;
+            }
+        }
+        changed
+    }
+}
+
+fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<String>>) -> bool {
+    let Observation { kind, name, source, used_at, seen_at, facts: f, .. } = obs;
+    let mut c = false;
+    if i.kind == IdentityKind::Unknown && kind != IdentityKind::Unknown {
+        i.kind = kind;
+        c = true;
+    }
+    if i.name.is_empty() && !name.is_empty() {
+        i.name = name;
+        c = true;
+    }
+    let is_log = source.is_log();
+    if is_log {
+        if !i.evidence.dynamic_log {
+            i.evidence.dynamic_log = true;
+            c = true;
+        }
+    } else if !i.evidence.static_config {
+        i.evidence.static_config = true;
+        c = true;
+    }
+    if !i.sources.contains(source.as_str()) {
+        i.sources.insert(source.as_str().to_owned());
+        c = true;
+    }
+    c |= set(&mut i.arn, f.arn);
+    c |= set(&mut i.native_id, f.native_id);
+    c |= set(&mut i.account, f.account);
+    c |= set(&mut i.cluster, f.cluster);
+    c |= set(&mut i.namespace, f.namespace);
+    c |= set(&mut i.subject, f.subject);
+    c |= set(&mut i.issuer, f.issuer);
+    c |= set(&mut i.parent, f.parent);
+    c |= set(&mut i.source_identity, f.source_identity);
+    // Creation: a creation after a deletion is a re-creation.
+    if let Some(created) = f.created {
+        match i.deleted {
+            Some(d) if created > d => {
+                i.created = Some(created);
+                i.deleted = None;
+                c = true;
+            }
+            _ => c |= set_min(&mut i.created, Some(created)),
+        }
+    }
+    c |= set_max(&mut i.deleted, f.deleted);
+    c |= set_max(&mut i.last_used, f.last_used);
+    c |= set_max(&mut i.last_used, used_at);
+    if is_log {
+        let t = used_at.or(seen_at);
+        c |= set_min(&mut i.first_seen, t);
+        c |= set_max(&mut i.last_seen, t);
+        if count && used_at.is_some() {
+            i.event_count += 1;
+            c = true;
+        }
+    }
+    if let Some(by) = f.assumed_by {
+        c |= i.assumed_by.insert(by);
+    }
+    if let Some(by) = f.created_by {
+        c |= i.created_by.insert(by);
+    }
+    if let Some(chain) = chain
+        && !chain.is_empty()
+        && i.chain != chain
+    {
+        i.chain = chain;
+        c = true;
+    }
+    for l in f.links {
+        if l != i.id {
+            c |= i.links.insert(l);
+        }
+    }
+    for cred in f.credentials {
+        c |= merge_credential(&mut i.credentials, cred);
+    }
+    for (id, status) in f.credential_status {
+        match i.credentials.iter_mut().find(|x| x.id == id) {
+            Some(cur) if cur.status != status => {
+                cur.status = status;
+                c = true;
+            }
+            Some(_) => {}
+            None => {
+                let kind = if id == "password" {
+                    keyward_model::CredentialKind::Password
+                } else {
+                    keyward_model::CredentialKind::AccessKey
+                };
+                i.credentials.push(Credential {
+                    id,
+                    kind,
+                    status,
+                    created: None,
+                    last_used: None,
+                    last_used_region: None,
+                    last_used_service: None,
+                });
+                c = true;
+            }
+        }
+    }
+    c |= replace_map(&mut i.tags, f.tags, source == SourceKind::IamAuthorizationDetails);
+    let k8s_whole = source == SourceKind::K8sSnapshot;
+    c |= replace_map(&mut i.labels, f.labels, k8s_whole);
+    c |= replace_map(&mut i.annotations, f.annotations, k8s_whole);
+    for (k, v) in f.details {
+        if i.details.get(&k) != Some(&v) {
+            i.details.insert(k, v);
+            c = true;
+        }
+    }
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keyward_model::{CredentialKind, Platform};
+
+    fn obs(id: &str, kind: IdentityKind, source: SourceKind) -> Observation {
+        Observation::new(id.into(), Platform::Aws, kind, id, source)
+    }
+
+    #[test]
+    fn same_observation_twice_changes_nothing() {
+        let mut inv = Inventory::default();
+        let mut o = obs("r", IdentityKind::IamRole, SourceKind::Cloudtrail);
+        o.used_at = Some(10);
+        assert_eq!(inv.apply(o.clone(), true), Applied::New);
+        assert_eq!(inv.apply(o.clone(), false), Applied::Unchanged);
+        let r = inv.get("r").unwrap();
+        assert_eq!(r.event_count, 1);
+        assert_eq!((r.first_seen, r.last_seen, r.last_used), (Some(10), Some(10), Some(10)));
+        assert!(r.evidence.dynamic_log && !r.evidence.static_config);
+    }
+
+    #[test]
+    fn evidence_from_both_kinds_of_source() {
+        let mut inv = Inventory::default();
+        inv.apply(obs("r", IdentityKind::IamRole, SourceKind::IamAuthorizationDetails), false);
+        let mut o = obs("r", IdentityKind::IamRole, SourceKind::Cloudtrail);
+        o.used_at = Some(5);
+        assert_eq!(inv.apply(o, true), Applied::Updated);
+        assert_eq!(inv.get("r").unwrap().evidence.label(), "both");
+    }
+
+    #[test]
+    fn chains_follow_assumers() {
+        let mut inv = Inventory::default();
+        let mut a = obs("s1", IdentityKind::StsSession, SourceKind::Cloudtrail);
+        a.facts.assumed_by = Some("user".into());
+        inv.apply(a, true);
+        let mut b = obs("s2", IdentityKind::StsSession, SourceKind::Cloudtrail);
+        b.facts.assumed_by = Some("s1".into());
+        inv.apply(b, true);
+        assert_eq!(inv.get("s2").unwrap().chain, vec!["user".to_owned(), "s1".to_owned()]);
+        // A loop does not grow without bound.
+        let mut c = obs("s1", IdentityKind::StsSession, SourceKind::Cloudtrail);
+        c.facts.assumed_by = Some("s2".into());
+        inv.apply(c, true);
+        assert_eq!(inv.get("s1").unwrap().chain, vec!["user".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_status_does_not_override_known() {
+        let mut inv = Inventory::default();
+        let mut o = obs("u", IdentityKind::IamUser, SourceKind::Cloudtrail);
+        o.facts.credential_status.push(("AKIA1".into(), CredentialStatus::Inactive));
+        inv.apply(o, true);
+        let mut used = obs("u", IdentityKind::IamUser, SourceKind::Cloudtrail);
+        used.facts.credentials.push(Credential {
+            id: "AKIA1".into(),
+            kind: CredentialKind::AccessKey,
+            status: CredentialStatus::Unknown,
+            created: None,
+            last_used: Some(3),
+            last_used_region: None,
+            last_used_service: None,
+        });
+        inv.apply(used, true);
+        let c = &inv.get("u").unwrap().credentials[0];
+        assert_eq!((c.status, c.last_used), (CredentialStatus::Inactive, Some(3)));
+    }
+
+    #[test]
+    fn recreation_after_deletion() {
+        let mut inv = Inventory::default();
+        let mut d = obs("u", IdentityKind::IamUser, SourceKind::Cloudtrail);
+        d.facts.created = Some(1);
+        d.facts.deleted = Some(5);
+        inv.apply(d, true);
+        let mut again = obs("u", IdentityKind::IamUser, SourceKind::Cloudtrail);
+        again.facts.created = Some(9);
+        inv.apply(again, true);
+        let u = inv.get("u").unwrap();
+        assert_eq!((u.created, u.deleted), (Some(9), None));
+    }
+}

@@ -1,0 +1,855 @@
+//! AWS CloudTrail records → events and identity observations.
+//!
+//! Reads every shape CloudTrail is delivered in: S3 files `{"Records":[…]}` (one line),
+//! bare arrays, JSON lines, and `lookup-events` / CloudTrail Lake exports where each event is
+//! a JSON string under `CloudTrailEvent`. Discovery happens here: every `userIdentity.type`
+//! becomes an identity, STS calls reveal sessions, their temporary keys and who assumed
+//! them, web-identity calls reveal OIDC subjects (GitHub Actions, EKS IRSA), and IAM calls
+//! reveal created, deleted and re-keyed identities.
+
+use std::collections::BTreeMap;
+
+use keyward_model::ids::{self, AccessKeyType};
+use keyward_model::{
+    Credential, CredentialKind, CredentialStatus, Diagnostic, Event, IdentityKind, Observation,
+    Platform, SourceKind, time,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::lenient::{LStr, Obj};
+use crate::{LineCounter, Output, Sink, json_error, sniff::trim_start};
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Record<'a> {
+    #[serde(rename = "eventID")]
+    event_id: LStr<'a>,
+    event_time: LStr<'a>,
+    event_source: LStr<'a>,
+    event_name: LStr<'a>,
+    aws_region: LStr<'a>,
+    #[serde(rename = "sourceIPAddress")]
+    source_ip_address: LStr<'a>,
+    user_agent: LStr<'a>,
+    error_code: LStr<'a>,
+    recipient_account_id: LStr<'a>,
+    #[serde(rename = "sharedEventID")]
+    shared_event_id: LStr<'a>,
+    user_identity: Obj<UserIdentity<'a>>,
+    request_parameters: Obj<Request<'a>>,
+    response_elements: Obj<Response<'a>>,
+    /// `lookup-events` and CloudTrail Lake wrap the record as a JSON string.
+    #[serde(rename = "CloudTrailEvent", alias = "eventJson", alias = "eventjson")]
+    wrapped: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct UserIdentity<'a> {
+    #[serde(rename = "type")]
+    ty: LStr<'a>,
+    principal_id: LStr<'a>,
+    arn: LStr<'a>,
+    account_id: LStr<'a>,
+    access_key_id: LStr<'a>,
+    user_name: LStr<'a>,
+    invoked_by: LStr<'a>,
+    identity_provider: LStr<'a>,
+    credential_id: LStr<'a>,
+    session_context: Obj<SessionContext<'a>>,
+    on_behalf_of: Obj<OnBehalfOf<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct SessionContext<'a> {
+    session_issuer: Obj<Issuer<'a>>,
+    web_id_federation_data: Obj<WebIdFederation<'a>>,
+    source_identity: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Issuer<'a> {
+    #[serde(rename = "type")]
+    ty: LStr<'a>,
+    principal_id: LStr<'a>,
+    arn: LStr<'a>,
+    user_name: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct WebIdFederation<'a> {
+    federated_provider: LStr<'a>,
+    attributes: Obj<BTreeMap<String, LStr<'a>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct OnBehalfOf<'a> {
+    user_id: LStr<'a>,
+    identity_store_arn: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Request<'a> {
+    role_arn: LStr<'a>,
+    role_session_name: LStr<'a>,
+    source_identity: LStr<'a>,
+    user_name: LStr<'a>,
+    role_name: LStr<'a>,
+    access_key_id: LStr<'a>,
+    status: LStr<'a>,
+    name: LStr<'a>,
+    assume_role_policy_document: LStr<'a>,
+    policy_document: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Response<'a> {
+    credentials: Obj<Creds<'a>>,
+    assumed_role_user: Obj<AssumedRoleUser<'a>>,
+    subject_from_web_identity_token: LStr<'a>,
+    provider: LStr<'a>,
+    audience: LStr<'a>,
+    source_identity: LStr<'a>,
+    access_key: Obj<AccessKey<'a>>,
+    user: Obj<Principal<'a>>,
+    role: Obj<Principal<'a>>,
+    federated_user: Obj<FederatedUser<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Creds<'a> {
+    access_key_id: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct AssumedRoleUser<'a> {
+    arn: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct AccessKey<'a> {
+    access_key_id: LStr<'a>,
+    user_name: LStr<'a>,
+    status: LStr<'a>,
+    create_date: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct Principal<'a> {
+    user_name: LStr<'a>,
+    role_name: LStr<'a>,
+    arn: LStr<'a>,
+    user_id: LStr<'a>,
+    role_id: LStr<'a>,
+    create_date: LStr<'a>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct FederatedUser<'a> {
+    arn: LStr<'a>,
+}
+
+/// Normalizes one record (raw, or wrapped in `CloudTrailEvent`). `Ok(None)` is never
+/// returned for CloudTrail: every record is an event.
+pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output>, String> {
+    let rec: Record = sonic_rs::from_slice(bytes).map_err(json_error)?;
+    if let Some(inner) = rec.wrapped.get() {
+        let inner: Record = sonic_rs::from_str(inner)
+            .map_err(|e| format!("`CloudTrailEvent` string: {}", json_error(e)))?;
+        return from_record(&inner).map(Some);
+    }
+    from_record(&rec).map(Some)
+}
+
+/// Normalizes a document: `{"Records":[…]}`, `{"Events":[…]}`, a bare array, or one record.
+pub fn normalize_document(doc: &[u8], sink: &mut dyn Sink) {
+    let mut lines = LineCounter::new(doc);
+    let d = trim_start(doc);
+    if d.starts_with(b"[") {
+        records(d, &mut lines, sink);
+        return;
+    }
+    let mut found_array = false;
+    for entry in sonic_rs::to_object_iter(d) {
+        match entry {
+            Ok((key, value)) if matches!(key.as_ref(), "Records" | "Events") => {
+                found_array = true;
+                let raw = value.as_raw_str();
+                // `raw` borrows from `d`, so line numbers can be derived from its position.
+                let raw_bytes = raw.as_bytes();
+                lines.line_of(raw_bytes);
+                records(raw_bytes, &mut lines, sink);
+            }
+            Ok(_) => {}
+            Err(e) => {
+                sink.reject(Diagnostic { line: lines.line, record: None, reason: json_error(e) });
+                return;
+            }
+        }
+    }
+    if !found_array {
+        match normalize_record(d) {
+            Ok(Some(out)) => sink.accept(out),
+            Ok(None) => {}
+            Err(reason) => sink.reject(Diagnostic { line: 1, record: None, reason }),
+        }
+    }
+}
+
+fn records(array: &[u8], lines: &mut LineCounter, sink: &mut dyn Sink) {
+    for (idx, item) in sonic_rs::to_array_iter(array).enumerate() {
+        let idx = idx as u64;
+        match item {
+            Ok(value) => {
+                let raw = value.as_raw_str().as_bytes();
+                let line = lines.line_of(raw);
+                match normalize_record(raw) {
+                    Ok(Some(out)) => sink.accept(out),
+                    Ok(None) => {}
+                    Err(reason) => sink.reject(Diagnostic { line, record: Some(idx), reason }),
+                }
+            }
+            Err(e) => {
+                sink.reject(Diagnostic {
+                    line: lines.line,
+                    record: Some(idx),
+                    reason: format!("{}; the rest of the document was skipped", json_error(e)),
+                });
+                return;
+            }
+        }
+    }
+}
+
+fn aws(id: String, kind: IdentityKind, name: &str) -> Observation {
+    Observation::new(id, Platform::Aws, kind, name, SourceKind::Cloudtrail)
+}
+
+/// Parses the Java-style dates CloudTrail puts in `responseElements`
+/// (`Nov 10, 2026 8:15:02 AM`, `Nov 10, 2026, 8:15:02 AM`) as well as ISO 8601.
+pub fn parse_time(s: &str) -> Option<i64> {
+    if let Some(t) = time::parse(s) {
+        return Some(t);
+    }
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let cleaned = s.replace(',', " ");
+    let mut it = cleaned.split_whitespace();
+    let month = MONTHS.iter().position(|m| Some(*m) == it.next())? as i64 + 1;
+    let day: i64 = it.next()?.parse().ok()?;
+    let year: i64 = it.next()?.parse().ok()?;
+    let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
+    let (mut h, m, sec) = (hms.next()??, hms.next()??, hms.next().flatten().unwrap_or(0));
+    match it.next() {
+        Some("PM") if h < 12 => h += 12,
+        Some("AM") if h == 12 => h = 0,
+        _ => {}
+    }
+    if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+        return None;
+    }
+    Some(time::days_from_civil(year, month, day) * time::MS_PER_DAY + ((h * 60 + m) * 60 + sec) * 1000)
+}
+
+/// Parses a GitHub Actions OIDC `sub` claim: `repo:<org>/<repo>:ref:<ref>`,
+/// `…:environment:<env>`, `…:pull_request`, and customised templates with further
+/// `key:value` pairs (`job_workflow_ref`, `context`, …).
+pub fn github_subject(sub: &str) -> Option<Value> {
+    let rest = sub.strip_prefix("repo:")?;
+    let mut parts = rest.split(':');
+    let repository = parts.next()?;
+    let (owner, _) = repository.split_once('/')?;
+    let mut claims = serde_json::Map::new();
+    claims.insert("repository".into(), json!(repository));
+    claims.insert("owner".into(), json!(owner));
+    while let Some(key) = parts.next() {
+        match key {
+            "pull_request" => {
+                claims.insert("pull_request".into(), json!(true));
+            }
+            "ref" => {
+                let r = parts.next().unwrap_or_default();
+                if let Some(b) = r.strip_prefix("refs/heads/") {
+                    claims.insert("branch".into(), json!(b));
+                } else if let Some(t) = r.strip_prefix("refs/tags/") {
+                    claims.insert("tag".into(), json!(t));
+                }
+                claims.insert("ref".into(), json!(r));
+            }
+            other => {
+                let v = parts.next().unwrap_or_default();
+                claims.insert(other.to_owned(), json!(v));
+            }
+        }
+    }
+    Some(Value::Object(claims))
+}
+
+/// Splits an EKS IRSA subject `system:serviceaccount:<ns>:<name>`.
+pub fn irsa_subject(sub: &str) -> Option<(&str, &str)> {
+    sub.strip_prefix("system:serviceaccount:")?.split_once(':')
+}
+
+/// An OIDC subject observation with its platform and parsed claims.
+fn oidc_subject(issuer: &str, sub: &str) -> Observation {
+    let key = ids::issuer_key(issuer);
+    let mut o = Observation::new(
+        ids::oidc(issuer, sub),
+        Platform::Oidc,
+        IdentityKind::OidcSubject,
+        sub,
+        SourceKind::Cloudtrail,
+    );
+    o.facts.subject = Some(sub.to_owned());
+    o.facts.issuer = Some(key.to_owned());
+    if key.starts_with("token.actions.githubusercontent.com") {
+        o.platform = Platform::Github;
+        if let Some(claims) = github_subject(sub) {
+            o.facts.details.insert("github".into(), claims);
+        }
+    } else if let Some((ns, sa)) = irsa_subject(sub) {
+        o.platform = Platform::Kubernetes;
+        o.facts.namespace = Some(ns.to_owned());
+        o.facts.details.insert("irsa".into(), json!({"namespace": ns, "service_account": sa}));
+    }
+    o
+}
+
+fn key_observation(key: &str, parent: &str, at: i64, used: bool) -> Option<Observation> {
+    let kind = match ids::access_key_type(key)? {
+        AccessKeyType::LongTerm => IdentityKind::AccessKey,
+        AccessKeyType::Temporary => IdentityKind::TemporaryAccessKey,
+    };
+    let mut o = aws(key.to_owned(), kind, key);
+    o.facts.account = ids::account_from_access_key(key);
+    o.facts.parent = Some(parent.to_owned());
+    if used {
+        o.used_at = Some(at);
+    } else {
+        o.seen_at = Some(at);
+    }
+    Some(o)
+}
+
+fn credential(id: &str, kind: CredentialKind, status: CredentialStatus) -> Credential {
+    Credential {
+        id: id.to_owned(),
+        kind,
+        status,
+        created: None,
+        last_used: None,
+        last_used_region: None,
+        last_used_service: None,
+    }
+}
+
+fn account_of(arn: &str) -> Option<String> {
+    ids::Arn::parse(arn).map(|a| a.account.to_owned()).filter(|a| !a.is_empty())
+}
+
+/// Observations for the caller; returns the caller's canonical id.
+fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
+    let ui = rec.user_identity.get()?;
+    let region = rec.aws_region.get();
+    let account = ui.account_id.owned().or_else(|| ui.arn.get().and_then(account_of));
+    let sc = ui.session_context.get();
+    let id = match ui.ty.get().unwrap_or("Unknown") {
+        "IAMUser" => {
+            let arn = ui.arn.get();
+            let acct = account.clone()?;
+            let name = ui.user_name.get().or_else(|| arn.and_then(|a| a.rsplit('/').next()))?;
+            let id = arn.and_then(ids::canonical_iam_arn).unwrap_or_else(|| ids::iam(&acct, "user", name));
+            let mut u = aws(id.clone(), IdentityKind::IamUser, name);
+            u.used_at = Some(at);
+            u.facts.arn = arn.map(str::to_owned);
+            u.facts.account = Some(acct);
+            u.facts.native_id = ui.principal_id.owned();
+            if let Some(key) = ui.access_key_id.get() {
+                if ids::access_key_type(key) == Some(AccessKeyType::LongTerm) {
+                    let mut c = credential(key, CredentialKind::AccessKey, CredentialStatus::Unknown);
+                    c.last_used = Some(at);
+                    c.last_used_region = region.map(str::to_owned);
+                    c.last_used_service = rec.event_source.get().map(|s| s.trim_end_matches(".amazonaws.com").to_owned());
+                    u.facts.credentials.push(c);
+                }
+                obs.extend(key_observation(key, &id, at, true));
+            }
+            obs.push(u);
+            id
+        }
+        "AssumedRole" => {
+            let arn = ui.arn.get()?;
+            let (acct, role_name, session) = ids::split_assumed_role(arn)?;
+            let issuer = sc.and_then(|s| s.session_issuer.get());
+            let role_arn = issuer.and_then(|i| i.arn.get());
+            let role_id = role_arn
+                .and_then(ids::canonical_iam_arn)
+                .unwrap_or_else(|| ids::iam(acct, "role", role_name));
+            let mut role = aws(role_id.clone(), IdentityKind::IamRole, role_name);
+            role.used_at = Some(at);
+            role.facts.arn = role_arn.map(str::to_owned);
+            role.facts.account = Some(acct.to_owned());
+            role.facts.native_id = issuer.and_then(|i| i.principal_id.owned());
+            let mut s = aws(arn.to_owned(), IdentityKind::StsSession, session);
+            s.used_at = Some(at);
+            s.facts.arn = Some(arn.to_owned());
+            s.facts.account = Some(acct.to_owned());
+            s.facts.parent = Some(role_id.clone());
+            s.facts.source_identity = sc.and_then(|c| c.source_identity.owned());
+            if let Some(web) = sc.and_then(|c| c.web_id_federation_data.get())
+                && let Some(provider) = web.federated_provider.get()
+            {
+                let key = ids::issuer_key(provider);
+                let mut claims = serde_json::Map::new();
+                let mut subject = None;
+                for (k, v) in web.attributes.get().into_iter().flatten() {
+                    let claim = k.strip_prefix(key).and_then(|c| c.strip_prefix(':')).unwrap_or(k);
+                    if let Some(v) = v.get() {
+                        if claim == "sub" {
+                            subject = Some(v.to_owned());
+                        }
+                        claims.insert(claim.to_owned(), json!(v));
+                    }
+                }
+                s.facts.details.insert(
+                    "federation".into(),
+                    json!({"provider": provider, "claims": Value::Object(claims.clone())}),
+                );
+                if let Some(sub) = subject {
+                    let mut o = oidc_subject(provider, &sub);
+                    o.used_at = Some(at);
+                    o.facts.links.push(role_id.clone());
+                    if let Some(Value::Object(gh)) = o.facts.details.get_mut("github") {
+                        for (k, v) in &claims {
+                            if k != "sub" && k != "aud" {
+                                gh.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    s.facts.assumed_by = Some(o.id.clone());
+                    obs.push(o);
+                }
+            }
+            if let Some(key) = ui.access_key_id.get() {
+                obs.extend(key_observation(key, arn, at, true));
+            }
+            obs.push(role);
+            obs.push(s);
+            arn.to_owned()
+        }
+        "FederatedUser" => {
+            let arn = ui.arn.get()?;
+            let name = arn.rsplit('/').next().unwrap_or(arn);
+            let mut f = aws(arn.to_owned(), IdentityKind::FederatedUser, name);
+            f.used_at = Some(at);
+            f.facts.arn = Some(arn.to_owned());
+            f.facts.account = account.clone();
+            if let Some(issuer_arn) = sc.and_then(|c| c.session_issuer.get()).and_then(|i| i.arn.get())
+                && let Some(uid) = ids::canonical_iam_arn(issuer_arn)
+            {
+                let mut u = aws(uid.clone(), IdentityKind::IamUser, issuer_arn.rsplit('/').next().unwrap_or(issuer_arn));
+                u.used_at = Some(at);
+                u.facts.arn = Some(issuer_arn.to_owned());
+                u.facts.account = account.clone();
+                obs.push(u);
+                f.facts.parent = Some(uid);
+            }
+            if let Some(key) = ui.access_key_id.get() {
+                obs.extend(key_observation(key, arn, at, true));
+            }
+            obs.push(f);
+            arn.to_owned()
+        }
+        "WebIdentityUser" => {
+            let provider = ui.identity_provider.get()?;
+            let sub = ui.user_name.get()?;
+            let mut o = oidc_subject(provider, sub);
+            o.used_at = Some(at);
+            let id = o.id.clone();
+            obs.push(o);
+            id
+        }
+        "SAMLUser" => {
+            let provider = ui.identity_provider.get()?;
+            let sub = ui.user_name.get()?;
+            let mut o = aws(ids::saml(provider, sub), IdentityKind::SamlSubject, sub);
+            o.used_at = Some(at);
+            o.facts.subject = Some(sub.to_owned());
+            o.facts.issuer = Some(provider.to_owned());
+            o.facts.account = account.clone();
+            let id = o.id.clone();
+            obs.push(o);
+            id
+        }
+        "AWSService" => {
+            let principal = ui.invoked_by.get()?;
+            let mut o = aws(ids::aws_service(principal), IdentityKind::AwsService, principal);
+            o.used_at = Some(at);
+            let id = o.id.clone();
+            obs.push(o);
+            id
+        }
+        "AWSAccount" => {
+            let acct = account.clone()?;
+            let mut o = aws(ids::account_root(&acct), IdentityKind::ExternalAccount, &acct);
+            o.used_at = Some(at);
+            o.facts.account = Some(acct);
+            let id = o.id.clone();
+            obs.push(o);
+            id
+        }
+        "Root" => {
+            let acct = account.clone()?;
+            let mut o = aws(ids::account_root(&acct), IdentityKind::AccountRoot, "root");
+            o.used_at = Some(at);
+            o.facts.account = Some(acct);
+            o.facts.arn = ui.arn.owned();
+            if let Some(key) = ui.access_key_id.get() {
+                obs.extend(key_observation(key, &o.id, at, true));
+            }
+            let id = o.id.clone();
+            obs.push(o);
+            id
+        }
+        "IdentityCenterUser" => {
+            let on_behalf = ui.on_behalf_of.get()?;
+            let user = on_behalf.user_id.get()?;
+            let store = on_behalf
+                .identity_store_arn
+                .get()
+                .map(|a| a.rsplit('/').next().unwrap_or(a))
+                .unwrap_or("unknown");
+            let mut o = aws(ids::identity_center(store, user), IdentityKind::IdentityCenterUser, user);
+            o.used_at = Some(at);
+            o.facts.account = account.clone();
+            o.facts.issuer = on_behalf.identity_store_arn.owned();
+            if let Some(cred) = ui.credential_id.get() {
+                let mut c = credential(cred, CredentialKind::TemporaryAccessKey, CredentialStatus::Unknown);
+                c.last_used = Some(at);
+                o.facts.credentials.push(c);
+            }
+            let id = o.id.clone();
+            obs.push(o);
+            id
+        }
+        // `Unknown` (failed sign-ins, some service events) names no principal we can trust.
+        _ => return None,
+    };
+    if let Some(principal) = ui.invoked_by.get()
+        && ui.ty.get() != Some("AWSService")
+    {
+        let mut o = aws(ids::aws_service(principal), IdentityKind::AwsService, principal);
+        o.used_at = Some(at);
+        o.facts.links.push(id.clone());
+        obs.push(o);
+    }
+    Some(id)
+}
+
+/// What a successful call did to identities: sessions, keys, users and roles created or
+/// deleted.
+fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation>) {
+    let name = rec.event_name.get().unwrap_or_default();
+    let req = rec.request_parameters.get();
+    let resp = rec.response_elements.get();
+    let account = rec
+        .recipient_account_id
+        .owned()
+        .or_else(|| rec.user_identity.get().and_then(|u| u.account_id.owned()));
+    let user_id = |name: &str| account.as_deref().map(|a| ids::iam(a, "user", name));
+    let actor_user = || actor.filter(|a| a.contains(":user/")).map(str::to_owned);
+    match name {
+        "AssumeRole" | "AssumeRoleWithWebIdentity" | "AssumeRoleWithSAML" => {
+            let Some(role_arn) = req.and_then(|r| r.role_arn.get()) else { return };
+            let Some(role_id) = ids::canonical_iam_arn(role_arn) else { return };
+            let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
+            let mut role = aws(role_id.clone(), IdentityKind::IamRole, role_name);
+            role.used_at = Some(at);
+            role.facts.arn = Some(role_arn.to_owned());
+            role.facts.account = account_of(role_arn);
+            obs.push(role);
+            let session_arn = resp.and_then(|r| r.assumed_role_user.get()).and_then(|u| u.arn.get());
+            if name == "AssumeRoleWithWebIdentity"
+                && let (Some(sub), Some(provider)) = (
+                    resp.and_then(|r| r.subject_from_web_identity_token.get()),
+                    resp.and_then(|r| r.provider.get()).or_else(|| {
+                        rec.user_identity.get().and_then(|u| u.identity_provider.get())
+                    }),
+                )
+            {
+                let mut o = oidc_subject(provider, sub);
+                o.seen_at = Some(at);
+                o.facts.links.push(role_id.clone());
+                if let Some(aud) = resp.and_then(|r| r.audience.get()) {
+                    o.facts.details.insert("audience".into(), json!(aud));
+                }
+                obs.push(o);
+            }
+            if name == "AssumeRoleWithSAML"
+                && let Some(a) = actor
+            {
+                let mut o = aws(a.to_owned(), IdentityKind::SamlSubject, a.rsplit('#').next().unwrap_or(a));
+                o.seen_at = Some(at);
+                o.facts.links.push(role_id.clone());
+                obs.push(o);
+            }
+            let Some(session_arn) = session_arn else { return };
+            let Some((acct, _, session)) = ids::split_assumed_role(session_arn) else { return };
+            let mut s = aws(session_arn.to_owned(), IdentityKind::StsSession, session);
+            s.seen_at = Some(at);
+            s.facts.created = Some(at);
+            s.facts.arn = Some(session_arn.to_owned());
+            s.facts.account = Some(acct.to_owned());
+            s.facts.parent = Some(role_id);
+            s.facts.assumed_by = actor.map(str::to_owned);
+            s.facts.source_identity = req
+                .and_then(|r| r.source_identity.owned())
+                .or_else(|| resp.and_then(|r| r.source_identity.owned()));
+            if let Some(key) = resp.and_then(|r| r.credentials.get()).and_then(|c| c.access_key_id.get())
+                && let Some(mut k) = key_observation(key, session_arn, at, false)
+            {
+                k.facts.created = Some(at);
+                obs.push(k);
+            }
+            obs.push(s);
+        }
+        "GetFederationToken" => {
+            let Some(arn) = resp.and_then(|r| r.federated_user.get()).and_then(|f| f.arn.get()) else {
+                return;
+            };
+            let mut f = aws(arn.to_owned(), IdentityKind::FederatedUser, arn.rsplit('/').next().unwrap_or(arn));
+            f.seen_at = Some(at);
+            f.facts.created = Some(at);
+            f.facts.arn = Some(arn.to_owned());
+            f.facts.account = account_of(arn);
+            f.facts.parent = actor.map(str::to_owned);
+            f.facts.assumed_by = actor.map(str::to_owned);
+            if let Some(key) = resp.and_then(|r| r.credentials.get()).and_then(|c| c.access_key_id.get())
+                && let Some(mut k) = key_observation(key, arn, at, false)
+            {
+                k.facts.created = Some(at);
+                obs.push(k);
+            }
+            obs.push(f);
+        }
+        "GetSessionToken" => {
+            if let (Some(a), Some(key)) =
+                (actor, resp.and_then(|r| r.credentials.get()).and_then(|c| c.access_key_id.get()))
+                && let Some(mut k) = key_observation(key, a, at, false)
+            {
+                k.facts.created = Some(at);
+                k.facts.created_by = Some(a.to_owned());
+                obs.push(k);
+            }
+        }
+        "CreateUser" | "CreateRole" => {
+            let Some(p) = resp.and_then(|r| if name == "CreateUser" { r.user.get() } else { r.role.get() }) else {
+                return;
+            };
+            let (kind, ty) = if name == "CreateUser" {
+                (IdentityKind::IamUser, "user")
+            } else {
+                (IdentityKind::IamRole, "role")
+            };
+            let Some(pname) = p.user_name.get().or(p.role_name.get()) else { return };
+            let arn = p.arn.get();
+            let Some(id) = arn.and_then(ids::canonical_iam_arn).or_else(|| account.as_deref().map(|a| ids::iam(a, ty, pname))) else {
+                return;
+            };
+            let mut o = aws(id, kind, pname);
+            o.seen_at = Some(at);
+            o.facts.created = p.create_date.get().and_then(parse_time).or(Some(at));
+            o.facts.arn = arn.map(str::to_owned);
+            o.facts.account = arn.and_then(account_of).or_else(|| account.clone());
+            o.facts.native_id = p.user_id.owned().or_else(|| p.role_id.owned());
+            o.facts.created_by = actor.map(str::to_owned);
+            if let Some(doc) = req.and_then(|r| r.assume_role_policy_document.get()) {
+                o.facts.details.insert("trust_policy".into(), policy_json(doc));
+            }
+            obs.push(o);
+        }
+        "UpdateAssumeRolePolicy" => {
+            if let (Some(role), Some(doc)) = (
+                req.and_then(|r| r.role_name.get()),
+                req.and_then(|r| r.policy_document.get()),
+            ) && let Some(a) = account.as_deref()
+            {
+                let mut o = aws(ids::iam(a, "role", role), IdentityKind::IamRole, role);
+                o.seen_at = Some(at);
+                o.facts.account = Some(a.to_owned());
+                o.facts.details.insert("trust_policy".into(), policy_json(doc));
+                obs.push(o);
+            }
+        }
+        "CreateAccessKey" => {
+            let Some(k) = resp.and_then(|r| r.access_key.get()) else { return };
+            let Some(key) = k.access_key_id.get() else { return };
+            let owner = k.user_name.get().and_then(user_id).or_else(actor_user);
+            let Some(owner) = owner else { return };
+            let created = k.create_date.get().and_then(parse_time).or(Some(at));
+            let mut c = credential(key, CredentialKind::AccessKey, CredentialStatus::Active);
+            c.created = created;
+            if let Some(mut ko) = key_observation(key, &owner, at, false) {
+                ko.facts.created = created;
+                ko.facts.created_by = actor.map(str::to_owned);
+                ko.facts.credentials.push(c.clone());
+                obs.push(ko);
+            }
+            let uname = owner.rsplit('/').next().unwrap_or(&owner).to_owned();
+            let mut u = aws(owner, IdentityKind::IamUser, &uname);
+            u.seen_at = Some(at);
+            u.facts.account = account.clone();
+            u.facts.credentials.push(c);
+            obs.push(u);
+        }
+        "DeleteAccessKey" | "UpdateAccessKey" => {
+            let Some(key) = req.and_then(|r| r.access_key_id.get()) else { return };
+            let status = if name == "DeleteAccessKey" {
+                CredentialStatus::Deleted
+            } else {
+                match req.and_then(|r| r.status.get()) {
+                    Some("Active") => CredentialStatus::Active,
+                    Some("Inactive") => CredentialStatus::Inactive,
+                    _ => return,
+                }
+            };
+            let owner = req.and_then(|r| r.user_name.get()).and_then(user_id).or_else(actor_user);
+            if let Some(owner) = &owner {
+                let uname = owner.rsplit('/').next().unwrap_or(owner);
+                let mut u = aws(owner.clone(), IdentityKind::IamUser, uname);
+                u.seen_at = Some(at);
+                u.facts.account = account.clone();
+                u.facts.credential_status.push((key.to_owned(), status));
+                obs.push(u);
+            }
+            if let Some(mut k) = key_observation(key, owner.as_deref().unwrap_or_default(), at, false) {
+                if owner.is_none() {
+                    k.facts.parent = None;
+                }
+                k.facts.credential_status.push((key.to_owned(), status));
+                if status == CredentialStatus::Deleted {
+                    k.facts.deleted = Some(at);
+                }
+                obs.push(k);
+            }
+        }
+        "DeleteUser" | "DeleteRole" => {
+            let (kind, ty, n) = if name == "DeleteUser" {
+                (IdentityKind::IamUser, "user", req.and_then(|r| r.user_name.get()))
+            } else {
+                (IdentityKind::IamRole, "role", req.and_then(|r| r.role_name.get()))
+            };
+            if let (Some(n), Some(a)) = (n, account.as_deref()) {
+                let mut o = aws(ids::iam(a, ty, n), kind, n);
+                o.seen_at = Some(at);
+                o.facts.account = Some(a.to_owned());
+                o.facts.deleted = Some(at);
+                obs.push(o);
+            }
+        }
+        "CreateLoginProfile" | "UpdateLoginProfile" | "DeleteLoginProfile" => {
+            let Some(owner) = req.and_then(|r| r.user_name.get()).and_then(user_id).or_else(actor_user) else {
+                return;
+            };
+            let uname = owner.rsplit('/').next().unwrap_or(&owner).to_owned();
+            let mut u = aws(owner, IdentityKind::IamUser, &uname);
+            u.seen_at = Some(at);
+            u.facts.account = account.clone();
+            if name == "DeleteLoginProfile" {
+                u.facts.credential_status.push(("password".into(), CredentialStatus::Deleted));
+            } else {
+                let mut c = credential("password", CredentialKind::Password, CredentialStatus::Active);
+                c.created = Some(at);
+                u.facts.credentials.push(c);
+                u.facts.created_by = actor.filter(|a| !a.ends_with(&format!("user/{uname}"))).map(str::to_owned);
+            }
+            obs.push(u);
+        }
+        _ => {}
+    }
+}
+
+/// A policy document from a request parameter: JSON text, possibly URL-encoded.
+pub fn policy_json(doc: &str) -> Value {
+    if let Ok(v) = serde_json::from_str(doc) {
+        return v;
+    }
+    let decoded = percent_encoding::percent_decode_str(doc).decode_utf8_lossy();
+    serde_json::from_str(&decoded).unwrap_or_else(|_| Value::String(doc.to_owned()))
+}
+
+fn from_record(rec: &Record) -> Result<Output, String> {
+    let native_id = rec.event_id.get().ok_or("missing `eventID`")?;
+    let raw_time = rec.event_time.get().ok_or("missing `eventTime`")?;
+    let at = time::parse(raw_time).ok_or_else(|| format!("`eventTime` `{raw_time}` is not a timestamp"))?;
+    let source = rec.event_source.get().ok_or("missing `eventSource`")?;
+    let name = rec.event_name.get().ok_or("missing `eventName`")?;
+    let mut out = Output::default();
+    let actor = actor(rec, at, &mut out.observations);
+    let failed = rec.error_code.get().is_some();
+    if !failed {
+        effects(rec, actor.as_deref(), at, &mut out.observations);
+    }
+    let req = rec.request_parameters.get();
+    let ui = rec.user_identity.get();
+    out.event = Some(Event {
+        native_id: native_id.to_owned(),
+        source: SourceKind::Cloudtrail,
+        time: at,
+        action: format!("{source}:{name}"),
+        actor,
+        source_ip: rec.source_ip_address.owned(),
+        user_agent: rec.user_agent.owned(),
+        region: rec.aws_region.owned(),
+        account: rec.recipient_account_id.owned().or_else(|| ui.and_then(|u| u.account_id.owned())),
+        error_code: rec.error_code.owned(),
+        target: req.and_then(|r| {
+            r.role_arn.owned().or_else(|| r.user_name.owned()).or_else(|| r.role_name.owned())
+        }),
+        credential: ui.and_then(|u| u.access_key_id.owned()),
+        invoked_by: ui.and_then(|u| u.invoked_by.owned()),
+        shared_id: rec.shared_event_id.owned(),
+        stage: 0,
+    });
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_dates() {
+        assert_eq!(parse_time("Nov 10, 2026 8:15:02 AM"), time::parse("2026-11-10T08:15:02Z"));
+        assert_eq!(parse_time("Nov 10, 2026, 8:15:02 PM"), time::parse("2026-11-10T20:15:02Z"));
+        assert_eq!(parse_time("Jan 1, 2026 12:00:00 AM"), time::parse("2026-01-01T00:00:00Z"));
+        assert_eq!(parse_time("garbage"), None);
+    }
+
+    #[test]
+    fn github_subjects() {
+        let v = github_subject("repo:acme/api:ref:refs/heads/main").unwrap();
+        assert_eq!(v["repository"], "acme/api");
+        assert_eq!(v["branch"], "main");
+        let v = github_subject("repo:acme/api:environment:production").unwrap();
+        assert_eq!(v["environment"], "production");
+        let v = github_subject("repo:acme/api:pull_request").unwrap();
+        assert_eq!(v["pull_request"], true);
+        let v = github_subject("repo:acme/api:environment:prod:job_workflow_ref:acme/wf/.github/workflows/d.yml@refs/heads/main").unwrap();
+        assert_eq!(v["job_workflow_ref"], "acme/wf/.github/workflows/d.yml@refs/heads/main");
+        assert_eq!(github_subject("system:serviceaccount:a:b"), None);
+        assert_eq!(irsa_subject("system:serviceaccount:orders:api"), Some(("orders", "api")));
+    }
+}

@@ -1,0 +1,258 @@
+//! `kubectl get serviceaccounts,roles,rolebindings,clusterroles,clusterrolebindings,pods,deployments -A -o json`
+//! (or `-o yaml`, or plain manifests) → service accounts with the bindings and workloads
+//! that use them; RBAC objects and workloads are kept as snapshot objects.
+//!
+//! Accepts a `List` (and `*List` kinds), a single object, a JSON array, or multi-document
+//! YAML. The cluster name comes from the [`Context`].
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use keyward_model::{Diagnostic, IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time};
+use serde_json::{Value, json};
+
+use crate::{Context, Output, Sink, json_error, sniff::trim_start};
+
+/// Annotations too large or too sensitive to carry in the inventory.
+const DROPPED_ANNOTATIONS: [&str; 1] = ["kubectl.kubernetes.io/last-applied-configuration"];
+
+const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
+
+/// Parses a document into its top-level objects, each with the line it starts on.
+fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
+    let d = trim_start(doc);
+    if d.starts_with(b"{") || d.starts_with(b"[") {
+        return match serde_json::from_slice::<Value>(d) {
+            Ok(Value::Array(items)) => items.into_iter().map(|v| (1, v)).collect(),
+            Ok(v) => vec![(1, v)],
+            Err(e) => {
+                sink.reject(Diagnostic { line: e.line() as u64, record: None, reason: json_error(e) });
+                Vec::new()
+            }
+        };
+    }
+    let Ok(text) = std::str::from_utf8(doc) else {
+        sink.reject(Diagnostic { line: 1, record: None, reason: "not UTF-8 text".into() });
+        return Vec::new();
+    };
+    // Split on document markers ourselves so one broken document costs only itself.
+    let mut out = Vec::new();
+    let mut start_line = 1u64;
+    let mut current = String::new();
+    let flush = |buf: &mut String, line: u64, out: &mut Vec<(u64, Value)>, sink: &mut dyn Sink| {
+        if buf.trim().is_empty() || buf.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            buf.clear();
+            return;
+        }
+        let opts = serde_saphyr::options! { strict_booleans: true };
+        match serde_saphyr::from_str_with_options::<Value>(buf, opts) {
+            Ok(Value::Null) => {}
+            Ok(v) => out.push((line, v)),
+            Err(e) => sink.reject(Diagnostic {
+                line,
+                record: None,
+                reason: format!("invalid YAML: {}", e.to_string().lines().next().unwrap_or_default()),
+            }),
+        }
+        buf.clear();
+    };
+    for (i, l) in text.lines().enumerate() {
+        if l.starts_with("---") {
+            flush(&mut current, start_line, &mut out, sink);
+            start_line = i as u64 + 2;
+            continue;
+        }
+        if current.is_empty() && l.trim().is_empty() {
+            start_line = i as u64 + 2;
+            continue;
+        }
+        current.push_str(l);
+        current.push('\n');
+    }
+    flush(&mut current, start_line, &mut out, sink);
+    out
+}
+
+fn flatten(v: Value, out: &mut Vec<Value>) {
+    let is_list = v.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+        && v.get("items").is_some();
+    if is_list {
+        if let Some(Value::Array(items)) = v.get("items").cloned() {
+            for item in items {
+                flatten(item, out);
+            }
+        }
+    } else {
+        out.push(v);
+    }
+}
+
+fn str_at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
+    let mut cur = v;
+    for p in path {
+        cur = cur.get(*p)?;
+    }
+    cur.as_str().filter(|s| !s.is_empty())
+}
+
+fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(k, _)| !DROPPED_ANNOTATIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .collect()
+}
+
+/// The pod spec of a workload, wherever its kind keeps it.
+fn pod_spec(v: &Value, kind: &str) -> Option<Value> {
+    match kind {
+        "Pod" => v.get("spec").cloned(),
+        "CronJob" => v.pointer("/spec/jobTemplate/spec/template/spec").cloned(),
+        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
+            v.pointer("/spec/template/spec").cloned()
+        }
+        _ => None,
+    }
+}
+
+#[derive(Default)]
+struct SaFacts {
+    bindings: BTreeSet<(String, String)>,
+    workloads: BTreeSet<(String, String)>,
+    token_mounted: Option<bool>,
+}
+
+pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
+    let cluster = ctx.cluster.as_str();
+    let mut items = Vec::new();
+    for (line, v) in documents(doc, sink) {
+        let mut flat = Vec::new();
+        flatten(v, &mut flat);
+        items.extend(flat.into_iter().map(|v| (line, v)));
+    }
+    // Pass 1: bindings and workloads per service account.
+    let mut per_sa: BTreeMap<(String, String), SaFacts> = BTreeMap::new();
+    let mut accounts: Vec<(u64, usize, Value)> = Vec::new();
+    for (idx, (line, v)) in items.into_iter().enumerate() {
+        let Some(kind) = str_at(&v, &["kind"]).map(str::to_owned) else {
+            sink.reject(Diagnostic { line, record: Some(idx as u64), reason: "object without `kind`".into() });
+            continue;
+        };
+        let Some(name) = str_at(&v, &["metadata", "name"]).map(str::to_owned) else {
+            sink.reject(Diagnostic { line, record: Some(idx as u64), reason: format!("`{kind}` without `metadata.name`") });
+            continue;
+        };
+        let ns = str_at(&v, &["metadata", "namespace"]).map(str::to_owned);
+        if kind == "ServiceAccount" {
+            accounts.push((line, idx, v));
+            continue;
+        }
+        match kind.as_str() {
+            "RoleBinding" | "ClusterRoleBinding" => {
+                let role_ref = format!(
+                    "{} {}",
+                    str_at(&v, &["roleRef", "kind"]).unwrap_or("Role"),
+                    str_at(&v, &["roleRef", "name"]).unwrap_or("?")
+                );
+                let binding = match &ns {
+                    Some(ns) => format!("{kind} {ns}/{name}"),
+                    None => format!("{kind} {name}"),
+                };
+                for subj in v.get("subjects").and_then(Value::as_array).into_iter().flatten() {
+                    if str_at(subj, &["kind"]) != Some("ServiceAccount") {
+                        continue;
+                    }
+                    let Some(sa) = str_at(subj, &["name"]) else { continue };
+                    let sa_ns = str_at(subj, &["namespace"]).map(str::to_owned).or_else(|| ns.clone()).unwrap_or_else(|| "default".into());
+                    per_sa.entry((sa_ns, sa.to_owned())).or_default().bindings.insert((binding.clone(), role_ref.clone()));
+                }
+            }
+            _ => {
+                if let Some(spec) = pod_spec(&v, &kind) {
+                    let sa = str_at(&spec, &["serviceAccountName"]).or(str_at(&spec, &["serviceAccount"])).unwrap_or("default");
+                    let ns = ns.clone().unwrap_or_else(|| "default".into());
+                    let facts = per_sa.entry((ns.clone(), sa.to_owned())).or_default();
+                    facts.workloads.insert((kind.clone(), format!("{ns}/{name}")));
+                    if let Some(m) = spec.get("automountServiceAccountToken").and_then(Value::as_bool) {
+                        facts.token_mounted = Some(facts.token_mounted.unwrap_or(false) || m);
+                    } else if kind == "Pod" {
+                        facts.token_mounted = Some(true);
+                    }
+                }
+            }
+        }
+        let scope = Some(cluster.to_owned());
+        let id = match &ns {
+            Some(ns) => format!("{cluster}/{ns}/{name}"),
+            None => format!("{cluster}/{name}"),
+        };
+        sink.accept(Output { event: None, observations: Vec::new(), objects: vec![SnapshotObject { kind: format!("k8s:{kind}"), id, scope, doc: v }] });
+    }
+    // Pass 2: the service accounts themselves, then ones that only workloads mention.
+    let mut seen = BTreeSet::new();
+    for (line, idx, v) in accounts {
+        let ns = str_at(&v, &["metadata", "namespace"]).unwrap_or("default").to_owned();
+        let name = str_at(&v, &["metadata", "name"]).unwrap_or_default().to_owned();
+        let created = match str_at(&v, &["metadata", "creationTimestamp"]) {
+            None => None,
+            Some(t) => match time::parse(t) {
+                Some(ms) => Some(ms),
+                None => {
+                    sink.reject(Diagnostic { line, record: Some(idx as u64), reason: format!("`metadata.creationTimestamp` `{t}` is not a timestamp") });
+                    continue;
+                }
+            },
+        };
+        let mut o = sa_observation(cluster, &ns, &name, per_sa.get(&(ns.clone(), name.clone())));
+        o.facts.created = created;
+        o.facts.native_id = str_at(&v, &["metadata", "uid"]).map(str::to_owned);
+        o.facts.labels = string_map(v.pointer("/metadata/labels"));
+        o.facts.annotations = string_map(v.pointer("/metadata/annotations"));
+        if let Some(role_arn) = o.facts.annotations.get(IRSA_ANNOTATION).cloned() {
+            o.facts.details.insert("irsa_role".into(), json!(role_arn));
+            o.facts.details.insert("federation".into(), json!({"aws_role": role_arn}));
+            o.facts.links.extend(ids::canonical_iam_arn(&role_arn));
+        }
+        if let Some(a) = v.get("automountServiceAccountToken").and_then(Value::as_bool) {
+            o.facts.details.insert("automount_token".into(), json!(a));
+        }
+        let secrets: Vec<&str> = v.get("secrets").and_then(Value::as_array).into_iter().flatten().filter_map(|s| str_at(s, &["name"])).collect();
+        if !secrets.is_empty() {
+            o.facts.details.insert("secrets".into(), json!(secrets));
+        }
+        seen.insert((ns, name));
+        sink.accept(Output { event: None, observations: vec![o], objects: Vec::new() });
+    }
+    for ((ns, name), facts) in &per_sa {
+        if seen.contains(&(ns.clone(), name.clone())) || facts.workloads.is_empty() {
+            continue;
+        }
+        let o = sa_observation(cluster, ns, name, Some(facts));
+        sink.accept(Output { event: None, observations: vec![o], objects: Vec::new() });
+    }
+}
+
+fn sa_observation(cluster: &str, ns: &str, name: &str, facts: Option<&SaFacts>) -> Observation {
+    let mut o = Observation::new(
+        ids::k8s_service_account(cluster, ns, name),
+        Platform::Kubernetes,
+        IdentityKind::ServiceAccount,
+        name,
+        SourceKind::K8sSnapshot,
+    );
+    o.facts.cluster = Some(cluster.to_owned());
+    o.facts.namespace = Some(ns.to_owned());
+    let f = facts.map_or_else(|| (Vec::new(), Vec::new(), None), |f| {
+        (
+            f.bindings.iter().map(|(b, r)| json!({"binding": b, "role": r})).collect::<Vec<_>>(),
+            f.workloads.iter().map(|(k, n)| json!({"kind": k, "name": n})).collect::<Vec<_>>(),
+            f.token_mounted,
+        )
+    });
+    o.facts.details.insert("bindings".into(), Value::Array(f.0));
+    o.facts.details.insert("workloads".into(), Value::Array(f.1));
+    if let Some(m) = f.2 {
+        o.facts.details.insert("token_mounted_in_pods".into(), json!(m));
+    }
+    o
+}

@@ -1,0 +1,120 @@
+//! Raw records in, normalized events and identity observations out.
+//!
+//! One module per format. Each reads bytes it is handed (never a file) and reports through a
+//! [`Sink`]: an accepted record as an [`Output`], a rejected one as a
+//! [`Diagnostic`](keyward_model::Diagnostic) carrying its line and why. Parsing never
+//! aborts on a bad record; only a document whose very structure is broken stops early,
+//! and everything accepted before that point has already reached the sink.
+//!
+//! Architecture invariant: no I/O, no clock.
+
+pub mod cloudtrail;
+pub mod cred_report;
+pub mod iam_authz;
+pub mod k8s_audit;
+pub mod k8s_snapshot;
+mod lenient;
+pub mod sniff;
+
+use keyward_model::{Diagnostic, Event, Observation, SnapshotObject};
+
+pub use sniff::{Format, Layout, sniff};
+
+/// What one accepted record produced.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub event: Option<Event>,
+    pub observations: Vec<Observation>,
+    pub objects: Vec<SnapshotObject>,
+}
+
+/// Where records go. Implemented by the engine (store + inventory) and by tests.
+pub trait Sink {
+    fn accept(&mut self, out: Output);
+    fn reject(&mut self, diag: Diagnostic);
+}
+
+/// Per-input context that the bytes themselves do not carry.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Kubernetes cluster name for audit logs and RBAC snapshots.
+    pub cluster: String,
+}
+
+impl Default for Context {
+    fn default() -> Self {
+        Context { cluster: "default".to_owned() }
+    }
+}
+
+/// Normalizes one line of a JSON-lines input.
+pub fn normalize_line(format: Format, line: &[u8], line_no: u64, ctx: &Context, sink: &mut dyn Sink) {
+    let result = match format {
+        Format::Cloudtrail => cloudtrail::normalize_record(line),
+        Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
+        Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot => {
+            Err(format!("`{}` is not a line-oriented format", format.as_str()))
+        }
+    };
+    match result {
+        Ok(Some(out)) => sink.accept(out),
+        Ok(None) => {}
+        Err(reason) => sink.reject(Diagnostic { line: line_no, record: None, reason }),
+    }
+}
+
+/// Normalizes a whole document (a CloudTrail delivery file, an IAM snapshot, a CSV report,
+/// a `kubectl` dump, a Kubernetes `EventList`).
+pub fn normalize_document(format: Format, doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
+    match format {
+        Format::Cloudtrail => cloudtrail::normalize_document(doc, sink),
+        Format::K8sAudit => k8s_audit::normalize_document(doc, ctx, sink),
+        Format::IamAuthorizationDetails => iam_authz::normalize(doc, sink),
+        Format::IamCredentialReport => cred_report::normalize(doc, sink),
+        Format::K8sSnapshot => k8s_snapshot::normalize(doc, ctx, sink),
+    }
+}
+
+/// Tracks line numbers while walking records of one document by byte offset.
+pub(crate) struct LineCounter<'a> {
+    doc: &'a [u8],
+    offset: usize,
+    pub(crate) line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    pub(crate) fn new(doc: &'a [u8]) -> Self {
+        LineCounter { doc, offset: 0, line: 1 }
+    }
+
+    /// The 1-based line of `part`, which must be a slice of the document; walks forward only.
+    pub(crate) fn line_of(&mut self, part: &[u8]) -> u64 {
+        let pos = (part.as_ptr() as usize).saturating_sub(self.doc.as_ptr() as usize);
+        if pos > self.offset {
+            let end = pos.min(self.doc.len());
+            let skipped = self.doc.get(self.offset..end).unwrap_or_default();
+            self.line += skipped.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.offset = end;
+        }
+        self.line
+    }
+}
+
+/// A short, single-line excerpt of a bad record for diagnostics (never the whole record:
+/// records can carry secrets in request parameters).
+pub(crate) fn json_error(e: impl std::fmt::Display) -> String {
+    let s = e.to_string();
+    let first = s.lines().next().unwrap_or_default();
+    format!("invalid JSON: {}", first.chars().take(160).collect::<String>())
+}
+
+/// Event key: 16 bytes of BLAKE3 over source and native id.
+pub fn event_key(source: keyward_model::SourceKind, native_id: &str) -> keyward_model::EventKey {
+    let mut h = blake3::Hasher::new();
+    h.update(source.as_str().as_bytes());
+    h.update(&[0]);
+    h.update(native_id.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(h.finalize().as_bytes().get(..16).unwrap_or(&[0u8; 16]));
+    keyward_model::EventKey(out)
+}

@@ -1,0 +1,130 @@
+//! Where records come from: files and directory trees (including S3-layout
+//! `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/` trees), plain or gzip-compressed.
+//! Reading only — interpreting bytes is `normalize`'s job.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Buffer size for readers: large enough that format sniffing sees a whole first line of
+/// typical JSON-lines input.
+pub const BUFFER: usize = 256 * 1024;
+
+/// Expands the given paths into the files to read, in a stable order: files as given,
+/// directories walked recursively in byte order of their entries. Hidden entries
+/// (`.name`) inside directories are skipped.
+pub fn discover(paths: &[PathBuf]) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| io::Error::new(e.kind(), format!("`{}`: {e}", p.display())))?;
+        if meta.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("`{}`: {e}", dir.display())))?
+        .collect::<io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        if e.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        let ty = e.file_type()?;
+        let path = e.path();
+        if ty.is_dir() {
+            walk(&path, out)?;
+        } else if ty.is_file() || (ty.is_symlink() && path.is_file()) {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// Opens a file for reading, transparently decompressing gzip (detected from the magic
+/// bytes, not the name; concatenated gzip members are read through).
+pub fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
+    let mut f = BufReader::with_capacity(BUFFER, File::open(path)?);
+    reader(&mut f).map(|gz| if gz {
+        Box::new(BufReader::with_capacity(BUFFER, flate2::bufread::MultiGzDecoder::new(f))) as Box<dyn BufRead>
+    } else {
+        Box::new(f)
+    })
+}
+
+fn reader(f: &mut impl BufRead) -> io::Result<bool> {
+    Ok(f.fill_buf()?.starts_with(&[0x1f, 0x8b]))
+}
+
+/// Wraps any byte source (a request body, standard input) the same way as [`open`].
+pub fn wrap<R: Read + 'static>(r: R) -> io::Result<Box<dyn BufRead>> {
+    let mut b = BufReader::with_capacity(BUFFER, r);
+    reader(&mut b).map(|gz| if gz {
+        Box::new(BufReader::with_capacity(BUFFER, flate2::bufread::MultiGzDecoder::new(b))) as Box<dyn BufRead>
+    } else {
+        Box::new(b)
+    })
+}
+
+/// Fills the reader's buffer as far as it goes without consuming, for format sniffing.
+pub fn peek(r: &mut dyn BufRead) -> io::Result<&[u8]> {
+    r.fill_buf()
+}
+
+/// The Kubernetes cluster a file belongs to, from its path: a `cluster=<name>` component, or
+/// the directory right after a `clusters/` or `k8s/` component
+/// (`…/k8s/prod-eks/audit.jsonl` → `prod-eks`).
+pub fn cluster_from_path(path: &Path) -> Option<String> {
+    let parts: Vec<String> = path.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    if let Some(c) = parts.iter().find_map(|p| p.strip_prefix("cluster=")) {
+        return Some(c.to_owned());
+    }
+    let dirs = parts.get(..parts.len().saturating_sub(1)).unwrap_or_default();
+    dirs.windows(2)
+        .rev()
+        .find(|w| matches!(w.first().map(String::as_str), Some("clusters" | "k8s")))
+        .and_then(|w| w.get(1).cloned())
+}
+
+/// Reads everything left in a reader.
+pub fn read_all(r: &mut dyn BufRead) -> io::Result<Vec<u8>> {
+    let mut v = Vec::new();
+    r.read_to_end(&mut v)?;
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn cluster_layouts() {
+        assert_eq!(cluster_from_path(Path::new("x/k8s/prod-eks/audit.jsonl")).as_deref(), Some("prod-eks"));
+        assert_eq!(cluster_from_path(Path::new("/a/clusters/dev/rbac.json")).as_deref(), Some("dev"));
+        assert_eq!(cluster_from_path(Path::new("logs/cluster=stage/a.log")).as_deref(), Some("stage"));
+        assert_eq!(cluster_from_path(Path::new("logs/a.log")), None);
+        assert_eq!(cluster_from_path(Path::new("k8s/a.log")), None);
+    }
+
+    #[test]
+    fn gzip_by_magic_and_walk_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("b").join("x.dat");
+        std::fs::create_dir_all(gz.parent().unwrap()).unwrap();
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(b"hello").unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        std::fs::write(dir.path().join("a.json"), b"{}").unwrap();
+        std::fs::write(dir.path().join(".hidden"), b"{}").unwrap();
+        let files = discover(&[dir.path().to_path_buf()]).unwrap();
+        assert_eq!(files, vec![dir.path().join("a.json"), gz.clone()]);
+        assert_eq!(read_all(&mut *open(&gz).unwrap()).unwrap(), b"hello");
+    }
+}

@@ -1,0 +1,84 @@
+//! Persistence behind the [`Store`] trait: the embedded SQLite store (default) today, a
+//! PostgreSQL one later with the same trait.
+//!
+//! The trait speaks in model types only; callers never see SQL. Writes happen in a
+//! [`Batch`] (one per input file), which commits atomically: a file is either fully
+//! ingested and recorded, or not at all, so a crash or a fatal error leaves nothing half-done
+//! and the next run ingests the file again.
+//!
+//! Architecture invariant: no business logic here — merging, deduplication policy and
+//! lifecycle live in `graph` and `engine`; this crate stores and retrieves.
+
+mod sqlite;
+
+use keyward_model::{Diagnostic, Event, EventKey, Identity, SnapshotObject, time::Millis};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("corrupt record in the store: {0}")]
+    Corrupt(String),
+    #[error("the data directory `{path}` cannot be used: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("the store has schema version {found}; this build knows up to {known}")]
+    TooNew { found: i64, known: i64 },
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// An ingested input file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRecord {
+    pub id: i64,
+    pub path: String,
+    pub hash: String,
+    pub format: String,
+    pub records: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub ingested_at: Millis,
+}
+
+/// A rejected record as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub path: String,
+    pub diagnostic: Diagnostic,
+}
+
+/// Read access and batched writes.
+pub trait Store {
+    /// The file previously ingested with these exact bytes, if any.
+    fn file_by_hash(&self, hash: &str) -> Result<Option<FileRecord>>;
+    fn files(&self) -> Result<Vec<FileRecord>>;
+    fn load_identities(&self) -> Result<Vec<Identity>>;
+    fn identity(&self, id: &str) -> Result<Option<Identity>>;
+    /// The most recent events by an identity, newest first.
+    fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event>>;
+    fn event_count(&self) -> Result<u64>;
+    /// The time of the newest stored event.
+    fn latest_event_time(&self) -> Result<Option<Millis>>;
+    fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
+    fn objects(&self, kind: &str) -> Result<Vec<SnapshotObject>>;
+    /// Starts an atomic batch of writes.
+    fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
+}
+
+/// Writes that become visible together on [`Batch::commit`]; dropped uncommitted, they
+/// vanish.
+pub trait Batch {
+    /// Registers the input file; its id tags the events and dead letters that follow.
+    fn add_file(&mut self, path: &str, hash: &str, format: &str, at: Millis) -> Result<i64>;
+    /// Sets the final counts of a file added in this batch.
+    fn finish_file(&mut self, file_id: i64, records: u64, accepted: u64, rejected: u64) -> Result<()>;
+    /// Stores an event; returns `true` when it was not stored before. An event already
+    /// stored is replaced only by a more complete stage of the same request.
+    fn put_event(&mut self, key: EventKey, event: &Event, file_id: i64) -> Result<bool>;
+    fn put_identity(&mut self, identity: &Identity) -> Result<()>;
+    fn put_object(&mut self, object: &SnapshotObject) -> Result<()>;
+    fn put_dead_letter(&mut self, file_id: i64, path: &str, diag: &Diagnostic) -> Result<()>;
+    fn commit(self: Box<Self>) -> Result<()>;
+}
