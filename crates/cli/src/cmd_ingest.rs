@@ -44,9 +44,15 @@ pub struct Bar {
 
 impl Bar {
     pub fn new() -> Self {
-        let target = if std::io::stderr().is_terminal() { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
+        let target = if std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
         let bar = ProgressBar::with_draw_target(None, target);
-        if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed_precise}] {human_pos} records ({per_sec}) · {msg}") {
+        if let Ok(style) = ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {human_pos} records ({per_sec}) · {msg}",
+        ) {
             bar.set_style(style);
         }
         Bar { bar, files: 0 }
@@ -60,8 +66,12 @@ impl Bar {
 impl Progress for Bar {
     fn file_started(&mut self, path: &Path) {
         self.files += 1;
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        self.bar.set_message(format!("{} files · {name}", self.files));
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.bar
+            .set_message(format!("{} files · {name}", self.files));
     }
 
     fn records(&mut self, n: u64) {
@@ -70,7 +80,11 @@ impl Progress for Bar {
 }
 
 pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport, f64)> {
-    let opts = IngestOptions { format: args.format, cluster: args.cluster.clone(), force: args.force };
+    let opts = IngestOptions {
+        format: args.format,
+        cluster: args.cluster.clone(),
+        force: args.force,
+    };
     let mut bar = Bar::new();
     let start = Instant::now();
     let report = engine.ingest(&args.paths, &opts, &mut bar, now_ms());
@@ -79,10 +93,15 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
-    let mut engine = Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    let mut engine =
+        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let (report, secs) = ingest(&mut engine, &args)?;
     print_summary(&report, secs, engine.inventory().len());
-    Ok(if report.rejected > 0 { Outcome::Rejected } else { Outcome::Clean })
+    Ok(if report.rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Clean
+    })
 }
 
 pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
@@ -98,7 +117,16 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
     );
     if !r.per_source.is_empty() {
         let mut t = table();
-        t.set_header(["source", "files", "records", "accepted", "rejected", "new events", "new identities", "updated identities"]);
+        t.set_header([
+            "source",
+            "files",
+            "records",
+            "accepted",
+            "rejected",
+            "new events",
+            "new identities",
+            "updated identities",
+        ]);
         for (source, s) in &r.per_source {
             t.add_row([
                 source.to_string(),
@@ -117,7 +145,11 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
         "identities: {} new, {} updated; the inventory holds {inventory_size}",
         r.identities_new, r.identities_updated
     );
-    for f in r.files.iter().filter(|f| f.status == FileStatus::Unrecognized) {
+    for f in r
+        .files
+        .iter()
+        .filter(|f| f.status == FileStatus::Unrecognized)
+    {
         eprintln!("skipped `{}`: not a recognised input format", f.path);
     }
     if r.rejected > 0 {

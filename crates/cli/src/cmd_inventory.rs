@@ -41,10 +41,15 @@ pub struct Args {
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
-    [Platform::Aws, Platform::Kubernetes, Platform::Github, Platform::Oidc]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .ok_or_else(|| format!("unknown platform `{s}`; one of: aws, kubernetes, github, oidc"))
+    [
+        Platform::Aws,
+        Platform::Kubernetes,
+        Platform::Github,
+        Platform::Oidc,
+    ]
+    .into_iter()
+    .find(|p| p.as_str() == s)
+    .ok_or_else(|| format!("unknown platform `{s}`; one of: aws, kubernetes, github, oidc"))
 }
 
 fn parse_kind(s: &str) -> Result<IdentityKind, String> {
@@ -55,11 +60,13 @@ fn parse_kind(s: &str) -> Result<IdentityKind, String> {
 }
 
 fn parse_state(s: &str) -> Result<Lifecycle, String> {
-    Lifecycle::parse(s).ok_or_else(|| format!("unknown state `{s}`; one of: active, stale, ephemeral, deleted"))
+    Lifecycle::parse(s)
+        .ok_or_else(|| format!("unknown state `{s}`; one of: active, stale, ephemeral, deleted"))
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
-    let engine = Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    let engine =
+        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let as_of = args.as_of.unwrap_or_else(now_ms);
     print(&engine, &args, as_of)?;
     Ok(Outcome::Clean)
@@ -73,7 +80,10 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         account: args.account.clone(),
         namespace: args.namespace.clone(),
     };
-    let lc = LifecycleConfig { as_of, stale_after_days: args.stale_days };
+    let lc = LifecycleConfig {
+        as_of,
+        stale_after_days: args.stale_days,
+    };
     let rows = engine.list(&filter, lc);
     match args.format {
         OutputFormat::Json => {
@@ -83,9 +93,26 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         OutputFormat::Csv => {
             let mut w = csv::Writer::from_writer(std::io::stdout().lock());
             w.write_record([
-                "id", "platform", "kind", "name", "arn", "account", "cluster", "namespace", "subject", "created",
-                "last_used", "first_seen", "last_seen", "state", "evidence", "sources", "federated", "active_keys",
-                "event_count", "parent",
+                "id",
+                "platform",
+                "kind",
+                "name",
+                "arn",
+                "account",
+                "cluster",
+                "namespace",
+                "subject",
+                "created",
+                "last_used",
+                "first_seen",
+                "last_seen",
+                "state",
+                "evidence",
+                "sources",
+                "federated",
+                "active_keys",
+                "event_count",
+                "parent",
             ])?;
             for (i, s) in &rows {
                 let o = |v: &Option<String>| v.clone().unwrap_or_default();
@@ -116,21 +143,38 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         }
         OutputFormat::Table => {
             let mut t = table();
-            t.set_header(["KIND", "NAME", "SCOPE", "STATE", "LAST USED", "CREDENTIALS", "EVIDENCE", "ID"]);
+            t.set_header([
+                "KIND",
+                "NAME",
+                "SCOPE",
+                "STATE",
+                "LAST USED",
+                "CREDENTIALS",
+                "EVIDENCE",
+                "ID",
+            ]);
             for (i, s) in &rows {
                 t.add_row([
                     i.kind.as_str().to_owned(),
                     i.name.clone(),
                     scope(i),
                     s.as_str().to_owned(),
-                    if i.last_used.is_some() { format!("{} ago", age(i.last_used, as_of)) } else { "never".into() },
+                    if i.last_used.is_some() {
+                        format!("{} ago", age(i.last_used, as_of))
+                    } else {
+                        "never".into()
+                    },
                     credential_summary(i, as_of),
                     i.evidence.label().to_owned(),
                     i.id.clone(),
                 ]);
             }
             println!("{t}");
-            println!("{} identities (states as of {})", rows.len(), keyward_model::time::format(as_of));
+            println!(
+                "{} identities (states as of {})",
+                rows.len(),
+                keyward_model::time::format(as_of)
+            );
         }
     }
     Ok(())

@@ -32,7 +32,8 @@ pub struct Args {
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
-    let engine = Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    let engine =
+        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let as_of = args.as_of.unwrap_or_else(now_ms);
     show(&engine, &args, as_of)?;
     Ok(Outcome::Clean)
@@ -44,10 +45,18 @@ pub fn show(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         Resolve::NotFound => bail!("no identity matches `{}`", args.id),
         Resolve::Ambiguous(many) => {
             let list: Vec<&str> = many.iter().take(10).map(|i| i.id.as_str()).collect();
-            bail!("`{}` matches {} identities; use the id:\n  {}", args.id, many.len(), list.join("\n  "))
+            bail!(
+                "`{}` matches {} identities; use the id:\n  {}",
+                args.id,
+                many.len(),
+                list.join("\n  ")
+            )
         }
     };
-    let state = ident.lifecycle(LifecycleConfig { as_of, stale_after_days: args.stale_days });
+    let state = ident.lifecycle(LifecycleConfig {
+        as_of,
+        stale_after_days: args.stale_days,
+    });
     let events = engine.store().recent_events(&ident.id, args.events)?;
     match args.format {
         OutputFormat::Json => {
@@ -72,7 +81,10 @@ fn line(label: &str, value: impl AsRef<str>) {
 
 fn text(i: &Identity, state: &str, events: &[keyward_model::Event], as_of: i64) {
     println!("{}", i.id);
-    line("kind", format!("{} ({})", i.kind.as_str(), i.platform.as_str()));
+    line(
+        "kind",
+        format!("{} ({})", i.kind.as_str(), i.platform.as_str()),
+    );
     line("name", &i.name);
     line("arn", i.arn.clone().unwrap_or_default());
     line("native id", i.native_id.clone().unwrap_or_default());
@@ -89,24 +101,45 @@ fn text(i: &Identity, state: &str, events: &[keyward_model::Event], as_of: i64) 
     line("created", ts(i.created).unwrap_or_default());
     line("last used", used);
     if let (Some(a), Some(b)) = (i.first_seen, i.last_seen) {
-        line("seen in logs", format!("{} .. {} ({} events)", time::format(a), time::format(b), i.event_count));
+        line(
+            "seen in logs",
+            format!(
+                "{} .. {} ({} events)",
+                time::format(a),
+                time::format(b),
+                i.event_count
+            ),
+        );
     }
     line("deleted", ts(i.deleted).unwrap_or_default());
     line(
         "evidence",
-        format!("{} ({})", i.evidence.label(), i.sources.iter().cloned().collect::<Vec<_>>().join(", ")),
+        format!(
+            "{} ({})",
+            i.evidence.label(),
+            i.sources.iter().cloned().collect::<Vec<_>>().join(", ")
+        ),
     );
     line("federated", if i.federated() { "yes" } else { "" });
     line("parent", i.parent.clone().unwrap_or_default());
-    line("source identity", i.source_identity.clone().unwrap_or_default());
-    let join = |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
+    line(
+        "source identity",
+        i.source_identity.clone().unwrap_or_default(),
+    );
+    let join =
+        |s: &std::collections::BTreeSet<String>| s.iter().cloned().collect::<Vec<_>>().join(", ");
     line("assumed by", join(&i.assumed_by));
     line("created by", join(&i.created_by));
     if !i.chain.is_empty() {
         line("chain", format!("{} → {}", i.chain.join(" → "), i.id));
     }
     line("linked to", join(&i.links));
-    let kv = |m: &std::collections::BTreeMap<String, String>| m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ");
+    let kv = |m: &std::collections::BTreeMap<String, String>| {
+        m.iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     line("tags", kv(&i.tags));
     line("labels", kv(&i.labels));
     line("annotations", kv(&i.annotations));
@@ -115,11 +148,24 @@ fn text(i: &Identity, state: &str, events: &[keyward_model::Event], as_of: i64) 
         let mut t = table();
         t.set_header(["  ID", "KIND", "STATUS", "AGE", "LAST USED", "WHERE"]);
         for c in &i.credentials {
-            let place = [c.last_used_service.as_deref(), c.last_used_region.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
+            let place = [
+                c.last_used_service.as_deref(),
+                c.last_used_region.as_deref(),
+            ]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
             t.add_row([
                 format!("  {}", c.id),
-                serde_json::to_value(c.kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
-                serde_json::to_value(c.status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+                serde_json::to_value(c.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                serde_json::to_value(c.status)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
                 age(c.created, as_of),
                 ts(c.last_used).unwrap_or_else(|| "never".into()),
                 place,

@@ -20,7 +20,9 @@ pub fn now_ms() -> i64 {
 
 /// Parses `--as-of`/`--since` style instants.
 pub fn parse_instant(s: &str) -> anyhow::Result<i64> {
-    time::parse(s).ok_or_else(|| anyhow::anyhow!("`{s}` is not a timestamp (use RFC 3339, e.g. 2026-11-15T00:00:00Z)"))
+    time::parse(s).ok_or_else(|| {
+        anyhow::anyhow!("`{s}` is not a timestamp (use RFC 3339, e.g. 2026-11-15T00:00:00Z)")
+    })
 }
 
 pub fn table() -> Table {
@@ -149,7 +151,8 @@ pub fn scope(i: &Identity) -> String {
 
 /// Days between two instants, rendered as `12d`.
 pub fn age(t: Option<i64>, as_of: i64) -> String {
-    t.map(|t| format!("{}d", (as_of - t).max(0) / time::MS_PER_DAY)).unwrap_or_else(|| "-".into())
+    t.map(|t| format!("{}d", (as_of - t).max(0) / time::MS_PER_DAY))
+        .unwrap_or_else(|| "-".into())
 }
 
 pub fn credential_summary(i: &Identity, as_of: i64) -> String {
@@ -157,13 +160,20 @@ pub fn credential_summary(i: &Identity, as_of: i64) -> String {
     let oldest = i
         .credentials
         .iter()
-        .filter(|c| c.kind == keyward_model::CredentialKind::AccessKey && c.status == keyward_model::CredentialStatus::Active)
+        .filter(|c| {
+            c.kind == keyward_model::CredentialKind::AccessKey
+                && c.status == keyward_model::CredentialStatus::Active
+        })
         .filter_map(|c| c.created)
         .min();
     match (keys, oldest) {
         (0, _) if i.federated() => "federated".into(),
         (0, _) => String::new(),
-        (n, Some(t)) => format!("{n} key{} (oldest {})", if n == 1 { "" } else { "s" }, age(Some(t), as_of)),
+        (n, Some(t)) => format!(
+            "{n} key{} (oldest {})",
+            if n == 1 { "" } else { "s" },
+            age(Some(t), as_of)
+        ),
         (n, None) => format!("{n} key{}", if n == 1 { "" } else { "s" }),
     }
 }

@@ -139,8 +139,9 @@ impl Sink for EngineSink<'_, '_> {
             }
         }
         for obs in out.observations {
-            let id_probe = (!self.new_ids.contains(obs.id.as_str()) && !self.updated_ids.contains(obs.id.as_str()))
-                .then(|| obs.id.clone());
+            let id_probe = (!self.new_ids.contains(obs.id.as_str())
+                && !self.updated_ids.contains(obs.id.as_str()))
+            .then(|| obs.id.clone());
             match self.inventory.apply(obs, count) {
                 Applied::New => {
                     if let Some(id) = id_probe {
@@ -173,7 +174,11 @@ impl Sink for EngineSink<'_, '_> {
             self.error = Some(e.into());
             return;
         }
-        *self.report.reasons.entry(format!("{}: {}", self.source, reason_class(&diag.reason))).or_default() += 1;
+        *self
+            .report
+            .reasons
+            .entry(format!("{}: {}", self.source, reason_class(&diag.reason)))
+            .or_default() += 1;
         if self.report.rejections.len() < MAX_LISTED_REJECTIONS {
             self.report.rejections.push((self.path.to_owned(), diag));
         }
@@ -181,7 +186,10 @@ impl Sink for EngineSink<'_, '_> {
 }
 
 fn hash_file(path: &Path) -> Result<String, EngineError> {
-    let io = |source| EngineError::Io { path: path.display().to_string(), source };
+    let io = |source| EngineError::Io {
+        path: path.display().to_string(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     let mut h = blake3::Hasher::new();
     h.update_reader(file).map_err(io)?;
@@ -200,14 +208,29 @@ impl Engine {
         let mut report = IngestReport::default();
         let mut new_ids = FxHashSet::default();
         let mut updated_ids = FxHashSet::default();
-        let mut per_source_ids: BTreeMap<&'static str, (FxHashSet<String>, FxHashSet<String>)> = BTreeMap::new();
+        let mut per_source_ids: BTreeMap<&'static str, (FxHashSet<String>, FxHashSet<String>)> =
+            BTreeMap::new();
         for given in paths {
             let explicit = !given.is_dir();
-            let files = keyward_sources::discover(std::slice::from_ref(given))
-                .map_err(|source| EngineError::Io { path: given.display().to_string(), source })?;
+            let files =
+                keyward_sources::discover(std::slice::from_ref(given)).map_err(|source| {
+                    EngineError::Io {
+                        path: given.display().to_string(),
+                        source,
+                    }
+                })?;
             for path in files {
                 progress.file_started(&path);
-                let fr = self.ingest_file(&path, explicit, opts, progress, now, &mut report, &mut new_ids, &mut updated_ids)?;
+                let fr = self.ingest_file(
+                    &path,
+                    explicit,
+                    opts,
+                    progress,
+                    now,
+                    &mut report,
+                    &mut new_ids,
+                    &mut updated_ids,
+                )?;
                 if let (Some(format), FileStatus::Ingested) = (fr.format, fr.status) {
                     let ids = per_source_ids.entry(format.as_str()).or_default();
                     ids.0.extend(new_ids.drain());
@@ -235,12 +258,18 @@ impl Engine {
             all_new.extend(n);
             all_updated.extend(u);
         }
-        report.identities_updated = all_updated.iter().filter(|id| !all_new.contains(*id)).count() as u64;
+        report.identities_updated = all_updated
+            .iter()
+            .filter(|id| !all_new.contains(*id))
+            .count() as u64;
         report.identities_new = all_new.len() as u64;
         Ok(report)
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one call site; the run-wide accumulators travel together")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site; the run-wide accumulators travel together"
+    )]
     fn ingest_file(
         &mut self,
         path: &Path,
@@ -253,9 +282,19 @@ impl Engine {
         updated_ids: &mut FxHashSet<String>,
     ) -> Result<FileReport, EngineError> {
         let shown = path.display().to_string();
-        let io = |source| EngineError::Io { path: shown.clone(), source };
+        let io = |source| EngineError::Io {
+            path: shown.clone(),
+            source,
+        };
         let hash = hash_file(path)?;
-        let mut fr = FileReport { path: shown.clone(), format: None, status: FileStatus::Ingested, records: 0, accepted: 0, rejected: 0 };
+        let mut fr = FileReport {
+            path: shown.clone(),
+            format: None,
+            status: FileStatus::Ingested,
+            records: 0,
+            accepted: 0,
+            rejected: 0,
+        };
         if !opts.force
             && let Some(prev) = self.store.file_by_hash(&hash)?
         {
@@ -291,7 +330,11 @@ impl Engine {
             fr.status = FileStatus::Unrecognized;
             if explicit {
                 let file_id = batch.add_file(&shown, &hash, "unknown", now)?;
-                let diag = Diagnostic { line: 1, record: None, reason: "not a recognised input format (use `--format` to force one)".into() };
+                let diag = Diagnostic {
+                    line: 1,
+                    record: None,
+                    reason: "not a recognised input format (use `--format` to force one)".into(),
+                };
                 batch.put_dead_letter(file_id, &shown, &diag)?;
                 batch.finish_file(file_id, 1, 0, 1)?;
                 batch.commit()?;
@@ -299,7 +342,10 @@ impl Engine {
                 report.rejected += 1;
                 fr.records = 1;
                 fr.rejected = 1;
-                *report.reasons.entry("unknown: not a recognised input format".into()).or_default() += 1;
+                *report
+                    .reasons
+                    .entry("unknown: not a recognised input format".into())
+                    .or_default() += 1;
                 report.rejections.push((shown.clone(), diag));
             }
             return Ok(fr);
@@ -322,12 +368,17 @@ impl Engine {
             error: None,
             progress,
         };
-        match (opts.format.is_some() && layout == Layout::Document && doc.is_empty(), layout) {
+        match (
+            opts.format.is_some() && layout == Layout::Document && doc.is_empty(),
+            layout,
+        ) {
             (true, _) => {
                 doc = keyward_sources::read_all(&mut *reader).map_err(io)?;
                 keyward_normalize::normalize_document(format, &doc, &ctx, &mut sink);
             }
-            (false, Layout::Document) => keyward_normalize::normalize_document(format, &doc, &ctx, &mut sink),
+            (false, Layout::Document) => {
+                keyward_normalize::normalize_document(format, &doc, &ctx, &mut sink)
+            }
             (false, Layout::Lines) => {
                 let mut line = Vec::with_capacity(4096);
                 let mut line_no = 0u64;
@@ -352,7 +403,8 @@ impl Engine {
         if let Some(e) = sink.error.take() {
             return Err(e);
         }
-        let (records, accepted, rejected, events_new) = (sink.records, sink.accepted, sink.rejected, sink.events_new);
+        let (records, accepted, rejected, events_new) =
+            (sink.records, sink.accepted, sink.rejected, sink.events_new);
         progress.records(records % 4096);
         batch.finish_file(file_id, records, accepted, rejected)?;
         for i in self.inventory.take_dirty() {

@@ -21,7 +21,10 @@ pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// The store and the inventory loaded from it.

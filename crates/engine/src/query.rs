@@ -36,11 +36,18 @@ impl Engine {
                     i.account.as_deref() == Some(a) || i.cluster.as_deref() == Some(a)
                 })
             })
-            .filter(|i| filter.namespace.as_deref().is_none_or(|n| i.namespace.as_deref() == Some(n)))
+            .filter(|i| {
+                filter
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|n| i.namespace.as_deref() == Some(n))
+            })
             .map(|i| (i, i.lifecycle(lc)))
             .filter(|(_, s)| filter.state.is_none_or(|st| *s == st))
             .collect();
-        out.sort_by(|a, b| (a.0.platform, a.0.kind, &a.0.id).cmp(&(b.0.platform, b.0.kind, &b.0.id)));
+        out.sort_by(|a, b| {
+            (a.0.platform, a.0.kind, &a.0.id).cmp(&(b.0.platform, b.0.kind, &b.0.id))
+        });
         out
     }
 
@@ -49,7 +56,9 @@ impl Engine {
         if let Some(i) = self.inventory.get(query) {
             return Resolve::Found(i);
         }
-        if let Some(i) = keyward_model::ids::canonical_iam_arn(query).and_then(|id| self.inventory.get(&id)) {
+        if let Some(i) =
+            keyward_model::ids::canonical_iam_arn(query).and_then(|id| self.inventory.get(&id))
+        {
             return Resolve::Found(i);
         }
         let mut hits: Vec<&Identity> = self
@@ -58,7 +67,11 @@ impl Engine {
             .filter(|i| i.name == query || i.arn.as_deref() == Some(query))
             .collect();
         if hits.is_empty() {
-            hits = self.inventory.iter().filter(|i| i.id.ends_with(query)).collect();
+            hits = self
+                .inventory
+                .iter()
+                .filter(|i| i.id.ends_with(query))
+                .collect();
         }
         hits.sort_by(|a, b| a.id.cmp(&b.id));
         match hits.len() {

@@ -2,6 +2,7 @@
 //!
 //! Merge rules (applied the same whatever order files arrive in, except where noted):
 //! - scalar facts (`arn`, `account`, …): a value replaces a different one; absence never erases;
+//!   from logs, only a record at least as new as the newest seen replaces (older ones fill gaps);
 //! - `created`: earliest, unless the identity was deleted and is created again later;
 //! - `last_used`: latest of snapshot-reported use and observed use; `first_seen` /
 //!   `last_seen` / `event_count`: only from log events, counted once per stored event;
@@ -84,7 +85,11 @@ fn merge_credential(list: &mut Vec<Credential>, c: Credential) -> bool {
     changed
 }
 
-fn replace_map(slot: &mut BTreeMap<String, String>, v: BTreeMap<String, String>, whole: bool) -> bool {
+fn replace_map(
+    slot: &mut BTreeMap<String, String>,
+    v: BTreeMap<String, String>,
+    whole: bool,
+) -> bool {
     if whole {
         if *slot != v {
             *slot = v;
@@ -129,13 +134,20 @@ impl Inventory {
     /// Identities changed since the last call, for the store to write.
     pub fn take_dirty(&mut self) -> Vec<&Identity> {
         let dirty = std::mem::take(&mut self.dirty);
-        dirty.iter().filter_map(|id| self.map.get(id.as_str())).collect()
+        dirty
+            .iter()
+            .filter_map(|id| self.map.get(id.as_str()))
+            .collect()
     }
 
     /// Merges one observation. `count` says whether the event behind it is new to the store
     /// (so a re-read event does not count twice).
     pub fn apply(&mut self, obs: Observation, count: bool) -> Applied {
-        let chain = obs.facts.assumed_by.as_deref().map(|by| self.chain_through(by, &obs.id));
+        let chain = obs
+            .facts
+            .assumed_by
+            .as_deref()
+            .map(|by| self.chain_through(by, &obs.id));
         let (ident, mut changed, is_new) = match self.map.get_mut(obs.id.as_str()) {
             Some(i) => (i, false, false),
             None => {
@@ -148,7 +160,11 @@ impl Inventory {
             if !self.dirty.contains(ident.id.as_str()) {
                 self.dirty.insert(ident.id.clone());
             }
-            if is_new { Applied::New } else { Applied::Updated }
+            if is_new {
+                Applied::New
+            } else {
+                Applied::Updated
+            }
         } else {
             Applied::Unchanged
         }
@@ -156,7 +172,11 @@ impl Inventory {
 
     /// The chain of a session assumed by `by`: `by`'s own chain, then `by`.
     fn chain_through(&self, by: &str, target: &str) -> Vec<String> {
-        let mut chain = self.map.get(by).map(|i| i.chain.clone()).unwrap_or_default();
+        let mut chain = self
+            .map
+            .get(by)
+            .map(|i| i.chain.clone())
+            .unwrap_or_default();
         if chain.iter().any(|c| c == target) || by == target {
             return Vec::new();
         }
@@ -188,7 +208,9 @@ impl Inventory {
             }
         }
         for i in self.map.values() {
-            let Some(irsa) = i.details.get("irsa") else { continue };
+            let Some(irsa) = i.details.get("irsa") else {
+                continue;
+            };
             let (Some(ns), Some(sa)) = (
                 irsa.get("namespace").and_then(|v| v.as_str()),
                 irsa.get("service_account").and_then(|v| v.as_str()),
@@ -222,7 +244,15 @@ impl Inventory {
 }
 
 fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<String>>) -> bool {
-    let Observation { kind, name, source, used_at, seen_at, facts: f, .. } = obs;
+    let Observation {
+        kind,
+        name,
+        source,
+        used_at,
+        seen_at,
+        facts: f,
+        ..
+    } = obs;
     let mut c = false;
     if i.kind == IdentityKind::Unknown && kind != IdentityKind::Unknown {
         i.kind = kind;
@@ -233,6 +263,19 @@ fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<Stri
         c = true;
     }
     let is_log = source.is_log();
+    // A log record older than the newest one already seen only fills gaps: the newest
+    // record's facts win whatever order files arrive in.
+    let fresh = !is_log
+        || used_at
+            .or(seen_at)
+            .is_none_or(|t| i.last_seen.is_none_or(|ls| t >= ls));
+    let put = |slot: &mut Option<String>, v: Option<String>| {
+        if fresh || slot.is_none() {
+            set(slot, v)
+        } else {
+            false
+        }
+    };
     if is_log {
         if !i.evidence.dynamic_log {
             i.evidence.dynamic_log = true;
@@ -246,15 +289,15 @@ fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<Stri
         i.sources.insert(source.as_str().to_owned());
         c = true;
     }
-    c |= set(&mut i.arn, f.arn);
-    c |= set(&mut i.native_id, f.native_id);
-    c |= set(&mut i.account, f.account);
-    c |= set(&mut i.cluster, f.cluster);
-    c |= set(&mut i.namespace, f.namespace);
-    c |= set(&mut i.subject, f.subject);
-    c |= set(&mut i.issuer, f.issuer);
-    c |= set(&mut i.parent, f.parent);
-    c |= set(&mut i.source_identity, f.source_identity);
+    c |= put(&mut i.arn, f.arn);
+    c |= put(&mut i.native_id, f.native_id);
+    c |= put(&mut i.account, f.account);
+    c |= put(&mut i.cluster, f.cluster);
+    c |= put(&mut i.namespace, f.namespace);
+    c |= put(&mut i.subject, f.subject);
+    c |= put(&mut i.issuer, f.issuer);
+    c |= put(&mut i.parent, f.parent);
+    c |= put(&mut i.source_identity, f.source_identity);
     // Creation: a creation after a deletion is a re-creation.
     if let Some(created) = f.created {
         match i.deleted {
@@ -285,6 +328,7 @@ fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<Stri
         c |= i.created_by.insert(by);
     }
     if let Some(chain) = chain
+        && (fresh || i.chain.is_empty())
         && !chain.is_empty()
         && i.chain != chain
     {
@@ -325,12 +369,16 @@ fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<Stri
             }
         }
     }
-    c |= replace_map(&mut i.tags, f.tags, source == SourceKind::IamAuthorizationDetails);
+    c |= replace_map(
+        &mut i.tags,
+        f.tags,
+        source == SourceKind::IamAuthorizationDetails,
+    );
     let k8s_whole = source == SourceKind::K8sSnapshot;
     c |= replace_map(&mut i.labels, f.labels, k8s_whole);
     c |= replace_map(&mut i.annotations, f.annotations, k8s_whole);
     for (k, v) in f.details {
-        if i.details.get(&k) != Some(&v) {
+        if (fresh || !i.details.contains_key(&k)) && i.details.get(&k) != Some(&v) {
             i.details.insert(k, v);
             c = true;
         }
@@ -356,14 +404,24 @@ mod tests {
         assert_eq!(inv.apply(o.clone(), false), Applied::Unchanged);
         let r = inv.get("r").unwrap();
         assert_eq!(r.event_count, 1);
-        assert_eq!((r.first_seen, r.last_seen, r.last_used), (Some(10), Some(10), Some(10)));
+        assert_eq!(
+            (r.first_seen, r.last_seen, r.last_used),
+            (Some(10), Some(10), Some(10))
+        );
         assert!(r.evidence.dynamic_log && !r.evidence.static_config);
     }
 
     #[test]
     fn evidence_from_both_kinds_of_source() {
         let mut inv = Inventory::default();
-        inv.apply(obs("r", IdentityKind::IamRole, SourceKind::IamAuthorizationDetails), false);
+        inv.apply(
+            obs(
+                "r",
+                IdentityKind::IamRole,
+                SourceKind::IamAuthorizationDetails,
+            ),
+            false,
+        );
         let mut o = obs("r", IdentityKind::IamRole, SourceKind::Cloudtrail);
         o.used_at = Some(5);
         assert_eq!(inv.apply(o, true), Applied::Updated);
@@ -379,7 +437,10 @@ mod tests {
         let mut b = obs("s2", IdentityKind::StsSession, SourceKind::Cloudtrail);
         b.facts.assumed_by = Some("s1".into());
         inv.apply(b, true);
-        assert_eq!(inv.get("s2").unwrap().chain, vec!["user".to_owned(), "s1".to_owned()]);
+        assert_eq!(
+            inv.get("s2").unwrap().chain,
+            vec!["user".to_owned(), "s1".to_owned()]
+        );
         // A loop does not grow without bound.
         let mut c = obs("s1", IdentityKind::StsSession, SourceKind::Cloudtrail);
         c.facts.assumed_by = Some("s2".into());
@@ -391,7 +452,9 @@ mod tests {
     fn unknown_status_does_not_override_known() {
         let mut inv = Inventory::default();
         let mut o = obs("u", IdentityKind::IamUser, SourceKind::Cloudtrail);
-        o.facts.credential_status.push(("AKIA1".into(), CredentialStatus::Inactive));
+        o.facts
+            .credential_status
+            .push(("AKIA1".into(), CredentialStatus::Inactive));
         inv.apply(o, true);
         let mut used = obs("u", IdentityKind::IamUser, SourceKind::Cloudtrail);
         used.facts.credentials.push(Credential {
@@ -405,7 +468,10 @@ mod tests {
         });
         inv.apply(used, true);
         let c = &inv.get("u").unwrap().credentials[0];
-        assert_eq!((c.status, c.last_used), (CredentialStatus::Inactive, Some(3)));
+        assert_eq!(
+            (c.status, c.last_used),
+            (CredentialStatus::Inactive, Some(3))
+        );
     }
 
     #[test]

@@ -127,7 +127,9 @@ impl IdentityKind {
     pub fn is_federated(self) -> bool {
         matches!(
             self,
-            IdentityKind::OidcSubject | IdentityKind::SamlSubject | IdentityKind::IdentityCenterUser
+            IdentityKind::OidcSubject
+                | IdentityKind::SamlSubject
+                | IdentityKind::IdentityCenterUser
         )
     }
 }
@@ -210,9 +212,14 @@ impl Lifecycle {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Lifecycle::Active, Lifecycle::Stale, Lifecycle::Ephemeral, Lifecycle::Deleted]
-            .into_iter()
-            .find(|l| l.as_str() == s)
+        [
+            Lifecycle::Active,
+            Lifecycle::Stale,
+            Lifecycle::Ephemeral,
+            Lifecycle::Deleted,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == s)
     }
 }
 
@@ -319,7 +326,10 @@ impl Identity {
             .filter(|c| c.id.starts_with("access_key_"))
             .filter(active)
             .count();
-        let has_slots = self.credentials.iter().any(|c| c.id.starts_with("access_key_"));
+        let has_slots = self
+            .credentials
+            .iter()
+            .any(|c| c.id.starts_with("access_key_"));
         if has_slots {
             slots
         } else {
@@ -331,8 +341,10 @@ impl Identity {
     pub fn has_static_credentials(&self) -> bool {
         self.kind == IdentityKind::AccessKey
             || self.credentials.iter().any(|c| {
-                matches!(c.kind, CredentialKind::AccessKey | CredentialKind::SigningCertificate)
-                    && c.status == CredentialStatus::Active
+                matches!(
+                    c.kind,
+                    CredentialKind::AccessKey | CredentialKind::SigningCertificate
+                ) && c.status == CredentialStatus::Active
             })
     }
 
@@ -371,20 +383,44 @@ mod tests {
 
     #[test]
     fn lifecycle_states() {
-        let cfg = LifecycleConfig { as_of: 100 * MS_PER_DAY, stale_after_days: 30 };
+        let cfg = LifecycleConfig {
+            as_of: 100 * MS_PER_DAY,
+            stale_after_days: 30,
+        };
         let mut r = role();
         assert_eq!(r.lifecycle(cfg), Lifecycle::Stale, "no sign of life at all");
         r.created = Some(90 * MS_PER_DAY);
-        assert_eq!(r.lifecycle(cfg), Lifecycle::Active, "created recently, never used");
+        assert_eq!(
+            r.lifecycle(cfg),
+            Lifecycle::Active,
+            "created recently, never used"
+        );
         r.last_used = Some(60 * MS_PER_DAY);
-        assert_eq!(r.lifecycle(cfg), Lifecycle::Stale, "last use wins over creation");
+        assert_eq!(
+            r.lifecycle(cfg),
+            Lifecycle::Stale,
+            "last use wins over creation"
+        );
         r.last_used = Some(70 * MS_PER_DAY);
-        assert_eq!(r.lifecycle(cfg), Lifecycle::Active, "exactly 30 days is still active");
+        assert_eq!(
+            r.lifecycle(cfg),
+            Lifecycle::Active,
+            "exactly 30 days is still active"
+        );
         r.deleted = Some(80 * MS_PER_DAY);
         assert_eq!(r.lifecycle(cfg), Lifecycle::Deleted);
         r.last_used = Some(85 * MS_PER_DAY);
-        assert_eq!(r.lifecycle(cfg), Lifecycle::Active, "used after deletion: recreated");
-        let s = Identity::new("s".into(), Platform::Aws, IdentityKind::StsSession, "s".into());
+        assert_eq!(
+            r.lifecycle(cfg),
+            Lifecycle::Active,
+            "used after deletion: recreated"
+        );
+        let s = Identity::new(
+            "s".into(),
+            Platform::Aws,
+            IdentityKind::StsSession,
+            "s".into(),
+        );
         assert_eq!(s.lifecycle(cfg), Lifecycle::Ephemeral);
     }
 
@@ -400,10 +436,13 @@ mod tests {
             last_used_region: None,
             last_used_service: None,
         };
-        u.credentials.push(key("AKIAEXAMPLE", CredentialStatus::Active));
+        u.credentials
+            .push(key("AKIAEXAMPLE", CredentialStatus::Active));
         assert_eq!(u.active_key_count(), 1);
-        u.credentials.push(key("access_key_1", CredentialStatus::Active));
-        u.credentials.push(key("access_key_2", CredentialStatus::Active));
+        u.credentials
+            .push(key("access_key_1", CredentialStatus::Active));
+        u.credentials
+            .push(key("access_key_2", CredentialStatus::Active));
         assert_eq!(u.active_key_count(), 2);
     }
 }

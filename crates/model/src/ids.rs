@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn decodes_account_from_key() {
         // Published example from AWS security research (Aidan Steele / Tal Be'ery).
-        assert_eq!(account_from_access_key("ASIAY34FZKBOKMUTVV7A").as_deref(), Some("609629065308"));
+        assert_eq!(
+            account_from_access_key("ASIAY34FZKBOKMUTVV7A").as_deref(),
+            Some("609629065308")
+        );
         assert_eq!(account_from_access_key("AKIA1234"), None);
         assert_eq!(account_from_access_key("AROAY34FZKBOKMUTVV7A"), None);
         assert_eq!(account_from_access_key("ASIAY34FZKBOKMUTVV71"), None);
@@ -189,12 +192,18 @@ mod tests {
 
     #[test]
     fn issuer_forms_agree() {
-        let a = oidc("https://token.actions.githubusercontent.com", "repo:a/b:ref:refs/heads/main");
+        let a = oidc(
+            "https://token.actions.githubusercontent.com",
+            "repo:a/b:ref:refs/heads/main",
+        );
         let b = oidc(
             "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com",
             "repo:a/b:ref:refs/heads/main",
         );
         assert_eq!(a, b);
-        assert_eq!(a, "oidc:token.actions.githubusercontent.com#repo:a/b:ref:refs/heads/main");
+        assert_eq!(
+            a,
+            "oidc:token.actions.githubusercontent.com#repo:a/b:ref:refs/heads/main"
+        );
     }
 }

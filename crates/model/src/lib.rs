@@ -5,8 +5,8 @@
 //! in as epoch milliseconds (`i64`).
 
 pub mod event;
-pub mod ids;
 pub mod identity;
+pub mod ids;
 pub mod observation;
 pub mod time;
 

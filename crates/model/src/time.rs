@@ -114,7 +114,13 @@ pub fn parse(s: &str) -> Option<Millis> {
                 None => 0,
                 Some(_) => digits(b, i + 3, 2)?,
             };
-            let rest = if b.get(i + 3) == Some(&b':') { i + 6 } else if b.len() == i + 3 { i + 3 } else { i + 5 };
+            let rest = if b.get(i + 3) == Some(&b':') {
+                i + 6
+            } else if b.len() == i + 3 {
+                i + 3
+            } else {
+                i + 5
+            };
             if rest != b.len() || oh > 23 || om > 59 {
                 return None;
             }

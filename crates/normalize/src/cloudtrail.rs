@@ -165,12 +165,40 @@ struct FederatedUser<'a> {
 /// returned for CloudTrail: every record is an event.
 pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output>, String> {
     let rec: Record = sonic_rs::from_slice(bytes).map_err(json_error)?;
-    if let Some(inner) = rec.wrapped.get() {
-        let inner: Record = sonic_rs::from_str(inner)
+    if let Some(text) = rec.wrapped.get() {
+        let inner: Record = sonic_rs::from_str(text)
             .map_err(|e| format!("`CloudTrailEvent` string: {}", json_error(e)))?;
-        return from_record(&inner).map(Some);
+        return from_record(&inner, text.as_bytes()).map(Some);
     }
-    from_record(&rec).map(Some)
+    from_record(&rec, bytes).map(Some)
+}
+
+/// Where the record array of a wrapper document starts, when `Records` / `Events` is the first
+/// key (as in every S3 delivery file): the array is then read in one pass, and a document cut
+/// short still yields every record before the cut.
+fn leading_array(d: &[u8]) -> Option<usize> {
+    let ws = |b: &[u8], mut i: usize| {
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = ws(d, 0);
+    if d.get(i) != Some(&b'{') {
+        return None;
+    }
+    i = ws(d, i + 1);
+    let rest = d.get(i..)?;
+    let key_len = [&b"\"Records\""[..], &b"\"Events\""[..]]
+        .into_iter()
+        .find(|k| rest.starts_with(k))?
+        .len();
+    i = ws(d, i + key_len);
+    if d.get(i) != Some(&b':') {
+        return None;
+    }
+    i = ws(d, i + 1);
+    (d.get(i) == Some(&b'[')).then_some(i)
 }
 
 /// Normalizes a document: `{"Records":[…]}`, `{"Events":[…]}`, a bare array, or one record.
@@ -181,20 +209,27 @@ pub fn normalize_document(doc: &[u8], sink: &mut dyn Sink) {
         records(d, &mut lines, sink);
         return;
     }
+    if let Some(start) = leading_array(d) {
+        records(d.get(start..).unwrap_or_default(), &mut lines, sink);
+        return;
+    }
     let mut found_array = false;
     for entry in sonic_rs::to_object_iter(d) {
         match entry {
             Ok((key, value)) if matches!(key.as_ref(), "Records" | "Events") => {
                 found_array = true;
-                let raw = value.as_raw_str();
-                // `raw` borrows from `d`, so line numbers can be derived from its position.
-                let raw_bytes = raw.as_bytes();
-                lines.line_of(raw_bytes);
-                records(raw_bytes, &mut lines, sink);
+                // `raw` borrows from `d`, so line numbers follow from its position.
+                let raw = value.as_raw_str().as_bytes();
+                lines.line_of(raw);
+                records(raw, &mut lines, sink);
             }
             Ok(_) => {}
             Err(e) => {
-                sink.reject(Diagnostic { line: lines.line, record: None, reason: json_error(e) });
+                sink.reject(Diagnostic {
+                    line: lines.line,
+                    record: None,
+                    reason: json_error(e),
+                });
                 return;
             }
         }
@@ -203,7 +238,11 @@ pub fn normalize_document(doc: &[u8], sink: &mut dyn Sink) {
         match normalize_record(d) {
             Ok(Some(out)) => sink.accept(out),
             Ok(None) => {}
-            Err(reason) => sink.reject(Diagnostic { line: 1, record: None, reason }),
+            Err(reason) => sink.reject(Diagnostic {
+                line: 1,
+                record: None,
+                reason,
+            }),
         }
     }
 }
@@ -218,7 +257,11 @@ fn records(array: &[u8], lines: &mut LineCounter, sink: &mut dyn Sink) {
                 match normalize_record(raw) {
                     Ok(Some(out)) => sink.accept(out),
                     Ok(None) => {}
-                    Err(reason) => sink.reject(Diagnostic { line, record: Some(idx), reason }),
+                    Err(reason) => sink.reject(Diagnostic {
+                        line,
+                        record: Some(idx),
+                        reason,
+                    }),
                 }
             }
             Err(e) => {
@@ -243,15 +286,21 @@ pub fn parse_time(s: &str) -> Option<i64> {
     if let Some(t) = time::parse(s) {
         return Some(t);
     }
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let cleaned = s.replace(',', " ");
     let mut it = cleaned.split_whitespace();
-    let month = MONTHS.iter().position(|m| Some(*m) == it.next())? as i64 + 1;
+    let mon = it.next()?;
+    let month = MONTHS.iter().position(|m| *m == mon)? as i64 + 1;
     let day: i64 = it.next()?.parse().ok()?;
     let year: i64 = it.next()?.parse().ok()?;
     let mut hms = it.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (mut h, m, sec) = (hms.next()??, hms.next()??, hms.next().flatten().unwrap_or(0));
+    let (mut h, m, sec) = (
+        hms.next()??,
+        hms.next()??,
+        hms.next().flatten().unwrap_or(0),
+    );
     match it.next() {
         Some("PM") if h < 12 => h += 12,
         Some("AM") if h == 12 => h = 0,
@@ -260,7 +309,10 @@ pub fn parse_time(s: &str) -> Option<i64> {
     if !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
-    Some(time::days_from_civil(year, month, day) * time::MS_PER_DAY + ((h * 60 + m) * 60 + sec) * 1000)
+    Some(
+        time::days_from_civil(year, month, day) * time::MS_PER_DAY
+            + ((h * 60 + m) * 60 + sec) * 1000,
+    )
 }
 
 /// Parses a GitHub Actions OIDC `sub` claim: `repo:<org>/<repo>:ref:<ref>`,
@@ -322,7 +374,10 @@ fn oidc_subject(issuer: &str, sub: &str) -> Observation {
     } else if let Some((ns, sa)) = irsa_subject(sub) {
         o.platform = Platform::Kubernetes;
         o.facts.namespace = Some(ns.to_owned());
-        o.facts.details.insert("irsa".into(), json!({"namespace": ns, "service_account": sa}));
+        o.facts.details.insert(
+            "irsa".into(),
+            json!({"namespace": ns, "service_account": sa}),
+        );
     }
     o
 }
@@ -356,21 +411,31 @@ fn credential(id: &str, kind: CredentialKind, status: CredentialStatus) -> Crede
 }
 
 fn account_of(arn: &str) -> Option<String> {
-    ids::Arn::parse(arn).map(|a| a.account.to_owned()).filter(|a| !a.is_empty())
+    ids::Arn::parse(arn)
+        .map(|a| a.account.to_owned())
+        .filter(|a| !a.is_empty())
 }
 
 /// Observations for the caller; returns the caller's canonical id.
 fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
     let ui = rec.user_identity.get()?;
     let region = rec.aws_region.get();
-    let account = ui.account_id.owned().or_else(|| ui.arn.get().and_then(account_of));
+    let account = ui
+        .account_id
+        .owned()
+        .or_else(|| ui.arn.get().and_then(account_of));
     let sc = ui.session_context.get();
     let id = match ui.ty.get().unwrap_or("Unknown") {
         "IAMUser" => {
             let arn = ui.arn.get();
             let acct = account.clone()?;
-            let name = ui.user_name.get().or_else(|| arn.and_then(|a| a.rsplit('/').next()))?;
-            let id = arn.and_then(ids::canonical_iam_arn).unwrap_or_else(|| ids::iam(&acct, "user", name));
+            let name = ui
+                .user_name
+                .get()
+                .or_else(|| arn.and_then(|a| a.rsplit('/').next()))?;
+            let id = arn
+                .and_then(ids::canonical_iam_arn)
+                .unwrap_or_else(|| ids::iam(&acct, "user", name));
             let mut u = aws(id.clone(), IdentityKind::IamUser, name);
             u.used_at = Some(at);
             u.facts.arn = arn.map(str::to_owned);
@@ -378,10 +443,14 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
             u.facts.native_id = ui.principal_id.owned();
             if let Some(key) = ui.access_key_id.get() {
                 if ids::access_key_type(key) == Some(AccessKeyType::LongTerm) {
-                    let mut c = credential(key, CredentialKind::AccessKey, CredentialStatus::Unknown);
+                    let mut c =
+                        credential(key, CredentialKind::AccessKey, CredentialStatus::Unknown);
                     c.last_used = Some(at);
                     c.last_used_region = region.map(str::to_owned);
-                    c.last_used_service = rec.event_source.get().map(|s| s.trim_end_matches(".amazonaws.com").to_owned());
+                    c.last_used_service = rec
+                        .event_source
+                        .get()
+                        .map(|s| s.trim_end_matches(".amazonaws.com").to_owned());
                     u.facts.credentials.push(c);
                 }
                 obs.extend(key_observation(key, &id, at, true));
@@ -415,7 +484,10 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
                 let mut claims = serde_json::Map::new();
                 let mut subject = None;
                 for (k, v) in web.attributes.get().into_iter().flatten() {
-                    let claim = k.strip_prefix(key).and_then(|c| c.strip_prefix(':')).unwrap_or(k);
+                    let claim = k
+                        .strip_prefix(key)
+                        .and_then(|c| c.strip_prefix(':'))
+                        .unwrap_or(k);
                     if let Some(v) = v.get() {
                         if claim == "sub" {
                             subject = Some(v.to_owned());
@@ -456,10 +528,16 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
             f.used_at = Some(at);
             f.facts.arn = Some(arn.to_owned());
             f.facts.account = account.clone();
-            if let Some(issuer_arn) = sc.and_then(|c| c.session_issuer.get()).and_then(|i| i.arn.get())
+            if let Some(issuer_arn) = sc
+                .and_then(|c| c.session_issuer.get())
+                .and_then(|i| i.arn.get())
                 && let Some(uid) = ids::canonical_iam_arn(issuer_arn)
             {
-                let mut u = aws(uid.clone(), IdentityKind::IamUser, issuer_arn.rsplit('/').next().unwrap_or(issuer_arn));
+                let mut u = aws(
+                    uid.clone(),
+                    IdentityKind::IamUser,
+                    issuer_arn.rsplit('/').next().unwrap_or(issuer_arn),
+                );
                 u.used_at = Some(at);
                 u.facts.arn = Some(issuer_arn.to_owned());
                 u.facts.account = account.clone();
@@ -495,7 +573,11 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
         }
         "AWSService" => {
             let principal = ui.invoked_by.get()?;
-            let mut o = aws(ids::aws_service(principal), IdentityKind::AwsService, principal);
+            let mut o = aws(
+                ids::aws_service(principal),
+                IdentityKind::AwsService,
+                principal,
+            );
             o.used_at = Some(at);
             let id = o.id.clone();
             obs.push(o);
@@ -503,7 +585,11 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
         }
         "AWSAccount" => {
             let acct = account.clone()?;
-            let mut o = aws(ids::account_root(&acct), IdentityKind::ExternalAccount, &acct);
+            let mut o = aws(
+                ids::account_root(&acct),
+                IdentityKind::ExternalAccount,
+                &acct,
+            );
             o.used_at = Some(at);
             o.facts.account = Some(acct);
             let id = o.id.clone();
@@ -531,12 +617,20 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
                 .get()
                 .map(|a| a.rsplit('/').next().unwrap_or(a))
                 .unwrap_or("unknown");
-            let mut o = aws(ids::identity_center(store, user), IdentityKind::IdentityCenterUser, user);
+            let mut o = aws(
+                ids::identity_center(store, user),
+                IdentityKind::IdentityCenterUser,
+                user,
+            );
             o.used_at = Some(at);
             o.facts.account = account.clone();
             o.facts.issuer = on_behalf.identity_store_arn.owned();
             if let Some(cred) = ui.credential_id.get() {
-                let mut c = credential(cred, CredentialKind::TemporaryAccessKey, CredentialStatus::Unknown);
+                let mut c = credential(
+                    cred,
+                    CredentialKind::TemporaryAccessKey,
+                    CredentialStatus::Unknown,
+                );
                 c.last_used = Some(at);
                 o.facts.credentials.push(c);
             }
@@ -550,7 +644,11 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
     if let Some(principal) = ui.invoked_by.get()
         && ui.ty.get() != Some("AWSService")
     {
-        let mut o = aws(ids::aws_service(principal), IdentityKind::AwsService, principal);
+        let mut o = aws(
+            ids::aws_service(principal),
+            IdentityKind::AwsService,
+            principal,
+        );
         o.used_at = Some(at);
         o.facts.links.push(id.clone());
         obs.push(o);
@@ -572,20 +670,28 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
     let actor_user = || actor.filter(|a| a.contains(":user/")).map(str::to_owned);
     match name {
         "AssumeRole" | "AssumeRoleWithWebIdentity" | "AssumeRoleWithSAML" => {
-            let Some(role_arn) = req.and_then(|r| r.role_arn.get()) else { return };
-            let Some(role_id) = ids::canonical_iam_arn(role_arn) else { return };
+            let Some(role_arn) = req.and_then(|r| r.role_arn.get()) else {
+                return;
+            };
+            let Some(role_id) = ids::canonical_iam_arn(role_arn) else {
+                return;
+            };
             let role_name = role_arn.rsplit('/').next().unwrap_or(role_arn);
             let mut role = aws(role_id.clone(), IdentityKind::IamRole, role_name);
             role.used_at = Some(at);
             role.facts.arn = Some(role_arn.to_owned());
             role.facts.account = account_of(role_arn);
             obs.push(role);
-            let session_arn = resp.and_then(|r| r.assumed_role_user.get()).and_then(|u| u.arn.get());
+            let session_arn = resp
+                .and_then(|r| r.assumed_role_user.get())
+                .and_then(|u| u.arn.get());
             if name == "AssumeRoleWithWebIdentity"
                 && let (Some(sub), Some(provider)) = (
                     resp.and_then(|r| r.subject_from_web_identity_token.get()),
                     resp.and_then(|r| r.provider.get()).or_else(|| {
-                        rec.user_identity.get().and_then(|u| u.identity_provider.get())
+                        rec.user_identity
+                            .get()
+                            .and_then(|u| u.identity_provider.get())
                     }),
                 )
             {
@@ -600,13 +706,21 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             if name == "AssumeRoleWithSAML"
                 && let Some(a) = actor
             {
-                let mut o = aws(a.to_owned(), IdentityKind::SamlSubject, a.rsplit('#').next().unwrap_or(a));
+                let mut o = aws(
+                    a.to_owned(),
+                    IdentityKind::SamlSubject,
+                    a.rsplit('#').next().unwrap_or(a),
+                );
                 o.seen_at = Some(at);
                 o.facts.links.push(role_id.clone());
                 obs.push(o);
             }
-            let Some(session_arn) = session_arn else { return };
-            let Some((acct, _, session)) = ids::split_assumed_role(session_arn) else { return };
+            let Some(session_arn) = session_arn else {
+                return;
+            };
+            let Some((acct, _, session)) = ids::split_assumed_role(session_arn) else {
+                return;
+            };
             let mut s = aws(session_arn.to_owned(), IdentityKind::StsSession, session);
             s.seen_at = Some(at);
             s.facts.created = Some(at);
@@ -617,7 +731,9 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             s.facts.source_identity = req
                 .and_then(|r| r.source_identity.owned())
                 .or_else(|| resp.and_then(|r| r.source_identity.owned()));
-            if let Some(key) = resp.and_then(|r| r.credentials.get()).and_then(|c| c.access_key_id.get())
+            if let Some(key) = resp
+                .and_then(|r| r.credentials.get())
+                .and_then(|c| c.access_key_id.get())
                 && let Some(mut k) = key_observation(key, session_arn, at, false)
             {
                 k.facts.created = Some(at);
@@ -626,17 +742,26 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             obs.push(s);
         }
         "GetFederationToken" => {
-            let Some(arn) = resp.and_then(|r| r.federated_user.get()).and_then(|f| f.arn.get()) else {
+            let Some(arn) = resp
+                .and_then(|r| r.federated_user.get())
+                .and_then(|f| f.arn.get())
+            else {
                 return;
             };
-            let mut f = aws(arn.to_owned(), IdentityKind::FederatedUser, arn.rsplit('/').next().unwrap_or(arn));
+            let mut f = aws(
+                arn.to_owned(),
+                IdentityKind::FederatedUser,
+                arn.rsplit('/').next().unwrap_or(arn),
+            );
             f.seen_at = Some(at);
             f.facts.created = Some(at);
             f.facts.arn = Some(arn.to_owned());
             f.facts.account = account_of(arn);
             f.facts.parent = actor.map(str::to_owned);
             f.facts.assumed_by = actor.map(str::to_owned);
-            if let Some(key) = resp.and_then(|r| r.credentials.get()).and_then(|c| c.access_key_id.get())
+            if let Some(key) = resp
+                .and_then(|r| r.credentials.get())
+                .and_then(|c| c.access_key_id.get())
                 && let Some(mut k) = key_observation(key, arn, at, false)
             {
                 k.facts.created = Some(at);
@@ -645,9 +770,11 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             obs.push(f);
         }
         "GetSessionToken" => {
-            if let (Some(a), Some(key)) =
-                (actor, resp.and_then(|r| r.credentials.get()).and_then(|c| c.access_key_id.get()))
-                && let Some(mut k) = key_observation(key, a, at, false)
+            if let (Some(a), Some(key)) = (
+                actor,
+                resp.and_then(|r| r.credentials.get())
+                    .and_then(|c| c.access_key_id.get()),
+            ) && let Some(mut k) = key_observation(key, a, at, false)
             {
                 k.facts.created = Some(at);
                 k.facts.created_by = Some(a.to_owned());
@@ -655,7 +782,13 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             }
         }
         "CreateUser" | "CreateRole" => {
-            let Some(p) = resp.and_then(|r| if name == "CreateUser" { r.user.get() } else { r.role.get() }) else {
+            let Some(p) = resp.and_then(|r| {
+                if name == "CreateUser" {
+                    r.user.get()
+                } else {
+                    r.role.get()
+                }
+            }) else {
                 return;
             };
             let (kind, ty) = if name == "CreateUser" {
@@ -663,9 +796,14 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             } else {
                 (IdentityKind::IamRole, "role")
             };
-            let Some(pname) = p.user_name.get().or(p.role_name.get()) else { return };
+            let Some(pname) = p.user_name.get().or(p.role_name.get()) else {
+                return;
+            };
             let arn = p.arn.get();
-            let Some(id) = arn.and_then(ids::canonical_iam_arn).or_else(|| account.as_deref().map(|a| ids::iam(a, ty, pname))) else {
+            let Some(id) = arn
+                .and_then(ids::canonical_iam_arn)
+                .or_else(|| account.as_deref().map(|a| ids::iam(a, ty, pname)))
+            else {
                 return;
             };
             let mut o = aws(id, kind, pname);
@@ -676,7 +814,9 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             o.facts.native_id = p.user_id.owned().or_else(|| p.role_id.owned());
             o.facts.created_by = actor.map(str::to_owned);
             if let Some(doc) = req.and_then(|r| r.assume_role_policy_document.get()) {
-                o.facts.details.insert("trust_policy".into(), policy_json(doc));
+                o.facts
+                    .details
+                    .insert("trust_policy".into(), policy_json(doc));
             }
             obs.push(o);
         }
@@ -689,13 +829,19 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
                 let mut o = aws(ids::iam(a, "role", role), IdentityKind::IamRole, role);
                 o.seen_at = Some(at);
                 o.facts.account = Some(a.to_owned());
-                o.facts.details.insert("trust_policy".into(), policy_json(doc));
+                o.facts
+                    .details
+                    .insert("trust_policy".into(), policy_json(doc));
                 obs.push(o);
             }
         }
         "CreateAccessKey" => {
-            let Some(k) = resp.and_then(|r| r.access_key.get()) else { return };
-            let Some(key) = k.access_key_id.get() else { return };
+            let Some(k) = resp.and_then(|r| r.access_key.get()) else {
+                return;
+            };
+            let Some(key) = k.access_key_id.get() else {
+                return;
+            };
             let owner = k.user_name.get().and_then(user_id).or_else(actor_user);
             let Some(owner) = owner else { return };
             let created = k.create_date.get().and_then(parse_time).or(Some(at));
@@ -715,7 +861,9 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             obs.push(u);
         }
         "DeleteAccessKey" | "UpdateAccessKey" => {
-            let Some(key) = req.and_then(|r| r.access_key_id.get()) else { return };
+            let Some(key) = req.and_then(|r| r.access_key_id.get()) else {
+                return;
+            };
             let status = if name == "DeleteAccessKey" {
                 CredentialStatus::Deleted
             } else {
@@ -725,7 +873,10 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
                     _ => return,
                 }
             };
-            let owner = req.and_then(|r| r.user_name.get()).and_then(user_id).or_else(actor_user);
+            let owner = req
+                .and_then(|r| r.user_name.get())
+                .and_then(user_id)
+                .or_else(actor_user);
             if let Some(owner) = &owner {
                 let uname = owner.rsplit('/').next().unwrap_or(owner);
                 let mut u = aws(owner.clone(), IdentityKind::IamUser, uname);
@@ -734,7 +885,9 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
                 u.facts.credential_status.push((key.to_owned(), status));
                 obs.push(u);
             }
-            if let Some(mut k) = key_observation(key, owner.as_deref().unwrap_or_default(), at, false) {
+            if let Some(mut k) =
+                key_observation(key, owner.as_deref().unwrap_or_default(), at, false)
+            {
                 if owner.is_none() {
                     k.facts.parent = None;
                 }
@@ -747,9 +900,17 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
         }
         "DeleteUser" | "DeleteRole" => {
             let (kind, ty, n) = if name == "DeleteUser" {
-                (IdentityKind::IamUser, "user", req.and_then(|r| r.user_name.get()))
+                (
+                    IdentityKind::IamUser,
+                    "user",
+                    req.and_then(|r| r.user_name.get()),
+                )
             } else {
-                (IdentityKind::IamRole, "role", req.and_then(|r| r.role_name.get()))
+                (
+                    IdentityKind::IamRole,
+                    "role",
+                    req.and_then(|r| r.role_name.get()),
+                )
             };
             if let (Some(n), Some(a)) = (n, account.as_deref()) {
                 let mut o = aws(ids::iam(a, ty, n), kind, n);
@@ -760,7 +921,11 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             }
         }
         "CreateLoginProfile" | "UpdateLoginProfile" | "DeleteLoginProfile" => {
-            let Some(owner) = req.and_then(|r| r.user_name.get()).and_then(user_id).or_else(actor_user) else {
+            let Some(owner) = req
+                .and_then(|r| r.user_name.get())
+                .and_then(user_id)
+                .or_else(actor_user)
+            else {
                 return;
             };
             let uname = owner.rsplit('/').next().unwrap_or(&owner).to_owned();
@@ -768,12 +933,20 @@ fn effects(rec: &Record, actor: Option<&str>, at: i64, obs: &mut Vec<Observation
             u.seen_at = Some(at);
             u.facts.account = account.clone();
             if name == "DeleteLoginProfile" {
-                u.facts.credential_status.push(("password".into(), CredentialStatus::Deleted));
+                u.facts
+                    .credential_status
+                    .push(("password".into(), CredentialStatus::Deleted));
             } else {
-                let mut c = credential("password", CredentialKind::Password, CredentialStatus::Active);
+                let mut c = credential(
+                    "password",
+                    CredentialKind::Password,
+                    CredentialStatus::Active,
+                );
                 c.created = Some(at);
                 u.facts.credentials.push(c);
-                u.facts.created_by = actor.filter(|a| !a.ends_with(&format!("user/{uname}"))).map(str::to_owned);
+                u.facts.created_by = actor
+                    .filter(|a| !a.ends_with(&format!("user/{uname}")))
+                    .map(str::to_owned);
             }
             obs.push(u);
         }
@@ -790,10 +963,14 @@ pub fn policy_json(doc: &str) -> Value {
     serde_json::from_str(&decoded).unwrap_or_else(|_| Value::String(doc.to_owned()))
 }
 
-fn from_record(rec: &Record) -> Result<Output, String> {
-    let native_id = rec.event_id.get().ok_or("missing `eventID`")?;
+fn from_record(rec: &Record, bytes: &[u8]) -> Result<Output, String> {
+    let native_id = rec
+        .event_id
+        .owned()
+        .unwrap_or_else(|| crate::content_id(bytes));
     let raw_time = rec.event_time.get().ok_or("missing `eventTime`")?;
-    let at = time::parse(raw_time).ok_or_else(|| format!("`eventTime` `{raw_time}` is not a timestamp"))?;
+    let at = time::parse(raw_time)
+        .ok_or_else(|| format!("`eventTime` `{raw_time}` is not a timestamp"))?;
     let source = rec.event_source.get().ok_or("missing `eventSource`")?;
     let name = rec.event_name.get().ok_or("missing `eventName`")?;
     let mut out = Output::default();
@@ -805,7 +982,7 @@ fn from_record(rec: &Record) -> Result<Output, String> {
     let req = rec.request_parameters.get();
     let ui = rec.user_identity.get();
     out.event = Some(Event {
-        native_id: native_id.to_owned(),
+        native_id,
         source: SourceKind::Cloudtrail,
         time: at,
         action: format!("{source}:{name}"),
@@ -813,10 +990,16 @@ fn from_record(rec: &Record) -> Result<Output, String> {
         source_ip: rec.source_ip_address.owned(),
         user_agent: rec.user_agent.owned(),
         region: rec.aws_region.owned(),
-        account: rec.recipient_account_id.owned().or_else(|| ui.and_then(|u| u.account_id.owned())),
+        account: rec
+            .recipient_account_id
+            .owned()
+            .or_else(|| ui.and_then(|u| u.account_id.owned())),
         error_code: rec.error_code.owned(),
         target: req.and_then(|r| {
-            r.role_arn.owned().or_else(|| r.user_name.owned()).or_else(|| r.role_name.owned())
+            r.role_arn
+                .owned()
+                .or_else(|| r.user_name.owned())
+                .or_else(|| r.role_name.owned())
         }),
         credential: ui.and_then(|u| u.access_key_id.owned()),
         invoked_by: ui.and_then(|u| u.invoked_by.owned()),
@@ -832,9 +1015,18 @@ mod tests {
 
     #[test]
     fn java_dates() {
-        assert_eq!(parse_time("Nov 10, 2026 8:15:02 AM"), time::parse("2026-11-10T08:15:02Z"));
-        assert_eq!(parse_time("Nov 10, 2026, 8:15:02 PM"), time::parse("2026-11-10T20:15:02Z"));
-        assert_eq!(parse_time("Jan 1, 2026 12:00:00 AM"), time::parse("2026-01-01T00:00:00Z"));
+        assert_eq!(
+            parse_time("Nov 10, 2026 8:15:02 AM"),
+            time::parse("2026-11-10T08:15:02Z")
+        );
+        assert_eq!(
+            parse_time("Nov 10, 2026, 8:15:02 PM"),
+            time::parse("2026-11-10T20:15:02Z")
+        );
+        assert_eq!(
+            parse_time("Jan 1, 2026 12:00:00 AM"),
+            time::parse("2026-01-01T00:00:00Z")
+        );
         assert_eq!(parse_time("garbage"), None);
     }
 
@@ -848,8 +1040,14 @@ mod tests {
         let v = github_subject("repo:acme/api:pull_request").unwrap();
         assert_eq!(v["pull_request"], true);
         let v = github_subject("repo:acme/api:environment:prod:job_workflow_ref:acme/wf/.github/workflows/d.yml@refs/heads/main").unwrap();
-        assert_eq!(v["job_workflow_ref"], "acme/wf/.github/workflows/d.yml@refs/heads/main");
+        assert_eq!(
+            v["job_workflow_ref"],
+            "acme/wf/.github/workflows/d.yml@refs/heads/main"
+        );
         assert_eq!(github_subject("system:serviceaccount:a:b"), None);
-        assert_eq!(irsa_subject("system:serviceaccount:orders:api"), Some(("orders", "api")));
+        assert_eq!(
+            irsa_subject("system:serviceaccount:orders:api"),
+            Some(("orders", "api"))
+        );
     }
 }

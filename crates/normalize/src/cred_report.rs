@@ -51,24 +51,55 @@ pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
     let headers = match rdr.headers() {
         Ok(h) => h.clone(),
         Err(e) => {
-            sink.reject(Diagnostic { line: 1, record: None, reason: format!("invalid CSV header: {e}") });
+            sink.reject(Diagnostic {
+                line: 1,
+                record: None,
+                reason: format!("invalid CSV header: {e}"),
+            });
             return;
         }
     };
-    let index: HashMap<&str, usize> = headers.iter().enumerate().map(|(i, h)| (h.trim_start_matches('\u{feff}'), i)).collect();
-    let missing: Vec<&str> = ["user", "arn"].into_iter().filter(|c| !index.contains_key(c)).collect();
+    let index: HashMap<&str, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.trim_start_matches('\u{feff}'), i))
+        .collect();
+    let missing: Vec<&str> = ["user", "arn"]
+        .into_iter()
+        .filter(|c| !index.contains_key(c))
+        .collect();
     if !missing.is_empty() {
-        sink.reject(Diagnostic { line: 1, record: None, reason: format!("not a credential report: missing column(s) {}", missing.join(", ")) });
+        sink.reject(Diagnostic {
+            line: 1,
+            record: None,
+            reason: format!(
+                "not a credential report: missing column(s) {}",
+                missing.join(", ")
+            ),
+        });
         return;
     }
     for (row, rec) in rdr.records().enumerate() {
-        let line = rec.as_ref().ok().and_then(|r| r.position()).map_or(row as u64 + 2, |p| p.line());
+        let line = rec
+            .as_ref()
+            .ok()
+            .and_then(|r| r.position())
+            .map_or(row as u64 + 2, |p| p.line());
         let result = rec
             .map_err(|e| format!("invalid CSV row: {e}"))
-            .and_then(|r| row_output(&Row { index: &index, rec: &r }));
+            .and_then(|r| {
+                row_output(&Row {
+                    index: &index,
+                    rec: &r,
+                })
+            });
         match result {
             Ok(out) => sink.accept(out),
-            Err(reason) => sink.reject(Diagnostic { line, record: None, reason }),
+            Err(reason) => sink.reject(Diagnostic {
+                line,
+                record: None,
+                reason,
+            }),
         }
     }
 }
@@ -81,14 +112,19 @@ struct Row<'r> {
 
 impl<'r> Row<'r> {
     fn get(&self, col: &str) -> Option<&'r str> {
-        self.index.get(col).and_then(|&i| self.rec.get(i)).and_then(value)
+        self.index
+            .get(col)
+            .and_then(|&i| self.rec.get(i))
+            .and_then(value)
     }
 }
 
 fn ts(row: &Row, col: &str) -> Result<Option<i64>, String> {
     match row.get(col) {
         None => Ok(None),
-        Some(v) => time::parse(v).map(Some).ok_or_else(|| format!("column `{col}`: `{v}` is not a timestamp")),
+        Some(v) => time::parse(v)
+            .map(Some)
+            .ok_or_else(|| format!("column `{col}`: `{v}` is not a timestamp")),
     }
 }
 
@@ -105,10 +141,23 @@ fn row_output(row: &Row) -> Result<Output, String> {
     let arn = row.get("arn").ok_or("empty `arn`")?;
     let parsed = ids::Arn::parse(arn).ok_or_else(|| format!("`arn` `{arn}` is not an ARN"))?;
     let mut o = if user == "<root_account>" {
-        Observation::new(ids::account_root(parsed.account), Platform::Aws, IdentityKind::AccountRoot, "root", SourceKind::IamCredentialReport)
+        Observation::new(
+            ids::account_root(parsed.account),
+            Platform::Aws,
+            IdentityKind::AccountRoot,
+            "root",
+            SourceKind::IamCredentialReport,
+        )
     } else {
-        let id = ids::canonical_iam_arn(arn).ok_or_else(|| format!("`arn` `{arn}` is not an ARN"))?;
-        Observation::new(id, Platform::Aws, IdentityKind::IamUser, user, SourceKind::IamCredentialReport)
+        let id =
+            ids::canonical_iam_arn(arn).ok_or_else(|| format!("`arn` `{arn}` is not an ARN"))?;
+        Observation::new(
+            id,
+            Platform::Aws,
+            IdentityKind::IamUser,
+            user,
+            SourceKind::IamCredentialReport,
+        )
     };
     o.facts.arn = Some(arn.to_owned());
     o.facts.account = Some(parsed.account.to_owned());
@@ -122,7 +171,11 @@ fn row_output(row: &Row) -> Result<Output, String> {
             o.facts.credentials.push(Credential {
                 id: "password".into(),
                 kind: CredentialKind::Password,
-                status: if enabled { CredentialStatus::Active } else { CredentialStatus::Deleted },
+                status: if enabled {
+                    CredentialStatus::Active
+                } else {
+                    CredentialStatus::Deleted
+                },
                 created: ts(row, "password_last_changed")?,
                 last_used: used,
                 last_used_region: None,
@@ -135,7 +188,9 @@ fn row_output(row: &Row) -> Result<Output, String> {
         }
     }
     if let Some(mfa) = flag(row, "mfa_active") {
-        o.facts.details.insert("mfa_active".into(), serde_json::json!(mfa));
+        o.facts
+            .details
+            .insert("mfa_active".into(), serde_json::json!(mfa));
     }
     for n in 1..=2 {
         let active = flag(row, &format!("access_key_{n}_active"));
@@ -146,11 +201,19 @@ fn row_output(row: &Row) -> Result<Output, String> {
             o.facts.credentials.push(Credential {
                 id: format!("access_key_{n}"),
                 kind: CredentialKind::AccessKey,
-                status: if active == Some(true) { CredentialStatus::Active } else { CredentialStatus::Inactive },
+                status: if active == Some(true) {
+                    CredentialStatus::Active
+                } else {
+                    CredentialStatus::Inactive
+                },
                 created: rotated,
                 last_used: used,
-                last_used_region: row.get(&format!("access_key_{n}_last_used_region")).map(str::to_owned),
-                last_used_service: row.get(&format!("access_key_{n}_last_used_service")).map(str::to_owned),
+                last_used_region: row
+                    .get(&format!("access_key_{n}_last_used_region"))
+                    .map(str::to_owned),
+                last_used_service: row
+                    .get(&format!("access_key_{n}_last_used_service"))
+                    .map(str::to_owned),
             });
         }
         let cert_active = flag(row, &format!("cert_{n}_active"));
@@ -159,7 +222,11 @@ fn row_output(row: &Row) -> Result<Output, String> {
             o.facts.credentials.push(Credential {
                 id: format!("cert_{n}"),
                 kind: CredentialKind::SigningCertificate,
-                status: if cert_active == Some(true) { CredentialStatus::Active } else { CredentialStatus::Inactive },
+                status: if cert_active == Some(true) {
+                    CredentialStatus::Active
+                } else {
+                    CredentialStatus::Inactive
+                },
                 created: cert_rotated,
                 last_used: None,
                 last_used_region: None,
@@ -168,5 +235,9 @@ fn row_output(row: &Row) -> Result<Output, String> {
         }
     }
     o.facts.last_used = last_used;
-    Ok(Output { event: None, observations: vec![o], objects: Vec::new() })
+    Ok(Output {
+        event: None,
+        observations: vec![o],
+        objects: Vec::new(),
+    })
 }

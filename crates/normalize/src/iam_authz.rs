@@ -7,35 +7,56 @@
 
 use std::collections::BTreeMap;
 
-use keyward_model::{Diagnostic, IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time};
+use keyward_model::{
+    Diagnostic, IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time,
+};
 use serde_json::{Value, json};
 
 use crate::cloudtrail::policy_json;
 use crate::{LineCounter, Output, Sink, json_error, sniff::trim_start};
 
-const LISTS: [&str; 4] = ["UserDetailList", "GroupDetailList", "RoleDetailList", "Policies"];
+const LISTS: [&str; 4] = [
+    "UserDetailList",
+    "GroupDetailList",
+    "RoleDetailList",
+    "Policies",
+];
 
 pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
     let mut lines = LineCounter::new(doc);
     let d = trim_start(doc);
     if !d.starts_with(b"{") {
-        sink.reject(Diagnostic { line: 1, record: None, reason: "expected a JSON object with `UserDetailList`, `RoleDetailList`, …".into() });
+        sink.reject(Diagnostic {
+            line: 1,
+            record: None,
+            reason: "expected a JSON object with `UserDetailList`, `RoleDetailList`, …".into(),
+        });
         return;
     }
     for entry in sonic_rs::to_object_iter(d) {
         let (key, value) = match entry {
             Ok(kv) => kv,
             Err(e) => {
-                sink.reject(Diagnostic { line: lines.line, record: None, reason: json_error(e) });
+                sink.reject(Diagnostic {
+                    line: lines.line,
+                    record: None,
+                    reason: json_error(e),
+                });
                 return;
             }
         };
-        let Some(list) = LISTS.iter().find(|l| **l == key.as_ref()) else { continue };
+        let Some(list) = LISTS.iter().find(|l| **l == key.as_ref()) else {
+            continue;
+        };
         for (idx, item) in sonic_rs::to_array_iter(value.as_raw_str()).enumerate() {
             let item = match item {
                 Ok(v) => v,
                 Err(e) => {
-                    sink.reject(Diagnostic { line: lines.line, record: Some(idx as u64), reason: format!("`{list}`: {}", json_error(e)) });
+                    sink.reject(Diagnostic {
+                        line: lines.line,
+                        record: Some(idx as u64),
+                        reason: format!("`{list}`: {}", json_error(e)),
+                    });
                     break;
                 }
             };
@@ -46,7 +67,11 @@ pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
                 .and_then(|v| entry_output(list, v));
             match result {
                 Ok(out) => sink.accept(out),
-                Err(reason) => sink.reject(Diagnostic { line, record: Some(idx as u64), reason: format!("`{list}` entry: {reason}") }),
+                Err(reason) => sink.reject(Diagnostic {
+                    line,
+                    record: Some(idx as u64),
+                    reason: format!("`{list}` entry: {reason}"),
+                }),
             }
         }
     }
@@ -61,7 +86,12 @@ fn tags(v: &Value) -> BTreeMap<String, String> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|t| Some((s(t, "Key")?.to_owned(), s(t, "Value").unwrap_or_default().to_owned())))
+        .filter_map(|t| {
+            Some((
+                s(t, "Key")?.to_owned(),
+                s(t, "Value").unwrap_or_default().to_owned(),
+            ))
+        })
         .collect()
 }
 
@@ -79,7 +109,9 @@ fn names(v: &Value, list: &str, field: &str) -> Value {
 fn created(v: &Value) -> Result<Option<i64>, String> {
     match s(v, "CreateDate") {
         None => Ok(None),
-        Some(t) => time::parse(t).map(Some).ok_or_else(|| format!("`CreateDate` `{t}` is not a timestamp")),
+        Some(t) => time::parse(t)
+            .map(Some)
+            .ok_or_else(|| format!("`CreateDate` `{t}` is not a timestamp")),
     }
 }
 
@@ -102,7 +134,9 @@ pub fn trusted_principals(policy: &Value) -> BTreeMap<String, Vec<String>> {
                     let list = out.entry(ty.clone()).or_default();
                     match v {
                         Value::String(p) => list.push(p.clone()),
-                        Value::Array(ps) => list.extend(ps.iter().filter_map(|p| p.as_str().map(str::to_owned))),
+                        Value::Array(ps) => {
+                            list.extend(ps.iter().filter_map(|p| p.as_str().map(str::to_owned)))
+                        }
                         _ => {}
                     }
                 }
@@ -117,11 +151,22 @@ pub fn trusted_principals(policy: &Value) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn principal(v: &Value, kind: IdentityKind, name_key: &str, id_key: &str) -> Result<Observation, String> {
+fn principal(
+    v: &Value,
+    kind: IdentityKind,
+    name_key: &str,
+    id_key: &str,
+) -> Result<Observation, String> {
     let arn = s(v, "Arn").ok_or("missing `Arn`")?;
     let name = s(v, name_key).ok_or_else(|| format!("missing `{name_key}`"))?;
     let id = ids::canonical_iam_arn(arn).ok_or_else(|| format!("`Arn` `{arn}` is not an ARN"))?;
-    let mut o = Observation::new(id, Platform::Aws, kind, name, SourceKind::IamAuthorizationDetails);
+    let mut o = Observation::new(
+        id,
+        Platform::Aws,
+        kind,
+        name,
+        SourceKind::IamAuthorizationDetails,
+    );
     o.facts.arn = Some(arn.to_owned());
     o.facts.account = ids::Arn::parse(arn).map(|a| a.account.to_owned());
     o.facts.native_id = s(v, id_key).map(str::to_owned);
@@ -129,10 +174,20 @@ fn principal(v: &Value, kind: IdentityKind, name_key: &str, id_key: &str) -> Res
     o.facts.tags = tags(v);
     let d = &mut o.facts.details;
     d.insert("path".into(), json!(s(v, "Path").unwrap_or("/")));
-    d.insert("attached_policies".into(), names(v, "AttachedManagedPolicies", "PolicyArn"));
-    let inline = if kind == IdentityKind::IamUser { "UserPolicyList" } else { "RolePolicyList" };
+    d.insert(
+        "attached_policies".into(),
+        names(v, "AttachedManagedPolicies", "PolicyArn"),
+    );
+    let inline = if kind == IdentityKind::IamUser {
+        "UserPolicyList"
+    } else {
+        "RolePolicyList"
+    };
     d.insert("inline_policies".into(), names(v, inline, "PolicyName"));
-    if let Some(b) = v.get("PermissionsBoundary").and_then(|b| b.get("PermissionsBoundaryArn")) {
+    if let Some(b) = v
+        .get("PermissionsBoundary")
+        .and_then(|b| b.get("PermissionsBoundaryArn"))
+    {
         d.insert("permissions_boundary".into(), b.clone());
     }
     Ok(o)
@@ -146,7 +201,8 @@ fn entry_output(list: &str, v: Value) -> Result<Output, String> {
             if let Some(groups) = v.get("GroupList") {
                 o.facts.details.insert("groups".into(), groups.clone());
             }
-            out.objects.push(object("iam_user", &o.id, o.facts.account.clone(), v));
+            out.objects
+                .push(object("iam_user", &o.id, o.facts.account.clone(), v));
             out.observations.push(o);
         }
         "RoleDetailList" => {
@@ -158,25 +214,36 @@ fn entry_output(list: &str, v: Value) -> Result<Output, String> {
             };
             let trusted = trusted_principals(&trust);
             if let Some(fed) = trusted.get("Federated") {
-                o.facts.details.insert("federation".into(), json!({"providers": fed}));
+                o.facts
+                    .details
+                    .insert("federation".into(), json!({"providers": fed}));
             }
-            o.facts.details.insert("trusted_principals".into(), json!(trusted));
+            o.facts
+                .details
+                .insert("trusted_principals".into(), json!(trusted));
             o.facts.details.insert("trust_policy".into(), trust);
-            o.facts.details.insert("instance_profiles".into(), names(&v, "InstanceProfileList", "InstanceProfileName"));
+            o.facts.details.insert(
+                "instance_profiles".into(),
+                names(&v, "InstanceProfileList", "InstanceProfileName"),
+            );
             if let Some(last) = v.get("RoleLastUsed") {
                 if let Some(t) = s(last, "LastUsedDate") {
-                    o.facts.last_used = Some(time::parse(t).ok_or_else(|| format!("`RoleLastUsed.LastUsedDate` `{t}` is not a timestamp"))?);
+                    o.facts.last_used = Some(time::parse(t).ok_or_else(|| {
+                        format!("`RoleLastUsed.LastUsedDate` `{t}` is not a timestamp")
+                    })?);
                 }
                 if let Some(r) = s(last, "Region") {
                     o.facts.details.insert("last_used_region".into(), json!(r));
                 }
             }
-            out.objects.push(object("iam_role", &o.id, o.facts.account.clone(), v));
+            out.objects
+                .push(object("iam_role", &o.id, o.facts.account.clone(), v));
             out.observations.push(o);
         }
         "GroupDetailList" => {
             let arn = s(&v, "Arn").ok_or("missing `Arn`")?;
-            let id = ids::canonical_iam_arn(arn).ok_or_else(|| format!("`Arn` `{arn}` is not an ARN"))?;
+            let id = ids::canonical_iam_arn(arn)
+                .ok_or_else(|| format!("`Arn` `{arn}` is not an ARN"))?;
             let account = ids::Arn::parse(arn).map(|a| a.account.to_owned());
             out.objects.push(object("iam_group", &id, account, v));
         }
@@ -190,5 +257,10 @@ fn entry_output(list: &str, v: Value) -> Result<Output, String> {
 }
 
 fn object(kind: &str, id: &str, scope: Option<String>, doc: Value) -> SnapshotObject {
-    SnapshotObject { kind: kind.to_owned(), id: id.to_owned(), scope, doc }
+    SnapshotObject {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        scope,
+        doc,
+    }
 }

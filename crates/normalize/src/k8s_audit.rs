@@ -98,7 +98,12 @@ fn user_observations(
     let extra = user.extra.get();
     let mut o = if let Some(rest) = username.strip_prefix("system:serviceaccount:") {
         let (ns, name) = rest.split_once(':')?;
-        let mut o = k8s(ids::k8s_service_account(cluster, ns, name), IdentityKind::ServiceAccount, name, cluster);
+        let mut o = k8s(
+            ids::k8s_service_account(cluster, ns, name),
+            IdentityKind::ServiceAccount,
+            name,
+            cluster,
+        );
         o.facts.namespace = Some(ns.to_owned());
         if let Some(pod) = first(extra, "authentication.kubernetes.io/pod-name") {
             o.facts.details.insert("last_pod".into(), json!(pod));
@@ -116,11 +121,26 @@ fn user_observations(
         }
         o
     } else if let Some(node) = username.strip_prefix("system:node:") {
-        k8s(ids::k8s_user(cluster, username), IdentityKind::KubernetesNode, node, cluster)
+        k8s(
+            ids::k8s_user(cluster, username),
+            IdentityKind::KubernetesNode,
+            node,
+            cluster,
+        )
     } else if username.starts_with("system:") || username.starts_with("eks:") {
-        k8s(ids::k8s_user(cluster, username), IdentityKind::KubernetesSystem, username, cluster)
+        k8s(
+            ids::k8s_user(cluster, username),
+            IdentityKind::KubernetesSystem,
+            username,
+            cluster,
+        )
     } else {
-        k8s(ids::k8s_user(cluster, username), IdentityKind::KubernetesUser, username, cluster)
+        k8s(
+            ids::k8s_user(cluster, username),
+            IdentityKind::KubernetesUser,
+            username,
+            cluster,
+        )
     };
     o.facts.native_id = user.uid.owned();
     if used {
@@ -137,7 +157,13 @@ fn user_observations(
         let mut aws_side = Vec::new();
         let canonical = first(extra, "canonicalArn").and_then(ids::canonical_iam_arn);
         if let Some((acct, _, session)) = ids::split_assumed_role(arn) {
-            let mut s = Observation::new(arn.to_owned(), Platform::Aws, IdentityKind::StsSession, session, SourceKind::K8sAudit);
+            let mut s = Observation::new(
+                arn.to_owned(),
+                Platform::Aws,
+                IdentityKind::StsSession,
+                session,
+                SourceKind::K8sAudit,
+            );
             s.facts.arn = Some(arn.to_owned());
             s.facts.account = Some(acct.to_owned());
             s.facts.parent = canonical.clone();
@@ -147,7 +173,13 @@ fn user_observations(
             aws_side.push(s);
         }
         if let Some(role) = &canonical {
-            let mut r = Observation::new(role.clone(), Platform::Aws, IdentityKind::IamRole, role.rsplit('/').next().unwrap_or(role), SourceKind::K8sAudit);
+            let mut r = Observation::new(
+                role.clone(),
+                Platform::Aws,
+                IdentityKind::IamRole,
+                role.rsplit('/').next().unwrap_or(role),
+                SourceKind::K8sAudit,
+            );
             r.facts.account = ids::Arn::parse(role).map(|a| a.account.to_owned());
             r.seen_at = Some(at);
             r.facts.links.push(o.id.clone());
@@ -161,7 +193,13 @@ fn user_observations(
             } else {
                 IdentityKind::TemporaryAccessKey
             };
-            let mut k = Observation::new(key.to_owned(), Platform::Aws, kind, key, SourceKind::K8sAudit);
+            let mut k = Observation::new(
+                key.to_owned(),
+                Platform::Aws,
+                kind,
+                key,
+                SourceKind::K8sAudit,
+            );
             k.facts.account = ids::account_from_access_key(key);
             k.facts.parent = Some(arn.to_owned());
             k.seen_at = Some(at);
@@ -182,35 +220,48 @@ fn user_observations(
 /// Normalizes one audit event line.
 pub fn normalize_event(bytes: &[u8], ctx: &Context) -> Result<Option<Output>, String> {
     let ev: AuditEvent = sonic_rs::from_slice(bytes).map_err(json_error)?;
-    from_event(&ev, ctx).map(Some)
+    from_event(&ev, bytes, ctx).map(Some)
 }
 
-fn from_event(ev: &AuditEvent, ctx: &Context) -> Result<Output, String> {
+fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output, String> {
     if let Some(kind) = ev.kind.get()
         && kind != "Event"
     {
         return Err(format!("`kind` is `{kind}`, expected `Event`"));
     }
-    let audit_id = ev.audit_id.get().ok_or("missing `auditID`")?;
+    let audit_id = ev
+        .audit_id
+        .owned()
+        .unwrap_or_else(|| crate::content_id(bytes));
     let raw_time = ev
         .stage_timestamp
         .get()
         .or(ev.request_received_timestamp.get())
         .or(ev.timestamp.get())
         .ok_or("missing `stageTimestamp` / `requestReceivedTimestamp`")?;
-    let at = time::parse(raw_time).ok_or_else(|| format!("timestamp `{raw_time}` is not a timestamp"))?;
+    let at = time::parse(raw_time)
+        .ok_or_else(|| format!("timestamp `{raw_time}` is not a timestamp"))?;
     let verb = ev.verb.get().ok_or("missing `verb`")?;
     let cluster = ctx.cluster.as_str();
     let mut out = Output::default();
-    let actor = ev.user.get().and_then(|u| user_observations(u, cluster, at, true, &mut out.observations));
+    let actor = ev
+        .user
+        .get()
+        .and_then(|u| user_observations(u, cluster, at, true, &mut out.observations));
     let oref = ev.object_ref.get();
-    let code: Option<u16> = ev.response_status.get().and_then(|s| s.code.get()).and_then(|c| c.parse().ok());
+    let code: Option<u16> = ev
+        .response_status
+        .get()
+        .and_then(|s| s.code.get())
+        .and_then(|c| c.parse().ok());
     let failed = code.is_some_and(|c| c >= 400);
     if let Some(imp) = ev.impersonated_user.get()
         && let Some(id) = user_observations(imp, cluster, at, false, &mut out.observations)
         && let (Some(a), Some(last)) = (&actor, out.observations.last_mut())
     {
-        last.facts.details.insert("impersonated_by".into(), json!(a));
+        last.facts
+            .details
+            .insert("impersonated_by".into(), json!(a));
         let _ = id;
     }
     // Service-account lifecycle seen in the audit trail.
@@ -220,7 +271,12 @@ fn from_event(ev: &AuditEvent, ctx: &Context) -> Result<Output, String> {
         && ev.stage.get() != Some("RequestReceived")
         && let (Some(ns), Some(name)) = (r.namespace.get(), r.name.get())
     {
-        let mut o = k8s(ids::k8s_service_account(cluster, ns, name), IdentityKind::ServiceAccount, name, cluster);
+        let mut o = k8s(
+            ids::k8s_service_account(cluster, ns, name),
+            IdentityKind::ServiceAccount,
+            name,
+            cluster,
+        );
         o.facts.namespace = Some(ns.to_owned());
         o.seen_at = Some(at);
         match (verb, r.subresource.get()) {
@@ -239,7 +295,9 @@ fn from_event(ev: &AuditEvent, ctx: &Context) -> Result<Output, String> {
                     last_used_region: None,
                     last_used_service: None,
                 });
-                o.facts.details.insert("token_requested_by".into(), json!(actor));
+                o.facts
+                    .details
+                    .insert("token_requested_by".into(), json!(actor));
             }
             _ => {}
         }
@@ -259,7 +317,7 @@ fn from_event(ev: &AuditEvent, ctx: &Context) -> Result<Output, String> {
     });
     let extra = ev.user.get().and_then(|u| u.extra.get());
     out.event = Some(Event {
-        native_id: audit_id.to_owned(),
+        native_id: audit_id,
         source: SourceKind::K8sAudit,
         time: at,
         action,
@@ -269,7 +327,12 @@ fn from_event(ev: &AuditEvent, ctx: &Context) -> Result<Output, String> {
         region: None,
         account: Some(cluster.to_owned()),
         error_code: if failed {
-            Some(ev.response_status.get().and_then(|s| s.reason.owned()).unwrap_or_else(|| code.unwrap_or(0).to_string()))
+            Some(
+                ev.response_status
+                    .get()
+                    .and_then(|s| s.reason.owned())
+                    .unwrap_or_else(|| code.unwrap_or(0).to_string()),
+            )
         } else {
             None
         },
@@ -302,7 +365,11 @@ pub fn normalize_document(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    sink.reject(Diagnostic { line: 1, record: None, reason: json_error(e) });
+                    sink.reject(Diagnostic {
+                        line: 1,
+                        record: None,
+                        reason: json_error(e),
+                    });
                     return;
                 }
             }
@@ -314,7 +381,11 @@ pub fn normalize_document(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
         match normalize_event(d, ctx) {
             Ok(Some(out)) => sink.accept(out),
             Ok(None) => {}
-            Err(reason) => sink.reject(Diagnostic { line: 1, record: None, reason }),
+            Err(reason) => sink.reject(Diagnostic {
+                line: 1,
+                record: None,
+                reason,
+            }),
         }
         return;
     };
@@ -326,7 +397,11 @@ pub fn normalize_document(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                 match normalize_event(raw, ctx) {
                     Ok(Some(out)) => sink.accept(out),
                     Ok(None) => {}
-                    Err(reason) => sink.reject(Diagnostic { line, record: Some(idx as u64), reason }),
+                    Err(reason) => sink.reject(Diagnostic {
+                        line,
+                        record: Some(idx as u64),
+                        reason,
+                    }),
                 }
             }
             Err(e) => {

@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use keyward_model::{Diagnostic, IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time};
+use keyward_model::{
+    Diagnostic, IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time,
+};
 use serde_json::{Value, json};
 
 use crate::{Context, Output, Sink, json_error, sniff::trim_start};
@@ -25,13 +27,21 @@ fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
             Ok(Value::Array(items)) => items.into_iter().map(|v| (1, v)).collect(),
             Ok(v) => vec![(1, v)],
             Err(e) => {
-                sink.reject(Diagnostic { line: e.line() as u64, record: None, reason: json_error(e) });
+                sink.reject(Diagnostic {
+                    line: e.line() as u64,
+                    record: None,
+                    reason: json_error(e),
+                });
                 Vec::new()
             }
         };
     }
     let Ok(text) = std::str::from_utf8(doc) else {
-        sink.reject(Diagnostic { line: 1, record: None, reason: "not UTF-8 text".into() });
+        sink.reject(Diagnostic {
+            line: 1,
+            record: None,
+            reason: "not UTF-8 text".into(),
+        });
         return Vec::new();
     };
     // Split on document markers ourselves so one broken document costs only itself.
@@ -39,7 +49,11 @@ fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
     let mut start_line = 1u64;
     let mut current = String::new();
     let flush = |buf: &mut String, line: u64, out: &mut Vec<(u64, Value)>, sink: &mut dyn Sink| {
-        if buf.trim().is_empty() || buf.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if buf.trim().is_empty()
+            || buf
+                .lines()
+                .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             buf.clear();
             return;
         }
@@ -50,7 +64,10 @@ fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
             Err(e) => sink.reject(Diagnostic {
                 line,
                 record: None,
-                reason: format!("invalid YAML: {}", e.to_string().lines().next().unwrap_or_default()),
+                reason: format!(
+                    "invalid YAML: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                ),
             }),
         }
         buf.clear();
@@ -73,7 +90,10 @@ fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
 }
 
 fn flatten(v: Value, out: &mut Vec<Value>) {
-    let is_list = v.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+    let is_list = v
+        .get("kind")
+        .and_then(Value::as_str)
+        .is_some_and(|k| k == "List" || k.ends_with("List"))
         && v.get("items").is_some();
     if is_list {
         if let Some(Value::Array(items)) = v.get("items").cloned() {
@@ -99,7 +119,12 @@ fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
         .into_iter()
         .flatten()
         .filter(|(k, _)| !DROPPED_ANNOTATIONS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned)))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+            )
+        })
         .collect()
 }
 
@@ -108,9 +133,12 @@ fn pod_spec(v: &Value, kind: &str) -> Option<Value> {
     match kind {
         "Pod" => v.get("spec").cloned(),
         "CronJob" => v.pointer("/spec/jobTemplate/spec/template/spec").cloned(),
-        "Deployment" | "StatefulSet" | "DaemonSet" | "ReplicaSet" | "Job" | "ReplicationController" => {
-            v.pointer("/spec/template/spec").cloned()
-        }
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "Job"
+        | "ReplicationController" => v.pointer("/spec/template/spec").cloned(),
         _ => None,
     }
 }
@@ -135,11 +163,19 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
     let mut accounts: Vec<(u64, usize, Value)> = Vec::new();
     for (idx, (line, v)) in items.into_iter().enumerate() {
         let Some(kind) = str_at(&v, &["kind"]).map(str::to_owned) else {
-            sink.reject(Diagnostic { line, record: Some(idx as u64), reason: "object without `kind`".into() });
+            sink.reject(Diagnostic {
+                line,
+                record: Some(idx as u64),
+                reason: "object without `kind`".into(),
+            });
             continue;
         };
         let Some(name) = str_at(&v, &["metadata", "name"]).map(str::to_owned) else {
-            sink.reject(Diagnostic { line, record: Some(idx as u64), reason: format!("`{kind}` without `metadata.name`") });
+            sink.reject(Diagnostic {
+                line,
+                record: Some(idx as u64),
+                reason: format!("`{kind}` without `metadata.name`"),
+            });
             continue;
         };
         let ns = str_at(&v, &["metadata", "namespace"]).map(str::to_owned);
@@ -158,22 +194,43 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                     Some(ns) => format!("{kind} {ns}/{name}"),
                     None => format!("{kind} {name}"),
                 };
-                for subj in v.get("subjects").and_then(Value::as_array).into_iter().flatten() {
+                for subj in v
+                    .get("subjects")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if str_at(subj, &["kind"]) != Some("ServiceAccount") {
                         continue;
                     }
-                    let Some(sa) = str_at(subj, &["name"]) else { continue };
-                    let sa_ns = str_at(subj, &["namespace"]).map(str::to_owned).or_else(|| ns.clone()).unwrap_or_else(|| "default".into());
-                    per_sa.entry((sa_ns, sa.to_owned())).or_default().bindings.insert((binding.clone(), role_ref.clone()));
+                    let Some(sa) = str_at(subj, &["name"]) else {
+                        continue;
+                    };
+                    let sa_ns = str_at(subj, &["namespace"])
+                        .map(str::to_owned)
+                        .or_else(|| ns.clone())
+                        .unwrap_or_else(|| "default".into());
+                    per_sa
+                        .entry((sa_ns, sa.to_owned()))
+                        .or_default()
+                        .bindings
+                        .insert((binding.clone(), role_ref.clone()));
                 }
             }
             _ => {
                 if let Some(spec) = pod_spec(&v, &kind) {
-                    let sa = str_at(&spec, &["serviceAccountName"]).or(str_at(&spec, &["serviceAccount"])).unwrap_or("default");
+                    let sa = str_at(&spec, &["serviceAccountName"])
+                        .or(str_at(&spec, &["serviceAccount"]))
+                        .unwrap_or("default");
                     let ns = ns.clone().unwrap_or_else(|| "default".into());
                     let facts = per_sa.entry((ns.clone(), sa.to_owned())).or_default();
-                    facts.workloads.insert((kind.clone(), format!("{ns}/{name}")));
-                    if let Some(m) = spec.get("automountServiceAccountToken").and_then(Value::as_bool) {
+                    facts
+                        .workloads
+                        .insert((kind.clone(), format!("{ns}/{name}")));
+                    if let Some(m) = spec
+                        .get("automountServiceAccountToken")
+                        .and_then(Value::as_bool)
+                    {
                         facts.token_mounted = Some(facts.token_mounted.unwrap_or(false) || m);
                     } else if kind == "Pod" {
                         facts.token_mounted = Some(true);
@@ -186,19 +243,36 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
             Some(ns) => format!("{cluster}/{ns}/{name}"),
             None => format!("{cluster}/{name}"),
         };
-        sink.accept(Output { event: None, observations: Vec::new(), objects: vec![SnapshotObject { kind: format!("k8s:{kind}"), id, scope, doc: v }] });
+        sink.accept(Output {
+            event: None,
+            observations: Vec::new(),
+            objects: vec![SnapshotObject {
+                kind: format!("k8s:{kind}"),
+                id,
+                scope,
+                doc: v,
+            }],
+        });
     }
     // Pass 2: the service accounts themselves, then ones that only workloads mention.
     let mut seen = BTreeSet::new();
     for (line, idx, v) in accounts {
-        let ns = str_at(&v, &["metadata", "namespace"]).unwrap_or("default").to_owned();
-        let name = str_at(&v, &["metadata", "name"]).unwrap_or_default().to_owned();
+        let ns = str_at(&v, &["metadata", "namespace"])
+            .unwrap_or("default")
+            .to_owned();
+        let name = str_at(&v, &["metadata", "name"])
+            .unwrap_or_default()
+            .to_owned();
         let created = match str_at(&v, &["metadata", "creationTimestamp"]) {
             None => None,
             Some(t) => match time::parse(t) {
                 Some(ms) => Some(ms),
                 None => {
-                    sink.reject(Diagnostic { line, record: Some(idx as u64), reason: format!("`metadata.creationTimestamp` `{t}` is not a timestamp") });
+                    sink.reject(Diagnostic {
+                        line,
+                        record: Some(idx as u64),
+                        reason: format!("`metadata.creationTimestamp` `{t}` is not a timestamp"),
+                    });
                     continue;
                 }
             },
@@ -210,25 +284,44 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
         o.facts.annotations = string_map(v.pointer("/metadata/annotations"));
         if let Some(role_arn) = o.facts.annotations.get(IRSA_ANNOTATION).cloned() {
             o.facts.details.insert("irsa_role".into(), json!(role_arn));
-            o.facts.details.insert("federation".into(), json!({"aws_role": role_arn}));
+            o.facts
+                .details
+                .insert("federation".into(), json!({"aws_role": role_arn}));
             o.facts.links.extend(ids::canonical_iam_arn(&role_arn));
         }
-        if let Some(a) = v.get("automountServiceAccountToken").and_then(Value::as_bool) {
+        if let Some(a) = v
+            .get("automountServiceAccountToken")
+            .and_then(Value::as_bool)
+        {
             o.facts.details.insert("automount_token".into(), json!(a));
         }
-        let secrets: Vec<&str> = v.get("secrets").and_then(Value::as_array).into_iter().flatten().filter_map(|s| str_at(s, &["name"])).collect();
+        let secrets: Vec<&str> = v
+            .get("secrets")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|s| str_at(s, &["name"]))
+            .collect();
         if !secrets.is_empty() {
             o.facts.details.insert("secrets".into(), json!(secrets));
         }
         seen.insert((ns, name));
-        sink.accept(Output { event: None, observations: vec![o], objects: Vec::new() });
+        sink.accept(Output {
+            event: None,
+            observations: vec![o],
+            objects: Vec::new(),
+        });
     }
     for ((ns, name), facts) in &per_sa {
         if seen.contains(&(ns.clone(), name.clone())) || facts.workloads.is_empty() {
             continue;
         }
         let o = sa_observation(cluster, ns, name, Some(facts));
-        sink.accept(Output { event: None, observations: vec![o], objects: Vec::new() });
+        sink.accept(Output {
+            event: None,
+            observations: vec![o],
+            objects: Vec::new(),
+        });
     }
 }
 
@@ -242,17 +335,30 @@ fn sa_observation(cluster: &str, ns: &str, name: &str, facts: Option<&SaFacts>) 
     );
     o.facts.cluster = Some(cluster.to_owned());
     o.facts.namespace = Some(ns.to_owned());
-    let f = facts.map_or_else(|| (Vec::new(), Vec::new(), None), |f| {
-        (
-            f.bindings.iter().map(|(b, r)| json!({"binding": b, "role": r})).collect::<Vec<_>>(),
-            f.workloads.iter().map(|(k, n)| json!({"kind": k, "name": n})).collect::<Vec<_>>(),
-            f.token_mounted,
-        )
-    });
+    let f = facts.map_or_else(
+        || (Vec::new(), Vec::new(), None),
+        |f| {
+            (
+                f.bindings
+                    .iter()
+                    .map(|(b, r)| json!({"binding": b, "role": r}))
+                    .collect::<Vec<_>>(),
+                f.workloads
+                    .iter()
+                    .map(|(k, n)| json!({"kind": k, "name": n}))
+                    .collect::<Vec<_>>(),
+                f.token_mounted,
+            )
+        },
+    );
     o.facts.details.insert("bindings".into(), Value::Array(f.0));
-    o.facts.details.insert("workloads".into(), Value::Array(f.1));
+    o.facts
+        .details
+        .insert("workloads".into(), Value::Array(f.1));
     if let Some(m) = f.2 {
-        o.facts.details.insert("token_mounted_in_pods".into(), json!(m));
+        o.facts
+            .details
+            .insert("token_mounted_in_pods".into(), json!(m));
     }
     o
 }

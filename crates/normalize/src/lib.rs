@@ -43,23 +43,35 @@ pub struct Context {
 
 impl Default for Context {
     fn default() -> Self {
-        Context { cluster: "default".to_owned() }
+        Context {
+            cluster: "default".to_owned(),
+        }
     }
 }
 
 /// Normalizes one line of a JSON-lines input.
-pub fn normalize_line(format: Format, line: &[u8], line_no: u64, ctx: &Context, sink: &mut dyn Sink) {
+pub fn normalize_line(
+    format: Format,
+    line: &[u8],
+    line_no: u64,
+    ctx: &Context,
+    sink: &mut dyn Sink,
+) {
     let result = match format {
         Format::Cloudtrail => cloudtrail::normalize_record(line),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
-        Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot => {
-            Err(format!("`{}` is not a line-oriented format", format.as_str()))
-        }
+        Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot => Err(
+            format!("`{}` is not a line-oriented format", format.as_str()),
+        ),
     };
     match result {
         Ok(Some(out)) => sink.accept(out),
         Ok(None) => {}
-        Err(reason) => sink.reject(Diagnostic { line: line_no, record: None, reason }),
+        Err(reason) => sink.reject(Diagnostic {
+            line: line_no,
+            record: None,
+            reason,
+        }),
     }
 }
 
@@ -84,7 +96,11 @@ pub(crate) struct LineCounter<'a> {
 
 impl<'a> LineCounter<'a> {
     pub(crate) fn new(doc: &'a [u8]) -> Self {
-        LineCounter { doc, offset: 0, line: 1 }
+        LineCounter {
+            doc,
+            offset: 0,
+            line: 1,
+        }
     }
 
     /// The 1-based line of `part`, which must be a slice of the document; walks forward only.
@@ -105,7 +121,17 @@ impl<'a> LineCounter<'a> {
 pub(crate) fn json_error(e: impl std::fmt::Display) -> String {
     let s = e.to_string();
     let first = s.lines().next().unwrap_or_default();
-    format!("invalid JSON: {}", first.chars().take(160).collect::<String>())
+    format!(
+        "invalid JSON: {}",
+        first.chars().take(160).collect::<String>()
+    )
+}
+
+/// An id for a record that lacks its platform id (hand-made samples): a hash of its bytes,
+/// so re-reading the same record still deduplicates.
+pub(crate) fn content_id(bytes: &[u8]) -> String {
+    let hex = blake3::hash(bytes).to_hex();
+    format!("blake3:{}", hex.as_str().get(..32).unwrap_or_default())
 }
 
 /// Event key: 16 bytes of BLAKE3 over source and native id.

@@ -61,7 +61,10 @@ pub fn trim_start_pub(b: &[u8]) -> &[u8] {
 
 pub(crate) fn trim_start(b: &[u8]) -> &[u8] {
     let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
-    let start = b.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(b.len());
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
     b.get(start..).unwrap_or_default()
 }
 
@@ -99,8 +102,26 @@ pub fn layout(head: &[u8], path: &str) -> Layout {
     }
 }
 
+/// The first key of a JSON object, read without parsing its value (so a document cut short
+/// is still recognised).
+fn first_key(obj: &[u8]) -> Option<&str> {
+    let rest = trim_start(obj).strip_prefix(b"{")?;
+    let rest = trim_start(rest).strip_prefix(b"\"")?;
+    let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
+    std::str::from_utf8(rest.get(..end)?).ok()
+}
+
 /// The format of one JSON object (a JSON-lines record, or a whole document's top level).
 pub fn format_of_object(obj: &[u8]) -> Option<Format> {
+    if let Some(k) = first_key(obj) {
+        match k {
+            "Records" | "eventVersion" | "CloudTrailEvent" => return Some(Format::Cloudtrail),
+            "UserDetailList" | "RoleDetailList" | "GroupDetailList" => {
+                return Some(Format::IamAuthorizationDetails);
+            }
+            _ => {}
+        }
+    }
     let mut kind: Option<String> = None;
     let mut api_version: Option<String> = None;
     let mut has_items = false;
@@ -171,22 +192,49 @@ mod tests {
     #[test]
     fn shapes() {
         let ct = br#"{"Records":[{"eventVersion":"1.09"}]}"#;
-        assert_eq!(sniff(ct, "x.json"), Some((Layout::Document, Format::Cloudtrail)));
+        assert_eq!(
+            sniff(ct, "x.json"),
+            Some((Layout::Document, Format::Cloudtrail))
+        );
         let lines = b"{\"eventVersion\":\"1.09\"}\n{\"eventVersion\":\"1.09\"}\n";
-        assert_eq!(sniff(lines, "x.jsonl"), Some((Layout::Lines, Format::Cloudtrail)));
+        assert_eq!(
+            sniff(lines, "x.jsonl"),
+            Some((Layout::Lines, Format::Cloudtrail))
+        );
         let audit = b"{\"kind\":\"Event\",\"apiVersion\":\"audit.k8s.io/v1\",\"auditID\":\"a\"}\n{\"kind\":\"Event\"}";
-        assert_eq!(sniff(audit, "a.log"), Some((Layout::Lines, Format::K8sAudit)));
+        assert_eq!(
+            sniff(audit, "a.log"),
+            Some((Layout::Lines, Format::K8sAudit))
+        );
         let pretty = b"{\n  \"UserDetailList\": [],\n  \"RoleDetailList\": []\n}";
-        assert_eq!(sniff(pretty, "a.json"), Some((Layout::Document, Format::IamAuthorizationDetails)));
+        assert_eq!(
+            sniff(pretty, "a.json"),
+            Some((Layout::Document, Format::IamAuthorizationDetails))
+        );
         let csv = b"user,arn,user_creation_time\n";
-        assert_eq!(sniff(csv, "report"), Some((Layout::Document, Format::IamCredentialReport)));
+        assert_eq!(
+            sniff(csv, "report"),
+            Some((Layout::Document, Format::IamCredentialReport))
+        );
         let list = br#"{"apiVersion":"v1","items":[],"kind":"List"}"#;
-        assert_eq!(sniff(list, "rbac.json"), Some((Layout::Document, Format::K8sSnapshot)));
+        assert_eq!(
+            sniff(list, "rbac.json"),
+            Some((Layout::Document, Format::K8sSnapshot))
+        );
         let arr = br#"[{"awsRegion":"x","eventName":"y"}]"#;
-        assert_eq!(sniff(arr, "a.json"), Some((Layout::Document, Format::Cloudtrail)));
+        assert_eq!(
+            sniff(arr, "a.json"),
+            Some((Layout::Document, Format::Cloudtrail))
+        );
         let lookup = br#"{"Events":[{"EventId":"1","CloudTrailEvent":"{}"}]}"#;
-        assert_eq!(sniff(lookup, "a.json"), Some((Layout::Document, Format::Cloudtrail)));
+        assert_eq!(
+            sniff(lookup, "a.json"),
+            Some((Layout::Document, Format::Cloudtrail))
+        );
         assert_eq!(sniff(b"hello", "a.txt"), None);
-        assert_eq!(sniff(b"kind: ServiceAccount", "sa.yaml"), Some((Layout::Document, Format::K8sSnapshot)));
+        assert_eq!(
+            sniff(b"kind: ServiceAccount", "sa.yaml"),
+            Some((Layout::Document, Format::K8sSnapshot))
+        );
     }
 }

@@ -51,10 +51,15 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 /// bytes, not the name; concatenated gzip members are read through).
 pub fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
     let mut f = BufReader::with_capacity(BUFFER, File::open(path)?);
-    reader(&mut f).map(|gz| if gz {
-        Box::new(BufReader::with_capacity(BUFFER, flate2::bufread::MultiGzDecoder::new(f))) as Box<dyn BufRead>
-    } else {
-        Box::new(f)
+    reader(&mut f).map(|gz| {
+        if gz {
+            Box::new(BufReader::with_capacity(
+                BUFFER,
+                flate2::bufread::MultiGzDecoder::new(f),
+            )) as Box<dyn BufRead>
+        } else {
+            Box::new(f)
+        }
     })
 }
 
@@ -65,10 +70,15 @@ fn reader(f: &mut impl BufRead) -> io::Result<bool> {
 /// Wraps any byte source (a request body, standard input) the same way as [`open`].
 pub fn wrap<R: Read + 'static>(r: R) -> io::Result<Box<dyn BufRead>> {
     let mut b = BufReader::with_capacity(BUFFER, r);
-    reader(&mut b).map(|gz| if gz {
-        Box::new(BufReader::with_capacity(BUFFER, flate2::bufread::MultiGzDecoder::new(b))) as Box<dyn BufRead>
-    } else {
-        Box::new(b)
+    reader(&mut b).map(|gz| {
+        if gz {
+            Box::new(BufReader::with_capacity(
+                BUFFER,
+                flate2::bufread::MultiGzDecoder::new(b),
+            )) as Box<dyn BufRead>
+        } else {
+            Box::new(b)
+        }
     })
 }
 
@@ -81,11 +91,16 @@ pub fn peek(r: &mut dyn BufRead) -> io::Result<&[u8]> {
 /// the directory right after a `clusters/` or `k8s/` component
 /// (`…/k8s/prod-eks/audit.jsonl` → `prod-eks`).
 pub fn cluster_from_path(path: &Path) -> Option<String> {
-    let parts: Vec<String> = path.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = path
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     if let Some(c) = parts.iter().find_map(|p| p.strip_prefix("cluster=")) {
         return Some(c.to_owned());
     }
-    let dirs = parts.get(..parts.len().saturating_sub(1)).unwrap_or_default();
+    let dirs = parts
+        .get(..parts.len().saturating_sub(1))
+        .unwrap_or_default();
     dirs.windows(2)
         .rev()
         .find(|w| matches!(w.first().map(String::as_str), Some("clusters" | "k8s")))
@@ -106,9 +121,18 @@ mod tests {
 
     #[test]
     fn cluster_layouts() {
-        assert_eq!(cluster_from_path(Path::new("x/k8s/prod-eks/audit.jsonl")).as_deref(), Some("prod-eks"));
-        assert_eq!(cluster_from_path(Path::new("/a/clusters/dev/rbac.json")).as_deref(), Some("dev"));
-        assert_eq!(cluster_from_path(Path::new("logs/cluster=stage/a.log")).as_deref(), Some("stage"));
+        assert_eq!(
+            cluster_from_path(Path::new("x/k8s/prod-eks/audit.jsonl")).as_deref(),
+            Some("prod-eks")
+        );
+        assert_eq!(
+            cluster_from_path(Path::new("/a/clusters/dev/rbac.json")).as_deref(),
+            Some("dev")
+        );
+        assert_eq!(
+            cluster_from_path(Path::new("logs/cluster=stage/a.log")).as_deref(),
+            Some("stage")
+        );
         assert_eq!(cluster_from_path(Path::new("logs/a.log")), None);
         assert_eq!(cluster_from_path(Path::new("k8s/a.log")), None);
     }

@@ -22,7 +22,10 @@ pub enum StoreError {
     #[error("corrupt record in the store: {0}")]
     Corrupt(String),
     #[error("the data directory `{path}` cannot be used: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the store has schema version {found}; this build knows up to {known}")]
     TooNew { found: i64, known: i64 },
 }
@@ -73,7 +76,13 @@ pub trait Batch {
     /// Registers the input file; its id tags the events and dead letters that follow.
     fn add_file(&mut self, path: &str, hash: &str, format: &str, at: Millis) -> Result<i64>;
     /// Sets the final counts of a file added in this batch.
-    fn finish_file(&mut self, file_id: i64, records: u64, accepted: u64, rejected: u64) -> Result<()>;
+    fn finish_file(
+        &mut self,
+        file_id: i64,
+        records: u64,
+        accepted: u64,
+        rejected: u64,
+    ) -> Result<()>;
     /// Stores an event; returns `true` when it was not stored before. An event already
     /// stored is replaced only by a more complete stage of the same request.
     fn put_event(&mut self, key: EventKey, event: &Event, file_id: i64) -> Result<bool>;

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use keyward_model::{Diagnostic, Event, EventKey, Identity, SnapshotObject, SourceKind, time::Millis};
+use keyward_model::{
+    Diagnostic, Event, EventKey, Identity, SnapshotObject, SourceKind, time::Millis,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use crate::{Batch, DeadLetter, FileRecord, Result, Store, StoreError};
@@ -17,8 +19,10 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir)
-            .map_err(|source| StoreError::DataDir { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let conn = Connection::open(dir.join("keyward.db"))?;
         Self::init(conn)
     }
@@ -37,7 +41,10 @@ impl SqliteStore {
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
-            return Err(StoreError::TooNew { found: version, known });
+            return Err(StoreError::TooNew {
+                found: version,
+                known,
+            });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction()?;
@@ -89,7 +96,9 @@ impl Store for SqliteStore {
     fn files(&self) -> Result<Vec<FileRecord>> {
         let sql = format!("SELECT {FILE_COLUMNS} FROM files ORDER BY id");
         let mut st = self.conn.prepare(&sql)?;
-        let rows = st.query_map([], file_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map([], file_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
 
@@ -102,7 +111,9 @@ impl Store for SqliteStore {
     fn identity(&self, id: &str) -> Result<Option<Identity>> {
         let doc: Option<String> = self
             .conn
-            .query_row("SELECT doc FROM identities WHERE id = ?1", [id], |r| r.get(0))
+            .query_row("SELECT doc FROM identities WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
             .optional()?;
         doc.map(|d| identity_from(&d)).transpose()
     }
@@ -115,23 +126,26 @@ impl Store for SqliteStore {
         )?;
         let rows = st.query_map(params![actor, limit as i64], |r| {
             let source: String = r.get(1)?;
-            Ok((source, Event {
-                native_id: r.get(0)?,
-                source: SourceKind::Cloudtrail,
-                time: r.get(2)?,
-                action: r.get(3)?,
-                actor: r.get(4)?,
-                source_ip: r.get(5)?,
-                user_agent: r.get(6)?,
-                region: r.get(7)?,
-                account: r.get(8)?,
-                error_code: r.get(9)?,
-                target: r.get(10)?,
-                credential: r.get(11)?,
-                invoked_by: r.get(12)?,
-                shared_id: r.get(13)?,
-                stage: r.get::<_, i64>(14)? as u8,
-            }))
+            Ok((
+                source,
+                Event {
+                    native_id: r.get(0)?,
+                    source: SourceKind::Cloudtrail,
+                    time: r.get(2)?,
+                    action: r.get(3)?,
+                    actor: r.get(4)?,
+                    source_ip: r.get(5)?,
+                    user_agent: r.get(6)?,
+                    region: r.get(7)?,
+                    account: r.get(8)?,
+                    error_code: r.get(9)?,
+                    target: r.get(10)?,
+                    credential: r.get(11)?,
+                    invoked_by: r.get(12)?,
+                    shared_id: r.get(13)?,
+                    stage: r.get::<_, i64>(14)? as u8,
+                },
+            ))
         })?;
         rows.map(|row| {
             let (source, mut ev) = row?;
@@ -143,12 +157,16 @@ impl Store for SqliteStore {
     }
 
     fn event_count(&self) -> Result<u64> {
-        let n: i64 = self.conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
     fn latest_event_time(&self) -> Result<Option<Millis>> {
-        Ok(self.conn.query_row("SELECT max(time) FROM events", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT max(time) FROM events", [], |r| r.get(0))?)
     }
 
     fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
@@ -169,21 +187,34 @@ impl Store for SqliteStore {
     }
 
     fn objects(&self, kind: &str) -> Result<Vec<SnapshotObject>> {
-        let mut st = self.conn.prepare("SELECT id, scope, doc FROM objects WHERE kind = ?1 ORDER BY id")?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, scope, doc FROM objects WHERE kind = ?1 ORDER BY id")?;
         let rows = st.query_map([kind], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, String>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
         })?;
         rows.map(|row| {
             let (id, scope, doc) = row?;
             let doc = serde_json::from_str(&doc)
                 .map_err(|e| StoreError::Corrupt(format!("object `{id}`: {e}")))?;
-            Ok(SnapshotObject { kind: kind.to_owned(), id, scope, doc })
+            Ok(SnapshotObject {
+                kind: kind.to_owned(),
+                id,
+                scope,
+                doc,
+            })
         })
         .collect()
     }
 
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>> {
-        Ok(Box::new(SqliteBatch { tx: self.conn.transaction()? }))
+        Ok(Box::new(SqliteBatch {
+            tx: self.conn.transaction()?,
+        }))
     }
 }
 
@@ -200,10 +231,18 @@ impl Batch for SqliteBatch<'_> {
              ON CONFLICT (hash) DO UPDATE SET path = excluded.path, ingested_at = excluded.ingested_at",
             params![path, hash, format, at],
         )?;
-        Ok(self.tx.query_row("SELECT id FROM files WHERE hash = ?1", [hash], |r| r.get(0))?)
+        Ok(self
+            .tx
+            .query_row("SELECT id FROM files WHERE hash = ?1", [hash], |r| r.get(0))?)
     }
 
-    fn finish_file(&mut self, file_id: i64, records: u64, accepted: u64, rejected: u64) -> Result<()> {
+    fn finish_file(
+        &mut self,
+        file_id: i64,
+        records: u64,
+        accepted: u64,
+        rejected: u64,
+    ) -> Result<()> {
         self.tx.execute(
             "UPDATE files SET records = ?2, accepted = ?3, rejected = ?4 WHERE id = ?1",
             params![file_id, records as i64, accepted as i64, rejected as i64],
@@ -242,7 +281,14 @@ impl Batch for SqliteBatch<'_> {
                 "UPDATE events SET time = ?2, action = ?3, actor = ?4, error_code = ?5, stage = ?6
                  WHERE key = ?1 AND stage < ?6",
             )?;
-            up.execute(params![&key.0[..], e.time, e.action, e.actor, e.error_code, e.stage])?;
+            up.execute(params![
+                &key.0[..],
+                e.time,
+                e.action,
+                e.actor,
+                e.error_code,
+                e.stage
+            ])?;
         }
         Ok(inserted)
     }
@@ -283,7 +329,13 @@ impl Batch for SqliteBatch<'_> {
         let mut st = self.tx.prepare_cached(
             "INSERT INTO dead_letters (file_id, path, line, record, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
         )?;
-        st.execute(params![file_id, path, d.line as i64, d.record.map(|r| r as i64), d.reason])?;
+        st.execute(params![
+            file_id,
+            path,
+            d.line as i64,
+            d.record.map(|r| r as i64),
+            d.reason
+        ])?;
         Ok(())
     }
 
@@ -330,7 +382,10 @@ mod tests {
         b.commit().unwrap();
         let evs = s.recent_events("x", 10).unwrap();
         assert_eq!(evs.len(), 1);
-        assert_eq!((evs[0].stage, evs[0].error_code.as_deref()), (2, Some("Forbidden")));
+        assert_eq!(
+            (evs[0].stage, evs[0].error_code.as_deref()),
+            (2, Some("Forbidden"))
+        );
     }
 
     #[test]
@@ -340,7 +395,13 @@ mod tests {
             let mut b = s.begin().unwrap();
             let f = b.add_file("p", "h", "cloudtrail", 0).unwrap();
             b.put_event(EventKey([2; 16]), &event(0), f).unwrap();
-            b.put_identity(&Identity::new("i".into(), Platform::Aws, IdentityKind::IamRole, "i".into())).unwrap();
+            b.put_identity(&Identity::new(
+                "i".into(),
+                Platform::Aws,
+                IdentityKind::IamRole,
+                "i".into(),
+            ))
+            .unwrap();
         }
         assert_eq!(s.event_count().unwrap(), 0);
         assert!(s.load_identities().unwrap().is_empty());
@@ -353,10 +414,19 @@ mod tests {
         {
             let mut s = SqliteStore::open(dir.path()).unwrap();
             let mut b = s.begin().unwrap();
-            b.put_identity(&Identity::new("i".into(), Platform::Aws, IdentityKind::IamRole, "i".into())).unwrap();
+            b.put_identity(&Identity::new(
+                "i".into(),
+                Platform::Aws,
+                IdentityKind::IamRole,
+                "i".into(),
+            ))
+            .unwrap();
             b.commit().unwrap();
         }
         let s = SqliteStore::open(dir.path()).unwrap();
-        assert_eq!(s.identity("i").unwrap().unwrap().kind, IdentityKind::IamRole);
+        assert_eq!(
+            s.identity("i").unwrap().unwrap().kind,
+            IdentityKind::IamRole
+        );
     }
 }
