@@ -84,6 +84,7 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
         format: args.format,
         cluster: args.cluster.clone(),
         force: args.force,
+        batch_records: None,
     };
     let mut bar = Bar::new();
     let start = Instant::now();

@@ -8,7 +8,7 @@ use keyward_graph::Applied;
 use keyward_model::{Diagnostic, SourceKind, time::Millis};
 use keyward_normalize::{Context, Format, Layout, Output, Sink};
 use keyward_store::Batch;
-use rustc_hash::FxHashSet;
+use rustc_hash::FxHashMap;
 
 use crate::{Engine, EngineError};
 
@@ -20,7 +20,12 @@ pub struct IngestOptions {
     pub cluster: Option<String>,
     /// Re-read files whose exact bytes were ingested before.
     pub force: bool,
+    /// Commit after this many records (default [`DEFAULT_BATCH_RECORDS`]); a crash loses
+    /// at most the uncommitted batch, whose files the next run reads again.
+    pub batch_records: Option<u64>,
 }
+
+pub const DEFAULT_BATCH_RECORDS: u64 = 500_000;
 
 /// Progress callbacks (the CLI draws a bar; tests and the server ignore them).
 pub trait Progress {
@@ -107,8 +112,9 @@ struct EngineSink<'a, 'b> {
     accepted: u64,
     rejected: u64,
     events_new: u64,
-    new_ids: &'a mut FxHashSet<String>,
-    updated_ids: &'a mut FxHashSet<String>,
+    /// Identities new or changed in this run, with whether they were new, and which source
+    /// first touched them.
+    touched: &'a mut FxHashMap<String, (bool, &'static str)>,
     report: &'a mut IngestReport,
     error: Option<EngineError>,
     progress: &'a mut dyn Progress,
@@ -121,11 +127,25 @@ impl Sink for EngineSink<'_, '_> {
         }
         self.records += 1;
         self.accepted += 1;
-        if self.records % 4096 == 0 {
+        if self.records.is_multiple_of(4096) {
             self.progress.records(4096);
         }
         let mut count = true;
-        if let Some(ev) = &out.event {
+        let mut time = 0;
+        let (mut region, mut service) = (None, None);
+        if let Some(ev) = out.event {
+            time = ev.time;
+            if out
+                .touch
+                .as_ref()
+                .is_some_and(|t| t.credentials.iter().any(|c| c.2))
+            {
+                region = ev.region.clone();
+                service = ev
+                    .action
+                    .split_once(':')
+                    .map(|(s, _)| s.trim_end_matches(".amazonaws.com").to_owned());
+            }
             let key = keyward_normalize::event_key(ev.source, &ev.native_id);
             match self.batch.put_event(key, ev, self.file_id) {
                 Ok(new) => count = new,
@@ -138,22 +158,28 @@ impl Sink for EngineSink<'_, '_> {
                 self.events_new += 1;
             }
         }
+        if let Some(t) = &out.touch {
+            // Callers already applied in full earlier in this run: only times move.
+            for id in &t.ids {
+                self.inventory.touch(id, time, count);
+            }
+            for (owner, cred, place) in &t.credentials {
+                let (r, s) = if *place {
+                    (region.as_deref(), service.as_deref())
+                } else {
+                    (None, None)
+                };
+                self.inventory.touch_credential(owner, cred, time, r, s);
+            }
+        }
         for obs in out.observations {
-            let id_probe = (!self.new_ids.contains(obs.id.as_str())
-                && !self.updated_ids.contains(obs.id.as_str()))
-            .then(|| obs.id.clone());
-            match self.inventory.apply(obs, count) {
-                Applied::New => {
-                    if let Some(id) = id_probe {
-                        self.new_ids.insert(id);
-                    }
-                }
-                Applied::Updated => {
-                    if let Some(id) = id_probe {
-                        self.updated_ids.insert(id);
-                    }
-                }
-                Applied::Unchanged => {}
+            let probe = (!self.touched.contains_key(obs.id.as_str())).then(|| obs.id.clone());
+            let applied = self.inventory.apply(obs, count);
+            if let Some(id) = probe
+                && applied != Applied::Unchanged
+            {
+                self.touched
+                    .insert(id, (applied == Applied::New, self.source));
             }
         }
         for obj in &out.objects {
@@ -205,11 +231,11 @@ impl Engine {
         progress: &mut dyn Progress,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        let mut report = IngestReport::default();
-        let mut new_ids = FxHashSet::default();
-        let mut updated_ids = FxHashSet::default();
-        let mut per_source_ids: BTreeMap<&'static str, (FxHashSet<String>, FxHashSet<String>)> =
-            BTreeMap::new();
+        let mut run = Run::default();
+        let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
+        let inventory = &mut self.inventory;
+        let mut batch = self.store.begin()?;
+        let mut pending = 0u64;
         for given in paths {
             let explicit = !given.is_dir();
             let files =
@@ -221,206 +247,212 @@ impl Engine {
                 })?;
             for path in files {
                 progress.file_started(&path);
-                let fr = self.ingest_file(
+                let fr = ingest_file(
+                    &mut *batch,
+                    inventory,
                     &path,
                     explicit,
                     opts,
                     progress,
                     now,
-                    &mut report,
-                    &mut new_ids,
-                    &mut updated_ids,
+                    &mut run,
                 )?;
-                if let (Some(format), FileStatus::Ingested) = (fr.format, fr.status) {
-                    let ids = per_source_ids.entry(format.as_str()).or_default();
-                    ids.0.extend(new_ids.drain());
-                    ids.1.extend(updated_ids.drain());
-                }
-                new_ids.clear();
-                updated_ids.clear();
+                pending += fr.records;
                 progress.file_finished();
-                report.files.push(fr);
+                run.report.files.push(fr);
+                if pending >= limit {
+                    for i in inventory.take_dirty() {
+                        batch.put_identity(i)?;
+                    }
+                    batch.commit()?;
+                    batch = self.store.begin()?;
+                    pending = 0;
+                }
             }
         }
-        // Cross-source links, written in a batch of their own.
-        self.inventory.link();
-        let mut batch = self.store.begin()?;
-        for i in self.inventory.take_dirty() {
+        // Cross-source links, then everything not yet written.
+        inventory.link();
+        for i in inventory.take_dirty() {
             batch.put_identity(i)?;
         }
         batch.commit()?;
-        let mut all_new = FxHashSet::default();
-        let mut all_updated = FxHashSet::default();
-        for (source, (n, u)) in per_source_ids {
+        let mut report = run.report;
+        for (new, source) in run.touched.values() {
             let st = report.per_source.entry(source).or_default();
-            st.identities_new = n.len() as u64;
-            st.identities_updated = u.iter().filter(|id| !n.contains(*id)).count() as u64;
-            all_new.extend(n);
-            all_updated.extend(u);
+            if *new {
+                st.identities_new += 1;
+                report.identities_new += 1;
+            } else {
+                st.identities_updated += 1;
+                report.identities_updated += 1;
+            }
         }
-        report.identities_updated = all_updated
-            .iter()
-            .filter(|id| !all_new.contains(*id))
-            .count() as u64;
-        report.identities_new = all_new.len() as u64;
         Ok(report)
     }
+}
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site; the run-wide accumulators travel together"
-    )]
-    fn ingest_file(
-        &mut self,
-        path: &Path,
-        explicit: bool,
-        opts: &IngestOptions,
-        progress: &mut dyn Progress,
-        now: Millis,
-        report: &mut IngestReport,
-        new_ids: &mut FxHashSet<String>,
-        updated_ids: &mut FxHashSet<String>,
-    ) -> Result<FileReport, EngineError> {
-        let shown = path.display().to_string();
-        let io = |source| EngineError::Io {
-            path: shown.clone(),
-            source,
-        };
-        let hash = hash_file(path)?;
-        let mut fr = FileReport {
-            path: shown.clone(),
-            format: None,
-            status: FileStatus::Ingested,
-            records: 0,
-            accepted: 0,
-            rejected: 0,
-        };
-        if !opts.force
-            && let Some(prev) = self.store.file_by_hash(&hash)?
-        {
-            fr.format = Format::parse(&prev.format);
-            fr.status = FileStatus::Unchanged;
-            return Ok(fr);
+/// What one `ingest` call accumulates across files.
+#[derive(Default)]
+struct Run {
+    report: IngestReport,
+    touched: FxHashMap<String, (bool, &'static str)>,
+    ctx: Context,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the pipeline's parts travel together"
+)]
+fn ingest_file(
+    batch: &mut dyn Batch,
+    inventory: &mut keyward_graph::Inventory,
+    path: &Path,
+    explicit: bool,
+    opts: &IngestOptions,
+    progress: &mut dyn Progress,
+    now: Millis,
+    run: &mut Run,
+) -> Result<FileReport, EngineError> {
+    let shown = path.display().to_string();
+    let io = |source| EngineError::Io {
+        path: shown.clone(),
+        source,
+    };
+    let hash = hash_file(path)?;
+    let mut fr = FileReport {
+        path: shown.clone(),
+        format: None,
+        status: FileStatus::Ingested,
+        records: 0,
+        accepted: 0,
+        rejected: 0,
+    };
+    if !opts.force
+        && let Some(prev) = batch.file_by_hash(&hash)?
+    {
+        fr.format = Format::parse(&prev.format);
+        fr.status = FileStatus::Unchanged;
+        return Ok(fr);
+    }
+    let mut reader = keyward_sources::open(path).map_err(io)?;
+    let head = keyward_sources::peek(&mut *reader).map_err(io)?;
+    let layout = match opts.format {
+        // A forced format that is not line-oriented is read as a document.
+        Some(
+            Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot,
+        ) => Layout::Document,
+        _ => keyward_normalize::sniff::layout(head, &shown),
+    };
+    let mut doc = Vec::new();
+    if layout == Layout::Document {
+        doc = keyward_sources::read_all(&mut *reader).map_err(io)?;
+    }
+    let format = match (opts.format, layout) {
+        (Some(f), _) => Some(f),
+        (None, Layout::Lines) => {
+            let head = keyward_sources::peek(&mut *reader).map_err(io)?;
+            let h = keyward_normalize::sniff::trim_start_pub(head);
+            let nl = h.iter().position(|&b| b == b'\n').unwrap_or(h.len());
+            keyward_normalize::sniff::format_of_object(h.get(..nl).unwrap_or_default())
         }
-        let mut reader = keyward_sources::open(path).map_err(io)?;
-        let head = keyward_sources::peek(&mut *reader).map_err(io)?;
-        let layout = keyward_normalize::sniff::layout(head, &shown);
-        let mut doc = Vec::new();
-        let format = match (opts.format, layout) {
-            (Some(f), _) => Some(f),
-            (None, Layout::Lines) => {
-                let h = keyward_normalize::sniff::trim_start_pub(head);
-                let nl = h.iter().position(|&b| b == b'\n').unwrap_or(h.len());
-                keyward_normalize::sniff::format_of_object(h.get(..nl).unwrap_or_default())
-            }
-            (None, Layout::Document) => {
-                doc = keyward_sources::read_all(&mut *reader).map_err(io)?;
-                keyward_normalize::sniff::format_of_document(&doc, &shown)
-            }
-        };
-        fr.format = format;
-        let cluster = opts
-            .cluster
-            .clone()
-            .or_else(|| keyward_sources::cluster_from_path(path))
-            .unwrap_or_else(|| "default".to_owned());
-        let ctx = Context { cluster };
-        let mut batch = self.store.begin()?;
-        let Some(format) = format else {
-            fr.status = FileStatus::Unrecognized;
-            if explicit {
-                let file_id = batch.add_file(&shown, &hash, "unknown", now)?;
-                let diag = Diagnostic {
-                    line: 1,
-                    record: None,
-                    reason: "not a recognised input format (use `--format` to force one)".into(),
-                };
-                batch.put_dead_letter(file_id, &shown, &diag)?;
-                batch.finish_file(file_id, 1, 0, 1)?;
-                batch.commit()?;
-                report.unrecognized_explicit += 1;
-                report.rejected += 1;
-                fr.records = 1;
-                fr.rejected = 1;
-                *report
-                    .reasons
-                    .entry("unknown: not a recognised input format".into())
-                    .or_default() += 1;
-                report.rejections.push((shown.clone(), diag));
-            }
-            return Ok(fr);
-        };
-        let source: SourceKind = format.source();
-        let file_id = batch.add_file(&shown, &hash, format.as_str(), now)?;
-        let mut sink = EngineSink {
-            batch: &mut *batch,
-            inventory: &mut self.inventory,
-            file_id,
-            path: &shown,
-            source: source.as_str(),
-            records: 0,
-            accepted: 0,
-            rejected: 0,
-            events_new: 0,
-            new_ids,
-            updated_ids,
-            report,
-            error: None,
-            progress,
-        };
-        match (
-            opts.format.is_some() && layout == Layout::Document && doc.is_empty(),
-            layout,
-        ) {
-            (true, _) => {
-                doc = keyward_sources::read_all(&mut *reader).map_err(io)?;
-                keyward_normalize::normalize_document(format, &doc, &ctx, &mut sink);
-            }
-            (false, Layout::Document) => {
-                keyward_normalize::normalize_document(format, &doc, &ctx, &mut sink)
-            }
-            (false, Layout::Lines) => {
-                let mut line = Vec::with_capacity(4096);
-                let mut line_no = 0u64;
-                loop {
-                    line.clear();
-                    let n = reader.read_until(b'\n', &mut line).map_err(io)?;
-                    if n == 0 {
-                        break;
-                    }
-                    line_no += 1;
-                    let trimmed = line.trim_ascii();
-                    if trimmed.is_empty() {
-                        continue;
-                    }
-                    keyward_normalize::normalize_line(format, trimmed, line_no, &ctx, &mut sink);
-                    if sink.error.is_some() {
-                        break;
-                    }
+        (None, Layout::Document) => keyward_normalize::sniff::format_of_document(&doc, &shown),
+    };
+    fr.format = format;
+    let report = &mut run.report;
+    let Some(format) = format else {
+        fr.status = FileStatus::Unrecognized;
+        if explicit {
+            let file_id = batch.add_file(&shown, &hash, "unknown", now)?;
+            let diag = Diagnostic {
+                line: 1,
+                record: None,
+                reason: "not a recognised input format (use `--format` to force one)".into(),
+            };
+            batch.put_dead_letter(file_id, &shown, &diag)?;
+            batch.finish_file(file_id, 1, 0, 1)?;
+            report.unrecognized_explicit += 1;
+            report.rejected += 1;
+            fr.records = 1;
+            fr.rejected = 1;
+            *report
+                .reasons
+                .entry("unknown: not a recognised input format".into())
+                .or_default() += 1;
+            report.rejections.push((shown.clone(), diag));
+        }
+        return Ok(fr);
+    };
+    let cluster = opts
+        .cluster
+        .clone()
+        .or_else(|| keyward_sources::cluster_from_path(path))
+        .unwrap_or_else(|| "default".to_owned());
+    run.ctx.cluster = cluster;
+    let source: SourceKind = format.source();
+    let file_id = batch.add_file(&shown, &hash, format.as_str(), now)?;
+    let mut sink = EngineSink {
+        batch: &mut *batch,
+        inventory,
+        file_id,
+        path: &shown,
+        source: source.as_str(),
+        records: 0,
+        accepted: 0,
+        rejected: 0,
+        events_new: 0,
+        touched: &mut run.touched,
+        report,
+        error: None,
+        progress,
+    };
+    match layout {
+        Layout::Document => {
+            keyward_normalize::normalize_document(format, &doc, &mut run.ctx, &mut sink)
+        }
+        Layout::Lines => {
+            let mut line = Vec::with_capacity(4096);
+            let mut line_no = 0u64;
+            loop {
+                line.clear();
+                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
+                if n == 0 {
+                    break;
+                }
+                line_no += 1;
+                let trimmed = line.trim_ascii();
+                if trimmed.is_empty() {
+                    continue;
+                }
+                keyward_normalize::normalize_line(
+                    format,
+                    trimmed,
+                    line_no,
+                    &mut run.ctx,
+                    &mut sink,
+                );
+                if sink.error.is_some() {
+                    break;
                 }
             }
         }
-        if let Some(e) = sink.error.take() {
-            return Err(e);
-        }
-        let (records, accepted, rejected, events_new) =
-            (sink.records, sink.accepted, sink.rejected, sink.events_new);
-        progress.records(records % 4096);
-        batch.finish_file(file_id, records, accepted, rejected)?;
-        for i in self.inventory.take_dirty() {
-            batch.put_identity(i)?;
-        }
-        batch.commit()?;
-        let st = report.per_source.entry(source.as_str()).or_default();
-        st.files += 1;
-        st.records += records;
-        st.accepted += accepted;
-        st.rejected += rejected;
-        st.events_new += events_new;
-        report.rejected += rejected;
-        fr.records = records;
-        fr.accepted = accepted;
-        fr.rejected = rejected;
-        Ok(fr)
     }
+    if let Some(e) = sink.error.take() {
+        return Err(e);
+    }
+    let (records, accepted, rejected, events_new) =
+        (sink.records, sink.accepted, sink.rejected, sink.events_new);
+    progress.records(records % 4096);
+    batch.finish_file(file_id, records, accepted, rejected)?;
+    let report = &mut run.report;
+    let st = report.per_source.entry(source.as_str()).or_default();
+    st.files += 1;
+    st.records += records;
+    st.accepted += accepted;
+    st.rejected += rejected;
+    st.events_new += events_new;
+    report.rejected += rejected;
+    fr.records = records;
+    fr.accepted = accepted;
+    fr.rejected = rejected;
+    Ok(fr)
 }

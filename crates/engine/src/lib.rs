@@ -1,5 +1,5 @@
-//! The running pipeline: files → sources → normalize → inventory + store, one atomic store
-//! batch per file. This is what the CLI (and later the server) calls.
+//! The running pipeline: files → sources → normalize → inventory + store, in atomic store
+//! batches of whole files. This is what the CLI (and later the server) calls.
 //!
 //! Records stream through: JSON-lines inputs are read line by line; documents (a CloudTrail
 //! S3 object, an IAM snapshot) are read whole, one file at a time. Memory is bounded by the
@@ -8,7 +8,10 @@
 mod ingest;
 mod query;
 
-pub use ingest::{FileReport, FileStatus, IngestOptions, IngestReport, Progress, SourceStats};
+pub use ingest::{
+    DEFAULT_BATCH_RECORDS, FileReport, FileStatus, IngestOptions, IngestReport, Progress,
+    SourceStats,
+};
 pub use query::{Filter, Resolve};
 
 use std::path::Path;

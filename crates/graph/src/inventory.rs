@@ -170,6 +170,54 @@ impl Inventory {
         }
     }
 
+    /// Records that an identity already known acted again at `at` (no new facts).
+    /// `count` says whether the event is new to the store.
+    pub fn touch(&mut self, id: &str, at: i64, count: bool) -> Applied {
+        let Some(i) = self.map.get_mut(id) else {
+            return Applied::Unchanged;
+        };
+        let mut c = set_max(&mut i.last_used, Some(at));
+        c |= set_min(&mut i.first_seen, Some(at));
+        c |= set_max(&mut i.last_seen, Some(at));
+        if count {
+            i.event_count += 1;
+            c = true;
+        }
+        if c && !self.dirty.contains(id) {
+            self.dirty.insert(id.to_owned());
+        }
+        if c {
+            Applied::Updated
+        } else {
+            Applied::Unchanged
+        }
+    }
+
+    /// Records a use of credential `key` of identity `owner`.
+    pub fn touch_credential(
+        &mut self,
+        owner: &str,
+        key: &str,
+        at: i64,
+        region: Option<&str>,
+        service: Option<&str>,
+    ) {
+        let Some(i) = self.map.get_mut(owner) else {
+            return;
+        };
+        let Some(c) = i.credentials.iter_mut().find(|c| c.id == key) else {
+            return;
+        };
+        if c.last_used.is_none_or(|t| at > t) {
+            c.last_used = Some(at);
+            c.last_used_region = region.map(str::to_owned);
+            c.last_used_service = service.map(str::to_owned);
+            if !self.dirty.contains(owner) {
+                self.dirty.insert(owner.to_owned());
+            }
+        }
+    }
+
     /// The chain of a session assumed by `by`: `by`'s own chain, then `by`.
     fn chain_through(&self, by: &str, target: &str) -> Vec<String> {
         let mut chain = self

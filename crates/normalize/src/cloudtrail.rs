@@ -18,7 +18,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::lenient::{LStr, Obj};
-use crate::{LineCounter, Output, Sink, json_error, sniff::trim_start};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::{LineCounter, Memo, Output, Sink, Touch, json_error, sniff::trim_start};
 
 #[derive(Deserialize, Default)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
@@ -164,13 +167,42 @@ struct FederatedUser<'a> {
 /// Normalizes one record (raw, or wrapped in `CloudTrailEvent`). `Ok(None)` is never
 /// returned for CloudTrail: every record is an event.
 pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output>, String> {
-    let rec: Record = sonic_rs::from_slice(bytes).map_err(json_error)?;
+    normalize_record_with(bytes, |b| sonic_rs::from_slice(b).map_err(json_error), None)
+}
+
+/// [`normalize_record`] with the caller memo: a caller already seen, in a record that
+/// changes no identity, yields a shared [`Touch`] instead of observations.
+pub fn normalize_record_memo(bytes: &[u8], memo: &mut Memo) -> Result<Option<Output>, String> {
+    normalize_record_with(
+        bytes,
+        |b| sonic_rs::from_slice(b).map_err(json_error),
+        Some(memo),
+    )
+}
+
+/// The same with `serde_json` as the parser: the oracle of the differential fuzz target
+/// (sonic-rs is fast SIMD code from one vendor; serde_json is the reference).
+#[doc(hidden)]
+pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output>, String> {
+    normalize_record_with(
+        bytes,
+        |b| serde_json::from_slice(b).map_err(json_error),
+        None,
+    )
+}
+
+fn normalize_record_with(
+    bytes: &[u8],
+    parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, String>,
+    memo: Option<&mut Memo>,
+) -> Result<Option<Output>, String> {
+    let rec: Record = parse(bytes)?;
     if let Some(text) = rec.wrapped.get() {
-        let inner: Record = sonic_rs::from_str(text)
-            .map_err(|e| format!("`CloudTrailEvent` string: {}", json_error(e)))?;
-        return from_record(&inner, text.as_bytes()).map(Some);
+        let inner: Record =
+            parse(text.as_bytes()).map_err(|e| format!("`CloudTrailEvent` string: {e}"))?;
+        return from_record(&inner, text.as_bytes(), memo).map(Some);
     }
-    from_record(&rec, bytes).map(Some)
+    from_record(&rec, bytes, memo).map(Some)
 }
 
 /// Where the record array of a wrapper document starts, when `Records` / `Events` is the first
@@ -202,15 +234,15 @@ fn leading_array(d: &[u8]) -> Option<usize> {
 }
 
 /// Normalizes a document: `{"Records":[…]}`, `{"Events":[…]}`, a bare array, or one record.
-pub fn normalize_document(doc: &[u8], sink: &mut dyn Sink) {
+pub fn normalize_document(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink) {
     let mut lines = LineCounter::new(doc);
     let d = trim_start(doc);
     if d.starts_with(b"[") {
-        records(d, &mut lines, sink);
+        records(d, &mut lines, memo, sink);
         return;
     }
     if let Some(start) = leading_array(d) {
-        records(d.get(start..).unwrap_or_default(), &mut lines, sink);
+        records(d.get(start..).unwrap_or_default(), &mut lines, memo, sink);
         return;
     }
     let mut found_array = false;
@@ -221,7 +253,7 @@ pub fn normalize_document(doc: &[u8], sink: &mut dyn Sink) {
                 // `raw` borrows from `d`, so line numbers follow from its position.
                 let raw = value.as_raw_str().as_bytes();
                 lines.line_of(raw);
-                records(raw, &mut lines, sink);
+                records(raw, &mut lines, memo, sink);
             }
             Ok(_) => {}
             Err(e) => {
@@ -247,14 +279,29 @@ pub fn normalize_document(doc: &[u8], sink: &mut dyn Sink) {
     }
 }
 
-fn records(array: &[u8], lines: &mut LineCounter, sink: &mut dyn Sink) {
+/// Parse-only baseline for benchmarks: deserializes every record of a document into the
+/// same typed struct ingestion uses, and nothing else. Returns the number of records.
+#[doc(hidden)]
+pub fn parse_only(doc: &[u8]) -> usize {
+    let d = trim_start(doc);
+    let array = match leading_array(d) {
+        Some(start) => d.get(start..).unwrap_or_default(),
+        None => d,
+    };
+    sonic_rs::to_array_iter(array)
+        .filter_map(Result::ok)
+        .filter(|v| sonic_rs::from_str::<Record>(v.as_raw_str()).is_ok())
+        .count()
+}
+
+fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dyn Sink) {
     for (idx, item) in sonic_rs::to_array_iter(array).enumerate() {
         let idx = idx as u64;
         match item {
             Ok(value) => {
                 let raw = value.as_raw_str().as_bytes();
                 let line = lines.line_of(raw);
-                match normalize_record(raw) {
+                match normalize_record_memo(raw, memo) {
                     Ok(Some(out)) => sink.accept(out),
                     Ok(None) => {}
                     Err(reason) => sink.reject(Diagnostic {
@@ -963,7 +1010,72 @@ pub fn policy_json(doc: &str) -> Value {
     serde_json::from_str(&decoded).unwrap_or_else(|_| Value::String(doc.to_owned()))
 }
 
-fn from_record(rec: &Record, bytes: &[u8]) -> Result<Output, String> {
+/// Calls that create, delete or re-key identities: always normalized in full.
+const EFFECTS: [&str; 17] = [
+    "AssumeRole",
+    "AssumeRoleWithWebIdentity",
+    "AssumeRoleWithSAML",
+    "GetFederationToken",
+    "GetSessionToken",
+    "CreateUser",
+    "CreateRole",
+    "UpdateAssumeRolePolicy",
+    "CreateAccessKey",
+    "DeleteAccessKey",
+    "UpdateAccessKey",
+    "DeleteUser",
+    "DeleteRole",
+    "CreateLoginProfile",
+    "UpdateLoginProfile",
+    "DeleteLoginProfile",
+    "ConsoleLogin",
+];
+
+/// Everything in `userIdentity` that [`actor`] reads: two records with the same signature
+/// yield the same caller observations. Returns `false` when there is no caller.
+fn caller_signature(rec: &Record, out: &mut String) -> bool {
+    out.clear();
+    let Some(ui) = rec.user_identity.get() else {
+        return false;
+    };
+    for f in [
+        &ui.ty,
+        &ui.principal_id,
+        &ui.arn,
+        &ui.account_id,
+        &ui.access_key_id,
+        &ui.user_name,
+        &ui.invoked_by,
+        &ui.identity_provider,
+        &ui.credential_id,
+    ] {
+        out.push_str(f.get().unwrap_or_default());
+        out.push('\u{1f}');
+    }
+    if let Some(sc) = ui.session_context.get() {
+        if let Some(i) = sc.session_issuer.get() {
+            for f in [&i.ty, &i.principal_id, &i.arn, &i.user_name] {
+                out.push_str(f.get().unwrap_or_default());
+                out.push('\u{1f}');
+            }
+        }
+        out.push_str(sc.source_identity.get().unwrap_or_default());
+        out.push('\u{1f}');
+        if let Some(w) = sc.web_id_federation_data.get() {
+            out.push_str(w.federated_provider.get().unwrap_or_default());
+            for (k, v) in w.attributes.get().into_iter().flatten() {
+                let _ = write!(out, "\u{1e}{k}={}", v.get().unwrap_or_default());
+            }
+        }
+    }
+    if let Some(o) = ui.on_behalf_of.get() {
+        out.push_str(o.user_id.get().unwrap_or_default());
+        out.push_str(o.identity_store_arn.get().unwrap_or_default());
+    }
+    true
+}
+
+fn from_record(rec: &Record, bytes: &[u8], memo: Option<&mut Memo>) -> Result<Output, String> {
     let native_id = rec
         .event_id
         .owned()
@@ -974,18 +1086,67 @@ fn from_record(rec: &Record, bytes: &[u8]) -> Result<Output, String> {
     let source = rec.event_source.get().ok_or("missing `eventSource`")?;
     let name = rec.event_name.get().ok_or("missing `eventName`")?;
     let mut out = Output::default();
-    let actor = actor(rec, at, &mut out.observations);
     let failed = rec.error_code.get().is_some();
-    if !failed {
-        effects(rec, actor.as_deref(), at, &mut out.observations);
-    }
+    let memo = memo.filter(|_| failed || !EFFECTS.contains(&name));
+    let actor = if let Some(memo) = memo
+        && caller_signature(rec, &mut memo.scratch)
+    {
+        {
+            if let Some(t) = memo.callers.get(memo.scratch.as_str()) {
+                let actor = t.actor.clone();
+                out.touch = Some(Arc::clone(t));
+                actor
+            } else {
+                let actor = actor(rec, at, &mut out.observations);
+                let credentials = out
+                    .observations
+                    .iter()
+                    .filter(|o| o.used_at.is_some())
+                    .flat_map(|o| {
+                        o.facts
+                            .credentials
+                            .iter()
+                            .filter(|c| c.last_used == Some(at))
+                            .map(|c| {
+                                (
+                                    o.id.clone(),
+                                    c.id.clone(),
+                                    c.kind == keyward_model::CredentialKind::AccessKey,
+                                )
+                            })
+                    })
+                    .collect();
+                let touch = Touch {
+                    actor: actor.clone(),
+                    ids: out
+                        .observations
+                        .iter()
+                        .filter(|o| o.used_at.is_some())
+                        .map(|o| o.id.clone())
+                        .collect(),
+                    credentials,
+                };
+                if memo.callers.len() >= Memo::CAPACITY {
+                    memo.callers.clear();
+                }
+                memo.callers.insert(memo.scratch.clone(), Arc::new(touch));
+                actor
+            }
+        }
+    } else {
+        let actor = actor(rec, at, &mut out.observations);
+        if !failed {
+            effects(rec, actor.as_deref(), at, &mut out.observations);
+        }
+        actor
+    };
     let req = rec.request_parameters.get();
     let ui = rec.user_identity.get();
     out.event = Some(Event {
         native_id,
         source: SourceKind::Cloudtrail,
         time: at,
-        action: format!("{source}:{name}"),
+        action: [source, ":", name].concat(),
         actor,
         source_ip: rec.source_ip_address.owned(),
         user_agent: rec.user_agent.owned(),

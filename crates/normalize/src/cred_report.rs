@@ -239,5 +239,6 @@ fn row_output(row: &Row) -> Result<Output, String> {
         event: None,
         observations: vec![o],
         objects: Vec::new(),
+        touch: None,
     })
 }

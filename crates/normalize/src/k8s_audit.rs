@@ -233,10 +233,11 @@ fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output, St
         .audit_id
         .owned()
         .unwrap_or_else(|| crate::content_id(bytes));
+    // The request's time, identical in every stage of it (the stage's own time is not).
     let raw_time = ev
-        .stage_timestamp
+        .request_received_timestamp
         .get()
-        .or(ev.request_received_timestamp.get())
+        .or(ev.stage_timestamp.get())
         .or(ev.timestamp.get())
         .ok_or("missing `stageTimestamp` / `requestReceivedTimestamp`")?;
     let at = time::parse(raw_time)

@@ -252,6 +252,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                 scope,
                 doc: v,
             }],
+            touch: None,
         });
     }
     // Pass 2: the service accounts themselves, then ones that only workloads mention.
@@ -309,7 +310,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
         sink.accept(Output {
             event: None,
             observations: vec![o],
-            objects: Vec::new(),
+            ..Output::default()
         });
     }
     for ((ns, name), facts) in &per_sa {
@@ -320,7 +321,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
         sink.accept(Output {
             event: None,
             observations: vec![o],
-            objects: Vec::new(),
+            ..Output::default()
         });
     }
 }

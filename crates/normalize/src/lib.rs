@@ -16,7 +16,10 @@ pub mod k8s_snapshot;
 mod lenient;
 pub mod sniff;
 
+use std::sync::Arc;
+
 use keyward_model::{Diagnostic, Event, Observation, SnapshotObject};
+use rustc_hash::FxHashMap;
 
 pub use sniff::{Format, Layout, sniff};
 
@@ -26,6 +29,34 @@ pub struct Output {
     pub event: Option<Event>,
     pub observations: Vec<Observation>,
     pub objects: Vec<SnapshotObject>,
+    /// For a record whose caller was already seen with exactly the same identity context
+    /// and that changes no identity: the identities it shows active, instead of
+    /// `observations` (the fast path for the bulk of activity logs).
+    pub touch: Option<Arc<Touch>>,
+}
+
+/// Identities an event shows active, without new facts about them.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Touch {
+    /// The caller's canonical id.
+    pub actor: Option<String>,
+    /// Canonical ids of the identities that acted (caller, its role, its key, …).
+    pub ids: Vec<String>,
+    /// Credentials used, as (owner id, credential id, whether the use has a region and
+    /// service — access keys do): each credential's last use moves.
+    pub credentials: Vec<(String, String, bool)>,
+}
+
+/// Callers already seen, by their identity context (see [`Output::touch`]). Bounded: it
+/// is emptied when it reaches [`Memo::CAPACITY`] entries.
+#[derive(Debug, Default)]
+pub struct Memo {
+    pub(crate) callers: FxHashMap<String, Arc<Touch>>,
+    pub(crate) scratch: String,
+}
+
+impl Memo {
+    pub const CAPACITY: usize = 200_000;
 }
 
 /// Where records go. Implemented by the engine (store + inventory) and by tests.
@@ -34,18 +65,27 @@ pub trait Sink {
     fn reject(&mut self, diag: Diagnostic);
 }
 
-/// Per-input context that the bytes themselves do not carry.
-#[derive(Debug, Clone)]
+/// Per-input context that the bytes themselves do not carry, and normalizer state that
+/// may span inputs (the caller memo). Pure data: no I/O.
+#[derive(Debug)]
 pub struct Context {
     /// Kubernetes cluster name for audit logs and RBAC snapshots.
     pub cluster: String,
+    pub memo: Memo,
+}
+
+impl Context {
+    pub fn new(cluster: impl Into<String>) -> Self {
+        Context {
+            cluster: cluster.into(),
+            memo: Memo::default(),
+        }
+    }
 }
 
 impl Default for Context {
     fn default() -> Self {
-        Context {
-            cluster: "default".to_owned(),
-        }
+        Context::new("default")
     }
 }
 
@@ -54,11 +94,11 @@ pub fn normalize_line(
     format: Format,
     line: &[u8],
     line_no: u64,
-    ctx: &Context,
+    ctx: &mut Context,
     sink: &mut dyn Sink,
 ) {
     let result = match format {
-        Format::Cloudtrail => cloudtrail::normalize_record(line),
+        Format::Cloudtrail => cloudtrail::normalize_record_memo(line, &mut ctx.memo),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
         Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot => Err(
             format!("`{}` is not a line-oriented format", format.as_str()),
@@ -77,9 +117,9 @@ pub fn normalize_line(
 
 /// Normalizes a whole document (a CloudTrail delivery file, an IAM snapshot, a CSV report,
 /// a `kubectl` dump, a Kubernetes `EventList`).
-pub fn normalize_document(format: Format, doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
+pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &mut dyn Sink) {
     match format {
-        Format::Cloudtrail => cloudtrail::normalize_document(doc, sink),
+        Format::Cloudtrail => cloudtrail::normalize_document(doc, &mut ctx.memo, sink),
         Format::K8sAudit => k8s_audit::normalize_document(doc, ctx, sink),
         Format::IamAuthorizationDetails => iam_authz::normalize(doc, sink),
         Format::IamCredentialReport => cred_report::normalize(doc, sink),

@@ -130,10 +130,8 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
         match key.as_ref() {
             "Records" | "eventVersion" | "eventSource" | "eventName" | "CloudTrailEvent"
             | "userIdentity" => return Some(Format::Cloudtrail),
-            "Events" => {
-                if value.as_raw_str().contains("\"CloudTrailEvent\"") {
-                    return Some(Format::Cloudtrail);
-                }
+            "Events" if value.as_raw_str().contains("\"CloudTrailEvent\"") => {
+                return Some(Format::Cloudtrail);
             }
             "UserDetailList" | "RoleDetailList" | "GroupDetailList" | "Policies" => {
                 return Some(Format::IamAuthorizationDetails);

@@ -69,16 +69,14 @@ fn run(path: &Path, cluster: &str) -> (Option<(Layout, Format)>, Collect) {
     let bytes = std::fs::read(path).unwrap();
     let name = path.to_string_lossy();
     let mut sink = Collect::default();
-    let ctx = Context {
-        cluster: cluster.into(),
-    };
+    let mut ctx = Context::new(cluster);
     let sniffed = sniff(&bytes, &name);
     match sniffed {
-        Some((Layout::Document, f)) => normalize_document(f, &bytes, &ctx, &mut sink),
+        Some((Layout::Document, f)) => normalize_document(f, &bytes, &mut ctx, &mut sink),
         Some((Layout::Lines, f)) => {
             for (i, line) in bytes.split(|&b| b == b'\n').enumerate() {
                 if !line.trim_ascii().is_empty() {
-                    normalize_line(f, line.trim_ascii(), i as u64 + 1, &ctx, &mut sink);
+                    normalize_line(f, line.trim_ascii(), i as u64 + 1, &mut ctx, &mut sink);
                 }
             }
         }
@@ -251,7 +249,7 @@ fn panther_cloudtrail_samples() {
             Format::Cloudtrail,
             ev.to_string().as_bytes(),
             i as u64 + 1,
-            &Context::default(),
+            &mut Context::default(),
             &mut sink,
         );
     }
@@ -303,9 +301,7 @@ fn panther_eks_audit_samples() {
             Format::K8sAudit,
             ev.to_string().as_bytes(),
             i as u64 + 1,
-            &Context {
-                cluster: "eks".into(),
-            },
+            &mut Context::new("eks"),
             &mut sink,
         );
     }
@@ -342,7 +338,7 @@ fn falco_k8s_audit_fixtures() {
             normalize_document(
                 Format::K8sAudit,
                 &std::fs::read(&f).unwrap(),
-                &Context::default(),
+                &mut Context::default(),
                 &mut forced,
             );
             assert_eq!(
@@ -435,9 +431,7 @@ fn kubescape_rbac_fixtures() {
         normalize_document(
             Format::K8sSnapshot,
             &bytes,
-            &Context {
-                cluster: "ks".into(),
-            },
+            &mut Context::new("ks"),
             &mut sink,
         );
         assert!(

@@ -15,31 +15,38 @@ CREATE TABLE files (
     ingested_at INTEGER NOT NULL
 );
 
--- Normalized activity. `key` is 16 bytes of BLAKE3(source, native id): an event read from
--- an S3 file and again from a lookup-events export is stored once. For Kubernetes audit
--- the most complete stage of a request is kept (`stage` rank).
-CREATE TABLE events (
-    key        BLOB    PRIMARY KEY CHECK (length(key) = 16),
-    native_id  TEXT    NOT NULL,
-    source     TEXT    NOT NULL,
-    time       INTEGER NOT NULL,
-    action     TEXT    NOT NULL,
-    actor      TEXT,
-    source_ip  TEXT,
-    user_agent TEXT,
-    region     TEXT,
-    account    TEXT,
-    error_code TEXT,
-    target     TEXT,
-    credential TEXT,
-    invoked_by TEXT,
-    shared_id  TEXT,
-    stage      INTEGER NOT NULL DEFAULT 0,
-    file_id    INTEGER NOT NULL REFERENCES files (id)
+-- Normalized activity, stored in blocks: one row holds up to 32,768 events (a JSON array of
+-- the model's `Event`) in arrival order. Writing a block per batch instead of a row per
+-- event is what lets ingestion keep up with parsing (see docs/benchmarks.md).
+CREATE TABLE event_blocks (
+    id       INTEGER PRIMARY KEY,
+    file_id  INTEGER NOT NULL REFERENCES files (id),
+    min_time INTEGER NOT NULL,
+    max_time INTEGER NOT NULL,
+    count    INTEGER NOT NULL CHECK (count > 0),
+    data     TEXT    NOT NULL
+);
+
+CREATE INDEX event_blocks_by_time ON event_blocks (max_time);
+
+-- Which identities act in which block, for "recent events of X". `actor_key` is the first
+-- 8 bytes of BLAKE3(actor id) as a signed integer; readers still compare the actor id.
+CREATE TABLE event_actors (
+    actor_key INTEGER NOT NULL,
+    block     INTEGER NOT NULL REFERENCES event_blocks (id),
+    last_time INTEGER NOT NULL,
+    PRIMARY KEY (actor_key, block)
 ) WITHOUT ROWID;
 
-CREATE INDEX events_by_actor ON events (actor, time);
-CREATE INDEX events_by_time ON events (time);
+-- Deduplication: the keys of every stored event, grouped by the minute of the event's time.
+-- A key is 16 bytes of BLAKE3(source, native id) followed by one byte, the stage rank of the
+-- most complete stage stored (Kubernetes audit); `keys` is their sorted concatenation.
+-- An event read from an S3 file and again from a lookup-events export is stored once.
+CREATE TABLE event_keys (
+    minute INTEGER PRIMARY KEY,
+    n      INTEGER NOT NULL CHECK (n >= 0),
+    keys   BLOB    NOT NULL
+);
 
 -- The inventory: one row per identity. Filterable facts are columns; the whole record is
 -- the JSON document `doc` (the `Identity` type of the model crate).

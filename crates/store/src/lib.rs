@@ -73,6 +73,8 @@ pub trait Store {
 /// Writes that become visible together on [`Batch::commit`]; dropped uncommitted, they
 /// vanish.
 pub trait Batch {
+    /// [`Store::file_by_hash`] inside the batch (sees files added earlier in it).
+    fn file_by_hash(&self, hash: &str) -> Result<Option<FileRecord>>;
     /// Registers the input file; its id tags the events and dead letters that follow.
     fn add_file(&mut self, path: &str, hash: &str, format: &str, at: Millis) -> Result<i64>;
     /// Sets the final counts of a file added in this batch.
@@ -84,8 +86,8 @@ pub trait Batch {
         rejected: u64,
     ) -> Result<()>;
     /// Stores an event; returns `true` when it was not stored before. An event already
-    /// stored is replaced only by a more complete stage of the same request.
-    fn put_event(&mut self, key: EventKey, event: &Event, file_id: i64) -> Result<bool>;
+    /// stored is superseded only by a more complete stage of the same request.
+    fn put_event(&mut self, key: EventKey, event: Event, file_id: i64) -> Result<bool>;
     fn put_identity(&mut self, identity: &Identity) -> Result<()>;
     fn put_object(&mut self, object: &SnapshotObject) -> Result<()>;
     fn put_dead_letter(&mut self, file_id: i64, path: &str, diag: &Diagnostic) -> Result<()>;

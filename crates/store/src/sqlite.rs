@@ -2,10 +2,9 @@
 
 use std::path::Path;
 
-use keyward_model::{
-    Diagnostic, Event, EventKey, Identity, SnapshotObject, SourceKind, time::Millis,
-};
+use keyward_model::{Diagnostic, Event, EventKey, Identity, SnapshotObject, time::Millis};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rustc_hash::FxHashMap;
 
 use crate::{Batch, DeadLetter, FileRecord, Result, Store, StoreError};
 
@@ -54,18 +53,6 @@ impl SqliteStore {
         }
         Ok(SqliteStore { conn })
     }
-}
-
-fn source_from(s: &str) -> Option<SourceKind> {
-    [
-        SourceKind::Cloudtrail,
-        SourceKind::K8sAudit,
-        SourceKind::IamAuthorizationDetails,
-        SourceKind::IamCredentialReport,
-        SourceKind::K8sSnapshot,
-    ]
-    .into_iter()
-    .find(|k| k.as_str() == s)
 }
 
 fn file_row(r: &rusqlite::Row) -> rusqlite::Result<FileRecord> {
@@ -120,53 +107,57 @@ impl Store for SqliteStore {
 
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event>> {
         let mut st = self.conn.prepare(
-            "SELECT native_id, source, time, action, actor, source_ip, user_agent, region, account,
-                    error_code, target, credential, invoked_by, shared_id, stage
-             FROM events WHERE actor = ?1 ORDER BY time DESC LIMIT ?2",
+            "SELECT a.last_time, b.data FROM event_actors a JOIN event_blocks b ON b.id = a.block
+             WHERE a.actor_key = ?1 ORDER BY a.last_time DESC",
         )?;
-        let rows = st.query_map(params![actor, limit as i64], |r| {
-            let source: String = r.get(1)?;
-            Ok((
-                source,
-                Event {
-                    native_id: r.get(0)?,
-                    source: SourceKind::Cloudtrail,
-                    time: r.get(2)?,
-                    action: r.get(3)?,
-                    actor: r.get(4)?,
-                    source_ip: r.get(5)?,
-                    user_agent: r.get(6)?,
-                    region: r.get(7)?,
-                    account: r.get(8)?,
-                    error_code: r.get(9)?,
-                    target: r.get(10)?,
-                    credential: r.get(11)?,
-                    invoked_by: r.get(12)?,
-                    shared_id: r.get(13)?,
-                    stage: r.get::<_, i64>(14)? as u8,
-                },
-            ))
-        })?;
-        rows.map(|row| {
-            let (source, mut ev) = row?;
-            ev.source = source_from(&source)
-                .ok_or_else(|| StoreError::Corrupt(format!("unknown event source `{source}`")))?;
-            Ok(ev)
-        })
-        .collect()
+        let mut rows = st.query([actor_key(actor)])?;
+        let mut found: Vec<Event> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let last_time: i64 = row.get(0)?;
+            if found.len() >= limit
+                && found
+                    .iter()
+                    .map(|e| e.time)
+                    .min()
+                    .is_some_and(|t| last_time < t)
+            {
+                break;
+            }
+            let data: String = row.get(1)?;
+            let block: Vec<Event> = serde_json::from_str(&data)
+                .map_err(|e| StoreError::Corrupt(format!("event block: {e}")))?;
+            found.extend(
+                block
+                    .into_iter()
+                    .filter(|e| e.actor.as_deref() == Some(actor)),
+            );
+            // Keep the most complete stage of each request.
+            found.sort_by(|a, b| {
+                (a.source, &a.native_id, b.stage).cmp(&(b.source, &b.native_id, a.stage))
+            });
+            found.dedup_by(|b, a| a.source == b.source && a.native_id == b.native_id);
+            found.sort_by(|a, b| {
+                b.time
+                    .cmp(&a.time)
+                    .then_with(|| a.native_id.cmp(&b.native_id))
+            });
+            found.truncate(limit.max(1) * 4);
+        }
+        found.truncate(limit);
+        Ok(found)
     }
 
     fn event_count(&self) -> Result<u64> {
-        let n: i64 = self
+        let n: Option<i64> = self
             .conn
-            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
-        Ok(n as u64)
+            .query_row("SELECT sum(n) FROM event_keys", [], |r| r.get(0))?;
+        Ok(n.unwrap_or(0) as u64)
     }
 
     fn latest_event_time(&self) -> Result<Option<Millis>> {
         Ok(self
             .conn
-            .query_row("SELECT max(time) FROM events", [], |r| r.get(0))?)
+            .query_row("SELECT max(max_time) FROM event_blocks", [], |r| r.get(0))?)
     }
 
     fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
@@ -214,15 +205,128 @@ impl Store for SqliteStore {
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>> {
         Ok(Box::new(SqliteBatch {
             tx: self.conn.transaction()?,
+            minutes: FxHashMap::default(),
+            cached_keys: 0,
+            block: Vec::new(),
+            block_file: 0,
+            block_actors: FxHashMap::default(),
         }))
     }
 }
 
+/// Events per stored block.
+const BLOCK_EVENTS: usize = 32_768;
+/// Dedup keys held in memory before dirty minutes are written back and the cache dropped.
+const MAX_CACHED_KEYS: usize = 4_000_000;
+const KEY_LEN: usize = 17;
+
+/// FNV-1a, 64 bits: a stable, cheap key for indexing events by actor (collisions only cost
+/// a few extra rows read; readers compare the actor id itself).
+fn actor_key(actor: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in actor.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h as i64
+}
+
+/// The dedup keys of one minute, with the stage rank stored for each.
+struct MinuteKeys {
+    keys: FxHashMap<[u8; 16], u8>,
+    dirty: bool,
+}
+
 struct SqliteBatch<'c> {
     tx: Transaction<'c>,
+    minutes: FxHashMap<i64, MinuteKeys>,
+    cached_keys: usize,
+    block: Vec<Event>,
+    block_file: i64,
+    /// Actor key → latest event time, for the block being filled.
+    block_actors: FxHashMap<i64, i64>,
+}
+
+impl SqliteBatch<'_> {
+    fn minute(&mut self, minute: i64) -> Result<&mut MinuteKeys> {
+        if !self.minutes.contains_key(&minute) {
+            if self.cached_keys > MAX_CACHED_KEYS {
+                self.write_minutes()?;
+                self.minutes.clear();
+                self.cached_keys = 0;
+            }
+            let blob: Option<Vec<u8>> = self
+                .tx
+                .query_row(
+                    "SELECT keys FROM event_keys WHERE minute = ?1",
+                    [minute],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let mut keys = FxHashMap::default();
+            for chunk in blob.unwrap_or_default().chunks_exact(KEY_LEN) {
+                let (k, stage) = chunk.split_at(16);
+                let mut key = [0u8; 16];
+                key.copy_from_slice(k);
+                keys.insert(key, stage.first().copied().unwrap_or(0));
+            }
+            self.cached_keys += keys.len();
+            self.minutes
+                .insert(minute, MinuteKeys { keys, dirty: false });
+        }
+        self.minutes
+            .get_mut(&minute)
+            .ok_or_else(|| StoreError::Corrupt("minute cache".into()))
+    }
+
+    fn write_minutes(&mut self) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT OR REPLACE INTO event_keys (minute, n, keys) VALUES (?1, ?2, ?3)",
+        )?;
+        for (minute, mk) in self.minutes.iter_mut().filter(|(_, m)| m.dirty) {
+            let mut keys: Vec<(&[u8; 16], &u8)> = mk.keys.iter().collect();
+            keys.sort_unstable();
+            let mut blob = Vec::with_capacity(keys.len() * KEY_LEN);
+            for (k, stage) in keys {
+                blob.extend_from_slice(k);
+                blob.push(*stage);
+            }
+            st.execute(params![minute, mk.keys.len() as i64, blob])?;
+            mk.dirty = false;
+        }
+        Ok(())
+    }
+
+    fn flush_block(&mut self) -> Result<()> {
+        if self.block.is_empty() {
+            return Ok(());
+        }
+        let min = self.block.iter().map(|e| e.time).min().unwrap_or(0);
+        let max = self.block.iter().map(|e| e.time).max().unwrap_or(0);
+        let data =
+            serde_json::to_string(&self.block).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.tx.execute(
+            "INSERT INTO event_blocks (file_id, min_time, max_time, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![self.block_file, min, max, self.block.len() as i64, data],
+        )?;
+        let block = self.tx.last_insert_rowid();
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO event_actors (actor_key, block, last_time) VALUES (?1, ?2, ?3)",
+        )?;
+        for (actor, last) in self.block_actors.drain() {
+            st.execute(params![actor, block, last])?;
+        }
+        self.block.clear();
+        Ok(())
+    }
 }
 
 impl Batch for SqliteBatch<'_> {
+    fn file_by_hash(&self, hash: &str) -> Result<Option<FileRecord>> {
+        let sql = format!("SELECT {FILE_COLUMNS} FROM files WHERE hash = ?1");
+        Ok(self.tx.query_row(&sql, [hash], file_row).optional()?)
+    }
+
     fn add_file(&mut self, path: &str, hash: &str, format: &str, at: Millis) -> Result<i64> {
         // A file with the same bytes may have been forced in again: replace its record.
         self.tx.execute(
@@ -250,47 +354,37 @@ impl Batch for SqliteBatch<'_> {
         Ok(())
     }
 
-    fn put_event(&mut self, key: EventKey, e: &Event, file_id: i64) -> Result<bool> {
-        let mut st = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO events (key, native_id, source, time, action, actor, source_ip,
-                user_agent, region, account, error_code, target, credential, invoked_by, shared_id,
-                stage, file_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-        )?;
-        let inserted = st.execute(params![
-            &key.0[..],
-            e.native_id,
-            e.source.as_str(),
-            e.time,
-            e.action,
-            e.actor,
-            e.source_ip,
-            e.user_agent,
-            e.region,
-            e.account,
-            e.error_code,
-            e.target,
-            e.credential,
-            e.invoked_by,
-            e.shared_id,
-            e.stage,
-            file_id
-        ])? == 1;
-        if !inserted && e.stage > 0 {
-            let mut up = self.tx.prepare_cached(
-                "UPDATE events SET time = ?2, action = ?3, actor = ?4, error_code = ?5, stage = ?6
-                 WHERE key = ?1 AND stage < ?6",
-            )?;
-            up.execute(params![
-                &key.0[..],
-                e.time,
-                e.action,
-                e.actor,
-                e.error_code,
-                e.stage
-            ])?;
+    fn put_event(&mut self, key: EventKey, e: Event, file_id: i64) -> Result<bool> {
+        let mk = self.minute(e.time.div_euclid(60_000))?;
+        let new = match mk.keys.get_mut(&key.0) {
+            None => {
+                mk.keys.insert(key.0, e.stage);
+                true
+            }
+            // A more complete stage of a request already stored supersedes it.
+            Some(stage) if e.stage > *stage => {
+                *stage = e.stage;
+                false
+            }
+            Some(_) => return Ok(false),
+        };
+        mk.dirty = true;
+        if new {
+            self.cached_keys += 1;
         }
-        Ok(inserted)
+        if self.block_file != file_id {
+            self.flush_block()?;
+            self.block_file = file_id;
+        }
+        if let Some(actor) = &e.actor {
+            let t = self.block_actors.entry(actor_key(actor)).or_insert(e.time);
+            *t = (*t).max(e.time);
+        }
+        self.block.push(e);
+        if self.block.len() >= BLOCK_EVENTS {
+            self.flush_block()?;
+        }
+        Ok(new)
     }
 
     fn put_identity(&mut self, i: &Identity) -> Result<()> {
@@ -339,7 +433,9 @@ impl Batch for SqliteBatch<'_> {
         Ok(())
     }
 
-    fn commit(self: Box<Self>) -> Result<()> {
+    fn commit(mut self: Box<Self>) -> Result<()> {
+        self.flush_block()?;
+        self.write_minutes()?;
         Ok(self.tx.commit()?)
     }
 }
@@ -347,7 +443,7 @@ impl Batch for SqliteBatch<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use keyward_model::{IdentityKind, Platform};
+    use keyward_model::{IdentityKind, Platform, SourceKind};
 
     fn event(stage: u8) -> Event {
         Event {
@@ -374,11 +470,11 @@ mod tests {
         let mut s = SqliteStore::in_memory().unwrap();
         let mut b = s.begin().unwrap();
         let f = b.add_file("p", "h", "k8s-audit", 0).unwrap();
-        assert!(b.put_event(EventKey([1; 16]), &event(0), f).unwrap());
+        assert!(b.put_event(EventKey([1; 16]), event(0), f).unwrap());
         let mut done = event(2);
         done.error_code = Some("Forbidden".into());
-        assert!(!b.put_event(EventKey([1; 16]), &done, f).unwrap());
-        assert!(!b.put_event(EventKey([1; 16]), &event(1), f).unwrap());
+        assert!(!b.put_event(EventKey([1; 16]), done, f).unwrap());
+        assert!(!b.put_event(EventKey([1; 16]), event(1), f).unwrap());
         b.commit().unwrap();
         let evs = s.recent_events("x", 10).unwrap();
         assert_eq!(evs.len(), 1);
@@ -386,6 +482,24 @@ mod tests {
             (evs[0].stage, evs[0].error_code.as_deref()),
             (2, Some("Forbidden"))
         );
+        assert_eq!(s.event_count().unwrap(), 1);
+        // Deduplication survives the batch: the keys were persisted.
+        let mut b = s.begin().unwrap();
+        assert!(!b.put_event(EventKey([1; 16]), event(2), f).unwrap());
+        let mut other = event(0);
+        other.native_id = "b".into();
+        other.time = 6;
+        assert!(b.put_event(EventKey([3; 16]), other, f).unwrap());
+        b.commit().unwrap();
+        assert_eq!(s.event_count().unwrap(), 2);
+        let evs = s.recent_events("x", 10).unwrap();
+        assert_eq!(
+            evs.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(),
+            ["b", "a"]
+        );
+        assert_eq!(s.recent_events("x", 1).unwrap().len(), 1);
+        assert!(s.recent_events("y", 10).unwrap().is_empty());
+        assert_eq!(s.latest_event_time().unwrap(), Some(6));
     }
 
     #[test]
@@ -394,7 +508,7 @@ mod tests {
         {
             let mut b = s.begin().unwrap();
             let f = b.add_file("p", "h", "cloudtrail", 0).unwrap();
-            b.put_event(EventKey([2; 16]), &event(0), f).unwrap();
+            b.put_event(EventKey([2; 16]), event(0), f).unwrap();
             b.put_identity(&Identity::new(
                 "i".into(),
                 Platform::Aws,

@@ -1,0 +1,191 @@
+//! The `keyward` binary as a user runs it: exit statuses, output formats, the demo.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn keyward(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("KEYWARD_DATA_DIR")
+        .output()
+        .unwrap()
+}
+
+fn estate() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn ingest_inventory_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = estate();
+    let o = keyward(dir.path(), &["ingest", e.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("cloudtrail") && out.contains("k8s-snapshot"),
+        "{out}"
+    );
+    assert!(
+        o.stderr.is_empty() || !stderr(&o).contains('\u{1b}'),
+        "no progress bar when not a terminal"
+    );
+
+    let o = keyward(
+        dir.path(),
+        &[
+            "inventory",
+            "--format",
+            "json",
+            "--as-of",
+            "2026-11-16T00:00:00Z",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(rows.len() > 100);
+    for key in [
+        "id",
+        "platform",
+        "kind",
+        "name",
+        "arn",
+        "account",
+        "cluster",
+        "namespace",
+        "subject",
+        "created",
+        "last_used",
+        "state",
+        "sources",
+        "evidence",
+    ] {
+        assert!(rows.iter().all(|r| r.get(key).is_some()), "`{key}` missing");
+    }
+    let reporting = rows.iter().find(|r| r["name"] == "svc-reporting").unwrap();
+    assert_eq!(reporting["state"], "stale");
+    assert_eq!(
+        reporting["arn"],
+        "arn:aws:iam::111122223333:user/svc-reporting"
+    );
+
+    let o = keyward(
+        dir.path(),
+        &[
+            "inventory",
+            "--kind",
+            "service_account",
+            "--namespace",
+            "payments",
+            "--format",
+            "csv",
+        ],
+    );
+    let csv = stdout(&o);
+    assert!(csv.starts_with("id,platform,kind,name,"), "{csv}");
+    assert!(csv.lines().skip(1).all(|l| l.contains(",service_account,")));
+    assert!(csv.contains("debug-sa"));
+
+    let o = keyward(
+        dir.path(),
+        &[
+            "inventory",
+            "--state",
+            "stale",
+            "--platform",
+            "aws",
+            "--as-of",
+            "2026-11-16T00:00:00Z",
+        ],
+    );
+    let table = stdout(&o);
+    assert!(
+        table.contains("legacy-batch-role") && !table.contains("lambda-orders-processor"),
+        "{table}"
+    );
+
+    let o = keyward(
+        dir.path(),
+        &["show", "svc-ci-legacy", "--as-of", "2026-11-16T00:00:00Z"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("access_key_1") && text.contains("recent events"),
+        "{text}"
+    );
+
+    let o = keyward(dir.path(), &["show", "default"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("matches"), "ambiguous names say so");
+
+    let o = keyward(dir.path(), &["inventory", "--kind", "robot"]);
+    assert_eq!(o.status.code(), Some(2), "clap usage error");
+    assert!(stderr(&o).contains("unknown kind `robot`"));
+}
+
+#[test]
+fn exit_status_says_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let bad = input.path().join("trail.jsonl");
+    std::fs::write(&bad, "{\"eventVersion\":\"1.09\",\"eventID\":\"a\",\"eventTime\":\"2026-11-10T10:00:00Z\",\"eventSource\":\"s\",\"eventName\":\"n\"}\n{oops\n").unwrap();
+    let o = keyward(dir.path(), &["ingest", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "rejected records → 2");
+    assert!(
+        stderr(&o).contains("trail.jsonl:2: invalid JSON"),
+        "{}",
+        stderr(&o)
+    );
+    let o = keyward(dir.path(), &["dead-letters"]);
+    assert!(stdout(&o).contains("trail.jsonl:2: invalid JSON"));
+
+    let o = keyward(dir.path(), &["ingest", "/nonexistent/keyward-input"]);
+    assert_eq!(o.status.code(), Some(1), "fatal → 1");
+    assert!(stderr(&o).starts_with("error: "), "{}", stderr(&o));
+
+    let e = estate();
+    let o = keyward(dir.path(), &["ingest", e.join("aws").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "clean → 0: {}", stderr(&o));
+}
+
+#[test]
+fn demo_runs_anywhere() {
+    let cwd = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .arg("demo")
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    for needle in [
+        "svc-reporting",
+        "svc-ci-legacy",
+        "debug-sa",
+        "svc-temp-migration",
+        "repo:acme/payments-api:ref:refs/heads/main",
+        "999988887777",
+        "old-test-role",
+        "Longest role chain",
+    ] {
+        assert!(out.contains(needle), "demo output lacks `{needle}`:\n{out}");
+    }
+}

@@ -1,0 +1,258 @@
+//! Ingest throughput on CloudTrail `.json.gz` S3 objects, next to parse-only baselines of
+//! the same bytes measured in the same run.
+//!
+//! ```text
+//! taskset -c 0 cargo bench -p keyward-engine --bench ingest
+//! KEYWARD_BENCH_EVENTS=1000000 taskset -c 0 cargo bench -p keyward-engine --bench ingest
+//! ```
+//!
+//! Baselines: (a) gunzip only; (b) gunzip + parse every record into a generic JSON DOM
+//! (`sonic_rs::Value`); (c) gunzip + parse every record into the typed struct ingestion
+//! itself uses. Ingest = gunzip + parse + normalize + inventory + SQLite store (events,
+//! identities, file records), one transaction per file, as `keyward ingest` does.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use keyward_engine::{Engine, IngestOptions};
+use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+
+/// A small deterministic generator (xorshift), so every run reads the same bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const ACCOUNT: &str = "111122223333";
+const ACTIONS: [(&str, &str, bool); 10] = [
+    ("s3.amazonaws.com", "ListBuckets", true),
+    ("ec2.amazonaws.com", "DescribeInstances", true),
+    ("kms.amazonaws.com", "Decrypt", true),
+    ("secretsmanager.amazonaws.com", "GetSecretValue", true),
+    ("dynamodb.amazonaws.com", "DescribeTable", true),
+    ("sts.amazonaws.com", "GetCallerIdentity", true),
+    ("logs.amazonaws.com", "CreateLogStream", false),
+    ("ecr.amazonaws.com", "GetAuthorizationToken", true),
+    ("ssm.amazonaws.com", "GetParameter", true),
+    ("lambda.amazonaws.com", "GetFunction", true),
+];
+
+fn uuid(rng: &mut Rng) -> String {
+    let a = rng.next();
+    let b = rng.next();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0xffff,
+        b >> 48,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn record(rng: &mut Rng, t: i64) -> String {
+    let (src, name, ro) = ACTIONS[rng.below(ACTIONS.len() as u64) as usize];
+    let time = keyward_model::time::format(t);
+    let ip = format!(
+        "10.{}.{}.{}",
+        rng.below(256),
+        rng.below(256),
+        rng.below(256)
+    );
+    let ident = match rng.below(20) {
+        0..=11 => {
+            let role = rng.below(2000);
+            let slot = rng.below(6) + role * 16;
+            let session = format!("i-{slot:017x}");
+            // A session keeps its temporary key for its lifetime.
+            let session_key = format!("ASIAEXAMPLE{slot:09}");
+            format!(
+                r#"{{"type":"AssumedRole","principalId":"AROAEXAMPLEROLE{role:05}:{session}","arn":"arn:aws:sts::{ACCOUNT}:assumed-role/app-role-{role}/{session}","accountId":"{ACCOUNT}","accessKeyId":"{}","sessionContext":{{"sessionIssuer":{{"type":"Role","principalId":"AROAEXAMPLEROLE{role:05}","arn":"arn:aws:iam::{ACCOUNT}:role/app-role-{role}","accountId":"{ACCOUNT}","userName":"app-role-{role}"}},"attributes":{{"creationDate":"{time}","mfaAuthenticated":"false"}},"ec2RoleDelivery":"2.0"}}}}"#,
+                session_key
+            )
+        }
+        12..=17 => {
+            let u = rng.below(500);
+            format!(
+                r#"{{"type":"IAMUser","principalId":"AIDAEXAMPLEUSER{u:05}","arn":"arn:aws:iam::{ACCOUNT}:user/svc-{u}","accountId":"{ACCOUNT}","accessKeyId":"AKIAEXAMPLEKEY{u:06}","userName":"svc-{u}"}}"#
+            )
+        }
+        _ => r#"{"type":"AWSService","invokedBy":"lambda.amazonaws.com"}"#.to_owned(),
+    };
+    format!(
+        r#"{{"eventVersion":"1.09","userIdentity":{ident},"eventTime":"{time}","eventSource":"{src}","eventName":"{name}","awsRegion":"us-east-1","sourceIPAddress":"{ip}","userAgent":"aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5 md/GOOS#linux api/{name}#1.0","requestParameters":{{"maxResults":50,"filter":"name-{}"}},"responseElements":null,"requestID":"{}","eventID":"{}","readOnly":{ro},"eventType":"AwsApiCall","managementEvent":true,"recipientAccountId":"{ACCOUNT}","eventCategory":"Management","tlsDetails":{{"tlsVersion":"TLSv1.3","cipherSuite":"TLS_AES_128_GCM_SHA256","clientProvidedHostHeader":"{}"}}}}"#,
+        rng.below(1000),
+        uuid(rng),
+        uuid(rng),
+        src
+    )
+}
+
+/// Writes S3-layout delivery files: `{"Records":[…]}` on one line, gzip-compressed.
+fn corpus(dir: &Path, events: usize, per_file: usize) -> (Vec<PathBuf>, u64, u64) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let mut t = 1_794_268_800_000; // 2026-11-10T00:00:00Z
+    let (mut files, mut raw, mut compressed) = (Vec::new(), 0u64, 0u64);
+    let mut left = events;
+    let mut n = 0;
+    while left > 0 {
+        let count = left.min(per_file);
+        let mut doc = String::from("{\"Records\":[");
+        for i in 0..count {
+            if i > 0 {
+                doc.push(',');
+            }
+            t += 37;
+            doc.push_str(&record(&mut rng, t));
+        }
+        doc.push_str("]}");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(doc.as_bytes()).unwrap();
+        let gz = enc.finish().unwrap();
+        let p = dir.join(format!("AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2026/11/10/{ACCOUNT}_CloudTrail_us-east-1_{n:05}.json.gz"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, &gz).unwrap();
+        raw += doc.len() as u64;
+        compressed += gz.len() as u64;
+        files.push(p);
+        left -= count;
+        n += 1;
+    }
+    (files, raw, compressed)
+}
+
+fn gunzip(p: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(p).unwrap())
+        .read_to_end(&mut out)
+        .unwrap();
+    out
+}
+
+fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> (usize, f64) {
+    let mut best = f64::MAX;
+    let mut n = 0;
+    for _ in 0..runs {
+        let start = Instant::now();
+        n = f();
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    (n, best)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs this once, small.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let events: usize = std::env::var("KEYWARD_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if smoke { 5_000 } else { 300_000 });
+    let runs = if smoke { 1 } else { 3 };
+    let dir = tempfile::tempdir().unwrap();
+    let (files, raw, compressed) = corpus(dir.path(), events, 2_000);
+    println!(
+        "corpus: {events} events in {} files, {:.1} MB JSON, {:.1} MB gzip ({:.0} bytes/event)",
+        files.len(),
+        raw as f64 / 1e6,
+        compressed as f64 / 1e6,
+        raw as f64 / events as f64
+    );
+
+    let only_ingest = std::env::var("KEYWARD_BENCH_ONLY_INGEST").is_ok();
+    let (_, t_gz) = if only_ingest {
+        (0, f64::NAN)
+    } else {
+        best_of(runs, || files.iter().map(|p| gunzip(p).len()).sum())
+    };
+    let (n_dom, t_dom) = if only_ingest {
+        (events, f64::NAN)
+    } else {
+        best_of(runs, || {
+            files
+                .iter()
+                .map(|p| {
+                    let doc = gunzip(p);
+                    let v: sonic_rs::Value = sonic_rs::from_slice(&doc).unwrap();
+                    v.get("Records")
+                        .and_then(|r| r.as_array())
+                        .map_or(0, |a| a.len())
+                })
+                .sum()
+        })
+    };
+    let (n_typed, t_typed) = if only_ingest {
+        (events, f64::NAN)
+    } else {
+        best_of(runs, || {
+            files
+                .iter()
+                .map(|p| keyward_normalize::cloudtrail::parse_only(&gunzip(p)))
+                .sum()
+        })
+    };
+    assert_eq!((n_dom, n_typed), (events, events));
+
+    let mut t_ingest = f64::MAX;
+    let mut identities = 0;
+    for _ in 0..runs {
+        let data = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(data.path()).unwrap();
+        let start = Instant::now();
+        let report = engine
+            .ingest(
+                &[dir.path().to_path_buf()],
+                &IngestOptions::default(),
+                &mut (),
+                0,
+            )
+            .unwrap();
+        t_ingest = t_ingest.min(start.elapsed().as_secs_f64());
+        assert_eq!(report.per_source["cloudtrail"].accepted as usize, events);
+        assert_eq!(report.rejected, 0);
+        identities = engine.inventory().len();
+    }
+
+    let rate = |t: f64| events as f64 / t;
+    println!(
+        "{:<44} {:>12} {:>9}",
+        "stage (best of runs)", "events/s", "MB/s json"
+    );
+    for (label, t) in [
+        ("gunzip only", t_gz),
+        ("gunzip + parse to DOM (sonic_rs::Value)", t_dom),
+        ("gunzip + parse to typed record", t_typed),
+        ("ingest: + normalize + inventory + store", t_ingest),
+    ] {
+        println!(
+            "{label:<44} {:>12.0} {:>9.1}",
+            rate(t),
+            raw as f64 / t / 1e6
+        );
+    }
+    println!(
+        "ingest / DOM parse-only:   {:.0} %",
+        100.0 * t_dom / t_ingest
+    );
+    println!(
+        "ingest / typed parse-only: {:.0} %",
+        100.0 * t_typed / t_ingest
+    );
+    println!("identities in inventory: {identities}");
+}

@@ -1,0 +1,11 @@
+#![no_main]
+//! `k8s_snapshot` documents.
+use keyward_normalize::{Context, Format, normalize_document};
+use libfuzzer_sys::fuzz_target;
+
+#[path = "common.rs"]
+mod common;
+
+fuzz_target!(|data: &[u8]| {
+    normalize_document(Format::K8sSnapshot, data, &mut Context::default(), &mut common::Check);
+});

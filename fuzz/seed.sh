@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Seeds fuzz/corpus/<target>/ with real records: the example estate and, when present,
+# ../shared/corpora (never committed: fuzz/corpus is ignored by git).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
+estate=$root/examples/estate
+c=$here/corpus
+mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time}
+python3 - "$estate" "$shared" "$c" <<'PY'
+import gzip, hashlib, json, os, sys
+estate, shared, c = sys.argv[1:]
+def put(target, data):
+    if isinstance(data, str):
+        data = data.encode()
+    name = hashlib.sha1(data).hexdigest()
+    with open(os.path.join(c, target, name), "wb") as f:
+        f.write(data)
+def records(doc):
+    d = json.loads(doc)
+    return d["Records"] if isinstance(d, dict) and "Records" in d else (d if isinstance(d, list) else [])
+n = 0
+for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
+    for f in sorted(files)[:6]:
+        doc = gzip.open(os.path.join(base, f)).read()
+        put("cloudtrail", doc[:20000])
+        for r in records(doc)[:40]:
+            put("cloudtrail", json.dumps(r)); put("cloudtrail_differential", json.dumps(r)); n += 1
+put("iam_authz", open(os.path.join(estate, "aws/111122223333/iam-authorization-details.json"), "rb").read())
+put("cred_report", open(os.path.join(estate, "aws/111122223333/credential-report.csv"), "rb").read())
+put("k8s_snapshot", open(os.path.join(estate, "k8s/prod-eks/rbac-snapshot.json"), "rb").read()[:30000])
+for line in open(os.path.join(estate, "k8s/prod-eks/audit.jsonl")).readlines()[:80]:
+    put("k8s_audit", line)
+for t in ["2026-11-10T08:15:02.123456Z", "2019-08-16 17:27:59+00:00", "Nov 10, 2026 8:15:02 AM", "AKIABTX3GSDS2CT3VIU7"]:
+    put("sniff_and_time", t)
+if os.path.isdir(shared):
+    sd = os.path.join(shared, "aws-cloudtrail-stratus-detonations/detonation-logs")
+    for f in sorted(os.listdir(sd)):
+        for r in json.load(open(os.path.join(sd, f)))[:5]:
+            put("cloudtrail", json.dumps(r)); put("cloudtrail_differential", json.dumps(r))
+    for line in open(os.path.join(shared, "panther-labelled-events/events/AWS.CloudTrail.jsonl")):
+        put("cloudtrail_differential", json.dumps(json.loads(line)["event"]))
+    for line in open(os.path.join(shared, "panther-labelled-events/events/Amazon.EKS.Audit.jsonl")):
+        put("k8s_audit", json.dumps(json.loads(line)["event"]))
+    put("iam_authz", open(os.path.join(shared, "aws-iam-authz-small/small-authz-details.json"), "rb").read())
+    kd = os.path.join(shared, "k8s-rbac-posture-kubescape/rules")
+    for base, _, files in os.walk(kd):
+        if base.endswith("input"):
+            for f in files:
+                put("k8s_snapshot", open(os.path.join(base, f), "rb").read())
+print(f"seeded {n} estate CloudTrail records and the shared corpora into {c}")
+PY
