@@ -255,6 +255,12 @@ pub fn normalize_document(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink) {
                 lines.line_of(raw);
                 records(raw, &mut lines, memo, sink);
             }
+            Ok((key, value)) if key.as_ref() == "QueryResultRows" => {
+                // CloudTrail Lake `get-query-results`: rows of single-column cells; the
+                // `eventJson` cell holds the record.
+                found_array = true;
+                lake_rows(value.as_raw_str().as_bytes(), &mut lines, memo, sink);
+            }
             Ok(_) => {}
             Err(e) => {
                 sink.reject(Diagnostic {
@@ -273,6 +279,41 @@ pub fn normalize_document(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink) {
             Err(reason) => sink.reject(Diagnostic {
                 line: 1,
                 record: None,
+                reason,
+            }),
+        }
+    }
+}
+
+fn lake_rows(rows: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dyn Sink) {
+    for (idx, row) in sonic_rs::to_array_iter(rows).enumerate() {
+        let Ok(row) = row else {
+            sink.reject(Diagnostic {
+                line: lines.line,
+                record: Some(idx as u64),
+                reason: "malformed `QueryResultRows`; the rest was skipped".into(),
+            });
+            return;
+        };
+        let line = lines.line_of(row.as_raw_str().as_bytes());
+        let cell = sonic_rs::to_array_iter(row.as_raw_str())
+            .filter_map(Result::ok)
+            .find(|c| crate::sniff::first_key(c.as_raw_str().as_bytes()) == Some("eventJson"));
+        let Some(cell) = cell else {
+            sink.reject(Diagnostic {
+                line,
+                record: Some(idx as u64),
+                reason: "row without an `eventJson` column (select `eventJson` in the Lake query)"
+                    .into(),
+            });
+            continue;
+        };
+        match normalize_record_memo(cell.as_raw_str().as_bytes(), memo) {
+            Ok(Some(out)) => sink.accept(out),
+            Ok(None) => {}
+            Err(reason) => sink.reject(Diagnostic {
+                line,
+                record: Some(idx as u64),
                 reason,
             }),
         }

@@ -104,7 +104,7 @@ pub fn layout(head: &[u8], path: &str) -> Layout {
 
 /// The first key of a JSON object, read without parsing its value (so a document cut short
 /// is still recognised).
-fn first_key(obj: &[u8]) -> Option<&str> {
+pub(crate) fn first_key(obj: &[u8]) -> Option<&str> {
     let rest = trim_start(obj).strip_prefix(b"{")?;
     let rest = trim_start(rest).strip_prefix(b"\"")?;
     let end = rest.iter().position(|&b| b == b'"' || b == b'\\')?;
@@ -115,7 +115,9 @@ fn first_key(obj: &[u8]) -> Option<&str> {
 pub fn format_of_object(obj: &[u8]) -> Option<Format> {
     if let Some(k) = first_key(obj) {
         match k {
-            "Records" | "eventVersion" | "CloudTrailEvent" => return Some(Format::Cloudtrail),
+            "Records" | "eventVersion" | "CloudTrailEvent" | "eventJson" | "QueryResultRows" => {
+                return Some(Format::Cloudtrail);
+            }
             "UserDetailList" | "RoleDetailList" | "GroupDetailList" => {
                 return Some(Format::IamAuthorizationDetails);
             }
@@ -129,7 +131,7 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
         let Ok((key, value)) = entry else { break };
         match key.as_ref() {
             "Records" | "eventVersion" | "eventSource" | "eventName" | "CloudTrailEvent"
-            | "userIdentity" => return Some(Format::Cloudtrail),
+            | "eventJson" | "QueryResultRows" | "userIdentity" => return Some(Format::Cloudtrail),
             "Events" if value.as_raw_str().contains("\"CloudTrailEvent\"") => {
                 return Some(Format::Cloudtrail);
             }
@@ -222,6 +224,11 @@ mod tests {
         let arr = br#"[{"awsRegion":"x","eventName":"y"}]"#;
         assert_eq!(
             sniff(arr, "a.json"),
+            Some((Layout::Document, Format::Cloudtrail))
+        );
+        let lake = br#"{"QueryStatus":"FINISHED","QueryResultRows":[[{"eventJson":"{}"}]]}"#;
+        assert_eq!(
+            sniff(lake, "a.json"),
             Some((Layout::Document, Format::Cloudtrail))
         );
         let lookup = br#"{"Events":[{"EventId":"1","CloudTrailEvent":"{}"}]}"#;

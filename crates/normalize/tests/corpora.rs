@@ -494,3 +494,27 @@ fn iam_authorization_details_fixture() {
     let obama = sink.observations().find(|o| o.name == "obama").unwrap();
     assert_eq!(obama.facts.details["groups"][0], "admin");
 }
+
+/// CloudTrail Lake `get-query-results` output, as the CLI prints it, built from a real
+/// Stratus record.
+#[test]
+fn cloudtrail_lake_query_results() {
+    let Some(c) = corpora() else { return };
+    let recs: Vec<Value> = serde_json::from_slice(&std::fs::read(c.join("aws-cloudtrail-stratus-detonations/detonation-logs/aws.persistence.iam-backdoor-user.json")).unwrap()).unwrap();
+    let rows: Vec<Value> = recs
+        .iter()
+        .map(|r| serde_json::json!([{"eventJson": r.to_string()}]))
+        .collect();
+    let mut rows = rows;
+    rows.push(serde_json::json!([{"eventTime": "2024-01-01"}]));
+    let doc = serde_json::to_vec_pretty(&serde_json::json!({"QueryStatus": "FINISHED", "QueryStatistics": {"ResultsCount": rows.len()}, "QueryResultRows": rows})).unwrap();
+    assert_eq!(
+        sniff(&doc, "lake.json"),
+        Some((Layout::Document, Format::Cloudtrail))
+    );
+    let mut sink = Collect::default();
+    normalize_document(Format::Cloudtrail, &doc, &mut Context::default(), &mut sink);
+    assert_eq!(sink.events(), recs.len());
+    assert_eq!(sink.rejects.len(), 1);
+    assert!(sink.rejects[0].reason.contains("eventJson") && sink.rejects[0].line > 1);
+}
