@@ -132,19 +132,21 @@ pub(crate) struct LineCounter<'a> {
     doc: &'a [u8],
     offset: usize,
     pub(crate) line: u64,
+    /// S3 CloudTrail objects are one line: then there is nothing to count.
+    single_line: bool,
 }
 
 impl<'a> LineCounter<'a> {
     pub(crate) fn new(doc: &'a [u8]) -> Self {
-        LineCounter {
-            doc,
-            offset: 0,
-            line: 1,
-        }
+        let body = doc.trim_ascii_end();
+        LineCounter { doc, offset: 0, line: 1, single_line: !body.contains(&b'\n') }
     }
 
     /// The 1-based line of `part`, which must be a slice of the document; walks forward only.
     pub(crate) fn line_of(&mut self, part: &[u8]) -> u64 {
+        if self.single_line {
+            return 1;
+        }
         let pos = (part.as_ptr() as usize).saturating_sub(self.doc.as_ptr() as usize);
         if pos > self.offset {
             let end = pos.min(self.doc.len());
