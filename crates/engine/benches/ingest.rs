@@ -6,9 +6,10 @@
 //! KEYWARD_BENCH_EVENTS=1000000 taskset -c 0 cargo bench -p keyward-engine --bench ingest
 //! ```
 //!
-//! Baselines: (a) gunzip only; (b) gunzip + parse every record into a generic JSON DOM
-//! (`sonic_rs::Value`); (c) gunzip + parse every record into the typed struct ingestion
-//! itself uses. Ingest = gunzip + parse + normalize + inventory + SQLite store (events,
+//! Baselines: (a) gunzip only; (b) gunzip + parse into a generic JSON DOM with serde_json,
+//! the Rust ecosystem's reference parser; (c) the same with sonic-rs; (d) gunzip + parse
+//! every record into the typed struct ingestion itself uses; (e) gunzip + full
+//! normalization (events and identity observations) into a sink that drops them. Ingest = gunzip + parse + normalize + inventory + SQLite store (events,
 //! identities, file records), one transaction per file, as `keyward ingest` does.
 
 #![allow(
@@ -146,6 +147,18 @@ fn gunzip(p: &Path) -> Vec<u8> {
     out
 }
 
+/// Counts accepted records and drops them.
+struct Count(usize);
+
+impl keyward_normalize::Sink for Count {
+    fn accept(&mut self, _: keyward_normalize::Output) {
+        self.0 += 1;
+    }
+    fn reject(&mut self, d: keyward_model::Diagnostic) {
+        panic!("{d:?}");
+    }
+}
+
 fn best_of(runs: usize, mut f: impl FnMut() -> usize) -> (usize, f64) {
     let mut best = f64::MAX;
     let mut n = 0;
@@ -197,6 +210,20 @@ fn main() {
                 .sum()
         })
     };
+    let (n_serde, t_serde) = if only_ingest {
+        (events, f64::NAN)
+    } else {
+        best_of(runs, || {
+            files
+                .iter()
+                .map(|p| {
+                    let v: serde_json::Value = serde_json::from_slice(&gunzip(p)).unwrap();
+                    v["Records"].as_array().map_or(0, Vec::len)
+                })
+                .sum()
+        })
+    };
+    assert_eq!(n_serde, events);
     let (n_typed, t_typed) = if only_ingest {
         (events, f64::NAN)
     } else {
@@ -208,6 +235,24 @@ fn main() {
         })
     };
     assert_eq!((n_dom, n_typed), (events, events));
+    let (n_norm, t_norm) = if only_ingest {
+        (events, f64::NAN)
+    } else {
+        best_of(runs, || {
+            let mut ctx = keyward_normalize::Context::default();
+            let mut sink = Count(0);
+            for p in &files {
+                keyward_normalize::normalize_document(
+                    keyward_normalize::Format::Cloudtrail,
+                    &gunzip(p),
+                    &mut ctx,
+                    &mut sink,
+                );
+            }
+            sink.0
+        })
+    };
+    assert_eq!(n_norm, events);
 
     let mut t_ingest = f64::MAX;
     let mut identities = 0;
@@ -236,8 +281,10 @@ fn main() {
     );
     for (label, t) in [
         ("gunzip only", t_gz),
+        ("gunzip + parse to DOM (serde_json::Value)", t_serde),
         ("gunzip + parse to DOM (sonic_rs::Value)", t_dom),
         ("gunzip + parse to typed record", t_typed),
+        ("gunzip + normalize (events, observations)", t_norm),
         ("ingest: + normalize + inventory + store", t_ingest),
     ] {
         println!(

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use keyward_graph::Applied;
 use keyward_model::{Diagnostic, SourceKind, time::Millis};
@@ -115,6 +116,7 @@ struct EngineSink<'a, 'b> {
     /// Identities new or changed in this run, with whether they were new, and which source
     /// first touched them.
     touched: &'a mut FxHashMap<String, (bool, &'static str)>,
+    resolved: &'a mut FxHashMap<usize, Resolved>,
     report: &'a mut IngestReport,
     error: Option<EngineError>,
     progress: &'a mut dyn Progress,
@@ -160,16 +162,45 @@ impl Sink for EngineSink<'_, '_> {
         }
         if let Some(t) = &out.touch {
             // Callers already applied in full earlier in this run: only times move.
-            for id in &t.ids {
-                self.inventory.touch(id, time, count);
+            let key = Arc::as_ptr(t) as usize;
+            if !self.resolved.contains_key(&key) {
+                if self.resolved.len() >= keyward_normalize::Memo::CAPACITY {
+                    self.resolved.clear();
+                }
+                let ids = t
+                    .ids
+                    .iter()
+                    .filter_map(|id| self.inventory.slot(id))
+                    .collect();
+                let credentials = t
+                    .credentials
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(n, (owner, _, _))| self.inventory.slot(owner).map(|s| (s, n)))
+                    .collect();
+                self.resolved.insert(
+                    key,
+                    Resolved {
+                        _touch: Arc::clone(t),
+                        ids,
+                        credentials,
+                    },
+                );
             }
-            for (owner, cred, place) in &t.credentials {
-                let (r, s) = if *place {
-                    (region.as_deref(), service.as_deref())
-                } else {
-                    (None, None)
-                };
-                self.inventory.touch_credential(owner, cred, time, r, s);
+            if let Some(r) = self.resolved.get(&key) {
+                for &slot in &r.ids {
+                    self.inventory.touch_slot(slot, time, count);
+                }
+                for &(slot, n) in &r.credentials {
+                    if let Some((_, cred, place)) = t.credentials.get(n) {
+                        let (rg, sv) = if *place {
+                            (region.as_deref(), service.as_deref())
+                        } else {
+                            (None, None)
+                        };
+                        self.inventory.touch_credential(slot, cred, time, rg, sv);
+                    }
+                }
             }
         }
         for obs in out.observations {
@@ -296,7 +327,17 @@ impl Engine {
 struct Run {
     report: IngestReport,
     touched: FxHashMap<String, (bool, &'static str)>,
+    resolved: FxHashMap<usize, Resolved>,
     ctx: Context,
+}
+
+/// A shared [`keyward_normalize::Touch`] resolved to inventory slots, keyed by the address
+/// of its `Arc` (held here, so the address is not reused while cached).
+struct Resolved {
+    _touch: Arc<keyward_normalize::Touch>,
+    ids: Vec<keyward_graph::Slot>,
+    /// Owner slot and index into the touch's `credentials`.
+    credentials: Vec<(keyward_graph::Slot, usize)>,
 }
 
 #[expect(
@@ -345,7 +386,7 @@ fn ingest_file(
     };
     let mut doc = Vec::new();
     if layout == Layout::Document {
-        doc = keyward_sources::read_all(&mut *reader).map_err(io)?;
+        doc = keyward_sources::read_document(path).map_err(io)?;
     }
     let format = match (opts.format, layout) {
         (Some(f), _) => Some(f),
@@ -401,6 +442,7 @@ fn ingest_file(
         rejected: 0,
         events_new: 0,
         touched: &mut run.touched,
+        resolved: &mut run.resolved,
         report,
         error: None,
         progress,

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use keyward_model::{
     Credential, CredentialStatus, Identity, IdentityKind, Observation, SourceKind,
 };
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 /// What applying one observation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +26,20 @@ pub enum Applied {
     Unchanged,
 }
 
-/// The in-memory inventory.
+/// The in-memory inventory: identities in a vector, found by id through an index.
 #[derive(Debug, Default)]
 pub struct Inventory {
-    map: FxHashMap<String, Identity>,
-    dirty: FxHashSet<String>,
+    slots: Vec<Identity>,
+    index: FxHashMap<String, u32>,
+    /// Per slot: changed since the last [`Inventory::take_dirty`].
+    dirty: Vec<bool>,
+    dirty_list: Vec<u32>,
 }
+
+/// A handle to an identity in one [`Inventory`] (valid for its lifetime: identities are
+/// never removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Slot(u32);
 
 const MAX_CHAIN: usize = 16;
 
@@ -109,34 +117,60 @@ fn replace_map(
 
 impl Inventory {
     pub fn new(identities: impl IntoIterator<Item = Identity>) -> Self {
-        Inventory {
-            map: identities.into_iter().map(|i| (i.id.clone(), i)).collect(),
-            dirty: FxHashSet::default(),
+        let mut inv = Inventory::default();
+        for i in identities {
+            inv.insert(i);
+        }
+        inv
+    }
+
+    fn insert(&mut self, i: Identity) -> u32 {
+        let slot = self.slots.len() as u32;
+        self.index.insert(i.id.clone(), slot);
+        self.slots.push(i);
+        self.dirty.push(false);
+        slot
+    }
+
+    fn mark(&mut self, slot: u32) {
+        if let Some(d) = self.dirty.get_mut(slot as usize)
+            && !*d
+        {
+            *d = true;
+            self.dirty_list.push(slot);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.slots.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.slots.is_empty()
     }
 
     pub fn get(&self, id: &str) -> Option<&Identity> {
-        self.map.get(id)
+        self.index.get(id).and_then(|&s| self.slots.get(s as usize))
+    }
+
+    pub fn slot(&self, id: &str) -> Option<Slot> {
+        self.index.get(id).map(|&s| Slot(s))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Identity> {
-        self.map.values()
+        self.slots.iter()
     }
 
     /// Identities changed since the last call, for the store to write.
     pub fn take_dirty(&mut self) -> Vec<&Identity> {
-        let dirty = std::mem::take(&mut self.dirty);
-        dirty
-            .iter()
-            .filter_map(|id| self.map.get(id.as_str()))
+        let list = std::mem::take(&mut self.dirty_list);
+        for &s in &list {
+            if let Some(d) = self.dirty.get_mut(s as usize) {
+                *d = false;
+            }
+        }
+        list.iter()
+            .filter_map(|&s| self.slots.get(s as usize))
             .collect()
     }
 
@@ -148,18 +182,19 @@ impl Inventory {
             .assumed_by
             .as_deref()
             .map(|by| self.chain_through(by, &obs.id));
-        let (ident, mut changed, is_new) = match self.map.get_mut(obs.id.as_str()) {
-            Some(i) => (i, false, false),
+        let (slot, is_new) = match self.index.get(obs.id.as_str()) {
+            Some(&s) => (s, false),
             None => {
                 let i = Identity::new(obs.id.clone(), obs.platform, obs.kind, obs.name.clone());
-                (self.map.entry(obs.id.clone()).or_insert(i), true, true)
+                (self.insert(i), true)
             }
         };
-        changed |= merge(ident, obs, count, chain);
+        let Some(ident) = self.slots.get_mut(slot as usize) else {
+            return Applied::Unchanged;
+        };
+        let changed = merge(ident, obs, count, chain) || is_new;
         if changed {
-            if !self.dirty.contains(ident.id.as_str()) {
-                self.dirty.insert(ident.id.clone());
-            }
+            self.mark(slot);
             if is_new {
                 Applied::New
             } else {
@@ -173,7 +208,15 @@ impl Inventory {
     /// Records that an identity already known acted again at `at` (no new facts).
     /// `count` says whether the event is new to the store.
     pub fn touch(&mut self, id: &str, at: i64, count: bool) -> Applied {
-        let Some(i) = self.map.get_mut(id) else {
+        match self.slot(id) {
+            Some(s) => self.touch_slot(s, at, count),
+            None => Applied::Unchanged,
+        }
+    }
+
+    /// [`Inventory::touch`] by handle.
+    pub fn touch_slot(&mut self, slot: Slot, at: i64, count: bool) -> Applied {
+        let Some(i) = self.slots.get_mut(slot.0 as usize) else {
             return Applied::Unchanged;
         };
         let mut c = set_max(&mut i.last_used, Some(at));
@@ -183,26 +226,24 @@ impl Inventory {
             i.event_count += 1;
             c = true;
         }
-        if c && !self.dirty.contains(id) {
-            self.dirty.insert(id.to_owned());
-        }
         if c {
+            self.mark(slot.0);
             Applied::Updated
         } else {
             Applied::Unchanged
         }
     }
 
-    /// Records a use of credential `key` of identity `owner`.
+    /// Records a use of credential `key` of the identity at `owner`.
     pub fn touch_credential(
         &mut self,
-        owner: &str,
+        owner: Slot,
         key: &str,
         at: i64,
         region: Option<&str>,
         service: Option<&str>,
     ) {
-        let Some(i) = self.map.get_mut(owner) else {
+        let Some(i) = self.slots.get_mut(owner.0 as usize) else {
             return;
         };
         let Some(c) = i.credentials.iter_mut().find(|c| c.id == key) else {
@@ -212,19 +253,13 @@ impl Inventory {
             c.last_used = Some(at);
             c.last_used_region = region.map(str::to_owned);
             c.last_used_service = service.map(str::to_owned);
-            if !self.dirty.contains(owner) {
-                self.dirty.insert(owner.to_owned());
-            }
+            self.mark(owner.0);
         }
     }
 
     /// The chain of a session assumed by `by`: `by`'s own chain, then `by`.
     fn chain_through(&self, by: &str, target: &str) -> Vec<String> {
-        let mut chain = self
-            .map
-            .get(by)
-            .map(|i| i.chain.clone())
-            .unwrap_or_default();
+        let mut chain = self.get(by).map(|i| i.chain.clone()).unwrap_or_default();
         if chain.iter().any(|c| c == target) || by == target {
             return Vec::new();
         }
@@ -239,14 +274,17 @@ impl Inventory {
     /// for (same namespace and name, annotated with a role the subject assumed). Run after a
     /// batch of files; returns how many identities changed.
     pub fn link(&mut self) -> usize {
-        let mut add: Vec<(String, String)> = Vec::new();
+        let mut add: Vec<(u32, String)> = Vec::new();
         let mut sa_by_role: FxHashMap<&str, Vec<&Identity>> = FxHashMap::default();
-        for i in self.map.values() {
+        for i in &self.slots {
             for l in &i.links {
-                if let Some(t) = self.map.get(l.as_str())
-                    && !t.links.contains(&i.id)
+                if let Some(&t) = self.index.get(l.as_str())
+                    && self
+                        .slots
+                        .get(t as usize)
+                        .is_some_and(|t| !t.links.contains(&i.id))
                 {
-                    add.push((t.id.clone(), i.id.clone()));
+                    add.push((t, i.id.clone()));
                 }
             }
             if i.kind == IdentityKind::ServiceAccount {
@@ -255,7 +293,7 @@ impl Inventory {
                 }
             }
         }
-        for i in self.map.values() {
+        for (slot, i) in self.slots.iter().enumerate() {
             let Some(irsa) = i.details.get("irsa") else {
                 continue;
             };
@@ -269,21 +307,23 @@ impl Inventory {
                 for acct in sa_by_role.get(role.as_str()).into_iter().flatten() {
                     if acct.namespace.as_deref() == Some(ns) && acct.name == sa {
                         if !i.links.contains(&acct.id) {
-                            add.push((i.id.clone(), acct.id.clone()));
+                            add.push((slot as u32, acct.id.clone()));
                         }
-                        if !acct.links.contains(&i.id) {
-                            add.push((acct.id.clone(), i.id.clone()));
+                        if !acct.links.contains(&i.id)
+                            && let Some(&a) = self.index.get(acct.id.as_str())
+                        {
+                            add.push((a, i.id.clone()));
                         }
                     }
                 }
             }
         }
         let mut changed = 0;
-        for (from, to) in add {
-            if let Some(i) = self.map.get_mut(from.as_str())
+        for (slot, to) in add {
+            if let Some(i) = self.slots.get_mut(slot as usize)
                 && i.links.insert(to)
             {
-                self.dirty.insert(from);
+                self.mark(slot);
                 changed += 1;
             }
         }

@@ -7,4 +7,4 @@
 
 pub mod inventory;
 
-pub use inventory::{Applied, Inventory};
+pub use inventory::{Applied, Inventory, Slot};

@@ -139,7 +139,12 @@ pub(crate) struct LineCounter<'a> {
 impl<'a> LineCounter<'a> {
     pub(crate) fn new(doc: &'a [u8]) -> Self {
         let body = doc.trim_ascii_end();
-        LineCounter { doc, offset: 0, line: 1, single_line: !body.contains(&b'\n') }
+        LineCounter {
+            doc,
+            offset: 0,
+            line: 1,
+            single_line: !body.contains(&b'\n'),
+        }
     }
 
     /// The 1-based line of `part`, which must be a slice of the document; walks forward only.

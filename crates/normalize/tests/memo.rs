@@ -37,6 +37,7 @@ impl Sink for Apply<'_> {
                     .and_then(|e| e.action.split_once(':'))
                     .map(|(s, _)| s.trim_end_matches(".amazonaws.com"))
                     .filter(|_| *place);
+                let owner = self.0.slot(owner).unwrap();
                 self.0.touch_credential(owner, cred, at, region, service);
             }
         }

@@ -107,6 +107,25 @@ pub fn cluster_from_path(path: &Path) -> Option<String> {
         .and_then(|w| w.get(1).cloned())
 }
 
+/// Reads a whole file as one document, decompressing gzip. The output buffer is sized from
+/// the gzip trailer (`ISIZE`, the uncompressed size modulo 2³²) so it is not regrown.
+pub fn read_document(path: &Path) -> io::Result<Vec<u8>> {
+    let raw = std::fs::read(path)?;
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(raw);
+    }
+    let hint = raw
+        .len()
+        .checked_sub(4)
+        .and_then(|at| raw.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    // A hint is only a hint (multi-member files, sizes over 4 GiB): cap what it reserves.
+    let mut out = Vec::with_capacity(hint.min(raw.len().saturating_mul(64)).min(1 << 30) + 1);
+    flate2::bufread::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+    Ok(out)
+}
+
 /// Reads everything left in a reader.
 pub fn read_all(r: &mut dyn BufRead) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
@@ -150,5 +169,7 @@ mod tests {
         let files = discover(&[dir.path().to_path_buf()]).unwrap();
         assert_eq!(files, vec![dir.path().join("a.json"), gz.clone()]);
         assert_eq!(read_all(&mut *open(&gz).unwrap()).unwrap(), b"hello");
+        assert_eq!(read_document(&gz).unwrap(), b"hello");
+        assert_eq!(read_document(&dir.path().join("a.json")).unwrap(), b"{}");
     }
 }

@@ -15,28 +15,22 @@ CREATE TABLE files (
     ingested_at INTEGER NOT NULL
 );
 
--- Normalized activity, stored in blocks: one row holds up to 32,768 events (a JSON array of
--- the model's `Event`) in arrival order. Writing a block per batch instead of a row per
--- event is what lets ingestion keep up with parsing (see docs/benchmarks.md).
+-- Normalized activity, stored in blocks: one row holds up to 32,768 events in arrival order,
+-- dictionary-encoded (format in crates/store/src/block.rs), and `actors`, the sorted 8-byte FNV-1a hashes of
+-- the identities acting in it, so "recent events of X" reads only blocks that can hold X.
+-- Writing a block per batch instead of a row per event is what lets ingestion keep up with
+-- parsing (see docs/benchmarks.md).
 CREATE TABLE event_blocks (
     id       INTEGER PRIMARY KEY,
     file_id  INTEGER NOT NULL REFERENCES files (id),
     min_time INTEGER NOT NULL,
     max_time INTEGER NOT NULL,
     count    INTEGER NOT NULL CHECK (count > 0),
-    data     TEXT    NOT NULL
+    actors   BLOB    NOT NULL,
+    data     BLOB    NOT NULL
 );
 
 CREATE INDEX event_blocks_by_time ON event_blocks (max_time);
-
--- Which identities act in which block, for "recent events of X". `actor_key` is the first
--- 8 bytes of BLAKE3(actor id) as a signed integer; readers still compare the actor id.
-CREATE TABLE event_actors (
-    actor_key INTEGER NOT NULL,
-    block     INTEGER NOT NULL REFERENCES event_blocks (id),
-    last_time INTEGER NOT NULL,
-    PRIMARY KEY (actor_key, block)
-) WITHOUT ROWID;
 
 -- Deduplication: the keys of every stored event, grouped by the minute of the event's time.
 -- A key is 16 bytes of BLAKE3(source, native id) followed by one byte, the stage rank of the

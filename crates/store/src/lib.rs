@@ -9,6 +9,7 @@
 //! Architecture invariant: no business logic here — merging, deduplication policy and
 //! lifecycle live in `graph` and `engine`; this crate stores and retrieves.
 
+pub mod block;
 mod sqlite;
 
 use keyward_model::{Diagnostic, Event, EventKey, Identity, SnapshotObject, time::Millis};

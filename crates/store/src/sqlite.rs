@@ -106,25 +106,40 @@ impl Store for SqliteStore {
     }
 
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event>> {
-        let mut st = self.conn.prepare(
-            "SELECT a.last_time, b.data FROM event_actors a JOIN event_blocks b ON b.id = a.block
-             WHERE a.actor_key = ?1 ORDER BY a.last_time DESC",
-        )?;
-        let mut rows = st.query([actor_key(actor)])?;
+        let key = actor_key(actor).to_be_bytes();
+        let mut st = self
+            .conn
+            .prepare("SELECT max_time, actors, data FROM event_blocks ORDER BY max_time DESC")?;
+        let mut rows = st.query([])?;
         let mut found: Vec<Event> = Vec::new();
         while let Some(row) = rows.next()? {
-            let last_time: i64 = row.get(0)?;
+            let max_time: i64 = row.get(0)?;
             if found.len() >= limit
                 && found
                     .iter()
                     .map(|e| e.time)
                     .min()
-                    .is_some_and(|t| last_time < t)
+                    .is_some_and(|t| max_time < t)
             {
                 break;
             }
-            let data: String = row.get(1)?;
-            let block: Vec<Event> = serde_json::from_str(&data)
+            let actors = row
+                .get_ref(1)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let hit = actors
+                .chunks_exact(8)
+                .collect::<Vec<_>>()
+                .binary_search(&&key[..])
+                .is_ok();
+            if !hit {
+                continue;
+            }
+            let data = row
+                .get_ref(2)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let block = crate::block::decode(data)
                 .map_err(|e| StoreError::Corrupt(format!("event block: {e}")))?;
             found.extend(
                 block
@@ -207,9 +222,9 @@ impl Store for SqliteStore {
             tx: self.conn.transaction()?,
             minutes: FxHashMap::default(),
             cached_keys: 0,
-            block: Vec::new(),
+            block: Vec::with_capacity(BLOCK_EVENTS),
             block_file: 0,
-            block_actors: FxHashMap::default(),
+            block_actors: rustc_hash::FxHashSet::default(),
         }))
     }
 }
@@ -243,8 +258,8 @@ struct SqliteBatch<'c> {
     cached_keys: usize,
     block: Vec<Event>,
     block_file: i64,
-    /// Actor key → latest event time, for the block being filled.
-    block_actors: FxHashMap<i64, i64>,
+    /// Hashes of the actors in the block being filled.
+    block_actors: rustc_hash::FxHashSet<i64>,
 }
 
 impl SqliteBatch<'_> {
@@ -303,19 +318,20 @@ impl SqliteBatch<'_> {
         }
         let min = self.block.iter().map(|e| e.time).min().unwrap_or(0);
         let max = self.block.iter().map(|e| e.time).max().unwrap_or(0);
-        let data =
-            serde_json::to_string(&self.block).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.tx.execute(
-            "INSERT INTO event_blocks (file_id, min_time, max_time, count, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![self.block_file, min, max, self.block.len() as i64, data],
-        )?;
-        let block = self.tx.last_insert_rowid();
+        let data = crate::block::encode(&self.block);
+        let mut actors: Vec<[u8; 8]> = self.block_actors.drain().map(|a| a.to_be_bytes()).collect();
+        actors.sort_unstable();
         let mut st = self.tx.prepare_cached(
-            "INSERT INTO event_actors (actor_key, block, last_time) VALUES (?1, ?2, ?3)",
+            "INSERT INTO event_blocks (file_id, min_time, max_time, count, actors, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )?;
-        for (actor, last) in self.block_actors.drain() {
-            st.execute(params![actor, block, last])?;
-        }
+        st.execute(params![
+            self.block_file,
+            min,
+            max,
+            self.block.len() as i64,
+            actors.concat(),
+            data
+        ])?;
         self.block.clear();
         Ok(())
     }
@@ -377,8 +393,7 @@ impl Batch for SqliteBatch<'_> {
             self.block_file = file_id;
         }
         if let Some(actor) = &e.actor {
-            let t = self.block_actors.entry(actor_key(actor)).or_insert(e.time);
-            *t = (*t).max(e.time);
+            self.block_actors.insert(actor_key(actor));
         }
         self.block.push(e);
         if self.block.len() >= BLOCK_EVENTS {

@@ -1,0 +1,341 @@
+//! The event block encoding: many events in one compact, self-contained byte string.
+//!
+//! Activity logs repeat themselves — the same actors, actions, user agents, regions and
+//! accounts thousands of times — so a block stores each distinct string once in a
+//! dictionary and events refer to it by index. Event ids, which never repeat, are inline.
+//! Times are zig-zag varint deltas. Version 1 layout:
+//!
+//! ```text
+//! block   = "KWB1" varint(n_strings) string* varint(n_events) event*
+//! string  = varint(len) utf8-bytes
+//! event   = string(native_id) u8(source) varint(zigzag(time - previous time))
+//!           varint(action) opt(actor) opt(source_ip) opt(user_agent) opt(region)
+//!           opt(account) opt(error_code) opt(target) opt(credential) opt(invoked_by)
+//!           opt-inline(shared_id) u8(stage)
+//! opt     = varint(0) for none, varint(1 + dictionary index) otherwise
+//! ```
+//!
+//! Decoding checks every length and index and returns an error, never panics.
+
+use keyward_model::{Event, SourceKind};
+use rustc_hash::FxHashMap;
+
+const MAGIC: &[u8; 4] = b"KWB1";
+
+const SOURCES: [SourceKind; 5] = [
+    SourceKind::Cloudtrail,
+    SourceKind::K8sAudit,
+    SourceKind::IamAuthorizationDetails,
+    SourceKind::IamCredentialReport,
+    SourceKind::K8sSnapshot,
+];
+
+fn source_code(s: SourceKind) -> u8 {
+    match s {
+        SourceKind::Cloudtrail => 0,
+        SourceKind::K8sAudit => 1,
+        SourceKind::IamAuthorizationDetails => 2,
+        SourceKind::IamCredentialReport => 3,
+        SourceKind::K8sSnapshot => 4,
+    }
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    put_varint(out, s.len() as u64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+struct Dict<'e> {
+    index: FxHashMap<&'e str, u32>,
+    strings: Vec<&'e str>,
+}
+
+impl<'e> Dict<'e> {
+    fn id(&mut self, s: &'e str) -> u64 {
+        let next = self.strings.len() as u32;
+        let id = *self.index.entry(s).or_insert(next);
+        if id == next {
+            self.strings.push(s);
+        }
+        u64::from(id)
+    }
+
+    fn opt(&mut self, s: Option<&'e str>) -> u64 {
+        s.map_or(0, |s| self.id(s) + 1)
+    }
+}
+
+/// Encodes events (in order) as one block.
+pub fn encode(events: &[Event]) -> Vec<u8> {
+    let mut dict = Dict {
+        index: FxHashMap::default(),
+        strings: Vec::new(),
+    };
+    let mut body = Vec::with_capacity(events.len() * 64);
+    let mut prev = 0i64;
+    for e in events {
+        put_str(&mut body, &e.native_id);
+        body.push(source_code(e.source));
+        let delta = e.time.wrapping_sub(prev);
+        put_varint(&mut body, ((delta << 1) ^ (delta >> 63)) as u64);
+        prev = e.time;
+        put_varint(&mut body, dict.id(&e.action));
+        for f in [
+            &e.actor,
+            &e.source_ip,
+            &e.user_agent,
+            &e.region,
+            &e.account,
+            &e.error_code,
+            &e.target,
+            &e.credential,
+            &e.invoked_by,
+        ] {
+            put_varint(&mut body, dict.opt(f.as_deref()));
+        }
+        match &e.shared_id {
+            None => put_varint(&mut body, 0),
+            Some(s) => {
+                put_varint(&mut body, s.len() as u64 + 1);
+                body.extend_from_slice(s.as_bytes());
+            }
+        }
+        body.push(e.stage);
+    }
+    let mut out = Vec::with_capacity(
+        body.len() + dict.strings.iter().map(|s| s.len() + 2).sum::<usize>() + 16,
+    );
+    out.extend_from_slice(MAGIC);
+    put_varint(&mut out, dict.strings.len() as u64);
+    for s in &dict.strings {
+        put_str(&mut out, s);
+    }
+    put_varint(&mut out, events.len() as u64);
+    out.extend_from_slice(&body);
+    out
+}
+
+struct Reader<'b> {
+    buf: &'b [u8],
+    pos: usize,
+}
+
+impl<'b> Reader<'b> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self.buf.get(self.pos).ok_or("truncated block")?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("varint too long".into())
+    }
+
+    fn bytes(&mut self, len: usize) -> Result<&'b [u8], String> {
+        let end = self.pos.checked_add(len).ok_or("length overflow")?;
+        let s = self.buf.get(self.pos..end).ok_or("truncated block")?;
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        let len = usize::try_from(self.varint()?).map_err(|_| "length overflow")?;
+        let b = self.bytes(len)?;
+        String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".into())
+    }
+}
+
+/// Decodes a block produced by [`encode`].
+pub fn decode(buf: &[u8]) -> Result<Vec<Event>, String> {
+    let mut r = Reader { buf, pos: 0 };
+    if r.bytes(4)? != MAGIC {
+        return Err("not an event block (bad magic)".into());
+    }
+    let n_strings = r.varint()?;
+    let mut dict = Vec::with_capacity(n_strings.min(1 << 20) as usize);
+    for _ in 0..n_strings {
+        dict.push(r.string()?);
+    }
+    let lookup = |i: u64| {
+        dict.get(i as usize)
+            .cloned()
+            .ok_or_else(|| format!("dictionary index {i} out of range"))
+    };
+    let opt = |i: u64| {
+        if i == 0 {
+            Ok(None)
+        } else {
+            lookup(i - 1).map(Some)
+        }
+    };
+    let n = r.varint()?;
+    let mut out = Vec::with_capacity(n.min(1 << 20) as usize);
+    let mut prev = 0i64;
+    for _ in 0..n {
+        let native_id = r.string()?;
+        let source = *SOURCES
+            .get(usize::from(r.byte()?))
+            .ok_or("unknown source code")?;
+        let z = r.varint()?;
+        let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        let time = prev.wrapping_add(delta);
+        prev = time;
+        let action = lookup(r.varint()?)?;
+        let mut f = [(); 9].map(|_| None);
+        for slot in &mut f {
+            *slot = opt(r.varint()?)?;
+        }
+        let [
+            actor,
+            source_ip,
+            user_agent,
+            region,
+            account,
+            error_code,
+            target,
+            credential,
+            invoked_by,
+        ] = f;
+        let shared_id = match r.varint()? {
+            0 => None,
+            len => {
+                let len = usize::try_from(len - 1).map_err(|_| "length overflow")?;
+                Some(String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| "string is not UTF-8")?)
+            }
+        };
+        let stage = r.byte()?;
+        out.push(Event {
+            native_id,
+            source,
+            time,
+            action,
+            actor,
+            source_ip,
+            user_agent,
+            region,
+            account,
+            error_code,
+            target,
+            credential,
+            invoked_by,
+            shared_id,
+            stage,
+        });
+    }
+    if r.pos != buf.len() {
+        return Err("trailing bytes after the last event".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn opt_str() -> impl Strategy<Value = Option<String>> {
+        proptest::option::of(prop_oneof!["[a-z:./-]{0,12}", "\\PC{0,8}"])
+    }
+
+    fn event() -> impl Strategy<Value = Event> {
+        (
+            (
+                "\\PC{0,40}",
+                0usize..5,
+                any::<i64>(),
+                "[a-z]{1,6}:[A-Za-z]{1,10}",
+            ),
+            (opt_str(), opt_str(), opt_str(), opt_str(), opt_str()),
+            (
+                opt_str(),
+                opt_str(),
+                opt_str(),
+                opt_str(),
+                opt_str(),
+                any::<u8>(),
+            ),
+        )
+            .prop_map(
+                |(
+                    (id, src, time, action),
+                    (actor, ip, ua, region, account),
+                    (err, target, cred, inv, shared, stage),
+                )| Event {
+                    native_id: id,
+                    source: SOURCES[src],
+                    time,
+                    action,
+                    actor,
+                    source_ip: ip,
+                    user_agent: ua,
+                    region,
+                    account,
+                    error_code: err,
+                    target,
+                    credential: cred,
+                    invoked_by: inv,
+                    shared_id: shared,
+                    stage,
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(events in proptest::collection::vec(event(), 0..40)) {
+            prop_assert_eq!(decode(&encode(&events)).unwrap(), events);
+        }
+
+        #[test]
+        fn garbage_is_an_error_not_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut b = b"KWB1".to_vec();
+            b.extend(bytes);
+            let _ = decode(&b);
+        }
+    }
+
+    #[test]
+    fn repetition_is_cheap() {
+        let e = |n: u32| Event {
+            native_id: format!("6b1f2a3c-0000-4000-8000-{n:012}"),
+            source: SourceKind::Cloudtrail,
+            time: 1_794_268_800_000 + i64::from(n) * 37,
+            action: "sts.amazonaws.com:GetCallerIdentity".into(),
+            actor: Some("arn:aws:sts::111122223333:assumed-role/app-role-7/i-0abc".into()),
+            source_ip: Some("10.0.1.23".into()),
+            user_agent: Some("aws-sdk-go-v2/1.30.3 os/linux lang/go#1.22.5".into()),
+            region: Some("us-east-1".into()),
+            account: Some("111122223333".into()),
+            error_code: None,
+            target: None,
+            credential: Some("ASIAEXAMPLE000000001".into()),
+            invoked_by: None,
+            shared_id: None,
+            stage: 0,
+        };
+        let events: Vec<Event> = (0..1000).map(e).collect();
+        let bytes = encode(&events);
+        assert!(
+            bytes.len() < 1000 * 56,
+            "{} bytes for 1000 events",
+            bytes.len()
+        );
+        assert_eq!(decode(&bytes).unwrap(), events);
+    }
+}
