@@ -8,7 +8,7 @@ use keyward_normalize::{Output, Sink};
 pub struct Check;
 
 impl Sink for Check {
-    fn accept(&mut self, out: Output) {
+    fn accept(&mut self, out: Output<'_>) {
         if let Some(e) = &out.event {
             assert!(!e.native_id.is_empty() && !e.action.is_empty());
         }

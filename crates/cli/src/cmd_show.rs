@@ -79,7 +79,7 @@ fn line(label: &str, value: impl AsRef<str>) {
     }
 }
 
-fn text(i: &Identity, state: &str, events: &[keyward_model::Event], as_of: i64) {
+fn text(i: &Identity, state: &str, events: &[keyward_model::Event<'_>], as_of: i64) {
     println!("{}", i.id);
     line(
         "kind",
@@ -188,11 +188,11 @@ fn text(i: &Identity, state: &str, events: &[keyward_model::Event], as_of: i64) 
         for e in events {
             t.add_row([
                 format!("  {}", time::format(e.time)),
-                e.action.clone(),
-                e.source_ip.clone().unwrap_or_default(),
-                e.region.clone().unwrap_or_default(),
-                e.target.clone().unwrap_or_default(),
-                e.error_code.clone().unwrap_or_default(),
+                e.action.to_string(),
+                e.source_ip.as_deref().unwrap_or_default().to_owned(),
+                e.region.as_deref().unwrap_or_default().to_owned(),
+                e.target.as_deref().unwrap_or_default().to_owned(),
+                e.error_code.as_deref().unwrap_or_default().to_owned(),
             ]);
         }
         println!("{t}");

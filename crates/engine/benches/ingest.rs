@@ -151,7 +151,7 @@ fn gunzip(p: &Path) -> Vec<u8> {
 struct Count(usize);
 
 impl keyward_normalize::Sink for Count {
-    fn accept(&mut self, _: keyward_normalize::Output) {
+    fn accept(&mut self, _: keyward_normalize::Output<'_>) {
         self.0 += 1;
     }
     fn reject(&mut self, d: keyward_model::Diagnostic) {

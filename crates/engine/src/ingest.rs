@@ -133,21 +133,8 @@ impl Sink for EngineSink<'_, '_> {
             self.progress.records(4096);
         }
         let mut count = true;
-        let mut time = 0;
-        let (mut region, mut service) = (None, None);
-        if let Some(ev) = out.event {
-            time = ev.time;
-            if out
-                .touch
-                .as_ref()
-                .is_some_and(|t| t.credentials.iter().any(|c| c.2))
-            {
-                region = ev.region.clone();
-                service = ev
-                    .action
-                    .split_once(':')
-                    .map(|(s, _)| s.trim_end_matches(".amazonaws.com").to_owned());
-            }
+        let event = out.event;
+        if let Some(ev) = &event {
             let key = keyward_normalize::event_key(ev.source, &ev.native_id);
             match self.batch.put_event(key, ev, self.file_id) {
                 Ok(new) => count = new,
@@ -160,6 +147,12 @@ impl Sink for EngineSink<'_, '_> {
                 self.events_new += 1;
             }
         }
+        let time = event.as_ref().map_or(0, |e| e.time);
+        let region = event.as_ref().and_then(|e| e.region.as_deref());
+        let service = event
+            .as_ref()
+            .and_then(|e| e.action.split_once(':'))
+            .map(|(s, _)| s.trim_end_matches(".amazonaws.com"));
         if let Some(t) = &out.touch {
             // Callers already applied in full earlier in this run: only times move.
             let key = Arc::as_ptr(t) as usize;
@@ -194,7 +187,7 @@ impl Sink for EngineSink<'_, '_> {
                 for &(slot, n) in &r.credentials {
                     if let Some((_, cred, place)) = t.credentials.get(n) {
                         let (rg, sv) = if *place {
-                            (region.as_deref(), service.as_deref())
+                            (region, service)
                         } else {
                             (None, None)
                         };
@@ -238,6 +231,26 @@ impl Sink for EngineSink<'_, '_> {
             .or_default() += 1;
         if self.report.rejections.len() < MAX_LISTED_REJECTIONS {
             self.report.rejections.push((self.path.to_owned(), diag));
+        }
+    }
+}
+
+/// Files up to this size are read into memory whole.
+const IN_MEMORY_MAX: u64 = 64 * 1024 * 1024;
+
+/// An input file's bytes: read whole (then decompressed), or streamed.
+enum Input {
+    Raw(Vec<u8>),
+    Memory(Vec<u8>),
+    Stream(Box<dyn BufRead>),
+}
+
+impl Input {
+    /// The first bytes, for format sniffing.
+    fn head(&mut self) -> std::io::Result<&[u8]> {
+        match self {
+            Input::Raw(b) | Input::Memory(b) => Ok(b.get(..keyward_sources::BUFFER).unwrap_or(b)),
+            Input::Stream(r) => keyward_sources::peek(&mut **r),
         }
     }
 }
@@ -359,7 +372,19 @@ fn ingest_file(
         path: shown.clone(),
         source,
     };
-    let hash = hash_file(path)?;
+    // Files up to IN_MEMORY_MAX (every S3 object) are read once: hashed, decompressed,
+    // sniffed and parsed from memory. Larger ones stream.
+    let size = std::fs::metadata(path).map_err(io)?.len();
+    let (hash, mut input) = if size <= IN_MEMORY_MAX {
+        let raw = std::fs::read(path).map_err(io)?;
+        let hash = blake3::hash(&raw).to_hex().to_string();
+        (hash, Input::Raw(raw))
+    } else {
+        (
+            hash_file(path)?,
+            Input::Stream(keyward_sources::open(path).map_err(io)?),
+        )
+    };
     let mut fr = FileReport {
         path: shown.clone(),
         format: None,
@@ -375,24 +400,28 @@ fn ingest_file(
         fr.status = FileStatus::Unchanged;
         return Ok(fr);
     }
-    let mut reader = keyward_sources::open(path).map_err(io)?;
-    let head = keyward_sources::peek(&mut *reader).map_err(io)?;
+    if let Input::Raw(raw) = input {
+        input = Input::Memory(keyward_sources::decompress(raw).map_err(io)?);
+    }
     let layout = match opts.format {
         // A forced format that is not line-oriented is read as a document.
         Some(
             Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot,
         ) => Layout::Document,
-        _ => keyward_normalize::sniff::layout(head, &shown),
+        _ => keyward_normalize::sniff::layout(input.head().map_err(io)?, &shown),
     };
     let mut doc = Vec::new();
     if layout == Layout::Document {
-        doc = keyward_sources::read_document(path).map_err(io)?;
+        doc = match input {
+            Input::Memory(ref mut m) => std::mem::take(m),
+            Input::Stream(ref mut r) => keyward_sources::read_all(&mut **r).map_err(io)?,
+            Input::Raw(_) => Vec::new(),
+        };
     }
     let format = match (opts.format, layout) {
         (Some(f), _) => Some(f),
         (None, Layout::Lines) => {
-            let head = keyward_sources::peek(&mut *reader).map_err(io)?;
-            let h = keyward_normalize::sniff::trim_start_pub(head);
+            let h = keyward_normalize::sniff::trim_start_pub(input.head().map_err(io)?);
             let nl = h.iter().position(|&b| b == b'\n').unwrap_or(h.len());
             keyward_normalize::sniff::format_of_object(h.get(..nl).unwrap_or_default())
         }
@@ -452,29 +481,35 @@ fn ingest_file(
             keyward_normalize::normalize_document(format, &doc, &mut run.ctx, &mut sink)
         }
         Layout::Lines => {
-            let mut line = Vec::with_capacity(4096);
             let mut line_no = 0u64;
-            loop {
-                line.clear();
-                let n = reader.read_until(b'\n', &mut line).map_err(io)?;
-                if n == 0 {
-                    break;
-                }
+            let mut each = |line: &[u8], sink: &mut EngineSink| {
                 line_no += 1;
                 let trimmed = line.trim_ascii();
-                if trimmed.is_empty() {
-                    continue;
+                if !trimmed.is_empty() {
+                    keyward_normalize::normalize_line(format, trimmed, line_no, &mut run.ctx, sink);
                 }
-                keyward_normalize::normalize_line(
-                    format,
-                    trimmed,
-                    line_no,
-                    &mut run.ctx,
-                    &mut sink,
-                );
-                if sink.error.is_some() {
-                    break;
+                sink.error.is_none()
+            };
+            match &mut input {
+                Input::Memory(m) => {
+                    for line in m.split(|&b| b == b'\n') {
+                        if !each(line, &mut sink) {
+                            break;
+                        }
+                    }
                 }
+                Input::Stream(reader) => {
+                    let mut line = Vec::with_capacity(4096);
+                    loop {
+                        line.clear();
+                        if reader.read_until(b'\n', &mut line).map_err(io)? == 0
+                            || !each(&line, &mut sink)
+                        {
+                            break;
+                        }
+                    }
+                }
+                Input::Raw(_) => {}
             }
         }
     }

@@ -27,13 +27,47 @@ pub enum Applied {
 }
 
 /// The in-memory inventory: identities in a vector, found by id through an index.
+///
+/// The four facts every event moves (last use, first and last sighting, event count) live
+/// in `hot`, a compact array that stays in cache, and are copied into the identity records
+/// when an observation is merged and when changed identities are taken for writing. Only
+/// those two paths and reads after [`Inventory::take_dirty`] see the records, so they are
+/// always current where they are read.
 #[derive(Debug, Default)]
 pub struct Inventory {
     slots: Vec<Identity>,
+    hot: Vec<Hot>,
     index: FxHashMap<String, u32>,
     /// Per slot: changed since the last [`Inventory::take_dirty`].
     dirty: Vec<bool>,
     dirty_list: Vec<u32>,
+}
+
+/// Per-event facts of one identity (see [`Inventory`]).
+#[derive(Debug, Clone, Copy, Default)]
+struct Hot {
+    last_used: Option<i64>,
+    first_seen: Option<i64>,
+    last_seen: Option<i64>,
+    event_count: u64,
+}
+
+impl Hot {
+    fn of(i: &Identity) -> Self {
+        Hot {
+            last_used: i.last_used,
+            first_seen: i.first_seen,
+            last_seen: i.last_seen,
+            event_count: i.event_count,
+        }
+    }
+
+    fn store(self, i: &mut Identity) {
+        i.last_used = self.last_used;
+        i.first_seen = self.first_seen;
+        i.last_seen = self.last_seen;
+        i.event_count = self.event_count;
+    }
 }
 
 /// A handle to an identity in one [`Inventory`] (valid for its lifetime: identities are
@@ -127,6 +161,7 @@ impl Inventory {
     fn insert(&mut self, i: Identity) -> u32 {
         let slot = self.slots.len() as u32;
         self.index.insert(i.id.clone(), slot);
+        self.hot.push(Hot::of(&i));
         self.slots.push(i);
         self.dirty.push(false);
         slot
@@ -168,6 +203,9 @@ impl Inventory {
             if let Some(d) = self.dirty.get_mut(s as usize) {
                 *d = false;
             }
+            if let (Some(h), Some(i)) = (self.hot.get(s as usize), self.slots.get_mut(s as usize)) {
+                h.store(i);
+            }
         }
         list.iter()
             .filter_map(|&s| self.slots.get(s as usize))
@@ -189,10 +227,15 @@ impl Inventory {
                 (self.insert(i), true)
             }
         };
-        let Some(ident) = self.slots.get_mut(slot as usize) else {
+        let (Some(ident), Some(hot)) = (
+            self.slots.get_mut(slot as usize),
+            self.hot.get_mut(slot as usize),
+        ) else {
             return Applied::Unchanged;
         };
+        hot.store(ident);
         let changed = merge(ident, obs, count, chain) || is_new;
+        *hot = Hot::of(ident);
         if changed {
             self.mark(slot);
             if is_new {
@@ -216,7 +259,7 @@ impl Inventory {
 
     /// [`Inventory::touch`] by handle.
     pub fn touch_slot(&mut self, slot: Slot, at: i64, count: bool) -> Applied {
-        let Some(i) = self.slots.get_mut(slot.0 as usize) else {
+        let Some(i) = self.hot.get_mut(slot.0 as usize) else {
             return Applied::Unchanged;
         };
         let mut c = set_max(&mut i.last_used, Some(at));

@@ -1,5 +1,7 @@
 //! A normalized activity record: who did what, when, from where.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
@@ -36,32 +38,61 @@ impl SourceKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EventKey(pub [u8; 16]);
 
-/// A normalized event. Strings that are absent in the source stay `None`.
+/// A normalized event. Strings that are absent in the source stay `None`. Strings borrow
+/// from the input where they can (`Event<'a>`); events read back from the store are
+/// `Event<'static>` (owned).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Event {
+pub struct Event<'a> {
     /// The platform's own id (CloudTrail `eventID`, Kubernetes `auditID`).
-    pub native_id: String,
+    pub native_id: Cow<'a, str>,
     pub source: SourceKind,
     pub time: Millis,
     /// `eventSource:eventName` for CloudTrail (`iam.amazonaws.com:CreateAccessKey`),
     /// `verb resource[/subresource]` for Kubernetes (`create pods/exec`).
-    pub action: String,
+    pub action: Cow<'a, str>,
     /// Canonical id of the acting identity.
-    pub actor: Option<String>,
-    pub source_ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub region: Option<String>,
-    pub account: Option<String>,
-    pub error_code: Option<String>,
+    pub actor: Option<Cow<'a, str>>,
+    pub source_ip: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub region: Option<Cow<'a, str>>,
+    pub account: Option<Cow<'a, str>>,
+    pub error_code: Option<Cow<'a, str>>,
     /// The object acted on when the record names one (role ARN, `namespace/name`).
-    pub target: Option<String>,
+    pub target: Option<Cow<'a, str>>,
     /// The credential used: access key id, service-account token credential id.
-    pub credential: Option<String>,
+    pub credential: Option<Cow<'a, str>>,
     /// The AWS service that made the call on the actor's behalf (`invokedBy`).
-    pub invoked_by: Option<String>,
+    pub invoked_by: Option<Cow<'a, str>>,
     /// CloudTrail `sharedEventID`: the same call recorded in several accounts.
-    pub shared_id: Option<String>,
+    pub shared_id: Option<Cow<'a, str>>,
     /// For Kubernetes audit, the rank of the stage (RequestReceived 0 … Panic 3); the most
     /// complete stage of one request is kept.
     pub stage: u8,
+}
+
+fn own(s: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
+    s.map(|c| Cow::Owned(c.into_owned()))
+}
+
+impl Event<'_> {
+    /// The same event, owning its strings.
+    pub fn into_owned(self) -> Event<'static> {
+        Event {
+            native_id: Cow::Owned(self.native_id.into_owned()),
+            source: self.source,
+            time: self.time,
+            action: Cow::Owned(self.action.into_owned()),
+            actor: own(self.actor),
+            source_ip: own(self.source_ip),
+            user_agent: own(self.user_agent),
+            region: own(self.region),
+            account: own(self.account),
+            error_code: own(self.error_code),
+            target: own(self.target),
+            credential: own(self.credential),
+            invoked_by: own(self.invoked_by),
+            shared_id: own(self.shared_id),
+            stage: self.stage,
+        }
+    }
 }

@@ -7,6 +7,7 @@
 //! them, web-identity calls reveal OIDC subjects (GitHub Actions, EKS IRSA), and IAM calls
 //! reveal created, deleted and re-keyed identities.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use keyward_model::ids::{self, AccessKeyType};
@@ -166,13 +167,16 @@ struct FederatedUser<'a> {
 
 /// Normalizes one record (raw, or wrapped in `CloudTrailEvent`). `Ok(None)` is never
 /// returned for CloudTrail: every record is an event.
-pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output>, String> {
+pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output<'_>>, String> {
     normalize_record_with(bytes, |b| sonic_rs::from_slice(b).map_err(json_error), None)
 }
 
 /// [`normalize_record`] with the caller memo: a caller already seen, in a record that
 /// changes no identity, yields a shared [`Touch`] instead of observations.
-pub fn normalize_record_memo(bytes: &[u8], memo: &mut Memo) -> Result<Option<Output>, String> {
+pub fn normalize_record_memo<'a>(
+    bytes: &'a [u8],
+    memo: &mut Memo,
+) -> Result<Option<Output<'a>>, String> {
     normalize_record_with(
         bytes,
         |b| sonic_rs::from_slice(b).map_err(json_error),
@@ -183,7 +187,7 @@ pub fn normalize_record_memo(bytes: &[u8], memo: &mut Memo) -> Result<Option<Out
 /// The same with `serde_json` as the parser: the oracle of the differential fuzz target
 /// (sonic-rs is fast SIMD code from one vendor; serde_json is the reference).
 #[doc(hidden)]
-pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output>, String> {
+pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output<'_>>, String> {
     normalize_record_with(
         bytes,
         |b| serde_json::from_slice(b).map_err(json_error),
@@ -191,18 +195,19 @@ pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output>, Strin
     )
 }
 
-fn normalize_record_with(
-    bytes: &[u8],
+fn normalize_record_with<'a>(
+    bytes: &'a [u8],
     parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, String>,
     memo: Option<&mut Memo>,
-) -> Result<Option<Output>, String> {
-    let rec: Record = parse(bytes)?;
+) -> Result<Option<Output<'a>>, String> {
+    let mut rec: Record<'a> = parse(bytes)?;
     if let Some(text) = rec.wrapped.get() {
-        let inner: Record =
+        // The inner record borrows from this one: its output must own its strings.
+        let mut inner: Record =
             parse(text.as_bytes()).map_err(|e| format!("`CloudTrailEvent` string: {e}"))?;
-        return from_record(&inner, text.as_bytes(), memo).map(Some);
+        return from_record(&mut inner, text.as_bytes(), memo).map(|o| Some(o.into_owned()));
     }
-    from_record(&rec, bytes, memo).map(Some)
+    from_record(&mut rec, bytes, memo).map(Some)
 }
 
 /// Where the record array of a wrapper document starts, when `Records` / `Events` is the first
@@ -1116,11 +1121,15 @@ fn caller_signature(rec: &Record, out: &mut String) -> bool {
     true
 }
 
-fn from_record(rec: &Record, bytes: &[u8], memo: Option<&mut Memo>) -> Result<Output, String> {
+fn from_record<'a>(
+    rec: &mut Record<'a>,
+    bytes: &[u8],
+    memo: Option<&mut Memo>,
+) -> Result<Output<'a>, String> {
     let native_id = rec
         .event_id
-        .owned()
-        .unwrap_or_else(|| crate::content_id(bytes));
+        .take()
+        .unwrap_or_else(|| Cow::Owned(crate::content_id(bytes)));
     let raw_time = rec.event_time.get().ok_or("missing `eventTime`")?;
     let at = time::parse(raw_time)
         .ok_or_else(|| format!("`eventTime` `{raw_time}` is not a timestamp"))?;
@@ -1181,31 +1190,37 @@ fn from_record(rec: &Record, bytes: &[u8], memo: Option<&mut Memo>) -> Result<Ou
         }
         actor
     };
-    let req = rec.request_parameters.get();
-    let ui = rec.user_identity.get();
+    // Move the strings out of the record: they borrow from the input where they can.
+    let action = Cow::Owned([source, ":", name].concat());
+    let target = rec.request_parameters.0.as_mut().and_then(|r| {
+        r.role_arn
+            .take()
+            .or_else(|| r.user_name.take())
+            .or_else(|| r.role_name.take())
+    });
+    let (ui_account, credential, invoked_by) = match rec.user_identity.0.as_mut() {
+        Some(u) => (
+            u.account_id.take(),
+            u.access_key_id.take(),
+            u.invoked_by.take(),
+        ),
+        None => (None, None, None),
+    };
     out.event = Some(Event {
         native_id,
         source: SourceKind::Cloudtrail,
         time: at,
-        action: [source, ":", name].concat(),
-        actor,
-        source_ip: rec.source_ip_address.owned(),
-        user_agent: rec.user_agent.owned(),
-        region: rec.aws_region.owned(),
-        account: rec
-            .recipient_account_id
-            .owned()
-            .or_else(|| ui.and_then(|u| u.account_id.owned())),
-        error_code: rec.error_code.owned(),
-        target: req.and_then(|r| {
-            r.role_arn
-                .owned()
-                .or_else(|| r.user_name.owned())
-                .or_else(|| r.role_name.owned())
-        }),
-        credential: ui.and_then(|u| u.access_key_id.owned()),
-        invoked_by: ui.and_then(|u| u.invoked_by.owned()),
-        shared_id: rec.shared_event_id.owned(),
+        action,
+        actor: actor.map(Cow::Owned),
+        source_ip: rec.source_ip_address.take(),
+        user_agent: rec.user_agent.take(),
+        region: rec.aws_region.take(),
+        account: rec.recipient_account_id.take().or(ui_account),
+        error_code: rec.error_code.take(),
+        target,
+        credential,
+        invoked_by,
+        shared_id: rec.shared_event_id.take(),
         stage: 0,
     });
     Ok(out)

@@ -136,7 +136,7 @@ fn flag(row: &Row, col: &str) -> Option<bool> {
     }
 }
 
-fn row_output(row: &Row) -> Result<Output, String> {
+fn row_output(row: &Row) -> Result<Output<'static>, String> {
     let user = row.get("user").ok_or("empty `user`")?;
     let arn = row.get("arn").ok_or("empty `arn`")?;
     let parsed = ids::Arn::parse(arn).ok_or_else(|| format!("`arn` `{arn}` is not an ARN"))?;

@@ -193,7 +193,7 @@ fn principal(
     Ok(o)
 }
 
-fn entry_output(list: &str, v: Value) -> Result<Output, String> {
+fn entry_output(list: &str, v: Value) -> Result<Output<'static>, String> {
     let mut out = Output::default();
     match list {
         "UserDetailList" => {

@@ -7,6 +7,7 @@
 //! `canonicalArn`, `accessKeyId`, `sessionName`); bound service-account tokens carry
 //! `authentication.kubernetes.io/pod-name` and `credential-id`.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use keyward_model::ids::{self, AccessKeyType};
@@ -218,12 +219,12 @@ fn user_observations(
 }
 
 /// Normalizes one audit event line.
-pub fn normalize_event(bytes: &[u8], ctx: &Context) -> Result<Option<Output>, String> {
+pub fn normalize_event(bytes: &[u8], ctx: &Context) -> Result<Option<Output<'static>>, String> {
     let ev: AuditEvent = sonic_rs::from_slice(bytes).map_err(json_error)?;
     from_event(&ev, bytes, ctx).map(Some)
 }
 
-fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output, String> {
+fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output<'static>, String> {
     if let Some(kind) = ev.kind.get()
         && kind != "Event"
     {
@@ -317,30 +318,31 @@ fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output, St
         (None, None) => None,
     });
     let extra = ev.user.get().and_then(|u| u.extra.get());
+    let owned = |v: Option<String>| v.map(Cow::Owned);
     out.event = Some(Event {
-        native_id: audit_id,
+        native_id: Cow::Owned(audit_id),
         source: SourceKind::K8sAudit,
         time: at,
-        action,
-        actor,
-        source_ip: ev.source_ips.0.first().and_then(LStr::owned),
-        user_agent: ev.user_agent.owned(),
+        action: Cow::Owned(action),
+        actor: owned(actor),
+        source_ip: owned(ev.source_ips.0.first().and_then(LStr::owned)),
+        user_agent: owned(ev.user_agent.owned()),
         region: None,
-        account: Some(cluster.to_owned()),
-        error_code: if failed {
-            Some(
+        account: Some(Cow::Owned(cluster.to_owned())),
+        error_code: failed.then(|| {
+            Cow::Owned(
                 ev.response_status
                     .get()
                     .and_then(|s| s.reason.owned())
                     .unwrap_or_else(|| code.unwrap_or(0).to_string()),
             )
-        } else {
-            None
-        },
-        target,
-        credential: first(extra, "authentication.kubernetes.io/credential-id")
-            .or(first(extra, "accessKeyId"))
-            .map(str::to_owned),
+        }),
+        target: owned(target),
+        credential: owned(
+            first(extra, "authentication.kubernetes.io/credential-id")
+                .or(first(extra, "accessKeyId"))
+                .map(str::to_owned),
+        ),
         invoked_by: None,
         shared_id: None,
         stage: stage_rank(ev.stage.get()),

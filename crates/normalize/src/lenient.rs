@@ -21,6 +21,11 @@ impl<'a> LStr<'a> {
     pub fn owned(&self) -> Option<String> {
         self.get().map(str::to_owned)
     }
+
+    /// Moves the value out (borrowed from the input when it had no escapes).
+    pub fn take(&mut self) -> Option<Cow<'a, str>> {
+        self.0.take().filter(|s| !s.is_empty())
+    }
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for LStr<'a> {

@@ -23,16 +23,28 @@ use rustc_hash::FxHashMap;
 
 pub use sniff::{Format, Layout, sniff};
 
-/// What one accepted record produced.
+/// What one accepted record produced. The event borrows from the input bytes.
 #[derive(Debug, Default)]
-pub struct Output {
-    pub event: Option<Event>,
+pub struct Output<'a> {
+    pub event: Option<Event<'a>>,
     pub observations: Vec<Observation>,
     pub objects: Vec<SnapshotObject>,
     /// For a record whose caller was already seen with exactly the same identity context
     /// and that changes no identity: the identities it shows active, instead of
     /// `observations` (the fast path for the bulk of activity logs).
     pub touch: Option<Arc<Touch>>,
+}
+
+impl Output<'_> {
+    /// The same output, owning everything.
+    pub fn into_owned(self) -> Output<'static> {
+        Output {
+            event: self.event.map(Event::into_owned),
+            observations: self.observations,
+            objects: self.objects,
+            touch: self.touch,
+        }
+    }
 }
 
 /// Identities an event shows active, without new facts about them.
@@ -61,7 +73,7 @@ impl Memo {
 
 /// Where records go. Implemented by the engine (store + inventory) and by tests.
 pub trait Sink {
-    fn accept(&mut self, out: Output);
+    fn accept(&mut self, out: Output<'_>);
     fn reject(&mut self, diag: Diagnostic);
 }
 

@@ -20,13 +20,13 @@ use serde_json::Value;
 
 #[derive(Default)]
 struct Collect {
-    outs: Vec<Output>,
+    outs: Vec<Output<'static>>,
     rejects: Vec<Diagnostic>,
 }
 
 impl Sink for Collect {
-    fn accept(&mut self, out: Output) {
-        self.outs.push(out);
+    fn accept(&mut self, out: Output<'_>) {
+        self.outs.push(out.into_owned());
     }
     fn reject(&mut self, diag: Diagnostic) {
         self.rejects.push(diag);

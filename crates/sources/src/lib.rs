@@ -107,10 +107,14 @@ pub fn cluster_from_path(path: &Path) -> Option<String> {
         .and_then(|w| w.get(1).cloned())
 }
 
-/// Reads a whole file as one document, decompressing gzip. The output buffer is sized from
-/// the gzip trailer (`ISIZE`, the uncompressed size modulo 2³²) so it is not regrown.
+/// Reads a whole file as one document, decompressing gzip.
 pub fn read_document(path: &Path) -> io::Result<Vec<u8>> {
-    let raw = std::fs::read(path)?;
+    decompress(std::fs::read(path)?)
+}
+
+/// Decompresses gzip bytes (returned as they are when not gzip). The output buffer is sized
+/// from the gzip trailer (`ISIZE`, the uncompressed size modulo 2³²) so it is not regrown.
+pub fn decompress(raw: Vec<u8>) -> io::Result<Vec<u8>> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }

@@ -17,6 +17,8 @@
 //!
 //! Decoding checks every length and index and returns an error, never panics.
 
+use std::borrow::Cow;
+
 use keyward_model::{Event, SourceKind};
 use rustc_hash::FxHashMap;
 
@@ -53,41 +55,60 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-struct Dict<'e> {
-    index: FxHashMap<&'e str, u32>,
-    strings: Vec<&'e str>,
+/// Builds one block event by event; strings are copied into the dictionary once each.
+#[derive(Debug, Default)]
+pub struct BlockBuilder {
+    index: FxHashMap<Box<str>, u32>,
+    strings: Vec<Box<str>>,
+    body: Vec<u8>,
+    len: usize,
+    prev: i64,
+    min_time: i64,
+    max_time: i64,
 }
 
-impl<'e> Dict<'e> {
-    fn id(&mut self, s: &'e str) -> u64 {
-        let next = self.strings.len() as u32;
-        let id = *self.index.entry(s).or_insert(next);
-        if id == next {
-            self.strings.push(s);
+impl BlockBuilder {
+    fn id(&mut self, s: &str) -> u64 {
+        if let Some(&id) = self.index.get(s) {
+            return u64::from(id);
         }
+        let id = self.strings.len() as u32;
+        self.index.insert(s.into(), id);
+        self.strings.push(s.into());
         u64::from(id)
     }
 
-    fn opt(&mut self, s: Option<&'e str>) -> u64 {
+    fn opt(&mut self, s: Option<&str>) -> u64 {
         s.map_or(0, |s| self.id(s) + 1)
     }
-}
 
-/// Encodes events (in order) as one block.
-pub fn encode(events: &[Event]) -> Vec<u8> {
-    let mut dict = Dict {
-        index: FxHashMap::default(),
-        strings: Vec::new(),
-    };
-    let mut body = Vec::with_capacity(events.len() * 64);
-    let mut prev = 0i64;
-    for e in events {
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// (earliest, latest) event time; `(0, 0)` when empty.
+    pub fn time_range(&self) -> (i64, i64) {
+        (self.min_time, self.max_time)
+    }
+
+    pub fn push(&mut self, e: &Event<'_>) {
+        if self.len == 0 {
+            self.min_time = e.time;
+            self.max_time = e.time;
+        }
+        self.min_time = self.min_time.min(e.time);
+        self.max_time = self.max_time.max(e.time);
+        let mut body = std::mem::take(&mut self.body);
         put_str(&mut body, &e.native_id);
         body.push(source_code(e.source));
-        let delta = e.time.wrapping_sub(prev);
+        let delta = e.time.wrapping_sub(self.prev);
         put_varint(&mut body, ((delta << 1) ^ (delta >> 63)) as u64);
-        prev = e.time;
-        put_varint(&mut body, dict.id(&e.action));
+        self.prev = e.time;
+        put_varint(&mut body, self.id(&e.action));
         for f in [
             &e.actor,
             &e.source_ip,
@@ -99,7 +120,7 @@ pub fn encode(events: &[Event]) -> Vec<u8> {
             &e.credential,
             &e.invoked_by,
         ] {
-            put_varint(&mut body, dict.opt(f.as_deref()));
+            put_varint(&mut body, self.opt(f.as_deref()));
         }
         match &e.shared_id {
             None => put_varint(&mut body, 0),
@@ -109,18 +130,35 @@ pub fn encode(events: &[Event]) -> Vec<u8> {
             }
         }
         body.push(e.stage);
+        self.body = body;
+        self.len += 1;
     }
-    let mut out = Vec::with_capacity(
-        body.len() + dict.strings.iter().map(|s| s.len() + 2).sum::<usize>() + 16,
-    );
-    out.extend_from_slice(MAGIC);
-    put_varint(&mut out, dict.strings.len() as u64);
-    for s in &dict.strings {
-        put_str(&mut out, s);
+
+    /// The encoded block; the builder is left empty for the next one.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let b = std::mem::take(self);
+        let mut out = Vec::with_capacity(
+            b.body.len() + b.strings.iter().map(|s| s.len() + 2).sum::<usize>() + 16,
+        );
+        out.extend_from_slice(MAGIC);
+        put_varint(&mut out, b.strings.len() as u64);
+        for s in &b.strings {
+            put_str(&mut out, s);
+        }
+        put_varint(&mut out, b.len as u64);
+        out.extend_from_slice(&b.body);
+        self.body = Vec::with_capacity(b.body.capacity());
+        out
     }
-    put_varint(&mut out, events.len() as u64);
-    out.extend_from_slice(&body);
-    out
+}
+
+/// Encodes events (in order) as one block.
+pub fn encode(events: &[Event<'_>]) -> Vec<u8> {
+    let mut b = BlockBuilder::default();
+    for e in events {
+        b.push(e);
+    }
+    b.finish()
 }
 
 struct Reader<'b> {
@@ -154,6 +192,10 @@ impl<'b> Reader<'b> {
         Ok(s)
     }
 
+    fn cow(&mut self) -> Result<Cow<'static, str>, String> {
+        self.string().map(Cow::Owned)
+    }
+
     fn string(&mut self) -> Result<String, String> {
         let len = usize::try_from(self.varint()?).map_err(|_| "length overflow")?;
         let b = self.bytes(len)?;
@@ -162,7 +204,7 @@ impl<'b> Reader<'b> {
 }
 
 /// Decodes a block produced by [`encode`].
-pub fn decode(buf: &[u8]) -> Result<Vec<Event>, String> {
+pub fn decode(buf: &[u8]) -> Result<Vec<Event<'static>>, String> {
     let mut r = Reader { buf, pos: 0 };
     if r.bytes(4)? != MAGIC {
         return Err("not an event block (bad magic)".into());
@@ -174,7 +216,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Event>, String> {
     }
     let lookup = |i: u64| {
         dict.get(i as usize)
-            .cloned()
+            .map(|s: &String| Cow::Owned(s.clone()))
             .ok_or_else(|| format!("dictionary index {i} out of range"))
     };
     let opt = |i: u64| {
@@ -188,7 +230,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Event>, String> {
     let mut out = Vec::with_capacity(n.min(1 << 20) as usize);
     let mut prev = 0i64;
     for _ in 0..n {
-        let native_id = r.string()?;
+        let native_id = r.cow()?;
         let source = *SOURCES
             .get(usize::from(r.byte()?))
             .ok_or("unknown source code")?;
@@ -216,7 +258,9 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Event>, String> {
             0 => None,
             len => {
                 let len = usize::try_from(len - 1).map_err(|_| "length overflow")?;
-                Some(String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| "string is not UTF-8")?)
+                Some(Cow::Owned(
+                    String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| "string is not UTF-8")?,
+                ))
             }
         };
         let stage = r.byte()?;
@@ -253,7 +297,7 @@ mod tests {
         proptest::option::of(prop_oneof!["[a-z:./-]{0,12}", "\\PC{0,8}"])
     }
 
-    fn event() -> impl Strategy<Value = Event> {
+    fn event() -> impl Strategy<Value = Event<'static>> {
         (
             (
                 "\\PC{0,40}",
@@ -271,29 +315,29 @@ mod tests {
                 any::<u8>(),
             ),
         )
-            .prop_map(
-                |(
-                    (id, src, time, action),
-                    (actor, ip, ua, region, account),
-                    (err, target, cred, inv, shared, stage),
-                )| Event {
-                    native_id: id,
+            .prop_map(|(head, mid, tail)| {
+                let (id, src, time, action) = head;
+                let (actor, ip, ua, region, account) = mid;
+                let (err, target, cred, inv, shared, stage) = tail;
+                let c = |v: Option<String>| v.map(Cow::Owned);
+                Event {
+                    native_id: Cow::Owned(id),
                     source: SOURCES[src],
                     time,
-                    action,
-                    actor,
-                    source_ip: ip,
-                    user_agent: ua,
-                    region,
-                    account,
-                    error_code: err,
-                    target,
-                    credential: cred,
-                    invoked_by: inv,
-                    shared_id: shared,
+                    action: Cow::Owned(action),
+                    actor: c(actor),
+                    source_ip: c(ip),
+                    user_agent: c(ua),
+                    region: c(region),
+                    account: c(account),
+                    error_code: c(err),
+                    target: c(target),
+                    credential: c(cred),
+                    invoked_by: c(inv),
+                    shared_id: c(shared),
                     stage,
-                },
-            )
+                }
+            })
     }
 
     proptest! {
@@ -313,7 +357,7 @@ mod tests {
     #[test]
     fn repetition_is_cheap() {
         let e = |n: u32| Event {
-            native_id: format!("6b1f2a3c-0000-4000-8000-{n:012}"),
+            native_id: format!("6b1f2a3c-0000-4000-8000-{n:012}").into(),
             source: SourceKind::Cloudtrail,
             time: 1_794_268_800_000 + i64::from(n) * 37,
             action: "sts.amazonaws.com:GetCallerIdentity".into(),
@@ -329,7 +373,7 @@ mod tests {
             shared_id: None,
             stage: 0,
         };
-        let events: Vec<Event> = (0..1000).map(e).collect();
+        let events: Vec<Event<'static>> = (0..1000).map(e).collect();
         let bytes = encode(&events);
         assert!(
             bytes.len() < 1000 * 56,

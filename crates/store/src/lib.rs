@@ -61,7 +61,7 @@ pub trait Store {
     fn load_identities(&self) -> Result<Vec<Identity>>;
     fn identity(&self, id: &str) -> Result<Option<Identity>>;
     /// The most recent events by an identity, newest first.
-    fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event>>;
+    fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>>;
     fn event_count(&self) -> Result<u64>;
     /// The time of the newest stored event.
     fn latest_event_time(&self) -> Result<Option<Millis>>;
@@ -88,7 +88,7 @@ pub trait Batch {
     ) -> Result<()>;
     /// Stores an event; returns `true` when it was not stored before. An event already
     /// stored is superseded only by a more complete stage of the same request.
-    fn put_event(&mut self, key: EventKey, event: Event, file_id: i64) -> Result<bool>;
+    fn put_event(&mut self, key: EventKey, event: &Event<'_>, file_id: i64) -> Result<bool>;
     fn put_identity(&mut self, identity: &Identity) -> Result<()>;
     fn put_object(&mut self, object: &SnapshotObject) -> Result<()>;
     fn put_dead_letter(&mut self, file_id: i64, path: &str, diag: &Diagnostic) -> Result<()>;

@@ -105,13 +105,13 @@ impl Store for SqliteStore {
         doc.map(|d| identity_from(&d)).transpose()
     }
 
-    fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event>> {
+    fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>> {
         let key = actor_key(actor).to_be_bytes();
         let mut st = self
             .conn
             .prepare("SELECT max_time, actors, data FROM event_blocks ORDER BY max_time DESC")?;
         let mut rows = st.query([])?;
-        let mut found: Vec<Event> = Vec::new();
+        let mut found: Vec<Event<'static>> = Vec::new();
         while let Some(row) = rows.next()? {
             let max_time: i64 = row.get(0)?;
             if found.len() >= limit
@@ -222,7 +222,7 @@ impl Store for SqliteStore {
             tx: self.conn.transaction()?,
             minutes: FxHashMap::default(),
             cached_keys: 0,
-            block: Vec::with_capacity(BLOCK_EVENTS),
+            block: crate::block::BlockBuilder::default(),
             block_file: 0,
             block_actors: rustc_hash::FxHashSet::default(),
         }))
@@ -256,7 +256,7 @@ struct SqliteBatch<'c> {
     tx: Transaction<'c>,
     minutes: FxHashMap<i64, MinuteKeys>,
     cached_keys: usize,
-    block: Vec<Event>,
+    block: crate::block::BlockBuilder,
     block_file: i64,
     /// Hashes of the actors in the block being filled.
     block_actors: rustc_hash::FxHashSet<i64>,
@@ -316,9 +316,9 @@ impl SqliteBatch<'_> {
         if self.block.is_empty() {
             return Ok(());
         }
-        let min = self.block.iter().map(|e| e.time).min().unwrap_or(0);
-        let max = self.block.iter().map(|e| e.time).max().unwrap_or(0);
-        let data = crate::block::encode(&self.block);
+        let (min, max) = self.block.time_range();
+        let count = self.block.len() as i64;
+        let data = self.block.finish();
         let mut actors: Vec<[u8; 8]> = self.block_actors.drain().map(|a| a.to_be_bytes()).collect();
         actors.sort_unstable();
         let mut st = self.tx.prepare_cached(
@@ -328,11 +328,10 @@ impl SqliteBatch<'_> {
             self.block_file,
             min,
             max,
-            self.block.len() as i64,
+            count,
             actors.concat(),
             data
         ])?;
-        self.block.clear();
         Ok(())
     }
 }
@@ -370,7 +369,7 @@ impl Batch for SqliteBatch<'_> {
         Ok(())
     }
 
-    fn put_event(&mut self, key: EventKey, e: Event, file_id: i64) -> Result<bool> {
+    fn put_event(&mut self, key: EventKey, e: &Event<'_>, file_id: i64) -> Result<bool> {
         let mk = self.minute(e.time.div_euclid(60_000))?;
         let new = match mk.keys.get_mut(&key.0) {
             None => {
@@ -460,7 +459,7 @@ mod tests {
     use super::*;
     use keyward_model::{IdentityKind, Platform, SourceKind};
 
-    fn event(stage: u8) -> Event {
+    fn event(stage: u8) -> Event<'static> {
         Event {
             native_id: "a".into(),
             source: SourceKind::K8sAudit,
@@ -485,11 +484,11 @@ mod tests {
         let mut s = SqliteStore::in_memory().unwrap();
         let mut b = s.begin().unwrap();
         let f = b.add_file("p", "h", "k8s-audit", 0).unwrap();
-        assert!(b.put_event(EventKey([1; 16]), event(0), f).unwrap());
+        assert!(b.put_event(EventKey([1; 16]), &event(0), f).unwrap());
         let mut done = event(2);
         done.error_code = Some("Forbidden".into());
-        assert!(!b.put_event(EventKey([1; 16]), done, f).unwrap());
-        assert!(!b.put_event(EventKey([1; 16]), event(1), f).unwrap());
+        assert!(!b.put_event(EventKey([1; 16]), &done, f).unwrap());
+        assert!(!b.put_event(EventKey([1; 16]), &event(1), f).unwrap());
         b.commit().unwrap();
         let evs = s.recent_events("x", 10).unwrap();
         assert_eq!(evs.len(), 1);
@@ -500,16 +499,16 @@ mod tests {
         assert_eq!(s.event_count().unwrap(), 1);
         // Deduplication survives the batch: the keys were persisted.
         let mut b = s.begin().unwrap();
-        assert!(!b.put_event(EventKey([1; 16]), event(2), f).unwrap());
+        assert!(!b.put_event(EventKey([1; 16]), &event(2), f).unwrap());
         let mut other = event(0);
         other.native_id = "b".into();
         other.time = 6;
-        assert!(b.put_event(EventKey([3; 16]), other, f).unwrap());
+        assert!(b.put_event(EventKey([3; 16]), &other, f).unwrap());
         b.commit().unwrap();
         assert_eq!(s.event_count().unwrap(), 2);
         let evs = s.recent_events("x", 10).unwrap();
         assert_eq!(
-            evs.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(),
+            evs.iter().map(|e| &*e.native_id).collect::<Vec<_>>(),
             ["b", "a"]
         );
         assert_eq!(s.recent_events("x", 1).unwrap().len(), 1);
@@ -523,7 +522,7 @@ mod tests {
         {
             let mut b = s.begin().unwrap();
             let f = b.add_file("p", "h", "cloudtrail", 0).unwrap();
-            b.put_event(EventKey([2; 16]), event(0), f).unwrap();
+            b.put_event(EventKey([2; 16]), &event(0), f).unwrap();
             b.put_identity(&Identity::new(
                 "i".into(),
                 Platform::Aws,
