@@ -421,7 +421,7 @@ fn ingest_file(
     let format = match (opts.format, layout) {
         (Some(f), _) => Some(f),
         (None, Layout::Lines) => {
-            let h = keyward_normalize::sniff::trim_start_pub(input.head().map_err(io)?);
+            let h = keyward_normalize::sniff::trim_start(input.head().map_err(io)?);
             let nl = h.iter().position(|&b| b == b'\n').unwrap_or(h.len());
             keyward_normalize::sniff::format_of_object(h.get(..nl).unwrap_or_default())
         }

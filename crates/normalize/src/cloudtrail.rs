@@ -278,15 +278,7 @@ pub fn normalize_document(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink) {
         }
     }
     if !found_array {
-        match normalize_record(d) {
-            Ok(Some(out)) => sink.accept(out),
-            Ok(None) => {}
-            Err(reason) => sink.reject(Diagnostic {
-                line: 1,
-                record: None,
-                reason,
-            }),
-        }
+        crate::emit(sink, normalize_record_memo(d, memo), 1, None);
     }
 }
 
@@ -313,15 +305,12 @@ fn lake_rows(rows: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut d
             });
             continue;
         };
-        match normalize_record_memo(cell.as_raw_str().as_bytes(), memo) {
-            Ok(Some(out)) => sink.accept(out),
-            Ok(None) => {}
-            Err(reason) => sink.reject(Diagnostic {
-                line,
-                record: Some(idx as u64),
-                reason,
-            }),
-        }
+        crate::emit(
+            sink,
+            normalize_record_memo(cell.as_raw_str().as_bytes(), memo),
+            line,
+            Some(idx as u64),
+        )
     }
 }
 
@@ -347,15 +336,7 @@ fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dy
             Ok(value) => {
                 let raw = value.as_raw_str().as_bytes();
                 let line = lines.line_of(raw);
-                match normalize_record_memo(raw, memo) {
-                    Ok(Some(out)) => sink.accept(out),
-                    Ok(None) => {}
-                    Err(reason) => sink.reject(Diagnostic {
-                        line,
-                        record: Some(idx),
-                        reason,
-                    }),
-                }
+                crate::emit(sink, normalize_record_memo(raw, memo), line, Some(idx))
             }
             Err(e) => {
                 sink.reject(Diagnostic {

@@ -381,15 +381,7 @@ pub fn normalize_document(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
     };
     let Some(items) = items else {
         // A single event object.
-        match normalize_event(d, ctx) {
-            Ok(Some(out)) => sink.accept(out),
-            Ok(None) => {}
-            Err(reason) => sink.reject(Diagnostic {
-                line: 1,
-                record: None,
-                reason,
-            }),
-        }
+        crate::emit(sink, normalize_event(d, ctx), 1, None);
         return;
     };
     for (idx, item) in sonic_rs::to_array_iter(items).enumerate() {
@@ -397,15 +389,7 @@ pub fn normalize_document(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
             Ok(v) => {
                 let raw = v.as_raw_str().as_bytes();
                 let line = lines.line_of(raw);
-                match normalize_event(raw, ctx) {
-                    Ok(Some(out)) => sink.accept(out),
-                    Ok(None) => {}
-                    Err(reason) => sink.reject(Diagnostic {
-                        line,
-                        record: Some(idx as u64),
-                        reason,
-                    }),
-                }
+                crate::emit(sink, normalize_event(raw, ctx), line, Some(idx as u64))
             }
             Err(e) => {
                 sink.reject(Diagnostic {

@@ -116,15 +116,7 @@ pub fn normalize_line(
             format!("`{}` is not a line-oriented format", format.as_str()),
         ),
     };
-    match result {
-        Ok(Some(out)) => sink.accept(out),
-        Ok(None) => {}
-        Err(reason) => sink.reject(Diagnostic {
-            line: line_no,
-            record: None,
-            reason,
-        }),
-    }
+    emit(sink, result, line_no, None);
 }
 
 /// Normalizes a whole document (a CloudTrail delivery file, an IAM snapshot, a CSV report,
@@ -136,6 +128,24 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::IamAuthorizationDetails => iam_authz::normalize(doc, sink),
         Format::IamCredentialReport => cred_report::normalize(doc, sink),
         Format::K8sSnapshot => k8s_snapshot::normalize(doc, ctx, sink),
+    }
+}
+
+/// Sends a normalizer result to the sink: accepted, skipped (`None`), or rejected at `line`.
+pub(crate) fn emit(
+    sink: &mut dyn Sink,
+    result: Result<Option<Output<'_>>, String>,
+    line: u64,
+    record: Option<u64>,
+) {
+    match result {
+        Ok(Some(out)) => sink.accept(out),
+        Ok(None) => {}
+        Err(reason) => sink.reject(Diagnostic {
+            line,
+            record,
+            reason,
+        }),
     }
 }
 

@@ -55,11 +55,8 @@ pub enum Layout {
     Document,
 }
 
-pub fn trim_start_pub(b: &[u8]) -> &[u8] {
-    trim_start(b)
-}
-
-pub(crate) fn trim_start(b: &[u8]) -> &[u8] {
+/// The bytes after a UTF-8 byte-order mark and leading whitespace.
+pub fn trim_start(b: &[u8]) -> &[u8] {
     let b = b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b);
     let start = b
         .iter()

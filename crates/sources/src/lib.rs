@@ -50,36 +50,19 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
 /// Opens a file for reading, transparently decompressing gzip (detected from the magic
 /// bytes, not the name; concatenated gzip members are read through).
 pub fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
-    let mut f = BufReader::with_capacity(BUFFER, File::open(path)?);
-    reader(&mut f).map(|gz| {
-        if gz {
-            Box::new(BufReader::with_capacity(
-                BUFFER,
-                flate2::bufread::MultiGzDecoder::new(f),
-            )) as Box<dyn BufRead>
-        } else {
-            Box::new(f)
-        }
-    })
+    wrap(File::open(path)?)
 }
 
-fn reader(f: &mut impl BufRead) -> io::Result<bool> {
-    Ok(f.fill_buf()?.starts_with(&[0x1f, 0x8b]))
-}
-
-/// Wraps any byte source (a request body, standard input) the same way as [`open`].
+/// Wraps any byte source (a file, a request body, standard input) with buffering and
+/// transparent gzip decompression.
 pub fn wrap<R: Read + 'static>(r: R) -> io::Result<Box<dyn BufRead>> {
     let mut b = BufReader::with_capacity(BUFFER, r);
-    reader(&mut b).map(|gz| {
-        if gz {
-            Box::new(BufReader::with_capacity(
-                BUFFER,
-                flate2::bufread::MultiGzDecoder::new(b),
-            )) as Box<dyn BufRead>
-        } else {
-            Box::new(b)
-        }
-    })
+    if b.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
+        let gz = flate2::bufread::MultiGzDecoder::new(b);
+        Ok(Box::new(BufReader::with_capacity(BUFFER, gz)))
+    } else {
+        Ok(Box::new(b))
+    }
 }
 
 /// Fills the reader's buffer as far as it goes without consuming, for format sniffing.
@@ -105,11 +88,6 @@ pub fn cluster_from_path(path: &Path) -> Option<String> {
         .rev()
         .find(|w| matches!(w.first().map(String::as_str), Some("clusters" | "k8s")))
         .and_then(|w| w.get(1).cloned())
-}
-
-/// Reads a whole file as one document, decompressing gzip.
-pub fn read_document(path: &Path) -> io::Result<Vec<u8>> {
-    decompress(std::fs::read(path)?)
 }
 
 /// Decompresses gzip bytes (returned as they are when not gzip). The output buffer is sized
@@ -173,7 +151,7 @@ mod tests {
         let files = discover(&[dir.path().to_path_buf()]).unwrap();
         assert_eq!(files, vec![dir.path().join("a.json"), gz.clone()]);
         assert_eq!(read_all(&mut *open(&gz).unwrap()).unwrap(), b"hello");
-        assert_eq!(read_document(&gz).unwrap(), b"hello");
-        assert_eq!(read_document(&dir.path().join("a.json")).unwrap(), b"{}");
+        assert_eq!(decompress(std::fs::read(&gz).unwrap()).unwrap(), b"hello");
+        assert_eq!(decompress(b"{}".to_vec()).unwrap(), b"{}");
     }
 }
