@@ -1038,7 +1038,7 @@ pub fn policy_json(doc: &str) -> Value {
 }
 
 /// Calls that create, delete or re-key identities: always normalized in full.
-const EFFECTS: [&str; 17] = [
+const EFFECTS: [&str; 16] = [
     "AssumeRole",
     "AssumeRoleWithWebIdentity",
     "AssumeRoleWithSAML",
@@ -1055,7 +1055,6 @@ const EFFECTS: [&str; 17] = [
     "CreateLoginProfile",
     "UpdateLoginProfile",
     "DeleteLoginProfile",
-    "ConsoleLogin",
 ];
 
 /// Everything in `userIdentity` that [`actor`] reads: two records with the same signature
