@@ -1,0 +1,215 @@
+//! The policies that apply to each IAM principal, resolved from
+//! `get-account-authorization-details`: inline policies, attached managed policies (their
+//! default version), policies inherited from groups, the permissions boundary, and for roles
+//! the trust policy. A policy that is referenced but absent from the snapshot is listed as
+//! unresolved, never assumed empty.
+
+use std::collections::BTreeMap;
+
+use keyward_model::ids;
+use serde_json::Value;
+
+use super::policy::Policy;
+
+/// One account's snapshot, indexed.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Managed policy ARN → default-version document.
+    policies: BTreeMap<String, Value>,
+    /// Group name → group detail.
+    groups: BTreeMap<String, Value>,
+    pub users: Vec<Value>,
+    pub roles: Vec<Value>,
+}
+
+/// A policy with where it came from (`inline:<name>`, `managed:<arn>`, `group:<g>/…`).
+#[derive(Debug, Clone)]
+pub struct Sourced {
+    pub source: String,
+    pub policy: Policy,
+}
+
+/// Everything that decides what one principal may do.
+#[derive(Debug, Clone, Default)]
+pub struct PrincipalPolicies {
+    pub arn: String,
+    pub identity: Vec<Sourced>,
+    pub boundary: Option<Sourced>,
+    pub trust: Option<Policy>,
+    /// Managed policies referenced but not in the snapshot.
+    pub unresolved: Vec<String>,
+    /// Policies that could not be parsed, with why.
+    pub errors: Vec<String>,
+}
+
+impl PrincipalPolicies {
+    pub fn identity_policies(&self) -> Vec<&Policy> {
+        self.identity.iter().map(|s| &s.policy).collect()
+    }
+}
+
+fn s<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+fn list<'v>(v: &'v Value, key: &str) -> impl Iterator<Item = &'v Value> {
+    v.get(key).and_then(Value::as_array).into_iter().flatten()
+}
+
+/// A document as the API or the CLI gives it: an object, or URL-encoded JSON text.
+fn document(v: &Value) -> Value {
+    match v {
+        Value::String(text) => {
+            let decoded = percent_decode(text);
+            serde_json::from_str(&decoded).unwrap_or(Value::Null)
+        }
+        other => other.clone(),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        let hex = |j: usize| b.get(j).and_then(|h| (*h as char).to_digit(16));
+        match (c, hex(i + 1), hex(i + 2)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b'+', _, _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Snapshot {
+    /// Indexes a `get-account-authorization-details` document.
+    pub fn new(doc: &Value) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for p in list(doc, "Policies") {
+            let Some(arn) = s(p, "Arn") else { continue };
+            let default = s(p, "DefaultVersionId");
+            let version = list(p, "PolicyVersionList").find(|v| {
+                v.get("IsDefaultVersion").and_then(Value::as_bool) == Some(true)
+                    || default.is_some_and(|d| s(v, "VersionId") == Some(d))
+            });
+            if let Some(d) = version.and_then(|v| v.get("Document")) {
+                snap.policies.insert(arn.to_owned(), document(d));
+            }
+        }
+        for g in list(doc, "GroupDetailList") {
+            if let Some(name) = s(g, "GroupName") {
+                snap.groups.insert(name.to_owned(), g.clone());
+            }
+        }
+        snap.users = list(doc, "UserDetailList").cloned().collect();
+        snap.roles = list(doc, "RoleDetailList").cloned().collect();
+        snap
+    }
+
+    fn managed(&self, arn: &str, source: &str, out: &mut PrincipalPolicies) {
+        match self.policies.get(arn) {
+            Some(doc) => match Policy::parse(doc) {
+                Ok(policy) => out.identity.push(Sourced {
+                    source: format!("{source}managed:{arn}"),
+                    policy,
+                }),
+                Err(e) => out.errors.push(format!("{arn}: {e}")),
+            },
+            None => out.unresolved.push(arn.to_owned()),
+        }
+    }
+
+    fn inline(v: &Value, list_key: &str, source: &str, out: &mut PrincipalPolicies) {
+        for p in list(v, list_key) {
+            let name = s(p, "PolicyName").unwrap_or("?");
+            match p
+                .get("PolicyDocument")
+                .map(document)
+                .map(|d| Policy::parse(&d))
+            {
+                Some(Ok(policy)) => out.identity.push(Sourced {
+                    source: format!("{source}inline:{name}"),
+                    policy,
+                }),
+                Some(Err(e)) => out.errors.push(format!("inline `{name}`: {e}")),
+                None => out.errors.push(format!("inline `{name}`: no document")),
+            }
+        }
+    }
+
+    /// The policies of a user or role entry of this snapshot.
+    pub fn principal(&self, entry: &Value) -> PrincipalPolicies {
+        let mut out = PrincipalPolicies {
+            arn: s(entry, "Arn").unwrap_or_default().to_owned(),
+            ..Default::default()
+        };
+        let is_role = entry.get("RoleName").is_some();
+        Self::inline(
+            entry,
+            if is_role {
+                "RolePolicyList"
+            } else {
+                "UserPolicyList"
+            },
+            "",
+            &mut out,
+        );
+        for a in list(entry, "AttachedManagedPolicies") {
+            if let Some(arn) = s(a, "PolicyArn") {
+                self.managed(arn, "", &mut out);
+            }
+        }
+        for g in list(entry, "GroupList").filter_map(Value::as_str) {
+            let Some(group) = self.groups.get(g) else {
+                out.unresolved.push(format!("group {g}"));
+                continue;
+            };
+            let prefix = format!("group:{g}/");
+            Self::inline(group, "GroupPolicyList", &prefix, &mut out);
+            for a in list(group, "AttachedManagedPolicies") {
+                if let Some(arn) = s(a, "PolicyArn") {
+                    self.managed(arn, &prefix, &mut out);
+                }
+            }
+        }
+        if let Some(b) = entry
+            .get("PermissionsBoundary")
+            .and_then(|b| s(b, "PermissionsBoundaryArn"))
+        {
+            let mut tmp = PrincipalPolicies::default();
+            self.managed(b, "boundary:", &mut tmp);
+            out.boundary = tmp.identity.pop();
+            out.unresolved.extend(tmp.unresolved);
+            out.errors.extend(tmp.errors);
+        }
+        if let Some(t) = entry.get("AssumeRolePolicyDocument") {
+            match Policy::parse(&document(t)) {
+                Ok(p) => out.trust = Some(p),
+                Err(e) => out.errors.push(format!("trust policy: {e}")),
+            }
+        }
+        out
+    }
+
+    /// Every user and role, by canonical id.
+    pub fn principals(&self) -> BTreeMap<String, PrincipalPolicies> {
+        self.users
+            .iter()
+            .chain(&self.roles)
+            .filter_map(|e| {
+                let p = self.principal(e);
+                ids::canonical_iam_arn(&p.arn).map(|id| (id, p))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,13 @@
+//! AWS IAM policy semantics: parsing policy documents and deciding what they allow.
+//!
+//! Evaluation is three-valued. Keyward evaluates policies for hypothetical requests (can
+//! this role call `iam:PassRole` on that role?), so a condition on a key the request does
+//! not determine — the caller's source IP, the time of day — is neither true nor false: it
+//! is reported as undecided, with its key, and never silently ignored.
+
+pub mod authz;
+pub mod policy;
+
+pub use policy::{
+    Context, Decision, Outcome, Policy, PrincipalRef, Request, Tri, evaluate, evaluate_trust,
+};

@@ -1,0 +1,1035 @@
+//! Policy documents and their evaluation.
+//!
+//! Follows the IAM evaluation logic for one account: an explicit `Deny` in any applicable
+//! policy wins; otherwise an identity-policy `Allow` is needed, and when a permissions
+//! boundary is set, the boundary must allow too. `Action` / `NotAction` match
+//! case-insensitively with `*` and `?`; `Resource` / `NotResource` and ARNs match
+//! case-sensitively. Conditions support every documented operator family (string,
+//! numeric, date, bool, binary, IP address, ARN, `Null`), the `…IfExists` suffix, the
+//! `ForAnyValue:` / `ForAllValues:` set qualifiers, and `${key}` policy variables.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use keyward_model::ids;
+use serde_json::Value;
+
+/// Three-valued truth: a condition on a key the request leaves open is `Unknown`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tri {
+    True,
+    False,
+    /// Undecided; the condition keys that would decide it.
+    Unknown(BTreeSet<String>),
+}
+
+impl Tri {
+    fn and(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::False, _) | (_, Tri::False) => Tri::False,
+            (Tri::True, x) | (x, Tri::True) => x,
+            (Tri::Unknown(mut a), Tri::Unknown(b)) => {
+                a.extend(b);
+                Tri::Unknown(a)
+            }
+        }
+    }
+
+    fn or(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::True, _) | (_, Tri::True) => Tri::True,
+            (Tri::False, x) | (x, Tri::False) => x,
+            (Tri::Unknown(mut a), Tri::Unknown(b)) => {
+                a.extend(b);
+                Tri::Unknown(a)
+            }
+        }
+    }
+
+    fn from_bool(b: bool) -> Tri {
+        if b { Tri::True } else { Tri::False }
+    }
+
+    fn unknown(key: &str) -> Tri {
+        Tri::Unknown(BTreeSet::from([key.to_owned()]))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// `Action` or `NotAction`, `Resource` or `NotResource`, `Principal` or `NotPrincipal`.
+#[derive(Debug, Clone, PartialEq)]
+enum Match<T> {
+    Is(T),
+    IsNot(T),
+}
+
+/// Principals named by a trust (resource) policy statement.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Principals {
+    any: bool,
+    aws: Vec<String>,
+    service: Vec<String>,
+    federated: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Condition {
+    operator: String,
+    key: String,
+    values: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Statement {
+    effect: Effect,
+    actions: Match<Vec<String>>,
+    resources: Option<Match<Vec<String>>>,
+    principals: Option<Match<Principals>>,
+    conditions: Vec<Condition>,
+}
+
+/// A parsed policy document.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Policy {
+    statements: Vec<Statement>,
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        Value::Bool(b) => vec![b.to_string()],
+        Value::Number(n) => vec![n.to_string()],
+        _ => Vec::new(),
+    }
+}
+
+fn principals(v: &Value) -> Result<Principals, String> {
+    let mut p = Principals::default();
+    match v {
+        Value::String(s) if s == "*" => p.any = true,
+        Value::Object(map) => {
+            for (ty, list) in map {
+                let list = strings(list);
+                match ty.as_str() {
+                    "AWS" => {
+                        if list.iter().any(|s| s == "*") {
+                            p.any = true;
+                        }
+                        p.aws.extend(list);
+                    }
+                    "Service" => p.service.extend(list),
+                    "Federated" => p.federated.extend(list),
+                    // `CanonicalUser` names S3 account owners, never IAM callers.
+                    "CanonicalUser" => {}
+                    other => return Err(format!("unknown principal type `{other}`")),
+                }
+            }
+        }
+        _ => return Err("`Principal` must be `\"*\"` or an object".into()),
+    }
+    Ok(p)
+}
+
+impl Policy {
+    /// Parses a policy document (a JSON object; a URL-encoded string must be decoded by
+    /// the caller).
+    pub fn parse(doc: &Value) -> Result<Policy, String> {
+        let statements = match doc.get("Statement") {
+            Some(Value::Array(a)) => a.iter().collect(),
+            Some(one @ Value::Object(_)) => vec![one],
+            Some(_) => return Err("`Statement` must be an object or a list".into()),
+            None => return Err("missing `Statement`".into()),
+        };
+        let mut out = Vec::with_capacity(statements.len());
+        for (i, st) in statements.into_iter().enumerate() {
+            let at = |e: String| format!("statement {i}: {e}");
+            let effect = match st.get("Effect").and_then(Value::as_str) {
+                Some("Allow") => Effect::Allow,
+                Some("Deny") => Effect::Deny,
+                other => {
+                    return Err(at(format!(
+                        "`Effect` is {other:?}, expected `Allow` or `Deny`"
+                    )));
+                }
+            };
+            let actions = match (st.get("Action"), st.get("NotAction")) {
+                (Some(a), None) => Match::Is(strings(a)),
+                (None, Some(a)) => Match::IsNot(strings(a)),
+                _ => {
+                    return Err(at(
+                        "exactly one of `Action` / `NotAction` is required".into()
+                    ));
+                }
+            };
+            let resources = match (st.get("Resource"), st.get("NotResource")) {
+                (Some(r), None) => Some(Match::Is(strings(r))),
+                (None, Some(r)) => Some(Match::IsNot(strings(r))),
+                (None, None) => None,
+                _ => return Err(at("both `Resource` and `NotResource`".into())),
+            };
+            let principals = match (st.get("Principal"), st.get("NotPrincipal")) {
+                (Some(p), None) => Some(Match::Is(principals(p).map_err(at)?)),
+                (None, Some(p)) => Some(Match::IsNot(principals(p).map_err(at)?)),
+                (None, None) => None,
+                _ => return Err(at("both `Principal` and `NotPrincipal`".into())),
+            };
+            let mut conditions = Vec::new();
+            if let Some(c) = st.get("Condition") {
+                let Value::Object(ops) = c else {
+                    return Err(at("`Condition` must be an object".into()));
+                };
+                for (op, keys) in ops {
+                    let Value::Object(keys) = keys else {
+                        return Err(at(format!("condition `{op}` must map keys to values")));
+                    };
+                    for (key, values) in keys {
+                        conditions.push(Condition {
+                            operator: op.clone(),
+                            key: key.clone(),
+                            values: strings(values),
+                        });
+                    }
+                }
+            }
+            out.push(Statement {
+                effect,
+                actions,
+                resources,
+                principals,
+                conditions,
+            });
+        }
+        Ok(Policy { statements: out })
+    }
+}
+
+/// Glob match with `*` (any run) and `?` (one character).
+fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
+    let eq = |a: char, b: char| {
+        if ignore_case {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let (mut star, mut mark) = (None::<usize>, 0usize);
+    while ti < t.len() {
+        match p.get(pi) {
+            Some('*') => {
+                star = Some(pi);
+                pi += 1;
+                mark = ti;
+            }
+            Some(&c) if c == '?' || t.get(ti).is_some_and(|&x| eq(c, x)) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some(s) => {
+                    pi = s + 1;
+                    mark += 1;
+                    ti = mark;
+                }
+                None => return false,
+            },
+        }
+    }
+    while p.get(pi) == Some(&'*') {
+        pi += 1;
+    }
+    pi == p.len()
+}
+
+/// Who is asking, for trust policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalRef {
+    /// An IAM principal (user, role, session, root) of an account.
+    Aws {
+        account: String,
+        arn: String,
+    },
+    Service(String),
+    /// A web-identity or SAML provider (`arn:aws:iam::…:oidc-provider/…`, `cognito-identity.amazonaws.com`).
+    Federated(String),
+}
+
+/// What the request context says. Keys compare case-insensitively. With `closed`, a key
+/// that is absent is known to be absent (as AWS evaluates a real request); otherwise it is
+/// unknown.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    values: BTreeMap<String, Vec<String>>,
+    pub closed: bool,
+}
+
+impl Context {
+    pub fn set(
+        &mut self,
+        key: &str,
+        values: impl IntoIterator<Item = impl Into<String>>,
+    ) -> &mut Self {
+        self.values.insert(
+            key.to_ascii_lowercase(),
+            values.into_iter().map(Into::into).collect(),
+        );
+        self
+    }
+
+    fn get(&self, key: &str) -> Option<&Vec<String>> {
+        self.values.get(&key.to_ascii_lowercase())
+    }
+}
+
+pub struct Request<'a> {
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub principal: Option<&'a PrincipalRef>,
+    pub context: &'a Context,
+}
+
+/// Substitutes `${key}` policy variables from the context; `None` when one is unknown.
+fn substitute(value: &str, ctx: &Context) -> Option<String> {
+    if !value.contains("${") {
+        return Some(value.to_owned());
+    }
+    let mut out = String::new();
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(rest.get(..start)?);
+        let after = rest.get(start + 2..)?;
+        let end = after.find('}')?;
+        let key = after.get(..end)?;
+        match key {
+            "*" => out.push('*'),
+            "?" => out.push('?'),
+            "$" => out.push('$'),
+            k => out.push_str(ctx.get(k)?.first()?),
+        }
+        rest = after.get(end + 1..)?;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+fn ip_in(ip: &str, cidr: &str) -> Option<bool> {
+    let ip: IpAddr = ip.parse().ok()?;
+    let (net, len) = match cidr.split_once('/') {
+        Some((n, l)) => (n.parse::<IpAddr>().ok()?, l.parse::<u32>().ok()?),
+        None => {
+            let n: IpAddr = cidr.parse().ok()?;
+            (n, if n.is_ipv4() { 32 } else { 128 })
+        }
+    };
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(b)) if len <= 32 => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            Some(u32::from(a) & mask == u32::from(b) & mask)
+        }
+        (IpAddr::V6(a), IpAddr::V6(b)) if len <= 128 => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            Some(u128::from(a) & mask == u128::from(b) & mask)
+        }
+        _ => Some(false),
+    }
+}
+
+/// One value against one policy value, for a base operator (no qualifiers).
+fn compare(op: &str, actual: &str, wanted: &str) -> Option<bool> {
+    let num = |s: &str| s.parse::<f64>().ok();
+    let date =
+        |s: &str| keyward_model::time::parse(s).or_else(|| s.parse::<i64>().ok().map(|e| e * 1000));
+    Some(match op {
+        "StringEquals" | "StringNotEquals" | "BinaryEquals" => actual == wanted,
+        "StringEqualsIgnoreCase" | "StringNotEqualsIgnoreCase" => {
+            actual.eq_ignore_ascii_case(wanted)
+        }
+        "StringLike" | "StringNotLike" => glob(wanted, actual, false),
+        "ArnEquals" | "ArnNotEquals" | "ArnLike" | "ArnNotLike" => glob(wanted, actual, false),
+        "NumericEquals" | "NumericNotEquals" => num(actual)? == num(wanted)?,
+        "NumericLessThan" => num(actual)? < num(wanted)?,
+        "NumericLessThanEquals" => num(actual)? <= num(wanted)?,
+        "NumericGreaterThan" => num(actual)? > num(wanted)?,
+        "NumericGreaterThanEquals" => num(actual)? >= num(wanted)?,
+        "DateEquals" | "DateNotEquals" => date(actual)? == date(wanted)?,
+        "DateLessThan" => date(actual)? < date(wanted)?,
+        "DateLessThanEquals" => date(actual)? <= date(wanted)?,
+        "DateGreaterThan" => date(actual)? > date(wanted)?,
+        "DateGreaterThanEquals" => date(actual)? >= date(wanted)?,
+        "Bool" => actual.eq_ignore_ascii_case(wanted),
+        "IpAddress" | "NotIpAddress" => ip_in(actual, wanted)?,
+        _ => return None,
+    })
+}
+
+fn negated(op: &str) -> bool {
+    matches!(
+        op,
+        "StringNotEquals"
+            | "StringNotEqualsIgnoreCase"
+            | "StringNotLike"
+            | "NumericNotEquals"
+            | "DateNotEquals"
+            | "NotIpAddress"
+            | "ArnNotEquals"
+            | "ArnNotLike"
+    )
+}
+
+fn condition(c: &Condition, ctx: &Context) -> Tri {
+    let (set, op) = match c.operator.split_once(':') {
+        Some((q @ ("ForAnyValue" | "ForAllValues"), op)) => (Some(q), op),
+        _ => (None, c.operator.as_str()),
+    };
+    let (op, if_exists) = match op.strip_suffix("IfExists") {
+        Some(base) => (base, true),
+        None => (op, false),
+    };
+    let Some(actual) = ctx.get(&c.key) else {
+        if !ctx.closed {
+            return Tri::unknown(&c.key);
+        }
+        // The key is absent from the request.
+        return Tri::from_bool(match (op, set) {
+            ("Null", _) => c.values.iter().any(|v| v.eq_ignore_ascii_case("true")),
+            (_, Some("ForAllValues")) => true,
+            _ if if_exists => true,
+            _ => negated(op) && set.is_none(),
+        });
+    };
+    if op == "Null" {
+        return Tri::from_bool(c.values.iter().any(|v| v.eq_ignore_ascii_case("false")));
+    }
+    let mut wanted = Vec::with_capacity(c.values.len());
+    for v in &c.values {
+        match substitute(v, ctx) {
+            Some(v) => wanted.push(v),
+            None => return Tri::unknown(&c.key),
+        }
+    }
+    // One context value matches when it matches any policy value (negated operators:
+    // when it matches none).
+    let matches_one = |a: &str| -> Option<bool> {
+        let mut any = false;
+        for w in &wanted {
+            any |= compare(op, a, w)?;
+        }
+        Some(if negated(op) { !any } else { any })
+    };
+    let mut results = Vec::with_capacity(actual.len());
+    for a in actual {
+        match matches_one(a) {
+            Some(r) => results.push(r),
+            None => return Tri::unknown(&c.key),
+        }
+    }
+    Tri::from_bool(match set {
+        Some("ForAllValues") => results.iter().all(|&r| r),
+        Some(_) => results.iter().any(|&r| r),
+        // A single-valued key: every value given must satisfy it (there is normally one).
+        None => !results.is_empty() && results.iter().all(|&r| r),
+    })
+}
+
+fn principal_matches(p: &Principals, who: &PrincipalRef) -> bool {
+    if p.any {
+        return true;
+    }
+    match who {
+        PrincipalRef::Aws { account, arn } => p.aws.iter().any(|named| {
+            named == account
+                || *named == ids::account_root(account)
+                || ids::canonical_iam_arn(named)
+                    .is_some_and(|c| ids::canonical_iam_arn(arn).is_some_and(|a| a == c))
+        }),
+        PrincipalRef::Service(s) => p.service.iter().any(|n| n == s),
+        PrincipalRef::Federated(f) => p
+            .federated
+            .iter()
+            .any(|n| n == f || ids::issuer_key(n) == ids::issuer_key(f)),
+    }
+}
+
+fn statement_applies(st: &Statement, req: &Request) -> Tri {
+    let action = match &st.actions {
+        Match::Is(list) => list.iter().any(|a| glob(a, req.action, true)),
+        Match::IsNot(list) => !list.iter().any(|a| glob(a, req.action, true)),
+    };
+    if !action {
+        return Tri::False;
+    }
+    let resource = match &st.resources {
+        Some(Match::Is(list)) => list
+            .iter()
+            .any(|r| substitute(r, req.context).is_some_and(|r| glob(&r, req.resource, false))),
+        Some(Match::IsNot(list)) => !list
+            .iter()
+            .any(|r| substitute(r, req.context).is_some_and(|r| glob(&r, req.resource, false))),
+        // Trust policies name no resource: the role itself is the resource.
+        None => st.principals.is_some(),
+    };
+    if !resource {
+        return Tri::False;
+    }
+    match (&st.principals, req.principal) {
+        (Some(Match::Is(p)), Some(who)) if !principal_matches(p, who) => return Tri::False,
+        (Some(Match::IsNot(p)), Some(who)) if principal_matches(p, who) => return Tri::False,
+        (Some(_), None) => return Tri::False,
+        _ => {}
+    }
+    st.conditions
+        .iter()
+        .fold(Tri::True, |acc, c| acc.and(condition(c, req.context)))
+}
+
+/// The answer to "is this request allowed?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// Allowed only if the listed condition keys take the right values.
+    ConditionalAllow(BTreeSet<String>),
+    ExplicitDeny,
+    /// No statement allows it.
+    ImplicitDeny,
+}
+
+impl Decision {
+    pub fn allowed(&self) -> bool {
+        matches!(self, Decision::Allow)
+    }
+
+    /// Allowed, or allowed under conditions the request leaves open.
+    pub fn possibly_allowed(&self) -> bool {
+        matches!(self, Decision::Allow | Decision::ConditionalAllow(_))
+    }
+}
+
+/// The decision with the statements that made it (policy index, statement index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub decision: Decision,
+    pub allowed_by: Vec<(usize, usize)>,
+    pub denied_by: Vec<(usize, usize)>,
+}
+
+fn fold(
+    policies: &[&Policy],
+    effect: Effect,
+    req: &Request,
+    hits: &mut Vec<(usize, usize)>,
+) -> Tri {
+    let mut acc = Tri::False;
+    for (pi, p) in policies.iter().enumerate() {
+        for (si, st) in p
+            .statements
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.effect == effect)
+        {
+            let t = statement_applies(st, req);
+            if t != Tri::False {
+                hits.push((pi, si));
+            }
+            acc = acc.or(t);
+        }
+    }
+    acc
+}
+
+/// Evaluates identity policies (inline, attached managed, group-inherited — already
+/// resolved by the caller), with an optional permissions boundary.
+pub fn evaluate(identity: &[&Policy], boundary: Option<&Policy>, req: &Request) -> Outcome {
+    let mut denied_by = Vec::new();
+    let mut allowed_by = Vec::new();
+    let mut all: Vec<&Policy> = identity.to_vec();
+    all.extend(boundary);
+    let deny = fold(&all, Effect::Deny, req, &mut denied_by);
+    if deny == Tri::True {
+        denied_by.retain(|&(p, s)| {
+            all.get(p)
+                .and_then(|p| p.statements.get(s))
+                .is_some_and(|st| statement_applies(st, req) == Tri::True)
+        });
+        return Outcome {
+            decision: Decision::ExplicitDeny,
+            allowed_by,
+            denied_by,
+        };
+    }
+    let mut allow = fold(identity, Effect::Allow, req, &mut allowed_by);
+    if let Some(b) = boundary {
+        allow = allow.and(fold(&[b], Effect::Allow, req, &mut Vec::new()));
+    }
+    // A deny that may apply makes an allow conditional on it not applying.
+    let decision = match (allow, deny) {
+        (Tri::False, _) => Decision::ImplicitDeny,
+        (Tri::True, Tri::False) => Decision::Allow,
+        (Tri::True, Tri::Unknown(k)) | (Tri::Unknown(k), Tri::False) => {
+            Decision::ConditionalAllow(k)
+        }
+        (Tri::Unknown(mut a), Tri::Unknown(b)) => {
+            a.extend(b);
+            Decision::ConditionalAllow(a)
+        }
+        (_, Tri::True) => Decision::ExplicitDeny,
+    };
+    Outcome {
+        decision,
+        allowed_by,
+        denied_by,
+    }
+}
+
+/// Whether a role's trust policy lets `who` call `action` (`sts:AssumeRole`,
+/// `sts:AssumeRoleWithWebIdentity`, `sts:AssumeRoleWithSAML`, `sts:TagSession`, …).
+pub fn evaluate_trust(
+    trust: &Policy,
+    role_arn: &str,
+    who: &PrincipalRef,
+    action: &str,
+    ctx: &Context,
+) -> Outcome {
+    let req = Request {
+        action,
+        resource: role_arn,
+        principal: Some(who),
+        context: ctx,
+    };
+    evaluate(&[trust], None, &req)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(v: Value) -> Policy {
+        Policy::parse(&v).unwrap()
+    }
+
+    fn req<'a>(action: &'a str, resource: &'a str, ctx: &'a Context) -> Request<'a> {
+        Request {
+            action,
+            resource,
+            principal: None,
+            context: ctx,
+        }
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob("iam:*", "iam:PassRole", true));
+        assert!(glob("iam:Pass*", "IAM:passrole", true));
+        assert!(!glob("iam:Pass*", "iam:GetRole", true));
+        assert!(glob(
+            "arn:aws:s3:::bucket/*/x?",
+            "arn:aws:s3:::bucket/a/b/xy",
+            false
+        ));
+        assert!(!glob(
+            "arn:aws:iam::*:role/App*",
+            "arn:aws:iam::1:role/app",
+            false
+        ));
+        assert!(glob("*", "", false));
+        assert!(!glob("a", "", false));
+    }
+
+    #[test]
+    fn deny_wins_and_not_action() {
+        let admin = p(json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}));
+        let no_iam =
+            p(json!({"Statement": {"Effect": "Deny", "Action": "iam:*", "Resource": "*"}}));
+        let ctx = Context::default();
+        let out = evaluate(&[&admin, &no_iam], None, &req("iam:CreateUser", "*", &ctx));
+        assert_eq!(
+            (out.decision, out.denied_by),
+            (Decision::ExplicitDeny, vec![(1, 0)])
+        );
+        assert_eq!(
+            evaluate(
+                &[&admin, &no_iam],
+                None,
+                &req("s3:GetObject", "arn:aws:s3:::b/k", &ctx)
+            )
+            .decision,
+            Decision::Allow
+        );
+        let all_but_iam = p(
+            json!({"Statement": [{"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}]}),
+        );
+        assert_eq!(
+            evaluate(&[&all_but_iam], None, &req("iam:PassRole", "*", &ctx)).decision,
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&[&all_but_iam], None, &req("ec2:RunInstances", "*", &ctx)).decision,
+            Decision::Allow
+        );
+        let not_resource = p(
+            json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "NotResource": "arn:aws:s3:::secret/*"}]}),
+        );
+        assert_eq!(
+            evaluate(
+                &[&not_resource],
+                None,
+                &req("s3:GetObject", "arn:aws:s3:::secret/k", &ctx)
+            )
+            .decision,
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(
+                &[&not_resource],
+                None,
+                &req("s3:GetObject", "arn:aws:s3:::open/k", &ctx)
+            )
+            .decision,
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn boundary_intersects() {
+        let admin = p(json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}));
+        let boundary = p(
+            json!({"Statement": [{"Effect": "Allow", "Action": ["s3:*", "logs:*"], "Resource": "*"}]}),
+        );
+        let ctx = Context::default();
+        assert_eq!(
+            evaluate(
+                &[&admin],
+                Some(&boundary),
+                &req("iam:CreateUser", "*", &ctx)
+            )
+            .decision,
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate(&[&admin], Some(&boundary), &req("s3:ListBucket", "*", &ctx)).decision,
+            Decision::Allow
+        );
+        let none = Policy::default();
+        assert_eq!(
+            evaluate(&[&none], Some(&boundary), &req("s3:ListBucket", "*", &ctx)).decision,
+            Decision::ImplicitDeny,
+            "a boundary grants nothing by itself"
+        );
+    }
+
+    #[test]
+    fn undecided_conditions_are_reported() {
+        let pol = p(
+            json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+            "Condition": {"IpAddress": {"aws:SourceIp": ["203.0.113.0/24", "2001:db8::/32"]}, "StringEquals": {"aws:RequestedRegion": "eu-west-1"}}}]}),
+        );
+        let open = Context::default();
+        let out = evaluate(&[&pol], None, &req("s3:GetObject", "*", &open));
+        assert_eq!(
+            out.decision,
+            Decision::ConditionalAllow(BTreeSet::from([
+                "aws:RequestedRegion".into(),
+                "aws:SourceIp".into()
+            ]))
+        );
+        let mut ctx = Context::default();
+        ctx.set("aws:SourceIp", ["203.0.113.9"])
+            .set("aws:requestedregion", ["eu-west-1"]);
+        assert_eq!(
+            evaluate(&[&pol], None, &req("s3:GetObject", "*", &ctx)).decision,
+            Decision::Allow
+        );
+        ctx.set("aws:SourceIp", ["198.51.100.1"]);
+        assert_eq!(
+            evaluate(&[&pol], None, &req("s3:GetObject", "*", &ctx)).decision,
+            Decision::ImplicitDeny
+        );
+        ctx.set("aws:SourceIp", ["2001:db8::1"]);
+        assert_eq!(
+            evaluate(&[&pol], None, &req("s3:GetObject", "*", &ctx)).decision,
+            Decision::Allow
+        );
+        // A deny that may apply makes the allow conditional.
+        let admin = p(json!({"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}));
+        let deny_outside = p(
+            json!({"Statement": [{"Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": "o-abc"}}}]}),
+        );
+        assert_eq!(
+            evaluate(
+                &[&admin, &deny_outside],
+                None,
+                &req("ec2:RunInstances", "*", &open)
+            )
+            .decision,
+            Decision::ConditionalAllow(BTreeSet::from(["aws:PrincipalOrgID".into()]))
+        );
+        let mut org = Context::default();
+        org.set("aws:PrincipalOrgID", ["o-abc"]);
+        assert_eq!(
+            evaluate(
+                &[&admin, &deny_outside],
+                None,
+                &req("ec2:RunInstances", "*", &org)
+            )
+            .decision,
+            Decision::Allow
+        );
+    }
+
+    #[test]
+    fn closed_context_and_operators() {
+        let mut ctx = Context {
+            closed: true,
+            ..Context::default()
+        };
+        let c = |op: &str, key: &str, vals: Value| Condition {
+            operator: op.into(),
+            key: key.into(),
+            values: strings(&vals),
+        };
+        assert_eq!(
+            condition(
+                &c("StringEquals", "aws:PrincipalTag/team", json!("x")),
+                &ctx
+            ),
+            Tri::False
+        );
+        assert_eq!(
+            condition(
+                &c("StringNotEquals", "aws:PrincipalTag/team", json!("x")),
+                &ctx
+            ),
+            Tri::True
+        );
+        assert_eq!(
+            condition(
+                &c("StringEqualsIfExists", "aws:PrincipalTag/team", json!("x")),
+                &ctx
+            ),
+            Tri::True
+        );
+        assert_eq!(
+            condition(&c("Null", "aws:TokenIssueTime", json!("true")), &ctx),
+            Tri::True
+        );
+        ctx.set("aws:TokenIssueTime", ["2026-11-10T08:00:00Z"])
+            .set("aws:MultiFactorAuthPresent", ["true"])
+            .set("aws:TagKeys", ["env", "team"]);
+        assert_eq!(
+            condition(
+                &c(
+                    "DateGreaterThan",
+                    "aws:TokenIssueTime",
+                    json!("2026-11-01T00:00:00Z")
+                ),
+                &ctx
+            ),
+            Tri::True
+        );
+        assert_eq!(
+            condition(&c("Bool", "aws:MultiFactorAuthPresent", json!(true)), &ctx),
+            Tri::True
+        );
+        assert_eq!(
+            condition(
+                &c(
+                    "ForAllValues:StringEquals",
+                    "aws:TagKeys",
+                    json!(["env", "team", "owner"])
+                ),
+                &ctx
+            ),
+            Tri::True
+        );
+        assert_eq!(
+            condition(
+                &c("ForAllValues:StringEquals", "aws:TagKeys", json!(["env"])),
+                &ctx
+            ),
+            Tri::False
+        );
+        assert_eq!(
+            condition(
+                &c("ForAnyValue:StringLike", "aws:TagKeys", json!("te*")),
+                &ctx
+            ),
+            Tri::True
+        );
+        assert_eq!(
+            condition(&c("NumericLessThan", "s3:max-keys", json!("10")), &ctx),
+            Tri::False
+        );
+        ctx.set("aws:username", ["alice"])
+            .set("aws:PrincipalArn", ["arn:aws:iam::1:user/alice"]);
+        assert_eq!(
+            condition(
+                &c(
+                    "ArnLike",
+                    "aws:PrincipalArn",
+                    json!("arn:aws:iam::1:user/${aws:username}")
+                ),
+                &ctx
+            ),
+            Tri::True
+        );
+        assert_eq!(
+            condition(&c("StringLikeSomething", "aws:username", json!("x")), &ctx),
+            Tri::unknown("aws:username"),
+            "an unknown operator is undecided, not ignored"
+        );
+    }
+
+    #[test]
+    fn github_oidc_trust() {
+        let trust = p(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"Federated": "arn:aws:iam::111122223333:oidc-provider/token.actions.githubusercontent.com"},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                          "StringLike": {"token.actions.githubusercontent.com:sub": "repo:acme/payments-api:*"}}}]}),
+        );
+        let gh = PrincipalRef::Federated("https://token.actions.githubusercontent.com".into());
+        let role = "arn:aws:iam::111122223333:role/github-actions-deploy";
+        let mut ctx = Context::default();
+        ctx.set(
+            "token.actions.githubusercontent.com:aud",
+            ["sts.amazonaws.com"],
+        )
+        .set(
+            "token.actions.githubusercontent.com:sub",
+            ["repo:acme/payments-api:ref:refs/heads/main"],
+        );
+        assert_eq!(
+            evaluate_trust(&trust, role, &gh, "sts:AssumeRoleWithWebIdentity", &ctx).decision,
+            Decision::Allow
+        );
+        ctx.set(
+            "token.actions.githubusercontent.com:sub",
+            ["repo:evil/fork:ref:refs/heads/main"],
+        );
+        assert_eq!(
+            evaluate_trust(&trust, role, &gh, "sts:AssumeRoleWithWebIdentity", &ctx).decision,
+            Decision::ImplicitDeny
+        );
+        let other =
+            PrincipalRef::Federated("arn:aws:iam::111122223333:oidc-provider/gitlab.com".into());
+        assert_eq!(
+            evaluate_trust(
+                &trust,
+                role,
+                &other,
+                "sts:AssumeRoleWithWebIdentity",
+                &Context::default()
+            )
+            .decision,
+            Decision::ImplicitDeny
+        );
+        assert_eq!(
+            evaluate_trust(&trust, role, &gh, "sts:AssumeRole", &ctx).decision,
+            Decision::ImplicitDeny
+        );
+    }
+
+    #[test]
+    fn account_and_wildcard_trust() {
+        let trust = p(json!({"Statement": [
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::444455556666:root"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:role/app/ci"}, "Action": "sts:AssumeRole"},
+            {"Effect": "Allow", "Principal": {"Service": ["ec2.amazonaws.com"]}, "Action": "sts:AssumeRole"}]}));
+        let role = "arn:aws:iam::111122223333:role/x";
+        let ctx = Context::default();
+        let aws = |account: &str, arn: &str| PrincipalRef::Aws {
+            account: account.into(),
+            arn: arn.into(),
+        };
+        assert!(
+            evaluate_trust(
+                &trust,
+                role,
+                &aws("444455556666", "arn:aws:iam::444455556666:user/bob"),
+                "sts:AssumeRole",
+                &ctx
+            )
+            .decision
+            .allowed()
+        );
+        assert!(
+            evaluate_trust(
+                &trust,
+                role,
+                &aws("111122223333", "arn:aws:iam::111122223333:role/ci"),
+                "sts:AssumeRole",
+                &ctx
+            )
+            .decision
+            .allowed(),
+            "the path in a trusted ARN is not part of the identity"
+        );
+        assert!(
+            !evaluate_trust(
+                &trust,
+                role,
+                &aws("999988887777", "arn:aws:iam::999988887777:root"),
+                "sts:AssumeRole",
+                &ctx
+            )
+            .decision
+            .allowed()
+        );
+        assert!(
+            evaluate_trust(
+                &trust,
+                role,
+                &PrincipalRef::Service("ec2.amazonaws.com".into()),
+                "sts:AssumeRole",
+                &ctx
+            )
+            .decision
+            .allowed()
+        );
+        let anyone = p(
+            json!({"Statement": {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}}),
+        );
+        assert!(
+            evaluate_trust(
+                &anyone,
+                role,
+                &aws("999988887777", "arn:aws:iam::999988887777:root"),
+                "sts:AssumeRole",
+                &ctx
+            )
+            .decision
+            .allowed()
+        );
+    }
+
+    #[test]
+    fn malformed_policies_are_errors() {
+        assert!(Policy::parse(&json!({})).is_err());
+        assert!(
+            Policy::parse(
+                &json!({"Statement": [{"Effect": "Maybe", "Action": "*", "Resource": "*"}]})
+            )
+            .is_err()
+        );
+        assert!(
+            Policy::parse(&json!({"Statement": [{"Effect": "Allow", "Resource": "*"}]})).is_err()
+        );
+        assert!(Policy::parse(&json!({"Statement": [{"Effect": "Allow", "Action": "*", "Principal": {"Martian": "x"}}]})).is_err());
+    }
+}

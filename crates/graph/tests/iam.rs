@@ -1,0 +1,244 @@
+//! IAM policy evaluation against third-party data: the Cloudsplaining authorization-details
+//! fixture and the pathfinding.cloud privilege-escalation catalogue (`../shared/corpora`).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+
+use keyward_graph::iam::authz::Snapshot;
+use keyward_graph::iam::{Context, Decision, Policy, Request, evaluate};
+use serde_json::{Value, json};
+
+fn corpora() -> Option<PathBuf> {
+    let p = std::env::var_os("KEYWARD_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipped: corpora not found at {} (set KEYWARD_CORPORA)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn decide(
+    policies: &[&Policy],
+    boundary: Option<&Policy>,
+    action: &str,
+    resource: &str,
+) -> Decision {
+    let ctx = Context::default();
+    evaluate(
+        policies,
+        boundary,
+        &Request {
+            action,
+            resource,
+            principal: None,
+            context: &ctx,
+        },
+    )
+    .decision
+}
+
+#[test]
+fn cloudsplaining_fixture_principals() {
+    let Some(c) = corpora() else { return };
+    let doc: Value = serde_json::from_slice(
+        &std::fs::read(c.join("aws-iam-authz-small/small-authz-details.json")).unwrap(),
+    )
+    .unwrap();
+    let snap = Snapshot::new(&doc);
+    let all = snap.principals();
+    assert_eq!(all.len(), 6, "3 users and 3 roles");
+    for (id, p) in &all {
+        assert!(p.errors.is_empty(), "{id}: {:?}", p.errors);
+    }
+    // obama: AdministratorAccess attached and through the `admin` group.
+    let obama = &all["arn:aws:iam::012345678901:user/obama"];
+    assert!(
+        obama
+            .identity
+            .iter()
+            .any(|s| s.source.starts_with("group:admin/"))
+    );
+    assert_eq!(
+        decide(&obama.identity_policies(), None, "iam:CreateUser", "*"),
+        Decision::Allow
+    );
+    // MyRole: an inline policy with iam:PassRole and instance-profile actions, and a trust
+    // policy for SSM.
+    let role = &all["arn:aws:iam::012345678901:role/MyRole"];
+    assert_eq!(
+        decide(
+            &role.identity_policies(),
+            None,
+            "iam:PassRole",
+            "arn:aws:iam::012345678901:role/Other"
+        ),
+        Decision::Allow
+    );
+    assert_eq!(
+        decide(
+            &role.identity_policies(),
+            None,
+            "s3:GetObject",
+            "arn:aws:s3:::b/k"
+        ),
+        Decision::ImplicitDeny
+    );
+    let trust = role.trust.as_ref().unwrap();
+    let ssm = keyward_graph::iam::PrincipalRef::Service("ssm.amazonaws.com".into());
+    let ec2 = keyward_graph::iam::PrincipalRef::Service("ec2.amazonaws.com".into());
+    let ctx = Context::default();
+    assert!(
+        keyward_graph::iam::evaluate_trust(trust, &role.arn, &ssm, "sts:AssumeRole", &ctx)
+            .decision
+            .allowed()
+    );
+    assert!(
+        !keyward_graph::iam::evaluate_trust(trust, &role.arn, &ec2, "sts:AssumeRole", &ctx)
+            .decision
+            .allowed()
+    );
+    // Every managed policy a principal references is in the snapshot or reported.
+    let referenced: usize = all
+        .values()
+        .map(|p| p.identity.len() + p.unresolved.len())
+        .sum();
+    assert!(referenced > 6);
+}
+
+#[test]
+fn example_estate_boundary_and_federation() {
+    let doc: Value = serde_json::from_slice(
+        &std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../examples/estate/aws/111122223333/iam-authorization-details.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let all = Snapshot::new(&doc).principals();
+    for (id, p) in &all {
+        assert!(
+            p.errors.is_empty() && p.unresolved.is_empty(),
+            "{id}: {:?} {:?}",
+            p.errors,
+            p.unresolved
+        );
+    }
+    let with_boundary: Vec<&String> = all
+        .iter()
+        .filter(|(_, p)| p.boundary.is_some())
+        .map(|(id, _)| id)
+        .collect();
+    assert_eq!(with_boundary.len(), 1, "{with_boundary:?}");
+    let gh = &all["arn:aws:iam::111122223333:role/github-actions-deploy"];
+    let fed =
+        keyward_graph::iam::PrincipalRef::Federated("token.actions.githubusercontent.com".into());
+    let mut ctx = Context::default();
+    ctx.set(
+        "token.actions.githubusercontent.com:sub",
+        ["repo:acme/payments-api:ref:refs/heads/main"],
+    )
+    .set(
+        "token.actions.githubusercontent.com:aud",
+        ["sts.amazonaws.com"],
+    );
+    let trust = gh.trust.as_ref().unwrap();
+    assert!(
+        keyward_graph::iam::evaluate_trust(
+            trust,
+            &gh.arn,
+            &fed,
+            "sts:AssumeRoleWithWebIdentity",
+            &ctx
+        )
+        .decision
+        .allowed()
+    );
+    ctx.set(
+        "token.actions.githubusercontent.com:sub",
+        ["repo:acme/other:ref:refs/heads/main"],
+    );
+    assert!(
+        !keyward_graph::iam::evaluate_trust(
+            trust,
+            &gh.arn,
+            &fed,
+            "sts:AssumeRoleWithWebIdentity",
+            &ctx
+        )
+        .decision
+        .allowed()
+    );
+}
+
+/// Every path in the catalogue: a principal granted exactly the path's required permissions
+/// is allowed each of them; with any one of them taken away, that one is denied while the
+/// rest stay allowed (the near miss).
+#[test]
+fn pathfinding_required_permissions() {
+    let Some(c) = corpora() else { return };
+    let mut files = Vec::new();
+    for dir in std::fs::read_dir(c.join("aws-privesc-pathfinding-cloud/data/paths")).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            files.push(f.unwrap().path());
+        }
+    }
+    files.sort();
+    assert_eq!(files.len(), 65);
+    for f in &files {
+        // Upstream files repeat a top-level key now and then; the later value is the one meant.
+        let opts =
+            serde_saphyr::options! { duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
+        let y: Value =
+            serde_saphyr::from_str_with_options(&std::fs::read_to_string(f).unwrap(), opts)
+                .unwrap();
+        let id = y["id"].as_str().unwrap();
+        let required: Vec<String> = y["permissions"]["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["permission"].as_str().unwrap().to_owned())
+            .collect();
+        assert!(!required.is_empty(), "{id}");
+        let grant = |actions: &[String]| {
+            Policy::parse(&json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]})).unwrap()
+        };
+        let full = grant(&required);
+        for action in &required {
+            assert_eq!(
+                decide(&[&full], None, action, "*"),
+                Decision::Allow,
+                "{id}: {action}"
+            );
+        }
+        for (i, missing) in required.iter().enumerate() {
+            let rest: Vec<String> = required
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, a)| a.clone())
+                .collect();
+            let near = grant(&rest);
+            let still = rest.iter().any(|a| a.eq_ignore_ascii_case(missing));
+            if !still {
+                assert_eq!(
+                    decide(&[&near], None, missing, "*"),
+                    Decision::ImplicitDeny,
+                    "{id}: without {missing}"
+                );
+            }
+        }
+    }
+}
