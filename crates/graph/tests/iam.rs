@@ -1,5 +1,6 @@
-//! IAM policy evaluation against third-party data: the Cloudsplaining authorization-details
-//! fixture and the pathfinding.cloud privilege-escalation catalogue (`../shared/corpora`).
+//! IAM policy evaluation against the Cloudsplaining authorization-details fixture
+//! (`../shared/corpora`) and the example estate. The pathfinding catalogue is exercised by
+//! `escalation.rs`.
 
 #![allow(
     clippy::unwrap_used,
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use keyward_graph::iam::authz::Snapshot;
 use keyward_graph::iam::{Context, Decision, Policy, Request, evaluate};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 fn corpora() -> Option<PathBuf> {
     let p = std::env::var_os("KEYWARD_CORPORA")
@@ -181,64 +182,4 @@ fn example_estate_boundary_and_federation() {
         .decision
         .allowed()
     );
-}
-
-/// Every path in the catalogue: a principal granted exactly the path's required permissions
-/// is allowed each of them; with any one of them taken away, that one is denied while the
-/// rest stay allowed (the near miss).
-#[test]
-fn pathfinding_required_permissions() {
-    let Some(c) = corpora() else { return };
-    let mut files = Vec::new();
-    for dir in std::fs::read_dir(c.join("aws-privesc-pathfinding-cloud/data/paths")).unwrap() {
-        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            files.push(f.unwrap().path());
-        }
-    }
-    files.sort();
-    assert_eq!(files.len(), 65);
-    for f in &files {
-        // Upstream files repeat a top-level key now and then; the later value is the one meant.
-        let opts =
-            serde_saphyr::options! { duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
-        let y: Value =
-            serde_saphyr::from_str_with_options(&std::fs::read_to_string(f).unwrap(), opts)
-                .unwrap();
-        let id = y["id"].as_str().unwrap();
-        let required: Vec<String> = y["permissions"]["required"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| p["permission"].as_str().unwrap().to_owned())
-            .collect();
-        assert!(!required.is_empty(), "{id}");
-        let grant = |actions: &[String]| {
-            Policy::parse(&json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": actions, "Resource": "*"}]})).unwrap()
-        };
-        let full = grant(&required);
-        for action in &required {
-            assert_eq!(
-                decide(&[&full], None, action, "*"),
-                Decision::Allow,
-                "{id}: {action}"
-            );
-        }
-        for (i, missing) in required.iter().enumerate() {
-            let rest: Vec<String> = required
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != i)
-                .map(|(_, a)| a.clone())
-                .collect();
-            let near = grant(&rest);
-            let still = rest.iter().any(|a| a.eq_ignore_ascii_case(missing));
-            if !still {
-                assert_eq!(
-                    decide(&[&near], None, missing, "*"),
-                    Decision::ImplicitDeny,
-                    "{id}: without {missing}"
-                );
-            }
-        }
-    }
 }

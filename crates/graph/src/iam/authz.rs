@@ -36,6 +36,8 @@ pub struct PrincipalPolicies {
     pub identity: Vec<Sourced>,
     pub boundary: Option<Sourced>,
     pub trust: Option<Policy>,
+    /// Groups the user is a member of (names).
+    pub groups: Vec<String>,
     /// Managed policies referenced but not in the snapshot.
     pub unresolved: Vec<String>,
     /// Policies that could not be parsed, with why.
@@ -170,6 +172,7 @@ impl Snapshot {
             }
         }
         for g in list(entry, "GroupList").filter_map(Value::as_str) {
+            out.groups.push(g.to_owned());
             let Some(group) = self.groups.get(g) else {
                 out.unresolved.push(format!("group {g}"));
                 continue;
@@ -199,6 +202,26 @@ impl Snapshot {
             }
         }
         out
+    }
+
+    /// The account's groups with their resolved policies (`arn` is the group's ARN).
+    pub fn groups(&self) -> Vec<PrincipalPolicies> {
+        self.groups
+            .values()
+            .map(|g| {
+                let mut out = PrincipalPolicies {
+                    arn: s(g, "Arn").unwrap_or_default().to_owned(),
+                    ..Default::default()
+                };
+                Self::inline(g, "GroupPolicyList", "", &mut out);
+                for a in list(g, "AttachedManagedPolicies") {
+                    if let Some(arn) = s(a, "PolicyArn") {
+                        self.managed(arn, "", &mut out);
+                    }
+                }
+                out
+            })
+            .collect()
     }
 
     /// Every user and role, by canonical id.

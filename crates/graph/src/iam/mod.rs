@@ -6,6 +6,7 @@
 //! is reported as undecided, with its key, and never silently ignored.
 
 pub mod authz;
+pub mod escalation;
 pub mod policy;
 
 pub use policy::{

@@ -1,0 +1,751 @@
+//! AWS IAM privilege escalation: which principals can become an administrator, by which
+//! technique, in how many hops.
+//!
+//! Techniques are numbered like the pathfinding.cloud catalogue (`iam-001`, `ec2-001`, …)
+//! so findings line up with it; the table below is Keyward's own encoding of what each
+//! technique needs. Every permission is checked with the policy evaluator against the
+//! principal's real policies (inline, managed, group, boundary) and, for role targets, the
+//! role's trust policy. A permission allowed only under conditions the analysis cannot
+//! decide makes the path conditional (reported with its condition keys), never silently
+//! certain.
+//!
+//! Techniques that take over a role through an *existing* workload (a Lambda function, an
+//! EC2 instance, a Glue endpoint…) are reported against the roles that service can assume:
+//! the snapshot lists roles, not workloads, so such a path says "if a workload runs as it".
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use keyward_model::ids;
+
+use super::authz::{PrincipalPolicies, Snapshot};
+use super::policy::{Context, Decision, PrincipalRef, Request, evaluate, evaluate_trust};
+
+/// What a technique acts on, and so what the attacker becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// The principal's own policies (or its groups', or a group it joins).
+    SelfPolicy,
+    /// Another IAM user, whose credentials or policies the principal controls.
+    User,
+    /// A role the principal can (make itself able to) assume.
+    Role,
+    /// A role passed to a new workload of one of these services.
+    PassRole(&'static [&'static str]),
+    /// A role already used by a workload of one of these services.
+    ExistingWorkload(&'static [&'static str]),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Technique {
+    pub id: &'static str,
+    pub actions: &'static [&'static str],
+    pub target: Target,
+}
+
+const LAMBDA: &[&str] = &["lambda.amazonaws.com"];
+const EC2: &[&str] = &["ec2.amazonaws.com"];
+const GLUE: &[&str] = &["glue.amazonaws.com"];
+const CFN: &[&str] = &["cloudformation.amazonaws.com"];
+const CODEBUILD: &[&str] = &["codebuild.amazonaws.com"];
+const ECS: &[&str] = &["ecs-tasks.amazonaws.com"];
+const SAGEMAKER: &[&str] = &["sagemaker.amazonaws.com"];
+const APPRUNNER: &[&str] = &["tasks.apprunner.amazonaws.com"];
+const AGENTCORE: &[&str] = &["bedrock-agentcore.amazonaws.com"];
+const PIPELINE: &[&str] = &[
+    "datapipeline.amazonaws.com",
+    "elasticmapreduce.amazonaws.com",
+];
+
+macro_rules! t {
+    ($id:literal, [$($a:literal),+], $target:expr) => {
+        Technique { id: $id, actions: &[$($a),+], target: $target }
+    };
+}
+
+/// The techniques Keyward checks.
+pub const TECHNIQUES: &[Technique] = &[
+    t!(
+        "apprunner-001",
+        ["iam:PassRole", "apprunner:CreateService"],
+        Target::PassRole(APPRUNNER)
+    ),
+    t!(
+        "apprunner-002",
+        ["apprunner:UpdateService"],
+        Target::ExistingWorkload(APPRUNNER)
+    ),
+    t!(
+        "bedrock-001",
+        [
+            "iam:PassRole",
+            "bedrock-agentcore:CreateCodeInterpreter",
+            "bedrock-agentcore:StartCodeInterpreterSession",
+            "bedrock-agentcore:InvokeCodeInterpreter"
+        ],
+        Target::PassRole(AGENTCORE)
+    ),
+    t!(
+        "bedrock-002",
+        [
+            "bedrock-agentcore:StartCodeInterpreterSession",
+            "bedrock-agentcore:InvokeCodeInterpreter"
+        ],
+        Target::ExistingWorkload(AGENTCORE)
+    ),
+    t!(
+        "cloudformation-001",
+        ["iam:PassRole", "cloudformation:CreateStack"],
+        Target::PassRole(CFN)
+    ),
+    t!(
+        "cloudformation-002",
+        ["cloudformation:UpdateStack"],
+        Target::ExistingWorkload(CFN)
+    ),
+    t!(
+        "cloudformation-003",
+        [
+            "iam:PassRole",
+            "cloudformation:CreateStackSet",
+            "cloudformation:CreateStackInstances"
+        ],
+        Target::PassRole(CFN)
+    ),
+    t!(
+        "cloudformation-004",
+        ["iam:PassRole", "cloudformation:UpdateStackSet"],
+        Target::PassRole(CFN)
+    ),
+    t!(
+        "cloudformation-005",
+        [
+            "cloudformation:CreateChangeSet",
+            "cloudformation:ExecuteChangeSet"
+        ],
+        Target::ExistingWorkload(CFN)
+    ),
+    t!(
+        "codebuild-001",
+        [
+            "iam:PassRole",
+            "codebuild:CreateProject",
+            "codebuild:StartBuild"
+        ],
+        Target::PassRole(CODEBUILD)
+    ),
+    t!(
+        "codebuild-002",
+        ["codebuild:StartBuild"],
+        Target::ExistingWorkload(CODEBUILD)
+    ),
+    t!(
+        "codebuild-003",
+        ["codebuild:StartBuildBatch"],
+        Target::ExistingWorkload(CODEBUILD)
+    ),
+    t!(
+        "codebuild-004",
+        [
+            "iam:PassRole",
+            "codebuild:CreateProject",
+            "codebuild:StartBuildBatch"
+        ],
+        Target::PassRole(CODEBUILD)
+    ),
+    t!(
+        "datapipeline-001",
+        [
+            "iam:PassRole",
+            "datapipeline:CreatePipeline",
+            "datapipeline:PutPipelineDefinition",
+            "datapipeline:ActivatePipeline"
+        ],
+        Target::PassRole(PIPELINE)
+    ),
+    t!(
+        "ec2instanceconnect-003",
+        [
+            "ec2-instance-connect:SendSSHPublicKey",
+            "ec2:DescribeInstances"
+        ],
+        Target::ExistingWorkload(EC2)
+    ),
+    t!(
+        "ec2-001",
+        ["iam:PassRole", "ec2:RunInstances"],
+        Target::PassRole(EC2)
+    ),
+    t!(
+        "ec2-002",
+        [
+            "ec2:ModifyInstanceAttribute",
+            "ec2:StopInstances",
+            "ec2:StartInstances"
+        ],
+        Target::ExistingWorkload(EC2)
+    ),
+    t!(
+        "ec2-003",
+        ["iam:PassRole", "ec2:RequestSpotInstances"],
+        Target::PassRole(EC2)
+    ),
+    t!(
+        "ec2-004",
+        [
+            "ec2:CreateLaunchTemplateVersion",
+            "ec2:ModifyLaunchTemplate"
+        ],
+        Target::ExistingWorkload(EC2)
+    ),
+    t!(
+        "ecs-001",
+        [
+            "iam:PassRole",
+            "ecs:CreateCluster",
+            "ecs:RegisterTaskDefinition",
+            "ecs:CreateService"
+        ],
+        Target::PassRole(ECS)
+    ),
+    t!(
+        "ecs-002",
+        [
+            "iam:PassRole",
+            "ecs:CreateCluster",
+            "ecs:RegisterTaskDefinition",
+            "ecs:RunTask"
+        ],
+        Target::PassRole(ECS)
+    ),
+    t!(
+        "ecs-003",
+        [
+            "iam:PassRole",
+            "ecs:RegisterTaskDefinition",
+            "ecs:CreateService"
+        ],
+        Target::PassRole(ECS)
+    ),
+    t!(
+        "ecs-004",
+        ["iam:PassRole", "ecs:RegisterTaskDefinition", "ecs:RunTask"],
+        Target::PassRole(ECS)
+    ),
+    t!(
+        "ecs-005",
+        [
+            "iam:PassRole",
+            "ecs:RegisterTaskDefinition",
+            "ecs:StartTask"
+        ],
+        Target::PassRole(ECS)
+    ),
+    t!(
+        "glue-001",
+        ["iam:PassRole", "glue:CreateDevEndpoint"],
+        Target::PassRole(GLUE)
+    ),
+    t!(
+        "glue-002",
+        ["glue:UpdateDevEndpoint"],
+        Target::ExistingWorkload(GLUE)
+    ),
+    t!(
+        "glue-003",
+        ["iam:PassRole", "glue:CreateJob", "glue:StartJobRun"],
+        Target::PassRole(GLUE)
+    ),
+    t!(
+        "glue-004",
+        ["iam:PassRole", "glue:CreateJob", "glue:CreateTrigger"],
+        Target::PassRole(GLUE)
+    ),
+    t!(
+        "glue-005",
+        ["iam:PassRole", "glue:UpdateJob", "glue:StartJobRun"],
+        Target::PassRole(GLUE)
+    ),
+    t!(
+        "glue-006",
+        ["iam:PassRole", "glue:UpdateJob", "glue:CreateTrigger"],
+        Target::PassRole(GLUE)
+    ),
+    t!("iam-001", ["iam:CreatePolicyVersion"], Target::SelfPolicy),
+    t!("iam-002", ["iam:CreateAccessKey"], Target::User),
+    t!(
+        "iam-003",
+        ["iam:CreateAccessKey", "iam:DeleteAccessKey"],
+        Target::User
+    ),
+    t!("iam-004", ["iam:CreateLoginProfile"], Target::User),
+    t!("iam-005", ["iam:PutRolePolicy"], Target::SelfPolicy),
+    t!("iam-006", ["iam:UpdateLoginProfile"], Target::User),
+    t!("iam-007", ["iam:PutUserPolicy"], Target::SelfPolicy),
+    t!("iam-008", ["iam:AttachUserPolicy"], Target::SelfPolicy),
+    t!("iam-009", ["iam:AttachRolePolicy"], Target::SelfPolicy),
+    t!("iam-010", ["iam:AttachGroupPolicy"], Target::SelfPolicy),
+    t!("iam-011", ["iam:PutGroupPolicy"], Target::SelfPolicy),
+    t!("iam-012", ["iam:UpdateAssumeRolePolicy"], Target::Role),
+    t!("iam-013", ["iam:AddUserToGroup"], Target::SelfPolicy),
+    t!(
+        "iam-014",
+        ["iam:AttachRolePolicy", "sts:AssumeRole"],
+        Target::Role
+    ),
+    t!(
+        "iam-015",
+        ["iam:AttachUserPolicy", "iam:CreateAccessKey"],
+        Target::User
+    ),
+    t!(
+        "iam-016",
+        ["iam:CreatePolicyVersion", "sts:AssumeRole"],
+        Target::Role
+    ),
+    t!(
+        "iam-017",
+        ["iam:PutRolePolicy", "sts:AssumeRole"],
+        Target::Role
+    ),
+    t!(
+        "iam-018",
+        ["iam:PutUserPolicy", "iam:CreateAccessKey"],
+        Target::User
+    ),
+    t!(
+        "iam-019",
+        ["iam:AttachRolePolicy", "iam:UpdateAssumeRolePolicy"],
+        Target::Role
+    ),
+    t!(
+        "iam-020",
+        ["iam:CreatePolicyVersion", "iam:UpdateAssumeRolePolicy"],
+        Target::Role
+    ),
+    t!(
+        "iam-021",
+        ["iam:PutRolePolicy", "iam:UpdateAssumeRolePolicy"],
+        Target::Role
+    ),
+    t!(
+        "lambda-001",
+        [
+            "iam:PassRole",
+            "lambda:CreateFunction",
+            "lambda:InvokeFunction"
+        ],
+        Target::PassRole(LAMBDA)
+    ),
+    t!(
+        "lambda-002",
+        [
+            "iam:PassRole",
+            "lambda:CreateFunction",
+            "lambda:CreateEventSourceMapping"
+        ],
+        Target::PassRole(LAMBDA)
+    ),
+    t!(
+        "lambda-003",
+        ["lambda:UpdateFunctionCode"],
+        Target::ExistingWorkload(LAMBDA)
+    ),
+    t!(
+        "lambda-004",
+        ["lambda:UpdateFunctionCode", "lambda:InvokeFunction"],
+        Target::ExistingWorkload(LAMBDA)
+    ),
+    t!(
+        "lambda-005",
+        ["lambda:UpdateFunctionCode", "lambda:AddPermission"],
+        Target::ExistingWorkload(LAMBDA)
+    ),
+    t!(
+        "lambda-006",
+        [
+            "iam:PassRole",
+            "lambda:CreateFunction",
+            "lambda:AddPermission"
+        ],
+        Target::PassRole(LAMBDA)
+    ),
+    t!(
+        "sagemaker-001",
+        ["iam:PassRole", "sagemaker:CreateNotebookInstance"],
+        Target::PassRole(SAGEMAKER)
+    ),
+    t!(
+        "sagemaker-002",
+        ["iam:PassRole", "sagemaker:CreateTrainingJob"],
+        Target::PassRole(SAGEMAKER)
+    ),
+    t!(
+        "sagemaker-003",
+        ["iam:PassRole", "sagemaker:CreateProcessingJob"],
+        Target::PassRole(SAGEMAKER)
+    ),
+    t!(
+        "sagemaker-004",
+        ["sagemaker:CreatePresignedNotebookInstanceUrl"],
+        Target::ExistingWorkload(SAGEMAKER)
+    ),
+    t!(
+        "sagemaker-005",
+        [
+            "sagemaker:CreateNotebookInstanceLifecycleConfig",
+            "sagemaker:StopNotebookInstance",
+            "sagemaker:UpdateNotebookInstance",
+            "sagemaker:StartNotebookInstance"
+        ],
+        Target::ExistingWorkload(SAGEMAKER)
+    ),
+    t!(
+        "ssm-001",
+        ["ssm:StartSession"],
+        Target::ExistingWorkload(EC2)
+    ),
+    t!(
+        "ssm-002",
+        ["ssm:SendCommand"],
+        Target::ExistingWorkload(EC2)
+    ),
+    t!("sts-001", ["sts:AssumeRole"], Target::Role),
+];
+
+pub fn technique(id: &str) -> Option<&'static Technique> {
+    TECHNIQUES.iter().find(|t| t.id == id)
+}
+
+/// Actions a full administrator can perform on any resource; a principal allowed all of
+/// them is treated as admin-equivalent.
+const ADMIN_PROBES: [&str; 6] = [
+    "iam:CreateUser",
+    "iam:AttachRolePolicy",
+    "ec2:RunInstances",
+    "s3:GetObject",
+    "kms:Decrypt",
+    "organizations:LeaveOrganization",
+];
+
+/// One escalation step from a principal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub technique: &'static str,
+    pub from: String,
+    /// The principal reached (the same one for self-escalation).
+    pub to: String,
+    /// The step ends with admin-equivalent power: the target is admin, or the technique
+    /// lets the attacker grant it admin (self-escalation, writing the target's policies).
+    pub reaches_admin: bool,
+    /// Condition keys that must take the right values for the step to work.
+    pub conditional: BTreeSet<String>,
+    /// The step relies on an existing workload of the target's service running as it.
+    pub via_existing_workload: bool,
+}
+
+/// A multi-hop path from a principal to an admin-equivalent one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    pub steps: Vec<Step>,
+}
+
+struct Account<'s> {
+    snap: &'s Snapshot,
+    principals: BTreeMap<String, PrincipalPolicies>,
+    admin: BTreeSet<String>,
+}
+
+fn decide(p: &PrincipalPolicies, action: &str, resource: &str) -> Decision {
+    let ctx = Context::default();
+    let boundary = p.boundary.as_ref().map(|b| &b.policy);
+    evaluate(
+        &p.identity_policies(),
+        boundary,
+        &Request {
+            action,
+            resource,
+            principal: None,
+            context: &ctx,
+        },
+    )
+    .decision
+}
+
+/// All of `actions` on `resource` (the `iam:PassRole` one on `pass_to`): `None` if any is
+/// denied, else the condition keys that stay open.
+fn allowed_all(
+    p: &PrincipalPolicies,
+    actions: &[&str],
+    resource: &str,
+    pass_to: &str,
+) -> Option<BTreeSet<String>> {
+    let mut keys = BTreeSet::new();
+    for a in actions {
+        let r = if a.eq_ignore_ascii_case("iam:PassRole") {
+            pass_to
+        } else {
+            resource
+        };
+        match decide(p, a, r) {
+            Decision::Allow => {}
+            Decision::ConditionalAllow(k) => keys.extend(k),
+            Decision::ExplicitDeny | Decision::ImplicitDeny => return None,
+        }
+    }
+    Some(keys)
+}
+
+/// Customer-managed policies that apply to a principal (AWS-managed ones cannot be edited).
+fn customer_managed(p: &PrincipalPolicies) -> Vec<String> {
+    p.identity
+        .iter()
+        .filter_map(|s| {
+            s.source
+                .rsplit_once("managed:")
+                .map(|(_, arn)| arn.to_owned())
+        })
+        .filter(|arn| !arn.starts_with("arn:aws:iam::aws:policy/"))
+        .collect()
+}
+
+fn is_admin(p: &PrincipalPolicies) -> bool {
+    ADMIN_PROBES.iter().all(|a| decide(p, a, "*").allowed())
+}
+
+fn kind_of(arn: &str) -> &str {
+    ids::Arn::parse(arn)
+        .and_then(|a| a.type_and_name())
+        .map_or("", |(t, _)| t)
+}
+
+fn trusts(role: &PrincipalPolicies, who: &PrincipalRef, action: &str) -> Option<BTreeSet<String>> {
+    let trust = role.trust.as_ref()?;
+    match evaluate_trust(trust, &role.arn, who, action, &Context::default()).decision {
+        Decision::Allow => Some(BTreeSet::new()),
+        Decision::ConditionalAllow(k) => Some(k),
+        Decision::ExplicitDeny | Decision::ImplicitDeny => None,
+    }
+}
+
+impl<'s> Account<'s> {
+    fn new(snap: &'s Snapshot) -> Self {
+        let principals = snap.principals();
+        let admin = principals
+            .iter()
+            .filter(|(_, p)| is_admin(p))
+            .map(|(id, _)| id.clone())
+            .collect();
+        Account {
+            snap,
+            principals,
+            admin,
+        }
+    }
+
+    /// Steps from `id` by one technique.
+    fn steps(&self, id: &str, t: &Technique) -> Vec<Step> {
+        let Some(p) = self.principals.get(id) else {
+            return Vec::new();
+        };
+        let account = ids::Arn::parse(&p.arn)
+            .map(|a| a.account.to_owned())
+            .unwrap_or_default();
+        let me = PrincipalRef::Aws {
+            account: account.clone(),
+            arn: p.arn.clone(),
+        };
+        let mut out = Vec::new();
+        let step = |to: &str, conditional: BTreeSet<String>, existing: bool| Step {
+            technique: t.id,
+            from: id.to_owned(),
+            to: to.to_owned(),
+            reaches_admin: false,
+            conditional,
+            via_existing_workload: existing,
+        };
+        match t.target {
+            Target::SelfPolicy => {
+                for resource in self.self_resources(id, p, t.id) {
+                    if let Some(k) = allowed_all(p, t.actions, &resource, &resource) {
+                        out.push(step(id, k, false));
+                        break;
+                    }
+                }
+            }
+            Target::User => {
+                for (uid, u) in self
+                    .principals
+                    .iter()
+                    .filter(|(u, _)| u.as_str() != id && kind_of(u) == "user")
+                {
+                    // Taking over a non-admin user only helps if the technique also grants
+                    // it policies (iam-015, iam-018); otherwise it is a lateral move.
+                    if let Some(k) = allowed_all(p, t.actions, &u.arn, &u.arn) {
+                        out.push(step(uid, k, false));
+                    }
+                }
+            }
+            Target::Role => {
+                let rewrites_trust = t.actions.contains(&"iam:UpdateAssumeRolePolicy");
+                for (rid, r) in self
+                    .principals
+                    .iter()
+                    .filter(|(r, _)| r.as_str() != id && kind_of(r) == "role")
+                {
+                    let Some(mut k) = self.allowed_on_role(p, t.actions, r) else {
+                        continue;
+                    };
+                    if !rewrites_trust {
+                        // `sts:AssumeRole` also needs the role's trust policy to allow us.
+                        match trusts(r, &me, "sts:AssumeRole") {
+                            Some(tk) => k.extend(tk),
+                            None => continue,
+                        }
+                    }
+                    out.push(step(rid, k, false));
+                }
+            }
+            Target::PassRole(services) | Target::ExistingWorkload(services) => {
+                let existing = matches!(t.target, Target::ExistingWorkload(_));
+                for (rid, r) in self.principals.iter().filter(|(r, _)| kind_of(r) == "role") {
+                    let trusted = services.iter().find_map(|s| {
+                        trusts(r, &PrincipalRef::Service((*s).to_owned()), "sts:AssumeRole")
+                    });
+                    let Some(tk) = trusted else { continue };
+                    if let Some(mut k) = allowed_all(p, t.actions, "*", &r.arn) {
+                        k.extend(tk);
+                        out.push(step(rid, k, existing));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// All `actions` against role `r`: `iam:CreatePolicyVersion` acts on a customer-managed
+    /// policy attached to the role, everything else on the role itself.
+    fn allowed_on_role(
+        &self,
+        p: &PrincipalPolicies,
+        actions: &[&str],
+        r: &PrincipalPolicies,
+    ) -> Option<BTreeSet<String>> {
+        let (versioned, direct): (Vec<&str>, Vec<&str>) = actions
+            .iter()
+            .partition(|a| a.eq_ignore_ascii_case("iam:CreatePolicyVersion"));
+        let mut keys = allowed_all(p, &direct, &r.arn, &r.arn)?;
+        if !versioned.is_empty() {
+            let policies = customer_managed(r);
+            let k = policies
+                .iter()
+                .find_map(|arn| allowed_all(p, &versioned, arn, arn))?;
+            keys.extend(k);
+        }
+        Some(keys)
+    }
+
+    /// What a self-escalation technique acts on: the principal itself, a managed policy
+    /// attached to it, a group it is in, or (joining a group) any group.
+    fn self_resources(&self, id: &str, p: &PrincipalPolicies, technique: &str) -> Vec<String> {
+        let account = ids::Arn::parse(&p.arn)
+            .map(|a| a.account.to_owned())
+            .unwrap_or_default();
+        let is_user = kind_of(id) == "user";
+        let groups: Vec<String> = p
+            .groups
+            .iter()
+            .map(|g| ids::iam(&account, "group", g))
+            .collect();
+        match technique {
+            "iam-001" => customer_managed(p),
+            "iam-005" | "iam-009" if !is_user => vec![p.arn.clone()],
+            "iam-007" | "iam-008" if is_user => vec![p.arn.clone()],
+            "iam-010" | "iam-011" if is_user => groups,
+            // Joining a group escalates only to what the group can do.
+            "iam-013" if is_user => self
+                .snap
+                .groups()
+                .into_iter()
+                .filter(is_admin)
+                .map(|g| g.arn)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether reaching `to` by `step` gives admin power.
+    fn reaches_admin(&self, step: &Step) -> bool {
+        match technique(step.technique).map(|t| t.target) {
+            // Self-escalation writes an admin policy for itself; so do the user/role
+            // techniques that grant policies to the target.
+            Some(Target::SelfPolicy) => true,
+            Some(Target::User | Target::Role)
+                if technique(step.technique).is_some_and(|t| {
+                    t.actions
+                        .iter()
+                        .any(|a| a.contains("Policy") && !a.contains("AssumeRole"))
+                }) =>
+            {
+                true
+            }
+            _ => self.admin.contains(&step.to),
+        }
+    }
+}
+
+/// Escalation analysis of one account snapshot.
+pub struct Analysis {
+    /// Admin-equivalent principals as found.
+    pub admins: BTreeSet<String>,
+    /// Every single step found, from every principal.
+    pub steps: Vec<Step>,
+}
+
+impl Analysis {
+    pub fn run(snap: &Snapshot) -> Analysis {
+        let account = Account::new(snap);
+        let mut steps = Vec::new();
+        for id in account.principals.keys() {
+            for t in TECHNIQUES {
+                for mut s in account.steps(id, t) {
+                    s.reaches_admin = account.reaches_admin(&s);
+                    steps.push(s);
+                }
+            }
+        }
+        let admins = account.admin.clone();
+        Analysis { admins, steps }
+    }
+
+    /// The shortest escalation path from `from` to admin-equivalent power, if any.
+    pub fn path_to_admin(&self, from: &str) -> Option<Path> {
+        if self.admins.contains(from) {
+            return Some(Path { steps: Vec::new() });
+        }
+        // Breadth-first over "becomes" steps; the first step that reaches admin ends the
+        // search, so the path found is a shortest one.
+        let mut prev: BTreeMap<String, &Step> = BTreeMap::new();
+        let mut queue = VecDeque::from([from.to_owned()]);
+        let mut seen = BTreeSet::from([from.to_owned()]);
+        while let Some(cur) = queue.pop_front() {
+            for s in self.steps.iter().filter(|s| s.from == cur) {
+                if s.reaches_admin {
+                    let mut steps = vec![s.clone()];
+                    let mut at = cur.clone();
+                    while at != from {
+                        let Some(p) = prev.get(&at) else { break };
+                        steps.push((*p).clone());
+                        at = p.from.clone();
+                    }
+                    steps.reverse();
+                    return Some(Path { steps });
+                }
+                if seen.insert(s.to.clone()) {
+                    prev.insert(s.to.clone(), s);
+                    queue.push_back(s.to.clone());
+                }
+            }
+        }
+        None
+    }
+}
