@@ -453,6 +453,16 @@ struct Account<'s> {
     snap: &'s Snapshot,
     principals: BTreeMap<String, PrincipalPolicies>,
     admin: BTreeSet<String>,
+    /// Service principal → roles whose trust policy lets it assume them (with open keys).
+    service_roles: BTreeMap<&'static str, Vec<(String, BTreeSet<String>)>>,
+}
+
+/// Whether `p` could be allowed `action` at all (see [`super::policy::Policy::may_allow`]).
+fn may(p: &PrincipalPolicies, action: &str) -> bool {
+    p.identity.iter().any(|s| s.policy.may_allow(action))
+        && p.boundary
+            .as_ref()
+            .is_none_or(|b| b.policy.may_allow(action))
 }
 
 fn decide(p: &PrincipalPolicies, action: &str, resource: &str) -> Decision {
@@ -535,10 +545,29 @@ impl<'s> Account<'s> {
             .filter(|(_, p)| is_admin(p))
             .map(|(id, _)| id.clone())
             .collect();
+        let mut service_roles: BTreeMap<&'static str, Vec<(String, BTreeSet<String>)>> =
+            BTreeMap::new();
+        for t in TECHNIQUES {
+            if let Target::PassRole(services) | Target::ExistingWorkload(services) = t.target {
+                for &svc in services {
+                    service_roles.entry(svc).or_insert_with(|| {
+                        let who = PrincipalRef::Service(svc.to_owned());
+                        principals
+                            .iter()
+                            .filter(|(id, _)| kind_of(id) == "role")
+                            .filter_map(|(id, r)| {
+                                trusts(r, &who, "sts:AssumeRole").map(|k| (id.clone(), k))
+                            })
+                            .collect()
+                    });
+                }
+            }
+        }
         Account {
             snap,
             principals,
             admin,
+            service_roles,
         }
     }
 
@@ -547,6 +576,9 @@ impl<'s> Account<'s> {
         let Some(p) = self.principals.get(id) else {
             return Vec::new();
         };
+        if !t.actions.iter().all(|a| may(p, a)) {
+            return Vec::new();
+        }
         let account = ids::Arn::parse(&p.arn)
             .map(|a| a.account.to_owned())
             .unwrap_or_default();
@@ -607,13 +639,20 @@ impl<'s> Account<'s> {
             }
             Target::PassRole(services) | Target::ExistingWorkload(services) => {
                 let existing = matches!(t.target, Target::ExistingWorkload(_));
-                for (rid, r) in self.principals.iter().filter(|(r, _)| kind_of(r) == "role") {
-                    let trusted = services.iter().find_map(|s| {
-                        trusts(r, &PrincipalRef::Service((*s).to_owned()), "sts:AssumeRole")
-                    });
-                    let Some(tk) = trusted else { continue };
+                let mut seen = BTreeSet::new();
+                let candidates = services
+                    .iter()
+                    .filter_map(|s| self.service_roles.get(s))
+                    .flatten();
+                for (rid, tk) in candidates {
+                    let Some(r) = self.principals.get(rid) else {
+                        continue;
+                    };
+                    if !seen.insert(rid) {
+                        continue;
+                    }
                     if let Some(mut k) = allowed_all(p, t.actions, "*", &r.arn) {
-                        k.extend(tk);
+                        k.extend(tk.iter().cloned());
                         out.push(step(rid, k, existing));
                     }
                 }
@@ -705,7 +744,12 @@ impl Analysis {
     pub fn run(snap: &Snapshot) -> Analysis {
         let account = Account::new(snap);
         let mut steps = Vec::new();
-        for id in account.principals.keys() {
+        // Admin-equivalent principals have nothing to escalate to.
+        for id in account
+            .principals
+            .keys()
+            .filter(|id| !account.admin.contains(*id))
+        {
             for t in TECHNIQUES {
                 for mut s in account.steps(id, t) {
                     s.reaches_admin = account.reaches_admin(&s);

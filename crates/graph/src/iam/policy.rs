@@ -212,6 +212,20 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Whether some `Allow` statement could allow `action` on some resource under some
+    /// conditions: a cheap necessary condition, used to skip work, never to decide.
+    pub fn may_allow(&self, action: &str) -> bool {
+        self.statements.iter().any(|st| {
+            st.effect == Effect::Allow
+                && match &st.actions {
+                    Match::Is(list) => list.iter().any(|a| glob(a, action, true)),
+                    Match::IsNot(list) => !list.iter().any(|a| glob(a, action, true)),
+                }
+        })
+    }
+}
+
 /// Glob match with `*` (any run) and `?` (one character).
 fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
     let eq = |a: char, b: char| {
