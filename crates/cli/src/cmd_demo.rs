@@ -225,6 +225,34 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         );
     }
 
+    let (_, escalations) = crate::cmd_graph::escalation_paths(&engine, None)?;
+    let lines: Vec<String> = escalations
+        .iter()
+        .map(|f| {
+            let (id, p) = (&f.from, &f.path);
+            let hops: Vec<String> = p
+                .steps
+                .iter()
+                .map(|s| {
+                    format!(
+                        "{} → {}",
+                        s.technique,
+                        s.to.rsplit('/').next().unwrap_or(&s.to)
+                    )
+                })
+                .collect();
+            format!(
+                "{}  {} ⇒ admin",
+                id.rsplit('/').next().unwrap_or(id),
+                hops.join(" · ")
+            )
+        })
+        .collect();
+    section(
+        "Privilege-escalation paths to admin (technique ids from pathfinding.cloud)",
+        &lines,
+    );
+
     if args.keep {
         let kept = tmp.keep();
         println!(
@@ -243,5 +271,6 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     println!(
         "  keyward show github-actions-deploy         # one identity, its credentials and events"
     );
+    println!("  keyward graph paths                        # who can become admin, and how");
     Ok(Outcome::Clean)
 }

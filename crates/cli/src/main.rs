@@ -3,6 +3,7 @@
 
 mod cmd_dead_letters;
 mod cmd_demo;
+mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_show;
@@ -36,6 +37,9 @@ enum Command {
     DeadLetters(cmd_dead_letters::Args),
     /// Ingest the bundled example estate into a temporary store and tour it.
     Demo(cmd_demo::Args),
+    /// Questions answered from the identity graph (escalation paths, …).
+    #[command(subcommand)]
+    Graph(cmd_graph::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error, 2 some records were rejected.
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Show(a) => cmd_show::run(&dir, a),
         Command::DeadLetters(a) => cmd_dead_letters::run(&dir, a),
         Command::Demo(a) => cmd_demo::run(a),
+        Command::Graph(c) => cmd_graph::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

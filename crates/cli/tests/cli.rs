@@ -136,6 +136,33 @@ fn ingest_inventory_show() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr(&o).contains("matches"), "ambiguous names say so");
 
+    let o = keyward(dir.path(), &["graph", "paths", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let paths = v["paths"].as_array().unwrap();
+    let tf = paths
+        .iter()
+        .find(|p| p["from"] == "arn:aws:iam::111122223333:user/terraform-runner")
+        .expect("terraform-runner escalates");
+    assert_eq!(tf["steps"][0]["technique"], "iam-019");
+    assert_eq!(
+        tf["steps"][0]["to"],
+        "arn:aws:iam::111122223333:role/reports-exporter"
+    );
+    assert!(
+        v["admin_equivalent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == "arn:aws:iam::111122223333:user/alice")
+    );
+    let o = keyward(dir.path(), &["graph", "paths", "--from", "svc-backup"]);
+    assert!(
+        stdout(&o).contains("escalation paths to admin: 0"),
+        "{}",
+        stdout(&o)
+    );
+
     let o = keyward(dir.path(), &["inventory", "--kind", "robot"]);
     assert_eq!(o.status.code(), Some(2), "clap usage error");
     assert!(stderr(&o).contains("unknown kind `robot`"));

@@ -12,7 +12,7 @@ pub use ingest::{
     DEFAULT_BATCH_RECORDS, FileReport, FileStatus, IngestOptions, IngestReport, Progress,
     SourceStats,
 };
-pub use query::{Filter, Resolve};
+pub use query::{Filter, Resolve, iam_snapshots};
 
 use std::path::Path;
 

@@ -81,3 +81,49 @@ impl Engine {
         }
     }
 }
+
+/// The IAM snapshot of each account, rebuilt from stored authorization-details objects
+/// (AWS-managed policies, stored under the pseudo-account `aws`, join every account).
+pub fn iam_snapshots(
+    store: &dyn keyward_store::Store,
+) -> Result<Vec<(String, keyward_graph::iam::authz::Snapshot)>, crate::EngineError> {
+    use std::collections::BTreeMap;
+    let lists = [
+        ("iam_user", "UserDetailList"),
+        ("iam_group", "GroupDetailList"),
+        ("iam_role", "RoleDetailList"),
+        ("iam_policy", "Policies"),
+    ];
+    let mut per_account: BTreeMap<String, serde_json::Map<String, serde_json::Value>> =
+        BTreeMap::new();
+    let mut aws_managed = Vec::new();
+    for (kind, list) in lists {
+        for o in store.objects(kind)? {
+            let scope = o.scope.unwrap_or_default();
+            if kind == "iam_policy" && scope == "aws" {
+                aws_managed.push(o.doc);
+                continue;
+            }
+            let doc = per_account.entry(scope).or_default();
+            if let serde_json::Value::Array(items) = doc
+                .entry(list)
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            {
+                items.push(o.doc);
+            }
+        }
+    }
+    Ok(per_account
+        .into_iter()
+        .map(|(account, mut doc)| {
+            if let serde_json::Value::Array(items) = doc
+                .entry("Policies")
+                .or_insert_with(|| serde_json::Value::Array(Vec::new()))
+            {
+                items.extend(aws_managed.iter().cloned());
+            }
+            let snap = keyward_graph::iam::authz::Snapshot::new(&serde_json::Value::Object(doc));
+            (account, snap)
+        })
+        .collect())
+}
