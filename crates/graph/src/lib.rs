@@ -7,5 +7,6 @@
 
 pub mod iam;
 pub mod inventory;
+pub mod k8s;
 
 pub use inventory::{Applied, Inventory, Slot};

@@ -1,0 +1,108 @@
+//! Kubernetes RBAC risky-access checks against the kubescape fixtures
+//! (`../shared/corpora/k8s-rbac-posture-kubescape`): for every control Keyward implements
+//! and every test case of it, the subjects we flag must be exactly the subjects kubescape's
+//! `expected.json` alerts on. Controls not implemented are listed in
+//! `docs/k8s-rbac-coverage.md`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use keyward_graph::k8s::{CHECKS, Rbac, risky_access};
+use serde_json::Value;
+
+fn corpora() -> Option<PathBuf> {
+    let p = std::env::var_os("KEYWARD_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "skipped: corpora not found at {} (set KEYWARD_CORPORA)",
+            p.display()
+        );
+        None
+    }
+}
+
+fn objects(dir: &Path) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        if f.extension().is_some_and(|e| e == "json") {
+            out.push(serde_json::from_str(&text).unwrap());
+        } else {
+            for doc in text.split("\n---") {
+                if doc.trim().is_empty() {
+                    continue;
+                }
+                let opts = serde_saphyr::options! { strict_booleans: true };
+                out.push(serde_saphyr::from_str_with_options::<Value>(doc, opts).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn implemented_controls_match_kubescape() {
+    let Some(c) = corpora() else { return };
+    let root = c.join("k8s-rbac-posture-kubescape/rules");
+    let mut controls: Vec<&str> = CHECKS.iter().map(|c| c.id).collect();
+    controls.push("rule-list-all-cluster-admins-v1");
+    let mut cases = 0;
+    let mut mismatches = Vec::new();
+    for control in &controls {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(control).join("test"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        for case in dirs {
+            let expected: Vec<Value> =
+                serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
+                    .unwrap();
+            let want: BTreeSet<String> = expected
+                .iter()
+                .filter_map(|a| {
+                    a.pointer("/alertObject/externalObjects/name")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                })
+                .collect();
+            let objs = objects(&case.join("input"));
+            let rbac = Rbac::new(&objs);
+            let got: BTreeSet<String> = risky_access(&rbac)
+                .into_iter()
+                .filter(|f| f.check == *control)
+                .map(|f| f.grant.subject.name)
+                .collect();
+            if got != want {
+                mismatches.push(format!(
+                    "{control}/{}: kubescape {want:?}, keyward {got:?}",
+                    case.file_name().unwrap().to_string_lossy()
+                ));
+            }
+            cases += 1;
+        }
+    }
+    assert!(
+        mismatches.is_empty(),
+        "{} of {cases} cases differ:\n{}",
+        mismatches.len(),
+        mismatches.join("\n")
+    );
+    assert!(cases >= 40, "{cases} cases");
+}
