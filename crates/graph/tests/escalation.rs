@@ -10,28 +10,13 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
-
 use keyward_graph::iam::authz::Snapshot;
 use keyward_graph::iam::escalation::{Analysis, Target, technique};
 use serde_json::{Value, json};
 
 const ACCT: &str = "111122223333";
 
-fn corpora() -> Option<PathBuf> {
-    let p = std::env::var_os("KEYWARD_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipped: corpora not found at {} (set KEYWARD_CORPORA)",
-            p.display()
-        );
-        None
-    }
-}
+use keyward_testkit::corpora;
 
 fn arn(kind: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCT}:{kind}/{name}")
@@ -141,21 +126,9 @@ fn allow(actions: &[String]) -> Value {
 #[test]
 fn every_catalogue_path_and_its_near_misses() {
     let Some(c) = corpora() else { return };
-    let mut files = Vec::new();
-    for dir in std::fs::read_dir(c.join("aws-privesc-pathfinding-cloud/data/paths")).unwrap() {
-        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            files.push(f.unwrap().path());
-        }
-    }
-    files.sort();
+    let paths = keyward_testkit::pathfinding_paths(&c).unwrap();
     let mut checked = 0;
-    for f in &files {
-        // Upstream files repeat a top-level key now and then; the later value is the one meant.
-        let opts =
-            serde_saphyr::options! { duplicate_keys: serde_saphyr::DuplicateKeyPolicy::LastWins };
-        let y: Value =
-            serde_saphyr::from_str_with_options(&std::fs::read_to_string(f).unwrap(), opts)
-                .unwrap();
+    for y in &paths {
         let id = y["id"].as_str().unwrap();
         let required: Vec<String> = y["permissions"]["required"]
             .as_array()

@@ -9,26 +9,13 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use keyward_graph::iam::authz::Snapshot;
 use keyward_graph::iam::{Context, Decision, Policy, Request, evaluate};
 use serde_json::Value;
 
-fn corpora() -> Option<PathBuf> {
-    let p = std::env::var_os("KEYWARD_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipped: corpora not found at {} (set KEYWARD_CORPORA)",
-            p.display()
-        );
-        None
-    }
-}
+use keyward_testkit::corpora;
 
 fn decide(
     policies: &[&Policy],

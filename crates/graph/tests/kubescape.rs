@@ -17,20 +17,7 @@ use std::path::{Path, PathBuf};
 use keyward_graph::k8s::{CHECKS, Rbac, risky_access};
 use serde_json::Value;
 
-fn corpora() -> Option<PathBuf> {
-    let p = std::env::var_os("KEYWARD_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipped: corpora not found at {} (set KEYWARD_CORPORA)",
-            p.display()
-        );
-        None
-    }
-}
+use keyward_testkit::corpora;
 
 fn objects(dir: &Path) -> Vec<Value> {
     let mut out = Vec::new();

@@ -49,20 +49,7 @@ impl Collect {
     }
 }
 
-fn corpora() -> Option<PathBuf> {
-    let p = std::env::var_os("KEYWARD_CORPORA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpora"));
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "skipped: corpora not found at {} (set KEYWARD_CORPORA)",
-            p.display()
-        );
-        None
-    }
-}
+use keyward_testkit::corpora;
 
 /// Reads a file the way the engine does: sniff, then lines or document.
 fn run(path: &Path, cluster: &str) -> (Option<(Layout, Format)>, Collect) {
@@ -85,14 +72,7 @@ fn run(path: &Path, cluster: &str) -> (Option<(Layout, Format)>, Collect) {
     (sniffed, sink)
 }
 
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    v.sort();
-    v
-}
+use keyward_testkit::sorted_dir as files;
 
 #[test]
 fn stratus_detonations_every_record_accepted() {
