@@ -148,11 +148,6 @@ impl Sink for EngineSink<'_, '_> {
             }
         }
         let time = event.as_ref().map_or(0, |e| e.time);
-        let region = event.as_ref().and_then(|e| e.region.as_deref());
-        let service = event
-            .as_ref()
-            .and_then(|e| e.action.split_once(':'))
-            .map(|(s, _)| s.trim_end_matches(".amazonaws.com"));
         if let Some(t) = &out.touch {
             // Callers already applied in full earlier in this run: only times move.
             let key = Arc::as_ptr(t) as usize;
@@ -186,10 +181,15 @@ impl Sink for EngineSink<'_, '_> {
                 }
                 for &(slot, n) in &r.credentials {
                     if let Some((_, cred, place)) = t.credentials.get(n) {
-                        let (rg, sv) = if *place {
-                            (region, service)
-                        } else {
-                            (None, None)
+                        // Where an access key was used: only computed for the events that need it.
+                        let (rg, sv) = match (&event, *place) {
+                            (Some(e), true) => (
+                                e.region.as_deref(),
+                                e.action
+                                    .split_once(':')
+                                    .map(|(s, _)| s.trim_end_matches(".amazonaws.com")),
+                            ),
+                            _ => (None, None),
                         };
                         self.inventory.touch_credential(slot, cred, time, rg, sv);
                     }

@@ -22,15 +22,7 @@ use keyward_graph::iam::authz::Snapshot;
 use keyward_graph::iam::escalation::Analysis;
 use serde_json::{Value, json};
 
-const ACCT: &str = "111122223333";
-
-fn arn(kind: &str, name: &str) -> String {
-    format!("arn:aws:iam::{ACCT}:{kind}/{name}")
-}
-
-fn doc(statements: Value) -> Value {
-    json!({"Version": "2012-10-17", "Statement": statements})
-}
+use keyward_testkit::iam::{ACCT, arn, doc};
 
 fn account(n: usize) -> Value {
     let services = [

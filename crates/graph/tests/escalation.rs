@@ -14,17 +14,9 @@ use keyward_graph::iam::authz::Snapshot;
 use keyward_graph::iam::escalation::{Analysis, Target, technique};
 use serde_json::{Value, json};
 
-const ACCT: &str = "111122223333";
+use keyward_testkit::iam::{ACCT, arn, doc};
 
 use keyward_testkit::corpora;
-
-fn arn(kind: &str, name: &str) -> String {
-    format!("arn:aws:iam::{ACCT}:{kind}/{name}")
-}
-
-fn doc(statements: Value) -> Value {
-    json!({"Version": "2012-10-17", "Statement": statements})
-}
 
 fn managed(name: &str, document: Value) -> Value {
     let a = if name == "AdministratorAccess" {

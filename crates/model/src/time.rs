@@ -147,12 +147,6 @@ pub fn format(ms: Millis) -> String {
     }
 }
 
-/// Formats only the date part (`2026-11-10`).
-pub fn format_date(ms: Millis) -> String {
-    let (y, m, d) = civil_from_days(ms.div_euclid(MS_PER_DAY));
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,7 +173,6 @@ mod tests {
     fn format_round_trip() {
         assert_eq!(format(1_722_375_081_000), "2024-07-30T21:31:21Z");
         assert_eq!(format(1_722_375_081_250), "2024-07-30T21:31:21.250Z");
-        assert_eq!(format_date(1_722_375_081_000), "2024-07-30");
     }
 
     proptest! {

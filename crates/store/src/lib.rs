@@ -57,7 +57,6 @@ pub struct DeadLetter {
 pub trait Store {
     /// The file previously ingested with these exact bytes, if any.
     fn file_by_hash(&self, hash: &str) -> Result<Option<FileRecord>>;
-    fn files(&self) -> Result<Vec<FileRecord>>;
     fn load_identities(&self) -> Result<Vec<Identity>>;
     fn identity(&self, id: &str) -> Result<Option<Identity>>;
     /// The most recent events by an identity, newest first.

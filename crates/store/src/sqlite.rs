@@ -80,15 +80,6 @@ impl Store for SqliteStore {
         Ok(self.conn.query_row(&sql, [hash], file_row).optional()?)
     }
 
-    fn files(&self) -> Result<Vec<FileRecord>> {
-        let sql = format!("SELECT {FILE_COLUMNS} FROM files ORDER BY id");
-        let mut st = self.conn.prepare(&sql)?;
-        let rows = st
-            .query_map([], file_row)?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
     fn load_identities(&self) -> Result<Vec<Identity>> {
         let mut st = self.conn.prepare("SELECT doc FROM identities")?;
         let docs = st.query_map([], |r| r.get::<_, String>(0))?;

@@ -47,3 +47,21 @@ pub fn pathfinding_paths(corpora: &Path) -> Result<Vec<Value>, String> {
     }
     Ok(out)
 }
+
+/// Builders for IAM authorization-details fixtures (tests and benchmarks).
+pub mod iam {
+    use serde_json::{Value, json};
+
+    /// The account every fixture lives in.
+    pub const ACCT: &str = "111122223333";
+
+    /// `arn:aws:iam::<ACCT>:<kind>/<name>`.
+    pub fn arn(kind: &str, name: &str) -> String {
+        format!("arn:aws:iam::{ACCT}:{kind}/{name}")
+    }
+
+    /// A policy document with these statements.
+    pub fn doc(statements: Value) -> Value {
+        json!({"Version": "2012-10-17", "Statement": statements})
+    }
+}
