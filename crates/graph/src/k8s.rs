@@ -50,7 +50,7 @@ fn strs(v: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
-fn rules_of(role: &Value) -> Vec<Rule> {
+pub(crate) fn rules_of(role: &Value) -> Vec<Rule> {
     role.get("rules")
         .and_then(Value::as_array)
         .into_iter()
@@ -64,7 +64,7 @@ fn rules_of(role: &Value) -> Vec<Rule> {
         .collect()
 }
 
-fn name_ns(v: &Value) -> (String, Option<String>) {
+pub(crate) fn name_ns(v: &Value) -> (String, Option<String>) {
     let m = v.get("metadata");
     (
         m.and_then(|m| m.get("name"))

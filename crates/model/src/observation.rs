@@ -84,6 +84,20 @@ pub struct SnapshotObject {
     pub doc: serde_json::Value,
 }
 
+/// An edge between two graph nodes seen in activity (an identity assumed a role, created
+/// an identity or credential), with its evidence. `kind` is the graph's edge name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservedEdge {
+    pub kind: String,
+    pub from: String,
+    pub to: String,
+    pub count: u32,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    /// The most recent event ids, oldest first.
+    pub event_ids: Vec<String>,
+}
+
 /// Why a record was rejected, and where. `line` is 1-based; `record` is the index of the
 /// record within a document that holds several on one line (S3 CloudTrail files).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,7 +12,9 @@
 pub mod block;
 mod sqlite;
 
-use keyward_model::{Diagnostic, Event, EventKey, Identity, SnapshotObject, time::Millis};
+use keyward_model::{
+    Diagnostic, Event, EventKey, Identity, ObservedEdge, SnapshotObject, time::Millis,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -66,6 +68,10 @@ pub trait Store {
     fn latest_event_time(&self) -> Result<Option<Millis>>;
     fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;
     fn objects(&self, kind: &str) -> Result<Vec<SnapshotObject>>;
+    /// The kinds of stored objects.
+    fn object_kinds(&self) -> Result<Vec<String>>;
+    /// Edges observed in activity (graph evidence).
+    fn observed_edges(&self) -> Result<Vec<ObservedEdge>>;
     /// Starts an atomic batch of writes.
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
 }
@@ -90,6 +96,9 @@ pub trait Batch {
     fn put_event(&mut self, key: EventKey, event: &Event<'_>, file_id: i64) -> Result<bool>;
     fn put_identity(&mut self, identity: &Identity) -> Result<()>;
     fn put_object(&mut self, object: &SnapshotObject) -> Result<()>;
+    /// Stores an observed edge, replacing the stored one with the same (kind, from, to):
+    /// the graph keeps the merged counts.
+    fn put_observed_edge(&mut self, edge: &ObservedEdge) -> Result<()>;
     fn put_dead_letter(&mut self, file_id: i64, path: &str, diag: &Diagnostic) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -2,14 +2,19 @@
 
 use std::path::Path;
 
-use keyward_model::{Diagnostic, Event, EventKey, Identity, SnapshotObject, time::Millis};
+use keyward_model::{
+    Diagnostic, Event, EventKey, Identity, ObservedEdge, SnapshotObject, time::Millis,
+};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rustc_hash::FxHashMap;
 
 use crate::{Batch, DeadLetter, FileRecord, Result, Store, StoreError};
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 1] = [include_str!("../schema/001_init.sql")];
+const MIGRATIONS: [&str; 2] = [
+    include_str!("../schema/001_init.sql"),
+    include_str!("../schema/002_observed_edges.sql"),
+];
 
 pub struct SqliteStore {
     conn: Connection,
@@ -204,6 +209,42 @@ impl Store for SqliteStore {
                 scope,
                 doc,
             })
+        })
+        .collect()
+    }
+
+    fn object_kinds(&self) -> Result<Vec<String>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT kind FROM objects ORDER BY kind")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn observed_edges(&self) -> Result<Vec<ObservedEdge>> {
+        let mut st = self.conn.prepare(
+            "SELECT kind, src, dst, count, first_seen, last_seen, event_ids FROM observed_edges
+             ORDER BY kind, src, dst",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                ObservedEdge {
+                    kind: r.get(0)?,
+                    from: r.get(1)?,
+                    to: r.get(2)?,
+                    count: r.get(3)?,
+                    first_seen: r.get(4)?,
+                    last_seen: r.get(5)?,
+                    event_ids: Vec::new(),
+                },
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (mut e, ids) = row?;
+            e.event_ids = serde_json::from_str(&ids)
+                .map_err(|err| StoreError::Corrupt(format!("edge `{}`: {err}", e.from)))?;
+            Ok(e)
         })
         .collect()
     }
@@ -421,6 +462,28 @@ impl Batch for SqliteBatch<'_> {
              ON CONFLICT (kind, id) DO UPDATE SET scope = excluded.scope, doc = excluded.doc",
         )?;
         st.execute(params![o.kind, o.id, o.scope, doc])?;
+        Ok(())
+    }
+
+    fn put_observed_edge(&mut self, e: &ObservedEdge) -> Result<()> {
+        let ids = serde_json::to_string(&e.event_ids)
+            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO observed_edges (kind, src, dst, count, first_seen, last_seen, event_ids)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (kind, src, dst) DO UPDATE SET count = excluded.count,
+               first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+               event_ids = excluded.event_ids",
+        )?;
+        st.execute(params![
+            e.kind,
+            e.from,
+            e.to,
+            e.count,
+            e.first_seen,
+            e.last_seen,
+            ids
+        ])?;
         Ok(())
     }
 

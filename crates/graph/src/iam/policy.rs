@@ -226,6 +226,80 @@ impl Policy {
     }
 }
 
+/// One `Allow` statement's positive lists, for enumerating what a policy grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowPattern<'p> {
+    pub actions: &'p [String],
+    /// `None` for a statement without `Resource` (trust policies).
+    pub resources: Option<&'p [String]>,
+    /// Condition keys the statement depends on.
+    pub condition_keys: Vec<&'p str>,
+}
+
+/// Principals a trust statement names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedPrincipals<'p> {
+    pub any: bool,
+    pub aws: &'p [String],
+    pub service: &'p [String],
+    pub federated: &'p [String],
+    /// Conditions as (operator, key, values).
+    pub conditions: Vec<(&'p str, &'p str, &'p [String])>,
+}
+
+impl Policy {
+    /// The `Allow` statements that list actions positively (`NotAction` statements are
+    /// left to [`evaluate`]).
+    pub fn allow_patterns(&self) -> Vec<AllowPattern<'_>> {
+        self.statements
+            .iter()
+            .filter(|st| st.effect == Effect::Allow)
+            .filter_map(|st| {
+                let Match::Is(actions) = &st.actions else {
+                    return None;
+                };
+                let resources = match &st.resources {
+                    Some(Match::Is(r)) => Some(r.as_slice()),
+                    Some(Match::IsNot(_)) => return None,
+                    None => None,
+                };
+                Some(AllowPattern {
+                    actions,
+                    resources,
+                    condition_keys: st.conditions.iter().map(|c| c.key.as_str()).collect(),
+                })
+            })
+            .collect()
+    }
+
+    /// The principals each `Allow` statement of a trust policy names.
+    pub fn trusted(&self) -> Vec<TrustedPrincipals<'_>> {
+        self.statements
+            .iter()
+            .filter(|st| st.effect == Effect::Allow)
+            .filter_map(|st| match &st.principals {
+                Some(Match::Is(p)) => Some(TrustedPrincipals {
+                    any: p.any,
+                    aws: &p.aws,
+                    service: &p.service,
+                    federated: &p.federated,
+                    conditions: st
+                        .conditions
+                        .iter()
+                        .map(|c| (c.operator.as_str(), c.key.as_str(), c.values.as_slice()))
+                        .collect(),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Glob match (`*`, `?`) as IAM matches ARNs: case-sensitive.
+pub fn arn_glob(pattern: &str, text: &str) -> bool {
+    glob(pattern, text, false)
+}
+
 /// Glob match with `*` (any run) and `?` (one character).
 fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
     let eq = |a: char, b: char| {

@@ -1,0 +1,623 @@
+//! Questions asked of the graph: who owns an identity (and how sure we are), what it can
+//! reach (blast radius), what it created since a time (what containment must revoke), and
+//! which roles trust accounts outside an allow-list.
+//!
+//! Every walk is bounded (depth, nodes, and edges scanned per node), so a hub — a role
+//! with a hundred thousand sessions — costs the same as any other node.
+
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap, VecDeque};
+
+use keyward_model::IdentityKind;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde::Serialize;
+
+use crate::graph::{Detail, EdgeKind, EdgeView, Graph, NodeId, NodeKind};
+
+/// Edges looked at per node and direction during a walk.
+pub const MAX_EDGES_PER_NODE: usize = 256;
+
+/// One hop of an ownership chain, from the identity towards its owner.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hop {
+    /// The node reached by this hop.
+    pub node: String,
+    pub label: String,
+    pub node_kind: &'static str,
+    /// The edge followed, and whether it was followed against its direction.
+    pub edge: EdgeKind,
+    pub reversed: bool,
+    /// What says so (tag, file:line, policy), when the edge records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+}
+
+/// A candidate owner and the chain of evidence that leads to it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Candidate {
+    pub owner: String,
+    pub kind: &'static str,
+    pub confidence: f64,
+    pub departed: bool,
+    /// The person's team, from the people directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    pub chain: Vec<Hop>,
+}
+
+/// Who owns an identity.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Ownership {
+    /// The most likely human owner (email or `@handle`).
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    /// 0–1: the product of the evidence weights along the best chain.
+    pub confidence: f64,
+    /// People, best first: primary, secondary, …
+    pub people: Vec<Candidate>,
+    /// Teams, best first.
+    pub teams: Vec<Candidate>,
+}
+
+impl Ownership {
+    pub fn primary(&self) -> Option<&Candidate> {
+        self.people.first()
+    }
+}
+
+/// How much one hop keeps of the confidence, by edge and direction.
+fn weight(kind: EdgeKind, reversed: bool, source: Option<&str>) -> Option<f64> {
+    Some(match (kind, reversed) {
+        (EdgeKind::Owns, true) => match source {
+            Some("self") => 0.95,
+            Some(s) if s.starts_with("tag") || s.starts_with("label") => 0.95,
+            Some(s) if s.starts_with("annotation") => 0.9,
+            // CODEOWNERS: the owners of the file that defines it.
+            _ => 0.85,
+        },
+        (EdgeKind::HasCredential, true) => 0.98,
+        (EdgeKind::SessionOf, false) => 0.95,
+        (EdgeKind::DefinedIn, false) => 0.95,
+        (EdgeKind::RunsAs, true) => 0.9,
+        (EdgeKind::Federates, true) => 0.85,
+        (EdgeKind::Created, true) => 0.6,
+        (EdgeKind::Assumed, true) => 0.5,
+        (EdgeKind::SessionOf, true) => 0.5,
+        _ => return None,
+    })
+}
+
+#[derive(PartialEq)]
+struct Best(f64, NodeId);
+
+impl Eq for Best {}
+
+impl PartialOrd for Best {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Best {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(other.1.cmp(&self.1))
+    }
+}
+
+const MAX_DEPTH: usize = 8;
+
+/// Per node reached: the best confidence and the hop that reached it.
+type Trail = FxHashMap<NodeId, (f64, Option<(NodeId, Hop)>)>;
+
+/// A blast-radius node's parent, the edge from it, its detail and times.
+type Parent = (NodeId, EdgeKind, Option<Detail>, Option<i64>, Option<i64>);
+const MAX_VISITED: usize = 4096;
+
+/// The owners of `id`: a best-first walk towards people and teams through ownership
+/// evidence (owner tags and labels, the IaC file that defines it and that file's
+/// CODEOWNERS, the workload that runs as it, the identity whose key or session it is, the
+/// human who created it, the humans who assumed it), each hop weighted by how strong that
+/// evidence is.
+pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
+    let mut best: Trail = FxHashMap::default();
+    let mut heap = BinaryHeap::from([Best(1.0, id)]);
+    best.insert(id, (1.0, None));
+    let mut done: FxHashSet<NodeId> = FxHashSet::default();
+    let mut found: Vec<(NodeId, f64)> = Vec::new();
+    while let Some(Best(conf, at)) = heap.pop() {
+        if !done.insert(at) || done.len() > MAX_VISITED {
+            continue;
+        }
+        let kind = g.node(at).map(|n| n.kind);
+        if at != id && matches!(kind, Some(NodeKind::Person | NodeKind::Team)) {
+            found.push((at, conf));
+            continue;
+        }
+        if depth(&best, at) >= MAX_DEPTH {
+            continue;
+        }
+        let mut step = |e: EdgeView<'_>, reversed: bool| {
+            let source = e
+                .detail
+                .map(|d| d.source.as_str())
+                .filter(|s| !s.is_empty());
+            let Some(w) = weight(e.kind, reversed, source) else {
+                return;
+            };
+            let next = if reversed { e.from } else { e.to };
+            let c = conf * w;
+            if best.get(&next).is_some_and(|(b, _)| *b >= c) {
+                return;
+            }
+            let n = g.node(next);
+            best.insert(
+                next,
+                (
+                    c,
+                    Some((
+                        at,
+                        Hop {
+                            node: g.key(next).to_owned(),
+                            label: n.map(|n| n.label.to_string()).unwrap_or_default(),
+                            node_kind: n.map_or("", |n| n.kind.as_str()),
+                            edge: e.kind,
+                            reversed,
+                            source: source.map(str::to_owned),
+                            last_seen: e.last_seen,
+                        },
+                    )),
+                ),
+            );
+            heap.push(Best(c, next));
+        };
+        for e in g.out_edges(at).take(MAX_EDGES_PER_NODE) {
+            step(e, false);
+        }
+        for e in g.in_edges(at).take(MAX_EDGES_PER_NODE) {
+            step(e, true);
+        }
+    }
+    let mut out = Ownership::default();
+    for (node, conf) in found {
+        let Some(n) = g.node(node) else { continue };
+        let team = (n.kind == NodeKind::Person)
+            .then(|| {
+                g.out_edges(node)
+                    .find(|e| e.kind == EdgeKind::MemberOf)
+                    .and_then(|e| g.node(e.to))
+                    .map(|t| t.label.to_string())
+            })
+            .flatten();
+        let c = Candidate {
+            owner: n.label.to_string(),
+            kind: n.kind.as_str(),
+            confidence: (conf * 100.0).round() / 100.0,
+            departed: n.gone,
+            team,
+            chain: chain(&best, node),
+        };
+        match n.kind {
+            NodeKind::Person => out.people.push(c),
+            _ => out.teams.push(c),
+        }
+    }
+    out.people
+        .sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    out.teams
+        .sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    // The primary owner is the best person who has not left, else the best person.
+    if let Some(pos) = out.people.iter().position(|p| !p.departed)
+        && pos > 0
+        && out.people.first().is_some_and(|first| {
+            out.people
+                .get(pos)
+                .is_some_and(|p| p.confidence >= first.confidence * 0.5)
+        })
+    {
+        let p = out.people.remove(pos);
+        out.people.insert(0, p);
+    }
+    let person = out.people.first();
+    let team = out.teams.first();
+    out.owner = person.map(|p| p.owner.clone());
+    out.team = match (person, team) {
+        (_, Some(t)) if person.is_none_or(|p| t.confidence >= p.confidence || p.team.is_none()) => {
+            Some(t.owner.clone())
+        }
+        (Some(p), _) => p.team.clone(),
+        _ => None,
+    };
+    out.confidence = person
+        .map(|p| p.confidence)
+        .into_iter()
+        .chain(team.map(|t| t.confidence))
+        .fold(0.0, f64::max);
+    out
+}
+
+fn depth(best: &Trail, mut at: NodeId) -> usize {
+    let mut d = 0;
+    while let Some((_, Some((prev, _)))) = best.get(&at) {
+        at = *prev;
+        d += 1;
+        if d > MAX_DEPTH {
+            break;
+        }
+    }
+    d
+}
+
+fn chain(best: &Trail, mut at: NodeId) -> Vec<Hop> {
+    let mut hops = Vec::new();
+    while let Some((_, Some((prev, hop)))) = best.get(&at) {
+        hops.push(hop.clone());
+        at = *prev;
+        if hops.len() > MAX_DEPTH {
+            break;
+        }
+    }
+    hops.reverse();
+    hops
+}
+
+/// Why an identity looks orphaned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrphanReason {
+    /// Every person found to own it has left.
+    OwnerDeparted,
+    /// A role for a Lambda function whose account's functions are known, none using it.
+    FunctionDeleted,
+    /// A service account no workload of its (snapshotted) cluster runs as.
+    NoWorkload,
+    /// No owner, no workload, no trust or use links: nothing references it.
+    Unreferenced,
+}
+
+impl OrphanReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            OrphanReason::OwnerDeparted => "owner_departed",
+            OrphanReason::FunctionDeleted => "function_deleted",
+            OrphanReason::NoWorkload => "no_workload",
+            OrphanReason::Unreferenced => "unreferenced",
+        }
+    }
+}
+
+/// What the orphan analysis needs to know about the estate as a whole.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    /// Accounts whose Lambda functions were listed (`lambda list-functions`).
+    pub lambda_accounts: BTreeSet<String>,
+    /// Clusters whose workloads were snapshotted.
+    pub workload_clusters: BTreeSet<String>,
+}
+
+impl Coverage {
+    pub fn of(g: &Graph) -> Coverage {
+        let mut c = Coverage::default();
+        for (_, n) in g.nodes() {
+            if let Some(arn) = n.key.strip_prefix("lambda:") {
+                if let Some(a) = arn.split(':').nth(4) {
+                    c.lambda_accounts.insert(a.to_owned());
+                }
+            } else if let Some(rest) = n.key.strip_prefix("k8s-obj:")
+                && n.kind == NodeKind::Workload
+                && let Some(cluster) = rest.split('/').next()
+            {
+                c.workload_clusters.insert(cluster.to_owned());
+            }
+        }
+        c
+    }
+}
+
+/// Why identity `id` (of `kind`, in `account` or `cluster`) is an orphan, if it is one.
+/// Short-lived identities (sessions, temporary keys) and AWS-managed ones are never orphans.
+pub fn orphan_reason(
+    g: &Graph,
+    id: NodeId,
+    kind: IdentityKind,
+    scope: Option<&str>,
+    owners: &Ownership,
+    coverage: &Coverage,
+) -> Option<OrphanReason> {
+    let key = g.key(id);
+    if !matches!(
+        kind,
+        IdentityKind::IamUser
+            | IdentityKind::IamRole
+            | IdentityKind::AccessKey
+            | IdentityKind::ServiceAccount
+    ) || key.contains(":role/AWSServiceRole")
+        || key.contains(":role/aws-service-role/")
+    {
+        return None;
+    }
+    if !owners.people.is_empty()
+        && owners.people.iter().all(|p| p.departed)
+        && owners.teams.is_empty()
+    {
+        return Some(OrphanReason::OwnerDeparted);
+    }
+    let has_in = |k: EdgeKind| g.in_edges(id).any(|e| e.kind == k);
+    if kind == IdentityKind::IamRole
+        && scope.is_some_and(|a| coverage.lambda_accounts.contains(a))
+        && g.in_edges(id).any(|e| {
+            e.kind == EdgeKind::CanAssume && g.key(e.from) == "aws-service:lambda.amazonaws.com"
+        })
+        && !g
+            .in_edges(id)
+            .any(|e| e.kind == EdgeKind::RunsAs && g.key(e.from).starts_with("lambda:"))
+    {
+        return Some(OrphanReason::FunctionDeleted);
+    }
+    if kind == IdentityKind::ServiceAccount
+        && scope.is_some_and(|c| coverage.workload_clusters.contains(c))
+        && !has_in(EdgeKind::RunsAs)
+        && !key.ends_with(":default")
+    {
+        return Some(OrphanReason::NoWorkload);
+    }
+    let referenced = owners.confidence > 0.0
+        || g.in_edges(id).any(|e| {
+            matches!(
+                e.kind,
+                EdgeKind::RunsAs
+                    | EdgeKind::Federates
+                    | EdgeKind::Assumed
+                    | EdgeKind::SessionOf
+                    | EdgeKind::HasCredential
+                    | EdgeKind::BoundTo
+            ) || (e.kind == EdgeKind::CanAssume
+                && g.node(e.from)
+                    .is_some_and(|n| !matches!(n.kind, NodeKind::Account)))
+        })
+        || g.out_edges(id).any(|e| {
+            matches!(
+                e.kind,
+                EdgeKind::DefinedIn | EdgeKind::BoundTo | EdgeKind::HasCredential
+            )
+        });
+    (!referenced).then_some(OrphanReason::Unreferenced)
+}
+
+/// One node of a blast-radius tree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reach {
+    pub node: String,
+    pub label: String,
+    pub node_kind: &'static str,
+    /// The edge from the parent (none at the root).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<EdgeKind>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_seen: Option<i64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<Reach>,
+}
+
+/// Blast radius options.
+#[derive(Debug, Clone, Copy)]
+pub struct BlastOptions {
+    /// Only what was actually created at or after this time (containment mode).
+    pub since: Option<i64>,
+    pub max_depth: usize,
+    pub max_nodes: usize,
+}
+
+impl Default for BlastOptions {
+    fn default() -> Self {
+        BlastOptions {
+            since: None,
+            max_depth: 6,
+            max_nodes: 5_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BlastRadius {
+    pub root: Reach,
+    /// Identities and credentials reached (the root excluded).
+    pub identities: usize,
+    pub resources: usize,
+    /// The walk stopped at `max_nodes`.
+    pub truncated: bool,
+}
+
+fn followed(e: &EdgeView<'_>, since: Option<i64>) -> bool {
+    match since {
+        None => matches!(
+            e.kind,
+            EdgeKind::CanAssume
+                | EdgeKind::Federates
+                | EdgeKind::HasCredential
+                | EdgeKind::SessionOf
+                | EdgeKind::BoundTo
+                | EdgeKind::Can
+                | EdgeKind::RunsAs
+                | EdgeKind::Created
+        ),
+        // Containment: what was made at or after `t`.
+        Some(t) => {
+            matches!(e.kind, EdgeKind::Created | EdgeKind::HasCredential)
+                && e.last_seen.is_some_and(|s| s >= t)
+        }
+    }
+}
+
+/// Everything `id` can reach: identities it can assume, become or holds credentials of,
+/// and resources with the actions allowed — as a breadth-first tree (each node once, at
+/// its shortest distance). With `since`, only the identities and credentials it (and what
+/// it created) actually created at or after that time.
+pub fn blast_radius(g: &Graph, id: NodeId, opts: BlastOptions) -> BlastRadius {
+    // BFS recording each node's parent edge; then assemble the tree.
+    let mut parent: FxHashMap<NodeId, Parent> = FxHashMap::default();
+    let mut order = vec![id];
+    let mut seen: FxHashSet<NodeId> = FxHashSet::from_iter([id]);
+    let mut queue = VecDeque::from([(id, 0usize)]);
+    let mut truncated = false;
+    while let Some((at, d)) = queue.pop_front() {
+        if d >= opts.max_depth {
+            continue;
+        }
+        // Resources are leaves; so are people.
+        if at != id
+            && g.node(at).is_some_and(|n| {
+                matches!(
+                    n.kind,
+                    NodeKind::Resource | NodeKind::Person | NodeKind::Team
+                )
+            })
+        {
+            continue;
+        }
+        let mut next: Vec<EdgeView<'_>> = g
+            .out_edges(at)
+            .take(MAX_EDGES_PER_NODE * 4)
+            .filter(|e| followed(e, opts.since))
+            .collect();
+        if opts.since.is_some() {
+            // A role's sessions made since `t` (by whoever assumed it).
+            for s in g
+                .in_edges(at)
+                .take(MAX_EDGES_PER_NODE * 4)
+                .filter(|e| e.kind == EdgeKind::SessionOf)
+            {
+                if let Some(c) = g
+                    .in_edges(s.from)
+                    .find(|c| c.kind == EdgeKind::Created && followed(c, opts.since))
+                {
+                    next.push(EdgeView {
+                        from: at,
+                        to: s.from,
+                        kind: EdgeKind::Created,
+                        ..c
+                    });
+                }
+            }
+        }
+        next.sort_by_key(|e| (e.kind, e.to));
+        for e in next {
+            if seen.contains(&e.to) {
+                continue;
+            }
+            if seen.len() >= opts.max_nodes {
+                truncated = true;
+                break;
+            }
+            seen.insert(e.to);
+            parent.insert(
+                e.to,
+                (at, e.kind, e.detail.cloned(), e.first_seen, e.last_seen),
+            );
+            order.push(e.to);
+            queue.push_back((e.to, d + 1));
+        }
+    }
+    // Build children lists, then the tree bottom-up in reverse BFS order.
+    let mut children: FxHashMap<NodeId, Vec<Reach>> = FxHashMap::default();
+    let (mut identities, mut resources) = (0, 0);
+    for &n in order.iter().skip(1).rev() {
+        let Some((p, kind, detail, first, last)) = parent.get(&n) else {
+            continue;
+        };
+        let node = g.node(n);
+        match node.map(|x| x.kind) {
+            Some(NodeKind::Identity(_) | NodeKind::Credential) => identities += 1,
+            Some(NodeKind::Resource) => resources += 1,
+            _ => {}
+        }
+        let mut kids = children.remove(&n).unwrap_or_default();
+        kids.reverse();
+        let r = Reach {
+            node: g.key(n).to_owned(),
+            label: node.map(|x| x.label.to_string()).unwrap_or_default(),
+            node_kind: node.map_or("", |x| x.kind.as_str()),
+            via: Some(*kind),
+            actions: detail
+                .as_ref()
+                .map(|d| d.actions.clone())
+                .unwrap_or_default(),
+            conditions: detail
+                .as_ref()
+                .map(|d| d.conditions.clone())
+                .unwrap_or_default(),
+            first_seen: *first,
+            last_seen: *last,
+            children: kids,
+        };
+        children.entry(*p).or_default().push(r);
+    }
+    let node = g.node(id);
+    let mut kids = children.remove(&id).unwrap_or_default();
+    kids.reverse();
+    BlastRadius {
+        root: Reach {
+            node: g.key(id).to_owned(),
+            label: node.map(|x| x.label.to_string()).unwrap_or_default(),
+            node_kind: node.map_or("", |x| x.kind.as_str()),
+            via: None,
+            actions: Vec::new(),
+            conditions: Vec::new(),
+            first_seen: None,
+            last_seen: None,
+            children: kids,
+        },
+        identities,
+        resources,
+        truncated,
+    }
+}
+
+/// A role trusting a principal outside the allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ForeignTrust {
+    pub role: String,
+    pub role_account: String,
+    /// The trusted principal (`aws-account:<id>`, a principal ARN, `aws-account:*`).
+    pub trusted: String,
+    /// The trusted account (`*` for anyone).
+    pub trusted_account: String,
+    pub conditions: Vec<String>,
+}
+
+/// `can_assume` edges into roles from principals of accounts that are neither the role's
+/// own nor on `allow` (and from anyone).
+pub fn foreign_trusts(g: &Graph, allow: &[String]) -> Vec<ForeignTrust> {
+    let mut out = Vec::new();
+    for e in g.edges().filter(|e| e.kind == EdgeKind::CanAssume) {
+        let role = g.key(e.to);
+        let Some(role_account) = role.split(':').nth(4) else {
+            continue;
+        };
+        let from = g.key(e.from);
+        let trusted_account = match from.strip_prefix("aws-account:") {
+            Some(a) => a,
+            None if from.starts_with("arn:aws:iam::") => from.split(':').nth(4).unwrap_or(""),
+            None => continue,
+        };
+        if trusted_account == role_account || allow.iter().any(|a| a == trusted_account) {
+            continue;
+        }
+        out.push(ForeignTrust {
+            role: role.to_owned(),
+            role_account: role_account.to_owned(),
+            trusted: from.to_owned(),
+            trusted_account: trusted_account.to_owned(),
+            conditions: e.detail.map(|d| d.conditions.clone()).unwrap_or_default(),
+        });
+    }
+    out.sort_by(|a, b| (&a.role, &a.trusted).cmp(&(&b.role, &b.trusted)));
+    out
+}

@@ -1,0 +1,980 @@
+//! Deriving graph edges from what the store holds: identity records, snapshot objects, and
+//! each account's IAM snapshot. Every function here is pure: it returns the edges of one
+//! origin, and [`Graph::set_edges`](crate::graph::Graph::set_edges) puts them in place.
+//!
+//! Node keys (identities use their canonical ids, see `docs/identity-ids.md`):
+//! `person:<email or @handle>`, `team:<name>`, `aws-account:<id>` (`aws-account:*` for
+//! anyone), `iam-policy:<arn>`, `resource:<arn pattern>`, `lambda:<function arn>`,
+//! `k8s-obj:<cluster>/<Kind>/<namespace>/<name>`, `k8s-res:<cluster>/<namespace>/<group>/<resource>`,
+//! `tf:<file>#<address>`, `file:<path>`, `github:<owner>/<repo>`, `cred:<owner>#<slot>`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use keyward_model::{Identity, IdentityKind, SnapshotObject, ids};
+use rustc_hash::FxHashMap;
+use serde_json::Value;
+
+use crate::graph::{Detail, EdgeKind, EdgeSpec, NodeKind, NodeSpec};
+use crate::iam::authz::Snapshot;
+use crate::iam::escalation::Analysis;
+use crate::iam::policy::{self, Context, Decision, Request};
+
+/// Tag, label and annotation keys that name an owner (compared case-insensitively, with
+/// `-`, `_` and `.` ignored, after any `prefix/`).
+const OWNER_KEYS: [&str; 6] = [
+    "owner",
+    "owneremail",
+    "contact",
+    "maintainer",
+    "createdby",
+    "technicalowner",
+];
+const TEAM_KEYS: [&str; 4] = ["team", "ownerteam", "squad", "group"];
+
+fn squash(key: &str) -> String {
+    let key = key.rsplit('/').next().unwrap_or(key);
+    key.chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+pub fn is_email(s: &str) -> bool {
+    let mut parts = s.split('@');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(l), Some(d), None) if !l.is_empty() && d.contains('.') && !d.starts_with('.')
+    )
+}
+
+/// The node of an owner named by a tag, label or CODEOWNERS entry: an email or `@user` is
+/// a person, `@org/team` or a bare name is a team.
+pub fn owner_node(value: &str) -> NodeSpec {
+    let v = value.trim();
+    if is_email(v) {
+        let e = v.to_ascii_lowercase();
+        NodeSpec::new(format!("person:{e}"), NodeKind::Person, e)
+    } else if v.starts_with('@') && !v.contains('/') {
+        NodeSpec::new(format!("person:{v}"), NodeKind::Person, v)
+    } else {
+        NodeSpec::new(format!("team:{v}"), NodeKind::Team, v)
+    }
+}
+
+pub fn identity_node(i: &Identity) -> NodeSpec {
+    NodeSpec::new(i.id.as_str(), NodeKind::Identity(i.kind), i.name.as_str())
+}
+
+fn id_node(id: &str, kind: IdentityKind) -> NodeSpec {
+    let label = id.rsplit(['/', '#', ':']).next().unwrap_or(id);
+    NodeSpec::new(id, NodeKind::Identity(kind), label)
+}
+
+fn edge(from: NodeSpec, kind: EdgeKind, to: NodeSpec) -> EdgeSpec {
+    EdgeSpec {
+        from,
+        kind,
+        to,
+        detail: None,
+        at: None,
+    }
+}
+
+fn sourced(mut e: EdgeSpec, source: impl Into<String>) -> EdgeSpec {
+    e.detail.get_or_insert_with(Detail::default).source = source.into();
+    e
+}
+
+fn is_key_id(id: &str) -> bool {
+    ids::access_key_type(id).is_some()
+}
+
+/// Edges an identity's own record implies: its credentials, its session's role, its
+/// federation links, owners named in its tags / labels / annotations, and the person it
+/// belongs to when it is a human's own identity.
+pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
+    let me = identity_node(i);
+    let mut out = Vec::new();
+    match (i.kind, i.parent.as_deref()) {
+        (IdentityKind::AccessKey | IdentityKind::TemporaryAccessKey, Some(p)) if !p.is_empty() => {
+            let kind = if p.contains(":assumed-role/") {
+                IdentityKind::StsSession
+            } else {
+                IdentityKind::IamUser
+            };
+            out.push(edge(id_node(p, kind), EdgeKind::HasCredential, me.clone()));
+        }
+        (IdentityKind::StsSession, Some(p)) => {
+            out.push(edge(
+                me.clone(),
+                EdgeKind::SessionOf,
+                id_node(p, IdentityKind::IamRole),
+            ));
+        }
+        _ => {}
+    }
+    for c in &i.credentials {
+        let to = if is_key_id(&c.id) {
+            id_node(&c.id, IdentityKind::AccessKey)
+        } else {
+            NodeSpec::new(
+                format!("cred:{}#{}", i.id, c.id),
+                NodeKind::Credential,
+                c.id.as_str(),
+            )
+        };
+        let mut e = edge(me.clone(), EdgeKind::HasCredential, to);
+        e.at = c.created;
+        out.push(e);
+    }
+    for l in &i.links {
+        let role = l.contains(":role/");
+        let federates = match i.kind {
+            IdentityKind::OidcSubject
+            | IdentityKind::SamlSubject
+            | IdentityKind::ServiceAccount
+            | IdentityKind::IdentityCenterUser => role,
+            IdentityKind::IamRole => l.contains("/user:"),
+            _ => false,
+        };
+        if federates {
+            let kind = if role {
+                IdentityKind::IamRole
+            } else {
+                IdentityKind::KubernetesUser
+            };
+            out.push(edge(me.clone(), EdgeKind::Federates, id_node(l, kind)));
+        }
+    }
+    // GitHub Actions: the repository's workflows run as the subject.
+    if i.kind == IdentityKind::OidcSubject
+        && let Some(repo) = i
+            .subject
+            .as_deref()
+            .and_then(|s| s.strip_prefix("repo:"))
+            .and_then(|s| s.split(':').next())
+    {
+        out.push(edge(
+            NodeSpec::new(format!("github:{repo}"), NodeKind::Repository, repo),
+            EdgeKind::RunsAs,
+            me.clone(),
+        ));
+    }
+    let mut owner_tags: Vec<(&str, &str, &str)> = Vec::new();
+    for (what, map) in [
+        ("tag", &i.tags),
+        ("label", &i.labels),
+        ("annotation", &i.annotations),
+    ] {
+        for (k, v) in map {
+            owner_tags.push((what, k, v));
+        }
+    }
+    for (what, k, v) in owner_tags {
+        let key = squash(k);
+        let is_owner = OWNER_KEYS.contains(&key.as_str());
+        let is_team = TEAM_KEYS.contains(&key.as_str());
+        if !(is_owner || is_team) || v.trim().is_empty() {
+            continue;
+        }
+        let node = if is_team && !is_email(v) {
+            NodeSpec::new(format!("team:{}", v.trim()), NodeKind::Team, v.trim())
+        } else {
+            owner_node(v)
+        };
+        out.push(sourced(
+            edge(node, EdgeKind::Owns, me.clone()),
+            format!("{what} {k}"),
+        ));
+    }
+    if let Some(email) = human_email(i) {
+        out.push(sourced(
+            edge(
+                NodeSpec::new(format!("person:{email}"), NodeKind::Person, email.clone()),
+                EdgeKind::Owns,
+                me.clone(),
+            ),
+            "self",
+        ));
+    }
+    out
+}
+
+/// The email of the person an identity is the own identity of: an IAM user or Kubernetes
+/// user named by an email, an STS session named by one (IAM Identity Center and most SSO
+/// set the session name to the user's email), an Identity Center user, a SAML subject.
+pub fn human_email(i: &Identity) -> Option<String> {
+    let candidate = match i.kind {
+        IdentityKind::IamUser
+        | IdentityKind::StsSession
+        | IdentityKind::FederatedUser
+        | IdentityKind::IdentityCenterUser
+        | IdentityKind::SamlSubject
+        | IdentityKind::KubernetesUser => i.name.as_str(),
+        _ => return None,
+    };
+    let candidate = candidate.rsplit(['/', '#']).next().unwrap_or(candidate);
+    is_email(candidate).then(|| candidate.to_ascii_lowercase())
+}
+
+/// Identities by name, for linking IaC resources and workloads to live identities.
+#[derive(Debug, Default)]
+pub struct Names {
+    by_name: FxHashMap<(IdentityKind, String), Vec<String>>,
+    /// Service accounts by (namespace, name): their ids in every cluster.
+    sa: FxHashMap<(String, String), Vec<String>>,
+    /// OIDC subjects: (id, issuer key, subject).
+    pub oidc_subjects: Vec<(String, String, String)>,
+}
+
+impl Names {
+    pub fn new<'a>(identities: impl IntoIterator<Item = &'a Identity>) -> Names {
+        let mut n = Names::default();
+        for i in identities {
+            n.add(i);
+        }
+        n
+    }
+
+    pub fn add(&mut self, i: &Identity) {
+        match i.kind {
+            IdentityKind::IamRole | IdentityKind::IamUser => {
+                let list = self.by_name.entry((i.kind, i.name.clone())).or_default();
+                if !list.contains(&i.id) {
+                    list.push(i.id.clone());
+                }
+            }
+            IdentityKind::ServiceAccount => {
+                if let Some(ns) = &i.namespace {
+                    let list = self.sa.entry((ns.clone(), i.name.clone())).or_default();
+                    if !list.contains(&i.id) {
+                        list.push(i.id.clone());
+                    }
+                }
+            }
+            IdentityKind::OidcSubject => {
+                if let (Some(iss), Some(sub)) = (&i.issuer, &i.subject)
+                    && !self.oidc_subjects.iter().any(|(id, _, _)| *id == i.id)
+                {
+                    self.oidc_subjects.push((
+                        i.id.clone(),
+                        ids::issuer_key(iss).to_owned(),
+                        sub.clone(),
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn named(&self, kind: IdentityKind, name: &str) -> &[String] {
+        self.by_name
+            .get(&(kind, name.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    fn service_accounts(&self, ns: &str, name: &str) -> &[String] {
+        self.sa
+            .get(&(ns.to_owned(), name.to_owned()))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+fn s<'v>(v: &'v Value, key: &str) -> Option<&'v str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// The node an object is the origin of: the object itself.
+pub fn object_node(o: &SnapshotObject) -> NodeSpec {
+    match o.kind.as_str() {
+        "person" => NodeSpec::new(format!("person:{}", o.id), NodeKind::Person, o.id.as_str()),
+        "lambda_function" => NodeSpec::new(
+            format!("lambda:{}", o.id),
+            NodeKind::Workload,
+            s(&o.doc, "FunctionName").unwrap_or(&o.id),
+        ),
+        "tf_resource" => NodeSpec::new(
+            format!("tf:{}", o.id),
+            NodeKind::Iac,
+            s(&o.doc, "address").unwrap_or(&o.id),
+        ),
+        "codeowners" => NodeSpec::new(
+            format!("codeowners:{}", o.id),
+            NodeKind::Iac,
+            s(&o.doc, "file").unwrap_or(&o.id),
+        ),
+        k => match k.strip_prefix("k8s:") {
+            Some(kind) => k8s_object_node(o.scope.as_deref().unwrap_or("default"), kind, &o.doc),
+            None => NodeSpec::new(format!("object:{k}:{}", o.id), NodeKind::Resource, ""),
+        },
+    }
+}
+
+fn k8s_object_node(cluster: &str, kind: &str, doc: &Value) -> NodeSpec {
+    let (name, ns) = crate::k8s::name_ns(doc);
+    let node_kind = match kind {
+        "Role" | "ClusterRole" => NodeKind::Policy,
+        "RoleBinding" | "ClusterRoleBinding" => NodeKind::Binding,
+        "ServiceAccount" => NodeKind::Identity(IdentityKind::ServiceAccount),
+        "Secret" | "ConfigMap" | "Namespace" => NodeKind::Resource,
+        _ => NodeKind::Workload,
+    };
+    let label = match &ns {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    };
+    NodeSpec::new(
+        format!(
+            "k8s-obj:{cluster}/{kind}/{}/{name}",
+            ns.as_deref().unwrap_or("")
+        ),
+        node_kind,
+        label,
+    )
+}
+
+/// Edges one snapshot object implies on its own (IAM objects are handled per account by
+/// [`account_edges`]). `None` when the object is not an edge origin.
+pub fn object_edges(o: &SnapshotObject, names: &Names) -> Option<Vec<EdgeSpec>> {
+    let me = object_node(o);
+    let mut out = Vec::new();
+    match o.kind.as_str() {
+        "person" => {
+            if let Some(team) = s(&o.doc, "team").filter(|t| !t.trim().is_empty()) {
+                out.push(sourced(
+                    edge(me, EdgeKind::MemberOf, owner_team(team)),
+                    "people directory",
+                ));
+            }
+        }
+        "lambda_function" => {
+            if let Some(role) = s(&o.doc, "Role").and_then(ids::canonical_iam_arn) {
+                out.push(edge(
+                    me,
+                    EdgeKind::RunsAs,
+                    id_node(&role, IdentityKind::IamRole),
+                ));
+            }
+        }
+        "tf_resource" => out = tf_edges(o, me, names),
+        "codeowners" => return None,
+        k => {
+            let kind = k.strip_prefix("k8s:")?;
+            let cluster = o.scope.as_deref().unwrap_or("default");
+            out = k8s_edges(cluster, kind, &o.doc, me)
+        }
+    }
+    Some(out)
+}
+
+fn owner_team(team: &str) -> NodeSpec {
+    let t = team.trim();
+    NodeSpec::new(format!("team:{t}"), NodeKind::Team, t)
+}
+
+fn k8s_edges(cluster: &str, kind: &str, doc: &Value, me: NodeSpec) -> Vec<EdgeSpec> {
+    let mut out = Vec::new();
+    let (_, ns) = crate::k8s::name_ns(doc);
+    match kind {
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let role_kind = doc
+                .pointer("/roleRef/kind")
+                .and_then(Value::as_str)
+                .unwrap_or("Role");
+            let role_name = doc
+                .pointer("/roleRef/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let role_ns = if role_kind == "Role" {
+                ns.as_deref().unwrap_or("default")
+            } else {
+                ""
+            };
+            out.push(edge(
+                me.clone(),
+                EdgeKind::BoundTo,
+                NodeSpec::new(
+                    format!("k8s-obj:{cluster}/{role_kind}/{role_ns}/{role_name}"),
+                    NodeKind::Policy,
+                    if role_ns.is_empty() {
+                        format!("{role_kind} {role_name}")
+                    } else {
+                        format!("{role_kind} {role_ns}/{role_name}")
+                    },
+                ),
+            ));
+            for subj in doc
+                .get("subjects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let name = s(subj, "name").unwrap_or_default();
+                let node = match s(subj, "kind") {
+                    Some("ServiceAccount") => {
+                        let sns = s(subj, "namespace").or(ns.as_deref()).unwrap_or("default");
+                        id_node(
+                            &ids::k8s_service_account(cluster, sns, name),
+                            IdentityKind::ServiceAccount,
+                        )
+                    }
+                    Some("User") => {
+                        id_node(&ids::k8s_user(cluster, name), IdentityKind::KubernetesUser)
+                    }
+                    Some("Group") => {
+                        NodeSpec::new(format!("k8s-group:{cluster}/{name}"), NodeKind::Group, name)
+                    }
+                    _ => continue,
+                };
+                out.push(edge(node, EdgeKind::BoundTo, me.clone()));
+            }
+        }
+        "Role" | "ClusterRole" => {
+            // One `can` edge per (namespace, group, resource) with the verbs allowed.
+            let scope = if kind == "Role" {
+                ns.as_deref().unwrap_or("default")
+            } else {
+                "*"
+            };
+            let mut per: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+            for r in crate::k8s::rules_of(doc) {
+                for g in if r.api_groups.is_empty() {
+                    vec![String::new()]
+                } else {
+                    r.api_groups.clone()
+                } {
+                    for res in &r.resources {
+                        per.entry((g.clone(), res.clone()))
+                            .or_default()
+                            .extend(r.verbs.iter().cloned());
+                    }
+                }
+            }
+            for ((g, res), verbs) in per {
+                let group = if g.is_empty() { "core" } else { g.as_str() };
+                let mut e = edge(
+                    me.clone(),
+                    EdgeKind::Can,
+                    NodeSpec::new(
+                        format!("k8s-res:{cluster}/{scope}/{group}/{res}"),
+                        NodeKind::Resource,
+                        if scope == "*" {
+                            format!("{res} (all namespaces)")
+                        } else {
+                            format!("{res} in {scope}")
+                        },
+                    ),
+                );
+                e.detail = Some(Detail {
+                    actions: verbs.into_iter().collect(),
+                    ..Detail::default()
+                });
+                out.push(e);
+            }
+        }
+        "ServiceAccount" | "Secret" | "ConfigMap" | "Namespace" => {}
+        _ => {
+            // A workload: runs as its pod spec's service account.
+            let spec = doc
+                .pointer("/spec/template/spec")
+                .or_else(|| doc.pointer("/spec/jobTemplate/spec/template/spec"))
+                .or_else(|| doc.get("spec"));
+            if let Some(spec) = spec {
+                let sa = s(spec, "serviceAccountName")
+                    .or(s(spec, "serviceAccount"))
+                    .unwrap_or("default");
+                let ns = ns.as_deref().unwrap_or("default");
+                out.push(edge(
+                    me.clone(),
+                    EdgeKind::RunsAs,
+                    id_node(
+                        &ids::k8s_service_account(cluster, ns, sa),
+                        IdentityKind::ServiceAccount,
+                    ),
+                ));
+            }
+            for (what, ptr) in [
+                ("label", "/metadata/labels"),
+                ("annotation", "/metadata/annotations"),
+            ] {
+                for (k, v) in doc
+                    .pointer(ptr)
+                    .and_then(Value::as_object)
+                    .into_iter()
+                    .flatten()
+                {
+                    let key = squash(k);
+                    let Some(v) = v.as_str().filter(|v| !v.trim().is_empty()) else {
+                        continue;
+                    };
+                    let node = if TEAM_KEYS.contains(&key.as_str()) && !is_email(v) {
+                        owner_team(v)
+                    } else if OWNER_KEYS.contains(&key.as_str()) {
+                        owner_node(v)
+                    } else {
+                        continue;
+                    };
+                    out.push(sourced(
+                        edge(node, EdgeKind::Owns, me.clone()),
+                        format!("{what} {k}"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A Terraform attribute as a literal string (not a reference expression).
+fn literal<'v>(values: &'v Value, key: &str) -> Option<&'v str> {
+    let v = s(values, key)?;
+    let is_ref = v.starts_with("${")
+        || v.starts_with("var.")
+        || v.starts_with("local.")
+        || v.starts_with("module.")
+        || v.starts_with("data.")
+        || v.starts_with("aws_")
+        || v.starts_with("kubernetes_");
+    (!is_ref && !v.is_empty()).then_some(v)
+}
+
+fn tf_edges(o: &SnapshotObject, me: NodeSpec, names: &Names) -> Vec<EdgeSpec> {
+    let doc = &o.doc;
+    let empty = Value::Null;
+    let values = doc.get("values").unwrap_or(&empty);
+    let ty = s(doc, "type").unwrap_or_default();
+    let file = s(doc, "file").unwrap_or("-");
+    let line = doc.get("line").and_then(Value::as_u64);
+    let source = match line {
+        Some(l) => format!("{file}:{l}"),
+        None => file.to_owned(),
+    };
+    let mut out = vec![edge(
+        me.clone(),
+        EdgeKind::DefinedIn,
+        NodeSpec::new(format!("file:{file}"), NodeKind::Iac, file),
+    )];
+    let defines = |node: NodeSpec, out: &mut Vec<EdgeSpec>| {
+        out.push(sourced(
+            edge(node, EdgeKind::DefinedIn, me.clone()),
+            source.clone(),
+        ));
+    };
+    let iam = |kind: IdentityKind, ty: &str| -> Vec<String> {
+        if let Some(id) = s(values, "arn").and_then(ids::canonical_iam_arn) {
+            return vec![id];
+        }
+        let _ = ty;
+        literal(values, "name")
+            .map(|n| names.named(kind, n).to_vec())
+            .unwrap_or_default()
+    };
+    match ty {
+        "aws_iam_role" => {
+            for id in iam(IdentityKind::IamRole, "role") {
+                defines(id_node(&id, IdentityKind::IamRole), &mut out);
+            }
+        }
+        "aws_iam_user" => {
+            for id in iam(IdentityKind::IamUser, "user") {
+                defines(id_node(&id, IdentityKind::IamUser), &mut out);
+            }
+        }
+        "aws_iam_access_key" => {
+            if let Some(key) = s(values, "id").filter(|k| is_key_id(k)) {
+                defines(id_node(key, IdentityKind::AccessKey), &mut out);
+            }
+        }
+        "aws_lambda_function" => {
+            if let Some(arn) = s(values, "arn").filter(|a| a.starts_with("arn:")) {
+                defines(
+                    NodeSpec::new(
+                        format!("lambda:{arn}"),
+                        NodeKind::Workload,
+                        literal(values, "function_name").unwrap_or(arn),
+                    ),
+                    &mut out,
+                );
+            }
+        }
+        "kubernetes_service_account" | "kubernetes_service_account_v1" => {
+            let meta = values
+                .get("metadata")
+                .map(|m| m.as_array().and_then(|a| a.first()).unwrap_or(m));
+            if let Some(meta) = meta
+                && let Some(name) = literal(meta, "name")
+            {
+                let ns = literal(meta, "namespace").unwrap_or("default");
+                for id in names.service_accounts(ns, name) {
+                    defines(id_node(id, IdentityKind::ServiceAccount), &mut out);
+                }
+            }
+        }
+        _ => {}
+    }
+    out
+}
+
+/// `owns` edges from CODEOWNERS owners to the IaC files under the CODEOWNERS root, and to
+/// the GitHub repository named like the root directory. `files` are the `file:` and
+/// `github:` node keys known to the graph; `matches(pattern, path)` is the CODEOWNERS
+/// pattern matcher.
+pub fn codeowners_edges(
+    o: &SnapshotObject,
+    files: &[&str],
+    matches: impl Fn(&str, &str) -> bool,
+) -> Vec<EdgeSpec> {
+    let Some(rules) = o.doc.get("rules").and_then(Value::as_array) else {
+        return Vec::new();
+    };
+    let rules: Vec<(String, Vec<String>, u64)> = rules
+        .iter()
+        .filter_map(|r| {
+            Some((
+                s(r, "pattern")?.to_owned(),
+                r.get("owners")?
+                    .as_array()?
+                    .iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                r.get("line").and_then(Value::as_u64).unwrap_or(0),
+            ))
+        })
+        .collect();
+    let cfile = s(&o.doc, "file").unwrap_or(&o.id);
+    let root = s(&o.doc, "root").unwrap_or(&o.id).trim_end_matches('/');
+    let mut out = Vec::new();
+    let own = |path: &str, node: NodeSpec, out: &mut Vec<EdgeSpec>| {
+        // GitHub semantics: the last matching rule wins, even when it lists no owner.
+        if let Some((_, owners, line)) = rules.iter().rev().find(|(p, _, _)| matches(p, path)) {
+            for owner in owners {
+                out.push(sourced(
+                    edge(owner_node(owner), EdgeKind::Owns, node.clone()),
+                    format!("{cfile}:{line}"),
+                ));
+            }
+        }
+    };
+    let root_name = root.rsplit('/').next().unwrap_or(root);
+    for f in files {
+        if let Some(repo) = f.strip_prefix("github:") {
+            // A repository checked out under the CODEOWNERS root's name: its workflows'
+            // owners own the repository's OIDC identities.
+            if repo.rsplit('/').next() == Some(root_name) {
+                own(
+                    ".github/workflows/",
+                    NodeSpec::new(*f, NodeKind::Repository, repo),
+                    &mut out,
+                );
+            }
+            continue;
+        }
+        let path = f.strip_prefix("file:").unwrap_or(f);
+        let rel = if root == "." || root.is_empty() {
+            Some(path.trim_start_matches("./"))
+        } else {
+            path.strip_prefix(root).and_then(|r| r.strip_prefix('/'))
+        };
+        if let Some(rel) = rel {
+            own(rel, NodeSpec::new(*f, NodeKind::Iac, path), &mut out);
+        }
+    }
+    out
+}
+
+/// An AWS account as a trusted principal (`*`: anyone).
+pub fn account_node(account: &str) -> NodeSpec {
+    let label = if account == "*" {
+        "anyone".to_owned()
+    } else {
+        format!("AWS account {account}")
+    };
+    NodeSpec::new(format!("aws-account:{account}"), NodeKind::Account, label)
+}
+
+fn resource_node(pattern: &str, account: &str) -> NodeSpec {
+    if pattern == "*" {
+        return NodeSpec::new(
+            format!("resource:*@{account}"),
+            NodeKind::Resource,
+            format!("all resources (account {account})"),
+        );
+    }
+    if let Some(id) = ids::canonical_iam_arn(pattern).filter(|_| !pattern.contains('*')) {
+        let kind = if id.contains(":role/") {
+            IdentityKind::IamRole
+        } else if id.contains(":user/") {
+            IdentityKind::IamUser
+        } else {
+            IdentityKind::Unknown
+        };
+        if kind != IdentityKind::Unknown {
+            return id_node(&id, kind);
+        }
+    }
+    NodeSpec::new(format!("resource:{pattern}"), NodeKind::Resource, pattern)
+}
+
+fn account_of(arn: &str) -> Option<&str> {
+    arn.split(':').nth(4).filter(|a| !a.is_empty())
+}
+
+/// Edges from one account's IAM snapshot: group membership, attached policies, effective
+/// permissions by resource pattern (`can`), trust (`can_assume`, including other accounts,
+/// services, OIDC subjects and anyone), and escalation steps to other principals (`can`
+/// with the technique id).
+pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeSpec> {
+    let mut out = Vec::new();
+    let principals = snap.principals();
+    let ctx = Context::default();
+    for g in snap.groups() {
+        let Some(gid) = ids::canonical_iam_arn(&g.arn) else {
+            continue;
+        };
+        let gnode = NodeSpec::new(
+            gid.as_str(),
+            NodeKind::Group,
+            gid.rsplit('/').next().unwrap_or(&gid),
+        );
+        for p in &g.identity {
+            if let Some(arn) = p.source.strip_prefix("managed:") {
+                out.push(edge(gnode.clone(), EdgeKind::BoundTo, policy_node(arn)));
+            }
+        }
+    }
+    for (id, p) in &principals {
+        let kind = if id.contains(":role/") {
+            IdentityKind::IamRole
+        } else {
+            IdentityKind::IamUser
+        };
+        let me = id_node(id, kind);
+        for g in &p.groups {
+            out.push(sourced(
+                edge(
+                    me.clone(),
+                    EdgeKind::MemberOf,
+                    NodeSpec::new(ids::iam(account, "group", g), NodeKind::Group, g.as_str()),
+                ),
+                "iam-authorization-details",
+            ));
+        }
+        for src in &p.identity {
+            if let Some(arn) = src.source.strip_prefix("managed:") {
+                out.push(edge(me.clone(), EdgeKind::BoundTo, policy_node(arn)));
+            }
+        }
+        // Effective permissions by resource pattern.
+        let identity = p.identity_policies();
+        let boundary = p.boundary.as_ref().map(|b| &b.policy);
+        let mut per_resource: BTreeMap<String, (BTreeSet<String>, BTreeSet<String>)> =
+            BTreeMap::new();
+        for src in &p.identity {
+            for pat in src.policy.allow_patterns() {
+                for r in pat.resources.unwrap_or(&[]) {
+                    for a in pat.actions {
+                        let req = Request {
+                            action: a,
+                            resource: r,
+                            principal: None,
+                            context: &ctx,
+                        };
+                        let entry = per_resource.entry(r.clone()).or_default();
+                        match policy::evaluate(&identity, boundary, &req).decision {
+                            Decision::Allow => {
+                                entry.0.insert(a.clone());
+                            }
+                            Decision::ConditionalAllow(keys) => {
+                                entry.0.insert(a.clone());
+                                entry.1.extend(keys);
+                            }
+                            Decision::ExplicitDeny | Decision::ImplicitDeny => {}
+                        }
+                    }
+                }
+            }
+        }
+        for (r, (actions, conditions)) in per_resource {
+            if actions.is_empty() {
+                continue;
+            }
+            let mut e = edge(me.clone(), EdgeKind::Can, resource_node(&r, account));
+            e.detail = Some(Detail {
+                actions: actions.into_iter().collect(),
+                conditions: conditions.into_iter().collect(),
+                ..Detail::default()
+            });
+            out.push(e);
+        }
+    }
+    // Trust.
+    for (rid, role) in &principals {
+        let Some(trust) = &role.trust else { continue };
+        let rnode = id_node(rid, IdentityKind::IamRole);
+        let role_account = account_of(rid).unwrap_or(account);
+        for t in trust.trusted() {
+            let conds: Vec<String> = t
+                .conditions
+                .iter()
+                .map(|(op, k, v)| format!("{op} {k} {}", v.join(",")))
+                .collect();
+            let push = |from: NodeSpec, out: &mut Vec<EdgeSpec>| {
+                let mut e = edge(from, EdgeKind::CanAssume, rnode.clone());
+                e.detail = Some(Detail {
+                    source: "trust policy".into(),
+                    conditions: conds.clone(),
+                    ..Detail::default()
+                });
+                out.push(e);
+            };
+            if t.any {
+                push(account_node("*"), &mut out);
+            }
+            for a in t.aws.iter().filter(|a| *a != "*") {
+                let acct = if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+                    Some(a.as_str())
+                } else if a.ends_with(":root") {
+                    account_of(a)
+                } else {
+                    None
+                };
+                match acct {
+                    Some(acct) if acct != role_account => push(account_node(acct), &mut out),
+                    Some(_) => {
+                        // The account itself: whoever its identity policies allow.
+                        for (pid, p) in &principals {
+                            if pid == rid
+                                || !p
+                                    .identity
+                                    .iter()
+                                    .any(|s| s.policy.may_allow("sts:AssumeRole"))
+                            {
+                                continue;
+                            }
+                            let req = Request {
+                                action: "sts:AssumeRole",
+                                resource: &role.arn,
+                                principal: None,
+                                context: &ctx,
+                            };
+                            let d = policy::evaluate(
+                                &p.identity_policies(),
+                                p.boundary.as_ref().map(|b| &b.policy),
+                                &req,
+                            )
+                            .decision;
+                            if d.possibly_allowed() {
+                                let kind = if pid.contains(":role/") {
+                                    IdentityKind::IamRole
+                                } else {
+                                    IdentityKind::IamUser
+                                };
+                                push(id_node(pid, kind), &mut out);
+                            }
+                        }
+                    }
+                    None => {
+                        if let Some(id) = ids::canonical_iam_arn(a) {
+                            let kind = if id.contains(":user/") {
+                                IdentityKind::IamUser
+                            } else {
+                                IdentityKind::IamRole
+                            };
+                            push(id_node(&id, kind), &mut out);
+                        }
+                    }
+                }
+            }
+            for svc in t.service {
+                push(
+                    id_node(&ids::aws_service(svc), IdentityKind::AwsService),
+                    &mut out,
+                );
+            }
+            for fed in t.federated {
+                let issuer = fed
+                    .split_once(":oidc-provider/")
+                    .map_or(fed.as_str(), |(_, host)| host);
+                if fed.contains(":saml-provider/") {
+                    push(
+                        NodeSpec::new(
+                            format!("saml:{fed}#*"),
+                            NodeKind::Identity(IdentityKind::SamlSubject),
+                            "any SAML user",
+                        ),
+                        &mut out,
+                    );
+                    continue;
+                }
+                let issuer = ids::issuer_key(issuer);
+                let subs: Vec<&String> = t
+                    .conditions
+                    .iter()
+                    .filter(|(_, k, _)| k.ends_with(":sub"))
+                    .flat_map(|(_, _, v)| v.iter())
+                    .collect();
+                if subs.is_empty() {
+                    push(
+                        NodeSpec::new(
+                            ids::oidc(issuer, "*"),
+                            NodeKind::Identity(IdentityKind::OidcSubject),
+                            format!("any subject of {issuer}"),
+                        ),
+                        &mut out,
+                    );
+                }
+                for sub in subs {
+                    let mut matched = false;
+                    for (sid, iss, ssub) in &names.oidc_subjects {
+                        if iss == issuer && policy::arn_glob(sub, ssub) {
+                            push(id_node(sid, IdentityKind::OidcSubject), &mut out);
+                            matched |= ssub == sub;
+                        }
+                    }
+                    if !matched {
+                        push(
+                            NodeSpec::new(
+                                ids::oidc(issuer, sub),
+                                NodeKind::Identity(IdentityKind::OidcSubject),
+                                sub.as_str(),
+                            ),
+                            &mut out,
+                        );
+                    }
+                }
+            }
+        }
+    }
+    // Escalation to other principals.
+    let analysis = Analysis::run(snap);
+    for step in analysis.steps.iter().filter(|s| s.from != s.to) {
+        let kind = |id: &str| {
+            if id.contains(":role/") {
+                IdentityKind::IamRole
+            } else {
+                IdentityKind::IamUser
+            }
+        };
+        let mut e = edge(
+            id_node(&step.from, kind(&step.from)),
+            EdgeKind::Can,
+            id_node(&step.to, kind(&step.to)),
+        );
+        e.detail = Some(Detail {
+            source: "escalation".into(),
+            actions: vec![step.technique.to_owned()],
+            conditions: step.conditional.iter().cloned().collect(),
+            ..Detail::default()
+        });
+        out.push(e);
+    }
+    out
+}
+
+fn policy_node(arn: &str) -> NodeSpec {
+    NodeSpec::new(
+        format!("iam-policy:{arn}"),
+        NodeKind::Policy,
+        arn.rsplit('/').next().unwrap_or(arn),
+    )
+}

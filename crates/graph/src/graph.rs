@@ -1,0 +1,738 @@
+//! The identity graph: identities, credentials, owners, workloads, resources and policies
+//! as nodes; typed edges between them, each with its evidence.
+//!
+//! Edges come from two places, and the graph keeps them apart so it can update in place:
+//! - **derived** edges are computed from one *origin* (an identity record, a snapshot
+//!   object, an account's IAM snapshot). Re-deriving an origin replaces exactly the edges it
+//!   produced before ([`Graph::set_edges`]); nothing else is touched.
+//! - **observed** edges come from events (`assumed`, `created`, `session_of`); each new
+//!   event adds to one edge's count, first/last seen and event ids ([`Graph::observe`]).
+//!
+//! Nodes are never removed (an identity deleted in the cloud stays a node with its
+//! history); edges are. Lookup is by a string key: an identity's canonical id, or a prefixed
+//! key for the other kinds (`person:…`, `team:…`, `tf:…`, `k8s:…`, `resource:…`).
+
+use std::fmt;
+
+use keyward_model::{IdentityKind, ObservedEdge};
+use petgraph::Direction;
+use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+/// What a node stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "kind")]
+pub enum NodeKind {
+    Identity(IdentityKind),
+    /// A credential that is not an inventory identity of its own (a password, a
+    /// credential-report key slot, a service-account token).
+    Credential,
+    Person,
+    Team,
+    /// A pod, deployment, Lambda function, EC2 instance profile…
+    Workload,
+    Repository,
+    /// A Terraform file or resource address.
+    Iac,
+    /// An S3 bucket, secret, database, Kubernetes object, or a resource pattern.
+    Resource,
+    /// An IAM managed policy, an IAM group's or a Kubernetes Role's rules.
+    Policy,
+    Group,
+    /// A Kubernetes RoleBinding / ClusterRoleBinding.
+    Binding,
+    Account,
+}
+
+impl NodeKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeKind::Identity(k) => k.as_str(),
+            NodeKind::Credential => "credential",
+            NodeKind::Person => "person",
+            NodeKind::Team => "team",
+            NodeKind::Workload => "workload",
+            NodeKind::Repository => "repository",
+            NodeKind::Iac => "iac",
+            NodeKind::Resource => "resource",
+            NodeKind::Policy => "policy",
+            NodeKind::Group => "group",
+            NodeKind::Binding => "binding",
+            NodeKind::Account => "account",
+        }
+    }
+
+    /// The coarse class (`identity` for every identity kind).
+    pub fn class(self) -> &'static str {
+        match self {
+            NodeKind::Identity(_) => "identity",
+            other => other.as_str(),
+        }
+    }
+}
+
+/// Edge types. `snake_case` names are the export contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EdgeKind {
+    /// Owner (person, team) → what it owns; a person → their own human identity.
+    Owns,
+    /// Identity or resource → the IaC file / repository that defines it.
+    DefinedIn,
+    /// Principal → role its trust policy lets it assume (detail: open conditions).
+    CanAssume,
+    /// Principal → role it was seen assuming.
+    Assumed,
+    /// Identity → identity or credential it was seen creating.
+    Created,
+    /// Identity → its credential (access key, password, token).
+    HasCredential,
+    /// User → group; person → team.
+    MemberOf,
+    /// Service account → binding; binding → role.
+    BoundTo,
+    /// Workload → the identity it runs as.
+    RunsAs,
+    /// OIDC subject / IRSA service account → the role it becomes.
+    Federates,
+    /// Identity or role → resource it may act on (detail: actions), or → identity it can
+    /// take over (detail: escalation technique).
+    Can,
+    /// STS session → the role it is a session of.
+    SessionOf,
+}
+
+impl EdgeKind {
+    pub const ALL: [EdgeKind; 12] = [
+        EdgeKind::Owns,
+        EdgeKind::DefinedIn,
+        EdgeKind::CanAssume,
+        EdgeKind::Assumed,
+        EdgeKind::Created,
+        EdgeKind::HasCredential,
+        EdgeKind::MemberOf,
+        EdgeKind::BoundTo,
+        EdgeKind::RunsAs,
+        EdgeKind::Federates,
+        EdgeKind::Can,
+        EdgeKind::SessionOf,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EdgeKind::Owns => "owns",
+            EdgeKind::DefinedIn => "defined_in",
+            EdgeKind::CanAssume => "can_assume",
+            EdgeKind::Assumed => "assumed",
+            EdgeKind::Created => "created",
+            EdgeKind::HasCredential => "has_credential",
+            EdgeKind::MemberOf => "member_of",
+            EdgeKind::BoundTo => "bound_to",
+            EdgeKind::RunsAs => "runs_as",
+            EdgeKind::Federates => "federates",
+            EdgeKind::Can => "can",
+            EdgeKind::SessionOf => "session_of",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EdgeKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for EdgeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A node: its key, kind and a short label for display.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub key: Box<str>,
+    pub kind: NodeKind,
+    pub label: Box<str>,
+    /// A person who has left (people directory), or an identity / workload known deleted.
+    pub gone: bool,
+}
+
+/// Where an edge's evidence comes from, beyond its counts. Kept out of line: most edges
+/// have none beyond their origin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// The snapshot file, IaC file, object or policy that says so.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    /// Event ids, newest last (at most [`MAX_EVENT_IDS`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub event_ids: Vec<String>,
+    /// Allowed actions (for `can`), or the escalation technique.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// Condition keys that must hold and that Keyward could not decide.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<String>,
+}
+
+pub const MAX_EVENT_IDS: usize = 5;
+
+/// Which origin produced a derived edge; observed edges have none.
+const OBSERVED: u32 = u32::MAX;
+
+/// An edge's stored weight. Times are epoch milliseconds, `0` when unknown.
+#[derive(Debug, Clone, Copy)]
+struct Weight {
+    kind: EdgeKind,
+    origin: u32,
+    count: u32,
+    first: i64,
+    last: i64,
+    /// Index into `details` + 1; `0` when the edge has no detail.
+    detail: u32,
+}
+
+/// A derived edge to set (see [`Graph::set_edges`]): endpoints by key, created as needed.
+#[derive(Debug, Clone)]
+pub struct EdgeSpec {
+    pub from: NodeSpec,
+    pub kind: EdgeKind,
+    pub to: NodeSpec,
+    pub detail: Option<Detail>,
+    /// When the fact behind the edge was true (a snapshot's time, a creation time).
+    pub at: Option<i64>,
+}
+
+/// A node by key, with the kind and label to use if it does not exist yet.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    pub key: String,
+    pub kind: NodeKind,
+    pub label: String,
+}
+
+impl NodeSpec {
+    pub fn new(key: impl Into<String>, kind: NodeKind, label: impl Into<String>) -> Self {
+        NodeSpec {
+            key: key.into(),
+            kind,
+            label: label.into(),
+        }
+    }
+}
+
+/// A read view of one edge.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeView<'g> {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub kind: EdgeKind,
+    pub count: u32,
+    pub first_seen: Option<i64>,
+    pub last_seen: Option<i64>,
+    /// `None` for observed edges.
+    pub origin: Option<&'g str>,
+    pub detail: Option<&'g Detail>,
+}
+
+/// A node handle, valid for the graph's lifetime (nodes are never removed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(NodeIndex<u32>);
+
+impl NodeId {
+    pub fn index(self) -> usize {
+        self.0.index()
+    }
+}
+
+#[derive(Default)]
+pub struct Graph {
+    g: StableDiGraph<Node, Weight, u32>,
+    index: FxHashMap<Box<str>, NodeIndex<u32>>,
+    details: Vec<Detail>,
+    /// Freed `details` slots, reused.
+    free_details: Vec<u32>,
+    /// Derived edges by origin node.
+    by_origin: FxHashMap<u32, Vec<EdgeIndex<u32>>>,
+    observed: FxHashMap<(u32, EdgeKind, u32), EdgeIndex<u32>>,
+    /// Observed edges changed since [`Graph::take_observed`].
+    dirty_observed: Vec<EdgeIndex<u32>>,
+}
+
+impl fmt::Debug for Graph {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Graph")
+            .field("nodes", &self.g.node_count())
+            .field("edges", &self.g.edge_count())
+            .finish()
+    }
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Graph::default()
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.g.node_count()
+    }
+
+    pub fn edge_count(&self) -> usize {
+        self.g.edge_count()
+    }
+
+    /// Reserves room for about `nodes` nodes and `edges` edges.
+    pub fn reserve(&mut self, nodes: usize, edges: usize) {
+        self.g.reserve_nodes(nodes);
+        self.g.reserve_edges(edges);
+        self.index.reserve(nodes);
+    }
+
+    pub fn find(&self, key: &str) -> Option<NodeId> {
+        self.index.get(key).map(|&i| NodeId(i))
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&Node> {
+        self.g.node_weight(id.0)
+    }
+
+    pub fn key(&self, id: NodeId) -> &str {
+        self.node(id).map_or("", |n| &n.key)
+    }
+
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
+        self.g
+            .node_indices()
+            .filter_map(|i| self.g.node_weight(i).map(|n| (NodeId(i), n)))
+    }
+
+    /// The node with this key, created with `kind` and `label` if absent. An existing
+    /// node's kind is refined when it was only known as a generic resource or an unknown
+    /// identity.
+    pub fn ensure(&mut self, spec: &NodeSpec) -> NodeId {
+        if let Some(&i) = self.index.get(spec.key.as_str()) {
+            if let Some(n) = self.g.node_weight_mut(i) {
+                let vague = matches!(
+                    n.kind,
+                    NodeKind::Resource | NodeKind::Identity(IdentityKind::Unknown)
+                );
+                if vague && n.kind != spec.kind && spec.kind != NodeKind::Resource {
+                    n.kind = spec.kind;
+                }
+                if n.label.is_empty() && !spec.label.is_empty() {
+                    n.label = spec.label.as_str().into();
+                }
+            }
+            return NodeId(i);
+        }
+        let key: Box<str> = spec.key.as_str().into();
+        let i = self.g.add_node(Node {
+            key: key.clone(),
+            kind: spec.kind,
+            label: spec.label.as_str().into(),
+            gone: false,
+        });
+        self.index.insert(key, i);
+        NodeId(i)
+    }
+
+    /// Marks a node gone (departed person, deleted identity or workload) or back.
+    pub fn set_gone(&mut self, id: NodeId, gone: bool) {
+        if let Some(n) = self.g.node_weight_mut(id.0) {
+            n.gone = gone;
+        }
+    }
+
+    fn put_detail(&mut self, d: Option<Detail>) -> u32 {
+        let Some(d) = d else { return 0 };
+        match self.free_details.pop() {
+            Some(slot) => {
+                if let Some(x) = self.details.get_mut(slot as usize) {
+                    *x = d;
+                }
+                slot + 1
+            }
+            None => {
+                self.details.push(d);
+                self.details.len() as u32
+            }
+        }
+    }
+
+    fn drop_detail(&mut self, detail: u32) {
+        if detail > 0 {
+            if let Some(x) = self.details.get_mut(detail as usize - 1) {
+                *x = Detail::default();
+            }
+            self.free_details.push(detail - 1);
+        }
+    }
+
+    /// Replaces every edge derived from `origin` with `edges`. Edges that are unchanged
+    /// keep their identity; the rest are removed or added. Returns (added, removed).
+    pub fn set_edges(&mut self, origin: &NodeSpec, edges: Vec<EdgeSpec>) -> (usize, usize) {
+        let o = self.ensure(origin).0.index() as u32;
+        let old = self.by_origin.remove(&o).unwrap_or_default();
+        // Old edges by (from, kind, to), to keep the ones that are derived again.
+        let mut keep: FxHashMap<(u32, EdgeKind, u32), EdgeIndex<u32>> = FxHashMap::default();
+        for &e in &old {
+            if let (Some((a, b)), Some(w)) = (self.g.edge_endpoints(e), self.g.edge_weight(e)) {
+                keep.insert((a.index() as u32, w.kind, b.index() as u32), e);
+            }
+        }
+        let mut now = Vec::with_capacity(edges.len());
+        let mut fresh: FxHashMap<(u32, EdgeKind, u32), EdgeIndex<u32>> = FxHashMap::default();
+        let mut added = 0;
+        for spec in edges {
+            let a = self.ensure(&spec.from).0;
+            let b = self.ensure(&spec.to).0;
+            let k = (a.index() as u32, spec.kind, b.index() as u32);
+            let t = spec.at.unwrap_or(0);
+            if let Some(e) = keep.remove(&k) {
+                fresh.insert(k, e);
+                let old_detail = self.g.edge_weight(e).map_or(0, |w| w.detail);
+                let same = match (&spec.detail, old_detail) {
+                    (None, 0) => true,
+                    (Some(d), n) if n > 0 => self.details.get(n as usize - 1) == Some(d),
+                    _ => false,
+                };
+                if !same {
+                    self.drop_detail(old_detail);
+                    let detail = self.put_detail(spec.detail);
+                    if let Some(w) = self.g.edge_weight_mut(e) {
+                        w.detail = detail;
+                    }
+                }
+                if let Some(w) = self.g.edge_weight_mut(e)
+                    && t > 0
+                {
+                    w.first = if w.first == 0 { t } else { w.first.min(t) };
+                    w.last = w.last.max(t);
+                }
+                now.push(e);
+                continue;
+            }
+            if let Some(&e) = fresh.get(&k) {
+                // The same edge twice from one origin: one edge, evidence combined.
+                self.merge_detail(e, spec.detail);
+                continue;
+            }
+            let detail = self.put_detail(spec.detail);
+            let e = self.g.add_edge(
+                a,
+                b,
+                Weight {
+                    kind: spec.kind,
+                    origin: o,
+                    count: 1,
+                    first: t,
+                    last: t,
+                    detail,
+                },
+            );
+            fresh.insert(k, e);
+            now.push(e);
+            added += 1;
+        }
+        let removed = keep.len();
+        for (_, e) in keep {
+            if let Some(w) = self.g.remove_edge(e) {
+                self.drop_detail(w.detail);
+            }
+        }
+        if !now.is_empty() {
+            self.by_origin.insert(o, now);
+        }
+        (added, removed)
+    }
+
+    fn merge_detail(&mut self, e: EdgeIndex<u32>, add: Option<Detail>) {
+        let Some(add) = add else { return };
+        let cur = self.g.edge_weight(e).map_or(0, |w| w.detail);
+        if cur == 0 {
+            let d = self.put_detail(Some(add));
+            if let Some(w) = self.g.edge_weight_mut(e) {
+                w.detail = d;
+            }
+            return;
+        }
+        if let Some(d) = self.details.get_mut(cur as usize - 1) {
+            for (to, from) in [
+                (&mut d.actions, add.actions),
+                (&mut d.conditions, add.conditions),
+                (&mut d.event_ids, add.event_ids),
+            ] {
+                for x in from {
+                    if !to.contains(&x) {
+                        to.push(x);
+                    }
+                }
+            }
+            if d.source.is_empty() {
+                d.source = add.source;
+            }
+        }
+    }
+
+    /// Adds one derived edge to `origin`'s set without re-deriving the rest (bulk loads).
+    pub fn add_edge(&mut self, origin: NodeId, spec: EdgeSpec) {
+        let a = self.ensure(&spec.from).0;
+        let b = self.ensure(&spec.to).0;
+        let t = spec.at.unwrap_or(0);
+        let detail = self.put_detail(spec.detail);
+        let e = self.g.add_edge(
+            a,
+            b,
+            Weight {
+                kind: spec.kind,
+                origin: origin.0.index() as u32,
+                count: 1,
+                first: t,
+                last: t,
+                detail,
+            },
+        );
+        self.by_origin
+            .entry(origin.0.index() as u32)
+            .or_default()
+            .push(e);
+    }
+
+    /// Records one event that shows `from` —`kind`→ `to`. An event id already recorded on
+    /// the edge is not counted again.
+    pub fn observe(
+        &mut self,
+        kind: EdgeKind,
+        from: &NodeSpec,
+        to: &NodeSpec,
+        at: i64,
+        event_id: Option<&str>,
+    ) {
+        let a = self.ensure(from).0;
+        let b = self.ensure(to).0;
+        let k = (a.index() as u32, kind, b.index() as u32);
+        let e = match self.observed.get(&k) {
+            Some(&e) => e,
+            None => {
+                let detail = self.put_detail(Some(Detail::default()));
+                let e = self.g.add_edge(
+                    a,
+                    b,
+                    Weight {
+                        kind,
+                        origin: OBSERVED,
+                        count: 0,
+                        first: 0,
+                        last: 0,
+                        detail,
+                    },
+                );
+                self.observed.insert(k, e);
+                e
+            }
+        };
+        let Some(w) = self.g.edge_weight_mut(e) else {
+            return;
+        };
+        if let (Some(id), Some(d)) = (event_id, self.details.get_mut(w.detail as usize - 1)) {
+            if d.event_ids.iter().any(|x| x == id) {
+                return;
+            }
+            d.event_ids.push(id.to_owned());
+            if d.event_ids.len() > MAX_EVENT_IDS {
+                d.event_ids.remove(0);
+            }
+        }
+        w.count = w.count.saturating_add(1);
+        w.first = if w.first == 0 { at } else { w.first.min(at) };
+        w.last = w.last.max(at);
+        self.dirty_observed.push(e);
+    }
+
+    /// Restores an observed edge read back from the store.
+    pub fn load_observed(&mut self, o: &ObservedEdge, from_kind: NodeKind, to_kind: NodeKind) {
+        let Some(kind) = EdgeKind::parse(&o.kind) else {
+            return;
+        };
+        let from = NodeSpec::new(o.from.as_str(), from_kind, "");
+        let to = NodeSpec::new(o.to.as_str(), to_kind, "");
+        let a = self.ensure(&from).0;
+        let b = self.ensure(&to).0;
+        let detail = self.put_detail(Some(Detail {
+            event_ids: o.event_ids.clone(),
+            ..Detail::default()
+        }));
+        let e = self.g.add_edge(
+            a,
+            b,
+            Weight {
+                kind,
+                origin: OBSERVED,
+                count: o.count,
+                first: o.first_seen,
+                last: o.last_seen,
+                detail,
+            },
+        );
+        self.observed
+            .insert((a.index() as u32, kind, b.index() as u32), e);
+    }
+
+    /// Observed edges changed since the last call, for the store to write.
+    pub fn take_observed(&mut self) -> Vec<ObservedEdge> {
+        let mut list = std::mem::take(&mut self.dirty_observed);
+        list.sort_unstable();
+        list.dedup();
+        list.into_iter()
+            .filter_map(|e| {
+                let (a, b) = self.g.edge_endpoints(e)?;
+                let w = self.g.edge_weight(e)?;
+                let d = self.details.get((w.detail as usize).checked_sub(1)?)?;
+                Some(ObservedEdge {
+                    kind: w.kind.as_str().to_owned(),
+                    from: self.g.node_weight(a)?.key.to_string(),
+                    to: self.g.node_weight(b)?.key.to_string(),
+                    count: w.count,
+                    first_seen: w.first,
+                    last_seen: w.last,
+                    event_ids: d.event_ids.clone(),
+                })
+            })
+            .collect()
+    }
+
+    fn view(&self, e: EdgeIndex<u32>) -> Option<EdgeView<'_>> {
+        let (a, b) = self.g.edge_endpoints(e)?;
+        let w = self.g.edge_weight(e)?;
+        let origin = if w.origin == OBSERVED {
+            None
+        } else {
+            self.g
+                .node_weight(NodeIndex::new(w.origin as usize))
+                .map(|n| &*n.key)
+        };
+        let nz = |t: i64| (t != 0).then_some(t);
+        Some(EdgeView {
+            from: NodeId(a),
+            to: NodeId(b),
+            kind: w.kind,
+            count: w.count,
+            first_seen: nz(w.first),
+            last_seen: nz(w.last),
+            origin,
+            detail: (w.detail as usize)
+                .checked_sub(1)
+                .and_then(|i| self.details.get(i)),
+        })
+    }
+
+    /// Edges leaving `id`.
+    pub fn out_edges(&self, id: NodeId) -> impl Iterator<Item = EdgeView<'_>> {
+        self.g
+            .edges_directed(id.0, Direction::Outgoing)
+            .filter_map(|e| self.view(e.id()))
+    }
+
+    /// Edges entering `id`.
+    pub fn in_edges(&self, id: NodeId) -> impl Iterator<Item = EdgeView<'_>> {
+        self.g
+            .edges_directed(id.0, Direction::Incoming)
+            .filter_map(|e| self.view(e.id()))
+    }
+
+    /// Every edge.
+    pub fn edges(&self) -> impl Iterator<Item = EdgeView<'_>> {
+        self.g.edge_indices().filter_map(|e| self.view(e))
+    }
+
+    /// Approximate heap bytes held (for the benchmark's memory-per-identity figure).
+    pub fn approx_bytes(&self) -> usize {
+        let nodes = self.g.node_count();
+        let edges = self.g.edge_count();
+        let key_bytes: usize = self
+            .g
+            .node_weights()
+            .map(|n| n.key.len() * 2 + n.label.len())
+            .sum();
+        nodes * (std::mem::size_of::<Node>() + 8 + 16 + 8)
+            + key_bytes
+            + edges * (std::mem::size_of::<Weight>() + 16 + 8 + 4)
+            + self.details.len() * std::mem::size_of::<Detail>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(key: &str) -> NodeSpec {
+        NodeSpec::new(key, NodeKind::Identity(IdentityKind::IamRole), key)
+    }
+
+    fn e(a: &str, kind: EdgeKind, b: &str) -> EdgeSpec {
+        EdgeSpec {
+            from: n(a),
+            kind,
+            to: n(b),
+            detail: None,
+            at: None,
+        }
+    }
+
+    fn edges(g: &Graph) -> Vec<(String, EdgeKind, String)> {
+        let mut v: Vec<_> = g
+            .edges()
+            .map(|e| (g.key(e.from).to_owned(), e.kind, g.key(e.to).to_owned()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn set_edges_replaces_only_its_origin() {
+        let mut g = Graph::new();
+        g.set_edges(&n("o1"), vec![e("a", EdgeKind::Can, "b")]);
+        g.set_edges(
+            &n("o2"),
+            vec![e("a", EdgeKind::Can, "b"), e("b", EdgeKind::Owns, "c")],
+        );
+        assert_eq!(edges(&g).len(), 3);
+        // Re-deriving o2 with one edge fewer removes exactly that one.
+        let (added, removed) = g.set_edges(&n("o2"), vec![e("a", EdgeKind::Can, "b")]);
+        assert_eq!((added, removed), (0, 1));
+        assert_eq!(
+            edges(&g),
+            vec![
+                ("a".into(), EdgeKind::Can, "b".into()),
+                ("a".into(), EdgeKind::Can, "b".into())
+            ]
+        );
+        // Same set again: nothing changes.
+        assert_eq!(
+            g.set_edges(&n("o2"), vec![e("a", EdgeKind::Can, "b")]),
+            (0, 0)
+        );
+        g.set_edges(&n("o1"), Vec::new());
+        assert_eq!(edges(&g).len(), 1);
+    }
+
+    #[test]
+    fn observations_count_once_per_event() {
+        let mut g = Graph::new();
+        g.observe(EdgeKind::Assumed, &n("u"), &n("r"), 10, Some("e1"));
+        g.observe(EdgeKind::Assumed, &n("u"), &n("r"), 5, Some("e2"));
+        g.observe(EdgeKind::Assumed, &n("u"), &n("r"), 7, Some("e1"));
+        let o = g.take_observed();
+        assert_eq!(o.len(), 1);
+        assert_eq!((o[0].count, o[0].first_seen, o[0].last_seen), (2, 5, 10));
+        assert_eq!(o[0].event_ids, vec!["e1", "e2"]);
+        assert!(g.take_observed().is_empty());
+        // Restored into a new graph, it continues counting.
+        let mut g2 = Graph::new();
+        let role = NodeKind::Identity(IdentityKind::IamRole);
+        g2.load_observed(&o[0], role, role);
+        g2.observe(EdgeKind::Assumed, &n("u"), &n("r"), 20, Some("e3"));
+        assert_eq!(g2.take_observed()[0].count, 3);
+    }
+}
