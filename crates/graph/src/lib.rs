@@ -8,6 +8,7 @@
 
 pub mod analysis;
 pub mod derive;
+pub mod export;
 pub mod graph;
 pub mod iam;
 pub mod inventory;
