@@ -405,9 +405,7 @@ fn ingest_file(
     }
     let layout = match opts.format {
         // A forced format that is not line-oriented is read as a document.
-        Some(
-            Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot,
-        ) => Layout::Document,
+        Some(f) if !f.line_oriented() => Layout::Document,
         _ => keyward_normalize::sniff::layout(input.head().map_err(io)?, &shown),
     };
     let mut doc = Vec::new();
@@ -458,6 +456,7 @@ fn ingest_file(
         .or_else(|| keyward_sources::cluster_from_path(path))
         .unwrap_or_else(|| "default".to_owned());
     run.ctx.cluster = cluster;
+    run.ctx.path = Some(shown.clone());
     let source: SourceKind = format.source();
     let file_id = batch.add_file(&shown, &hash, format.as_str(), now)?;
     let mut sink = EngineSink {

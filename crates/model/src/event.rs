@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
 
-/// Which log format an event or observation came from.
+/// Which input format an event, observation or snapshot object came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SourceKind {
@@ -15,6 +15,14 @@ pub enum SourceKind {
     IamAuthorizationDetails,
     IamCredentialReport,
     K8sSnapshot,
+    /// Terraform configuration (`.tf`, `.tf.json`) or `terraform show -json` plan/state.
+    Terraform,
+    /// A repository's `CODEOWNERS` file.
+    Codeowners,
+    /// A people directory export (CSV with `email` and `status`).
+    PeopleDirectory,
+    /// `aws lambda list-functions` / `get-function-configuration`.
+    LambdaFunctions,
 }
 
 impl SourceKind {
@@ -25,11 +33,24 @@ impl SourceKind {
             SourceKind::IamAuthorizationDetails => "iam-authorization-details",
             SourceKind::IamCredentialReport => "iam-credential-report",
             SourceKind::K8sSnapshot => "k8s-snapshot",
+            SourceKind::Terraform => "terraform",
+            SourceKind::Codeowners => "codeowners",
+            SourceKind::PeopleDirectory => "people-directory",
+            SourceKind::LambdaFunctions => "lambda-functions",
         }
     }
 
     pub fn is_log(self) -> bool {
-        matches!(self, SourceKind::Cloudtrail | SourceKind::K8sAudit)
+        match self {
+            SourceKind::Cloudtrail | SourceKind::K8sAudit => true,
+            SourceKind::IamAuthorizationDetails
+            | SourceKind::IamCredentialReport
+            | SourceKind::K8sSnapshot
+            | SourceKind::Terraform
+            | SourceKind::Codeowners
+            | SourceKind::PeopleDirectory
+            | SourceKind::LambdaFunctions => false,
+        }
     }
 }
 

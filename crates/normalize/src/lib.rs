@@ -9,12 +9,16 @@
 //! Architecture invariant: no I/O, no clock.
 
 pub mod cloudtrail;
+pub mod codeowners;
 pub mod cred_report;
 pub mod iam_authz;
 pub mod k8s_audit;
 pub mod k8s_snapshot;
+pub mod lambda;
 mod lenient;
+pub mod people;
 pub mod sniff;
+pub mod terraform;
 
 use std::sync::Arc;
 
@@ -83,6 +87,11 @@ pub trait Sink {
 pub struct Context {
     /// Kubernetes cluster name for audit logs and RBAC snapshots.
     pub cluster: String,
+    /// The path label of the current input as the user gave it, set by the engine per file
+    /// (`None` for bytes with no file behind them). Normalizers use it only as data — a
+    /// Terraform resource is defined in a file, a `CODEOWNERS` file owns the tree under its
+    /// repository root — and never to do I/O.
+    pub path: Option<String>,
     pub memo: Memo,
 }
 
@@ -90,8 +99,15 @@ impl Context {
     pub fn new(cluster: impl Into<String>) -> Self {
         Context {
             cluster: cluster.into(),
+            path: None,
             memo: Memo::default(),
         }
+    }
+
+    /// The same context, labelled with an input path.
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
     }
 }
 
@@ -112,15 +128,23 @@ pub fn normalize_line(
     let result = match format {
         Format::Cloudtrail => cloudtrail::normalize_record_memo(line, &mut ctx.memo),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
-        Format::IamAuthorizationDetails | Format::IamCredentialReport | Format::K8sSnapshot => Err(
-            format!("`{}` is not a line-oriented format", format.as_str()),
-        ),
+        Format::IamAuthorizationDetails
+        | Format::IamCredentialReport
+        | Format::K8sSnapshot
+        | Format::Terraform
+        | Format::Codeowners
+        | Format::PeopleDirectory
+        | Format::LambdaFunctions => Err(format!(
+            "`{}` is not a line-oriented format",
+            format.as_str()
+        )),
     };
     emit(sink, result, line_no, None);
 }
 
 /// Normalizes a whole document (a CloudTrail delivery file, an IAM snapshot, a CSV report,
-/// a `kubectl` dump, a Kubernetes `EventList`).
+/// a `kubectl` dump, a Kubernetes `EventList`, Terraform, `CODEOWNERS`, a people directory,
+/// a Lambda function list).
 pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &mut dyn Sink) {
     match format {
         Format::Cloudtrail => cloudtrail::normalize_document(doc, &mut ctx.memo, sink),
@@ -128,6 +152,10 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::IamAuthorizationDetails => iam_authz::normalize(doc, sink),
         Format::IamCredentialReport => cred_report::normalize(doc, sink),
         Format::K8sSnapshot => k8s_snapshot::normalize(doc, ctx, sink),
+        Format::Terraform => terraform::normalize(doc, ctx, sink),
+        Format::Codeowners => codeowners::normalize(doc, ctx, sink),
+        Format::PeopleDirectory => people::normalize(doc, sink),
+        Format::LambdaFunctions => lambda::normalize(doc, sink),
     }
 }
 
@@ -212,4 +240,29 @@ pub fn event_key(source: keyward_model::SourceKind, native_id: &str) -> keyward_
     let mut out = [0u8; 16];
     out.copy_from_slice(h.finalize().as_bytes().get(..16).unwrap_or(&[0u8; 16]));
     keyward_model::EventKey(out)
+}
+
+/// A sink that keeps everything, for unit tests.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use keyward_model::{Diagnostic, Observation, SnapshotObject};
+
+    use crate::{Output, Sink};
+
+    #[derive(Debug, Default)]
+    pub(crate) struct Collect {
+        pub(crate) objects: Vec<SnapshotObject>,
+        pub(crate) observations: Vec<Observation>,
+        pub(crate) diagnostics: Vec<Diagnostic>,
+    }
+
+    impl Sink for Collect {
+        fn accept(&mut self, out: Output<'_>) {
+            self.objects.extend(out.objects);
+            self.observations.extend(out.observations);
+        }
+        fn reject(&mut self, diag: Diagnostic) {
+            self.diagnostics.push(diag);
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! Format detection from the bytes themselves (the path's extension only breaks ties for
-//! YAML and CSV, which carry no JSON keys).
+//! Format detection from the bytes themselves. The path decides only for inputs that carry
+//! no telling keys: YAML, CSV, Terraform configuration (`.tf`, `.tf.json`) and `CODEOWNERS`.
 
 use sonic_rs::JsonValueTrait;
 
@@ -17,15 +17,27 @@ pub enum Format {
     IamCredentialReport,
     /// `kubectl get … -o json|yaml`: a `List`, one object, or a multi-document YAML.
     K8sSnapshot,
+    /// Terraform: `.tf` (HCL), `.tf.json`, or `terraform show -json` of a plan or state.
+    Terraform,
+    /// A repository's `CODEOWNERS` file (found by its file name).
+    Codeowners,
+    /// People directory CSV: a header with at least `email` and `status`.
+    PeopleDirectory,
+    /// `aws lambda list-functions` (`{"Functions":[…]}`) or `get-function-configuration`.
+    LambdaFunctions,
 }
 
 impl Format {
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 9] = [
         Format::Cloudtrail,
         Format::K8sAudit,
         Format::IamAuthorizationDetails,
         Format::IamCredentialReport,
         Format::K8sSnapshot,
+        Format::Terraform,
+        Format::Codeowners,
+        Format::PeopleDirectory,
+        Format::LambdaFunctions,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -44,6 +56,25 @@ impl Format {
             Format::IamAuthorizationDetails => SourceKind::IamAuthorizationDetails,
             Format::IamCredentialReport => SourceKind::IamCredentialReport,
             Format::K8sSnapshot => SourceKind::K8sSnapshot,
+            Format::Terraform => SourceKind::Terraform,
+            Format::Codeowners => SourceKind::Codeowners,
+            Format::PeopleDirectory => SourceKind::PeopleDirectory,
+            Format::LambdaFunctions => SourceKind::LambdaFunctions,
+        }
+    }
+
+    /// Whether the format can be read one JSON line at a time; the others are only ever
+    /// whole documents.
+    pub fn line_oriented(self) -> bool {
+        match self {
+            Format::Cloudtrail | Format::K8sAudit => true,
+            Format::IamAuthorizationDetails
+            | Format::IamCredentialReport
+            | Format::K8sSnapshot
+            | Format::Terraform
+            | Format::Codeowners
+            | Format::PeopleDirectory
+            | Format::LambdaFunctions => false,
         }
     }
 }
@@ -75,11 +106,50 @@ fn is_csv(head: &[u8], path: &str) -> bool {
     h.starts_with(b"user,arn,") || path.trim_end_matches(".gz").ends_with(".csv")
 }
 
+/// The last component of a path, with either separator.
+fn file_name(path: &str) -> &str {
+    path.rsplit(['/', '\\']).next().unwrap_or(path)
+}
+
+/// Whether the first line is a CSV header naming (case-insensitively) both an `email` and
+/// a `status` column: a people directory.
+fn is_people_header(head: &[u8]) -> bool {
+    let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    let line = h.split(|&b| b == b'\n').next().unwrap_or_default();
+    let column = |name: &[u8]| {
+        line.split(|&b| b == b',').any(|c| {
+            let c = c.trim_ascii();
+            let c = c
+                .strip_prefix(b"\"")
+                .and_then(|c| c.strip_suffix(b"\""))
+                .unwrap_or(c);
+            c.trim_ascii().eq_ignore_ascii_case(name)
+        })
+    };
+    column(b"email") && column(b"status")
+}
+
+/// Formats known from the path (or, for the people CSV, its header line) rather than from
+/// JSON keys: always whole documents.
+fn format_of_path(head: &[u8], path: &str) -> Option<Format> {
+    let p = path.trim_end_matches(".gz");
+    if file_name(p) == "CODEOWNERS" {
+        return Some(Format::Codeowners);
+    }
+    if p.ends_with(".tf") || p.ends_with(".tf.json") {
+        return Some(Format::Terraform);
+    }
+    if is_people_header(head) {
+        return Some(Format::PeopleDirectory);
+    }
+    None
+}
+
 /// Decides the layout from the first bytes of an input (`head`, at most a buffer's worth).
 /// A file whose first line is one complete JSON object followed by another object is JSON
 /// lines; everything else is a document.
 pub fn layout(head: &[u8], path: &str) -> Layout {
-    if is_csv(head, path) || is_yaml_path(path) {
+    if format_of_path(head, path).is_some() || is_csv(head, path) || is_yaml_path(path) {
         return Layout::Document;
     }
     let h = trim_start(head);
@@ -118,6 +188,9 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
             "UserDetailList" | "RoleDetailList" | "GroupDetailList" => {
                 return Some(Format::IamAuthorizationDetails);
             }
+            // `terraform show -json`: a plan starts with either key.
+            "format_version" | "terraform_version" => return Some(Format::Terraform),
+            "Functions" | "FunctionName" => return Some(Format::LambdaFunctions),
             _ => {}
         }
     }
@@ -136,6 +209,8 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
                 return Some(Format::IamAuthorizationDetails);
             }
             "auditID" | "stage" | "requestURI" => return Some(Format::K8sAudit),
+            "format_version" | "terraform_version" => return Some(Format::Terraform),
+            "Functions" | "FunctionArn" => return Some(Format::LambdaFunctions),
             "kind" => kind = value.as_str().map(str::to_owned),
             "apiVersion" => api_version = value.as_str().map(str::to_owned),
             "items" => has_items = true,
@@ -153,6 +228,9 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
 
 /// The format of a whole document.
 pub fn format_of_document(doc: &[u8], path: &str) -> Option<Format> {
+    if let Some(f) = format_of_path(doc, path) {
+        return Some(f);
+    }
     if is_csv(doc, path) {
         return Some(Format::IamCredentialReport);
     }
@@ -234,6 +312,49 @@ mod tests {
             Some((Layout::Document, Format::Cloudtrail))
         );
         assert_eq!(sniff(b"hello", "a.txt"), None);
+    }
+
+    #[test]
+    fn new_inputs() {
+        let doc = |f| Some((Layout::Document, f));
+        let plan = b"{\"format_version\":\"1.2\",\"terraform_version\":\"1.9.8\"}\n";
+        assert_eq!(sniff(plan, "plan.json"), doc(Format::Terraform));
+        let state = b"{\"terraform_version\":\"1.9.8\",\"format_version\":\"1.0\"}";
+        assert_eq!(sniff(state, "state.json"), doc(Format::Terraform));
+        // HCL carries no telling bytes: the extension decides.
+        let tf = b"resource \"aws_iam_role\" \"r\" {}\n";
+        assert_eq!(sniff(tf, "infra/iam.tf"), doc(Format::Terraform));
+        assert_eq!(sniff(b"{}", "infra/main.tf.json"), doc(Format::Terraform));
+        assert_eq!(sniff(tf, "infra/iam.tfvars"), None);
+        let owners = b"* @acme/platform\n";
+        assert_eq!(
+            sniff(owners, "repo/.github/CODEOWNERS"),
+            doc(Format::Codeowners)
+        );
+        assert_eq!(sniff(owners, "CODEOWNERS"), doc(Format::Codeowners));
+        assert_eq!(sniff(owners, "CODEOWNERS.bak"), None);
+        let people = b"\xEF\xBB\xBFemail,name,team,Status\r\na@acme.example,A,t,active\r\n";
+        assert_eq!(sniff(people, "people.csv"), doc(Format::PeopleDirectory));
+        assert_eq!(sniff(people, "export"), doc(Format::PeopleDirectory));
+        let quoted = b"\"Email\",\"Status\"\n";
+        assert_eq!(sniff(quoted, "x.csv"), doc(Format::PeopleDirectory));
+        // The credential report is not a people directory, even named `.csv`.
+        let report = b"user,arn,user_creation_time,password_enabled\n";
+        assert_eq!(
+            sniff(report, "people.csv"),
+            doc(Format::IamCredentialReport)
+        );
+        let list = b"{\n  \"Functions\": [\n    {\"FunctionName\": \"f\"}\n  ]\n}\n";
+        assert_eq!(sniff(list, "fns.json"), doc(Format::LambdaFunctions));
+        let one =
+            b"{\"FunctionName\":\"f\",\"FunctionArn\":\"arn:aws:lambda:us-east-1:1:function:f\"}";
+        assert_eq!(sniff(one, "f.json"), doc(Format::LambdaFunctions));
+        let later = b"{\"NextMarker\":\"x\",\"Functions\":[]}";
+        assert_eq!(sniff(later, "f.json"), doc(Format::LambdaFunctions));
+        for f in Format::ALL {
+            assert_eq!(Format::parse(f.as_str()), Some(f));
+            assert_eq!(f.line_oriented(), f.source().is_log());
+        }
         assert_eq!(
             sniff(b"kind: ServiceAccount", "sa.yaml"),
             Some((Layout::Document, Format::K8sSnapshot))

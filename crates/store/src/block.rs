@@ -24,12 +24,17 @@ use rustc_hash::FxHashMap;
 
 const MAGIC: &[u8; 4] = b"KWB1";
 
-const SOURCES: [SourceKind; 5] = [
+/// Indexed by [`source_code`]; codes are stored, so new sources only ever append.
+const SOURCES: [SourceKind; 9] = [
     SourceKind::Cloudtrail,
     SourceKind::K8sAudit,
     SourceKind::IamAuthorizationDetails,
     SourceKind::IamCredentialReport,
     SourceKind::K8sSnapshot,
+    SourceKind::Terraform,
+    SourceKind::Codeowners,
+    SourceKind::PeopleDirectory,
+    SourceKind::LambdaFunctions,
 ];
 
 fn source_code(s: SourceKind) -> u8 {
@@ -39,6 +44,10 @@ fn source_code(s: SourceKind) -> u8 {
         SourceKind::IamAuthorizationDetails => 2,
         SourceKind::IamCredentialReport => 3,
         SourceKind::K8sSnapshot => 4,
+        SourceKind::Terraform => 5,
+        SourceKind::Codeowners => 6,
+        SourceKind::PeopleDirectory => 7,
+        SourceKind::LambdaFunctions => 8,
     }
 }
 

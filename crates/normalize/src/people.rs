@@ -1,0 +1,187 @@
+//! People directory CSV (an HR or IdP export) → one `person` snapshot object per row, so
+//! owners named by e-mail or in `CODEOWNERS` can be checked against who still works here.
+//!
+//! The header must name `email` and `status`; `name` and `team` are read when present.
+//! Header names are case-insensitive, columns may come in any order and extra columns are
+//! ignored. Each row becomes
+//!
+//! ```json
+//! {"kind": "person", "id": "alice@acme.example", "scope": null,
+//!  "doc": {"email": "alice@acme.example", "name": "Alice Smith", "team": "platform",
+//!          "status": "active"}}
+//! ```
+//!
+//! `email` (and the id) is trimmed and lower-cased; `name` and `team` are `null` when
+//! absent or empty. `status` is normalized to `active` (`active`, `employed`, `current`,
+//! empty) or `departed` (`departed`, `terminated`, `inactive`, `left`, `offboarded`,
+//! `disabled`); any other status, or an e-mail without exactly one `@`, rejects the row with
+//! a diagnostic on its line.
+
+use std::collections::HashMap;
+
+use keyward_model::{Diagnostic, SnapshotObject};
+use serde_json::{Value, json};
+
+use crate::{Output, Sink};
+
+pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
+    let doc = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(doc);
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            sink.reject(Diagnostic {
+                line: 1,
+                record: None,
+                reason: format!("invalid CSV header: {e}"),
+            });
+            return;
+        }
+    };
+    let index: HashMap<String, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.trim().to_ascii_lowercase(), i))
+        .collect();
+    let missing: Vec<&str> = ["email", "status"]
+        .into_iter()
+        .filter(|c| !index.contains_key(*c))
+        .collect();
+    if !missing.is_empty() {
+        sink.reject(Diagnostic {
+            line: 1,
+            record: None,
+            reason: format!(
+                "not a people directory: missing column(s) {}",
+                missing.join(", ")
+            ),
+        });
+        return;
+    }
+    for (row, rec) in rdr.records().enumerate() {
+        let line = match &rec {
+            Ok(r) => r.position().map(csv::Position::line),
+            Err(e) => e.position().map(csv::Position::line),
+        }
+        .unwrap_or(row as u64 + 2);
+        let result = rec
+            .map_err(|e| format!("invalid CSV row: {e}"))
+            .and_then(|r| person(&index, &r));
+        match result {
+            Ok(object) => sink.accept(Output {
+                objects: vec![object],
+                ..Output::default()
+            }),
+            Err(reason) => sink.reject(Diagnostic {
+                line,
+                record: None,
+                reason,
+            }),
+        }
+    }
+}
+
+/// Normalizes a directory status to `active` or `departed`.
+pub fn status(raw: &str) -> Option<&'static str> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "" | "active" | "employed" | "current" => Some("active"),
+        "departed" | "terminated" | "inactive" | "left" | "offboarded" | "disabled" => {
+            Some("departed")
+        }
+        _ => None,
+    }
+}
+
+fn person(
+    index: &HashMap<String, usize>,
+    rec: &csv::StringRecord,
+) -> Result<SnapshotObject, String> {
+    let get = |col: &str| {
+        index
+            .get(col)
+            .and_then(|&i| rec.get(i))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+    };
+    let raw_email = get("email").ok_or("empty `email`")?;
+    let email = raw_email.to_lowercase();
+    let valid = match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !email.chars().any(char::is_whitespace)
+        }
+        None => false,
+    };
+    if !valid {
+        return Err(format!("`email` `{raw_email}` is not an e-mail address"));
+    }
+    let raw_status = get("status").unwrap_or_default();
+    let status = status(raw_status)
+        .ok_or_else(|| format!("`status` `{raw_status}` is neither active nor departed"))?;
+    let text = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_owned()));
+    Ok(SnapshotObject {
+        kind: "person".into(),
+        id: email.clone(),
+        scope: None,
+        doc: json!({
+            "email": email,
+            "name": text(get("name")),
+            "team": text(get("team")),
+            "status": status,
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tests_support::Collect;
+
+    #[test]
+    fn columns_by_name_and_statuses() {
+        let csv = "\u{feff}Status,EMAIL,Name,Team,Manager\n\
+                   Active, Alice@Acme.example ,Alice Smith,platform,carol@acme.example\n\
+                   terminated,bob@acme.example,Bob Jones,,\n\
+                   on leave,dave@acme.example,Dave,orders,\n\
+                   ,erin@acme.example,,,\n\
+                   active,not-an-email,X,Y,\n";
+        let mut sink = Collect::default();
+        normalize(csv.as_bytes(), &mut sink);
+        let docs: Vec<&Value> = sink.objects.iter().map(|o| &o.doc).collect();
+        assert_eq!(
+            docs,
+            vec![
+                &json!({"email": "alice@acme.example", "name": "Alice Smith", "team": "platform", "status": "active"}),
+                &json!({"email": "bob@acme.example", "name": "Bob Jones", "team": null, "status": "departed"}),
+                &json!({"email": "erin@acme.example", "name": null, "team": null, "status": "active"}),
+            ]
+        );
+        assert_eq!(sink.objects[0].id, "alice@acme.example");
+        assert_eq!(
+            sink.diagnostics.iter().map(|d| d.line).collect::<Vec<_>>(),
+            vec![4, 6]
+        );
+    }
+
+    #[test]
+    fn missing_columns_reject_the_file() {
+        let mut sink = Collect::default();
+        normalize(b"email,name\na@b.c,A\n", &mut sink);
+        assert!(sink.objects.is_empty());
+        assert_eq!(sink.diagnostics.len(), 1);
+        assert!(sink.diagnostics[0].reason.contains("status"));
+    }
+
+    #[test]
+    fn ragged_row_costs_only_itself() {
+        let mut sink = Collect::default();
+        normalize(
+            b"email,status\na@b.c,active\nb@b.c\nc@b.c,left\n",
+            &mut sink,
+        );
+        assert_eq!(sink.objects.len(), 2);
+        assert_eq!(sink.diagnostics[0].line, 3);
+    }
+}
