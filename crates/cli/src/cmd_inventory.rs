@@ -7,7 +7,9 @@ use keyward_engine::{Engine, Filter};
 use keyward_model::{IdentityKind, Lifecycle, LifecycleConfig, Platform};
 
 use crate::Outcome;
-use crate::output::{age, credential_summary, now_ms, parse_instant, row, scope, table, ts};
+use crate::output::{
+    age, credential_summary, now_ms, owner_cell, parse_instant, row, scope, table, ts,
+};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 pub enum OutputFormat {
@@ -38,6 +40,12 @@ pub struct Args {
     /// Compute lifecycle states as of this instant (default: now).
     #[arg(long, value_parser = parse_instant)]
     pub as_of: Option<i64>,
+    /// Only identities owned by this person (email, `@handle`) or team.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only orphans (owner departed, function or workload gone, unreferenced).
+    #[arg(long)]
+    pub orphaned: bool,
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -85,9 +93,27 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         stale_after_days: args.stale_days,
     };
     let rows = engine.list(&filter, lc);
+    let coverage = engine.coverage();
+    let owners: Vec<keyward_engine::OwnerInfo> = rows
+        .iter()
+        .map(|(i, _)| engine.owner_info(i, &coverage))
+        .collect();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .zip(owners)
+        .filter(|(_, o)| !args.orphaned || o.orphan.is_some())
+        .filter(|(_, o)| {
+            args.owner.as_deref().is_none_or(|q| {
+                o.ownership.owner.as_deref() == Some(q) || o.ownership.team.as_deref() == Some(q)
+            })
+        })
+        .collect();
     match args.format {
         OutputFormat::Json => {
-            let json: Vec<_> = rows.iter().map(|(i, s)| row(i, *s, as_of)).collect();
+            let json: Vec<_> = rows
+                .iter()
+                .map(|((i, s), o)| row(i, *s, as_of, o))
+                .collect();
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
         OutputFormat::Csv => {
@@ -113,8 +139,12 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
                 "active_keys",
                 "event_count",
                 "parent",
+                "owner",
+                "team",
+                "owner_confidence",
+                "orphan_reason",
             ])?;
-            for (i, s) in &rows {
+            for ((i, s), own) in &rows {
                 let o = |v: &Option<String>| v.clone().unwrap_or_default();
                 w.write_record([
                     i.id.clone(),
@@ -137,6 +167,13 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
                     i.active_key_count().to_string(),
                     i.event_count.to_string(),
                     o(&i.parent),
+                    o(&own.ownership.owner),
+                    o(&own.ownership.team),
+                    format!("{:.2}", own.ownership.confidence),
+                    own.orphan
+                        .as_ref()
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default(),
                 ])?;
             }
             w.flush()?;
@@ -151,9 +188,11 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
                 "LAST USED",
                 "CREDENTIALS",
                 "EVIDENCE",
+                "OWNER",
+                "ORPHAN",
                 "ID",
             ]);
-            for (i, s) in &rows {
+            for ((i, s), own) in &rows {
                 t.add_row([
                     i.kind.as_str().to_owned(),
                     i.name.clone(),
@@ -166,6 +205,11 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
                     },
                     credential_summary(i, as_of),
                     i.evidence.label().to_owned(),
+                    owner_cell(own),
+                    own.orphan
+                        .as_ref()
+                        .map(|r| r.as_str().to_owned())
+                        .unwrap_or_default(),
                     i.id.clone(),
                 ]);
             }

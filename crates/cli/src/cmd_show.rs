@@ -58,16 +58,18 @@ pub fn show(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         stale_after_days: args.stale_days,
     });
     let events = engine.store().recent_events(&ident.id, args.events)?;
+    let owner = engine.owner_info(ident, &engine.coverage());
     match args.format {
         OutputFormat::Json => {
             let doc = json!({
-                "identity": row(ident, state, as_of),
+                "identity": row(ident, state, as_of, &owner),
+                "ownership": owner.ownership,
                 "details": ident.details,
                 "recent_events": events,
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
-        OutputFormat::Text => text(ident, state.as_str(), &events, as_of),
+        OutputFormat::Text => text(ident, state.as_str(), &events, as_of, &owner),
     }
     Ok(())
 }
@@ -79,7 +81,13 @@ fn line(label: &str, value: impl AsRef<str>) {
     }
 }
 
-fn text(i: &Identity, state: &str, events: &[keyward_model::Event<'_>], as_of: i64) {
+fn text(
+    i: &Identity,
+    state: &str,
+    events: &[keyward_model::Event<'_>],
+    as_of: i64,
+    owner: &keyward_engine::OwnerInfo,
+) {
     println!("{}", i.id);
     line(
         "kind",
@@ -134,6 +142,10 @@ fn text(i: &Identity, state: &str, events: &[keyward_model::Event<'_>], as_of: i
         line("chain", format!("{} → {}", i.chain.join(" → "), i.id));
     }
     line("linked to", join(&i.links));
+    line("owner", crate::output::owner_cell(owner));
+    if let Some(r) = &owner.orphan {
+        line("orphan", r.as_str());
+    }
     let kv = |m: &std::collections::BTreeMap<String, String>| {
         m.iter()
             .map(|(k, v)| format!("{k}={v}"))

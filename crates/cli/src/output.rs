@@ -84,9 +84,31 @@ pub struct InventoryRow<'a> {
     pub tags: &'a BTreeMap<String, String>,
     pub labels: &'a BTreeMap<String, String>,
     pub annotations: &'a BTreeMap<String, String>,
+    /// The most likely human owner (email or `@handle`), from the identity graph.
+    pub owner: Option<String>,
+    pub team: Option<String>,
+    /// 0–1; `0` when no owner was found.
+    pub owner_confidence: f64,
+    pub orphan_reason: Option<&'static str>,
 }
 
-pub fn row<'a>(i: &'a Identity, state: Lifecycle, as_of: i64) -> InventoryRow<'a> {
+/// The owner column text: `alice@x (0.86)`, `team platform (0.9)`, or empty.
+pub fn owner_cell(o: &keyward_engine::OwnerInfo) -> String {
+    let own = &o.ownership;
+    match (&own.owner, &own.team) {
+        (Some(p), Some(t)) => format!("{p} / {t} ({:.2})", own.confidence),
+        (Some(p), None) => format!("{p} ({:.2})", own.confidence),
+        (None, Some(t)) => format!("team {t} ({:.2})", own.confidence),
+        (None, None) => String::new(),
+    }
+}
+
+pub fn row<'a>(
+    i: &'a Identity,
+    state: Lifecycle,
+    as_of: i64,
+    owner: &keyward_engine::OwnerInfo,
+) -> InventoryRow<'a> {
     InventoryRow {
         id: &i.id,
         platform: i.platform,
@@ -134,6 +156,10 @@ pub fn row<'a>(i: &'a Identity, state: Lifecycle, as_of: i64) -> InventoryRow<'a
         tags: &i.tags,
         labels: &i.labels,
         annotations: &i.annotations,
+        owner: owner.ownership.owner.clone(),
+        team: owner.ownership.team.clone(),
+        owner_confidence: owner.ownership.confidence,
+        orphan_reason: owner.orphan.as_ref().map(|r| r.as_str()),
     }
 }
 

@@ -106,6 +106,8 @@ pub fn reason_class(reason: &str) -> String {
 struct EngineSink<'a, 'b> {
     batch: &'a mut (dyn Batch + 'b),
     inventory: &'a mut keyward_graph::Inventory,
+    topology: &'a mut crate::Topology,
+    pending: &'a mut crate::topology::Pending,
     file_id: i64,
     path: &'a str,
     source: &'static str,
@@ -197,6 +199,10 @@ impl Sink for EngineSink<'_, '_> {
             }
         }
         for obs in out.observations {
+            if obs.facts.assumed_by.is_some() || obs.facts.created_by.is_some() {
+                self.topology
+                    .observe(&obs, event.as_ref().map(|e| e.native_id.as_ref()));
+            }
             let probe = (!self.touched.contains_key(obs.id.as_str())).then(|| obs.id.clone());
             let applied = self.inventory.apply(obs, count);
             if let Some(id) = probe
@@ -211,6 +217,7 @@ impl Sink for EngineSink<'_, '_> {
                 self.error = Some(e.into());
                 return;
             }
+            self.pending.object(obj);
         }
     }
 
@@ -278,6 +285,7 @@ impl Engine {
         let mut run = Run::default();
         let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
         let inventory = &mut self.inventory;
+        let topology = &mut self.topology;
         let mut batch = self.store.begin()?;
         let mut pending = 0u64;
         for given in paths {
@@ -294,6 +302,7 @@ impl Engine {
                 let fr = ingest_file(
                     &mut *batch,
                     inventory,
+                    topology,
                     &path,
                     explicit,
                     opts,
@@ -305,9 +314,7 @@ impl Engine {
                 progress.file_finished();
                 run.report.files.push(fr);
                 if pending >= limit {
-                    for i in inventory.take_dirty() {
-                        batch.put_identity(i)?;
-                    }
+                    write_changes(&mut *batch, inventory, topology)?;
                     batch.commit()?;
                     batch = self.store.begin()?;
                     pending = 0;
@@ -316,10 +323,11 @@ impl Engine {
         }
         // Cross-source links, then everything not yet written.
         inventory.link();
-        for i in inventory.take_dirty() {
-            batch.put_identity(i)?;
-        }
+        write_changes(&mut *batch, inventory, topology)?;
         batch.commit()?;
+        // Objects and accounts re-derive their graph edges from what is now committed.
+        let pending = std::mem::take(&mut run.pending);
+        self.topology.apply(self.store.as_ref(), pending)?;
         let mut report = run.report;
         for (new, source) in run.touched.values() {
             let st = report.per_source.entry(source).or_default();
@@ -335,9 +343,27 @@ impl Engine {
     }
 }
 
+/// Writes identities changed since the last call, re-deriving their graph edges, and the
+/// observed edges that changed.
+fn write_changes(
+    batch: &mut dyn Batch,
+    inventory: &mut keyward_graph::Inventory,
+    topology: &mut crate::Topology,
+) -> Result<(), EngineError> {
+    for i in inventory.take_dirty() {
+        batch.put_identity(i)?;
+        topology.identity(i);
+    }
+    for e in topology.graph.take_observed() {
+        batch.put_observed_edge(&e)?;
+    }
+    Ok(())
+}
+
 /// What one `ingest` call accumulates across files.
 #[derive(Default)]
 struct Run {
+    pending: crate::topology::Pending,
     report: IngestReport,
     touched: FxHashMap<String, (bool, &'static str)>,
     resolved: FxHashMap<usize, Resolved>,
@@ -360,6 +386,7 @@ struct Resolved {
 fn ingest_file(
     batch: &mut dyn Batch,
     inventory: &mut keyward_graph::Inventory,
+    topology: &mut crate::Topology,
     path: &Path,
     explicit: bool,
     opts: &IngestOptions,
@@ -462,6 +489,8 @@ fn ingest_file(
     let mut sink = EngineSink {
         batch: &mut *batch,
         inventory,
+        topology,
+        pending: &mut run.pending,
         file_id,
         path: &shown,
         source: source.as_str(),

@@ -7,12 +7,14 @@
 
 mod ingest;
 mod query;
+mod topology;
 
 pub use ingest::{
     DEFAULT_BATCH_RECORDS, FileReport, FileStatus, IngestOptions, IngestReport, Progress,
     SourceStats,
 };
-pub use query::{Filter, Resolve, iam_snapshots};
+pub use query::{Filter, OwnerInfo, Resolve, iam_snapshots};
+pub use topology::Topology;
 
 use std::path::Path;
 
@@ -30,10 +32,11 @@ pub enum EngineError {
     },
 }
 
-/// The store and the inventory loaded from it.
+/// The store, and the inventory and identity graph loaded from it.
 pub struct Engine {
     store: Box<dyn Store>,
     inventory: Inventory,
+    topology: Topology,
 }
 
 impl Engine {
@@ -44,11 +47,22 @@ impl Engine {
 
     pub fn with_store(store: Box<dyn Store>) -> Result<Self, EngineError> {
         let inventory = Inventory::new(store.load_identities()?);
-        Ok(Engine { store, inventory })
+        let all: Vec<_> = inventory.iter().collect();
+        let topology = Topology::build(store.as_ref(), &all)?;
+        Ok(Engine {
+            store,
+            inventory,
+            topology,
+        })
     }
 
     pub fn inventory(&self) -> &Inventory {
         &self.inventory
+    }
+
+    /// The identity graph, current with everything ingested.
+    pub fn graph(&self) -> &keyward_graph::Graph {
+        &self.topology.graph
     }
 
     pub fn store(&self) -> &dyn Store {

@@ -127,3 +127,34 @@ pub fn iam_snapshots(
         })
         .collect())
 }
+
+/// An identity's owners and, if it is one, why it is an orphan.
+#[derive(Debug, Clone, Default)]
+pub struct OwnerInfo {
+    pub ownership: keyward_graph::analysis::Ownership,
+    pub orphan: Option<keyward_graph::analysis::OrphanReason>,
+}
+
+impl Engine {
+    /// What the estate's snapshots cover (for orphan reasons); compute once per listing.
+    pub fn coverage(&self) -> keyward_graph::analysis::Coverage {
+        keyward_graph::analysis::Coverage::of(self.graph())
+    }
+
+    /// Ownership and orphan status of one identity, from the graph.
+    pub fn owner_info(
+        &self,
+        i: &Identity,
+        coverage: &keyward_graph::analysis::Coverage,
+    ) -> OwnerInfo {
+        use keyward_graph::analysis;
+        let g = self.graph();
+        let Some(node) = g.find(&i.id) else {
+            return OwnerInfo::default();
+        };
+        let ownership = analysis::ownership(g, node);
+        let scope = i.account.as_deref().or(i.cluster.as_deref());
+        let orphan = analysis::orphan_reason(g, node, i.kind, scope, &ownership, coverage);
+        OwnerInfo { ownership, orphan }
+    }
+}

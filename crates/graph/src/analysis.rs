@@ -82,6 +82,8 @@ fn weight(kind: EdgeKind, reversed: bool, source: Option<&str>) -> Option<f64> {
         (EdgeKind::DefinedIn, false) => 0.95,
         (EdgeKind::RunsAs, true) => 0.9,
         (EdgeKind::Federates, true) => 0.85,
+        // A federated subject is used for its role: the role's owner answers for it.
+        (EdgeKind::Federates, false) => 0.7,
         (EdgeKind::Created, true) => 0.6,
         (EdgeKind::Assumed, true) => 0.5,
         (EdgeKind::SessionOf, true) => 0.5,
@@ -207,6 +209,41 @@ pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
         .sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     out.teams
         .sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    // A team but nobody by name: the team's members (people directory) answer for it,
+    // those still here first.
+    if out.people.is_empty()
+        && let Some(team) = out.teams.first()
+        && let Some(tnode) = g.find(&format!("team:{}", team.owner))
+    {
+        let mut members: Vec<Candidate> = g
+            .in_edges(tnode)
+            .take(MAX_EDGES_PER_NODE)
+            .filter(|e| e.kind == EdgeKind::MemberOf)
+            .filter_map(|e| {
+                let p = g.node(e.from).filter(|p| p.kind == NodeKind::Person)?;
+                let mut chain = team.chain.clone();
+                chain.push(Hop {
+                    node: p.key.to_string(),
+                    label: p.label.to_string(),
+                    node_kind: p.kind.as_str(),
+                    edge: EdgeKind::MemberOf,
+                    reversed: true,
+                    source: e.detail.map(|d| d.source.clone()).filter(|s| !s.is_empty()),
+                    last_seen: None,
+                });
+                Some(Candidate {
+                    owner: p.label.to_string(),
+                    kind: p.kind.as_str(),
+                    confidence: (team.confidence * 0.8 * 100.0).round() / 100.0,
+                    departed: p.gone,
+                    team: Some(team.owner.clone()),
+                    chain,
+                })
+            })
+            .collect();
+        members.sort_by(|a, b| (a.departed, &a.owner).cmp(&(b.departed, &b.owner)));
+        out.people = members;
+    }
     // The primary owner is the best person who has not left, else the best person.
     if let Some(pos) = out.people.iter().position(|p| !p.departed)
         && pos > 0
@@ -333,6 +370,8 @@ pub fn orphan_reason(
             | IdentityKind::AccessKey
             | IdentityKind::ServiceAccount
     ) || key.contains(":role/AWSServiceRole")
+        // Every namespace has one; it is never anyone's to own.
+        || (kind == IdentityKind::ServiceAccount && key.ends_with(":default"))
         || key.contains(":role/aws-service-role/")
     {
         return None;
@@ -358,7 +397,6 @@ pub fn orphan_reason(
     if kind == IdentityKind::ServiceAccount
         && scope.is_some_and(|c| coverage.workload_clusters.contains(c))
         && !has_in(EdgeKind::RunsAs)
-        && !key.ends_with(":default")
     {
         return Some(OrphanReason::NoWorkload);
     }

@@ -70,6 +70,23 @@ fn id_node(id: &str, kind: IdentityKind) -> NodeSpec {
     NodeSpec::new(id, NodeKind::Identity(kind), label)
 }
 
+/// The identity kind an AWS canonical id implies (`Unknown` when it does not say).
+pub fn kind_of_id(id: &str) -> IdentityKind {
+    if id.contains(":assumed-role/") {
+        IdentityKind::StsSession
+    } else if id.contains(":federated-user/") {
+        IdentityKind::FederatedUser
+    } else if id.contains(":user/") {
+        IdentityKind::IamUser
+    } else if id.contains(":role/") {
+        IdentityKind::IamRole
+    } else if id.ends_with(":root") {
+        IdentityKind::AccountRoot
+    } else {
+        IdentityKind::Unknown
+    }
+}
+
 fn edge(from: NodeSpec, kind: EdgeKind, to: NodeSpec) -> EdgeSpec {
     EdgeSpec {
         from,
@@ -97,12 +114,13 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
     let mut out = Vec::new();
     match (i.kind, i.parent.as_deref()) {
         (IdentityKind::AccessKey | IdentityKind::TemporaryAccessKey, Some(p)) if !p.is_empty() => {
-            let kind = if p.contains(":assumed-role/") {
-                IdentityKind::StsSession
-            } else {
-                IdentityKind::IamUser
-            };
-            out.push(edge(id_node(p, kind), EdgeKind::HasCredential, me.clone()));
+            let mut e = edge(
+                id_node(p, kind_of_id(p)),
+                EdgeKind::HasCredential,
+                me.clone(),
+            );
+            e.at = i.created.or(i.first_seen);
+            out.push(e);
         }
         (IdentityKind::StsSession, Some(p)) => {
             out.push(edge(
@@ -236,7 +254,9 @@ impl Names {
         n
     }
 
-    pub fn add(&mut self, i: &Identity) {
+    /// Indexes an identity; returns `true` when it is an OIDC subject not seen before
+    /// (trust policies with subject patterns must then be matched again).
+    pub fn add(&mut self, i: &Identity) -> bool {
         match i.kind {
             IdentityKind::IamRole | IdentityKind::IamUser => {
                 let list = self.by_name.entry((i.kind, i.name.clone())).or_default();
@@ -261,10 +281,12 @@ impl Names {
                         ids::issuer_key(iss).to_owned(),
                         sub.clone(),
                     ));
+                    return true;
                 }
             }
             _ => {}
         }
+        false
     }
 
     fn named(&self, kind: IdentityKind, name: &str) -> &[String] {

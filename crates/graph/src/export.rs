@@ -259,7 +259,10 @@ mod tests {
         let mut out = Vec::new();
         dot(&g, all, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();
-        assert!(s.contains(r#""arn:aws:iam::1:user/a\"b" -> "team:x""#), "{s}");
+        assert!(
+            s.contains(r#""arn:aws:iam::1:user/a\"b" -> "team:x""#),
+            "{s}"
+        );
         let mut out = Vec::new();
         graphml(&g, all, &mut out).unwrap();
         let s = String::from_utf8(out).unwrap();

@@ -369,10 +369,19 @@ impl Graph {
         }
     }
 
-    /// Replaces every edge derived from `origin` with `edges`. Edges that are unchanged
+    /// Replaces every edge derived from `origin` with `edges`; the origin node takes the
+    /// kind and label given. Edges that are unchanged
     /// keep their identity; the rest are removed or added. Returns (added, removed).
     pub fn set_edges(&mut self, origin: &NodeSpec, edges: Vec<EdgeSpec>) -> (usize, usize) {
-        let o = self.ensure(origin).0.index() as u32;
+        let on = self.ensure(origin).0;
+        // What an origin says about itself wins over what others guessed.
+        if let Some(n) = self.g.node_weight_mut(on) {
+            n.kind = origin.kind;
+            if !origin.label.is_empty() {
+                n.label = origin.label.as_str().into();
+            }
+        }
+        let o = on.index() as u32;
         let old = self.by_origin.remove(&o).unwrap_or_default();
         // Old edges by (from, kind, to), to keep the ones that are derived again.
         let mut keep: FxHashMap<(u32, EdgeKind, u32), EdgeIndex<u32>> = FxHashMap::default();
@@ -404,11 +413,10 @@ impl Graph {
                         w.detail = detail;
                     }
                 }
-                if let Some(w) = self.g.edge_weight_mut(e)
-                    && t > 0
-                {
-                    w.first = if w.first == 0 { t } else { w.first.min(t) };
-                    w.last = w.last.max(t);
+                // A derived edge states the origin's current facts: its time is replaced.
+                if let Some(w) = self.g.edge_weight_mut(e) {
+                    w.first = t;
+                    w.last = t;
                 }
                 now.push(e);
                 continue;

@@ -1,0 +1,176 @@
+//! Keeping the identity graph in step with the store.
+//!
+//! The graph is built once when the engine opens (from identities, snapshot objects, each
+//! account's IAM snapshot and the stored observed edges) and then updated in place by
+//! ingestion: changed identities and objects re-derive only their own edges, an account's
+//! IAM-derived edges are recomputed when one of its IAM objects changes, and events add to
+//! observed edges. Nothing is rebuilt from scratch per ingest.
+
+use std::collections::BTreeSet;
+
+use keyward_graph::derive::{self, Names};
+use keyward_graph::{EdgeKind, Graph, NodeKind, NodeSpec};
+use keyward_model::{Identity, IdentityKind, Observation, SnapshotObject};
+use keyward_store::Store;
+
+use crate::EngineError;
+
+/// The graph and the name index its derivations use.
+#[derive(Debug, Default)]
+pub struct Topology {
+    pub graph: Graph,
+    pub names: Names,
+    /// Accounts whose IAM-derived edges must be recomputed at the next [`Topology::apply`]
+    /// (a new OIDC subject may match their trust policies).
+    stale_accounts: BTreeSet<String>,
+}
+
+/// Objects whose edges are derived per account (from the rebuilt IAM snapshot).
+fn is_iam(kind: &str) -> bool {
+    matches!(kind, "iam_user" | "iam_group" | "iam_role" | "iam_policy")
+}
+
+/// What changed in a batch, beyond identities.
+#[derive(Debug, Default)]
+pub(crate) struct Pending {
+    pub objects: Vec<SnapshotObject>,
+    pub accounts: BTreeSet<String>,
+}
+
+impl Pending {
+    pub fn object(&mut self, o: &SnapshotObject) {
+        if is_iam(&o.kind) {
+            // AWS-managed policies join every account.
+            self.accounts
+                .insert(o.scope.clone().unwrap_or_else(|| "*".into()));
+        } else {
+            self.objects.push(o.clone());
+        }
+    }
+}
+
+fn codeowners_matches(pattern: &str, path: &str) -> bool {
+    keyward_normalize::codeowners::matches(pattern, path)
+}
+
+impl Topology {
+    /// Builds the graph from everything stored.
+    pub fn build(store: &dyn Store, identities: &[&Identity]) -> Result<Topology, EngineError> {
+        let mut t = Topology {
+            graph: Graph::new(),
+            names: Names::new(identities.iter().copied()),
+            stale_accounts: BTreeSet::new(),
+        };
+        for i in identities {
+            t.identity(i);
+        }
+        let mut pending = Pending::default();
+        for kind in store.object_kinds()? {
+            if is_iam(&kind) {
+                continue;
+            }
+            pending.objects.extend(store.objects(&kind)?);
+        }
+        pending.accounts.insert("*".into());
+        t.stale_accounts.clear();
+        t.apply(store, pending)?;
+        for e in store.observed_edges()? {
+            let unknown = NodeKind::Identity(IdentityKind::Unknown);
+            t.graph.load_observed(&e, unknown, unknown);
+        }
+        Ok(t)
+    }
+
+    /// Re-derives the edges of one identity record.
+    pub fn identity(&mut self, i: &Identity) {
+        if self.names.add(i) {
+            let accounts: Vec<String> = i
+                .links
+                .iter()
+                .filter_map(|l| l.split(':').nth(4).map(str::to_owned))
+                .collect();
+            if accounts.is_empty() {
+                self.stale_accounts.insert("*".into());
+            }
+            self.stale_accounts.extend(accounts);
+        }
+        self.graph
+            .set_edges(&derive::identity_node(i), derive::identity_edges(i));
+        let gone = i.deleted.is_some();
+        if let Some(n) = self.graph.find(&i.id) {
+            self.graph.set_gone(n, gone);
+        }
+    }
+
+    /// Records what one observation says about who assumed or created what.
+    pub fn observe(&mut self, o: &Observation, event_id: Option<&str>) {
+        let at = o.used_at.or(o.seen_at).or(o.facts.created).unwrap_or(0);
+        let me = NodeSpec::new(o.id.as_str(), NodeKind::Identity(o.kind), o.name.as_str());
+        let unknown = |id: &str| NodeSpec::new(id, NodeKind::Identity(IdentityKind::Unknown), "");
+        if let Some(by) = o.facts.assumed_by.as_deref() {
+            if matches!(
+                o.kind,
+                IdentityKind::StsSession | IdentityKind::FederatedUser
+            ) {
+                self.graph
+                    .observe(EdgeKind::Created, &unknown(by), &me, at, event_id);
+            }
+            if o.kind == IdentityKind::StsSession
+                && let Some(role) = o.facts.parent.as_deref()
+            {
+                let role = NodeSpec::new(role, NodeKind::Identity(IdentityKind::IamRole), "");
+                self.graph
+                    .observe(EdgeKind::Assumed, &unknown(by), &role, at, event_id);
+            }
+        }
+        if let Some(by) = o.facts.created_by.as_deref() {
+            self.graph
+                .observe(EdgeKind::Created, &unknown(by), &me, at, event_id);
+        }
+    }
+
+    /// Applies changed objects and re-derives the accounts whose IAM objects changed.
+    pub(crate) fn apply(&mut self, store: &dyn Store, mut p: Pending) -> Result<(), EngineError> {
+        p.accounts.append(&mut self.stale_accounts);
+        for o in &p.objects {
+            if o.kind == "person" {
+                let node = derive::object_node(o);
+                let id = self.graph.ensure(&node);
+                let departed = o.doc.get("status").and_then(|s| s.as_str()) == Some("departed");
+                self.graph.set_gone(id, departed);
+            }
+            if let Some(edges) = derive::object_edges(o, &self.names) {
+                self.graph.set_edges(&derive::object_node(o), edges);
+            }
+        }
+        if !p.accounts.is_empty() {
+            let all = p.accounts.contains("*");
+            for (account, snap) in crate::iam_snapshots(store)? {
+                if all || p.accounts.contains(&account) {
+                    let edges = derive::account_edges(&account, &snap, &self.names);
+                    self.graph.set_edges(&derive::account_node(&account), edges);
+                }
+            }
+        }
+        // Cheap (files × rules) and new IaC files or repositories may appear with any
+        // batch, so CODEOWNERS are re-applied every time.
+        self.codeowners(store)?;
+        Ok(())
+    }
+
+    /// Re-derives every CODEOWNERS file's edges (after IaC files or CODEOWNERS changed).
+    fn codeowners(&mut self, store: &dyn Store) -> Result<(), EngineError> {
+        let files: Vec<String> = self
+            .graph
+            .nodes()
+            .filter(|(_, n)| n.key.starts_with("file:") || n.key.starts_with("github:"))
+            .map(|(_, n)| n.key.to_string())
+            .collect();
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        for o in store.objects("codeowners")? {
+            let edges = derive::codeowners_edges(&o, &files, codeowners_matches);
+            self.graph.set_edges(&derive::object_node(&o), edges);
+        }
+        Ok(())
+    }
+}
