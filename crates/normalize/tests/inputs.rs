@@ -803,3 +803,149 @@ fn new_sources_are_snapshots() {
         );
     }
 }
+
+// -----------------------------------------------------------------------------------------
+// The example estate: the new files agree with the IAM snapshot and with each other.
+
+fn estate_file(rel: &str) -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate");
+    std::fs::read_to_string(root.join(rel)).unwrap()
+}
+
+#[test]
+fn estate_terraform_matches_the_iam_snapshot() {
+    let authz: Value = serde_json::from_str(&estate_file(
+        "aws/111122223333/iam-authorization-details.json",
+    ))
+    .unwrap();
+    let out = run(
+        "examples/estate/terraform/iam.tf",
+        &estate_file("terraform/iam.tf"),
+        Format::Terraform,
+    );
+    assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+    assert_eq!(out.objects.len(), 17);
+    let mut roles = 0;
+    for o in &out.objects {
+        let (doc, values) = (&o.doc, &o.doc["values"]);
+        assert!(doc["line"].as_u64().unwrap() > 1);
+        match doc["type"].as_str().unwrap() {
+            "aws_iam_role" => {
+                roles += 1;
+                let live = authz["RoleDetailList"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|r| r["RoleName"] == values["name"])
+                    .unwrap_or_else(|| panic!("{} not in the snapshot", values["name"]));
+                assert_eq!(
+                    values["assume_role_policy"], live["AssumeRolePolicyDocument"],
+                    "{}",
+                    o.id
+                );
+                assert_eq!(values.get("path").unwrap_or(&json!("/")), &live["Path"]);
+                for tag in live["Tags"].as_array().unwrap() {
+                    assert_eq!(values["tags"][tag["Key"].as_str().unwrap()], tag["Value"]);
+                }
+            }
+            "aws_iam_policy" => {
+                let live = authz["Policies"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["PolicyName"] == values["name"])
+                    .unwrap();
+                let default = live["PolicyVersionList"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|v| v["IsDefaultVersion"] == json!(true))
+                    .unwrap();
+                assert_eq!(values["policy"], default["Document"], "{}", o.id);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(roles, 5);
+    let sa = out
+        .objects
+        .iter()
+        .find(|o| o.doc["type"] == "kubernetes_service_account_v1")
+        .unwrap();
+    assert_eq!(
+        sa.doc["values"]["metadata"][0]["annotations"]["eks.amazonaws.com/role-arn"],
+        json!("aws_iam_role.irsa_orders_api.arn")
+    );
+}
+
+#[test]
+fn estate_owners_and_people_agree() {
+    let people = run(
+        "examples/estate/people.csv",
+        &estate_file("people.csv"),
+        Format::PeopleDirectory,
+    );
+    assert!(people.rejects.is_empty(), "{:?}", people.rejects);
+    let status = |email: &str| {
+        people
+            .objects
+            .iter()
+            .find(|o| o.id == email)
+            .map(|o| o.doc["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status("bob@acme.example").as_deref(), Some("departed"));
+    assert_eq!(status("alice@acme.example").as_deref(), Some("active"));
+
+    let owners = run(
+        "examples/estate/terraform/CODEOWNERS",
+        &estate_file("terraform/CODEOWNERS"),
+        Format::Codeowners,
+    );
+    assert!(owners.rejects.is_empty(), "{:?}", owners.rejects);
+    let o = &owners.objects[0];
+    assert_eq!(o.id, "examples/estate/terraform");
+    let rules: Vec<keyward_normalize::codeowners::Rule> =
+        serde_json::from_value(o.doc["rules"].clone()).unwrap();
+    assert_eq!(
+        keyward_normalize::codeowners::owners_for(&rules, "iam.tf"),
+        Some(
+            &[
+                "@acme/platform".to_owned(),
+                "@acme/security".to_owned(),
+                "bob@acme.example".to_owned()
+            ][..]
+        )
+    );
+    // Every owner named by e-mail is in the directory.
+    for owner in rules.iter().flat_map(|r| &r.owners) {
+        if !owner.starts_with('@') {
+            assert!(status(owner).is_some(), "{owner} not in people.csv");
+        }
+    }
+}
+
+#[test]
+fn estate_lambda_roles_are_snapshot_roles() {
+    let authz: Value = serde_json::from_str(&estate_file(
+        "aws/111122223333/iam-authorization-details.json",
+    ))
+    .unwrap();
+    let out = run(
+        "examples/estate/aws/111122223333/lambda-functions.json",
+        &estate_file("aws/111122223333/lambda-functions.json"),
+        Format::LambdaFunctions,
+    );
+    assert!(out.rejects.is_empty(), "{:?}", out.rejects);
+    assert_eq!(out.objects.len(), 2);
+    for o in &out.observations {
+        assert!(
+            authz["RoleDetailList"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["Arn"].as_str() == o.facts.arn.as_deref()),
+            "{}",
+            o.id
+        );
+    }
+}
