@@ -949,3 +949,91 @@ fn estate_lambda_roles_are_snapshot_roles() {
         );
     }
 }
+
+// -----------------------------------------------------------------------------------------
+// Damaged inputs: the fixtures with random edits never panic, and every diagnostic names a
+// line inside the document.
+
+mod damaged {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn edited(base: &str, edits: &[(usize, u8, bool)]) -> Vec<u8> {
+        let mut b = base.as_bytes().to_vec();
+        for &(pos, byte, insert) in edits {
+            let at = pos % (b.len() + 1);
+            if insert || at == b.len() {
+                b.insert(at, byte);
+            } else {
+                b[at] = byte;
+            }
+        }
+        b
+    }
+
+    fn check(format: Format, path: &str, bytes: &[u8]) {
+        let mut ctx = Context::default().with_path(path);
+        let mut sink = Collect::default();
+        normalize_document(format, bytes, &mut ctx, &mut sink);
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
+        for d in &sink.rejects {
+            assert!(d.line >= 1 && d.line <= lines, "{d:?} in {lines} lines");
+            assert!(!d.reason.is_empty());
+        }
+    }
+
+    fn edits() -> impl Strategy<Value = Vec<(usize, u8, bool)>> {
+        proptest::collection::vec(
+            (
+                any::<usize>(),
+                prop_oneof![
+                    Just(b'"'),
+                    Just(b'{'),
+                    Just(b'}'),
+                    Just(b'\n'),
+                    Just(b','),
+                    Just(b'@'),
+                    Just(b'*'),
+                    any::<u8>()
+                ],
+                any::<bool>(),
+            ),
+            1..6,
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn terraform(e in edits(), which in 0..3usize) {
+            let base = [PLAN, STATE, HCL][which];
+            check(Format::Terraform, "x/main.tf", &edited(base, &e));
+        }
+
+        #[test]
+        fn codeowners(e in edits()) {
+            check(Format::Codeowners, "r/CODEOWNERS", &edited(CODEOWNERS, &e));
+        }
+
+        #[test]
+        fn people(e in edits()) {
+            check(Format::PeopleDirectory, "p.csv", &edited(PEOPLE, &e));
+        }
+
+        #[test]
+        fn lambda(e in edits()) {
+            check(Format::LambdaFunctions, "f.json", &edited(FUNCTIONS, &e));
+        }
+
+        #[test]
+        fn matcher(pattern in "[a-z/*?.\\\\]{0,16}", path in "[a-z/.]{0,24}") {
+            let rules = vec![keyward_normalize::codeowners::Rule {
+                pattern: pattern.clone(),
+                owners: vec!["@o".into()],
+                line: 1,
+            }];
+            let m = keyward_normalize::codeowners::matches(&pattern, &path);
+            prop_assert_eq!(keyward_normalize::codeowners::owners_for(&rules, &path).is_some(), m);
+        }
+    }
+}
