@@ -10,6 +10,9 @@ in the platforms' native formats:
   AWSLogs/111122223333/CloudTrail/<region>/...      CloudTrail S3 delivery (.json.gz)
   k8s/prod-eks/rbac-snapshot.json                   kubectl get ... -A -o json
   k8s/prod-eks/audit.jsonl                          EKS kube-apiserver audit (CloudWatch export)
+  aws/111122223333/lambda-functions.json            aws lambda list-functions
+  terraform/iam.tf, terraform/CODEOWNERS            the Terraform managing the application roles
+  people.csv                                        the people directory (an HR export)
 
 Everything is fictitious. Run with Python 3.11, stdlib only:
 
@@ -20,6 +23,7 @@ Output is byte-identical across runs (fixed seed, gzip mtime=0).
 import base64
 import csv
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -1985,6 +1989,224 @@ def build_audit():
 
 
 # ---------------------------------------------------------------------------
+# Outside the platforms: Lambda functions, the Terraform that manages the application roles,
+# its CODEOWNERS, and the people directory. Built from the IAM snapshot and constants only
+# (never from R, and after everything else), so adding them changed no byte of the other files.
+# ---------------------------------------------------------------------------
+def write_lambda_functions():
+    role = ROLES["lambda-orders-processor"]["arn"]
+
+    def code_sha(tag):
+        return base64.b64encode(hashlib.sha256(tag.encode()).digest()).decode()
+
+    def revision(tag):
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"https://acme.example/lambda/{tag}"))
+
+    def fn(name, desc, handler, size, timeout, memory, modified, env, log_format):
+        f = {"FunctionName": name, "FunctionArn": f"arn:aws:lambda:{US}:{PROD}:function:{name}",
+             "Runtime": "python3.12", "Role": role, "Handler": handler, "CodeSize": size, "Description": desc,
+             "Timeout": timeout, "MemorySize": memory, "LastModified": modified,
+             "CodeSha256": code_sha(f"{name}@{modified}"), "Version": "$LATEST",
+             "VpcConfig": {"SubnetIds": ["subnet-0c7d8e9f0a1b2c3d4", "subnet-0d8e9f0a1b2c3d4e5"],
+                           "SecurityGroupIds": ["sg-0e4f5a6b7c8d9e0f1"], "VpcId": "vpc-0a7b8c9d0e1f2a3b4",
+                           "Ipv6AllowedForDualStack": False},
+             "Environment": {"Variables": env},
+             "TracingConfig": {"Mode": "PassThrough"}, "RevisionId": revision(f"{name}@{modified}"),
+             "PackageType": "Zip", "Architectures": ["x86_64"], "EphemeralStorage": {"Size": 512},
+             "SnapStart": {"ApplyOn": "None", "OptimizationStatus": "Off"},
+             "LoggingConfig": {"LogFormat": log_format, "LogGroup": f"/aws/lambda/{name}"}}
+        return f
+
+    functions = [
+        # Runs all week (AssumeRole by lambda.amazonaws.com, session `orders-processor`), in the VPC: its
+        # Secrets Manager calls go through the VPC endpoint.
+        fn("orders-processor", "Processes order events from the orders-events queue", "app.handler", 48213, 60,
+           512, "2026-10-28T16:42:17.000+0000",
+           {"SECRET_ID": "prod/orders/db", "EVENTS_QUEUE": "orders-events", "LOG_LEVEL": "INFO"}, "Text"),
+        # Shares the role and did not run during the week (its sessions would be named `orders-dlq-replay`).
+        fn("orders-dlq-replay", "Manual replay of the orders dead-letter queue", "replay.handler", 9120, 900, 256,
+           "2025-07-02T09:13:55.000+0000", {"SECRET_ID": "prod/orders/db", "DRY_RUN": "true"}, "JSON"),
+    ]
+    write_json(os.path.join(OUT, "aws", PROD, "lambda-functions.json"), {"Functions": functions})
+    return len(functions)
+
+
+class Ref(str):
+    """An HCL expression written verbatim (a reference such as `aws_iam_role.x.arn`)."""
+
+
+class JsonEncode(dict):
+    """`jsonencode({…})` of a literal object."""
+
+
+def hcl_key(k):
+    return k if k.replace("_", "a").isalnum() and not k[0].isdigit() else json.dumps(k)
+
+
+def hcl(v, indent=0):
+    pad = "  " * indent
+    if isinstance(v, Ref):
+        return str(v)
+    if isinstance(v, JsonEncode):
+        return "jsonencode(" + hcl(dict(v), indent) + ")"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        assert "${" not in v and "%{" not in v, v
+        return json.dumps(v)
+    if isinstance(v, list):
+        inline = "[" + ", ".join(hcl(x, indent + 1) for x in v) + "]"
+        if all(not isinstance(x, (dict, list)) for x in v) and len(pad) + len(inline) < 90:
+            return inline
+        return "[\n" + "".join(f"{pad}  {hcl(x, indent + 1)},\n" for x in v) + pad + "]"
+    if isinstance(v, dict):
+        if not v:
+            return "{}"
+        width = max(len(hcl_key(k)) for k in v)
+        return "{\n" + "".join(f"{pad}  {hcl_key(k).ljust(width)} = {hcl(x, indent + 1)}\n"
+                               for k, x in v.items()) + pad + "}"
+    raise TypeError(v)
+
+
+def tf_block(head, attrs, indent=0):
+    """`head { attrs }`; an attribute whose value is a tuple ("block", dict) is a nested block."""
+    pad = "  " * indent
+    out = [f"{pad}{head} {{"]
+    plain = [k for k, v in attrs.items() if not isinstance(v, tuple)]
+    width = max((len(k) for k in plain), default=0)
+    for k, v in attrs.items():
+        if isinstance(v, tuple):
+            out.append(tf_block(k, v[1], indent + 1))
+        else:
+            out.append(f"{pad}  {k.ljust(width)} = {hcl(v, indent + 1)}")
+    out.append(pad + "}")
+    return "\n".join(out)
+
+
+def tf_name(name):
+    return name.replace("-", "_").lower()
+
+
+TF_HEADER = """\
+# The prod account's application roles (111122223333), applied by terraform-runner.
+# Generated by examples/generate_estate.py from the same model as the IAM snapshot.
+
+terraform {
+  required_version = ">= 1.9"
+  required_providers {
+    aws = {
+      source  = "hashicorp/aws"
+      version = "~> 5.70"
+    }
+    kubernetes = {
+      source  = "hashicorp/kubernetes"
+      version = "~> 2.33"
+    }
+  }
+}
+
+provider "aws" {
+  region              = "us-east-1"
+  allowed_account_ids = ["111122223333"]
+}"""
+
+
+def write_terraform(authz):
+    """terraform/iam.tf: the application roles terraform-runner plans every weekday (GetRole and
+    ListAttachedRolePolicies on exactly these four) plus reports-exporter, which its apply created on 11-11,
+    with their policies, attachments and instance profile, and the IRSA service account; all taken from the
+    IAM snapshot so code and account agree. terraform/CODEOWNERS names who reviews it."""
+    managed_roles = ["ec2-web-app", "github-actions-deploy", "irsa-orders-api", "lambda-orders-processor",
+                     "reports-exporter"]
+    descriptions = {"reports-exporter": "ECS task role for the nightly reports exporter"}
+    roles = {r["RoleName"]: r for r in authz["RoleDetailList"]}
+    policies = {p["Arn"]: p for p in authz["Policies"]}
+    lp = local_policies()
+    blocks = [TF_HEADER]
+    local = []
+    for name in managed_roles:
+        r = roles[name]
+        rn = tf_name(name)
+        attrs = {"name": name}
+        if r["Path"] != "/":
+            attrs["path"] = r["Path"]
+        if name in descriptions:
+            attrs["description"] = descriptions[name]
+        attrs["assume_role_policy"] = JsonEncode(r["AssumeRolePolicyDocument"])
+        if r["Tags"]:
+            attrs["tags"] = {t["Key"]: t["Value"] for t in r["Tags"]}
+        blocks.append(tf_block(f'resource "aws_iam_role" "{rn}"', attrs))
+        for p in r["RolePolicyList"]:
+            blocks.append(tf_block(f'resource "aws_iam_role_policy" "{rn}_{tf_name(p["PolicyName"])}"', {
+                "name": p["PolicyName"], "role": Ref(f"aws_iam_role.{rn}.id"),
+                "policy": JsonEncode(p["PolicyDocument"])}))
+        for a in r["AttachedManagedPolicies"]:
+            arn = a["PolicyArn"]
+            if arn.startswith("arn:aws:iam::aws:"):
+                target = arn
+            else:
+                target = Ref(f"aws_iam_policy.{tf_name(a['PolicyName'])}.arn")
+                if arn not in local:
+                    local.append(arn)
+            blocks.append(tf_block(
+                f'resource "aws_iam_role_policy_attachment" "{rn}_{tf_name(a["PolicyName"])}"',
+                {"role": Ref(f"aws_iam_role.{rn}.name"), "policy_arn": target}))
+        for ip in r["InstanceProfileList"]:
+            blocks.append(tf_block(f'resource "aws_iam_instance_profile" "{tf_name(ip["InstanceProfileName"])}"',
+                                   {"name": ip["InstanceProfileName"], "role": Ref(f"aws_iam_role.{rn}.name")}))
+    for arn in local:
+        p = policies[arn]
+        default = next(v for v in p["PolicyVersionList"] if v["IsDefaultVersion"])
+        attrs = {"name": p["PolicyName"]}
+        if lp[p["PolicyName"]]["desc"]:
+            attrs["description"] = lp[p["PolicyName"]]["desc"]
+        attrs["policy"] = JsonEncode(default["Document"])
+        blocks.append(tf_block(f'resource "aws_iam_policy" "{tf_name(p["PolicyName"])}"', attrs))
+    blocks.append(tf_block('resource "kubernetes_service_account_v1" "orders_api"', {"metadata": ("block", {
+        "name": "orders-api", "namespace": "orders", "labels": {"app": "orders-api", "team": "orders"},
+        "annotations": {"eks.amazonaws.com/role-arn": Ref("aws_iam_role.irsa_orders_api.arn")}})}))
+    path = os.path.join(OUT, "terraform", "iam.tf")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n\n".join(blocks) + "\n")
+    with open(os.path.join(OUT, "terraform", "CODEOWNERS"), "w", encoding="utf-8", newline="\n") as f:
+        f.write(CODEOWNERS)
+    return len(blocks) - 1
+
+
+# Who reviews the Terraform (GitHub semantics: the last matching rule wins). bob@ has left (people.csv) but
+# still owns iam.tf, as he still owns svc-ci-legacy, svc-backup, cross-account-deployer (tags) and
+# ci/jenkins-deploy-sa (annotation).
+CODEOWNERS = """\
+# Code owners for the prod account's Terraform. The last matching rule wins.
+*           @acme/platform
+*.tf        @acme/platform alice@acme.example
+/iam.tf     @acme/platform @acme/security bob@acme.example
+"""
+
+# The people directory: an HR export reduced to these columns; everyone the estate names by e-mail.
+PEOPLE = [
+    ("email", "name", "team", "status", "manager", "start_date"),
+    ("alice@acme.example", "Alice Moreau", "platform", "active", "", "2023-02-06"),
+    ("bob@acme.example", "Bob Lindqvist", "platform", "departed", "alice@acme.example", "2021-08-02"),
+    ("carol@acme.example", "Carol Nguyen", "orders", "active", "", "2022-04-19"),
+    ("dave@acme.example", "Dave Okafor", "payments", "active", "carol@acme.example", "2024-01-08"),
+    ("erin@acme.example", "Erin Walsh", "security", "active", "", "2020-10-12"),
+]
+
+
+def write_people():
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerows(PEOPLE)
+    with open(os.path.join(OUT, "people.csv"), "w", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue())
+    return len(PEOPLE) - 1
+
+
+# ---------------------------------------------------------------------------
 def verify():
     n_gz = 0
     for root, _, files in os.walk(OUT):
@@ -2019,11 +2241,15 @@ def main():
     gen_all_aws()
     ct_counts, n_files = write_cloudtrail()
     n_lookup, n_dup = write_lookup_events()
-    write_json(os.path.join(OUT, "aws", PROD, "iam-authorization-details.json"), build_authz())
+    authz = build_authz()
+    write_json(os.path.join(OUT, "aws", PROD, "iam-authorization-details.json"), authz)
     n_cr = write_credential_report()
     snap = build_k8s_snapshot()
     write_json(os.path.join(OUT, "k8s", "prod-eks", "rbac-snapshot.json"), snap, sort_keys=True)
     n_audit = build_audit()
+    n_fn = write_lambda_functions()
+    n_tf = write_terraform(authz)
+    n_people = write_people()
     n_gz = verify()
     assert n_gz == n_files
     kinds = {}
@@ -2033,6 +2259,7 @@ def main():
           f"kms events kept out of the trail: {sum(1 for e in EVENTS if not e['trail'])}")
     print(f"lookup-events: {n_lookup} events ({n_dup} duplicate S3 records, {n_lookup - n_dup} not in trail)")
     print(f"credential report rows: {n_cr}; k8s snapshot items: {kinds}; audit lines: {n_audit}")
+    print(f"lambda functions: {n_fn}; terraform resources: {n_tf}; people: {n_people}")
 
 
 if __name__ == "__main__":

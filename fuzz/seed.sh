@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time}
+mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda}
 python3 - "$estate" "$shared" "$c" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c = sys.argv[1:]
@@ -32,6 +32,13 @@ put("cred_report", open(os.path.join(estate, "aws/111122223333/credential-report
 put("k8s_snapshot", open(os.path.join(estate, "k8s/prod-eks/rbac-snapshot.json"), "rb").read()[:30000])
 for line in open(os.path.join(estate, "k8s/prod-eks/audit.jsonl")).readlines()[:80]:
     put("k8s_audit", line)
+put("terraform", open(os.path.join(estate, "terraform/iam.tf"), "rb").read())
+put("terraform", '{"format_version":"1.2","terraform_version":"1.9.8","planned_values":{"root_module":{"resources":[{"address":"aws_iam_access_key.k","mode":"managed","type":"aws_iam_access_key","name":"k","values":{"user":"u","secret":"x"}}],"child_modules":[{"address":"module.m","resources":[{"address":"module.m.aws_iam_role.r","mode":"managed","type":"aws_iam_role","name":"r","values":{"name":"r","assume_role_policy":"{\\"Version\\":\\"2012-10-17\\"}"}}]}]}}}')
+put("terraform", '{"resource":{"aws_iam_user":{"u":{"name":"${var.n}"}}}}')
+put("codeowners", open(os.path.join(estate, "terraform/CODEOWNERS"), "rb").read())
+put("codeowners", "docs/*\ndocs/a/b.md\n**/logs @octocat\n/apps/github\n")
+put("people", open(os.path.join(estate, "people.csv"), "rb").read())
+put("lambda", open(os.path.join(estate, "aws/111122223333/lambda-functions.json"), "rb").read())
 for t in ["2026-11-10T08:15:02.123456Z", "2019-08-16 17:27:59+00:00", "Nov 10, 2026 8:15:02 AM", "AKIABTX3GSDS2CT3VIU7"]:
     put("sniff_and_time", t)
 if os.path.isdir(shared):

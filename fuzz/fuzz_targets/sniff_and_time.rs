@@ -4,7 +4,7 @@ use keyward_normalize::sniff;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    for name in ["x.json", "x.yaml", "x.csv", "x"] {
+    for name in ["x.json", "x.yaml", "x.csv", "x", "x.tf", "x.tf.json", "a/CODEOWNERS"] {
         let _ = sniff::sniff(data, name);
         let _ = sniff::layout(data, name);
     }

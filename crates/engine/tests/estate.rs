@@ -47,6 +47,9 @@ fn state(e: &Engine, i: &Identity) -> Lifecycle {
 
 const ACCT: &str = "111122223333";
 
+/// Files in the estate that Keyward reads (all but its README).
+const ESTATE_FILES: usize = 51;
+
 fn iam(kind: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCT}:{kind}/{name}")
 }
@@ -233,6 +236,42 @@ fn duplicates_and_stages_are_stored_once() {
 }
 
 #[test]
+fn path_aware_inputs_are_stored_with_their_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = loaded(dir.path());
+    let objects = |kind: &str| e.store().objects(kind).unwrap();
+    let tf = objects("tf_resource");
+    assert_eq!(tf.len(), 17);
+    let file = estate().join("terraform/iam.tf").display().to_string();
+    assert!(
+        tf.iter()
+            .all(|o| o.id.starts_with(&format!("{file}#")) && o.doc["file"] == file.as_str())
+    );
+    let owners = objects("codeowners");
+    assert_eq!(owners.len(), 1);
+    assert_eq!(
+        owners[0].id,
+        estate().join("terraform").display().to_string()
+    );
+    let people = objects("person");
+    assert_eq!(people.len(), 5);
+    assert!(
+        people
+            .iter()
+            .any(|p| p.id == "bob@acme.example" && p.doc["status"] == "departed")
+    );
+    let functions = objects("lambda_function");
+    assert_eq!(functions.len(), 2);
+    assert!(functions.iter().all(|f| f.doc.get("Environment").is_none()));
+    let role = get(&e, &iam("role", "lambda-orders-processor"));
+    assert!(
+        role.sources.contains("lambda-functions"),
+        "{:?}",
+        role.sources
+    );
+}
+
+#[test]
 fn same_files_twice_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut e = loaded(dir.path());
@@ -246,7 +285,7 @@ fn same_files_twice_change_nothing() {
             .iter()
             .filter(|f| f.status == FileStatus::Unchanged)
             .count(),
-        47
+        ESTATE_FILES
     );
     assert_eq!((again.identities_new, again.identities_updated), (0, 0));
     // Forced re-read: every record is processed again and still nothing changes.
@@ -267,7 +306,7 @@ fn same_files_twice_change_nothing() {
             .iter()
             .filter(|f| f.status == FileStatus::Ingested)
             .count(),
-        47
+        ESTATE_FILES
     );
     assert_eq!(
         (forced.identities_new, forced.identities_updated),

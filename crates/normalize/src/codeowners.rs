@@ -230,7 +230,7 @@ pub fn matches(pattern: &str, path: &str) -> bool {
         } else {
             Segment::Glob(s)
         };
-        // `a/**/**/b` is `a/**/b`: keeps matching linear in the number of `**`.
+        // `a/**/**/b` is `a/**/b`.
         if !(seg == Segment::Any && segments.last() == Some(&Segment::Any)) {
             segments.push(seg);
         }
@@ -243,18 +243,33 @@ pub fn matches(pattern: &str, path: &str) -> bool {
     match_segments(&segments, &parts, descend)
 }
 
+/// Whether `pattern` matches all of `path` (or, with `descend`, a leading part of it).
+/// Dynamic programming over (pattern segment, path segment), so any number of `**` costs
+/// at most pattern × path steps.
 fn match_segments(pattern: &[Segment], path: &[&str], descend: bool) -> bool {
-    match pattern.split_first() {
-        None => path.is_empty() || descend,
-        // A trailing `**` needs at least one segment: `docs/**` is what is under `docs`.
-        Some((Segment::Any, [])) => !path.is_empty(),
-        Some((Segment::Any, rest)) => (0..=path.len())
-            .any(|skip| match_segments(rest, path.get(skip..).unwrap_or_default(), descend)),
-        Some((Segment::Glob(g), rest)) => match path.split_first() {
-            Some((first, tail)) => glob(g, first) && match_segments(rest, tail, descend),
-            None => false,
-        },
+    let n = path.len();
+    let at = |row: &[bool], k: usize| row.get(k).copied().unwrap_or(false);
+    // `next[j]`: the pattern after the current segment matches `path[j..]`. Past the last
+    // segment, what is left of the path must be empty, or anything when matching descends.
+    let mut next: Vec<bool> = (0..=n).map(|j| j == n || descend).collect();
+    for (i, seg) in pattern.iter().enumerate().rev() {
+        let trailing = i + 1 == pattern.len();
+        let mut cur = vec![false; n + 1];
+        for j in (0..=n).rev() {
+            let m = match seg {
+                // A trailing `**` needs at least one segment: `docs/**` is what is under `docs`.
+                Segment::Any if trailing => j < n,
+                // Zero segments, or one more and still `**`.
+                Segment::Any => at(&next, j) || at(&cur, j + 1),
+                Segment::Glob(g) => path.get(j).is_some_and(|p| glob(g, p)) && at(&next, j + 1),
+            };
+            if let Some(c) = cur.get_mut(j) {
+                *c = m;
+            }
+        }
+        next = cur;
     }
+    at(&next, 0)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -413,6 +428,14 @@ mod tests {
             "a/**/**/**/**/**/**/**/**/z",
             &[("a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/y", false), ("a/z", true)],
         );
+    }
+
+    #[test]
+    fn many_double_stars_stay_fast() {
+        let pattern = format!("{}b", "**/a/".repeat(40));
+        let deep = vec!["a"; 400].join("/");
+        assert!(!matches(&pattern, &deep));
+        assert!(matches(&pattern, &format!("{deep}/b")));
     }
 
     /// The example file on GitHub's "About code owners" page, with the behaviour its

@@ -33,7 +33,7 @@ use hcl::edit::structure::{Body, Structure};
 use keyward_model::{Diagnostic, SnapshotObject};
 use serde_json::{Map, Value, json};
 
-use crate::{Context, Output, Sink, json_error};
+use crate::{Context, LineCounter, Output, Sink, json_error};
 
 /// The resource types kept; every other type is skipped.
 pub const RESOURCE_TYPES: [&str; 23] = [
@@ -344,12 +344,15 @@ fn hcl_document(doc: &[u8], path: &str, sink: &mut dyn Sink) {
             return;
         }
     };
-    let mut lines = Lines::new(text);
+    let mut lines = LineCounter::new(text.as_bytes());
     for block in body.iter().filter_map(Structure::as_block) {
         if block.ident.as_str() != "resource" {
             continue;
         }
-        let line = block.span().map(|s| lines.line_at(s.start));
+        let line = block
+            .span()
+            .and_then(|s| text.as_bytes().get(s.start..))
+            .map(|rest| lines.line_of(rest));
         let (Some(ty), Some(name), None) = (
             block.labels.first(),
             block.labels.get(1),
@@ -377,37 +380,6 @@ fn hcl_document(doc: &[u8], path: &str, sink: &mut dyn Sink) {
                 values: body_json(&block.body, text, 0),
             },
         );
-    }
-}
-
-/// 1-based line of byte offsets visited in increasing order.
-struct Lines<'a> {
-    text: &'a str,
-    offset: usize,
-    line: u64,
-}
-
-impl<'a> Lines<'a> {
-    fn new(text: &'a str) -> Self {
-        Lines {
-            text,
-            offset: 0,
-            line: 1,
-        }
-    }
-
-    fn line_at(&mut self, pos: usize) -> u64 {
-        if pos > self.offset {
-            let end = pos.min(self.text.len());
-            let skipped = self
-                .text
-                .as_bytes()
-                .get(self.offset..end)
-                .unwrap_or_default();
-            self.line += skipped.iter().filter(|&&b| b == b'\n').count() as u64;
-            self.offset = end;
-        }
-        self.line
     }
 }
 
