@@ -95,7 +95,15 @@ pub struct InventoryRow<'a> {
 /// The owner column text: `alice@x (0.86)`, `team platform (0.9)`, or empty.
 pub fn owner_cell(o: &keyward_engine::OwnerInfo) -> String {
     let own = &o.ownership;
-    match (&own.owner, &own.team) {
+    let departed = own.primary().is_some_and(|p| p.departed);
+    let owner = own.owner.as_ref().map(|p| {
+        if departed {
+            format!("{p} (departed)")
+        } else {
+            p.clone()
+        }
+    });
+    match (&owner, &own.team) {
         (Some(p), Some(t)) => format!("{p} / {t} ({:.2})", own.confidence),
         (Some(p), None) => format!("{p} ({:.2})", own.confidence),
         (None, Some(t)) => format!("team {t} ({:.2})", own.confidence),

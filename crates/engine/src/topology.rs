@@ -23,6 +23,9 @@ pub struct Topology {
     /// Accounts whose IAM-derived edges must be recomputed at the next [`Topology::apply`]
     /// (a new OIDC subject may match their trust policies).
     stale_accounts: BTreeSet<String>,
+    /// Names of roles, users and service accounts first seen since the last apply: IaC
+    /// resources naming them can now be linked.
+    new_names: BTreeSet<String>,
 }
 
 /// Objects whose edges are derived per account (from the rebuilt IAM snapshot).
@@ -49,6 +52,18 @@ impl Pending {
     }
 }
 
+/// The literal names a Terraform resource gives (`name`, `metadata.name`).
+fn names_in(doc: &serde_json::Value) -> impl Iterator<Item = &str> {
+    let values = doc.get("values");
+    let direct = values.and_then(|v| v.get("name")).and_then(|v| v.as_str());
+    let meta = values
+        .and_then(|v| v.get("metadata"))
+        .map(|m| m.as_array().and_then(|a| a.first()).unwrap_or(m))
+        .and_then(|m| m.get("name"))
+        .and_then(|v| v.as_str());
+    direct.into_iter().chain(meta)
+}
+
 fn codeowners_matches(pattern: &str, path: &str) -> bool {
     keyward_normalize::codeowners::matches(pattern, path)
 }
@@ -60,6 +75,7 @@ impl Topology {
             graph: Graph::new(),
             names: Names::new(identities.iter().copied()),
             stale_accounts: BTreeSet::new(),
+            new_names: BTreeSet::new(),
         };
         for i in identities {
             t.identity(i);
@@ -73,6 +89,7 @@ impl Topology {
         }
         pending.accounts.insert("*".into());
         t.stale_accounts.clear();
+        t.new_names.clear();
         t.apply(store, pending)?;
         for e in store.observed_edges()? {
             let unknown = NodeKind::Identity(IdentityKind::Unknown);
@@ -83,7 +100,11 @@ impl Topology {
 
     /// Re-derives the edges of one identity record.
     pub fn identity(&mut self, i: &Identity) {
-        if self.names.add(i) {
+        let added = self.names.add(i);
+        if added == derive::Added::Name {
+            self.new_names.insert(i.name.clone());
+        }
+        if added == derive::Added::OidcSubject {
             let accounts: Vec<String> = i
                 .links
                 .iter()
@@ -132,6 +153,16 @@ impl Topology {
     /// Applies changed objects and re-derives the accounts whose IAM objects changed.
     pub(crate) fn apply(&mut self, store: &dyn Store, mut p: Pending) -> Result<(), EngineError> {
         p.accounts.append(&mut self.stale_accounts);
+        let names = std::mem::take(&mut self.new_names);
+        if !names.is_empty() {
+            // IaC resources that name an identity seen for the first time.
+            let pending: BTreeSet<String> = p.objects.iter().map(|o| o.id.clone()).collect();
+            for o in store.objects("tf_resource")? {
+                if !pending.contains(&o.id) && names_in(&o.doc).any(|n| names.contains(n)) {
+                    p.objects.push(o);
+                }
+            }
+        }
         for o in &p.objects {
             if o.kind == "person" {
                 let node = derive::object_node(o);
@@ -163,8 +194,8 @@ impl Topology {
         let files: Vec<String> = self
             .graph
             .nodes()
-            .filter(|(_, n)| n.key.starts_with("file:") || n.key.starts_with("github:"))
-            .map(|(_, n)| n.key.to_string())
+            .filter(|(_, k, _)| k.starts_with("file:") || k.starts_with("github:"))
+            .map(|(_, k, _)| k.to_owned())
             .collect();
         let files: Vec<&str> = files.iter().map(String::as_str).collect();
         for o in store.objects("codeowners")? {

@@ -28,7 +28,7 @@ fn ingest(engine: &mut Engine, paths: &[PathBuf]) {
 fn dump(g: &Graph) -> (Vec<String>, Vec<String>) {
     let mut nodes: Vec<String> = g
         .nodes()
-        .map(|(_, n)| format!("{} {} {:?} {}", n.key, n.kind.as_str(), n.label, n.gone))
+        .map(|(_, k, n)| format!("{k} {} {:?} {}", n.kind.as_str(), n.label, n.gone))
         .collect();
     nodes.sort();
     let mut edges: Vec<String> = g

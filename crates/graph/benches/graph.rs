@@ -11,7 +11,8 @@
 //! groups), 5 % roles (a team tag, trusted by 20 users), 65 % STS sessions of those roles
 //! (each created by a user, with its temporary key), 10 % long-term keys and 10 % Kubernetes
 //! service accounts (bound through a RoleBinding, run by a Deployment). Roles can act on 80
-//! resources each and users on 15. Identity edges go through `derive::identity_edges`,
+//! of n/4 DynamoDB tables each and users on 15 of n/10 buckets, so resources are shared
+//! as in a real account (each table is reachable from about 16 roles). Identity edges go through `derive::identity_edges`,
 //! exactly as ingestion derives them; the rest is set per origin as the snapshot
 //! derivations do, and sessions' creations are observed as events are.
 
@@ -85,6 +86,9 @@ struct Estate {
     users: usize,
     roles: usize,
     sessions: usize,
+    /// Resources shared by the identities' permissions.
+    buckets: usize,
+    tables: usize,
 }
 
 fn estate(n: usize) -> Estate {
@@ -96,7 +100,12 @@ fn estate(n: usize) -> Estate {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut identities = Vec::with_capacity(n);
     for i in 0..users {
-        let mut u = Identity::new(user(i), Platform::Aws, IdentityKind::IamUser, format!("u{i}"));
+        let mut u = Identity::new(
+            user(i),
+            Platform::Aws,
+            IdentityKind::IamUser,
+            format!("u{i}"),
+        );
         if i % 5 != 0 {
             u.tags
                 .insert("owner".into(), format!("p{}@acme.example", i % 5_000));
@@ -104,7 +113,12 @@ fn estate(n: usize) -> Estate {
         identities.push(u);
     }
     for i in 0..roles {
-        let mut r = Identity::new(role(i), Platform::Aws, IdentityKind::IamRole, format!("r{i}"));
+        let mut r = Identity::new(
+            role(i),
+            Platform::Aws,
+            IdentityKind::IamRole,
+            format!("r{i}"),
+        );
         r.tags.insert("team".into(), format!("team-{}", i % 200));
         identities.push(r);
     }
@@ -145,13 +159,78 @@ fn estate(n: usize) -> Estate {
         users,
         roles,
         sessions,
+        buckets: (n / 10).max(1),
+        tables: (n / 4).max(1),
     }
 }
 
 /// Builds the graph as ingestion and the snapshot derivations would.
+/// Where the generated estate goes: the graph, or nowhere (to time the generator alone,
+/// which is subtracted from the build time).
+trait Target {
+    fn set_edges(&mut self, origin: &NodeSpec, edges: Vec<EdgeSpec>);
+    /// An edge of the account snapshot's origin.
+    fn add_edge(&mut self, spec: EdgeSpec);
+    fn observe(
+        &mut self,
+        kind: EdgeKind,
+        from: &NodeSpec,
+        to: &NodeSpec,
+        at: i64,
+        id: Option<&str>,
+    );
+}
+
+struct Built {
+    g: Graph,
+    account: keyward_graph::NodeId,
+}
+
+impl Target for Built {
+    fn set_edges(&mut self, origin: &NodeSpec, edges: Vec<EdgeSpec>) {
+        self.g.set_edges(origin, edges);
+    }
+    fn add_edge(&mut self, spec: EdgeSpec) {
+        self.g.add_edge(self.account, spec);
+    }
+    fn observe(
+        &mut self,
+        kind: EdgeKind,
+        from: &NodeSpec,
+        to: &NodeSpec,
+        at: i64,
+        id: Option<&str>,
+    ) {
+        self.g.observe(kind, from, to, at, id);
+    }
+}
+
+/// Consumes what the generator makes, as the graph would (so it is not optimized away).
+#[derive(Default)]
+struct Null(usize);
+
+impl Target for Null {
+    fn set_edges(&mut self, origin: &NodeSpec, edges: Vec<EdgeSpec>) {
+        self.0 += origin.key.len() + edges.iter().map(|e| e.to.key.len()).sum::<usize>();
+    }
+    fn add_edge(&mut self, spec: EdgeSpec) {
+        self.0 += spec.to.key.len();
+    }
+    fn observe(&mut self, _: EdgeKind, from: &NodeSpec, to: &NodeSpec, _: i64, _: Option<&str>) {
+        self.0 += from.key.len() + to.key.len();
+    }
+}
+
 fn build(e: &Estate) -> Graph {
     let mut g = Graph::new();
     g.reserve(e.identities.len() * 2, e.identities.len() * 10);
+    let account = g.ensure(&derive::account_node(ACCT));
+    let mut t = Built { g, account };
+    generate(e, &mut t);
+    t.g
+}
+
+fn generate(e: &Estate, g: &mut impl Target) {
     let mut rng = Rng(42);
     for i in &e.identities {
         g.set_edges(&derive::identity_node(i), derive::identity_edges(i));
@@ -159,61 +238,48 @@ fn build(e: &Estate) -> Graph {
     let uk = NodeKind::Identity(IdentityKind::IamUser);
     let rk = NodeKind::Identity(IdentityKind::IamRole);
     // The account snapshot: group membership, permissions, trust.
-    let account = g.ensure(&derive::account_node(ACCT));
     for u in 0..e.users {
         let me = spec(&user(u), uk);
         for gi in 0..3 {
-            g.add_edge(
-                account,
-                EdgeSpec {
-                    from: me.clone(),
-                    kind: EdgeKind::MemberOf,
-                    to: spec(
-                        &format!("arn:aws:iam::{ACCT}:group/g{}", (u + gi * 7) % 300),
-                        NodeKind::Group,
-                    ),
-                    detail: None,
-                    at: None,
-                },
-            );
-        }
-        for k in 0..15 {
-            let r = rng.below(200_000);
-            g.add_edge(
-                account,
-                can(
-                    me.clone(),
-                    format!("arn:aws:s3:::bucket-{r}/p{k}"),
-                    &["s3:GetObject"],
+            g.add_edge(EdgeSpec {
+                from: me.clone(),
+                kind: EdgeKind::MemberOf,
+                to: spec(
+                    &format!("arn:aws:iam::{ACCT}:group/g{}", (u + gi * 7) % 300),
+                    NodeKind::Group,
                 ),
-            );
+                detail: None,
+                at: None,
+            });
+        }
+        for _ in 0..15 {
+            let r = rng.below(e.buckets);
+            g.add_edge(can(
+                me.clone(),
+                format!("arn:aws:s3:::bucket-{r}/*"),
+                &["s3:GetObject"],
+            ));
         }
     }
     for r in 0..e.roles {
         let me = spec(&role(r), rk);
-        for k in 0..80 {
-            let x = rng.below(500_000);
-            g.add_edge(
-                account,
-                can(
-                    me.clone(),
-                    format!("arn:aws:dynamodb:us-east-1:{ACCT}:table/t{x}-{k}"),
-                    &["dynamodb:GetItem", "dynamodb:PutItem"],
-                ),
-            );
+        for _ in 0..80 {
+            let x = rng.below(e.tables);
+            g.add_edge(can(
+                me.clone(),
+                format!("arn:aws:dynamodb:us-east-1:{ACCT}:table/t{x}"),
+                &["dynamodb:GetItem", "dynamodb:PutItem"],
+            ));
         }
         for _ in 0..20 {
             let u = rng.below(e.users);
-            g.add_edge(
-                account,
-                EdgeSpec {
-                    from: spec(&user(u), uk),
-                    kind: EdgeKind::CanAssume,
-                    to: me.clone(),
-                    detail: None,
-                    at: None,
-                },
-            );
+            g.add_edge(EdgeSpec {
+                from: spec(&user(u), uk),
+                kind: EdgeKind::CanAssume,
+                to: me.clone(),
+                detail: None,
+                at: None,
+            });
         }
     }
     // Kubernetes: a binding and a workload per service account.
@@ -256,7 +322,11 @@ fn build(e: &Estate) -> Graph {
         );
     }
     // Activity: who created each session, and assumed its role.
-    for i in e.identities.iter().filter(|i| i.kind == IdentityKind::StsSession) {
+    for i in e
+        .identities
+        .iter()
+        .filter(|i| i.kind == IdentityKind::StsSession)
+    {
         let by = spec(&user(rng.below(e.users)), uk);
         let t = 1_700_000_000_000 + rng.below(1_000_000_000) as i64;
         g.observe(
@@ -270,7 +340,6 @@ fn build(e: &Estate) -> Graph {
             g.observe(EdgeKind::Assumed, &by, &spec(p, rk), t, None);
         }
     }
-    g
 }
 
 fn p99(mut v: Vec<Duration>) -> (Duration, Duration) {
@@ -286,18 +355,27 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(if smoke { 20_000 } else { 1_000_000 });
     let e = estate(n);
+    // The generator alone (formatting keys, building edge lists), to subtract.
+    let t = Instant::now();
+    let mut null = Null::default();
+    generate(&e, &mut null);
+    let gen_time = t.elapsed();
     let rss0 = rss_bytes();
     let t = Instant::now();
     let g = build(&e);
-    let build_time = t.elapsed();
+    let total = t.elapsed();
     let rss1 = rss_bytes();
     println!(
-        "graph: {} identities, {} nodes, {} edges ({} sessions) built in {:.2} s",
+        "graph: {} identities, {} nodes, {} edges ({} sessions) built in {:.2} s \
+         ({:.2} s with the generator's own {:.2} s; checksum {})",
         e.identities.len(),
         g.node_count(),
         g.edge_count(),
         e.sessions,
-        build_time.as_secs_f64()
+        total.saturating_sub(gen_time).as_secs_f64(),
+        total.as_secs_f64(),
+        gen_time.as_secs_f64(),
+        null.0 % 1000
     );
     let graph_bytes = rss1.saturating_sub(rss0);
     println!(

@@ -223,7 +223,7 @@ pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
                 let p = g.node(e.from).filter(|p| p.kind == NodeKind::Person)?;
                 let mut chain = team.chain.clone();
                 chain.push(Hop {
-                    node: p.key.to_string(),
+                    node: g.key(e.from).to_owned(),
                     label: p.label.to_string(),
                     node_kind: p.kind.as_str(),
                     edge: EdgeKind::MemberOf,
@@ -303,7 +303,7 @@ fn chain(best: &Trail, mut at: NodeId) -> Vec<Hop> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OrphanReason {
-    /// Every person found to own it has left.
+    /// Every person found to own it has left (a team tag alone does not count).
     OwnerDeparted,
     /// A role for a Lambda function whose account's functions are known, none using it.
     FunctionDeleted,
@@ -336,12 +336,12 @@ pub struct Coverage {
 impl Coverage {
     pub fn of(g: &Graph) -> Coverage {
         let mut c = Coverage::default();
-        for (_, n) in g.nodes() {
-            if let Some(arn) = n.key.strip_prefix("lambda:") {
+        for (_, key, n) in g.nodes() {
+            if let Some(arn) = key.strip_prefix("lambda:") {
                 if let Some(a) = arn.split(':').nth(4) {
                     c.lambda_accounts.insert(a.to_owned());
                 }
-            } else if let Some(rest) = n.key.strip_prefix("k8s-obj:")
+            } else if let Some(rest) = key.strip_prefix("k8s-obj:")
                 && n.kind == NodeKind::Workload
                 && let Some(cluster) = rest.split('/').next()
             {
@@ -363,6 +363,10 @@ pub fn orphan_reason(
     coverage: &Coverage,
 ) -> Option<OrphanReason> {
     let key = g.key(id);
+    // A deleted identity is gone, not orphaned.
+    if g.node(id).is_some_and(|n| n.gone) {
+        return None;
+    }
     if !matches!(
         kind,
         IdentityKind::IamUser
@@ -376,10 +380,8 @@ pub fn orphan_reason(
     {
         return None;
     }
-    if !owners.people.is_empty()
-        && owners.people.iter().all(|p| p.departed)
-        && owners.teams.is_empty()
-    {
+    // Every person found to own it has left; a team tag alone does not answer for it.
+    if !owners.people.is_empty() && owners.people.iter().all(|p| p.departed) {
         return Some(OrphanReason::OwnerDeparted);
     }
     let has_in = |k: EdgeKind| g.in_edges(id).any(|e| e.kind == k);

@@ -235,6 +235,16 @@ pub fn human_email(i: &Identity) -> Option<String> {
     is_email(candidate).then(|| candidate.to_ascii_lowercase())
 }
 
+/// What [`Names::add`] learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Added {
+    Nothing,
+    /// A role, user or service account name not indexed before.
+    Name,
+    /// An OIDC subject not seen before.
+    OidcSubject,
+}
+
 /// Identities by name, for linking IaC resources and workloads to live identities.
 #[derive(Debug, Default)]
 pub struct Names {
@@ -254,14 +264,15 @@ impl Names {
         n
     }
 
-    /// Indexes an identity; returns `true` when it is an OIDC subject not seen before
-    /// (trust policies with subject patterns must then be matched again).
-    pub fn add(&mut self, i: &Identity) -> bool {
+    /// Indexes an identity; says what was new, since edges derived earlier may now link
+    /// (an IaC resource naming it, a trust policy whose subject pattern it matches).
+    pub fn add(&mut self, i: &Identity) -> Added {
         match i.kind {
             IdentityKind::IamRole | IdentityKind::IamUser => {
                 let list = self.by_name.entry((i.kind, i.name.clone())).or_default();
                 if !list.contains(&i.id) {
                     list.push(i.id.clone());
+                    return Added::Name;
                 }
             }
             IdentityKind::ServiceAccount => {
@@ -269,6 +280,7 @@ impl Names {
                     let list = self.sa.entry((ns.clone(), i.name.clone())).or_default();
                     if !list.contains(&i.id) {
                         list.push(i.id.clone());
+                        return Added::Name;
                     }
                 }
             }
@@ -281,12 +293,12 @@ impl Names {
                         ids::issuer_key(iss).to_owned(),
                         sub.clone(),
                     ));
-                    return true;
+                    return Added::OidcSubject;
                 }
             }
             _ => {}
         }
-        false
+        Added::Nothing
     }
 
     fn named(&self, kind: IdentityKind, name: &str) -> &[String] {

@@ -77,12 +77,12 @@ pub fn dot(g: &Graph, keep: EdgeFilter<'_>, w: &mut dyn Write) -> io::Result<()>
     writeln!(w, "digraph keyward {{")?;
     writeln!(w, "  rankdir=LR;")?;
     writeln!(w, "  node [fontsize=10];")?;
-    for (_, n) in g.nodes() {
-        let label = if n.label.is_empty() { &n.key } else { &n.label };
+    for (_, key, n) in g.nodes() {
+        let label = if n.label.is_empty() { key } else { &n.label };
         writeln!(
             w,
             "  \"{}\" [label=\"{}\", shape={}, kind=\"{}\"{}];",
-            dot_escape(&n.key),
+            dot_escape(key),
             dot_escape(label),
             shape(n),
             n.kind.as_str(),
@@ -136,11 +136,11 @@ pub fn graphml(g: &Graph, keep: EdgeFilter<'_>, w: &mut dyn Write) -> io::Result
         )?;
     }
     writeln!(w, r#"  <graph id="keyward" edgedefault="directed">"#)?;
-    for (_, n) in g.nodes() {
+    for (_, key, n) in g.nodes() {
         writeln!(
             w,
             r#"    <node id="{}"><data key="nk">{}</data><data key="nl">{}</data><data key="ng">{}</data></node>"#,
-            xml_escape(&n.key),
+            xml_escape(key),
             n.kind.as_str(),
             xml_escape(&n.label),
             n.gone
@@ -196,9 +196,9 @@ struct JsonEdge<'a> {
 pub fn json(g: &Graph, keep: EdgeFilter<'_>, w: &mut dyn Write) -> io::Result<()> {
     writeln!(w, "{{\"nodes\": [")?;
     let mut first = true;
-    for (_, n) in g.nodes() {
+    for (_, key, n) in g.nodes() {
         let j = JsonNode {
-            id: &n.key,
+            id: key,
             kind: n.kind.as_str(),
             class: n.kind.class(),
             label: &n.label,

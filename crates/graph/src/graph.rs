@@ -18,7 +18,10 @@ use keyward_model::{IdentityKind, ObservedEdge};
 use petgraph::Direction;
 use petgraph::stable_graph::{EdgeIndex, NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
-use rustc_hash::FxHashMap;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 use serde::Serialize;
 
 /// What a node stands for.
@@ -148,10 +151,9 @@ impl fmt::Display for EdgeKind {
     }
 }
 
-/// A node: its key, kind and a short label for display.
+/// A node: its kind and a short label for display (its key is [`Graph::key`]).
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub key: Box<str>,
     pub kind: NodeKind,
     pub label: Box<str>,
     /// A person who has left (people directory), or an identity / workload known deleted.
@@ -160,7 +162,7 @@ pub struct Node {
 
 /// Where an edge's evidence comes from, beyond its counts. Kept out of line: most edges
 /// have none beyond their origin.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Detail {
     /// The snapshot file, IaC file, object or policy that says so.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -246,13 +248,202 @@ impl NodeId {
     }
 }
 
+type EdgeKey = (u32, EdgeKind, u32);
+
+/// The edges already set in one [`Graph::set_edges`] call: a list for the usual handful,
+/// a map for the rare origin with many.
+enum Seen {
+    Few(Vec<(EdgeKey, EdgeIndex<u32>)>),
+    Many(FxHashMap<EdgeKey, EdgeIndex<u32>>),
+}
+
+impl Seen {
+    fn new(n: usize) -> Self {
+        if n <= 16 {
+            Seen::Few(Vec::with_capacity(n))
+        } else {
+            Seen::Many(FxHashMap::default())
+        }
+    }
+
+    fn get(&self, k: EdgeKey) -> Option<EdgeIndex<u32>> {
+        match self {
+            Seen::Few(v) => v.iter().find(|(x, _)| *x == k).map(|(_, e)| *e),
+            Seen::Many(m) => m.get(&k).copied(),
+        }
+    }
+
+    fn insert(&mut self, k: EdgeKey, e: EdgeIndex<u32>) {
+        match self {
+            Seen::Few(v) => v.push((k, e)),
+            Seen::Many(m) => {
+                m.insert(k, e);
+            }
+        }
+    }
+}
+
+/// Edge details, stored once per distinct value: derived edges share them (millions of
+/// `can` edges carry the same few action lists). Handles are slot + 1; `0` is "none".
+/// Observed edges own theirs, since their event ids change in place.
+#[derive(Default)]
+struct Details {
+    items: Vec<Detail>,
+    refs: Vec<u32>,
+    /// Slots of shared details, by the hash of their value.
+    shared: HashTable<u32>,
+    free: Vec<u32>,
+}
+
+fn hash_of<T: Hash + ?Sized>(v: &T) -> u64 {
+    FxBuildHasher.hash_one(v)
+}
+
+/// Appends a key to the arena; returns its offset / 8.
+fn arena_push(arena: &mut Vec<u8>, node: u32, key: &str) -> u32 {
+    let at = arena.len();
+    arena.extend_from_slice(&node.to_le_bytes());
+    arena.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    arena.extend_from_slice(key.as_bytes());
+    arena.resize(arena.len().next_multiple_of(8), 0);
+    (at / 8) as u32
+}
+
+/// The length word's top bit: the node is settled (see [`Graph::ensure`]).
+const SETTLED: u32 = 1 << 31;
+
+/// The (node index, key bytes) stored at offset / 8 `at`.
+fn arena_entry(arena: &[u8], at: u32) -> Option<(u32, &[u8])> {
+    let at = at as usize * 8;
+    let head = arena.get(at..at + 8)?;
+    let node = u32::from_le_bytes(head.get(..4)?.try_into().ok()?);
+    let len = (u32::from_le_bytes(head.get(4..)?.try_into().ok()?) & !SETTLED) as usize;
+    Some((node, arena.get(at + 8..at + 8 + len)?))
+}
+
+fn arena_settled(arena: &[u8], at: u32) -> bool {
+    let at = at as usize * 8;
+    arena
+        .get(at + 4..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .is_some_and(|b| u32::from_le_bytes(b) & SETTLED != 0)
+}
+
+fn arena_settle(arena: &mut [u8], at: u32) {
+    let at = at as usize * 8;
+    if let Some(b) = arena.get_mut(at + 7) {
+        *b |= 0x80;
+    }
+}
+
+/// Kinds a later, more precise sighting may replace.
+fn is_vague(kind: NodeKind) -> bool {
+    matches!(
+        kind,
+        NodeKind::Resource | NodeKind::Identity(IdentityKind::Unknown)
+    )
+}
+
+/// 32 bits of a key's hash, kept in the index.
+fn short_hash(key: &str) -> u32 {
+    let h = hash_of(key);
+    (h ^ (h >> 32)) as u32
+}
+
+/// The table's hash from a short hash: spread over all 64 bits, since the table takes its
+/// probe tags from the top bits.
+fn spread(h: u32) -> u64 {
+    u64::from(h).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl Details {
+    fn get(&self, h: u32) -> Option<&Detail> {
+        self.items.get((h as usize).checked_sub(1)?)
+    }
+
+    fn slot(&mut self, d: Detail) -> u32 {
+        match self.free.pop() {
+            Some(s) => {
+                if let (Some(x), Some(r)) = (
+                    self.items.get_mut(s as usize),
+                    self.refs.get_mut(s as usize),
+                ) {
+                    *x = d;
+                    *r = 1;
+                }
+                s
+            }
+            None => {
+                self.items.push(d);
+                self.refs.push(1);
+                self.items.len() as u32 - 1
+            }
+        }
+    }
+
+    /// A shared handle to `d`.
+    fn intern(&mut self, d: Option<Detail>) -> u32 {
+        let Some(d) = d else { return 0 };
+        let h = hash_of(&d);
+        let items = &self.items;
+        if let Some(&s) = self.shared.find(h, |&s| items.get(s as usize) == Some(&d)) {
+            if let Some(r) = self.refs.get_mut(s as usize) {
+                *r += 1;
+            }
+            return s + 1;
+        }
+        let s = self.slot(d);
+        let items = &self.items;
+        self.shared
+            .insert_unique(h, s, |&x| items.get(x as usize).map_or(0, hash_of));
+        s + 1
+    }
+
+    /// A handle owned by one edge.
+    fn own(&mut self, d: Detail) -> u32 {
+        self.slot(d) + 1
+    }
+
+    fn get_owned_mut(&mut self, h: u32) -> Option<&mut Detail> {
+        self.items.get_mut((h as usize).checked_sub(1)?)
+    }
+
+    fn release(&mut self, h: u32) {
+        let Some(s) = h.checked_sub(1) else { return };
+        let Some(r) = self.refs.get_mut(s as usize) else {
+            return;
+        };
+        *r = r.saturating_sub(1);
+        if *r > 0 {
+            return;
+        }
+        if let Some(d) = self.items.get(s as usize)
+            && let Ok(e) = self.shared.find_entry(hash_of(d), |&x| x == s)
+        {
+            e.remove();
+        }
+        if let Some(x) = self.items.get_mut(s as usize) {
+            *x = Detail::default();
+        }
+        self.free.push(s);
+    }
+
+    fn len(&self) -> usize {
+        self.items.len() - self.free.len()
+    }
+}
+
 #[derive(Default)]
 pub struct Graph {
     g: StableDiGraph<Node, Weight, u32>,
-    index: FxHashMap<Box<str>, NodeIndex<u32>>,
-    details: Vec<Detail>,
-    /// Freed `details` slots, reused.
-    free_details: Vec<u32>,
+    /// (short hash of the key, arena offset / 8): the table grows and probes without
+    /// touching keys, and a hit costs one read of the arena.
+    index: HashTable<(u32, u32)>,
+    /// Node keys, each stored once: `[node index: u32][length: u32][bytes]`, 8-aligned.
+    arena: Vec<u8>,
+    /// Arena offset / 8 of each node's key, by node index.
+    key_at: Vec<u32>,
+    details: Details,
     /// Derived edges by origin node.
     by_origin: FxHashMap<u32, Vec<EdgeIndex<u32>>>,
     observed: FxHashMap<(u32, EdgeKind, u32), EdgeIndex<u32>>,
@@ -286,54 +477,92 @@ impl Graph {
     pub fn reserve(&mut self, nodes: usize, edges: usize) {
         self.g.reserve_nodes(nodes);
         self.g.reserve_edges(edges);
-        self.index.reserve(nodes);
+        self.index.reserve(nodes, |&(h, _)| spread(h));
+    }
+
+    /// The node with this key: its index, arena offset, and whether it is settled.
+    fn lookup_at(&self, key: &str, h: u32) -> Option<(NodeIndex<u32>, u32, bool)> {
+        let arena = &self.arena;
+        let &(_, at) = self.index.find(spread(h), |&(x, at)| {
+            x == h && arena_entry(arena, at).is_some_and(|(_, k)| k == key.as_bytes())
+        })?;
+        let (i, _) = arena_entry(arena, at)?;
+        Some((NodeIndex::new(i as usize), at, arena_settled(arena, at)))
+    }
+
+    fn lookup(&self, key: &str) -> Option<NodeIndex<u32>> {
+        self.lookup_at(key, short_hash(key)).map(|(i, _, _)| i)
     }
 
     pub fn find(&self, key: &str) -> Option<NodeId> {
-        self.index.get(key).map(|&i| NodeId(i))
+        self.lookup(key).map(NodeId)
     }
 
     pub fn node(&self, id: NodeId) -> Option<&Node> {
         self.g.node_weight(id.0)
     }
 
+    /// The node's key (empty for an id of another graph).
     pub fn key(&self, id: NodeId) -> &str {
-        self.node(id).map_or("", |n| &n.key)
+        self.key_at
+            .get(id.index())
+            .and_then(|&at| arena_entry(&self.arena, at))
+            .and_then(|(_, k)| std::str::from_utf8(k).ok())
+            .unwrap_or("")
     }
 
-    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &Node)> {
-        self.g
-            .node_indices()
-            .filter_map(|i| self.g.node_weight(i).map(|n| (NodeId(i), n)))
+    /// Every node with its key.
+    pub fn nodes(&self) -> impl Iterator<Item = (NodeId, &str, &Node)> {
+        self.g.node_indices().filter_map(|i| {
+            self.g
+                .node_weight(i)
+                .map(|n| (NodeId(i), self.key(NodeId(i)), n))
+        })
     }
 
     /// The node with this key, created with `kind` and `label` if absent. An existing
     /// node's kind is refined when it was only known as a generic resource or an unknown
     /// identity.
     pub fn ensure(&mut self, spec: &NodeSpec) -> NodeId {
-        if let Some(&i) = self.index.get(spec.key.as_str()) {
-            if let Some(n) = self.g.node_weight_mut(i) {
-                let vague = matches!(
-                    n.kind,
-                    NodeKind::Resource | NodeKind::Identity(IdentityKind::Unknown)
-                );
-                if vague && n.kind != spec.kind && spec.kind != NodeKind::Resource {
+        let h = short_hash(&spec.key);
+        if let Some((i, at, settled)) = self.lookup_at(&spec.key, h) {
+            // A settled node (precise kind, a label) has nothing to refine: not read.
+            if !settled && let Some(n) = self.g.node_weight_mut(i) {
+                if is_vague(n.kind) && n.kind != spec.kind && spec.kind != NodeKind::Resource {
                     n.kind = spec.kind;
                 }
-                if n.label.is_empty() && !spec.label.is_empty() {
+                if n.label.is_empty() && !spec.label.is_empty() && spec.label != spec.key {
                     n.label = spec.label.as_str().into();
+                }
+                if !is_vague(n.kind) && !n.label.is_empty() {
+                    arena_settle(&mut self.arena, at);
                 }
             }
             return NodeId(i);
         }
-        let key: Box<str> = spec.key.as_str().into();
+        // A label that repeats the key is not stored twice.
+        let label = if spec.label == spec.key {
+            ""
+        } else {
+            spec.label.as_str()
+        };
         let i = self.g.add_node(Node {
-            key: key.clone(),
             kind: spec.kind,
-            label: spec.label.as_str().into(),
+            label: label.into(),
             gone: false,
         });
-        self.index.insert(key, i);
+        let at = arena_push(&mut self.arena, i.index() as u32, &spec.key);
+        if !is_vague(spec.kind) && !label.is_empty() {
+            arena_settle(&mut self.arena, at);
+        }
+        if self.key_at.len() <= i.index() {
+            self.key_at.resize(i.index() + 1, 0);
+        }
+        if let Some(k) = self.key_at.get_mut(i.index()) {
+            *k = at;
+        }
+        self.index
+            .insert_unique(spread(h), (h, at), |&(x, _)| spread(x));
         NodeId(i)
     }
 
@@ -341,31 +570,6 @@ impl Graph {
     pub fn set_gone(&mut self, id: NodeId, gone: bool) {
         if let Some(n) = self.g.node_weight_mut(id.0) {
             n.gone = gone;
-        }
-    }
-
-    fn put_detail(&mut self, d: Option<Detail>) -> u32 {
-        let Some(d) = d else { return 0 };
-        match self.free_details.pop() {
-            Some(slot) => {
-                if let Some(x) = self.details.get_mut(slot as usize) {
-                    *x = d;
-                }
-                slot + 1
-            }
-            None => {
-                self.details.push(d);
-                self.details.len() as u32
-            }
-        }
-    }
-
-    fn drop_detail(&mut self, detail: u32) {
-        if detail > 0 {
-            if let Some(x) = self.details.get_mut(detail as usize - 1) {
-                *x = Detail::default();
-            }
-            self.free_details.push(detail - 1);
         }
     }
 
@@ -391,7 +595,7 @@ impl Graph {
             }
         }
         let mut now = Vec::with_capacity(edges.len());
-        let mut fresh: FxHashMap<(u32, EdgeKind, u32), EdgeIndex<u32>> = FxHashMap::default();
+        let mut fresh = Seen::new(edges.len());
         let mut added = 0;
         for spec in edges {
             let a = self.ensure(&spec.from).0;
@@ -403,12 +607,12 @@ impl Graph {
                 let old_detail = self.g.edge_weight(e).map_or(0, |w| w.detail);
                 let same = match (&spec.detail, old_detail) {
                     (None, 0) => true,
-                    (Some(d), n) if n > 0 => self.details.get(n as usize - 1) == Some(d),
+                    (Some(d), n) if n > 0 => self.details.get(n) == Some(d),
                     _ => false,
                 };
                 if !same {
-                    self.drop_detail(old_detail);
-                    let detail = self.put_detail(spec.detail);
+                    self.details.release(old_detail);
+                    let detail = self.details.intern(spec.detail);
                     if let Some(w) = self.g.edge_weight_mut(e) {
                         w.detail = detail;
                     }
@@ -421,12 +625,12 @@ impl Graph {
                 now.push(e);
                 continue;
             }
-            if let Some(&e) = fresh.get(&k) {
+            if let Some(e) = fresh.get(k) {
                 // The same edge twice from one origin: one edge, evidence combined.
                 self.merge_detail(e, spec.detail);
                 continue;
             }
-            let detail = self.put_detail(spec.detail);
+            let detail = self.details.intern(spec.detail);
             let e = self.g.add_edge(
                 a,
                 b,
@@ -446,7 +650,7 @@ impl Graph {
         let removed = keep.len();
         for (_, e) in keep {
             if let Some(w) = self.g.remove_edge(e) {
-                self.drop_detail(w.detail);
+                self.details.release(w.detail);
             }
         }
         if !now.is_empty() {
@@ -458,14 +662,10 @@ impl Graph {
     fn merge_detail(&mut self, e: EdgeIndex<u32>, add: Option<Detail>) {
         let Some(add) = add else { return };
         let cur = self.g.edge_weight(e).map_or(0, |w| w.detail);
-        if cur == 0 {
-            let d = self.put_detail(Some(add));
-            if let Some(w) = self.g.edge_weight_mut(e) {
-                w.detail = d;
-            }
-            return;
-        }
-        if let Some(d) = self.details.get_mut(cur as usize - 1) {
+        // Shared details are never changed in place: merge into a copy, intern that.
+        let mut merged = self.details.get(cur).cloned().unwrap_or_default();
+        {
+            let d = &mut merged;
             for (to, from) in [
                 (&mut d.actions, add.actions),
                 (&mut d.conditions, add.conditions),
@@ -481,6 +681,11 @@ impl Graph {
                 d.source = add.source;
             }
         }
+        self.details.release(cur);
+        let h = self.details.intern(Some(merged));
+        if let Some(w) = self.g.edge_weight_mut(e) {
+            w.detail = h;
+        }
     }
 
     /// Adds one derived edge to `origin`'s set without re-deriving the rest (bulk loads).
@@ -488,7 +693,7 @@ impl Graph {
         let a = self.ensure(&spec.from).0;
         let b = self.ensure(&spec.to).0;
         let t = spec.at.unwrap_or(0);
-        let detail = self.put_detail(spec.detail);
+        let detail = self.details.intern(spec.detail);
         let e = self.g.add_edge(
             a,
             b,
@@ -523,7 +728,7 @@ impl Graph {
         let e = match self.observed.get(&k) {
             Some(&e) => e,
             None => {
-                let detail = self.put_detail(Some(Detail::default()));
+                let detail = self.details.own(Detail::default());
                 let e = self.g.add_edge(
                     a,
                     b,
@@ -543,7 +748,7 @@ impl Graph {
         let Some(w) = self.g.edge_weight_mut(e) else {
             return;
         };
-        if let (Some(id), Some(d)) = (event_id, self.details.get_mut(w.detail as usize - 1)) {
+        if let (Some(id), Some(d)) = (event_id, self.details.get_owned_mut(w.detail)) {
             if d.event_ids.iter().any(|x| x == id) {
                 return;
             }
@@ -567,10 +772,10 @@ impl Graph {
         let to = NodeSpec::new(o.to.as_str(), to_kind, "");
         let a = self.ensure(&from).0;
         let b = self.ensure(&to).0;
-        let detail = self.put_detail(Some(Detail {
+        let detail = self.details.own(Detail {
             event_ids: o.event_ids.clone(),
             ..Detail::default()
-        }));
+        });
         let e = self.g.add_edge(
             a,
             b,
@@ -596,11 +801,11 @@ impl Graph {
             .filter_map(|e| {
                 let (a, b) = self.g.edge_endpoints(e)?;
                 let w = self.g.edge_weight(e)?;
-                let d = self.details.get((w.detail as usize).checked_sub(1)?)?;
+                let d = self.details.get(w.detail)?;
                 Some(ObservedEdge {
                     kind: w.kind.as_str().to_owned(),
-                    from: self.g.node_weight(a)?.key.to_string(),
-                    to: self.g.node_weight(b)?.key.to_string(),
+                    from: self.key(NodeId(a)).to_owned(),
+                    to: self.key(NodeId(b)).to_owned(),
                     count: w.count,
                     first_seen: w.first,
                     last_seen: w.last,
@@ -616,9 +821,7 @@ impl Graph {
         let origin = if w.origin == OBSERVED {
             None
         } else {
-            self.g
-                .node_weight(NodeIndex::new(w.origin as usize))
-                .map(|n| &*n.key)
+            Some(self.key(NodeId(NodeIndex::new(w.origin as usize))))
         };
         let nz = |t: i64| (t != 0).then_some(t);
         Some(EdgeView {
@@ -629,9 +832,7 @@ impl Graph {
             first_seen: nz(w.first),
             last_seen: nz(w.last),
             origin,
-            detail: (w.detail as usize)
-                .checked_sub(1)
-                .and_then(|i| self.details.get(i)),
+            detail: self.details.get(w.detail),
         })
     }
 
@@ -654,19 +855,9 @@ impl Graph {
         self.g.edge_indices().filter_map(|e| self.view(e))
     }
 
-    /// Approximate heap bytes held (for the benchmark's memory-per-identity figure).
-    pub fn approx_bytes(&self) -> usize {
-        let nodes = self.g.node_count();
-        let edges = self.g.edge_count();
-        let key_bytes: usize = self
-            .g
-            .node_weights()
-            .map(|n| n.key.len() * 2 + n.label.len())
-            .sum();
-        nodes * (std::mem::size_of::<Node>() + 8 + 16 + 8)
-            + key_bytes
-            + edges * (std::mem::size_of::<Weight>() + 16 + 8 + 4)
-            + self.details.len() * std::mem::size_of::<Detail>()
+    /// Distinct edge details held (shared ones once).
+    pub fn detail_count(&self) -> usize {
+        self.details.len()
     }
 }
 
