@@ -253,6 +253,55 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         &lines,
     );
 
+    // Ownership: orphans, and one chain drawn in full.
+    let coverage = engine.coverage();
+    let orphans: Vec<String> = all
+        .iter()
+        .filter(|(i, s)| *s != Lifecycle::Deleted && durable(i))
+        .filter_map(|(i, _)| {
+            let o = engine.owner_info(i, &coverage);
+            let reason = o.orphan.as_ref()?.as_str();
+            Some(format!(
+                "{}  {reason:<16} {}",
+                show(i),
+                crate::output::owner_cell(&o)
+            ))
+        })
+        .collect();
+    section(
+        "Orphans: owner departed, function or workload gone, or referenced by nothing",
+        &orphans,
+    );
+    println!(
+        "
+Ownership chain of the CI service account (`keyward graph chain jenkins-deploy-sa`):"
+    );
+    crate::cmd_graph::print_chain(&engine, "jenkins-deploy-sa")?;
+    let trusts = keyward_graph::analysis::foreign_trusts(engine.graph(), &[]);
+    let lines: Vec<String> = trusts
+        .iter()
+        .map(|t| {
+            format!(
+                "{:<40} trusts {}{}",
+                t.role.rsplit('/').next().unwrap_or(&t.role),
+                if t.trusted_account == "*" {
+                    "anyone".to_owned()
+                } else {
+                    format!("account {}", t.trusted_account)
+                },
+                if t.conditions.is_empty() {
+                    String::new()
+                } else {
+                    format!("  if {}", t.conditions.join("; "))
+                }
+            )
+        })
+        .collect();
+    section(
+        "Roles trusting other accounts (`graph trusts --allow-account …` to accept some)",
+        &lines,
+    );
+
     if args.keep {
         let kept = tmp.keep();
         println!(
@@ -272,5 +321,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         "  keyward show github-actions-deploy         # one identity, its credentials and events"
     );
     println!("  keyward graph paths                        # who can become admin, and how");
+    println!("  keyward graph blast-radius terraform-runner  # what a stolen key reaches");
+    println!("  keyward inventory --orphaned               # identities nobody answers for");
     Ok(Outcome::Clean)
 }

@@ -241,6 +241,18 @@ fn hops(c: &Candidate) -> String {
         .join(" ")
 }
 
+/// Draws an identity's chain as `graph chain` does (for the demo).
+pub fn print_chain(engine: &Engine, id: &str) -> anyhow::Result<()> {
+    chain(
+        engine,
+        &ChainArgs {
+            id: id.to_owned(),
+            format: OutputFormat::Table,
+        },
+    )
+    .map(|_| ())
+}
+
 fn chain(engine: &Engine, args: &ChainArgs) -> anyhow::Result<Outcome> {
     let ident = resolve(engine, &args.id)?;
     let g = engine.graph();
