@@ -153,6 +153,12 @@ impl Topology {
     /// Applies changed objects and re-derives the accounts whose IAM objects changed.
     pub(crate) fn apply(&mut self, store: &dyn Store, mut p: Pending) -> Result<(), EngineError> {
         p.accounts.append(&mut self.stale_accounts);
+        for o in &p.objects {
+            if self.names.add_object(o) {
+                let (name, _) = keyward_graph::k8s::name_ns(&o.doc);
+                self.new_names.insert(name);
+            }
+        }
         let names = std::mem::take(&mut self.new_names);
         if !names.is_empty() {
             // IaC resources that name an identity seen for the first time.

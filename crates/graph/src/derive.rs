@@ -17,7 +17,7 @@ use serde_json::Value;
 use crate::graph::{Detail, EdgeKind, EdgeSpec, NodeKind, NodeSpec};
 use crate::iam::authz::Snapshot;
 use crate::iam::escalation::Analysis;
-use crate::iam::policy::{self, Context, Decision, Request};
+use crate::iam::policy::{self, Context, Decision, PrincipalRef, Request};
 
 /// Tag, label and annotation keys that name an owner (compared case-insensitively, with
 /// `-`, `_` and `.` ignored, after any `prefix/`).
@@ -253,6 +253,8 @@ pub struct Names {
     sa: FxHashMap<(String, String), Vec<String>>,
     /// OIDC subjects: (id, issuer key, subject).
     pub oidc_subjects: Vec<(String, String, String)>,
+    /// Kubernetes bindings by (kind, namespace, name): their node keys in every cluster.
+    bindings: FxHashMap<(String, String, String), Vec<String>>,
 }
 
 impl Names {
@@ -299,6 +301,31 @@ impl Names {
             _ => {}
         }
         Added::Nothing
+    }
+
+    /// Indexes a Kubernetes RoleBinding / ClusterRoleBinding object; `true` when new.
+    pub fn add_object(&mut self, o: &SnapshotObject) -> bool {
+        let Some(kind @ ("RoleBinding" | "ClusterRoleBinding")) = o.kind.strip_prefix("k8s:")
+        else {
+            return false;
+        };
+        let (name, ns) = crate::k8s::name_ns(&o.doc);
+        let key = object_node(o).key;
+        let list = self
+            .bindings
+            .entry((kind.to_owned(), ns.unwrap_or_default(), name))
+            .or_default();
+        if list.contains(&key) {
+            return false;
+        }
+        list.push(key);
+        true
+    }
+
+    fn bindings(&self, kind: &str, ns: &str, name: &str) -> &[String] {
+        self.bindings
+            .get(&(kind.to_owned(), ns.to_owned(), name.to_owned()))
+            .map_or(&[], Vec::as_slice)
     }
 
     fn named(&self, kind: IdentityKind, name: &str) -> &[String] {
@@ -631,6 +658,35 @@ fn tf_edges(o: &SnapshotObject, me: NodeSpec, names: &Names) -> Vec<EdgeSpec> {
                 );
             }
         }
+        "kubernetes_role_binding"
+        | "kubernetes_role_binding_v1"
+        | "kubernetes_cluster_role_binding"
+        | "kubernetes_cluster_role_binding_v1" => {
+            let cluster_wide = ty.contains("cluster_role");
+            let meta = values
+                .get("metadata")
+                .map(|m| m.as_array().and_then(|a| a.first()).unwrap_or(m));
+            if let Some(meta) = meta
+                && let Some(name) = literal(meta, "name")
+            {
+                let (kind, ns) = if cluster_wide {
+                    ("ClusterRoleBinding", "")
+                } else {
+                    (
+                        "RoleBinding",
+                        literal(meta, "namespace").unwrap_or("default"),
+                    )
+                };
+                for key in names.bindings(kind, ns, name) {
+                    defines(NodeSpec::new(key.as_str(), NodeKind::Binding, ""), &mut out);
+                }
+            }
+        }
+        "aws_iam_policy" => {
+            if let Some(arn) = s(values, "arn").filter(|a| a.starts_with("arn:")) {
+                defines(policy_node(arn), &mut out);
+            }
+        }
         "kubernetes_service_account" | "kubernetes_service_account_v1" => {
             let meta = values
                 .get("metadata")
@@ -842,93 +898,135 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
         }
     }
     // Trust.
+    let assumers: Vec<(&String, &crate::iam::authz::PrincipalPolicies)> = principals
+        .iter()
+        .filter(|(_, p)| {
+            p.identity
+                .iter()
+                .any(|s| s.policy.may_allow("sts:AssumeRole"))
+                && p.boundary
+                    .as_ref()
+                    .is_none_or(|b| b.policy.may_allow("sts:AssumeRole"))
+        })
+        .collect();
     for (rid, role) in &principals {
         let Some(trust) = &role.trust else { continue };
         let rnode = id_node(rid, IdentityKind::IamRole);
         let role_account = account_of(rid).unwrap_or(account);
-        for t in trust.trusted() {
+        let trusted = trust.trusted();
+        let push = |from: NodeSpec, conditions: Vec<String>, out: &mut Vec<EdgeSpec>| {
+            let mut e = edge(from, EdgeKind::CanAssume, rnode.clone());
+            e.detail = Some(Detail {
+                source: "trust policy".into(),
+                conditions,
+                ..Detail::default()
+            });
+            out.push(e);
+        };
+        // Principals of the role's own account, each evaluated: the trust policy for that
+        // principal (with `aws:PrincipalArn` and `aws:PrincipalAccount` known), and unless
+        // the trust names the principal itself, its identity policies too.
+        let names_account = trusted.iter().any(|t| {
+            t.any
+                || t.aws.iter().any(|a| {
+                    a == role_account
+                        || (a.ends_with(":root") && account_of(a) == Some(role_account))
+                })
+        });
+        let named: BTreeSet<String> = trusted
+            .iter()
+            .flat_map(|t| t.aws.iter())
+            .filter_map(|a| ids::canonical_iam_arn(a))
+            .filter(|id| !id.ends_with(":root") && account_of(id) == Some(role_account))
+            .collect();
+        let mut candidates: BTreeSet<&String> = named
+            .iter()
+            .filter_map(|n| principals.get_key_value(n).map(|(k, _)| k))
+            .collect();
+        if names_account {
+            candidates.extend(assumers.iter().map(|(id, _)| *id));
+        }
+        for pid in candidates {
+            let Some(p) = principals.get(pid).filter(|_| pid != rid) else {
+                continue;
+            };
+            let who = PrincipalRef::Aws {
+                account: role_account.to_owned(),
+                arn: p.arn.clone(),
+            };
+            let mut tctx = Context::default();
+            tctx.set("aws:PrincipalArn", [p.arn.as_str()]);
+            tctx.set("aws:PrincipalAccount", [role_account]);
+            let mut keys: BTreeSet<String> = BTreeSet::new();
+            match policy::evaluate_trust(trust, &role.arn, &who, "sts:AssumeRole", &tctx).decision {
+                Decision::Allow => {}
+                Decision::ConditionalAllow(k) => keys.extend(k),
+                Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
+            }
+            if !named.contains(pid) {
+                let req = Request {
+                    action: "sts:AssumeRole",
+                    resource: &role.arn,
+                    principal: None,
+                    context: &tctx,
+                };
+                match policy::evaluate(
+                    &p.identity_policies(),
+                    p.boundary.as_ref().map(|b| &b.policy),
+                    &req,
+                )
+                .decision
+                {
+                    Decision::Allow => {}
+                    Decision::ConditionalAllow(k) => keys.extend(k),
+                    Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
+                }
+            }
+            push(
+                id_node(pid, kind_of_id(pid)),
+                keys.into_iter().collect(),
+                &mut out,
+            );
+        }
+        for t in &trusted {
             let conds: Vec<String> = t
                 .conditions
                 .iter()
                 .map(|(op, k, v)| format!("{op} {k} {}", v.join(",")))
                 .collect();
-            let push = |from: NodeSpec, out: &mut Vec<EdgeSpec>| {
-                let mut e = edge(from, EdgeKind::CanAssume, rnode.clone());
-                e.detail = Some(Detail {
-                    source: "trust policy".into(),
-                    conditions: conds.clone(),
-                    ..Detail::default()
-                });
-                out.push(e);
-            };
             if t.any {
-                push(account_node("*"), &mut out);
+                push(account_node("*"), conds.clone(), &mut out);
             }
             for a in t.aws.iter().filter(|a| *a != "*") {
                 let acct = if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
                     Some(a.as_str())
-                } else if a.ends_with(":root") {
-                    account_of(a)
                 } else {
-                    None
+                    account_of(a)
                 };
                 match acct {
-                    Some(acct) if acct != role_account => push(account_node(acct), &mut out),
-                    Some(_) => {
-                        // The account itself: whoever its identity policies allow.
-                        for (pid, p) in &principals {
-                            if pid == rid
-                                || !p
-                                    .identity
-                                    .iter()
-                                    .any(|s| s.policy.may_allow("sts:AssumeRole"))
-                            {
-                                continue;
-                            }
-                            let req = Request {
-                                action: "sts:AssumeRole",
-                                resource: &role.arn,
-                                principal: None,
-                                context: &ctx,
+                    // Handled above, principal by principal.
+                    Some(acct) if acct == role_account => {}
+                    // Another account: whoever it lets call (its own policies are not ours
+                    // to see), with this trust's conditions.
+                    Some(acct) => {
+                        let from =
+                            match ids::canonical_iam_arn(a).filter(|id| !id.ends_with(":root")) {
+                                Some(id) => id_node(&id, kind_of_id(&id)),
+                                None => account_node(acct),
                             };
-                            let d = policy::evaluate(
-                                &p.identity_policies(),
-                                p.boundary.as_ref().map(|b| &b.policy),
-                                &req,
-                            )
-                            .decision;
-                            if d.possibly_allowed() {
-                                let kind = if pid.contains(":role/") {
-                                    IdentityKind::IamRole
-                                } else {
-                                    IdentityKind::IamUser
-                                };
-                                push(id_node(pid, kind), &mut out);
-                            }
-                        }
+                        push(from, conds.clone(), &mut out);
                     }
-                    None => {
-                        if let Some(id) = ids::canonical_iam_arn(a) {
-                            let kind = if id.contains(":user/") {
-                                IdentityKind::IamUser
-                            } else {
-                                IdentityKind::IamRole
-                            };
-                            push(id_node(&id, kind), &mut out);
-                        }
-                    }
+                    None => {}
                 }
             }
             for svc in t.service {
                 push(
                     id_node(&ids::aws_service(svc), IdentityKind::AwsService),
+                    conds.clone(),
                     &mut out,
                 );
             }
             for fed in t.federated {
-                let issuer = fed
-                    .split_once(":oidc-provider/")
-                    .map_or(fed.as_str(), |(_, host)| host);
                 if fed.contains(":saml-provider/") {
                     push(
                         NodeSpec::new(
@@ -936,11 +1034,41 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
                             NodeKind::Identity(IdentityKind::SamlSubject),
                             "any SAML user",
                         ),
+                        conds.clone(),
                         &mut out,
                     );
                     continue;
                 }
-                let issuer = ids::issuer_key(issuer);
+                let issuer = ids::issuer_key(
+                    fed.split_once(":oidc-provider/")
+                        .map_or(fed.as_str(), |(_, host)| host),
+                );
+                let who = PrincipalRef::Federated(fed.clone());
+                // Subjects seen in activity: the trust evaluated with their `sub`.
+                let mut matched_any = false;
+                for (sid, iss, sub) in &names.oidc_subjects {
+                    if iss != issuer {
+                        continue;
+                    }
+                    let mut fctx = Context::default();
+                    fctx.set(&format!("{issuer}:sub"), [sub.as_str()]);
+                    let keys = match policy::evaluate_trust(
+                        trust,
+                        &role.arn,
+                        &who,
+                        "sts:AssumeRoleWithWebIdentity",
+                        &fctx,
+                    )
+                    .decision
+                    {
+                        Decision::Allow => Vec::new(),
+                        Decision::ConditionalAllow(k) => k.into_iter().collect(),
+                        Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
+                    };
+                    matched_any = true;
+                    push(id_node(sid, IdentityKind::OidcSubject), keys, &mut out);
+                }
+                // And the subjects the trust admits, as written (a pattern is a node).
                 let subs: Vec<&String> = t
                     .conditions
                     .iter()
@@ -954,24 +1082,23 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
                             NodeKind::Identity(IdentityKind::OidcSubject),
                             format!("any subject of {issuer}"),
                         ),
+                        conds.clone(),
                         &mut out,
                     );
                 }
                 for sub in subs {
-                    let mut matched = false;
-                    for (sid, iss, ssub) in &names.oidc_subjects {
-                        if iss == issuer && policy::arn_glob(sub, ssub) {
-                            push(id_node(sid, IdentityKind::OidcSubject), &mut out);
-                            matched |= ssub == sub;
-                        }
-                    }
-                    if !matched {
+                    let seen = names
+                        .oidc_subjects
+                        .iter()
+                        .any(|(_, iss, ssub)| iss == issuer && ssub == sub);
+                    if !(seen && matched_any) {
                         push(
                             NodeSpec::new(
                                 ids::oidc(issuer, sub),
                                 NodeKind::Identity(IdentityKind::OidcSubject),
                                 sub.as_str(),
                             ),
+                            conds.clone(),
                             &mut out,
                         );
                     }

@@ -64,7 +64,7 @@ pub(crate) fn rules_of(role: &Value) -> Vec<Rule> {
         .collect()
 }
 
-pub(crate) fn name_ns(v: &Value) -> (String, Option<String>) {
+pub fn name_ns(v: &Value) -> (String, Option<String>) {
     let m = v.get("metadata");
     (
         m.and_then(|m| m.get("name"))

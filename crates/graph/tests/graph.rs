@@ -479,3 +479,135 @@ fn corpus_iam_fixture_builds_a_graph() {
     }
     assert!(g.edges().any(|e| e.kind == EdgeKind::Can));
 }
+
+#[test]
+fn trust_conditions_are_evaluated_per_principal() {
+    // Trusts the account, but only CI roles by ARN pattern; the caller also needs
+    // sts:AssumeRole in its own policies.
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCT}:root")}, "Action": "sts:AssumeRole",
+        "Condition": {"ArnLike": {"aws:PrincipalArn": format!("arn:aws:iam::{ACCT}:role/ci-*")}}}]});
+    let assume_all = doc(json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]));
+    let role = |name: &str, trust: serde_json::Value, policy: serde_json::Value| {
+        json!({"RoleName": name, "Arn": arn("role", name), "AssumeRolePolicyDocument": trust,
+               "RolePolicyList": [{"PolicyName": "p", "PolicyDocument": policy}],
+               "AttachedManagedPolicies": []})
+    };
+    let lambda_trust = json!({"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let iam = json!({
+        "UserDetailList": [], "GroupDetailList": [], "Policies": [],
+        "RoleDetailList": [
+            role("deploy", trust, doc(json!([{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*"}]))),
+            role("ci-runner", lambda_trust.clone(), assume_all.clone()),
+            role("web-app", lambda_trust.clone(), assume_all.clone()),
+            // Matches the pattern but may not call AssumeRole.
+            role("ci-reader", lambda_trust, doc(json!([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]))),
+        ]
+    });
+    let g = build(&[], &[], Some(&iam));
+    let deploy = arn("role", "deploy");
+    assert!(has(
+        &g,
+        &arn("role", "ci-runner"),
+        EdgeKind::CanAssume,
+        &deploy
+    ));
+    assert!(!has(
+        &g,
+        &arn("role", "web-app"),
+        EdgeKind::CanAssume,
+        &deploy
+    ));
+    assert!(!has(
+        &g,
+        &arn("role", "ci-reader"),
+        EdgeKind::CanAssume,
+        &deploy
+    ));
+    // Decided, so nothing is left open on the edge.
+    let n = g.find(&arn("role", "ci-runner")).unwrap();
+    let e = g
+        .out_edges(n)
+        .find(|e| e.kind == EdgeKind::CanAssume && g.key(e.to) == deploy)
+        .unwrap();
+    assert!(e.detail.unwrap().conditions.is_empty());
+}
+
+#[test]
+fn oidc_trust_is_evaluated_with_the_subject_and_open_keys_are_reported() {
+    let subject = |sub: &str| {
+        let mut s = ident(
+            &format!("oidc:token.actions.githubusercontent.com#{sub}"),
+            IdentityKind::OidcSubject,
+            sub,
+        );
+        s.issuer = Some("https://token.actions.githubusercontent.com".into());
+        s.subject = Some(sub.into());
+        s
+    };
+    let main = subject("repo:acme/infra:ref:refs/heads/main");
+    let other = subject("repo:evil/fork:ref:refs/heads/main");
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Federated": format!("arn:aws:iam::{ACCT}:oidc-provider/token.actions.githubusercontent.com")},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"},
+                      "StringLike": {"token.actions.githubusercontent.com:sub": "repo:acme/*"}}}]});
+    let iam = json!({"UserDetailList": [], "GroupDetailList": [], "Policies": [],
+        "RoleDetailList": [{"RoleName": "gh", "Arn": arn("role", "gh"), "AssumeRolePolicyDocument": trust,
+            "RolePolicyList": [], "AttachedManagedPolicies": []}]});
+    let g = build(&[main.clone(), other.clone()], &[], Some(&iam));
+    let gh = arn("role", "gh");
+    assert!(has(&g, &main.id, EdgeKind::CanAssume, &gh));
+    assert!(!has(&g, &other.id, EdgeKind::CanAssume, &gh));
+    let n = g.find(&main.id).unwrap();
+    let e = g.out_edges(n).find(|e| g.key(e.to) == gh).unwrap();
+    // `aud` is not in CloudTrail's record of the subject: undecided, and said so.
+    assert_eq!(
+        e.detail.unwrap().conditions,
+        vec!["token.actions.githubusercontent.com:aud"]
+    );
+    // The pattern itself is a node too: any other repository of acme.
+    assert!(has(
+        &g,
+        "oidc:token.actions.githubusercontent.com#repo:acme/*",
+        EdgeKind::CanAssume,
+        &gh
+    ));
+}
+
+#[test]
+fn terraform_role_bindings_link_to_the_live_binding() {
+    let rb = obj(
+        "k8s:RoleBinding",
+        "prod/ci/deployers",
+        Some("prod"),
+        json!({"kind": "RoleBinding", "metadata": {"name": "deployers", "namespace": "ci"},
+               "roleRef": {"kind": "Role", "name": "deployer"}, "subjects": []}),
+    );
+    let tf = obj(
+        "tf_resource",
+        "k8s.tf#kubernetes_role_binding_v1.deployers",
+        None,
+        json!({"address": "kubernetes_role_binding_v1.deployers", "type": "kubernetes_role_binding_v1",
+               "name": "deployers", "file": "k8s.tf", "line": 3,
+               "values": {"metadata": [{"name": "deployers", "namespace": "ci"}]}}),
+    );
+    let mut names = Names::default();
+    assert!(names.add_object(&rb));
+    assert!(!names.add_object(&rb));
+    let mut g = Graph::new();
+    g.set_edges(
+        &derive::object_node(&rb),
+        derive::object_edges(&rb, &names).unwrap(),
+    );
+    g.set_edges(
+        &derive::object_node(&tf),
+        derive::object_edges(&tf, &names).unwrap(),
+    );
+    assert!(has(
+        &g,
+        "k8s-obj:prod/RoleBinding/ci/deployers",
+        EdgeKind::DefinedIn,
+        "tf:k8s.tf#kubernetes_role_binding_v1.deployers"
+    ));
+}
