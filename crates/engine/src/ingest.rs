@@ -199,7 +199,9 @@ impl Sink for EngineSink<'_, '_> {
             }
         }
         for obs in out.observations {
-            if obs.facts.assumed_by.is_some() || obs.facts.created_by.is_some() {
+            // Only events new to the store add evidence: a re-read event must not count twice
+            // (the edge keeps only its latest event ids, so it could not tell).
+            if count && (obs.facts.assumed_by.is_some() || obs.facts.created_by.is_some()) {
                 self.topology
                     .observe(&obs, event.as_ref().map(|e| e.native_id.as_ref()));
             }
