@@ -25,6 +25,8 @@ pub enum Command {
     Paths(PathsArgs),
     /// Roles that trust principals of accounts outside the allow-list (or anyone).
     Trusts(TrustsArgs),
+    /// Kubernetes: risky RBAC access and workload token posture, per cluster.
+    Rbac(RbacArgs),
     /// Write the whole graph for Graphviz, Gephi or other tools.
     Export(ExportArgs),
 }
@@ -61,6 +63,15 @@ pub struct TrustsArgs {
         env = "KEYWARD_ALLOWED_ACCOUNTS"
     )]
     pub allow: Vec<String>,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+}
+
+#[derive(clap::Args)]
+pub struct RbacArgs {
+    /// Only this cluster.
+    #[arg(long)]
+    pub cluster: Option<String>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
 }
@@ -110,6 +121,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         Command::BlastRadius(a) => blast(&engine, &a),
         Command::Paths(a) => paths(&engine, &a),
         Command::Trusts(a) => trusts(&engine, &a),
+        Command::Rbac(a) => rbac(&engine, &a),
         Command::Export(a) => export(&engine, &a),
     }
 }
@@ -384,6 +396,69 @@ fn trusts(engine: &Engine, args: &TrustsArgs) -> anyhow::Result<Outcome> {
                 } else {
                     allow.join(", ")
                 }
+            );
+        }
+    }
+    Ok(Outcome::Clean)
+}
+
+fn rbac(engine: &Engine, args: &RbacArgs) -> anyhow::Result<Outcome> {
+    use keyward_graph::k8s::{Rbac, risky_access};
+    use keyward_graph::k8s_posture::{POSTURE, posture};
+    let mut rows = Vec::new();
+    for (cluster, objects) in keyward_engine::k8s_objects(engine.store())? {
+        if args.cluster.as_deref().is_some_and(|c| c != cluster) {
+            continue;
+        }
+        for f in risky_access(&Rbac::new(&objects)) {
+            let s = &f.grant.subject;
+            let who = match &s.namespace {
+                Some(ns) => format!("{} {ns}/{}", s.kind, s.name),
+                None => format!("{} {}", s.kind, s.name),
+            };
+            rows.push(json!({
+                "cluster": cluster, "check": f.check, "title": f.title, "subject": who,
+                "via": format!("{} → {}", f.grant.binding, f.grant.role),
+            }));
+        }
+        for f in posture(&objects) {
+            let title = POSTURE
+                .iter()
+                .find(|(id, _)| *id == f.check)
+                .map_or("", |(_, t)| *t);
+            let who = match &f.namespace {
+                Some(ns) => format!("{} {ns}/{}", f.kind, f.name),
+                None => format!("{} {}", f.kind, f.name),
+            };
+            rows.push(json!({
+                "cluster": cluster, "check": f.check, "title": title, "subject": who, "via": "",
+            }));
+        }
+    }
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+        OutputFormat::Table => {
+            let mut t = crate::output::table();
+            t.set_header(["CLUSTER", "SUBJECT", "FINDING", "VIA", "CHECK"]);
+            let s = |v: &serde_json::Value, k: &str| {
+                v.get(k)
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            for r in &rows {
+                t.add_row([
+                    s(r, "cluster"),
+                    s(r, "subject"),
+                    s(r, "title"),
+                    s(r, "via"),
+                    s(r, "check"),
+                ]);
+            }
+            println!("{t}");
+            println!(
+                "{} findings (checks named after kubescape controls: docs/k8s-rbac-coverage.md)",
+                rows.len()
             );
         }
     }

@@ -13,7 +13,7 @@ pub use ingest::{
     DEFAULT_BATCH_RECORDS, FileReport, FileStatus, IngestOptions, IngestReport, Progress,
     SourceStats,
 };
-pub use query::{Filter, OwnerInfo, Resolve, iam_snapshots};
+pub use query::{Filter, OwnerInfo, Resolve, iam_snapshots, k8s_objects};
 pub use topology::Topology;
 
 use std::path::Path;

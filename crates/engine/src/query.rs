@@ -158,3 +158,21 @@ impl Engine {
         OwnerInfo { ownership, orphan }
     }
 }
+
+/// Stored Kubernetes objects (RBAC, service accounts, workloads) by cluster.
+pub fn k8s_objects(
+    store: &dyn keyward_store::Store,
+) -> Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>, crate::EngineError> {
+    let mut out: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+    for kind in store.object_kinds()? {
+        if !kind.starts_with("k8s:") {
+            continue;
+        }
+        for o in store.objects(&kind)? {
+            out.entry(o.scope.unwrap_or_else(|| "default".into()))
+                .or_default()
+                .push(o.doc);
+        }
+    }
+    Ok(out)
+}

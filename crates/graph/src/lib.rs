@@ -13,6 +13,7 @@ pub mod graph;
 pub mod iam;
 pub mod inventory;
 pub mod k8s;
+pub mod k8s_posture;
 
 pub use graph::{Detail, EdgeKind, EdgeSpec, EdgeView, Graph, Node, NodeId, NodeKind, NodeSpec};
 pub use inventory::{Applied, Inventory, Slot};

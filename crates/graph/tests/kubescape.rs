@@ -93,3 +93,66 @@ fn implemented_controls_match_kubescape() {
     );
     assert!(cases >= 40, "{cases} cases");
 }
+
+/// The names kubescape alerts on: the flagged API objects, else the external subject.
+fn alerted(expected: &[Value]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for a in expected {
+        let objs = a
+            .pointer("/alertObject/k8sApiObjects")
+            .and_then(Value::as_array)
+            .filter(|o| !o.is_empty());
+        match objs {
+            Some(objs) => out.extend(
+                objs.iter()
+                    .filter_map(|o| o.pointer("/metadata/name").and_then(Value::as_str))
+                    .map(str::to_owned),
+            ),
+            None => out.extend(
+                a.pointer("/alertObject/externalObjects/name")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            ),
+        }
+    }
+    out
+}
+
+#[test]
+fn posture_controls_match_kubescape() {
+    let Some(c) = corpora() else {
+        eprintln!("skipped: ../shared/corpora not found");
+        return;
+    };
+    let root = c.join("k8s-rbac-posture-kubescape/rules");
+    let mut cases = 0;
+    let mut mismatches = Vec::new();
+    for (control, _) in keyward_graph::k8s_posture::POSTURE {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(root.join(control).join("test"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        dirs.sort();
+        for case in dirs {
+            let expected: Vec<Value> =
+                serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
+                    .unwrap();
+            let want = alerted(&expected);
+            let objs = objects(&case.join("input"));
+            let got: BTreeSet<String> = keyward_graph::k8s_posture::posture(&objs)
+                .into_iter()
+                .filter(|f| f.check == *control)
+                .map(|f| f.name)
+                .collect();
+            if got != want {
+                mismatches.push(format!(
+                    "{control}/{}: kubescape {want:?}, keyward {got:?}",
+                    case.file_name().unwrap().to_string_lossy()
+                ));
+            }
+            cases += 1;
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_eq!(cases, 35, "posture cases run");
+}
