@@ -70,7 +70,7 @@ fn flatten(o: &Value, out: &mut Vec<Value>) {
 }
 
 /// The pod spec of a workload object, wherever its kind keeps it.
-pub fn pod_spec<'v>(o: &'v Value) -> Option<&'v Value> {
+pub fn pod_spec(o: &Value) -> Option<&Value> {
     match o.get("kind").and_then(Value::as_str)? {
         "Pod" => o.get("spec"),
         "Deployment"
