@@ -20,6 +20,7 @@ use std::time::Instant;
 
 use keyward_graph::iam::authz::Snapshot;
 use keyward_graph::iam::escalation::Analysis;
+use keyward_graph::{EdgeKind, derive};
 use serde_json::{Value, json};
 
 use keyward_testkit::iam::{ACCT, arn, doc};
@@ -101,5 +102,20 @@ fn main() {
         "{} admin-equivalent, {} escalation steps, {escalating} principals with a step to admin",
         analysis.admins.len(),
         analysis.steps.len()
+    );
+    // Everything the graph derives from the account: group membership, effective
+    // permissions by resource, trust evaluated per principal, and escalation (run again).
+    let start = Instant::now();
+    let snap = Snapshot::new(&doc);
+    let edges = derive::account_edges(ACCT, &snap, &derive::Names::default());
+    let t = start.elapsed();
+    let count = |k: EdgeKind| edges.iter().filter(|e| e.kind == k).count();
+    println!(
+        "graph edges end to end (effective permissions + trust + escalation): {:.3} s, \
+         {} edges ({} can, {} can_assume)",
+        t.as_secs_f64(),
+        edges.len(),
+        count(EdgeKind::Can),
+        count(EdgeKind::CanAssume)
     );
 }

@@ -302,29 +302,47 @@ pub fn arn_glob(pattern: &str, text: &str) -> bool {
 
 /// Glob match with `*` (any run) and `?` (one character).
 fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
-    let eq = |a: char, b: char| {
-        if ignore_case {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
+    // Policies and ARNs are ASCII in practice: match bytes without allocating. Otherwise
+    // characters, so `?` is one character, not one byte.
+    if pattern.is_ascii() && text.is_ascii() {
+        let eq = |a: &u8, b: &u8| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        glob_by(pattern.as_bytes(), text.as_bytes(), &b'*', &b'?', eq)
+    } else {
+        let eq = |a: &char, b: &char| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        let p: Vec<char> = pattern.chars().collect();
+        let t: Vec<char> = text.chars().collect();
+        glob_by(&p, &t, &'*', &'?', eq)
+    }
+}
+
+/// Wildcard matching with one backtracking point (linear in practice).
+fn glob_by<T: PartialEq>(p: &[T], t: &[T], star: &T, one: &T, eq: impl Fn(&T, &T) -> bool) -> bool {
     let (mut pi, mut ti) = (0usize, 0usize);
-    let (mut star, mut mark) = (None::<usize>, 0usize);
+    let (mut back, mut mark) = (None::<usize>, 0usize);
     while ti < t.len() {
         match p.get(pi) {
-            Some('*') => {
-                star = Some(pi);
+            Some(c) if c == star => {
+                back = Some(pi);
                 pi += 1;
                 mark = ti;
             }
-            Some(&c) if c == '?' || t.get(ti).is_some_and(|&x| eq(c, x)) => {
+            Some(c) if c == one || t.get(ti).is_some_and(|x| eq(c, x)) => {
                 pi += 1;
                 ti += 1;
             }
-            _ => match star {
+            _ => match back {
                 Some(s) => {
                     pi = s + 1;
                     mark += 1;
@@ -334,7 +352,7 @@ fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
             },
         }
     }
-    while p.get(pi) == Some(&'*') {
+    while p.get(pi) == Some(star) {
         pi += 1;
     }
     pi == p.len()
