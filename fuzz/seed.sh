@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda}
+mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive}
 python3 - "$estate" "$shared" "$c" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c = sys.argv[1:]
@@ -39,6 +39,10 @@ put("codeowners", open(os.path.join(estate, "terraform/CODEOWNERS"), "rb").read(
 put("codeowners", "docs/*\ndocs/a/b.md\n**/logs @octocat\n/apps/github\n")
 put("people", open(os.path.join(estate, "people.csv"), "rb").read())
 put("lambda", open(os.path.join(estate, "aws/111122223333/lambda-functions.json"), "rb").read())
+# graph_derive: a selector byte (which object kind) then a JSON document.
+put("graph_derive", b"\x00" + open(os.path.join(estate, "aws/111122223333/iam-authorization-details.json"), "rb").read())
+for i, obj in enumerate(json.load(open(os.path.join(estate, "k8s/prod-eks/rbac-snapshot.json"))).get("items", [])[:24]):
+    put("graph_derive", bytes([i % 8]) + json.dumps(obj).encode())
 for t in ["2026-11-10T08:15:02.123456Z", "2019-08-16 17:27:59+00:00", "Nov 10, 2026 8:15:02 AM", "AKIABTX3GSDS2CT3VIU7"]:
     put("sniff_and_time", t)
 if os.path.isdir(shared):
