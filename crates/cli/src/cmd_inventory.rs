@@ -93,11 +93,8 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         stale_after_days: args.stale_days,
     };
     let rows = engine.list(&filter, lc);
-    let coverage = engine.coverage();
-    let owners: Vec<keyward_engine::OwnerInfo> = rows
-        .iter()
-        .map(|(i, _)| engine.owner_info(i, &coverage))
-        .collect();
+    let listed: Vec<&keyward_model::Identity> = rows.iter().map(|(i, _)| *i).collect();
+    let owners = engine.owner_infos(&listed);
     let rows: Vec<_> = rows
         .into_iter()
         .zip(owners)

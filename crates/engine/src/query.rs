@@ -141,6 +141,28 @@ impl Engine {
         keyward_graph::analysis::Coverage::of(self.graph())
     }
 
+    /// Ownership and orphan status of many identities (listings): short-lived identities
+    /// inherit from what they belong to, each parent walked once
+    /// ([`keyward_graph::analysis::OwnershipCache`]).
+    pub fn owner_infos(&self, identities: &[&Identity]) -> Vec<OwnerInfo> {
+        use keyward_graph::analysis;
+        let g = self.graph();
+        let coverage = self.coverage();
+        let mut cache = analysis::OwnershipCache::without_chains();
+        identities
+            .iter()
+            .map(|i| {
+                let Some(node) = g.find(&i.id) else {
+                    return OwnerInfo::default();
+                };
+                let ownership = cache.get(g, node);
+                let scope = i.account.as_deref().or(i.cluster.as_deref());
+                let orphan = analysis::orphan_reason(g, node, i.kind, scope, &ownership, &coverage);
+                OwnerInfo { ownership, orphan }
+            })
+            .collect()
+    }
+
     /// Ownership and orphan status of one identity, from the graph.
     pub fn owner_info(
         &self,

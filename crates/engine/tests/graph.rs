@@ -42,7 +42,7 @@ fn dump(g: &Graph) -> (Vec<String>, Vec<String>) {
                 e.count,
                 e.first_seen,
                 e.last_seen,
-                e.origin,
+                e.origin.map(|o| g.key(o)),
                 e.detail
             )
         })

@@ -109,9 +109,27 @@ impl Ord for Best {
 }
 
 const MAX_DEPTH: usize = 8;
+/// Evidence weaker than this is not followed.
+const MIN_CONFIDENCE: f64 = 0.1;
+/// The walk stops once it has this many people and teams.
+const MAX_PEOPLE: usize = 3;
+const MAX_TEAMS: usize = 2;
 
 /// Per node reached: the best confidence and the hop that reached it.
-type Trail = FxHashMap<NodeId, (f64, Option<(NodeId, Hop)>)>;
+type Trail<'g> = FxHashMap<NodeId, (f64, Option<Step<'g>>)>;
+
+/// How a node was reached: from where, by which edge, with what evidence. Strings are
+/// borrowed from the graph; hops are only built for the chains reported.
+#[derive(Debug, Clone, Copy)]
+struct Step<'g> {
+    prev: NodeId,
+    edge: EdgeKind,
+    reversed: bool,
+    source: Option<&'g str>,
+    last_seen: Option<i64>,
+    /// Hops from the start.
+    depth: u8,
+}
 
 /// A blast-radius node's parent, the edge from it, its detail and times.
 type Parent = (NodeId, EdgeKind, Option<Detail>, Option<i64>, Option<i64>);
@@ -123,11 +141,31 @@ const MAX_VISITED: usize = 4096;
 /// human who created it, the humans who assumed it), each hop weighted by how strong that
 /// evidence is.
 pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
-    let mut best: Trail = FxHashMap::default();
-    let mut heap = BinaryHeap::from([Best(1.0, id)]);
+    walk(g, id, &mut Scratch::default(), true)
+}
+
+/// A walk's working sets, kept between walks so a listing does not allocate per identity.
+#[derive(Default)]
+struct Scratch<'g> {
+    best: Trail<'g>,
+    heap: BinaryHeap<Best>,
+    done: FxHashSet<NodeId>,
+    found: Vec<(NodeId, f64)>,
+}
+
+fn walk<'g>(g: &'g Graph, id: NodeId, scratch: &mut Scratch<'g>, chains: bool) -> Ownership {
+    let Scratch {
+        best,
+        heap,
+        done,
+        found,
+    } = scratch;
+    best.clear();
+    heap.clear();
+    done.clear();
+    found.clear();
+    heap.push(Best(1.0, id));
     best.insert(id, (1.0, None));
-    let mut done: FxHashSet<NodeId> = FxHashSet::default();
-    let mut found: Vec<(NodeId, f64)> = Vec::new();
     while let Some(Best(conf, at)) = heap.pop() {
         if !done.insert(at) || done.len() > MAX_VISITED {
             continue;
@@ -135,12 +173,24 @@ pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
         let kind = g.node(at).map(|n| n.kind);
         if at != id && matches!(kind, Some(NodeKind::Person | NodeKind::Team)) {
             found.push((at, conf));
+            // Candidates come out best first: a few of each is all anyone reads.
+            let people = found
+                .iter()
+                .filter(|(n, _)| g.node(*n).is_some_and(|x| x.kind == NodeKind::Person))
+                .count();
+            if people >= MAX_PEOPLE && found.len() - people >= MAX_TEAMS {
+                break;
+            }
             continue;
         }
-        if depth(&best, at) >= MAX_DEPTH {
+        let at_depth = best
+            .get(&at)
+            .and_then(|(_, s)| s.as_ref())
+            .map_or(0, |s| s.depth);
+        if usize::from(at_depth) >= MAX_DEPTH {
             continue;
         }
-        let mut step = |e: EdgeView<'_>, reversed: bool| {
+        let mut step = |e: EdgeView<'g>, reversed: bool| {
             let source = e
                 .detail
                 .map(|d| d.source.as_str())
@@ -150,26 +200,21 @@ pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
             };
             let next = if reversed { e.from } else { e.to };
             let c = conf * w;
-            if best.get(&next).is_some_and(|(b, _)| *b >= c) {
+            if c < MIN_CONFIDENCE || best.get(&next).is_some_and(|(b, _)| *b >= c) {
                 return;
             }
-            let n = g.node(next);
             best.insert(
                 next,
                 (
                     c,
-                    Some((
-                        at,
-                        Hop {
-                            node: g.key(next).to_owned(),
-                            label: n.map(|n| n.label.to_string()).unwrap_or_default(),
-                            node_kind: n.map_or("", |n| n.kind.as_str()),
-                            edge: e.kind,
-                            reversed,
-                            source: source.map(str::to_owned),
-                            last_seen: e.last_seen,
-                        },
-                    )),
+                    Some(Step {
+                        prev: at,
+                        edge: e.kind,
+                        reversed,
+                        source,
+                        last_seen: e.last_seen,
+                        depth: at_depth + 1,
+                    }),
                 ),
             );
             heap.push(Best(c, next));
@@ -182,7 +227,7 @@ pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
         }
     }
     let mut out = Ownership::default();
-    for (node, conf) in found {
+    for &mut (node, conf) in found.iter_mut() {
         let Some(n) = g.node(node) else { continue };
         let team = (n.kind == NodeKind::Person)
             .then(|| {
@@ -198,7 +243,11 @@ pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
             confidence: (conf * 100.0).round() / 100.0,
             departed: n.gone,
             team,
-            chain: chain(&best, node),
+            chain: if chains {
+                chain(g, best, node)
+            } else {
+                Vec::new()
+            },
         };
         match n.kind {
             NodeKind::Person => out.people.push(c),
@@ -274,23 +323,111 @@ pub fn ownership(g: &Graph, id: NodeId) -> Ownership {
     out
 }
 
-fn depth(best: &Trail, mut at: NodeId) -> usize {
-    let mut d = 0;
-    while let Some((_, Some((prev, _)))) = best.get(&at) {
-        at = *prev;
-        d += 1;
-        if d > MAX_DEPTH {
-            break;
-        }
-    }
-    d
+/// Ownership for many identities at once (inventory listings). Short-lived identities
+/// nobody owns directly — STS sessions, temporary keys — take the ownership of what they
+/// belong to (the session's role, the key's session or user), one hop further; each
+/// parent is walked once. `ownership` on one identity (`graph chain`) walks in full, so it
+/// can also name, with less confidence, the human who minted a session.
+///
+/// Listings only read owners, teams and confidences: [`OwnershipCache::without_chains`]
+/// leaves the evidence chains out, which is most of the allocation.
+#[derive(Default)]
+pub struct OwnershipCache<'g> {
+    done: FxHashMap<NodeId, Ownership>,
+    scratch: Scratch<'g>,
+    skip_chains: bool,
 }
 
-fn chain(best: &Trail, mut at: NodeId) -> Vec<Hop> {
+impl<'g> OwnershipCache<'g> {
+    /// A cache whose results carry no chains (candidates' `chain` is empty).
+    pub fn without_chains() -> Self {
+        OwnershipCache {
+            skip_chains: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn get(&mut self, g: &'g Graph, id: NodeId) -> Ownership {
+        if let Some(o) = self.done.get(&id) {
+            return o.clone();
+        }
+        let o = self.compute(g, id, 0);
+        self.done.insert(id, o.clone());
+        o
+    }
+
+    fn compute(&mut self, g: &'g Graph, id: NodeId, depth: usize) -> Ownership {
+        let kind = g.node(id).map(|n| n.kind);
+        let owned = g.in_edges(id).any(|e| e.kind == EdgeKind::Owns);
+        let parent = match kind {
+            Some(NodeKind::Identity(IdentityKind::StsSession)) if !owned => g
+                .out_edges(id)
+                .find(|e| e.kind == EdgeKind::SessionOf)
+                .map(|e| (e.to, e.kind, false, e.last_seen)),
+            Some(NodeKind::Identity(
+                IdentityKind::TemporaryAccessKey | IdentityKind::AccessKey,
+            )) if !owned => g
+                .in_edges(id)
+                .find(|e| e.kind == EdgeKind::HasCredential)
+                .map(|e| (e.from, e.kind, true, e.last_seen)),
+            _ => None,
+        };
+        let Some((p, edge, reversed, last_seen)) = parent.filter(|_| depth < 4) else {
+            return walk(g, id, &mut self.scratch, !self.skip_chains);
+        };
+        let base = match self.done.get(&p) {
+            Some(o) => o.clone(),
+            None => {
+                let o = self.compute(g, p, depth + 1);
+                self.done.insert(p, o.clone());
+                o
+            }
+        };
+        let w = weight(edge, reversed, None).unwrap_or(1.0);
+        let hop = (!self.skip_chains).then(|| {
+            let n = g.node(p);
+            Hop {
+                node: g.key(p).to_owned(),
+                label: n.map(|n| n.label.to_string()).unwrap_or_default(),
+                node_kind: n.map_or("", |n| n.kind.as_str()),
+                edge,
+                reversed,
+                source: None,
+                last_seen,
+            }
+        });
+        let scale = |c: &Candidate| {
+            let mut c = c.clone();
+            c.confidence = (c.confidence * w * 100.0).round() / 100.0;
+            if let Some(h) = &hop {
+                c.chain.insert(0, h.clone());
+            }
+            c
+        };
+        Ownership {
+            owner: base.owner.clone(),
+            team: base.team.clone(),
+            confidence: (base.confidence * w * 100.0).round() / 100.0,
+            people: base.people.iter().map(scale).collect(),
+            teams: base.teams.iter().map(scale).collect(),
+        }
+    }
+}
+
+fn chain(g: &Graph, best: &Trail<'_>, mut at: NodeId) -> Vec<Hop> {
     let mut hops = Vec::new();
-    while let Some((_, Some((prev, hop)))) = best.get(&at) {
-        hops.push(hop.clone());
-        at = *prev;
+    while let Some((_, Some(step))) = best.get(&at) {
+        let n = g.node(at);
+        hops.push(Hop {
+            node: g.key(at).to_owned(),
+            label: n.map(|n| n.label.to_string()).unwrap_or_default(),
+            node_kind: n.map_or("", |n| n.kind.as_str()),
+            edge: step.edge,
+            reversed: step.reversed,
+            source: step.source.map(str::to_owned),
+            last_seen: step.last_seen,
+        });
+        at = step.prev;
         if hops.len() > MAX_DEPTH {
             break;
         }

@@ -218,7 +218,7 @@ pub fn json(g: &Graph, keep: EdgeFilter<'_>, w: &mut dyn Write) -> io::Result<()
             count: e.count,
             first_seen: e.first_seen.map(keyward_model::time::format),
             last_seen: e.last_seen.map(keyward_model::time::format),
-            origin: e.origin,
+            origin: e.origin.map(|o| g.key(o)),
             evidence: e.detail.filter(|d| **d != Detail::default()),
         };
         write!(w, "{}", if first { "  " } else { ",\n  " })?;

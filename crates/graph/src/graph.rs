@@ -233,8 +233,9 @@ pub struct EdgeView<'g> {
     pub count: u32,
     pub first_seen: Option<i64>,
     pub last_seen: Option<i64>,
-    /// `None` for observed edges.
-    pub origin: Option<&'g str>,
+    /// The node this derived edge was derived from (its key: [`Graph::key`]); `None` for
+    /// observed edges.
+    pub origin: Option<NodeId>,
     pub detail: Option<&'g Detail>,
 }
 
@@ -818,11 +819,7 @@ impl Graph {
     fn view(&self, e: EdgeIndex<u32>) -> Option<EdgeView<'_>> {
         let (a, b) = self.g.edge_endpoints(e)?;
         let w = self.g.edge_weight(e)?;
-        let origin = if w.origin == OBSERVED {
-            None
-        } else {
-            Some(self.key(NodeId(NodeIndex::new(w.origin as usize))))
-        };
+        let origin = (w.origin != OBSERVED).then(|| NodeId(NodeIndex::new(w.origin as usize)));
         let nz = |t: i64| (t != 0).then_some(t);
         Some(EdgeView {
             from: NodeId(a),

@@ -611,3 +611,30 @@ fn terraform_role_bindings_link_to_the_live_binding() {
         "tf:k8s.tf#kubernetes_role_binding_v1.deployers"
     ));
 }
+
+#[test]
+fn listing_cache_inherits_through_sessions_and_keys() {
+    let mut role = ident(&arn("role", "deploy"), IdentityKind::IamRole, "deploy");
+    role.tags.insert("team".into(), "platform".into());
+    role.tags.insert("owner".into(), "dana@acme.example".into());
+    let session_id = format!("arn:aws:sts::{ACCT}:assumed-role/deploy/s1");
+    let mut session = ident(&session_id, IdentityKind::StsSession, "s1");
+    session.parent = Some(role.id.clone());
+    let mut key = ident("ASIAEXAMPLE0000001", IdentityKind::TemporaryAccessKey, "k");
+    key.parent = Some(session_id.clone());
+    let g = build(&[role.clone(), session, key], &[], None);
+    let mut cache = keyward_graph::analysis::OwnershipCache::default();
+    let k = g.find("ASIAEXAMPLE0000001").unwrap();
+    let cached = cache.get(&g, k);
+    let full = ownership(&g, k);
+    assert_eq!(cached.owner, full.owner);
+    assert_eq!(cached.team, full.team);
+    assert_eq!(cached.owner.as_deref(), Some("dana@acme.example"));
+    // key ← has_credential ← session → session_of → role ← owns ← dana
+    let hops: Vec<EdgeKind> = cached.people[0].chain.iter().map(|h| h.edge).collect();
+    assert_eq!(
+        hops,
+        vec![EdgeKind::HasCredential, EdgeKind::SessionOf, EdgeKind::Owns]
+    );
+    assert!((cached.confidence - full.confidence).abs() < 0.011);
+}
