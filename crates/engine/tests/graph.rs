@@ -84,6 +84,10 @@ fn in_place_updates_equal_a_rebuild_and_all_at_once() {
     }
     let live = dump(inc.graph());
     assert!(live.1.len() > 100, "{}", live.1.len());
+    // EC2 instance profiles are workloads running as their role.
+    assert!(live.1.iter().any(|e| e.starts_with(
+        "instance-profile:arn:aws:iam::111122223333:instance-profile/ec2-web-app-profile -runs_as-> arn:aws:iam::111122223333:role/ec2-web-app"
+    )));
     drop(inc);
     let rebuilt = dump(Engine::open(a.path()).unwrap().graph());
     same(&live, &rebuilt);

@@ -164,6 +164,19 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
             out.push(edge(me.clone(), EdgeKind::Federates, id_node(l, kind)));
         }
     }
+    // GitHub Actions: a reusable workflow pinned in the subject runs as it.
+    if let Some(wf) = i
+        .details
+        .get("github")
+        .and_then(|g| g.get("job_workflow_ref"))
+        .and_then(Value::as_str)
+    {
+        out.push(edge(
+            NodeSpec::new(format!("github-workflow:{wf}"), NodeKind::Workload, wf),
+            EdgeKind::RunsAs,
+            me.clone(),
+        ));
+    }
     // GitHub Actions: the repository's workflows run as the subject.
     if i.kind == IdentityKind::OidcSubject
         && let Some(repo) = i
@@ -895,6 +908,41 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
                 ..Detail::default()
             });
             out.push(e);
+        }
+    }
+    // EC2 instance profiles: instances launched with one run as its role.
+    for r in &snap.roles {
+        let Some(rid) = r
+            .get("Arn")
+            .and_then(Value::as_str)
+            .and_then(ids::canonical_iam_arn)
+        else {
+            continue;
+        };
+        for ip in r
+            .get("InstanceProfileList")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(arn) = ip.get("Arn").and_then(Value::as_str) {
+                let name = ip
+                    .get("InstanceProfileName")
+                    .and_then(Value::as_str)
+                    .unwrap_or(arn);
+                out.push(sourced(
+                    edge(
+                        NodeSpec::new(
+                            format!("instance-profile:{arn}"),
+                            NodeKind::Workload,
+                            format!("EC2 instance profile {name}"),
+                        ),
+                        EdgeKind::RunsAs,
+                        id_node(&rid, IdentityKind::IamRole),
+                    ),
+                    "iam-authorization-details",
+                ));
+            }
         }
     }
     // Trust.
