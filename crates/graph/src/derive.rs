@@ -119,7 +119,9 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
                 EdgeKind::HasCredential,
                 me.clone(),
             );
-            e.at = i.created.or(i.first_seen);
+            // Only a known creation time: containment (`--since`) must not mistake the first
+            // sighting of an old key for its creation.
+            e.at = i.created;
             out.push(e);
         }
         (IdentityKind::StsSession, Some(p)) => {

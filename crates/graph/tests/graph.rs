@@ -638,3 +638,26 @@ fn listing_cache_inherits_through_sessions_and_keys() {
     );
     assert!((cached.confidence - full.confidence).abs() < 0.011);
 }
+
+#[test]
+fn containment_ignores_keys_whose_creation_is_unknown() {
+    // An old key first seen in this week's logs was not created this week.
+    let user = ident(&arn("user", "ci"), IdentityKind::IamUser, "ci");
+    let mut old = ident("AKIAOLDKEY0000000001", IdentityKind::AccessKey, "old");
+    old.parent = Some(user.id.clone());
+    old.first_seen = Some(500);
+    let mut new = ident("AKIANEWKEY0000000001", IdentityKind::AccessKey, "new");
+    new.parent = Some(user.id.clone());
+    new.created = Some(600);
+    let g = build(&[user.clone(), old, new], &[], None);
+    let b = blast_radius(
+        &g,
+        g.find(&user.id).unwrap(),
+        BlastOptions {
+            since: Some(400),
+            ..BlastOptions::default()
+        },
+    );
+    let got: Vec<&str> = b.root.children.iter().map(|c| c.node.as_str()).collect();
+    assert_eq!(got, vec!["AKIANEWKEY0000000001"]);
+}
