@@ -47,32 +47,13 @@ pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
             continue;
         }
         listed = true;
-        for (idx, item) in sonic_rs::to_array_iter(value.as_raw_str()).enumerate() {
-            let item = match item {
-                Ok(v) => v,
-                Err(e) => {
-                    sink.reject(Diagnostic {
-                        line: lines.line,
-                        record: Some(idx as u64),
-                        reason: format!("`Functions`: {}", json_error(e)),
-                    });
-                    break;
-                }
-            };
-            let raw = item.as_raw_str();
-            let line = lines.line_of(raw.as_bytes());
-            let result = serde_json::from_str::<Value>(raw)
-                .map_err(json_error)
-                .and_then(function_output);
-            match result {
-                Ok(out) => sink.accept(out),
-                Err(reason) => sink.reject(Diagnostic {
-                    line,
-                    record: Some(idx as u64),
-                    reason: format!("`Functions` entry: {reason}"),
-                }),
-            }
-        }
+        crate::each_element(
+            value.as_raw_str(),
+            "Functions",
+            &mut lines,
+            sink,
+            function_output,
+        );
     }
     if !listed {
         // `get-function-configuration`: the document is the function.

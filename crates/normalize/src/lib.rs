@@ -213,6 +213,44 @@ impl<'a> LineCounter<'a> {
     }
 }
 
+/// Normalizes each element of the JSON array `raw` (the value of `list` in a document) with
+/// `f`: accepted, or rejected at the element's line. A broken array stops the list (what
+/// came before is kept).
+pub(crate) fn each_element(
+    raw: &str,
+    list: &str,
+    lines: &mut LineCounter<'_>,
+    sink: &mut dyn Sink,
+    mut f: impl FnMut(serde_json::Value) -> Result<Output<'static>, String>,
+) {
+    for (idx, item) in sonic_rs::to_array_iter(raw).enumerate() {
+        let item = match item {
+            Ok(v) => v,
+            Err(e) => {
+                sink.reject(Diagnostic {
+                    line: lines.line,
+                    record: Some(idx as u64),
+                    reason: format!("`{list}`: {}", json_error(e)),
+                });
+                break;
+            }
+        };
+        let raw = item.as_raw_str();
+        let line = lines.line_of(raw.as_bytes());
+        let result = serde_json::from_str::<serde_json::Value>(raw)
+            .map_err(json_error)
+            .and_then(&mut f);
+        match result {
+            Ok(out) => sink.accept(out),
+            Err(reason) => sink.reject(Diagnostic {
+                line,
+                record: Some(idx as u64),
+                reason: format!("`{list}` entry: {reason}"),
+            }),
+        }
+    }
+}
+
 /// A short, single-line excerpt of a bad record for diagnostics (never the whole record:
 /// records can carry secrets in request parameters).
 pub(crate) fn json_error(e: impl std::fmt::Display) -> String {
