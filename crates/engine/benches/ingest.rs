@@ -24,22 +24,8 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use keyward_engine::{Engine, IngestOptions};
+use keyward_testkit::Rng;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
-
-/// A small deterministic generator (xorshift), so every run reads the same bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 const ACCOUNT: &str = "111122223333";
 const ACTIONS: [(&str, &str, bool); 10] = [

@@ -29,24 +29,9 @@ use keyward_graph::analysis::{BlastOptions, blast_radius, ownership};
 use keyward_graph::derive;
 use keyward_graph::{Detail, EdgeKind, EdgeSpec, Graph, NodeKind, NodeSpec};
 use keyward_model::{Identity, IdentityKind, Platform};
+use keyward_testkit::Rng;
 
 const ACCT: &str = "111122223333";
-
-/// A small deterministic generator (xorshift), so runs are comparable.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn user(i: usize) -> String {
     format!("arn:aws:iam::{ACCT}:user/u{i}")
@@ -134,7 +119,7 @@ fn estate(n: usize) -> Estate {
         identities.push(k);
     }
     for i in 0..sessions {
-        let r = rng.below(roles);
+        let r = rng.index(roles);
         let mut s = Identity::new(
             format!("arn:aws:sts::{ACCT}:assumed-role/r{r}/s{i}"),
             Platform::Aws,
@@ -253,7 +238,7 @@ fn generate(e: &Estate, g: &mut impl Target) {
             });
         }
         for _ in 0..15 {
-            let r = rng.below(e.buckets);
+            let r = rng.index(e.buckets);
             g.add_edge(can(
                 me.clone(),
                 format!("arn:aws:s3:::bucket-{r}/*"),
@@ -264,7 +249,7 @@ fn generate(e: &Estate, g: &mut impl Target) {
     for r in 0..e.roles {
         let me = spec(&role(r), rk);
         for _ in 0..80 {
-            let x = rng.below(e.tables);
+            let x = rng.index(e.tables);
             g.add_edge(can(
                 me.clone(),
                 format!("arn:aws:dynamodb:us-east-1:{ACCT}:table/t{x}"),
@@ -272,7 +257,7 @@ fn generate(e: &Estate, g: &mut impl Target) {
             ));
         }
         for _ in 0..20 {
-            let u = rng.below(e.users);
+            let u = rng.index(e.users);
             g.add_edge(EdgeSpec {
                 from: spec(&user(u), uk),
                 kind: EdgeKind::CanAssume,
@@ -327,7 +312,7 @@ fn generate(e: &Estate, g: &mut impl Target) {
         .iter()
         .filter(|i| i.kind == IdentityKind::StsSession)
     {
-        let by = spec(&user(rng.below(e.users)), uk);
+        let by = spec(&user(rng.index(e.users)), uk);
         let t = 1_700_000_000_000 + rng.below(1_000_000_000) as i64;
         g.observe(
             EdgeKind::Created,
@@ -392,7 +377,7 @@ fn main() {
     let mut found = 0usize;
     let mut reached = 0usize;
     for _ in 0..samples {
-        let i = &e.identities[rng.below(e.identities.len())];
+        let i = &e.identities[rng.index(e.identities.len())];
         let node = g.find(&i.id).unwrap();
         let t = Instant::now();
         let own = ownership(&g, node);

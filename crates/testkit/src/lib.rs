@@ -65,3 +65,27 @@ pub mod iam {
         json!({"Version": "2012-10-17", "Statement": statements})
     }
 }
+
+/// A small deterministic generator (xorshift64) for benchmarks and generated fixtures, so
+/// every run sees the same data.
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    /// An index in `0..n` (`n` > 0).
+    pub fn index(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
