@@ -959,11 +959,68 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
                     .is_none_or(|b| b.policy.may_allow("sts:AssumeRole"))
         })
         .collect();
+    // Principals allowed to assume every role of the account, unconditionally and with no
+    // deny that could narrow it: rather than an edge to each role trusting the account
+    // (principals × roles, millions in a large account), one edge to a group node that
+    // has an edge to each such role.
+    let any_role = format!("arn:aws:iam::{account}:role/*");
+    let anywhere: BTreeSet<&String> = assumers
+        .iter()
+        .filter(|(_, p)| {
+            let denies = p
+                .identity
+                .iter()
+                .any(|s| s.policy.may_deny("sts:AssumeRole"))
+                || p.boundary
+                    .as_ref()
+                    .is_some_and(|b| b.policy.may_deny("sts:AssumeRole"));
+            let req = Request {
+                action: "sts:AssumeRole",
+                resource: &any_role,
+                principal: None,
+                context: &ctx,
+            };
+            !denies
+                && policy::evaluate(
+                    &p.identity_policies(),
+                    p.boundary.as_ref().map(|b| &b.policy),
+                    &req,
+                )
+                .decision
+                    == Decision::Allow
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    let trusting_account = NodeSpec::new(
+        format!("aws-roles-trusting:{account}"),
+        NodeKind::Group,
+        format!("roles that trust account {account}"),
+    );
+    let mut open_roles = 0usize;
     for (rid, role) in &principals {
         let Some(trust) = &role.trust else { continue };
         let rnode = id_node(rid, IdentityKind::IamRole);
         let role_account = account_of(rid).unwrap_or(account);
         let trusted = trust.trusted();
+        // Trusts the whole account, unconditionally, and denies no one.
+        let open = role_account == account
+            && !trust.may_deny("sts:AssumeRole")
+            && trusted.iter().any(|t| {
+                t.conditions.is_empty()
+                    && t.aws.iter().any(|a| {
+                        a == role_account
+                            || (a.ends_with(":root") && account_of(a) == Some(role_account))
+                    })
+            });
+        if open && !anywhere.is_empty() {
+            open_roles += 1;
+            let mut e = edge(trusting_account.clone(), EdgeKind::CanAssume, rnode.clone());
+            e.detail = Some(Detail {
+                source: "trust policy".into(),
+                ..Detail::default()
+            });
+            out.push(e);
+        }
         let push = |from: NodeSpec, conditions: Vec<String>, out: &mut Vec<EdgeSpec>| {
             let mut e = edge(from, EdgeKind::CanAssume, rnode.clone());
             e.detail = Some(Detail {
@@ -997,6 +1054,9 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
             candidates.extend(assumers.iter().map(|(id, _)| *id));
         }
         for pid in candidates {
+            if open && anywhere.contains(pid) {
+                continue;
+            }
             let Some(p) = principals.get(pid).filter(|_| pid != rid) else {
                 continue;
             };
@@ -1154,6 +1214,20 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
                     }
                 }
             }
+        }
+    }
+    if open_roles > 0 {
+        for pid in &anywhere {
+            let mut e = edge(
+                id_node(pid, kind_of_id(pid)),
+                EdgeKind::CanAssume,
+                trusting_account.clone(),
+            );
+            e.detail = Some(Detail {
+                source: "identity policy: sts:AssumeRole on every role".into(),
+                ..Detail::default()
+            });
+            out.push(e);
         }
     }
     // Escalation to other principals.

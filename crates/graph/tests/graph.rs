@@ -661,3 +661,71 @@ fn containment_ignores_keys_whose_creation_is_unknown() {
     let got: Vec<&str> = b.root.children.iter().map(|c| c.node.as_str()).collect();
     assert_eq!(got, vec!["AKIANEWKEY0000000001"]);
 }
+
+#[test]
+fn principals_that_may_assume_any_role_reach_open_roles_through_one_group() {
+    let trust_account = json!({"Statement": [{"Effect": "Allow",
+        "Principal": {"AWS": format!("arn:aws:iam::{ACCT}:root")}, "Action": "sts:AssumeRole"}]});
+    let role = |name: &str, policy: serde_json::Value| {
+        json!({"RoleName": name, "Arn": arn("role", name), "AssumeRolePolicyDocument": trust_account.clone(),
+               "RolePolicyList": [{"PolicyName": "p", "PolicyDocument": policy}],
+               "AttachedManagedPolicies": []})
+    };
+    let read = doc(json!([{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]));
+    let user = |name: &str, policy: serde_json::Value| {
+        json!({"UserName": name, "Arn": arn("user", name), "GroupList": [],
+               "UserPolicyList": [{"PolicyName": "p", "PolicyDocument": policy}], "AttachedManagedPolicies": []})
+    };
+    let iam = json!({
+        "GroupDetailList": [], "Policies": [],
+        "UserDetailList": [
+            // May assume any role: reaches them through the group.
+            user("ops", doc(json!([{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"}]))),
+            // Same, but a deny narrows it: evaluated role by role.
+            user("contractor", doc(json!([
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*"},
+                {"Effect": "Deny", "Action": "sts:AssumeRole", "Resource": arn("role", "r2")}]))),
+        ],
+        "RoleDetailList": [role("r1", read.clone()), role("r2", read)],
+    });
+    let g = build(&[], &[], Some(&iam));
+    let group = format!("aws-roles-trusting:{ACCT}");
+    let ops = arn("user", "ops");
+    let contractor = arn("user", "contractor");
+    assert!(has(&g, &ops, EdgeKind::CanAssume, &group));
+    assert!(!has(&g, &ops, EdgeKind::CanAssume, &arn("role", "r1")));
+    assert!(has(&g, &group, EdgeKind::CanAssume, &arn("role", "r1")));
+    assert!(has(&g, &group, EdgeKind::CanAssume, &arn("role", "r2")));
+    assert!(!has(&g, &contractor, EdgeKind::CanAssume, &group));
+    assert!(has(
+        &g,
+        &contractor,
+        EdgeKind::CanAssume,
+        &arn("role", "r1")
+    ));
+    assert!(!has(
+        &g,
+        &contractor,
+        EdgeKind::CanAssume,
+        &arn("role", "r2")
+    ));
+    // The blast radius of ops still reaches the group, both roles and what they can do.
+    let b = blast_radius(&g, g.find(&ops).unwrap(), BlastOptions::default());
+    fn all<'a>(r: &'a keyward_graph::analysis::Reach, out: &mut Vec<&'a str>) {
+        out.push(&r.node);
+        for c in &r.children {
+            all(c, out);
+        }
+    }
+    let mut reached = Vec::new();
+    all(&b.root, &mut reached);
+    for n in [group.clone(), arn("role", "r1"), arn("role", "r2")] {
+        assert!(
+            reached.contains(&n.as_str()),
+            "{n} not reached: {reached:?}"
+        );
+    }
+    assert!(reached.contains(&format!("resource:*@{ACCT}").as_str()));
+    // And a group node is not a foreign trust.
+    assert!(foreign_trusts(&g, &[]).is_empty());
+}

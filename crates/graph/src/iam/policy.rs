@@ -226,6 +226,20 @@ impl Policy {
     }
 }
 
+impl Policy {
+    /// Whether some `Deny` statement could apply to `action` (on some resource, under some
+    /// conditions): a cheap necessary condition, like [`Policy::may_allow`].
+    pub fn may_deny(&self, action: &str) -> bool {
+        self.statements.iter().any(|st| {
+            st.effect == Effect::Deny
+                && match &st.actions {
+                    Match::Is(list) => list.iter().any(|a| glob(a, action, true)),
+                    Match::IsNot(list) => !list.iter().any(|a| glob(a, action, true)),
+                }
+        })
+    }
+}
+
 /// One `Allow` statement's positive lists, for enumerating what a policy grants.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AllowPattern<'p> {
