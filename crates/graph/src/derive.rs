@@ -1230,31 +1230,95 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
             out.push(e);
         }
     }
-    // Escalation to other principals.
+    // Escalation to other principals. A principal that can take over many principals by
+    // one technique (passing any role to a new Lambda function) shares that set with every
+    // principal with the same grant: each set becomes one group node, so the graph holds
+    // principals + targets edges instead of principals × targets.
     let analysis = Analysis::run(snap);
+    let kind = |id: &str| {
+        if id.contains(":role/") {
+            IdentityKind::IamRole
+        } else {
+            IdentityKind::IamUser
+        }
+    };
+    let mut by_from: BTreeMap<(&str, &'static str), Vec<&crate::iam::escalation::Step>> =
+        BTreeMap::new();
     for step in analysis.steps.iter().filter(|s| s.from != s.to) {
-        let kind = |id: &str| {
-            if id.contains(":role/") {
-                IdentityKind::IamRole
-            } else {
-                IdentityKind::IamUser
+        by_from
+            .entry((step.from.as_str(), step.technique))
+            .or_default()
+            .push(step);
+    }
+    // Each distinct (technique, targets) set, numbered in a stable order.
+    let mut sets: BTreeMap<(&'static str, Vec<&str>), usize> = BTreeMap::new();
+    for ((from, technique), steps) in by_from {
+        let conditions = |steps: &[&crate::iam::escalation::Step]| -> Vec<String> {
+            steps
+                .iter()
+                .flat_map(|s| s.conditional.iter().cloned())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        };
+        if steps.len() <= ESCALATION_GROUP_MIN {
+            for step in steps {
+                let mut e = edge(
+                    id_node(from, kind(from)),
+                    EdgeKind::Can,
+                    id_node(&step.to, kind(&step.to)),
+                );
+                e.detail = Some(Detail {
+                    source: "escalation".into(),
+                    actions: vec![technique.to_owned()],
+                    conditions: step.conditional.iter().cloned().collect(),
+                    ..Detail::default()
+                });
+                out.push(e);
+            }
+            continue;
+        }
+        let mut targets: Vec<&str> = steps.iter().map(|s| s.to.as_str()).collect();
+        targets.sort_unstable();
+        targets.dedup();
+        let next = sets.len();
+        let (set, new) = match sets.get(&(technique, targets.clone())) {
+            Some(&n) => (n, false),
+            None => {
+                sets.insert((technique, targets.clone()), next);
+                (next, true)
             }
         };
-        let mut e = edge(
-            id_node(&step.from, kind(&step.from)),
-            EdgeKind::Can,
-            id_node(&step.to, kind(&step.to)),
+        let group = NodeSpec::new(
+            format!("aws-escalation:{account}:{technique}:{set}"),
+            NodeKind::Group,
+            format!("{} principals reachable by {technique}", targets.len()),
         );
+        let mut e = edge(id_node(from, kind(from)), EdgeKind::Can, group.clone());
         e.detail = Some(Detail {
             source: "escalation".into(),
-            actions: vec![step.technique.to_owned()],
-            conditions: step.conditional.iter().cloned().collect(),
+            actions: vec![technique.to_owned()],
+            conditions: conditions(&steps),
             ..Detail::default()
         });
         out.push(e);
+        if new {
+            for t in targets {
+                let mut e = edge(group.clone(), EdgeKind::Can, id_node(t, kind(t)));
+                e.detail = Some(Detail {
+                    source: "escalation".into(),
+                    actions: vec![technique.to_owned()],
+                    ..Detail::default()
+                });
+                out.push(e);
+            }
+        }
     }
     out
 }
+
+/// Escalation sets larger than this become a group node.
+const ESCALATION_GROUP_MIN: usize = 16;
 
 fn policy_node(arn: &str) -> NodeSpec {
     NodeSpec::new(

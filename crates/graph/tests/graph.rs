@@ -729,3 +729,54 @@ fn principals_that_may_assume_any_role_reach_open_roles_through_one_group() {
     // And a group node is not a foreign trust.
     assert!(foreign_trusts(&g, &[]).is_empty());
 }
+
+#[test]
+fn wide_escalation_sets_share_one_group_node() {
+    let lambda_trust = json!({"Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let mut roles: Vec<serde_json::Value> = (0..20)
+        .map(|i| {
+            json!({"RoleName": format!("fn{i}"), "Arn": arn("role", &format!("fn{i}")),
+                   "AssumeRolePolicyDocument": lambda_trust.clone(), "RolePolicyList": [],
+                   "AttachedManagedPolicies": []})
+        })
+        .collect();
+    // One more, not passable: it trusts another service.
+    roles.push(json!({"RoleName": "ec2", "Arn": arn("role", "ec2"),
+        "AssumeRolePolicyDocument": {"Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+        "RolePolicyList": [], "AttachedManagedPolicies": []}));
+    let deployer = |name: &str| {
+        json!({"UserName": name, "Arn": arn("user", name), "GroupList": [], "AttachedManagedPolicies": [],
+               "UserPolicyList": [{"PolicyName": "p", "PolicyDocument": doc(json!([{"Effect": "Allow",
+                 "Action": ["iam:PassRole", "lambda:CreateFunction", "lambda:InvokeFunction"], "Resource": "*"}]))}]})
+    };
+    let iam = json!({"GroupDetailList": [], "Policies": [],
+        "UserDetailList": [deployer("d1"), deployer("d2")], "RoleDetailList": roles});
+    let g = build(&[], &[], Some(&iam));
+    let groups: Vec<String> = ["d1", "d2"]
+        .iter()
+        .map(|u| {
+            let n = g.find(&arn("user", u)).unwrap();
+            let e: Vec<_> = g
+                .out_edges(n)
+                .filter(|e| e.kind == EdgeKind::Can && g.key(e.to).starts_with("aws-escalation:"))
+                .collect();
+            assert_eq!(e.len(), 1, "{u}: one edge to the set");
+            // No direct edge to each role.
+            assert!(!has(
+                &g,
+                &arn("user", u),
+                EdgeKind::Can,
+                &arn("role", "fn3")
+            ));
+            g.key(e[0].to).to_owned()
+        })
+        .collect();
+    // Both deployers share the same set.
+    assert_eq!(groups[0], groups[1]);
+    let set = g.find(&groups[0]).unwrap();
+    let mut targets: Vec<&str> = g.out_edges(set).map(|e| g.key(e.to)).collect();
+    targets.sort();
+    assert_eq!(targets.len(), 20);
+    assert!(!targets.contains(&arn("role", "ec2").as_str()));
+}
