@@ -7,13 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use keyward_model::{
-    Diagnostic, IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time,
-};
+use keyward_model::{IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time};
 use serde_json::{Value, json};
 
 use crate::cloudtrail::policy_json;
-use crate::{LineCounter, Output, Sink, json_error, sniff::trim_start};
+use crate::{Output, Sink};
 
 const LISTS: [&str; 4] = [
     "UserDetailList",
@@ -23,35 +21,13 @@ const LISTS: [&str; 4] = [
 ];
 
 pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
-    let mut lines = LineCounter::new(doc);
-    let d = trim_start(doc);
-    if !d.starts_with(b"{") {
-        sink.reject(Diagnostic {
-            line: 1,
-            record: None,
-            reason: "expected a JSON object with `UserDetailList`, `RoleDetailList`, …".into(),
-        });
-        return;
-    }
-    for entry in sonic_rs::to_object_iter(d) {
-        let (key, value) = match entry {
-            Ok(kv) => kv,
-            Err(e) => {
-                sink.reject(Diagnostic {
-                    line: lines.line,
-                    record: None,
-                    reason: json_error(e),
-                });
-                return;
-            }
-        };
-        let Some(list) = LISTS.iter().find(|l| **l == key.as_ref()) else {
-            continue;
-        };
-        crate::each_element(value.as_raw_str(), list, &mut lines, sink, |v| {
-            entry_output(list, v)
-        });
-    }
+    crate::each_list_element(
+        doc,
+        &LISTS,
+        "`UserDetailList`, `RoleDetailList`, …",
+        sink,
+        entry_output,
+    );
 }
 
 fn s<'v>(v: &'v Value, key: &str) -> Option<&'v str> {

@@ -20,44 +20,17 @@ use serde_json::Value;
 use crate::{LineCounter, Output, Sink, json_error, sniff::trim_start};
 
 pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
-    let mut lines = LineCounter::new(doc);
-    let d = trim_start(doc);
-    if !d.starts_with(b"{") {
-        sink.reject(Diagnostic {
-            line: 1,
-            record: None,
-            reason: "expected a JSON object with `Functions` (or one function)".into(),
-        });
-        return;
-    }
-    let mut listed = false;
-    for entry in sonic_rs::to_object_iter(d) {
-        let (key, value) = match entry {
-            Ok(kv) => kv,
-            Err(e) => {
-                sink.reject(Diagnostic {
-                    line: lines.line,
-                    record: None,
-                    reason: json_error(e),
-                });
-                return;
-            }
-        };
-        if key.as_ref() != "Functions" {
-            continue;
-        }
-        listed = true;
-        crate::each_element(
-            value.as_raw_str(),
-            "Functions",
-            &mut lines,
-            sink,
-            function_output,
-        );
-    }
-    if !listed {
+    let found = crate::each_list_element(
+        doc,
+        &["Functions"],
+        "`Functions` (or one function)",
+        sink,
+        |_, v| function_output(v),
+    );
+    if found == Some(0) {
         // `get-function-configuration`: the document is the function.
-        let line = lines.line_of(d);
+        let d = trim_start(doc);
+        let line = LineCounter::new(doc).line_of(d);
         let result = serde_json::from_slice::<Value>(d)
             .map_err(json_error)
             .and_then(function_output);

@@ -213,10 +213,53 @@ impl<'a> LineCounter<'a> {
     }
 }
 
+/// Reads a document that is one JSON object holding lists of records (`lists`, by key):
+/// each element of each list present goes through `f` (see [`each_element`]). Returns how
+/// many of the lists were present, or `None` when the document is not an object or breaks
+/// (already reported: `expected` says what the document should have been).
+pub(crate) fn each_list_element(
+    doc: &[u8],
+    lists: &[&'static str],
+    expected: &str,
+    sink: &mut dyn Sink,
+    mut f: impl FnMut(&'static str, serde_json::Value) -> Result<Output<'static>, String>,
+) -> Option<usize> {
+    let mut lines = LineCounter::new(doc);
+    let d = sniff::trim_start(doc);
+    if !d.starts_with(b"{") {
+        sink.reject(Diagnostic {
+            line: 1,
+            record: None,
+            reason: format!("expected a JSON object with {expected}"),
+        });
+        return None;
+    }
+    let mut found = 0;
+    for entry in sonic_rs::to_object_iter(d) {
+        let (key, value) = match entry {
+            Ok(kv) => kv,
+            Err(e) => {
+                sink.reject(Diagnostic {
+                    line: lines.line,
+                    record: None,
+                    reason: json_error(e),
+                });
+                return None;
+            }
+        };
+        let Some(&list) = lists.iter().find(|l| **l == key.as_ref()) else {
+            continue;
+        };
+        found += 1;
+        each_element(value.as_raw_str(), list, &mut lines, sink, |v| f(list, v));
+    }
+    Some(found)
+}
+
 /// Normalizes each element of the JSON array `raw` (the value of `list` in a document) with
 /// `f`: accepted, or rejected at the element's line. A broken array stops the list (what
 /// came before is kept).
-pub(crate) fn each_element(
+fn each_element(
     raw: &str,
     list: &str,
     lines: &mut LineCounter<'_>,
