@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use keyward_model::{
-    Credential, CredentialKind, CredentialStatus, Diagnostic, IdentityKind, Observation, Platform,
-    SourceKind, ids, time,
+    Credential, CredentialKind, CredentialStatus, IdentityKind, Observation, Platform, SourceKind,
+    ids, time,
 };
 
 use crate::{Output, Sink};
@@ -47,66 +47,19 @@ fn value(v: &str) -> Option<&str> {
 }
 
 pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(doc);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            sink.reject(Diagnostic {
-                line: 1,
-                record: None,
-                reason: format!("invalid CSV header: {e}"),
-            });
-            return;
-        }
-    };
-    let index: HashMap<&str, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.trim_start_matches('\u{feff}'), i))
-        .collect();
-    let missing: Vec<&str> = ["user", "arn"]
-        .into_iter()
-        .filter(|c| !index.contains_key(c))
-        .collect();
-    if !missing.is_empty() {
-        sink.reject(Diagnostic {
-            line: 1,
-            record: None,
-            reason: format!(
-                "not a credential report: missing column(s) {}",
-                missing.join(", ")
-            ),
-        });
-        return;
-    }
-    for (row, rec) in rdr.records().enumerate() {
-        let line = rec
-            .as_ref()
-            .ok()
-            .and_then(|r| r.position())
-            .map_or(row as u64 + 2, |p| p.line());
-        let result = rec
-            .map_err(|e| format!("invalid CSV row: {e}"))
-            .and_then(|r| {
-                row_output(&Row {
-                    index: &index,
-                    rec: &r,
-                })
-            });
-        match result {
-            Ok(out) => sink.accept(out),
-            Err(reason) => sink.reject(Diagnostic {
-                line,
-                record: None,
-                reason,
-            }),
-        }
-    }
+    crate::each_csv_row(
+        doc,
+        &["user", "arn"],
+        "a credential report",
+        |h| h.trim_start_matches('\u{feff}').to_owned(),
+        sink,
+        |index, rec| row_output(&Row { index, rec }),
+    );
 }
 
 /// One report row, read by column name.
 struct Row<'r> {
-    index: &'r HashMap<&'r str, usize>,
+    index: &'r HashMap<String, usize>,
     rec: &'r csv::StringRecord,
 }
 

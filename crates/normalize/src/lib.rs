@@ -20,6 +20,7 @@ pub mod people;
 pub mod sniff;
 pub mod terraform;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use keyward_model::{Diagnostic, Event, Observation, SnapshotObject};
@@ -210,6 +211,61 @@ impl<'a> LineCounter<'a> {
             self.offset = end;
         }
         self.line
+    }
+}
+
+/// Reads a CSV document with a header row: columns are found by name (`column` turns a
+/// header cell into the name looked up), `required` ones must be present (else one
+/// rejection naming `what` the file was taken for), and each row goes through `f`,
+/// accepted or rejected at its line.
+pub(crate) fn each_csv_row(
+    doc: &[u8],
+    required: &[&str],
+    what: &str,
+    column: impl Fn(&str) -> String,
+    sink: &mut dyn Sink,
+    mut f: impl FnMut(&HashMap<String, usize>, &csv::StringRecord) -> Result<Output<'static>, String>,
+) {
+    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(doc);
+    let headers = match rdr.headers() {
+        Ok(h) => h.clone(),
+        Err(e) => {
+            sink.reject(Diagnostic {
+                line: 1,
+                record: None,
+                reason: format!("invalid CSV header: {e}"),
+            });
+            return;
+        }
+    };
+    let index: HashMap<String, usize> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (column(h), i))
+        .collect();
+    let missing: Vec<&str> = required
+        .iter()
+        .copied()
+        .filter(|c| !index.contains_key(*c))
+        .collect();
+    if !missing.is_empty() {
+        sink.reject(Diagnostic {
+            line: 1,
+            record: None,
+            reason: format!("not {what}: missing column(s) {}", missing.join(", ")),
+        });
+        return;
+    }
+    for (row, rec) in rdr.records().enumerate() {
+        let line = match &rec {
+            Ok(r) => r.position().map(csv::Position::line),
+            Err(e) => e.position().map(csv::Position::line),
+        }
+        .unwrap_or(row as u64 + 2);
+        let result = rec
+            .map_err(|e| format!("invalid CSV row: {e}"))
+            .and_then(|r| f(&index, &r));
+        emit(sink, result.map(Some), line, None);
     }
 }
 

@@ -19,66 +19,26 @@
 
 use std::collections::HashMap;
 
-use keyward_model::{Diagnostic, SnapshotObject};
+use keyward_model::SnapshotObject;
 use serde_json::{Value, json};
 
 use crate::{Output, Sink};
 
 pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
     let doc = doc.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(doc);
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(doc);
-    let headers = match rdr.headers() {
-        Ok(h) => h.clone(),
-        Err(e) => {
-            sink.reject(Diagnostic {
-                line: 1,
-                record: None,
-                reason: format!("invalid CSV header: {e}"),
-            });
-            return;
-        }
-    };
-    let index: HashMap<String, usize> = headers
-        .iter()
-        .enumerate()
-        .map(|(i, h)| (h.trim().to_ascii_lowercase(), i))
-        .collect();
-    let missing: Vec<&str> = ["email", "status"]
-        .into_iter()
-        .filter(|c| !index.contains_key(*c))
-        .collect();
-    if !missing.is_empty() {
-        sink.reject(Diagnostic {
-            line: 1,
-            record: None,
-            reason: format!(
-                "not a people directory: missing column(s) {}",
-                missing.join(", ")
-            ),
-        });
-        return;
-    }
-    for (row, rec) in rdr.records().enumerate() {
-        let line = match &rec {
-            Ok(r) => r.position().map(csv::Position::line),
-            Err(e) => e.position().map(csv::Position::line),
-        }
-        .unwrap_or(row as u64 + 2);
-        let result = rec
-            .map_err(|e| format!("invalid CSV row: {e}"))
-            .and_then(|r| person(&index, &r));
-        match result {
-            Ok(object) => sink.accept(Output {
+    crate::each_csv_row(
+        doc,
+        &["email", "status"],
+        "a people directory",
+        |h| h.trim().to_ascii_lowercase(),
+        sink,
+        |index, r| {
+            person(index, r).map(|object| Output {
                 objects: vec![object],
                 ..Output::default()
-            }),
-            Err(reason) => sink.reject(Diagnostic {
-                line,
-                record: None,
-                reason,
-            }),
-        }
-    }
+            })
+        },
+    );
 }
 
 /// Normalizes a directory status to `active` or `departed`.
