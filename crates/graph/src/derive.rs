@@ -193,32 +193,17 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
             me.clone(),
         ));
     }
-    let mut owner_tags: Vec<(&str, &str, &str)> = Vec::new();
     for (what, map) in [
         ("tag", &i.tags),
         ("label", &i.labels),
         ("annotation", &i.annotations),
     ] {
-        for (k, v) in map {
-            owner_tags.push((what, k, v));
-        }
-    }
-    for (what, k, v) in owner_tags {
-        let key = squash(k);
-        let is_owner = OWNER_KEYS.contains(&key.as_str());
-        let is_team = TEAM_KEYS.contains(&key.as_str());
-        if !(is_owner || is_team) || v.trim().is_empty() {
-            continue;
-        }
-        let node = if is_team && !is_email(v) {
-            NodeSpec::new(format!("team:{}", v.trim()), NodeKind::Team, v.trim())
-        } else {
-            owner_node(v)
-        };
-        out.push(sourced(
-            edge(node, EdgeKind::Owns, me.clone()),
-            format!("{what} {k}"),
-        ));
+        owner_edges(
+            what,
+            map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+            &me,
+            &mut out,
+        );
     }
     if let Some(email) = human_email(i) {
         out.push(sourced(
@@ -231,6 +216,33 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
         ));
     }
     out
+}
+
+/// `owns` edges from the owners and teams named by tags, labels or annotations (`what`)
+/// to `target`.
+fn owner_edges<'a>(
+    what: &str,
+    pairs: impl Iterator<Item = (&'a str, &'a str)>,
+    target: &NodeSpec,
+    out: &mut Vec<EdgeSpec>,
+) {
+    for (k, v) in pairs {
+        let key = squash(k);
+        let is_owner = OWNER_KEYS.contains(&key.as_str());
+        let is_team = TEAM_KEYS.contains(&key.as_str());
+        if !(is_owner || is_team) || v.trim().is_empty() {
+            continue;
+        }
+        let node = if is_team && !is_email(v) {
+            owner_team(v)
+        } else {
+            owner_node(v)
+        };
+        out.push(sourced(
+            edge(node, EdgeKind::Owns, target.clone()),
+            format!("{what} {k}"),
+        ));
+    }
 }
 
 /// The email of the person an identity is the own identity of: an IAM user or Kubernetes
@@ -551,11 +563,7 @@ fn k8s_edges(cluster: &str, kind: &str, doc: &Value, me: NodeSpec) -> Vec<EdgeSp
         "ServiceAccount" | "Secret" | "ConfigMap" | "Namespace" => {}
         _ => {
             // A workload: runs as its pod spec's service account.
-            let spec = doc
-                .pointer("/spec/template/spec")
-                .or_else(|| doc.pointer("/spec/jobTemplate/spec/template/spec"))
-                .or_else(|| doc.get("spec"));
-            if let Some(spec) = spec {
+            if let Some(spec) = crate::k8s_posture::pod_spec(doc) {
                 let sa = s(spec, "serviceAccountName")
                     .or(s(spec, "serviceAccount"))
                     .unwrap_or("default");
@@ -573,28 +581,13 @@ fn k8s_edges(cluster: &str, kind: &str, doc: &Value, me: NodeSpec) -> Vec<EdgeSp
                 ("label", "/metadata/labels"),
                 ("annotation", "/metadata/annotations"),
             ] {
-                for (k, v) in doc
+                let pairs = doc
                     .pointer(ptr)
                     .and_then(Value::as_object)
                     .into_iter()
                     .flatten()
-                {
-                    let key = squash(k);
-                    let Some(v) = v.as_str().filter(|v| !v.trim().is_empty()) else {
-                        continue;
-                    };
-                    let node = if TEAM_KEYS.contains(&key.as_str()) && !is_email(v) {
-                        owner_team(v)
-                    } else if OWNER_KEYS.contains(&key.as_str()) {
-                        owner_node(v)
-                    } else {
-                        continue;
-                    };
-                    out.push(sourced(
-                        edge(node, EdgeKind::Owns, me.clone()),
-                        format!("{what} {k}"),
-                    ));
-                }
+                    .filter_map(|(k, v)| Some((k.as_str(), v.as_str()?)));
+                owner_edges(what, pairs, &me, &mut out);
             }
         }
     }
@@ -636,23 +629,23 @@ fn tf_edges(o: &SnapshotObject, me: NodeSpec, names: &Names) -> Vec<EdgeSpec> {
             source.clone(),
         ));
     };
-    let iam = |kind: IdentityKind, ty: &str| -> Vec<String> {
+    // A live IAM identity: by ARN (state, plan), else by its literal name.
+    let iam = |kind: IdentityKind| -> Vec<String> {
         if let Some(id) = s(values, "arn").and_then(ids::canonical_iam_arn) {
             return vec![id];
         }
-        let _ = ty;
         literal(values, "name")
             .map(|n| names.named(kind, n).to_vec())
             .unwrap_or_default()
     };
     match ty {
         "aws_iam_role" => {
-            for id in iam(IdentityKind::IamRole, "role") {
+            for id in iam(IdentityKind::IamRole) {
                 defines(id_node(&id, IdentityKind::IamRole), &mut out);
             }
         }
         "aws_iam_user" => {
-            for id in iam(IdentityKind::IamUser, "user") {
+            for id in iam(IdentityKind::IamUser) {
                 defines(id_node(&id, IdentityKind::IamUser), &mut out);
             }
         }
@@ -806,14 +799,8 @@ fn resource_node(pattern: &str, account: &str) -> NodeSpec {
         );
     }
     if let Some(id) = ids::canonical_iam_arn(pattern).filter(|_| !pattern.contains('*')) {
-        let kind = if id.contains(":role/") {
-            IdentityKind::IamRole
-        } else if id.contains(":user/") {
-            IdentityKind::IamUser
-        } else {
-            IdentityKind::Unknown
-        };
-        if kind != IdentityKind::Unknown {
+        let kind = kind_of_id(&id);
+        if matches!(kind, IdentityKind::IamRole | IdentityKind::IamUser) {
             return id_node(&id, kind);
         }
     }
@@ -848,12 +835,7 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
         }
     }
     for (id, p) in &principals {
-        let kind = if id.contains(":role/") {
-            IdentityKind::IamRole
-        } else {
-            IdentityKind::IamUser
-        };
-        let me = id_node(id, kind);
+        let me = id_node(id, kind_of_id(id));
         for g in &p.groups {
             out.push(sourced(
                 edge(
@@ -1235,13 +1217,7 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
     // principal with the same grant: each set becomes one group node, so the graph holds
     // principals + targets edges instead of principals × targets.
     let analysis = Analysis::run(snap);
-    let kind = |id: &str| {
-        if id.contains(":role/") {
-            IdentityKind::IamRole
-        } else {
-            IdentityKind::IamUser
-        }
-    };
+    let kind = kind_of_id;
     let mut by_from: BTreeMap<(&str, &'static str), Vec<&crate::iam::escalation::Step>> =
         BTreeMap::new();
     for step in analysis.steps.iter().filter(|s| s.from != s.to) {

@@ -428,10 +428,6 @@ impl Details {
         }
         self.free.push(s);
     }
-
-    fn len(&self) -> usize {
-        self.items.len() - self.free.len()
-    }
 }
 
 #[derive(Default)]
@@ -850,11 +846,6 @@ impl Graph {
     /// Every edge.
     pub fn edges(&self) -> impl Iterator<Item = EdgeView<'_>> {
         self.g.edge_indices().filter_map(|e| self.view(e))
-    }
-
-    /// Distinct edge details held (shared ones once).
-    pub fn detail_count(&self) -> usize {
-        self.details.len()
     }
 }
 
