@@ -402,9 +402,23 @@ fn trusts(engine: &Engine, args: &TrustsArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
+/// One `graph rbac` finding (the JSON shape).
+#[derive(serde::Serialize)]
+struct RbacRow {
+    cluster: String,
+    check: &'static str,
+    title: &'static str,
+    subject: String,
+    via: String,
+}
+
 fn rbac(engine: &Engine, args: &RbacArgs) -> anyhow::Result<Outcome> {
     use keyward_graph::k8s::{Rbac, risky_access};
     use keyward_graph::k8s_posture::{POSTURE, posture};
+    let who = |kind: &str, ns: &Option<String>, name: &str| match ns {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    };
     let mut rows = Vec::new();
     for (cluster, objects) in keyward_engine::k8s_objects(engine.store())? {
         if args.cluster.as_deref().is_some_and(|c| c != cluster) {
@@ -412,27 +426,26 @@ fn rbac(engine: &Engine, args: &RbacArgs) -> anyhow::Result<Outcome> {
         }
         for f in risky_access(&Rbac::new(&objects)) {
             let s = &f.grant.subject;
-            let who = match &s.namespace {
-                Some(ns) => format!("{} {ns}/{}", s.kind, s.name),
-                None => format!("{} {}", s.kind, s.name),
-            };
-            rows.push(json!({
-                "cluster": cluster, "check": f.check, "title": f.title, "subject": who,
-                "via": format!("{} → {}", f.grant.binding, f.grant.role),
-            }));
+            rows.push(RbacRow {
+                cluster: cluster.clone(),
+                check: f.check,
+                title: f.title,
+                subject: who(&s.kind, &s.namespace, &s.name),
+                via: format!("{} → {}", f.grant.binding, f.grant.role),
+            });
         }
         for f in posture(&objects) {
             let title = POSTURE
                 .iter()
                 .find(|(id, _)| *id == f.check)
                 .map_or("", |(_, t)| *t);
-            let who = match &f.namespace {
-                Some(ns) => format!("{} {ns}/{}", f.kind, f.name),
-                None => format!("{} {}", f.kind, f.name),
-            };
-            rows.push(json!({
-                "cluster": cluster, "check": f.check, "title": title, "subject": who, "via": "",
-            }));
+            rows.push(RbacRow {
+                cluster: cluster.clone(),
+                check: f.check,
+                title,
+                subject: who(&f.kind, &f.namespace, &f.name),
+                via: String::new(),
+            });
         }
     }
     match args.format {
@@ -440,20 +453,8 @@ fn rbac(engine: &Engine, args: &RbacArgs) -> anyhow::Result<Outcome> {
         OutputFormat::Table => {
             let mut t = crate::output::table();
             t.set_header(["CLUSTER", "SUBJECT", "FINDING", "VIA", "CHECK"]);
-            let s = |v: &serde_json::Value, k: &str| {
-                v.get(k)
-                    .and_then(|x| x.as_str())
-                    .unwrap_or_default()
-                    .to_owned()
-            };
             for r in &rows {
-                t.add_row([
-                    s(r, "cluster"),
-                    s(r, "subject"),
-                    s(r, "title"),
-                    s(r, "via"),
-                    s(r, "check"),
-                ]);
+                t.add_row([&r.cluster, &r.subject, r.title, &r.via, r.check]);
             }
             println!("{t}");
             println!(
