@@ -88,6 +88,11 @@ impl Topology {
             pending.objects.extend(store.objects(&kind)?);
         }
         pending.accounts.insert("*".into());
+        // Everything is derived below anyway: bindings indexed now are not "new" names that
+        // would make `apply` read the Terraform resources a second time.
+        for o in &pending.objects {
+            t.names.add_object(o);
+        }
         t.stale_accounts.clear();
         t.new_names.clear();
         t.apply(store, pending)?;

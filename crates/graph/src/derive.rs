@@ -985,15 +985,17 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
         let role_account = account_of(rid).unwrap_or(account);
         let trusted = trust.trusted();
         // Trusts the whole account, unconditionally, and denies no one.
+        // A trust statement naming the role's own account (its id or root).
+        let names_own_account = |t: &policy::TrustedPrincipals<'_>| {
+            t.aws.iter().any(|a| {
+                a == role_account || (a.ends_with(":root") && account_of(a) == Some(role_account))
+            })
+        };
         let open = role_account == account
             && !trust.may_deny("sts:AssumeRole")
-            && trusted.iter().any(|t| {
-                t.conditions.is_empty()
-                    && t.aws.iter().any(|a| {
-                        a == role_account
-                            || (a.ends_with(":root") && account_of(a) == Some(role_account))
-                    })
-            });
+            && trusted
+                .iter()
+                .any(|t| t.conditions.is_empty() && names_own_account(t));
         if open && !anywhere.is_empty() {
             open_roles += 1;
             let mut e = edge(trusting_account.clone(), EdgeKind::CanAssume, rnode.clone());
@@ -1015,13 +1017,7 @@ pub fn account_edges(account: &str, snap: &Snapshot, names: &Names) -> Vec<EdgeS
         // Principals of the role's own account, each evaluated: the trust policy for that
         // principal (with `aws:PrincipalArn` and `aws:PrincipalAccount` known), and unless
         // the trust names the principal itself, its identity policies too.
-        let names_account = trusted.iter().any(|t| {
-            t.any
-                || t.aws.iter().any(|a| {
-                    a == role_account
-                        || (a.ends_with(":root") && account_of(a) == Some(role_account))
-                })
-        });
+        let names_account = trusted.iter().any(|t| t.any || names_own_account(t));
         let named: BTreeSet<String> = trusted
             .iter()
             .flat_map(|t| t.aws.iter())
