@@ -227,7 +227,7 @@ fn walk<'g>(g: &'g Graph, id: NodeId, scratch: &mut Scratch<'g>, chains: bool) -
         }
     }
     let mut out = Ownership::default();
-    for &mut (node, conf) in found.iter_mut() {
+    for &(node, conf) in found.iter() {
         let Some(n) = g.node(node) else { continue };
         let team = (n.kind == NodeKind::Person)
             .then(|| {
