@@ -59,6 +59,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         format: None,
         cluster: None,
         force: false,
+        no_detect: false,
+        detect: Default::default(),
     };
     let (report, secs) = cmd_ingest::ingest(&mut engine, &ingest_args)?;
     print_summary(&report, secs, engine.inventory().len());

@@ -27,6 +27,11 @@ pub struct Args {
     /// Re-read files already ingested with the same bytes.
     #[arg(long)]
     pub force: bool,
+    /// Ingest only: no rules, baselines, posture findings or risk scores.
+    #[arg(long)]
+    pub no_detect: bool,
+    #[command(flatten)]
+    pub detect: crate::cmd_rules::DetectArgs,
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -86,11 +91,21 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
         force: args.force,
         batch_records: None,
     };
+    if !args.no_detect {
+        engine.enable_detection(args.detect.catalog(), args.detect.settings())?;
+    }
     let mut bar = Bar::new();
     let start = Instant::now();
     let report = engine.ingest(&args.paths, &opts, &mut bar, now_ms());
     bar.finish();
-    Ok((report?, start.elapsed().as_secs_f64()))
+    let mut report = report?;
+    if !args.no_detect {
+        // Posture is judged as of the newest event (replayed logs are judged in their time).
+        let as_of = engine.store().latest_event_time()?.unwrap_or_else(now_ms);
+        let posture = engine.evaluate_posture(as_of, &args.detect.allow_account)?;
+        report.findings.extend(posture.findings);
+    }
+    Ok((report, start.elapsed().as_secs_f64()))
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
@@ -146,6 +161,29 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
         "identities: {} new, {} updated; the inventory holds {inventory_size}",
         r.identities_new, r.identities_updated
     );
+    if let Some(d) = &r.detection {
+        let count = |k: keyward_detect::Kind, s: keyward_detect::Severity| {
+            r.findings
+                .iter()
+                .filter(|f| f.kind == k && f.severity == s)
+                .count()
+        };
+        let line = |k| {
+            use keyward_detect::Severity::*;
+            [Critical, High, Medium, Low, Info]
+                .iter()
+                .map(|&s| format!("{} {}", count(k, s), s.as_str()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!(
+            "detection: {} events checked, {} baselines; threat findings: {}; posture findings: {} (see `keyward findings`)",
+            d.events,
+            d.baselines,
+            line(keyward_detect::Kind::Threat),
+            line(keyward_detect::Kind::Posture)
+        );
+    }
     for f in r
         .files
         .iter()

@@ -3,10 +3,13 @@
 
 mod cmd_dead_letters;
 mod cmd_demo;
+mod cmd_findings;
 mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
+mod cmd_rules;
 mod cmd_show;
+mod cmd_watch;
 mod output;
 
 use std::path::PathBuf;
@@ -40,6 +43,13 @@ enum Command {
     /// Questions answered from the identity graph (escalation paths, …).
     #[command(subcommand)]
     Graph(cmd_graph::Command),
+    /// Detection rules: list them, run their examples.
+    #[command(subcommand)]
+    Rules(cmd_rules::Command),
+    /// Threat and posture findings.
+    Findings(cmd_findings::Args),
+    /// Follow a JSON-lines input and print findings as they fire.
+    Watch(cmd_watch::Args),
 }
 
 /// Exit status: 0 clean, 1 fatal error, 2 some records were rejected.
@@ -71,6 +81,9 @@ fn main() -> ExitCode {
         Command::DeadLetters(a) => cmd_dead_letters::run(&dir, a),
         Command::Demo(a) => cmd_demo::run(a),
         Command::Graph(c) => cmd_graph::run(&dir, c),
+        Command::Rules(c) => cmd_rules::run(c),
+        Command::Findings(a) => cmd_findings::run(&dir, a),
+        Command::Watch(a) => cmd_watch::run(&dir, a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -80,6 +80,20 @@ pub struct IngestReport {
     pub identities_updated: u64,
     /// Explicitly named inputs that could not be read as any format.
     pub unrecognized_explicit: u64,
+    /// With detection enabled: what it ran on.
+    pub detection: Option<DetectionStats>,
+    /// Findings opened or extended by this ingest.
+    pub findings: Vec<keyward_detect::Finding>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DetectionStats {
+    /// Events the rules ran on (new to the store).
+    pub events: u64,
+    /// Of those, how many a rule needed the raw record parsed for.
+    pub parsed: u64,
+    /// Identities with a behavioural baseline.
+    pub baselines: usize,
 }
 
 const MAX_LISTED_REJECTIONS: usize = 50;
@@ -122,6 +136,8 @@ struct EngineSink<'a, 'b> {
     report: &'a mut IngestReport,
     error: Option<EngineError>,
     progress: &'a mut dyn Progress,
+    detector: Option<&'a mut keyward_detect::Detector>,
+    retired: &'a std::cell::RefCell<FxHashMap<String, Option<String>>>,
 }
 
 impl Sink for EngineSink<'_, '_> {
@@ -147,6 +163,15 @@ impl Sink for EngineSink<'_, '_> {
             }
             if count {
                 self.events_new += 1;
+                // Only events new to the store are detected on: a re-read adds nothing.
+                if let Some(det) = self.detector.as_deref_mut() {
+                    let lookup = crate::detection::EngineLookup {
+                        inventory: self.inventory,
+                        graph: &self.topology.graph,
+                        cache: self.retired,
+                    };
+                    det.on_event(ev, out.raw.as_deref().unwrap_or_default(), &lookup);
+                }
             }
         }
         let time = event.as_ref().map_or(0, |e| e.time);
@@ -288,6 +313,7 @@ impl Engine {
         let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
         let inventory = &mut self.inventory;
         let topology = &mut self.topology;
+        let mut detector = self.detector.as_mut();
         let mut batch = self.store.begin()?;
         let mut pending = 0u64;
         for given in paths {
@@ -311,12 +337,17 @@ impl Engine {
                     progress,
                     now,
                     &mut run,
+                    detector.as_deref_mut(),
                 )?;
                 pending += fr.records;
                 progress.file_finished();
                 run.report.files.push(fr);
                 if pending >= limit {
                     write_changes(&mut *batch, inventory, topology)?;
+                    if let Some(det) = detector.as_deref_mut() {
+                        let f = crate::detection::write(&mut *batch, det)?;
+                        run.report.findings.extend(f);
+                    }
                     batch.commit()?;
                     batch = self.store.begin()?;
                     pending = 0;
@@ -326,6 +357,17 @@ impl Engine {
         // Cross-source links, then everything not yet written.
         inventory.link();
         write_changes(&mut *batch, inventory, topology)?;
+        if let Some(det) = detector {
+            // Hours that ended before the latest event are scored now.
+            det.close_hours();
+            let f = crate::detection::write(&mut *batch, det)?;
+            run.report.findings.extend(f);
+            run.report.detection = Some(DetectionStats {
+                events: det.events,
+                parsed: det.parsed,
+                baselines: det.baseline_count(),
+            });
+        }
         batch.commit()?;
         // Objects and accounts re-derive their graph edges from what is now committed.
         let pending = std::mem::take(&mut run.pending);
@@ -342,6 +384,102 @@ impl Engine {
             }
         }
         Ok(report)
+    }
+}
+
+impl Engine {
+    /// Ingests JSON lines handed over in memory (`keyward watch`): one store batch, as one
+    /// input named `label`. Lines must all be of one line-oriented format (CloudTrail
+    /// records, Kubernetes audit events), detected from the first line unless forced.
+    pub fn ingest_lines(
+        &mut self,
+        label: &str,
+        lines: &[u8],
+        opts: &IngestOptions,
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
+        let mut run = Run::default();
+        let first = lines
+            .split(|&b| b == b'\n')
+            .map(<[u8]>::trim_ascii)
+            .find(|l| !l.is_empty())
+            .unwrap_or_default();
+        let format = opts
+            .format
+            .or_else(|| keyward_normalize::sniff::format_of_object(first))
+            .filter(|f| f.line_oriented());
+        let hash = blake3::hash(lines).to_hex().to_string();
+        let mut batch = self.store.begin()?;
+        let Some(format) = format else {
+            let file_id = batch.add_file(label, &hash, "unknown", now)?;
+            let diag = Diagnostic {
+                line: 1,
+                record: None,
+                reason: "not CloudTrail or Kubernetes audit JSON lines".into(),
+            };
+            batch.put_dead_letter(file_id, label, &diag)?;
+            batch.finish_file(file_id, 1, 0, 1)?;
+            batch.commit()?;
+            run.report.rejected = 1;
+            run.report.rejections.push((label.to_owned(), diag));
+            return Ok(run.report);
+        };
+        run.ctx.cluster = opts.cluster.clone().unwrap_or_else(|| "default".into());
+        let source = format.source();
+        let file_id = batch.add_file(label, &hash, format.as_str(), now)?;
+        let mut progress = ();
+        let mut sink = EngineSink {
+            batch: &mut *batch,
+            inventory: &mut self.inventory,
+            topology: &mut self.topology,
+            pending: &mut run.pending,
+            file_id,
+            path: label,
+            source: source.as_str(),
+            records: 0,
+            accepted: 0,
+            rejected: 0,
+            events_new: 0,
+            touched: &mut run.touched,
+            resolved: &mut run.resolved,
+            report: &mut run.report,
+            error: None,
+            progress: &mut progress,
+            detector: self.detector.as_mut(),
+            retired: &run.retired,
+        };
+        for (n, line) in lines.split(|&b| b == b'\n').enumerate() {
+            let line = line.trim_ascii();
+            if !line.is_empty() {
+                keyward_normalize::normalize_line(
+                    format,
+                    line,
+                    n as u64 + 1,
+                    &mut run.ctx,
+                    &mut sink,
+                );
+            }
+        }
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        let (records, accepted, rejected) = (sink.records, sink.accepted, sink.rejected);
+        batch.finish_file(file_id, records, accepted, rejected)?;
+        self.inventory.link();
+        write_changes(&mut *batch, &mut self.inventory, &mut self.topology)?;
+        if let Some(det) = self.detector.as_mut() {
+            let f = crate::detection::write(&mut *batch, det)?;
+            run.report.findings.extend(f);
+        }
+        batch.commit()?;
+        let pending = std::mem::take(&mut run.pending);
+        self.topology.apply(self.store.as_ref(), pending)?;
+        let st = run.report.per_source.entry(source.as_str()).or_default();
+        st.records += records;
+        st.accepted += accepted;
+        st.rejected += rejected;
+        run.report.rejected += rejected;
+        Ok(run.report)
     }
 }
 
@@ -370,6 +508,8 @@ struct Run {
     touched: FxHashMap<String, (bool, &'static str)>,
     resolved: FxHashMap<usize, Resolved>,
     ctx: Context,
+    /// Retirement answers for the detector's lookups in this run.
+    retired: std::cell::RefCell<FxHashMap<String, Option<String>>>,
 }
 
 /// A shared [`keyward_normalize::Touch`] resolved to inventory slots, keyed by the address
@@ -395,6 +535,7 @@ fn ingest_file(
     progress: &mut dyn Progress,
     now: Millis,
     run: &mut Run,
+    detector: Option<&mut keyward_detect::Detector>,
 ) -> Result<FileReport, EngineError> {
     let shown = path.display().to_string();
     let io = |source| EngineError::Io {
@@ -505,6 +646,8 @@ fn ingest_file(
         report,
         error: None,
         progress,
+        detector,
+        retired: &run.retired,
     };
     match layout {
         Layout::Document => {

@@ -5,14 +5,18 @@
 //! S3 object, an IAM snapshot) are read whole, one file at a time. Memory is bounded by the
 //! inventory plus the largest single document.
 
+mod detection;
 mod ingest;
+mod posture;
 mod query;
 mod topology;
 
+pub use detection::FindingQuery;
 pub use ingest::{
-    DEFAULT_BATCH_RECORDS, FileReport, FileStatus, IngestOptions, IngestReport, Progress,
-    SourceStats,
+    DEFAULT_BATCH_RECORDS, DetectionStats, FileReport, FileStatus, IngestOptions, IngestReport,
+    Progress, SourceStats,
 };
+pub use posture::{Posture, RISK_RULE};
 pub use query::{Filter, OwnerInfo, Resolve, iam_snapshots, k8s_objects};
 pub use topology::Topology;
 
@@ -25,6 +29,8 @@ use keyward_store::{SqliteStore, Store, StoreError};
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("detection: {0}")]
+    Detect(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -37,6 +43,8 @@ pub struct Engine {
     store: Box<dyn Store>,
     inventory: Inventory,
     topology: Topology,
+    /// Present once [`Engine::enable_detection`] was called.
+    detector: Option<keyward_detect::Detector>,
 }
 
 impl Engine {
@@ -53,6 +61,7 @@ impl Engine {
             store,
             inventory,
             topology,
+            detector: None,
         })
     }
 

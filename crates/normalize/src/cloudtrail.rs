@@ -205,9 +205,15 @@ fn normalize_record_with<'a>(
         // The inner record borrows from this one: its output must own its strings.
         let mut inner: Record =
             parse(text.as_bytes()).map_err(|e| format!("`CloudTrailEvent` string: {e}"))?;
-        return from_record(&mut inner, text.as_bytes(), memo).map(|o| Some(o.into_owned()));
+        return from_record(&mut inner, text.as_bytes(), memo).map(|mut o| {
+            o.raw = Some(Cow::Owned(text.as_bytes().to_vec()));
+            Some(o.into_owned())
+        });
     }
-    from_record(&mut rec, bytes, memo).map(Some)
+    from_record(&mut rec, bytes, memo).map(|mut o| {
+        o.raw = Some(Cow::Borrowed(bytes));
+        Some(o)
+    })
 }
 
 /// Where the record array of a wrapper document starts, when `Records` / `Events` is the first

@@ -191,7 +191,6 @@ fn row_output(row: &Row) -> Result<Output<'static>, String> {
     Ok(Output {
         event: None,
         observations: vec![o],
-        objects: Vec::new(),
-        touch: None,
+        ..Output::default()
     })
 }

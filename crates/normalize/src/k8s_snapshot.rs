@@ -252,7 +252,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                 scope,
                 doc: v,
             }],
-            touch: None,
+            ..Output::default()
         });
     }
     // Pass 2: the service accounts themselves, then ones that only workloads mention.

@@ -20,6 +20,7 @@ pub mod people;
 pub mod sniff;
 pub mod terraform;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -38,6 +39,9 @@ pub struct Output<'a> {
     /// and that changes no identity: the identities it shows active, instead of
     /// `observations` (the fast path for the bulk of activity logs).
     pub touch: Option<Arc<Touch>>,
+    /// The platform's own record the event came from (one CloudTrail record, one audit
+    /// event), for rules that read fields the normalized event does not carry.
+    pub raw: Option<Cow<'a, [u8]>>,
 }
 
 impl Output<'_> {
@@ -48,6 +52,7 @@ impl Output<'_> {
             observations: self.observations,
             objects: self.objects,
             touch: self.touch,
+            raw: self.raw.map(|r| Cow::Owned(r.into_owned())),
         }
     }
 }

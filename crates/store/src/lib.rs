@@ -55,6 +55,32 @@ pub struct DeadLetter {
     pub diagnostic: Diagnostic,
 }
 
+/// A finding as stored: the columns listings filter on, and the whole finding as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRow {
+    pub id: String,
+    pub rule_id: String,
+    /// `threat` or `posture`.
+    pub kind: String,
+    /// 0 (info) … 4 (critical).
+    pub severity: u8,
+    pub identity: Option<String>,
+    pub status: String,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub doc: String,
+}
+
+/// A recorded change of a finding's status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingChange {
+    pub finding_id: String,
+    pub at: Millis,
+    pub actor: String,
+    pub status: String,
+    pub note: Option<String>,
+}
+
 /// Read access and batched writes.
 pub trait Store {
     /// The file previously ingested with these exact bytes, if any.
@@ -73,6 +99,13 @@ pub trait Store {
     /// Edges observed in activity (graph evidence).
     fn observed_edges(&self) -> Result<Vec<ObservedEdge>>;
     /// Starts an atomic batch of writes.
+    /// Findings last seen at or after `since` (all with `None`), newest first.
+    fn findings(&self, since: Option<Millis>) -> Result<Vec<FindingRow>>;
+    fn finding(&self, id: &str) -> Result<Option<FindingRow>>;
+    fn finding_changes(&self, id: &str) -> Result<Vec<FindingChange>>;
+    /// Every stored baseline as (principal, JSON).
+    fn baselines(&self) -> Result<Vec<(String, String)>>;
+    fn detector_state(&self, name: &str) -> Result<Option<String>>;
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
 }
 
@@ -100,5 +133,12 @@ pub trait Batch {
     /// the graph keeps the merged counts.
     fn put_observed_edge(&mut self, edge: &ObservedEdge) -> Result<()>;
     fn put_dead_letter(&mut self, file_id: i64, path: &str, diag: &Diagnostic) -> Result<()>;
+    /// A finding as committed or written earlier in this batch.
+    fn finding(&self, id: &str) -> Result<Option<FindingRow>>;
+    /// Inserts or replaces a finding (the caller merges).
+    fn put_finding(&mut self, finding: &FindingRow) -> Result<()>;
+    fn add_finding_change(&mut self, change: &FindingChange) -> Result<()>;
+    fn put_baseline(&mut self, principal: &str, doc: &str) -> Result<()>;
+    fn put_detector_state(&mut self, name: &str, doc: &str) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<()>;
 }

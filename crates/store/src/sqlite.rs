@@ -8,12 +8,13 @@ use keyward_model::{
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rustc_hash::FxHashMap;
 
-use crate::{Batch, DeadLetter, FileRecord, Result, Store, StoreError};
+use crate::{Batch, DeadLetter, FileRecord, FindingChange, FindingRow, Result, Store, StoreError};
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     include_str!("../schema/001_init.sql"),
     include_str!("../schema/002_observed_edges.sql"),
+    include_str!("../schema/003_detection.sql"),
 ];
 
 pub struct SqliteStore {
@@ -75,6 +76,23 @@ fn file_row(r: &rusqlite::Row) -> rusqlite::Result<FileRecord> {
 
 fn identity_from(doc: &str) -> Result<Identity> {
     serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("identity document: {e}")))
+}
+
+const FINDING_COLUMNS: &str =
+    "id, rule_id, kind, severity, identity, status, first_seen, last_seen, doc";
+
+fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<FindingRow> {
+    Ok(FindingRow {
+        id: r.get(0)?,
+        rule_id: r.get(1)?,
+        kind: r.get(2)?,
+        severity: r.get(3)?,
+        identity: r.get(4)?,
+        status: r.get(5)?,
+        first_seen: r.get(6)?,
+        last_seen: r.get(7)?,
+        doc: r.get(8)?,
+    })
 }
 
 const FILE_COLUMNS: &str = "id, path, hash, format, records, accepted, rejected, ingested_at";
@@ -219,6 +237,54 @@ impl Store for SqliteStore {
             .prepare("SELECT DISTINCT kind FROM objects ORDER BY kind")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    fn findings(&self, since: Option<Millis>) -> Result<Vec<FindingRow>> {
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE last_seen >= ?1 ORDER BY last_seen DESC, id"
+        );
+        let mut st = self.conn.prepare(&sql)?;
+        let rows = st.query_map([since.unwrap_or(i64::MIN)], finding_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn finding(&self, id: &str) -> Result<Option<FindingRow>> {
+        let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?1");
+        Ok(self.conn.query_row(&sql, [id], finding_row).optional()?)
+    }
+
+    fn finding_changes(&self, id: &str) -> Result<Vec<FindingChange>> {
+        let mut st = self.conn.prepare(
+            "SELECT finding_id, at, actor, status, note FROM finding_changes
+             WHERE finding_id = ?1 ORDER BY seq",
+        )?;
+        let rows = st.query_map([id], |r| {
+            Ok(FindingChange {
+                finding_id: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                status: r.get(3)?,
+                note: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn baselines(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self.conn.prepare("SELECT principal, doc FROM baselines")?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn detector_state(&self, name: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT doc FROM detector_state WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn observed_edges(&self) -> Result<Vec<ObservedEdge>> {
@@ -484,6 +550,62 @@ impl Batch for SqliteBatch<'_> {
             e.last_seen,
             ids
         ])?;
+        Ok(())
+    }
+
+    fn finding(&self, id: &str) -> Result<Option<FindingRow>> {
+        let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?1");
+        Ok(self.tx.query_row(&sql, [id], finding_row).optional()?)
+    }
+
+    fn put_finding(&mut self, f: &FindingRow) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO findings (id, rule_id, kind, severity, identity, status, first_seen,
+                                   last_seen, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             ON CONFLICT (id) DO UPDATE SET rule_id = excluded.rule_id, kind = excluded.kind,
+               severity = excluded.severity, identity = excluded.identity,
+               status = excluded.status, first_seen = excluded.first_seen,
+               last_seen = excluded.last_seen, doc = excluded.doc",
+        )?;
+        st.execute(params![
+            f.id,
+            f.rule_id,
+            f.kind,
+            f.severity,
+            f.identity,
+            f.status,
+            f.first_seen,
+            f.last_seen,
+            f.doc
+        ])?;
+        Ok(())
+    }
+
+    fn add_finding_change(&mut self, c: &FindingChange) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO finding_changes (finding_id, at, actor, status, note)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        st.execute(params![c.finding_id, c.at, c.actor, c.status, c.note])?;
+        Ok(())
+    }
+
+    fn put_baseline(&mut self, principal: &str, doc: &str) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO baselines (principal, doc) VALUES (?1, ?2)
+             ON CONFLICT (principal) DO UPDATE SET doc = excluded.doc",
+        )?;
+        st.execute(params![principal, doc])?;
+        Ok(())
+    }
+
+    fn put_detector_state(&mut self, name: &str, doc: &str) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO detector_state (name, doc) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET doc = excluded.doc",
+        )?;
+        st.execute(params![name, doc])?;
         Ok(())
     }
 

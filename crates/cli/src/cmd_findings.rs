@@ -1,0 +1,207 @@
+//! `keyward findings`: list findings (table, JSON, SARIF, OCSF); `findings resolve` records
+//! a verdict; `findings risk` shows every identity's risk score with its factors.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use keyward_detect::{Catalog, Finding, Kind, Severity, Status};
+use keyward_engine::{Engine, FindingQuery};
+use keyward_model::time;
+
+use crate::Outcome;
+use crate::cmd_rules::DetectArgs;
+use crate::output::{now_ms, table};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    /// Only findings last seen at or after this instant (RFC 3339).
+    #[arg(long, value_parser = crate::output::parse_instant)]
+    pub since: Option<i64>,
+    /// Minimum severity: info, low, medium, high, critical.
+    #[arg(long, value_parser = parse_severity)]
+    pub severity: Option<Severity>,
+    /// Only findings about this identity (canonical id, ARN or unique name; a role also
+    /// matches its sessions).
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// `threat` or `posture`.
+    #[arg(long, value_parser = parse_kind)]
+    pub kind: Option<Kind>,
+    /// Only these statuses (open, acknowledged, false-positive, resolved; comma-separated).
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    pub status: Vec<Status>,
+    /// table, json, sarif or ocsf.
+    #[arg(long, default_value = "table")]
+    pub format: String,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Action {
+    /// Records a verdict on a finding: resolved (default), false positive, acknowledged,
+    /// or reopened. A false positive on a baseline anomaly adapts the identity's baseline.
+    Resolve {
+        id: String,
+        #[arg(long, conflicts_with_all = ["acknowledge", "reopen"])]
+        false_positive: bool,
+        #[arg(long, conflicts_with = "reopen")]
+        acknowledge: bool,
+        #[arg(long)]
+        reopen: bool,
+        /// Why (kept in the finding's history).
+        #[arg(long)]
+        note: Option<String>,
+        /// Who (default: `$USER`).
+        #[arg(long, env = "USER", default_value = "unknown")]
+        by: String,
+    },
+    /// One finding in full, with its history.
+    Show { id: String },
+    /// Every identity's risk score R = P × E × A / T, its tier and the factors.
+    Risk {
+        #[command(flatten)]
+        detect: DetectArgs,
+        /// Only the top N.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+    },
+}
+
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    Severity::parse(s).ok_or_else(|| format!("unknown severity `{s}`"))
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| format!("`{s}`: threat or posture"))
+}
+
+fn parse_status(s: &str) -> Result<Status, String> {
+    Status::parse(s).ok_or_else(|| format!("unknown status `{s}`"))
+}
+
+pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
+    let mut engine =
+        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    match args.action {
+        Some(Action::Resolve {
+            id,
+            false_positive,
+            acknowledge,
+            reopen,
+            note,
+            by,
+        }) => {
+            let status = if false_positive {
+                Status::FalsePositive
+            } else if acknowledge {
+                Status::Acknowledged
+            } else if reopen {
+                Status::Open
+            } else {
+                Status::Resolved
+            };
+            if false_positive {
+                // Baselines live in the detector: load them to adapt.
+                engine.enable_detection(Catalog::default(), Default::default())?;
+            }
+            let f = engine.set_finding_status(&id, status, &by, note.as_deref(), now_ms())?;
+            println!("{} is now {} ({})", f.id, f.status.as_str(), f.title);
+            return Ok(Outcome::Clean);
+        }
+        Some(Action::Show { id }) => {
+            let f = engine
+                .finding(&id)?
+                .with_context(|| format!("no finding `{id}`"))?;
+            println!("{}", serde_json::to_string_pretty(&f)?);
+            for c in engine.finding_changes(&id)? {
+                println!(
+                    "{}  {} by {}{}",
+                    time::format(c.at),
+                    c.status,
+                    c.actor,
+                    c.note.map(|n| format!(": {n}")).unwrap_or_default()
+                );
+            }
+            return Ok(Outcome::Clean);
+        }
+        Some(Action::Risk { detect, top }) => {
+            let as_of = engine.store().latest_event_time()?.unwrap_or_else(now_ms);
+            let posture = engine.evaluate_posture(as_of, &detect.allow_account)?;
+            let mut t = table();
+            t.set_header(["identity", "R", "tier", "P", "E", "A", "T (days)", "why"]);
+            for (id, r) in posture.risks.iter().take(top) {
+                t.add_row([
+                    id.clone(),
+                    format!("{:.2}", r.r),
+                    r.tier.as_str().to_owned(),
+                    format!("{}", r.p),
+                    format!("{}", r.e),
+                    format!("{}", r.a),
+                    format!("{}", r.t),
+                    r.why.join("; "),
+                ]);
+            }
+            println!("{t}");
+            return Ok(Outcome::Clean);
+        }
+        None => {}
+    }
+    let q = FindingQuery {
+        since: args.since,
+        min_severity: args.severity,
+        identity: args.identity,
+        kind: args.kind,
+        statuses: args.status,
+    };
+    let findings = engine.findings(&q)?;
+    print(&findings, &args.format, &Catalog::builtin())?;
+    Ok(Outcome::Clean)
+}
+
+pub fn print(findings: &[Finding], format: &str, catalog: &Catalog) -> anyhow::Result<()> {
+    match format {
+        "json" => println!("{}", serde_json::to_string_pretty(findings)?),
+        "sarif" => println!(
+            "{}",
+            serde_json::to_string_pretty(&keyward_detect::export::sarif(findings, catalog))?
+        ),
+        "ocsf" => {
+            for f in findings {
+                println!(
+                    "{}",
+                    serde_json::to_string(&keyward_detect::export::ocsf(f))?
+                );
+            }
+        }
+        "table" => {
+            let mut t = table();
+            t.set_header([
+                "id",
+                "severity",
+                "kind",
+                "status",
+                "last seen",
+                "rule",
+                "identity",
+                "summary",
+            ]);
+            for f in findings {
+                t.add_row([
+                    f.id.clone(),
+                    f.severity.to_string(),
+                    f.kind.as_str().to_owned(),
+                    f.status.as_str().to_owned(),
+                    time::format(f.last_seen),
+                    f.rule_id.clone(),
+                    f.identity.clone().unwrap_or_default(),
+                    f.summary.clone(),
+                ]);
+            }
+            println!("{t}");
+            println!("{} findings", findings.len());
+        }
+        other => anyhow::bail!("unknown format `{other}`: table, json, sarif or ocsf"),
+    }
+    Ok(())
+}

@@ -1,0 +1,552 @@
+//! Pattern of life per identity, and how far one hour of activity strays from it.
+//!
+//! A baseline belongs to a *principal*: an IAM role for all of its sessions, an IAM user
+//! for all of its keys, a Kubernetes service account. It learns, from the events it sees:
+//! call volume per active hour (mean and variance), endpoints (`service:action`), the hours
+//! of the week it is active, resources it touches, source networks (IPv4 /24, IPv6 /48)
+//! and user agents, and the regions it uses.
+//!
+//! **Bounded memory.** Endpoints, resources, networks and agents are kept as 32-bit
+//! fingerprints in sorted vectors capped at [`CAP_ENDPOINTS`], [`CAP_RESOURCES`],
+//! [`CAP_NETWORKS`] and [`CAP_AGENTS`]; regions by name, capped at [`CAP_REGIONS`]. A full
+//! set stops judging novelty on that signal (it is reported `saturated`). So a baseline is
+//! at most `168×2 + (512+256+64+32)×4 + 32×~16` bytes of payload plus fixed fields:
+//! ≈ 4.4 KB, whatever the identity does. `docs/benchmarks.md` has the measured figure.
+//!
+//! **Scoring.** Activity is scored per clock hour, when the hour closes (the first event of
+//! a later hour, or the end of an ingest run). Signals, each 0–10: volume (z-score of the
+//! hour's count against the learned hours), new endpoints (more for IAM/STS/KMS/secrets),
+//! timing (an hour of the week never active before), new resources, new network, new user
+//! agent. The anomaly score is `min(10, s1 + s2/2 + s3/4)` over the three strongest.
+//! An hour is learned only if it scored under the alert threshold; an anomalous hour is
+//! learned when its finding is marked a false positive ([`Baseline::absorb`]).
+//! A baseline is trusted after [`TRAINING_DAYS`] of history; before that it only learns.
+
+use keyward_model::time::Millis;
+use serde::{Deserialize, Serialize};
+
+pub const TRAINING_DAYS: i64 = 14;
+pub const ALERT_SCORE: f64 = 7.0;
+pub const CAP_ENDPOINTS: usize = 512;
+pub const CAP_RESOURCES: usize = 256;
+pub const CAP_NETWORKS: usize = 64;
+pub const CAP_AGENTS: usize = 32;
+pub const CAP_REGIONS: usize = 32;
+/// Names of new items kept per signal for the finding's evidence.
+const SHOWN: usize = 8;
+const HOUR: Millis = 3_600_000;
+const DAY: Millis = 24 * HOUR;
+
+/// A capped set of fingerprints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FpSet {
+    items: Vec<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    saturated: bool,
+}
+
+impl FpSet {
+    fn contains(&self, fp: u32) -> bool {
+        self.items.binary_search(&fp).is_ok()
+    }
+
+    fn insert(&mut self, fp: u32, cap: usize) {
+        if let Err(at) = self.items.binary_search(&fp) {
+            if self.items.len() >= cap {
+                self.saturated = true;
+            } else {
+                self.items.insert(at, fp);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
+pub fn fingerprint(s: &str) -> u32 {
+    let h = blake3::hash(s.as_bytes());
+    let b = h.as_bytes();
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The network an address belongs to: IPv4 /24, IPv6 /48; AWS service names as they are.
+pub fn network(ip: &str) -> String {
+    if let Ok(a) = ip.parse::<std::net::Ipv4Addr>() {
+        let o = a.octets();
+        return format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+    }
+    if let Ok(a) = ip.parse::<std::net::Ipv6Addr>() {
+        let s = a.segments();
+        return format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]);
+    }
+    ip.to_owned()
+}
+
+/// New items seen in the open hour, not yet learned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Novel {
+    pub fps: Vec<u32>,
+    pub shown: Vec<String>,
+}
+
+impl Novel {
+    /// Adds a new item; a window holds at most `CAP_ENDPOINTS` of a kind.
+    fn add(&mut self, fp: u32, name: &str) {
+        if self.fps.len() < CAP_ENDPOINTS && !self.fps.contains(&fp) {
+            self.fps.push(fp);
+            if self.shown.len() < SHOWN {
+                self.shown.push(name.to_owned());
+            }
+        }
+    }
+}
+
+/// The hour being accumulated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Window {
+    pub hour: i64,
+    pub count: u32,
+    pub endpoints: Novel,
+    pub sensitive_endpoints: u32,
+    pub resources: Novel,
+    pub networks: Novel,
+    pub agents: Novel,
+    pub events: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    pub events: u64,
+    /// Learned active hours, and Welford's running mean / M2 of their event counts.
+    pub hours: u32,
+    pub mean: f64,
+    pub m2: f64,
+    /// Events per hour of the week (Monday 00:00 UTC = 0), saturating.
+    pub week: Vec<u16>,
+    pub endpoints: FpSet,
+    pub resources: FpSet,
+    pub networks: FpSet,
+    pub agents: FpSet,
+    pub regions: Vec<String>,
+    pub window: Option<Window>,
+}
+
+/// One event as the baseline needs it.
+pub struct Activity<'a> {
+    pub time: Millis,
+    pub endpoint: &'a str,
+    pub resource: Option<&'a str>,
+    pub ip: Option<&'a str>,
+    pub agent: Option<&'a str>,
+    pub event_id: &'a str,
+}
+
+/// A scored hour.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Score {
+    pub hour_start: Millis,
+    pub score: f64,
+    pub signals: Vec<Signal>,
+    pub events: Vec<String>,
+    /// What a false-positive verdict teaches the baseline.
+    pub window: Window,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Signal {
+    pub name: &'static str,
+    pub score: f64,
+    pub detail: String,
+}
+
+fn hour_of_week(t: Millis) -> usize {
+    // 1970-01-01 was a Thursday: shift so Monday 00:00 is 0.
+    let hours = t.div_euclid(HOUR) + 3 * 24;
+    hours.rem_euclid(168) as usize
+}
+
+fn sensitive(endpoint: &str) -> bool {
+    [
+        "iam.",
+        "sts.",
+        "kms.",
+        "secretsmanager.",
+        "ssm.",
+        "organizations.",
+        "cloudtrail.",
+        "secrets",
+    ]
+    .iter()
+    .any(|p| endpoint.starts_with(p) || endpoint.contains(&format!(" {p}")))
+}
+
+impl Baseline {
+    pub fn trained(&self, at: Millis) -> bool {
+        self.events > 0 && at - self.first_seen >= TRAINING_DAYS * DAY
+    }
+
+    /// Approximate heap and inline bytes this baseline holds.
+    pub fn bytes(&self) -> usize {
+        let w = self.window.as_ref().map_or(0, |w| {
+            std::mem::size_of::<Window>()
+                + (w.endpoints.fps.len()
+                    + w.resources.fps.len()
+                    + w.networks.fps.len()
+                    + w.agents.fps.len())
+                    * 4
+                + w.events.iter().map(|e| e.len() + 24).sum::<usize>()
+        });
+        std::mem::size_of::<Self>()
+            + self.week.capacity() * 2
+            + (self.endpoints.items.capacity()
+                + self.resources.items.capacity()
+                + self.networks.items.capacity()
+                + self.agents.items.capacity())
+                * 4
+            + self.regions.iter().map(|r| r.len() + 24).sum::<usize>()
+            + w
+    }
+
+    /// Whether the region is new to this principal (judged before learning it).
+    pub fn knows_region(&self, region: &str) -> bool {
+        self.regions.iter().any(|r| r == region)
+    }
+
+    /// Adds an event. Returns the score of the hour this event closed, when one closed and
+    /// the baseline was trusted at that time.
+    pub fn observe(&mut self, a: &Activity, region: Option<&str>) -> Option<Score> {
+        let hour = a.time.div_euclid(HOUR);
+        let mut closed = None;
+        if self
+            .window
+            .as_ref()
+            .is_some_and(|w| w.hour != hour && hour > w.hour)
+        {
+            closed = self.close();
+        }
+        if self.events == 0 {
+            self.first_seen = a.time;
+        }
+        self.first_seen = self.first_seen.min(a.time);
+        self.last_seen = self.last_seen.max(a.time);
+        self.events += 1;
+        if self.week.len() != 168 {
+            self.week = vec![0; 168];
+        }
+        if let Some(r) = region
+            && !self.knows_region(r)
+            && self.regions.len() < CAP_REGIONS
+        {
+            self.regions.push(r.to_owned());
+        }
+        let w = self.window.get_or_insert_with(|| Window {
+            hour,
+            ..Window::default()
+        });
+        if hour < w.hour {
+            // A late event of an hour already closed: learn its volume only.
+            return closed;
+        }
+        w.count += 1;
+        if w.events.len() < SHOWN {
+            w.events.push(a.event_id.to_owned());
+        }
+        let fp = fingerprint(a.endpoint);
+        if !self.endpoints.contains(fp) && !self.endpoints.saturated {
+            if !w.endpoints.fps.contains(&fp) && sensitive(a.endpoint) {
+                w.sensitive_endpoints += 1;
+            }
+            w.endpoints.add(fp, a.endpoint);
+        }
+        if let Some(r) = a.resource {
+            let fp = fingerprint(r);
+            if !self.resources.contains(fp) && !self.resources.saturated {
+                w.resources.add(fp, r);
+            }
+        }
+        if let Some(ip) = a.ip {
+            let net = network(ip);
+            let fp = fingerprint(&net);
+            if !self.networks.contains(fp) && !self.networks.saturated {
+                w.networks.add(fp, &net);
+            }
+        }
+        if let Some(ua) = a.agent {
+            let fp = fingerprint(ua);
+            if !self.agents.contains(fp) && !self.agents.saturated {
+                w.agents.add(fp, ua);
+            }
+        }
+        if let Some(slot) = self.week.get_mut(hour_of_week(a.time)) {
+            *slot = slot.saturating_add(1);
+        }
+        closed
+    }
+
+    /// Closes the open hour: scores it (when trusted) and learns it unless it alerts.
+    pub fn close(&mut self) -> Option<Score> {
+        let w = self.window.take()?;
+        let start = w.hour * HOUR;
+        let score = self.trained(start).then(|| self.score(&w));
+        if score.as_ref().is_none_or(|s| s.score < ALERT_SCORE) {
+            self.absorb(&w);
+        }
+        score.filter(|s| s.score >= ALERT_SCORE)
+    }
+
+    /// Learns a window: its volume and everything new in it.
+    pub fn absorb(&mut self, w: &Window) {
+        self.hours += 1;
+        let x = f64::from(w.count);
+        let delta = x - self.mean;
+        self.mean += delta / f64::from(self.hours);
+        self.m2 += delta * (x - self.mean);
+        for &fp in &w.endpoints.fps {
+            self.endpoints.insert(fp, CAP_ENDPOINTS);
+        }
+        for &fp in &w.resources.fps {
+            self.resources.insert(fp, CAP_RESOURCES);
+        }
+        for &fp in &w.networks.fps {
+            self.networks.insert(fp, CAP_NETWORKS);
+        }
+        for &fp in &w.agents.fps {
+            self.agents.insert(fp, CAP_AGENTS);
+        }
+        if self.week.len() == 168 {
+            // The hour of week counts as usual from now on.
+            let how = hour_of_week(w.hour * HOUR);
+            if let Some(slot) = self.week.get_mut(how) {
+                *slot = (*slot).max(1);
+            }
+        }
+    }
+
+    fn score(&self, w: &Window) -> Score {
+        let mut signals = Vec::new();
+        let std = if self.hours > 1 {
+            (self.m2 / f64::from(self.hours - 1)).sqrt()
+        } else {
+            0.0
+        };
+        let x = f64::from(w.count);
+        let spread = std.max(1.0).max(0.25 * self.mean);
+        let z = (x - self.mean) / spread;
+        if w.count >= 20 && z > 3.0 {
+            signals.push(Signal {
+                name: "volume",
+                score: ((z - 3.0) / 7.0 * 10.0).clamp(0.0, 10.0),
+                detail: format!(
+                    "{} events in the hour; usual {:.1} ± {:.1} (z = {z:.1})",
+                    w.count, self.mean, std
+                ),
+            });
+        }
+        let n = w.endpoints.fps.len();
+        if n > 0 {
+            let base: f64 = match n {
+                1 => 3.0,
+                2 => 5.0,
+                3 | 4 => 6.5,
+                5..=9 => 8.0,
+                _ => 10.0,
+            };
+            let s = (base + if w.sensitive_endpoints > 0 { 2.0 } else { 0.0 }).min(10.0);
+            signals.push(Signal {
+                name: "new_endpoints",
+                score: s,
+                detail: format!(
+                    "{n} never called before ({} sensitive): {}",
+                    w.sensitive_endpoints,
+                    w.endpoints.shown.join(", ")
+                ),
+            });
+        }
+        let how = hour_of_week(w.hour * HOUR);
+        let quiet = |h: usize| self.week.get(h % 168).is_none_or(|&c| c == 0);
+        // The slot itself counts this hour's own events: judge by the neighbours and by
+        // whether the slot held anything before this window.
+        let own = self.week.get(how).copied().unwrap_or(0);
+        if u32::from(own) <= w.count && quiet(how + 1) && quiet(how + 167) {
+            signals.push(Signal {
+                name: "timing",
+                score: 6.0,
+                detail: format!(
+                    "active at hour {} of the week (day {} {:02}:00 UTC), never before",
+                    how,
+                    how / 24,
+                    how % 24
+                ),
+            });
+        }
+        let r = w.resources.fps.len();
+        if r > 0 {
+            let s: f64 = match r {
+                1 => 2.0,
+                2..=4 => 3.5,
+                5..=19 => 5.0,
+                _ => 8.0,
+            };
+            signals.push(Signal {
+                name: "new_resources",
+                score: s,
+                detail: format!("{r} never touched before: {}", w.resources.shown.join(", ")),
+            });
+        }
+        if !w.networks.fps.is_empty() {
+            signals.push(Signal {
+                name: "new_network",
+                score: 5.0,
+                detail: format!("from {}", w.networks.shown.join(", ")),
+            });
+        }
+        if !w.agents.fps.is_empty() {
+            signals.push(Signal {
+                name: "new_user_agent",
+                score: 4.0,
+                detail: w.agents.shown.join(", "),
+            });
+        }
+        signals.sort_by(|a, b| b.score.total_cmp(&a.score));
+        let weights = [1.0, 0.5, 0.25];
+        let score = signals
+            .iter()
+            .zip(weights)
+            .map(|(s, w)| s.score * w)
+            .sum::<f64>()
+            .min(10.0);
+        Score {
+            hour_start: w.hour * HOUR,
+            score: (score * 10.0).round() / 10.0,
+            signals,
+            events: w.events.clone(),
+            window: w.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn act<'a>(t: Millis, ep: &'a str, ip: &'a str) -> Activity<'a> {
+        Activity {
+            time: t,
+            endpoint: ep,
+            resource: None,
+            ip: Some(ip),
+            agent: Some("aws-sdk-go/1.0"),
+            event_id: "e",
+        }
+    }
+
+    /// 20 days of a job that calls two endpoints every hour from one network.
+    fn trained() -> Baseline {
+        let mut b = Baseline::default();
+        for h in 0..(20 * 24) {
+            for m in 0..10 {
+                let t = h * HOUR + m * 60_000;
+                b.observe(&act(t, "s3:GetObject", "10.0.0.5"), Some("eu-west-1"));
+                b.observe(&act(t, "s3:PutObject", "10.0.0.6"), Some("eu-west-1"));
+            }
+        }
+        b
+    }
+
+    #[test]
+    fn routine_hours_do_not_alert_and_a_takeover_does() {
+        let mut b = trained();
+        let t0 = 20 * 24 * HOUR;
+        for m in 0..10 {
+            assert!(
+                b.observe(&act(t0 + m * 60_000, "s3:GetObject", "10.0.0.7"), None)
+                    .is_none()
+            );
+        }
+        // Next hour: stolen key from elsewhere, enumerating IAM and reading secrets.
+        let t1 = t0 + HOUR;
+        let mut s = b.observe(&act(t1, "iam:ListUsers", "203.0.113.9"), None);
+        assert!(s.is_none(), "the routine hour closed quietly");
+        for (i, ep) in [
+            "iam:CreateAccessKey",
+            "secretsmanager:GetSecretValue",
+            "sts:GetCallerIdentity",
+        ]
+        .iter()
+        .enumerate()
+        {
+            s = b.observe(&act(t1 + (i as i64 + 1) * 1000, ep, "203.0.113.9"), None);
+            assert!(s.is_none());
+        }
+        let score = b.close().expect("the takeover hour alerts");
+        assert!(score.score >= ALERT_SCORE, "{score:?}");
+        let names: Vec<_> = score.signals.iter().map(|s| s.name).collect();
+        assert!(
+            names.contains(&"new_endpoints") && names.contains(&"new_network"),
+            "{names:?}"
+        );
+        // Not learned: the same hour again would alert again …
+        assert!(!b.endpoints.contains(fingerprint("iam:CreateAccessKey")));
+        // … until a false-positive verdict teaches it.
+        b.absorb(&score.window);
+        let t2 = t1 + HOUR;
+        b.observe(&act(t2, "iam:CreateAccessKey", "203.0.113.9"), None);
+        assert!(b.close().is_none());
+    }
+
+    #[test]
+    fn untrained_baselines_only_learn() {
+        let mut b = Baseline::default();
+        for h in 0..48 {
+            b.observe(
+                &act(h * HOUR, &format!("svc:Call{h}"), &format!("198.51.{h}.1")),
+                None,
+            );
+        }
+        assert!(b.close().is_none());
+        assert!(b.endpoints.len() >= 47);
+    }
+
+    #[test]
+    fn memory_is_bounded() {
+        let mut b = trained();
+        for i in 0..5000 {
+            let t = 30 * DAY + i * 60_000;
+            let ep = format!("svc:Call{i}");
+            let ip = format!("10.{}.{}.1", i / 256 % 256, i % 256);
+            let r = format!("arn:aws:s3:::bucket-{i}");
+            let a = Activity {
+                time: t,
+                endpoint: &ep,
+                resource: Some(&r),
+                ip: Some(&ip),
+                agent: Some(&ep),
+                event_id: "e",
+            };
+            b.observe(&a, Some(&format!("region-{}", i % 100)));
+            if i % 60 == 0 {
+                b.close();
+            }
+        }
+        b.close();
+        assert!(b.endpoints.len() <= CAP_ENDPOINTS);
+        assert!(b.regions.len() <= CAP_REGIONS);
+        assert!(b.bytes() < 6 * 1024, "{}", b.bytes());
+    }
+
+    #[test]
+    fn networks() {
+        assert_eq!(network("192.0.2.77"), "192.0.2.0/24");
+        assert_eq!(network("2001:db8:1:2::5"), "2001:db8:1::/48");
+        assert_eq!(network("ec2.amazonaws.com"), "ec2.amazonaws.com");
+    }
+}

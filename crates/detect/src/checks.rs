@@ -1,0 +1,371 @@
+//! Stateful checks: the parts of a rule that need more than one event or outside knowledge.
+//! A rule with a `detection` runs its check only on the events the detection matched.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use keyward_model::time::Millis;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::baseline::{self, Baseline};
+use crate::view::View;
+
+/// A rule's `check:`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Check {
+    /// Activity in a region the principal (after its training window) or the whole estate
+    /// never used. Global services (IAM, STS's global endpoint, Organizations, …) are not
+    /// counted: their events always say `us-east-1`.
+    NewRegion,
+    /// A principal changing the permissions of itself: the user or role named in the
+    /// request is the caller's own user or the role of the caller's session.
+    SelfPermissionChange,
+    /// One access key used from several networks within `window_seconds`.
+    KeyMultiIp {
+        #[serde(default = "default_window")]
+        window_seconds: i64,
+        #[serde(default = "default_networks")]
+        networks: usize,
+    },
+    /// A role assumed from an account that is neither one of the estate's own nor on the
+    /// approved list (`--allow-account`, `KEYWARD_ALLOWED_ACCOUNTS`).
+    UntrustedAccount,
+    /// A web-identity subject (GitHub repository and ref, …) that never assumed the role
+    /// before; the first subject a role ever sees is learned, not reported.
+    NewWebIdentitySubject,
+    /// A credential used after its identity was retired or its owner departed.
+    UsedAfterRetirement,
+}
+
+fn default_window() -> i64 {
+    30
+}
+
+fn default_networks() -> usize {
+    2
+}
+
+/// What the outside world tells the checks.
+pub trait Lookup {
+    /// Why this identity (canonical id) must no longer act: retired, owner departed.
+    fn retired(&self, identity: &str) -> Option<String>;
+}
+
+/// No outside knowledge.
+pub struct NoLookup;
+
+impl Lookup for NoLookup {
+    fn retired(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Check settings that come from configuration, not from rules.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub allowed_accounts: BTreeSet<String>,
+}
+
+/// A check fired: the discriminating subject (region, subject, target …) and the facts.
+pub struct Hit {
+    pub subject: String,
+    pub summary: String,
+    pub details: Value,
+}
+
+/// Services whose events carry `us-east-1` whatever region the caller works in.
+const GLOBAL: &[&str] = &[
+    "iam.amazonaws.com",
+    "sts.amazonaws.com",
+    "organizations.amazonaws.com",
+    "cloudfront.amazonaws.com",
+    "route53.amazonaws.com",
+    "support.amazonaws.com",
+    "health.amazonaws.com",
+    "signin.amazonaws.com",
+    "s3.amazonaws.com",
+    "account.amazonaws.com",
+    "billingconsole.amazonaws.com",
+    "ce.amazonaws.com",
+    "sso.amazonaws.com",
+    "trustedadvisor.amazonaws.com",
+];
+
+/// Which principal's baseline an identity feeds: a session's role, otherwise itself.
+pub fn principal(actor: &str) -> String {
+    if let Some(rest) = actor.strip_prefix("arn:aws:sts::")
+        && let Some((account, path)) = rest.split_once(':')
+        && let Some(role) = path.strip_prefix("assumed-role/")
+    {
+        let role = role.split('/').next().unwrap_or(role);
+        return keyward_model::ids::iam(account, "role", role);
+    }
+    actor.to_owned()
+}
+
+/// Long-lived check state; persisted with the baselines.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// Regions used anywhere, with when first seen.
+    pub estate_regions: BTreeMap<String, Millis>,
+    pub estate_first: Option<Millis>,
+    /// Accounts whose logs are ingested (recipients of events).
+    pub own_accounts: BTreeSet<String>,
+    /// Web-identity subjects seen per role ARN (capped per role).
+    pub subjects: BTreeMap<String, Vec<String>>,
+    /// Recent uses per access key: (time, network), within the widest window.
+    #[serde(skip)]
+    pub key_uses: FxHashMap<String, VecDeque<(Millis, String)>>,
+}
+
+const MAX_SUBJECTS: usize = 256;
+const MAX_KEYS: usize = 100_000;
+
+impl State {
+    /// Learns from every event, before checks run.
+    pub fn learn(&mut self, v: &View) {
+        let e = v.event;
+        if let Some(a) = &e.account
+            && self.own_accounts.len() < 10_000
+            && !self.own_accounts.contains(a.as_ref())
+        {
+            self.own_accounts.insert(a.to_string());
+        }
+        self.estate_first = Some(self.estate_first.map_or(e.time, |f| f.min(e.time)));
+    }
+
+    /// Learns the event's region for the estate (after checks ran).
+    pub fn learn_region(&mut self, v: &View) {
+        if let Some(r) = regional(v) {
+            self.estate_regions
+                .entry(r.to_owned())
+                .or_insert(v.event.time);
+        }
+    }
+}
+
+/// The event's region, unless its service is global or the call failed before reaching
+/// a region.
+pub fn regional<'a>(v: &'a View) -> Option<&'a str> {
+    let e = v.event;
+    let service = e.action.split_once(':').map(|(s, _)| s)?;
+    if GLOBAL.contains(&service) || e.invoked_by.is_some() {
+        return None;
+    }
+    e.region.as_deref()
+}
+
+impl Check {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Check::NewRegion => "new-region",
+            Check::SelfPermissionChange => "self-permission-change",
+            Check::KeyMultiIp { .. } => "key-multi-ip",
+            Check::UntrustedAccount => "untrusted-account",
+            Check::NewWebIdentitySubject => "new-web-identity-subject",
+            Check::UsedAfterRetirement => "used-after-retirement",
+        }
+    }
+
+    /// Runs the check on one event. `baseline` is the principal's, before this event.
+    pub fn run(
+        &self,
+        v: &View,
+        state: &mut State,
+        baseline: Option<&Baseline>,
+        settings: &Settings,
+        lookup: &dyn Lookup,
+    ) -> Option<Hit> {
+        let e = v.event;
+        match self {
+            Check::NewRegion => {
+                let region = regional(v)?;
+                let estate_trained = state
+                    .estate_first
+                    .is_some_and(|f| e.time - f >= baseline::TRAINING_DAYS * 86_400_000);
+                let estate_new = estate_trained && !state.estate_regions.contains_key(region);
+                let b = baseline?;
+                let own_new = b.trained(e.time) && !b.knows_region(region);
+                if !own_new && !estate_new {
+                    return None;
+                }
+                let scope = if estate_new {
+                    "the estate"
+                } else {
+                    "this identity"
+                };
+                Some(Hit {
+                    subject: region.to_owned(),
+                    summary: format!("activity in {region}, a region {scope} never used"),
+                    details: json!({
+                        "region": region, "new_to_estate": estate_new,
+                        "usual_regions": b.regions,
+                    }),
+                })
+            }
+            Check::SelfPermissionChange => {
+                if e.error_code.is_some() {
+                    return None;
+                }
+                let actor = e.actor.as_deref()?;
+                let own = principal(actor);
+                let account = own.strip_prefix("arn:aws:iam::")?.split(':').next()?;
+                let target = if let Some(u) = v.str_field("requestParameters.userName") {
+                    keyward_model::ids::iam(account, "user", &u)
+                } else if let Some(r) = v.str_field("requestParameters.roleName") {
+                    keyward_model::ids::iam(account, "role", &r)
+                } else {
+                    return None;
+                };
+                (target == own).then(|| Hit {
+                    subject: target.clone(),
+                    summary: format!("{actor} changed the permissions of {own}, itself"),
+                    details: json!({"principal": own, "action": e.action}),
+                })
+            }
+            Check::KeyMultiIp {
+                window_seconds,
+                networks,
+            } => {
+                let key = e.credential.as_deref()?;
+                let ip = e.source_ip.as_deref()?;
+                // AWS services calling with the key (`ec2.amazonaws.com`) are not places.
+                if e.invoked_by.is_some() || !ip.contains(['.', ':']) || ip.ends_with(".com") {
+                    return None;
+                }
+                let net = baseline::network(ip);
+                if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(key) {
+                    state.key_uses.clear();
+                }
+                let uses = state.key_uses.entry(key.to_owned()).or_default();
+                let window = window_seconds * 1000;
+                while uses.front().is_some_and(|(t, _)| *t < e.time - window) {
+                    uses.pop_front();
+                }
+                if uses.len() >= 64 {
+                    uses.pop_front();
+                }
+                uses.push_back((e.time, net));
+                let distinct: BTreeSet<&str> = uses.iter().map(|(_, n)| n.as_str()).collect();
+                (distinct.len() >= *networks).then(|| Hit {
+                    subject: key.to_owned(),
+                    summary: format!(
+                        "access key {key} used from {} networks within {window_seconds} s",
+                        distinct.len()
+                    ),
+                    details: json!({"key": key, "networks": distinct, "window_seconds": window_seconds}),
+                })
+            }
+            Check::UntrustedAccount => {
+                if e.error_code.is_some() {
+                    return None;
+                }
+                let ty = v.str_field("userIdentity.type")?;
+                if !matches!(
+                    ty.as_str(),
+                    "IAMUser" | "AssumedRole" | "Root" | "AWSAccount"
+                ) {
+                    return None;
+                }
+                let caller = v.str_field("userIdentity.accountId")?;
+                let role_account = v
+                    .str_field("requestParameters.roleArn")
+                    .and_then(|a| a.split(':').nth(4).map(str::to_owned))
+                    .or_else(|| e.account.as_deref().map(str::to_owned))?;
+                if caller == role_account
+                    || settings.allowed_accounts.contains(&caller)
+                    || (settings.allowed_accounts.is_empty()
+                        && state.own_accounts.contains(&caller))
+                {
+                    return None;
+                }
+                Some(Hit {
+                    subject: caller.clone(),
+                    summary: format!(
+                        "role in account {role_account} assumed from account {caller}, which is not approved"
+                    ),
+                    details: json!({
+                        "caller_account": caller, "role_account": role_account,
+                        "role": v.str_field("requestParameters.roleArn"),
+                        "approved": settings.allowed_accounts,
+                    }),
+                })
+            }
+            Check::NewWebIdentitySubject => {
+                if e.error_code.is_some() {
+                    return None;
+                }
+                let role = v.str_field("requestParameters.roleArn")?;
+                let subject = v
+                    .str_field("responseElements.subjectFromWebIdentityToken")
+                    .or_else(|| v.str_field("userIdentity.userName"))?;
+                let seen = state.subjects.entry(role.clone()).or_default();
+                if seen.contains(&subject) {
+                    return None;
+                }
+                let first = seen.is_empty();
+                if seen.len() < MAX_SUBJECTS {
+                    seen.push(subject.clone());
+                }
+                if first {
+                    return None;
+                }
+                let claims = keyward_normalize_subject(&subject);
+                Some(Hit {
+                    subject: subject.clone(),
+                    summary: format!("{subject} assumed {role} for the first time"),
+                    details: json!({"role": role, "subject": subject, "claims": claims,
+                                    "known_subjects": seen.len() - 1}),
+                })
+            }
+            Check::UsedAfterRetirement => {
+                let mut ids = Vec::new();
+                if let Some(k) = e.credential.as_deref() {
+                    ids.push(k.to_owned());
+                }
+                if let Some(a) = e.actor.as_deref() {
+                    ids.push(a.to_owned());
+                    ids.push(principal(a));
+                }
+                ids.dedup();
+                ids.iter().find_map(|id| {
+                    let why = lookup.retired(id)?;
+                    Some(Hit {
+                        subject: id.clone(),
+                        summary: format!("{id} was used although {why}"),
+                        details: json!({"identity": id, "reason": why,
+                                        "credential": e.credential}),
+                    })
+                })
+            }
+        }
+    }
+}
+
+/// A GitHub Actions subject's repository and ref, for the finding.
+fn keyward_normalize_subject(sub: &str) -> Value {
+    let mut parts = sub.split(':');
+    if parts.next() != Some("repo") {
+        return Value::Null;
+    }
+    let repo = parts.next().unwrap_or_default();
+    let rest: Vec<&str> = parts.collect();
+    json!({"repository": repo, "context": rest.join(":")})
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn principals() {
+        assert_eq!(
+            principal("arn:aws:sts::111122223333:assumed-role/deploy/gh-123"),
+            "arn:aws:iam::111122223333:role/deploy"
+        );
+        assert_eq!(principal("AKIAEXAMPLE"), "AKIAEXAMPLE");
+    }
+}

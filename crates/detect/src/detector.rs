@@ -1,0 +1,463 @@
+//! The detector: every rule, check and baseline over a stream of events, producing findings.
+
+use keyward_model::time::Millis;
+use keyward_model::{Event, SourceKind};
+use rsigma_eval::{CorrelationConfig, CorrelationEngine, ResultBody, TimestampFallback};
+use rsigma_parser::LogSource;
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Value, json};
+
+use crate::baseline::{Activity, Baseline, Score};
+use crate::checks::{self, Lookup, Settings, State};
+use crate::finding::{Finding, Kind, Severity, Status, finding_id};
+use crate::rules::{Catalog, RuleInfo};
+use crate::view::View;
+
+/// The rule id of behavioural-baseline findings.
+pub const ANOMALY_RULE: &str = "kw-baseline-anomaly";
+/// Repeated matches of one rule by one identity within this span are one finding.
+const MERGE_WINDOW: Millis = 3_600_000;
+/// At most this many baselines are held; beyond it the least recently active are
+/// written out and dropped from memory (the engine reloads them on demand).
+pub const MAX_BASELINES: usize = 1_000_000;
+
+pub struct Detector {
+    catalog: Catalog,
+    by_id: FxHashMap<String, usize>,
+    engine: CorrelationEngine,
+    /// Rules with a check and no detection, per source.
+    check_only: Vec<(SourceKind, usize)>,
+    pub state: State,
+    baselines: FxHashMap<String, Baseline>,
+    dirty: FxHashSet<String>,
+    settings: Settings,
+    active: FxHashMap<(String, String, String), Finding>,
+    out: FxHashMap<String, Finding>,
+    latest: Millis,
+    /// Events seen, and how many needed their raw record parsed.
+    pub events: u64,
+    pub parsed: u64,
+}
+
+fn logsource(source: SourceKind) -> LogSource {
+    let (p, s) = match source {
+        SourceKind::K8sAudit => ("kubernetes", "audit"),
+        _ => ("aws", "cloudtrail"),
+    };
+    LogSource {
+        product: Some(p.into()),
+        service: Some(s.into()),
+        ..LogSource::default()
+    }
+}
+
+impl Detector {
+    pub fn new(catalog: Catalog, settings: Settings) -> Result<Self, String> {
+        let config = CorrelationConfig {
+            timestamp_fallback: TimestampFallback::Skip,
+            correlation_event_mode: rsigma_eval::CorrelationEventMode::Refs,
+            max_correlation_events: crate::finding::MAX_EVIDENCE,
+            ..CorrelationConfig::default()
+        };
+        let mut engine = CorrelationEngine::new(config);
+        engine
+            .add_collection(&catalog.sigma)
+            .map_err(|e| e.to_string())?;
+        let by_id = catalog
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id.clone(), i))
+            .collect();
+        let check_only = catalog
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| {
+                r.check.is_some()
+                    && catalog
+                        .files
+                        .get(&r.id)
+                        .is_none_or(|f| f.detection.is_none())
+            })
+            .filter_map(|(i, r)| r.logsource.source.map(|s| (s, i)))
+            .collect();
+        Ok(Detector {
+            catalog,
+            by_id,
+            engine,
+            check_only,
+            state: State::default(),
+            baselines: FxHashMap::default(),
+            dirty: FxHashSet::default(),
+            settings,
+            active: FxHashMap::default(),
+            out: FxHashMap::default(),
+            latest: 0,
+            events: 0,
+            parsed: 0,
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Findings already stored and still active, so later matches extend them.
+    pub fn seed(&mut self, findings: impl IntoIterator<Item = Finding>) {
+        for f in findings {
+            if f.kind == Kind::Threat && f.status.is_active() {
+                let subject = f
+                    .details
+                    .get("subject")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let key = (
+                    f.rule_id.clone(),
+                    f.identity.clone().unwrap_or_default(),
+                    subject,
+                );
+                self.active.insert(key, f);
+            }
+        }
+    }
+
+    /// A baseline loaded from the store.
+    pub fn load_baseline(&mut self, principal: String, b: Baseline) {
+        self.baselines.entry(principal).or_insert(b);
+    }
+
+    pub fn baseline(&self, principal: &str) -> Option<&Baseline> {
+        self.baselines.get(principal)
+    }
+
+    pub fn baseline_count(&self) -> usize {
+        self.baselines.len()
+    }
+
+    /// Baselines changed since the last call.
+    pub fn take_dirty(&mut self) -> Vec<(String, &Baseline)> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .filter_map(|k| self.baselines.get(&k).map(|b| (k, b)))
+            .collect()
+    }
+
+    /// Findings produced or extended since the last call.
+    pub fn take_findings(&mut self) -> Vec<Finding> {
+        let mut v: Vec<Finding> = self.out.drain().map(|(_, f)| f).collect();
+        v.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
+        v
+    }
+
+    /// Runs everything on one event. `raw` is its platform record (may be empty).
+    pub fn on_event(&mut self, event: &Event, raw: &[u8], lookup: &dyn Lookup) {
+        let view = View::new(event, raw);
+        self.events += 1;
+        self.latest = self.latest.max(event.time);
+        self.state.learn(&view);
+        let principal = event.actor.as_deref().map(checks::principal);
+        // Sigma rules (Keyward detections included).
+        let mut detections = self
+            .engine
+            .engine()
+            .evaluate_pruned(&view, &logsource(event.source));
+        detections.retain(|d| {
+            let id = d.header.rule_id.as_deref().unwrap_or(&d.header.rule_title);
+            self.by_id
+                .get(id)
+                .and_then(|&i| self.catalog.rules.get(i))
+                .is_some_and(|r| r.logsource.source == Some(event.source))
+        });
+        let results = if detections.is_empty() {
+            Vec::new()
+        } else {
+            self.engine
+                .process_with_detections(&view, detections, event.time.div_euclid(1000))
+        };
+        for r in results {
+            let id = r
+                .header
+                .rule_id
+                .clone()
+                .unwrap_or(r.header.rule_title.clone());
+            let Some(&idx) = self.by_id.get(&id) else {
+                continue;
+            };
+            let Some(rule) = self.catalog.rules.get(idx) else {
+                continue;
+            };
+            if rule.internal {
+                continue;
+            }
+            match &r.body {
+                ResultBody::Detection(d) => {
+                    let matched: Vec<Value> = d
+                        .matched_selections
+                        .iter()
+                        .map(|s| Value::String(s.clone()))
+                        .collect();
+                    if let Some(check) = rule.check.clone() {
+                        let b = principal.as_ref().and_then(|p| self.baselines.get(p));
+                        if let Some(hit) =
+                            check.run(&view, &mut self.state, b, &self.settings, lookup)
+                        {
+                            self.emit_hit(idx, &view, hit);
+                        }
+                    } else {
+                        let summary = match (&event.actor, &event.target) {
+                            (Some(a), Some(t)) => format!("{}: {a} on {t}", rule.title),
+                            (Some(a), None) => format!("{}: {a}", rule.title),
+                            _ => rule.title.clone(),
+                        };
+                        let subject = event.target.as_deref().unwrap_or_default().to_owned();
+                        self.emit(
+                            idx,
+                            &view,
+                            subject,
+                            None,
+                            summary,
+                            json!({"matched": matched}),
+                        );
+                    }
+                }
+                ResultBody::Correlation(c) => {
+                    let events: Vec<String> = c
+                        .event_refs
+                        .iter()
+                        .flatten()
+                        .filter_map(|e| e.id.clone())
+                        .collect();
+                    let group: Vec<String> = c
+                        .group_key
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect();
+                    let summary = format!(
+                        "{}: {} within {} s ({})",
+                        rule.title,
+                        c.aggregated_value,
+                        c.timespan_secs,
+                        group.join(", ")
+                    );
+                    let details = json!({"correlation": format!("{:?}", c.correlation_type),
+                                         "group": group, "value": c.aggregated_value,
+                                         "timespan_seconds": c.timespan_secs});
+                    let key = events.first().cloned().unwrap_or_default();
+                    self.emit(
+                        idx,
+                        &view,
+                        group.join(","),
+                        Some((key, events)),
+                        summary,
+                        details,
+                    );
+                }
+            }
+        }
+        // Checks that need no detection.
+        for k in 0..self.check_only.len() {
+            let Some(&(src, idx)) = self.check_only.get(k) else {
+                continue;
+            };
+            if src != event.source {
+                continue;
+            }
+            let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.clone()) else {
+                continue;
+            };
+            let b = principal.as_ref().and_then(|p| self.baselines.get(p));
+            if let Some(hit) = check.run(&view, &mut self.state, b, &self.settings, lookup) {
+                self.emit_hit(idx, &view, hit);
+            }
+        }
+        self.state.learn_region(&view);
+        // The baseline learns last, so checks judge against what was known before.
+        if let Some(p) = principal {
+            self.learn(&p, &view);
+        }
+        if view.was_parsed() {
+            self.parsed += 1;
+        }
+    }
+
+    fn learn(&mut self, principal: &str, v: &View) {
+        let e = v.event;
+        // Failed calls are attempts, not the identity's pattern of life.
+        if e.error_code.is_some() {
+            return;
+        }
+        let endpoint = match e.source {
+            SourceKind::Cloudtrail => e
+                .action
+                .split_once(':')
+                .map(|(s, n)| (s.trim_end_matches(".amazonaws.com"), n)),
+            _ => e.action.split_once(' '),
+        };
+        let endpoint = endpoint.map_or_else(|| e.action.to_string(), |(s, n)| format!("{s}:{n}"));
+        let activity = Activity {
+            time: e.time,
+            endpoint: &endpoint,
+            resource: e.target.as_deref(),
+            ip: e.source_ip.as_deref(),
+            agent: e.user_agent.as_deref(),
+            event_id: &e.native_id,
+        };
+        if self.baselines.len() >= MAX_BASELINES && !self.baselines.contains_key(principal) {
+            return;
+        }
+        let b = self.baselines.entry(principal.to_owned()).or_default();
+        let score = b.observe(&activity, checks::regional(v));
+        if !self.dirty.contains(principal) {
+            self.dirty.insert(principal.to_owned());
+        }
+        if let Some(s) = score {
+            self.anomaly(principal, s);
+        }
+    }
+
+    /// Closes every baseline hour that ended before the latest event seen.
+    pub fn close_hours(&mut self) {
+        let now_hour = self.latest.div_euclid(3_600_000);
+        let mut scores = Vec::new();
+        for (p, b) in &mut self.baselines {
+            if b.window.as_ref().is_some_and(|w| w.hour < now_hour) {
+                self.dirty.insert(p.clone());
+                if let Some(s) = b.close() {
+                    scores.push((p.clone(), s));
+                }
+            }
+        }
+        for (p, s) in scores {
+            self.anomaly(&p, s);
+        }
+    }
+
+    fn anomaly(&mut self, principal: &str, s: Score) {
+        let signals: Vec<Value> = s
+            .signals
+            .iter()
+            .map(|g| json!({"signal": g.name, "score": g.score, "detail": g.detail}))
+            .collect();
+        let fired: Vec<&str> = s.signals.iter().map(|g| g.name).collect();
+        let severity = if s.score >= 9.0 {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        let f = Finding {
+            id: finding_id(ANOMALY_RULE, Some(principal), &s.hour_start.to_string()),
+            rule_id: ANOMALY_RULE.into(),
+            title: "Behaviour outside the identity's baseline".into(),
+            severity,
+            kind: Kind::Threat,
+            identity: Some(principal.to_owned()),
+            attack: vec!["T1078.004".into()],
+            events: s.events.clone(),
+            path: Vec::new(),
+            first_seen: s.hour_start,
+            last_seen: s.hour_start + 3_599_999,
+            count: u64::from(s.window.count),
+            status: Status::Open,
+            summary: format!(
+                "anomaly score {:.1} in the hour from {}: {}",
+                s.score,
+                keyward_model::time::format(s.hour_start),
+                fired.join(", ")
+            ),
+            details: json!({"score": s.score, "signals": signals, "window": s.window}),
+        };
+        self.out.insert(f.id.clone(), f);
+    }
+
+    fn emit_hit(&mut self, idx: usize, v: &View, hit: checks::Hit) {
+        let key = hit.subject.clone();
+        let mut details = hit.details;
+        if let Value::Object(m) = &mut details {
+            m.insert("subject".into(), Value::String(hit.subject.clone()));
+        }
+        self.emit(
+            idx,
+            v,
+            hit.subject,
+            Some((key, Vec::new())),
+            hit.summary,
+            details,
+        );
+    }
+
+    /// Opens or extends the finding of rule `idx` for the event's identity.
+    fn emit(
+        &mut self,
+        idx: usize,
+        v: &View,
+        subject: String,
+        keyed: Option<(String, Vec<String>)>,
+        summary: String,
+        mut details: Value,
+    ) {
+        let Some(rule) = self.catalog.rules.get(idx) else {
+            return;
+        };
+        let rule: &RuleInfo = rule;
+        let e = v.event;
+        let identity = e.actor.as_deref().map(str::to_owned);
+        if let Value::Object(m) = &mut details {
+            m.entry("subject").or_insert(Value::String(subject.clone()));
+        }
+        let (key, mut events) = keyed.unwrap_or_else(|| (e.native_id.to_string(), Vec::new()));
+        if !events.iter().any(|x| x == e.native_id.as_ref()) {
+            events.push(e.native_id.to_string());
+        }
+        let fresh = Finding {
+            id: finding_id(&rule.id, identity.as_deref(), &key),
+            rule_id: rule.id.clone(),
+            title: rule.title.clone(),
+            severity: rule.severity,
+            kind: rule.kind,
+            identity: identity.clone(),
+            attack: rule.attack.clone(),
+            events,
+            path: Vec::new(),
+            first_seen: e.time,
+            last_seen: e.time,
+            count: 1,
+            status: Status::Open,
+            summary,
+            details,
+        };
+        let k = (rule.id.clone(), identity.unwrap_or_default(), subject);
+        match self.active.get_mut(&k) {
+            Some(f)
+                if f.status.is_active()
+                    && (f.id == fresh.id || e.time - f.last_seen <= MERGE_WINDOW) =>
+            {
+                f.merge(&fresh);
+                self.out.insert(f.id.clone(), f.clone());
+            }
+            _ => {
+                self.out.insert(fresh.id.clone(), fresh.clone());
+                self.active.insert(k, fresh);
+            }
+        }
+    }
+
+    /// A false-positive verdict on an anomaly finding: its hour becomes normal for the
+    /// identity. Returns whether a baseline learned something.
+    pub fn absorb_false_positive(&mut self, f: &Finding) -> bool {
+        let (Some(p), Some(w)) = (f.identity.as_deref(), f.details.get("window")) else {
+            return false;
+        };
+        let Ok(w) = serde_json::from_value::<crate::baseline::Window>(w.clone()) else {
+            return false;
+        };
+        let Some(b) = self.baselines.get_mut(p) else {
+            return false;
+        };
+        b.absorb(&w);
+        self.dirty.insert(p.to_owned());
+        true
+    }
+}

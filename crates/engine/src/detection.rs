@@ -1,0 +1,265 @@
+//! Detection inside the engine: the detector runs on every event new to the store, its
+//! findings, baselines and state are written in the same store batches as the events, and
+//! verdicts on findings are recorded with who gave them.
+
+use std::cell::RefCell;
+
+use keyward_detect::baseline::Baseline;
+use keyward_detect::checks::State;
+use keyward_detect::{Catalog, Detector, Finding, Kind, Lookup, Settings, Status};
+use keyward_graph::Inventory;
+use keyward_model::time::Millis;
+use keyward_store::{Batch, FindingChange, FindingRow};
+use rustc_hash::FxHashMap;
+
+use crate::{Engine, EngineError};
+
+const STATE: &str = "checks";
+
+/// What `findings` lists.
+#[derive(Debug, Clone, Default)]
+pub struct FindingQuery {
+    pub since: Option<Millis>,
+    pub min_severity: Option<keyward_detect::Severity>,
+    /// Canonical id, or a name `resolve` understands.
+    pub identity: Option<String>,
+    pub kind: Option<Kind>,
+    /// Only these statuses (all when empty).
+    pub statuses: Vec<Status>,
+}
+
+pub(crate) fn to_row(f: &Finding) -> Result<FindingRow, EngineError> {
+    Ok(FindingRow {
+        id: f.id.clone(),
+        rule_id: f.rule_id.clone(),
+        kind: f.kind.as_str().into(),
+        severity: f.severity as u8,
+        identity: f.identity.clone(),
+        status: f.status.as_str().into(),
+        first_seen: f.first_seen,
+        last_seen: f.last_seen,
+        doc: serde_json::to_string(f).map_err(|e| EngineError::Detect(e.to_string()))?,
+    })
+}
+
+pub(crate) fn from_row(r: &FindingRow) -> Result<Finding, EngineError> {
+    serde_json::from_str(&r.doc).map_err(|e| {
+        EngineError::Store(keyward_store::StoreError::Corrupt(format!(
+            "finding `{}`: {e}",
+            r.id
+        )))
+    })
+}
+
+/// Retirement and departed owners, from the inventory and the graph (cached per run).
+pub(crate) struct EngineLookup<'a> {
+    pub inventory: &'a Inventory,
+    pub graph: &'a keyward_graph::Graph,
+    pub cache: &'a RefCell<FxHashMap<String, Option<String>>>,
+}
+
+/// Tag or label names that mark an identity retired (value `true`, `yes` or `1`).
+const RETIRED_TAGS: &[&str] = &["keyward:retired", "keyward.io/retired", "retired"];
+
+impl Lookup for EngineLookup<'_> {
+    fn retired(&self, id: &str) -> Option<String> {
+        if let Some(hit) = self.cache.borrow().get(id) {
+            return hit.clone();
+        }
+        let answer = self.compute(id);
+        self.cache
+            .borrow_mut()
+            .insert(id.to_owned(), answer.clone());
+        answer
+    }
+}
+
+impl EngineLookup<'_> {
+    fn compute(&self, id: &str) -> Option<String> {
+        use keyward_graph::analysis;
+        let i = self.inventory.get(id)?;
+        let marked = i.tags.iter().chain(&i.labels).any(|(k, v)| {
+            RETIRED_TAGS.iter().any(|t| k.eq_ignore_ascii_case(t))
+                && matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+        });
+        if marked {
+            return Some(format!("{id} is marked retired"));
+        }
+        let node = self.graph.find(id)?;
+        let owners = analysis::ownership(self.graph, node);
+        if !owners.people.is_empty() && owners.people.iter().all(|p| p.departed) {
+            let who: Vec<&str> = owners.people.iter().map(|p| p.owner.as_str()).collect();
+            return Some(format!("its owner {} departed", who.join(", ")));
+        }
+        None
+    }
+}
+
+/// Writes what the detector produced since the last call into `batch`: findings merged
+/// with their stored versions, changed baselines, and the check state.
+pub(crate) fn write(
+    batch: &mut dyn Batch,
+    det: &mut Detector,
+) -> Result<Vec<Finding>, EngineError> {
+    let mut written = Vec::new();
+    for mut f in det.take_findings() {
+        if let Some(old) = batch.finding(&f.id)? {
+            let old = from_row(&old)?;
+            if !old.status.is_active() {
+                // A closed finding seen again: a false positive stays one (its counts
+                // move); a resolved one reopens.
+                let mut merged = old.clone();
+                merged.merge(&f);
+                if old.status == Status::Resolved && f.kind == Kind::Threat {
+                    merged.status = Status::Open;
+                    batch.add_finding_change(&FindingChange {
+                        finding_id: f.id.clone(),
+                        at: f.last_seen,
+                        actor: "keyward".into(),
+                        status: Status::Open.as_str().into(),
+                        note: Some("seen again after it was resolved".into()),
+                    })?;
+                }
+                f = merged;
+            } else {
+                // Active: the detector was seeded with it, so `f` already holds it; keep
+                // the stored verdict (an acknowledgement made meanwhile).
+                f.status = old.status;
+            }
+        }
+        batch.put_finding(&to_row(&f)?)?;
+        written.push(f);
+    }
+    for (p, b) in det.take_dirty() {
+        let doc = serde_json::to_string(b).map_err(|e| EngineError::Detect(e.to_string()))?;
+        batch.put_baseline(&p, &doc)?;
+    }
+    let state =
+        serde_json::to_string(&det.state).map_err(|e| EngineError::Detect(e.to_string()))?;
+    batch.put_detector_state(STATE, &state)?;
+    Ok(written)
+}
+
+impl Engine {
+    /// Turns detection on for later ingests: compiles the catalog and loads baselines,
+    /// check state and active findings from the store.
+    pub fn enable_detection(
+        &mut self,
+        catalog: Catalog,
+        settings: Settings,
+    ) -> Result<(), EngineError> {
+        let mut det = Detector::new(catalog, settings).map_err(EngineError::Detect)?;
+        if let Some(doc) = self.store.detector_state(STATE)? {
+            det.state = serde_json::from_str::<State>(&doc).map_err(|e| {
+                EngineError::Store(keyward_store::StoreError::Corrupt(format!(
+                    "detector state: {e}"
+                )))
+            })?;
+        }
+        for (p, doc) in self.store.baselines()? {
+            let b: Baseline = serde_json::from_str(&doc).map_err(|e| {
+                EngineError::Store(keyward_store::StoreError::Corrupt(format!(
+                    "baseline `{p}`: {e}"
+                )))
+            })?;
+            det.load_baseline(p, b);
+        }
+        let active = self
+            .store
+            .findings(None)?
+            .iter()
+            .filter(|r| r.kind == "threat" && matches!(r.status.as_str(), "open" | "acknowledged"))
+            .map(from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        det.seed(active);
+        self.detector = Some(det);
+        Ok(())
+    }
+
+    pub fn detector(&self) -> Option<&Detector> {
+        self.detector.as_ref()
+    }
+
+    /// Stored findings matching `q`, newest first.
+    pub fn findings(&self, q: &FindingQuery) -> Result<Vec<Finding>, EngineError> {
+        let identity = q.identity.as_deref().map(|i| match self.resolve(i) {
+            crate::Resolve::Found(found) => found.id.clone(),
+            _ => i.to_owned(),
+        });
+        let mut out = Vec::new();
+        for r in self.store.findings(q.since)? {
+            if q.min_severity.is_some_and(|m| r.severity < m as u8)
+                || q.kind.is_some_and(|k| r.kind != k.as_str())
+                || (!q.statuses.is_empty() && !q.statuses.iter().any(|s| s.as_str() == r.status))
+            {
+                continue;
+            }
+            if let Some(id) = &identity
+                && r.identity.as_deref() != Some(id.as_str())
+                && r
+                    .identity
+                    .as_deref()
+                    .is_none_or(|x| keyward_detect::checks::principal(x) != *id)
+            {
+                continue;
+            }
+            out.push(from_row(&r)?);
+        }
+        Ok(out)
+    }
+
+    pub fn finding(&self, id: &str) -> Result<Option<Finding>, EngineError> {
+        self.store.finding(id)?.as_ref().map(from_row).transpose()
+    }
+
+    pub fn finding_changes(&self, id: &str) -> Result<Vec<FindingChange>, EngineError> {
+        Ok(self.store.finding_changes(id)?)
+    }
+
+    /// Records a verdict. A false positive on a baseline anomaly teaches that identity's
+    /// baseline the hour it flagged (detection must be enabled for that), so the same
+    /// behaviour does not alert again.
+    pub fn set_finding_status(
+        &mut self,
+        id: &str,
+        status: Status,
+        actor: &str,
+        note: Option<&str>,
+        now: Millis,
+    ) -> Result<Finding, EngineError> {
+        let mut f = self
+            .finding(id)?
+            .ok_or_else(|| EngineError::Detect(format!("no finding `{id}`")))?;
+        f.status = status;
+        let mut learned = false;
+        if status == Status::FalsePositive
+            && f.rule_id == keyward_detect::detector::ANOMALY_RULE
+            && let Some(det) = self.detector.as_mut()
+        {
+            learned = det.absorb_false_positive(&f);
+        }
+        let mut batch = self.store.begin()?;
+        batch.put_finding(&to_row(&f)?)?;
+        let note = match (note, learned) {
+            (Some(n), true) => Some(format!("{n} (baseline adapted)")),
+            (None, true) => Some("baseline adapted".to_owned()),
+            (n, false) => n.map(str::to_owned),
+        };
+        batch.add_finding_change(&FindingChange {
+            finding_id: id.to_owned(),
+            at: now,
+            actor: actor.to_owned(),
+            status: status.as_str().into(),
+            note,
+        })?;
+        if let Some(det) = self.detector.as_mut() {
+            for (p, b) in det.take_dirty() {
+                let doc =
+                    serde_json::to_string(b).map_err(|e| EngineError::Detect(e.to_string()))?;
+                batch.put_baseline(&p, &doc)?;
+            }
+        }
+        batch.commit()?;
+        Ok(f)
+    }
+}

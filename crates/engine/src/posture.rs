@@ -1,0 +1,431 @@
+//! Posture findings from the inventory and the graph, and the risk score per identity.
+//!
+//! Posture controls (rule ids `kw-posture-*`), each one finding per identity, re-evaluated
+//! after every ingest; a condition that no longer holds resolves its finding:
+//! stale (unused > 30 days), rotation overdue (30 days for high privilege, 90 for standard,
+//! a warning from 75 days), two active keys, unfederated static credentials, orphaned
+//! (owner departed, no workload, function deleted, unreferenced), admin wildcard,
+//! escalation-capable, trusted by an unknown account, risky Kubernetes RBAC, and active
+//! after its workload was terminated.
+
+use keyward_detect::finding::finding_id;
+use keyward_detect::risk::{self, Risk};
+use keyward_detect::{Finding, Kind, Severity, Status};
+use keyward_graph::analysis::{self, OrphanReason};
+use keyward_graph::{EdgeKind, Graph, NodeId};
+use keyward_model::LifecycleConfig;
+use keyward_model::time::Millis;
+use keyward_model::{CredentialKind, CredentialStatus, Identity, IdentityKind, Lifecycle};
+use keyward_store::FindingChange;
+use rustc_hash::FxHashMap;
+use serde_json::json;
+
+use crate::{Engine, EngineError};
+
+const DAY: Millis = 86_400_000;
+const SENSITIVE: &[&str] = &[
+    "iam:",
+    "sts:",
+    "kms:",
+    "secretsmanager:",
+    "ssm:",
+    "organizations:",
+];
+
+fn write_action(a: &str) -> bool {
+    let name = a.split_once(':').map_or(a, |(_, n)| n);
+    !(name.starts_with("Get")
+        || name.starts_with("List")
+        || name.starts_with("Describe")
+        || name.starts_with("Head"))
+}
+
+/// Permission scope 0–10 and why.
+fn permission_scope(g: &Graph, node: NodeId) -> (f64, String) {
+    let mut p: f64 = 0.0;
+    let mut why = "no known permissions".to_owned();
+    let mut bump = |v: f64, w: String| {
+        if v > p {
+            p = v;
+            why = w;
+        }
+    };
+    for e in g.out_edges(node).filter(|e| e.kind == EdgeKind::Can) {
+        let target = g.key(e.to);
+        let Some(d) = e.detail else { continue };
+        let is_identity = target.starts_with("arn:aws:iam::") && !target.contains(":policy/")
+            || target.starts_with("aws-escalation:");
+        if is_identity && !d.actions.iter().any(|a| a.contains(':')) {
+            bump(
+                8.0,
+                format!("can escalate: {} → {target}", d.actions.join(", ")),
+            );
+            continue;
+        }
+        for a in &d.actions {
+            if a == "*" && (target == "*" || target.ends_with(":*")) {
+                bump(10.0, "allowed `*` on `*`".into());
+            } else if SENSITIVE.iter().any(|s| a.starts_with(s)) && write_action(a) {
+                bump(6.0, format!("may {a} on {target}"));
+            } else if write_action(a) {
+                bump(4.0, format!("may {a} on {target}"));
+            } else {
+                bump(2.0, "read-only access".into());
+            }
+        }
+    }
+    (p, why)
+}
+
+struct Facts<'a> {
+    identity: &'a Identity,
+    lifecycle: Lifecycle,
+    orphan: Option<OrphanReason>,
+    p: (f64, String),
+    foreign_trust: Vec<String>,
+    networks: usize,
+}
+
+impl Engine {
+    /// Evaluates every posture control and the risk score of every identity; writes new,
+    /// changed and resolved posture findings. `allow` lists approved foreign accounts.
+    pub fn evaluate_posture(
+        &mut self,
+        now: Millis,
+        allow: &[String],
+    ) -> Result<Posture, EngineError> {
+        let g = self.graph();
+        let lc = LifecycleConfig {
+            as_of: now,
+            stale_after_days: 30,
+        };
+        let coverage = analysis::Coverage::of(g);
+        let mut foreign: FxHashMap<String, Vec<String>> = FxHashMap::default();
+        for t in analysis::foreign_trusts(g, allow) {
+            foreign
+                .entry(t.role.clone())
+                .or_default()
+                .push(format!("{} ({})", t.trusted, t.trusted_account));
+        }
+        // Open threat findings per identity, for the anomaly factor.
+        let mut anomaly: FxHashMap<String, (f64, String)> = FxHashMap::default();
+        for r in self.store.findings(Some(now - 30 * DAY))? {
+            if r.kind != "threat" || !matches!(r.status.as_str(), "open" | "acknowledged") {
+                continue;
+            }
+            let f = crate::detection::from_row(&r)?;
+            let a = f
+                .details
+                .get("score")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(match f.severity {
+                    Severity::Critical => 9.0,
+                    Severity::High => 7.0,
+                    Severity::Medium => 5.0,
+                    Severity::Low => 3.0,
+                    Severity::Info => 1.0,
+                });
+            if let Some(id) = &f.identity {
+                for key in [id.clone(), keyward_detect::checks::principal(id)] {
+                    let slot = anomaly.entry(key).or_insert((0.0, String::new()));
+                    if a > slot.0 {
+                        *slot = (a, format!("{} ({})", f.title, f.id));
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Finding> = Vec::new();
+        let mut risks = Vec::new();
+        for i in self.inventory.iter() {
+            if i.deleted.is_some()
+                || !matches!(
+                    i.kind,
+                    IdentityKind::IamUser | IdentityKind::IamRole | IdentityKind::ServiceAccount
+                )
+                || i.id.contains(":role/aws-service-role/")
+            {
+                continue;
+            }
+            let Some(node) = g.find(&i.id) else { continue };
+            let owners = analysis::ownership(g, node);
+            let scope = i.account.as_deref().or(i.cluster.as_deref());
+            let facts = Facts {
+                identity: i,
+                lifecycle: i.lifecycle(lc),
+                orphan: analysis::orphan_reason(g, node, i.kind, scope, &owners, &coverage),
+                p: permission_scope(g, node),
+                foreign_trust: foreign.get(&i.id).cloned().unwrap_or_default(),
+                networks: self
+                    .detector
+                    .as_ref()
+                    .and_then(|d| d.baseline(&i.id))
+                    .map_or(0, |b| b.networks.len()),
+            };
+            let risk = risk_of(&facts, anomaly.get(&i.id), now);
+            controls(&facts, &risk, now, &mut out);
+            risks.push((i.id.clone(), risk));
+        }
+        // Write: new or changed findings, and resolve the ones no longer found.
+        let stored = self.store.findings(None)?;
+        let mut batch = self.store.begin()?;
+        let mut written = Vec::new();
+        let found: rustc_hash::FxHashSet<String> = out.iter().map(|f| f.id.clone()).collect();
+        for mut f in out {
+            if let Some(old) = batch.finding(&f.id)? {
+                let old = crate::detection::from_row(&old)?;
+                f.first_seen = old.first_seen;
+                f.count = old.count + 1;
+                f.status = if old.status == Status::Resolved {
+                    Status::Open
+                } else {
+                    old.status
+                };
+            }
+            batch.put_finding(&crate::detection::to_row(&f)?)?;
+            written.push(f);
+        }
+        for r in stored {
+            if r.kind == "posture"
+                && r.status != "resolved"
+                && r.status != "false-positive"
+                && !found.contains(&r.id)
+            {
+                let mut f = crate::detection::from_row(&r)?;
+                f.status = Status::Resolved;
+                batch.put_finding(&crate::detection::to_row(&f)?)?;
+                batch.add_finding_change(&FindingChange {
+                    finding_id: f.id.clone(),
+                    at: now,
+                    actor: "keyward".into(),
+                    status: "resolved".into(),
+                    note: Some("the condition no longer holds".into()),
+                })?;
+            }
+        }
+        batch.commit()?;
+        risks.sort_by(|a, b| b.1.r.total_cmp(&a.1.r).then(a.0.cmp(&b.0)));
+        Ok(Posture {
+            findings: written,
+            risks,
+        })
+    }
+}
+
+/// What a posture evaluation found.
+pub struct Posture {
+    /// Posture findings that hold now.
+    pub findings: Vec<Finding>,
+    /// Every evaluated identity's risk, highest first.
+    pub risks: Vec<(String, Risk)>,
+}
+
+/// The risk score as a posture finding of its own (only at alert tier or above).
+pub const RISK_RULE: &str = "kw-posture-risk";
+
+fn active_keys(i: &Identity) -> Vec<&keyward_model::Credential> {
+    i.credentials
+        .iter()
+        .filter(|c| c.kind == CredentialKind::AccessKey && c.status == CredentialStatus::Active)
+        .collect()
+}
+
+fn risk_of(f: &Facts, anomaly: Option<&(f64, String)>, now: Millis) -> Risk {
+    let i = f.identity;
+    let mut why = vec![format!("P {}: {}", f.p.0, f.p.1)];
+    let keys = active_keys(i);
+    let mut e: f64 = 0.0;
+    let oldest = keys.iter().filter_map(|c| c.created).min();
+    if !keys.is_empty() {
+        e += 3.0;
+        why.push(format!("E +3: {} active access key(s)", keys.len()));
+        if oldest.is_some_and(|c| now - c > 90 * DAY) {
+            e += 2.0;
+            why.push("E +2: a key older than 90 days".into());
+        }
+    }
+    if f.networks >= 3 {
+        e += 2.0;
+        why.push(format!("E +2: used from {} networks", f.networks));
+    }
+    if !f.foreign_trust.is_empty() || !i.links.iter().all(|l| !l.starts_with("oidc:")) {
+        e += 2.0;
+        why.push("E +2: trusted by a foreign account or federated".into());
+    }
+    if f.orphan.is_some() {
+        e += 1.0;
+        why.push("E +1: nobody owns it".into());
+    }
+    let (a, a_why) = anomaly
+        .cloned()
+        .unwrap_or((0.0, "no open threat finding".into()));
+    why.push(format!("A {a}: {a_why}"));
+    let t = match oldest {
+        Some(c) => ((now - c) / DAY) as f64,
+        None => 1.0,
+    };
+    why.push(format!(
+        "T {}: {}",
+        t.max(1.0),
+        if oldest.is_some() {
+            "days since the oldest active key was created"
+        } else {
+            "temporary credentials"
+        }
+    ));
+    risk::score(f.p.0, e, a, t, why)
+}
+
+fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
+    let i = f.identity;
+    let mut add =
+        |rule: &str, title: &str, severity: Severity, summary: String, attack: &[&str]| {
+            out.push(Finding {
+                id: finding_id(rule, Some(&i.id), ""),
+                rule_id: rule.into(),
+                title: title.into(),
+                severity,
+                kind: Kind::Posture,
+                identity: Some(i.id.clone()),
+                attack: attack.iter().map(|s| (*s).to_owned()).collect(),
+                events: Vec::new(),
+                path: Vec::new(),
+                first_seen: now,
+                last_seen: now,
+                count: 1,
+                status: Status::Open,
+                summary,
+                details: json!({"risk": risk}),
+            });
+        };
+    if f.lifecycle == Lifecycle::Stale {
+        let last = i
+            .last_used
+            .or(i.last_seen)
+            .map_or("never".to_owned(), keyward_model::time::format);
+        add(
+            "kw-posture-stale",
+            "Unused for more than 30 days",
+            Severity::Low,
+            format!("{} last used {last}", i.id),
+            &["T1078.004"],
+        );
+    }
+    let keys = active_keys(i);
+    let high = f.p.0 >= 8.0;
+    for k in &keys {
+        let Some(created) = k.created else { continue };
+        let age = (now - created) / DAY;
+        let limit = if high { 30 } else { 90 };
+        if age >= limit {
+            add(
+                "kw-posture-rotation-overdue",
+                "Access key rotation overdue",
+                if high {
+                    Severity::High
+                } else {
+                    Severity::Medium
+                },
+                format!(
+                    "key {} is {age} days old (limit {limit} days{})",
+                    k.id,
+                    if high { " for high privilege" } else { "" }
+                ),
+                &["T1098.001"],
+            );
+        } else if !high && age >= 75 {
+            add(
+                "kw-posture-rotation-due",
+                "Access key rotation due soon (PCI 90-day limit)",
+                Severity::Low,
+                format!("key {} is {age} days old; rotate before 90", k.id),
+                &[],
+            );
+        }
+    }
+    if keys.len() >= 2 {
+        add(
+            "kw-posture-two-active-keys",
+            "Two active access keys",
+            Severity::Medium,
+            format!("{} has {} active keys", i.id, keys.len()),
+            &["T1098.001"],
+        );
+    }
+    if i.kind == IdentityKind::IamUser && !keys.is_empty() {
+        add(
+            "kw-posture-static-credentials",
+            "Unfederated static credentials",
+            Severity::Low,
+            format!("{} authenticates with long-lived access keys", i.id),
+            &["T1078.004"],
+        );
+    }
+    if let Some(o) = &f.orphan {
+        add(
+            "kw-posture-orphaned",
+            "Orphaned identity",
+            Severity::Medium,
+            format!("{}: {}", i.id, o.as_str()),
+            &[],
+        );
+        if matches!(o, OrphanReason::FunctionDeleted | OrphanReason::NoWorkload)
+            && i.last_used.is_some_and(|t| now - t < 30 * DAY)
+        {
+            add(
+                "kw-posture-active-after-workload",
+                "Active after its workload was terminated",
+                Severity::High,
+                format!("{} was used recently but its workload is gone", i.id),
+                &["T1078.004"],
+            );
+        }
+    }
+    if f.p.0 >= 10.0 {
+        add(
+            "kw-posture-admin-wildcard",
+            "Administrator wildcard permissions",
+            Severity::High,
+            format!("{}: {}", i.id, f.p.1),
+            &["T1078.004"],
+        );
+    } else if f.p.0 >= 8.0 {
+        add(
+            "kw-posture-escalation",
+            "Can escalate its privileges",
+            Severity::High,
+            format!("{}: {}", i.id, f.p.1),
+            &["T1098"],
+        );
+    }
+    if !f.foreign_trust.is_empty() {
+        add(
+            "kw-posture-foreign-trust",
+            "Trusted by an unknown account",
+            Severity::High,
+            format!("{} trusts {}", i.id, f.foreign_trust.join(", ")),
+            &["T1199"],
+        );
+    }
+    if risk.tier != risk::Tier::Log {
+        let sev = if risk.tier == risk::Tier::AutoRemediate {
+            Severity::Critical
+        } else {
+            Severity::High
+        };
+        add(
+            RISK_RULE,
+            "Risk score",
+            sev,
+            format!(
+                "R = {:.2} (P {} × E {} × A {} / T {}): {}",
+                risk.r,
+                risk.p,
+                risk.e,
+                risk.a,
+                risk.t,
+                risk.tier.as_str()
+            ),
+            &[],
+        );
+    }
+}
