@@ -132,6 +132,14 @@ impl Detector {
         self.baselines.get(principal)
     }
 
+    /// Bytes held by all baselines (inline, heap and map entry), see [`Baseline::bytes`].
+    pub fn baseline_bytes(&self) -> usize {
+        self.baselines
+            .iter()
+            .map(|(k, b)| k.capacity() + b.bytes() + std::mem::size_of::<String>())
+            .sum()
+    }
+
     pub fn baseline_count(&self) -> usize {
         self.baselines.len()
     }

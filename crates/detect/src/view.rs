@@ -48,6 +48,40 @@ impl<'e> View<'e> {
         }
     }
 
+    /// A scalar at a plain dotted path, read by skipping through the raw bytes without
+    /// building a tree (most rules' index probes ask for one or two identity fields).
+    /// `None` when the answer needs the parsed record: a container, a path with escapes.
+    #[expect(
+        clippy::option_option,
+        reason = "outer: answered here or not; inner: the field's presence"
+    )]
+    fn lazy(&self, path: &str) -> Option<Option<EventValue<'static>>> {
+        if self.raw.is_empty() || path.contains(['[', '\\', '*']) {
+            return None;
+        }
+        use sonic_rs::JsonValueTrait;
+        let segments: Vec<&str> = path.split('.').collect();
+        let v = match sonic_rs::get_from_slice(self.raw, segments.as_slice()) {
+            Ok(v) => v,
+            // Absent, or the bytes do not parse: the full parse decides.
+            Err(e) if e.is_not_found() => return Some(None),
+            Err(_) => return None,
+        };
+        if let Some(s) = v.as_str() {
+            return Some(Some(EventValue::Str(Cow::Owned(s.to_owned()))));
+        }
+        if v.is_null() {
+            return Some(Some(EventValue::Null));
+        }
+        if let Some(b) = v.as_bool() {
+            return Some(Some(EventValue::Bool(b)));
+        }
+        if let Some(i) = v.as_i64() {
+            return Some(Some(EventValue::Int(i)));
+        }
+        None
+    }
+
     /// Fields the normalized event already holds, under their CloudTrail names.
     fn fast(&self, path: &str) -> Option<Option<&str>> {
         if self.event.source != SourceKind::Cloudtrail {
@@ -71,6 +105,11 @@ impl SigmaEvent for View<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
         if let Some(v) = self.fast(path) {
             return v.map(|s| EventValue::Str(Cow::Borrowed(s)));
+        }
+        if self.parsed.get().is_none()
+            && let Some(v) = self.lazy(path)
+        {
+            return v;
         }
         self.json().get_field(path)
     }

@@ -260,6 +260,48 @@ fn main() {
         identities = engine.inventory().len();
     }
 
+    // The same ingest with detection: every built-in rule and the 57 SigmaHQ CloudTrail
+    // rules (from ../shared/corpora when present).
+    let mut catalog = keyward_detect::Catalog::builtin();
+    let sigma = keyward_testkit::corpora().map(|c| c.join("sigma-cloud-rules/rules/cloud/aws"));
+    if let Some(d) = &sigma {
+        catalog.add_path(d);
+    }
+    let sigma_rules = catalog
+        .rules
+        .iter()
+        .filter(|r| r.origin.contains("sigma-cloud-rules"))
+        .count();
+    let builtin_rules = catalog
+        .rules
+        .iter()
+        .filter(|r| r.origin.starts_with("builtin:"))
+        .count();
+    let mut t_detect = f64::MAX;
+    let mut det_stats = None;
+    let mut baseline_bytes = 0usize;
+    for _ in 0..runs {
+        let data = tempfile::tempdir().unwrap();
+        let mut engine = Engine::open(data.path()).unwrap();
+        engine
+            .enable_detection(catalog.clone(), Default::default())
+            .unwrap();
+        let start = Instant::now();
+        let report = engine
+            .ingest(
+                &[dir.path().to_path_buf()],
+                &IngestOptions::default(),
+                &mut (),
+                0,
+            )
+            .unwrap();
+        t_detect = t_detect.min(start.elapsed().as_secs_f64());
+        assert_eq!(report.per_source["cloudtrail"].accepted as usize, events);
+        det_stats = report.detection.clone();
+        let det = engine.detector().unwrap();
+        baseline_bytes = det.baseline_bytes();
+    }
+
     let rate = |t: f64| events as f64 / t;
     println!(
         "{:<44} {:>12} {:>9}",
@@ -272,6 +314,7 @@ fn main() {
         ("gunzip + parse to typed record", t_typed),
         ("gunzip + normalize (events, observations)", t_norm),
         ("ingest: + normalize + inventory + store", t_ingest),
+        ("ingest + detection (all rules, baselines)", t_detect),
     ] {
         println!(
             "{label:<44} {:>12.0} {:>9.1}",
@@ -288,4 +331,22 @@ fn main() {
         println!("ingest rate / {label:<24} {:>4.0} %", 100.0 * t / t_ingest);
     }
     println!("identities in inventory: {identities}");
+    let d = det_stats.unwrap_or_default();
+    println!(
+        "detection: {builtin_rules} built-in rules + {sigma_rules} Sigma rules; {} events checked, {} needed the raw record parsed ({:.1} %)",
+        d.events,
+        d.parsed,
+        100.0 * d.parsed as f64 / d.events.max(1) as f64
+    );
+    println!(
+        "ingest with detection / gunzip + serde_json DOM {:>4.0} %   / ingest without {:>4.0} %",
+        100.0 * t_serde / t_detect,
+        100.0 * t_ingest / t_detect
+    );
+    println!(
+        "baselines: {} identities, {} bytes in all, {:.0} bytes per baseline",
+        d.baselines,
+        baseline_bytes,
+        baseline_bytes as f64 / d.baselines.max(1) as f64
+    );
 }

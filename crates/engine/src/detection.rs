@@ -196,8 +196,7 @@ impl Engine {
             }
             if let Some(id) = &identity
                 && r.identity.as_deref() != Some(id.as_str())
-                && r
-                    .identity
+                && r.identity
                     .as_deref()
                     .is_none_or(|x| keyward_detect::checks::principal(x) != *id)
             {
