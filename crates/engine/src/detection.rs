@@ -87,7 +87,7 @@ impl EngineLookup<'_> {
         }
         let node = self.graph.find(id)?;
         let owners = analysis::ownership(self.graph, node);
-        if !owners.people.is_empty() && owners.people.iter().all(|p| p.departed) {
+        if owners.all_departed() {
             let who: Vec<&str> = owners.people.iter().map(|p| p.owner.as_str()).collect();
             return Some(format!("its owner {} departed", who.join(", ")));
         }

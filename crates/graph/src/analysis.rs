@@ -65,6 +65,11 @@ impl Ownership {
     pub fn primary(&self) -> Option<&Candidate> {
         self.people.first()
     }
+
+    /// Every person found to own it has left (a team tag alone does not count).
+    pub fn all_departed(&self) -> bool {
+        !self.people.is_empty() && self.people.iter().all(|p| p.departed)
+    }
 }
 
 /// How much one hop keeps of the confidence, by edge and direction.
@@ -518,7 +523,7 @@ pub fn orphan_reason(
         return None;
     }
     // Every person found to own it has left; a team tag alone does not answer for it.
-    if !owners.people.is_empty() && owners.people.iter().all(|p| p.departed) {
+    if owners.all_departed() {
         return Some(OrphanReason::OwnerDeparted);
     }
     let has_in = |k: EdgeKind| g.in_edges(id).any(|e| e.kind == k);
