@@ -312,7 +312,7 @@ impl Check {
                 if first {
                     return None;
                 }
-                let claims = keyward_normalize_subject(&subject);
+                let claims = keyward_normalize::cloudtrail::github_subject(&subject);
                 Some(Hit {
                     subject: subject.clone(),
                     summary: format!("{subject} assumed {role} for the first time"),
@@ -342,17 +342,6 @@ impl Check {
             }
         }
     }
-}
-
-/// A GitHub Actions subject's repository and ref, for the finding.
-fn keyward_normalize_subject(sub: &str) -> Value {
-    let mut parts = sub.split(':');
-    if parts.next() != Some("repo") {
-        return Value::Null;
-    }
-    let repo = parts.next().unwrap_or_default();
-    let rest: Vec<&str> = parts.collect();
-    json!({"repository": repo, "context": rest.join(":")})
 }
 
 #[cfg(test)]

@@ -17,8 +17,8 @@ use crate::view::View;
 pub const ANOMALY_RULE: &str = "kw-baseline-anomaly";
 /// Repeated matches of one rule by one identity within this span are one finding.
 const MERGE_WINDOW: Millis = 3_600_000;
-/// At most this many baselines are held; beyond it the least recently active are
-/// written out and dropped from memory (the engine reloads them on demand).
+/// At most this many baselines are held; principals first seen beyond it get none (their
+/// events are still checked by rules).
 pub const MAX_BASELINES: usize = 1_000_000;
 
 pub struct Detector {

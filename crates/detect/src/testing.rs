@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::checks::{Lookup, Settings};
 use crate::detector::Detector;
-use crate::rules::{Catalog, Example, Logsource};
+use crate::rules::{Catalog, Example};
 
 /// One example's verdict.
 #[derive(Debug, Clone, Serialize)]
@@ -119,9 +119,4 @@ fn run_one(
     } else {
         outcome(true, "did not fire".into())
     }
-}
-
-/// The logsource a rule reads, for callers that normalize raw events themselves.
-pub fn source_of(catalog: &Catalog, id: &str) -> Option<Logsource> {
-    catalog.get(id).map(|r| r.logsource.clone())
 }
