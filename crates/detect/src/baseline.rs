@@ -216,6 +216,11 @@ impl Baseline {
     }
 
     /// Whether the region is new to this principal (judged before learning it).
+    /// Whether a learned (closed) hour used this network (see [`network`]).
+    pub fn knows_network(&self, net: &str) -> bool {
+        self.networks.contains(fingerprint(net))
+    }
+
     pub fn knows_region(&self, region: &str) -> bool {
         self.regions.iter().any(|r| r == region)
     }

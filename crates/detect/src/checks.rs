@@ -249,13 +249,21 @@ impl Check {
                 }
                 uses.push_back((e.time, net));
                 let distinct: BTreeSet<&str> = uses.iter().map(|(_, n)| n.as_str()).collect();
-                (distinct.len() >= *networks).then(|| Hit {
+                // Networks the principal already used in learned hours are its own (a VPC
+                // endpoint and a NAT gateway, say): it takes one it never used to fire.
+                let strange: Vec<&str> = distinct
+                    .iter()
+                    .copied()
+                    .filter(|n| !baseline.is_some_and(|b| b.knows_network(n)))
+                    .collect();
+                (distinct.len() >= *networks && !strange.is_empty()).then(|| Hit {
                     subject: key.to_owned(),
                     summary: format!(
                         "access key {key} used from {} networks within {window_seconds} s",
                         distinct.len()
                     ),
-                    details: json!({"key": key, "networks": distinct, "window_seconds": window_seconds}),
+                    details: json!({"key": key, "networks": distinct, "new_networks": strange,
+                                    "window_seconds": window_seconds}),
                 })
             }
             Check::UntrustedAccount => {

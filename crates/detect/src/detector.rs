@@ -17,6 +17,11 @@ use crate::view::View;
 pub const ANOMALY_RULE: &str = "kw-baseline-anomaly";
 /// Repeated matches of one rule by one identity within this span are one finding.
 const MERGE_WINDOW: Millis = 3_600_000;
+/// Acting identities (sessions, keys) listed in a finding about their principal.
+const MAX_ACTORS: usize = 20;
+
+/// A finding's merge key: rule index, principal (a role for all its sessions), subject.
+type Key = (usize, String, String);
 /// At most this many baselines are held; principals first seen beyond it get none (their
 /// events are still checked by rules).
 pub const MAX_BASELINES: usize = 1_000_000;
@@ -31,8 +36,13 @@ pub struct Detector {
     baselines: FxHashMap<String, Baseline>,
     dirty: FxHashSet<String>,
     settings: Settings,
-    active: FxHashMap<(String, String, String), Finding>,
-    out: FxHashMap<String, Finding>,
+    /// Open findings by (rule index, principal, subject): later matches extend them.
+    active: FxHashMap<Key, Finding>,
+    /// Keys of active findings changed since the last `take_findings`.
+    out: FxHashSet<Key>,
+    /// Changed findings that left `active` (a later match opened a new one) before being
+    /// taken, and findings not kept active (anomalies).
+    done: Vec<Finding>,
     latest: Millis,
     /// Events seen, and how many needed their raw record parsed.
     pub events: u64,
@@ -92,7 +102,8 @@ impl Detector {
             dirty: FxHashSet::default(),
             settings,
             active: FxHashMap::default(),
-            out: FxHashMap::default(),
+            out: FxHashSet::default(),
+            done: Vec::new(),
             latest: 0,
             events: 0,
             parsed: 0,
@@ -113,11 +124,10 @@ impl Detector {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let key = (
-                    f.rule_id.clone(),
-                    f.identity.clone().unwrap_or_default(),
-                    subject,
-                );
+                let Some(&idx) = self.by_id.get(&f.rule_id) else {
+                    continue;
+                };
+                let key = (idx, f.identity.clone().unwrap_or_default(), subject);
                 self.active.insert(key, f);
             }
         }
@@ -155,7 +165,12 @@ impl Detector {
 
     /// Findings produced or extended since the last call.
     pub fn take_findings(&mut self) -> Vec<Finding> {
-        let mut v: Vec<Finding> = self.out.drain().map(|(_, f)| f).collect();
+        let mut v = std::mem::take(&mut self.done);
+        for k in self.out.drain() {
+            if let Some(f) = self.active.get(&k) {
+                v.push(f.clone());
+            }
+        }
         v.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
         v
     }
@@ -202,11 +217,6 @@ impl Detector {
             }
             match &r.body {
                 ResultBody::Detection(d) => {
-                    let matched: Vec<Value> = d
-                        .matched_selections
-                        .iter()
-                        .map(|s| Value::String(s.clone()))
-                        .collect();
                     if let Some(check) = rule.check.clone() {
                         let b = principal.as_ref().and_then(|p| self.baselines.get(p));
                         if let Some(hit) =
@@ -215,20 +225,20 @@ impl Detector {
                             self.emit_hit(idx, &view, hit);
                         }
                     } else {
-                        let summary = match (&event.actor, &event.target) {
-                            (Some(a), Some(t)) => format!("{}: {a} on {t}", rule.title),
-                            (Some(a), None) => format!("{}: {a}", rule.title),
-                            _ => rule.title.clone(),
-                        };
                         let subject = event.target.as_deref().unwrap_or_default().to_owned();
-                        self.emit(
-                            idx,
-                            &view,
-                            subject,
-                            None,
-                            summary,
-                            json!({"matched": matched}),
-                        );
+                        self.emit(idx, &view, subject, None, |rule| {
+                            let summary = match (&event.actor, &event.target) {
+                                (Some(a), Some(t)) => format!("{}: {a} on {t}", rule.title),
+                                (Some(a), None) => format!("{}: {a}", rule.title),
+                                _ => rule.title.clone(),
+                            };
+                            let matched: Vec<Value> = d
+                                .matched_selections
+                                .iter()
+                                .map(|s| Value::String(s.clone()))
+                                .collect();
+                            (summary, json!({"matched": matched}))
+                        });
                     }
                 }
                 ResultBody::Correlation(c) => {
@@ -243,25 +253,21 @@ impl Detector {
                         .iter()
                         .map(|(k, v)| format!("{k}={v}"))
                         .collect();
-                    let summary = format!(
-                        "{}: {} within {} s ({})",
-                        rule.title,
-                        c.aggregated_value,
-                        c.timespan_secs,
-                        group.join(", ")
-                    );
-                    let details = json!({"correlation": format!("{:?}", c.correlation_type),
-                                         "group": group, "value": c.aggregated_value,
-                                         "timespan_seconds": c.timespan_secs});
                     let key = events.first().cloned().unwrap_or_default();
-                    self.emit(
-                        idx,
-                        &view,
-                        group.join(","),
-                        Some((key, events)),
-                        summary,
-                        details,
-                    );
+                    let subject = group.join(",");
+                    self.emit(idx, &view, subject, Some((key, events)), |rule| {
+                        let summary = format!(
+                            "{}: {} within {} s ({})",
+                            rule.title,
+                            c.aggregated_value,
+                            c.timespan_secs,
+                            group.join(", ")
+                        );
+                        let details = json!({"correlation": format!("{:?}", c.correlation_type),
+                                             "group": group, "value": c.aggregated_value,
+                                             "timespan_seconds": c.timespan_secs});
+                        (summary, details)
+                    });
                 }
             }
         }
@@ -377,7 +383,7 @@ impl Detector {
             ),
             details: json!({"score": s.score, "signals": signals, "window": s.window}),
         };
-        self.out.insert(f.id.clone(), f);
+        self.done.push(f);
     }
 
     fn emit_hit(&mut self, idx: usize, v: &View, hit: checks::Hit) {
@@ -386,35 +392,62 @@ impl Detector {
         if let Value::Object(m) = &mut details {
             m.insert("subject".into(), Value::String(hit.subject.clone()));
         }
-        self.emit(
-            idx,
-            v,
-            hit.subject,
-            Some((key, Vec::new())),
-            hit.summary,
-            details,
-        );
+        let summary = hit.summary;
+        self.emit(idx, v, hit.subject, Some((key, Vec::new())), |_| {
+            (summary, details)
+        });
     }
 
-    /// Opens or extends the finding of rule `idx` for the event's identity.
+    /// Opens or extends the finding of rule `idx` for the event's principal (a role for all
+    /// of its sessions). A match extends the principal's open finding for the same rule and
+    /// subject if it is keyed (a check's subject, a correlation) or within an hour of its
+    /// last match; `make` (summary, details) runs only when a finding is opened.
     fn emit(
         &mut self,
         idx: usize,
         v: &View,
         subject: String,
         keyed: Option<(String, Vec<String>)>,
-        summary: String,
-        mut details: Value,
+        make: impl FnOnce(&RuleInfo) -> (String, Value),
     ) {
         let Some(rule) = self.catalog.rules.get(idx) else {
             return;
         };
-        let rule: &RuleInfo = rule;
         let e = v.event;
-        let identity = e.actor.as_deref().map(str::to_owned);
-        if let Value::Object(m) = &mut details {
-            m.entry("subject").or_insert(Value::String(subject.clone()));
+        let actor = e.actor.as_deref();
+        let owner = actor.map(checks::principal).unwrap_or_default();
+        // The acting session or key, when the finding is about its principal.
+        let also = actor.filter(|a| *a != owner);
+        let k = (idx, owner, subject);
+        if let Some(f) = self.active.get_mut(&k)
+            && f.status.is_active()
+            && (keyed.is_some() || e.time - f.last_seen <= MERGE_WINDOW)
+        {
+            f.first_seen = f.first_seen.min(e.time);
+            f.last_seen = f.last_seen.max(e.time);
+            f.count += 1;
+            for id in keyed.iter().flat_map(|(_, ev)| ev) {
+                f.add_evidence(id);
+            }
+            f.add_evidence(&e.native_id);
+            if let Some(a) = also
+                && let Some(Value::Array(list)) = f.details.get_mut("actors")
+                && list.len() < MAX_ACTORS
+                && !list.iter().any(|x| x.as_str() == Some(a))
+            {
+                list.push(Value::String(a.to_owned()));
+            }
+            self.out.insert(k);
+            return;
         }
+        let (summary, mut details) = make(rule);
+        if let Value::Object(m) = &mut details {
+            m.entry("subject").or_insert(Value::String(k.2.clone()));
+            if let Some(a) = also {
+                m.insert("actors".into(), json!([a]));
+            }
+        }
+        let identity = (!k.1.is_empty()).then(|| k.1.clone());
         let (key, mut events) = keyed.unwrap_or_else(|| (e.native_id.to_string(), Vec::new()));
         if !events.iter().any(|x| x == e.native_id.as_ref()) {
             events.push(e.native_id.to_string());
@@ -425,7 +458,7 @@ impl Detector {
             title: rule.title.clone(),
             severity: rule.severity,
             kind: rule.kind,
-            identity: identity.clone(),
+            identity,
             attack: rule.attack.clone(),
             events,
             path: Vec::new(),
@@ -436,20 +469,12 @@ impl Detector {
             summary,
             details,
         };
-        let k = (rule.id.clone(), identity.unwrap_or_default(), subject);
-        match self.active.get_mut(&k) {
-            Some(f)
-                if f.status.is_active()
-                    && (f.id == fresh.id || e.time - f.last_seen <= MERGE_WINDOW) =>
-            {
-                f.merge(&fresh);
-                self.out.insert(f.id.clone(), f.clone());
-            }
-            _ => {
-                self.out.insert(fresh.id.clone(), fresh.clone());
-                self.active.insert(k, fresh);
-            }
+        if let Some(old) = self.active.insert(k.clone(), fresh)
+            && self.out.contains(&k)
+        {
+            self.done.push(old);
         }
+        self.out.insert(k);
     }
 
     /// A false-positive verdict on an anomaly finding: its hour becomes normal for the

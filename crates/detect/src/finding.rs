@@ -154,18 +154,23 @@ pub fn finding_id(rule_id: &str, identity: Option<&str>, key: &str) -> String {
 
 impl Finding {
     /// Folds a later sighting of the same finding into this one.
+    /// Adds an evidence event id (once), keeping the first and the latest
+    /// [`MAX_EVIDENCE`] − 1.
+    pub fn add_evidence(&mut self, id: &str) {
+        if !self.events.iter().any(|e| e == id) {
+            if self.events.len() >= MAX_EVIDENCE {
+                self.events.remove(1.min(self.events.len() - 1));
+            }
+            self.events.push(id.to_owned());
+        }
+    }
+
     pub fn merge(&mut self, later: &Finding) {
         self.first_seen = self.first_seen.min(later.first_seen);
         self.last_seen = self.last_seen.max(later.last_seen);
         self.count += later.count;
         for e in &later.events {
-            if !self.events.contains(e) {
-                if self.events.len() >= MAX_EVIDENCE {
-                    // Keep the first evidence; make room among the latest.
-                    self.events.remove(1.min(self.events.len() - 1));
-                }
-                self.events.push(e.clone());
-            }
+            self.add_evidence(e);
         }
         if later.severity > self.severity {
             self.severity = later.severity;

@@ -1,0 +1,71 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! `kw-aws-key-multi-ip` learns a principal's own networks: a role whose sessions run
+//! behind both a VPC endpoint (private addresses) and a NAT gateway fires while those
+//! networks are new, not once an hour using both has been learned; a network the role never
+//! used still fires, and every session's finding is about the role.
+
+use keyward_detect::{Catalog, Detector, NoLookup, Settings, testing};
+use keyward_model::SourceKind;
+
+fn record(id: u32, time: &str, key: &str, ip: &str) -> Vec<u8> {
+    format!(
+        r#"{{"eventVersion":"1.08","userIdentity":{{"type":"AssumedRole","principalId":"AROAEXAMPLE:fn","arn":"arn:aws:sts::111122223333:assumed-role/orders/fn-{key}","accountId":"111122223333","accessKeyId":"{key}","sessionContext":{{"sessionIssuer":{{"type":"Role","principalId":"AROAEXAMPLE","arn":"arn:aws:iam::111122223333:role/orders","accountId":"111122223333","userName":"orders"}}}}}},"eventTime":"{time}","eventSource":"dynamodb.amazonaws.com","eventName":"PutItem","awsRegion":"us-east-1","sourceIPAddress":"{ip}","userAgent":"aws-sdk-go/1.44","requestParameters":{{"tableName":"orders"}},"responseElements":null,"eventID":"00000000-0000-4000-8000-{id:012}","eventType":"AwsApiCall","recipientAccountId":"111122223333"}}"#
+    )
+    .into_bytes()
+}
+
+fn multi_ip(d: &mut Detector) -> Vec<keyward_detect::Finding> {
+    d.take_findings()
+        .into_iter()
+        .filter(|f| f.rule_id == "kw-aws-key-multi-ip")
+        .collect()
+}
+
+#[test]
+fn own_networks_are_learned_new_ones_fire() {
+    let mut d = Detector::new(Catalog::builtin(), Settings::default()).unwrap();
+    let mut feed = |d: &mut Detector, id, time, key, ip| {
+        let (e, raw) =
+            testing::normalize(SourceKind::Cloudtrail, &record(id, time, key, ip)).unwrap();
+        d.on_event(&e, &raw, &NoLookup);
+    };
+    // Hour 1: the first session uses the VPC endpoint and the NAT gateway: both new.
+    feed(&mut d, 1, "2026-11-10T08:00:01Z", "ASIAONE", "10.0.12.7");
+    feed(
+        &mut d,
+        2,
+        "2026-11-10T08:00:03Z",
+        "ASIAONE",
+        "198.51.100.20",
+    );
+    let first = multi_ip(&mut d);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0].identity.as_deref(),
+        Some("arn:aws:iam::111122223333:role/orders")
+    );
+    assert_eq!(
+        first[0].details["actors"][0],
+        "arn:aws:sts::111122223333:assumed-role/orders/fn-ASIAONE"
+    );
+    // Hour 2 closes hour 1 (learned). A new session does the same: the role's own networks.
+    feed(&mut d, 3, "2026-11-10T09:10:01Z", "ASIATWO", "10.0.12.9");
+    feed(
+        &mut d,
+        4,
+        "2026-11-10T09:10:02Z",
+        "ASIATWO",
+        "198.51.100.21",
+    );
+    assert!(multi_ip(&mut d).is_empty());
+    // The same key from a network the role never used, seconds later: copied.
+    feed(&mut d, 5, "2026-11-10T09:10:05Z", "ASIATWO", "203.0.113.66");
+    let stolen = multi_ip(&mut d);
+    assert_eq!(stolen.len(), 1, "{stolen:?}");
+    assert_eq!(stolen[0].details["new_networks"][0], "203.0.113.0/24");
+}
