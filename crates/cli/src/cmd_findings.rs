@@ -68,7 +68,7 @@ pub enum Action {
     },
 }
 
-fn parse_severity(s: &str) -> Result<Severity, String> {
+pub(crate) fn parse_severity(s: &str) -> Result<Severity, String> {
     Severity::parse(s).ok_or_else(|| format!("unknown severity `{s}`"))
 }
 

@@ -1,4 +1,5 @@
-//! `keyward rules list|test`: the detection rules (built-in, and any `--rules` paths).
+//! `keyward rules list|test|draft`: the detection rules (built-in, and any `--rules`
+//! paths), their examples, and new rules drafted from events that were missed.
 
 use std::path::PathBuf;
 
@@ -70,6 +71,141 @@ pub enum Command {
         /// Only this rule.
         id: Option<String>,
     },
+    /// Drafts a Keyward rule from a missed incident's event: selects its action (plus any
+    /// `--match` fields), carries the event as its first example, and checks that the draft
+    /// loads and fires on it. Prints the rule, or writes it with `-o`.
+    Draft {
+        /// A file holding the event: a CloudTrail file (`.json`, `.json.gz`, `{"Records":[…]}`),
+        /// JSON lines, or a Kubernetes audit log.
+        file: PathBuf,
+        /// The event's `eventID` (CloudTrail) or `auditID` (Kubernetes); may be omitted
+        /// when the file holds a single event.
+        #[arg(long = "event-id")]
+        event_id: Option<String>,
+        /// A further field (dotted path, e.g. `userIdentity.arn`) the rule must match.
+        #[arg(long = "match", value_name = "FIELD")]
+        fields: Vec<String>,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        title: Option<String>,
+        /// info, low, medium, high, critical.
+        #[arg(long, default_value = "medium", value_parser = crate::cmd_findings::parse_severity)]
+        severity: keyward_detect::Severity,
+        /// ATT&CK technique ids.
+        #[arg(long, value_delimiter = ',')]
+        attack: Vec<String>,
+        /// Write the rule here (refuses to overwrite) instead of printing it.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// The records of an event file: a CloudTrail document's `Records`, a JSON array, one JSON
+/// object, or JSON lines. Each with its position (record index or line number).
+fn records(bytes: &[u8]) -> anyhow::Result<Vec<(usize, serde_json::Value)>> {
+    use serde_json::Value;
+    if let Ok(v) = serde_json::from_slice::<Value>(bytes) {
+        return Ok(match v {
+            Value::Object(mut o) => match o.remove("Records").or_else(|| o.remove("items")) {
+                Some(Value::Array(a)) => {
+                    a.into_iter().enumerate().map(|(i, r)| (i + 1, r)).collect()
+                }
+                Some(other) => {
+                    o.insert("Records".into(), other);
+                    vec![(1, Value::Object(o))]
+                }
+                None => vec![(1, Value::Object(o))],
+            },
+            Value::Array(a) => a.into_iter().enumerate().map(|(i, r)| (i + 1, r)).collect(),
+            _ => anyhow::bail!("not an event file: a JSON scalar"),
+        });
+    }
+    let mut out = Vec::new();
+    for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let v = serde_json::from_slice(line)
+            .map_err(|e| anyhow::anyhow!("line {}: not JSON: {e}", n + 1))?;
+        out.push((n + 1, v));
+    }
+    Ok(out)
+}
+
+struct DraftArgs {
+    file: PathBuf,
+    event_id: Option<String>,
+    draft: keyward_detect::draft::Draft,
+    output: Option<PathBuf>,
+}
+
+fn draft(a: DraftArgs) -> anyhow::Result<Outcome> {
+    use anyhow::Context;
+    use keyward_model::SourceKind;
+    let shown = a.file.display().to_string();
+    let raw = std::fs::read(&a.file).with_context(|| format!("cannot read {shown}"))?;
+    let bytes =
+        keyward_sources::decompress(raw).with_context(|| format!("{shown}: not valid gzip"))?;
+    let all = records(&bytes).with_context(|| shown.clone())?;
+    let id_of = |v: &serde_json::Value| {
+        v.get("eventID")
+            .or_else(|| v.get("auditID"))
+            .and_then(|x| x.as_str())
+            .map(str::to_owned)
+    };
+    let (at, record) = match &a.event_id {
+        Some(want) => all
+            .into_iter()
+            .find(|(_, v)| id_of(v).as_deref() == Some(want.as_str()))
+            .ok_or_else(|| anyhow::anyhow!("{shown}: no event with id `{want}`"))?,
+        None => {
+            let n = all.len();
+            let mut it = all.into_iter();
+            match (it.next(), n) {
+                (Some(one), 1) => one,
+                _ => anyhow::bail!("{shown} holds {n} events: name one with --event-id"),
+            }
+        }
+    };
+    let source = if record.get("auditID").is_some() && record.get("verb").is_some() {
+        SourceKind::K8sAudit
+    } else {
+        SourceKind::Cloudtrail
+    };
+    let mut d = a.draft;
+    d.origin = format!("{shown} (record {at})");
+    let bytes = serde_json::to_vec(&record)?;
+    let text = keyward_detect::draft::draft(source, &bytes, &d)
+        .map_err(|e| anyhow::anyhow!("{shown}: {e}"))?;
+    // The draft must load and fire on the incident before it is handed over.
+    let mut c = Catalog::default();
+    c.add_text("draft", &text);
+    if let Some(p) = c.problems.first() {
+        anyhow::bail!("the drafted rule does not load: {}", p.reason);
+    }
+    let outcomes = testing::run(&c, None);
+    if let Some(o) = outcomes.iter().find(|o| !o.passed) {
+        anyhow::bail!("the drafted rule does not fire on its event: {}", o.message);
+    }
+    match &a.output {
+        Some(p) => {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+            f.write_all(text.as_bytes())?;
+            eprintln!(
+                "wrote {}; it fires on its event. Add negative examples, then `keyward rules test --rules {}`",
+                p.display(),
+                p.display()
+            );
+        }
+        None => print!("{text}"),
+    }
+    Ok(Outcome::Clean)
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<Outcome> {
@@ -127,6 +263,28 @@ pub fn run(cmd: Command) -> anyhow::Result<Outcome> {
                 Outcome::Rejected
             })
         }
+        Command::Draft {
+            file,
+            event_id,
+            fields,
+            id,
+            title,
+            severity,
+            attack,
+            output,
+        } => draft(DraftArgs {
+            file,
+            event_id,
+            draft: keyward_detect::draft::Draft {
+                id: id.unwrap_or_default(),
+                title: title.unwrap_or_default(),
+                severity,
+                attack,
+                fields,
+                origin: String::new(),
+            },
+            output,
+        }),
         Command::Test { detect, id } => {
             let c = detect.catalog();
             if let Some(id) = &id

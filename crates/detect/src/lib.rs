@@ -8,6 +8,7 @@
 pub mod baseline;
 pub mod checks;
 pub mod detector;
+pub mod draft;
 pub mod export;
 pub mod finding;
 pub mod risk;
