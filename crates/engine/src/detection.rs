@@ -95,14 +95,40 @@ impl EngineLookup<'_> {
     }
 }
 
+/// The graph path behind a threat finding: the acting identity (or, for a session or key
+/// not in the graph, its principal) → … → its most likely owner, person or team.
+pub(crate) fn owner_path(g: &keyward_graph::Graph, identity: &str) -> Vec<String> {
+    let principal = keyward_detect::checks::principal(identity);
+    let Some(node) = g.find(identity).or_else(|| g.find(&principal)) else {
+        return Vec::new();
+    };
+    let owners = keyward_graph::analysis::ownership(g, node);
+    let Some(best) = owners.people.first().or(owners.teams.first()) else {
+        return Vec::new();
+    };
+    let mut path = vec![identity.to_owned()];
+    if g.key(node) != identity {
+        path.push(g.key(node).to_owned());
+    }
+    path.extend(best.chain.iter().map(|h| h.node.clone()));
+    path
+}
+
 /// Writes what the detector produced since the last call into `batch`: findings merged
-/// with their stored versions, changed baselines, and the check state.
+/// with their stored versions, changed baselines, and the check state. New threat findings
+/// get their identity's ownership path from `graph`.
 pub(crate) fn write(
     batch: &mut dyn Batch,
     det: &mut Detector,
+    graph: &keyward_graph::Graph,
 ) -> Result<Vec<Finding>, EngineError> {
     let mut written = Vec::new();
     for mut f in det.take_findings() {
+        if f.path.is_empty()
+            && let Some(id) = &f.identity
+        {
+            f.path = owner_path(graph, id);
+        }
         if let Some(old) = batch.finding(&f.id)? {
             let old = from_row(&old)?;
             if !old.status.is_active() {

@@ -345,7 +345,7 @@ impl Engine {
                 if pending >= limit {
                     write_changes(&mut *batch, inventory, topology)?;
                     if let Some(det) = detector.as_deref_mut() {
-                        let f = crate::detection::write(&mut *batch, det)?;
+                        let f = crate::detection::write(&mut *batch, det, &topology.graph)?;
                         run.report.findings.extend(f);
                     }
                     batch.commit()?;
@@ -360,7 +360,7 @@ impl Engine {
         if let Some(det) = detector {
             // Hours that ended before the latest event are scored now.
             det.close_hours();
-            let f = crate::detection::write(&mut *batch, det)?;
+            let f = crate::detection::write(&mut *batch, det, &topology.graph)?;
             run.report.findings.extend(f);
             run.report.detection = Some(DetectionStats {
                 events: det.events,
@@ -468,7 +468,7 @@ impl Engine {
         self.inventory.link();
         write_changes(&mut *batch, &mut self.inventory, &mut self.topology)?;
         if let Some(det) = self.detector.as_mut() {
-            let f = crate::detection::write(&mut *batch, det)?;
+            let f = crate::detection::write(&mut *batch, det, &self.topology.graph)?;
             run.report.findings.extend(f);
         }
         batch.commit()?;

@@ -40,14 +40,23 @@ fn write_action(a: &str) -> bool {
         || name.starts_with("Head"))
 }
 
+/// Permission scope 0–10, why, and the target of the grant that decided it.
+struct Scope {
+    p: f64,
+    why: String,
+    target: Option<String>,
+}
+
 /// Permission scope 0–10 and why.
-fn permission_scope(g: &Graph, node: NodeId) -> (f64, String) {
+fn permission_scope(g: &Graph, node: NodeId) -> Scope {
     let mut p: f64 = 0.0;
     let mut why = "no known permissions".to_owned();
-    let mut bump = |v: f64, w: String| {
+    let mut at = None;
+    let mut bump = |v: f64, w: String, t: &str| {
         if v > p {
             p = v;
             why = w;
+            at = Some(t.to_owned());
         }
     };
     for e in g.out_edges(node).filter(|e| e.kind == EdgeKind::Can) {
@@ -59,30 +68,33 @@ fn permission_scope(g: &Graph, node: NodeId) -> (f64, String) {
             bump(
                 8.0,
                 format!("can escalate: {} → {target}", d.actions.join(", ")),
+                target,
             );
             continue;
         }
         for a in &d.actions {
             if a == "*" && (target == "*" || target.ends_with(":*")) {
-                bump(10.0, "allowed `*` on `*`".into());
+                bump(10.0, "allowed `*` on `*`".into(), target);
             } else if SENSITIVE.iter().any(|s| a.starts_with(s)) && write_action(a) {
-                bump(6.0, format!("may {a} on {target}"));
+                bump(6.0, format!("may {a} on {target}"), target);
             } else if write_action(a) {
-                bump(4.0, format!("may {a} on {target}"));
+                bump(4.0, format!("may {a} on {target}"), target);
             } else {
-                bump(2.0, "read-only access".into());
+                bump(2.0, "read-only access".into(), target);
             }
         }
     }
-    (p, why)
+    Scope { p, why, target: at }
 }
 
 struct Facts<'a> {
     identity: &'a Identity,
     lifecycle: Lifecycle,
     orphan: Option<OrphanReason>,
-    p: (f64, String),
+    p: Scope,
     foreign_trust: Vec<String>,
+    /// The first foreign principal → the role it may assume.
+    foreign_path: Vec<String>,
     networks: usize,
 }
 
@@ -100,12 +112,9 @@ impl Engine {
             stale_after_days: 30,
         };
         let coverage = analysis::Coverage::of(g);
-        let mut foreign: FxHashMap<String, Vec<String>> = FxHashMap::default();
+        let mut foreign: FxHashMap<String, Vec<analysis::ForeignTrust>> = FxHashMap::default();
         for t in analysis::foreign_trusts(g, allow) {
-            foreign
-                .entry(t.role.clone())
-                .or_default()
-                .push(format!("{} ({})", t.trusted, t.trusted_account));
+            foreign.entry(t.role.clone()).or_default().push(t);
         }
         // Open threat findings per identity, for the anomaly factor.
         let mut anomaly: FxHashMap<String, (f64, String)> = FxHashMap::default();
@@ -154,7 +163,17 @@ impl Engine {
                 lifecycle: i.lifecycle(lc),
                 orphan: analysis::orphan_reason(g, node, i.kind, scope, &owners, &coverage),
                 p: permission_scope(g, node),
-                foreign_trust: foreign.get(&i.id).cloned().unwrap_or_default(),
+                foreign_trust: foreign
+                    .get(&i.id)
+                    .into_iter()
+                    .flatten()
+                    .map(|t| format!("{} ({})", t.trusted, t.trusted_account))
+                    .collect(),
+                foreign_path: foreign
+                    .get(&i.id)
+                    .and_then(|v| v.first())
+                    .map(|t| vec![t.trusted.clone(), i.id.clone()])
+                    .unwrap_or_default(),
                 networks: self
                     .detector
                     .as_ref()
@@ -165,9 +184,28 @@ impl Engine {
             controls(&facts, &risk, now, &mut out);
             risks.push((i.id.clone(), risk));
         }
+        for (cluster, objects) in crate::k8s_objects(self.store.as_ref())? {
+            rbac_findings(&cluster, &objects, now, &mut out);
+        }
         // Write: new or changed findings, and resolve the ones no longer found.
         let stored = self.store.findings(None)?;
+        // Threat findings written before their identity reached the graph get its path.
+        let mut backfill = Vec::new();
+        for r in &stored {
+            if r.kind == "threat" && matches!(r.status.as_str(), "open" | "acknowledged") {
+                let mut f = crate::detection::from_row(r)?;
+                if let (true, Some(id)) = (f.path.is_empty(), &f.identity) {
+                    f.path = crate::detection::owner_path(g, id);
+                    if !f.path.is_empty() {
+                        backfill.push(f);
+                    }
+                }
+            }
+        }
         let mut batch = self.store.begin()?;
+        for f in &backfill {
+            batch.put_finding(&crate::detection::to_row(f)?)?;
+        }
         let mut written = Vec::new();
         let found: rustc_hash::FxHashSet<String> = out.iter().map(|f| f.id.clone()).collect();
         for mut f in out {
@@ -184,13 +222,13 @@ impl Engine {
             batch.put_finding(&crate::detection::to_row(&f)?)?;
             written.push(f);
         }
-        for r in stored {
+        for r in &stored {
             if r.kind == "posture"
                 && r.status != "resolved"
                 && r.status != "false-positive"
                 && !found.contains(&r.id)
             {
-                let mut f = crate::detection::from_row(&r)?;
+                let mut f = crate::detection::from_row(r)?;
                 f.status = Status::Resolved;
                 batch.put_finding(&crate::detection::to_row(&f)?)?;
                 batch.add_finding_change(&FindingChange {
@@ -231,7 +269,7 @@ fn active_keys(i: &Identity) -> Vec<&keyward_model::Credential> {
 
 fn risk_of(f: &Facts, anomaly: Option<&(f64, String)>, now: Millis) -> Risk {
     let i = f.identity;
-    let mut why = vec![format!("P {}: {}", f.p.0, f.p.1)];
+    let mut why = vec![format!("P {}: {}", f.p.p, f.p.why)];
     let keys = active_keys(i);
     let mut e: f64 = 0.0;
     let oldest = keys.iter().filter_map(|c| c.created).min();
@@ -272,31 +310,35 @@ fn risk_of(f: &Facts, anomaly: Option<&(f64, String)>, now: Millis) -> Risk {
             "temporary credentials"
         }
     ));
-    risk::score(f.p.0, e, a, t, why)
+    risk::score(f.p.p, e, a, t, why)
 }
 
 fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
     let i = f.identity;
-    let mut add =
-        |rule: &str, title: &str, severity: Severity, summary: String, attack: &[&str]| {
-            out.push(Finding {
-                id: finding_id(rule, Some(&i.id), ""),
-                rule_id: rule.into(),
-                title: title.into(),
-                severity,
-                kind: Kind::Posture,
-                identity: Some(i.id.clone()),
-                attack: attack.iter().map(|s| (*s).to_owned()).collect(),
-                events: Vec::new(),
-                path: Vec::new(),
-                first_seen: now,
-                last_seen: now,
-                count: 1,
-                status: Status::Open,
-                summary,
-                details: json!({"risk": risk}),
-            });
-        };
+    let mut add = |rule: &str,
+                   title: &str,
+                   severity: Severity,
+                   summary: String,
+                   attack: &[&str],
+                   path: Vec<String>| {
+        out.push(Finding {
+            id: finding_id(rule, Some(&i.id), ""),
+            rule_id: rule.into(),
+            title: title.into(),
+            severity,
+            kind: Kind::Posture,
+            identity: Some(i.id.clone()),
+            attack: attack.iter().map(|s| (*s).to_owned()).collect(),
+            events: Vec::new(),
+            path,
+            first_seen: now,
+            last_seen: now,
+            count: 1,
+            status: Status::Open,
+            summary,
+            details: json!({"risk": risk}),
+        });
+    };
     if f.lifecycle == Lifecycle::Stale {
         let last = i
             .last_used
@@ -308,10 +350,15 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
             Severity::Low,
             format!("{} last used {last}", i.id),
             &["T1078.004"],
+            Vec::new(),
         );
     }
+    // identity → the grant's target, for the permission findings.
+    let scope_path: Vec<String> = std::iter::once(i.id.clone())
+        .chain(f.p.target.clone())
+        .collect();
     let keys = active_keys(i);
-    let high = f.p.0 >= 8.0;
+    let high = f.p.p >= 8.0;
     for k in &keys {
         let Some(created) = k.created else { continue };
         let age = (now - created) / DAY;
@@ -331,6 +378,7 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
                     if high { " for high privilege" } else { "" }
                 ),
                 &["T1098.001"],
+                Vec::new(),
             );
         } else if !high && age >= 75 {
             add(
@@ -339,6 +387,7 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
                 Severity::Low,
                 format!("key {} is {age} days old; rotate before 90", k.id),
                 &[],
+                Vec::new(),
             );
         }
     }
@@ -349,6 +398,7 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
             Severity::Medium,
             format!("{} has {} active keys", i.id, keys.len()),
             &["T1098.001"],
+            Vec::new(),
         );
     }
     if i.kind == IdentityKind::IamUser && !keys.is_empty() {
@@ -358,6 +408,7 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
             Severity::Low,
             format!("{} authenticates with long-lived access keys", i.id),
             &["T1078.004"],
+            Vec::new(),
         );
     }
     if let Some(o) = &f.orphan {
@@ -367,6 +418,7 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
             Severity::Medium,
             format!("{}: {}", i.id, o.as_str()),
             &[],
+            Vec::new(),
         );
         if matches!(o, OrphanReason::FunctionDeleted | OrphanReason::NoWorkload)
             && i.last_used.is_some_and(|t| now - t < 30 * DAY)
@@ -377,24 +429,27 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
                 Severity::High,
                 format!("{} was used recently but its workload is gone", i.id),
                 &["T1078.004"],
+                Vec::new(),
             );
         }
     }
-    if f.p.0 >= 10.0 {
+    if f.p.p >= 10.0 {
         add(
             "kw-posture-admin-wildcard",
             "Administrator wildcard permissions",
             Severity::High,
-            format!("{}: {}", i.id, f.p.1),
+            format!("{}: {}", i.id, f.p.why),
             &["T1078.004"],
+            scope_path.clone(),
         );
-    } else if f.p.0 >= 8.0 {
+    } else if f.p.p >= 8.0 {
         add(
             "kw-posture-escalation",
             "Can escalate its privileges",
             Severity::High,
-            format!("{}: {}", i.id, f.p.1),
+            format!("{}: {}", i.id, f.p.why),
             &["T1098"],
+            scope_path.clone(),
         );
     }
     if !f.foreign_trust.is_empty() {
@@ -404,6 +459,7 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
             Severity::High,
             format!("{} trusts {}", i.id, f.foreign_trust.join(", ")),
             &["T1199"],
+            f.foreign_path.clone(),
         );
     }
     if risk.tier != risk::Tier::Log {
@@ -426,6 +482,143 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
                 risk.tier.as_str()
             ),
             &[],
+            Vec::new(),
         );
+    }
+}
+
+/// Risky Kubernetes RBAC, one finding per subject: the rule id of the control.
+pub const RBAC_RULE: &str = "kw-posture-k8s-rbac";
+
+/// What a risky-access check is worth and which ATT&CK technique it enables.
+fn rbac_weight(check: &str, cluster_wide: bool) -> (Severity, &'static str) {
+    match check {
+        "rule-list-all-cluster-admins-v1"
+        | "rule-can-bind-escalate"
+        | "rule-can-impersonate-users-groups-v1"
+        | "rule-can-modify-admission-webhooks"
+        | "rule-can-approve-cert-signing-request" => (Severity::High, "T1098"),
+        "rule-can-create-service-account-token" => (Severity::High, "T1528"),
+        "rule-can-list-get-secrets-v1" if cluster_wide => (Severity::High, "T1552.007"),
+        "rule-can-list-get-secrets-v1" => (Severity::Medium, "T1552.007"),
+        "exec-into-container-v1" => (Severity::Medium, "T1609"),
+        "rule-can-create-pod" | "rule-can-create-pv" if cluster_wide => (Severity::High, "T1610"),
+        "rule-can-create-pod" | "rule-can-create-pv" => (Severity::Medium, "T1610"),
+        "rule-can-delete-k8s-events-v1" => (Severity::Medium, "T1070"),
+        _ => (Severity::Low, "T1078.004"),
+    }
+}
+
+/// Risky RBAC grants (the kubescape-named checks of `graph rbac`) as posture findings, one
+/// per subject, listing every risky capability with the binding and role that grant it.
+/// Grants through the cluster's own bootstrap bindings (`system:` names) are not reported,
+/// except to anonymous or unauthenticated subjects, which always are (critical).
+fn rbac_findings(
+    cluster: &str,
+    objects: &[serde_json::Value],
+    now: Millis,
+    out: &mut Vec<Finding>,
+) {
+    use keyward_graph::k8s::{Rbac, risky_access};
+    use std::collections::BTreeMap;
+    type Key = (String, String, Option<String>);
+    let mut by_subject: BTreeMap<Key, Vec<keyward_graph::k8s::Finding>> = BTreeMap::new();
+    for f in risky_access(&Rbac::new(objects)) {
+        let s = &f.grant.subject;
+        let anonymous = matches!(
+            s.name.as_str(),
+            "system:anonymous" | "system:unauthenticated"
+        );
+        let binding_name = f
+            .grant
+            .binding
+            .rsplit([' ', '/'])
+            .next()
+            .unwrap_or_default();
+        if !anonymous && binding_name.starts_with("system:") {
+            continue;
+        }
+        by_subject
+            .entry((s.kind.clone(), s.name.clone(), s.namespace.clone()))
+            .or_default()
+            .push(f);
+    }
+    for ((kind, name, ns), grants) in by_subject {
+        let anonymous = matches!(name.as_str(), "system:anonymous" | "system:unauthenticated");
+        let (identity, shown) = match (kind.as_str(), &ns) {
+            ("ServiceAccount", Some(ns)) => (
+                Some(format!("k8s:{cluster}/system:serviceaccount:{ns}:{name}")),
+                format!("service account {ns}/{name}"),
+            ),
+            ("User", _) => (
+                Some(format!("k8s:{cluster}/user:{name}")),
+                format!("user {name}"),
+            ),
+            _ => (None, format!("{} {name}", kind.to_lowercase())),
+        };
+        let mut severity = Severity::Info;
+        let mut attack: Vec<String> = Vec::new();
+        let mut worst: Option<&keyward_graph::k8s::Finding> = None;
+        let mut what: Vec<String> = Vec::new();
+        let mut details = Vec::new();
+        for g in &grants {
+            let (sev, technique) = rbac_weight(g.check, g.grant.namespace.is_none());
+            let sev = if anonymous { Severity::Critical } else { sev };
+            if worst.is_none() || sev > severity {
+                severity = sev;
+                worst = Some(g);
+            }
+            if !attack.iter().any(|a| a == technique) {
+                attack.push(technique.to_owned());
+            }
+            if !what.iter().any(|w| w == g.title) {
+                what.push(g.title.to_owned());
+            }
+            details.push(json!({
+                "check": g.check,
+                "title": g.title,
+                "binding": g.grant.binding,
+                "role": g.grant.role,
+                "namespace": g.grant.namespace,
+            }));
+        }
+        let Some(worst) = worst else { continue };
+        let scope = match &worst.grant.namespace {
+            Some(n) => format!("in namespace {n}"),
+            None => "cluster-wide".to_owned(),
+        };
+        let subject = identity
+            .clone()
+            .unwrap_or_else(|| format!("k8s:{cluster}/{}", shown.replace(' ', ":")));
+        out.push(Finding {
+            id: finding_id(RBAC_RULE, identity.as_deref(), &subject),
+            rule_id: RBAC_RULE.into(),
+            title: if anonymous {
+                "Anonymous Kubernetes access granted".into()
+            } else {
+                "Risky Kubernetes RBAC".into()
+            },
+            severity,
+            kind: Kind::Posture,
+            identity,
+            attack,
+            events: Vec::new(),
+            path: vec![
+                subject,
+                worst.grant.binding.clone(),
+                worst.grant.role.clone(),
+            ],
+            first_seen: now,
+            last_seen: now,
+            count: 1,
+            status: Status::Open,
+            summary: format!(
+                "{shown} in cluster {cluster} {} ({scope} via {} → {})",
+                what.join(", "),
+                worst.grant.binding,
+                worst.grant.role
+            ),
+            details: json!({"cluster": cluster, "grants": details}),
+        });
     }
 }
