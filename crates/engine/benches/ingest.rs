@@ -163,6 +163,8 @@ struct Ingested {
     identities: usize,
     detection: Option<keyward_engine::DetectionStats>,
     baseline_bytes: usize,
+    /// Findings per rule, most first.
+    findings: Vec<(String, usize)>,
 }
 
 fn ingest_once(
@@ -194,6 +196,15 @@ fn ingest_once(
         identities: engine.inventory().len(),
         detection: report.detection,
         baseline_bytes: engine.detector().map_or(0, |d| d.baseline_bytes()),
+        findings: {
+            let mut by: std::collections::BTreeMap<String, usize> = Default::default();
+            for f in &report.findings {
+                *by.entry(f.rule_id.clone()).or_default() += 1;
+            }
+            let mut v: Vec<_> = by.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v
+        },
     }
 }
 
@@ -310,6 +321,12 @@ fn main() {
     let detected = best(Some(&catalog));
     let (t_detect, det_stats, baseline_bytes) =
         (detected.secs, detected.detection, detected.baseline_bytes);
+    let shown: Vec<String> = detected
+        .findings
+        .iter()
+        .take(6)
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
 
     let rate = |t: f64| events as f64 / t;
     println!(
@@ -346,6 +363,11 @@ fn main() {
         d.events,
         d.parsed,
         100.0 * d.parsed as f64 / d.events.max(1) as f64
+    );
+    println!(
+        "findings: {} ({})",
+        detected.findings.iter().map(|(_, n)| n).sum::<usize>(),
+        shown.join(", ")
     );
     println!(
         "ingest with detection / gunzip + serde_json DOM {:>4.0} %   / ingest without {:>4.0} %",
