@@ -7,10 +7,10 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive}
-python3 - "$estate" "$shared" "$c" <<'PY'
+mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event}
+python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
-estate, shared, c = sys.argv[1:]
+estate, shared, c, root = sys.argv[1:]
 def put(target, data):
     if isinstance(data, str):
         data = data.encode()
@@ -55,10 +55,29 @@ if os.path.isdir(shared):
     for line in open(os.path.join(shared, "panther-labelled-events/events/Amazon.EKS.Audit.jsonl")):
         put("k8s_audit", json.dumps(json.loads(line)["event"]))
     put("iam_authz", open(os.path.join(shared, "aws-iam-authz-small/small-authz-details.json"), "rb").read())
+    for f in sorted(os.listdir(sd)):
+        for r in json.load(open(os.path.join(sd, f)))[:20]:
+            put("detect_event", b"\x00" + json.dumps(r).encode())
+    for base, _, files in os.walk(os.path.join(shared, "sigma-cloud-rules")):
+        for f in sorted(files):
+            if f.endswith((".yml", ".yaml")):
+                put("rule_file", open(os.path.join(base, f), "rb").read())
     kd = os.path.join(shared, "k8s-rbac-posture-kubescape/rules")
     for base, _, files in os.walk(kd):
         if base.endswith("input"):
             for f in files:
                 put("k8s_snapshot", open(os.path.join(base, f), "rb").read())
+# rule_file: the built-in rules; detect_event: a selector byte (0 CloudTrail, 1 Kubernetes
+# audit; +2 closes the baseline hour) then one record, from the rules' own examples.
+rules_dir = os.path.join(root, "crates/detect/rules")
+for f in sorted(os.listdir(rules_dir)):
+    text = open(os.path.join(rules_dir, f), "rb").read()
+    put("rule_file", text)
+for line in open(os.path.join(estate, "k8s/prod-eks/audit.jsonl")).readlines()[:40]:
+    put("detect_event", b"\x01" + line.encode())
+for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
+    for f in sorted(files)[:4]:
+        for i, r in enumerate(records(gzip.open(os.path.join(base, f)).read())[:30]):
+            put("detect_event", bytes([2 * (i % 2)]) + json.dumps(r).encode())
 print(f"seeded {n} estate CloudTrail records and the shared corpora into {c}")
 PY
