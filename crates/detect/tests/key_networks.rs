@@ -29,7 +29,7 @@ fn multi_ip(d: &mut Detector) -> Vec<keyward_detect::Finding> {
 #[test]
 fn own_networks_are_learned_new_ones_fire() {
     let mut d = Detector::new(Catalog::builtin(), Settings::default()).unwrap();
-    let mut feed = |d: &mut Detector, id, time, key, ip| {
+    let feed = |d: &mut Detector, id, time, key, ip| {
         let (e, raw) =
             testing::normalize(SourceKind::Cloudtrail, &record(id, time, key, ip)).unwrap();
         d.on_event(&e, &raw, &NoLookup);
