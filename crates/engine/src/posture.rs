@@ -92,9 +92,8 @@ struct Facts<'a> {
     lifecycle: Lifecycle,
     orphan: Option<OrphanReason>,
     p: Scope,
-    foreign_trust: Vec<String>,
-    /// The first foreign principal → the role it may assume.
-    foreign_path: Vec<String>,
+    /// Principals outside the estate and the allow-list that may assume it.
+    foreign: &'a [analysis::ForeignTrust],
     networks: usize,
 }
 
@@ -163,17 +162,7 @@ impl Engine {
                 lifecycle: i.lifecycle(lc),
                 orphan: analysis::orphan_reason(g, node, i.kind, scope, &owners, &coverage),
                 p: permission_scope(g, node),
-                foreign_trust: foreign
-                    .get(&i.id)
-                    .into_iter()
-                    .flatten()
-                    .map(|t| format!("{} ({})", t.trusted, t.trusted_account))
-                    .collect(),
-                foreign_path: foreign
-                    .get(&i.id)
-                    .and_then(|v| v.first())
-                    .map(|t| vec![t.trusted.clone(), i.id.clone()])
-                    .unwrap_or_default(),
+                foreign: foreign.get(&i.id).map_or(&[], Vec::as_slice),
                 networks: self
                     .detector
                     .as_ref()
@@ -285,7 +274,7 @@ fn risk_of(f: &Facts, anomaly: Option<&(f64, String)>, now: Millis) -> Risk {
         e += 2.0;
         why.push(format!("E +2: used from {} networks", f.networks));
     }
-    if !f.foreign_trust.is_empty() || !i.links.iter().all(|l| !l.starts_with("oidc:")) {
+    if !f.foreign.is_empty() || !i.links.iter().all(|l| !l.starts_with("oidc:")) {
         e += 2.0;
         why.push("E +2: trusted by a foreign account or federated".into());
     }
@@ -452,14 +441,19 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
             scope_path.clone(),
         );
     }
-    if !f.foreign_trust.is_empty() {
+    if let Some(first) = f.foreign.first() {
+        let trusted: Vec<String> = f
+            .foreign
+            .iter()
+            .map(|t| format!("{} ({})", t.trusted, t.trusted_account))
+            .collect();
         add(
             "kw-posture-foreign-trust",
             "Trusted by an unknown account",
             Severity::High,
-            format!("{} trusts {}", i.id, f.foreign_trust.join(", ")),
+            format!("{} trusts {}", i.id, trusted.join(", ")),
             &["T1199"],
-            f.foreign_path.clone(),
+            vec![first.trusted.clone(), i.id.clone()],
         );
     }
     if risk.tier != risk::Tier::Log {
@@ -485,6 +479,10 @@ fn controls(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
             Vec::new(),
         );
     }
+}
+
+fn is_anonymous(subject: &str) -> bool {
+    matches!(subject, "system:anonymous" | "system:unauthenticated")
 }
 
 /// Risky Kubernetes RBAC, one finding per subject: the rule id of the control.
@@ -525,10 +523,7 @@ fn rbac_findings(
     let mut by_subject: BTreeMap<Key, Vec<keyward_graph::k8s::Finding>> = BTreeMap::new();
     for f in risky_access(&Rbac::new(objects)) {
         let s = &f.grant.subject;
-        let anonymous = matches!(
-            s.name.as_str(),
-            "system:anonymous" | "system:unauthenticated"
-        );
+        let anonymous = is_anonymous(&s.name);
         let binding_name = f
             .grant
             .binding
@@ -544,14 +539,14 @@ fn rbac_findings(
             .push(f);
     }
     for ((kind, name, ns), grants) in by_subject {
-        let anonymous = matches!(name.as_str(), "system:anonymous" | "system:unauthenticated");
+        let anonymous = is_anonymous(&name);
         let (identity, shown) = match (kind.as_str(), &ns) {
             ("ServiceAccount", Some(ns)) => (
-                Some(format!("k8s:{cluster}/system:serviceaccount:{ns}:{name}")),
+                Some(keyward_model::ids::k8s_service_account(cluster, ns, &name)),
                 format!("service account {ns}/{name}"),
             ),
             ("User", _) => (
-                Some(format!("k8s:{cluster}/user:{name}")),
+                Some(keyward_model::ids::k8s_user(cluster, &name)),
                 format!("user {name}"),
             ),
             _ => (None, format!("{} {name}", kind.to_lowercase())),
