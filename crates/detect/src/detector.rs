@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use crate::baseline::{Activity, Baseline, Score};
 use crate::checks::{self, Lookup, Settings, State};
 use crate::finding::{Finding, Kind, Severity, Status, finding_id};
+use crate::prefilter::Prefilter;
 use crate::rules::{Catalog, RuleInfo};
 use crate::view::View;
 
@@ -30,6 +31,8 @@ pub struct Detector {
     catalog: Catalog,
     by_id: FxHashMap<String, usize>,
     engine: CorrelationEngine,
+    /// Which of the engine's rules an event can match, by its action.
+    prefilter: Prefilter,
     /// Rules with a check and no detection, per source.
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
@@ -73,12 +76,20 @@ impl Detector {
         engine
             .add_collection(&catalog.sigma)
             .map_err(|e| e.to_string())?;
-        let by_id = catalog
+        let by_id: FxHashMap<String, usize> = catalog
             .rules
             .iter()
             .enumerate()
             .map(|(i, r)| (r.id.clone(), i))
             .collect();
+        let sources = [SourceKind::Cloudtrail, SourceKind::K8sAudit].map(|s| (s, logsource(s)));
+        let prefilter = Prefilter::new(engine.engine().rules(), &sources, |rule, source| {
+            let id = rule.id.as_deref().unwrap_or(&rule.title);
+            by_id
+                .get(id)
+                .and_then(|&i| catalog.rules.get(i))
+                .is_some_and(|r: &RuleInfo| r.logsource.source == Some(source))
+        });
         let check_only = catalog
             .rules
             .iter()
@@ -96,6 +107,7 @@ impl Detector {
             catalog,
             by_id,
             engine,
+            prefilter,
             check_only,
             state: State::default(),
             baselines: FxHashMap::default(),
@@ -175,6 +187,47 @@ impl Detector {
         v
     }
 
+    /// Rule ids matching one event, through the action index and through rsigma's own
+    /// candidate index (the differential test's oracle).
+    #[doc(hidden)]
+    pub fn matches_both_ways(&self, event: &Event, raw: &[u8]) -> (Vec<String>, Vec<String>) {
+        let view = View::new(event, raw);
+        let ids = |v: Vec<rsigma_eval::EvaluationResult>| -> Vec<String> {
+            v.into_iter()
+                .map(|d| d.header.rule_id.unwrap_or(d.header.rule_title))
+                .collect()
+        };
+        let indexed = ids(self.prefilter.evaluate(self.engine.engine().rules(), &view));
+        let mut all = self
+            .engine
+            .engine()
+            .evaluate_pruned(&view, &logsource(event.source));
+        all.retain(|d| {
+            let id = d.header.rule_id.as_deref().unwrap_or(&d.header.rule_title);
+            self.by_id
+                .get(id)
+                .and_then(|&i| self.catalog.rules.get(i))
+                .is_some_and(|r| r.logsource.source == Some(event.source))
+        });
+        (indexed, ids(all))
+    }
+
+    /// How many rules of a source the action index narrows, and how many run on every event.
+    pub fn prefilter_coverage(&self, source: SourceKind) -> crate::prefilter::Coverage {
+        self.prefilter.coverage(source)
+    }
+
+    /// Ids of the rules of a source that the action index cannot narrow.
+    pub fn unindexed_rules(&self, source: SourceKind) -> Vec<String> {
+        let rules = self.engine.engine().rules();
+        self.prefilter
+            .always(source)
+            .iter()
+            .filter_map(|&i| rules.get(i as usize))
+            .map(|r| r.id.clone().unwrap_or(r.title.clone()))
+            .collect()
+    }
+
     /// Runs everything on one event. `raw` is its platform record (may be empty).
     pub fn on_event(&mut self, event: &Event, raw: &[u8], lookup: &dyn Lookup) {
         let view = View::new(event, raw);
@@ -183,17 +236,7 @@ impl Detector {
         self.state.learn(&view);
         let principal = event.actor.as_deref().map(checks::principal);
         // Sigma rules (Keyward detections included).
-        let mut detections = self
-            .engine
-            .engine()
-            .evaluate_pruned(&view, &logsource(event.source));
-        detections.retain(|d| {
-            let id = d.header.rule_id.as_deref().unwrap_or(&d.header.rule_title);
-            self.by_id
-                .get(id)
-                .and_then(|&i| self.catalog.rules.get(i))
-                .is_some_and(|r| r.logsource.source == Some(event.source))
-        });
+        let detections = self.prefilter.evaluate(self.engine.engine().rules(), &view);
         let results = if detections.is_empty() {
             Vec::new()
         } else {

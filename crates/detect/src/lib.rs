@@ -11,6 +11,7 @@ pub mod detector;
 pub mod draft;
 pub mod export;
 pub mod finding;
+pub mod prefilter;
 pub mod risk;
 pub mod rules;
 pub mod testing;

@@ -1,0 +1,136 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The action index in front of rule evaluation selects exactly the rules rsigma's own
+//! candidate index would have matched, on every event we have: built-in rule examples, the
+//! Stratus Red Team detonation logs and Falco's Kubernetes audit and CloudTrail fixtures,
+//! with all built-in rules and the 309 SigmaHQ cloud rules loaded.
+
+use std::path::Path;
+
+use keyward_detect::{Catalog, Detector, Settings};
+use keyward_model::SourceKind;
+use serde_json::Value;
+
+fn records(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) => a,
+        Value::Object(mut m) => match m.remove("Records").or_else(|| m.remove("items")) {
+            Some(Value::Array(a)) => a,
+            Some(other) => vec![other],
+            None => vec![Value::Object(m)],
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn json_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for p in keyward_testkit::sorted_dir(dir) {
+        if p.is_dir() {
+            json_files(&p, out);
+        } else if p.extension().is_some_and(|e| e == "json" || e == "jsonl") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn prefilter_agrees_with_rsigma() {
+    let mut catalog = Catalog::builtin();
+    let mut events: Vec<(SourceKind, Vec<u8>)> = Vec::new();
+    for (id, file) in &catalog.files {
+        let source = catalog.get(id).and_then(|r| r.logsource.source).unwrap();
+        for ex in file.examples.iter().chain(&file.negative_examples) {
+            for raw in ex.events() {
+                events.push((source, serde_json::to_vec(raw).unwrap()));
+            }
+        }
+    }
+    let corpora = keyward_testkit::corpora();
+    if let Some(root) = &corpora {
+        catalog.add_path(&root.join("sigma-cloud-rules"));
+        let mut files = Vec::new();
+        json_files(&root.join("aws-cloudtrail-stratus-detonations"), &mut files);
+        json_files(&root.join("falco-k8s-audit"), &mut files);
+        for f in files {
+            let Ok(text) = std::fs::read(&f) else {
+                continue;
+            };
+            let name = f.to_string_lossy();
+            let k8s = name.contains("falco") && !name.contains("cloudtrail");
+            let source = if k8s {
+                SourceKind::K8sAudit
+            } else {
+                SourceKind::Cloudtrail
+            };
+            let values: Vec<Value> = match serde_json::from_slice::<Value>(&text) {
+                Ok(v) => records(v),
+                // JSON lines.
+                Err(_) => text
+                    .split(|b| *b == b'\n')
+                    .filter_map(|l| serde_json::from_slice(l).ok())
+                    .collect(),
+            };
+            for v in values {
+                events.push((source, serde_json::to_vec(&v).unwrap()));
+            }
+        }
+    } else {
+        eprintln!("corpora not found: built-in examples only");
+    }
+    // The same events with the action in another case: Sigma equality ignores case, and
+    // the index must too.
+    let variants: Vec<(SourceKind, Vec<u8>)> = events
+        .iter()
+        .filter_map(|(source, raw)| {
+            let mut v: Value = serde_json::from_slice(raw).ok()?;
+            let key = if *source == SourceKind::K8sAudit {
+                "verb"
+            } else {
+                "eventName"
+            };
+            let name = v.get(key)?.as_str()?.to_uppercase();
+            v[key] = Value::String(name);
+            Some((*source, serde_json::to_vec(&v).unwrap()))
+        })
+        .collect();
+    events.extend(variants);
+    let detector = Detector::new(catalog, Settings::default()).unwrap();
+    let ct = detector.prefilter_coverage(SourceKind::Cloudtrail);
+    let k8s = detector.prefilter_coverage(SourceKind::K8sAudit);
+    eprintln!("cloudtrail {ct:?}, kubernetes {k8s:?}");
+    eprintln!(
+        "always evaluated: {:?} {:?}",
+        detector.unindexed_rules(SourceKind::Cloudtrail),
+        detector.unindexed_rules(SourceKind::K8sAudit)
+    );
+    // The index narrows most rules; few run on every event.
+    assert!(ct.indexed > 3 * ct.always, "{ct:?}");
+    let (mut compared, mut matched) = (0, 0);
+    for (source, raw) in &events {
+        let Ok((event, bytes)) = keyward_detect::testing::normalize(*source, raw) else {
+            continue;
+        };
+        let (indexed, all) = detector.matches_both_ways(&event, &bytes);
+        assert_eq!(
+            indexed,
+            all,
+            "{}",
+            String::from_utf8_lossy(&bytes)
+                .chars()
+                .take(300)
+                .collect::<String>()
+        );
+        compared += 1;
+        matched += usize::from(!all.is_empty());
+    }
+    eprintln!("{compared} events compared, {matched} matched a rule");
+    assert!(compared > 100, "{compared}");
+    if corpora.is_some() {
+        assert!(compared > 1000, "{compared}");
+        assert!(matched > 100, "{matched}");
+    }
+}
