@@ -8,7 +8,9 @@ mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_rules;
+mod cmd_serve;
 mod cmd_show;
+mod cmd_token;
 mod cmd_watch;
 mod output;
 
@@ -50,6 +52,11 @@ enum Command {
     Findings(cmd_findings::Args),
     /// Follow a JSON-lines input and print findings as they fire.
     Watch(cmd_watch::Args),
+    /// Serve the HTTP API and live webhooks (Kubernetes audit, event POSTs).
+    Serve(cmd_serve::Args),
+    /// API tokens: create (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(cmd_token::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error, 2 some records were rejected.
@@ -84,6 +91,8 @@ fn main() -> ExitCode {
         Command::Rules(c) => cmd_rules::run(c),
         Command::Findings(a) => cmd_findings::run(&dir, a),
         Command::Watch(a) => cmd_watch::run(&dir, a),
+        Command::Serve(a) => cmd_serve::run(&dir, a),
+        Command::Token(c) => cmd_token::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -81,7 +81,10 @@ impl<'e> View<'e> {
                 let Some((_, bytes)) = roots.iter().find(|(k, _)| k == first) else {
                     return Some(None);
                 };
-                (bytes, rest.map_or_else(Vec::new, |r| r.split('.').collect()))
+                (
+                    bytes,
+                    rest.map_or_else(Vec::new, |r| r.split('.').collect()),
+                )
             }
             Some(None) => return None,
             None => (self.raw, path.split('.').collect()),

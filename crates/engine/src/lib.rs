@@ -74,6 +74,11 @@ impl Engine {
         &self.topology.graph
     }
 
+    /// Writes outside the ingest pipeline: API tokens, the audit log.
+    pub fn store_mut(&mut self) -> &mut dyn Store {
+        self.store.as_mut()
+    }
+
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }

@@ -81,6 +81,29 @@ pub struct FindingChange {
     pub note: Option<String>,
 }
 
+/// An API token as stored: its hash, never the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    pub id: String,
+    pub hash: String,
+    /// `viewer`, `operator` or `admin`.
+    pub role: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// One state-changing action, who took it and on what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: Millis,
+    /// `token:<id>` for the API, `cli` for local commands.
+    pub actor: String,
+    pub action: String,
+    pub target: Option<String>,
+    pub detail: Option<String>,
+}
+
 /// Read access and batched writes.
 pub trait Store {
     /// The file previously ingested with these exact bytes, if any.
@@ -106,6 +129,16 @@ pub trait Store {
     /// Every stored baseline as (principal, JSON).
     fn baselines(&self) -> Result<Vec<(String, String)>>;
     fn detector_state(&self, name: &str) -> Result<Option<String>>;
+    /// API tokens, revoked ones included.
+    fn tokens(&self) -> Result<Vec<TokenRow>>;
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>>;
+    /// Stores a new token and its audit entry together.
+    fn put_token(&mut self, token: &TokenRow, audit: &AuditEntry) -> Result<()>;
+    /// Revokes a token (false: no such active token); audited when it did.
+    fn revoke_token(&mut self, id: &str, audit: &AuditEntry) -> Result<bool>;
+    fn audit(&mut self, entry: &AuditEntry) -> Result<()>;
+    /// The newest audit entries first.
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
 }
 

@@ -8,13 +8,17 @@ use keyward_model::{
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use rustc_hash::FxHashMap;
 
-use crate::{Batch, DeadLetter, FileRecord, FindingChange, FindingRow, Result, Store, StoreError};
+use crate::{
+    AuditEntry, Batch, DeadLetter, FileRecord, FindingChange, FindingRow, Result, Store,
+    StoreError, TokenRow,
+};
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     include_str!("../schema/001_init.sql"),
     include_str!("../schema/002_observed_edges.sql"),
     include_str!("../schema/003_detection.sql"),
+    include_str!("../schema/004_api.sql"),
 ];
 
 pub struct SqliteStore {
@@ -273,6 +277,90 @@ impl Store for SqliteStore {
     fn baselines(&self) -> Result<Vec<(String, String)>> {
         let mut st = self.conn.prepare("SELECT principal, doc FROM baselines")?;
         let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn tokens(&self) -> Result<Vec<TokenRow>> {
+        let mut st = self.conn.prepare(
+            "SELECT id, hash, role, name, created_at, revoked_at FROM api_tokens
+             ORDER BY created_at, id",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(TokenRow {
+                id: r.get(0)?,
+                hash: r.get(1)?,
+                role: r.get(2)?,
+                name: r.get(3)?,
+                created_at: r.get(4)?,
+                revoked_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, hash, role, name, created_at, revoked_at FROM api_tokens
+                 WHERE hash = ?1",
+                [hash],
+                |r| {
+                    Ok(TokenRow {
+                        id: r.get(0)?,
+                        hash: r.get(1)?,
+                        role: r.get(2)?,
+                        name: r.get(3)?,
+                        created_at: r.get(4)?,
+                        revoked_at: r.get(5)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    fn put_token(&mut self, t: &TokenRow, audit: &AuditEntry) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO api_tokens (id, hash, role, name, created_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![t.id, t.hash, t.role, t.name, t.created_at, t.revoked_at],
+        )?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn revoke_token(&mut self, id: &str, audit: &AuditEntry) -> Result<bool> {
+        let tx = self.conn.transaction()?;
+        let n = tx.execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, audit.at],
+        )?;
+        if n > 0 {
+            insert_audit(&tx, audit)?;
+        }
+        tx.commit()?;
+        Ok(n > 0)
+    }
+
+    fn audit(&mut self, e: &AuditEntry) -> Result<()> {
+        insert_audit(&self.conn, e)
+    }
+
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let mut st = self.conn.prepare(
+            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT ?1",
+        )?;
+        let rows = st.query_map([limit as i64], |r| {
+            Ok(AuditEntry {
+                at: r.get(0)?,
+                actor: r.get(1)?,
+                action: r.get(2)?,
+                target: r.get(3)?,
+                detail: r.get(4)?,
+            })
+        })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -628,6 +716,44 @@ impl Batch for SqliteBatch<'_> {
         self.write_minutes()?;
         Ok(self.tx.commit()?)
     }
+}
+
+/// Appends to the audit log. Each entry's `hash` covers the previous entry's hash and its
+/// own fields, so an edit or deletion in the middle breaks the chain.
+fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
+    let prev: String = conn
+        .query_row(
+            "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or_default();
+    let mut h = blake3::Hasher::new();
+    for part in [
+        prev.as_str(),
+        &e.at.to_string(),
+        &e.actor,
+        &e.action,
+        e.target.as_deref().unwrap_or(""),
+        e.detail.as_deref().unwrap_or(""),
+    ] {
+        h.update(&(part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    conn.execute(
+        "INSERT INTO audit_log (at, actor, action, target, detail, hash)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            e.at,
+            e.actor,
+            e.action,
+            e.target,
+            e.detail,
+            h.finalize().to_hex().as_str()
+        ],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]

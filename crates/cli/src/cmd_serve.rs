@@ -1,0 +1,91 @@
+//! `keyward serve`: the HTTP API and live webhooks over the same store and pipeline.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::Context as _;
+use keyward_engine::Engine;
+use keyward_server::{AppState, Config, EngineHandle, Role, auth};
+
+use crate::Outcome;
+use crate::output::now_ms;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8787", env = "KEYWARD_LISTEN")]
+    pub listen: SocketAddr,
+    /// On first start (no tokens yet), create an admin token and print it once.
+    #[arg(long)]
+    pub print_admin_token: bool,
+    /// Largest request body in bytes (compressed).
+    #[arg(long, default_value_t = keyward_server::DEFAULT_BODY_LIMIT)]
+    pub body_limit: usize,
+    /// Ingest only: no rules or baselines on posted events.
+    #[arg(long)]
+    pub no_detect: bool,
+    #[command(flatten)]
+    pub detect: crate::cmd_rules::DetectArgs,
+}
+
+pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
+    let catalog = (!args.no_detect).then(|| args.detect.catalog());
+    let settings = args.detect.settings();
+    let data = dir.to_path_buf();
+    let print_admin = args.print_admin_token;
+    let engine = EngineHandle::spawn(move || {
+        let mut engine = Engine::open(&data)
+            .map_err(|e| format!("opening the store in `{}`: {e}", data.display()))?;
+        if let Some(c) = catalog {
+            engine
+                .enable_detection(c, settings)
+                .map_err(|e| e.to_string())?;
+        }
+        if print_admin {
+            let none = engine
+                .store()
+                .tokens()
+                .map_err(|e| e.to_string())?
+                .is_empty();
+            if none {
+                let (token, row) = auth::create(
+                    engine.store_mut(),
+                    Role::Admin,
+                    "first admin",
+                    "cli",
+                    now_ms(),
+                )
+                .map_err(|e| e.to_string())?;
+                // Printed once; only its hash is stored.
+                println!("admin token (shown once; id {}): {token}", row.id);
+            }
+        }
+        Ok(engine)
+    })
+    .map_err(anyhow::Error::msg)?;
+    let state = AppState {
+        engine,
+        metrics: Default::default(),
+        config: std::sync::Arc::new(Config {
+            body_limit: args.body_limit,
+            ..Config::default()
+        }),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("listening on {}", args.listen))?;
+        eprintln!(
+            "keyward serving on http://{} (data: {})",
+            listener.local_addr()?,
+            dir.display()
+        );
+        keyward_server::serve(listener, state).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(Outcome::Clean)
+}

@@ -1,0 +1,290 @@
+//! Live inputs: generic event POSTs and the Kubernetes API server's audit webhook.
+//!
+//! A body becomes JSON lines (one record per line) and goes through
+//! `Engine::ingest_lines`, the pipeline `keyward watch` uses: normalization, inventory,
+//! graph, store and detection in one store transaction. The answer is sent after the
+//! commit, so a 2xx means the events are stored.
+
+use std::io::Read as _;
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use keyward_engine::IngestOptions;
+use keyward_normalize::Format;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::metrics::SourceLabel;
+use crate::{ApiError, AppState, Role, authorize, elapsed, now};
+
+/// A gzip body may expand to at most this many times the body limit.
+const MAX_EXPANSION: usize = 16;
+/// Rejections listed in an answer (all are kept as dead letters).
+const MAX_LISTED: usize = 20;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IngestQuery {
+    /// `cloudtrail` or `k8s-audit` (default: detected from the first record).
+    format: Option<String>,
+    /// Kubernetes cluster name (default `default`).
+    cluster: Option<String>,
+}
+
+/// `POST /api/ingest`: CloudTrail `{"Records":[…]}`, a JSON array, a Kubernetes
+/// `EventList`, or JSON lines of one supported event format; gzip accepted.
+pub(crate) async fn generic(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<IngestQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let start = Instant::now();
+    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let format = match q.format.as_deref() {
+        None => None,
+        Some(f) => Some(
+            Format::parse(f)
+                .filter(|f| f.line_oriented())
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "`format`: `{f}` is not an event format (cloudtrail, k8s-audit)"
+                    ))
+                })?,
+        ),
+    };
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let raw = decode(&headers, &body, state.config.body_limit)?;
+    let lines = to_lines(&raw, false)?;
+    let label = format!("api:ingest:{}", caller.token_id);
+    run(&state, label, lines, format, q.cluster, start).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebhookQuery {
+    /// The cluster this API server belongs to (default `default`).
+    cluster: Option<String>,
+}
+
+/// `POST /api/webhooks/kubernetes-audit`: the audit webhook backend. The API server
+/// (`--audit-webhook-config-file`) posts `audit.k8s.io/v1` `EventList`s, authenticating
+/// with the kubeconfig's `user.token` as a bearer token (operator role).
+pub(crate) async fn kubernetes_audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<WebhookQuery>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let start = Instant::now();
+    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let raw = decode(&headers, &body, state.config.body_limit)?;
+    let lines = to_lines(&raw, true)?;
+    let label = format!("api:kubernetes-audit:{}", caller.token_id);
+    run(
+        &state,
+        label,
+        lines,
+        Some(Format::K8sAudit),
+        q.cluster,
+        start,
+    )
+    .await
+}
+
+async fn run(
+    state: &AppState,
+    label: String,
+    lines: Vec<u8>,
+    format: Option<Format>,
+    cluster: Option<String>,
+    start: Instant,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if lines.is_empty() {
+        return Err(ApiError::bad_request("the body holds no records"));
+    }
+    let opts = IngestOptions {
+        format,
+        cluster,
+        ..IngestOptions::default()
+    };
+    let report = state
+        .engine
+        .call(move |e| e.ingest_lines(&label, &lines, &opts, now()))
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let (mut received, mut accepted) = (0u64, 0u64);
+    for (source, st) in &report.per_source {
+        let l = SourceLabel {
+            source: (*source).to_owned(),
+        };
+        state.metrics.received.get_or_create(&l).inc_by(st.records);
+        state.metrics.accepted.get_or_create(&l).inc_by(st.accepted);
+        state.metrics.rejected.get_or_create(&l).inc_by(st.rejected);
+        received += st.records;
+        accepted += st.accepted;
+    }
+    if report.per_source.is_empty() && report.rejected > 0 {
+        let l = SourceLabel {
+            source: "unknown".into(),
+        };
+        state
+            .metrics
+            .received
+            .get_or_create(&l)
+            .inc_by(report.rejected);
+        state
+            .metrics
+            .rejected
+            .get_or_create(&l)
+            .inc_by(report.rejected);
+        received += report.rejected;
+    }
+    state.metrics.ingest_seconds.observe(elapsed(start));
+    let rejections: Vec<Value> = report
+        .rejections
+        .iter()
+        .take(MAX_LISTED)
+        .map(|(_, d)| json!({"line": d.line, "reason": d.reason}))
+        .collect();
+    let findings: Vec<Value> = report
+        .findings
+        .iter()
+        .map(|f| json!({"id": f.id, "rule_id": f.rule_id, "severity": f.severity, "identity": f.identity}))
+        .collect();
+    let answer = json!({
+        "received": received,
+        "accepted": accepted,
+        "rejected": report.rejected,
+        "rejections": rejections,
+        "findings": findings,
+    });
+    // Nothing usable: say so, though the rejected records are kept as dead letters.
+    let status = if accepted == 0 && report.rejected > 0 {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(answer)))
+}
+
+/// The body, gunzipped when it says so (`Content-Encoding: gzip`) or starts with gzip's
+/// magic bytes. Expansion is bounded: a gzip bomb gets 413.
+fn decode(headers: &HeaderMap, body: &Bytes, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    let gzip = match declared.as_deref() {
+        None | Some("identity") => body.starts_with(&[0x1f, 0x8b]),
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Encoding `{other}` is not supported (gzip is)"),
+            ));
+        }
+    };
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let max = limit.saturating_mul(MAX_EXPANSION);
+    let mut out = Vec::new();
+    let mut reader = flate2::read::MultiGzDecoder::new(body.as_ref()).take(max as u64 + 1);
+    reader
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::bad_request(format!("the gzip body does not decompress: {e}")))?;
+    if out.len() > max {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body expands to more than {max} bytes"),
+        ));
+    }
+    Ok(out)
+}
+
+/// One record per line. A whole JSON document (CloudTrail `{"Records":[…]}`, an array, an
+/// `EventList`, one record) is split into its records; anything else is taken as JSON
+/// lines, whose bad lines the pipeline rejects one by one with their line numbers.
+/// `event_list`: only an `audit.k8s.io` `EventList` is accepted.
+fn to_lines(raw: &[u8], event_list: bool) -> Result<Vec<u8>, ApiError> {
+    let text = raw.trim_ascii();
+    if text.is_empty() {
+        return Err(ApiError::bad_request("the body is empty"));
+    }
+    let whole = serde_json::from_slice::<Value>(text);
+    let records = match whole {
+        Ok(Value::Object(mut m)) => {
+            let kind = m.get("kind").and_then(Value::as_str).map(str::to_owned);
+            if event_list && kind.as_deref() != Some("EventList") {
+                return Err(ApiError::bad_request(
+                    "expected an audit.k8s.io EventList (`\"kind\": \"EventList\"`)",
+                ));
+            }
+            match (m.remove("Records"), m.remove("items")) {
+                (Some(Value::Array(a)), _) => a,
+                (_, Some(Value::Array(a))) if kind.as_deref() == Some("EventList") => a,
+                (Some(_), _) => return Err(ApiError::bad_request("`Records` must be an array")),
+                (_, Some(_)) if kind.as_deref() == Some("EventList") => {
+                    return Err(ApiError::bad_request("`items` must be an array"));
+                }
+                _ => vec![Value::Object(m)],
+            }
+        }
+        Ok(Value::Array(a)) if !event_list => a,
+        Ok(_) if event_list => {
+            return Err(ApiError::bad_request(
+                "expected an audit.k8s.io EventList (`\"kind\": \"EventList\"`)",
+            ));
+        }
+        Ok(_) => {
+            return Err(ApiError::bad_request(
+                "expected a JSON object, an array of records, or JSON lines",
+            ));
+        }
+        Err(e) if event_list || !text.contains(&b'\n') => {
+            return Err(ApiError::bad_request(format!(
+                "the body is not JSON: {e} (line {}, column {})",
+                e.line(),
+                e.column()
+            )));
+        }
+        // JSON lines: passed through as they are.
+        Err(_) => return Ok(text.to_vec()),
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    for r in records {
+        serde_json::to_writer(&mut out, &r).map_err(ApiError::internal)?;
+        out.push(b'\n');
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn documents_become_one_record_per_line() {
+        let l = to_lines(br#"{"Records":[{"a":1},{"b":2}]}"#, false).unwrap();
+        assert_eq!(l, b"{\"a\":1}\n{\"b\":2}\n");
+        let l = to_lines(br#"[{"a":1}]"#, false).unwrap();
+        assert_eq!(l, b"{\"a\":1}\n");
+        let l = to_lines(b"{\"a\":1}\n{\"b\":2}\n", false).unwrap();
+        assert_eq!(l, b"{\"a\":1}\n{\"b\":2}");
+        let l = to_lines(br#"{"kind":"EventList","items":[{"x":1}]}"#, true).unwrap();
+        assert_eq!(l, b"{\"x\":1}\n");
+        assert!(to_lines(br#"{"kind":"Event"}"#, true).is_err());
+        assert!(to_lines(b"not json", false).is_err());
+        assert!(to_lines(b"  ", false).is_err());
+        assert!(to_lines(br#"{"Records":3}"#, false).is_err());
+    }
+}

@@ -1,0 +1,746 @@
+//! Keyward as a service: the authenticated HTTP API (`keyward serve`) and live inputs
+//! (generic ingest, the Kubernetes audit webhook backend).
+//!
+//! The engine is single-writer: it lives on one thread of its own and requests hand it
+//! closures ([`EngineHandle::call`]), so ingest through the server runs exactly the
+//! pipeline the CLI runs and nothing needs the engine to be shared across threads.
+//!
+//! Invariants: every route that reads or changes state authenticates a bearer token and
+//! checks its role before touching the engine; a 2xx on an ingest route means the events
+//! were committed to the store and detection ran on them; every state change is audited.
+
+pub mod auth;
+mod ingest;
+pub mod metrics;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use keyward_detect::{Kind, Severity, Status};
+use keyward_engine::{Engine, FindingQuery};
+use keyward_model::time::Millis;
+use keyward_model::{IdentityKind, Lifecycle, LifecycleConfig, Platform};
+use keyward_store::AuditEntry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub use auth::{Caller, Role};
+use metrics::{Metrics, RouteLabel, SeverityLabel};
+
+/// Largest request body accepted (compressed size): 32 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 32 << 20;
+
+/// A job for the engine thread.
+type Job = Box<dyn FnOnce(&mut Engine) + Send>;
+
+/// The engine, owned by its own thread.
+#[derive(Clone)]
+pub struct EngineHandle {
+    tx: std::sync::mpsc::Sender<Job>,
+}
+
+impl EngineHandle {
+    /// Starts the engine thread. `open` runs on it (the engine never leaves it).
+    pub fn spawn<F>(open: F) -> Result<Self, String>
+    where
+        F: FnOnce() -> Result<Engine, String> + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        std::thread::Builder::new()
+            .name("keyward-engine".into())
+            .spawn(move || {
+                let mut engine = match open() {
+                    Ok(e) => {
+                        let _ = ready_tx.send(Ok(()));
+                        e
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                while let Ok(job) = rx.recv() {
+                    job(&mut engine);
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        ready_rx
+            .recv()
+            .map_err(|_| "the engine thread stopped while opening".to_owned())??;
+        Ok(EngineHandle { tx })
+    }
+
+    /// Runs `f` on the engine thread and waits for its answer.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Engine) -> R + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.tx
+            .send(Box::new(move |e: &mut Engine| {
+                let _ = tx.send(f(e));
+            }))
+            .map_err(|_| ApiError::unavailable())?;
+        rx.await.map_err(|_| ApiError::unavailable())
+    }
+}
+
+/// Configuration of a running server.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub body_limit: usize,
+    /// Days without use before an identity counts as stale.
+    pub stale_after_days: i64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            body_limit: DEFAULT_BODY_LIMIT,
+            stale_after_days: 30,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: EngineHandle,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<Config>,
+}
+
+/// An error answer: a status and a message, as `{"error": "…"}`.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+    fn unavailable() -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "the engine is not running")
+    }
+    fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, Json(json!({"error": self.message}))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"keyward\""),
+            );
+        }
+        r
+    }
+}
+
+fn now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The caller behind the request's bearer token, if its role is at least `need`.
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    need: Role,
+) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer <token>` (create one with `keyward token create`)",
+            )
+        })?
+        .to_owned();
+    let caller = state
+        .engine
+        .call(move |e| auth::verify(e.store(), &token))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token"))?;
+    if caller.role < need {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this needs the {} role; the token is {}",
+                need.as_str(),
+                caller.role.as_str()
+            ),
+        ));
+    }
+    Ok(caller)
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.body_limit;
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/identities", get(identities))
+        .route("/api/identities/{*id}", get(identity))
+        .route("/api/findings", get(findings))
+        .route("/api/findings/{id}", get(finding))
+        .route("/api/findings/{id}/status", post(finding_status))
+        .route("/api/ingest", post(ingest::generic))
+        .route(
+            "/api/webhooks/kubernetes-audit",
+            post(ingest::kubernetes_audit),
+        )
+        .route("/api/tokens", get(tokens).post(create_token))
+        .route("/api/tokens/{id}/revoke", post(revoke_token))
+        .route("/api/audit", get(audit_log))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn count_requests(
+    State(state): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .requests
+        .get_or_create(&RouteLabel {
+            route,
+            status: resp.status().as_u16(),
+        })
+        .inc();
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "no such route")
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// Ready when the engine answers and its store can be read.
+async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
+    state
+        .engine
+        .call(|e| e.store().event_count())
+        .await?
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    Ok("ready\n")
+}
+
+async fn metrics_text(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let counts = state
+        .engine
+        .call(|e| {
+            let q = FindingQuery {
+                statuses: vec![Status::Open, Status::Acknowledged],
+                ..FindingQuery::default()
+            };
+            e.findings(&q).map(|fs| {
+                let mut by = std::collections::BTreeMap::<&'static str, i64>::new();
+                for f in fs {
+                    *by.entry(f.severity.as_str()).or_default() += 1;
+                }
+                by
+            })
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    for s in Severity::ALL {
+        let n = counts.get(s.as_str()).copied().unwrap_or(0);
+        state
+            .metrics
+            .findings_open
+            .get_or_create(&SeverityLabel {
+                severity: s.as_str().to_owned(),
+            })
+            .set(n);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IdentityQuery {
+    platform: Option<String>,
+    kind: Option<String>,
+    state: Option<String>,
+    /// Substring of the id or name.
+    q: Option<String>,
+    /// Owner (email, `@handle`) or team.
+    owner: Option<String>,
+    orphaned: Option<bool>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+const MAX_PAGE: usize = 1_000;
+
+async fn identities(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<IdentityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let platform = match q.platform.as_deref() {
+        None => None,
+        Some(p) => Some(
+            [
+                Platform::Aws,
+                Platform::Kubernetes,
+                Platform::Github,
+                Platform::Oidc,
+            ]
+            .into_iter()
+            .find(|x| x.as_str() == p)
+            .ok_or_else(|| ApiError::bad_request(format!("unknown platform `{p}`")))?,
+        ),
+    };
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(
+            IdentityKind::parse(k)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown kind `{k}`")))?,
+        ),
+    };
+    let lifecycle = match q.state.as_deref() {
+        None => None,
+        Some(s) => Some(
+            Lifecycle::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown state `{s}`")))?,
+        ),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = q.offset.unwrap_or(0);
+    let stale = state.config.stale_after_days;
+    let out = state
+        .engine
+        .call(move |e| {
+            let filter = keyward_engine::Filter {
+                platform,
+                kind,
+                state: lifecycle,
+                ..Default::default()
+            };
+            let lc = LifecycleConfig {
+                as_of: now(),
+                stale_after_days: stale,
+            };
+            let rows = e.list(&filter, lc);
+            let needle = q.q.as_deref().map(str::to_lowercase);
+            let rows: Vec<_> = rows
+                .into_iter()
+                .filter(|(i, _)| {
+                    needle.as_deref().is_none_or(|n| {
+                        i.id.to_lowercase().contains(n) || i.name.to_lowercase().contains(n)
+                    })
+                })
+                .collect();
+            let listed: Vec<_> = rows.iter().map(|(i, _)| *i).collect();
+            let owners = e.owner_infos(&listed);
+            let matching: Vec<Value> = rows
+                .iter()
+                .zip(owners)
+                .filter(|(_, o)| !q.orphaned.unwrap_or(false) || o.orphan.is_some())
+                .filter(|(_, o)| {
+                    q.owner.as_deref().is_none_or(|w| {
+                        o.ownership.owner.as_deref() == Some(w)
+                            || o.ownership.team.as_deref() == Some(w)
+                    })
+                })
+                .map(|((i, s), o)| {
+                    json!({
+                        "id": i.id, "name": i.name, "platform": i.platform.as_str(),
+                        "kind": i.kind.as_str(), "state": s.as_str(),
+                        "account": i.account, "namespace": i.namespace,
+                        "last_used": i.last_used.map(keyward_model::time::format),
+                        "owner": o.ownership.owner, "team": o.ownership.team,
+                        "orphaned": o.orphan.is_some(),
+                    })
+                })
+                .collect();
+            let total = matching.len();
+            let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
+            json!({"total": total, "offset": offset, "limit": limit, "items": page})
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+async fn identity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let stale = state.config.stale_after_days;
+    state
+        .engine
+        .call(move |e| -> Result<Value, ApiError> {
+            let i = match e.resolve(&id) {
+                keyward_engine::Resolve::Found(i) => i.clone(),
+                keyward_engine::Resolve::NotFound => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no identity `{id}`"),
+                    ));
+                }
+                keyward_engine::Resolve::Ambiguous(v) => {
+                    let ids: Vec<&str> = v.iter().map(|i| i.id.as_str()).collect();
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("`{id}` names several identities: {}", ids.join(", ")),
+                    ));
+                }
+            };
+            let lc = LifecycleConfig {
+                as_of: now(),
+                stale_after_days: stale,
+            };
+            let owner = e.owner_infos(&[&i]).into_iter().next();
+            let events = e
+                .store()
+                .recent_events(&i.id, 50)
+                .map_err(ApiError::internal)?;
+            let q = FindingQuery {
+                identity: Some(i.id.clone()),
+                ..FindingQuery::default()
+            };
+            let findings = e.findings(&q).map_err(ApiError::internal)?;
+            Ok(json!({
+                "identity": i,
+                "state": i.lifecycle(lc).as_str(),
+                "owner": owner.as_ref().map(|o| json!({
+                    "owner": o.ownership.owner, "team": o.ownership.team,
+                    "confidence": o.ownership.confidence,
+                    "people": o.ownership.people, "teams": o.ownership.teams,
+                    "orphan": o.orphan.as_ref().map(|r| format!("{r:?}")),
+                })),
+                "findings": findings,
+                "recent_events": events,
+            }))
+        })
+        .await?
+        .map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FindingsQuery {
+    severity: Option<String>,
+    status: Option<String>,
+    kind: Option<String>,
+    identity: Option<String>,
+    /// RFC 3339 instant: findings last seen at or after it.
+    since: Option<String>,
+    offset: Option<usize>,
+    limit: Option<usize>,
+}
+
+async fn findings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let min_severity = match q.severity.as_deref() {
+        None => None,
+        Some(s) => Some(
+            Severity::parse(s)
+                .ok_or_else(|| ApiError::bad_request(format!("unknown severity `{s}`")))?,
+        ),
+    };
+    let statuses = match q.status.as_deref() {
+        None => Vec::new(),
+        Some(s) => s
+            .split(',')
+            .map(|x| {
+                Status::parse(x)
+                    .ok_or_else(|| ApiError::bad_request(format!("unknown status `{x}`")))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let kind = match q.kind.as_deref() {
+        None => None,
+        Some(k) => Some(
+            Kind::parse(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind `{k}`")))?,
+        ),
+    };
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(keyward_model::time::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("`since`: `{s}` is not an RFC 3339 time"))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = q.offset.unwrap_or(0);
+    let fq = FindingQuery {
+        since,
+        min_severity,
+        identity: q.identity,
+        kind,
+        statuses,
+    };
+    let all = state
+        .engine
+        .call(move |e| e.findings(&fq))
+        .await?
+        .map_err(ApiError::internal)?;
+    let total = all.len();
+    let items: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(
+        json!({"total": total, "offset": offset, "limit": limit, "items": items}),
+    ))
+}
+
+async fn finding(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let (f, changes) = state
+        .engine
+        .call(move |e| -> Result<_, keyward_engine::EngineError> {
+            Ok((e.finding(&id)?, e.finding_changes(&id)?))
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    let f = f.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
+    let changes: Vec<Value> = changes
+        .into_iter()
+        .map(|c| {
+            json!({"at": keyward_model::time::format(c.at), "actor": c.actor,
+                   "status": c.status, "note": c.note})
+        })
+        .collect();
+    Ok(Json(json!({"finding": f, "changes": changes})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatusBody {
+    /// `open`, `acknowledged`, `false-positive` or `resolved`.
+    status: String,
+    note: Option<String>,
+}
+
+async fn finding_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let status = Status::parse(&body.status).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`status`: `{}` is not one of open, acknowledged, false-positive, resolved",
+            body.status
+        ))
+    })?;
+    let actor = caller.actor();
+    let f = state
+        .engine
+        .call(move |e| -> Result<_, ApiError> {
+            if e.finding(&id).map_err(ApiError::internal)?.is_none() {
+                return Err(ApiError::new(StatusCode::NOT_FOUND, "no such finding"));
+            }
+            let at = now();
+            let f = e
+                .set_finding_status(&id, status, &actor, body.note.as_deref(), at)
+                .map_err(ApiError::internal)?;
+            e.store_mut()
+                .audit(&AuditEntry {
+                    at,
+                    actor,
+                    action: "finding.status".into(),
+                    target: Some(id),
+                    detail: Some(status.as_str().to_owned()),
+                })
+                .map_err(ApiError::internal)?;
+            Ok(f)
+        })
+        .await??;
+    Ok(Json(json!({"finding": f})))
+}
+
+async fn tokens(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Admin).await?;
+    let rows = state
+        .engine
+        .call(|e| e.store().tokens())
+        .await?
+        .map_err(ApiError::internal)?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|t| {
+            json!({"id": t.id, "role": t.role, "name": t.name,
+                   "created_at": keyward_model::time::format(t.created_at),
+                   "revoked_at": t.revoked_at.map(keyward_model::time::format)})
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenBody {
+    role: String,
+    name: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let caller = authorize(&state, &headers, Role::Admin).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let role = Role::parse(&body.role).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`role`: `{}` is not one of viewer, operator, admin",
+            body.role
+        ))
+    })?;
+    if body.name.trim().is_empty() || body.name.len() > 200 {
+        return Err(ApiError::bad_request("`name`: 1 to 200 characters"));
+    }
+    let actor = caller.actor();
+    let (token, row) = state
+        .engine
+        .call(move |e| auth::create(e.store_mut(), role, body.name.trim(), &actor, now()))
+        .await?
+        .map_err(ApiError::internal)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": row.id, "role": row.role, "name": row.name, "token": token})),
+    ))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Admin).await?;
+    let audit = AuditEntry {
+        at: now(),
+        actor: caller.actor(),
+        action: "token.revoke".into(),
+        target: Some(id.clone()),
+        detail: None,
+    };
+    let done = state
+        .engine
+        .call(move |e| e.store_mut().revoke_token(&id, &audit))
+        .await?
+        .map_err(ApiError::internal)?;
+    if !done {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such active token"));
+    }
+    Ok(Json(json!({"revoked": true})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+async fn audit_log(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Admin).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let rows = state
+        .engine
+        .call(move |e| e.store().audit_log(limit))
+        .await?
+        .map_err(ApiError::internal)?;
+    let items: Vec<Value> = rows
+        .into_iter()
+        .map(|a| {
+            json!({"at": keyward_model::time::format(a.at), "actor": a.actor,
+                   "action": a.action, "target": a.target, "detail": a.detail})
+        })
+        .collect();
+    Ok(Json(json!({"items": items})))
+}
+
+fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
+    ApiError::new(e.status(), e.body_text())
+}
+
+/// Serves `router` on `listener` until Ctrl-C or SIGTERM.
+pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
+
+/// Seconds since `start`, for the latency histogram.
+pub(crate) fn elapsed(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64()
+}

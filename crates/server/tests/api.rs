@@ -1,0 +1,559 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! Every route through the real router (`Router` + `oneshot`), the real engine and an
+//! on-disk store: success, unauthenticated (401), wrong role (403), bad body or query
+//! (400), oversized body (413). Events posted come from the built-in rules' own examples,
+//! so a 200 is checked against the findings the pipeline must have produced.
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use keyward_detect::Catalog;
+use keyward_engine::Engine;
+use keyward_server::{AppState, Config, EngineHandle, Role, auth};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+struct Fixture {
+    app: Router,
+    viewer: String,
+    operator: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(body_limit: usize) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_path_buf();
+    let engine = EngineHandle::spawn(move || {
+        let mut e = Engine::open(&data).map_err(|e| e.to_string())?;
+        e.enable_detection(Catalog::builtin(), Default::default())
+            .map_err(|e| e.to_string())?;
+        Ok(e)
+    })
+    .unwrap();
+    let mut tokens = Vec::new();
+    for role in [Role::Viewer, Role::Operator, Role::Admin] {
+        let t = engine
+            .call(move |e| {
+                auth::create(e.store_mut(), role, "test", "test", 1)
+                    .unwrap()
+                    .0
+            })
+            .await
+            .unwrap();
+        tokens.push(t);
+    }
+    let state = AppState {
+        engine,
+        metrics: Default::default(),
+        config: Arc::new(Config {
+            body_limit,
+            ..Config::default()
+        }),
+    };
+    let admin = tokens.pop().unwrap();
+    let operator = tokens.pop().unwrap();
+    let viewer = tokens.pop().unwrap();
+    Fixture {
+        app: keyward_server::router(state),
+        viewer,
+        operator,
+        admin,
+        _dir: dir,
+    }
+}
+
+async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if let Some(t) = token {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
+    let resp = app.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, v)
+}
+
+/// The first example event of a built-in rule.
+fn example(rule: &str) -> Value {
+    let c = Catalog::builtin();
+    c.files[rule].examples[0].events()[0].clone()
+}
+
+#[tokio::test]
+async fn health_and_readiness_need_no_token() {
+    let f = fixture(1 << 20).await;
+    let (s, v) = call(&f.app, "GET", "/healthz", None, None, &[]).await;
+    assert_eq!((s, v), (StatusCode::OK, Value::String("ok\n".into())));
+    let (s, _) = call(&f.app, "GET", "/readyz", None, None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&f.app, "GET", "/nope", Some(&f.viewer), None, &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(v["error"], "no such route");
+}
+
+#[tokio::test]
+async fn every_state_route_needs_a_valid_token_and_the_right_role() {
+    let f = fixture(1 << 20).await;
+    let routes: [(&str, &str, Role); 10] = [
+        ("GET", "/metrics", Role::Viewer),
+        ("GET", "/api/identities", Role::Viewer),
+        ("GET", "/api/identities/x", Role::Viewer),
+        ("GET", "/api/findings", Role::Viewer),
+        ("GET", "/api/findings/x", Role::Viewer),
+        ("POST", "/api/findings/x/status", Role::Operator),
+        ("POST", "/api/ingest", Role::Operator),
+        ("POST", "/api/webhooks/kubernetes-audit", Role::Operator),
+        ("POST", "/api/tokens", Role::Admin),
+        ("GET", "/api/audit", Role::Admin),
+    ];
+    for (method, uri, need) in routes {
+        let (s, v) = call(&f.app, method, uri, None, None, &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert!(v["error"].as_str().unwrap().contains("Bearer"), "{v}");
+        let (s, v) = call(&f.app, method, uri, Some("kw_forged"), None, &[]).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{method} {uri}");
+        assert_eq!(v["error"], "unknown or revoked token");
+        let weaker = match need {
+            Role::Viewer => None,
+            Role::Operator => Some(&f.viewer),
+            Role::Admin => Some(&f.operator),
+        };
+        if let Some(t) = weaker {
+            let (s, v) = call(&f.app, method, uri, Some(t), None, &[]).await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{method} {uri}");
+            assert!(v["error"].as_str().unwrap().contains(need.as_str()), "{v}");
+        }
+    }
+    // Tokens listing and revoking are admin-only too.
+    let (s, _) = call(&f.app, "GET", "/api/tokens", Some(&f.operator), None, &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        "/api/tokens/x/revoke",
+        Some(&f.operator),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn posted_cloudtrail_is_stored_detected_and_triaged() {
+    let f = fixture(1 << 20).await;
+    let record = example("kw-aws-cloudtrail-tampering");
+    let body = serde_json::to_vec(&json!({"Records": [record]})).unwrap();
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(body.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["received"].as_u64(), v["accepted"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let fired: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["rule_id"].as_str().unwrap())
+        .collect();
+    assert!(fired.contains(&"kw-aws-cloudtrail-tampering"), "{v}");
+    let finding_id = v["findings"][0]["id"].as_str().unwrap().to_owned();
+
+    // The same events gzipped: stored once (event ids), accepted again without error.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&body).unwrap();
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(gz.finish().unwrap()),
+        &[("content-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // Viewers see the identity and the finding.
+    let (s, v) = call(
+        &f.app,
+        "GET",
+        "/api/identities?limit=5",
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["total"].as_u64().unwrap() >= 1, "{v}");
+    let id = v["items"][0]["id"].as_str().unwrap().to_owned();
+    let (s, v) = call(
+        &f.app,
+        "GET",
+        &format!("/api/identities/{id}"),
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["identity"]["id"], id.as_str());
+    let (s, v) = call(
+        &f.app,
+        "GET",
+        "/api/findings?severity=high",
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        v["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == finding_id.as_str()),
+        "{v}"
+    );
+
+    // An operator acknowledges it; the change and the audit entry are recorded.
+    let path = format!("/api/findings/{finding_id}/status");
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        &path,
+        Some(&f.operator),
+        Some(br#"{"status":"acknowledged","note":"looking"}"#.to_vec()),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["finding"]["status"], "acknowledged");
+    let (s, v) = call(
+        &f.app,
+        "GET",
+        &format!("/api/findings/{finding_id}"),
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["changes"][0]["status"], "acknowledged");
+    assert!(
+        v["changes"][0]["actor"]
+            .as_str()
+            .unwrap()
+            .starts_with("token:")
+    );
+    let (s, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["items"][0]["action"], "finding.status");
+
+    // Metrics count what was posted.
+    let (s, v) = call(&f.app, "GET", "/metrics", Some(&f.viewer), None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = v.as_str().unwrap();
+    assert!(
+        text.contains("keyward_records_accepted_total{source=\"cloudtrail\"} 2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("keyward_findings_open{severity=\"high\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("keyward_ingest_duration_seconds_count 2"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn bad_bodies_and_queries_get_400_with_a_reason() {
+    let f = fixture(1 << 20).await;
+    let op = Some(f.operator.as_str());
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        op,
+        Some(b"not json".to_vec()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("not JSON"), "{v}");
+    let (s, v) = call(&f.app, "POST", "/api/ingest", op, Some(Vec::new()), &[]).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "the body is empty");
+    // JSON lines that are no supported event: rejected with the line, kept as dead letters.
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        op,
+        Some(b"{\"a\":1}\n{\"b\":2}\n".to_vec()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["accepted"], 0);
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest?format=terraform",
+        op,
+        Some(b"{}".to_vec()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(
+        v["error"].as_str().unwrap().contains("not an event format"),
+        "{v}"
+    );
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        op,
+        Some(b"x".to_vec()),
+        &[("content-encoding", "br")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/webhooks/kubernetes-audit",
+        op,
+        Some(br#"{"kind":"Event"}"#.to_vec()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("EventList"), "{v}");
+    let (s, v) = call(
+        &f.app,
+        "GET",
+        "/api/identities?platform=mars",
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v["error"], "unknown platform `mars`");
+    let (s, _) = call(
+        &f.app,
+        "GET",
+        "/api/identities?bogus=1",
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = call(
+        &f.app,
+        "GET",
+        "/api/findings?since=yesterday",
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("RFC 3339"), "{v}");
+    let ct = [("content-type", "application/json")];
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/findings/x/status",
+        op,
+        Some(br#"{"status":"gone"}"#.to_vec()),
+        &ct,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("`gone`"), "{v}");
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        "/api/findings/x/status",
+        op,
+        Some(b"{".to_vec()),
+        &ct,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        "/api/findings/x/status",
+        op,
+        Some(br#"{"status":"resolved"}"#.to_vec()),
+        &ct,
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/tokens",
+        Some(&f.admin),
+        Some(br#"{"role":"root","name":"x"}"#.to_vec()),
+        &ct,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("`root`"), "{v}");
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413() {
+    let f = fixture(4096).await;
+    let big = vec![b' '; 8192];
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(big.clone()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        "/api/webhooks/kubernetes-audit",
+        Some(&f.operator),
+        Some(big),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // A small gzip that expands past 16× the limit.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&vec![b'\n'; 4096 * 17]).unwrap();
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 4096);
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(bomb),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+}
+
+#[tokio::test]
+async fn kubernetes_audit_webhook_ingests_an_event_list() {
+    let f = fixture(1 << 20).await;
+    let event = example("kw-k8s-exec-attach");
+    let list = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+                      "metadata": {}, "items": [event]});
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/webhooks/kubernetes-audit?cluster=prod",
+        Some(&f.operator),
+        Some(serde_json::to_vec(&list).unwrap()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["accepted"], 1);
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule_id"] == "kw-k8s-exec-attach"),
+        "{v}"
+    );
+}
+
+#[tokio::test]
+async fn admins_manage_tokens_and_revoked_tokens_stop_working() {
+    let f = fixture(1 << 20).await;
+    let ct = [("content-type", "application/json")];
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/tokens",
+        Some(&f.admin),
+        Some(br#"{"role":"viewer","name":"grafana"}"#.to_vec()),
+        &ct,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let token = v["token"].as_str().unwrap().to_owned();
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (s, _) = call(&f.app, "GET", "/api/findings", Some(&token), None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(&f.app, "GET", "/api/tokens", Some(&f.admin), None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let listed = serde_json::to_string(&v).unwrap();
+    assert!(
+        listed.contains("grafana") && !listed.contains(&token),
+        "tokens are never listed"
+    );
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        &format!("/api/tokens/{id}/revoke"),
+        Some(&f.admin),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _) = call(&f.app, "GET", "/api/findings", Some(&token), None, &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = call(
+        &f.app,
+        "POST",
+        &format!("/api/tokens/{id}/revoke"),
+        Some(&f.admin),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
