@@ -49,15 +49,10 @@ pub struct Args {
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
-    [
-        Platform::Aws,
-        Platform::Kubernetes,
-        Platform::Github,
-        Platform::Oidc,
-    ]
-    .into_iter()
-    .find(|p| p.as_str() == s)
-    .ok_or_else(|| format!("unknown platform `{s}`; one of: aws, kubernetes, github, oidc"))
+    Platform::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Platform::ALL.iter().map(|p| p.as_str()).collect();
+        format!("unknown platform `{s}`; one of: {}", all.join(", "))
+    })
 }
 
 fn parse_kind(s: &str) -> Result<IdentityKind, String> {

@@ -16,6 +16,17 @@ pub enum Platform {
 }
 
 impl Platform {
+    pub const ALL: [Platform; 4] = [
+        Platform::Aws,
+        Platform::Kubernetes,
+        Platform::Github,
+        Platform::Oidc,
+    ];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Platform::Aws => "aws",

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::metrics::SourceLabel;
-use crate::{ApiError, AppState, Role, authorize, elapsed, now};
+use crate::{ApiError, AppState, Role, authorize, now};
 
 /// A gzip body may expand to at most this many times the body limit.
 const MAX_EXPANSION: usize = 16;
@@ -147,7 +147,10 @@ async fn run(
             .inc_by(report.rejected);
         received += report.rejected;
     }
-    state.metrics.ingest_seconds.observe(elapsed(start));
+    state
+        .metrics
+        .ingest_seconds
+        .observe(start.elapsed().as_secs_f64());
     let rejections: Vec<Value> = report
         .rejections
         .iter()

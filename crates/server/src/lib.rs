@@ -14,7 +14,6 @@ mod ingest;
 pub mod metrics;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::Router;
@@ -326,6 +325,19 @@ struct IdentityQuery {
 
 const MAX_PAGE: usize = 1_000;
 
+/// A query value parsed by `parse`; 400 naming `what` when it does not parse.
+fn parse_one<T>(v: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ApiError> {
+    parse(v).ok_or_else(|| ApiError::bad_request(format!("unknown {what} `{v}`")))
+}
+
+fn parse_opt<T>(
+    value: Option<&str>,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    value.map(|v| parse_one(v, what, parse)).transpose()
+}
+
 async fn identities(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -333,34 +345,9 @@ async fn identities(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let platform = match q.platform.as_deref() {
-        None => None,
-        Some(p) => Some(
-            [
-                Platform::Aws,
-                Platform::Kubernetes,
-                Platform::Github,
-                Platform::Oidc,
-            ]
-            .into_iter()
-            .find(|x| x.as_str() == p)
-            .ok_or_else(|| ApiError::bad_request(format!("unknown platform `{p}`")))?,
-        ),
-    };
-    let kind = match q.kind.as_deref() {
-        None => None,
-        Some(k) => Some(
-            IdentityKind::parse(k)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown kind `{k}`")))?,
-        ),
-    };
-    let lifecycle = match q.state.as_deref() {
-        None => None,
-        Some(s) => Some(
-            Lifecycle::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown state `{s}`")))?,
-        ),
-    };
+    let platform = parse_opt(q.platform.as_deref(), "platform", Platform::parse)?;
+    let kind = parse_opt(q.kind.as_deref(), "kind", IdentityKind::parse)?;
+    let lifecycle = parse_opt(q.state.as_deref(), "state", Lifecycle::parse)?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let offset = q.offset.unwrap_or(0);
     let stale = state.config.stale_after_days;
@@ -495,29 +482,15 @@ async fn findings(
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let min_severity = match q.severity.as_deref() {
-        None => None,
-        Some(s) => Some(
-            Severity::parse(s)
-                .ok_or_else(|| ApiError::bad_request(format!("unknown severity `{s}`")))?,
-        ),
-    };
+    let min_severity = parse_opt(q.severity.as_deref(), "severity", Severity::parse)?;
     let statuses = match q.status.as_deref() {
         None => Vec::new(),
         Some(s) => s
             .split(',')
-            .map(|x| {
-                Status::parse(x)
-                    .ok_or_else(|| ApiError::bad_request(format!("unknown status `{x}`")))
-            })
+            .map(|x| parse_one(x, "status", Status::parse))
             .collect::<Result<_, _>>()?,
     };
-    let kind = match q.kind.as_deref() {
-        None => None,
-        Some(k) => Some(
-            Kind::parse(k).ok_or_else(|| ApiError::bad_request(format!("unknown kind `{k}`")))?,
-        ),
-    };
+    let kind = parse_opt(q.kind.as_deref(), "kind", Kind::parse)?;
     let since = match q.since.as_deref() {
         None => None,
         Some(s) => Some(keyward_model::time::parse(s).ok_or_else(|| {
@@ -738,9 +711,4 @@ pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::i
             let _ = tokio::signal::ctrl_c().await;
         })
         .await
-}
-
-/// Seconds since `start`, for the latency histogram.
-pub(crate) fn elapsed(start: Instant) -> f64 {
-    start.elapsed().as_secs_f64()
 }

@@ -285,16 +285,7 @@ impl Store for SqliteStore {
             "SELECT id, hash, role, name, created_at, revoked_at FROM api_tokens
              ORDER BY created_at, id",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok(TokenRow {
-                id: r.get(0)?,
-                hash: r.get(1)?,
-                role: r.get(2)?,
-                name: r.get(3)?,
-                created_at: r.get(4)?,
-                revoked_at: r.get(5)?,
-            })
-        })?;
+        let rows = st.query_map([], token_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -305,16 +296,7 @@ impl Store for SqliteStore {
                 "SELECT id, hash, role, name, created_at, revoked_at FROM api_tokens
                  WHERE hash = ?1",
                 [hash],
-                |r| {
-                    Ok(TokenRow {
-                        id: r.get(0)?,
-                        hash: r.get(1)?,
-                        role: r.get(2)?,
-                        name: r.get(3)?,
-                        created_at: r.get(4)?,
-                        revoked_at: r.get(5)?,
-                    })
-                },
+                token_row,
             )
             .optional()?)
     }
@@ -716,6 +698,18 @@ impl Batch for SqliteBatch<'_> {
         self.write_minutes()?;
         Ok(self.tx.commit()?)
     }
+}
+
+/// A row of `SELECT id, hash, role, name, created_at, revoked_at FROM api_tokens`.
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+    Ok(TokenRow {
+        id: r.get(0)?,
+        hash: r.get(1)?,
+        role: r.get(2)?,
+        name: r.get(3)?,
+        created_at: r.get(4)?,
+        revoked_at: r.get(5)?,
+    })
 }
 
 /// Appends to the audit log. Each entry's `hash` covers the previous entry's hash and its
