@@ -24,11 +24,34 @@ pub struct Args {
     /// Ingest only: no rules or baselines on posted events.
     #[arg(long)]
     pub no_detect: bool,
+    /// File holding the GitHub webhook secret (trailing newline ignored). Without it (or
+    /// KEYWARD_GITHUB_WEBHOOK_SECRET) GitHub deliveries are refused.
+    #[arg(long, value_name = "FILE")]
+    pub github_webhook_secret_file: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
 }
 
+/// The GitHub webhook secret from `--github-webhook-secret-file` or the environment
+/// (never from a command-line value, which other users could read in `ps`).
+fn github_secret(args: &Args) -> anyhow::Result<Option<keyward_server::github::WebhookSecret>> {
+    let raw = match &args.github_webhook_secret_file {
+        Some(p) => Some(
+            std::fs::read(p)
+                .with_context(|| format!("reading the GitHub webhook secret `{}`", p.display()))?,
+        ),
+        None => std::env::var_os("KEYWARD_GITHUB_WEBHOOK_SECRET").map(|v| v.into_encoded_bytes()),
+    };
+    let Some(raw) = raw else { return Ok(None) };
+    let secret = raw.trim_ascii_end();
+    if secret.is_empty() {
+        anyhow::bail!("the GitHub webhook secret is empty");
+    }
+    Ok(Some(keyward_server::github::WebhookSecret::new(secret)))
+}
+
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
+    let github_secret = github_secret(&args)?;
     let catalog = (!args.no_detect).then(|| args.detect.catalog());
     let settings = args.detect.settings();
     let data = dir.to_path_buf();
@@ -68,6 +91,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         metrics: Default::default(),
         config: std::sync::Arc::new(Config {
             body_limit: args.body_limit,
+            github_secret,
             ..Config::default()
         }),
     };

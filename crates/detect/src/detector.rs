@@ -55,6 +55,7 @@ pub struct Detector {
 fn logsource(source: SourceKind) -> LogSource {
     let (p, s) = match source {
         SourceKind::K8sAudit => ("kubernetes", "audit"),
+        SourceKind::GithubWebhook => ("github", "webhook"),
         _ => ("aws", "cloudtrail"),
     };
     LogSource {
@@ -82,7 +83,12 @@ impl Detector {
             .enumerate()
             .map(|(i, r)| (r.id.clone(), i))
             .collect();
-        let sources = [SourceKind::Cloudtrail, SourceKind::K8sAudit].map(|s| (s, logsource(s)));
+        let sources = [
+            SourceKind::Cloudtrail,
+            SourceKind::K8sAudit,
+            SourceKind::GithubWebhook,
+        ]
+        .map(|s| (s, logsource(s)));
         let prefilter = Prefilter::new(engine.engine().rules(), &sources, |rule, source| {
             let id = rule.id.as_deref().unwrap_or(&rule.title);
             by_id

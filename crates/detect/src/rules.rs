@@ -60,6 +60,7 @@ impl Logsource {
         let source = match (p.as_str(), s.as_str()) {
             ("aws", "cloudtrail") => Some(SourceKind::Cloudtrail),
             ("kubernetes", "audit") => Some(SourceKind::K8sAudit),
+            ("github", "webhook") => Some(SourceKind::GithubWebhook),
             _ => None,
         };
         let label = if s.is_empty() { p } else { format!("{p}/{s}") };
@@ -74,7 +75,7 @@ impl Logsource {
         let ls = Logsource::of(Some(p), Some(sv), None);
         if ls.source.is_none() {
             return Err(format!(
-                "`source: {s}`: Keyward reads aws/cloudtrail and kubernetes/audit"
+                "`source: {s}`: Keyward reads aws/cloudtrail, kubernetes/audit and github/webhook"
             ));
         }
         Ok(ls)

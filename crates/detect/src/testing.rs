@@ -31,6 +31,9 @@ pub fn normalize(source: SourceKind, raw: &[u8]) -> Result<(Event<'static>, Vec<
     let out = match source {
         SourceKind::K8sAudit => k8s_audit::normalize_event(raw, &Context::default())?
             .map(keyward_normalize::Output::into_owned),
+        SourceKind::GithubWebhook => {
+            keyward_normalize::github::normalize_delivery(raw, &Context::default())?
+        }
         _ => cloudtrail::normalize_record(raw)?.map(keyward_normalize::Output::into_owned),
     };
     let out = out.ok_or("the record is not an event")?;

@@ -23,6 +23,8 @@ pub enum SourceKind {
     PeopleDirectory,
     /// `aws lambda list-functions` / `get-function-configuration`.
     LambdaFunctions,
+    /// GitHub webhook deliveries (as posted, or as the deliveries API returns them).
+    GithubWebhook,
 }
 
 impl SourceKind {
@@ -37,12 +39,13 @@ impl SourceKind {
             SourceKind::Codeowners => "codeowners",
             SourceKind::PeopleDirectory => "people-directory",
             SourceKind::LambdaFunctions => "lambda-functions",
+            SourceKind::GithubWebhook => "github-webhook",
         }
     }
 
     pub fn is_log(self) -> bool {
         match self {
-            SourceKind::Cloudtrail | SourceKind::K8sAudit => true,
+            SourceKind::Cloudtrail | SourceKind::K8sAudit | SourceKind::GithubWebhook => true,
             SourceKind::IamAuthorizationDetails
             | SourceKind::IamCredentialReport
             | SourceKind::K8sSnapshot

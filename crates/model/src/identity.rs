@@ -61,6 +61,17 @@ pub enum IdentityKind {
     KubernetesUser,
     KubernetesNode,
     KubernetesSystem,
+    /// A GitHub account seen acting (a person or a machine user).
+    GithubUser,
+    /// A GitHub App installation on an organization or user account.
+    GithubApp,
+    /// A repository deploy key (SSH).
+    DeployKey,
+    /// A fine-grained personal access token granted to an organization.
+    PersonalAccessToken,
+    /// A GitHub Actions workflow of a repository (the workload behind its `GITHUB_TOKEN`
+    /// and OIDC tokens).
+    GithubWorkflow,
     Unknown,
 }
 
@@ -83,11 +94,16 @@ impl IdentityKind {
             IdentityKind::KubernetesUser => "kubernetes_user",
             IdentityKind::KubernetesNode => "kubernetes_node",
             IdentityKind::KubernetesSystem => "kubernetes_system",
+            IdentityKind::GithubUser => "github_user",
+            IdentityKind::GithubApp => "github_app",
+            IdentityKind::DeployKey => "deploy_key",
+            IdentityKind::PersonalAccessToken => "personal_access_token",
+            IdentityKind::GithubWorkflow => "github_workflow",
             IdentityKind::Unknown => "unknown",
         }
     }
 
-    pub const ALL: [IdentityKind; 17] = [
+    pub const ALL: [IdentityKind; 22] = [
         IdentityKind::IamUser,
         IdentityKind::IamRole,
         IdentityKind::AccountRoot,
@@ -104,6 +120,11 @@ impl IdentityKind {
         IdentityKind::KubernetesUser,
         IdentityKind::KubernetesNode,
         IdentityKind::KubernetesSystem,
+        IdentityKind::GithubUser,
+        IdentityKind::GithubApp,
+        IdentityKind::DeployKey,
+        IdentityKind::PersonalAccessToken,
+        IdentityKind::GithubWorkflow,
         IdentityKind::Unknown,
     ];
 
@@ -130,6 +151,11 @@ impl IdentityKind {
             | IdentityKind::KubernetesUser
             | IdentityKind::KubernetesNode
             | IdentityKind::KubernetesSystem
+            | IdentityKind::GithubUser
+            | IdentityKind::GithubApp
+            | IdentityKind::DeployKey
+            | IdentityKind::PersonalAccessToken
+            | IdentityKind::GithubWorkflow
             | IdentityKind::Unknown => false,
         }
     }

@@ -11,6 +11,7 @@
 pub mod cloudtrail;
 pub mod codeowners;
 pub mod cred_report;
+pub mod github;
 pub mod iam_authz;
 pub mod k8s_audit;
 pub mod k8s_snapshot;
@@ -134,6 +135,7 @@ pub fn normalize_line(
     let result = match format {
         Format::Cloudtrail => cloudtrail::normalize_record_memo(line, &mut ctx.memo),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
+        Format::GithubWebhook => github::normalize_delivery(line, ctx),
         Format::IamAuthorizationDetails
         | Format::IamCredentialReport
         | Format::K8sSnapshot
@@ -162,6 +164,7 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::Codeowners => codeowners::normalize(doc, ctx, sink),
         Format::PeopleDirectory => people::normalize(doc, sink),
         Format::LambdaFunctions => lambda::normalize(doc, sink),
+        Format::GithubWebhook => github::normalize_document(doc, ctx, sink),
     }
 }
 

@@ -25,10 +25,12 @@ pub enum Format {
     PeopleDirectory,
     /// `aws lambda list-functions` (`{"Functions":[…]}`) or `get-function-configuration`.
     LambdaFunctions,
+    /// GitHub webhook deliveries: `guid`, `delivered_at`, `event`, `request.payload`.
+    GithubWebhook,
 }
 
 impl Format {
-    pub const ALL: [Format; 9] = [
+    pub const ALL: [Format; 10] = [
         Format::Cloudtrail,
         Format::K8sAudit,
         Format::IamAuthorizationDetails,
@@ -38,6 +40,7 @@ impl Format {
         Format::Codeowners,
         Format::PeopleDirectory,
         Format::LambdaFunctions,
+        Format::GithubWebhook,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Format {
             Format::Codeowners => SourceKind::Codeowners,
             Format::PeopleDirectory => SourceKind::PeopleDirectory,
             Format::LambdaFunctions => SourceKind::LambdaFunctions,
+            Format::GithubWebhook => SourceKind::GithubWebhook,
         }
     }
 
@@ -67,7 +71,7 @@ impl Format {
     /// whole documents.
     pub fn line_oriented(self) -> bool {
         match self {
-            Format::Cloudtrail | Format::K8sAudit => true,
+            Format::Cloudtrail | Format::K8sAudit | Format::GithubWebhook => true,
             Format::IamAuthorizationDetails
             | Format::IamCredentialReport
             | Format::K8sSnapshot
@@ -209,6 +213,7 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
                 return Some(Format::IamAuthorizationDetails);
             }
             "auditID" | "stage" | "requestURI" => return Some(Format::K8sAudit),
+            "delivered_at" | "guid" => return Some(Format::GithubWebhook),
             "format_version" | "terraform_version" => return Some(Format::Terraform),
             "Functions" | "FunctionArn" => return Some(Format::LambdaFunctions),
             "kind" => kind = value.as_str().map(str::to_owned),

@@ -498,3 +498,64 @@ fn cloudtrail_lake_query_results() {
     assert_eq!(sink.rejects.len(), 1);
     assert!(sink.rejects[0].reason.contains("eventJson") && sink.rejects[0].line > 1);
 }
+
+/// Panther's GitHub webhook test events (bodies without their headers), each wrapped as a
+/// delivery with the event type its keys show. Workflow runs and jobs become activity of
+/// their workflow, with the sender as actor; other event types are skipped, none rejected.
+#[test]
+fn panther_github_webhooks() {
+    let Some(dir) = corpora() else { return };
+    let text =
+        std::fs::read_to_string(dir.join("panther-labelled-events/events/GitHub.Webhook.jsonl"))
+            .unwrap();
+    let mut sink = Collect::default();
+    let mut ctx = Context::default();
+    let (mut read, mut skipped) = (0, 0);
+    for (i, line) in text.lines().enumerate() {
+        let case: Value = serde_json::from_str(line).unwrap();
+        let payload = &case["event"];
+        let event = ["workflow_run", "workflow_job", "pull_request", "issue", "commits"]
+            .into_iter()
+            .find(|k| payload.get(*k).is_some())
+            .map_or("push", |k| match k {
+                "issue" => "issues",
+                "commits" => "push",
+                k => k,
+            });
+        let delivery = serde_json::json!({
+            "guid": format!("panther-{i}"),
+            "delivered_at": "2026-11-20T10:00:00Z",
+            "event": event,
+            "request": {"headers": {}, "payload": payload},
+        });
+        let before = sink.outs.len();
+        normalize_line(
+            Format::GithubWebhook,
+            &serde_json::to_vec(&delivery).unwrap(),
+            i as u64 + 1,
+            &mut ctx,
+            &mut sink,
+        );
+        if sink.outs.len() > before {
+            read += 1;
+        } else {
+            skipped += 1;
+        }
+    }
+    assert!(sink.rejects.is_empty(), "{:?}", sink.rejects);
+    assert_eq!(read, 28, "workflow_run and workflow_job deliveries");
+    assert_eq!(skipped, 48, "push, pull_request, issues, comments: no identity");
+    let kinds = sink.kinds();
+    // One job ("Self-hosted runner with empty name") names no workflow: an event only.
+    assert_eq!(kinds.get(&IdentityKind::GithubWorkflow), Some(&27), "{kinds:?}");
+    let ids: std::collections::BTreeSet<&str> = sink
+        .observations()
+        .filter(|o| o.kind == IdentityKind::GithubWorkflow)
+        .map(|o| o.id.as_str())
+        .collect();
+    assert!(
+        ids.iter().all(|id| id.starts_with("github:workflow/")),
+        "{ids:?}"
+    );
+    eprintln!("workflows: {ids:?}");
+}

@@ -99,7 +99,7 @@ pub(crate) async fn kubernetes_audit(
     .await
 }
 
-async fn run(
+pub(crate) async fn run(
     state: &AppState,
     label: String,
     lines: Vec<u8>,

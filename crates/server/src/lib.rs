@@ -10,6 +10,7 @@
 //! were committed to the store and detection ran on them; every state change is audited.
 
 pub mod auth;
+pub mod github;
 mod ingest;
 pub mod metrics;
 
@@ -98,6 +99,8 @@ pub struct Config {
     pub body_limit: usize,
     /// Days without use before an identity counts as stale.
     pub stale_after_days: i64,
+    /// The GitHub webhook's secret; without it GitHub deliveries are refused.
+    pub github_secret: Option<github::WebhookSecret>,
 }
 
 impl Default for Config {
@@ -105,6 +108,7 @@ impl Default for Config {
         Config {
             body_limit: DEFAULT_BODY_LIMIT,
             stale_after_days: 30,
+            github_secret: None,
         }
     }
 }
@@ -215,6 +219,7 @@ pub fn router(state: AppState) -> Router {
             "/api/webhooks/kubernetes-audit",
             post(ingest::kubernetes_audit),
         )
+        .route("/api/webhooks/github", post(github::webhook))
         .route("/api/tokens", get(tokens).post(create_token))
         .route("/api/tokens/{id}/revoke", post(revoke_token))
         .route("/api/audit", get(audit_log))

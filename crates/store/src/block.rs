@@ -25,7 +25,7 @@ use rustc_hash::FxHashMap;
 const MAGIC: &[u8; 4] = b"KWB1";
 
 /// Indexed by [`source_code`]; codes are stored, so new sources only ever append.
-const SOURCES: [SourceKind; 9] = [
+const SOURCES: [SourceKind; 10] = [
     SourceKind::Cloudtrail,
     SourceKind::K8sAudit,
     SourceKind::IamAuthorizationDetails,
@@ -35,6 +35,7 @@ const SOURCES: [SourceKind; 9] = [
     SourceKind::Codeowners,
     SourceKind::PeopleDirectory,
     SourceKind::LambdaFunctions,
+    SourceKind::GithubWebhook,
 ];
 
 fn source_code(s: SourceKind) -> u8 {
@@ -48,6 +49,7 @@ fn source_code(s: SourceKind) -> u8 {
         SourceKind::Codeowners => 6,
         SourceKind::PeopleDirectory => 7,
         SourceKind::LambdaFunctions => 8,
+        SourceKind::GithubWebhook => 9,
     }
 }
 

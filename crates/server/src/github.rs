@@ -1,0 +1,179 @@
+//! The GitHub webhook receiver (`POST /api/webhooks/github`).
+//!
+//! GitHub cannot send a bearer token; it signs each body with the webhook's secret
+//! (`X-Hub-Signature-256: sha256=<HMAC-SHA256 hex>`). The signature is checked in constant
+//! time before anything else is read, and a server started without a secret refuses every
+//! delivery. A verified delivery is written in the shape of GitHub's deliveries API
+//! (`guid`, `delivered_at`, `event`, `action`, `request.headers`, `request.payload`) and
+//! goes through the same pipeline as `keyward ingest` of such deliveries.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+use keyward_normalize::{Format, github};
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState, now};
+
+/// The webhook secret. Its `Debug` never shows it.
+#[derive(Clone)]
+pub struct WebhookSecret(ring::hmac::Key);
+
+impl WebhookSecret {
+    pub fn new(secret: &[u8]) -> Self {
+        WebhookSecret(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    /// `sha256=<hex>` of `body`, as GitHub sends it (for tests and tools).
+    pub fn sign(&self, body: &[u8]) -> String {
+        let tag = ring::hmac::sign(&self.0, body);
+        let mut s = String::from("sha256=");
+        for b in tag.as_ref() {
+            s.push_str(&format!("{b:02x}"));
+        }
+        s
+    }
+
+    fn verify(&self, header: &str, body: &[u8]) -> bool {
+        let Some(hex) = header.trim().strip_prefix("sha256=") else {
+            return false;
+        };
+        let Some(tag) = decode_hex(hex) else {
+            return false;
+        };
+        ring::hmac::verify(&self.0, body, &tag).is_ok()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(…)")
+    }
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect()
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Headers kept with a delivery (never the signature).
+const KEPT_HEADERS: [&str; 6] = [
+    "X-GitHub-Event",
+    "X-GitHub-Delivery",
+    "X-GitHub-Hook-ID",
+    "X-GitHub-Hook-Installation-Target-Type",
+    "X-GitHub-Hook-Installation-Target-ID",
+    "User-Agent",
+];
+
+pub(crate) async fn webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let start = Instant::now();
+    let Some(secret) = state.config.github_secret.clone() else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "the GitHub webhook is not configured: start `keyward serve` with \
+             --github-webhook-secret-file or KEYWARD_GITHUB_WEBHOOK_SECRET",
+        ));
+    };
+    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let signature = header_str(&headers, "x-hub-signature-256").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing X-Hub-Signature-256 (set the webhook's secret on GitHub)",
+        )
+    })?;
+    if !secret.verify(signature, &body) {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "X-Hub-Signature-256 does not match the body and the configured secret",
+        ));
+    }
+    let event = header_str(&headers, "x-github-event")
+        .ok_or_else(|| ApiError::bad_request("missing X-GitHub-Event"))?
+        .to_owned();
+    let guid = header_str(&headers, "x-github-delivery")
+        .ok_or_else(|| ApiError::bad_request("missing X-GitHub-Delivery"))?
+        .to_owned();
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let payload: Value = if form {
+        let text = form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| ApiError::bad_request("a form-encoded delivery needs `payload=`"))?;
+        serde_json::from_str(&text)
+    } else {
+        serde_json::from_slice(&body)
+    }
+    .map_err(|e| ApiError::bad_request(format!("the payload is not JSON: {e}")))?;
+    if !payload.is_object() {
+        return Err(ApiError::bad_request("the payload is not a JSON object"));
+    }
+    if event == "ping" {
+        return Ok((
+            StatusCode::OK,
+            Json(json!({"pong": true, "hook_id": payload.get("hook_id")})),
+        ));
+    }
+    if !github::EVENTS.contains(&event.as_str()) {
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "ignored": event,
+                "reason": "this event type neither creates nor uses an identity",
+                "read": github::EVENTS,
+            })),
+        ));
+    }
+    let mut kept = serde_json::Map::new();
+    for h in KEPT_HEADERS {
+        if let Some(v) = header_str(&headers, h) {
+            kept.insert(h.to_owned(), json!(v));
+        }
+    }
+    let hook = header_str(&headers, "x-github-hook-id")
+        .unwrap_or("unknown")
+        .to_owned();
+    let delivery = json!({
+        "guid": guid,
+        "delivered_at": keyward_model::time::format(now()),
+        "event": event,
+        "action": payload.get("action"),
+        "request": {"headers": kept, "payload": payload},
+    });
+    let mut line = serde_json::to_vec(&delivery).map_err(ApiError::internal)?;
+    line.push(b'\n');
+    let label = format!("api:github:hook-{hook}");
+    crate::ingest::run(
+        &state,
+        label,
+        line,
+        Some(Format::GithubWebhook),
+        None,
+        start,
+    )
+    .await
+}
