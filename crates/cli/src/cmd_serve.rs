@@ -28,6 +28,12 @@ pub struct Args {
     /// KEYWARD_GITHUB_WEBHOOK_SECRET) GitHub deliveries are refused.
     #[arg(long, value_name = "FILE")]
     pub github_webhook_secret_file: Option<std::path::PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
 }
@@ -52,6 +58,10 @@ fn github_secret(args: &Args) -> anyhow::Result<Option<keyward_server::github::W
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let github_secret = github_secret(&args)?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(c), Some(k)) => Some(keyward_server::tls::load(c, k).map_err(anyhow::Error::msg)?),
+        _ => None,
+    };
     let catalog = (!args.no_detect).then(|| args.detect.catalog());
     let settings = args.detect.settings();
     let data = dir.to_path_buf();
@@ -92,6 +102,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         config: std::sync::Arc::new(Config {
             body_limit: args.body_limit,
             github_secret,
+            tls: tls.is_some(),
             ..Config::default()
         }),
     };
@@ -103,12 +114,19 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
+        let local = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "keyward serving on http://{} (data: {})",
-            listener.local_addr()?,
+            "keyward serving on {scheme}://{local} (data: {})",
             dir.display()
         );
-        keyward_server::serve(listener, state).await?;
+        match tls {
+            Some(config) => {
+                let listener = keyward_server::tls::TlsListener::new(listener, config)?;
+                keyward_server::serve(listener, state).await?;
+            }
+            None => keyward_server::serve(listener, state).await?,
+        }
         anyhow::Ok(())
     })?;
     Ok(Outcome::Clean)

@@ -514,14 +514,20 @@ fn panther_github_webhooks() {
     for (i, line) in text.lines().enumerate() {
         let case: Value = serde_json::from_str(line).unwrap();
         let payload = &case["event"];
-        let event = ["workflow_run", "workflow_job", "pull_request", "issue", "commits"]
-            .into_iter()
-            .find(|k| payload.get(*k).is_some())
-            .map_or("push", |k| match k {
-                "issue" => "issues",
-                "commits" => "push",
-                k => k,
-            });
+        let event = [
+            "workflow_run",
+            "workflow_job",
+            "pull_request",
+            "issue",
+            "commits",
+        ]
+        .into_iter()
+        .find(|k| payload.get(*k).is_some())
+        .map_or("push", |k| match k {
+            "issue" => "issues",
+            "commits" => "push",
+            k => k,
+        });
         let delivery = serde_json::json!({
             "guid": format!("panther-{i}"),
             "delivered_at": "2026-11-20T10:00:00Z",
@@ -544,10 +550,17 @@ fn panther_github_webhooks() {
     }
     assert!(sink.rejects.is_empty(), "{:?}", sink.rejects);
     assert_eq!(read, 28, "workflow_run and workflow_job deliveries");
-    assert_eq!(skipped, 48, "push, pull_request, issues, comments: no identity");
+    assert_eq!(
+        skipped, 48,
+        "push, pull_request, issues, comments: no identity"
+    );
     let kinds = sink.kinds();
     // One job ("Self-hosted runner with empty name") names no workflow: an event only.
-    assert_eq!(kinds.get(&IdentityKind::GithubWorkflow), Some(&27), "{kinds:?}");
+    assert_eq!(
+        kinds.get(&IdentityKind::GithubWorkflow),
+        Some(&27),
+        "{kinds:?}"
+    );
     let ids: std::collections::BTreeSet<&str> = sink
         .observations()
         .filter(|o| o.kind == IdentityKind::GithubWorkflow)

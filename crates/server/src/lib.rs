@@ -13,6 +13,7 @@ pub mod auth;
 pub mod github;
 mod ingest;
 pub mod metrics;
+pub mod tls;
 
 use std::sync::Arc;
 
@@ -101,6 +102,8 @@ pub struct Config {
     pub stale_after_days: i64,
     /// The GitHub webhook's secret; without it GitHub deliveries are refused.
     pub github_secret: Option<github::WebhookSecret>,
+    /// Served over TLS: session cookies are marked `Secure`.
+    pub tls: bool,
 }
 
 impl Default for Config {
@@ -109,6 +112,7 @@ impl Default for Config {
             body_limit: DEFAULT_BODY_LIMIT,
             stale_after_days: 30,
             github_secret: None,
+            tls: false,
         }
     }
 }
@@ -708,12 +712,37 @@ fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
     ApiError::new(e.status(), e.body_text())
 }
 
-/// Serves `router` on `listener` until Ctrl-C or SIGTERM.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState) -> std::io::Result<()> {
+/// Serves `router` on `listener` (plain TCP or [`tls::TlsListener`]) until Ctrl-C or
+/// SIGTERM.
+pub async fn serve<L>(listener: L, state: AppState) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let app = router(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
