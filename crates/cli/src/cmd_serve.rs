@@ -99,6 +99,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let state = AppState {
         engine,
         metrics: Default::default(),
+        sessions: Default::default(),
         config: std::sync::Arc::new(Config {
             body_limit: args.body_limit,
             github_secret,

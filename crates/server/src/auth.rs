@@ -54,6 +54,11 @@ impl Caller {
     pub fn actor(&self) -> String {
         format!("token:{}", self.token_id)
     }
+
+    /// How the dashboard shows who is signed in.
+    pub fn label(&self) -> String {
+        format!("{} · {}", self.role.as_str(), self.token_id)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

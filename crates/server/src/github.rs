@@ -83,6 +83,39 @@ const KEPT_HEADERS: [&str; 6] = [
     "User-Agent",
 ];
 
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/github",
+    tag = "ingest",
+    operation_id = "github_webhook",
+    summary = "GitHub webhook receiver",
+    description = "GitHub deliveries (organization, repository or App webhooks). No bearer token: \
+                   the body must be signed with the webhook's secret (`X-Hub-Signature-256`), \
+                   checked before anything else is read. Deliveries of identity-related events are \
+                   stored and checked like `/api/ingest`; `ping` is answered; other event types \
+                   are acknowledged with 202 and not stored.",
+    params(
+        ("X-Hub-Signature-256" = String, Header, description = "`sha256=` and the hex HMAC-SHA256 of the body with the webhook secret"),
+        ("X-GitHub-Event" = String, Header, description = "The event type, e.g. `deploy_key`, `installation`, `ping`"),
+        ("X-GitHub-Delivery" = String, Header, description = "The delivery's GUID"),
+    ),
+    request_body(
+        description = "The event payload: JSON, or form-encoded with the JSON in `payload=`.",
+        content(("application/json"), ("application/x-www-form-urlencoded"))
+    ),
+    responses(
+        (status = 200, description = "Stored and checked (the same report as `/api/ingest`), or for \
+         `ping`: `{\"pong\": true, \"hook_id\": …}`", body = Value),
+        (status = 202, description = "An event type that neither creates nor uses an identity: \
+         `ignored`, `reason`, `read` (the types that are read)", body = Value),
+        (status = 400, description = "A missing event or delivery header, a payload that is not a \
+         JSON object", body = crate::openapi::ErrorBody),
+        (status = 401, description = "Missing `X-Hub-Signature-256`, or it does not match the body \
+         and the configured secret", body = crate::openapi::ErrorBody),
+        (status = 404, description = "The server was started without a GitHub webhook secret", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,

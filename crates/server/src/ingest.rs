@@ -26,7 +26,8 @@ const MAX_EXPANSION: usize = 16;
 /// Rejections listed in an answer (all are kept as dead letters).
 const MAX_LISTED: usize = 20;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IngestQuery {
     /// `cloudtrail` or `k8s-audit` (default: detected from the first record).
@@ -37,6 +38,39 @@ pub(crate) struct IngestQuery {
 
 /// `POST /api/ingest`: CloudTrail `{"Records":[…]}`, a JSON array, a Kubernetes
 /// `EventList`, or JSON lines of one supported event format; gzip accepted.
+#[utoipa::path(
+    post,
+    path = "/api/ingest",
+    tag = "ingest",
+    operation_id = "ingest",
+    summary = "Post events",
+    description = "Events go through the pipeline `keyward watch` runs (normalization, inventory, \
+                   graph, store, detection) in one store transaction; a 2xx is sent after the \
+                   commit. Posting the same events again stores nothing twice. Needs a bearer \
+                   token with the **operator** role (operator or admin).",
+    params(IngestQuery, ("Content-Encoding" = Option<String>, Header,
+         description = "`gzip` (or `x-gzip`) for a compressed body; gzip is also recognised by its \
+                        magic bytes. Anything but `identity` or gzip gets 415"),),
+    request_body(
+        description = "A CloudTrail S3 object (`{\"Records\":[…]}`), a JSON array of records, a \
+                       Kubernetes `EventList`, or JSON lines (one CloudTrail record or Kubernetes \
+                       audit event per line). Any of these may be gzip-compressed.",
+        content(("application/json"), ("application/x-ndjson"), ("application/gzip"))
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored and checked: `received`, `accepted`, `rejected`, \
+         `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
+         `findings` the events opened or extended", body = Value),
+        (status = 400, description = "A bad query or body (`{\"error\"}`), or every record was \
+         rejected (then the body is the report above, with `accepted: 0`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than operator", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit, or a gzip body \
+         expands past 16 times it", body = crate::openapi::ErrorBody),
+        (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn generic(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,7 +99,8 @@ pub(crate) async fn generic(
     run(&state, label, lines, format, q.cluster, start).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct WebhookQuery {
     /// The cluster this API server belongs to (default `default`).
@@ -75,6 +110,35 @@ pub(crate) struct WebhookQuery {
 /// `POST /api/webhooks/kubernetes-audit`: the audit webhook backend. The API server
 /// (`--audit-webhook-config-file`) posts `audit.k8s.io/v1` `EventList`s, authenticating
 /// with the kubeconfig's `user.token` as a bearer token (operator role).
+#[utoipa::path(
+    post,
+    path = "/api/webhooks/kubernetes-audit",
+    tag = "ingest",
+    summary = "Kubernetes audit webhook backend",
+    description = "The API server's audit webhook (`--audit-webhook-config-file`, the kubeconfig's \
+                   `user.token` as the bearer token). Stored and checked like `/api/ingest`. \
+                   Needs a bearer token with the **operator** role (operator or admin).",
+    params(WebhookQuery, ("Content-Encoding" = Option<String>, Header,
+         description = "`gzip` (or `x-gzip`) for a compressed body; gzip is also recognised by its \
+                        magic bytes. Anything but `identity` or gzip gets 415"),),
+    request_body(
+        description = "An `audit.k8s.io/v1` `EventList`, optionally gzip-compressed.",
+        content(("application/json"), ("application/gzip"))
+    ),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Stored and checked: `received`, `accepted`, `rejected`, \
+         `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
+         `findings` the events opened or extended", body = Value),
+        (status = 400, description = "Not an `EventList`, or every event was rejected (then the \
+         body is the report above, with `accepted: 0`)", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than operator", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit, or a gzip body \
+         expands past 16 times it", body = crate::openapi::ErrorBody),
+        (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::openapi::ErrorBody),
+    )
+)]
 pub(crate) async fn kubernetes_audit(
     State(state): State<AppState>,
     headers: HeaderMap,

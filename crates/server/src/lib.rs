@@ -10,9 +10,11 @@
 //! were committed to the store and detection ran on them; every state change is audited.
 
 pub mod auth;
+pub mod dashboard;
 pub mod github;
 mod ingest;
 pub mod metrics;
+pub mod openapi;
 pub mod tls;
 
 use std::sync::Arc;
@@ -122,6 +124,8 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
+    /// Dashboard sign-in sessions.
+    pub sessions: Arc<dashboard::Sessions>,
 }
 
 /// An error answer: a status and a message, as `{"error": "…"}`.
@@ -151,7 +155,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (self.status, Json(json!({"error": self.message}))).into_response();
+        let body = openapi::ErrorBody {
+            error: self.message,
+        };
+        let mut r = (self.status, Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -210,8 +217,23 @@ pub async fn authorize(
 pub fn router(state: AppState) -> Router {
     let limit = state.config.body_limit;
     Router::new()
+        .route("/", get(dashboard::root))
+        .route("/ui/", get(dashboard::overview))
+        .route(
+            "/ui/login",
+            get(dashboard::login_form).post(dashboard::login),
+        )
+        .route("/ui/logout", post(dashboard::logout))
+        .route("/ui/identities", get(dashboard::inventory))
+        .route("/ui/identity", get(dashboard::identity))
+        .route("/ui/findings", get(dashboard::findings))
+        .route("/ui/findings/{id}/status", post(dashboard::set_status))
+        .route("/ui/assets/app.css", get(dashboard::css))
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        // No token: the OpenAPI document holds no state (see `openapi::openapi_json`).
+        .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(metrics_text))
         .route("/api/identities", get(identities))
         .route("/api/identities/{*id}", get(identity))
@@ -261,11 +283,30 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "no such route")
 }
 
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    summary = "Liveness",
+    description = "Answers `ok` while the process serves requests. No token needed.",
+    responses((status = 200, description = "The server is up: `ok`", body = String, content_type = "text/plain"))
+)]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// Ready when the engine answers and its store can be read.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    summary = "Readiness",
+    description = "Answers `ready` when the engine answers and its store can be read. No token needed.",
+    responses(
+        (status = 200, description = "Ready: `ready`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The engine is not running or the store cannot be read", body = openapi::ErrorBody),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state
         .engine
@@ -275,6 +316,21 @@ async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError>
     Ok("ready\n")
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    summary = "Prometheus / OpenMetrics metrics",
+    description = "Ingest counters per source, open findings per severity, ingest latency and \
+                   requests per route and status, as OpenMetrics text. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "OpenMetrics text", body = String,
+         content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = openapi::ErrorBody),
+    )
+)]
 async fn metrics_text(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -317,18 +373,25 @@ async fn metrics_text(
         .into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct IdentityQuery {
+    /// `aws`, `kubernetes`, `github` or `oidc`.
     platform: Option<String>,
+    /// Identity kind, e.g. `iam_role`, `access_key`, `service_account`, `deploy_key`.
     kind: Option<String>,
+    /// Lifecycle state: `active`, `stale`, `ephemeral` or `deleted`.
     state: Option<String>,
     /// Substring of the id or name.
     q: Option<String>,
     /// Owner (email, `@handle`) or team.
     owner: Option<String>,
+    /// Only identities without a live owner.
     orphaned: Option<bool>,
+    /// Items to skip (default 0).
     offset: Option<usize>,
+    /// Page size (default 100, at most 1,000).
     limit: Option<usize>,
 }
 
@@ -347,6 +410,22 @@ fn parse_opt<T>(
     value.map(|v| parse_one(v, what, parse)).transpose()
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/identities",
+    tag = "inventory",
+    summary = "List identities",
+    description = "A page of the inventory, filtered. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(IdentityQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page: `total`, `offset`, `limit` and `items` (id, name, \
+         platform, kind, state, account, namespace, last_used, owner, team, orphaned)", body = Value),
+        (status = 400, description = "An unknown query parameter or value", body = openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = openapi::ErrorBody),
+    )
+)]
 async fn identities(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -414,6 +493,23 @@ async fn identities(
     Ok(Json(out))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/identities/{id}",
+    tag = "inventory",
+    summary = "One identity",
+    description = "Facts, owner and its evidence, findings and the 50 most recent events of one \
+                   identity. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(("id" = String, Path, description = "Canonical id, ARN or unique name; may contain `/`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`identity`, `state`, `owner`, `findings`, `recent_events`", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = openapi::ErrorBody),
+        (status = 404, description = "No such identity", body = openapi::ErrorBody),
+        (status = 409, description = "The name matches several identities (listed)", body = openapi::ErrorBody),
+    )
+)]
 async fn identity(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -471,19 +567,41 @@ async fn identity(
         .map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct FindingsQuery {
+    /// Minimum severity: `info`, `low`, `medium`, `high` or `critical`.
     severity: Option<String>,
+    /// Comma list of `open`, `acknowledged`, `false-positive`, `resolved`.
     status: Option<String>,
+    /// `threat` or `posture`.
     kind: Option<String>,
+    /// Canonical identity id.
     identity: Option<String>,
     /// RFC 3339 instant: findings last seen at or after it.
     since: Option<String>,
+    /// Items to skip (default 0).
     offset: Option<usize>,
+    /// Page size (default 100, at most 1,000).
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/findings",
+    tag = "findings",
+    summary = "List findings",
+    description = "Findings, newest first, filtered. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(FindingsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page: `total`, `offset`, `limit` and `items` (findings)", body = Value),
+        (status = 400, description = "An unknown query parameter or value", body = openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = openapi::ErrorBody),
+    )
+)]
 async fn findings(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -527,6 +645,21 @@ async fn findings(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/findings/{id}",
+    tag = "findings",
+    summary = "One finding",
+    description = "One finding and its status changes. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(("id" = String, Path, description = "Finding id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`finding` and `changes` (at, actor, status, note)", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = openapi::ErrorBody),
+        (status = 404, description = "No such finding", body = openapi::ErrorBody),
+    )
+)]
 async fn finding(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -551,7 +684,7 @@ async fn finding(
     Ok(Json(json!({"finding": f, "changes": changes})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StatusBody {
     /// `open`, `acknowledged`, `false-positive` or `resolved`.
@@ -559,6 +692,27 @@ struct StatusBody {
     note: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/findings/{id}/status",
+    tag = "findings",
+    summary = "Set a finding's status",
+    description = "Triage: `open`, `acknowledged`, `false-positive` (adapts the baseline) or \
+                   `resolved`, with an optional note. Audited. Needs a bearer token with the **operator** role (operator or admin).",
+    params(("id" = String, Path, description = "Finding id")),
+    request_body = StatusBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`finding`: the finding after the change", body = Value),
+        (status = 400, description = "Malformed JSON or an unknown status", body = openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than operator", body = openapi::ErrorBody),
+        (status = 404, description = "No such finding", body = openapi::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = openapi::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `application/json`", body = openapi::ErrorBody),
+        (status = 422, description = "The JSON does not have the body's shape (missing or unknown field)", body = openapi::ErrorBody),
+    )
+)]
 async fn finding_status(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -599,6 +753,20 @@ async fn finding_status(
     Ok(Json(json!({"finding": f})))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/tokens",
+    tag = "admin",
+    summary = "List API tokens",
+    description = "Every token's id, role, name, creation and revocation time (never the token \
+                   itself). Needs a bearer token with the **admin** role (admin only).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`items`: id, role, name, created_at, revoked_at", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
+    )
+)]
 async fn tokens(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -620,13 +788,34 @@ async fn tokens(
     Ok(Json(json!({"items": items})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
+    /// `viewer`, `operator` or `admin`.
     role: String,
+    /// What the token is for (1 to 200 characters).
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tokens",
+    tag = "admin",
+    summary = "Create an API token",
+    description = "Creates a token; the answer holds it, once (only its hash is stored). \
+                   Audited. Needs a bearer token with the **admin** role (admin only).",
+    request_body = TokenBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created: `id`, `role`, `name` and `token` (shown only here)", body = Value),
+        (status = 400, description = "Malformed JSON, an unknown role or a bad name", body = openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = openapi::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `application/json`", body = openapi::ErrorBody),
+        (status = 422, description = "The JSON does not have the body's shape (missing or unknown field)", body = openapi::ErrorBody),
+    )
+)]
 async fn create_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -655,6 +844,21 @@ async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/tokens/{id}/revoke",
+    tag = "admin",
+    summary = "Revoke an API token",
+    description = "The token stops working at once. Audited. Needs a bearer token with the **admin** role (admin only).",
+    params(("id" = String, Path, description = "Token id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"revoked\": true}`", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
+        (status = 404, description = "No such active token", body = openapi::ErrorBody),
+    )
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -679,12 +883,30 @@ async fn revoke_token(
     Ok(Json(json!({"revoked": true})))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
+    /// Entries to return (default 100, at most 1,000).
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "admin",
+    summary = "The audit log",
+    description = "State changes (tokens created or revoked, finding statuses set), newest \
+                   first, each with the acting token. Needs a bearer token with the **admin** role (admin only).",
+    params(AuditQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`items`: at, actor, action, target, detail", body = Value),
+        (status = 400, description = "An unknown query parameter or value", body = openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
+    )
+)]
 async fn audit_log(
     State(state): State<AppState>,
     headers: HeaderMap,

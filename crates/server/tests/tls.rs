@@ -38,6 +38,7 @@ async fn serves_https_with_the_given_certificate() {
     let state = AppState {
         engine,
         metrics: Default::default(),
+        sessions: Default::default(),
         config: Arc::new(Config {
             tls: true,
             ..Config::default()

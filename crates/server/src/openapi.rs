@@ -1,0 +1,122 @@
+//! The OpenAPI 3.1 document of the HTTP API, generated from the handlers' `#[utoipa::path]`
+//! annotations and served at `GET /api/openapi.json`.
+//!
+//! Only the JSON is served: no UI bundle is built in. Load the document in a viewer of your
+//! own (Swagger UI, Scalar, Redoc, an IDE plugin) or feed it to a client generator.
+//!
+//! Invariant: every route in [`crate::router`] is listed in [`ApiDoc`]'s `paths`, and every
+//! operation of a route that calls [`crate::authorize`] carries the `bearer` security
+//! requirement (the server's integration tests check both against the real router).
+
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+/// The name of the bearer-token security scheme the operations refer to.
+pub const BEARER: &str = "bearer";
+
+/// Every error answer's body.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": "no such finding"}))]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub error: String,
+}
+
+/// The Keyward HTTP API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Keyward API",
+        version = env!("CARGO_PKG_VERSION"),
+        description = "Keyward as a service: the identity inventory, findings and their triage, \
+                       live event ingest (generic, Kubernetes audit webhook, GitHub webhook), API \
+                       tokens and the audit log.\n\n\
+                       Authentication: `Authorization: Bearer <token>` (tokens are `kw_` + 64 hex \
+                       digits, created with `keyward token create` or `POST /api/tokens`). Roles \
+                       are ordered viewer < operator < admin; each operation's description names \
+                       the least role it needs. Errors are `{\"error\": \"…\"}`."
+    ),
+    paths(
+        crate::healthz,
+        crate::readyz,
+        crate::metrics_text,
+        crate::identities,
+        crate::identity,
+        crate::findings,
+        crate::finding,
+        crate::finding_status,
+        crate::ingest::generic,
+        crate::ingest::kubernetes_audit,
+        crate::github::webhook,
+        crate::tokens,
+        crate::create_token,
+        crate::revoke_token,
+        crate::audit_log,
+        openapi_json,
+    ),
+    modifiers(&BearerScheme),
+    tags(
+        (name = "health", description = "Liveness and readiness (no token)"),
+        (name = "inventory", description = "Non-human identities"),
+        (name = "findings", description = "Detection findings and their triage"),
+        (name = "ingest", description = "Live event inputs"),
+        (name = "admin", description = "API tokens and the audit log"),
+        (name = "meta", description = "Metrics and this document"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Adds the `bearer` HTTP security scheme the operations' `security` refers to.
+struct BearerScheme;
+
+impl Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("kw_<64 hex digits>")
+                    .description(Some(
+                        "A Keyward API token: `Authorization: Bearer kw_…`. Its role (viewer, \
+                         operator, admin) decides what it may do.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The document as JSON text, built once.
+fn document() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        // Serializing plain maps and strings cannot fail; an empty object is never served
+        // in practice but keeps this free of panics.
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    })
+}
+
+/// `GET /api/openapi.json`: this document. It needs no token: it holds no state, only the
+/// API's shape (which the source shows anyway), the same for every caller.
+#[utoipa::path(
+    get,
+    path = "/api/openapi.json",
+    tag = "meta",
+    operation_id = "openapi",
+    summary = "The OpenAPI document",
+    description = "This document (OpenAPI 3.1). No token needed: it holds no state. Load it in \
+                   a viewer of your own; no UI is served.",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document of this API", content_type = "application/json")
+    )
+)]
+pub(crate) async fn openapi_json() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}

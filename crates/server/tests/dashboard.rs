@@ -1,0 +1,380 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+//! The dashboard through the real router: sign-in and its cookie, every page signed in and
+//! not, bad queries, the CSRF and origin checks, roles, and revocation ending a session.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use keyward_server::Config;
+use serde_json::json;
+use tower::ServiceExt as _;
+
+use common::*;
+
+struct Page {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: String,
+}
+
+async fn req(
+    f: &Fixture,
+    method: &str,
+    uri: &str,
+    cookie: Option<&str>,
+    form: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Page {
+    let mut r = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "keyward.test");
+    if let Some(c) = cookie {
+        r = r.header(header::COOKIE, format!("kw_session={c}"));
+    }
+    if form.is_some() {
+        r = r.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    }
+    for (k, v) in extra {
+        r = r.header(*k, *v);
+    }
+    let r = r
+        .body(form.map_or_else(Body::empty, |b| Body::from(b.to_owned())))
+        .unwrap();
+    let resp = f.app.clone().oneshot(r).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    Page {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+/// Signs in; returns the session id and the whole Set-Cookie header.
+async fn sign_in(f: &Fixture, token: &str) -> (String, String) {
+    let p = req(
+        f,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&form(&[("token", token)])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.headers[header::LOCATION], "/ui/");
+    let set = p.headers[header::SET_COOKIE].to_str().unwrap().to_owned();
+    let id = set
+        .strip_prefix("kw_session=")
+        .and_then(|s| s.split(';').next())
+        .unwrap()
+        .to_owned();
+    (id, set)
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    html[at..at + 64].to_owned()
+}
+
+const PAGES: [&str; 4] = [
+    "/ui/",
+    "/ui/identities",
+    "/ui/identity?id=arn:aws:iam::070411556318:user/christophe",
+    "/ui/findings",
+];
+
+#[tokio::test]
+async fn pages_need_a_session_and_sign_in_sets_a_strict_cookie() {
+    let f = fixture(1 << 16).await;
+    for uri in PAGES {
+        let p = req(&f, "GET", uri, None, None, &[]).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{uri}");
+        assert_eq!(p.headers[header::LOCATION], "/ui/login", "{uri}");
+        let p = req(&f, "GET", uri, Some("forged"), None, &[]).await;
+        assert_eq!(p.headers[header::LOCATION], "/ui/login", "{uri}");
+    }
+    let p = req(&f, "GET", "/", None, None, &[]).await;
+    assert_eq!(p.headers[header::LOCATION], "/ui/");
+    let p = req(&f, "GET", "/ui/login", None, None, &[]).await;
+    assert_eq!(p.status, StatusCode::OK);
+    let csp = p.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(p.headers[header::X_FRAME_OPTIONS], "DENY");
+    let css = req(&f, "GET", "/ui/assets/app.css", None, None, &[]).await;
+    assert_eq!(css.status, StatusCode::OK);
+    assert!(
+        css.headers[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+
+    // A wrong token: 401 and the form again, no cookie.
+    let p = req(&f, "POST", "/ui/login", None, Some("token=kw_wrong"), &[]).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert!(p.body.contains("Unknown or revoked token"));
+    assert!(!p.headers.contains_key(header::SET_COOKIE));
+    // A sign-in form posted from another site is refused.
+    let body = form(&[("token", &f.viewer)]);
+    let p = req(
+        &f,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&body),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    // A body that is not the form: 4xx, not a session.
+    let p = req(&f, "POST", "/ui/login", None, Some("nothing=here"), &[]).await;
+    assert!(p.status.is_client_error(), "{}", p.status);
+    // Oversized: 413.
+    let big = format!("token={}", "a".repeat(1 << 17));
+    let p = req(&f, "POST", "/ui/login", None, Some(&big), &[]).await;
+    assert_eq!(p.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let (id, set) = sign_in(&f, &f.viewer).await;
+    assert_eq!(id.len(), 64);
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age="] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(
+        !set.contains("Secure"),
+        "plain HTTP: no Secure flag ({set})"
+    );
+
+    // Under TLS the cookie is Secure.
+    let t = fixture_with(Config {
+        tls: true,
+        ..Config::default()
+    })
+    .await;
+    let (_, set) = sign_in(&t, &t.viewer).await;
+    assert!(set.ends_with("; Secure"), "{set}");
+}
+
+#[tokio::test]
+async fn every_page_renders_and_operators_triage_with_csrf() {
+    let f = fixture(1 << 20).await;
+    // Data: a rule's example posted through the API (a finding on christophe).
+    let body = serde_json::to_vec(&json!({"Records": [example("kw-aws-login-profile")]})).unwrap();
+    let r = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(body),
+        &[],
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let finding = r.1["findings"][0]["id"].as_str().unwrap().to_owned();
+
+    let (viewer, _) = sign_in(&f, &f.viewer).await;
+    for uri in PAGES {
+        let p = req(&f, "GET", uri, Some(&viewer), None, &[]).await;
+        assert_eq!(p.status, StatusCode::OK, "{uri}: {}", p.body);
+        assert!(p.headers.contains_key(header::CONTENT_SECURITY_POLICY));
+        assert_eq!(p.headers[header::CACHE_CONTROL], "no-store");
+    }
+    let p = req(&f, "GET", PAGES[2], Some(&viewer), None, &[]).await;
+    assert!(p.body.contains("<svg"), "the identity page draws its graph");
+    assert!(
+        p.body.contains("CreateLoginProfile"),
+        "recent activity lists the event"
+    );
+    let p = req(&f, "GET", "/ui/findings", Some(&viewer), None, &[]).await;
+    assert!(p.body.contains(&finding));
+    assert!(p.body.contains("T1098.001"), "ATT&CK ids shown");
+    assert!(
+        !p.body.contains("Acknowledge"),
+        "viewers get no triage buttons"
+    );
+    let p = req(
+        &f,
+        "GET",
+        "/ui/identity?id=nobody",
+        Some(&viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::NOT_FOUND);
+    for bad in [
+        "/ui/identities?kind=nope",
+        "/ui/identities?risk=dire",
+        "/ui/findings?status=nope",
+        "/ui/findings?severity=dire",
+    ] {
+        let p = req(&f, "GET", bad, Some(&viewer), None, &[]).await;
+        assert_eq!(p.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(p.body.contains("unknown"), "{bad}: {}", p.body);
+    }
+    // Escaping: a search term is shown as text, never as markup.
+    let p = req(
+        &f,
+        "GET",
+        "/ui/identities?q=%3Cscript%3E",
+        Some(&viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert!(
+        p.body.contains("&#60;script&#62;") || p.body.contains("&lt;script&gt;"),
+        "escaped"
+    );
+    assert!(!p.body.contains("<script>"));
+
+    // A viewer cannot triage, even with its CSRF token.
+    let csrf = csrf_of(&p.body);
+    let uri = format!("/ui/findings/{finding}/status");
+    let body = form(&[("csrf", &csrf), ("status", "acknowledged")]);
+    let p = req(&f, "POST", &uri, Some(&viewer), Some(&body), &[]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    let (op, _) = sign_in(&f, &f.operator).await;
+    let page = req(&f, "GET", "/ui/findings", Some(&op), None, &[]).await;
+    assert!(page.body.contains("Acknowledge"));
+    let csrf = csrf_of(&page.body);
+    // No CSRF token, another session's token, another origin: refused, nothing changes.
+    for (body, origin) in [
+        (form(&[("status", "acknowledged")]), None),
+        (
+            form(&[("csrf", &"0".repeat(64)), ("status", "acknowledged")]),
+            None,
+        ),
+        (
+            form(&[("csrf", &csrf), ("status", "acknowledged")]),
+            Some("https://evil.example"),
+        ),
+    ] {
+        let extra: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        let p = req(&f, "POST", &uri, Some(&op), Some(&body), &extra).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{body} {origin:?}");
+    }
+    let r = call(
+        &f.app,
+        "GET",
+        &format!("/api/findings/{finding}"),
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(r.1["finding"]["status"], "open");
+    let body = form(&[("csrf", &csrf), ("status", "nope")]);
+    let p = req(&f, "POST", &uri, Some(&op), Some(&body), &[]).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+
+    // Same origin, the session's token: done, audited, back to the queue.
+    let body = form(&[
+        ("csrf", &csrf),
+        ("status", "acknowledged"),
+        ("back", "/ui/findings?severity=high"),
+    ]);
+    let p = req(
+        &f,
+        "POST",
+        &uri,
+        Some(&op),
+        Some(&body),
+        &[("origin", "http://keyward.test")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let to = p.headers[header::LOCATION].to_str().unwrap();
+    assert!(
+        to.starts_with("/ui/findings?severity=high&done=acknowledged"),
+        "{to}"
+    );
+    let r = call(
+        &f.app,
+        "GET",
+        &format!("/api/findings/{finding}"),
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(r.1["finding"]["status"], "acknowledged");
+    let r = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
+    let actions: Vec<&str> = r.1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"finding.status") && actions.contains(&"ui.sign-in"),
+        "{actions:?}"
+    );
+    // `back` never leaves the queue (no open redirect).
+    let body = form(&[
+        ("csrf", &csrf),
+        ("status", "open"),
+        ("back", "https://evil.example/"),
+    ]);
+    let p = req(&f, "POST", &uri, Some(&op), Some(&body), &[]).await;
+    assert!(
+        p.headers[header::LOCATION]
+            .to_str()
+            .unwrap()
+            .starts_with("/ui/findings?")
+    );
+
+    // Sign-out ends the session; revoking a token ends its sessions.
+    let body = form(&[("csrf", &csrf)]);
+    let p = req(&f, "POST", "/ui/logout", Some(&op), Some(&body), &[]).await;
+    assert_eq!(p.headers[header::LOCATION], "/ui/login");
+    let p = req(&f, "GET", "/ui/", Some(&op), None, &[]).await;
+    assert_eq!(p.headers[header::LOCATION], "/ui/login");
+    let r = call(&f.app, "GET", "/api/tokens", Some(&f.admin), None, &[]).await;
+    let viewer_id = r.1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "viewer")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = call(
+        &f.app,
+        "POST",
+        &format!("/api/tokens/{viewer_id}/revoke"),
+        Some(&f.admin),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(r.0, StatusCode::OK);
+    let p = req(&f, "GET", "/ui/", Some(&viewer), None, &[]).await;
+    assert_eq!(
+        p.headers[header::LOCATION],
+        "/ui/login",
+        "revoked token, session over"
+    );
+}
