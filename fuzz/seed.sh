@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event}
+mkdir -p "$c"/{cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -55,6 +55,11 @@ if os.path.isdir(shared):
     for line in open(os.path.join(shared, "panther-labelled-events/events/Amazon.EKS.Audit.jsonl")):
         put("k8s_audit", json.dumps(json.loads(line)["event"]))
     put("iam_authz", open(os.path.join(shared, "aws-iam-authz-small/small-authz-details.json"), "rb").read())
+    for i, line in enumerate(open(os.path.join(shared, "panther-labelled-events/events/GitHub.Webhook.jsonl"))):
+        p = json.loads(line)["event"]
+        ev = next((k for k in ("workflow_run", "workflow_job") if k in p), "push")
+        put("github_webhook", json.dumps({"guid": f"p-{i}", "delivered_at": "2026-11-20T10:00:00Z",
+                                          "event": ev, "request": {"headers": {}, "payload": p}}))
     for f in sorted(os.listdir(sd)):
         for r in json.load(open(os.path.join(sd, f)))[:20]:
             put("detect_event", b"\x00" + json.dumps(r).encode())
@@ -68,13 +73,22 @@ if os.path.isdir(shared):
             for f in files:
                 put("k8s_snapshot", open(os.path.join(base, f), "rb").read())
 # rule_file: the built-in rules; detect_event: a selector byte (0 CloudTrail, 1 Kubernetes
-# audit; +2 closes the baseline hour) then one record, from the rules' own examples.
+# audit, 4 GitHub webhook; +2 closes the baseline hour) then one record, from the rules' own examples.
 rules_dir = os.path.join(root, "crates/detect/rules")
 for f in sorted(os.listdir(rules_dir)):
     text = open(os.path.join(rules_dir, f), "rb").read()
     put("rule_file", text)
 for line in open(os.path.join(estate, "k8s/prod-eks/audit.jsonl")).readlines()[:40]:
     put("detect_event", b"\x01" + line.encode())
+# github_webhook: the deliveries in the GitHub rules' examples.
+import re
+for f in sorted(os.listdir(rules_dir)):
+    if f.startswith("github-"):
+        for line in open(os.path.join(rules_dir, f)):
+            line = line.strip()
+            if line.startswith("- {"):
+                put("github_webhook", line[2:])
+                put("detect_event", b"\x04" + line[2:].encode())
 for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
     for f in sorted(files)[:4]:
         for i, r in enumerate(records(gzip.open(os.path.join(base, f)).read())[:30]):

@@ -1,6 +1,7 @@
 #![no_main]
-//! Detection on hostile events: the first byte picks CloudTrail or Kubernetes audit, the
-//! rest is one record. Every built-in rule, check and baseline sees it; one detector lives
+//! Detection on hostile events: the first byte picks CloudTrail, Kubernetes audit or (bit
+//! 2) a GitHub webhook delivery, the rest is one record. Every built-in rule, check and
+//! baseline sees it; one detector lives
 //! across inputs, so state (baselines, correlation windows, merges) accumulates as in a
 //! long `watch`. Findings must name a rule, a summary and their evidence.
 use std::sync::{LazyLock, Mutex};
@@ -20,10 +21,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&selector, record)) = data.split_first() else {
         return;
     };
-    let source = if selector & 1 == 0 {
-        SourceKind::Cloudtrail
-    } else {
-        SourceKind::K8sAudit
+    let source = match (selector & 1, selector & 4) {
+        (_, 4) => SourceKind::GithubWebhook,
+        (0, _) => SourceKind::Cloudtrail,
+        _ => SourceKind::K8sAudit,
     };
     let Ok((event, raw)) = keyward_detect::testing::normalize(source, record) else {
         return;
