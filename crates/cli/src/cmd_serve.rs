@@ -69,6 +69,11 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let engine = EngineHandle::spawn(move || {
         let mut engine = Engine::open(&data)
             .map_err(|e| format!("opening the store in `{}`: {e}", data.display()))?;
+        // A 2xx on an ingest route means stored, power loss included.
+        engine
+            .store_mut()
+            .set_durable(true)
+            .map_err(|e| e.to_string())?;
         if let Some(c) = catalog {
             engine
                 .enable_detection(c, settings)

@@ -113,6 +113,11 @@ pub trait Store {
     /// The most recent events by an identity, newest first.
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>>;
     fn event_count(&self) -> Result<u64>;
+    /// Makes every later commit durable across power loss before it returns (SQLite:
+    /// `synchronous=FULL`; the default, `NORMAL` in WAL mode, survives a crash of the
+    /// process but may lose the last commits on power loss). `keyward serve` turns it on,
+    /// so a 2xx means stored.
+    fn set_durable(&mut self, durable: bool) -> Result<()>;
     /// The time of the newest stored event.
     fn latest_event_time(&self) -> Result<Option<Millis>>;
     fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;

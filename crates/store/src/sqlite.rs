@@ -14,15 +14,19 @@ use crate::{
 };
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     include_str!("../schema/001_init.sql"),
     include_str!("../schema/002_observed_edges.sql"),
     include_str!("../schema/003_detection.sql"),
     include_str!("../schema/004_api.sql"),
+    include_str!("../schema/005_event_key_chunks.sql"),
 ];
 
 pub struct SqliteStore {
     conn: Connection,
+    /// Committed dedup keys of recent minutes, kept across batches so a stream of small
+    /// commits reads each minute once.
+    keys: KeyCache,
 }
 
 impl SqliteStore {
@@ -61,7 +65,10 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
             tx.commit()?;
         }
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            keys: KeyCache::default(),
+        })
     }
 }
 
@@ -102,6 +109,12 @@ fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<FindingRow> {
 const FILE_COLUMNS: &str = "id, path, hash, format, records, accepted, rejected, ingested_at";
 
 impl Store for SqliteStore {
+    fn set_durable(&mut self, durable: bool) -> Result<()> {
+        let mode = if durable { "FULL" } else { "NORMAL" };
+        self.conn.pragma_update(None, "synchronous", mode)?;
+        Ok(())
+    }
+
     fn file_by_hash(&self, hash: &str) -> Result<Option<FileRecord>> {
         let sql = format!("SELECT {FILE_COLUMNS} FROM files WHERE hash = ?1");
         Ok(self.conn.query_row(&sql, [hash], file_row).optional()?)
@@ -181,9 +194,12 @@ impl Store for SqliteStore {
     }
 
     fn event_count(&self) -> Result<u64> {
-        let n: Option<i64> = self
-            .conn
-            .query_row("SELECT sum(n) FROM event_keys", [], |r| r.get(0))?;
+        let n: Option<i64> = self.conn.query_row(
+            "SELECT (SELECT coalesce(sum(n), 0) FROM event_keys)
+                      + (SELECT coalesce(sum(n), 0) FROM event_key_chunks)",
+            [],
+            |r| r.get(0),
+        )?;
         Ok(n.unwrap_or(0) as u64)
     }
 
@@ -386,10 +402,21 @@ impl Store for SqliteStore {
     }
 
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>> {
+        // A batch dropped without committing left keys in the cache that the store does
+        // not hold, and another process may have committed to the same file (its commits
+        // change `data_version` for this connection): then start again from the store.
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?;
+        if self.keys.uncommitted || self.keys.data_version != Some(version) {
+            self.keys = KeyCache::default();
+            self.keys.data_version = Some(version);
+        }
+        self.keys.uncommitted = true;
         Ok(Box::new(SqliteBatch {
             tx: self.conn.transaction()?,
-            minutes: FxHashMap::default(),
-            cached_keys: 0,
+            cache: &mut self.keys,
+            pending: FxHashMap::default(),
             block: crate::block::BlockBuilder::default(),
             block_file: 0,
             block_actors: rustc_hash::FxHashSet::default(),
@@ -399,8 +426,9 @@ impl Store for SqliteStore {
 
 /// Events per stored block.
 const BLOCK_EVENTS: usize = 32_768;
-/// Dedup keys held in memory before dirty minutes are written back and the cache dropped.
-const MAX_CACHED_KEYS: usize = 4_000_000;
+/// Dedup keys held in memory (about 40 bytes each) before pending chunks are written and
+/// the cache dropped.
+const MAX_CACHED_KEYS: usize = 2_000_000;
 const KEY_LEN: usize = 17;
 
 /// FNV-1a, 64 bits: a stable, cheap key for indexing events by actor (collisions only cost
@@ -414,16 +442,29 @@ fn actor_key(actor: &str) -> i64 {
     h as i64
 }
 
-/// The dedup keys of one minute, with the stage rank stored for each.
-struct MinuteKeys {
-    keys: FxHashMap<[u8; 16], u8>,
-    dirty: bool,
+/// The dedup keys of recent minutes, with the stage rank stored for each: what is
+/// committed, plus what the open batch added (dropped if the batch does not commit).
+#[derive(Default)]
+struct KeyCache {
+    minutes: FxHashMap<i64, FxHashMap<[u8; 16], u8>>,
+    keys: usize,
+    /// A batch is open (or was dropped without committing).
+    uncommitted: bool,
+    /// `PRAGMA data_version` when the cache was last known to match the store.
+    data_version: Option<i64>,
+}
+
+/// Keys a batch added to one minute (or whose stage it raised), not yet written.
+#[derive(Default)]
+struct Pending {
+    new: u64,
+    entries: Vec<u8>,
 }
 
 struct SqliteBatch<'c> {
     tx: Transaction<'c>,
-    minutes: FxHashMap<i64, MinuteKeys>,
-    cached_keys: usize,
+    cache: &'c mut KeyCache,
+    pending: FxHashMap<i64, Pending>,
     block: crate::block::BlockBuilder,
     block_file: i64,
     /// Hashes of the actors in the block being filled.
@@ -431,51 +472,46 @@ struct SqliteBatch<'c> {
 }
 
 impl SqliteBatch<'_> {
-    fn minute(&mut self, minute: i64) -> Result<&mut MinuteKeys> {
-        if !self.minutes.contains_key(&minute) {
-            if self.cached_keys > MAX_CACHED_KEYS {
-                self.write_minutes()?;
-                self.minutes.clear();
-                self.cached_keys = 0;
+    /// The keys of `minute`, read from the store on first use.
+    fn minute(&mut self, minute: i64) -> Result<&mut FxHashMap<[u8; 16], u8>> {
+        if !self.cache.minutes.contains_key(&minute) {
+            if self.cache.keys > MAX_CACHED_KEYS {
+                self.write_pending()?;
+                self.cache.minutes.clear();
+                self.cache.keys = 0;
             }
-            let blob: Option<Vec<u8>> = self
-                .tx
-                .query_row(
-                    "SELECT keys FROM event_keys WHERE minute = ?1",
-                    [minute],
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let mut keys = FxHashMap::default();
-            for chunk in blob.unwrap_or_default().chunks_exact(KEY_LEN) {
-                let (k, stage) = chunk.split_at(16);
-                let mut key = [0u8; 16];
-                key.copy_from_slice(k);
-                keys.insert(key, stage.first().copied().unwrap_or(0));
+            let mut st = self.tx.prepare_cached(
+                "SELECT keys FROM event_keys WHERE minute = ?1
+                 UNION ALL SELECT keys FROM event_key_chunks WHERE minute = ?1",
+            )?;
+            let blobs = st.query_map([minute], |r| r.get::<_, Vec<u8>>(0))?;
+            let mut keys: FxHashMap<[u8; 16], u8> = FxHashMap::default();
+            for blob in blobs {
+                for chunk in blob?.chunks_exact(KEY_LEN) {
+                    let (k, stage) = chunk.split_at(16);
+                    let mut key = [0u8; 16];
+                    key.copy_from_slice(k);
+                    let stage = stage.first().copied().unwrap_or(0);
+                    let slot = keys.entry(key).or_insert(stage);
+                    *slot = (*slot).max(stage);
+                }
             }
-            self.cached_keys += keys.len();
-            self.minutes
-                .insert(minute, MinuteKeys { keys, dirty: false });
+            self.cache.keys += keys.len();
+            self.cache.minutes.insert(minute, keys);
         }
-        self.minutes
+        self.cache
+            .minutes
             .get_mut(&minute)
             .ok_or_else(|| StoreError::Corrupt("minute cache".into()))
     }
 
-    fn write_minutes(&mut self) -> Result<()> {
-        let mut st = self.tx.prepare_cached(
-            "INSERT OR REPLACE INTO event_keys (minute, n, keys) VALUES (?1, ?2, ?3)",
-        )?;
-        for (minute, mk) in self.minutes.iter_mut().filter(|(_, m)| m.dirty) {
-            let mut keys: Vec<(&[u8; 16], &u8)> = mk.keys.iter().collect();
-            keys.sort_unstable();
-            let mut blob = Vec::with_capacity(keys.len() * KEY_LEN);
-            for (k, stage) in keys {
-                blob.extend_from_slice(k);
-                blob.push(*stage);
-            }
-            st.execute(params![minute, mk.keys.len() as i64, blob])?;
-            mk.dirty = false;
+    /// Appends what this batch added, one chunk per minute.
+    fn write_pending(&mut self) -> Result<()> {
+        let mut st = self
+            .tx
+            .prepare_cached("INSERT INTO event_key_chunks (minute, n, keys) VALUES (?1, ?2, ?3)")?;
+        for (minute, p) in self.pending.drain() {
+            st.execute(params![minute, p.new as i64, p.entries])?;
         }
         Ok(())
     }
@@ -538,10 +574,11 @@ impl Batch for SqliteBatch<'_> {
     }
 
     fn put_event(&mut self, key: EventKey, e: &Event<'_>, file_id: i64) -> Result<bool> {
-        let mk = self.minute(e.time.div_euclid(60_000))?;
-        let new = match mk.keys.get_mut(&key.0) {
+        let minute = e.time.div_euclid(60_000);
+        let mk = self.minute(minute)?;
+        let new = match mk.get_mut(&key.0) {
             None => {
-                mk.keys.insert(key.0, e.stage);
+                mk.insert(key.0, e.stage);
                 true
             }
             // A more complete stage of a request already stored supersedes it.
@@ -551,9 +588,12 @@ impl Batch for SqliteBatch<'_> {
             }
             Some(_) => return Ok(false),
         };
-        mk.dirty = true;
+        let p = self.pending.entry(minute).or_default();
+        p.entries.extend_from_slice(&key.0);
+        p.entries.push(e.stage);
         if new {
-            self.cached_keys += 1;
+            p.new += 1;
+            self.cache.keys += 1;
         }
         if self.block_file != file_id {
             self.flush_block()?;
@@ -695,8 +735,12 @@ impl Batch for SqliteBatch<'_> {
 
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_block()?;
-        self.write_minutes()?;
-        Ok(self.tx.commit()?)
+        self.write_pending()?;
+        let SqliteBatch { tx, cache, .. } = *self;
+        tx.commit()?;
+        // What the batch added is now committed: the cache holds.
+        cache.uncommitted = false;
+        Ok(())
     }
 }
 
@@ -830,6 +874,76 @@ mod tests {
         assert_eq!(s.event_count().unwrap(), 0);
         assert!(s.load_identities().unwrap().is_empty());
         assert!(s.file_by_hash("h").unwrap().is_none());
+    }
+
+    /// A live stream commits many small batches into one minute: keys are appended per
+    /// commit and cached across batches, and the cache never claims what the store lacks
+    /// (a dropped batch, another process's commit, rows of the old one-row-per-minute form).
+    #[test]
+    fn small_commits_into_one_minute_stay_deduplicated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(dir.path()).unwrap();
+        let key = |i: u8| EventKey([i; 16]);
+        let mut f = 0;
+        for round in 0..5u8 {
+            let mut b = s.begin().unwrap();
+            f = b
+                .add_file(&format!("p{round}"), &format!("h{round}"), "k8s-audit", 0)
+                .unwrap();
+            // Each round: two new keys, one seen last round (a re-delivery).
+            assert!(b.put_event(key(2 * round + 10), &event(0), f).unwrap());
+            assert!(b.put_event(key(2 * round + 11), &event(0), f).unwrap());
+            if round > 0 {
+                assert!(!b.put_event(key(2 * round + 9), &event(0), f).unwrap());
+            }
+            b.commit().unwrap();
+        }
+        assert_eq!(s.event_count().unwrap(), 10);
+        let chunks: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM event_key_chunks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(chunks, 5, "one chunk per commit, not a rewrite");
+
+        // A dropped batch: its key must not count as stored afterwards.
+        {
+            let mut b = s.begin().unwrap();
+            assert!(b.put_event(key(99), &event(0), f).unwrap());
+        }
+        let mut b = s.begin().unwrap();
+        assert!(
+            b.put_event(key(99), &event(0), f).unwrap(),
+            "not stored before"
+        );
+        b.commit().unwrap();
+
+        // Another connection (another process) commits into the same minute.
+        {
+            let mut other = SqliteStore::open(dir.path()).unwrap();
+            let mut b = other.begin().unwrap();
+            assert!(!b.put_event(key(99), &event(0), f).unwrap());
+            assert!(b.put_event(key(77), &event(0), f).unwrap());
+            b.commit().unwrap();
+        }
+        let mut b = s.begin().unwrap();
+        assert!(
+            !b.put_event(key(77), &event(0), f).unwrap(),
+            "sees the other commit"
+        );
+        // Rows of the old form are read too.
+        b.commit().unwrap();
+        s.conn
+            .execute(
+                "INSERT INTO event_keys (minute, n, keys) VALUES (1, 1, ?1)",
+                [[[55u8; 16].as_slice(), &[0]].concat()],
+            )
+            .unwrap();
+        let mut old = event(0);
+        old.time = 60_000;
+        let mut b = s.begin().unwrap();
+        assert!(!b.put_event(key(55), &old, f).unwrap());
+        b.commit().unwrap();
+        assert_eq!(s.event_count().unwrap(), 13);
     }
 
     #[test]
