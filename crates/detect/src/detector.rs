@@ -23,6 +23,11 @@ const MAX_ACTORS: usize = 20;
 
 /// A finding's merge key: rule index, principal (a role for all its sessions), subject.
 type Key = (usize, String, String);
+/// Entries kept per correlation group window (events for `event_count`, values for
+/// `value_count`). Correlations can only under-count past it: a group would need more
+/// than this many matching events inside one timespan, with the distinct values it needs
+/// spread beyond the newest ones.
+pub const MAX_GROUP_ENTRIES: usize = 1_000;
 /// At most this many baselines are held; principals first seen beyond it get none (their
 /// events are still checked by rules).
 pub const MAX_BASELINES: usize = 1_000_000;
@@ -71,6 +76,9 @@ impl Detector {
             timestamp_fallback: TimestampFallback::Skip,
             correlation_event_mode: rsigma_eval::CorrelationEventMode::Refs,
             max_correlation_events: crate::finding::MAX_EVIDENCE,
+            // rsigma recounts a group's window on every event: unbounded, a burst of one
+            // identity's calls makes that quadratic. The newest entries are kept.
+            max_group_entries: Some(MAX_GROUP_ENTRIES),
             ..CorrelationConfig::default()
         };
         let mut engine = CorrelationEngine::new(config);
