@@ -590,8 +590,6 @@ struct Row {
     orphaned: bool,
     risk: &'static str,
     last_used: String,
-    last_used_ms: Millis,
-    risk_rank: u8,
 }
 
 #[derive(Template)]
@@ -722,17 +720,67 @@ pub(crate) async fn inventory(
                         .is_none_or(|m| worst.get(&i.id).is_some_and(|s| severity_rank(*s) >= m))
                 })
                 .collect();
-            let listed: Vec<&Identity> = rows.iter().map(|(i, _)| *i).collect();
-            let owners = e.owner_infos(&listed);
-            let mut out: Vec<Row> = rows
-                .iter()
-                .zip(owners)
-                .filter(|(_, o)| !fq.orphaned || o.orphan.is_some())
-                .filter(|(_, o)| {
-                    fq.owner.is_empty()
-                        || o.ownership.owner.as_deref() == Some(fq.owner.as_str())
-                        || o.ownership.team.as_deref() == Some(fq.owner.as_str())
-                })
+            let (key, desc) = match fq.sort.strip_prefix('-') {
+                Some(k) => (k, true),
+                None => (fq.sort.as_str(), false),
+            };
+            // Owners are walked in the graph: for every row only when a filter or the
+            // sort needs them, otherwise for the page alone (100k-identity inventories).
+            let all_owners = fq.orphaned || !fq.owner.is_empty() || key == "owner";
+            let owners_of = |rows: &[(&Identity, Lifecycle)]| {
+                let listed: Vec<&Identity> = rows.iter().map(|(i, _)| *i).collect();
+                e.owner_infos(&listed)
+            };
+            let mut rows: Vec<((&Identity, Lifecycle), Option<keyward_engine::OwnerInfo>)> =
+                if all_owners {
+                    let owners = owners_of(&rows);
+                    rows.into_iter()
+                        .zip(owners)
+                        .filter(|(_, o)| !fq.orphaned || o.orphan.is_some())
+                        .filter(|(_, o)| {
+                            fq.owner.is_empty()
+                                || o.ownership.owner.as_deref() == Some(fq.owner.as_str())
+                                || o.ownership.team.as_deref() == Some(fq.owner.as_str())
+                        })
+                        .map(|(r, o)| (r, Some(o)))
+                        .collect()
+                } else {
+                    rows.into_iter().map(|r| (r, None)).collect()
+                };
+            let owner_name = |o: &Option<keyward_engine::OwnerInfo>| -> String {
+                o.as_ref()
+                    .and_then(|o| {
+                        o.ownership
+                            .owner
+                            .clone()
+                            .or_else(|| o.ownership.team.clone())
+                    })
+                    .unwrap_or_default()
+            };
+            let rank = |i: &Identity| worst.get(&i.id).map_or(0, |s| severity_rank(*s));
+            rows.sort_by(|((a, sa), oa), ((b, sb), ob)| {
+                let o = match key {
+                    "platform" => a.platform.as_str().cmp(b.platform.as_str()),
+                    "kind" => a.kind.as_str().cmp(b.kind.as_str()),
+                    "state" => sa.as_str().cmp(sb.as_str()),
+                    "owner" => owner_name(oa).cmp(&owner_name(ob)),
+                    "risk" => rank(a).cmp(&rank(b)),
+                    "last_used" => a.last_used.cmp(&b.last_used),
+                    _ => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
+                };
+                let o = o.then_with(|| a.id.cmp(&b.id));
+                if desc { o.reverse() } else { o }
+            });
+            let total = rows.len();
+            let mut page: Vec<_> = rows.into_iter().skip(fq.offset).take(PAGE).collect();
+            if !all_owners {
+                let listed: Vec<(&Identity, Lifecycle)> = page.iter().map(|(r, _)| *r).collect();
+                for (slot, o) in page.iter_mut().zip(owners_of(&listed)) {
+                    slot.1 = Some(o);
+                }
+            }
+            let page: Vec<Row> = page
+                .into_iter()
                 .map(|((i, s), o)| {
                     let risk = worst.get(&i.id).copied();
                     Row {
@@ -742,39 +790,13 @@ pub(crate) async fn inventory(
                         platform: i.platform.as_str(),
                         kind: i.kind.as_str(),
                         state: s.as_str(),
-                        owner: o
-                            .ownership
-                            .owner
-                            .clone()
-                            .or_else(|| o.ownership.team.clone())
-                            .unwrap_or_default(),
-                        orphaned: o.orphan.is_some(),
+                        owner: owner_name(&o),
+                        orphaned: o.as_ref().is_some_and(|o| o.orphan.is_some()),
                         risk: risk.map_or("", Severity::as_str),
-                        risk_rank: risk.map_or(0, severity_rank),
                         last_used: ago(i.last_used, as_of),
-                        last_used_ms: i.last_used.unwrap_or(i64::MIN),
                     }
                 })
                 .collect();
-            let (key, desc) = match fq.sort.strip_prefix('-') {
-                Some(k) => (k, true),
-                None => (fq.sort.as_str(), false),
-            };
-            out.sort_by(|a, b| {
-                let o = match key {
-                    "platform" => a.platform.cmp(b.platform),
-                    "kind" => a.kind.cmp(b.kind),
-                    "state" => a.state.cmp(b.state),
-                    "owner" => a.owner.cmp(&b.owner),
-                    "risk" => a.risk_rank.cmp(&b.risk_rank),
-                    "last_used" => a.last_used_ms.cmp(&b.last_used_ms),
-                    _ => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
-                };
-                let o = o.then_with(|| a.id.cmp(&b.id));
-                if desc { o.reverse() } else { o }
-            });
-            let total = out.len();
-            let page = out.into_iter().skip(fq.offset).take(PAGE).collect();
             Ok((page, total))
         })
         .await;

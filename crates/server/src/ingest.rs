@@ -286,6 +286,9 @@ fn to_lines(raw: &[u8], event_list: bool) -> Result<Vec<u8>, ApiError> {
     if text.is_empty() {
         return Err(ApiError::bad_request("the body is empty"));
     }
+    if let Some(lines) = records_raw(text, event_list) {
+        return Ok(lines);
+    }
     let whole = serde_json::from_slice::<Value>(text);
     let records = match whole {
         Ok(Value::Object(mut m)) => {
@@ -334,6 +337,50 @@ fn to_lines(raw: &[u8], event_list: bool) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
+/// The fast path of [`to_lines`] for the common, well-formed case: a compact
+/// `{"Records":[…]}` or `EventList` whose records are copied byte for byte, without
+/// building and re-serializing a tree. `None` sends the body down the general path (which
+/// also produces the error messages).
+fn records_raw(text: &[u8], event_list: bool) -> Option<Vec<u8>> {
+    if !text.starts_with(b"{") {
+        return None;
+    }
+    let mut kind = None;
+    let mut records = None;
+    for entry in sonic_rs::to_object_iter(text) {
+        let (k, v) = entry.ok()?;
+        match k.as_ref() {
+            "Records" | "items" if records.is_none() => records = Some((k, v)),
+            "kind" => kind = sonic_rs::from_str::<String>(v.as_raw_str()).ok(),
+            // A key that also names a format: let the general path decide.
+            "Records" | "items" => return None,
+            _ => {}
+        }
+    }
+    let (key, list) = records?;
+    let is_event_list = kind.as_deref() == Some("EventList");
+    let wanted = if event_list || key.as_ref() == "items" {
+        is_event_list && key.as_ref() == "items"
+    } else {
+        key.as_ref() == "Records"
+    };
+    if !wanted || !list.as_raw_str().starts_with('[') {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    for item in sonic_rs::to_array_iter(list.as_raw_str()) {
+        let raw = item.ok()?;
+        let raw = raw.as_raw_str().as_bytes();
+        // A pretty-printed record spans lines: leave it to the general path.
+        if !raw.starts_with(b"{") || raw.contains(&b'\n') || raw.contains(&b'\r') {
+            return None;
+        }
+        out.extend_from_slice(raw);
+        out.push(b'\n');
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -353,5 +400,14 @@ mod tests {
         assert!(to_lines(b"not json", false).is_err());
         assert!(to_lines(b"  ", false).is_err());
         assert!(to_lines(br#"{"Records":3}"#, false).is_err());
+        // The raw fast path copies compact records exactly; pretty ones are re-serialized.
+        let l = to_lines(br#"{"Records":[{"a":1, "b":[2]},{"c":"x\ny"}]}"#, false).unwrap();
+        assert_eq!(l, b"{\"a\":1, \"b\":[2]}\n{\"c\":\"x\\ny\"}\n");
+        let l = to_lines(b"{\"Records\":[\n  {\n    \"a\": 1\n  }\n]}", false).unwrap();
+        assert_eq!(l, b"{\"a\":1}\n");
+        let l = to_lines(br#"{"items":[{"x":1}],"kind":"EventList"}"#, true).unwrap();
+        assert_eq!(l, b"{\"x\":1}\n");
+        assert!(to_lines(br#"{"items":[{"x":1}],"kind":"List"}"#, true).is_err());
+        assert!(to_lines(br#"{"Records":[{"a":1},"#, false).is_err());
     }
 }

@@ -908,3 +908,78 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         );
     }
 }
+
+/// The same files posted to the server and ingested as the CLI does (`Engine::ingest`)
+/// give the same inventory and the same threat findings.
+#[tokio::test]
+async fn server_and_cli_ingest_agree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate");
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let trails = root.join("AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/11");
+    let mut trail_files: Vec<_> = std::fs::read_dir(&trails)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    trail_files.sort();
+    files.extend(trail_files);
+    files.push(root.join("k8s/prod-eks/audit.jsonl"));
+
+    let f = fixture(32 << 20).await;
+    for p in &files {
+        let body = std::fs::read(p).unwrap();
+        let uri = if p.ends_with("audit.jsonl") {
+            "/api/ingest?cluster=prod-eks"
+        } else {
+            "/api/ingest"
+        };
+        let (s, v) = call(&f.app, "POST", uri, Some(&f.operator), Some(body), &[]).await;
+        assert_eq!(s, StatusCode::OK, "{}: {v}", p.display());
+        assert_eq!(v["rejected"], 0, "{}: {v}", p.display());
+    }
+
+    let cli_dir = tempfile::tempdir().unwrap();
+    let mut cli = keyward_engine::Engine::open(cli_dir.path()).unwrap();
+    cli.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+        .unwrap();
+    struct Quiet;
+    impl keyward_engine::Progress for Quiet {}
+    cli.ingest(&files, &Default::default(), &mut Quiet, 1)
+        .unwrap();
+
+    // The server's store, reopened (the directory outlives the server).
+    let Fixture { app, dir, .. } = f;
+    drop(app);
+    let served = keyward_engine::Engine::open(dir.path()).unwrap();
+    let inventory = |e: &keyward_engine::Engine| -> Vec<Value> {
+        let mut v: Vec<Value> = e
+            .inventory()
+            .iter()
+            .map(|i| serde_json::to_value(i).unwrap())
+            .collect();
+        v.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+        v
+    };
+    let (a, b) = (inventory(&served), inventory(&cli));
+    assert!(a.len() > 100, "{} identities", a.len());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x, y);
+    }
+    let threats = |e: &keyward_engine::Engine| -> Vec<(String, String, Vec<String>)> {
+        let q = keyward_engine::FindingQuery {
+            kind: Some(keyward_detect::Kind::Threat),
+            ..Default::default()
+        };
+        let mut v: Vec<_> = e
+            .findings(&q)
+            .unwrap()
+            .into_iter()
+            .map(|f| (f.id, f.rule_id, f.events))
+            .collect();
+        v.sort();
+        v
+    };
+    let (a, b) = (threats(&served), threats(&cli));
+    assert!(!a.is_empty());
+    assert_eq!(a, b);
+}
