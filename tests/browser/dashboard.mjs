@@ -86,6 +86,7 @@ try {
   assert.equal(await page.locator('#graph g.node.root').count(), 1);
   assert.ok(await page.locator('#graph g.node.owner').count() >= 1, 'an owner node');
   assert.ok(await page.locator('#graph path.edge').count() >= 2, 'edges drawn');
+  assert.ok(await page.locator('ol.timeline li').count() > 0, 'recent activity (its sessions) listed');
   await shot('identity');
 
   step = 'findings queue: acknowledge a finding';

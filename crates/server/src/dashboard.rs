@@ -887,8 +887,14 @@ struct FindingRow {
     last_seen: String,
 }
 
+/// Events on an identity page, and the identities acting for it whose events are shown.
+const RECENT_EVENTS: usize = 50;
+const MAX_ACTING: usize = 20;
+
 struct EventRow {
     time: String,
+    /// The acting identity when it is not the page's (a session of the role).
+    by: String,
     action: String,
     target: String,
     from: String,
@@ -1036,13 +1042,36 @@ pub(crate) async fn identity(
                     last_seen: keyward_model::time::format(f.last_seen),
                 })
                 .collect();
-            let events = e
-                .store()
-                .recent_events(&i.id, 50)
-                .map_err(|e| e.to_string())?
+            // Its own calls and those of what acts for it (a role's sessions, a user's
+            // keys), most recently used first.
+            let mut children: Vec<&Identity> = e
+                .inventory()
+                .iter()
+                .filter(|x| x.parent.as_deref() == Some(i.id.as_str()))
+                .collect();
+            children.sort_by_key(|c| std::cmp::Reverse(c.last_used));
+            let mut evs = Vec::new();
+            for actor in std::iter::once(i.id.as_str())
+                .chain(children.iter().take(MAX_ACTING).map(|c| c.id.as_str()))
+            {
+                evs.extend(
+                    e.store()
+                        .recent_events(actor, RECENT_EVENTS)
+                        .map_err(|e| e.to_string())?,
+                );
+            }
+            evs.sort_by_key(|ev| std::cmp::Reverse(ev.time));
+            evs.truncate(RECENT_EVENTS);
+            let events = evs
                 .into_iter()
                 .map(|ev| EventRow {
                     time: keyward_model::time::format(ev.time),
+                    by: ev
+                        .actor
+                        .as_deref()
+                        .filter(|a| *a != i.id)
+                        .unwrap_or_default()
+                        .to_owned(),
                     action: ev.action.into_owned(),
                     target: ev.target.map(|c| c.into_owned()).unwrap_or_default(),
                     from: ev.source_ip.map(|c| c.into_owned()).unwrap_or_default(),

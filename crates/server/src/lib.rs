@@ -462,18 +462,31 @@ async fn identities(
                     })
                 })
                 .collect();
-            let listed: Vec<_> = rows.iter().map(|(i, _)| *i).collect();
-            let owners = e.owner_infos(&listed);
-            let matching: Vec<Value> = rows
-                .iter()
-                .zip(owners)
-                .filter(|(_, o)| !q.orphaned.unwrap_or(false) || o.orphan.is_some())
-                .filter(|(_, o)| {
-                    q.owner.as_deref().is_none_or(|w| {
-                        o.ownership.owner.as_deref() == Some(w)
-                            || o.ownership.team.as_deref() == Some(w)
+            // Owners are walked in the graph: for every row only when a filter needs
+            // them, otherwise for the page alone.
+            let orphaned = q.orphaned.unwrap_or(false);
+            let rows: Vec<_> = if orphaned || q.owner.is_some() {
+                let listed: Vec<_> = rows.iter().map(|(i, _)| *i).collect();
+                rows.into_iter()
+                    .zip(e.owner_infos(&listed))
+                    .filter(|(_, o)| !orphaned || o.orphan.is_some())
+                    .filter(|(_, o)| {
+                        q.owner.as_deref().is_none_or(|w| {
+                            o.ownership.owner.as_deref() == Some(w)
+                                || o.ownership.team.as_deref() == Some(w)
+                        })
                     })
-                })
+                    .map(|(r, _)| r)
+                    .collect()
+            } else {
+                rows
+            };
+            let total = rows.len();
+            let page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
+            let listed: Vec<_> = page.iter().map(|(i, _)| *i).collect();
+            let page: Vec<Value> = page
+                .iter()
+                .zip(e.owner_infos(&listed))
                 .map(|((i, s), o)| {
                     json!({
                         "id": i.id, "name": i.name, "platform": i.platform.as_str(),
@@ -485,8 +498,6 @@ async fn identities(
                     })
                 })
                 .collect();
-            let total = matching.len();
-            let page: Vec<Value> = matching.into_iter().skip(offset).take(limit).collect();
             json!({"total": total, "offset": offset, "limit": limit, "items": page})
         })
         .await?;
