@@ -109,6 +109,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             body_limit: args.body_limit,
             github_secret,
             tls: tls.is_some(),
+            allowed_accounts_flags: args.detect.allow_account.clone(),
             ..Config::default()
         }),
     };

@@ -71,6 +71,16 @@ fn logsource(source: SourceKind) -> LogSource {
 }
 
 impl Detector {
+    /// The settings checks run with.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Changes the settings for later events (an admin changed the configuration).
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
     pub fn new(catalog: Catalog, settings: Settings) -> Result<Self, String> {
         let config = CorrelationConfig {
             timestamp_fallback: TimestampFallback::Skip,

@@ -166,14 +166,20 @@ pub(crate) fn write(
     Ok(written)
 }
 
+/// The setting holding run-time approved accounts.
+const ALLOWED_ACCOUNTS: &str = "detect.allowed_accounts";
+
 impl Engine {
     /// Turns detection on for later ingests: compiles the catalog and loads baselines,
     /// check state and active findings from the store.
     pub fn enable_detection(
         &mut self,
         catalog: Catalog,
-        settings: Settings,
+        mut settings: Settings,
     ) -> Result<(), EngineError> {
+        settings
+            .allowed_accounts
+            .extend(self.stored_allowed_accounts()?);
         let mut det = Detector::new(catalog, settings).map_err(EngineError::Detect)?;
         if let Some(doc) = self.store.detector_state(STATE)? {
             det.state = serde_json::from_str::<State>(&doc).map_err(|e| {
@@ -204,6 +210,38 @@ impl Engine {
 
     pub fn detector(&self) -> Option<&Detector> {
         self.detector.as_ref()
+    }
+
+    /// Approved foreign accounts set at run time (`PUT /api/config/allowed-accounts`);
+    /// detection uses them together with the ones given on the command line.
+    pub fn stored_allowed_accounts(&self) -> Result<Vec<String>, EngineError> {
+        match self.store.setting(ALLOWED_ACCOUNTS)? {
+            None => Ok(Vec::new()),
+            Some(doc) => serde_json::from_str(&doc).map_err(|e| {
+                EngineError::Store(keyward_store::StoreError::Corrupt(format!(
+                    "setting `{ALLOWED_ACCOUNTS}`: {e}"
+                )))
+            }),
+        }
+    }
+
+    /// Replaces the stored approved accounts (audited with `audit`) and applies them, with
+    /// `from_flags`, to detection from the next event on.
+    pub fn set_allowed_accounts(
+        &mut self,
+        accounts: &[String],
+        from_flags: &[String],
+        audit: &keyward_store::AuditEntry,
+    ) -> Result<(), EngineError> {
+        let doc = serde_json::to_string(accounts)
+            .map_err(|e| EngineError::Store(keyward_store::StoreError::Corrupt(e.to_string())))?;
+        self.store.put_setting(ALLOWED_ACCOUNTS, &doc, audit)?;
+        if let Some(det) = self.detector.as_mut() {
+            let mut s = det.settings().clone();
+            s.allowed_accounts = accounts.iter().chain(from_flags).cloned().collect();
+            det.set_settings(s);
+        }
+        Ok(())
     }
 
     /// Stored findings matching `q`, newest first.

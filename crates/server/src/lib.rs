@@ -24,7 +24,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use keyward_detect::{Kind, Severity, Status};
 use keyward_engine::{Engine, FindingQuery};
 use keyward_model::time::Millis;
@@ -106,6 +106,8 @@ pub struct Config {
     pub github_secret: Option<github::WebhookSecret>,
     /// Served over TLS: session cookies are marked `Secure`.
     pub tls: bool,
+    /// Approved foreign accounts given on the command line (`--allow-account`).
+    pub allowed_accounts_flags: Vec<String>,
 }
 
 impl Default for Config {
@@ -115,6 +117,7 @@ impl Default for Config {
             stale_after_days: 30,
             github_secret: None,
             tls: false,
+            allowed_accounts_flags: Vec::new(),
         }
     }
 }
@@ -249,6 +252,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tokens", get(tokens).post(create_token))
         .route("/api/tokens/{id}/revoke", post(revoke_token))
         .route("/api/audit", get(audit_log))
+        .route("/api/config", get(config))
+        .route("/api/config/allowed-accounts", put(set_allowed_accounts))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
@@ -853,6 +858,114 @@ async fn create_token(
         StatusCode::CREATED,
         Json(json!({"id": row.id, "role": row.role, "name": row.name, "token": token})),
     ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/config",
+    tag = "admin",
+    summary = "The effective configuration",
+    description = "Body limit, staleness, TLS, whether the GitHub webhook has a secret (never the secret), detection: rules loaded and approved accounts (from the command line and set at run time). Needs a bearer token with the **admin** role (admin only).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The configuration", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
+    )
+)]
+async fn config(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Admin).await?;
+    let (detection, stored) = state
+        .engine
+        .call(|e| {
+            let detection = e.detector().map(|d| {
+                json!({
+                    "rules": d.catalog().rules.len(),
+                    "allowed_accounts": d.settings().allowed_accounts,
+                })
+            });
+            (detection, e.stored_allowed_accounts())
+        })
+        .await?;
+    let stored = stored.map_err(ApiError::internal)?;
+    let c = &state.config;
+    Ok(Json(json!({
+        "body_limit": c.body_limit,
+        "stale_after_days": c.stale_after_days,
+        "tls": c.tls,
+        "github_webhook": {"secret_configured": c.github_secret.is_some()},
+        "detection": detection,
+        "allowed_accounts": {"from_flags": c.allowed_accounts_flags, "set_at_run_time": stored},
+    })))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct AllowedAccountsBody {
+    /// 12-digit AWS account ids whose principals may assume roles here without a finding.
+    accounts: Vec<String>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/config/allowed-accounts",
+    tag = "admin",
+    summary = "Set the approved foreign accounts",
+    description = "Replaces the accounts approved at run time (those given with `--allow-account` stay). Stored, audited, and applied by detection from the next event on. Needs a bearer token with the **admin** role (admin only).",
+    request_body(content = AllowedAccountsBody, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"allowed_accounts\": [...]}`: the accounts now approved, flags included", body = Value),
+        (status = 400, description = "An account id that is not 12 digits", body = openapi::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
+        (status = 413, description = "Body larger than the limit", body = openapi::ErrorBody),
+        (status = 422, description = "A missing or unknown field", body = openapi::ErrorBody),
+    )
+)]
+async fn set_allowed_accounts(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<AllowedAccountsBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Admin).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let mut accounts: Vec<String> = body.accounts.iter().map(|a| a.trim().to_owned()).collect();
+    if let Some(bad) = accounts
+        .iter()
+        .find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(ApiError::bad_request(format!(
+            "`accounts`: `{bad}` is not a 12-digit AWS account id"
+        )));
+    }
+    accounts.sort();
+    accounts.dedup();
+    let audit = AuditEntry {
+        at: now(),
+        actor: caller.actor(),
+        action: "config.allowed-accounts".into(),
+        target: None,
+        detail: Some(accounts.join(",")),
+    };
+    let flags = state.config.allowed_accounts_flags.clone();
+    let now_allowed = state
+        .engine
+        .call(
+            move |e| -> Result<Vec<String>, keyward_engine::EngineError> {
+                e.set_allowed_accounts(&accounts, &flags, &audit)?;
+                let mut all: Vec<String> = accounts.into_iter().chain(flags).collect();
+                all.sort();
+                all.dedup();
+                Ok(all)
+            },
+        )
+        .await?
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!({"allowed_accounts": now_allowed})))
 }
 
 #[utoipa::path(

@@ -55,6 +55,8 @@ pub struct ErrorBody {
         crate::create_token,
         crate::revoke_token,
         crate::audit_log,
+        crate::config,
+        crate::set_allowed_accounts,
         openapi_json,
     ),
     modifiers(&BearerScheme),
@@ -63,7 +65,7 @@ pub struct ErrorBody {
         (name = "inventory", description = "Non-human identities"),
         (name = "findings", description = "Detection findings and their triage"),
         (name = "ingest", description = "Live event inputs"),
-        (name = "admin", description = "API tokens and the audit log"),
+        (name = "admin", description = "API tokens, the audit log and configuration"),
         (name = "meta", description = "Metrics and this document"),
     )
 )]

@@ -38,7 +38,7 @@ async fn health_and_readiness_need_no_token() {
 #[tokio::test]
 async fn every_state_route_needs_a_valid_token_and_the_right_role() {
     let f = fixture(1 << 20).await;
-    let routes: [(&str, &str, Role); 10] = [
+    let routes: [(&str, &str, Role); 12] = [
         ("GET", "/metrics", Role::Viewer),
         ("GET", "/api/identities", Role::Viewer),
         ("GET", "/api/identities/x", Role::Viewer),
@@ -49,6 +49,8 @@ async fn every_state_route_needs_a_valid_token_and_the_right_role() {
         ("POST", "/api/webhooks/kubernetes-audit", Role::Operator),
         ("POST", "/api/tokens", Role::Admin),
         ("GET", "/api/audit", Role::Admin),
+        ("GET", "/api/config", Role::Admin),
+        ("PUT", "/api/config/allowed-accounts", Role::Admin),
     ];
     for (method, uri, need) in routes {
         let (s, v) = call(&f.app, method, uri, None, None, &[]).await;
@@ -757,7 +759,7 @@ fn is_browser_route(path: &str, handler: &str) -> bool {
 #[tokio::test]
 async fn openapi_document_covers_every_api_route_with_its_security() {
     // Every API route, with the role its handler's `authorize` asks for (None: no token).
-    let expected: [(&str, &str, Option<Role>); 16] = [
+    let expected: [(&str, &str, Option<Role>); 18] = [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/api/openapi.json", None),
@@ -778,6 +780,8 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         ("POST", "/api/tokens", Some(Role::Admin)),
         ("POST", "/api/tokens/{id}/revoke", Some(Role::Admin)),
         ("GET", "/api/audit", Some(Role::Admin)),
+        ("GET", "/api/config", Some(Role::Admin)),
+        ("PUT", "/api/config/allowed-accounts", Some(Role::Admin)),
     ];
     let mut in_router: Vec<(String, String)> = router_routes()
         .into_iter()
@@ -982,4 +986,126 @@ async fn server_and_cli_ingest_agree() {
     let (a, b) = (threats(&served), threats(&cli));
     assert!(!a.is_empty());
     assert_eq!(a, b);
+}
+
+/// Admins read the effective configuration and change the approved accounts at run time:
+/// stored, audited, applied to detection at once, and kept across a restart.
+#[tokio::test]
+async fn admins_manage_the_approved_accounts() {
+    let f = fixture_with(Config {
+        allowed_accounts_flags: vec!["999999999999".into()],
+        ..Config::default()
+    })
+    .await;
+    let (s, v) = call(&f.app, "GET", "/api/config", Some(&f.admin), None, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["github_webhook"]["secret_configured"], false);
+    assert_eq!(v["allowed_accounts"]["from_flags"][0], "999999999999");
+    assert!(v["detection"]["rules"].as_u64().unwrap() > 30, "{v}");
+    let s = call(&f.app, "GET", "/api/config", Some(&f.operator), None, &[])
+        .await
+        .0;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // The rule's example: a role assumed from an account nobody approved.
+    let ex = example("kw-aws-untrusted-account-assume");
+    let foreign = ex["userIdentity"]["accountId"].as_str().unwrap().to_owned();
+    let post = |event_id: &str| {
+        let mut e = ex.clone();
+        e["eventID"] = json!(event_id);
+        serde_json::to_vec(&json!({"Records": [e]})).unwrap()
+    };
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(post("e-1")),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule_id"] == "kw-aws-untrusted-account-assume"),
+        "{v}"
+    );
+
+    let put = |accounts: Value| serde_json::to_vec(&json!({"accounts": accounts})).unwrap();
+    let uri = "/api/config/allowed-accounts";
+    let (s, v) = call(
+        &f.app,
+        "PUT",
+        uri,
+        Some(&f.admin),
+        Some(put(json!(["12345"]))),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert!(v["error"].as_str().unwrap().contains("12-digit"), "{v}");
+    let (s, _) = call(
+        &f.app,
+        "PUT",
+        uri,
+        Some(&f.operator),
+        Some(put(json!([foreign]))),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = call(
+        &f.app,
+        "PUT",
+        uri,
+        Some(&f.admin),
+        Some(put(json!([foreign, foreign]))),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut want = vec![foreign.clone(), "999999999999".to_owned()];
+    want.sort();
+    assert_eq!(v["allowed_accounts"], json!(want));
+
+    // Applied at once: the same call again (a new event) is no longer reported.
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(post("e-2")),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        !v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["rule_id"] == "kw-aws-untrusted-account-assume"),
+        "{v}"
+    );
+    let (_, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
+    assert_eq!(v["items"][0]["action"], "config.allowed-accounts");
+    assert_eq!(v["items"][0]["detail"], foreign);
+
+    // Kept in the store: an engine opened on it later (the CLI, a restart) uses it.
+    let Fixture { app, dir, .. } = f;
+    drop(app);
+    let mut e = keyward_engine::Engine::open(dir.path()).unwrap();
+    assert_eq!(e.stored_allowed_accounts().unwrap(), vec![foreign.clone()]);
+    e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+        .unwrap();
+    assert!(
+        e.detector()
+            .unwrap()
+            .settings()
+            .allowed_accounts
+            .contains(&foreign)
+    );
 }

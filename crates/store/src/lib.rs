@@ -142,6 +142,10 @@ pub trait Store {
     /// Revokes a token (false: no such active token); audited when it did.
     fn revoke_token(&mut self, id: &str, audit: &AuditEntry) -> Result<bool>;
     fn audit(&mut self, entry: &AuditEntry) -> Result<()>;
+    /// A run-time setting (JSON), if one was ever set.
+    fn setting(&self, key: &str) -> Result<Option<String>>;
+    /// Sets a run-time setting and writes its audit entry, in one transaction.
+    fn put_setting(&mut self, key: &str, value: &str, audit: &AuditEntry) -> Result<()>;
     /// The newest audit entries first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;

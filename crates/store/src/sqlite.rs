@@ -14,12 +14,13 @@ use crate::{
 };
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("../schema/001_init.sql"),
     include_str!("../schema/002_observed_edges.sql"),
     include_str!("../schema/003_detection.sql"),
     include_str!("../schema/004_api.sql"),
     include_str!("../schema/005_event_key_chunks.sql"),
+    include_str!("../schema/006_settings.sql"),
 ];
 
 pub struct SqliteStore {
@@ -344,6 +345,27 @@ impl Store for SqliteStore {
 
     fn audit(&mut self, e: &AuditEntry) -> Result<()> {
         insert_audit(&self.conn, e)
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    fn put_setting(&mut self, key: &str, value: &str, audit: &AuditEntry) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            params![key, value, audit.at],
+        )?;
+        insert_audit(&tx, audit)?;
+        tx.commit()?;
+        Ok(())
     }
 
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
