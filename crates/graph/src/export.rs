@@ -24,7 +24,8 @@ fn dot_escape(s: &str) -> String {
     out
 }
 
-fn xml_escape(s: &str) -> String {
+/// Text escaped for XML and HTML (GraphML here; the dashboard's SVG).
+pub fn xml_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

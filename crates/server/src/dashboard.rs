@@ -132,6 +132,16 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ui, Response
     }
 }
 
+/// A signed-in, same-origin form carrying the session's CSRF token; otherwise the page
+/// to answer with (sign-in redirect or 403).
+async fn signed_in_form(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Ui, Response> {
+    let ui = signed_in(state, headers).await?;
+    match form_refusal(headers, Some(&ui), csrf) {
+        Some(m) => Err(page_error(StatusCode::FORBIDDEN, m)),
+        None => Ok(ui),
+    }
+}
+
 /// Why a state-changing form is refused, if it is: another origin, or not the session's
 /// CSRF token.
 fn form_refusal(headers: &HeaderMap, ui: Option<&Ui>, csrf: &str) -> Option<&'static str> {
@@ -199,21 +209,8 @@ fn page_error(status: StatusCode, message: &str) -> Response {
     secure((status, Html(body)).into_response())
 }
 
-/// HTML/XML text escaping for the SVG we draw ourselves (templates escape on their own).
-fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&#39;"),
-            c => o.push(c),
-        }
-    }
-    o
-}
+/// Text escaping for the SVG we draw ourselves (templates escape on their own).
+use keyward_graph::export::xml_escape as esc;
 
 fn q(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -345,13 +342,10 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let ui = match signed_in(&state, &headers).await {
+    let ui = match signed_in_form(&state, &headers, &form.csrf).await {
         Ok(ui) => ui,
         Err(r) => return r,
     };
-    if let Some(m) = form_refusal(&headers, Some(&ui), &form.csrf) {
-        return page_error(StatusCode::FORBIDDEN, m);
-    }
     state.sessions.remove(&ui.session);
     let mut r = Redirect::to("/ui/login").into_response();
     r.headers_mut().insert(
@@ -618,16 +612,6 @@ fn options(all: impl IntoIterator<Item = &'static str>, chosen: &str) -> Vec<(St
         .collect()
 }
 
-fn severity_rank(s: Severity) -> u8 {
-    match s {
-        Severity::Info => 1,
-        Severity::Low => 2,
-        Severity::Medium => 3,
-        Severity::High => 4,
-        Severity::Critical => 5,
-    }
-}
-
 /// The worst open finding per identity.
 fn worst_open(e: &Engine) -> Result<HashMap<String, Severity>, String> {
     let q = FindingQuery {
@@ -638,7 +622,7 @@ fn worst_open(e: &Engine) -> Result<HashMap<String, Severity>, String> {
     for f in e.findings(&q).map_err(|e| e.to_string())? {
         if let Some(id) = f.identity {
             let slot = out.entry(id).or_insert(f.severity);
-            if severity_rank(f.severity) > severity_rank(*slot) {
+            if f.severity > *slot {
                 *slot = f.severity;
             }
         }
@@ -681,7 +665,7 @@ pub(crate) async fn inventory(
     let min_risk = match f.risk.as_str() {
         "" => None,
         v => match Severity::parse(v) {
-            Some(s) => Some(severity_rank(s)),
+            Some(s) => Some(s),
             None => return bad("risk", v),
         },
     };
@@ -715,10 +699,7 @@ pub(crate) async fn inventory(
             // Cheap filters first: owners are walked only for what is left.
             let rows: Vec<(&Identity, Lifecycle)> = rows
                 .into_iter()
-                .filter(|(i, _)| {
-                    min_risk
-                        .is_none_or(|m| worst.get(&i.id).is_some_and(|s| severity_rank(*s) >= m))
-                })
+                .filter(|(i, _)| min_risk.is_none_or(|m| worst.get(&i.id).is_some_and(|s| *s >= m)))
                 .collect();
             let (key, desc) = match fq.sort.strip_prefix('-') {
                 Some(k) => (k, true),
@@ -757,7 +738,7 @@ pub(crate) async fn inventory(
                     })
                     .unwrap_or_default()
             };
-            let rank = |i: &Identity| worst.get(&i.id).map_or(0, |s| severity_rank(*s));
+            let rank = |i: &Identity| worst.get(&i.id).copied();
             rows.sort_by(|((a, sa), oa), ((b, sb), ob)| {
                 let o = match key {
                     "platform" => a.platform.as_str().cmp(b.platform.as_str()),
@@ -1466,8 +1447,8 @@ pub(crate) async fn findings(
     };
     // The queue: worst first, then the most recent.
     all.sort_by(|a, b| {
-        severity_rank(b.severity)
-            .cmp(&severity_rank(a.severity))
+        b.severity
+            .cmp(&a.severity)
             .then(b.last_seen.cmp(&a.last_seen))
             .then(a.id.cmp(&b.id))
     });
@@ -1519,13 +1500,10 @@ pub(crate) async fn set_status(
     Path(id): Path<String>,
     Form(form): Form<StatusForm>,
 ) -> Response {
-    let ui = match signed_in(&state, &headers).await {
+    let ui = match signed_in_form(&state, &headers, &form.csrf).await {
         Ok(ui) => ui,
         Err(r) => return r,
     };
-    if let Some(m) = form_refusal(&headers, Some(&ui), &form.csrf) {
-        return page_error(StatusCode::FORBIDDEN, m);
-    }
     if ui.caller.role < Role::Operator {
         return page_error(
             StatusCode::FORBIDDEN,
@@ -1542,23 +1520,10 @@ pub(crate) async fn set_status(
     let target = id.clone();
     let done = state
         .engine
-        .call(move |e| -> Result<bool, String> {
-            if e.finding(&id).map_err(|e| e.to_string())?.is_none() {
-                return Ok(false);
-            }
-            let at = now();
-            e.set_finding_status(&id, status, &actor, Some("dashboard"), at)
-                .map_err(|e| e.to_string())?;
-            e.store_mut()
-                .audit(&AuditEntry {
-                    at,
-                    actor,
-                    action: "finding.status".into(),
-                    target: Some(id),
-                    detail: Some(status.as_str().to_owned()),
-                })
-                .map_err(|e| e.to_string())?;
-            Ok(true)
+        .call(move |e| {
+            crate::set_status_audited(e, &id, status, actor, Some("dashboard"))
+                .map(|f| f.is_some())
+                .map_err(|e| e.to_string())
         })
         .await;
     match done {

@@ -746,27 +746,35 @@ async fn finding_status(
     let actor = caller.actor();
     let f = state
         .engine
-        .call(move |e| -> Result<_, ApiError> {
-            if e.finding(&id).map_err(ApiError::internal)?.is_none() {
-                return Err(ApiError::new(StatusCode::NOT_FOUND, "no such finding"));
-            }
-            let at = now();
-            let f = e
-                .set_finding_status(&id, status, &actor, body.note.as_deref(), at)
-                .map_err(ApiError::internal)?;
-            e.store_mut()
-                .audit(&AuditEntry {
-                    at,
-                    actor,
-                    action: "finding.status".into(),
-                    target: Some(id),
-                    detail: Some(status.as_str().to_owned()),
-                })
-                .map_err(ApiError::internal)?;
-            Ok(f)
-        })
-        .await??;
+        .call(move |e| set_status_audited(e, &id, status, actor, body.note.as_deref()))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
     Ok(Json(json!({"finding": f})))
+}
+
+/// Sets a finding's status (a false positive adapts the baseline) and audits it, for the
+/// API and the dashboard alike; `None` when there is no such finding.
+pub(crate) fn set_status_audited(
+    e: &mut Engine,
+    id: &str,
+    status: Status,
+    actor: String,
+    note: Option<&str>,
+) -> Result<Option<keyward_detect::Finding>, keyward_engine::EngineError> {
+    if e.finding(id)?.is_none() {
+        return Ok(None);
+    }
+    let at = now();
+    let f = e.set_finding_status(id, status, &actor, note, at)?;
+    e.store_mut().audit(&AuditEntry {
+        at,
+        actor,
+        action: "finding.status".into(),
+        target: Some(id.to_owned()),
+        detail: Some(status.as_str().to_owned()),
+    })?;
+    Ok(Some(f))
 }
 
 #[utoipa::path(
