@@ -606,6 +606,15 @@ struct InventoryPage {
     next: Option<String>,
 }
 
+/// A filter from a form's select: empty is "any".
+fn choice<T>(
+    v: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, crate::ApiError> {
+    crate::parse_opt((!v.is_empty()).then_some(v), what, parse)
+}
+
 fn options(all: impl IntoIterator<Item = &'static str>, chosen: &str) -> Vec<(String, bool)> {
     all.into_iter()
         .map(|v| (v.to_owned(), v == chosen))
@@ -639,35 +648,17 @@ pub(crate) async fn inventory(
         Ok(ui) => ui,
         Err(r) => return r,
     };
-    let bad =
-        |what: &str, v: &str| page_error(StatusCode::BAD_REQUEST, &format!("unknown {what} `{v}`"));
-    let platform = match f.platform.as_str() {
-        "" => None,
-        v => match Platform::parse(v) {
-            Some(p) => Some(p),
-            None => return bad("platform", v),
-        },
-    };
-    let kind = match f.kind.as_str() {
-        "" => None,
-        v => match IdentityKind::parse(v) {
-            Some(k) => Some(k),
-            None => return bad("kind", v),
-        },
-    };
-    let lifecycle = match f.state.as_str() {
-        "" => None,
-        v => match Lifecycle::parse(v) {
-            Some(l) => Some(l),
-            None => return bad("state", v),
-        },
-    };
-    let min_risk = match f.risk.as_str() {
-        "" => None,
-        v => match Severity::parse(v) {
-            Some(s) => Some(s),
-            None => return bad("risk", v),
-        },
+    let parsed = (|| {
+        Ok::<_, crate::ApiError>((
+            choice(&f.platform, "platform", Platform::parse)?,
+            choice(&f.kind, "kind", IdentityKind::parse)?,
+            choice(&f.state, "state", Lifecycle::parse)?,
+            choice(&f.risk, "risk", Severity::parse)?,
+        ))
+    })();
+    let (platform, kind, lifecycle, min_risk) = match parsed {
+        Ok(p) => p,
+        Err(e) => return page_error(e.status, &e.message),
     };
     let stale_days = state.config.stale_after_days;
     let fq = f.clone();
@@ -1402,36 +1393,24 @@ pub(crate) async fn findings(
     } else {
         f.status.as_str()
     };
-    let statuses: Vec<Status> = if status == "all" {
-        Vec::new()
-    } else {
-        match status
-            .split(',')
-            .map(Status::parse)
-            .collect::<Option<Vec<_>>>()
-        {
-            Some(s) => s,
-            None => {
-                return page_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("unknown status `{status}`"),
-                );
-            }
-        }
-    };
-    let min_severity = match f.severity.as_str() {
-        "" => None,
-        v => match Severity::parse(v) {
-            Some(s) => Some(s),
-            None => return page_error(StatusCode::BAD_REQUEST, &format!("unknown severity `{v}`")),
-        },
-    };
-    let kind = match f.kind.as_str() {
-        "" => None,
-        v => match Kind::parse(v) {
-            Some(k) => Some(k),
-            None => return page_error(StatusCode::BAD_REQUEST, &format!("unknown kind `{v}`")),
-        },
+    let parsed = (|| {
+        let statuses = if status == "all" {
+            Vec::new()
+        } else {
+            status
+                .split(',')
+                .map(|x| crate::parse_one(x, "status", Status::parse))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        Ok::<_, crate::ApiError>((
+            statuses,
+            choice(&f.severity, "severity", Severity::parse)?,
+            choice(&f.kind, "kind", Kind::parse)?,
+        ))
+    })();
+    let (statuses, min_severity, kind) = match parsed {
+        Ok(p) => p,
+        Err(e) => return page_error(e.status, &e.message),
     };
     let fq = FindingQuery {
         since: None,

@@ -403,11 +403,15 @@ struct IdentityQuery {
 const MAX_PAGE: usize = 1_000;
 
 /// A query value parsed by `parse`; 400 naming `what` when it does not parse.
-fn parse_one<T>(v: &str, what: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, ApiError> {
+pub(crate) fn parse_one<T>(
+    v: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, ApiError> {
     parse(v).ok_or_else(|| ApiError::bad_request(format!("unknown {what} `{v}`")))
 }
 
-fn parse_opt<T>(
+pub(crate) fn parse_opt<T>(
     value: Option<&str>,
     what: &str,
     parse: impl Fn(&str) -> Option<T>,
