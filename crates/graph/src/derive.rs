@@ -215,6 +215,15 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
             "self",
         ));
     }
+    // A GitHub account is its person's own identity: `@login`, the same person CODEOWNERS
+    // names, so what the account created (deploy keys, App installations, tokens) traces
+    // to them.
+    if i.kind == IdentityKind::GithubUser && !i.name.contains('/') && !i.name.is_empty() {
+        out.push(sourced(
+            edge(owner_node(&format!("@{}", i.name)), EdgeKind::Owns, me.clone()),
+            "self",
+        ));
+    }
     out
 }
 

@@ -577,6 +577,8 @@ async fn github_webhook_verifies_signatures_and_ingests_identity_events() {
     assert_eq!(v["identity"]["kind"], "deploy_key");
     assert_eq!(v["identity"]["created_by"][0], "github:user/octocat");
     assert_eq!(v["identity"]["details"]["deploy_key"]["read_only"], false);
+    // Its creator's GitHub account is `@octocat`'s own: the key traces to that person.
+    assert_eq!(v["owner"]["owner"], "@octocat", "{v}");
     let (_, v) = call(
         &f.app,
         "GET",
