@@ -220,7 +220,11 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
     // to them.
     if i.kind == IdentityKind::GithubUser && !i.name.contains('/') && !i.name.is_empty() {
         out.push(sourced(
-            edge(owner_node(&format!("@{}", i.name)), EdgeKind::Owns, me.clone()),
+            edge(
+                owner_node(&format!("@{}", i.name)),
+                EdgeKind::Owns,
+                me.clone(),
+            ),
             "self",
         ));
     }
