@@ -459,26 +459,16 @@ pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
                     }
                 }
             }
-            let q = FindingQuery {
-                statuses: vec![Status::Open, Status::Acknowledged],
-                ..FindingQuery::default()
-            };
-            let findings = e.findings(&q).map_err(|e| e.to_string())?;
-            let mut sev: BTreeMap<String, usize> = Severity::ALL
-                .iter()
-                .map(|s| (s.as_str().to_owned(), 0))
-                .collect();
-            for f in &findings {
-                *sev.entry(f.severity.as_str().to_owned()).or_insert(0) += 1;
-            }
-            let max = sev.values().copied().max().unwrap_or(0).max(1);
+            let counts = e.store().open_finding_counts().map_err(|e| e.to_string())?;
+            let max = counts.iter().copied().max().unwrap_or(0).max(1) as usize;
             let severities = Severity::ALL
                 .iter()
+                .zip(counts)
                 .rev()
-                .map(|s| Bar {
+                .map(|(s, n)| Bar {
                     key: s.as_str().to_owned(),
                     label: s.as_str().to_owned(),
-                    count: sev.get(s.as_str()).copied().unwrap_or(0),
+                    count: n as usize,
                     max,
                 })
                 .collect();
@@ -621,22 +611,14 @@ fn options(all: impl IntoIterator<Item = &'static str>, chosen: &str) -> Vec<(St
         .collect()
 }
 
-/// The worst open finding per identity.
+/// The worst open finding per identity (counted in the store).
 fn worst_open(e: &Engine) -> Result<HashMap<String, Severity>, String> {
-    let q = FindingQuery {
-        statuses: vec![Status::Open, Status::Acknowledged],
-        ..FindingQuery::default()
-    };
-    let mut out: HashMap<String, Severity> = HashMap::new();
-    for f in e.findings(&q).map_err(|e| e.to_string())? {
-        if let Some(id) = f.identity {
-            let slot = out.entry(id).or_insert(f.severity);
-            if f.severity > *slot {
-                *slot = f.severity;
-            }
-        }
-    }
-    Ok(out)
+    Ok(e.store()
+        .worst_open_by_identity()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter_map(|(id, sev)| Severity::ALL.get(usize::from(sev)).map(|s| (id, *s)))
+        .collect())
 }
 
 pub(crate) async fn inventory(

@@ -343,30 +343,17 @@ async fn metrics_text(
     authorize(&state, &headers, Role::Viewer).await?;
     let counts = state
         .engine
-        .call(|e| {
-            let q = FindingQuery {
-                statuses: vec![Status::Open, Status::Acknowledged],
-                ..FindingQuery::default()
-            };
-            e.findings(&q).map(|fs| {
-                let mut by = std::collections::BTreeMap::<&'static str, i64>::new();
-                for f in fs {
-                    *by.entry(f.severity.as_str()).or_default() += 1;
-                }
-                by
-            })
-        })
+        .call(|e| e.store().open_finding_counts())
         .await?
         .map_err(ApiError::internal)?;
-    for s in Severity::ALL {
-        let n = counts.get(s.as_str()).copied().unwrap_or(0);
+    for (s, n) in Severity::ALL.iter().zip(counts) {
         state
             .metrics
             .findings_open
             .get_or_create(&SeverityLabel {
                 severity: s.as_str().to_owned(),
             })
-            .set(n);
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
     Ok((
         [(

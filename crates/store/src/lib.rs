@@ -130,6 +130,11 @@ pub trait Store {
     /// Findings last seen at or after `since` (all with `None`), newest first.
     fn findings(&self, since: Option<Millis>) -> Result<Vec<FindingRow>>;
     fn finding(&self, id: &str) -> Result<Option<FindingRow>>;
+    /// Open or acknowledged findings by severity (index 0 info … 4 critical), counted in
+    /// the store (metrics, overview) without loading them.
+    fn open_finding_counts(&self) -> Result<[u64; 5]>;
+    /// The worst severity (0 … 4) of each identity's open or acknowledged findings.
+    fn worst_open_by_identity(&self) -> Result<Vec<(String, u8)>>;
     fn finding_changes(&self, id: &str) -> Result<Vec<FindingChange>>;
     /// Every stored baseline as (principal, JSON).
     fn baselines(&self) -> Result<Vec<(String, String)>>;

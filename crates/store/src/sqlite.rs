@@ -269,6 +269,36 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn open_finding_counts(&self) -> Result<[u64; 5]> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT severity, count(*) FROM findings
+             WHERE status IN ('open', 'acknowledged') GROUP BY severity",
+        )?;
+        let mut out = [0u64; 5];
+        for row in st.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))? {
+            let (sev, n) = row?;
+            if let Some(slot) = usize::try_from(sev).ok().and_then(|i| out.get_mut(i)) {
+                *slot = n.max(0) as u64;
+            }
+        }
+        Ok(out)
+    }
+
+    fn worst_open_by_identity(&self) -> Result<Vec<(String, u8)>> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT identity, max(severity) FROM findings
+             WHERE status IN ('open', 'acknowledged') AND identity IS NOT NULL
+             GROUP BY identity",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?.clamp(0, 4) as u8,
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn finding(&self, id: &str) -> Result<Option<FindingRow>> {
         let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?1");
         Ok(self.conn.query_row(&sql, [id], finding_row).optional()?)
@@ -966,6 +996,38 @@ mod tests {
         assert!(!b.put_event(key(55), &old, f).unwrap());
         b.commit().unwrap();
         assert_eq!(s.event_count().unwrap(), 13);
+    }
+
+    #[test]
+    fn open_findings_are_counted_in_the_store() {
+        let mut s = SqliteStore::in_memory().unwrap();
+        let row = |id: &str, sev: u8, identity: Option<&str>, status: &str| FindingRow {
+            id: id.into(),
+            rule_id: "r".into(),
+            kind: "threat".into(),
+            severity: sev,
+            identity: identity.map(str::to_owned),
+            status: status.into(),
+            first_seen: 1,
+            last_seen: 2,
+            doc: "{}".into(),
+        };
+        let mut b = s.begin().unwrap();
+        for f in [
+            row("a", 4, Some("x"), "open"),
+            row("b", 2, Some("x"), "acknowledged"),
+            row("c", 3, Some("y"), "resolved"),
+            row("d", 1, Some("y"), "open"),
+            row("e", 2, None, "open"),
+            row("f", 4, Some("z"), "false-positive"),
+        ] {
+            b.put_finding(&f).unwrap();
+        }
+        b.commit().unwrap();
+        assert_eq!(s.open_finding_counts().unwrap(), [0, 1, 2, 0, 1]);
+        let mut worst = s.worst_open_by_identity().unwrap();
+        worst.sort();
+        assert_eq!(worst, [("x".to_owned(), 4), ("y".to_owned(), 1)]);
     }
 
     #[test]
