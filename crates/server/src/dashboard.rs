@@ -27,7 +27,7 @@ use keyward_model::{
 use keyward_store::AuditEntry;
 use serde::Deserialize;
 
-use crate::{AppState, Caller, Role, auth, now};
+use crate::{AppState, Caller, Role, auth, listing, now};
 
 const COOKIE: &str = "kw_session";
 /// Sessions last a working day.
@@ -658,19 +658,9 @@ pub(crate) async fn inventory(
                 state: lifecycle,
                 ..Default::default()
             };
-            let needle = fq.q.trim().to_lowercase();
-            let rows: Vec<(&Identity, Lifecycle)> = e
-                .list(&filter, lc)
-                .into_iter()
-                .filter(|(i, _)| {
-                    needle.is_empty()
-                        || i.id.to_lowercase().contains(&needle)
-                        || i.name.to_lowercase().contains(&needle)
-                })
-                .collect();
             let worst = worst_open(e)?;
             // Cheap filters first: owners are walked only for what is left.
-            let rows: Vec<(&Identity, Lifecycle)> = rows
+            let rows: Vec<(&Identity, Lifecycle)> = listing::search(e, &filter, lc, &fq.q)
                 .into_iter()
                 .filter(|(i, _)| min_risk.is_none_or(|m| worst.get(&i.id).is_some_and(|s| *s >= m)))
                 .collect();
@@ -678,46 +668,17 @@ pub(crate) async fn inventory(
                 Some(k) => (k, true),
                 None => (fq.sort.as_str(), false),
             };
-            // Owners are walked in the graph: for every row only when a filter or the
-            // sort needs them, otherwise for the page alone (100k-identity inventories).
-            let all_owners = fq.orphaned || !fq.owner.is_empty() || key == "owner";
-            let owners_of = |rows: &[(&Identity, Lifecycle)]| {
-                let listed: Vec<&Identity> = rows.iter().map(|(i, _)| *i).collect();
-                e.owner_infos(&listed)
-            };
-            let mut rows: Vec<((&Identity, Lifecycle), Option<keyward_engine::OwnerInfo>)> =
-                if all_owners {
-                    let owners = owners_of(&rows);
-                    rows.into_iter()
-                        .zip(owners)
-                        .filter(|(_, o)| !fq.orphaned || o.orphan.is_some())
-                        .filter(|(_, o)| {
-                            fq.owner.is_empty()
-                                || o.ownership.owner.as_deref() == Some(fq.owner.as_str())
-                                || o.ownership.team.as_deref() == Some(fq.owner.as_str())
-                        })
-                        .map(|(r, o)| (r, Some(o)))
-                        .collect()
-                } else {
-                    rows.into_iter().map(|r| (r, None)).collect()
-                };
-            let owner_name = |o: &Option<keyward_engine::OwnerInfo>| -> String {
-                o.as_ref()
-                    .and_then(|o| {
-                        o.ownership
-                            .owner
-                            .clone()
-                            .or_else(|| o.ownership.team.clone())
-                    })
-                    .unwrap_or_default()
-            };
+            let owner = (!fq.owner.is_empty()).then_some(fq.owner.as_str());
+            let mut rows = listing::by_owner(e, rows, owner, fq.orphaned, key == "owner");
             let rank = |i: &Identity| worst.get(&i.id).copied();
             rows.sort_by(|((a, sa), oa), ((b, sb), ob)| {
                 let o = match key {
                     "platform" => a.platform.as_str().cmp(b.platform.as_str()),
                     "kind" => a.kind.as_str().cmp(b.kind.as_str()),
                     "state" => sa.as_str().cmp(sb.as_str()),
-                    "owner" => owner_name(oa).cmp(&owner_name(ob)),
+                    "owner" => {
+                        listing::owner_name(oa.as_ref()).cmp(&listing::owner_name(ob.as_ref()))
+                    }
                     "risk" => rank(a).cmp(&rank(b)),
                     "last_used" => a.last_used.cmp(&b.last_used),
                     _ => a.name.to_lowercase().cmp(&b.name.to_lowercase()),
@@ -727,12 +688,7 @@ pub(crate) async fn inventory(
             });
             let total = rows.len();
             let mut page: Vec<_> = rows.into_iter().skip(fq.offset).take(PAGE).collect();
-            if !all_owners {
-                let listed: Vec<(&Identity, Lifecycle)> = page.iter().map(|(r, _)| *r).collect();
-                for (slot, o) in page.iter_mut().zip(owners_of(&listed)) {
-                    slot.1 = Some(o);
-                }
-            }
+            listing::fill_owners(e, &mut page);
             let page: Vec<Row> = page
                 .into_iter()
                 .map(|((i, s), o)| {
@@ -744,7 +700,7 @@ pub(crate) async fn inventory(
                         platform: i.platform.as_str(),
                         kind: i.kind.as_str(),
                         state: s.as_str(),
-                        owner: owner_name(&o),
+                        owner: listing::owner_name(o.as_ref()),
                         orphaned: o.as_ref().is_some_and(|o| o.orphan.is_some()),
                         risk: risk.map_or("", Severity::as_str),
                         last_used: ago(i.last_used, as_of),

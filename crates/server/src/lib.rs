@@ -13,6 +13,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod github;
 mod ingest;
+mod listing;
 pub mod metrics;
 pub mod openapi;
 pub mod tls;
@@ -448,49 +449,28 @@ async fn identities(
                 as_of: now(),
                 stale_after_days: stale,
             };
-            let rows = e.list(&filter, lc);
-            let needle = q.q.as_deref().map(str::to_lowercase);
-            let rows: Vec<_> = rows
-                .into_iter()
-                .filter(|(i, _)| {
-                    needle.as_deref().is_none_or(|n| {
-                        i.id.to_lowercase().contains(n) || i.name.to_lowercase().contains(n)
-                    })
-                })
-                .collect();
-            // Owners are walked in the graph: for every row only when a filter needs
-            // them, otherwise for the page alone.
-            let orphaned = q.orphaned.unwrap_or(false);
-            let rows: Vec<_> = if orphaned || q.owner.is_some() {
-                let listed: Vec<_> = rows.iter().map(|(i, _)| *i).collect();
-                rows.into_iter()
-                    .zip(e.owner_infos(&listed))
-                    .filter(|(_, o)| !orphaned || o.orphan.is_some())
-                    .filter(|(_, o)| {
-                        q.owner.as_deref().is_none_or(|w| {
-                            o.ownership.owner.as_deref() == Some(w)
-                                || o.ownership.team.as_deref() == Some(w)
-                        })
-                    })
-                    .map(|(r, _)| r)
-                    .collect()
-            } else {
-                rows
-            };
+            let rows = listing::search(e, &filter, lc, q.q.as_deref().unwrap_or_default());
+            let rows = listing::by_owner(
+                e,
+                rows,
+                q.owner.as_deref(),
+                q.orphaned.unwrap_or(false),
+                false,
+            );
             let total = rows.len();
-            let page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
-            let listed: Vec<_> = page.iter().map(|(i, _)| *i).collect();
+            let mut page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
+            listing::fill_owners(e, &mut page);
             let page: Vec<Value> = page
                 .iter()
-                .zip(e.owner_infos(&listed))
                 .map(|((i, s), o)| {
                     json!({
                         "id": i.id, "name": i.name, "platform": i.platform.as_str(),
                         "kind": i.kind.as_str(), "state": s.as_str(),
                         "account": i.account, "namespace": i.namespace,
                         "last_used": i.last_used.map(keyward_model::time::format),
-                        "owner": o.ownership.owner, "team": o.ownership.team,
-                        "orphaned": o.orphan.is_some(),
+                        "owner": o.as_ref().and_then(|o| o.ownership.owner.clone()),
+                        "team": o.as_ref().and_then(|o| o.ownership.team.clone()),
+                        "orphaned": o.as_ref().is_some_and(|o| o.orphan.is_some()),
                     })
                 })
                 .collect();
