@@ -61,21 +61,18 @@ pub fn workflow_id(repo: &str, path: &str) -> String {
     format!("github:workflow/{repo}/{path}")
 }
 
+/// The value at `path` (object keys), if every step exists.
+fn at<'v>(v: &'v Value, path: &[&str]) -> Option<&'v Value> {
+    path.iter().try_fold(v, |cur, p| cur.get(p))
+}
+
 fn s<'v>(v: &'v Value, path: &[&str]) -> Option<&'v str> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    cur.as_str().filter(|s| !s.is_empty())
+    at(v, path)?.as_str().filter(|s| !s.is_empty())
 }
 
 /// A string or number as text (ids are numbers in payloads).
 fn text(v: &Value, path: &[&str]) -> Option<String> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    match cur {
+    match at(v, path)? {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
@@ -84,15 +81,19 @@ fn text(v: &Value, path: &[&str]) -> Option<String> {
 
 /// An RFC 3339 time, or epoch seconds (installation payloads use both).
 fn when(v: &Value, path: &[&str]) -> Option<i64> {
-    let mut cur = v;
-    for p in path {
-        cur = cur.get(p)?;
-    }
-    match cur {
+    match at(v, path)? {
         Value::String(s) => time::parse(s),
         Value::Number(n) => n.as_i64().map(|secs| secs.saturating_mul(1000)),
         _ => None,
     }
+}
+
+/// A details object without its absent (null) fields.
+fn compact(mut v: Value) -> Value {
+    if let Some(m) = v.as_object_mut() {
+        m.retain(|_, x| !x.is_null());
+    }
+    v
 }
 
 fn observation(id: String, kind: IdentityKind, name: impl Into<String>) -> Observation {
@@ -260,14 +261,14 @@ fn installation(
             })
             .unwrap_or_default()
     };
-    let mut detail = json!({
+    let mut detail = compact(json!({
         "app_id": inst.get("app_id"),
         "installation_id": inst.get("id"),
         "target_type": s(inst, &["target_type"]),
         "repository_selection": s(inst, &["repository_selection"]).or(s(p, &["repository_selection"])),
         "permissions": inst.get("permissions"),
         "events": inst.get("events"),
-    });
+    }));
     if let Some(m) = detail.as_object_mut() {
         let added = [repos("repositories"), repos("repositories_added")].concat();
         if !added.is_empty() {
@@ -277,7 +278,6 @@ fn installation(
         if !removed.is_empty() {
             m.insert("repositories_removed".into(), json!(removed));
         }
-        m.retain(|_, v| !v.is_null());
         match action {
             Some("suspend") => {
                 m.insert("suspended_at".into(), json!(time::format(at)));
@@ -329,7 +329,7 @@ fn pat_request(
     if r.get("token_expired").and_then(Value::as_bool) == Some(true) {
         o.facts.deleted = when(r, &["token_expires_at"]).or(Some(at));
     }
-    let mut detail = json!({
+    let detail = compact(json!({
         "request_id": r.get("id"),
         "status": action,
         "permissions_added": r.get("permissions_added"),
@@ -337,10 +337,7 @@ fn pat_request(
         "repository_selection": s(r, &["repository_selection"]),
         "repository_count": r.get("repository_count"),
         "expires_at": s(r, &["token_expires_at"]),
-    });
-    if let Some(m) = detail.as_object_mut() {
-        m.retain(|_, v| !v.is_null());
-    }
+    }));
     o.facts
         .details
         .insert("personal_access_token".into(), detail);
@@ -373,7 +370,7 @@ fn workflow(
     );
     o.facts.account = repo.split('/').next().map(str::to_owned);
     o.used_at = Some(at);
-    let mut detail = json!({
+    let detail = compact(json!({
         "repository": repo,
         "path": s(obj, &["path"]),
         "trigger": s(obj, &["event"]),
@@ -381,10 +378,7 @@ fn workflow(
         "head_repository": s(obj, &["head_repository", "full_name"]),
         "runner_labels": obj.get("labels"),
         "runner_group": s(obj, &["runner_group_name"]),
-    });
-    if let Some(m) = detail.as_object_mut() {
-        m.retain(|_, v| !v.is_null());
-    }
+    }));
     o.facts.details.insert("github_workflow".into(), detail);
     let id = o.id.clone();
     out.observations.push(o);
