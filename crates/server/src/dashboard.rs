@@ -531,30 +531,35 @@ pub(crate) struct InventoryQuery {
 
 impl InventoryQuery {
     fn href(&self, sort: &str, offset: usize) -> String {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("q", &self.q),
-            ("platform", &self.platform),
-            ("kind", &self.kind),
-            ("state", &self.state),
-            ("owner", &self.owner),
-            ("risk", &self.risk),
-        ] {
-            if !v.is_empty() {
-                s.append_pair(k, v);
-            }
-        }
-        if self.orphaned {
-            s.append_pair("orphaned", "true");
-        }
-        if !sort.is_empty() {
-            s.append_pair("sort", sort);
-        }
-        if offset > 0 {
-            s.append_pair("offset", &offset.to_string());
-        }
-        format!("/ui/identities?{}", s.finish())
+        let orphaned = if self.orphaned { "true" } else { "" };
+        page_href(
+            "/ui/identities",
+            &[
+                ("q", &self.q),
+                ("platform", &self.platform),
+                ("kind", &self.kind),
+                ("state", &self.state),
+                ("owner", &self.owner),
+                ("risk", &self.risk),
+                ("orphaned", orphaned),
+                ("sort", sort),
+            ],
+            offset,
+        )
     }
+}
+
+/// A page's URL: its path with the non-empty query values and, past the first page, the
+/// offset.
+fn page_href(path: &str, pairs: &[(&str, &str)], offset: usize) -> String {
+    let mut s = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs.iter().filter(|(_, v)| !v.is_empty()) {
+        s.append_pair(k, v);
+    }
+    if offset > 0 {
+        s.append_pair("offset", &offset.to_string());
+    }
+    format!("{path}?{}", s.finish())
 }
 
 struct Column {
@@ -1227,21 +1232,16 @@ pub(crate) struct FindingsQuery {
 
 impl FindingsQuery {
     fn href(&self, offset: usize) -> String {
-        let mut s = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in [
-            ("severity", &self.severity),
-            ("status", &self.status),
-            ("kind", &self.kind),
-            ("identity", &self.identity),
-        ] {
-            if !v.is_empty() {
-                s.append_pair(k, v);
-            }
-        }
-        if offset > 0 {
-            s.append_pair("offset", &offset.to_string());
-        }
-        format!("/ui/findings?{}", s.finish())
+        page_href(
+            "/ui/findings",
+            &[
+                ("severity", &self.severity),
+                ("status", &self.status),
+                ("kind", &self.kind),
+                ("identity", &self.identity),
+            ],
+            offset,
+        )
     }
 }
 
