@@ -226,22 +226,25 @@ impl Engine {
     }
 
     /// Replaces the stored approved accounts (audited with `audit`) and applies them, with
-    /// `from_flags`, to detection from the next event on.
+    /// `from_flags`, to detection from the next event on. Returns every account now
+    /// approved.
     pub fn set_allowed_accounts(
         &mut self,
         accounts: &[String],
         from_flags: &[String],
         audit: &keyward_store::AuditEntry,
-    ) -> Result<(), EngineError> {
+    ) -> Result<std::collections::BTreeSet<String>, EngineError> {
         let doc = serde_json::to_string(accounts)
             .map_err(|e| EngineError::Store(keyward_store::StoreError::Corrupt(e.to_string())))?;
         self.store.put_setting(ALLOWED_ACCOUNTS, &doc, audit)?;
+        let all: std::collections::BTreeSet<String> =
+            accounts.iter().chain(from_flags).cloned().collect();
         if let Some(det) = self.detector.as_mut() {
             let mut s = det.settings().clone();
-            s.allowed_accounts = accounts.iter().chain(from_flags).cloned().collect();
+            s.allowed_accounts = all.clone();
             det.set_settings(s);
         }
-        Ok(())
+        Ok(all)
     }
 
     /// Stored findings matching `q`, newest first.

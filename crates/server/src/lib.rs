@@ -933,15 +933,7 @@ async fn set_allowed_accounts(
     let flags = state.config.allowed_accounts_flags.clone();
     let now_allowed = state
         .engine
-        .call(
-            move |e| -> Result<Vec<String>, keyward_engine::EngineError> {
-                e.set_allowed_accounts(&accounts, &flags, &audit)?;
-                let mut all: Vec<String> = accounts.into_iter().chain(flags).collect();
-                all.sort();
-                all.dedup();
-                Ok(all)
-            },
-        )
+        .call(move |e| e.set_allowed_accounts(&accounts, &flags, &audit))
         .await?
         .map_err(ApiError::internal)?;
     Ok(Json(json!({"allowed_accounts": now_allowed})))
