@@ -30,7 +30,7 @@ const MAX_LISTED: usize = 20;
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IngestQuery {
-    /// `cloudtrail` or `k8s-audit` (default: detected from the first record).
+    /// `cloudtrail`, `k8s-audit` or `github-webhook` (default: detected from the first record).
     format: Option<String>,
     /// Kubernetes cluster name (default `default`).
     cluster: Option<String>,
@@ -86,8 +86,14 @@ pub(crate) async fn generic(
             Format::parse(f)
                 .filter(|f| f.line_oriented())
                 .ok_or_else(|| {
+                    let known: Vec<&str> = Format::ALL
+                        .iter()
+                        .filter(|f| f.line_oriented())
+                        .map(|f| f.as_str())
+                        .collect();
                     ApiError::bad_request(format!(
-                        "`format`: `{f}` is not an event format (cloudtrail, k8s-audit)"
+                        "`format`: `{f}` is not an event format ({})",
+                        known.join(", ")
                     ))
                 })?,
         ),
