@@ -19,6 +19,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: ingest and detection allocate many short-lived strings; glibc malloc spent
+/// about a sixth of ingest time in its free lists (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keyward: inventory, govern and defend non-human identities.
 #[derive(Parser)]
 #[command(name = "keyward", version, about)]

@@ -78,14 +78,30 @@ pub fn fingerprint(s: &str) -> u32 {
 /// The network an address belongs to: IPv4 /24, IPv6 /48; AWS service names as they are.
 pub fn network(ip: &str) -> String {
     if let Ok(a) = ip.parse::<std::net::Ipv4Addr>() {
-        let o = a.octets();
-        return format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+        // The first three octets as written (a parsed address has no leading zeros).
+        let mut out = String::with_capacity(20);
+        for o in a.octets().iter().take(3) {
+            push_decimal(&mut out, *o);
+            out.push('.');
+        }
+        out.push_str("0/24");
+        return out;
     }
     if let Ok(a) = ip.parse::<std::net::Ipv6Addr>() {
         let s = a.segments();
         return format!("{:x}:{:x}:{:x}::/48", s[0], s[1], s[2]);
     }
     ip.to_owned()
+}
+
+fn push_decimal(out: &mut String, n: u8) {
+    if n >= 100 {
+        out.push(char::from(b'0' + n / 100));
+    }
+    if n >= 10 {
+        out.push(char::from(b'0' + n / 10 % 10));
+    }
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// New items seen in the open hour, not yet learned.
@@ -551,6 +567,8 @@ mod tests {
     #[test]
     fn networks() {
         assert_eq!(network("192.0.2.77"), "192.0.2.0/24");
+        assert_eq!(network("10.0.255.1"), "10.0.255.0/24");
+        assert_eq!(network("8.80.108.9"), "8.80.108.0/24");
         assert_eq!(network("2001:db8:1:2::5"), "2001:db8:1::/48");
         assert_eq!(network("ec2.amazonaws.com"), "ec2.amazonaws.com");
     }

@@ -94,15 +94,15 @@ const GLOBAL: &[&str] = &[
 ];
 
 /// Which principal's baseline an identity feeds: a session's role, otherwise itself.
-pub fn principal(actor: &str) -> String {
+pub fn principal(actor: &str) -> std::borrow::Cow<'_, str> {
     if let Some(rest) = actor.strip_prefix("arn:aws:sts::")
         && let Some((account, path)) = rest.split_once(':')
         && let Some(role) = path.strip_prefix("assumed-role/")
     {
         let role = role.split('/').next().unwrap_or(role);
-        return keyward_model::ids::iam(account, "role", role);
+        return keyward_model::ids::iam(account, "role", role).into();
     }
-    actor.to_owned()
+    actor.into()
 }
 
 /// Long-lived check state; persisted with the baselines.
@@ -239,7 +239,11 @@ impl Check {
                 if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(key) {
                     state.key_uses.clear();
                 }
-                let uses = state.key_uses.entry(key.to_owned()).or_default();
+                // Looked up before inserting: most events reuse a key already held.
+                if !state.key_uses.contains_key(key) {
+                    state.key_uses.insert(key.to_owned(), VecDeque::new());
+                }
+                let uses = state.key_uses.get_mut(key)?;
                 let window = window_seconds * 1000;
                 while uses.front().is_some_and(|(t, _)| *t < e.time - window) {
                     uses.pop_front();
@@ -248,7 +252,10 @@ impl Check {
                     uses.pop_front();
                 }
                 uses.push_back((e.time, net));
-                let distinct: BTreeSet<&str> = uses.iter().map(|(_, n)| n.as_str()).collect();
+                // Sorted and deduplicated, as a set would list them (at most 64 entries).
+                let mut distinct: Vec<&str> = uses.iter().map(|(_, n)| n.as_str()).collect();
+                distinct.sort_unstable();
+                distinct.dedup();
                 // Networks the principal already used in learned hours are its own (a VPC
                 // endpoint and a NAT gateway, say): it takes one it never used to fire.
                 let strange: Vec<&str> = distinct
@@ -329,19 +336,14 @@ impl Check {
                 })
             }
             Check::UsedAfterRetirement => {
-                let mut ids = Vec::new();
-                if let Some(k) = e.credential.as_deref() {
-                    ids.push(k.to_owned());
-                }
-                if let Some(a) = e.actor.as_deref() {
-                    ids.push(a.to_owned());
-                    ids.push(principal(a));
-                }
-                ids.dedup();
-                ids.iter().find_map(|id| {
+                let actor = e.actor.as_deref();
+                // A session's role too; a user or key is its own principal.
+                let own = actor.map(principal).filter(|p| Some(p.as_ref()) != actor);
+                let ids = [e.credential.as_deref(), actor, own.as_deref()];
+                ids.into_iter().flatten().find_map(|id| {
                     let why = lookup.retired(id)?;
                     Some(Hit {
-                        subject: id.clone(),
+                        subject: id.to_owned(),
                         summary: format!("{id} was used although {why}"),
                         details: json!({"identity": id, "reason": why,
                                         "credential": e.credential}),

@@ -264,8 +264,11 @@ impl Detector {
         let results = if detections.is_empty() {
             Vec::new()
         } else {
-            self.engine
-                .process_with_detections(&view, detections, event.time.div_euclid(1000))
+            self.engine.process_with_detections(
+                &crate::view::RefView(&view),
+                detections,
+                event.time.div_euclid(1000),
+            )
         };
         for r in results {
             let id = r
@@ -285,7 +288,7 @@ impl Detector {
             match &r.body {
                 ResultBody::Detection(d) => {
                     if let Some(check) = rule.check.clone() {
-                        let b = principal.as_ref().and_then(|p| self.baselines.get(p));
+                        let b = principal.as_deref().and_then(|p| self.baselines.get(p));
                         if let Some(hit) =
                             check.run(&view, &mut self.state, b, &self.settings, lookup)
                         {
@@ -349,7 +352,7 @@ impl Detector {
             let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.clone()) else {
                 continue;
             };
-            let b = principal.as_ref().and_then(|p| self.baselines.get(p));
+            let b = principal.as_deref().and_then(|p| self.baselines.get(p));
             if let Some(hit) = check.run(&view, &mut self.state, b, &self.settings, lookup) {
                 self.emit_hit(idx, &view, hit);
             }
@@ -377,7 +380,16 @@ impl Detector {
                 .map(|(s, n)| (s.trim_end_matches(".amazonaws.com"), n)),
             _ => e.action.split_once(' '),
         };
-        let endpoint = endpoint.map_or_else(|| e.action.to_string(), |(s, n)| format!("{s}:{n}"));
+        let endpoint = endpoint.map_or_else(
+            || e.action.to_string(),
+            |(s, n)| {
+                let mut out = String::with_capacity(s.len() + n.len() + 1);
+                out.push_str(s);
+                out.push(':');
+                out.push_str(n);
+                out
+            },
+        );
         let activity = Activity {
             time: e.time,
             endpoint: &endpoint,
@@ -389,7 +401,13 @@ impl Detector {
         if self.baselines.len() >= MAX_BASELINES && !self.baselines.contains_key(principal) {
             return;
         }
-        let b = self.baselines.entry(principal.to_owned()).or_default();
+        if !self.baselines.contains_key(principal) {
+            self.baselines
+                .insert(principal.to_owned(), Baseline::default());
+        }
+        let Some(b) = self.baselines.get_mut(principal) else {
+            return;
+        };
         let score = b.observe(&activity, checks::regional(v));
         if !self.dirty.contains(principal) {
             self.dirty.insert(principal.to_owned());
@@ -482,7 +500,10 @@ impl Detector {
         };
         let e = v.event;
         let actor = e.actor.as_deref();
-        let owner = actor.map(checks::principal).unwrap_or_default();
+        let owner = actor
+            .map(checks::principal)
+            .unwrap_or_default()
+            .into_owned();
         // The acting session or key, when the finding is about its principal.
         let also = actor.filter(|a| *a != owner);
         let k = (idx, owner, subject);

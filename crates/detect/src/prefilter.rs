@@ -128,11 +128,14 @@ impl Prefilter {
             return Vec::new();
         };
         let mut out = ix.always.clone();
+        let mut lower = String::new();
         for (field, map, all) in &ix.keys {
             match view.get_field(field) {
                 None | Some(EventValue::Null) => {}
                 Some(EventValue::Str(s)) => {
-                    if let Some(rules) = map.get(s.to_lowercase().as_str()) {
+                    lower.clear();
+                    lower.extend(s.chars().flat_map(char::to_lowercase));
+                    if let Some(rules) = map.get(lower.as_str()) {
                         out.extend_from_slice(rules);
                     }
                 }

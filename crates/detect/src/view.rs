@@ -198,6 +198,37 @@ impl SigmaEvent for View<'_> {
     }
 }
 
+/// The view the correlation engine gets: it keeps only an event reference (`id`) in its
+/// windows (`CorrelationEventMode::Refs`), so `to_json` builds just that instead of
+/// parsing the whole record into a tree for every matching event.
+pub(crate) struct RefView<'v, 'e>(pub &'v View<'e>);
+
+impl SigmaEvent for RefView<'_, '_> {
+    fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
+        self.0.get_field(path)
+    }
+
+    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
+        self.0.visit_top_level_keys(visit)
+    }
+
+    fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
+        self.0.any_string_value(pred)
+    }
+
+    fn all_string_values(&self) -> Vec<Cow<'_, str>> {
+        self.0.all_string_values()
+    }
+
+    fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
+        self.0.visit_string_values(visit);
+    }
+
+    fn to_json(&self) -> Value {
+        serde_json::json!({"id": self.0.event.native_id.as_ref()})
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]

@@ -27,6 +27,10 @@ use keyward_engine::{Engine, IngestOptions};
 use keyward_testkit::Rng;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait};
 
+/// The allocator the `keyward` binary uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const ACCOUNT: &str = "111122223333";
 const ACTIONS: [(&str, &str, bool); 10] = [
     ("s3.amazonaws.com", "ListBuckets", true),
@@ -226,7 +230,8 @@ fn main() {
         raw as f64 / events as f64
     );
 
-    let only_ingest = std::env::var("KEYWARD_BENCH_ONLY_INGEST").is_ok();
+    let only_ingest = std::env::var("KEYWARD_BENCH_ONLY_INGEST").is_ok()
+        || std::env::var("KEYWARD_BENCH_ONLY_DETECT").is_ok();
     let (_, t_gz) = if only_ingest {
         (0, f64::NAN)
     } else {
@@ -298,8 +303,14 @@ fn main() {
             .min_by(|a, b| a.secs.total_cmp(&b.secs))
             .unwrap()
     };
-    let plain = best(None);
-    let (t_ingest, identities) = (plain.secs, plain.identities);
+    // KEYWARD_BENCH_ONLY_DETECT (for profiling): skip every stage but ingest with detection.
+    let only_detect = std::env::var("KEYWARD_BENCH_ONLY_DETECT").is_ok();
+    let (t_ingest, identities) = if only_detect {
+        (f64::NAN, 0)
+    } else {
+        let plain = best(None);
+        (plain.secs, plain.identities)
+    };
 
     // The same ingest with detection: every built-in rule and the 57 SigmaHQ CloudTrail
     // rules (from ../shared/corpora when present).

@@ -119,6 +119,11 @@ fn file_name(path: &str) -> &str {
 /// a `status` column: a people directory.
 fn is_people_header(head: &[u8]) -> bool {
     let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    // JSON is never a people CSV: without this, a one-line CloudTrail document (megabytes)
+    // was split at every comma.
+    if trim_start(h).starts_with(b"{") || trim_start(h).starts_with(b"[") {
+        return false;
+    }
     let line = h.split(|&b| b == b'\n').next().unwrap_or_default();
     let column = |name: &[u8]| {
         line.split(|&b| b == b',').any(|c| {
