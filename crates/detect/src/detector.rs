@@ -271,12 +271,8 @@ impl Detector {
             )
         };
         for r in results {
-            let id = r
-                .header
-                .rule_id
-                .clone()
-                .unwrap_or(r.header.rule_title.clone());
-            let Some(&idx) = self.by_id.get(&id) else {
+            let id = r.header.rule_id.as_deref().unwrap_or(&r.header.rule_title);
+            let Some(&idx) = self.by_id.get(id) else {
                 continue;
             };
             let Some(rule) = self.catalog.rules.get(idx) else {

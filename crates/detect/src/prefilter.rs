@@ -134,7 +134,12 @@ impl Prefilter {
                 None | Some(EventValue::Null) => {}
                 Some(EventValue::Str(s)) => {
                     lower.clear();
-                    lower.extend(s.chars().flat_map(char::to_lowercase));
+                    if s.is_ascii() {
+                        lower.push_str(&s);
+                        lower.make_ascii_lowercase();
+                    } else {
+                        lower.extend(s.chars().flat_map(char::to_lowercase));
+                    }
                     if let Some(rules) = map.get(lower.as_str()) {
                         out.extend_from_slice(rules);
                     }

@@ -30,7 +30,7 @@ impl<'e> View<'e> {
             event,
             raw,
             parsed: OnceCell::new(),
-            memo: RefCell::new(Vec::new()),
+            memo: RefCell::new(Vec::with_capacity(8)),
             roots: OnceCell::new(),
         }
     }
@@ -72,7 +72,7 @@ impl<'e> View<'e> {
         // Once the top-level keys are known (a caller listed them), an absent root answers
         // at once; otherwise one skim from the record's start finds the path (identity
         // fields come early in CloudTrail records).
-        let (bytes, segments): (&[u8], Vec<&str>) = match self.roots.get() {
+        let (bytes, rest): (&[u8], Option<&str>) = match self.roots.get() {
             Some(Some(roots)) => {
                 let (first, rest) = match path.split_once('.') {
                     Some((f, r)) => (f, Some(r)),
@@ -81,15 +81,13 @@ impl<'e> View<'e> {
                 let Some((_, bytes)) = roots.iter().find(|(k, _)| k == first) else {
                     return Some(None);
                 };
-                (
-                    bytes,
-                    rest.map_or_else(Vec::new, |r| r.split('.').collect()),
-                )
+                (bytes, rest)
             }
             Some(None) => return None,
-            None => (self.raw, path.split('.').collect()),
+            None => (self.raw, Some(path)),
         };
-        let v = match sonic_rs::get_from_slice(bytes, segments.as_slice()) {
+        // The path's segments, split as sonic walks them (no vector per lookup).
+        let v = match sonic_rs::get_from_slice(bytes, rest.into_iter().flat_map(|r| r.split('.'))) {
             Ok(v) => v,
             // Absent, or the bytes do not parse: the full parse decides.
             Err(e) if e.is_not_found() => return Some(None),
