@@ -329,6 +329,11 @@ fn main() {
         .iter()
         .filter(|r| r.origin.starts_with("builtin:"))
         .count();
+    // KEYWARD_BENCH_ONLY_PLAIN (for profiling): stop after ingest without detection.
+    if std::env::var("KEYWARD_BENCH_ONLY_PLAIN").is_ok() {
+        println!("ingest: {:.0} events/s", events as f64 / t_ingest);
+        return;
+    }
     let detected = best(Some(&catalog));
     let (t_detect, det_stats, baseline_bytes) =
         (detected.secs, detected.detection, detected.baseline_bytes);

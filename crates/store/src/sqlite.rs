@@ -47,6 +47,8 @@ impl SqliteStore {
     }
 
     fn init(mut conn: Connection) -> Result<Self> {
+        // Takes effect only when the file is created (before WAL is set up).
+        conn.pragma_update(None, "page_size", 16_384)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
