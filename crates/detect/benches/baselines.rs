@@ -18,6 +18,10 @@ use std::time::Instant;
 use keyward_detect::{Catalog, Detector, NoLookup, Settings};
 use keyward_model::{Event, SourceKind};
 
+/// The allocator the `keyward` binary uses, so the resident set is the one it would have.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Resident set size in bytes (Linux `/proc/self/statm`; 0 elsewhere).
 fn rss() -> usize {
     std::fs::read_to_string("/proc/self/statm")
