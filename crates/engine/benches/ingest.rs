@@ -9,8 +9,14 @@
 //! Baselines: (a) gunzip only; (b) gunzip + parse into a generic JSON DOM with serde_json,
 //! the Rust ecosystem's reference parser; (c) the same with sonic-rs; (d) gunzip + parse
 //! every record into the typed struct ingestion itself uses; (e) gunzip + full
-//! normalization (events and identity observations) into a sink that drops them. Ingest = gunzip + parse + normalize + inventory + SQLite store (events,
-//! identities, file records), one transaction per file, as `keyward ingest` does.
+//! normalization (events and identity observations) into a sink that drops them. Ingest =
+//! gunzip + parse + normalize + inventory + SQLite store (events, identities, file
+//! records), committed every 500,000 records, as `keyward ingest` does.
+//!
+//! For profiling: `KEYWARD_BENCH_ONLY_INGEST` skips the parse-only stages,
+//! `KEYWARD_BENCH_ONLY_PLAIN` stops before detection, `KEYWARD_BENCH_ONLY_DETECT` runs only
+//! ingest with detection, and `KEYWARD_BENCH_RULES=none|builtin` detects with baselines
+//! and check state only, or without the Sigma rules.
 
 #![allow(
     clippy::unwrap_used,
@@ -314,9 +320,18 @@ fn main() {
 
     // The same ingest with detection: every built-in rule and the 57 SigmaHQ CloudTrail
     // rules (from ../shared/corpora when present).
-    let mut catalog = keyward_detect::Catalog::builtin();
+    // KEYWARD_BENCH_RULES=none|builtin splits the cost: baselines and check state only, or
+    // without the Sigma rules.
+    let rules = std::env::var("KEYWARD_BENCH_RULES").unwrap_or_default();
+    let mut catalog = if rules == "none" {
+        keyward_detect::Catalog::default()
+    } else {
+        keyward_detect::Catalog::builtin()
+    };
     let sigma = keyward_testkit::corpora().map(|c| c.join("sigma-cloud-rules/rules/cloud/aws"));
-    if let Some(d) = &sigma {
+    if let Some(d) = &sigma
+        && !matches!(rules.as_str(), "none" | "builtin")
+    {
         catalog.add_path(d);
     }
     let sigma_rules = catalog
