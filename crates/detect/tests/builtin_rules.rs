@@ -33,3 +33,30 @@ fn builtin_rules_pass_their_examples() {
         );
     }
 }
+
+/// A correlation finding lists the events of its window as evidence: the correlation
+/// engine keeps only event references (`id`), handed to it without parsing the record.
+#[test]
+fn correlation_findings_list_their_window_as_evidence() {
+    use keyward_detect::{Detector, NoLookup, Settings};
+    use keyward_model::SourceKind;
+
+    let c = Catalog::builtin();
+    let rule = "kw-aws-secrets-bulk-retrieval";
+    let example = c.files[rule].examples[0].clone();
+    let mut det = Detector::new(c, Settings::default()).unwrap();
+    let mut ids = Vec::new();
+    for raw in example.events() {
+        ids.push(raw["eventID"].as_str().unwrap().to_owned());
+        let bytes = serde_json::to_vec(raw).unwrap();
+        let (event, bytes) = testing::normalize(SourceKind::Cloudtrail, &bytes).unwrap();
+        det.on_event(&event, &bytes, &NoLookup);
+    }
+    assert_eq!(ids.len(), 10);
+    let findings = det.take_findings();
+    let f = findings.iter().find(|f| f.rule_id == rule).unwrap();
+    let mut got = f.events.clone();
+    got.sort();
+    ids.sort();
+    assert_eq!(got, ids, "{f:#?}");
+}
