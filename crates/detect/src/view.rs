@@ -2,7 +2,7 @@
 //! a rule needs a field the normalized event does not carry.
 
 use std::borrow::Cow;
-use std::cell::{OnceCell, RefCell};
+use std::cell::OnceCell;
 
 use keyward_model::{Event, SourceKind};
 use rsigma_eval::{Event as SigmaEvent, EventValue, JsonEvent};
@@ -13,14 +13,29 @@ pub struct View<'e> {
     pub event: &'e Event<'e>,
     raw: &'e [u8],
     parsed: OnceCell<JsonEvent<'static>>,
-    /// Answers of the lazy path so far: rules probe the same fields many times.
-    memo: RefCell<Vec<(Box<str>, Option<EventValue<'static>>)>>,
+    /// Answers of the lazy path so far (rules probe the same fields many times), filled in
+    /// order and never moved, so an answer is lent out instead of copied.
+    memo: [OnceCell<Memo>; MEMO_SLOTS],
     /// The record's top-level keys and the bytes of their values, from one skipping pass
     /// (`None`: not a JSON object).
     roots: OnceCell<Option<Roots<'e>>>,
 }
 
 type Roots<'e> = Vec<(Cow<'e, str>, &'e [u8])>;
+
+/// A field path and its answer.
+type Memo = (Box<str>, Option<EventValue<'static>>);
+
+/// Distinct fields remembered per event; more are answered without the memo.
+const MEMO_SLOTS: usize = 12;
+
+/// A remembered answer, borrowed.
+fn lend<'a>(v: &'a EventValue<'static>) -> EventValue<'a> {
+    match v {
+        EventValue::Str(s) => EventValue::Str(Cow::Borrowed(s)),
+        other => other.clone(),
+    }
+}
 
 impl<'e> View<'e> {
     /// `raw` is the platform's own record (a CloudTrail record, a Kubernetes audit event);
@@ -30,7 +45,7 @@ impl<'e> View<'e> {
             event,
             raw,
             parsed: OnceCell::new(),
-            memo: RefCell::new(Vec::with_capacity(8)),
+            memo: std::array::from_fn(|_| OnceCell::new()),
             roots: OnceCell::new(),
         }
     }
@@ -148,12 +163,22 @@ impl SigmaEvent for View<'_> {
             return v.map(|s| EventValue::Str(Cow::Borrowed(s)));
         }
         if self.parsed.get().is_none() {
-            if let Some((_, v)) = self.memo.borrow().iter().find(|(p, _)| &**p == path) {
-                return v.clone();
+            let mut free = None;
+            for slot in &self.memo {
+                match slot.get() {
+                    Some((p, v)) if &**p == path => return v.as_ref().map(lend),
+                    Some(_) => {}
+                    None => {
+                        free = Some(slot);
+                        break;
+                    }
+                }
             }
             if let Some(v) = self.lazy(path) {
-                self.memo.borrow_mut().push((path.into(), v.clone()));
-                return v;
+                return match free {
+                    Some(slot) => slot.get_or_init(|| (path.into(), v)).1.as_ref().map(lend),
+                    None => v,
+                };
             }
         }
         self.json().get_field(path)
