@@ -100,6 +100,22 @@ fn observation(id: String, kind: IdentityKind, name: impl Into<String>) -> Obser
     Observation::new(id, Platform::Github, kind, name, SourceKind::GithubWebhook)
 }
 
+/// Adds an observation to the output; returns its id.
+fn push(out: &mut Output, o: Observation) -> String {
+    let id = o.id.clone();
+    out.observations.push(o);
+    id
+}
+
+/// A `created` action names who created the identity; `deleted` ends it.
+fn lifecycle(o: &mut Observation, action: Option<&str>, actor: &Option<String>, at: i64) {
+    match action {
+        Some("created") => o.facts.created_by = actor.clone(),
+        Some("deleted") => o.facts.deleted = Some(at),
+        _ => {}
+    }
+}
+
 /// The sender as an identity: a user, or the App installation a bot acts as.
 fn sender(payload: &Value, account: Option<&str>, at: i64, out: &mut Output) -> Option<String> {
     let login = s(payload, &["sender", "login"])?;
@@ -118,9 +134,7 @@ fn sender(payload: &Value, account: Option<&str>, at: i64, out: &mut Output) -> 
     o.facts.native_id = text(payload, &["sender", "id"]);
     o.facts.account = account.map(str::to_owned);
     o.used_at = Some(at);
-    let id = o.id.clone();
-    out.observations.push(o);
-    Some(id)
+    Some(push(out, o))
 }
 
 /// Normalizes one delivery (one JSON line). `Ok(None)` for event types that carry no
@@ -217,14 +231,8 @@ fn deploy_key(
                "added_by": s(p, &["key", "added_by"]),
                "verified": p.get("key").and_then(|k| k.get("verified"))}),
     );
-    match action {
-        Some("created") => o.facts.created_by = actor.clone(),
-        Some("deleted") => o.facts.deleted = Some(at),
-        _ => {}
-    }
-    let id = o.id.clone();
-    out.observations.push(o);
-    Ok(Some(id))
+    lifecycle(&mut o, action, actor, at);
+    Ok(Some(push(out, o)))
 }
 
 fn installation(
@@ -290,15 +298,9 @@ fn installation(
     }
     o.facts.details.insert("github_app".into(), detail);
     if event == "installation" {
-        match action {
-            Some("created") => o.facts.created_by = actor.clone(),
-            Some("deleted") => o.facts.deleted = Some(at),
-            _ => {}
-        }
+        lifecycle(&mut o, action, actor, at);
     }
-    let id = o.id.clone();
-    out.observations.push(o);
-    Ok(Some(id))
+    Ok(Some(push(out, o)))
 }
 
 fn pat_request(
@@ -343,8 +345,7 @@ fn pat_request(
         .insert("personal_access_token".into(), detail);
     let mut user = observation(user_id(owner), IdentityKind::GithubUser, owner);
     user.seen_at = Some(at);
-    let id = o.id.clone();
-    out.observations.push(o);
+    let id = push(out, o);
     out.observations.push(user);
     Ok(Some(id))
 }
@@ -380,9 +381,7 @@ fn workflow(
         "runner_group": s(obj, &["runner_group_name"]),
     }));
     o.facts.details.insert("github_workflow".into(), detail);
-    let id = o.id.clone();
-    out.observations.push(o);
-    Some(id)
+    Some(push(out, o))
 }
 
 /// One delivery object, or an array of them.

@@ -121,7 +121,7 @@ fn is_people_header(head: &[u8]) -> bool {
     let h = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
     // JSON is never a people CSV: without this, a one-line CloudTrail document (megabytes)
     // was split at every comma.
-    if trim_start(h).starts_with(b"{") || trim_start(h).starts_with(b"[") {
+    if matches!(trim_start(h).first(), Some(b'{' | b'[')) {
         return false;
     }
     let line = h.split(|&b| b == b'\n').next().unwrap_or_default();

@@ -260,13 +260,18 @@ struct LoginPage {
     error: Option<String>,
 }
 
-pub(crate) async fn login_form() -> Response {
+/// The sign-in page, with an error to show after a failed attempt.
+fn login_page(error: Option<String>) -> Response {
     render(&LoginPage {
         nav_user: None,
         nav: "",
         csrf: String::new(),
-        error: None,
+        error,
     })
+}
+
+pub(crate) async fn login_form() -> Response {
+    login_page(None)
 }
 
 #[derive(Deserialize)]
@@ -289,12 +294,7 @@ pub(crate) async fn login(
         .call(move |e| auth::verify(e.store(), &check))
         .await;
     let failed = |m: &str| {
-        let mut r = render(&LoginPage {
-            nav_user: None,
-            nav: "",
-            csrf: String::new(),
-            error: Some(m.to_owned()),
-        });
+        let mut r = login_page(Some(m.to_owned()));
         *r.status_mut() = StatusCode::UNAUTHORIZED;
         r
     };
