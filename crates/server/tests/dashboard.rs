@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use keyward_server::Config;
-use serde_json::json;
+use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 use common::*;
@@ -275,16 +275,7 @@ async fn every_page_renders_and_operators_triage_with_csrf() {
         let p = req(&f, "POST", &uri, Some(&op), Some(&body), &extra).await;
         assert_eq!(p.status, StatusCode::FORBIDDEN, "{body} {origin:?}");
     }
-    let r = call(
-        &f.app,
-        "GET",
-        &format!("/api/findings/{finding}"),
-        Some(&f.viewer),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(r.1["finding"]["status"], "open");
+    assert_eq!(finding_status(&f, &finding).await, "open");
     let body = form(&[("csrf", &csrf), ("status", "nope")]);
     let p = req(&f, "POST", &uri, Some(&op), Some(&body), &[]).await;
     assert_eq!(p.status, StatusCode::BAD_REQUEST);
@@ -310,16 +301,7 @@ async fn every_page_renders_and_operators_triage_with_csrf() {
         to.starts_with("/ui/findings?severity=high&done=acknowledged"),
         "{to}"
     );
-    let r = call(
-        &f.app,
-        "GET",
-        &format!("/api/findings/{finding}"),
-        Some(&f.viewer),
-        None,
-        &[],
-    )
-    .await;
-    assert_eq!(r.1["finding"]["status"], "acknowledged");
+    assert_eq!(finding_status(&f, &finding).await, "acknowledged");
     let r = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
     let actions: Vec<&str> = r.1["items"]
         .as_array()
@@ -377,4 +359,11 @@ async fn every_page_renders_and_operators_triage_with_csrf() {
         "/ui/login",
         "revoked token, session over"
     );
+}
+
+/// A finding's status, as the API shows it.
+async fn finding_status(f: &Fixture, id: &str) -> Value {
+    let uri = format!("/api/findings/{id}");
+    let r = call(&f.app, "GET", &uri, Some(&f.viewer), None, &[]).await;
+    r.1["finding"]["status"].clone()
 }

@@ -109,3 +109,12 @@ pub fn example(rule: &str) -> Value {
     let c = Catalog::builtin();
     c.files[rule].examples[0].events()[0].clone()
 }
+
+/// Whether an ingest answer lists a finding of `rule`.
+pub fn reports(answer: &Value, rule: &str) -> bool {
+    answer["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule_id"] == rule)
+}
