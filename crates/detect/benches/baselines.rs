@@ -71,7 +71,7 @@ fn main() {
                 shared_id: None,
                 stage: 0,
             };
-            d.on_event(&event, b"", &NoLookup);
+            d.on_event(&event, b"", &Default::default(), &NoLookup);
             n += 1;
         }
         d.close_hours();

@@ -1,8 +1,12 @@
 //! The detector: every rule, check and baseline over a stream of events, producing findings.
 
 use keyward_model::time::Millis;
-use keyward_model::{Event, SourceKind};
-use rsigma_eval::{CorrelationConfig, CorrelationEngine, ResultBody, TimestampFallback};
+use keyward_model::{Event, Known, SourceKind};
+use rsigma_eval::compiler::eval_condition;
+use rsigma_eval::result::{DetectionBody, RuleHeader};
+use rsigma_eval::{
+    CorrelationConfig, CorrelationEngine, EvaluationResult, ResultBody, TimestampFallback,
+};
 use rsigma_parser::LogSource;
 use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::{Value, json};
@@ -38,6 +42,9 @@ pub struct Detector {
     engine: CorrelationEngine,
     /// Which of the engine's rules an event can match, by its action.
     prefilter: Prefilter,
+    /// Per rule of the engine (its order): the catalog index, and whether a correlation
+    /// counts its matches (only those go through the correlation engine).
+    compiled: Vec<Compiled>,
     /// Rules with a check and no detection, per source.
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
@@ -56,6 +63,15 @@ pub struct Detector {
     pub events: u64,
     pub parsed: u64,
 }
+
+/// One rule of the correlation engine, as the detector dispatches its matches.
+struct Compiled {
+    catalog: Option<usize>,
+    feeds_correlation: bool,
+}
+
+/// One rule's match on one event: the engine's rule index and the selections that held.
+type Match = (usize, Vec<String>);
 
 fn logsource(source: SourceKind) -> LogSource {
     let (p, s) = match source {
@@ -114,6 +130,34 @@ impl Detector {
                 .and_then(|&i| catalog.rules.get(i))
                 .is_some_and(|r: &RuleInfo| r.logsource.source == Some(source))
         });
+        // As rsigma's correlation engine resolves a match to the rules it feeds: by the
+        // rule's id, and the name of the first rule with that id (no id: it feeds none).
+        let refs: FxHashSet<&str> = catalog
+            .sigma
+            .correlations
+            .iter()
+            .flat_map(|c| c.rules.iter().map(String::as_str))
+            .collect();
+        let compiled = engine
+            .engine()
+            .rules()
+            .iter()
+            .map(|r| {
+                let feeds_correlation = r.id.as_deref().is_some_and(|id| {
+                    let name = catalog
+                        .sigma
+                        .rules
+                        .iter()
+                        .find(|s| s.id.as_deref() == Some(id))
+                        .and_then(|s| s.name.as_deref());
+                    refs.contains(id) || name.is_some_and(|n| refs.contains(n))
+                });
+                Compiled {
+                    catalog: by_id.get(r.id.as_deref().unwrap_or(&r.title)).copied(),
+                    feeds_correlation,
+                }
+            })
+            .collect();
         let check_only = catalog
             .rules
             .iter()
@@ -132,6 +176,7 @@ impl Detector {
             by_id,
             engine,
             prefilter,
+            compiled,
             check_only,
             state: State::default(),
             baselines: FxHashMap::default(),
@@ -214,14 +259,20 @@ impl Detector {
     /// Rule ids matching one event, through the action index and through rsigma's own
     /// candidate index (the differential test's oracle).
     #[doc(hidden)]
-    pub fn matches_both_ways(&self, event: &Event, raw: &[u8]) -> (Vec<String>, Vec<String>) {
-        let view = View::new(event, raw);
-        let ids = |v: Vec<rsigma_eval::EvaluationResult>| -> Vec<String> {
-            v.into_iter()
-                .map(|d| d.header.rule_id.unwrap_or(d.header.rule_title))
-                .collect()
-        };
-        let indexed = ids(self.prefilter.evaluate(self.engine.engine().rules(), &view));
+    pub fn matches_both_ways(
+        &self,
+        event: &Event,
+        raw: &[u8],
+        known: &Known,
+    ) -> (Vec<String>, Vec<String>) {
+        let view = View::new(event, raw, known);
+        let rules = self.engine.engine().rules();
+        let indexed = self
+            .matching(&view)
+            .into_iter()
+            .filter_map(|(i, _)| rules.get(i))
+            .map(|r| r.id.clone().unwrap_or(r.title.clone()))
+            .collect();
         let mut all = self
             .engine
             .engine()
@@ -233,7 +284,53 @@ impl Detector {
                 .and_then(|&i| self.catalog.rules.get(i))
                 .is_some_and(|r| r.logsource.source == Some(event.source))
         });
-        (indexed, ids(all))
+        let all = all
+            .into_iter()
+            .map(|d| d.header.rule_id.unwrap_or(d.header.rule_title))
+            .collect();
+        (indexed, all)
+    }
+
+    /// The rules the event matches, in rule order: the action index's candidates, each
+    /// evaluated once with rsigma's detail evaluator (the selections that held are kept).
+    fn matching(&self, view: &View) -> Vec<Match> {
+        let rules = self.engine.engine().rules();
+        let mut out = Vec::new();
+        let mut selections = Vec::new();
+        for i in self.prefilter.candidates(view) {
+            let Some(rule) = rules.get(i as usize) else {
+                continue;
+            };
+            for condition in &rule.conditions {
+                selections.clear();
+                if eval_condition(condition, &rule.detections, view, &mut selections) {
+                    out.push((i as usize, std::mem::take(&mut selections)));
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// The result rsigma's own evaluation would give for a match (the correlation engine
+    /// takes these).
+    fn result(&self, (i, selections): Match) -> Option<EvaluationResult> {
+        let rule = self.engine.engine().rules().get(i)?;
+        Some(EvaluationResult {
+            header: RuleHeader {
+                rule_title: rule.title.clone(),
+                rule_id: rule.id.clone(),
+                level: rule.level,
+                tags: rule.tags.clone(),
+                custom_attributes: rule.custom_attributes.clone(),
+                enrichments: None,
+            },
+            body: ResultBody::Detection(DetectionBody {
+                matched_selections: selections,
+                matched_fields: Vec::new(),
+                event: None,
+            }),
+        })
     }
 
     /// How many rules of a source the action index narrows, and how many run on every event.
@@ -252,21 +349,34 @@ impl Detector {
             .collect()
     }
 
-    /// Runs everything on one event. `raw` is its platform record (may be empty).
-    pub fn on_event(&mut self, event: &Event, raw: &[u8], lookup: &dyn Lookup) {
-        let view = View::new(event, raw);
+    /// Runs everything on one event. `raw` is its platform record (may be empty), `known`
+    /// the fields of it the normalizer already read.
+    pub fn on_event(&mut self, event: &Event, raw: &[u8], known: &Known, lookup: &dyn Lookup) {
+        let view = View::new(event, raw, known);
         self.events += 1;
         self.latest = self.latest.max(event.time);
         self.state.learn(&view);
         let principal = event.actor.as_deref().map(checks::principal);
-        // Sigma rules (Keyward detections included).
-        let detections = self.prefilter.evaluate(self.engine.engine().rules(), &view);
-        let results = if detections.is_empty() {
+        // Sigma rules (Keyward detections included). Matches that feed no correlation are
+        // reported here; the others go through the correlation engine, which reports those
+        // it does not keep to itself (`generate: false`) and the correlations that fire.
+        let mut feeding = Vec::new();
+        for (i, selections) in self.matching(&view) {
+            let Some(c) = self.compiled.get(i) else {
+                continue;
+            };
+            if c.feeds_correlation {
+                feeding.extend(self.result((i, selections)));
+            } else if let Some(idx) = c.catalog {
+                self.detected(idx, &view, &selections, principal.as_deref(), lookup);
+            }
+        }
+        let results = if feeding.is_empty() {
             Vec::new()
         } else {
             self.engine.process_with_detections(
                 &crate::view::RefView(&view),
-                detections,
+                feeding,
                 event.time.div_euclid(1000),
             )
         };
@@ -275,38 +385,18 @@ impl Detector {
             let Some(&idx) = self.by_id.get(id) else {
                 continue;
             };
-            let Some(rule) = self.catalog.rules.get(idx) else {
-                continue;
-            };
-            if rule.internal {
-                continue;
-            }
             match &r.body {
                 ResultBody::Detection(d) => {
-                    if let Some(check) = rule.check.clone() {
-                        let b = principal.as_deref().and_then(|p| self.baselines.get(p));
-                        if let Some(hit) =
-                            check.run(&view, &mut self.state, b, &self.settings, lookup)
-                        {
-                            self.emit_hit(idx, &view, hit);
-                        }
-                    } else {
-                        let subject = event.target.as_deref().unwrap_or_default().to_owned();
-                        self.emit(idx, &view, subject, None, |rule| {
-                            let summary = match (&event.actor, &event.target) {
-                                (Some(a), Some(t)) => format!("{}: {a} on {t}", rule.title),
-                                (Some(a), None) => format!("{}: {a}", rule.title),
-                                _ => rule.title.clone(),
-                            };
-                            let matched: Vec<Value> = d
-                                .matched_selections
-                                .iter()
-                                .map(|s| Value::String(s.clone()))
-                                .collect();
-                            (summary, json!({"matched": matched}))
-                        });
-                    }
+                    self.detected(
+                        idx,
+                        &view,
+                        &d.matched_selections,
+                        principal.as_deref(),
+                        lookup,
+                    );
                 }
+                ResultBody::Correlation(_)
+                    if self.catalog.rules.get(idx).is_none_or(|r| r.internal) => {}
                 ResultBody::Correlation(c) => {
                     let events: Vec<String> = c
                         .event_refs
@@ -361,6 +451,44 @@ impl Detector {
         if view.was_parsed() {
             self.parsed += 1;
         }
+    }
+
+    /// A detection rule (catalog index `idx`) matched: its check decides, or it reports.
+    fn detected(
+        &mut self,
+        idx: usize,
+        view: &View,
+        selections: &[String],
+        principal: Option<&str>,
+        lookup: &dyn Lookup,
+    ) {
+        let Some(rule) = self.catalog.rules.get(idx) else {
+            return;
+        };
+        if rule.internal {
+            return;
+        }
+        if let Some(check) = rule.check.clone() {
+            let b = principal.and_then(|p| self.baselines.get(p));
+            if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup) {
+                self.emit_hit(idx, view, hit);
+            }
+            return;
+        }
+        let event = view.event;
+        let subject = event.target.as_deref().unwrap_or_default().to_owned();
+        self.emit(idx, view, subject, None, |rule| {
+            let summary = match (&event.actor, &event.target) {
+                (Some(a), Some(t)) => format!("{}: {a} on {t}", rule.title),
+                (Some(a), None) => format!("{}: {a}", rule.title),
+                _ => rule.title.clone(),
+            };
+            let matched: Vec<Value> = selections
+                .iter()
+                .map(|s| Value::String(s.clone()))
+                .collect();
+            (summary, json!({"matched": matched}))
+        });
     }
 
     fn learn(&mut self, principal: &str, v: &View) {

@@ -7,17 +7,14 @@
 //! candidate index (which probes every indexed field of every rule) is not consulted.
 //!
 //! Soundness: a rule is left out only when its condition cannot be true for the event's key
-//! value, by the same semantics rsigma evaluates (`evaluate_rule` over the same event is the
+//! value, by the same semantics rsigma evaluates (its condition evaluator over the same event is the
 //! authority for every candidate). Values are compared lower-cased, a superset of both the
 //! case-insensitive (Sigma's default) and the case-sensitive equality. A key value that is
 //! not a scalar (an array) sends every rule on that key to evaluation. The differential test
 //! `prefilter_agrees_with_rsigma` holds this against rsigma's own index on every example.
 
 use keyward_model::SourceKind;
-use rsigma_eval::{
-    CompiledDetection, CompiledMatcher, CompiledRule, EvaluationResult, Event as _, EventValue,
-    evaluate_rule,
-};
+use rsigma_eval::{CompiledDetection, CompiledMatcher, CompiledRule, Event as _, EventValue};
 use rsigma_parser::{ConditionExpr, LogSource, Quantifier};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -160,15 +157,6 @@ impl Prefilter {
         out.sort_unstable();
         out.dedup();
         out
-    }
-
-    /// Every rule that matches the event, in rule order (as rsigma's `evaluate_pruned`).
-    pub fn evaluate(&self, rules: &[CompiledRule], view: &View<'_>) -> Vec<EvaluationResult> {
-        self.candidates(view)
-            .into_iter()
-            .filter_map(|i| rules.get(i as usize))
-            .filter_map(|r| evaluate_rule(r, view))
-            .collect()
     }
 }
 

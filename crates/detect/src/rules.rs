@@ -421,9 +421,36 @@ impl Catalog {
                 internal: false,
             });
         }
+        // Sigma's `generate: false` (the default): the rules a correlation counts, by id or
+        // name, report only through it (rsigma itself silences only those named by id).
+        let quiet: Vec<String> = collection
+            .correlations
+            .iter()
+            .filter(|c| !c.generate)
+            .flat_map(|c| c.rules.iter().cloned())
+            .collect();
         self.sigma.rules.extend(collection.rules);
         self.sigma.correlations.extend(collection.correlations);
         self.sigma.filters.extend(collection.filters);
+        if !quiet.is_empty() {
+            let silenced: Vec<String> = self
+                .sigma
+                .rules
+                .iter()
+                .filter(|r| {
+                    [r.id.as_ref(), r.name.as_ref()]
+                        .into_iter()
+                        .flatten()
+                        .any(|x| quiet.contains(x))
+                })
+                .map(|r| r.id.clone().unwrap_or_else(|| r.title.clone()))
+                .collect();
+            for r in &mut self.rules {
+                if r.form == Form::Sigma && silenced.contains(&r.id) {
+                    r.internal = true;
+                }
+            }
+        }
     }
 
     fn problem(&mut self, path: &str, reason: &str) {

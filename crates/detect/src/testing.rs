@@ -1,6 +1,6 @@
 //! `keyward rules test`: runs every rule's examples (real events) and negative examples.
 
-use keyward_model::{Event, SourceKind};
+use keyward_model::{Event, Known, SourceKind};
 use keyward_normalize::{Context, cloudtrail, k8s_audit};
 use serde::Serialize;
 
@@ -26,8 +26,12 @@ impl Lookup for ContextLookup {
     }
 }
 
-/// A raw event normalized as ingest would, with its raw bytes.
-pub fn normalize(source: SourceKind, raw: &[u8]) -> Result<(Event<'static>, Vec<u8>), String> {
+/// A raw event normalized as ingest would, with its raw bytes and the fields of them the
+/// normalizer read.
+pub fn normalize(
+    source: SourceKind,
+    raw: &[u8],
+) -> Result<(Event<'static>, Vec<u8>, Known<'static>), String> {
     let out = match source {
         SourceKind::K8sAudit => k8s_audit::normalize_event(raw, &Context::default())?
             .map(keyward_normalize::Output::into_owned),
@@ -39,7 +43,7 @@ pub fn normalize(source: SourceKind, raw: &[u8]) -> Result<(Event<'static>, Vec<
     let out = out.ok_or("the record is not an event")?;
     let bytes = out.raw.map_or_else(|| raw.to_vec(), |r| r.into_owned());
     let event = out.event.ok_or("the record is not an event")?;
-    Ok((event, bytes))
+    Ok((event, bytes, out.known))
 }
 
 /// Runs the examples of every Keyward rule in `catalog` (or only `only`).
@@ -94,11 +98,11 @@ fn run_one(
     let last = events.len().saturating_sub(1);
     for (i, raw) in events.iter().enumerate() {
         let bytes = raw.to_string();
-        let (event, raw) = match normalize(source, bytes.as_bytes()) {
+        let (event, raw, known) = match normalize(source, bytes.as_bytes()) {
             Ok(x) => x,
             Err(e) => return outcome(false, format!("event {}: not a valid event: {e}", i + 1)),
         };
-        det.on_event(&event, &raw, &lookup);
+        det.on_event(&event, &raw, &known, &lookup);
         if i == last {
             det.close_hours();
         }

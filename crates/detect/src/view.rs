@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
-use keyward_model::{Event, SourceKind};
+use keyward_model::{Event, Known, SourceKind};
 use rsigma_eval::{Event as SigmaEvent, EventValue, JsonEvent};
 use serde_json::Value;
 
@@ -12,6 +12,8 @@ use serde_json::Value;
 pub struct View<'e> {
     pub event: &'e Event<'e>,
     raw: &'e [u8],
+    /// Fields of `raw` the parser already read.
+    known: &'e Known<'e>,
     parsed: OnceCell<JsonEvent<'static>>,
     /// Answers of the lazy path so far (rules probe the same fields many times), filled in
     /// order and never moved, so an answer is lent out instead of copied.
@@ -40,10 +42,11 @@ fn lend<'a>(v: &'a EventValue<'static>) -> EventValue<'a> {
 impl<'e> View<'e> {
     /// `raw` is the platform's own record (a CloudTrail record, a Kubernetes audit event);
     /// it may be empty when only the normalized event is known.
-    pub fn new(event: &'e Event<'e>, raw: &'e [u8]) -> Self {
+    pub fn new(event: &'e Event<'e>, raw: &'e [u8], known: &'e Known<'e>) -> Self {
         View {
             event,
             raw,
+            known,
             parsed: OnceCell::new(),
             memo: std::array::from_fn(|_| OnceCell::new()),
             roots: OnceCell::new(),
@@ -159,7 +162,7 @@ impl<'e> View<'e> {
 
 impl SigmaEvent for View<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        if let Some(v) = self.fast(path) {
+        if let Some(v) = self.fast(path).or_else(|| self.known.get(path)) {
             return v.map(|s| EventValue::Str(Cow::Borrowed(s)));
         }
         if self.parsed.get().is_none() {
@@ -298,16 +301,24 @@ mod tests {
             for ex in file.examples.iter().chain(&file.negative_examples) {
                 for raw in ex.events() {
                     let bytes = serde_json::to_vec(raw).unwrap();
-                    let Ok((event, bytes)) = crate::testing::normalize(source, &bytes) else {
+                    let Ok((event, bytes, known)) = crate::testing::normalize(source, &bytes)
+                    else {
                         continue;
                     };
                     let oracle = JsonEvent::owned(serde_json::from_slice(&bytes).unwrap());
-                    // Without the top-level keys listed: lookups skim the record.
-                    let fresh = View::new(&event, &bytes);
-                    for p in paths {
-                        assert_eq!(fresh.get_field(p), oracle.get_field(p), "{id}: {p}");
+                    // Without the top-level keys listed: lookups skim the record, or read
+                    // what the normalizer knew.
+                    let unknown = Known::default();
+                    for known in [&unknown, &known] {
+                        let fresh = View::new(&event, &bytes, known);
+                        for p in paths {
+                            assert_eq!(fresh.get_field(p), oracle.get_field(p), "{id}: {p}");
+                        }
                     }
-                    let view = View::new(&event, &bytes);
+                    if source == SourceKind::Cloudtrail && event.actor.is_some() {
+                        assert!(known.get("userIdentity.type").is_some(), "{id}");
+                    }
+                    let view = View::new(&event, &bytes, &known);
                     let mut keys = Vec::new();
                     assert!(view.visit_top_level_keys(&mut |k| keys.push(k.to_owned())));
                     let mut want = Vec::new();

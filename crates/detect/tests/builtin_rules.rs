@@ -49,8 +49,8 @@ fn correlation_findings_list_their_window_as_evidence() {
     for raw in example.events() {
         ids.push(raw["eventID"].as_str().unwrap().to_owned());
         let bytes = serde_json::to_vec(raw).unwrap();
-        let (event, bytes) = testing::normalize(SourceKind::Cloudtrail, &bytes).unwrap();
-        det.on_event(&event, &bytes, &NoLookup);
+        let (event, bytes, known) = testing::normalize(SourceKind::Cloudtrail, &bytes).unwrap();
+        det.on_event(&event, &bytes, &known, &NoLookup);
     }
     assert_eq!(ids.len(), 10);
     let findings = det.take_findings();
@@ -59,4 +59,80 @@ fn correlation_findings_list_their_window_as_evidence() {
     got.sort();
     ids.sort();
     assert_eq!(got, ids, "{f:#?}");
+}
+
+/// A Sigma correlation counts its rule's matches, referenced by name; the rule reports on
+/// its own only with `generate: true`. A rule no correlation counts always reports.
+#[test]
+fn sigma_correlations_count_their_rules_and_keep_them_quiet_unless_generated() {
+    use keyward_detect::{Detector, NoLookup, Settings};
+    use keyward_model::SourceKind;
+
+    let rules = |generate: bool| {
+        format!(
+            r#"title: Parameter read
+id: 3c2b3f0e-6d0f-4d53-9a0e-111111111111
+name: parameter_read
+logsource: {{product: aws, service: cloudtrail}}
+detection:
+  selection: {{eventName: GetParameter}}
+  condition: selection
+level: low
+---
+title: Secret read
+id: 3c2b3f0e-6d0f-4d53-9a0e-222222222222
+logsource: {{product: aws, service: cloudtrail}}
+detection:
+  selection: {{eventName: GetSecretValue}}
+  condition: selection
+level: low
+---
+title: Many parameter reads
+id: 3c2b3f0e-6d0f-4d53-9a0e-333333333333
+correlation:
+  type: event_count
+  rules: [parameter_read]
+  group-by: [userIdentity.arn]
+  timespan: 1m
+  condition: {{gte: 3}}
+  generate: {generate}
+level: high
+"#
+        )
+    };
+    let event = |n: u32, name: &str| {
+        format!(
+            r#"{{"eventVersion":"1.09","eventID":"e{n}","eventTime":"2026-11-10T08:00:0{n}Z","eventSource":"ssm.amazonaws.com","eventName":"{name}","awsRegion":"us-east-1","sourceIPAddress":"10.0.0.1","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/app","accountId":"111122223333","accessKeyId":"AKIAEXAMPLE","userName":"app"}}}}"#
+        )
+    };
+    for generate in [false, true] {
+        let mut c = keyward_detect::Catalog::default();
+        c.add_text("test.yml", &rules(generate));
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let mut det = Detector::new(c, Settings::default()).unwrap();
+        for n in 1..=3 {
+            let raw = event(n, "GetParameter");
+            let (e, raw, known) =
+                testing::normalize(SourceKind::Cloudtrail, raw.as_bytes()).unwrap();
+            det.on_event(&e, &raw, &known, &NoLookup);
+        }
+        let raw = event(4, "GetSecretValue");
+        let (e, raw, known) = testing::normalize(SourceKind::Cloudtrail, raw.as_bytes()).unwrap();
+        det.on_event(&e, &raw, &known, &NoLookup);
+        let mut fired: Vec<(String, u64)> = det
+            .take_findings()
+            .into_iter()
+            .map(|f| (f.title, f.count))
+            .collect();
+        fired.sort();
+        let mut want = vec![
+            ("Many parameter reads".to_owned(), 1),
+            ("Secret read".to_owned(), 1),
+        ];
+        if generate {
+            want.push(("Parameter read".to_owned(), 3));
+            want.sort();
+        }
+        assert_eq!(fired, want, "generate: {generate}");
+    }
 }

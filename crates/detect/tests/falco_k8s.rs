@@ -115,7 +115,7 @@ fn fired(catalog: &Catalog, path: &Path) -> (BTreeSet<String>, usize) {
             continue;
         }
         match testing::normalize(SourceKind::K8sAudit, line.as_bytes()) {
-            Ok((event, raw)) => det.on_event(&event, &raw, &NoLookup),
+            Ok((event, raw, known)) => det.on_event(&event, &raw, &known, &NoLookup),
             Err(_) => unreadable += 1,
         }
     }

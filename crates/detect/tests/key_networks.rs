@@ -30,9 +30,9 @@ fn multi_ip(d: &mut Detector) -> Vec<keyward_detect::Finding> {
 fn own_networks_are_learned_new_ones_fire() {
     let mut d = Detector::new(Catalog::builtin(), Settings::default()).unwrap();
     let feed = |d: &mut Detector, id, time, key, ip| {
-        let (e, raw) =
+        let (e, raw, known) =
             testing::normalize(SourceKind::Cloudtrail, &record(id, time, key, ip)).unwrap();
-        d.on_event(&e, &raw, &NoLookup);
+        d.on_event(&e, &raw, &known, &NoLookup);
     };
     // Hour 1: the first session uses the VPC endpoint and the NAT gateway: both new.
     feed(&mut d, 1, "2026-11-10T08:00:01Z", "ASIAONE", "10.0.12.7");

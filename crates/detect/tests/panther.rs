@@ -148,9 +148,9 @@ fn with_time(mut e: Value, source: SourceKind) -> Value {
 /// Whether `rule` fires on the one event; `Err` when the event cannot be read.
 fn fires(catalog: &Catalog, source: SourceKind, event: &Value, rule: &str) -> Result<bool, String> {
     let bytes = serde_json::to_vec(event).unwrap();
-    let (event, raw) = testing::normalize(source, &bytes)?;
+    let (event, raw, known) = testing::normalize(source, &bytes)?;
     let mut det = Detector::new(catalog.clone(), Default::default()).unwrap();
-    det.on_event(&event, &raw, &NoLookup);
+    det.on_event(&event, &raw, &known, &NoLookup);
     det.close_hours();
     Ok(det.take_findings().iter().any(|f| f.rule_id == rule))
 }

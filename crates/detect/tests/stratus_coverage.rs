@@ -59,8 +59,8 @@ fn fired(catalog: &Catalog, records: &[Value]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for r in records {
         let bytes = serde_json::to_vec(r).unwrap();
-        let (event, raw) = testing::normalize(SourceKind::Cloudtrail, &bytes).unwrap();
-        det.on_event(&event, &raw, &NoLookup);
+        let (event, raw, known) = testing::normalize(SourceKind::Cloudtrail, &bytes).unwrap();
+        det.on_event(&event, &raw, &known, &NoLookup);
         out.extend(det.take_findings().into_iter().map(|f| f.rule_id));
     }
     det.close_hours();

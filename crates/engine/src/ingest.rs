@@ -170,7 +170,12 @@ impl Sink for EngineSink<'_, '_> {
                         graph: &self.topology.graph,
                         cache: self.retired,
                     };
-                    det.on_event(ev, out.raw.as_deref().unwrap_or_default(), &lookup);
+                    det.on_event(
+                        ev,
+                        out.raw.as_deref().unwrap_or_default(),
+                        &out.known,
+                        &lookup,
+                    );
                 }
             }
         }

@@ -18,7 +18,7 @@ use keyward_model::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::lenient::{LStr, Obj};
+use crate::lenient::{JStr, LStr, Obj};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -52,9 +52,9 @@ struct Record<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct UserIdentity<'a> {
     #[serde(rename = "type")]
-    ty: LStr<'a>,
+    ty: JStr<'a>,
     principal_id: LStr<'a>,
-    arn: LStr<'a>,
+    arn: JStr<'a>,
     account_id: LStr<'a>,
     access_key_id: LStr<'a>,
     user_name: LStr<'a>,
@@ -77,7 +77,7 @@ struct SessionContext<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Issuer<'a> {
     #[serde(rename = "type")]
-    ty: LStr<'a>,
+    ty: JStr<'a>,
     principal_id: LStr<'a>,
     arn: LStr<'a>,
     user_name: LStr<'a>,
@@ -1071,9 +1071,9 @@ fn caller_signature(rec: &Record, out: &mut String) -> bool {
         return false;
     };
     for f in [
-        &ui.ty,
+        &ui.ty.text,
         &ui.principal_id,
-        &ui.arn,
+        &ui.arn.text,
         &ui.account_id,
         &ui.access_key_id,
         &ui.user_name,
@@ -1086,7 +1086,7 @@ fn caller_signature(rec: &Record, out: &mut String) -> bool {
     }
     if let Some(sc) = ui.session_context.get() {
         if let Some(i) = sc.session_issuer.get() {
-            for f in [&i.ty, &i.principal_id, &i.arn, &i.user_name] {
+            for f in [&i.ty.text, &i.principal_id, &i.arn, &i.user_name] {
                 out.push_str(f.get().unwrap_or_default());
                 out.push('\u{1f}');
             }
@@ -1105,6 +1105,28 @@ fn caller_signature(rec: &Record, out: &mut String) -> bool {
         out.push_str(o.identity_store_arn.get().unwrap_or_default());
     }
     true
+}
+
+/// The identity fields every CloudTrail rule set probes, from the typed record: rules then
+/// need not skim the raw record for them. Only answers exact by JSON type are given, and
+/// only below objects the parser read (a non-object `userIdentity` leaves them unknown).
+fn known<'a>(rec: &Record<'a>, out: &mut keyward_model::Known<'a>) {
+    let Some(ui) = rec.user_identity.get() else {
+        return;
+    };
+    for (path, field) in [("userIdentity.type", &ui.ty), ("userIdentity.arn", &ui.arn)] {
+        if let Some(v) = field.exact() {
+            out.set(path, v);
+        }
+    }
+    if let Some(v) = ui
+        .session_context
+        .get()
+        .and_then(|c| c.session_issuer.get())
+        .and_then(|i| i.ty.exact())
+    {
+        out.set("userIdentity.sessionContext.sessionIssuer.type", v);
+    }
 }
 
 fn from_record<'a>(
@@ -1184,6 +1206,7 @@ fn from_record<'a>(
             .or_else(|| r.user_name.take())
             .or_else(|| r.role_name.take())
     });
+    known(rec, &mut out.known);
     let (ui_account, credential, invoked_by) = match rec.user_identity.0.as_mut() {
         Some(u) => (
             u.account_id.take(),
@@ -1252,5 +1275,44 @@ mod tests {
             irsa_subject("system:serviceaccount:orders:api"),
             Some(("orders", "api"))
         );
+    }
+
+    /// The fields handed to rules are exact by JSON type: a string (even empty) or an
+    /// absent field under an object the parser read; anything else stays unknown.
+    #[test]
+    fn known_fields_are_exact() {
+        let rec = |ui: &str| {
+            format!(
+                r#"{{"eventTime":"2026-11-10T08:00:00Z","eventSource":"s3.amazonaws.com","eventName":"ListBuckets","userIdentity":{ui}}}"#
+            )
+        };
+        let known = |ui: &str| {
+            let doc = rec(ui);
+            normalize_record(doc.as_bytes())
+                .unwrap()
+                .unwrap()
+                .into_owned()
+                .known
+        };
+        let k = known(
+            r#"{"type":"AssumedRole","arn":"","sessionContext":{"sessionIssuer":{"type":"Role"}}}"#,
+        );
+        assert_eq!(k.get("userIdentity.type"), Some(Some("AssumedRole")));
+        assert_eq!(k.get("userIdentity.arn"), Some(Some("")));
+        assert_eq!(
+            k.get("userIdentity.sessionContext.sessionIssuer.type"),
+            Some(Some("Role"))
+        );
+        let k = known(r#"{"type":7,"arn":null}"#);
+        assert_eq!(k.get("userIdentity.type"), None);
+        assert_eq!(k.get("userIdentity.arn"), None);
+        // No session context: the issuer's type is not answered here.
+        assert_eq!(
+            k.get("userIdentity.sessionContext.sessionIssuer.type"),
+            None
+        );
+        let k = known(r#"{"accountId":"111122223333"}"#);
+        assert_eq!(k.get("userIdentity.type"), Some(None));
+        assert_eq!(known(r#""AssumedRole""#).get("userIdentity.type"), None);
     }
 }

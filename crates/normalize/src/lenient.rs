@@ -79,6 +79,109 @@ impl<'de: 'a, 'a> Deserialize<'de> for LStr<'a> {
     }
 }
 
+/// An [`LStr`] that also knows whether the record held a JSON string there, for rules
+/// (they compare the record's own values, where a number is not the string of its digits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JStr<'a> {
+    pub text: LStr<'a>,
+    /// What the record held: `None` when the field is absent.
+    pub json: Option<JsonKind>,
+}
+
+/// The JSON type of a value, as far as [`JStr`] tells them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    String,
+    Other,
+}
+
+impl<'a> JStr<'a> {
+    pub fn get(&self) -> Option<&str> {
+        self.text.get()
+    }
+
+    pub fn owned(&self) -> Option<String> {
+        self.text.owned()
+    }
+
+    /// The exact answer for rules: `Some(None)` absent, `Some(Some(s))` a string (empty
+    /// included), `None` anything else.
+    #[expect(
+        clippy::option_option,
+        reason = "outer: exact or not; inner: the field's presence"
+    )]
+    pub fn exact(&self) -> Option<Option<Cow<'a, str>>> {
+        match self.json {
+            None => Some(None),
+            Some(JsonKind::String) => self.text.0.clone().map(Some),
+            Some(JsonKind::Other) => None,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = JStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(string(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(string(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(string(Cow::Owned(v)))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                other(LStr(Some(Cow::Borrowed(if v { "true" } else { "false" }))))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                other(LStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                other(LStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                other(LStr(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                other(LStr(None))
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+                other(LStr(None))
+            }
+            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+                JStr::deserialize(d)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                other(LStr(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                other(LStr(None))
+            }
+        }
+        fn string(s: Cow<'_, str>) -> JStr<'_> {
+            JStr {
+                text: LStr(Some(s)),
+                json: Some(JsonKind::String),
+            }
+        }
+        fn other<E>(text: LStr<'_>) -> Result<JStr<'_>, E> {
+            Ok(JStr {
+                text,
+                json: Some(JsonKind::Other),
+            })
+        }
+        d.deserialize_any(V(PhantomData))
+    }
+}
+
 /// An object field; anything that is not an object reads as absent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Obj<T>(pub Option<T>);

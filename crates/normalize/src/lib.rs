@@ -43,6 +43,8 @@ pub struct Output<'a> {
     /// The platform's own record the event came from (one CloudTrail record, one audit
     /// event), for rules that read fields the normalized event does not carry.
     pub raw: Option<Cow<'a, [u8]>>,
+    /// Fields of `raw` the parser already read, for rules.
+    pub known: keyward_model::Known<'a>,
 }
 
 impl Output<'_> {
@@ -54,6 +56,7 @@ impl Output<'_> {
             objects: self.objects,
             touch: self.touch,
             raw: self.raw.map(|r| Cow::Owned(r.into_owned())),
+            known: self.known.into_owned(),
         }
     }
 }
