@@ -26,11 +26,11 @@ fuzz_target!(|data: &[u8]| {
         (0, _) => SourceKind::Cloudtrail,
         _ => SourceKind::K8sAudit,
     };
-    let Ok((event, raw)) = keyward_detect::testing::normalize(source, record) else {
+    let Ok((event, raw, known)) = keyward_detect::testing::normalize(source, record) else {
         return;
     };
     let mut d = DETECTOR.lock().unwrap_or_else(|e| e.into_inner());
-    d.on_event(&event, &raw, &NoLookup);
+    d.on_event(&event, &raw, &known, &NoLookup);
     if selector & 2 != 0 {
         d.close_hours();
     }
