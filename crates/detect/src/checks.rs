@@ -210,7 +210,7 @@ impl Check {
                     return None;
                 }
                 let actor = e.actor.as_deref()?;
-                let own = principal(actor);
+                let own = v.principal()?;
                 let account = own.strip_prefix("arn:aws:iam::")?.split(':').next()?;
                 let target = if let Some(u) = v.str_field("requestParameters.userName") {
                     keyward_model::ids::iam(account, "user", &u)
@@ -250,6 +250,11 @@ impl Check {
                 }
                 if uses.len() >= 64 {
                     uses.pop_front();
+                }
+                // One network in the window (the common case): nothing to compare.
+                if *networks > 1 && uses.iter().all(|(_, n)| *n == net) {
+                    uses.push_back((e.time, net));
+                    return None;
                 }
                 uses.push_back((e.time, net));
                 // Sorted and deduplicated, as a set would list them (at most 64 entries).
@@ -338,8 +343,8 @@ impl Check {
             Check::UsedAfterRetirement => {
                 let actor = e.actor.as_deref();
                 // A session's role too; a user or key is its own principal.
-                let own = actor.map(principal).filter(|p| Some(p.as_ref()) != actor);
-                let ids = [e.credential.as_deref(), actor, own.as_deref()];
+                let own = v.principal().filter(|p| Some(*p) != actor);
+                let ids = [e.credential.as_deref(), actor, own];
                 ids.into_iter().flatten().find_map(|id| {
                     let why = lookup.retired(id)?;
                     Some(Hit {

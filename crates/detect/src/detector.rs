@@ -8,7 +8,7 @@ use rsigma_eval::{
     CorrelationConfig, CorrelationEngine, EvaluationResult, ResultBody, TimestampFallback,
 };
 use rsigma_parser::LogSource;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde_json::{Value, json};
 
 use crate::baseline::{Activity, Baseline, Score};
@@ -27,6 +27,22 @@ const MAX_ACTORS: usize = 20;
 
 /// A finding's merge key: rule index, principal (a role for all its sessions), subject.
 type Key = (usize, String, String);
+
+/// A [`Key`] of borrowed parts; hashes as the key does (a tuple hashes its fields in order).
+#[derive(Hash)]
+struct KeyRef<'a>(usize, &'a str, &'a str);
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, k: &Key) -> bool {
+        self.0 == k.0 && self.1 == k.1 && self.2 == k.2
+    }
+}
+
+/// An open finding, and whether it changed since the last `take_findings`.
+struct Active {
+    finding: Finding,
+    changed: bool,
+}
 /// Entries kept per correlation group window (events for `event_count`, values for
 /// `value_count`). Correlations can only under-count past it: a group would need more
 /// than this many matching events inside one timespan, with the distinct values it needs
@@ -51,10 +67,11 @@ pub struct Detector {
     baselines: FxHashMap<String, Baseline>,
     dirty: FxHashSet<String>,
     settings: Settings,
-    /// Open findings by (rule index, principal, subject): later matches extend them.
-    active: FxHashMap<Key, Finding>,
-    /// Keys of active findings changed since the last `take_findings`.
-    out: FxHashSet<Key>,
+    /// Open findings by (rule index, principal, subject): later matches extend them. Looked
+    /// up by borrowed parts ([`KeyRef`]), so a match on an open finding allocates no key.
+    active: hashbrown::HashMap<Key, Active, FxBuildHasher>,
+    /// Keys of active findings changed since the last `take_findings`, once each.
+    out: Vec<Key>,
     /// Changed findings that left `active` (a later match opened a new one) before being
     /// taken, and findings not kept active (anomalies).
     done: Vec<Finding>,
@@ -182,8 +199,8 @@ impl Detector {
             baselines: FxHashMap::default(),
             dirty: FxHashSet::default(),
             settings,
-            active: FxHashMap::default(),
-            out: FxHashSet::default(),
+            active: hashbrown::HashMap::default(),
+            out: Vec::new(),
             done: Vec::new(),
             latest: 0,
             events: 0,
@@ -209,7 +226,13 @@ impl Detector {
                     continue;
                 };
                 let key = (idx, f.identity.clone().unwrap_or_default(), subject);
-                self.active.insert(key, f);
+                self.active.insert(
+                    key,
+                    Active {
+                        finding: f,
+                        changed: false,
+                    },
+                );
             }
         }
     }
@@ -247,9 +270,10 @@ impl Detector {
     /// Findings produced or extended since the last call.
     pub fn take_findings(&mut self) -> Vec<Finding> {
         let mut v = std::mem::take(&mut self.done);
-        for k in self.out.drain() {
-            if let Some(f) = self.active.get(&k) {
-                v.push(f.clone());
+        for k in self.out.drain(..) {
+            if let Some(a) = self.active.get_mut(&k) {
+                a.changed = false;
+                v.push(a.finding.clone());
             }
         }
         v.sort_by(|a, b| a.first_seen.cmp(&b.first_seen).then(a.id.cmp(&b.id)));
@@ -356,7 +380,7 @@ impl Detector {
         self.events += 1;
         self.latest = self.latest.max(event.time);
         self.state.learn(&view);
-        let principal = event.actor.as_deref().map(checks::principal);
+        let principal = view.principal();
         // Sigma rules (Keyward detections included). Matches that feed no correlation are
         // reported here; the others go through the correlation engine, which reports those
         // it does not keep to itself (`generate: false`) and the correlations that fire.
@@ -368,7 +392,7 @@ impl Detector {
             if c.feeds_correlation {
                 feeding.extend(self.result((i, selections)));
             } else if let Some(idx) = c.catalog {
-                self.detected(idx, &view, &selections, principal.as_deref(), lookup);
+                self.detected(idx, &view, &selections, principal, lookup);
             }
         }
         let results = if feeding.is_empty() {
@@ -387,13 +411,7 @@ impl Detector {
             };
             match &r.body {
                 ResultBody::Detection(d) => {
-                    self.detected(
-                        idx,
-                        &view,
-                        &d.matched_selections,
-                        principal.as_deref(),
-                        lookup,
-                    );
+                    self.detected(idx, &view, &d.matched_selections, principal, lookup);
                 }
                 ResultBody::Correlation(_)
                     if self.catalog.rules.get(idx).is_none_or(|r| r.internal) => {}
@@ -411,7 +429,8 @@ impl Detector {
                         .collect();
                     let key = events.first().cloned().unwrap_or_default();
                     let subject = group.join(",");
-                    self.emit(idx, &view, subject, Some((key, events)), |rule| {
+                    let keyed = Some((key.as_str(), events.as_slice()));
+                    self.emit(idx, &view, principal, &subject, keyed, |rule| {
                         let summary = format!(
                             "{}: {} within {} s ({})",
                             rule.title,
@@ -438,15 +457,15 @@ impl Detector {
             let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.clone()) else {
                 continue;
             };
-            let b = principal.as_deref().and_then(|p| self.baselines.get(p));
+            let b = principal.and_then(|p| self.baselines.get(p));
             if let Some(hit) = check.run(&view, &mut self.state, b, &self.settings, lookup) {
-                self.emit_hit(idx, &view, hit);
+                self.emit_hit(idx, &view, principal, hit);
             }
         }
         self.state.learn_region(&view);
         // The baseline learns last, so checks judge against what was known before.
         if let Some(p) = principal {
-            self.learn(&p, &view);
+            self.learn(p, &view);
         }
         if view.was_parsed() {
             self.parsed += 1;
@@ -471,13 +490,13 @@ impl Detector {
         if let Some(check) = rule.check.clone() {
             let b = principal.and_then(|p| self.baselines.get(p));
             if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup) {
-                self.emit_hit(idx, view, hit);
+                self.emit_hit(idx, view, principal, hit);
             }
             return;
         }
         let event = view.event;
-        let subject = event.target.as_deref().unwrap_or_default().to_owned();
-        self.emit(idx, view, subject, None, |rule| {
+        let subject = event.target.as_deref().unwrap_or_default();
+        self.emit(idx, view, principal, subject, None, |rule| {
             let summary = match (&event.actor, &event.target) {
                 (Some(a), Some(t)) => format!("{}: {a} on {t}", rule.title),
                 (Some(a), None) => format!("{}: {a}", rule.title),
@@ -595,14 +614,18 @@ impl Detector {
         self.done.push(f);
     }
 
-    fn emit_hit(&mut self, idx: usize, v: &View, hit: checks::Hit) {
-        let key = hit.subject.clone();
-        let mut details = hit.details;
-        if let Value::Object(m) = &mut details {
-            m.insert("subject".into(), Value::String(hit.subject.clone()));
-        }
-        let summary = hit.summary;
-        self.emit(idx, v, hit.subject, Some((key, Vec::new())), |_| {
+    fn emit_hit(&mut self, idx: usize, v: &View, principal: Option<&str>, hit: checks::Hit) {
+        let checks::Hit {
+            subject,
+            summary,
+            details,
+        } = hit;
+        let keyed = Some((subject.as_str(), &[][..]));
+        self.emit(idx, v, principal, &subject, keyed, |_| {
+            let mut details = details;
+            if let Value::Object(m) = &mut details {
+                m.insert("subject".into(), Value::String(subject.clone()));
+            }
             (summary, details)
         });
     }
@@ -615,30 +638,27 @@ impl Detector {
         &mut self,
         idx: usize,
         v: &View,
-        subject: String,
-        keyed: Option<(String, Vec<String>)>,
+        principal: Option<&str>,
+        subject: &str,
+        keyed: Option<(&str, &[String])>,
         make: impl FnOnce(&RuleInfo) -> (String, Value),
     ) {
         let Some(rule) = self.catalog.rules.get(idx) else {
             return;
         };
         let e = v.event;
-        let actor = e.actor.as_deref();
-        let owner = actor
-            .map(checks::principal)
-            .unwrap_or_default()
-            .into_owned();
+        let owner = principal.unwrap_or_default();
         // The acting session or key, when the finding is about its principal.
-        let also = actor.filter(|a| *a != owner);
-        let k = (idx, owner, subject);
-        if let Some(f) = self.active.get_mut(&k)
-            && f.status.is_active()
-            && (keyed.is_some() || e.time - f.last_seen <= MERGE_WINDOW)
+        let also = e.actor.as_deref().filter(|a| *a != owner);
+        if let Some(a) = self.active.get_mut(&KeyRef(idx, owner, subject))
+            && a.finding.status.is_active()
+            && (keyed.is_some() || e.time - a.finding.last_seen <= MERGE_WINDOW)
         {
+            let f = &mut a.finding;
             f.first_seen = f.first_seen.min(e.time);
             f.last_seen = f.last_seen.max(e.time);
             f.count += 1;
-            for id in keyed.iter().flat_map(|(_, ev)| ev) {
+            for id in keyed.iter().flat_map(|(_, ev)| ev.iter()) {
                 f.add_evidence(id);
             }
             f.add_evidence(&e.native_id);
@@ -649,23 +669,30 @@ impl Detector {
             {
                 list.push(Value::String(a.to_owned()));
             }
-            self.out.insert(k);
+            if !a.changed {
+                a.changed = true;
+                self.out.push((idx, owner.to_owned(), subject.to_owned()));
+            }
             return;
         }
         let (summary, mut details) = make(rule);
         if let Value::Object(m) = &mut details {
-            m.entry("subject").or_insert(Value::String(k.2.clone()));
+            m.entry("subject")
+                .or_insert_with(|| Value::String(subject.to_owned()));
             if let Some(a) = also {
                 m.insert("actors".into(), json!([a]));
             }
         }
-        let identity = (!k.1.is_empty()).then(|| k.1.clone());
-        let (key, mut events) = keyed.unwrap_or_else(|| (e.native_id.to_string(), Vec::new()));
+        let identity = (!owner.is_empty()).then(|| owner.to_owned());
+        let (key, mut events) = match keyed {
+            Some((key, events)) => (key, events.to_vec()),
+            None => (e.native_id.as_ref(), Vec::new()),
+        };
         if !events.iter().any(|x| x == e.native_id.as_ref()) {
             events.push(e.native_id.to_string());
         }
         let fresh = Finding {
-            id: finding_id(&rule.id, identity.as_deref(), &key),
+            id: finding_id(&rule.id, identity.as_deref(), key),
             rule_id: rule.id.clone(),
             title: rule.title.clone(),
             severity: rule.severity,
@@ -681,12 +708,16 @@ impl Detector {
             summary,
             details,
         };
-        if let Some(old) = self.active.insert(k.clone(), fresh)
-            && self.out.contains(&k)
-        {
-            self.done.push(old);
+        let k = (idx, owner.to_owned(), subject.to_owned());
+        let fresh = Active {
+            finding: fresh,
+            changed: true,
+        };
+        match self.active.insert(k.clone(), fresh) {
+            // Changed since the last take: it is reported before its successor replaces it.
+            Some(old) if old.changed => self.done.push(old.finding),
+            _ => self.out.push(k),
         }
-        self.out.insert(k);
     }
 
     /// A false-positive verdict on an anomaly finding: its hour becomes normal for the

@@ -165,10 +165,17 @@ impl Finding {
     /// Adds an evidence event id (once), keeping the first and the latest
     /// [`MAX_EVIDENCE`] − 1.
     pub fn add_evidence(&mut self, id: &str) {
-        if !self.events.iter().any(|e| e == id) {
-            if self.events.len() >= MAX_EVIDENCE {
-                self.events.remove(1.min(self.events.len() - 1));
-            }
+        // The newest is the likeliest repeat.
+        if self.events.iter().rev().any(|e| e == id) {
+            return;
+        }
+        if self.events.len() >= MAX_EVIDENCE {
+            // The dropped id's buffer takes the new one.
+            let mut reuse = self.events.remove(1.min(self.events.len() - 1));
+            reuse.clear();
+            reuse.push_str(id);
+            self.events.push(reuse);
+        } else {
             self.events.push(id.to_owned());
         }
     }
@@ -214,6 +221,38 @@ mod tests {
         assert_ne!(a, finding_id("r", Some("ik"), ""));
         assert_ne!(a, finding_id("r", None, "k"));
         assert!(a.starts_with("kwf-") && a.len() == 24);
+    }
+
+    /// Evidence keeps the first event and the newest ones, each once.
+    #[test]
+    fn evidence_keeps_the_first_and_the_newest() {
+        let mut f = Finding {
+            id: String::new(),
+            rule_id: String::new(),
+            title: String::new(),
+            severity: Severity::Low,
+            kind: Kind::Threat,
+            identity: None,
+            attack: Vec::new(),
+            events: Vec::new(),
+            path: Vec::new(),
+            first_seen: 0,
+            last_seen: 0,
+            count: 0,
+            status: Status::Open,
+            summary: String::new(),
+            details: serde_json::Value::Null,
+        };
+        for n in 0..50 {
+            f.add_evidence(&format!("e{n}"));
+            f.add_evidence(&format!("e{n}"));
+            f.add_evidence("e0");
+        }
+        let want: Vec<String> = std::iter::once(0)
+            .chain(50 - MAX_EVIDENCE as i32 + 1..50)
+            .map(|n| format!("e{n}"))
+            .collect();
+        assert_eq!(f.events, want);
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct View<'e> {
     raw: &'e [u8],
     /// Fields of `raw` the parser already read.
     known: &'e Known<'e>,
+    /// The actor's principal (see [`crate::checks::principal`]), computed once.
+    principal: OnceCell<Option<Cow<'e, str>>>,
     parsed: OnceCell<JsonEvent<'static>>,
     /// Answers of the lazy path so far (rules probe the same fields many times), filled in
     /// order and never moved, so an answer is lent out instead of copied.
@@ -47,10 +49,18 @@ impl<'e> View<'e> {
             event,
             raw,
             known,
+            principal: OnceCell::new(),
             parsed: OnceCell::new(),
             memo: std::array::from_fn(|_| OnceCell::new()),
             roots: OnceCell::new(),
         }
+    }
+
+    /// The principal of the acting identity: a session's role, else the actor itself.
+    pub fn principal(&self) -> Option<&str> {
+        self.principal
+            .get_or_init(|| self.event.actor.as_deref().map(crate::checks::principal))
+            .as_deref()
     }
 
     /// The raw record as JSON (`null` when there is none or it does not parse).

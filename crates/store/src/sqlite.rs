@@ -302,8 +302,10 @@ impl Store for SqliteStore {
     }
 
     fn finding(&self, id: &str) -> Result<Option<FindingRow>> {
+        // Cached: a batch looks up every finding it writes.
         let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?1");
-        Ok(self.conn.query_row(&sql, [id], finding_row).optional()?)
+        let mut st = self.conn.prepare_cached(&sql)?;
+        Ok(st.query_row([id], finding_row).optional()?)
     }
 
     fn finding_changes(&self, id: &str) -> Result<Vec<FindingChange>> {
@@ -718,8 +720,10 @@ impl Batch for SqliteBatch<'_> {
     }
 
     fn finding(&self, id: &str) -> Result<Option<FindingRow>> {
+        // Cached: a batch looks up every finding it writes.
         let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?1");
-        Ok(self.tx.query_row(&sql, [id], finding_row).optional()?)
+        let mut st = self.tx.prepare_cached(&sql)?;
+        Ok(st.query_row([id], finding_row).optional()?)
     }
 
     fn put_finding(&mut self, f: &FindingRow) -> Result<()> {
