@@ -75,6 +75,28 @@ pub fn fingerprint(s: &str) -> u32 {
     u32::from_le_bytes([b[0], b[1], b[2], b[3]])
 }
 
+/// Fingerprints of strings seen lately: most events repeat their endpoint, network and
+/// user agent, and a map probe is cheaper than hashing them again.
+#[derive(Debug, Default)]
+pub struct Fingerprints(rustc_hash::FxHashMap<Box<str>, u32>);
+
+impl Fingerprints {
+    /// Strings remembered; the memo starts over past this.
+    const CAPACITY: usize = 65_536;
+
+    pub fn of(&mut self, s: &str) -> u32 {
+        if let Some(&fp) = self.0.get(s) {
+            return fp;
+        }
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        let fp = fingerprint(s);
+        self.0.insert(s.into(), fp);
+        fp
+    }
+}
+
 /// The network an address belongs to: IPv4 /24, IPv6 /48; AWS service names as they are.
 pub fn network(ip: &str) -> String {
     if let Ok(a) = ip.parse::<std::net::Ipv4Addr>() {
@@ -201,7 +223,12 @@ fn sensitive(endpoint: &str) -> bool {
         "secrets",
     ]
     .iter()
-    .any(|p| endpoint.starts_with(p) || endpoint.contains(&format!(" {p}")))
+    .any(|p| {
+        endpoint.starts_with(p)
+            || endpoint
+                .match_indices(p)
+                .any(|(i, _)| endpoint.get(..i).is_some_and(|h| h.ends_with(' ')))
+    })
 }
 
 impl Baseline {
@@ -243,7 +270,12 @@ impl Baseline {
 
     /// Adds an event. Returns the score of the hour this event closed, when one closed and
     /// the baseline was trusted at that time.
-    pub fn observe(&mut self, a: &Activity, region: Option<&str>) -> Option<Score> {
+    pub fn observe(
+        &mut self,
+        a: &Activity,
+        region: Option<&str>,
+        fps: &mut Fingerprints,
+    ) -> Option<Score> {
         let hour = a.time.div_euclid(HOUR);
         let mut closed = None;
         if self
@@ -280,7 +312,7 @@ impl Baseline {
         if w.events.len() < SHOWN {
             w.events.push(a.event_id.to_owned());
         }
-        let fp = fingerprint(a.endpoint);
+        let fp = fps.of(a.endpoint);
         if !self.endpoints.contains(fp) && !self.endpoints.saturated {
             if !w.endpoints.fps.contains(&fp) && sensitive(a.endpoint) {
                 w.sensitive_endpoints += 1;
@@ -288,20 +320,20 @@ impl Baseline {
             w.endpoints.add(fp, a.endpoint);
         }
         if let Some(r) = a.resource {
-            let fp = fingerprint(r);
+            let fp = fps.of(r);
             if !self.resources.contains(fp) && !self.resources.saturated {
                 w.resources.add(fp, r);
             }
         }
         if let Some(ip) = a.ip {
             let net = network(ip);
-            let fp = fingerprint(&net);
+            let fp = fps.of(&net);
             if !self.networks.contains(fp) && !self.networks.saturated {
                 w.networks.add(fp, &net);
             }
         }
         if let Some(ua) = a.agent {
-            let fp = fingerprint(ua);
+            let fp = fps.of(ua);
             if !self.agents.contains(fp) && !self.agents.saturated {
                 w.agents.add(fp, ua);
             }
@@ -476,8 +508,16 @@ mod tests {
         for h in 0..(20 * 24) {
             for m in 0..10 {
                 let t = h * HOUR + m * 60_000;
-                b.observe(&act(t, "s3:GetObject", "10.0.0.5"), Some("eu-west-1"));
-                b.observe(&act(t, "s3:PutObject", "10.0.0.6"), Some("eu-west-1"));
+                b.observe(
+                    &act(t, "s3:GetObject", "10.0.0.5"),
+                    Some("eu-west-1"),
+                    &mut Fingerprints::default(),
+                );
+                b.observe(
+                    &act(t, "s3:PutObject", "10.0.0.6"),
+                    Some("eu-west-1"),
+                    &mut Fingerprints::default(),
+                );
             }
         }
         b
@@ -489,13 +529,21 @@ mod tests {
         let t0 = 20 * 24 * HOUR;
         for m in 0..10 {
             assert!(
-                b.observe(&act(t0 + m * 60_000, "s3:GetObject", "10.0.0.7"), None)
-                    .is_none()
+                b.observe(
+                    &act(t0 + m * 60_000, "s3:GetObject", "10.0.0.7"),
+                    None,
+                    &mut Fingerprints::default()
+                )
+                .is_none()
             );
         }
         // Next hour: stolen key from elsewhere, enumerating IAM and reading secrets.
         let t1 = t0 + HOUR;
-        let mut s = b.observe(&act(t1, "iam:ListUsers", "203.0.113.9"), None);
+        let mut s = b.observe(
+            &act(t1, "iam:ListUsers", "203.0.113.9"),
+            None,
+            &mut Fingerprints::default(),
+        );
         assert!(s.is_none(), "the routine hour closed quietly");
         for (i, ep) in [
             "iam:CreateAccessKey",
@@ -505,7 +553,11 @@ mod tests {
         .iter()
         .enumerate()
         {
-            s = b.observe(&act(t1 + (i as i64 + 1) * 1000, ep, "203.0.113.9"), None);
+            s = b.observe(
+                &act(t1 + (i as i64 + 1) * 1000, ep, "203.0.113.9"),
+                None,
+                &mut Fingerprints::default(),
+            );
             assert!(s.is_none());
         }
         let score = b.close().expect("the takeover hour alerts");
@@ -520,7 +572,11 @@ mod tests {
         // … until a false-positive verdict teaches it.
         b.absorb(&score.window);
         let t2 = t1 + HOUR;
-        b.observe(&act(t2, "iam:CreateAccessKey", "203.0.113.9"), None);
+        b.observe(
+            &act(t2, "iam:CreateAccessKey", "203.0.113.9"),
+            None,
+            &mut Fingerprints::default(),
+        );
         assert!(b.close().is_none());
     }
 
@@ -531,6 +587,7 @@ mod tests {
             b.observe(
                 &act(h * HOUR, &format!("svc:Call{h}"), &format!("198.51.{h}.1")),
                 None,
+                &mut Fingerprints::default(),
             );
         }
         assert!(b.close().is_none());
@@ -553,7 +610,11 @@ mod tests {
                 agent: Some(&ep),
                 event_id: "e",
             };
-            b.observe(&a, Some(&format!("region-{}", i % 100)));
+            b.observe(
+                &a,
+                Some(&format!("region-{}", i % 100)),
+                &mut Fingerprints::default(),
+            );
             if i % 60 == 0 {
                 b.close();
             }

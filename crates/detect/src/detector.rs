@@ -11,7 +11,7 @@ use rsigma_parser::LogSource;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde_json::{Value, json};
 
-use crate::baseline::{Activity, Baseline, Score};
+use crate::baseline::{Activity, Baseline, Fingerprints, Score};
 use crate::checks::{self, Lookup, Settings, State};
 use crate::finding::{Finding, Kind, Severity, Status, finding_id};
 use crate::prefilter::Prefilter;
@@ -65,6 +65,7 @@ pub struct Detector {
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
     baselines: FxHashMap<String, Baseline>,
+    fingerprints: Fingerprints,
     dirty: FxHashSet<String>,
     settings: Settings,
     /// Open findings by (rule index, principal, subject): later matches extend them. Looked
@@ -197,6 +198,7 @@ impl Detector {
             check_only,
             state: State::default(),
             baselines: FxHashMap::default(),
+            fingerprints: Fingerprints::default(),
             dirty: FxHashSet::default(),
             settings,
             active: hashbrown::HashMap::default(),
@@ -551,7 +553,7 @@ impl Detector {
         let Some(b) = self.baselines.get_mut(principal) else {
             return;
         };
-        let score = b.observe(&activity, checks::regional(v));
+        let score = b.observe(&activity, checks::regional(v), &mut self.fingerprints);
         if !self.dirty.contains(principal) {
             self.dirty.insert(principal.to_owned());
         }

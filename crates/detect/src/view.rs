@@ -97,6 +97,22 @@ impl<'e> View<'e> {
             return None;
         }
         use sonic_rs::JsonValueTrait;
+        // A key whose quoted name occurs nowhere in the record is absent: checked before the
+        // skim, which is slow to say "not found". Only when the record has no `\u` escape,
+        // the one way a key can spell its letters differently.
+        let last = path.rsplit('.').next().unwrap_or(path);
+        let mut quoted = [0u8; 66];
+        if let Some(q) = quoted.get_mut(..last.len() + 2) {
+            q.fill(b'"');
+            if let Some(mid) = q.get_mut(1..=last.len()) {
+                mid.copy_from_slice(last.as_bytes());
+            }
+            if memchr::memmem::find(self.raw, q).is_none()
+                && memchr::memmem::find(self.raw, b"\\u").is_none()
+            {
+                return Some(None);
+            }
+        }
         // Once the top-level keys are known (a caller listed them), an absent root answers
         // at once; otherwise one skim from the record's start finds the path (identity
         // fields come early in CloudTrail records).
@@ -348,5 +364,25 @@ mod tests {
             }
         }
         assert!(checked > 1000, "{checked}");
+    }
+
+    /// A key spelled with a `\u` escape is found; an absent one is absent.
+    #[test]
+    fn escaped_keys_are_not_mistaken_for_absent_ones() {
+        let raw = br#"{"eventTime":"2026-11-10T08:00:00Z","eventSource":"ssm.amazonaws.com","eventName":"GetParameter","requestParameters":{"with\u0044ecryption":true,"name":"db"}}"#;
+        let (event, bytes, known) = crate::testing::normalize(SourceKind::Cloudtrail, raw).unwrap();
+        let oracle = JsonEvent::owned(serde_json::from_slice(&bytes).unwrap());
+        let view = View::new(&event, &bytes, &known);
+        for p in [
+            "requestParameters.withDecryption",
+            "requestParameters.name",
+            "requestParameters.nothing",
+        ] {
+            assert_eq!(view.get_field(p), oracle.get_field(p), "{p}");
+        }
+        assert_eq!(
+            view.get_field("requestParameters.withDecryption"),
+            Some(EventValue::Bool(true))
+        );
     }
 }
