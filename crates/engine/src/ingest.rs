@@ -219,7 +219,7 @@ impl Sink for EngineSink<'_, '_> {
                                 e.region.as_deref(),
                                 e.action
                                     .split_once(':')
-                                    .map(|(s, _)| s.trim_end_matches(".amazonaws.com")),
+                                    .map(|(s, _)| keyward_model::ids::service_name(s)),
                             ),
                             _ => (None, None),
                         };

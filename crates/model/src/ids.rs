@@ -158,8 +158,28 @@ pub fn account_from_access_key(key_id: &str) -> Option<String> {
     Some(format!("{account:012}"))
 }
 
+/// A CloudTrail `eventSource` without its `.amazonaws.com` suffix(es): `s3.amazonaws.com`
+/// → `s3` (as `trim_end_matches`, without its general substring search).
+pub fn service_name(event_source: &str) -> &str {
+    let mut s = event_source;
+    while let Some(rest) = s.strip_suffix(".amazonaws.com") {
+        s = rest;
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn service_names() {
+        assert_eq!(super::service_name("s3.amazonaws.com"), "s3");
+        assert_eq!(
+            super::service_name("signin.amazonaws.com.amazonaws.com"),
+            "signin"
+        );
+        assert_eq!(super::service_name("custom.example"), "custom.example");
+    }
+
     use super::*;
 
     #[test]

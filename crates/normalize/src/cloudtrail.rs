@@ -530,7 +530,7 @@ fn actor(rec: &Record, at: i64, obs: &mut Vec<Observation>) -> Option<String> {
                     c.last_used_service = rec
                         .event_source
                         .get()
-                        .map(|s| s.trim_end_matches(".amazonaws.com").to_owned());
+                        .map(|s| ids::service_name(s).to_owned());
                     u.facts.credentials.push(c);
                 }
                 obs.extend(key_observation(key, &id, at, true));
