@@ -14,14 +14,13 @@ use crate::{
 };
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 6] = [
     include_str!("../schema/001_init.sql"),
     include_str!("../schema/002_observed_edges.sql"),
     include_str!("../schema/003_detection.sql"),
     include_str!("../schema/004_api.sql"),
     include_str!("../schema/005_event_key_chunks.sql"),
     include_str!("../schema/006_settings.sql"),
-    include_str!("../schema/007_without_rowid.sql"),
 ];
 
 pub struct SqliteStore {
@@ -913,60 +912,6 @@ mod tests {
         assert_eq!(s.recent_events("x", 1).unwrap().len(), 1);
         assert!(s.recent_events("y", 10).unwrap().is_empty());
         assert_eq!(s.latest_event_time().unwrap(), Some(6));
-    }
-
-    /// A store of schema version 6 opens upgraded: identities and baselines are kept, in
-    /// tables without a rowid.
-    #[test]
-    fn version_6_stores_are_migrated_with_their_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let mut conn = Connection::open(dir.path().join("keyward.db")).unwrap();
-            let tx = conn.transaction().unwrap();
-            for sql in MIGRATIONS.iter().take(6) {
-                tx.execute_batch(sql).unwrap();
-            }
-            tx.pragma_update(None, "user_version", 6).unwrap();
-            let doc = serde_json::to_string(&Identity::new(
-                "arn:aws:iam::111122223333:role/app".into(),
-                Platform::Aws,
-                IdentityKind::IamRole,
-                "app".into(),
-            ))
-            .unwrap();
-            tx.execute(
-                "INSERT INTO identities (id, platform, kind, name, doc)
-                 VALUES ('arn:aws:iam::111122223333:role/app', 'aws', 'iam-role', 'app', ?1)",
-                [doc],
-            )
-            .unwrap();
-            tx.execute(
-                "INSERT INTO baselines (principal, doc) VALUES ('p', '{}')",
-                [],
-            )
-            .unwrap();
-            tx.commit().unwrap();
-        }
-        let s = SqliteStore::open(dir.path()).unwrap();
-        let ids = s.load_identities().unwrap();
-        assert_eq!(ids.len(), 1);
-        assert_eq!(ids[0].name, "app");
-        assert_eq!(s.baselines().unwrap(), [("p".to_owned(), "{}".to_owned())]);
-        let rowid_tables: i64 = s
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE name IN ('identities', 'baselines')
-                 AND sql LIKE '%WITHOUT ROWID%'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(rowid_tables, 2);
-        let version: i64 = s
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
     }
 
     #[test]
