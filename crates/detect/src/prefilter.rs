@@ -124,40 +124,48 @@ impl Prefilter {
         let Some((_, ix)) = self.sources.iter().find(|(s, _)| *s == view.event.source) else {
             return Vec::new();
         };
-        let mut out = ix.always.clone();
-        let mut lower = String::new();
+        let mut out = Vec::with_capacity(ix.always.len() + 8);
+        out.extend_from_slice(&ix.always);
+        // Every list is ascending: with one contributing, nothing needs sorting.
+        let mut lists = usize::from(!ix.always.is_empty());
+        let mut add = |out: &mut Vec<u32>, rules: Option<&Vec<u32>>| {
+            if let Some(rules) = rules.filter(|r| !r.is_empty()) {
+                out.extend_from_slice(rules);
+                lists += 1;
+            }
+        };
         for (field, map, all) in &ix.keys {
             match view.get_field(field) {
                 None | Some(EventValue::Null) => {}
-                Some(EventValue::Str(s)) => {
-                    lower.clear();
-                    if s.is_ascii() {
-                        lower.push_str(&s);
-                        lower.make_ascii_lowercase();
-                    } else {
-                        lower.extend(s.chars().flat_map(char::to_lowercase));
-                    }
-                    if let Some(rules) = map.get(lower.as_str()) {
-                        out.extend_from_slice(rules);
-                    }
-                }
-                Some(EventValue::Int(n)) => {
-                    if let Some(rules) = map.get(n.to_string().as_str()) {
-                        out.extend_from_slice(rules);
-                    }
-                }
+                Some(EventValue::Str(s)) => add(&mut out, lookup_lowercase(map, &s)),
+                Some(EventValue::Int(n)) => add(&mut out, map.get(n.to_string().as_str())),
                 Some(EventValue::Bool(b)) => {
-                    if let Some(rules) = map.get(if b { "true" } else { "false" }) {
-                        out.extend_from_slice(rules);
-                    }
+                    add(&mut out, map.get(if b { "true" } else { "false" }))
                 }
-                Some(_) => out.extend_from_slice(all),
+                Some(_) => add(&mut out, Some(all)),
             }
         }
-        out.sort_unstable();
-        out.dedup();
+        if lists > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
         out
     }
+}
+
+/// The rules listed under the value lower-cased; short ASCII values (event names) are
+/// lower-cased on the stack.
+fn lookup_lowercase<'m>(map: &'m FxHashMap<String, Vec<u32>>, s: &str) -> Option<&'m Vec<u32>> {
+    let mut buf = [0u8; 64];
+    if s.is_ascii()
+        && let Some(b) = buf.get_mut(..s.len())
+    {
+        b.copy_from_slice(s.as_bytes());
+        b.make_ascii_lowercase();
+        return std::str::from_utf8(b).ok().and_then(|l| map.get(l));
+    }
+    let lower: String = s.chars().flat_map(char::to_lowercase).collect();
+    map.get(lower.as_str())
 }
 
 /// rsigma's own logsource compatibility: a field set on both sides must agree.
