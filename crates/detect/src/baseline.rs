@@ -182,7 +182,8 @@ pub struct Activity<'a> {
     pub time: Millis,
     pub endpoint: &'a str,
     pub resource: Option<&'a str>,
-    pub ip: Option<&'a str>,
+    /// The network of the source address ([`network`]).
+    pub network: Option<&'a str>,
     pub agent: Option<&'a str>,
     pub event_id: &'a str,
 }
@@ -325,11 +326,10 @@ impl Baseline {
                 w.resources.add(fp, r);
             }
         }
-        if let Some(ip) = a.ip {
-            let net = network(ip);
-            let fp = fps.of(&net);
+        if let Some(net) = a.network {
+            let fp = fps.of(net);
             if !self.networks.contains(fp) && !self.networks.saturated {
-                w.networks.add(fp, &net);
+                w.networks.add(fp, net);
             }
         }
         if let Some(ua) = a.agent {
@@ -496,7 +496,7 @@ mod tests {
             time: t,
             endpoint: ep,
             resource: None,
-            ip: Some(ip),
+            network: Some(Box::leak(network(ip).into_boxed_str())),
             agent: Some("aws-sdk-go/1.0"),
             event_id: "e",
         }
@@ -600,13 +600,13 @@ mod tests {
         for i in 0..5000 {
             let t = 30 * DAY + i * 60_000;
             let ep = format!("svc:Call{i}");
-            let ip = format!("10.{}.{}.1", i / 256 % 256, i % 256);
+            let net = network(&format!("10.{}.{}.1", i / 256 % 256, i % 256));
             let r = format!("arn:aws:s3:::bucket-{i}");
             let a = Activity {
                 time: t,
                 endpoint: &ep,
                 resource: Some(&r),
-                ip: Some(&ip),
+                network: Some(&net),
                 agent: Some(&ep),
                 event_id: "e",
             };

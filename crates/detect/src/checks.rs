@@ -235,7 +235,7 @@ impl Check {
                 if e.invoked_by.is_some() || !ip.contains(['.', ':']) || ip.ends_with(".com") {
                     return None;
                 }
-                let net = baseline::network(ip);
+                let net = v.network()?;
                 if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(key) {
                     state.key_uses.clear();
                 }
@@ -252,11 +252,11 @@ impl Check {
                     uses.pop_front();
                 }
                 // One network in the window (the common case): nothing to compare.
-                if *networks > 1 && uses.iter().all(|(_, n)| *n == net) {
-                    uses.push_back((e.time, net));
+                if *networks > 1 && uses.iter().all(|(_, n)| n == net) {
+                    uses.push_back((e.time, net.to_owned()));
                     return None;
                 }
-                uses.push_back((e.time, net));
+                uses.push_back((e.time, net.to_owned()));
                 // Sorted and deduplicated, as a set would list them (at most 64 entries).
                 let mut distinct: Vec<&str> = uses.iter().map(|(_, n)| n.as_str()).collect();
                 distinct.sort_unstable();

@@ -539,7 +539,7 @@ impl Detector {
             time: e.time,
             endpoint: &endpoint,
             resource: e.target.as_deref(),
-            ip: e.source_ip.as_deref(),
+            network: v.network(),
             agent: e.user_agent.as_deref(),
             event_id: &e.native_id,
         };

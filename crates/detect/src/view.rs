@@ -16,6 +16,8 @@ pub struct View<'e> {
     known: &'e Known<'e>,
     /// The actor's principal (see [`crate::checks::principal`]), computed once.
     principal: OnceCell<Option<Cow<'e, str>>>,
+    /// The network of the source address (see [`crate::baseline::network`]), computed once.
+    network: OnceCell<Option<String>>,
     parsed: OnceCell<JsonEvent<'static>>,
     /// Answers of the lazy path so far (rules probe the same fields many times), filled in
     /// order and never moved, so an answer is lent out instead of copied.
@@ -50,6 +52,7 @@ impl<'e> View<'e> {
             raw,
             known,
             principal: OnceCell::new(),
+            network: OnceCell::new(),
             parsed: OnceCell::new(),
             memo: std::array::from_fn(|_| OnceCell::new()),
             roots: OnceCell::new(),
@@ -60,6 +63,18 @@ impl<'e> View<'e> {
     pub fn principal(&self) -> Option<&str> {
         self.principal
             .get_or_init(|| self.event.actor.as_deref().map(crate::checks::principal))
+            .as_deref()
+    }
+
+    /// The network the event came from: an address's /24 or /48, a service name as it is.
+    pub fn network(&self) -> Option<&str> {
+        self.network
+            .get_or_init(|| {
+                self.event
+                    .source_ip
+                    .as_deref()
+                    .map(crate::baseline::network)
+            })
             .as_deref()
     }
 
