@@ -153,19 +153,20 @@ impl Prefilter {
     }
 }
 
-/// The rules listed under the value lower-cased; short ASCII values (event names) are
-/// lower-cased on the stack.
+/// The rules listed under the value lower-cased; ASCII values up to 256 bytes (event
+/// names, most user agents) are lower-cased on the stack.
 fn lookup_lowercase<'m>(map: &'m FxHashMap<String, Vec<u32>>, s: &str) -> Option<&'m Vec<u32>> {
-    let mut buf = [0u8; 64];
-    if s.is_ascii()
-        && let Some(b) = buf.get_mut(..s.len())
-    {
+    if !s.is_ascii() {
+        let lower: String = s.chars().flat_map(char::to_lowercase).collect();
+        return map.get(lower.as_str());
+    }
+    let mut buf = [0u8; 256];
+    if let Some(b) = buf.get_mut(..s.len()) {
         b.copy_from_slice(s.as_bytes());
         b.make_ascii_lowercase();
         return std::str::from_utf8(b).ok().and_then(|l| map.get(l));
     }
-    let lower: String = s.chars().flat_map(char::to_lowercase).collect();
-    map.get(lower.as_str())
+    map.get(s.to_ascii_lowercase().as_str())
 }
 
 /// rsigma's own logsource compatibility: a field set on both sides must agree.

@@ -329,18 +329,18 @@ pub fn parse_only(doc: &[u8]) -> usize {
         Some(start) => d.get(start..).unwrap_or_default(),
         None => d,
     };
-    sonic_rs::to_array_iter(array)
+    crate::split::elements(array)
         .filter_map(Result::ok)
-        .filter(|v| sonic_rs::from_str::<Record>(v.as_raw_str()).is_ok())
+        .filter(|v| sonic_rs::from_slice::<Record>(v).is_ok())
         .count()
 }
 
 fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dyn Sink) {
-    for (idx, item) in sonic_rs::to_array_iter(array).enumerate() {
+    // Each record is split off without a parse, then parsed (and validated) once.
+    for (idx, item) in crate::split::elements(array).enumerate() {
         let idx = idx as u64;
         match item {
-            Ok(value) => {
-                let raw = value.as_raw_str().as_bytes();
+            Ok(raw) => {
                 let line = lines.line_of(raw);
                 crate::emit(sink, normalize_record_memo(raw, memo), line, Some(idx))
             }
@@ -348,7 +348,7 @@ fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dy
                 sink.reject(Diagnostic {
                     line: lines.line,
                     record: Some(idx),
-                    reason: format!("{}; the rest of the document was skipped", json_error(e)),
+                    reason: format!("{e}; the rest of the document was skipped"),
                 });
                 return;
             }

@@ -19,6 +19,8 @@ pub mod lambda;
 mod lenient;
 pub mod people;
 pub mod sniff;
+#[doc(hidden)]
+pub mod split;
 pub mod terraform;
 
 use std::borrow::Cow;

@@ -1,0 +1,225 @@
+//! Splits a JSON array into the bytes of its elements without parsing them.
+//!
+//! CloudTrail delivery files are one array of records, each parsed by the typed parser
+//! (which validates it). Finding where each record ends with sonic-rs's safe array iterator
+//! parses and validates every record a first time; its fast skip is only offered as an
+//! `unsafe` function, and this workspace forbids unsafe code. This splitter only tracks
+//! strings and bracket depth, jumping through string contents with `memchr`.
+//!
+//! It is lenient by design: an element that is not valid JSON still gets its own bytes
+//! (bracket-balanced), and its parse fails on its own, so the records after it are kept.
+//! Only a document that ends inside an element, or an array with a stray byte between
+//! elements, stops the split. The test `splits_as_sonic_does` and the fuzz target
+//! `array_split` hold it to sonic-rs's iterator wherever that one accepts the input.
+
+/// Why the split stopped early.
+pub const TRUNCATED: &str = "the document ends inside a record";
+pub const STRAY: &str = "expected `,` or `]` between records";
+
+/// The elements of the array starting at `array` (its first non-space byte must be `[`).
+pub fn elements(array: &[u8]) -> Elements<'_> {
+    let start = skip_ws(array, 0);
+    let ok = array.get(start) == Some(&b'[');
+    Elements {
+        bytes: array,
+        pos: start + 1,
+        first: true,
+        done: !ok,
+        bad_start: !ok,
+    }
+}
+
+pub struct Elements<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    first: bool,
+    done: bool,
+    bad_start: bool,
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
+    {
+        i += 1;
+    }
+    i
+}
+
+/// The index just past the string whose opening quote is at `i`.
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        let rest = b.get(j..)?;
+        let k = memchr::memchr2(b'"', b'\\', rest)?;
+        match rest.get(k) {
+            Some(b'"') => return Some(j + k + 1),
+            // An escape: the next byte is taken as it is.
+            _ => j += k + 2,
+        }
+    }
+}
+
+/// The index just past the value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            loop {
+                match b.get(j)? {
+                    b'"' => {
+                        j = string_end(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+        }
+        // A scalar: up to the next delimiter.
+        _ => {
+            let mut j = i;
+            while b
+                .get(j)
+                .is_some_and(|c| !matches!(c, b',' | b']' | b' ' | b'\t' | b'\n' | b'\r'))
+            {
+                j += 1;
+            }
+            Some(j)
+        }
+    }
+}
+
+impl<'a> Iterator for Elements<'a> {
+    /// An element's bytes, or why the split stopped (nothing follows an `Err`).
+    type Item = Result<&'a [u8], &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.bad_start {
+            self.bad_start = false;
+            return Some(Err("not a JSON array"));
+        }
+        if self.done {
+            return None;
+        }
+        let b = self.bytes;
+        let mut i = skip_ws(b, self.pos);
+        if !self.first {
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b']') => {
+                    self.done = true;
+                    return None;
+                }
+                None => {
+                    self.done = true;
+                    return Some(Err(TRUNCATED));
+                }
+                Some(_) => {
+                    self.done = true;
+                    return Some(Err(STRAY));
+                }
+            }
+        } else if b.get(i) == Some(&b']') {
+            self.done = true;
+            return None;
+        }
+        self.first = false;
+        match value_end(b, i) {
+            Some(end) if end > i && end <= b.len() => {
+                self.pos = end;
+                b.get(i..end).map(Ok)
+            }
+            Some(_) => {
+                self.done = true;
+                Some(Err(STRAY))
+            }
+            None => {
+                self.done = true;
+                Some(Err(TRUNCATED))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn split(s: &str) -> Vec<Result<&str, &'static str>> {
+        elements(s.as_bytes())
+            .map(|r| r.map(|b| std::str::from_utf8(b).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn elements_and_their_bytes() {
+        assert_eq!(split("[]"), []);
+        assert_eq!(split(" [ ] "), []);
+        assert_eq!(
+            split(r#"[{"a":"}]\"{"}, [1,{"b":[]}] ,"x\\",-1.5e3,true,null]"#),
+            [
+                Ok(r#"{"a":"}]\"{"}"#),
+                Ok(r#"[1,{"b":[]}]"#),
+                Ok(r#""x\\""#),
+                Ok("-1.5e3"),
+                Ok("true"),
+                Ok("null")
+            ]
+        );
+        // Cut short: every complete element, then why it stopped.
+        assert_eq!(
+            split(r#"[{"a":1},{"b":"#),
+            [Ok(r#"{"a":1}"#), Err(TRUNCATED)]
+        );
+        assert_eq!(
+            split(r#"[{"a":1} {"b":2}]"#),
+            [Ok(r#"{"a":1}"#), Err(STRAY)]
+        );
+        assert_eq!(split(r#"[{"a":1}"#), [Ok(r#"{"a":1}"#), Err(TRUNCATED)]);
+        assert_eq!(split(r#"{"a":1}"#), [Err("not a JSON array")]);
+        // Invalid inside but balanced: its own bytes (its parse fails alone).
+        assert_eq!(
+            split(r#"[{"a":tru},{"b":2}]"#),
+            [Ok(r#"{"a":tru}"#), Ok(r#"{"b":2}"#)]
+        );
+    }
+
+    /// Wherever sonic-rs's own iterator accepts an array, the elements are the same bytes.
+    #[test]
+    fn splits_as_sonic_does() {
+        let mut docs: Vec<Vec<u8>> = vec![
+            br#"[{"eventName":"A","x":[1,2,{"y":"]"}]}, {"eventName":"B\u005d"}]"#.to_vec(),
+            b"[1, 2.5, \"s\", [], {}, [[]], null]".to_vec(),
+        ];
+        if let Some(c) = keyward_testkit::corpora() {
+            let dir = c.join("aws-cloudtrail-stratus-detonations/detonation-logs");
+            for e in std::fs::read_dir(dir).unwrap() {
+                docs.push(std::fs::read(e.unwrap().path()).unwrap());
+            }
+        }
+        let mut compared = 0;
+        for d in &docs {
+            let start = d.iter().position(|c| *c == b'[').unwrap();
+            let array = &d[start..];
+            let sonic: Vec<Vec<u8>> = sonic_rs::to_array_iter(array)
+                .map(|v| v.unwrap().as_raw_str().as_bytes().to_vec())
+                .collect();
+            let ours: Vec<Vec<u8>> = elements(array).map(|e| e.unwrap().to_vec()).collect();
+            assert_eq!(ours, sonic);
+            compared += ours.len();
+        }
+        assert!(compared > 8, "{compared}");
+    }
+}
