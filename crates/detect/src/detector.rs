@@ -522,7 +522,7 @@ impl Detector {
             SourceKind::Cloudtrail => e
                 .action
                 .split_once(':')
-                .map(|(s, n)| (s.trim_end_matches(".amazonaws.com"), n)),
+                .map(|(s, n)| (keyward_model::ids::service_name(s), n)),
             _ => e.action.split_once(' '),
         };
         let endpoint = endpoint.map_or_else(
