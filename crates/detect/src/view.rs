@@ -18,6 +18,8 @@ pub struct View<'e> {
     principal: OnceCell<Option<Cow<'e, str>>>,
     /// The network of the source address (see [`crate::baseline::network`]), computed once.
     network: OnceCell<Option<String>>,
+    /// Whether `raw` holds a `\u` escape (then a key may be spelled in other bytes).
+    escapes: OnceCell<bool>,
     parsed: OnceCell<JsonEvent<'static>>,
     /// Answers of the lazy path so far (rules probe the same fields many times), filled in
     /// order and never moved, so an answer is lent out instead of copied.
@@ -53,6 +55,7 @@ impl<'e> View<'e> {
             known,
             principal: OnceCell::new(),
             network: OnceCell::new(),
+            escapes: OnceCell::new(),
             parsed: OnceCell::new(),
             memo: std::array::from_fn(|_| OnceCell::new()),
             roots: OnceCell::new(),
@@ -112,21 +115,8 @@ impl<'e> View<'e> {
             return None;
         }
         use sonic_rs::JsonValueTrait;
-        // A key whose quoted name occurs nowhere in the record is absent: checked before the
-        // skim, which is slow to say "not found". Only when the record has no `\u` escape,
-        // the one way a key can spell its letters differently.
-        let last = path.rsplit('.').next().unwrap_or(path);
-        let mut quoted = [0u8; 66];
-        if let Some(q) = quoted.get_mut(..last.len() + 2) {
-            q.fill(b'"');
-            if let Some(mid) = q.get_mut(1..=last.len()) {
-                mid.copy_from_slice(last.as_bytes());
-            }
-            if memchr::memmem::find(self.raw, q).is_none()
-                && memchr::memmem::find(self.raw, b"\\u").is_none()
-            {
-                return Some(None);
-            }
+        if self.surely_absent(path.rsplit('.').next().unwrap_or(path)) {
+            return Some(None);
         }
         // Once the top-level keys are known (a caller listed them), an absent root answers
         // at once; otherwise one skim from the record's start finds the path (identity
@@ -165,6 +155,23 @@ impl<'e> View<'e> {
             return Some(Some(EventValue::Int(i)));
         }
         None
+    }
+
+    /// A key whose quoted name occurs nowhere in the record is absent: checked before a
+    /// skim, which is slow to say "not found". Only when the record has no `\u` escape,
+    /// the one way a key can spell its letters differently.
+    fn surely_absent(&self, key: &str) -> bool {
+        let mut buf = [b'"'; 66];
+        let Some(quoted) = buf.get_mut(..key.len() + 2) else {
+            return false;
+        };
+        if let Some(name) = quoted.get_mut(1..=key.len()) {
+            name.copy_from_slice(key.as_bytes());
+        }
+        memchr::memmem::find(self.raw, quoted).is_none()
+            && !*self
+                .escapes
+                .get_or_init(|| memchr::memmem::find(self.raw, b"\\u").is_some())
     }
 
     fn roots(&self) -> &Option<Roots<'e>> {
