@@ -359,19 +359,11 @@ impl Catalog {
         if let Err(e) = probe.add_collection(&collection) {
             return self.problem(origin, &e.to_string());
         }
-        let referenced: Vec<String> = collection
-            .correlations
-            .iter()
-            .flat_map(|c| c.rules.iter().cloned())
-            .collect();
         for r in &collection.rules {
             let id = r.id.clone().unwrap_or_else(|| r.title.clone());
             if self.rules.iter().any(|x| x.id == id) {
                 return self.problem(origin, &format!("duplicate rule id `{id}`"));
             }
-            let internal = note.is_some()
-                && (referenced.contains(&id)
-                    || r.name.as_ref().is_some_and(|n| referenced.contains(n)));
             self.rules.push(RuleInfo {
                 id,
                 title: r.title.clone(),
@@ -389,7 +381,9 @@ impl Catalog {
                 origin: origin.to_owned(),
                 note: note.clone(),
                 check: None,
-                internal,
+                // Set below for the rules a correlation keeps to itself (a rewritten
+                // legacy aggregation's bases among them).
+                internal: false,
             });
         }
         for c in &collection.correlations {
