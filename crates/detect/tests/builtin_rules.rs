@@ -110,15 +110,19 @@ level: high
         c.add_text("test.yml", &rules(generate));
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         let mut det = Detector::new(c, Settings::default()).unwrap();
-        for n in 1..=3 {
-            let raw = event(n, "GetParameter");
+        for n in 1..=4 {
+            let raw = event(
+                n,
+                if n < 4 {
+                    "GetParameter"
+                } else {
+                    "GetSecretValue"
+                },
+            );
             let (e, raw, known) =
                 testing::normalize(SourceKind::Cloudtrail, raw.as_bytes()).unwrap();
             det.on_event(&e, &raw, &known, &NoLookup);
         }
-        let raw = event(4, "GetSecretValue");
-        let (e, raw, known) = testing::normalize(SourceKind::Cloudtrail, raw.as_bytes()).unwrap();
-        det.on_event(&e, &raw, &known, &NoLookup);
         let mut fired: Vec<(String, u64)> = det
             .take_findings()
             .into_iter()

@@ -302,7 +302,7 @@ impl Store for SqliteStore {
     }
 
     fn finding(&self, id: &str) -> Result<Option<FindingRow>> {
-        // Cached: a batch looks up every finding it writes.
+        // Cached: the API looks findings up one by one.
         let sql = format!("SELECT {FINDING_COLUMNS} FROM findings WHERE id = ?1");
         let mut st = self.conn.prepare_cached(&sql)?;
         Ok(st.query_row([id], finding_row).optional()?)
