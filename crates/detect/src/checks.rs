@@ -138,10 +138,11 @@ impl State {
 
     /// Learns the event's region for the estate (after checks ran).
     pub fn learn_region(&mut self, v: &View) {
-        if let Some(r) = regional(v) {
-            self.estate_regions
-                .entry(r.to_owned())
-                .or_insert(v.event.time);
+        // Looked up before inserting: almost every event is in a region already known.
+        if let Some(r) = regional(v)
+            && !self.estate_regions.contains_key(r)
+        {
+            self.estate_regions.insert(r.to_owned(), v.event.time);
         }
     }
 }

@@ -39,9 +39,88 @@ impl hashbrown::Equivalent<Key> for KeyRef<'_> {
 }
 
 /// An open finding, and whether it changed since the last `take_findings`.
+///
+/// A repeat match checks its event id and actor against those already listed. The lists'
+/// strings are separate allocations, rarely in cache by the next match; their hashes are
+/// kept here, side by side, so that only a hash that agrees leads to a string comparison.
 struct Active {
     finding: Finding,
     changed: bool,
+    /// Hashes of `finding.events`, in the same order.
+    evidence: Vec<u64>,
+    /// Hashes of the `actors` listed in `finding.details`, when it lists them.
+    actors: Option<Vec<u64>>,
+}
+
+fn hash(s: &str) -> u64 {
+    use std::hash::BuildHasher;
+    FxBuildHasher.hash_one(s)
+}
+
+impl Active {
+    fn new(finding: Finding, changed: bool) -> Self {
+        let evidence = finding.events.iter().map(|e| hash(e)).collect();
+        let actors = match finding.details.get("actors") {
+            Some(Value::Array(list)) => {
+                Some(list.iter().map(|x| x.as_str().map_or(0, hash)).collect())
+            }
+            _ => None,
+        };
+        Active {
+            finding,
+            changed,
+            evidence,
+            actors,
+        }
+    }
+
+    /// [`Finding::add_evidence`], comparing strings only where the hashes agree.
+    fn add_evidence(&mut self, id: &str) {
+        let f = &mut self.finding;
+        if self.evidence.len() != f.events.len() {
+            self.evidence = f.events.iter().map(|e| hash(e)).collect();
+        }
+        let h = hash(id);
+        if self
+            .evidence
+            .iter()
+            .zip(&f.events)
+            .rev()
+            .any(|(&x, e)| x == h && e == id)
+        {
+            return;
+        }
+        // A full list drops its second entry (the first is kept: how it started).
+        if f.events.len() >= crate::finding::MAX_EVIDENCE && self.evidence.len() > 1 {
+            self.evidence.remove(1);
+        }
+        f.push_evidence(id);
+        self.evidence.push(h);
+    }
+
+    /// Lists `actor` in the finding's `actors` when it keeps such a list, has room and
+    /// does not hold it yet.
+    fn add_actor(&mut self, actor: &str) {
+        let Some(hashes) = self.actors.as_mut() else {
+            return;
+        };
+        if hashes.len() >= MAX_ACTORS {
+            return;
+        }
+        let Some(Value::Array(list)) = self.finding.details.get_mut("actors") else {
+            return;
+        };
+        let h = hash(actor);
+        if hashes
+            .iter()
+            .zip(list.iter())
+            .any(|(&x, v)| x == h && v.as_str() == Some(actor))
+        {
+            return;
+        }
+        list.push(Value::String(actor.to_owned()));
+        hashes.push(h);
+    }
 }
 /// Entries kept per correlation group window (events for `event_count`, values for
 /// `value_count`). Correlations can only under-count past it: a group would need more
@@ -64,8 +143,10 @@ pub struct Detector {
     /// Rules with a check and no detection, per source.
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
-    baselines: FxHashMap<String, Baseline>,
+    baselines: hashbrown::HashMap<String, Baseline, FxBuildHasher>,
     fingerprints: Fingerprints,
+    /// The endpoint (`service:action`) being learned, a buffer kept across events.
+    endpoint: String,
     dirty: FxHashSet<String>,
     settings: Settings,
     /// Open findings by (rule index, principal, subject): later matches extend them. Looked
@@ -197,8 +278,9 @@ impl Detector {
             compiled,
             check_only,
             state: State::default(),
-            baselines: FxHashMap::default(),
+            baselines: hashbrown::HashMap::default(),
             fingerprints: Fingerprints::default(),
+            endpoint: String::new(),
             dirty: FxHashSet::default(),
             settings,
             active: hashbrown::HashMap::default(),
@@ -228,13 +310,7 @@ impl Detector {
                     continue;
                 };
                 let key = (idx, f.identity.clone().unwrap_or_default(), subject);
-                self.active.insert(
-                    key,
-                    Active {
-                        finding: f,
-                        changed: false,
-                    },
-                );
+                self.active.insert(key, Active::new(f, false));
             }
         }
     }
@@ -448,21 +524,23 @@ impl Detector {
                 }
             }
         }
-        // Checks that need no detection.
-        for k in 0..self.check_only.len() {
-            let Some(&(src, idx)) = self.check_only.get(k) else {
-                continue;
-            };
+        // Checks that need no detection: the principal's baseline is looked up once for
+        // all of them, and what they find is reported after.
+        let mut hits = Vec::new();
+        let b = principal.and_then(|p| self.baselines.get(p));
+        for &(src, idx) in &self.check_only {
             if src != event.source {
                 continue;
             }
-            let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.clone()) else {
+            let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.as_ref()) else {
                 continue;
             };
-            let b = principal.and_then(|p| self.baselines.get(p));
             if let Some(hit) = check.run(&view, &mut self.state, b, &self.settings, lookup) {
-                self.emit_hit(idx, &view, principal, hit);
+                hits.push((idx, hit));
             }
+        }
+        for (idx, hit) in hits {
+            self.emit_hit(idx, &view, principal, hit);
         }
         self.state.learn_region(&view);
         // The baseline learns last, so checks judge against what was known before.
@@ -518,26 +596,33 @@ impl Detector {
         if e.error_code.is_some() {
             return;
         }
-        let endpoint = match e.source {
+        let endpoint_parts = match e.source {
             SourceKind::Cloudtrail => e
                 .action
                 .split_once(':')
                 .map(|(s, n)| (keyward_model::ids::service_name(s), n)),
             _ => e.action.split_once(' '),
         };
-        let endpoint = endpoint.map_or_else(
-            || e.action.to_string(),
-            |(s, n)| {
-                let mut out = String::with_capacity(s.len() + n.len() + 1);
-                out.push_str(s);
-                out.push(':');
-                out.push_str(n);
-                out
-            },
-        );
+        // Built in a buffer kept across events.
+        let mut endpoint = std::mem::take(&mut self.endpoint);
+        endpoint.clear();
+        match endpoint_parts {
+            Some((s, n)) => {
+                endpoint.push_str(s);
+                endpoint.push(':');
+                endpoint.push_str(n);
+            }
+            None => endpoint.push_str(&e.action),
+        }
+        self.observe(principal, v, &endpoint);
+        self.endpoint = endpoint;
+    }
+
+    fn observe(&mut self, principal: &str, v: &View, endpoint: &str) {
+        let e = v.event;
         let activity = Activity {
             time: e.time,
-            endpoint: &endpoint,
+            endpoint,
             resource: e.target.as_deref(),
             network: v.network(),
             agent: e.user_agent.as_deref(),
@@ -546,13 +631,8 @@ impl Detector {
         if self.baselines.len() >= MAX_BASELINES && !self.baselines.contains_key(principal) {
             return;
         }
-        if !self.baselines.contains_key(principal) {
-            self.baselines
-                .insert(principal.to_owned(), Baseline::default());
-        }
-        let Some(b) = self.baselines.get_mut(principal) else {
-            return;
-        };
+        // One lookup; the key is copied only for a principal new to the map.
+        let b = self.baselines.entry_ref(principal).or_default();
         let score = b.observe(&activity, checks::regional(v), &mut self.fingerprints);
         if !self.dirty.contains(principal) {
             self.dirty.insert(principal.to_owned());
@@ -661,15 +741,11 @@ impl Detector {
             f.last_seen = f.last_seen.max(e.time);
             f.count += 1;
             for id in keyed.iter().flat_map(|(_, ev)| ev.iter()) {
-                f.add_evidence(id);
+                a.add_evidence(id);
             }
-            f.add_evidence(&e.native_id);
-            if let Some(a) = also
-                && let Some(Value::Array(list)) = f.details.get_mut("actors")
-                && list.len() < MAX_ACTORS
-                && !list.iter().any(|x| x.as_str() == Some(a))
-            {
-                list.push(Value::String(a.to_owned()));
+            a.add_evidence(&e.native_id);
+            if let Some(actor) = also {
+                a.add_actor(actor);
             }
             if !a.changed {
                 a.changed = true;
@@ -711,10 +787,7 @@ impl Detector {
             details,
         };
         let k = (idx, owner.to_owned(), subject.to_owned());
-        let fresh = Active {
-            finding: fresh,
-            changed: true,
-        };
+        let fresh = Active::new(fresh, true);
         match self.active.insert(k.clone(), fresh) {
             // Changed since the last take: it is reported before its successor replaces it.
             Some(old) if old.changed => self.done.push(old.finding),
@@ -737,5 +810,69 @@ impl Detector {
         b.absorb(&w);
         self.dirty.insert(p.to_owned());
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::finding::MAX_EVIDENCE;
+
+    /// The hashed lists of an open finding give exactly what the plain finding's own
+    /// string comparisons give: ids once, the first and the newest kept, actors once.
+    #[test]
+    fn active_lists_agree_with_the_finding() {
+        let start = Finding {
+            id: String::new(),
+            rule_id: String::new(),
+            title: String::new(),
+            severity: Severity::Low,
+            kind: Kind::Threat,
+            identity: None,
+            attack: Vec::new(),
+            events: vec!["e0".into()],
+            path: Vec::new(),
+            first_seen: 0,
+            last_seen: 0,
+            count: 0,
+            status: Status::Open,
+            summary: String::new(),
+            details: json!({"actors": ["a0"]}),
+        };
+        let mut plain = start.clone();
+        let mut active = Active::new(start, false);
+        for n in 0..400u32 {
+            // Repeats of recent ids, of the first, and of ids long since dropped.
+            let id = format!("e{}", (n * 7) % 53);
+            plain.add_evidence(&id);
+            active.add_evidence(&id);
+            assert_eq!(active.finding.events, plain.events, "after {id}");
+            assert_eq!(active.evidence.len(), plain.events.len());
+            let actor = format!("a{}", (n * 3) % 31);
+            if let Some(Value::Array(list)) = plain.details.get_mut("actors")
+                && list.len() < MAX_ACTORS
+                && !list.iter().any(|x| x.as_str() == Some(actor.as_str()))
+            {
+                list.push(Value::String(actor.clone()));
+            }
+            active.add_actor(&actor);
+            assert_eq!(active.finding.details, plain.details, "after {actor}");
+        }
+        assert_eq!(plain.events.len(), MAX_EVIDENCE);
+        assert_eq!(
+            plain.details["actors"].as_array().unwrap().len(),
+            MAX_ACTORS
+        );
+        // Without an `actors` list, none is started.
+        let mut bare = Active::new(
+            Finding {
+                details: json!({}),
+                ..plain
+            },
+            false,
+        );
+        bare.add_actor("a1");
+        assert_eq!(bare.finding.details, json!({}));
     }
 }

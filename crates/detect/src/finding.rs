@@ -169,6 +169,11 @@ impl Finding {
         if self.events.iter().rev().any(|e| e == id) {
             return;
         }
+        self.push_evidence(id);
+    }
+
+    /// [`Finding::add_evidence`] for an id known not to be listed.
+    pub(crate) fn push_evidence(&mut self, id: &str) {
         if self.events.len() >= MAX_EVIDENCE {
             // The dropped id's buffer takes the new one.
             let mut reuse = self.events.remove(1.min(self.events.len() - 1));

@@ -15,7 +15,8 @@
 //!
 //! For profiling: `KEYWARD_BENCH_ONLY_INGEST` skips the parse-only stages,
 //! `KEYWARD_BENCH_ONLY_PLAIN` stops before detection, `KEYWARD_BENCH_ONLY_DETECT` runs only
-//! ingest with detection, and `KEYWARD_BENCH_RULES=none|builtin` detects with baselines
+//! ingest with detection, `KEYWARD_BENCH_ONLY_REFERENCE` runs only the serde_json
+//! reference (once), and `KEYWARD_BENCH_RULES=none|builtin` detects with baselines
 //! and check state only, or without the Sigma rules.
 
 #![allow(
@@ -143,6 +144,20 @@ fn gunzip(p: &Path) -> Vec<u8> {
     out
 }
 
+/// The reference: gunzip every file and parse it into serde_json's generic DOM. Not
+/// inlined, so that callgrind can count its instructions alone
+/// (`--toggle-collect='ingest::reference'`).
+#[inline(never)]
+fn reference(files: &[PathBuf]) -> usize {
+    files
+        .iter()
+        .map(|p| {
+            let v: serde_json::Value = serde_json::from_slice(&gunzip(p)).unwrap();
+            v["Records"].as_array().map_or(0, Vec::len)
+        })
+        .sum()
+}
+
 /// Counts accepted records and drops them.
 struct Count(usize);
 
@@ -236,6 +251,12 @@ fn main() {
         raw as f64 / events as f64
     );
 
+    // KEYWARD_BENCH_ONLY_REFERENCE (for instruction counts): run the serde_json reference
+    // once and stop; callgrind can then count `reference` alone.
+    if std::env::var("KEYWARD_BENCH_ONLY_REFERENCE").is_ok() {
+        assert_eq!(reference(&files), events);
+        return;
+    }
     let only_ingest = std::env::var("KEYWARD_BENCH_ONLY_INGEST").is_ok()
         || std::env::var("KEYWARD_BENCH_ONLY_DETECT").is_ok();
     let (_, t_gz) = if only_ingest {
@@ -262,15 +283,7 @@ fn main() {
     let (n_serde, t_serde) = if only_ingest {
         (events, f64::NAN)
     } else {
-        best_of(runs, || {
-            files
-                .iter()
-                .map(|p| {
-                    let v: serde_json::Value = serde_json::from_slice(&gunzip(p)).unwrap();
-                    v["Records"].as_array().map_or(0, Vec::len)
-                })
-                .sum()
-        })
+        best_of(runs, || reference(&files))
     };
     assert_eq!(n_serde, events);
     let (n_typed, t_typed) = if only_ingest {

@@ -20,15 +20,17 @@
 
 /// The canonical id of an IAM principal (`user`, `role`, `group`) without its path.
 pub fn iam(account: &str, kind: &str, name: &str) -> String {
-    format!("arn:aws:iam::{account}:{kind}/{name}")
+    // `concat` allocates once at the exact length; ids are built for every event, and
+    // `format!` costs several times as much.
+    ["arn:aws:iam::", account, ":", kind, "/", name].concat()
 }
 
 pub fn account_root(account: &str) -> String {
-    format!("arn:aws:iam::{account}:root")
+    ["arn:aws:iam::", account, ":root"].concat()
 }
 
 pub fn aws_service(principal: &str) -> String {
-    format!("aws-service:{principal}")
+    ["aws-service:", principal].concat()
 }
 
 pub fn oidc(issuer: &str, sub: &str) -> String {
@@ -36,19 +38,27 @@ pub fn oidc(issuer: &str, sub: &str) -> String {
 }
 
 pub fn saml(provider: &str, subject: &str) -> String {
-    format!("saml:{provider}#{subject}")
+    ["saml:", provider, "#", subject].concat()
 }
 
 pub fn k8s_service_account(cluster: &str, namespace: &str, name: &str) -> String {
-    format!("k8s:{cluster}/system:serviceaccount:{namespace}:{name}")
+    [
+        "k8s:",
+        cluster,
+        "/system:serviceaccount:",
+        namespace,
+        ":",
+        name,
+    ]
+    .concat()
 }
 
 pub fn k8s_user(cluster: &str, username: &str) -> String {
-    format!("k8s:{cluster}/user:{username}")
+    ["k8s:", cluster, "/user:", username].concat()
 }
 
 pub fn identity_center(store_id: &str, user_id: &str) -> String {
-    format!("identitycenter:{store_id}/{user_id}")
+    ["identitycenter:", store_id, "/", user_id].concat()
 }
 
 /// The issuer part of an OIDC id: the provider host and path, whether it was given as a
