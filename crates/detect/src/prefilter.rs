@@ -41,7 +41,9 @@ struct SourceIndex {
     keys: Vec<KeyIndex>,
 }
 
-type KeyIndex = (&'static str, FxHashMap<String, Vec<u32>>, Vec<u32>);
+/// Values are kept as bytes: a value lower-cased on the stack is looked up without a UTF-8
+/// check.
+type KeyIndex = (&'static str, FxHashMap<Box<[u8]>, Vec<u32>>, Vec<u32>);
 
 /// The index, per event source.
 #[derive(Default)]
@@ -89,7 +91,9 @@ impl Prefilter {
                 if let Some((_, map, all)) = ix.keys.get_mut(slot) {
                     all.push(i);
                     for v in values {
-                        map.entry(v).or_default().push(i);
+                        map.entry(v.into_bytes().into_boxed_slice())
+                            .or_default()
+                            .push(i);
                     }
                 }
             }
@@ -138,10 +142,11 @@ impl Prefilter {
             match view.get_field(field) {
                 None | Some(EventValue::Null) => {}
                 Some(EventValue::Str(s)) => add(&mut out, lookup_lowercase(map, &s)),
-                Some(EventValue::Int(n)) => add(&mut out, map.get(n.to_string().as_str())),
-                Some(EventValue::Bool(b)) => {
-                    add(&mut out, map.get(if b { "true" } else { "false" }))
-                }
+                Some(EventValue::Int(n)) => add(&mut out, map.get(n.to_string().as_bytes())),
+                Some(EventValue::Bool(b)) => add(
+                    &mut out,
+                    map.get(if b { &b"true"[..] } else { &b"false"[..] }),
+                ),
                 Some(_) => add(&mut out, Some(all)),
             }
         }
@@ -155,18 +160,18 @@ impl Prefilter {
 
 /// The rules listed under the value lower-cased; ASCII values up to 256 bytes (event
 /// names, most user agents) are lower-cased on the stack.
-fn lookup_lowercase<'m>(map: &'m FxHashMap<String, Vec<u32>>, s: &str) -> Option<&'m Vec<u32>> {
+fn lookup_lowercase<'m>(map: &'m FxHashMap<Box<[u8]>, Vec<u32>>, s: &str) -> Option<&'m Vec<u32>> {
     if !s.is_ascii() {
         let lower: String = s.chars().flat_map(char::to_lowercase).collect();
-        return map.get(lower.as_str());
+        return map.get(lower.as_bytes());
     }
     let mut buf = [0u8; 256];
     if let Some(b) = buf.get_mut(..s.len()) {
         b.copy_from_slice(s.as_bytes());
         b.make_ascii_lowercase();
-        return std::str::from_utf8(b).ok().and_then(|l| map.get(l));
+        return map.get(&*b);
     }
-    map.get(s.to_ascii_lowercase().as_str())
+    map.get(s.to_ascii_lowercase().as_bytes())
 }
 
 /// rsigma's own logsource compatibility: a field set on both sides must agree.
