@@ -824,21 +824,9 @@ mod tests {
     #[test]
     fn active_lists_agree_with_the_finding() {
         let start = Finding {
-            id: String::new(),
-            rule_id: String::new(),
-            title: String::new(),
-            severity: Severity::Low,
-            kind: Kind::Threat,
-            identity: None,
-            attack: Vec::new(),
             events: vec!["e0".into()],
-            path: Vec::new(),
-            first_seen: 0,
-            last_seen: 0,
-            count: 0,
-            status: Status::Open,
-            summary: String::new(),
             details: json!({"actors": ["a0"]}),
+            ..Finding::blank()
         };
         let mut plain = start.clone();
         let mut active = Active::new(start, false);

@@ -161,6 +161,28 @@ pub fn finding_id(rule_id: &str, identity: Option<&str>, key: &str) -> String {
 }
 
 impl Finding {
+    /// An open low-severity threat finding with nothing in it, for tests.
+    #[cfg(test)]
+    pub(crate) fn blank() -> Finding {
+        Finding {
+            id: String::new(),
+            rule_id: String::new(),
+            title: String::new(),
+            severity: Severity::Low,
+            kind: Kind::Threat,
+            identity: None,
+            attack: Vec::new(),
+            events: Vec::new(),
+            path: Vec::new(),
+            first_seen: 0,
+            last_seen: 0,
+            count: 0,
+            status: Status::Open,
+            summary: String::new(),
+            details: serde_json::Value::Null,
+        }
+    }
+
     /// Folds a later sighting of the same finding into this one.
     /// Adds an evidence event id (once), keeping the first and the latest
     /// [`MAX_EVIDENCE`] − 1.
@@ -231,23 +253,7 @@ mod tests {
     /// Evidence keeps the first event and the newest ones, each once.
     #[test]
     fn evidence_keeps_the_first_and_the_newest() {
-        let mut f = Finding {
-            id: String::new(),
-            rule_id: String::new(),
-            title: String::new(),
-            severity: Severity::Low,
-            kind: Kind::Threat,
-            identity: None,
-            attack: Vec::new(),
-            events: Vec::new(),
-            path: Vec::new(),
-            first_seen: 0,
-            last_seen: 0,
-            count: 0,
-            status: Status::Open,
-            summary: String::new(),
-            details: serde_json::Value::Null,
-        };
+        let mut f = Finding::blank();
         for n in 0..50 {
             f.add_evidence(&format!("e{n}"));
             f.add_evidence(&format!("e{n}"));
