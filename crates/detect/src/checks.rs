@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use keyward_model::time::Millis;
-use rustc_hash::FxHashMap;
+use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -117,7 +117,7 @@ pub struct State {
     pub subjects: BTreeMap<String, Vec<String>>,
     /// Recent uses per access key: (time, network), within the widest window.
     #[serde(skip)]
-    pub key_uses: FxHashMap<String, VecDeque<(Millis, String)>>,
+    pub key_uses: hashbrown::HashMap<String, VecDeque<(Millis, String)>, FxBuildHasher>,
 }
 
 const MAX_SUBJECTS: usize = 256;
@@ -240,24 +240,26 @@ impl Check {
                 if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(key) {
                     state.key_uses.clear();
                 }
-                // Looked up before inserting: most events reuse a key already held.
-                if !state.key_uses.contains_key(key) {
-                    state.key_uses.insert(key.to_owned(), VecDeque::new());
-                }
-                let uses = state.key_uses.get_mut(key)?;
+                // One lookup; the key is copied only when new.
+                let uses = state.key_uses.entry_ref(key).or_default();
                 let window = window_seconds * 1000;
+                // The buffer of a use that left the window takes this one's network.
+                let mut spare = None;
                 while uses.front().is_some_and(|(t, _)| *t < e.time - window) {
-                    uses.pop_front();
+                    spare = uses.pop_front().map(|(_, n)| n);
                 }
                 if uses.len() >= 64 {
-                    uses.pop_front();
+                    spare = uses.pop_front().map(|(_, n)| n);
                 }
+                let mut this = spare.unwrap_or_default();
+                this.clear();
+                this.push_str(net);
                 // One network in the window (the common case): nothing to compare.
                 if *networks > 1 && uses.iter().all(|(_, n)| n == net) {
-                    uses.push_back((e.time, net.to_owned()));
+                    uses.push_back((e.time, this));
                     return None;
                 }
-                uses.push_back((e.time, net.to_owned()));
+                uses.push_back((e.time, this));
                 // Sorted and deduplicated, as a set would list them (at most 64 entries).
                 let mut distinct: Vec<&str> = uses.iter().map(|(_, n)| n.as_str()).collect();
                 distinct.sort_unstable();

@@ -69,3 +69,26 @@ fn own_networks_are_learned_new_ones_fire() {
     assert_eq!(stolen.len(), 1, "{stolen:?}");
     assert_eq!(stolen[0].details["new_networks"][0], "203.0.113.0/24");
 }
+
+/// Uses older than the window leave it (their buffers are reused for the next use): a
+/// key seen from one network, then from another 31 s later, is not copied; a third
+/// network within 30 s of the second is, and the finding lists just those two.
+#[test]
+fn uses_leave_the_window() {
+    let mut d = Detector::new(Catalog::builtin(), Settings::default()).unwrap();
+    let feed = |d: &mut Detector, id, time, ip| {
+        let (e, raw, known) =
+            testing::normalize(SourceKind::Cloudtrail, &record(id, time, "ASIAKEY", ip)).unwrap();
+        d.on_event(&e, &raw, &known, &NoLookup);
+    };
+    feed(&mut d, 1, "2026-11-10T08:00:00Z", "198.51.100.20");
+    feed(&mut d, 2, "2026-11-10T08:00:31Z", "203.0.113.66");
+    assert!(multi_ip(&mut d).is_empty());
+    feed(&mut d, 3, "2026-11-10T08:00:40Z", "192.0.2.7");
+    let copied = multi_ip(&mut d);
+    assert_eq!(copied.len(), 1, "{copied:?}");
+    assert_eq!(
+        copied[0].details["networks"],
+        serde_json::json!(["192.0.2.0/24", "203.0.113.0/24"])
+    );
+}
