@@ -46,7 +46,8 @@ impl hashbrown::Equivalent<Key> for KeyRef<'_> {
 struct Active {
     finding: Finding,
     changed: bool,
-    /// Hashes of `finding.events`, in the same order.
+    /// Hashes of `finding.events`, in the same order (only `Active` adds evidence to an
+    /// open finding).
     evidence: Vec<u64>,
     /// Hashes of the `actors` listed in `finding.details`, when it lists them.
     actors: Option<Vec<u64>>,
@@ -77,9 +78,6 @@ impl Active {
     /// [`Finding::add_evidence`], comparing strings only where the hashes agree.
     fn add_evidence(&mut self, id: &str) {
         let f = &mut self.finding;
-        if self.evidence.len() != f.events.len() {
-            self.evidence = f.events.iter().map(|e| hash(e)).collect();
-        }
         let h = hash(id);
         if self
             .evidence

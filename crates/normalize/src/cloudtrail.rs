@@ -342,7 +342,6 @@ pub fn parse_only(doc: &[u8]) -> usize {
 const PARSE_AHEAD: usize = 16;
 
 fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dyn Sink) {
-    // Each record is split off without a parse, then parsed (and validated) once.
     type Parsed<'a> = Vec<(Result<Option<Output<'a>>, String>, u64, u64)>;
     fn flush(parsed: &mut Parsed, sink: &mut dyn Sink) {
         for (result, line, idx) in parsed.drain(..) {
@@ -350,6 +349,7 @@ fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dy
         }
     }
     let mut parsed: Parsed = Vec::with_capacity(PARSE_AHEAD);
+    // Each record is split off without a parse, then parsed (and validated) once.
     for (idx, item) in crate::split::elements(array).enumerate() {
         let idx = idx as u64;
         match item {
