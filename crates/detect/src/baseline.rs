@@ -77,22 +77,33 @@ pub fn fingerprint(s: &str) -> u32 {
 
 /// Fingerprints of strings seen lately: most events repeat their endpoint, network and
 /// user agent, and a map probe is cheaper than hashing them again.
+///
+/// The memo is keyed by a 64-bit keyed hash of the string (SipHash with this process's
+/// random key), not by the string: a probe then touches no copy of the string, which is
+/// rarely in cache. Two strings sharing a key would share a fingerprint; that is
+/// ~2³² times less likely than two strings sharing the 32-bit fingerprint itself, and
+/// without the key it cannot be aimed.
 #[derive(Debug, Default)]
-pub struct Fingerprints(rustc_hash::FxHashMap<Box<str>, u32>);
+pub struct Fingerprints {
+    memo: rustc_hash::FxHashMap<u64, u32>,
+    keyed: std::hash::RandomState,
+}
 
 impl Fingerprints {
     /// Strings remembered; the memo starts over past this.
     const CAPACITY: usize = 65_536;
 
     pub fn of(&mut self, s: &str) -> u32 {
-        if let Some(&fp) = self.0.get(s) {
+        use std::hash::BuildHasher;
+        let key = self.keyed.hash_one(s);
+        if let Some(&fp) = self.memo.get(&key) {
             return fp;
         }
-        if self.0.len() >= Self::CAPACITY {
-            self.0.clear();
+        if self.memo.len() >= Self::CAPACITY {
+            self.memo.clear();
         }
         let fp = fingerprint(s);
-        self.0.insert(s.into(), fp);
+        self.memo.insert(key, fp);
         fp
     }
 }
@@ -490,6 +501,20 @@ impl Baseline {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    #[test]
+    fn memoized_fingerprints_are_the_fingerprints() {
+        let mut fps = Fingerprints::default();
+        // Past the memo's capacity, so that it starts over once; every string twice.
+        let n = Fingerprints::CAPACITY + 5_000;
+        for round in 0..2 {
+            for i in 0..n {
+                let s = format!("svc{}:Action{i}", i % 7);
+                assert_eq!(fps.of(&s), fingerprint(&s), "round {round}, {s}");
+            }
+        }
+        assert!(fps.memo.len() <= Fingerprints::CAPACITY);
+    }
 
     fn act<'a>(t: Millis, ep: &'a str, ip: &'a str) -> Activity<'a> {
         Activity {
