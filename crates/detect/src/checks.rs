@@ -51,6 +51,12 @@ fn default_networks() -> usize {
 pub trait Lookup {
     /// Why this identity (canonical id) must no longer act: retired, owner departed.
     fn retired(&self, identity: &str) -> Option<String>;
+
+    /// Whether any identity could be retired now; `false` lets the check skip its
+    /// lookups on every event.
+    fn any_retired(&self) -> bool {
+        true
+    }
 }
 
 /// No outside knowledge.
@@ -59,6 +65,10 @@ pub struct NoLookup;
 impl Lookup for NoLookup {
     fn retired(&self, _: &str) -> Option<String> {
         None
+    }
+
+    fn any_retired(&self) -> bool {
+        false
     }
 }
 
@@ -344,6 +354,9 @@ impl Check {
                 })
             }
             Check::UsedAfterRetirement => {
+                if !lookup.any_retired() {
+                    return None;
+                }
                 let actor = e.actor.as_deref();
                 // A session's role too; a user or key is its own principal.
                 let own = v.principal().filter(|p| Some(*p) != actor);

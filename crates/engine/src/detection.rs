@@ -58,10 +58,11 @@ pub(crate) struct EngineLookup<'a> {
     pub cache: &'a RefCell<FxHashMap<String, Option<String>>>,
 }
 
-/// Tag or label names that mark an identity retired (value `true`, `yes` or `1`).
-const RETIRED_TAGS: &[&str] = &["keyward:retired", "keyward.io/retired", "retired"];
-
 impl Lookup for EngineLookup<'_> {
+    fn any_retired(&self) -> bool {
+        self.inventory.any_marked_retired() || self.graph.any_departed_person()
+    }
+
     fn retired(&self, id: &str) -> Option<String> {
         if let Some(hit) = self.cache.borrow().get(id) {
             return hit.clone();
@@ -78,11 +79,7 @@ impl EngineLookup<'_> {
     fn compute(&self, id: &str) -> Option<String> {
         use keyward_graph::analysis;
         let i = self.inventory.get(id)?;
-        let marked = i.tags.iter().chain(&i.labels).any(|(k, v)| {
-            RETIRED_TAGS.iter().any(|t| k.eq_ignore_ascii_case(t))
-                && matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "1")
-        });
-        if marked {
+        if keyward_graph::inventory::marked_retired(i) {
             return Some(format!("{id} is marked retired"));
         }
         let node = self.graph.find(id)?;

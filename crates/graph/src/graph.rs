@@ -446,6 +446,12 @@ pub struct Graph {
     observed: FxHashMap<(u32, EdgeKind, u32), EdgeIndex<u32>>,
     /// Observed edges changed since [`Graph::take_observed`].
     dirty_observed: Vec<EdgeIndex<u32>>,
+    /// People marked gone (departed), kept as nodes change.
+    gone_people: usize,
+}
+
+fn gone_person(n: &Node) -> bool {
+    n.gone && n.kind == NodeKind::Person
 }
 
 impl fmt::Debug for Graph {
@@ -526,7 +532,10 @@ impl Graph {
             // A settled node (precise kind, a label) has nothing to refine: not read.
             if !settled && let Some(n) = self.g.node_weight_mut(i) {
                 if is_vague(n.kind) && n.kind != spec.kind && spec.kind != NodeKind::Resource {
+                    let was = gone_person(n);
                     n.kind = spec.kind;
+                    self.gone_people =
+                        self.gone_people + usize::from(gone_person(n)) - usize::from(was);
                 }
                 if n.label.is_empty() && !spec.label.is_empty() && spec.label != spec.key {
                     n.label = spec.label.as_str().into();
@@ -566,8 +575,16 @@ impl Graph {
     /// Marks a node gone (departed person, deleted identity or workload) or back.
     pub fn set_gone(&mut self, id: NodeId, gone: bool) {
         if let Some(n) = self.g.node_weight_mut(id.0) {
+            let was = gone_person(n);
             n.gone = gone;
+            self.gone_people = self.gone_people + usize::from(gone_person(n)) - usize::from(was);
         }
+    }
+
+    /// Whether any person is marked gone (departed): without one, nothing can have lost
+    /// all of its owners.
+    pub fn any_departed_person(&self) -> bool {
+        self.gone_people > 0
     }
 
     /// Replaces every edge derived from `origin` with `edges`; the origin node takes the
@@ -577,7 +594,9 @@ impl Graph {
         let on = self.ensure(origin).0;
         // What an origin says about itself wins over what others guessed.
         if let Some(n) = self.g.node_weight_mut(on) {
+            let was = gone_person(n);
             n.kind = origin.kind;
+            self.gone_people = self.gone_people + usize::from(gone_person(n)) - usize::from(was);
             if !origin.label.is_empty() {
                 n.label = origin.label.as_str().into();
             }
@@ -855,6 +874,32 @@ mod tests {
 
     fn n(key: &str) -> NodeSpec {
         NodeSpec::new(key, NodeKind::Identity(IdentityKind::IamRole), key)
+    }
+
+    #[test]
+    fn departed_people_are_counted_as_nodes_change() {
+        let mut g = Graph::new();
+        // A gone identity is not a departed person.
+        let role = g.ensure(&n("arn:aws:iam::1:role/r"));
+        g.set_gone(role, true);
+        assert!(!g.any_departed_person());
+        // Known first only as an unknown identity, refined to a person while gone.
+        let vague = NodeSpec::new("bob@x", NodeKind::Identity(IdentityKind::Unknown), "");
+        let bob = g.ensure(&vague);
+        g.set_gone(bob, true);
+        assert!(!g.any_departed_person());
+        g.ensure(&NodeSpec::new("bob@x", NodeKind::Person, "Bob"));
+        assert!(g.any_departed_person());
+        g.set_gone(bob, true);
+        assert!(g.any_departed_person());
+        g.set_gone(bob, false);
+        assert!(!g.any_departed_person());
+        // An origin that says what it is takes its kind, in both directions.
+        g.set_gone(bob, true);
+        g.set_edges(&vague, Vec::new());
+        assert!(!g.any_departed_person());
+        g.set_edges(&NodeSpec::new("bob@x", NodeKind::Person, "Bob"), Vec::new());
+        assert!(g.any_departed_person());
     }
 
     fn e(a: &str, kind: EdgeKind, b: &str) -> EdgeSpec {

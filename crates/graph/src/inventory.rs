@@ -41,6 +41,21 @@ pub struct Inventory {
     /// Per slot: changed since the last [`Inventory::take_dirty`].
     dirty: Vec<bool>,
     dirty_list: Vec<u32>,
+    /// Identities that [`marked_retired`] says are retired.
+    retired_marks: usize,
+}
+
+/// Tag or label names that mark an identity retired (value `true`, `yes` or `1`).
+pub const RETIRED_TAGS: &[&str] = &["keyward:retired", "keyward.io/retired", "retired"];
+
+/// Whether a tag or label marks the identity retired ([`RETIRED_TAGS`]).
+pub fn marked_retired(i: &Identity) -> bool {
+    i.tags.iter().chain(&i.labels).any(|(k, v)| {
+        RETIRED_TAGS.iter().any(|t| k.eq_ignore_ascii_case(t))
+            && ["true", "yes", "1"]
+                .iter()
+                .any(|y| v.eq_ignore_ascii_case(y))
+    })
 }
 
 /// Per-event facts of one identity (see [`Inventory`]).
@@ -160,6 +175,7 @@ impl Inventory {
 
     fn insert(&mut self, i: Identity) -> u32 {
         let slot = self.slots.len() as u32;
+        self.retired_marks += usize::from(marked_retired(&i));
         self.index.insert(i.id.clone(), slot);
         self.hot.push(Hot::of(&i));
         self.slots.push(i);
@@ -178,6 +194,11 @@ impl Inventory {
 
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// Whether any identity is [`marked_retired`] (kept as the inventory changes).
+    pub fn any_marked_retired(&self) -> bool {
+        self.retired_marks > 0
     }
 
     pub fn is_empty(&self) -> bool {
@@ -234,7 +255,10 @@ impl Inventory {
             return Applied::Unchanged;
         };
         hot.store(ident);
+        let was_marked = marked_retired(ident);
         let changed = merge(ident, obs, count, chain) || is_new;
+        let marked = marked_retired(ident);
+        self.retired_marks = self.retired_marks + usize::from(marked) - usize::from(was_marked);
         *hot = Hot::of(ident);
         if changed {
             self.mark(slot);

@@ -1,0 +1,146 @@
+//! `kw-aws-used-after-retirement` against the real inventory and graph: an IAM user marked
+//! retired by a tag, or whose owner (by its `owner` tag) is recorded as departed, acts in
+//! CloudTrail. Also holds the estate-wide flags that let the check skip its lookups when
+//! nothing is retired.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use keyward_engine::{Engine, IngestOptions};
+
+const ACCT: &str = "111122223333";
+const RULE: &str = "kw-aws-used-after-retirement";
+
+/// An authorization-details snapshot with one user and its tags.
+fn snapshot(dir: &Path, name: &str, tags: &[(&str, &str)]) -> PathBuf {
+    let tags: Vec<serde_json::Value> = tags
+        .iter()
+        .map(|(k, v)| serde_json::json!({"Key": k, "Value": v}))
+        .collect();
+    let doc = serde_json::json!({
+        "UserDetailList": [{
+            "Path": "/", "UserName": name, "UserId": "AIDAEXAMPLERETIRED01",
+            "Arn": format!("arn:aws:iam::{ACCT}:user/{name}"),
+            "CreateDate": "2025-02-06T09:12:40+00:00", "GroupList": [],
+            "AttachedManagedPolicies": [], "Tags": tags
+        }],
+        "GroupDetailList": [], "RoleDetailList": [], "Policies": [], "IsTruncated": false
+    });
+    let p = dir.join(format!("aws/{ACCT}/iam-authorization-details.json"));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+    p
+}
+
+/// A CloudTrail delivery file in which the user calls `ListBuckets` with its key.
+fn activity(dir: &Path, name: &str) -> PathBuf {
+    let doc = serde_json::json!({"Records": [{
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLERETIRED01",
+            "arn": format!("arn:aws:iam::{ACCT}:user/{name}"), "accountId": ACCT,
+            "accessKeyId": "AKIAEXAMPLERETIRED01", "userName": name},
+        "eventTime": "2026-11-10T10:00:00Z", "eventSource": "s3.amazonaws.com",
+        "eventName": "ListBuckets", "awsRegion": "eu-west-1",
+        "sourceIPAddress": "203.0.113.7", "userAgent": "aws-cli/2.15.0",
+        "requestParameters": null, "responseElements": null,
+        "requestID": "7b1c2a66-3d2e-4a59-9a1f-0d9e2c7f4a10",
+        "eventID": "0f6a3f6e-2b8e-4c57-9d55-3f1b9a0c7e21", "readOnly": true,
+        "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCT,
+        "eventCategory": "Management"
+    }]});
+    let p = dir.join(format!(
+        "AWSLogs/{ACCT}/CloudTrail/eu-west-1/2026/11/10/{ACCT}_CloudTrail_eu-west-1_20261110T1000Z_retired.json.gz"
+    ));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(&serde_json::to_vec(&doc).unwrap()).unwrap();
+    std::fs::write(&p, gz.finish().unwrap()).unwrap();
+    p
+}
+
+fn engine(data: &Path) -> Engine {
+    let mut e = Engine::open(data).unwrap();
+    e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+        .unwrap();
+    e
+}
+
+/// Ingests `paths` in one run; the reasons of the rule's findings.
+fn run(e: &mut Engine, paths: &[PathBuf]) -> Vec<String> {
+    let r = e
+        .ingest(paths, &IngestOptions::default(), &mut (), 0)
+        .unwrap();
+    assert_eq!(r.rejected, 0, "{:?}", r.rejections);
+    r.findings
+        .iter()
+        .filter(|f| f.rule_id == RULE)
+        .map(|f| f.summary.clone())
+        .collect()
+}
+
+#[test]
+fn a_user_tagged_retired_that_acts_is_reported() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    let snap = snapshot(input.path(), "svc-old", &[("keyward:retired", "TRUE")]);
+    assert!(run(&mut e, &[snap]).is_empty());
+    assert!(e.inventory().any_marked_retired());
+    let found = run(&mut e, &[activity(input.path(), "svc-old")]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(
+        found[0].contains(&format!(
+            "arn:aws:iam::{ACCT}:user/svc-old is marked retired"
+        )),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn nothing_retired_nothing_reported_and_a_removed_tag_unmarks() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    let snap = snapshot(input.path(), "svc-live", &[("keyward:retired", "no")]);
+    run(&mut e, &[snap]);
+    assert!(!e.inventory().any_marked_retired());
+    assert!(!e.graph().any_departed_person());
+    assert!(run(&mut e, &[activity(input.path(), "svc-live")]).is_empty());
+    // Marked, then a later snapshot (IAM tags come whole) drops the mark again.
+    run(
+        &mut e,
+        &[snapshot(input.path(), "svc-live", &[("retired", "yes")])],
+    );
+    assert!(e.inventory().any_marked_retired());
+    run(&mut e, &[snapshot(input.path(), "svc-live", &[])]);
+    assert!(!e.inventory().any_marked_retired());
+}
+
+#[test]
+fn a_user_whose_owner_departed_that_acts_is_reported() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    let people = input.path().join("people.csv");
+    std::fs::write(
+        &people,
+        "email,name,team,status,manager,start_date\n\
+         bob@acme.example,Bob Lindqvist,platform,departed,,2021-08-02\n\
+         alice@acme.example,Alice Moreau,platform,active,,2023-02-06\n",
+    )
+    .unwrap();
+    let snap = snapshot(input.path(), "svc-bob", &[("owner", "bob@acme.example")]);
+    run(&mut e, &[people, snap]);
+    assert!(e.graph().any_departed_person());
+    assert!(!e.inventory().any_marked_retired());
+    let found = run(&mut e, &[activity(input.path(), "svc-bob")]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!(found[0].contains("departed"), "{found:?}");
+}
