@@ -78,15 +78,13 @@ pub fn fingerprint(s: &str) -> u32 {
 /// Fingerprints of strings seen lately: most events repeat their endpoint, network and
 /// user agent, and a map probe is cheaper than hashing them again.
 ///
-/// The memo is keyed by a 64-bit keyed hash of the string (SipHash with this process's
-/// random key), not by the string: a probe then touches no copy of the string, which is
-/// rarely in cache. Two strings sharing a key would share a fingerprint; that is
-/// ~2³² times less likely than two strings sharing the 32-bit fingerprint itself, and
-/// without the key it cannot be aimed.
+/// The memo is keyed by [`crate::keyed_hash`] of the string, not by the string: a probe
+/// then touches no copy of the string, which is rarely in cache. Two strings sharing a key
+/// would share a fingerprint; that is ~2³² times less likely than two strings sharing the
+/// 32-bit fingerprint itself, and without the key it cannot be aimed.
 #[derive(Debug, Default)]
 pub struct Fingerprints {
     memo: rustc_hash::FxHashMap<u64, u32>,
-    keyed: std::hash::RandomState,
 }
 
 impl Fingerprints {
@@ -94,8 +92,7 @@ impl Fingerprints {
     const CAPACITY: usize = 65_536;
 
     pub fn of(&mut self, s: &str) -> u32 {
-        use std::hash::BuildHasher;
-        let key = self.keyed.hash_one(s);
+        let key = crate::keyed_hash(s);
         if let Some(&fp) = self.memo.get(&key) {
             return fp;
         }

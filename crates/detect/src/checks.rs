@@ -125,10 +125,15 @@ pub struct State {
     pub own_accounts: BTreeSet<String>,
     /// Web-identity subjects seen per role ARN (capped per role).
     pub subjects: BTreeMap<String, Vec<String>>,
-    /// Recent uses per access key: (time, network), within the widest window.
+    /// Recent uses per access key, by the key's [`crate::keyed_hash`]: (time, the network's
+    /// keyed hash, the network), within the widest window. Keys and networks are told
+    /// apart by hash, so a use reads none of the stored strings.
     #[serde(skip)]
-    pub key_uses: hashbrown::HashMap<String, VecDeque<(Millis, String)>, FxBuildHasher>,
+    pub key_uses: hashbrown::HashMap<u64, VecDeque<KeyUse>, FxBuildHasher>,
 }
+
+/// One use of an access key: when, and from which network (keyed hash, name).
+pub type KeyUse = (Millis, u64, String);
 
 const MAX_SUBJECTS: usize = 256;
 const MAX_KEYS: usize = 100_000;
@@ -247,31 +252,32 @@ impl Check {
                     return None;
                 }
                 let net = v.network()?;
-                if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(key) {
+                let key_hash = crate::keyed_hash(key);
+                if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(&key_hash) {
                     state.key_uses.clear();
                 }
-                // One lookup; the key is copied only when new.
-                let uses = state.key_uses.entry_ref(key).or_default();
+                let uses = state.key_uses.entry(key_hash).or_default();
                 let window = window_seconds * 1000;
                 // The buffer of a use that left the window takes this one's network.
                 let mut spare = None;
-                while uses.front().is_some_and(|(t, _)| *t < e.time - window) {
-                    spare = uses.pop_front().map(|(_, n)| n);
+                while uses.front().is_some_and(|(t, _, _)| *t < e.time - window) {
+                    spare = uses.pop_front().map(|(_, _, n)| n);
                 }
                 if uses.len() >= 64 {
-                    spare = uses.pop_front().map(|(_, n)| n);
+                    spare = uses.pop_front().map(|(_, _, n)| n);
                 }
                 let mut this = spare.unwrap_or_default();
                 this.clear();
                 this.push_str(net);
+                let net_hash = crate::keyed_hash(net);
                 // One network in the window (the common case): nothing to compare.
-                if *networks > 1 && uses.iter().all(|(_, n)| n == net) {
-                    uses.push_back((e.time, this));
+                if *networks > 1 && uses.iter().all(|&(_, h, _)| h == net_hash) {
+                    uses.push_back((e.time, net_hash, this));
                     return None;
                 }
-                uses.push_back((e.time, this));
+                uses.push_back((e.time, net_hash, this));
                 // Sorted and deduplicated, as a set would list them (at most 64 entries).
-                let mut distinct: Vec<&str> = uses.iter().map(|(_, n)| n.as_str()).collect();
+                let mut distinct: Vec<&str> = uses.iter().map(|(_, _, n)| n.as_str()).collect();
                 distinct.sort_unstable();
                 distinct.dedup();
                 // Networks the principal already used in learned hours are its own (a VPC

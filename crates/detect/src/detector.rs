@@ -41,8 +41,8 @@ impl hashbrown::Equivalent<Key> for KeyRef<'_> {
 /// An open finding, and whether it changed since the last `take_findings`.
 ///
 /// A repeat match checks its event id and actor against those already listed. The lists'
-/// strings are separate allocations, rarely in cache by the next match; their hashes are
-/// kept here, side by side, so that only a hash that agrees leads to a string comparison.
+/// strings are separate allocations, rarely in cache by the next match; their keyed hashes
+/// ([`crate::keyed_hash`]) are kept here, side by side, and compared instead.
 struct Active {
     finding: Finding,
     changed: bool,
@@ -54,8 +54,7 @@ struct Active {
 }
 
 fn hash(s: &str) -> u64 {
-    use std::hash::BuildHasher;
-    FxBuildHasher.hash_one(s)
+    crate::keyed_hash(s)
 }
 
 impl Active {
@@ -75,17 +74,11 @@ impl Active {
         }
     }
 
-    /// [`Finding::add_evidence`], comparing strings only where the hashes agree.
+    /// [`Finding::add_evidence`], by keyed hash.
     fn add_evidence(&mut self, id: &str) {
         let f = &mut self.finding;
         let h = hash(id);
-        if self
-            .evidence
-            .iter()
-            .zip(&f.events)
-            .rev()
-            .any(|(&x, e)| x == h && e == id)
-        {
+        if self.evidence.contains(&h) {
             return;
         }
         // A full list drops its second entry (the first is kept: how it started).
@@ -105,17 +98,14 @@ impl Active {
         if hashes.len() >= MAX_ACTORS {
             return;
         }
+        // Compared by keyed hash: the listed strings are not read.
+        let h = hash(actor);
+        if hashes.contains(&h) {
+            return;
+        }
         let Some(Value::Array(list)) = self.finding.details.get_mut("actors") else {
             return;
         };
-        let h = hash(actor);
-        if hashes
-            .iter()
-            .zip(list.iter())
-            .any(|(&x, v)| x == h && v.as_str() == Some(actor))
-        {
-            return;
-        }
         list.push(Value::String(actor.to_owned()));
         hashes.push(h);
     }
