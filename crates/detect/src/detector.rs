@@ -160,6 +160,14 @@ struct Compiled {
 /// One rule's match on one event: the engine's rule index and the selections that held.
 type Match = (usize, Vec<String>);
 
+/// The rule matches of one event, computed ahead of [`Detector::on_event_prepared`] by
+/// [`Detector::prepare`].
+pub struct Prepared {
+    matches: Vec<Match>,
+    /// Whether matching needed the raw record parsed.
+    parsed: bool,
+}
+
 fn logsource(source: SourceKind) -> LogSource {
     let (p, s) = match source {
         SourceKind::K8sAudit => ("kubernetes", "audit"),
@@ -442,16 +450,45 @@ impl Detector {
     /// Runs everything on one event. `raw` is its platform record (may be empty), `known`
     /// the fields of it the normalizer already read.
     pub fn on_event(&mut self, event: &Event, raw: &[u8], known: &Known, lookup: &dyn Lookup) {
+        self.on_event_prepared(event, raw, known, lookup, None);
+    }
+
+    /// Which rules an event's record matches: a function of the event alone, so that a
+    /// caller holding several events can match them all first (the rule evaluator's code
+    /// then stays in cache) and run [`Detector::on_event_prepared`] on each after.
+    pub fn prepare(&self, event: &Event, raw: &[u8], known: &Known) -> Prepared {
+        let view = View::new(event, raw, known);
+        let matches = self.matching(&view);
+        Prepared {
+            matches,
+            parsed: view.was_parsed(),
+        }
+    }
+
+    /// [`Detector::on_event`], with the event's rule matches when [`Detector::prepare`]
+    /// computed them (for this same event).
+    pub fn on_event_prepared(
+        &mut self,
+        event: &Event,
+        raw: &[u8],
+        known: &Known,
+        lookup: &dyn Lookup,
+        prepared: Option<Prepared>,
+    ) {
         let view = View::new(event, raw, known);
         self.events += 1;
         self.latest = self.latest.max(event.time);
         self.state.learn(&view);
         let principal = view.principal();
+        let (matches, parsed_ahead) = match prepared {
+            Some(p) => (p.matches, p.parsed),
+            None => (self.matching(&view), false),
+        };
         // Sigma rules (Keyward detections included). Matches that feed no correlation are
         // reported here; the others go through the correlation engine, which reports those
         // it does not keep to itself (`generate: false`) and the correlations that fire.
         let mut feeding = Vec::new();
-        for (i, selections) in self.matching(&view) {
+        for (i, selections) in matches {
             let Some(c) = self.compiled.get(i) else {
                 continue;
             };
@@ -535,7 +572,7 @@ impl Detector {
         if let Some(p) = principal {
             self.learn(p, &view);
         }
-        if view.was_parsed() {
+        if parsed_ahead || view.was_parsed() {
             self.parsed += 1;
         }
     }

@@ -142,6 +142,53 @@ struct EngineSink<'a, 'b> {
 
 impl Sink for EngineSink<'_, '_> {
     fn accept(&mut self, out: Output) {
+        self.accept_prepared(out, None);
+    }
+
+    /// With detection on, the records' rule matches are computed first, all together
+    /// (they depend on each record alone); each record is then stored, applied and run
+    /// through the stateful checks in order, exactly as `accept` would.
+    fn accept_ahead(&mut self, ahead: &mut Vec<keyward_normalize::Ahead<'_>>) {
+        let mut prepared: Vec<Option<keyward_detect::detector::Prepared>> = Vec::new();
+        if let Some(det) = self.detector.as_deref()
+            && self.error.is_none()
+        {
+            prepared.extend(ahead.iter().map(|a| match &a.result {
+                Ok(Some(out)) => {
+                    out.event.as_ref().map(|ev| {
+                        det.prepare(ev, out.raw.as_deref().unwrap_or_default(), &out.known)
+                    })
+                }
+                _ => None,
+            }));
+        }
+        let mut prepared = prepared.into_iter();
+        for a in ahead.drain(..) {
+            let p = prepared.next().flatten();
+            match a.result {
+                Ok(Some(out)) => self.accept_prepared(out, p),
+                Ok(None) => {}
+                Err(reason) => self.reject(Diagnostic {
+                    line: a.line,
+                    record: a.record,
+                    reason,
+                }),
+            }
+        }
+    }
+
+    fn reject(&mut self, diag: Diagnostic) {
+        self.reject_one(diag);
+    }
+}
+
+impl EngineSink<'_, '_> {
+    /// Accepts one record; `prepared`: its rule matches, when computed ahead.
+    fn accept_prepared(
+        &mut self,
+        out: Output,
+        prepared: Option<keyward_detect::detector::Prepared>,
+    ) {
         if self.error.is_some() {
             return;
         }
@@ -170,11 +217,12 @@ impl Sink for EngineSink<'_, '_> {
                         graph: &self.topology.graph,
                         cache: self.retired,
                     };
-                    det.on_event(
+                    det.on_event_prepared(
                         ev,
                         out.raw.as_deref().unwrap_or_default(),
                         &out.known,
                         &lookup,
+                        prepared,
                     );
                 }
             }
@@ -253,7 +301,7 @@ impl Sink for EngineSink<'_, '_> {
         }
     }
 
-    fn reject(&mut self, diag: Diagnostic) {
+    fn reject_one(&mut self, diag: Diagnostic) {
         if self.error.is_some() {
             return;
         }

@@ -342,20 +342,25 @@ pub fn parse_only(doc: &[u8]) -> usize {
 const PARSE_AHEAD: usize = 16;
 
 fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dyn Sink) {
-    type Parsed<'a> = Vec<(Result<Option<Output<'a>>, String>, u64, u64)>;
-    fn flush(parsed: &mut Parsed, sink: &mut dyn Sink) {
-        for (result, line, idx) in parsed.drain(..) {
-            crate::emit(sink, result, line, Some(idx));
+    let mut parsed: Vec<crate::Ahead> = Vec::with_capacity(PARSE_AHEAD);
+    fn flush(parsed: &mut Vec<crate::Ahead>, sink: &mut dyn Sink) {
+        if !parsed.is_empty() {
+            sink.accept_ahead(parsed);
+            // A sink that left records behind has dropped them: never handed on twice.
+            parsed.clear();
         }
     }
-    let mut parsed: Parsed = Vec::with_capacity(PARSE_AHEAD);
     // Each record is split off without a parse, then parsed (and validated) once.
     for (idx, item) in crate::split::elements(array).enumerate() {
         let idx = idx as u64;
         match item {
             Ok(raw) => {
                 let line = lines.line_of(raw);
-                parsed.push((normalize_record_memo(raw, memo), line, idx));
+                parsed.push(crate::Ahead {
+                    result: normalize_record_memo(raw, memo),
+                    line,
+                    record: Some(idx),
+                });
                 if parsed.len() >= PARSE_AHEAD {
                     flush(&mut parsed, sink);
                 }

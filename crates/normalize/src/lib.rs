@@ -91,6 +91,32 @@ impl Memo {
 pub trait Sink {
     fn accept(&mut self, out: Output<'_>);
     fn reject(&mut self, diag: Diagnostic);
+
+    /// Records a normalizer parsed ahead, in document order; the sink takes them all
+    /// (`ahead` is left empty). The default hands each to [`Sink::accept`] or
+    /// [`Sink::reject`] in turn; a sink may first do, for all of them at once, the work
+    /// that depends on each record alone.
+    fn accept_ahead(&mut self, ahead: &mut Vec<Ahead<'_>>) {
+        for a in ahead.drain(..) {
+            match a.result {
+                Ok(Some(out)) => self.accept(out),
+                Ok(None) => {}
+                Err(reason) => self.reject(Diagnostic {
+                    line: a.line,
+                    record: a.record,
+                    reason,
+                }),
+            }
+        }
+    }
+}
+
+/// One record parsed ahead of its sink: its output (`None`: nothing to report), or why it
+/// was rejected, with where it is.
+pub struct Ahead<'a> {
+    pub result: Result<Option<Output<'a>>, String>,
+    pub line: u64,
+    pub record: Option<u64>,
 }
 
 /// Per-input context that the bytes themselves do not carry, and normalizer state that
