@@ -145,36 +145,53 @@ impl Sink for EngineSink<'_, '_> {
         self.accept_prepared(out, None);
     }
 
-    /// With detection on, the records' rule matches are computed first, all together
-    /// (they depend on each record alone); each record is then stored, applied and run
-    /// through the stateful checks in order, exactly as `accept` would.
+    /// With detection on, records are taken in stages, each over a run of them, so that
+    /// each stage's code stays in cache: rule matches (a function of each record alone),
+    /// then the store, then the inventory, then the stateful checks, in record order
+    /// within each stage. That is what `accept` one by one does for records that bring no
+    /// identity facts or objects (the checks read the inventory's tags and the graph,
+    /// which only those change; the store and the inventory read nothing of detection);
+    /// a record that does, or a rejection, ends the run and is taken on its own.
     fn accept_ahead(&mut self, ahead: &mut Vec<keyward_normalize::Ahead<'_>>) {
-        let mut prepared: Vec<Option<keyward_detect::detector::Prepared>> = Vec::new();
-        if let Some(det) = self.detector.as_deref()
-            && self.error.is_none()
-        {
-            prepared.extend(ahead.iter().map(|a| match &a.result {
-                Ok(Some(out)) => {
-                    out.event.as_ref().map(|ev| {
-                        det.prepare(ev, out.raw.as_deref().unwrap_or_default(), &out.known)
-                    })
-                }
-                _ => None,
-            }));
+        let Some(det) = self.detector.as_deref() else {
+            return self.accept_each(ahead);
+        };
+        if self.error.is_some() {
+            ahead.clear();
+            return;
         }
-        let mut prepared = prepared.into_iter();
-        for a in ahead.drain(..) {
-            let p = prepared.next().flatten();
+        let prepared: Vec<Option<keyward_detect::detector::Prepared>> = ahead
+            .iter()
+            .map(|a| match &a.result {
+                Ok(Some(out)) => out
+                    .event
+                    .as_ref()
+                    .map(|ev| det.prepare(ev, out.raw.as_deref().unwrap_or_default(), &out.known)),
+                _ => None,
+            })
+            .collect();
+        let mut run = Vec::new();
+        for (a, p) in ahead.drain(..).zip(prepared) {
             match a.result {
-                Ok(Some(out)) => self.accept_prepared(out, p),
+                Ok(Some(out)) if out.observations.is_empty() && out.objects.is_empty() => {
+                    run.push((out, p));
+                }
+                Ok(Some(out)) => {
+                    self.staged(std::mem::take(&mut run));
+                    self.accept_prepared(out, p);
+                }
                 Ok(None) => {}
-                Err(reason) => self.reject(Diagnostic {
-                    line: a.line,
-                    record: a.record,
-                    reason,
-                }),
+                Err(reason) => {
+                    self.staged(std::mem::take(&mut run));
+                    self.reject_one(Diagnostic {
+                        line: a.line,
+                        record: a.record,
+                        reason,
+                    });
+                }
             }
         }
+        self.staged(run);
     }
 
     fn reject(&mut self, diag: Diagnostic) {
@@ -183,99 +200,170 @@ impl Sink for EngineSink<'_, '_> {
 }
 
 impl EngineSink<'_, '_> {
-    /// Accepts one record; `prepared`: its rule matches, when computed ahead.
-    fn accept_prepared(
-        &mut self,
-        out: Output,
-        prepared: Option<keyward_detect::detector::Prepared>,
-    ) {
-        if self.error.is_some() {
+    /// A run of records that bring no identity facts or objects, with their rule matches
+    /// when computed ahead, in stages (see [`Sink::accept_ahead`]).
+    fn staged(&mut self, run: Vec<(Output, Option<keyward_detect::detector::Prepared>)>) {
+        if run.is_empty() {
             return;
+        }
+        // Whether each record's event is new to the store; a store error ends the run there.
+        let mut new = Vec::with_capacity(run.len());
+        for (out, _) in &run {
+            match self.store_event(out.event.as_ref()) {
+                Some(n) => new.push(n),
+                None => break,
+            }
+        }
+        for ((out, _), &count) in run.iter().zip(&new) {
+            if let Some(t) = &out.touch {
+                self.touch(t, out.event.as_ref(), count);
+            }
+        }
+        for ((out, p), &count) in run.into_iter().zip(&new) {
+            // Only events new to the store are detected on: a re-read adds nothing.
+            if count && let Some(ev) = &out.event {
+                self.detect(ev, &out, p);
+            }
+        }
+    }
+
+    /// The records one by one, as [`Sink::accept_ahead`]'s default does.
+    fn accept_each(&mut self, ahead: &mut Vec<keyward_normalize::Ahead<'_>>) {
+        for a in ahead.drain(..) {
+            match a.result {
+                Ok(Some(out)) => self.accept_prepared(out, None),
+                Ok(None) => {}
+                Err(reason) => self.reject_one(Diagnostic {
+                    line: a.line,
+                    record: a.record,
+                    reason,
+                }),
+            }
+        }
+    }
+
+    /// Counts an accepted record and stores its event. Whether the event is new to the
+    /// store (`true` without one); `None` once the store failed.
+    fn store_event(&mut self, event: Option<&keyward_model::Event>) -> Option<bool> {
+        if self.error.is_some() {
+            return None;
         }
         self.records += 1;
         self.accepted += 1;
         if self.records.is_multiple_of(4096) {
             self.progress.records(4096);
         }
-        let mut count = true;
-        let event = out.event;
-        if let Some(ev) = &event {
-            let key = keyward_normalize::event_key(ev.source, &ev.native_id);
-            match self.batch.put_event(key, ev, self.file_id) {
-                Ok(new) => count = new,
-                Err(e) => {
-                    self.error = Some(e.into());
-                    return;
-                }
+        let Some(ev) = event else {
+            return Some(true);
+        };
+        let key = keyward_normalize::event_key(ev.source, &ev.native_id);
+        match self.batch.put_event(key, ev, self.file_id) {
+            Ok(new) => {
+                self.events_new += u64::from(new);
+                Some(new)
             }
-            if count {
-                self.events_new += 1;
-                // Only events new to the store are detected on: a re-read adds nothing.
-                if let Some(det) = self.detector.as_deref_mut() {
-                    let lookup = crate::detection::EngineLookup {
-                        inventory: self.inventory,
-                        graph: &self.topology.graph,
-                        cache: self.retired,
+            Err(e) => {
+                self.error = Some(e.into());
+                None
+            }
+        }
+    }
+
+    /// A record whose caller was applied in full earlier in this run: only times move.
+    fn touch(
+        &mut self,
+        t: &Arc<keyward_normalize::Touch>,
+        event: Option<&keyward_model::Event>,
+        count: bool,
+    ) {
+        let time = event.map_or(0, |e| e.time);
+        let key = Arc::as_ptr(t) as usize;
+        if !self.resolved.contains_key(&key) {
+            if self.resolved.len() >= keyward_normalize::Memo::CAPACITY {
+                self.resolved.clear();
+            }
+            let ids = t
+                .ids
+                .iter()
+                .filter_map(|id| self.inventory.slot(id))
+                .collect();
+            let credentials = t
+                .credentials
+                .iter()
+                .enumerate()
+                .filter_map(|(n, (owner, _, _))| self.inventory.slot(owner).map(|s| (s, n)))
+                .collect();
+            self.resolved.insert(
+                key,
+                Resolved {
+                    _touch: Arc::clone(t),
+                    ids,
+                    credentials,
+                },
+            );
+        }
+        if let Some(r) = self.resolved.get(&key) {
+            for &slot in &r.ids {
+                self.inventory.touch_slot(slot, time, count);
+            }
+            for &(slot, n) in &r.credentials {
+                if let Some((_, cred, place)) = t.credentials.get(n) {
+                    // Where an access key was used: only computed for the events that need it.
+                    let (rg, sv) = match (event, *place) {
+                        (Some(e), true) => (
+                            e.region.as_deref(),
+                            e.action
+                                .split_once(':')
+                                .map(|(s, _)| keyward_model::ids::service_name(s)),
+                        ),
+                        _ => (None, None),
                     };
-                    det.on_event_prepared(
-                        ev,
-                        out.raw.as_deref().unwrap_or_default(),
-                        &out.known,
-                        &lookup,
-                        prepared,
-                    );
+                    self.inventory.touch_credential(slot, cred, time, rg, sv);
                 }
             }
         }
-        let time = event.as_ref().map_or(0, |e| e.time);
+    }
+
+    /// Runs detection on an event new to the store.
+    fn detect(
+        &mut self,
+        ev: &keyward_model::Event,
+        out: &Output,
+        prepared: Option<keyward_detect::detector::Prepared>,
+    ) {
+        if let Some(det) = self.detector.as_deref_mut() {
+            let lookup = crate::detection::EngineLookup {
+                inventory: self.inventory,
+                graph: &self.topology.graph,
+                cache: self.retired,
+            };
+            det.on_event_prepared(
+                ev,
+                out.raw.as_deref().unwrap_or_default(),
+                &out.known,
+                &lookup,
+                prepared,
+            );
+        }
+    }
+
+    /// Accepts one record; `prepared`: its rule matches, when computed ahead.
+    fn accept_prepared(
+        &mut self,
+        out: Output,
+        prepared: Option<keyward_detect::detector::Prepared>,
+    ) {
+        let Some(count) = self.store_event(out.event.as_ref()) else {
+            return;
+        };
+        // Only events new to the store are detected on: a re-read adds nothing.
+        if count && let Some(ev) = &out.event {
+            self.detect(ev, &out, prepared);
+        }
         if let Some(t) = &out.touch {
-            // Callers already applied in full earlier in this run: only times move.
-            let key = Arc::as_ptr(t) as usize;
-            if !self.resolved.contains_key(&key) {
-                if self.resolved.len() >= keyward_normalize::Memo::CAPACITY {
-                    self.resolved.clear();
-                }
-                let ids = t
-                    .ids
-                    .iter()
-                    .filter_map(|id| self.inventory.slot(id))
-                    .collect();
-                let credentials = t
-                    .credentials
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(n, (owner, _, _))| self.inventory.slot(owner).map(|s| (s, n)))
-                    .collect();
-                self.resolved.insert(
-                    key,
-                    Resolved {
-                        _touch: Arc::clone(t),
-                        ids,
-                        credentials,
-                    },
-                );
-            }
-            if let Some(r) = self.resolved.get(&key) {
-                for &slot in &r.ids {
-                    self.inventory.touch_slot(slot, time, count);
-                }
-                for &(slot, n) in &r.credentials {
-                    if let Some((_, cred, place)) = t.credentials.get(n) {
-                        // Where an access key was used: only computed for the events that need it.
-                        let (rg, sv) = match (&event, *place) {
-                            (Some(e), true) => (
-                                e.region.as_deref(),
-                                e.action
-                                    .split_once(':')
-                                    .map(|(s, _)| keyward_model::ids::service_name(s)),
-                            ),
-                            _ => (None, None),
-                        };
-                        self.inventory.touch_credential(slot, cred, time, rg, sv);
-                    }
-                }
-            }
+            self.touch(t, out.event.as_ref(), count);
         }
+        let event = out.event;
         for obs in out.observations {
             // Only events new to the store add evidence: a re-read event must not count twice
             // (the edge keeps only its latest event ids, so it could not tell).

@@ -144,3 +144,78 @@ fn a_user_whose_owner_departed_that_acts_is_reported() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("departed"), "{found:?}");
 }
+
+/// Records the engine takes in stages (an S3 delivery file, parsed ahead) give the same
+/// findings as the same records taken one by one (a CloudTrail Lake query result): the
+/// bundled estate's CloudTrail, with every built-in rule.
+#[test]
+fn staged_and_one_by_one_detect_the_same() {
+    let estate = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate/AWSLogs");
+    let mut files = Vec::new();
+    let mut stack = vec![estate];
+    while let Some(d) = stack.pop() {
+        for p in keyward_testkit::sorted_dir(&d) {
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.to_string_lossy().ends_with(".json.gz") {
+                files.push(p);
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    let mut rows = Vec::new();
+    for f in &files {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(
+            &mut flate2::read::GzDecoder::new(std::fs::File::open(f).unwrap()),
+            &mut text,
+        )
+        .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        for r in doc["Records"].as_array().unwrap() {
+            rows.push(serde_json::json!([{"eventJson": r.to_string()}]));
+        }
+    }
+    let findings = |paths: &[PathBuf]| {
+        let data = tempfile::tempdir().unwrap();
+        let mut e = engine(data.path());
+        let r = e
+            .ingest(paths, &IngestOptions::default(), &mut (), 0)
+            .unwrap();
+        assert_eq!(r.rejected, 0, "{:?}", r.rejections);
+        let mut v: Vec<String> = r
+            .findings
+            .iter()
+            .map(|f| {
+                format!(
+                    "{} {} {:?} {} {} {} {:?} {}",
+                    f.id,
+                    f.rule_id,
+                    f.identity,
+                    f.count,
+                    f.first_seen,
+                    f.last_seen,
+                    f.events,
+                    f.summary
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let staged = findings(&files);
+    let lake = tempfile::tempdir().unwrap();
+    let lake_file = lake.path().join("lake-query-results.json");
+    std::fs::write(
+        &lake_file,
+        serde_json::to_vec(
+            &serde_json::json!({"QueryStatus": "FINISHED", "QueryResultRows": rows}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let one_by_one = findings(&[lake_file]);
+    eprintln!("{} records, {} findings", rows.len(), staged.len());
+    assert!(staged.len() >= 5, "{staged:?}");
+    assert_eq!(staged, one_by_one);
+}
