@@ -78,30 +78,43 @@ pub fn fingerprint(s: &str) -> u32 {
 /// Fingerprints of strings seen lately: most events repeat their endpoint, network and
 /// user agent, and a map probe is cheaper than hashing them again.
 ///
-/// The memo is keyed by [`crate::keyed_hash`] of the string, not by the string: a probe
-/// then touches no copy of the string, which is rarely in cache. Two strings sharing a key
-/// would share a fingerprint; that is ~2³² times less likely than two strings sharing the
-/// 32-bit fingerprint itself, and without the key it cannot be aimed.
-#[derive(Debug, Default)]
+/// The memo is a direct-mapped table (64 KiB, mostly in cache) keyed by
+/// [`crate::keyed_hash`] of the string, not by the string: a probe touches no copy of the
+/// string, which is rarely in cache; a string whose slot holds another is fingerprinted
+/// again and takes the slot. Two strings sharing a key would share a fingerprint; that is
+/// ~2³² times less likely than two strings sharing the 32-bit fingerprint itself, and
+/// without the key it cannot be aimed.
+#[derive(Debug)]
 pub struct Fingerprints {
-    memo: rustc_hash::FxHashMap<u64, u32>,
+    /// (keyed hash, fingerprint) per slot; an empty slot holds (0, 0) and answers only a
+    /// string whose keyed hash is 0, with that string's own fingerprint computed then.
+    memo: Vec<(u64, u32)>,
+}
+
+impl Default for Fingerprints {
+    fn default() -> Self {
+        Fingerprints {
+            memo: vec![(0, 0); Self::SLOTS],
+        }
+    }
 }
 
 impl Fingerprints {
-    /// Strings remembered; the memo starts over past this.
-    const CAPACITY: usize = 65_536;
+    /// Slots in the memo (a power of two).
+    const SLOTS: usize = 4_096;
 
     pub fn of(&mut self, s: &str) -> u32 {
         let key = crate::keyed_hash(s);
-        if let Some(&fp) = self.memo.get(&key) {
-            return fp;
+        let i = (key as usize) & (Self::SLOTS - 1);
+        match self.memo.get_mut(i) {
+            Some(slot) if slot.0 == key && key != 0 => slot.1,
+            Some(slot) => {
+                let fp = fingerprint(s);
+                *slot = (key, fp);
+                fp
+            }
+            None => fingerprint(s),
         }
-        if self.memo.len() >= Self::CAPACITY {
-            self.memo.clear();
-        }
-        let fp = fingerprint(s);
-        self.memo.insert(key, fp);
-        fp
     }
 }
 
@@ -321,28 +334,31 @@ impl Baseline {
         if w.events.len() < SHOWN {
             w.events.push(a.event_id.to_owned());
         }
-        let fp = fps.of(a.endpoint);
-        if !self.endpoints.contains(fp) && !self.endpoints.saturated {
-            if !w.endpoints.fps.contains(&fp) && sensitive(a.endpoint) {
-                w.sensitive_endpoints += 1;
+        // A saturated set judges no novelty: its signal's string is not fingerprinted.
+        if !self.endpoints.saturated {
+            let fp = fps.of(a.endpoint);
+            if !self.endpoints.contains(fp) {
+                if !w.endpoints.fps.contains(&fp) && sensitive(a.endpoint) {
+                    w.sensitive_endpoints += 1;
+                }
+                w.endpoints.add(fp, a.endpoint);
             }
-            w.endpoints.add(fp, a.endpoint);
         }
-        if let Some(r) = a.resource {
+        if let Some(r) = a.resource.filter(|_| !self.resources.saturated) {
             let fp = fps.of(r);
-            if !self.resources.contains(fp) && !self.resources.saturated {
+            if !self.resources.contains(fp) {
                 w.resources.add(fp, r);
             }
         }
-        if let Some(net) = a.network {
+        if let Some(net) = a.network.filter(|_| !self.networks.saturated) {
             let fp = fps.of(net);
-            if !self.networks.contains(fp) && !self.networks.saturated {
+            if !self.networks.contains(fp) {
                 w.networks.add(fp, net);
             }
         }
-        if let Some(ua) = a.agent {
+        if let Some(ua) = a.agent.filter(|_| !self.agents.saturated) {
             let fp = fps.of(ua);
-            if !self.agents.contains(fp) && !self.agents.saturated {
+            if !self.agents.contains(fp) {
                 w.agents.add(fp, ua);
             }
         }
@@ -502,15 +518,19 @@ mod tests {
     #[test]
     fn memoized_fingerprints_are_the_fingerprints() {
         let mut fps = Fingerprints::default();
-        // Past the memo's capacity, so that it starts over once; every string twice.
-        let n = Fingerprints::CAPACITY + 5_000;
+        // Many more strings than slots, so that they take each other's slots; every
+        // string twice, and a few often (they stay remembered between the others).
+        let n = Fingerprints::SLOTS * 16;
         for round in 0..2 {
             for i in 0..n {
                 let s = format!("svc{}:Action{i}", i % 7);
                 assert_eq!(fps.of(&s), fingerprint(&s), "round {round}, {s}");
+                let hot = format!("hot{}", i % 3);
+                assert_eq!(fps.of(&hot), fingerprint(&hot));
             }
         }
-        assert!(fps.memo.len() <= Fingerprints::CAPACITY);
+        assert_eq!(fps.memo.len(), Fingerprints::SLOTS);
+        assert!(fps.memo.iter().filter(|&&(k, _)| k != 0).count() > Fingerprints::SLOTS / 2);
     }
 
     fn act<'a>(t: Millis, ep: &'a str, ip: &'a str) -> Activity<'a> {

@@ -25,6 +25,23 @@ const MERGE_WINDOW: Millis = 3_600_000;
 /// Acting identities (sessions, keys) listed in a finding about their principal.
 const MAX_ACTORS: usize = 20;
 
+/// A principal's baseline, and whether it is listed as changed (`Detector::dirty`): the
+/// flag sits beside the baseline, which an event reads anyway.
+#[derive(Default)]
+struct Held {
+    baseline: Baseline,
+    dirty: bool,
+}
+
+impl Held {
+    fn mark(&mut self, principal: &str, dirty: &mut Vec<String>) {
+        if !self.dirty {
+            self.dirty = true;
+            dirty.push(principal.to_owned());
+        }
+    }
+}
+
 /// A finding's merge key: rule index, principal (a role for all its sessions), subject.
 type Key = (usize, String, String);
 
@@ -131,11 +148,13 @@ pub struct Detector {
     /// Rules with a check and no detection, per source.
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
-    baselines: hashbrown::HashMap<String, Baseline, FxBuildHasher>,
+    baselines: hashbrown::HashMap<String, Held, FxBuildHasher>,
     fingerprints: Fingerprints,
     /// The endpoint (`service:action`) being learned, a buffer kept across events.
     endpoint: String,
-    dirty: FxHashSet<String>,
+    /// Principals whose baseline changed since the last [`Detector::take_dirty`] (each
+    /// once: its [`Held::dirty`] says whether it is listed).
+    dirty: Vec<String>,
     settings: Settings,
     /// Open findings by (rule index, principal, subject): later matches extend them. Looked
     /// up by borrowed parts ([`KeyRef`]), so a match on an open finding allocates no key.
@@ -277,7 +296,7 @@ impl Detector {
             baselines: hashbrown::HashMap::default(),
             fingerprints: Fingerprints::default(),
             endpoint: String::new(),
-            dirty: FxHashSet::default(),
+            dirty: Vec::new(),
             settings,
             active: hashbrown::HashMap::default(),
             out: Vec::new(),
@@ -313,18 +332,26 @@ impl Detector {
 
     /// A baseline loaded from the store.
     pub fn load_baseline(&mut self, principal: String, b: Baseline) {
-        self.baselines.entry(principal).or_insert(b);
+        self.baselines.entry(principal).or_insert(Held {
+            baseline: b,
+            dirty: false,
+        });
     }
 
     pub fn baseline(&self, principal: &str) -> Option<&Baseline> {
-        self.baselines.get(principal)
+        self.baselines.get(principal).map(|h| &h.baseline)
     }
 
     /// Bytes held by all baselines (inline, heap and map entry), see [`Baseline::bytes`].
     pub fn baseline_bytes(&self) -> usize {
         self.baselines
             .iter()
-            .map(|(k, b)| k.capacity() + b.bytes() + std::mem::size_of::<String>())
+            .map(|(k, h)| {
+                k.capacity()
+                    + h.baseline.bytes()
+                    + std::mem::size_of::<String>()
+                    + (std::mem::size_of::<Held>() - std::mem::size_of::<Baseline>())
+            })
             .sum()
     }
 
@@ -335,9 +362,14 @@ impl Detector {
     /// Baselines changed since the last call.
     pub fn take_dirty(&mut self) -> Vec<(String, &Baseline)> {
         let dirty = std::mem::take(&mut self.dirty);
+        for k in &dirty {
+            if let Some(h) = self.baselines.get_mut(k) {
+                h.dirty = false;
+            }
+        }
         dirty
             .into_iter()
-            .filter_map(|k| self.baselines.get(&k).map(|b| (k, b)))
+            .filter_map(|k| self.baselines.get(&k).map(|h| (k, &h.baseline)))
             .collect()
     }
 
@@ -552,7 +584,7 @@ impl Detector {
         // Checks that need no detection: the principal's baseline is looked up once for
         // all of them, and what they find is reported after.
         let mut hits = Vec::new();
-        let b = principal.and_then(|p| self.baselines.get(p));
+        let b = principal.and_then(|p| self.baselines.get(p).map(|h| &h.baseline));
         for &(src, idx) in &self.check_only {
             if src != event.source {
                 continue;
@@ -593,7 +625,7 @@ impl Detector {
             return;
         }
         if let Some(check) = rule.check.clone() {
-            let b = principal.and_then(|p| self.baselines.get(p));
+            let b = principal.and_then(|p| self.baselines.get(p).map(|h| &h.baseline));
             if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup) {
                 self.emit_hit(idx, view, principal, hit);
             }
@@ -657,11 +689,11 @@ impl Detector {
             return;
         }
         // One lookup; the key is copied only for a principal new to the map.
-        let b = self.baselines.entry_ref(principal).or_default();
-        let score = b.observe(&activity, checks::regional(v), &mut self.fingerprints);
-        if !self.dirty.contains(principal) {
-            self.dirty.insert(principal.to_owned());
-        }
+        let h = self.baselines.entry_ref(principal).or_default();
+        let score = h
+            .baseline
+            .observe(&activity, checks::regional(v), &mut self.fingerprints);
+        h.mark(principal, &mut self.dirty);
         if let Some(s) = score {
             self.anomaly(principal, s);
         }
@@ -671,10 +703,14 @@ impl Detector {
     pub fn close_hours(&mut self) {
         let now_hour = self.latest.div_euclid(3_600_000);
         let mut scores = Vec::new();
-        for (p, b) in &mut self.baselines {
-            if b.window.as_ref().is_some_and(|w| w.hour < now_hour) {
-                self.dirty.insert(p.clone());
-                if let Some(s) = b.close() {
+        for (p, h) in &mut self.baselines {
+            if h.baseline
+                .window
+                .as_ref()
+                .is_some_and(|w| w.hour < now_hour)
+            {
+                h.mark(p, &mut self.dirty);
+                if let Some(s) = h.baseline.close() {
                     scores.push((p.clone(), s));
                 }
             }
@@ -829,11 +865,11 @@ impl Detector {
         let Ok(w) = serde_json::from_value::<crate::baseline::Window>(w.clone()) else {
             return false;
         };
-        let Some(b) = self.baselines.get_mut(p) else {
+        let Some(h) = self.baselines.get_mut(p) else {
             return false;
         };
-        b.absorb(&w);
-        self.dirty.insert(p.to_owned());
+        h.baseline.absorb(&w);
+        h.mark(p, &mut self.dirty);
         true
     }
 }

@@ -92,3 +92,37 @@ fn uses_leave_the_window() {
         serde_json::json!(["192.0.2.0/24", "203.0.113.0/24"])
     );
 }
+
+/// A principal whose baseline changed is listed once per `take_dirty`, however many events
+/// changed it, and again after it changes again (an event, an hour closing).
+#[test]
+fn changed_baselines_are_listed_once() {
+    let mut d = Detector::new(Catalog::builtin(), Settings::default()).unwrap();
+    let feed = |d: &mut Detector, id, time| {
+        let (e, raw, known) = testing::normalize(
+            SourceKind::Cloudtrail,
+            &record(id, time, "ASIAONE", "10.0.12.7"),
+        )
+        .unwrap();
+        d.on_event(&e, &raw, &known, &NoLookup);
+    };
+    let role = "arn:aws:iam::111122223333:role/orders";
+    let names = |d: &mut Detector| -> Vec<String> {
+        d.take_dirty().into_iter().map(|(p, _)| p).collect()
+    };
+    for i in 0..5 {
+        feed(&mut d, i, "2026-11-10T08:00:01Z");
+    }
+    assert_eq!(names(&mut d), [role]);
+    assert!(names(&mut d).is_empty());
+    feed(&mut d, 10, "2026-11-10T08:10:00Z");
+    let listed = d.take_dirty();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].1.events, 6);
+    // The hour closes at the first event of a later hour seen by any principal.
+    d.close_hours();
+    assert!(names(&mut d).is_empty());
+    feed(&mut d, 11, "2026-11-10T09:30:00Z");
+    d.close_hours();
+    assert_eq!(names(&mut d), [role]);
+}
