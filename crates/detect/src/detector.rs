@@ -42,17 +42,15 @@ impl Held {
     }
 }
 
-/// A finding's merge key: rule index, principal (a role for all its sessions), subject.
-type Key = (usize, String, String);
+/// A finding's merge key: the keyed hash ([`crate::keyed_hash`]) of its rule index,
+/// principal (a role for all its sessions) and subject. A match finds its open finding
+/// without reading the stored strings (rarely in cache) or allocating a key; two keys
+/// agree by chance with probability 2⁻⁶⁴, and nobody without the process's key can aim
+/// for it.
+type Key = u64;
 
-/// A [`Key`] of borrowed parts; hashes as the key does (a tuple hashes its fields in order).
-#[derive(Hash)]
-struct KeyRef<'a>(usize, &'a str, &'a str);
-
-impl hashbrown::Equivalent<Key> for KeyRef<'_> {
-    fn equivalent(&self, k: &Key) -> bool {
-        self.0 == k.0 && self.1 == k.1 && self.2 == k.2
-    }
+fn merge_key(idx: usize, principal: &str, subject: &str) -> Key {
+    crate::keyed_hash(&(idx, principal, subject))
 }
 
 /// An open finding, and whether it changed since the last `take_findings`.
@@ -156,8 +154,8 @@ pub struct Detector {
     /// once: its [`Held::dirty`] says whether it is listed).
     dirty: Vec<String>,
     settings: Settings,
-    /// Open findings by (rule index, principal, subject): later matches extend them. Looked
-    /// up by borrowed parts ([`KeyRef`]), so a match on an open finding allocates no key.
+    /// Open findings by (rule index, principal, subject) ([`merge_key`]): later matches
+    /// extend them.
     active: hashbrown::HashMap<Key, Active, FxBuildHasher>,
     /// Keys of active findings changed since the last `take_findings`, once each.
     out: Vec<Key>,
@@ -324,7 +322,7 @@ impl Detector {
                 let Some(&idx) = self.by_id.get(&f.rule_id) else {
                     continue;
                 };
-                let key = (idx, f.identity.clone().unwrap_or_default(), subject);
+                let key = merge_key(idx, f.identity.as_deref().unwrap_or_default(), &subject);
                 self.active.insert(key, Active::new(f, false));
             }
         }
@@ -793,7 +791,8 @@ impl Detector {
         let owner = principal.unwrap_or_default();
         // The acting session or key, when the finding is about its principal.
         let also = e.actor.as_deref().filter(|a| *a != owner);
-        if let Some(a) = self.active.get_mut(&KeyRef(idx, owner, subject))
+        let merge = merge_key(idx, owner, subject);
+        if let Some(a) = self.active.get_mut(&merge)
             && a.finding.status.is_active()
             && (keyed.is_some() || e.time - a.finding.last_seen <= MERGE_WINDOW)
         {
@@ -810,7 +809,7 @@ impl Detector {
             }
             if !a.changed {
                 a.changed = true;
-                self.out.push((idx, owner.to_owned(), subject.to_owned()));
+                self.out.push(merge);
             }
             return;
         }
@@ -847,12 +846,11 @@ impl Detector {
             summary,
             details,
         };
-        let k = (idx, owner.to_owned(), subject.to_owned());
         let fresh = Active::new(fresh, true);
-        match self.active.insert(k.clone(), fresh) {
+        match self.active.insert(merge, fresh) {
             // Changed since the last take: it is reported before its successor replaces it.
             Some(old) if old.changed => self.done.push(old.finding),
-            _ => self.out.push(k),
+            _ => self.out.push(merge),
         }
     }
 

@@ -23,7 +23,7 @@ pub use checks::{Lookup, NoLookup, Settings};
 /// strings apart without reading a stored copy, which is rarely in cache. Two different
 /// strings agree with probability 2⁻⁶⁴, and without the key nobody can make them agree on
 /// purpose. Never persisted: the key changes with every process.
-pub(crate) fn keyed_hash(s: &str) -> u64 {
+pub(crate) fn keyed_hash<T: std::hash::Hash + ?Sized>(s: &T) -> u64 {
     use std::hash::BuildHasher;
     static KEY: std::sync::OnceLock<std::hash::RandomState> = std::sync::OnceLock::new();
     KEY.get_or_init(std::hash::RandomState::new).hash_one(s)
