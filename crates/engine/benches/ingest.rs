@@ -13,6 +13,10 @@
 //! gunzip + parse + normalize + inventory + SQLite store (events, identities, file
 //! records), committed every 500,000 records, as `keyward ingest` does.
 //!
+//! The target ratio (ingest with detection / serde_json DOM parse) is printed twice:
+//! from the stages as run one after the other, and from runs interleaved (each detection
+//! run right after a reference run), which a machine whose speed drifts skews less.
+//!
 //! For profiling: `KEYWARD_BENCH_ONLY_INGEST` skips the parse-only stages,
 //! `KEYWARD_BENCH_ONLY_PLAIN` stops before detection, `KEYWARD_BENCH_ONLY_DETECT` runs only
 //! ingest with detection, `KEYWARD_BENCH_ONLY_REFERENCE` runs only the serde_json
