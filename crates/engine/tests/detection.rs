@@ -1,7 +1,8 @@
-//! `kw-aws-used-after-retirement` against the real inventory and graph: an IAM user marked
-//! retired by a tag, or whose owner (by its `owner` tag) is recorded as departed, acts in
-//! CloudTrail. Also holds the estate-wide flags that let the check skip its lookups when
-//! nothing is retired.
+//! Detection inside ingest, against the real inventory, graph and store:
+//! `kw-aws-used-after-retirement` when an IAM user marked retired by a tag, or whose owner
+//! (by its `owner` tag) is recorded as departed, acts in CloudTrail, with the estate-wide
+//! flags that let the check skip its lookups when nothing is retired; and the staged
+//! intake of records parsed ahead, which must find what taking them one by one finds.
 
 #![allow(
     clippy::unwrap_used,
