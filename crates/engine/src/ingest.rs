@@ -154,7 +154,11 @@ impl Sink for EngineSink<'_, '_> {
     /// a record that does, or a rejection, ends the run and is taken on its own.
     fn accept_ahead(&mut self, ahead: &mut Vec<keyward_normalize::Ahead<'_>>) {
         let Some(det) = self.detector.as_deref() else {
-            return self.accept_each(ahead);
+            // Nothing to stage: one by one, as the default does.
+            for a in ahead.drain(..) {
+                a.hand_to(self);
+            }
+            return;
         };
         if self.error.is_some() {
             ahead.clear();
@@ -221,23 +225,8 @@ impl EngineSink<'_, '_> {
         }
         for ((out, p), &count) in run.into_iter().zip(&new) {
             // Only events new to the store are detected on: a re-read adds nothing.
-            if count && let Some(ev) = &out.event {
-                self.detect(ev, &out, p);
-            }
-        }
-    }
-
-    /// The records one by one, as [`Sink::accept_ahead`]'s default does.
-    fn accept_each(&mut self, ahead: &mut Vec<keyward_normalize::Ahead<'_>>) {
-        for a in ahead.drain(..) {
-            match a.result {
-                Ok(Some(out)) => self.accept_prepared(out, None),
-                Ok(None) => {}
-                Err(reason) => self.reject_one(Diagnostic {
-                    line: a.line,
-                    record: a.record,
-                    reason,
-                }),
+            if count {
+                self.detect(&out, p);
             }
         }
     }
@@ -324,14 +313,11 @@ impl EngineSink<'_, '_> {
         }
     }
 
-    /// Runs detection on an event new to the store.
-    fn detect(
-        &mut self,
-        ev: &keyward_model::Event,
-        out: &Output,
-        prepared: Option<keyward_detect::detector::Prepared>,
-    ) {
-        if let Some(det) = self.detector.as_deref_mut() {
+    /// Runs detection on a record's event, new to the store.
+    fn detect(&mut self, out: &Output, prepared: Option<keyward_detect::detector::Prepared>) {
+        if let Some(ev) = &out.event
+            && let Some(det) = self.detector.as_deref_mut()
+        {
             let lookup = crate::detection::EngineLookup {
                 inventory: self.inventory,
                 graph: &self.topology.graph,
@@ -357,8 +343,8 @@ impl EngineSink<'_, '_> {
             return;
         };
         // Only events new to the store are detected on: a re-read adds nothing.
-        if count && let Some(ev) = &out.event {
-            self.detect(ev, &out, prepared);
+        if count {
+            self.detect(&out, prepared);
         }
         if let Some(t) = &out.touch {
             self.touch(t, out.event.as_ref(), count);

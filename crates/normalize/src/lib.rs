@@ -98,15 +98,7 @@ pub trait Sink {
     /// that depends on each record alone.
     fn accept_ahead(&mut self, ahead: &mut Vec<Ahead<'_>>) {
         for a in ahead.drain(..) {
-            match a.result {
-                Ok(Some(out)) => self.accept(out),
-                Ok(None) => {}
-                Err(reason) => self.reject(Diagnostic {
-                    line: a.line,
-                    record: a.record,
-                    reason,
-                }),
-            }
+            a.hand_to(self);
         }
     }
 }
@@ -117,6 +109,21 @@ pub struct Ahead<'a> {
     pub result: Result<Option<Output<'a>>, String>,
     pub line: u64,
     pub record: Option<u64>,
+}
+
+impl Ahead<'_> {
+    /// Gives the record to the sink: accepted, skipped (`None`), or rejected where it is.
+    pub fn hand_to<S: Sink + ?Sized>(self, sink: &mut S) {
+        match self.result {
+            Ok(Some(out)) => sink.accept(out),
+            Ok(None) => {}
+            Err(reason) => sink.reject(Diagnostic {
+                line: self.line,
+                record: self.record,
+                reason,
+            }),
+        }
+    }
 }
 
 /// Per-input context that the bytes themselves do not carry, and normalizer state that
@@ -206,15 +213,12 @@ pub(crate) fn emit(
     line: u64,
     record: Option<u64>,
 ) {
-    match result {
-        Ok(Some(out)) => sink.accept(out),
-        Ok(None) => {}
-        Err(reason) => sink.reject(Diagnostic {
-            line,
-            record,
-            reason,
-        }),
+    Ahead {
+        result,
+        line,
+        record,
     }
+    .hand_to(sink);
 }
 
 /// Tracks line numbers while walking records of one document by byte offset.
