@@ -68,17 +68,15 @@ struct Active {
     actors: Option<Vec<u64>>,
 }
 
-fn hash(s: &str) -> u64 {
-    crate::keyed_hash(s)
-}
-
 impl Active {
     fn new(finding: Finding, changed: bool) -> Self {
-        let evidence = finding.events.iter().map(|e| hash(e)).collect();
+        let evidence = finding.events.iter().map(crate::keyed_hash).collect();
         let actors = match finding.details.get("actors") {
-            Some(Value::Array(list)) => {
-                Some(list.iter().map(|x| x.as_str().map_or(0, hash)).collect())
-            }
+            Some(Value::Array(list)) => Some(
+                list.iter()
+                    .map(|x| x.as_str().map_or(0, crate::keyed_hash))
+                    .collect(),
+            ),
             _ => None,
         };
         Active {
@@ -92,7 +90,7 @@ impl Active {
     /// [`Finding::add_evidence`], by keyed hash.
     fn add_evidence(&mut self, id: &str) {
         let f = &mut self.finding;
-        let h = hash(id);
+        let h = crate::keyed_hash(id);
         if self.evidence.contains(&h) {
             return;
         }
@@ -114,7 +112,7 @@ impl Active {
             return;
         }
         // Compared by keyed hash: the listed strings are not read.
-        let h = hash(actor);
+        let h = crate::keyed_hash(actor);
         if hashes.contains(&h) {
             return;
         }
