@@ -454,6 +454,12 @@ fn gone_person(n: &Node) -> bool {
     n.gone && n.kind == NodeKind::Person
 }
 
+/// Keeps a count of things with a property when one thing's property goes from `was` to
+/// `now`.
+pub(crate) fn recount(count: &mut usize, was: bool, now: bool) {
+    *count = *count + usize::from(now) - usize::from(was);
+}
+
 impl fmt::Debug for Graph {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Graph")
@@ -534,8 +540,7 @@ impl Graph {
                 if is_vague(n.kind) && n.kind != spec.kind && spec.kind != NodeKind::Resource {
                     let was = gone_person(n);
                     n.kind = spec.kind;
-                    self.gone_people =
-                        self.gone_people + usize::from(gone_person(n)) - usize::from(was);
+                    recount(&mut self.gone_people, was, gone_person(n));
                 }
                 if n.label.is_empty() && !spec.label.is_empty() && spec.label != spec.key {
                     n.label = spec.label.as_str().into();
@@ -577,7 +582,7 @@ impl Graph {
         if let Some(n) = self.g.node_weight_mut(id.0) {
             let was = gone_person(n);
             n.gone = gone;
-            self.gone_people = self.gone_people + usize::from(gone_person(n)) - usize::from(was);
+            recount(&mut self.gone_people, was, gone_person(n));
         }
     }
 
@@ -596,7 +601,7 @@ impl Graph {
         if let Some(n) = self.g.node_weight_mut(on) {
             let was = gone_person(n);
             n.kind = origin.kind;
-            self.gone_people = self.gone_people + usize::from(gone_person(n)) - usize::from(was);
+            recount(&mut self.gone_people, was, gone_person(n));
             if !origin.label.is_empty() {
                 n.label = origin.label.as_str().into();
             }

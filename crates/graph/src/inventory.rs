@@ -257,8 +257,7 @@ impl Inventory {
         hot.store(ident);
         let was_marked = marked_retired(ident);
         let changed = merge(ident, obs, count, chain) || is_new;
-        let marked = marked_retired(ident);
-        self.retired_marks = self.retired_marks + usize::from(marked) - usize::from(was_marked);
+        crate::graph::recount(&mut self.retired_marks, was_marked, marked_retired(ident));
         *hot = Hot::of(ident);
         if changed {
             self.mark(slot);
