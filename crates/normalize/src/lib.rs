@@ -237,7 +237,8 @@ impl<'a> LineCounter<'a> {
             doc,
             offset: 0,
             line: 1,
-            single_line: !body.contains(&b'\n'),
+            // memchr's vectorized search: an S3 object is megabytes on one line.
+            single_line: memchr::memchr(b'\n', body).is_none(),
         }
     }
 
@@ -250,7 +251,7 @@ impl<'a> LineCounter<'a> {
         if pos > self.offset {
             let end = pos.min(self.doc.len());
             let skipped = self.doc.get(self.offset..end).unwrap_or_default();
-            self.line += skipped.iter().filter(|&&b| b == b'\n').count() as u64;
+            self.line += memchr::memchr_iter(b'\n', skipped).count() as u64;
             self.offset = end;
         }
         self.line

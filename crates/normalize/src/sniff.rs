@@ -165,7 +165,7 @@ pub fn layout(head: &[u8], path: &str) -> Layout {
     if !h.starts_with(b"{") {
         return Layout::Document;
     }
-    let Some(nl) = h.iter().position(|&b| b == b'\n') else {
+    let Some(nl) = memchr::memchr(b'\n', h) else {
         return Layout::Document;
     };
     let (first, rest) = h.split_at(nl);
