@@ -20,7 +20,9 @@
 use std::borrow::Cow;
 
 use keyward_model::{Event, SourceKind};
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use rustc_hash::FxBuildHasher;
 
 const MAGIC: &[u8; 4] = b"KWB1";
 
@@ -67,10 +69,16 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 /// Builds one block event by event; strings are copied into the dictionary once each.
-#[derive(Debug, Default)]
+///
+/// The dictionary is kept already encoded (`string*` of the layout), in one buffer: a new
+/// string costs no allocation of its own, and `finish` copies the buffer as it is. The
+/// index holds each string's FxHash and id; a probe compares bytes in the buffer.
+#[derive(Default)]
 pub struct BlockBuilder {
-    index: FxHashMap<Box<str>, u32>,
-    strings: Vec<Box<str>>,
+    index: hashbrown::HashTable<(u64, u32)>,
+    /// Where each string's bytes are in `dict`, by id.
+    spans: Vec<(u32, u32)>,
+    dict: Vec<u8>,
     body: Vec<u8>,
     len: usize,
     prev: i64,
@@ -78,14 +86,33 @@ pub struct BlockBuilder {
     max_time: i64,
 }
 
+impl std::fmt::Debug for BlockBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockBuilder")
+            .field("strings", &self.spans.len())
+            .field("events", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 impl BlockBuilder {
     fn id(&mut self, s: &str) -> u64 {
-        if let Some(&id) = self.index.get(s) {
+        let hash = FxBuildHasher.hash_one(s);
+        let (dict, spans) = (&self.dict, &self.spans);
+        let found = self.index.find(hash, |&(h, id)| {
+            h == hash
+                && spans.get(id as usize).is_some_and(|&(start, len)| {
+                    dict.get(start as usize..(start + len) as usize) == Some(s.as_bytes())
+                })
+        });
+        if let Some(&(_, id)) = found {
             return u64::from(id);
         }
-        let id = self.strings.len() as u32;
-        self.index.insert(s.into(), id);
-        self.strings.push(s.into());
+        let id = self.spans.len() as u32;
+        put_varint(&mut self.dict, s.len() as u64);
+        self.spans.push((self.dict.len() as u32, s.len() as u32));
+        self.dict.extend_from_slice(s.as_bytes());
+        self.index.insert_unique(hash, (hash, id), |&(h, _)| h);
         u64::from(id)
     }
 
@@ -145,20 +172,23 @@ impl BlockBuilder {
         self.len += 1;
     }
 
-    /// The encoded block; the builder is left empty for the next one.
+    /// The encoded block; the builder is left empty for the next one (keeping its
+    /// buffers' capacity).
     pub fn finish(&mut self) -> Vec<u8> {
-        let b = std::mem::take(self);
-        let mut out = Vec::with_capacity(
-            b.body.len() + b.strings.iter().map(|s| s.len() + 2).sum::<usize>() + 16,
-        );
+        let mut out = Vec::with_capacity(self.body.len() + self.dict.len() + 24);
         out.extend_from_slice(MAGIC);
-        put_varint(&mut out, b.strings.len() as u64);
-        for s in &b.strings {
-            put_str(&mut out, s);
-        }
-        put_varint(&mut out, b.len as u64);
-        out.extend_from_slice(&b.body);
-        self.body = Vec::with_capacity(b.body.capacity());
+        put_varint(&mut out, self.spans.len() as u64);
+        out.extend_from_slice(&self.dict);
+        put_varint(&mut out, self.len as u64);
+        out.extend_from_slice(&self.body);
+        self.index.clear();
+        self.spans.clear();
+        self.dict.clear();
+        self.body.clear();
+        self.len = 0;
+        self.prev = 0;
+        self.min_time = 0;
+        self.max_time = 0;
         out
     }
 }
