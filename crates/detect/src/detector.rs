@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::baseline::{Activity, Baseline, Fingerprints, Score};
 use crate::checks::{self, Lookup, Settings, State};
+use crate::eval::{RuleEval, Selected};
 use crate::finding::{Finding, Kind, Severity, Status, finding_id};
 use crate::prefilter::Prefilter;
 use crate::rules::{Catalog, RuleInfo};
@@ -141,6 +142,8 @@ pub struct Detector {
     /// Per rule of the engine (its order): the catalog index, and whether a correlation
     /// counts its matches (only those go through the correlation engine).
     compiled: Vec<Compiled>,
+    /// Per rule of the engine (its order): its conditions prepared for evaluation.
+    evals: Vec<RuleEval>,
     /// Rules with a check and no detection, per source.
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
@@ -173,7 +176,7 @@ struct Compiled {
 }
 
 /// One rule's match on one event: the engine's rule index and the selections that held.
-type Match = (usize, Vec<String>);
+type Match = (usize, Selected);
 
 /// The rule matches of one event, computed ahead of [`Detector::on_event_prepared`] by
 /// [`Detector::prepare`].
@@ -268,6 +271,7 @@ impl Detector {
                 }
             })
             .collect();
+        let evals = engine.engine().rules().iter().map(RuleEval::new).collect();
         let check_only = catalog
             .rules
             .iter()
@@ -287,6 +291,7 @@ impl Detector {
             engine,
             prefilter,
             compiled,
+            evals,
             check_only,
             state: State::default(),
             baselines: hashbrown::HashMap::default(),
@@ -418,30 +423,68 @@ impl Detector {
     }
 
     /// The rules the event matches, in rule order: the action index's candidates, each
-    /// evaluated once with rsigma's detail evaluator (the selections that held are kept).
+    /// evaluated once ([`RuleEval`]; the selections that held are kept).
     fn matching(&self, view: &View) -> Vec<Match> {
         let rules = self.engine.engine().rules();
         let mut out = Vec::new();
-        let mut selections = Vec::new();
         for i in self.prefilter.candidates(view) {
-            let Some(rule) = rules.get(i as usize) else {
+            let i = i as usize;
+            let (Some(rule), Some(eval)) = (rules.get(i), self.evals.get(i)) else {
                 continue;
             };
-            for condition in &rule.conditions {
-                selections.clear();
-                if eval_condition(condition, &rule.detections, view, &mut selections) {
-                    out.push((i as usize, std::mem::take(&mut selections)));
-                    break;
-                }
+            if let Some(selected) = eval.eval(rule, view) {
+                out.push((i, selected));
             }
         }
         out
     }
 
+    /// For every rule of the event's source: the selections this module's evaluator and
+    /// rsigma's find to hold (`None`: the rule does not match), and whether the rule was
+    /// evaluated by this module. The differential test's oracle.
+    #[doc(hidden)]
+    #[expect(clippy::type_complexity, reason = "a test oracle's plain tuple")]
+    pub fn evaluates_both_ways(
+        &self,
+        event: &Event,
+        raw: &[u8],
+        known: &Known,
+    ) -> Vec<(String, bool, Option<Vec<String>>, Option<Vec<String>>)> {
+        let view = View::new(event, raw, known);
+        let rules = self.engine.engine().rules();
+        rules
+            .iter()
+            .zip(&self.evals)
+            .filter(|(r, _)| {
+                let id = r.id.as_deref().unwrap_or(&r.title);
+                self.by_id
+                    .get(id)
+                    .and_then(|&i| self.catalog.rules.get(i))
+                    .is_some_and(|c| c.logsource.source == Some(event.source))
+            })
+            .map(|(rule, eval)| {
+                let fast = eval.eval(rule, &view).map(|m| eval.names(m));
+                let mut names = Vec::new();
+                let theirs = rule.conditions.iter().find_map(|c| {
+                    names.clear();
+                    eval_condition(c, &rule.detections, &view, &mut names).then(|| {
+                        let mut n = std::mem::take(&mut names);
+                        n.sort_unstable();
+                        n.dedup();
+                        n
+                    })
+                });
+                let id = rule.id.clone().unwrap_or(rule.title.clone());
+                (id, eval.is_planned(), fast, theirs)
+            })
+            .collect()
+    }
+
     /// The result rsigma's own evaluation would give for a match (the correlation engine
     /// takes these).
-    fn result(&self, (i, selections): Match) -> Option<EvaluationResult> {
+    fn result(&self, eval: Option<&RuleEval>, (i, selected): Match) -> Option<EvaluationResult> {
         let rule = self.engine.engine().rules().get(i)?;
+        let selections = eval.map(|e| e.names(selected)).unwrap_or_default();
         Some(EvaluationResult {
             header: RuleHeader {
                 rule_title: rule.title.clone(),
@@ -516,16 +559,21 @@ impl Detector {
         // reported here; the others go through the correlation engine, which reports those
         // it does not keep to itself (`generate: false`) and the correlations that fire.
         let mut feeding = Vec::new();
-        for (i, selections) in matches {
+        // Held aside while matches are reported, which needs the detector mutably.
+        let evals = std::mem::take(&mut self.evals);
+        for (i, selected) in matches {
             let Some(c) = self.compiled.get(i) else {
                 continue;
             };
             if c.feeds_correlation {
-                feeding.extend(self.result((i, selections)));
+                feeding.extend(self.result(evals.get(i), (i, selected)));
             } else if let Some(idx) = c.catalog {
-                self.detected(idx, &view, &selections, principal, lookup);
+                let eval = evals.get(i);
+                let selections = || eval.map(|e| e.names(selected)).unwrap_or_default();
+                self.detected(idx, &view, selections, principal, lookup);
             }
         }
+        self.evals = evals;
         let results = if feeding.is_empty() {
             Vec::new()
         } else {
@@ -542,7 +590,8 @@ impl Detector {
             };
             match &r.body {
                 ResultBody::Detection(d) => {
-                    self.detected(idx, &view, &d.matched_selections, principal, lookup);
+                    let selections = || d.matched_selections.clone();
+                    self.detected(idx, &view, selections, principal, lookup);
                 }
                 ResultBody::Correlation(_)
                     if self.catalog.rules.get(idx).is_none_or(|r| r.internal) => {}
@@ -610,7 +659,7 @@ impl Detector {
         &mut self,
         idx: usize,
         view: &View,
-        selections: &[String],
+        selections: impl FnOnce() -> Vec<String>,
         principal: Option<&str>,
         lookup: &dyn Lookup,
     ) {
@@ -635,10 +684,7 @@ impl Detector {
                 (Some(a), None) => format!("{}: {a}", rule.title),
                 _ => rule.title.clone(),
             };
-            let matched: Vec<Value> = selections
-                .iter()
-                .map(|s| Value::String(s.clone()))
-                .collect();
+            let matched: Vec<Value> = selections().into_iter().map(Value::String).collect();
             (summary, json!({"matched": matched}))
         });
     }

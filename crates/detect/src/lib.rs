@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod checks;
 pub mod detector;
 pub mod draft;
+pub mod eval;
 pub mod export;
 pub mod finding;
 pub mod prefilter;
