@@ -286,6 +286,11 @@ impl Baseline {
         self.networks.contains(fingerprint(net))
     }
 
+    /// [`Baseline::knows_network`], by the network's [`fingerprint`].
+    pub fn knows_fingerprint(&self, fp: u32) -> bool {
+        self.networks.contains(fp)
+    }
+
     pub fn knows_region(&self, region: &str) -> bool {
         self.regions.iter().any(|r| r == region)
     }

@@ -85,6 +85,18 @@ pub struct Hit {
     pub details: Value,
 }
 
+impl Hit {
+    /// A hit that extends the finding already open for its subject: the finding keeps its
+    /// summary and details, so none are written.
+    fn repeat(subject: &str) -> Hit {
+        Hit {
+            subject: subject.to_owned(),
+            summary: String::new(),
+            details: Value::Null,
+        }
+    }
+}
+
 /// Services whose events carry `us-east-1` whatever region the caller works in.
 const GLOBAL: &[&str] = &[
     "iam.amazonaws.com",
@@ -125,15 +137,24 @@ pub struct State {
     pub own_accounts: BTreeSet<String>,
     /// Web-identity subjects seen per role ARN (capped per role).
     pub subjects: BTreeMap<String, Vec<String>>,
-    /// Recent uses per access key, by the key's [`crate::keyed_hash`]: (time, the network's
-    /// keyed hash, the network), within the widest window. Keys and networks are told
-    /// apart by hash, so a use reads none of the stored strings.
+    /// Recent uses per access key, by the key's [`crate::keyed_hash`], within the widest
+    /// window. Keys and networks are told apart by hash, so a use reads none of the stored
+    /// strings.
     #[serde(skip)]
     pub key_uses: hashbrown::HashMap<u64, VecDeque<KeyUse>, FxBuildHasher>,
 }
 
-/// One use of an access key: when, and from which network (keyed hash, name).
-pub type KeyUse = (Millis, u64, String);
+/// One use of an access key.
+#[derive(Debug, Clone, Default)]
+pub struct KeyUse {
+    pub time: Millis,
+    /// The network's [`crate::keyed_hash`].
+    pub net_hash: u64,
+    /// The network's [`baseline::fingerprint`], once a comparison with the baseline needed
+    /// it.
+    pub fingerprint: Option<u32>,
+    pub network: String,
+}
 
 const MAX_SUBJECTS: usize = 256;
 const MAX_KEYS: usize = 100_000;
@@ -186,6 +207,8 @@ impl Check {
     }
 
     /// Runs the check on one event. `baseline` is the principal's, before this event.
+    /// `extends(subject)` says whether a hit on `subject` would extend a finding already
+    /// open (then a check may leave the hit's summary and details empty).
     pub fn run(
         &self,
         v: &View,
@@ -193,6 +216,7 @@ impl Check {
         baseline: Option<&Baseline>,
         settings: &Settings,
         lookup: &dyn Lookup,
+        extends: &dyn Fn(&str) -> bool,
     ) -> Option<Hit> {
         let e = v.event;
         match self {
@@ -260,40 +284,72 @@ impl Check {
                 let window = window_seconds * 1000;
                 // The buffer of a use that left the window takes this one's network.
                 let mut spare = None;
-                while uses.front().is_some_and(|(t, _, _)| *t < e.time - window) {
-                    spare = uses.pop_front().map(|(_, _, n)| n);
+                while uses.front().is_some_and(|u| u.time < e.time - window) {
+                    spare = uses.pop_front().map(|u| u.network);
                 }
                 if uses.len() >= 64 {
-                    spare = uses.pop_front().map(|(_, _, n)| n);
+                    spare = uses.pop_front().map(|u| u.network);
                 }
-                let mut this = spare.unwrap_or_default();
-                this.clear();
-                this.push_str(net);
+                let mut network = spare.unwrap_or_default();
+                network.clear();
+                network.push_str(net);
                 let net_hash = crate::keyed_hash(net);
                 // One network in the window (the common case): nothing to compare.
-                if *networks > 1 && uses.iter().all(|&(_, h, _)| h == net_hash) {
-                    uses.push_back((e.time, net_hash, this));
+                let alone = uses.iter().all(|u| u.net_hash == net_hash);
+                uses.push_back(KeyUse {
+                    time: e.time,
+                    net_hash,
+                    fingerprint: None,
+                    network,
+                });
+                if *networks > 1 && alone {
                     return None;
                 }
-                uses.push_back((e.time, net_hash, this));
-                // Sorted and deduplicated, as a set would list them (at most 64 entries).
-                let mut distinct: Vec<&str> = uses.iter().map(|(_, _, n)| n.as_str()).collect();
+                // Distinct networks, by hash (at most 64 uses).
+                let mut hashes: Vec<u64> = uses.iter().map(|u| u.net_hash).collect();
+                hashes.sort_unstable();
+                hashes.dedup();
+                if hashes.len() < *networks {
+                    return None;
+                }
+                // Networks the principal already used in learned hours are its own (a VPC
+                // endpoint and a NAT gateway, say): it takes one it never used to fire. Each
+                // use's network is fingerprinted once.
+                let mut strange = false;
+                for u in uses.iter_mut() {
+                    let fp = *u
+                        .fingerprint
+                        .get_or_insert_with(|| baseline::fingerprint(&u.network));
+                    strange |= !baseline.is_some_and(|b| b.knows_fingerprint(fp));
+                }
+                if !strange {
+                    return None;
+                }
+                if extends(key) {
+                    return Some(Hit::repeat(key));
+                }
+                // Sorted and deduplicated, as a set would list them.
+                let mut distinct: Vec<&str> = uses.iter().map(|u| u.network.as_str()).collect();
                 distinct.sort_unstable();
                 distinct.dedup();
-                // Networks the principal already used in learned hours are its own (a VPC
-                // endpoint and a NAT gateway, say): it takes one it never used to fire.
-                let strange: Vec<&str> = distinct
+                let mut new_networks: Vec<&str> = uses
                     .iter()
-                    .copied()
-                    .filter(|n| !baseline.is_some_and(|b| b.knows_network(n)))
+                    .filter(|u| {
+                        !baseline.is_some_and(|b| {
+                            u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp))
+                        })
+                    })
+                    .map(|u| u.network.as_str())
                     .collect();
-                (distinct.len() >= *networks && !strange.is_empty()).then(|| Hit {
+                new_networks.sort_unstable();
+                new_networks.dedup();
+                Some(Hit {
                     subject: key.to_owned(),
                     summary: format!(
                         "access key {key} used from {} networks within {window_seconds} s",
                         distinct.len()
                     ),
-                    details: json!({"key": key, "networks": distinct, "new_networks": strange,
+                    details: json!({"key": key, "networks": distinct, "new_networks": new_networks,
                                     "window_seconds": window_seconds}),
                 })
             }

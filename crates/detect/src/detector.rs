@@ -54,6 +54,19 @@ fn merge_key(idx: usize, principal: &str, subject: &str) -> Key {
     crate::keyed_hash(&(idx, principal, subject))
 }
 
+/// Whether a keyed match of rule `idx` by `principal` on `subject` extends an open
+/// finding (see [`Detector::emit`]).
+fn extends(
+    active: &hashbrown::HashMap<Key, Active, FxBuildHasher>,
+    idx: usize,
+    principal: Option<&str>,
+    subject: &str,
+) -> bool {
+    active
+        .get(&merge_key(idx, principal.unwrap_or_default(), subject))
+        .is_some_and(|a| a.finding.status.is_active())
+}
+
 /// An open finding, and whether it changed since the last `take_findings`.
 ///
 /// A repeat match checks its event id and actor against those already listed. The lists'
@@ -637,7 +650,10 @@ impl Detector {
             let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.as_ref()) else {
                 continue;
             };
-            if let Some(hit) = check.run(&view, &mut self.state, b, &self.settings, lookup) {
+            let extends = |subject: &str| extends(&self.active, idx, principal, subject);
+            if let Some(hit) =
+                check.run(&view, &mut self.state, b, &self.settings, lookup, &extends)
+            {
                 hits.push((idx, hit));
             }
         }
@@ -671,7 +687,9 @@ impl Detector {
         }
         if let Some(check) = rule.check.clone() {
             let b = principal.and_then(|p| self.baselines.get(p).map(|h| &h.baseline));
-            if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup) {
+            let extends = |subject: &str| extends(&self.active, idx, principal, subject);
+            if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup, &extends)
+            {
                 self.emit_hit(idx, view, principal, hit);
             }
             return;
