@@ -233,24 +233,26 @@ fn hour_of_week(t: Millis) -> usize {
     hours.rem_euclid(168) as usize
 }
 
+/// Services and words whose endpoints touch secrets or permissions.
+const SENSITIVE: [&str; 8] = [
+    "iam.",
+    "sts.",
+    "kms.",
+    "secretsmanager.",
+    "ssm.",
+    "organizations.",
+    "cloudtrail.",
+    "secrets",
+];
+
+/// Whether the endpoint, or a word of it after a space (`create serviceaccounts/token`),
+/// starts with one of [`SENSITIVE`]. Byte comparisons only: it runs for every endpoint
+/// new to an hour.
 fn sensitive(endpoint: &str) -> bool {
-    [
-        "iam.",
-        "sts.",
-        "kms.",
-        "secretsmanager.",
-        "ssm.",
-        "organizations.",
-        "cloudtrail.",
-        "secrets",
-    ]
-    .iter()
-    .any(|p| {
-        endpoint.starts_with(p)
-            || endpoint
-                .match_indices(p)
-                .any(|(i, _)| endpoint.get(..i).is_some_and(|h| h.ends_with(' ')))
-    })
+    let starts = |s: &str| SENSITIVE.iter().any(|p| s.starts_with(p));
+    starts(endpoint)
+        || memchr::memchr_iter(b' ', endpoint.as_bytes())
+            .any(|i| endpoint.get(i + 1..).is_some_and(starts))
 }
 
 impl Baseline {
@@ -519,6 +521,41 @@ impl Baseline {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
+
+    /// The first definition of `sensitive`: a pattern at the start or right after a space.
+    fn sensitive_by_search(endpoint: &str) -> bool {
+        SENSITIVE.iter().any(|p| {
+            endpoint.starts_with(p)
+                || endpoint
+                    .match_indices(p)
+                    .any(|(i, _)| endpoint.get(..i).is_some_and(|h| h.ends_with(' ')))
+        })
+    }
+
+    #[test]
+    fn sensitive_endpoints_are_found_by_word() {
+        let cases = [
+            "iam:CreateAccessKey",
+            "iam.amazonaws.com:CreateAccessKey",
+            "s3:GetObject",
+            "create secrets",
+            "get  secrets",
+            "list pods/secrets",
+            "xiam.y",
+            "get configmaps secretsmanager.",
+            "kms.",
+            " sts.x",
+            "",
+            " ",
+            "é sts.",
+            "secretsmanager:GetSecretValue",
+        ];
+        for c in cases {
+            assert_eq!(sensitive(c), sensitive_by_search(c), "{c}");
+        }
+        assert!(sensitive("create secrets"));
+        assert!(!sensitive("list pods/secrets"));
+    }
 
     #[test]
     fn memoized_fingerprints_are_the_fingerprints() {
