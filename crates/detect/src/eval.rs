@@ -111,14 +111,11 @@ impl Plan {
                 supported(d).then(|| d.clone())
             })
             .collect::<Option<Vec<_>>>()?;
-        let mut conditions = rule
+        let conditions = rule
             .conditions
             .iter()
             .map(|c| expr(c, names))
             .collect::<Option<Vec<_>>>()?;
-        for c in &mut conditions {
-            cheapest_first(c, &detections);
-        }
         Some(Plan {
             detections,
             conditions,
@@ -161,62 +158,6 @@ impl Plan {
                 }
             }
         }
-    }
-}
-
-/// Orders the operands of the condition's top-level `and` (and of `and`s directly under
-/// it) cheapest first, so that a failing cheap test spares an expensive one (a regular
-/// expression). Only there: when such an `and` is false the whole condition is false and
-/// its selections are discarded, and when it is true every operand was evaluated, so the
-/// selections are the same in any order. Under `or`, `not` or a selector the order of
-/// evaluation decides which selections are reported, and is kept.
-fn cheapest_first(c: &mut Expr, detections: &[CompiledDetection]) {
-    if let Expr::And(cs) = c {
-        for c in cs.iter_mut() {
-            cheapest_first(c, detections);
-        }
-        // Stable: operands of equal cost keep the rule's order.
-        cs.sort_by_key(|c| cost(c, detections));
-    }
-}
-
-/// A rough cost of evaluating a condition: regular expressions dominate.
-fn cost(c: &Expr, detections: &[CompiledDetection]) -> u32 {
-    fn matcher(m: &CompiledMatcher) -> u32 {
-        match m {
-            CompiledMatcher::Regex(_) | CompiledMatcher::RegexSetMatch { .. } => 32,
-            CompiledMatcher::Cidr(_) | CompiledMatcher::AhoCorasickSet { .. } => 4,
-            CompiledMatcher::Exact { .. }
-            | CompiledMatcher::StartsWith { .. }
-            | CompiledMatcher::EndsWith { .. }
-            | CompiledMatcher::Contains { .. }
-            | CompiledMatcher::Exists(_)
-            | CompiledMatcher::Null
-            | CompiledMatcher::BoolEq(_) => 1,
-            CompiledMatcher::Not(inner) => matcher(inner),
-            CompiledMatcher::AnyOf(ms)
-            | CompiledMatcher::AllOf(ms)
-            | CompiledMatcher::CaseInsensitiveGroup { children: ms, .. } => {
-                ms.iter().map(matcher).sum::<u32>().max(1)
-            }
-            _ => 8,
-        }
-    }
-    fn detection(d: &CompiledDetection) -> u32 {
-        match d {
-            CompiledDetection::AllOf(items) => items.iter().map(|i| 1 + matcher(&i.matcher)).sum(),
-            CompiledDetection::AnyOf(ds) | CompiledDetection::And(ds) => {
-                ds.iter().map(detection).sum()
-            }
-            _ => 64,
-        }
-    }
-    let of = |i: &u8| detections.get(usize::from(*i)).map_or(0, detection);
-    match c {
-        Expr::Detection(i) => of(i),
-        Expr::And(cs) | Expr::Or(cs) => cs.iter().map(|c| cost(c, detections)).sum(),
-        Expr::Not(c) => cost(c, detections),
-        Expr::Selector(_, ids) => ids.iter().map(of).sum(),
     }
 }
 
@@ -406,52 +347,6 @@ mod tests {
     /// Every string matcher kind, case-sensitive and not, against values with non-ASCII
     /// letters whose lower-casing changes length (`İ`), and ASCII ones: the same answers as
     /// rsigma's own matcher.
-    fn compiled(yaml: &str) -> CompiledRule {
-        let collection = rsigma_parser::parse_sigma_yaml(yaml).unwrap();
-        rsigma_eval::compile_rule(&collection.rules[0]).unwrap()
-    }
-
-    fn order(e: &Expr, names: &[String]) -> Vec<String> {
-        match e {
-            Expr::Detection(i) => vec![names[usize::from(*i)].clone()],
-            Expr::And(cs) | Expr::Or(cs) => cs.iter().flat_map(|c| order(c, names)).collect(),
-            Expr::Not(c) => order(c, names),
-            Expr::Selector(_, ids) => ids.iter().map(|i| names[usize::from(*i)].clone()).collect(),
-        }
-    }
-
-    /// An `and` under `or` keeps the rule's order (there it decides which selections are
-    /// reported); the top-level `and` runs its regular expression last.
-    #[test]
-    fn cheap_operands_of_the_top_level_and_run_first() {
-        let rule = compiled(
-            "title: t\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  \
-             session:\n    userIdentity.arn|re: ':assumed-role/[^/]+/i-[0-9a-f]+$'\n  \
-             recon:\n    eventName: GetCallerIdentity\n  \
-             private:\n    sourceIPAddress|cidr: 10.0.0.0/8\n  \
-             condition: session and recon and not private or (session and recon)\n",
-        );
-        let eval = RuleEval::new(&rule);
-        let plan = eval.plan.as_ref().unwrap();
-        assert_eq!(
-            order(&plan.conditions[0], &eval.names),
-            ["session", "recon", "private", "session", "recon"]
-        );
-        let rule = compiled(
-            "title: t\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  \
-             session:\n    userIdentity.arn|re: ':assumed-role/[^/]+/i-[0-9a-f]+$'\n  \
-             recon:\n    eventName: GetCallerIdentity\n  \
-             private:\n    sourceIPAddress|cidr: 10.0.0.0/8\n  \
-             condition: session and recon and not private\n",
-        );
-        let eval = RuleEval::new(&rule);
-        let plan = eval.plan.as_ref().unwrap();
-        assert_eq!(
-            order(&plan.conditions[0], &eval.names),
-            ["recon", "private", "session"]
-        );
-    }
-
     #[test]
     fn string_matchers_agree_with_rsigma() {
         let values = [
