@@ -199,6 +199,20 @@ pub struct Prepared {
     parsed: bool,
 }
 
+/// Whether the engine's rule `id` (its title when it has none) is a catalog rule of
+/// `source`.
+fn of_source(
+    by_id: &FxHashMap<String, usize>,
+    catalog: &Catalog,
+    id: &str,
+    source: SourceKind,
+) -> bool {
+    by_id
+        .get(id)
+        .and_then(|&i| catalog.rules.get(i))
+        .is_some_and(|r| r.logsource.source == Some(source))
+}
+
 fn logsource(source: SourceKind) -> LogSource {
     let (p, s) = match source {
         SourceKind::K8sAudit => ("kubernetes", "audit"),
@@ -250,11 +264,12 @@ impl Detector {
         ]
         .map(|s| (s, logsource(s)));
         let prefilter = Prefilter::new(engine.engine().rules(), &sources, |rule, source| {
-            let id = rule.id.as_deref().unwrap_or(&rule.title);
-            by_id
-                .get(id)
-                .and_then(|&i| catalog.rules.get(i))
-                .is_some_and(|r: &RuleInfo| r.logsource.source == Some(source))
+            of_source(
+                &by_id,
+                &catalog,
+                rule.id.as_deref().unwrap_or(&rule.title),
+                source,
+            )
         });
         // As rsigma's correlation engine resolves a match to the rules it feeds: by the
         // rule's id, and the name of the first rule with that id (no id: it feeds none).
@@ -423,10 +438,7 @@ impl Detector {
             .evaluate_pruned(&view, &logsource(event.source));
         all.retain(|d| {
             let id = d.header.rule_id.as_deref().unwrap_or(&d.header.rule_title);
-            self.by_id
-                .get(id)
-                .and_then(|&i| self.catalog.rules.get(i))
-                .is_some_and(|r| r.logsource.source == Some(event.source))
+            of_source(&self.by_id, &self.catalog, id, event.source)
         });
         let all = all
             .into_iter()
@@ -470,10 +482,7 @@ impl Detector {
             .zip(&self.evals)
             .filter(|(r, _)| {
                 let id = r.id.as_deref().unwrap_or(&r.title);
-                self.by_id
-                    .get(id)
-                    .and_then(|&i| self.catalog.rules.get(i))
-                    .is_some_and(|c| c.logsource.source == Some(event.source))
+                of_source(&self.by_id, &self.catalog, id, event.source)
             })
             .map(|(rule, eval)| {
                 let fast = eval.eval(rule, &view).map(|m| eval.names(m));
