@@ -284,11 +284,7 @@ impl Baseline {
 
     /// Whether the region is new to this principal (judged before learning it).
     /// Whether a learned (closed) hour used this network (see [`network`]).
-    pub fn knows_network(&self, net: &str) -> bool {
-        self.networks.contains(fingerprint(net))
-    }
-
-    /// [`Baseline::knows_network`], by the network's [`fingerprint`].
+    /// Whether the principal used the network (by its [`fingerprint`]) in learned hours.
     pub fn knows_fingerprint(&self, fp: u32) -> bool {
         self.networks.contains(fp)
     }

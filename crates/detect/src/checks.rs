@@ -315,14 +315,15 @@ impl Check {
                 // Networks the principal already used in learned hours are its own (a VPC
                 // endpoint and a NAT gateway, say): it takes one it never used to fire. Each
                 // use's network is fingerprinted once.
-                let mut strange = false;
                 for u in uses.iter_mut() {
-                    let fp = *u
-                        .fingerprint
+                    u.fingerprint
                         .get_or_insert_with(|| baseline::fingerprint(&u.network));
-                    strange |= !baseline.is_some_and(|b| b.knows_fingerprint(fp));
                 }
-                if !strange {
+                let unknown = |u: &KeyUse| {
+                    !baseline
+                        .is_some_and(|b| u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp)))
+                };
+                if !uses.iter().any(unknown) {
                     return None;
                 }
                 if extends(key) {
@@ -334,11 +335,7 @@ impl Check {
                 distinct.dedup();
                 let mut new_networks: Vec<&str> = uses
                     .iter()
-                    .filter(|u| {
-                        !baseline.is_some_and(|b| {
-                            u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp))
-                        })
-                    })
+                    .filter(|u| unknown(u))
                     .map(|u| u.network.as_str())
                     .collect();
                 new_networks.sort_unstable();
