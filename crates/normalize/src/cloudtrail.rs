@@ -18,13 +18,14 @@ use keyward_model::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::lenient::{JStr, LStr, Obj};
+use crate::lenient::{JStr, JsonKind, LStr, Obj};
+use crate::scan::{Bail, R, Scalar, Scan};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::{LineCounter, Memo, Output, Sink, Touch, json_error, sniff::trim_start};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Record<'a> {
     #[serde(rename = "eventID")]
@@ -48,7 +49,7 @@ struct Record<'a> {
     wrapped: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct UserIdentity<'a> {
     #[serde(rename = "type")]
@@ -65,7 +66,7 @@ struct UserIdentity<'a> {
     on_behalf_of: Obj<OnBehalfOf<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct SessionContext<'a> {
     session_issuer: Obj<Issuer<'a>>,
@@ -73,7 +74,7 @@ struct SessionContext<'a> {
     source_identity: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Issuer<'a> {
     #[serde(rename = "type")]
@@ -83,21 +84,21 @@ struct Issuer<'a> {
     user_name: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct WebIdFederation<'a> {
     federated_provider: LStr<'a>,
     attributes: Obj<BTreeMap<String, LStr<'a>>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct OnBehalfOf<'a> {
     user_id: LStr<'a>,
     identity_store_arn: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Request<'a> {
     role_arn: LStr<'a>,
@@ -112,7 +113,7 @@ struct Request<'a> {
     policy_document: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Response<'a> {
     credentials: Obj<Creds<'a>>,
@@ -127,19 +128,19 @@ struct Response<'a> {
     federated_user: Obj<FederatedUser<'a>>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Creds<'a> {
     access_key_id: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct AssumedRoleUser<'a> {
     arn: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct AccessKey<'a> {
     access_key_id: LStr<'a>,
@@ -148,7 +149,7 @@ struct AccessKey<'a> {
     create_date: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct Principal<'a> {
     user_name: LStr<'a>,
@@ -159,10 +160,357 @@ struct Principal<'a> {
     create_date: LStr<'a>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Debug, PartialEq)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct FederatedUser<'a> {
     arn: LStr<'a>,
+}
+
+/// The fast path (see [`crate::scan`]): the record whose first byte is at `start` of
+/// `text`, and the index just past it. `None` when the serde path must decide: anything
+/// the scanner leaves to it, a duplicate field (serde rejects the record), or a record
+/// wrapped in `CloudTrailEvent`.
+fn fast(text: &str, start: usize) -> Option<(Record<'_>, usize)> {
+    let mut sc = Scan::new(text, start);
+    let rec = record_fast(&mut sc).ok()?;
+    rec.wrapped.0.is_none().then_some((rec, sc.pos))
+}
+
+/// Marks field `bit` of an object seen; a second sighting is the serde path's to reject.
+fn once(seen: &mut u32, bit: u32) -> R<()> {
+    if *seen & (1 << bit) != 0 {
+        return Err(Bail);
+    }
+    *seen |= 1 << bit;
+    Ok(())
+}
+
+/// Stores a field's value, once (see [`once`]).
+fn put<T>(seen: &mut u32, bit: u32, slot: &mut T, value: R<T>) -> R<()> {
+    once(seen, bit)?;
+    *slot = value?;
+    Ok(())
+}
+
+/// A string field as [`JStr`] deserializes it.
+fn jstr<'a>(sc: &mut Scan<'a>, depth: usize) -> R<JStr<'a>> {
+    Ok(match sc.scalar(depth)? {
+        Scalar::Str(s) => JStr {
+            text: LStr(Some(s)),
+            json: Some(JsonKind::String),
+        },
+        Scalar::Bool(b) => JStr {
+            text: LStr(Some(Cow::Borrowed(if b { "true" } else { "false" }))),
+            json: Some(JsonKind::Other),
+        },
+        Scalar::Null | Scalar::Container => JStr {
+            text: LStr(None),
+            json: Some(JsonKind::Other),
+        },
+    })
+}
+
+fn lstr<'a>(sc: &mut Scan<'a>, depth: usize) -> R<LStr<'a>> {
+    jstr(sc, depth).map(|j| j.text)
+}
+
+/// An object field as [`Obj`] deserializes it: `walk` reads an object (the scanner at its
+/// `{`); any other value but a number is skipped and reads as absent.
+fn obj<'a, T>(
+    sc: &mut Scan<'a>,
+    depth: usize,
+    walk: impl FnOnce(&mut Scan<'a>, usize) -> R<T>,
+) -> R<Obj<T>> {
+    match sc.peek() {
+        Some(b'{') if depth < crate::scan::MAX_DEPTH => walk(sc, depth + 1).map(|t| Obj(Some(t))),
+        Some(b'-' | b'0'..=b'9') | None => Err(Bail),
+        Some(_) => sc.skip(depth).map(|()| Obj(None)),
+    }
+}
+
+fn record_fast<'a>(sc: &mut Scan<'a>) -> R<Record<'a>> {
+    let mut r = Record::default();
+    let mut seen = 0;
+    let d = 1;
+    sc.ws();
+    sc.object(|sc, key| {
+        match key {
+            "eventID" => put(&mut seen, 0, &mut r.event_id, lstr(sc, d))?,
+            "eventTime" => put(&mut seen, 1, &mut r.event_time, lstr(sc, d))?,
+            "eventSource" => put(&mut seen, 2, &mut r.event_source, lstr(sc, d))?,
+            "eventName" => put(&mut seen, 3, &mut r.event_name, lstr(sc, d))?,
+            "awsRegion" => put(&mut seen, 4, &mut r.aws_region, lstr(sc, d))?,
+            "sourceIPAddress" => put(&mut seen, 5, &mut r.source_ip_address, lstr(sc, d))?,
+            "userAgent" => put(&mut seen, 6, &mut r.user_agent, lstr(sc, d))?,
+            "errorCode" => put(&mut seen, 7, &mut r.error_code, lstr(sc, d))?,
+            "recipientAccountId" => put(&mut seen, 8, &mut r.recipient_account_id, lstr(sc, d))?,
+            "sharedEventID" => put(&mut seen, 9, &mut r.shared_event_id, lstr(sc, d))?,
+            "userIdentity" => put(
+                &mut seen,
+                10,
+                &mut r.user_identity,
+                obj(sc, d, user_identity),
+            )?,
+            "requestParameters" => put(
+                &mut seen,
+                11,
+                &mut r.request_parameters,
+                obj(sc, d, request),
+            )?,
+            "responseElements" => put(
+                &mut seen,
+                12,
+                &mut r.response_elements,
+                obj(sc, d, response),
+            )?,
+            "CloudTrailEvent" | "eventJson" | "eventjson" => {
+                put(&mut seen, 13, &mut r.wrapped, lstr(sc, d))?
+            }
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(r)
+}
+
+fn user_identity<'a>(sc: &mut Scan<'a>, d: usize) -> R<UserIdentity<'a>> {
+    let mut u = UserIdentity::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "type" => put(&mut seen, 0, &mut u.ty, jstr(sc, d))?,
+            "principalId" => put(&mut seen, 1, &mut u.principal_id, lstr(sc, d))?,
+            "arn" => put(&mut seen, 2, &mut u.arn, jstr(sc, d))?,
+            "accountId" => put(&mut seen, 3, &mut u.account_id, lstr(sc, d))?,
+            "accessKeyId" => put(&mut seen, 4, &mut u.access_key_id, lstr(sc, d))?,
+            "userName" => put(&mut seen, 5, &mut u.user_name, lstr(sc, d))?,
+            "invokedBy" => put(&mut seen, 6, &mut u.invoked_by, lstr(sc, d))?,
+            "identityProvider" => put(&mut seen, 7, &mut u.identity_provider, lstr(sc, d))?,
+            "credentialId" => put(&mut seen, 8, &mut u.credential_id, lstr(sc, d))?,
+            "sessionContext" => put(
+                &mut seen,
+                9,
+                &mut u.session_context,
+                obj(sc, d, session_context),
+            )?,
+            "onBehalfOf" => put(&mut seen, 10, &mut u.on_behalf_of, obj(sc, d, on_behalf_of))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(u)
+}
+
+fn session_context<'a>(sc: &mut Scan<'a>, d: usize) -> R<SessionContext<'a>> {
+    let mut c = SessionContext::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "sessionIssuer" => put(&mut seen, 0, &mut c.session_issuer, obj(sc, d, issuer))?,
+            "webIdFederationData" => put(
+                &mut seen,
+                1,
+                &mut c.web_id_federation_data,
+                obj(sc, d, web_id_federation),
+            )?,
+            "sourceIdentity" => put(&mut seen, 2, &mut c.source_identity, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(c)
+}
+
+fn issuer<'a>(sc: &mut Scan<'a>, d: usize) -> R<Issuer<'a>> {
+    let mut i = Issuer::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "type" => put(&mut seen, 0, &mut i.ty, jstr(sc, d))?,
+            "principalId" => put(&mut seen, 1, &mut i.principal_id, lstr(sc, d))?,
+            "arn" => put(&mut seen, 2, &mut i.arn, lstr(sc, d))?,
+            "userName" => put(&mut seen, 3, &mut i.user_name, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(i)
+}
+
+fn web_id_federation<'a>(sc: &mut Scan<'a>, d: usize) -> R<WebIdFederation<'a>> {
+    let mut w = WebIdFederation::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "federatedProvider" => put(&mut seen, 0, &mut w.federated_provider, lstr(sc, d))?,
+            "attributes" => {
+                once(&mut seen, 1)?;
+                // A map: a repeated key keeps its last value, as `BTreeMap` does.
+                w.attributes = obj(sc, d, |sc, d| {
+                    let mut m = BTreeMap::new();
+                    sc.object(|sc, k| {
+                        m.insert(k.to_owned(), lstr(sc, d)?);
+                        Ok(())
+                    })?;
+                    Ok(m)
+                })?;
+            }
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(w)
+}
+
+fn on_behalf_of<'a>(sc: &mut Scan<'a>, d: usize) -> R<OnBehalfOf<'a>> {
+    let mut o = OnBehalfOf::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "userId" => put(&mut seen, 0, &mut o.user_id, lstr(sc, d))?,
+            "identityStoreArn" => put(&mut seen, 1, &mut o.identity_store_arn, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(o)
+}
+
+fn request<'a>(sc: &mut Scan<'a>, d: usize) -> R<Request<'a>> {
+    let mut q = Request::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "roleArn" => put(&mut seen, 0, &mut q.role_arn, lstr(sc, d))?,
+            "roleSessionName" => put(&mut seen, 1, &mut q.role_session_name, lstr(sc, d))?,
+            "sourceIdentity" => put(&mut seen, 2, &mut q.source_identity, lstr(sc, d))?,
+            "userName" => put(&mut seen, 3, &mut q.user_name, lstr(sc, d))?,
+            "roleName" => put(&mut seen, 4, &mut q.role_name, lstr(sc, d))?,
+            "accessKeyId" => put(&mut seen, 5, &mut q.access_key_id, lstr(sc, d))?,
+            "status" => put(&mut seen, 6, &mut q.status, lstr(sc, d))?,
+            "name" => put(&mut seen, 7, &mut q.name, lstr(sc, d))?,
+            "assumeRolePolicyDocument" => put(
+                &mut seen,
+                8,
+                &mut q.assume_role_policy_document,
+                lstr(sc, d),
+            )?,
+            "policyDocument" => put(&mut seen, 9, &mut q.policy_document, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(q)
+}
+
+fn response<'a>(sc: &mut Scan<'a>, d: usize) -> R<Response<'a>> {
+    let mut p = Response::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "credentials" => put(&mut seen, 0, &mut p.credentials, obj(sc, d, creds))?,
+            "assumedRoleUser" => put(
+                &mut seen,
+                1,
+                &mut p.assumed_role_user,
+                obj(sc, d, assumed_role_user),
+            )?,
+            "subjectFromWebIdentityToken" => put(
+                &mut seen,
+                2,
+                &mut p.subject_from_web_identity_token,
+                lstr(sc, d),
+            )?,
+            "provider" => put(&mut seen, 3, &mut p.provider, lstr(sc, d))?,
+            "audience" => put(&mut seen, 4, &mut p.audience, lstr(sc, d))?,
+            "sourceIdentity" => put(&mut seen, 5, &mut p.source_identity, lstr(sc, d))?,
+            "accessKey" => put(&mut seen, 6, &mut p.access_key, obj(sc, d, access_key))?,
+            "user" => put(&mut seen, 7, &mut p.user, obj(sc, d, principal))?,
+            "role" => put(&mut seen, 8, &mut p.role, obj(sc, d, principal))?,
+            "federatedUser" => put(
+                &mut seen,
+                9,
+                &mut p.federated_user,
+                obj(sc, d, federated_user),
+            )?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(p)
+}
+
+fn creds<'a>(sc: &mut Scan<'a>, d: usize) -> R<Creds<'a>> {
+    let mut c = Creds::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "accessKeyId" => put(&mut seen, 0, &mut c.access_key_id, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(c)
+}
+
+fn assumed_role_user<'a>(sc: &mut Scan<'a>, d: usize) -> R<AssumedRoleUser<'a>> {
+    let mut a = AssumedRoleUser::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "arn" => put(&mut seen, 0, &mut a.arn, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(a)
+}
+
+fn access_key<'a>(sc: &mut Scan<'a>, d: usize) -> R<AccessKey<'a>> {
+    let mut k = AccessKey::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "accessKeyId" => put(&mut seen, 0, &mut k.access_key_id, lstr(sc, d))?,
+            "userName" => put(&mut seen, 1, &mut k.user_name, lstr(sc, d))?,
+            "status" => put(&mut seen, 2, &mut k.status, lstr(sc, d))?,
+            "createDate" => put(&mut seen, 3, &mut k.create_date, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(k)
+}
+
+fn principal<'a>(sc: &mut Scan<'a>, d: usize) -> R<Principal<'a>> {
+    let mut p = Principal::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "userName" => put(&mut seen, 0, &mut p.user_name, lstr(sc, d))?,
+            "roleName" => put(&mut seen, 1, &mut p.role_name, lstr(sc, d))?,
+            "arn" => put(&mut seen, 2, &mut p.arn, lstr(sc, d))?,
+            "userId" => put(&mut seen, 3, &mut p.user_id, lstr(sc, d))?,
+            "roleId" => put(&mut seen, 4, &mut p.role_id, lstr(sc, d))?,
+            "createDate" => put(&mut seen, 5, &mut p.create_date, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(p)
+}
+
+fn federated_user<'a>(sc: &mut Scan<'a>, d: usize) -> R<FederatedUser<'a>> {
+    let mut f = FederatedUser::default();
+    let mut seen = 0;
+    sc.object(|sc, key| {
+        match key {
+            "arn" => put(&mut seen, 0, &mut f.arn, lstr(sc, d))?,
+            _ => sc.skip(d)?,
+        };
+        Ok(())
+    })?;
+    Ok(f)
 }
 
 /// Normalizes one record (raw, or wrapped in `CloudTrailEvent`). `Ok(None)` is never
@@ -193,6 +541,48 @@ pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output<'_>>, S
         |b| serde_json::from_slice(b).map_err(json_error),
         None,
     )
+}
+
+/// For tests and the fuzz target `cloudtrail_fast`: how the fast path reads `bytes` (one
+/// record) next to the serde path. `Ok(true)`: it decided, and read exactly what serde
+/// reads; `Ok(false)`: it left the record to serde; `Err`: they differ.
+#[doc(hidden)]
+pub fn fast_path_agrees(bytes: &[u8]) -> Result<bool, String> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Ok(false);
+    };
+    let Some((rec, end)) = fast(text, 0) else {
+        return Ok(false);
+    };
+    if !text
+        .get(end..)
+        .unwrap_or_default()
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .is_empty()
+    {
+        // It read a record followed by more bytes: whether those are allowed is the
+        // caller's to say (the array splitter's, in an S3 object).
+        return Ok(false);
+    }
+    match sonic_rs::from_slice::<Record>(bytes) {
+        Ok(serde) if serde == rec => Ok(true),
+        Ok(serde) => Err(format!("fast path read {rec:?}, serde {serde:?}")),
+        Err(e) => Err(format!(
+            "fast path accepted a record serde rejects ({e}): {rec:?}"
+        )),
+    }
+}
+
+/// The output of a record read by the fast path, as [`normalize_record_with`] gives it.
+fn rec_output<'a>(
+    rec: &mut Record<'a>,
+    raw: &'a [u8],
+    memo: &mut Memo,
+) -> Result<Option<Output<'a>>, String> {
+    from_record(rec, raw, Some(memo)).map(|mut o| {
+        o.raw = Some(Cow::Borrowed(raw));
+        Some(o)
+    })
 }
 
 fn normalize_record_with<'a>(
@@ -320,8 +710,9 @@ fn lake_rows(rows: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut d
     }
 }
 
-/// Parse-only baseline for benchmarks: deserializes every record of a document into the
-/// same typed struct ingestion uses, and nothing else. Returns the number of records.
+/// Parse-only baseline for benchmarks: reads every record of a document into the same
+/// typed struct ingestion uses, the same way (the fast path, serde where it cannot
+/// decide), and nothing else. Returns the number of records.
 #[doc(hidden)]
 pub fn parse_only(doc: &[u8]) -> usize {
     let d = trim_start(doc);
@@ -329,10 +720,20 @@ pub fn parse_only(doc: &[u8]) -> usize {
         Some(start) => d.get(start..).unwrap_or_default(),
         None => d,
     };
-    crate::split::elements(array)
-        .filter_map(Result::ok)
-        .filter(|v| sonic_rs::from_slice::<Record>(v).is_ok())
-        .count()
+    let text = std::str::from_utf8(array).ok();
+    let mut elements = crate::split::elements(array);
+    let mut n = 0;
+    while let Some(Ok(start)) = elements.start() {
+        if let Some((_, end)) = text.and_then(|t| fast(t, start)) {
+            elements.ended_at(end);
+            n += 1;
+        } else if let Ok(raw) = elements.element(start) {
+            n += usize::from(sonic_rs::from_slice::<Record>(raw).is_ok());
+        } else {
+            break;
+        }
+    }
+    n
 }
 
 /// Records parsed before the sink takes them: the parser's code and the sink's (store,
@@ -350,14 +751,26 @@ fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dy
             parsed.clear();
         }
     }
-    // Each record is split off without a parse, then parsed (and validated) once.
-    for (idx, item) in crate::split::elements(array).enumerate() {
-        let idx = idx as u64;
+    // Each record is read once by the fast path where it can decide (its end is then
+    // known too); otherwise it is split off without a parse, then parsed (and validated)
+    // once by serde. UTF-8 is checked once for the whole array.
+    let text = std::str::from_utf8(array).ok();
+    let mut elements = crate::split::elements(array);
+    let mut idx = 0;
+    while let Some(start) = elements.start() {
+        let item = start.and_then(|start| {
+            if let Some((mut rec, end)) = text.and_then(|t| fast(t, start)) {
+                elements.ended_at(end);
+                let raw = array.get(start..end).unwrap_or_default();
+                return Ok((raw, Some(rec_output(&mut rec, raw, memo))));
+            }
+            elements.element(start).map(|raw| (raw, None))
+        });
         match item {
-            Ok(raw) => {
+            Ok((raw, result)) => {
                 let line = lines.line_of(raw);
                 parsed.push(crate::Ahead {
-                    result: normalize_record_memo(raw, memo),
+                    result: result.unwrap_or_else(|| normalize_record_memo(raw, memo)),
                     line,
                     record: Some(idx),
                 });
@@ -375,6 +788,7 @@ fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dy
                 return;
             }
         }
+        idx += 1;
     }
     flush(&mut parsed, sink);
 }
@@ -1261,6 +1675,118 @@ fn from_record<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// CloudTrail records from the corpora: the Stratus detonation logs and Panther's
+    /// CloudTrail samples (compact and pretty-printed).
+    fn corpus_records() -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let Some(root) = keyward_testkit::corpora() else {
+            return out;
+        };
+        let dir = root.join("aws-cloudtrail-stratus-detonations/detonation-logs");
+        for path in keyward_testkit::sorted_dir(&dir) {
+            let doc = std::fs::read(path).unwrap();
+            for raw in crate::split::elements(trim_start(&doc)) {
+                out.push(raw.unwrap().to_vec());
+            }
+        }
+        let panther = root.join("panther-labelled-events/events/AWS.CloudTrail.jsonl");
+        for line in std::fs::read_to_string(panther).unwrap().lines() {
+            let t: Value = serde_json::from_str(line).unwrap();
+            out.push(serde_json::to_vec(&t["event"]).unwrap());
+            out.push(serde_json::to_vec_pretty(&t["event"]).unwrap());
+        }
+        out
+    }
+
+    /// The fast path reads every record it decides exactly as serde does, and decides
+    /// nearly all real ones.
+    #[test]
+    fn fast_path_reads_as_serde_does() {
+        let records = corpus_records();
+        if records.is_empty() {
+            eprintln!("skipped: ../shared/corpora not found");
+            return;
+        }
+        let mut decided = 0;
+        for r in &records {
+            match fast_path_agrees(r) {
+                Ok(d) => decided += usize::from(d),
+                Err(e) => panic!("{e}\nrecord: {}", String::from_utf8_lossy(r)),
+            }
+        }
+        println!("fast path decided {decided} of {} records", records.len());
+        assert!(
+            decided * 10 >= records.len() * 9,
+            "{decided} of {}",
+            records.len()
+        );
+    }
+
+    /// Damaged records: every byte of a sample of real records deleted, or replaced by a
+    /// byte that matters to JSON. The fast path never accepts what serde rejects, and
+    /// reads the same where both accept.
+    #[test]
+    fn fast_path_agrees_on_damaged_records() {
+        let mut records = corpus_records();
+        records.truncate(40);
+        records.push(
+            br#"{"eventVersion":"1.09","userIdentity":{"type":"AssumedRole","principalId":"AROA:s","arn":"arn:aws:sts::1:assumed-role/r/s","sessionContext":{"sessionIssuer":{"type":"Role","arn":"arn:aws:iam::1:role/r"},"webIdentityFederationData":{},"webIdFederationData":{"federatedProvider":"p","attributes":{"a":"1","a":"2","b":null}}}},"eventTime":"2026-11-10T00:00:00Z","eventSource":"sts.amazonaws.com","eventName":"AssumeRole","requestParameters":{"roleArn":"arn","durationSeconds":3600,"x":[1.5e3,-0,{"y":[]}]},"responseElements":{"credentials":{"accessKeyId":"ASIA"},"user":"a string","role":[1],"accessKey":null},"readOnly":true,"errorCode":"a\"b\\c\/d\ne"}"#
+                .to_vec(),
+        );
+        let (mut decided, mut total) = (0, 0);
+        for r in &records {
+            let step = (r.len() / 300).max(1);
+            for i in (0..r.len()).step_by(step) {
+                let mut variants = vec![[&r[..i], &r[i + 1..]].concat()];
+                for b in [
+                    b'"', b'\\', b'{', b'}', b'[', b',', b':', b'1', b'n', 1, 0xff,
+                ] {
+                    let mut v = r.clone();
+                    v[i] = b;
+                    variants.push(v);
+                }
+                variants.push(r[..i].to_vec());
+                for v in variants {
+                    match fast_path_agrees(&v) {
+                        Ok(d) => decided += usize::from(d),
+                        Err(e) => panic!("{e}\nrecord: {}", String::from_utf8_lossy(&v)),
+                    }
+                    total += 1;
+                }
+            }
+        }
+        println!("fast path decided {decided} of {total} damaged records");
+        assert!(decided > 0);
+    }
+
+    /// Edge cases of the lenient field types, each decided by the fast path.
+    #[test]
+    fn fast_path_reads_lenient_fields_as_serde_does() {
+        for r in [
+            r#"{"eventName":null,"eventSource":true,"awsRegion":false,"userAgent":{"a":1},"errorCode":[]}"#,
+            r#"{"userIdentity":null,"requestParameters":"text","responseElements":[{"a":1}]}"#,
+            r#"{"userIdentity":{"type":{"x":1},"arn":null,"sessionContext":true}}"#,
+            r#"{"responseElements":{"credentials":{},"federatedUser":{"arn":"a","arn2":"b"}}}"#,
+            r#" { "eventID" : "a" , "eventTime" : "" } "#,
+            r#"{}"#,
+        ] {
+            assert_eq!(fast_path_agrees(r.as_bytes()), Ok(true), "{r}");
+        }
+        // Left to serde: numbers where a field is read, duplicates, `\u` escapes,
+        // escaped keys, a wrapped record, a record that is not an object.
+        for r in [
+            r#"{"eventName":1}"#,
+            r#"{"eventName":"a","eventName":"b"}"#,
+            r#"{"userIdentity":{"arn":"a","arn":"b"}}"#,
+            r#"{"eventName":"\u0041"}"#,
+            r#"{"event\u004eame":"a"}"#,
+            r#"{"CloudTrailEvent":"{}"}"#,
+            r#"["a"]"#,
+        ] {
+            assert_eq!(fast_path_agrees(r.as_bytes()), Ok(false), "{r}");
+        }
+    }
 
     #[test]
     fn java_dates() {

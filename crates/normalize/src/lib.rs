@@ -18,6 +18,7 @@ pub mod k8s_snapshot;
 pub mod lambda;
 mod lenient;
 pub mod people;
+mod scan;
 pub mod sniff;
 #[doc(hidden)]
 pub mod split;

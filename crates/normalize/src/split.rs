@@ -1,7 +1,8 @@
 //! Splits a JSON array into the bytes of its elements without parsing them.
 //!
-//! CloudTrail delivery files are one array of records, each parsed by the typed parser
-//! (which validates it). Finding where each record ends with sonic-rs's safe array iterator
+//! CloudTrail delivery files are one array of records. The fast path (`crate::scan`)
+//! reads most records and says where each ends; a record it leaves to serde is cut out
+//! here, then parsed by the typed parser (which validates it). Finding where each record ends with sonic-rs's safe array iterator
 //! parses and validates every record a first time; its fast skip is only offered as an
 //! `unsafe` function, and this workspace forbids unsafe code. This splitter only tracks
 //! strings and bracket depth, jumping through string contents with `memchr`.
@@ -100,11 +101,11 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
     }
 }
 
-impl<'a> Iterator for Elements<'a> {
-    /// An element's bytes, or why the split stopped (nothing follows an `Err`).
-    type Item = Result<&'a [u8], &'static str>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl<'a> Elements<'a> {
+    /// Where the next element starts, past the separator before it; `None` at the end of
+    /// the array, `Some(Err)` when the split stops (nothing follows an `Err`). The element
+    /// must then be taken with [`Elements::element`] or [`Elements::ended_at`].
+    pub fn start(&mut self) -> Option<Result<usize, &'static str>> {
         if self.bad_start {
             self.bad_start = false;
             return Some(Err("not a JSON array"));
@@ -135,20 +136,41 @@ impl<'a> Iterator for Elements<'a> {
             return None;
         }
         self.first = false;
+        Some(Ok(i))
+    }
+
+    /// The bytes of the element starting at `i` (from [`Elements::start`]), found by this
+    /// splitter.
+    pub fn element(&mut self, i: usize) -> Result<&'a [u8], &'static str> {
+        let b = self.bytes;
         match value_end(b, i) {
             Some(end) if end > i && end <= b.len() => {
                 self.pos = end;
-                b.get(i..end).map(Ok)
+                b.get(i..end).ok_or(STRAY)
             }
             Some(_) => {
                 self.done = true;
-                Some(Err(STRAY))
+                Err(STRAY)
             }
             None => {
                 self.done = true;
-                Some(Err(TRUNCATED))
+                Err(TRUNCATED)
             }
         }
+    }
+
+    /// The element starting at `i` ends at `end`, as a parser that read it found.
+    pub fn ended_at(&mut self, end: usize) {
+        self.pos = end;
+    }
+}
+
+impl<'a> Iterator for Elements<'a> {
+    /// An element's bytes, or why the split stopped (nothing follows an `Err`).
+    type Item = Result<&'a [u8], &'static str>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.start().map(|i| i.and_then(|i| self.element(i)))
     }
 }
 
