@@ -175,6 +175,11 @@ pub trait Batch {
     /// stored is superseded only by a more complete stage of the same request.
     fn put_event(&mut self, key: EventKey, event: &Event<'_>, file_id: i64) -> Result<bool>;
     fn put_identity(&mut self, identity: &Identity) -> Result<()>;
+    /// Stores many identities; a store may stage the work (all documents of a chunk
+    /// written, then all rows) to keep each part's code in the instruction cache.
+    fn put_identities(&mut self, identities: &[&Identity]) -> Result<()> {
+        identities.iter().try_for_each(|i| self.put_identity(i))
+    }
     fn put_object(&mut self, object: &SnapshotObject) -> Result<()>;
     /// Stores an observed edge, replacing the stored one with the same (kind, from, to):
     /// the graph keeps the merged counts.
