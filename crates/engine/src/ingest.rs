@@ -621,8 +621,9 @@ fn write_changes(
     // In key order: each b-tree page of the identities table is visited once per batch
     // instead of at random (a fifth fewer page splits and cache misses on a fresh store).
     dirty.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    // Stores first, then the graph: each part's code runs over all of them in a row.
+    batch.put_identities(&dirty)?;
     for i in dirty {
-        batch.put_identity(i)?;
         topology.identity(i);
     }
     for e in topology.graph.take_observed() {
@@ -631,9 +632,14 @@ fn write_changes(
     Ok(())
 }
 
+/// The largest decompression buffer kept from one file to the next.
+const SPARE_MAX: usize = 256 * 1024 * 1024;
+
 /// What one `ingest` call accumulates across files.
 #[derive(Default)]
 struct Run {
+    /// A decompression buffer kept from file to file (see `decompress_into`).
+    spare: Vec<u8>,
     pending: crate::topology::Pending,
     report: IngestReport,
     touched: FxHashMap<String, (bool, &'static str)>,
@@ -702,7 +708,8 @@ fn ingest_file(
         return Ok(fr);
     }
     if let Input::Raw(raw) = input {
-        input = Input::Memory(keyward_sources::decompress(raw).map_err(io)?);
+        let spare = std::mem::take(&mut run.spare);
+        input = Input::Memory(keyward_sources::decompress_into(raw, spare).map_err(io)?);
     }
     let layout = match opts.format {
         // A forced format that is not line-oriented is read as a document.
@@ -824,6 +831,14 @@ fn ingest_file(
         (sink.records, sink.accepted, sink.rejected, sink.events_new);
     progress.records(records % 4096);
     batch.finish_file(file_id, records, accepted, rejected)?;
+    // The decompressed bytes' buffer serves the next file.
+    let buffer = match input {
+        Input::Memory(m) if m.capacity() > doc.capacity() => m,
+        _ => doc,
+    };
+    if buffer.capacity() <= SPARE_MAX {
+        run.spare = buffer;
+    }
     let report = &mut run.report;
     let st = report.per_source.entry(source.as_str()).or_default();
     st.files += 1;

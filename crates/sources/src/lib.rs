@@ -93,9 +93,16 @@ pub fn cluster_from_path(path: &Path) -> Option<String> {
 /// Decompresses gzip bytes (returned as they are when not gzip). The output buffer is sized
 /// from the gzip trailer (`ISIZE`, the uncompressed size modulo 2³²) so it is not regrown.
 pub fn decompress(raw: Vec<u8>) -> io::Result<Vec<u8>> {
+    decompress_into(raw, Vec::new())
+}
+
+/// [`decompress`] into `out`, a buffer kept from file to file: its memory is then not
+/// faulted in and zeroed by the kernel again for every file (what `out` held is dropped).
+pub fn decompress_into(raw: Vec<u8>, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
+    out.clear();
     let hint = raw
         .len()
         .checked_sub(4)
@@ -103,7 +110,7 @@ pub fn decompress(raw: Vec<u8>) -> io::Result<Vec<u8>> {
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, |b| u32::from_le_bytes(b) as usize);
     // A hint is only a hint (multi-member files, sizes over 4 GiB): cap what it reserves.
-    let mut out = Vec::with_capacity(hint.min(raw.len().saturating_mul(64)).min(1 << 30) + 1);
+    out.reserve(hint.min(raw.len().saturating_mul(64)).min(1 << 30) + 1);
     flate2::bufread::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
     Ok(out)
 }
