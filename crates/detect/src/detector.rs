@@ -27,18 +27,28 @@ const MERGE_WINDOW: Millis = 3_600_000;
 const MAX_ACTORS: usize = 20;
 
 /// A principal's baseline, and whether it is listed as changed (`Detector::dirty`): the
-/// flag sits beside the baseline, which an event reads anyway.
-#[derive(Default)]
+/// flag sits beside the baseline, which an event reads anyway. The map holding it is keyed
+/// by the principal's keyed hash ([`crate::keyed_hash`]), so finding it reads no string;
+/// the principal is kept here for writing the baseline out.
 struct Held {
+    principal: String,
     baseline: Baseline,
     dirty: bool,
 }
 
 impl Held {
-    fn mark(&mut self, principal: &str, dirty: &mut Vec<String>) {
+    fn new(principal: &str, baseline: Baseline) -> Self {
+        Held {
+            principal: principal.to_owned(),
+            baseline,
+            dirty: false,
+        }
+    }
+
+    fn mark(&mut self, key: u64, dirty: &mut Vec<u64>) {
         if !self.dirty {
             self.dirty = true;
-            dirty.push(principal.to_owned());
+            dirty.push(key);
         }
     }
 }
@@ -160,13 +170,14 @@ pub struct Detector {
     /// Rules with a check and no detection, per source.
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
-    baselines: hashbrown::HashMap<String, Held, FxBuildHasher>,
+    /// By the principal's keyed hash (see [`Held`]).
+    baselines: hashbrown::HashMap<u64, Held, FxBuildHasher>,
     fingerprints: Fingerprints,
     /// The endpoint (`service:action`) being learned, a buffer kept across events.
     endpoint: String,
     /// Principals whose baseline changed since the last [`Detector::take_dirty`] (each
     /// once: its [`Held::dirty`] says whether it is listed).
-    dirty: Vec<String>,
+    dirty: Vec<u64>,
     settings: Settings,
     /// Open findings by (rule index, principal, subject) ([`merge_key`]): later matches
     /// extend them.
@@ -361,24 +372,25 @@ impl Detector {
 
     /// A baseline loaded from the store.
     pub fn load_baseline(&mut self, principal: String, b: Baseline) {
-        self.baselines.entry(principal).or_insert(Held {
-            baseline: b,
-            dirty: false,
-        });
+        self.baselines
+            .entry(crate::keyed_hash(principal.as_str()))
+            .or_insert_with(|| Held::new(&principal, b));
     }
 
     pub fn baseline(&self, principal: &str) -> Option<&Baseline> {
-        self.baselines.get(principal).map(|h| &h.baseline)
+        self.baselines
+            .get(&crate::keyed_hash(principal))
+            .map(|h| &h.baseline)
     }
 
     /// Bytes held by all baselines (inline, heap and map entry), see [`Baseline::bytes`].
     pub fn baseline_bytes(&self) -> usize {
         self.baselines
             .iter()
-            .map(|(k, h)| {
-                k.capacity()
+            .map(|(_, h)| {
+                h.principal.capacity()
                     + h.baseline.bytes()
-                    + std::mem::size_of::<String>()
+                    + std::mem::size_of::<u64>()
                     + (std::mem::size_of::<Held>() - std::mem::size_of::<Baseline>())
             })
             .sum()
@@ -389,7 +401,7 @@ impl Detector {
     }
 
     /// Baselines changed since the last call.
-    pub fn take_dirty(&mut self) -> Vec<(String, &Baseline)> {
+    pub fn take_dirty(&mut self) -> Vec<(&str, &Baseline)> {
         let dirty = std::mem::take(&mut self.dirty);
         for k in &dirty {
             if let Some(h) = self.baselines.get_mut(k) {
@@ -398,7 +410,11 @@ impl Detector {
         }
         dirty
             .into_iter()
-            .filter_map(|k| self.baselines.get(&k).map(|h| (k, &h.baseline)))
+            .filter_map(|k| {
+                self.baselines
+                    .get(&k)
+                    .map(|h| (h.principal.as_str(), &h.baseline))
+            })
             .collect()
     }
 
@@ -573,6 +589,8 @@ impl Detector {
         self.latest = self.latest.max(event.time);
         self.state.learn(&view);
         let principal = view.principal();
+        // The principal's baseline key, hashed once for the checks and for learning.
+        let key = principal.map(crate::keyed_hash);
         let (matches, parsed_ahead) = match prepared {
             Some(p) => (p.matches, p.parsed),
             None => (self.matching(&view), false),
@@ -651,7 +669,7 @@ impl Detector {
         // Checks that need no detection: the principal's baseline is looked up once for
         // all of them, and what they find is reported after.
         let mut hits = Vec::new();
-        let b = principal.and_then(|p| self.baselines.get(p).map(|h| &h.baseline));
+        let b = key.and_then(|k| self.baselines.get(&k).map(|h| &h.baseline));
         for &(src, idx) in &self.check_only {
             if src != event.source {
                 continue;
@@ -671,8 +689,8 @@ impl Detector {
         }
         self.state.learn_region(&view);
         // The baseline learns last, so checks judge against what was known before.
-        if let Some(p) = principal {
-            self.learn(p, &view);
+        if let (Some(p), Some(k)) = (principal, key) {
+            self.learn(p, k, &view);
         }
         if parsed_ahead || view.was_parsed() {
             self.parsed += 1;
@@ -695,7 +713,11 @@ impl Detector {
             return;
         }
         if let Some(check) = rule.check.clone() {
-            let b = principal.and_then(|p| self.baselines.get(p).map(|h| &h.baseline));
+            let b = principal.and_then(|p| {
+                self.baselines
+                    .get(&crate::keyed_hash(p))
+                    .map(|h| &h.baseline)
+            });
             let extends = |subject: &str| extends(&self.active, idx, principal, subject);
             if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup, &extends)
             {
@@ -716,7 +738,7 @@ impl Detector {
         });
     }
 
-    fn learn(&mut self, principal: &str, v: &View) {
+    fn learn(&mut self, principal: &str, key: u64, v: &View) {
         let e = v.event;
         // Failed calls are attempts, not the identity's pattern of life.
         if e.error_code.is_some() {
@@ -740,11 +762,11 @@ impl Detector {
             }
             None => endpoint.push_str(&e.action),
         }
-        self.observe(principal, v, &endpoint);
+        self.observe(principal, key, v, &endpoint);
         self.endpoint = endpoint;
     }
 
-    fn observe(&mut self, principal: &str, v: &View, endpoint: &str) {
+    fn observe(&mut self, principal: &str, key: u64, v: &View, endpoint: &str) {
         let e = v.event;
         let activity = Activity {
             time: e.time,
@@ -754,15 +776,18 @@ impl Detector {
             agent: e.user_agent.as_deref(),
             event_id: &e.native_id,
         };
-        if self.baselines.len() >= MAX_BASELINES && !self.baselines.contains_key(principal) {
+        if self.baselines.len() >= MAX_BASELINES && !self.baselines.contains_key(&key) {
             return;
         }
-        // One lookup; the key is copied only for a principal new to the map.
-        let h = self.baselines.entry_ref(principal).or_default();
+        // One lookup; the principal is copied only when it is new to the map.
+        let h = self
+            .baselines
+            .entry(key)
+            .or_insert_with(|| Held::new(principal, Baseline::default()));
         let score = h
             .baseline
             .observe(&activity, checks::regional(v), &mut self.fingerprints);
-        h.mark(principal, &mut self.dirty);
+        h.mark(key, &mut self.dirty);
         if let Some(s) = score {
             self.anomaly(principal, s);
         }
@@ -772,15 +797,15 @@ impl Detector {
     pub fn close_hours(&mut self) {
         let now_hour = self.latest.div_euclid(3_600_000);
         let mut scores = Vec::new();
-        for (p, h) in &mut self.baselines {
+        for (&k, h) in &mut self.baselines {
             if h.baseline
                 .window
                 .as_ref()
                 .is_some_and(|w| w.hour < now_hour)
             {
-                h.mark(p, &mut self.dirty);
+                h.mark(k, &mut self.dirty);
                 if let Some(s) = h.baseline.close() {
-                    scores.push((p.clone(), s));
+                    scores.push((h.principal.clone(), s));
                 }
             }
         }
@@ -934,11 +959,12 @@ impl Detector {
         let Ok(w) = serde_json::from_value::<crate::baseline::Window>(w.clone()) else {
             return false;
         };
-        let Some(h) = self.baselines.get_mut(p) else {
+        let key = crate::keyed_hash(p);
+        let Some(h) = self.baselines.get_mut(&key) else {
             return false;
         };
         h.baseline.absorb(&w);
-        h.mark(p, &mut self.dirty);
+        h.mark(key, &mut self.dirty);
         true
     }
 }

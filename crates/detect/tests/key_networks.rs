@@ -107,8 +107,12 @@ fn changed_baselines_are_listed_once() {
         d.on_event(&e, &raw, &known, &NoLookup);
     };
     let role = "arn:aws:iam::111122223333:role/orders";
-    let names =
-        |d: &mut Detector| -> Vec<String> { d.take_dirty().into_iter().map(|(p, _)| p).collect() };
+    let names = |d: &mut Detector| -> Vec<String> {
+        d.take_dirty()
+            .into_iter()
+            .map(|(p, _)| p.to_owned())
+            .collect()
+    };
     for i in 0..5 {
         feed(&mut d, i, "2026-11-10T08:00:01Z");
     }

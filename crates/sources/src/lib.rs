@@ -98,11 +98,12 @@ pub fn decompress(raw: Vec<u8>) -> io::Result<Vec<u8>> {
 
 /// [`decompress`] into `out`, a buffer kept from file to file: its memory is then not
 /// faulted in and zeroed by the kernel again for every file (what `out` held is dropped).
+/// The bytes `out` already holds are read over as they are; only what it must add is
+/// zeroed (`read_to_end` would zero the whole spare capacity of every file first).
 pub fn decompress_into(raw: Vec<u8>, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
-    out.clear();
     let hint = raw
         .len()
         .checked_sub(4)
@@ -110,8 +111,29 @@ pub fn decompress_into(raw: Vec<u8>, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
         .and_then(|b| <[u8; 4]>::try_from(b).ok())
         .map_or(0, |b| u32::from_le_bytes(b) as usize);
     // A hint is only a hint (multi-member files, sizes over 4 GiB): cap what it reserves.
-    out.reserve(hint.min(raw.len().saturating_mul(64)).min(1 << 30) + 1);
-    flate2::bufread::MultiGzDecoder::new(&raw[..]).read_to_end(&mut out)?;
+    // One byte more than the hint lets the last read see the end.
+    let want = hint.min(raw.len().saturating_mul(64)).min(1 << 30) + 1;
+    if out.len() < want {
+        out.resize(want, 0);
+    }
+    let mut decoder = flate2::bufread::MultiGzDecoder::new(&raw[..]);
+    let mut filled = 0;
+    loop {
+        if filled >= out.len() {
+            let grown = out.len().saturating_mul(2).max(64 * 1024);
+            out.resize(grown, 0);
+        }
+        let Some(free) = out.get_mut(filled..) else {
+            break;
+        };
+        match decoder.read(free) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    out.truncate(filled);
     Ok(out)
 }
 
@@ -143,6 +165,38 @@ mod tests {
         );
         assert_eq!(cluster_from_path(Path::new("logs/a.log")), None);
         assert_eq!(cluster_from_path(Path::new("k8s/a.log")), None);
+    }
+
+    fn gz(data: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn decompress_into_a_kept_buffer() {
+        let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let small = b"{\"Records\":[]}".to_vec();
+        // A buffer that held a larger file: only the new file's bytes come back.
+        let out = decompress_into(gz(&big), Vec::new()).unwrap();
+        assert_eq!(out, big);
+        let out = decompress_into(gz(&small), out).unwrap();
+        assert_eq!(out, small);
+        // Grows past a hint that lies (the trailer of the first member of two).
+        let mut two = gz(&small);
+        two.extend(gz(&big));
+        let out = decompress_into(two, out).unwrap();
+        assert_eq!(out.len(), small.len() + big.len());
+        assert!(out.starts_with(&small) && out.ends_with(&big));
+        // A damaged trailer (ISIZE 0) is read past, then reported: flate2 checks it.
+        let mut lying = gz(&big);
+        let n = lying.len();
+        lying[n - 4..].copy_from_slice(&[0, 0, 0, 0]);
+        assert!(decompress_into(lying, Vec::new()).is_err());
+        // Truncated input is an error too.
+        let mut cut = gz(&big);
+        cut.truncate(cut.len() / 2);
+        assert!(decompress_into(cut, Vec::new()).is_err());
     }
 
     #[test]
