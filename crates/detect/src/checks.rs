@@ -1,7 +1,7 @@
 //! Stateful checks: the parts of a rule that need more than one event or outside knowledge.
 //! A rule with a `detection` runs its check only on the events the detection matched.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use keyward_model::time::Millis;
 use rustc_hash::FxBuildHasher;
@@ -137,16 +137,26 @@ pub struct State {
     pub own_accounts: BTreeSet<String>,
     /// Web-identity subjects seen per role ARN (capped per role).
     pub subjects: BTreeMap<String, Vec<String>>,
-    /// Recent uses per access key, by the key's [`crate::keyed_hash`], within the widest
-    /// window. Keys and networks are told apart by hash, so a use reads none of the stored
-    /// strings.
+    /// The networks each access key was used from lately, by the key's
+    /// [`crate::keyed_hash`]. Keys and networks are told apart by hash, so a use reads none
+    /// of the stored strings.
     #[serde(skip)]
-    pub key_uses: hashbrown::HashMap<u64, VecDeque<KeyUse>, FxBuildHasher>,
+    pub key_uses: hashbrown::HashMap<u64, KeyUses, FxBuildHasher>,
 }
 
-/// One use of an access key.
+/// The networks an access key was used from within the window, each with its latest use.
+/// The latest network is held inline, in the map's entry: a key used from one place (most
+/// keys) is checked without reading anything else.
 #[derive(Debug, Clone, Default)]
-pub struct KeyUse {
+pub struct KeyUses {
+    pub latest: NetworkUse,
+    /// The other networks used within the window (at most [`MAX_NETWORKS`] − 1).
+    pub others: Vec<NetworkUse>,
+}
+
+/// A network an access key was used from, and when it was last.
+#[derive(Debug, Clone, Default)]
+pub struct NetworkUse {
     pub time: Millis,
     /// The network's [`crate::keyed_hash`].
     pub net_hash: u64,
@@ -154,6 +164,50 @@ pub struct KeyUse {
     /// it.
     pub fingerprint: Option<u32>,
     pub network: String,
+}
+
+/// Distinct networks remembered per access key.
+pub const MAX_NETWORKS: usize = 64;
+
+impl KeyUses {
+    /// Records a use from `net` (hashed `net_hash`) at `time` and forgets networks not used
+    /// since `since`. Returns whether other networks remain.
+    fn record(&mut self, time: Millis, since: Millis, net_hash: u64, net: &str) -> bool {
+        // A key's first use (networks are never empty strings).
+        let fresh = self.latest.network.is_empty();
+        if fresh || self.latest.net_hash != net_hash {
+            let found = self.others.iter().position(|u| u.net_hash == net_hash);
+            let mut now = match found {
+                Some(i) => self.others.swap_remove(i),
+                None => NetworkUse {
+                    net_hash,
+                    ..NetworkUse::default()
+                },
+            };
+            if now.network.is_empty() {
+                now.network.push_str(net);
+            }
+            let before = std::mem::replace(&mut self.latest, now);
+            if !fresh {
+                self.others.push(before);
+            }
+        }
+        self.latest.time = self.latest.time.max(time);
+        if !self.others.is_empty() {
+            self.others.retain(|u| u.time >= since);
+            if self.others.len() >= MAX_NETWORKS {
+                // The least recently used go first.
+                self.others
+                    .sort_unstable_by_key(|u| std::cmp::Reverse(u.time));
+                self.others.truncate(MAX_NETWORKS - 1);
+            }
+        }
+        !self.others.is_empty()
+    }
+
+    fn all(&self) -> impl Iterator<Item = &NetworkUse> {
+        std::iter::once(&self.latest).chain(&self.others)
+    }
 }
 
 const MAX_SUBJECTS: usize = 256;
@@ -281,65 +335,41 @@ impl Check {
                     state.key_uses.clear();
                 }
                 let uses = state.key_uses.entry(key_hash).or_default();
-                let window = window_seconds * 1000;
-                // The buffer of a use that left the window takes this one's network.
-                let mut spare = None;
-                while uses.front().is_some_and(|u| u.time < e.time - window) {
-                    spare = uses.pop_front().map(|u| u.network);
-                }
-                if uses.len() >= 64 {
-                    spare = uses.pop_front().map(|u| u.network);
-                }
-                let mut network = spare.unwrap_or_default();
-                network.clear();
-                network.push_str(net);
+                let since = e.time - window_seconds * 1000;
                 let net_hash = crate::keyed_hash(net);
                 // One network in the window (the common case): nothing to compare.
-                let alone = uses.iter().all(|u| u.net_hash == net_hash);
-                uses.push_back(KeyUse {
-                    time: e.time,
-                    net_hash,
-                    fingerprint: None,
-                    network,
-                });
-                if *networks > 1 && alone {
+                if !uses.record(e.time, since, net_hash, net) && *networks > 1 {
                     return None;
                 }
-                // Distinct networks, by hash (at most 64 uses).
-                let mut hashes: Vec<u64> = uses.iter().map(|u| u.net_hash).collect();
-                hashes.sort_unstable();
-                hashes.dedup();
-                if hashes.len() < *networks {
+                if uses.others.len() + 1 < *networks {
                     return None;
                 }
                 // Networks the principal already used in learned hours are its own (a VPC
                 // endpoint and a NAT gateway, say): it takes one it never used to fire. Each
-                // use's network is fingerprinted once.
-                for u in uses.iter_mut() {
+                // network is fingerprinted once.
+                for u in std::iter::once(&mut uses.latest).chain(uses.others.iter_mut()) {
                     u.fingerprint
                         .get_or_insert_with(|| baseline::fingerprint(&u.network));
                 }
-                let unknown = |u: &KeyUse| {
+                let unknown = |u: &NetworkUse| {
                     !baseline
                         .is_some_and(|b| u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp)))
                 };
-                if !uses.iter().any(unknown) {
+                if !uses.all().any(unknown) {
                     return None;
                 }
                 if extends(key) {
                     return Some(Hit::repeat(key));
                 }
-                // Sorted and deduplicated, as a set would list them.
-                let mut distinct: Vec<&str> = uses.iter().map(|u| u.network.as_str()).collect();
+                // Sorted, as a set would list them (each network is listed once).
+                let mut distinct: Vec<&str> = uses.all().map(|u| u.network.as_str()).collect();
                 distinct.sort_unstable();
-                distinct.dedup();
                 let mut new_networks: Vec<&str> = uses
-                    .iter()
+                    .all()
                     .filter(|u| unknown(u))
                     .map(|u| u.network.as_str())
                     .collect();
                 new_networks.sort_unstable();
-                new_networks.dedup();
                 Some(Hit {
                     subject: key.to_owned(),
                     summary: format!(
@@ -438,6 +468,44 @@ impl Check {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn key_uses_keep_distinct_networks_in_the_window() {
+        let mut u = KeyUses::default();
+        let h = |n: &str| crate::keyed_hash(n);
+        let nets = |u: &KeyUses| {
+            let mut v: Vec<String> = u.all().map(|x| x.network.clone()).collect();
+            v.sort();
+            v
+        };
+        // One network, used again and again: nothing else is held.
+        for t in [0, 1_000, 2_000] {
+            assert!(!u.record(t, t - 10_000, h("10.0.0.0/24"), "10.0.0.0/24"));
+        }
+        assert_eq!(u.latest.time, 2_000);
+        // A second and a third network within the window.
+        assert!(u.record(3_000, -7_000, h("192.0.2.0/24"), "192.0.2.0/24"));
+        assert!(u.record(4_000, -6_000, h("198.51.100.0/24"), "198.51.100.0/24"));
+        assert_eq!(nets(&u), ["10.0.0.0/24", "192.0.2.0/24", "198.51.100.0/24"]);
+        // The first comes back: it is the latest again, each network is held once.
+        assert!(u.record(5_000, -5_000, h("10.0.0.0/24"), "10.0.0.0/24"));
+        assert_eq!(u.latest.network, "10.0.0.0/24");
+        assert_eq!(u.others.len(), 2);
+        // An event out of order does not move a network's latest use back.
+        assert!(u.record(4_500, -5_500, h("10.0.0.0/24"), "10.0.0.0/24"));
+        assert_eq!(u.latest.time, 5_000);
+        // Ten seconds on, the others left the window.
+        assert!(!u.record(14_500, 4_500, h("10.0.0.0/24"), "10.0.0.0/24"));
+        assert_eq!(nets(&u), ["10.0.0.0/24"]);
+        // At most MAX_NETWORKS networks are held, the least recently used dropped first.
+        for i in 0..100i64 {
+            let n = format!("203.0.{i}.0/24");
+            u.record(20_000 + i, 0, h(&n), &n);
+        }
+        assert_eq!(u.all().count(), MAX_NETWORKS);
+        assert_eq!(u.latest.network, "203.0.99.0/24");
+        assert!(u.others.iter().all(|x| x.time >= 20_000 + 100 - MAX_NETWORKS as i64));
+    }
 
     #[test]
     fn principals() {
