@@ -504,7 +504,11 @@ mod tests {
         }
         assert_eq!(u.all().count(), MAX_NETWORKS);
         assert_eq!(u.latest.network, "203.0.99.0/24");
-        assert!(u.others.iter().all(|x| x.time >= 20_000 + 100 - MAX_NETWORKS as i64));
+        assert!(
+            u.others
+                .iter()
+                .all(|x| x.time >= 20_000 + 100 - MAX_NETWORKS as i64)
+        );
     }
 
     #[test]

@@ -177,6 +177,65 @@ fn fast<'a>(text: &'a str, start: usize, rec: &mut Record<'a>) -> Option<usize> 
     rec.wrapped.0.is_none().then_some(sc.pos)
 }
 
+/// Bytes of a records array checked as UTF-8 at a time, just ahead of the records read
+/// from them: the block is still in cache when they are parsed. (Checking the whole array
+/// first would read a file's worth of bytes from memory twice.)
+const UTF8_BLOCK: usize = 256 * 1024;
+
+/// The part of a records array checked as UTF-8 (`text`, `None` when it is not), from
+/// `from` to `end`.
+struct Checked<'a> {
+    from: usize,
+    end: usize,
+    text: Option<&'a str>,
+}
+
+impl<'a> Checked<'a> {
+    /// Checks `array[from..]` up to a block's length, or up to `min_end` when that is
+    /// further; the end is moved back to a character boundary.
+    fn new(array: &'a [u8], from: usize, min_end: usize) -> Self {
+        let mut end = from
+            .saturating_add(UTF8_BLOCK)
+            .max(min_end)
+            .min(array.len());
+        // Back off continuation bytes (at most three) so no character is cut.
+        while end > from && array.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
+            end -= 1;
+        }
+        let text = array
+            .get(from..end)
+            .and_then(|b| std::str::from_utf8(b).ok());
+        Checked { from, end, text }
+    }
+
+    /// The fast path on the record at `start`, in the block holding it (a new one from
+    /// `start` when the current one ends before).
+    fn fast(&mut self, array: &'a [u8], start: usize, rec: &mut Record<'a>) -> Option<usize> {
+        if start < self.from || start >= self.end {
+            *self = Checked::new(array, start, 0);
+        }
+        let t = self.text?;
+        fast(t, start - self.from, rec).map(|end| self.from + end)
+    }
+
+    /// The fast path failed on the record `array[start..end]` (as the splitter found it):
+    /// when the record runs past the checked block, checks from its start and tries again.
+    fn again(
+        &mut self,
+        array: &'a [u8],
+        start: usize,
+        end: usize,
+        rec: &mut Record<'a>,
+    ) -> Option<usize> {
+        if start >= self.from && end <= self.end {
+            return None;
+        }
+        *self = Checked::new(array, start, end);
+        *rec = Record::default();
+        self.fast(array, start, rec).filter(|&e| e == end)
+    }
+}
+
 /// Marks field `bit` of an object seen; a second sighting is the serde path's to reject.
 fn once(seen: &mut u32, bit: u32) -> R<()> {
     if *seen & (1 << bit) != 0 {
@@ -683,15 +742,21 @@ pub fn parse_only(doc: &[u8]) -> usize {
         Some(start) => d.get(start..).unwrap_or_default(),
         None => d,
     };
-    let text = std::str::from_utf8(array).ok();
+    let mut checked = Checked::new(array, 0, 0);
     let mut elements = crate::split::elements(array);
     let mut n = 0;
     while let Some(Ok(start)) = elements.start() {
-        if let Some(end) = text.and_then(|t| fast(t, start, &mut Record::default())) {
+        if let Some(end) = checked.fast(array, start, &mut Record::default()) {
             elements.ended_at(end);
             n += 1;
         } else if let Ok(raw) = elements.element(start) {
-            n += usize::from(sonic_rs::from_slice::<Record>(raw).is_ok());
+            let end = start + raw.len();
+            n += usize::from(
+                checked
+                    .again(array, start, end, &mut Record::default())
+                    .is_some()
+                    || sonic_rs::from_slice::<Record>(raw).is_ok(),
+            );
         } else {
             break;
         }
@@ -716,19 +781,27 @@ fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dy
     }
     // Each record is read once by the fast path where it can decide (its end is then
     // known too); otherwise it is split off without a parse, then parsed (and validated)
-    // once by serde. UTF-8 is checked once for the whole array.
-    let text = std::str::from_utf8(array).ok();
+    // once by serde. UTF-8 is checked a block at a time, once (see [`Checked`]).
+    let mut checked = Checked::new(array, 0, 0);
     let mut elements = crate::split::elements(array);
     let mut idx = 0;
     while let Some(start) = elements.start() {
         let item = start.and_then(|start| {
             let mut rec = Record::default();
-            if let Some(end) = text.and_then(|t| fast(t, start, &mut rec)) {
+            if let Some(end) = checked.fast(array, start, &mut rec) {
                 elements.ended_at(end);
                 let raw = array.get(start..end).unwrap_or_default();
                 return Ok((raw, Some(rec_output(&mut rec, raw, memo))));
             }
-            elements.element(start).map(|raw| (raw, None))
+            let raw = elements.element(start)?;
+            // A record the block's end cut: the fast path tries it again, checked whole.
+            if checked
+                .again(array, start, start + raw.len(), &mut rec)
+                .is_some()
+            {
+                return Ok((raw, Some(rec_output(&mut rec, raw, memo))));
+            }
+            Ok((raw, None))
         });
         match item {
             Ok((raw, result)) => {
@@ -1639,6 +1712,72 @@ fn from_record<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// UTF-8 is checked block by block: records holding multi-byte characters, across the
+    /// blocks' ends, all take the fast path; a block with invalid bytes sends only its own
+    /// records to serde, and parsing goes on.
+    #[test]
+    fn utf8_checked_by_block() {
+        let record = |i: usize| {
+            format!(
+                r#"{{"eventVersion":"1.08","eventID":"e{i}","eventTime":"2026-11-10T08:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","userAgent":"ünïcödé 🔑 {}"}}"#,
+                "é".repeat(i % 977)
+            )
+        };
+        let n = 2_000;
+        let body: Vec<String> = (0..n).map(record).collect();
+        let array = format!("[{}]", body.join(",")).into_bytes();
+        assert!(array.len() > 4 * UTF8_BLOCK);
+        let walk = |array: &[u8]| {
+            let mut checked = Checked::new(array, 0, 0);
+            let mut elements = crate::split::elements(array);
+            let (mut fast_ok, mut slow, mut again) = (0, 0, 0);
+            while let Some(Ok(start)) = elements.start() {
+                let mut rec = Record::default();
+                let end = match checked.fast(array, start, &mut rec) {
+                    Some(end) => {
+                        elements.ended_at(end);
+                        Some(end)
+                    }
+                    None => {
+                        let raw = elements.element(start).unwrap();
+                        let end = start + raw.len();
+                        let retried = checked.again(array, start, end, &mut rec);
+                        again += usize::from(retried.is_some());
+                        retried
+                    }
+                };
+                if let Some(end) = end {
+                    let raw = std::str::from_utf8(&array[start..end]).unwrap();
+                    assert!(raw.starts_with('{') && raw.ends_with('}'), "{raw}");
+                    let want = format!("e{}", fast_ok + slow);
+                    assert_eq!(rec.event_id.get(), Some(want.as_str()));
+                    fast_ok += 1;
+                } else {
+                    slow += 1;
+                }
+            }
+            (fast_ok, slow, again)
+        };
+        // Every block's end cuts a record, tried again from its start.
+        let (fast_ok, slow, again) = walk(&array);
+        assert_eq!((fast_ok, slow), (n, 0));
+        assert!(again >= 4, "{again}");
+        assert_eq!(parse_only(&array), n);
+        // One invalid byte inside a user agent, past the first block.
+        let mut bad = array.clone();
+        let at = bad
+            .windows(4)
+            .enumerate()
+            .skip(UTF8_BLOCK + 1000)
+            .find(|(_, w)| w == b"\xc3\xbcn\xc3")
+            .map(|(i, _)| i)
+            .unwrap();
+        bad[at] = 0xff;
+        let (fast_ok, slow, _) = walk(&bad);
+        assert_eq!(fast_ok + slow, n);
+        assert!(slow >= 1 && fast_ok > n / 2, "{fast_ok} {slow}");
+    }
 
     /// CloudTrail records from the corpora: the Stratus detonation logs and Panther's
     /// CloudTrail samples (compact and pretty-printed).

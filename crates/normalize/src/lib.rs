@@ -222,32 +222,26 @@ pub(crate) fn emit(
     .hand_to(sink);
 }
 
-/// Tracks line numbers while walking records of one document by byte offset.
+/// Tracks line numbers while walking records of one document by byte offset. Newlines are
+/// counted in the bytes before each record as it comes (memchr's vectorized count), while
+/// they are in cache; an S3 object, megabytes on one line, is not searched ahead.
 pub(crate) struct LineCounter<'a> {
     doc: &'a [u8],
     offset: usize,
     pub(crate) line: u64,
-    /// S3 CloudTrail objects are one line: then there is nothing to count.
-    single_line: bool,
 }
 
 impl<'a> LineCounter<'a> {
     pub(crate) fn new(doc: &'a [u8]) -> Self {
-        let body = doc.trim_ascii_end();
         LineCounter {
             doc,
             offset: 0,
             line: 1,
-            // memchr's vectorized search: an S3 object is megabytes on one line.
-            single_line: memchr::memchr(b'\n', body).is_none(),
         }
     }
 
     /// The 1-based line of `part`, which must be a slice of the document; walks forward only.
     pub(crate) fn line_of(&mut self, part: &[u8]) -> u64 {
-        if self.single_line {
-            return 1;
-        }
         let pos = (part.as_ptr() as usize).saturating_sub(self.doc.as_ptr() as usize);
         if pos > self.offset {
             let end = pos.min(self.doc.len());

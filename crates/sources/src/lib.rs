@@ -96,6 +96,9 @@ pub fn decompress(raw: Vec<u8>) -> io::Result<Vec<u8>> {
     decompress_into(raw, Vec::new())
 }
 
+/// Bytes decompressed per read (see [`decompress_into`]).
+const READ_CHUNK: usize = 128 * 1024;
+
 /// [`decompress`] into `out`, a buffer kept from file to file: its memory is then not
 /// faulted in and zeroed by the kernel again for every file (what `out` held is dropped).
 /// The bytes `out` already holds are read over as they are; only what it must add is
@@ -123,7 +126,10 @@ pub fn decompress_into(raw: Vec<u8>, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
             let grown = out.len().saturating_mul(2).max(64 * 1024);
             out.resize(grown, 0);
         }
-        let Some(free) = out.get_mut(filled..) else {
+        // A read at a time: the checksum gzip computes over what a read returned then reads
+        // it while it is still in cache.
+        let upto = filled.saturating_add(READ_CHUNK).min(out.len());
+        let Some(free) = out.get_mut(filled..upto) else {
             break;
         };
         match decoder.read(free) {
