@@ -246,7 +246,10 @@ impl<'a> LineCounter<'a> {
         if pos > self.offset {
             let end = pos.min(self.doc.len());
             let skipped = self.doc.get(self.offset..end).unwrap_or_default();
-            self.line += memchr::memchr_iter(b'\n', skipped).count() as u64;
+            // Found first (memchr's fastest search): most stretches hold no newline.
+            if memchr::memchr(b'\n', skipped).is_some() {
+                self.line += memchr::memchr_iter(b'\n', skipped).count() as u64;
+            }
             self.offset = end;
         }
         self.line
