@@ -174,7 +174,7 @@ impl Sink for EngineSink<'_, '_> {
                 _ => None,
             })
             .collect();
-        let mut run = Vec::new();
+        let mut run = Vec::with_capacity(ahead.len());
         for (a, p) in ahead.drain(..).zip(prepared) {
             match a.result {
                 Ok(Some(out)) if out.observations.is_empty() && out.objects.is_empty() => {
