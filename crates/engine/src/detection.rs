@@ -125,15 +125,24 @@ pub(crate) fn write(
     det: &mut Detector,
     graph: &keyward_graph::Graph,
 ) -> Result<Vec<Finding>, EngineError> {
-    let mut written = Vec::new();
-    let mut rows = Vec::new();
-    for mut f in det.take_findings() {
+    // In stages, each over every finding, so that each stage's code (the graph, SQLite's
+    // lookups, the serializer, SQLite's upserts) stays in cache: interleaved per finding,
+    // they evicted each other's code at every one.
+    let mut found = det.take_findings();
+    for f in &mut found {
         if f.path.is_empty()
             && let Some(id) = &f.identity
         {
             f.path = owner_path(graph, id);
         }
-        if let Some(old) = batch.finding(&f.id)? {
+    }
+    let mut stored = Vec::with_capacity(found.len());
+    for f in &found {
+        stored.push(batch.finding(&f.id)?);
+    }
+    let mut written = Vec::with_capacity(found.len());
+    for (mut f, old) in found.into_iter().zip(stored) {
+        if let Some(old) = old {
             let old = from_row(&old)?;
             if !old.status.is_active() {
                 // A closed finding seen again: a false positive stays one (its counts
@@ -157,16 +166,21 @@ pub(crate) fn write(
                 f.status = old.status;
             }
         }
-        rows.push(to_row(&f)?);
         written.push(f);
     }
+    let mut rows = written.iter().map(to_row).collect::<Result<Vec<_>, _>>()?;
     // Upserted in id order: each lands next to the last in the primary key's index.
     rows.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     for row in &rows {
         batch.put_finding(row)?;
     }
-    for (p, b) in det.take_dirty() {
-        batch.put_baseline(p, &to_json(b)?)?;
+    let baselines = det
+        .take_dirty()
+        .into_iter()
+        .map(|(p, b)| Ok((p, to_json(b)?)))
+        .collect::<Result<Vec<_>, EngineError>>()?;
+    for (p, doc) in &baselines {
+        batch.put_baseline(p, doc)?;
     }
     batch.put_detector_state(STATE, &to_json(&det.state)?)?;
     Ok(written)

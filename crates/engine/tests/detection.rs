@@ -2,7 +2,8 @@
 //! `kw-aws-used-after-retirement` when an IAM user marked retired by a tag, or whose owner
 //! (by its `owner` tag) is recorded as departed, acts in CloudTrail, with the estate-wide
 //! flags that let the check skip its lookups when nothing is retired; and the staged
-//! intake of records parsed ahead, which must find what taking them one by one finds.
+//! intake of records parsed ahead, which must find what taking them one by one finds; and
+//! a verdict on a finding (resolved, false positive) when the finding fires again.
 
 #![allow(
     clippy::unwrap_used,
@@ -42,22 +43,27 @@ fn snapshot(dir: &Path, name: &str, tags: &[(&str, &str)]) -> PathBuf {
 
 /// A CloudTrail delivery file in which the user calls `ListBuckets` with its key.
 fn activity(dir: &Path, name: &str) -> PathBuf {
+    activity_hour(dir, name, 10)
+}
+
+/// [`activity`] at `hour` (a distinct event and file per hour).
+fn activity_hour(dir: &Path, name: &str, hour: u32) -> PathBuf {
     let doc = serde_json::json!({"Records": [{
         "eventVersion": "1.09",
         "userIdentity": {"type": "IAMUser", "principalId": "AIDAEXAMPLERETIRED01",
             "arn": format!("arn:aws:iam::{ACCT}:user/{name}"), "accountId": ACCT,
             "accessKeyId": "AKIAEXAMPLERETIRED01", "userName": name},
-        "eventTime": "2026-11-10T10:00:00Z", "eventSource": "s3.amazonaws.com",
+        "eventTime": format!("2026-11-10T{hour:02}:00:00Z"), "eventSource": "s3.amazonaws.com",
         "eventName": "ListBuckets", "awsRegion": "eu-west-1",
         "sourceIPAddress": "203.0.113.7", "userAgent": "aws-cli/2.15.0",
         "requestParameters": null, "responseElements": null,
         "requestID": "7b1c2a66-3d2e-4a59-9a1f-0d9e2c7f4a10",
-        "eventID": "0f6a3f6e-2b8e-4c57-9d55-3f1b9a0c7e21", "readOnly": true,
+        "eventID": format!("0f6a3f6e-2b8e-4c57-9d55-3f1b9a0c7e{hour:02}"), "readOnly": true,
         "eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": ACCT,
         "eventCategory": "Management"
     }]});
     let p = dir.join(format!(
-        "AWSLogs/{ACCT}/CloudTrail/eu-west-1/2026/11/10/{ACCT}_CloudTrail_eu-west-1_20261110T1000Z_retired.json.gz"
+        "AWSLogs/{ACCT}/CloudTrail/eu-west-1/2026/11/10/{ACCT}_CloudTrail_eu-west-1_20261110T{hour:02}00Z_retired.json.gz"
     ));
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -101,6 +107,73 @@ fn a_user_tagged_retired_that_acts_is_reported() {
             "arn:aws:iam::{ACCT}:user/svc-old is marked retired"
         )),
         "{found:?}"
+    );
+}
+
+/// A verdict survives the next ingest that fires the same finding: a resolved threat
+/// reopens (with a change saying why), a false positive stays one while its last sighting
+/// moves.
+#[test]
+fn a_closed_finding_seen_again_keeps_or_reopens_its_verdict() {
+    use keyward_detect::finding::Status;
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    run(
+        &mut e,
+        &[snapshot(
+            input.path(),
+            "svc-old",
+            &[("keyward:retired", "TRUE")],
+        )],
+    );
+    let first = e
+        .ingest(
+            &[activity_hour(input.path(), "svc-old", 10)],
+            &IngestOptions::default(),
+            &mut (),
+            0,
+        )
+        .unwrap();
+    let id = first
+        .findings
+        .iter()
+        .find(|f| f.rule_id == RULE)
+        .map(|f| f.id.clone())
+        .unwrap();
+    let resolved = e
+        .set_finding_status(&id, Status::Resolved, "alice", Some("key deleted"), 1)
+        .unwrap();
+    assert_eq!(resolved.status, Status::Resolved);
+    let seen = e.finding(&id).unwrap().unwrap().last_seen;
+
+    // Seen again after it was resolved: open again, and the change is recorded.
+    run(&mut e, &[activity_hour(input.path(), "svc-old", 11)]);
+    let again = e.finding(&id).unwrap().unwrap();
+    assert_eq!(again.status, Status::Open);
+    assert!(again.last_seen > seen, "{} {seen}", again.last_seen);
+    let changes = e.finding_changes(&id).unwrap();
+    assert!(
+        changes.iter().any(|c| c.actor == "keyward"
+            && c.status == "open"
+            && c.note.as_deref() == Some("seen again after it was resolved")),
+        "{changes:?}"
+    );
+
+    // A false positive stays one.
+    e.set_finding_status(&id, Status::FalsePositive, "alice", None, 2)
+        .unwrap();
+    run(&mut e, &[activity_hour(input.path(), "svc-old", 12)]);
+    let kept = e.finding(&id).unwrap().unwrap();
+    assert_eq!(kept.status, Status::FalsePositive);
+    assert!(kept.last_seen > again.last_seen);
+    assert_eq!(
+        e.finding_changes(&id)
+            .unwrap()
+            .iter()
+            .filter(|c| c.actor == "keyward")
+            .count(),
+        1
     );
 }
 
