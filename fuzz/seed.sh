@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{array_split,cloudtrail,cloudtrail_differential,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook}
+mkdir -p "$c"/{array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -25,6 +25,9 @@ for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
     for f in sorted(files)[:6]:
         doc = gzip.open(os.path.join(base, f)).read()
         put("cloudtrail", doc[:20000])
+        # A size byte, then a whole (small) delivery file of a few records.
+        head = {"Records": records(doc)[:4]}
+        put("cloudtrail_blocks", bytes([(n * 37 + len(files)) % 256]) + json.dumps(head, ensure_ascii=False).encode())
         put("array_split", doc[:20000])
         for r in records(doc)[:40]:
             put("cloudtrail", json.dumps(r)); put("cloudtrail_differential", json.dumps(r)); n += 1

@@ -183,21 +183,19 @@ fn fast<'a>(text: &'a str, start: usize, rec: &mut Record<'a>) -> Option<usize> 
 const UTF8_BLOCK: usize = 256 * 1024;
 
 /// The part of a records array checked as UTF-8 (`text`, `None` when it is not), from
-/// `from` to `end`.
+/// `from` to `end`, checked `block` bytes at a time ([`UTF8_BLOCK`] but in tests and fuzzing).
 struct Checked<'a> {
     from: usize,
     end: usize,
     text: Option<&'a str>,
+    block: usize,
 }
 
 impl<'a> Checked<'a> {
     /// Checks `array[from..]` up to a block's length, or up to `min_end` when that is
     /// further; the end is moved back to a character boundary.
-    fn new(array: &'a [u8], from: usize, min_end: usize) -> Self {
-        let mut end = from
-            .saturating_add(UTF8_BLOCK)
-            .max(min_end)
-            .min(array.len());
+    fn new(array: &'a [u8], from: usize, min_end: usize, block: usize) -> Self {
+        let mut end = from.saturating_add(block).max(min_end).min(array.len());
         // Back off continuation bytes (at most three) so no character is cut.
         while end > from && array.get(end).is_some_and(|b| b & 0xC0 == 0x80) {
             end -= 1;
@@ -205,14 +203,19 @@ impl<'a> Checked<'a> {
         let text = array
             .get(from..end)
             .and_then(|b| std::str::from_utf8(b).ok());
-        Checked { from, end, text }
+        Checked {
+            from,
+            end,
+            text,
+            block,
+        }
     }
 
     /// The fast path on the record at `start`, in the block holding it (a new one from
     /// `start` when the current one ends before).
     fn fast(&mut self, array: &'a [u8], start: usize, rec: &mut Record<'a>) -> Option<usize> {
         if start < self.from || start >= self.end {
-            *self = Checked::new(array, start, 0);
+            *self = Checked::new(array, start, 0, self.block);
         }
         let t = self.text?;
         fast(t, start - self.from, rec).map(|end| self.from + end)
@@ -230,7 +233,7 @@ impl<'a> Checked<'a> {
         if start >= self.from && end <= self.end {
             return None;
         }
-        *self = Checked::new(array, start, end);
+        *self = Checked::new(array, start, end, self.block);
         *rec = Record::default();
         self.fast(array, start, rec).filter(|&e| e == end)
     }
@@ -595,6 +598,42 @@ pub fn fast_path_agrees(bytes: &[u8]) -> Result<bool, String> {
     }
 }
 
+/// Whether a document reads the same with its records' UTF-8 checked `block` bytes at a time
+/// as with the default block: every output and rejection, in order, with its line and
+/// record index (how many there were, when they agree) (the differential fuzz target `cloudtrail_blocks`; small blocks cut
+/// records and multi-byte characters everywhere).
+#[doc(hidden)]
+pub fn blocks_agree(doc: &[u8], block: usize) -> Result<usize, String> {
+    #[derive(Default)]
+    struct Log(Vec<String>);
+    impl Sink for Log {
+        fn accept(&mut self, out: Output<'_>) {
+            self.0.push(format!("{out:?}"));
+        }
+        fn reject(&mut self, d: Diagnostic) {
+            self.0.push(format!("{d:?}"));
+        }
+    }
+    let (mut whole, mut cut) = (Log::default(), Log::default());
+    document_in_blocks(doc, &mut Memo::default(), &mut whole, UTF8_BLOCK);
+    document_in_blocks(doc, &mut Memo::default(), &mut cut, block.max(1));
+    if whole.0.len() != cut.0.len() {
+        return Err(format!(
+            "{} outputs in one block, {} in blocks of {block}",
+            whole.0.len(),
+            cut.0.len()
+        ));
+    }
+    match whole.0.iter().zip(&cut.0).position(|(a, b)| a != b) {
+        None => Ok(whole.0.len()),
+        Some(i) => Err(format!(
+            "output {i} differs in blocks of {block}: {:?} against {:?}",
+            whole.0.get(i),
+            cut.0.get(i)
+        )),
+    }
+}
+
 /// The output of a record read by the fast path, as [`normalize_record_with`] gives it.
 fn rec_output<'a>(
     rec: &mut Record<'a>,
@@ -658,14 +697,25 @@ fn leading_array(d: &[u8]) -> Option<usize> {
 
 /// Normalizes a document: `{"Records":[…]}`, `{"Events":[…]}`, a bare array, or one record.
 pub fn normalize_document(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink) {
+    document_in_blocks(doc, memo, sink, UTF8_BLOCK);
+}
+
+/// [`normalize_document`] with records' UTF-8 checked `block` bytes at a time.
+fn document_in_blocks(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink, block: usize) {
     let mut lines = LineCounter::new(doc);
     let d = trim_start(doc);
     if d.starts_with(b"[") {
-        records(d, &mut lines, memo, sink);
+        records(d, &mut lines, memo, sink, block);
         return;
     }
     if let Some(start) = leading_array(d) {
-        records(d.get(start..).unwrap_or_default(), &mut lines, memo, sink);
+        records(
+            d.get(start..).unwrap_or_default(),
+            &mut lines,
+            memo,
+            sink,
+            block,
+        );
         return;
     }
     let mut found_array = false;
@@ -676,7 +726,7 @@ pub fn normalize_document(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink) {
                 // `raw` borrows from `d`, so line numbers follow from its position.
                 let raw = value.as_raw_str().as_bytes();
                 lines.line_of(raw);
-                records(raw, &mut lines, memo, sink);
+                records(raw, &mut lines, memo, sink, block);
             }
             Ok((key, value)) if key.as_ref() == "QueryResultRows" => {
                 // CloudTrail Lake `get-query-results`: rows of single-column cells; the
@@ -742,7 +792,7 @@ pub fn parse_only(doc: &[u8]) -> usize {
         Some(start) => d.get(start..).unwrap_or_default(),
         None => d,
     };
-    let mut checked = Checked::new(array, 0, 0);
+    let mut checked = Checked::new(array, 0, 0, UTF8_BLOCK);
     let mut elements = crate::split::elements(array);
     let mut n = 0;
     while let Some(Ok(start)) = elements.start() {
@@ -770,7 +820,13 @@ pub fn parse_only(doc: &[u8]) -> usize {
 /// same order.
 const PARSE_AHEAD: usize = 16;
 
-fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dyn Sink) {
+fn records(
+    array: &[u8],
+    lines: &mut LineCounter,
+    memo: &mut Memo,
+    sink: &mut dyn Sink,
+    block: usize,
+) {
     let mut parsed: Vec<crate::Ahead> = Vec::with_capacity(PARSE_AHEAD);
     fn flush(parsed: &mut Vec<crate::Ahead>, sink: &mut dyn Sink) {
         if !parsed.is_empty() {
@@ -782,7 +838,7 @@ fn records(array: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dy
     // Each record is read once by the fast path where it can decide (its end is then
     // known too); otherwise it is split off without a parse, then parsed (and validated)
     // once by serde. UTF-8 is checked a block at a time, once (see [`Checked`]).
-    let mut checked = Checked::new(array, 0, 0);
+    let mut checked = Checked::new(array, 0, 0, block);
     let mut elements = crate::split::elements(array);
     let mut idx = 0;
     while let Some(start) = elements.start() {
@@ -1729,7 +1785,7 @@ mod tests {
         let array = format!("[{}]", body.join(",")).into_bytes();
         assert!(array.len() > 4 * UTF8_BLOCK);
         let walk = |array: &[u8]| {
-            let mut checked = Checked::new(array, 0, 0);
+            let mut checked = Checked::new(array, 0, 0, UTF8_BLOCK);
             let mut elements = crate::split::elements(array);
             let (mut fast_ok, mut slow, mut again) = (0, 0, 0);
             while let Some(Ok(start)) = elements.start() {
@@ -1759,6 +1815,11 @@ mod tests {
             }
             (fast_ok, slow, again)
         };
+        // Any block size reads the document as one block does.
+        let doc = [&b"{\"Records\":"[..], &array, b"}"].concat();
+        for block in [1, 2, 3, 7, 64, 1000, 4096] {
+            assert_eq!(blocks_agree(&doc, block), Ok(n));
+        }
         // Every block's end cuts a record, tried again from its start.
         let (fast_ok, slow, again) = walk(&array);
         assert_eq!((fast_ok, slow), (n, 0));
@@ -1777,6 +1838,10 @@ mod tests {
         let (fast_ok, slow, _) = walk(&bad);
         assert_eq!(fast_ok + slow, n);
         assert!(slow >= 1 && fast_ok > n / 2, "{fast_ok} {slow}");
+        let bad_doc = [&b"{\"Records\":"[..], &bad, b"}"].concat();
+        for block in [1, 5, 300, 70_000] {
+            assert_eq!(blocks_agree(&bad_doc, block), Ok(n));
+        }
     }
 
     /// CloudTrail records from the corpora: the Stratus detonation logs and Panther's
