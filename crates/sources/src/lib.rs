@@ -212,9 +212,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let gz = dir.path().join("b").join("x.dat");
         std::fs::create_dir_all(gz.parent().unwrap()).unwrap();
-        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        enc.write_all(b"hello").unwrap();
-        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        std::fs::write(&gz, self::gz(b"hello")).unwrap();
         std::fs::write(dir.path().join("a.json"), b"{}").unwrap();
         std::fs::write(dir.path().join(".hidden"), b"{}").unwrap();
         let files = discover(&[dir.path().to_path_buf()]).unwrap();
