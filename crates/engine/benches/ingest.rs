@@ -449,23 +449,26 @@ fn main() {
         detected.findings.iter().map(|(_, n)| n).sum::<usize>(),
         shown.join(", ")
     );
-    println!(
-        "ingest with detection / gunzip + serde_json DOM {:>4.0} %   / ingest without {:>4.0} %",
-        100.0 * t_serde / t_detect,
-        100.0 * t_ingest / t_detect
-    );
-    println!(
-        "ingest with detection / gunzip + serde_json DOM, runs interleaved {:>4.0} % (reference {:.0} events/s)",
-        100.0 * t_serde_paired / t_detect,
-        events as f64 / t_serde_paired
-    );
-    let shown_ratios: Vec<String> = pair_ratios.iter().map(|r| format!("{r:.0}")).collect();
-    println!(
-        "ingest with detection / gunzip + serde_json DOM, median of {} pairs {:>4.0} % (each: {} %)",
-        pair_ratios.len(),
-        median(&pair_ratios),
-        shown_ratios.join(", ")
-    );
+    // With only detection timed there is nothing to compare it to.
+    if !only_detect {
+        println!(
+            "ingest with detection / gunzip + serde_json DOM {:>4.0} %   / ingest without {:>4.0} %",
+            100.0 * t_serde / t_detect,
+            100.0 * t_ingest / t_detect
+        );
+        println!(
+            "ingest with detection / gunzip + serde_json DOM, runs interleaved {:>4.0} % (reference {:.0} events/s)",
+            100.0 * t_serde_paired / t_detect,
+            events as f64 / t_serde_paired
+        );
+        let shown_ratios: Vec<String> = pair_ratios.iter().map(|r| format!("{r:.0}")).collect();
+        println!(
+            "ingest with detection / gunzip + serde_json DOM, median of {} pairs {:>4.0} % (each: {} %)",
+            pair_ratios.len(),
+            median(&pair_ratios),
+            shown_ratios.join(", ")
+        );
+    }
     println!(
         "baselines: {} identities, {} bytes in all, {:.0} bytes per baseline",
         d.baselines,
