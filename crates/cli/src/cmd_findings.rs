@@ -49,8 +49,8 @@ pub enum Action {
         acknowledge: bool,
         #[arg(long)]
         reopen: bool,
-        /// Why (kept in the finding's history).
-        #[arg(long)]
+        /// Why (kept in the finding's history; at most 4,096 bytes).
+        #[arg(long, value_parser = parse_note)]
         note: Option<String>,
         /// Who (default: `$USER`).
         #[arg(long, env = "USER", default_value = "unknown")]
@@ -101,6 +101,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             } else {
                 Status::Resolved
             };
+            let _writing = crate::output::write_lock(&mut engine, dir)?;
             if false_positive {
                 // Baselines live in the detector: load them to adapt.
                 engine.enable_detection(Catalog::default(), Default::default())?;
@@ -126,6 +127,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             return Ok(Outcome::Clean);
         }
         Some(Action::Risk { detect, top }) => {
+            let _writing = crate::output::write_lock(&mut engine, dir)?;
             let as_of = engine.store().latest_event_time()?.unwrap_or_else(now_ms);
             let posture = engine.evaluate_posture(as_of, &detect.allow_account)?;
             let mut t = table();
@@ -204,4 +206,11 @@ pub fn print(findings: &[Finding], format: &str, catalog: &Catalog) -> anyhow::R
         other => anyhow::bail!("unknown format `{other}`: table, json, sarif or ocsf"),
     }
     Ok(())
+}
+
+fn parse_note(s: &str) -> Result<String, String> {
+    if s.len() > keyward_engine::MAX_NOTE_BYTES {
+        return Err(format!("at most {} bytes", keyward_engine::MAX_NOTE_BYTES));
+    }
+    Ok(s.to_owned())
 }

@@ -111,6 +111,7 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let mut engine =
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    let _writing = crate::output::write_lock(&mut engine, dir)?;
     let (report, secs) = ingest(&mut engine, &args)?;
     print_summary(&report, secs, engine.inventory().len());
     Ok(if report.rejected > 0 {
@@ -123,8 +124,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
 pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
     let count = |s: FileStatus| r.files.iter().filter(|f| f.status == s).count();
     let records: u64 = r.per_source.values().map(|s| s.records).sum();
+    let troubled = match (count(FileStatus::Damaged), count(FileStatus::Unreadable)) {
+        (0, 0) => String::new(),
+        (d, u) => format!(", {d} damaged (read up to the damage), {u} unreadable"),
+    };
     println!(
-        "ingested {} file(s) in {secs:.2} s: {} read, {} unchanged (already ingested), {} not recognised; {records} records ({:.0} records/s)",
+        "ingested {} file(s) in {secs:.2} s: {} read, {} unchanged (already ingested), {} not recognised{troubled}; {records} records ({:.0} records/s)",
         r.files.len(),
         count(FileStatus::Ingested),
         count(FileStatus::Unchanged),

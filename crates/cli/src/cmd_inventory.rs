@@ -109,7 +109,8 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&json)?);
         }
         OutputFormat::Csv => {
-            let mut w = csv::Writer::from_writer(std::io::stdout().lock());
+            // Written whole through `print!`, which escapes control characters.
+            let mut w = csv::Writer::from_writer(Vec::new());
             w.write_record([
                 "id",
                 "platform",
@@ -168,7 +169,8 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
                         .unwrap_or_default(),
                 ])?;
             }
-            w.flush()?;
+            let bytes = w.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+            print!("{}", String::from_utf8_lossy(&bytes));
         }
         OutputFormat::Table => {
             let mut t = table();

@@ -21,6 +21,17 @@ pub struct Args {
     /// Largest request body in bytes (compressed).
     #[arg(long, default_value_t = keyward_server::DEFAULT_BODY_LIMIT)]
     pub body_limit: usize,
+    /// Largest decompressed ingest body in bytes (a gzip body also may not expand more
+    /// than 200-fold).
+    #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
+    pub max_decompressed: usize,
+    /// Seconds a client has to send a request head; also the idle keep-alive timeout.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub header_timeout: u64,
+    /// Connections served at once (more wait in the listen backlog). Capped below the
+    /// process's open-file limit.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_connections: usize,
     /// Ingest only: no rules or baselines on posted events.
     #[arg(long)]
     pub no_detect: bool,
@@ -56,8 +67,24 @@ fn github_secret(args: &Args) -> anyhow::Result<Option<keyward_server::github::W
     Ok(Some(keyward_server::github::WebhookSecret::new(secret)))
 }
 
+/// Descriptors kept free of connections: the store, its WAL, TLS files, the listener.
+const RESERVED_FDS: u64 = 64;
+
+/// The connection cap: what was asked for, below the open-file limit (raised to its hard
+/// limit first), so idle sockets can never take the descriptors the store needs.
+fn connection_cap(asked: usize) -> usize {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => {
+            let room = usize::try_from(limit.saturating_sub(RESERVED_FDS)).unwrap_or(usize::MAX);
+            asked.min(room).max(1)
+        }
+        Err(_) => asked.max(1),
+    }
+}
+
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let github_secret = github_secret(&args)?;
+    let max_connections = connection_cap(args.max_connections);
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(c), Some(k)) => Some(keyward_server::tls::load(c, k).map_err(anyhow::Error::msg)?),
         _ => None,
@@ -101,18 +128,24 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         Ok(engine)
     })
     .map_err(anyhow::Error::msg)?;
-    let state = AppState {
+    let state = AppState::new(
         engine,
-        metrics: Default::default(),
-        sessions: Default::default(),
-        config: std::sync::Arc::new(Config {
+        Config {
             body_limit: args.body_limit,
             github_secret,
             tls: tls.is_some(),
             allowed_accounts_flags: args.detect.allow_account.clone(),
+            conn: keyward_server::ConnLimits {
+                header_read_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
+                max_connections,
+            },
+            ingest: keyward_server::IngestLimits {
+                max_decompressed: args.max_decompressed,
+                ..keyward_server::IngestLimits::default()
+            },
             ..Config::default()
-        }),
-    };
+        },
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

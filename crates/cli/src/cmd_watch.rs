@@ -97,7 +97,10 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             lines += 1;
         }
         if !chunk.is_empty() && (lines >= BATCH_LINES || idle) {
-            let report = engine.ingest_lines(&label, &chunk, &opts, now_ms())?;
+            let report = {
+                let _writing = crate::output::write_lock(&mut engine, dir)?;
+                engine.ingest_lines(&label, &chunk, &opts, now_ms())?
+            };
             total += lines as u64;
             rejected += report.rejected;
             for (p, d) in &report.rejections {

@@ -1,6 +1,10 @@
 //! `keyward`: the command-line surface. One `cmd_<verb>.rs` per subcommand; business logic
 //! lives in the library crates.
 
+// First: its print macros replace std's in every module below.
+#[macro_use]
+mod term;
+
 mod cmd_dead_letters;
 mod cmd_demo;
 mod cmd_findings;

@@ -211,3 +211,18 @@ pub fn credential_summary(i: &Identity, as_of: i64) -> String {
         (n, None) => format!("{n} key{}", if n == 1 { "" } else { "s" }),
     }
 }
+
+/// Waits for the right to write to the store, saying so when another process holds it.
+pub fn write_lock(
+    engine: &mut keyward_engine::Engine,
+    dir: &std::path::Path,
+) -> anyhow::Result<keyward_engine::WriteLock> {
+    if let Some(l) = engine.try_write_lock()? {
+        return Ok(l);
+    }
+    eprintln!(
+        "waiting for another keyward process writing to `{}`…",
+        dir.display()
+    );
+    Ok(engine.write_lock()?)
+}

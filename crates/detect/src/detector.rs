@@ -248,6 +248,11 @@ impl Detector {
         self.settings = settings;
     }
 
+    /// The catalog the detector was made from (to make it again over reloaded state).
+    pub fn into_catalog(self) -> Catalog {
+        self.catalog
+    }
+
     pub fn new(catalog: Catalog, settings: Settings) -> Result<Self, String> {
         let config = CorrelationConfig {
             timestamp_fallback: TimestampFallback::Skip,

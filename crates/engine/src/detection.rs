@@ -14,6 +14,9 @@ use rustc_hash::FxHashMap;
 
 use crate::{Engine, EngineError};
 
+/// The longest note a status change may carry, in bytes.
+pub const MAX_NOTE_BYTES: usize = 4096;
+
 const STATE: &str = "checks";
 
 /// What `findings` lists.
@@ -197,6 +200,7 @@ impl Engine {
         catalog: Catalog,
         mut settings: Settings,
     ) -> Result<(), EngineError> {
+        self.detect_settings = settings.clone();
         settings
             .allowed_accounts
             .extend(self.stored_allowed_accounts()?);
@@ -313,6 +317,11 @@ impl Engine {
         note: Option<&str>,
         now: Millis,
     ) -> Result<Finding, EngineError> {
+        if note.is_some_and(|n| n.len() > MAX_NOTE_BYTES) {
+            return Err(EngineError::Detect(format!(
+                "a note holds at most {MAX_NOTE_BYTES} bytes"
+            )));
+        }
         let mut f = self
             .finding(id)?
             .ok_or_else(|| EngineError::Detect(format!("no finding `{id}`")))?;

@@ -1,7 +1,7 @@
 //! Ingestion: one input at a time, one store batch per input.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -44,6 +44,11 @@ pub enum FileStatus {
     Unchanged,
     /// Not a format Keyward reads; only an error when the file was named explicitly.
     Unrecognized,
+    /// Could not be read at all (a dead letter says why); the other files were ingested.
+    Unreadable,
+    /// Damaged part-way (a truncated or corrupt gzip, a read error): the records before the
+    /// damage were ingested, and a dead letter says where it stopped.
+    Damaged,
 }
 
 #[derive(Debug, Clone)]
@@ -416,15 +421,44 @@ impl Input {
     }
 }
 
-fn hash_file(path: &Path) -> Result<String, EngineError> {
-    let io = |source| EngineError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(io)?;
+/// A file that could not be read: one dead letter with the reason, under a file row of its
+/// own (its bytes are unknown, so the row's hash is of its path and the time: a later run
+/// tries it again).
+fn unreadable(
+    batch: &mut dyn Batch,
+    report: &mut IngestReport,
+    shown: &str,
+    e: &std::io::Error,
+    now: Millis,
+) -> Result<FileReport, EngineError> {
     let mut h = blake3::Hasher::new();
-    h.update_reader(file).map_err(io)?;
-    Ok(h.finalize().to_hex().to_string())
+    h.update(b"unreadable\0");
+    h.update(shown.as_bytes());
+    h.update(&now.to_le_bytes());
+    let file_id = batch.add_file(shown, h.finalize().to_hex().as_str(), "unknown", now)?;
+    let diag = Diagnostic {
+        line: 1,
+        record: None,
+        reason: format!("the file cannot be read: {e}"),
+    };
+    batch.put_dead_letter(file_id, shown, &diag)?;
+    batch.finish_file(file_id, 1, 0, 1)?;
+    report.rejected += 1;
+    *report
+        .reasons
+        .entry("unknown: the file cannot be read".into())
+        .or_default() += 1;
+    if report.rejections.len() < MAX_LISTED_REJECTIONS {
+        report.rejections.push((shown.to_owned(), diag));
+    }
+    Ok(FileReport {
+        path: shown.to_owned(),
+        format: None,
+        status: FileStatus::Unreadable,
+        records: 1,
+        accepted: 0,
+        rejected: 1,
+    })
 }
 
 impl Engine {
@@ -526,14 +560,18 @@ impl Engine {
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
         let mut run = Run::default();
-        let first = lines
-            .split(|&b| b == b'\n')
-            .map(<[u8]>::trim_ascii)
-            .find(|l| !l.is_empty())
-            .unwrap_or_default();
+        // The first line that tells the format decides it: one unrecognised line (a
+        // shipper's banner, a damaged record) must not discard the good lines after it;
+        // it is rejected on its own below.
         let format = opts
             .format
-            .or_else(|| keyward_normalize::sniff::format_of_object(first))
+            .or_else(|| {
+                lines
+                    .split(|&b| b == b'\n')
+                    .map(<[u8]>::trim_ascii)
+                    .filter(|l| !l.is_empty())
+                    .find_map(keyward_normalize::sniff::format_of_object)
+            })
             .filter(|f| f.line_oriented());
         let hash = blake3::hash(lines).to_hex().to_string();
         let mut batch = self.store.begin()?;
@@ -680,17 +718,23 @@ fn ingest_file(
         source,
     };
     // Files up to IN_MEMORY_MAX (every S3 object) are read once: hashed, decompressed,
-    // sniffed and parsed from memory. Larger ones stream.
-    let size = std::fs::metadata(path).map_err(io)?.len();
-    let (hash, mut input) = if size <= IN_MEMORY_MAX {
-        let raw = std::fs::read(path).map_err(io)?;
-        let hash = blake3::hash(&raw).to_hex().to_string();
-        (hash, Input::Raw(raw))
-    } else {
-        (
-            hash_file(path)?,
-            Input::Stream(keyward_sources::open(path).map_err(io)?),
-        )
+    // sniffed and parsed from memory. Larger ones stream. A file that cannot be read is
+    // one dead letter; the run goes on with the others.
+    let opened = std::fs::metadata(path).and_then(|m| {
+        if m.len() <= IN_MEMORY_MAX {
+            let raw = std::fs::read(path)?;
+            let hash = blake3::hash(&raw).to_hex().to_string();
+            Ok((hash, Input::Raw(raw)))
+        } else {
+            let mut h = blake3::Hasher::new();
+            h.update_reader(std::fs::File::open(path)?)?;
+            let stream = keyward_sources::open(path)?;
+            Ok((h.finalize().to_hex().to_string(), Input::Stream(stream)))
+        }
+    });
+    let (hash, mut input) = match opened {
+        Ok(o) => o,
+        Err(e) => return unreadable(batch, &mut run.report, &shown, &e, now),
     };
     let mut fr = FileReport {
         path: shown.clone(),
@@ -707,9 +751,13 @@ fn ingest_file(
         fr.status = FileStatus::Unchanged;
         return Ok(fr);
     }
+    // Where the bytes stopped making sense, if they did: what came before is ingested.
+    let mut damage: Option<std::io::Error> = None;
     if let Input::Raw(raw) = input {
         let spare = std::mem::take(&mut run.spare);
-        input = Input::Memory(keyward_sources::decompress_into(raw, spare).map_err(io)?);
+        let (bytes, d) = keyward_sources::decompress_partial(raw, spare);
+        damage = d;
+        input = Input::Memory(bytes);
     }
     let layout = match opts.format {
         // A forced format that is not line-oriented is read as a document.
@@ -720,7 +768,13 @@ fn ingest_file(
     if layout == Layout::Document {
         doc = match input {
             Input::Memory(ref mut m) => std::mem::take(m),
-            Input::Stream(ref mut r) => keyward_sources::read_all(&mut **r).map_err(io)?,
+            Input::Stream(ref mut r) => {
+                let mut d = Vec::new();
+                if let Err(e) = r.read_to_end(&mut d) {
+                    damage = Some(e);
+                }
+                d
+            }
             Input::Raw(_) => Vec::new(),
         };
     }
@@ -787,9 +841,11 @@ fn ingest_file(
         detector,
         retired: &run.retired,
     };
-    match layout {
+    // Lines read whole, where a damage is reported (a document's are counted only then).
+    let lines_seen = match layout {
         Layout::Document => {
-            keyward_normalize::normalize_document(format, &doc, &mut run.ctx, &mut sink)
+            keyward_normalize::normalize_document(format, &doc, &mut run.ctx, &mut sink);
+            None
         }
         Layout::Lines => {
             let mut line_no = 0u64;
@@ -813,23 +869,54 @@ fn ingest_file(
                     let mut line = Vec::with_capacity(4096);
                     loop {
                         line.clear();
-                        if reader.read_until(b'\n', &mut line).map_err(io)? == 0
-                            || !each(&line, &mut sink)
-                        {
-                            break;
+                        match reader.read_until(b'\n', &mut line) {
+                            Ok(0) => break,
+                            Ok(_) => {
+                                if !each(&line, &mut sink) {
+                                    break;
+                                }
+                            }
+                            // What was read of a line the damage cut is not a record.
+                            Err(e) => {
+                                damage = Some(e);
+                                break;
+                            }
                         }
                     }
                 }
                 Input::Raw(_) => {}
             }
+            Some(line_no)
         }
-    }
+    };
     if let Some(e) = sink.error.take() {
         return Err(e);
     }
-    let (records, accepted, rejected, events_new) =
+    let (mut records, accepted, mut rejected, events_new) =
         (sink.records, sink.accepted, sink.rejected, sink.events_new);
     progress.records(records % 4096);
+    if let Some(e) = damage {
+        // One dead letter for the damage, on the line after the last one read.
+        let diag = Diagnostic {
+            line: lines_seen.unwrap_or_else(|| doc.iter().filter(|&&b| b == b'\n').count() as u64)
+                + 1,
+            record: None,
+            reason: format!(
+                "the file is damaged here ({e}); the records before the damage were kept"
+            ),
+        };
+        batch.put_dead_letter(file_id, &shown, &diag)?;
+        records += 1;
+        rejected += 1;
+        fr.status = FileStatus::Damaged;
+        *run.report
+            .reasons
+            .entry(format!("{}: the file is damaged", source.as_str()))
+            .or_default() += 1;
+        if run.report.rejections.len() < MAX_LISTED_REJECTIONS {
+            run.report.rejections.push((shown.clone(), diag));
+        }
+    }
     batch.finish_file(file_id, records, accepted, rejected)?;
     // The decompressed bytes' buffer serves the next file.
     let buffer = match input {

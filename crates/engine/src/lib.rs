@@ -11,7 +11,7 @@ mod posture;
 mod query;
 mod topology;
 
-pub use detection::FindingQuery;
+pub use detection::{FindingQuery, MAX_NOTE_BYTES};
 pub use ingest::{
     DEFAULT_BATCH_RECORDS, DetectionStats, FileReport, FileStatus, IngestOptions, IngestReport,
     Progress, SourceStats,
@@ -45,6 +45,15 @@ pub struct Engine {
     topology: Topology,
     /// Present once [`Engine::enable_detection`] was called.
     detector: Option<keyward_detect::Detector>,
+    /// The settings detection was enabled with (before the stored ones join them), for a
+    /// reload.
+    detect_settings: keyward_detect::Settings,
+}
+
+/// The right to write to the engine's store, held by one engine of one process at a time
+/// ([`Engine::write_lock`]); released when dropped.
+pub struct WriteLock {
+    _lock: keyward_store::WriterLock,
 }
 
 impl Engine {
@@ -54,15 +63,53 @@ impl Engine {
     }
 
     pub fn with_store(store: Box<dyn Store>) -> Result<Self, EngineError> {
-        let inventory = Inventory::new(store.load_identities()?);
-        let all: Vec<_> = inventory.iter().collect();
-        let topology = Topology::build(store.as_ref(), &all)?;
+        let (inventory, topology) = load(store.as_ref())?;
         Ok(Engine {
             store,
             inventory,
             topology,
             detector: None,
+            detect_settings: keyward_detect::Settings::default(),
         })
+    }
+
+    /// Waits for the right to write (other processes on the same data directory write one
+    /// at a time), then brings what this engine holds in memory up to date with what they
+    /// committed, so a run after theirs gives what a serial run gives. Hold it across
+    /// every write of one operation.
+    pub fn write_lock(&mut self) -> Result<WriteLock, EngineError> {
+        let lock = self
+            .store
+            .lock_writer(true)?
+            .ok_or_else(|| EngineError::Detect("the writer lock was not granted".into()))?;
+        self.refresh()?;
+        Ok(WriteLock { _lock: lock })
+    }
+
+    /// [`Engine::write_lock`] without waiting: `None` while another process writes.
+    pub fn try_write_lock(&mut self) -> Result<Option<WriteLock>, EngineError> {
+        let Some(lock) = self.store.lock_writer(false)? else {
+            return Ok(None);
+        };
+        self.refresh()?;
+        Ok(Some(WriteLock { _lock: lock }))
+    }
+
+    /// Reloads the inventory, the graph and detection's state when another process
+    /// committed to the store since they were loaded (a long-running server or `watch`
+    /// after a `keyward ingest`). Cheap when nothing changed.
+    pub fn refresh(&mut self) -> Result<bool, EngineError> {
+        if !self.store.changed_elsewhere()? {
+            return Ok(false);
+        }
+        let (inventory, topology) = load(self.store.as_ref())?;
+        self.inventory = inventory;
+        self.topology = topology;
+        if let Some(det) = self.detector.take() {
+            let settings = self.detect_settings.clone();
+            self.enable_detection(det.into_catalog(), settings)?;
+        }
+        Ok(true)
     }
 
     pub fn inventory(&self) -> &Inventory {
@@ -82,4 +129,12 @@ impl Engine {
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
     }
+}
+
+/// The inventory and the identity graph, as the store holds them.
+fn load(store: &dyn Store) -> Result<(Inventory, Topology), EngineError> {
+    let inventory = Inventory::new(store.load_identities()?);
+    let all: Vec<_> = inventory.iter().collect();
+    let topology = Topology::build(store, &all)?;
+    Ok((inventory, topology))
 }

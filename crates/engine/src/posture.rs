@@ -201,15 +201,21 @@ impl Engine {
         let mut written = Vec::new();
         let found: rustc_hash::FxHashSet<String> = out.iter().map(|f| f.id.clone()).collect();
         for mut f in out {
-            if let Some(old) = batch.finding(&f.id)? {
-                let old = crate::detection::from_row(&old)?;
+            if let Some(row) = batch.finding(&f.id)? {
+                let old = crate::detection::from_row(&row)?;
                 f.first_seen = old.first_seen;
-                f.count = old.count + 1;
-                f.status = if old.status == Status::Resolved {
-                    Status::Open
-                } else {
-                    old.status
-                };
+                // `count` is how many times the condition came about: once per reopening,
+                // not once per evaluation, so evaluating unchanged data changes nothing.
+                let reopened = old.status == Status::Resolved;
+                f.count = old.count + u64::from(reopened);
+                f.status = if reopened { Status::Open } else { old.status };
+                let next = crate::detection::to_row(&f)?;
+                if next.doc == row.doc && next.status == row.status {
+                    continue;
+                }
+                batch.put_finding(&next)?;
+                written.push(f);
+                continue;
             }
             batch.put_finding(&crate::detection::to_row(&f)?)?;
             written.push(f);

@@ -1669,8 +1669,7 @@ fn from_record<'a>(
         .take()
         .unwrap_or_else(|| Cow::Owned(crate::content_id(bytes)));
     let raw_time = rec.event_time.get().ok_or("missing `eventTime`")?;
-    let at = time::parse(raw_time)
-        .ok_or_else(|| format!("`eventTime` `{raw_time}` is not a timestamp"))?;
+    let at = time::parse(raw_time).ok_or_else(|| "`eventTime` is not a timestamp".to_owned())?;
     let source = rec.event_source.get().ok_or("missing `eventSource`")?;
     let name = rec.event_name.get().ok_or("missing `eventName`")?;
     let mut out = Output::default();

@@ -118,20 +118,18 @@ fn parse_line(text: &str) -> Result<Option<(String, Vec<String>)>, String> {
     }
     let (pattern, rest) = text.split_at(end);
     if pattern.starts_with('!') {
-        return Err(format!(
-            "pattern `{pattern}`: negation (`!`) is not supported in CODEOWNERS"
-        ));
+        return Err("the pattern's negation (`!`) is not supported in CODEOWNERS".to_owned());
     }
     if pattern.contains('[') {
-        return Err(format!(
-            "pattern `{pattern}`: character ranges (`[…]`) are not supported in CODEOWNERS"
-        ));
+        return Err(
+            "the pattern's character ranges (`[…]`) are not supported in CODEOWNERS".to_owned(),
+        );
     }
     if pattern.contains("***") {
-        return Err(format!("pattern `{pattern}`: three consecutive `*`"));
+        return Err("the pattern has three consecutive `*`".to_owned());
     }
     if pattern.trim_matches('/').is_empty() {
-        return Err(format!("pattern `{pattern}` matches nothing"));
+        return Err("the pattern matches nothing".to_owned());
     }
     let mut owners = Vec::new();
     for token in rest.split_whitespace() {
@@ -139,9 +137,9 @@ fn parse_line(text: &str) -> Result<Option<(String, Vec<String>)>, String> {
             break;
         }
         if !is_owner(token) {
-            return Err(format!(
-                "owner `{token}` is not a `@user`, an `@org/team` or an e-mail address"
-            ));
+            return Err(
+                "an owner is not a `@user`, an `@org/team` or an e-mail address".to_owned(),
+            );
         }
         owners.push(token.to_owned());
     }
@@ -531,7 +529,13 @@ apps/ @octocat
             diags.iter().map(|d| d.line).collect::<Vec<_>>(),
             vec![2, 3, 4]
         );
-        assert!(diags[1].reason.contains("`platform-team`"));
+        // The reason names the problem, never the value (dead letters echo no values).
+        assert!(
+            diags[1].reason.contains("an owner is not"),
+            "{}",
+            diags[1].reason
+        );
+        assert!(diags.iter().all(|d| !d.reason.contains("platform-team")));
     }
 
     #[test]

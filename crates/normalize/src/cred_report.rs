@@ -77,7 +77,7 @@ fn ts(row: &Row, col: &str) -> Result<Option<i64>, String> {
         None => Ok(None),
         Some(v) => time::parse(v)
             .map(Some)
-            .ok_or_else(|| format!("column `{col}`: `{v}` is not a timestamp")),
+            .ok_or_else(|| format!("column `{col}` is not a timestamp")),
     }
 }
 
@@ -92,7 +92,7 @@ fn flag(row: &Row, col: &str) -> Option<bool> {
 fn row_output(row: &Row) -> Result<Output<'static>, String> {
     let user = row.get("user").ok_or("empty `user`")?;
     let arn = row.get("arn").ok_or("empty `arn`")?;
-    let parsed = ids::Arn::parse(arn).ok_or_else(|| format!("`arn` `{arn}` is not an ARN"))?;
+    let parsed = ids::Arn::parse(arn).ok_or_else(|| "`arn` is not an ARN".to_owned())?;
     let mut o = if user == "<root_account>" {
         Observation::new(
             ids::account_root(parsed.account),
@@ -102,8 +102,7 @@ fn row_output(row: &Row) -> Result<Output<'static>, String> {
             SourceKind::IamCredentialReport,
         )
     } else {
-        let id =
-            ids::canonical_iam_arn(arn).ok_or_else(|| format!("`arn` `{arn}` is not an ARN"))?;
+        let id = ids::canonical_iam_arn(arn).ok_or_else(|| "`arn` is not an ARN".to_owned())?;
         Observation::new(
             id,
             Platform::Aws,

@@ -64,7 +64,7 @@ fn created(v: &Value) -> Result<Option<i64>, String> {
         None => Ok(None),
         Some(t) => time::parse(t)
             .map(Some)
-            .ok_or_else(|| format!("`CreateDate` `{t}` is not a timestamp")),
+            .ok_or_else(|| "`CreateDate` is not a timestamp".to_owned()),
     }
 }
 
@@ -112,7 +112,7 @@ fn principal(
 ) -> Result<Observation, String> {
     let arn = s(v, "Arn").ok_or("missing `Arn`")?;
     let name = s(v, name_key).ok_or_else(|| format!("missing `{name_key}`"))?;
-    let id = ids::canonical_iam_arn(arn).ok_or_else(|| format!("`Arn` `{arn}` is not an ARN"))?;
+    let id = ids::canonical_iam_arn(arn).ok_or_else(|| "`Arn` is not an ARN".to_owned())?;
     let mut o = Observation::new(
         id,
         Platform::Aws,
@@ -182,7 +182,7 @@ fn entry_output(list: &str, v: Value) -> Result<Output<'static>, String> {
             if let Some(last) = v.get("RoleLastUsed") {
                 if let Some(t) = s(last, "LastUsedDate") {
                     o.facts.last_used = Some(time::parse(t).ok_or_else(|| {
-                        format!("`RoleLastUsed.LastUsedDate` `{t}` is not a timestamp")
+                        "`RoleLastUsed.LastUsedDate` is not a timestamp".to_owned()
                     })?);
                 }
                 if let Some(r) = s(last, "Region") {
@@ -195,8 +195,7 @@ fn entry_output(list: &str, v: Value) -> Result<Output<'static>, String> {
         }
         "GroupDetailList" => {
             let arn = s(&v, "Arn").ok_or("missing `Arn`")?;
-            let id = ids::canonical_iam_arn(arn)
-                .ok_or_else(|| format!("`Arn` `{arn}` is not an ARN"))?;
+            let id = ids::canonical_iam_arn(arn).ok_or_else(|| "`Arn` is not an ARN".to_owned())?;
             let account = ids::Arn::parse(arn).map(|a| a.account.to_owned());
             out.objects.push(object("iam_group", &id, account, v));
         }

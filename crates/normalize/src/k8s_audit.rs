@@ -231,7 +231,7 @@ fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output<'st
     if let Some(kind) = ev.kind.get()
         && kind != "Event"
     {
-        return Err(format!("`kind` is `{kind}`, expected `Event`"));
+        return Err("`kind` is not `Event`".to_owned());
     }
     let audit_id = ev
         .audit_id
@@ -245,7 +245,7 @@ fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output<'st
         .or(ev.timestamp.get())
         .ok_or("missing `stageTimestamp` / `requestReceivedTimestamp`")?;
     let at = time::parse(raw_time)
-        .ok_or_else(|| format!("timestamp `{raw_time}` is not a timestamp"))?;
+        .ok_or_else(|| "`requestReceivedTimestamp` is not a timestamp".to_owned())?;
     let verb = ev.verb.get().ok_or("missing `verb`")?;
     let cluster = ctx.cluster.as_str();
     let mut out = Output::default();

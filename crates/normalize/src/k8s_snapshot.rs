@@ -64,10 +64,7 @@ fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
             Err(e) => sink.reject(Diagnostic {
                 line,
                 record: None,
-                reason: format!(
-                    "invalid YAML: {}",
-                    e.to_string().lines().next().unwrap_or_default()
-                ),
+                reason: format!("invalid YAML: {}", crate::parser_error(e)),
             }),
         }
         buf.clear();
@@ -174,7 +171,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
             sink.reject(Diagnostic {
                 line,
                 record: Some(idx as u64),
-                reason: format!("`{kind}` without `metadata.name`"),
+                reason: "an object without `metadata.name`".to_owned(),
             });
             continue;
         };
@@ -272,7 +269,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                     sink.reject(Diagnostic {
                         line,
                         record: Some(idx as u64),
-                        reason: format!("`metadata.creationTimestamp` `{t}` is not a timestamp"),
+                        reason: "`metadata.creationTimestamp` is not a timestamp".to_owned(),
                     });
                     continue;
                 }

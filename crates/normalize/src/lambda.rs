@@ -58,9 +58,7 @@ fn function_output(v: Value) -> Result<Output<'static>, String> {
     let account = match ids::Arn::parse(&arn) {
         Some(a) if a.service == "lambda" && !a.account.is_empty() => a.account.to_owned(),
         _ => {
-            return Err(format!(
-                "`FunctionArn` `{arn}` is not a Lambda function ARN"
-            ));
+            return Err("`FunctionArn` is not a Lambda function ARN".to_owned());
         }
     };
     let mut out = Output::default();
@@ -83,7 +81,7 @@ fn function_output(v: Value) -> Result<Output<'static>, String> {
 
 /// The execution role, as `iam_authz` reports roles (canonical id without the path).
 fn role_observation(role: &str) -> Result<Observation, String> {
-    let not_role = || format!("`Role` `{role}` is not an IAM role ARN");
+    let not_role = || "`Role` is not an IAM role ARN".to_owned();
     let parsed = ids::Arn::parse(role).ok_or_else(not_role)?;
     let name = match parsed.type_and_name() {
         Some(("role", name)) if parsed.service == "iam" && !name.is_empty() => name,

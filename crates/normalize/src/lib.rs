@@ -395,12 +395,47 @@ fn each_element(
 /// A short, single-line excerpt of a bad record for diagnostics (never the whole record:
 /// records can carry secrets in request parameters).
 pub(crate) fn json_error(e: impl std::fmt::Display) -> String {
+    format!("invalid JSON: {}", parser_error(e))
+}
+
+/// A parser's error message fit for a dead letter: its first line, at most 160 characters,
+/// without the values it quotes (`invalid type: string "…"`, ``integer `…` ``): a
+/// secret pasted into the wrong field must not come back in an error. Names of fields
+/// (``missing field `eventTime` ``) are kept.
+pub(crate) fn parser_error(e: impl std::fmt::Display) -> String {
     let s = e.to_string();
     let first = s.lines().next().unwrap_or_default();
-    format!(
-        "invalid JSON: {}",
-        first.chars().take(160).collect::<String>()
-    )
+    let mut out = String::with_capacity(first.len().min(200));
+    let mut chars = first.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                // A quoted value, escapes included.
+                let mut escaped = false;
+                for q in chars.by_ref() {
+                    match (escaped, q) {
+                        (false, '\\') => escaped = true,
+                        (false, '"') => break,
+                        _ => escaped = false,
+                    }
+                }
+                out.push_str("\"…\"");
+            }
+            '`' => {
+                let quoted: String = chars.by_ref().take_while(|&q| q != '`').collect();
+                let field = out.ends_with("field ");
+                out.push('`');
+                out.push_str(if field && quoted.len() <= 64 {
+                    &quoted
+                } else {
+                    "…"
+                });
+                out.push('`');
+            }
+            _ => out.push(c),
+        }
+    }
+    out.chars().take(160).collect()
 }
 
 /// An id for a record that lacks its platform id (hand-made samples): a hash of its bytes,
@@ -443,5 +478,23 @@ pub(crate) mod tests_support {
         fn reject(&mut self, diag: Diagnostic) {
             self.diagnostics.push(diag);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parser_errors_in_dead_letters_do_not_echo_values() {
+        let e = super::parser_error(
+            "invalid type: string \"AKIA-secret \\\"x\", expected u64 at line 1 column 9",
+        );
+        assert_eq!(
+            e,
+            "invalid type: string \"…\", expected u64 at line 1 column 9"
+        );
+        let e = super::parser_error("invalid type: integer `4242`, expected a string");
+        assert_eq!(e, "invalid type: integer `…`, expected a string");
+        let e = super::parser_error("missing field `eventTime` at line 1 column 2");
+        assert_eq!(e, "missing field `eventTime` at line 1 column 2");
     }
 }

@@ -75,11 +75,11 @@ fn person(
         None => false,
     };
     if !valid {
-        return Err(format!("`email` `{raw_email}` is not an e-mail address"));
+        return Err("`email` is not an e-mail address".to_owned());
     }
     let raw_status = get("status").unwrap_or_default();
-    let status = status(raw_status)
-        .ok_or_else(|| format!("`status` `{raw_status}` is neither active nor departed"))?;
+    let status =
+        status(raw_status).ok_or_else(|| "`status` is neither active nor departed".to_owned())?;
     let text = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_owned()));
     Ok(SnapshotObject {
         kind: "person".into(),

@@ -151,7 +151,9 @@ fn form_refusal(headers: &HeaderMap, ui: Option<&Ui>, csrf: &str) -> Option<&'st
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
         let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
-        if origin != "null" && origin_host != host {
+        // `null` (a sandboxed frame, a file, a cross-origin redirect) is never our page:
+        // pages are served with `Referrer-Policy: same-origin`, so our forms send the origin.
+        if origin == "null" || origin_host != host {
             return Some("cross-origin form refused");
         }
     }
@@ -167,7 +169,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Headers on every page: no scripts, no framing, no caching, no referrer.
+/// Headers on every page: no scripts, no framing, no caching, no referrer outside the
+/// dashboard (`same-origin`: browsers then send our forms' `Origin`, which `no-referrer`
+/// turns into `null`).
 fn secure(mut r: Response) -> Response {
     let h = r.headers_mut();
     h.insert(
@@ -183,7 +187,7 @@ fn secure(mut r: Response) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -1428,16 +1432,22 @@ pub(crate) async fn set_status(
         );
     }
     let Some(status) = Status::parse(&form.status) else {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            &format!("unknown status `{}`", form.status),
-        );
+        return page_error(StatusCode::BAD_REQUEST, "unknown status");
+    };
+    // Decided before anything changes: only back to our own queue (no open redirect), and
+    // only a location that can be a header (no CR, LF or other control characters).
+    let back = if form.back.starts_with("/ui/findings")
+        && form.back.bytes().all(|b| b.is_ascii_graphic())
+    {
+        form.back
+    } else {
+        "/ui/findings?".to_owned()
     };
     let actor = ui.caller.actor();
     let target = id.clone();
     let done = state
         .engine
-        .call(move |e| {
+        .write(move |e| {
             crate::set_status_audited(e, &id, status, actor, Some("dashboard"))
                 .map(|f| f.is_some())
                 .map_err(|e| e.to_string())
@@ -1445,12 +1455,6 @@ pub(crate) async fn set_status(
         .await;
     match done {
         Ok(Ok(true)) => {
-            // Only back to our own queue (no open redirect).
-            let back = if form.back.starts_with("/ui/findings") {
-                form.back
-            } else {
-                "/ui/findings?".to_owned()
-            };
             let sep = if back.contains('?') { "&" } else { "?" };
             Redirect::to(&format!("{back}{sep}done={}#f-{target}", status.as_str())).into_response()
         }

@@ -10,9 +10,8 @@
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use keyward_normalize::{Format, github};
 use serde_json::{Value, json};
@@ -119,7 +118,7 @@ const KEPT_HEADERS: [&str; 6] = [
 pub(crate) async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let start = Instant::now();
     let Some(secret) = state.config.github_secret.clone() else {
@@ -129,7 +128,8 @@ pub(crate) async fn webhook(
              --github-webhook-secret-file or KEYWARD_GITHUB_WEBHOOK_SECRET",
         ));
     };
-    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let _permit = crate::ingest::acquire(&state.webhook_permits).await?;
+    let body = crate::ingest::read_body(&state, &headers, body).await?;
     let signature = header_str(&headers, "x-hub-signature-256").ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -9,8 +9,8 @@ use std::io::Read as _;
 use std::time::Instant;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use keyward_engine::IngestOptions;
@@ -21,8 +21,10 @@ use serde_json::{Value, json};
 use crate::metrics::SourceLabel;
 use crate::{ApiError, AppState, Role, authorize, now};
 
-/// A gzip body may expand to at most this many times the body limit.
-const MAX_EXPANSION: usize = 16;
+/// Bytes decompressed per read: the limits are checked after each.
+const INFLATE_CHUNK: usize = 64 * 1024;
+/// Bodies smaller than this may expand past the ratio limit up to this size.
+const RATIO_FLOOR: usize = 1 << 20;
 /// Rejections listed in an answer (all are kept as dead letters).
 const MAX_LISTED: usize = 20;
 
@@ -66,8 +68,9 @@ pub(crate) struct IngestQuery {
          rejected (then the body is the report above, with `accepted: 0`)", body = crate::openapi::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::openapi::ErrorBody),
         (status = 403, description = "The token's role is weaker than operator", body = crate::openapi::ErrorBody),
+        (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::openapi::ErrorBody),
         (status = 413, description = "The body is larger than the body limit, or a gzip body \
-         expands past 16 times it", body = crate::openapi::ErrorBody),
+         expands past the decompressed-size limit (`--max-decompressed`, 64 MiB) or 200-fold", body = crate::openapi::ErrorBody),
         (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::openapi::ErrorBody),
     )
 )]
@@ -75,7 +78,7 @@ pub(crate) async fn generic(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<IngestQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let start = Instant::now();
     let caller = authorize(&state, &headers, Role::Operator).await?;
@@ -98,9 +101,12 @@ pub(crate) async fn generic(
                 })?,
         ),
     };
-    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-    let raw = decode(&headers, &body, state.config.body_limit)?;
+    let _permit = acquire(&state.ingest_permits).await?;
+    let body = read_body(&state, &headers, body).await?;
+    let raw = decode(&headers, &body, &state.config)?;
+    drop(body);
     let lines = to_lines(&raw, false)?;
+    drop(raw);
     let label = format!("api:ingest:{}", caller.token_id);
     run(&state, label, lines, format, q.cluster, start).await
 }
@@ -140,8 +146,9 @@ pub(crate) struct WebhookQuery {
          body is the report above, with `accepted: 0`)", body = crate::openapi::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::openapi::ErrorBody),
         (status = 403, description = "The token's role is weaker than operator", body = crate::openapi::ErrorBody),
+        (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::openapi::ErrorBody),
         (status = 413, description = "The body is larger than the body limit, or a gzip body \
-         expands past 16 times it", body = crate::openapi::ErrorBody),
+         expands past the decompressed-size limit (`--max-decompressed`, 64 MiB) or 200-fold", body = crate::openapi::ErrorBody),
         (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::openapi::ErrorBody),
     )
 )]
@@ -149,14 +156,17 @@ pub(crate) async fn kubernetes_audit(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<WebhookQuery>, QueryRejection>,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let start = Instant::now();
     let caller = authorize(&state, &headers, Role::Operator).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let body = body.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
-    let raw = decode(&headers, &body, state.config.body_limit)?;
+    let _permit = acquire(&state.ingest_permits).await?;
+    let body = read_body(&state, &headers, body).await?;
+    let raw = decode(&headers, &body, &state.config)?;
+    drop(body);
     let lines = to_lines(&raw, true)?;
+    drop(raw);
     let label = format!("api:kubernetes-audit:{}", caller.token_id);
     run(
         &state,
@@ -187,7 +197,7 @@ pub(crate) async fn run(
     };
     let report = state
         .engine
-        .call(move |e| e.ingest_lines(&label, &lines, &opts, now()))
+        .write(move |e| e.ingest_lines(&label, &lines, &opts, now()))
         .await?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
     let (mut received, mut accepted) = (0u64, 0u64);
@@ -248,9 +258,71 @@ pub(crate) async fn run(
     Ok((status, Json(answer)))
 }
 
+/// Waits for one of `permits` (bodies read and decoded at once).
+pub(crate) async fn acquire(
+    permits: &std::sync::Arc<tokio::sync::Semaphore>,
+) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    std::sync::Arc::clone(permits)
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "the server is stopping"))
+}
+
+/// Reads a request body of at most the body limit, within the body-read deadline. A
+/// declared `Content-Length` over the limit is refused before anything is read.
+pub(crate) async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    let limit = state.config.body_limit;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = body;
+        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(frame) = body.frame().await {
+            let frame =
+                frame.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                if out.len().saturating_add(data.len()) > limit {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::time::timeout(state.config.ingest.body_read_timeout, read)
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the body was not sent within {} s",
+                    state.config.ingest.body_read_timeout.as_secs()
+                ),
+            )
+        })?
+}
+
 /// The body, gunzipped when it says so (`Content-Encoding: gzip`) or starts with gzip's
-/// magic bytes. Expansion is bounded: a gzip bomb gets 413.
-fn decode(headers: &HeaderMap, body: &Bytes, limit: usize) -> Result<Vec<u8>, ApiError> {
+/// magic bytes. Decompression streams and stops as soon as the output passes the
+/// decompressed-size limit or the expansion-ratio limit (a body under 1 MiB may expand to
+/// 1 MiB whatever its ratio): a gzip bomb gets 413 having cost at most the limit.
+fn decode(headers: &HeaderMap, body: &Bytes, config: &crate::Config) -> Result<Vec<u8>, ApiError> {
     let declared = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
@@ -268,19 +340,49 @@ fn decode(headers: &HeaderMap, body: &Bytes, limit: usize) -> Result<Vec<u8>, Ap
     if !gzip {
         return Ok(body.to_vec());
     }
-    let max = limit.saturating_mul(MAX_EXPANSION);
-    let mut out = Vec::new();
-    let mut reader = flate2::read::MultiGzDecoder::new(body.as_ref()).take(max as u64 + 1);
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| ApiError::bad_request(format!("the gzip body does not decompress: {e}")))?;
-    if out.len() > max {
-        return Err(ApiError::new(
+    let limits = &config.ingest;
+    let max = body
+        .len()
+        .saturating_mul(limits.max_ratio)
+        .max(RATIO_FLOOR)
+        .min(limits.max_decompressed);
+    inflate(body, max).map_err(|e| match e {
+        Inflate::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body expands to more than {max} bytes"),
-        ));
+            format!(
+                "the gzip body expands past {max} bytes (limits: {} bytes decompressed, {}-fold expansion)",
+                limits.max_decompressed, limits.max_ratio
+            ),
+        ),
+        Inflate::Damaged(e) => {
+            ApiError::bad_request(format!("the gzip body does not decompress: {e}"))
+        }
+    })
+}
+
+enum Inflate {
+    TooLarge,
+    Damaged(std::io::Error),
+}
+
+/// Gunzips `body` (all members) into at most `max` bytes, a chunk at a time.
+fn inflate(body: &[u8], max: usize) -> Result<Vec<u8>, Inflate> {
+    let mut out = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(body);
+    let mut chunk = vec![0u8; INFLATE_CHUNK];
+    loop {
+        match decoder.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => {
+                if out.len().saturating_add(n) > max {
+                    return Err(Inflate::TooLarge);
+                }
+                out.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Inflate::Damaged(e)),
+        }
     }
-    Ok(out)
 }
 
 /// One record per line. A whole JSON document (CloudTrail `{"Records":[…]}`, an array, an

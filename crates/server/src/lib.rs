@@ -13,6 +13,7 @@ pub mod auth;
 pub mod dashboard;
 pub mod github;
 mod ingest;
+mod listen;
 mod listing;
 pub mod metrics;
 pub mod openapi;
@@ -35,10 +36,14 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 pub use auth::{Caller, Role};
+pub use listen::{ConnLimits, serve};
 use metrics::{Metrics, RouteLabel, SeverityLabel};
 
 /// Largest request body accepted (compressed size): 32 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 32 << 20;
+
+/// The largest form or JSON body of a route that is not an ingest route.
+pub const SMALL_BODY_LIMIT: usize = 64 << 10;
 
 /// A job for the engine thread.
 type Job = Box<dyn FnOnce(&mut Engine) + Send>;
@@ -71,6 +76,11 @@ impl EngineHandle {
                     }
                 };
                 while let Ok(job) = rx.recv() {
+                    // Another process (`keyward ingest`, a second server) may have written
+                    // since the last job: answer from what the store holds now.
+                    if let Err(e) = engine.refresh() {
+                        eprintln!("keyward: reloading from the store failed: {e}");
+                    }
                     job(&mut engine);
                 }
             })
@@ -79,6 +89,21 @@ impl EngineHandle {
             .recv()
             .map_err(|_| "the engine thread stopped while opening".to_owned())??;
         Ok(EngineHandle { tx })
+    }
+
+    /// Runs `f`, which writes, on the engine thread holding the store's writer lock (other
+    /// processes on the same data directory write one at a time), and waits for its answer.
+    pub async fn write<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Engine) -> R + Send + 'static,
+    {
+        self.call(move |e| {
+            let _writing = e.write_lock()?;
+            Ok::<R, keyward_engine::EngineError>(f(e))
+        })
+        .await?
+        .map_err(ApiError::internal)
     }
 
     /// Runs `f` on the engine thread and waits for its answer.
@@ -109,6 +134,35 @@ pub struct Config {
     pub tls: bool,
     /// Approved foreign accounts given on the command line (`--allow-account`).
     pub allowed_accounts_flags: Vec<String>,
+    /// Connection limits of the listener.
+    pub conn: ConnLimits,
+    /// Limits on what an ingest body may cost.
+    pub ingest: IngestLimits,
+}
+
+/// What one ingest request may cost: decompressed size, expansion ratio, time to send the
+/// body, and how many bodies are decoded at once (the engine takes them one at a time).
+#[derive(Debug, Clone, Copy)]
+pub struct IngestLimits {
+    /// The largest decompressed body.
+    pub max_decompressed: usize,
+    /// The largest expansion of a gzip body (decompressed / compressed size).
+    pub max_ratio: usize,
+    /// How long a client has to send a whole body.
+    pub body_read_timeout: std::time::Duration,
+    /// Bodies read and decoded at once; the rest wait their turn.
+    pub concurrent: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_decompressed: 64 << 20,
+            max_ratio: 200,
+            body_read_timeout: std::time::Duration::from_secs(60),
+            concurrent: 2,
+        }
+    }
 }
 
 impl Default for Config {
@@ -119,6 +173,8 @@ impl Default for Config {
             github_secret: None,
             tls: false,
             allowed_accounts_flags: Vec::new(),
+            conn: ConnLimits::default(),
+            ingest: IngestLimits::default(),
         }
     }
 }
@@ -130,6 +186,25 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Dashboard sign-in sessions.
     pub sessions: Arc<dashboard::Sessions>,
+    /// Ingest bodies being read and decoded ([`IngestLimits::concurrent`]).
+    pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// GitHub deliveries being read (unauthenticated until their signature is checked, so
+    /// kept apart from the token holders' ingest).
+    pub webhook_permits: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    /// A server's state: the engine and the configuration; metrics and sessions start empty.
+    pub fn new(engine: EngineHandle, config: Config) -> Self {
+        AppState {
+            engine,
+            metrics: Arc::default(),
+            sessions: Arc::default(),
+            ingest_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),
+            webhook_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// An error answer: a status and a message, as `{"error": "…"}`.
@@ -179,6 +254,13 @@ fn now() -> Millis {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110, 11.1), and any run of spaces or tabs may follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
 /// The caller behind the request's bearer token, if its role is at least `need`.
 pub async fn authorize(
     state: &AppState,
@@ -188,8 +270,7 @@ pub async fn authorize(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(bearer_token)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
             ApiError::new(
@@ -219,7 +300,6 @@ pub async fn authorize(
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
-    let limit = state.config.body_limit;
     Router::new()
         .route("/", get(dashboard::root))
         .route("/ui/", get(dashboard::overview))
@@ -256,7 +336,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/config", get(config))
         .route("/api/config/allowed-accounts", put(set_allowed_accounts))
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(limit))
+        // Forms and JSON; ingest bodies are read by `ingest::read_body` with the body limit.
+        .layer(DefaultBodyLimit::max(SMALL_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             count_requests,
@@ -714,10 +795,20 @@ async fn finding_status(
             body.status
         ))
     })?;
+    if body
+        .note
+        .as_ref()
+        .is_some_and(|n| n.len() > keyward_engine::MAX_NOTE_BYTES)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`note`: at most {} bytes",
+            keyward_engine::MAX_NOTE_BYTES
+        )));
+    }
     let actor = caller.actor();
     let f = state
         .engine
-        .call(move |e| set_status_audited(e, &id, status, actor, body.note.as_deref()))
+        .write(move |e| set_status_audited(e, &id, status, actor, body.note.as_deref()))
         .await?
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
@@ -933,7 +1024,7 @@ async fn set_allowed_accounts(
     let flags = state.config.allowed_accounts_flags.clone();
     let now_allowed = state
         .engine
-        .call(move |e| e.set_allowed_accounts(&accounts, &flags, &audit))
+        .write(move |e| e.set_allowed_accounts(&accounts, &flags, &audit))
         .await?
         .map_err(ApiError::internal)?;
     Ok(Json(json!({"allowed_accounts": now_allowed})))
@@ -1027,39 +1118,4 @@ async fn audit_log(
 
 fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {
     ApiError::new(e.status(), e.body_text())
-}
-
-/// Serves `router` on `listener` (plain TCP or [`tls::TlsListener`]) until Ctrl-C or
-/// SIGTERM.
-pub async fn serve<L>(listener: L, state: AppState) -> std::io::Result<()>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let term = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            () = term => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

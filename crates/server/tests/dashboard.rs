@@ -326,6 +326,54 @@ async fn every_page_renders_and_operators_triage_with_csrf() {
             .unwrap()
             .starts_with("/ui/findings?")
     );
+    // Regression: a `back` holding CR/LF answered 500 after the change was saved. It is
+    // now replaced by the queue before anything changes.
+    let body = form(&[
+        ("csrf", &csrf),
+        ("status", "acknowledged"),
+        ("back", "/ui/findings?x=1\r\nSet-Cookie: kw_session=evil"),
+    ]);
+    let p = req(&f, "POST", &uri, Some(&op), Some(&body), &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let to = p.headers[header::LOCATION].to_str().unwrap();
+    assert!(
+        to.starts_with("/ui/findings?") && to.contains("done=acknowledged"),
+        "{to}"
+    );
+    assert!(!to.contains(['\r', '\n']) && !to.contains("x=1"), "{to}");
+    assert!(!p.headers.contains_key(header::SET_COOKIE));
+    // Regression: `Origin: null` (a sandboxed frame, a file) was accepted. Our pages send
+    // `Referrer-Policy: same-origin`, so our own forms carry the real origin.
+    let body = form(&[("csrf", &csrf), ("status", "open")]);
+    let p = req(
+        &f,
+        "POST",
+        &uri,
+        Some(&op),
+        Some(&body),
+        &[("origin", "null")],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(finding_status(&f, &finding).await, "acknowledged");
+    let login = form(&[("token", &f.operator)]);
+    let p = req(
+        &f,
+        "POST",
+        "/ui/login",
+        None,
+        Some(&login),
+        &[("origin", "null")],
+    )
+    .await;
+    assert_eq!(
+        p.status,
+        StatusCode::FORBIDDEN,
+        "no sign-in from Origin: null"
+    );
+    assert!(!p.headers.contains_key(header::SET_COOKIE));
+    let p = req(&f, "GET", "/ui/findings", Some(&op), None, &[]).await;
+    assert_eq!(p.headers[header::REFERRER_POLICY], "same-origin");
 
     // Sign-out ends the session; revoking a token ends its sessions.
     let body = form(&[("csrf", &csrf)]);

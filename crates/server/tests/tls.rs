@@ -35,15 +35,13 @@ async fn serves_https_with_the_given_certificate() {
     let data = dir.path().join("data");
     let engine =
         EngineHandle::spawn(move || Engine::open(&data).map_err(|e| e.to_string())).unwrap();
-    let state = AppState {
+    let state = AppState::new(
         engine,
-        metrics: Default::default(),
-        sessions: Default::default(),
-        config: Arc::new(Config {
+        Config {
             tls: true,
             ..Config::default()
-        }),
-    };
+        },
+    );
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
     let listener = tls::TlsListener::new(tcp, config).unwrap();

@@ -105,9 +105,20 @@ const READ_CHUNK: usize = 256 * 1024;
 /// faulted in and zeroed by the kernel again for every file (what `out` held is dropped).
 /// The bytes `out` already holds are read over as they are; only what it must add is
 /// zeroed (`read_to_end` would zero the whole spare capacity of every file first).
-pub fn decompress_into(raw: Vec<u8>, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
+pub fn decompress_into(raw: Vec<u8>, out: Vec<u8>) -> io::Result<Vec<u8>> {
+    let (bytes, damage) = decompress_partial(raw, out);
+    match damage {
+        Some(e) => Err(e),
+        None => Ok(bytes),
+    }
+}
+
+/// [`decompress_into`] that keeps what a damaged file (truncated, a bad checksum, trailing
+/// garbage after its last member) yielded before the damage: the bytes decompressed, and
+/// the error that stopped it, if any.
+pub fn decompress_partial(raw: Vec<u8>, mut out: Vec<u8>) -> (Vec<u8>, Option<io::Error>) {
     if !raw.starts_with(&[0x1f, 0x8b]) {
-        return Ok(raw);
+        return (raw, None);
     }
     let hint = raw
         .len()
@@ -138,11 +149,14 @@ pub fn decompress_into(raw: Vec<u8>, mut out: Vec<u8>) -> io::Result<Vec<u8>> {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                out.truncate(filled);
+                return (out, Some(e));
+            }
         }
     }
     out.truncate(filled);
-    Ok(out)
+    (out, None)
 }
 
 /// Reads everything left in a reader.
@@ -205,6 +219,30 @@ mod tests {
         let mut cut = gz(&big);
         cut.truncate(cut.len() / 2);
         assert!(decompress_into(cut, Vec::new()).is_err());
+    }
+
+    #[test]
+    fn a_damaged_gzip_keeps_what_came_before_the_damage() {
+        let big: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        // Truncated (an interrupted download): a prefix of the content, and the error.
+        let mut cut = gz(&big);
+        cut.truncate(cut.len() / 2);
+        let (got, damage) = decompress_partial(cut, Vec::new());
+        assert!(damage.is_some());
+        assert!(!got.is_empty() && big.starts_with(&got), "{}", got.len());
+        // Trailing garbage after a whole member: all of the member, and the error.
+        let mut tail = gz(&big);
+        tail.extend_from_slice(b"garbage that is not a gzip member");
+        let (got, damage) = decompress_partial(tail, Vec::new());
+        assert!(damage.is_some());
+        assert_eq!(got, big);
+        // A bad checksum: the content, and the error.
+        let mut crc = gz(&big);
+        let n = crc.len();
+        crc[n - 8] ^= 0xff;
+        let (got, damage) = decompress_partial(crc, Vec::new());
+        assert!(damage.is_some());
+        assert_eq!(got.len(), big.len());
     }
 
     #[test]

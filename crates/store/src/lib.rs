@@ -104,6 +104,14 @@ pub struct AuditEntry {
     pub detail: Option<String>,
 }
 
+/// The exclusive right to write to a store (see [`Store::lock_writer`]); released when
+/// dropped, or when the process ends however it ends.
+#[derive(Debug)]
+pub struct WriterLock {
+    /// The locked file (`None` for a store only this process can open).
+    _file: Option<std::fs::File>,
+}
+
 /// Read access and batched writes.
 pub trait Store {
     /// The file previously ingested with these exact bytes, if any.
@@ -118,6 +126,13 @@ pub trait Store {
     /// process but may lose the last commits on power loss). `keyward serve` turns it on,
     /// so a 2xx means stored.
     fn set_durable(&mut self, durable: bool) -> Result<()>;
+    /// The exclusive right to write, across processes: one writer at a time per store, so
+    /// concurrent runs give what serial runs give. With `wait`, blocks until it is free;
+    /// without, `None` when another writer holds it. Released when dropped.
+    fn lock_writer(&self, wait: bool) -> Result<Option<WriterLock>>;
+    /// Whether another connection (another process) committed since the store was opened
+    /// or this was last asked: then what was loaded from it is out of date.
+    fn changed_elsewhere(&mut self) -> Result<bool>;
     /// The time of the newest stored event.
     fn latest_event_time(&self) -> Result<Option<Millis>>;
     fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>>;

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::{
     AuditEntry, Batch, DeadLetter, FileRecord, FindingChange, FindingRow, Result, Store,
-    StoreError, TokenRow,
+    StoreError, TokenRow, WriterLock,
 };
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
@@ -28,17 +28,33 @@ pub struct SqliteStore {
     /// Committed dedup keys of recent minutes, kept across batches so a stream of small
     /// commits reads each minute once.
     keys: KeyCache,
+    /// The data directory (`None` in memory): where the writer lock lives.
+    dir: Option<std::path::PathBuf>,
+    /// `PRAGMA data_version` when last asked by [`Store::changed_elsewhere`].
+    seen_version: i64,
 }
 
+/// How long a writer waits for SQLite's own lock (another process's commit) before the
+/// statement fails. Whole runs are serialised by the writer lock, so this only covers
+/// commits of processes that hold no writer lock (audit entries, schema set-up).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`. The directory is made private to its
+    /// owner (0700) and the database file (0600; SQLite gives its WAL and shared-memory
+    /// files the same mode): it holds who can do what across an estate.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::DataDir {
+        let data_dir = |source| StoreError::DataDir {
             path: dir.display().to_string(),
             source,
-        })?;
-        let conn = Connection::open(dir.join("keyward.db"))?;
-        Self::init(conn)
+        };
+        private_dir(dir).map_err(data_dir)?;
+        let db = dir.join("keyward.db");
+        private_file(&db).map_err(data_dir)?;
+        let conn = Connection::open(&db)?;
+        let mut store = Self::init(conn)?;
+        store.dir = Some(dir.to_path_buf());
+        Ok(store)
     }
 
     /// An in-memory store (tests).
@@ -47,14 +63,19 @@ impl SqliteStore {
     }
 
     fn init(mut conn: Connection) -> Result<Self> {
+        // First: every statement below may meet another process setting up the same store.
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // Takes effect only when the file is created (before WAL is set up).
         conn.pragma_update(None, "page_size", 16_384)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -65_536)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        // The version is read and the migrations applied inside one write transaction
+        // (taken before reading), so two processes setting up one store cannot both apply
+        // a migration: the second waits, then finds nothing left to do.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
         let known = MIGRATIONS.len() as i64;
         if version > known {
             return Err(StoreError::TooNew {
@@ -63,16 +84,53 @@ impl SqliteStore {
             });
         }
         for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let tx = conn.transaction()?;
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", i as i64 + 1)?;
-            tx.commit()?;
         }
+        tx.commit()?;
+        let seen_version = conn.pragma_query_value(None, "data_version", |r| r.get(0))?;
         Ok(SqliteStore {
             conn,
             keys: KeyCache::default(),
+            dir: None,
+            seen_version,
         })
     }
+}
+
+/// Creates `dir` (0700) or takes away what group and others could do with it.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    restrict(dir, 0o700)
+}
+
+/// Creates `path` empty (0600) if it is not there, or takes away group and others' access.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => restrict(path, 0o600),
+        Err(e) => Err(e),
+    }
+}
+
+/// Clears the group and other bits of `path`'s mode, if any are set.
+fn restrict(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let meta = std::fs::metadata(path)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
 }
 
 fn file_row(r: &rusqlite::Row) -> rusqlite::Result<FileRecord> {
@@ -112,6 +170,45 @@ fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<FindingRow> {
 const FILE_COLUMNS: &str = "id, path, hash, format, records, accepted, rejected, ingested_at";
 
 impl Store for SqliteStore {
+    fn lock_writer(&self, wait: bool) -> Result<Option<WriterLock>> {
+        let Some(dir) = &self.dir else {
+            return Ok(Some(WriterLock { _file: None }));
+        };
+        let path = dir.join("keyward.lock");
+        let err = |source| StoreError::DataDir {
+            path: path.display().to_string(),
+            source,
+        };
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(err)?;
+        if wait {
+            file.lock().map_err(err)?;
+        } else {
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
+            }
+        }
+        Ok(Some(WriterLock { _file: Some(file) }))
+    }
+
+    fn changed_elsewhere(&mut self) -> Result<bool> {
+        let now: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?;
+        let changed = now != self.seen_version;
+        self.seen_version = now;
+        Ok(changed)
+    }
+
     fn set_durable(&mut self, durable: bool) -> Result<()> {
         let mode = if durable { "FULL" } else { "NORMAL" };
         self.conn.pragma_update(None, "synchronous", mode)?;

@@ -8,8 +8,6 @@
 //! The server under test: the real router, engine and an on-disk store, with a token of
 //! each role; requests go through `Router` + `oneshot`.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -62,12 +60,7 @@ pub async fn fixture_with(config: Config) -> Fixture {
             .unwrap();
         tokens.push(t);
     }
-    let state = AppState {
-        engine,
-        metrics: Default::default(),
-        sessions: Default::default(),
-        config: Arc::new(config),
-    };
+    let state = AppState::new(engine, config);
     let admin = tokens.pop().unwrap();
     let operator = tokens.pop().unwrap();
     let viewer = tokens.pop().unwrap();

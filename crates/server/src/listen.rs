@@ -1,0 +1,109 @@
+//! The accept loop: HTTP/1.1 connections served by hyper with the limits a public
+//! listener needs, so that idle or slow sockets cannot starve anyone.
+//!
+//! - **Header-read timeout** (hyper's `header_read_timeout`): a client has this long to send
+//!   a request's head. hyper arms it whenever it waits for a head, so it is also the idle
+//!   keep-alive timeout between two requests on one connection.
+//! - **A cap on concurrent connections**: a permit is taken before `accept`, so at the cap
+//!   new connections wait in the kernel's backlog instead of taking file descriptors the
+//!   store and healthy clients need.
+//! - Graceful shutdown on Ctrl-C or SIGTERM: open connections finish their requests.
+//!
+//! Body limits and the body-read deadline are per route (see `ingest.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::Semaphore;
+
+use crate::AppState;
+
+/// Connection limits of a listener.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    /// How long a client has to send a request head (and the idle keep-alive timeout).
+    pub header_read_timeout: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ConnLimits {
+    fn default() -> Self {
+        ConnLimits {
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves the router on `listener` (plain TCP or [`crate::tls::TlsListener`]) until Ctrl-C
+/// or SIGTERM, within the configuration's connection limits.
+pub async fn serve<L>(mut listener: L, state: AppState) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+{
+    let limits = state.config.conn;
+    let app = crate::router(state);
+    let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&permits).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (io, _addr) = tokio::select! {
+            c = listener.accept() => c,
+            () = &mut shutdown => break,
+        };
+        let service = TowerToHyperService::new(app.clone());
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(io), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A connection error (reset, header timeout) only ends that connection.
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Requests in flight finish; give up on them after a while.
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(Duration::from_secs(30)) => {}
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            () = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
