@@ -25,6 +25,9 @@ pub struct Args {
     /// than 200-fold).
     #[arg(long, default_value_t = 64 << 20, value_name = "BYTES")]
     pub max_decompressed: usize,
+    /// Seconds a client has to send a whole ingest body.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub body_timeout: u64,
     /// Seconds a client has to send a request head; also the idle keep-alive timeout.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub header_timeout: u64,
@@ -141,6 +144,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             },
             ingest: keyward_server::IngestLimits {
                 max_decompressed: args.max_decompressed,
+                body_read_timeout: std::time::Duration::from_secs(args.body_timeout.max(1)),
                 ..keyward_server::IngestLimits::default()
             },
             ..Config::default()

@@ -103,10 +103,7 @@ pub(crate) async fn generic(
     };
     let _permit = acquire(&state.ingest_permits).await?;
     let body = read_body(&state, &headers, body).await?;
-    let raw = decode(&headers, &body, &state.config)?;
-    drop(body);
-    let lines = to_lines(&raw, false)?;
-    drop(raw);
+    let lines = body_lines(&state, headers, body, false).await?;
     let label = format!("api:ingest:{}", caller.token_id);
     run(&state, label, lines, format, q.cluster, start).await
 }
@@ -163,10 +160,7 @@ pub(crate) async fn kubernetes_audit(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let _permit = acquire(&state.ingest_permits).await?;
     let body = read_body(&state, &headers, body).await?;
-    let raw = decode(&headers, &body, &state.config)?;
-    drop(body);
-    let lines = to_lines(&raw, true)?;
-    drop(raw);
+    let lines = body_lines(&state, headers, body, true).await?;
     let label = format!("api:kubernetes-audit:{}", caller.token_id);
     run(
         &state,
@@ -316,6 +310,25 @@ pub(crate) async fn read_body(
                 ),
             )
         })?
+}
+
+/// The body's records, one per line: decoded and split off the async threads (inflating
+/// and parsing are CPU work; on a runtime thread they would stall every other request,
+/// `/healthz` included).
+async fn body_lines(
+    state: &AppState,
+    headers: HeaderMap,
+    body: Bytes,
+    event_list: bool,
+) -> Result<Vec<u8>, ApiError> {
+    let config = std::sync::Arc::clone(&state.config);
+    tokio::task::spawn_blocking(move || {
+        let raw = decode(&headers, &body, &config)?;
+        drop(body);
+        to_lines(&raw, event_list)
+    })
+    .await
+    .map_err(ApiError::internal)?
 }
 
 /// The body, gunzipped when it says so (`Content-Encoding: gzip`) or starts with gzip's
