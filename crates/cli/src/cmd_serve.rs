@@ -152,6 +152,8 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Request bodies are split into records here (see `normalize::depth::STACK`).
+        .thread_stack_size(keyward_normalize::depth::STACK)
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {

@@ -88,6 +88,25 @@ fn data_dir(cli: Option<PathBuf>) -> PathBuf {
 }
 
 fn main() -> ExitCode {
+    // Parsers recurse per level of nesting, up to `normalize::MAX_NESTING` levels: the
+    // commands run on a thread with the stack that takes (the main thread's size is
+    // whatever `ulimit -s` says).
+    let run = std::thread::Builder::new()
+        .name("keyward".into())
+        .stack_size(keyward_normalize::depth::STACK)
+        .spawn(run);
+    match run.map(std::thread::JoinHandle::join) {
+        Ok(Ok(code)) => code,
+        // The thread panicked (the panic was already printed) or could not start.
+        Ok(Err(_)) => ExitCode::from(101),
+        Err(e) => {
+            eprintln!("error: starting the main thread: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run() -> ExitCode {
     let cli = Cli::parse();
     let dir = data_dir(cli.data_dir);
     let result = match cli.command {

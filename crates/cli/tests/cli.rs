@@ -193,6 +193,54 @@ fn exit_status_says_what_happened() {
     assert_eq!(o.status.code(), Some(0), "clean → 0: {}", stderr(&o));
 }
 
+/// `[` × 50,000 and a CloudTrail record nested 1,000,000 deep aborted `keyward ingest`
+/// with a stack overflow (exit 134): now each is a dead letter with its reason (exit 2),
+/// and the records around the deep one are stored.
+#[test]
+fn deep_nesting_is_a_dead_letter_not_an_abort() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let open = input.path().join("open.json");
+    std::fs::write(&open, "[".repeat(50_000)).unwrap();
+    let record = |id: &str, rp: &str| {
+        format!(
+            r#"{{"eventVersion":"1.09","eventID":"{id}","eventTime":"2026-11-10T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"GetUser","userIdentity":{{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/a","accountId":"111122223333"}},"requestParameters":{rp}}}"#
+        )
+    };
+    let depth = 1_000_000;
+    let deep = format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+    let lines = input.path().join("trail.jsonl");
+    let trail = format!(
+        "{}
+{}
+",
+        record("a", "{}"),
+        record("b", &deep)
+    );
+    std::fs::write(&lines, &trail).unwrap();
+    let s3 = input.path().join("s3.json");
+    let doc = format!(
+        "{{\"Records\":[{},\n{},\n{}]}}",
+        record("c", "{}"),
+        record("d", &deep),
+        record("e", "{}")
+    );
+    std::fs::write(&s3, doc).unwrap();
+    for (file, letter) in [
+        (&open, "open.json:1: nested deeper than 128"),
+        (&lines, "trail.jsonl:2: nested deeper than 128"),
+        (&s3, "s3.json:2 (record 1): nested deeper than 128"),
+    ] {
+        let o = keyward(dir.path(), &["ingest", file.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "{letter}: {}", stderr(&o));
+        assert!(stderr(&o).contains(letter), "{}", stderr(&o));
+        let o = keyward(dir.path(), &["dead-letters"]);
+        assert!(stdout(&o).contains(letter), "{}", stdout(&o));
+    }
+    let o = keyward(dir.path(), &["inventory", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 #[test]
 fn demo_runs_anywhere() {
     let cwd = tempfile::tempdir().unwrap();

@@ -793,10 +793,15 @@ fn ingest_file(
         fr.status = FileStatus::Unrecognized;
         if explicit {
             let file_id = batch.add_file(&shown, &hash, "unknown", now)?;
+            // Nested too deep to be sniffed: that is why, not the format.
+            let reason = match keyward_normalize::depth::too_deep_at(&doc) {
+                Some(_) => keyward_normalize::TOO_DEEP.into(),
+                None => "not a recognised input format (use `--format` to force one)".into(),
+            };
             let diag = Diagnostic {
                 line: 1,
                 record: None,
-                reason: "not a recognised input format (use `--format` to force one)".into(),
+                reason,
             };
             batch.put_dead_letter(file_id, &shown, &diag)?;
             batch.finish_file(file_id, 1, 0, 1)?;
@@ -804,9 +809,13 @@ fn ingest_file(
             report.rejected += 1;
             fr.records = 1;
             fr.rejected = 1;
+            let class = match diag.reason.as_str() {
+                keyward_normalize::TOO_DEEP => keyward_normalize::TOO_DEEP,
+                _ => "not a recognised input format",
+            };
             *report
                 .reasons
-                .entry("unknown: not a recognised input format".into())
+                .entry(format!("unknown: {class}"))
                 .or_default() += 1;
             report.rejections.push((shown.clone(), diag));
         }

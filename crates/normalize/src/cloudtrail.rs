@@ -646,16 +646,29 @@ fn rec_output<'a>(
     })
 }
 
+/// Measures the record's nesting (see [`crate::depth`]), then parses it.
 fn normalize_record_with<'a>(
+    bytes: &'a [u8],
+    parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, String>,
+    memo: Option<&mut Memo>,
+) -> Result<Option<Output<'a>>, String> {
+    crate::depth::check(bytes)?;
+    parse_record_with(bytes, parse, memo)
+}
+
+/// [`normalize_record_with`] for a record already measured (cut by the array splitter).
+fn parse_record_with<'a>(
     bytes: &'a [u8],
     parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, String>,
     memo: Option<&mut Memo>,
 ) -> Result<Option<Output<'a>>, String> {
     let mut rec: Record<'a> = parse(bytes)?;
     if let Some(text) = rec.wrapped.get() {
-        // The inner record borrows from this one: its output must own its strings.
-        let mut inner: Record =
-            parse(text.as_bytes()).map_err(|e| format!("`CloudTrailEvent` string: {e}"))?;
+        // The inner record borrows from this one: its output must own its strings. It
+        // is text inside a string, never measured with the record that holds it.
+        let mut inner: Record = crate::depth::check(text.as_bytes())
+            .and_then(|()| parse(text.as_bytes()))
+            .map_err(|e| format!("`CloudTrailEvent` string: {e}"))?;
         return from_record(&mut inner, text.as_bytes(), memo).map(|mut o| {
             o.raw = Some(Cow::Owned(text.as_bytes().to_vec()));
             Some(o.into_owned())
@@ -716,6 +729,10 @@ fn document_in_blocks(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink, block: u
             sink,
             block,
         );
+        return;
+    }
+    // sonic-rs's object iterator recurses into every value it skips.
+    if crate::reject_too_deep(doc, sink) {
         return;
     }
     let mut found_array = false;
@@ -800,6 +817,9 @@ pub fn parse_only(doc: &[u8]) -> usize {
             elements.ended_at(end);
             n += 1;
         } else if let Ok(raw) = elements.element(start) {
+            if elements.too_deep() {
+                continue;
+            }
             let end = start + raw.len();
             n += usize::from(
                 checked
@@ -850,6 +870,9 @@ fn records(
                 return Ok((raw, Some(rec_output(&mut rec, raw, memo))));
             }
             let raw = elements.element(start)?;
+            if elements.too_deep() {
+                return Ok((raw, Some(Err(crate::TOO_DEEP.to_owned()))));
+            }
             // A record the block's end cut: the fast path tries it again, checked whole.
             if checked
                 .again(array, start, start + raw.len(), &mut rec)
@@ -863,7 +886,14 @@ fn records(
             Ok((raw, result)) => {
                 let line = lines.line_of(raw);
                 parsed.push(crate::Ahead {
-                    result: result.unwrap_or_else(|| normalize_record_memo(raw, memo)),
+                    // Measured by the splitter as it cut the record.
+                    result: result.unwrap_or_else(|| {
+                        parse_record_with(
+                            raw,
+                            |b| sonic_rs::from_slice(b).map_err(json_error),
+                            Some(memo),
+                        )
+                    }),
                     line,
                     record: Some(idx),
                 });

@@ -140,6 +140,7 @@ fn sender(payload: &Value, account: Option<&str>, at: i64, out: &mut Output) -> 
 /// Normalizes one delivery (one JSON line). `Ok(None)` for event types that carry no
 /// identity (`push`, `issues`, …) and for `ping`.
 pub fn normalize_delivery(bytes: &[u8], _ctx: &Context) -> Result<Option<Output<'static>>, String> {
+    crate::depth::check(bytes)?;
     let d: Value = serde_json::from_slice(bytes).map_err(json_error)?;
     if !d.is_object() {
         return Err("expected a webhook delivery object".into());

@@ -220,6 +220,7 @@ fn user_observations(
 
 /// Normalizes one audit event line.
 pub fn normalize_event(bytes: &[u8], ctx: &Context) -> Result<Option<Output<'static>>, String> {
+    crate::depth::check(bytes)?;
     let ev: AuditEvent = sonic_rs::from_slice(bytes).map_err(json_error)?;
     from_event(&ev, bytes, ctx).map(|mut o| {
         o.raw = Some(std::borrow::Cow::Owned(bytes.to_vec()));

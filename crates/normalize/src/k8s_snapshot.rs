@@ -23,6 +23,9 @@ const IRSA_ANNOTATION: &str = "eks.amazonaws.com/role-arn";
 fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
     let d = trim_start(doc);
     if d.starts_with(b"{") || d.starts_with(b"[") {
+        if crate::reject_too_deep(doc, sink) {
+            return Vec::new();
+        }
         return match serde_json::from_slice::<Value>(d) {
             Ok(Value::Array(items)) => items.into_iter().map(|v| (1, v)).collect(),
             Ok(v) => vec![(1, v)],
@@ -57,10 +60,14 @@ fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
             buf.clear();
             return;
         }
-        let opts = serde_saphyr::options! { strict_booleans: true };
-        match serde_saphyr::from_str_with_options::<Value>(buf, opts) {
+        match serde_saphyr::from_str_with_options::<Value>(buf, crate::depth::yaml_options()) {
             Ok(Value::Null) => {}
             Ok(v) => out.push((line, v)),
+            Err(e) if crate::depth::yaml_too_deep(&e) => sink.reject(Diagnostic {
+                line,
+                record: None,
+                reason: crate::TOO_DEEP.into(),
+            }),
             Err(e) => sink.reject(Diagnostic {
                 line,
                 record: None,

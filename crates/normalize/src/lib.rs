@@ -11,6 +11,7 @@
 pub mod cloudtrail;
 pub mod codeowners;
 pub mod cred_report;
+pub mod depth;
 pub mod github;
 pub mod iam_authz;
 pub mod k8s_audit;
@@ -31,6 +32,7 @@ use std::sync::Arc;
 use keyward_model::{Diagnostic, Event, Observation, SnapshotObject};
 use rustc_hash::FxHashMap;
 
+pub use depth::{MAX_NESTING, TOO_DEEP};
 pub use sniff::{Format, Layout, sniff};
 
 /// What one accepted record produced. The event borrows from the input bytes.
@@ -163,7 +165,8 @@ impl Default for Context {
     }
 }
 
-/// Normalizes one line of a JSON-lines input.
+/// Normalizes one line of a JSON-lines input. Each format's line reader measures the
+/// line's nesting before parsing it (see [`depth`]).
 pub fn normalize_line(
     format: Format,
     line: &[u8],
@@ -193,6 +196,25 @@ pub fn normalize_line(
 /// a `kubectl` dump, a Kubernetes `EventList`, Terraform, `CODEOWNERS`, a people directory,
 /// a Lambda function list).
 pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &mut dyn Sink) {
+    // JSON documents whose readers hand the whole document to a recursive parser are
+    // measured first (see `depth`); CloudTrail measures its records as it splits them,
+    // Kubernetes snapshots and Terraform know JSON from YAML and HCL, CSV and
+    // `CODEOWNERS` do not nest.
+    let whole_json = match format {
+        Format::K8sAudit
+        | Format::IamAuthorizationDetails
+        | Format::LambdaFunctions
+        | Format::GithubWebhook => true,
+        Format::Cloudtrail
+        | Format::IamCredentialReport
+        | Format::K8sSnapshot
+        | Format::Terraform
+        | Format::Codeowners
+        | Format::PeopleDirectory => false,
+    };
+    if whole_json && reject_too_deep(doc, sink) {
+        return;
+    }
     match format {
         Format::Cloudtrail => cloudtrail::normalize_document(doc, &mut ctx.memo, sink),
         Format::K8sAudit => k8s_audit::normalize_document(doc, ctx, sink),
@@ -205,6 +227,20 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::LambdaFunctions => lambda::normalize(doc, sink),
         Format::GithubWebhook => github::normalize_document(doc, ctx, sink),
     }
+}
+
+/// Rejects a JSON document nested deeper than [`MAX_NESTING`] as a whole, at the line
+/// where it goes too deep; `true` when it did.
+pub(crate) fn reject_too_deep(doc: &[u8], sink: &mut dyn Sink) -> bool {
+    let Some(at) = depth::too_deep_at(doc) else {
+        return false;
+    };
+    sink.reject(Diagnostic {
+        line: depth::line_at(doc, at),
+        record: None,
+        reason: TOO_DEEP.into(),
+    });
+    true
 }
 
 /// Sends a normalizer result to the sink: accepted, skipped (`None`), or rejected at `line`.

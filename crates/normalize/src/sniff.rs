@@ -1,8 +1,6 @@
 //! Format detection from the bytes themselves. The path decides only for inputs that carry
 //! no telling keys: YAML, CSV, Terraform configuration (`.tf`, `.tf.json`) and `CODEOWNERS`.
 
-use sonic_rs::JsonValueTrait;
-
 /// The input formats Keyward reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {
@@ -172,6 +170,10 @@ pub fn layout(head: &[u8], path: &str) -> Layout {
     if !trim_start(rest).starts_with(b"{") {
         return Layout::Document;
     }
+    // A first line nested too deep for a parser is still a line: its reader rejects it.
+    if crate::depth::too_deep_at(first).is_some() {
+        return Layout::Lines;
+    }
     match sonic_rs::from_slice::<serde::de::IgnoredAny>(first) {
         Ok(_) => Layout::Lines,
         Err(_) => Layout::Document,
@@ -206,12 +208,30 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
     let mut kind: Option<String> = None;
     let mut api_version: Option<String> = None;
     let mut has_items = false;
-    for entry in sonic_rs::to_object_iter(obj) {
-        let Ok((key, value)) = entry else { break };
+    // sonic-rs's iterator recurses into the values it skips: an object nested too deep
+    // is walked by the splitter instead (keys as they are written, escapes and all).
+    let deep = crate::depth::too_deep_at(obj).is_some();
+    let sonic = (!deep)
+        .then(|| sonic_rs::to_object_iter(obj))
+        .into_iter()
+        .flatten();
+    let sonic = sonic.map_while(Result::ok).map(|(key, value)| {
+        let raw = value.as_raw_str().as_bytes();
+        let start = (raw.as_ptr() as usize).saturating_sub(obj.as_ptr() as usize);
+        (key, obj.get(start..start + raw.len()).unwrap_or_default())
+    });
+    let walked = crate::split::entries(if deep { obj } else { b"" })
+        .map(|(key, value)| (String::from_utf8_lossy(key), value));
+    for (key, value) in sonic.chain(walked) {
+        let text = || {
+            (value.first() == Some(&b'"'))
+                .then(|| sonic_rs::from_slice::<String>(value).ok())
+                .flatten()
+        };
         match key.as_ref() {
             "Records" | "eventVersion" | "eventSource" | "eventName" | "CloudTrailEvent"
             | "eventJson" | "QueryResultRows" | "userIdentity" => return Some(Format::Cloudtrail),
-            "Events" if value.as_raw_str().contains("\"CloudTrailEvent\"") => {
+            "Events" if memchr::memmem::find(value, b"\"CloudTrailEvent\"").is_some() => {
                 return Some(Format::Cloudtrail);
             }
             "UserDetailList" | "RoleDetailList" | "GroupDetailList" | "Policies" => {
@@ -221,8 +241,8 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
             "delivered_at" | "guid" => return Some(Format::GithubWebhook),
             "format_version" | "terraform_version" => return Some(Format::Terraform),
             "Functions" | "FunctionArn" => return Some(Format::LambdaFunctions),
-            "kind" => kind = value.as_str().map(str::to_owned),
-            "apiVersion" => api_version = value.as_str().map(str::to_owned),
+            "kind" => kind = text(),
+            "apiVersion" => api_version = text(),
             "items" => has_items = true,
             _ => {}
         }
@@ -249,8 +269,13 @@ pub fn format_of_document(doc: &[u8], path: &str) -> Option<Format> {
     }
     let d = trim_start(doc);
     if d.starts_with(b"[") {
-        let first = sonic_rs::to_array_iter(d).next()?.ok()?;
-        return format_of_object(first.as_raw_str().as_bytes());
+        // Cut by the splitter: the first record may nest too deep for a parser.
+        let mut elements = crate::split::elements(d);
+        let first = elements.next()?.ok()?;
+        if !elements.too_deep() {
+            sonic_rs::from_slice::<serde::de::IgnoredAny>(first).ok()?;
+        }
+        return format_of_object(first);
     }
     if d.starts_with(b"{") {
         return format_of_object(d);

@@ -10,8 +10,13 @@
 //! It is lenient by design: an element that is not valid JSON still gets its own bytes
 //! (bracket-balanced), and its parse fails on its own, so the records after it are kept.
 //! Only a document that ends inside an element, or an array with a stray byte between
-//! elements, stops the split. The test `splits_as_sonic_does` and the fuzz target
+//! elements, stops the split. It also measures each element's nesting as it goes
+//! ([`Elements::too_deep`]), without recursion: a record nested deeper than
+//! [`crate::MAX_NESTING`] is rejected without being parsed, and the split goes on past
+//! it. The test `splits_as_sonic_does` and the fuzz target
 //! `array_split` hold it to sonic-rs's iterator wherever that one accepts the input.
+
+use crate::depth::string_end;
 
 /// Why the split stopped early.
 pub const TRUNCATED: &str = "the document ends inside a record";
@@ -27,6 +32,7 @@ pub fn elements(array: &[u8]) -> Elements<'_> {
         first: true,
         done: !ok,
         bad_start: !ok,
+        deep: false,
     }
 }
 
@@ -36,6 +42,8 @@ pub struct Elements<'a> {
     first: bool,
     done: bool,
     bad_start: bool,
+    /// The last element cut by [`Elements::element`] nests too deep.
+    deep: bool,
 }
 
 fn skip_ws(b: &[u8], mut i: usize) -> usize {
@@ -48,22 +56,9 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index just past the string whose opening quote is at `i`.
-fn string_end(b: &[u8], i: usize) -> Option<usize> {
-    let mut j = i + 1;
-    loop {
-        let rest = b.get(j..)?;
-        let k = memchr::memchr2(b'"', b'\\', rest)?;
-        match rest.get(k) {
-            Some(b'"') => return Some(j + k + 1),
-            // An escape: the next byte is taken as it is.
-            _ => j += k + 2,
-        }
-    }
-}
-
-/// The index just past the value starting at `i`.
-fn value_end(b: &[u8], i: usize) -> Option<usize> {
+/// The index just past the value starting at `i` (`None`: the bytes end first), and
+/// whether it nests deeper than [`crate::MAX_NESTING`] (also when it never ends).
+fn value_end(b: &[u8], i: usize, deep: &mut bool) -> Option<usize> {
     match b.get(i)? {
         b'"' => string_end(b, i),
         b'{' | b'[' => {
@@ -75,7 +70,10 @@ fn value_end(b: &[u8], i: usize) -> Option<usize> {
                         j = string_end(b, j)?;
                         continue;
                     }
-                    b'{' | b'[' => depth += 1,
+                    b'{' | b'[' => {
+                        depth += 1;
+                        *deep |= depth > crate::MAX_NESTING;
+                    }
                     b'}' | b']' => {
                         depth -= 1;
                         if depth == 0 {
@@ -143,7 +141,8 @@ impl<'a> Elements<'a> {
     /// splitter.
     pub fn element(&mut self, i: usize) -> Result<&'a [u8], &'static str> {
         let b = self.bytes;
-        match value_end(b, i) {
+        self.deep = false;
+        match value_end(b, i, &mut self.deep) {
             Some(end) if end > i && end <= b.len() => {
                 self.pos = end;
                 b.get(i..end).ok_or(STRAY)
@@ -152,11 +151,23 @@ impl<'a> Elements<'a> {
                 self.done = true;
                 Err(STRAY)
             }
+            // Cut short past the limit: the depth is what went wrong first.
+            None if self.deep => {
+                self.done = true;
+                Err(crate::TOO_DEEP)
+            }
             None => {
                 self.done = true;
                 Err(TRUNCATED)
             }
         }
+    }
+
+    /// Whether the element last returned by [`Elements::element`] nests deeper than
+    /// [`crate::MAX_NESTING`]: its bytes are right, but no recursive parser should read
+    /// them.
+    pub fn too_deep(&self) -> bool {
+        self.deep
     }
 
     /// The element starting at `i` ends at `end`, as a parser that read it found.
@@ -172,6 +183,37 @@ impl<'a> Iterator for Elements<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         self.start().map(|i| i.and_then(|i| self.element(i)))
     }
+}
+
+/// The top-level entries of the JSON object `obj` (its first non-space byte must be `{`):
+/// each key's raw bytes (between its quotes, escapes left as they are) and its value's
+/// bytes, found as [`Elements`] finds elements, without parsing or recursion. For readers
+/// that only look at the top of an object nested too deep for a parser; it stops at the
+/// first thing that is not `"key": value` followed by `,` or `}`.
+pub fn entries(obj: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    let start = skip_ws(obj, 0);
+    let mut pos = (obj.get(start) == Some(&b'{')).then_some(start + 1);
+    std::iter::from_fn(move || {
+        let b = obj;
+        let i = skip_ws(b, pos.take()?);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i)?;
+        let key = b.get(i + 1..key_end - 1)?;
+        let colon = skip_ws(b, key_end);
+        if b.get(colon) != Some(&b':') {
+            return None;
+        }
+        let v = skip_ws(b, colon + 1);
+        let end = value_end(b, v, &mut false)?;
+        let value = b.get(v..end)?;
+        let next = skip_ws(b, end);
+        if b.get(next) == Some(&b',') {
+            pos = Some(next + 1);
+        }
+        Some((key, value))
+    })
 }
 
 #[cfg(test)]
@@ -216,6 +258,22 @@ mod tests {
             split(r#"[{"a":tru},{"b":2}]"#),
             [Ok(r#"{"a":tru}"#), Ok(r#"{"b":2}"#)]
         );
+    }
+
+    #[test]
+    fn entries_of_an_object() {
+        let obj = br#" { "a" : [1,{"b":"}"}] , "k\"":"v","n":-1 } "#;
+        let got: Vec<(&[u8], &[u8])> = entries(obj).collect();
+        let want: Vec<(&[u8], &[u8])> = vec![
+            (b"a", br#"[1,{"b":"}"}]"#),
+            (br#"k\""#, br#""v""#),
+            (b"n", b"-1"),
+        ];
+        assert_eq!(got, want);
+        assert_eq!(entries(b"[1]").count(), 0);
+        assert_eq!(entries(br#"{"a":1 "b":2}"#).count(), 1);
+        let deep = format!(r#"{{"kind":"x","d":{}}}"#, "[".repeat(100_000));
+        assert_eq!(entries(deep.as_bytes()).count(), 1);
     }
 
     /// Wherever sonic-rs's own iterator accepts an array, the elements are the same bytes.

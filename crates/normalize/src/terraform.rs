@@ -84,8 +84,17 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
     let path = ctx.path.as_deref().unwrap_or("-");
     let doc = doc.strip_prefix(BOM).unwrap_or(doc);
+    // Both parsers recurse per level of nesting: measured first (see `crate::depth`).
     if crate::sniff::trim_start(doc).starts_with(b"{") {
-        json_document(doc, path, sink);
+        if !crate::reject_too_deep(doc, sink) {
+            json_document(doc, path, sink);
+        }
+    } else if let Some(at) = crate::depth::hcl_too_deep_at(doc) {
+        sink.reject(Diagnostic {
+            line: crate::depth::line_at(doc, at),
+            record: None,
+            reason: crate::TOO_DEEP.into(),
+        });
     } else {
         hcl_document(doc, path, sink);
     }

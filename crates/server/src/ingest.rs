@@ -407,6 +407,15 @@ fn to_lines(raw: &[u8], event_list: bool) -> Result<Vec<u8>, ApiError> {
     if text.is_empty() {
         return Err(ApiError::bad_request("the body is empty"));
     }
+    // Both parsers below recurse per level of nesting (see `normalize::depth`): a body
+    // nested too deep is JSON lines, whose deep line the pipeline rejects like any bad
+    // record, or a document refused whole.
+    if keyward_normalize::depth::too_deep_at(text).is_some() {
+        if !event_list && text.contains(&b'\n') {
+            return Ok(text.to_vec());
+        }
+        return Err(ApiError::bad_request(keyward_normalize::TOO_DEEP));
+    }
     if let Some(lines) = records_raw(text, event_list) {
         return Ok(lines);
     }
@@ -530,5 +539,31 @@ mod tests {
         assert_eq!(l, b"{\"x\":1}\n");
         assert!(to_lines(br#"{"items":[{"x":1}],"kind":"List"}"#, true).is_err());
         assert!(to_lines(br#"{"Records":[{"a":1},"#, false).is_err());
+    }
+
+    /// Bodies nested deeper than the limit never reach a recursive parser: a document is
+    /// refused with the reason, JSON lines go on to be rejected line by line.
+    #[test]
+    fn deep_bodies_are_refused_not_parsed() {
+        for depth in [129, 12_000, 1_000_000] {
+            let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            for body in [
+                format!(r#"{{"Records":[{{"a":1}},{{"b":{deep}}}]}}"#),
+                deep.clone(),
+                format!(r#"{{"kind":"EventList","items":[{deep}]}}"#),
+            ] {
+                for event_list in [false, true] {
+                    let e = to_lines(body.as_bytes(), event_list).unwrap_err();
+                    assert_eq!(e.message, keyward_normalize::TOO_DEEP, "{depth}");
+                    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+                }
+            }
+            let lines = format!("{{\"a\":1}}\n{{\"b\":{deep}}}\n");
+            assert_eq!(
+                to_lines(lines.as_bytes(), false).unwrap(),
+                lines.trim_end().as_bytes()
+            );
+            assert!(to_lines(lines.as_bytes(), true).is_err());
+        }
     }
 }

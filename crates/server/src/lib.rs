@@ -64,6 +64,8 @@ impl EngineHandle {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
         std::thread::Builder::new()
             .name("keyward-engine".into())
+            // The engine parses records nested up to `normalize::MAX_NESTING` deep.
+            .stack_size(keyward_normalize::depth::STACK)
             .spawn(move || {
                 let mut engine = match open() {
                     Ok(e) => {

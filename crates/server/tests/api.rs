@@ -425,6 +425,68 @@ async fn kubernetes_audit_webhook_ingests_an_event_list() {
     assert!(reports(&v, "kw-k8s-exec-attach"), "{v}");
 }
 
+/// A body nested 12,000 or 1,000,000 deep used to overflow the stack and abort the whole
+/// server: now a document is refused with the reason, a deep JSON line is rejected like
+/// any bad record, and the server answers afterwards.
+#[tokio::test]
+async fn deep_bodies_get_400_and_the_server_still_answers() {
+    let f = fixture(8 << 20).await;
+    let op = Some(f.operator.as_str());
+    let record = serde_json::to_string(&example("kw-aws-cloudtrail-tampering")).unwrap();
+    for depth in [12_000, 1_000_000] {
+        let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+        for (uri, body) in [
+            (
+                "/api/ingest",
+                format!(r#"{{"Records":[{record},{{"a":{deep}}}]}}"#),
+            ),
+            ("/api/ingest", deep.clone()),
+            (
+                "/api/webhooks/kubernetes-audit",
+                format!(
+                    r#"{{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{deep}]}}"#
+                ),
+            ),
+        ] {
+            let (s, v) = call(&f.app, "POST", uri, op, Some(body.into_bytes()), &[]).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{uri} {depth}: {v}");
+            assert_eq!(v["error"], keyward_normalize::TOO_DEEP, "{uri} {depth}");
+        }
+        // JSON lines: the deep line is one rejected record, the other is stored.
+        let lines = format!("{record}\n{{\"eventVersion\":\"1.08\",\"x\":{deep}}}\n");
+        let (s, v) = call(
+            &f.app,
+            "POST",
+            "/api/ingest",
+            op,
+            Some(lines.into_bytes()),
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{depth}: {v}");
+        assert_eq!(
+            (v["accepted"].as_u64(), v["rejected"].as_u64()),
+            (Some(1), Some(1))
+        );
+        assert_eq!(
+            v["rejections"][0],
+            json!({"line": 2, "reason": keyward_normalize::TOO_DEEP})
+        );
+    }
+    let (s, _) = call(&f.app, "GET", "/healthz", None, None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        op,
+        Some(record.into_bytes()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
 #[tokio::test]
 async fn admins_manage_tokens_and_revoked_tokens_stop_working() {
     let f = fixture(1 << 20).await;
