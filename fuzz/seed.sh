@@ -97,7 +97,7 @@ for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
     for f in sorted(files)[:4]:
         for i, r in enumerate(records(gzip.open(os.path.join(base, f)).read())[:30]):
             put("detect_event", bytes([2 * (i % 2)]) + json.dumps(r).encode())
-# Depth (see docs/fuzzing.md): nesting past normalize::MAX_NESTING (128), at the limit,
+# Depth (see docs/fuzzing.md): nesting past normalize::MAX_NESTING (100), at the limit,
 # and cut short inside it, for every target whose input reaches a recursive parser.
 deep_arr, deep_obj = "[" * 5000, '{"a":' * 5000
 ct = lambda rp: '{"eventVersion":"1.09","eventID":"d","eventTime":"2026-11-10T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"GetUser","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/a"},"requestParameters":' + rp + "}"
@@ -105,7 +105,7 @@ closed = lambda d: '{"a":' * d + "1" + "}" * d
 for t in ["array_split", "cloudtrail", "cloudtrail_differential", "k8s_audit", "iam_authz", "k8s_snapshot",
           "lambda", "github_webhook", "sniff_and_time", "terraform"]:
     put(t, deep_arr); put(t, deep_obj); put(t, "[" * 5000 + "]" * 5000)
-for rp in [closed(5000), closed(127), closed(128), deep_obj]:
+for rp in [closed(5000), closed(99), closed(100), closed(101), deep_obj]:
     put("cloudtrail", ct(rp)); put("cloudtrail_differential", ct(rp))
     put("cloudtrail", '{"Records":[' + ct("{}") + "," + ct(rp) + "," + ct("{}") + "]}")
     put("cloudtrail_blocks", b"\x07" + ('{"Records":[' + ct("{}") + "," + ct(rp) + "," + ct("{}") + "]}").encode())

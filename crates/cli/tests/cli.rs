@@ -227,9 +227,9 @@ fn deep_nesting_is_a_dead_letter_not_an_abort() {
     );
     std::fs::write(&s3, doc).unwrap();
     for (file, letter) in [
-        (&open, "open.json:1: nested deeper than 128"),
-        (&lines, "trail.jsonl:2: nested deeper than 128"),
-        (&s3, "s3.json:2 (record 1): nested deeper than 128"),
+        (&open, "open.json:1: nested deeper than 100"),
+        (&lines, "trail.jsonl:2: nested deeper than 100"),
+        (&s3, "s3.json:2 (record 1): nested deeper than 100"),
     ] {
         let o = keyward(dir.path(), &["ingest", file.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2), "{letter}: {}", stderr(&o));

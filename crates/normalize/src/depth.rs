@@ -18,20 +18,22 @@
 //! - YAML: serde-saphyr's own depth budget, set to [`MAX_NESTING`]; HCL: [`hcl_too_deep`].
 
 /// The deepest nesting of arrays and objects a record may have (`[[1]]` is nested 2
-/// deep). The same as `serde_json`'s default recursion limit, give or take its off-by-one
-/// (it refuses 128 levels); our check runs first, so its own error never shows.
-pub const MAX_NESTING: usize = 128;
+/// deep). Below `serde_json`'s default recursion limit (it refuses 128 levels) with room
+/// to spare: the rules' view of a record is a serde_json tree, and a record this reader
+/// accepted but serde_json refused would reach the rules empty — a way to hide an event
+/// from them. Real records nest a few dozen levels at most.
+pub const MAX_NESTING: usize = 100;
 
 /// The stack a thread that parses records needs, nested up to [`MAX_NESTING`]: sonic-rs
 /// skips a value it does not read by recursing once per level with a frame of 32 KB
-/// (optimized; 54 KB unoptimized), so 128 levels take 4 MiB of sonic-rs frames alone,
+/// (optimized; 54 KB unoptimized), so 100 levels take over 3 MiB of sonic-rs frames alone,
 /// more than the 2 MiB a Rust thread gets by default. Threads that parse (the server's
 /// engine and its request workers) are started with this much; the CLI parses on the
 /// main thread (8 MiB on Linux).
 pub const STACK: usize = 16 << 20;
 
 /// The reason a record or document nested deeper than [`MAX_NESTING`] is rejected.
-pub const TOO_DEEP: &str = "nested deeper than 128";
+pub const TOO_DEEP: &str = "nested deeper than 100";
 
 /// The index just past the JSON string whose opening quote is at `i` (`None`: it never
 /// ends).
@@ -89,7 +91,7 @@ pub fn check(json: &[u8]) -> Result<(), String> {
 /// Where HCL text first opens a level deeper than [`MAX_NESTING`]. Every `{`, `[` and `(`
 /// counts, inside strings, heredocs and comments too: a template interpolation
 /// (`"${ … }"`) nests expressions inside a string, so skipping strings would miss
-/// nesting that hcl-edit's recursive parser follows. The cost is that more than 128
+/// nesting that hcl-edit's recursive parser follows. The cost is that more than 100
 /// unbalanced opening brackets inside strings or comments also reject a file.
 pub fn hcl_too_deep_at(text: &[u8]) -> Option<usize> {
     let mut depth = 0usize;
@@ -166,24 +168,30 @@ mod tests {
 
     #[test]
     fn measures_brackets_outside_strings() {
-        assert_eq!(too_deep_at(nested(128).as_bytes()), None);
-        assert_eq!(too_deep_at(nested(129).as_bytes()), Some(128));
+        assert_eq!(too_deep_at(nested(MAX_NESTING).as_bytes()), None);
+        assert_eq!(
+            too_deep_at(nested(MAX_NESTING + 1).as_bytes()),
+            Some(MAX_NESTING)
+        );
         // Many brackets, little depth: walked, not deep.
         let wide = "[]".repeat(1000);
         assert_eq!(too_deep_at(wide.as_bytes()), None);
         // Brackets in strings, escaped quotes in strings, do not count.
         let s = format!(r#"{{"a":"{}\"{}"}}"#, "[".repeat(500), "{".repeat(500));
         assert_eq!(too_deep_at(s.as_bytes()), None);
-        let s = format!(r#"{{"a\\":{}}}"#, nested(128));
-        assert_eq!(too_deep_at(s.as_bytes()), Some(s.find('[').unwrap() + 127));
+        let s = format!(r#"{{"a\\":{}}}"#, nested(MAX_NESTING));
+        assert_eq!(
+            too_deep_at(s.as_bytes()),
+            Some(s.find('[').unwrap() + MAX_NESTING - 1)
+        );
         // Unbalanced and cut short: still measured, never negative.
         assert_eq!(too_deep_at("]".repeat(500).as_bytes()), None);
         let open = "{\"a\":".repeat(200);
-        assert_eq!(too_deep_at(open.as_bytes()), Some(128 * 5));
+        assert_eq!(too_deep_at(open.as_bytes()), Some(MAX_NESTING * 5));
         assert_eq!(too_deep_at(format!("\"{open}").as_bytes()), None);
     }
 
-    /// Every parser a normalizer uses reads 128 levels where our check lets them through,
+    /// Every parser a normalizer uses reads [`MAX_NESTING`] levels where our check lets them through,
     /// on a thread with [`STACK`].
     #[test]
     fn parsers_read_what_the_check_lets_through() {
@@ -198,6 +206,9 @@ mod tests {
     fn parse_the_limit() {
         let ok = nested(MAX_NESTING);
         assert!(sonic_rs::from_str::<sonic_rs::Value>(&ok).is_ok());
+        // The rules' view of a record is a serde_json tree: what we accept, it must read,
+        // or an event nested just under our limit would reach the rules empty.
+        assert!(serde_json::from_str::<serde_json::Value>(&ok).is_ok());
         assert!(sonic_rs::from_str::<serde::de::IgnoredAny>(&ok).is_ok());
         let obj = format!(
             "{}1{}",
@@ -211,9 +222,12 @@ mod tests {
     #[test]
     fn hcl_counts_every_bracket() {
         assert_eq!(hcl_too_deep_at(b"a = [(1), {b = 2}]"), None);
-        let deep = format!("a = \"{}\"", "${".repeat(129));
+        let deep = format!("a = \"{}\"", "${".repeat(MAX_NESTING + 1));
         assert!(hcl_too_deep_at(deep.as_bytes()).is_some());
-        assert_eq!(hcl_too_deep_at("(".repeat(128).as_bytes()), None);
-        assert_eq!(hcl_too_deep_at("(".repeat(129).as_bytes()), Some(128));
+        assert_eq!(hcl_too_deep_at("(".repeat(MAX_NESTING).as_bytes()), None);
+        assert_eq!(
+            hcl_too_deep_at("(".repeat(MAX_NESTING + 1).as_bytes()),
+            Some(MAX_NESTING)
+        );
     }
 }
