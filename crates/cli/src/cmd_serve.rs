@@ -33,7 +33,7 @@ pub struct Args {
     pub header_timeout: u64,
     /// Connections served at once (more wait in the listen backlog). Capped below the
     /// process's open-file limit.
-    #[arg(long, default_value_t = 1024, value_name = "N")]
+    #[arg(long, default_value_t = 8192, value_name = "N")]
     pub max_connections: usize,
     /// Ingest only: no rules or baselines on posted events.
     #[arg(long)]

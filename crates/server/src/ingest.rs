@@ -379,8 +379,23 @@ enum Inflate {
 }
 
 /// Gunzips `body` (all members) into at most `max` bytes, a chunk at a time.
+///
+/// The trailer's size field (ISIZE, the last member's size modulo 2³²) is a claim: when it
+/// already says more than `max`, nothing is inflated. Otherwise the buffer reserves `max`
+/// at once — address space, not memory: only the pages written become resident — so it is
+/// never moved while it grows; growing by steps would leave every smaller buffer behind
+/// in the allocator, costing two or three times the output.
 fn inflate(body: &[u8], max: usize) -> Result<Vec<u8>, Inflate> {
-    let mut out = Vec::new();
+    let claimed = body
+        .len()
+        .checked_sub(4)
+        .and_then(|at| body.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    if claimed > max {
+        return Err(Inflate::TooLarge);
+    }
+    let mut out = Vec::with_capacity(max.saturating_add(1));
     let mut decoder = flate2::read::MultiGzDecoder::new(body);
     let mut chunk = vec![0u8; INFLATE_CHUNK];
     loop {

@@ -35,7 +35,7 @@ impl Default for ConnLimits {
     fn default() -> Self {
         ConnLimits {
             header_read_timeout: Duration::from_secs(10),
-            max_connections: 1024,
+            max_connections: 8192,
         }
     }
 }
