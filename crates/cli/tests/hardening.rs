@@ -302,3 +302,97 @@ fn dead_letters_do_not_echo_values() {
         text(&letters.stdout)
     );
 }
+
+/// A plain HTTP/1.1 exchange over loopback: the status and the body.
+fn http(port: u16, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    (status, body.to_owned())
+}
+
+#[test]
+fn a_server_and_cli_ingests_share_a_data_dir() {
+    use std::io::BufRead as _;
+    let data = tempfile::tempdir().unwrap();
+    let o = keyward(
+        data.path(),
+        &["token", "create", "--role", "operator", "--name", "t"],
+    );
+    let token = text(&o.stdout).trim().to_owned();
+    let mut server = Killed(
+        Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .arg("--data-dir")
+            .arg(data.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    std::io::BufReader::new(server.0.stderr.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port: u16 = first
+        .split("http://127.0.0.1:")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    // A CLI ingest and server ingests at the same time: both succeed.
+    let e = estate();
+    let cli = spawn(
+        data.path(),
+        &["ingest", e.join("AWSLogs").to_str().unwrap()],
+    );
+    let lines: Vec<u8> = (0..50)
+        .flat_map(|n| {
+            let mut l = serde_json::to_vec(&record(90_000 + n, "via-server")).unwrap();
+            l.push(b'\n');
+            l
+        })
+        .collect();
+    for _ in 0..3 {
+        let (status, body) = http(port, "POST", "/api/ingest", &token, &lines);
+        assert_eq!(status, 200, "{body}");
+    }
+    let o = cli.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // The server answers from what the CLI wrote, and the CLI sees what the server wrote.
+    let cli_view = keyward(data.path(), &["inventory", "--format", "json"]);
+    let cli_view: serde_json::Value = serde_json::from_slice(&cli_view.stdout).unwrap();
+    let (status, body) = http(port, "GET", "/api/identities?limit=1", &token, b"");
+    assert_eq!(status, 200, "{body}");
+    let api: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        api["total"].as_u64(),
+        Some(cli_view.as_array().unwrap().len() as u64)
+    );
+    let names = serde_json::to_string(&cli_view).unwrap();
+    assert!(names.contains("user/via-server"), "the server's writes");
+    assert!(cli_view.as_array().unwrap().len() > 50, "the CLI's writes");
+}
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
