@@ -396,3 +396,40 @@ impl Drop for Killed {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn a_gzip_bomb_file_stops_at_its_limit() {
+    let data = tempfile::tempdir().unwrap();
+    let input = tempfile::tempdir().unwrap();
+    let dir = input.path();
+    // 32 MiB of a record's worth of spaces after its last byte: a thousand-fold expansion.
+    let mut content = s3_object(0..5, "before-bomb");
+    content.extend(std::iter::repeat_n(b' ', 32 << 20));
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    enc.write_all(&content).unwrap();
+    std::fs::write(dir.join("bomb.json.gz"), enc.finish().unwrap()).unwrap();
+    std::fs::write(
+        dir.join("good.json.gz"),
+        gzip(&s3_object(10..12, "after-bomb")),
+    )
+    .unwrap();
+    let o = keyward(
+        data.path(),
+        &["ingest", "--no-detect", dir.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("expands past"),
+        "{}",
+        text(&o.stderr)
+    );
+    let users = keyward(
+        data.path(),
+        &["inventory", "--format", "json", "--kind", "iam_user"],
+    );
+    let users = text(&users.stdout);
+    assert!(
+        users.contains("user/before-bomb") && users.contains("user/after-bomb"),
+        "{users}"
+    );
+}

@@ -755,7 +755,9 @@ fn ingest_file(
     let mut damage: Option<std::io::Error> = None;
     if let Input::Raw(raw) = input {
         let spare = std::mem::take(&mut run.spare);
-        let (bytes, d) = keyward_sources::decompress_partial(raw, spare);
+        let limit =
+            keyward_sources::expansion_limit(raw.len() as u64).min(keyward_sources::MAX_IN_MEMORY);
+        let (bytes, d) = keyward_sources::decompress_partial(raw, spare, limit);
         damage = d;
         input = Input::Memory(bytes);
     }
@@ -858,10 +860,20 @@ fn ingest_file(
         }
         Layout::Lines => {
             let mut line_no = 0u64;
-            let mut each = |line: &[u8], sink: &mut EngineSink| {
+            // `whole`: false for a line cut at `MAX_LINE` (one rejected record).
+            let mut each = |line: &[u8], whole: bool, sink: &mut EngineSink| {
                 line_no += 1;
                 let trimmed = line.trim_ascii();
-                if !trimmed.is_empty() {
+                if !whole {
+                    sink.reject(Diagnostic {
+                        line: line_no,
+                        record: None,
+                        reason: format!(
+                            "a line longer than {} MiB",
+                            keyward_sources::MAX_LINE >> 20
+                        ),
+                    });
+                } else if !trimmed.is_empty() {
                     keyward_normalize::normalize_line(format, trimmed, line_no, &mut run.ctx, sink);
                 }
                 sink.error.is_none()
@@ -869,7 +881,7 @@ fn ingest_file(
             match &mut input {
                 Input::Memory(m) => {
                     for line in m.split(|&b| b == b'\n') {
-                        if !each(line, &mut sink) {
+                        if !each(line, true, &mut sink) {
                             break;
                         }
                     }
@@ -878,10 +890,15 @@ fn ingest_file(
                     let mut line = Vec::with_capacity(4096);
                     loop {
                         line.clear();
-                        match reader.read_until(b'\n', &mut line) {
-                            Ok(0) => break,
-                            Ok(_) => {
-                                if !each(&line, &mut sink) {
+                        let read = keyward_sources::read_line_bounded(
+                            &mut **reader,
+                            &mut line,
+                            keyward_sources::MAX_LINE,
+                        );
+                        match read {
+                            Ok(keyward_sources::Line::End) => break,
+                            Ok(l) => {
+                                if !each(&line, l == keyward_sources::Line::Read, &mut sink) {
                                     break;
                                 }
                             }

@@ -47,22 +47,133 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> io::Result<()> {
     Ok(())
 }
 
+/// A gzip file may expand to this many times its size (JSON logs compress 10 to 30-fold)…
+pub const MAX_RATIO: u64 = 200;
+/// …or to this much whatever its ratio (tiny files compress oddly).
+pub const RATIO_FLOOR: u64 = 1 << 20;
+/// The most a file read whole into memory may expand to.
+pub const MAX_IN_MEMORY: u64 = 1 << 30;
+/// The longest line of a streamed JSON-lines file: a longer one is one rejected record.
+pub const MAX_LINE: usize = 64 << 20;
+
+/// How far a gzip file of `compressed` bytes may expand: [`MAX_RATIO`] times, at least
+/// [`RATIO_FLOOR`]. A decompression bomb stops there, having cost no more.
+pub fn expansion_limit(compressed: u64) -> u64 {
+    compressed.saturating_mul(MAX_RATIO).max(RATIO_FLOOR)
+}
+
+/// The error a decompression that passed its limit ends with.
+fn too_large(limit: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("the gzip content expands past {limit} bytes (a decompression bomb?)"),
+    )
+}
+
 /// Opens a file for reading, transparently decompressing gzip (detected from the magic
-/// bytes, not the name; concatenated gzip members are read through).
+/// bytes, not the name; concatenated gzip members are read through), within
+/// [`expansion_limit`] of the file's size.
 pub fn open(path: &Path) -> io::Result<Box<dyn BufRead>> {
-    wrap(File::open(path)?)
+    let file = File::open(path)?;
+    let size = file.metadata()?.len();
+    wrap(file, expansion_limit(size))
 }
 
 /// Wraps any byte source (a file, a request body, standard input) with buffering and
-/// transparent gzip decompression.
-pub fn wrap<R: Read + 'static>(r: R) -> io::Result<Box<dyn BufRead>> {
+/// transparent gzip decompression of at most `limit` bytes: reading past it is an error.
+pub fn wrap<R: Read + 'static>(r: R, limit: u64) -> io::Result<Box<dyn BufRead>> {
     let mut b = BufReader::with_capacity(BUFFER, r);
     if b.fill_buf()?.starts_with(&[0x1f, 0x8b]) {
-        let gz = flate2::bufread::MultiGzDecoder::new(b);
+        let gz = Bounded {
+            inner: flate2::bufread::MultiGzDecoder::new(b),
+            left: limit,
+            limit,
+        };
         Ok(Box::new(BufReader::with_capacity(BUFFER, gz)))
     } else {
         Ok(Box::new(b))
     }
+}
+
+/// A reader that fails once it has given `limit` bytes and there are more.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+    limit: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // At the limit: one more byte means the content goes past it.
+            let mut probe = [0u8; 1];
+            return match self.inner.read(&mut probe)? {
+                0 => Ok(0),
+                _ => Err(too_large(self.limit)),
+            };
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(buf.get_mut(..want).unwrap_or_default())?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// What [`read_line_bounded`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A line (its newline included when there was one) is in the buffer.
+    Read,
+    /// A line longer than the limit: the buffer holds its first `max` bytes; the rest up to
+    /// its newline was skipped.
+    TooLong,
+    /// Nothing left.
+    End,
+}
+
+/// `read_until(b'\n')` that never holds more than `max` bytes of one line: a file with no
+/// newlines (or a bomb of them) cannot take all memory.
+pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> io::Result<Line> {
+    let mut skipping = false;
+    let mut any = false;
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match (any, skipping) {
+                (false, _) => Line::End,
+                (true, true) => Line::TooLong,
+                (true, false) => Line::Read,
+            });
+        }
+        any = true;
+        let (upto, done) = match memchr_newline(chunk) {
+            Some(i) => (i + 1, true),
+            None => (chunk.len(), false),
+        };
+        if !skipping {
+            let room = max.saturating_sub(buf.len());
+            if upto > room {
+                buf.extend_from_slice(chunk.get(..room).unwrap_or_default());
+                skipping = true;
+            } else {
+                buf.extend_from_slice(chunk.get(..upto).unwrap_or_default());
+            }
+        }
+        r.consume(upto);
+        if done {
+            return Ok(if skipping { Line::TooLong } else { Line::Read });
+        }
+    }
+}
+
+fn memchr_newline(b: &[u8]) -> Option<usize> {
+    b.iter().position(|&c| c == b'\n')
 }
 
 /// Fills the reader's buffer as far as it goes without consuming, for format sniffing.
@@ -106,7 +217,8 @@ const READ_CHUNK: usize = 256 * 1024;
 /// The bytes `out` already holds are read over as they are; only what it must add is
 /// zeroed (`read_to_end` would zero the whole spare capacity of every file first).
 pub fn decompress_into(raw: Vec<u8>, out: Vec<u8>) -> io::Result<Vec<u8>> {
-    let (bytes, damage) = decompress_partial(raw, out);
+    let limit = expansion_limit(raw.len() as u64).min(MAX_IN_MEMORY);
+    let (bytes, damage) = decompress_partial(raw, out, limit);
     match damage {
         Some(e) => Err(e),
         None => Ok(bytes),
@@ -115,11 +227,17 @@ pub fn decompress_into(raw: Vec<u8>, out: Vec<u8>) -> io::Result<Vec<u8>> {
 
 /// [`decompress_into`] that keeps what a damaged file (truncated, a bad checksum, trailing
 /// garbage after its last member) yielded before the damage: the bytes decompressed, and
-/// the error that stopped it, if any.
-pub fn decompress_partial(raw: Vec<u8>, mut out: Vec<u8>) -> (Vec<u8>, Option<io::Error>) {
+/// the error that stopped it, if any. It stops at `limit` bytes (an error too, with the
+/// bytes before it: a decompression bomb costs no more than the limit).
+pub fn decompress_partial(
+    raw: Vec<u8>,
+    mut out: Vec<u8>,
+    limit: u64,
+) -> (Vec<u8>, Option<io::Error>) {
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return (raw, None);
     }
+    let limit_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
     let hint = raw
         .len()
         .checked_sub(4)
@@ -128,16 +246,28 @@ pub fn decompress_partial(raw: Vec<u8>, mut out: Vec<u8>) -> (Vec<u8>, Option<io
         .map_or(0, |b| u32::from_le_bytes(b) as usize);
     // A hint is only a hint (multi-member files, sizes over 4 GiB): cap what it reserves.
     // One byte more than the hint lets the last read see the end.
-    let want = hint.min(raw.len().saturating_mul(64)).min(1 << 30) + 1;
+    let want = hint
+        .min(raw.len().saturating_mul(64))
+        .min(limit_bytes)
+        .min(1 << 30)
+        + 1;
     if out.len() < want {
         out.resize(want, 0);
     }
     let mut decoder = flate2::bufread::MultiGzDecoder::new(&raw[..]);
     let mut filled = 0;
     loop {
+        if filled > limit_bytes {
+            out.truncate(limit_bytes);
+            return (out, Some(too_large(limit)));
+        }
         if filled >= out.len() {
-            let grown = out.len().saturating_mul(2).max(64 * 1024);
-            out.resize(grown, 0);
+            let grown = out
+                .len()
+                .saturating_mul(2)
+                .max(64 * 1024)
+                .min(limit_bytes.saturating_add(1));
+            out.resize(grown.max(filled + 1), 0);
         }
         // A read at a time: the checksum gzip computes over what a read returned then reads
         // it while it is still in cache.
@@ -227,22 +357,73 @@ mod tests {
         // Truncated (an interrupted download): a prefix of the content, and the error.
         let mut cut = gz(&big);
         cut.truncate(cut.len() / 2);
-        let (got, damage) = decompress_partial(cut, Vec::new());
+        let (got, damage) = decompress_partial(cut, Vec::new(), u64::MAX);
         assert!(damage.is_some());
         assert!(!got.is_empty() && big.starts_with(&got), "{}", got.len());
         // Trailing garbage after a whole member: all of the member, and the error.
         let mut tail = gz(&big);
         tail.extend_from_slice(b"garbage that is not a gzip member");
-        let (got, damage) = decompress_partial(tail, Vec::new());
+        let (got, damage) = decompress_partial(tail, Vec::new(), u64::MAX);
         assert!(damage.is_some());
         assert_eq!(got, big);
         // A bad checksum: the content, and the error.
         let mut crc = gz(&big);
         let n = crc.len();
         crc[n - 8] ^= 0xff;
-        let (got, damage) = decompress_partial(crc, Vec::new());
+        let (got, damage) = decompress_partial(crc, Vec::new(), u64::MAX);
         assert!(damage.is_some());
         assert_eq!(got.len(), big.len());
+    }
+
+    #[test]
+    fn a_gzip_bomb_stops_at_its_limit() {
+        let zeros = vec![0u8; 16 << 20];
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&zeros).unwrap();
+        let bomb = enc.finish().unwrap();
+        let limit = expansion_limit(bomb.len() as u64);
+        assert!(limit < zeros.len() as u64, "{limit}");
+        // Read whole: the bytes up to the limit, and the error.
+        let (got, damage) = decompress_partial(bomb.clone(), Vec::new(), limit);
+        assert_eq!(got.len() as u64, limit);
+        assert!(damage.unwrap().to_string().contains("expands past"));
+        assert!(decompress_into(bomb.clone(), Vec::new()).is_err());
+        // Streamed: an error after the limit.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("bomb.gz");
+        std::fs::write(&p, &bomb).unwrap();
+        let mut r = open(&p).unwrap();
+        let mut sink = Vec::new();
+        let e = r.read_to_end(&mut sink).unwrap_err();
+        assert!(e.to_string().contains("expands past"), "{e}");
+        assert_eq!(sink.len() as u64, limit);
+        // An honest file is read whole.
+        let honest = gz(&b"{\"a\":1}\n".repeat(1000));
+        std::fs::write(&p, &honest).unwrap();
+        assert_eq!(read_all(&mut *open(&p).unwrap()).unwrap().len(), 8000);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_is_cut_and_skipped() {
+        let text = format!("short\n{}\nlast", "x".repeat(100));
+        let mut r = std::io::BufReader::with_capacity(7, text.as_bytes());
+        let mut buf = Vec::new();
+        let mut lines = Vec::new();
+        loop {
+            buf.clear();
+            match read_line_bounded(&mut r, &mut buf, 10).unwrap() {
+                Line::End => break,
+                l => lines.push((l, String::from_utf8_lossy(&buf).into_owned())),
+            }
+        }
+        assert_eq!(
+            lines,
+            vec![
+                (Line::Read, "short\n".to_owned()),
+                (Line::TooLong, "x".repeat(10)),
+                (Line::Read, "last".to_owned()),
+            ]
+        );
     }
 
     #[test]
