@@ -18,6 +18,9 @@ use tokio_rustls::server::TlsStream;
 
 /// How long a client has to finish its TLS handshake.
 const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
+/// Handshakes in progress at once; more connections wait in the listen backlog, so
+/// sockets that never handshake cannot take every file descriptor.
+const MAX_HANDSHAKES: usize = 512;
 
 /// A rustls server configuration from a PEM certificate chain and a PEM private key
 /// (PKCS#8, PKCS#1 or SEC1). Errors name the file and what is wrong with it.
@@ -57,8 +60,12 @@ impl TlsListener {
         let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(config);
         let (tx, rx) = mpsc::channel(128);
+        let permits = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         tokio::spawn(async move {
             while !tx.is_closed() {
+                let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
+                    break;
+                };
                 let (sock, addr) = match tcp.accept().await {
                     Ok(c) => c,
                     // Out of file descriptors and the like: back off, keep serving.
@@ -69,9 +76,11 @@ impl TlsListener {
                 };
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    if let Ok(Ok(stream)) =
-                        tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(sock)).await
-                    {
+                    let done =
+                        tokio::time::timeout(HANDSHAKE_DEADLINE, acceptor.accept(sock)).await;
+                    // The handshake is over either way: the next connection may start one.
+                    drop(permit);
+                    if let Ok(Ok(stream)) = done {
                         let _ = tx.send((stream, addr)).await;
                     }
                 });
