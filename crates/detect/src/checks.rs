@@ -115,18 +115,6 @@ const GLOBAL: &[&str] = &[
     "trustedadvisor.amazonaws.com",
 ];
 
-/// Which principal's baseline an identity feeds: a session's role, otherwise itself.
-pub fn principal(actor: &str) -> std::borrow::Cow<'_, str> {
-    if let Some(rest) = actor.strip_prefix("arn:aws:sts::")
-        && let Some((account, path)) = rest.split_once(':')
-        && let Some(role) = path.strip_prefix("assumed-role/")
-    {
-        let role = role.split('/').next().unwrap_or(role);
-        return keyward_model::ids::iam(account, "role", role).into();
-    }
-    actor.into()
-}
-
 /// Long-lived check state; persisted with the baselines.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct State {
@@ -509,14 +497,5 @@ mod tests {
                 .iter()
                 .all(|x| x.time >= 20_000 + 100 - MAX_NETWORKS as i64)
         );
-    }
-
-    #[test]
-    fn principals() {
-        assert_eq!(
-            principal("arn:aws:sts::111122223333:assumed-role/deploy/gh-123"),
-            "arn:aws:iam::111122223333:role/deploy"
-        );
-        assert_eq!(principal("AKIAEXAMPLE"), "AKIAEXAMPLE");
     }
 }

@@ -14,7 +14,7 @@ pub struct View<'e> {
     raw: &'e [u8],
     /// Fields of `raw` the parser already read.
     known: &'e Known<'e>,
-    /// The actor's principal (see [`crate::checks::principal`]), computed once.
+    /// The actor's principal (see [`keyward_model::ids::principal`]), computed once.
     principal: OnceCell<Option<Cow<'e, str>>>,
     /// The network of the source address (see [`crate::baseline::network`]), computed once.
     network: OnceCell<Option<String>>,
@@ -65,7 +65,12 @@ impl<'e> View<'e> {
     /// The principal of the acting identity: a session's role, else the actor itself.
     pub fn principal(&self) -> Option<&str> {
         self.principal
-            .get_or_init(|| self.event.actor.as_deref().map(crate::checks::principal))
+            .get_or_init(|| {
+                self.event
+                    .actor
+                    .as_deref()
+                    .map(keyward_model::ids::principal)
+            })
             .as_deref()
     }
 

@@ -104,7 +104,7 @@ impl EngineLookup<'_> {
 /// The graph path behind a threat finding: the acting identity (or, for a session or key
 /// not in the graph, its principal) → … → its most likely owner, person or team.
 pub(crate) fn owner_path(g: &keyward_graph::Graph, identity: &str) -> Vec<String> {
-    let principal = keyward_detect::checks::principal(identity);
+    let principal = keyward_model::ids::principal(identity);
     let Some(node) = g.find(identity).or_else(|| g.find(&principal)) else {
         return Vec::new();
     };
@@ -289,7 +289,7 @@ impl Engine {
                 && r.identity.as_deref() != Some(id.as_str())
                 && r.identity
                     .as_deref()
-                    .is_none_or(|x| keyward_detect::checks::principal(x) != *id)
+                    .is_none_or(|x| keyward_model::ids::principal(x) != *id)
             {
                 continue;
             }

@@ -134,10 +134,7 @@ impl Engine {
                     Severity::Info => 1.0,
                 });
             if let Some(id) = &f.identity {
-                for key in [
-                    id.clone(),
-                    keyward_detect::checks::principal(id).into_owned(),
-                ] {
+                for key in [id.clone(), keyward_model::ids::principal(id).into_owned()] {
                     let slot = anomaly.entry(key).or_insert((0.0, String::new()));
                     if a > slot.0 {
                         *slot = (a, format!("{} ({})", f.title, f.id));

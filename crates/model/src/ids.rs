@@ -178,6 +178,19 @@ pub fn service_name(event_source: &str) -> &str {
     s
 }
 
+/// The principal an identity acts for — whose baseline it feeds and whom its findings are
+/// about: an assumed-role session's role, otherwise the identity itself.
+pub fn principal(actor: &str) -> std::borrow::Cow<'_, str> {
+    if let Some(rest) = actor.strip_prefix("arn:aws:sts::")
+        && let Some((account, path)) = rest.split_once(':')
+        && let Some(role) = path.strip_prefix("assumed-role/")
+    {
+        let role = role.split('/').next().unwrap_or(role);
+        return iam(account, "role", role).into();
+    }
+    actor.into()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -235,5 +248,14 @@ mod tests {
             a,
             "oidc:token.actions.githubusercontent.com#repo:a/b:ref:refs/heads/main"
         );
+    }
+
+    #[test]
+    fn principals() {
+        assert_eq!(
+            principal("arn:aws:sts::111122223333:assumed-role/deploy/gh-123"),
+            "arn:aws:iam::111122223333:role/deploy"
+        );
+        assert_eq!(principal("AKIAEXAMPLE"), "AKIAEXAMPLE");
     }
 }
