@@ -256,6 +256,16 @@ pub fn run(cmd: Command) -> anyhow::Result<Outcome> {
                     if all { "" } else { ", shown with --all" },
                     c.problems.len()
                 );
+                let mut p = table();
+                p.set_header(["posture control", "title"]);
+                for control in keyward_detect::posture::CONTROLS {
+                    p.add_row([control.id, control.title]);
+                }
+                println!("{p}");
+                println!(
+                    "{} posture controls, judged from the inventory and the graph after every ingest",
+                    keyward_detect::posture::CONTROLS.len()
+                );
             }
             Ok(if c.problems.is_empty() {
                 Outcome::Clean

@@ -12,6 +12,7 @@ pub mod draft;
 pub mod eval;
 pub mod export;
 pub mod finding;
+pub mod posture;
 pub mod prefilter;
 pub mod risk;
 pub mod rules;

@@ -16,7 +16,8 @@ pub use ingest::{
     DEFAULT_BATCH_RECORDS, DetectionStats, FileReport, FileStatus, IngestOptions, IngestReport,
     Progress, SourceStats,
 };
-pub use posture::{Posture, RISK_RULE};
+pub use keyward_detect::posture::RISK_RULE;
+pub use posture::Posture;
 pub use query::{Filter, OwnerInfo, Resolve, iam_snapshots, k8s_objects};
 pub use topology::Topology;
 
