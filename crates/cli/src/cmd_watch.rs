@@ -98,6 +98,9 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         }
         if !chunk.is_empty() && (lines >= BATCH_LINES || idle) {
             let report = engine.ingest_lines(&label, &chunk, &opts, now_ms())?;
+            let target = args.path.display().to_string();
+            let audit = crate::cmd_ingest::audit_entry("ingest.watch", target, &report, now_ms());
+            engine.store_mut().audit(&audit)?;
             total += lines as u64;
             rejected += report.rejected;
             for (p, d) in &report.rejections {
