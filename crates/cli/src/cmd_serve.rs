@@ -34,6 +34,11 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// After every audited action, append a signed checkpoint of the audit chain's head to
+    /// this file (one JSON line), outside the data directory. `keyward audit verify
+    /// --anchor FILE` and `GET /api/audit/verify` then catch entries deleted from the tail.
+    #[arg(long, value_name = "FILE", env = "KEYWARD_AUDIT_ANCHOR")]
+    pub audit_anchor: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
 }
@@ -65,6 +70,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let catalog = (!args.no_detect).then(|| args.detect.catalog());
     let settings = args.detect.settings();
     let data = dir.to_path_buf();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory `{}`", dir.display()))?;
+    if let Some(a) = &args.audit_anchor {
+        crate::cmd_audit::outside_data_dir(dir, a)?;
+    }
+    let anchor = args.audit_anchor.clone();
     let print_admin = args.print_admin_token;
     let engine = EngineHandle::spawn(move || {
         let mut engine = Engine::open(&data)
@@ -74,6 +85,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             .store_mut()
             .set_durable(true)
             .map_err(|e| e.to_string())?;
+        engine.store_mut().set_audit_anchor(anchor);
         if let Some(c) = catalog {
             engine
                 .enable_detection(c, settings)
@@ -90,7 +102,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                     engine.store_mut(),
                     Role::Admin,
                     "first admin",
-                    "cli",
+                    &crate::output::cli_actor(),
                     now_ms(),
                 )
                 .map_err(|e| e.to_string())?;
@@ -110,6 +122,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             github_secret,
             tls: tls.is_some(),
             allowed_accounts_flags: args.detect.allow_account.clone(),
+            audit_anchor: args.audit_anchor.clone(),
             ..Config::default()
         }),
     };
