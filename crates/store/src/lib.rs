@@ -180,7 +180,9 @@ pub trait Store {
     fn audit_verify(&self, anchors: &[Checkpoint]) -> Result<VerifyReport>;
     /// A checkpoint of the chain's head, signed with the store's signing key.
     fn audit_checkpoint(&self, at: Millis) -> Result<Checkpoint>;
-    /// After every audit entry from now on, append a checkpoint to this anchor file.
+    /// After every audit entry from now on, append a checkpoint to this anchor file. The
+    /// entry is committed first: a checkpoint that cannot be written is an error returned
+    /// after the commit.
     fn set_audit_anchor(&mut self, file: Option<std::path::PathBuf>);
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
 }
