@@ -10,7 +10,7 @@ use keyward_model::time;
 
 use crate::Outcome;
 use crate::cmd_rules::DetectArgs;
-use crate::output::{now_ms, table};
+use crate::output::{cli_actor, now_ms, table};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -106,7 +106,24 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                 // Baselines live in the detector: load them to adapt.
                 engine.enable_detection(Catalog::default(), Default::default())?;
             }
-            let f = engine.set_finding_status(&id, status, &by, note.as_deref(), now_ms())?;
+            let before = engine
+                .finding(&id)?
+                .with_context(|| format!("no finding `{id}`"))?
+                .status;
+            let at = now_ms();
+            let f = engine.set_finding_status(&id, status, &by, note.as_deref(), at)?;
+            engine.store_mut().audit(&keyward_store::AuditEntry {
+                at,
+                actor: cli_actor(),
+                action: "finding.status".into(),
+                target: Some(id.clone()),
+                detail: Some(match &note {
+                    Some(n) => format!("by {by}: {n}"),
+                    None => format!("by {by}"),
+                }),
+                before: Some(before.as_str().to_owned()),
+                after: Some(status.as_str().to_owned()),
+            })?;
             println!("{} is now {} ({})", f.id, f.status.as_str(), f.title);
             return Ok(Outcome::Clean);
         }

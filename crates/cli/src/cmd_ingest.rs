@@ -10,7 +10,7 @@ use keyward_engine::{Engine, FileStatus, IngestOptions, IngestReport, Progress};
 use keyward_normalize::Format;
 
 use crate::Outcome;
-use crate::output::{now_ms, table};
+use crate::output::{cli_actor, now_ms, table};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -113,12 +113,49 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let _writing = crate::output::write_lock(&mut engine, dir)?;
     let (report, secs) = ingest(&mut engine, &args)?;
+    let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+    engine
+        .store_mut()
+        .audit(&audit_entry("ingest", paths.join(" "), &report, now_ms()))?;
     print_summary(&report, secs, engine.inventory().len());
     Ok(if report.rejected > 0 {
         Outcome::Rejected
     } else {
         Outcome::Clean
     })
+}
+
+/// One audit entry for an ingest run (or a `watch` batch): who, what was read, and the
+/// counts after it.
+pub fn audit_entry(
+    action: &str,
+    target: String,
+    r: &IngestReport,
+    at: i64,
+) -> keyward_store::AuditEntry {
+    let count = |s: FileStatus| r.files.iter().filter(|f| f.status == s).count();
+    let records: u64 = r.per_source.values().map(|s| s.records).sum();
+    let accepted: u64 = r.per_source.values().map(|s| s.accepted).sum();
+    let after = serde_json::json!({
+        "files": count(FileStatus::Ingested),
+        "unchanged": count(FileStatus::Unchanged),
+        "unrecognized": count(FileStatus::Unrecognized),
+        "records": records,
+        "accepted": accepted,
+        "rejected": r.rejected,
+        "identities_new": r.identities_new,
+        "identities_updated": r.identities_updated,
+        "findings": r.findings.len(),
+    });
+    keyward_store::AuditEntry {
+        at,
+        actor: cli_actor(),
+        action: action.to_owned(),
+        target: Some(target),
+        detail: None,
+        before: None,
+        after: Some(after.to_string()),
+    }
 }
 
 pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {

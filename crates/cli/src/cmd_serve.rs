@@ -48,6 +48,11 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// After every audited action, append a signed checkpoint of the audit chain's head to
+    /// this file (one JSON line), outside the data directory. `keyward audit verify
+    /// --anchor FILE` and `GET /api/audit/verify` then catch entries deleted from the tail.
+    #[arg(long, value_name = "FILE", env = "KEYWARD_AUDIT_ANCHOR")]
+    pub audit_anchor: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
 }
@@ -95,6 +100,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let catalog = (!args.no_detect).then(|| args.detect.catalog());
     let settings = args.detect.settings();
     let data = dir.to_path_buf();
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the data directory `{}`", dir.display()))?;
+    if let Some(a) = &args.audit_anchor {
+        crate::cmd_audit::outside_data_dir(dir, a)?;
+    }
+    let anchor = args.audit_anchor.clone();
     let print_admin = args.print_admin_token;
     let engine = EngineHandle::spawn(move || {
         let mut engine = Engine::open(&data)
@@ -104,6 +115,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             .store_mut()
             .set_durable(true)
             .map_err(|e| e.to_string())?;
+        engine.store_mut().set_audit_anchor(anchor);
         if let Some(c) = catalog {
             engine
                 .enable_detection(c, settings)
@@ -120,7 +132,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                     engine.store_mut(),
                     Role::Admin,
                     "first admin",
-                    "cli",
+                    &crate::output::cli_actor(),
                     now_ms(),
                 )
                 .map_err(|e| e.to_string())?;
@@ -147,6 +159,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                 body_read_timeout: std::time::Duration::from_secs(args.body_timeout.max(1)),
                 ..keyward_server::IngestLimits::default()
             },
+            audit_anchor: args.audit_anchor.clone(),
             ..Config::default()
         },
     );

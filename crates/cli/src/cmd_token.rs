@@ -9,7 +9,7 @@ use keyward_server::{Role, auth};
 use keyward_store::AuditEntry;
 
 use crate::Outcome;
-use crate::output::{now_ms, table};
+use crate::output::{cli_actor, now_ms, table};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -37,7 +37,8 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     match cmd {
         Command::Create { role, name } => {
-            let (token, row) = auth::create(engine.store_mut(), role, &name, "cli", now_ms())?;
+            let (token, row) =
+                auth::create(engine.store_mut(), role, &name, &cli_actor(), now_ms())?;
             eprintln!(
                 "created {} token {} ({name}); it is shown once:",
                 role.as_str(),
@@ -64,10 +65,12 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         Command::Revoke { id } => {
             let audit = AuditEntry {
                 at: now_ms(),
-                actor: "cli".into(),
+                actor: cli_actor(),
                 action: "token.revoke".into(),
                 target: Some(id.clone()),
                 detail: None,
+                before: Some("active".into()),
+                after: Some("revoked".into()),
             };
             if !engine.store_mut().revoke_token(&id, &audit)? {
                 anyhow::bail!("no active token `{id}`");

@@ -99,7 +99,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         if !chunk.is_empty() && (lines >= BATCH_LINES || idle) {
             let report = {
                 let _writing = crate::output::write_lock(&mut engine, dir)?;
-                engine.ingest_lines(&label, &chunk, &opts, now_ms())?
+                let report = engine.ingest_lines(&label, &chunk, &opts, now_ms())?;
+                let target = args.path.display().to_string();
+                let audit =
+                    crate::cmd_ingest::audit_entry("ingest.watch", target, &report, now_ms());
+                engine.store_mut().audit(&audit)?;
+                report
             };
             total += lines as u64;
             rejected += report.rejected;

@@ -5,6 +5,7 @@
 #[macro_use]
 mod term;
 
+mod cmd_audit;
 mod cmd_dead_letters;
 mod cmd_demo;
 mod cmd_findings;
@@ -66,12 +67,17 @@ enum Command {
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(cmd_token::Command),
+    /// The audit log: verify its keyed MAC chain, export it, anchor its head.
+    #[command(subcommand)]
+    Audit(cmd_audit::Command),
 }
 
-/// Exit status: 0 clean, 1 fatal error, 2 some records were rejected.
+/// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
 pub enum Outcome {
     Clean,
     Rejected,
+    /// A check found a problem and said so (`audit verify`): exit 1.
+    Broken,
 }
 
 fn data_dir(cli: Option<PathBuf>) -> PathBuf {
@@ -121,10 +127,12 @@ fn run() -> ExitCode {
         Command::Watch(a) => cmd_watch::run(&dir, a),
         Command::Serve(a) => cmd_serve::run(&dir, a),
         Command::Token(c) => cmd_token::run(&dir, c),
+        Command::Audit(c) => cmd_audit::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
         Ok(Outcome::Rejected) => ExitCode::from(2),
+        Ok(Outcome::Broken) => ExitCode::from(1),
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(1)

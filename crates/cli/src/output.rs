@@ -18,6 +18,15 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// The audit log's name for whoever runs this command: `cli:<os user>` (from `$USER` or
+/// `$LOGNAME`), or `cli`.
+pub fn cli_actor() -> String {
+    ["USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|u| !u.trim().is_empty()))
+        .map_or_else(|| "cli".to_owned(), |u| format!("cli:{}", u.trim()))
+}
+
 /// Parses `--as-of`/`--since` style instants.
 pub fn parse_instant(s: &str) -> anyhow::Result<i64> {
     time::parse(s).ok_or_else(|| {

@@ -264,3 +264,149 @@ fn demo_runs_anywhere() {
         assert!(out.contains(needle), "demo output lacks `{needle}`:\n{out}");
     }
 }
+
+#[test]
+fn audit_verify_export_and_anchor_catch_a_truncated_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let anchor = outside.path().join("anchor.jsonl");
+    for name in ["a", "b"] {
+        let o = keyward(
+            dir.path(),
+            &["token", "create", "--role", "viewer", "--name", name],
+        );
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let id = {
+        let o = keyward(dir.path(), &["audit", "export"]);
+        let first: serde_json::Value =
+            serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+        first["target"].as_str().unwrap().to_owned()
+    };
+    let o = keyward(dir.path(), &["token", "revoke", &id]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+
+    let o = keyward(dir.path(), &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with("audit log intact: 3 entries"),
+        "{}",
+        stdout(&o)
+    );
+
+    // Export: every entry with its seq and MAC; OCSF Account Change for tokens.
+    let o = keyward(dir.path(), &["audit", "export", "--format", "jsonl"]);
+    let lines: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[2]["seq"], 3);
+    assert_eq!(lines[2]["action"], "token.revoke");
+    assert_eq!(lines[2]["mac"].as_str().unwrap().len(), 64);
+    assert!(lines[0]["actor"].as_str().unwrap().starts_with("cli"));
+    let out = outside.path().join("audit.ocsf.jsonl");
+    let o = keyward(
+        dir.path(),
+        &[
+            "audit",
+            "export",
+            "--format",
+            "ocsf",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let ocsf: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(ocsf[0]["class_uid"], 3001);
+    assert_eq!(ocsf[2]["type_uid"], 300105);
+
+    // An anchor inside the data directory is refused; outside it, appended.
+    let inside = dir.path().join("anchor.jsonl");
+    let o = keyward(
+        dir.path(),
+        &["audit", "anchor", "--to", inside.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("inside the data directory"),
+        "{}",
+        stderr(&o)
+    );
+    let o = keyward(
+        dir.path(),
+        &["audit", "anchor", "--to", anchor.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let a = anchor.to_str().unwrap();
+    let o = keyward(dir.path(), &["audit", "verify", "--anchor", a]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+
+    // The last entry deleted: intact on its own, broken against the anchor.
+    rusqlite::Connection::open(dir.path().join("keyward.db"))
+        .unwrap()
+        .execute("DELETE FROM audit_log WHERE seq = 3", [])
+        .unwrap();
+    let o = keyward(dir.path(), &["audit", "verify"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    assert!(stdout(&o).contains("2 entries"), "{}", stdout(&o));
+    let o = keyward(dir.path(), &["audit", "verify", "--anchor", a]);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).starts_with("audit log BROKEN at seq 3: truncated"),
+        "{}",
+        stdout(&o)
+    );
+    let o = keyward(dir.path(), &["audit", "verify", "--anchor", a, "--json"]);
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (r["ok"].as_bool(), r["broken"]["seq"].as_i64()),
+        (Some(false), Some(3))
+    );
+}
+
+/// Separate `keyward` processes writing to one store at once keep one linear chain.
+#[test]
+fn concurrent_processes_do_not_fork_the_audit_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    // The store (schema) exists before the writers start.
+    let o = keyward(dir.path(), &["token", "list"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // All started before any is waited for.
+    let spawned: Vec<_> = (0..6)
+        .map(|i| {
+            Command::new(env!("CARGO_BIN_EXE_keyward"))
+                .arg("--data-dir")
+                .arg(dir.path())
+                .args([
+                    "token",
+                    "create",
+                    "--role",
+                    "viewer",
+                    "--name",
+                    &format!("q{i}"),
+                ])
+                .env_remove("KEYWARD_DATA_DIR")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in spawned {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    }
+    let o = keyward(dir.path(), &["audit", "verify", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (r["ok"].as_bool(), r["entries"].as_u64()),
+        (Some(true), Some(6))
+    );
+}

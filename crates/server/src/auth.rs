@@ -101,7 +101,12 @@ pub fn create(
             actor: actor.to_owned(),
             action: "token.create".into(),
             target: Some(row.id.clone()),
-            detail: Some(format!("role {}, name {name:?}", role.as_str())),
+            detail: None,
+            before: None,
+            // The token's id, role and name; never the token.
+            after: Some(
+                serde_json::json!({"id": row.id, "role": row.role, "name": row.name}).to_string(),
+            ),
         },
     )?;
     Ok((token, row))
@@ -147,16 +152,24 @@ mod tests {
             actor: "cli".into(),
             action: "token.revoke".into(),
             target: Some(row.id.clone()),
-            detail: None,
+            ..AuditEntry::default()
         };
         assert!(store.revoke_token(&row.id, &audit).unwrap());
         assert!(!store.revoke_token(&row.id, &audit).unwrap());
         assert_eq!(verify(&store, &token).unwrap(), None);
         let log = store.audit_log(10).unwrap();
         assert_eq!(
-            log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+            log.iter()
+                .map(|e| e.entry.action.as_str())
+                .collect::<Vec<_>>(),
             ["token.revoke", "token.create"]
         );
+        // The entry names the token, never holds it.
+        let created = &log[1].entry;
+        for field in [&created.detail, &created.before, &created.after] {
+            assert!(!field.as_deref().unwrap_or("").contains(&token[3..]));
+        }
+        assert!(store.audit_verify(&[]).unwrap().ok);
     }
 
     #[test]

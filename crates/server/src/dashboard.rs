@@ -304,7 +304,22 @@ pub(crate) async fn login(
     };
     let caller = match caller {
         Ok(Ok(Some(c))) => c,
-        Ok(Ok(None)) => return failed("Unknown or revoked token."),
+        Ok(Ok(None)) => {
+            // Recorded without the token's text: only that it failed and where from.
+            let audit = AuditEntry {
+                at: now(),
+                actor: "ui:anonymous".into(),
+                action: "ui.sign-in.failed".into(),
+                target: None,
+                detail: Some(format!("failed sign-in from {}", client_origin(&headers))),
+                before: None,
+                after: None,
+            };
+            if let Err(e) = audited(&state, audit).await {
+                return e;
+            }
+            return failed("Unknown or revoked token.");
+        }
         Ok(Err(e)) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => return e.into_response(),
     };
@@ -317,12 +332,14 @@ pub(crate) async fn login(
         actor: caller.actor(),
         action: "ui.sign-in".into(),
         target: None,
-        detail: None,
+        detail: Some(format!("signed in from {}", client_origin(&headers))),
+        before: None,
+        after: None,
     };
-    let _ = state
-        .engine
-        .call(move |e| e.store_mut().audit(&audit))
-        .await;
+    if let Err(e) = audited(&state, audit).await {
+        state.sessions.remove(&id);
+        return e;
+    }
     let secure_flag = if state.config.tls { "; Secure" } else { "" };
     let cookie = format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure_flag}",
@@ -333,6 +350,35 @@ pub(crate) async fn login(
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     r
+}
+
+/// Where a sign-in came from, as far as the request says: its `Origin`, else its `Host`
+/// (never anything from the form). Quoted and cut to 200 characters.
+fn client_origin(headers: &HeaderMap) -> String {
+    let v = [header::ORIGIN, header::HOST]
+        .iter()
+        .find_map(|h| headers.get(h).and_then(|v| v.to_str().ok()));
+    match v {
+        Some(v) => format!("{:?}", v.chars().take(200).collect::<String>()),
+        None => "an unknown origin".to_owned(),
+    }
+}
+
+/// Appends an audit entry; the error page if it cannot be written (an action that cannot
+/// be recorded is not taken silently).
+async fn audited(state: &AppState, audit: AuditEntry) -> Result<(), Response> {
+    match state
+        .engine
+        .call(move |e| e.store_mut().audit(&audit))
+        .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(page_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &e.to_string(),
+        )),
+        Err(e) => Err(e.into_response()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -351,6 +397,18 @@ pub(crate) async fn logout(
         Err(r) => return r,
     };
     state.sessions.remove(&ui.session);
+    let audit = AuditEntry {
+        at: now(),
+        actor: ui.caller.actor(),
+        action: "ui.sign-out".into(),
+        target: None,
+        detail: None,
+        before: None,
+        after: None,
+    };
+    if let Err(e) = audited(&state, audit).await {
+        return e;
+    }
     let mut r = Redirect::to("/ui/login").into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,

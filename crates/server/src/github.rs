@@ -200,9 +200,16 @@ pub(crate) async fn webhook(
     let mut line = serde_json::to_vec(&delivery).map_err(ApiError::internal)?;
     line.push(b'\n');
     let label = format!("api:github:hook-{hook}");
+    let origin = crate::ingest::Origin {
+        actor: format!("github:hook-{hook}"),
+        action: "ingest.github",
+        target: Some(format!("delivery {guid}")),
+        detail: Some(format!("event {event}")),
+    };
     crate::ingest::run(
         &state,
         label,
+        origin,
         line,
         Some(Format::GithubWebhook),
         None,

@@ -140,6 +140,9 @@ pub struct Config {
     pub conn: ConnLimits,
     /// Limits on what an ingest body may cost.
     pub ingest: IngestLimits,
+    /// The anchor file checkpoints are appended to (`--audit-anchor`); `GET
+    /// /api/audit/verify` checks the chain against it.
+    pub audit_anchor: Option<std::path::PathBuf>,
 }
 
 /// What one ingest request may cost: decompressed size, expansion ratio, time to send the
@@ -177,6 +180,7 @@ impl Default for Config {
             allowed_accounts_flags: Vec::new(),
             conn: ConnLimits::default(),
             ingest: IngestLimits::default(),
+            audit_anchor: None,
         }
     }
 }
@@ -335,6 +339,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/tokens", get(tokens).post(create_token))
         .route("/api/tokens/{id}/revoke", post(revoke_token))
         .route("/api/audit", get(audit_log))
+        .route("/api/audit/verify", get(audit_verify))
         .route("/api/config", get(config))
         .route("/api/config/allowed-accounts", put(set_allowed_accounts))
         .fallback(not_found)
@@ -826,9 +831,9 @@ pub(crate) fn set_status_audited(
     actor: String,
     note: Option<&str>,
 ) -> Result<Option<keyward_detect::Finding>, keyward_engine::EngineError> {
-    if e.finding(id)?.is_none() {
+    let Some(before) = e.finding(id)? else {
         return Ok(None);
-    }
+    };
     let at = now();
     let f = e.set_finding_status(id, status, &actor, note, at)?;
     e.store_mut().audit(&AuditEntry {
@@ -836,7 +841,9 @@ pub(crate) fn set_status_audited(
         actor,
         action: "finding.status".into(),
         target: Some(id.to_owned()),
-        detail: Some(status.as_str().to_owned()),
+        detail: note.map(str::to_owned),
+        before: Some(before.status.as_str().to_owned()),
+        after: Some(status.as_str().to_owned()),
     })?;
     Ok(Some(f))
 }
@@ -1016,17 +1023,22 @@ async fn set_allowed_accounts(
     }
     accounts.sort();
     accounts.dedup();
-    let audit = AuditEntry {
+    let mut audit = AuditEntry {
         at: now(),
         actor: caller.actor(),
         action: "config.allowed-accounts".into(),
         target: None,
-        detail: Some(accounts.join(",")),
+        detail: None,
+        before: None,
+        after: Some(json!(accounts).to_string()),
     };
     let flags = state.config.allowed_accounts_flags.clone();
     let now_allowed = state
         .engine
-        .write(move |e| e.set_allowed_accounts(&accounts, &flags, &audit))
+        .write(move |e| {
+            audit.before = Some(json!(e.stored_allowed_accounts()?).to_string());
+            e.set_allowed_accounts(&accounts, &flags, &audit)
+        })
         .await?
         .map_err(ApiError::internal)?;
     Ok(Json(json!({"allowed_accounts": now_allowed})))
@@ -1059,6 +1071,8 @@ async fn revoke_token(
         action: "token.revoke".into(),
         target: Some(id.clone()),
         detail: None,
+        before: Some("active".into()),
+        after: Some("revoked".into()),
     };
     let done = state
         .engine
@@ -1084,12 +1098,14 @@ struct AuditQuery {
     path = "/api/audit",
     tag = "admin",
     summary = "The audit log",
-    description = "State changes (tokens created or revoked, finding statuses set), newest \
-                   first, each with the acting token. Needs a bearer token with the **admin** role (admin only).",
+    description = "Every state change (tokens, finding statuses, configuration, ingest requests, \
+                   webhook deliveries, dashboard sign-ins and failed sign-ins), newest first, each \
+                   with its actor, its place in the keyed MAC chain (`seq`, `mac`) and the state \
+                   before and after where there is one. Needs a bearer token with the **admin** role (admin only).",
     params(AuditQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`items`: at, actor, action, target, detail", body = Value),
+        (status = 200, description = "`items`: seq, at, actor, action, target, detail, before, after, mac, legacy", body = Value),
         (status = 400, description = "An unknown query parameter or value", body = openapi::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
@@ -1108,14 +1124,57 @@ async fn audit_log(
         .call(move |e| e.store().audit_log(limit))
         .await?
         .map_err(ApiError::internal)?;
-    let items: Vec<Value> = rows
-        .into_iter()
-        .map(|a| {
-            json!({"at": keyward_model::time::format(a.at), "actor": a.actor,
-                   "action": a.action, "target": a.target, "detail": a.detail})
-        })
-        .collect();
+    let items: Vec<Value> = rows.into_iter().map(audit_json).collect();
     Ok(Json(json!({"items": items})))
+}
+
+/// An audit entry as the API and `keyward audit export --format jsonl` write it.
+pub fn audit_json(r: keyward_store::AuditRecord) -> Value {
+    let a = r.entry;
+    json!({"seq": r.seq, "at": keyward_model::time::format(a.at), "actor": a.actor,
+           "action": a.action, "target": a.target, "detail": a.detail,
+           "before": a.before, "after": a.after, "mac": r.mac, "legacy": r.legacy})
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/audit/verify",
+    tag = "admin",
+    summary = "Verify the audit log",
+    description = "Walks the whole audit chain, checking every entry's keyed MAC, its seq and its \
+                   link to the entry before it, then (when the server runs with `--audit-anchor`) \
+                   checks that the chain still reaches every checkpoint of the anchor file with the \
+                   anchored MAC and that each checkpoint's signature is valid, so entries deleted \
+                   from the tail are caught. The same report as `keyward audit verify`. Needs a \
+                   bearer token with the **admin** role (admin only).",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{\"ok\": bool, \"entries\": n, \"legacy_entries\": n, \"head\": \
+         {\"seq\", \"mac\", \"at\"} | null, \"anchors\": n, \"broken\": {\"seq\", \"kind\", \"reason\"} | null}`; \
+         200 also when broken (`ok: false`)", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = openapi::ErrorBody),
+        (status = 403, description = "The token's role is weaker than admin", body = openapi::ErrorBody),
+        (status = 500, description = "The audit key or the anchor file cannot be read", body = openapi::ErrorBody),
+    )
+)]
+async fn audit_verify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Admin).await?;
+    let anchor = state.config.audit_anchor.clone();
+    let report = state
+        .engine
+        .call(move |e| {
+            let anchors = match &anchor {
+                Some(path) if path.exists() => keyward_store::audit::read_checkpoints(path)?,
+                _ => Vec::new(),
+            };
+            e.store().audit_verify(&anchors)
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    Ok(Json(json!(report)))
 }
 
 fn json_rejection(e: axum::extract::rejection::JsonRejection) -> ApiError {

@@ -55,6 +55,7 @@ pub struct ErrorBody {
         crate::create_token,
         crate::revoke_token,
         crate::audit_log,
+        crate::audit_verify,
         crate::config,
         crate::set_allowed_accounts,
         openapi_json,

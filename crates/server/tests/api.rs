@@ -17,6 +17,7 @@ use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use keyward_server::github::WebhookSecret;
 use keyward_server::{Config, Role};
+use keyward_store::Store as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -38,7 +39,7 @@ async fn health_and_readiness_need_no_token() {
 #[tokio::test]
 async fn every_state_route_needs_a_valid_token_and_the_right_role() {
     let f = fixture(1 << 20).await;
-    let routes: [(&str, &str, Role); 12] = [
+    let routes: [(&str, &str, Role); 13] = [
         ("GET", "/metrics", Role::Viewer),
         ("GET", "/api/identities", Role::Viewer),
         ("GET", "/api/identities/x", Role::Viewer),
@@ -49,6 +50,7 @@ async fn every_state_route_needs_a_valid_token_and_the_right_role() {
         ("POST", "/api/webhooks/kubernetes-audit", Role::Operator),
         ("POST", "/api/tokens", Role::Admin),
         ("GET", "/api/audit", Role::Admin),
+        ("GET", "/api/audit/verify", Role::Admin),
         ("GET", "/api/config", Role::Admin),
         ("PUT", "/api/config/allowed-accounts", Role::Admin),
     ];
@@ -816,7 +818,7 @@ fn is_browser_route(path: &str, handler: &str) -> bool {
 #[tokio::test]
 async fn openapi_document_covers_every_api_route_with_its_security() {
     // Every API route, with the role its handler's `authorize` asks for (None: no token).
-    let expected: [(&str, &str, Option<Role>); 18] = [
+    let expected: [(&str, &str, Option<Role>); 19] = [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/api/openapi.json", None),
@@ -837,6 +839,7 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         ("POST", "/api/tokens", Some(Role::Admin)),
         ("POST", "/api/tokens/{id}/revoke", Some(Role::Admin)),
         ("GET", "/api/audit", Some(Role::Admin)),
+        ("GET", "/api/audit/verify", Some(Role::Admin)),
         ("GET", "/api/config", Some(Role::Admin)),
         ("PUT", "/api/config/allowed-accounts", Some(Role::Admin)),
     ];
@@ -1134,8 +1137,11 @@ async fn admins_manage_the_approved_accounts() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(!reports(&v, "kw-aws-untrusted-account-assume"), "{v}");
     let (_, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
-    assert_eq!(v["items"][0]["action"], "config.allowed-accounts");
-    assert_eq!(v["items"][0]["detail"], foreign);
+    // Newest first: the ingest just posted, then the change with its before and after.
+    assert_eq!(v["items"][0]["action"], "ingest.api");
+    assert_eq!(v["items"][1]["action"], "config.allowed-accounts");
+    assert_eq!(v["items"][1]["before"], "[]");
+    assert_eq!(v["items"][1]["after"], json!([foreign]).to_string());
 
     // Kept in the store: an engine opened on it later (the CLI, a restart) uses it.
     let Fixture { app, dir, .. } = f;
@@ -1151,4 +1157,114 @@ async fn admins_manage_the_approved_accounts() {
             .allowed_accounts
             .contains(&foreign)
     );
+}
+
+/// Every ingest request and webhook delivery is one audit entry (ids and counts, never a
+/// token), `GET /api/audit` shows each entry's place in the chain, and `GET
+/// /api/audit/verify` catches entries deleted from the tail against the anchor file.
+#[tokio::test]
+async fn ingest_is_audited_and_truncation_is_caught_against_the_anchor() {
+    let anchors = tempfile::tempdir().unwrap();
+    let anchor = anchors.path().join("audit-anchor.jsonl");
+    let f = fixture_with(Config {
+        github_secret: Some(WebhookSecret::new(GITHUB_SECRET)),
+        audit_anchor: Some(anchor.clone()),
+        ..Config::default()
+    })
+    .await;
+    let body =
+        serde_json::to_vec(&json!({"Records": [example("kw-aws-cloudtrail-tampering")]})).unwrap();
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(body),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let list = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
+                      "items": [example("kw-k8s-exec-attach")]});
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        "/api/webhooks/kubernetes-audit?cluster=prod",
+        Some(&f.operator),
+        Some(serde_json::to_vec(&list).unwrap()),
+        &[],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let (s, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let items = v["items"].as_array().unwrap();
+    // Three token creations (the fixture), then the two requests, newest first.
+    assert_eq!(items.len(), 5, "{v}");
+    let (k8s, api) = (&items[0], &items[1]);
+    assert_eq!(k8s["action"], "ingest.kubernetes-audit");
+    assert_eq!(k8s["target"], "cluster prod");
+    assert_eq!(api["action"], "ingest.api");
+    assert!(api["actor"].as_str().unwrap().starts_with("token:"));
+    let counts: Value = serde_json::from_str(api["after"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (counts["accepted"].as_u64(), counts["rejected"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        (k8s["seq"].as_i64(), api["seq"].as_i64()),
+        (Some(5), Some(4))
+    );
+    assert_eq!(k8s["mac"].as_str().unwrap().len(), 64);
+    for t in [&f.viewer, &f.operator, &f.admin] {
+        assert!(
+            !v.to_string().contains(&t[3..]),
+            "no token in the audit log"
+        );
+    }
+
+    let verify = || async {
+        let (s, v) = call(
+            &f.app,
+            "GET",
+            "/api/audit/verify",
+            Some(&f.admin),
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    };
+    let v = verify().await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["entries"].as_u64()),
+        (Some(true), Some(5)),
+        "{v}"
+    );
+    assert_eq!(v["head"]["seq"], 5);
+    assert_eq!(v["broken"], Value::Null);
+
+    // A checkpoint of the head, kept outside the data directory (what `keyward audit
+    // anchor` and `serve --audit-anchor` write).
+    let store = keyward_store::SqliteStore::open(f.dir.path()).unwrap();
+    keyward_store::audit::append_checkpoint(&anchor, &store.audit_checkpoint(1).unwrap()).unwrap();
+    let v = verify().await;
+    assert_eq!(
+        (v["ok"].as_bool(), v["anchors"].as_u64()),
+        (Some(true), Some(1)),
+        "{v}"
+    );
+
+    // The last entry deleted: the chain alone is intact up to seq 4, the anchor says not.
+    rusqlite::Connection::open(f.dir.path().join("keyward.db"))
+        .unwrap()
+        .execute("DELETE FROM audit_log WHERE seq = 5", [])
+        .unwrap();
+    let v = verify().await;
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["entries"], 4);
+    assert_eq!(v["broken"]["seq"], 5);
+    assert_eq!(v["broken"]["kind"], "truncated");
 }

@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use keyward_server::Config;
+use keyward_store::Store as _;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
@@ -135,6 +136,17 @@ async fn pages_need_a_session_and_sign_in_sets_a_strict_cookie() {
     assert_eq!(p.status, StatusCode::UNAUTHORIZED);
     assert!(p.body.contains("Unknown or revoked token"));
     assert!(!p.headers.contains_key(header::SET_COOKIE));
+    // The failed sign-in is audited, without the token's text.
+    let store = keyward_store::SqliteStore::open(f.dir.path()).unwrap();
+    let last = store.audit_log(1).unwrap().remove(0).entry;
+    assert_eq!(last.action, "ui.sign-in.failed");
+    assert!(
+        last.detail
+            .as_deref()
+            .unwrap()
+            .starts_with("failed sign-in from")
+    );
+    assert!(!format!("{last:?}").contains("kw_wrong"), "{last:?}");
     // A sign-in form posted from another site is refused.
     let body = form(&[("token", &f.viewer)]);
     let p = req(
@@ -379,6 +391,16 @@ async fn every_page_renders_and_operators_triage_with_csrf() {
     let body = form(&[("csrf", &csrf)]);
     let p = req(&f, "POST", "/ui/logout", Some(&op), Some(&body), &[]).await;
     assert_eq!(p.headers[header::LOCATION], "/ui/login");
+    let store = keyward_store::SqliteStore::open(f.dir.path()).unwrap();
+    let actions: Vec<String> = store
+        .audit_log(1_000)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.action)
+        .collect();
+    assert_eq!(actions.first().map(String::as_str), Some("ui.sign-out"));
+    assert!(actions.iter().any(|a| a == "ui.sign-in"), "{actions:?}");
+    assert!(store.audit_verify(&[]).unwrap().ok);
     let p = req(&f, "GET", "/ui/", Some(&op), None, &[]).await;
     assert_eq!(p.headers[header::LOCATION], "/ui/login");
     let r = call(&f.app, "GET", "/api/tokens", Some(&f.admin), None, &[]).await;

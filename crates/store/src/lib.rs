@@ -9,6 +9,7 @@
 //! Architecture invariant: no business logic here — merging, deduplication policy and
 //! lifecycle live in `graph` and `engine`; this crate stores and retrieves.
 
+pub mod audit;
 pub mod block;
 mod sqlite;
 
@@ -16,6 +17,7 @@ use keyward_model::{
     Diagnostic, Event, EventKey, Identity, ObservedEdge, SnapshotObject, time::Millis,
 };
 
+pub use audit::{AuditRecord, Checkpoint, KeyFiles, VerifyReport};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +33,16 @@ pub enum StoreError {
     },
     #[error("the store has schema version {found}; this build knows up to {known}")]
     TooNew { found: i64, known: i64 },
+    #[error("the audit key `{path}` {reason}")]
+    AuditKey { path: String, reason: String },
+    #[error("no randomness from the operating system: {0}")]
+    Random(String),
+    #[error("the audit anchor file `{path}`{}: {reason}", line.map(|l| format!(", line {l}")).unwrap_or_default())]
+    AnchorFile {
+        path: String,
+        line: Option<usize>,
+        reason: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -93,15 +105,21 @@ pub struct TokenRow {
     pub revoked_at: Option<Millis>,
 }
 
-/// One state-changing action, who took it and on what.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One state-changing action, who took it and on what. Never holds a secret (a token, a
+/// webhook secret): only ids and counts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditEntry {
     pub at: Millis,
-    /// `token:<id>` for the API, `cli` for local commands.
+    /// `token:<id>` for the API, `cli:<os user>` for local commands, `github:hook-<id>` for
+    /// GitHub deliveries, `ui:<origin>` for a failed dashboard sign-in.
     pub actor: String,
     pub action: String,
     pub target: Option<String>,
     pub detail: Option<String>,
+    /// The state before the change, when there is one (text, often JSON).
+    pub before: Option<String>,
+    /// The state after the change, when there is one (text, often JSON).
+    pub after: Option<String>,
 }
 
 /// The exclusive right to write to a store (see [`Store::lock_writer`]); released when
@@ -161,13 +179,26 @@ pub trait Store {
     fn put_token(&mut self, token: &TokenRow, audit: &AuditEntry) -> Result<()>;
     /// Revokes a token (false: no such active token); audited when it did.
     fn revoke_token(&mut self, id: &str, audit: &AuditEntry) -> Result<bool>;
-    fn audit(&mut self, entry: &AuditEntry) -> Result<()>;
+    /// Appends an entry to the audit log (one serialised writer across processes); returns
+    /// its seq.
+    fn audit(&mut self, entry: &AuditEntry) -> Result<i64>;
     /// A run-time setting (JSON), if one was ever set.
     fn setting(&self, key: &str) -> Result<Option<String>>;
     /// Sets a run-time setting and writes its audit entry, in one transaction.
     fn put_setting(&mut self, key: &str, value: &str, audit: &AuditEntry) -> Result<()>;
     /// The newest audit entries first.
-    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>>;
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>>;
+    /// Audit entries with a seq above `after`, oldest first, at most `limit`.
+    fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>>;
+    /// Walks the whole audit chain and checks it against `anchors`: the first broken
+    /// entry, if any.
+    fn audit_verify(&self, anchors: &[Checkpoint]) -> Result<VerifyReport>;
+    /// A checkpoint of the chain's head, signed with the store's signing key.
+    fn audit_checkpoint(&self, at: Millis) -> Result<Checkpoint>;
+    /// After every audit entry from now on, append a checkpoint to this anchor file. The
+    /// entry is committed first: a checkpoint that cannot be written is an error returned
+    /// after the commit.
+    fn set_audit_anchor(&mut self, file: Option<std::path::PathBuf>);
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>>;
 }
 

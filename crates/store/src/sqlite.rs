@@ -5,22 +5,24 @@ use std::path::Path;
 use keyward_model::{
     Diagnostic, Event, EventKey, Identity, ObservedEdge, SnapshotObject, time::Millis,
 };
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior, params};
 use rustc_hash::FxHashMap;
 
+use crate::audit::{self, AuditRecord, Checkpoint, KeyFiles, Keys, VerifyReport};
 use crate::{
     AuditEntry, Batch, DeadLetter, FileRecord, FindingChange, FindingRow, Result, Store,
     StoreError, TokenRow, WriterLock,
 };
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     include_str!("../schema/001_init.sql"),
     include_str!("../schema/002_observed_edges.sql"),
     include_str!("../schema/003_detection.sql"),
     include_str!("../schema/004_api.sql"),
     include_str!("../schema/005_event_key_chunks.sql"),
     include_str!("../schema/006_settings.sql"),
+    include_str!("../schema/007_audit_chain.sql"),
 ];
 
 pub struct SqliteStore {
@@ -32,6 +34,10 @@ pub struct SqliteStore {
     dir: Option<std::path::PathBuf>,
     /// `PRAGMA data_version` when last asked by [`Store::changed_elsewhere`].
     seen_version: i64,
+    /// The audit log's MAC and signing keys, read on first use.
+    audit_keys: Keys,
+    /// Where a checkpoint is appended after every audit entry.
+    anchor: Option<std::path::PathBuf>,
 }
 
 /// How long a writer waits for SQLite's own lock (another process's commit) before the
@@ -40,10 +46,17 @@ pub struct SqliteStore {
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl SqliteStore {
-    /// Opens (creating if needed) the store in `dir`. The directory is made private to its
-    /// owner (0700) and the database file (0600; SQLite gives its WAL and shared-memory
-    /// files the same mode): it holds who can do what across an estate.
+    /// Opens (creating if needed) the store in `dir`; the audit keys are in `dir` unless
+    /// `KEYWARD_AUDIT_KEY_FILE` / `KEYWARD_AUDIT_SIGNING_KEY_FILE` say otherwise. The
+    /// directory is made private to its owner (0700) and the database file (0600; SQLite
+    /// gives its WAL and shared-memory files the same mode): it holds who can do what
+    /// across an estate.
     pub fn open(dir: &Path) -> Result<Self> {
+        Self::open_with(dir, KeyFiles::from_env(dir))
+    }
+
+    /// Opens the store in `dir` with the audit keys in `keys`.
+    pub fn open_with(dir: &Path, keys: KeyFiles) -> Result<Self> {
         let data_dir = |source| StoreError::DataDir {
             path: dir.display().to_string(),
             source,
@@ -52,17 +65,17 @@ impl SqliteStore {
         let db = dir.join("keyward.db");
         private_file(&db).map_err(data_dir)?;
         let conn = Connection::open(&db)?;
-        let mut store = Self::init(conn)?;
+        let mut store = Self::init(conn, Keys::files(keys))?;
         store.dir = Some(dir.to_path_buf());
         Ok(store)
     }
 
-    /// An in-memory store (tests).
+    /// An in-memory store (tests); its audit keys live in memory only.
     pub fn in_memory() -> Result<Self> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Connection::open_in_memory()?, Keys::ephemeral())
     }
 
-    fn init(mut conn: Connection) -> Result<Self> {
+    fn init(mut conn: Connection, audit_keys: Keys) -> Result<Self> {
         // First: every statement below may meet another process setting up the same store.
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Takes effect only when the file is created (before WAL is set up).
@@ -94,8 +107,47 @@ impl SqliteStore {
             keys: KeyCache::default(),
             dir: None,
             seen_version,
+            audit_keys,
+            anchor: None,
         })
     }
+
+    /// The MAC key (read or created on first use).
+    fn mac_key(&self) -> Result<&audit::MacKey> {
+        self.audit_keys.mac(|| {
+            Ok(self.conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM audit_log WHERE mac IS NOT NULL)",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Runs `write` (which appends its audit entry through the `append` it is given) in
+    /// one `BEGIN IMMEDIATE` transaction: the write lock is taken before the chain's head
+    /// is read, so a concurrent writer (another process) waits instead of forking the
+    /// chain. Then appends a checkpoint to the anchor file, if there is one.
+    fn audited<T>(
+        &mut self,
+        write: impl FnOnce(&Transaction<'_>, &dyn Fn(&AuditEntry) -> Result<i64>) -> Result<T>,
+    ) -> Result<T> {
+        let key = self.mac_key()?.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = write(&tx, &|e| append_audit(&tx, &key, e))?;
+        tx.commit()?;
+        if let Some(path) = &self.anchor {
+            audit::append_checkpoint(path, &self.audit_checkpoint(now_ms())?)?;
+        }
+        Ok(out)
+    }
+}
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Creates `dir` (0700) or takes away what group and others could do with it.
@@ -450,32 +502,32 @@ impl Store for SqliteStore {
     }
 
     fn put_token(&mut self, t: &TokenRow, audit: &AuditEntry) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO api_tokens (id, hash, role, name, created_at, revoked_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![t.id, t.hash, t.role, t.name, t.created_at, t.revoked_at],
-        )?;
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.audited(|tx, append| {
+            tx.execute(
+                "INSERT INTO api_tokens (id, hash, role, name, created_at, revoked_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t.id, t.hash, t.role, t.name, t.created_at, t.revoked_at],
+            )?;
+            append(audit)?;
+            Ok(())
+        })
     }
 
     fn revoke_token(&mut self, id: &str, audit: &AuditEntry) -> Result<bool> {
-        let tx = self.conn.transaction()?;
-        let n = tx.execute(
-            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
-            params![id, audit.at],
-        )?;
-        if n > 0 {
-            insert_audit(&tx, audit)?;
-        }
-        tx.commit()?;
-        Ok(n > 0)
+        self.audited(|tx, append| {
+            let n = tx.execute(
+                "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                params![id, audit.at],
+            )?;
+            if n > 0 {
+                append(audit)?;
+            }
+            Ok(n > 0)
+        })
     }
 
-    fn audit(&mut self, e: &AuditEntry) -> Result<()> {
-        insert_audit(&self.conn, e)
+    fn audit(&mut self, e: &AuditEntry) -> Result<i64> {
+        self.audited(|_, append| append(e))
     }
 
     fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -488,31 +540,107 @@ impl Store for SqliteStore {
     }
 
     fn put_setting(&mut self, key: &str, value: &str, audit: &AuditEntry) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            params![key, value, audit.at],
-        )?;
-        insert_audit(&tx, audit)?;
-        tx.commit()?;
-        Ok(())
+        self.audited(|tx, append| {
+            tx.execute(
+                "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                params![key, value, audit.at],
+            )?;
+            append(audit)?;
+            Ok(())
+        })
     }
 
-    fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        let mut st = self.conn.prepare(
-            "SELECT at, actor, action, target, detail FROM audit_log ORDER BY seq DESC LIMIT ?1",
-        )?;
-        let rows = st.query_map([limit as i64], |r| {
-            Ok(AuditEntry {
-                at: r.get(0)?,
-                actor: r.get(1)?,
-                action: r.get(2)?,
-                target: r.get(3)?,
-                detail: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], audit_row)?;
+        Ok(rows
+            .map(|r| r.map(audit::Row::into_record))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+        ))?;
+        let rows = st.query_map(params![after, limit as i64], audit_row)?;
+        Ok(rows
+            .map(|r| r.map(audit::Row::into_record))
+            .collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn audit_verify(&self, anchors: &[Checkpoint]) -> Result<VerifyReport> {
+        let key = self.mac_key()?;
+        let mut walk = audit::Walk::new(key);
+        let mut broken = None;
+        {
+            let mut st = self.conn.prepare(&format!(
+                "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq"
+            ))?;
+            let mut rows = st.query_map([], audit_row)?.peekable();
+            while let Some(row) = rows.next() {
+                let row = row?;
+                let next = match rows.peek() {
+                    Some(Ok(n)) => Some(n),
+                    _ => None,
+                };
+                if let Some(b) = walk.check(row, next) {
+                    broken = Some(b);
+                    break;
+                }
+            }
+        }
+        let head = walk.head();
+        if broken.is_none() {
+            let head_seq = head.as_ref().map_or(0, |h| h.seq);
+            let ours = self.audit_keys.public_key_if_any()?;
+            for cp in anchors {
+                let b = audit::check_anchor(cp, head_seq, ours.as_deref(), |seq| {
+                    Ok(self
+                        .conn
+                        .query_row(
+                            "SELECT COALESCE(mac, legacy_hash) FROM audit_log WHERE seq = ?1",
+                            [seq],
+                            |r| r.get(0),
+                        )
+                        .optional()?)
+                })?;
+                if let Some(b) = b
+                    && broken
+                        .as_ref()
+                        .is_none_or(|old: &audit::Broken| b.seq < old.seq)
+                {
+                    broken = Some(b);
+                }
+            }
+        }
+        Ok(VerifyReport {
+            ok: broken.is_none(),
+            entries: walk.entries,
+            legacy_entries: walk.legacy,
+            head,
+            anchors: anchors.len(),
+            broken,
+        })
+    }
+
+    fn audit_checkpoint(&self, at: Millis) -> Result<Checkpoint> {
+        let head: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT seq, COALESCE(mac, legacy_hash) FROM audit_log ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, mac) = head.unwrap_or((0, String::new()));
+        Ok(Checkpoint::sign(self.audit_keys.signing()?, seq, &mac, at))
+    }
+
+    fn set_audit_anchor(&mut self, file: Option<std::path::PathBuf>) {
+        self.anchor = file;
     }
 
     fn detector_state(&self, name: &str) -> Result<Option<String>> {
@@ -948,42 +1076,49 @@ fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
     })
 }
 
-/// Appends to the audit log. Each entry's `hash` covers the previous entry's hash and its
-/// own fields, so an edit or deletion in the middle breaks the chain.
-fn insert_audit(conn: &Connection, e: &AuditEntry) -> Result<()> {
-    let prev: String = conn
+const AUDIT_COLUMNS: &str =
+    "seq, at, actor, action, target, detail, before, after, prev, mac, legacy_hash";
+
+/// A row of `SELECT {AUDIT_COLUMNS} FROM audit_log`.
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<audit::Row> {
+    Ok(audit::Row {
+        seq: r.get(0)?,
+        entry: AuditEntry {
+            at: r.get(1)?,
+            actor: r.get(2)?,
+            action: r.get(3)?,
+            target: r.get(4)?,
+            detail: r.get(5)?,
+            before: r.get(6)?,
+            after: r.get(7)?,
+        },
+        prev: r.get(8)?,
+        mac: r.get(9)?,
+        legacy_hash: r.get(10)?,
+    })
+}
+
+/// Appends to the audit log inside `tx`, which must hold the write lock (`BEGIN
+/// IMMEDIATE`): the head is read and the entry written under it. The entry's MAC covers
+/// the head's MAC, its seq (head + 1) and its fields (`audit::mac`).
+fn append_audit(tx: &Connection, key: &audit::MacKey, e: &AuditEntry) -> Result<i64> {
+    let head: Option<(i64, String)> = tx
         .query_row(
-            "SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+            "SELECT seq, COALESCE(mac, legacy_hash) FROM audit_log ORDER BY seq DESC LIMIT 1",
             [],
-            |r| r.get(0),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )
-        .optional()?
-        .unwrap_or_default();
-    let mut h = blake3::Hasher::new();
-    for part in [
-        prev.as_str(),
-        &e.at.to_string(),
-        &e.actor,
-        &e.action,
-        e.target.as_deref().unwrap_or(""),
-        e.detail.as_deref().unwrap_or(""),
-    ] {
-        h.update(&(part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    conn.execute(
-        "INSERT INTO audit_log (at, actor, action, target, detail, hash)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        .optional()?;
+    let (seq, prev) = head.map_or((1, String::new()), |(s, m)| (s + 1, m));
+    let mac = audit::mac(key, &prev, seq, e);
+    tx.execute(
+        "INSERT INTO audit_log (seq, at, actor, action, target, detail, before, after, prev, mac)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
-            e.at,
-            e.actor,
-            e.action,
-            e.target,
-            e.detail,
-            h.finalize().to_hex().as_str()
+            seq, e.at, e.actor, e.action, e.target, e.detail, e.before, e.after, prev, mac
         ],
     )?;
-    Ok(())
+    Ok(seq)
 }
 
 #[cfg(test)]
@@ -1272,5 +1407,94 @@ mod tests {
             s.identity("i").unwrap().unwrap().kind,
             IdentityKind::IamRole
         );
+    }
+
+    /// A store at schema version 6 with `n` audit entries written the version 4 way.
+    fn version_6_with_legacy_entries(n: usize) -> Connection {
+        let conn = Connection::open_in_memory().unwrap();
+        for sql in MIGRATIONS.iter().take(6) {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 6).unwrap();
+        let mut prev = String::new();
+        for i in 0..n {
+            let e = AuditEntry {
+                at: i as i64,
+                actor: "cli".into(),
+                action: "token.create".into(),
+                target: Some(format!("t{i}")),
+                detail: (i % 2 == 0).then(|| "role admin".to_owned()),
+                ..AuditEntry::default()
+            };
+            let hash = audit::legacy_hash(&prev, &e);
+            conn.execute(
+                "INSERT INTO audit_log (at, actor, action, target, detail, hash)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.at, e.actor, e.action, e.target, e.detail, hash],
+            )
+            .unwrap();
+            prev = hash;
+        }
+        conn
+    }
+
+    #[test]
+    fn legacy_entries_keep_verifying_and_the_keyed_chain_starts_after_them() {
+        let mut s = SqliteStore::init(version_6_with_legacy_entries(3), Keys::ephemeral()).unwrap();
+        let r = s.audit_verify(&[]).unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.entries, r.legacy_entries), (3, 3));
+        let legacy_head = s.audit_log(1).unwrap().remove(0);
+        assert!(legacy_head.legacy);
+        assert_eq!(
+            s.audit(&AuditEntry {
+                at: 9,
+                actor: "cli".into(),
+                action: "token.revoke".into(),
+                ..AuditEntry::default()
+            })
+            .unwrap(),
+            4
+        );
+        let r = s.audit_verify(&[]).unwrap();
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.entries, r.legacy_entries), (4, 3));
+        let prev: String = s
+            .conn
+            .query_row("SELECT prev FROM audit_log WHERE seq = 4", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(
+            prev, legacy_head.mac,
+            "the keyed chain starts from the legacy head"
+        );
+
+        // Rewriting a legacy entry (its hash recomputed, as anyone could) now breaks the
+        // first keyed entry, whose MAC covers the legacy head.
+        s.conn
+            .execute("UPDATE audit_log SET actor = 'x' WHERE seq <= 3", [])
+            .unwrap();
+        let mut prev = String::new();
+        for seq in 1..=3 {
+            let e = s.audit_entries(seq - 1, 1).unwrap().remove(0).entry;
+            let h = audit::legacy_hash(&prev, &e);
+            s.conn
+                .execute(
+                    "UPDATE audit_log SET legacy_hash = ?2 WHERE seq = ?1",
+                    params![seq, h],
+                )
+                .unwrap();
+            prev = h;
+        }
+        let r = s.audit_verify(&[]).unwrap();
+        let b = r.broken.unwrap();
+        assert_eq!((b.seq, b.why), (4, audit::Break::Unlinked));
+
+        // A legacy entry edited without recomputing is a legacy hash mismatch.
+        let s = SqliteStore::init(version_6_with_legacy_entries(3), Keys::ephemeral()).unwrap();
+        s.conn
+            .execute("UPDATE audit_log SET target = 'x' WHERE seq = 2", [])
+            .unwrap();
+        let b = s.audit_verify(&[]).unwrap().broken.unwrap();
+        assert_eq!((b.seq, b.why), (2, audit::Break::LegacyHashMismatch));
     }
 }
