@@ -7,22 +7,11 @@
     clippy::indexing_slicing
 )]
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
 
-fn keyward(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("KEYWARD_DATA_DIR")
-        .output()
-        .unwrap()
-}
-
-fn estate() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate")
-}
+use common::{estate, keyward};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()

@@ -8,33 +8,13 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn keyward(data: &Path, args: &[&str]) -> Output {
-    spawn(data, args).wait_with_output().unwrap()
-}
-
-fn spawn(data: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("--data-dir")
-        .arg(data)
-        .args(args)
-        .env_remove("KEYWARD_DATA_DIR")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn estate() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use common::{estate, keyward, spawn, text};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

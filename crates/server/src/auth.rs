@@ -80,11 +80,7 @@ pub fn create(
 ) -> Result<(String, TokenRow), TokenError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| TokenError::Random(e.to_string()))?;
-    let mut token = String::with_capacity(TOKEN_PREFIX.len() + 64);
-    token.push_str(TOKEN_PREFIX);
-    for b in bytes {
-        token.push_str(&format!("{b:02x}"));
-    }
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
     let h = hash(&token);
     let row = TokenRow {
         id: h.chars().take(12).collect(),

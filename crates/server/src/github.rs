@@ -30,18 +30,15 @@ impl WebhookSecret {
     /// `sha256=<hex>` of `body`, as GitHub sends it (for tests and tools).
     pub fn sign(&self, body: &[u8]) -> String {
         let tag = ring::hmac::sign(&self.0, body);
-        let mut s = String::from("sha256=");
-        for b in tag.as_ref() {
-            s.push_str(&format!("{b:02x}"));
-        }
-        s
+        format!("sha256={}", hex::encode(tag.as_ref()))
     }
 
     fn verify(&self, header: &str, body: &[u8]) -> bool {
-        let Some(hex) = header.trim().strip_prefix("sha256=") else {
-            return false;
-        };
-        let Some(tag) = decode_hex(hex) else {
+        let Some(tag) = header
+            .trim()
+            .strip_prefix("sha256=")
+            .and_then(|h| hex::decode(h).ok())
+        else {
             return false;
         };
         ring::hmac::verify(&self.0, body, &tag).is_ok()
@@ -52,16 +49,6 @@ impl std::fmt::Debug for WebhookSecret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("WebhookSecret(…)")
     }
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
 }
 
 fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {

@@ -5,7 +5,6 @@
 //! graph, store and detection in one store transaction. The answer is sent after the
 //! commit, so a 2xx means the events are stored.
 
-use std::io::Read as _;
 use std::time::Instant;
 
 use axum::Json;
@@ -21,10 +20,6 @@ use serde_json::{Value, json};
 use crate::metrics::SourceLabel;
 use crate::{ApiError, AppState, Role, authorize, now};
 
-/// Bytes decompressed per read: the limits are checked after each.
-const INFLATE_CHUNK: usize = 64 * 1024;
-/// Bodies smaller than this may expand past the ratio limit up to this size.
-const RATIO_FLOOR: usize = 1 << 20;
 /// Rejections listed in an answer (all are kept as dead letters).
 const MAX_LISTED: usize = 20;
 
@@ -405,60 +400,20 @@ fn decode(headers: &HeaderMap, body: &Bytes, config: &crate::Config) -> Result<V
     let max = body
         .len()
         .saturating_mul(limits.max_ratio)
-        .max(RATIO_FLOOR)
+        .max(keyward_sources::RATIO_FLOOR as usize)
         .min(limits.max_decompressed);
-    inflate(body, max).map_err(|e| match e {
-        Inflate::TooLarge => ApiError::new(
+    keyward_sources::gunzip_bounded(body, max).map_err(|e| match e {
+        keyward_sources::Gunzip::TooLarge => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!(
                 "the gzip body expands past {max} bytes (limits: {} bytes decompressed, {}-fold expansion)",
                 limits.max_decompressed, limits.max_ratio
             ),
         ),
-        Inflate::Damaged(e) => {
+        keyward_sources::Gunzip::Damaged(e) => {
             ApiError::bad_request(format!("the gzip body does not decompress: {e}"))
         }
     })
-}
-
-enum Inflate {
-    TooLarge,
-    Damaged(std::io::Error),
-}
-
-/// Gunzips `body` (all members) into at most `max` bytes, a chunk at a time.
-///
-/// The trailer's size field (ISIZE, the last member's size modulo 2³²) is a claim: when it
-/// already says more than `max`, nothing is inflated. Otherwise the buffer reserves `max`
-/// at once — address space, not memory: only the pages written become resident — so it is
-/// never moved while it grows; growing by steps would leave every smaller buffer behind
-/// in the allocator, costing two or three times the output.
-fn inflate(body: &[u8], max: usize) -> Result<Vec<u8>, Inflate> {
-    let claimed = body
-        .len()
-        .checked_sub(4)
-        .and_then(|at| body.get(at..))
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, |b| u32::from_le_bytes(b) as usize);
-    if claimed > max {
-        return Err(Inflate::TooLarge);
-    }
-    let mut out = Vec::with_capacity(max.saturating_add(1));
-    let mut decoder = flate2::read::MultiGzDecoder::new(body);
-    let mut chunk = vec![0u8; INFLATE_CHUNK];
-    loop {
-        match decoder.read(&mut chunk) {
-            Ok(0) => return Ok(out),
-            Ok(n) => {
-                if out.len().saturating_add(n) > max {
-                    return Err(Inflate::TooLarge);
-                }
-                out.extend_from_slice(chunk.get(..n).unwrap_or_default());
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Inflate::Damaged(e)),
-        }
-    }
 }
 
 /// One record per line. A whole JSON document (CloudTrail `{"Records":[…]}`, an array, an

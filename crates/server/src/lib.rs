@@ -163,7 +163,7 @@ impl Default for IngestLimits {
     fn default() -> Self {
         IngestLimits {
             max_decompressed: 64 << 20,
-            max_ratio: 200,
+            max_ratio: keyward_sources::MAX_RATIO as usize,
             body_read_timeout: std::time::Duration::from_secs(60),
             concurrent: 2,
         }

@@ -238,12 +238,7 @@ pub fn decompress_partial(
         return (raw, None);
     }
     let limit_bytes = usize::try_from(limit).unwrap_or(usize::MAX);
-    let hint = raw
-        .len()
-        .checked_sub(4)
-        .and_then(|at| raw.get(at..))
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-        .map_or(0, |b| u32::from_le_bytes(b) as usize);
+    let hint = claimed_size(&raw);
     // A hint is only a hint (multi-member files, sizes over 4 GiB): cap what it reserves.
     // One byte more than the hint lets the last read see the end.
     let want = hint
@@ -287,6 +282,54 @@ pub fn decompress_partial(
     }
     out.truncate(filled);
     (out, None)
+}
+
+/// The size a gzip's trailer claims (ISIZE: its last member's size modulo 2³²). Only a
+/// claim: a damaged or hostile file may lie.
+fn claimed_size(gz: &[u8]) -> usize {
+    gz.len()
+        .checked_sub(4)
+        .and_then(|at| gz.get(at..))
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+        .map_or(0, |b| u32::from_le_bytes(b) as usize)
+}
+
+/// Why [`gunzip_bounded`] gave up.
+#[derive(Debug)]
+pub enum Gunzip {
+    /// The content expands past the limit.
+    TooLarge,
+    /// Not gzip, or damaged.
+    Damaged(io::Error),
+}
+
+/// Gunzips a request body (all members) into at most `max` bytes, a 64 KiB chunk at a time.
+///
+/// The trailer's claimed size is only a claim: when it already says more than `max`,
+/// nothing is inflated. Otherwise the buffer reserves `max` at once — address space, not
+/// memory: only the pages written become resident — so it is never moved while it grows;
+/// growing by steps would leave every smaller buffer behind in the allocator, costing two
+/// or three times the output while a bomb is caught.
+pub fn gunzip_bounded(body: &[u8], max: usize) -> Result<Vec<u8>, Gunzip> {
+    if claimed_size(body) > max {
+        return Err(Gunzip::TooLarge);
+    }
+    let mut out = Vec::with_capacity(max.saturating_add(1));
+    let mut decoder = flate2::read::MultiGzDecoder::new(body);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        match decoder.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => {
+                if out.len().saturating_add(n) > max {
+                    return Err(Gunzip::TooLarge);
+                }
+                out.extend_from_slice(chunk.get(..n).unwrap_or_default());
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Gunzip::Damaged(e)),
+        }
+    }
 }
 
 /// Reads everything left in a reader.

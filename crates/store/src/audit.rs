@@ -142,7 +142,7 @@ impl Keys {
         if !exists {
             return Ok(None);
         }
-        Ok(Some(hex(self.signing()?.public_key().as_ref())))
+        Ok(Some(hex::encode(self.signing()?.public_key().as_ref())))
     }
 }
 
@@ -215,7 +215,11 @@ fn load_signing_key(path: &Path) -> Result<Ed25519KeyPair> {
 /// created it first.
 fn create_exclusive(path: &Path, bytes: &[u8]) -> Result<()> {
     let err = |e: std::io::Error| key_error(path, format!("cannot be created: {e}"));
-    let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), hex(&random32()?)));
+    let tmp = path.with_extension(format!(
+        "tmp-{}-{}",
+        std::process::id(),
+        hex::encode(random32()?)
+    ));
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
@@ -236,26 +240,6 @@ fn create_exclusive(path: &Path, bytes: &[u8]) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(err(e)),
     }
-}
-
-/// Lowercase hex.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
 }
 
 const MAC_DOMAIN: &[u8] = b"keyward audit entry v7\0";
@@ -600,20 +584,23 @@ fn checkpoint_message(seq: i64, mac: &str, at: &str, public_key: &str) -> Vec<u8
 impl Checkpoint {
     pub(crate) fn sign(key: &Ed25519KeyPair, seq: i64, mac: &str, at: Millis) -> Self {
         let at = keyward_model::time::format(at);
-        let public_key = hex(key.public_key().as_ref());
+        let public_key = hex::encode(key.public_key().as_ref());
         let sig = key.sign(&checkpoint_message(seq, mac, &at, &public_key));
         Checkpoint {
             seq,
             mac: mac.to_owned(),
             at,
             public_key,
-            signature: hex(sig.as_ref()),
+            signature: hex::encode(sig.as_ref()),
         }
     }
 
     /// The signature verifies with the checkpoint's own public key.
     pub fn signature_valid(&self) -> bool {
-        let (Some(pk), Some(sig)) = (unhex(&self.public_key), unhex(&self.signature)) else {
+        let (Some(pk), Some(sig)) = (
+            hex::decode(&self.public_key).ok(),
+            hex::decode(&self.signature).ok(),
+        ) else {
             return false;
         };
         let msg = checkpoint_message(self.seq, &self.mac, &self.at, &self.public_key);
