@@ -1,7 +1,10 @@
 //! API tokens: created at random, shown once, stored as a hash; roles ordered by power.
 
+use axum::http::{HeaderMap, StatusCode, header};
 use keyward_model::time::Millis;
 use keyward_store::{AuditEntry, Store, StoreError, TokenRow};
+
+use crate::{ApiError, AppState};
 
 /// What a token may do. Each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -123,6 +126,50 @@ pub fn verify(store: &dyn Store, token: &str) -> Result<Option<Caller>, StoreErr
         token_id: row.id,
         role,
     }))
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 9110, 11.1), and any run of spaces or tabs may follow it.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+}
+
+/// The caller behind the request's bearer token, if its role is at least `need`.
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    need: Role,
+) -> Result<Caller, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing `Authorization: Bearer <token>` (create one with `keyward token create`)",
+            )
+        })?
+        .to_owned();
+    let caller = state
+        .engine
+        .call(move |e| verify(e.store(), &token))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token"))?;
+    if caller.role < need {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this needs the {} role; the token is {}",
+                need.as_str(),
+                caller.role.as_str()
+            ),
+        ));
+    }
+    Ok(caller)
 }
 
 #[cfg(test)]

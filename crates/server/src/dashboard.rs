@@ -669,7 +669,7 @@ fn choice<T>(
     what: &str,
     parse: impl Fn(&str) -> Option<T>,
 ) -> Result<Option<T>, crate::ApiError> {
-    crate::parse_opt((!v.is_empty()).then_some(v), what, parse)
+    crate::api::parse_opt((!v.is_empty()).then_some(v), what, parse)
 }
 
 fn options(all: impl IntoIterator<Item = &'static str>, chosen: &str) -> Vec<(String, bool)> {
@@ -1399,7 +1399,7 @@ pub(crate) async fn findings(
         } else {
             status
                 .split(',')
-                .map(|x| crate::parse_one(x, "status", Status::parse))
+                .map(|x| crate::api::parse_one(x, "status", Status::parse))
                 .collect::<Result<Vec<_>, _>>()?
         };
         Ok::<_, crate::ApiError>((
@@ -1506,7 +1506,7 @@ pub(crate) async fn set_status(
     let done = state
         .engine
         .write(move |e| {
-            crate::set_status_audited(e, &id, status, actor, Some("dashboard"))
+            crate::api::findings::set_status_audited(e, &id, status, actor, Some("dashboard"))
                 .map(|f| f.is_some())
                 .map_err(|e| e.to_string())
         })

@@ -10,20 +10,11 @@
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 /// The name of the bearer-token security scheme the operations refer to.
 pub const BEARER: &str = "bearer";
-
-/// Every error answer's body.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": "no such finding"}))]
-pub struct ErrorBody {
-    /// What went wrong, for a person to read.
-    pub error: String,
-}
 
 /// The Keyward HTTP API.
 #[derive(OpenApi)]
@@ -40,24 +31,24 @@ pub struct ErrorBody {
                        the least role it needs. Errors are `{\"error\": \"…\"}`."
     ),
     paths(
-        crate::healthz,
-        crate::readyz,
-        crate::metrics_text,
-        crate::identities,
-        crate::identity,
-        crate::findings,
-        crate::finding,
-        crate::finding_status,
-        crate::ingest::generic,
-        crate::ingest::kubernetes_audit,
-        crate::github::webhook,
-        crate::tokens,
-        crate::create_token,
-        crate::revoke_token,
-        crate::audit_log,
-        crate::audit_verify,
-        crate::config,
-        crate::set_allowed_accounts,
+        crate::api::health::healthz,
+        crate::api::health::readyz,
+        crate::api::health::metrics_text,
+        crate::api::identities::identities,
+        crate::api::identities::identity,
+        crate::api::findings::findings,
+        crate::api::findings::finding,
+        crate::api::findings::finding_status,
+        crate::api::ingest::generic,
+        crate::api::ingest::kubernetes_audit,
+        crate::api::github::webhook,
+        crate::api::admin::tokens,
+        crate::api::admin::create_token,
+        crate::api::admin::revoke_token,
+        crate::api::audit::audit_log,
+        crate::api::audit::audit_verify,
+        crate::api::admin::config,
+        crate::api::admin::set_allowed_accounts,
         openapi_json,
     ),
     modifiers(&BearerScheme),

@@ -60,13 +60,13 @@ pub(crate) struct IngestQuery {
          `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
          `findings` the events opened or extended", body = Value),
         (status = 400, description = "A bad query or body (`{\"error\"}`), or every record was \
-         rejected (then the body is the report above, with `accepted: 0`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token's role is weaker than operator", body = crate::openapi::ErrorBody),
-        (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::openapi::ErrorBody),
+         rejected (then the body is the report above, with `accepted: 0`)", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than operator", body = crate::error::ErrorBody),
+        (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::error::ErrorBody),
         (status = 413, description = "The body is larger than the body limit, or a gzip body \
-         expands past the decompressed-size limit (`--max-decompressed`, 64 MiB) or 200-fold", body = crate::openapi::ErrorBody),
-        (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::openapi::ErrorBody),
+         expands past the decompressed-size limit (`--max-decompressed`, 64 MiB) or 200-fold", body = crate::error::ErrorBody),
+        (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn generic(
@@ -141,13 +141,13 @@ pub(crate) struct WebhookQuery {
          `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
          `findings` the events opened or extended", body = Value),
         (status = 400, description = "Not an `EventList`, or every event was rejected (then the \
-         body is the report above, with `accepted: 0`)", body = crate::openapi::ErrorBody),
-        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::openapi::ErrorBody),
-        (status = 403, description = "The token's role is weaker than operator", body = crate::openapi::ErrorBody),
-        (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::openapi::ErrorBody),
+         body is the report above, with `accepted: 0`)", body = crate::error::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than operator", body = crate::error::ErrorBody),
+        (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::error::ErrorBody),
         (status = 413, description = "The body is larger than the body limit, or a gzip body \
-         expands past the decompressed-size limit (`--max-decompressed`, 64 MiB) or 200-fold", body = crate::openapi::ErrorBody),
-        (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::openapi::ErrorBody),
+         expands past the decompressed-size limit (`--max-decompressed`, 64 MiB) or 200-fold", body = crate::error::ErrorBody),
+        (status = 415, description = "A `Content-Encoding` other than gzip", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn kubernetes_audit(

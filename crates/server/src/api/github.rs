@@ -95,11 +95,11 @@ const KEPT_HEADERS: [&str; 6] = [
         (status = 202, description = "An event type that neither creates nor uses an identity: \
          `ignored`, `reason`, `read` (the types that are read)", body = Value),
         (status = 400, description = "A missing event or delivery header, a payload that is not a \
-         JSON object", body = crate::openapi::ErrorBody),
+         JSON object", body = crate::error::ErrorBody),
         (status = 401, description = "Missing `X-Hub-Signature-256`, or it does not match the body \
-         and the configured secret", body = crate::openapi::ErrorBody),
-        (status = 404, description = "The server was started without a GitHub webhook secret", body = crate::openapi::ErrorBody),
-        (status = 413, description = "The body is larger than the body limit", body = crate::openapi::ErrorBody),
+         and the configured secret", body = crate::error::ErrorBody),
+        (status = 404, description = "The server was started without a GitHub webhook secret", body = crate::error::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = crate::error::ErrorBody),
     )
 )]
 pub(crate) async fn webhook(
@@ -115,8 +115,8 @@ pub(crate) async fn webhook(
              --github-webhook-secret-file or KEYWARD_GITHUB_WEBHOOK_SECRET",
         ));
     };
-    let _permit = crate::ingest::acquire(&state.webhook_permits).await?;
-    let body = crate::ingest::read_body(&state, &headers, body).await?;
+    let _permit = crate::api::ingest::acquire(&state.webhook_permits).await?;
+    let body = crate::api::ingest::read_body(&state, &headers, body).await?;
     let signature = header_str(&headers, "x-hub-signature-256").ok_or_else(|| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -187,13 +187,13 @@ pub(crate) async fn webhook(
     let mut line = serde_json::to_vec(&delivery).map_err(ApiError::internal)?;
     line.push(b'\n');
     let label = format!("api:github:hook-{hook}");
-    let origin = crate::ingest::Origin {
+    let origin = crate::api::ingest::Origin {
         actor: format!("github:hook-{hook}"),
         action: "ingest.github",
         target: Some(format!("delivery {guid}")),
         detail: Some(format!("event {event}")),
     };
-    crate::ingest::run(
+    crate::api::ingest::run(
         &state,
         label,
         origin,

@@ -1,0 +1,220 @@
+//! Findings: the filtered queue, one finding with its history, and triage.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use keyward_detect::{Kind, Severity, Status};
+use keyward_engine::{Engine, FindingQuery};
+use keyward_store::AuditEntry;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{MAX_PAGE, parse_one, parse_opt};
+use crate::error::{self, ApiError, json_rejection};
+use crate::{AppState, Role, authorize, now};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FindingsQuery {
+    /// Minimum severity: `info`, `low`, `medium`, `high` or `critical`.
+    severity: Option<String>,
+    /// Comma list of `open`, `acknowledged`, `false-positive`, `resolved`.
+    status: Option<String>,
+    /// `threat` or `posture`.
+    kind: Option<String>,
+    /// Canonical identity id.
+    identity: Option<String>,
+    /// RFC 3339 instant: findings last seen at or after it.
+    since: Option<String>,
+    /// Items to skip (default 0).
+    offset: Option<usize>,
+    /// Page size (default 100, at most 1,000).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/findings",
+    tag = "findings",
+    summary = "List findings",
+    description = "Findings, newest first, filtered. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(FindingsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page: `total`, `offset`, `limit` and `items` (findings)", body = Value),
+        (status = 400, description = "An unknown query parameter or value", body = error::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
+    )
+)]
+pub(crate) async fn findings(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let min_severity = parse_opt(q.severity.as_deref(), "severity", Severity::parse)?;
+    let statuses = match q.status.as_deref() {
+        None => Vec::new(),
+        Some(s) => s
+            .split(',')
+            .map(|x| parse_one(x, "status", Status::parse))
+            .collect::<Result<_, _>>()?,
+    };
+    let kind = parse_opt(q.kind.as_deref(), "kind", Kind::parse)?;
+    let since = match q.since.as_deref() {
+        None => None,
+        Some(s) => Some(keyward_model::time::parse(s).ok_or_else(|| {
+            ApiError::bad_request(format!("`since`: `{s}` is not an RFC 3339 time"))
+        })?),
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = q.offset.unwrap_or(0);
+    let fq = FindingQuery {
+        since,
+        min_severity,
+        identity: q.identity,
+        kind,
+        statuses,
+    };
+    let all = state
+        .engine
+        .call(move |e| e.findings(&fq))
+        .await?
+        .map_err(ApiError::internal)?;
+    let total = all.len();
+    let items: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(
+        json!({"total": total, "offset": offset, "limit": limit, "items": items}),
+    ))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/findings/{id}",
+    tag = "findings",
+    summary = "One finding",
+    description = "One finding and its status changes. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(("id" = String, Path, description = "Finding id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`finding` and `changes` (at, actor, status, note)", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
+        (status = 404, description = "No such finding", body = error::ErrorBody),
+    )
+)]
+pub(crate) async fn finding(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let (f, changes) = state
+        .engine
+        .call(move |e| -> Result<_, keyward_engine::EngineError> {
+            Ok((e.finding(&id)?, e.finding_changes(&id)?))
+        })
+        .await?
+        .map_err(ApiError::internal)?;
+    let f = f.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
+    let changes: Vec<Value> = changes
+        .into_iter()
+        .map(|c| {
+            json!({"at": keyward_model::time::format(c.at), "actor": c.actor,
+                   "status": c.status, "note": c.note})
+        })
+        .collect();
+    Ok(Json(json!({"finding": f, "changes": changes})))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatusBody {
+    /// `open`, `acknowledged`, `false-positive` or `resolved`.
+    status: String,
+    note: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/findings/{id}/status",
+    tag = "findings",
+    summary = "Set a finding's status",
+    description = "Triage: `open`, `acknowledged`, `false-positive` (adapts the baseline) or \
+                   `resolved`, with an optional note. Audited. Needs a bearer token with the **operator** role (operator or admin).",
+    params(("id" = String, Path, description = "Finding id")),
+    request_body = StatusBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`finding`: the finding after the change", body = Value),
+        (status = 400, description = "Malformed JSON or an unknown status", body = error::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than operator", body = error::ErrorBody),
+        (status = 404, description = "No such finding", body = error::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = error::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `application/json`", body = error::ErrorBody),
+        (status = 422, description = "The JSON does not have the body's shape (missing or unknown field)", body = error::ErrorBody),
+    )
+)]
+pub(crate) async fn finding_status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    let status = Status::parse(&body.status).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "`status`: `{}` is not one of open, acknowledged, false-positive, resolved",
+            body.status
+        ))
+    })?;
+    if body
+        .note
+        .as_ref()
+        .is_some_and(|n| n.len() > keyward_engine::MAX_NOTE_BYTES)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`note`: at most {} bytes",
+            keyward_engine::MAX_NOTE_BYTES
+        )));
+    }
+    let actor = caller.actor();
+    let f = state
+        .engine
+        .write(move |e| set_status_audited(e, &id, status, actor, body.note.as_deref()))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
+    Ok(Json(json!({"finding": f})))
+}
+
+/// Sets a finding's status (a false positive adapts the baseline) and audits it, for the
+/// API and the dashboard alike; `None` when there is no such finding.
+pub(crate) fn set_status_audited(
+    e: &mut Engine,
+    id: &str,
+    status: Status,
+    actor: String,
+    note: Option<&str>,
+) -> Result<Option<keyward_detect::Finding>, keyward_engine::EngineError> {
+    let Some(before) = e.finding(id)? else {
+        return Ok(None);
+    };
+    let at = now();
+    let f = e.set_finding_status(id, status, &actor, note, at)?;
+    e.store_mut().audit(&AuditEntry {
+        at,
+        actor,
+        action: "finding.status".into(),
+        target: Some(id.to_owned()),
+        detail: note.map(str::to_owned),
+        before: Some(before.status.as_str().to_owned()),
+        after: Some(status.as_str().to_owned()),
+    })?;
+    Ok(Some(f))
+}

@@ -1,0 +1,182 @@
+//! The inventory: a filtered page of identities, and one identity in full.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use keyward_engine::FindingQuery;
+use keyward_model::{IdentityKind, Lifecycle, LifecycleConfig, Platform};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{MAX_PAGE, parse_opt};
+use crate::error::{self, ApiError};
+use crate::{AppState, Role, authorize, listing, now};
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct IdentityQuery {
+    /// `aws`, `kubernetes`, `github` or `oidc`.
+    platform: Option<String>,
+    /// Identity kind, e.g. `iam_role`, `access_key`, `service_account`, `deploy_key`.
+    kind: Option<String>,
+    /// Lifecycle state: `active`, `stale`, `ephemeral` or `deleted`.
+    state: Option<String>,
+    /// Substring of the id or name.
+    q: Option<String>,
+    /// Owner (email, `@handle`) or team.
+    owner: Option<String>,
+    /// Only identities without a live owner.
+    orphaned: Option<bool>,
+    /// Items to skip (default 0).
+    offset: Option<usize>,
+    /// Page size (default 100, at most 1,000).
+    limit: Option<usize>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/identities",
+    tag = "inventory",
+    summary = "List identities",
+    description = "A page of the inventory, filtered. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(IdentityQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page: `total`, `offset`, `limit` and `items` (id, name, \
+         platform, kind, state, account, namespace, last_used, owner, team, orphaned)", body = Value),
+        (status = 400, description = "An unknown query parameter or value", body = error::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
+    )
+)]
+pub(crate) async fn identities(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<IdentityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let platform = parse_opt(q.platform.as_deref(), "platform", Platform::parse)?;
+    let kind = parse_opt(q.kind.as_deref(), "kind", IdentityKind::parse)?;
+    let lifecycle = parse_opt(q.state.as_deref(), "state", Lifecycle::parse)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
+    let offset = q.offset.unwrap_or(0);
+    let stale = state.config.stale_after_days;
+    let out = state
+        .engine
+        .call(move |e| {
+            let filter = keyward_engine::Filter {
+                platform,
+                kind,
+                state: lifecycle,
+                ..Default::default()
+            };
+            let lc = LifecycleConfig {
+                as_of: now(),
+                stale_after_days: stale,
+            };
+            let rows = listing::search(e, &filter, lc, q.q.as_deref().unwrap_or_default());
+            let rows = listing::by_owner(
+                e,
+                rows,
+                q.owner.as_deref(),
+                q.orphaned.unwrap_or(false),
+                false,
+            );
+            let total = rows.len();
+            let mut page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
+            listing::fill_owners(e, &mut page);
+            let page: Vec<Value> = page
+                .iter()
+                .map(|((i, s), o)| {
+                    json!({
+                        "id": i.id, "name": i.name, "platform": i.platform.as_str(),
+                        "kind": i.kind.as_str(), "state": s.as_str(),
+                        "account": i.account, "namespace": i.namespace,
+                        "last_used": i.last_used.map(keyward_model::time::format),
+                        "owner": o.as_ref().and_then(|o| o.ownership.owner.clone()),
+                        "team": o.as_ref().and_then(|o| o.ownership.team.clone()),
+                        "orphaned": o.as_ref().is_some_and(|o| o.orphan.is_some()),
+                    })
+                })
+                .collect();
+            json!({"total": total, "offset": offset, "limit": limit, "items": page})
+        })
+        .await?;
+    Ok(Json(out))
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/identities/{id}",
+    tag = "inventory",
+    summary = "One identity",
+    description = "Facts, owner and its evidence, findings and the 50 most recent events of one \
+                   identity. Needs a bearer token with the **viewer** role (viewer, operator or admin).",
+    params(("id" = String, Path, description = "Canonical id, ARN or unique name; may contain `/`")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`identity`, `state`, `owner`, `findings`, `recent_events`", body = Value),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
+        (status = 404, description = "No such identity", body = error::ErrorBody),
+        (status = 409, description = "The name matches several identities (listed)", body = error::ErrorBody),
+    )
+)]
+pub(crate) async fn identity(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    authorize(&state, &headers, Role::Viewer).await?;
+    let stale = state.config.stale_after_days;
+    state
+        .engine
+        .call(move |e| -> Result<Value, ApiError> {
+            let i = match e.resolve(&id) {
+                keyward_engine::Resolve::Found(i) => i.clone(),
+                keyward_engine::Resolve::NotFound => {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        format!("no identity `{id}`"),
+                    ));
+                }
+                keyward_engine::Resolve::Ambiguous(v) => {
+                    let ids: Vec<&str> = v.iter().map(|i| i.id.as_str()).collect();
+                    return Err(ApiError::new(
+                        StatusCode::CONFLICT,
+                        format!("`{id}` names several identities: {}", ids.join(", ")),
+                    ));
+                }
+            };
+            let lc = LifecycleConfig {
+                as_of: now(),
+                stale_after_days: stale,
+            };
+            let owner = e.owner_infos(&[&i]).into_iter().next();
+            let events = e
+                .store()
+                .recent_events(&i.id, 50)
+                .map_err(ApiError::internal)?;
+            let q = FindingQuery {
+                identity: Some(i.id.clone()),
+                ..FindingQuery::default()
+            };
+            let findings = e.findings(&q).map_err(ApiError::internal)?;
+            Ok(json!({
+                "identity": i,
+                "state": i.lifecycle(lc).as_str(),
+                "owner": owner.as_ref().map(|o| json!({
+                    "owner": o.ownership.owner, "team": o.ownership.team,
+                    "confidence": o.ownership.confidence,
+                    "people": o.ownership.people, "teams": o.ownership.teams,
+                    "orphan": o.orphan.as_ref().map(|r| format!("{r:?}")),
+                })),
+                "findings": findings,
+                "recent_events": events,
+            }))
+        })
+        .await?
+        .map(Json)
+}

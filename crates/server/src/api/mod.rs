@@ -1,0 +1,32 @@
+//! The JSON API's handlers, one module per resource; `crate::router` mounts them and
+//! `crate::openapi` lists them.
+
+pub(crate) mod admin;
+pub(crate) mod audit;
+pub(crate) mod findings;
+pub mod github;
+pub(crate) mod health;
+pub(crate) mod identities;
+pub(crate) mod ingest;
+
+use crate::error::ApiError;
+
+/// The largest page a listing answers.
+pub(crate) const MAX_PAGE: usize = 1_000;
+
+/// A query value parsed by `parse`; 400 naming `what` when it does not parse.
+pub(crate) fn parse_one<T>(
+    v: &str,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<T, ApiError> {
+    parse(v).ok_or_else(|| ApiError::bad_request(format!("unknown {what} `{v}`")))
+}
+
+pub(crate) fn parse_opt<T>(
+    value: Option<&str>,
+    what: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, ApiError> {
+    value.map(|v| parse_one(v, what, parse)).transpose()
+}
