@@ -1,0 +1,270 @@
+//! The web dashboard: server-rendered pages (askama templates compiled into the binary),
+//! our own stylesheet and SVG drawn here. No JavaScript, no Node toolchain.
+//!
+//! Sign-in takes an API token; the session cookie (`kw_session`, 256 random bits) is
+//! `HttpOnly`, `SameSite=Strict`, `Secure` under TLS, and maps to the token in memory
+//! only. Every page re-checks the token, so a revoked token ends its sessions at once.
+//! State-changing forms carry the session's CSRF token and are refused from another
+//! origin. Pages send a strict Content-Security-Policy (no scripts at all).
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use keyward_detect::{Finding, Kind, Severity, Status};
+use keyward_engine::{Engine, FindingQuery};
+use keyward_graph::analysis::{self, BlastOptions, Reach};
+use keyward_model::time::{MS_PER_DAY, Millis};
+use keyward_model::{
+    CredentialKind, CredentialStatus, Identity, IdentityKind, Lifecycle, LifecycleConfig, Platform,
+};
+use keyward_store::AuditEntry;
+use serde::Deserialize;
+
+use crate::{AppState, Caller, Role, auth, listing, now};
+
+const COOKIE: &str = "kw_session";
+/// Sessions last a working day.
+const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
+const PAGE: usize = 50;
+
+struct Session {
+    token: String,
+    csrf: String,
+    expires: Instant,
+}
+
+/// Signed-in sessions, in memory (a restart signs everyone out).
+#[derive(Default)]
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+impl Sessions {
+    fn insert(&self, token: String) -> Result<(String, String), String> {
+        let id = random_hex()?;
+        let csrf = random_hex()?;
+        let mut m = self
+            .0
+            .lock()
+            .map_err(|_| "session lock poisoned".to_owned())?;
+        let now = Instant::now();
+        m.retain(|_, s| s.expires > now);
+        m.insert(
+            id.clone(),
+            Session {
+                token,
+                csrf: csrf.clone(),
+                expires: now + SESSION_TTL,
+            },
+        );
+        Ok((id, csrf))
+    }
+
+    fn get(&self, id: &str) -> Option<(String, String)> {
+        let m = self.0.lock().ok()?;
+        m.get(id)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| (s.token.clone(), s.csrf.clone()))
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(id);
+        }
+    }
+}
+
+fn random_hex() -> Result<String, String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+    Ok(b.iter().fold(String::with_capacity(64), |mut s, x| {
+        let _ = write!(s, "{x:02x}");
+        s
+    }))
+}
+
+/// A signed-in page request.
+struct Ui {
+    caller: Caller,
+    csrf: String,
+    session: String,
+}
+
+fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The session's caller, or a redirect to the sign-in page.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ui, Response> {
+    let to_login = || Redirect::to("/ui/login").into_response();
+    let session = cookie_value(headers, COOKIE)
+        .ok_or_else(to_login)?
+        .to_owned();
+    let (token, csrf) = state.sessions.get(&session).ok_or_else(to_login)?;
+    let caller = state
+        .engine
+        .call(move |e| auth::verify(e.store(), &token))
+        .await
+        .map_err(IntoResponse::into_response)?
+        .map_err(|e| page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
+    match caller {
+        Some(caller) => Ok(Ui {
+            caller,
+            csrf,
+            session,
+        }),
+        None => {
+            state.sessions.remove(&session);
+            Err(to_login())
+        }
+    }
+}
+
+/// A signed-in, same-origin form carrying the session's CSRF token; otherwise the page
+/// to answer with (sign-in redirect or 403).
+async fn signed_in_form(state: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Ui, Response> {
+    let ui = signed_in(state, headers).await?;
+    match form_refusal(headers, Some(&ui), csrf) {
+        Some(m) => Err(page_error(StatusCode::FORBIDDEN, m)),
+        None => Ok(ui),
+    }
+}
+
+/// Why a state-changing form is refused, if it is: another origin, or not the session's
+/// CSRF token.
+fn form_refusal(headers: &HeaderMap, ui: Option<&Ui>, csrf: &str) -> Option<&'static str> {
+    if let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        let host = headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+        // `null` (a sandboxed frame, a file, a cross-origin redirect) is never our page:
+        // pages are served with `Referrer-Policy: same-origin`, so our forms send the origin.
+        if origin == "null" || origin_host != host {
+            return Some("cross-origin form refused");
+        }
+    }
+    if let Some(ui) = ui
+        && !constant_time_eq(ui.csrf.as_bytes(), csrf.as_bytes())
+    {
+        return Some("the form's CSRF token does not match the session");
+    }
+    None
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Headers on every page: no scripts, no framing, no caching, no referrer outside the
+/// dashboard (`same-origin`: browsers then send our forms' `Origin`, which `no-referrer`
+/// turns into `null`).
+fn secure(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    r
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => secure(Html(html).into_response()),
+        Err(e) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn page_error(status: StatusCode, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error · \
+         Keyward</title><link rel=\"stylesheet\" href=\"/ui/assets/app.css\"></head><body>\
+         <main><section class=\"card narrow\"><h1>{}</h1><p class=\"error\">{}</p><p><a \
+         href=\"/ui/\">Back to the dashboard</a></p></section></main></body></html>",
+        status.as_u16(),
+        esc(message)
+    );
+    secure((status, Html(body)).into_response())
+}
+
+/// Text escaping for the SVG we draw ourselves (templates escape on their own).
+use keyward_graph::export::xml_escape as esc;
+
+mod findings;
+mod graph;
+mod identity;
+mod inventory;
+mod overview;
+mod signin;
+
+pub(crate) use findings::{findings, set_status};
+pub(crate) use identity::identity;
+pub(crate) use inventory::inventory;
+pub(crate) use overview::overview;
+pub(crate) use signin::{login, login_form, logout};
+// What one page shares with another (links, filters, choices, the graph drawing).
+use graph::*;
+use inventory::*;
+
+fn q(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn ago(t: Option<Millis>, as_of: Millis) -> String {
+    match t {
+        None => "never".into(),
+        Some(t) => {
+            let d = (as_of - t).max(0);
+            if d < 3_600_000 {
+                format!("{} min ago", d / 60_000)
+            } else if d < MS_PER_DAY {
+                format!("{} h ago", d / 3_600_000)
+            } else {
+                format!("{} d ago", d / MS_PER_DAY)
+            }
+        }
+    }
+}
+
+pub(crate) static CSS: &str = include_str!("../../assets/app.css");
+
+pub(crate) async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+pub(crate) async fn root() -> Redirect {
+    Redirect::to("/ui/")
+}
