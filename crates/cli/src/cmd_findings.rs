@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long, value_parser = crate::output::parse_instant)]
     pub since: Option<i64>,
     /// Minimum severity: info, low, medium, high, critical.
-    #[arg(long, value_parser = parse_severity)]
+    #[arg(long, value_parser = crate::output::parse_severity)]
     pub severity: Option<Severity>,
     /// Only findings about this identity (canonical id, ARN or unique name; a role also
     /// matches its sessions).
@@ -66,10 +66,6 @@ pub enum Action {
         #[arg(long, default_value_t = 20)]
         top: usize,
     },
-}
-
-pub(crate) fn parse_severity(s: &str) -> Result<Severity, String> {
-    Severity::parse(s).ok_or_else(|| format!("unknown severity `{s}`"))
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {

@@ -90,7 +90,7 @@ pub enum Command {
         #[arg(long)]
         title: Option<String>,
         /// info, low, medium, high, critical.
-        #[arg(long, default_value = "medium", value_parser = crate::cmd_findings::parse_severity)]
+        #[arg(long, default_value = "medium", value_parser = crate::output::parse_severity)]
         severity: keyward_detect::Severity,
         /// ATT&CK technique ids.
         #[arg(long, value_delimiter = ',')]

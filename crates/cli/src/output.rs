@@ -235,3 +235,8 @@ pub fn write_lock(
     );
     Ok(engine.write_lock()?)
 }
+
+/// A severity argument: info, low, medium, high, critical.
+pub fn parse_severity(s: &str) -> Result<keyward_detect::Severity, String> {
+    keyward_detect::Severity::parse(s).ok_or_else(|| format!("unknown severity `{s}`"))
+}
