@@ -1,13 +1,14 @@
 //! Ingestion: one input at a time, one store batch per input.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Read as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use keyward_graph::Applied;
 use keyward_model::{Diagnostic, SourceKind, time::Millis};
 use keyward_normalize::{Context, Format, Layout, Output, Sink};
+use keyward_sources::Input;
 use keyward_store::Batch;
 use rustc_hash::FxHashMap;
 
@@ -401,26 +402,6 @@ impl EngineSink<'_, '_> {
     }
 }
 
-/// Files up to this size are read into memory whole.
-const IN_MEMORY_MAX: u64 = 64 * 1024 * 1024;
-
-/// An input file's bytes: read whole (then decompressed), or streamed.
-enum Input {
-    Raw(Vec<u8>),
-    Memory(Vec<u8>),
-    Stream(Box<dyn BufRead>),
-}
-
-impl Input {
-    /// The first bytes, for format sniffing.
-    fn head(&mut self) -> std::io::Result<&[u8]> {
-        match self {
-            Input::Raw(b) | Input::Memory(b) => Ok(b.get(..keyward_sources::BUFFER).unwrap_or(b)),
-            Input::Stream(r) => keyward_sources::peek(&mut **r),
-        }
-    }
-}
-
 /// A file that could not be read: one dead letter with the reason, under a file row of its
 /// own (its bytes are unknown, so the row's hash is of its path and the time: a later run
 /// tries it again).
@@ -717,22 +698,8 @@ fn ingest_file(
         path: shown.clone(),
         source,
     };
-    // Files up to IN_MEMORY_MAX (every S3 object) are read once: hashed, decompressed,
-    // sniffed and parsed from memory. Larger ones stream. A file that cannot be read is
-    // one dead letter; the run goes on with the others.
-    let opened = std::fs::metadata(path).and_then(|m| {
-        if m.len() <= IN_MEMORY_MAX {
-            let raw = std::fs::read(path)?;
-            let hash = blake3::hash(&raw).to_hex().to_string();
-            Ok((hash, Input::Raw(raw)))
-        } else {
-            let mut h = blake3::Hasher::new();
-            h.update_reader(std::fs::File::open(path)?)?;
-            let stream = keyward_sources::open(path)?;
-            Ok((h.finalize().to_hex().to_string(), Input::Stream(stream)))
-        }
-    });
-    let (hash, mut input) = match opened {
+    // A file that cannot be read is one dead letter; the run goes on with the others.
+    let (hash, mut input) = match keyward_sources::read_file(path) {
         Ok(o) => o,
         Err(e) => return unreadable(batch, &mut run.report, &shown, &e, now),
     };
@@ -752,15 +719,7 @@ fn ingest_file(
         return Ok(fr);
     }
     // Where the bytes stopped making sense, if they did: what came before is ingested.
-    let mut damage: Option<std::io::Error> = None;
-    if let Input::Raw(raw) = input {
-        let spare = std::mem::take(&mut run.spare);
-        let limit =
-            keyward_sources::expansion_limit(raw.len() as u64).min(keyward_sources::MAX_IN_MEMORY);
-        let (bytes, d) = keyward_sources::decompress_partial(raw, spare, limit);
-        damage = d;
-        input = Input::Memory(bytes);
-    }
+    let mut damage = input.decompress(std::mem::take(&mut run.spare));
     let layout = match opts.format {
         // A forced format that is not line-oriented is read as a document.
         Some(f) if !f.line_oriented() => Layout::Document,

@@ -176,6 +176,62 @@ fn memchr_newline(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'\n')
 }
 
+/// Files up to this size are read into memory whole (every S3 object is).
+pub const IN_MEMORY_MAX: u64 = 64 * 1024 * 1024;
+
+/// An input file's bytes: read whole (then decompressed), or streamed.
+pub enum Input {
+    /// Read whole, as stored (gzip or not); [`Input::decompress`] makes it `Memory`.
+    Raw(Vec<u8>),
+    /// Read whole and decompressed.
+    Memory(Vec<u8>),
+    /// Larger than [`IN_MEMORY_MAX`]: read as it goes, gzip decompressed within
+    /// [`expansion_limit`].
+    Stream(Box<dyn BufRead>),
+}
+
+impl Input {
+    /// The first bytes, for format sniffing.
+    pub fn head(&mut self) -> io::Result<&[u8]> {
+        match self {
+            Input::Raw(b) | Input::Memory(b) => Ok(b.get(..BUFFER).unwrap_or(b)),
+            Input::Stream(r) => peek(&mut **r),
+        }
+    }
+
+    /// Decompresses a file read whole, into `spare` (a buffer kept from file to file, see
+    /// [`decompress_into`]), within [`expansion_limit`] and [`MAX_IN_MEMORY`]. Returns the
+    /// damage that stopped it, if any: what came before it is kept.
+    pub fn decompress(&mut self, spare: Vec<u8>) -> Option<io::Error> {
+        let Input::Raw(raw) = self else {
+            return None;
+        };
+        let raw = std::mem::take(raw);
+        let limit = expansion_limit(raw.len() as u64).min(MAX_IN_MEMORY);
+        let (bytes, damage) = decompress_partial(raw, spare, limit);
+        *self = Input::Memory(bytes);
+        damage
+    }
+}
+
+/// Reads a file for ingestion: its BLAKE3 hash (hex; the same bytes are ingested once) and
+/// its bytes, whole up to [`IN_MEMORY_MAX`] (read once: hashed, then decompressed and
+/// parsed from memory), streamed beyond.
+pub fn read_file(path: &Path) -> io::Result<(String, Input)> {
+    if std::fs::metadata(path)?.len() <= IN_MEMORY_MAX {
+        let raw = std::fs::read(path)?;
+        let hash = blake3::hash(&raw).to_hex().to_string();
+        Ok((hash, Input::Raw(raw)))
+    } else {
+        let mut h = blake3::Hasher::new();
+        h.update_reader(File::open(path)?)?;
+        Ok((
+            h.finalize().to_hex().to_string(),
+            Input::Stream(open(path)?),
+        ))
+    }
+}
+
 /// Fills the reader's buffer as far as it goes without consuming, for format sniffing.
 pub fn peek(r: &mut dyn BufRead) -> io::Result<&[u8]> {
     r.fill_buf()
