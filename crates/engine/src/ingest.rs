@@ -402,6 +402,24 @@ impl EngineSink<'_, '_> {
     }
 }
 
+/// Stores a dead letter and counts it in the report under `class` (and among the first
+/// rejections listed).
+fn dead_letter(
+    batch: &mut dyn Batch,
+    report: &mut IngestReport,
+    file_id: i64,
+    path: &str,
+    class: String,
+    diag: Diagnostic,
+) -> Result<(), EngineError> {
+    batch.put_dead_letter(file_id, path, &diag)?;
+    *report.reasons.entry(class).or_default() += 1;
+    if report.rejections.len() < MAX_LISTED_REJECTIONS {
+        report.rejections.push((path.to_owned(), diag));
+    }
+    Ok(())
+}
+
 /// A file that could not be read: one dead letter with the reason, under a file row of its
 /// own (its bytes are unknown, so the row's hash is of its path and the time: a later run
 /// tries it again).
@@ -422,16 +440,10 @@ fn unreadable(
         record: None,
         reason: format!("the file cannot be read: {e}"),
     };
-    batch.put_dead_letter(file_id, shown, &diag)?;
+    let class = "unknown: the file cannot be read".to_owned();
+    dead_letter(batch, report, file_id, shown, class, diag)?;
     batch.finish_file(file_id, 1, 0, 1)?;
     report.rejected += 1;
-    *report
-        .reasons
-        .entry("unknown: the file cannot be read".into())
-        .or_default() += 1;
-    if report.rejections.len() < MAX_LISTED_REJECTIONS {
-        report.rejections.push((shown.to_owned(), diag));
-    }
     Ok(FileReport {
         path: shown.to_owned(),
         format: None,
@@ -764,21 +776,23 @@ fn ingest_file(
                 record: None,
                 reason,
             };
-            batch.put_dead_letter(file_id, &shown, &diag)?;
+            let class = match diag.reason.as_str() {
+                keyward_normalize::TOO_DEEP => keyward_normalize::TOO_DEEP,
+                _ => "not a recognised input format",
+            };
+            dead_letter(
+                batch,
+                report,
+                file_id,
+                &shown,
+                format!("unknown: {class}"),
+                diag,
+            )?;
             batch.finish_file(file_id, 1, 0, 1)?;
             report.unrecognized_explicit += 1;
             report.rejected += 1;
             fr.records = 1;
             fr.rejected = 1;
-            let class = match diag.reason.as_str() {
-                keyward_normalize::TOO_DEEP => keyward_normalize::TOO_DEEP,
-                _ => "not a recognised input format",
-            };
-            *report
-                .reasons
-                .entry(format!("unknown: {class}"))
-                .or_default() += 1;
-            report.rejections.push((shown.clone(), diag));
         }
         return Ok(fr);
     };
@@ -890,17 +904,11 @@ fn ingest_file(
                 "the file is damaged here ({e}); the records before the damage were kept"
             ),
         };
-        batch.put_dead_letter(file_id, &shown, &diag)?;
+        let class = format!("{}: the file is damaged", source.as_str());
+        dead_letter(batch, &mut run.report, file_id, &shown, class, diag)?;
         records += 1;
         rejected += 1;
         fr.status = FileStatus::Damaged;
-        *run.report
-            .reasons
-            .entry(format!("{}: the file is damaged", source.as_str()))
-            .or_default() += 1;
-        if run.report.rejections.len() < MAX_LISTED_REJECTIONS {
-            run.report.rejections.push((shown.clone(), diag));
-        }
     }
     batch.finish_file(file_id, records, accepted, rejected)?;
     // The decompressed bytes' buffer serves the next file.
