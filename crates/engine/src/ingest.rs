@@ -583,7 +583,7 @@ impl Engine {
             return Ok(run.report);
         };
         run.ctx.cluster = opts.cluster.clone().unwrap_or_else(|| "default".into());
-        let source = format.source();
+        let source = format;
         let file_id = batch.add_file(label, &hash, format.as_str(), now)?;
         let mut progress = ();
         let mut sink = EngineSink {
@@ -803,7 +803,7 @@ fn ingest_file(
         .unwrap_or_else(|| "default".to_owned());
     run.ctx.cluster = cluster;
     run.ctx.path = Some(shown.clone());
-    let source: SourceKind = format.source();
+    let source: SourceKind = format;
     let file_id = batch.add_file(&shown, &hash, format.as_str(), now)?;
     let mut sink = EngineSink {
         batch: &mut *batch,

@@ -28,6 +28,31 @@ pub enum SourceKind {
 }
 
 impl SourceKind {
+    /// Every format, in the order `--format`'s help lists them.
+    pub const ALL: [SourceKind; 10] = [
+        SourceKind::Cloudtrail,
+        SourceKind::K8sAudit,
+        SourceKind::IamAuthorizationDetails,
+        SourceKind::IamCredentialReport,
+        SourceKind::K8sSnapshot,
+        SourceKind::Terraform,
+        SourceKind::Codeowners,
+        SourceKind::PeopleDirectory,
+        SourceKind::LambdaFunctions,
+        SourceKind::GithubWebhook,
+    ];
+
+    /// The format named by [`SourceKind::as_str`].
+    pub fn parse(s: &str) -> Option<SourceKind> {
+        Self::ALL.into_iter().find(|f| f.as_str() == s)
+    }
+
+    /// Whether the format can be read one JSON line at a time (activity logs); the others
+    /// are only ever whole documents (snapshots, reports, code).
+    pub fn line_oriented(self) -> bool {
+        self.is_log()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             SourceKind::Cloudtrail => "cloudtrail",

@@ -1,85 +1,9 @@
 //! Format detection from the bytes themselves. The path decides only for inputs that carry
 //! no telling keys: YAML, CSV, Terraform configuration (`.tf`, `.tf.json`) and `CODEOWNERS`.
 
-/// The input formats Keyward reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Format {
-    /// CloudTrail: S3 delivery `{"Records":[…]}`, bare arrays, JSON lines, `lookup-events`
-    /// and CloudTrail Lake exports (`CloudTrailEvent` wrappers).
-    Cloudtrail,
-    /// Kubernetes `audit.k8s.io` events: JSON lines or an `EventList`.
-    K8sAudit,
-    /// `aws iam get-account-authorization-details`.
-    IamAuthorizationDetails,
-    /// IAM credential report CSV.
-    IamCredentialReport,
-    /// `kubectl get … -o json|yaml`: a `List`, one object, or a multi-document YAML.
-    K8sSnapshot,
-    /// Terraform: `.tf` (HCL), `.tf.json`, or `terraform show -json` of a plan or state.
-    Terraform,
-    /// A repository's `CODEOWNERS` file (found by its file name).
-    Codeowners,
-    /// People directory CSV: a header with at least `email` and `status`.
-    PeopleDirectory,
-    /// `aws lambda list-functions` (`{"Functions":[…]}`) or `get-function-configuration`.
-    LambdaFunctions,
-    /// GitHub webhook deliveries: `guid`, `delivered_at`, `event`, `request.payload`.
-    GithubWebhook,
-}
-
-impl Format {
-    pub const ALL: [Format; 10] = [
-        Format::Cloudtrail,
-        Format::K8sAudit,
-        Format::IamAuthorizationDetails,
-        Format::IamCredentialReport,
-        Format::K8sSnapshot,
-        Format::Terraform,
-        Format::Codeowners,
-        Format::PeopleDirectory,
-        Format::LambdaFunctions,
-        Format::GithubWebhook,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        self.source().as_str()
-    }
-
-    pub fn parse(s: &str) -> Option<Format> {
-        Self::ALL.into_iter().find(|f| f.as_str() == s)
-    }
-
-    pub fn source(self) -> keyward_model::SourceKind {
-        use keyward_model::SourceKind;
-        match self {
-            Format::Cloudtrail => SourceKind::Cloudtrail,
-            Format::K8sAudit => SourceKind::K8sAudit,
-            Format::IamAuthorizationDetails => SourceKind::IamAuthorizationDetails,
-            Format::IamCredentialReport => SourceKind::IamCredentialReport,
-            Format::K8sSnapshot => SourceKind::K8sSnapshot,
-            Format::Terraform => SourceKind::Terraform,
-            Format::Codeowners => SourceKind::Codeowners,
-            Format::PeopleDirectory => SourceKind::PeopleDirectory,
-            Format::LambdaFunctions => SourceKind::LambdaFunctions,
-            Format::GithubWebhook => SourceKind::GithubWebhook,
-        }
-    }
-
-    /// Whether the format can be read one JSON line at a time; the others are only ever
-    /// whole documents.
-    pub fn line_oriented(self) -> bool {
-        match self {
-            Format::Cloudtrail | Format::K8sAudit | Format::GithubWebhook => true,
-            Format::IamAuthorizationDetails
-            | Format::IamCredentialReport
-            | Format::K8sSnapshot
-            | Format::Terraform
-            | Format::Codeowners
-            | Format::PeopleDirectory
-            | Format::LambdaFunctions => false,
-        }
-    }
-}
+/// The input formats Keyward reads: the model's [`SourceKind`](keyward_model::SourceKind),
+/// named here for what sniffing decides. One enum, so a new format is one variant.
+pub use keyward_model::SourceKind as Format;
 
 /// Whether an input is read record by record (JSON lines) or as one document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -388,7 +312,7 @@ mod tests {
         assert_eq!(sniff(later, "f.json"), doc(Format::LambdaFunctions));
         for f in Format::ALL {
             assert_eq!(Format::parse(f.as_str()), Some(f));
-            assert_eq!(f.line_oriented(), f.source().is_log());
+            assert_eq!(f.line_oriented(), f.is_log());
         }
         assert_eq!(
             sniff(b"kind: ServiceAccount", "sa.yaml"),
