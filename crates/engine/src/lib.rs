@@ -79,17 +79,14 @@ impl Engine {
     /// committed, so a run after theirs gives what a serial run gives. Hold it across
     /// every write of one operation.
     pub fn write_lock(&mut self) -> Result<WriteLock, EngineError> {
-        let lock = self
-            .store
-            .lock_writer(true)?
-            .ok_or_else(|| EngineError::Detect("the writer lock was not granted".into()))?;
+        let lock = self.store.lock_writer()?;
         self.refresh()?;
         Ok(WriteLock { _lock: lock })
     }
 
     /// [`Engine::write_lock`] without waiting: `None` while another process writes.
     pub fn try_write_lock(&mut self) -> Result<Option<WriteLock>, EngineError> {
-        let Some(lock) = self.store.lock_writer(false)? else {
+        let Some(lock) = self.store.try_lock_writer()? else {
             return Ok(None);
         };
         self.refresh()?;

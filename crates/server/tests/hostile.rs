@@ -110,15 +110,10 @@ async fn unauthenticated_bodies_are_not_read() {
     .await;
     assert_eq!(r.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.1);
     // Forms and JSON of other routes are small.
-    let big_json =
-        serde_json::to_vec(&json!({"status": "resolved", "note": "x".repeat(200_000)})).unwrap();
-    let r = call(
-        &f.app,
-        "POST",
+    let r = set_status(
+        &f,
         "/api/findings/x/status",
-        Some(&f.operator),
-        Some(big_json),
-        &[("content-type", "application/json")],
+        json!({"status": "resolved", "note": "x".repeat(200_000)}),
     )
     .await;
     assert_eq!(r.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.1);
@@ -140,15 +135,10 @@ async fn a_note_over_the_limit_is_refused() {
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     let id = r.1["findings"][0]["id"].as_str().unwrap().to_owned();
     let uri = format!("/api/findings/{id}/status");
-    let long =
-        serde_json::to_vec(&json!({"status": "resolved", "note": "n".repeat(4097)})).unwrap();
-    let r = call(
-        &f.app,
-        "POST",
+    let r = set_status(
+        &f,
         &uri,
-        Some(&f.operator),
-        Some(long),
-        &[("content-type", "application/json")],
+        json!({"status": "resolved", "note": "n".repeat(4097)}),
     )
     .await;
     assert_eq!(r.0, StatusCode::BAD_REQUEST, "{}", r.1);
@@ -162,14 +152,10 @@ async fn a_note_over_the_limit_is_refused() {
     )
     .await;
     assert_eq!(r.1["finding"]["status"], "open", "nothing changed");
-    let ok = serde_json::to_vec(&json!({"status": "resolved", "note": "n".repeat(4096)})).unwrap();
-    let r = call(
-        &f.app,
-        "POST",
+    let r = set_status(
+        &f,
         &uri,
-        Some(&f.operator),
-        Some(ok),
-        &[("content-type", "application/json")],
+        json!({"status": "resolved", "note": "n".repeat(4096)}),
     )
     .await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
@@ -199,4 +185,15 @@ async fn a_bad_first_line_does_not_discard_the_good_lines() {
     assert_eq!(r.1["accepted"], 100, "{}", r.1);
     assert_eq!(r.1["rejected"], 1, "{}", r.1);
     assert_eq!(r.1["rejections"][0]["line"], 1, "{}", r.1);
+}
+
+/// Posts a status change (JSON) as the operator.
+async fn set_status(
+    f: &Fixture,
+    uri: &str,
+    body: serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    let body = serde_json::to_vec(&body).unwrap();
+    let ct = [("content-type", "application/json")];
+    call(&f.app, "POST", uri, Some(&f.operator), Some(body), &ct).await
 }

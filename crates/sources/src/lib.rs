@@ -152,7 +152,7 @@ pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> 
             });
         }
         any = true;
-        let (upto, done) = match memchr_newline(chunk) {
+        let (upto, done) = match chunk.iter().position(|&c| c == b'\n') {
             Some(i) => (i + 1, true),
             None => (chunk.len(), false),
         };
@@ -170,10 +170,6 @@ pub fn read_line_bounded(r: &mut dyn BufRead, buf: &mut Vec<u8>, max: usize) -> 
             return Ok(if skipping { Line::TooLong } else { Line::Read });
         }
     }
-}
-
-fn memchr_newline(b: &[u8]) -> Option<usize> {
-    b.iter().position(|&c| c == b'\n')
 }
 
 /// Files up to this size are read into memory whole (every S3 object is).
@@ -318,7 +314,7 @@ pub fn decompress_partial(
                 .saturating_mul(2)
                 .max(64 * 1024)
                 .min(limit_bytes.saturating_add(1));
-            out.resize(grown.max(filled + 1), 0);
+            out.resize(grown, 0);
         }
         // A read at a time: the checksum gzip computes over what a read returned then reads
         // it while it is still in cache.

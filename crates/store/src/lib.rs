@@ -145,9 +145,11 @@ pub trait Store {
     /// so a 2xx means stored.
     fn set_durable(&mut self, durable: bool) -> Result<()>;
     /// The exclusive right to write, across processes: one writer at a time per store, so
-    /// concurrent runs give what serial runs give. With `wait`, blocks until it is free;
-    /// without, `None` when another writer holds it. Released when dropped.
-    fn lock_writer(&self, wait: bool) -> Result<Option<WriterLock>>;
+    /// concurrent runs give what serial runs give. Blocks until it is free; released when
+    /// dropped.
+    fn lock_writer(&self) -> Result<WriterLock>;
+    /// [`Store::lock_writer`] without waiting: `None` while another writer holds it.
+    fn try_lock_writer(&self) -> Result<Option<WriterLock>>;
     /// Whether another connection (another process) committed since the store was opened
     /// or this was last asked: then what was loaded from it is out of date.
     fn changed_elsewhere(&mut self) -> Result<bool>;

@@ -156,6 +156,34 @@ fn now_ms() -> Millis {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+impl SqliteStore {
+    /// The data directory's `keyward.lock` (0600), opened, and its path; `None` in memory,
+    /// where no other process can write.
+    fn lock_file(&self) -> Result<Option<(std::fs::File, std::path::PathBuf)>> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Some(dir) = &self.dir else {
+            return Ok(None);
+        };
+        let path = dir.join("keyward.lock");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| data_dir_error(&path, e))?;
+        Ok(Some((file, path)))
+    }
+}
+
+fn data_dir_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::DataDir {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
 /// Creates `dir` (0700) or takes away what group and others could do with it.
 fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
@@ -228,34 +256,23 @@ fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<FindingRow> {
 const FILE_COLUMNS: &str = "id, path, hash, format, records, accepted, rejected, ingested_at";
 
 impl Store for SqliteStore {
-    fn lock_writer(&self, wait: bool) -> Result<Option<WriterLock>> {
-        let Some(dir) = &self.dir else {
+    fn lock_writer(&self) -> Result<WriterLock> {
+        let Some((file, path)) = self.lock_file()? else {
+            return Ok(WriterLock { _file: None });
+        };
+        file.lock().map_err(|e| data_dir_error(&path, e))?;
+        Ok(WriterLock { _file: Some(file) })
+    }
+
+    fn try_lock_writer(&self) -> Result<Option<WriterLock>> {
+        let Some((file, path)) = self.lock_file()? else {
             return Ok(Some(WriterLock { _file: None }));
         };
-        let path = dir.join("keyward.lock");
-        let err = |source| StoreError::DataDir {
-            path: path.display().to_string(),
-            source,
-        };
-        use std::os::unix::fs::OpenOptionsExt as _;
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(err)?;
-        if wait {
-            file.lock().map_err(err)?;
-        } else {
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
-                Err(std::fs::TryLockError::Error(e)) => return Err(err(e)),
-            }
+        match file.try_lock() {
+            Ok(()) => Ok(Some(WriterLock { _file: Some(file) })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(&path, e)),
         }
-        Ok(Some(WriterLock { _file: Some(file) }))
     }
 
     fn changed_elsewhere(&mut self) -> Result<bool> {
