@@ -49,6 +49,11 @@ for i, obj in enumerate(json.load(open(os.path.join(estate, "k8s/prod-eks/rbac-s
     put("graph_derive", bytes([i % 8]) + json.dumps(obj).encode())
 for t in ["2026-11-10T08:15:02.123456Z", "2019-08-16 17:27:59+00:00", "Nov 10, 2026 8:15:02 AM", "AKIABTX3GSDS2CT3VIU7"]:
     put("sniff_and_time", t)
+# Envelopes of bodies: an EventList, Records, lookup-events, lines, a non-array `items`.
+for t in ['{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"kind":"Event"}]}',
+          '{"Records":[{"eventVersion":"1.09"}]}', '{"Events":[{"CloudTrailEvent":"{}"}]}',
+          '{"a":1}\n{"b":2}\n', '{"kind":"EventList","items":{}}', '{"Records":3}']:
+    put("sniff_and_time", t)
 if os.path.isdir(shared):
     sd = os.path.join(shared, "aws-cloudtrail-stratus-detonations/detonation-logs")
     for f in sorted(os.listdir(sd)):

@@ -1,12 +1,17 @@
 #![no_main]
-//! Format detection and the timestamp parsers.
-use keyward_normalize::sniff;
+//! Format detection, a body's envelope and the timestamp parsers.
+use keyward_normalize::envelope::{self, Expect};
+use keyward_normalize::{Layout, sniff};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     for name in ["x.json", "x.yaml", "x.csv", "x", "x.tf", "x.tf.json", "a/CODEOWNERS"] {
         let _ = sniff::sniff(data, name);
         let _ = sniff::layout(data, name);
+    }
+    // An envelope an `EventList` opens is one document, and opens as records too.
+    if envelope::open(data, Expect::EventList).is_ok() {
+        assert_eq!(envelope::open(data, Expect::Records), Ok(Layout::Document));
     }
     if let Ok(s) = std::str::from_utf8(data) {
         if let Some(t) = keyward_model::time::parse(s) {

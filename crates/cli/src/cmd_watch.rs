@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use keyward_engine::{Engine, IngestOptions};
+use keyward_normalize::Layout;
 
 use crate::Outcome;
 use crate::cmd_rules::DetectArgs;
@@ -99,7 +100,8 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         if !chunk.is_empty() && (lines >= BATCH_LINES || idle) {
             let report = {
                 let _writing = crate::output::write_lock(&mut engine, dir)?;
-                let report = engine.ingest_lines(&label, &chunk, &opts, now_ms())?;
+                let lines = std::mem::take(&mut chunk);
+                let report = engine.ingest_body(&label, lines, Layout::Lines, &opts, now_ms())?;
                 let target = args.path.display().to_string();
                 let audit =
                     crate::cmd_ingest::audit_entry("ingest.watch", target, &report, now_ms());

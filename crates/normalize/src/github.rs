@@ -142,21 +142,32 @@ fn sender(payload: &Value, account: Option<&str>, at: i64, out: &mut Output) -> 
 pub fn normalize_delivery(bytes: &[u8], _ctx: &Context) -> Result<Option<Output<'static>>, String> {
     crate::depth::check(bytes)?;
     let d: Value = serde_json::from_slice(bytes).map_err(json_error)?;
+    delivery(&d, bytes.to_vec())
+}
+
+/// A delivery received live (the webhook endpoint): its tree as built from the request's
+/// headers and payload, and `raw`, its serialized form, stored as the event's record.
+/// Accepted, skipped or rejected into `sink` as line 1, as a file's delivery would be.
+pub fn normalize_webhook(d: &Value, raw: Vec<u8>, sink: &mut dyn crate::Sink) {
+    crate::emit(sink, delivery(d, raw), 1, None);
+}
+
+fn delivery(d: &Value, raw: Vec<u8>) -> Result<Option<Output<'static>>, String> {
     if !d.is_object() {
         return Err("expected a webhook delivery object".into());
     }
-    let event = s(&d, &["event"])
-        .or_else(|| s(&d, &["request", "headers", "X-GitHub-Event"]))
+    let event = s(d, &["event"])
+        .or_else(|| s(d, &["request", "headers", "X-GitHub-Event"]))
         .ok_or("missing `event` (the X-GitHub-Event header)")?;
-    let guid = s(&d, &["guid"])
-        .or_else(|| s(&d, &["request", "headers", "X-GitHub-Delivery"]))
+    let guid = s(d, &["guid"])
+        .or_else(|| s(d, &["request", "headers", "X-GitHub-Delivery"]))
         .ok_or("missing `guid` (the X-GitHub-Delivery header)")?;
     let payload = d
         .get("request")
         .and_then(|r| r.get("payload"))
         .filter(|p| p.is_object())
         .ok_or("missing `request.payload` object")?;
-    let delivered = s(&d, &["delivered_at"]).ok_or("missing `delivered_at`")?;
+    let delivered = s(d, &["delivered_at"]).ok_or("missing `delivered_at`")?;
     let at =
         time::parse(delivered).ok_or_else(|| "`delivered_at` is not a timestamp".to_owned())?;
     if event == "ping" || !EVENTS.contains(&event) {
@@ -204,7 +215,7 @@ pub fn normalize_delivery(bytes: &[u8], _ctx: &Context) -> Result<Option<Output<
         shared_id: None,
         stage: 0,
     });
-    out.raw = Some(Cow::Owned(bytes.to_vec()));
+    out.raw = Some(Cow::Owned(raw));
     Ok(Some(out))
 }
 

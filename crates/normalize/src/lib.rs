@@ -12,6 +12,7 @@ pub mod cloudtrail;
 pub mod codeowners;
 pub mod cred_report;
 pub mod depth;
+pub mod envelope;
 pub mod github;
 pub mod iam_authz;
 pub mod k8s_audit;

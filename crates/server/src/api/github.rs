@@ -184,8 +184,8 @@ pub(crate) async fn webhook(
         "action": payload.get("action"),
         "request": {"headers": kept, "payload": payload},
     });
-    let mut line = serde_json::to_vec(&delivery).map_err(ApiError::internal)?;
-    line.push(b'\n');
+    // Serialized once, as the event's stored record; read from the tree itself.
+    let raw = serde_json::to_vec(&delivery).map_err(ApiError::internal)?;
     let label = format!("api:github:hook-{hook}");
     let origin = crate::api::ingest::Origin {
         actor: format!("github:hook-{hook}"),
@@ -193,14 +193,12 @@ pub(crate) async fn webhook(
         target: Some(format!("delivery {guid}")),
         detail: Some(format!("event {event}")),
     };
-    crate::api::ingest::run(
-        &state,
-        label,
-        origin,
-        line,
-        Some(Format::GithubWebhook),
-        None,
-        start,
-    )
-    .await
+    let ingest = move |e: &mut keyward_engine::Engine| {
+        let format = Some(Format::GithubWebhook);
+        let opts = keyward_engine::IngestOptions::default();
+        e.ingest_records(&label, &raw, format, &opts, now(), |_, sink| {
+            github::normalize_webhook(&delivery, raw.clone(), sink);
+        })
+    };
+    crate::api::ingest::run(&state, origin, ingest, start).await
 }

@@ -1,9 +1,9 @@
 //! Live inputs: generic event POSTs and the Kubernetes API server's audit webhook.
 //!
-//! A body becomes JSON lines (one record per line) and goes through
-//! `Engine::ingest_lines`, the pipeline `keyward watch` uses: normalization, inventory,
-//! graph, store and detection in one store transaction. The answer is sent after the
-//! commit, so a 2xx means the events are stored.
+//! A body's envelope is checked (`keyward_normalize::envelope`), then the body goes through
+//! `Engine::ingest_body`, the pipeline `keyward watch` uses and the reader files go
+//! through: normalization, inventory, graph, store and detection in one store transaction.
+//! The answer is sent after the commit, so a 2xx means the events are stored.
 
 use std::time::Instant;
 
@@ -12,8 +12,9 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use keyward_engine::IngestOptions;
-use keyward_normalize::Format;
+use keyward_engine::{Engine, EngineError, IngestOptions, IngestReport};
+use keyward_normalize::envelope::Expect;
+use keyward_normalize::{Format, Layout};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -98,7 +99,7 @@ pub(crate) async fn generic(
     };
     let _permit = acquire(&state.ingest_permits).await?;
     let body = read_body(&state, &headers, body).await?;
-    let lines = body_lines(&state, headers, body, false).await?;
+    let (body, layout) = open_body(&state, headers, body, Expect::Records).await?;
     let label = format!("api:ingest:{}", caller.token_id);
     let origin = Origin {
         actor: caller.actor(),
@@ -106,7 +107,13 @@ pub(crate) async fn generic(
         target: None,
         detail: format.map(|f| format!("format {}", f.as_str())),
     };
-    run(&state, label, origin, lines, format, q.cluster, start).await
+    let opts = IngestOptions {
+        format,
+        cluster: q.cluster,
+        ..IngestOptions::default()
+    };
+    let ingest = move |e: &mut Engine| e.ingest_body(&label, body, layout, &opts, now());
+    run(&state, origin, ingest, start).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -161,7 +168,7 @@ pub(crate) async fn kubernetes_audit(
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let _permit = acquire(&state.ingest_permits).await?;
     let body = read_body(&state, &headers, body).await?;
-    let lines = body_lines(&state, headers, body, true).await?;
+    let (body, layout) = open_body(&state, headers, body, Expect::EventList).await?;
     let label = format!("api:kubernetes-audit:{}", caller.token_id);
     let origin = Origin {
         actor: caller.actor(),
@@ -172,16 +179,13 @@ pub(crate) async fn kubernetes_audit(
         )),
         detail: None,
     };
-    run(
-        &state,
-        label,
-        origin,
-        lines,
-        Some(Format::K8sAudit),
-        q.cluster,
-        start,
-    )
-    .await
+    let opts = IngestOptions {
+        format: Some(Format::K8sAudit),
+        cluster: q.cluster,
+        ..IngestOptions::default()
+    };
+    let ingest = move |e: &mut Engine| e.ingest_body(&label, body, layout, &opts, now());
+    run(&state, origin, ingest, start).await
 }
 
 /// Who posted a request, for its audit entry (ids only, never a token or a secret).
@@ -192,29 +196,21 @@ pub(crate) struct Origin {
     pub detail: Option<String>,
 }
 
-/// Ingests `lines` and writes the request's audit entry (its counts in `after`) once the
-/// events are committed.
-pub(crate) async fn run(
+/// Runs `ingest` on the engine and writes the request's audit entry (its counts in
+/// `after`) once the events are committed.
+pub(crate) async fn run<F>(
     state: &AppState,
-    label: String,
     origin: Origin,
-    lines: Vec<u8>,
-    format: Option<Format>,
-    cluster: Option<String>,
+    ingest: F,
     start: Instant,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    if lines.is_empty() {
-        return Err(ApiError::bad_request("the body holds no records"));
-    }
-    let opts = IngestOptions {
-        format,
-        cluster,
-        ..IngestOptions::default()
-    };
+) -> Result<(StatusCode, Json<Value>), ApiError>
+where
+    F: FnOnce(&mut Engine) -> Result<IngestReport, EngineError> + Send + 'static,
+{
     let report = state
         .engine
         .write(move |e| {
-            let report = e.ingest_lines(&label, &lines, &opts, now())?;
+            let report = ingest(e)?;
             let received = report.per_source.values().map(|s| s.records).sum::<u64>()
                 + if report.per_source.is_empty() {
                     report.rejected
@@ -233,7 +229,7 @@ pub(crate) async fn run(
                 before: None,
                 after: Some(counts.to_string()),
             })?;
-            Ok::<_, keyward_engine::EngineError>(report)
+            Ok::<_, EngineError>(report)
         })
         .await?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -355,20 +351,22 @@ pub(crate) async fn read_body(
         })?
 }
 
-/// The body's records, one per line: decoded and split off the async threads (inflating
-/// and parsing are CPU work; on a runtime thread they would stall every other request,
-/// `/healthz` included).
-async fn body_lines(
+/// The body, decoded, and the layout its envelope holds its records in: off the async
+/// threads (inflating and validating are CPU work; on a runtime thread they would stall
+/// every other request, `/healthz` included). An envelope that cannot be read gets 400.
+async fn open_body(
     state: &AppState,
     headers: HeaderMap,
     body: Bytes,
-    event_list: bool,
-) -> Result<Vec<u8>, ApiError> {
+    expect: Expect,
+) -> Result<(Vec<u8>, Layout), ApiError> {
     let config = std::sync::Arc::clone(&state.config);
     tokio::task::spawn_blocking(move || {
         let raw = decode(&headers, &body, &config)?;
         drop(body);
-        to_lines(&raw, event_list)
+        let layout = keyward_normalize::envelope::open(&raw, expect)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok((raw, layout))
     })
     .await
     .map_err(ApiError::internal)?
@@ -414,174 +412,4 @@ fn decode(headers: &HeaderMap, body: &Bytes, config: &crate::Config) -> Result<V
             ApiError::bad_request(format!("the gzip body does not decompress: {e}"))
         }
     })
-}
-
-/// One record per line. A whole JSON document (CloudTrail `{"Records":[…]}`, an array, an
-/// `EventList`, one record) is split into its records; anything else is taken as JSON
-/// lines, whose bad lines the pipeline rejects one by one with their line numbers.
-/// `event_list`: only an `audit.k8s.io` `EventList` is accepted.
-fn to_lines(raw: &[u8], event_list: bool) -> Result<Vec<u8>, ApiError> {
-    let text = raw.trim_ascii();
-    if text.is_empty() {
-        return Err(ApiError::bad_request("the body is empty"));
-    }
-    // Both parsers below recurse per level of nesting (see `normalize::depth`): a body
-    // nested too deep is JSON lines, whose deep line the pipeline rejects like any bad
-    // record, or a document refused whole.
-    if keyward_normalize::depth::too_deep_at(text).is_some() {
-        if !event_list && text.contains(&b'\n') {
-            return Ok(text.to_vec());
-        }
-        return Err(ApiError::bad_request(keyward_normalize::TOO_DEEP));
-    }
-    if let Some(lines) = records_raw(text, event_list) {
-        return Ok(lines);
-    }
-    let whole = serde_json::from_slice::<Value>(text);
-    let records = match whole {
-        Ok(Value::Object(mut m)) => {
-            let kind = m.get("kind").and_then(Value::as_str).map(str::to_owned);
-            if event_list && kind.as_deref() != Some("EventList") {
-                return Err(ApiError::bad_request(
-                    "expected an audit.k8s.io EventList (`\"kind\": \"EventList\"`)",
-                ));
-            }
-            match (m.remove("Records"), m.remove("items")) {
-                (Some(Value::Array(a)), _) => a,
-                (_, Some(Value::Array(a))) if kind.as_deref() == Some("EventList") => a,
-                (Some(_), _) => return Err(ApiError::bad_request("`Records` must be an array")),
-                (_, Some(_)) if kind.as_deref() == Some("EventList") => {
-                    return Err(ApiError::bad_request("`items` must be an array"));
-                }
-                _ => vec![Value::Object(m)],
-            }
-        }
-        Ok(Value::Array(a)) if !event_list => a,
-        Ok(_) if event_list => {
-            return Err(ApiError::bad_request(
-                "expected an audit.k8s.io EventList (`\"kind\": \"EventList\"`)",
-            ));
-        }
-        Ok(_) => {
-            return Err(ApiError::bad_request(
-                "expected a JSON object, an array of records, or JSON lines",
-            ));
-        }
-        Err(e) if event_list || !text.contains(&b'\n') => {
-            return Err(ApiError::bad_request(format!(
-                "the body is not JSON: {e} (line {}, column {})",
-                e.line(),
-                e.column()
-            )));
-        }
-        // JSON lines: passed through as they are.
-        Err(_) => return Ok(text.to_vec()),
-    };
-    let mut out = Vec::with_capacity(raw.len());
-    for r in records {
-        serde_json::to_writer(&mut out, &r).map_err(ApiError::internal)?;
-        out.push(b'\n');
-    }
-    Ok(out)
-}
-
-/// The fast path of [`to_lines`] for the common, well-formed case: a compact
-/// `{"Records":[…]}` or `EventList` whose records are copied byte for byte, without
-/// building and re-serializing a tree. `None` sends the body down the general path (which
-/// also produces the error messages).
-fn records_raw(text: &[u8], event_list: bool) -> Option<Vec<u8>> {
-    if !text.starts_with(b"{") {
-        return None;
-    }
-    let mut kind = None;
-    let mut records = None;
-    for entry in sonic_rs::to_object_iter(text) {
-        let (k, v) = entry.ok()?;
-        match k.as_ref() {
-            "Records" | "items" if records.is_none() => records = Some((k, v)),
-            "kind" => kind = sonic_rs::from_str::<String>(v.as_raw_str()).ok(),
-            // A key that also names a format: let the general path decide.
-            "Records" | "items" => return None,
-            _ => {}
-        }
-    }
-    let (key, list) = records?;
-    let is_event_list = kind.as_deref() == Some("EventList");
-    let wanted = if event_list || key.as_ref() == "items" {
-        is_event_list && key.as_ref() == "items"
-    } else {
-        key.as_ref() == "Records"
-    };
-    if !wanted || !list.as_raw_str().starts_with('[') {
-        return None;
-    }
-    let mut out = Vec::with_capacity(text.len());
-    for item in sonic_rs::to_array_iter(list.as_raw_str()) {
-        let raw = item.ok()?;
-        let raw = raw.as_raw_str().as_bytes();
-        // A pretty-printed record spans lines: leave it to the general path.
-        if !raw.starts_with(b"{") || raw.contains(&b'\n') || raw.contains(&b'\r') {
-            return None;
-        }
-        out.extend_from_slice(raw);
-        out.push(b'\n');
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn documents_become_one_record_per_line() {
-        let l = to_lines(br#"{"Records":[{"a":1},{"b":2}]}"#, false).unwrap();
-        assert_eq!(l, b"{\"a\":1}\n{\"b\":2}\n");
-        let l = to_lines(br#"[{"a":1}]"#, false).unwrap();
-        assert_eq!(l, b"{\"a\":1}\n");
-        let l = to_lines(b"{\"a\":1}\n{\"b\":2}\n", false).unwrap();
-        assert_eq!(l, b"{\"a\":1}\n{\"b\":2}");
-        let l = to_lines(br#"{"kind":"EventList","items":[{"x":1}]}"#, true).unwrap();
-        assert_eq!(l, b"{\"x\":1}\n");
-        assert!(to_lines(br#"{"kind":"Event"}"#, true).is_err());
-        assert!(to_lines(b"not json", false).is_err());
-        assert!(to_lines(b"  ", false).is_err());
-        assert!(to_lines(br#"{"Records":3}"#, false).is_err());
-        // The raw fast path copies compact records exactly; pretty ones are re-serialized.
-        let l = to_lines(br#"{"Records":[{"a":1, "b":[2]},{"c":"x\ny"}]}"#, false).unwrap();
-        assert_eq!(l, b"{\"a\":1, \"b\":[2]}\n{\"c\":\"x\\ny\"}\n");
-        let l = to_lines(b"{\"Records\":[\n  {\n    \"a\": 1\n  }\n]}", false).unwrap();
-        assert_eq!(l, b"{\"a\":1}\n");
-        let l = to_lines(br#"{"items":[{"x":1}],"kind":"EventList"}"#, true).unwrap();
-        assert_eq!(l, b"{\"x\":1}\n");
-        assert!(to_lines(br#"{"items":[{"x":1}],"kind":"List"}"#, true).is_err());
-        assert!(to_lines(br#"{"Records":[{"a":1},"#, false).is_err());
-    }
-
-    /// Bodies nested deeper than the limit never reach a recursive parser: a document is
-    /// refused with the reason, JSON lines go on to be rejected line by line.
-    #[test]
-    fn deep_bodies_are_refused_not_parsed() {
-        for depth in [129, 12_000, 1_000_000] {
-            let deep = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
-            for body in [
-                format!(r#"{{"Records":[{{"a":1}},{{"b":{deep}}}]}}"#),
-                deep.clone(),
-                format!(r#"{{"kind":"EventList","items":[{deep}]}}"#),
-            ] {
-                for event_list in [false, true] {
-                    let e = to_lines(body.as_bytes(), event_list).unwrap_err();
-                    assert_eq!(e.message, keyward_normalize::TOO_DEEP, "{depth}");
-                    assert_eq!(e.status, StatusCode::BAD_REQUEST);
-                }
-            }
-            let lines = format!("{{\"a\":1}}\n{{\"b\":{deep}}}\n");
-            assert_eq!(
-                to_lines(lines.as_bytes(), false).unwrap(),
-                lines.trim_end().as_bytes()
-            );
-            assert!(to_lines(lines.as_bytes(), true).is_err());
-        }
-    }
 }

@@ -1,0 +1,469 @@
+//! Ingestion: inputs in, one store batch per run of inputs.
+//!
+//! Every input — a file, an HTTP body, a batch of lines from `keyward watch`, a webhook
+//! delivery — reaches the store through one [`sink::EngineSink`]; files and in-memory
+//! inputs are read by one reader ([`read_records`]): documents go to
+//! [`keyward_normalize::normalize_document`], JSON lines to
+//! [`keyward_normalize::normalize_line`].
+
+mod file;
+mod sink;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use keyward_model::{Diagnostic, time::Millis};
+use keyward_normalize::{Context, Format, Layout, Sink};
+use keyward_sources::Input;
+use keyward_store::Batch;
+use rustc_hash::FxHashMap;
+
+use crate::{Engine, EngineError};
+use sink::{EngineSink, Parts};
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Force a format instead of detecting it.
+    pub format: Option<Format>,
+    /// Kubernetes cluster name; otherwise taken from the path layout, else `default`.
+    pub cluster: Option<String>,
+    /// Re-read files whose exact bytes were ingested before.
+    pub force: bool,
+    /// Commit after this many records (default [`DEFAULT_BATCH_RECORDS`]); a crash loses
+    /// at most the uncommitted batch, whose files the next run reads again.
+    pub batch_records: Option<u64>,
+}
+
+pub const DEFAULT_BATCH_RECORDS: u64 = 500_000;
+
+/// Progress callbacks (the CLI draws a bar; tests and the server ignore them).
+pub trait Progress {
+    fn file_started(&mut self, _path: &Path) {}
+    fn records(&mut self, _n: u64) {}
+    fn file_finished(&mut self) {}
+}
+
+impl Progress for () {}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileStatus {
+    Ingested,
+    /// The same bytes were ingested before.
+    Unchanged,
+    /// Not a format Keyward reads; only an error when the file was named explicitly.
+    Unrecognized,
+    /// Could not be read at all (a dead letter says why); the other files were ingested.
+    Unreadable,
+    /// Damaged part-way (a truncated or corrupt gzip, a read error): the records before the
+    /// damage were ingested, and a dead letter says where it stopped.
+    Damaged,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    pub path: String,
+    pub format: Option<Format>,
+    pub status: FileStatus,
+    pub records: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct SourceStats {
+    pub files: u64,
+    pub records: u64,
+    pub accepted: u64,
+    pub rejected: u64,
+    pub events_new: u64,
+    pub identities_new: u64,
+    pub identities_updated: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    pub files: Vec<FileReport>,
+    pub per_source: BTreeMap<&'static str, SourceStats>,
+    /// Rejections by reason class (values in backticks replaced by `…`).
+    pub reasons: BTreeMap<String, u64>,
+    /// The first rejected records, `path:line` and why.
+    pub rejections: Vec<(String, Diagnostic)>,
+    pub rejected: u64,
+    pub identities_new: u64,
+    pub identities_updated: u64,
+    /// Explicitly named inputs that could not be read as any format.
+    pub unrecognized_explicit: u64,
+    /// With detection enabled: what it ran on.
+    pub detection: Option<DetectionStats>,
+    /// Findings opened or extended by this ingest.
+    pub findings: Vec<keyward_detect::Finding>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DetectionStats {
+    /// Events the rules ran on (new to the store).
+    pub events: u64,
+    /// Of those, how many a rule needed the raw record parsed for.
+    pub parsed: u64,
+    /// Identities with a behavioural baseline.
+    pub baselines: usize,
+}
+
+const MAX_LISTED_REJECTIONS: usize = 50;
+
+/// Groups reasons: the field name in the first backticks stays, values are elided.
+pub fn reason_class(reason: &str) -> String {
+    let head = reason.split(": ").next().unwrap_or(reason);
+    let mut out = String::with_capacity(head.len());
+    for (i, part) in head.split('`').enumerate() {
+        if i % 2 == 1 && i > 1 {
+            out.push_str("`…`");
+        } else if i % 2 == 1 {
+            out.push('`');
+            out.push_str(part);
+            out.push('`');
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
+/// Stores a dead letter and counts it in the report under `class` (and among the first
+/// rejections listed).
+fn dead_letter(
+    batch: &mut dyn Batch,
+    report: &mut IngestReport,
+    file_id: i64,
+    path: &str,
+    class: String,
+    diag: Diagnostic,
+) -> Result<(), EngineError> {
+    batch.put_dead_letter(file_id, path, &diag)?;
+    *report.reasons.entry(class).or_default() += 1;
+    if report.rejections.len() < MAX_LISTED_REJECTIONS {
+        report.rejections.push((path.to_owned(), diag));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Ingests files and directories. `now` stamps the file records.
+    pub fn ingest(
+        &mut self,
+        paths: &[PathBuf],
+        opts: &IngestOptions,
+        progress: &mut dyn Progress,
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
+        let mut run = Run::default();
+        let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
+        let inventory = &mut self.inventory;
+        let topology = &mut self.topology;
+        let mut detector = self.detector.as_mut();
+        let mut batch = self.store.begin()?;
+        let mut pending = 0u64;
+        for given in paths {
+            let explicit = !given.is_dir();
+            let files =
+                keyward_sources::discover(std::slice::from_ref(given)).map_err(|source| {
+                    EngineError::Io {
+                        path: given.display().to_string(),
+                        source,
+                    }
+                })?;
+            for path in files {
+                progress.file_started(&path);
+                let parts = Parts {
+                    batch: &mut *batch,
+                    inventory,
+                    topology,
+                    detector: detector.as_deref_mut(),
+                };
+                let file = file::File {
+                    path: &path,
+                    explicit,
+                };
+                let fr = file::ingest(parts, file, opts, progress, now, &mut run)?;
+                pending += fr.records;
+                progress.file_finished();
+                run.state.report.files.push(fr);
+                if pending >= limit {
+                    write_changes(&mut *batch, inventory, topology)?;
+                    if let Some(det) = detector.as_deref_mut() {
+                        let f = crate::detection::write(&mut *batch, det, &topology.graph)?;
+                        run.state.report.findings.extend(f);
+                    }
+                    batch.commit()?;
+                    batch = self.store.begin()?;
+                    pending = 0;
+                }
+            }
+        }
+        // Cross-source links, then everything not yet written.
+        inventory.link();
+        write_changes(&mut *batch, inventory, topology)?;
+        if let Some(det) = detector {
+            // Hours that ended before the latest event are scored now.
+            det.close_hours();
+            let f = crate::detection::write(&mut *batch, det, &topology.graph)?;
+            run.state.report.findings.extend(f);
+            run.state.report.detection = Some(DetectionStats {
+                events: det.events,
+                parsed: det.parsed,
+                baselines: det.baseline_count(),
+            });
+        }
+        batch.commit()?;
+        // Objects and accounts re-derive their graph edges from what is now committed.
+        let pending = std::mem::take(&mut run.state.pending);
+        self.topology.apply(self.store.as_ref(), pending)?;
+        let mut report = run.state.report;
+        for (new, source) in run.state.touched.values() {
+            let st = report.per_source.entry(source).or_default();
+            if *new {
+                st.identities_new += 1;
+                report.identities_new += 1;
+            } else {
+                st.identities_updated += 1;
+                report.identities_updated += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Ingests events handed over in memory — an HTTP body, a batch of lines from
+    /// `keyward watch` — as one input named `label`, in one store batch. `layout` is what
+    /// [`keyward_normalize::envelope::open`] found. Only event formats (CloudTrail,
+    /// Kubernetes audit, GitHub deliveries) are read: the format is `opts.format`, else the
+    /// document's, else that of the first line that tells (one unrecognised line, a
+    /// shipper's banner, must not discard the good lines after it; it is rejected alone).
+    pub fn ingest_body(
+        &mut self,
+        label: &str,
+        body: Vec<u8>,
+        layout: Layout,
+        opts: &IngestOptions,
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
+        let format = opts
+            .format
+            .or_else(|| match layout {
+                Layout::Document => keyward_normalize::sniff::format_of_document(&body, label),
+                Layout::Lines => body
+                    .split(|&b| b == b'\n')
+                    .map(<[u8]>::trim_ascii)
+                    .filter(|l| !l.is_empty())
+                    .find_map(keyward_normalize::sniff::format_of_object),
+            })
+            .filter(|f| f.line_oriented());
+        let hash = blake3::hash(&body).to_hex().to_string();
+        let mut input = Input::Memory(body);
+        self.ingest_memory(label, &hash, format, opts, now, |format, ctx, sink| {
+            read_records(format, layout, &mut input, ctx, sink);
+        })
+    }
+
+    /// Ingests what `read` gives the sink, as one input named `label` of `format` (`None`:
+    /// not an event format; one dead letter says so), in one store batch. `bytes` are the
+    /// input's, for its content hash: a webhook delivery built from a request.
+    pub fn ingest_records(
+        &mut self,
+        label: &str,
+        bytes: &[u8],
+        format: Option<Format>,
+        opts: &IngestOptions,
+        now: Millis,
+        read: impl FnOnce(&mut Context, &mut dyn Sink),
+    ) -> Result<IngestReport, EngineError> {
+        let hash = blake3::hash(bytes).to_hex().to_string();
+        self.ingest_memory(label, &hash, format, opts, now, |_, ctx, sink| {
+            read(ctx, sink);
+        })
+    }
+
+    /// The entry of every input held in memory: one input, one store batch.
+    fn ingest_memory(
+        &mut self,
+        label: &str,
+        hash: &str,
+        format: Option<Format>,
+        opts: &IngestOptions,
+        now: Millis,
+        read: impl FnOnce(Format, &mut Context, &mut EngineSink),
+    ) -> Result<IngestReport, EngineError> {
+        let mut run = Run::default();
+        let mut batch = self.store.begin()?;
+        let Some(format) = format else {
+            let file_id = batch.add_file(label, hash, "unknown", now)?;
+            let diag = Diagnostic {
+                line: 1,
+                record: None,
+                reason: "not CloudTrail or Kubernetes audit JSON lines".into(),
+            };
+            batch.put_dead_letter(file_id, label, &diag)?;
+            batch.finish_file(file_id, 1, 0, 1)?;
+            batch.commit()?;
+            run.state.report.rejected = 1;
+            run.state.report.rejections.push((label.to_owned(), diag));
+            return Ok(run.state.report);
+        };
+        run.ctx.cluster = opts.cluster.clone().unwrap_or_else(|| "default".into());
+        let file_id = batch.add_file(label, hash, format.as_str(), now)?;
+        let mut progress = ();
+        let parts = Parts {
+            batch: &mut *batch,
+            inventory: &mut self.inventory,
+            topology: &mut self.topology,
+            detector: self.detector.as_mut(),
+        };
+        let input = (file_id, label, format.as_str());
+        let mut sink = EngineSink::new(parts, &mut run.state, input, &mut progress);
+        read(format, &mut run.ctx, &mut sink);
+        if let Some(e) = sink.error.take() {
+            return Err(e);
+        }
+        let (records, accepted, rejected) = (sink.records, sink.accepted, sink.rejected);
+        batch.finish_file(file_id, records, accepted, rejected)?;
+        self.inventory.link();
+        write_changes(&mut *batch, &mut self.inventory, &mut self.topology)?;
+        if let Some(det) = self.detector.as_mut() {
+            let f = crate::detection::write(&mut *batch, det, &self.topology.graph)?;
+            run.state.report.findings.extend(f);
+        }
+        batch.commit()?;
+        let pending = std::mem::take(&mut run.state.pending);
+        self.topology.apply(self.store.as_ref(), pending)?;
+        let report = &mut run.state.report;
+        let st = report.per_source.entry(format.as_str()).or_default();
+        st.records += records;
+        st.accepted += accepted;
+        st.rejected += rejected;
+        report.rejected += rejected;
+        Ok(run.state.report)
+    }
+}
+
+/// Reads one input's records into the sink: a document whole, through its format's
+/// reader; JSON lines one at a time, from memory or streamed (a line longer than
+/// [`keyward_sources::MAX_LINE`] is one rejected record). Stops at the first store error.
+/// Returns the lines read whole for JSON lines (`None` for a document), and the read error
+/// that cut a stream short, if one did.
+fn read_records(
+    format: Format,
+    layout: Layout,
+    input: &mut Input,
+    ctx: &mut Context,
+    sink: &mut EngineSink,
+) -> (Option<u64>, Option<std::io::Error>) {
+    if layout == Layout::Document {
+        if let Input::Memory(doc) = input {
+            keyward_normalize::normalize_document(format, doc, ctx, sink);
+        }
+        return (None, None);
+    }
+    let mut line_no = 0u64;
+    // `whole`: false for a line cut at `MAX_LINE` (one rejected record).
+    let mut each = |line: &[u8], whole: bool, sink: &mut EngineSink| {
+        line_no += 1;
+        let trimmed = line.trim_ascii();
+        if !whole {
+            sink.reject(Diagnostic {
+                line: line_no,
+                record: None,
+                reason: format!("a line longer than {} MiB", keyward_sources::MAX_LINE >> 20),
+            });
+        } else if !trimmed.is_empty() {
+            keyward_normalize::normalize_line(format, trimmed, line_no, ctx, sink);
+        }
+        sink.error.is_none()
+    };
+    let mut damage = None;
+    match input {
+        Input::Memory(m) => {
+            for line in m.split(|&b| b == b'\n') {
+                if !each(line, true, sink) {
+                    break;
+                }
+            }
+        }
+        Input::Stream(reader) => {
+            let mut line = Vec::with_capacity(4096);
+            loop {
+                line.clear();
+                let read = keyward_sources::read_line_bounded(
+                    &mut **reader,
+                    &mut line,
+                    keyward_sources::MAX_LINE,
+                );
+                match read {
+                    Ok(keyward_sources::Line::End) => break,
+                    Ok(l) => {
+                        if !each(&line, l == keyward_sources::Line::Read, sink) {
+                            break;
+                        }
+                    }
+                    // What was read of a line the damage cut is not a record.
+                    Err(e) => {
+                        damage = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        Input::Raw(_) => {}
+    }
+    (Some(line_no), damage)
+}
+
+/// Writes identities changed since the last call, re-deriving their graph edges, and the
+/// observed edges that changed.
+fn write_changes(
+    batch: &mut dyn Batch,
+    inventory: &mut keyward_graph::Inventory,
+    topology: &mut crate::Topology,
+) -> Result<(), EngineError> {
+    let mut dirty = inventory.take_dirty();
+    // In key order: each b-tree page of the identities table is visited once per batch
+    // instead of at random (a fifth fewer page splits and cache misses on a fresh store).
+    dirty.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    // Stores first, then the graph: each part's code runs over all of them in a row.
+    batch.put_identities(&dirty)?;
+    for i in dirty {
+        topology.identity(i);
+    }
+    for e in topology.graph.take_observed() {
+        batch.put_observed_edge(&e)?;
+    }
+    Ok(())
+}
+
+/// What one `ingest` call accumulates across inputs.
+#[derive(Default)]
+struct Run {
+    /// A decompression buffer kept from file to file (see `decompress_into`).
+    spare: Vec<u8>,
+    ctx: Context,
+    state: RunState,
+}
+
+/// The part of a [`Run`] its inputs' sinks write to.
+#[derive(Default)]
+pub(crate) struct RunState {
+    pending: crate::topology::Pending,
+    report: IngestReport,
+    touched: FxHashMap<String, (bool, &'static str)>,
+    resolved: FxHashMap<usize, Resolved>,
+    /// Retirement answers for the detector's lookups in this run.
+    retired: std::cell::RefCell<FxHashMap<String, Option<String>>>,
+}
+
+/// A shared [`keyward_normalize::Touch`] resolved to inventory slots, keyed by the address
+/// of its `Arc` (held here, so the address is not reused while cached).
+struct Resolved {
+    _touch: Arc<keyward_normalize::Touch>,
+    ids: Vec<keyward_graph::Slot>,
+    /// Owner slot and index into the touch's `credentials`.
+    credentials: Vec<(keyward_graph::Slot, usize)>,
+}
