@@ -15,7 +15,7 @@ pub struct Args {
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let engine = Engine::open(dir)?;
-    for dl in engine.store().dead_letters(args.limit)? {
+    for dl in engine.dead_letters(args.limit)? {
         let d = dl.diagnostic;
         match d.record {
             Some(rec) => println!("{}:{} (record {rec}): {}", dl.path, d.line, d.reason),

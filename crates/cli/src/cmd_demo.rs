@@ -66,7 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     print_summary(&report, secs, engine.inventory().len());
 
     // The example data is frozen in time: judge it as of its last event.
-    let as_of = engine.store().latest_event_time()?.unwrap_or(0);
+    let as_of = engine.latest_event_time()?.unwrap_or(0);
     let lc = LifecycleConfig {
         as_of,
         stale_after_days: 30,
@@ -227,7 +227,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         );
     }
 
-    let (_, escalations) = crate::cmd_graph::escalation_paths(&engine, None)?;
+    let (_, escalations) = engine.escalation_paths(None)?;
     let lines: Vec<String> = escalations
         .iter()
         .map(|f| {

@@ -108,7 +108,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                 .status;
             let at = now_ms();
             let f = engine.set_finding_status(&id, status, &by, note.as_deref(), at)?;
-            engine.store_mut().audit(&keyward_store::AuditEntry {
+            engine.audit(&keyward_store::AuditEntry {
                 at,
                 actor: cli_actor(),
                 action: "finding.status".into(),
@@ -141,7 +141,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         }
         Some(Action::Risk { detect, top }) => {
             let _writing = crate::output::write_lock(&mut engine, dir)?;
-            let as_of = engine.store().latest_event_time()?.unwrap_or_else(now_ms);
+            let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
             let posture = engine.evaluate_posture(as_of, &detect.allow_account)?;
             let mut t = table();
             t.set_header(["identity", "R", "tier", "P", "E", "A", "T (days)", "why"]);

@@ -9,7 +9,6 @@ use anyhow::{Context as _, bail};
 use keyward_engine::Engine;
 use keyward_graph::analysis::{BlastOptions, Candidate, Reach, blast_radius, foreign_trusts};
 use keyward_graph::export;
-use keyward_graph::iam::escalation::{Analysis, Path as EscalationPath};
 use keyward_graph::{EdgeKind, EdgeView, Graph, NodeId};
 use serde_json::json;
 
@@ -420,7 +419,7 @@ fn rbac(engine: &Engine, args: &RbacArgs) -> anyhow::Result<Outcome> {
         None => format!("{kind} {name}"),
     };
     let mut rows = Vec::new();
-    for (cluster, objects) in keyward_engine::k8s_objects(engine.store())? {
+    for (cluster, objects) in engine.k8s_objects()? {
         if args.cluster.as_deref().is_some_and(|c| c != cluster) {
             continue;
         }
@@ -496,44 +495,6 @@ fn export(engine: &Engine, args: &ExportArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// A principal's shortest escalation path to admin.
-pub struct Found {
-    pub account: String,
-    pub from: String,
-    pub path: EscalationPath,
-}
-
-/// Escalation paths to admin from every principal (or one), per account, and the
-/// admin-equivalent principals.
-pub fn escalation_paths(
-    engine: &Engine,
-    from: Option<&str>,
-) -> anyhow::Result<(Vec<String>, Vec<Found>)> {
-    let mut found = Vec::new();
-    let mut admins = Vec::new();
-    for (account, snap) in &keyward_engine::iam_snapshots(engine.store())? {
-        let analysis = Analysis::run(snap);
-        admins.extend(analysis.admins.iter().cloned());
-        for id in snap
-            .principals()
-            .into_keys()
-            .filter(|id| from.is_none_or(|f| f == id))
-        {
-            if analysis.admins.contains(&id) {
-                continue;
-            }
-            if let Some(path) = analysis.path_to_admin(&id) {
-                found.push(Found {
-                    account: account.clone(),
-                    from: id,
-                    path,
-                });
-            }
-        }
-    }
-    Ok((admins, found))
-}
-
 fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
     if args.to != "admin" {
         bail!("`--to {}`: only `--to admin` is supported", args.to);
@@ -542,13 +503,13 @@ fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
         None => None,
         Some(q) => Some(resolve(engine, q)?.id.clone()),
     };
-    if keyward_engine::iam_snapshots(engine.store())?.is_empty() {
+    if engine.iam_snapshots()?.is_empty() {
         println!(
             "no IAM authorization details ingested (aws iam get-account-authorization-details)"
         );
         return Ok(Outcome::Clean);
     }
-    let (admins, found) = escalation_paths(engine, from.as_deref())?;
+    let (admins, found) = engine.escalation_paths(from.as_deref())?;
     match args.format {
         OutputFormat::Json => {
             let out: Vec<_> = found

@@ -101,7 +101,7 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
     let mut report = report?;
     if !args.no_detect {
         // Posture is judged as of the newest event (replayed logs are judged in their time).
-        let as_of = engine.store().latest_event_time()?.unwrap_or_else(now_ms);
+        let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
         let posture = engine.evaluate_posture(as_of, &args.detect.allow_account)?;
         report.findings.extend(posture.findings);
     }
@@ -114,9 +114,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let _writing = crate::output::write_lock(&mut engine, dir)?;
     let (report, secs) = ingest(&mut engine, &args)?;
     let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
-    engine
-        .store_mut()
-        .audit(&audit_entry("ingest", paths.join(" "), &report, now_ms()))?;
+    engine.audit(&audit_entry("ingest", paths.join(" "), &report, now_ms()))?;
     print_summary(&report, secs, engine.inventory().len());
     Ok(if report.rejected > 0 {
         Outcome::Rejected

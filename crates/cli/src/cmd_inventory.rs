@@ -87,18 +87,14 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         as_of,
         stale_after_days: args.stale_days,
     };
-    let rows = engine.list(&filter, lc);
-    let listed: Vec<&keyward_model::Identity> = rows.iter().map(|(i, _)| *i).collect();
-    let owners = engine.owner_infos(&listed);
-    let rows: Vec<_> = rows
+    let owners = keyward_engine::OwnerFilter {
+        owner: args.owner.clone(),
+        orphaned: args.orphaned,
+    };
+    let rows: Vec<_> = engine
+        .owned(engine.list(&filter, lc), &owners, true)
         .into_iter()
-        .zip(owners)
-        .filter(|(_, o)| !args.orphaned || o.orphan.is_some())
-        .filter(|(_, o)| {
-            args.owner.as_deref().is_none_or(|q| {
-                o.ownership.owner.as_deref() == Some(q) || o.ownership.team.as_deref() == Some(q)
-            })
-        })
+        .map(|(row, o)| (row, o.unwrap_or_default()))
         .collect();
     match args.format {
         OutputFormat::Json => {

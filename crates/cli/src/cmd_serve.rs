@@ -111,25 +111,18 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         let mut engine = Engine::open(&data)
             .map_err(|e| format!("opening the store in `{}`: {e}", data.display()))?;
         // A 2xx on an ingest route means stored, power loss included.
-        engine
-            .store_mut()
-            .set_durable(true)
-            .map_err(|e| e.to_string())?;
-        engine.store_mut().set_audit_anchor(anchor);
+        engine.set_durable(true).map_err(|e| e.to_string())?;
+        engine.set_audit_anchor(anchor);
         if let Some(c) = catalog {
             engine
                 .enable_detection(c, settings)
                 .map_err(|e| e.to_string())?;
         }
         if print_admin {
-            let none = engine
-                .store()
-                .tokens()
-                .map_err(|e| e.to_string())?
-                .is_empty();
+            let none = engine.tokens().map_err(|e| e.to_string())?.is_empty();
             if none {
                 let (token, row) = auth::create(
-                    engine.store_mut(),
+                    &mut engine,
                     Role::Admin,
                     "first admin",
                     &crate::output::cli_actor(),

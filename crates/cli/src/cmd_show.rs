@@ -57,7 +57,7 @@ pub fn show(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         as_of,
         stale_after_days: args.stale_days,
     });
-    let events = engine.store().recent_events(&ident.id, args.events)?;
+    let events = engine.recent_events(&ident.id, args.events)?;
     let owner = engine.owner_info(ident, &engine.coverage());
     match args.format {
         OutputFormat::Json => {

@@ -37,8 +37,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     match cmd {
         Command::Create { role, name } => {
-            let (token, row) =
-                auth::create(engine.store_mut(), role, &name, &cli_actor(), now_ms())?;
+            let (token, row) = auth::create(&mut engine, role, &name, &cli_actor(), now_ms())?;
             eprintln!(
                 "created {} token {} ({name}); it is shown once:",
                 role.as_str(),
@@ -49,7 +48,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         Command::List => {
             let mut t = table();
             t.set_header(["id", "role", "name", "created", "revoked"]);
-            for row in engine.store().tokens()? {
+            for row in engine.tokens()? {
                 t.add_row([
                     row.id,
                     row.role,
@@ -72,7 +71,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
                 before: Some("active".into()),
                 after: Some("revoked".into()),
             };
-            if !engine.store_mut().revoke_token(&id, &audit)? {
+            if !engine.revoke_token(&id, &audit)? {
                 anyhow::bail!("no active token `{id}`");
             }
             eprintln!("revoked {id}");

@@ -105,7 +105,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                 let target = args.path.display().to_string();
                 let audit =
                     crate::cmd_ingest::audit_entry("ingest.watch", target, &report, now_ms());
-                engine.store_mut().audit(&audit)?;
+                engine.audit(&audit)?;
                 report
             };
             total += lines as u64;

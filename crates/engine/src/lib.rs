@@ -1,5 +1,7 @@
 //! The running pipeline: files → sources → normalize → inventory + store, in atomic store
-//! batches of whole files. This is what the CLI (and later the server) calls.
+//! batches of whole files, and the queries over what it holds. This is what the CLI and the
+//! server call; the store stays inside (`records.rs` is what the edges may read and write
+//! beside the pipeline).
 //!
 //! Records stream through: JSON-lines inputs are read line by line; documents (a CloudTrail
 //! S3 object, an IAM snapshot) are read whole, one file at a time. Memory is bounded by the
@@ -9,6 +11,7 @@ mod detection;
 mod ingest;
 mod posture;
 mod query;
+mod records;
 mod topology;
 
 pub use detection::{FindingQuery, MAX_NOTE_BYTES};
@@ -18,7 +21,8 @@ pub use ingest::{
 };
 pub use keyward_detect::posture::RISK_RULE;
 pub use posture::Posture;
-pub use query::{Filter, OwnerInfo, Resolve, iam_snapshots, k8s_objects};
+pub use query::{Escalation, Filter, Owned, OwnerFilter, OwnerInfo, Resolve};
+pub(crate) use query::{iam_snapshots, k8s_objects};
 pub use topology::Topology;
 
 use std::path::Path;
@@ -117,15 +121,6 @@ impl Engine {
     /// The identity graph, current with everything ingested.
     pub fn graph(&self) -> &keyward_graph::Graph {
         &self.topology.graph
-    }
-
-    /// Writes outside the ingest pipeline: API tokens, the audit log.
-    pub fn store_mut(&mut self) -> &mut dyn Store {
-        self.store.as_mut()
-    }
-
-    pub fn store(&self) -> &dyn Store {
-        self.store.as_ref()
     }
 }
 

@@ -1,4 +1,6 @@
-//! Reading the inventory: filters, lookups by id, name or ARN.
+//! Reading the estate: inventory filters and lookups by id, name or ARN; owners and
+//! orphans; the IAM and Kubernetes snapshots and the analyses over them. The CLI and the
+//! server both answer from here.
 
 use keyward_model::{Identity, IdentityKind, Lifecycle, LifecycleConfig, Platform};
 
@@ -12,6 +14,39 @@ pub struct Filter {
     pub state: Option<Lifecycle>,
     pub account: Option<String>,
     pub namespace: Option<String>,
+}
+
+/// Owner filters, which need the graph walked for every row (see [`Engine::owned`]).
+#[derive(Debug, Clone, Default)]
+pub struct OwnerFilter {
+    /// Owned by this person or team.
+    pub owner: Option<String>,
+    /// Only orphans.
+    pub orphaned: bool,
+}
+
+impl OwnerFilter {
+    fn is_empty(&self) -> bool {
+        self.owner.is_none() && !self.orphaned
+    }
+
+    fn matches(&self, o: &OwnerInfo) -> bool {
+        (!self.orphaned || o.orphan.is_some())
+            && self.owner.as_deref().is_none_or(|w| {
+                o.ownership.owner.as_deref() == Some(w) || o.ownership.team.as_deref() == Some(w)
+            })
+    }
+}
+
+/// A listed identity, its state, and its owners once walked.
+pub type Owned<'e> = ((&'e Identity, Lifecycle), Option<OwnerInfo>);
+
+/// A principal's shortest escalation path to admin.
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    pub account: String,
+    pub from: String,
+    pub path: keyward_graph::iam::escalation::Path,
 }
 
 /// The outcome of looking an identity up by something a person typed.
@@ -84,7 +119,7 @@ impl Engine {
 
 /// The IAM snapshot of each account, rebuilt from stored authorization-details objects
 /// (AWS-managed policies, stored under the pseudo-account `aws`, join every account).
-pub fn iam_snapshots(
+pub(crate) fn iam_snapshots(
     store: &dyn keyward_store::Store,
 ) -> Result<Vec<(String, keyward_graph::iam::authz::Snapshot)>, crate::EngineError> {
     use std::collections::BTreeMap;
@@ -136,6 +171,86 @@ pub struct OwnerInfo {
 }
 
 impl Engine {
+    /// The rows that pass `filter`'s owner tests, with their owners. Owners are walked for
+    /// every row only when a filter or `all_owners` (a sort by owner) needs them; otherwise
+    /// they stay `None` for [`Engine::fill_owners`] to walk on a page alone.
+    pub fn owned<'e>(
+        &self,
+        rows: Vec<(&'e Identity, Lifecycle)>,
+        filter: &OwnerFilter,
+        all_owners: bool,
+    ) -> Vec<Owned<'e>> {
+        if !all_owners && filter.is_empty() {
+            return rows.into_iter().map(|r| (r, None)).collect();
+        }
+        let listed: Vec<&Identity> = rows.iter().map(|(i, _)| *i).collect();
+        rows.into_iter()
+            .zip(self.owner_infos(&listed))
+            .filter(|(_, o)| filter.matches(o))
+            .map(|(r, o)| (r, Some(o)))
+            .collect()
+    }
+
+    /// Walks the owners [`Engine::owned`] left out (a page's).
+    pub fn fill_owners(&self, page: &mut [Owned<'_>]) {
+        let missing: Vec<&Identity> = page
+            .iter()
+            .filter(|(_, o)| o.is_none())
+            .map(|((i, _), _)| *i)
+            .collect();
+        let mut found = self.owner_infos(&missing).into_iter();
+        for (_, slot) in page.iter_mut().filter(|(_, o)| o.is_none()) {
+            *slot = found.next();
+        }
+    }
+
+    /// The IAM snapshot of each account, rebuilt from the stored authorization details.
+    pub fn iam_snapshots(
+        &self,
+    ) -> Result<Vec<(String, keyward_graph::iam::authz::Snapshot)>, crate::EngineError> {
+        iam_snapshots(self.store.as_ref())
+    }
+
+    /// Stored Kubernetes objects (RBAC, service accounts, workloads) by cluster.
+    pub fn k8s_objects(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>, crate::EngineError>
+    {
+        k8s_objects(self.store.as_ref())
+    }
+
+    /// Escalation paths to admin from every principal (or only `from`), per account, and
+    /// the admin-equivalent principals.
+    pub fn escalation_paths(
+        &self,
+        from: Option<&str>,
+    ) -> Result<(Vec<String>, Vec<Escalation>), crate::EngineError> {
+        use keyward_graph::iam::escalation::Analysis;
+        let mut found = Vec::new();
+        let mut admins = Vec::new();
+        for (account, snap) in &self.iam_snapshots()? {
+            let analysis = Analysis::run(snap);
+            admins.extend(analysis.admins.iter().cloned());
+            for id in snap
+                .principals()
+                .into_keys()
+                .filter(|id| from.is_none_or(|f| f == id))
+            {
+                if analysis.admins.contains(&id) {
+                    continue;
+                }
+                if let Some(path) = analysis.path_to_admin(&id) {
+                    found.push(Escalation {
+                        account: account.clone(),
+                        from: id,
+                        path,
+                    });
+                }
+            }
+        }
+        Ok((admins, found))
+    }
+
     /// What the estate's snapshots cover (for orphan reasons); compute once per listing.
     pub fn coverage(&self) -> keyward_graph::analysis::Coverage {
         keyward_graph::analysis::Coverage::of(self.graph())
@@ -182,7 +297,7 @@ impl Engine {
 }
 
 /// Stored Kubernetes objects (RBAC, service accounts, workloads) by cluster.
-pub fn k8s_objects(
+pub(crate) fn k8s_objects(
     store: &dyn keyward_store::Store,
 ) -> Result<std::collections::BTreeMap<String, Vec<serde_json::Value>>, crate::EngineError> {
     let mut out: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();

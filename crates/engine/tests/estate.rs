@@ -38,7 +38,7 @@ fn get<'a>(e: &'a Engine, id: &str) -> &'a Identity {
 }
 
 fn state(e: &Engine, i: &Identity) -> Lifecycle {
-    let as_of = e.store().latest_event_time().unwrap().unwrap();
+    let as_of = e.latest_event_time().unwrap().unwrap();
     i.lifecycle(LifecycleConfig {
         as_of,
         stale_after_days: 30,
@@ -54,12 +54,11 @@ fn iam(kind: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCT}:{kind}/{name}")
 }
 
-/// Identities in a stable, comparable form.
+/// Identities in a stable, comparable form (the engine's, which are the stored ones: the
+/// reopened engine below loads them from the store).
 fn dump(e: &Engine) -> Vec<String> {
     let mut v: Vec<String> = e
-        .store()
-        .load_identities()
-        .unwrap()
+        .inventory()
         .iter()
         .map(|i| serde_json::to_string(i).unwrap())
         .collect();
@@ -232,14 +231,14 @@ fn duplicates_and_stages_are_stored_once() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(e.store().event_count().unwrap(), 1761 + ids.len() as u64);
+    assert_eq!(e.event_count().unwrap(), 1761 + ids.len() as u64);
 }
 
 #[test]
 fn path_aware_inputs_are_stored_with_their_paths() {
     let dir = tempfile::tempdir().unwrap();
     let e = loaded(dir.path());
-    let objects = |kind: &str| e.store().objects(kind).unwrap();
+    let objects = |kind: &str| e.objects(kind).unwrap();
     let tf = objects("tf_resource");
     assert_eq!(tf.len(), 17);
     let file = estate().join("terraform/iam.tf").display().to_string();
@@ -276,7 +275,7 @@ fn same_files_twice_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut e = loaded(dir.path());
     let before = dump(&e);
-    let events = e.store().event_count().unwrap();
+    let events = e.event_count().unwrap();
     let again = ingest(&mut e, &[estate()]);
     assert!(again.files.iter().all(|f| f.status != FileStatus::Ingested));
     assert_eq!(
@@ -315,7 +314,7 @@ fn same_files_twice_change_nothing() {
         forced.per_source
     );
     assert_eq!(dump(&e), before);
-    assert_eq!(e.store().event_count().unwrap(), events);
+    assert_eq!(e.event_count().unwrap(), events);
     // And a fresh process sees the same inventory.
     drop(e);
     assert_eq!(dump(&Engine::open(dir.path()).unwrap()), before);
@@ -374,7 +373,7 @@ fn bad_records_are_dead_lettered_and_the_rest_kept() {
     assert_eq!(r.per_source["cloudtrail"].accepted, 4);
     assert_eq!(r.unrecognized_explicit, 1);
     assert_eq!(r.rejected, 4, "{:?}", r.rejections);
-    let dl = e.store().dead_letters(10).unwrap();
+    let dl = e.dead_letters(10).unwrap();
     let at: Vec<(String, u64)> = dl
         .iter()
         .map(|d| {
@@ -400,6 +399,6 @@ fn bad_records_are_dead_lettered_and_the_rest_kept() {
     assert!(dl[0].diagnostic.reason.starts_with("invalid JSON"));
     assert_eq!(dl[1].diagnostic.reason, "missing `eventTime`");
     assert_eq!(dl[2].diagnostic.record, Some(2));
-    assert_eq!(e.store().event_count().unwrap(), 4);
+    assert_eq!(e.event_count().unwrap(), 4);
     assert_eq!(get(&e, "arn:aws:iam::111122223333:user/a").event_count, 4);
 }

@@ -1,8 +1,9 @@
 //! API tokens: created at random, shown once, stored as a hash; roles ordered by power.
 
 use axum::http::{HeaderMap, StatusCode, header};
+use keyward_engine::{Engine, EngineError};
 use keyward_model::time::Millis;
-use keyward_store::{AuditEntry, Store, StoreError, TokenRow};
+use keyward_store::{AuditEntry, TokenRow};
 
 use crate::{ApiError, AppState};
 
@@ -69,13 +70,13 @@ pub enum TokenError {
     #[error("no randomness from the operating system: {0}")]
     Random(String),
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Engine(#[from] EngineError),
 }
 
 /// A new token of `role`, stored hashed with an audit entry by `actor`. Returns the token
 /// text (shown once; it cannot be recovered later) and its row.
 pub fn create(
-    store: &mut dyn Store,
+    engine: &mut Engine,
     role: Role,
     name: &str,
     actor: &str,
@@ -93,7 +94,7 @@ pub fn create(
         created_at: now,
         revoked_at: None,
     };
-    store.put_token(
+    engine.put_token(
         &row,
         &AuditEntry {
             at: now,
@@ -112,11 +113,11 @@ pub fn create(
 }
 
 /// The caller a presented token stands for, if it is a known, unrevoked token.
-pub fn verify(store: &dyn Store, token: &str) -> Result<Option<Caller>, StoreError> {
+pub fn verify(engine: &Engine, token: &str) -> Result<Option<Caller>, EngineError> {
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
         return Ok(None);
     }
-    let Some(row) = store.token_by_hash(&hash(token))? else {
+    let Some(row) = engine.token_by_hash(&hash(token))? else {
         return Ok(None);
     };
     if row.revoked_at.is_some() {
@@ -155,7 +156,7 @@ pub async fn authorize(
         .to_owned();
     let caller = state
         .engine
-        .call(move |e| verify(e.store(), &token))
+        .call(move |e| verify(e, &token))
         .await?
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token"))?;
@@ -180,7 +181,7 @@ mod tests {
 
     #[test]
     fn created_tokens_verify_and_revoked_ones_do_not() {
-        let mut store = SqliteStore::in_memory().unwrap();
+        let mut store = Engine::with_store(Box::new(SqliteStore::in_memory().unwrap())).unwrap();
         let (token, row) = create(&mut store, Role::Operator, "ci", "cli", 1_000).unwrap();
         assert!(token.starts_with("kw_") && token.len() == 67);
         // Only the hash is stored.
@@ -217,7 +218,7 @@ mod tests {
 
     #[test]
     fn two_tokens_differ() {
-        let mut store = SqliteStore::in_memory().unwrap();
+        let mut store = Engine::with_store(Box::new(SqliteStore::in_memory().unwrap())).unwrap();
         let (a, _) = create(&mut store, Role::Viewer, "a", "cli", 1).unwrap();
         let (b, _) = create(&mut store, Role::Viewer, "b", "cli", 1).unwrap();
         assert_ne!(a, b);

@@ -31,7 +31,7 @@ pub(crate) async fn tokens(
     authorize(&state, &headers, Role::Admin).await?;
     let rows = state
         .engine
-        .call(|e| e.store().tokens())
+        .call(|e| e.tokens())
         .await?
         .map_err(ApiError::internal)?;
     let items: Vec<Value> = rows
@@ -92,7 +92,7 @@ pub(crate) async fn create_token(
     let actor = caller.actor();
     let (token, row) = state
         .engine
-        .call(move |e| auth::create(e.store_mut(), role, body.name.trim(), &actor, now()))
+        .call(move |e| auth::create(e, role, body.name.trim(), &actor, now()))
         .await?
         .map_err(ApiError::internal)?;
     Ok((
@@ -238,7 +238,7 @@ pub(crate) async fn revoke_token(
     };
     let done = state
         .engine
-        .call(move |e| e.store_mut().revoke_token(&id, &audit))
+        .call(move |e| e.revoke_token(&id, &audit))
         .await?
         .map_err(ApiError::internal)?;
     if !done {

@@ -46,7 +46,7 @@ pub(crate) async fn audit_log(
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let rows = state
         .engine
-        .call(move |e| e.store().audit_log(limit))
+        .call(move |e| e.audit_log(limit))
         .await?
         .map_err(ApiError::internal)?;
     let items: Vec<Value> = rows.into_iter().map(audit_json).collect();
@@ -95,7 +95,7 @@ pub(crate) async fn audit_verify(
                 Some(path) if path.exists() => keyward_store::audit::read_checkpoints(path)?,
                 _ => Vec::new(),
             };
-            e.store().audit_verify(&anchors)
+            e.audit_verify(&anchors)
         })
         .await?
         .map_err(ApiError::internal)?;

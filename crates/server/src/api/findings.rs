@@ -207,7 +207,7 @@ pub(crate) fn set_status_audited(
     };
     let at = now();
     let f = e.set_finding_status(id, status, &actor, note, at)?;
-    e.store_mut().audit(&AuditEntry {
+    e.audit(&AuditEntry {
         at,
         actor,
         action: "finding.status".into(),

@@ -36,7 +36,7 @@ pub(crate) async fn healthz() -> &'static str {
 pub(crate) async fn readyz(State(state): State<AppState>) -> Result<&'static str, ApiError> {
     state
         .engine
-        .call(|e| e.store().event_count())
+        .call(|e| e.event_count())
         .await?
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
     Ok("ready\n")
@@ -64,7 +64,7 @@ pub(crate) async fn metrics_text(
     authorize(&state, &headers, Role::Viewer).await?;
     let counts = state
         .engine
-        .call(|e| e.store().open_finding_counts())
+        .call(|e| e.open_finding_counts())
         .await?
         .map_err(ApiError::internal)?;
     for (s, n) in Severity::ALL.iter().zip(counts) {

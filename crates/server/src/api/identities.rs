@@ -77,16 +77,14 @@ pub(crate) async fn identities(
                 stale_after_days: stale,
             };
             let rows = listing::search(e, &filter, lc, q.q.as_deref().unwrap_or_default());
-            let rows = listing::by_owner(
-                e,
-                rows,
-                q.owner.as_deref(),
-                q.orphaned.unwrap_or(false),
-                false,
-            );
+            let owners = keyward_engine::OwnerFilter {
+                owner: q.owner.clone(),
+                orphaned: q.orphaned.unwrap_or(false),
+            };
+            let rows = e.owned(rows, &owners, false);
             let total = rows.len();
             let mut page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
-            listing::fill_owners(e, &mut page);
+            e.fill_owners(&mut page);
             let page: Vec<Value> = page
                 .iter()
                 .map(|((i, s), o)| {
@@ -155,10 +153,7 @@ pub(crate) async fn identity(
                 stale_after_days: stale,
             };
             let owner = e.owner_infos(&[&i]).into_iter().next();
-            let events = e
-                .store()
-                .recent_events(&i.id, 50)
-                .map_err(ApiError::internal)?;
+            let events = e.recent_events(&i.id, 50).map_err(ApiError::internal)?;
             let q = FindingQuery {
                 identity: Some(i.id.clone()),
                 ..FindingQuery::default()

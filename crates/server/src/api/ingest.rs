@@ -220,7 +220,7 @@ where
             let accepted: u64 = report.per_source.values().map(|s| s.accepted).sum();
             let counts = json!({"received": received, "accepted": accepted,
                                 "rejected": report.rejected, "findings": report.findings.len()});
-            e.store_mut().audit(&keyward_store::AuditEntry {
+            e.audit(&keyward_store::AuditEntry {
                 at: now(),
                 actor: origin.actor,
                 action: origin.action.to_owned(),

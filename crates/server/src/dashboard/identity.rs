@@ -200,8 +200,7 @@ pub(crate) async fn identity(
                 .chain(children.iter().take(MAX_ACTING).map(|c| c.id.as_str()))
             {
                 evs.extend(
-                    e.store()
-                        .recent_events(actor, RECENT_EVENTS)
+                    e.recent_events(actor, RECENT_EVENTS)
                         .map_err(|e| e.to_string())?,
                 );
             }

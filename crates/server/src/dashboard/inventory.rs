@@ -116,8 +116,7 @@ pub(super) fn options(
 
 /// The worst open finding per identity (counted in the store).
 pub(super) fn worst_open(e: &Engine) -> Result<HashMap<String, Severity>, String> {
-    Ok(e.store()
-        .worst_open_by_identity()
+    Ok(e.worst_open_by_identity()
         .map_err(|e| e.to_string())?
         .into_iter()
         .filter_map(|(id, sev)| Severity::ALL.get(usize::from(sev)).map(|s| (id, *s)))
@@ -171,8 +170,11 @@ pub(crate) async fn inventory(
                 Some(k) => (k, true),
                 None => (fq.sort.as_str(), false),
             };
-            let owner = (!fq.owner.is_empty()).then_some(fq.owner.as_str());
-            let mut rows = listing::by_owner(e, rows, owner, fq.orphaned, key == "owner");
+            let owners = keyward_engine::OwnerFilter {
+                owner: (!fq.owner.is_empty()).then(|| fq.owner.clone()),
+                orphaned: fq.orphaned,
+            };
+            let mut rows = e.owned(rows, &owners, key == "owner");
             let rank = |i: &Identity| worst.get(&i.id).copied();
             rows.sort_by(|((a, sa), oa), ((b, sb), ob)| {
                 let o = match key {
@@ -191,7 +193,7 @@ pub(crate) async fn inventory(
             });
             let total = rows.len();
             let mut page: Vec<_> = rows.into_iter().skip(fq.offset).take(PAGE).collect();
-            listing::fill_owners(e, &mut page);
+            e.fill_owners(&mut page);
             let page: Vec<Row> = page
                 .into_iter()
                 .map(|((i, s), o)| {

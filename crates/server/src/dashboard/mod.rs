@@ -115,7 +115,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ui, Response
     let (token, csrf) = state.sessions.get(&session).ok_or_else(to_login)?;
     let caller = state
         .engine
-        .call(move |e| auth::verify(e.store(), &token))
+        .call(move |e| auth::verify(e, &token))
         .await
         .map_err(IntoResponse::into_response)?
         .map_err(|e| page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;

@@ -104,7 +104,7 @@ pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
                     }
                 }
             }
-            let counts = e.store().open_finding_counts().map_err(|e| e.to_string())?;
+            let counts = e.open_finding_counts().map_err(|e| e.to_string())?;
             let max = counts.iter().copied().max().unwrap_or(0).max(1) as usize;
             let severities = Severity::ALL
                 .iter()

@@ -40,10 +40,7 @@ pub(crate) async fn login(
     }
     let token = form.token.trim().to_owned();
     let check = token.clone();
-    let caller = state
-        .engine
-        .call(move |e| auth::verify(e.store(), &check))
-        .await;
+    let caller = state.engine.call(move |e| auth::verify(e, &check)).await;
     let failed = |m: &str| {
         let mut r = login_page(Some(m.to_owned()));
         *r.status_mut() = StatusCode::UNAUTHORIZED;
@@ -114,11 +111,7 @@ pub(super) fn client_origin(headers: &HeaderMap) -> String {
 /// Appends an audit entry; the error page if it cannot be written (an action that cannot
 /// be recorded is not taken silently).
 pub(super) async fn audited(state: &AppState, audit: AuditEntry) -> Result<(), Response> {
-    match state
-        .engine
-        .call(move |e| e.store_mut().audit(&audit))
-        .await
-    {
+    match state.engine.call(move |e| e.audit(&audit)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(page_error(
             StatusCode::INTERNAL_SERVER_ERROR,

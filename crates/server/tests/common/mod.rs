@@ -51,11 +51,7 @@ pub async fn fixture_with(config: Config) -> Fixture {
     let mut tokens = Vec::new();
     for role in [Role::Viewer, Role::Operator, Role::Admin] {
         let t = engine
-            .call(move |e| {
-                auth::create(e.store_mut(), role, "test", "test", 1)
-                    .unwrap()
-                    .0
-            })
+            .call(move |e| auth::create(e, role, "test", "test", 1).unwrap().0)
             .await
             .unwrap();
         tokens.push(t);
