@@ -33,12 +33,16 @@ pub fn normalize(
     raw: &[u8],
 ) -> Result<(Event<'static>, Vec<u8>, Known<'static>), String> {
     let out = match source {
-        SourceKind::K8sAudit => k8s_audit::normalize_event(raw, &Context::default())?
+        SourceKind::K8sAudit => k8s_audit::normalize_event(raw, &Context::default())
+            .map_err(|e| e.to_string())?
             .map(keyward_normalize::Output::into_owned),
         SourceKind::GithubWebhook => {
-            keyward_normalize::github::normalize_delivery(raw, &Context::default())?
+            keyward_normalize::github::normalize_delivery(raw, &Context::default())
+                .map_err(|e| e.to_string())?
         }
-        _ => cloudtrail::normalize_record(raw)?.map(keyward_normalize::Output::into_owned),
+        _ => cloudtrail::normalize_record(raw)
+            .map_err(|e| e.to_string())?
+            .map(keyward_normalize::Output::into_owned),
     };
     let out = out.ok_or("the record is not an event")?;
     let bytes = out.raw.map_or_else(|| raw.to_vec(), |r| r.into_owned());

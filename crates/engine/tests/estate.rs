@@ -396,7 +396,13 @@ fn bad_records_are_dead_lettered_and_the_rest_kept() {
             ("notes.txt".into(), 1)
         ]
     );
-    assert!(dl[0].diagnostic.reason.starts_with("invalid JSON"));
+    assert!(
+        dl[0]
+            .diagnostic
+            .reason
+            .to_string()
+            .starts_with("invalid JSON")
+    );
     assert_eq!(dl[1].diagnostic.reason, "missing `eventTime`");
     assert_eq!(dl[2].diagnostic.record, Some(2));
     assert_eq!(e.event_count().unwrap(), 4);

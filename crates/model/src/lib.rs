@@ -15,4 +15,4 @@ pub use identity::{
     Credential, CredentialKind, CredentialStatus, Evidence, Identity, IdentityKind, Lifecycle,
     LifecycleConfig, Platform,
 };
-pub use observation::{Diagnostic, Facts, Observation, ObservedEdge, SnapshotObject};
+pub use observation::{Diagnostic, Facts, Observation, ObservedEdge, Reason, SnapshotObject};

@@ -4,6 +4,7 @@
 //! Columns are found by header name, so a report with columns in another order, or extra
 //! ones, still reads. `N/A`, `not_supported` and `no_information` mean "no value".
 
+use keyward_model::Reason;
 use std::collections::HashMap;
 
 use keyward_model::{
@@ -72,12 +73,12 @@ impl<'r> Row<'r> {
     }
 }
 
-fn ts(row: &Row, col: &str) -> Result<Option<i64>, String> {
+fn ts(row: &Row, col: &str) -> Result<Option<i64>, Reason> {
     match row.get(col) {
         None => Ok(None),
         Some(v) => time::parse(v)
             .map(Some)
-            .ok_or_else(|| format!("column `{col}` is not a timestamp")),
+            .ok_or_else(|| Reason::from(format!("column `{col}` is not a timestamp"))),
     }
 }
 
@@ -89,10 +90,13 @@ fn flag(row: &Row, col: &str) -> Option<bool> {
     }
 }
 
-fn row_output(row: &Row) -> Result<Output<'static>, String> {
+fn row_output(row: &Row) -> Result<Output<'static>, Reason> {
     let user = row.get("user").ok_or("empty `user`")?;
     let arn = row.get("arn").ok_or("empty `arn`")?;
-    let parsed = ids::Arn::parse(arn).ok_or_else(|| "`arn` is not an ARN".to_owned())?;
+    let parsed = ids::Arn::parse(arn).ok_or(Reason::Invalid {
+        field: "arn",
+        expected: "an ARN",
+    })?;
     let mut o = if user == "<root_account>" {
         Observation::new(
             ids::account_root(parsed.account),
@@ -102,7 +106,10 @@ fn row_output(row: &Row) -> Result<Output<'static>, String> {
             SourceKind::IamCredentialReport,
         )
     } else {
-        let id = ids::canonical_iam_arn(arn).ok_or_else(|| "`arn` is not an ARN".to_owned())?;
+        let id = ids::canonical_iam_arn(arn).ok_or(Reason::Invalid {
+            field: "arn",
+            expected: "an ARN",
+        })?;
         Observation::new(
             id,
             Platform::Aws,

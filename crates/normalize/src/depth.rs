@@ -16,6 +16,7 @@
 //!   plan): the document, before it is parsed: nested too deep, it is one rejected
 //!   document;
 //! - YAML: serde-saphyr's own depth budget, set to [`MAX_NESTING`]; HCL: [`hcl_too_deep`].
+use keyward_model::Reason;
 
 /// The deepest nesting of arrays and objects a record may have (`[[1]]` is nested 2
 /// deep). Below `serde_json`'s default recursion limit (it refuses 128 levels) with room
@@ -81,7 +82,7 @@ pub fn too_deep_at(json: &[u8]) -> Option<usize> {
 }
 
 /// `Err(TOO_DEEP)` when JSON text nests deeper than [`MAX_NESTING`] (see [`too_deep_at`]).
-pub fn check(json: &[u8]) -> Result<(), String> {
+pub fn check(json: &[u8]) -> Result<(), Reason> {
     match too_deep_at(json) {
         Some(_) => Err(TOO_DEEP.into()),
         None => Ok(()),

@@ -21,6 +21,7 @@
 //! The sender is the actor: `github:user/<login>`, or for a bot (`dependabot[bot]`) the App
 //! installation it acts as. Other event types are skipped (not rejected).
 
+use keyward_model::Reason;
 use std::borrow::Cow;
 
 use keyward_model::{Event, IdentityKind, Observation, Platform, SourceKind, time};
@@ -139,7 +140,7 @@ fn sender(payload: &Value, account: Option<&str>, at: i64, out: &mut Output) -> 
 
 /// Normalizes one delivery (one JSON line). `Ok(None)` for event types that carry no
 /// identity (`push`, `issues`, …) and for `ping`.
-pub fn normalize_delivery(bytes: &[u8], _ctx: &Context) -> Result<Option<Output<'static>>, String> {
+pub fn normalize_delivery(bytes: &[u8], _ctx: &Context) -> Result<Option<Output<'static>>, Reason> {
     crate::depth::check(bytes)?;
     let d: Value = serde_json::from_slice(bytes).map_err(json_error)?;
     delivery(&d, bytes.to_vec())
@@ -152,7 +153,7 @@ pub fn normalize_webhook(d: &Value, raw: Vec<u8>, sink: &mut dyn crate::Sink) {
     crate::emit(sink, delivery(d, raw), 1, None);
 }
 
-fn delivery(d: &Value, raw: Vec<u8>) -> Result<Option<Output<'static>>, String> {
+fn delivery(d: &Value, raw: Vec<u8>) -> Result<Option<Output<'static>>, Reason> {
     if !d.is_object() {
         return Err("expected a webhook delivery object".into());
     }
@@ -168,8 +169,10 @@ fn delivery(d: &Value, raw: Vec<u8>) -> Result<Option<Output<'static>>, String> 
         .filter(|p| p.is_object())
         .ok_or("missing `request.payload` object")?;
     let delivered = s(d, &["delivered_at"]).ok_or("missing `delivered_at`")?;
-    let at =
-        time::parse(delivered).ok_or_else(|| "`delivered_at` is not a timestamp".to_owned())?;
+    let at = time::parse(delivered).ok_or(Reason::Invalid {
+        field: "delivered_at",
+        expected: "a timestamp",
+    })?;
     if event == "ping" || !EVENTS.contains(&event) {
         return Ok(None);
     }
@@ -226,7 +229,7 @@ fn deploy_key(
     actor: &Option<String>,
     at: i64,
     out: &mut Output,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Reason> {
     let repo = repo.ok_or("deploy_key: missing `repository.full_name`")?;
     let key_id = text(p, &["key", "id"]).ok_or("deploy_key: missing `key.id`")?;
     let title = s(p, &["key", "title"]).unwrap_or(&key_id);
@@ -254,7 +257,7 @@ fn installation(
     actor: &Option<String>,
     at: i64,
     out: &mut Output,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Reason> {
     let inst = p
         .get("installation")
         .ok_or_else(|| format!("{event}: missing `installation`"))?;
@@ -321,7 +324,7 @@ fn pat_request(
     action: Option<&str>,
     at: i64,
     out: &mut Output,
-) -> Result<Option<String>, String> {
+) -> Result<Option<String>, Reason> {
     let r = p
         .get("personal_access_token_request")
         .ok_or("personal_access_token_request: missing `personal_access_token_request`")?;
@@ -415,7 +418,8 @@ pub fn normalize_document(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                 sink.reject(keyward_model::Diagnostic {
                     line: lines.line,
                     record: Some(idx as u64),
-                    reason: format!("{}; the rest of the document was skipped", json_error(e)),
+                    reason: format!("{}; the rest of the document was skipped", json_error(e))
+                        .into(),
                 });
                 return;
             }

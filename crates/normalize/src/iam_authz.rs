@@ -5,6 +5,7 @@
 //! Each array entry is one record: a broken entry is rejected on its own line and the rest
 //! of the snapshot still counts. Several files (one per account) can be read in any order.
 
+use keyward_model::Reason;
 use std::collections::BTreeMap;
 
 use keyward_model::{IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids, time};
@@ -59,12 +60,13 @@ fn names(v: &Value, list: &str, field: &str) -> Value {
     )
 }
 
-fn created(v: &Value) -> Result<Option<i64>, String> {
+fn created(v: &Value) -> Result<Option<i64>, Reason> {
     match s(v, "CreateDate") {
         None => Ok(None),
-        Some(t) => time::parse(t)
-            .map(Some)
-            .ok_or_else(|| "`CreateDate` is not a timestamp".to_owned()),
+        Some(t) => time::parse(t).map(Some).ok_or(Reason::Invalid {
+            field: "CreateDate",
+            expected: "a timestamp",
+        }),
     }
 }
 
@@ -109,10 +111,13 @@ fn principal(
     kind: IdentityKind,
     name_key: &str,
     id_key: &str,
-) -> Result<Observation, String> {
+) -> Result<Observation, Reason> {
     let arn = s(v, "Arn").ok_or("missing `Arn`")?;
     let name = s(v, name_key).ok_or_else(|| format!("missing `{name_key}`"))?;
-    let id = ids::canonical_iam_arn(arn).ok_or_else(|| "`Arn` is not an ARN".to_owned())?;
+    let id = ids::canonical_iam_arn(arn).ok_or(Reason::Invalid {
+        field: "Arn",
+        expected: "an ARN",
+    })?;
     let mut o = Observation::new(
         id,
         Platform::Aws,
@@ -146,7 +151,7 @@ fn principal(
     Ok(o)
 }
 
-fn entry_output(list: &str, v: Value) -> Result<Output<'static>, String> {
+fn entry_output(list: &str, v: Value) -> Result<Output<'static>, Reason> {
     let mut out = Output::default();
     match list {
         "UserDetailList" => {
@@ -195,7 +200,10 @@ fn entry_output(list: &str, v: Value) -> Result<Output<'static>, String> {
         }
         "GroupDetailList" => {
             let arn = s(&v, "Arn").ok_or("missing `Arn`")?;
-            let id = ids::canonical_iam_arn(arn).ok_or_else(|| "`Arn` is not an ARN".to_owned())?;
+            let id = ids::canonical_iam_arn(arn).ok_or(Reason::Invalid {
+                field: "Arn",
+                expected: "an ARN",
+            })?;
             let account = ids::Arn::parse(arn).map(|a| a.account.to_owned());
             out.objects.push(object("iam_group", &id, account, v));
         }

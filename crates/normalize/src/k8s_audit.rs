@@ -7,6 +7,7 @@
 //! `canonicalArn`, `accessKeyId`, `sessionName`); bound service-account tokens carry
 //! `authentication.kubernetes.io/pod-name` and `credential-id`.
 
+use keyward_model::Reason;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -219,7 +220,7 @@ fn user_observations(
 }
 
 /// Normalizes one audit event line.
-pub fn normalize_event(bytes: &[u8], ctx: &Context) -> Result<Option<Output<'static>>, String> {
+pub fn normalize_event(bytes: &[u8], ctx: &Context) -> Result<Option<Output<'static>>, Reason> {
     crate::depth::check(bytes)?;
     let ev: AuditEvent = sonic_rs::from_slice(bytes).map_err(json_error)?;
     from_event(&ev, bytes, ctx).map(|mut o| {
@@ -228,11 +229,11 @@ pub fn normalize_event(bytes: &[u8], ctx: &Context) -> Result<Option<Output<'sta
     })
 }
 
-fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output<'static>, String> {
+fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output<'static>, Reason> {
     if let Some(kind) = ev.kind.get()
         && kind != "Event"
     {
-        return Err("`kind` is not `Event`".to_owned());
+        return Err("`kind` is not `Event`".into());
     }
     let audit_id = ev
         .audit_id
@@ -245,8 +246,10 @@ fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output<'st
         .or(ev.stage_timestamp.get())
         .or(ev.timestamp.get())
         .ok_or("missing `stageTimestamp` / `requestReceivedTimestamp`")?;
-    let at = time::parse(raw_time)
-        .ok_or_else(|| "`requestReceivedTimestamp` is not a timestamp".to_owned())?;
+    let at = time::parse(raw_time).ok_or(Reason::Invalid {
+        field: "requestReceivedTimestamp",
+        expected: "a timestamp",
+    })?;
     let verb = ev.verb.get().ok_or("missing `verb`")?;
     let cluster = ctx.cluster.as_str();
     let mut out = Output::default();
@@ -399,7 +402,8 @@ pub fn normalize_document(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                 sink.reject(Diagnostic {
                     line: lines.line,
                     record: Some(idx as u64),
-                    reason: format!("{}; the rest of the document was skipped", json_error(e)),
+                    reason: format!("{}; the rest of the document was skipped", json_error(e))
+                        .into(),
                 });
                 return;
             }

@@ -71,7 +71,7 @@ fn documents(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
             Err(e) => sink.reject(Diagnostic {
                 line,
                 record: None,
-                reason: format!("invalid YAML: {}", crate::parser_error(e)),
+                reason: format!("invalid YAML: {}", crate::parser_error(e)).into(),
             }),
         }
         buf.clear();
@@ -178,7 +178,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
             sink.reject(Diagnostic {
                 line,
                 record: Some(idx as u64),
-                reason: "an object without `metadata.name`".to_owned(),
+                reason: "an object without `metadata.name`".into(),
             });
             continue;
         };
@@ -276,7 +276,7 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
                     sink.reject(Diagnostic {
                         line,
                         record: Some(idx as u64),
-                        reason: "`metadata.creationTimestamp` is not a timestamp".to_owned(),
+                        reason: "`metadata.creationTimestamp` is not a timestamp".into(),
                     });
                     continue;
                 }

@@ -12,6 +12,7 @@
 //! without a `FunctionArn`, or whose `FunctionArn` or `Role` is not an ARN of the right
 //! kind, is rejected on its own line; the others still count.
 
+use keyward_model::Reason;
 use keyward_model::{
     Diagnostic, IdentityKind, Observation, Platform, SnapshotObject, SourceKind, ids,
 };
@@ -45,7 +46,7 @@ pub fn normalize(doc: &[u8], sink: &mut dyn Sink) {
     }
 }
 
-fn function_output(v: Value) -> Result<Output<'static>, String> {
+fn function_output(v: Value) -> Result<Output<'static>, Reason> {
     let Value::Object(mut f) = v else {
         return Err("a function must be a JSON object".into());
     };
@@ -58,7 +59,7 @@ fn function_output(v: Value) -> Result<Output<'static>, String> {
     let account = match ids::Arn::parse(&arn) {
         Some(a) if a.service == "lambda" && !a.account.is_empty() => a.account.to_owned(),
         _ => {
-            return Err("`FunctionArn` is not a Lambda function ARN".to_owned());
+            return Err("`FunctionArn` is not a Lambda function ARN".into());
         }
     };
     let mut out = Output::default();
@@ -80,8 +81,8 @@ fn function_output(v: Value) -> Result<Output<'static>, String> {
 }
 
 /// The execution role, as `iam_authz` reports roles (canonical id without the path).
-fn role_observation(role: &str) -> Result<Observation, String> {
-    let not_role = || "`Role` is not an IAM role ARN".to_owned();
+fn role_observation(role: &str) -> Result<Observation, Reason> {
+    let not_role = || "`Role` is not an IAM role ARN".into();
     let parsed = ids::Arn::parse(role).ok_or_else(not_role)?;
     let name = match parsed.type_and_name() {
         Some(("role", name)) if parsed.service == "iam" && !name.is_empty() => name,

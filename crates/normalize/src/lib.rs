@@ -26,6 +26,7 @@ pub mod sniff;
 pub mod split;
 pub mod terraform;
 
+use keyward_model::Reason;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -110,7 +111,7 @@ pub trait Sink {
 /// One record parsed ahead of its sink: its output (`None`: nothing to report), or why it
 /// was rejected, with where it is.
 pub struct Ahead<'a> {
-    pub result: Result<Option<Output<'a>>, String>,
+    pub result: Result<Option<Output<'a>>, Reason>,
     pub line: u64,
     pub record: Option<u64>,
 }
@@ -185,10 +186,10 @@ pub fn normalize_line(
         | Format::Terraform
         | Format::Codeowners
         | Format::PeopleDirectory
-        | Format::LambdaFunctions => Err(format!(
+        | Format::LambdaFunctions => Err(Reason::from(format!(
             "`{}` is not a line-oriented format",
             format.as_str()
-        )),
+        ))),
     };
     emit(sink, result, line_no, None);
 }
@@ -247,7 +248,7 @@ pub(crate) fn reject_too_deep(doc: &[u8], sink: &mut dyn Sink) -> bool {
 /// Sends a normalizer result to the sink: accepted, skipped (`None`), or rejected at `line`.
 pub(crate) fn emit(
     sink: &mut dyn Sink,
-    result: Result<Option<Output<'_>>, String>,
+    result: Result<Option<Output<'_>>, Reason>,
     line: u64,
     record: Option<u64>,
 ) {
@@ -303,7 +304,7 @@ pub(crate) fn each_csv_row(
     what: &str,
     column: impl Fn(&str) -> String,
     sink: &mut dyn Sink,
-    mut f: impl FnMut(&HashMap<String, usize>, &csv::StringRecord) -> Result<Output<'static>, String>,
+    mut f: impl FnMut(&HashMap<String, usize>, &csv::StringRecord) -> Result<Output<'static>, Reason>,
 ) {
     let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(doc);
     let headers = match rdr.headers() {
@@ -312,7 +313,7 @@ pub(crate) fn each_csv_row(
             sink.reject(Diagnostic {
                 line: 1,
                 record: None,
-                reason: format!("invalid CSV header: {e}"),
+                reason: format!("invalid CSV header: {e}").into(),
             });
             return;
         }
@@ -331,7 +332,7 @@ pub(crate) fn each_csv_row(
         sink.reject(Diagnostic {
             line: 1,
             record: None,
-            reason: format!("not {what}: missing column(s) {}", missing.join(", ")),
+            reason: format!("not {what}: missing column(s) {}", missing.join(", ")).into(),
         });
         return;
     }
@@ -342,7 +343,7 @@ pub(crate) fn each_csv_row(
         }
         .unwrap_or(row as u64 + 2);
         let result = rec
-            .map_err(|e| format!("invalid CSV row: {e}"))
+            .map_err(|e| Reason::from(format!("invalid CSV row: {e}")))
             .and_then(|r| f(&index, &r));
         emit(sink, result.map(Some), line, None);
     }
@@ -357,7 +358,7 @@ pub(crate) fn each_list_element(
     lists: &[&'static str],
     expected: &str,
     sink: &mut dyn Sink,
-    mut f: impl FnMut(&'static str, serde_json::Value) -> Result<Output<'static>, String>,
+    mut f: impl FnMut(&'static str, serde_json::Value) -> Result<Output<'static>, Reason>,
 ) -> Option<usize> {
     let mut lines = LineCounter::new(doc);
     let d = sniff::trim_start(doc);
@@ -365,7 +366,7 @@ pub(crate) fn each_list_element(
         sink.reject(Diagnostic {
             line: 1,
             record: None,
-            reason: format!("expected a JSON object with {expected}"),
+            reason: format!("expected a JSON object with {expected}").into(),
         });
         return None;
     }
@@ -399,7 +400,7 @@ fn each_element(
     list: &str,
     lines: &mut LineCounter<'_>,
     sink: &mut dyn Sink,
-    mut f: impl FnMut(serde_json::Value) -> Result<Output<'static>, String>,
+    mut f: impl FnMut(serde_json::Value) -> Result<Output<'static>, Reason>,
 ) {
     for (idx, item) in sonic_rs::to_array_iter(raw).enumerate() {
         let item = match item {
@@ -408,7 +409,7 @@ fn each_element(
                 sink.reject(Diagnostic {
                     line: lines.line,
                     record: Some(idx as u64),
-                    reason: format!("`{list}`: {}", json_error(e)),
+                    reason: format!("`{list}`: {}", json_error(e)).into(),
                 });
                 break;
             }
@@ -423,7 +424,7 @@ fn each_element(
             Err(reason) => sink.reject(Diagnostic {
                 line,
                 record: Some(idx as u64),
-                reason: format!("`{list}` entry: {reason}"),
+                reason: format!("`{list}` entry: {reason}").into(),
             }),
         }
     }
@@ -431,8 +432,8 @@ fn each_element(
 
 /// A short, single-line excerpt of a bad record for diagnostics (never the whole record:
 /// records can carry secrets in request parameters).
-pub(crate) fn json_error(e: impl std::fmt::Display) -> String {
-    format!("invalid JSON: {}", parser_error(e))
+pub(crate) fn json_error(e: impl std::fmt::Display) -> Reason {
+    Reason::InvalidJson(parser_error(e))
 }
 
 /// A parser's error message fit for a dead letter: its first line, at most 160 characters,

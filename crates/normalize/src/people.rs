@@ -17,6 +17,7 @@
 //! `disabled`); any other status, or an e-mail without exactly one `@`, rejects the row with
 //! a diagnostic on its line.
 
+use keyward_model::Reason;
 use std::collections::HashMap;
 
 use keyward_model::SnapshotObject;
@@ -55,7 +56,7 @@ pub fn status(raw: &str) -> Option<&'static str> {
 fn person(
     index: &HashMap<String, usize>,
     rec: &csv::StringRecord,
-) -> Result<SnapshotObject, String> {
+) -> Result<SnapshotObject, Reason> {
     let get = |col: &str| {
         index
             .get(col)
@@ -75,11 +76,11 @@ fn person(
         None => false,
     };
     if !valid {
-        return Err("`email` is not an e-mail address".to_owned());
+        return Err("`email` is not an e-mail address".into());
     }
     let raw_status = get("status").unwrap_or_default();
     let status =
-        status(raw_status).ok_or_else(|| "`status` is neither active nor departed".to_owned())?;
+        status(raw_status).ok_or(Reason::from("`status` is neither active nor departed"))?;
     let text = |v: Option<&str>| v.map_or(Value::Null, |s| Value::String(s.to_owned()));
     Ok(SnapshotObject {
         kind: "person".into(),
@@ -131,7 +132,7 @@ mod tests {
         normalize(b"email,name\na@b.c,A\n", &mut sink);
         assert!(sink.objects.is_empty());
         assert_eq!(sink.diagnostics.len(), 1);
-        assert!(sink.diagnostics[0].reason.contains("status"));
+        assert!(sink.diagnostics[0].reason.to_string().contains("status"));
     }
 
     #[test]

@@ -237,7 +237,7 @@ fn walk_module(module: &Value, path: &str, sink: &mut dyn Sink, depth: usize) {
             sink.reject(Diagnostic {
                 line: 1,
                 record: Some(idx as u64),
-                reason: format!("`{ty}` resource without `name` or `address`"),
+                reason: format!("`{ty}` resource without `name` or `address`").into(),
             });
             continue;
         };
@@ -280,7 +280,7 @@ fn tf_json_resources(types: &Map<String, Value>, path: &str, sink: &mut dyn Sink
             sink.reject(Diagnostic {
                 line: 1,
                 record: None,
-                reason: format!("`resource.{ty}` is not an object"),
+                reason: format!("`resource.{ty}` is not an object").into(),
             });
             continue;
         };
@@ -297,7 +297,7 @@ fn tf_json_resources(types: &Map<String, Value>, path: &str, sink: &mut dyn Sink
                     sink.reject(Diagnostic {
                         line: 1,
                         record: None,
-                        reason: format!("`resource.{ty}.{name}` is not an object"),
+                        reason: format!("`resource.{ty}.{name}` is not an object").into(),
                     });
                     continue;
                 }
@@ -348,7 +348,8 @@ fn hcl_document(doc: &[u8], path: &str, sink: &mut dyn Sink) {
                 reason: format!(
                     "invalid HCL: {}",
                     e.message().chars().take(160).collect::<String>()
-                ),
+                )
+                .into(),
             });
             return;
         }
@@ -586,7 +587,12 @@ resource \"aws_lambda_function\" \"f\" {\n  function_name = \"f\"\n  environment
         assert!(out.objects.is_empty());
         assert_eq!(out.diagnostics.len(), 1);
         assert!(out.diagnostics[0].line >= 3, "{:?}", out.diagnostics);
-        assert!(out.diagnostics[0].reason.starts_with("invalid HCL"));
+        assert!(
+            out.diagnostics[0]
+                .reason
+                .to_string()
+                .starts_with("invalid HCL")
+        );
     }
 
     #[test]

@@ -239,9 +239,13 @@ fn panther_cloudtrail_samples() {
         "{:?}",
         sink.rejects.iter().take(5).collect::<Vec<_>>()
     );
-    assert!(sink.rejects.iter().all(|d| d.reason.contains("eventTime")
-        || d.reason.contains("eventSource")
-        || d.reason.contains("eventName")));
+    assert!(
+        sink.rejects
+            .iter()
+            .all(|d| d.reason.to_string().contains("eventTime")
+                || d.reason.to_string().contains("eventSource")
+                || d.reason.to_string().contains("eventName"))
+    );
     assert_eq!(sink.events(), 484 - expected_rejects);
     let kinds = sink.kinds();
     for k in [
@@ -496,7 +500,7 @@ fn cloudtrail_lake_query_results() {
     normalize_document(Format::Cloudtrail, &doc, &mut Context::default(), &mut sink);
     assert_eq!(sink.events(), recs.len());
     assert_eq!(sink.rejects.len(), 1);
-    assert!(sink.rejects[0].reason.contains("eventJson") && sink.rejects[0].line > 1);
+    assert!(sink.rejects[0].reason.to_string().contains("eventJson") && sink.rejects[0].line > 1);
 }
 
 /// Panther's GitHub webhook test events (bodies without their headers), each wrapped as a

@@ -38,7 +38,7 @@ fn as_file(bytes: &[u8], name: &str) -> (u64, Vec<(u64, String)>) {
     let rejections = r
         .rejections
         .into_iter()
-        .map(|(_, d)| (d.line, d.reason))
+        .map(|(_, d)| (d.line, d.reason.to_string()))
         .collect();
     (accepted, rejections)
 }

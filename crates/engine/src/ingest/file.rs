@@ -188,7 +188,7 @@ fn unrecognized(
     let diag = Diagnostic {
         line: 1,
         record: None,
-        reason,
+        reason: reason.into(),
     };
     dead_letter(
         batch,
@@ -238,7 +238,8 @@ fn finish(
             record: None,
             reason: format!(
                 "the file is damaged here ({e}); the records before the damage were kept"
-            ),
+            )
+            .into(),
         };
         let class = format!("{}: the file is damaged", at.format.as_str());
         dead_letter(at.batch, report, at.file_id, at.shown, class, diag)?;
@@ -279,7 +280,7 @@ fn unreadable(
     let diag = Diagnostic {
         line: 1,
         record: None,
-        reason: format!("the file cannot be read: {e}"),
+        reason: format!("the file cannot be read: {e}").into(),
     };
     let class = "unknown: the file cannot be read".to_owned();
     dead_letter(batch, report, file_id, shown, class, diag)?;

@@ -85,7 +85,7 @@ pub struct SourceStats {
 pub struct IngestReport {
     pub files: Vec<FileReport>,
     pub per_source: BTreeMap<&'static str, SourceStats>,
-    /// Rejections by reason class (values in backticks replaced by `…`).
+    /// Rejections by source and reason class ([`keyward_model::Reason::class`]).
     pub reasons: BTreeMap<String, u64>,
     /// The first rejected records, `path:line` and why.
     pub rejections: Vec<(String, Diagnostic)>,
@@ -111,24 +111,6 @@ pub struct DetectionStats {
 }
 
 const MAX_LISTED_REJECTIONS: usize = 50;
-
-/// Groups reasons: the field name in the first backticks stays, values are elided.
-pub fn reason_class(reason: &str) -> String {
-    let head = reason.split(": ").next().unwrap_or(reason);
-    let mut out = String::with_capacity(head.len());
-    for (i, part) in head.split('`').enumerate() {
-        if i % 2 == 1 && i > 1 {
-            out.push_str("`…`");
-        } else if i % 2 == 1 {
-            out.push('`');
-            out.push_str(part);
-            out.push('`');
-        } else {
-            out.push_str(part);
-        }
-    }
-    out
-}
 
 /// Stores a dead letter and counts it in the report under `class` (and among the first
 /// rejections listed).
@@ -372,7 +354,8 @@ fn read_records(
             sink.reject(Diagnostic {
                 line: line_no,
                 record: None,
-                reason: format!("a line longer than {} MiB", keyward_sources::MAX_LINE >> 20),
+                reason: format!("a line longer than {} MiB", keyward_sources::MAX_LINE >> 20)
+                    .into(),
             });
         } else if !trimmed.is_empty() {
             keyward_normalize::normalize_line(format, trimmed, line_no, ctx, sink);

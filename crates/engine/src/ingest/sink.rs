@@ -8,7 +8,7 @@ use keyward_model::Diagnostic;
 use keyward_normalize::{Output, Sink};
 use keyward_store::Batch;
 
-use super::{IngestReport, MAX_LISTED_REJECTIONS, Progress, Resolved, RunState, reason_class};
+use super::{IngestReport, MAX_LISTED_REJECTIONS, Progress, Resolved, RunState};
 use crate::EngineError;
 
 /// The pipeline's parts an input's records change.
@@ -324,7 +324,7 @@ impl EngineSink<'_, '_> {
         *self
             .report
             .reasons
-            .entry(format!("{}: {}", self.source, reason_class(&diag.reason)))
+            .entry(format!("{}: {}", self.source, diag.reason.class()))
             .or_default() += 1;
         if self.report.rejections.len() < MAX_LISTED_REJECTIONS {
             self.report.rejections.push((self.path.to_owned(), diag));

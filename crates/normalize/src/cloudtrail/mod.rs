@@ -7,6 +7,7 @@
 //! them, web-identity calls reveal OIDC subjects (GitHub Actions, EKS IRSA), and IAM calls
 //! reveal created, deleted and re-keyed identities.
 
+use keyward_model::Reason;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -181,7 +182,7 @@ struct FederatedUser<'a> {
 }
 /// returned for CloudTrail: every record is an event.
 /// Normalizes one record (raw, or wrapped in `CloudTrailEvent`). `Ok(None)` is never
-pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output<'_>>, String> {
+pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output<'_>>, Reason> {
     normalize_record_with(bytes, |b| sonic_rs::from_slice(b).map_err(json_error), None)
 }
 
@@ -190,7 +191,7 @@ pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output<'_>>, String> {
 pub fn normalize_record_memo<'a>(
     bytes: &'a [u8],
     memo: &mut Memo,
-) -> Result<Option<Output<'a>>, String> {
+) -> Result<Option<Output<'a>>, Reason> {
     normalize_record_with(
         bytes,
         |b| sonic_rs::from_slice(b).map_err(json_error),
@@ -201,7 +202,7 @@ pub fn normalize_record_memo<'a>(
 /// The same with `serde_json` as the parser: the oracle of the differential fuzz target
 /// (sonic-rs is fast SIMD code from one vendor; serde_json is the reference).
 #[doc(hidden)]
-pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output<'_>>, String> {
+pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output<'_>>, Reason> {
     normalize_record_with(
         bytes,
         |b| serde_json::from_slice(b).map_err(json_error),
@@ -281,7 +282,7 @@ fn rec_output<'a>(
     rec: &mut Record<'a>,
     raw: &'a [u8],
     memo: &mut Memo,
-) -> Result<Option<Output<'a>>, String> {
+) -> Result<Option<Output<'a>>, Reason> {
     from_record(rec, raw, Some(memo)).map(|mut o| {
         o.raw = Some(Cow::Borrowed(raw));
         Some(o)
@@ -291,9 +292,9 @@ fn rec_output<'a>(
 /// Measures the record's nesting (see [`crate::depth`]), then parses it.
 fn normalize_record_with<'a>(
     bytes: &'a [u8],
-    parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, String>,
+    parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, Reason>,
     memo: Option<&mut Memo>,
-) -> Result<Option<Output<'a>>, String> {
+) -> Result<Option<Output<'a>>, Reason> {
     crate::depth::check(bytes)?;
     parse_record_with(bytes, parse, memo)
 }
@@ -301,9 +302,9 @@ fn normalize_record_with<'a>(
 /// [`normalize_record_with`] for a record already measured (cut by the array splitter).
 fn parse_record_with<'a>(
     bytes: &'a [u8],
-    parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, String>,
+    parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, Reason>,
     memo: Option<&mut Memo>,
-) -> Result<Option<Output<'a>>, String> {
+) -> Result<Option<Output<'a>>, Reason> {
     let mut rec: Record<'a> = parse(bytes)?;
     if let Some(text) = rec.wrapped.get() {
         // The inner record borrows from this one: its output must own its strings. It
@@ -513,7 +514,7 @@ fn records(
             }
             let raw = elements.element(start)?;
             if elements.too_deep() {
-                return Ok((raw, Some(Err(crate::TOO_DEEP.to_owned()))));
+                return Ok((raw, Some(Err(crate::TOO_DEEP.into()))));
             }
             // A record the block's end cut: the fast path tries it again, checked whole.
             if checked
@@ -548,7 +549,7 @@ fn records(
                 sink.reject(Diagnostic {
                     line: lines.line,
                     record: Some(idx),
-                    reason: format!("{e}; the rest of the document was skipped"),
+                    reason: format!("{e}; the rest of the document was skipped").into(),
                 });
                 return;
             }
@@ -562,13 +563,16 @@ fn from_record<'a>(
     rec: &mut Record<'a>,
     bytes: &[u8],
     memo: Option<&mut Memo>,
-) -> Result<Output<'a>, String> {
+) -> Result<Output<'a>, Reason> {
     let native_id = rec
         .event_id
         .take()
         .unwrap_or_else(|| Cow::Owned(crate::content_id(bytes)));
     let raw_time = rec.event_time.get().ok_or("missing `eventTime`")?;
-    let at = time::parse(raw_time).ok_or_else(|| "`eventTime` is not a timestamp".to_owned())?;
+    let at = time::parse(raw_time).ok_or(Reason::Invalid {
+        field: "eventTime",
+        expected: "a timestamp",
+    })?;
     let source = rec.event_source.get().ok_or("missing `eventSource`")?;
     let name = rec.event_name.get().ok_or("missing `eventName`")?;
     let mut out = Output::default();

@@ -368,7 +368,7 @@ impl Batch for SqliteBatch<'_> {
             path,
             d.line as i64,
             d.record.map(|r| r as i64),
-            d.reason
+            d.reason.to_string()
         ])?;
         Ok(())
     }

@@ -394,7 +394,7 @@ impl Store for SqliteStore {
                 diagnostic: Diagnostic {
                     line: r.get::<_, i64>(1)? as u64,
                     record: r.get::<_, Option<i64>>(2)?.map(|v| v as u64),
-                    reason: r.get(3)?,
+                    reason: r.get::<_, String>(3)?.into(),
                 },
             })
         })?;
