@@ -156,6 +156,14 @@ pub const MAX_GROUP_ENTRIES: usize = 1_000;
 /// events are still checked by rules).
 pub const MAX_BASELINES: usize = 1_000_000;
 
+/// Why a [`Detector`] cannot be made from a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    /// The correlation engine rejected the catalog's Sigma rules.
+    #[error(transparent)]
+    Compile(rsigma_eval::EvalError),
+}
+
 pub struct Detector {
     catalog: Catalog,
     by_id: FxHashMap<String, usize>,
@@ -253,7 +261,7 @@ impl Detector {
         self.catalog
     }
 
-    pub fn new(catalog: Catalog, settings: Settings) -> Result<Self, String> {
+    pub fn new(catalog: Catalog, settings: Settings) -> Result<Self, DetectorError> {
         let config = CorrelationConfig {
             timestamp_fallback: TimestampFallback::Skip,
             correlation_event_mode: rsigma_eval::CorrelationEventMode::Refs,
@@ -266,7 +274,7 @@ impl Detector {
         let mut engine = CorrelationEngine::new(config);
         engine
             .add_collection(&catalog.sigma)
-            .map_err(|e| e.to_string())?;
+            .map_err(DetectorError::Compile)?;
         let by_id: FxHashMap<String, usize> = catalog
             .rules
             .iter()
