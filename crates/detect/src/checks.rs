@@ -260,196 +260,227 @@ impl Check {
         lookup: &dyn Lookup,
         extends: &dyn Fn(&str) -> bool,
     ) -> Option<Hit> {
-        let e = v.event;
         match self {
-            Check::NewRegion => {
-                let region = regional(v)?;
-                let estate_trained = state
-                    .estate_first
-                    .is_some_and(|f| e.time - f >= baseline::TRAINING_DAYS * 86_400_000);
-                let estate_new = estate_trained && !state.estate_regions.contains_key(region);
-                let b = baseline?;
-                let own_new = b.trained(e.time) && !b.knows_region(region);
-                if !own_new && !estate_new {
-                    return None;
-                }
-                let scope = if estate_new {
-                    "the estate"
-                } else {
-                    "this identity"
-                };
-                Some(Hit {
-                    subject: region.to_owned(),
-                    summary: format!("activity in {region}, a region {scope} never used"),
-                    details: json!({
-                        "region": region, "new_to_estate": estate_new,
-                        "usual_regions": b.regions,
-                    }),
-                })
-            }
-            Check::SelfPermissionChange => {
-                if e.error_code.is_some() {
-                    return None;
-                }
-                let actor = e.actor.as_deref()?;
-                let own = v.principal()?;
-                let account = own.strip_prefix("arn:aws:iam::")?.split(':').next()?;
-                let target = if let Some(u) = v.str_field("requestParameters.userName") {
-                    keyward_model::ids::iam(account, "user", &u)
-                } else if let Some(r) = v.str_field("requestParameters.roleName") {
-                    keyward_model::ids::iam(account, "role", &r)
-                } else {
-                    return None;
-                };
-                (target == own).then(|| Hit {
-                    subject: target.clone(),
-                    summary: format!("{actor} changed the permissions of {own}, itself"),
-                    details: json!({"principal": own, "action": e.action}),
-                })
-            }
+            Check::NewRegion => new_region(v, state, baseline),
+            Check::SelfPermissionChange => self_permission_change(v),
             Check::KeyMultiIp {
                 window_seconds,
                 networks,
-            } => {
-                let key = e.credential.as_deref()?;
-                let ip = e.source_ip.as_deref()?;
-                // AWS services calling with the key (`ec2.amazonaws.com`) are not places.
-                if e.invoked_by.is_some() || !ip.contains(['.', ':']) || ip.ends_with(".com") {
-                    return None;
-                }
-                let net = v.network()?;
-                let key_hash = crate::keyed_hash(key);
-                if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(&key_hash) {
-                    state.key_uses.clear();
-                }
-                let uses = state.key_uses.entry(key_hash).or_default();
-                let since = e.time - window_seconds * 1000;
-                let net_hash = crate::keyed_hash(net);
-                // One network in the window (the common case): nothing to compare.
-                if !uses.record(e.time, since, net_hash, net) && *networks > 1 {
-                    return None;
-                }
-                if uses.others.len() + 1 < *networks {
-                    return None;
-                }
-                // Networks the principal already used in learned hours are its own (a VPC
-                // endpoint and a NAT gateway, say): it takes one it never used to fire. Each
-                // network is fingerprinted once.
-                for u in std::iter::once(&mut uses.latest).chain(uses.others.iter_mut()) {
-                    u.fingerprint
-                        .get_or_insert_with(|| baseline::fingerprint(&u.network));
-                }
-                let unknown = |u: &NetworkUse| {
-                    !baseline
-                        .is_some_and(|b| u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp)))
-                };
-                if !uses.all().any(unknown) {
-                    return None;
-                }
-                if extends(key) {
-                    return Some(Hit::repeat(key));
-                }
-                // Sorted, as a set would list them (each network is listed once).
-                let mut distinct: Vec<&str> = uses.all().map(|u| u.network.as_str()).collect();
-                distinct.sort_unstable();
-                let mut new_networks: Vec<&str> = uses
-                    .all()
-                    .filter(|u| unknown(u))
-                    .map(|u| u.network.as_str())
-                    .collect();
-                new_networks.sort_unstable();
-                Some(Hit {
-                    subject: key.to_owned(),
-                    summary: format!(
-                        "access key {key} used from {} networks within {window_seconds} s",
-                        distinct.len()
-                    ),
-                    details: json!({"key": key, "networks": distinct, "new_networks": new_networks,
-                                    "window_seconds": window_seconds}),
-                })
-            }
-            Check::UntrustedAccount => {
-                if e.error_code.is_some() {
-                    return None;
-                }
-                let ty = v.str_field("userIdentity.type")?;
-                if !matches!(
-                    ty.as_str(),
-                    "IAMUser" | "AssumedRole" | "Root" | "AWSAccount"
-                ) {
-                    return None;
-                }
-                let caller = v.str_field("userIdentity.accountId")?;
-                let role_account = v
-                    .str_field("requestParameters.roleArn")
-                    .and_then(|a| a.split(':').nth(4).map(str::to_owned))
-                    .or_else(|| e.account.as_deref().map(str::to_owned))?;
-                if caller == role_account
-                    || settings.allowed_accounts.contains(&caller)
-                    || (settings.allowed_accounts.is_empty()
-                        && state.own_accounts.contains(&caller))
-                {
-                    return None;
-                }
-                Some(Hit {
-                    subject: caller.clone(),
-                    summary: format!(
-                        "role in account {role_account} assumed from account {caller}, which is not approved"
-                    ),
-                    details: json!({
-                        "caller_account": caller, "role_account": role_account,
-                        "role": v.str_field("requestParameters.roleArn"),
-                        "approved": settings.allowed_accounts,
-                    }),
-                })
-            }
-            Check::NewWebIdentitySubject => {
-                if e.error_code.is_some() {
-                    return None;
-                }
-                let role = v.str_field("requestParameters.roleArn")?;
-                let subject = v
-                    .str_field("responseElements.subjectFromWebIdentityToken")
-                    .or_else(|| v.str_field("userIdentity.userName"))?;
-                let seen = state.subjects.entry(role.clone()).or_default();
-                if seen.contains(&subject) {
-                    return None;
-                }
-                let first = seen.is_empty();
-                if seen.len() < MAX_SUBJECTS {
-                    seen.push(subject.clone());
-                }
-                if first {
-                    return None;
-                }
-                let claims = keyward_normalize::cloudtrail::github_subject(&subject);
-                Some(Hit {
-                    subject: subject.clone(),
-                    summary: format!("{subject} assumed {role} for the first time"),
-                    details: json!({"role": role, "subject": subject, "claims": claims,
-                                    "known_subjects": seen.len() - 1}),
-                })
-            }
-            Check::UsedAfterRetirement => {
-                if !lookup.any_retired() {
-                    return None;
-                }
-                let actor = e.actor.as_deref();
-                // A session's role too; a user or key is its own principal.
-                let own = v.principal().filter(|p| Some(*p) != actor);
-                let ids = [e.credential.as_deref(), actor, own];
-                ids.into_iter().flatten().find_map(|id| {
-                    let why = lookup.retired(id)?;
-                    Some(Hit {
-                        subject: id.to_owned(),
-                        summary: format!("{id} was used although {why}"),
-                        details: json!({"identity": id, "reason": why,
-                                        "credential": e.credential}),
-                    })
-                })
-            }
+            } => key_multi_ip(v, state, baseline, *window_seconds, *networks, extends),
+            Check::UntrustedAccount => untrusted_account(v, state, settings),
+            Check::NewWebIdentitySubject => new_web_identity_subject(v, state),
+            Check::UsedAfterRetirement => used_after_retirement(v, lookup),
         }
     }
+}
+
+/// [`Check::NewRegion`]: a region new to the identity (once trained) or to the estate.
+fn new_region(v: &View, state: &State, baseline: Option<&Baseline>) -> Option<Hit> {
+    let e = v.event;
+    let region = regional(v)?;
+    let estate_trained = state
+        .estate_first
+        .is_some_and(|f| e.time - f >= baseline::TRAINING_DAYS * 86_400_000);
+    let estate_new = estate_trained && !state.estate_regions.contains_key(region);
+    let b = baseline?;
+    let own_new = b.trained(e.time) && !b.knows_region(region);
+    if !own_new && !estate_new {
+        return None;
+    }
+    let scope = if estate_new {
+        "the estate"
+    } else {
+        "this identity"
+    };
+    Some(Hit {
+        subject: region.to_owned(),
+        summary: format!("activity in {region}, a region {scope} never used"),
+        details: json!({
+            "region": region, "new_to_estate": estate_new,
+            "usual_regions": b.regions,
+        }),
+    })
+}
+
+/// [`Check::SelfPermissionChange`]: a principal changing its own permissions.
+fn self_permission_change(v: &View) -> Option<Hit> {
+    let e = v.event;
+    if e.error_code.is_some() {
+        return None;
+    }
+    let actor = e.actor.as_deref()?;
+    let own = v.principal()?;
+    let account = own.strip_prefix("arn:aws:iam::")?.split(':').next()?;
+    let target = if let Some(u) = v.str_field("requestParameters.userName") {
+        keyward_model::ids::iam(account, "user", &u)
+    } else if let Some(r) = v.str_field("requestParameters.roleName") {
+        keyward_model::ids::iam(account, "role", &r)
+    } else {
+        return None;
+    };
+    (target == own).then(|| Hit {
+        subject: target.clone(),
+        summary: format!("{actor} changed the permissions of {own}, itself"),
+        details: json!({"principal": own, "action": e.action}),
+    })
+}
+
+/// [`Check::KeyMultiIp`]: an access key used from `networks` networks within the window,
+/// one of them new to its principal.
+fn key_multi_ip(
+    v: &View,
+    state: &mut State,
+    baseline: Option<&Baseline>,
+    window_seconds: i64,
+    networks: usize,
+    extends: &dyn Fn(&str) -> bool,
+) -> Option<Hit> {
+    let e = v.event;
+    let key = e.credential.as_deref()?;
+    let ip = e.source_ip.as_deref()?;
+    // AWS services calling with the key (`ec2.amazonaws.com`) are not places.
+    if e.invoked_by.is_some() || !ip.contains(['.', ':']) || ip.ends_with(".com") {
+        return None;
+    }
+    let net = v.network()?;
+    let key_hash = crate::keyed_hash(key);
+    if state.key_uses.len() >= MAX_KEYS && !state.key_uses.contains_key(&key_hash) {
+        state.key_uses.clear();
+    }
+    let uses = state.key_uses.entry(key_hash).or_default();
+    let since = e.time - window_seconds * 1000;
+    let net_hash = crate::keyed_hash(net);
+    // One network in the window (the common case): nothing to compare.
+    if !uses.record(e.time, since, net_hash, net) && networks > 1 {
+        return None;
+    }
+    if uses.others.len() + 1 < networks {
+        return None;
+    }
+    // Networks the principal already used in learned hours are its own (a VPC
+    // endpoint and a NAT gateway, say): it takes one it never used to fire. Each
+    // network is fingerprinted once.
+    for u in std::iter::once(&mut uses.latest).chain(uses.others.iter_mut()) {
+        u.fingerprint
+            .get_or_insert_with(|| baseline::fingerprint(&u.network));
+    }
+    let unknown = |u: &NetworkUse| {
+        !baseline.is_some_and(|b| u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp)))
+    };
+    if !uses.all().any(unknown) {
+        return None;
+    }
+    if extends(key) {
+        return Some(Hit::repeat(key));
+    }
+    // Sorted, as a set would list them (each network is listed once).
+    let mut distinct: Vec<&str> = uses.all().map(|u| u.network.as_str()).collect();
+    distinct.sort_unstable();
+    let mut new_networks: Vec<&str> = uses
+        .all()
+        .filter(|u| unknown(u))
+        .map(|u| u.network.as_str())
+        .collect();
+    new_networks.sort_unstable();
+    Some(Hit {
+        subject: key.to_owned(),
+        summary: format!(
+            "access key {key} used from {} networks within {window_seconds} s",
+            distinct.len()
+        ),
+        details: json!({"key": key, "networks": distinct, "new_networks": new_networks,
+                        "window_seconds": window_seconds}),
+    })
+}
+
+/// [`Check::UntrustedAccount`]: a role assumed from an account neither the estate's own
+/// nor approved.
+fn untrusted_account(v: &View, state: &State, settings: &Settings) -> Option<Hit> {
+    let e = v.event;
+    if e.error_code.is_some() {
+        return None;
+    }
+    let ty = v.str_field("userIdentity.type")?;
+    if !matches!(
+        ty.as_str(),
+        "IAMUser" | "AssumedRole" | "Root" | "AWSAccount"
+    ) {
+        return None;
+    }
+    let caller = v.str_field("userIdentity.accountId")?;
+    let role_account = v
+        .str_field("requestParameters.roleArn")
+        .and_then(|a| a.split(':').nth(4).map(str::to_owned))
+        .or_else(|| e.account.as_deref().map(str::to_owned))?;
+    if caller == role_account
+        || settings.allowed_accounts.contains(&caller)
+        || (settings.allowed_accounts.is_empty() && state.own_accounts.contains(&caller))
+    {
+        return None;
+    }
+    Some(Hit {
+        subject: caller.clone(),
+        summary: format!(
+            "role in account {role_account} assumed from account {caller}, which is not approved"
+        ),
+        details: json!({
+            "caller_account": caller, "role_account": role_account,
+            "role": v.str_field("requestParameters.roleArn"),
+            "approved": settings.allowed_accounts,
+        }),
+    })
+}
+
+/// [`Check::NewWebIdentitySubject`]: a web-identity subject assuming a role for the first
+/// time (the role's first subject is learned, not reported).
+fn new_web_identity_subject(v: &View, state: &mut State) -> Option<Hit> {
+    let e = v.event;
+    if e.error_code.is_some() {
+        return None;
+    }
+    let role = v.str_field("requestParameters.roleArn")?;
+    let subject = v
+        .str_field("responseElements.subjectFromWebIdentityToken")
+        .or_else(|| v.str_field("userIdentity.userName"))?;
+    let seen = state.subjects.entry(role.clone()).or_default();
+    if seen.contains(&subject) {
+        return None;
+    }
+    let first = seen.is_empty();
+    if seen.len() < MAX_SUBJECTS {
+        seen.push(subject.clone());
+    }
+    if first {
+        return None;
+    }
+    let claims = keyward_normalize::cloudtrail::github_subject(&subject);
+    Some(Hit {
+        subject: subject.clone(),
+        summary: format!("{subject} assumed {role} for the first time"),
+        details: json!({"role": role, "subject": subject, "claims": claims,
+                        "known_subjects": seen.len() - 1}),
+    })
+}
+
+/// [`Check::UsedAfterRetirement`]: a retired identity (or one whose owner departed) used.
+fn used_after_retirement(v: &View, lookup: &dyn Lookup) -> Option<Hit> {
+    let e = v.event;
+    if !lookup.any_retired() {
+        return None;
+    }
+    let actor = e.actor.as_deref();
+    // A session's role too; a user or key is its own principal.
+    let own = v.principal().filter(|p| Some(*p) != actor);
+    let ids = [e.credential.as_deref(), actor, own];
+    ids.into_iter().flatten().find_map(|id| {
+        let why = lookup.retired(id)?;
+        Some(Hit {
+            subject: id.to_owned(),
+            summary: format!("{id} was used although {why}"),
+            details: json!({"identity": id, "reason": why,
+                            "credential": e.credential}),
+        })
+    })
 }
 
 #[cfg(test)]

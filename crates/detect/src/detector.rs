@@ -26,19 +26,21 @@ const MERGE_WINDOW: Millis = 3_600_000;
 /// Acting identities (sessions, keys) listed in a finding about their principal.
 const MAX_ACTORS: usize = 20;
 
-/// A principal's baseline, and whether it is listed as changed (`Detector::dirty`): the
-/// flag sits beside the baseline, which an event reads anyway. The map holding it is keyed
-/// by the principal's keyed hash ([`crate::keyed_hash`]), so finding it reads no string;
-/// the principal is kept here for writing the baseline out.
-struct Held {
+/// One entry of [`Detector`]'s baseline map: a principal's behavioural [`Baseline`], the
+/// principal's id, and whether it is listed as changed (`Detector::dirty`).
+///
+/// The map is keyed by the principal's keyed hash ([`crate::keyed_hash`]), so finding the
+/// entry reads no string; the principal is kept here only for writing the baseline out.
+/// The dirty flag sits beside the baseline, which an event reads anyway.
+struct BaselineEntry {
     principal: String,
     baseline: Baseline,
     dirty: bool,
 }
 
-impl Held {
+impl BaselineEntry {
     fn new(principal: &str, baseline: Baseline) -> Self {
-        Held {
+        BaselineEntry {
             principal: principal.to_owned(),
             baseline,
             dirty: false,
@@ -67,7 +69,7 @@ fn merge_key(idx: usize, principal: &str, subject: &str) -> Key {
 /// Whether a keyed match of rule `idx` by `principal` on `subject` extends an open
 /// finding (see [`Detector::emit`]).
 fn extends(
-    active: &hashbrown::HashMap<Key, Active, FxBuildHasher>,
+    active: &hashbrown::HashMap<Key, OpenFinding, FxBuildHasher>,
     idx: usize,
     principal: Option<&str>,
     subject: &str,
@@ -77,22 +79,25 @@ fn extends(
         .is_some_and(|a| a.finding.status.is_active())
 }
 
-/// An open finding, and whether it changed since the last `take_findings`.
+/// A threat finding that later matches of the same rule, principal and subject extend
+/// (see [`Detector::emit`]), and whether it changed since the last
+/// [`Detector::take_findings`]. The value of [`Detector`]'s map of open findings, keyed by
+/// [`merge_key`].
 ///
 /// A repeat match checks its event id and actor against those already listed. The lists'
 /// strings are separate allocations, rarely in cache by the next match; their keyed hashes
 /// ([`crate::keyed_hash`]) are kept here, side by side, and compared instead.
-struct Active {
+struct OpenFinding {
     finding: Finding,
     changed: bool,
-    /// Hashes of `finding.events`, in the same order (only `Active` adds evidence to an
-    /// open finding).
+    /// Hashes of `finding.events`, in the same order (evidence is only ever added to an
+    /// open finding through [`OpenFinding::add_evidence`], which keeps both in step).
     evidence: Vec<u64>,
     /// Hashes of the `actors` listed in `finding.details`, when it lists them.
     actors: Option<Vec<u64>>,
 }
 
-impl Active {
+impl OpenFinding {
     fn new(finding: Finding, changed: bool) -> Self {
         let evidence = finding.events.iter().map(crate::keyed_hash).collect();
         let actors = match finding.details.get("actors") {
@@ -103,7 +108,7 @@ impl Active {
             ),
             _ => None,
         };
-        Active {
+        OpenFinding {
             finding,
             changed,
             evidence,
@@ -156,6 +161,14 @@ pub const MAX_GROUP_ENTRIES: usize = 1_000;
 /// events are still checked by rules).
 pub const MAX_BASELINES: usize = 1_000_000;
 
+/// Why a [`Detector`] cannot be made from a catalog.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectorError {
+    /// The correlation engine rejected the catalog's Sigma rules.
+    #[error(transparent)]
+    Compile(rsigma_eval::EvalError),
+}
+
 pub struct Detector {
     catalog: Catalog,
     by_id: FxHashMap<String, usize>,
@@ -170,18 +183,18 @@ pub struct Detector {
     /// Rules with a check and no detection, per source.
     check_only: Vec<(SourceKind, usize)>,
     pub state: State,
-    /// By the principal's keyed hash (see [`Held`]).
-    baselines: hashbrown::HashMap<u64, Held, FxBuildHasher>,
+    /// By the principal's keyed hash (see [`BaselineEntry`]).
+    baselines: hashbrown::HashMap<u64, BaselineEntry, FxBuildHasher>,
     fingerprints: Fingerprints,
     /// The endpoint (`service:action`) being learned, a buffer kept across events.
     endpoint: String,
     /// Principals whose baseline changed since the last [`Detector::take_dirty`] (each
-    /// once: its [`Held::dirty`] says whether it is listed).
+    /// once: its [`BaselineEntry::dirty`] says whether it is listed).
     dirty: Vec<u64>,
     settings: Settings,
     /// Open findings by (rule index, principal, subject) ([`merge_key`]): later matches
     /// extend them.
-    active: hashbrown::HashMap<Key, Active, FxBuildHasher>,
+    active: hashbrown::HashMap<Key, OpenFinding, FxBuildHasher>,
     /// Keys of active findings changed since the last `take_findings`, once each.
     out: Vec<Key>,
     /// Changed findings that left `active` (a later match opened a new one) before being
@@ -253,7 +266,7 @@ impl Detector {
         self.catalog
     }
 
-    pub fn new(catalog: Catalog, settings: Settings) -> Result<Self, String> {
+    pub fn new(catalog: Catalog, settings: Settings) -> Result<Self, DetectorError> {
         let config = CorrelationConfig {
             timestamp_fallback: TimestampFallback::Skip,
             correlation_event_mode: rsigma_eval::CorrelationEventMode::Refs,
@@ -266,7 +279,7 @@ impl Detector {
         let mut engine = CorrelationEngine::new(config);
         engine
             .add_collection(&catalog.sigma)
-            .map_err(|e| e.to_string())?;
+            .map_err(DetectorError::Compile)?;
         let by_id: FxHashMap<String, usize> = catalog
             .rules
             .iter()
@@ -370,7 +383,7 @@ impl Detector {
                     continue;
                 };
                 let key = merge_key(idx, f.identity.as_deref().unwrap_or_default(), &subject);
-                self.active.insert(key, Active::new(f, false));
+                self.active.insert(key, OpenFinding::new(f, false));
             }
         }
     }
@@ -379,7 +392,7 @@ impl Detector {
     pub fn load_baseline(&mut self, principal: String, b: Baseline) {
         self.baselines
             .entry(crate::keyed_hash(principal.as_str()))
-            .or_insert_with(|| Held::new(&principal, b));
+            .or_insert_with(|| BaselineEntry::new(&principal, b));
     }
 
     pub fn baseline(&self, principal: &str) -> Option<&Baseline> {
@@ -396,7 +409,7 @@ impl Detector {
                 h.principal.capacity()
                     + h.baseline.bytes()
                     + std::mem::size_of::<u64>()
-                    + (std::mem::size_of::<Held>() - std::mem::size_of::<Baseline>())
+                    + (std::mem::size_of::<BaselineEntry>() - std::mem::size_of::<Baseline>())
             })
             .sum()
     }
@@ -788,7 +801,7 @@ impl Detector {
         let h = self
             .baselines
             .entry(key)
-            .or_insert_with(|| Held::new(principal, Baseline::default()));
+            .or_insert_with(|| BaselineEntry::new(principal, Baseline::default()));
         let score = h
             .baseline
             .observe(&activity, checks::regional(v), &mut self.fingerprints);
@@ -947,7 +960,7 @@ impl Detector {
             summary,
             details,
         };
-        let fresh = Active::new(fresh, true);
+        let fresh = OpenFinding::new(fresh, true);
         match self.active.insert(merge, fresh) {
             // Changed since the last take: it is reported before its successor replaces it.
             Some(old) if old.changed => self.done.push(old.finding),
@@ -983,14 +996,14 @@ mod tests {
     /// The hashed lists of an open finding give exactly what the plain finding's own
     /// string comparisons give: ids once, the first and the newest kept, actors once.
     #[test]
-    fn active_lists_agree_with_the_finding() {
+    fn open_finding_lists_agree_with_the_finding() {
         let start = Finding {
             events: vec!["e0".into()],
             details: json!({"actors": ["a0"]}),
             ..Finding::blank()
         };
         let mut plain = start.clone();
-        let mut active = Active::new(start, false);
+        let mut active = OpenFinding::new(start, false);
         for n in 0..400u32 {
             // Repeats of recent ids, of the first, and of ids long since dropped.
             let id = format!("e{}", (n * 7) % 53);
@@ -1014,7 +1027,7 @@ mod tests {
             MAX_ACTORS
         );
         // Without an `actors` list, none is started.
-        let mut bare = Active::new(
+        let mut bare = OpenFinding::new(
             Finding {
                 details: json!({}),
                 ..plain

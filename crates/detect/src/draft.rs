@@ -24,6 +24,24 @@ pub struct Draft {
     pub origin: String,
 }
 
+/// Why an event cannot be drafted into a rule.
+#[derive(Debug, thiserror::Error)]
+pub enum DraftError {
+    #[error("the event is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("the event is not a JSON object")]
+    NotAnObject,
+    #[error("rules are drafted from events, not {0:?}")]
+    NotAnEventSource(SourceKind),
+    #[error("the event has no field `{0}`")]
+    NoField(String),
+    #[error("`{0}` is not a single value (string, number, boolean)")]
+    NotAScalar(String),
+    /// Writing a string back out as JSON failed (it cannot, for a `String`).
+    #[error(transparent)]
+    Encode(serde_json::Error),
+}
+
 /// The fields that always select the event: its action.
 fn action_fields(source: SourceKind, record: &Value) -> Vec<&'static str> {
     match source {
@@ -69,16 +87,15 @@ fn kebab(s: &str) -> String {
 
 /// Writes the rule file's text for `record` (one raw CloudTrail record or Kubernetes audit
 /// event). Errors name the field that cannot be matched.
-pub fn draft(source: SourceKind, record: &[u8], d: &Draft) -> Result<String, String> {
-    let v: Value =
-        serde_json::from_slice(record).map_err(|e| format!("the event is not JSON: {e}"))?;
+pub fn draft(source: SourceKind, record: &[u8], d: &Draft) -> Result<String, DraftError> {
+    let v: Value = serde_json::from_slice(record).map_err(DraftError::NotJson)?;
     if !v.is_object() {
-        return Err("the event is not a JSON object".into());
+        return Err(DraftError::NotAnObject);
     }
     let (source_name, id_field) = match source {
         SourceKind::K8sAudit => ("kubernetes/audit", "auditID"),
         SourceKind::Cloudtrail => ("aws/cloudtrail", "eventID"),
-        other => return Err(format!("rules are drafted from events, not {other:?}")),
+        other => return Err(DraftError::NotAnEventSource(other)),
     };
     let mut selection = Vec::new();
     let mut seen = Vec::new();
@@ -90,9 +107,8 @@ pub fn draft(source: SourceKind, record: &[u8], d: &Draft) -> Result<String, Str
         if seen.contains(&f) {
             continue;
         }
-        let value = lookup(&v, &f).ok_or_else(|| format!("the event has no field `{f}`"))?;
-        let value = scalar(value)
-            .ok_or_else(|| format!("`{f}` is not a single value (string, number, boolean)"))?;
+        let value = lookup(&v, &f).ok_or_else(|| DraftError::NoField(f.clone()))?;
+        let value = scalar(value).ok_or_else(|| DraftError::NotAScalar(f.clone()))?;
         selection.push(format!("    {f}: {value}"));
         seen.push(f);
     }
@@ -123,15 +139,15 @@ pub fn draft(source: SourceKind, record: &[u8], d: &Draft) -> Result<String, Str
         d.title.clone()
     };
     let event_id = lookup(&v, id_field).and_then(Value::as_str).unwrap_or("?");
-    let compact = serde_json::to_string(&v).map_err(|e| e.to_string())?;
+    let compact = serde_json::to_string(&v).map_err(DraftError::Encode)?;
     let mut out = String::new();
     out.push_str(&format!(
         "id: {}\n",
-        serde_json::to_string(&id).map_err(|e| e.to_string())?
+        serde_json::to_string(&id).map_err(DraftError::Encode)?
     ));
     out.push_str(&format!(
         "title: {}\n",
-        serde_json::to_string(&title).map_err(|e| e.to_string())?
+        serde_json::to_string(&title).map_err(DraftError::Encode)?
     ));
     out.push_str("description: |\n");
     out.push_str(&format!(
@@ -205,14 +221,17 @@ mod tests {
         assert!(c.problems.is_empty(), "{:?}", c.problems);
         assert!(crate::testing::run(&c, None).iter().all(|o| o.passed));
 
-        let e = draft(SourceKind::Cloudtrail, CT.as_bytes(), &opts(&["nope.x"])).unwrap_err();
+        let e = draft(SourceKind::Cloudtrail, CT.as_bytes(), &opts(&["nope.x"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`nope.x`"), "{e}");
         let e = draft(
             SourceKind::Cloudtrail,
             CT.as_bytes(),
             &opts(&["userIdentity"]),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("single value"), "{e}");
         assert!(draft(SourceKind::Cloudtrail, b"[1]", &opts(&[])).is_err());
     }

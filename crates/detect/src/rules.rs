@@ -68,15 +68,13 @@ impl Logsource {
     }
 
     /// A Keyward rule's `source:` (`aws/cloudtrail`, `kubernetes/audit`).
-    fn parse(s: &str) -> Result<Self, String> {
+    fn parse(s: &str) -> Result<Self, RuleError> {
         let (p, sv) = s
             .split_once('/')
-            .ok_or_else(|| format!("`source: {s}` must be product/service"))?;
+            .ok_or_else(|| RuleError::SourceNotProductService(s.to_owned()))?;
         let ls = Logsource::of(Some(p), Some(sv), None);
         if ls.source.is_none() {
-            return Err(format!(
-                "`source: {s}`: Keyward reads aws/cloudtrail, kubernetes/audit and github/webhook"
-            ));
+            return Err(RuleError::UnreadSource(s.to_owned()));
         }
         Ok(ls)
     }
@@ -121,6 +119,38 @@ pub struct RuleInfo {
     /// Sigma detections that only feed a correlation and never report on their own.
     #[serde(skip)]
     pub internal: bool,
+}
+
+/// Why a rule file cannot be loaded; its text becomes the [`Problem`]'s reason.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("not a valid Keyward rule: {0}")]
+    Yaml(#[source] serde_saphyr::Error),
+    #[error("duplicate rule id `{0}`")]
+    DuplicateId(String),
+    #[error("a rule needs `detection`, `check` or both")]
+    NothingToRun,
+    #[error("`correlation` needs `detection` and cannot have `check`")]
+    CorrelationShape,
+    #[error("`source: {0}` must be product/service")]
+    SourceNotProductService(String),
+    #[error("`source: {0}`: Keyward reads aws/cloudtrail, kubernetes/audit and github/webhook")]
+    UnreadSource(String),
+    #[error("detection: {0}")]
+    DetectionSyntax(#[source] rsigma_parser::SigmaParserError),
+    /// The first of the problems the Sigma parser collected.
+    #[error("detection: {0}")]
+    DetectionInvalid(String),
+    #[error("detection: {0}")]
+    DetectionCompile(#[source] rsigma_eval::EvalError),
+    #[error("correlation: give exactly one of `gte`, `gt`")]
+    CorrelationThreshold,
+    /// A Sigma v1 aggregation (`| count() by x > 5`) without the `timeframe` it needs.
+    #[error("aggregation `{0}` without `timeframe`")]
+    AggregationWithoutTimeframe(String),
+    /// A Sigma v1 aggregation this loader cannot rewrite as a correlation.
+    #[error("unsupported aggregation `{0}`")]
+    UnsupportedAggregation(String),
 }
 
 /// A rule file that could not be loaded, and why.
@@ -260,43 +290,40 @@ impl Catalog {
     /// Adds one file's text.
     pub fn add_text(&mut self, origin: &str, text: &str) {
         if is_keyward_rule(text) {
-            if let Err(reason) = self.add_keyward(origin, text) {
-                self.problems.push(Problem {
-                    path: origin.to_owned(),
-                    reason,
-                });
+            if let Err(e) = self.add_keyward(origin, text) {
+                self.problem(origin, &e.to_string());
             }
         } else {
             self.add_sigma(origin, text);
         }
     }
 
-    fn add_keyward(&mut self, origin: &str, text: &str) -> Result<(), String> {
+    fn add_keyward(&mut self, origin: &str, text: &str) -> Result<(), RuleError> {
         let opts = serde_saphyr::options! { strict_booleans: true };
-        let file: RuleFile = serde_saphyr::from_str_with_options(text, opts)
-            .map_err(|e| format!("not a valid Keyward rule: {e}"))?;
+        let file: RuleFile =
+            serde_saphyr::from_str_with_options(text, opts).map_err(RuleError::Yaml)?;
         if self.rules.iter().any(|r| r.id == file.id) {
-            return Err(format!("duplicate rule id `{}`", file.id));
+            return Err(RuleError::DuplicateId(file.id));
         }
         if file.detection.is_none() && file.check.is_none() {
-            return Err("a rule needs `detection`, `check` or both".into());
+            return Err(RuleError::NothingToRun);
         }
         if file.correlation.is_some() && (file.detection.is_none() || file.check.is_some()) {
-            return Err("`correlation` needs `detection` and cannot have `check`".into());
+            return Err(RuleError::CorrelationShape);
         }
         let logsource = Logsource::parse(&file.source)?;
         if let Some(detection) = &file.detection {
             let docs = sigma_docs(&file, &logsource, detection)?;
             let collection =
-                rsigma_parser::parse_sigma_yaml(&docs).map_err(|e| format!("detection: {e}"))?;
+                rsigma_parser::parse_sigma_yaml(&docs).map_err(RuleError::DetectionSyntax)?;
             if let Some(e) = collection.errors.first() {
-                return Err(format!("detection: {e}"));
+                return Err(RuleError::DetectionInvalid(e.clone()));
             }
             // Compile now, so a bad modifier is reported against this file.
             let mut probe = rsigma_eval::CorrelationEngine::new(Default::default());
             probe
                 .add_collection(&collection)
-                .map_err(|e| format!("detection: {e}"))?;
+                .map_err(RuleError::DetectionCompile)?;
             self.sigma.rules.extend(collection.rules);
             self.sigma.correlations.extend(collection.correlations);
         }
@@ -345,7 +372,7 @@ impl Catalog {
                     Ok(c) => return self.problem(origin, &c.errors.join("; ")),
                     Err(e) => return self.problem(origin, &e.to_string()),
                 },
-                Some(Err(reason)) => return self.problem(origin, &reason),
+                Some(Err(e)) => return self.problem(origin, &e.to_string()),
                 None => {
                     let reason = match first {
                         Ok(c) => c.errors.join("; "),
@@ -499,7 +526,7 @@ pub(crate) fn base_id(id: &str) -> String {
 }
 
 /// A Keyward rule's detection (and correlation) as Sigma documents (JSON is YAML).
-fn sigma_docs(file: &RuleFile, ls: &Logsource, detection: &Value) -> Result<String, String> {
+fn sigma_docs(file: &RuleFile, ls: &Logsource, detection: &Value) -> Result<String, RuleError> {
     let tags: Vec<String> = file
         .attack
         .iter()
@@ -523,7 +550,7 @@ fn sigma_docs(file: &RuleFile, ls: &Logsource, detection: &Value) -> Result<Stri
     let condition = match (c.gte, c.gt) {
         (Some(n), None) => json!({"gte": n}),
         (None, Some(n)) => json!({"gt": n}),
-        _ => return Err("correlation: give exactly one of `gte`, `gt`".into()),
+        _ => return Err(RuleError::CorrelationThreshold),
     };
     let mut condition = condition;
     if let Some(f) = &c.field
@@ -544,7 +571,7 @@ fn sigma_docs(file: &RuleFile, ls: &Logsource, detection: &Value) -> Result<Stri
 /// Sigma v1's aggregation conditions (`selection | count() by X > 5`, `a | near b`) with a
 /// `timeframe`, which Sigma 2 expresses as correlation rules: rewritten to a base rule plus
 /// a correlation. `None` when the text has no such condition.
-fn legacy_aggregation(text: &str) -> Option<Result<(String, String), String>> {
+fn legacy_aggregation(text: &str) -> Option<Result<(String, String), RuleError>> {
     let opts = serde_saphyr::options! { strict_booleans: true };
     let mut doc: Value = serde_saphyr::from_str_with_options(text, opts).ok()?;
     let det = doc.get_mut("detection")?.as_object_mut()?;
@@ -555,9 +582,8 @@ fn legacy_aggregation(text: &str) -> Option<Result<(String, String), String>> {
         .map(str::to_owned);
     let (search, agg) = condition.split_once('|')?;
     let Some(timeframe) = timeframe else {
-        return Some(Err(format!(
-            "aggregation `{}` without `timeframe`",
-            condition.trim()
+        return Some(Err(RuleError::AggregationWithoutTimeframe(
+            condition.trim().to_owned(),
         )));
     };
     det.remove("timeframe");
@@ -602,10 +628,10 @@ fn legacy_aggregation(text: &str) -> Option<Result<(String, String), String>> {
         return Some(Ok((format!("{a}\n---\n{b}\n---\n{corr}"), note)));
     }
     let Some(rest) = agg.strip_prefix("count(") else {
-        return Some(Err(format!("unsupported aggregation `{agg}`")));
+        return Some(Err(RuleError::UnsupportedAggregation(agg.to_owned())));
     };
     let Some((field, rest)) = rest.split_once(')') else {
-        return Some(Err(format!("unsupported aggregation `{agg}`")));
+        return Some(Err(RuleError::UnsupportedAggregation(agg.to_owned())));
     };
     let rest = rest.trim();
     let (group, rest) = match rest.strip_prefix("by ") {
@@ -623,10 +649,10 @@ fn legacy_aggregation(text: &str) -> Option<Result<(String, String), String>> {
         "<" => "lt",
         "<=" => "lte",
         "=" | "==" => "eq",
-        _ => return Some(Err(format!("unsupported aggregation `{agg}`"))),
+        _ => return Some(Err(RuleError::UnsupportedAggregation(agg.to_owned()))),
     };
     let Ok(n) = n.trim().parse::<u64>() else {
-        return Some(Err(format!("unsupported aggregation `{agg}`")));
+        return Some(Err(RuleError::UnsupportedAggregation(agg.to_owned())));
     };
     let field = field.trim();
     let mut cond = Value::Object(serde_json::Map::from_iter([(op.to_owned(), json!(n))]));

@@ -26,27 +26,40 @@ impl Lookup for ContextLookup {
     }
 }
 
+/// Why an example cannot be run as an event.
+#[derive(Debug, thiserror::Error)]
+pub enum ExampleError {
+    /// The normalizer rejected the record (its message, as it gave it).
+    #[error("{0}")]
+    Normalize(String),
+    #[error("the record is not an event")]
+    NotAnEvent,
+}
+
 /// A raw event normalized as ingest would, with its raw bytes and the fields of them the
 /// normalizer read.
 pub fn normalize(
     source: SourceKind,
     raw: &[u8],
-) -> Result<(Event<'static>, Vec<u8>, Known<'static>), String> {
+) -> Result<(Event<'static>, Vec<u8>, Known<'static>), ExampleError> {
+    fn rejected(e: impl std::fmt::Display) -> ExampleError {
+        ExampleError::Normalize(e.to_string())
+    }
     let out = match source {
         SourceKind::K8sAudit => k8s_audit::normalize_event(raw, &Context::default())
-            .map_err(|e| e.to_string())?
+            .map_err(rejected)?
             .map(keyward_normalize::Output::into_owned),
         SourceKind::GithubWebhook => {
             keyward_normalize::github::normalize_delivery(raw, &Context::default())
-                .map_err(|e| e.to_string())?
+                .map_err(rejected)?
         }
         _ => cloudtrail::normalize_record(raw)
-            .map_err(|e| e.to_string())?
+            .map_err(rejected)?
             .map(keyward_normalize::Output::into_owned),
     };
-    let out = out.ok_or("the record is not an event")?;
+    let out = out.ok_or(ExampleError::NotAnEvent)?;
     let bytes = out.raw.map_or_else(|| raw.to_vec(), |r| r.into_owned());
-    let event = out.event.ok_or("the record is not an event")?;
+    let event = out.event.ok_or(ExampleError::NotAnEvent)?;
     Ok((event, bytes, out.known))
 }
 

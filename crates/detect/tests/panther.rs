@@ -146,7 +146,12 @@ fn with_time(mut e: Value, source: SourceKind) -> Value {
 }
 
 /// Whether `rule` fires on the one event; `Err` when the event cannot be read.
-fn fires(catalog: &Catalog, source: SourceKind, event: &Value, rule: &str) -> Result<bool, String> {
+fn fires(
+    catalog: &Catalog,
+    source: SourceKind,
+    event: &Value,
+    rule: &str,
+) -> Result<bool, testing::ExampleError> {
     let bytes = serde_json::to_vec(event).unwrap();
     let (event, raw, known) = testing::normalize(source, &bytes)?;
     let mut det = Detector::new(catalog.clone(), Default::default()).unwrap();

@@ -204,7 +204,8 @@ impl Engine {
         settings
             .allowed_accounts
             .extend(self.stored_allowed_accounts()?);
-        let mut det = Detector::new(catalog, settings).map_err(EngineError::Detect)?;
+        let mut det =
+            Detector::new(catalog, settings).map_err(|e| EngineError::Detect(e.to_string()))?;
         if let Some(doc) = self.store.detector_state(STATE)? {
             det.state = serde_json::from_str::<State>(&doc).map_err(|e| {
                 EngineError::Store(keyward_store::StoreError::Corrupt(format!(

@@ -158,7 +158,27 @@ struct Scratch<'g> {
     found: Vec<(NodeId, f64)>,
 }
 
+/// The ownership walk of [`ownership`], in `scratch`'s working sets; the chains of hops
+/// are built only when `chains`.
 fn walk<'g>(g: &'g Graph, id: NodeId, scratch: &mut Scratch<'g>, chains: bool) -> Ownership {
+    search(g, id, scratch);
+    let mut out = candidates(g, &scratch.found, &scratch.best, chains);
+    // A team but nobody by name: the team's members (people directory) answer for it,
+    // those still here first.
+    if out.people.is_empty()
+        && let Some(team) = out.teams.first()
+        && let Some(tnode) = g.find(&format!("team:{}", team.owner))
+    {
+        out.people = team_members(g, tnode, team);
+    }
+    conclude(&mut out);
+    out
+}
+
+/// The best-first search from `id`: fills `scratch.best` with how each node was best
+/// reached and `scratch.found` with the people and teams met, best first, until enough
+/// of each are found or the walk's bounds are reached.
+fn search<'g>(g: &'g Graph, id: NodeId, scratch: &mut Scratch<'g>) {
     let Scratch {
         best,
         heap,
@@ -231,8 +251,13 @@ fn walk<'g>(g: &'g Graph, id: NodeId, scratch: &mut Scratch<'g>, chains: bool) -
             step(e, true);
         }
     }
+}
+
+/// The people and teams found, as candidates (with their chains when `chains`), each
+/// list best first.
+fn candidates(g: &Graph, found: &[(NodeId, f64)], best: &Trail<'_>, chains: bool) -> Ownership {
     let mut out = Ownership::default();
-    for &(node, conf) in found.iter() {
+    for &(node, conf) in found {
         let Some(n) = g.node(node) else { continue };
         let team = (n.kind == NodeKind::Person)
             .then(|| {
@@ -263,41 +288,44 @@ fn walk<'g>(g: &'g Graph, id: NodeId, scratch: &mut Scratch<'g>, chains: bool) -
         .sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
     out.teams
         .sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
-    // A team but nobody by name: the team's members (people directory) answer for it,
-    // those still here first.
-    if out.people.is_empty()
-        && let Some(team) = out.teams.first()
-        && let Some(tnode) = g.find(&format!("team:{}", team.owner))
-    {
-        let mut members: Vec<Candidate> = g
-            .in_edges(tnode)
-            .take(MAX_EDGES_PER_NODE)
-            .filter(|e| e.kind == EdgeKind::MemberOf)
-            .filter_map(|e| {
-                let p = g.node(e.from).filter(|p| p.kind == NodeKind::Person)?;
-                let mut chain = team.chain.clone();
-                chain.push(Hop {
-                    node: g.key(e.from).to_owned(),
-                    label: p.label.to_string(),
-                    node_kind: p.kind.as_str(),
-                    edge: EdgeKind::MemberOf,
-                    reversed: true,
-                    source: e.detail.map(|d| d.source.clone()).filter(|s| !s.is_empty()),
-                    last_seen: None,
-                });
-                Some(Candidate {
-                    owner: p.label.to_string(),
-                    kind: p.kind.as_str(),
-                    confidence: (team.confidence * 0.8 * 100.0).round() / 100.0,
-                    departed: p.gone,
-                    team: Some(team.owner.clone()),
-                    chain,
-                })
+    out
+}
+
+/// A team's members (people directory) as candidates for what the team owns, through the
+/// team's chain; those still here first.
+fn team_members(g: &Graph, tnode: NodeId, team: &Candidate) -> Vec<Candidate> {
+    let mut members: Vec<Candidate> = g
+        .in_edges(tnode)
+        .take(MAX_EDGES_PER_NODE)
+        .filter(|e| e.kind == EdgeKind::MemberOf)
+        .filter_map(|e| {
+            let p = g.node(e.from).filter(|p| p.kind == NodeKind::Person)?;
+            let mut chain = team.chain.clone();
+            chain.push(Hop {
+                node: g.key(e.from).to_owned(),
+                label: p.label.to_string(),
+                node_kind: p.kind.as_str(),
+                edge: EdgeKind::MemberOf,
+                reversed: true,
+                source: e.detail.map(|d| d.source.clone()).filter(|s| !s.is_empty()),
+                last_seen: None,
+            });
+            Some(Candidate {
+                owner: p.label.to_string(),
+                kind: p.kind.as_str(),
+                confidence: (team.confidence * 0.8 * 100.0).round() / 100.0,
+                departed: p.gone,
+                team: Some(team.owner.clone()),
+                chain,
             })
-            .collect();
-        members.sort_by(|a, b| (a.departed, &a.owner).cmp(&(b.departed, &b.owner)));
-        out.people = members;
-    }
+        })
+        .collect();
+    members.sort_by(|a, b| (a.departed, &a.owner).cmp(&(b.departed, &b.owner)));
+    members
+}
+
+/// Picks the primary owner, team and confidence from the candidates.
+fn conclude(out: &mut Ownership) {
     // The primary owner is the best person who has not left, else the best person.
     if let Some(pos) = out.people.iter().position(|p| !p.departed)
         && pos > 0
@@ -325,7 +353,6 @@ fn walk<'g>(g: &'g Graph, id: NodeId, scratch: &mut Scratch<'g>, chains: bool) -
         .into_iter()
         .chain(team.map(|t| t.confidence))
         .fold(0.0, f64::max);
-    out
 }
 
 /// Ownership for many identities at once (inventory listings). Short-lived identities

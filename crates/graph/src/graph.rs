@@ -434,7 +434,8 @@ impl Details {
 pub struct Graph {
     g: StableDiGraph<Node, Weight, u32>,
     /// (short hash of the key, arena offset / 8): the table grows and probes without
-    /// touching keys, and a hit costs one read of the arena.
+    /// touching keys, and a hit costs one read of the arena. Why not an interner crate
+    /// (`lasso`, `string-interner`): `docs/performance.md`, "our own key index".
     index: HashTable<(u32, u32)>,
     /// Node keys, each stored once: `[node index: u32][length: u32][bytes]`, 8-aligned.
     arena: Vec<u8>,

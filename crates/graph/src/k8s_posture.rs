@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::k8s::{Rbac, can, is_cluster_admin, name_ns};
+use crate::k8s::{Grant, Rbac, Rule, Subject, can, is_cluster_admin, name_ns};
 
 /// An object a posture check flags.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -100,25 +100,39 @@ pub fn posture(objects: &[Value]) -> Vec<Flagged> {
     }
     let rbac = Rbac::new(&all);
     let grants = rbac.grants();
-    let kind_of = |o: &Value| {
-        o.get("kind")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
-    // Service accounts' own automount setting, by (namespace, name).
-    let sa_automount = |ns: &str, name: &str| -> Option<bool> {
-        all.iter()
-            .filter(|o| kind_of(o) == "ServiceAccount")
-            .find(|o| {
-                let (n, s) = name_ns(o);
-                n == name && s.as_deref().unwrap_or("default") == ns
-            })
-            .and_then(|o| o.get("automountServiceAccountToken"))
-            .and_then(Value::as_bool)
-    };
-    let workloads: Vec<Workload<'_>> = all
-        .iter()
+    let mut out = Vec::new();
+    workload_flags(&all, &grants, &mut out);
+    default_service_account_flags(&all, &mut out);
+    grant_flags(&grants, &mut out);
+    anonymous_binding_flags(&all, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn kind_of(o: &Value) -> String {
+    o.get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn is_binding(o: &Value) -> bool {
+    matches!(kind_of(o).as_str(), "RoleBinding" | "ClusterRoleBinding")
+}
+
+fn flag(check: &'static str, kind: &str, ns: Option<&str>, name: &str, out: &mut Vec<Flagged>) {
+    out.push(Flagged {
+        check,
+        kind: kind.to_owned(),
+        namespace: ns.map(str::to_owned),
+        name: name.to_owned(),
+    });
+}
+
+/// Every object with a pod spec, with the service account it runs as.
+fn workloads(all: &[Value]) -> Vec<Workload<'_>> {
+    all.iter()
         .filter_map(|o| {
             let spec = pod_spec(o)?;
             let (name, ns) = name_ns(o);
@@ -135,63 +149,76 @@ pub fn posture(objects: &[Value]) -> Vec<Flagged> {
                 spec,
             })
         })
-        .collect();
-    // The pod's setting wins; unset, the service account's; unset too, the token mounts.
-    let mounts = |w: &Workload<'_>| match w
+        .collect()
+}
+
+/// A service account's own automount setting, by (namespace, name).
+fn sa_automount(all: &[Value], ns: &str, name: &str) -> Option<bool> {
+    all.iter()
+        .filter(|o| kind_of(o) == "ServiceAccount")
+        .find(|o| {
+            let (n, s) = name_ns(o);
+            n == name && s.as_deref().unwrap_or("default") == ns
+        })
+        .and_then(|o| o.get("automountServiceAccountToken"))
+        .and_then(Value::as_bool)
+}
+
+/// Whether the workload's pods mount the token: the pod's setting wins; unset, the
+/// service account's; unset too, the token mounts.
+fn mounts_token(all: &[Value], w: &Workload<'_>) -> bool {
+    match w
         .spec
         .get("automountServiceAccountToken")
         .and_then(Value::as_bool)
     {
         Some(m) => m,
-        None => sa_automount(&w.namespace, &w.service_account) != Some(false),
-    };
-    let is_sa = |s: &crate::k8s::Subject, ns: &str, name: &str| {
-        s.kind == "ServiceAccount" && s.name == name && s.namespace.as_deref() == Some(ns)
-    };
-    // Subjects named by any binding, whether or not its role exists.
-    let bound = |ns: &str, name: &str| {
-        all.iter()
-            .filter(|o| matches!(kind_of(o).as_str(), "RoleBinding" | "ClusterRoleBinding"))
-            .any(|b| {
-                let (_, bns) = name_ns(b);
-                b.get("subjects")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                    .any(|s| {
-                        s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
-                            && s.get("name").and_then(Value::as_str) == Some(name)
-                            && s.get("namespace")
-                                .and_then(Value::as_str)
-                                .or(bns.as_deref())
-                                .unwrap_or("default")
-                                == ns
-                    })
+        None => sa_automount(all, &w.namespace, &w.service_account) != Some(false),
+    }
+}
+
+fn is_sa(s: &Subject, ns: &str, name: &str) -> bool {
+    s.kind == "ServiceAccount" && s.name == name && s.namespace.as_deref() == Some(ns)
+}
+
+/// Whether any binding names the service account, whether or not its role exists.
+fn bound(all: &[Value], ns: &str, name: &str) -> bool {
+    all.iter().filter(|o| is_binding(o)).any(|b| {
+        let (_, bns) = name_ns(b);
+        b.get("subjects")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|s| {
+                s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+                    && s.get("name").and_then(Value::as_str) == Some(name)
+                    && s.get("namespace")
+                        .and_then(Value::as_str)
+                        .or(bns.as_deref())
+                        .unwrap_or("default")
+                        == ns
             })
-    };
-    let takeover = |rules: &[crate::k8s::Rule]| {
-        ["get", "list", "watch"]
-            .iter()
-            .any(|v| can(rules, v, "", "secrets"))
-            || can(rules, "create", "", "pods")
-    };
-    let mut out = Vec::new();
-    let flag = |check, kind: &str, ns: Option<&str>, name: &str, out: &mut Vec<Flagged>| {
-        out.push(Flagged {
-            check,
-            kind: kind.to_owned(),
-            namespace: ns.map(str::to_owned),
-            name: name.to_owned(),
-        });
-    };
-    for w in &workloads {
-        if !mounts(w) {
+    })
+}
+
+/// Rules that take the cluster over: reading secrets or creating pods.
+fn takeover(rules: &[Rule]) -> bool {
+    ["get", "list", "watch"]
+        .iter()
+        .any(|v| can(rules, v, "", "secrets"))
+        || can(rules, "create", "", "pods")
+}
+
+/// Workloads that mount a token, and what the token may do.
+fn workload_flags(all: &[Value], grants: &[Grant], out: &mut Vec<Flagged>) {
+    for w in &workloads(all) {
+        if !mounts_token(all, w) {
             continue;
         }
         let ns = Some(w.namespace.as_str());
-        flag("automount-service-account", &w.kind, ns, &w.name, &mut out);
-        if bound(&w.namespace, &w.service_account) {
-            flag("serviceaccount-token-mount", &w.kind, ns, &w.name, &mut out);
+        flag("automount-service-account", &w.kind, ns, &w.name, out);
+        if bound(all, &w.namespace, &w.service_account) {
+            flag("serviceaccount-token-mount", &w.kind, ns, &w.name, out);
         }
         let mine = grants
             .iter()
@@ -207,7 +234,7 @@ pub fn posture(objects: &[Value]) -> Vec<Flagged> {
                 &w.kind,
                 ns,
                 &w.name,
-                &mut out,
+                out,
             );
         }
         if take {
@@ -216,10 +243,14 @@ pub fn posture(objects: &[Value]) -> Vec<Flagged> {
                 &w.kind,
                 ns,
                 &w.name,
-                &mut out,
+                out,
             );
         }
     }
+}
+
+/// Namespaces' default service accounts that do not turn automounting off.
+fn default_service_account_flags(all: &[Value], out: &mut Vec<Flagged>) {
     for sa in all.iter().filter(|o| kind_of(o) == "ServiceAccount") {
         let (name, ns) = name_ns(sa);
         if name == "default"
@@ -233,18 +264,22 @@ pub fn posture(objects: &[Value]) -> Vec<Flagged> {
                 "ServiceAccount",
                 Some(ns.as_deref().unwrap_or("default")),
                 &name,
-                &mut out,
+                out,
             );
         }
     }
-    for g in &grants {
+}
+
+/// Service accounts with any RBAC permission, and cluster-wide cluster-admin subjects.
+fn grant_flags(grants: &[Grant], out: &mut Vec<Flagged>) {
+    for g in grants {
         if g.subject.kind == "ServiceAccount" && !g.rules.is_empty() {
             flag(
                 "access-container-service-account-v1",
                 "ServiceAccount",
                 g.subject.namespace.as_deref(),
                 &g.subject.name,
-                &mut out,
+                out,
             );
         }
         if g.namespace.is_none() && g.role == "ClusterRole cluster-admin" {
@@ -253,14 +288,15 @@ pub fn posture(objects: &[Value]) -> Vec<Flagged> {
                 &g.subject.kind,
                 g.subject.namespace.as_deref(),
                 &g.subject.name,
-                &mut out,
+                out,
             );
         }
     }
-    for b in all
-        .iter()
-        .filter(|o| matches!(kind_of(o).as_str(), "RoleBinding" | "ClusterRoleBinding"))
-    {
+}
+
+/// Bindings that grant to `system:anonymous` or `system:unauthenticated`.
+fn anonymous_binding_flags(all: &[Value], out: &mut Vec<Flagged>) {
+    for b in all.iter().filter(|o| is_binding(o)) {
         let anonymous = b
             .get("subjects")
             .and_then(Value::as_array)
@@ -279,11 +315,8 @@ pub fn posture(objects: &[Value]) -> Vec<Flagged> {
                 &kind_of(b),
                 ns.as_deref(),
                 &name,
-                &mut out,
+                out,
             );
         }
     }
-    out.sort();
-    out.dedup();
-    out
 }

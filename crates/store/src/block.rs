@@ -202,19 +202,40 @@ pub fn encode(events: &[Event<'_>]) -> Vec<u8> {
     b.finish()
 }
 
+/// Why a byte string is not a valid event block.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BlockError {
+    #[error("truncated block")]
+    Truncated,
+    #[error("varint too long")]
+    VarintTooLong,
+    #[error("length overflow")]
+    LengthOverflow,
+    #[error("string is not UTF-8")]
+    NotUtf8,
+    #[error("not an event block (bad magic)")]
+    BadMagic,
+    #[error("dictionary index {0} out of range")]
+    IndexOutOfRange(u64),
+    #[error("unknown source code")]
+    UnknownSource,
+    #[error("trailing bytes after the last event")]
+    TrailingBytes,
+}
+
 struct Reader<'b> {
     buf: &'b [u8],
     pos: usize,
 }
 
 impl<'b> Reader<'b> {
-    fn byte(&mut self) -> Result<u8, String> {
-        let b = *self.buf.get(self.pos).ok_or("truncated block")?;
+    fn byte(&mut self) -> Result<u8, BlockError> {
+        let b = *self.buf.get(self.pos).ok_or(BlockError::Truncated)?;
         self.pos += 1;
         Ok(b)
     }
 
-    fn varint(&mut self) -> Result<u64, String> {
+    fn varint(&mut self) -> Result<u64, BlockError> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -223,32 +244,35 @@ impl<'b> Reader<'b> {
                 return Ok(v);
             }
         }
-        Err("varint too long".into())
+        Err(BlockError::VarintTooLong)
     }
 
-    fn bytes(&mut self, len: usize) -> Result<&'b [u8], String> {
-        let end = self.pos.checked_add(len).ok_or("length overflow")?;
-        let s = self.buf.get(self.pos..end).ok_or("truncated block")?;
+    fn bytes(&mut self, len: usize) -> Result<&'b [u8], BlockError> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .ok_or(BlockError::LengthOverflow)?;
+        let s = self.buf.get(self.pos..end).ok_or(BlockError::Truncated)?;
         self.pos = end;
         Ok(s)
     }
 
-    fn cow(&mut self) -> Result<Cow<'static, str>, String> {
+    fn cow(&mut self) -> Result<Cow<'static, str>, BlockError> {
         self.string().map(Cow::Owned)
     }
 
-    fn string(&mut self) -> Result<String, String> {
-        let len = usize::try_from(self.varint()?).map_err(|_| "length overflow")?;
+    fn string(&mut self) -> Result<String, BlockError> {
+        let len = usize::try_from(self.varint()?).map_err(|_| BlockError::LengthOverflow)?;
         let b = self.bytes(len)?;
-        String::from_utf8(b.to_vec()).map_err(|_| "string is not UTF-8".into())
+        String::from_utf8(b.to_vec()).map_err(|_| BlockError::NotUtf8)
     }
 }
 
 /// Decodes a block produced by [`encode`].
-pub fn decode(buf: &[u8]) -> Result<Vec<Event<'static>>, String> {
+pub fn decode(buf: &[u8]) -> Result<Vec<Event<'static>>, BlockError> {
     let mut r = Reader { buf, pos: 0 };
     if r.bytes(4)? != MAGIC {
-        return Err("not an event block (bad magic)".into());
+        return Err(BlockError::BadMagic);
     }
     let n_strings = r.varint()?;
     let mut dict = Vec::with_capacity(n_strings.min(1 << 20) as usize);
@@ -258,7 +282,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Event<'static>>, String> {
     let lookup = |i: u64| {
         dict.get(i as usize)
             .map(|s: &String| Cow::Owned(s.clone()))
-            .ok_or_else(|| format!("dictionary index {i} out of range"))
+            .ok_or(BlockError::IndexOutOfRange(i))
     };
     let opt = |i: u64| {
         if i == 0 {
@@ -274,7 +298,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Event<'static>>, String> {
         let native_id = r.cow()?;
         let source = *SOURCES
             .get(usize::from(r.byte()?))
-            .ok_or("unknown source code")?;
+            .ok_or(BlockError::UnknownSource)?;
         let z = r.varint()?;
         let delta = ((z >> 1) as i64) ^ -((z & 1) as i64);
         let time = prev.wrapping_add(delta);
@@ -298,9 +322,9 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Event<'static>>, String> {
         let shared_id = match r.varint()? {
             0 => None,
             len => {
-                let len = usize::try_from(len - 1).map_err(|_| "length overflow")?;
+                let len = usize::try_from(len - 1).map_err(|_| BlockError::LengthOverflow)?;
                 Some(Cow::Owned(
-                    String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| "string is not UTF-8")?,
+                    String::from_utf8(r.bytes(len)?.to_vec()).map_err(|_| BlockError::NotUtf8)?,
                 ))
             }
         };
@@ -324,7 +348,7 @@ pub fn decode(buf: &[u8]) -> Result<Vec<Event<'static>>, String> {
         });
     }
     if r.pos != buf.len() {
-        return Err("trailing bytes after the last event".into());
+        return Err(BlockError::TrailingBytes);
     }
     Ok(out)
 }

@@ -145,10 +145,66 @@ fn instance_profile_edges(snap: &Snapshot, out: &mut Vec<EdgeSpec>) {
 }
 
 /// Who may assume each role: its trust policy read against every principal's identity
-/// policies, federated subjects, and the account-wide shortcut (see inside).
+/// policies, federated subjects, and the account-wide shortcut (see [`assume_anywhere`]).
 fn trust_edges(account: &str, principals: &Principals, names: &Names, out: &mut Vec<EdgeSpec>) {
-    let ctx = Context::default();
-    let assumers: Vec<(&String, &crate::iam::authz::PrincipalPolicies)> = principals
+    let assumers = assumers(principals);
+    let anywhere = assume_anywhere(account, &assumers);
+    let trusting_account = NodeSpec::new(
+        format!("aws-roles-trusting:{account}"),
+        NodeKind::Group,
+        format!("roles that trust account {account}"),
+    );
+    let mut open_roles = 0usize;
+    for (rid, role) in principals {
+        let Some(trust) = &role.trust else { continue };
+        let rnode = id_node(rid, IdentityKind::IamRole);
+        let role = TrustingRole {
+            id: rid,
+            arn: &role.arn,
+            node: &rnode,
+            account: account_of(rid).unwrap_or(account),
+            trust,
+        };
+        let trusted = trust.trusted();
+        // Trusts the whole account, unconditionally, and denies no one.
+        let open = role.account == account
+            && !trust.may_deny("sts:AssumeRole")
+            && trusted
+                .iter()
+                .any(|t| t.conditions.is_empty() && names_own_account(t, role.account));
+        if open && !anywhere.is_empty() {
+            open_roles += 1;
+            out.push(role.edge(trusting_account.clone(), Vec::new()));
+        }
+        // Those assuming every role reach an open role through the group node.
+        let through_group = if open { Some(&anywhere) } else { None };
+        same_account_edges(&role, &trusted, principals, &assumers, through_group, out);
+        for t in &trusted {
+            trusted_principal_edges(&role, t, names, out);
+        }
+    }
+    if open_roles > 0 {
+        for pid in &anywhere {
+            let mut e = edge(
+                id_node(pid, kind_of_id(pid)),
+                EdgeKind::CanAssume,
+                trusting_account.clone(),
+            );
+            e.detail = Some(Detail {
+                source: "identity policy: sts:AssumeRole on every role".into(),
+                ..Detail::default()
+            });
+            out.push(e);
+        }
+    }
+}
+
+/// A principal and its policies, by canonical id.
+type Assumer<'p> = (&'p String, &'p crate::iam::authz::PrincipalPolicies);
+
+/// Principals whose identity policies (and boundary) could allow `sts:AssumeRole` at all.
+fn assumers(principals: &Principals) -> Vec<Assumer<'_>> {
+    principals
         .iter()
         .filter(|(_, p)| {
             p.identity
@@ -158,13 +214,17 @@ fn trust_edges(account: &str, principals: &Principals, names: &Names, out: &mut 
                     .as_ref()
                     .is_none_or(|b| b.policy.may_allow("sts:AssumeRole"))
         })
-        .collect();
-    // Principals allowed to assume every role of the account, unconditionally and with no
-    // deny that could narrow it: rather than an edge to each role trusting the account
-    // (principals × roles, millions in a large account), one edge to a group node that
-    // has an edge to each such role.
+        .collect()
+}
+
+/// Principals allowed to assume every role of the account, unconditionally and with no
+/// deny that could narrow it: rather than an edge to each role trusting the account
+/// (principals × roles, millions in a large account), one edge to a group node that has
+/// an edge to each such role.
+fn assume_anywhere<'p>(account: &str, assumers: &[Assumer<'p>]) -> BTreeSet<&'p String> {
+    let ctx = Context::default();
     let any_role = format!("arn:aws:iam::{account}:role/*");
-    let anywhere: BTreeSet<&String> = assumers
+    assumers
         .iter()
         .filter(|(_, p)| {
             let denies = p
@@ -190,240 +250,242 @@ fn trust_edges(account: &str, principals: &Principals, names: &Names, out: &mut 
                     == Decision::Allow
         })
         .map(|(id, _)| *id)
+        .collect()
+}
+
+/// A role whose trust policy is being read.
+struct TrustingRole<'a> {
+    /// Canonical id.
+    id: &'a str,
+    arn: &'a str,
+    node: &'a NodeSpec,
+    /// The role's own account.
+    account: &'a str,
+    trust: &'a policy::Policy,
+}
+
+impl TrustingRole<'_> {
+    /// A `can_assume` edge from `from` to the role, with the conditions left open.
+    fn edge(&self, from: NodeSpec, conditions: Vec<String>) -> EdgeSpec {
+        let mut e = edge(from, EdgeKind::CanAssume, self.node.clone());
+        e.detail = Some(Detail {
+            source: "trust policy".into(),
+            conditions,
+            ..Detail::default()
+        });
+        e
+    }
+}
+
+/// Whether a trust statement names the role's own account (its id or root).
+fn names_own_account(t: &policy::TrustedPrincipals<'_>, role_account: &str) -> bool {
+    t.aws
+        .iter()
+        .any(|a| a == role_account || (a.ends_with(":root") && account_of(a) == Some(role_account)))
+}
+
+/// Principals of the role's own account, each evaluated: the trust policy for that
+/// principal (with `aws:PrincipalArn` and `aws:PrincipalAccount` known), and unless the
+/// trust names the principal itself, its identity policies too. Those in `through_group`
+/// reach the role through the account's group node instead.
+fn same_account_edges(
+    role: &TrustingRole<'_>,
+    trusted: &[policy::TrustedPrincipals<'_>],
+    principals: &Principals,
+    assumers: &[Assumer<'_>],
+    through_group: Option<&BTreeSet<&String>>,
+    out: &mut Vec<EdgeSpec>,
+) {
+    let names_account = trusted
+        .iter()
+        .any(|t| t.any || names_own_account(t, role.account));
+    let named: BTreeSet<String> = trusted
+        .iter()
+        .flat_map(|t| t.aws.iter())
+        .filter_map(|a| ids::canonical_iam_arn(a))
+        .filter(|id| !id.ends_with(":root") && account_of(id) == Some(role.account))
         .collect();
-    let trusting_account = NodeSpec::new(
-        format!("aws-roles-trusting:{account}"),
-        NodeKind::Group,
-        format!("roles that trust account {account}"),
-    );
-    let mut open_roles = 0usize;
-    for (rid, role) in principals {
-        let Some(trust) = &role.trust else { continue };
-        let rnode = id_node(rid, IdentityKind::IamRole);
-        let role_account = account_of(rid).unwrap_or(account);
-        let trusted = trust.trusted();
-        // Trusts the whole account, unconditionally, and denies no one.
-        // A trust statement naming the role's own account (its id or root).
-        let names_own_account = |t: &policy::TrustedPrincipals<'_>| {
-            t.aws.iter().any(|a| {
-                a == role_account || (a.ends_with(":root") && account_of(a) == Some(role_account))
-            })
-        };
-        let open = role_account == account
-            && !trust.may_deny("sts:AssumeRole")
-            && trusted
-                .iter()
-                .any(|t| t.conditions.is_empty() && names_own_account(t));
-        if open && !anywhere.is_empty() {
-            open_roles += 1;
-            let mut e = edge(trusting_account.clone(), EdgeKind::CanAssume, rnode.clone());
-            e.detail = Some(Detail {
-                source: "trust policy".into(),
-                ..Detail::default()
-            });
-            out.push(e);
+    let mut candidates: BTreeSet<&String> = named
+        .iter()
+        .filter_map(|n| principals.get_key_value(n).map(|(k, _)| k))
+        .collect();
+    if names_account {
+        candidates.extend(assumers.iter().map(|(id, _)| *id));
+    }
+    for pid in candidates {
+        if through_group.is_some_and(|g| g.contains(pid)) {
+            continue;
         }
-        let push = |from: NodeSpec, conditions: Vec<String>, out: &mut Vec<EdgeSpec>| {
-            let mut e = edge(from, EdgeKind::CanAssume, rnode.clone());
-            e.detail = Some(Detail {
-                source: "trust policy".into(),
-                conditions,
-                ..Detail::default()
-            });
-            out.push(e);
+        let Some(p) = principals.get(pid).filter(|_| pid != role.id) else {
+            continue;
         };
-        // Principals of the role's own account, each evaluated: the trust policy for that
-        // principal (with `aws:PrincipalArn` and `aws:PrincipalAccount` known), and unless
-        // the trust names the principal itself, its identity policies too.
-        let names_account = trusted.iter().any(|t| t.any || names_own_account(t));
-        let named: BTreeSet<String> = trusted
-            .iter()
-            .flat_map(|t| t.aws.iter())
-            .filter_map(|a| ids::canonical_iam_arn(a))
-            .filter(|id| !id.ends_with(":root") && account_of(id) == Some(role_account))
-            .collect();
-        let mut candidates: BTreeSet<&String> = named
-            .iter()
-            .filter_map(|n| principals.get_key_value(n).map(|(k, _)| k))
-            .collect();
-        if names_account {
-            candidates.extend(assumers.iter().map(|(id, _)| *id));
+        let who = PrincipalRef::Aws {
+            account: role.account.to_owned(),
+            arn: p.arn.clone(),
+        };
+        let mut tctx = Context::default();
+        tctx.set("aws:PrincipalArn", [p.arn.as_str()]);
+        tctx.set("aws:PrincipalAccount", [role.account]);
+        let mut keys: BTreeSet<String> = BTreeSet::new();
+        match policy::evaluate_trust(role.trust, role.arn, &who, "sts:AssumeRole", &tctx).decision {
+            Decision::Allow => {}
+            Decision::ConditionalAllow(k) => keys.extend(k),
+            Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
         }
-        for pid in candidates {
-            if open && anywhere.contains(pid) {
-                continue;
-            }
-            let Some(p) = principals.get(pid).filter(|_| pid != rid) else {
-                continue;
+        if !named.contains(pid) {
+            let req = Request {
+                action: "sts:AssumeRole",
+                resource: role.arn,
+                principal: None,
+                context: &tctx,
             };
-            let who = PrincipalRef::Aws {
-                account: role_account.to_owned(),
-                arn: p.arn.clone(),
-            };
-            let mut tctx = Context::default();
-            tctx.set("aws:PrincipalArn", [p.arn.as_str()]);
-            tctx.set("aws:PrincipalAccount", [role_account]);
-            let mut keys: BTreeSet<String> = BTreeSet::new();
-            match policy::evaluate_trust(trust, &role.arn, &who, "sts:AssumeRole", &tctx).decision {
+            match policy::evaluate(
+                &p.identity_policies(),
+                p.boundary.as_ref().map(|b| &b.policy),
+                &req,
+            )
+            .decision
+            {
                 Decision::Allow => {}
                 Decision::ConditionalAllow(k) => keys.extend(k),
                 Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
             }
-            if !named.contains(pid) {
-                let req = Request {
-                    action: "sts:AssumeRole",
-                    resource: &role.arn,
-                    principal: None,
-                    context: &tctx,
-                };
-                match policy::evaluate(
-                    &p.identity_policies(),
-                    p.boundary.as_ref().map(|b| &b.policy),
-                    &req,
-                )
-                .decision
-                {
-                    Decision::Allow => {}
-                    Decision::ConditionalAllow(k) => keys.extend(k),
-                    Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
-                }
-            }
-            push(
-                id_node(pid, kind_of_id(pid)),
-                keys.into_iter().collect(),
-                out,
-            );
         }
-        for t in &trusted {
-            let conds: Vec<String> = t
-                .conditions
-                .iter()
-                .map(|(op, k, v)| format!("{op} {k} {}", v.join(",")))
-                .collect();
-            if t.any {
-                push(account_node("*"), conds.clone(), out);
-            }
-            for a in t.aws.iter().filter(|a| *a != "*") {
-                let acct = if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
-                    Some(a.as_str())
-                } else {
-                    account_of(a)
+        out.push(role.edge(id_node(pid, kind_of_id(pid)), keys.into_iter().collect()));
+    }
+}
+
+/// The edges one trust statement's principals give, beyond the role's own account (done
+/// principal by principal in [`same_account_edges`]): anyone, other accounts, services
+/// and federated identities, each with the statement's conditions.
+fn trusted_principal_edges(
+    role: &TrustingRole<'_>,
+    t: &policy::TrustedPrincipals<'_>,
+    names: &Names,
+    out: &mut Vec<EdgeSpec>,
+) {
+    let conds: Vec<String> = t
+        .conditions
+        .iter()
+        .map(|(op, k, v)| format!("{op} {k} {}", v.join(",")))
+        .collect();
+    if t.any {
+        out.push(role.edge(account_node("*"), conds.clone()));
+    }
+    for a in t.aws.iter().filter(|a| *a != "*") {
+        let acct = if a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()) {
+            Some(a.as_str())
+        } else {
+            account_of(a)
+        };
+        match acct {
+            // Handled principal by principal.
+            Some(acct) if acct == role.account => {}
+            // Another account: whoever it lets call (its own policies are not ours to
+            // see), with this trust's conditions.
+            Some(acct) => {
+                let from = match ids::canonical_iam_arn(a).filter(|id| !id.ends_with(":root")) {
+                    Some(id) => id_node(&id, kind_of_id(&id)),
+                    None => account_node(acct),
                 };
-                match acct {
-                    // Handled above, principal by principal.
-                    Some(acct) if acct == role_account => {}
-                    // Another account: whoever it lets call (its own policies are not ours
-                    // to see), with this trust's conditions.
-                    Some(acct) => {
-                        let from =
-                            match ids::canonical_iam_arn(a).filter(|id| !id.ends_with(":root")) {
-                                Some(id) => id_node(&id, kind_of_id(&id)),
-                                None => account_node(acct),
-                            };
-                        push(from, conds.clone(), out);
-                    }
-                    None => {}
-                }
+                out.push(role.edge(from, conds.clone()));
             }
-            for svc in t.service {
-                push(
-                    id_node(&ids::aws_service(svc), IdentityKind::AwsService),
-                    conds.clone(),
-                    out,
-                );
-            }
-            for fed in t.federated {
-                if fed.contains(":saml-provider/") {
-                    push(
-                        NodeSpec::new(
-                            format!("saml:{fed}#*"),
-                            NodeKind::Identity(IdentityKind::SamlSubject),
-                            "any SAML user",
-                        ),
-                        conds.clone(),
-                        out,
-                    );
-                    continue;
-                }
-                let issuer = ids::issuer_key(
-                    fed.split_once(":oidc-provider/")
-                        .map_or(fed.as_str(), |(_, host)| host),
-                );
-                let who = PrincipalRef::Federated(fed.clone());
-                // Subjects seen in activity: the trust evaluated with their `sub`.
-                let mut matched_any = false;
-                for (sid, iss, sub) in &names.oidc_subjects {
-                    if iss != issuer {
-                        continue;
-                    }
-                    let mut fctx = Context::default();
-                    fctx.set(&format!("{issuer}:sub"), [sub.as_str()]);
-                    let keys = match policy::evaluate_trust(
-                        trust,
-                        &role.arn,
-                        &who,
-                        "sts:AssumeRoleWithWebIdentity",
-                        &fctx,
-                    )
-                    .decision
-                    {
-                        Decision::Allow => Vec::new(),
-                        Decision::ConditionalAllow(k) => k.into_iter().collect(),
-                        Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
-                    };
-                    matched_any = true;
-                    push(id_node(sid, IdentityKind::OidcSubject), keys, out);
-                }
-                // And the subjects the trust admits, as written (a pattern is a node).
-                let subs: Vec<&String> = t
-                    .conditions
-                    .iter()
-                    .filter(|(_, k, _)| k.ends_with(":sub"))
-                    .flat_map(|(_, _, v)| v.iter())
-                    .collect();
-                if subs.is_empty() {
-                    push(
-                        NodeSpec::new(
-                            ids::oidc(issuer, "*"),
-                            NodeKind::Identity(IdentityKind::OidcSubject),
-                            format!("any subject of {issuer}"),
-                        ),
-                        conds.clone(),
-                        out,
-                    );
-                }
-                for sub in subs {
-                    let seen = names
-                        .oidc_subjects
-                        .iter()
-                        .any(|(_, iss, ssub)| iss == issuer && ssub == sub);
-                    if !(seen && matched_any) {
-                        push(
-                            NodeSpec::new(
-                                ids::oidc(issuer, sub),
-                                NodeKind::Identity(IdentityKind::OidcSubject),
-                                sub.as_str(),
-                            ),
-                            conds.clone(),
-                            out,
-                        );
-                    }
-                }
-            }
+            None => {}
         }
     }
-    if open_roles > 0 {
-        for pid in &anywhere {
-            let mut e = edge(
-                id_node(pid, kind_of_id(pid)),
-                EdgeKind::CanAssume,
-                trusting_account.clone(),
-            );
-            e.detail = Some(Detail {
-                source: "identity policy: sts:AssumeRole on every role".into(),
-                ..Detail::default()
-            });
-            out.push(e);
+    for svc in t.service {
+        out.push(role.edge(
+            id_node(&ids::aws_service(svc), IdentityKind::AwsService),
+            conds.clone(),
+        ));
+    }
+    for fed in t.federated {
+        federated_edges(role, t, fed, &conds, names, out);
+    }
+}
+
+/// Edges from a federated provider's users: any SAML user; for OIDC, the subjects seen in
+/// activity that the trust admits, and the subjects it admits as written (a pattern is a
+/// node).
+fn federated_edges(
+    role: &TrustingRole<'_>,
+    t: &policy::TrustedPrincipals<'_>,
+    fed: &String,
+    conds: &[String],
+    names: &Names,
+    out: &mut Vec<EdgeSpec>,
+) {
+    if fed.contains(":saml-provider/") {
+        out.push(role.edge(
+            NodeSpec::new(
+                format!("saml:{fed}#*"),
+                NodeKind::Identity(IdentityKind::SamlSubject),
+                "any SAML user",
+            ),
+            conds.to_vec(),
+        ));
+        return;
+    }
+    let issuer = ids::issuer_key(
+        fed.split_once(":oidc-provider/")
+            .map_or(fed.as_str(), |(_, host)| host),
+    );
+    let who = PrincipalRef::Federated(fed.clone());
+    // Subjects seen in activity: the trust evaluated with their `sub`.
+    let mut matched_any = false;
+    for (sid, iss, sub) in &names.oidc_subjects {
+        if iss != issuer {
+            continue;
+        }
+        let mut fctx = Context::default();
+        fctx.set(&format!("{issuer}:sub"), [sub.as_str()]);
+        let keys = match policy::evaluate_trust(
+            role.trust,
+            role.arn,
+            &who,
+            "sts:AssumeRoleWithWebIdentity",
+            &fctx,
+        )
+        .decision
+        {
+            Decision::Allow => Vec::new(),
+            Decision::ConditionalAllow(k) => k.into_iter().collect(),
+            Decision::ExplicitDeny | Decision::ImplicitDeny => continue,
+        };
+        matched_any = true;
+        out.push(role.edge(id_node(sid, IdentityKind::OidcSubject), keys));
+    }
+    // And the subjects the trust admits, as written (a pattern is a node).
+    let subs: Vec<&String> = t
+        .conditions
+        .iter()
+        .filter(|(_, k, _)| k.ends_with(":sub"))
+        .flat_map(|(_, _, v)| v.iter())
+        .collect();
+    if subs.is_empty() {
+        out.push(role.edge(
+            NodeSpec::new(
+                ids::oidc(issuer, "*"),
+                NodeKind::Identity(IdentityKind::OidcSubject),
+                format!("any subject of {issuer}"),
+            ),
+            conds.to_vec(),
+        ));
+    }
+    for sub in subs {
+        let seen = names
+            .oidc_subjects
+            .iter()
+            .any(|(_, iss, ssub)| iss == issuer && ssub == sub);
+        if !(seen && matched_any) {
+            out.push(role.edge(
+                NodeSpec::new(
+                    ids::oidc(issuer, sub),
+                    NodeKind::Identity(IdentityKind::OidcSubject),
+                    sub.as_str(),
+                ),
+                conds.to_vec(),
+            ));
         }
     }
 }

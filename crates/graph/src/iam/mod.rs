@@ -10,5 +10,6 @@ pub mod escalation;
 pub mod policy;
 
 pub use policy::{
-    Context, Decision, Outcome, Policy, PrincipalRef, Request, Tri, evaluate, evaluate_trust,
+    Context, Decision, Outcome, Policy, PolicyError, PrincipalRef, Request, StatementError, Tri,
+    evaluate, evaluate_trust,
 };

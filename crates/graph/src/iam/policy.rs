@@ -93,6 +93,43 @@ struct Statement {
     conditions: Vec<Condition>,
 }
 
+/// Why a policy document cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("`Statement` must be an object or a list")]
+    StatementShape,
+    #[error("missing `Statement`")]
+    NoStatement,
+    /// Statement `index` (from 0) is malformed.
+    #[error("statement {index}: {problem}")]
+    Statement {
+        index: usize,
+        problem: StatementError,
+    },
+}
+
+/// What is wrong with one statement of a policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatementError {
+    /// The `Effect` it has (`None`: missing or not a string).
+    #[error("`Effect` is {0:?}, expected `Allow` or `Deny`")]
+    Effect(Option<String>),
+    #[error("exactly one of `Action` / `NotAction` is required")]
+    Action,
+    #[error("both `Resource` and `NotResource`")]
+    BothResource,
+    #[error("both `Principal` and `NotPrincipal`")]
+    BothPrincipal,
+    #[error("unknown principal type `{0}`")]
+    PrincipalType(String),
+    #[error("`Principal` must be `\"*\"` or an object")]
+    PrincipalShape,
+    #[error("`Condition` must be an object")]
+    ConditionShape,
+    #[error("condition `{0}` must map keys to values")]
+    ConditionOperator(String),
+}
+
 /// A parsed policy document.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Policy {
@@ -112,7 +149,7 @@ fn strings(v: &Value) -> Vec<String> {
     }
 }
 
-fn principals(v: &Value) -> Result<Principals, String> {
+fn principals(v: &Value) -> Result<Principals, StatementError> {
     let mut p = Principals::default();
     match v {
         Value::String(s) if s == "*" => p.any = true,
@@ -130,11 +167,11 @@ fn principals(v: &Value) -> Result<Principals, String> {
                     "Federated" => p.federated.extend(list),
                     // `CanonicalUser` names S3 account owners, never IAM callers.
                     "CanonicalUser" => {}
-                    other => return Err(format!("unknown principal type `{other}`")),
+                    other => return Err(StatementError::PrincipalType(other.to_owned())),
                 }
             }
         }
-        _ => return Err("`Principal` must be `\"*\"` or an object".into()),
+        _ => return Err(StatementError::PrincipalShape),
     }
     Ok(p)
 }
@@ -142,54 +179,46 @@ fn principals(v: &Value) -> Result<Principals, String> {
 impl Policy {
     /// Parses a policy document (a JSON object; a URL-encoded string must be decoded by
     /// the caller).
-    pub fn parse(doc: &Value) -> Result<Policy, String> {
+    pub fn parse(doc: &Value) -> Result<Policy, PolicyError> {
         let statements = match doc.get("Statement") {
             Some(Value::Array(a)) => a.iter().collect(),
             Some(one @ Value::Object(_)) => vec![one],
-            Some(_) => return Err("`Statement` must be an object or a list".into()),
-            None => return Err("missing `Statement`".into()),
+            Some(_) => return Err(PolicyError::StatementShape),
+            None => return Err(PolicyError::NoStatement),
         };
         let mut out = Vec::with_capacity(statements.len());
         for (i, st) in statements.into_iter().enumerate() {
-            let at = |e: String| format!("statement {i}: {e}");
+            let at = |problem: StatementError| PolicyError::Statement { index: i, problem };
             let effect = match st.get("Effect").and_then(Value::as_str) {
                 Some("Allow") => Effect::Allow,
                 Some("Deny") => Effect::Deny,
-                other => {
-                    return Err(at(format!(
-                        "`Effect` is {other:?}, expected `Allow` or `Deny`"
-                    )));
-                }
+                other => return Err(at(StatementError::Effect(other.map(str::to_owned)))),
             };
             let actions = match (st.get("Action"), st.get("NotAction")) {
                 (Some(a), None) => Match::Is(strings(a)),
                 (None, Some(a)) => Match::IsNot(strings(a)),
-                _ => {
-                    return Err(at(
-                        "exactly one of `Action` / `NotAction` is required".into()
-                    ));
-                }
+                _ => return Err(at(StatementError::Action)),
             };
             let resources = match (st.get("Resource"), st.get("NotResource")) {
                 (Some(r), None) => Some(Match::Is(strings(r))),
                 (None, Some(r)) => Some(Match::IsNot(strings(r))),
                 (None, None) => None,
-                _ => return Err(at("both `Resource` and `NotResource`".into())),
+                _ => return Err(at(StatementError::BothResource)),
             };
             let principals = match (st.get("Principal"), st.get("NotPrincipal")) {
                 (Some(p), None) => Some(Match::Is(principals(p).map_err(at)?)),
                 (None, Some(p)) => Some(Match::IsNot(principals(p).map_err(at)?)),
                 (None, None) => None,
-                _ => return Err(at("both `Principal` and `NotPrincipal`".into())),
+                _ => return Err(at(StatementError::BothPrincipal)),
             };
             let mut conditions = Vec::new();
             if let Some(c) = st.get("Condition") {
                 let Value::Object(ops) = c else {
-                    return Err(at("`Condition` must be an object".into()));
+                    return Err(at(StatementError::ConditionShape));
                 };
                 for (op, keys) in ops {
                     let Value::Object(keys) = keys else {
-                        return Err(at(format!("condition `{op}` must map keys to values")));
+                        return Err(at(StatementError::ConditionOperator(op.clone())));
                     };
                     for (key, values) in keys {
                         conditions.push(Condition {
@@ -1151,5 +1180,33 @@ mod tests {
             Policy::parse(&json!({"Statement": [{"Effect": "Allow", "Resource": "*"}]})).is_err()
         );
         assert!(Policy::parse(&json!({"Statement": [{"Effect": "Allow", "Action": "*", "Principal": {"Martian": "x"}}]})).is_err());
+    }
+
+    /// The messages users see (in `graph` output's policy errors) read as they always did.
+    #[test]
+    fn policy_error_messages() {
+        let message = |doc: Value| Policy::parse(&doc).unwrap_err().to_string();
+        assert_eq!(message(json!({})), "missing `Statement`");
+        assert_eq!(
+            message(json!({"Statement": 1})),
+            "`Statement` must be an object or a list"
+        );
+        assert_eq!(
+            message(json!({"Statement": [{"Effect": "Maybe", "Action": "*"}]})),
+            "statement 0: `Effect` is Some(\"Maybe\"), expected `Allow` or `Deny`"
+        );
+        assert_eq!(
+            message(json!({"Statement": [{"Action": "*"}]})),
+            "statement 0: `Effect` is None, expected `Allow` or `Deny`"
+        );
+        assert_eq!(
+            message(json!({"Statement": [{"Effect": "Allow", "Action": "*", "Principal": 1}]})),
+            "statement 0: `Principal` must be `\"*\"` or an object"
+        );
+        assert_eq!(
+            message(json!({"Statement": [{"Effect": "Allow", "Action": "*"},
+                                         {"Effect": "Deny", "Action": "*", "Condition": {"StringEquals": 1}}]})),
+            "statement 1: condition `StringEquals` must map keys to values"
+        );
     }
 }

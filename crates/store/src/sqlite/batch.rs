@@ -10,15 +10,16 @@ pub(super) const BLOCK_EVENTS: usize = 32_768;
 pub(super) const MAX_CACHED_KEYS: usize = 2_000_000;
 pub(super) const KEY_LEN: usize = 17;
 
-/// FNV-1a, 64 bits: a stable, cheap key for indexing events by actor (collisions only cost
-/// a few extra rows read; readers compare the actor id itself).
+/// FNV-1a, 64 bits, over the actor's UTF-8 bytes: a stable, cheap key for indexing events
+/// by actor (collisions only cost a few extra rows read; readers compare the actor id
+/// itself). The value is persisted, so it must never change: it is fed with
+/// `Hasher::write` on the bytes alone, not `write_str` or `Hash::hash`, which add a
+/// terminator byte.
 pub(super) fn actor_key(actor: &str) -> i64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in actor.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h as i64
+    use std::hash::Hasher;
+    let mut h = fnv::FnvHasher::default();
+    h.write(actor.as_bytes());
+    h.finish() as i64
 }
 
 /// The dedup keys of recent minutes, with the stage rank stored for each: what is

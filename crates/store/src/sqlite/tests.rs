@@ -374,3 +374,32 @@ fn legacy_entries_keep_verifying_and_the_keyed_chain_starts_after_them() {
     let b = s.audit_verify(&[]).unwrap().broken.unwrap();
     assert_eq!((b.seq, b.why), (2, audit::Break::LegacyHashMismatch));
 }
+
+/// `actor_key` values are persisted: they are FNV-1a 64 of the actor's bytes, the published
+/// test vectors and the hand-written loop that first wrote them.
+#[test]
+fn actor_key_is_fnv1a_64_of_the_bytes() {
+    let known: [(&str, u64); 3] = [
+        ("", 0xcbf2_9ce4_8422_2325),
+        ("a", 0xaf63_dc4c_8601_ec8c),
+        ("foobar", 0x8594_4171_f739_67e8),
+    ];
+    for (actor, want) in known {
+        assert_eq!(actor_key(actor) as u64, want, "{actor:?}");
+    }
+    let by_hand = |s: &str| {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in s.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h as i64
+    };
+    for actor in [
+        "arn:aws:iam::111122223333:user/ci",
+        "system:serviceaccount:ci:runner",
+        "ünïcödé/ロール",
+    ] {
+        assert_eq!(actor_key(actor), by_hand(actor), "{actor:?}");
+    }
+}
