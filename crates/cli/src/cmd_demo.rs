@@ -1,7 +1,8 @@
 //! `keyward demo`: ingest the bundled example estate into a temporary store and show what a
 //! new user should look at first.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use keyward_engine::{Engine, Filter};
@@ -22,7 +23,7 @@ pub struct Args {
     pub keep: bool,
 }
 
-fn write_estate(root: &std::path::Path) -> anyhow::Result<PathBuf> {
+fn write_estate(root: &Path) -> anyhow::Result<PathBuf> {
     let estate = root.join("estate");
     for (rel, bytes) in ESTATE {
         let p = estate.join(rel);
@@ -44,26 +45,14 @@ fn section(title: &str, items: &[String]) {
     }
 }
 
+/// An identity and its lifecycle state, as `Engine::list` returns them.
+type Listed<'a> = (&'a Identity, Lifecycle);
+
+/// The tour, top-down: ingest, the inventory table, the sections a new user should look at
+/// first, then what to try next.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let tmp = tempfile::Builder::new().prefix("keyward-demo-").tempdir()?;
-    let root = tmp.path().to_path_buf();
-    let estate = write_estate(&root)?;
-    let data = root.join("data");
-    println!(
-        "Keyward demo: the example estate (one AWS account, one EKS cluster, a week of activity)"
-    );
-    println!("store: {} (temporary)\n", data.display());
-    let mut engine = Engine::open(&data)?;
-    let ingest_args = cmd_ingest::Args {
-        paths: vec![estate.clone()],
-        format: None,
-        cluster: None,
-        force: false,
-        no_detect: false,
-        detect: Default::default(),
-    };
-    let (report, secs) = cmd_ingest::ingest(&mut engine, &ingest_args)?;
-    print_summary(&report, secs, engine.inventory().len());
+    let engine = ingest_estate(tmp.path())?;
 
     // The example data is frozen in time: judge it as of its last event.
     let as_of = engine.latest_event_time()?.unwrap_or(0);
@@ -72,13 +61,90 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         stale_after_days: 30,
     };
     let all = engine.list(&Filter::default(), lc);
+    print_inventory(&all, as_of);
+
+    section(
+        "Stale AWS identities: unused for more than 30 days",
+        &stale(&all, as_of),
+    );
+    section(
+        "Static access keys: two active keys, or a key older than 90 days",
+        &static_keys(&all, as_of),
+    );
+    section(
+        "Shadow service accounts: active in the audit log, absent from the RBAC snapshot",
+        &shadow_service_accounts(&all),
+    );
+    section(
+        "IAM principals seen only in CloudTrail (missing from the IAM snapshot)",
+        &log_only(&all),
+    );
+    section(
+        "Federated subjects (GitHub Actions OIDC, EKS IRSA) and the roles they assume",
+        &federated(&all),
+    );
+    section(
+        "Other AWS accounts acting in this one",
+        &external_accounts(&all),
+    );
+    section("Deleted during the period", &deleted(&all));
+    print_longest_chain(&all);
+    section(
+        "Privilege-escalation paths to admin (technique ids from pathfinding.cloud)",
+        &escalations(&engine)?,
+    );
+
+    // Ownership: orphans, and one chain drawn in full.
+    section(
+        "Orphans: owner departed, function or workload gone, or referenced by nothing",
+        &orphans(&engine, &all),
+    );
+    println!(
+        "\nOwnership chain of the CI service account (`keyward graph chain jenkins-deploy-sa`):"
+    );
+    crate::cmd_graph::print_chain(&engine, "jenkins-deploy-sa")?;
+    section(
+        "Roles trusting other accounts (`graph trusts --allow-account …` to accept some)",
+        &foreign_trusts(&engine),
+    );
+
+    // Close the store before its directory is kept or deleted.
+    drop(engine);
+    print_next_steps(tmp, args.keep);
+    Ok(Outcome::Clean)
+}
+
+/// Writes the example estate under `root`, ingests it into a store beside it and prints
+/// the ingest summary.
+fn ingest_estate(root: &Path) -> anyhow::Result<Engine> {
+    let estate = write_estate(root)?;
+    let data = root.join("data");
+    println!(
+        "Keyward demo: the example estate (one AWS account, one EKS cluster, a week of activity)"
+    );
+    println!("store: {} (temporary)\n", data.display());
+    let mut engine = Engine::open(&data)?;
+    let ingest_args = cmd_ingest::Args {
+        paths: vec![estate],
+        format: None,
+        cluster: None,
+        force: false,
+        no_detect: false,
+        detect: Default::default(),
+    };
+    let (report, secs) = cmd_ingest::ingest(&mut engine, &ingest_args)?;
+    print_summary(&report, secs, engine.inventory().len());
+    Ok(engine)
+}
+
+/// Identities per kind and lifecycle state.
+fn print_inventory(all: &[Listed], as_of: i64) {
     println!(
         "\ninventory as of {} (the last event in the data):",
         time::format(as_of)
     );
-    let mut by_kind: std::collections::BTreeMap<&str, [usize; 4]> =
-        std::collections::BTreeMap::new();
-    for (i, s) in &all {
+    let mut by_kind: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
+    for (i, s) in all {
         let slot = match s {
             Lifecycle::Active => 0,
             Lifecycle::Stale => 1,
@@ -101,11 +167,20 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         ]);
     }
     println!("{t}");
+}
 
-    let durable = |i: &Identity| !i.kind.is_ephemeral();
-    let show = |i: &Identity| format!("{:<24} {:<28} {}", i.kind.as_str(), i.name, scope(i));
-    let stale: Vec<String> = all
-        .iter()
+/// Not a short-lived identity (session, pod token, …).
+fn durable(i: &Identity) -> bool {
+    !i.kind.is_ephemeral()
+}
+
+/// The first columns of a section line: kind, name, scope.
+fn show(i: &Identity) -> String {
+    format!("{:<24} {:<28} {}", i.kind.as_str(), i.name, scope(i))
+}
+
+fn stale(all: &[Listed], as_of: i64) -> Vec<String> {
+    all.iter()
         .filter(|(i, s)| {
             *s == Lifecycle::Stale && durable(i) && i.kind != IdentityKind::ServiceAccount
         })
@@ -120,10 +195,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 }
             )
         })
-        .collect();
-    section("Stale AWS identities: unused for more than 30 days", &stale);
-    let keys: Vec<String> = all
-        .iter()
+        .collect()
+}
+
+fn static_keys(all: &[Listed], as_of: i64) -> Vec<String> {
+    all.iter()
         .filter(|(i, _)| {
             i.active_key_count() >= 2
                 || i.credentials.iter().any(|c| {
@@ -139,26 +215,22 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 crate::output::credential_summary(i, as_of)
             )
         })
-        .collect();
-    section(
-        "Static access keys: two active keys, or a key older than 90 days",
-        &keys,
-    );
-    let shadow: Vec<String> = all
-        .iter()
+        .collect()
+}
+
+fn shadow_service_accounts(all: &[Listed]) -> Vec<String> {
+    all.iter()
         .filter(|(i, _)| {
             i.kind == IdentityKind::ServiceAccount
                 && i.evidence.dynamic_log
                 && !i.evidence.static_config
         })
         .map(|(i, _)| show(i))
-        .collect();
-    section(
-        "Shadow service accounts: active in the audit log, absent from the RBAC snapshot",
-        &shadow,
-    );
-    let log_only: Vec<String> = all
-        .iter()
+        .collect()
+}
+
+fn log_only(all: &[Listed]) -> Vec<String> {
+    all.iter()
         .filter(|(i, s)| {
             matches!(i.kind, IdentityKind::IamUser | IdentityKind::IamRole)
                 && !i.evidence.static_config
@@ -171,13 +243,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 i.created_by.iter().next().map_or("?", String::as_str)
             )
         })
-        .collect();
-    section(
-        "IAM principals seen only in CloudTrail (missing from the IAM snapshot)",
-        &log_only,
-    );
-    let federated: Vec<String> = all
-        .iter()
+        .collect()
+}
+
+fn federated(all: &[Listed]) -> Vec<String> {
+    all.iter()
         .filter(|(i, _)| i.kind == IdentityKind::OidcSubject)
         .map(|(i, _)| {
             format!(
@@ -191,19 +261,18 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                     .join(", ")
             )
         })
-        .collect();
-    section(
-        "Federated subjects (GitHub Actions OIDC, EKS IRSA) and the roles they assume",
-        &federated,
-    );
-    let external: Vec<String> = all
-        .iter()
+        .collect()
+}
+
+fn external_accounts(all: &[Listed]) -> Vec<String> {
+    all.iter()
         .filter(|(i, _)| i.kind == IdentityKind::ExternalAccount)
         .map(|(i, _)| format!("account {}  ({} calls)", i.name, i.event_count))
-        .collect();
-    section("Other AWS accounts acting in this one", &external);
-    let deleted: Vec<String> = all
-        .iter()
+        .collect()
+}
+
+fn deleted(all: &[Listed]) -> Vec<String> {
+    all.iter()
         .filter(|(_, s)| *s == Lifecycle::Deleted)
         .map(|(i, _)| {
             format!(
@@ -212,8 +281,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 crate::output::ts(i.deleted).unwrap_or_default()
             )
         })
-        .collect();
-    section("Deleted during the period", &deleted);
+        .collect()
+}
+
+/// The STS session with the longest role chain, if any session was chained.
+fn print_longest_chain(all: &[Listed]) {
     if let Some((longest, _)) = all
         .iter()
         .filter(|(i, _)| i.kind == IdentityKind::StsSession)
@@ -226,9 +298,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             longest.id
         );
     }
+}
 
+fn escalations(engine: &Engine) -> anyhow::Result<Vec<String>> {
     let (_, escalations) = engine.escalation_paths(None)?;
-    let lines: Vec<String> = escalations
+    Ok(escalations
         .iter()
         .map(|f| {
             let (id, p) = (&f.from, &f.path);
@@ -249,16 +323,12 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 hops.join(" · ")
             )
         })
-        .collect();
-    section(
-        "Privilege-escalation paths to admin (technique ids from pathfinding.cloud)",
-        &lines,
-    );
+        .collect())
+}
 
-    // Ownership: orphans, and one chain drawn in full.
+fn orphans(engine: &Engine, all: &[Listed]) -> Vec<String> {
     let coverage = engine.coverage();
-    let orphans: Vec<String> = all
-        .iter()
+    all.iter()
         .filter(|(i, s)| *s != Lifecycle::Deleted && durable(i))
         .filter_map(|(i, _)| {
             let o = engine.owner_info(i, &coverage);
@@ -269,18 +339,11 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
                 crate::output::owner_cell(&o)
             ))
         })
-        .collect();
-    section(
-        "Orphans: owner departed, function or workload gone, or referenced by nothing",
-        &orphans,
-    );
-    println!(
-        "
-Ownership chain of the CI service account (`keyward graph chain jenkins-deploy-sa`):"
-    );
-    crate::cmd_graph::print_chain(&engine, "jenkins-deploy-sa")?;
-    let trusts = keyward_graph::analysis::foreign_trusts(engine.graph(), &[]);
-    let lines: Vec<String> = trusts
+        .collect()
+}
+
+fn foreign_trusts(engine: &Engine) -> Vec<String> {
+    keyward_graph::analysis::foreign_trusts(engine.graph(), &[])
         .iter()
         .map(|t| {
             format!(
@@ -298,13 +361,12 @@ Ownership chain of the CI service account (`keyward graph chain jenkins-deploy-s
                 }
             )
         })
-        .collect();
-    section(
-        "Roles trusting other accounts (`graph trusts --allow-account …` to accept some)",
-        &lines,
-    );
+        .collect()
+}
 
-    if args.keep {
+/// Keeps or deletes the demo store (with `--keep`), then suggests commands to try.
+fn print_next_steps(tmp: tempfile::TempDir, keep: bool) {
+    if keep {
         let kept = tmp.keep();
         println!(
             "\nkept: store in {}/data, example files in {}/estate",
@@ -325,5 +387,4 @@ Ownership chain of the CI service account (`keyward graph chain jenkins-deploy-s
     println!("  keyward graph paths                        # who can become admin, and how");
     println!("  keyward graph blast-radius terraform-runner  # what a stolen key reaches");
     println!("  keyward inventory --orphaned               # identities nobody answers for");
-    Ok(Outcome::Clean)
 }

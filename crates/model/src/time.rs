@@ -4,7 +4,8 @@
 //! Kubernetes `2026-11-10T08:15:02.123456Z`, some exports drop the offset entirely
 //! (`2022-11-29 00:09:04.38`, read as UTC). This is on the ingest hot path, so it is a
 //! small hand-written scanner rather than a general date library; it is checked against
-//! `jiff` by a property test.
+//! `jiff` by a property test, and timed against it by `benches/time.rs` (figures and the
+//! forms `jiff` rejects: docs/benchmarks.md).
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type Millis = i64;
