@@ -32,7 +32,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 
-pub use api::audit::audit_json;
+pub use api::audit::{AuditItem, audit_json};
 pub use api::github;
 pub use auth::{Caller, Role, authorize};
 pub use error::{ApiError, ErrorBody};

@@ -14,8 +14,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use keyward_engine::IngestOptions;
 use keyward_normalize::Format;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::metrics::SourceLabel;
 use crate::{ApiError, AppState, Role, authorize, now};
@@ -58,9 +59,9 @@ pub(crate) struct IngestQuery {
     responses(
         (status = 200, description = "Stored and checked: `received`, `accepted`, `rejected`, \
          `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
-         `findings` the events opened or extended", body = Value),
+         `findings` the events opened or extended", body = IngestAnswer),
         (status = 400, description = "A bad query or body (`{\"error\"}`), or every record was \
-         rejected (then the body is the report above, with `accepted: 0`)", body = crate::error::ErrorBody),
+         rejected (then the body is the report above, with `accepted: 0`)", body = IngestRefused),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::error::ErrorBody),
         (status = 403, description = "The token's role is weaker than operator", body = crate::error::ErrorBody),
         (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::error::ErrorBody),
@@ -74,7 +75,7 @@ pub(crate) async fn generic(
     headers: HeaderMap,
     query: Result<Query<IngestQuery>, QueryRejection>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let start = Instant::now();
     let caller = authorize(&state, &headers, Role::Operator).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -139,9 +140,9 @@ pub(crate) struct WebhookQuery {
     responses(
         (status = 200, description = "Stored and checked: `received`, `accepted`, `rejected`, \
          `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
-         `findings` the events opened or extended", body = Value),
+         `findings` the events opened or extended", body = IngestAnswer),
         (status = 400, description = "Not an `EventList`, or every event was rejected (then the \
-         body is the report above, with `accepted: 0`)", body = crate::error::ErrorBody),
+         body is the report above, with `accepted: 0`)", body = IngestRefused),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::error::ErrorBody),
         (status = 403, description = "The token's role is weaker than operator", body = crate::error::ErrorBody),
         (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::error::ErrorBody),
@@ -155,7 +156,7 @@ pub(crate) async fn kubernetes_audit(
     headers: HeaderMap,
     query: Result<Query<WebhookQuery>, QueryRejection>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let start = Instant::now();
     let caller = authorize(&state, &headers, Role::Operator).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -192,6 +193,51 @@ pub(crate) struct Origin {
     pub detail: Option<String>,
 }
 
+/// What an ingest request stored and found (200), or why nothing was usable (400 with
+/// `accepted: 0`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IngestAnswer {
+    /// Records stored.
+    accepted: u64,
+    /// The findings the events opened or extended.
+    findings: Vec<IngestedFinding>,
+    /// Records in the body.
+    received: u64,
+    /// Records rejected (all kept as dead letters).
+    rejected: u64,
+    /// The first 20 rejections.
+    rejections: Vec<Rejection>,
+}
+
+/// A 400 from an ingest route: a bad query or body, or a body whose every record was
+/// rejected (then the report, with `accepted: 0`).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // A schema only: the handlers answer with one or the other.
+pub(crate) enum IngestRefused {
+    Error(crate::ErrorBody),
+    Report(IngestAnswer),
+}
+
+/// A rejected record: where it was in the body and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Rejection {
+    /// The record's line once the body is split into one record per line.
+    line: u64,
+    reason: String,
+}
+
+/// A finding an ingest request opened or extended.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IngestedFinding {
+    id: String,
+    identity: Option<String>,
+    rule_id: String,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    #[schema(value_type = String)]
+    severity: keyward_detect::Severity,
+}
+
 /// Ingests `lines` and writes the request's audit entry (its counts in `after`) once the
 /// events are committed.
 pub(crate) async fn run(
@@ -202,7 +248,7 @@ pub(crate) async fn run(
     format: Option<Format>,
     cluster: Option<String>,
     start: Instant,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     if lines.is_empty() {
         return Err(ApiError::bad_request("the body holds no records"));
     }
@@ -268,24 +314,32 @@ pub(crate) async fn run(
         .metrics
         .ingest_seconds
         .observe(start.elapsed().as_secs_f64());
-    let rejections: Vec<Value> = report
+    let rejections = report
         .rejections
         .iter()
         .take(MAX_LISTED)
-        .map(|(_, d)| json!({"line": d.line, "reason": d.reason}))
+        .map(|(_, d)| Rejection {
+            line: d.line,
+            reason: d.reason.clone(),
+        })
         .collect();
-    let findings: Vec<Value> = report
+    let findings = report
         .findings
         .iter()
-        .map(|f| json!({"id": f.id, "rule_id": f.rule_id, "severity": f.severity, "identity": f.identity}))
+        .map(|f| IngestedFinding {
+            id: f.id.clone(),
+            identity: f.identity.clone(),
+            rule_id: f.rule_id.clone(),
+            severity: f.severity,
+        })
         .collect();
-    let answer = json!({
-        "received": received,
-        "accepted": accepted,
-        "rejected": report.rejected,
-        "rejections": rejections,
-        "findings": findings,
-    });
+    let answer = IngestAnswer {
+        accepted,
+        findings,
+        received,
+        rejected: report.rejected,
+        rejections,
+    };
     // Nothing usable: say so, though the rejected records are kept as dead letters.
     let status = if accepted == 0 && report.rejected > 0 {
         StatusCode::BAD_REQUEST
