@@ -40,7 +40,7 @@ pub use listen::{ConnLimits, serve};
 use metrics::RouteLabel;
 pub(crate) use state::now;
 pub use state::{
-    AppState, Config, DEFAULT_BODY_LIMIT, EngineHandle, IngestLimits, SMALL_BODY_LIMIT,
+    AppState, Config, DEFAULT_BODY_LIMIT, EngineHandle, IngestLimits, SMALL_BODY_LIMIT, SpawnError,
 };
 
 /// Every route.

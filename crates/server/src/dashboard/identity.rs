@@ -81,7 +81,7 @@ pub(crate) async fn identity(
     let stale_days = state.config.stale_after_days;
     let data = state
         .engine
-        .call(move |e| -> Result<Option<IdentityPage>, String> {
+        .call(move |e| -> Result<Option<IdentityPage>, PageError> {
             let i = match e.resolve(&iq.id) {
                 keyward_engine::Resolve::Found(i) => i.clone(),
                 _ => return Ok(None),
@@ -176,8 +176,7 @@ pub(crate) async fn identity(
                 ..FindingQuery::default()
             };
             let findings = e
-                .findings(&fq)
-                .map_err(|e| e.to_string())?
+                .findings(&fq)?
                 .into_iter()
                 .map(|f| FindingRow {
                     severity: f.severity.as_str(),
@@ -199,11 +198,7 @@ pub(crate) async fn identity(
             for actor in std::iter::once(i.id.as_str())
                 .chain(children.iter().take(MAX_ACTING).map(|c| c.id.as_str()))
             {
-                evs.extend(
-                    e.store()
-                        .recent_events(actor, RECENT_EVENTS)
-                        .map_err(|e| e.to_string())?,
-                );
+                evs.extend(e.store().recent_events(actor, RECENT_EVENTS)?);
             }
             evs.sort_by_key(|ev| std::cmp::Reverse(ev.time));
             evs.truncate(RECENT_EVENTS);
@@ -252,7 +247,7 @@ pub(crate) async fn identity(
             render(&page)
         }
         Ok(Ok(None)) => page_error(StatusCode::NOT_FOUND, "No such identity."),
-        Ok(Err(e)) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(Err(e)) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => e.into_response(),
     }
 }

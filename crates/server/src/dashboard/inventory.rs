@@ -115,10 +115,11 @@ pub(super) fn options(
 }
 
 /// The worst open finding per identity (counted in the store).
-pub(super) fn worst_open(e: &Engine) -> Result<HashMap<String, Severity>, String> {
+pub(super) fn worst_open(
+    e: &Engine,
+) -> Result<HashMap<String, Severity>, keyward_store::StoreError> {
     Ok(e.store()
-        .worst_open_by_identity()
-        .map_err(|e| e.to_string())?
+        .worst_open_by_identity()?
         .into_iter()
         .filter_map(|(id, sev)| Severity::ALL.get(usize::from(sev)).map(|s| (id, *s)))
         .collect())
@@ -149,7 +150,7 @@ pub(crate) async fn inventory(
     let fq = f.clone();
     let data = state
         .engine
-        .call(move |e| -> Result<(Vec<Row>, usize), String> {
+        .call(move |e| -> Result<(Vec<Row>, usize), PageError> {
             let as_of = now();
             let lc = LifecycleConfig {
                 as_of,
@@ -215,7 +216,7 @@ pub(crate) async fn inventory(
         .await;
     let (rows, total) = match data {
         Ok(Ok(d)) => d,
-        Ok(Err(e)) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(Err(e)) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => return e.into_response(),
     };
     let columns = [
