@@ -63,6 +63,28 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
+/// The delivery's JSON object: the body, or its `payload=` field when form-encoded.
+fn payload(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let payload: Value = if form {
+        let text = form_urlencoded::parse(body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| ApiError::bad_request("a form-encoded delivery needs `payload=`"))?;
+        serde_json::from_str(&text)
+    } else {
+        serde_json::from_slice(body)
+    }
+    .map_err(|e| ApiError::bad_request(format!("the payload is not JSON: {e}")))?;
+    if !payload.is_object() {
+        return Err(ApiError::bad_request("the payload is not a JSON object"));
+    }
+    Ok(payload)
+}
+
 /// Headers kept with a delivery (never the signature).
 const KEPT_HEADERS: [&str; 6] = [
     "X-GitHub-Event",
@@ -168,23 +190,7 @@ pub(crate) async fn webhook(
     let guid = header_str(&headers, "x-github-delivery")
         .ok_or_else(|| ApiError::bad_request("missing X-GitHub-Delivery"))?
         .to_owned();
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let payload: Value = if form {
-        let text = form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "payload")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| ApiError::bad_request("a form-encoded delivery needs `payload=`"))?;
-        serde_json::from_str(&text)
-    } else {
-        serde_json::from_slice(&body)
-    }
-    .map_err(|e| ApiError::bad_request(format!("the payload is not JSON: {e}")))?;
-    if !payload.is_object() {
-        return Err(ApiError::bad_request("the payload is not a JSON object"));
-    }
+    let payload = payload(&headers, &body)?;
     if event == "ping" {
         let pong = Pong {
             hook_id: payload.get("hook_id").cloned(),

@@ -209,6 +209,39 @@ pub(crate) struct IngestAnswer {
     rejections: Vec<Rejection>,
 }
 
+impl IngestAnswer {
+    /// The answer to a request whose records `report` tells of (`received` and `accepted`
+    /// counted over its sources).
+    fn new(report: &keyward_engine::IngestReport, received: u64, accepted: u64) -> Self {
+        let rejections = report
+            .rejections
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(_, d)| Rejection {
+                line: d.line,
+                reason: d.reason.clone(),
+            })
+            .collect();
+        let findings = report
+            .findings
+            .iter()
+            .map(|f| IngestedFinding {
+                id: f.id.clone(),
+                identity: f.identity.clone(),
+                rule_id: f.rule_id.clone(),
+                severity: f.severity,
+            })
+            .collect();
+        IngestAnswer {
+            accepted,
+            findings,
+            received,
+            rejected: report.rejected,
+            rejections,
+        }
+    }
+}
+
 /// A 400 from an ingest route: a bad query or body, or a body whose every record was
 /// rejected (then the report, with `accepted: 0`).
 #[derive(ToSchema)]
@@ -314,32 +347,7 @@ pub(crate) async fn run(
         .metrics
         .ingest_seconds
         .observe(start.elapsed().as_secs_f64());
-    let rejections = report
-        .rejections
-        .iter()
-        .take(MAX_LISTED)
-        .map(|(_, d)| Rejection {
-            line: d.line,
-            reason: d.reason.clone(),
-        })
-        .collect();
-    let findings = report
-        .findings
-        .iter()
-        .map(|f| IngestedFinding {
-            id: f.id.clone(),
-            identity: f.identity.clone(),
-            rule_id: f.rule_id.clone(),
-            severity: f.severity,
-        })
-        .collect();
-    let answer = IngestAnswer {
-        accepted,
-        findings,
-        received,
-        rejected: report.rejected,
-        rejections,
-    };
+    let answer = IngestAnswer::new(&report, received, accepted);
     // Nothing usable: say so, though the rejected records are kept as dead letters.
     let status = if accepted == 0 && report.rejected > 0 {
         StatusCode::BAD_REQUEST
