@@ -4,14 +4,16 @@
     clippy::panic,
     clippy::indexing_slicing
 )]
-//! The OpenAPI document against itself and against the server: every response names a real
-//! schema, every `$ref` resolves, and the answers the real router sends fit the schemas
-//! their operations document, byte for byte in the key order the API has always used.
+//! The OpenAPI document against the router and against itself: it lists every API route
+//! with its security; every response names a real schema and every `$ref` resolves; the
+//! answers the real router sends fit the schemas their operations document, in the key
+//! order the API has always used.
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt as _;
+use keyward_server::Role;
 use keyward_server::github::WebhookSecret;
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -439,4 +441,222 @@ async fn answers_fit_their_documented_schemas() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// The `(METHOD, path, handler)` of every `.route(…)` in `router`'s source: the real route
+/// list (axum cannot list a router's routes at run time).
+fn router_routes() -> Vec<(String, String, String)> {
+    let src = include_str!("../src/lib.rs");
+    let start = src
+        .find("pub fn router(")
+        .expect("lib.rs has `pub fn router(`");
+    let body = &src[start..];
+    let body = &body[..body.find("\n}\n").expect("router's closing brace")];
+    let mut out = Vec::new();
+    let mut rest = body;
+    while let Some(at) = rest.find(".route(") {
+        rest = &rest[at + ".route(".len()..];
+        // The call's arguments, up to its closing parenthesis.
+        let mut depth = 1;
+        let end = rest
+            .char_indices()
+            .find_map(|(i, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                (depth == 0).then_some(i)
+            })
+            .expect("a closed .route(…) call");
+        let args = &rest[..end];
+        let q1 = args.find('"').expect("a path literal");
+        let q2 = q1 + 1 + args[q1 + 1..].find('"').unwrap();
+        let path = &args[q1 + 1..q2];
+        let handlers = &args[q2 + 1..];
+        let mut methods = 0;
+        for m in ["get", "post", "put", "patch", "delete"] {
+            let mut h = handlers;
+            while let Some(i) = h.find(&format!("{m}(")) {
+                let before = handlers.len() - h.len() + i;
+                let prev = handlers[..before].chars().next_back().unwrap_or(' ');
+                if !(prev.is_alphanumeric() || prev == '_' || prev == ':') {
+                    out.push((
+                        m.to_uppercase(),
+                        path.to_owned(),
+                        handlers.trim().to_owned(),
+                    ));
+                    methods += 1;
+                }
+                h = &h[i + m.len() + 1..];
+            }
+        }
+        assert!(methods > 0, "no method router in .route({args})");
+        rest = &rest[end..];
+    }
+    out
+}
+
+/// Routes for browsers, not part of the JSON API: the dashboard's pages and assets (HTML,
+/// cookie sessions) and the favicon.
+fn is_browser_route(path: &str, handler: &str) -> bool {
+    handler.contains("dashboard::") || path == "/favicon.ico"
+}
+
+#[tokio::test]
+async fn openapi_document_covers_every_api_route_with_its_security() {
+    // Every API route, with the role its handler's `authorize` asks for (None: no token).
+    let expected: [(&str, &str, Option<Role>); 19] = [
+        ("GET", "/healthz", None),
+        ("GET", "/readyz", None),
+        ("GET", "/api/openapi.json", None),
+        ("GET", "/metrics", Some(Role::Viewer)),
+        ("GET", "/api/identities", Some(Role::Viewer)),
+        ("GET", "/api/identities/{*id}", Some(Role::Viewer)),
+        ("GET", "/api/findings", Some(Role::Viewer)),
+        ("GET", "/api/findings/{id}", Some(Role::Viewer)),
+        ("POST", "/api/findings/{id}/status", Some(Role::Operator)),
+        ("POST", "/api/ingest", Some(Role::Operator)),
+        (
+            "POST",
+            "/api/webhooks/kubernetes-audit",
+            Some(Role::Operator),
+        ),
+        ("POST", "/api/webhooks/github", None),
+        ("GET", "/api/tokens", Some(Role::Admin)),
+        ("POST", "/api/tokens", Some(Role::Admin)),
+        ("POST", "/api/tokens/{id}/revoke", Some(Role::Admin)),
+        ("GET", "/api/audit", Some(Role::Admin)),
+        ("GET", "/api/audit/verify", Some(Role::Admin)),
+        ("GET", "/api/config", Some(Role::Admin)),
+        ("PUT", "/api/config/allowed-accounts", Some(Role::Admin)),
+    ];
+    let mut in_router: Vec<(String, String)> = router_routes()
+        .into_iter()
+        .filter(|(_, p, h)| !is_browser_route(p, h))
+        .map(|(m, p, _)| (m, p))
+        .collect();
+    in_router.sort();
+    let mut listed: Vec<(String, String)> = expected
+        .iter()
+        .map(|(m, p, _)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    listed.sort();
+    assert_eq!(
+        in_router, listed,
+        "the routes in `router` and this test's list differ: a new API route needs \
+         #[utoipa::path] and a line in openapi::ApiDoc's paths and here"
+    );
+
+    let f = fixture(1 << 20).await;
+    // Served without a token, as JSON.
+    let resp = f
+        .app
+        .clone()
+        .oneshot(
+            Request::builder()
+                .uri("/api/openapi.json")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let doc: Value = serde_json::from_slice(&bytes).expect("the document is JSON");
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], "Keyward API");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let scheme = &doc["components"]["securitySchemes"]["bearer"];
+    assert_eq!(scheme["type"], "http", "{scheme}");
+    assert_eq!(scheme["scheme"], "bearer", "{scheme}");
+    assert_eq!(
+        doc["components"]["schemas"]["ErrorBody"]["required"],
+        json!(["error"])
+    );
+
+    // The document's operations are exactly the router's API routes.
+    let paths = doc["paths"].as_object().expect("`paths`");
+    let mut documented: Vec<(String, String)> = paths
+        .iter()
+        .flat_map(|(p, item)| {
+            item.as_object()
+                .unwrap()
+                .keys()
+                .filter(|k| ["get", "post", "put", "patch", "delete"].contains(&k.as_str()))
+                .map(move |m| (m.to_uppercase(), p.clone()))
+        })
+        .collect();
+    documented.sort();
+    let mut openapi_paths: Vec<(String, String)> = listed
+        .iter()
+        .map(|(m, p)| (m.clone(), p.replace("{*", "{")))
+        .collect();
+    openapi_paths.sort();
+    assert_eq!(documented, openapi_paths);
+
+    for (method, path, role) in expected {
+        let doc_path = path.replace("{*", "{");
+        let op = &doc["paths"][&doc_path][method.to_lowercase()];
+        let what = format!("{method} {path}");
+        let security = op.get("security");
+        let description = op["description"].as_str().unwrap_or_default();
+        match role {
+            Some(role) => {
+                assert_eq!(security, Some(&json!([{"bearer": []}])), "{what}: {op}");
+                assert!(
+                    description.contains(&format!("**{}** role", role.as_str())),
+                    "{what}: the description names the role: {description}"
+                );
+                for status in ["401", "403"] {
+                    assert!(op["responses"].get(status).is_some(), "{what}: {status}");
+                }
+            }
+            None => assert!(security.is_none(), "{what} needs no bearer token: {op}"),
+        }
+        assert!(
+            op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|s| s.starts_with('2')),
+            "{what}"
+        );
+        if doc_path.contains("{id}") {
+            let params = op["parameters"].as_array().expect("parameters");
+            assert!(
+                params
+                    .iter()
+                    .any(|p| p["name"] == "id" && p["in"] == "path" && p["required"] == true),
+                "{what}: the path parameter is documented"
+            );
+        }
+
+        // The real router agrees: the route exists with this method, and it asks for a
+        // bearer token exactly when the document says so.
+        let uri = path.replace("{*id}", "some/id").replace("{id}", "x");
+        let (s, v) = call(&f.app, method, &uri, None, None, &[]).await;
+        assert_ne!(s, StatusCode::METHOD_NOT_ALLOWED, "{what}");
+        assert_ne!(v["error"], "no such route", "{what}");
+        let bearer_401 = s == StatusCode::UNAUTHORIZED
+            && v["error"].as_str().unwrap_or_default().contains("Bearer");
+        assert_eq!(bearer_401, role.is_some(), "{what}: {s} {v}");
+    }
+
+    let github = &doc["paths"]["/api/webhooks/github"]["post"];
+    for h in ["X-Hub-Signature-256", "X-GitHub-Event", "X-GitHub-Delivery"] {
+        assert!(
+            github["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["name"] == h && p["in"] == "header"),
+            "{h}"
+        );
+    }
 }
