@@ -90,7 +90,7 @@ impl Modify for BearerScheme {
 /// An OpenAPI 3.1 document, in outline: what `GET /api/openapi.json` answers (see the
 /// OpenAPI specification for the rest).
 #[derive(ToSchema)]
-#[allow(dead_code)] // A schema only: the answer is `ApiDoc` itself.
+#[expect(dead_code, reason = "a schema only: the answer is `ApiDoc` itself")]
 struct OpenApiDocument {
     /// The OpenAPI version, `3.1.x`.
     openapi: String,
@@ -104,7 +104,7 @@ struct OpenApiDocument {
 
 /// The API's title, version and description.
 #[derive(ToSchema)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 struct OpenApiInfo {
     title: String,
     version: String,

@@ -239,7 +239,6 @@ fn misfit(doc: &Value, schema: &Value, v: &Value, at: &str) -> Option<String> {
 /// Sends a request and checks the answer against the document: its status is documented,
 /// its body fits that status's schema, and its bytes are compact JSON with every object's
 /// keys sorted (the order `json!` gave the answers before they were typed). Returns it.
-#[allow(clippy::too_many_arguments)]
 async fn checked(
     app: &Router,
     doc: &Value,

@@ -246,7 +246,10 @@ impl IngestAnswer {
 /// rejected (then the report, with `accepted: 0`).
 #[derive(ToSchema)]
 #[serde(untagged)]
-#[allow(dead_code)] // A schema only: the handlers answer with one or the other.
+#[expect(
+    dead_code,
+    reason = "a schema only: the handlers answer with one or the other"
+)]
 pub(crate) enum IngestRefused {
     Error(crate::ErrorBody),
     Report(IngestAnswer),

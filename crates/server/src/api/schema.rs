@@ -33,7 +33,10 @@ impl<T: Serialize> Serialize for Sorted<T> {
 /// sorted. Times are milliseconds since the Unix epoch.
 #[derive(ToSchema)]
 #[schema(as = Finding)]
-#[allow(dead_code)] // A schema only: the answer sends the finding itself.
+#[expect(
+    dead_code,
+    reason = "a schema only: the answer sends the finding itself"
+)]
 pub(crate) struct FindingSchema {
     /// MITRE ATT&CK technique ids (`T1098.001`).
     attack: Vec<String>,
@@ -67,7 +70,7 @@ pub(crate) struct FindingSchema {
 /// milliseconds since the Unix epoch.
 #[derive(ToSchema)]
 #[schema(as = Identity)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct IdentitySchema {
     account: Option<String>,
     annotations: BTreeMap<String, String>,
@@ -115,7 +118,7 @@ pub(crate) struct IdentitySchema {
 /// One credential of an identity; absent fields are unknown.
 #[derive(ToSchema)]
 #[schema(as = Credential)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct CredentialSchema {
     created: Option<i64>,
     /// The key id when known, otherwise the credential report slot (`access_key_1`).
@@ -132,7 +135,7 @@ pub(crate) struct CredentialSchema {
 /// Which kinds of evidence have seen an identity.
 #[derive(ToSchema)]
 #[schema(as = Evidence)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct EvidenceSchema {
     /// Seen in activity logs.
     dynamic: bool,
@@ -145,7 +148,7 @@ pub(crate) struct EvidenceSchema {
 /// Unix epoch.
 #[derive(ToSchema)]
 #[schema(as = Event)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct EventSchema {
     account: Option<String>,
     /// `eventSource:eventName` for CloudTrail, `verb resource` for Kubernetes.
@@ -172,7 +175,7 @@ pub(crate) struct EventSchema {
 /// A candidate owner (`keyward_graph::analysis::Candidate`) and its chain of evidence.
 #[derive(ToSchema)]
 #[schema(as = OwnerCandidate)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct CandidateSchema {
     chain: Vec<HopSchema>,
     /// 0–1.
@@ -187,7 +190,7 @@ pub(crate) struct CandidateSchema {
 /// One hop of an ownership chain.
 #[derive(ToSchema)]
 #[schema(as = OwnershipHop)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct HopSchema {
     /// The edge followed, e.g. `owns`, `session_of`.
     edge: String,
@@ -207,7 +210,7 @@ pub(crate) struct HopSchema {
 /// audit verify --json`, keys sorted.
 #[derive(ToSchema)]
 #[schema(as = AuditVerifyReport)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct VerifyReportSchema {
     /// Anchored checkpoints checked.
     anchors: u64,
@@ -226,7 +229,7 @@ pub(crate) struct VerifyReportSchema {
 /// The first broken audit entry.
 #[derive(ToSchema)]
 #[schema(as = AuditBreak)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct BrokenSchema {
     kind: String,
     reason: String,
@@ -236,7 +239,7 @@ pub(crate) struct BrokenSchema {
 /// The newest audit entry that verified.
 #[derive(ToSchema)]
 #[schema(as = AuditHead)]
-#[allow(dead_code)] // A schema only.
+#[expect(dead_code, reason = "a schema only")]
 pub(crate) struct HeadSchema {
     /// RFC 3339.
     at: String,
