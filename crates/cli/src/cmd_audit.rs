@@ -72,12 +72,11 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
                 let Some(last) = page.last() else { break };
                 after = last.seq;
                 for r in page {
-                    let v = if format == "ocsf" {
-                        ocsf(&r)
+                    if format == "ocsf" {
+                        serde_json::to_writer(&mut out, &ocsf(&r))?;
                     } else {
-                        keyward_server::audit_json(r)
-                    };
-                    serde_json::to_writer(&mut out, &v)?;
+                        serde_json::to_writer(&mut out, &keyward_server::audit_json(r))?;
+                    }
                     out.write_all(b"\n")?;
                     n += 1;
                 }

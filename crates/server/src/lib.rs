@@ -32,7 +32,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 
-pub use api::audit::audit_json;
+pub use api::audit::{AuditItem, audit_json};
 pub use api::github;
 pub use auth::{Caller, Role, authorize};
 pub use error::{ApiError, ErrorBody};
@@ -40,7 +40,7 @@ pub use listen::{ConnLimits, serve};
 use metrics::RouteLabel;
 pub(crate) use state::now;
 pub use state::{
-    AppState, Config, DEFAULT_BODY_LIMIT, EngineHandle, IngestLimits, SMALL_BODY_LIMIT,
+    AppState, Config, DEFAULT_BODY_LIMIT, EngineHandle, IngestLimits, SMALL_BODY_LIMIT, SpawnError,
 };
 
 /// Every route.

@@ -25,14 +25,29 @@ pub struct EngineHandle {
     tx: std::sync::mpsc::Sender<Job>,
 }
 
+/// Why the engine thread did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The thread could not be created.
+    #[error("{0}")]
+    Thread(#[source] std::io::Error),
+    /// The opener failed: its message, for a person to read.
+    #[error("{0}")]
+    Open(String),
+    /// The thread ended before the opener answered.
+    #[error("the engine thread stopped while opening")]
+    Stopped,
+}
+
 impl EngineHandle {
-    /// Starts the engine thread. `open` runs on it (the engine never leaves it).
-    pub fn spawn<F>(open: F) -> Result<Self, String>
+    /// Starts the engine thread. `open` runs on it (the engine never leaves it); its error
+    /// is a message (the caller adds what it was opening) returned as [`SpawnError::Open`].
+    pub fn spawn<F>(open: F) -> Result<Self, SpawnError>
     where
         F: FnOnce() -> Result<Engine, String> + Send + 'static,
     {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), SpawnError>>();
         std::thread::Builder::new()
             .name("keyward-engine".into())
             // The engine parses records nested up to `normalize::MAX_NESTING` deep.
@@ -44,7 +59,7 @@ impl EngineHandle {
                         e
                     }
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e));
+                        let _ = ready_tx.send(Err(SpawnError::Open(e)));
                         return;
                     }
                 };
@@ -57,10 +72,8 @@ impl EngineHandle {
                     job(&mut engine);
                 }
             })
-            .map_err(|e| e.to_string())?;
-        ready_rx
-            .recv()
-            .map_err(|_| "the engine thread stopped while opening".to_owned())??;
+            .map_err(SpawnError::Thread)?;
+        ready_rx.recv().map_err(|_| SpawnError::Stopped)??;
         Ok(EngineHandle { tx })
     }
 

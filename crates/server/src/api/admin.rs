@@ -1,14 +1,36 @@
 //! Administration: API tokens and run-time configuration.
 
+use std::collections::BTreeSet;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use keyward_store::AuditEntry;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::error::{self, ApiError, json_rejection};
 use crate::{AppState, Role, auth, authorize, now};
+
+/// `GET /api/tokens`: every token, never the token itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenList {
+    items: Vec<TokenItem>,
+}
+
+/// One API token as listed (fields in the order sent: see `api::schema`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct TokenItem {
+    /// RFC 3339.
+    created_at: String,
+    id: String,
+    name: String,
+    /// RFC 3339; `null` while the token works.
+    revoked_at: Option<String>,
+    /// `viewer`, `operator` or `admin`.
+    role: String,
+}
 
 #[utoipa::path(
     get,
@@ -19,7 +41,7 @@ use crate::{AppState, Role, auth, authorize, now};
                    itself). Needs a bearer token with the **admin** role (admin only).",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`items`: id, role, name, created_at, revoked_at", body = Value),
+        (status = 200, description = "`items`: id, role, name, created_at, revoked_at", body = TokenList),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = error::ErrorBody),
     )
@@ -27,22 +49,24 @@ use crate::{AppState, Role, auth, authorize, now};
 pub(crate) async fn tokens(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
     let rows = state
         .engine
         .call(|e| e.tokens())
         .await?
         .map_err(ApiError::internal)?;
-    let items: Vec<Value> = rows
+    let items = rows
         .into_iter()
-        .map(|t| {
-            json!({"id": t.id, "role": t.role, "name": t.name,
-                   "created_at": keyward_model::time::format(t.created_at),
-                   "revoked_at": t.revoked_at.map(keyward_model::time::format)})
+        .map(|t| TokenItem {
+            created_at: keyward_model::time::format(t.created_at),
+            id: t.id,
+            name: t.name,
+            revoked_at: t.revoked_at.map(keyward_model::time::format),
+            role: t.role,
         })
         .collect();
-    Ok(Json(json!({"items": items})))
+    Ok(Json(TokenList { items }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -52,6 +76,17 @@ pub(crate) struct TokenBody {
     role: String,
     /// What the token is for (1 to 200 characters).
     name: String,
+}
+
+/// `POST /api/tokens`: the new token, shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CreatedToken {
+    id: String,
+    name: String,
+    /// `viewer`, `operator` or `admin`.
+    role: String,
+    /// `kw_` and 64 hex digits; only its hash is stored.
+    token: String,
 }
 
 #[utoipa::path(
@@ -64,7 +99,7 @@ pub(crate) struct TokenBody {
     request_body = TokenBody,
     security(("bearer" = [])),
     responses(
-        (status = 201, description = "Created: `id`, `role`, `name` and `token` (shown only here)", body = Value),
+        (status = 201, description = "Created: `id`, `role`, `name` and `token` (shown only here)", body = CreatedToken),
         (status = 400, description = "Malformed JSON, an unknown role or a bad name", body = error::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = error::ErrorBody),
@@ -77,7 +112,7 @@ pub(crate) async fn create_token(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let caller = authorize(&state, &headers, Role::Admin).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let role = Role::parse(&body.role).ok_or_else(|| {
@@ -97,8 +132,52 @@ pub(crate) async fn create_token(
         .map_err(ApiError::internal)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": row.id, "role": row.role, "name": row.name, "token": token})),
+        Json(CreatedToken {
+            id: row.id,
+            name: row.name,
+            role: row.role,
+            token,
+        }),
     ))
+}
+
+/// `GET /api/config`: the effective configuration, never a secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConfigAnswer {
+    allowed_accounts: AllowedAccountsConfig,
+    /// The largest request body accepted (bytes, compressed size).
+    body_limit: usize,
+    /// `null` when detection is off.
+    detection: Option<DetectionConfig>,
+    github_webhook: GithubWebhookConfig,
+    /// Days without use before an identity counts as stale.
+    stale_after_days: i64,
+    tls: bool,
+}
+
+/// Approved foreign accounts, by where they were given.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AllowedAccountsConfig {
+    /// `--allow-account` on the command line.
+    from_flags: Vec<String>,
+    /// `PUT /api/config/allowed-accounts`.
+    set_at_run_time: Vec<String>,
+}
+
+/// What detection runs with.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DetectionConfig {
+    /// Every account detection approves now (flags and run time).
+    allowed_accounts: BTreeSet<String>,
+    /// Rules loaded.
+    rules: usize,
+}
+
+/// The GitHub webhook's configuration.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct GithubWebhookConfig {
+    /// Whether deliveries can be verified (the secret itself is never shown).
+    secret_configured: bool,
 }
 
 #[utoipa::path(
@@ -109,7 +188,7 @@ pub(crate) async fn create_token(
     description = "Body limit, staleness, TLS, whether the GitHub webhook has a secret (never the secret), detection: rules loaded and approved accounts (from the command line and set at run time). Needs a bearer token with the **admin** role (admin only).",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The configuration", body = Value),
+        (status = 200, description = "The configuration", body = ConfigAnswer),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = error::ErrorBody),
     )
@@ -117,30 +196,33 @@ pub(crate) async fn create_token(
 pub(crate) async fn config(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ConfigAnswer>, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
     let (detection, stored) = state
         .engine
         .call(|e| {
-            let detection = e.detector().map(|d| {
-                json!({
-                    "rules": d.catalog().rules.len(),
-                    "allowed_accounts": d.settings().allowed_accounts,
-                })
+            let detection = e.detector().map(|d| DetectionConfig {
+                allowed_accounts: d.settings().allowed_accounts.clone(),
+                rules: d.catalog().rules.len(),
             });
             (detection, e.stored_allowed_accounts())
         })
         .await?;
     let stored = stored.map_err(ApiError::internal)?;
     let c = &state.config;
-    Ok(Json(json!({
-        "body_limit": c.body_limit,
-        "stale_after_days": c.stale_after_days,
-        "tls": c.tls,
-        "github_webhook": {"secret_configured": c.github_secret.is_some()},
-        "detection": detection,
-        "allowed_accounts": {"from_flags": c.allowed_accounts_flags, "set_at_run_time": stored},
-    })))
+    Ok(Json(ConfigAnswer {
+        allowed_accounts: AllowedAccountsConfig {
+            from_flags: c.allowed_accounts_flags.clone(),
+            set_at_run_time: stored,
+        },
+        body_limit: c.body_limit,
+        detection,
+        github_webhook: GithubWebhookConfig {
+            secret_configured: c.github_secret.is_some(),
+        },
+        stale_after_days: c.stale_after_days,
+        tls: c.tls,
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -148,6 +230,12 @@ pub(crate) async fn config(
 pub(crate) struct AllowedAccountsBody {
     /// 12-digit AWS account ids whose principals may assume roles here without a finding.
     accounts: Vec<String>,
+}
+
+/// `PUT /api/config/allowed-accounts`: every account approved now, flags included.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AllowedAccounts {
+    allowed_accounts: BTreeSet<String>,
 }
 
 #[utoipa::path(
@@ -159,7 +247,7 @@ pub(crate) struct AllowedAccountsBody {
     request_body(content = AllowedAccountsBody, content_type = "application/json"),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{\"allowed_accounts\": [...]}`: the accounts now approved, flags included", body = Value),
+        (status = 200, description = "`{\"allowed_accounts\": [...]}`: the accounts now approved, flags included", body = AllowedAccounts),
         (status = 400, description = "An account id that is not 12 digits", body = error::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = error::ErrorBody),
@@ -171,7 +259,7 @@ pub(crate) async fn set_allowed_accounts(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Json<AllowedAccountsBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AllowedAccounts>, ApiError> {
     let caller = authorize(&state, &headers, Role::Admin).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let mut accounts: Vec<String> = body.accounts.iter().map(|a| a.trim().to_owned()).collect();
@@ -203,7 +291,16 @@ pub(crate) async fn set_allowed_accounts(
         })
         .await?
         .map_err(ApiError::internal)?;
-    Ok(Json(json!({"allowed_accounts": now_allowed})))
+    Ok(Json(AllowedAccounts {
+        allowed_accounts: now_allowed,
+    }))
+}
+
+/// `POST /api/tokens/{id}/revoke`: always `{"revoked": true}` (a token that was not active
+/// gets 404).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Revoked {
+    revoked: bool,
 }
 
 #[utoipa::path(
@@ -215,7 +312,7 @@ pub(crate) async fn set_allowed_accounts(
     params(("id" = String, Path, description = "Token id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{\"revoked\": true}`", body = Value),
+        (status = 200, description = "`{\"revoked\": true}`", body = Revoked),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = error::ErrorBody),
         (status = 404, description = "No such active token", body = error::ErrorBody),
@@ -225,7 +322,7 @@ pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     let caller = authorize(&state, &headers, Role::Admin).await?;
     let audit = AuditEntry {
         at: now(),
@@ -244,5 +341,5 @@ pub(crate) async fn revoke_token(
     if !done {
         return Err(ApiError::new(StatusCode::NOT_FOUND, "no such active token"));
     }
-    Ok(Json(json!({"revoked": true})))
+    Ok(Json(Revoked { revoked: true }))
 }

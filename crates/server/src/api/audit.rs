@@ -3,10 +3,12 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use keyward_store::audit::VerifyReport;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::MAX_PAGE;
+use super::schema::{Sorted, VerifyReportSchema};
 use crate::error::{self, ApiError};
 use crate::{AppState, Role, authorize};
 
@@ -16,6 +18,35 @@ use crate::{AppState, Role, authorize};
 pub(crate) struct AuditQuery {
     /// Entries to return (default 100, at most 1,000).
     limit: Option<usize>,
+}
+
+/// `GET /api/audit`: entries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct AuditList {
+    items: Vec<AuditItem>,
+}
+
+/// An audit entry and its place in the chain, as the API and `keyward audit export --format
+/// jsonl` write it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditItem {
+    /// e.g. `token.create`, `finding.status`, `ingest.api`.
+    action: String,
+    /// `token:<id>`, `cli:<os user>`, `github:hook-<id>`, `ui:<origin>`.
+    actor: String,
+    /// The state after the change, when there is one (text, often JSON).
+    after: Option<String>,
+    /// RFC 3339.
+    at: String,
+    /// The state before the change, when there is one (text, often JSON).
+    before: Option<String>,
+    detail: Option<String>,
+    /// Written before the audit key existed: hash-chained, not keyed.
+    legacy: bool,
+    /// The entry's MAC (hex); for a legacy entry, its unkeyed hash.
+    mac: String,
+    seq: i64,
+    target: Option<String>,
 }
 
 #[utoipa::path(
@@ -30,7 +61,7 @@ pub(crate) struct AuditQuery {
     params(AuditQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`items`: seq, at, actor, action, target, detail, before, after, mac, legacy", body = Value),
+        (status = 200, description = "`items`: seq, at, actor, action, target, detail, before, after, mac, legacy", body = AuditList),
         (status = 400, description = "An unknown query parameter or value", body = error::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = error::ErrorBody),
@@ -40,7 +71,7 @@ pub(crate) async fn audit_log(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AuditList>, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
@@ -49,16 +80,25 @@ pub(crate) async fn audit_log(
         .call(move |e| e.audit_log(limit))
         .await?
         .map_err(ApiError::internal)?;
-    let items: Vec<Value> = rows.into_iter().map(audit_json).collect();
-    Ok(Json(json!({"items": items})))
+    let items = rows.into_iter().map(audit_json).collect();
+    Ok(Json(AuditList { items }))
 }
 
 /// An audit entry as the API and `keyward audit export --format jsonl` write it.
-pub fn audit_json(r: keyward_store::AuditRecord) -> Value {
+pub fn audit_json(r: keyward_store::AuditRecord) -> AuditItem {
     let a = r.entry;
-    json!({"seq": r.seq, "at": keyward_model::time::format(a.at), "actor": a.actor,
-           "action": a.action, "target": a.target, "detail": a.detail,
-           "before": a.before, "after": a.after, "mac": r.mac, "legacy": r.legacy})
+    AuditItem {
+        action: a.action,
+        actor: a.actor,
+        after: a.after,
+        at: keyward_model::time::format(a.at),
+        before: a.before,
+        detail: a.detail,
+        legacy: r.legacy,
+        mac: r.mac,
+        seq: r.seq,
+        target: a.target,
+    }
 }
 
 #[utoipa::path(
@@ -76,7 +116,7 @@ pub fn audit_json(r: keyward_store::AuditRecord) -> Value {
     responses(
         (status = 200, description = "`{\"ok\": bool, \"entries\": n, \"legacy_entries\": n, \"head\": \
          {\"seq\", \"mac\", \"at\"} | null, \"anchors\": n, \"broken\": {\"seq\", \"kind\", \"reason\"} | null}`; \
-         200 also when broken (`ok: false`)", body = Value),
+         200 also when broken (`ok: false`)", body = VerifyReportSchema),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than admin", body = error::ErrorBody),
         (status = 500, description = "The audit key or the anchor file cannot be read", body = error::ErrorBody),
@@ -85,7 +125,7 @@ pub fn audit_json(r: keyward_store::AuditRecord) -> Value {
 pub(crate) async fn audit_verify(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Sorted<VerifyReport>>, ApiError> {
     authorize(&state, &headers, Role::Admin).await?;
     let anchor = state.config.audit_anchor.clone();
     let report = state
@@ -99,5 +139,5 @@ pub(crate) async fn audit_verify(
         })
         .await?
         .map_err(ApiError::internal)?;
-    Ok(Json(json!(report)))
+    Ok(Json(Sorted(report)))
 }

@@ -3,12 +3,13 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use keyward_detect::{Kind, Severity, Status};
+use keyward_detect::{Finding, Kind, Severity, Status};
 use keyward_engine::{Engine, FindingQuery};
 use keyward_store::AuditEntry;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::schema::{FindingSchema, Sorted};
 use super::{MAX_PAGE, parse_one, parse_opt};
 use crate::error::{self, ApiError, json_rejection};
 use crate::{AppState, Role, authorize, now};
@@ -33,6 +34,17 @@ pub(crate) struct FindingsQuery {
     limit: Option<usize>,
 }
 
+/// `GET /api/findings`: a page of findings, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FindingList {
+    #[schema(value_type = Vec<FindingSchema>)]
+    items: Sorted<Vec<Finding>>,
+    limit: usize,
+    offset: usize,
+    /// Findings matching the filters (all pages).
+    total: usize,
+}
+
 #[utoipa::path(
     get,
     path = "/api/findings",
@@ -42,7 +54,7 @@ pub(crate) struct FindingsQuery {
     params(FindingsQuery),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "A page: `total`, `offset`, `limit` and `items` (findings)", body = Value),
+        (status = 200, description = "A page: `total`, `offset`, `limit` and `items` (findings)", body = FindingList),
         (status = 400, description = "An unknown query parameter or value", body = error::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
@@ -52,7 +64,7 @@ pub(crate) async fn findings(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FindingList>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let min_severity = parse_opt(q.severity.as_deref(), "severity", Severity::parse)?;
@@ -85,10 +97,33 @@ pub(crate) async fn findings(
         .await?
         .map_err(ApiError::internal)?;
     let total = all.len();
-    let items: Vec<_> = all.into_iter().skip(offset).take(limit).collect();
-    Ok(Json(
-        json!({"total": total, "offset": offset, "limit": limit, "items": items}),
-    ))
+    let items = all.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(FindingList {
+        items: Sorted(items),
+        limit,
+        offset,
+        total,
+    }))
+}
+
+/// `GET /api/findings/{id}`: the finding and its status changes.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FindingAnswer {
+    /// Oldest first.
+    changes: Vec<StatusChange>,
+    #[schema(value_type = FindingSchema)]
+    finding: Sorted<Finding>,
+}
+
+/// A recorded change of a finding's status.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct StatusChange {
+    actor: String,
+    /// RFC 3339.
+    at: String,
+    note: Option<String>,
+    /// The status set.
+    status: String,
 }
 
 #[utoipa::path(
@@ -100,7 +135,7 @@ pub(crate) async fn findings(
     params(("id" = String, Path, description = "Finding id")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`finding` and `changes` (at, actor, status, note)", body = Value),
+        (status = 200, description = "`finding` and `changes` (at, actor, status, note)", body = FindingAnswer),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
         (status = 404, description = "No such finding", body = error::ErrorBody),
@@ -110,7 +145,7 @@ pub(crate) async fn finding(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FindingAnswer>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let (f, changes) = state
         .engine
@@ -120,14 +155,19 @@ pub(crate) async fn finding(
         .await?
         .map_err(ApiError::internal)?;
     let f = f.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
-    let changes: Vec<Value> = changes
+    let changes = changes
         .into_iter()
-        .map(|c| {
-            json!({"at": keyward_model::time::format(c.at), "actor": c.actor,
-                   "status": c.status, "note": c.note})
+        .map(|c| StatusChange {
+            actor: c.actor,
+            at: keyward_model::time::format(c.at),
+            note: c.note,
+            status: c.status,
         })
         .collect();
-    Ok(Json(json!({"finding": f, "changes": changes})))
+    Ok(Json(FindingAnswer {
+        changes,
+        finding: Sorted(f),
+    }))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -136,6 +176,13 @@ pub(crate) struct StatusBody {
     /// `open`, `acknowledged`, `false-positive` or `resolved`.
     status: String,
     note: Option<String>,
+}
+
+/// `POST /api/findings/{id}/status`: the finding after the change.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Triaged {
+    #[schema(value_type = FindingSchema)]
+    finding: Sorted<Finding>,
 }
 
 #[utoipa::path(
@@ -149,7 +196,7 @@ pub(crate) struct StatusBody {
     request_body = StatusBody,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`finding`: the finding after the change", body = Value),
+        (status = 200, description = "`finding`: the finding after the change", body = Triaged),
         (status = 400, description = "Malformed JSON or an unknown status", body = error::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than operator", body = error::ErrorBody),
@@ -164,7 +211,7 @@ pub(crate) async fn finding_status(
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Triaged>, ApiError> {
     let caller = authorize(&state, &headers, Role::Operator).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let status = Status::parse(&body.status).ok_or_else(|| {
@@ -190,7 +237,7 @@ pub(crate) async fn finding_status(
         .await?
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
-    Ok(Json(json!({"finding": f})))
+    Ok(Json(Triaged { finding: Sorted(f) }))
 }
 
 /// Sets a finding's status (a false positive adapts the baseline) and audits it, for the
@@ -201,7 +248,7 @@ pub(crate) fn set_status_audited(
     status: Status,
     actor: String,
     note: Option<&str>,
-) -> Result<Option<keyward_detect::Finding>, keyward_engine::EngineError> {
+) -> Result<Option<Finding>, keyward_engine::EngineError> {
     let Some(before) = e.finding(id)? else {
         return Ok(None);
     };

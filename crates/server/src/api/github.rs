@@ -13,9 +13,13 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use keyward_normalize::{Format, github};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
+use crate::api::ingest::IngestAnswer;
 use crate::{ApiError, AppState, now};
 
 /// The webhook secret. Its `Debug` never shows it.
@@ -59,6 +63,28 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
         .filter(|v| !v.is_empty())
 }
 
+/// The delivery's JSON object: the body, or its `payload=` field when form-encoded.
+fn payload(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let payload: Value = if form {
+        let text = form_urlencoded::parse(body)
+            .find(|(k, _)| k == "payload")
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(|| ApiError::bad_request("a form-encoded delivery needs `payload=`"))?;
+        serde_json::from_str(&text)
+    } else {
+        serde_json::from_slice(body)
+    }
+    .map_err(|e| ApiError::bad_request(format!("the payload is not JSON: {e}")))?;
+    if !payload.is_object() {
+        return Err(ApiError::bad_request("the payload is not a JSON object"));
+    }
+    Ok(payload)
+}
+
 /// Headers kept with a delivery (never the signature).
 const KEPT_HEADERS: [&str; 6] = [
     "X-GitHub-Event",
@@ -68,6 +94,34 @@ const KEPT_HEADERS: [&str; 6] = [
     "X-GitHub-Hook-Installation-Target-ID",
     "User-Agent",
 ];
+
+/// A delivery answered with 200: stored and checked, or a `ping` answered.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Delivered {
+    /// The same report as `/api/ingest`.
+    Ingested(IngestAnswer),
+    Pong(Pong),
+}
+
+/// The answer to GitHub's `ping` (sent when a webhook is created).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Pong {
+    /// The payload's `hook_id`, as GitHub sent it (an integer), or `null`.
+    hook_id: Option<Value>,
+    pong: bool,
+}
+
+/// A delivery of an event type that neither creates nor uses an identity (202, not stored).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ignored {
+    /// The event type (`X-GitHub-Event`).
+    ignored: String,
+    /// The event types that are read.
+    #[schema(value_type = Vec<String>)]
+    read: [&'static str; github::EVENTS.len()],
+    reason: &'static str,
+}
 
 #[utoipa::path(
     post,
@@ -91,11 +145,12 @@ const KEPT_HEADERS: [&str; 6] = [
     ),
     responses(
         (status = 200, description = "Stored and checked (the same report as `/api/ingest`), or for \
-         `ping`: `{\"pong\": true, \"hook_id\": …}`", body = Value),
+         `ping`: `{\"pong\": true, \"hook_id\": …}`", body = Delivered),
         (status = 202, description = "An event type that neither creates nor uses an identity: \
-         `ignored`, `reason`, `read` (the types that are read)", body = Value),
+         `ignored`, `reason`, `read` (the types that are read)", body = Ignored),
         (status = 400, description = "A missing event or delivery header, a payload that is not a \
-         JSON object", body = crate::error::ErrorBody),
+         JSON object, or a delivery whose record was rejected (then the report, with \
+         `accepted: 0`)", body = crate::api::ingest::IngestRefused),
         (status = 401, description = "Missing `X-Hub-Signature-256`, or it does not match the body \
          and the configured secret", body = crate::error::ErrorBody),
         (status = 404, description = "The server was started without a GitHub webhook secret", body = crate::error::ErrorBody),
@@ -106,7 +161,7 @@ pub(crate) async fn webhook(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<Response, ApiError> {
     let start = Instant::now();
     let Some(secret) = state.config.github_secret.clone() else {
         return Err(ApiError::new(
@@ -135,38 +190,21 @@ pub(crate) async fn webhook(
     let guid = header_str(&headers, "x-github-delivery")
         .ok_or_else(|| ApiError::bad_request("missing X-GitHub-Delivery"))?
         .to_owned();
-    let form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let payload: Value = if form {
-        let text = form_urlencoded::parse(&body)
-            .find(|(k, _)| k == "payload")
-            .map(|(_, v)| v.into_owned())
-            .ok_or_else(|| ApiError::bad_request("a form-encoded delivery needs `payload=`"))?;
-        serde_json::from_str(&text)
-    } else {
-        serde_json::from_slice(&body)
-    }
-    .map_err(|e| ApiError::bad_request(format!("the payload is not JSON: {e}")))?;
-    if !payload.is_object() {
-        return Err(ApiError::bad_request("the payload is not a JSON object"));
-    }
+    let payload = payload(&headers, &body)?;
     if event == "ping" {
-        return Ok((
-            StatusCode::OK,
-            Json(json!({"pong": true, "hook_id": payload.get("hook_id")})),
-        ));
+        let pong = Pong {
+            hook_id: payload.get("hook_id").cloned(),
+            pong: true,
+        };
+        return Ok((StatusCode::OK, Json(Delivered::Pong(pong))).into_response());
     }
     if !github::EVENTS.contains(&event.as_str()) {
-        return Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "ignored": event,
-                "reason": "this event type neither creates nor uses an identity",
-                "read": github::EVENTS,
-            })),
-        ));
+        let ignored = Ignored {
+            ignored: event,
+            read: github::EVENTS,
+            reason: "this event type neither creates nor uses an identity",
+        };
+        return Ok((StatusCode::ACCEPTED, Json(ignored)).into_response());
     }
     let mut kept = serde_json::Map::new();
     for h in KEPT_HEADERS {
@@ -200,5 +238,6 @@ pub(crate) async fn webhook(
             github::normalize_webhook(&delivery, raw.clone(), sink);
         })
     };
-    crate::api::ingest::run(&state, origin, ingest, start).await
+    let (status, Json(answer)) = crate::api::ingest::run(&state, origin, ingest, start).await?;
+    Ok((status, Json(Delivered::Ingested(answer))).into_response())
 }

@@ -3,11 +3,14 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use keyward_detect::Finding;
 use keyward_engine::FindingQuery;
-use keyward_model::{IdentityKind, Lifecycle, LifecycleConfig, Platform};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use keyward_graph::analysis::Candidate;
+use keyward_model::{Event, Identity, IdentityKind, Lifecycle, LifecycleConfig, Platform};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
+use super::schema::{CandidateSchema, EventSchema, FindingSchema, IdentitySchema, Sorted};
 use super::{MAX_PAGE, parse_opt};
 use crate::error::{self, ApiError};
 use crate::{AppState, Role, authorize, listing, now};
@@ -34,6 +37,38 @@ pub(crate) struct IdentityQuery {
     limit: Option<usize>,
 }
 
+/// `GET /api/identities`: a page of the inventory.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IdentityList {
+    items: Vec<IdentityItem>,
+    limit: usize,
+    offset: usize,
+    /// Identities matching the filters (all pages).
+    total: usize,
+}
+
+/// One identity of a listing.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IdentityItem {
+    account: Option<String>,
+    id: String,
+    /// e.g. `iam_role`, `access_key`, `service_account`, `deploy_key`.
+    kind: &'static str,
+    /// RFC 3339.
+    last_used: Option<String>,
+    name: String,
+    namespace: Option<String>,
+    /// No live owner.
+    orphaned: bool,
+    /// The most likely human owner (email or `@handle`).
+    owner: Option<String>,
+    /// `aws`, `kubernetes`, `github` or `oidc`.
+    platform: &'static str,
+    /// `active`, `stale`, `ephemeral` or `deleted`.
+    state: &'static str,
+    team: Option<String>,
+}
+
 #[utoipa::path(
     get,
     path = "/api/identities",
@@ -44,7 +79,7 @@ pub(crate) struct IdentityQuery {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page: `total`, `offset`, `limit` and `items` (id, name, \
-         platform, kind, state, account, namespace, last_used, owner, team, orphaned)", body = Value),
+         platform, kind, state, account, namespace, last_used, owner, team, orphaned)", body = IdentityList),
         (status = 400, description = "An unknown query parameter or value", body = error::ErrorBody),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
@@ -54,7 +89,7 @@ pub(crate) async fn identities(
     State(state): State<AppState>,
     headers: HeaderMap,
     query: Result<Query<IdentityQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IdentityList>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let platform = parse_opt(q.platform.as_deref(), "platform", Platform::parse)?;
@@ -85,24 +120,66 @@ pub(crate) async fn identities(
             let total = rows.len();
             let mut page: Vec<_> = rows.into_iter().skip(offset).take(limit).collect();
             e.fill_owners(&mut page);
-            let page: Vec<Value> = page
+            let items = page
                 .iter()
-                .map(|((i, s), o)| {
-                    json!({
-                        "id": i.id, "name": i.name, "platform": i.platform.as_str(),
-                        "kind": i.kind.as_str(), "state": s.as_str(),
-                        "account": i.account, "namespace": i.namespace,
-                        "last_used": i.last_used.map(keyward_model::time::format),
-                        "owner": o.as_ref().and_then(|o| o.ownership.owner.clone()),
-                        "team": o.as_ref().and_then(|o| o.ownership.team.clone()),
-                        "orphaned": o.as_ref().is_some_and(|o| o.orphan.is_some()),
-                    })
+                .map(|((i, s), o)| IdentityItem {
+                    account: i.account.clone(),
+                    id: i.id.clone(),
+                    kind: i.kind.as_str(),
+                    last_used: i.last_used.map(keyward_model::time::format),
+                    name: i.name.clone(),
+                    namespace: i.namespace.clone(),
+                    orphaned: o.as_ref().is_some_and(|o| o.orphan.is_some()),
+                    owner: o.as_ref().and_then(|o| o.ownership.owner.clone()),
+                    platform: i.platform.as_str(),
+                    state: s.as_str(),
+                    team: o.as_ref().and_then(|o| o.ownership.team.clone()),
                 })
                 .collect();
-            json!({"total": total, "offset": offset, "limit": limit, "items": page})
+            IdentityList {
+                items,
+                limit,
+                offset,
+                total,
+            }
         })
         .await?;
     Ok(Json(out))
+}
+
+/// `GET /api/identities/{id}`: one identity in full.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IdentityAnswer {
+    /// Every finding about it.
+    #[schema(value_type = Vec<FindingSchema>)]
+    findings: Sorted<Vec<Finding>>,
+    #[schema(value_type = IdentitySchema)]
+    identity: Sorted<Identity>,
+    owner: Option<OwnerAnswer>,
+    /// Its 50 most recent events, newest first.
+    #[schema(value_type = Vec<EventSchema>)]
+    recent_events: Sorted<Vec<Event<'static>>>,
+    /// `active`, `stale`, `ephemeral` or `deleted`.
+    state: &'static str,
+}
+
+/// Who owns an identity, and the evidence.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct OwnerAnswer {
+    /// 0–1: the product of the evidence weights along the best chain.
+    confidence: f64,
+    /// Why it looks orphaned, when it does: `OwnerDeparted`, `FunctionDeleted`,
+    /// `NoWorkload` or `Unreferenced`.
+    orphan: Option<String>,
+    /// The most likely human owner (email or `@handle`).
+    owner: Option<String>,
+    /// People, best first.
+    #[schema(value_type = Vec<CandidateSchema>)]
+    people: Sorted<Vec<Candidate>>,
+    team: Option<String>,
+    /// Teams, best first.
+    #[schema(value_type = Vec<CandidateSchema>)]
+    teams: Sorted<Vec<Candidate>>,
 }
 
 #[utoipa::path(
@@ -115,7 +192,7 @@ pub(crate) async fn identities(
     params(("id" = String, Path, description = "Canonical id, ARN or unique name; may contain `/`")),
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "`identity`, `state`, `owner`, `findings`, `recent_events`", body = Value),
+        (status = 200, description = "`identity`, `state`, `owner`, `findings`, `recent_events`", body = IdentityAnswer),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
         (status = 403, description = "The token's role is weaker than viewer", body = error::ErrorBody),
         (status = 404, description = "No such identity", body = error::ErrorBody),
@@ -126,12 +203,12 @@ pub(crate) async fn identity(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<IdentityAnswer>, ApiError> {
     authorize(&state, &headers, Role::Viewer).await?;
     let stale = state.config.stale_after_days;
     state
         .engine
-        .call(move |e| -> Result<Value, ApiError> {
+        .call(move |e| -> Result<IdentityAnswer, ApiError> {
             let i = match e.resolve(&id) {
                 keyward_engine::Resolve::Found(i) => i.clone(),
                 keyward_engine::Resolve::NotFound => {
@@ -159,18 +236,21 @@ pub(crate) async fn identity(
                 ..FindingQuery::default()
             };
             let findings = e.findings(&q).map_err(ApiError::internal)?;
-            Ok(json!({
-                "identity": i,
-                "state": i.lifecycle(lc).as_str(),
-                "owner": owner.as_ref().map(|o| json!({
-                    "owner": o.ownership.owner, "team": o.ownership.team,
-                    "confidence": o.ownership.confidence,
-                    "people": o.ownership.people, "teams": o.ownership.teams,
-                    "orphan": o.orphan.as_ref().map(|r| format!("{r:?}")),
-                })),
-                "findings": findings,
-                "recent_events": events,
-            }))
+            let owner = owner.map(|o| OwnerAnswer {
+                confidence: o.ownership.confidence,
+                orphan: o.orphan.as_ref().map(|r| format!("{r:?}")),
+                owner: o.ownership.owner,
+                people: Sorted(o.ownership.people),
+                team: o.ownership.team,
+                teams: Sorted(o.ownership.teams),
+            });
+            Ok(IdentityAnswer {
+                findings: Sorted(findings),
+                state: i.lifecycle(lc).as_str(),
+                identity: Sorted(i),
+                owner,
+                recent_events: Sorted(events),
+            })
         })
         .await?
         .map(Json)

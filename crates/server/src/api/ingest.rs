@@ -15,8 +15,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use keyward_engine::{Engine, EngineError, IngestOptions, IngestReport};
 use keyward_normalize::envelope::Expect;
 use keyward_normalize::{Format, Layout};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use crate::metrics::SourceLabel;
 use crate::{ApiError, AppState, Role, authorize, now};
@@ -59,9 +60,9 @@ pub(crate) struct IngestQuery {
     responses(
         (status = 200, description = "Stored and checked: `received`, `accepted`, `rejected`, \
          `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
-         `findings` the events opened or extended", body = Value),
+         `findings` the events opened or extended", body = IngestAnswer),
         (status = 400, description = "A bad query or body (`{\"error\"}`), or every record was \
-         rejected (then the body is the report above, with `accepted: 0`)", body = crate::error::ErrorBody),
+         rejected (then the body is the report above, with `accepted: 0`)", body = IngestRefused),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::error::ErrorBody),
         (status = 403, description = "The token's role is weaker than operator", body = crate::error::ErrorBody),
         (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::error::ErrorBody),
@@ -75,7 +76,7 @@ pub(crate) async fn generic(
     headers: HeaderMap,
     query: Result<Query<IngestQuery>, QueryRejection>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let start = Instant::now();
     let caller = authorize(&state, &headers, Role::Operator).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -146,9 +147,9 @@ pub(crate) struct WebhookQuery {
     responses(
         (status = 200, description = "Stored and checked: `received`, `accepted`, `rejected`, \
          `rejections` (the first 20, with line and reason; all are kept as dead letters) and the \
-         `findings` the events opened or extended", body = Value),
+         `findings` the events opened or extended", body = IngestAnswer),
         (status = 400, description = "Not an `EventList`, or every event was rejected (then the \
-         body is the report above, with `accepted: 0`)", body = crate::error::ErrorBody),
+         body is the report above, with `accepted: 0`)", body = IngestRefused),
         (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = crate::error::ErrorBody),
         (status = 403, description = "The token's role is weaker than operator", body = crate::error::ErrorBody),
         (status = 408, description = "The body was not sent within the body-read deadline (60 s)", body = crate::error::ErrorBody),
@@ -162,7 +163,7 @@ pub(crate) async fn kubernetes_audit(
     headers: HeaderMap,
     query: Result<Query<WebhookQuery>, QueryRejection>,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let start = Instant::now();
     let caller = authorize(&state, &headers, Role::Operator).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
@@ -196,6 +197,87 @@ pub(crate) struct Origin {
     pub detail: Option<String>,
 }
 
+/// What an ingest request stored and found (200), or why nothing was usable (400 with
+/// `accepted: 0`).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IngestAnswer {
+    /// Records stored.
+    accepted: u64,
+    /// The findings the events opened or extended.
+    findings: Vec<IngestedFinding>,
+    /// Records in the body.
+    received: u64,
+    /// Records rejected (all kept as dead letters).
+    rejected: u64,
+    /// The first 20 rejections.
+    rejections: Vec<Rejection>,
+}
+
+impl IngestAnswer {
+    /// The answer to a request whose records `report` tells of (`received` and `accepted`
+    /// counted over its sources).
+    fn new(report: &keyward_engine::IngestReport, received: u64, accepted: u64) -> Self {
+        let rejections = report
+            .rejections
+            .iter()
+            .take(MAX_LISTED)
+            .map(|(_, d)| Rejection {
+                line: d.line,
+                reason: d.reason.to_string(),
+            })
+            .collect();
+        let findings = report
+            .findings
+            .iter()
+            .map(|f| IngestedFinding {
+                id: f.id.clone(),
+                identity: f.identity.clone(),
+                rule_id: f.rule_id.clone(),
+                severity: f.severity,
+            })
+            .collect();
+        IngestAnswer {
+            accepted,
+            findings,
+            received,
+            rejected: report.rejected,
+            rejections,
+        }
+    }
+}
+
+/// A 400 from an ingest route: a bad query or body, or a body whose every record was
+/// rejected (then the report, with `accepted: 0`).
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[expect(
+    dead_code,
+    reason = "a schema only: the handlers answer with one or the other"
+)]
+pub(crate) enum IngestRefused {
+    Error(crate::ErrorBody),
+    Report(IngestAnswer),
+}
+
+/// A rejected record: where it was in the body and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Rejection {
+    /// The record's line in the body (as in a file of the same bytes).
+    line: u64,
+    reason: String,
+}
+
+/// A finding an ingest request opened or extended.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct IngestedFinding {
+    id: String,
+    identity: Option<String>,
+    rule_id: String,
+    /// `info`, `low`, `medium`, `high` or `critical`.
+    #[schema(value_type = String)]
+    severity: keyward_detect::Severity,
+}
+
 /// Runs `ingest` on the engine and writes the request's audit entry (its counts in
 /// `after`) once the events are committed.
 pub(crate) async fn run<F>(
@@ -203,7 +285,7 @@ pub(crate) async fn run<F>(
     origin: Origin,
     ingest: F,
     start: Instant,
-) -> Result<(StatusCode, Json<Value>), ApiError>
+) -> Result<(StatusCode, Json<IngestAnswer>), ApiError>
 where
     F: FnOnce(&mut Engine) -> Result<IngestReport, EngineError> + Send + 'static,
 {
@@ -264,24 +346,7 @@ where
         .metrics
         .ingest_seconds
         .observe(start.elapsed().as_secs_f64());
-    let rejections: Vec<Value> = report
-        .rejections
-        .iter()
-        .take(MAX_LISTED)
-        .map(|(_, d)| json!({"line": d.line, "reason": d.reason}))
-        .collect();
-    let findings: Vec<Value> = report
-        .findings
-        .iter()
-        .map(|f| json!({"id": f.id, "rule_id": f.rule_id, "severity": f.severity, "identity": f.identity}))
-        .collect();
-    let answer = json!({
-        "received": received,
-        "accepted": accepted,
-        "rejected": report.rejected,
-        "rejections": rejections,
-        "findings": findings,
-    });
+    let answer = IngestAnswer::new(&report, received, accepted);
     // Nothing usable: say so, though the rejected records are kept as dead letters.
     let status = if accepted == 0 && report.rejected > 0 {
         StatusCode::BAD_REQUEST

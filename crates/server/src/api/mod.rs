@@ -1,5 +1,9 @@
 //! The JSON API's handlers, one module per resource; `crate::router` mounts them and
 //! `crate::openapi` lists them.
+//!
+//! Every answer is a type of its module, deriving `Serialize` and `utoipa::ToSchema`, so the
+//! document describes the bytes sent. Their fields are declared in alphabetical order, the
+//! order the API has always sent (see [`schema`]).
 
 pub(crate) mod admin;
 pub(crate) mod audit;
@@ -8,6 +12,7 @@ pub mod github;
 pub(crate) mod health;
 pub(crate) mod identities;
 pub(crate) mod ingest;
+pub(crate) mod schema;
 
 use crate::error::ApiError;
 

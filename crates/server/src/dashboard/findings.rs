@@ -234,7 +234,6 @@ pub(crate) async fn set_status(
         .write(move |e| {
             crate::api::findings::set_status_audited(e, &id, status, actor, Some("dashboard"))
                 .map(|f| f.is_some())
-                .map_err(|e| e.to_string())
         })
         .await;
     match done {
@@ -243,7 +242,7 @@ pub(crate) async fn set_status(
             Redirect::to(&format!("{back}{sep}done={}#f-{target}", status.as_str())).into_response()
         }
         Ok(Ok(false)) => page_error(StatusCode::NOT_FOUND, "No such finding."),
-        Ok(Err(e)) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(Err(e)) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => e.into_response(),
     }
 }

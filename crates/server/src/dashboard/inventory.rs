@@ -114,13 +114,71 @@ pub(super) fn options(
         .collect()
 }
 
+impl Row {
+    fn new(
+        i: &Identity,
+        state: Lifecycle,
+        owner: Option<&keyward_engine::OwnerInfo>,
+        risk: Option<Severity>,
+        as_of: Millis,
+    ) -> Self {
+        Row {
+            id: i.id.clone(),
+            id_q: q(&i.id),
+            name: i.name.clone(),
+            platform: i.platform.as_str(),
+            kind: i.kind.as_str(),
+            state: state.as_str(),
+            owner: listing::owner_name(owner),
+            orphaned: owner.is_some_and(|o| o.orphan.is_some()),
+            risk: risk.map_or("", Severity::as_str),
+            last_used: ago(i.last_used, as_of),
+        }
+    }
+}
+
 /// The worst open finding per identity (counted in the store).
-pub(super) fn worst_open(e: &Engine) -> Result<HashMap<String, Severity>, String> {
-    Ok(e.worst_open_by_identity()
-        .map_err(|e| e.to_string())?
+pub(super) fn worst_open(
+    e: &Engine,
+) -> Result<HashMap<String, Severity>, keyward_engine::EngineError> {
+    Ok(e.worst_open_by_identity()?
         .into_iter()
         .filter_map(|(id, sev)| Severity::ALL.get(usize::from(sev)).map(|s| (id, *s)))
         .collect())
+}
+
+/// The table's column headings, each a link sorting by it (again: the other way).
+fn columns(f: &InventoryQuery) -> Vec<Column> {
+    [
+        ("Name", "name"),
+        ("Platform", "platform"),
+        ("Kind", "kind"),
+        ("State", "state"),
+        ("Owner", "owner"),
+        ("Risk", "risk"),
+        ("Last used", "last_used"),
+    ]
+    .into_iter()
+    .map(|(label, key)| {
+        let current = f.sort.trim_start_matches('-');
+        let is = current == key || (current.is_empty() && key == "name");
+        let desc = f.sort.starts_with('-');
+        let next = if is && !desc {
+            format!("-{key}")
+        } else {
+            key.to_owned()
+        };
+        Column {
+            label,
+            href: f.href(&next, 0),
+            mark: match (is, desc) {
+                (true, false) => " ▲",
+                (true, true) => " ▼",
+                _ => "",
+            },
+        }
+    })
+    .collect()
 }
 
 pub(crate) async fn inventory(
@@ -148,7 +206,7 @@ pub(crate) async fn inventory(
     let fq = f.clone();
     let data = state
         .engine
-        .call(move |e| -> Result<(Vec<Row>, usize), String> {
+        .call(move |e| -> Result<(Vec<Row>, usize), PageError> {
             let as_of = now();
             let lc = LifecycleConfig {
                 as_of,
@@ -196,60 +254,17 @@ pub(crate) async fn inventory(
             e.fill_owners(&mut page);
             let page: Vec<Row> = page
                 .into_iter()
-                .map(|((i, s), o)| {
-                    let risk = worst.get(&i.id).copied();
-                    Row {
-                        id: i.id.clone(),
-                        id_q: q(&i.id),
-                        name: i.name.clone(),
-                        platform: i.platform.as_str(),
-                        kind: i.kind.as_str(),
-                        state: s.as_str(),
-                        owner: listing::owner_name(o.as_ref()),
-                        orphaned: o.as_ref().is_some_and(|o| o.orphan.is_some()),
-                        risk: risk.map_or("", Severity::as_str),
-                        last_used: ago(i.last_used, as_of),
-                    }
-                })
+                .map(|((i, s), o)| Row::new(i, s, o.as_ref(), worst.get(&i.id).copied(), as_of))
                 .collect();
             Ok((page, total))
         })
         .await;
     let (rows, total) = match data {
         Ok(Ok(d)) => d,
-        Ok(Err(e)) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(Err(e)) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => return e.into_response(),
     };
-    let columns = [
-        ("Name", "name"),
-        ("Platform", "platform"),
-        ("Kind", "kind"),
-        ("State", "state"),
-        ("Owner", "owner"),
-        ("Risk", "risk"),
-        ("Last used", "last_used"),
-    ]
-    .into_iter()
-    .map(|(label, key)| {
-        let current = f.sort.trim_start_matches('-');
-        let is = current == key || (current.is_empty() && key == "name");
-        let desc = f.sort.starts_with('-');
-        let next = if is && !desc {
-            format!("-{key}")
-        } else {
-            key.to_owned()
-        };
-        Column {
-            label,
-            href: f.href(&next, 0),
-            mark: match (is, desc) {
-                (true, false) => " ▲",
-                (true, true) => " ▼",
-                _ => "",
-            },
-        }
-    })
-    .collect();
+    let columns = columns(&f);
     let shown = rows.len();
     let page = InventoryPage {
         nav_user: Some(ui.caller.label()),

@@ -34,6 +34,18 @@ const COOKIE: &str = "kw_session";
 const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 const PAGE: usize = 50;
 
+/// Why a page could not be built or a session started (answered with 500 and the message).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PageError {
+    #[error(transparent)]
+    Engine(#[from] keyward_engine::EngineError),
+    /// The system's random source failed: no session id or CSRF token could be drawn.
+    #[error("{0}")]
+    Random(getrandom::Error),
+    #[error("session lock poisoned")]
+    SessionLock,
+}
+
 struct Session {
     token: String,
     csrf: String,
@@ -45,13 +57,10 @@ struct Session {
 pub struct Sessions(Mutex<HashMap<String, Session>>);
 
 impl Sessions {
-    fn insert(&self, token: String) -> Result<(String, String), String> {
-        let id = random_hex()?;
-        let csrf = random_hex()?;
-        let mut m = self
-            .0
-            .lock()
-            .map_err(|_| "session lock poisoned".to_owned())?;
+    fn insert(&self, token: String) -> Result<(String, String), PageError> {
+        let id = random_hex().map_err(PageError::Random)?;
+        let csrf = random_hex().map_err(PageError::Random)?;
+        let mut m = self.0.lock().map_err(|_| PageError::SessionLock)?;
         let now = Instant::now();
         m.retain(|_, s| s.expires > now);
         m.insert(
@@ -79,9 +88,9 @@ impl Sessions {
     }
 }
 
-fn random_hex() -> Result<String, String> {
+fn random_hex() -> Result<String, getrandom::Error> {
     let mut b = [0u8; 32];
-    getrandom::fill(&mut b).map_err(|e| e.to_string())?;
+    getrandom::fill(&mut b)?;
     Ok(b.iter().fold(String::with_capacity(64), |mut s, x| {
         let _ = write!(s, "{x:02x}");
         s

@@ -65,7 +65,7 @@ pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
     let stale_days = state.config.stale_after_days;
     let data = state
         .engine
-        .call(move |e| -> Result<OverviewPage, String> {
+        .call(move |e| -> Result<OverviewPage, PageError> {
             let as_of = now();
             let lc = LifecycleConfig {
                 as_of,
@@ -104,7 +104,7 @@ pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
                     }
                 }
             }
-            let counts = e.open_finding_counts().map_err(|e| e.to_string())?;
+            let counts = e.open_finding_counts()?;
             let max = counts.iter().copied().max().unwrap_or(0).max(1) as usize;
             let severities = Severity::ALL
                 .iter()
@@ -145,7 +145,7 @@ pub(crate) async fn overview(State(state): State<AppState>, headers: HeaderMap) 
             page.csrf = ui.csrf;
             render(&page)
         }
-        Ok(Err(e)) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Ok(Err(e)) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => e.into_response(),
     }
 }

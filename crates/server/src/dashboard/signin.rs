@@ -69,7 +69,7 @@ pub(crate) async fn login(
     };
     let (id, _) = match state.sessions.insert(token) {
         Ok(s) => s,
-        Err(e) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        Err(e) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
     let audit = AuditEntry {
         at: now(),
