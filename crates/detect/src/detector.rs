@@ -1,7 +1,7 @@
 //! The detector: every rule, check and baseline over a stream of events, producing findings.
 
 use keyward_model::time::Millis;
-use keyward_model::{Event, Known, SourceKind};
+use keyward_model::{Event, ReadFields, SourceKind};
 use rsigma_eval::compiler::eval_condition;
 use rsigma_eval::result::{DetectionBody, RuleHeader};
 use rsigma_eval::{
@@ -456,7 +456,7 @@ impl Detector {
         &self,
         event: &Event,
         raw: &[u8],
-        known: &Known,
+        known: &ReadFields,
     ) -> (Vec<String>, Vec<String>) {
         let view = View::new(event, raw, known);
         let rules = self.engine.engine().rules();
@@ -507,7 +507,7 @@ impl Detector {
         &self,
         event: &Event,
         raw: &[u8],
-        known: &Known,
+        known: &ReadFields,
     ) -> Vec<(String, bool, Option<Vec<String>>, Option<Vec<String>>)> {
         let view = View::new(event, raw, known);
         let rules = self.engine.engine().rules();
@@ -576,14 +576,14 @@ impl Detector {
 
     /// Runs everything on one event. `raw` is its platform record (may be empty), `known`
     /// the fields of it the normalizer already read.
-    pub fn on_event(&mut self, event: &Event, raw: &[u8], known: &Known, lookup: &dyn Lookup) {
+    pub fn on_event(&mut self, event: &Event, raw: &[u8], known: &ReadFields, lookup: &dyn Lookup) {
         self.on_event_prepared(event, raw, known, lookup, None);
     }
 
     /// Which rules an event's record matches: a function of the event alone, so that a
     /// caller holding several events can match them all first (the rule evaluator's code
     /// then stays in cache) and run [`Detector::on_event_prepared`] on each after.
-    pub fn prepare(&self, event: &Event, raw: &[u8], known: &Known) -> Prepared {
+    pub fn prepare(&self, event: &Event, raw: &[u8], known: &ReadFields) -> Prepared {
         let view = View::new(event, raw, known);
         let matches = self.matching(&view);
         Prepared {
@@ -598,7 +598,7 @@ impl Detector {
         &mut self,
         event: &Event,
         raw: &[u8],
-        known: &Known,
+        known: &ReadFields,
         lookup: &dyn Lookup,
         prepared: Option<Prepared>,
     ) {

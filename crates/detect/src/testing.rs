@@ -1,6 +1,6 @@
 //! `keyward rules test`: runs every rule's examples (real events) and negative examples.
 
-use keyward_model::{Event, Known, SourceKind};
+use keyward_model::{Event, ReadFields, SourceKind};
 use keyward_normalize::{Context, cloudtrail, k8s_audit};
 use serde::Serialize;
 
@@ -41,7 +41,7 @@ pub enum ExampleError {
 pub fn normalize(
     source: SourceKind,
     raw: &[u8],
-) -> Result<(Event<'static>, Vec<u8>, Known<'static>), ExampleError> {
+) -> Result<(Event<'static>, Vec<u8>, ReadFields<'static>), ExampleError> {
     fn rejected(e: impl std::fmt::Display) -> ExampleError {
         ExampleError::Normalize(e.to_string())
     }
@@ -60,7 +60,7 @@ pub fn normalize(
     let out = out.ok_or(ExampleError::NotAnEvent)?;
     let bytes = out.raw.map_or_else(|| raw.to_vec(), |r| r.into_owned());
     let event = out.event.ok_or(ExampleError::NotAnEvent)?;
-    Ok((event, bytes, out.known))
+    Ok((event, bytes, out.read_fields))
 }
 
 /// Runs the examples of every Keyward rule in `catalog` (or only `only`).

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::cell::OnceCell;
 
-use keyward_model::{Event, Known, SourceKind};
+use keyward_model::{Event, ReadFields, SourceKind};
 use rsigma_eval::{Event as SigmaEvent, EventValue, JsonEvent};
 use serde_json::Value;
 
@@ -13,7 +13,7 @@ pub struct View<'e> {
     pub event: &'e Event<'e>,
     raw: &'e [u8],
     /// Fields of `raw` the parser already read.
-    known: &'e Known<'e>,
+    known: &'e ReadFields<'e>,
     /// The actor's principal (see [`keyward_model::ids::principal`]), computed once.
     principal: OnceCell<Option<Cow<'e, str>>>,
     /// The network of the source address (see [`crate::baseline::network`]), computed once.
@@ -23,7 +23,7 @@ pub struct View<'e> {
     parsed: OnceCell<JsonEvent<'static>>,
     /// Answers of the lazy path so far (rules probe the same fields many times), filled in
     /// order and never moved, so an answer is lent out instead of copied.
-    memo: [OnceCell<Memo>; MEMO_SLOTS],
+    memo: [OnceCell<CallerMemo>; MEMO_SLOTS],
     /// The record's top-level keys and the bytes of their values, from one skipping pass
     /// (`None`: not a JSON object).
     roots: OnceCell<Option<Roots<'e>>>,
@@ -32,7 +32,7 @@ pub struct View<'e> {
 type Roots<'e> = Vec<(Cow<'e, str>, &'e [u8])>;
 
 /// A field path and its answer.
-type Memo = (Box<str>, Option<EventValue<'static>>);
+type CallerMemo = (Box<str>, Option<EventValue<'static>>);
 
 /// Distinct fields remembered per event; more are answered without the memo.
 const MEMO_SLOTS: usize = 12;
@@ -48,7 +48,7 @@ fn lend<'a>(v: &'a EventValue<'static>) -> EventValue<'a> {
 impl<'e> View<'e> {
     /// `raw` is the platform's own record (a CloudTrail record, a Kubernetes audit event);
     /// it may be empty when only the normalized event is known.
-    pub fn new(event: &'e Event<'e>, raw: &'e [u8], known: &'e Known<'e>) -> Self {
+    pub fn new(event: &'e Event<'e>, raw: &'e [u8], known: &'e ReadFields<'e>) -> Self {
         View {
             event,
             raw,
@@ -361,7 +361,7 @@ mod tests {
                     let oracle = JsonEvent::owned(serde_json::from_slice(&bytes).unwrap());
                     // Without the top-level keys listed: lookups skim the record, or read
                     // what the normalizer knew.
-                    let unknown = Known::default();
+                    let unknown = ReadFields::default();
                     for known in [&unknown, &known] {
                         let fresh = View::new(&event, &bytes, known);
                         for p in paths {

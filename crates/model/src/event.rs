@@ -146,22 +146,22 @@ impl Event<'_> {
     }
 }
 
-/// How many record fields [`Known`] holds.
-const KNOWN_MAX: usize = 4;
+/// How many record fields [`ReadFields`] holds.
+const READ_FIELDS_MAX: usize = 4;
 
 /// Fields of the platform's record that the parser read on its way, by JSON path, so rules
 /// need not look for them in the raw record again. Only exact answers are kept: the
 /// field's value when the record holds a JSON string there, or its absence from an object
 /// the parser read. Any other path is unknown.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Known<'a> {
-    entries: [Option<KnownField<'a>>; KNOWN_MAX],
+pub struct ReadFields<'a> {
+    entries: [Option<ReadField<'a>>; READ_FIELDS_MAX],
 }
 
 /// A JSON path and the string there (`None`: absent).
-type KnownField<'a> = (&'static str, Option<Cow<'a, str>>);
+type ReadField<'a> = (&'static str, Option<Cow<'a, str>>);
 
-impl<'a> Known<'a> {
+impl<'a> ReadFields<'a> {
     /// Records the answer for `path` (`None`: the field is absent); ignored when full.
     pub fn set(&mut self, path: &'static str, value: Option<Cow<'a, str>>) {
         if let Some(slot) = self.entries.iter_mut().find(|e| e.is_none()) {
@@ -179,8 +179,8 @@ impl<'a> Known<'a> {
     }
 
     /// The same answers, owning their strings.
-    pub fn into_owned(self) -> Known<'static> {
-        Known {
+    pub fn into_owned(self) -> ReadFields<'static> {
+        ReadFields {
             entries: self
                 .entries
                 .map(|e| e.map(|(p, v)| (p, v.map(|c| Cow::Owned(c.into_owned()))))),

@@ -10,7 +10,7 @@ pub mod ids;
 pub mod observation;
 pub mod time;
 
-pub use event::{Event, EventKey, Known, SourceKind};
+pub use event::{Event, EventKey, ReadFields, SourceKind};
 pub use identity::{
     Credential, CredentialKind, CredentialStatus, Evidence, Identity, IdentityKind, Lifecycle,
     LifecycleConfig, Platform,

@@ -46,12 +46,12 @@ pub struct Output<'a> {
     /// For a record whose caller was already seen with exactly the same identity context
     /// and that changes no identity: the identities it shows active, instead of
     /// `observations` (the fast path for the bulk of activity logs).
-    pub touch: Option<Arc<Touch>>,
+    pub active: Option<Arc<ActiveIdentities>>,
     /// The platform's own record the event came from (one CloudTrail record, one audit
     /// event), for rules that read fields the normalized event does not carry.
     pub raw: Option<Cow<'a, [u8]>>,
     /// Fields of `raw` the parser already read, for rules.
-    pub known: keyward_model::Known<'a>,
+    pub read_fields: keyward_model::ReadFields<'a>,
 }
 
 impl Output<'_> {
@@ -61,16 +61,19 @@ impl Output<'_> {
             event: self.event.map(Event::into_owned),
             observations: self.observations,
             objects: self.objects,
-            touch: self.touch,
+            active: self.active,
             raw: self.raw.map(|r| Cow::Owned(r.into_owned())),
-            known: self.known.into_owned(),
+            read_fields: self.read_fields.into_owned(),
         }
     }
 }
 
-/// Identities an event shows active, without new facts about them.
+/// The identities a record shows active when its caller was seen before with exactly the
+/// same identity context: all the inventory needs from the bulk of activity logs is to move
+/// these identities' and credentials' last-use times (no new facts). Shared (`Arc`) by every
+/// record of that caller, so the engine resolves it to inventory slots once.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Touch {
+pub struct ActiveIdentities {
     /// The caller's canonical id.
     pub actor: Option<String>,
     /// Canonical ids of the identities that acted (caller, its role, its key, …).
@@ -80,15 +83,16 @@ pub struct Touch {
     pub credentials: Vec<(String, String, bool)>,
 }
 
-/// Callers already seen, by their identity context (see [`Output::touch`]). Bounded: it
-/// is emptied when it reaches [`Memo::CAPACITY`] entries.
+/// Callers already seen, keyed by their identity context, with the identities each shows
+/// active (see [`Output::active`]); lives in the [`Context`] across inputs. Bounded: it is
+/// emptied when it reaches [`CallerMemo::CAPACITY`] entries.
 #[derive(Debug, Default)]
-pub struct Memo {
-    pub(crate) callers: FxHashMap<String, Arc<Touch>>,
+pub struct CallerMemo {
+    pub(crate) callers: FxHashMap<String, Arc<ActiveIdentities>>,
     pub(crate) scratch: String,
 }
 
-impl Memo {
+impl CallerMemo {
     pub const CAPACITY: usize = 200_000;
 }
 
@@ -97,26 +101,27 @@ pub trait Sink {
     fn accept(&mut self, out: Output<'_>);
     fn reject(&mut self, diag: Diagnostic);
 
-    /// Records a normalizer parsed ahead, in document order; the sink takes them all
-    /// (`ahead` is left empty). The default hands each to [`Sink::accept`] or
-    /// [`Sink::reject`] in turn; a sink may first do, for all of them at once, the work
-    /// that depends on each record alone.
-    fn accept_ahead(&mut self, ahead: &mut Vec<Ahead<'_>>) {
-        for a in ahead.drain(..) {
+    /// A run of records a reader parsed before handing any over (a CloudTrail document
+    /// is parsed a few hundred records at a time), in document order; the sink takes them
+    /// all (`parsed` is left empty). The default hands each to [`Sink::accept`] or
+    /// [`Sink::reject`] in turn; a sink may first do, for the whole run at once, the work
+    /// that depends on each record alone (the engine matches rules).
+    fn accept_parsed(&mut self, parsed: &mut Vec<ParsedRecord<'_>>) {
+        for a in parsed.drain(..) {
             a.hand_to(self);
         }
     }
 }
 
-/// One record parsed ahead of its sink: its output (`None`: nothing to report), or why it
-/// was rejected, with where it is.
-pub struct Ahead<'a> {
+/// One record a reader parsed, not yet handed to the sink (see [`Sink::accept_parsed`]):
+/// its output (`None`: nothing to report), or why it was rejected, with where it is.
+pub struct ParsedRecord<'a> {
     pub result: Result<Option<Output<'a>>, Reason>,
     pub line: u64,
     pub record: Option<u64>,
 }
 
-impl Ahead<'_> {
+impl ParsedRecord<'_> {
     /// Gives the record to the sink: accepted, skipped (`None`), or rejected where it is.
     pub fn hand_to<S: Sink + ?Sized>(self, sink: &mut S) {
         match self.result {
@@ -142,7 +147,7 @@ pub struct Context {
     /// Terraform resource is defined in a file, a `CODEOWNERS` file owns the tree under its
     /// repository root — and never to do I/O.
     pub path: Option<String>,
-    pub memo: Memo,
+    pub memo: CallerMemo,
 }
 
 impl Context {
@@ -150,7 +155,7 @@ impl Context {
         Context {
             cluster: cluster.into(),
             path: None,
-            memo: Memo::default(),
+            memo: CallerMemo::default(),
         }
     }
 
@@ -252,7 +257,7 @@ pub(crate) fn emit(
     line: u64,
     record: Option<u64>,
 ) {
-    Ahead {
+    ParsedRecord {
         result,
         line,
         record,

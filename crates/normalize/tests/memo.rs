@@ -20,7 +20,7 @@ struct Apply<'a>(&'a mut Inventory, usize);
 impl Sink for Apply<'_> {
     fn accept(&mut self, out: Output<'_>) {
         let at = out.event.as_ref().map(|e| e.time).unwrap_or_default();
-        if let Some(t) = &out.touch {
+        if let Some(t) = &out.active {
             self.1 += 1;
             for id in &t.ids {
                 self.0.touch(id, at, true);
@@ -119,7 +119,7 @@ fn memo_matches_full_normalization() {
             let out = cloudtrail::normalize_record(rec.as_raw_str().as_bytes())
                 .unwrap()
                 .unwrap();
-            assert!(out.touch.is_none());
+            assert!(out.active.is_none());
             Apply(&mut full, 0).accept(out);
         }
     }

@@ -442,11 +442,11 @@ pub(crate) struct RunState {
     retired: std::cell::RefCell<FxHashMap<String, Option<String>>>,
 }
 
-/// A shared [`keyward_normalize::Touch`] resolved to inventory slots, keyed by the address
+/// A shared [`keyward_normalize::ActiveIdentities`] resolved to inventory slots, keyed by the address
 /// of its `Arc` (held here, so the address is not reused while cached).
 struct Resolved {
-    _touch: Arc<keyward_normalize::Touch>,
+    _active: Arc<keyward_normalize::ActiveIdentities>,
     ids: Vec<keyward_graph::Slot>,
-    /// Owner slot and index into the touch's `credentials`.
+    /// Owner slot and index into the record's `credentials`.
     credentials: Vec<(keyward_graph::Slot, usize)>,
 }

@@ -88,30 +88,29 @@ impl Sink for EngineSink<'_, '_> {
     /// identity facts or objects (the checks read the inventory's tags and the graph,
     /// which only those change; the store and the inventory read nothing of detection);
     /// a record that does, or a rejection, ends the run and is taken on its own.
-    fn accept_ahead(&mut self, ahead: &mut Vec<keyward_normalize::Ahead<'_>>) {
+    fn accept_parsed(&mut self, parsed: &mut Vec<keyward_normalize::ParsedRecord<'_>>) {
         let Some(det) = self.detector.as_deref() else {
             // Nothing to stage: one by one, as the default does.
-            for a in ahead.drain(..) {
+            for a in parsed.drain(..) {
                 a.hand_to(self);
             }
             return;
         };
         if self.error.is_some() {
-            ahead.clear();
+            parsed.clear();
             return;
         }
-        let prepared: Vec<Option<keyward_detect::detector::Prepared>> = ahead
+        let prepared: Vec<Option<keyward_detect::detector::Prepared>> = parsed
             .iter()
             .map(|a| match &a.result {
-                Ok(Some(out)) => out
-                    .event
-                    .as_ref()
-                    .map(|ev| det.prepare(ev, out.raw.as_deref().unwrap_or_default(), &out.known)),
+                Ok(Some(out)) => out.event.as_ref().map(|ev| {
+                    det.prepare(ev, out.raw.as_deref().unwrap_or_default(), &out.read_fields)
+                }),
                 _ => None,
             })
             .collect();
-        let mut run = Vec::with_capacity(ahead.len());
-        for (a, p) in ahead.drain(..).zip(prepared) {
+        let mut run = Vec::with_capacity(parsed.len());
+        for (a, p) in parsed.drain(..).zip(prepared) {
             match a.result {
                 Ok(Some(out)) if out.observations.is_empty() && out.objects.is_empty() => {
                     run.push((out, p));
@@ -141,7 +140,7 @@ impl Sink for EngineSink<'_, '_> {
 
 impl EngineSink<'_, '_> {
     /// A run of records that bring no identity facts or objects, with their rule matches
-    /// when computed ahead, in stages (see [`Sink::accept_ahead`]).
+    /// when computed ahead, in stages (see [`Sink::accept_parsed`]).
     fn staged(&mut self, run: Vec<(Output, Option<keyward_detect::detector::Prepared>)>) {
         if run.is_empty() {
             return;
@@ -155,8 +154,8 @@ impl EngineSink<'_, '_> {
             }
         }
         for ((out, _), &count) in run.iter().zip(&new) {
-            if let Some(t) = &out.touch {
-                self.touch(t, out.event.as_ref(), count);
+            if let Some(t) = &out.active {
+                self.mark_active(t, out.event.as_ref(), count);
             }
         }
         for ((out, p), &count) in run.into_iter().zip(&new) {
@@ -195,16 +194,16 @@ impl EngineSink<'_, '_> {
     }
 
     /// A record whose caller was applied in full earlier in this run: only times move.
-    fn touch(
+    fn mark_active(
         &mut self,
-        t: &Arc<keyward_normalize::Touch>,
+        t: &Arc<keyward_normalize::ActiveIdentities>,
         event: Option<&keyward_model::Event>,
         count: bool,
     ) {
         let time = event.map_or(0, |e| e.time);
         let key = Arc::as_ptr(t) as usize;
         if !self.resolved.contains_key(&key) {
-            if self.resolved.len() >= keyward_normalize::Memo::CAPACITY {
+            if self.resolved.len() >= keyward_normalize::CallerMemo::CAPACITY {
                 self.resolved.clear();
             }
             let ids = t
@@ -221,7 +220,7 @@ impl EngineSink<'_, '_> {
             self.resolved.insert(
                 key,
                 Resolved {
-                    _touch: Arc::clone(t),
+                    _active: Arc::clone(t),
                     ids,
                     credentials,
                 },
@@ -262,7 +261,7 @@ impl EngineSink<'_, '_> {
             det.on_event_prepared(
                 ev,
                 out.raw.as_deref().unwrap_or_default(),
-                &out.known,
+                &out.read_fields,
                 &lookup,
                 prepared,
             );
@@ -282,8 +281,8 @@ impl EngineSink<'_, '_> {
         if count {
             self.detect(&out, prepared);
         }
-        if let Some(t) = &out.touch {
-            self.touch(t, out.event.as_ref(), count);
+        if let Some(t) = &out.active {
+            self.mark_active(t, out.event.as_ref(), count);
         }
         let event = out.event;
         for obs in out.observations {

@@ -70,7 +70,7 @@ pub(super) fn caller_signature(rec: &Record, out: &mut String) -> bool {
 /// The identity fields every CloudTrail rule set probes, from the typed record: rules then
 /// need not skim the raw record for them. Only answers exact by JSON type are given, and
 /// only below objects the parser read (a non-object `userIdentity` leaves them unknown).
-pub(super) fn known<'a>(rec: &Record<'a>, out: &mut keyward_model::Known<'a>) {
+pub(super) fn known<'a>(rec: &Record<'a>, out: &mut keyward_model::ReadFields<'a>) {
     let Some(ui) = rec.user_identity.get() else {
         return;
     };

@@ -24,7 +24,9 @@ use crate::scan::{Bail, R, Scalar, Scan};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::{LineCounter, Memo, Output, Sink, Touch, json_error, sniff::trim_start};
+use crate::{
+    ActiveIdentities, CallerMemo, LineCounter, Output, Sink, json_error, sniff::trim_start,
+};
 
 mod actor;
 mod effects;
@@ -187,10 +189,10 @@ pub fn normalize_record(bytes: &[u8]) -> Result<Option<Output<'_>>, Reason> {
 }
 
 /// [`normalize_record`] with the caller memo: a caller already seen, in a record that
-/// changes no identity, yields a shared [`Touch`] instead of observations.
+/// changes no identity, yields a shared [`ActiveIdentities`] instead of observations.
 pub fn normalize_record_memo<'a>(
     bytes: &'a [u8],
-    memo: &mut Memo,
+    memo: &mut CallerMemo,
 ) -> Result<Option<Output<'a>>, Reason> {
     normalize_record_with(
         bytes,
@@ -258,8 +260,8 @@ pub fn blocks_agree(doc: &[u8], block: usize) -> Result<usize, String> {
         }
     }
     let (mut whole, mut cut) = (Log::default(), Log::default());
-    document_in_blocks(doc, &mut Memo::default(), &mut whole, UTF8_BLOCK);
-    document_in_blocks(doc, &mut Memo::default(), &mut cut, block.max(1));
+    document_in_blocks(doc, &mut CallerMemo::default(), &mut whole, UTF8_BLOCK);
+    document_in_blocks(doc, &mut CallerMemo::default(), &mut cut, block.max(1));
     if whole.0.len() != cut.0.len() {
         return Err(format!(
             "{} outputs in one block, {} in blocks of {block}",
@@ -281,7 +283,7 @@ pub fn blocks_agree(doc: &[u8], block: usize) -> Result<usize, String> {
 fn rec_output<'a>(
     rec: &mut Record<'a>,
     raw: &'a [u8],
-    memo: &mut Memo,
+    memo: &mut CallerMemo,
 ) -> Result<Option<Output<'a>>, Reason> {
     from_record(rec, raw, Some(memo)).map(|mut o| {
         o.raw = Some(Cow::Borrowed(raw));
@@ -293,7 +295,7 @@ fn rec_output<'a>(
 fn normalize_record_with<'a>(
     bytes: &'a [u8],
     parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, Reason>,
-    memo: Option<&mut Memo>,
+    memo: Option<&mut CallerMemo>,
 ) -> Result<Option<Output<'a>>, Reason> {
     crate::depth::check(bytes)?;
     parse_record_with(bytes, parse, memo)
@@ -303,7 +305,7 @@ fn normalize_record_with<'a>(
 fn parse_record_with<'a>(
     bytes: &'a [u8],
     parse: impl for<'x> Fn(&'x [u8]) -> Result<Record<'x>, Reason>,
-    memo: Option<&mut Memo>,
+    memo: Option<&mut CallerMemo>,
 ) -> Result<Option<Output<'a>>, Reason> {
     let mut rec: Record<'a> = parse(bytes)?;
     if let Some(text) = rec.wrapped.get() {
@@ -352,12 +354,12 @@ fn leading_array(d: &[u8]) -> Option<usize> {
 }
 
 /// Normalizes a document: `{"Records":[…]}`, `{"Events":[…]}`, a bare array, or one record.
-pub fn normalize_document(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink) {
+pub fn normalize_document(doc: &[u8], memo: &mut CallerMemo, sink: &mut dyn Sink) {
     document_in_blocks(doc, memo, sink, UTF8_BLOCK);
 }
 
 /// [`normalize_document`] with records' UTF-8 checked `block` bytes at a time.
-fn document_in_blocks(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink, block: usize) {
+fn document_in_blocks(doc: &[u8], memo: &mut CallerMemo, sink: &mut dyn Sink, block: usize) {
     let mut lines = LineCounter::new(doc);
     let d = trim_start(doc);
     if d.starts_with(b"[") {
@@ -410,7 +412,7 @@ fn document_in_blocks(doc: &[u8], memo: &mut Memo, sink: &mut dyn Sink, block: u
     }
 }
 
-fn lake_rows(rows: &[u8], lines: &mut LineCounter, memo: &mut Memo, sink: &mut dyn Sink) {
+fn lake_rows(rows: &[u8], lines: &mut LineCounter, memo: &mut CallerMemo, sink: &mut dyn Sink) {
     for (idx, row) in sonic_rs::to_array_iter(rows).enumerate() {
         let Ok(row) = row else {
             sink.reject(Diagnostic {
@@ -486,14 +488,14 @@ const PARSE_AHEAD: usize = 16;
 fn records(
     array: &[u8],
     lines: &mut LineCounter,
-    memo: &mut Memo,
+    memo: &mut CallerMemo,
     sink: &mut dyn Sink,
     block: usize,
 ) {
-    let mut parsed: Vec<crate::Ahead> = Vec::with_capacity(PARSE_AHEAD);
-    fn flush(parsed: &mut Vec<crate::Ahead>, sink: &mut dyn Sink) {
+    let mut parsed: Vec<crate::ParsedRecord> = Vec::with_capacity(PARSE_AHEAD);
+    fn flush(parsed: &mut Vec<crate::ParsedRecord>, sink: &mut dyn Sink) {
         if !parsed.is_empty() {
-            sink.accept_ahead(parsed);
+            sink.accept_parsed(parsed);
             // A sink that left records behind has dropped them: never handed on twice.
             parsed.clear();
         }
@@ -528,7 +530,7 @@ fn records(
         match item {
             Ok((raw, result)) => {
                 let line = lines.line_of(raw);
-                parsed.push(crate::Ahead {
+                parsed.push(crate::ParsedRecord {
                     // Measured by the splitter as it cut the record.
                     result: result.unwrap_or_else(|| {
                         parse_record_with(
@@ -562,7 +564,7 @@ fn records(
 fn from_record<'a>(
     rec: &mut Record<'a>,
     bytes: &[u8],
-    memo: Option<&mut Memo>,
+    memo: Option<&mut CallerMemo>,
 ) -> Result<Output<'a>, Reason> {
     let native_id = rec
         .event_id
@@ -584,7 +586,7 @@ fn from_record<'a>(
         {
             if let Some(t) = memo.callers.get(memo.scratch.as_str()) {
                 let actor = t.actor.clone();
-                out.touch = Some(Arc::clone(t));
+                out.active = Some(Arc::clone(t));
                 actor
             } else {
                 let actor = actor(rec, at, &mut out.observations);
@@ -606,7 +608,7 @@ fn from_record<'a>(
                             })
                     })
                     .collect();
-                let touch = Touch {
+                let touch = ActiveIdentities {
                     actor: actor.clone(),
                     ids: out
                         .observations
@@ -616,7 +618,7 @@ fn from_record<'a>(
                         .collect(),
                     credentials,
                 };
-                if memo.callers.len() >= Memo::CAPACITY {
+                if memo.callers.len() >= CallerMemo::CAPACITY {
                     memo.callers.clear();
                 }
                 memo.callers.insert(memo.scratch.clone(), Arc::new(touch));
@@ -638,7 +640,7 @@ fn from_record<'a>(
             .or_else(|| r.user_name.take())
             .or_else(|| r.role_name.take())
     });
-    known(rec, &mut out.known);
+    known(rec, &mut out.read_fields);
     let (ui_account, credential, invoked_by) = match rec.user_identity.0.as_mut() {
         Some(u) => (
             u.account_id.take(),

@@ -261,12 +261,12 @@ fn records_reach_the_sink_in_order() {
     }
     let whole = format!("{doc}]}}");
     let mut log = Log::default();
-    normalize_document(whole.as_bytes(), &mut Memo::default(), &mut log);
+    normalize_document(whole.as_bytes(), &mut CallerMemo::default(), &mut log);
     assert_eq!(log.0, want);
     // Cut inside the 41st record: the 40 before it, then the cut.
     let cut = format!(r#"{doc},{{"eventTime":"2026-11"#);
     let mut log = Log::default();
-    normalize_document(cut.as_bytes(), &mut Memo::default(), &mut log);
+    normalize_document(cut.as_bytes(), &mut CallerMemo::default(), &mut log);
     assert_eq!(log.0.get(..40), Some(&want[..]));
     assert_eq!(log.0.get(40..), Some(&["err Some(40)".to_owned()][..]));
 }
@@ -286,7 +286,7 @@ fn known_fields_are_exact() {
             .unwrap()
             .unwrap()
             .into_owned()
-            .known
+            .read_fields
     };
     let k = known(
         r#"{"type":"AssumedRole","arn":"","sessionContext":{"sessionIssuer":{"type":"Role"}}}"#,
