@@ -4,7 +4,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    // Read when the script runs, not when it was compiled: a script binary built for one
+    // checkout can be run for another (a shared target directory), and must read that
+    // checkout's rules.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| ".".into());
+    let dir = Path::new(&manifest).join("rules");
     println!("cargo::rerun-if-changed={}", dir.display());
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .into_iter()
@@ -14,6 +18,10 @@ fn main() {
         .filter(|n| n.ends_with(".yml"))
         .collect();
     names.sort();
+    if names.is_empty() {
+        // A build without its rules would detect nothing, and say nothing about it.
+        println!("cargo::error=no rule files in {}", dir.display());
+    }
     let mut out = String::from("[\n");
     for n in &names {
         let path = dir.join(n);
