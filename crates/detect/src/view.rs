@@ -23,7 +23,7 @@ pub struct View<'e> {
     parsed: OnceCell<JsonEvent<'static>>,
     /// Answers of the lazy path so far (rules probe the same fields many times), filled in
     /// order and never moved, so an answer is lent out instead of copied.
-    memo: [OnceCell<CallerMemo>; MEMO_SLOTS],
+    memo: [OnceCell<PathMemo>; MEMO_SLOTS],
     /// The record's top-level keys and the bytes of their values, from one skipping pass
     /// (`None`: not a JSON object).
     roots: OnceCell<Option<Roots<'e>>>,
@@ -32,7 +32,7 @@ pub struct View<'e> {
 type Roots<'e> = Vec<(Cow<'e, str>, &'e [u8])>;
 
 /// A field path and its answer.
-type CallerMemo = (Box<str>, Option<EventValue<'static>>);
+type PathMemo = (Box<str>, Option<EventValue<'static>>);
 
 /// Distinct fields remembered per event; more are answered without the memo.
 const MEMO_SLOTS: usize = 12;
