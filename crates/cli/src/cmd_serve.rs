@@ -94,7 +94,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let github_secret = github_secret(&args)?;
     let max_connections = connection_cap(args.max_connections);
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => Some(keyward_server::tls::load(c, k).map_err(anyhow::Error::msg)?),
+        (Some(c), Some(k)) => Some(keyward_server::tls::load(c, k)?),
         _ => None,
     };
     let catalog = (!args.no_detect).then(|| args.detect.catalog());
@@ -109,33 +109,26 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let print_admin = args.print_admin_token;
     let engine = EngineHandle::spawn(move || {
         let mut engine = Engine::open(&data)
-            .map_err(|e| format!("opening the store in `{}`: {e}", data.display()))?;
+            .with_context(|| format!("opening the store in `{}`", data.display()))?;
         // A 2xx on an ingest route means stored, power loss included.
-        engine.set_durable(true).map_err(|e| e.to_string())?;
+        engine.set_durable(true)?;
         engine.set_audit_anchor(anchor);
         if let Some(c) = catalog {
-            engine
-                .enable_detection(c, settings)
-                .map_err(|e| e.to_string())?;
+            engine.enable_detection(c, settings)?;
         }
-        if print_admin {
-            let none = engine.tokens().map_err(|e| e.to_string())?.is_empty();
-            if none {
-                let (token, row) = auth::create(
-                    &mut engine,
-                    Role::Admin,
-                    "first admin",
-                    &crate::output::cli_actor(),
-                    now_ms(),
-                )
-                .map_err(|e| e.to_string())?;
-                // Printed once; only its hash is stored.
-                println!("admin token (shown once; id {}): {token}", row.id);
-            }
+        if print_admin && engine.tokens()?.is_empty() {
+            let (token, row) = auth::create(
+                &mut engine,
+                Role::Admin,
+                "first admin",
+                &crate::output::cli_actor(),
+                now_ms(),
+            )?;
+            // Printed once; only its hash is stored.
+            println!("admin token (shown once; id {}): {token}", row.id);
         }
-        Ok(engine)
-    })
-    .map_err(anyhow::Error::msg)?;
+        Ok::<_, anyhow::Error>(engine)
+    })?;
     let state = AppState::new(
         engine,
         Config {

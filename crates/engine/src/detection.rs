@@ -48,7 +48,7 @@ pub(crate) fn to_row(f: &Finding) -> Result<FindingRow, EngineError> {
 /// A finding, baseline or check state as the JSON stored for it (sonic-rs writes the same
 /// JSON as serde_json, faster; it is read back with serde_json).
 fn to_json<T: sonic_rs::Serialize + ?Sized>(v: &T) -> Result<String, EngineError> {
-    sonic_rs::to_string(v).map_err(|e| EngineError::Detect(e.to_string()))
+    Ok(sonic_rs::to_string(v)?)
 }
 
 pub(crate) fn from_row(r: &FindingRow) -> Result<Finding, EngineError> {
@@ -204,8 +204,7 @@ impl Engine {
         settings
             .allowed_accounts
             .extend(self.stored_allowed_accounts()?);
-        let mut det =
-            Detector::new(catalog, settings).map_err(|e| EngineError::Detect(e.to_string()))?;
+        let mut det = Detector::new(catalog, settings)?;
         if let Some(doc) = self.store.detector_state(STATE)? {
             det.state = serde_json::from_str::<State>(&doc).map_err(|e| {
                 EngineError::Store(keyward_store::StoreError::Corrupt(format!(
@@ -319,13 +318,11 @@ impl Engine {
         now: Millis,
     ) -> Result<Finding, EngineError> {
         if note.is_some_and(|n| n.len() > MAX_NOTE_BYTES) {
-            return Err(EngineError::Detect(format!(
-                "a note holds at most {MAX_NOTE_BYTES} bytes"
-            )));
+            return Err(EngineError::NoteTooLong);
         }
         let mut f = self
             .finding(id)?
-            .ok_or_else(|| EngineError::Detect(format!("no finding `{id}`")))?;
+            .ok_or_else(|| EngineError::NoFinding(id.to_owned()))?;
         f.status = status;
         let mut learned = false;
         if status == Status::FalsePositive

@@ -34,8 +34,17 @@ use keyward_store::{SqliteStore, Store, StoreError};
 pub enum EngineError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The rule catalog does not compile.
     #[error("detection: {0}")]
-    Detect(String),
+    Detect(#[from] keyward_detect::detector::DetectorError),
+    /// Detection state could not be written as JSON.
+    #[error("detection: {0}")]
+    Encode(#[from] sonic_rs::Error),
+    /// A finding's note is longer than [`MAX_NOTE_BYTES`].
+    #[error("detection: a note holds at most {MAX_NOTE_BYTES} bytes")]
+    NoteTooLong,
+    #[error("detection: no finding `{0}`")]
+    NoFinding(String),
     #[error("{path}: {source}")]
     Io {
         path: String,

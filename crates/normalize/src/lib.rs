@@ -22,8 +22,11 @@ mod lenient;
 pub mod people;
 mod scan;
 pub mod sniff;
-#[doc(hidden)]
+// The array splitter is public only to its fuzz target.
+#[cfg(fuzzing)]
 pub mod split;
+#[cfg(not(fuzzing))]
+mod split;
 pub mod terraform;
 
 use keyward_model::Reason;

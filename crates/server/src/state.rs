@@ -40,11 +40,13 @@ pub enum SpawnError {
 }
 
 impl EngineHandle {
-    /// Starts the engine thread. `open` runs on it (the engine never leaves it); its error
-    /// is a message (the caller adds what it was opening) returned as [`SpawnError::Open`].
-    pub fn spawn<F>(open: F) -> Result<Self, SpawnError>
+    /// Starts the engine thread. `open` runs on it (the engine never leaves it); its error,
+    /// whatever its type, is returned written out (with its causes, `{:#}`) as
+    /// [`SpawnError::Open`].
+    pub fn spawn<F, E>(open: F) -> Result<Self, SpawnError>
     where
-        F: FnOnce() -> Result<Engine, String> + Send + 'static,
+        F: FnOnce() -> Result<Engine, E> + Send + 'static,
+        E: std::fmt::Display,
     {
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), SpawnError>>();
@@ -59,7 +61,7 @@ impl EngineHandle {
                         e
                     }
                     Err(e) => {
-                        let _ = ready_tx.send(Err(SpawnError::Open(e)));
+                        let _ = ready_tx.send(Err(SpawnError::Open(format!("{e:#}"))));
                         return;
                     }
                 };

@@ -22,28 +22,50 @@ const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// sockets that never handshake cannot take every file descriptor.
 const MAX_HANDSHAKES: usize = 512;
 
+/// Why a certificate and key do not make a TLS identity; each names the file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading certificates from `{}`: {source}", path.display())]
+    ReadCertificates {
+        path: std::path::PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("`{}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)", .0.display())]
+    NoCertificate(std::path::PathBuf),
+    #[error("reading the private key from `{}`: {source}", path.display())]
+    ReadKey {
+        path: std::path::PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("the certificate and key do not make a TLS identity: {0}")]
+    Identity(rustls::Error),
+}
+
 /// A rustls server configuration from a PEM certificate chain and a PEM private key
 /// (PKCS#8, PKCS#1 or SEC1). Errors name the file and what is wrong with it.
-pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, String> {
+pub fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let read_certs = |source| TlsError::ReadCertificates {
+        path: cert.to_owned(),
+        source,
+    };
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("reading certificates from `{}`: {e}", cert.display()))?
+        .map_err(read_certs)?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("`{}`: {e}", cert.display()))?;
+        .map_err(read_certs)?;
     if chain.is_empty() {
-        return Err(format!(
-            "`{}` holds no PEM certificate (`-----BEGIN CERTIFICATE-----`)",
-            cert.display()
-        ));
+        return Err(TlsError::NoCertificate(cert.to_owned()));
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("reading the private key from `{}`: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|source| TlsError::ReadKey {
+        path: key.to_owned(),
+        source,
+    })?;
     let mut config =
         ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
+            .map_err(TlsError::Identity)?
             .with_no_client_auth()
             .with_single_cert(chain, key)
-            .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
+            .map_err(TlsError::Identity)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }

@@ -23,18 +23,17 @@ async fn serves_https_with_the_given_certificate() {
     std::fs::write(&key, ck.signing_key.serialize_pem()).unwrap();
 
     // Bad files are named in the error.
-    let err = tls::load(&key, &key).unwrap_err();
+    let err = tls::load(&key, &key).unwrap_err().to_string();
     assert!(
         err.contains("key.pem") && err.contains("no PEM certificate"),
         "{err}"
     );
-    let err = tls::load(&cert, &cert).unwrap_err();
+    let err = tls::load(&cert, &cert).unwrap_err().to_string();
     assert!(err.contains("private key"), "{err}");
     let config = tls::load(&cert, &key).unwrap();
 
     let data = dir.path().join("data");
-    let engine =
-        EngineHandle::spawn(move || Engine::open(&data).map_err(|e| e.to_string())).unwrap();
+    let engine = EngineHandle::spawn(move || Engine::open(&data)).unwrap();
     let state = AppState::new(
         engine,
         Config {

@@ -203,7 +203,7 @@ pub fn normalize_record_memo<'a>(
 
 /// The same with `serde_json` as the parser: the oracle of the differential fuzz target
 /// (sonic-rs is fast SIMD code from one vendor; serde_json is the reference).
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output<'_>>, Reason> {
     normalize_record_with(
         bytes,
@@ -215,7 +215,7 @@ pub fn normalize_record_serde_json(bytes: &[u8]) -> Result<Option<Output<'_>>, R
 /// For tests and the fuzz target `cloudtrail_fast`: how the fast path reads `bytes` (one
 /// record) next to the serde path. `Ok(true)`: it decided, and read exactly what serde
 /// reads; `Ok(false)`: it left the record to serde; `Err`: they differ.
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn fast_path_agrees(bytes: &[u8]) -> Result<bool, String> {
     let Ok(text) = std::str::from_utf8(bytes) else {
         return Ok(false);
@@ -247,7 +247,7 @@ pub fn fast_path_agrees(bytes: &[u8]) -> Result<bool, String> {
 /// as with the default block: every output and rejection, in order, with its line and
 /// record index (how many there were, when they agree) (the differential fuzz target `cloudtrail_blocks`; small blocks cut
 /// records and multi-byte characters everywhere).
-#[doc(hidden)]
+#[cfg(any(test, fuzzing))]
 pub fn blocks_agree(doc: &[u8], block: usize) -> Result<usize, String> {
     #[derive(Default)]
     struct Log(Vec<String>);

@@ -42,10 +42,9 @@ pub async fn fixture_with(config: Config) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_path_buf();
     let engine = EngineHandle::spawn(move || {
-        let mut e = Engine::open(&data).map_err(|e| e.to_string())?;
-        e.enable_detection(Catalog::builtin(), Default::default())
-            .map_err(|e| e.to_string())?;
-        Ok(e)
+        let mut e = Engine::open(&data)?;
+        e.enable_detection(Catalog::builtin(), Default::default())?;
+        Ok::<_, keyward_engine::EngineError>(e)
     })
     .unwrap();
     let mut tokens = Vec::new();
