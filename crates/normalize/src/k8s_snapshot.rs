@@ -154,163 +154,37 @@ struct SaFacts {
     token_mounted: Option<bool>,
 }
 
+/// Every top-level object becomes a snapshot object, except service accounts, which
+/// become observations carrying the bindings and workloads that name them (pass 1 collects
+/// those, pass 2 emits the accounts, then the ones only workloads mention).
 pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
     let cluster = ctx.cluster.as_str();
-    let mut items = Vec::new();
-    for (line, v) in documents(doc, sink) {
-        let mut flat = Vec::new();
-        flatten(v, &mut flat);
-        items.extend(flat.into_iter().map(|v| (line, v)));
-    }
     // Pass 1: bindings and workloads per service account.
     let mut per_sa: BTreeMap<(String, String), SaFacts> = BTreeMap::new();
     let mut accounts: Vec<(u64, usize, Value)> = Vec::new();
-    for (idx, (line, v)) in items.into_iter().enumerate() {
-        let Some(kind) = str_at(&v, &["kind"]).map(str::to_owned) else {
-            sink.reject(Diagnostic {
-                line,
-                record: Some(idx as u64),
-                reason: "object without `kind`".into(),
-            });
+    for (idx, (line, v)) in objects(doc, sink).into_iter().enumerate() {
+        let Some((kind, name, ns)) = identify(&v, line, idx, sink) else {
             continue;
         };
-        let Some(name) = str_at(&v, &["metadata", "name"]).map(str::to_owned) else {
-            sink.reject(Diagnostic {
-                line,
-                record: Some(idx as u64),
-                reason: "an object without `metadata.name`".into(),
-            });
-            continue;
-        };
-        let ns = str_at(&v, &["metadata", "namespace"]).map(str::to_owned);
         if kind == "ServiceAccount" {
             accounts.push((line, idx, v));
             continue;
         }
         match kind.as_str() {
             "RoleBinding" | "ClusterRoleBinding" => {
-                let role_ref = format!(
-                    "{} {}",
-                    str_at(&v, &["roleRef", "kind"]).unwrap_or("Role"),
-                    str_at(&v, &["roleRef", "name"]).unwrap_or("?")
-                );
-                let binding = match &ns {
-                    Some(ns) => format!("{kind} {ns}/{name}"),
-                    None => format!("{kind} {name}"),
-                };
-                for subj in v
-                    .get("subjects")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    if str_at(subj, &["kind"]) != Some("ServiceAccount") {
-                        continue;
-                    }
-                    let Some(sa) = str_at(subj, &["name"]) else {
-                        continue;
-                    };
-                    let sa_ns = str_at(subj, &["namespace"])
-                        .map(str::to_owned)
-                        .or_else(|| ns.clone())
-                        .unwrap_or_else(|| "default".into());
-                    per_sa
-                        .entry((sa_ns, sa.to_owned()))
-                        .or_default()
-                        .bindings
-                        .insert((binding.clone(), role_ref.clone()));
-                }
+                bind_subjects(&v, &kind, &name, &ns, &mut per_sa);
             }
-            _ => {
-                if let Some(spec) = pod_spec(&v, &kind) {
-                    let sa = str_at(&spec, &["serviceAccountName"])
-                        .or(str_at(&spec, &["serviceAccount"]))
-                        .unwrap_or("default");
-                    let ns = ns.clone().unwrap_or_else(|| "default".into());
-                    let facts = per_sa.entry((ns.clone(), sa.to_owned())).or_default();
-                    facts
-                        .workloads
-                        .insert((kind.clone(), format!("{ns}/{name}")));
-                    if let Some(m) = spec
-                        .get("automountServiceAccountToken")
-                        .and_then(Value::as_bool)
-                    {
-                        facts.token_mounted = Some(facts.token_mounted.unwrap_or(false) || m);
-                    } else if kind == "Pod" {
-                        facts.token_mounted = Some(true);
-                    }
-                }
-            }
+            _ => add_workload(&v, &kind, &name, &ns, &mut per_sa),
         }
-        let scope = Some(cluster.to_owned());
-        let id = match &ns {
-            Some(ns) => format!("{cluster}/{ns}/{name}"),
-            None => format!("{cluster}/{name}"),
-        };
-        sink.accept(Output {
-            event: None,
-            observations: Vec::new(),
-            objects: vec![SnapshotObject {
-                kind: format!("k8s:{kind}"),
-                id,
-                scope,
-                doc: v,
-            }],
-            ..Output::default()
-        });
+        sink.accept(snapshot_object(cluster, kind, &name, ns.as_deref(), v));
     }
     // Pass 2: the service accounts themselves, then ones that only workloads mention.
     let mut seen = BTreeSet::new();
     for (line, idx, v) in accounts {
-        let ns = str_at(&v, &["metadata", "namespace"])
-            .unwrap_or("default")
-            .to_owned();
-        let name = str_at(&v, &["metadata", "name"])
-            .unwrap_or_default()
-            .to_owned();
-        let created = match str_at(&v, &["metadata", "creationTimestamp"]) {
-            None => None,
-            Some(t) => match time::parse(t) {
-                Some(ms) => Some(ms),
-                None => {
-                    sink.reject(Diagnostic {
-                        line,
-                        record: Some(idx as u64),
-                        reason: "`metadata.creationTimestamp` is not a timestamp".into(),
-                    });
-                    continue;
-                }
-            },
+        let Some((key, o)) = service_account(cluster, line, idx, &v, &per_sa, sink) else {
+            continue;
         };
-        let mut o = sa_observation(cluster, &ns, &name, per_sa.get(&(ns.clone(), name.clone())));
-        o.facts.created = created;
-        o.facts.native_id = str_at(&v, &["metadata", "uid"]).map(str::to_owned);
-        o.facts.labels = string_map(v.pointer("/metadata/labels"));
-        o.facts.annotations = string_map(v.pointer("/metadata/annotations"));
-        if let Some(role_arn) = o.facts.annotations.get(IRSA_ANNOTATION).cloned() {
-            o.facts.details.insert("irsa_role".into(), json!(role_arn));
-            o.facts
-                .details
-                .insert("federation".into(), json!({"aws_role": role_arn}));
-            o.facts.links.extend(ids::canonical_iam_arn(&role_arn));
-        }
-        if let Some(a) = v
-            .get("automountServiceAccountToken")
-            .and_then(Value::as_bool)
-        {
-            o.facts.details.insert("automount_token".into(), json!(a));
-        }
-        let secrets: Vec<&str> = v
-            .get("secrets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|s| str_at(s, &["name"]))
-            .collect();
-        if !secrets.is_empty() {
-            o.facts.details.insert("secrets".into(), json!(secrets));
-        }
-        seen.insert((ns, name));
+        seen.insert(key);
         sink.accept(Output {
             event: None,
             observations: vec![o],
@@ -328,6 +202,205 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
             ..Output::default()
         });
     }
+}
+
+/// Every object of the document, `List`s flattened, each with the line its document starts on.
+fn objects(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
+    let mut items = Vec::new();
+    for (line, v) in documents(doc, sink) {
+        let mut flat = Vec::new();
+        flatten(v, &mut flat);
+        items.extend(flat.into_iter().map(|v| (line, v)));
+    }
+    items
+}
+
+/// An object's `kind`, `metadata.name` and `metadata.namespace`; an object without a kind
+/// or a name is rejected.
+fn identify(
+    v: &Value,
+    line: u64,
+    idx: usize,
+    sink: &mut dyn Sink,
+) -> Option<(String, String, Option<String>)> {
+    let Some(kind) = str_at(v, &["kind"]).map(str::to_owned) else {
+        sink.reject(Diagnostic {
+            line,
+            record: Some(idx as u64),
+            reason: "object without `kind`".into(),
+        });
+        return None;
+    };
+    let Some(name) = str_at(v, &["metadata", "name"]).map(str::to_owned) else {
+        sink.reject(Diagnostic {
+            line,
+            record: Some(idx as u64),
+            reason: "an object without `metadata.name`".into(),
+        });
+        return None;
+    };
+    let ns = str_at(v, &["metadata", "namespace"]).map(str::to_owned);
+    Some((kind, name, ns))
+}
+
+/// A `RoleBinding` or `ClusterRoleBinding`: the binding and its role, on every service
+/// account among its subjects (in the binding's namespace unless the subject names one).
+fn bind_subjects(
+    v: &Value,
+    kind: &str,
+    name: &str,
+    ns: &Option<String>,
+    per_sa: &mut BTreeMap<(String, String), SaFacts>,
+) {
+    let role_ref = format!(
+        "{} {}",
+        str_at(v, &["roleRef", "kind"]).unwrap_or("Role"),
+        str_at(v, &["roleRef", "name"]).unwrap_or("?")
+    );
+    let binding = match ns {
+        Some(ns) => format!("{kind} {ns}/{name}"),
+        None => format!("{kind} {name}"),
+    };
+    for subj in v
+        .get("subjects")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if str_at(subj, &["kind"]) != Some("ServiceAccount") {
+            continue;
+        }
+        let Some(sa) = str_at(subj, &["name"]) else {
+            continue;
+        };
+        let sa_ns = str_at(subj, &["namespace"])
+            .map(str::to_owned)
+            .or_else(|| ns.clone())
+            .unwrap_or_else(|| "default".into());
+        per_sa
+            .entry((sa_ns, sa.to_owned()))
+            .or_default()
+            .bindings
+            .insert((binding.clone(), role_ref.clone()));
+    }
+}
+
+/// A workload (any kind with a pod spec): the workload, and whether it mounts the token,
+/// on the service account its pods run as.
+fn add_workload(
+    v: &Value,
+    kind: &str,
+    name: &str,
+    ns: &Option<String>,
+    per_sa: &mut BTreeMap<(String, String), SaFacts>,
+) {
+    let Some(spec) = pod_spec(v, kind) else {
+        return;
+    };
+    let sa = str_at(&spec, &["serviceAccountName"])
+        .or(str_at(&spec, &["serviceAccount"]))
+        .unwrap_or("default");
+    let ns = ns.clone().unwrap_or_else(|| "default".into());
+    let facts = per_sa.entry((ns.clone(), sa.to_owned())).or_default();
+    facts
+        .workloads
+        .insert((kind.to_owned(), format!("{ns}/{name}")));
+    if let Some(m) = spec
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+    {
+        facts.token_mounted = Some(facts.token_mounted.unwrap_or(false) || m);
+    } else if kind == "Pod" {
+        facts.token_mounted = Some(true);
+    }
+}
+
+/// Any object but a service account, kept whole as `k8s:<kind>` in the cluster.
+fn snapshot_object(
+    cluster: &str,
+    kind: String,
+    name: &str,
+    ns: Option<&str>,
+    v: Value,
+) -> Output<'static> {
+    let scope = Some(cluster.to_owned());
+    let id = match ns {
+        Some(ns) => format!("{cluster}/{ns}/{name}"),
+        None => format!("{cluster}/{name}"),
+    };
+    Output {
+        event: None,
+        observations: Vec::new(),
+        objects: vec![SnapshotObject {
+            kind: format!("k8s:{kind}"),
+            id,
+            scope,
+            doc: v,
+        }],
+        ..Output::default()
+    }
+}
+
+/// A `ServiceAccount` object: its observation (with what pass 1 found for it, its labels,
+/// annotations, IRSA role, token automount and secrets) and its `(namespace, name)`; a bad
+/// `metadata.creationTimestamp` rejects it.
+fn service_account(
+    cluster: &str,
+    line: u64,
+    idx: usize,
+    v: &Value,
+    per_sa: &BTreeMap<(String, String), SaFacts>,
+    sink: &mut dyn Sink,
+) -> Option<((String, String), Observation)> {
+    let ns = str_at(v, &["metadata", "namespace"])
+        .unwrap_or("default")
+        .to_owned();
+    let name = str_at(v, &["metadata", "name"])
+        .unwrap_or_default()
+        .to_owned();
+    let created = match str_at(v, &["metadata", "creationTimestamp"]) {
+        None => None,
+        Some(t) => match time::parse(t) {
+            Some(ms) => Some(ms),
+            None => {
+                sink.reject(Diagnostic {
+                    line,
+                    record: Some(idx as u64),
+                    reason: "`metadata.creationTimestamp` is not a timestamp".into(),
+                });
+                return None;
+            }
+        },
+    };
+    let mut o = sa_observation(cluster, &ns, &name, per_sa.get(&(ns.clone(), name.clone())));
+    o.facts.created = created;
+    o.facts.native_id = str_at(v, &["metadata", "uid"]).map(str::to_owned);
+    o.facts.labels = string_map(v.pointer("/metadata/labels"));
+    o.facts.annotations = string_map(v.pointer("/metadata/annotations"));
+    if let Some(role_arn) = o.facts.annotations.get(IRSA_ANNOTATION).cloned() {
+        o.facts.details.insert("irsa_role".into(), json!(role_arn));
+        o.facts
+            .details
+            .insert("federation".into(), json!({"aws_role": role_arn}));
+        o.facts.links.extend(ids::canonical_iam_arn(&role_arn));
+    }
+    if let Some(a) = v
+        .get("automountServiceAccountToken")
+        .and_then(Value::as_bool)
+    {
+        o.facts.details.insert("automount_token".into(), json!(a));
+    }
+    let secrets: Vec<&str> = v
+        .get("secrets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| str_at(s, &["name"]))
+        .collect();
+    if !secrets.is_empty() {
+        o.facts.details.insert("secrets".into(), json!(secrets));
+    }
+    Some(((ns, name), o))
 }
 
 fn sa_observation(cluster: &str, ns: &str, name: &str, facts: Option<&SaFacts>) -> Observation {
