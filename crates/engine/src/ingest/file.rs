@@ -98,19 +98,24 @@ pub(super) fn ingest(
     };
     drop(sink);
     progress.records(counts.records % 4096);
-    let doc = match &input {
-        Input::Memory(m) if layout == Layout::Document => m.as_slice(),
-        _ => &[],
-    };
-    // Lines read whole, where a damage is reported (a document's are counted only then).
-    let lines = lines_seen.unwrap_or_else(|| doc.iter().filter(|&&b| b == b'\n').count() as u64);
+    // Where a damage is reported: after the lines read whole (a document's are counted
+    // only then — a pass over the whole document, so only when there is a damage).
+    let damage = damage.map(|e| {
+        let doc = match &input {
+            Input::Memory(m) if layout == Layout::Document => m.as_slice(),
+            _ => &[],
+        };
+        let lines =
+            lines_seen.unwrap_or_else(|| doc.iter().filter(|&&b| b == b'\n').count() as u64);
+        (e, lines)
+    });
     let at = Place {
         batch,
         file_id,
         shown: &shown,
         format,
     };
-    finish(at, counts, damage, lines, &mut run.state.report, &mut fr)?;
+    finish(at, counts, damage, &mut run.state.report, &mut fr)?;
     // The decompressed bytes' buffer serves the next file.
     if let Input::Memory(m) = input
         && m.capacity() <= SPARE_MAX
@@ -222,17 +227,16 @@ struct Place<'a, 'b> {
     format: Format,
 }
 
-/// Records a file's outcome: its damage (one dead letter on the line after the last one
-/// read whole), its counts in its file row and in the report.
+/// Records a file's outcome: its damage (one dead letter on the line after the last of
+/// `lines` read whole), its counts in its file row and in the report.
 fn finish(
     at: Place,
     mut c: Counts,
-    damage: Option<std::io::Error>,
-    lines: u64,
+    damage: Option<(std::io::Error, u64)>,
     report: &mut IngestReport,
     fr: &mut FileReport,
 ) -> Result<(), EngineError> {
-    if let Some(e) = damage {
+    if let Some((e, lines)) = damage {
         let diag = Diagnostic {
             line: lines + 1,
             record: None,
