@@ -163,7 +163,12 @@ def four_bombs(name, payload):
         "healthz_samples": len(lat),
     }
     assert statuses == [413] * 4, statuses
-    assert peak < 300 * 1024, f"peak RSS {peak / 1024:.0f} MB"
+    # Two bodies inflate at once (the ingest permits), each to at most the 64 MiB limit.
+    # The allocator (mimalloc) unmaps a freed 64 MiB buffer after a short purge delay, so
+    # the next pair may map theirs before the last pair's are gone: at most four buffers
+    # above the base (seen: ~225 MB usually, 317 MB once). Unbounded it was 2.4 GB.
+    bound = before + 4 * 64 * 1024 + 64 * 1024
+    assert peak < bound, f"peak RSS {peak / 1024:.0f} MB (bound {bound / 1024:.0f} MB)"
     assert max(lat) < 100, f"/healthz took {max(lat):.0f} ms"
 
 

@@ -156,8 +156,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         .build()
         .context("starting the async runtime")?;
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
+        let listener = keyward_server::bind(args.listen)
             .with_context(|| format!("listening on {}", args.listen))?;
         let local = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };

@@ -36,7 +36,7 @@ pub use api::audit::{AuditItem, audit_json};
 pub use api::github;
 pub use auth::{Caller, Role, authorize};
 pub use error::{ApiError, ErrorBody};
-pub use listen::{ConnLimits, serve};
+pub use listen::{BACKLOG, ConnLimits, bind, serve};
 use metrics::RouteLabel;
 pub(crate) use state::now;
 pub use state::{

@@ -40,6 +40,24 @@ impl Default for ConnLimits {
     }
 }
 
+/// Connections the kernel queues for `accept` (`listen(2)`'s backlog). The standard
+/// library's 128 (what `TcpListener::bind` gives) let a burst of a thousand connections
+/// overflow the queue: their SYNs were dropped and retried one and three seconds later.
+/// The kernel caps it at `net.core.somaxconn`.
+pub const BACKLOG: u32 = 4096;
+
+/// A listening socket on `addr` with a [`BACKLOG`]-deep accept queue (and `SO_REUSEADDR`,
+/// as `TcpListener::bind` sets, so a restart can bind while old connections linger).
+pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
 /// Serves the router on `listener` (plain TCP or [`crate::tls::TlsListener`]) until Ctrl-C
 /// or SIGTERM, within the configuration's connection limits.
 pub async fn serve<L>(mut listener: L, state: AppState) -> std::io::Result<()>

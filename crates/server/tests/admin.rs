@@ -92,15 +92,7 @@ async fn admins_manage_the_approved_accounts() {
         e["eventID"] = json!(event_id);
         serde_json::to_vec(&json!({"Records": [e]})).unwrap()
     };
-    let (s, v) = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(post("e-1")),
-        &[],
-    )
-    .await;
+    let (s, v) = ingest(&f, post("e-1")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(reports(&v, "kw-aws-untrusted-account-assume"), "{v}");
 
@@ -142,15 +134,7 @@ async fn admins_manage_the_approved_accounts() {
     assert_eq!(v["allowed_accounts"], json!(want));
 
     // Applied at once: the same call again (a new event) is no longer reported.
-    let (s, v) = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(post("e-2")),
-        &[],
-    )
-    .await;
+    let (s, v) = ingest(&f, post("e-2")).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(!reports(&v, "kw-aws-untrusted-account-assume"), "{v}");
     let (_, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
@@ -191,15 +175,7 @@ async fn ingest_is_audited_and_truncation_is_caught_against_the_anchor() {
     .await;
     let body =
         serde_json::to_vec(&json!({"Records": [example("kw-aws-cloudtrail-tampering")]})).unwrap();
-    let (s, v) = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(body),
-        &[],
-    )
-    .await;
+    let (s, v) = ingest(&f, body).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let list = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1",
                       "items": [example("kw-k8s-exec-attach")]});

@@ -88,15 +88,7 @@ async fn posted_cloudtrail_is_stored_detected_and_triaged() {
     let f = fixture(1 << 20).await;
     let record = example("kw-aws-cloudtrail-tampering");
     let body = serde_json::to_vec(&json!({"Records": [record]})).unwrap();
-    let (s, v) = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(body.clone()),
-        &[],
-    )
-    .await;
+    let (s, v) = ingest(&f, body.clone()).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         (v["received"].as_u64(), v["accepted"].as_u64()),
@@ -366,15 +358,7 @@ async fn bad_bodies_and_queries_get_400_with_a_reason() {
 async fn oversized_bodies_get_413() {
     let f = fixture(4096).await;
     let big = vec![b' '; 8192];
-    let (s, _) = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(big.clone()),
-        &[],
-    )
-    .await;
+    let (s, _) = ingest(&f, big.clone()).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     let (s, _) = call(
         &f.app,
@@ -391,15 +375,7 @@ async fn oversized_bodies_get_413() {
     gz.write_all(&vec![b'\n'; 2 << 20]).unwrap();
     let bomb = gz.finish().unwrap();
     assert!(bomb.len() < 4096);
-    let (s, v) = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(bomb),
-        &[],
-    )
-    .await;
+    let (s, v) = ingest(&f, bomb).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
 }
 

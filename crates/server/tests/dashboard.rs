@@ -192,15 +192,7 @@ async fn every_page_renders_and_operators_triage_with_csrf() {
     let f = fixture(1 << 20).await;
     // Data: a rule's example posted through the API (a finding on christophe).
     let body = serde_json::to_vec(&json!({"Records": [example("kw-aws-login-profile")]})).unwrap();
-    let r = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(body),
-        &[],
-    )
-    .await;
+    let r = ingest(&f, body).await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     let finding = r.1["findings"][0]["id"].as_str().unwrap().to_owned();
 

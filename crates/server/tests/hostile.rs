@@ -99,15 +99,7 @@ async fn unauthenticated_bodies_are_not_read() {
     let big = vec![b'x'; 4 << 20];
     let r = call(&f.app, "POST", "/api/ingest", None, Some(big.clone()), &[]).await;
     assert_eq!(r.0, StatusCode::UNAUTHORIZED);
-    let r = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(big),
-        &[],
-    )
-    .await;
+    let r = ingest(&f, big).await;
     assert_eq!(r.0, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.1);
     // Forms and JSON of other routes are small.
     let r = set_status(
@@ -123,15 +115,7 @@ async fn unauthenticated_bodies_are_not_read() {
 async fn a_note_over_the_limit_is_refused() {
     let f = fixture(1 << 20).await;
     let body = serde_json::to_vec(&json!({"Records": [example("kw-aws-login-profile")]})).unwrap();
-    let r = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(body),
-        &[],
-    )
-    .await;
+    let r = ingest(&f, body).await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     let id = r.1["findings"][0]["id"].as_str().unwrap().to_owned();
     let uri = format!("/api/findings/{id}/status");
@@ -172,15 +156,7 @@ async fn a_bad_first_line_does_not_discard_the_good_lines() {
         body.extend(serde_json::to_vec(&r).unwrap());
         body.push(b'\n');
     }
-    let r = call(
-        &f.app,
-        "POST",
-        "/api/ingest",
-        Some(&f.operator),
-        Some(body),
-        &[],
-    )
-    .await;
+    let r = ingest(&f, body).await;
     assert_eq!(r.0, StatusCode::OK, "{}", r.1);
     assert_eq!(r.1["accepted"], 100, "{}", r.1);
     assert_eq!(r.1["rejected"], 1, "{}", r.1);

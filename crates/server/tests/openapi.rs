@@ -248,17 +248,7 @@ async fn checked(
     body: Option<Vec<u8>>,
     headers: &[(&str, &str)],
 ) -> (StatusCode, Value) {
-    let mut req = Request::builder().method(method).uri(uri);
-    if let Some(t) = token {
-        req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
-    }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
-    let resp = app.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let (status, bytes) = common::send(app, method, uri, token, body, headers).await;
     let what = format!("{method} {uri} ({status})");
     let v: Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
     assert_eq!(

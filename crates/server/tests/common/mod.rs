@@ -68,14 +68,15 @@ pub async fn fixture_with(config: Config) -> Fixture {
     }
 }
 
-pub async fn call(
+/// Sends a request through the router: its status and body bytes.
+pub async fn send(
     app: &Router,
     method: &str,
     uri: &str,
     token: Option<&str>,
     body: Option<Vec<u8>>,
     headers: &[(&str, &str)],
-) -> (StatusCode, Value) {
+) -> (StatusCode, axum::body::Bytes) {
     let mut req = Request::builder().method(method).uri(uri);
     if let Some(t) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
@@ -86,10 +87,35 @@ pub async fn call(
     let req = req.body(body.map_or_else(Body::empty, Body::from)).unwrap();
     let resp = app.clone().oneshot(req).await.unwrap();
     let status = resp.status();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    (status, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
+/// [`send`], the answer read as JSON (a string when it is not JSON).
+pub async fn call(
+    app: &Router,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Vec<u8>>,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Value) {
+    let (status, bytes) = send(app, method, uri, token, body, headers).await;
     let v = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, v)
+}
+
+/// Posts `body` to `/api/ingest` as the fixture's operator.
+pub async fn ingest(f: &Fixture, body: Vec<u8>) -> (StatusCode, Value) {
+    call(
+        &f.app,
+        "POST",
+        "/api/ingest",
+        Some(&f.operator),
+        Some(body),
+        &[],
+    )
+    .await
 }
 
 /// The first example event of a built-in rule.

@@ -51,6 +51,29 @@ pub struct SqliteStore {
 /// commits of processes that hold no writer lock (audit entries, schema set-up).
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Runs `f` again while SQLite answers "busy" or "locked", for up to [`BUSY_TIMEOUT`].
+/// Switching a new database to WAL takes a shared lock, then an exclusive one: two
+/// processes setting up one store can each hold the first and want the second, and SQLite
+/// breaks that deadlock by answering one of them at once, without its busy handler.
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match f() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the store in `dir`; the audit keys are in `dir` unless
     /// `KEYWARD_AUDIT_KEY_FILE` / `KEYWARD_AUDIT_SIGNING_KEY_FILE` say otherwise. The
@@ -85,8 +108,8 @@ impl SqliteStore {
         // First: every statement below may meet another process setting up the same store.
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // Takes effect only when the file is created (before WAL is set up).
-        conn.pragma_update(None, "page_size", 16_384)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        retry_busy(|| conn.pragma_update(None, "page_size", 16_384))?;
+        retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", -65_536)?;
