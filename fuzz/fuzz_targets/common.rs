@@ -17,6 +17,6 @@ impl Sink for Check {
         }
     }
     fn reject(&mut self, d: Diagnostic) {
-        assert!(d.line >= 1 && !d.reason.is_empty());
+        assert!(d.line >= 1 && !d.reason.to_string().is_empty());
     }
 }

@@ -195,6 +195,18 @@ impl Input {
         }
     }
 
+    /// Reads a streamed input to its end, into memory (a document must be parsed whole);
+    /// returns the read error that cut it short, if one did: what came before is kept.
+    pub fn read_whole(&mut self) -> Option<io::Error> {
+        let Input::Stream(r) = self else {
+            return None;
+        };
+        let mut bytes = Vec::new();
+        let damage = r.read_to_end(&mut bytes).err();
+        *self = Input::Memory(bytes);
+        damage
+    }
+
     /// Decompresses a file read whole, into `spare` (a buffer kept from file to file, see
     /// [`decompress_into`]), within [`expansion_limit`] and [`MAX_IN_MEMORY`]. Returns the
     /// damage that stopped it, if any: what came before it is kept.
@@ -384,6 +396,59 @@ pub fn gunzip_bounded(body: &[u8], max: usize) -> Result<Vec<u8>, Gunzip> {
     }
 }
 
+/// Limits on a request body's decompression.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// The largest decompressed body.
+    pub max_decompressed: usize,
+    /// The largest expansion (decompressed / compressed size); a body under
+    /// [`RATIO_FLOOR`] may expand to that much whatever its ratio.
+    pub max_ratio: usize,
+}
+
+/// Why a request body cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("Content-Encoding `{0}` is not supported (gzip is)")]
+    UnsupportedEncoding(String),
+    #[error(
+        "the gzip body expands past {max} bytes (limits: {} bytes decompressed, {}-fold expansion)",
+        limits.max_decompressed,
+        limits.max_ratio
+    )]
+    TooLarge { max: usize, limits: BodyLimits },
+    #[error("the gzip body does not decompress: {0}")]
+    Damaged(io::Error),
+}
+
+/// A request body's bytes: gunzipped when its `Content-Encoding` says gzip (or `x-gzip`),
+/// or when it says nothing or `identity` and starts with gzip's magic bytes; within
+/// `limits` ([`gunzip_bounded`]: a gzip bomb costs at most the limit).
+pub fn request_body(
+    content_encoding: Option<&str>,
+    body: &[u8],
+    limits: BodyLimits,
+) -> Result<Vec<u8>, BodyError> {
+    let declared = content_encoding.map(|v| v.trim().to_ascii_lowercase());
+    let gzip = match declared.as_deref() {
+        None | Some("identity") => body.starts_with(&[0x1f, 0x8b]),
+        Some("gzip" | "x-gzip") => true,
+        Some(other) => return Err(BodyError::UnsupportedEncoding(other.to_owned())),
+    };
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let max = body
+        .len()
+        .saturating_mul(limits.max_ratio)
+        .max(RATIO_FLOOR as usize)
+        .min(limits.max_decompressed);
+    gunzip_bounded(body, max).map_err(|e| match e {
+        Gunzip::TooLarge => BodyError::TooLarge { max, limits },
+        Gunzip::Damaged(e) => BodyError::Damaged(e),
+    })
+}
+
 /// Reads everything left in a reader.
 pub fn read_all(r: &mut dyn BufRead) -> io::Result<Vec<u8>> {
     let mut v = Vec::new();
@@ -395,6 +460,49 @@ pub fn read_all(r: &mut dyn BufRead) -> io::Result<Vec<u8>> {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn request_bodies_are_decoded_by_their_encoding_within_limits() {
+        let limits = BodyLimits {
+            max_decompressed: 4 << 20,
+            max_ratio: 200,
+        };
+        let gz = |data: &[u8]| {
+            let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(data).unwrap();
+            e.finish().unwrap()
+        };
+        let text = b"{\"a\":1}\n".repeat(1000);
+        let packed = gz(&text);
+        for encoding in [None, Some("identity"), Some(" GZIP "), Some("x-gzip")] {
+            assert_eq!(
+                request_body(encoding, &packed, limits).unwrap(),
+                text,
+                "{encoding:?}"
+            );
+        }
+        assert_eq!(request_body(None, &text, limits).unwrap(), text);
+        let e = request_body(Some("br"), &packed, limits).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Content-Encoding `br` is not supported (gzip is)"
+        );
+        // 8 MiB of zeros packs to a few KiB: past 4 MiB decompressed.
+        let bomb = gz(&vec![0u8; 8 << 20]);
+        assert!(matches!(
+            request_body(Some("gzip"), &bomb, limits),
+            Err(BodyError::TooLarge { .. })
+        ));
+        // Damaged inside, its trailer intact: the inflater or the CRC says so.
+        let mut bad = packed.clone();
+        for b in bad.iter_mut().skip(12).take(8) {
+            *b ^= 0x5a;
+        }
+        assert!(matches!(
+            request_body(Some("gzip"), &bad, limits),
+            Err(BodyError::Damaged(_))
+        ));
+    }
 
     #[test]
     fn cluster_layouts() {

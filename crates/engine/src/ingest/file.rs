@@ -1,7 +1,6 @@
 //! One file: read (through `sources`), sniffed, its records through the shared reader, its
 //! damage and counts recorded.
 
-use std::io::Read as _;
 use std::path::Path;
 
 use keyward_model::{Diagnostic, time::Millis};
@@ -143,13 +142,9 @@ fn sniff(
         _ => keyward_normalize::sniff::layout(input.head().map_err(io)?, shown),
     };
     if layout == Layout::Document
-        && let Input::Stream(r) = input
+        && let Some(e) = input.read_whole()
     {
-        let mut d = Vec::new();
-        if let Err(e) = r.read_to_end(&mut d) {
-            *damage = Some(e);
-        }
-        *input = Input::Memory(d);
+        *damage = Some(e);
     }
     let format = match (forced, layout, &*input) {
         (Some(f), _, _) => Some(f),

@@ -437,44 +437,25 @@ async fn open_body(
     .map_err(ApiError::internal)?
 }
 
-/// The body, gunzipped when it says so (`Content-Encoding: gzip`) or starts with gzip's
-/// magic bytes. Decompression streams and stops as soon as the output passes the
-/// decompressed-size limit or the expansion-ratio limit (a body under 1 MiB may expand to
-/// 1 MiB whatever its ratio): a gzip bomb gets 413 having cost at most the limit.
+/// The body's bytes, decoded by `sources` within the configured limits: 415 for an
+/// encoding other than gzip, 413 for a body that expands past its limit (a gzip bomb, caught
+/// having cost at most the limit), 400 for a damaged one.
 fn decode(headers: &HeaderMap, body: &Bytes, config: &crate::Config) -> Result<Vec<u8>, ApiError> {
-    let declared = headers
+    let encoding = headers
         .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|v| v.trim().to_ascii_lowercase());
-    let gzip = match declared.as_deref() {
-        None | Some("identity") => body.starts_with(&[0x1f, 0x8b]),
-        Some("gzip" | "x-gzip") => true,
-        Some(other) => {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("Content-Encoding `{other}` is not supported (gzip is)"),
-            ));
-        }
+        .and_then(|v| v.to_str().ok());
+    let limits = keyward_sources::BodyLimits {
+        max_decompressed: config.ingest.max_decompressed,
+        max_ratio: config.ingest.max_ratio,
     };
-    if !gzip {
-        return Ok(body.to_vec());
-    }
-    let limits = &config.ingest;
-    let max = body
-        .len()
-        .saturating_mul(limits.max_ratio)
-        .max(keyward_sources::RATIO_FLOOR as usize)
-        .min(limits.max_decompressed);
-    keyward_sources::gunzip_bounded(body, max).map_err(|e| match e {
-        keyward_sources::Gunzip::TooLarge => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the gzip body expands past {max} bytes (limits: {} bytes decompressed, {}-fold expansion)",
-                limits.max_decompressed, limits.max_ratio
-            ),
-        ),
-        keyward_sources::Gunzip::Damaged(e) => {
-            ApiError::bad_request(format!("the gzip body does not decompress: {e}"))
-        }
+    keyward_sources::request_body(encoding, body, limits).map_err(|e| {
+        let status = match e {
+            keyward_sources::BodyError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            keyward_sources::BodyError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            keyward_sources::BodyError::Damaged(_) => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
     })
 }
