@@ -535,3 +535,34 @@ async fn server_and_cli_ingest_agree() {
     assert!(!a.is_empty());
     assert_eq!(a, b);
 }
+
+/// An identity's orphan reason reads the same in the API as in the CLI and the dashboard
+/// (`owner_departed`, not the Rust name `OwnerDeparted`).
+#[tokio::test]
+async fn orphan_reasons_are_named_as_everywhere_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let estate = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate");
+    let mut expected = std::collections::BTreeMap::new();
+    {
+        let mut e = keyward_engine::Engine::open(dir.path()).unwrap();
+        e.ingest(&[estate], &Default::default(), &mut (), 1)
+            .unwrap();
+        let coverage = e.coverage();
+        for i in e.inventory().iter() {
+            if let Some(r) = e.owner_info(i, &coverage).orphan {
+                expected.insert(i.id.clone(), r.as_str());
+            }
+        }
+    }
+    assert!(expected.len() >= 3, "{expected:?}");
+    let f = fixture_in(dir, keyward_server::Config::default()).await;
+    for (id, reason) in expected.iter().take(10) {
+        let uri = format!(
+            "/api/identities/{}",
+            form_urlencoded::byte_serialize(id.as_bytes()).collect::<String>()
+        );
+        let (s, v) = call(&f.app, "GET", &uri, Some(&f.viewer), None, &[]).await;
+        assert_eq!(s, StatusCode::OK, "{id}: {v}");
+        assert_eq!(v["owner"]["orphan"], *reason, "{id}");
+    }
+}

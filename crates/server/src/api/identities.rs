@@ -168,8 +168,8 @@ pub(crate) struct IdentityAnswer {
 pub(crate) struct OwnerAnswer {
     /// 0–1: the product of the evidence weights along the best chain.
     confidence: f64,
-    /// Why it looks orphaned, when it does: `OwnerDeparted`, `FunctionDeleted`,
-    /// `NoWorkload` or `Unreferenced`.
+    /// Why it looks orphaned, when it does: `owner_departed`, `function_deleted`,
+    /// `no_workload` or `unreferenced` (the CLI's and the dashboard's names).
     orphan: Option<String>,
     /// The most likely human owner (email or `@handle`).
     owner: Option<String>,
@@ -238,7 +238,7 @@ pub(crate) async fn identity(
             let findings = e.findings(&q).map_err(ApiError::internal)?;
             let owner = owner.map(|o| OwnerAnswer {
                 confidence: o.ownership.confidence,
-                orphan: o.orphan.as_ref().map(|r| format!("{r:?}")),
+                orphan: o.orphan.as_ref().map(|r| r.as_str().to_owned()),
                 owner: o.ownership.owner,
                 people: Sorted(o.ownership.people),
                 team: o.ownership.team,

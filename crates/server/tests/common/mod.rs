@@ -39,7 +39,11 @@ pub async fn fixture(body_limit: usize) -> Fixture {
 }
 
 pub async fn fixture_with(config: Config) -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
+    fixture_in(tempfile::tempdir().unwrap(), config).await
+}
+
+/// A server on a data directory that may already hold a store.
+pub async fn fixture_in(dir: tempfile::TempDir, config: Config) -> Fixture {
     let data = dir.path().to_path_buf();
     let engine = EngineHandle::spawn(move || {
         let mut e = Engine::open(&data)?;
