@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -49,6 +49,12 @@ for i, obj in enumerate(json.load(open(os.path.join(estate, "k8s/prod-eks/rbac-s
     put("graph_derive", bytes([i % 8]) + json.dumps(obj).encode())
 for t in ["2026-11-10T08:15:02.123456Z", "2019-08-16 17:27:59+00:00", "Nov 10, 2026 8:15:02 AM", "AKIABTX3GSDS2CT3VIU7"]:
     put("sniff_and_time", t)
+# Gzip: a real S3 object whole, cut short, with a damaged middle, and two members.
+ct_gz = sorted(os.path.join(d, f) for d, _, fs in os.walk(os.path.join(estate, "AWSLogs")) for f in fs if f.endswith(".gz"))[0]
+gz = open(ct_gz, "rb").read()
+put("gzip", gz); put("gzip", gz[: len(gz) // 2]); put("gzip", gz + gz)
+put("gzip", gz[:20] + bytes(b ^ 0x5A for b in gz[20:28]) + gz[28:])
+put("gzip", gzip.compress(b"\0" * (4 << 20)))
 # Envelopes of bodies: an EventList, Records, lookup-events, lines, a non-array `items`.
 for t in ['{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[{"kind":"Event"}]}',
           '{"Records":[{"eventVersion":"1.09"}]}', '{"Events":[{"CloudTrailEvent":"{}"}]}',
