@@ -116,12 +116,9 @@ pub enum Reason {
     /// Not JSON, or JSON of the wrong shape: the parser's message, values elided.
     #[error("invalid JSON: {0}")]
     InvalidJson(String),
-    /// A required field is absent; `hint` says where it comes from.
-    #[error("missing `{field}`{hint}")]
-    Missing {
-        field: Cow<'static, str>,
-        hint: &'static str,
-    },
+    /// A required field is absent.
+    #[error("missing `{0}`")]
+    Missing(Cow<'static, str>),
     /// A field holds something it must not (`expected`: "a timestamp", "an ARN").
     #[error("`{field}` is not {expected}")]
     Invalid {
@@ -145,7 +142,7 @@ impl Reason {
     pub fn class(&self) -> String {
         match self {
             Reason::InvalidJson(_) => "invalid JSON".to_owned(),
-            Reason::Missing { field, .. } => format!("missing `{field}`"),
+            Reason::Missing(_) => self.to_string(),
             Reason::Invalid { .. } => self.to_string(),
             Reason::Within { within, reason } => format!("{within}: {}", reason.class()),
             Reason::Other(text) => text.split(": ").next().unwrap_or(text).to_owned(),
@@ -213,10 +210,7 @@ mod reason_tests {
 
     #[test]
     fn reasons_read_as_before_and_group_by_class() {
-        let missing = Reason::Missing {
-            field: "eventTime".into(),
-            hint: "",
-        };
+        let missing = Reason::Missing("eventTime".into());
         assert_eq!(missing, "missing `eventTime`");
         assert_ne!(missing, "missing `eventTime` ");
         assert_ne!(missing, "missing");

@@ -143,17 +143,18 @@ fn sender(payload: &Value, account: Option<&str>, at: i64, out: &mut Output) -> 
 pub fn normalize_delivery(bytes: &[u8], _ctx: &Context) -> Result<Option<Output<'static>>, Reason> {
     crate::depth::check(bytes)?;
     let d: Value = serde_json::from_slice(bytes).map_err(json_error)?;
-    delivery(&d, bytes.to_vec())
+    delivery(&d, || bytes.to_vec())
 }
 
 /// A delivery received live (the webhook endpoint): its tree as built from the request's
 /// headers and payload, and `raw`, its serialized form, stored as the event's record.
 /// Accepted, skipped or rejected into `sink` as line 1, as a file's delivery would be.
 pub fn normalize_webhook(d: &Value, raw: Vec<u8>, sink: &mut dyn crate::Sink) {
-    crate::emit(sink, delivery(d, raw), 1, None);
+    crate::emit(sink, delivery(d, || raw), 1, None);
 }
 
-fn delivery(d: &Value, raw: Vec<u8>) -> Result<Option<Output<'static>>, Reason> {
+/// `raw`: the delivery's bytes, copied only for a delivery that becomes an event.
+fn delivery(d: &Value, raw: impl FnOnce() -> Vec<u8>) -> Result<Option<Output<'static>>, Reason> {
     if !d.is_object() {
         return Err("expected a webhook delivery object".into());
     }
@@ -168,7 +169,7 @@ fn delivery(d: &Value, raw: Vec<u8>) -> Result<Option<Output<'static>>, Reason> 
         .and_then(|r| r.get("payload"))
         .filter(|p| p.is_object())
         .ok_or("missing `request.payload` object")?;
-    let delivered = s(d, &["delivered_at"]).ok_or("missing `delivered_at`")?;
+    let delivered = s(d, &["delivered_at"]).ok_or(Reason::Missing("delivered_at".into()))?;
     let at = time::parse(delivered).ok_or(Reason::Invalid {
         field: "delivered_at",
         expected: "a timestamp",
@@ -218,7 +219,7 @@ fn delivery(d: &Value, raw: Vec<u8>) -> Result<Option<Output<'static>>, Reason> 
         shared_id: None,
         stage: 0,
     });
-    out.raw = Some(Cow::Owned(raw));
+    out.raw = Some(Cow::Owned(raw()));
     Ok(Some(out))
 }
 

@@ -112,8 +112,8 @@ fn principal(
     name_key: &str,
     id_key: &str,
 ) -> Result<Observation, Reason> {
-    let arn = s(v, "Arn").ok_or("missing `Arn`")?;
-    let name = s(v, name_key).ok_or_else(|| format!("missing `{name_key}`"))?;
+    let arn = s(v, "Arn").ok_or(Reason::Missing("Arn".into()))?;
+    let name = s(v, name_key).ok_or_else(|| Reason::Missing(name_key.to_owned().into()))?;
     let id = ids::canonical_iam_arn(arn).ok_or(Reason::Invalid {
         field: "Arn",
         expected: "an ARN",
@@ -199,7 +199,7 @@ fn entry_output(list: &str, v: Value) -> Result<Output<'static>, Reason> {
             out.observations.push(o);
         }
         "GroupDetailList" => {
-            let arn = s(&v, "Arn").ok_or("missing `Arn`")?;
+            let arn = s(&v, "Arn").ok_or(Reason::Missing("Arn".into()))?;
             let id = ids::canonical_iam_arn(arn).ok_or(Reason::Invalid {
                 field: "Arn",
                 expected: "an ARN",
@@ -208,7 +208,9 @@ fn entry_output(list: &str, v: Value) -> Result<Output<'static>, Reason> {
             out.objects.push(object("iam_group", &id, account, v));
         }
         _ => {
-            let arn = s(&v, "Arn").ok_or("missing `Arn`")?.to_owned();
+            let arn = s(&v, "Arn")
+                .ok_or(Reason::Missing("Arn".into()))?
+                .to_owned();
             let account = ids::Arn::parse(&arn).map(|a| a.account.to_owned());
             out.objects.push(object("iam_policy", &arn, account, v));
         }

@@ -250,7 +250,7 @@ fn from_event(ev: &AuditEvent, bytes: &[u8], ctx: &Context) -> Result<Output<'st
         field: "requestReceivedTimestamp",
         expected: "a timestamp",
     })?;
-    let verb = ev.verb.get().ok_or("missing `verb`")?;
+    let verb = ev.verb.get().ok_or(Reason::Missing("verb".into()))?;
     let cluster = ctx.cluster.as_str();
     let mut out = Output::default();
     let actor = ev

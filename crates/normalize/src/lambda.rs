@@ -54,7 +54,7 @@ fn function_output(v: Value) -> Result<Output<'static>, Reason> {
         .get("FunctionArn")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or("missing `FunctionArn`")?
+        .ok_or(Reason::Missing("FunctionArn".into()))?
         .to_owned();
     let account = match ids::Arn::parse(&arn) {
         Some(a) if a.service == "lambda" && !a.account.is_empty() => a.account.to_owned(),

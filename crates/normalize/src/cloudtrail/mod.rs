@@ -570,13 +570,22 @@ fn from_record<'a>(
         .event_id
         .take()
         .unwrap_or_else(|| Cow::Owned(crate::content_id(bytes)));
-    let raw_time = rec.event_time.get().ok_or("missing `eventTime`")?;
+    let raw_time = rec
+        .event_time
+        .get()
+        .ok_or(Reason::Missing("eventTime".into()))?;
     let at = time::parse(raw_time).ok_or(Reason::Invalid {
         field: "eventTime",
         expected: "a timestamp",
     })?;
-    let source = rec.event_source.get().ok_or("missing `eventSource`")?;
-    let name = rec.event_name.get().ok_or("missing `eventName`")?;
+    let source = rec
+        .event_source
+        .get()
+        .ok_or(Reason::Missing("eventSource".into()))?;
+    let name = rec
+        .event_name
+        .get()
+        .ok_or(Reason::Missing("eventName".into()))?;
     let mut out = Output::default();
     let failed = rec.error_code.get().is_some();
     let memo = memo.filter(|_| failed || !EFFECTS.contains(&name));
