@@ -214,9 +214,9 @@ pub(crate) struct IngestAnswer {
 }
 
 impl IngestAnswer {
-    /// The answer to a request whose records `report` tells of (`received` and `accepted`
-    /// counted over its sources).
-    fn new(report: &keyward_engine::IngestReport, received: u64, accepted: u64) -> Self {
+    /// The answer to a request whose records `report` tells of.
+    fn new(report: &keyward_engine::IngestReport) -> Self {
+        let (received, accepted) = totals(report);
         let rejections = report
             .rejections
             .iter()
@@ -293,13 +293,7 @@ where
         .engine
         .write(move |e| {
             let report = ingest(e)?;
-            let received = report.per_source.values().map(|s| s.records).sum::<u64>()
-                + if report.per_source.is_empty() {
-                    report.rejected
-                } else {
-                    0
-                };
-            let accepted: u64 = report.per_source.values().map(|s| s.accepted).sum();
+            let (received, accepted) = totals(&report);
             let counts = json!({"received": received, "accepted": accepted,
                                 "rejected": report.rejected, "findings": report.findings.len()});
             e.audit(&keyward_store::AuditEntry {
@@ -315,7 +309,6 @@ where
         })
         .await?
         .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let (mut received, mut accepted) = (0u64, 0u64);
     for (source, st) in &report.per_source {
         let l = SourceLabel {
             source: (*source).to_owned(),
@@ -323,8 +316,6 @@ where
         state.metrics.received.get_or_create(&l).inc_by(st.records);
         state.metrics.accepted.get_or_create(&l).inc_by(st.accepted);
         state.metrics.rejected.get_or_create(&l).inc_by(st.rejected);
-        received += st.records;
-        accepted += st.accepted;
     }
     if report.per_source.is_empty() && report.rejected > 0 {
         let l = SourceLabel {
@@ -340,20 +331,30 @@ where
             .rejected
             .get_or_create(&l)
             .inc_by(report.rejected);
-        received += report.rejected;
     }
     state
         .metrics
         .ingest_seconds
         .observe(start.elapsed().as_secs_f64());
-    let answer = IngestAnswer::new(&report, received, accepted);
+    let answer = IngestAnswer::new(&report);
     // Nothing usable: say so, though the rejected records are kept as dead letters.
-    let status = if accepted == 0 && report.rejected > 0 {
+    let status = if answer.accepted == 0 && answer.rejected > 0 {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
     };
     Ok((status, Json(answer)))
+}
+
+/// Records received and accepted, over a report's sources; an input of no known format
+/// has none, and its rejected records are what was received.
+fn totals(report: &IngestReport) -> (u64, u64) {
+    let received: u64 = report.per_source.values().map(|s| s.records).sum();
+    let accepted: u64 = report.per_source.values().map(|s| s.accepted).sum();
+    match report.per_source.is_empty() {
+        true => (report.rejected, accepted),
+        false => (received, accepted),
+    }
 }
 
 /// Waits for one of `permits` (bodies read and decoded at once).
