@@ -29,7 +29,8 @@ pub struct Args {
     /// `threat` or `posture`.
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<Kind>,
-    /// Only these statuses (open, acknowledged, false-positive, resolved; comma-separated).
+    /// Only these statuses (open, acknowledged, expected, false-positive, resolved;
+    /// comma-separated). Expected findings repeat an identity's pattern of life.
     #[arg(long, value_delimiter = ',', value_parser = parse_status)]
     pub status: Vec<Status>,
     /// table, json, sarif or ocsf.

@@ -32,6 +32,10 @@ pub const CAP_RESOURCES: usize = 256;
 pub const CAP_NETWORKS: usize = 64;
 pub const CAP_AGENTS: usize = 32;
 pub const CAP_REGIONS: usize = 32;
+/// Rules remembered per principal as its pattern of life.
+pub const CAP_RULES: usize = 64;
+/// Weeks in the training window, each of which a rule must match in to be routine.
+const TRAINING_WEEKS: i64 = TRAINING_DAYS / 7;
 /// Names of new items kept per signal for the finding's evidence.
 const SHOWN: usize = 8;
 const HOUR: Millis = 3_600_000;
@@ -196,6 +200,10 @@ pub struct Baseline {
     pub agents: FpSet,
     pub regions: Vec<String>,
     pub window: Option<Window>,
+    /// Rules the principal matched while it trained, by the rule id's [`fingerprint`]
+    /// (sorted): bit `w` set when a match fell in week `w` of its training window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rules: Vec<(u32, u8)>,
 }
 
 /// One event as the baseline needs it.
@@ -260,6 +268,38 @@ impl Baseline {
         self.events > 0 && at - self.first_seen >= TRAINING_DAYS * DAY
     }
 
+    /// Records a match of the rule (by its id's [`fingerprint`]) at `at`: while the
+    /// baseline trains, the week of the training window it fell in.
+    pub fn note_rule(&mut self, rule: u32, at: Millis) {
+        let week = (at - self.first_seen).div_euclid(7 * DAY);
+        if !(0..TRAINING_WEEKS).contains(&week) {
+            return;
+        }
+        let bit = 1u8 << week;
+        match self.rules.binary_search_by_key(&rule, |&(r, _)| r) {
+            Ok(i) => {
+                if let Some(slot) = self.rules.get_mut(i) {
+                    slot.1 |= bit;
+                }
+            }
+            Err(i) if self.rules.len() < CAP_RULES => self.rules.insert(i, (rule, bit)),
+            Err(_) => {}
+        }
+    }
+
+    /// Whether a match of the rule at `at` is the principal's pattern of life: the
+    /// baseline is trained and the rule matched in every week of its training window.
+    pub fn routine(&self, rule: u32, at: Millis) -> bool {
+        let all = (1u8 << TRAINING_WEEKS) - 1;
+        self.trained(at)
+            && self
+                .rules
+                .binary_search_by_key(&rule, |&(r, _)| r)
+                .ok()
+                .and_then(|i| self.rules.get(i))
+                .is_some_and(|&(_, weeks)| weeks & all == all)
+    }
+
     /// Approximate heap and inline bytes this baseline holds.
     pub fn bytes(&self) -> usize {
         let w = self.window.as_ref().map_or(0, |w| {
@@ -279,6 +319,7 @@ impl Baseline {
                 + self.agents.items.capacity())
                 * 4
             + self.regions.iter().map(|r| r.len() + 24).sum::<usize>()
+            + self.rules.capacity() * std::mem::size_of::<(u32, u8)>()
             + w
     }
 

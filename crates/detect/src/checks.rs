@@ -85,18 +85,6 @@ pub struct Hit {
     pub details: Value,
 }
 
-impl Hit {
-    /// A hit that extends the finding already open for its subject: the finding keeps its
-    /// summary and details, so none are written.
-    fn repeat(subject: &str) -> Hit {
-        Hit {
-            subject: subject.to_owned(),
-            summary: String::new(),
-            details: Value::Null,
-        }
-    }
-}
-
 /// Services whose events carry `us-east-1` whatever region the caller works in.
 const GLOBAL: &[&str] = &[
     "iam.amazonaws.com",
@@ -249,8 +237,6 @@ impl Check {
     }
 
     /// Runs the check on one event. `baseline` is the principal's, before this event.
-    /// `extends(subject)` says whether a hit on `subject` would extend a finding already
-    /// open (then a check may leave the hit's summary and details empty).
     pub fn run(
         &self,
         v: &View,
@@ -258,7 +244,6 @@ impl Check {
         baseline: Option<&Baseline>,
         settings: &Settings,
         lookup: &dyn Lookup,
-        extends: &dyn Fn(&str) -> bool,
     ) -> Option<Hit> {
         match self {
             Check::NewRegion => new_region(v, state, baseline),
@@ -266,7 +251,7 @@ impl Check {
             Check::KeyMultiIp {
                 window_seconds,
                 networks,
-            } => key_multi_ip(v, state, baseline, *window_seconds, *networks, extends),
+            } => key_multi_ip(v, state, baseline, *window_seconds, *networks),
             Check::UntrustedAccount => untrusted_account(v, state, settings),
             Check::NewWebIdentitySubject => new_web_identity_subject(v, state),
             Check::UsedAfterRetirement => used_after_retirement(v, lookup),
@@ -333,7 +318,6 @@ fn key_multi_ip(
     baseline: Option<&Baseline>,
     window_seconds: i64,
     networks: usize,
-    extends: &dyn Fn(&str) -> bool,
 ) -> Option<Hit> {
     let e = v.event;
     let key = e.credential.as_deref()?;
@@ -369,9 +353,6 @@ fn key_multi_ip(
     };
     if !uses.all().any(unknown) {
         return None;
-    }
-    if extends(key) {
-        return Some(Hit::repeat(key));
     }
     // Sorted, as a set would list them (each network is listed once).
     let mut distinct: Vec<&str> = uses.all().map(|u| u.network.as_str()).collect();

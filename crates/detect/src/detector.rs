@@ -21,8 +21,28 @@ use crate::view::View;
 
 /// The rule id of behavioural-baseline findings.
 pub const ANOMALY_RULE: &str = "kw-baseline-anomaly";
-/// Repeated matches of one rule by one identity within this span are one finding.
-const MERGE_WINDOW: Millis = 3_600_000;
+/// Anomalous hours of one identity no further apart than this are one episode: one
+/// behavioural finding.
+const EPISODE_GAP: Millis = 24 * 3_600_000;
+/// The rule index behavioural findings are kept under in the map of open findings (no
+/// catalog rule has it).
+const ANOMALY_IDX: usize = usize::MAX;
+/// Windows (hours) kept on a behavioural finding, the newest: what a false-positive
+/// verdict teaches the baseline.
+const MAX_WINDOWS: usize = 48;
+/// Set in a finding's details when a person reopened it while it was expected: it is not
+/// made expected again.
+pub const OVERRIDDEN: &str = "expected_overridden";
+/// Why a finding is expected, in its details.
+const EXPECTED_WHY: &str = "the identity matched this rule in every week of its training window";
+
+/// Notes in `details` why the finding is expected.
+fn mark_expected(details: &mut Value) {
+    if let Value::Object(m) = details {
+        m.insert("expected".into(), Value::String(EXPECTED_WHY.into()));
+    }
+}
+
 /// Acting identities (sessions, keys) listed in a finding about their principal.
 const MAX_ACTORS: usize = 20;
 
@@ -55,31 +75,19 @@ impl BaselineEntry {
     }
 }
 
-/// A finding's merge key: the keyed hash ([`crate::keyed_hash`]) of its rule index,
-/// principal (a role for all its sessions) and subject. A match finds its open finding
+/// A finding's merge key: the keyed hash ([`crate::keyed_hash`]) of its rule index and
+/// principal (a role for all its sessions): one incident is one finding, whatever its
+/// matches' subjects. A match finds its open finding
 /// without reading the stored strings (rarely in cache) or allocating a key; two keys
 /// agree by chance with probability 2⁻⁶⁴, and nobody without the process's key can aim
 /// for it.
 type Key = u64;
 
-fn merge_key(idx: usize, principal: &str, subject: &str) -> Key {
-    crate::keyed_hash(&(idx, principal, subject))
+fn merge_key(idx: usize, principal: &str) -> Key {
+    crate::keyed_hash(&(idx, principal))
 }
 
-/// Whether a keyed match of rule `idx` by `principal` on `subject` extends an open
-/// finding (see [`Detector::emit`]).
-fn extends(
-    active: &hashbrown::HashMap<Key, OpenFinding, FxBuildHasher>,
-    idx: usize,
-    principal: Option<&str>,
-    subject: &str,
-) -> bool {
-    active
-        .get(&merge_key(idx, principal.unwrap_or_default(), subject))
-        .is_some_and(|a| a.finding.status.is_active())
-}
-
-/// A threat finding that later matches of the same rule, principal and subject extend
+/// A threat finding that later matches of the same rule and principal extend
 /// (see [`Detector::emit`]), and whether it changed since the last
 /// [`Detector::take_findings`]. The value of [`Detector`]'s map of open findings, keyed by
 /// [`merge_key`].
@@ -192,14 +200,17 @@ pub struct Detector {
     /// once: its [`BaselineEntry::dirty`] says whether it is listed).
     dirty: Vec<u64>,
     settings: Settings,
-    /// Open findings by (rule index, principal, subject) ([`merge_key`]): later matches
-    /// extend them.
+    /// Open findings by (rule index, principal) ([`merge_key`]): later matches extend
+    /// them; behavioural findings under [`ANOMALY_IDX`].
     active: hashbrown::HashMap<Key, OpenFinding, FxBuildHasher>,
     /// Keys of active findings changed since the last `take_findings`, once each.
     out: Vec<Key>,
     /// Changed findings that left `active` (a later match opened a new one) before being
-    /// taken, and findings not kept active (anomalies).
+    /// taken.
     done: Vec<Finding>,
+    /// Catalog rules matched by the current event's principal, recorded in its baseline
+    /// once it has learned the event (pattern of life, see [`Baseline::note_rule`]).
+    matched: Vec<usize>,
     latest: Millis,
     /// Events seen, and how many needed their raw record parsed.
     pub events: u64,
@@ -359,6 +370,7 @@ impl Detector {
             active: hashbrown::HashMap::default(),
             out: Vec::new(),
             done: Vec::new(),
+            matched: Vec::new(),
             latest: 0,
             events: 0,
             parsed: 0,
@@ -373,18 +385,36 @@ impl Detector {
     pub fn seed(&mut self, findings: impl IntoIterator<Item = Finding>) {
         for f in findings {
             if f.kind == Kind::Threat && f.status.is_active() {
-                let subject = f
-                    .details
-                    .get("subject")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let Some(&idx) = self.by_id.get(&f.rule_id) else {
+                let Some(key) = self.key_of(&f) else {
                     continue;
                 };
-                let key = merge_key(idx, f.identity.as_deref().unwrap_or_default(), &subject);
                 self.active.insert(key, OpenFinding::new(f, false));
             }
+        }
+    }
+
+    /// The merge key of a threat finding's rule and identity, when the rule is known.
+    fn key_of(&self, f: &Finding) -> Option<Key> {
+        let idx = if f.rule_id == ANOMALY_RULE {
+            ANOMALY_IDX
+        } else {
+            *self.by_id.get(&f.rule_id)?
+        };
+        Some(merge_key(idx, f.identity.as_deref().unwrap_or_default()))
+    }
+
+    /// A verdict recorded on a finding the detector holds open, so that later matches
+    /// keep it. A person reopening an expected finding overrides the pattern of life for
+    /// it: it is not made expected again.
+    pub fn set_status(&mut self, f: &Finding) {
+        let Some(key) = self.key_of(f) else {
+            return;
+        };
+        if let Some(a) = self.active.get_mut(&key)
+            && a.finding.id == f.id
+        {
+            a.finding.status = f.status;
+            a.finding.details.clone_from(&f.details);
         }
     }
 
@@ -668,7 +698,7 @@ impl Detector {
                     let key = events.first().cloned().unwrap_or_default();
                     let subject = group.join(",");
                     let keyed = Some((key.as_str(), events.as_slice()));
-                    self.emit(idx, &view, principal, &subject, keyed, |rule| {
+                    self.emit(idx, &view, principal, &subject, keyed, None, |rule, _| {
                         let summary = format!(
                             "{}: {} within {} s ({})",
                             rule.title,
@@ -695,10 +725,7 @@ impl Detector {
             let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.as_ref()) else {
                 continue;
             };
-            let extends = |subject: &str| extends(&self.active, idx, principal, subject);
-            if let Some(hit) =
-                check.run(&view, &mut self.state, b, &self.settings, lookup, &extends)
-            {
+            if let Some(hit) = check.run(&view, &mut self.state, b, &self.settings, lookup) {
                 hits.push((idx, hit));
             }
         }
@@ -709,7 +736,9 @@ impl Detector {
         // The baseline learns last, so checks judge against what was known before.
         if let (Some(p), Some(k)) = (principal, key) {
             self.learn(p, k, &view);
+            self.note_matched(k, event.time);
         }
+        self.matched.clear();
         if parsed_ahead || view.was_parsed() {
             self.parsed += 1;
         }
@@ -736,24 +765,61 @@ impl Detector {
                     .get(&crate::keyed_hash(p))
                     .map(|h| &h.baseline)
             });
-            let extends = |subject: &str| extends(&self.active, idx, principal, subject);
-            if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup, &extends)
-            {
+            if let Some(hit) = check.run(view, &mut self.state, b, &self.settings, lookup) {
                 self.emit_hit(idx, view, principal, hit);
             }
             return;
         }
         let event = view.event;
         let subject = event.target.as_deref().unwrap_or_default();
-        self.emit(idx, view, principal, subject, None, |rule| {
+        // The subjects (targets) its matches touched are listed as they come.
+        let facts = (!subject.is_empty()).then(|| json!({"subjects": [subject]}));
+        self.emit(idx, view, principal, subject, None, facts, |rule, facts| {
             let summary = match (&event.actor, &event.target) {
                 (Some(a), Some(t)) => format!("{}: {a} on {t}", rule.title),
                 (Some(a), None) => format!("{}: {a}", rule.title),
                 _ => rule.title.clone(),
             };
             let matched: Vec<Value> = selections().into_iter().map(Value::String).collect();
-            (summary, json!({"matched": matched}))
+            let mut details = json!({"matched": matched});
+            if let (Value::Object(m), Some(Value::Object(f))) = (&mut details, facts) {
+                m.extend(f);
+            }
+            (summary, details)
         });
+    }
+
+    /// Records the rules the event's principal matched in its baseline (its pattern of
+    /// life while it trains).
+    fn note_matched(&mut self, key: u64, at: Millis) {
+        if self.matched.is_empty() {
+            return;
+        }
+        let Some(h) = self.baselines.get_mut(&key) else {
+            return;
+        };
+        for &idx in &self.matched {
+            if let Some(rule) = self.catalog.rules.get(idx) {
+                h.baseline
+                    .note_rule(crate::baseline::fingerprint(&rule.id), at);
+            }
+        }
+        h.mark(key, &mut self.dirty);
+    }
+
+    /// Whether a match of `rule` by `principal` at `at` repeats the principal's pattern of
+    /// life: its baseline is trained and saw the rule match in every week of its training
+    /// window. Rules marked `always` are never routine.
+    fn routine(&self, rule: &RuleInfo, principal: &str, at: Millis) -> bool {
+        !rule.always
+            && !principal.is_empty()
+            && self
+                .baselines
+                .get(&crate::keyed_hash(principal))
+                .is_some_and(|h| {
+                    h.baseline
+                        .routine(crate::baseline::fingerprint(&rule.id), at)
+                })
     }
 
     fn learn(&mut self, principal: &str, key: u64, v: &View) {
@@ -832,41 +898,72 @@ impl Detector {
         }
     }
 
+    /// An anomalous hour: it extends the principal's behavioural finding when that is
+    /// still active and its last hour is at most [`EPISODE_GAP`] before this one (one
+    /// episode), and opens one otherwise.
     fn anomaly(&mut self, principal: &str, s: Score) {
-        let signals: Vec<Value> = s
-            .signals
-            .iter()
-            .map(|g| json!({"signal": g.name, "score": g.score, "detail": g.detail}))
-            .collect();
-        let fired: Vec<&str> = s.signals.iter().map(|g| g.name).collect();
-        let severity = if s.score >= 9.0 {
-            Severity::High
-        } else {
-            Severity::Medium
-        };
+        let merge = merge_key(ANOMALY_IDX, principal);
+        let window = serde_json::to_value(&s.window).unwrap_or(Value::Null);
+        let end = s.hour_start + 3_599_999;
+        if let Some(a) = self.active.get_mut(&merge)
+            && a.finding.status.is_active()
+            && s.hour_start - a.finding.last_seen <= EPISODE_GAP
+        {
+            let f = &mut a.finding;
+            f.first_seen = f.first_seen.min(s.hour_start);
+            f.last_seen = f.last_seen.max(end);
+            f.count += u64::from(s.window.count);
+            let strongest = f
+                .details
+                .get("score")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            if s.score > strongest {
+                f.severity = f.severity.max(anomaly_severity(s.score));
+                f.summary = anomaly_summary(&s);
+                if let Value::Object(m) = &mut f.details {
+                    m.insert("score".into(), json!(s.score));
+                    m.insert("signals".into(), signals(&s));
+                }
+            }
+            if let Some(Value::Array(ws)) = f.details.get_mut("windows") {
+                if ws.len() >= MAX_WINDOWS {
+                    ws.remove(0);
+                }
+                ws.push(window);
+            }
+            if let Value::Object(m) = &mut f.details {
+                let hours = m.get("hours").and_then(Value::as_u64).unwrap_or(1);
+                m.insert("hours".into(), json!(hours + 1));
+            }
+            for id in &s.events {
+                a.add_evidence(id);
+            }
+            if !a.changed {
+                a.changed = true;
+                self.out.push(merge);
+            }
+            return;
+        }
         let f = Finding {
             id: finding_id(ANOMALY_RULE, Some(principal), &s.hour_start.to_string()),
             rule_id: ANOMALY_RULE.into(),
             title: "Behaviour outside the identity's baseline".into(),
-            severity,
+            severity: anomaly_severity(s.score),
             kind: Kind::Threat,
             identity: Some(principal.to_owned()),
             attack: vec!["T1078.004".into()],
             events: s.events.clone(),
             path: Vec::new(),
             first_seen: s.hour_start,
-            last_seen: s.hour_start + 3_599_999,
+            last_seen: end,
             count: u64::from(s.window.count),
             status: Status::Open,
-            summary: format!(
-                "anomaly score {:.1} in the hour from {}: {}",
-                s.score,
-                keyward_model::time::format(s.hour_start),
-                fired.join(", ")
-            ),
-            details: json!({"score": s.score, "signals": signals, "window": s.window}),
+            summary: anomaly_summary(&s),
+            details: json!({"score": s.score, "signals": signals(&s), "hours": 1,
+                            "windows": [window]}),
         };
-        self.done.push(f);
+        self.open(merge, f);
     }
 
     fn emit_hit(&mut self, idx: usize, v: &View, principal: Option<&str>, hit: checks::Hit) {
@@ -876,19 +973,24 @@ impl Detector {
             details,
         } = hit;
         let keyed = Some((subject.as_str(), &[][..]));
-        self.emit(idx, v, principal, &subject, keyed, |_| {
-            let mut details = details;
-            if let Value::Object(m) = &mut details {
-                m.insert("subject".into(), Value::String(subject.clone()));
-            }
-            (summary, details)
+        let mut details = details;
+        if let Value::Object(m) = &mut details {
+            m.insert("subject".into(), Value::String(subject.clone()));
+        }
+        self.emit(idx, v, principal, &subject, keyed, Some(details), |_, d| {
+            (summary, d.unwrap_or(Value::Null))
         });
     }
 
     /// Opens or extends the finding of rule `idx` for the event's principal (a role for all
-    /// of its sessions). A match extends the principal's open finding for the same rule and
-    /// subject if it is keyed (a check's subject, a correlation) or within an hour of its
-    /// last match; `make` (summary, details) runs only when a finding is opened.
+    /// of its sessions): a match extends the principal's active finding for the same rule,
+    /// however long ago it last matched. A match that repeats the principal's pattern of
+    /// life ([`Detector::routine`]) is recorded as [`Status::Expected`], and turns the open
+    /// finding it extends expected unless a person reopened it. A check's `facts` open the
+    /// finding's details, and their lists (networks, subjects) are added to the details of
+    /// the finding a repeat extends. `make` (summary, details) runs only when a finding is
+    /// opened.
+    #[allow(clippy::too_many_arguments)]
     fn emit(
         &mut self,
         idx: usize,
@@ -896,24 +998,32 @@ impl Detector {
         principal: Option<&str>,
         subject: &str,
         keyed: Option<(&str, &[String])>,
-        make: impl FnOnce(&RuleInfo) -> (String, Value),
+        facts: Option<Value>,
+        make: impl FnOnce(&RuleInfo, Option<Value>) -> (String, Value),
     ) {
         let Some(rule) = self.catalog.rules.get(idx) else {
             return;
         };
         let e = v.event;
         let owner = principal.unwrap_or_default();
+        if !owner.is_empty() && !self.matched.contains(&idx) {
+            self.matched.push(idx);
+        }
+        let routine = self.routine(rule, owner, e.time);
         // The acting session or key, when the finding is about its principal.
         let also = e.actor.as_deref().filter(|a| *a != owner);
-        let merge = merge_key(idx, owner, subject);
+        let merge = merge_key(idx, owner);
         if let Some(a) = self.active.get_mut(&merge)
             && a.finding.status.is_active()
-            && (keyed.is_some() || e.time - a.finding.last_seen <= MERGE_WINDOW)
         {
             let f = &mut a.finding;
             f.first_seen = f.first_seen.min(e.time);
             f.last_seen = f.last_seen.max(e.time);
             f.count += 1;
+            if routine && f.status == Status::Open && f.details.get(OVERRIDDEN).is_none() {
+                f.status = Status::Expected;
+                mark_expected(&mut f.details);
+            }
             for id in keyed.iter().flat_map(|(_, ev)| ev.iter()) {
                 a.add_evidence(id);
             }
@@ -921,19 +1031,25 @@ impl Detector {
             if let Some(actor) = also {
                 a.add_actor(actor);
             }
+            if let Some(facts) = &facts {
+                union_lists(&mut a.finding.details, facts);
+            }
             if !a.changed {
                 a.changed = true;
                 self.out.push(merge);
             }
             return;
         }
-        let (summary, mut details) = make(rule);
+        let (summary, mut details) = make(rule, facts);
         if let Value::Object(m) = &mut details {
             m.entry("subject")
                 .or_insert_with(|| Value::String(subject.to_owned()));
             if let Some(a) = also {
                 m.insert("actors".into(), json!([a]));
             }
+        }
+        if routine {
+            mark_expected(&mut details);
         }
         let identity = (!owner.is_empty()).then(|| owner.to_owned());
         let (key, mut events) = match keyed {
@@ -956,35 +1072,105 @@ impl Detector {
             first_seen: e.time,
             last_seen: e.time,
             count: 1,
-            status: Status::Open,
+            status: if routine {
+                Status::Expected
+            } else {
+                Status::Open
+            },
             summary,
             details,
         };
-        let fresh = OpenFinding::new(fresh, true);
-        match self.active.insert(merge, fresh) {
-            // Changed since the last take: it is reported before its successor replaces it.
+        self.open(merge, fresh);
+    }
+
+    /// Makes `fresh` the active finding under `merge`; the one it replaces is reported
+    /// first if it changed since the last take.
+    fn open(&mut self, merge: Key, fresh: Finding) {
+        match self.active.insert(merge, OpenFinding::new(fresh, true)) {
+            // Its key is listed already: the successor is taken in its place.
             Some(old) if old.changed => self.done.push(old.finding),
             _ => self.out.push(merge),
         }
     }
 
-    /// A false-positive verdict on an anomaly finding: its hour becomes normal for the
-    /// identity. Returns whether a baseline learned something.
+    /// A false-positive verdict on a behavioural finding: the hours of its episode become
+    /// normal for the identity. Returns whether a baseline learned something.
     pub fn absorb_false_positive(&mut self, f: &Finding) -> bool {
-        let (Some(p), Some(w)) = (f.identity.as_deref(), f.details.get("window")) else {
+        let Some(p) = f.identity.as_deref() else {
             return false;
         };
-        let Ok(w) = serde_json::from_value::<crate::baseline::Window>(w.clone()) else {
-            return false;
+        // Findings stored before episodes hold one `window`.
+        let windows: Vec<crate::baseline::Window> = match f.details.get("windows") {
+            Some(Value::Array(ws)) => ws
+                .iter()
+                .filter_map(|w| serde_json::from_value(w.clone()).ok())
+                .collect(),
+            _ => f
+                .details
+                .get("window")
+                .and_then(|w| serde_json::from_value(w.clone()).ok())
+                .into_iter()
+                .collect(),
         };
         let key = crate::keyed_hash(p);
         let Some(h) = self.baselines.get_mut(&key) else {
             return false;
         };
-        h.baseline.absorb(&w);
+        if windows.is_empty() {
+            return false;
+        }
+        for w in &windows {
+            h.baseline.absorb(w);
+        }
         h.mark(key, &mut self.dirty);
         true
     }
+}
+
+/// Adds the items of `facts`' lists missing from the same lists of `details`, each list
+/// capped at [`MAX_ACTORS`] items.
+fn union_lists(details: &mut Value, facts: &Value) {
+    let (Value::Object(into), Value::Object(from)) = (details, facts) else {
+        return;
+    };
+    for (k, v) in from {
+        let (Some(Value::Array(have)), Value::Array(more)) = (into.get_mut(k), v) else {
+            continue;
+        };
+        for x in more {
+            if have.len() >= MAX_ACTORS {
+                break;
+            }
+            if !have.contains(x) {
+                have.push(x.clone());
+            }
+        }
+    }
+}
+
+fn anomaly_severity(score: f64) -> Severity {
+    if score >= 9.0 {
+        Severity::High
+    } else {
+        Severity::Medium
+    }
+}
+
+fn anomaly_summary(s: &Score) -> String {
+    let fired: Vec<&str> = s.signals.iter().map(|g| g.name).collect();
+    format!(
+        "anomaly score {:.1} in the hour from {}: {}",
+        s.score,
+        keyward_model::time::format(s.hour_start),
+        fired.join(", ")
+    )
+}
+
+fn signals(s: &Score) -> Value {
+    s.signals
+        .iter()
+        .map(|g| json!({"signal": g.name, "score": g.score, "detail": g.detail}))
+        .collect()
 }
 
 #[cfg(test)]
@@ -992,6 +1178,56 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::finding::MAX_EVIDENCE;
+
+    fn score(hour: i64, score: f64, event: &str) -> Score {
+        Score {
+            hour_start: hour * 3_600_000,
+            score,
+            signals: vec![crate::baseline::Signal {
+                name: "new_endpoints",
+                score,
+                detail: String::new(),
+            }],
+            events: vec![event.to_owned()],
+            window: crate::baseline::Window {
+                hour,
+                count: 3,
+                ..Default::default()
+            },
+        }
+    }
+
+    /// Anomalous hours a day or less apart are one episode, one finding: its strongest
+    /// score, every hour's window; a quiet day later, a new episode opens a new finding.
+    #[test]
+    fn anomalies_group_by_episode() {
+        let mut d = Detector::new(Catalog::default(), Settings::default()).unwrap();
+        let p = "arn:aws:iam::111122223333:role/batch";
+        d.anomaly(p, score(1_000, 7.5, "e1"));
+        d.anomaly(p, score(1_002, 9.5, "e2"));
+        d.anomaly(p, score(1_020, 7.0, "e3"));
+        let one = d.take_findings();
+        assert_eq!(one.len(), 1, "{one:?}");
+        let f = &one[0];
+        assert_eq!(f.count, 9);
+        assert_eq!(f.severity, Severity::High);
+        assert_eq!(f.details["score"], 9.5);
+        assert_eq!(f.details["hours"], 3);
+        assert_eq!(f.details["windows"].as_array().unwrap().len(), 3);
+        assert_eq!(f.events, ["e1", "e2", "e3"]);
+        assert_eq!(f.last_seen, 1_021 * 3_600_000 - 1);
+        // More than a day after the episode's last hour: a new episode.
+        d.anomaly(p, score(1_020 + 25, 8.0, "e4"));
+        let two = d.take_findings();
+        assert_eq!(two.len(), 1);
+        assert_ne!(two[0].id, f.id);
+        // Another identity's hour is its own finding.
+        d.anomaly(
+            "arn:aws:iam::111122223333:role/other",
+            score(1_046, 8.0, "e5"),
+        );
+        assert_ne!(d.take_findings()[0].identity, two[0].identity);
+    }
 
     /// The hashed lists of an open finding give exactly what the plain finding's own
     /// string comparisons give: ids once, the first and the newest kept, actors once.

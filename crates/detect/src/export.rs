@@ -116,6 +116,7 @@ fn status_id(s: Status) -> (u8, &'static str) {
         Status::Acknowledged => (2, "In Progress"),
         Status::FalsePositive => (3, "Suppressed"),
         Status::Resolved => (4, "Resolved"),
+        Status::Expected => (99, "Expected"),
     }
 }
 

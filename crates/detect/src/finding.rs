@@ -90,6 +90,10 @@ pub enum Status {
     Acknowledged,
     FalsePositive,
     Resolved,
+    /// Recorded, not alerted: the identity's pattern of life. The rule matched behaviour
+    /// it showed in every week of its training window (see `Detector`), and the rule is
+    /// not marked `always`.
+    Expected,
 }
 
 impl Status {
@@ -99,6 +103,7 @@ impl Status {
             Status::Acknowledged => "acknowledged",
             Status::FalsePositive => "false-positive",
             Status::Resolved => "resolved",
+            Status::Expected => "expected",
         }
     }
 
@@ -108,12 +113,20 @@ impl Status {
             "acknowledged" => Status::Acknowledged,
             "false-positive" => Status::FalsePositive,
             "resolved" => Status::Resolved,
+            "expected" => Status::Expected,
             _ => return None,
         })
     }
 
-    /// Open and acknowledged findings are still being worked on.
+    /// Open, acknowledged and expected findings are still current: later matches extend
+    /// them rather than open new ones.
     pub fn is_active(self) -> bool {
+        matches!(self, Status::Open | Status::Acknowledged | Status::Expected)
+    }
+
+    /// Open and acknowledged findings are alerts a person works on (expected ones are
+    /// recorded, not alerted).
+    pub fn is_alert(self) -> bool {
         matches!(self, Status::Open | Status::Acknowledged)
     }
 }

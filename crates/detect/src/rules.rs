@@ -21,6 +21,8 @@
 //!   timespan: 10m
 //!   gte: 5
 //! check: {type: new-region}           # optional: a stateful check (see `checks`)
+//! always: true                        # optional: alert even when the identity did this
+//!                                     # throughout its training window (pattern of life)
 //! examples: [ … real events … ]        # each must fire the rule
 //! negative_examples: [ … ]            # none may fire it
 //! ```
@@ -119,6 +121,9 @@ pub struct RuleInfo {
     /// Sigma detections that only feed a correlation and never report on their own.
     #[serde(skip)]
     pub internal: bool,
+    /// Alerts even when it repeats the identity's pattern of life (a Keyward rule's
+    /// `always: true`).
+    pub always: bool,
 }
 
 /// Why a rule file cannot be loaded; its text becomes the [`Problem`]'s reason.
@@ -182,6 +187,10 @@ pub struct RuleFile {
     pub correlation: Option<Correlation>,
     #[serde(default)]
     pub check: Option<Check>,
+    /// Never the identity's pattern of life: a match alerts even when the identity did the
+    /// same throughout its training window (tampering, backdoors, self-escalation).
+    #[serde(default)]
+    pub always: bool,
     #[serde(default)]
     pub examples: Vec<Example>,
     #[serde(default)]
@@ -342,6 +351,7 @@ impl Catalog {
                 note: None,
                 check: None,
                 internal: true,
+                always: file.always,
             });
         }
         self.rules.push(RuleInfo {
@@ -358,6 +368,7 @@ impl Catalog {
             note: None,
             check: file.check.clone(),
             internal: false,
+            always: file.always,
         });
         self.files.insert(file.id.clone(), file);
         Ok(())
@@ -411,6 +422,7 @@ impl Catalog {
                 // Set below for the rules a correlation keeps to itself (a rewritten
                 // legacy aggregation's bases among them).
                 internal: false,
+                always: false,
             });
         }
         for c in &collection.correlations {
@@ -440,6 +452,7 @@ impl Catalog {
                 note: note.clone(),
                 check: None,
                 internal: false,
+                always: false,
             });
         }
         // Sigma's `generate: false` (the default): the rules a correlation counts, by id or

@@ -7,7 +7,8 @@
 //! `kw-aws-key-multi-ip` learns a principal's own networks: a role whose sessions run
 //! behind both a VPC endpoint (private addresses) and a NAT gateway fires while those
 //! networks are new, not once an hour using both has been learned; a network the role never
-//! used still fires, and every session's finding is about the role.
+//! used still fires (extending the role's open finding), and every session's finding is
+//! about the role.
 
 use keyward_detect::{Catalog, Detector, NoLookup, Settings, testing};
 use keyward_model::SourceKind;
@@ -65,9 +66,17 @@ fn own_networks_are_learned_new_ones_fire() {
     assert!(multi_ip(&mut d).is_empty());
     // The same key from a network the role never used, seconds later: copied.
     feed(&mut d, 5, "2026-11-10T09:10:05Z", "ASIATWO", "203.0.113.66");
+    // One incident per identity: it extends the role's open finding, which now lists the
+    // network and the event.
     let stolen = multi_ip(&mut d);
     assert_eq!(stolen.len(), 1, "{stolen:?}");
-    assert_eq!(stolen[0].details["new_networks"][0], "203.0.113.0/24");
+    assert_eq!(stolen[0].id, first[0].id);
+    let new_networks = stolen[0].details["new_networks"].as_array().unwrap();
+    assert!(
+        new_networks.iter().any(|n| n == "203.0.113.0/24"),
+        "{new_networks:?}"
+    );
+    assert!(stolen[0].events.iter().any(|e| e.ends_with("000000000005")));
 }
 
 /// Uses older than the window leave it (their buffers are reused for the next use): a

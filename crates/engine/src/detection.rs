@@ -164,9 +164,7 @@ pub(crate) fn write(
                 }
                 f = merged;
             } else {
-                // Active: the detector was seeded with it, so `f` already holds it; keep
-                // the stored verdict (an acknowledgement made meanwhile).
-                f.status = old.status;
+                keep_verdict(batch, &old, &mut f)?;
             }
         }
         written.push(f);
@@ -187,6 +185,37 @@ pub(crate) fn write(
     }
     batch.put_detector_state(STATE, &to_json(&det.state)?)?;
     Ok(written)
+}
+
+/// Reconciles an active finding the detector extended (`f`) with its stored version: a
+/// person's verdict made meanwhile (an acknowledgement, reopening an expected finding) is
+/// kept; an open finding the detector found to repeat the identity's pattern of life
+/// becomes expected, with a change recorded.
+fn keep_verdict(batch: &mut dyn Batch, old: &Finding, f: &mut Finding) -> Result<(), EngineError> {
+    let overridden = old
+        .details
+        .get(keyward_detect::detector::OVERRIDDEN)
+        .is_some();
+    if overridden && let serde_json::Value::Object(m) = &mut f.details {
+        m.insert(
+            keyward_detect::detector::OVERRIDDEN.into(),
+            serde_json::Value::Bool(true),
+        );
+    }
+    if old.status == Status::Open && f.status == Status::Expected && !overridden {
+        batch.add_finding_change(&FindingChange {
+            finding_id: f.id.clone(),
+            at: f.last_seen,
+            actor: "keyward".into(),
+            status: Status::Expected.as_str().into(),
+            note: Some(
+                "the identity matched this rule in every week of its training window".into(),
+            ),
+        })?;
+    } else if old.status != Status::Expected || overridden {
+        f.status = old.status;
+    }
+    Ok(())
 }
 
 /// The setting holding run-time approved accounts.
@@ -224,7 +253,9 @@ impl Engine {
             .store
             .findings(None)?
             .iter()
-            .filter(|r| r.kind == "threat" && matches!(r.status.as_str(), "open" | "acknowledged"))
+            .filter(|r| {
+                r.kind == "threat" && Status::parse(&r.status).is_some_and(|s| s.is_active())
+            })
             .map(from_row)
             .collect::<Result<Vec<_>, _>>()?;
         det.seed(active);
@@ -323,6 +354,16 @@ impl Engine {
         let mut f = self
             .finding(id)?
             .ok_or_else(|| EngineError::NoFinding(id.to_owned()))?;
+        if f.status == Status::Expected
+            && status == Status::Open
+            && let serde_json::Value::Object(m) = &mut f.details
+        {
+            // A person says this is not routine: it stays open.
+            m.insert(
+                keyward_detect::detector::OVERRIDDEN.into(),
+                serde_json::Value::Bool(true),
+            );
+        }
         f.status = status;
         let mut learned = false;
         if status == Status::FalsePositive
@@ -330,6 +371,9 @@ impl Engine {
             && let Some(det) = self.detector.as_mut()
         {
             learned = det.absorb_false_positive(&f);
+        }
+        if let Some(det) = self.detector.as_mut() {
+            det.set_status(&f);
         }
         let mut batch = self.store.begin()?;
         batch.put_finding(&to_row(&f)?)?;

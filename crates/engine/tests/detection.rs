@@ -293,3 +293,80 @@ fn staged_and_one_by_one_detect_the_same() {
     assert!(staged.len() >= 5, "{staged:?}");
     assert_eq!(staged, one_by_one);
 }
+
+/// A Kubernetes audit log in which the cert-manager service account lists secrets
+/// cluster-wide once on each of `days` (from 2026-11-02), as it does by design.
+fn addon_log(dir: &Path, name: &str, days: std::ops::Range<i64>) -> PathBuf {
+    const DAY: i64 = 86_400_000;
+    let mut out = Vec::new();
+    for day in days {
+        let t = keyward_model::time::format(1_793_610_000_000 + day * DAY);
+        let event = serde_json::json!({
+            "kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "Metadata",
+            "auditID": format!("6f1c2a66-3d2e-4a59-9a1f-0d9e2c7f{day:04}"),
+            "stage": "ResponseComplete", "requestURI": "/api/v1/secrets?limit=500",
+            "verb": "list",
+            "user": {"username": "system:serviceaccount:cert-manager:cert-manager"},
+            "sourceIPs": ["10.0.3.7"], "userAgent": "cert-manager/v1.14",
+            "objectRef": {"resource": "secrets", "apiVersion": "v1"},
+            "responseStatus": {"code": 200},
+            "requestReceivedTimestamp": t, "stageTimestamp": t
+        });
+        serde_json::to_writer(&mut out, &event).unwrap();
+        out.push(b'\n');
+    }
+    let p = dir.join(format!("k8s/prod/{name}.jsonl"));
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, out).unwrap();
+    p
+}
+
+/// Routine behaviour stored as an open alert while the identity trained becomes expected
+/// once it proves routine, with a change saying why; a person reopening it keeps it open.
+#[test]
+fn an_open_finding_proven_routine_becomes_expected_unless_reopened() {
+    use keyward_detect::finding::Status;
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    let dumps = |r: &keyward_engine::IngestReport| -> Vec<keyward_detect::Finding> {
+        r.findings
+            .iter()
+            .filter(|f| f.rule_id == "kw-k8s-secret-dump")
+            .cloned()
+            .collect()
+    };
+    let ingest = |e: &mut Engine, p: PathBuf| {
+        e.ingest(&[p], &IngestOptions::default(), &mut (), 0)
+            .unwrap()
+    };
+    let training = ingest(&mut e, addon_log(input.path(), "weeks-1-2", 0..14));
+    let open = dumps(&training);
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].status, Status::Open);
+    let id = open[0].id.clone();
+
+    let later = ingest(&mut e, addon_log(input.path(), "week-3", 14..17));
+    assert_eq!(dumps(&later).len(), 1);
+    let f = e.finding(&id).unwrap().unwrap();
+    assert_eq!(f.status, Status::Expected);
+    assert_eq!(f.count, 17);
+    let changes = e.finding_changes(&id).unwrap();
+    assert!(
+        changes
+            .iter()
+            .any(|c| c.actor == "keyward" && c.status == "expected"),
+        "{changes:?}"
+    );
+
+    e.set_finding_status(&id, Status::Open, "alice", Some("not routine"), 3)
+        .unwrap();
+    ingest(&mut e, addon_log(input.path(), "week-3b", 17..19));
+    let kept = e.finding(&id).unwrap().unwrap();
+    assert_eq!(kept.status, Status::Open);
+    assert_eq!(kept.count, 19);
+    // Reopened here, or in another process whose detector never heard of it.
+    let mut fresh = engine(data.path());
+    ingest(&mut fresh, addon_log(input.path(), "week-3c", 19..21));
+    assert_eq!(fresh.finding(&id).unwrap().unwrap().status, Status::Open);
+}

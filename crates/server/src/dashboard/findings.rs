@@ -96,10 +96,11 @@ pub(super) fn finding_view(f: Finding) -> FindingView {
 }
 
 /// Status choices of the queue's filter; the default is the work still to do.
-pub(super) const STATUS_CHOICES: [&str; 6] = [
+pub(super) const STATUS_CHOICES: [&str; 7] = [
     "open,acknowledged",
     "open",
     "acknowledged",
+    "expected",
     "false-positive",
     "resolved",
     "all",
