@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use keyward_model::SourceKind;
 use keyward_model::time::Millis;
 use rustc_hash::FxBuildHasher;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::baseline::{self, Baseline};
+use crate::finding::Severity;
 use crate::view::View;
 
 /// A rule's `check:`.
@@ -37,6 +39,28 @@ pub enum Check {
     NewWebIdentitySubject,
     /// A credential used after its identity was retired or its owner departed.
     UsedAfterRetirement,
+    /// A data resource (bucket, secret, table, key, parameter; a Kubernetes secret) the
+    /// principal never read, once it has read for [`baseline::TRAINING_DAYS`] and learned
+    /// nothing new for `stable_days`: a set of reads that stopped growing, growing again.
+    NewResource {
+        #[serde(default = "default_stable_days")]
+        stable_days: i64,
+    },
+    /// A principal unused for `days` or more (by its own history, or for one not seen
+    /// before, by its platform's reported last use) used again; more severe from a network
+    /// it never used or when its owner has left.
+    DormantReuse {
+        #[serde(default = "default_dormant_days")]
+        days: i64,
+    },
+}
+
+fn default_stable_days() -> i64 {
+    7
+}
+
+fn default_dormant_days() -> i64 {
+    30
 }
 
 fn default_window() -> i64 {
@@ -56,6 +80,12 @@ pub trait Lookup {
     /// lookups on every event.
     fn any_retired(&self) -> bool {
         true
+    }
+
+    /// The identity's last use as its platform reported it in a snapshot (the credential
+    /// report, IAM's `RoleLastUsed`), never moved by observed events.
+    fn reported_last_use(&self, _identity: &str) -> Option<Millis> {
+        None
     }
 }
 
@@ -83,6 +113,8 @@ pub struct Hit {
     pub subject: String,
     pub summary: String,
     pub details: Value,
+    /// More severe than the rule says, for this hit.
+    pub severity: Option<Severity>,
 }
 
 /// Services whose events carry `us-east-1` whatever region the caller works in.
@@ -113,6 +145,9 @@ pub struct State {
     pub own_accounts: BTreeSet<String>,
     /// Web-identity subjects seen per role ARN (capped per role).
     pub subjects: BTreeMap<String, Vec<String>>,
+    /// The data resources each principal read ([`Check::NewResource`]).
+    #[serde(default)]
+    pub reads: BTreeMap<String, Reads>,
     /// The networks each access key was used from lately, by the key's
     /// [`crate::keyed_hash`]. Keys and networks are told apart by hash, so a use reads none
     /// of the stored strings.
@@ -186,6 +221,19 @@ impl KeyUses {
     }
 }
 
+/// The data resources one principal read: fingerprints, sorted, at most [`MAX_READS`]
+/// (a full set judges nothing), with when it first read and when it last read one new.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Reads {
+    pub first: Millis,
+    pub grew: Millis,
+    pub items: Vec<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full: bool,
+}
+
+const MAX_READS: usize = 256;
+const MAX_READERS: usize = 100_000;
 const MAX_SUBJECTS: usize = 256;
 const MAX_KEYS: usize = 100_000;
 
@@ -233,6 +281,8 @@ impl Check {
             Check::UntrustedAccount => "untrusted-account",
             Check::NewWebIdentitySubject => "new-web-identity-subject",
             Check::UsedAfterRetirement => "used-after-retirement",
+            Check::NewResource { .. } => "new-resource",
+            Check::DormantReuse { .. } => "dormant-reuse",
         }
     }
 
@@ -255,6 +305,8 @@ impl Check {
             Check::UntrustedAccount => untrusted_account(v, state, settings),
             Check::NewWebIdentitySubject => new_web_identity_subject(v, state),
             Check::UsedAfterRetirement => used_after_retirement(v, lookup),
+            Check::NewResource { stable_days } => new_resource(v, state, *stable_days),
+            Check::DormantReuse { days } => dormant_reuse(v, baseline, lookup, *days),
         }
     }
 }
@@ -284,6 +336,7 @@ fn new_region(v: &View, state: &State, baseline: Option<&Baseline>) -> Option<Hi
             "region": region, "new_to_estate": estate_new,
             "usual_regions": b.regions,
         }),
+        severity: None,
     })
 }
 
@@ -307,6 +360,7 @@ fn self_permission_change(v: &View) -> Option<Hit> {
         subject: target.clone(),
         summary: format!("{actor} changed the permissions of {own}, itself"),
         details: json!({"principal": own, "action": e.action}),
+        severity: None,
     })
 }
 
@@ -371,6 +425,7 @@ fn key_multi_ip(
         ),
         details: json!({"key": key, "networks": distinct, "new_networks": new_networks,
                         "window_seconds": window_seconds}),
+        severity: None,
     })
 }
 
@@ -409,6 +464,7 @@ fn untrusted_account(v: &View, state: &State, settings: &Settings) -> Option<Hit
             "role": v.str_field("requestParameters.roleArn"),
             "approved": settings.allowed_accounts,
         }),
+        severity: None,
     })
 }
 
@@ -440,6 +496,7 @@ fn new_web_identity_subject(v: &View, state: &mut State) -> Option<Hit> {
         summary: format!("{subject} assumed {role} for the first time"),
         details: json!({"role": role, "subject": subject, "claims": claims,
                         "known_subjects": seen.len() - 1}),
+        severity: None,
     })
 }
 
@@ -460,7 +517,148 @@ fn used_after_retirement(v: &View, lookup: &dyn Lookup) -> Option<Hit> {
             summary: format!("{id} was used although {why}"),
             details: json!({"identity": id, "reason": why,
                             "credential": e.credential}),
+            severity: None,
         })
+    })
+}
+
+const DAY: Millis = 86_400_000;
+
+/// The data resource an event reads: `service:name` for AWS (a bucket, secret, table,
+/// key or parameter), `namespace/name` of a Kubernetes secret.
+fn data_resource(v: &View) -> Option<String> {
+    let e = v.event;
+    match e.source {
+        SourceKind::Cloudtrail => {
+            let service = e
+                .action
+                .split_once('.')
+                .map_or(e.action.as_ref(), |(s, _)| s);
+            [
+                "requestParameters.bucketName",
+                "requestParameters.secretId",
+                "requestParameters.tableName",
+                "requestParameters.keyId",
+                "requestParameters.name",
+            ]
+            .iter()
+            .find_map(|f| v.str_field(f))
+            .map(|r| format!("{service}:{r}"))
+        }
+        SourceKind::K8sAudit => {
+            let name = v.str_field("objectRef.name")?;
+            let ns = v.str_field("objectRef.namespace").unwrap_or_default();
+            Some(format!("{ns}/{name}"))
+        }
+        _ => None,
+    }
+}
+
+/// [`Check::NewResource`]: learns what each principal reads; fires on a resource outside a
+/// set trained for [`baseline::TRAINING_DAYS`] that learned nothing new for
+/// `stable_days`. A resource that fired is learned, but the set is not counted as growing,
+/// so the next new one fires too (and extends the same finding).
+fn new_resource(v: &View, state: &mut State, stable_days: i64) -> Option<Hit> {
+    let e = v.event;
+    if e.error_code.is_some() {
+        return None;
+    }
+    let principal = v.principal()?;
+    let resource = data_resource(v)?;
+    let fp = baseline::fingerprint(&resource);
+    if state.reads.len() >= MAX_READERS && !state.reads.contains_key(principal) {
+        return None;
+    }
+    let reads = state
+        .reads
+        .entry(principal.to_owned())
+        .or_insert_with(|| Reads {
+            first: e.time,
+            grew: e.time,
+            ..Reads::default()
+        });
+    let Err(at) = reads.items.binary_search(&fp) else {
+        return None;
+    };
+    let judged = !reads.full
+        && !reads.items.is_empty()
+        && e.time - reads.first >= baseline::TRAINING_DAYS * DAY
+        && e.time - reads.grew >= stable_days * DAY;
+    let known = reads.items.len();
+    if reads.items.len() >= MAX_READS {
+        reads.full = true;
+    } else {
+        reads.items.insert(at, fp);
+    }
+    if !judged {
+        reads.grew = reads.grew.max(e.time);
+        return None;
+    }
+    let since = keyward_model::time::format(reads.first);
+    let stable = keyward_model::time::format(reads.grew);
+    Some(Hit {
+        subject: resource.clone(),
+        summary: format!(
+            "{principal} read {resource}, outside the {known} resources it has read since \
+             {since} (none new since {stable})"
+        ),
+        details: json!({"resources": [resource], "known_resources": known,
+                        "reading_since": since, "unchanged_since": stable}),
+        severity: None,
+    })
+}
+
+/// [`Check::DormantReuse`]: a principal back after `days` or more unused.
+fn dormant_reuse(
+    v: &View,
+    baseline: Option<&Baseline>,
+    lookup: &dyn Lookup,
+    days: i64,
+) -> Option<Hit> {
+    let e = v.event;
+    if e.error_code.is_some() {
+        return None;
+    }
+    let principal = v.principal()?;
+    let (last, known_from) = match baseline {
+        Some(b) if b.events > 0 => (b.last_seen, "its activity"),
+        _ => (
+            lookup.reported_last_use(principal)?,
+            "its platform's report",
+        ),
+    };
+    let idle = e.time - last;
+    if idle < days * DAY {
+        return None;
+    }
+    let network = v.network();
+    let new_network = network
+        .is_some_and(|n| !baseline.is_some_and(|b| b.knows_fingerprint(baseline::fingerprint(n))));
+    let departed = if lookup.any_retired() {
+        lookup.retired(principal)
+    } else {
+        None
+    };
+    let severity = match (new_network, departed.is_some()) {
+        (true, true) => Some(Severity::High),
+        (true, false) | (false, true) => Some(Severity::Medium),
+        (false, false) => None,
+    };
+    let mut why = format!("unused for {} days (by {known_from})", idle / DAY);
+    if new_network && let Some(n) = network {
+        why.push_str(&format!(", now from {n}, a network it never used"));
+    }
+    if let Some(d) = &departed {
+        why.push_str(&format!("; {d}"));
+    }
+    Some(Hit {
+        subject: principal.to_owned(),
+        summary: format!("{principal} used again: {why}"),
+        details: json!({"idle_days": idle / DAY, "last_used": keyward_model::time::format(last),
+                        "known_from": known_from, "network": network,
+                        "new_network": new_network, "owner_departed": departed,
+                        "credential": e.credential}),
+        severity,
     })
 }
 

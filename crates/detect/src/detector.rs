@@ -971,6 +971,7 @@ impl Detector {
             subject,
             summary,
             details,
+            severity,
         } = hit;
         let keyed = Some((subject.as_str(), &[][..]));
         let mut details = details;
@@ -980,6 +981,14 @@ impl Detector {
         self.emit(idx, v, principal, &subject, keyed, Some(details), |_, d| {
             (summary, d.unwrap_or(Value::Null))
         });
+        // A hit more severe than its rule raises the finding it opened or extended.
+        if let Some(severity) = severity
+            && let Some(a) = self
+                .active
+                .get_mut(&merge_key(idx, principal.unwrap_or_default()))
+        {
+            a.finding.severity = a.finding.severity.max(severity);
+        }
     }
 
     /// Opens or extends the finding of rule `idx` for the event's principal (a role for all

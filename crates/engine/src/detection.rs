@@ -72,6 +72,14 @@ impl Lookup for EngineLookup<'_> {
         self.inventory.any_marked_retired() || self.graph.any_departed_person()
     }
 
+    fn reported_last_use(&self, identity: &str) -> Option<Millis> {
+        self.inventory
+            .get(identity)?
+            .details
+            .get("reported_last_used")?
+            .as_i64()
+    }
+
     fn retired(&self, id: &str) -> Option<String> {
         if let Some(hit) = self.cache.borrow().get(id) {
             return hit.clone();

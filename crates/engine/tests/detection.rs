@@ -370,3 +370,70 @@ fn an_open_finding_proven_routine_becomes_expected_unless_reopened() {
     ingest(&mut fresh, addon_log(input.path(), "week-3c", 19..21));
     assert_eq!(fresh.finding(&id).unwrap().unwrap().status, Status::Open);
 }
+
+/// A key its credential report last saw used two months before is used again from an
+/// address the user never used: `kw-aws-dormant-reuse`, raised for the new network; with
+/// its owner gone (a retired tag here), raised to high.
+#[test]
+fn a_dormant_user_used_again_is_reported_by_its_reported_last_use() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    let report = input
+        .path()
+        .join(format!("aws/{ACCT}/credential-report.csv"));
+    std::fs::create_dir_all(report.parent().unwrap()).unwrap();
+    // The documented columns it needs; the key was last used on 8 September.
+    std::fs::write(
+        &report,
+        format!(
+            "user,arn,user_creation_time,password_enabled,access_key_1_active,access_key_1_last_rotated,access_key_1_last_used_date,access_key_1_last_used_region,access_key_1_last_used_service\n\
+             svc-old,arn:aws:iam::{ACCT}:user/svc-old,2024-01-09T10:00:00+00:00,false,true,2024-01-09T10:00:00+00:00,2026-09-08T02:00:00+00:00,eu-west-1,s3\n"
+        ),
+    )
+    .unwrap();
+    let found = e
+        .ingest(
+            &[report, activity(input.path(), "svc-old")],
+            &IngestOptions::default(),
+            &mut (),
+            0,
+        )
+        .unwrap()
+        .findings;
+    let dormant: Vec<_> = found
+        .iter()
+        .filter(|f| f.rule_id == "kw-aws-dormant-reuse")
+        .collect();
+    assert_eq!(dormant.len(), 1, "{found:?}");
+    assert_eq!(dormant[0].severity, keyward_detect::Severity::Medium);
+    assert_eq!(dormant[0].details["idle_days"], 63);
+    assert_eq!(dormant[0].details["known_from"], "its platform's report");
+    assert!(
+        dormant[0].summary.contains("203.0.113.0/24"),
+        "{}",
+        dormant[0].summary
+    );
+
+    // The same with its owner gone: high.
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    let snap = snapshot(input.path(), "svc-old", &[("keyward:retired", "TRUE")]);
+    let report = input
+        .path()
+        .join(format!("aws/{ACCT}/credential-report.csv"));
+    let found = e
+        .ingest(
+            &[snap, report, activity(input.path(), "svc-old")],
+            &IngestOptions::default(),
+            &mut (),
+            0,
+        )
+        .unwrap()
+        .findings;
+    let dormant = found
+        .iter()
+        .find(|f| f.rule_id == "kw-aws-dormant-reuse")
+        .unwrap();
+    assert_eq!(dormant.severity, keyward_detect::Severity::High);
+}

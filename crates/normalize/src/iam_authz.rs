@@ -186,9 +186,14 @@ fn entry_output(list: &str, v: Value) -> Result<Output<'static>, Reason> {
             );
             if let Some(last) = v.get("RoleLastUsed") {
                 if let Some(t) = s(last, "LastUsedDate") {
-                    o.facts.last_used = Some(time::parse(t).ok_or_else(|| {
+                    let t = time::parse(t).ok_or_else(|| {
                         "`RoleLastUsed.LastUsedDate` is not a timestamp".to_owned()
-                    })?);
+                    })?;
+                    o.facts.last_used = Some(t);
+                    // Kept apart from `last_used`, which observed events move.
+                    o.facts
+                        .details
+                        .insert("reported_last_used".into(), json!(t));
                 }
                 if let Some(r) = s(last, "Region") {
                     o.facts.details.insert("last_used_region".into(), json!(r));
