@@ -208,9 +208,8 @@ def build_people():
 
 
 PEOPLE = build_people()
-LEAVERS = ["bruno.lindqvist@acme.example", "ivan.petrov@acme.example", "oscar.ortega@acme.example",
-           "wen.karimi@acme.example", "goran.berg@acme.example"]
-ON_LEAVE = ["hana.sato@acme.example", "tom.iyer@acme.example", "mei.martin@acme.example"]
+LEAVERS = [PEOPLE[i]["email"] for i in (1, 8, 14, 22, 32)]   # left: absent from the HR export
+ON_LEAVE = [PEOPLE[i]["email"] for i in (7, 38, 44)]          # still here, status on_leave
 for p in PEOPLE:
     if p["email"] in ON_LEAVE:
         p["status"] = "on_leave"
@@ -1285,7 +1284,7 @@ def day_ecs(day):
                     f"out/{t:%Y%m%d}/{hexs(8)}.json")
             if task == "ml-inference":
                 ev(jit(t, 2, 30), sess.ident(), "ec2.amazonaws.com", "DescribeInstances", US, "10.0.31.5", UA_BOTO,
-                   req={"filterSet": {}})
+                   req={"filterSet": {}}, vpce="vpce-0a1b2c3d4e5f60789")  # through the EC2 VPC endpoint
 
 
 def day_batches(day, skip=()):
@@ -1506,6 +1505,27 @@ def day_k8s(day):
         pod = PODS[f"{ns}/{name}"][0]
         u = sa_user(ns, name, pod)
         reason = rbac_reason("ClusterRoleBinding", "secret-watchers", "secret-watcher", ns, name)
+        if name == "velero":
+            # hourly backups list every secret of the cluster, then nothing until the next run
+            for h in range(24):
+                t = at(day, h, R.randint(0, 25), R.randint(0, 59))
+                for res in ("secrets", "configmaps", "serviceaccounts", "persistentvolumeclaims"):
+                    t = jit(t, 1, 20)
+                    audit(t, u, "list", f"/api/v1/{res}?limit=500", ref(res), 200, [pod[2]],
+                          "velero-server/v1.14.1 (linux/amd64)", reason)
+            continue
+        if name == "kubernetes-dashboard":
+            # lists secrets when someone browses the Secrets page (office hours, weekdays)
+            if day.weekday() < 5:
+                for _ in range(R.randint(2, 6)):
+                    t = rand_time(day, 8, 19)
+                    for ns2 in R.sample(NAMESPACES, 3):
+                        t = jit(t, 5, 90)
+                        audit(t, u, "list", f"/api/v1/namespaces/{ns2}/secrets", ref("secrets", ns2), 200, [pod[2]],
+                              "dashboard/v2.7.0", reason)
+                    audit(jit(t, 5, 90), u, "list", "/api/v1/secrets", ref("secrets"), 200, [pod[2]],
+                          "dashboard/v2.7.0", reason)
+            continue
         for t in every(day, 10, 60):
             audit(t, u, "watch", f"/api/v1/secrets?allowWatchBookmarks=true&resourceVersion={rvs()}&watch=true",
                   ref("secrets"), 200, [pod[2]], f"{name}/v1.15.3 (linux/amd64)", reason)
