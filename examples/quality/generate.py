@@ -66,6 +66,8 @@ START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
 NDAYS = 21
 TRAIN_DAYS = 14
 DAYS = [START + timedelta(days=i) for i in range(NDAYS)]
+# When the credential report was exported: the start of the third week, before the incidents.
+REPORT_AT = DAYS[14]
 END = START + timedelta(days=NDAYS) - timedelta(minutes=10)
 SNAPSHOT = START + timedelta(days=NDAYS, hours=6, minutes=12)
 SCALE = 1.0
@@ -316,6 +318,7 @@ GROUPS = {}
 TRUTH_POSTURE = {"admin_wildcard": set(), "stale": set(), "orphaned": set(), "escalation": set()}
 NEUTRAL = {"admin_wildcard": set(), "stale": set(), "orphaned": set(), "escalation": set()}
 LAST_USED = {}   # canonical id or key id -> (t, region, service)
+REPORTED_LAST_USED = {}  # the same, as the credential report (taken at REPORT_AT) shows it
 
 
 def role_id(name):
@@ -367,6 +370,10 @@ def touch(ident_id, t, region=US, service="sts"):
     lu = LAST_USED.get(ident_id)
     if lu is None or t > lu[0]:
         LAST_USED[ident_id] = (t, region, service)
+    # The credential report is the weekly export taken as the third week starts.
+    lu = REPORTED_LAST_USED.get(ident_id)
+    if t < REPORT_AT and (lu is None or t > lu[0]):
+        REPORTED_LAST_USED[ident_id] = (t, region, service)
 
 
 # ---------------------------------------------------------------------------
@@ -1768,10 +1775,10 @@ def plant_incidents():
     incident("I02-backdoor-key", 14, "ci-jenkins creates an access key for svc-reporting (backdoor)",
              [user_id("ci-jenkins")], ["kw-aws-backdoor-access-key"], inc_backdoor_key)
     incident("I03-fourth-bucket", 16, "batch-reconcile, which read the same three buckets nightly for two weeks, "
-             "reads a fourth (acme-hr-payroll)", [role_id("batch-reconcile")], [anyb], inc_fourth_bucket)
+             "reads a fourth (acme-hr-payroll)", [role_id("batch-reconcile")], [anyb, "kw-aws-new-resource"], inc_fourth_bucket)
     incident("I04-dormant-key", 17, "svc-legacy-etl's key, dormant since early September and whose owner left, "
              "is used again from a new address", [user_id("svc-legacy-etl"), USERS["svc-legacy-etl"]["keys"][0]["id"]],
-             ["kw-aws-used-after-retirement", anyb, "kw-aws-key-multi-ip"], inc_dormant_key)
+             ["kw-aws-used-after-retirement", anyb, "kw-aws-key-multi-ip", "kw-aws-dormant-reuse"], inc_dormant_key)
     incident("I05-cluster-admin-binding", 18, "ci/tekton-pipeline binds itself to cluster-admin",
              [sa_id("ci", "tekton-pipeline")], ["kw-k8s-cluster-admin-binding"], inc_cluster_admin)
     incident("I06-secret-dump", 19, "payments/payments-api, which never listed secrets, lists them cluster-wide "
@@ -1914,7 +1921,7 @@ def write_credential_report():
     def key_cols(k):
         if not k:
             return ["false", "N/A", "N/A", "N/A", "N/A"]
-        lu = LAST_USED.get(k["id"])
+        lu = REPORTED_LAST_USED.get(k["id"])
         if lu is None and k["preset_last_used"]:
             lu = (k["preset_last_used"], US, "s3")
         if not lu:
@@ -1926,7 +1933,7 @@ def write_credential_report():
             + ["false", "N/A", "false", "N/A"]]
     for n in sorted(USERS):
         u = USERS[n]
-        pw = ["true", cli(DAYS[-3] + timedelta(hours=9)), "2026-08-14T09:40:22+00:00", "N/A", "true"] \
+        pw = ["true", cli(DAYS[12] + timedelta(hours=9)), "2026-08-14T09:40:22+00:00", "N/A", "true"] \
             if u["password"] else ["false", "N/A", "N/A", "N/A", "false"]
         ks = u["keys"] + [None, None]
         rows.append([n, u["arn"], cli(u["created"])] + pw + key_cols(ks[0]) + key_cols(ks[1])

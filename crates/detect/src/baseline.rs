@@ -204,6 +204,23 @@ pub struct Baseline {
     /// (sorted): bit `w` set when a match fell in week `w` of its training window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<(u32, u8)>,
+    /// Of the hours learned after its first week (the week that sets the pattern), how
+    /// many brought a new network, a new user agent, or activity at an hour of the week
+    /// never active before: how often this principal's where, how and when change
+    /// ([`Baseline::familiar`]).
+    #[serde(default)]
+    pub novel: Novelty,
+}
+
+/// Counts of learned hours that were new in a dimension whose novelty is discounted by
+/// how often it happens (see [`Baseline::familiar`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Novelty {
+    /// Hours learned after the first week.
+    pub hours: u32,
+    pub networks: u32,
+    pub agents: u32,
+    pub timing: u32,
 }
 
 /// One event as the baseline needs it.
@@ -425,6 +442,18 @@ impl Baseline {
 
     /// Learns a window: its volume and everything new in it.
     pub fn absorb(&mut self, w: &Window) {
+        if w.hour * HOUR - self.first_seen >= 7 * DAY {
+            self.novel.hours += 1;
+            if self.new_timing(w) {
+                self.novel.timing += 1;
+            }
+            if !w.networks.fps.is_empty() {
+                self.novel.networks += 1;
+            }
+            if !w.agents.fps.is_empty() {
+                self.novel.agents += 1;
+            }
+        }
         self.hours += 1;
         let x = f64::from(w.count);
         let delta = x - self.mean;
@@ -449,6 +478,28 @@ impl Baseline {
                 *slot = (*slot).max(1);
             }
         }
+    }
+
+    /// Whether the window is active at an hour of the week (and next to hours) never
+    /// active before. The slot itself counts this hour's own events: judged by the
+    /// neighbours and by whether the slot held anything before this window.
+    fn new_timing(&self, w: &Window) -> bool {
+        let how = hour_of_week(w.hour * HOUR);
+        let quiet = |h: usize| self.week.get(h % 168).is_none_or(|&c| c == 0);
+        let own = self.week.get(how).copied().unwrap_or(0);
+        u32::from(own) <= w.count && quiet(how + 1) && quiet(how + 167)
+    }
+
+    /// How much novelty in a dimension means, from how many hours learned after the first
+    /// week were novel in it (`novel`): 1 for a principal whose networks (agents, hours)
+    /// rarely change, falling to 0 for one new in a third or more of its hours, such as
+    /// CI runs from a cloud provider's ever-changing addresses.
+    fn familiar(&self, novel: u32) -> f64 {
+        if self.novel.hours == 0 {
+            return 1.0;
+        }
+        let rate = f64::from(novel) / f64::from(self.novel.hours);
+        (1.0 - 3.0 * rate).clamp(0.0, 1.0)
     }
 
     fn score(&self, w: &Window) -> Score {
@@ -492,14 +543,10 @@ impl Baseline {
             });
         }
         let how = hour_of_week(w.hour * HOUR);
-        let quiet = |h: usize| self.week.get(h % 168).is_none_or(|&c| c == 0);
-        // The slot itself counts this hour's own events: judge by the neighbours and by
-        // whether the slot held anything before this window.
-        let own = self.week.get(how).copied().unwrap_or(0);
-        if u32::from(own) <= w.count && quiet(how + 1) && quiet(how + 167) {
+        if self.new_timing(w) {
             signals.push(Signal {
                 name: "timing",
-                score: 6.0,
+                score: 6.0 * self.familiar(self.novel.timing),
                 detail: format!(
                     "active at hour {} of the week (day {} {:02}:00 UTC), never before",
                     how,
@@ -525,17 +572,19 @@ impl Baseline {
         if !w.networks.fps.is_empty() {
             signals.push(Signal {
                 name: "new_network",
-                score: 5.0,
+                score: 5.0 * self.familiar(self.novel.networks),
                 detail: format!("from {}", w.networks.shown.join(", ")),
             });
         }
         if !w.agents.fps.is_empty() {
             signals.push(Signal {
                 name: "new_user_agent",
-                score: 4.0,
+                score: 4.0 * self.familiar(self.novel.agents),
                 detail: w.agents.shown.join(", "),
             });
         }
+        // A signal a principal's routine makes worthless says nothing.
+        signals.retain(|s| s.score > 0.0);
         signals.sort_by(|a, b| b.score.total_cmp(&a.score));
         let weights = [1.0, 0.5, 0.25];
         let score = signals
@@ -699,6 +748,57 @@ mod tests {
             &mut Fingerprints::default(),
         );
         assert!(b.close().is_none());
+    }
+
+    /// CI runs from a cloud provider's runners: every run from a network never seen, at
+    /// scattered hours. Neither is news for this principal; a new endpoint still is.
+    #[test]
+    fn ever_changing_networks_and_hours_are_not_news() {
+        let mut b = Baseline::default();
+        let mut fps = Fingerprints::default();
+        for run in 0..80i64 {
+            // Every 4 to 5 hours, a run from a fresh /24.
+            let t = run * (4 * HOUR + 17 * 60_000);
+            let ip = format!("20.{}.{}.9", run / 200, run % 200);
+            b.observe(
+                &act(t, "sts:AssumeRoleWithWebIdentity", &ip),
+                None,
+                &mut fps,
+            );
+            b.observe(
+                &act(t + 1_000, "ecr:GetAuthorizationToken", &ip),
+                None,
+                &mut fps,
+            );
+        }
+        let t = 80 * (4 * HOUR + 17 * 60_000) + 2 * HOUR;
+        b.observe(
+            &act(t, "sts:AssumeRoleWithWebIdentity", "52.1.1.9"),
+            None,
+            &mut fps,
+        );
+        b.observe(
+            &act(t + HOUR, "sts:AssumeRoleWithWebIdentity", "52.1.2.9"),
+            None,
+            &mut fps,
+        );
+        assert!(b.novel.networks * 3 >= b.novel.hours, "{:?}", b.novel);
+        assert!(b.close().is_none(), "a run like the others does not alert");
+        // The same principal suddenly calling IAM and Secrets Manager does.
+        let t = t + 3 * HOUR;
+        for (i, ep) in [
+            "iam:CreateAccessKey",
+            "secretsmanager:GetSecretValue",
+            "iam:ListUsers",
+        ]
+        .iter()
+        .enumerate()
+        {
+            b.observe(&act(t + i as i64, ep, "52.1.3.9"), None, &mut fps);
+        }
+        let score = b.close().expect("new sensitive endpoints alert");
+        let names: Vec<_> = score.signals.iter().map(|s| s.name).collect();
+        assert!(!names.contains(&"new_network"), "{names:?}");
     }
 
     #[test]

@@ -35,7 +35,8 @@ pub enum Check {
     /// approved list (`--allow-account`, `KEYWARD_ALLOWED_ACCOUNTS`).
     UntrustedAccount,
     /// A web-identity subject (GitHub repository and ref, …) that never assumed the role
-    /// before; the first subject a role ever sees is learned, not reported.
+    /// before; the subjects of the role's first [`baseline::TRAINING_DAYS`] are learned,
+    /// not reported, and so is a new tag of a repository whose tags are known.
     NewWebIdentitySubject,
     /// A credential used after its identity was retired or its owner departed.
     UsedAfterRetirement,
@@ -143,8 +144,11 @@ pub struct State {
     pub estate_first: Option<Millis>,
     /// Accounts whose logs are ingested (recipients of events).
     pub own_accounts: BTreeSet<String>,
-    /// Web-identity subjects seen per role ARN (capped per role).
+    /// Web-identity subjects seen per role ARN (capped per role; tags as `refs/tags/*`).
     pub subjects: BTreeMap<String, Vec<String>>,
+    /// When each role (ARN) was first assumed with a web identity.
+    #[serde(default)]
+    pub subjects_since: BTreeMap<String, Millis>,
     /// The data resources each principal read ([`Check::NewResource`]).
     #[serde(default)]
     pub reads: BTreeMap<String, Reads>,
@@ -396,15 +400,14 @@ fn key_multi_ip(
         return None;
     }
     // Networks the principal already used in learned hours are its own (a VPC
-    // endpoint and a NAT gateway, say): it takes one it never used to fire. Each
-    // network is fingerprinted once.
+    // endpoint and a NAT gateway, say): it takes one it never used to fire; without a
+    // learned hour, nothing is known to be new. Each network is fingerprinted once.
+    let b = baseline.filter(|b| b.hours > 0)?;
     for u in std::iter::once(&mut uses.latest).chain(uses.others.iter_mut()) {
         u.fingerprint
             .get_or_insert_with(|| baseline::fingerprint(&u.network));
     }
-    let unknown = |u: &NetworkUse| {
-        !baseline.is_some_and(|b| u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp)))
-    };
+    let unknown = |u: &NetworkUse| !u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp));
     if !uses.all().any(unknown) {
         return None;
     }
@@ -479,15 +482,17 @@ fn new_web_identity_subject(v: &View, state: &mut State) -> Option<Hit> {
     let subject = v
         .str_field("responseElements.subjectFromWebIdentityToken")
         .or_else(|| v.str_field("userIdentity.userName"))?;
+    let since = *state.subjects_since.entry(role.clone()).or_insert(e.time);
+    let learned = subject_key(&subject);
     let seen = state.subjects.entry(role.clone()).or_default();
-    if seen.contains(&subject) {
+    if seen.iter().any(|s| *s == learned) {
         return None;
     }
-    let first = seen.is_empty();
     if seen.len() < MAX_SUBJECTS {
-        seen.push(subject.clone());
+        seen.push(learned.into_owned());
     }
-    if first {
+    // The subjects of a role's first days are its own.
+    if e.time - since < baseline::TRAINING_DAYS * DAY {
         return None;
     }
     let claims = keyward_normalize::cloudtrail::github_subject(&subject);
@@ -498,6 +503,16 @@ fn new_web_identity_subject(v: &View, state: &mut State) -> Option<Hit> {
                         "known_subjects": seen.len() - 1}),
         severity: None,
     })
+}
+
+/// What a web-identity subject is learned as: itself, or for a GitHub tag, every tag of
+/// its repository (`repo:o/r:ref:refs/tags/*`): each release is a new tag.
+fn subject_key(subject: &str) -> std::borrow::Cow<'_, str> {
+    const TAGS: &str = ":ref:refs/tags/";
+    match subject.find(TAGS) {
+        Some(at) => format!("{}*", subject.get(..at + TAGS.len()).unwrap_or(subject)).into(),
+        None => subject.into(),
+    }
 }
 
 /// [`Check::UsedAfterRetirement`]: a retired identity (or one whose owner departed) used.

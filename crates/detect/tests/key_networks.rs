@@ -35,15 +35,21 @@ fn own_networks_are_learned_new_ones_fire() {
             testing::normalize(SourceKind::Cloudtrail, &record(id, time, key, ip)).unwrap();
         d.on_event(&e, &raw, &known, &NoLookup);
     };
-    // Hour 1: the first session uses the VPC endpoint and the NAT gateway: both new.
-    feed(&mut d, 1, "2026-11-10T08:00:01Z", "ASIAONE", "10.0.12.7");
+    // Hour 0: the first session uses the VPC endpoint and the NAT gateway: nothing is
+    // known of the role yet, so nothing is new.
+    feed(&mut d, 11, "2026-11-10T07:00:01Z", "ASIAZERO", "10.0.12.7");
+    feed(&mut d, 12, "2026-11-10T07:00:03Z", "ASIAZERO", "10.0.12.8");
     feed(
         &mut d,
-        2,
-        "2026-11-10T08:00:03Z",
-        "ASIAONE",
+        13,
+        "2026-11-10T07:00:04Z",
+        "ASIAZERO",
         "198.51.100.20",
     );
+    assert!(multi_ip(&mut d).is_empty());
+    // Hour 1 (hour 0 learned: the endpoint only, say): the NAT gateway is new.
+    feed(&mut d, 1, "2026-11-10T08:00:01Z", "ASIAONE", "10.0.12.7");
+    feed(&mut d, 2, "2026-11-10T08:00:03Z", "ASIAONE", "203.0.113.20");
     let first = multi_ip(&mut d);
     assert_eq!(first.len(), 1);
     assert_eq!(
@@ -56,16 +62,10 @@ fn own_networks_are_learned_new_ones_fire() {
     );
     // Hour 2 closes hour 1 (learned). A new session does the same: the role's own networks.
     feed(&mut d, 3, "2026-11-10T09:10:01Z", "ASIATWO", "10.0.12.9");
-    feed(
-        &mut d,
-        4,
-        "2026-11-10T09:10:02Z",
-        "ASIATWO",
-        "198.51.100.21",
-    );
+    feed(&mut d, 4, "2026-11-10T09:10:02Z", "ASIATWO", "203.0.113.21");
     assert!(multi_ip(&mut d).is_empty());
     // The same key from a network the role never used, seconds later: copied.
-    feed(&mut d, 5, "2026-11-10T09:10:05Z", "ASIATWO", "203.0.113.66");
+    feed(&mut d, 5, "2026-11-10T09:10:05Z", "ASIATWO", "192.0.2.66");
     // One incident per identity: it extends the role's open finding, which now lists the
     // network and the event.
     let stolen = multi_ip(&mut d);
@@ -73,7 +73,7 @@ fn own_networks_are_learned_new_ones_fire() {
     assert_eq!(stolen[0].id, first[0].id);
     let new_networks = stolen[0].details["new_networks"].as_array().unwrap();
     assert!(
-        new_networks.iter().any(|n| n == "203.0.113.0/24"),
+        new_networks.iter().any(|n| n == "192.0.2.0/24"),
         "{new_networks:?}"
     );
     assert!(stolen[0].events.iter().any(|e| e.ends_with("000000000005")));
@@ -90,6 +90,8 @@ fn uses_leave_the_window() {
             testing::normalize(SourceKind::Cloudtrail, &record(id, time, "ASIAKEY", ip)).unwrap();
         d.on_event(&e, &raw, &known, &NoLookup);
     };
+    // An hour of history first (from inside), so that networks can be new.
+    feed(&mut d, 9, "2026-11-10T07:00:00Z", "10.0.0.9");
     feed(&mut d, 1, "2026-11-10T08:00:00Z", "198.51.100.20");
     feed(&mut d, 2, "2026-11-10T08:00:31Z", "203.0.113.66");
     assert!(multi_ip(&mut d).is_empty());
