@@ -4,13 +4,15 @@
 //! changed and resolved posture findings (a condition that no longer holds resolves its
 //! finding).
 
-use keyward_detect::posture::{self, Facts};
+use keyward_detect::posture::{self, Activity, Facts, IamFacts};
 use keyward_detect::risk::Risk;
 use keyward_detect::{Finding, Severity, Status};
 use keyward_graph::analysis;
-use keyward_model::IdentityKind;
-use keyward_model::LifecycleConfig;
+use keyward_graph::iam::Context;
+use keyward_graph::iam::admin::{AdminGrant, admin_wildcard};
+use keyward_graph::iam::escalation::{Analysis, Path};
 use keyward_model::time::Millis;
+use keyward_model::{Identity, IdentityKind, LifecycleConfig, SourceKind};
 use keyward_store::FindingChange;
 use rustc_hash::FxHashMap;
 
@@ -32,6 +34,8 @@ impl Engine {
             stale_after_days: 30,
         };
         let coverage = analysis::Coverage::of(g);
+        let iam = Iam::of(&crate::iam_snapshots(self.store.as_ref())?, now);
+        let logs = LogSpans::of(self.inventory.iter());
         let mut foreign: FxHashMap<String, Vec<analysis::ForeignTrust>> = FxHashMap::default();
         for t in analysis::foreign_trusts(g, allow) {
             foreign.entry(t.role.clone()).or_default().push(t);
@@ -72,6 +76,8 @@ impl Engine {
                     IdentityKind::IamUser | IdentityKind::IamRole | IdentityKind::ServiceAccount
                 )
                 || i.id.contains(":role/aws-service-role/")
+                // Canonical ids drop the path: the ARN keeps it.
+                || i.arn.as_deref().is_some_and(|a| a.contains(":role/aws-service-role/"))
             {
                 continue;
             }
@@ -89,10 +95,18 @@ impl Engine {
                     .as_ref()
                     .and_then(|d| d.baseline(&i.id))
                     .map_or(0, |b| b.networks.len()),
+                iam: iam.principals.get(&i.id).map(|(admin, path)| IamFacts {
+                    admin: admin.as_ref(),
+                    escalation: path.as_ref(),
+                }),
+                activity: logs.activity(i, lc),
             };
             let risk = posture::risk_of(&facts, anomaly.get(&i.id), now);
             posture::evaluate(&facts, &risk, now, &mut out);
             risks.push((i.id.clone(), risk));
+        }
+        for (group, path) in &iam.groups {
+            out.extend(posture::group_finding(group, path, now));
         }
         for (cluster, objects) in crate::k8s_objects(self.store.as_ref())? {
             posture::rbac::findings(&cluster, &objects, now, &mut out);
@@ -162,6 +176,98 @@ impl Engine {
             findings: written,
             risks,
         })
+    }
+}
+
+/// What the accounts' IAM snapshots say at the evaluation's time: each principal's
+/// `*`-on-`*` grant and shortest escalation path, and the groups every member of which can
+/// escalate.
+#[derive(Default)]
+struct Iam {
+    principals: FxHashMap<String, (Option<AdminGrant>, Option<Path>)>,
+    groups: Vec<(String, Path)>,
+}
+
+impl Iam {
+    fn of(snapshots: &[(String, keyward_graph::iam::authz::Snapshot)], now: Millis) -> Iam {
+        let mut ctx = Context::default();
+        ctx.at(now);
+        let mut out = Iam::default();
+        for (_, snap) in snapshots {
+            let analysis = Analysis::run_at(snap, now);
+            for (id, p) in snap.principals() {
+                let admin = admin_wildcard(&p, &ctx);
+                let path = analysis.path_to_admin(&id).filter(|p| !p.steps.is_empty());
+                out.principals.insert(id, (admin, path));
+            }
+            let groups: std::collections::BTreeSet<&String> =
+                analysis.group_steps.iter().map(|s| &s.from).collect();
+            for g in groups {
+                if let Some(path) = analysis.path_to_admin(g) {
+                    out.groups.push((g.clone(), path));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// How far each activity log reaches: per AWS account (CloudTrail) and per cluster (audit
+/// log), the first and last sighting of the identities it shows.
+#[derive(Default)]
+struct LogSpans {
+    spans: FxHashMap<(SourceKind, String), (Millis, Millis)>,
+}
+
+impl LogSpans {
+    fn of<'i>(identities: impl Iterator<Item = &'i Identity>) -> LogSpans {
+        let mut out = LogSpans::default();
+        for i in identities {
+            let (Some(first), Some(last)) = (i.first_seen, i.last_seen) else {
+                continue;
+            };
+            let logs = [
+                (SourceKind::Cloudtrail, i.account.as_ref()),
+                (SourceKind::K8sAudit, i.cluster.as_ref()),
+            ];
+            for (kind, scope) in logs {
+                let Some(scope) = scope.filter(|_| i.sources.contains(kind.as_str())) else {
+                    continue;
+                };
+                let span = out
+                    .spans
+                    .entry((kind, scope.clone()))
+                    .or_insert((first, last));
+                *span = (span.0.min(first), span.1.max(last));
+            }
+        }
+        out
+    }
+
+    /// Whether `i`'s use over the stale window of `lc` is known: the platform records
+    /// last use itself (credential report, `RoleLastUsed`), or its log spans the window
+    /// (from its start to within a day of its end).
+    fn activity(&self, i: &Identity, lc: LifecycleConfig) -> Activity {
+        let tracked = match i.kind {
+            IdentityKind::IamUser => Some(SourceKind::IamCredentialReport),
+            IdentityKind::IamRole => Some(SourceKind::IamAuthorizationDetails),
+            _ => None,
+        };
+        if tracked.is_some_and(|t| i.sources.contains(t.as_str())) {
+            return Activity::Covered;
+        }
+        let log = match i.kind {
+            IdentityKind::ServiceAccount => (SourceKind::K8sAudit, i.cluster.as_ref()),
+            _ => (SourceKind::Cloudtrail, i.account.as_ref()),
+        };
+        let start = lc.as_of - lc.stale_after_days * DAY;
+        let spans = log
+            .1
+            .and_then(|scope| self.spans.get(&(log.0, scope.clone())));
+        match spans {
+            Some(&(first, last)) if first <= start && last >= lc.as_of - DAY => Activity::Covered,
+            _ => Activity::Unknown,
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 )]
 
 use keyward_graph::iam::authz::Snapshot;
-use keyward_graph::iam::escalation::{Analysis, Target, technique};
+use keyward_graph::iam::escalation::{Analysis, SET_DEFAULT_VERSION, Step, Target, technique};
 use serde_json::{Value, json};
 
 use keyward_testkit::iam::{ACCT, arn, doc};
@@ -249,4 +249,308 @@ fn multi_hop_path_through_a_role() {
     assert!(a.admins.contains(&service) && !a.admins.contains(&plain));
     assert!(a.path_to_admin(&service).unwrap().steps.is_empty());
     assert!(a.path_to_admin(&arn("user", "nobody")).is_none());
+}
+
+// One test per escalation class: a positive case and a near miss that looks the same but
+// cannot escalate.
+
+/// 2026-11-15T00:00:00Z, the analysis time of the tests that decide time conditions.
+const NOW: i64 = 1_794_700_800_000;
+
+/// Adds a group with one managed policy holding `grant`.
+fn add_group(acct: &mut Value, name: &str, grant: Value) {
+    let policy = format!("{name}-policy");
+    acct["Policies"]
+        .as_array_mut()
+        .unwrap()
+        .push(managed(&policy, grant));
+    acct["GroupDetailList"].as_array_mut().unwrap().push(json!({"GroupName": name, "Arn": arn("group", name), "GroupPolicyList": [], "AttachedManagedPolicies": [attach(&policy)]}));
+}
+
+fn one(actions: &[&str], resource: &str) -> Value {
+    doc(json!([{"Effect": "Allow", "Action": actions, "Resource": resource}]))
+}
+
+fn steps_from<'a>(a: &'a Analysis, from: &str, technique: &str) -> Vec<&'a Step> {
+    a.steps
+        .iter()
+        .chain(&a.group_steps)
+        .filter(|s| s.from == from && s.technique == technique)
+        .collect()
+}
+
+#[test]
+fn class1_joining_a_group_that_holds_more_power() {
+    let me = arn("user", "attacker");
+    let run = |target: &str| {
+        let mut acct = account(
+            "iam-013",
+            one(&["iam:AddUserToGroup"], &arn("group", target)),
+        );
+        add_group(&mut acct, "readers", one(&["s3:GetObject"], "*"));
+        // Not admin itself, but a member can write itself an admin policy.
+        add_group(&mut acct, "writers", one(&["iam:PutUserPolicy"], "*"));
+        Analysis::run(&Snapshot::new(&acct))
+    };
+    for group in ["admins", "writers"] {
+        let a = run(group);
+        let s = steps_from(&a, &me, "iam-013");
+        assert_eq!(s.len(), 1, "{group}: {s:?}");
+        assert!(s[0].reaches_admin);
+        assert_eq!(s[0].via.as_deref(), Some(arn("group", group).as_str()));
+        assert!(a.path_to_admin(&me).is_some());
+    }
+    // Near miss: the only group it may join grants nothing more.
+    let a = run("readers");
+    assert!(steps_from(&a, &me, "iam-013").is_empty());
+    assert!(a.path_to_admin(&me).is_none());
+}
+
+/// An account where the attacker's own policy `attacker-policy` has a second version.
+fn versioned(default: Value, other: Value) -> Value {
+    let mut acct = account("iam-001", default.clone());
+    for p in acct["Policies"].as_array_mut().unwrap() {
+        if p["PolicyName"] == "attacker-policy" {
+            p["PolicyVersionList"] = json!([
+                {"Document": default, "VersionId": "v2", "IsDefaultVersion": true},
+                {"Document": other, "VersionId": "v1", "IsDefaultVersion": false}]);
+            p["DefaultVersionId"] = json!("v2");
+        }
+    }
+    acct
+}
+
+#[test]
+fn class2_setting_a_more_privileged_policy_version_as_default() {
+    let me = arn("user", "attacker");
+    let own = arn("policy", "attacker-policy");
+    let set_own = one(&["iam:SetDefaultPolicyVersion"], &own);
+    let admin = doc(json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]));
+    let a = Analysis::run(&Snapshot::new(&versioned(set_own.clone(), admin.clone())));
+    let s = steps_from(&a, &me, SET_DEFAULT_VERSION);
+    assert_eq!(s.len(), 1, "{:?}", a.steps);
+    assert!(s[0].reaches_admin);
+    assert_eq!(s[0].via.as_deref(), Some(own.as_str()));
+    // Near misses: the old version grants less; the permission is on another policy.
+    let weak = one(&["s3:GetObject"], "*");
+    let a = Analysis::run(&Snapshot::new(&versioned(set_own, weak)));
+    assert!(steps_from(&a, &me, SET_DEFAULT_VERSION).is_empty());
+    let elsewhere = one(
+        &["iam:SetDefaultPolicyVersion"],
+        &arn("policy", "plain-role-policy"),
+    );
+    let a = Analysis::run(&Snapshot::new(&versioned(elsewhere, admin)));
+    assert!(steps_from(&a, &me, SET_DEFAULT_VERSION).is_empty());
+    assert!(a.path_to_admin(&me).is_none());
+}
+
+#[test]
+fn class3_writing_policies_of_an_assumable_role_or_an_own_group() {
+    let me = arn("user", "attacker");
+    let plain = arn("role", "plain-role");
+    for (id, action) in [
+        ("iam-014", "iam:AttachRolePolicy"),
+        ("iam-017", "iam:PutRolePolicy"),
+    ] {
+        let grant = one(&[action, "sts:AssumeRole"], &plain);
+        let a = Analysis::run(&Snapshot::new(&account(id, grant.clone())));
+        let s = steps_from(&a, &me, id);
+        assert!(s.iter().any(|s| s.to == plain && s.reaches_admin), "{id}");
+        // Near miss: the role does not trust the attacker's account.
+        let mut acct = account(id, grant);
+        for r in acct["RoleDetailList"].as_array_mut().unwrap() {
+            r["AssumeRolePolicyDocument"] = trust_service("ec2.amazonaws.com");
+        }
+        let a = Analysis::run(&Snapshot::new(&acct));
+        assert!(steps_from(&a, &me, id).is_empty(), "{id}");
+    }
+    for (id, action) in [
+        ("iam-010", "iam:AttachGroupPolicy"),
+        ("iam-011", "iam:PutGroupPolicy"),
+    ] {
+        let a = Analysis::run(&Snapshot::new(&account(
+            id,
+            one(&[action], &arn("group", "devs")),
+        )));
+        let s = steps_from(&a, &me, id);
+        assert_eq!(s.len(), 1, "{id}");
+        assert_eq!(s[0].via.as_deref(), Some(arn("group", "devs").as_str()));
+        // Near miss: a group the attacker is not a member of.
+        let mut acct = account(id, one(&[action], &arn("group", "readers")));
+        add_group(&mut acct, "readers", one(&["s3:GetObject"], "*"));
+        let a = Analysis::run(&Snapshot::new(&acct));
+        assert!(steps_from(&a, &me, id).is_empty(), "{id}");
+    }
+}
+
+/// An account where the attacker holds nothing of its own and `grant` comes with a
+/// group: `devs` (its own) or `readers` (another).
+fn through_group(group: &str, grant: Value) -> Value {
+    let mut acct = account("iam-007", one(&["s3:ListAllMyBuckets"], "*"));
+    add_group(&mut acct, "readers", one(&["s3:GetObject"], "*"));
+    let policy = managed("group-grant", grant);
+    acct["Policies"].as_array_mut().unwrap().push(policy);
+    for g in acct["GroupDetailList"].as_array_mut().unwrap() {
+        if g["GroupName"] == group {
+            g["AttachedManagedPolicies"]
+                .as_array_mut()
+                .unwrap()
+                .push(attach("group-grant"));
+        }
+    }
+    acct
+}
+
+#[test]
+fn class4_power_held_through_groups() {
+    let me = arn("user", "attacker");
+    let grant = one(&["iam:PutUserPolicy"], &me);
+    let a = Analysis::run(&Snapshot::new(&through_group("devs", grant.clone())));
+    assert!(steps_from(&a, &me, "iam-007")[0].reaches_admin);
+    // Near miss: the same grant on a group it is not in.
+    let a = Analysis::run(&Snapshot::new(&through_group("readers", grant)));
+    assert!(steps_from(&a, &me, "iam-007").is_empty());
+    assert!(a.path_to_admin(&me).is_none());
+    // Admin through a group: admin-equivalent, nothing to escalate.
+    let mut acct = account("iam-007", one(&["s3:ListAllMyBuckets"], "*"));
+    acct["UserDetailList"][1]["GroupList"] = json!(["admins"]);
+    let a = Analysis::run(&Snapshot::new(&acct));
+    assert!(a.admins.contains(&me));
+}
+
+#[test]
+fn class5_groups_are_escalation_subjects() {
+    let devs = arn("group", "devs");
+    let me = arn("user", "attacker");
+    // Every member of devs can create a key for the admin user.
+    let a = Analysis::run(&Snapshot::new(&through_group(
+        "devs",
+        one(&["iam:CreateAccessKey"], "*"),
+    )));
+    let s = steps_from(&a, &devs, "iam-002");
+    assert!(
+        s.iter()
+            .any(|s| s.to == arn("user", "admin-user") && s.reaches_admin)
+    );
+    assert_eq!(a.path_to_admin(&devs).unwrap().steps.len(), 1);
+    assert!(a.admin_groups.contains(&arn("group", "admins")));
+    assert!(
+        a.path_to_admin(&arn("group", "admins"))
+            .unwrap()
+            .steps
+            .is_empty()
+    );
+    // Near miss: a grant on one member's own user is not something every member can do.
+    let a = Analysis::run(&Snapshot::new(&through_group(
+        "devs",
+        one(&["iam:PutUserPolicy"], &me),
+    )));
+    assert!(steps_from(&a, &devs, "iam-007").is_empty());
+    assert!(a.path_to_admin(&devs).is_none());
+    assert!(
+        a.path_to_admin(&me).is_some(),
+        "the member itself still can"
+    );
+    // …while a grant on every user is.
+    let a = Analysis::run(&Snapshot::new(&through_group(
+        "devs",
+        one(&["iam:PutUserPolicy"], &arn("user", "*")),
+    )));
+    assert_eq!(steps_from(&a, &devs, "iam-007").len(), 1);
+}
+
+fn timed(action: &str, op: &str, key: &str, value: &str) -> Value {
+    doc(
+        json!([{"Effect": "Allow", "Action": action, "Resource": "*",
+                "Condition": {op: {key: value}}}]),
+    )
+}
+
+#[test]
+fn class6_time_conditions_are_decided_at_analysis_time() {
+    let me = arn("user", "attacker");
+    let expired = [
+        ("DateLessThan", "aws:CurrentTime", "2020-01-01T00:00:00Z"),
+        // iam-vulnerable's fp5: a token issued before 2020 is long expired.
+        ("DateLessThan", "aws:TokenIssueTime", "2020-01-01T00:00:01Z"),
+        ("NumericLessThan", "aws:EpochTime", "1577836800"),
+    ];
+    for (op, key, value) in expired {
+        let acct = account("iam-002", timed("iam:CreateAccessKey", op, key, value));
+        let a = Analysis::run_at(&Snapshot::new(&acct), NOW);
+        assert!(steps_from(&a, &me, "iam-002").is_empty(), "{op} {key}");
+        // Without an analysis time the same grant stays, conditional on the key.
+        let a = Analysis::run(&Snapshot::new(&acct));
+        let s = steps_from(&a, &me, "iam-002");
+        assert!(s[0].conditional.contains(key), "{op} {key}: {s:?}");
+    }
+    // Positive: a grant that started in the past holds, unconditionally.
+    let acct = account(
+        "iam-002",
+        timed(
+            "iam:CreateAccessKey",
+            "DateGreaterThan",
+            "aws:CurrentTime",
+            "2020-01-01T00:00:00Z",
+        ),
+    );
+    let a = Analysis::run_at(&Snapshot::new(&acct), NOW);
+    let s = steps_from(&a, &me, "iam-002");
+    assert!(s[0].reaches_admin && s[0].conditional.is_empty(), "{s:?}");
+    // A token issued less than a day ago may or may not be older than 12 hours: open.
+    let recent = account(
+        "iam-002",
+        timed(
+            "iam:CreateAccessKey",
+            "DateGreaterThan",
+            "aws:TokenIssueTime",
+            "2026-11-14T12:00:00Z",
+        ),
+    );
+    let a = Analysis::run_at(&Snapshot::new(&recent), NOW);
+    assert!(
+        steps_from(&a, &me, "iam-002")[0]
+            .conditional
+            .contains("aws:TokenIssueTime")
+    );
+}
+
+#[test]
+fn class7_service_linked_roles_are_not_starting_points_or_targets() {
+    let slr = |name: &str, policy: &str| {
+        json!({"RoleName": name, "Path": "/aws-service-role/ecs.amazonaws.com/",
+               "Arn": format!("arn:aws:iam::{ACCT}:role/aws-service-role/ecs.amazonaws.com/{name}"),
+               "AssumeRolePolicyDocument": trust_account(), "RolePolicyList": [],
+               "AttachedManagedPolicies": [attach(policy)]})
+    };
+    let mut acct = account("iam-002", one(&["sts:AssumeRole"], "*"));
+    let grant = one(&["iam:CreateAccessKey"], "*");
+    acct["Policies"]
+        .as_array_mut()
+        .unwrap()
+        .push(managed("slr-policy", grant));
+    let roles = acct["RoleDetailList"].as_array_mut().unwrap();
+    roles.push(slr("AWSServiceRoleForECS", "slr-policy"));
+    roles.push(slr("AWSServiceRoleForAdmin", "AdministratorAccess"));
+    let a = Analysis::run(&Snapshot::new(&acct));
+    assert!(
+        !a.steps
+            .iter()
+            .any(|s| s.from.contains("AWSServiceRole") || s.to.contains("AWSServiceRole")),
+        "{:?}",
+        a.steps
+    );
+    // Near miss: the same role outside the service-role path does escalate, and is a
+    // target of sts:AssumeRole.
+    let plain = json!({"RoleName": "ecs-like", "Arn": arn("role", "ecs-like"),
+        "AssumeRolePolicyDocument": trust_account(), "RolePolicyList": [],
+        "AttachedManagedPolicies": [attach("slr-policy")]});
+    acct["RoleDetailList"].as_array_mut().unwrap().push(plain);
+    let a = Analysis::run(&Snapshot::new(&acct));
+    assert!(!steps_from(&a, &arn("role", "ecs-like"), "iam-002").is_empty());
+    assert!(
+        steps_from(&a, &arn("user", "attacker"), "sts-001")
+            .iter()
+            .any(|s| s.to == arn("role", "ecs-like"))
+    );
 }

@@ -170,3 +170,186 @@ fn example_estate_boundary_and_federation() {
         .allowed()
     );
 }
+
+mod admin {
+    use super::*;
+    use keyward_graph::iam::admin::admin_wildcard;
+    use keyward_testkit::iam::{arn, doc};
+    use serde_json::json;
+
+    const NOW: i64 = 1_794_700_800_000;
+
+    fn star() -> Value {
+        doc(json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}]))
+    }
+
+    /// One user `u` with `inline` policies, managed `attached` and membership in `admins`
+    /// (AdministratorAccess) when `in_admins`; plus an optional boundary.
+    fn user(inline: &[(&str, Value)], attached: &[(&str, Value)], in_admins: bool) -> Value {
+        let policies: Vec<Value> = attached
+            .iter()
+            .map(|(n, d)| json!({"PolicyName": n, "Arn": arn("policy", n), "DefaultVersionId": "v1",
+                "PolicyVersionList": [{"Document": d, "VersionId": "v1", "IsDefaultVersion": true}]}))
+            .chain([json!({"PolicyName": "AdministratorAccess", "Arn": "arn:aws:iam::aws:policy/AdministratorAccess",
+                "DefaultVersionId": "v1", "PolicyVersionList": [{"Document": star(), "VersionId": "v1", "IsDefaultVersion": true}]})])
+            .collect();
+        json!({
+            "UserDetailList": [{"UserName": "u", "Arn": arn("user", "u"),
+                "GroupList": if in_admins { json!(["admins"]) } else { json!([]) },
+                "UserPolicyList": inline.iter().map(|(n, d)| json!({"PolicyName": n, "PolicyDocument": d})).collect::<Vec<_>>(),
+                "AttachedManagedPolicies": attached.iter().map(|(n, _)| json!({"PolicyName": n, "PolicyArn": arn("policy", n)})).collect::<Vec<_>>()}],
+            "GroupDetailList": [{"GroupName": "admins", "Arn": arn("group", "admins"), "GroupPolicyList": [],
+                "AttachedManagedPolicies": [{"PolicyName": "AdministratorAccess", "PolicyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}]}],
+            "RoleDetailList": [],
+            "Policies": policies,
+        })
+    }
+
+    fn granted(doc: &Value) -> Option<Vec<String>> {
+        let all = Snapshot::new(doc).principals();
+        let mut ctx = Context::default();
+        ctx.at(NOW);
+        admin_wildcard(&all[&arn("user", "u")], &ctx).map(|g| g.granted_by)
+    }
+
+    #[test]
+    fn admin_wildcard_names_the_granting_policy() {
+        assert_eq!(
+            granted(&user(&[("everything", star())], &[], false)),
+            Some(vec!["inline:everything".to_owned()])
+        );
+        assert_eq!(
+            granted(&user(&[], &[("all", star())], false)),
+            Some(vec![format!("managed:{}", arn("policy", "all"))])
+        );
+        assert_eq!(
+            granted(&user(&[], &[], true)),
+            Some(vec![
+                "group:admins/managed:arn:aws:iam::aws:policy/AdministratorAccess".to_owned()
+            ])
+        );
+        let star_colon =
+            doc(json!([{"Effect": "Allow", "Action": ["s3:*", "*:*"], "Resource": ["*"]}]));
+        assert!(granted(&user(&[("p", star_colon)], &[], false)).is_some());
+    }
+
+    #[test]
+    fn admin_wildcard_near_misses() {
+        let no = |inline: Vec<(&str, Value)>, in_admins: bool| {
+            assert_eq!(granted(&user(&inline, &[], in_admins)), None, "{inline:?}");
+        };
+        // PowerUserAccess: NotAction leaves IAM out.
+        no(
+            vec![(
+                "power",
+                doc(
+                    json!([{"Effect": "Allow", "NotAction": ["iam:*", "organizations:*"], "Resource": "*"}]),
+                ),
+            )],
+            false,
+        );
+        // Everything but one bucket.
+        no(
+            vec![(
+                "nr",
+                doc(json!([{"Effect": "Allow", "Action": "*", "NotResource": "arn:aws:s3:::b"}])),
+            )],
+            false,
+        );
+        // Every service's actions, not every resource.
+        no(
+            vec![(
+                "scoped",
+                doc(json!([{"Effect": "Allow", "Action": "*", "Resource": "arn:aws:s3:::b/*"}])),
+            )],
+            false,
+        );
+        // iam-vulnerable's fp1 / fp2 / fp3: a deny of everything or of IAM, in the same
+        // policy or another one.
+        let deny_all = json!({"Effect": "Deny", "Action": "*", "Resource": "*"});
+        no(
+            vec![(
+                "both",
+                doc(json!([{"Effect": "Allow", "Action": "*", "Resource": "*"}, deny_all])),
+            )],
+            false,
+        );
+        no(vec![("deny", doc(json!([deny_all])))], true);
+        no(
+            vec![(
+                "deny-iam",
+                doc(json!([{"Effect": "Deny", "Action": "iam:*", "Resource": "*"}])),
+            )],
+            true,
+        );
+        // A grant that expired before the analysis time.
+        no(
+            vec![(
+                "expired",
+                doc(json!([{"Effect": "Allow", "Action": "*", "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}}])),
+            )],
+            false,
+        );
+    }
+
+    #[test]
+    fn admin_wildcard_respects_only_denies_that_certainly_apply() {
+        // A deny on one bucket's objects does not apply everywhere: the `*` on `*` grant
+        // stands, as an auditor counts it.
+        let bucket =
+            doc(json!([{"Effect": "Deny", "Action": "s3:*", "Resource": "arn:aws:s3:::audit/*"}]));
+        assert!(granted(&user(&[("bucket", bucket)], &[], true)).is_some());
+        // A deny without MFA: with MFA, everything is allowed.
+        let mfa = doc(
+            json!([{"Effect": "Deny", "NotAction": "iam:ChangePassword", "Resource": "*",
+            "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}}]),
+        );
+        assert!(granted(&user(&[("mfa", mfa)], &[], true)).is_some());
+        // A permissions boundary that does not allow everything caps it.
+        let mut d = user(
+            &[],
+            &[(
+                "bound",
+                doc(json!([{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}])),
+            )],
+            true,
+        );
+        d["UserDetailList"][0]["AttachedManagedPolicies"] = json!([]);
+        d["UserDetailList"][0]["PermissionsBoundary"] = json!({"PermissionsBoundaryType": "Policy", "PermissionsBoundaryArn": arn("policy", "bound")});
+        assert_eq!(granted(&d), None);
+    }
+
+    #[test]
+    fn cloudsplaining_fixture_admins() {
+        let Some(c) = corpora() else { return };
+        let doc: Value = serde_json::from_slice(
+            &std::fs::read(c.join("aws-iam-authz-small/small-authz-details.json")).unwrap(),
+        )
+        .unwrap();
+        let ctx = Context::default();
+        let admins: Vec<(String, Vec<String>)> = Snapshot::new(&doc)
+            .principals()
+            .into_iter()
+            .filter_map(|(id, p)| Some((id, admin_wildcard(&p, &ctx)?.granted_by)))
+            .collect();
+        let want = [
+            (
+                "arn:aws:iam::012345678901:user/obama",
+                vec![
+                    "managed:arn:aws:iam::aws:policy/AdministratorAccess",
+                    "group:admin/managed:arn:aws:iam::aws:policy/AdministratorAccess",
+                ],
+            ),
+            (
+                "arn:aws:iam::012345678901:user/userwithlotsofpermissions",
+                vec!["group:admin/managed:arn:aws:iam::aws:policy/AdministratorAccess"],
+            ),
+        ];
+        let want: Vec<(String, Vec<String>)> = want
+            .into_iter()
+            .map(|(id, by)| (id.to_owned(), by.into_iter().map(str::to_owned).collect()))
+            .collect();
+        assert_eq!(admins, want);
+    }
+}

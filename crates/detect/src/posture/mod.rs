@@ -11,6 +11,7 @@
 //! one in [`evaluate`].
 
 mod admin_wildcard;
+mod escalation;
 mod foreign_trust;
 mod orphaned;
 pub mod rbac;
@@ -21,6 +22,8 @@ mod static_credentials;
 mod two_keys;
 
 use keyward_graph::analysis::{ForeignTrust, OrphanReason};
+use keyward_graph::iam::admin::AdminGrant;
+use keyward_graph::iam::escalation::Path;
 use keyward_graph::{EdgeKind, Graph, NodeId};
 use keyward_model::time::Millis;
 use keyward_model::{CredentialKind, CredentialStatus, Identity, Lifecycle};
@@ -30,6 +33,7 @@ use crate::finding::finding_id;
 use crate::risk::{self, Risk};
 use crate::{Finding, Kind, Severity, Status};
 
+pub use escalation::group_finding;
 pub use rbac::RBAC_RULE;
 pub use risk_score::RISK_RULE;
 
@@ -53,7 +57,7 @@ pub const CONTROLS: &[Control] = &[
     orphaned::CONTROL,
     orphaned::ACTIVE_AFTER_WORKLOAD,
     admin_wildcard::CONTROL,
-    admin_wildcard::ESCALATION,
+    escalation::CONTROL,
     foreign_trust::CONTROL,
     risk_score::CONTROL,
     rbac::CONTROL,
@@ -69,6 +73,30 @@ pub struct Facts<'a> {
     pub foreign: &'a [ForeignTrust],
     /// Networks its baseline learned.
     pub networks: usize,
+    /// What its account's IAM snapshot says, for an AWS user or role a snapshot lists.
+    pub iam: Option<IamFacts<'a>>,
+    /// Whether anything that could show its use covers the stale window.
+    pub activity: Activity,
+}
+
+/// What an account's IAM snapshot, analysed at the evaluation's time, says of a principal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct IamFacts<'a> {
+    /// The policies that allow it `*` on `*`, if any do.
+    pub admin: Option<&'a AdminGrant>,
+    /// Its shortest path to admin-equivalent power, if it has one.
+    pub escalation: Option<&'a Path>,
+}
+
+/// Whether an identity's use over the stale window is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activity {
+    /// An activity log of its platform spans the window (CloudTrail of its account, the
+    /// audit log of its cluster), or the platform keeps its own record of last use (the
+    /// credential report for users, `RoleLastUsed` for roles).
+    Covered,
+    /// Nothing that could have seen it used covers the window: it may have been.
+    Unknown,
 }
 
 /// Permission scope 0–10, why, and the target of the grant that decided it.
@@ -86,6 +114,8 @@ struct Hit {
     summary: String,
     attack: &'static [&'static str],
     path: Vec<String>,
+    /// What the finding rests on, kept in its details.
+    evidence: Option<serde_json::Value>,
 }
 
 impl Hit {
@@ -97,7 +127,13 @@ impl Hit {
             summary,
             attack: &[],
             path: Vec::new(),
+            evidence: None,
         }
+    }
+
+    fn evidence(mut self, evidence: serde_json::Value) -> Self {
+        self.evidence = Some(evidence);
+        self
     }
 
     fn attack(mut self, attack: &'static [&'static str]) -> Self {
@@ -120,6 +156,7 @@ pub fn evaluate(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
     hits.extend(static_credentials::check(f));
     orphaned::check(f, now, &mut hits);
     hits.extend(admin_wildcard::check(f));
+    hits.extend(escalation::check(f));
     hits.extend(foreign_trust::check(f));
     hits.extend(risk_score::check(risk));
     let i = f.identity;
@@ -138,7 +175,10 @@ pub fn evaluate(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
         count: 1,
         status: Status::Open,
         summary: h.summary,
-        details: json!({"risk": risk}),
+        details: match h.evidence {
+            Some(evidence) => json!({"risk": risk, "evidence": evidence}),
+            None => json!({"risk": risk}),
+        },
     }));
 }
 
@@ -186,7 +226,10 @@ pub fn permission_scope(g: &Graph, node: NodeId) -> Scope {
             continue;
         }
         for a in &d.actions {
-            if a == "*" && (target == "*" || target.ends_with(":*")) {
+            // `resource:*@<account>` is the graph's node for every resource of an account.
+            let everything =
+                target == "*" || target.ends_with(":*") || target.starts_with("resource:*@");
+            if a == "*" && everything {
                 bump(10.0, "allowed `*` on `*`".into(), target);
             } else if SENSITIVE.iter().any(|s| a.starts_with(s)) && write_action(a) {
                 bump(6.0, format!("may {a} on {target}"), target);

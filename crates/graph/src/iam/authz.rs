@@ -16,6 +16,9 @@ use super::policy::Policy;
 pub struct Snapshot {
     /// Managed policy ARN → default-version document.
     policies: BTreeMap<String, Value>,
+    /// Managed policy ARN → its other versions (id, document), which
+    /// `iam:SetDefaultPolicyVersion` can make the default.
+    versions: BTreeMap<String, Vec<(String, Value)>>,
     /// Group name → group detail.
     groups: BTreeMap<String, Value>,
     pub users: Vec<Value>,
@@ -47,6 +50,12 @@ pub struct PrincipalPolicies {
 impl PrincipalPolicies {
     pub fn identity_policies(&self) -> Vec<&Policy> {
         self.identity.iter().map(|s| &s.policy).collect()
+    }
+
+    /// A service-linked role (path `/aws-service-role/`): AWS alone assumes it and edits
+    /// its policies, so nobody starts from it or takes it over.
+    pub fn is_service_linked(&self) -> bool {
+        self.arn.contains(":role/aws-service-role/")
     }
 }
 
@@ -107,6 +116,14 @@ impl Snapshot {
             if let Some(d) = version.and_then(|v| v.get("Document")) {
                 snap.policies.insert(arn.to_owned(), document(d));
             }
+            let default_id = version.and_then(|v| s(v, "VersionId"));
+            let others: Vec<(String, Value)> = list(p, "PolicyVersionList")
+                .filter(|v| s(v, "VersionId") != default_id)
+                .filter_map(|v| Some((s(v, "VersionId")?.to_owned(), document(v.get("Document")?))))
+                .collect();
+            if !others.is_empty() {
+                snap.versions.insert(arn.to_owned(), others);
+            }
         }
         for g in list(doc, "GroupDetailList") {
             if let Some(name) = s(g, "GroupName") {
@@ -147,6 +164,17 @@ impl Snapshot {
                 None => out.errors.push(format!("inline `{name}`: no document")),
             }
         }
+    }
+
+    /// The versions of managed policy `arn` other than its default, parsed (a version
+    /// that cannot be parsed is left out: it cannot be made the default either).
+    pub fn other_versions(&self, arn: &str) -> Vec<(&str, Policy)> {
+        self.versions
+            .get(arn)
+            .into_iter()
+            .flatten()
+            .filter_map(|(id, doc)| Some((id.as_str(), Policy::parse(doc).ok()?)))
+            .collect()
     }
 
     /// The policies of a user or role entry of this snapshot.

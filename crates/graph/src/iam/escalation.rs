@@ -16,8 +16,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use keyward_model::ids;
+use keyward_model::time::Millis;
 
-use super::authz::{PrincipalPolicies, Snapshot};
+use super::authz::{PrincipalPolicies, Snapshot, Sourced};
 use super::policy::{Context, Decision, PrincipalRef, Request, evaluate, evaluate_trust};
 
 /// What a technique acts on, and so what the attacker becomes.
@@ -57,7 +58,7 @@ const PIPELINE: &[&str] = &[
 ];
 
 macro_rules! t {
-    ($id:literal, [$($a:literal),+], $target:expr) => {
+    ($id:expr, [$($a:literal),+], $target:expr) => {
         Technique { id: $id, actions: &[$($a),+], target: $target }
     };
 }
@@ -409,12 +410,21 @@ pub const TECHNIQUES: &[Technique] = &[
         ["ssm:SendCommand"],
         Target::ExistingWorkload(EC2)
     ),
+    t!(
+        SET_DEFAULT_VERSION,
+        ["iam:SetDefaultPolicyVersion"],
+        Target::SelfPolicy
+    ),
     t!("sts-001", ["sts:AssumeRole"], Target::Role),
 ];
 
 pub fn technique(id: &str) -> Option<&'static Technique> {
     TECHNIQUES.iter().find(|t| t.id == id)
 }
+
+/// Keyward's own technique, absent from the catalogue: making an existing, more
+/// privileged version of a customer-managed policy attached to oneself the default.
+pub const SET_DEFAULT_VERSION: &str = "kw-iam-001";
 
 /// Actions a full administrator can perform on any resource; a principal allowed all of
 /// them is treated as admin-equivalent.
@@ -427,7 +437,7 @@ const ADMIN_PROBES: [&str; 6] = [
     "organizations:LeaveOrganization",
 ];
 
-/// One escalation step from a principal.
+/// One escalation step from a principal (or from every member of a group).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub technique: &'static str,
@@ -441,6 +451,9 @@ pub struct Step {
     pub conditional: BTreeSet<String>,
     /// The step relies on an existing workload of the target's service running as it.
     pub via_existing_workload: bool,
+    /// What a self-escalation acts on when that is not the principal itself: the group
+    /// joined or written, the policy whose version is set or created.
+    pub via: Option<String>,
 }
 
 /// A multi-hop path from a principal to an admin-equivalent one.
@@ -452,9 +465,13 @@ pub struct Path {
 struct Account<'s> {
     snap: &'s Snapshot,
     principals: BTreeMap<String, PrincipalPolicies>,
+    /// Groups by canonical id, each as a subject holding only the group's policies.
+    groups: BTreeMap<String, PrincipalPolicies>,
     admin: BTreeSet<String>,
     /// Service principal → roles whose trust policy lets it assume them (with open keys).
     service_roles: BTreeMap<&'static str, Vec<(String, BTreeSet<String>)>>,
+    /// What the analysis knows of every request (the time, when given).
+    ctx: Context,
 }
 
 /// Whether `p` could be allowed `action` at all (see [`super::policy::Policy::may_allow`]).
@@ -465,8 +482,7 @@ fn may(p: &PrincipalPolicies, action: &str) -> bool {
             .is_none_or(|b| b.policy.may_allow(action))
 }
 
-fn decide(p: &PrincipalPolicies, action: &str, resource: &str) -> Decision {
-    let ctx = Context::default();
+fn decide(p: &PrincipalPolicies, action: &str, resource: &str, ctx: &Context) -> Decision {
     let boundary = p.boundary.as_ref().map(|b| &b.policy);
     evaluate(
         &p.identity_policies(),
@@ -475,7 +491,7 @@ fn decide(p: &PrincipalPolicies, action: &str, resource: &str) -> Decision {
             action,
             resource,
             principal: None,
-            context: &ctx,
+            context: ctx,
         },
     )
     .decision
@@ -486,8 +502,8 @@ fn decide(p: &PrincipalPolicies, action: &str, resource: &str) -> Decision {
 fn allowed_all(
     p: &PrincipalPolicies,
     actions: &[&str],
-    resource: &str,
-    pass_to: &str,
+    (resource, pass_to): (&str, &str),
+    ctx: &Context,
 ) -> Option<BTreeSet<String>> {
     let mut keys = BTreeSet::new();
     for a in actions {
@@ -496,7 +512,7 @@ fn allowed_all(
         } else {
             resource
         };
-        match decide(p, a, r) {
+        match decide(p, a, r, ctx) {
             Decision::Allow => {}
             Decision::ConditionalAllow(k) => keys.extend(k),
             Decision::ExplicitDeny | Decision::ImplicitDeny => return None,
@@ -518,8 +534,10 @@ fn customer_managed(p: &PrincipalPolicies) -> Vec<String> {
         .collect()
 }
 
-fn is_admin(p: &PrincipalPolicies) -> bool {
-    ADMIN_PROBES.iter().all(|a| decide(p, a, "*").allowed())
+fn is_admin(p: &PrincipalPolicies, ctx: &Context) -> bool {
+    ADMIN_PROBES
+        .iter()
+        .all(|a| decide(p, a, "*", ctx).allowed())
 }
 
 fn kind_of(arn: &str) -> &str {
@@ -528,21 +546,53 @@ fn kind_of(arn: &str) -> &str {
         .map_or("", |(t, _)| t)
 }
 
-fn trusts(role: &PrincipalPolicies, who: &PrincipalRef, action: &str) -> Option<BTreeSet<String>> {
+fn account_of(p: &PrincipalPolicies) -> String {
+    ids::Arn::parse(&p.arn)
+        .map(|a| a.account.to_owned())
+        .unwrap_or_default()
+}
+
+fn trusts(
+    role: &PrincipalPolicies,
+    who: &PrincipalRef,
+    action: &str,
+    ctx: &Context,
+) -> Option<BTreeSet<String>> {
     let trust = role.trust.as_ref()?;
-    match evaluate_trust(trust, &role.arn, who, action, &Context::default()).decision {
+    match evaluate_trust(trust, &role.arn, who, action, ctx).decision {
         Decision::Allow => Some(BTreeSet::new()),
         Decision::ConditionalAllow(k) => Some(k),
         Decision::ExplicitDeny | Decision::ImplicitDeny => None,
     }
 }
 
+/// `p` with `extra`'s identity policies added as a group's (joining group `group`).
+fn joined(p: &PrincipalPolicies, group: &str, extra: &PrincipalPolicies) -> PrincipalPolicies {
+    let mut q = p.clone();
+    q.groups.push(group.to_owned());
+    q.identity.extend(extra.identity.iter().map(|s| Sourced {
+        source: format!("group:{group}/{}", s.source),
+        policy: s.policy.clone(),
+    }));
+    q
+}
+
+/// The name of a group from its ARN.
+fn group_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
 impl<'s> Account<'s> {
-    fn new(snap: &'s Snapshot) -> Self {
+    fn new(snap: &'s Snapshot, ctx: Context) -> Self {
         let principals = snap.principals();
+        let groups = snap
+            .groups()
+            .into_iter()
+            .filter_map(|g| ids::canonical_iam_arn(&g.arn).map(|id| (id, g)))
+            .collect();
         let admin = principals
             .iter()
-            .filter(|(_, p)| is_admin(p))
+            .filter(|(_, p)| is_admin(p, &ctx))
             .map(|(id, _)| id.clone())
             .collect();
         let mut service_roles: BTreeMap<&'static str, Vec<(String, BTreeSet<String>)>> =
@@ -554,9 +604,9 @@ impl<'s> Account<'s> {
                         let who = PrincipalRef::Service(svc.to_owned());
                         principals
                             .iter()
-                            .filter(|(id, _)| kind_of(id) == "role")
+                            .filter(|(id, r)| kind_of(id) == "role" && !r.is_service_linked())
                             .filter_map(|(id, r)| {
-                                trusts(r, &who, "sts:AssumeRole").map(|k| (id.clone(), k))
+                                trusts(r, &who, "sts:AssumeRole", &ctx).map(|k| (id.clone(), k))
                             })
                             .collect()
                     });
@@ -566,27 +616,18 @@ impl<'s> Account<'s> {
         Account {
             snap,
             principals,
+            groups,
             admin,
             service_roles,
+            ctx,
         }
     }
 
-    /// Steps from `id` by one technique.
-    fn steps(&self, id: &str, t: &Technique) -> Vec<Step> {
-        let Some(p) = self.principals.get(id) else {
-            return Vec::new();
-        };
+    /// Steps from principal (or group) `id`, holding policies `p`, by one technique.
+    fn steps(&self, id: &str, p: &PrincipalPolicies, t: &Technique) -> Vec<Step> {
         if !t.actions.iter().all(|a| may(p, a)) {
             return Vec::new();
         }
-        let account = ids::Arn::parse(&p.arn)
-            .map(|a| a.account.to_owned())
-            .unwrap_or_default();
-        let me = PrincipalRef::Aws {
-            account: account.clone(),
-            arn: p.arn.clone(),
-        };
-        let mut out = Vec::new();
         let step = |to: &str, conditional: BTreeSet<String>, existing: bool| Step {
             technique: t.id,
             from: id.to_owned(),
@@ -594,52 +635,37 @@ impl<'s> Account<'s> {
             reaches_admin: false,
             conditional,
             via_existing_workload: existing,
+            via: None,
         };
         match t.target {
-            Target::SelfPolicy => {
-                for resource in self.self_resources(id, p, t.id) {
-                    if let Some(k) = allowed_all(p, t.actions, &resource, &resource) {
-                        out.push(step(id, k, false));
-                        break;
-                    }
-                }
-            }
-            Target::User => {
-                for (uid, u) in self
-                    .principals
-                    .iter()
-                    .filter(|(u, _)| u.as_str() != id && kind_of(u) == "user")
-                {
-                    // Taking over a non-admin user only helps if the technique also grants
-                    // it policies (iam-015, iam-018); otherwise it is a lateral move.
-                    if let Some(k) = allowed_all(p, t.actions, &u.arn, &u.arn) {
-                        out.push(step(uid, k, false));
-                    }
-                }
-            }
-            Target::Role => {
-                let rewrites_trust = t.actions.contains(&"iam:UpdateAssumeRolePolicy");
-                for (rid, r) in self
-                    .principals
-                    .iter()
-                    .filter(|(r, _)| r.as_str() != id && kind_of(r) == "role")
-                {
-                    let Some(mut k) = self.allowed_on_role(p, t.actions, r) else {
-                        continue;
-                    };
-                    if !rewrites_trust {
-                        // `sts:AssumeRole` also needs the role's trust policy to allow us.
-                        match trusts(r, &me, "sts:AssumeRole") {
-                            Some(tk) => k.extend(tk),
-                            None => continue,
-                        }
-                    }
-                    out.push(step(rid, k, false));
-                }
-            }
+            Target::SelfPolicy => self
+                .self_resources(id, p, t.id)
+                .into_iter()
+                .find_map(|(resource, via)| {
+                    let k = allowed_all(p, t.actions, (&resource, &resource), &self.ctx)?;
+                    Some(Step {
+                        via,
+                        ..step(id, k, false)
+                    })
+                })
+                .into_iter()
+                .collect(),
+            // Taking over a non-admin user only helps if the technique also grants it
+            // policies (iam-015, iam-018); otherwise it is a lateral move.
+            Target::User => self
+                .principals
+                .iter()
+                .filter(|(u, _)| u.as_str() != id && kind_of(u) == "user")
+                .filter_map(|(uid, u)| {
+                    let k = allowed_all(p, t.actions, (&u.arn, &u.arn), &self.ctx)?;
+                    Some(step(uid, k, false))
+                })
+                .collect(),
+            Target::Role => self.role_steps(id, p, t, step),
             Target::PassRole(services) | Target::ExistingWorkload(services) => {
                 let existing = matches!(t.target, Target::ExistingWorkload(_));
                 let mut seen = BTreeSet::new();
+                let mut out = Vec::new();
                 let candidates = services
                     .iter()
                     .filter_map(|s| self.service_roles.get(s))
@@ -651,12 +677,47 @@ impl<'s> Account<'s> {
                     if !seen.insert(rid) {
                         continue;
                     }
-                    if let Some(mut k) = allowed_all(p, t.actions, "*", &r.arn) {
+                    if let Some(mut k) = allowed_all(p, t.actions, ("*", &r.arn), &self.ctx) {
                         k.extend(tk.iter().cloned());
                         out.push(step(rid, k, existing));
                     }
                 }
+                out
             }
+        }
+    }
+
+    /// Steps to the roles `p` can act on by `t` and then assume (or, rewriting the trust
+    /// policy, make itself able to assume). Service-linked roles are never targets.
+    fn role_steps(
+        &self,
+        id: &str,
+        p: &PrincipalPolicies,
+        t: &Technique,
+        step: impl Fn(&str, BTreeSet<String>, bool) -> Step,
+    ) -> Vec<Step> {
+        let me = PrincipalRef::Aws {
+            account: account_of(p),
+            arn: p.arn.clone(),
+        };
+        let rewrites_trust = t.actions.contains(&"iam:UpdateAssumeRolePolicy");
+        let mut out = Vec::new();
+        for (rid, r) in self
+            .principals
+            .iter()
+            .filter(|(r, p)| r.as_str() != id && kind_of(r) == "role" && !p.is_service_linked())
+        {
+            let Some(mut k) = self.allowed_on_role(p, t.actions, r) else {
+                continue;
+            };
+            if !rewrites_trust {
+                // `sts:AssumeRole` also needs the role's trust policy to allow us.
+                match trusts(r, &me, "sts:AssumeRole", &self.ctx) {
+                    Some(tk) => k.extend(tk),
+                    None => continue,
+                }
+            }
+            out.push(step(rid, k, false));
         }
         out
     }
@@ -672,50 +733,107 @@ impl<'s> Account<'s> {
         let (versioned, direct): (Vec<&str>, Vec<&str>) = actions
             .iter()
             .partition(|a| a.eq_ignore_ascii_case("iam:CreatePolicyVersion"));
-        let mut keys = allowed_all(p, &direct, &r.arn, &r.arn)?;
+        let mut keys = allowed_all(p, &direct, (&r.arn, &r.arn), &self.ctx)?;
         if !versioned.is_empty() {
             let policies = customer_managed(r);
             let k = policies
                 .iter()
-                .find_map(|arn| allowed_all(p, &versioned, arn, arn))?;
+                .find_map(|arn| allowed_all(p, &versioned, (arn, arn), &self.ctx))?;
             keys.extend(k);
         }
         Some(keys)
     }
 
-    /// What a self-escalation technique acts on: the principal itself, a managed policy
-    /// attached to it, a group it is in, or (joining a group) any group.
-    fn self_resources(&self, id: &str, p: &PrincipalPolicies, technique: &str) -> Vec<String> {
-        let account = ids::Arn::parse(&p.arn)
-            .map(|a| a.account.to_owned())
-            .unwrap_or_default();
-        let is_user = kind_of(id) == "user";
-        let groups: Vec<String> = p
-            .groups
-            .iter()
-            .map(|g| ids::iam(&account, "group", g))
-            .collect();
-        match technique {
-            "iam-001" => customer_managed(p),
-            "iam-005" | "iam-009" if !is_user => vec![p.arn.clone()],
-            "iam-007" | "iam-008" if is_user => vec![p.arn.clone()],
-            "iam-010" | "iam-011" if is_user => groups,
-            // Joining a group escalates only to what the group can do.
-            "iam-013" if is_user => self
-                .snap
-                .groups()
-                .into_iter()
-                .filter(is_admin)
-                .map(|g| g.arn)
-                .collect(),
+    /// What a self-escalation technique acts on, with what to report it acted on: the
+    /// principal itself, a managed policy attached to it, a group it is in, or (joining a
+    /// group) a group that gives it more power. A group subject stands for every member.
+    fn self_resources(
+        &self,
+        id: &str,
+        p: &PrincipalPolicies,
+        technique: &str,
+    ) -> Vec<(String, Option<String>)> {
+        let kind = kind_of(id);
+        let me = || vec![(p.arn.clone(), None)];
+        let via = |arns: Vec<String>| arns.into_iter().map(|a| (a.clone(), Some(a))).collect();
+        match (technique, kind) {
+            ("iam-001", _) => via(customer_managed(p)),
+            (SET_DEFAULT_VERSION, _) => via(self.better_versions(id, p)),
+            ("iam-005" | "iam-009", "role") => me(),
+            ("iam-007" | "iam-008", "user") => me(),
+            // Every member: a resource pattern must cover every user to cover them all.
+            ("iam-007" | "iam-008", "group") => {
+                vec![(format!("arn:aws:iam::{}:user/*", account_of(p)), None)]
+            }
+            ("iam-010" | "iam-011", "user") => via(self.own_groups(p)),
+            ("iam-010" | "iam-011", "group") => me(),
+            ("iam-013", "user" | "group") => via(self.better_groups(id, p)),
             _ => Vec::new(),
         }
+    }
+
+    /// The ARNs of the groups `p` is a member of.
+    fn own_groups(&self, p: &PrincipalPolicies) -> Vec<String> {
+        let account = account_of(p);
+        p.groups
+            .iter()
+            .map(|g| {
+                let id = ids::iam(&account, "group", g);
+                self.groups.get(&id).map_or(id, |g| g.arn.clone())
+            })
+            .collect()
+    }
+
+    /// Groups `p` is not in whose policies, added to its own, make it admin-equivalent
+    /// or let it reach admin in one more step (joining a group escalates only to what the
+    /// group can do).
+    fn better_groups(&self, id: &str, p: &PrincipalPolicies) -> Vec<String> {
+        self.groups
+            .iter()
+            .filter(|(gid, g)| {
+                gid.as_str() != id
+                    && !p.groups.iter().any(|m| m == group_name(&g.arn))
+                    && self.becomes_admin(id, &joined(p, group_name(&g.arn), g))
+            })
+            .map(|(_, g)| g.arn.clone())
+            .collect()
+    }
+
+    /// Customer-managed policies attached to `p` with a non-default version that, made
+    /// the default, makes `p` admin-equivalent or lets it reach admin in one more step.
+    fn better_versions(&self, id: &str, p: &PrincipalPolicies) -> Vec<String> {
+        let mut out = Vec::new();
+        for arn in customer_managed(p) {
+            let versions = self.snap.other_versions(&arn);
+            let better = versions.into_iter().any(|(_, version)| {
+                let mut q = p.clone();
+                for s in q.identity.iter_mut().filter(|s| s.source.ends_with(&arn)) {
+                    s.policy = version.clone();
+                }
+                self.becomes_admin(id, &q)
+            });
+            if better && !out.contains(&arn) {
+                out.push(arn);
+            }
+        }
+        out
+    }
+
+    /// Whether `q` (a changed `id`) is admin-equivalent or has a one-step path to admin
+    /// by a technique that does not itself change what `q` holds.
+    fn becomes_admin(&self, id: &str, q: &PrincipalPolicies) -> bool {
+        is_admin(q, &self.ctx)
+            || TECHNIQUES
+                .iter()
+                .filter(|t| !matches!(t.id, "iam-013" | SET_DEFAULT_VERSION))
+                .any(|t| self.steps(id, q, t).iter().any(|s| self.reaches_admin(s)))
     }
 
     /// Whether reaching `to` by `step` gives admin power.
     fn reaches_admin(&self, step: &Step) -> bool {
         match technique(step.technique).map(|t| t.target) {
-            // Self-escalation writes an admin policy for itself; so do the user/role
+            // Self-escalation writes an admin policy for itself (or joins a group, or sets
+            // a policy version, only when that gives admin); so do the user/role
             // techniques that grant policies to the target.
             Some(Target::SelfPolicy) => true,
             Some(Target::User | Target::Role)
@@ -730,6 +848,18 @@ impl<'s> Account<'s> {
             _ => self.admin.contains(&step.to),
         }
     }
+
+    /// Every step from subject `id` holding `p`, with whether it reaches admin.
+    fn all_steps(&self, id: &str, p: &PrincipalPolicies) -> Vec<Step> {
+        let mut out = Vec::new();
+        for t in TECHNIQUES {
+            for mut s in self.steps(id, p, t) {
+                s.reaches_admin = self.reaches_admin(&s);
+                out.push(s);
+            }
+        }
+        out
+    }
 }
 
 /// Escalation analysis of one account snapshot.
@@ -738,32 +868,60 @@ pub struct Analysis {
     pub admins: BTreeSet<String>,
     /// Every single step found, from every principal.
     pub steps: Vec<Step>,
+    /// Steps every member of a group can take by the group's policies alone (`from` is
+    /// the group's canonical id).
+    pub group_steps: Vec<Step>,
+    /// Groups whose policies alone make every member admin-equivalent.
+    pub admin_groups: BTreeSet<String>,
 }
 
 impl Analysis {
+    /// The analysis with nothing known of the time: conditions on it stay open.
     pub fn run(snap: &Snapshot) -> Analysis {
-        let account = Account::new(snap);
-        let mut steps = Vec::new();
-        // Admin-equivalent principals have nothing to escalate to.
-        for id in account
-            .principals
-            .keys()
-            .filter(|id| !account.admin.contains(*id))
-        {
-            for t in TECHNIQUES {
-                for mut s in account.steps(id, t) {
-                    s.reaches_admin = account.reaches_admin(&s);
-                    steps.push(s);
-                }
-            }
-        }
-        let admins = account.admin.clone();
-        Analysis { admins, steps }
+        Self::with(snap, Context::default())
     }
 
-    /// The shortest escalation path from `from` to admin-equivalent power, if any.
+    /// The analysis at `now`: conditions on `aws:CurrentTime`, `aws:EpochTime` and
+    /// `aws:TokenIssueTime` are decided, so a grant that has expired grants nothing.
+    pub fn run_at(snap: &Snapshot, now: Millis) -> Analysis {
+        let mut ctx = Context::default();
+        ctx.at(now);
+        Self::with(snap, ctx)
+    }
+
+    fn with(snap: &Snapshot, ctx: Context) -> Analysis {
+        let account = Account::new(snap, ctx);
+        let mut steps = Vec::new();
+        // Admin-equivalent principals have nothing to escalate to; service-linked roles
+        // are AWS's to use, never a starting point.
+        for (id, p) in account
+            .principals
+            .iter()
+            .filter(|(id, p)| !account.admin.contains(*id) && !p.is_service_linked())
+        {
+            steps.extend(account.all_steps(id, p));
+        }
+        let mut group_steps = Vec::new();
+        let mut admin_groups = BTreeSet::new();
+        for (id, g) in &account.groups {
+            if is_admin(g, &account.ctx) {
+                admin_groups.insert(id.clone());
+            } else {
+                group_steps.extend(account.all_steps(id, g));
+            }
+        }
+        Analysis {
+            admins: account.admin,
+            steps,
+            group_steps,
+            admin_groups,
+        }
+    }
+
+    /// The shortest escalation path from `from` (a principal, or a group for what every
+    /// member can do) to admin-equivalent power, if any.
     pub fn path_to_admin(&self, from: &str) -> Option<Path> {
-        if self.admins.contains(from) {
+        if self.admins.contains(from) || self.admin_groups.contains(from) {
             return Some(Path { steps: Vec::new() });
         }
         // Breadth-first over "becomes" steps; the first step that reaches admin ends the
@@ -772,7 +930,12 @@ impl Analysis {
         let mut queue = VecDeque::from([from.to_owned()]);
         let mut seen = BTreeSet::from([from.to_owned()]);
         while let Some(cur) = queue.pop_front() {
-            for s in self.steps.iter().filter(|s| s.from == cur) {
+            for s in self
+                .steps
+                .iter()
+                .chain(&self.group_steps)
+                .filter(|s| s.from == cur)
+            {
                 if s.reaches_admin {
                     let mut steps = vec![s.clone()];
                     let mut at = cur.clone();

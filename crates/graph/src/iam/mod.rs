@@ -5,6 +5,7 @@
 //! not determine — the caller's source IP, the time of day — is neither true nor false: it
 //! is reported as undecided, with its key, and never silently ignored.
 
+pub mod admin;
 pub mod authz;
 pub mod escalation;
 pub mod policy;

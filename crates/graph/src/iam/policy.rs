@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use keyward_model::ids;
+use keyward_model::time::Millis;
 use serde_json::Value;
 
 /// Three-valued truth: a condition on a key the request leaves open is `Unknown`.
@@ -338,6 +339,63 @@ impl Policy {
     }
 }
 
+/// Whether a pattern list names every value: `*` (or `*:*` for actions).
+fn covers_all(list: &[String]) -> bool {
+    list.iter()
+        .any(|p| p == "*:*" || (!p.is_empty() && p.bytes().all(|b| b == b'*')))
+}
+
+/// The statement's conditions, all together.
+fn conditions_hold(st: &Statement, ctx: &Context) -> Tri {
+    st.conditions
+        .iter()
+        .fold(Tri::True, |acc, c| acc.and(condition(c, ctx)))
+}
+
+impl Policy {
+    /// Whether an `Allow` statement grants every action on every resource (`Action` and
+    /// `Resource` of `*`; `NotAction` and `NotResource` always leave something out): the
+    /// condition keys left open (empty: unconditionally), or `None`. A statement whose
+    /// conditions are decided false under `ctx` grants nothing.
+    pub fn grants_everything(&self, ctx: &Context) -> Option<BTreeSet<String>> {
+        let mut found: Option<BTreeSet<String>> = None;
+        for st in self.statements.iter().filter(|s| s.effect == Effect::Allow) {
+            let all = matches!(&st.actions, Match::Is(a) if covers_all(a))
+                && matches!(&st.resources, Some(Match::Is(r)) if covers_all(r));
+            if !all {
+                continue;
+            }
+            match conditions_hold(st, ctx) {
+                Tri::True => return Some(BTreeSet::new()),
+                Tri::Unknown(keys) => found.get_or_insert_with(BTreeSet::new).extend(keys),
+                Tri::False => {}
+            }
+        }
+        found
+    }
+
+    /// Whether a `Deny` statement certainly applies (no condition left open under `ctx`)
+    /// to some action on every resource (`Resource` `*`, or any `NotResource`), so that
+    /// not everything is allowed.
+    pub fn denies_everywhere(&self, ctx: &Context) -> bool {
+        self.statements
+            .iter()
+            .filter(|s| s.effect == Effect::Deny)
+            .any(|st| {
+                let some_action = match &st.actions {
+                    Match::Is(a) => !a.is_empty(),
+                    Match::IsNot(a) => !covers_all(a),
+                };
+                let everywhere = match &st.resources {
+                    Some(Match::Is(r)) => covers_all(r),
+                    Some(Match::IsNot(_)) => true,
+                    None => false,
+                };
+                some_action && everywhere && conditions_hold(st, ctx) == Tri::True
+            })
+    }
+}
+
 /// Glob match (`*`, `?`) as IAM matches ARNs: case-sensitive.
 pub fn arn_glob(pattern: &str, text: &str) -> bool {
     glob(pattern, text, false)
@@ -416,12 +474,18 @@ pub enum PrincipalRef {
 
 /// What the request context says. Keys compare case-insensitively. With `closed`, a key
 /// that is absent is known to be absent (as AWS evaluates a real request); otherwise it is
-/// unknown.
+/// unknown. A key may also be known only to lie in a range of instants ([`Context::at`]).
 #[derive(Debug, Clone, Default)]
 pub struct Context {
     values: BTreeMap<String, Vec<String>>,
+    /// Key → the instants (ms, inclusive) its value lies between.
+    ranges: BTreeMap<String, (Millis, Millis)>,
     pub closed: bool,
 }
+
+/// The longest a temporary credential lives (`GetSessionToken` as an IAM user): a token
+/// usable at analysis time was issued at most this long before it.
+pub const MAX_TOKEN_AGE: Millis = 36 * 3_600_000;
 
 impl Context {
     pub fn set(
@@ -438,6 +502,24 @@ impl Context {
 
     fn get(&self, key: &str) -> Option<&Vec<String>> {
         self.values.get(&key.to_ascii_lowercase())
+    }
+
+    /// Decides the time keys for an analysis at `now`: `aws:CurrentTime` and
+    /// `aws:EpochTime` are `now`; `aws:TokenIssueTime` lies within [`MAX_TOKEN_AGE`]
+    /// before it. A condition such as `DateLessThan aws:CurrentTime 2020-01-01` is then
+    /// decided instead of left open.
+    pub fn at(&mut self, now: Millis) -> &mut Self {
+        self.set("aws:CurrentTime", [keyward_model::time::format(now)]);
+        self.set("aws:EpochTime", [(now.div_euclid(1000)).to_string()]);
+        self.ranges.insert(
+            "aws:tokenissuetime".to_owned(),
+            (now.saturating_sub(MAX_TOKEN_AGE), now),
+        );
+        self
+    }
+
+    fn range(&self, key: &str) -> Option<(Millis, Millis)> {
+        self.ranges.get(&key.to_ascii_lowercase()).copied()
     }
 }
 
@@ -549,6 +631,9 @@ fn condition(c: &Condition, ctx: &Context) -> Tri {
         Some(base) => (base, true),
         None => (op, false),
     };
+    if let Some((lo, hi)) = ctx.range(&c.key) {
+        return ranged(c, op, (lo, hi), ctx);
+    }
     let Some(actual) = ctx.get(&c.key) else {
         if !ctx.closed {
             return Tri::unknown(&c.key);
@@ -564,6 +649,36 @@ fn condition(c: &Condition, ctx: &Context) -> Tri {
     if op == "Null" {
         return Tri::from_bool(c.values.iter().any(|v| v.eq_ignore_ascii_case("false")));
     }
+    against(c, op, set, actual, ctx)
+}
+
+/// A condition on a key known only to lie between two instants: decided when the
+/// operator orders values and both ends agree (so does every instant between), else open.
+fn ranged(c: &Condition, op: &str, (lo, hi): (Millis, Millis), ctx: &Context) -> Tri {
+    let ordered = [
+        "LessThan",
+        "LessThanEquals",
+        "GreaterThan",
+        "GreaterThanEquals",
+    ]
+    .iter()
+    .any(|o| op == format!("Date{o}") || op == format!("Numeric{o}"));
+    if !ordered || c.operator.contains(':') {
+        return Tri::unknown(&c.key);
+    }
+    // Date operators read epoch seconds as well as ISO 8601.
+    let at = |t: Millis| vec![t.div_euclid(1000).to_string()];
+    match (
+        against(c, op, None, &at(lo), ctx),
+        against(c, op, None, &at(hi), ctx),
+    ) {
+        (a, b) if a == b => a,
+        _ => Tri::unknown(&c.key),
+    }
+}
+
+/// A condition's base operator `op` (qualifier `set`) against the request's values.
+fn against(c: &Condition, op: &str, set: Option<&str>, actual: &[String], ctx: &Context) -> Tri {
     let mut wanted = Vec::with_capacity(c.values.len());
     for v in &c.values {
         match substitute(v, ctx) {
@@ -641,9 +756,7 @@ fn statement_applies(st: &Statement, req: &Request) -> Tri {
         (Some(_), None) => return Tri::False,
         _ => {}
     }
-    st.conditions
-        .iter()
-        .fold(Tri::True, |acc, c| acc.and(condition(c, req.context)))
+    conditions_hold(st, req.context)
 }
 
 /// The answer to "is this request allowed?".

@@ -440,3 +440,95 @@ fn policy_error_messages() {
         "statement 1: condition `StringEquals` must map keys to values"
     );
 }
+
+#[test]
+fn time_keys_are_decided_at_analysis_time() {
+    // 2026-11-15T00:00:00Z.
+    let now = 1_794_700_800_000;
+    let mut ctx = Context::default();
+    ctx.at(now);
+    let cond = |op: &str, key: &str, value: &str| {
+        p(
+            json!({"Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*",
+            "Condition": {op: {key: value}}}]}),
+        )
+    };
+    let decide = |pol: &Policy| evaluate(&[pol], None, &req("s3:GetObject", "*", &ctx)).decision;
+    let cases = [
+        (
+            "DateLessThan",
+            "aws:CurrentTime",
+            "2020-01-01T00:00:00Z",
+            Decision::ImplicitDeny,
+        ),
+        (
+            "DateGreaterThan",
+            "aws:CurrentTime",
+            "2020-01-01T00:00:00Z",
+            Decision::Allow,
+        ),
+        (
+            "DateLessThanEquals",
+            "aws:CurrentTime",
+            "2030-01-01",
+            Decision::Allow,
+        ),
+        (
+            "NumericLessThan",
+            "aws:EpochTime",
+            "1577836800",
+            Decision::ImplicitDeny,
+        ),
+        (
+            "NumericGreaterThan",
+            "aws:EpochTime",
+            "1577836800",
+            Decision::Allow,
+        ),
+        (
+            "DateLessThan",
+            "aws:EpochTime",
+            "2020-01-01T00:00:00Z",
+            Decision::ImplicitDeny,
+        ),
+        // A usable token was issued within the last 36 hours.
+        (
+            "DateLessThan",
+            "aws:TokenIssueTime",
+            "2020-01-01T00:00:01Z",
+            Decision::ImplicitDeny,
+        ),
+        (
+            "DateGreaterThan",
+            "aws:TokenIssueTime",
+            "2026-11-01T00:00:00Z",
+            Decision::Allow,
+        ),
+    ];
+    for (op, key, value, want) in cases {
+        assert_eq!(decide(&cond(op, key, value)), want, "{op} {key} {value}");
+    }
+    // Within the token's possible ages, or an operator that does not order: open.
+    let open = [
+        (
+            "DateGreaterThan",
+            "aws:TokenIssueTime",
+            "2026-11-14T12:00:00Z",
+        ),
+        ("DateEquals", "aws:TokenIssueTime", "2026-11-14T12:00:00Z"),
+    ];
+    for (op, key, value) in open {
+        assert_eq!(
+            decide(&cond(op, key, value)),
+            Decision::ConditionalAllow(BTreeSet::from([key.to_owned()])),
+            "{op} {key}"
+        );
+    }
+    // Without an analysis time, every time key is open.
+    let none = Context::default();
+    let pol = cond("DateLessThan", "aws:CurrentTime", "2020-01-01T00:00:00Z");
+    assert!(matches!(
+        evaluate(&[&pol], None, &req("s3:GetObject", "*", &none)).decision,
+        Decision::ConditionalAllow(_)
+    ));
+}
