@@ -21,7 +21,9 @@ pub struct Args {
     #[arg(long, value_parser = parse_format, value_name = "FORMAT")]
     pub format: Option<Format>,
     /// Kubernetes cluster name for audit logs and RBAC snapshots (default: from the path,
-    /// `…/k8s/<cluster>/…` or `cluster=<name>`, else `default`).
+    /// `…/k8s/<cluster>/…` or `cluster=<name>`, never a generic folder such as `audit/` or
+    /// `logs/`; else `default`, said in the summary). Clusters that share service-account
+    /// uids or node names are joined after the run.
     #[arg(long)]
     pub cluster: Option<String>,
     /// Re-read files already ingested with the same bytes.
@@ -134,7 +136,7 @@ pub fn audit_entry(
     let count = |s: FileStatus| r.files.iter().filter(|f| f.status == s).count();
     let records: u64 = r.per_source.values().map(|s| s.records).sum();
     let accepted: u64 = r.per_source.values().map(|s| s.accepted).sum();
-    let after = serde_json::json!({
+    let mut after = serde_json::json!({
         "files": count(FileStatus::Ingested),
         "unchanged": count(FileStatus::Unchanged),
         "unrecognized": count(FileStatus::Unrecognized),
@@ -145,6 +147,17 @@ pub fn audit_entry(
         "identities_updated": r.identities_updated,
         "findings": r.findings.len(),
     });
+    // Clusters joined on evidence are a state change of this run: the audit entry says so.
+    if !r.clusters_merged.is_empty()
+        && let Some(o) = after.as_object_mut()
+    {
+        let joined: Vec<serde_json::Value> = r
+            .clusters_merged
+            .iter()
+            .map(|j| serde_json::json!({"from": j.from, "into": j.into}))
+            .collect();
+        o.insert("clusters_joined".into(), joined.into());
+    }
     keyward_store::AuditEntry {
         at,
         actor: cli_actor(),
@@ -201,6 +214,7 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
         "identities: {} new, {} updated; the inventory holds {inventory_size}",
         r.identities_new, r.identities_updated
     );
+    print_clusters(r);
     if let Some(d) = &r.detection {
         let count = |k: keyward_detect::Kind, s: keyward_detect::Severity| {
             r.findings
@@ -245,5 +259,33 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
         if (r.rejections.len() as u64) < r.rejected {
             eprintln!("… see all of them with `keyward dead-letters`");
         }
+    }
+}
+
+/// Where Kubernetes inputs were filed: names guessed, clusters joined on evidence, and
+/// clusters that share evidence under two deliberate names.
+fn print_clusters(r: &IngestReport) {
+    for (c, o) in &r.clusters {
+        if *o == keyward_engine::ClusterOrigin::Guessed {
+            println!("cluster name guessed: {c} (no cluster in path; pass --cluster)");
+        }
+    }
+    for j in &r.clusters_merged {
+        println!(
+            "clusters joined: `{}` into `{}` ({})",
+            j.from,
+            j.into,
+            crate::cmd_clusters::evidence(&j.evidence)
+        );
+    }
+    for j in &r.clusters_shared {
+        println!(
+            "clusters `{}` and `{}` look like one ({}): `keyward clusters merge {} {}`",
+            j.from,
+            j.into,
+            crate::cmd_clusters::evidence(&j.evidence),
+            j.from,
+            j.into
+        );
     }
 }

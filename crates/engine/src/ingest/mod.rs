@@ -98,6 +98,14 @@ pub struct IngestReport {
     pub detection: Option<DetectionStats>,
     /// Findings opened or extended by this ingest.
     pub findings: Vec<keyward_detect::Finding>,
+    /// The clusters Kubernetes inputs were filed under, and how each was named (a name
+    /// guessed for one input and read for another counts as guessed).
+    pub clusters: BTreeMap<String, crate::ClusterOrigin>,
+    /// Clusters found to be one by the evidence they share, and merged.
+    pub clusters_merged: Vec<crate::ClusterJoin>,
+    /// Clusters that share evidence but both have deliberate names: not merged
+    /// (`keyward clusters merge`).
+    pub clusters_shared: Vec<crate::ClusterJoin>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -139,7 +147,10 @@ impl Engine {
         progress: &mut dyn Progress,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        let mut run = Run::default();
+        let mut run = Run {
+            aliases: crate::clusters::aliases(self.store.as_ref())?,
+            ..Run::default()
+        };
         let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
         let inventory = &mut self.inventory;
         let topology = &mut self.topology;
@@ -202,6 +213,7 @@ impl Engine {
         let pending = std::mem::take(&mut run.state.pending);
         self.topology.apply(self.store.as_ref(), pending)?;
         let mut report = run.state.report;
+        self.join_after(opts, &mut report)?;
         for (new, source) in run.state.touched.values() {
             let st = report.per_source.entry(source).or_default();
             if *new {
@@ -276,6 +288,7 @@ impl Engine {
         read: impl FnOnce(Format, &mut Context, &mut EngineSink),
     ) -> Result<IngestReport, EngineError> {
         let mut run = Run::default();
+        let aliases = crate::clusters::aliases(self.store.as_ref())?;
         let mut batch = self.store.begin()?;
         let Some(format) = format else {
             let file_id = batch.add_file(label, hash, "unknown", now)?;
@@ -291,7 +304,11 @@ impl Engine {
             run.state.report.rejections.push((label.to_owned(), diag));
             return Ok(run.state.report);
         };
-        run.ctx.cluster = opts.cluster.clone().unwrap_or_else(|| "default".into());
+        let (cluster, origin) = crate::clusters::name_for(None, opts.cluster.as_deref(), &aliases);
+        if matches!(format, Format::K8sAudit | Format::K8sSnapshot) {
+            note_cluster(&mut run.state.report, &cluster, origin);
+        }
+        run.ctx.cluster = cluster;
         let file_id = batch.add_file(label, hash, format.as_str(), now)?;
         let mut progress = ();
         let parts = Parts {
@@ -323,8 +340,33 @@ impl Engine {
         st.accepted += accepted;
         st.rejected += rejected;
         report.rejected += rejected;
-        Ok(run.state.report)
+        let mut report = run.state.report;
+        self.join_after(opts, &mut report)?;
+        Ok(report)
     }
+
+    /// After an ingest that filed Kubernetes inputs: clusters joined on the evidence they
+    /// share (see `clusters.rs`), into the report.
+    fn join_after(
+        &mut self,
+        opts: &IngestOptions,
+        report: &mut IngestReport,
+    ) -> Result<(), EngineError> {
+        if report.clusters.is_empty() {
+            return Ok(());
+        }
+        let given = opts.cluster.iter().cloned().collect();
+        let (merged, shared) = self.join_clusters(&given)?;
+        report.clusters_merged = merged;
+        report.clusters_shared = shared;
+        Ok(())
+    }
+}
+
+/// Records the cluster a Kubernetes input was filed under; a guess anywhere is reported.
+fn note_cluster(report: &mut IngestReport, cluster: &str, origin: crate::ClusterOrigin) {
+    let o = report.clusters.entry(cluster.to_owned()).or_insert(origin);
+    *o = (*o).min(origin);
 }
 
 /// Reads one input's records into the sink: a document whole, through its format's
@@ -429,6 +471,8 @@ struct Run {
     spare: Vec<u8>,
     ctx: Context,
     state: RunState,
+    /// Cluster names `keyward clusters merge` made aliases of others.
+    aliases: BTreeMap<String, String>,
 }
 
 /// The part of a [`Run`] its inputs' sinks write to.
