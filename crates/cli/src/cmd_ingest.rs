@@ -29,11 +29,31 @@ pub struct Args {
     /// Re-read files already ingested with the same bytes.
     #[arg(long)]
     pub force: bool,
+    /// What a people directory's status means, beyond the default vocabulary
+    /// (`on_leave`, `suspended`, `contractor` are active; `terminated`, `inactive`,
+    /// `offboarded` departed; see the README): `NAME=active` or `NAME=departed`; repeatable.
+    #[arg(long, value_name = "NAME=active|departed", value_parser = parse_person_status)]
+    pub person_status: Vec<(String, keyward_normalize::people::PersonStatus)>,
     /// Ingest only: no rules, baselines, posture findings or risk scores.
     #[arg(long)]
     pub no_detect: bool,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
+}
+
+fn parse_person_status(
+    s: &str,
+) -> Result<(String, keyward_normalize::people::PersonStatus), String> {
+    let (name, meaning) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=active or NAME=departed"))?;
+    let key = keyward_normalize::people::status_key(name);
+    let meaning = keyward_normalize::people::PersonStatus::parse(meaning)
+        .ok_or_else(|| format!("`{meaning}` is neither `active` nor `departed`"))?;
+    if key.is_empty() {
+        return Err("an empty status name".into());
+    }
+    Ok((key, meaning))
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -91,6 +111,7 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
         format: args.format,
         cluster: args.cluster.clone(),
         force: args.force,
+        person_statuses: args.person_status.iter().cloned().collect(),
         batch_records: None,
     };
     if !args.no_detect {
@@ -244,6 +265,15 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
         .filter(|f| f.status == FileStatus::Unrecognized)
     {
         eprintln!("skipped `{}`: not a recognised input format", f.path);
+    }
+    if r.warned > 0 {
+        println!(
+            "warnings: {} record(s) accepted with something to check",
+            r.warned
+        );
+        for (path, d) in &r.warnings {
+            eprintln!("warning: {path}:{}: {}", d.line, d.reason);
+        }
     }
     if r.rejected > 0 {
         println!("rejected records: {}", r.rejected);

@@ -468,3 +468,39 @@ fn cluster_guesses_and_merges_are_said() {
     let o = keyward(&data, &["audit", "export"]);
     assert!(stdout(&o).contains("clusters.merge"), "{}", stdout(&o));
 }
+
+/// A people directory's unknown status is a warning on its line: the row is kept and the
+/// exit status stays 0 (2 is for rejected records).
+#[test]
+fn an_unknown_person_status_warns_and_exits_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = dir.path().join("people.csv");
+    std::fs::write(
+        &people,
+        "email,status\na@acme.example,On Leave\nb@acme.example,garden leave\n",
+    )
+    .unwrap();
+    let o = keyward(&dir.path().join("d"), &["ingest", people.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("warnings: 1 record(s)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("people.csv:3: `status` `garden leave`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = keyward(
+        &dir.path().join("d2"),
+        &[
+            "ingest",
+            "--person-status",
+            "Garden Leave=departed",
+            people.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("warnings:"), "{}", stdout(&o));
+}

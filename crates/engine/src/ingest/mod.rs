@@ -30,6 +30,9 @@ pub struct IngestOptions {
     pub cluster: Option<String>,
     /// Re-read files whose exact bytes were ingested before.
     pub force: bool,
+    /// People-directory statuses mapped beyond (or instead of) the default vocabulary
+    /// ([`keyward_normalize::people::DEFAULT_STATUSES`]).
+    pub person_statuses: BTreeMap<String, keyward_normalize::people::PersonStatus>,
     /// Commit after this many records (default [`DEFAULT_BATCH_RECORDS`]); a crash loses
     /// at most the uncommitted batch, whose files the next run reads again.
     pub batch_records: Option<u64>,
@@ -90,6 +93,11 @@ pub struct IngestReport {
     /// The first rejected records, `path:line` and why.
     pub rejections: Vec<(String, Diagnostic)>,
     pub rejected: u64,
+    /// Records accepted with something odd about them (a people directory's unknown
+    /// status): not rejections, and not counted among them.
+    pub warned: u64,
+    /// The first of those, `path:line` and what.
+    pub warnings: Vec<(String, Diagnostic)>,
     pub identities_new: u64,
     pub identities_updated: u64,
     /// Explicitly named inputs that could not be read as any format.
@@ -151,6 +159,7 @@ impl Engine {
             aliases: crate::clusters::aliases(self.store.as_ref())?,
             ..Run::default()
         };
+        run.ctx.person_statuses.clone_from(&opts.person_statuses);
         let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
         let inventory = &mut self.inventory;
         let topology = &mut self.topology;
