@@ -223,6 +223,27 @@ impl Engine {
         self.topology.apply(self.store.as_ref(), pending)?;
         let mut report = run.state.report;
         self.join_after(opts, &mut report)?;
+        // Identities re-keyed by a join count once, under their new id (twins: new only
+        // when both were).
+        for j in &report.clusters_merged {
+            let (from, into) = (format!("k8s:{}/", j.from), format!("k8s:{}/", j.into));
+            let moved: Vec<String> = run
+                .state
+                .touched
+                .keys()
+                .filter(|k| k.starts_with(&from))
+                .cloned()
+                .collect();
+            for old in moved {
+                let (Some(entry), Some(rest)) =
+                    (run.state.touched.remove(&old), old.strip_prefix(&from))
+                else {
+                    continue;
+                };
+                let slot = run.state.touched.entry([into.as_str(), rest].concat());
+                slot.and_modify(|e| e.0 &= entry.0).or_insert(entry);
+            }
+        }
         for (new, source) in run.state.touched.values() {
             let st = report.per_source.entry(source).or_default();
             if *new {
