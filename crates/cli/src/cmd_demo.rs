@@ -129,6 +129,7 @@ fn ingest_estate(root: &Path) -> anyhow::Result<Engine> {
         format: None,
         cluster: None,
         force: false,
+        person_status: Vec::new(),
         no_detect: false,
         detect: Default::default(),
     };

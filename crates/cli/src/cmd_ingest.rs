@@ -21,17 +21,39 @@ pub struct Args {
     #[arg(long, value_parser = parse_format, value_name = "FORMAT")]
     pub format: Option<Format>,
     /// Kubernetes cluster name for audit logs and RBAC snapshots (default: from the path,
-    /// `…/k8s/<cluster>/…` or `cluster=<name>`, else `default`).
+    /// `…/k8s/<cluster>/…` or `cluster=<name>`, never a generic folder such as `audit/` or
+    /// `logs/`; else `default`, said in the summary). Clusters that share service-account
+    /// uids or node names are joined after the run.
     #[arg(long)]
     pub cluster: Option<String>,
     /// Re-read files already ingested with the same bytes.
     #[arg(long)]
     pub force: bool,
+    /// What a people directory's status means, beyond the default vocabulary
+    /// (`on_leave`, `suspended`, `contractor` are active; `terminated`, `inactive`,
+    /// `offboarded` departed; see the README): `NAME=active` or `NAME=departed`; repeatable.
+    #[arg(long, value_name = "NAME=active|departed", value_parser = parse_person_status)]
+    pub person_status: Vec<(String, keyward_normalize::people::PersonStatus)>,
     /// Ingest only: no rules, baselines, posture findings or risk scores.
     #[arg(long)]
     pub no_detect: bool,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
+}
+
+fn parse_person_status(
+    s: &str,
+) -> Result<(String, keyward_normalize::people::PersonStatus), String> {
+    let (name, meaning) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=active or NAME=departed"))?;
+    let key = keyward_normalize::people::status_key(name);
+    let meaning = keyward_normalize::people::PersonStatus::parse(meaning)
+        .ok_or_else(|| format!("`{meaning}` is neither `active` nor `departed`"))?;
+    if key.is_empty() {
+        return Err("an empty status name".into());
+    }
+    Ok((key, meaning))
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
@@ -89,6 +111,7 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
         format: args.format,
         cluster: args.cluster.clone(),
         force: args.force,
+        person_statuses: args.person_status.iter().cloned().collect(),
         batch_records: None,
     };
     if !args.no_detect {
@@ -134,7 +157,7 @@ pub fn audit_entry(
     let count = |s: FileStatus| r.files.iter().filter(|f| f.status == s).count();
     let records: u64 = r.per_source.values().map(|s| s.records).sum();
     let accepted: u64 = r.per_source.values().map(|s| s.accepted).sum();
-    let after = serde_json::json!({
+    let mut after = serde_json::json!({
         "files": count(FileStatus::Ingested),
         "unchanged": count(FileStatus::Unchanged),
         "unrecognized": count(FileStatus::Unrecognized),
@@ -145,6 +168,17 @@ pub fn audit_entry(
         "identities_updated": r.identities_updated,
         "findings": r.findings.len(),
     });
+    // Clusters joined on evidence are a state change of this run: the audit entry says so.
+    if !r.clusters_merged.is_empty()
+        && let Some(o) = after.as_object_mut()
+    {
+        let joined: Vec<serde_json::Value> = r
+            .clusters_merged
+            .iter()
+            .map(|j| serde_json::json!({"from": j.from, "into": j.into}))
+            .collect();
+        o.insert("clusters_joined".into(), joined.into());
+    }
     keyward_store::AuditEntry {
         at,
         actor: cli_actor(),
@@ -201,6 +235,7 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
         "identities: {} new, {} updated; the inventory holds {inventory_size}",
         r.identities_new, r.identities_updated
     );
+    print_clusters(r);
     if let Some(d) = &r.detection {
         let count = |k: keyward_detect::Kind, s: keyward_detect::Severity| {
             r.findings
@@ -231,6 +266,15 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
     {
         eprintln!("skipped `{}`: not a recognised input format", f.path);
     }
+    if r.warned > 0 {
+        println!(
+            "warnings: {} record(s) accepted with something to check",
+            r.warned
+        );
+        for (path, d) in &r.warnings {
+            eprintln!("warning: {path}:{}: {}", d.line, d.reason);
+        }
+    }
     if r.rejected > 0 {
         println!("rejected records: {}", r.rejected);
         for (reason, n) in &r.reasons {
@@ -245,5 +289,33 @@ pub fn print_summary(r: &IngestReport, secs: f64, inventory_size: usize) {
         if (r.rejections.len() as u64) < r.rejected {
             eprintln!("… see all of them with `keyward dead-letters`");
         }
+    }
+}
+
+/// Where Kubernetes inputs were filed: names guessed, clusters joined on evidence, and
+/// clusters that share evidence under two deliberate names.
+fn print_clusters(r: &IngestReport) {
+    for (c, o) in &r.clusters {
+        if *o == keyward_engine::ClusterOrigin::Guessed {
+            println!("cluster name guessed: {c} (no cluster in path; pass --cluster)");
+        }
+    }
+    for j in &r.clusters_merged {
+        println!(
+            "clusters joined: `{}` into `{}` ({})",
+            j.from,
+            j.into,
+            crate::cmd_clusters::evidence(&j.evidence)
+        );
+    }
+    for j in &r.clusters_shared {
+        println!(
+            "clusters `{}` and `{}` look like one ({}): `keyward clusters merge {} {}`",
+            j.from,
+            j.into,
+            crate::cmd_clusters::evidence(&j.evidence),
+            j.from,
+            j.into
+        );
     }
 }

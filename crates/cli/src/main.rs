@@ -6,6 +6,7 @@
 mod term;
 
 mod cmd_audit;
+mod cmd_clusters;
 mod cmd_dead_letters;
 mod cmd_demo;
 mod cmd_findings;
@@ -70,6 +71,9 @@ enum Command {
     /// The audit log: verify its keyed MAC chain, export it, anchor its head.
     #[command(subcommand)]
     Audit(cmd_audit::Command),
+    /// Kubernetes clusters: list them and the evidence that two are one; merge two.
+    #[command(subcommand)]
+    Clusters(cmd_clusters::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -128,6 +132,7 @@ fn run() -> ExitCode {
         Command::Serve(a) => cmd_serve::run(&dir, a),
         Command::Token(c) => cmd_token::run(&dir, c),
         Command::Audit(c) => cmd_audit::run(&dir, c),
+        Command::Clusters(c) => cmd_clusters::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

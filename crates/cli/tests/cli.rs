@@ -399,3 +399,108 @@ fn concurrent_processes_do_not_fork_the_audit_chain() {
         (Some(true), Some(6))
     );
 }
+
+/// A cluster the path does not name is a guess, and the summary says so; two clusters
+/// under deliberate names that share service-account uids are pointed out, and `keyward
+/// clusters merge` makes them one (audited).
+#[test]
+fn cluster_guesses_and_merges_are_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let k8s = estate().join("k8s/prod-eks");
+    for (from, to) in [
+        ("rbac-snapshot.json", "k8s/rbac.json"),
+        ("audit.jsonl", "k8s/audit/audit.log"),
+    ] {
+        let to = input.join(to);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(k8s.join(from), to).unwrap();
+    }
+    let data = dir.path().join("data");
+    let o = keyward(&data, &["ingest", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("cluster name guessed: default (no cluster in path; pass --cluster)"),
+        "{}",
+        stdout(&o)
+    );
+
+    let data = dir.path().join("data2");
+    let rbac = input.join("k8s/rbac.json");
+    let audit = input.join("k8s/audit/audit.log");
+    let o = keyward(
+        &data,
+        &[
+            "ingest",
+            "--no-detect",
+            "--cluster",
+            "blue",
+            rbac.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = keyward(
+        &data,
+        &[
+            "ingest",
+            "--no-detect",
+            "--cluster",
+            "green",
+            audit.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("`keyward clusters merge blue green`"),
+        "{}",
+        stdout(&o)
+    );
+    let o = keyward(&data, &["clusters", "merge", "blue", "green"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("merged `blue` into `green`"),
+        "{}",
+        stdout(&o)
+    );
+    let o = keyward(&data, &["clusters", "list"]);
+    let out = stdout(&o);
+    assert!(out.contains("green") && !out.contains("blue"), "{out}");
+    let o = keyward(&data, &["audit", "export"]);
+    assert!(stdout(&o).contains("clusters.merge"), "{}", stdout(&o));
+}
+
+/// A people directory's unknown status is a warning on its line: the row is kept and the
+/// exit status stays 0 (2 is for rejected records).
+#[test]
+fn an_unknown_person_status_warns_and_exits_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let people = dir.path().join("people.csv");
+    std::fs::write(
+        &people,
+        "email,status\na@acme.example,On Leave\nb@acme.example,garden leave\n",
+    )
+    .unwrap();
+    let o = keyward(&dir.path().join("d"), &["ingest", people.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("warnings: 1 record(s)"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("people.csv:3: `status` `garden leave`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = keyward(
+        &dir.path().join("d2"),
+        &[
+            "ingest",
+            "--person-status",
+            "Garden Leave=departed",
+            people.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stdout(&o).contains("warnings:"), "{}", stdout(&o));
+}

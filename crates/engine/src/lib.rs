@@ -7,6 +7,7 @@
 //! S3 object, an IAM snapshot) are read whole, one file at a time. Memory is bounded by the
 //! inventory plus the largest single document.
 
+mod clusters;
 mod detection;
 mod ingest;
 mod posture;
@@ -14,6 +15,9 @@ mod query;
 mod records;
 mod topology;
 
+pub use clusters::{
+    ClusterJoin, ClusterOrigin, GUESSED_CLUSTER, MIN_SHARED_NODES, MergeCounts, SharedEvidence,
+};
 pub use detection::{FindingQuery, MAX_NOTE_BYTES};
 pub use ingest::{
     DEFAULT_BATCH_RECORDS, DetectionStats, FileReport, FileStatus, IngestOptions, IngestReport,

@@ -6,7 +6,7 @@
 //! IAM-derived edges are recomputed when one of its IAM objects changes, and events add to
 //! observed edges. Nothing is rebuilt from scratch per ingest.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use keyward_graph::derive::{self, Names};
 use keyward_graph::{EdgeKind, Graph, NodeKind, NodeSpec};
@@ -26,6 +26,30 @@ pub struct Topology {
     /// Names of roles, users and service accounts first seen since the last apply: IaC
     /// resources naming them can now be linked.
     new_names: BTreeSet<String>,
+    /// Everyone a people directory lists (e-mail, lower-case).
+    directory: BTreeSet<String>,
+    /// The e-mail domains people directories cover, each with the (first) directory's
+    /// file name: an owner of one of these domains absent from every directory has left.
+    domains: BTreeMap<String, String>,
+    /// Teams the directories name (lower-case): `orders-team@` is the team's mailbox.
+    teams: BTreeSet<String>,
+}
+
+/// Words that make a mailbox a team's or a function's, not a person's (`web-team@`,
+/// `payments-oncall@`, `noreply@`).
+const SHARED_MAILBOX_WORDS: &[&str] = &[
+    "team", "teams", "group", "groups", "grp", "list", "dl", "oncall", "owners", "admins",
+    "alerts", "noreply", "support", "ops", "devops", "sre", "infra", "helpdesk", "squad",
+];
+
+/// Whether the local part of an e-mail names a team or a function rather than a person: a
+/// word of [`SHARED_MAILBOX_WORDS`] or a team the directory names. Such mailboxes are
+/// never in an HR export, and their absence says nothing about anyone leaving.
+fn shared_mailbox(local: &str, teams: &BTreeSet<String>) -> bool {
+    teams.contains(local)
+        || local
+            .split(['-', '_', '.', '+'])
+            .any(|w| SHARED_MAILBOX_WORDS.contains(&w) || teams.contains(w))
 }
 
 /// Objects whose edges are derived per account (from the rebuilt IAM snapshot).
@@ -76,6 +100,9 @@ impl Topology {
             names: Names::new(identities.iter().copied()),
             stale_accounts: BTreeSet::new(),
             new_names: BTreeSet::new(),
+            directory: BTreeSet::new(),
+            domains: BTreeMap::new(),
+            teams: BTreeSet::new(),
         };
         for i in identities {
             t.identity(i);
@@ -175,14 +202,11 @@ impl Topology {
             }
         }
         for o in &p.objects {
-            if o.kind == "person" {
-                let node = derive::object_node(o);
-                let id = self.graph.ensure(&node);
-                let departed = o.doc.get("status").and_then(|s| s.as_str()) == Some("departed");
-                self.graph.set_gone(id, departed);
-            }
             if let Some(edges) = derive::object_edges(o, &self.names) {
                 self.graph.set_edges(&derive::object_node(o), edges);
+            }
+            if o.kind == "person" {
+                self.person(o);
             }
         }
         if !p.accounts.is_empty() {
@@ -197,7 +221,59 @@ impl Topology {
         // Cheap (files × rules) and new IaC files or repositories may appear with any
         // batch, so CODEOWNERS are re-applied every time.
         self.codeowners(store)?;
+        // Owners named by any identity or file so far may be absent from a directory.
+        self.absent_owners();
         Ok(())
+    }
+
+    /// A people directory's row: whether the person (and their GitHub login) has left,
+    /// and the domain the directory covers.
+    fn person(&mut self, o: &SnapshotObject) {
+        let departed = o.doc.get("status").and_then(|s| s.as_str()) == Some("departed");
+        let id = self.graph.ensure(&derive::object_node(o));
+        self.graph.set_gone(id, departed);
+        if let Some(login) = o.doc.get("github").and_then(|g| g.as_str()) {
+            let id = self.graph.ensure(&derive::owner_node(&format!("@{login}")));
+            self.graph.set_gone(id, departed);
+        }
+        let email = o.id.to_ascii_lowercase();
+        if let Some((_, domain)) = email.rsplit_once('@') {
+            let file = o
+                .scope
+                .clone()
+                .unwrap_or_else(|| "the people directory".into());
+            self.domains.entry(domain.to_owned()).or_insert(file);
+        }
+        self.directory.insert(email);
+        if let Some(team) = o.doc.get("team").and_then(|t| t.as_str()) {
+            self.teams.insert(team.trim().to_ascii_lowercase());
+        }
+    }
+
+    /// Owners of a domain a people directory covers who are not in it: they have left
+    /// (evidence: `not in <directory>`). A team's or a function's mailbox
+    /// ([`shared_mailbox`]) is not a person, and is not judged.
+    fn absent_owners(&mut self) {
+        if self.domains.is_empty() {
+            return;
+        }
+        let absent: Vec<(keyward_graph::NodeId, String)> = self
+            .graph
+            .nodes()
+            .filter(|(_, _, n)| n.kind == NodeKind::Person && !n.gone)
+            .filter_map(|(id, key, _)| {
+                let email = key.strip_prefix("person:")?;
+                let (local, domain) = email.rsplit_once('@').filter(|(l, _)| !l.is_empty())?;
+                let file = self.domains.get(domain)?;
+                if shared_mailbox(local, &self.teams) {
+                    return None;
+                }
+                (!self.directory.contains(email)).then(|| (id, format!("not in {file}")))
+            })
+            .collect();
+        for (id, why) in absent {
+            self.graph.set_gone_because(id, &why);
+        }
     }
 
     /// Re-derives every CODEOWNERS file's edges (after IaC files or CODEOWNERS changed).

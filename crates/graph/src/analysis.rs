@@ -41,6 +41,9 @@ pub struct Candidate {
     pub kind: &'static str,
     pub confidence: f64,
     pub departed: bool,
+    /// What says they left, when their own directory row does not (`not in people.csv`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub departed_because: Option<String>,
     /// The person's team, from the people directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team: Option<String>,
@@ -272,6 +275,7 @@ fn candidates(g: &Graph, found: &[(NodeId, f64)], best: &Trail<'_>, chains: bool
             kind: n.kind.as_str(),
             confidence: (conf * 100.0).round() / 100.0,
             departed: n.gone,
+            departed_because: g.gone_because(node).map(str::to_owned),
             team,
             chain: if chains {
                 chain(g, best, node)
@@ -315,6 +319,7 @@ fn team_members(g: &Graph, tnode: NodeId, team: &Candidate) -> Vec<Candidate> {
                 kind: p.kind.as_str(),
                 confidence: (team.confidence * 0.8 * 100.0).round() / 100.0,
                 departed: p.gone,
+                departed_because: g.gone_because(e.from).map(str::to_owned),
                 team: Some(team.owner.clone()),
                 chain,
             })

@@ -449,6 +449,9 @@ pub struct Graph {
     dirty_observed: Vec<EdgeIndex<u32>>,
     /// People marked gone (departed), kept as nodes change.
     gone_people: usize,
+    /// Why a node is gone, where something beyond its own record says so (an owner absent
+    /// from the people directory: `not in people.csv`).
+    gone_why: FxHashMap<u32, Box<str>>,
 }
 
 fn gone_person(n: &Node) -> bool {
@@ -585,6 +588,25 @@ impl Graph {
             n.gone = gone;
             recount(&mut self.gone_people, was, gone_person(n));
         }
+        if !self.gone_why.is_empty() {
+            self.gone_why
+                .remove(&id.0.index().try_into().unwrap_or(u32::MAX));
+        }
+    }
+
+    /// Marks a node gone for a reason its own record does not give (see
+    /// [`Graph::gone_because`]).
+    pub fn set_gone_because(&mut self, id: NodeId, why: &str) {
+        self.set_gone(id, true);
+        if let Ok(i) = u32::try_from(id.0.index()) {
+            self.gone_why.insert(i, why.into());
+        }
+    }
+
+    /// Why a node is gone, when [`Graph::set_gone_because`] said.
+    pub fn gone_because(&self, id: NodeId) -> Option<&str> {
+        let i = u32::try_from(id.0.index()).ok()?;
+        self.gone_why.get(&i).map(|w| &**w)
     }
 
     /// Whether any person is marked gone (departed): without one, nothing can have lost

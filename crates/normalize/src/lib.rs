@@ -55,6 +55,9 @@ pub struct Output<'a> {
     pub raw: Option<Cow<'a, [u8]>>,
     /// Fields of `raw` the parser already read, for rules.
     pub read_fields: keyward_model::ReadFields<'a>,
+    /// What is odd about a record that was still accepted (a people directory's unknown
+    /// status): reported, never a rejection.
+    pub warnings: Vec<Diagnostic>,
 }
 
 impl Output<'_> {
@@ -67,6 +70,7 @@ impl Output<'_> {
             active: self.active,
             raw: self.raw.map(|r| Cow::Owned(r.into_owned())),
             read_fields: self.read_fields.into_owned(),
+            warnings: self.warnings,
         }
     }
 }
@@ -151,6 +155,9 @@ pub struct Context {
     /// repository root — and never to do I/O.
     pub path: Option<String>,
     pub memo: CallerMemo,
+    /// People-directory statuses mapped beyond (or instead of)
+    /// [`people::DEFAULT_STATUSES`], keyed as [`people::status_key`] spells them.
+    pub person_statuses: std::collections::BTreeMap<String, people::PersonStatus>,
 }
 
 impl Context {
@@ -159,6 +166,7 @@ impl Context {
             cluster: cluster.into(),
             path: None,
             memo: CallerMemo::default(),
+            person_statuses: std::collections::BTreeMap::new(),
         }
     }
 
@@ -233,7 +241,7 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::K8sSnapshot => k8s_snapshot::normalize(doc, ctx, sink),
         Format::Terraform => terraform::normalize(doc, ctx, sink),
         Format::Codeowners => codeowners::normalize(doc, ctx, sink),
-        Format::PeopleDirectory => people::normalize(doc, sink),
+        Format::PeopleDirectory => people::normalize(doc, ctx, sink),
         Format::LambdaFunctions => lambda::normalize(doc, sink),
         Format::GithubWebhook => github::normalize_document(doc, ctx, sink),
     }
@@ -514,10 +522,12 @@ pub(crate) mod tests_support {
         pub(crate) objects: Vec<SnapshotObject>,
         pub(crate) observations: Vec<Observation>,
         pub(crate) diagnostics: Vec<Diagnostic>,
+        pub(crate) warnings: Vec<Diagnostic>,
     }
 
     impl Sink for Collect {
         fn accept(&mut self, out: Output<'_>) {
+            self.warnings.extend(out.warnings);
             self.objects.extend(out.objects);
             self.observations.extend(out.observations);
         }

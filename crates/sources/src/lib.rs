@@ -245,15 +245,63 @@ pub fn peek(r: &mut dyn BufRead) -> io::Result<&[u8]> {
     r.fill_buf()
 }
 
+/// Folder names that say what a file is, never which cluster it is of: `k8s/audit/a.log`
+/// is an audit log of a cluster the path does not name.
+pub const GENERIC_FOLDERS: &[&str] = &[
+    "audit",
+    "audits",
+    "audit-logs",
+    "auditlogs",
+    "log",
+    "logs",
+    "snapshot",
+    "snapshots",
+    "rbac",
+    "data",
+    "export",
+    "exports",
+    "raw",
+    "json",
+    "jsonl",
+    "default",
+    "k8s",
+    "kubernetes",
+    "clusters",
+    "cluster",
+    "tmp",
+    "backup",
+    "backups",
+    "dump",
+    "dumps",
+    "input",
+    "inputs",
+    "output",
+    "outputs",
+    "latest",
+    "current",
+    "archive",
+];
+
+/// Whether `name` is a generic folder name ([`GENERIC_FOLDERS`]), never a cluster's name.
+pub fn is_generic_folder(name: &str) -> bool {
+    GENERIC_FOLDERS.iter().any(|g| g.eq_ignore_ascii_case(name))
+}
+
 /// The Kubernetes cluster a file belongs to, from its path: a `cluster=<name>` component, or
 /// the directory right after a `clusters/` or `k8s/` component
-/// (`…/k8s/prod-eks/audit.jsonl` → `prod-eks`).
+/// (`…/k8s/prod-eks/audit.jsonl` → `prod-eks`). A generic folder name
+/// ([`GENERIC_FOLDERS`]: `audit`, `logs`, `snapshots`…) is never a cluster's name:
+/// `k8s/audit/audit.log` names no cluster (`None`).
 pub fn cluster_from_path(path: &Path) -> Option<String> {
     let parts: Vec<String> = path
         .components()
         .map(|c| c.as_os_str().to_string_lossy().into_owned())
         .collect();
-    if let Some(c) = parts.iter().find_map(|p| p.strip_prefix("cluster=")) {
+    if let Some(c) = parts
+        .iter()
+        .filter_map(|p| p.strip_prefix("cluster="))
+        .find(|c| !c.is_empty() && !is_generic_folder(c))
+    {
         return Some(c.to_owned());
     }
     let dirs = parts
@@ -261,8 +309,10 @@ pub fn cluster_from_path(path: &Path) -> Option<String> {
         .unwrap_or_default();
     dirs.windows(2)
         .rev()
-        .find(|w| matches!(w.first().map(String::as_str), Some("clusters" | "k8s")))
-        .and_then(|w| w.get(1).cloned())
+        .filter(|w| matches!(w.first().map(String::as_str), Some("clusters" | "k8s")))
+        .filter_map(|w| w.get(1))
+        .find(|c| !is_generic_folder(c))
+        .cloned()
 }
 
 /// Decompresses gzip bytes (returned as they are when not gzip). The output buffer is sized
@@ -520,6 +570,32 @@ mod tests {
         );
         assert_eq!(cluster_from_path(Path::new("logs/a.log")), None);
         assert_eq!(cluster_from_path(Path::new("k8s/a.log")), None);
+    }
+
+    /// Regression: `k8s/audit/audit.log` was filed under a cluster named `audit`, and the
+    /// snapshot beside it (`k8s/rbac.json`) under `default`: one cluster became two.
+    #[test]
+    fn a_generic_folder_is_never_a_cluster() {
+        for p in [
+            "k8s/audit/audit.log",
+            "k8s/logs/a.jsonl",
+            "k8s/snapshots/rbac.json",
+            "est/clusters/Audit/x.json",
+            "k8s/default/rbac.json",
+            "logs/cluster=audit/a.log",
+            "k8s/rbac.json",
+        ] {
+            assert_eq!(cluster_from_path(Path::new(p)), None, "{p}");
+        }
+        // The name is the nearest non-generic folder after `k8s/`, wherever it is.
+        assert_eq!(
+            cluster_from_path(Path::new("k8s/prod/audit/a.log")).as_deref(),
+            Some("prod")
+        );
+        assert_eq!(
+            cluster_from_path(Path::new("est/k8s/prod-eks/snapshots/rbac.json")).as_deref(),
+            Some("prod-eks")
+        );
     }
 
     fn gz(data: &[u8]) -> Vec<u8> {

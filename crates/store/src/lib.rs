@@ -233,6 +233,12 @@ pub trait Batch {
     /// the graph keeps the merged counts.
     fn put_observed_edge(&mut self, edge: &ObservedEdge) -> Result<()>;
     fn put_dead_letter(&mut self, file_id: i64, path: &str, diag: &Diagnostic) -> Result<()>;
+    /// Removes an identity's row (its record now lives under another id: clusters merged).
+    fn delete_identity(&mut self, id: &str) -> Result<()>;
+    /// Removes a snapshot object (re-keyed under another id: clusters merged).
+    fn delete_object(&mut self, kind: &str, id: &str) -> Result<()>;
+    /// Removes an observed edge (re-keyed between other ids: clusters merged).
+    fn delete_observed_edge(&mut self, kind: &str, from: &str, to: &str) -> Result<()>;
     /// A finding as committed or written earlier in this batch.
     fn finding(&self, id: &str) -> Result<Option<FindingRow>>;
     /// Inserts or replaces a finding (the caller merges).

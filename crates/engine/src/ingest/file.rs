@@ -74,11 +74,12 @@ pub(super) fn ingest(
         }
         return Ok(fr);
     };
-    run.ctx.cluster = opts
-        .cluster
-        .clone()
-        .or_else(|| keyward_sources::cluster_from_path(file.path))
-        .unwrap_or_else(|| "default".to_owned());
+    let (cluster, origin) =
+        crate::clusters::name_for(Some(file.path), opts.cluster.as_deref(), &run.aliases);
+    if matches!(format, Format::K8sAudit | Format::K8sSnapshot) {
+        super::note_cluster(&mut run.state.report, &cluster, origin);
+    }
+    run.ctx.cluster = cluster;
     run.ctx.path = Some(shown.clone());
     let file_id = batch.add_file(&shown, &hash, format.as_str(), now)?;
     let parts = Parts { batch, ..parts };

@@ -30,6 +30,9 @@ pub struct IngestOptions {
     pub cluster: Option<String>,
     /// Re-read files whose exact bytes were ingested before.
     pub force: bool,
+    /// People-directory statuses mapped beyond (or instead of) the default vocabulary
+    /// ([`keyward_normalize::people::DEFAULT_STATUSES`]).
+    pub person_statuses: BTreeMap<String, keyward_normalize::people::PersonStatus>,
     /// Commit after this many records (default [`DEFAULT_BATCH_RECORDS`]); a crash loses
     /// at most the uncommitted batch, whose files the next run reads again.
     pub batch_records: Option<u64>,
@@ -90,6 +93,11 @@ pub struct IngestReport {
     /// The first rejected records, `path:line` and why.
     pub rejections: Vec<(String, Diagnostic)>,
     pub rejected: u64,
+    /// Records accepted with something odd about them (a people directory's unknown
+    /// status): not rejections, and not counted among them.
+    pub warned: u64,
+    /// The first of those, `path:line` and what.
+    pub warnings: Vec<(String, Diagnostic)>,
     pub identities_new: u64,
     pub identities_updated: u64,
     /// Explicitly named inputs that could not be read as any format.
@@ -98,6 +106,14 @@ pub struct IngestReport {
     pub detection: Option<DetectionStats>,
     /// Findings opened or extended by this ingest.
     pub findings: Vec<keyward_detect::Finding>,
+    /// The clusters Kubernetes inputs were filed under, and how each was named (a name
+    /// guessed for one input and read for another counts as guessed).
+    pub clusters: BTreeMap<String, crate::ClusterOrigin>,
+    /// Clusters found to be one by the evidence they share, and merged.
+    pub clusters_merged: Vec<crate::ClusterJoin>,
+    /// Clusters that share evidence but both have deliberate names: not merged
+    /// (`keyward clusters merge`).
+    pub clusters_shared: Vec<crate::ClusterJoin>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -139,7 +155,11 @@ impl Engine {
         progress: &mut dyn Progress,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        let mut run = Run::default();
+        let mut run = Run {
+            aliases: crate::clusters::aliases(self.store.as_ref())?,
+            ..Run::default()
+        };
+        run.ctx.person_statuses.clone_from(&opts.person_statuses);
         let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
         let inventory = &mut self.inventory;
         let topology = &mut self.topology;
@@ -202,6 +222,28 @@ impl Engine {
         let pending = std::mem::take(&mut run.state.pending);
         self.topology.apply(self.store.as_ref(), pending)?;
         let mut report = run.state.report;
+        self.join_after(opts, &mut report)?;
+        // Identities re-keyed by a join count once, under their new id (twins: new only
+        // when both were).
+        for j in &report.clusters_merged {
+            let (from, into) = (format!("k8s:{}/", j.from), format!("k8s:{}/", j.into));
+            let moved: Vec<String> = run
+                .state
+                .touched
+                .keys()
+                .filter(|k| k.starts_with(&from))
+                .cloned()
+                .collect();
+            for old in moved {
+                let (Some(entry), Some(rest)) =
+                    (run.state.touched.remove(&old), old.strip_prefix(&from))
+                else {
+                    continue;
+                };
+                let slot = run.state.touched.entry([into.as_str(), rest].concat());
+                slot.and_modify(|e| e.0 &= entry.0).or_insert(entry);
+            }
+        }
         for (new, source) in run.state.touched.values() {
             let st = report.per_source.entry(source).or_default();
             if *new {
@@ -276,6 +318,7 @@ impl Engine {
         read: impl FnOnce(Format, &mut Context, &mut EngineSink),
     ) -> Result<IngestReport, EngineError> {
         let mut run = Run::default();
+        let aliases = crate::clusters::aliases(self.store.as_ref())?;
         let mut batch = self.store.begin()?;
         let Some(format) = format else {
             let file_id = batch.add_file(label, hash, "unknown", now)?;
@@ -291,7 +334,11 @@ impl Engine {
             run.state.report.rejections.push((label.to_owned(), diag));
             return Ok(run.state.report);
         };
-        run.ctx.cluster = opts.cluster.clone().unwrap_or_else(|| "default".into());
+        let (cluster, origin) = crate::clusters::name_for(None, opts.cluster.as_deref(), &aliases);
+        if matches!(format, Format::K8sAudit | Format::K8sSnapshot) {
+            note_cluster(&mut run.state.report, &cluster, origin);
+        }
+        run.ctx.cluster = cluster;
         let file_id = batch.add_file(label, hash, format.as_str(), now)?;
         let mut progress = ();
         let parts = Parts {
@@ -323,8 +370,33 @@ impl Engine {
         st.accepted += accepted;
         st.rejected += rejected;
         report.rejected += rejected;
-        Ok(run.state.report)
+        let mut report = run.state.report;
+        self.join_after(opts, &mut report)?;
+        Ok(report)
     }
+
+    /// After an ingest that filed Kubernetes inputs: clusters joined on the evidence they
+    /// share (see `clusters.rs`), into the report.
+    fn join_after(
+        &mut self,
+        opts: &IngestOptions,
+        report: &mut IngestReport,
+    ) -> Result<(), EngineError> {
+        if report.clusters.is_empty() {
+            return Ok(());
+        }
+        let given = opts.cluster.iter().cloned().collect();
+        let (merged, shared) = self.join_clusters(&given)?;
+        report.clusters_merged = merged;
+        report.clusters_shared = shared;
+        Ok(())
+    }
+}
+
+/// Records the cluster a Kubernetes input was filed under; a guess anywhere is reported.
+fn note_cluster(report: &mut IngestReport, cluster: &str, origin: crate::ClusterOrigin) {
+    let o = report.clusters.entry(cluster.to_owned()).or_insert(origin);
+    *o = (*o).min(origin);
 }
 
 /// Reads one input's records into the sink: a document whole, through its format's
@@ -429,6 +501,8 @@ struct Run {
     spare: Vec<u8>,
     ctx: Context,
     state: RunState,
+    /// Cluster names `keyward clusters merge` made aliases of others.
+    aliases: BTreeMap<String, String>,
 }
 
 /// The part of a [`Run`] its inputs' sinks write to.

@@ -112,7 +112,11 @@ impl Sink for EngineSink<'_, '_> {
         let mut run = Vec::with_capacity(parsed.len());
         for (a, p) in parsed.drain(..).zip(prepared) {
             match a.result {
-                Ok(Some(out)) if out.observations.is_empty() && out.objects.is_empty() => {
+                Ok(Some(out))
+                    if out.observations.is_empty()
+                        && out.objects.is_empty()
+                        && out.warnings.is_empty() =>
+                {
                     run.push((out, p));
                 }
                 Ok(Some(out)) => {
@@ -271,12 +275,18 @@ impl EngineSink<'_, '_> {
     /// Accepts one record; `prepared`: its rule matches, when computed ahead.
     fn accept_prepared(
         &mut self,
-        out: Output,
+        mut out: Output,
         prepared: Option<keyward_detect::detector::Prepared>,
     ) {
         let Some(count) = self.store_event(out.event.as_ref()) else {
             return;
         };
+        for w in std::mem::take(&mut out.warnings) {
+            self.report.warned += 1;
+            if self.report.warnings.len() < MAX_LISTED_REJECTIONS {
+                self.report.warnings.push((self.path.to_owned(), w));
+            }
+        }
         // Only events new to the store are detected on: a re-read adds nothing.
         if count {
             self.detect(&out, prepared);

@@ -445,6 +445,13 @@ pub fn object_edges(o: &SnapshotObject, names: &Names) -> Option<Vec<EdgeSpec>> 
     let mut out = Vec::new();
     match o.kind.as_str() {
         "person" => {
+            // Their GitHub login (`@login` in CODEOWNERS) is the same person.
+            if let Some(login) = s(&o.doc, "github").filter(|g| !g.trim().is_empty()) {
+                out.push(sourced(
+                    edge(me.clone(), EdgeKind::Owns, owner_node(&format!("@{login}"))),
+                    "people directory",
+                ));
+            }
             if let Some(team) = s(&o.doc, "team").filter(|t| !t.trim().is_empty()) {
                 out.push(sourced(
                     edge(me, EdgeKind::MemberOf, owner_team(team)),

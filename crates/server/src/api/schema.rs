@@ -181,6 +181,9 @@ pub(crate) struct CandidateSchema {
     /// 0–1.
     confidence: f64,
     departed: bool,
+    /// What says they left when their own directory row does not, e.g. `not in
+    /// people.csv` (absent otherwise).
+    departed_because: Option<String>,
     kind: String,
     owner: String,
     /// The person's team, from the people directory (absent when unknown).
@@ -346,7 +349,8 @@ mod tests {
             owner: "o".into(),
             kind: "person",
             confidence: 0.5,
-            departed: false,
+            departed: true,
+            departed_because: Some("not in people.csv".into()),
             team: Some("t".into()),
             chain: vec![hop],
         };

@@ -280,6 +280,30 @@ impl Batch for SqliteBatch<'_> {
         Ok(())
     }
 
+    fn delete_identity(&mut self, id: &str) -> Result<()> {
+        let mut st = self
+            .tx
+            .prepare_cached("DELETE FROM identities WHERE id = ?1")?;
+        st.execute(params![id])?;
+        Ok(())
+    }
+
+    fn delete_object(&mut self, kind: &str, id: &str) -> Result<()> {
+        let mut st = self
+            .tx
+            .prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")?;
+        st.execute(params![kind, id])?;
+        Ok(())
+    }
+
+    fn delete_observed_edge(&mut self, kind: &str, from: &str, to: &str) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "DELETE FROM observed_edges WHERE kind = ?1 AND src = ?2 AND dst = ?3",
+        )?;
+        st.execute(params![kind, from, to])?;
+        Ok(())
+    }
+
     fn put_observed_edge(&mut self, e: &ObservedEdge) -> Result<()> {
         let ids = serde_json::to_string(&e.event_ids)
             .map_err(|err| StoreError::Corrupt(err.to_string()))?;
