@@ -35,6 +35,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 
 
+def rules_of(f):
+    """The rule that opened a finding and the rules folded into it (`details.also`)."""
+    details = f.get("details") or {}
+    also = details.get("also") if isinstance(details, dict) else None
+    return {f.get("rule_id")} | set(also or [])
+
+
 def run(cmd, check=True):
     t0 = time.monotonic()
     p = subprocess.run(cmd, capture_output=True, text=True)
@@ -155,12 +162,12 @@ def score(truth, findings):
         mine = [f for f in threats if matches(f.get("identity"), inc["identities"])
                 and f.get("first_seen", 0) <= hi and f.get("last_seen", 0) >= lo]
         mine_open = [f for f in mine if f.get("status") == "open"]
-        hits = [f for f in mine_open if f.get("rule_id") in inc["rules"]]
-        other = [f for f in mine if f.get("status") != "open" and f.get("rule_id") in inc["rules"]]
+        hits = [f for f in mine_open if rules_of(f) & set(inc["rules"])]
+        other = [f for f in mine if f.get("status") != "open" and rules_of(f) & set(inc["rules"])]
         for f in mine_open:
             explained.add(f["id"])
         incidents.append({"id": inc["id"], "description": inc["description"], "caught": bool(hits),
-                          "open": len(mine_open), "rules_fired": sorted({f["rule_id"] for f in mine_open}),
+                          "open": len(mine_open), "rules_fired": sorted(set().union(*map(rules_of, mine_open))),
                           "accepted": inc["rules"], "caught_other_status": sorted({f["status"] for f in other})})
     noise = [f for f in open_threats if f["id"] not in explained]
     by_rule = collections.Counter(f.get("rule_id") for f in noise)

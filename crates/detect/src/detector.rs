@@ -208,6 +208,12 @@ pub struct Detector {
     /// Changed findings that left `active` (a later match opened a new one) before being
     /// taken.
     done: Vec<Finding>,
+    /// The finding the current event opened or extended first: another rule matching the
+    /// same event is folded into it (one event, one alert).
+    this_event: Option<Key>,
+    /// Rules folded into another rule's finding, by merge key: their later matches extend
+    /// that finding while it is active.
+    aliases: hashbrown::HashMap<Key, Key, FxBuildHasher>,
     /// Catalog rules matched by the current event's principal, recorded in its baseline
     /// once it has learned the event (pattern of life, see [`Baseline::note_rule`]).
     matched: Vec<usize>,
@@ -371,6 +377,8 @@ impl Detector {
             out: Vec::new(),
             done: Vec::new(),
             matched: Vec::new(),
+            this_event: None,
+            aliases: hashbrown::HashMap::default(),
             latest: 0,
             events: 0,
             parsed: 0,
@@ -388,6 +396,12 @@ impl Detector {
                 let Some(key) = self.key_of(&f) else {
                     continue;
                 };
+                for rule in f.rules().skip(1) {
+                    if let Some(&idx) = self.by_id.get(rule) {
+                        let alias = merge_key(idx, f.identity.as_deref().unwrap_or_default());
+                        self.aliases.insert(alias, key);
+                    }
+                }
                 self.active.insert(key, OpenFinding::new(f, false));
             }
         }
@@ -634,6 +648,7 @@ impl Detector {
     ) {
         let view = View::new(event, raw, known);
         self.events += 1;
+        self.this_event = None;
         self.latest = self.latest.max(event.time);
         self.state.learn(&view);
         let principal = view.principal();
@@ -945,6 +960,9 @@ impl Detector {
             }
             return;
         }
+        if self.fold_anomaly(principal, &s, window.clone()) {
+            return;
+        }
         let f = Finding {
             id: finding_id(ANOMALY_RULE, Some(principal), &s.hour_start.to_string()),
             rule_id: ANOMALY_RULE.into(),
@@ -964,6 +982,67 @@ impl Detector {
                             "windows": [window]}),
         };
         self.open(merge, f);
+    }
+
+    /// An anomalous hour within a day of an open alert of the same principal is that
+    /// incident's behaviour: it is added to the alert (`details.anomaly`: the strongest
+    /// score and its signals, the hours and their windows), not alerted again. Returns
+    /// whether it was.
+    fn fold_anomaly(&mut self, principal: &str, s: &Score, window: Value) -> bool {
+        let end = s.hour_start + 3_599_999;
+        // The earliest such alert (the map's order is not the same from run to run).
+        let Some(key) = self
+            .active
+            .iter()
+            .filter(|(_, a)| {
+                let f = &a.finding;
+                f.status.is_alert()
+                    && f.rule_id != ANOMALY_RULE
+                    && f.identity.as_deref() == Some(principal)
+                    && s.hour_start <= f.last_seen + EPISODE_GAP
+                    && end + EPISODE_GAP >= f.first_seen
+            })
+            .min_by(|(_, x), (_, y)| {
+                (x.finding.first_seen, &x.finding.id).cmp(&(y.finding.first_seen, &y.finding.id))
+            })
+            .map(|(&k, _)| k)
+        else {
+            return false;
+        };
+        let Some(a) = self.active.get_mut(&key) else {
+            return false;
+        };
+        let f = &mut a.finding;
+        f.severity = f.severity.max(anomaly_severity(s.score));
+        let Value::Object(m) = &mut f.details else {
+            return false;
+        };
+        let entry = m
+            .entry("anomaly")
+            .or_insert_with(|| json!({"score": 0.0, "hours": 0, "windows": []}));
+        if let Value::Object(an) = entry {
+            if an.get("score").and_then(Value::as_f64).unwrap_or(0.0) < s.score {
+                an.insert("score".into(), json!(s.score));
+                an.insert("signals".into(), signals(s));
+                an.insert("summary".into(), Value::String(anomaly_summary(s)));
+            }
+            let hours = an.get("hours").and_then(Value::as_u64).unwrap_or(0);
+            an.insert("hours".into(), json!(hours + 1));
+            if let Some(Value::Array(ws)) = an.get_mut("windows") {
+                if ws.len() >= MAX_WINDOWS {
+                    ws.remove(0);
+                }
+                ws.push(window);
+            }
+        }
+        for id in &s.events {
+            a.add_evidence(id);
+        }
+        if !a.changed {
+            a.changed = true;
+            self.out.push(key);
+        }
+        true
     }
 
     fn emit_hit(&mut self, idx: usize, v: &View, principal: Option<&str>, hit: checks::Hit) {
@@ -1010,25 +1089,43 @@ impl Detector {
         facts: Option<Value>,
         make: impl FnOnce(&RuleInfo, Option<Value>) -> (String, Value),
     ) {
-        let Some(rule) = self.catalog.rules.get(idx) else {
-            return;
-        };
         let e = v.event;
         let owner = principal.unwrap_or_default();
+        let Some(routine) = self
+            .catalog
+            .rules
+            .get(idx)
+            .map(|rule| self.routine(rule, owner, e.time))
+        else {
+            return;
+        };
         if !owner.is_empty() && !self.matched.contains(&idx) {
             self.matched.push(idx);
         }
-        let routine = self.routine(rule, owner, e.time);
+        let own = merge_key(idx, owner);
+        let merge = self.resolve(own);
+        if merge == own && self.fold(merge, idx, routine, e.time) {
+            return;
+        }
+        // Another rule of this event already counted it (a folded rule's later match).
+        let counted = self.this_event == Some(merge);
+        if self.this_event.is_none() {
+            self.this_event = Some(merge);
+        }
+        let Some(rule) = self.catalog.rules.get(idx) else {
+            return;
+        };
         // The acting session or key, when the finding is about its principal.
         let also = e.actor.as_deref().filter(|a| *a != owner);
-        let merge = merge_key(idx, owner);
         if let Some(a) = self.active.get_mut(&merge)
             && a.finding.status.is_active()
         {
             let f = &mut a.finding;
             f.first_seen = f.first_seen.min(e.time);
             f.last_seen = f.last_seen.max(e.time);
-            f.count += 1;
+            if !counted {
+                f.count += 1;
+            }
             if routine && f.status == Status::Open && f.details.get(OVERRIDDEN).is_none() {
                 f.status = Status::Expected;
                 mark_expected(&mut f.details);
@@ -1092,6 +1189,84 @@ impl Detector {
         self.open(merge, fresh);
     }
 
+    /// The key a match of `own` extends: the finding its rule was folded into, while that
+    /// is active.
+    fn resolve(&mut self, own: Key) -> Key {
+        let Some(&target) = self.aliases.get(&own) else {
+            return own;
+        };
+        if self
+            .active
+            .get(&target)
+            .is_some_and(|a| a.finding.status.is_active())
+        {
+            target
+        } else {
+            self.aliases.remove(&own);
+            own
+        }
+    }
+
+    /// One event, one alert: a match of rule `idx` with no active finding of its own, on
+    /// an event that already opened or extended an alert of the same principal, is folded
+    /// into that finding (its rule listed in `details.also`, its severity and techniques
+    /// added) and later matches of the rule extend it. A match that is not routine is
+    /// never folded into an expected finding, nor a correlation's. Returns whether it was
+    /// folded.
+    fn fold(&mut self, own: Key, idx: usize, routine: bool, at: Millis) -> bool {
+        let Some(target) = self.this_event.filter(|t| *t != own) else {
+            return false;
+        };
+        if self
+            .active
+            .get(&own)
+            .is_some_and(|a| a.finding.status.is_active())
+        {
+            return false;
+        }
+        let Some(rule) = self.catalog.rules.get(idx) else {
+            return false;
+        };
+        // A correlation's alert is the count, never folded into one of its matches'.
+        let counts = rule.form == crate::rules::Form::SigmaCorrelation
+            || self
+                .catalog
+                .files
+                .get(&rule.id)
+                .is_some_and(|f| f.correlation.is_some());
+        if counts {
+            return false;
+        }
+        let Some(a) = self.active.get_mut(&target) else {
+            return false;
+        };
+        if !(a.finding.status.is_alert() || routine && a.finding.status.is_active()) {
+            return false;
+        }
+        let f = &mut a.finding;
+        f.severity = f.severity.max(rule.severity);
+        for t in &rule.attack {
+            if !f.attack.contains(t) {
+                f.attack.push(t.clone());
+            }
+        }
+        f.last_seen = f.last_seen.max(at);
+        if let Value::Object(m) = &mut f.details {
+            let list = m.entry("also").or_insert_with(|| json!([]));
+            if let Value::Array(list) = list
+                && !list.iter().any(|r| r.as_str() == Some(rule.id.as_str()))
+            {
+                list.push(Value::String(rule.id.clone()));
+            }
+        }
+        if !a.changed {
+            a.changed = true;
+            self.out.push(target);
+        }
+        self.aliases.insert(own, target);
+        true
+    }
+
     /// Makes `fresh` the active finding under `merge`; the one it replaces is reported
     /// first if it changed since the last take.
     fn open(&mut self, merge: Key, fresh: Finding) {
@@ -1108,8 +1283,13 @@ impl Detector {
         let Some(p) = f.identity.as_deref() else {
             return false;
         };
-        // Findings stored before episodes hold one `window`.
-        let windows: Vec<crate::baseline::Window> = match f.details.get("windows") {
+        // Findings stored before episodes hold one `window`; an alert that took in its
+        // identity's anomalous hours holds them under `anomaly`.
+        let held = f
+            .details
+            .get("windows")
+            .or_else(|| f.details.get("anomaly").and_then(|a| a.get("windows")));
+        let windows: Vec<crate::baseline::Window> = match held {
             Some(Value::Array(ws)) => ws
                 .iter()
                 .filter_map(|w| serde_json::from_value(w.clone()).ok())

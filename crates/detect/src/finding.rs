@@ -196,6 +196,19 @@ impl Finding {
         }
     }
 
+    /// The rule that opened the finding and the rules folded into it (matches of other
+    /// rules on the same events, listed in `details.also`).
+    pub fn rules(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.rule_id.as_str()).chain(
+            self.details
+                .get("also")
+                .and_then(serde_json::Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(serde_json::Value::as_str),
+        )
+    }
+
     /// Folds a later sighting of the same finding into this one.
     /// Adds an evidence event id (once), keeping the first and the latest
     /// [`MAX_EVIDENCE`] − 1.

@@ -123,7 +123,11 @@ fn run_one(
         if i == last {
             det.close_hours();
         }
-        let fired = det.take_findings().into_iter().find(|f| f.rule_id == id);
+        // A rule folded into another's finding on the same event fired too.
+        let fired = det
+            .take_findings()
+            .into_iter()
+            .find(|f| f.rules().any(|r| r == id));
         match (fired, positive, i == last) {
             (Some(f), true, true) => return outcome(true, f.summary),
             (Some(f), true, false) => {

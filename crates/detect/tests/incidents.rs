@@ -159,3 +159,46 @@ fn a_reopened_expected_finding_stays_open() {
     assert_eq!(again.id, f.id);
     assert_eq!(again.status, Status::Open);
 }
+
+/// One event, one alert: an event two rules match (a trust policy rewritten to trust
+/// another account: a backdoored role and a trust change) is one finding naming both;
+/// the second rule's later matches extend it.
+#[test]
+fn two_rules_on_one_event_are_one_finding() {
+    let catalog = Catalog::builtin();
+    // The trust-policy rule's first example: the Stratus iam-backdoor-role detonation.
+    let example = catalog.files["kw-aws-trust-policy-change"].examples[0].events()[0].clone();
+    let mut d = Detector::new(catalog, Settings::default()).unwrap();
+    let feed = |d: &mut Detector, v: &serde_json::Value| {
+        let raw = serde_json::to_vec(v).unwrap();
+        let (e, raw, known) = testing::normalize(SourceKind::Cloudtrail, &raw).unwrap();
+        d.on_event(&e, &raw, &known, &NoLookup);
+    };
+    feed(&mut d, &example);
+    let found = d.take_findings();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let f = &found[0];
+    let mut rules = vec![f.rule_id.clone()];
+    rules.extend(
+        f.details["also"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_str().unwrap().to_owned()),
+    );
+    rules.sort();
+    assert_eq!(
+        rules,
+        ["kw-aws-backdoor-role", "kw-aws-trust-policy-change"]
+    );
+    // The same change again, an hour later: the same finding, counted.
+    let mut again = example.clone();
+    again["eventID"] = "6a1b2c3d-0000-4000-8000-000000000002".into();
+    let t = keyward_model::time::parse(again["eventTime"].as_str().unwrap()).unwrap();
+    again["eventTime"] = stamp(t + 3_600_000).into();
+    feed(&mut d, &again);
+    let later = d.take_findings();
+    assert_eq!(later.len(), 1, "{later:#?}");
+    assert_eq!(later[0].id, f.id);
+    assert_eq!(later[0].count, 2);
+}

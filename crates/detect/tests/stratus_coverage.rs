@@ -130,10 +130,14 @@ fn fired(catalog: &Catalog, records: &[Value]) -> BTreeSet<String> {
         let bytes = serde_json::to_vec(r).unwrap();
         let (event, raw, known) = testing::normalize(SourceKind::Cloudtrail, &bytes).unwrap();
         det.on_event(&event, &raw, &known, &NoLookup);
-        out.extend(det.take_findings().into_iter().map(|f| f.rule_id));
+        for f in det.take_findings() {
+            out.extend(f.rules().map(str::to_owned));
+        }
     }
     det.close_hours();
-    out.extend(det.take_findings().into_iter().map(|f| f.rule_id));
+    for f in det.take_findings() {
+        out.extend(f.rules().map(str::to_owned));
+    }
     // Behavioural baselines need weeks of history: not what this table measures.
     out.remove(ANOMALY_RULE);
     out

@@ -375,7 +375,6 @@ impl Engine {
         f.status = status;
         let mut learned = false;
         if status == Status::FalsePositive
-            && f.rule_id == keyward_detect::detector::ANOMALY_RULE
             && let Some(det) = self.detector.as_mut()
         {
             learned = det.absorb_false_positive(&f);
