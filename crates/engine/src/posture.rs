@@ -135,7 +135,10 @@ impl Engine {
         for mut f in out {
             if let Some(row) = batch.finding(&f.id)? {
                 let old = crate::detection::from_row(&row)?;
-                f.first_seen = old.first_seen;
+                // An evaluation may be as of an earlier time than the last (the newest
+                // event of replayed logs, after one with no events judged as of now).
+                f.first_seen = old.first_seen.min(f.first_seen);
+                f.last_seen = f.last_seen.max(old.last_seen);
                 // `count` is how many times the condition came about: once per reopening,
                 // not once per evaluation, so evaluating unchanged data changes nothing.
                 let reopened = old.status == Status::Resolved;

@@ -245,3 +245,29 @@ fn stale_needs_an_activity_record_covering_the_period() {
         "the cluster has no audit log"
     );
 }
+
+/// A snapshot ingested alone is judged as of now; its audit log, ingested next, as of its
+/// newest event, which is earlier: the posture findings of both stay consistent (first
+/// seen no later than last seen) and the ingest succeeds.
+#[test]
+fn an_evaluation_earlier_than_the_last_keeps_findings_consistent() {
+    let estate = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate/k8s/prod-eks");
+    let data = tempfile::tempdir().unwrap();
+    let mut e = Engine::open(data.path()).unwrap();
+    e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+        .unwrap();
+    let opts = IngestOptions::default();
+    let now = 1_796_515_200_000; // 2026-12-06
+    e.ingest(&[estate.join("rbac-snapshot.json")], &opts, &mut (), now)
+        .unwrap();
+    let first = e.evaluate_posture(now, &[]).unwrap();
+    assert!(!first.findings.is_empty());
+    e.ingest(&[estate.join("audit.jsonl")], &opts, &mut (), now)
+        .unwrap();
+    let as_of = e.latest_event_time().unwrap().unwrap();
+    assert!(as_of < now);
+    e.evaluate_posture(as_of, &[]).unwrap();
+    for f in e.findings(&FindingQuery::default()).unwrap() {
+        assert!(f.first_seen <= f.last_seen, "{f:?}");
+    }
+}
