@@ -59,6 +59,20 @@ pub enum Action {
     },
     /// One finding in full, with its history.
     Show { id: String },
+    /// The narrowest exception that would have kept this finding from being raised (its
+    /// rule, on its identity), as YAML for a rule or exceptions file; `--save` keeps it in
+    /// the store, applied from the next event on (audited).
+    Except {
+        id: String,
+        /// Save it (otherwise it is only shown).
+        #[arg(long)]
+        save: bool,
+        /// Why (kept with the exception).
+        #[arg(long, value_parser = parse_note)]
+        note: Option<String>,
+        #[command(flatten)]
+        detect: DetectArgs,
+    },
     /// Every identity's risk score R = P × E × A / T, its tier and the factors.
     Risk {
         #[command(flatten)]
@@ -122,6 +136,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                 after: Some(status.as_str().to_owned()),
             })?;
             println!("{} is now {} ({})", f.id, f.status.as_str(), f.title);
+            if false_positive && f.identity.is_some() {
+                eprintln!(
+                    "to stop its rule reporting this identity: keyward findings except {} (--save)",
+                    f.id
+                );
+            }
             return Ok(Outcome::Clean);
         }
         Some(Action::Show { id }) => {
@@ -140,6 +160,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             }
             return Ok(Outcome::Clean);
         }
+        Some(Action::Except {
+            id,
+            save,
+            note,
+            detect,
+        }) => return except(&mut engine, dir, &id, save, note, &detect),
         Some(Action::Risk { detect, top }) => {
             let _writing = crate::output::write_lock(&mut engine, dir)?;
             let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
@@ -172,6 +198,56 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     };
     let findings = engine.findings(&q)?;
     print(&findings, &args.format, &Catalog::builtin())?;
+    Ok(Outcome::Clean)
+}
+
+/// `findings except`: shows the narrowest exception for a finding, and saves it.
+fn except(
+    engine: &mut Engine,
+    dir: &Path,
+    id: &str,
+    save: bool,
+    note: Option<String>,
+    detect: &DetectArgs,
+) -> anyhow::Result<Outcome> {
+    let f = engine
+        .finding(id)?
+        .with_context(|| format!("no finding `{id}`"))?;
+    let mut e = keyward_detect::exceptions::narrowest(&f)
+        .with_context(|| format!("`{id}` is about no identity: no exception can name it"))?;
+    if let Some(n) = note {
+        e.note = Some(n);
+    }
+    let file = keyward_detect::exceptions::File {
+        exceptions: vec![e.clone()],
+    };
+    // For an exceptions file (loaded with `--rules`), or, without `rule:`, a rule file.
+    print!("{}", serde_saphyr::to_string(&file)?);
+    if !save {
+        eprintln!("(shown only: pass --save to keep it, or add it to a rules file)");
+        return Ok(Outcome::Clean);
+    }
+    let _writing = crate::output::write_lock(engine, dir)?;
+    // Its rule may be one of `--rules`: the detector's catalog knows them.
+    engine.enable_detection(detect.catalog(), detect.settings())?;
+    let at = now_ms();
+    engine.add_exception(
+        e.clone(),
+        &keyward_store::AuditEntry {
+            at,
+            actor: cli_actor(),
+            action: "exception.add".into(),
+            target: e.rule.clone(),
+            detail: Some(format!("{} (from {id})", e.name)),
+            before: None,
+            after: Some(serde_json::to_string(&e)?),
+        },
+    )?;
+    eprintln!(
+        "saved: later matches of {} by {} are not reported",
+        f.rule_id,
+        e.identities.join(", ")
+    );
     Ok(Outcome::Clean)
 }
 

@@ -218,6 +218,10 @@ pub struct Detector {
     /// once it has learned the event (pattern of life, see [`Baseline::note_rule`]).
     matched: Vec<usize>,
     latest: Millis,
+    /// Per catalog rule, its exceptions ready to match.
+    exceptions: Vec<Vec<crate::exceptions::Compiled>>,
+    /// Matches an exception kept from being reported.
+    pub excepted: u64,
     /// Events seen, and how many needed their raw record parsed.
     pub events: u64,
     pub parsed: u64,
@@ -346,6 +350,17 @@ impl Detector {
             })
             .collect();
         let evals = engine.engine().rules().iter().map(RuleEval::new).collect();
+        // Checked when the catalog took them: one that does not compile is skipped.
+        let exceptions = catalog
+            .rules
+            .iter()
+            .map(|r| {
+                r.exceptions
+                    .iter()
+                    .filter_map(|e| crate::exceptions::Compiled::new(e).ok())
+                    .collect()
+            })
+            .collect();
         let check_only = catalog
             .rules
             .iter()
@@ -379,6 +394,8 @@ impl Detector {
             matched: Vec::new(),
             this_event: None,
             aliases: hashbrown::HashMap::default(),
+            exceptions,
+            excepted: 0,
             latest: 0,
             events: 0,
             parsed: 0,
@@ -430,6 +447,24 @@ impl Detector {
             a.finding.status = f.status;
             a.finding.details.clone_from(&f.details);
         }
+    }
+
+    /// Adds an exception to the rule it names, for later events.
+    pub fn add_exception(
+        &mut self,
+        e: crate::exceptions::Exception,
+    ) -> Result<(), crate::rules::RuleError> {
+        let compiled = crate::exceptions::Compiled::new(&e)?;
+        let rule = e.rule.clone().unwrap_or_default();
+        self.catalog.add_exception(e)?;
+        if let Some(list) = self
+            .by_id
+            .get(&rule)
+            .and_then(|&idx| self.exceptions.get_mut(idx))
+        {
+            list.push(compiled);
+        }
+        Ok(())
     }
 
     /// A baseline loaded from the store.
@@ -1091,6 +1126,14 @@ impl Detector {
     ) {
         let e = v.event;
         let owner = principal.unwrap_or_default();
+        if self
+            .exceptions
+            .get(idx)
+            .is_some_and(|ex| ex.iter().any(|x| x.matches(v, owner)))
+        {
+            self.excepted += 1;
+            return;
+        }
         let Some(routine) = self
             .catalog
             .rules

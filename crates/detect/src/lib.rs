@@ -10,6 +10,7 @@ pub mod checks;
 pub mod detector;
 pub mod draft;
 pub mod eval;
+pub mod exceptions;
 pub mod export;
 pub mod finding;
 pub mod posture;

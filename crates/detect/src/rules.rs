@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::checks::Check;
+use crate::exceptions::{self, Exception};
 use crate::finding::{Kind, Severity, attack_from_tags};
 
 /// The rules compiled into the binary.
@@ -124,6 +125,8 @@ pub struct RuleInfo {
     /// Alerts even when it repeats the identity's pattern of life (a Keyward rule's
     /// `always: true`).
     pub always: bool,
+    /// Its exceptions: the rule file's, then those of exception files and the store.
+    pub exceptions: Vec<Exception>,
 }
 
 /// Why a rule file cannot be loaded; its text becomes the [`Problem`]'s reason.
@@ -148,6 +151,18 @@ pub enum RuleError {
     DetectionInvalid(String),
     #[error("detection: {0}")]
     DetectionCompile(#[source] rsigma_eval::EvalError),
+    #[error(transparent)]
+    Exception(#[from] exceptions::ExceptionError),
+    #[error("an exception in a rule file cannot name another rule (`{0}`)")]
+    ExceptionOfOtherRule(String),
+    #[error("exception `{0}` needs `rule:`, the id of the rule it belongs to")]
+    ExceptionWithoutRule(String),
+    #[error(
+        "exception `{name}`: no rule `{rule}` is loaded (exceptions name rules loaded before them)"
+    )]
+    ExceptionOfUnknownRule { name: String, rule: String },
+    #[error("not a valid exceptions file: {0}")]
+    ExceptionsYaml(#[source] serde_saphyr::Error),
     #[error("correlation: give exactly one of `gte`, `gt`")]
     CorrelationThreshold,
     /// A Sigma v1 aggregation (`| count() by x > 5`) without the `timeframe` it needs.
@@ -191,6 +206,9 @@ pub struct RuleFile {
     /// same throughout its training window (tampering, backdoors, self-escalation).
     #[serde(default)]
     pub always: bool,
+    /// Who the rule is not about (see [`crate::exceptions`]).
+    #[serde(default)]
+    pub exceptions: Vec<Exception>,
     #[serde(default)]
     pub examples: Vec<Example>,
     #[serde(default)]
@@ -296,15 +314,44 @@ impl Catalog {
         self.rules.iter().find(|r| r.id == id)
     }
 
-    /// Adds one file's text.
+    /// Adds one file's text: Keyward rules, Sigma rules, or exceptions.
     pub fn add_text(&mut self, origin: &str, text: &str) {
-        if is_keyward_rule(text) {
+        if is_exceptions_file(text) {
+            let opts = serde_saphyr::options! { strict_booleans: true };
+            let file: Result<exceptions::File, _> = serde_saphyr::from_str_with_options(text, opts);
+            match file {
+                Ok(file) => {
+                    for e in file.exceptions {
+                        if let Err(err) = self.add_exception(e) {
+                            self.problem(origin, &err.to_string());
+                        }
+                    }
+                }
+                Err(e) => self.problem(origin, &RuleError::ExceptionsYaml(e).to_string()),
+            }
+        } else if is_keyward_rule(text) {
             if let Err(e) = self.add_keyward(origin, text) {
                 self.problem(origin, &e.to_string());
             }
         } else {
             self.add_sigma(origin, text);
         }
+    }
+
+    /// Adds an exception to the rule it names.
+    pub fn add_exception(&mut self, e: Exception) -> Result<(), RuleError> {
+        let Some(rule_id) = e.rule.clone() else {
+            return Err(RuleError::ExceptionWithoutRule(e.name));
+        };
+        exceptions::Compiled::new(&e)?;
+        let Some(rule) = self.rules.iter_mut().find(|r| r.id == rule_id) else {
+            return Err(RuleError::ExceptionOfUnknownRule {
+                name: e.name,
+                rule: rule_id,
+            });
+        };
+        rule.exceptions.push(e);
+        Ok(())
     }
 
     fn add_keyward(&mut self, origin: &str, text: &str) -> Result<(), RuleError> {
@@ -321,6 +368,12 @@ impl Catalog {
             return Err(RuleError::CorrelationShape);
         }
         let logsource = Logsource::parse(&file.source)?;
+        for e in &file.exceptions {
+            if let Some(other) = e.rule.as_ref().filter(|r| **r != file.id) {
+                return Err(RuleError::ExceptionOfOtherRule(other.clone()));
+            }
+            exceptions::Compiled::new(e)?;
+        }
         if let Some(detection) = &file.detection {
             let docs = sigma_docs(&file, &logsource, detection)?;
             let collection =
@@ -352,6 +405,7 @@ impl Catalog {
                 check: None,
                 internal: true,
                 always: file.always,
+                exceptions: Vec::new(),
             });
         }
         self.rules.push(RuleInfo {
@@ -369,6 +423,7 @@ impl Catalog {
             check: file.check.clone(),
             internal: false,
             always: file.always,
+            exceptions: file.exceptions.clone(),
         });
         self.files.insert(file.id.clone(), file);
         Ok(())
@@ -423,6 +478,7 @@ impl Catalog {
                 // legacy aggregation's bases among them).
                 internal: false,
                 always: false,
+                exceptions: Vec::new(),
             });
         }
         for c in &collection.correlations {
@@ -453,6 +509,7 @@ impl Catalog {
                 check: None,
                 internal: false,
                 always: false,
+                exceptions: Vec::new(),
             });
         }
         // Sigma's `generate: false` (the default): the rules a correlation counts, by id or
@@ -517,6 +574,12 @@ fn collect(path: &Path, out: &mut Vec<PathBuf>, problems: &mut Vec<Problem>) {
 }
 
 /// Keyward rules say `severity:` and `source:`; Sigma rules say `level:` and `logsource:`.
+/// A file of exceptions: a top-level `exceptions:` and no rule.
+fn is_exceptions_file(text: &str) -> bool {
+    let top = |key: &str| text.lines().any(|l| l.starts_with(key));
+    top("exceptions:") && !top("id:") && !top("title:") && !top("detection:")
+}
+
 fn is_keyward_rule(text: &str) -> bool {
     let top = |key: &str| text.lines().any(|l| l.starts_with(key));
     top("severity:") && top("source:") && !top("logsource:")

@@ -202,3 +202,78 @@ fn two_rules_on_one_event_are_one_finding() {
     assert_eq!(later[0].id, f.id);
     assert_eq!(later[0].count, 2);
 }
+
+/// Exceptions as data: a file of exceptions (as `findings except` writes it) keeps the
+/// add-on's matches from being reported, by identity glob or by network, and only those.
+#[test]
+fn exceptions_keep_who_a_rule_is_not_about_out() {
+    let mut catalog = Catalog::builtin();
+    let file = keyward_detect::exceptions::File {
+        exceptions: vec![keyward_detect::exceptions::Exception {
+            rule: Some("kw-k8s-secret-dump".into()),
+            name: "cert-manager reads certificates everywhere".into(),
+            identities: vec!["*:serviceaccount:cert-manager:*".into()],
+            namespaces: vec![],
+            accounts: vec![],
+            networks: vec!["10.0.0.0/8".into()],
+            note: Some("SEC-1".into()),
+        }],
+    };
+    let text = serde_saphyr::to_string(&file).unwrap();
+    catalog.add_text("exceptions.yml", &text);
+    assert!(
+        catalog.problems.is_empty(),
+        "{:?}\n{text}",
+        catalog.problems
+    );
+    assert_eq!(
+        catalog.get("kw-k8s-secret-dump").unwrap().exceptions.len(),
+        1
+    );
+    let mut d = Detector::new(catalog, Settings::default()).unwrap();
+    feed(&mut d, &list_secrets(1, START, ADDON));
+    assert!(d.take_findings().is_empty());
+    assert_eq!(d.excepted, 1);
+    // Another identity is reported …
+    feed(
+        &mut d,
+        &list_secrets(2, START + 1_000, "system:serviceaccount:web:api"),
+    );
+    assert_eq!(of_rule(&d.take_findings(), "kw-k8s-secret-dump").len(), 1);
+    // … and so is the add-on from outside the network the exception names.
+    let outside = String::from_utf8(list_secrets(3, START + 2_000, ADDON))
+        .unwrap()
+        .replace("10.0.3.7", "203.0.113.9");
+    feed(&mut d, outside.as_bytes());
+    assert_eq!(of_rule(&d.take_findings(), "kw-k8s-secret-dump").len(), 1);
+}
+
+/// An exception that would except everything, names an unknown rule or sits in a rule
+/// file naming another rule is refused with why.
+#[test]
+fn unusable_exceptions_are_refused() {
+    let mut catalog = Catalog::builtin();
+    catalog.add_text(
+        "x.yml",
+        "exceptions:\n  - rule: kw-k8s-secret-dump\n    name: all\n  - rule: kw-nope\n    name: n\n    accounts: ['1']\n  - name: norule\n    accounts: ['1']\n",
+    );
+    let reasons: Vec<&str> = catalog.problems.iter().map(|p| p.reason.as_str()).collect();
+    assert_eq!(reasons.len(), 3, "{reasons:?}");
+    assert!(
+        reasons[0].contains("would except everything"),
+        "{reasons:?}"
+    );
+    assert!(reasons[1].contains("no rule `kw-nope`"), "{reasons:?}");
+    assert!(reasons[2].contains("needs `rule:`"), "{reasons:?}");
+    let before = catalog.problems.len();
+    catalog.add_text(
+        "r.yml",
+        "id: kw-test-copy\ntitle: t\nseverity: low\nsource: kubernetes/audit\ncheck: {type: new-region}\nexceptions:\n  - rule: kw-k8s-secret-dump\n    name: other\n    accounts: ['1']\n",
+    );
+    assert_eq!(catalog.problems.len(), before + 1);
+    assert!(
+        catalog.problems[before]
+            .reason
+            .contains("cannot name another rule")
+    );
+}

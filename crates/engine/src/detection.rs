@@ -228,16 +228,27 @@ fn keep_verdict(batch: &mut dyn Batch, old: &Finding, f: &mut Finding) -> Result
 
 /// The setting holding run-time approved accounts.
 const ALLOWED_ACCOUNTS: &str = "detect.allowed_accounts";
+/// The setting holding exceptions saved at run time (`keyward findings except --save`).
+const EXCEPTIONS: &str = "detect.exceptions";
 
 impl Engine {
     /// Turns detection on for later ingests: compiles the catalog and loads baselines,
     /// check state and active findings from the store.
     pub fn enable_detection(
         &mut self,
-        catalog: Catalog,
+        mut catalog: Catalog,
         mut settings: Settings,
     ) -> Result<(), EngineError> {
         self.detect_settings = settings.clone();
+        for e in self.stored_exceptions()? {
+            // One whose rule is not loaded this time (a custom rule left out) waits for it.
+            if let Err(err) = catalog.add_exception(e) {
+                catalog.problems.push(keyward_detect::rules::Problem {
+                    path: format!("setting {EXCEPTIONS}"),
+                    reason: err.to_string(),
+                });
+            }
+        }
         settings
             .allowed_accounts
             .extend(self.stored_allowed_accounts()?);
@@ -286,6 +297,39 @@ impl Engine {
                 )))
             }),
         }
+    }
+
+    /// Exceptions saved at run time, applied whenever detection is enabled.
+    pub fn stored_exceptions(
+        &self,
+    ) -> Result<Vec<keyward_detect::exceptions::Exception>, EngineError> {
+        match self.store.setting(EXCEPTIONS)? {
+            None => Ok(Vec::new()),
+            Some(doc) => serde_json::from_str(&doc).map_err(|e| {
+                EngineError::Store(keyward_store::StoreError::Corrupt(format!(
+                    "setting `{EXCEPTIONS}`: {e}"
+                )))
+            }),
+        }
+    }
+
+    /// Saves an exception (audited with `audit`) and applies it from the next event on.
+    /// It must name a rule of the detector's catalog (the built-in one without detection).
+    pub fn add_exception(
+        &mut self,
+        e: keyward_detect::exceptions::Exception,
+        audit: &keyward_store::AuditEntry,
+    ) -> Result<(), EngineError> {
+        match self.detector.as_mut() {
+            Some(det) => det.add_exception(e.clone())?,
+            None => Catalog::builtin().add_exception(e.clone())?,
+        }
+        let mut all = self.stored_exceptions()?;
+        all.push(e);
+        let doc = serde_json::to_string(&all)
+            .map_err(|e| EngineError::Store(keyward_store::StoreError::Corrupt(e.to_string())))?;
+        self.store.put_setting(EXCEPTIONS, &doc, audit)?;
+        Ok(())
     }
 
     /// Replaces the stored approved accounts (audited with `audit`) and applies them, with

@@ -49,6 +49,9 @@ pub enum EngineError {
     NoteTooLong,
     #[error("detection: no finding `{0}`")]
     NoFinding(String),
+    /// An exception that cannot be used (no such rule, nothing to match, a bad glob).
+    #[error("detection: {0}")]
+    Exception(#[from] keyward_detect::rules::RuleError),
     #[error("{path}: {source}")]
     Io {
         path: String,

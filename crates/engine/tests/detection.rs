@@ -437,3 +437,57 @@ fn a_dormant_user_used_again_is_reported_by_its_reported_last_use() {
         .unwrap();
     assert_eq!(dormant.severity, keyward_detect::Severity::High);
 }
+
+/// The narrowest exception for a false positive, saved: later matches are not reported,
+/// in this process and after a reopen; saving it is audited.
+#[test]
+fn a_saved_exception_keeps_later_matches_out() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = engine(data.path());
+    let ingest = |e: &mut Engine, p: PathBuf| {
+        e.ingest(&[p], &IngestOptions::default(), &mut (), 0)
+            .unwrap()
+    };
+    let first = ingest(&mut e, addon_log(input.path(), "day-0", 0..1));
+    let f = first
+        .findings
+        .iter()
+        .find(|f| f.rule_id == "kw-k8s-secret-dump")
+        .unwrap()
+        .clone();
+    let exception = keyward_detect::exceptions::narrowest(&f).unwrap();
+    assert_eq!(exception.identities.len(), 1);
+    e.add_exception(
+        exception,
+        &keyward_store::AuditEntry {
+            at: 1,
+            actor: "test".into(),
+            action: "exception.add".into(),
+            target: Some(f.rule_id.clone()),
+            detail: None,
+            before: None,
+            after: None,
+        },
+    )
+    .unwrap();
+    let later = ingest(&mut e, addon_log(input.path(), "day-1", 1..2));
+    assert!(
+        later
+            .findings
+            .iter()
+            .all(|x| x.rule_id != "kw-k8s-secret-dump")
+    );
+    assert_eq!(e.finding(&f.id).unwrap().unwrap().count, 1);
+    assert_eq!(e.stored_exceptions().unwrap().len(), 1);
+    assert!(
+        e.audit_log(10)
+            .unwrap()
+            .iter()
+            .any(|a| a.entry.action == "exception.add")
+    );
+    let mut reopened = engine(data.path());
+    ingest(&mut reopened, addon_log(input.path(), "day-2", 2..3));
+    assert_eq!(reopened.finding(&f.id).unwrap().unwrap().count, 1);
+    assert_eq!(reopened.detector().unwrap().excepted, 1);
+}
