@@ -159,14 +159,17 @@ pub struct Novel {
 }
 
 impl Novel {
-    /// Adds a new item; a window holds at most `CAP_ENDPOINTS` of a kind.
-    fn add(&mut self, fp: u32, name: &str) {
+    /// Adds a new item; a window holds at most `CAP_ENDPOINTS` of a kind. Whether it was
+    /// new to the window.
+    fn add(&mut self, fp: u32, name: &str) -> bool {
         if self.fps.len() < CAP_ENDPOINTS && !self.fps.contains(&fp) {
             self.fps.push(fp);
             if self.shown.len() < SHOWN {
                 self.shown.push(name.to_owned());
             }
+            return true;
         }
+        false
     }
 }
 
@@ -392,9 +395,9 @@ impl Baseline {
             return closed;
         }
         w.count += 1;
-        if w.events.len() < SHOWN {
-            w.events.push(a.event_id.to_owned());
-        }
+        // Whether the event brought something new to the hour: the evidence of an
+        // anomaly is such events (and the hour's first, for volume and timing).
+        let mut novel = false;
         // A saturated set judges no novelty: its signal's string is not fingerprinted.
         if !self.endpoints.saturated {
             let fp = fps.of(a.endpoint);
@@ -402,26 +405,29 @@ impl Baseline {
                 if !w.endpoints.fps.contains(&fp) && sensitive(a.endpoint) {
                     w.sensitive_endpoints += 1;
                 }
-                w.endpoints.add(fp, a.endpoint);
+                novel |= w.endpoints.add(fp, a.endpoint);
             }
         }
         if let Some(r) = a.resource.filter(|_| !self.resources.saturated) {
             let fp = fps.of(r);
             if !self.resources.contains(fp) {
-                w.resources.add(fp, r);
+                novel |= w.resources.add(fp, r);
             }
         }
         if let Some(net) = a.network.filter(|_| !self.networks.saturated) {
             let fp = fps.of(net);
             if !self.networks.contains(fp) {
-                w.networks.add(fp, net);
+                novel |= w.networks.add(fp, net);
             }
         }
         if let Some(ua) = a.agent.filter(|_| !self.agents.saturated) {
             let fp = fps.of(ua);
             if !self.agents.contains(fp) {
-                w.agents.add(fp, ua);
+                novel |= w.agents.add(fp, ua);
             }
+        }
+        if (novel || w.events.is_empty()) && w.events.len() < SHOWN {
+            w.events.push(a.event_id.to_owned());
         }
         if let Some(slot) = self.week.get_mut(hour_of_week(a.time)) {
             *slot = slot.saturating_add(1);
@@ -799,6 +805,35 @@ mod tests {
         let score = b.close().expect("new sensitive endpoints alert");
         let names: Vec<_> = score.signals.iter().map(|s| s.name).collect();
         assert!(!names.contains(&"new_network"), "{names:?}");
+    }
+
+    /// An anomaly cites what proves it: the events that brought something new (and the
+    /// hour's first), not routine calls around them.
+    #[test]
+    fn evidence_is_the_novel_events() {
+        let mut b = trained();
+        let t = 20 * 24 * HOUR;
+        let mut fps = Fingerprints::default();
+        let ids = ["r1", "r2", "r3", "n1", "r4", "n2", "n3", "r5"];
+        let eps = [
+            "s3:GetObject",
+            "s3:PutObject",
+            "s3:GetObject",
+            "iam:CreateAccessKey",
+            "s3:GetObject",
+            "secretsmanager:GetSecretValue",
+            "iam:ListUsers",
+            "s3:PutObject",
+        ];
+        for (i, (id, ep)) in ids.iter().zip(eps).enumerate() {
+            let a = Activity {
+                event_id: id,
+                ..act(t + i as i64 * 1000, ep, "10.0.0.5")
+            };
+            b.observe(&a, None, &mut fps);
+        }
+        let score = b.close().expect("new sensitive endpoints alert");
+        assert_eq!(score.events, ["r1", "n1", "n2", "n3"]);
     }
 
     #[test]
