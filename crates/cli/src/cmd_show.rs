@@ -59,19 +59,58 @@ pub fn show(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
     });
     let events = engine.recent_events(&ident.id, args.events)?;
     let owner = engine.owner_info(ident, &engine.coverage());
+    // Its threat findings (a role's include its sessions'), expected ones too.
+    let findings = engine.findings(&keyward_engine::FindingQuery {
+        identity: Some(ident.id.clone()),
+        kind: Some(keyward_detect::Kind::Threat),
+        ..Default::default()
+    })?;
     match args.format {
         OutputFormat::Json => {
+            let listed: Vec<serde_json::Value> = findings
+                .iter()
+                .map(|f| {
+                    json!({"id": f.id, "rule_id": f.rule_id, "status": f.status.as_str(),
+                           "severity": f.severity.as_str(), "count": f.count,
+                           "last_seen": time::format(f.last_seen), "summary": f.summary})
+                })
+                .collect();
             let doc = json!({
                 "identity": row(ident, state, as_of, &owner),
                 "ownership": owner.ownership,
                 "details": ident.details,
+                "findings": listed,
                 "recent_events": events,
             });
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
-        OutputFormat::Text => text(ident, state.as_str(), &events, as_of, &owner),
+        OutputFormat::Text => {
+            text(ident, state.as_str(), &events, as_of, &owner);
+            findings_text(&findings);
+        }
     }
     Ok(())
+}
+
+/// Its threat findings: alerts, and what its pattern of life made expected.
+fn findings_text(findings: &[keyward_detect::Finding]) {
+    if findings.is_empty() {
+        return;
+    }
+    println!("threat findings ({}):", findings.len());
+    let mut t = table();
+    t.set_header(["  STATUS", "SEVERITY", "RULE", "COUNT", "LAST SEEN", "ID"]);
+    for f in findings {
+        t.add_row([
+            format!("  {}", f.status.as_str()),
+            f.severity.as_str().to_owned(),
+            f.rule_id.clone(),
+            f.count.to_string(),
+            time::format(f.last_seen),
+            f.id.clone(),
+        ]);
+    }
+    println!("{t}");
 }
 
 fn line(label: &str, value: impl AsRef<str>) {

@@ -77,7 +77,8 @@ impl Lookup for EngineLookup<'_> {
             .get(identity)?
             .details
             .get("reported_last_used")?
-            .as_i64()
+            .as_str()
+            .and_then(keyward_model::time::parse)
     }
 
     fn retired(&self, id: &str) -> Option<String> {

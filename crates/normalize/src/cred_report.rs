@@ -196,9 +196,10 @@ fn row_output(row: &Row) -> Result<Output<'static>, Reason> {
     o.facts.last_used = last_used;
     if let Some(t) = last_used {
         // Kept apart from `last_used`, which observed events move: what the platform said.
-        o.facts
-            .details
-            .insert("reported_last_used".into(), serde_json::json!(t));
+        o.facts.details.insert(
+            "reported_last_used".into(),
+            serde_json::json!(time::format(t)),
+        );
     }
     Ok(Output {
         event: None,

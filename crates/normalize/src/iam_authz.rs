@@ -193,7 +193,7 @@ fn entry_output(list: &str, v: Value) -> Result<Output<'static>, Reason> {
                     // Kept apart from `last_used`, which observed events move.
                     o.facts
                         .details
-                        .insert("reported_last_used".into(), json!(t));
+                        .insert("reported_last_used".into(), json!(time::format(t)));
                 }
                 if let Some(r) = s(last, "Region") {
                     o.facts.details.insert("last_used_region".into(), json!(r));
