@@ -864,13 +864,12 @@ def build_iam():
         n = p["email"].split("@")[0]
         add_user(n, d(2023, 2, 6), groups=["readonly"], owner=p["email"], team=p["team"], password=True)
         USERS[n]["human"] = True
-    # keys inherit their user's orphan status (truth) and are neutral for the other categories
+    # keys are credentials of their user: posture findings are about the user (the
+    # inventory marks an orphan user's keys too), so keys are neutral in every category
     for u in USERS.values():
         for k in u["keys"]:
-            for c in ("admin_wildcard", "stale", "escalation"):
+            for c in ("admin_wildcard", "stale", "orphaned", "escalation"):
                 NEUTRAL[c].add(k["id"])
-            if user_id(u["name"]) in TRUTH_POSTURE["orphaned"]:
-                TRUTH_POSTURE["orphaned"].add(k["id"])
 
 
 # ---------------------------------------------------------------------------
@@ -979,7 +978,9 @@ def build_k8s():
         sas.append({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": m})
         K8S["sa_uid"][f"{ns}/{name}"] = m["uid"]
         K8S["sa_meta"][f"{ns}/{name}"] = (d(2025, 4, 18) + timedelta(days=20 * i), None)
-        TRUTH_POSTURE["stale"].add(sa_id(ns, name))
+        # Unused for the 21 days of audit log, created long before: whether it was used
+        # in the 30 days a stale verdict needs is unknown (the log does not cover them).
+        NEUTRAL["stale"].add(sa_id(ns, name))
         TRUTH_POSTURE["orphaned"].add(sa_id(ns, name))
     items += sorted(sas, key=lambda x: (x["metadata"]["namespace"], x["metadata"]["name"]))
 
@@ -1770,8 +1771,11 @@ def inc_secrets_harvest(day):
 
 def plant_incidents():
     anyb = "kw-baseline-anomaly"
+    # The way in is a branch nobody uses: its web-identity subject is the incident's too.
     incident("I01-stop-logging", 15, "CloudTrail StopLogging by the infra CI apply role, from an unknown branch",
-             [role_id("gha-infra-apply")], ["kw-aws-cloudtrail-tampering"], inc_stoplogging)
+             [role_id("gha-infra-apply"),
+              "oidc:token.actions.githubusercontent.com#repo:acme/infra:ref:refs/heads/fix-logging"],
+             ["kw-aws-cloudtrail-tampering", "kw-aws-new-web-identity-subject"], inc_stoplogging)
     incident("I02-backdoor-key", 14, "ci-jenkins creates an access key for svc-reporting (backdoor)",
              [user_id("ci-jenkins")], ["kw-aws-backdoor-access-key"], inc_backdoor_key)
     incident("I03-fourth-bucket", 16, "batch-reconcile, which read the same three buckets nightly for two weeks, "
@@ -2025,12 +2029,13 @@ def finalize_truth():
             stale.add(uid_)
         if u["owner"] is None or u["owner"] in LEAVERS:
             orphan.add(uid_)
-            orphan.update(k["id"] for k in u["keys"])
     for key, (created, owner) in K8S["sa_meta"].items():
         ns, name = key.split("/")
         sid = sa_id(ns, name)
+        # The audit log covers 21 days: a service account it never shows is not known to be
+        # unused for 30 (unknown, neutral), however old.
         if f"system:serviceaccount:{ns}:{name}" not in K8S_ACTIVE and is_stale(created):
-            stale.add(sid)
+            NEUTRAL["stale"].add(sid)
         if owner is None or owner in LEAVERS:
             orphan.add(sid)
     for c, computed in (("stale", stale), ("orphaned", orphan)):
@@ -2063,9 +2068,10 @@ def write_truth(counts):
             "Kubernetes ids are written with the cluster's real name (prod-eks); the files sit at k8s/rbac.json and "
             "k8s/audit/audit.log as a user lays them out, so the scorer compares service accounts without the "
             "cluster part.",
-            "Posture: access keys count only for `orphaned` (a key of an orphaned user is orphaned); for the other "
-            "categories they, and namespaces' default service accounts, are neutral (neither right nor wrong).",
-            "stale = no activity for 30 days or more before the snapshot, service-linked roles excluded (never stale)."],
+            "Posture: access keys (credentials of the users the findings are about) and namespaces' default "
+            "service accounts are neutral (neither right nor wrong).",
+            "stale = no activity for 30 days or more before the snapshot, service-linked roles excluded (never "
+            "stale); service accounts the 21 days of audit log never show are unknown (neutral)."],
         "incidents": incidents,
         "posture": {c: {"identities": sorted(TRUTH_POSTURE[c]), "neutral": sorted(NEUTRAL[c])}
                     for c in TRUTH_POSTURE},

@@ -297,10 +297,11 @@ def render(truth, s, risk, risk_err, inventory, meta):
     L.append("## Posture")
     L.append("")
     L.append("Truth per category is in `truth.json`: `admin_wildcard` is `Allow *` on `*` (inline, managed or "
-             "through a group); `stale`, no activity for 30 days or more (service-linked roles never stale); "
-             "`orphaned`, no owner or only owners absent from the directory (leavers), and the keys of such users; "
-             "`escalation`, a non-admin identity with a grant that makes it admin-equivalent. Access keys (except "
-             "for `orphaned`) and namespaces' `default` service accounts are neutral.")
+             "through a group); `stale`, no activity for 30 days or more, where a record covers them (service-linked "
+             "roles never stale; service accounts unused through the 21 days of audit log are unknown, so neutral); "
+             "`orphaned`, no owner or only owners absent from the directory (leavers); "
+             "`escalation`, a non-admin identity with a grant that makes it admin-equivalent. Access keys (credentials "
+             "of the users the findings are about) and namespaces' `default` service accounts are neutral.")
     L.append("")
     L.append("| category | rule | truth | reported | right | precision | recall |")
     L.append("|---|---|---:|---:|---:|---:|---:|")
