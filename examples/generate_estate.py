@@ -35,6 +35,11 @@ from urllib.parse import quote
 
 SEED = 20261116
 R = random.Random(SEED)
+import estate_formats
+from estate_formats import (ALNUM, B32, account_from_key, ampm, uid, rand_str, ct, cli, sts_exp, k8s_us, k8s_s, jit, d,
+                            doc, allow)
+
+estate_formats.R = R
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "estate")
@@ -60,15 +65,6 @@ IDSTORE_ARN = f"arn:aws:identitystore::{PROD}:identitystore/d-9067642ac7"
 # ---------------------------------------------------------------------------
 # ids, keys, time formats
 # ---------------------------------------------------------------------------
-B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def account_from_key(key_id):
-    """Decode the account id embedded in an AWS key / unique id (AKIA, ASIA, AROA ...)."""
-    raw = base64.b32decode(key_id[4:20])
-    z = int.from_bytes(raw[:6], "big")
-    return str((z & 0x7FFFFFFFFF80) >> 7).zfill(12)
 
 
 def _encoded16(account):
@@ -91,14 +87,6 @@ def make_uid(prefix, account):
     return k
 
 
-def uid():
-    return str(uuid.UUID(int=R.getrandbits(128), version=4))
-
-
-def rand_str(n, alphabet=ALNUM):
-    return "".join(R.choice(alphabet) for _ in range(n))
-
-
 def hexs(n):
     return "".join(R.choice("0123456789abcdef") for _ in range(n))
 
@@ -107,33 +95,8 @@ def session_token():
     return "IQoJb3JpZ2luX2Vj" + base64.b64encode(R.randbytes(300)).decode()
 
 
-def ct(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def cli(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def _ampm(dt):
-    h = dt.hour % 12 or 12
-    return f"{h}:{dt:%M:%S} {'AM' if dt.hour < 12 else 'PM'}"
-
-
-def sts_exp(dt):  # STS credentials.expiration as CloudTrail renders it
-    return f"{dt:%b} {dt.day}, {dt.year}, {_ampm(dt)}"
-
-
 def iam_date(dt):  # IAM createDate in responseElements
-    return f"{dt:%b} {dt.day}, {dt.year} {_ampm(dt)}"
-
-
-def k8s_us(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def k8s_s(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{dt:%b} {dt.day}, {dt.year} {ampm(dt)}"
 
 
 def at(day, h, m=0, s=0):
@@ -143,10 +106,6 @@ def at(day, h, m=0, s=0):
 def rand_time(day, lo_h, hi_h):
     start = day + timedelta(hours=lo_h)
     return start + timedelta(seconds=R.randrange(int((hi_h - lo_h) * 3600)))
-
-
-def jit(t, lo, hi):
-    return t + timedelta(seconds=R.randint(lo, hi))
 
 
 # ---------------------------------------------------------------------------
@@ -160,10 +119,6 @@ def user_rec(name, created, path="/"):
 def role_rec(name, created, path="/"):
     return {"name": name, "id": make_uid("AROA", PROD), "arn": f"arn:aws:iam::{PROD}:role{path}{name}",
             "created": created, "path": path}
-
-
-def d(y, mo, dd, h=10, mi=0, s=0):
-    return datetime(y, mo, dd, h, mi, s, tzinfo=UTC)
 
 
 U = {u["name"]: u for u in [
@@ -1054,16 +1009,6 @@ def write_json(path, doc, sort_keys=False):
 # ---------------------------------------------------------------------------
 # IAM snapshot: get-account-authorization-details + credential report
 # ---------------------------------------------------------------------------
-def doc(*stmts):
-    return {"Version": "2012-10-17", "Statement": list(stmts)}
-
-
-def allow(action, resource="*", **extra):
-    s = {"Effect": "Allow", "Action": action, "Resource": resource}
-    s.update(extra)
-    return s
-
-
 AWS_MANAGED = {
     "AdministratorAccess": {"path": "/", "id": "ANPAIWMBCKSKIEE64ZLYK", "ver": "v1", "created": d(2015, 2, 6, 18, 39, 46),
                             "updated": d(2015, 2, 6, 18, 39, 46), "doc": doc(allow("*"))},

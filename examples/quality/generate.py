@@ -49,6 +49,12 @@ from datetime import datetime, timedelta, timezone
 
 SEED = 20261124
 R = random.Random(SEED)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import estate_formats
+from estate_formats import (ALNUM, B32, account_from_key, ampm, uid, rand_str, ct, cli, sts_exp, k8s_us, k8s_s, jit, d,
+                            doc, allow)
+
+estate_formats.R = R
 UTC = timezone.utc
 
 PROD = "111122223333"
@@ -81,14 +87,6 @@ SAML_ARN = f"arn:aws:iam::{PROD}:saml-provider/Okta"
 # ---------------------------------------------------------------------------
 # ids and time formats (the patterns of examples/generate_estate.py)
 # ---------------------------------------------------------------------------
-B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
-ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-
-
-def account_from_key(key_id):
-    raw = base64.b32decode(key_id[4:20])
-    z = int.from_bytes(raw[:6], "big")
-    return str((z & 0x7FFFFFFFFF80) >> 7).zfill(12)
 
 
 def _encoded16(account):
@@ -108,14 +106,6 @@ def make_uid(prefix, account=PROD):
     return k
 
 
-def uid():
-    return str(uuid.UUID(int=R.getrandbits(128), version=4))
-
-
-def rand_str(n, alphabet=ALNUM):
-    return "".join(R.choice(alphabet) for _ in range(n))
-
-
 def hexs(n):
     return "%0*x" % (n, R.getrandbits(4 * n))
 
@@ -124,45 +114,12 @@ def session_token():
     return "IQoJb3JpZ2luX2Vj" + base64.b64encode(R.randbytes(120)).decode()
 
 
-def ct(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def cli(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%S+00:00")
-
-
-def _ampm(dt):
-    h = dt.hour % 12 or 12
-    return f"{h}:{dt:%M:%S} {'AM' if dt.hour < 12 else 'PM'}"
-
-
-def sts_exp(dt):
-    return f"{dt:%b} {dt.day}, {dt.year}, {_ampm(dt)}"
-
-
-def k8s_us(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def k8s_s(dt):
-    return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def d(y, mo, dd, h=10, mi=0, s=0):
-    return datetime(y, mo, dd, h, mi, s, tzinfo=UTC)
-
-
 def at(day, h, m=0, s=0):
     return day + timedelta(hours=h, minutes=m, seconds=s)
 
 
 def rand_time(day, lo_h, hi_h):
     return day + timedelta(seconds=R.randrange(int(lo_h * 3600), int(hi_h * 3600)))
-
-
-def jit(t, lo, hi):
-    return t + timedelta(seconds=R.randint(lo, hi))
 
 
 def every(day, minutes, jitter=60, lo_h=0, hi_h=24):
@@ -229,16 +186,6 @@ def owner_for(team):
 # ---------------------------------------------------------------------------
 # IAM model
 # ---------------------------------------------------------------------------
-def doc(*stmts):
-    return {"Version": "2012-10-17", "Statement": list(stmts)}
-
-
-def allow(action, resource="*", **extra):
-    s = {"Effect": "Allow", "Action": action, "Resource": resource}
-    s.update(extra)
-    return s
-
-
 def svc_trust(svc):
     return doc({"Effect": "Allow", "Principal": {"Service": svc}, "Action": "sts:AssumeRole"})
 
@@ -1649,7 +1596,7 @@ def inc_backdoor_key(day):
     ev(jit(t, 5, 20), ident, "iam.amazonaws.com", "CreateAccessKey", US, ip, UA_JENKINS, ro=False,
        req={"userName": "svc-reporting"},
        resp={"accessKey": {"userName": "svc-reporting", "accessKeyId": newkey, "status": "Active",
-                           "createDate": f"{t:%b} {t.day}, {t.year} {_ampm(t)}"}})
+                           "createDate": f"{t:%b} {t.day}, {t.year} {ampm(t)}"}})
 
 
 def inc_fourth_bucket(day):
