@@ -144,20 +144,28 @@ fn print_inventory(all: &[Listed], as_of: i64) {
         "\ninventory as of {} (the last event in the data):",
         time::format(as_of)
     );
-    let mut by_kind: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&str, [usize; 5]> = BTreeMap::new();
     for (i, s) in all {
         let slot = match s {
             Lifecycle::Active => 0,
             Lifecycle::Stale => 1,
-            Lifecycle::Ephemeral => 2,
-            Lifecycle::Deleted => 3,
+            Lifecycle::Unknown => 2,
+            Lifecycle::Ephemeral => 3,
+            Lifecycle::Deleted => 4,
         };
         if let Some(c) = by_kind.entry(i.kind.as_str()).or_default().get_mut(slot) {
             *c += 1;
         }
     }
     let mut t = crate::output::table();
-    t.set_header(["  kind", "active", "stale", "ephemeral", "deleted"]);
+    t.set_header([
+        "  kind",
+        "active",
+        "stale",
+        "unknown",
+        "ephemeral",
+        "deleted",
+    ]);
     for (k, c) in &by_kind {
         t.add_row([
             format!("  {k}"),
@@ -165,6 +173,7 @@ fn print_inventory(all: &[Listed], as_of: i64) {
             c[1].to_string(),
             c[2].to_string(),
             c[3].to_string(),
+            c[4].to_string(),
         ]);
     }
     println!("{t}");
@@ -302,7 +311,10 @@ fn print_longest_chain(all: &[Listed]) {
 }
 
 fn escalations(engine: &Engine) -> anyhow::Result<Vec<String>> {
-    let (_, escalations) = engine.escalation_paths(None)?;
+    let as_of = engine
+        .latest_event_time()?
+        .unwrap_or_else(crate::output::now_ms);
+    let (_, escalations) = engine.escalation_paths(None, as_of)?;
     Ok(escalations
         .iter()
         .map(|f| {

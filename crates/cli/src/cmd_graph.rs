@@ -509,7 +509,11 @@ fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Clean);
     }
-    let (admins, found) = engine.escalation_paths(from.as_deref())?;
+    // As of the newest event, as posture judges it (replayed logs are judged in their time).
+    let as_of = engine
+        .latest_event_time()?
+        .unwrap_or_else(crate::output::now_ms);
+    let (admins, found) = engine.escalation_paths(from.as_deref(), as_of)?;
     match args.format {
         OutputFormat::Json => {
             let out: Vec<_> = found

@@ -24,7 +24,8 @@ pub struct Args {
     pub platform: Option<Platform>,
     #[arg(long, value_parser = parse_kind)]
     pub kind: Option<IdentityKind>,
-    /// active, stale, ephemeral or deleted.
+    /// active, stale, unknown (would be stale, but nothing covers the window), ephemeral
+    /// or deleted.
     #[arg(long, value_parser = parse_state)]
     pub state: Option<Lifecycle>,
     /// AWS account id (or Kubernetes cluster name).
@@ -63,8 +64,9 @@ fn parse_kind(s: &str) -> Result<IdentityKind, String> {
 }
 
 fn parse_state(s: &str) -> Result<Lifecycle, String> {
-    Lifecycle::parse(s)
-        .ok_or_else(|| format!("unknown state `{s}`; one of: active, stale, ephemeral, deleted"))
+    Lifecycle::parse(s).ok_or_else(|| {
+        format!("unknown state `{s}`; one of: active, stale, unknown, ephemeral, deleted")
+    })
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {

@@ -53,10 +53,12 @@ pub fn show(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
             )
         }
     };
-    let state = ident.lifecycle(LifecycleConfig {
-        as_of,
-        stale_after_days: args.stale_days,
-    });
+    let state = engine
+        .lifecycles(LifecycleConfig {
+            as_of,
+            stale_after_days: args.stale_days,
+        })
+        .of(ident);
     let events = engine.recent_events(&ident.id, args.events)?;
     let owner = engine.owner_info(ident, &engine.coverage());
     // Its threat findings (a role's include its sessions'), expected ones too.

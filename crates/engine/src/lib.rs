@@ -10,6 +10,7 @@
 mod clusters;
 mod detection;
 mod ingest;
+mod lifecycle;
 mod posture;
 mod query;
 mod records;
@@ -24,6 +25,7 @@ pub use ingest::{
     Progress, SourceStats,
 };
 pub use keyward_detect::posture::RISK_RULE;
+pub use lifecycle::Lifecycles;
 pub use posture::Posture;
 pub use query::{Escalation, Filter, Owned, OwnerFilter, OwnerInfo, Resolve};
 pub(crate) use query::{iam_snapshots, k8s_objects};

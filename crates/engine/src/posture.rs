@@ -4,7 +4,7 @@
 //! changed and resolved posture findings (a condition that no longer holds resolves its
 //! finding).
 
-use keyward_detect::posture::{self, Activity, Facts, IamFacts};
+use keyward_detect::posture::{self, Facts, IamFacts};
 use keyward_detect::risk::Risk;
 use keyward_detect::{Finding, Severity, Status};
 use keyward_graph::analysis;
@@ -12,7 +12,7 @@ use keyward_graph::iam::Context;
 use keyward_graph::iam::admin::{AdminGrant, admin_wildcard};
 use keyward_graph::iam::escalation::{Analysis, Path};
 use keyward_model::time::Millis;
-use keyward_model::{Identity, IdentityKind, LifecycleConfig, SourceKind};
+use keyward_model::{IdentityKind, LifecycleConfig};
 use keyward_store::FindingChange;
 use rustc_hash::FxHashMap;
 
@@ -35,7 +35,7 @@ impl Engine {
         };
         let coverage = analysis::Coverage::of(g);
         let iam = Iam::of(&crate::iam_snapshots(self.store.as_ref())?, now);
-        let logs = LogSpans::of(self.inventory.iter());
+        let logs = crate::lifecycle::LogSpans::of(self.inventory.iter());
         let mut foreign: FxHashMap<String, Vec<analysis::ForeignTrust>> = FxHashMap::default();
         for t in analysis::foreign_trusts(g, allow) {
             foreign.entry(t.role.clone()).or_default().push(t);
@@ -212,65 +212,6 @@ impl Iam {
             }
         }
         out
-    }
-}
-
-/// How far each activity log reaches: per AWS account (CloudTrail) and per cluster (audit
-/// log), the first and last sighting of the identities it shows.
-#[derive(Default)]
-struct LogSpans {
-    spans: FxHashMap<(SourceKind, String), (Millis, Millis)>,
-}
-
-impl LogSpans {
-    fn of<'i>(identities: impl Iterator<Item = &'i Identity>) -> LogSpans {
-        let mut out = LogSpans::default();
-        for i in identities {
-            let (Some(first), Some(last)) = (i.first_seen, i.last_seen) else {
-                continue;
-            };
-            let logs = [
-                (SourceKind::Cloudtrail, i.account.as_ref()),
-                (SourceKind::K8sAudit, i.cluster.as_ref()),
-            ];
-            for (kind, scope) in logs {
-                let Some(scope) = scope.filter(|_| i.sources.contains(kind.as_str())) else {
-                    continue;
-                };
-                let span = out
-                    .spans
-                    .entry((kind, scope.clone()))
-                    .or_insert((first, last));
-                *span = (span.0.min(first), span.1.max(last));
-            }
-        }
-        out
-    }
-
-    /// Whether `i`'s use over the stale window of `lc` is known: the platform records
-    /// last use itself (credential report, `RoleLastUsed`), or its log spans the window
-    /// (from its start to within a day of its end).
-    fn activity(&self, i: &Identity, lc: LifecycleConfig) -> Activity {
-        let tracked = match i.kind {
-            IdentityKind::IamUser => Some(SourceKind::IamCredentialReport),
-            IdentityKind::IamRole => Some(SourceKind::IamAuthorizationDetails),
-            _ => None,
-        };
-        if tracked.is_some_and(|t| i.sources.contains(t.as_str())) {
-            return Activity::Covered;
-        }
-        let log = match i.kind {
-            IdentityKind::ServiceAccount => (SourceKind::K8sAudit, i.cluster.as_ref()),
-            _ => (SourceKind::Cloudtrail, i.account.as_ref()),
-        };
-        let start = lc.as_of - lc.stale_after_days * DAY;
-        let spans = log
-            .1
-            .and_then(|scope| self.spans.get(&(log.0, scope.clone())));
-        match spans {
-            Some(&(first, last)) if first <= start && last >= lc.as_of - DAY => Activity::Covered,
-            _ => Activity::Unknown,
-        }
     }
 }
 

@@ -58,9 +58,16 @@ pub enum Resolve<'a> {
 }
 
 impl Engine {
+    /// Lifecycle states as of `lc`: `stale` only where a record covers the window,
+    /// `unknown` otherwise (see [`crate::lifecycle`]).
+    pub fn lifecycles(&self, lc: LifecycleConfig) -> crate::Lifecycles {
+        crate::Lifecycles::new(self.inventory.iter(), lc)
+    }
+
     /// Identities matching `filter`, with their lifecycle state, ordered by platform, kind
     /// and id.
     pub fn list(&self, filter: &Filter, lc: LifecycleConfig) -> Vec<(&Identity, Lifecycle)> {
+        let states = self.lifecycles(lc);
         let mut out: Vec<(&Identity, Lifecycle)> = self
             .inventory
             .iter()
@@ -77,7 +84,7 @@ impl Engine {
                     .as_deref()
                     .is_none_or(|n| i.namespace.as_deref() == Some(n))
             })
-            .map(|i| (i, i.lifecycle(lc)))
+            .map(|i| (i, states.of(i)))
             .filter(|(_, s)| filter.state.is_none_or(|st| *s == st))
             .collect();
         out.sort_by(|a, b| {
@@ -220,16 +227,18 @@ impl Engine {
     }
 
     /// Escalation paths to admin from every principal (or only `from`), per account, and
-    /// the admin-equivalent principals.
+    /// the admin-equivalent principals, as of `as_of`.
     pub fn escalation_paths(
         &self,
         from: Option<&str>,
+        as_of: keyward_model::time::Millis,
     ) -> Result<(Vec<String>, Vec<Escalation>), crate::EngineError> {
         use keyward_graph::iam::escalation::Analysis;
         let mut found = Vec::new();
         let mut admins = Vec::new();
         for (account, snap) in &self.iam_snapshots()? {
-            let analysis = Analysis::run(snap);
+            // Conditions on the time are decided as of then: an expired grant grants nothing.
+            let analysis = Analysis::run_at(snap, as_of);
             admins.extend(analysis.admins.iter().cloned());
             for id in snap
                 .principals()

@@ -39,10 +39,11 @@ fn get<'a>(e: &'a Engine, id: &str) -> &'a Identity {
 
 fn state(e: &Engine, i: &Identity) -> Lifecycle {
     let as_of = e.latest_event_time().unwrap().unwrap();
-    i.lifecycle(LifecycleConfig {
+    e.lifecycles(LifecycleConfig {
         as_of,
         stale_after_days: 30,
     })
+    .of(i)
 }
 
 const ACCT: &str = "111122223333";
@@ -100,6 +101,20 @@ fn discovers_the_estate() {
         state(&e, get(&e, &iam("role", "lambda-orders-processor"))),
         Lifecycle::Active
     );
+    // Never seen in a week of audit log, created months ago: nothing covers 30 days of it
+    // (no log that long, and Kubernetes keeps no last use): unknown, not stale.
+    let cron = get(
+        &e,
+        "k8s:prod-eks/system:serviceaccount:payments:legacy-cron",
+    );
+    assert_eq!(
+        cron.lifecycle(LifecycleConfig {
+            as_of: e.latest_event_time().unwrap().unwrap(),
+            stale_after_days: 30,
+        }),
+        Lifecycle::Stale
+    );
+    assert_eq!(state(&e, cron), Lifecycle::Unknown);
     // Deleted during the week by `DeleteRole`.
     assert_eq!(
         state(&e, get(&e, &iam("role", "old-test-role"))),

@@ -271,3 +271,34 @@ fn an_evaluation_earlier_than_the_last_keeps_findings_consistent() {
         assert!(f.first_seen <= f.last_seen, "{f:?}");
     }
 }
+
+/// The risk score's P: 8 only for a path to admin; a step to an identity no more powerful
+/// (hopper may assume a plain role) counts as a sensitive write, 6.
+#[test]
+fn permission_factor_needs_a_path_to_admin() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = Engine::open(data.path()).unwrap();
+    e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+        .unwrap();
+    e.ingest(
+        &[snapshot(input.path())],
+        &IngestOptions::default(),
+        &mut (),
+        0,
+    )
+    .unwrap();
+    let risks = e.evaluate_posture(NOW, &[]).unwrap().risks;
+    let p = |who: &str| {
+        risks
+            .iter()
+            .find(|(id, _)| *id == arn("user", who))
+            .map(|(_, r)| (r.p, r.why[0].clone()))
+            .unwrap()
+    };
+    let (hop, why) = p("hopper");
+    assert_eq!(hop, 6.0, "{why}");
+    assert!(why.contains("no admin-equivalent power"), "{why}");
+    let (dev, why) = p("dev");
+    assert_eq!(dev, 8.0, "{why}");
+}

@@ -236,6 +236,10 @@ pub enum Lifecycle {
     Stale,
     Ephemeral,
     Deleted,
+    /// Not seen used within the stale window, but nothing could have seen it: no activity
+    /// log of its platform spans the window and the platform keeps no last-use record of
+    /// it. Only the engine, which knows how far the logs reach, says so.
+    Unknown,
 }
 
 impl Lifecycle {
@@ -245,6 +249,7 @@ impl Lifecycle {
             Lifecycle::Stale => "stale",
             Lifecycle::Ephemeral => "ephemeral",
             Lifecycle::Deleted => "deleted",
+            Lifecycle::Unknown => "unknown",
         }
     }
 
@@ -254,6 +259,7 @@ impl Lifecycle {
             Lifecycle::Stale,
             Lifecycle::Ephemeral,
             Lifecycle::Deleted,
+            Lifecycle::Unknown,
         ]
         .into_iter()
         .find(|l| l.as_str() == s)

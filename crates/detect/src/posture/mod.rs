@@ -255,7 +255,8 @@ fn active_keys(i: &Identity) -> Vec<&keyward_model::Credential> {
 /// `anomaly`: the score and title of its worst open threat finding.
 pub fn risk_of(f: &Facts, anomaly: Option<&(f64, String)>, now: Millis) -> Risk {
     let i = f.identity;
-    let mut why = vec![format!("P {}: {}", f.p.p, f.p.why)];
+    let (p, p_why) = permission_factor(f);
+    let mut why = vec![format!("P {p}: {p_why}")];
     let keys = active_keys(i);
     let mut e: f64 = 0.0;
     let oldest = keys.iter().filter_map(|c| c.created).min();
@@ -296,7 +297,21 @@ pub fn risk_of(f: &Facts, anomaly: Option<&(f64, String)>, now: Millis) -> Risk 
             "temporary credentials"
         }
     ));
-    risk::score(f.p.p, e, a, t, why)
+    risk::score(p, e, a, t, why)
+}
+
+/// P: the graph's permission scope, where 8 (a step to another identity) holds only for a
+/// path to admin-equivalent power when the account's IAM snapshot was analysed; a step
+/// to an identity no more powerful counts as the sensitive write it is (6).
+fn permission_factor(f: &Facts) -> (f64, String) {
+    let lateral = f.p.p == 8.0 && f.iam.as_ref().is_some_and(|iam| iam.escalation.is_none());
+    if lateral {
+        return (
+            6.0,
+            format!("{}, which leads to no admin-equivalent power", f.p.why),
+        );
+    }
+    (f.p.p, f.p.why.clone())
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ pub(crate) struct IdentityQuery {
     platform: Option<String>,
     /// Identity kind, e.g. `iam_role`, `access_key`, `service_account`, `deploy_key`.
     kind: Option<String>,
-    /// Lifecycle state: `active`, `stale`, `ephemeral` or `deleted`.
+    /// Lifecycle state: `active`, `stale`, `unknown`, `ephemeral` or `deleted`.
     state: Option<String>,
     /// Substring of the id or name.
     q: Option<String>,
@@ -64,7 +64,8 @@ pub(crate) struct IdentityItem {
     owner: Option<String>,
     /// `aws`, `kubernetes`, `github` or `oidc`.
     platform: &'static str,
-    /// `active`, `stale`, `ephemeral` or `deleted`.
+    /// `active`, `stale`, `unknown` (would be stale; nothing covers the window), `ephemeral`
+    /// or `deleted`.
     state: &'static str,
     team: Option<String>,
 }
@@ -159,7 +160,8 @@ pub(crate) struct IdentityAnswer {
     /// Its 50 most recent events, newest first.
     #[schema(value_type = Vec<EventSchema>)]
     recent_events: Sorted<Vec<Event<'static>>>,
-    /// `active`, `stale`, `ephemeral` or `deleted`.
+    /// `active`, `stale`, `unknown` (would be stale; nothing covers the window), `ephemeral`
+    /// or `deleted`.
     state: &'static str,
 }
 
@@ -246,7 +248,7 @@ pub(crate) async fn identity(
             });
             Ok(IdentityAnswer {
                 findings: Sorted(findings),
-                state: i.lifecycle(lc).as_str(),
+                state: e.lifecycles(lc).of(&i).as_str(),
                 identity: Sorted(i),
                 owner,
                 recent_events: Sorted(events),

@@ -120,7 +120,7 @@ fn page(e: &Engine, id: &str, stale_days: i64) -> Result<Option<IdentityPage>, P
         id_q: q(&i.id),
         name: i.name.clone(),
         kind: i.kind.as_str(),
-        state: i.lifecycle(lc).as_str(),
+        state: e.lifecycles(lc).of(&i).as_str(),
         facts: facts(&i),
         owners: owner_views(&info.ownership),
         orphan: info.orphan.as_ref().map(|o| o.as_str().to_owned()),

@@ -272,7 +272,10 @@ pub(crate) async fn inventory(
         csrf: ui.csrf,
         platforms: options(Platform::ALL.iter().map(|p| p.as_str()), &f.platform),
         kinds: options(IdentityKind::ALL.iter().map(|k| k.as_str()), &f.kind),
-        states: options(["active", "stale", "ephemeral", "deleted"], &f.state),
+        states: options(
+            ["active", "stale", "unknown", "ephemeral", "deleted"],
+            &f.state,
+        ),
         risks: options(Severity::ALL.iter().rev().map(|s| s.as_str()), &f.risk),
         columns,
         rows,

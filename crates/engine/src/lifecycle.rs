@@ -1,0 +1,98 @@
+//! An identity's lifecycle state as the data can tell it: `stale` only where something
+//! could have seen it used over the stale window (its platform's own last-use record, or an
+//! activity log spanning the window), `unknown` otherwise.
+
+use keyward_detect::posture::Activity;
+use keyward_model::time::Millis;
+use keyward_model::{Identity, IdentityKind, Lifecycle, LifecycleConfig, SourceKind};
+use rustc_hash::FxHashMap;
+
+const DAY: Millis = 86_400_000;
+
+/// Lifecycle states as of one time, judged against how far the activity logs reach.
+pub struct Lifecycles {
+    spans: LogSpans,
+    lc: LifecycleConfig,
+}
+
+impl Lifecycles {
+    pub(crate) fn new<'i>(
+        identities: impl Iterator<Item = &'i Identity>,
+        lc: LifecycleConfig,
+    ) -> Self {
+        Lifecycles {
+            spans: LogSpans::of(identities),
+            lc,
+        }
+    }
+
+    /// `i`'s state: [`Identity::lifecycle`], with `stale` made `unknown` when nothing
+    /// covers the window.
+    pub fn of(&self, i: &Identity) -> Lifecycle {
+        match i.lifecycle(self.lc) {
+            Lifecycle::Stale if self.spans.activity(i, self.lc) == Activity::Unknown => {
+                Lifecycle::Unknown
+            }
+            s => s,
+        }
+    }
+}
+
+/// How far each activity log reaches: per AWS account (CloudTrail) and per cluster (audit
+/// log), the first and last sighting of the identities it shows.
+#[derive(Default)]
+pub(crate) struct LogSpans {
+    spans: FxHashMap<(SourceKind, String), (Millis, Millis)>,
+}
+
+impl LogSpans {
+    pub(crate) fn of<'i>(identities: impl Iterator<Item = &'i Identity>) -> LogSpans {
+        let mut out = LogSpans::default();
+        for i in identities {
+            let (Some(first), Some(last)) = (i.first_seen, i.last_seen) else {
+                continue;
+            };
+            let logs = [
+                (SourceKind::Cloudtrail, i.account.as_ref()),
+                (SourceKind::K8sAudit, i.cluster.as_ref()),
+            ];
+            for (kind, scope) in logs {
+                let Some(scope) = scope.filter(|_| i.sources.contains(kind.as_str())) else {
+                    continue;
+                };
+                let span = out
+                    .spans
+                    .entry((kind, scope.clone()))
+                    .or_insert((first, last));
+                *span = (span.0.min(first), span.1.max(last));
+            }
+        }
+        out
+    }
+
+    /// Whether `i`'s use over the stale window of `lc` is known: the platform records
+    /// last use itself (credential report, `RoleLastUsed`), or its log spans the window
+    /// (from its start to within a day of its end).
+    pub(crate) fn activity(&self, i: &Identity, lc: LifecycleConfig) -> Activity {
+        let tracked = match i.kind {
+            IdentityKind::IamUser => Some(SourceKind::IamCredentialReport),
+            IdentityKind::IamRole => Some(SourceKind::IamAuthorizationDetails),
+            _ => None,
+        };
+        if tracked.is_some_and(|t| i.sources.contains(t.as_str())) {
+            return Activity::Covered;
+        }
+        let log = match i.kind {
+            IdentityKind::ServiceAccount => (SourceKind::K8sAudit, i.cluster.as_ref()),
+            _ => (SourceKind::Cloudtrail, i.account.as_ref()),
+        };
+        let start = lc.as_of - lc.stale_after_days * DAY;
+        let spans = log
+            .1
+            .and_then(|scope| self.spans.get(&(log.0, scope.clone())));
+        match spans {
+            Some(&(first, last)) if first <= start && last >= lc.as_of - DAY => Activity::Covered,
+            _ => Activity::Unknown,
+        }
+    }
+}
