@@ -333,6 +333,14 @@ def render(truth, s, risk, risk_err, inventory, meta):
         L.append("|---|---:|")
         for t, n in sorted(tiers.items(), key=lambda kv: -kv[1]):
             L.append(f"| {t} | {n} |")
+        inc_idents = {norm(p): inc["id"] for inc in truth["incidents"] for p in inc["identities"]}
+        above = sorted(i for i, t in risk.items() if t != "log")
+        if above:
+            L.append("")
+            L.append("Above the `log` tier (R ≥ 1.0), and the planted incident each one is part of:")
+            L.append("")
+            for i in above:
+                L.append(f"- `{i}` ({risk[i]}): {inc_idents.get(norm(i), 'no incident')}")
     L.append("")
     if inventory is not None:
         clusters = collections.Counter(i.get("cluster") for i in inventory if i.get("kind") == "service_account")

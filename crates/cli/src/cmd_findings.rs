@@ -80,6 +80,9 @@ pub enum Action {
         /// Only the top N.
         #[arg(long, default_value_t = 20)]
         top: usize,
+        /// table or json (one object per identity: its id, R, tier, factors and why).
+        #[arg(long, default_value = "table")]
+        format: String,
     },
 }
 
@@ -166,10 +169,31 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             note,
             detect,
         }) => return except(&mut engine, dir, &id, save, note, &detect),
-        Some(Action::Risk { detect, top }) => {
+        Some(Action::Risk {
+            detect,
+            top,
+            format,
+        }) => {
             let _writing = crate::output::write_lock(&mut engine, dir)?;
             let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
             let posture = engine.evaluate_posture(as_of, &detect.allow_account)?;
+            if format == "json" {
+                let rows: Vec<serde_json::Value> = posture
+                    .risks
+                    .iter()
+                    .take(top)
+                    .map(|(id, r)| {
+                        let mut v = serde_json::to_value(r).unwrap_or_default();
+                        if let serde_json::Value::Object(m) = &mut v {
+                            m.insert("identity".into(), id.clone().into());
+                        }
+                        v
+                    })
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+                return Ok(Outcome::Clean);
+            }
+            anyhow::ensure!(format == "table", "`--format {format}`: table or json");
             let mut t = table();
             t.set_header(["identity", "R", "tier", "P", "E", "A", "T (days)", "why"]);
             for (id, r) in posture.risks.iter().take(top) {
