@@ -181,7 +181,11 @@ def score(truth, findings):
     cats = []
     for cat, spec in truth["posture"].items():
         rule = truth["posture_rules"][cat]
-        found = {norm(f.get("identity")) for f in posture if f.get("rule_id") == rule and f.get("status") == "open"}
+        # Findings about a group ("every member can …") name no identity: listed apart.
+        groups = sorted({(f.get("path") or ["?"])[0] for f in posture if f.get("rule_id") == rule
+                         and f.get("status") == "open" and not f.get("identity")})
+        found = {norm(f.get("identity")) for f in posture if f.get("rule_id") == rule and f.get("status") == "open"
+                 and f.get("identity")}
         other = {norm(f.get("identity")) for f in posture if f.get("rule_id") == rule and f.get("status") != "open"}
         want = {norm(i) for i in spec["identities"]}
         neutral = {norm(i) for i in spec["neutral"]}
@@ -190,6 +194,7 @@ def score(truth, findings):
         fn = want - found
         cats.append({"category": cat, "rule": rule, "truth": len(want), "reported": len(found - neutral),
                      "tp": len(tp), "fp": sorted(fp), "fn": sorted(fn), "other_status": len(other),
+                     "groups": groups,
                      "precision": (len(tp) / (len(tp) + len(fp))) if (tp or fp) else None,
                      "recall": (len(tp) / len(want)) if want else None})
     other_posture = collections.Counter(f.get("rule_id") for f in posture if f.get("status") == "open"
@@ -310,8 +315,11 @@ def render(truth, s, risk, risk_err, inventory, meta):
                  f"{fmt_ratio(c['precision'])} | {fmt_ratio(c['recall'])} |")
     L.append("")
     for c in s["posture"]:
-        if c["fp"] or c["fn"]:
+        if c["fp"] or c["fn"] or c.get("groups"):
             L.append(f"- **{c['category']}**")
+            if c.get("groups"):
+                L.append(f"  - groups reported, every member of which can escalate (not scored): "
+                         + ", ".join(f"`{short(x)}`" for x in c["groups"]))
             if c["fp"]:
                 L.append(f"  - reported wrongly ({len(c['fp'])}): " + ", ".join(f"`{short(x)}`" for x in c["fp"][:20])
                          + (" …" if len(c["fp"]) > 20 else ""))

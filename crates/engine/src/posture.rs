@@ -87,7 +87,15 @@ impl Engine {
             let facts = Facts {
                 identity: i,
                 lifecycle: i.lifecycle(lc),
-                orphan: analysis::orphan_reason(g, node, i.kind, scope, &owners, &coverage),
+                orphan: analysis::orphan_reason(
+                    g,
+                    node,
+                    i.kind,
+                    scope,
+                    &owners,
+                    &coverage,
+                    i.last_seen.is_some(),
+                ),
                 p: posture::permission_scope(g, node),
                 foreign: foreign.get(&i.id).map_or(&[], Vec::as_slice),
                 networks: self

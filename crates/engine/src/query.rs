@@ -281,7 +281,15 @@ impl Engine {
                 };
                 let ownership = cache.get(g, node);
                 let scope = i.account.as_deref().or(i.cluster.as_deref());
-                let orphan = analysis::orphan_reason(g, node, i.kind, scope, &ownership, &coverage);
+                let orphan = analysis::orphan_reason(
+                    g,
+                    node,
+                    i.kind,
+                    scope,
+                    &ownership,
+                    &coverage,
+                    i.last_seen.is_some(),
+                );
                 OwnerInfo { ownership, orphan }
             })
             .collect()
@@ -300,7 +308,15 @@ impl Engine {
         };
         let ownership = analysis::ownership(g, node);
         let scope = i.account.as_deref().or(i.cluster.as_deref());
-        let orphan = analysis::orphan_reason(g, node, i.kind, scope, &ownership, coverage);
+        let orphan = analysis::orphan_reason(
+            g,
+            node,
+            i.kind,
+            scope,
+            &ownership,
+            coverage,
+            i.last_seen.is_some(),
+        );
         OwnerInfo { ownership, orphan }
     }
 }

@@ -526,8 +526,10 @@ impl Coverage {
     }
 }
 
-/// Why identity `id` (of `kind`, in `account` or `cluster`) is an orphan, if it is one.
-/// Short-lived identities (sessions, temporary keys) and AWS-managed ones are never orphans.
+/// Why identity `id` (of `kind`, in `account` or `cluster`) is an orphan, if it is one;
+/// `acted`: an activity log showed it acting. Short-lived identities (sessions, temporary
+/// keys) and AWS-managed ones are never orphans.
+#[allow(clippy::too_many_arguments)]
 pub fn orphan_reason(
     g: &Graph,
     id: NodeId,
@@ -535,6 +537,7 @@ pub fn orphan_reason(
     scope: Option<&str>,
     owners: &Ownership,
     coverage: &Coverage,
+    acted: bool,
 ) -> Option<OrphanReason> {
     let key = g.key(id);
     // A deleted identity is gone, not orphaned.
@@ -570,9 +573,13 @@ pub fn orphan_reason(
     {
         return Some(OrphanReason::FunctionDeleted);
     }
+    // No workload runs as it, unless it is used from outside the cluster by a person
+    // still here (a CI system's token: seen acting, with a live owner).
+    let used_by_owner = acted && owners.people.iter().any(|p| !p.departed);
     if kind == IdentityKind::ServiceAccount
         && scope.is_some_and(|c| coverage.workload_clusters.contains(c))
         && !has_in(EdgeKind::RunsAs)
+        && !used_by_owner
     {
         return Some(OrphanReason::NoWorkload);
     }

@@ -172,7 +172,8 @@ fn departed_owner_makes_an_orphan() {
             IdentityKind::ServiceAccount,
             Some("prod"),
             &own,
-            &cov
+            &cov,
+            false
         ),
         Some(OrphanReason::OwnerDeparted)
     );
@@ -201,14 +202,36 @@ fn service_account_without_workload_is_an_orphan_when_workloads_are_known() {
             IdentityKind::ServiceAccount,
             Some("prod"),
             &own,
-            &cov
+            &cov,
+            false
+        ),
+        Some(OrphanReason::NoWorkload)
+    );
+    // Seen acting but owned by nobody (a shadow account): still no workload.
+    assert_eq!(
+        orphan_reason(
+            &g,
+            n,
+            IdentityKind::ServiceAccount,
+            Some("prod"),
+            &own,
+            &cov,
+            true
         ),
         Some(OrphanReason::NoWorkload)
     );
     // The same in a cluster whose workloads were never listed: unknown, so not an orphan
     // for that reason.
     assert_eq!(
-        orphan_reason(&g, n, IdentityKind::ServiceAccount, Some("dev"), &own, &cov),
+        orphan_reason(
+            &g,
+            n,
+            IdentityKind::ServiceAccount,
+            Some("dev"),
+            &own,
+            &cov,
+            false
+        ),
         Some(OrphanReason::Unreferenced)
     );
 }
@@ -373,7 +396,15 @@ fn lambda_role_without_function_is_an_orphan() {
     let old = g.find(&arn("role", "old-fn")).unwrap();
     let own = ownership(&g, old);
     assert_eq!(
-        orphan_reason(&g, old, IdentityKind::IamRole, Some(ACCT), &own, &cov),
+        orphan_reason(
+            &g,
+            old,
+            IdentityKind::IamRole,
+            Some(ACCT),
+            &own,
+            &cov,
+            false
+        ),
         Some(OrphanReason::FunctionDeleted)
     );
     // The path in the function's role ARN is dropped: it is the same role.
