@@ -68,7 +68,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
 /// What two clusters share, in words.
 pub fn evidence(e: &keyward_engine::SharedEvidence) -> String {
     format!(
-        "{} service-account uid(s), {} node name(s) shared",
-        e.service_accounts, e.nodes
+        "{} service-account uid(s), {} pod uid(s), {} node name(s) shared",
+        e.service_accounts, e.pods, e.nodes
     )
 }

@@ -7,7 +7,8 @@
 //! the guess) are filed under `INTO`.
 //!
 //! After every ingest, clusters that share evidence — a service account's `uid` (the audit
-//! log's `user.uid` is the snapshot's `metadata.uid`), at least [`MIN_SHARED_NODES`] node
+//! log's `user.uid` is the snapshot's `metadata.uid`), a pod's `uid` (a service-account
+//! token's `authentication.kubernetes.io/pod-uid`), at least [`MIN_SHARED_NODES`] node
 //! names (an audit log's `system:node:<name>` users, a snapshot's pods' `spec.nodeName`) —
 //! are one cluster. When one of the names is a guess (`default`, or a generic folder name
 //! an older Keyward took for a cluster), the guess is merged into the other at once; two
@@ -63,12 +64,14 @@ pub struct SharedEvidence {
     pub service_accounts: usize,
     /// Node names both name.
     pub nodes: usize,
+    /// Pod uids both hold (an audit log's service-account token names its pod's uid).
+    pub pods: usize,
 }
 
 impl SharedEvidence {
     /// Enough to say the two are one cluster.
     pub fn conclusive(&self) -> bool {
-        self.service_accounts > 0 || self.nodes >= MIN_SHARED_NODES
+        self.service_accounts > 0 || self.pods > 0 || self.nodes >= MIN_SHARED_NODES
     }
 }
 
@@ -140,6 +143,7 @@ fn shared(
 ) -> Result<BTreeMap<(String, String), SharedEvidence>, EngineError> {
     let mut sa_uids: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut nodes: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut pod_uids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut clusters = BTreeSet::new();
     for i in inventory.iter() {
         if i.platform != Platform::Kubernetes {
@@ -153,6 +157,12 @@ fn shared(
             IdentityKind::ServiceAccount => {
                 if let Some(uid) = i.native_id.as_deref().filter(|u| !u.is_empty()) {
                     sa_uids.entry(uid).or_default().insert(c);
+                }
+                if let Some(pod) = i.details.get("last_pod_uid").and_then(|v| v.as_str()) {
+                    pod_uids
+                        .entry(pod.to_owned())
+                        .or_default()
+                        .insert(c.to_owned());
                 }
             }
             IdentityKind::KubernetesNode => {
@@ -168,11 +178,14 @@ fn shared(
     if clusters.len() < 2 {
         return Ok(out);
     }
-    // The nodes a snapshot's pods ran on.
+    // The nodes a snapshot's pods ran on, and the pods' uids.
     for o in store.objects("k8s:Pod")? {
-        let node = o.doc.pointer("/spec/nodeName").and_then(|v| v.as_str());
-        if let (Some(node), Some(c)) = (node, o.scope) {
-            nodes.entry(node.to_owned()).or_default().insert(c);
+        let Some(c) = o.scope else { continue };
+        if let Some(node) = o.doc.pointer("/spec/nodeName").and_then(|v| v.as_str()) {
+            nodes.entry(node.to_owned()).or_default().insert(c.clone());
+        }
+        if let Some(uid) = o.doc.pointer("/metadata/uid").and_then(|v| v.as_str()) {
+            pod_uids.entry(uid.to_owned()).or_default().insert(c);
         }
     }
     let mut pairs = |set: Vec<&str>, add: &mut dyn FnMut(&mut SharedEvidence)| {
@@ -190,6 +203,11 @@ fn shared(
     for set in nodes.values().filter(|s| s.len() > 1) {
         pairs(set.iter().map(String::as_str).collect(), &mut |e| {
             e.nodes += 1
+        });
+    }
+    for set in pod_uids.values().filter(|s| s.len() > 1) {
+        pairs(set.iter().map(String::as_str).collect(), &mut |e| {
+            e.pods += 1
         });
     }
     Ok(out)

@@ -126,6 +126,8 @@ fn shared_service_account_uids_join_a_guess_to_a_named_cluster() {
     assert_eq!((j.from.as_str(), j.into.as_str()), ("default", "prod-eks"));
     assert!(j.evidence.service_accounts > 0);
     assert!(j.evidence.nodes >= 2, "{:?}", j.evidence);
+    // The pods whose tokens the log shows are the snapshot's pods.
+    assert!(j.evidence.pods >= 1, "{:?}", j.evidence);
     // Twins are counted once among the new identities.
     assert_eq!(report.identities_new as usize, e.inventory().len());
     assert_one_cluster(&mut e, "prod-eks");

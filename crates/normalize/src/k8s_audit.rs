@@ -110,6 +110,10 @@ fn user_observations(
         if let Some(pod) = first(extra, "authentication.kubernetes.io/pod-name") {
             o.facts.details.insert("last_pod".into(), json!(pod));
         }
+        // The pod's uid is the snapshot's `metadata.uid`: evidence of which cluster it is.
+        if let Some(uid) = first(extra, "authentication.kubernetes.io/pod-uid") {
+            o.facts.details.insert("last_pod_uid".into(), json!(uid));
+        }
         if let Some(cred) = first(extra, "authentication.kubernetes.io/credential-id") {
             o.facts.credentials.push(Credential {
                 id: cred.to_owned(),
