@@ -57,8 +57,8 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             };
             let c = engine.merge_clusters(&from, &into, audit)?;
             println!(
-                "merged `{from}` into `{into}`: {} identities ({} twins joined), {} objects, {} observed edges",
-                c.identities, c.twins, c.objects, c.edges
+                "merged `{from}` into `{into}`: {} identities ({} twins joined), {} objects, {} observed edges, {} findings",
+                c.identities, c.twins, c.objects, c.edges, c.findings
             );
         }
     }

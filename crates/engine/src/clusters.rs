@@ -92,6 +92,8 @@ pub struct MergeCounts {
     pub twins: usize,
     pub objects: usize,
     pub edges: usize,
+    /// Findings whose identity moved with it.
+    pub findings: usize,
 }
 
 /// How an input's cluster is named: `--cluster`, else its path, else the guess; path and
@@ -404,6 +406,7 @@ impl Engine {
                 "twins": counts.twins,
                 "objects": counts.objects,
                 "edges": counts.edges,
+                "findings": counts.findings,
             })
             .to_string(),
         );
@@ -475,6 +478,8 @@ impl Engine {
             }
         }
         let edges = self.store.observed_edges()?;
+        let findings = self.store.findings(None)?;
+        let baselines = self.store.baselines()?;
         let mut batch = self.store.begin()?;
         for id in &deleted {
             batch.delete_identity(id)?;
@@ -506,10 +511,41 @@ impl Engine {
             batch.put_observed_edge(&e)?;
             counts.edges += 1;
         }
+        // Findings follow their identity (their ids, once given, stay), and baselines
+        // their principal; a twin's own baseline is kept.
+        for row in findings {
+            if !row.identity.as_deref().is_some_and(|i| i.starts_with(&pf)) {
+                continue;
+            }
+            let mut f = crate::detection::from_row(&row)?;
+            f.identity = f.identity.as_deref().and_then(|i| rekey(i, &pf, &pi));
+            for step in &mut f.path {
+                if let Some(k) = rekey(step, &pf, &pi) {
+                    *step = k;
+                }
+            }
+            batch.put_finding(&crate::detection::to_row(&f)?)?;
+            counts.findings += 1;
+        }
+        let held: BTreeSet<&str> = baselines.iter().map(|(p, _)| p.as_str()).collect();
+        for (p, doc) in &baselines {
+            let Some(new) = rekey(p, &pf, &pi) else {
+                continue;
+            };
+            if !held.contains(new.as_str()) {
+                batch.put_baseline(&new, doc)?;
+            }
+            batch.delete_baseline(p)?;
+        }
         batch.commit()?;
         let (inventory, topology) = crate::load(self.store.as_ref())?;
         self.inventory = inventory;
         self.topology = topology;
+        // Detection's baselines and open findings are keyed by the old names: reloaded.
+        if let Some(det) = self.detector.take() {
+            let settings = self.detect_settings.clone();
+            self.enable_detection(det.into_catalog(), settings)?;
+        }
         Ok(counts)
     }
 }

@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use keyward_engine::{ClusterOrigin, Engine, IngestOptions, IngestReport};
+use keyward_engine::{ClusterOrigin, Engine, FindingQuery, IngestOptions, IngestReport};
 use keyward_model::{Identity, IdentityKind, Lifecycle, LifecycleConfig, time::Millis};
 
 fn estate_k8s() -> PathBuf {
@@ -211,4 +211,53 @@ fn deliberate_names_merge_on_request() {
     );
     assert_one_cluster(&mut e, "blue");
     drop(r);
+}
+
+/// The identity of the anonymous request's finding, filed under `audit`.
+const ANONYMOUS_AUDIT: &str = "k8s:audit/user:system:anonymous";
+
+/// A merge moves detection's findings and baselines with their identities: nothing is
+/// left keyed by the old cluster's name, and the running detector follows.
+#[test]
+fn findings_and_baselines_follow_a_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let (r, a) = lay_out(dir.path(), "in/rbac.json", "in/audit.log");
+    let store = dir.path().join("store");
+    let detecting = |store: &Path| {
+        let mut e = Engine::open(store).unwrap();
+        e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+            .unwrap();
+        e
+    };
+    let shadow = "system:serviceaccount:payments:debug-sa";
+    {
+        let mut e = detecting(&store);
+        ingest(&mut e, std::slice::from_ref(&a), Some("audit"));
+        let before = e.findings(&FindingQuery::default()).unwrap();
+        assert!(
+            before
+                .iter()
+                .any(|f| f.identity.as_deref() == Some(ANONYMOUS_AUDIT)),
+            "{before:?}"
+        );
+    }
+    let mut e = detecting(&store);
+    let report = ingest(&mut e, std::slice::from_ref(&r), None);
+    assert_eq!(report.clusters_merged[0].from, "audit");
+    let after = e.findings(&FindingQuery::default()).unwrap();
+    assert!(
+        after.iter().all(|f| !f
+            .identity
+            .as_deref()
+            .is_some_and(|i| i.starts_with("k8s:audit/"))),
+        "{after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .any(|f| f.identity.as_deref() == Some("k8s:default/user:system:anonymous"))
+    );
+    let det = e.detector().unwrap();
+    assert!(det.baseline(&format!("k8s:default/{shadow}")).is_some());
+    assert!(det.baseline(&format!("k8s:audit/{shadow}")).is_none());
 }

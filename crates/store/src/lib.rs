@@ -245,6 +245,8 @@ pub trait Batch {
     fn put_finding(&mut self, finding: &FindingRow) -> Result<()>;
     fn add_finding_change(&mut self, change: &FindingChange) -> Result<()>;
     fn put_baseline(&mut self, principal: &str, doc: &str) -> Result<()>;
+    /// Removes a principal's baseline (re-keyed under another id: clusters merged).
+    fn delete_baseline(&mut self, principal: &str) -> Result<()>;
     fn put_detector_state(&mut self, name: &str, doc: &str) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<()>;
 }

@@ -375,6 +375,14 @@ impl Batch for SqliteBatch<'_> {
         Ok(())
     }
 
+    fn delete_baseline(&mut self, principal: &str) -> Result<()> {
+        let mut st = self
+            .tx
+            .prepare_cached("DELETE FROM baselines WHERE principal = ?1")?;
+        st.execute(params![principal])?;
+        Ok(())
+    }
+
     fn put_detector_state(&mut self, name: &str, doc: &str) -> Result<()> {
         let mut st = self.tx.prepare_cached(
             "INSERT INTO detector_state (name, doc) VALUES (?1, ?2)
