@@ -118,10 +118,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                 if args.format == "json" {
                     println!("{}", serde_json::to_string(f)?);
                 } else {
+                    // Expected findings (the identity's pattern of life) say so.
                     println!(
-                        "{}  {:<8} {}  {}  {}",
+                        "{}  {:<8} {:<8} {}  {}  {}",
                         keyward_model::time::format(f.last_seen),
                         f.severity.as_str(),
+                        f.status.as_str(),
                         f.id,
                         f.rule_id,
                         f.summary
