@@ -55,7 +55,17 @@ fuzz_target!(|data: &[u8]| {
     let ids: Vec<_> = g.nodes().map(|(id, _, _)| id).take(16).collect();
     for id in ids {
         let own = ownership(&g, id);
-        let _ = orphan_reason(&g, id, IdentityKind::IamRole, Some("111122223333"), &own, &cov);
+        for acted in [false, true] {
+            let _ = orphan_reason(
+                &g,
+                id,
+                IdentityKind::IamRole,
+                Some("111122223333"),
+                &own,
+                &cov,
+                acted,
+            );
+        }
         let _ = blast_radius(&g, id, BlastOptions::default());
     }
     let mut sink = Vec::new();
