@@ -72,6 +72,10 @@ pub fn router(state: AppState) -> Router {
             "/api/findings/{id}/status",
             post(api::findings::finding_status),
         )
+        .route(
+            "/api/findings/{id}/exception",
+            post(api::findings::finding_exception),
+        )
         .route("/api/ingest", post(api::ingest::generic))
         .route(
             "/api/webhooks/kubernetes-audit",

@@ -41,6 +41,7 @@ pub const BEARER: &str = "bearer";
         crate::api::findings::findings,
         crate::api::findings::finding,
         crate::api::findings::finding_status,
+        crate::api::findings::finding_exception,
         crate::api::ingest::generic,
         crate::api::ingest::kubernetes_audit,
         crate::api::github::webhook,

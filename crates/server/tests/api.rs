@@ -35,13 +35,14 @@ async fn health_and_readiness_need_no_token() {
 #[tokio::test]
 async fn every_state_route_needs_a_valid_token_and_the_right_role() {
     let f = fixture(1 << 20).await;
-    let routes: [(&str, &str, Role); 13] = [
+    let routes: [(&str, &str, Role); 14] = [
         ("GET", "/metrics", Role::Viewer),
         ("GET", "/api/identities", Role::Viewer),
         ("GET", "/api/identities/x", Role::Viewer),
         ("GET", "/api/findings", Role::Viewer),
         ("GET", "/api/findings/x", Role::Viewer),
         ("POST", "/api/findings/x/status", Role::Operator),
+        ("POST", "/api/findings/x/exception", Role::Operator),
         ("POST", "/api/ingest", Role::Operator),
         ("POST", "/api/webhooks/kubernetes-audit", Role::Operator),
         ("POST", "/api/tokens", Role::Admin),
@@ -193,6 +194,35 @@ async fn posted_cloudtrail_is_stored_detected_and_triaged() {
     let (s, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["items"][0]["action"], "finding.status");
+
+    // The narrowest exception for it: shown, then kept (audited).
+    let path = format!("/api/findings/{finding_id}/exception");
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        &path,
+        Some(&f.operator),
+        Some(b"{}".to_vec()),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["saved"], false);
+    assert_eq!(v["exception"]["identities"][0], id.as_str());
+    let (s, v) = call(
+        &f.app,
+        "POST",
+        &path,
+        Some(&f.operator),
+        Some(br#"{"save":true,"note":"approved"}"#.to_vec()),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["saved"], true);
+    assert_eq!(v["exception"]["note"], "approved");
+    let (_, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
+    assert_eq!(v["items"][0]["action"], "exception.add");
 
     // Metrics count what was posted.
     let (s, v) = call(&f.app, "GET", "/metrics", Some(&f.viewer), None, &[]).await;

@@ -356,6 +356,19 @@ async fn answers_fit_their_documented_schemas() {
     )
     .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // The narrowest exception for it, shown: the answer fits its schema.
+    let except_path = "/api/findings/{id}/exception";
+    let (s, v) = checked(
+        app,
+        doc,
+        "POST",
+        (&format!("/api/findings/{finding}/exception"), except_path),
+        Some(&f.operator),
+        Some(b"{}".to_vec()),
+        &[("content-type", "application/json")],
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
     let reads = [
         ("/api/identities?limit=5".to_owned(), "/api/identities"),
         (format!("/api/identities/{identity}"), id_path),
@@ -495,7 +508,7 @@ fn is_browser_route(path: &str, handler: &str) -> bool {
 #[tokio::test]
 async fn openapi_document_covers_every_api_route_with_its_security() {
     // Every API route, with the role its handler's `authorize` asks for (None: no token).
-    let expected: [(&str, &str, Option<Role>); 19] = [
+    let expected: [(&str, &str, Option<Role>); 20] = [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/api/openapi.json", None),
@@ -505,6 +518,7 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         ("GET", "/api/findings", Some(Role::Viewer)),
         ("GET", "/api/findings/{id}", Some(Role::Viewer)),
         ("POST", "/api/findings/{id}/status", Some(Role::Operator)),
+        ("POST", "/api/findings/{id}/exception", Some(Role::Operator)),
         ("POST", "/api/ingest", Some(Role::Operator)),
         (
             "POST",

@@ -173,7 +173,7 @@ pub(crate) async fn finding(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct StatusBody {
-    /// `open`, `acknowledged`, `false-positive` or `resolved`.
+    /// `open`, `acknowledged`, `false-positive`, `resolved` or `expected`.
     status: String,
     note: Option<String>,
 }
@@ -216,7 +216,7 @@ pub(crate) async fn finding_status(
     let Json(body) = body.map_err(json_rejection)?;
     let status = Status::parse(&body.status).ok_or_else(|| {
         ApiError::bad_request(format!(
-            "`status`: `{}` is not one of open, acknowledged, false-positive, resolved",
+            "`status`: `{}` is not one of open, acknowledged, false-positive, resolved, expected",
             body.status
         ))
     })?;
@@ -264,4 +264,151 @@ pub(crate) fn set_status_audited(
         after: Some(status.as_str().to_owned()),
     })?;
     Ok(Some(f))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ExceptionBody {
+    /// Keep it (applied from the next event on, audited); without it, it is only shown.
+    #[serde(default)]
+    save: bool,
+    /// Why (kept with the exception).
+    note: Option<String>,
+}
+
+/// An exception: who a rule is not about (fields AND, values OR).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ExceptionView {
+    accounts: Vec<String>,
+    /// Globs over the principal a finding is about, or the acting session, key or user.
+    identities: Vec<String>,
+    name: String,
+    namespaces: Vec<String>,
+    /// CIDR networks of the caller's address.
+    networks: Vec<String>,
+    note: Option<String>,
+    /// The rule's id.
+    rule: String,
+}
+
+impl From<keyward_detect::exceptions::Exception> for ExceptionView {
+    fn from(e: keyward_detect::exceptions::Exception) -> Self {
+        ExceptionView {
+            accounts: e.accounts,
+            identities: e.identities,
+            name: e.name,
+            namespaces: e.namespaces,
+            networks: e.networks,
+            note: e.note,
+            rule: e.rule.unwrap_or_default(),
+        }
+    }
+}
+
+/// `POST /api/findings/{id}/exception`: the narrowest exception, and whether it was kept.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ExceptionAnswer {
+    exception: ExceptionView,
+    saved: bool,
+}
+
+#[utoipa::path(
+    post,
+    path = "/api/findings/{id}/exception",
+    tag = "findings",
+    summary = "The narrowest exception that would have kept a finding out",
+    description = "The finding's rule, on the finding's identity: shown, and with `save: true` \
+                   kept in the store and applied from the next event on (audited as \
+                   `exception.add`). Needs a bearer token with the **operator** role (operator or admin).",
+    params(("id" = String, Path, description = "Finding id")),
+    request_body = ExceptionBody,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`exception`, and `saved`", body = ExceptionAnswer),
+        (status = 400, description = "Malformed JSON, a note too long, or a finding about no identity", body = error::ErrorBody),
+        (status = 401, description = "No valid bearer token (`WWW-Authenticate: Bearer`)", body = error::ErrorBody),
+        (status = 403, description = "The token's role is weaker than operator", body = error::ErrorBody),
+        (status = 404, description = "No such finding", body = error::ErrorBody),
+        (status = 413, description = "The body is larger than the body limit", body = error::ErrorBody),
+        (status = 415, description = "`Content-Type` is not `application/json`", body = error::ErrorBody),
+        (status = 422, description = "The JSON does not have the body's shape (missing or unknown field)", body = error::ErrorBody),
+    )
+)]
+pub(crate) async fn finding_exception(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Result<Json<ExceptionBody>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<ExceptionAnswer>, ApiError> {
+    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let Json(body) = body.map_err(json_rejection)?;
+    if body
+        .note
+        .as_ref()
+        .is_some_and(|n| n.len() > keyward_engine::MAX_NOTE_BYTES)
+    {
+        return Err(ApiError::bad_request(format!(
+            "`note`: at most {} bytes",
+            keyward_engine::MAX_NOTE_BYTES
+        )));
+    }
+    let actor = caller.actor();
+    let save = body.save;
+    let found = state
+        .engine
+        .write(move |e| propose_exception(e, &id, body.note, save.then_some(actor)))
+        .await?
+        .map_err(ApiError::internal)?;
+    match found {
+        Exception::NoFinding => Err(ApiError::new(StatusCode::NOT_FOUND, "no such finding")),
+        Exception::NoIdentity => Err(ApiError::bad_request(
+            "the finding is about no identity: no exception can name it",
+        )),
+        Exception::Proposed(e) => Ok(Json(ExceptionAnswer {
+            exception: e.into(),
+            saved: save,
+        })),
+    }
+}
+
+/// What [`propose_exception`] found.
+enum Exception {
+    NoFinding,
+    NoIdentity,
+    Proposed(keyward_detect::exceptions::Exception),
+}
+
+/// The narrowest exception for finding `id`, saved (and audited) when `save_as` names the
+/// actor.
+fn propose_exception(
+    e: &mut Engine,
+    id: &str,
+    note: Option<String>,
+    save_as: Option<String>,
+) -> Result<Exception, keyward_engine::EngineError> {
+    let Some(f) = e.finding(id)? else {
+        return Ok(Exception::NoFinding);
+    };
+    let Some(mut x) = keyward_detect::exceptions::narrowest(&f) else {
+        return Ok(Exception::NoIdentity);
+    };
+    if note.is_some() {
+        x.note = note;
+    }
+    if let Some(actor) = save_as {
+        let after = serde_json::to_string(&x).ok();
+        e.add_exception(
+            x.clone(),
+            &AuditEntry {
+                at: now(),
+                actor,
+                action: "exception.add".into(),
+                target: x.rule.clone(),
+                detail: Some(format!("{} (from {id})", x.name)),
+                before: None,
+                after,
+            },
+        )?;
+    }
+    Ok(Exception::Proposed(x))
 }
