@@ -220,16 +220,7 @@ pub(crate) async fn finding_status(
             body.status
         ))
     })?;
-    if body
-        .note
-        .as_ref()
-        .is_some_and(|n| n.len() > keyward_engine::MAX_NOTE_BYTES)
-    {
-        return Err(ApiError::bad_request(format!(
-            "`note`: at most {} bytes",
-            keyward_engine::MAX_NOTE_BYTES
-        )));
-    }
+    check_note(body.note.as_deref())?;
     let actor = caller.actor();
     let f = state
         .engine
@@ -238,6 +229,17 @@ pub(crate) async fn finding_status(
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such finding"))?;
     Ok(Json(Triaged { finding: Sorted(f) }))
+}
+
+/// A note is at most [`keyward_engine::MAX_NOTE_BYTES`].
+fn check_note(note: Option<&str>) -> Result<(), ApiError> {
+    if note.is_some_and(|n| n.len() > keyward_engine::MAX_NOTE_BYTES) {
+        return Err(ApiError::bad_request(format!(
+            "`note`: at most {} bytes",
+            keyward_engine::MAX_NOTE_BYTES
+        )));
+    }
+    Ok(())
 }
 
 /// Sets a finding's status (a false positive adapts the baseline) and audits it, for the
@@ -342,16 +344,7 @@ pub(crate) async fn finding_exception(
 ) -> Result<Json<ExceptionAnswer>, ApiError> {
     let caller = authorize(&state, &headers, Role::Operator).await?;
     let Json(body) = body.map_err(json_rejection)?;
-    if body
-        .note
-        .as_ref()
-        .is_some_and(|n| n.len() > keyward_engine::MAX_NOTE_BYTES)
-    {
-        return Err(ApiError::bad_request(format!(
-            "`note`: at most {} bytes",
-            keyward_engine::MAX_NOTE_BYTES
-        )));
-    }
+    check_note(body.note.as_deref())?;
     let actor = caller.actor();
     let save = body.save;
     let found = state
