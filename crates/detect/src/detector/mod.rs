@@ -11,13 +11,18 @@ use rsigma_parser::LogSource;
 use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 use serde_json::{Value, json};
 
-use crate::baseline::{Activity, Baseline, Fingerprints, Score};
+use crate::baseline::{Activity, Baseline, Fingerprints};
 use crate::checks::{self, Lookup, Settings, State};
 use crate::eval::{RuleEval, Selected};
-use crate::finding::{Finding, Kind, Severity, Status, finding_id};
+use crate::finding::{Finding, Kind, Status, finding_id};
 use crate::prefilter::Prefilter;
 use crate::rules::{Catalog, RuleInfo};
 use crate::view::View;
+
+mod anomaly;
+mod open;
+
+use open::{Key, OpenFinding, mark_expected, merge_key, union_lists};
 
 /// The rule id of behavioural-baseline findings.
 pub const ANOMALY_RULE: &str = "kw-baseline-anomaly";
@@ -33,19 +38,6 @@ const MAX_WINDOWS: usize = 48;
 /// Set in a finding's details when a person reopened it while it was expected: it is not
 /// made expected again.
 pub const OVERRIDDEN: &str = "expected_overridden";
-/// Why a finding is expected, in its details.
-const EXPECTED_WHY: &str = "the identity matched this rule in every week of its training window";
-
-/// Notes in `details` why the finding is expected.
-fn mark_expected(details: &mut Value) {
-    if let Value::Object(m) = details {
-        m.insert("expected".into(), Value::String(EXPECTED_WHY.into()));
-    }
-}
-
-/// Acting identities (sessions, keys) listed in a finding about their principal.
-const MAX_ACTORS: usize = 20;
-
 /// One entry of [`Detector`]'s baseline map: a principal's behavioural [`Baseline`], the
 /// principal's id, and whether it is listed as changed (`Detector::dirty`).
 ///
@@ -75,91 +67,6 @@ impl BaselineEntry {
     }
 }
 
-/// A finding's merge key: the keyed hash ([`crate::keyed_hash`]) of its rule index and
-/// principal (a role for all its sessions): one incident is one finding, whatever its
-/// matches' subjects. A match finds its open finding
-/// without reading the stored strings (rarely in cache) or allocating a key; two keys
-/// agree by chance with probability 2⁻⁶⁴, and nobody without the process's key can aim
-/// for it.
-type Key = u64;
-
-fn merge_key(idx: usize, principal: &str) -> Key {
-    crate::keyed_hash(&(idx, principal))
-}
-
-/// A threat finding that later matches of the same rule and principal extend
-/// (see [`Detector::emit`]), and whether it changed since the last
-/// [`Detector::take_findings`]. The value of [`Detector`]'s map of open findings, keyed by
-/// [`merge_key`].
-///
-/// A repeat match checks its event id and actor against those already listed. The lists'
-/// strings are separate allocations, rarely in cache by the next match; their keyed hashes
-/// ([`crate::keyed_hash`]) are kept here, side by side, and compared instead.
-struct OpenFinding {
-    finding: Finding,
-    changed: bool,
-    /// Hashes of `finding.events`, in the same order (evidence is only ever added to an
-    /// open finding through [`OpenFinding::add_evidence`], which keeps both in step).
-    evidence: Vec<u64>,
-    /// Hashes of the `actors` listed in `finding.details`, when it lists them.
-    actors: Option<Vec<u64>>,
-}
-
-impl OpenFinding {
-    fn new(finding: Finding, changed: bool) -> Self {
-        let evidence = finding.events.iter().map(crate::keyed_hash).collect();
-        let actors = match finding.details.get("actors") {
-            Some(Value::Array(list)) => Some(
-                list.iter()
-                    .map(|x| x.as_str().map_or(0, crate::keyed_hash))
-                    .collect(),
-            ),
-            _ => None,
-        };
-        OpenFinding {
-            finding,
-            changed,
-            evidence,
-            actors,
-        }
-    }
-
-    /// [`Finding::add_evidence`], by keyed hash.
-    fn add_evidence(&mut self, id: &str) {
-        let f = &mut self.finding;
-        let h = crate::keyed_hash(id);
-        if self.evidence.contains(&h) {
-            return;
-        }
-        // A full list drops its second entry (the first is kept: how it started).
-        if f.events.len() >= crate::finding::MAX_EVIDENCE && self.evidence.len() > 1 {
-            self.evidence.remove(1);
-        }
-        f.push_evidence(id);
-        self.evidence.push(h);
-    }
-
-    /// Lists `actor` in the finding's `actors` when it keeps such a list, has room and
-    /// does not hold it yet.
-    fn add_actor(&mut self, actor: &str) {
-        let Some(hashes) = self.actors.as_mut() else {
-            return;
-        };
-        if hashes.len() >= MAX_ACTORS {
-            return;
-        }
-        // Compared by keyed hash: the listed strings are not read.
-        let h = crate::keyed_hash(actor);
-        if hashes.contains(&h) {
-            return;
-        }
-        let Some(Value::Array(list)) = self.finding.details.get_mut("actors") else {
-            return;
-        };
-        list.push(Value::String(actor.to_owned()));
-        hashes.push(h);
-    }
-}
 /// Entries kept per correlation group window (events for `event_count`, values for
 /// `value_count`). Correlations can only under-count past it: a group would need more
 /// than this many matching events inside one timespan, with the distinct values it needs
@@ -218,6 +125,8 @@ pub struct Detector {
     /// once it has learned the event (pattern of life, see [`Baseline::note_rule`]).
     matched: Vec<usize>,
     latest: Millis,
+    /// Per catalog rule, its id's fingerprint: how baselines remember it (pattern of life).
+    rule_fps: Vec<u32>,
     /// Per catalog rule, its exceptions ready to match.
     exceptions: Vec<Vec<crate::exceptions::Compiled>>,
     /// Matches an exception kept from being reported.
@@ -350,6 +259,11 @@ impl Detector {
             })
             .collect();
         let evals = engine.engine().rules().iter().map(RuleEval::new).collect();
+        let rule_fps = catalog
+            .rules
+            .iter()
+            .map(|r| crate::baseline::fingerprint(&r.id))
+            .collect();
         // Checked when the catalog took them: one that does not compile is skipped.
         let exceptions = catalog
             .rules
@@ -394,6 +308,7 @@ impl Detector {
             matched: Vec::new(),
             this_event: None,
             aliases: hashbrown::HashMap::default(),
+            rule_fps,
             exceptions,
             excepted: 0,
             latest: 0,
@@ -849,9 +764,8 @@ impl Detector {
             return;
         };
         for &idx in &self.matched {
-            if let Some(rule) = self.catalog.rules.get(idx) {
-                h.baseline
-                    .note_rule(crate::baseline::fingerprint(&rule.id), at);
+            if let Some(&fp) = self.rule_fps.get(idx) {
+                h.baseline.note_rule(fp, at);
             }
         }
         h.mark(key, &mut self.dirty);
@@ -860,16 +774,14 @@ impl Detector {
     /// Whether a match of `rule` by `principal` at `at` repeats the principal's pattern of
     /// life: its baseline is trained and saw the rule match in every week of its training
     /// window. Rules marked `always` are never routine.
-    fn routine(&self, rule: &RuleInfo, principal: &str, at: Millis) -> bool {
+    fn routine(&self, idx: usize, rule: &RuleInfo, principal: &str, at: Millis) -> bool {
         !rule.always
             && !principal.is_empty()
-            && self
-                .baselines
-                .get(&crate::keyed_hash(principal))
-                .is_some_and(|h| {
-                    h.baseline
-                        .routine(crate::baseline::fingerprint(&rule.id), at)
-                })
+            && self.rule_fps.get(idx).is_some_and(|&fp| {
+                self.baselines
+                    .get(&crate::keyed_hash(principal))
+                    .is_some_and(|h| h.baseline.routine(fp, at))
+            })
     }
 
     fn learn(&mut self, principal: &str, key: u64, v: &View) {
@@ -948,138 +860,6 @@ impl Detector {
         }
     }
 
-    /// An anomalous hour: it extends the principal's behavioural finding when that is
-    /// still active and its last hour is at most [`EPISODE_GAP`] before this one (one
-    /// episode), and opens one otherwise.
-    fn anomaly(&mut self, principal: &str, s: Score) {
-        let merge = merge_key(ANOMALY_IDX, principal);
-        let window = serde_json::to_value(&s.window).unwrap_or(Value::Null);
-        let end = s.hour_start + 3_599_999;
-        if let Some(a) = self.active.get_mut(&merge)
-            && a.finding.status.is_active()
-            && s.hour_start - a.finding.last_seen <= EPISODE_GAP
-        {
-            let f = &mut a.finding;
-            f.first_seen = f.first_seen.min(s.hour_start);
-            f.last_seen = f.last_seen.max(end);
-            f.count += u64::from(s.window.count);
-            let strongest = f
-                .details
-                .get("score")
-                .and_then(Value::as_f64)
-                .unwrap_or(0.0);
-            if s.score > strongest {
-                f.severity = f.severity.max(anomaly_severity(s.score));
-                f.summary = anomaly_summary(&s);
-                if let Value::Object(m) = &mut f.details {
-                    m.insert("score".into(), json!(s.score));
-                    m.insert("signals".into(), signals(&s));
-                }
-            }
-            if let Some(Value::Array(ws)) = f.details.get_mut("windows") {
-                if ws.len() >= MAX_WINDOWS {
-                    ws.remove(0);
-                }
-                ws.push(window);
-            }
-            if let Value::Object(m) = &mut f.details {
-                let hours = m.get("hours").and_then(Value::as_u64).unwrap_or(1);
-                m.insert("hours".into(), json!(hours + 1));
-            }
-            for id in &s.events {
-                a.add_evidence(id);
-            }
-            if !a.changed {
-                a.changed = true;
-                self.out.push(merge);
-            }
-            return;
-        }
-        if self.fold_anomaly(principal, &s, window.clone()) {
-            return;
-        }
-        let f = Finding {
-            id: finding_id(ANOMALY_RULE, Some(principal), &s.hour_start.to_string()),
-            rule_id: ANOMALY_RULE.into(),
-            title: "Behaviour outside the identity's baseline".into(),
-            severity: anomaly_severity(s.score),
-            kind: Kind::Threat,
-            identity: Some(principal.to_owned()),
-            attack: vec!["T1078.004".into()],
-            events: s.events.clone(),
-            path: Vec::new(),
-            first_seen: s.hour_start,
-            last_seen: end,
-            count: u64::from(s.window.count),
-            status: Status::Open,
-            summary: anomaly_summary(&s),
-            details: json!({"score": s.score, "signals": signals(&s), "hours": 1,
-                            "windows": [window]}),
-        };
-        self.open(merge, f);
-    }
-
-    /// An anomalous hour within a day of an open alert of the same principal is that
-    /// incident's behaviour: it is added to the alert (`details.anomaly`: the strongest
-    /// score and its signals, the hours and their windows), not alerted again. Returns
-    /// whether it was.
-    fn fold_anomaly(&mut self, principal: &str, s: &Score, window: Value) -> bool {
-        let end = s.hour_start + 3_599_999;
-        // The earliest such alert (the map's order is not the same from run to run).
-        let Some(key) = self
-            .active
-            .iter()
-            .filter(|(_, a)| {
-                let f = &a.finding;
-                f.status.is_alert()
-                    && f.rule_id != ANOMALY_RULE
-                    && f.identity.as_deref() == Some(principal)
-                    && s.hour_start <= f.last_seen + EPISODE_GAP
-                    && end + EPISODE_GAP >= f.first_seen
-            })
-            .min_by(|(_, x), (_, y)| {
-                (x.finding.first_seen, &x.finding.id).cmp(&(y.finding.first_seen, &y.finding.id))
-            })
-            .map(|(&k, _)| k)
-        else {
-            return false;
-        };
-        let Some(a) = self.active.get_mut(&key) else {
-            return false;
-        };
-        let f = &mut a.finding;
-        f.severity = f.severity.max(anomaly_severity(s.score));
-        let Value::Object(m) = &mut f.details else {
-            return false;
-        };
-        let entry = m
-            .entry("anomaly")
-            .or_insert_with(|| json!({"score": 0.0, "hours": 0, "windows": []}));
-        if let Value::Object(an) = entry {
-            if an.get("score").and_then(Value::as_f64).unwrap_or(0.0) < s.score {
-                an.insert("score".into(), json!(s.score));
-                an.insert("signals".into(), signals(s));
-                an.insert("summary".into(), Value::String(anomaly_summary(s)));
-            }
-            let hours = an.get("hours").and_then(Value::as_u64).unwrap_or(0);
-            an.insert("hours".into(), json!(hours + 1));
-            if let Some(Value::Array(ws)) = an.get_mut("windows") {
-                if ws.len() >= MAX_WINDOWS {
-                    ws.remove(0);
-                }
-                ws.push(window);
-            }
-        }
-        for id in &s.events {
-            a.add_evidence(id);
-        }
-        if !a.changed {
-            a.changed = true;
-            self.out.push(key);
-        }
-        true
-    }
-
     fn emit_hit(&mut self, idx: usize, v: &View, principal: Option<&str>, hit: checks::Hit) {
         let checks::Hit {
             subject,
@@ -1138,7 +918,7 @@ impl Detector {
             .catalog
             .rules
             .get(idx)
-            .map(|rule| self.routine(rule, owner, e.time))
+            .map(|rule| self.routine(idx, rule, owner, e.time))
         else {
             return;
         };
@@ -1318,191 +1098,5 @@ impl Detector {
             Some(old) if old.changed => self.done.push(old.finding),
             _ => self.out.push(merge),
         }
-    }
-
-    /// A false-positive verdict on a behavioural finding: the hours of its episode become
-    /// normal for the identity. Returns whether a baseline learned something.
-    pub fn absorb_false_positive(&mut self, f: &Finding) -> bool {
-        let Some(p) = f.identity.as_deref() else {
-            return false;
-        };
-        // Findings stored before episodes hold one `window`; an alert that took in its
-        // identity's anomalous hours holds them under `anomaly`.
-        let held = f
-            .details
-            .get("windows")
-            .or_else(|| f.details.get("anomaly").and_then(|a| a.get("windows")));
-        let windows: Vec<crate::baseline::Window> = match held {
-            Some(Value::Array(ws)) => ws
-                .iter()
-                .filter_map(|w| serde_json::from_value(w.clone()).ok())
-                .collect(),
-            _ => f
-                .details
-                .get("window")
-                .and_then(|w| serde_json::from_value(w.clone()).ok())
-                .into_iter()
-                .collect(),
-        };
-        let key = crate::keyed_hash(p);
-        let Some(h) = self.baselines.get_mut(&key) else {
-            return false;
-        };
-        if windows.is_empty() {
-            return false;
-        }
-        for w in &windows {
-            h.baseline.absorb(w);
-        }
-        h.mark(key, &mut self.dirty);
-        true
-    }
-}
-
-/// Adds the items of `facts`' lists missing from the same lists of `details`, each list
-/// capped at [`MAX_ACTORS`] items.
-fn union_lists(details: &mut Value, facts: &Value) {
-    let (Value::Object(into), Value::Object(from)) = (details, facts) else {
-        return;
-    };
-    for (k, v) in from {
-        let (Some(Value::Array(have)), Value::Array(more)) = (into.get_mut(k), v) else {
-            continue;
-        };
-        for x in more {
-            if have.len() >= MAX_ACTORS {
-                break;
-            }
-            if !have.contains(x) {
-                have.push(x.clone());
-            }
-        }
-    }
-}
-
-fn anomaly_severity(score: f64) -> Severity {
-    if score >= 9.0 {
-        Severity::High
-    } else {
-        Severity::Medium
-    }
-}
-
-fn anomaly_summary(s: &Score) -> String {
-    let fired: Vec<&str> = s.signals.iter().map(|g| g.name).collect();
-    format!(
-        "anomaly score {:.1} in the hour from {}: {}",
-        s.score,
-        keyward_model::time::format(s.hour_start),
-        fired.join(", ")
-    )
-}
-
-fn signals(s: &Score) -> Value {
-    s.signals
-        .iter()
-        .map(|g| json!({"signal": g.name, "score": g.score, "detail": g.detail}))
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
-    use super::*;
-    use crate::finding::MAX_EVIDENCE;
-
-    fn score(hour: i64, score: f64, event: &str) -> Score {
-        Score {
-            hour_start: hour * 3_600_000,
-            score,
-            signals: vec![crate::baseline::Signal {
-                name: "new_endpoints",
-                score,
-                detail: String::new(),
-            }],
-            events: vec![event.to_owned()],
-            window: crate::baseline::Window {
-                hour,
-                count: 3,
-                ..Default::default()
-            },
-        }
-    }
-
-    /// Anomalous hours a day or less apart are one episode, one finding: its strongest
-    /// score, every hour's window; a quiet day later, a new episode opens a new finding.
-    #[test]
-    fn anomalies_group_by_episode() {
-        let mut d = Detector::new(Catalog::default(), Settings::default()).unwrap();
-        let p = "arn:aws:iam::111122223333:role/batch";
-        d.anomaly(p, score(1_000, 7.5, "e1"));
-        d.anomaly(p, score(1_002, 9.5, "e2"));
-        d.anomaly(p, score(1_020, 7.0, "e3"));
-        let one = d.take_findings();
-        assert_eq!(one.len(), 1, "{one:?}");
-        let f = &one[0];
-        assert_eq!(f.count, 9);
-        assert_eq!(f.severity, Severity::High);
-        assert_eq!(f.details["score"], 9.5);
-        assert_eq!(f.details["hours"], 3);
-        assert_eq!(f.details["windows"].as_array().unwrap().len(), 3);
-        assert_eq!(f.events, ["e1", "e2", "e3"]);
-        assert_eq!(f.last_seen, 1_021 * 3_600_000 - 1);
-        // More than a day after the episode's last hour: a new episode.
-        d.anomaly(p, score(1_020 + 25, 8.0, "e4"));
-        let two = d.take_findings();
-        assert_eq!(two.len(), 1);
-        assert_ne!(two[0].id, f.id);
-        // Another identity's hour is its own finding.
-        d.anomaly(
-            "arn:aws:iam::111122223333:role/other",
-            score(1_046, 8.0, "e5"),
-        );
-        assert_ne!(d.take_findings()[0].identity, two[0].identity);
-    }
-
-    /// The hashed lists of an open finding give exactly what the plain finding's own
-    /// string comparisons give: ids once, the first and the newest kept, actors once.
-    #[test]
-    fn open_finding_lists_agree_with_the_finding() {
-        let start = Finding {
-            events: vec!["e0".into()],
-            details: json!({"actors": ["a0"]}),
-            ..Finding::blank()
-        };
-        let mut plain = start.clone();
-        let mut active = OpenFinding::new(start, false);
-        for n in 0..400u32 {
-            // Repeats of recent ids, of the first, and of ids long since dropped.
-            let id = format!("e{}", (n * 7) % 53);
-            plain.add_evidence(&id);
-            active.add_evidence(&id);
-            assert_eq!(active.finding.events, plain.events, "after {id}");
-            assert_eq!(active.evidence.len(), plain.events.len());
-            let actor = format!("a{}", (n * 3) % 31);
-            if let Some(Value::Array(list)) = plain.details.get_mut("actors")
-                && list.len() < MAX_ACTORS
-                && !list.iter().any(|x| x.as_str() == Some(actor.as_str()))
-            {
-                list.push(Value::String(actor.clone()));
-            }
-            active.add_actor(&actor);
-            assert_eq!(active.finding.details, plain.details, "after {actor}");
-        }
-        assert_eq!(plain.events.len(), MAX_EVIDENCE);
-        assert_eq!(
-            plain.details["actors"].as_array().unwrap().len(),
-            MAX_ACTORS
-        );
-        // Without an `actors` list, none is started.
-        let mut bare = OpenFinding::new(
-            Finding {
-                details: json!({}),
-                ..plain
-            },
-            false,
-        );
-        bare.add_actor("a1");
-        assert_eq!(bare.finding.details, json!({}));
     }
 }
