@@ -1,0 +1,322 @@
+//! The platform changes a plan can make. Each [`Action`] knows its target, its exact
+//! equivalent command and the command that undoes it, so a plan can be shown (and run by
+//! hand) before anything is executed. The connectors ([`crate::aws`], [`crate::kube`])
+//! carry the same actions out through the APIs.
+
+use keyward_model::time::Millis;
+use serde::{Deserialize, Serialize};
+
+/// The inline policy that denies a contained principal everything.
+pub const DENY_ALL_POLICY: &str = "KeywardContainDenyAll";
+/// The inline policy that denies a role's sessions issued before containment.
+pub const REVOKE_SESSIONS_POLICY: &str = "KeywardRevokeOlderSessions";
+/// The `Sid` of the deny statement added to a role's trust policy for one web-identity subject.
+pub const DENY_SUBJECT_SID: &str = "KeywardDenySubject";
+/// The label put on objects Keyward creates (blue-green service accounts).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+
+/// An IAM principal named as the API names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IamPrincipal {
+    Role(String),
+    User(String),
+}
+
+impl IamPrincipal {
+    pub fn name(&self) -> &str {
+        match self {
+            IamPrincipal::Role(n) | IamPrincipal::User(n) => n,
+        }
+    }
+
+    /// `role` or `user`, as in `aws iam put-role-policy`.
+    pub fn noun(&self) -> &'static str {
+        match self {
+            IamPrincipal::Role(_) => "role",
+            IamPrincipal::User(_) => "user",
+        }
+    }
+}
+
+/// A Kubernetes binding's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BindingKind {
+    RoleBinding,
+    ClusterRoleBinding,
+}
+
+impl BindingKind {
+    /// The `kubectl` resource name.
+    pub fn resource(self) -> &'static str {
+        match self {
+            BindingKind::RoleBinding => "rolebinding",
+            BindingKind::ClusterRoleBinding => "clusterrolebinding",
+        }
+    }
+}
+
+/// One platform change (or, for [`Action::Review`] and [`Action::ListMfaDevices`], one
+/// read a person must act on). Serialized with its name under `action`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// An inline explicit deny of every action on every resource ([`DENY_ALL_POLICY`]).
+    DenyAll {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        principal: IamPrincipal,
+    },
+    /// An inline deny for the role's sessions issued before `issued_before`
+    /// (`aws:TokenIssueTime`): how STS sessions already handed out are revoked.
+    RevokeSessions {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        role: String,
+        issued_before: Millis,
+    },
+    /// The access key set `Inactive` (deleted only by a later, separate step).
+    DeactivateAccessKey {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        user: String,
+        key_id: String,
+    },
+    /// The user's console password removed.
+    DeleteLoginProfile {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        user: String,
+    },
+    /// The user's MFA devices listed into the evidence (a person decides about them).
+    ListMfaDevices {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        user: String,
+    },
+    /// A deny statement ([`DENY_SUBJECT_SID`]) added to the role's trust policy for one
+    /// web-identity subject: `provider` is the issuer's host (the condition key's prefix,
+    /// `token.actions.githubusercontent.com`), `subject` the `sub` claim.
+    DenyWebIdentitySubject {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        role: String,
+        provider: String,
+        subject: String,
+    },
+    /// Every RoleBinding and ClusterRoleBinding that names the service account loses it as a
+    /// subject (a binding whose only subject it is, is deleted); all kept in the snapshot.
+    RemoveBindings {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        namespace: String,
+        service_account: String,
+        /// The bindings known when the plan was made (`Kind/namespace/name`); the connector
+        /// finds the live ones itself.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        known: Vec<String>,
+    },
+    /// The service account's token secrets deleted (kept in the snapshot).
+    DeleteTokenSecrets {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        namespace: String,
+        service_account: String,
+    },
+    /// The pods running as the service account restarted (their controllers make new ones,
+    /// which get no old token).
+    RestartPods {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        namespace: String,
+        service_account: String,
+    },
+    /// The blue-green path: a new service account with the old one's bindings, the
+    /// deployments patched to it and their rollout verified, then the old one deleted.
+    BlueGreen {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        namespace: String,
+        service_account: String,
+        replacement: String,
+    },
+    /// One binding deleted (blast radius: created by the compromised identity).
+    DeleteBinding {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        kind: BindingKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        name: String,
+    },
+    /// Something a person must look at: no API change is made.
+    Review { what: String, command: String },
+}
+
+impl Action {
+    /// `aws`, `kubernetes`, or `manual`.
+    pub fn platform(&self) -> &'static str {
+        match self {
+            Action::DenyAll { .. }
+            | Action::RevokeSessions { .. }
+            | Action::DeactivateAccessKey { .. }
+            | Action::DeleteLoginProfile { .. }
+            | Action::ListMfaDevices { .. }
+            | Action::DenyWebIdentitySubject { .. } => "aws",
+            Action::RemoveBindings { .. }
+            | Action::DeleteTokenSecrets { .. }
+            | Action::RestartPods { .. }
+            | Action::BlueGreen { .. }
+            | Action::DeleteBinding { .. } => "kubernetes",
+            Action::Review { .. } => "manual",
+        }
+    }
+
+    /// The action's name as serialized (`deny_all`, `remove_bindings`…).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::DenyAll { .. } => "deny_all",
+            Action::RevokeSessions { .. } => "revoke_sessions",
+            Action::DeactivateAccessKey { .. } => "deactivate_access_key",
+            Action::DeleteLoginProfile { .. } => "delete_login_profile",
+            Action::ListMfaDevices { .. } => "list_mfa_devices",
+            Action::DenyWebIdentitySubject { .. } => "deny_web_identity_subject",
+            Action::RemoveBindings { .. } => "remove_bindings",
+            Action::DeleteTokenSecrets { .. } => "delete_token_secrets",
+            Action::RestartPods { .. } => "restart_pods",
+            Action::BlueGreen { .. } => "blue_green",
+            Action::DeleteBinding { .. } => "delete_binding",
+            Action::Review { .. } => "review",
+        }
+    }
+
+    /// Whether executing it changes the platform (a listing or a review does not).
+    pub fn changes_platform(&self) -> bool {
+        !matches!(self, Action::ListMfaDevices { .. } | Action::Review { .. })
+    }
+
+    /// Whether [`crate::execute`] can undo it. Restarting pods and removing a console
+    /// password cannot be taken back (a person sets a new password).
+    pub fn reversible(&self) -> bool {
+        !matches!(
+            self,
+            Action::RestartPods { .. } | Action::DeleteLoginProfile { .. }
+        )
+    }
+
+    /// The object acted on: an ARN when the account is known, else `role/NAME`;
+    /// `namespace/serviceaccount/NAME` or `Kind/namespace/name` on Kubernetes.
+    pub fn target(&self) -> String {
+        fn iam(account: &Option<String>, noun: &str, name: &str) -> String {
+            match account {
+                Some(a) => format!("arn:aws:iam::{a}:{noun}/{name}"),
+                None => format!("{noun}/{name}"),
+            }
+        }
+        match self {
+            Action::DenyAll { account, principal } => {
+                iam(account, principal.noun(), principal.name())
+            }
+            Action::RevokeSessions { account, role, .. }
+            | Action::DenyWebIdentitySubject { account, role, .. } => iam(account, "role", role),
+            Action::DeactivateAccessKey { key_id, .. } => key_id.clone(),
+            Action::DeleteLoginProfile { account, user }
+            | Action::ListMfaDevices { account, user } => iam(account, "user", user),
+            Action::RemoveBindings {
+                namespace,
+                service_account,
+                ..
+            }
+            | Action::DeleteTokenSecrets {
+                namespace,
+                service_account,
+                ..
+            }
+            | Action::RestartPods {
+                namespace,
+                service_account,
+                ..
+            }
+            | Action::BlueGreen {
+                namespace,
+                service_account,
+                ..
+            } => {
+                format!("{namespace}/serviceaccount/{service_account}")
+            }
+            Action::DeleteBinding {
+                kind,
+                namespace,
+                name,
+                ..
+            } => match namespace {
+                Some(ns) => format!("{kind:?}/{ns}/{name}"),
+                None => format!("{kind:?}/{name}"),
+            },
+            Action::Review { what, .. } => what.clone(),
+        }
+    }
+
+    /// What must hold before the step runs, in words.
+    pub fn precondition(&self) -> String {
+        match self {
+            Action::DenyAll { principal, .. } => format!(
+                "the {} exists and has no inline policy {DENY_ALL_POLICY}",
+                principal.noun()
+            ),
+            Action::RevokeSessions { .. } => {
+                format!("the role exists and has no inline policy {REVOKE_SESSIONS_POLICY}")
+            }
+            Action::DeactivateAccessKey { .. } => "the key exists and is Active".into(),
+            Action::DeleteLoginProfile { .. } => {
+                "the user has a login profile (none: nothing to do)".into()
+            }
+            Action::ListMfaDevices { .. } => "the user exists".into(),
+            Action::DenyWebIdentitySubject { .. } => {
+                "the role exists and its trust policy allows the subject's provider".into()
+            }
+            Action::RemoveBindings { .. }
+            | Action::DeleteTokenSecrets { .. }
+            | Action::RestartPods { .. } => "the service account exists".into(),
+            Action::BlueGreen { replacement, .. } => {
+                format!("the service account exists and no service account {replacement} does")
+            }
+            Action::DeleteBinding { .. } => "the binding exists".into(),
+            Action::Review { .. } => "none".into(),
+        }
+    }
+
+    /// The exact commands that do the same by hand.
+    pub fn commands(&self) -> Vec<String> {
+        match self {
+            Action::Review { command, .. } => vec![command.clone()],
+            _ if self.platform() == "aws" => crate::aws::commands(self),
+            _ => crate::kube::commands(self),
+        }
+    }
+
+    /// The exact commands that undo it by hand (empty when it cannot be undone).
+    pub fn undo_commands(&self) -> Vec<String> {
+        match self {
+            Action::Review { .. } => Vec::new(),
+            _ if self.platform() == "aws" => crate::aws::undo_commands(self),
+            _ => crate::kube::undo_commands(self),
+        }
+    }
+}
+
+/// A POSIX shell single-quoted word: safe to paste whatever the name holds.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'_' | b'.' | b'/' | b':' | b'@' | b'=' | b',' | b'+'
+                )
+        })
+    {
+        return s.to_owned();
+    }
+    format!("'{}'", s.replace('\'', r"'\''"))
+}

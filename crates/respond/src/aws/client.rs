@@ -1,0 +1,1 @@
+//! The AWS connector (feature `aws`).

@@ -1,0 +1,148 @@
+//! AWS: the policy documents Keyward writes, the equivalent `aws` commands, and (with the
+//! `aws` feature) the connector in `client.rs` that carries them out through the SDK.
+
+use keyward_model::time::Millis;
+use serde_json::json;
+
+use crate::action::{
+    Action, DENY_ALL_POLICY, DENY_SUBJECT_SID, REVOKE_SESSIONS_POLICY, shell_quote as q,
+};
+
+#[cfg(feature = "aws")]
+mod client;
+#[cfg(feature = "aws")]
+pub use client::AwsConnector;
+
+/// The deny-all inline policy.
+pub fn deny_all_document() -> serde_json::Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "KeywardContainment", "Effect": "Deny", "Action": "*", "Resource": "*"}]
+    })
+}
+
+/// The inline policy denying sessions issued before `before` (RFC 3339, UTC).
+pub fn revoke_sessions_document(before: Millis) -> serde_json::Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "KeywardRevokeOlderSessions",
+            "Effect": "Deny",
+            "Action": "*",
+            "Resource": "*",
+            "Condition": {"DateLessThan": {"aws:TokenIssueTime": rfc3339(before)}}
+        }]
+    })
+}
+
+/// The trust-policy statement that denies one web-identity subject.
+pub fn deny_subject_statement(
+    account: Option<&str>,
+    provider: &str,
+    subject: &str,
+) -> serde_json::Value {
+    let federated = match account {
+        Some(a) => format!("arn:aws:iam::{a}:oidc-provider/{provider}"),
+        None => format!("arn:aws:iam::ACCOUNT:oidc-provider/{provider}"),
+    };
+    json!({
+        "Sid": DENY_SUBJECT_SID,
+        "Effect": "Deny",
+        "Principal": {"Federated": federated},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringLike": {format!("{provider}:sub"): subject}}
+    })
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(ms: Millis) -> String {
+    keyward_model::time::format(ms.div_euclid(1000) * 1000)
+}
+
+fn compact(v: &serde_json::Value) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+pub(crate) fn commands(action: &Action) -> Vec<String> {
+    match action {
+        Action::DenyAll { principal, .. } => vec![format!(
+            "aws iam put-{noun}-policy --{noun}-name {name} --policy-name {DENY_ALL_POLICY} --policy-document {doc}",
+            noun = principal.noun(),
+            name = q(principal.name()),
+            doc = q(&compact(&deny_all_document())),
+        )],
+        Action::RevokeSessions {
+            role,
+            issued_before,
+            ..
+        } => vec![format!(
+            "aws iam put-role-policy --role-name {} --policy-name {REVOKE_SESSIONS_POLICY} --policy-document {}",
+            q(role),
+            q(&compact(&revoke_sessions_document(*issued_before))),
+        )],
+        Action::DeactivateAccessKey { user, key_id, .. } => vec![format!(
+            "aws iam update-access-key --user-name {} --access-key-id {} --status Inactive",
+            q(user),
+            q(key_id)
+        )],
+        Action::DeleteLoginProfile { user, .. } => vec![
+            format!("aws iam get-login-profile --user-name {}", q(user)),
+            format!("aws iam delete-login-profile --user-name {}", q(user)),
+        ],
+        Action::ListMfaDevices { user, .. } => {
+            vec![format!("aws iam list-mfa-devices --user-name {}", q(user))]
+        }
+        Action::DenyWebIdentitySubject {
+            account,
+            role,
+            provider,
+            subject,
+        } => vec![
+            format!(
+                "aws iam get-role --role-name {} --query Role.AssumeRolePolicyDocument > trust.json",
+                q(role)
+            ),
+            format!(
+                "# add to trust.json's Statement: {}",
+                compact(&deny_subject_statement(
+                    account.as_deref(),
+                    provider,
+                    subject
+                ))
+            ),
+            format!(
+                "aws iam update-assume-role-policy --role-name {} --policy-document file://trust.json",
+                q(role)
+            ),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
+    match action {
+        Action::DenyAll { principal, .. } => vec![format!(
+            "aws iam delete-{noun}-policy --{noun}-name {name} --policy-name {DENY_ALL_POLICY}",
+            noun = principal.noun(),
+            name = q(principal.name()),
+        )],
+        Action::RevokeSessions { role, .. } => vec![format!(
+            "aws iam delete-role-policy --role-name {} --policy-name {REVOKE_SESSIONS_POLICY}",
+            q(role)
+        )],
+        Action::DeactivateAccessKey { user, key_id, .. } => vec![format!(
+            "aws iam update-access-key --user-name {} --access-key-id {} --status Active",
+            q(user),
+            q(key_id)
+        )],
+        Action::DeleteLoginProfile { user, .. } => vec![format!(
+            "# a removed password cannot be restored: aws iam create-login-profile --user-name {} --password-reset-required --password …",
+            q(user)
+        )],
+        Action::DenyWebIdentitySubject { role, .. } => vec![format!(
+            "aws iam update-assume-role-policy --role-name {} --policy-document file://trust-before.json  # from the plan's evidence",
+            q(role)
+        )],
+        _ => Vec::new(),
+    }
+}

@@ -1,0 +1,421 @@
+//! Running a plan: forensic snapshot first, then each step through its connector, its
+//! effect read back from the platform, the result recorded before the next step starts.
+//! A failed step stops the plan; what ran before it is in the results. Undo walks the
+//! executed steps backwards.
+
+use keyward_model::time::Millis;
+use serde_json::{Map, Value, json};
+
+use crate::plan::{Plan, PlanStatus, StepResult};
+use crate::{Action, ConnectorError, Verified};
+
+/// The connectors this process has, and why the others are missing.
+#[derive(Default)]
+pub struct Connectors {
+    #[cfg(feature = "aws")]
+    pub aws: Option<crate::aws::AwsConnector>,
+    #[cfg(feature = "kubernetes")]
+    pub kube: Option<crate::kube::KubeConnector>,
+    /// `platform → why not available`.
+    pub missing: Vec<(&'static str, String)>,
+}
+
+impl Connectors {
+    /// Connectors from the environment: the AWS credential chain (`AWS_ENDPOINT_URL`
+    /// honoured) and the kubeconfig (`KUBECONFIG`, `kube_context`).
+    pub async fn from_env(kube_context: Option<&str>) -> Connectors {
+        let mut c = Connectors::default();
+        #[cfg(feature = "aws")]
+        match crate::aws::AwsConnector::from_env().await {
+            Ok(a) => c.aws = Some(a),
+            Err(e) => c.missing.push(("aws", e.to_string())),
+        }
+        #[cfg(not(feature = "aws"))]
+        c.missing.push((
+            "aws",
+            "this keyward was built without the `aws` feature".into(),
+        ));
+        #[cfg(feature = "kubernetes")]
+        match crate::kube::KubeConnector::from_kubeconfig(kube_context).await {
+            Ok(k) => c.kube = Some(k),
+            Err(e) => c.missing.push(("kubernetes", e.to_string())),
+        }
+        #[cfg(not(feature = "kubernetes"))]
+        {
+            let _ = kube_context;
+            c.missing.push((
+                "kubernetes",
+                "this keyward was built without the `kubernetes` feature".into(),
+            ));
+        }
+        c
+    }
+
+    fn unavailable(&self, platform: &'static str) -> ConnectorError {
+        let why = self
+            .missing
+            .iter()
+            .find(|(p, _)| *p == platform)
+            .map_or_else(|| "not configured".to_owned(), |(_, w)| w.clone());
+        ConnectorError::Unavailable(platform, why)
+    }
+
+    /// Whether every step's platform has a connector; the first missing one otherwise.
+    pub fn check(&self, plan: &Plan) -> Result<(), ConnectorError> {
+        for s in &plan.steps {
+            match s.action.platform() {
+                #[cfg(feature = "aws")]
+                "aws" if self.aws.is_some() => {}
+                #[cfg(feature = "kubernetes")]
+                "kubernetes" if self.kube.is_some() => {}
+                "manual" => {}
+                p @ ("aws" | "kubernetes") => return Err(self.unavailable(p)),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The principals this process acts as (never to be contained by it).
+    pub async fn own_principals(&self) -> Vec<String> {
+        #[allow(unused_mut)]
+        let mut out = Vec::new();
+        #[cfg(feature = "aws")]
+        if let Some(a) = &self.aws
+            && let Ok(arn) = a.caller().await
+        {
+            out.push(arn);
+        }
+        out
+    }
+
+    async fn snapshot(&self, action: &Action) -> Result<Value, ConnectorError> {
+        match action.platform() {
+            #[cfg(feature = "aws")]
+            "aws" => match &self.aws {
+                Some(a) => a.snapshot(action).await,
+                None => Err(self.unavailable("aws")),
+            },
+            #[cfg(feature = "kubernetes")]
+            "kubernetes" => match &self.kube {
+                Some(k) => k.snapshot(action).await,
+                None => Err(self.unavailable("kubernetes")),
+            },
+            "manual" => Ok(Value::Null),
+            p => Err(self.unavailable(if p == "aws" { "aws" } else { "kubernetes" })),
+        }
+    }
+
+    async fn apply(&self, action: &Action) -> Result<(Value, Verified), ConnectorError> {
+        match action.platform() {
+            #[cfg(feature = "aws")]
+            "aws" => match &self.aws {
+                Some(a) => {
+                    let state = a.apply(action).await?;
+                    Ok((state, a.verify(action).await?))
+                }
+                None => Err(self.unavailable("aws")),
+            },
+            #[cfg(feature = "kubernetes")]
+            "kubernetes" => match &self.kube {
+                Some(k) => {
+                    let state = k.apply(action).await?;
+                    Ok((state, k.verify(action).await?))
+                }
+                None => Err(self.unavailable("kubernetes")),
+            },
+            "manual" => Ok((
+                Value::Null,
+                Verified {
+                    ok: true,
+                    observed: "left to a person: see the step's command".into(),
+                },
+            )),
+            p => Err(self.unavailable(if p == "aws" { "aws" } else { "kubernetes" })),
+        }
+    }
+
+    async fn undo(&self, action: &Action, state: &Value) -> Result<Verified, ConnectorError> {
+        let _ = state;
+        match action.platform() {
+            #[cfg(feature = "aws")]
+            "aws" => match &self.aws {
+                Some(a) => a.undo(action, state).await,
+                None => Err(self.unavailable("aws")),
+            },
+            #[cfg(feature = "kubernetes")]
+            "kubernetes" => match &self.kube {
+                Some(k) => k.undo(action, state).await,
+                None => Err(self.unavailable("kubernetes")),
+            },
+            p => Err(self.unavailable(if p == "aws" { "aws" } else { "kubernetes" })),
+        }
+    }
+}
+
+/// Which way a recorded step went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Execute,
+    Undo,
+}
+
+/// Where execution writes as it goes (the caller's store and audit log). Each call must be
+/// durable before it returns: the next platform change waits for it.
+pub trait Recorder {
+    /// Stores the forensic snapshot, immutably; returns its content hash.
+    fn evidence(&mut self, plan: &Plan, doc: &Value) -> Result<String, String>;
+    /// Stores the plan after step `n` (1-based; 0 for the plan's own status) changed.
+    fn step(&mut self, plan: &Plan, n: usize, phase: Phase) -> Result<(), String>;
+}
+
+/// Why a plan did not (fully) run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecuteError {
+    #[error("plan {0} is {1}: only a planned or failed plan can be executed")]
+    NotExecutable(String, &'static str),
+    #[error("plan {0} is {1}: only an executed or failed plan can be undone")]
+    NotUndoable(String, &'static str),
+    #[error(transparent)]
+    Connector(#[from] ConnectorError),
+    #[error(
+        "step {n} ({action} on {target}) failed: {message}; steps before it ran and stay in effect (undo them with `keyward respond undo {plan}`)"
+    )]
+    Step {
+        plan: String,
+        n: usize,
+        action: &'static str,
+        target: String,
+        message: String,
+    },
+    #[error("could not record: {0}")]
+    Record(String),
+}
+
+fn failed(message: String, now: Millis) -> StepResult {
+    StepResult {
+        at: now,
+        ok: false,
+        message,
+        verified: None,
+        state: Value::Null,
+    }
+}
+
+/// Takes the forensic snapshot of every step's target (once per target).
+pub async fn snapshot(plan: &Plan, c: &Connectors, now: Millis) -> Result<Value, ConnectorError> {
+    let mut targets = Map::new();
+    for s in &plan.steps {
+        let key = format!("{}:{}", s.action.platform(), s.target);
+        if targets.contains_key(&key) || s.action.platform() == "manual" {
+            continue;
+        }
+        targets.insert(key, c.snapshot(&s.action).await?);
+    }
+    Ok(json!({
+        "plan": plan.id,
+        "identity": plan.identity,
+        "taken_at": keyward_model::time::format(now),
+        "targets": targets,
+    }))
+}
+
+/// Runs `plan`: the snapshot (unless one was taken), then each step not yet done, stopping
+/// at the first failure. `clock` gives the time of each record.
+pub async fn execute(
+    plan: &mut Plan,
+    c: &Connectors,
+    rec: &mut dyn Recorder,
+    clock: &dyn Fn() -> Millis,
+) -> Result<(), ExecuteError> {
+    if !matches!(plan.status, PlanStatus::Planned | PlanStatus::Failed) {
+        return Err(ExecuteError::NotExecutable(
+            plan.id.clone(),
+            plan.status.as_str(),
+        ));
+    }
+    c.check(plan)?;
+    let own = c.own_principals().await;
+    for s in &plan.steps {
+        if s.action.changes_platform() && own.iter().any(|arn| same_principal(arn, &s.target)) {
+            return Err(ConnectorError::Refused(format!(
+                "step {} acts on {}, the principal Keyward itself runs as",
+                s.n, s.target
+            ))
+            .into());
+        }
+    }
+    if plan.evidence.is_none() {
+        let doc = snapshot(plan, c, clock()).await?;
+        let hash = rec.evidence(plan, &doc).map_err(ExecuteError::Record)?;
+        plan.evidence = Some(hash);
+    }
+    plan.status = PlanStatus::Executing;
+    rec.step(plan, 0, Phase::Execute)
+        .map_err(ExecuteError::Record)?;
+    let total = plan.steps.len();
+    for i in 0..total {
+        let Some(step) = plan.steps.get(i) else { break };
+        if step.result.as_ref().is_some_and(|r| r.ok) {
+            continue;
+        }
+        let action = step.action.clone();
+        let outcome = c.apply(&action).await;
+        let now = clock();
+        let (result, error) = match outcome {
+            Ok((state, verified)) if verified.ok => (
+                StepResult {
+                    at: now,
+                    ok: true,
+                    message: "done".into(),
+                    verified: Some(verified),
+                    state,
+                },
+                None,
+            ),
+            Ok((state, verified)) => {
+                let msg = format!("applied, but not in effect: {}", verified.observed);
+                (
+                    StepResult {
+                        at: now,
+                        ok: false,
+                        message: msg.clone(),
+                        verified: Some(verified),
+                        state,
+                    },
+                    Some(msg),
+                )
+            }
+            Err(e) => (failed(e.to_string(), now), Some(e.to_string())),
+        };
+        if let Some(step) = plan.steps.get_mut(i) {
+            step.result = Some(result);
+        }
+        if let Some(message) = error {
+            plan.status = PlanStatus::Failed;
+            rec.step(plan, i + 1, Phase::Execute)
+                .map_err(ExecuteError::Record)?;
+            return Err(ExecuteError::Step {
+                plan: plan.id.clone(),
+                n: i + 1,
+                action: action.name(),
+                target: action.target(),
+                message,
+            });
+        }
+        rec.step(plan, i + 1, Phase::Execute)
+            .map_err(ExecuteError::Record)?;
+    }
+    plan.status = PlanStatus::Executed;
+    rec.step(plan, 0, Phase::Execute)
+        .map_err(ExecuteError::Record)?;
+    Ok(())
+}
+
+/// Undoes every executed, reversible step, last first. A step that cannot be undone is
+/// recorded as such (its undo command says what a person does).
+pub async fn undo(
+    plan: &mut Plan,
+    c: &Connectors,
+    rec: &mut dyn Recorder,
+    clock: &dyn Fn() -> Millis,
+) -> Result<(), ExecuteError> {
+    if !matches!(
+        plan.status,
+        PlanStatus::Executed | PlanStatus::Failed | PlanStatus::UndoFailed
+    ) {
+        return Err(ExecuteError::NotUndoable(
+            plan.id.clone(),
+            plan.status.as_str(),
+        ));
+    }
+    for i in (0..plan.steps.len()).rev() {
+        let Some(step) = plan.steps.get(i) else {
+            continue;
+        };
+        let Some(done) = step.result.as_ref().filter(|r| r.ok) else {
+            continue;
+        };
+        if step.undo_result.as_ref().is_some_and(|r| r.ok) {
+            continue;
+        }
+        let action = step.action.clone();
+        let result = if !action.changes_platform() {
+            StepResult {
+                at: clock(),
+                ok: true,
+                message: "nothing to undo".into(),
+                verified: None,
+                state: Value::Null,
+            }
+        } else if !action.reversible() {
+            StepResult {
+                at: clock(),
+                ok: true,
+                message: format!(
+                    "cannot be undone automatically: {}",
+                    action.undo_commands().join("; ")
+                ),
+                verified: None,
+                state: Value::Null,
+            }
+        } else {
+            match c.undo(&action, &done.state).await {
+                Ok(v) if v.ok => StepResult {
+                    at: clock(),
+                    ok: true,
+                    message: "undone".into(),
+                    verified: Some(v),
+                    state: Value::Null,
+                },
+                Ok(v) => StepResult {
+                    at: clock(),
+                    ok: false,
+                    message: format!("undone, but not in effect: {}", v.observed),
+                    verified: Some(v),
+                    state: Value::Null,
+                },
+                Err(e) => failed(e.to_string(), clock()),
+            }
+        };
+        let ok = result.ok;
+        let message = result.message.clone();
+        if let Some(step) = plan.steps.get_mut(i) {
+            step.undo_result = Some(result);
+        }
+        if !ok {
+            plan.status = PlanStatus::UndoFailed;
+            rec.step(plan, i + 1, Phase::Undo)
+                .map_err(ExecuteError::Record)?;
+            return Err(ExecuteError::Step {
+                plan: plan.id.clone(),
+                n: i + 1,
+                action: action.name(),
+                target: action.target(),
+                message,
+            });
+        }
+        rec.step(plan, i + 1, Phase::Undo)
+            .map_err(ExecuteError::Record)?;
+    }
+    plan.status = PlanStatus::Undone;
+    rec.step(plan, 0, Phase::Undo)
+        .map_err(ExecuteError::Record)?;
+    Ok(())
+}
+
+/// Whether a caller ARN (a user, or an assumed-role session) is the step's target.
+fn same_principal(caller: &str, target: &str) -> bool {
+    if caller == target {
+        return true;
+    }
+    // arn:aws:sts::A:assumed-role/R/S is role R of account A.
+    match caller.split_once(":assumed-role/") {
+        Some((head, rest)) => {
+            let account = head.rsplit(':').next().unwrap_or_default();
+            let role = rest.split('/').next().unwrap_or_default();
+            target == format!("arn:aws:iam::{account}:role/{role}")
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,1 @@
+//! The Kubernetes connector (feature `kubernetes`).
