@@ -13,6 +13,7 @@ mod cmd_findings;
 mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
+mod cmd_respond;
 mod cmd_rules;
 mod cmd_serve;
 mod cmd_show;
@@ -74,6 +75,10 @@ enum Command {
     /// Kubernetes clusters: list them and the evidence that two are one; merge two.
     #[command(subcommand)]
     Clusters(cmd_clusters::Command),
+    /// Respond to a compromised identity: containment plans (dry run), execute, undo,
+    /// evidence.
+    #[command(subcommand)]
+    Respond(cmd_respond::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -133,6 +138,7 @@ fn run() -> ExitCode {
         Command::Token(c) => cmd_token::run(&dir, c),
         Command::Audit(c) => cmd_audit::run(&dir, c),
         Command::Clusters(c) => cmd_clusters::run(&dir, c),
+        Command::Respond(c) => cmd_respond::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -240,3 +240,99 @@ pub fn write_lock(
 pub fn parse_severity(s: &str) -> Result<keyward_detect::Severity, String> {
     keyward_detect::Severity::parse(s).ok_or_else(|| format!("unknown severity `{s}`"))
 }
+
+/// Writes a plan's evidence into `dir`: `evidence.json` (as stored, its BLAKE3 in
+/// `evidence.blake3`), `plan.json`, one file per target under `targets/`, and the
+/// Kubernetes objects it holds as one `kubernetes-objects.json` List (`kubectl apply -f`
+/// re-creates them). Returns how many files were written.
+pub fn write_evidence(
+    dir: &std::path::Path,
+    plan: &keyward_respond::Plan,
+    ev: &keyward_store::EvidenceRow,
+) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    let write = |name: &str, text: &str| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing `{}`", path.display()))
+    };
+    write("evidence.json", &ev.doc)?;
+    write("evidence.blake3", &format!("{}  evidence.json\n", ev.hash))?;
+    write("plan.json", &serde_json::to_string_pretty(plan)?)?;
+    let mut files = 3;
+    let doc: serde_json::Value = serde_json::from_str(&ev.doc).context("reading the evidence")?;
+    if let Some(targets) = doc.get("targets").and_then(serde_json::Value::as_object) {
+        std::fs::create_dir_all(dir.join("targets"))?;
+        for (name, state) in targets {
+            let file: String = name
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            write(
+                &format!("targets/{file}.json"),
+                &serde_json::to_string_pretty(state)?,
+            )?;
+            files += 1;
+        }
+    }
+    let mut objects = Vec::new();
+    collect_k8s_objects(
+        doc.get("targets").unwrap_or(&serde_json::Value::Null),
+        &mut objects,
+    );
+    if !objects.is_empty() {
+        let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects});
+        write(
+            "kubernetes-objects.json",
+            &serde_json::to_string_pretty(&list)?,
+        )?;
+        files += 1;
+    }
+    Ok(files)
+}
+
+/// Kubernetes objects (anything with `apiVersion`, `kind` and `metadata.name`) in the
+/// evidence, with their server-set fields removed so they can be applied again.
+fn collect_k8s_objects(v: &serde_json::Value, out: &mut Vec<serde_json::Value>) {
+    match v {
+        serde_json::Value::Object(m) => {
+            let is_object = m.contains_key("apiVersion")
+                && m.contains_key("kind")
+                && v.pointer("/metadata/name").is_some();
+            if is_object {
+                let mut o = v.clone();
+                if let Some(meta) = o
+                    .get_mut("metadata")
+                    .and_then(serde_json::Value::as_object_mut)
+                {
+                    for k in [
+                        "resourceVersion",
+                        "uid",
+                        "creationTimestamp",
+                        "managedFields",
+                        "generation",
+                    ] {
+                        meta.remove(k);
+                    }
+                }
+                if let Some(o) = o.as_object_mut() {
+                    o.remove("status");
+                }
+                if !out.contains(&o) {
+                    out.push(o);
+                }
+                return;
+            }
+            for x in m.values() {
+                collect_k8s_objects(x, out);
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| collect_k8s_objects(x, out)),
+        _ => {}
+    }
+}

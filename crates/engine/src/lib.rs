@@ -14,6 +14,7 @@ mod lifecycle;
 mod posture;
 mod query;
 mod records;
+pub mod respond;
 mod topology;
 
 pub use clusters::{
@@ -54,6 +55,11 @@ pub enum EngineError {
     /// An exception that cannot be used (no such rule, nothing to match, a bad glob).
     #[error("detection: {0}")]
     Exception(#[from] keyward_detect::rules::RuleError),
+    /// A response plan could not be made.
+    #[error("respond: {0}")]
+    Plan(#[from] keyward_respond::plan::PlanError),
+    #[error("respond: {0}")]
+    Respond(String),
     #[error("{path}: {source}")]
     Io {
         path: String,

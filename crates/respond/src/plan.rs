@@ -533,7 +533,7 @@ impl Builder<'_> {
                 && c.status == CredentialStatus::Active
                 && !c.id.starts_with("AKIA")
         });
-        if unnamed {
+        if unnamed && keys.is_empty() {
             self.notes.push(format!(
                 "{name} has an active access key whose id Keyward has not seen: the deny-all policy stops it; list it with `aws iam list-access-keys --user-name {name}`"
             ));

@@ -122,6 +122,29 @@ pub struct AuditEntry {
     pub after: Option<String>,
 }
 
+/// A response plan as stored: the plan's JSON (`keyward_respond::Plan`) and the columns
+/// listings filter on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanRow {
+    pub id: String,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub identity: String,
+    pub finding: Option<String>,
+    pub status: String,
+    pub doc: String,
+}
+
+/// A plan's forensic snapshot: written once, never changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvidenceRow {
+    pub plan_id: String,
+    pub taken_at: Millis,
+    /// BLAKE3 of `doc`, hex.
+    pub hash: String,
+    pub doc: String,
+}
+
 /// The exclusive right to write to a store (see [`Store::lock_writer`]); released when
 /// dropped, or when the process ends however it ends.
 #[derive(Debug)]
@@ -190,6 +213,14 @@ pub trait Store {
     fn put_setting(&mut self, key: &str, value: &str, audit: &AuditEntry) -> Result<()>;
     /// The newest audit entries first.
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>>;
+    /// Inserts or replaces a response plan, with its audit entry, in one transaction.
+    fn put_plan(&mut self, plan: &PlanRow, audit: &AuditEntry) -> Result<()>;
+    fn plan(&self, id: &str) -> Result<Option<PlanRow>>;
+    /// Plans, newest first.
+    fn plans(&self, limit: usize) -> Result<Vec<PlanRow>>;
+    /// Stores a plan's evidence with its audit entry; a second write for one plan fails.
+    fn put_evidence(&mut self, evidence: &EvidenceRow, audit: &AuditEntry) -> Result<()>;
+    fn evidence(&self, plan_id: &str) -> Result<Option<EvidenceRow>>;
     /// Audit entries with a seq above `after`, oldest first, at most `limit`.
     fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>>;
     /// Walks the whole audit chain and checks it against `anchors`: the first broken

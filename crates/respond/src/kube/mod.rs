@@ -105,7 +105,7 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         Action::RemoveBindings { cluster, .. }
         | Action::DeleteTokenSecrets { cluster, .. }
         | Action::DeleteBinding { cluster, .. } => vec![format!(
-            "{} apply -f evidence/kubernetes-objects.yaml  # the objects as they were, from `keyward respond evidence`",
+            "{} apply -f DIR/kubernetes-objects.json  # the objects as they were: `keyward respond evidence PLAN -o DIR`",
             kubectl(cluster)
         )],
         Action::BlueGreen {

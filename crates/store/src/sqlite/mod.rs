@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 
 use crate::audit::{self, AuditRecord, Checkpoint, KeyFiles, Keys, VerifyReport};
 use crate::{
-    AuditEntry, Batch, DeadLetter, FileRecord, FindingChange, FindingRow, Result, Store,
-    StoreError, TokenRow, WriterLock,
+    AuditEntry, Batch, DeadLetter, EvidenceRow, FileRecord, FindingChange, FindingRow, PlanRow,
+    Result, Store, StoreError, TokenRow, WriterLock,
 };
 
 mod batch;
@@ -21,7 +21,7 @@ mod tests;
 use batch::*;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 7] = [
+const MIGRATIONS: [&str; 8] = [
     include_str!("../../schema/001_init.sql"),
     include_str!("../../schema/002_observed_edges.sql"),
     include_str!("../../schema/003_detection.sql"),
@@ -29,6 +29,7 @@ const MIGRATIONS: [&str; 7] = [
     include_str!("../../schema/005_event_key_chunks.sql"),
     include_str!("../../schema/006_settings.sql"),
     include_str!("../../schema/007_audit_chain.sql"),
+    include_str!("../../schema/008_response.sql"),
 ];
 
 pub struct SqliteStore {
@@ -597,6 +598,68 @@ impl Store for SqliteStore {
         })
     }
 
+    fn put_plan(&mut self, p: &PlanRow, audit: &AuditEntry) -> Result<()> {
+        self.audited(|tx, append| {
+            tx.execute(
+                "INSERT INTO response_plans (id, created_at, updated_at, identity, finding, status, doc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,
+                    status = excluded.status, doc = excluded.doc",
+                params![p.id, p.created_at, p.updated_at, p.identity, p.finding, p.status, p.doc],
+            )?;
+            append(audit)?;
+            Ok(())
+        })
+    }
+
+    fn plan(&self, id: &str) -> Result<Option<PlanRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {PLAN_COLUMNS} FROM response_plans WHERE id = ?1"),
+                [id],
+                plan_row,
+            )
+            .optional()?)
+    }
+
+    fn plans(&self, limit: usize) -> Result<Vec<PlanRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {PLAN_COLUMNS} FROM response_plans ORDER BY created_at DESC, id LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], plan_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn put_evidence(&mut self, e: &EvidenceRow, audit: &AuditEntry) -> Result<()> {
+        self.audited(|tx, append| {
+            tx.execute(
+                "INSERT INTO response_evidence (plan_id, taken_at, hash, doc) VALUES (?1, ?2, ?3, ?4)",
+                params![e.plan_id, e.taken_at, e.hash, e.doc],
+            )?;
+            append(audit)?;
+            Ok(())
+        })
+    }
+
+    fn evidence(&self, plan_id: &str) -> Result<Option<EvidenceRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT plan_id, taken_at, hash, doc FROM response_evidence WHERE plan_id = ?1",
+                [plan_id],
+                |r| {
+                    Ok(EvidenceRow {
+                        plan_id: r.get(0)?,
+                        taken_at: r.get(1)?,
+                        hash: r.get(2)?,
+                        doc: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT ?1"
@@ -793,4 +856,18 @@ fn append_audit(tx: &Connection, key: &audit::MacKey, e: &AuditEntry) -> Result<
         ],
     )?;
     Ok(seq)
+}
+
+const PLAN_COLUMNS: &str = "id, created_at, updated_at, identity, finding, status, doc";
+
+fn plan_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PlanRow> {
+    Ok(PlanRow {
+        id: r.get(0)?,
+        created_at: r.get(1)?,
+        updated_at: r.get(2)?,
+        identity: r.get(3)?,
+        finding: r.get(4)?,
+        status: r.get(5)?,
+        doc: r.get(6)?,
+    })
 }
