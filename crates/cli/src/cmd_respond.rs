@@ -324,3 +324,84 @@ fn print_results(p: &Plan, undo: bool) {
         );
     }
 }
+
+/// Reads a response policy file (`--response-policy`).
+pub fn load_policy(path: &Path) -> anyhow::Result<keyward_respond::policy::PolicyFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the response policy `{}`", path.display()))?;
+    Ok(keyward_respond::policy::PolicyFile::parse(
+        &path.display().to_string(),
+        &text,
+    )?)
+}
+
+/// Automatic response for `keyward watch`: plans for the findings a policy matches, and
+/// the `auto` ones executed at once through connectors made on first use.
+pub struct AutoResponder {
+    policy: keyward_respond::policy::PolicyFile,
+    rt: tokio::runtime::Runtime,
+    connectors: Option<Connectors>,
+}
+
+impl AutoResponder {
+    pub fn new(policy: keyward_respond::policy::PolicyFile) -> anyhow::Result<Self> {
+        Ok(AutoResponder {
+            policy,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?,
+            connectors: None,
+        })
+    }
+
+    /// Plans (and for `auto`, executes) the response to `findings`; says what it did on
+    /// standard error.
+    pub fn on_findings(
+        &mut self,
+        engine: &mut Engine,
+        findings: &[keyward_detect::Finding],
+    ) -> anyhow::Result<()> {
+        use keyward_respond::policy::Mode;
+        for auto in engine.auto_plans(&self.policy, findings, now_ms())? {
+            let mut plan = auto.plan;
+            if auto.mode != Mode::Auto {
+                eprintln!(
+                    "response plan {} for {} (policy {}): awaiting approval — `keyward respond execute {}`",
+                    plan.id, plan.identity, auto.policy, plan.id
+                );
+                continue;
+            }
+            let connectors = match self.connectors.take() {
+                Some(c) => c,
+                None => self.rt.block_on(Connectors::from_env(None)),
+            };
+            let mut rec = PlanRecorder {
+                engine,
+                actor: format!("auto:{}", auto.policy),
+                clock: now_ms,
+            };
+            let result = self.rt.block_on(keyward_respond::execute::execute(
+                &mut plan,
+                &connectors,
+                &mut rec,
+                &now_ms,
+            ));
+            self.connectors = Some(connectors);
+            match result {
+                Ok(()) => eprintln!(
+                    "response plan {} for {} (policy {}): executed, {} steps verified",
+                    plan.id,
+                    plan.identity,
+                    auto.policy,
+                    plan.steps.len()
+                ),
+                Err(e) => eprintln!(
+                    "response plan {} for {} (policy {}): {e}",
+                    plan.id, plan.identity, auto.policy
+                ),
+            }
+        }
+        Ok(())
+    }
+}

@@ -53,6 +53,10 @@ pub struct Args {
     /// --anchor FILE` and `GET /api/audit/verify` then catch entries deleted from the tail.
     #[arg(long, value_name = "FILE", env = "KEYWARD_AUDIT_ANCHOR")]
     pub audit_anchor: Option<std::path::PathBuf>,
+    /// A response policy (YAML): plans for the findings it matches, executed at once where
+    /// it says `execute: auto` (the AWS and Kubernetes connectors from the environment).
+    #[arg(long, value_name = "FILE", env = "KEYWARD_RESPONSE_POLICY")]
+    pub response_policy: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
 }
@@ -136,6 +140,10 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             github_secret,
             tls: tls.is_some(),
             allowed_accounts_flags: args.detect.allow_account.clone(),
+            response_policy: match &args.response_policy {
+                Some(p) => Some(std::sync::Arc::new(crate::cmd_respond::load_policy(p)?)),
+                None => None,
+            },
             conn: keyward_server::ConnLimits {
                 header_read_timeout: std::time::Duration::from_secs(args.header_timeout.max(1)),
                 max_connections,

@@ -27,6 +27,10 @@ pub struct Args {
     /// Kubernetes cluster name for audit events.
     #[arg(long)]
     pub cluster: Option<String>,
+    /// A response policy (YAML): plans for the findings it matches, executed at once where
+    /// it says `execute: auto`. Without it no plan is made.
+    #[arg(long, value_name = "FILE")]
+    pub response_policy: Option<PathBuf>,
     #[command(flatten)]
     pub detect: DetectArgs,
 }
@@ -72,6 +76,12 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let mut engine =
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     engine.enable_detection(args.detect.catalog(), args.detect.settings())?;
+    let mut responder = match &args.response_policy {
+        Some(p) => Some(crate::cmd_respond::AutoResponder::new(
+            crate::cmd_respond::load_policy(p)?,
+        )?),
+        None => None,
+    };
     let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(BATCH_LINES * 4);
     let path = args.path.clone();
     let once = args.once;
@@ -129,6 +139,9 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                         f.summary
                     );
                 }
+            }
+            if let Some(r) = responder.as_mut() {
+                r.on_findings(&mut engine, &report.findings)?;
             }
             chunk.clear();
             lines = 0;

@@ -334,3 +334,85 @@ pub fn step_audit(plan: &Plan, n: usize, phase: Phase, actor: &str, at: Millis) 
 pub fn executable(plan: &Plan) -> bool {
     matches!(plan.status, PlanStatus::Planned | PlanStatus::Failed)
 }
+
+/// A plan automatic response made for a finding.
+pub struct AutoPlan {
+    pub plan: Plan,
+    pub policy: String,
+    pub mode: keyward_respond::policy::Mode,
+}
+
+impl Engine {
+    /// Automatic response: for each alert among `findings` that a policy of `policies`
+    /// matches with `approve` or `auto`, a plan (unless the finding already has one that
+    /// was not undone), stored and audited as made by `auto:<policy>`. The caller executes
+    /// the `auto` ones. Holds the writer lock while it writes.
+    pub fn auto_plans(
+        &mut self,
+        policies: &keyward_respond::policy::PolicyFile,
+        findings: &[keyward_detect::Finding],
+        now: Millis,
+    ) -> Result<Vec<AutoPlan>, EngineError> {
+        use keyward_respond::policy::{FindingFacts, Mode};
+        let mut out = Vec::new();
+        for f in findings
+            .iter()
+            .filter(|f| f.status.is_alert() && f.identity.is_some())
+        {
+            let rules: Vec<&str> = f.rules().collect();
+            let facts = FindingFacts {
+                rules: &rules,
+                severity: f.severity.as_str(),
+            };
+            let Some(policy) = policies.matching(&facts) else {
+                continue;
+            };
+            if policy.execute == Mode::Never {
+                continue;
+            }
+            let planned = self
+                .store
+                .plans(10_000)?
+                .iter()
+                .any(|p| p.finding.as_deref() == Some(f.id.as_str()) && p.status != "undone");
+            if planned {
+                continue;
+            }
+            let actor = format!("auto:{}", policy.name);
+            let _writing = self.write_lock()?;
+            let made = self.plan_response(&PlanAsk {
+                target: &f.id,
+                since: None,
+                now,
+                actor: &actor,
+                protect: &[],
+                k8s: if policy.blue_green {
+                    K8sStrategy::BlueGreen
+                } else {
+                    K8sStrategy::Contain
+                },
+            });
+            match made {
+                Ok(plan) => out.push(AutoPlan {
+                    plan,
+                    policy: policy.name.clone(),
+                    mode: policy.execute,
+                }),
+                // A protected or unsupported identity: said in the audit log, not fatal.
+                Err(EngineError::Plan(e)) => {
+                    self.store.audit(&AuditEntry {
+                        at: now,
+                        actor,
+                        action: "respond.refused".into(),
+                        target: Some(f.id.clone()),
+                        detail: Some(e.to_string()),
+                        before: None,
+                        after: None,
+                    })?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}

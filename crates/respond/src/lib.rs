@@ -19,6 +19,7 @@ pub mod aws;
 pub mod execute;
 pub mod kube;
 pub mod plan;
+pub mod policy;
 
 pub use action::{Action, IamPrincipal};
 pub use plan::{Plan, PlanStatus, Step, StepResult};

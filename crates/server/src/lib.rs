@@ -23,6 +23,7 @@ mod listen;
 mod listing;
 pub mod metrics;
 pub mod openapi;
+mod respond;
 mod state;
 pub mod tls;
 
@@ -57,6 +58,11 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/identity", get(dashboard::identity))
         .route("/ui/findings", get(dashboard::findings))
         .route("/ui/findings/{id}/status", post(dashboard::set_status))
+        .route("/ui/respond", get(dashboard::plans))
+        .route("/ui/respond/plan", post(dashboard::create_plan))
+        .route("/ui/respond/{id}", get(dashboard::plan))
+        .route("/ui/respond/{id}/execute", post(dashboard::execute_plan))
+        .route("/ui/respond/{id}/undo", post(dashboard::undo_plan))
         .route("/ui/assets/app.css", get(dashboard::css))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/healthz", get(api::health::healthz))
@@ -76,6 +82,20 @@ pub fn router(state: AppState) -> Router {
             "/api/findings/{id}/exception",
             post(api::findings::finding_exception),
         )
+        .route(
+            "/api/respond/plans",
+            get(api::respond::plans).post(api::respond::create_plan),
+        )
+        .route("/api/respond/plans/{id}", get(api::respond::plan))
+        .route(
+            "/api/respond/plans/{id}/evidence",
+            get(api::respond::evidence),
+        )
+        .route(
+            "/api/respond/plans/{id}/execute",
+            post(api::respond::execute),
+        )
+        .route("/api/respond/plans/{id}/undo", post(api::respond::undo))
         .route("/api/ingest", post(api::ingest::generic))
         .route(
             "/api/webhooks/kubernetes-audit",

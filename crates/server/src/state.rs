@@ -94,6 +94,26 @@ impl EngineHandle {
         .map_err(ApiError::internal)
     }
 
+    /// [`EngineHandle::write`] for a thread that may block (a plan's executor, which runs
+    /// on a blocking thread with a runtime of its own and records every step before the
+    /// next platform call).
+    pub fn blocking_write<R, F>(&self, f: F) -> Result<R, ApiError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Engine) -> R + Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.tx
+            .send(Box::new(move |e: &mut Engine| {
+                let r = e.write_lock().map(|_writing| f(e));
+                let _ = tx.send(r);
+            }))
+            .map_err(|_| ApiError::unavailable())?;
+        rx.recv()
+            .map_err(|_| ApiError::unavailable())?
+            .map_err(ApiError::internal)
+    }
+
     /// Runs `f` on the engine thread and waits for its answer.
     pub async fn call<R, F>(&self, f: F) -> Result<R, ApiError>
     where
@@ -122,6 +142,9 @@ pub struct Config {
     pub tls: bool,
     /// Approved foreign accounts given on the command line (`--allow-account`).
     pub allowed_accounts_flags: Vec<String>,
+    /// Automatic response (`--response-policy`): plans for matching findings, executed
+    /// at once where the policy says `auto`.
+    pub response_policy: Option<Arc<keyward_respond::policy::PolicyFile>>,
     /// Connection limits of the listener.
     pub conn: ConnLimits,
     /// Limits on what an ingest body may cost.
@@ -164,6 +187,7 @@ impl Default for Config {
             github_secret: None,
             tls: false,
             allowed_accounts_flags: Vec::new(),
+            response_policy: None,
             conn: ConnLimits::default(),
             ingest: IngestLimits::default(),
             audit_anchor: None,

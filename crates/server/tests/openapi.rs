@@ -508,7 +508,7 @@ fn is_browser_route(path: &str, handler: &str) -> bool {
 #[tokio::test]
 async fn openapi_document_covers_every_api_route_with_its_security() {
     // Every API route, with the role its handler's `authorize` asks for (None: no token).
-    let expected: [(&str, &str, Option<Role>); 20] = [
+    let expected: [(&str, &str, Option<Role>); 26] = [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/api/openapi.json", None),
@@ -520,6 +520,16 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         ("POST", "/api/findings/{id}/status", Some(Role::Operator)),
         ("POST", "/api/findings/{id}/exception", Some(Role::Operator)),
         ("POST", "/api/ingest", Some(Role::Operator)),
+        ("GET", "/api/respond/plans", Some(Role::Viewer)),
+        ("POST", "/api/respond/plans", Some(Role::Operator)),
+        ("GET", "/api/respond/plans/{id}", Some(Role::Viewer)),
+        (
+            "GET",
+            "/api/respond/plans/{id}/evidence",
+            Some(Role::Operator),
+        ),
+        ("POST", "/api/respond/plans/{id}/execute", Some(Role::Admin)),
+        ("POST", "/api/respond/plans/{id}/undo", Some(Role::Admin)),
         (
             "POST",
             "/api/webhooks/kubernetes-audit",

@@ -336,6 +336,7 @@ where
         .metrics
         .ingest_seconds
         .observe(start.elapsed().as_secs_f64());
+    crate::respond::after_ingest(state, &report.findings);
     let answer = IngestAnswer::new(&report);
     // Nothing usable: say so, though the rejected records are kept as dead letters.
     let status = if answer.accepted == 0 && answer.rejected > 0 {

@@ -12,6 +12,7 @@ pub mod github;
 pub(crate) mod health;
 pub(crate) mod identities;
 pub(crate) mod ingest;
+pub(crate) mod respond;
 pub(crate) mod schema;
 
 use crate::error::ApiError;

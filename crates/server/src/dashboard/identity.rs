@@ -52,6 +52,8 @@ pub(super) struct IdentityPage {
     nav_user: Option<String>,
     nav: &'static str,
     csrf: String,
+    /// The caller may make a response plan (operator or admin).
+    operator: bool,
     id: String,
     id_q: String,
     name: String,
@@ -87,6 +89,7 @@ pub(crate) async fn identity(
         Ok(Ok(Some(mut page))) => {
             page.nav_user = Some(ui.caller.label());
             page.csrf = ui.csrf;
+            page.operator = ui.caller.role >= Role::Operator;
             render(&page)
         }
         Ok(Ok(None)) => page_error(StatusCode::NOT_FOUND, "No such identity."),
@@ -117,6 +120,7 @@ fn page(e: &Engine, id: &str, stale_days: i64) -> Result<Option<IdentityPage>, P
         nav_user: None,
         nav: "identities",
         csrf: String::new(),
+        operator: false,
         id_q: q(&i.id),
         name: i.name.clone(),
         kind: i.kind.as_str(),

@@ -230,12 +230,16 @@ mod graph;
 mod identity;
 mod inventory;
 mod overview;
+mod respond;
 mod signin;
 
 pub(crate) use findings::{findings, set_status};
 pub(crate) use identity::identity;
 pub(crate) use inventory::inventory;
 pub(crate) use overview::overview;
+pub(crate) use respond::{
+    create as create_plan, execute as execute_plan, plan, plans, undo as undo_plan,
+};
 pub(crate) use signin::{login, login_form, logout};
 // What one page shares with another (links, filters, choices, the graph drawing).
 use graph::*;
