@@ -52,7 +52,7 @@ type Listed<'a> = (&'a Identity, Lifecycle);
 /// first, then what to try next.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let tmp = tempfile::Builder::new().prefix("keyward-demo-").tempdir()?;
-    let engine = ingest_estate(tmp.path())?;
+    let mut engine = ingest_estate(tmp.path())?;
 
     // The example data is frozen in time: judge it as of its last event.
     let as_of = engine.latest_event_time()?.unwrap_or(0);
@@ -107,6 +107,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         "Roles trusting other accounts (`graph trusts --allow-account …` to accept some)",
         &foreign_trusts(&engine),
     );
+
+    print_containment_plan(&mut engine)?;
 
     // Close the store before its directory is kept or deleted.
     drop(engine);
@@ -377,6 +379,36 @@ fn foreign_trusts(engine: &Engine) -> Vec<String> {
         .collect()
 }
 
+/// The containment plan (a dry run) for the identity behind the estate's backdoor key.
+fn print_containment_plan(engine: &mut Engine) -> anyhow::Result<()> {
+    let Some(f) = engine
+        .findings(&Default::default())?
+        .into_iter()
+        .find(|f| f.rule_id == "kw-aws-backdoor-access-key")
+    else {
+        return Ok(());
+    };
+    let plan = engine.plan_response(&keyward_engine::respond::PlanAsk {
+        target: &f.id,
+        since: None,
+        now: crate::output::now_ms(),
+        actor: "cli:demo",
+        protect: &[],
+        k8s: keyward_respond::plan::K8sStrategy::Contain,
+    })?;
+    println!(
+        "\nContainment plan for the backdoor key's creator (`keyward respond plan {}`; a dry run, nothing changes):",
+        f.id
+    );
+    for s in &plan.steps {
+        println!("  {}. {:<22} {}  [{}]", s.n, s.action.name(), s.target, s.why);
+        if let Some(c) = s.command.last() {
+            println!("     $ {c}");
+        }
+    }
+    Ok(())
+}
+
 /// Keeps or deletes the demo store (with `--keep`), then suggests commands to try.
 fn print_next_steps(tmp: tempfile::TempDir, keep: bool) {
     if keep {
@@ -400,4 +432,5 @@ fn print_next_steps(tmp: tempfile::TempDir, keep: bool) {
     println!("  keyward graph paths                        # who can become admin, and how");
     println!("  keyward graph blast-radius terraform-runner  # what a stolen key reaches");
     println!("  keyward inventory --orphaned               # identities nobody answers for");
+    println!("  keyward respond plan FINDING-ID            # contain an identity (dry run first)");
 }
