@@ -250,6 +250,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_policy_parses() {
+        let text = include_str!("../../../examples/respond/policy.yml");
+        let f = PolicyFile::parse("examples/respond/policy.yml", text).unwrap();
+        assert_eq!(f.policies.len(), 2);
+        assert_eq!(f.policies[0].execute, Mode::Auto);
+    }
+
+    #[test]
     fn globs() {
         assert!(glob("kw-*", "kw-aws-x"));
         assert!(glob("*-x", "kw-aws-x"));
