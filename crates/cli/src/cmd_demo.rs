@@ -401,7 +401,13 @@ fn print_containment_plan(engine: &mut Engine) -> anyhow::Result<()> {
         f.id
     );
     for s in &plan.steps {
-        println!("  {}. {:<22} {}  [{}]", s.n, s.action.name(), s.target, s.why);
+        println!(
+            "  {}. {:<22} {}  [{}]",
+            s.n,
+            s.action.name(),
+            s.target,
+            s.why
+        );
         if let Some(c) = s.command.last() {
             println!("     $ {c}");
         }

@@ -429,3 +429,97 @@ async fn finding_status(f: &Fixture, id: &str) -> Value {
     let r = call(&f.app, "GET", &uri, Some(&f.viewer), None, &[]).await;
     r.1["finding"]["status"].clone()
 }
+
+#[tokio::test]
+async fn operators_plan_containment_and_only_admins_get_execute_behind_a_confirmation() {
+    let f = fixture(1 << 20).await;
+    let body = serde_json::to_vec(&json!({"Records": [example("kw-aws-login-profile")]})).unwrap();
+    let r = ingest(&f, body).await;
+    assert_eq!(r.0, StatusCode::OK, "{}", r.1);
+    let finding = r.1["findings"][0]["id"].as_str().unwrap().to_owned();
+
+    // Viewers see no plan button and cannot post one.
+    let (viewer, _) = sign_in(&f, &f.viewer).await;
+    let p = req(&f, "GET", "/ui/findings", Some(&viewer), None, &[]).await;
+    assert!(!p.body.contains("Plan containment"));
+    let csrf = csrf_of(&p.body);
+    let p = req(
+        &f,
+        "POST",
+        "/ui/respond/plan",
+        Some(&viewer),
+        Some(&form(&[("csrf", &csrf), ("target", &finding)])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // An operator makes a plan from the finding (CSRF checked) and lands on its page.
+    let (operator, _) = sign_in(&f, &f.operator).await;
+    let p = req(&f, "GET", "/ui/findings", Some(&operator), None, &[]).await;
+    assert!(p.body.contains("Plan containment"));
+    let csrf = csrf_of(&p.body);
+    let bad = req(
+        &f,
+        "POST",
+        "/ui/respond/plan",
+        Some(&operator),
+        Some(&form(&[("csrf", &"0".repeat(64)), ("target", &finding)])),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::FORBIDDEN,
+        "a wrong CSRF token is refused"
+    );
+    let p = req(
+        &f,
+        "POST",
+        "/ui/respond/plan",
+        Some(&operator),
+        Some(&form(&[("csrf", &csrf), ("target", &finding)])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let at = p.headers[header::LOCATION].to_str().unwrap().to_owned();
+    assert!(at.starts_with("/ui/respond/rp-"), "{at}");
+    let id = at.trim_start_matches("/ui/respond/").to_owned();
+    let page = req(&f, "GET", &at, Some(&operator), None, &[]).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("deny_all") && page.body.contains("aws iam put-user-policy"));
+    assert!(
+        !page.body.contains("Execute plan"),
+        "operators cannot execute"
+    );
+    let p = req(
+        &f,
+        "POST",
+        &format!("{at}/execute"),
+        Some(&operator),
+        Some(&form(&[("csrf", &csrf), ("confirm", &id)])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+    // An admin sees Execute, and a confirmation that is not the plan's id runs nothing.
+    let (admin, _) = sign_in(&f, &f.admin).await;
+    let page = req(&f, "GET", &at, Some(&admin), None, &[]).await;
+    assert!(page.body.contains("Execute plan"));
+    let csrf = csrf_of(&page.body);
+    let p = req(
+        &f,
+        "POST",
+        &format!("{at}/execute"),
+        Some(&admin),
+        Some(&form(&[("csrf", &csrf), ("confirm", "yes")])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(p.body.contains("nothing was run"));
+    let list = req(&f, "GET", "/ui/respond", Some(&admin), None, &[]).await;
+    assert!(list.body.contains(&id) && list.body.contains("planned"));
+}
