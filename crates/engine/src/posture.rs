@@ -108,6 +108,8 @@ impl Engine {
                     escalation: path.as_ref(),
                 }),
                 activity: logs.activity(i, lc),
+                defined_in: Vec::new(),
+                observed: None,
             };
             let risk = posture::risk_of(&facts, anomaly.get(&i.id), now);
             posture::evaluate(&facts, &risk, now, &mut out);
