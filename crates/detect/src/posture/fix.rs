@@ -212,6 +212,7 @@ pub(super) fn disable(i: &Identity) -> Step {
             )
         }
         IdentityKind::ServiceAccount => disable_service_account(i),
+        // Posture evaluates only IAM users and roles and service accounts.
         _ => Step::now(
             format!("Disable `{}` where it is defined", i.id),
             Vec::new(),
@@ -317,6 +318,7 @@ pub(super) fn retire(i: &Identity) -> Step {
                 )],
             )
         }
+        // Posture evaluates only IAM users and roles and service accounts.
         _ => Step::later(format!("Delete `{}` where it is defined", i.id), Vec::new()),
     }
 }

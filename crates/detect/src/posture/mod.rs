@@ -229,7 +229,7 @@ fn details(
         if let Some(e) = evidence {
             m.insert("evidence".into(), e);
         }
-        if let Some(r) = remediation {
+        if let Some(r) = remediation.filter(|r| !r.steps.is_empty()) {
             m.insert("remediation".into(), json!(r));
         }
     }

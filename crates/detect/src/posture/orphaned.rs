@@ -61,6 +61,7 @@ fn owner_command(i: &Identity) -> Option<String> {
             q(i.namespace.as_deref().unwrap_or("default")),
             q(&i.name)
         )),
+        // Posture evaluates only IAM users and roles and service accounts.
         _ => None,
     }
 }
