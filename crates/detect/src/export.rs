@@ -1,9 +1,17 @@
 //! Findings in other tools' formats: SARIF 2.1.0 and OCSF 1.4 (Detection Finding, class
 //! 2004, for threats; IAM Analysis Finding, class 2008, for posture).
+//!
+//! A posture finding's remediation becomes its SARIF result's `fixes`. SARIF describes a
+//! fix as changes to files, and requires at least one (§3.55.3); the remediation changes
+//! cloud and cluster state, not a file of the repository. So the fix's `description`
+//! holds the steps and their commands (text and Markdown), and its one artifact change
+//! creates the script of them, `keyward-remediation/<finding id>.sh` (an insertion at the
+//! start of an empty file), in which the steps for after a grace period are comments.
 
 use serde_json::{Value, json};
 
 use crate::finding::{Finding, Kind, Severity, Status};
+use crate::remediation::Remediation;
 use crate::rules::Catalog;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -83,6 +91,9 @@ pub fn sarif(findings: &[Finding], catalog: &Catalog) -> Value {
                     json!([{"logicalLocations": [{"fullyQualifiedName": id, "kind": "resource"}]}]),
                 );
             }
+            if let (Some(fix), Value::Object(m)) = (sarif_fix(f), &mut r) {
+                m.insert("fixes".into(), json!([fix]));
+            }
             r
         })
         .collect();
@@ -98,6 +109,22 @@ pub fn sarif(findings: &[Finding], catalog: &Catalog) -> Value {
             "results": results,
         }],
     })
+}
+
+/// The SARIF `fix` of a finding's remediation (see the module's notes), if it has one.
+fn sarif_fix(f: &Finding) -> Option<Value> {
+    let r = Remediation::of(f).filter(|r| !r.steps.is_empty())?;
+    let script = r.script(&format!("{} ({}): {}", f.title, f.id, f.summary));
+    Some(json!({
+        "description": {"text": r.text(), "markdown": r.markdown()},
+        "artifactChanges": [{
+            "artifactLocation": {"uri": format!("keyward-remediation/{}.sh", f.id)},
+            "replacements": [{
+                "deletedRegion": {"startLine": 1, "startColumn": 1, "endColumn": 1},
+                "insertedContent": {"text": script},
+            }],
+        }],
+    }))
 }
 
 fn severity_id(s: Severity) -> u8 {
@@ -208,6 +235,80 @@ mod tests {
         let p = ocsf(&finding(Kind::Posture));
         assert_eq!(p["class_uid"], 2008);
         assert_eq!(p["resources"][0]["uid"], "arn:aws:iam::1:user/a");
+    }
+
+    /// What SARIF 2.1.0 requires of a result's `fixes` (§3.55–3.57, §3.30, §3.11): a
+    /// message with text, one or more artifact changes to distinct artifacts, each with a
+    /// location (a relative URI reference) and one or more replacements whose deleted
+    /// region has positive line and column numbers.
+    fn check_fixes(result: &Value) {
+        for fix in result["fixes"].as_array().unwrap() {
+            assert!(fix["description"]["text"].is_string(), "{fix}");
+            let changes = fix["artifactChanges"].as_array().unwrap();
+            assert!(!changes.is_empty(), "{fix}");
+            let mut uris: Vec<&str> = changes
+                .iter()
+                .map(|c| c["artifactLocation"]["uri"].as_str().unwrap())
+                .collect();
+            uris.dedup();
+            assert_eq!(uris.len(), changes.len(), "distinct artifacts");
+            for c in changes {
+                let uri = c["artifactLocation"]["uri"].as_str().unwrap();
+                assert!(!uri.contains(':') && !uri.starts_with('/') && !uri.contains(' '));
+                let replacements = c["replacements"].as_array().unwrap();
+                assert!(!replacements.is_empty());
+                for r in replacements {
+                    let region = r["deletedRegion"].as_object().unwrap();
+                    assert!(region.values().all(|v| v.as_u64().is_some_and(|n| n >= 1)));
+                    assert!(r["insertedContent"]["text"].is_string());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_posture_finding_s_remediation_is_its_sarif_fix() {
+        use crate::remediation::Step;
+        let mut f = finding(Kind::Posture);
+        let r = Remediation::new(vec![
+            Step::now(
+                "Disable it",
+                vec!["aws iam update-access-key --user-name 'x'\\''; rm -rf /' --access-key-id AKIAIOSFODNN7EXAMPLE --status Inactive".into()],
+            ),
+            Step::later("Delete it", vec!["aws iam delete-user --user-name a".into()]),
+        ]);
+        f.details = json!({"remediation": r});
+        let threat = finding(Kind::Threat);
+        let s = sarif(&[f, threat], &Catalog::default());
+        let results = s["runs"][0]["results"].as_array().unwrap();
+        assert!(results[1].get("fixes").is_none(), "no remediation, no fix");
+        let fix = &results[0]["fixes"][0];
+        check_fixes(&results[0]);
+        let text = fix["description"]["text"].as_str().unwrap();
+        assert!(
+            text.contains("$ aws iam update-access-key --user-name 'x'\\''; rm -rf /'"),
+            "{text}"
+        );
+        assert!(text.contains("2. after 30 days: Delete it"), "{text}");
+        assert!(
+            fix["description"]["markdown"]
+                .as_str()
+                .unwrap()
+                .contains("```sh")
+        );
+        let change = &fix["artifactChanges"][0];
+        assert_eq!(
+            change["artifactLocation"]["uri"],
+            "keyward-remediation/kwf-1.sh"
+        );
+        let script = change["replacements"][0]["insertedContent"]["text"]
+            .as_str()
+            .unwrap();
+        assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+        assert!(
+            script.contains("\n# aws iam delete-user --user-name a\n"),
+            "{script}"
+        );
     }
 
     #[test]

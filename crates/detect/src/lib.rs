@@ -15,6 +15,7 @@ pub mod export;
 pub mod finding;
 pub mod posture;
 pub mod prefilter;
+pub mod remediation;
 pub mod risk;
 pub mod rules;
 pub mod testing;

@@ -4,15 +4,15 @@
 //! changed and resolved posture findings (a condition that no longer holds resolves its
 //! finding).
 
-use keyward_detect::posture::{self, Facts, IamFacts};
+use keyward_detect::posture::{self, Definition, Facts, IamFacts, Observed};
 use keyward_detect::risk::Risk;
 use keyward_detect::{Finding, Severity, Status};
-use keyward_graph::analysis;
 use keyward_graph::iam::Context;
 use keyward_graph::iam::admin::{AdminGrant, admin_wildcard};
 use keyward_graph::iam::escalation::{Analysis, Path};
+use keyward_graph::{EdgeKind, analysis};
 use keyward_model::time::Millis;
-use keyward_model::{IdentityKind, LifecycleConfig};
+use keyward_model::{IdentityKind, LifecycleConfig, SourceKind};
 use keyward_store::FindingChange;
 use rustc_hash::FxHashMap;
 
@@ -108,7 +108,13 @@ impl Engine {
                     escalation: path.as_ref(),
                 }),
                 activity: logs.activity(i, lc),
+                defined_in: defined_in(g, node),
+                observed: None,
             };
+            let mut facts = facts;
+            if facts.iam.is_some_and(|iam| iam.admin.is_some()) {
+                facts.observed = Some(self.observed(g, node, &i.id)?);
+            }
             let risk = posture::risk_of(&facts, anomaly.get(&i.id), now);
             posture::evaluate(&facts, &risk, now, &mut out);
             risks.push((i.id.clone(), risk));
@@ -188,6 +194,85 @@ impl Engine {
             risks,
         })
     }
+}
+
+/// How many of a role's sessions, the most recent first, a policy of observed use reads.
+const OBSERVED_SESSIONS: usize = 10;
+/// How many of each one's most recent events it reads.
+const OBSERVED_EVENTS: usize = 1_000;
+
+impl Engine {
+    /// The IAM actions an identity and its most recent sessions were seen calling in the
+    /// stored CloudTrail (calls denied left out): what a policy of observed use allows.
+    /// Bounded ([`OBSERVED_SESSIONS`], [`OBSERVED_EVENTS`]), and asked only for the few
+    /// identities allowed `*` on `*`.
+    fn observed(
+        &self,
+        g: &keyward_graph::Graph,
+        node: keyward_graph::NodeId,
+        id: &str,
+    ) -> Result<Observed, EngineError> {
+        let mut sessions: Vec<(i64, &str)> = g
+            .in_edges(node)
+            .filter(|e| e.kind == EdgeKind::SessionOf)
+            .map(|e| (e.last_seen.unwrap_or(0), g.key(e.from)))
+            .collect();
+        sessions.sort_unstable_by(|a, b| b.cmp(a));
+        let actors =
+            std::iter::once(id).chain(sessions.into_iter().take(OBSERVED_SESSIONS).map(|s| s.1));
+        let mut out = Observed::default();
+        let mut actions = std::collections::BTreeSet::new();
+        for actor in actors {
+            out.actors += 1;
+            for e in self.store.recent_events(actor, OBSERVED_EVENTS)? {
+                let denied = e
+                    .error_code
+                    .as_deref()
+                    .is_some_and(|c| c.contains("AccessDenied") || c.contains("Unauthorized"));
+                if e.source != SourceKind::Cloudtrail || denied {
+                    continue;
+                }
+                out.events += 1;
+                if let Some((source, name)) = e.action.rsplit_once(':')
+                    && !name.is_empty()
+                    // Console sign-in events are not calls an identity policy allows.
+                    && keyward_model::ids::service_name(source) != "signin"
+                {
+                    actions.insert(format!(
+                        "{}:{name}",
+                        keyward_model::ids::service_name(source)
+                    ));
+                }
+            }
+        }
+        out.actions = actions.into_iter().collect();
+        Ok(out)
+    }
+}
+
+/// The Terraform resources the graph says define an identity (`defined_in` edges to a
+/// `tf:<file>#<address>` node, whose evidence is the file and line).
+fn defined_in(g: &keyward_graph::Graph, node: keyward_graph::NodeId) -> Vec<Definition> {
+    let mut out: Vec<Definition> = g
+        .out_edges(node)
+        .filter(|e| e.kind == EdgeKind::DefinedIn)
+        .filter_map(|e| {
+            let key = g.key(e.to).strip_prefix("tf:")?;
+            let (file, address) = key.rsplit_once('#')?;
+            let source = e
+                .detail
+                .map(|d| d.source.clone())
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| file.to_owned());
+            Some(Definition {
+                address: address.to_owned(),
+                source,
+            })
+        })
+        .collect();
+    out.sort_unstable_by(|a, b| (&a.address, &a.source).cmp(&(&b.address, &b.source)));
+    out.dedup();
+    out
 }
 
 /// What the accounts' IAM snapshots say at the evaluation's time: each principal's

@@ -172,6 +172,73 @@ fn admin_wildcard_names_the_policy_that_grants_it() {
     );
 }
 
+/// The commands of every step of a finding's remediation.
+fn commands(f: &Finding) -> Vec<String> {
+    keyward_detect::remediation::Remediation::of(f)
+        .unwrap()
+        .steps
+        .into_iter()
+        .flat_map(|s| s.commands)
+        .collect()
+}
+
+#[test]
+fn admin_wildcard_remediation_is_a_policy_of_what_it_was_seen_doing() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut e = Engine::open(data.path()).unwrap();
+    let paths = [
+        snapshot(input.path()),
+        trail(input.path(), "2026-11-10T09:00:00Z", 1),
+    ];
+    let found = posture(&mut e, &paths, "kw-posture-admin-wildcard");
+    assert_eq!(
+        commands(&found[0]),
+        [
+            r#"aws iam put-user-policy --user-name alice --policy-name KeywardObservedUse --policy-document '{"Statement":[{"Action":["s3:ListBuckets"],"Effect":"Allow","Resource":"*"}],"Version":"2012-10-17"}'"#,
+            "aws iam remove-user-from-group --group-name admins --user-name alice",
+        ]
+    );
+}
+
+#[test]
+fn a_remediation_names_the_terraform_that_defines_the_identity() {
+    let input = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let tf = input.path().join("infra/iam.tf");
+    std::fs::create_dir_all(tf.parent().unwrap()).unwrap();
+    std::fs::write(
+        &tf,
+        "resource \"aws_iam_role\" \"old\" {\n  name = \"old-role\"\n}\n",
+    )
+    .unwrap();
+    let mut e = Engine::open(data.path()).unwrap();
+    let found = posture(
+        &mut e,
+        &[snapshot(input.path()), tf.clone()],
+        "kw-posture-stale",
+    );
+    let stale = found
+        .iter()
+        .find(|f| f.identity.as_deref() == Some(arn("role", "old-role").as_str()))
+        .unwrap();
+    let r = keyward_detect::remediation::Remediation::of(stale).unwrap();
+    let t = r.terraform.unwrap();
+    assert!(
+        t.starts_with(&format!(
+            "`aws_iam_role.old` ({}:1) defines it",
+            tf.display()
+        )),
+        "{t}"
+    );
+    assert_eq!(
+        commands(stale).first().map(String::as_str),
+        Some(
+            r#"aws iam put-role-policy --role-name old-role --policy-name KeywardDenyAll --policy-document '{"Statement":[{"Action":"*","Effect":"Deny","Resource":"*"}],"Version":"2012-10-17"}'"#
+        )
+    );
+}
+
 #[test]
 fn escalation_is_a_path_to_admin_and_groups_are_subjects() {
     let input = tempfile::tempdir().unwrap();

@@ -523,3 +523,75 @@ async fn operators_plan_containment_and_only_admins_get_execute_behind_a_confirm
     let list = req(&f, "GET", "/ui/respond", Some(&admin), None, &[]).await;
     assert!(list.body.contains(&id) && list.body.contains("planned"));
 }
+
+/// A posture finding's remediation reaches the page and the API: each step's commands in
+/// a `<pre>`, a hostile name escaped by the template and still one shell word.
+#[tokio::test]
+async fn a_posture_finding_shows_its_remediation_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let name = "<b>x</b>'; rm -rf /";
+    {
+        let input = tempfile::tempdir().unwrap();
+        let acct = "111122223333";
+        let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+            "Principal": {"AWS": format!("arn:aws:iam::{acct}:root")}, "Action": "sts:AssumeRole"}]});
+        let doc = json!({"UserDetailList": [], "GroupDetailList": [], "Policies": [],
+            "RoleDetailList": [{"Path": "/", "RoleName": name,
+                "Arn": format!("arn:aws:iam::{acct}:role/{name}"),
+                "CreateDate": "2022-11-30T17:55:40+00:00", "AssumeRolePolicyDocument": trust,
+                "RoleLastUsed": {"LastUsedDate": "2026-04-30T03:12:48+00:00", "Region": "us-east-1"},
+                "RolePolicyList": [], "AttachedManagedPolicies": [], "InstanceProfileList": []}]});
+        let p = input
+            .path()
+            .join(format!("aws/{acct}/iam-authorization-details.json"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, serde_json::to_vec(&doc).unwrap()).unwrap();
+        let mut e = keyward_engine::Engine::open(dir.path()).unwrap();
+        let r = e
+            .ingest(&[p], &keyward_engine::IngestOptions::default(), &mut (), 0)
+            .unwrap();
+        assert_eq!(r.rejected, 0, "{:?}", r.rejections);
+        // 2026-11-15T00:00:00Z: unused for more than 30 days.
+        e.evaluate_posture(1_794_700_800_000, &[]).unwrap();
+    }
+    let f = fixture_in(dir, Config::default()).await;
+    let r = call(
+        &f.app,
+        "GET",
+        "/api/findings?kind=posture",
+        Some(&f.viewer),
+        None,
+        &[],
+    )
+    .await;
+    let stale = r.1["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule_id"] == "kw-posture-stale")
+        .unwrap_or_else(|| panic!("{}", r.1))
+        .clone();
+    let steps = &stale["details"]["remediation"]["steps"];
+    let quoted = r"'<b>x</b>'\''; rm -rf /'";
+    assert_eq!(
+        steps[0]["commands"][0],
+        format!(
+            "aws iam put-role-policy --role-name {quoted} --policy-name KeywardDenyAll \
+             --policy-document '{{\"Statement\":[{{\"Action\":\"*\",\"Effect\":\"Deny\",\"Resource\":\"*\"}}],\"Version\":\"2012-10-17\"}}'"
+        )
+    );
+    assert_eq!(steps[1]["after_days"], 30);
+
+    let (viewer, _) = sign_in(&f, &f.viewer).await;
+    let p = req(&f, "GET", "/ui/findings", Some(&viewer), None, &[]).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(p.body.contains("<details class=\"fix\">"), "{}", p.body);
+    assert!(p.body.contains("<b>After 30 days:</b>"));
+    assert!(
+        p.body
+            .contains("<pre>aws iam put-role-policy --role-name &#39;&#60;b&#62;x&#60;/b&#62;&#39;\\&#39;&#39;; rm -rf /&#39;"),
+        "{}",
+        p.body
+    );
+    assert!(!p.body.contains("<b>x</b>"), "the name is escaped");
+}

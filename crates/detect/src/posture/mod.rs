@@ -7,11 +7,16 @@
 //! condition that no longer holds resolves its finding there. Risky Kubernetes RBAC is
 //! judged per subject from the cluster's RBAC objects ([`rbac`]).
 //!
-//! To add a control: a file with a `CONTROL` and a `check`, one line in [`CONTROLS`] and
-//! one in [`evaluate`].
+//! Every finding carries its remediation (`details.remediation`, see
+//! [`crate::remediation`]): the exact commands for the identity, built by the control that
+//! makes the finding, from the commands `fix.rs` shares.
+//!
+//! To add a control: a file with a `CONTROL` and a `check` (and its remediation), one line
+//! in [`CONTROLS`] and one in [`evaluate`].
 
 mod admin_wildcard;
 mod escalation;
+mod fix;
 mod foreign_trust;
 mod orphaned;
 pub mod rbac;
@@ -30,6 +35,7 @@ use keyward_model::{CredentialKind, CredentialStatus, Identity, Lifecycle};
 use serde_json::json;
 
 use crate::finding::finding_id;
+use crate::remediation::Remediation;
 use crate::risk::{self, Risk};
 use crate::{Finding, Kind, Severity, Status};
 
@@ -77,6 +83,31 @@ pub struct Facts<'a> {
     pub iam: Option<IamFacts<'a>>,
     /// Whether anything that could show its use covers the stale window.
     pub activity: Activity,
+    /// The Terraform resources that define it (the graph's `defined_in` edges).
+    pub defined_in: Vec<Definition>,
+    /// What it was seen doing, gathered only where a control needs it: for an AWS user or
+    /// role its account's IAM snapshot finds allowed `*` on `*` (a policy of observed use).
+    pub observed: Option<Observed>,
+}
+
+/// A Terraform resource that defines an identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Definition {
+    /// `module.iam.aws_iam_role.deployer`.
+    pub address: String,
+    /// `infra/iam.tf:12` (the line when the configuration was read from `.tf`).
+    pub source: String,
+}
+
+/// What an identity (and its sessions) was seen doing in the stored activity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// IAM actions as CloudTrail names the calls (`s3:GetObject`), sorted.
+    pub actions: Vec<String>,
+    /// Events read.
+    pub events: usize,
+    /// Identities whose events were read: it and its most recent sessions.
+    pub actors: usize,
 }
 
 /// What an account's IAM snapshot, analysed at the evaluation's time, says of a principal.
@@ -116,6 +147,7 @@ struct Hit {
     path: Vec<String>,
     /// What the finding rests on, kept in its details.
     evidence: Option<serde_json::Value>,
+    remediation: Option<Remediation>,
 }
 
 impl Hit {
@@ -128,7 +160,13 @@ impl Hit {
             attack: &[],
             path: Vec::new(),
             evidence: None,
+            remediation: None,
         }
+    }
+
+    fn remediation(mut self, remediation: Remediation) -> Self {
+        self.remediation = Some(remediation);
+        self
     }
 
     fn evidence(mut self, evidence: serde_json::Value) -> Self {
@@ -175,11 +213,27 @@ pub fn evaluate(f: &Facts, risk: &Risk, now: Millis, out: &mut Vec<Finding>) {
         count: 1,
         status: Status::Open,
         summary: h.summary,
-        details: match h.evidence {
-            Some(evidence) => json!({"risk": risk, "evidence": evidence}),
-            None => json!({"risk": risk}),
-        },
+        details: details(risk, h.evidence, h.remediation),
     }));
+}
+
+/// A posture finding's details: the identity's risk, what the finding rests on and what to
+/// do about it.
+fn details(
+    risk: &Risk,
+    evidence: Option<serde_json::Value>,
+    remediation: Option<Remediation>,
+) -> serde_json::Value {
+    let mut d = json!({"risk": risk});
+    if let Some(m) = d.as_object_mut() {
+        if let Some(e) = evidence {
+            m.insert("evidence".into(), e);
+        }
+        if let Some(r) = remediation.filter(|r| !r.steps.is_empty()) {
+            m.insert("remediation".into(), json!(r));
+        }
+    }
+    d
 }
 
 /// Services whose write actions count as sensitive.
@@ -312,6 +366,91 @@ fn permission_factor(f: &Facts) -> (f64, String) {
         );
     }
     (f.p.p, f.p.why.clone())
+}
+
+/// Identities and facts for the controls' tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use keyward_model::{Credential, IdentityKind, Platform};
+
+    pub fn user(name: &str) -> Identity {
+        let mut i = Identity::new(
+            keyward_model::ids::iam("111122223333", "user", name),
+            Platform::Aws,
+            IdentityKind::IamUser,
+            name.into(),
+        );
+        i.account = Some("111122223333".into());
+        i
+    }
+
+    pub fn role(name: &str) -> Identity {
+        let mut i = user(name);
+        i.id = keyward_model::ids::iam("111122223333", "role", name);
+        i.kind = IdentityKind::IamRole;
+        i
+    }
+
+    /// A service account bound by `RoleBinding <ns>/jobs` to `Role <ns>/jobs`.
+    pub fn service_account(cluster: &str, ns: &str, name: &str) -> Identity {
+        let mut i = Identity::new(
+            keyward_model::ids::k8s_service_account(cluster, ns, name),
+            Platform::Kubernetes,
+            IdentityKind::ServiceAccount,
+            name.into(),
+        );
+        i.cluster = Some(cluster.into());
+        i.namespace = Some(ns.into());
+        i.details.insert(
+            "bindings".into(),
+            json!([{"binding": format!("RoleBinding {ns}/jobs"), "role": format!("Role {ns}/jobs")}]),
+        );
+        i
+    }
+
+    /// An active access key.
+    pub fn key(id: &str, created: Option<&str>) -> Credential {
+        Credential {
+            id: id.into(),
+            kind: CredentialKind::AccessKey,
+            status: CredentialStatus::Active,
+            created: created.map(|c| keyward_model::time::parse(c).unwrap()),
+            last_used: None,
+            last_used_region: None,
+            last_used_service: None,
+        }
+    }
+
+    /// What the controls know of `i` when nothing else is known.
+    pub fn facts(i: &Identity) -> Facts<'_> {
+        Facts {
+            identity: i,
+            lifecycle: Lifecycle::Active,
+            orphan: None,
+            p: Scope {
+                p: 0.0,
+                why: String::new(),
+                target: None,
+            },
+            foreign: &[],
+            networks: 0,
+            iam: None,
+            activity: Activity::Covered,
+            defined_in: Vec::new(),
+            observed: None,
+        }
+    }
+
+    /// Every command of a finding's remediation, in order.
+    pub(super) fn commands(h: &Hit) -> Vec<String> {
+        h.remediation
+            .iter()
+            .flat_map(|r| &r.steps)
+            .flat_map(|s| s.commands.iter().cloned())
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -3,10 +3,12 @@
 //! each risky capability.
 
 use keyward_model::time::Millis;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::Control;
+use super::fix::{self, Subject};
 use crate::finding::finding_id;
+use crate::remediation::{Remediation, Step};
 use crate::{Finding, Kind, Severity, Status};
 
 pub(super) const CONTROL: Control = Control {
@@ -145,7 +147,156 @@ pub fn findings(cluster: &str, objects: &[serde_json::Value], now: Millis, out: 
                 worst.grant.binding,
                 worst.grant.role
             ),
-            details: json!({"cluster": cluster, "grants": details}),
+            details: json!({
+                "cluster": cluster,
+                "grants": details,
+                "remediation": remediation(cluster, objects, &kind, &name, ns.as_deref(), &grants),
+            }),
         });
+    }
+}
+
+/// How many subjects the binding `binding` (as Keyward names it) has in the objects.
+fn subjects_of(objects: &[Value], binding: &str) -> Option<usize> {
+    let (resource, ns, name) = fix::parse_binding(binding)?;
+    let kind = if resource == "rolebinding" {
+        "RoleBinding"
+    } else {
+        "ClusterRoleBinding"
+    };
+    let is_it = |o: &Value| {
+        let meta = o.get("metadata");
+        let ns_of = meta
+            .and_then(|m| m.get("namespace"))
+            .and_then(Value::as_str)
+            .or((kind == "RoleBinding").then_some("default"));
+        o.get("kind").and_then(Value::as_str) == Some(kind)
+            && meta.and_then(|m| m.get("name")).and_then(Value::as_str) == Some(name)
+            && (ns.is_none() || ns_of == ns)
+    };
+    let mut stack: Vec<&Value> = objects.iter().collect();
+    while let Some(o) = stack.pop() {
+        if is_it(o) {
+            return Some(
+                o.get("subjects")
+                    .and_then(Value::as_array)
+                    .map_or(0, Vec::len),
+            );
+        }
+        if let Some(items) = o.get("items").and_then(Value::as_array) {
+            stack.extend(items);
+        }
+    }
+    None
+}
+
+/// The subject taken out of every binding that grants it a risky capability: the binding
+/// deleted where it is the only subject, rewritten without it otherwise.
+fn remediation(
+    cluster: &str,
+    objects: &[Value],
+    kind: &str,
+    name: &str,
+    ns: Option<&str>,
+    grants: &[keyward_graph::k8s::Finding],
+) -> Remediation {
+    if kind == "Group" && name == "system:masters" {
+        return Remediation::new(vec![Step::now(
+            "Members of `system:masters` bypass RBAC altogether (the API server lets them do anything without asking it): removing a binding changes nothing. Stop issuing credentials in that group (client certificates, EKS access entries or the `aws-auth` ConfigMap) and bind the people who need admin to `cluster-admin` by name",
+            Vec::new(),
+        )]);
+    }
+    let subject = Subject {
+        kind,
+        name,
+        namespace: ns,
+    };
+    let mut bindings: Vec<(&str, &str, Vec<&str>)> = Vec::new();
+    for g in grants {
+        match bindings.iter_mut().find(|b| b.0 == g.grant.binding) {
+            Some(b) => {
+                if !b.2.contains(&g.title) {
+                    b.2.push(g.title);
+                }
+            }
+            None => bindings.push((&g.grant.binding, &g.grant.role, vec![g.title])),
+        }
+    }
+    let shown = match ns {
+        Some(ns) => format!("{kind} `{ns}/{name}`"),
+        None => format!("{kind} `{name}`"),
+    };
+    let steps = bindings
+        .into_iter()
+        .map(|(binding, role, what)| {
+            let sole = subjects_of(objects, binding) == Some(1);
+            let how = if sole {
+                "delete the binding, whose only subject it is"
+            } else {
+                "rewrite the binding without it; its other subjects keep their access"
+            };
+            Step::now(
+                format!(
+                    "Take {shown} out of {binding} ({role}: {}): {how}. If it needs some of that, bind it to a narrower role instead, or edit {role} if every subject of it should lose the capability",
+                    what.join(", ")
+                ),
+                fix::unbind(cluster, binding, &subject, sole),
+            )
+        })
+        .collect();
+    Remediation::new(steps)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use crate::remediation::Remediation;
+
+    fn rbac(subjects: Value) -> Vec<Value> {
+        vec![
+            json!({"kind": "ClusterRole", "metadata": {"name": "secret-reader"},
+                   "rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list"]}]}),
+            json!({"kind": "RoleBinding", "metadata": {"name": "x'; rm -rf /", "namespace": "payments"},
+                   "roleRef": {"kind": "ClusterRole", "name": "secret-reader"}, "subjects": subjects}),
+        ]
+    }
+
+    fn commands(objects: &[Value]) -> Vec<String> {
+        let mut out = Vec::new();
+        findings("prod-eks", objects, 0, &mut out);
+        let f = out
+            .iter()
+            .find(|f| f.summary.contains("service account"))
+            .unwrap();
+        Remediation::of(f)
+            .unwrap()
+            .steps
+            .into_iter()
+            .flat_map(|s| s.commands)
+            .collect()
+    }
+
+    #[test]
+    fn the_only_subject_deletes_the_binding() {
+        let objects =
+            rbac(json!([{"kind": "ServiceAccount", "name": "api", "namespace": "payments"}]));
+        assert_eq!(
+            commands(&objects),
+            [r"kubectl --context prod-eks -n payments delete rolebinding 'x'\''; rm -rf /'"]
+        );
+    }
+
+    #[test]
+    fn a_shared_binding_is_rewritten_without_the_subject() {
+        let objects = rbac(json!([
+            {"kind": "ServiceAccount", "name": "api"},
+            {"kind": "User", "name": "jane@example.com"}]));
+        assert_eq!(
+            commands(&objects),
+            [
+                r#"kubectl --context prod-eks -n payments get rolebinding 'x'\''; rm -rf /' -o json | jq --arg kind ServiceAccount --arg name api --arg ns payments --arg bns payments 'del(.subjects[]? | select(.kind == $kind and .name == $name and (.namespace // $bns) == $ns))' | kubectl --context prod-eks replace -f -"#
+            ]
+        );
     }
 }

@@ -43,6 +43,9 @@ pub(crate) struct FindingSchema {
     /// How many times the condition was seen (events, or posture evaluations).
     count: u64,
     /// Rule-specific facts: the signals that fired, the risk factors, the matched fields.
+    /// A posture finding's `remediation`: `steps` (each `summary`, `commands` — shell
+    /// commands, names quoted — and `after_days` when it waits for a grace period) and
+    /// `terraform` when Terraform defines the identity.
     details: serde_json::Value,
     /// Native ids of the events that are the evidence (at most 20).
     events: Vec<String>,

@@ -1,6 +1,7 @@
-//! The findings queue and triage from it.
+//! The findings queue and triage from it; a posture finding shows its remediation.
 
 use super::*;
+use keyward_detect::remediation::Remediation;
 
 #[derive(Deserialize, Default, Clone)]
 pub(crate) struct FindingsQuery {
@@ -47,6 +48,16 @@ pub(super) struct FindingView {
     events: Vec<String>,
     count: u64,
     last_seen: String,
+    /// Its remediation's steps (posture findings), and the Terraform change.
+    fix: Vec<FixStep>,
+    terraform: Option<String>,
+}
+
+/// One remediation step as the page shows it: the commands one per line, in a `<pre>`.
+pub(super) struct FixStep {
+    summary: String,
+    after_days: Option<u32>,
+    commands: String,
 }
 
 #[derive(Template)]
@@ -71,7 +82,18 @@ pub(super) struct FindingsPage {
 }
 
 pub(super) fn finding_view(f: Finding) -> FindingView {
+    let fix = Remediation::of(&f).unwrap_or_default();
     FindingView {
+        fix: fix
+            .steps
+            .into_iter()
+            .map(|s| FixStep {
+                summary: s.summary,
+                after_days: s.after_days,
+                commands: s.commands.join("\n"),
+            })
+            .collect(),
+        terraform: fix.terraform,
         severity: f.severity.as_str(),
         kind: f.kind.as_str(),
         status: f.status.as_str(),
