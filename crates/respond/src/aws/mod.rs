@@ -103,7 +103,7 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
             subject,
         } => vec![
             format!(
-                "aws iam get-role --role-name {} --query Role.AssumeRolePolicyDocument > trust.json",
+                "aws iam get-role --role-name {} --query Role.AssumeRolePolicyDocument --output json > trust.json",
                 q(role)
             ),
             format!(
