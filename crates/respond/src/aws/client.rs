@@ -166,13 +166,19 @@ impl AwsConnector {
     /// IAM lives, when none is set), `AWS_ENDPOINT_URL` honoured. Fails when no credentials
     /// can be found, so a missing connector is reported before a plan runs.
     pub async fn from_env() -> Result<Self, ConnectorError> {
-        let region = aws_config::meta::region::RegionProviderChain::default_provider()
-            .or_else(Region::from_static("us-east-1"));
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
+        // The loader's own region chain, not `RegionProviderChain::default_provider()`: that
+        // one is built without the loader's HTTP client and, with no default client compiled
+        // in, panics when it reaches instance metadata.
+        let mut config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client())
             .load()
             .await;
+        if config.region().is_none() {
+            config = config
+                .to_builder()
+                .region(Region::from_static("us-east-1"))
+                .build();
+        }
         let provider = config.credentials_provider().ok_or_else(|| {
             ConnectorError::Unavailable("aws", "no credential provider configured".into())
         })?;
