@@ -237,7 +237,10 @@ pub async fn execute(
     c.check(plan)?;
     let own = c.own_principals().await;
     for s in &plan.steps {
-        if s.action.changes_platform() && own.iter().any(|arn| same_principal(arn, &s.target)) {
+        let on_self = |t: &str| own.iter().any(|arn| same_principal(arn, t));
+        if s.action.changes_platform()
+            && (on_self(&s.target) || key_owner(&s.action).is_some_and(|u| on_self(&u)))
+        {
             return Err(ConnectorError::Refused(format!(
                 "step {} acts on {}, the principal Keyward itself runs as",
                 s.n, s.target
@@ -404,18 +407,106 @@ pub async fn undo(
     Ok(())
 }
 
-/// Whether a caller ARN (a user, or an assumed-role session) is the step's target.
+/// The user an access-key step acts on (its target is the key id), as a target would name it.
+fn key_owner(action: &Action) -> Option<String> {
+    let Action::DeactivateAccessKey { account, user, .. } = action else {
+        return None;
+    };
+    Some(match account {
+        Some(a) => format!("arn:aws:iam::{a}:user/{user}"),
+        None => format!("user/{user}"),
+    })
+}
+
+/// Whether a caller ARN (a user, or an assumed-role session) is the step's target: the same
+/// kind and name (IAM names are case-insensitive; paths ignored), in the same account when
+/// the target names one (`role/NAME` when the plan did not know the account).
 fn same_principal(caller: &str, target: &str) -> bool {
     if caller == target {
         return true;
     }
-    // arn:aws:sts::A:assumed-role/R/S is role R of account A.
-    match caller.split_once(":assumed-role/") {
-        Some((head, rest)) => {
-            let account = head.rsplit(':').next().unwrap_or_default();
-            let role = rest.split('/').next().unwrap_or_default();
-            target == format!("arn:aws:iam::{account}:role/{role}")
+    match (iam_principal(caller), iam_principal(target)) {
+        (Some((ca, cn, cname)), Some((ta, tn, tname))) => {
+            cn == tn && cname.eq_ignore_ascii_case(tname) && ta.is_none_or(|t| Some(t) == ca)
         }
-        None => false,
+        _ => false,
+    }
+}
+
+/// `(account, "user" | "role", name)` of an IAM user or role ARN, an assumed-role session
+/// ARN (its role), or a target without account (`user/NAME`, `role/NAME`).
+fn iam_principal(s: &str) -> Option<(Option<&str>, &str, &str)> {
+    let (account, resource) = match s.strip_prefix("arn:") {
+        Some(rest) => {
+            let mut parts = rest.splitn(5, ':');
+            let (_partition, service, _region) = (parts.next()?, parts.next()?, parts.next()?);
+            let (account, resource) = (parts.next()?, parts.next()?);
+            if !matches!(service, "iam" | "sts") {
+                return None;
+            }
+            (Some(account), resource)
+        }
+        None => (None, s),
+    };
+    let (kind, rest) = resource.split_once('/')?;
+    let name = match kind {
+        // assumed-role/ROLE/SESSION
+        "assumed-role" => rest.split('/').next()?,
+        // user/PATH/NAME, role/PATH/NAME
+        "user" | "role" => rest.rsplit('/').next()?,
+        _ => return None,
+    };
+    let noun = if kind == "user" { "user" } else { "role" };
+    (!name.is_empty()).then_some((account, noun, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_caller_is_matched_with_or_without_the_account() {
+        let user = "arn:aws:iam::123456789012:user/ops/keyward-admin";
+        assert!(same_principal(
+            user,
+            "arn:aws:iam::123456789012:user/keyward-admin"
+        ));
+        assert!(same_principal(user, "user/keyward-admin"));
+        assert!(same_principal(user, "user/Keyward-Admin"));
+        assert!(!same_principal(
+            user,
+            "arn:aws:iam::999999999999:user/keyward-admin"
+        ));
+        assert!(!same_principal(user, "role/keyward-admin"));
+        assert!(!same_principal(user, "user/other"));
+        let session = "arn:aws:sts::123456789012:assumed-role/responder/alice";
+        assert!(same_principal(
+            session,
+            "arn:aws:iam::123456789012:role/responder"
+        ));
+        assert!(same_principal(session, "role/responder"));
+        assert!(!same_principal(session, "role/alice"));
+        assert!(!same_principal(session, "AKIAEXAMPLE"));
+        assert!(!same_principal(
+            "arn:aws:iam::123456789012:root",
+            "user/root"
+        ));
+    }
+
+    #[test]
+    fn a_key_step_acts_on_its_user() {
+        let key = Action::DeactivateAccessKey {
+            account: None,
+            user: "keyward-admin".into(),
+            key_id: "AKIAEXAMPLE".into(),
+        };
+        let owner = key_owner(&key);
+        assert_eq!(owner.as_deref(), Some("user/keyward-admin"));
+        assert!(
+            owner.is_some_and(|u| same_principal(
+                "arn:aws:iam::123456789012:user/keyward-admin",
+                &u
+            ))
+        );
     }
 }

@@ -11,7 +11,11 @@ use crate::action::{
 #[cfg(feature = "aws")]
 mod client;
 #[cfg(feature = "aws")]
-pub use client::AwsConnector;
+mod document;
+#[cfg(feature = "aws")]
+mod forensics;
+#[cfg(feature = "aws")]
+pub use client::{AwsConnector, http_client, sdk, static_config};
 
 /// The deny-all inline policy.
 pub fn deny_all_document() -> serde_json::Value {
@@ -99,7 +103,7 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
             subject,
         } => vec![
             format!(
-                "aws iam get-role --role-name {} --query Role.AssumeRolePolicyDocument > trust.json",
+                "aws iam get-role --role-name {} --query Role.AssumeRolePolicyDocument --output json > trust.json",
                 q(role)
             ),
             format!(
