@@ -265,54 +265,62 @@ pub async fn execute(
         let action = step.action.clone();
         let outcome = c.apply(&action).await;
         let now = clock();
-        let (result, error) = match outcome {
-            Ok((state, verified)) if verified.ok => (
-                StepResult {
-                    at: now,
-                    ok: true,
-                    message: "done".into(),
-                    verified: Some(verified),
-                    state,
+        let result = match outcome {
+            Ok((state, verified)) => StepResult {
+                at: now,
+                ok: verified.ok,
+                message: if verified.ok {
+                    "done".into()
+                } else {
+                    format!("applied, but not in effect: {}", verified.observed)
                 },
-                None,
-            ),
-            Ok((state, verified)) => {
-                let msg = format!("applied, but not in effect: {}", verified.observed);
-                (
-                    StepResult {
-                        at: now,
-                        ok: false,
-                        message: msg.clone(),
-                        verified: Some(verified),
-                        state,
-                    },
-                    Some(msg),
-                )
-            }
-            Err(e) => (failed(e.to_string(), now), Some(e.to_string())),
+                verified: Some(verified),
+                state,
+            },
+            Err(e) => failed(e.to_string(), now),
         };
-        if let Some(step) = plan.steps.get_mut(i) {
-            step.result = Some(result);
-        }
-        if let Some(message) = error {
-            plan.status = PlanStatus::Failed;
-            rec.step(plan, i + 1, Phase::Execute)
-                .map_err(ExecuteError::Record)?;
-            return Err(ExecuteError::Step {
-                plan: plan.id.clone(),
-                n: i + 1,
-                action: action.name(),
-                target: action.target(),
-                message,
-            });
-        }
-        rec.step(plan, i + 1, Phase::Execute)
-            .map_err(ExecuteError::Record)?;
+        settle(plan, i, Phase::Execute, result, &action, rec)?;
     }
     plan.status = PlanStatus::Executed;
     rec.step(plan, 0, Phase::Execute)
         .map_err(ExecuteError::Record)?;
     Ok(())
+}
+
+/// Keeps step `i`'s result (or undo result) in the plan and records it; a failed one marks
+/// the plan failed (or undo-failed), is recorded too, and stops the run.
+fn settle(
+    plan: &mut Plan,
+    i: usize,
+    phase: Phase,
+    result: StepResult,
+    action: &Action,
+    rec: &mut dyn Recorder,
+) -> Result<(), ExecuteError> {
+    let (ok, message) = (result.ok, result.message.clone());
+    if let Some(step) = plan.steps.get_mut(i) {
+        match phase {
+            Phase::Execute => step.result = Some(result),
+            Phase::Undo => step.undo_result = Some(result),
+        }
+    }
+    if !ok {
+        plan.status = match phase {
+            Phase::Execute => PlanStatus::Failed,
+            Phase::Undo => PlanStatus::UndoFailed,
+        };
+    }
+    rec.step(plan, i + 1, phase).map_err(ExecuteError::Record)?;
+    if ok {
+        return Ok(());
+    }
+    Err(ExecuteError::Step {
+        plan: plan.id.clone(),
+        n: i + 1,
+        action: action.name(),
+        target: action.target(),
+        message,
+    })
 }
 
 /// Undoes every executed, reversible step, last first. A step that cannot be undone is
@@ -343,63 +351,37 @@ pub async fn undo(
             continue;
         }
         let action = step.action.clone();
+        let note = |message: String| StepResult {
+            at: clock(),
+            ok: true,
+            message,
+            verified: None,
+            state: Value::Null,
+        };
         let result = if !action.changes_platform() {
-            StepResult {
-                at: clock(),
-                ok: true,
-                message: "nothing to undo".into(),
-                verified: None,
-                state: Value::Null,
-            }
+            note("nothing to undo".into())
         } else if !action.reversible() {
-            StepResult {
-                at: clock(),
-                ok: true,
-                message: format!(
-                    "cannot be undone automatically: {}",
-                    action.undo_commands().join("; ")
-                ),
-                verified: None,
-                state: Value::Null,
-            }
+            note(format!(
+                "cannot be undone automatically: {}",
+                action.undo_commands().join("; ")
+            ))
         } else {
             match c.undo(&action, &done.state).await {
-                Ok(v) if v.ok => StepResult {
-                    at: clock(),
-                    ok: true,
-                    message: "undone".into(),
-                    verified: Some(v),
-                    state: Value::Null,
-                },
                 Ok(v) => StepResult {
                     at: clock(),
-                    ok: false,
-                    message: format!("undone, but not in effect: {}", v.observed),
+                    ok: v.ok,
+                    message: if v.ok {
+                        "undone".into()
+                    } else {
+                        format!("undone, but not in effect: {}", v.observed)
+                    },
                     verified: Some(v),
                     state: Value::Null,
                 },
                 Err(e) => failed(e.to_string(), clock()),
             }
         };
-        let ok = result.ok;
-        let message = result.message.clone();
-        if let Some(step) = plan.steps.get_mut(i) {
-            step.undo_result = Some(result);
-        }
-        if !ok {
-            plan.status = PlanStatus::UndoFailed;
-            rec.step(plan, i + 1, Phase::Undo)
-                .map_err(ExecuteError::Record)?;
-            return Err(ExecuteError::Step {
-                plan: plan.id.clone(),
-                n: i + 1,
-                action: action.name(),
-                target: action.target(),
-                message,
-            });
-        }
-        rec.step(plan, i + 1, Phase::Undo)
-            .map_err(ExecuteError::Record)?;
+        settle(plan, i, Phase::Undo, result, &action, rec)?;
     }
     plan.status = PlanStatus::Undone;
     rec.step(plan, 0, Phase::Undo)
