@@ -6,7 +6,7 @@ use crate::action::{Action, shell_quote as q};
 #[cfg(feature = "kubernetes")]
 mod client;
 #[cfg(feature = "kubernetes")]
-pub use client::KubeConnector;
+pub use client::{KubeConnector, KubeOptions, RolloutCheck};
 
 /// `kubectl` with the cluster's context when the plan knows the cluster's name.
 fn kubectl(cluster: &Option<String>) -> String {
