@@ -19,9 +19,8 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use keyward_respond::action::Action;
 use keyward_respond::kube::KubeConnector;
+use kube::Client;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::{Value, json};
 
 /// A client for checking, and the kubeconfig path for the commands.
@@ -43,11 +42,9 @@ async fn setup() -> Option<(Client, String)> {
             return None;
         }
     }
-    let kc = Kubeconfig::read_from(&kubeconfig).unwrap();
-    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+    let k = KubeConnector::from_kubeconfig_file(std::path::Path::new(&kubeconfig), None)
         .await
         .unwrap();
-    let k = KubeConnector::from_config(config).unwrap();
     Some((k.client().clone(), kubeconfig))
 }
 

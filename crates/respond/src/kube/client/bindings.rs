@@ -693,3 +693,85 @@ pub(super) async fn recreate(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(subject, binding namespace, names app in ns "ci")`.
+    #[test]
+    fn which_subjects_name_the_account() {
+        let sa = Sa {
+            ns: "ci",
+            name: "app",
+        };
+        let cases: [(serde_json::Value, Option<&str>, bool); 9] = [
+            (
+                json!({"kind": "ServiceAccount", "name": "app", "namespace": "ci"}),
+                None,
+                true,
+            ),
+            (
+                json!({"kind": "ServiceAccount", "name": "app", "namespace": "ci"}),
+                Some("other"),
+                true,
+            ),
+            // In a RoleBinding, no namespace is the binding's own.
+            (
+                json!({"kind": "ServiceAccount", "name": "app"}),
+                Some("ci"),
+                true,
+            ),
+            (
+                json!({"kind": "ServiceAccount", "name": "app"}),
+                Some("other"),
+                false,
+            ),
+            (
+                json!({"kind": "ServiceAccount", "name": "app"}),
+                None,
+                false,
+            ),
+            (
+                json!({"kind": "ServiceAccount", "name": "app", "namespace": "prod"}),
+                Some("ci"),
+                false,
+            ),
+            (
+                json!({"kind": "User", "name": "system:serviceaccount:ci:app"}),
+                None,
+                true,
+            ),
+            (json!({"kind": "User", "name": "app"}), Some("ci"), false),
+            (
+                json!({"kind": "Group", "name": "system:serviceaccounts:ci"}),
+                Some("ci"),
+                false,
+            ),
+        ];
+        for (subject, ns, want) in cases {
+            let s: Subject = serde_json::from_value(subject.clone()).unwrap();
+            assert_eq!(subject_names(&s, ns, sa), want, "{subject} in {ns:?}");
+        }
+    }
+
+    #[test]
+    fn a_service_account_group_is_reported_not_matched() {
+        let b: RoleBinding = serde_json::from_value(json!({
+            "metadata": {"name": "all-sa", "namespace": "ci"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+            "subjects": [{"kind": "Group", "name": "system:serviceaccounts:ci"}],
+        }))
+        .unwrap();
+        let sa = Sa {
+            ns: "ci",
+            name: "app",
+        };
+        let b = Binding::Role(b);
+        assert!(!b.names(sa));
+        assert_eq!(
+            via_groups(&[b], sa),
+            [json!({"binding": "RoleBinding/ci/all-sa", "group": "system:serviceaccounts:ci"})]
+        );
+    }
+}

@@ -263,3 +263,40 @@ pub(super) async fn verify(
     }
     Ok(Verified { ok: true, observed })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_account_a_template_runs_as() {
+        let cases = [
+            (json!({"serviceAccountName": "app"}), "app"),
+            (json!({"serviceAccount": "legacy"}), "legacy"),
+            (
+                json!({"serviceAccountName": "", "serviceAccount": "legacy"}),
+                "legacy",
+            ),
+            (json!({}), "default"),
+        ];
+        for (mut spec, want) in cases {
+            spec["containers"] = json!([]);
+            let s: k8s_openapi::api::core::v1::PodSpec = serde_json::from_value(spec).unwrap();
+            assert_eq!(template_sa_of(&s), want);
+        }
+    }
+
+    #[test]
+    fn a_pod_summary_keeps_no_environment() {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "web-1", "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"env\": \"secret\"}"}},
+            "spec": {"serviceAccountName": "app", "containers": [
+                {"name": "app", "image": "registry.example/app:1", "env": [{"name": "DB_PASSWORD", "value": "hunter2"}]}
+            ]},
+        }))
+        .unwrap();
+        let s = pod_summary(&p).to_string();
+        assert!(!s.contains("hunter2") && !s.contains("secret"), "{s}");
+        assert!(s.contains("registry.example/app:1"));
+    }
+}

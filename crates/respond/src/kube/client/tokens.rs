@@ -329,3 +329,25 @@ fn has_token(m: &ObjectMeta) -> bool {
                 .is_some_and(|v| v.0.get("f:data").and_then(|d| d.get("f:token")).is_some())
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_seen_filled_from_the_managed_fields_only() {
+        let meta = |fields: Value| -> ObjectMeta {
+            serde_json::from_value(json!({"managedFields": [
+                {"manager": "kube-controller-manager", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": fields}
+            ]}))
+            .unwrap()
+        };
+        assert!(has_token(&meta(
+            json!({"f:data": {".": {}, "f:ca.crt": {}, "f:token": {}}})
+        )));
+        assert!(!has_token(&meta(
+            json!({"f:metadata": {"f:annotations": {}}})
+        )));
+        assert!(!has_token(&ObjectMeta::default()));
+    }
+}
