@@ -766,3 +766,86 @@ async fn a_failure_midway_keeps_what_ran_before_it_and_undo_takes_that_back() {
     assert!(rbs.get_opt("first").await.unwrap().is_some());
     drop_namespace(&c, ns).await;
 }
+
+/// A blue-green that fails midway (a binding copy's name is taken by someone else's
+/// binding) puts back what it had done: the copy it made and the replacement are deleted,
+/// the old account and its Deployment are as they were, the other binding is not touched.
+#[tokio::test]
+async fn a_blue_green_that_fails_midway_puts_back_what_it_did() {
+    let Some(k) = connector().await else { return };
+    let c = k.client().clone();
+    let ns = "kw-bg-fail";
+    let crb = "kw-bg-fail-view";
+    namespace(&c, ns).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), ns);
+    create(&sas, json!({"metadata": {"name": "api"}})).await;
+    let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), ns);
+    create(
+        &rbs,
+        json!({"metadata": {"name": "api-read"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+               "subjects": [{"kind": "ServiceAccount", "name": "api", "namespace": ns}]}),
+    )
+    .await;
+    cluster_binding(
+        &c,
+        json!({"metadata": {"name": crb},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+               "subjects": [{"kind": "ServiceAccount", "name": "api", "namespace": ns}]}),
+    )
+    .await;
+    let mut plan = build(
+        service_account("test", ns, "api"),
+        K8sStrategy::BlueGreen,
+        None,
+        &[],
+    );
+    let Action::BlueGreen { replacement, .. } = plan.steps[0].action.clone() else {
+        panic!("not a blue-green plan");
+    };
+    let squatter = format!("{crb}-{replacement}");
+    cluster_binding(
+        &c,
+        json!({"metadata": {"name": squatter},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "edit"},
+               "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "carol"}]}),
+    )
+    .await;
+    let deps: Api<Deployment> = Api::namespaced(c.clone(), ns);
+    create(&deps, deployment("api", "api", 1)).await;
+
+    let cs = connectors(k);
+    let mut rec = Mem::default();
+    let err = execute(&mut plan, &cs, &mut rec, &clock).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("is not Keyward's copy"), "{msg}");
+    assert!(msg.contains("what the step had done was put back"), "{msg}");
+    assert_eq!(plan.status, PlanStatus::Failed);
+    assert!(sas.get_opt("api").await.unwrap().is_some());
+    assert!(sas.get_opt(&replacement).await.unwrap().is_none());
+    assert!(
+        rbs.get_opt(&format!("api-read-{replacement}"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let crbs: Api<ClusterRoleBinding> = Api::all(c.clone());
+    let kept = serde_json::to_value(crbs.get(&squatter).await.unwrap()).unwrap();
+    assert_eq!(kept["subjects"][0]["name"], "carol");
+    let d = deps.get("api").await.unwrap();
+    assert_eq!(
+        d.spec
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+            .service_account_name
+            .as_deref(),
+        Some("api")
+    );
+
+    for name in [crb, squatter.as_str()] {
+        let _ = crbs.delete(name, &DeleteParams::default()).await;
+    }
+    drop_namespace(&c, ns).await;
+}
