@@ -84,7 +84,8 @@ enum Mark {
     Pods(std::sync::Arc<pods::RestartState>),
 }
 
-/// The Kubernetes connector: one cluster, through its API server.
+/// The Kubernetes connector: one cluster, through its API server. The `cluster` of the
+/// actions it is given is not checked against it (see the module doc): build one per cluster.
 pub struct KubeConnector {
     client: Client,
     options: KubeOptions,
@@ -205,7 +206,8 @@ impl KubeConnector {
         ))
     }
 
-    /// From a client built by the caller.
+    /// From a client built by the caller. Building a `kube::Client` needs a rustls provider
+    /// the process can find: [`KubeConnector::from_config`] installs one first.
     pub fn from_client(client: Client) -> Self {
         KubeConnector {
             client,
