@@ -134,7 +134,17 @@ where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
     let obj: K = serde_json::from_value(v).unwrap();
-    api.create(&PostParams::default(), &obj).await.unwrap()
+    // A namespace made again right after it was deleted can refuse content for a moment
+    // ("being terminated", from the admission plugin's cache).
+    let mut last = None;
+    for _ in 0..40 {
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(o) => return o,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("create {:?}: {last:?}", obj.meta().name)
 }
 
 /// A fresh namespace (an old one of the same name, from an earlier run, deleted first).

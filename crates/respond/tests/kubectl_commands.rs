@@ -71,9 +71,18 @@ async fn create<K>(api: &Api<K>, v: Value) -> K
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    api.create(&PostParams::default(), &serde_json::from_value(v).unwrap())
-        .await
-        .unwrap()
+    let obj: K = serde_json::from_value(v).unwrap();
+    // A namespace made again right after it was deleted can refuse content for a moment
+    // ("being terminated", from the admission plugin's cache).
+    let mut last = None;
+    for _ in 0..40 {
+        match api.create(&PostParams::default(), &obj).await {
+            Ok(o) => return o,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("create {:?}: {last:?}", obj.meta().name)
 }
 
 async fn fresh_namespace(c: &Client, name: &str) {

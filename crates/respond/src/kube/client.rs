@@ -316,7 +316,7 @@ impl KubeConnector {
                     Some(Mark::Tokens(b)) => Some(b),
                     Some(Mark::Pods(_)) | None => None,
                 };
-                tokens::verify(c, sa, before.as_ref()).await
+                tokens::verify(c, sa, before.as_ref(), self.options.wait).await
             }
             Kube::RestartPods(sa) => {
                 let done = match self.marked(action) {

@@ -137,12 +137,16 @@ async fn edit_references(
     })
 }
 
-/// None of the token secrets that existed before the delete is left (by uid), and the
-/// service account's `secrets` list no longer points at a deleted one.
+/// None of the token secrets that existed before the delete is left, by uid (the token
+/// controller may have made new ones since: new tokens, fine). A deleted secret's name still
+/// in the service account's `secrets` list is only a name (its token is invalid without the
+/// secret): the token controller may have added it while the delete ran; it is waited for
+/// briefly and otherwise reported, not failed on.
 pub(super) async fn verify(
     c: &Client,
     sa: Sa<'_>,
     before: Option<&Before>,
+    wait: Duration,
 ) -> Result<Verified, ConnectorError> {
     let Some(before) = before else {
         return Ok(Verified {
@@ -152,66 +156,64 @@ pub(super) async fn verify(
             ),
         });
     };
-    let now = list(c, sa).await?;
-    let old: Vec<String> = now
-        .iter()
-        .filter(|m| m.uid.as_ref().is_some_and(|u| before.0.contains_key(u)))
-        .filter_map(|m| m.name.clone())
-        .collect();
-    let new: Vec<String> = now
-        .iter()
-        .filter(|m| !m.uid.as_ref().is_some_and(|u| before.0.contains_key(u)))
-        .filter_map(|m| m.name.clone())
-        .collect();
-    let live: BTreeSet<&str> = new.iter().map(String::as_str).collect();
+    let is_old = |m: &ObjectMeta| m.uid.as_ref().is_some_and(|u| before.0.contains_key(u));
     let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), sa.ns);
-    let dangling: Vec<String> = match sas
-        .get_opt(sa.name)
-        .await
-        .map_err(|e| api("get serviceaccount", sa, e))?
-    {
-        Some(obj) => obj
-            .secrets
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|r| r.name)
-            .filter(|n| before.0.values().any(|b| b == n) && !live.contains(n.as_str()))
-            .collect(),
-        None => Vec::new(),
-    };
-    let gone: Vec<&String> = before.0.values().collect();
-    Ok(if !old.is_empty() {
-        Verified {
+    let (_, (old, new, listed)) = wait_until(wait.min(Duration::from_secs(10)), async || {
+        let now = list(c, sa).await?;
+        let old: Vec<String> = now
+            .iter()
+            .filter(|m| is_old(m))
+            .filter_map(|m| m.name.clone())
+            .collect();
+        let new: Vec<String> = now
+            .iter()
+            .filter(|m| !is_old(m))
+            .filter_map(|m| m.name.clone())
+            .collect();
+        let listed: Vec<String> = match sas
+            .get_opt(sa.name)
+            .await
+            .map_err(|e| api("get serviceaccount", sa, e))?
+        {
+            Some(obj) => obj
+                .secrets
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|r| r.name)
+                .filter(|n| before.0.values().any(|b| b == n) && !new.contains(n))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok((old.is_empty() && listed.is_empty(), (old, new, listed)))
+    })
+    .await?;
+    if !old.is_empty() {
+        return Ok(Verified {
             ok: false,
             observed: format!("token secret(s) {} of `{sa}` still exist", names(&old, 5)),
-        }
-    } else if !dangling.is_empty() {
-        Verified {
-            ok: false,
-            observed: format!(
-                "the service account still lists deleted token secret(s) {}",
-                names(&dangling, 5)
-            ),
-        }
-    } else {
-        let made = match new.len() {
-            0 => String::new(),
-            _ => format!(
-                "; created since by the token controller, with new tokens: {}",
-                names(&new, 5)
-            ),
-        };
-        Verified {
-            ok: true,
-            observed: match gone.len() {
-                0 => format!("`{sa}` had no token secret{made}"),
-                n => format!(
-                    "the {n} token secret(s) of `{sa}` from before are gone ({}){made}",
-                    names(&gone, 5)
-                ),
-            },
-        }
-    })
+        });
+    }
+    let gone: Vec<&String> = before.0.values().collect();
+    let mut observed = match gone.len() {
+        0 => format!("`{sa}` had no token secret"),
+        n => format!(
+            "the {n} token secret(s) of `{sa}` from before are gone ({})",
+            names(&gone, 5)
+        ),
+    };
+    if !new.is_empty() {
+        observed.push_str(&format!(
+            "; created since by the token controller, with new tokens: {}",
+            names(&new, 5)
+        ));
+    }
+    if !listed.is_empty() {
+        observed.push_str(&format!(
+            "; the service account still lists {} by name only (the secret and its token are gone)",
+            names(&listed, 5)
+        ));
+    }
+    Ok(Verified { ok: true, observed })
 }
 
 /// Re-creates each deleted token secret by name, empty, for the service account as it is
