@@ -281,7 +281,9 @@ impl Action {
             Action::BlueGreen { replacement, .. } => {
                 format!("the service account exists and no service account {replacement} does")
             }
-            Action::DeleteBinding { .. } => "the binding exists".into(),
+            Action::DeleteBinding { .. } => {
+                "the binding exists (gone already, as when the plan removed it from the identity: nothing to do)".into()
+            }
             Action::Review { .. } => "none".into(),
         }
     }
