@@ -12,7 +12,7 @@
 //!   stores it).
 //!
 //! Dry-run is the default everywhere: nothing here touches a platform unless
-//! [`execute::run`] is called.
+//! [`execute::execute`] (or [`execute::undo`]) is called.
 
 pub mod action;
 pub mod aws;
@@ -46,7 +46,7 @@ pub enum ConnectorError {
     Refused(String),
 }
 
-/// What [`Connector::verify`] found on the platform after a step.
+/// What a connector's `verify` (or `undo`) read back from the platform after a step.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Verified {
     pub ok: bool,
