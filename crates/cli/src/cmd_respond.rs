@@ -200,23 +200,7 @@ fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outc
             return Ok(Outcome::Clean);
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let result = rt.block_on(async {
-        let connectors = Connectors::from_env(a.kube_context.as_deref()).await;
-        let mut rec = PlanRecorder {
-            engine,
-            actor: cli_actor(),
-            clock: now_ms,
-        };
-        if undo {
-            keyward_respond::execute::undo(&mut plan, &connectors, &mut rec, &now_ms).await
-        } else {
-            keyward_respond::execute::execute(&mut plan, &connectors, &mut rec, &now_ms).await
-        }
-    });
+    let result = run_through_connectors(engine, &mut plan, undo, a.kube_context.as_deref())?;
     print_results(&plan, undo);
     match result {
         Ok(()) => {
@@ -231,7 +215,34 @@ fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outc
     }
 }
 
-fn print_plan(p: &Plan) {
+/// Executes (or undoes) `plan` through the connectors from the environment, recording
+/// every step through the engine.
+pub(crate) fn run_through_connectors(
+    engine: &mut Engine,
+    plan: &mut Plan,
+    undo: bool,
+    kube_context: Option<&str>,
+) -> anyhow::Result<Result<(), ExecuteError>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    Ok(rt.block_on(async {
+        let connectors = Connectors::from_env(kube_context).await;
+        let mut rec = PlanRecorder {
+            engine,
+            actor: cli_actor(),
+            clock: now_ms,
+        };
+        if undo {
+            keyward_respond::execute::undo(plan, &connectors, &mut rec, &now_ms).await
+        } else {
+            keyward_respond::execute::execute(plan, &connectors, &mut rec, &now_ms).await
+        }
+    }))
+}
+
+pub(crate) fn print_plan(p: &Plan) {
     println!(
         "plan {}  {}  for {} ({})",
         p.id,
@@ -301,7 +312,7 @@ fn print_plan(p: &Plan) {
     }
 }
 
-fn print_results(p: &Plan, undo: bool) {
+pub(crate) fn print_results(p: &Plan, undo: bool) {
     for s in &p.steps {
         let r = if undo { &s.undo_result } else { &s.result };
         let (mark, msg, seen) = match r {

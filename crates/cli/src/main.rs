@@ -13,6 +13,7 @@ mod cmd_findings;
 mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
+mod cmd_lifecycle;
 mod cmd_respond;
 mod cmd_rules;
 mod cmd_serve;
@@ -75,6 +76,10 @@ enum Command {
     /// Kubernetes clusters: list them and the evidence that two are one; merge two.
     #[command(subcommand)]
     Clusters(cmd_clusters::Command),
+    /// Retirement: disable identities unused for N days or whose workload is gone (undo-able),
+    /// deletion proposed after a grace period.
+    #[command(subcommand)]
+    Lifecycle(cmd_lifecycle::Command),
     /// Respond to a compromised identity: containment plans (dry run), execute, undo,
     /// evidence.
     #[command(subcommand)]
@@ -139,6 +144,7 @@ fn run() -> ExitCode {
         Command::Audit(c) => cmd_audit::run(&dir, c),
         Command::Clusters(c) => cmd_clusters::run(&dir, c),
         Command::Respond(c) => cmd_respond::run(&dir, c),
+        Command::Lifecycle(c) => cmd_lifecycle::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -15,6 +15,7 @@ mod posture;
 mod query;
 mod records;
 pub mod respond;
+pub mod retire;
 mod topology;
 
 pub use clusters::{

@@ -85,6 +85,25 @@ pub struct Step {
     pub undo_result: Option<StepResult>,
 }
 
+impl Step {
+    /// A step not yet numbered or run: its target, precondition and commands from the
+    /// action.
+    pub fn new(action: Action, why: &str) -> Step {
+        Step {
+            n: 0,
+            target: action.target(),
+            why: why.to_owned(),
+            precondition: action.precondition(),
+            command: action.commands(),
+            undo: action.undo_commands(),
+            terraform: None,
+            action,
+            result: None,
+            undo_result: None,
+        }
+    }
+}
+
 /// An ordered, stored, audited list of steps for one identity.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -220,6 +239,7 @@ pub fn build(inv: &Inventory, g: &Graph, req: &Request<'_>) -> Result<Plan, Plan
         steps: Vec::new(),
         notes: Vec::new(),
         seen: BTreeSet::new(),
+        retire: false,
     };
     b.contain(me, "contain")?;
     let since = req.since;
@@ -254,6 +274,109 @@ pub fn build(inv: &Inventory, g: &Graph, req: &Request<'_>) -> Result<Plan, Plan
     })
 }
 
+/// A retirement plan: the identity disabled in ways `undo` reverses (deny-all policies,
+/// keys `Inactive`, bindings removed), `why` naming the reason, and the deletion a grace
+/// period later as a note with its commands (never executed by the plan).
+pub fn retire(
+    inv: &Inventory,
+    g: &Graph,
+    req: &Request<'_>,
+    why: &str,
+    grace_days: i64,
+) -> Result<Plan, PlanError> {
+    let me = inv
+        .get(req.identity)
+        .ok_or_else(|| PlanError::UnknownIdentity(req.identity.to_owned()))?;
+    if let Some(p) = req.protected.matches(me) {
+        return Err(PlanError::Protected {
+            id: me.id.clone(),
+            pattern: p.to_owned(),
+        });
+    }
+    let mut b = Builder {
+        inv,
+        g,
+        req,
+        steps: Vec::new(),
+        notes: Vec::new(),
+        seen: BTreeSet::new(),
+        retire: true,
+    };
+    b.contain(me, why)?;
+    let delete_after = req.now + grace_days * 86_400_000;
+    b.notes.push(format!(
+        "retire: delete it after {} if nothing broke ({}); re-enable before then with `keyward respond undo PLAN`",
+        keyward_model::time::format(delete_after),
+        deletion_commands(me).join("; ")
+    ));
+    let mut steps = b.steps;
+    for (i, s) in steps.iter_mut().enumerate() {
+        s.n = i + 1;
+    }
+    let seed = format!("retire\n{}\n{}\n{}", me.id, req.now, req.actor);
+    Ok(Plan {
+        id: format!("rp-{}", &blake3::hash(seed.as_bytes()).to_hex()[..16]),
+        created_at: req.now,
+        created_by: req.actor.to_owned(),
+        identity: me.id.clone(),
+        identity_kind: me.kind.as_str().to_owned(),
+        identity_name: me.name.clone(),
+        finding: None,
+        since: None,
+        status: PlanStatus::Planned,
+        workloads: workloads(g, me),
+        notes: b.notes,
+        steps,
+        evidence: None,
+    })
+}
+
+/// The commands that delete a retired identity for good.
+fn deletion_commands(i: &Identity) -> Vec<String> {
+    use crate::action::shell_quote as q;
+    let name = iam_name(&i.id).unwrap_or(&i.name);
+    match i.kind {
+        IdentityKind::IamUser => vec![
+            format!(
+                "aws iam list-access-keys --user-name {} (delete each: aws iam delete-access-key)",
+                q(name)
+            ),
+            format!(
+                "aws iam delete-user-policy --user-name {} --policy-name {}",
+                q(name),
+                crate::action::DENY_ALL_POLICY
+            ),
+            format!("aws iam delete-user --user-name {}", q(name)),
+        ],
+        IdentityKind::IamRole => vec![
+            format!(
+                "aws iam list-attached-role-policies --role-name {} (detach each)",
+                q(name)
+            ),
+            format!(
+                "aws iam delete-role-policy --role-name {} --policy-name {}",
+                q(name),
+                crate::action::DENY_ALL_POLICY
+            ),
+            format!("aws iam delete-role --role-name {}", q(name)),
+        ],
+        IdentityKind::AccessKey => match i.parent.as_deref().and_then(iam_name) {
+            Some(u) => vec![format!(
+                "aws iam delete-access-key --user-name {} --access-key-id {}",
+                q(u),
+                q(&i.id)
+            )],
+            None => Vec::new(),
+        },
+        IdentityKind::ServiceAccount => vec![format!(
+            "kubectl -n {} delete serviceaccount {}",
+            q(i.namespace.as_deref().unwrap_or("default")),
+            q(i.name.rsplit(':').next().unwrap_or(&i.name))
+        )],
+        _ => Vec::new(),
+    }
+}
+
 struct Builder<'a> {
     inv: &'a Inventory,
     g: &'a Graph,
@@ -262,6 +385,9 @@ struct Builder<'a> {
     notes: Vec<String>,
     /// Actions already planned (the same key twice is one step).
     seen: BTreeSet<String>,
+    /// Retiring, not containing: only reversible steps that disable (no password removal,
+    /// no session revocation, no pod restarts), so re-enabling is `undo`.
+    retire: bool,
 }
 
 /// The name after `role/` or `user/` in an IAM ARN (paths dropped).
@@ -278,18 +404,9 @@ impl Builder<'_> {
         if !self.seen.insert(key) {
             return;
         }
-        self.steps.push(Step {
-            n: 0,
-            target: action.target(),
-            why: why.to_owned(),
-            precondition: action.precondition(),
-            command: action.commands(),
-            undo: action.undo_commands(),
-            terraform,
-            action,
-            result: None,
-            undo_result: None,
-        });
+        let mut step = Step::new(action, why);
+        step.terraform = terraform;
+        self.steps.push(step);
     }
 
     /// The Terraform address that defines the identity, if the graph knows one.
@@ -328,6 +445,9 @@ impl Builder<'_> {
                     tf.as_ref().map(|a| terraform_deny_all(a, "user")),
                 );
                 self.deactivate_keys(i, &user, why);
+                if self.retire {
+                    return Ok(());
+                }
                 self.push(
                     Action::DeleteLoginProfile {
                         account: account.clone(),
@@ -434,6 +554,9 @@ impl Builder<'_> {
                             why,
                             None,
                         );
+                        if self.retire {
+                            return Ok(());
+                        }
                         self.push(
                             Action::DeleteTokenSecrets {
                                 cluster: cluster.clone(),
@@ -492,6 +615,9 @@ impl Builder<'_> {
             why,
             tf.as_ref().map(|a| terraform_deny_all(a, "role")),
         );
+        if self.retire {
+            return;
+        }
         self.push(
             Action::RevokeSessions {
                 account,
