@@ -389,6 +389,7 @@ fn print_containment_plan(engine: &mut Engine) -> anyhow::Result<()> {
         return Ok(());
     };
     let plan = engine.plan_response(&keyward_engine::respond::PlanAsk {
+        everywhere: false,
         target: &f.id,
         since: None,
         now: crate::output::now_ms(),

@@ -84,6 +84,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             let plan = {
                 let _writing = crate::output::write_lock(&mut engine, dir)?;
                 engine.plan_response(&PlanAsk {
+                    everywhere: false,
                     target: &a.target,
                     since: a.since,
                     now: now_ms(),
@@ -164,9 +165,20 @@ fn stored(engine: &Engine, id: &str) -> anyhow::Result<Plan> {
         .ok_or_else(|| anyhow::anyhow!("no plan `{id}` (see `keyward respond list`)"))
 }
 
-/// Executes or undoes a plan after confirmation.
+/// Executes or undoes a stored plan after confirmation.
 fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outcome> {
-    let mut plan = stored(engine, &a.plan)?;
+    let plan = stored(engine, &a.plan)?;
+    confirm_and_run(engine, plan, undo, a.yes, a.kube_context.as_deref())
+}
+
+/// Asks for the plan's id (unless `yes`), then executes or undoes it and prints each step.
+pub(crate) fn confirm_and_run(
+    engine: &mut Engine,
+    mut plan: Plan,
+    undo: bool,
+    yes: bool,
+    kube_context: Option<&str>,
+) -> anyhow::Result<Outcome> {
     let verb = if undo { "undo" } else { "execute" };
     let ready = if undo {
         matches!(
@@ -183,7 +195,7 @@ fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outc
             plan.status.as_str()
         );
     }
-    if !a.yes {
+    if !yes {
         print_plan(&plan);
         if !std::io::stdin().is_terminal() {
             anyhow::bail!(
@@ -200,7 +212,7 @@ fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outc
             return Ok(Outcome::Clean);
         }
     }
-    let result = run_through_connectors(engine, &mut plan, undo, a.kube_context.as_deref())?;
+    let result = run_through_connectors(engine, &mut plan, undo, kube_context)?;
     print_results(&plan, undo);
     match result {
         Ok(()) => {

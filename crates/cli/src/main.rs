@@ -9,6 +9,7 @@ mod cmd_audit;
 mod cmd_clusters;
 mod cmd_dead_letters;
 mod cmd_demo;
+mod cmd_disable;
 mod cmd_findings;
 mod cmd_graph;
 mod cmd_ingest;
@@ -76,6 +77,11 @@ enum Command {
     /// Kubernetes clusters: list them and the evidence that two are one; merge two.
     #[command(subcommand)]
     Clusters(cmd_clusters::Command),
+    /// One switch, every platform: contain an identity and every identity linked to it,
+    /// executed after confirmation.
+    Disable(cmd_disable::Args),
+    /// Undo the identity's last executed plan (`disable`, `respond execute`).
+    Enable(cmd_disable::Args),
     /// Retirement: disable identities unused for N days or whose workload is gone (undo-able),
     /// deletion proposed after a grace period.
     #[command(subcommand)]
@@ -145,6 +151,8 @@ fn run() -> ExitCode {
         Command::Clusters(c) => cmd_clusters::run(&dir, c),
         Command::Respond(c) => cmd_respond::run(&dir, c),
         Command::Lifecycle(c) => cmd_lifecycle::run(&dir, c),
+        Command::Disable(a) => cmd_disable::disable(&dir, a),
+        Command::Enable(a) => cmd_disable::enable(&dir, a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -27,6 +27,8 @@ pub struct PlanAsk<'a> {
     /// Protected patterns beyond the defaults and the stored setting.
     pub protect: &'a [String],
     pub k8s: K8sStrategy,
+    /// Also contain every identity linked to it (`keyward disable`).
+    pub everywhere: bool,
 }
 
 impl Engine {
@@ -75,21 +77,10 @@ impl Engine {
         extra.extend(ask.protect.iter().cloned());
         let protected = Protected::new(&extra)?;
         let since = ask.since.or(finding_since);
-        let events = self.acting_events(&identity)?;
-        let plan = keyward_respond::plan::build(
-            &self.inventory,
-            self.graph(),
-            &Request {
-                identity: &identity,
-                finding: finding.as_deref(),
-                since,
-                now: ask.now,
-                actor: ask.actor,
-                protected: &protected,
-                k8s: ask.k8s,
-                events: &events,
-            },
-        )?;
+        let mut plan = self.build_one(&identity, finding.as_deref(), since, ask, &protected)?;
+        if ask.everywhere {
+            self.add_linked(&mut plan, ask, &protected)?;
+        }
         self.save_plan(
             &plan,
             AuditEntry {
@@ -111,6 +102,100 @@ impl Engine {
             },
         )?;
         Ok(plan)
+    }
+
+    fn build_one(
+        &self,
+        identity: &str,
+        finding: Option<&str>,
+        since: Option<Millis>,
+        ask: &PlanAsk<'_>,
+        protected: &Protected,
+    ) -> Result<Plan, EngineError> {
+        let events = self.acting_events(identity)?;
+        Ok(keyward_respond::plan::build(
+            &self.inventory,
+            self.graph(),
+            &Request {
+                identity,
+                finding,
+                since,
+                now: ask.now,
+                actor: ask.actor,
+                protected,
+                k8s: ask.k8s,
+                events: &events,
+            },
+        )?)
+    }
+
+    /// One switch, every platform: the identities linked to the plan's (IRSA subject ↔
+    /// service account, EKS user ↔ IAM session, OIDC subject → roles) are contained in the
+    /// same plan, so the identity loses access wherever it has a credential.
+    fn add_linked(
+        &self,
+        plan: &mut Plan,
+        ask: &PlanAsk<'_>,
+        protected: &Protected,
+    ) -> Result<(), EngineError> {
+        let Some(me) = self.inventory.get(&plan.identity) else {
+            return Ok(());
+        };
+        let mut seen: std::collections::BTreeSet<String> = plan
+            .steps
+            .iter()
+            .map(|s| serde_json::to_string(&s.action).unwrap_or_default())
+            .collect();
+        let federated = matches!(
+            me.kind,
+            keyward_model::IdentityKind::ServiceAccount | keyward_model::IdentityKind::OidcSubject
+        );
+        for link in me.links.clone() {
+            let Some(other) = self.inventory.get(&link) else {
+                continue;
+            };
+            // A role it reaches by federation is narrowed through its subject (the trust
+            // denies that subject), not contained whole: others may use the role.
+            if federated && other.kind == keyward_model::IdentityKind::IamRole {
+                continue;
+            }
+            match self.build_one(&link, None, plan.since, ask, protected) {
+                Ok(other) => {
+                    for mut step in other.steps {
+                        if seen.insert(serde_json::to_string(&step.action).unwrap_or_default()) {
+                            step.why = format!("linked identity {link}: {}", step.why);
+                            plan.steps.push(step);
+                        }
+                    }
+                    for n in other.notes {
+                        if !plan.notes.contains(&n) {
+                            plan.notes.push(n);
+                        }
+                    }
+                }
+                Err(EngineError::Plan(e)) => {
+                    plan.notes.push(format!("linked {link} not disabled: {e}"))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for (n, s) in plan.steps.iter_mut().enumerate() {
+            s.n = n + 1;
+        }
+        Ok(())
+    }
+
+    /// The most recent plan for an identity with this status (`keyward enable` undoes the
+    /// last executed one).
+    pub fn latest_plan_for(
+        &self,
+        identity: &str,
+        status: PlanStatus,
+    ) -> Result<Option<Plan>, EngineError> {
+        Ok(self
+            .response_plans(100_000)?
+            .into_iter()
+            .find(|p| p.identity == identity && p.status == status))
     }
 
     /// The events of the identity, its sessions and its keys (what it did as any of them).
@@ -381,6 +466,7 @@ impl Engine {
             let actor = format!("auto:{}", policy.name);
             let _writing = self.write_lock()?;
             let made = self.plan_response(&PlanAsk {
+                everywhere: false,
                 target: &f.id,
                 since: None,
                 now,

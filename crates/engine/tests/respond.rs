@@ -32,6 +32,7 @@ fn estate() -> (tempfile::TempDir, Engine) {
 
 fn ask<'a>(target: &'a str, protect: &'a [String]) -> PlanAsk<'a> {
     PlanAsk {
+        everywhere: false,
         target,
         since: None,
         now: NOW,
@@ -120,4 +121,36 @@ fn protected_identities_are_refused_and_unknown_targets_named() {
         .unwrap_err();
     assert!(err.to_string().contains("no finding or identity"), "{err}");
     assert!(e.response_plans(10).unwrap().is_empty());
+}
+
+#[test]
+fn disable_everywhere_takes_the_linked_identities_in_one_plan() {
+    let (_dir, mut e) = estate();
+    let mut a = ask("k8s:prod-eks/system:serviceaccount:orders:orders-api", &[]);
+    a.everywhere = true;
+    let plan = e.plan_response(&a).unwrap();
+    let names: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "remove_bindings",
+            "delete_token_secrets",
+            "restart_pods",
+            "deny_web_identity_subject",
+            "revoke_sessions"
+        ]
+    );
+    // The IRSA role is narrowed through the subject, never denied whole (others may use it).
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::DenyAll { .. }))
+    );
+    assert!(plan.steps[3].why.starts_with("linked identity oidc:"));
+    let latest = e
+        .latest_plan_for(&plan.identity, keyward_respond::PlanStatus::Planned)
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.id, plan.id);
 }

@@ -115,6 +115,7 @@ pub(crate) async fn create_plan(
         .engine
         .write(move |e| {
             e.plan_response(&PlanAsk {
+                everywhere: false,
                 target: &body.target,
                 since,
                 now: now(),

@@ -206,6 +206,7 @@ pub(crate) async fn create(
         .engine
         .write(move |e| {
             e.plan_response(&PlanAsk {
+                everywhere: false,
                 target: &form.target,
                 since: None,
                 now: now(),
