@@ -101,6 +101,17 @@ try {
   assert.match(await page.textContent('p.ok'), /marked acknowledged/);
   assert.equal((await page.textContent(`#${rowId} td.status`)).trim(), 'acknowledged');
 
+  step = 'plan containment from a finding: a dry-run plan page, no Execute for an operator';
+  const backdoor = page.locator('#findings tbody tr').filter({ hasText: 'kw-aws-backdoor-access-key' }).first();
+  await backdoor.locator('form[action="/ui/respond/plan"] button').click();
+  await page.waitForURL(/\/ui\/respond\/rp-[0-9a-f]{16}$/);
+  assert.equal((await page.textContent('#plan-status')).trim(), 'planned');
+  assert.ok(await page.locator('#steps li').count() >= 2, 'steps listed');
+  assert.match(await page.textContent('#steps'), /aws iam put-user-policy/);
+  assert.equal(await page.locator('#execute-form').count(), 0, 'operators cannot execute');
+  await shot('plan');
+  await page.goto(`${base}/ui/findings`);
+
   step = 'a forged form (session cookie, no CSRF token) is refused';
   const api = page.context().request;
   let r = await api.post(`${base}/ui/findings/${rowId.slice(2)}/status`, { form: { status: 'resolved' }, maxRedirects: 0 });
