@@ -10,6 +10,7 @@ mod cmd_clusters;
 mod cmd_dead_letters;
 mod cmd_demo;
 mod cmd_disable;
+mod cmd_drift;
 mod cmd_findings;
 mod cmd_graph;
 mod cmd_ingest;
@@ -82,6 +83,11 @@ enum Command {
     Disable(cmd_disable::Args),
     /// Undo the identity's last executed plan (`disable`, `respond execute`).
     Enable(cmd_disable::Args),
+    /// Approved configuration baselines (IAM users, roles, service accounts).
+    #[command(subcommand)]
+    Baseline(cmd_drift::Baseline),
+    /// What differs from the approved baselines, with revert commands; exit 1 on drift.
+    Drift(cmd_drift::DriftArgs),
     /// Retirement: disable identities unused for N days or whose workload is gone (undo-able),
     /// deletion proposed after a grace period.
     #[command(subcommand)]
@@ -152,6 +158,8 @@ fn run() -> ExitCode {
         Command::Respond(c) => cmd_respond::run(&dir, c),
         Command::Lifecycle(c) => cmd_lifecycle::run(&dir, c),
         Command::Disable(a) => cmd_disable::disable(&dir, a),
+        Command::Baseline(c) => cmd_drift::baseline(&dir, c),
+        Command::Drift(a) => cmd_drift::drift(&dir, a),
         Command::Enable(a) => cmd_disable::enable(&dir, a),
     };
     match result {

@@ -9,6 +9,7 @@
 
 mod clusters;
 mod detection;
+pub mod drift;
 mod ingest;
 mod lifecycle;
 mod posture;
