@@ -165,7 +165,7 @@ fn stored(engine: &Engine, id: &str) -> anyhow::Result<Plan> {
 }
 
 /// Executes or undoes a plan after confirmation.
-fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outcome> {
+pub(crate) fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outcome> {
     let mut plan = stored(engine, &a.plan)?;
     let verb = if undo { "undo" } else { "execute" };
     let ready = if undo {
@@ -231,7 +231,7 @@ fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outc
     }
 }
 
-fn print_plan(p: &Plan) {
+pub(crate) fn print_plan(p: &Plan) {
     println!(
         "plan {}  {}  for {} ({})",
         p.id,

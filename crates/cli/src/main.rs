@@ -14,6 +14,7 @@ mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_respond;
+mod cmd_rotate;
 mod cmd_rules;
 mod cmd_serve;
 mod cmd_show;
@@ -79,6 +80,9 @@ enum Command {
     /// evidence.
     #[command(subcommand)]
     Respond(cmd_respond::Command),
+    /// Rotate an IAM user's access key without downtime: create, write it where the old
+    /// one lives, verify, deactivate the old one (a dry run without --execute).
+    Rotate(cmd_rotate::Args),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -139,6 +143,7 @@ fn run() -> ExitCode {
         Command::Audit(c) => cmd_audit::run(&dir, c),
         Command::Clusters(c) => cmd_clusters::run(&dir, c),
         Command::Respond(c) => cmd_respond::run(&dir, c),
+        Command::Rotate(a) => cmd_rotate::run(&dir, a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -103,8 +103,8 @@ pub struct Request<'a> {
 
 const DAY_MS: Millis = 24 * 3600 * 1000;
 
-/// The rotation plan: create, one write per location, verify, deactivate, and the deletion
-/// after the grace period as a step for a person (it must wait; nothing here schedules it).
+/// The rotation plan: create, one write per location, verify, deactivate; the deletion after
+/// the grace period is a note with its command (it must wait; nothing here schedules it).
 pub fn plan(req: &Request<'_>) -> Plan {
     let account = req.account.map(str::to_owned);
     let user = req.user.to_owned();
@@ -146,20 +146,6 @@ pub fn plan(req: &Request<'_>) -> Plan {
         },
         "rotate: the old key stops (deleted after the grace period)".to_owned(),
     ));
-    let delete_after = req.now + Millis::from(req.grace_days) * DAY_MS;
-    actions.push((
-        Action::Review {
-            what: format!("delete access key {old} of {user}"),
-            command: format!(
-                "# not before {} (grace period of {} days), once nothing used it: aws iam delete-access-key --user-name {} --access-key-id {}",
-                keyward_model::time::format(delete_after),
-                req.grace_days,
-                q(&user),
-                q(&old),
-            ),
-        },
-        "rotate: deletion after the grace period".to_owned(),
-    ));
     let steps = actions
         .into_iter()
         .enumerate()
@@ -176,11 +162,23 @@ pub fn plan(req: &Request<'_>) -> Plan {
             undo_result: None,
         })
         .collect();
-    let mut notes = Vec::new();
+    let delete_after = req.now + Millis::from(req.grace_days) * DAY_MS;
+    // A note, not a step: deletion must wait, and nothing here schedules it. (A `Review`
+    // step would do, but its `command` collides with the step's own in the stored form.)
+    let mut notes = vec![format!(
+        "after the grace period ({} days: not before {}), once nothing used it, delete the old key: aws iam delete-access-key --user-name {} --access-key-id {}",
+        req.grace_days,
+        keyward_model::time::format(delete_after),
+        q(&user),
+        q(&old),
+    )];
     if locations.is_empty() {
         notes.push(format!(
             "key {old} was found in no connected secret store: whatever uses it will stop working when it is deactivated (declare locations with --also)"
         ));
+    }
+    for l in &locations {
+        notes.push(format!("the key lives in {l}"));
     }
     notes.push(
         "the new secret access key is held in this process's memory only: never in the plan, its results, the evidence or the audit log".into(),
@@ -200,7 +198,7 @@ pub fn plan(req: &Request<'_>) -> Plan {
         finding: None,
         since: None,
         status: PlanStatus::Planned,
-        workloads: locations.iter().map(ToString::to_string).collect(),
+        workloads: Vec::new(),
         notes,
         steps,
         evidence: None,
@@ -507,10 +505,11 @@ mod tests {
                 "update_secret_value",
                 "verify_access_key",
                 "deactivate_access_key",
-                "review"
             ]
         );
+        assert!(p.notes[0].contains("not before 1970-01-08T00:00:00Z"));
+        // Stored and read back: the form the store keeps.
         let doc = serde_json::to_string(&p).unwrap();
-        assert!(doc.contains("1970-01-08T00:00:00Z"), "{doc}");
+        assert_eq!(serde_json::from_str::<Plan>(&doc).unwrap(), p);
     }
 }
