@@ -17,6 +17,7 @@ mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_lifecycle;
 mod cmd_respond;
+mod cmd_rotate;
 mod cmd_rules;
 mod cmd_serve;
 mod cmd_show;
@@ -96,6 +97,9 @@ enum Command {
     /// evidence.
     #[command(subcommand)]
     Respond(cmd_respond::Command),
+    /// Rotate an IAM user's access key without downtime: create, write it where the old
+    /// one lives, verify, deactivate the old one (a dry run without --execute).
+    Rotate(cmd_rotate::Args),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -161,6 +165,7 @@ fn run() -> ExitCode {
         Command::Baseline(c) => cmd_drift::baseline(&dir, c),
         Command::Drift(a) => cmd_drift::drift(&dir, a),
         Command::Enable(a) => cmd_disable::enable(&dir, a),
+        Command::Rotate(a) => cmd_rotate::run(&dir, a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

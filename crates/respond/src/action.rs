@@ -6,6 +6,8 @@
 use keyward_model::time::Millis;
 use serde::{Deserialize, Serialize};
 
+use crate::rotate::SecretLocation;
+
 /// The inline policy that denies a contained principal everything.
 pub const DENY_ALL_POLICY: &str = "KeywardContainDenyAll";
 /// The inline policy that denies a role's sessions issued before containment.
@@ -149,8 +151,32 @@ pub enum Action {
         namespace: Option<String>,
         name: String,
     },
+    /// A new access key for the user, replacing `replaces` (rotation, [`crate::rotate`]).
+    /// Its secret is held in memory only, never in the step's result.
+    CreateAccessKey {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        user: String,
+        replaces: String,
+    },
+    /// The new key (replacing `replaces`) written where the old one lives, the rest of the
+    /// value kept (rotation).
+    UpdateSecretValue {
+        user: String,
+        replaces: String,
+        location: SecretLocation,
+    },
+    /// `sts:GetCallerIdentity` signed with the new key answers the user's ARN (rotation).
+    VerifyAccessKey {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        user: String,
+        replaces: String,
+    },
     /// Something a person must look at: no API change is made.
-    Review { what: String, command: String },
+    /// `inspect` is the command that shows what to look at (a step's own `command` field
+    /// holds the list of commands, so the action's may not share its name).
+    Review { what: String, inspect: String },
 }
 
 impl Action {
@@ -162,7 +188,10 @@ impl Action {
             | Action::DeactivateAccessKey { .. }
             | Action::DeleteLoginProfile { .. }
             | Action::ListMfaDevices { .. }
-            | Action::DenyWebIdentitySubject { .. } => "aws",
+            | Action::DenyWebIdentitySubject { .. }
+            | Action::CreateAccessKey { .. }
+            | Action::VerifyAccessKey { .. } => "aws",
+            Action::UpdateSecretValue { location, .. } => location.platform(),
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -186,13 +215,19 @@ impl Action {
             Action::RestartPods { .. } => "restart_pods",
             Action::BlueGreen { .. } => "blue_green",
             Action::DeleteBinding { .. } => "delete_binding",
+            Action::CreateAccessKey { .. } => "create_access_key",
+            Action::UpdateSecretValue { .. } => "update_secret_value",
+            Action::VerifyAccessKey { .. } => "verify_access_key",
             Action::Review { .. } => "review",
         }
     }
 
     /// Whether executing it changes the platform (a listing or a review does not).
     pub fn changes_platform(&self) -> bool {
-        !matches!(self, Action::ListMfaDevices { .. } | Action::Review { .. })
+        !matches!(
+            self,
+            Action::ListMfaDevices { .. } | Action::VerifyAccessKey { .. } | Action::Review { .. }
+        )
     }
 
     /// Whether [`crate::execute`] can undo it. Restarting pods and removing a console
@@ -221,7 +256,10 @@ impl Action {
             | Action::DenyWebIdentitySubject { account, role, .. } => iam(account, "role", role),
             Action::DeactivateAccessKey { key_id, .. } => key_id.clone(),
             Action::DeleteLoginProfile { account, user }
-            | Action::ListMfaDevices { account, user } => iam(account, "user", user),
+            | Action::ListMfaDevices { account, user }
+            | Action::CreateAccessKey { account, user, .. }
+            | Action::VerifyAccessKey { account, user, .. } => iam(account, "user", user),
+            Action::UpdateSecretValue { location, .. } => location.to_string(),
             Action::RemoveBindings {
                 namespace,
                 service_account,
@@ -284,6 +322,15 @@ impl Action {
             Action::DeleteBinding { .. } => {
                 "the binding exists (gone already, as when the plan removed it from the identity: nothing to do)".into()
             }
+            Action::CreateAccessKey { replaces, .. } => format!(
+                "{replaces} is the user's only access key and is Active (IAM allows two)"
+            ),
+            Action::UpdateSecretValue { replaces, .. } => format!(
+                "the value holds {replaces} and its secret; the new key is in this process's memory"
+            ),
+            Action::VerifyAccessKey { .. } => {
+                "the new key is in this process's memory".into()
+            }
             Action::Review { .. } => "none".into(),
         }
     }
@@ -291,7 +338,8 @@ impl Action {
     /// The exact commands that do the same by hand.
     pub fn commands(&self) -> Vec<String> {
         match self {
-            Action::Review { command, .. } => vec![command.clone()],
+            Action::Review { inspect, .. } => vec![inspect.clone()],
+            Action::UpdateSecretValue { location, .. } => crate::rotate::commands(self, location),
             _ if self.platform() == "aws" => crate::aws::commands(self),
             _ => crate::kube::commands(self),
         }
@@ -301,6 +349,9 @@ impl Action {
     pub fn undo_commands(&self) -> Vec<String> {
         match self {
             Action::Review { .. } => Vec::new(),
+            Action::UpdateSecretValue { location, .. } => {
+                crate::rotate::undo_commands(self, location)
+            }
             _ if self.platform() == "aws" => crate::aws::undo_commands(self),
             _ => crate::kube::undo_commands(self),
         }

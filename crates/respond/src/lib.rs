@@ -7,6 +7,8 @@
 //!   and the graph know ([`plan::build`]); pure, no I/O.
 //! - [`aws`] and [`kube`]: the connectors (behind the `aws` and `kubernetes` features):
 //!   snapshot a target's state, apply an action, verify its effect, undo it.
+//! - [`rotate`]: a key rotation without downtime as a [`Plan`] (create, write where the old
+//!   key lives, verify, deactivate); the new secret passes between steps in memory only.
 //! - [`execute`]: runs a plan's steps through the connectors in order, stopping at the
 //!   first failure, and reports each step's result to a recorder (the caller audits and
 //!   stores it).
@@ -20,6 +22,7 @@ pub mod execute;
 pub mod kube;
 pub mod plan;
 pub mod policy;
+pub mod rotate;
 
 pub use action::{Action, IamPrincipal};
 pub use plan::{Plan, PlanStatus, Step, StepResult};

@@ -851,7 +851,7 @@ impl Builder<'_> {
                 self.push(
                     Action::Review {
                         what: format!("{call} on {noun} {name} (event {})", e.native_id),
-                        command,
+                        inspect: command,
                     },
                     &why,
                     None,

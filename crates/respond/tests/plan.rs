@@ -204,3 +204,25 @@ fn the_json_contract_and_hostile_names_quoted() {
     let back: keyward_respond::Plan = serde_json::from_value(v).unwrap();
     assert_eq!(back, p);
 }
+
+#[test]
+fn a_review_step_survives_the_stores_round_trip() {
+    let mut p = plan_for(
+        vec![role("web")],
+        &format!("arn:aws:iam::{ACCT}:role/web"),
+        None,
+    )
+    .unwrap();
+    p.steps.push(keyward_respond::Step::new(
+        Action::Review {
+            what: "PutRolePolicy on role web (event e1)".into(),
+            inspect: "aws iam list-role-policies --role-name web".into(),
+        },
+        "blast radius",
+    ));
+    let text = serde_json::to_string(&p).unwrap();
+    let back: keyward_respond::Plan = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, p);
+    let last = back.steps.last().unwrap();
+    assert_eq!(last.command, ["aws iam list-role-policies --role-name web"]);
+}

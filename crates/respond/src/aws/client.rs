@@ -36,6 +36,7 @@ use crate::{ConnectorError, Verified};
 pub mod sdk {
     pub use aws_config;
     pub use aws_sdk_iam;
+    pub use aws_sdk_secretsmanager;
     pub use aws_sdk_sts;
 }
 
@@ -44,6 +45,7 @@ pub mod sdk {
 pub struct AwsConnector {
     pub(super) iam: iam::Client,
     pub(super) sts: sts::Client,
+    pub(super) sm: aws_sdk_secretsmanager::Client,
     /// The credentials the clients sign with (to refuse deactivating its own key).
     credentials: Option<SharedCredentialsProvider>,
 }
@@ -157,6 +159,7 @@ impl AwsConnector {
         AwsConnector {
             iam: iam::Client::new(config),
             sts: sts::Client::new(config),
+            sm: aws_sdk_secretsmanager::Client::new(config),
             credentials: config.credentials_provider(),
         }
     }
@@ -243,6 +246,9 @@ impl AwsConnector {
                 }
                 Ok(state)
             }
+            Action::CreateAccessKey { .. }
+            | Action::UpdateSecretValue { .. }
+            | Action::VerifyAccessKey { .. } => self.rotation_snapshot(action).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -295,6 +301,9 @@ impl AwsConnector {
                 subject,
                 ..
             } => self.deny_subject(role, provider, subject, &target).await,
+            Action::CreateAccessKey { .. }
+            | Action::UpdateSecretValue { .. }
+            | Action::VerifyAccessKey { .. } => self.rotation_apply(action).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -371,6 +380,9 @@ impl AwsConnector {
                     ),
                 ))
             }
+            Action::CreateAccessKey { .. }
+            | Action::UpdateSecretValue { .. }
+            | Action::VerifyAccessKey { .. } => self.rotation_verify(action).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -425,6 +437,9 @@ impl AwsConnector {
                 self.undo_deny_subject(role, provider, subject, state, &target)
                     .await
             }
+            Action::CreateAccessKey { .. }
+            | Action::UpdateSecretValue { .. }
+            | Action::VerifyAccessKey { .. } => self.rotation_undo(action, state).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -662,7 +677,7 @@ impl AwsConnector {
 
     /// The key's status per `ListAccessKeys`; a key or user that is not there is a
     /// precondition failure.
-    async fn key_status(
+    pub(super) async fn key_status(
         &self,
         user: &str,
         key_id: &str,
@@ -690,7 +705,7 @@ impl AwsConnector {
             .ok_or_else(|| precondition(target, format!("{user} has no access key {key_id}")))
     }
 
-    async fn set_key_status(
+    pub(super) async fn set_key_status(
         &self,
         user: &str,
         key_id: &str,
@@ -896,6 +911,9 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::RestartPods { .. }
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
+        | Action::CreateAccessKey { .. }
+        | Action::UpdateSecretValue { .. }
+        | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Err(precondition(
             &action.target(),
             format!("`{}` does not write an inline policy", action.name()),

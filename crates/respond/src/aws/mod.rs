@@ -15,6 +15,8 @@ mod document;
 #[cfg(feature = "aws")]
 mod forensics;
 #[cfg(feature = "aws")]
+mod rotate;
+#[cfg(feature = "aws")]
 pub use client::{AwsConnector, http_client, sdk, static_config};
 
 /// The deny-all inline policy.
@@ -89,6 +91,13 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
             q(user),
             q(key_id)
         )],
+        Action::CreateAccessKey { user, .. } => vec![format!(
+            "aws iam create-access-key --user-name {}  # its secret goes only where the old key lives",
+            q(user)
+        )],
+        Action::VerifyAccessKey { .. } => vec![
+            "AWS_ACCESS_KEY_ID=NEW_KEY_ID AWS_SECRET_ACCESS_KEY=… aws sts get-caller-identity  # answers the user's ARN".into(),
+        ],
         Action::DeleteLoginProfile { user, .. } => vec![
             format!("aws iam get-login-profile --user-name {}", q(user)),
             format!("aws iam delete-login-profile --user-name {}", q(user)),
@@ -138,6 +147,10 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
             "aws iam update-access-key --user-name {} --access-key-id {} --status Active",
             q(user),
             q(key_id)
+        )],
+        Action::CreateAccessKey { user, .. } => vec![format!(
+            "aws iam delete-access-key --user-name {} --access-key-id NEW_KEY_ID  # the step's result names it",
+            q(user)
         )],
         Action::DeleteLoginProfile { user, .. } => vec![format!(
             "# a removed password cannot be restored: aws iam create-login-profile --user-name {} --password-reset-required --password …",

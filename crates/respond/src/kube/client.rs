@@ -40,6 +40,7 @@ mod bindings;
 mod bluegreen;
 mod common;
 mod pods;
+mod rotate;
 mod tokens;
 
 use common::{BindingRef, Sa, api, precondition, to_json};
@@ -144,6 +145,9 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
         | Action::DeleteLoginProfile { .. }
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
+        | Action::CreateAccessKey { .. }
+        | Action::UpdateSecretValue { .. }
+        | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => {
             return Err(precondition(
                 action.target(),
@@ -252,6 +256,9 @@ impl KubeConnector {
     /// What does not exist is `null` or empty (a failed precondition is the step's to report).
     pub async fn snapshot(&self, action: &Action) -> Result<Value, ConnectorError> {
         let c = &self.client;
+        if is_rotation(action) {
+            return rotate::snapshot(c, action).await;
+        }
         let cluster = cluster_of(action);
         match parse(action)? {
             Kube::RemoveBindings(sa)
@@ -279,6 +286,9 @@ impl KubeConnector {
     /// old service account…), never secret data.
     pub async fn apply(&self, action: &Action) -> Result<Value, ConnectorError> {
         let c = &self.client;
+        if is_rotation(action) {
+            return rotate::apply(c, action).await;
+        }
         match parse(action)? {
             Kube::RemoveBindings(sa) => {
                 account(c, sa).await?;
@@ -309,6 +319,9 @@ impl KubeConnector {
     /// blue-green rollout done and the old account gone; the binding gone.
     pub async fn verify(&self, action: &Action) -> Result<Verified, ConnectorError> {
         let c = &self.client;
+        if is_rotation(action) {
+            return rotate::verify(c, action).await;
+        }
         match parse(action)? {
             Kube::RemoveBindings(sa) => bindings::verify_removed(c, sa).await,
             Kube::DeleteTokenSecrets(sa) => {
@@ -337,6 +350,9 @@ impl KubeConnector {
     /// tokens), the blue-green taken back. Restarted pods cannot be brought back.
     pub async fn undo(&self, action: &Action, state: &Value) -> Result<Verified, ConnectorError> {
         let c = &self.client;
+        if is_rotation(action) {
+            return rotate::undo(c, action, state).await;
+        }
         let target = action.target();
         match parse(action)? {
             Kube::RemoveBindings(_) => {
@@ -365,6 +381,29 @@ impl KubeConnector {
     }
 }
 
+/// A rotation's write to a Kubernetes Secret (see `rotate.rs`).
+fn is_rotation(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::UpdateSecretValue {
+            location: crate::rotate::SecretLocation::Kubernetes { .. },
+            ..
+        }
+    )
+}
+
+impl KubeConnector {
+    /// The Secrets (`(namespace, name)`) in `namespaces` (every namespace when empty) whose
+    /// data holds `key_id`; data is searched in memory only.
+    pub async fn secrets_containing(
+        &self,
+        key_id: &str,
+        namespaces: &[String],
+    ) -> Result<Vec<(String, String)>, ConnectorError> {
+        rotate::containing(&self.client, key_id, namespaces).await
+    }
+}
+
 fn state_of<T: DeserializeOwned>(state: &Value, target: &str) -> Result<T, ConnectorError> {
     serde_json::from_value(state.clone()).map_err(|e| {
         precondition(
@@ -387,6 +426,9 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::DeleteLoginProfile { .. }
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
+        | Action::CreateAccessKey { .. }
+        | Action::UpdateSecretValue { .. }
+        | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => None,
     }
 }

@@ -137,6 +137,9 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::DeleteLoginProfile { .. }
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
+        | Action::CreateAccessKey { .. }
+        | Action::UpdateSecretValue { .. }
+        | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
@@ -188,6 +191,9 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::DeleteLoginProfile { .. }
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
+        | Action::CreateAccessKey { .. }
+        | Action::UpdateSecretValue { .. }
+        | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
