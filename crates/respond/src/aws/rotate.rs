@@ -155,7 +155,22 @@ impl AwsConnector {
                     "versions": out.version_ids_to_stages(),
                 }))
             }
-            _ => Err(not_rotation(action)),
+            Action::UpdateSecretValue {
+                location: SecretLocation::Kubernetes { .. },
+                ..
+            }
+            | Action::DenyAll { .. }
+            | Action::RevokeSessions { .. }
+            | Action::DeactivateAccessKey { .. }
+            | Action::DeleteLoginProfile { .. }
+            | Action::ListMfaDevices { .. }
+            | Action::DenyWebIdentitySubject { .. }
+            | Action::RemoveBindings { .. }
+            | Action::DeleteTokenSecrets { .. }
+            | Action::RestartPods { .. }
+            | Action::BlueGreen { .. }
+            | Action::DeleteBinding { .. }
+            | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
 
@@ -204,7 +219,22 @@ impl AwsConnector {
                     .ok_or_else(|| precondition(&target, rotate::lost_secret(user, replaces)))?;
                 Ok(json!({"new_key_id": new.id}))
             }
-            _ => Err(not_rotation(action)),
+            Action::UpdateSecretValue {
+                location: SecretLocation::Kubernetes { .. },
+                ..
+            }
+            | Action::DenyAll { .. }
+            | Action::RevokeSessions { .. }
+            | Action::DeactivateAccessKey { .. }
+            | Action::DeleteLoginProfile { .. }
+            | Action::ListMfaDevices { .. }
+            | Action::DenyWebIdentitySubject { .. }
+            | Action::RemoveBindings { .. }
+            | Action::DeleteTokenSecrets { .. }
+            | Action::RestartPods { .. }
+            | Action::BlueGreen { .. }
+            | Action::DeleteBinding { .. }
+            | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
 
@@ -318,7 +348,22 @@ impl AwsConnector {
                     format!("GetCallerIdentity with key {} answers {arn}", new.id),
                 ))
             }
-            _ => Err(not_rotation(action)),
+            Action::UpdateSecretValue {
+                location: SecretLocation::Kubernetes { .. },
+                ..
+            }
+            | Action::DenyAll { .. }
+            | Action::RevokeSessions { .. }
+            | Action::DeactivateAccessKey { .. }
+            | Action::DeleteLoginProfile { .. }
+            | Action::ListMfaDevices { .. }
+            | Action::DenyWebIdentitySubject { .. }
+            | Action::RemoveBindings { .. }
+            | Action::DeleteTokenSecrets { .. }
+            | Action::RestartPods { .. }
+            | Action::BlueGreen { .. }
+            | Action::DeleteBinding { .. }
+            | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
 
@@ -411,7 +456,22 @@ impl AwsConnector {
                 true,
                 "nothing to undo: the key was only used".into(),
             )),
-            _ => Err(not_rotation(action)),
+            Action::UpdateSecretValue {
+                location: SecretLocation::Kubernetes { .. },
+                ..
+            }
+            | Action::DenyAll { .. }
+            | Action::RevokeSessions { .. }
+            | Action::DeactivateAccessKey { .. }
+            | Action::DeleteLoginProfile { .. }
+            | Action::ListMfaDevices { .. }
+            | Action::DenyWebIdentitySubject { .. }
+            | Action::RemoveBindings { .. }
+            | Action::DeleteTokenSecrets { .. }
+            | Action::RestartPods { .. }
+            | Action::BlueGreen { .. }
+            | Action::DeleteBinding { .. }
+            | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
 }

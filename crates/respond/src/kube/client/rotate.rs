@@ -82,7 +82,24 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
             replaces,
             location: SecretLocation::Kubernetes { namespace, name },
         } => Ok((user, replaces, namespace, name)),
-        _ => Err(precondition(
+        Action::UpdateSecretValue {
+            location: SecretLocation::Secretsmanager { .. },
+            ..
+        }
+        | Action::DenyAll { .. }
+        | Action::RevokeSessions { .. }
+        | Action::DeactivateAccessKey { .. }
+        | Action::DeleteLoginProfile { .. }
+        | Action::ListMfaDevices { .. }
+        | Action::DenyWebIdentitySubject { .. }
+        | Action::RemoveBindings { .. }
+        | Action::DeleteTokenSecrets { .. }
+        | Action::RestartPods { .. }
+        | Action::BlueGreen { .. }
+        | Action::DeleteBinding { .. }
+        | Action::CreateAccessKey { .. }
+        | Action::VerifyAccessKey { .. }
+        | Action::Review { .. } => Err(precondition(
             action.target(),
             format!("`{}` is not a Kubernetes rotation action", action.name()),
         )),
