@@ -253,7 +253,8 @@ impl Engine {
         Ok(self.store.evidence(plan_id)?)
     }
 
-    /// Stores a plan's evidence (once); returns its BLAKE3 hash.
+    /// Stores a plan's evidence (once) — the platform state in `doc` and what Keyward
+    /// itself knows of the identity ([`Engine::local_evidence`]); returns its BLAKE3 hash.
     pub fn put_response_evidence(
         &mut self,
         plan: &Plan,
@@ -261,7 +262,13 @@ impl Engine {
         at: Millis,
         actor: &str,
     ) -> Result<String, EngineError> {
-        let text = serde_json::to_string_pretty(doc)
+        let mut doc = doc.clone();
+        if let (Some(d), serde_json::Value::Object(local)) =
+            (doc.as_object_mut(), self.local_evidence(plan)?)
+        {
+            d.extend(local);
+        }
+        let text = serde_json::to_string_pretty(&doc)
             .map_err(|e| EngineError::Respond(format!("evidence of {}: {e}", plan.id)))?;
         let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
         let row = EvidenceRow {
@@ -277,7 +284,7 @@ impl Engine {
             target: Some(plan.id.clone()),
             detail: Some(format!(
                 "snapshot of {} targets, blake3 {hash}",
-                target_count(doc)
+                target_count(&doc)
             )),
             before: None,
             after: None,
@@ -348,16 +355,8 @@ pub struct PlanRecorder<'e> {
 impl Recorder for PlanRecorder<'_> {
     fn evidence(&mut self, plan: &Plan, doc: &serde_json::Value) -> Result<String, String> {
         let _lock = self.engine.write_lock().map_err(|e| e.to_string())?;
-        let mut doc = doc.clone();
-        let local = self
-            .engine
-            .local_evidence(plan)
-            .map_err(|e| e.to_string())?;
-        if let (Some(d), serde_json::Value::Object(l)) = (doc.as_object_mut(), local) {
-            d.extend(l);
-        }
         self.engine
-            .put_response_evidence(plan, &doc, (self.clock)(), &self.actor)
+            .put_response_evidence(plan, doc, (self.clock)(), &self.actor)
             .map_err(|e| e.to_string())
     }
 
@@ -439,6 +438,14 @@ impl Engine {
         now: Millis,
     ) -> Result<Vec<AutoPlan>, EngineError> {
         use keyward_respond::policy::{FindingFacts, Mode};
+        // Findings that already have a plan not undone: read once, not per finding.
+        let planned: std::collections::BTreeSet<String> = self
+            .store
+            .plans(10_000)?
+            .into_iter()
+            .filter(|p| p.status != "undone")
+            .filter_map(|p| p.finding)
+            .collect();
         let mut out = Vec::new();
         for f in findings
             .iter()
@@ -455,12 +462,7 @@ impl Engine {
             if policy.execute == Mode::Never {
                 continue;
             }
-            let planned = self
-                .store
-                .plans(10_000)?
-                .iter()
-                .any(|p| p.finding.as_deref() == Some(f.id.as_str()) && p.status != "undone");
-            if planned {
+            if planned.contains(&f.id) {
                 continue;
             }
             let actor = format!("auto:{}", policy.name);

@@ -223,55 +223,17 @@ pub struct Request<'a> {
 
 /// The plan for one compromised identity.
 pub fn build(inv: &Inventory, g: &Graph, req: &Request<'_>) -> Result<Plan, PlanError> {
-    let me = inv
-        .get(req.identity)
-        .ok_or_else(|| PlanError::UnknownIdentity(req.identity.to_owned()))?;
-    if let Some(p) = req.protected.matches(me) {
-        return Err(PlanError::Protected {
-            id: me.id.clone(),
-            pattern: p.to_owned(),
-        });
-    }
-    let mut b = Builder {
-        inv,
-        g,
-        req,
-        steps: Vec::new(),
-        notes: Vec::new(),
-        seen: BTreeSet::new(),
-        retire: false,
-    };
+    let (mut b, me) = Builder::start(inv, g, req, false)?;
     b.contain(me, "contain")?;
-    let since = req.since;
-    match since {
+    match req.since {
         Some(since) => b.blast_radius(me, since),
         None => b.notes.push(
             "no --since: what the identity created or changed is not revoked (pass --since TIME)"
                 .into(),
         ),
     }
-    let mut steps = b.steps;
-    let notes = b.notes;
-    for (i, s) in steps.iter_mut().enumerate() {
-        s.n = i + 1;
-    }
     let seed = format!("{}\n{}\n{}\n{:?}", me.id, req.now, req.actor, req.finding);
-    let id = format!("rp-{}", &blake3::hash(seed.as_bytes()).to_hex()[..16]);
-    Ok(Plan {
-        id,
-        created_at: req.now,
-        created_by: req.actor.to_owned(),
-        identity: me.id.clone(),
-        identity_kind: me.kind.as_str().to_owned(),
-        identity_name: me.name.clone(),
-        finding: req.finding.map(str::to_owned),
-        since,
-        status: PlanStatus::Planned,
-        workloads: workloads(g, me),
-        notes,
-        steps,
-        evidence: None,
-    })
+    Ok(b.finish(me, &seed, req.finding, req.since))
 }
 
 /// A retirement plan: the identity disabled in ways `undo` reverses (deny-all policies,
@@ -284,24 +246,7 @@ pub fn retire(
     why: &str,
     grace_days: i64,
 ) -> Result<Plan, PlanError> {
-    let me = inv
-        .get(req.identity)
-        .ok_or_else(|| PlanError::UnknownIdentity(req.identity.to_owned()))?;
-    if let Some(p) = req.protected.matches(me) {
-        return Err(PlanError::Protected {
-            id: me.id.clone(),
-            pattern: p.to_owned(),
-        });
-    }
-    let mut b = Builder {
-        inv,
-        g,
-        req,
-        steps: Vec::new(),
-        notes: Vec::new(),
-        seen: BTreeSet::new(),
-        retire: true,
-    };
+    let (mut b, me) = Builder::start(inv, g, req, true)?;
     b.contain(me, why)?;
     let delete_after = req.now + grace_days * 86_400_000;
     b.notes.push(format!(
@@ -309,26 +254,8 @@ pub fn retire(
         keyward_model::time::format(delete_after),
         deletion_commands(me).join("; ")
     ));
-    let mut steps = b.steps;
-    for (i, s) in steps.iter_mut().enumerate() {
-        s.n = i + 1;
-    }
     let seed = format!("retire\n{}\n{}\n{}", me.id, req.now, req.actor);
-    Ok(Plan {
-        id: format!("rp-{}", &blake3::hash(seed.as_bytes()).to_hex()[..16]),
-        created_at: req.now,
-        created_by: req.actor.to_owned(),
-        identity: me.id.clone(),
-        identity_kind: me.kind.as_str().to_owned(),
-        identity_name: me.name.clone(),
-        finding: None,
-        since: None,
-        status: PlanStatus::Planned,
-        workloads: workloads(g, me),
-        notes: b.notes,
-        steps,
-        evidence: None,
-    })
+    Ok(b.finish(me, &seed, None, None))
 }
 
 /// The commands that delete a retired identity for good.
@@ -398,7 +325,64 @@ fn iam_name(arn: &str) -> Option<&str> {
     rest.rsplit('/').next()
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    /// The identity asked for (refused when protected) and an empty builder.
+    fn start(
+        inv: &'a Inventory,
+        g: &'a Graph,
+        req: &'a Request<'a>,
+        retire: bool,
+    ) -> Result<(Self, &'a Identity), PlanError> {
+        let me = inv
+            .get(req.identity)
+            .ok_or_else(|| PlanError::UnknownIdentity(req.identity.to_owned()))?;
+        if let Some(p) = req.protected.matches(me) {
+            return Err(PlanError::Protected {
+                id: me.id.clone(),
+                pattern: p.to_owned(),
+            });
+        }
+        let b = Builder {
+            inv,
+            g,
+            req,
+            steps: Vec::new(),
+            notes: Vec::new(),
+            seen: BTreeSet::new(),
+            retire,
+        };
+        Ok((b, me))
+    }
+
+    /// The plan: steps numbered, its id from `seed`.
+    fn finish(
+        self,
+        me: &Identity,
+        seed: &str,
+        finding: Option<&str>,
+        since: Option<Millis>,
+    ) -> Plan {
+        let mut steps = self.steps;
+        for (i, s) in steps.iter_mut().enumerate() {
+            s.n = i + 1;
+        }
+        Plan {
+            id: format!("rp-{}", &blake3::hash(seed.as_bytes()).to_hex()[..16]),
+            created_at: self.req.now,
+            created_by: self.req.actor.to_owned(),
+            identity: me.id.clone(),
+            identity_kind: me.kind.as_str().to_owned(),
+            identity_name: me.name.clone(),
+            finding: finding.map(str::to_owned),
+            since,
+            status: PlanStatus::Planned,
+            workloads: workloads(self.g, me),
+            notes: self.notes,
+            steps,
+            evidence: None,
+        }
+    }
+
     fn push(&mut self, action: Action, why: &str, terraform: Option<String>) {
         let key = serde_json::to_string(&action).unwrap_or_default();
         if !self.seen.insert(key) {

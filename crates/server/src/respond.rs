@@ -19,15 +19,9 @@ struct Remote {
 
 impl Recorder for Remote {
     fn evidence(&mut self, plan: &Plan, doc: &serde_json::Value) -> Result<String, String> {
-        let (plan, mut doc, actor) = (plan.clone(), doc.clone(), self.actor.clone());
+        let (plan, doc, actor) = (plan.clone(), doc.clone(), self.actor.clone());
         self.engine
-            .blocking_write(move |e| {
-                let local = e.local_evidence(&plan)?;
-                if let (Some(d), serde_json::Value::Object(l)) = (doc.as_object_mut(), local) {
-                    d.extend(l);
-                }
-                e.put_response_evidence(&plan, &doc, now(), &actor)
-            })
+            .blocking_write(move |e| e.put_response_evidence(&plan, &doc, now(), &actor))
             .map_err(|e| e.message)?
             .map_err(|e| e.to_string())
     }
