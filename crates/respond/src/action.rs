@@ -166,6 +166,14 @@ pub enum Action {
         replaces: String,
         location: SecretLocation,
     },
+    /// Secrets Manager's `finishSecret`: the version a rotation wrote as `AWSPENDING` is
+    /// tested (its key, read back from the secret, answers `sts:GetCallerIdentity` as the
+    /// user) and then promoted to `AWSCURRENT`; the old version keeps `AWSPREVIOUS`.
+    PromoteSecretVersion {
+        user: String,
+        replaces: String,
+        secret_id: String,
+    },
     /// `sts:GetCallerIdentity` signed with the new key answers the user's ARN (rotation).
     VerifyAccessKey {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +198,7 @@ impl Action {
             | Action::ListMfaDevices { .. }
             | Action::DenyWebIdentitySubject { .. }
             | Action::CreateAccessKey { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => "aws",
             Action::UpdateSecretValue { location, .. } => location.platform(),
             Action::RemoveBindings { .. }
@@ -217,6 +226,7 @@ impl Action {
             Action::DeleteBinding { .. } => "delete_binding",
             Action::CreateAccessKey { .. } => "create_access_key",
             Action::UpdateSecretValue { .. } => "update_secret_value",
+            Action::PromoteSecretVersion { .. } => "promote_secret_version",
             Action::VerifyAccessKey { .. } => "verify_access_key",
             Action::Review { .. } => "review",
         }
@@ -260,6 +270,7 @@ impl Action {
             | Action::CreateAccessKey { account, user, .. }
             | Action::VerifyAccessKey { account, user, .. } => iam(account, "user", user),
             Action::UpdateSecretValue { location, .. } => location.to_string(),
+            Action::PromoteSecretVersion { secret_id, .. } => format!("secretsmanager:{secret_id}"),
             Action::RemoveBindings {
                 namespace,
                 service_account,
@@ -330,6 +341,9 @@ impl Action {
             ),
             Action::VerifyAccessKey { .. } => {
                 "the new key is in this process's memory".into()
+            }
+            Action::PromoteSecretVersion { .. } => {
+                "the secret's AWSPENDING version holds a key of the user that authenticates".into()
             }
             Action::Review { .. } => "none".into(),
         }

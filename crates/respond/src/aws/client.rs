@@ -248,6 +248,7 @@ impl AwsConnector {
             }
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_snapshot(action).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
@@ -303,6 +304,7 @@ impl AwsConnector {
             } => self.deny_subject(role, provider, subject, &target).await,
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_apply(action).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
@@ -382,6 +384,7 @@ impl AwsConnector {
             }
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_verify(action).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
@@ -439,6 +442,7 @@ impl AwsConnector {
             }
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_undo(action, state).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
@@ -913,6 +917,7 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
+        | Action::PromoteSecretVersion { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Err(precondition(
             &action.target(),

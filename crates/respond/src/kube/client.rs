@@ -146,6 +146,7 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => {
@@ -427,6 +428,7 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => None,

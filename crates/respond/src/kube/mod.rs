@@ -138,6 +138,7 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),
@@ -192,6 +193,7 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),

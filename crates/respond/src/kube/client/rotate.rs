@@ -98,6 +98,7 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Err(precondition(
             action.target(),
