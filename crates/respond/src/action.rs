@@ -181,6 +181,13 @@ pub enum Action {
         user: String,
         replaces: String,
     },
+    /// One change back to an approved baseline (self-healing, [`crate::restore`]).
+    RestoreBaseline {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        principal: IamPrincipal,
+        change: crate::restore::Change,
+    },
     /// Something a person must look at: no API change is made.
     /// `inspect` is the command that shows what to look at (a step's own `command` field
     /// holds the list of commands, so the action's may not share its name).
@@ -199,6 +206,7 @@ impl Action {
             | Action::DenyWebIdentitySubject { .. }
             | Action::CreateAccessKey { .. }
             | Action::PromoteSecretVersion { .. }
+            | Action::RestoreBaseline { .. }
             | Action::VerifyAccessKey { .. } => "aws",
             Action::UpdateSecretValue { location, .. } => location.platform(),
             Action::RemoveBindings { .. }
@@ -227,6 +235,7 @@ impl Action {
             Action::CreateAccessKey { .. } => "create_access_key",
             Action::UpdateSecretValue { .. } => "update_secret_value",
             Action::PromoteSecretVersion { .. } => "promote_secret_version",
+            Action::RestoreBaseline { .. } => "restore_baseline",
             Action::VerifyAccessKey { .. } => "verify_access_key",
             Action::Review { .. } => "review",
         }
@@ -259,9 +268,10 @@ impl Action {
             }
         }
         match self {
-            Action::DenyAll { account, principal } => {
-                iam(account, principal.noun(), principal.name())
-            }
+            Action::DenyAll { account, principal }
+            | Action::RestoreBaseline {
+                account, principal, ..
+            } => iam(account, principal.noun(), principal.name()),
             Action::RevokeSessions { account, role, .. }
             | Action::DenyWebIdentitySubject { account, role, .. } => iam(account, "role", role),
             Action::DeactivateAccessKey { key_id, .. } => key_id.clone(),
@@ -345,6 +355,9 @@ impl Action {
             Action::PromoteSecretVersion { .. } => {
                 "the secret's AWSPENDING version holds a key of the user that authenticates".into()
             }
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => change.precondition(principal),
             Action::Review { .. } => "none".into(),
         }
     }
@@ -354,6 +367,9 @@ impl Action {
         match self {
             Action::Review { inspect, .. } => vec![inspect.clone()],
             Action::UpdateSecretValue { location, .. } => crate::rotate::commands(self, location),
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => change.commands(principal),
             _ if self.platform() == "aws" => crate::aws::commands(self),
             _ => crate::kube::commands(self),
         }
@@ -363,6 +379,9 @@ impl Action {
     pub fn undo_commands(&self) -> Vec<String> {
         match self {
             Action::Review { .. } => Vec::new(),
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => change.undo_commands(principal),
             Action::UpdateSecretValue { location, .. } => {
                 crate::rotate::undo_commands(self, location)
             }

@@ -250,6 +250,10 @@ impl AwsConnector {
             | Action::UpdateSecretValue { .. }
             | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_snapshot(action).await,
+            Action::RestoreBaseline { principal, .. } => match principal {
+                IamPrincipal::Role(role) => self.role_state(role, &target).await,
+                IamPrincipal::User(user) => self.user_state(user, &target).await,
+            },
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -306,6 +310,9 @@ impl AwsConnector {
             | Action::UpdateSecretValue { .. }
             | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_apply(action).await,
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => self.restore_apply(principal, change, &target).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -386,6 +393,9 @@ impl AwsConnector {
             | Action::UpdateSecretValue { .. }
             | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_verify(action).await,
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => self.restore_verify(principal, change, false, &target).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -444,6 +454,9 @@ impl AwsConnector {
             | Action::UpdateSecretValue { .. }
             | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_undo(action, state).await,
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => self.restore_undo(principal, change, state, &target).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -531,7 +544,7 @@ impl AwsConnector {
             })
     }
 
-    async fn put_inline(
+    pub(super) async fn put_inline(
         &self,
         p: &IamPrincipal,
         policy: &str,
@@ -563,7 +576,7 @@ impl AwsConnector {
     }
 
     /// Deletes the inline policy; one that is gone already is fine.
-    async fn delete_inline(
+    pub(super) async fn delete_inline(
         &self,
         p: &IamPrincipal,
         policy: &str,
@@ -918,6 +931,7 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
         | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Err(precondition(
             &action.target(),

@@ -15,6 +15,8 @@ mod document;
 #[cfg(feature = "aws")]
 mod forensics;
 #[cfg(feature = "aws")]
+mod restore;
+#[cfg(feature = "aws")]
 mod rotate;
 #[cfg(feature = "aws")]
 pub use client::{AwsConnector, http_client, sdk, static_config};

@@ -276,6 +276,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -346,6 +347,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -496,6 +498,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -639,6 +642,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }

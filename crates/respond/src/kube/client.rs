@@ -147,6 +147,7 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
         | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => {
@@ -429,6 +430,7 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
         | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => None,

@@ -139,6 +139,7 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
         | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),
@@ -194,6 +195,7 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
         | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),

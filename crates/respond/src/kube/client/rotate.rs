@@ -99,6 +99,7 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
         | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Err(precondition(
             action.target(),
