@@ -142,8 +142,8 @@ async fn own_accessor(h: &Http) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `MOUNT/creds/NAME` of every dynamic-secrets mount with leases under it, for each
-/// candidate that can be a role name (no `/`, `:`).
+/// `MOUNT/creds/NAME` (or `MOUNT/issue/NAME`) of every dynamic-secrets mount with leases
+/// under it, for each candidate that can be a role name (no `/`, `:`).
 async fn lease_prefixes(h: &Http, wanted: &BTreeSet<&str>) -> Result<Vec<String>, ConnectorError> {
     let doc = h
         .get("sys/mounts")
@@ -165,13 +165,17 @@ async fn lease_prefixes(h: &Http, wanted: &BTreeSet<&str>) -> Result<Vec<String>
             .iter()
             .filter(|w| !w.contains(['/', ':']) && !w.is_empty())
         {
-            let prefix = format!("{}/creds/{name}", mount.trim_end_matches('/'));
-            let leases = h
-                .list(&format!("sys/leases/lookup/{prefix}/"))
-                .await
-                .map_err(|e| api("LIST sys/leases/lookup", &prefix, e))?;
-            if !leases.is_empty() {
-                out.push(prefix);
+            // `creds/ROLE`: database, AWS, … secrets engines; `issue/ROLE`: PKI roles that
+            // lease their certificates.
+            for verb in ["creds", "issue"] {
+                let prefix = format!("{}/{verb}/{name}", mount.trim_end_matches('/'));
+                let leases = h
+                    .list(&format!("sys/leases/lookup/{prefix}/"))
+                    .await
+                    .map_err(|e| api("LIST sys/leases/lookup", &prefix, e))?;
+                if !leases.is_empty() {
+                    out.push(prefix);
+                }
             }
         }
     }

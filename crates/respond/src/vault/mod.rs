@@ -92,7 +92,8 @@ pub struct TokenMatch {
 pub struct Found {
     pub entities: Vec<EntityMatch>,
     pub tokens: Vec<TokenMatch>,
-    /// Lease prefixes with leases under them (`database/creds/payments-api`).
+    /// Lease prefixes with leases under them (`database/creds/payments-api`,
+    /// `pki/issue/payments-api`).
     pub lease_prefixes: Vec<String>,
     /// What could not be searched, in words.
     pub notes: Vec<String>,
