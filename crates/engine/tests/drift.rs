@@ -147,7 +147,7 @@ fn events_that_touch_a_baselined_identity_are_suspects() {
         user_agent: None,
         region: None,
         account: Some(Cow::Owned(account.into())),
-        error_code: error.then(|| Cow::Borrowed("AccessDenied")),
+        error_code: error.then_some(Cow::Borrowed("AccessDenied")),
         target: Some(Cow::Owned(target.into())),
         credential: None,
         invoked_by: None,

@@ -89,7 +89,7 @@ async fn a_loosened_role_and_user_are_reverted_to_their_baseline_and_undo_restor
     let user_baseline = aws.governed_facts(&up).await.unwrap();
     assert_eq!(
         items(&role_baseline["attached_policies"]),
-        [readonly.clone()]
+        vec![readonly.clone()]
     );
     assert_eq!(role_baseline["permissions_boundary"], boundary.as_str());
 

@@ -259,6 +259,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -318,6 +324,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -401,6 +413,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -462,6 +480,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -933,6 +957,12 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::PromoteSecretVersion { .. }
         | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::DisableVaultEntity { .. }
+        | Action::RevokeVaultToken { .. }
+        | Action::RevokeVaultLeases { .. }
+        | Action::IssueVaultToken { .. }
+        | Action::WriteVaultToken { .. }
+        | Action::VerifyVaultToken { .. }
         | Action::Review { .. } => Err(precondition(
             &action.target(),
             format!("`{}` does not write an inline policy", action.name()),

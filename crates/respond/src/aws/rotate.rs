@@ -262,7 +262,7 @@ impl AwsConnector {
                 }))
             }
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -277,6 +277,12 @@ impl AwsConnector {
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
             | Action::RestoreBaseline { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -333,7 +339,7 @@ impl AwsConnector {
                 Ok(json!({"new_key_id": new.id}))
             }
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -348,6 +354,12 @@ impl AwsConnector {
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
             | Action::RestoreBaseline { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -484,7 +496,7 @@ impl AwsConnector {
                 ))
             }
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -499,6 +511,12 @@ impl AwsConnector {
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
             | Action::RestoreBaseline { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -628,7 +646,7 @@ impl AwsConnector {
                 "nothing to undo: the key was only used".into(),
             )),
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -643,6 +661,12 @@ impl AwsConnector {
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
             | Action::RestoreBaseline { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }

@@ -142,6 +142,12 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::DisableVaultEntity { .. }
+        | Action::RevokeVaultToken { .. }
+        | Action::RevokeVaultLeases { .. }
+        | Action::IssueVaultToken { .. }
+        | Action::WriteVaultToken { .. }
+        | Action::VerifyVaultToken { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
@@ -198,6 +204,12 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
-        | Action::Review { .. } => Vec::new(),
+        | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
+            | Action::Review { .. } => Vec::new(),
     }
 }
