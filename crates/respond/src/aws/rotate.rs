@@ -98,11 +98,20 @@ impl AwsConnector {
 
     /// The secret's `AWSCURRENT` string and version id (the stage is named: see moto's limits).
     async fn current_value(&self, secret: &str) -> Result<(String, String), ConnectorError> {
+        self.value_at(secret, CURRENT).await
+    }
+
+    /// The string and version id staged `stage` (which must exist).
+    async fn value_at(
+        &self,
+        secret: &str,
+        stage: &str,
+    ) -> Result<(String, String), ConnectorError> {
         let out = self
             .sm
             .get_secret_value()
             .secret_id(secret)
-            .version_stage(CURRENT)
+            .version_stage(stage)
             .send()
             .await
             .map_err(|e| api("GetSecretValue", secret, e))?;
@@ -124,21 +133,7 @@ impl AwsConnector {
         if self.version_with(secret, stage).await?.is_none() {
             return Ok(None);
         }
-        let out = self
-            .sm
-            .get_secret_value()
-            .secret_id(secret)
-            .version_stage(stage)
-            .send()
-            .await
-            .map_err(|e| api("GetSecretValue", secret, e))?;
-        let value = out
-            .secret_string()
-            .ok_or_else(|| precondition(secret, "the secret has no string value"))?;
-        Ok(Some((
-            value.to_owned(),
-            out.version_id().unwrap_or_default().to_owned(),
-        )))
+        self.value_at(secret, stage).await.map(Some)
     }
 
     /// testSecret + finishSecret: the key in the `AWSPENDING` version — read from the
