@@ -22,7 +22,8 @@ use crate::output::{cli_actor, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Canonical id, ARN or unique name.
+    /// Canonical id, ARN or unique name; or a name Keyward knows only from Vault/OpenBao
+    /// (an entity alias such as an OIDC `sub`, or an entity's name).
     pub identity: String,
     /// Do it without asking (without it: the plan is shown and you type its id).
     #[arg(long)]
