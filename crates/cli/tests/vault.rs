@@ -178,3 +178,57 @@ fn disable_and_enable_reach_a_vault_entity_by_its_alias() {
     );
     assert!(bao.works(&token), "the token does not work after enable");
 }
+
+#[test]
+fn a_known_identity_s_plan_gains_the_vault_entity_its_oidc_subject_is_an_alias_of() {
+    let Some(bao) = Bao::from_env() else { return };
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        std::time::UNIX_EPOCH.elapsed().unwrap().as_millis() % 100_000_000
+    );
+    let sub = "repo:acme/payments-api:ref:refs/heads/main";
+    let mount = format!("jwt-{tag}");
+    let (s, d) = bao.call(
+        &bao.root,
+        "POST",
+        &format!("sys/auth/{mount}"),
+        &json!({"type": "jwt"}),
+    );
+    assert!(s < 300, "{s} {d}");
+    let (_, auths) = bao.call(&bao.root, "GET", "sys/auth", &Value::Null);
+    let accessor = auths["data"][format!("{mount}/")]["accessor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (_, e) = bao.call(
+        &bao.root,
+        "POST",
+        "identity/entity",
+        &json!({"name": format!("payments-{tag}")}),
+    );
+    let entity = e["data"]["id"].as_str().unwrap().to_owned();
+    let (s, d) = bao.call(
+        &bao.root,
+        "POST",
+        "identity/entity-alias",
+        &json!({"name": sub, "canonical_id": entity, "mount_accessor": accessor}),
+    );
+    assert!(s < 300, "{s} {d}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let estate = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/estate");
+    let o = keyward(&bao, dir.path(), &["ingest", estate.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let o = keyward(&bao, dir.path(), &["disable", sub, "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let out = text(&o.stdout);
+    // The AWS side (the subject denied in the roles' trust) and the Vault side, one plan.
+    assert!(out.contains("KeywardDenySubject"), "{out}");
+    assert!(
+        out.contains(&format!(
+            "vault write identity/entity/id/{entity} disabled=true"
+        )),
+        "{out}"
+    );
+}

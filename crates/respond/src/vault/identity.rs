@@ -84,12 +84,18 @@ pub(super) async fn find(h: &Http, candidates: &[String]) -> Result<Found, Conne
                     accessors.len()
                 ));
             }
+            let (mut failed, mut first_error) = (0usize, None::<String>);
             for acc in accessors.iter().take(MAX_ACCESSORS) {
                 if own.as_deref() == Some(acc.as_str()) {
                     continue;
                 }
-                let Ok(info) = super::tokens::lookup_accessor(h, acc).await else {
-                    continue;
+                let info = match super::tokens::lookup_accessor(h, acc).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                        continue;
+                    }
                 };
                 if !info.valid {
                     continue;
@@ -119,6 +125,11 @@ pub(super) async fn find(h: &Http, candidates: &[String]) -> Result<Found, Conne
                     entity_id: info.entity_id.clone(),
                     matched_by,
                 });
+            }
+            if let Some(e) = first_error {
+                found.notes.push(format!(
+                    "{failed} Vault token accessors could not be looked up (their tokens were not searched): {e}"
+                ));
             }
         }
         Err(e) => found.notes.push(format!(
