@@ -9,6 +9,8 @@
 //!   snapshot a target's state, apply an action, verify its effect, undo it.
 //! - [`rotate`]: a key rotation without downtime as a [`Plan`] (create, write where the old
 //!   key lives, verify, deactivate); the new secret passes between steps in memory only.
+//! - [`campaign`]: a breach rotation of every key as a resumable job, and how an item a
+//!   killed process left half-done converges; [`schedule`]: rotation periods and deadlines.
 //! - [`execute`]: runs a plan's steps through the connectors in order, stopping at the
 //!   first failure, and reports each step's result to a recorder (the caller audits and
 //!   stores it).
@@ -18,11 +20,13 @@
 
 pub mod action;
 pub mod aws;
+pub mod campaign;
 pub mod execute;
 pub mod kube;
 pub mod plan;
 pub mod policy;
 pub mod rotate;
+pub mod schedule;
 
 pub use action::{Action, IamPrincipal};
 pub use plan::{Plan, PlanStatus, Step, StepResult};

@@ -244,6 +244,52 @@ pub fn old_secret_in(doc: &str, key_id: &str) -> Option<String> {
     })
 }
 
+/// The secret access key of `key_id` in a location's values (a secret's string, or a
+/// Kubernetes Secret's data entries): next to the id in the same value, or in a sibling
+/// entry named like a secret key. `None` when no value holds `key_id`.
+pub fn secret_next_to(values: &[(String, String)], key_id: &str) -> Option<String> {
+    if !values.iter().any(|(_, v)| v.contains(key_id)) {
+        return None;
+    }
+    values
+        .iter()
+        .find_map(|(_, v)| old_secret_in(v, key_id))
+        .or_else(|| {
+            values
+                .iter()
+                .find(|(k, v)| is_secret_name(k) && !v.trim().is_empty())
+                .map(|(_, v)| v.trim().to_owned())
+        })
+}
+
+/// The access key ids (`AKIA…` / `ASIA…`, 20 characters) written in a text.
+pub fn key_ids_in(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while let Some(at) = text.get(i..).and_then(|t| t.find("A")).map(|n| n + i) {
+        let id = b.get(at..at + 20);
+        let ok = id.is_some_and(|id| {
+            (id.starts_with(b"AKIA") || id.starts_with(b"ASIA"))
+                && id
+                    .iter()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+        }) && !b
+            .get(at.wrapping_sub(1))
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && !b.get(at + 20).is_some_and(|c| c.is_ascii_alphanumeric());
+        if ok && let Some(id) = text.get(at..at + 20) {
+            out.push(id.to_owned());
+            i = at + 20;
+        } else {
+            i = at + 1;
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Why a value could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RewriteError {
@@ -266,16 +312,8 @@ pub fn rewrite(
     if !values.iter().any(|(_, v)| v.contains(old_id)) {
         return Err(RewriteError::NoKey(old_id.to_owned()));
     }
-    let old_secret = values
-        .iter()
-        .find_map(|(_, v)| old_secret_in(v, old_id))
-        .or_else(|| {
-            values
-                .iter()
-                .find(|(k, v)| is_secret_name(k) && !v.trim().is_empty())
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .ok_or_else(|| RewriteError::NoSecret(old_id.to_owned()))?;
+    let old_secret =
+        secret_next_to(values, old_id).ok_or_else(|| RewriteError::NoSecret(old_id.to_owned()))?;
     Ok(values
         .iter()
         .map(|(k, v)| {
@@ -460,6 +498,21 @@ mod tests {
         assert_eq!(out, Err(RewriteError::NoSecret("AKIAOLD".into())));
         let out = rewrite(&pairs(&[("id", "AKIAOTHER")]), "AKIAOLD", "AKIANEW", "n");
         assert_eq!(out, Err(RewriteError::NoKey("AKIAOLD".into())));
+    }
+
+    #[test]
+    fn key_ids_are_found_in_any_text() {
+        let doc = r#"{"id":"AKIAABCDEFGHIJKLMNOP","x":"AKIAABCDEFGHIJKLMNOPQ","y":"ASIA0123456789ABCDEF"}"#;
+        assert_eq!(
+            key_ids_in(doc),
+            ["AKIAABCDEFGHIJKLMNOP", "ASIA0123456789ABCDEF"]
+        );
+        assert!(key_ids_in("AKIA short, A, akiaabcdefghijklmnop").is_empty());
+        let env = "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\nAWS_SECRET_ACCESS_KEY=s3\n";
+        assert_eq!(
+            secret_next_to(&pairs(&[("", env)]), "AKIAABCDEFGHIJKLMNOP").as_deref(),
+            Some("s3")
+        );
     }
 
     #[test]
