@@ -767,10 +767,12 @@ async fn converge(ctx: &Ctx, item: &mut Item, last: &str) -> Result<ItemState, S
     }
 }
 
-/// Marks a plan a killed process left `executing` as failed, saying what the resume did.
+/// Marks a plan a killed process left `executing` (or `planned`, killed before it ran) as
+/// failed, saying what the resume did, so that nobody executes it later.
 fn close(ctx: &Ctx, plan: Option<&mut Plan>, what: &str) -> Result<(), String> {
     let Some(plan) = plan else { return Ok(()) };
-    if plan.status != PlanStatus::Executing {
+    // Executed, failed or undone plans say what happened already.
+    if !matches!(plan.status, PlanStatus::Executing | PlanStatus::Planned) {
         return Ok(());
     }
     plan.status = PlanStatus::Failed;
