@@ -154,25 +154,47 @@ fn plan_due(
     if todo.is_empty() {
         return Ok(out);
     }
-    let (sm, kube, note) = locations_index(ask.kube_context)?;
+    let slots: Vec<(String, i64)> = todo
+        .iter()
+        .filter(|k| !is_key_id(&k.key_id))
+        .map(|k| (k.user.clone(), k.created_ms))
+        .collect();
+    let (sm, kube, note, ids) = live(ask.kube_context, &slots)?;
     let actor = cli_actor();
     let now = now_ms();
     let _writing = crate::output::write_lock(engine, dir)?;
     for k in todo {
+        // A credential report names slots (`access_key_1`), not ids: the id is the live key
+        // made at the same second.
+        let key_id = if is_key_id(&k.key_id) {
+            k.key_id.clone()
+        } else if let Some(id) = ids.get(&(k.user.clone(), k.created_ms)) {
+            id.clone()
+        } else {
+            eprintln!(
+                "{} of {}: no plan, its key id is unknown (the credential report names slots): run with the AWS connector configured, or `keyward rotate {}`",
+                k.key_id, k.user, k.user
+            );
+            continue;
+        };
+        if let Some(p) = out.get(&key_id).cloned() {
+            out.insert(k.key_id.clone(), p);
+            continue;
+        }
         let account = k
             .identity
             .strip_prefix("arn:aws:iam::")
             .and_then(|r| r.split(':').next())
             .map(str::to_owned);
         let mut locations: Vec<SecretLocation> = sm
-            .get(&k.key_id)
+            .get(&key_id)
             .into_iter()
             .flatten()
             .map(|s| SecretLocation::Secretsmanager {
                 secret_id: s.clone(),
             })
             .collect();
-        locations.extend(kube.get(&k.key_id).into_iter().flatten().map(|(ns, n)| {
+        locations.extend(kube.get(&key_id).into_iter().flatten().map(|(ns, n)| {
             SecretLocation::Kubernetes {
                 namespace: ns.clone(),
                 name: n.clone(),
@@ -181,7 +203,7 @@ fn plan_due(
         let mut plan = rotate::plan(&rotate::Request {
             account: account.as_deref(),
             user: &k.user,
-            old_key_id: &k.key_id,
+            old_key_id: &key_id,
             locations: &locations,
             grace_days: ask.grace_days,
             now,
@@ -199,7 +221,7 @@ fn plan_due(
                 target: Some(plan.id.clone()),
                 detail: Some(format!(
                     "scheduled rotation of {} of {} ({}, deadline {})",
-                    k.key_id,
+                    key_id,
                     k.user,
                     k.status.as_str(),
                     k.deadline
@@ -209,18 +231,25 @@ fn plan_due(
             },
         )?;
         out.insert(k.key_id.clone(), plan.id.clone());
+        out.insert(key_id, plan.id.clone());
     }
     Ok(out)
+}
+
+fn is_key_id(s: &str) -> bool {
+    s.starts_with("AKIA") && s.len() == 20
 }
 
 type Index = (
     BTreeMap<String, Vec<String>>,
     BTreeMap<String, Vec<(String, String)>>,
     Option<String>,
+    BTreeMap<(String, i64), String>,
 );
 
-/// Where keys live, when the connectors are configured (otherwise a note for the plans).
-fn locations_index(kube_context: Option<&str>) -> anyhow::Result<Index> {
+/// Where keys live, and the ids of the keys known by slot (user, creation time), when the
+/// connectors are configured (otherwise a note for the plans).
+fn live(kube_context: Option<&str>, slots: &[(String, i64)]) -> anyhow::Result<Index> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -228,9 +257,21 @@ fn locations_index(kube_context: Option<&str>) -> anyhow::Result<Index> {
     rt.block_on(async {
         let c = Connectors::from_env(kube_context).await;
         let mut note = Vec::new();
+        let mut ids = BTreeMap::new();
         #[cfg(feature = "aws")]
         let sm = match &c.aws {
-            Some(a) => a.secret_index().await?,
+            Some(a) => {
+                for (user, created) in slots {
+                    let keys = a.dated_keys(user).await.unwrap_or_default();
+                    if let Some(k) = keys
+                        .iter()
+                        .find(|k| k.created.is_some_and(|c| (c - created).abs() < 2_000))
+                    {
+                        ids.insert((user.clone(), *created), k.id.clone());
+                    }
+                }
+                a.secret_index().await?
+            }
             None => {
                 note.push("Secrets Manager");
                 BTreeMap::new()
@@ -238,6 +279,7 @@ fn locations_index(kube_context: Option<&str>) -> anyhow::Result<Index> {
         };
         #[cfg(not(feature = "aws"))]
         let sm = {
+            let _ = slots;
             note.push("Secrets Manager");
             BTreeMap::new()
         };
@@ -260,6 +302,6 @@ fn locations_index(kube_context: Option<&str>) -> anyhow::Result<Index> {
                 note.join(" and ")
             )
         });
-        Ok((sm, kube, note))
+        Ok((sm, kube, note, ids))
     })
 }

@@ -573,3 +573,116 @@ fn a_campaign_killed_twice_resumes_without_rotating_anything_twice() {
     assert_eq!(created.len(), 30, "{created:?}");
     assert!(created.values().all(|k| k.len() == 1), "{created:?}");
 }
+
+#[test]
+fn due_keys_become_stored_dry_run_plans_with_their_live_key_id_and_locations() {
+    let Some(e) = env() else { return };
+    let tag = unique("d");
+    let user = format!("{tag}-due");
+    let secret = format!("{tag}/due");
+    let (iam, sm) = e.clients();
+    let rt = rt();
+    let (key, report) = rt.block_on(async {
+        iam.create_user().user_name(&user).send().await.unwrap();
+        let k = iam
+            .create_access_key()
+            .user_name(&user)
+            .send()
+            .await
+            .unwrap()
+            .access_key
+            .unwrap();
+        sm.create_secret()
+            .name(&secret)
+            .secret_string(
+                json!({"aws_access_key_id": k.access_key_id, "aws_secret_access_key": k.secret_access_key})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        iam.generate_credential_report().send().await.unwrap();
+        let report = iam.get_credential_report().send().await.unwrap();
+        let csv = String::from_utf8(report.content.unwrap().into_inner()).unwrap();
+        (k.access_key_id, csv)
+    });
+    // The credential report, cut to its header and this test's user (moto holds every
+    // other test's users too).
+    let mut lines = report.lines();
+    let mut csv = format!("{}\n", lines.next().unwrap());
+    for l in lines.filter(|l| l.starts_with(&format!("{user},"))) {
+        csv.push_str(l);
+        csv.push('\n');
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("credential-report.csv");
+    std::fs::write(&file, csv).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let out = e
+        .keyward(data.path(), &["ingest", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // A hundred days on, the standard 90-day schedule is past.
+    let later = keyward_model::time::format(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+            + 100 * 86_400_000,
+    );
+    let out = e
+        .keyward(
+            data.path(),
+            &[
+                "rotate",
+                "--due",
+                "--plan",
+                "--as-of",
+                &later,
+                "--namespace",
+                &tag,
+                "--format",
+                "json",
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let row = rows.iter().find(|r| r["user"] == user.as_str()).unwrap();
+    assert_eq!(row["status"], "overdue");
+    assert_eq!(row["schedule_days"], 90);
+    let plan_id = row["plan"].as_str().unwrap().to_owned();
+    // Stored, planned, visible in `respond list`; it names the live key and its secret.
+    let out = e
+        .keyward(
+            data.path(),
+            &["respond", "show", &plan_id, "--format", "json"],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["status"], "planned");
+    assert_eq!(plan["steps"][0]["replaces"], key.as_str());
+    assert_eq!(plan["steps"][1]["location"]["secret_id"], secret.as_str());
+    let out = e
+        .keyward(data.path(), &["respond", "list"])
+        .output()
+        .unwrap();
+    assert!(text(&out.stdout).contains(&plan_id));
+    // Asked again: the existing plan, not a second one.
+    let out = e
+        .keyward(
+            data.path(),
+            &[
+                "rotate", "--due", "--plan", "--as-of", &later, "--format", "json",
+            ],
+        )
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let again = rows.iter().find(|r| r["user"] == user.as_str()).unwrap();
+    assert_eq!(again["plan"], plan_id.as_str());
+}

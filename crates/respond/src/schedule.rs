@@ -57,6 +57,10 @@ pub struct KeyDue {
     pub identity: String,
     pub user: String,
     pub key_id: String,
+    /// When the key was made (RFC 3339).
+    pub created: String,
+    #[serde(skip)]
+    pub created_ms: Millis,
     pub age_days: u64,
     pub schedule_days: u32,
     pub warn_from_day: u32,
@@ -108,6 +112,8 @@ pub fn due(
         identity: identity.to_owned(),
         user: user.to_owned(),
         key_id: key_id.to_owned(),
+        created: keyward_model::time::format(created),
+        created_ms: created,
         age_days,
         schedule_days: days,
         warn_from_day: warn,
