@@ -638,7 +638,17 @@ async fn rotate_fresh(ctx: &Ctx, item: &mut Item) -> Result<ItemState, String> {
             new_key_id: new_key_of(&plan).unwrap_or_default(),
             at: now_ms(),
         }),
-        Err(e) => Err(format!("plan {}: {e}", plan.id)),
+        Err(e) => {
+            let mut fix = vec![format!(
+                "keyward respond undo {}  # deletes the unused new key (and puts back what was written)",
+                plan.id
+            )];
+            fix.extend(campaign::fix_commands(&item.user, &item.old_key_id));
+            Ok(ItemState::Failed {
+                reason: format!("plan {}: {e}", plan.id),
+                fix,
+            })
+        }
     }
 }
 

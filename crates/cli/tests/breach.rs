@@ -121,6 +121,8 @@ enum Loc {
     Secret(String),
     Kube(String),
     Nowhere,
+    /// A secret holding the key id but no secret access key: its rotation fails.
+    Broken(String),
 }
 
 /// The estate: users, their original keys and where they live.
@@ -164,6 +166,7 @@ fn estate(e: &Env, n: usize) -> Estate {
             let loc = match i % 10 {
                 3 if i < 30 => Loc::Kube(format!("creds-{i}")),
                 7 if i == 7 => Loc::Nowhere,
+                7 if i == 17 => Loc::Broken(format!("{tag}/broken-{i}")),
                 _ => Loc::Secret(format!("{tag}/app-{i}")),
             };
             match &loc {
@@ -174,6 +177,14 @@ fn estate(e: &Env, n: usize) -> Estate {
                             json!({"aws_access_key_id": id, "aws_secret_access_key": secret, "region": REGION})
                                 .to_string(),
                         )
+                        .send()
+                        .await
+                        .unwrap();
+                }
+                Loc::Broken(name) => {
+                    sm.create_secret()
+                        .name(name)
+                        .secret_string(json!({"key": id}).to_string())
                         .send()
                         .await
                         .unwrap();
@@ -252,6 +263,12 @@ fn check_invariants(e: &Env, estate: &Estate) {
     let rt = rt();
     for (user, old, loc) in &estate.users {
         let ks = keys(&rt, &iam, user);
+        if let Loc::Broken(_) = loc {
+            // Failed at its write: the old key still Active (nothing broke), the unused new
+            // key left for `keyward respond undo`, as the failure says.
+            assert!(ks.contains(&(old.clone(), true)), "{user}: {ks:?}");
+            continue;
+        }
         assert_eq!(ks.len(), 2, "{user}: {ks:?} (the original and one new key)");
         let active: Vec<&String> = ks.iter().filter(|k| k.1).map(|k| &k.0).collect();
         assert_eq!(active.len(), 1, "{user}: {ks:?}");
@@ -290,7 +307,7 @@ fn check_invariants(e: &Env, estate: &Estate) {
                 let held = decode_b64(&String::from_utf8_lossy(&out.stdout));
                 assert_eq!(&held, new, "{name}");
             }
-            Loc::Nowhere => {}
+            Loc::Nowhere | Loc::Broken(_) => {}
         }
     }
     let (two, ids) = &estate.two_keys;
@@ -391,7 +408,7 @@ fn text(b: &[u8]) -> String {
 }
 
 #[test]
-fn a_breach_campaign_rotates_every_key_highest_risk_first_and_skips_two_key_users() {
+fn a_breach_campaign_rotates_every_key_and_one_failure_or_skip_stops_no_other() {
     let Some(e) = env() else { return };
     let estate = estate(&e, 30);
     let data = tempfile::tempdir().unwrap();
@@ -424,10 +441,16 @@ fn a_breach_campaign_rotates_every_key_highest_risk_first_and_skips_two_key_user
         text(&out.stdout)
     );
     assert!(
-        stderr.contains("30 done, 0 failed, 1 skipped of 31"),
+        stderr.contains("29 done, 1 failed, 1 skipped of 31"),
         "{stderr}"
     );
-    assert!(text(&out.stdout).contains("two access keys"));
+    let stdout = text(&out.stdout);
+    assert!(stdout.contains("two access keys"), "{stdout}");
+    // One user's failure stops no other, and says how to finish by hand.
+    assert!(
+        stdout.contains("holds key") && stdout.contains("keyward respond undo rp-"),
+        "{stdout}"
+    );
     check_invariants(&e, &estate);
     let created = created_per_user(data.path());
     assert_eq!(created.len(), 30);
@@ -439,7 +462,10 @@ fn a_breach_campaign_rotates_every_key_highest_risk_first_and_skips_two_key_user
         .unwrap();
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["status"], "finished");
-    assert_eq!(doc["counts"], json!({"done": 30, "skipped": 1}));
+    assert_eq!(
+        doc["counts"],
+        json!({"done": 29, "failed": 1, "skipped": 1})
+    );
     let out = e
         .keyward(data.path(), &["rotate", "--resume"])
         .output()
@@ -546,7 +572,7 @@ fn a_campaign_killed_twice_resumes_without_rotating_anything_twice() {
     let stderr = text(&out.stderr);
     println!("{stderr}");
     assert!(
-        stderr.contains("30 done, 0 failed, 1 skipped of 31"),
+        stderr.contains("29 done, 1 failed, 1 skipped of 31"),
         "{stderr}\n{}",
         text(&out.stdout)
     );
