@@ -40,7 +40,8 @@ pub struct Args {
     /// half-done is converged from what the platforms show, nothing rotated twice.
     #[arg(long, value_name = "CAMPAIGN", num_args = 0..=1, default_missing_value = "")]
     pub resume: Option<String>,
-    /// A campaign's counts and failures (the newest by default).
+    /// A campaign's counts and failures (the newest by default); exit 1 unless every key
+    /// was rotated.
     #[arg(long, value_name = "CAMPAIGN", num_args = 0..=1, default_missing_value = "")]
     pub status: Option<String>,
     /// Keys overdue or due soon on their rotation schedule (30 days high-privilege, 90

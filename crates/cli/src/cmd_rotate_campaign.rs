@@ -68,7 +68,7 @@ pub fn all(dir: &Path, ask: &Ask<'_>) -> anyhow::Result<Outcome> {
             c.id,
             keyward_model::time::format(c.created_at)
         );
-        return resume_job(dir, engine, c, ask);
+        return resume_job(engine, c, ask);
     }
     let rt = runtime()?;
     let connectors = rt.block_on(Connectors::from_env(ask.kube_context));
@@ -174,27 +174,17 @@ pub fn resume(dir: &Path, id: Option<&str>, ask: &Ask<'_>) -> anyhow::Result<Out
             }
         },
     };
-    resume_job(dir, engine, job, ask)
+    resume_job(engine, job, ask)
 }
 
-fn resume_job(
-    dir: &Path,
-    engine: Engine,
-    job: Job<Campaign>,
-    ask: &Ask<'_>,
-) -> anyhow::Result<Outcome> {
-    let _ = dir;
+fn resume_job(engine: Engine, job: Job<Campaign>, ask: &Ask<'_>) -> anyhow::Result<Outcome> {
     let mut items: Vec<Item> = engine
         .jobs::<Item>(ITEM_KIND, Some(&job.id), usize::MAX >> 1)?
         .into_iter()
         .map(|j| j.doc)
         .collect();
     campaign::order(&mut items);
-    let ask = Ask {
-        concurrency: ask.concurrency,
-        ..*ask
-    };
-    run_campaign(engine, job, items, connectors_again(&ask)?, &ask)
+    run_campaign(engine, job, items, connectors_again(ask)?, ask)
 }
 
 /// The newest campaign not finished.
@@ -205,7 +195,7 @@ fn unfinished(engine: &Engine) -> anyhow::Result<Option<Job<Campaign>>> {
         .find(|j| j.status != "finished"))
 }
 
-/// Risk score and permission scope per IAM user ARN (canonical: no path) and per name.
+/// The risk score (R) per IAM user ARN (canonical: no path) and per `user/NAME`.
 struct Risks(BTreeMap<String, f64>);
 
 impl Risks {
