@@ -4,6 +4,8 @@
 //! store and audit the
 //! plan (a dry run ends here) → execute it like `keyward respond execute`.
 //! The new secret access key is never printed or stored: see `keyward_respond::rotate`.
+//! `--all` / `--resume` / `--status` (breach rotation campaigns) are in
+//! `cmd_rotate_campaign.rs`, `--due` (schedules) in `cmd_rotate_due.rs`.
 
 use std::path::Path;
 
@@ -18,9 +20,50 @@ use crate::cmd_respond::{confirm_and_run, print_plan};
 use crate::output::{cli_actor, now_ms};
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["identity", "all", "resume", "status", "due"])))]
 pub struct Args {
     /// The IAM user (`NAME`, `user/NAME` or its ARN) or the access key id to rotate.
-    pub identity: String,
+    pub identity: Option<String>,
+    /// Every IAM user with an Active access key, highest risk first, as a campaign
+    /// (dry run: the order and the plan count; with --execute: a resumable campaign job).
+    #[arg(long)]
+    pub all: bool,
+    /// With --all: a breach, so every key now (recorded on the campaign).
+    #[arg(long, requires = "all")]
+    pub breach: bool,
+    /// Rotations running at once in a campaign.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub concurrency: u32,
+    /// With --all: only users under this IAM path (`ListUsers --path-prefix`).
+    #[arg(long, default_value = "/", value_name = "PATH")]
+    pub path_prefix: String,
+    /// Finish an unfinished campaign (the newest by default): every item a killed run left
+    /// half-done is converged from what the platforms show, nothing rotated twice.
+    #[arg(long, value_name = "CAMPAIGN", num_args = 0..=1, default_missing_value = "")]
+    pub resume: Option<String>,
+    /// A campaign's counts and failures (the newest by default); exit 1 unless every key
+    /// was rotated.
+    #[arg(long, value_name = "CAMPAIGN", num_args = 0..=1, default_missing_value = "")]
+    pub status: Option<String>,
+    /// Keys overdue or due soon on their rotation schedule (30 days high-privilege, 90
+    /// standard; warned from day 25 / 75), from the inventory.
+    #[arg(long)]
+    pub due: bool,
+    /// With --due: store a dry-run rotation plan per due key (`keyward respond list`).
+    #[arg(long, requires = "due")]
+    pub plan: bool,
+    /// With --due: list every active key, not only the due ones.
+    #[arg(long, requires = "due")]
+    pub every_key: bool,
+    /// Rotation period of high-privilege identities (permission scope ≥ 6), in days.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(6..))]
+    pub high_days: u32,
+    /// Rotation period of every other identity, in days.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(6..))]
+    pub standard_days: u32,
+    /// With --due: judge ages as of this time (RFC 3339; default now).
+    #[arg(long, value_name = "TIME")]
+    pub as_of: Option<String>,
     /// Run the plan now (after confirmation, unless --yes). Without it: a dry run.
     #[arg(long)]
     pub execute: bool,
@@ -62,6 +105,34 @@ struct Found {
 }
 
 pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
+    if a.due {
+        let as_of = a
+            .as_of
+            .as_deref()
+            .map(crate::output::parse_instant)
+            .transpose()?;
+        return crate::cmd_rotate_due::run(
+            dir,
+            &crate::cmd_rotate_due::Ask {
+                schedule: keyward_respond::schedule::Schedule {
+                    high_days: a.high_days,
+                    standard_days: a.standard_days,
+                },
+                as_of,
+                plan: a.plan,
+                json: a.format == "json",
+                all: a.every_key,
+                grace_days: a.grace_days,
+                kube_context: a.kube_context.as_deref(),
+            },
+        );
+    }
+    if a.all || a.resume.is_some() || a.status.is_some() {
+        return campaign(dir, &a);
+    }
+    let Some(identity) = a.identity.clone() else {
+        anyhow::bail!("name the user or key to rotate, or use --all, --resume, --status or --due");
+    };
     let mut engine =
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -108,12 +179,41 @@ pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
             print_plan(&plan);
             println!(
                 "\ndry run: nothing has changed. Rotate with `keyward rotate {} --execute` or `keyward respond execute {}`",
-                a.identity, plan.id
+                identity, plan.id
             );
         }
         return Ok(Outcome::Clean);
     }
     confirm_and_run(&mut engine, plan, false, a.yes, a.kube_context.as_deref())
+}
+
+#[cfg(all(feature = "aws", feature = "kubernetes"))]
+fn campaign(dir: &Path, a: &Args) -> anyhow::Result<Outcome> {
+    use crate::cmd_rotate_campaign as c;
+    let ask = c::Ask {
+        breach: a.breach,
+        execute: a.execute || a.resume.is_some(),
+        yes: a.yes,
+        concurrency: a.concurrency as usize,
+        json: a.format == "json",
+        path_prefix: &a.path_prefix,
+        namespaces: &a.namespace,
+        grace_days: a.grace_days,
+        kube_context: a.kube_context.as_deref(),
+    };
+    let named = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
+    if a.status.is_some() {
+        return c::status(dir, named(&a.status).as_deref(), ask.json);
+    }
+    if a.resume.is_some() {
+        return c::resume(dir, named(&a.resume).as_deref(), &ask);
+    }
+    c::all(dir, &ask)
+}
+
+#[cfg(not(all(feature = "aws", feature = "kubernetes")))]
+fn campaign(_: &Path, _: &Args) -> anyhow::Result<Outcome> {
+    anyhow::bail!("rotation campaigns need the `aws` and `kubernetes` features")
 }
 
 /// The user, the key to replace (refusing a user with two keys), and where the key lives.
@@ -132,7 +232,7 @@ async fn discover_with(a: &Args, c: &Connectors) -> anyhow::Result<Found> {
             .map_or("not configured", |(_, w)| w.as_str());
         anyhow::bail!("rotating an access key needs the AWS connector: {why}");
     };
-    let id = a.identity.as_str();
+    let id = a.identity.as_deref().unwrap_or_default();
     let is_key = (id.starts_with("AKIA") || id.starts_with("ASIA")) && !id.contains('/');
     let user = if is_key {
         aws.key_user(id).await?

@@ -18,6 +18,9 @@ mod cmd_inventory;
 mod cmd_lifecycle;
 mod cmd_respond;
 mod cmd_rotate;
+#[cfg(all(feature = "aws", feature = "kubernetes"))]
+mod cmd_rotate_campaign;
+mod cmd_rotate_due;
 mod cmd_rules;
 mod cmd_serve;
 mod cmd_show;
@@ -101,7 +104,9 @@ enum Command {
     Respond(cmd_respond::Command),
     /// Rotate an IAM user's access key without downtime: create, write it where the old
     /// one lives (Secrets Manager, Kubernetes Secrets, Vault/OpenBao KV v2), verify,
-    /// deactivate the old one (a dry run without --execute).
+    /// deactivate the old one (a dry run without --execute). `--all --breach`: every key,
+    /// highest risk first, as a resumable campaign; `--due`: keys past or near their
+    /// rotation schedule.
     Rotate(cmd_rotate::Args),
 }
 

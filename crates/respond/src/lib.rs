@@ -12,6 +12,8 @@
 //!   key lives, verify, deactivate); the new secret passes between steps in memory only.
 //! - [`restore`]: self-healing — the changes that put an IAM principal back to its approved
 //!   baseline, as a reversible [`Plan`].
+//! - [`campaign`]: a breach rotation of every key as a resumable job, and how an item a
+//!   killed process left half-done converges; [`schedule`]: rotation periods and deadlines.
 //! - [`execute`]: runs a plan's steps through the connectors in order, stopping at the
 //!   first failure, and reports each step's result to a recorder (the caller audits and
 //!   stores it).
@@ -21,12 +23,14 @@
 
 pub mod action;
 pub mod aws;
+pub mod campaign;
 pub mod execute;
 pub mod kube;
 pub mod plan;
 pub mod policy;
 pub mod restore;
 pub mod rotate;
+pub mod schedule;
 pub mod vault;
 
 pub use action::{Action, IamPrincipal};

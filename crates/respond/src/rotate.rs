@@ -282,12 +282,35 @@ pub fn old_secret_in(doc: &str, key_id: &str) -> Option<String> {
     })
 }
 
-/// The access key ids (`AKIA` + 16 upper-case letters or digits) a document holds, in
-/// order of appearance, each once.
-pub fn key_ids_in(doc: &str) -> Vec<String> {
+/// The secret access key of `key_id` in a location's values (a secret's string, or a
+/// Kubernetes Secret's data entries): next to the id in the same value, or in a sibling
+/// entry named like a secret key. `None` when no value holds `key_id`.
+pub fn secret_next_to(values: &[(String, String)], key_id: &str) -> Option<String> {
+    if !values.iter().any(|(_, v)| v.contains(key_id)) {
+        return None;
+    }
+    values
+        .iter()
+        .find_map(|(_, v)| old_secret_in(v, key_id))
+        .or_else(|| {
+            values
+                .iter()
+                .find(|(k, v)| is_secret_name(k) && !v.trim().is_empty())
+                .map(|(_, v)| v.trim().to_owned())
+        })
+}
+
+/// The access key ids (`AKIA…` / `ASIA…`: 20 upper-case letters or digits, whole words) a
+/// text holds, in order of appearance, each once.
+pub fn key_ids_in(text: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for word in doc.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit())) {
-        if word.len() == 20 && word.starts_with("AKIA") && !out.iter().any(|x| x == word) {
+    for word in text.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let id = word.len() == 20
+            && (word.starts_with("AKIA") || word.starts_with("ASIA"))
+            && word
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if id && !out.iter().any(|x| x == word) {
             out.push(word.to_owned());
         }
     }
@@ -316,16 +339,8 @@ pub fn rewrite(
     if !values.iter().any(|(_, v)| v.contains(old_id)) {
         return Err(RewriteError::NoKey(old_id.to_owned()));
     }
-    let old_secret = values
-        .iter()
-        .find_map(|(_, v)| old_secret_in(v, old_id))
-        .or_else(|| {
-            values
-                .iter()
-                .find(|(k, v)| is_secret_name(k) && !v.trim().is_empty())
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .ok_or_else(|| RewriteError::NoSecret(old_id.to_owned()))?;
+    let old_secret =
+        secret_next_to(values, old_id).ok_or_else(|| RewriteError::NoSecret(old_id.to_owned()))?;
     Ok(values
         .iter()
         .map(|(k, v)| {
@@ -563,6 +578,21 @@ mod tests {
         );
         assert!(key_ids_in("AKIAIOSFODNN7EXAMPLEX").is_empty());
         assert!(key_ids_in("ünïcödé AKIA").is_empty());
+    }
+
+    #[test]
+    fn key_ids_are_found_in_any_text() {
+        let doc = r#"{"id":"AKIAABCDEFGHIJKLMNOP","x":"AKIAABCDEFGHIJKLMNOPQ","y":"ASIA0123456789ABCDEF"}"#;
+        assert_eq!(
+            key_ids_in(doc),
+            ["AKIAABCDEFGHIJKLMNOP", "ASIA0123456789ABCDEF"]
+        );
+        assert!(key_ids_in("AKIA short, A, akiaabcdefghijklmnop").is_empty());
+        let env = "AWS_ACCESS_KEY_ID=AKIAABCDEFGHIJKLMNOP\nAWS_SECRET_ACCESS_KEY=s3\n";
+        assert_eq!(
+            secret_next_to(&pairs(&[("", env)]), "AKIAABCDEFGHIJKLMNOP").as_deref(),
+            Some("s3")
+        );
     }
 
     #[test]

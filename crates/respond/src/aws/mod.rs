@@ -9,6 +9,8 @@ use crate::action::{
 };
 
 #[cfg(feature = "aws")]
+mod campaign;
+#[cfg(feature = "aws")]
 mod client;
 #[cfg(feature = "aws")]
 mod document;
@@ -18,6 +20,8 @@ mod forensics;
 mod restore;
 #[cfg(feature = "aws")]
 mod rotate;
+#[cfg(feature = "aws")]
+pub use campaign::{SecretIndex, UserKeys};
 #[cfg(feature = "aws")]
 pub use client::{AwsConnector, http_client, sdk, static_config};
 

@@ -4,7 +4,11 @@
 use crate::action::{Action, shell_quote as q};
 
 #[cfg(feature = "kubernetes")]
+mod campaign;
+#[cfg(feature = "kubernetes")]
 mod client;
+#[cfg(feature = "kubernetes")]
+pub use campaign::KubeSecretIndex;
 #[cfg(feature = "kubernetes")]
 pub use client::{KubeConnector, KubeOptions, RolloutCheck};
 
