@@ -11,6 +11,7 @@ mod clusters;
 mod detection;
 pub mod drift;
 mod ingest;
+pub mod jobs;
 mod lifecycle;
 mod posture;
 mod query;

@@ -135,6 +135,22 @@ pub struct PlanRow {
     pub doc: String,
 }
 
+/// A long-running orchestration job or one of its items (a breach rotation campaign and
+/// each identity it rotates, a playbook run and its steps): its owner's JSON and the columns
+/// resumption and listings filter on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    pub id: String,
+    /// What owns it (`rotation_campaign`, `rotation_item`, `playbook_run`, …).
+    pub kind: String,
+    /// The job this one is an item of.
+    pub parent: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+    pub status: String,
+    pub doc: String,
+}
+
 /// A plan's forensic snapshot: written once, never changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EvidenceRow {
@@ -221,6 +237,13 @@ pub trait Store {
     /// Stores a plan's evidence with its audit entry; a second write for one plan fails.
     fn put_evidence(&mut self, evidence: &EvidenceRow, audit: &AuditEntry) -> Result<()>;
     fn evidence(&self, plan_id: &str) -> Result<Option<EvidenceRow>>;
+    /// Inserts or updates a job (its kind, parent and creation time are kept from the first
+    /// write). With an audit entry, both are written in one transaction; progress updates
+    /// without one are still committed before this returns.
+    fn put_job(&mut self, job: &JobRow, audit: Option<&AuditEntry>) -> Result<()>;
+    fn job(&self, id: &str) -> Result<Option<JobRow>>;
+    /// Jobs of a kind (only the items of `parent`, when given), newest first.
+    fn jobs(&self, kind: &str, parent: Option<&str>, limit: usize) -> Result<Vec<JobRow>>;
     /// Audit entries with a seq above `after`, oldest first, at most `limit`.
     fn audit_entries(&self, after: i64, limit: usize) -> Result<Vec<AuditRecord>>;
     /// Walks the whole audit chain and checks it against `anchors`: the first broken

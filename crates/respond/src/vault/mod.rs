@@ -466,6 +466,8 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),
@@ -514,6 +516,8 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),

@@ -10,8 +10,8 @@ use rustc_hash::FxHashMap;
 
 use crate::audit::{self, AuditRecord, Checkpoint, KeyFiles, Keys, VerifyReport};
 use crate::{
-    AuditEntry, Batch, DeadLetter, EvidenceRow, FileRecord, FindingChange, FindingRow, PlanRow,
-    Result, Store, StoreError, TokenRow, WriterLock,
+    AuditEntry, Batch, DeadLetter, EvidenceRow, FileRecord, FindingChange, FindingRow, JobRow,
+    PlanRow, Result, Store, StoreError, TokenRow, WriterLock,
 };
 
 mod batch;
@@ -21,7 +21,7 @@ mod tests;
 use batch::*;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 8] = [
+const MIGRATIONS: [&str; 9] = [
     include_str!("../../schema/001_init.sql"),
     include_str!("../../schema/002_observed_edges.sql"),
     include_str!("../../schema/003_detection.sql"),
@@ -30,6 +30,7 @@ const MIGRATIONS: [&str; 8] = [
     include_str!("../../schema/006_settings.sql"),
     include_str!("../../schema/007_audit_chain.sql"),
     include_str!("../../schema/008_response.sql"),
+    include_str!("../../schema/009_jobs.sql"),
 ];
 
 pub struct SqliteStore {
@@ -660,6 +661,54 @@ impl Store for SqliteStore {
             .optional()?)
     }
 
+    fn put_job(&mut self, j: &JobRow, audit: Option<&AuditEntry>) -> Result<()> {
+        const UPSERT: &str =
+            "INSERT INTO jobs (id, kind, parent, created_at, updated_at, status, doc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,
+                status = excluded.status, doc = excluded.doc";
+        let args = params![
+            j.id,
+            j.kind,
+            j.parent,
+            j.created_at,
+            j.updated_at,
+            j.status,
+            j.doc
+        ];
+        match audit {
+            Some(audit) => self.audited(|tx, append| {
+                tx.execute(UPSERT, args)?;
+                append(audit)?;
+                Ok(())
+            }),
+            None => {
+                retry_busy(|| self.conn.execute(UPSERT, args))?;
+                Ok(())
+            }
+        }
+    }
+
+    fn job(&self, id: &str) -> Result<Option<JobRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
+                [id],
+                job_row,
+            )
+            .optional()?)
+    }
+
+    fn jobs(&self, kind: &str, parent: Option<&str>, limit: usize) -> Result<Vec<JobRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND (?2 IS NULL OR parent = ?2)
+             ORDER BY created_at DESC, id LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![kind, parent, limit as i64], job_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT ?1"
@@ -856,6 +905,20 @@ fn append_audit(tx: &Connection, key: &audit::MacKey, e: &AuditEntry) -> Result<
         ],
     )?;
     Ok(seq)
+}
+
+const JOB_COLUMNS: &str = "id, kind, parent, created_at, updated_at, status, doc";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        parent: r.get(2)?,
+        created_at: r.get(3)?,
+        updated_at: r.get(4)?,
+        status: r.get(5)?,
+        doc: r.get(6)?,
+    })
 }
 
 const PLAN_COLUMNS: &str = "id, created_at, updated_at, identity, finding, status, doc";

@@ -403,3 +403,58 @@ fn actor_key_is_fnv1a_64_of_the_bytes() {
         assert_eq!(actor_key(actor), by_hand(actor), "{actor:?}");
     }
 }
+
+/// A job keeps its kind, parent and creation time from its first write; later writes
+/// change its status and document; listings filter by kind and parent, newest first.
+#[test]
+fn jobs_are_upserted_and_listed_by_kind_and_parent() {
+    let mut s = SqliteStore::in_memory().unwrap();
+    let job = |id: &str, kind: &str, parent: Option<&str>, at: Millis, status: &str| JobRow {
+        id: id.into(),
+        kind: kind.into(),
+        parent: parent.map(str::to_owned),
+        created_at: at,
+        updated_at: at,
+        status: status.into(),
+        doc: format!("{{\"status\":\"{status}\"}}"),
+    };
+    let audit = AuditEntry {
+        at: 1,
+        actor: "cli:test".into(),
+        action: "rotate.campaign".into(),
+        target: Some("c1".into()),
+        detail: None,
+        before: None,
+        after: None,
+    };
+    s.put_job(&job("c1", "campaign", None, 1, "running"), Some(&audit))
+        .unwrap();
+    s.put_job(&job("c1/a", "item", Some("c1"), 2, "pending"), None)
+        .unwrap();
+    s.put_job(&job("c1/b", "item", Some("c1"), 3, "pending"), None)
+        .unwrap();
+    s.put_job(&job("c2/a", "item", Some("c2"), 4, "pending"), None)
+        .unwrap();
+    // An update: a later creation time and another kind are ignored.
+    s.put_job(&job("c1/a", "other", None, 9, "done"), None)
+        .unwrap();
+    let a = s.job("c1/a").unwrap().unwrap();
+    assert_eq!((a.kind.as_str(), a.parent.as_deref()), ("item", Some("c1")));
+    assert_eq!(
+        (a.created_at, a.updated_at, a.status.as_str()),
+        (2, 9, "done")
+    );
+    assert_eq!(a.doc, "{\"status\":\"done\"}");
+    let ids = |rows: Vec<JobRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(s.jobs("item", Some("c1"), 10).unwrap()),
+        ["c1/b", "c1/a"]
+    );
+    assert_eq!(
+        ids(s.jobs("item", None, 10).unwrap()),
+        ["c2/a", "c1/b", "c1/a"]
+    );
+    assert_eq!(ids(s.jobs("item", None, 1).unwrap()), ["c2/a"]);
+    assert!(s.job("nope").unwrap().is_none());
+    assert_eq!(s.audit_log(10).unwrap()[0].entry.action, "rotate.campaign");
+}
