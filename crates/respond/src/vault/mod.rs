@@ -579,6 +579,48 @@ mod tests {
     }
 
     #[test]
+    fn an_identity_goes_by_its_alias_names_in_vault() {
+        use keyward_model::Platform;
+        let mut sa = Identity::new(
+            "k8s:prod:payments:payments-api".into(),
+            Platform::Kubernetes,
+            IdentityKind::ServiceAccount,
+            "system:serviceaccount:payments:payments-api".into(),
+        );
+        sa.namespace = Some("payments".into());
+        sa.native_id = Some("0b7c-uid".into());
+        let c = candidates(&sa);
+        assert!(c.contains(&"payments/payments-api".to_owned()), "{c:?}");
+        assert!(c.contains(&"0b7c-uid".to_owned()), "{c:?}");
+        let mut oidc = Identity::new(
+            "oidc:github:repo:acme/payments-api:ref:refs/heads/main".into(),
+            Platform::Github,
+            IdentityKind::OidcSubject,
+            "payments-api main".into(),
+        );
+        oidc.subject = Some("repo:acme/payments-api:ref:refs/heads/main".into());
+        assert!(
+            candidates(&oidc).contains(&"repo:acme/payments-api:ref:refs/heads/main".to_owned())
+        );
+    }
+
+    #[cfg(feature = "vault")]
+    #[test]
+    fn the_token_never_shows_in_debug() {
+        let c = VaultConfig {
+            addr: "https://vault:8200".into(),
+            token: crate::rotate::handoff::Secret::new("s.supersecret".into()),
+            namespace: None,
+            ca_cert: None,
+        };
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("supersecret") && shown.contains("redacted"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn tokens_of_a_disabled_entity_are_left_to_it() {
         let found = Found {
             entities: vec![EntityMatch {
