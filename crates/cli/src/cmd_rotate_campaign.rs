@@ -434,6 +434,18 @@ fn run_campaign(
     (rt, connectors): (tokio::runtime::Runtime, Connectors),
     ask: &Ask<'_>,
 ) -> anyhow::Result<Outcome> {
+    if connectors.aws.is_none() {
+        // Without it nothing can be rotated or seen: the items stay as they are.
+        let why = connectors
+            .missing
+            .iter()
+            .find(|(p, _)| *p == "aws")
+            .map_or("not configured", |(_, w)| w.as_str());
+        anyhow::bail!(
+            "campaign {}: rotating access keys needs the AWS connector: {why}",
+            job.id
+        );
+    }
     let started = std::time::Instant::now();
     let todo: VecDeque<Item> = items
         .iter()
