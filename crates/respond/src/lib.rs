@@ -21,6 +21,7 @@ pub mod aws;
 pub mod execute;
 pub mod kube;
 pub mod plan;
+pub mod playbook;
 pub mod policy;
 pub mod rotate;
 
