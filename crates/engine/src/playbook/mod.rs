@@ -72,6 +72,7 @@ impl Engine {
                 s.tags.extend(tf.tags);
                 s.terraform = tf.terraform;
                 s.resource_type = tf.resource_type;
+                s.origin = tf.origin;
             }
             return Ok(Some(s));
         }
@@ -132,15 +133,11 @@ impl Engine {
             steps: Vec::new(),
         };
         let lookup = |v: &str| lookup(&run, v);
-        let mut failed = None;
         let mut steps = Vec::new();
         for (i, spec) in book.steps.iter().enumerate() {
-            let resolved = match resolve_step(spec, &lookup) {
-                Ok(s) => s,
-                Err(e) => {
-                    failed.get_or_insert(format!("step {} ({}): {e}", i + 1, spec.kind()));
-                    spec.clone()
-                }
+            let (resolved, unresolved) = match resolve_step(spec, &lookup) {
+                Ok(s) => (s, None),
+                Err(e) => (spec.clone(), Some(e)),
             };
             steps.push(RunStep {
                 n: i + 1,
@@ -152,13 +149,10 @@ impl Engine {
                 started_at: None,
                 finished_at: None,
                 message: String::new(),
+                unresolved,
             });
         }
         run.steps = steps;
-        if let Some(reason) = failed {
-            run.status = RunStatus::Failed;
-            run.reason = Some(reason);
-        }
         let detail = format!(
             "{} run of {} ({}){}{}",
             if execute { "executing" } else { "dry" },

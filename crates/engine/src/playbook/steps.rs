@@ -63,7 +63,25 @@ impl Engine {
             let _w = self.write_lock()?;
             self.save_step(run, now, actor, format!("step {n} {kind}: started"))?;
         }
-        let outcome = match &spec {
+        let unresolved = run.steps.get(i).and_then(|s| s.unresolved.clone());
+        let outcome = if let Some(why) = unresolved {
+            Outcome::Fail(why)
+        } else {
+            self.carry_out(run, i, &spec, fx, now)?
+        };
+        self.finish_step(run, i, outcome, actor, now)
+    }
+
+    fn carry_out(
+        &mut self,
+        run: &mut Run,
+        i: usize,
+        spec: &StepSpec,
+        fx: &mut dyn Effects,
+        now: Millis,
+    ) -> Result<Outcome, EngineError> {
+        let n = i + 1;
+        Ok(match spec {
             StepSpec::ValidateTags(tags) => match &run.subject {
                 None => Outcome::Stop("the run has no subject whose tags to check".into()),
                 Some(s) => match s.missing_tags(tags) {
@@ -109,9 +127,8 @@ impl Engine {
             | StepSpec::Contain(_)
             | StepSpec::VaultIssue(_)
             | StepSpec::VaultRotate(_)
-            | StepSpec::VaultRevoke(_) => self.plan_step(run, i, &spec, fx, now)?,
-        };
-        self.finish_step(run, i, outcome, actor, now)
+            | StepSpec::VaultRevoke(_) => self.plan_step(run, i, spec, fx, now)?,
+        })
     }
 
     fn save_step(

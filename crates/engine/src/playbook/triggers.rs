@@ -134,7 +134,7 @@ impl Engine {
             .map(|s| {
                 let facts = TriggerFacts {
                     kind: "inventory".into(),
-                    key: format!("inventory\n{}\n{}", s.id, s.fingerprint()),
+                    key: format!("inventory\n{}\n{}", s.key(), s.fingerprint()),
                     time: now,
                     ..TriggerFacts::default()
                 };
@@ -163,7 +163,7 @@ impl Engine {
         let mut out = Vec::new();
         let _w = self.write_lock()?;
         for subject in subjects {
-            let sid = subject.as_ref().map(|x| x.id.clone());
+            let sid = subject.as_ref().map(|x| x.key().to_owned());
             let id = ScheduleState::id_for(&book.name, sid.as_deref());
             let state = self.job::<ScheduleState>(&id)?.map(|j| j.doc);
             let mut state = match state {

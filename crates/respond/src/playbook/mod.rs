@@ -625,3 +625,20 @@ pub fn resolve_step(
 
 #[cfg(test)]
 mod tests;
+
+/// The playbooks built into the binary, `(file name, text)`: the seed workflow. A playbook
+/// of the same name in the playbooks directory replaces one.
+pub const BUILTIN: [(&str, &str); 3] = [
+    (
+        "seed-service-onboard.yaml",
+        include_str!("../../../../examples/playbooks/seed-service-onboard.yaml"),
+    ),
+    (
+        "seed-service-rotate.yaml",
+        include_str!("../../../../examples/playbooks/seed-service-rotate.yaml"),
+    ),
+    (
+        "seed-service-revoke.yaml",
+        include_str!("../../../../examples/playbooks/seed-service-revoke.yaml"),
+    ),
+];

@@ -140,6 +140,11 @@ pub struct RunStep {
     /// What happened, in words (never a secret).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Why its variables could not be substituted when the run started (a tag the subject
+    /// lacks): the step fails with it when the run reaches it, so that earlier steps (a tag
+    /// check) say first what is wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unresolved: Option<String>,
 }
 
 /// A run's document.

@@ -32,6 +32,10 @@ pub struct Subject {
     /// The Terraform resource type (`aws_iam_role`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_type: Option<String>,
+    /// The Terraform resource that defines it (`FILE#ADDRESS`): what keys its triggers, so
+    /// that the inventory learning its canonical id later starts nothing again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
     /// When its credentials (access keys) were created: for `credential_older_than`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub credential_created: Vec<Millis>,
@@ -54,6 +58,7 @@ impl Subject {
             tags,
             terraform: None,
             resource_type: None,
+            origin: None,
             credential_created: i.credentials.iter().filter_map(|c| c.created).collect(),
         }
     }
@@ -128,6 +133,10 @@ impl Subject {
             tags,
             terraform: Some(format!("{address}{place}")),
             resource_type: Some(ty.to_owned()),
+            origin: Some(format!(
+                "{}#{address}",
+                doc.get("file").and_then(|f| f.as_str()).unwrap_or_default()
+            )),
             credential_created: Vec::new(),
         })
     }
@@ -157,9 +166,14 @@ impl Subject {
         (!missing.is_empty()).then(|| missing.join(", "))
     }
 
+    /// What identifies it to triggers and schedules: the Terraform resource, else the id.
+    pub fn key(&self) -> &str {
+        self.origin.as_deref().unwrap_or(&self.id)
+    }
+
     /// What changes in it start an inventory trigger again: kind, name, tags.
     pub fn fingerprint(&self) -> String {
-        let doc = serde_json::json!([self.id, self.kind, self.name, self.tags]);
+        let doc = serde_json::json!([self.key(), self.kind, self.name, self.tags]);
         blake3::hash(doc.to_string().as_bytes()).to_hex()[..16].to_owned()
     }
 }

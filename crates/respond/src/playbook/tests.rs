@@ -136,3 +136,19 @@ fn run_ids_are_stable() {
     assert_ne!(run::Run::id_for("a", "k"), run::Run::id_for("a", "k2"));
     assert_ne!(run::Run::id_for("ab", ""), run::Run::id_for("a", "b"));
 }
+
+#[test]
+fn the_built_in_and_example_playbooks_are_valid() {
+    for (name, text) in BUILTIN {
+        Playbook::parse(name, text).unwrap();
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/playbooks");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let path = e.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        Playbook::parse(&path.display().to_string(), &text).unwrap();
+        n += 1;
+    }
+    assert!(n >= 5);
+}
