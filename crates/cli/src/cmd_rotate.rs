@@ -1,6 +1,7 @@
 //! `keyward rotate <identity> [--execute] [--yes] [--also LOC]… [--grace-days N]`: an IAM
 //! user's access key rotated without downtime. Phases: resolve the user and the key →
-//! discover where the key lives (Secrets Manager, Kubernetes Secrets) → store and audit the
+//! discover where the key lives (Secrets Manager, Kubernetes Secrets, Vault/OpenBao KV v2) →
+//! store and audit the
 //! plan (a dry run ends here) → execute it like `keyward respond execute`.
 //! The new secret access key is never printed or stored: see `keyward_respond::rotate`.
 
@@ -26,13 +27,21 @@ pub struct Args {
     /// Do it without asking.
     #[arg(long)]
     pub yes: bool,
-    /// Another place the key lives: `secretsmanager:NAME` or `k8s:NAMESPACE/NAME`.
+    /// Another place the key lives: `secretsmanager:NAME`, `k8s:NAMESPACE/NAME` or
+    /// `vault:MOUNT/PATH` (a Vault/OpenBao KV v2 secret: MOUNT is the mount's path, its first
+    /// segment, PATH the secret under it, e.g. `vault:secret/app/creds`; it is written as a
+    /// new version, check-and-set, and undone by writing the previous version back).
     /// Repeatable.
     #[arg(long, value_name = "LOC", value_parser = SecretLocation::parse)]
     pub also: Vec<SecretLocation>,
     /// Search Kubernetes Secrets only in this namespace (default: all). Repeatable.
     #[arg(long, value_name = "NS")]
     pub namespace: Vec<String>,
+    /// Search Vault/OpenBao KV v2 only under this mount (default: every KV v2 mount
+    /// `sys/mounts` lists). Vault is searched when VAULT_ADDR (or BAO_ADDR) and a token are
+    /// set. Repeatable.
+    #[arg(long, value_name = "MOUNT")]
+    pub vault_mount: Vec<String>,
     /// Days between deactivating the old key and deleting it (a step left to a person).
     #[arg(long, default_value_t = 7)]
     pub grace_days: u32,
@@ -166,6 +175,7 @@ async fn discover_with(a: &Args, c: &Connectors) -> anyhow::Result<Found> {
         .collect();
     let mut notes = Vec::new();
     kube_locations(a, c, &old, &mut locations, &mut notes).await?;
+    vault_locations(a, c, &old, &mut locations, &mut notes).await?;
     locations.extend(a.also.iter().cloned());
     Ok(Found {
         account,
@@ -221,4 +231,47 @@ fn kube_not_searched(c: &Connectors) -> String {
         .find(|(p, _)| *p == "kubernetes")
         .map_or("not configured", |(_, w)| w.as_str());
     format!("Kubernetes Secrets were not searched ({why}): declare them with --also k8s:NS/NAME")
+}
+
+#[cfg(all(feature = "aws", feature = "vault"))]
+async fn vault_locations(
+    a: &Args,
+    c: &Connectors,
+    key: &str,
+    out: &mut Vec<SecretLocation>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    match &c.vault {
+        Some(v) => {
+            let (found, unsearched) = v.secrets_containing(key, &a.vault_mount).await?;
+            out.extend(found);
+            notes.extend(unsearched);
+        }
+        None => notes.push(vault_not_searched(c)),
+    }
+    Ok(())
+}
+
+#[cfg(all(feature = "aws", not(feature = "vault")))]
+async fn vault_locations(
+    _: &Args,
+    c: &Connectors,
+    _: &str,
+    _: &mut Vec<SecretLocation>,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    notes.push(vault_not_searched(c));
+    Ok(())
+}
+
+#[cfg(feature = "aws")]
+fn vault_not_searched(c: &Connectors) -> String {
+    let why = c
+        .missing
+        .iter()
+        .find(|(p, _)| *p == "vault")
+        .map_or("not configured", |(_, w)| w.as_str());
+    format!(
+        "Vault/OpenBao KV was not searched ({why}): declare secrets with --also vault:MOUNT/PATH"
+    )
 }

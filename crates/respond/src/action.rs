@@ -173,6 +173,34 @@ pub enum Action {
         user: String,
         replaces: String,
     },
+    /// A Vault/OpenBao identity entity set `disabled` (`identity/entity/id/ID`): every token
+    /// of the entity stops working; enabling it again (undo) makes them work again.
+    DisableVaultEntity { id: String, name: String },
+    /// A Vault/OpenBao token revoked by its accessor (with its child tokens and leases):
+    /// cannot be undone. `display` is its display name (what it was found by).
+    RevokeVaultToken { accessor: String, display: String },
+    /// Every lease under a prefix revoked (`sys/leases/revoke-prefix`), e.g. the dynamic
+    /// secrets issued under one role: cannot be undone.
+    RevokeVaultLeases { prefix: String },
+    /// A token created through a token role (`auth/token/create/ROLE`) for the destination
+    /// `into` (its entry `key`): the token is held in this process's memory only
+    /// ([`crate::rotate::handoff`]); the step's result holds its accessor. Undo revokes it.
+    IssueVaultToken {
+        role: String,
+        ttl_secs: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        policies: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        meta: std::collections::BTreeMap<String, String>,
+        into: SecretLocation,
+        key: String,
+    },
+    /// The token issued for `into` written into its entry `key` (a Kubernetes Secret's data
+    /// or a KV v2 secret's field), the other entries kept.
+    WriteVaultToken { into: SecretLocation, key: String },
+    /// The token issued for `into` answers `auth/token/lookup-self` (it works) with the
+    /// accessor the issue step recorded.
+    VerifyVaultToken { into: SecretLocation, key: String },
     /// Something a person must look at: no API change is made.
     /// `inspect` is the command that shows what to look at (a step's own `command` field
     /// holds the list of commands, so the action's may not share its name).
@@ -180,7 +208,7 @@ pub enum Action {
 }
 
 impl Action {
-    /// `aws`, `kubernetes`, or `manual`.
+    /// `aws`, `kubernetes`, `vault`, or `manual`.
     pub fn platform(&self) -> &'static str {
         match self {
             Action::DenyAll { .. }
@@ -192,6 +220,12 @@ impl Action {
             | Action::CreateAccessKey { .. }
             | Action::VerifyAccessKey { .. } => "aws",
             Action::UpdateSecretValue { location, .. } => location.platform(),
+            Action::WriteVaultToken { into, .. } => into.platform(),
+            Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::VerifyVaultToken { .. } => "vault",
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -218,6 +252,12 @@ impl Action {
             Action::CreateAccessKey { .. } => "create_access_key",
             Action::UpdateSecretValue { .. } => "update_secret_value",
             Action::VerifyAccessKey { .. } => "verify_access_key",
+            Action::DisableVaultEntity { .. } => "disable_vault_entity",
+            Action::RevokeVaultToken { .. } => "revoke_vault_token",
+            Action::RevokeVaultLeases { .. } => "revoke_vault_leases",
+            Action::IssueVaultToken { .. } => "issue_vault_token",
+            Action::WriteVaultToken { .. } => "write_vault_token",
+            Action::VerifyVaultToken { .. } => "verify_vault_token",
             Action::Review { .. } => "review",
         }
     }
@@ -226,16 +266,23 @@ impl Action {
     pub fn changes_platform(&self) -> bool {
         !matches!(
             self,
-            Action::ListMfaDevices { .. } | Action::VerifyAccessKey { .. } | Action::Review { .. }
+            Action::ListMfaDevices { .. }
+                | Action::VerifyAccessKey { .. }
+                | Action::VerifyVaultToken { .. }
+                | Action::Review { .. }
         )
     }
 
     /// Whether [`crate::execute`] can undo it. Restarting pods and removing a console
-    /// password cannot be taken back (a person sets a new password).
+    /// password cannot be taken back (a person sets a new password), nor can a revoked Vault
+    /// token or lease.
     pub fn reversible(&self) -> bool {
         !matches!(
             self,
-            Action::RestartPods { .. } | Action::DeleteLoginProfile { .. }
+            Action::RestartPods { .. }
+                | Action::DeleteLoginProfile { .. }
+                | Action::RevokeVaultToken { .. }
+                | Action::RevokeVaultLeases { .. }
         )
     }
 
@@ -291,6 +338,13 @@ impl Action {
                 Some(ns) => format!("{kind:?}/{ns}/{name}"),
                 None => format!("{kind:?}/{name}"),
             },
+            Action::DisableVaultEntity { id, .. } => format!("vault:entity/{id}"),
+            Action::RevokeVaultToken { accessor, .. } => format!("vault:accessor/{accessor}"),
+            Action::RevokeVaultLeases { prefix } => format!("vault:leases/{prefix}"),
+            Action::IssueVaultToken { role, .. } => format!("vault:role/{role}"),
+            Action::WriteVaultToken { into, key } | Action::VerifyVaultToken { into, key } => {
+                format!("{into}#{key}")
+            }
             Action::Review { what, .. } => what.clone(),
         }
     }
@@ -331,6 +385,18 @@ impl Action {
             Action::VerifyAccessKey { .. } => {
                 "the new key is in this process's memory".into()
             }
+            Action::DisableVaultEntity { .. } => "the entity exists".into(),
+            Action::RevokeVaultToken { .. } => {
+                "the accessor names a token (gone already: nothing to do)".into()
+            }
+            Action::RevokeVaultLeases { .. } => "none (no lease under the prefix: nothing to do)".into(),
+            Action::IssueVaultToken { role, .. } => format!("the token role {role} exists"),
+            Action::WriteVaultToken { into, .. } => format!(
+                "{into} exists; the token issued for it is in this process's memory"
+            ),
+            Action::VerifyVaultToken { .. } => {
+                "the token issued for the destination is in this process's memory".into()
+            }
             Action::Review { .. } => "none".into(),
         }
     }
@@ -340,6 +406,12 @@ impl Action {
         match self {
             Action::Review { inspect, .. } => vec![inspect.clone()],
             Action::UpdateSecretValue { location, .. } => crate::rotate::commands(self, location),
+            Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. } => crate::vault::commands(self),
             _ if self.platform() == "aws" => crate::aws::commands(self),
             _ => crate::kube::commands(self),
         }
@@ -352,6 +424,12 @@ impl Action {
             Action::UpdateSecretValue { location, .. } => {
                 crate::rotate::undo_commands(self, location)
             }
+            Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. } => crate::vault::undo_commands(self),
             _ if self.platform() == "aws" => crate::aws::undo_commands(self),
             _ => crate::kube::undo_commands(self),
         }

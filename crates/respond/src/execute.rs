@@ -16,13 +16,16 @@ pub struct Connectors {
     pub aws: Option<crate::aws::AwsConnector>,
     #[cfg(feature = "kubernetes")]
     pub kube: Option<crate::kube::KubeConnector>,
+    #[cfg(feature = "vault")]
+    pub vault: Option<crate::vault::VaultConnector>,
     /// `platform → why not available`.
     pub missing: Vec<(&'static str, String)>,
 }
 
 impl Connectors {
     /// Connectors from the environment: the AWS credential chain (`AWS_ENDPOINT_URL`
-    /// honoured) and the kubeconfig (`KUBECONFIG`, `kube_context`).
+    /// honoured), the kubeconfig (`KUBECONFIG`, `kube_context`) and Vault/OpenBao
+    /// (`VAULT_ADDR`/`BAO_ADDR`, `VAULT_TOKEN`/`BAO_TOKEN` or `~/.vault-token`).
     pub async fn from_env(kube_context: Option<&str>) -> Connectors {
         let mut c = Connectors::default();
         #[cfg(feature = "aws")]
@@ -48,7 +51,27 @@ impl Connectors {
                 "this keyward was built without the `kubernetes` feature".into(),
             ));
         }
+        #[cfg(feature = "vault")]
+        match crate::vault::VaultConnector::from_env() {
+            Ok(v) => c.vault = Some(v),
+            Err(e) => c.missing.push(("vault", e.to_string())),
+        }
+        #[cfg(not(feature = "vault"))]
+        c.missing.push((
+            "vault",
+            "this keyward was built without the `vault` feature".into(),
+        ));
         c
+    }
+
+    /// The platform's name as `missing` spells it (`"vault"`, static).
+    fn platform_name(p: &str) -> &'static str {
+        match p {
+            "aws" => "aws",
+            "kubernetes" => "kubernetes",
+            "vault" => "vault",
+            _ => "manual",
+        }
     }
 
     fn unavailable(&self, platform: &'static str) -> ConnectorError {
@@ -68,8 +91,10 @@ impl Connectors {
                 "aws" if self.aws.is_some() => {}
                 #[cfg(feature = "kubernetes")]
                 "kubernetes" if self.kube.is_some() => {}
+                #[cfg(feature = "vault")]
+                "vault" if self.vault.is_some() => {}
                 "manual" => {}
-                p @ ("aws" | "kubernetes") => return Err(self.unavailable(p)),
+                p @ ("aws" | "kubernetes" | "vault") => return Err(self.unavailable(p)),
                 _ => {}
             }
         }
@@ -86,6 +111,12 @@ impl Connectors {
         {
             out.push(arn);
         }
+        #[cfg(feature = "vault")]
+        if let Some(v) = &self.vault
+            && let Ok(own) = v.own_principals().await
+        {
+            out.extend(own);
+        }
         out
     }
 
@@ -101,8 +132,13 @@ impl Connectors {
                 Some(k) => k.snapshot(action).await,
                 None => Err(self.unavailable("kubernetes")),
             },
+            #[cfg(feature = "vault")]
+            "vault" => match &self.vault {
+                Some(v) => v.snapshot(action).await,
+                None => Err(self.unavailable("vault")),
+            },
             "manual" => Ok(Value::Null),
-            p => Err(self.unavailable(if p == "aws" { "aws" } else { "kubernetes" })),
+            p => Err(self.unavailable(Self::platform_name(p))),
         }
     }
 
@@ -124,6 +160,14 @@ impl Connectors {
                 }
                 None => Err(self.unavailable("kubernetes")),
             },
+            #[cfg(feature = "vault")]
+            "vault" => match &self.vault {
+                Some(v) => {
+                    let state = v.apply(action).await?;
+                    Ok((state, v.verify(action).await?))
+                }
+                None => Err(self.unavailable("vault")),
+            },
             "manual" => Ok((
                 Value::Null,
                 Verified {
@@ -131,7 +175,7 @@ impl Connectors {
                     observed: "left to a person: see the step's command".into(),
                 },
             )),
-            p => Err(self.unavailable(if p == "aws" { "aws" } else { "kubernetes" })),
+            p => Err(self.unavailable(Self::platform_name(p))),
         }
     }
 
@@ -148,7 +192,12 @@ impl Connectors {
                 Some(k) => k.undo(action, state).await,
                 None => Err(self.unavailable("kubernetes")),
             },
-            p => Err(self.unavailable(if p == "aws" { "aws" } else { "kubernetes" })),
+            #[cfg(feature = "vault")]
+            "vault" => match &self.vault {
+                Some(v) => v.undo(action, state).await,
+                None => Err(self.unavailable("vault")),
+            },
+            p => Err(self.unavailable(Self::platform_name(p))),
         }
     }
 }

@@ -5,7 +5,8 @@
 //!   equivalent command and its undo (`aws …`, `kubectl …`).
 //! - [`plan`]: a [`Plan`] is an ordered list of [`Step`]s built from what the inventory
 //!   and the graph know ([`plan::build`]); pure, no I/O.
-//! - [`aws`] and [`kube`]: the connectors (behind the `aws` and `kubernetes` features):
+//! - [`aws`], [`kube`] and [`vault`]: the connectors (behind the `aws`, `kubernetes` and
+//!   `vault` features):
 //!   snapshot a target's state, apply an action, verify its effect, undo it.
 //! - [`rotate`]: a key rotation without downtime as a [`Plan`] (create, write where the old
 //!   key lives, verify, deactivate); the new secret passes between steps in memory only.
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod playbook;
 pub mod policy;
 pub mod rotate;
+pub mod vault;
 
 pub use action::{Action, IamPrincipal};
 pub use plan::{Plan, PlanStatus, Step, StepResult};

@@ -38,6 +38,9 @@ pub enum SecretLocation {
     Secretsmanager { secret_id: String },
     /// A Kubernetes Secret's data.
     Kubernetes { namespace: String, name: String },
+    /// A Vault/OpenBao KV version 2 secret: `mount` (its first path segment, `secret`) and the
+    /// secret's path under it (`app/creds`); written as a new version (check-and-set).
+    Vault { mount: String, path: String },
 }
 
 impl SecretLocation {
@@ -63,16 +66,31 @@ impl SecretLocation {
                 name: name.to_owned(),
             });
         }
+        if let Some(rest) = s.strip_prefix("vault:").or_else(|| s.strip_prefix("bao:"))
+            && let Some((mount, path)) = rest.trim_start_matches('/').split_once('/')
+            && !mount.is_empty()
+            && !path.is_empty()
+            && !path.ends_with('/')
+            && path
+                .split('/')
+                .all(|seg| !seg.is_empty() && seg != "." && seg != "..")
+        {
+            return Ok(SecretLocation::Vault {
+                mount: mount.to_owned(),
+                path: path.to_owned(),
+            });
+        }
         Err(format!(
-            "`{s}` is not a secret location: use secretsmanager:NAME or k8s:NAMESPACE/NAME"
+            "`{s}` is not a secret location: use secretsmanager:NAME, k8s:NAMESPACE/NAME or vault:MOUNT/PATH"
         ))
     }
 
-    /// `aws` or `kubernetes`: the connector that writes it.
+    /// `aws`, `kubernetes` or `vault`: the connector that writes it.
     pub fn platform(&self) -> &'static str {
         match self {
             SecretLocation::Secretsmanager { .. } => "aws",
             SecretLocation::Kubernetes { .. } => "kubernetes",
+            SecretLocation::Vault { .. } => "vault",
         }
     }
 }
@@ -82,6 +100,7 @@ impl std::fmt::Display for SecretLocation {
         match self {
             SecretLocation::Secretsmanager { secret_id } => write!(f, "secretsmanager:{secret_id}"),
             SecretLocation::Kubernetes { namespace, name } => write!(f, "k8s:{namespace}/{name}"),
+            SecretLocation::Vault { mount, path } => write!(f, "vault:{mount}/{path}"),
         }
     }
 }
@@ -322,8 +341,17 @@ pub mod handoff {
 
     type Data = BTreeMap<String, Vec<u8>>;
 
+    /// A Vault/OpenBao token issued by a plan: its accessor (public) and the token.
+    #[derive(Debug, Clone)]
+    pub struct NewToken {
+        pub accessor: String,
+        pub token: Secret,
+    }
+
     #[derive(Default)]
     struct Held {
+        /// `destination#key` → the token issued for it.
+        tokens: HashMap<String, NewToken>,
         /// `(user, old key id)` → the key that replaces it.
         keys: HashMap<(String, String), NewKey>,
         /// `(namespace/name, new key id)` → the Secret's data before the write.
@@ -347,6 +375,19 @@ pub mod handoff {
 
     pub fn forget(user: &str, old: &str) {
         held().keys.remove(&(user.to_owned(), old.to_owned()));
+    }
+
+    /// The token issued for `dest` (a destination and its entry, `k8s:ns/name#key`).
+    pub fn put_token(dest: &str, token: NewToken) {
+        held().tokens.insert(dest.to_owned(), token);
+    }
+
+    pub fn get_token(dest: &str) -> Option<NewToken> {
+        held().tokens.get(dest).cloned()
+    }
+
+    pub fn forget_token(dest: &str) {
+        held().tokens.remove(dest);
     }
 
     pub fn keep_previous(secret: &str, new_id: &str, data: Data) {
@@ -384,6 +425,21 @@ pub(crate) fn commands(action: &Action, location: &SecretLocation) -> Vec<String
             q(namespace),
             q(name)
         )],
+        SecretLocation::Vault { mount, path } => vec![
+            format!(
+                "vault kv get -mount={} -format=json {} | jq .data > value.json  # note .data.metadata.version: VERSION",
+                q(mount),
+                q(path)
+            ),
+            format!(
+                "# in value.json's .data: replace {replaces} and its secret access key with the new key"
+            ),
+            format!(
+                "jq .data value.json | vault kv put -mount={} -cas=VERSION {} - && rm value.json",
+                q(mount),
+                q(path)
+            ),
+        ],
     }
 }
 
@@ -401,6 +457,11 @@ pub(crate) fn undo_commands(action: &Action, location: &SecretLocation) -> Vec<S
             "kubectl -n {} edit secret {}  # put {replaces} and its secret back: Keyward keeps no copy outside the rotating process's memory",
             q(namespace),
             q(name)
+        )],
+        SecretLocation::Vault { mount, path } => vec![format!(
+            "vault kv rollback -mount={} -version=PREVIOUS {}  # PREVIOUS is in the step's result: Vault keeps the version, Keyward no copy",
+            q(mount),
+            q(path)
         )],
     }
 }
@@ -474,6 +535,18 @@ mod tests {
         assert!(SecretLocation::parse("secretsmanager:").is_err());
         assert!(SecretLocation::parse("k8s:prod").is_err());
         assert!(SecretLocation::parse("vault:x").is_err());
+        assert!(SecretLocation::parse("vault:secret/").is_err());
+        assert!(SecretLocation::parse("vault:secret/a/../b").is_err());
+        let v = SecretLocation::parse("vault:secret/app/creds").unwrap();
+        assert_eq!(
+            v,
+            SecretLocation::Vault {
+                mount: "secret".into(),
+                path: "app/creds".into()
+            }
+        );
+        assert_eq!(v.to_string(), "vault:secret/app/creds");
+        assert_eq!(v.platform(), "vault");
     }
 
     #[test]

@@ -254,6 +254,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -309,6 +315,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -388,6 +400,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -445,6 +463,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -914,6 +938,12 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::DisableVaultEntity { .. }
+        | Action::RevokeVaultToken { .. }
+        | Action::RevokeVaultLeases { .. }
+        | Action::IssueVaultToken { .. }
+        | Action::WriteVaultToken { .. }
+        | Action::VerifyVaultToken { .. }
         | Action::Review { .. } => Err(precondition(
             &action.target(),
             format!("`{}` does not write an inline policy", action.name()),

@@ -156,7 +156,7 @@ impl AwsConnector {
                 }))
             }
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -170,6 +170,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -220,7 +226,7 @@ impl AwsConnector {
                 Ok(json!({"new_key_id": new.id}))
             }
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -234,6 +240,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -349,7 +361,7 @@ impl AwsConnector {
                 ))
             }
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -363,6 +375,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -457,7 +475,7 @@ impl AwsConnector {
                 "nothing to undo: the key was only used".into(),
             )),
             Action::UpdateSecretValue {
-                location: SecretLocation::Kubernetes { .. },
+                location: SecretLocation::Kubernetes { .. } | SecretLocation::Vault { .. },
                 ..
             }
             | Action::DenyAll { .. }
@@ -471,6 +489,12 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }

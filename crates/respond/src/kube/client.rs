@@ -42,6 +42,7 @@ mod common;
 mod pods;
 mod rotate;
 mod tokens;
+mod vault_token;
 
 use common::{BindingRef, Sa, api, precondition, to_json};
 
@@ -148,6 +149,12 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::DisableVaultEntity { .. }
+        | Action::RevokeVaultToken { .. }
+        | Action::RevokeVaultLeases { .. }
+        | Action::IssueVaultToken { .. }
+        | Action::WriteVaultToken { .. }
+        | Action::VerifyVaultToken { .. }
         | Action::Review { .. } => {
             return Err(precondition(
                 action.target(),
@@ -256,6 +263,9 @@ impl KubeConnector {
     /// What does not exist is `null` or empty (a failed precondition is the step's to report).
     pub async fn snapshot(&self, action: &Action) -> Result<Value, ConnectorError> {
         let c = &self.client;
+        if let Some(d) = token_dest(action) {
+            return vault_token::snapshot(c, d).await;
+        }
         if is_rotation(action) {
             return rotate::snapshot(c, action).await;
         }
@@ -286,6 +296,9 @@ impl KubeConnector {
     /// old service account…), never secret data.
     pub async fn apply(&self, action: &Action) -> Result<Value, ConnectorError> {
         let c = &self.client;
+        if let Some(d) = token_dest(action) {
+            return vault_token::apply(c, d).await;
+        }
         if is_rotation(action) {
             return rotate::apply(c, action).await;
         }
@@ -319,6 +332,9 @@ impl KubeConnector {
     /// blue-green rollout done and the old account gone; the binding gone.
     pub async fn verify(&self, action: &Action) -> Result<Verified, ConnectorError> {
         let c = &self.client;
+        if let Some(d) = token_dest(action) {
+            return vault_token::verify(c, d).await;
+        }
         if is_rotation(action) {
             return rotate::verify(c, action).await;
         }
@@ -350,6 +366,9 @@ impl KubeConnector {
     /// tokens), the blue-green taken back. Restarted pods cannot be brought back.
     pub async fn undo(&self, action: &Action, state: &Value) -> Result<Verified, ConnectorError> {
         let c = &self.client;
+        if let Some(d) = token_dest(action) {
+            return vault_token::undo(c, d, state).await;
+        }
         if is_rotation(action) {
             return rotate::undo(c, action, state).await;
         }
@@ -379,6 +398,22 @@ impl KubeConnector {
             }
         }
     }
+}
+
+/// A Vault token's write into a Kubernetes Secret (see `vault_token.rs`).
+fn token_dest(action: &Action) -> Option<vault_token::Dest<'_>> {
+    let Action::WriteVaultToken {
+        into: crate::rotate::SecretLocation::Kubernetes { namespace, name },
+        key,
+    } = action
+    else {
+        return None;
+    };
+    Some(vault_token::Dest {
+        ns: namespace,
+        name,
+        key,
+    })
 }
 
 /// A rotation's write to a Kubernetes Secret (see `rotate.rs`).
@@ -429,6 +464,12 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::DisableVaultEntity { .. }
+        | Action::RevokeVaultToken { .. }
+        | Action::RevokeVaultLeases { .. }
+        | Action::IssueVaultToken { .. }
+        | Action::WriteVaultToken { .. }
+        | Action::VerifyVaultToken { .. }
         | Action::Review { .. } => None,
     }
 }

@@ -140,6 +140,12 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::DisableVaultEntity { .. }
+        | Action::RevokeVaultToken { .. }
+        | Action::RevokeVaultLeases { .. }
+        | Action::IssueVaultToken { .. }
+        | Action::WriteVaultToken { .. }
+        | Action::VerifyVaultToken { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
@@ -194,6 +200,12 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
-        | Action::Review { .. } => Vec::new(),
+        | Action::DisableVaultEntity { .. }
+            | Action::RevokeVaultToken { .. }
+            | Action::RevokeVaultLeases { .. }
+            | Action::IssueVaultToken { .. }
+            | Action::WriteVaultToken { .. }
+            | Action::VerifyVaultToken { .. }
+            | Action::Review { .. } => Vec::new(),
     }
 }

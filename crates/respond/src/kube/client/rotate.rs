@@ -83,7 +83,7 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
             location: SecretLocation::Kubernetes { namespace, name },
         } => Ok((user, replaces, namespace, name)),
         Action::UpdateSecretValue {
-            location: SecretLocation::Secretsmanager { .. },
+            location: SecretLocation::Secretsmanager { .. } | SecretLocation::Vault { .. },
             ..
         }
         | Action::DenyAll { .. }
@@ -99,6 +99,12 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::DisableVaultEntity { .. }
+        | Action::RevokeVaultToken { .. }
+        | Action::RevokeVaultLeases { .. }
+        | Action::IssueVaultToken { .. }
+        | Action::WriteVaultToken { .. }
+        | Action::VerifyVaultToken { .. }
         | Action::Review { .. } => Err(precondition(
             action.target(),
             format!("`{}` is not a Kubernetes rotation action", action.name()),
