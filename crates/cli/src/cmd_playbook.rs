@@ -512,6 +512,7 @@ impl Effects for CliEffects {
             yes: false,
             also: Vec::new(),
             namespace: Vec::new(),
+            vault_mount: Vec::new(),
             grace_days: 7,
             kube_context: std::env::var("KEYWARD_KUBE_CONTEXT").ok(),
             format: "table".into(),

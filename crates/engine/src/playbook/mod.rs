@@ -9,6 +9,7 @@
 //! and `keyward serve` do. Time is an argument (`--now` drives it in tests and demos).
 
 mod steps;
+pub use steps::Held;
 pub mod triggers;
 
 use keyward_model::time::Millis;
@@ -32,12 +33,6 @@ pub trait Effects {
     fn notify(&mut self, url: &str, body: &serde_json::Value) -> Result<(), String>;
     /// The rotation plan of an IAM user's access key (discovering where the key lives).
     fn rotation_plan(&mut self, user: &str, now: Millis, actor: &str) -> Result<Plan, String>;
-    /// The token currently in a destination, by its accessor, when the connector can tell
-    /// (a `lookup-self` with the token read from it); `None` when it cannot.
-    fn current_accessor(&mut self, into: &str, key: &str) -> Option<String> {
-        let _ = (into, key);
-        None
-    }
 }
 
 /// How many runs a listing or a tick reads.

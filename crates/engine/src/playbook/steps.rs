@@ -362,7 +362,7 @@ impl Engine {
             }
             StepSpec::VaultIssue(_) | StepSpec::VaultRotate(_) | StepSpec::VaultRevoke(_) => {
                 drop(_w);
-                self.vault_plan(run, spec, fx, actor, now)
+                self.vault_plan(run, spec, actor, now)
             }
             StepSpec::ValidateTags(_)
             | StepSpec::Wait(_)
@@ -371,20 +371,149 @@ impl Engine {
         }
     }
 
-    /// A Vault step's plan (`vault_issue`, `vault_rotate`, `vault_revoke`).
+    /// A Vault step's plan (`vault_issue`, `vault_rotate`, `vault_revoke`). The token a
+    /// destination holds now is known by its accessor from the stored plans that wrote it
+    /// ([`Engine::vault_accessor_in`]); the token itself is never stored.
     fn vault_plan(
         &mut self,
-        _run: &Run,
+        run: &Run,
         spec: &StepSpec,
-        _fx: &mut dyn Effects,
-        _actor: &str,
-        _now: Millis,
+        actor: &str,
+        now: Millis,
     ) -> Result<Made, String> {
-        Err(format!(
-            "the {} step needs the Vault/OpenBao connector, not in this build",
-            spec.kind()
-        ))
+        use keyward_respond::playbook::DEFAULT_TOKEN_KEY;
+        use keyward_respond::rotate::SecretLocation;
+        use keyward_respond::vault::{TokenRequest, plan_issue, plan_revoke, plan_rotate};
+        let identity = run
+            .subject
+            .as_ref()
+            .map_or_else(|| run.playbook.clone(), |s| s.id.clone());
+        match spec {
+            StepSpec::VaultIssue(v) | StepSpec::VaultRotate(v) => {
+                let into = SecretLocation::parse(&v.into)?;
+                let key = v.key.as_deref().unwrap_or(DEFAULT_TOKEN_KEY);
+                let ttl_secs = u64::try_from(parse_duration(&v.ttl)? / 1000).unwrap_or(0);
+                let req = TokenRequest {
+                    identity: &identity,
+                    role: &v.role,
+                    ttl_secs,
+                    policies: &v.policies,
+                    meta: &v.meta,
+                    into: &into,
+                    key,
+                    now,
+                    actor,
+                };
+                if matches!(spec, StepSpec::VaultIssue(_)) {
+                    return Ok(Made::Plan(Box::new(plan_issue(&req))));
+                }
+                match self
+                    .vault_accessor_in(&into, key)
+                    .map_err(|e| e.to_string())?
+                {
+                    Held::Token(old) => Ok(Made::Plan(Box::new(plan_rotate(&req, &old)))),
+                    Held::Revoked(by) => Ok(Made::Nothing(format!(
+                        "the token in {into} was revoked (plan {by}): not rotated"
+                    ))),
+                    Held::Nothing => Ok(Made::Nothing(format!(
+                        "no token was issued into {into}: nothing to rotate"
+                    ))),
+                }
+            }
+            StepSpec::VaultRevoke(r) => {
+                let mut accessors = Vec::new();
+                let mut notes = Vec::new();
+                for from in &r.from {
+                    let into = SecretLocation::parse(from)?;
+                    match self
+                        .vault_accessor_in(&into, DEFAULT_TOKEN_KEY)
+                        .map_err(|e| e.to_string())?
+                    {
+                        Held::Token(a) => {
+                            accessors.push((a, format!("the token in {into}")));
+                        }
+                        Held::Revoked(by) => notes.push(format!("{into}: revoked by plan {by}")),
+                        Held::Nothing => notes.push(format!("{into}: no token was issued")),
+                    }
+                }
+                if accessors.is_empty() {
+                    return Ok(Made::Nothing(format!(
+                        "nothing to revoke ({})",
+                        notes.join("; ")
+                    )));
+                }
+                let mut plan = plan_revoke(&identity, &accessors, &[], now, actor);
+                plan.notes.extend(notes);
+                Ok(Made::Plan(Box::new(plan)))
+            }
+            StepSpec::ValidateTags(_)
+            | StepSpec::Rotate(_)
+            | StepSpec::Disable(_)
+            | StepSpec::Enable(_)
+            | StepSpec::Contain(_)
+            | StepSpec::Wait(_)
+            | StepSpec::Approval(_)
+            | StepSpec::Notify(_) => Err(format!("a {} step is not a Vault step", spec.kind())),
+        }
     }
+
+    /// The token a destination holds, by accessor: the newest executed plan that issued a
+    /// token into it and wrote it there; `Revoked` when an executed plan revoked that one.
+    pub fn vault_accessor_in(
+        &self,
+        into: &keyward_respond::rotate::SecretLocation,
+        key: &str,
+    ) -> Result<Held, EngineError> {
+        use keyward_respond::Action;
+        let plans = self.response_plans(100_000)?;
+        let ok = |s: &keyward_respond::Step| s.result.as_ref().is_some_and(|r| r.ok);
+        let mut revoked = std::collections::BTreeMap::new();
+        for p in &plans {
+            for s in p.steps.iter().filter(|s| ok(s)) {
+                if let Action::RevokeVaultToken { accessor, .. } = &s.action {
+                    revoked.insert(accessor.clone(), p.id.clone());
+                }
+            }
+        }
+        for p in &plans {
+            let written = p.steps.iter().any(|s| {
+                ok(s)
+                    && matches!(&s.action, Action::WriteVaultToken { into: i, key: k } if i == into && k == key)
+            });
+            if !written {
+                continue;
+            }
+            let issued = p.steps.iter().find_map(|s| match &s.action {
+                Action::IssueVaultToken {
+                    into: i, key: k, ..
+                } if i == into && k == key && ok(s) => s
+                    .result
+                    .as_ref()?
+                    .state
+                    .get("accessor")?
+                    .as_str()
+                    .map(str::to_owned),
+                _ => None,
+            });
+            if let Some(a) = issued {
+                return Ok(match revoked.get(&a) {
+                    Some(by) => Held::Revoked(by.clone()),
+                    None => Held::Token(a),
+                });
+            }
+        }
+        Ok(Held::Nothing)
+    }
+}
+
+/// What a destination holds, as the stored plans tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// A token, by its accessor.
+    Token(String),
+    /// The last token written was revoked, by this plan.
+    Revoked(String),
+    Nothing,
 }
 
 fn ask<'a>(
