@@ -110,7 +110,14 @@ impl Engine {
         actor: &str,
         now: Millis,
     ) -> Result<Option<Run>, EngineError> {
-        let id = Run::id_for(&book.name, &trigger.key);
+        // A dry run and an executing run of the same trigger are two runs: a dry tick
+        // never keeps the real one from starting.
+        let key = if execute {
+            trigger.key.clone()
+        } else {
+            format!("{}\ndry run", trigger.key)
+        };
+        let id = Run::id_for(&book.name, &key);
         let _w = self.write_lock()?;
         if self.job::<serde_json::Value>(&id)?.is_some() {
             return Ok(None);

@@ -62,7 +62,7 @@ impl Engine {
             };
             let fired = match trigger {
                 Trigger::Inventory(m) => self.inventory_fired(m, t.now)?,
-                Trigger::Schedule(s) => self.schedule_fired(book, s, t.now)?,
+                Trigger::Schedule(s) => self.schedule_fired(book, s, t.now, t.execute)?,
                 Trigger::Finding(m) => self.findings_fired(m)?,
                 Trigger::Event(m) => self.events_fired(m)?,
             };
@@ -148,6 +148,7 @@ impl Engine {
         book: &Playbook,
         s: &keyward_respond::playbook::Schedule,
         now: Millis,
+        execute: bool,
     ) -> Result<Vec<(Option<Subject>, TriggerFacts)>, EngineError> {
         let every = parse_duration(&s.every).map_err(EngineError::Respond)?;
         let start = s.start.as_deref().and_then(keyward_model::time::parse);
@@ -190,6 +191,10 @@ impl Engine {
                 let behind = (now - slot) / every + 1;
                 state.next_due = slot + behind * every;
                 out.push((subject, facts));
+            }
+            // A dry tick reads the schedule but never moves it: the real runs keep their slots.
+            if !execute {
+                continue;
             }
             self.put_job(
                 &Job {
