@@ -436,3 +436,77 @@ fn validate_names_the_file_and_line() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     ok(&common::keyward(&dir.path().join("data"), &args));
 }
+
+/// `keyward serve --playbooks`: the scheduler sees a Terraform service another process
+/// ingested, starts the run and POSTs its notification (a JSON summary, no secret).
+#[test]
+fn serve_runs_the_scheduler_and_notifies() {
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hook.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let books = dir.path().join("books");
+    std::fs::create_dir_all(&books).unwrap();
+    std::fs::write(
+        books.join("tell.yaml"),
+        format!(
+            "name: tell\ntrigger:\n  inventory: {{ source: terraform, name: \"payments-*\" }}\nsteps:\n  - validate_tags: [team]\n  - notify: {{ url: \"http://127.0.0.1:{port}/hook\", message: \"new service ${{identity.name}}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let mut serve = common::spawn(
+        &data,
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--playbooks",
+            books.to_str().unwrap(),
+            "--playbooks-execute",
+            "--playbook-interval",
+            "1",
+        ],
+    );
+    let tf = dir.path().join("svc.tf");
+    std::fs::write(
+        &tf,
+        "resource \"aws_iam_role\" \"p\" {\n  name = \"payments-api\"\n  tags = { team = \"payments\" }\n}\n",
+    )
+    .unwrap();
+    ok(&common::keyward(&data, &["ingest", tf.to_str().unwrap()]));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = hook.accept().unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let mut req = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the JSON body is complete (it ends the request).
+        while let Ok(n) = conn.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            req.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&req);
+            if let Some((_, body)) = text.split_once("\r\n\r\n")
+                && serde_json::from_str::<Value>(body).is_ok()
+            {
+                break;
+            }
+        }
+        conn.write_all(b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n")
+            .unwrap();
+        tx.send(String::from_utf8_lossy(&req).into_owned()).unwrap();
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+    let _ = serve.kill();
+    let out = serve.wait_with_output().unwrap();
+    let req = got
+        .unwrap_or_else(|_| panic!("no notification; serve said: {}", common::text(&out.stderr)));
+    assert!(req.starts_with("POST /hook HTTP/1.1"), "{req}");
+    let body: Value = serde_json::from_str(req.split_once("\r\n\r\n").unwrap().1).unwrap();
+    assert_eq!(body["playbook"], "tell");
+    assert_eq!(body["message"], "new service payments-api");
+    assert_eq!(body["identity"]["tags"]["team"], "payments");
+    assert_eq!(body["steps"][0]["status"], "done");
+}
