@@ -279,3 +279,49 @@ steps:
     assert_eq!(resumed.status, RunStatus::Done);
     assert_eq!(fx.executed.len(), 1);
 }
+
+#[test]
+fn an_event_starts_one_run_with_its_facts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("trail.json");
+    let record = serde_json::json!({"Records": [{
+        "eventVersion": "1.10", "eventTime": "2026-12-06T10:00:00Z",
+        "eventSource": "iam.amazonaws.com", "eventName": "CreateAccessKey",
+        "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.7", "userAgent": "aws-cli/2.15",
+        "requestParameters": {"userName": "deployer"},
+        "responseElements": {"accessKey": {"accessKeyId": "AKIAEXAMPLENEWKEY001", "status": "Active", "userName": "deployer"}},
+        "eventID": "11111111-2222-3333-4444-555555555555", "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333",
+        "userIdentity": {"type": "IAMUser", "principalId": "AIDADEPLOYER", "arn": "arn:aws:iam::111122223333:user/deployer",
+            "accountId": "111122223333", "accessKeyId": "AKIAEXAMPLEOLDKEY001", "userName": "deployer"}
+    }]});
+    std::fs::write(&file, record.to_string()).unwrap();
+    let mut e = Engine::open(&dir.path().join("store")).unwrap();
+    e.ingest(&[file], &IngestOptions::default(), &mut (), T0)
+        .unwrap();
+    let b = book(
+        r#"
+name: new-key
+trigger: { event: { action: CreateAccessKey, source: cloudtrail } }
+steps:
+  - notify: { url: "http://127.0.0.1:9/hook", message: "${trigger.action} by ${identity.name} (${trigger.event})" }
+"#,
+    );
+    let mut fx = Fake::default();
+    let r = tick(&mut e, std::slice::from_ref(&b), &mut fx, T0, true);
+    assert_eq!(r.started.len(), 1, "{r:?}");
+    assert!(
+        tick(&mut e, std::slice::from_ref(&b), &mut fx, T0 + HOUR, true)
+            .started
+            .is_empty()
+    );
+    assert_eq!(
+        fx.sent[0]["message"],
+        "iam.amazonaws.com:CreateAccessKey by deployer (11111111-2222-3333-4444-555555555555)"
+    );
+    let run = e.playbook_run(&r.started[0]).unwrap().unwrap();
+    assert_eq!(
+        run.subject.unwrap().id,
+        "arn:aws:iam::111122223333:user/deployer"
+    );
+}

@@ -79,7 +79,8 @@ impl Trigger {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventMatch {
-    /// The API call or verb (`CreateAccessKey`, `create`).
+    /// The API call or verb: `CreateAccessKey` (or `iam.amazonaws.com:CreateAccessKey`, as
+    /// events name it), `create`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// The source format (`cloudtrail`, `k8s-audit`, `github`).

@@ -270,7 +270,13 @@ impl super::EventMatch {
             g.as_deref()
                 .is_none_or(|g| v.is_some_and(|v| glob_match(g, v)))
         };
-        m(&self.action, Some(&e.action))
+        // `CreateAccessKey` matches CloudTrail's `iam.amazonaws.com:CreateAccessKey` too.
+        let short = e.action.rsplit(':').next().unwrap_or(&e.action);
+        let action_ok = self
+            .action
+            .as_deref()
+            .is_none_or(|g| glob_match(g, &e.action) || glob_match(g, short));
+        action_ok
             && m(&self.source, Some(&e.source))
             && m(&self.actor, e.actor.as_deref())
             && m(&self.identity, Some(&e.identity))
