@@ -510,3 +510,99 @@ fn serve_runs_the_scheduler_and_notifies() {
     assert_eq!(body["identity"]["tags"]["team"], "payments");
     assert_eq!(body["steps"][0]["status"], "done");
 }
+
+/// moto's IAM query API (moto checks no signature): the response's XML.
+fn moto_iam(endpoint: &str, params: &str) -> String {
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let body = format!("{params}&Version=2010-05-08");
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "POST / HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/x-www-form-urlencoded\r\nAuthorization: AWS4-HMAC-SHA256 Credential=testing/20260101/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp
+}
+
+fn xml_values<'a>(xml: &'a str, tag: &str) -> Vec<&'a str> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    xml.split(open.as_str())
+        .skip(1)
+        .filter_map(|p| p.split(close.as_str()).next())
+        .collect()
+}
+
+/// A `rotate` step: the IAM user's access key rotated through the AWS connector (moto) as a
+/// playbook run started by hand — the same plan `keyward rotate` makes, recorded in the run.
+#[test]
+fn a_rotate_step_rotates_the_key_on_moto() {
+    let Ok(endpoint) = std::env::var("KEYWARD_TEST_AWS_ENDPOINT") else {
+        println!("skipped: KEYWARD_TEST_AWS_ENDPOINT not set (moto-up)");
+        return;
+    };
+    let user = format!("pb-rotate-{}", std::process::id());
+    moto_iam(&endpoint, &format!("Action=CreateUser&UserName={user}"));
+    let made = moto_iam(
+        &endpoint,
+        &format!("Action=CreateAccessKey&UserName={user}"),
+    );
+    let old = xml_values(&made, "AccessKeyId")[0].to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let books = dir.path().join("books");
+    std::fs::create_dir_all(&books).unwrap();
+    std::fs::write(
+        books.join("rot.yaml"),
+        "name: rot\nconditions: { require_tags: [team] }\nsteps:\n  - validate_tags: [team]\n  - rotate: {}\n",
+    )
+    .unwrap();
+    let tf = dir.path().join("users.tf");
+    std::fs::write(
+        &tf,
+        format!("resource \"aws_iam_user\" \"u\" {{\n  name = \"{user}\"\n  tags = {{ team = \"ci\" }}\n}}\n"),
+    )
+    .unwrap();
+    ok(&common::keyward(&data, &["ingest", tf.to_str().unwrap()]));
+    let env = [
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("KUBECONFIG", "/nonexistent"),
+        ("VAULT_ADDR", ""),
+        ("BAO_ADDR", ""),
+    ];
+    let pb = books.to_str().unwrap();
+    let out = ok(&keyward_env(
+        &data,
+        &[
+            "playbook",
+            "run",
+            "rot",
+            "--identity",
+            &user,
+            "--playbooks",
+            pb,
+            "--execute",
+            "--yes",
+        ],
+        &env,
+    ));
+    assert!(out.contains("rot (manual): done"), "{out}");
+    let keys = moto_iam(&endpoint, &format!("Action=ListAccessKeys&UserName={user}"));
+    let ids = xml_values(&keys, "AccessKeyId");
+    let statuses = xml_values(&keys, "Status");
+    assert_eq!(ids.len(), 2, "{keys}");
+    for (id, status) in ids.iter().zip(&statuses) {
+        let want = if *id == old { "Inactive" } else { "Active" };
+        assert_eq!(*status, want, "{id}: {keys}");
+    }
+    let run = &runs(&data)[0];
+    let plan = run["steps"][1]["plan"].as_str().unwrap();
+    let shown = ok(&common::keyward(&data, &["respond", "show", plan]));
+    assert!(shown.contains("executed"), "{shown}");
+}
