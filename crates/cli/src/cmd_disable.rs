@@ -22,7 +22,8 @@ use crate::output::{cli_actor, now_ms};
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Canonical id, ARN or unique name.
+    /// Canonical id, ARN or unique name; or a name Keyward knows only from Vault/OpenBao
+    /// (an entity alias such as an OIDC `sub`, or an entity's name).
     pub identity: String,
     /// Do it without asking (without it: the plan is shown and you type its id).
     #[arg(long)]
@@ -166,10 +167,14 @@ fn search_vault(candidates: &[String]) -> anyhow::Result<(Found, Option<String>)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let found = rt
-        .block_on(v.find(candidates))
-        .context("searching Vault/OpenBao for the identity")?;
-    Ok((found, None))
+    // Vault being down must not stop the other platforms' containment: the plan says so.
+    Ok(match rt.block_on(v.find(candidates)) {
+        Ok(found) => (found, None),
+        Err(e) => (
+            Found::default(),
+            Some(format!("Vault/OpenBao not searched: {e}")),
+        ),
+    })
 }
 
 #[cfg(not(feature = "vault"))]

@@ -1,13 +1,20 @@
 //! `keyward baseline approve [IDENTITY | --all]` and `keyward drift`: the approved
 //! configuration of IAM users, roles and service accounts, and what differs from it now
 //! with the commands that put it back. `drift` exits 1 when anything drifted.
+//! `drift --live` reads the IAM users and roles from AWS instead of the last snapshot and
+//! makes a revert plan for each that drifted; `--revert` stores the plans (dry run) and
+//! `--revert --execute` runs them — self-healing by hand, or from a playbook.
 
 use std::path::Path;
 
 use anyhow::Context as _;
 use keyward_engine::Engine;
 
+use keyward_respond::execute::Connectors;
+use keyward_store::AuditEntry;
+
 use crate::Outcome;
+use crate::cmd_respond::{confirm_and_run, print_plan};
 use crate::output::{cli_actor, now_ms, table};
 
 #[derive(clap::Subcommand)]
@@ -28,6 +35,22 @@ pub enum Baseline {
 pub struct DriftArgs {
     #[arg(long, default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// Read the baselined IAM users and roles live through AWS (not the last snapshot) and
+    /// show the revert plan of each that drifted.
+    #[arg(long)]
+    pub live: bool,
+    /// Only this identity (canonical id, ARN or unique name).
+    #[arg(long, value_name = "IDENTITY")]
+    pub identity: Option<String>,
+    /// Store the revert plans (implies --live): a dry run unless --execute.
+    #[arg(long)]
+    pub revert: bool,
+    /// Run the revert plans now (after confirmation, unless --yes).
+    #[arg(long, requires = "revert")]
+    pub execute: bool,
+    /// Do it without asking.
+    #[arg(long)]
+    pub yes: bool,
 }
 
 fn open(dir: &Path) -> anyhow::Result<Engine> {
@@ -64,6 +87,9 @@ pub fn baseline(dir: &Path, cmd: Baseline) -> anyhow::Result<Outcome> {
 }
 
 pub fn drift(dir: &Path, a: DriftArgs) -> anyhow::Result<Outcome> {
+    if a.live || a.revert || a.identity.is_some() {
+        return live(dir, &a);
+    }
     let engine = open(dir)?;
     let drifts = engine.drift()?;
     if a.format == "json" {
@@ -93,4 +119,114 @@ pub fn drift(dir: &Path, a: DriftArgs) -> anyhow::Result<Outcome> {
     } else {
         Outcome::Broken
     })
+}
+
+/// The live check: one revert plan per drifted identity.
+fn live(dir: &Path, a: &DriftArgs) -> anyhow::Result<Outcome> {
+    let mut engine = open(dir)?;
+    let targets = engine.baselined_principals(a.identity.as_deref())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let connectors = rt.block_on(Connectors::from_env(None));
+    let actor = cli_actor();
+    let now = now_ms();
+    let mut plans = Vec::new();
+    for (i, p, b) in &targets {
+        let facts = rt.block_on(live_facts(&connectors, p))?;
+        let why = format!(
+            "the live state of {} differs from the baseline approved {} by {}",
+            i.id,
+            keyward_model::time::format(b.approved_at),
+            b.approved_by
+        );
+        plans.extend(engine.revert_plan(i, b, &facts, &why, &actor, now));
+    }
+    drop(rt);
+    if a.revert {
+        let _writing = crate::output::write_lock(&mut engine, dir)?;
+        for plan in &plans {
+            engine.save_plan(
+                plan,
+                AuditEntry {
+                    at: now,
+                    actor: actor.clone(),
+                    action: "respond.plan".into(),
+                    target: Some(plan.id.clone()),
+                    detail: Some(format!(
+                        "revert {} to its approved baseline ({} steps)",
+                        plan.identity,
+                        plan.steps.len()
+                    )),
+                    before: None,
+                    after: None,
+                },
+            )?;
+        }
+    }
+    if a.format == "json" {
+        println!("{}", serde_json::to_string_pretty(&plans)?);
+    } else if plans.is_empty() {
+        println!(
+            "no drift: {} baselined identities match their approved baseline live",
+            targets.len()
+        );
+    } else if !a.execute {
+        for plan in &plans {
+            print_plan(plan);
+            println!();
+        }
+        println!(
+            "{} of {} baselined identities drifted{}",
+            plans.len(),
+            targets.len(),
+            if a.revert {
+                ": the revert plans are stored (dry run). Run them with `keyward drift --revert --execute` or `keyward respond execute PLAN`"
+            } else {
+                ": store the revert plans with --revert"
+            }
+        );
+    }
+    if a.execute {
+        let mut worst = Outcome::Clean;
+        for plan in plans {
+            if !matches!(
+                confirm_and_run(&mut engine, plan, false, a.yes, None)?,
+                Outcome::Clean
+            ) {
+                worst = Outcome::Broken;
+            }
+        }
+        return Ok(worst);
+    }
+    Ok(if plans.is_empty() {
+        Outcome::Clean
+    } else {
+        Outcome::Broken
+    })
+}
+
+#[cfg(feature = "aws")]
+async fn live_facts(
+    c: &Connectors,
+    p: &keyward_respond::IamPrincipal,
+) -> anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    let Some(aws) = &c.aws else {
+        let why = c
+            .missing
+            .iter()
+            .find(|(p, _)| *p == "aws")
+            .map_or("not configured", |(_, w)| w.as_str());
+        anyhow::bail!("reading the live state needs the AWS connector: {why}");
+    };
+    Ok(aws.governed_facts(p).await?)
+}
+
+#[cfg(not(feature = "aws"))]
+async fn live_facts(
+    _: &Connectors,
+    _: &keyward_respond::IamPrincipal,
+) -> anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    anyhow::bail!("this keyward was built without the `aws` feature: it cannot read the live state")
 }

@@ -81,7 +81,9 @@ enum Command {
     #[command(subcommand)]
     Clusters(cmd_clusters::Command),
     /// One switch, every platform: contain an identity and every identity linked to it,
-    /// executed after confirmation.
+    /// executed after confirmation. With VAULT_ADDR (or BAO_ADDR) and a token set, the
+    /// Vault/OpenBao entities that stand for it are disabled and its other tokens and leases
+    /// revoked.
     Disable(cmd_disable::Args),
     /// Undo the identity's last executed plan (`disable`, `respond execute`).
     Enable(cmd_disable::Args),
@@ -99,7 +101,8 @@ enum Command {
     #[command(subcommand)]
     Respond(cmd_respond::Command),
     /// Rotate an IAM user's access key without downtime: create, write it where the old
-    /// one lives, verify, deactivate the old one (a dry run without --execute).
+    /// one lives (Secrets Manager, Kubernetes Secrets, Vault/OpenBao KV v2), verify,
+    /// deactivate the old one (a dry run without --execute).
     Rotate(cmd_rotate::Args),
     /// Declarative playbooks: list, validate, run, status, approve, tick (schedules and
     /// triggers; `keyward serve --playbooks` runs them continuously).

@@ -3,16 +3,23 @@
 //! bindings), and what differs from it now, with the commands that put it back.
 //!
 //! Baselines are approved by a person (`keyward baseline approve`) and kept in the store
-//! (setting `drift.baselines`, one audited write per approval). The inventory is compared
-//! after every ingest of a snapshot; a change seen only in events waits for the next
-//! snapshot.
+//! (setting `drift.baselines`, one audited write per approval). Drift is found three ways:
+//! the inventory compared after every ingest of a snapshot ([`Engine::drift`]); the live
+//! state read through the AWS connector (`keyward drift --live`, [`Engine::revert_plan`]);
+//! and the events that change a governed fact of a baselined identity
+//! ([`Engine::drift_suspects`]: `PutRolePolicy`, `AttachRolePolicy`,
+//! `UpdateAssumeRolePolicy`, `CreateAccessKey`, …), which the self-healing playbook answers
+//! by reading the live state and reverting it. A revert is a reversible response plan
+//! (`keyward_respond::restore`).
 
 use std::collections::BTreeMap;
 
 use keyward_graph::EdgeKind;
+use keyward_model::Event;
 use keyward_model::time::Millis;
 use keyward_model::{CredentialKind, CredentialStatus, Identity, IdentityKind};
-use keyward_respond::action::shell_quote as q;
+use keyward_respond::restore::{self, items};
+use keyward_respond::{IamPrincipal, Plan};
 use keyward_store::AuditEntry;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -62,28 +69,48 @@ fn governable(i: &Identity) -> bool {
     ) && i.deleted.is_none()
 }
 
-/// A fact as a sorted list of strings, when it is a list (or one value).
-fn items(v: &Value) -> Vec<String> {
-    let mut out: Vec<String> = match v {
-        Value::Null => Vec::new(),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| match x {
-                Value::String(s) => s.clone(),
-                Value::Object(o) => o
-                    .get("GroupName")
-                    .or_else(|| o.get("PolicyArn"))
-                    .and_then(Value::as_str)
-                    .map_or_else(|| x.to_string(), str::to_owned),
-                other => other.to_string(),
-            })
-            .collect(),
-        Value::String(s) => vec![s.clone()],
-        other => vec![other.to_string()],
-    };
-    out.sort();
-    out.dedup();
-    out
+/// The CloudTrail calls (`eventSource:eventName`) that change a governed fact.
+pub const DRIFT_EVENTS: [&str; 20] = [
+    "iam.amazonaws.com:AttachRolePolicy",
+    "iam.amazonaws.com:DetachRolePolicy",
+    "iam.amazonaws.com:PutRolePolicy",
+    "iam.amazonaws.com:DeleteRolePolicy",
+    "iam.amazonaws.com:UpdateAssumeRolePolicy",
+    "iam.amazonaws.com:PutRolePermissionsBoundary",
+    "iam.amazonaws.com:DeleteRolePermissionsBoundary",
+    "iam.amazonaws.com:AttachUserPolicy",
+    "iam.amazonaws.com:DetachUserPolicy",
+    "iam.amazonaws.com:PutUserPolicy",
+    "iam.amazonaws.com:DeleteUserPolicy",
+    "iam.amazonaws.com:PutUserPermissionsBoundary",
+    "iam.amazonaws.com:DeleteUserPermissionsBoundary",
+    "iam.amazonaws.com:AddUserToGroup",
+    "iam.amazonaws.com:RemoveUserFromGroup",
+    "iam.amazonaws.com:CreateAccessKey",
+    "iam.amazonaws.com:UpdateAccessKey",
+    "iam.amazonaws.com:CreateLoginProfile",
+    "iam.amazonaws.com:AttachGroupPolicy",
+    "iam.amazonaws.com:PutGroupPolicy",
+];
+
+/// An event that changed (or tried to change) a baselined identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Suspect {
+    pub identity: String,
+    pub event: String,
+    pub action: String,
+    pub actor: Option<String>,
+    pub at: Millis,
+}
+
+/// The API's name of an IAM user or role.
+pub fn principal_of(i: &Identity) -> Option<IamPrincipal> {
+    let name = i.id.rsplit('/').next().unwrap_or(&i.name).to_owned();
+    match i.kind {
+        IdentityKind::IamRole => Some(IamPrincipal::Role(name)),
+        IdentityKind::IamUser => Some(IamPrincipal::User(name)),
+        _ => None,
+    }
 }
 
 impl Engine {
@@ -231,7 +258,7 @@ impl Engine {
                 let (a, c) = (items(&approved), items(&current));
                 let added: Vec<String> = c.iter().filter(|x| !a.contains(x)).cloned().collect();
                 let removed: Vec<String> = a.iter().filter(|x| !c.contains(x)).cloned().collect();
-                let revert = revert(i, field, &approved, &added, &removed);
+                let revert = revert(i, field, &approved, &current, &added);
                 out.push(Drift {
                     identity: id.clone(),
                     field: field.clone(),
@@ -247,67 +274,136 @@ impl Engine {
     }
 }
 
-/// The commands that put `field` back to what was approved.
+impl Engine {
+    /// The baselined IAM users and roles (only `identity`, when given — resolved like
+    /// `keyward show`), with their API names and approved facts.
+    pub fn baselined_principals(
+        &self,
+        identity: Option<&str>,
+    ) -> Result<Vec<(Identity, IamPrincipal, Baseline)>, EngineError> {
+        let only = match identity {
+            Some(q) => match self.resolve(q) {
+                crate::Resolve::Found(i) => Some(i.id.clone()),
+                _ => {
+                    return Err(EngineError::Respond(format!(
+                        "no single identity matches {q:?}"
+                    )));
+                }
+            },
+            None => None,
+        };
+        let mut out = Vec::new();
+        for (id, b) in self.baselines_approved()? {
+            if only.as_ref().is_some_and(|o| *o != id) {
+                continue;
+            }
+            let Some(i) = self.inventory.get(&id) else {
+                continue;
+            };
+            if let Some(p) = principal_of(i) {
+                out.push((i.clone(), p, b));
+            }
+        }
+        if let (Some(q), true) = (identity, out.is_empty()) {
+            return Err(EngineError::Respond(format!(
+                "{q} has no approved baseline as an IAM user or role: `keyward baseline approve {q}` first"
+            )));
+        }
+        Ok(out)
+    }
+
+    /// The events that changed (or tried to change) a governed fact of a baselined identity
+    /// since its approval.
+    pub fn drift_suspects(&self, events: &[Event<'_>]) -> Result<Vec<Suspect>, EngineError> {
+        let baselined = self.baselined_principals(None)?;
+        if baselined.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::new();
+        for e in events
+            .iter()
+            .filter(|e| DRIFT_EVENTS.contains(&e.action.as_ref()) && e.error_code.is_none())
+        {
+            let Some(target) = e.target.as_deref() else {
+                continue;
+            };
+            for (i, p, b) in &baselined {
+                let same_account = match (e.account.as_deref(), i.account.as_deref()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                let named =
+                    i.arn.as_deref() == Some(target) || i.id == target || p.name() == target;
+                if named && same_account && e.time >= b.approved_at {
+                    out.push(Suspect {
+                        identity: i.id.clone(),
+                        event: e.native_id.to_string(),
+                        action: e.action.to_string(),
+                        actor: e.actor.as_deref().map(str::to_owned),
+                        at: e.time,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The revert plan of a baselined identity given its live governed facts (`None`: no
+    /// drift). Not stored: [`Engine::save_plan`] does that.
+    pub fn revert_plan(
+        &self,
+        identity: &Identity,
+        baseline: &Baseline,
+        live: &BTreeMap<String, Value>,
+        why: &str,
+        actor: &str,
+        now: Millis,
+    ) -> Option<Plan> {
+        let principal = principal_of(identity)?;
+        // Only the facts the baseline governs are compared (an approval from a snapshot
+        // that lacked one does not revert it); a boundary is absent when there was none.
+        let live: BTreeMap<String, Value> = live
+            .iter()
+            .filter(|(k, _)| baseline.facts.contains_key(*k) || *k == "permissions_boundary")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        restore::plan(&restore::Request {
+            account: identity.account.as_deref(),
+            identity: &identity.id,
+            principal,
+            approved: &baseline.facts,
+            live: &live,
+            why,
+            now,
+            actor,
+        })
+    }
+}
+
+/// The commands that put `field` back to what was approved: those of the revert plan's
+/// steps (`keyward_respond::restore`), or what a person must do.
 fn revert(
     i: &Identity,
     field: &str,
     approved: &Value,
+    current: &Value,
     added: &[String],
-    removed: &[String],
 ) -> Vec<String> {
-    let name = i.id.rsplit('/').next().unwrap_or(&i.name);
-    let noun = if i.kind == IdentityKind::IamUser {
-        "user"
-    } else {
-        "role"
+    let Some(p) = principal_of(i) else {
+        return added
+            .iter()
+            .map(|b| format!("# binding {b} was added: remove the subject ({})", i.id))
+            .collect();
     };
-    let n = q(name);
-    let mut out = Vec::new();
-    match field {
-        "attached_policies" => {
-            for p in added {
-                out.push(format!("aws iam detach-{noun}-policy --{noun}-name {n} --policy-arn {}", q(p)));
-            }
-            for p in removed {
-                out.push(format!("aws iam attach-{noun}-policy --{noun}-name {n} --policy-arn {}", q(p)));
-            }
-        }
-        "inline_policies" => {
-            for p in added {
-                out.push(format!("aws iam get-{noun}-policy --{noun}-name {n} --policy-name {}  # keep a copy", q(p)));
-                out.push(format!("aws iam delete-{noun}-policy --{noun}-name {n} --policy-name {}", q(p)));
-            }
-            for p in removed {
-                out.push(format!("# inline policy {p} was removed: put it back from IaC (its document is in the approved snapshot)"));
-            }
-        }
-        "trust_policy" => out.push(format!(
-            "aws iam update-assume-role-policy --role-name {n} --policy-document {}",
-            q(&approved.to_string())
-        )),
-        "permissions_boundary" => match approved.as_str() {
-            Some(b) => out.push(format!("aws iam put-{noun}-permissions-boundary --{noun}-name {n} --permissions-boundary {}", q(b))),
-            None => out.push(format!("aws iam delete-{noun}-permissions-boundary --{noun}-name {n}")),
-        },
-        "groups" => {
-            for g in added {
-                out.push(format!("aws iam remove-user-from-group --group-name {} --user-name {n}", q(g)));
-            }
-            for g in removed {
-                out.push(format!("aws iam add-user-to-group --group-name {} --user-name {n}", q(g)));
-            }
-        }
-        "active_keys" => {
-            for k in added {
-                out.push(format!("aws iam update-access-key --user-name {n} --access-key-id {} --status Inactive", q(k)));
-            }
-        }
-        "bindings" => {
-            for b in added {
-                out.push(format!("# binding {b} was added: remove the subject ({})", i.id));
-            }
-        }
-        _ => {}
-    }
-    out
+    let one = |v: &Value| BTreeMap::from([(field.to_owned(), v.clone())]);
+    let (actions, review) = restore::changes(&p, &one(approved), &one(current));
+    actions
+        .iter()
+        .flat_map(|a| a.commands())
+        .chain(
+            review
+                .into_iter()
+                .map(|(what, why)| format!("# {what}: {why}")),
+        )
+        .collect()
 }

@@ -124,3 +124,67 @@ fn changes_after_approval_are_drift_with_their_revert_commands() {
     let left: Vec<String> = e.drift().unwrap().into_iter().map(|d| d.field).collect();
     assert_eq!(left, ["groups"]);
 }
+
+/// Live events that change a governed fact of a baselined identity are drift suspects:
+/// after the approval, in its account, and only calls that succeeded.
+#[test]
+fn events_that_touch_a_baselined_identity_are_suspects() {
+    use std::borrow::Cow;
+
+    use keyward_model::{Event, SourceKind};
+    let dir = tempfile::tempdir().unwrap();
+    let mut e = Engine::open(&dir.path().join("store")).unwrap();
+    let v1 = snapshot(dir.path(), 1, &[], &[], ACCT, &[]);
+    e.ingest(&[v1], &IngestOptions::default(), &mut (), 1_800_000_000_000)
+        .unwrap();
+    let event = |id: &str, action: &str, target: &str, account: &str, at: i64, error: bool| Event {
+        native_id: Cow::Owned(id.into()),
+        source: SourceKind::Cloudtrail,
+        time: at,
+        action: Cow::Owned(format!("iam.amazonaws.com:{action}")),
+        actor: Some(Cow::Borrowed("arn:aws:iam::111122223333:user/mallory")),
+        source_ip: None,
+        user_agent: None,
+        region: None,
+        account: Some(Cow::Owned(account.into())),
+        error_code: error.then_some(Cow::Borrowed("AccessDenied")),
+        target: Some(Cow::Owned(target.into())),
+        credential: None,
+        invoked_by: None,
+        shared_id: None,
+        stage: 0,
+    };
+    let t = 1_800_000_100_000;
+    let events = [
+        event("a", "AttachRolePolicy", "app", ACCT, t, false),
+        event("b", "AttachRolePolicy", "app", "999988887777", t, false),
+        event(
+            "c",
+            "AttachRolePolicy",
+            "app",
+            ACCT,
+            1_700_000_000_000,
+            false,
+        ),
+        event("d", "AttachRolePolicy", "app", ACCT, t, true),
+        event("e", "GetRole", "app", ACCT, t, false),
+        event("f", "CreateAccessKey", "ci", ACCT, t, false),
+    ];
+    // Nothing is baselined yet: no suspects.
+    assert!(e.drift_suspects(&events).unwrap().is_empty());
+    e.approve_baselines(None, "test:drift", 1_800_000_000_000)
+        .unwrap();
+    let got: Vec<(String, String)> = e
+        .drift_suspects(&events)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.event, s.identity))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("a".to_owned(), format!("arn:aws:iam::{ACCT}:role/app")),
+            ("f".to_owned(), format!("arn:aws:iam::{ACCT}:user/ci")),
+        ]
+    );
+}

@@ -166,12 +166,27 @@ pub enum Action {
         replaces: String,
         location: SecretLocation,
     },
+    /// Secrets Manager's `finishSecret`: the version a rotation wrote as `AWSPENDING` is
+    /// tested (its key, read back from the secret, answers `sts:GetCallerIdentity` as the
+    /// user) and then promoted to `AWSCURRENT`; the old version keeps `AWSPREVIOUS`.
+    PromoteSecretVersion {
+        user: String,
+        replaces: String,
+        secret_id: String,
+    },
     /// `sts:GetCallerIdentity` signed with the new key answers the user's ARN (rotation).
     VerifyAccessKey {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         account: Option<String>,
         user: String,
         replaces: String,
+    },
+    /// One change back to an approved baseline (self-healing, [`crate::restore`]).
+    RestoreBaseline {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        principal: IamPrincipal,
+        change: crate::restore::Change,
     },
     /// A Vault/OpenBao identity entity set `disabled` (`identity/entity/id/ID`): every token
     /// of the entity stops working; enabling it again (undo) makes them work again.
@@ -218,6 +233,8 @@ impl Action {
             | Action::ListMfaDevices { .. }
             | Action::DenyWebIdentitySubject { .. }
             | Action::CreateAccessKey { .. }
+            | Action::PromoteSecretVersion { .. }
+            | Action::RestoreBaseline { .. }
             | Action::VerifyAccessKey { .. } => "aws",
             Action::UpdateSecretValue { location, .. } => location.platform(),
             Action::WriteVaultToken { into, .. } => into.platform(),
@@ -251,6 +268,8 @@ impl Action {
             Action::DeleteBinding { .. } => "delete_binding",
             Action::CreateAccessKey { .. } => "create_access_key",
             Action::UpdateSecretValue { .. } => "update_secret_value",
+            Action::PromoteSecretVersion { .. } => "promote_secret_version",
+            Action::RestoreBaseline { .. } => "restore_baseline",
             Action::VerifyAccessKey { .. } => "verify_access_key",
             Action::DisableVaultEntity { .. } => "disable_vault_entity",
             Action::RevokeVaultToken { .. } => "revoke_vault_token",
@@ -296,9 +315,10 @@ impl Action {
             }
         }
         match self {
-            Action::DenyAll { account, principal } => {
-                iam(account, principal.noun(), principal.name())
-            }
+            Action::DenyAll { account, principal }
+            | Action::RestoreBaseline {
+                account, principal, ..
+            } => iam(account, principal.noun(), principal.name()),
             Action::RevokeSessions { account, role, .. }
             | Action::DenyWebIdentitySubject { account, role, .. } => iam(account, "role", role),
             Action::DeactivateAccessKey { key_id, .. } => key_id.clone(),
@@ -307,6 +327,7 @@ impl Action {
             | Action::CreateAccessKey { account, user, .. }
             | Action::VerifyAccessKey { account, user, .. } => iam(account, "user", user),
             Action::UpdateSecretValue { location, .. } => location.to_string(),
+            Action::PromoteSecretVersion { secret_id, .. } => format!("secretsmanager:{secret_id}"),
             Action::RemoveBindings {
                 namespace,
                 service_account,
@@ -385,6 +406,12 @@ impl Action {
             Action::VerifyAccessKey { .. } => {
                 "the new key is in this process's memory".into()
             }
+            Action::PromoteSecretVersion { .. } => {
+                "the secret's AWSPENDING version holds a key of the user that authenticates".into()
+            }
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => change.precondition(principal),
             Action::DisableVaultEntity { .. } => "the entity exists".into(),
             Action::RevokeVaultToken { .. } => {
                 "the accessor names a token (gone already: nothing to do)".into()
@@ -406,6 +433,9 @@ impl Action {
         match self {
             Action::Review { inspect, .. } => vec![inspect.clone()],
             Action::UpdateSecretValue { location, .. } => crate::rotate::commands(self, location),
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => change.commands(principal),
             Action::DisableVaultEntity { .. }
             | Action::RevokeVaultToken { .. }
             | Action::RevokeVaultLeases { .. }
@@ -421,6 +451,9 @@ impl Action {
     pub fn undo_commands(&self) -> Vec<String> {
         match self {
             Action::Review { .. } => Vec::new(),
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => change.undo_commands(principal),
             Action::UpdateSecretValue { location, .. } => {
                 crate::rotate::undo_commands(self, location)
             }

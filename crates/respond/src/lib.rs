@@ -10,6 +10,8 @@
 //!   snapshot a target's state, apply an action, verify its effect, undo it.
 //! - [`rotate`]: a key rotation without downtime as a [`Plan`] (create, write where the old
 //!   key lives, verify, deactivate); the new secret passes between steps in memory only.
+//! - [`restore`]: self-healing — the changes that put an IAM principal back to its approved
+//!   baseline, as a reversible [`Plan`].
 //! - [`execute`]: runs a plan's steps through the connectors in order, stopping at the
 //!   first failure, and reports each step's result to a recorder (the caller audits and
 //!   stores it).
@@ -24,6 +26,7 @@ pub mod kube;
 pub mod plan;
 pub mod playbook;
 pub mod policy;
+pub mod restore;
 pub mod rotate;
 pub mod vault;
 

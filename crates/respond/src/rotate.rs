@@ -1,7 +1,10 @@
 //! Rotation of an IAM user's access key without downtime, as a [`Plan`] the executor runs
 //! like any other: create the new key → write it where the old one lives → verify the new
-//! key authenticates as the user → deactivate the old key → (after the grace period) delete
-//! it, by hand. Pure: where the key lives is discovered by the connectors
+//! key authenticates as the user → promote each Secrets Manager version → deactivate the
+//! old key → (after the grace period) delete it, by hand. A Secrets Manager secret follows
+//! its own four-step protocol: the new value is written as `AWSPENDING` (createSecret,
+//! setSecret), its key tested from what the secret holds (testSecret) and only then moved
+//! to `AWSCURRENT` (finishSecret), so readers of `AWSCURRENT` never see an untested key. Pure: where the key lives is discovered by the connectors
 //! (`AwsConnector::secrets_containing`, `KubeConnector::secrets_containing`) and handed in.
 //!
 //! **The new secret is never stored.** A plan, its step results, the evidence and the audit
@@ -18,7 +21,8 @@
 //!   (and by the CLI before planning), naming both keys, never guessing which may go.
 //!
 //! Undo: the old key re-activated, Secrets Manager's `AWSCURRENT` moved back to the version
-//! before the write (its value is Secrets Manager's own, never copied), the new key deleted.
+//! before the promotion and `AWSPENDING` taken off the written version (the values are
+//! Secrets Manager's own, never copied), the new key deleted.
 //! A Kubernetes Secret has no versions: its previous data is kept in this process's memory
 //! only ([`handoff`]), so an undo in the process that rotated puts it back, and an undo in
 //! another process stops at that step (after re-activating the old key), leaving the new
@@ -157,6 +161,21 @@ pub fn plan(req: &Request<'_>) -> Plan {
         },
         "rotate: the new key works before the old one stops".to_owned(),
     ));
+    // Secrets Manager's four steps: the new key was created (createSecret) and written as
+    // AWSPENDING (setSecret); each pending version is tested and promoted (testSecret,
+    // finishSecret) only after the key itself authenticated.
+    for l in &locations {
+        if let SecretLocation::Secretsmanager { secret_id } = l {
+            actions.push((
+                Action::PromoteSecretVersion {
+                    user: user.clone(),
+                    replaces: old.clone(),
+                    secret_id: secret_id.clone(),
+                },
+                "rotate: the pending version is tested, then becomes AWSCURRENT".to_owned(),
+            ));
+        }
+    }
     actions.push((
         Action::DeactivateAccessKey {
             account,
@@ -261,6 +280,18 @@ pub fn old_secret_in(doc: &str, key_id: &str) -> Option<String> {
         let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
         (is_secret_name(name) && !value.is_empty()).then(|| value.to_owned())
     })
+}
+
+/// The access key ids (`AKIA` + 16 upper-case letters or digits) a document holds, in
+/// order of appearance, each once.
+pub fn key_ids_in(doc: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for word in doc.split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit())) {
+        if word.len() == 20 && word.starts_with("AKIA") && !out.iter().any(|x| x == word) {
+            out.push(word.to_owned());
+        }
+    }
+    out
 }
 
 /// Why a value could not be rewritten.
@@ -416,7 +447,7 @@ pub(crate) fn commands(action: &Action, location: &SecretLocation) -> Vec<String
             ),
             format!("# in value: replace {replaces} and its secret access key with the new key"),
             format!(
-                "aws secretsmanager put-secret-value --secret-id {} --secret-string file://value && rm value",
+                "aws secretsmanager put-secret-value --secret-id {} --secret-string file://value --version-stages AWSPENDING && rm value  # promoted to AWSCURRENT once tested",
                 q(secret_id)
             ),
         ],
@@ -450,7 +481,7 @@ pub(crate) fn undo_commands(action: &Action, location: &SecretLocation) -> Vec<S
     };
     match location {
         SecretLocation::Secretsmanager { secret_id } => vec![format!(
-            "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id PREVIOUS --remove-from-version-id WRITTEN  # both version ids are in the step's result",
+            "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING --remove-from-version-id WRITTEN  # the version id is in the step's result",
             q(secret_id)
         )],
         SecretLocation::Kubernetes { namespace, name } => vec![format!(
@@ -524,6 +555,17 @@ mod tests {
     }
 
     #[test]
+    fn key_ids_are_found_whole() {
+        let doc = r#"{"id":"AKIAIOSFODNN7EXAMPLE","old":"XAKIAIOSFODNN7EXAMPLE","short":"AKIA123","again":"AKIAIOSFODNN7EXAMPLE","b":"AKIAZZZZZZZZZZZZZZZZ"}"#;
+        assert_eq!(
+            key_ids_in(doc),
+            ["AKIAIOSFODNN7EXAMPLE", "AKIAZZZZZZZZZZZZZZZZ"]
+        );
+        assert!(key_ids_in("AKIAIOSFODNN7EXAMPLEX").is_empty());
+        assert!(key_ids_in("ünïcödé AKIA").is_empty());
+    }
+
+    #[test]
     fn locations_parse() {
         assert_eq!(
             SecretLocation::parse("k8s:prod/aws-creds"),
@@ -577,6 +619,7 @@ mod tests {
                 "update_secret_value",
                 "update_secret_value",
                 "verify_access_key",
+                "promote_secret_version",
                 "deactivate_access_key",
             ]
         );

@@ -107,6 +107,33 @@ impl World {
         name
     }
 
+    /// How many versions hold `stage`.
+    async fn stages(&self, name: &str, stage: &str) -> usize {
+        let out = self
+            .sm
+            .describe_secret()
+            .secret_id(name)
+            .send()
+            .await
+            .unwrap();
+        out.version_ids_to_stages().map_or(0, |m| {
+            m.values().filter(|s| s.iter().any(|x| x == stage)).count()
+        })
+    }
+
+    async fn staged(&self, name: &str, stage: &str) -> String {
+        self.sm
+            .get_secret_value()
+            .secret_id(name)
+            .version_stage(stage)
+            .send()
+            .await
+            .unwrap()
+            .secret_string()
+            .unwrap()
+            .to_owned()
+    }
+
     async fn current(&self, name: &str) -> String {
         self.sm
             .get_secret_value()
@@ -232,6 +259,25 @@ async fn a_key_in_secrets_manager_and_kubernetes_is_rotated_verified_and_undone(
         .unwrap()
         .to_owned();
 
+    // Secrets Manager's four steps: written as AWSPENDING, tested, promoted; after the
+    // rotation no version is left pending and the old value is AWSPREVIOUS.
+    let names: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
+    assert_eq!(
+        names,
+        [
+            "create_access_key",
+            "update_secret_value",
+            "update_secret_value",
+            "verify_access_key",
+            "promote_secret_version",
+            "deactivate_access_key",
+        ]
+    );
+    let promoted = &plan.steps[4].result.as_ref().unwrap().state;
+    assert_eq!(promoted["tested_key_id"], new_id.as_str());
+    assert_eq!(w.stages(&secret_name, "AWSPENDING").await, 0);
+    assert_eq!(w.staged(&secret_name, "AWSPREVIOUS").await, before_sm);
+
     // Both locations hold the new key, the rest of each value as it was.
     let doc: Value = serde_json::from_str(&w.current(&secret_name).await).unwrap();
     assert_eq!(doc["aws_access_key_id"], new_id.as_str());
@@ -356,4 +402,44 @@ async fn a_rerun_without_the_secret_in_memory_fails_safely_and_undo_deletes_the_
         w.moto.key_statuses(&user).await,
         [(old.id.clone(), "Active".into())]
     );
+}
+
+/// testSecret: a pending version whose key authenticates as someone else is never promoted;
+/// readers of `AWSCURRENT` keep the old key, and undo takes the pending stage off.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pending_version_that_fails_its_test_is_not_promoted() {
+    let Some(w) = world().await else { return };
+    let user = unique("rot");
+    w.moto.user(&user).await;
+    let old = w.moto.key(&user).await;
+    let other = unique("other");
+    w.moto.user(&other).await;
+    let stranger = w.moto.key(&other).await;
+    let secret_name = w.secret_json(&old).await;
+    let before = w.current(&secret_name).await;
+    // What a broken writer (or an attacker) staged: another user's key.
+    let pending = json!({
+        "aws_access_key_id": stranger.id,
+        "aws_secret_access_key": stranger.secret,
+        "region": "eu-west-1",
+    })
+    .to_string();
+    w.sm.put_secret_value()
+        .secret_id(&secret_name)
+        .secret_string(pending)
+        .version_stages("AWSPENDING")
+        .send()
+        .await
+        .unwrap();
+    let promote = keyward_respond::Action::PromoteSecretVersion {
+        user: user.clone(),
+        replaces: old.id.clone(),
+        secret_id: secret_name.clone(),
+    };
+    let aws = w.connectors.aws.as_ref().unwrap();
+    let err = aws.apply(&promote).await.unwrap_err().to_string();
+    assert!(err.contains("not promoted"), "{err}");
+    assert!(!err.contains(&stranger.secret), "{err}");
+    assert_eq!(w.current(&secret_name).await, before);
+    assert_eq!(w.stages(&secret_name, "AWSPENDING").await, 1);
 }

@@ -579,6 +579,76 @@ async fn a_token_issued_into_a_kubernetes_secret_is_rotated_without_downtime_and
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leases_issued_under_a_role_named_for_the_identity_are_revoked_by_prefix() {
+    let Some(bao) = Bao::from_env() else { return };
+    // PKI with `generate_lease`: leased credentials without an external database.
+    let mount = unique("pki");
+    bao.root(
+        "POST",
+        &format!("sys/mounts/{mount}"),
+        json!({"type": "pki"}),
+    )
+    .await;
+    bao.root(
+        "POST",
+        &format!("{mount}/root/generate/internal"),
+        json!({"common_name": "test-ca", "ttl": "24h"}),
+    )
+    .await;
+    let role = unique("ledger");
+    bao.root(
+        "POST",
+        &format!("{mount}/roles/{role}"),
+        json!({"allow_any_name": true, "generate_lease": true, "ttl": "1h"}),
+    )
+    .await;
+    for _ in 0..2 {
+        bao.root(
+            "POST",
+            &format!("{mount}/issue/{role}"),
+            json!({"common_name": "ledger.example"}),
+        )
+        .await;
+    }
+    let v = bao.connector();
+    let found = v.find(std::slice::from_ref(&role)).await.unwrap();
+    let prefix = format!("{mount}/issue/{role}");
+    assert_eq!(
+        found.lease_prefixes,
+        std::slice::from_ref(&prefix),
+        "{found:?}"
+    );
+    let mut plan = vault::plan_disable(&role, &found, now(), "test");
+    assert_eq!(
+        plan.steps[0].command,
+        [format!("vault lease revoke -prefix {prefix}")]
+    );
+    let connectors = vault_only(v);
+    let mut mem = Mem::default();
+    execute(&mut plan, &connectors, &mut mem, &clock)
+        .await
+        .unwrap();
+    let step = &plan.steps[0];
+    assert_eq!(step.result.as_ref().unwrap().state, json!({"revoked": 2}));
+    assert_eq!(
+        step.result
+            .as_ref()
+            .unwrap()
+            .verified
+            .as_ref()
+            .unwrap()
+            .observed,
+        format!("0 leases left under {prefix}")
+    );
+    let evidence = &mem.evidence[0]["targets"][format!("vault:vault:leases/{prefix}")];
+    assert_eq!(
+        evidence["leases"].as_array().unwrap().len(),
+        2,
+        "{evidence}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_connector_never_revokes_its_own_token() {
     let Some(bao) = Bao::from_env() else { return };
     let v = bao.connector();

@@ -248,7 +248,12 @@ impl AwsConnector {
             }
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_snapshot(action).await,
+            Action::RestoreBaseline { principal, .. } => match principal {
+                IamPrincipal::Role(role) => self.role_state(role, &target).await,
+                IamPrincipal::User(user) => self.user_state(user, &target).await,
+            },
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -309,7 +314,11 @@ impl AwsConnector {
             } => self.deny_subject(role, provider, subject, &target).await,
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_apply(action).await,
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => self.restore_apply(principal, change, &target).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -394,7 +403,11 @@ impl AwsConnector {
             }
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_verify(action).await,
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => self.restore_verify(principal, change, false, &target).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -457,7 +470,11 @@ impl AwsConnector {
             }
             Action::CreateAccessKey { .. }
             | Action::UpdateSecretValue { .. }
+            | Action::PromoteSecretVersion { .. }
             | Action::VerifyAccessKey { .. } => self.rotation_undo(action, state).await,
+            Action::RestoreBaseline {
+                principal, change, ..
+            } => self.restore_undo(principal, change, state, &target).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -551,7 +568,7 @@ impl AwsConnector {
             })
     }
 
-    async fn put_inline(
+    pub(super) async fn put_inline(
         &self,
         p: &IamPrincipal,
         policy: &str,
@@ -583,7 +600,7 @@ impl AwsConnector {
     }
 
     /// Deletes the inline policy; one that is gone already is fine.
-    async fn delete_inline(
+    pub(super) async fn delete_inline(
         &self,
         p: &IamPrincipal,
         policy: &str,
@@ -937,6 +954,8 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
         | Action::UpdateSecretValue { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
         | Action::DisableVaultEntity { .. }
         | Action::RevokeVaultToken { .. }

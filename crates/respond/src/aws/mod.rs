@@ -15,6 +15,8 @@ mod document;
 #[cfg(feature = "aws")]
 mod forensics;
 #[cfg(feature = "aws")]
+mod restore;
+#[cfg(feature = "aws")]
 mod rotate;
 #[cfg(feature = "aws")]
 pub use client::{AwsConnector, http_client, sdk, static_config};
@@ -95,6 +97,24 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
             "aws iam create-access-key --user-name {}  # its secret goes only where the old key lives",
             q(user)
         )],
+        Action::PromoteSecretVersion { secret_id, .. } => vec![
+            format!(
+                "aws secretsmanager describe-secret --secret-id {} --query VersionIdsToStages  # PENDING: the version staged AWSPENDING, CURRENT: AWSCURRENT",
+                q(secret_id)
+            ),
+            format!(
+                "aws secretsmanager get-secret-value --secret-id {} --version-stage AWSPENDING  # test: its key answers aws sts get-caller-identity as the user",
+                q(secret_id)
+            ),
+            format!(
+                "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id PENDING --remove-from-version-id CURRENT",
+                q(secret_id)
+            ),
+            format!(
+                "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSPENDING --remove-from-version-id PENDING",
+                q(secret_id)
+            ),
+        ],
         Action::VerifyAccessKey { .. } => vec![
             "AWS_ACCESS_KEY_ID=NEW_KEY_ID AWS_SECRET_ACCESS_KEY=… aws sts get-caller-identity  # answers the user's ARN".into(),
         ],
@@ -151,6 +171,10 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         Action::CreateAccessKey { user, .. } => vec![format!(
             "aws iam delete-access-key --user-name {} --access-key-id NEW_KEY_ID  # the step's result names it",
             q(user)
+        )],
+        Action::PromoteSecretVersion { secret_id, .. } => vec![format!(
+            "aws secretsmanager update-secret-version-stage --secret-id {} --version-stage AWSCURRENT --move-to-version-id PREVIOUS --remove-from-version-id PROMOTED  # both version ids are in the step's result",
+            q(secret_id)
         )],
         Action::DeleteLoginProfile { user, .. } => vec![format!(
             "# a removed password cannot be restored: aws iam create-login-profile --user-name {} --password-reset-required --password …",

@@ -4,9 +4,11 @@
 //! Secret values are read into memory to search and rewrite them, never logged, returned or
 //! put in an error. What `apply` returns (the step's `state`):
 //! - `create_access_key`: `{"new_key_id": ID}` (undo deletes it);
-//! - `update_secret_value` (Secrets Manager): `{"version_id": WRITTEN, "previous_version_id":
-//!   ID}`: undo moves `AWSCURRENT` back to the previous version;
-//! - `verify_access_key`: `{"new_key_id": ID}`.
+//! - `update_secret_value` (Secrets Manager): `{"version_id": WRITTEN, "stage":
+//!   "AWSPENDING"}`: the new value is staged, not current (undo takes the stage off);
+//! - `verify_access_key`: `{"new_key_id": ID}`;
+//! - `promote_secret_version`: `{"version_id": PROMOTED, "previous_version_id": ID,
+//!   "tested_key_id": ID}`: undo moves `AWSCURRENT` back to the previous version.
 
 use aws_sdk_iam::types::StatusType;
 use aws_sdk_sts as sts;
@@ -18,6 +20,7 @@ use crate::rotate::{self, SecretLocation, handoff};
 use crate::{ConnectorError, Verified};
 
 const CURRENT: &str = "AWSCURRENT";
+const PENDING: &str = "AWSPENDING";
 
 /// One of a user's access keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,11 +98,20 @@ impl AwsConnector {
 
     /// The secret's `AWSCURRENT` string and version id (the stage is named: see moto's limits).
     async fn current_value(&self, secret: &str) -> Result<(String, String), ConnectorError> {
+        self.value_at(secret, CURRENT).await
+    }
+
+    /// The string and version id staged `stage` (which must exist).
+    async fn value_at(
+        &self,
+        secret: &str,
+        stage: &str,
+    ) -> Result<(String, String), ConnectorError> {
         let out = self
             .sm
             .get_secret_value()
             .secret_id(secret)
-            .version_stage(CURRENT)
+            .version_stage(stage)
             .send()
             .await
             .map_err(|e| api("GetSecretValue", secret, e))?;
@@ -110,6 +122,94 @@ impl AwsConnector {
             value.to_owned(),
             out.version_id().unwrap_or_default().to_owned(),
         ))
+    }
+
+    /// The value and version id staged `stage`, if a version holds it.
+    async fn staged_value(
+        &self,
+        secret: &str,
+        stage: &str,
+    ) -> Result<Option<(String, String)>, ConnectorError> {
+        if self.version_with(secret, stage).await?.is_none() {
+            return Ok(None);
+        }
+        self.value_at(secret, stage).await.map(Some)
+    }
+
+    /// testSecret + finishSecret: the key in the `AWSPENDING` version — read from the
+    /// secret itself, so this also works in a process that did not create it — must
+    /// answer `sts:GetCallerIdentity` as `user`; then `AWSCURRENT` moves to that version
+    /// and `AWSPENDING` is taken off it. A re-run after the move finds it done.
+    async fn promote(
+        &self,
+        user: &str,
+        old: &str,
+        secret_id: &str,
+        target: &str,
+    ) -> Result<Value, ConnectorError> {
+        let Some((pending, version)) = self.staged_value(secret_id, PENDING).await? else {
+            let (value, current) = self.current_value(secret_id).await?;
+            if !value.contains(old)
+                && let Some(id) = rotate::key_ids_in(&value).into_iter().find(|k| k != old)
+            {
+                let previous = self.version_with(secret_id, "AWSPREVIOUS").await?;
+                return Ok(
+                    json!({"version_id": current, "previous_version_id": previous, "tested_key_id": id}),
+                );
+            }
+            return Err(precondition(
+                target,
+                "the secret has no AWSPENDING version to promote",
+            ));
+        };
+        let Some(new_id) = rotate::key_ids_in(&pending).into_iter().find(|k| k != old) else {
+            return Err(precondition(
+                target,
+                "the AWSPENDING version holds no new access key",
+            ));
+        };
+        let Some(secret) = rotate::old_secret_in(&pending, &new_id) else {
+            return Err(precondition(
+                target,
+                format!(
+                    "the AWSPENDING version holds {new_id} but no secret access key next to it"
+                ),
+            ));
+        };
+        let key = handoff::NewKey {
+            id: new_id.clone(),
+            secret: handoff::Secret::new(secret),
+        };
+        let arn = self.caller_with(&key).await?;
+        if arn.rsplit('/').next() != Some(user) || !arn.contains(":user/") {
+            return Err(precondition(
+                target,
+                format!("the AWSPENDING key {new_id} answers {arn}, not user {user}: not promoted"),
+            ));
+        }
+        let current = self.version_with(secret_id, CURRENT).await?;
+        let mut stage = self
+            .sm
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(CURRENT)
+            .move_to_version_id(&version);
+        if let Some(c) = &current {
+            stage = stage.remove_from_version_id(c);
+        }
+        stage
+            .send()
+            .await
+            .map_err(|e| api("UpdateSecretVersionStage", target, e))?;
+        self.sm
+            .update_secret_version_stage()
+            .secret_id(secret_id)
+            .version_stage(PENDING)
+            .remove_from_version_id(&version)
+            .send()
+            .await
+            .map_err(|e| api("UpdateSecretVersionStage", target, e))?;
+        Ok(json!({"version_id": version, "previous_version_id": current, "tested_key_id": new_id}))
     }
 
     /// The version that holds `stage`, per `DescribeSecret`.
@@ -141,7 +241,8 @@ impl AwsConnector {
             Action::UpdateSecretValue {
                 location: SecretLocation::Secretsmanager { secret_id },
                 ..
-            } => {
+            }
+            | Action::PromoteSecretVersion { secret_id, .. } => {
                 // Metadata only: versions and stages, never a value.
                 let out = self
                     .sm
@@ -170,6 +271,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::DisableVaultEntity { .. }
             | Action::RevokeVaultToken { .. }
             | Action::RevokeVaultLeases { .. }
@@ -193,12 +295,13 @@ impl AwsConnector {
             } => {
                 let new = handoff::get(user, replaces)
                     .ok_or_else(|| precondition(&target, rotate::lost_secret(user, replaces)))?;
-                let (value, current) = self.current_value(secret_id).await?;
-                if value.contains(&new.id) {
+                if let Some((pending, version)) = self.staged_value(secret_id, PENDING).await?
+                    && pending.contains(&new.id)
+                {
                     // Written by an earlier run of this step.
-                    let previous = self.version_with(secret_id, "AWSPREVIOUS").await?;
-                    return Ok(json!({"version_id": current, "previous_version_id": previous}));
+                    return Ok(json!({"version_id": version, "stage": PENDING}));
                 }
+                let (value, _) = self.current_value(secret_id).await?;
                 let rewritten = rotate::rewrite(
                     &[(String::new(), value)],
                     replaces,
@@ -214,12 +317,17 @@ impl AwsConnector {
                     .put_secret_value()
                     .secret_id(secret_id)
                     .secret_string(text)
-                    .version_stages(CURRENT)
+                    .version_stages(PENDING)
                     .send()
                     .await
                     .map_err(|e| api("PutSecretValue", &target, e))?;
-                Ok(json!({"version_id": out.version_id(), "previous_version_id": current}))
+                Ok(json!({"version_id": out.version_id(), "stage": PENDING}))
             }
+            Action::PromoteSecretVersion {
+                user,
+                replaces,
+                secret_id,
+            } => self.promote(user, replaces, secret_id, &target).await,
             Action::VerifyAccessKey { user, replaces, .. } => {
                 let new = handoff::get(user, replaces)
                     .ok_or_else(|| precondition(&target, rotate::lost_secret(user, replaces)))?;
@@ -240,6 +348,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::DisableVaultEntity { .. }
             | Action::RevokeVaultToken { .. }
             | Action::RevokeVaultLeases { .. }
@@ -338,14 +447,35 @@ impl AwsConnector {
                 let Some(new) = handoff::get(user, replaces) else {
                     return Ok(verified(false, rotate::lost_secret(user, replaces)));
                 };
-                let (value, version) = self.current_value(secret_id).await?;
+                let Some((value, version)) = self.staged_value(secret_id, PENDING).await? else {
+                    return Ok(verified(
+                        false,
+                        format!("{secret_id} has no AWSPENDING version"),
+                    ));
+                };
                 let ok = value.contains(&new.id) && !value.contains(replaces.as_str());
                 Ok(verified(
                     ok,
                     format!(
-                        "AWSCURRENT of {secret_id} (version {version}) {} key {}",
+                        "AWSPENDING of {secret_id} (version {version}) {} key {}",
                         if ok { "holds" } else { "does not hold" },
                         new.id
+                    ),
+                ))
+            }
+            Action::PromoteSecretVersion {
+                replaces,
+                secret_id,
+                ..
+            } => {
+                let (value, version) = self.current_value(secret_id).await?;
+                let ok = !value.contains(replaces.as_str())
+                    && rotate::key_ids_in(&value).iter().any(|k| k != replaces);
+                Ok(verified(
+                    ok,
+                    format!(
+                        "AWSCURRENT of {secret_id} (version {version}) {} the new key",
+                        if ok { "holds" } else { "does not hold" },
                     ),
                 ))
             }
@@ -375,6 +505,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::DisableVaultEntity { .. }
             | Action::RevokeVaultToken { .. }
             | Action::RevokeVaultLeases { .. }
@@ -446,8 +577,43 @@ impl AwsConnector {
                 location: SecretLocation::Secretsmanager { secret_id },
                 ..
             } => {
+                let Some(written) = state.get("version_id").and_then(Value::as_str) else {
+                    return Err(precondition(&target, "the step's result names no version"));
+                };
+                if self.version_with(secret_id, PENDING).await?.as_deref() == Some(written) {
+                    self.sm
+                        .update_secret_version_stage()
+                        .secret_id(secret_id)
+                        .version_stage(PENDING)
+                        .remove_from_version_id(written)
+                        .send()
+                        .await
+                        .map_err(|e| api("UpdateSecretVersionStage", &target, e))?;
+                }
+                let (value, now) = self.current_value(secret_id).await?;
+                let staged = self.version_with(secret_id, PENDING).await?;
+                let ok = now != written
+                    && staged.as_deref() != Some(written)
+                    && value.contains(replaces.as_str());
+                Ok(verified(
+                    ok,
+                    format!(
+                        "AWSCURRENT of {secret_id} is version {now}, holding the old key; version {written} is {}",
+                        if staged.as_deref() == Some(written) {
+                            "still AWSPENDING"
+                        } else {
+                            "unstaged"
+                        }
+                    ),
+                ))
+            }
+            Action::PromoteSecretVersion {
+                replaces,
+                secret_id,
+                ..
+            } => {
                 let version = |k: &str| state.get(k).and_then(Value::as_str).map(str::to_owned);
-                let (Some(written), Some(previous)) =
+                let (Some(promoted), Some(previous)) =
                     (version("version_id"), version("previous_version_id"))
                 else {
                     return Err(precondition(&target, "the step's result names no versions"));
@@ -457,7 +623,7 @@ impl AwsConnector {
                     .secret_id(secret_id)
                     .version_stage(CURRENT)
                     .move_to_version_id(&previous)
-                    .remove_from_version_id(&written)
+                    .remove_from_version_id(&promoted)
                     .send()
                     .await
                     .map_err(|e| api("UpdateSecretVersionStage", &target, e))?;
@@ -489,6 +655,7 @@ impl AwsConnector {
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
             | Action::DeleteBinding { .. }
+            | Action::RestoreBaseline { .. }
             | Action::DisableVaultEntity { .. }
             | Action::RevokeVaultToken { .. }
             | Action::RevokeVaultLeases { .. }

@@ -147,6 +147,8 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::DisableVaultEntity { .. }
@@ -462,6 +464,8 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::DisableVaultEntity { .. }

@@ -138,6 +138,8 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::DisableVaultEntity { .. }
@@ -198,6 +200,8 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::ListMfaDevices { .. }
         | Action::DenyWebIdentitySubject { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::DisableVaultEntity { .. }

@@ -340,6 +340,8 @@ fn parse(action: &Action) -> Result<V<'_>, ConnectorError> {
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => return Err(not_vault(action)),
     })

@@ -84,12 +84,18 @@ pub(super) async fn find(h: &Http, candidates: &[String]) -> Result<Found, Conne
                     accessors.len()
                 ));
             }
+            let (mut failed, mut first_error) = (0usize, None::<String>);
             for acc in accessors.iter().take(MAX_ACCESSORS) {
                 if own.as_deref() == Some(acc.as_str()) {
                     continue;
                 }
-                let Ok(info) = super::tokens::lookup_accessor(h, acc).await else {
-                    continue;
+                let info = match super::tokens::lookup_accessor(h, acc).await {
+                    Ok(i) => i,
+                    Err(e) => {
+                        failed += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
+                        continue;
+                    }
                 };
                 if !info.valid {
                     continue;
@@ -120,6 +126,11 @@ pub(super) async fn find(h: &Http, candidates: &[String]) -> Result<Found, Conne
                     matched_by,
                 });
             }
+            if let Some(e) = first_error {
+                found.notes.push(format!(
+                    "{failed} Vault token accessors could not be looked up (their tokens were not searched): {e}"
+                ));
+            }
         }
         Err(e) => found.notes.push(format!(
             "Vault tokens not searched (LIST auth/token/accessors needs sudo): {e}"
@@ -142,8 +153,8 @@ async fn own_accessor(h: &Http) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// `MOUNT/creds/NAME` of every dynamic-secrets mount with leases under it, for each
-/// candidate that can be a role name (no `/`, `:`).
+/// `MOUNT/creds/NAME` (or `MOUNT/issue/NAME`) of every dynamic-secrets mount with leases
+/// under it, for each candidate that can be a role name (no `/`, `:`).
 async fn lease_prefixes(h: &Http, wanted: &BTreeSet<&str>) -> Result<Vec<String>, ConnectorError> {
     let doc = h
         .get("sys/mounts")
@@ -165,13 +176,17 @@ async fn lease_prefixes(h: &Http, wanted: &BTreeSet<&str>) -> Result<Vec<String>
             .iter()
             .filter(|w| !w.contains(['/', ':']) && !w.is_empty())
         {
-            let prefix = format!("{}/creds/{name}", mount.trim_end_matches('/'));
-            let leases = h
-                .list(&format!("sys/leases/lookup/{prefix}/"))
-                .await
-                .map_err(|e| api("LIST sys/leases/lookup", &prefix, e))?;
-            if !leases.is_empty() {
-                out.push(prefix);
+            // `creds/ROLE`: database, AWS, … secrets engines; `issue/ROLE`: PKI roles that
+            // lease their certificates.
+            for verb in ["creds", "issue"] {
+                let prefix = format!("{}/{verb}/{name}", mount.trim_end_matches('/'));
+                let leases = h
+                    .list(&format!("sys/leases/lookup/{prefix}/"))
+                    .await
+                    .map_err(|e| api("LIST sys/leases/lookup", &prefix, e))?;
+                if !leases.is_empty() {
+                    out.push(prefix);
+                }
             }
         }
     }

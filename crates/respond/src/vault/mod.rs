@@ -92,7 +92,8 @@ pub struct TokenMatch {
 pub struct Found {
     pub entities: Vec<EntityMatch>,
     pub tokens: Vec<TokenMatch>,
-    /// Lease prefixes with leases under them (`database/creds/payments-api`).
+    /// Lease prefixes with leases under them (`database/creds/payments-api`,
+    /// `pki/issue/payments-api`).
     pub lease_prefixes: Vec<String>,
     /// What could not be searched, in words.
     pub notes: Vec<String>,
@@ -465,6 +466,8 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),
@@ -513,6 +516,8 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Review { .. } => Vec::new(),

@@ -47,9 +47,9 @@ pub(super) async fn lookup_accessor(
     {
         Ok(Some(d)) => d,
         Ok(None) => return Ok(info),
-        // Vault answers 400 "invalid accessor" (403 on some versions) for a token it no
-        // longer has.
-        Err(e) if matches!(e.status(), Some(400 | 403 | 404)) => return Ok(info),
+        // Vault answers 400 "invalid accessor" for a token it no longer has. A 403 is this
+        // connector's own lack of permission: an error, never taken for "revoked".
+        Err(e) if matches!(e.status(), Some(400 | 404)) => return Ok(info),
         Err(e) => {
             return Err(api(
                 "auth/token/lookup-accessor",

@@ -98,6 +98,8 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
         | Action::BlueGreen { .. }
         | Action::DeleteBinding { .. }
         | Action::CreateAccessKey { .. }
+        | Action::PromoteSecretVersion { .. }
+        | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
         | Action::DisableVaultEntity { .. }
         | Action::RevokeVaultToken { .. }
