@@ -101,15 +101,20 @@ impl Engine {
                     Err(e) => Outcome::Fail(e),
                 },
             },
-            StepSpec::Approval(a) => match run.steps.get(i).map(|s| s.status) {
-                Some(StepStatus::AwaitingApproval) => Outcome::NotYet,
-                _ => Outcome::Approval(a.reason.clone().unwrap_or_else(|| {
-                    format!(
-                        "approve with `keyward playbook approve {}` (not as {})",
-                        run.id, run.started_by
-                    )
-                })),
-            },
+            StepSpec::Approval(a) => {
+                let asked =
+                    run.steps.get(i).map(|s| s.status) == Some(StepStatus::AwaitingApproval);
+                if asked {
+                    Outcome::NotYet
+                } else {
+                    Outcome::Approval(a.reason.clone().unwrap_or_else(|| {
+                        format!(
+                            "approve with `keyward playbook approve {}` (not as {})",
+                            run.id, run.started_by
+                        )
+                    }))
+                }
+            }
             StepSpec::Notify(nt) => {
                 if run.execute {
                     let body = summary(run, n, nt.message.as_deref());
@@ -483,17 +488,22 @@ impl Engine {
             if !written {
                 continue;
             }
-            let issued = p.steps.iter().find_map(|s| match &s.action {
-                Action::IssueVaultToken {
+            let issued = p.steps.iter().find_map(|s| {
+                let Action::IssueVaultToken {
                     into: i, key: k, ..
-                } if i == into && k == key && ok(s) => s
-                    .result
+                } = &s.action
+                else {
+                    return None;
+                };
+                if i != into || k != key || !ok(s) {
+                    return None;
+                }
+                s.result
                     .as_ref()?
                     .state
                     .get("accessor")?
                     .as_str()
-                    .map(str::to_owned),
-                _ => None,
+                    .map(str::to_owned)
             });
             if let Some(a) = issued {
                 return Ok(match revoked.get(&a) {
