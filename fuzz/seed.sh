@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -91,6 +91,10 @@ if os.path.isdir(shared):
 # audit, 4 GitHub webhook; +2 closes the baseline hour) then one record, from the rules' own examples.
 # response_policy: the example policy.
 put("response_policy", open(os.path.join(root, "examples/respond/policy.yml"), "rb").read())
+# playbook: the example playbooks (the seed workflow's among them).
+pb = os.path.join(root, "examples/playbooks")
+for f in sorted(os.listdir(pb)):
+    put("playbook", open(os.path.join(pb, f), "rb").read())
 rules_dir = os.path.join(root, "crates/detect/rules")
 for f in sorted(os.listdir(rules_dir)):
     text = open(os.path.join(rules_dir, f), "rb").read()

@@ -96,12 +96,12 @@ pub struct Args {
 }
 
 /// What discovery found, before the plan is made.
-struct Found {
-    account: Option<String>,
-    user: String,
-    old_key_id: String,
-    locations: Vec<SecretLocation>,
-    notes: Vec<String>,
+pub(crate) struct Found {
+    pub(crate) account: Option<String>,
+    pub(crate) user: String,
+    pub(crate) old_key_id: String,
+    pub(crate) locations: Vec<SecretLocation>,
+    pub(crate) notes: Vec<String>,
 }
 
 pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
@@ -217,7 +217,7 @@ fn campaign(_: &Path, _: &Args) -> anyhow::Result<Outcome> {
 }
 
 /// The user, the key to replace (refusing a user with two keys), and where the key lives.
-async fn discover(a: &Args) -> anyhow::Result<Found> {
+pub(crate) async fn discover(a: &Args) -> anyhow::Result<Found> {
     let connectors = Connectors::from_env(a.kube_context.as_deref()).await;
     discover_with(a, &connectors).await
 }

@@ -57,8 +57,78 @@ pub struct Args {
     /// it says `execute: auto` (the AWS and Kubernetes connectors from the environment).
     #[arg(long, value_name = "FILE", env = "KEYWARD_RESPONSE_POLICY")]
     pub response_policy: Option<std::path::PathBuf>,
+    /// Run the playbook scheduler: the built-in playbooks and this directory's, their
+    /// triggers evaluated every --playbook-interval and after every ingest, due runs resumed.
+    #[arg(long, value_name = "DIR", env = "KEYWARD_PLAYBOOKS")]
+    pub playbooks: Option<std::path::PathBuf>,
+    /// Runs the scheduler starts execute their plans (else they are dry runs).
+    #[arg(long, requires = "playbooks")]
+    pub playbooks_execute: bool,
+    /// Seconds between two scheduler ticks.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub playbook_interval: u64,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
+}
+
+/// The playbook scheduler on a thread of its own, with an engine of its own on the same
+/// data directory (it writes under the store's writer lock like any other process, and
+/// takes `playbooks.lock` so a `keyward playbook tick` never moves a run at the same time).
+/// It ticks every `interval` and when an ingest says so; plans run through the connectors
+/// on its own runtime, never on the server's.
+fn spawn_scheduler(
+    dir: &Path,
+    books: Vec<keyward_respond::playbook::Playbook>,
+    execute: bool,
+    interval: std::time::Duration,
+) -> anyhow::Result<keyward_server::IngestHook> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
+    let data = dir.to_path_buf();
+    std::thread::Builder::new()
+        .name("keyward-playbooks".into())
+        .stack_size(keyward_normalize::depth::STACK)
+        .spawn(move || {
+            let tick = || -> anyhow::Result<()> {
+                let mut engine = Engine::open(&data)?;
+                engine.set_durable(true)?;
+                let mut fx = crate::cmd_playbook::CliEffects::new()?;
+                loop {
+                    {
+                        let _lock = crate::cmd_playbook::playbook_lock(&data)?;
+                        let report = engine.playbook_tick(
+                            &books,
+                            &mut fx,
+                            &keyward_engine::playbook::triggers::Tick {
+                                now: now_ms(),
+                                execute,
+                                actor: "serve:scheduler",
+                            },
+                        );
+                        match report {
+                            Ok(r) if !r.started.is_empty() || !r.advanced.is_empty() => eprintln!(
+                                "keyward: playbooks: {} run(s) started, {} advanced",
+                                r.started.len(),
+                                r.advanced.len()
+                            ),
+                            Ok(_) => {}
+                            Err(e) => eprintln!("keyward: playbooks: {e}"),
+                        }
+                    }
+                    match rx.recv_timeout(interval) {
+                        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                }
+            };
+            if let Err(e) = tick() {
+                eprintln!("keyward: the playbook scheduler stopped: {e:#}");
+            }
+        })
+        .context("starting the playbook scheduler")?;
+    Ok(keyward_server::IngestHook(std::sync::Arc::new(move || {
+        // Full: a tick is already due; it will see this ingest too.
+        let _ = tx.try_send(());
+    })))
 }
 
 /// The GitHub webhook secret from `--github-webhook-secret-file` or the environment
@@ -133,6 +203,29 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         }
         Ok::<_, anyhow::Error>(engine)
     })?;
+    // After the server's engine opened (and migrated) the store.
+    let ingested = match &args.playbooks {
+        Some(p) => {
+            let books = crate::cmd_playbook::load_from(p, true)?;
+            eprintln!(
+                "keyward: playbook scheduler: {} playbook(s), every {} s{}",
+                books.len(),
+                args.playbook_interval.max(1),
+                if args.playbooks_execute {
+                    ", executing"
+                } else {
+                    ", dry runs (--playbooks-execute to act)"
+                }
+            );
+            Some(spawn_scheduler(
+                dir,
+                books,
+                args.playbooks_execute,
+                std::time::Duration::from_secs(args.playbook_interval.max(1)),
+            )?)
+        }
+        None => None,
+    };
     let state = AppState::new(
         engine,
         Config {
@@ -154,6 +247,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
                 ..keyward_server::IngestLimits::default()
             },
             audit_anchor: args.audit_anchor.clone(),
+            ingested,
             ..Config::default()
         },
     );

@@ -16,6 +16,7 @@ mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_lifecycle;
+mod cmd_playbook;
 mod cmd_respond;
 mod cmd_rotate;
 #[cfg(all(feature = "aws", feature = "kubernetes"))]
@@ -108,6 +109,10 @@ enum Command {
     /// highest risk first, as a resumable campaign; `--due`: keys past or near their
     /// rotation schedule.
     Rotate(cmd_rotate::Args),
+    /// Declarative playbooks: list, validate, run, status, approve, tick (schedules and
+    /// triggers; `keyward serve --playbooks` runs them continuously).
+    #[command(subcommand)]
+    Playbook(cmd_playbook::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -174,6 +179,7 @@ fn run() -> ExitCode {
         Command::Drift(a) => cmd_drift::drift(&dir, a),
         Command::Enable(a) => cmd_disable::enable(&dir, a),
         Command::Rotate(a) => cmd_rotate::run(&dir, a),
+        Command::Playbook(c) => cmd_playbook::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -13,6 +13,7 @@ pub mod drift;
 mod ingest;
 pub mod jobs;
 mod lifecycle;
+pub mod playbook;
 mod posture;
 mod query;
 mod records;

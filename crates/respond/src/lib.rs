@@ -27,6 +27,7 @@ pub mod campaign;
 pub mod execute;
 pub mod kube;
 pub mod plan;
+pub mod playbook;
 pub mod policy;
 pub mod restore;
 pub mod rotate;

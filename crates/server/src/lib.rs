@@ -41,7 +41,8 @@ pub use listen::{BACKLOG, ConnLimits, bind, serve};
 use metrics::RouteLabel;
 pub(crate) use state::now;
 pub use state::{
-    AppState, Config, DEFAULT_BODY_LIMIT, EngineHandle, IngestLimits, SMALL_BODY_LIMIT, SpawnError,
+    AppState, Config, DEFAULT_BODY_LIMIT, EngineHandle, IngestHook, IngestLimits, SMALL_BODY_LIMIT,
+    SpawnError,
 };
 
 /// Every route.

@@ -95,7 +95,11 @@ pub async fn run(
 /// Automatic response after an ingest: plans for the findings the response policy matches
 /// (`Config::response_policy`), the `auto` ones executed at once — in the background, so
 /// the ingest answer does not wait for the platforms. Every plan and step is audited.
+/// The playbook scheduler, when one runs, is told too (`Config::ingested`).
 pub fn after_ingest(state: &crate::AppState, findings: &[keyward_detect::Finding]) {
+    if let Some(hook) = &state.config.ingested {
+        (hook.0)();
+    }
     let Some(policy) = state.config.response_policy.clone() else {
         return;
     };

@@ -152,6 +152,20 @@ pub struct Config {
     /// The anchor file checkpoints are appended to (`--audit-anchor`); `GET
     /// /api/audit/verify` checks the chain against it.
     pub audit_anchor: Option<std::path::PathBuf>,
+    /// Told after every committed ingest (the playbook scheduler evaluates its event,
+    /// finding and inventory triggers at once instead of at its next period).
+    pub ingested: Option<IngestHook>,
+}
+
+/// A function called after every committed ingest; it must return at once (it runs on the
+/// request's task).
+#[derive(Clone)]
+pub struct IngestHook(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for IngestHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IngestHook")
+    }
 }
 
 /// What one ingest request may cost: decompressed size, expansion ratio, time to send the
@@ -191,6 +205,7 @@ impl Default for Config {
             conn: ConnLimits::default(),
             ingest: IngestLimits::default(),
             audit_anchor: None,
+            ingested: None,
         }
     }
 }
