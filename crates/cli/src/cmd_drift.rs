@@ -207,6 +207,15 @@ fn live(dir: &Path, a: &DriftArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// An IAM principal's governed facts read live through the AWS connector of the
+/// environment (the playbooks' `revert_drift` step).
+pub(crate) async fn live_facts_from_env(
+    p: &keyward_respond::IamPrincipal,
+) -> anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>> {
+    let connectors = Connectors::from_env(None).await;
+    live_facts(&connectors, p).await
+}
+
 #[cfg(feature = "aws")]
 async fn live_facts(
     c: &Connectors,

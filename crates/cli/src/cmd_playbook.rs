@@ -546,6 +546,15 @@ impl Effects for CliEffects {
         debug_assert_eq!(plan.status, PlanStatus::Planned);
         Ok(plan)
     }
+
+    fn governed_facts(
+        &mut self,
+        principal: &keyward_respond::IamPrincipal,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, String> {
+        self.rt
+            .block_on(crate::cmd_drift::live_facts_from_env(principal))
+            .map_err(|e| format!("{e:#}"))
+    }
 }
 
 /// How long a webhook may take.

@@ -19,111 +19,176 @@ fn trust(principal: &str) -> Value {
     json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}]})
 }
 
-#[test]
-fn drift_live_finds_a_loosened_role_and_revert_execute_heals_it() {
-    let Ok(endpoint) = std::env::var("KEYWARD_TEST_AWS_ENDPOINT") else {
-        eprintln!("skipped: KEYWARD_TEST_AWS_ENDPOINT is not set (../shared/tools/aws/moto-up)");
-        return;
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let client = iam::Client::new(&static_config(
-        &endpoint,
-        "us-east-1",
-        "testing",
-        "testing",
-        None,
-    ));
-    let tag = format!(
-        "{}",
-        std::time::SystemTime::now()
+/// A role on moto, snapshotted and ingested, its configuration approved as its baseline;
+/// and a managed policy an admin may attach to it.
+struct World {
+    rt: tokio::runtime::Runtime,
+    client: iam::Client,
+    dir: tempfile::TempDir,
+    role: String,
+    role_arn: String,
+    policy_arn: String,
+}
+
+impl World {
+    fn new() -> Option<World> {
+        let Ok(endpoint) = std::env::var("KEYWARD_TEST_AWS_ENDPOINT") else {
+            eprintln!(
+                "skipped: KEYWARD_TEST_AWS_ENDPOINT is not set (../shared/tools/aws/moto-up)"
+            );
+            return None;
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = iam::Client::new(&static_config(
+            &endpoint,
+            "us-east-1",
+            "testing",
+            "testing",
+            None,
+        ));
+        let tag = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos()
-    );
-    let role = format!("payments-{tag}");
-    let approved_trust = trust("arn:aws:iam::123456789012:user/deployer");
-    let (role_arn, role_id, policy_arn) = rt.block_on(async {
-        let r = client
-            .create_role()
-            .role_name(&role)
-            .assume_role_policy_document(approved_trust.to_string())
-            .send()
-            .await
-            .unwrap();
-        let r = r.role().unwrap();
-        let p = client
-            .create_policy()
-            .policy_name(format!("everything-{tag}"))
-            .policy_document(
-                json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
-                    .to_string(),
+            .to_string();
+        let role = format!("payments-{tag}");
+        let approved_trust = trust("arn:aws:iam::123456789012:user/deployer");
+        let (role_arn, role_id, policy_arn) = rt.block_on(async {
+            let r = client
+                .create_role()
+                .role_name(&role)
+                .assume_role_policy_document(approved_trust.to_string())
+                .send()
+                .await
+                .unwrap();
+            let r = r.role().unwrap();
+            let p = client
+                .create_policy()
+                .policy_name(format!("everything-{tag}"))
+                .policy_document(
+                    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+                        .to_string(),
+                )
+                .send()
+                .await
+                .unwrap();
+            (
+                r.arn().to_owned(),
+                r.role_id().to_owned(),
+                p.policy().unwrap().arn().unwrap().to_owned(),
             )
-            .send()
-            .await
-            .unwrap();
-        (
-            r.arn().to_owned(),
-            r.role_id().to_owned(),
-            p.policy().unwrap().arn().unwrap().to_owned(),
-        )
-    });
+        });
+        // The approved snapshot, in the shape the AWS CLI writes it.
+        let dir = tempfile::tempdir().unwrap();
+        let snapshot = dir.path().join("iam.json");
+        let doc = json!({
+            "UserDetailList": [],
+            "GroupDetailList": [],
+            "Policies": [],
+            "RoleDetailList": [{
+                "Path": "/",
+                "RoleName": role,
+                "RoleId": role_id,
+                "Arn": role_arn,
+                "CreateDate": "2026-12-01T00:00:00Z",
+                "AssumeRolePolicyDocument": approved_trust,
+                "InstanceProfileList": [],
+                "RolePolicyList": [],
+                "AttachedManagedPolicies": [],
+                "Tags": []
+            }]
+        });
+        std::fs::write(&snapshot, doc.to_string()).unwrap();
+        let w = World {
+            rt,
+            client,
+            dir,
+            role,
+            role_arn,
+            policy_arn,
+        };
+        w.ok(&["ingest", snapshot.to_str().unwrap()]);
+        w.ok(&["baseline", "approve", &w.role_arn]);
+        w.ok(&["drift", "--live", "--identity", &w.role_arn]);
+        Some(w)
+    }
 
-    // The approved snapshot, in the shape the AWS CLI writes it.
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let snapshot = dir.path().join("iam.json");
-    let doc = json!({
-        "UserDetailList": [],
-        "GroupDetailList": [],
-        "Policies": [],
-        "RoleDetailList": [{
-            "Path": "/",
-            "RoleName": role,
-            "RoleId": role_id,
-            "Arn": role_arn,
-            "CreateDate": "2026-12-01T00:00:00Z",
-            "AssumeRolePolicyDocument": approved_trust,
-            "InstanceProfileList": [],
-            "RolePolicyList": [],
-            "AttachedManagedPolicies": [],
-            "Tags": []
-        }]
-    });
-    std::fs::write(&snapshot, doc.to_string()).unwrap();
-    let d = data.as_path();
-    let out = keyward(d, &["ingest", snapshot.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = keyward(d, &["baseline", "approve", &role_arn]);
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    let out = keyward(d, &["drift", "--live", "--identity", &role_arn]);
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
 
-    // An admin turns the controls off.
-    rt.block_on(async {
-        client
-            .attach_role_policy()
-            .role_name(&role)
-            .policy_arn(&policy_arn)
-            .send()
-            .await
-            .unwrap();
-        client
-            .update_assume_role_policy()
-            .role_name(&role)
-            .policy_document(trust("*").to_string())
-            .send()
-            .await
-            .unwrap();
-    });
-    let out = keyward(d, &["drift", "--live", "--identity", &role_arn]);
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        keyward(&self.data(), args)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}{}",
+            text(&out.stdout),
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    }
+
+    /// An admin attaches the policy (and opens the trust, with `open_trust`).
+    fn loosen(&self, open_trust: bool) {
+        self.rt.block_on(async {
+            self.client
+                .attach_role_policy()
+                .role_name(&self.role)
+                .policy_arn(&self.policy_arn)
+                .send()
+                .await
+                .unwrap();
+            if open_trust {
+                self.client
+                    .update_assume_role_policy()
+                    .role_name(&self.role)
+                    .policy_document(trust("*").to_string())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+
+    fn attached(&self) -> usize {
+        self.rt.block_on(async {
+            self.client
+                .list_attached_role_policies()
+                .role_name(&self.role)
+                .send()
+                .await
+                .unwrap()
+                .attached_policies()
+                .len()
+        })
+    }
+
+    /// The stored plan for the role, as `respond list --format json` shows it.
+    fn plan(&self) -> Value {
+        let plans: Value =
+            serde_json::from_str(&self.ok(&["respond", "list", "--format", "json"])).unwrap();
+        plans
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["identity"].as_str() == Some(self.role_arn.as_str()))
+            .cloned()
+            .expect("the revert plan is listed")
+    }
+}
+
+#[test]
+fn drift_live_finds_a_loosened_role_and_revert_execute_heals_it() {
+    let Some(w) = World::new() else { return };
+    w.loosen(true);
+    let out = w.run(&["drift", "--live", "--identity", &w.role_arn]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     let shown = text(&out.stdout);
     assert!(shown.contains("aws iam detach-role-policy"), "{shown}");
@@ -132,45 +197,71 @@ fn drift_live_finds_a_loosened_role_and_revert_execute_heals_it() {
         "{shown}"
     );
 
-    let out = keyward(
-        d,
-        &[
-            "drift",
-            "--revert",
-            "--execute",
-            "--yes",
-            "--identity",
-            &role_arn,
-        ],
-    );
-    assert!(
-        out.status.success(),
-        "{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    let attached = rt.block_on(async {
-        client
-            .list_attached_role_policies()
-            .role_name(&role)
-            .send()
-            .await
-            .unwrap()
-            .attached_policies()
-            .len()
-    });
-    assert_eq!(attached, 0);
-    let out = keyward(d, &["drift", "--live", "--identity", &role_arn]);
-    assert!(out.status.success(), "{}", text(&out.stdout));
-
+    w.ok(&[
+        "drift",
+        "--revert",
+        "--execute",
+        "--yes",
+        "--identity",
+        &w.role_arn,
+    ]);
+    assert_eq!(w.attached(), 0);
+    w.ok(&["drift", "--live", "--identity", &w.role_arn]);
     // The revert is a stored, executed, audited plan.
-    let out = keyward(d, &["respond", "list", "--format", "json"]);
-    let plans: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let plan = plans
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["identity"].as_str() == Some(role_arn.as_str()))
-        .expect("the revert plan is listed");
-    assert_eq!(plan["status"], "executed");
+    assert_eq!(w.plan()["status"], "executed");
+}
+
+/// The built-in `self-heal-drift` playbook: the CloudTrail record of the admin's call is
+/// ingested, and the next tick reverts the role at once — no snapshot waited for.
+#[test]
+fn the_self_heal_playbook_reverts_a_role_when_its_cloudtrail_event_arrives() {
+    let Some(w) = World::new() else { return };
+    w.loosen(false);
+    let now = keyward_model::time::format(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .try_into()
+            .unwrap(),
+    );
+    let trail = json!({"Records": [{
+        "eventVersion": "1.08",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAMALLORY000000001",
+            "arn": "arn:aws:iam::123456789012:user/mallory",
+            "accountId": "123456789012",
+            "accessKeyId": "AKIAMALLORY000000001",
+            "userName": "mallory"
+        },
+        "eventTime": now,
+        "eventSource": "iam.amazonaws.com",
+        "eventName": "AttachRolePolicy",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2.15.0",
+        "requestParameters": {"roleName": w.role, "policyArn": w.policy_arn},
+        "responseElements": null,
+        "requestID": "6e1f4b8a-0000-4000-8000-000000000001",
+        "eventID": "6e1f4b8a-0000-4000-8000-000000000002",
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "managementEvent": true,
+        "recipientAccountId": "123456789012",
+        "eventCategory": "Management"
+    }]});
+    let file = w.dir.path().join("trail.json");
+    std::fs::write(&file, trail.to_string()).unwrap();
+    w.ok(&["ingest", file.to_str().unwrap()]);
+    let shown = w.ok(&["playbook", "list"]);
+    assert!(shown.contains("self-heal-drift"), "{shown}");
+    // A dry tick changes nothing.
+    w.ok(&["playbook", "tick"]);
+    assert_eq!(w.attached(), 1);
+    w.ok(&["playbook", "tick", "--execute"]);
+    assert_eq!(w.attached(), 0, "the role is back to its baseline");
+    assert_eq!(w.plan()["status"], "executed");
+    let status = w.ok(&["playbook", "status", "--format", "json"]);
+    assert!(status.contains("self-heal-drift"), "{status}");
 }

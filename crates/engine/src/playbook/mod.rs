@@ -33,6 +33,11 @@ pub trait Effects {
     fn notify(&mut self, url: &str, body: &serde_json::Value) -> Result<(), String>;
     /// The rotation plan of an IAM user's access key (discovering where the key lives).
     fn rotation_plan(&mut self, user: &str, now: Millis, actor: &str) -> Result<Plan, String>;
+    /// An IAM user's or role's governed facts read live (`AwsConnector::governed_facts`).
+    fn governed_facts(
+        &mut self,
+        principal: &keyward_respond::IamPrincipal,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, String>;
 }
 
 /// How many runs a listing or a tick reads.
@@ -290,6 +295,7 @@ fn lookup(run: &Run, v: &str) -> Option<String> {
         "trigger.event" => t.event.clone(),
         "trigger.action" => t.action.clone(),
         "trigger.actor" => t.actor.clone(),
+        "trigger.target" => t.target.clone(),
         "trigger.time" => Some(keyward_model::time::format(t.time)),
         _ => v
             .strip_prefix("identity.")

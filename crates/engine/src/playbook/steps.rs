@@ -130,6 +130,7 @@ impl Engine {
             | StepSpec::Disable(_)
             | StepSpec::Enable(_)
             | StepSpec::Contain(_)
+            | StepSpec::RevertDrift(_)
             | StepSpec::VaultIssue(_)
             | StepSpec::VaultRotate(_)
             | StepSpec::VaultRevoke(_) => self.plan_step(run, i, spec, fx, now)?,
@@ -358,6 +359,34 @@ impl Engine {
                     None => Ok(Made::Nothing(format!("{who} has no executed plan to undo"))),
                 }
             }
+            StepSpec::RevertDrift(t) => {
+                let who = target(&t.identity)?;
+                let Ok(mut found) = self.baselined_principals(Some(&who)) else {
+                    return Ok(Made::Nothing(format!(
+                        "{who} has no approved baseline as an IAM user or role: nothing to revert"
+                    )));
+                };
+                let Some((identity, principal, baseline)) = found.pop() else {
+                    return Ok(Made::Nothing(format!("{who} has no approved baseline")));
+                };
+                drop(_w);
+                let live = fx.governed_facts(&principal)?;
+                let why = format!(
+                    "the live state of {} differs from the baseline approved {} by {}",
+                    identity.id,
+                    keyward_model::time::format(baseline.approved_at),
+                    baseline.approved_by
+                );
+                Ok(
+                    match self.revert_plan(&identity, &baseline, &live, &why, actor, now) {
+                        Some(p) => Made::Plan(Box::new(p)),
+                        None => Made::Nothing(format!(
+                            "{} matches its approved baseline live: nothing to revert",
+                            identity.id
+                        )),
+                    },
+                )
+            }
             StepSpec::Rotate(t) => {
                 let who = target(&t.identity)?;
                 let user = who.rsplit(['/', ':']).next().unwrap_or(&who).to_owned();
@@ -456,6 +485,7 @@ impl Engine {
             | StepSpec::Disable(_)
             | StepSpec::Enable(_)
             | StepSpec::Contain(_)
+            | StepSpec::RevertDrift(_)
             | StepSpec::Wait(_)
             | StepSpec::Approval(_)
             | StepSpec::Notify(_) => Err(format!("a {} step is not a Vault step", spec.kind())),

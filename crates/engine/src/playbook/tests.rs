@@ -55,6 +55,12 @@ impl Effects for Fake {
     fn rotation_plan(&mut self, user: &str, _: Millis, _: &str) -> Result<Plan, String> {
         Err(format!("no AWS in tests ({user})"))
     }
+    fn governed_facts(
+        &mut self,
+        p: &keyward_respond::IamPrincipal,
+    ) -> Result<std::collections::BTreeMap<String, serde_json::Value>, String> {
+        Err(format!("no AWS in tests ({})", p.name()))
+    }
 }
 
 const TF: &str = r#"

@@ -313,6 +313,7 @@ impl Engine {
                         event: Some(facts.id),
                         action: Some(facts.action),
                         actor: facts.actor,
+                        target: facts.target,
                         time: facts.time,
                         ..TriggerFacts::default()
                     },

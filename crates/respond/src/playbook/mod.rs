@@ -159,6 +159,10 @@ pub enum StepSpec {
     Enable(TargetStep),
     /// A containment plan (`keyward respond plan`) for a finding or an identity.
     Contain(ContainStep),
+    /// Self-healing: the identity's live state read through AWS and put back to its
+    /// approved baseline (`keyward drift --revert`); nothing when it has no baseline or
+    /// has not drifted.
+    RevertDrift(TargetStep),
     /// A short-lived OpenBao/Vault token from a token role, written into a destination.
     VaultIssue(VaultTokenStep),
     /// The token in a destination replaced without downtime (issue → write → verify →
@@ -182,6 +186,7 @@ impl StepSpec {
             StepSpec::Disable(_) => "disable",
             StepSpec::Enable(_) => "enable",
             StepSpec::Contain(_) => "contain",
+            StepSpec::RevertDrift(_) => "revert_drift",
             StepSpec::VaultIssue(_) => "vault_issue",
             StepSpec::VaultRotate(_) => "vault_rotate",
             StepSpec::VaultRevoke(_) => "vault_revoke",
@@ -198,6 +203,7 @@ impl StepSpec {
             | StepSpec::Disable(_)
             | StepSpec::Enable(_)
             | StepSpec::Contain(_)
+            | StepSpec::RevertDrift(_)
             | StepSpec::VaultIssue(_)
             | StepSpec::VaultRotate(_)
             | StepSpec::VaultRevoke(_) => true,
@@ -212,9 +218,10 @@ impl StepSpec {
     fn strings_mut(&mut self) -> Vec<&mut String> {
         match self {
             StepSpec::ValidateTags(v) => v.iter_mut().collect(),
-            StepSpec::Rotate(t) | StepSpec::Disable(t) | StepSpec::Enable(t) => {
-                t.identity.iter_mut().collect()
-            }
+            StepSpec::Rotate(t)
+            | StepSpec::Disable(t)
+            | StepSpec::Enable(t)
+            | StepSpec::RevertDrift(t) => t.identity.iter_mut().collect(),
             StepSpec::Contain(c) => c.target.iter_mut().chain(c.since.iter_mut()).collect(),
             StepSpec::VaultIssue(v) | StepSpec::VaultRotate(v) => {
                 let mut out: Vec<&mut String> = vec![&mut v.role, &mut v.ttl, &mut v.into];
@@ -348,8 +355,8 @@ fn check_glob(p: &str) -> Result<(), String> {
 
 /// The variables a step may use: `${identity}` (the subject's canonical id),
 /// `${identity.id|name|kind|platform|account}`, `${identity.tags.KEY}`, `${trigger.kind}`,
-/// `${trigger.finding|rule|severity|event|action|actor|time}`, `${run}`.
-pub const VARIABLES: [&str; 15] = [
+/// `${trigger.finding|rule|severity|event|action|actor|target|time}`, `${run}`.
+pub const VARIABLES: [&str; 16] = [
     "identity",
     "identity.id",
     "identity.name",
@@ -363,6 +370,7 @@ pub const VARIABLES: [&str; 15] = [
     "trigger.event",
     "trigger.action",
     "trigger.actor",
+    "trigger.target",
     "trigger.time",
     "run",
 ];
@@ -568,6 +576,7 @@ fn check_step(step: &StepSpec) -> Result<(), String> {
         | StepSpec::Rotate(_)
         | StepSpec::Disable(_)
         | StepSpec::Enable(_)
+        | StepSpec::RevertDrift(_)
         | StepSpec::Approval(_) => Ok(()),
         StepSpec::Contain(c) => match &c.since {
             Some(s) if literal(s) && keyward_model::time::parse(s).is_none() => {
@@ -629,7 +638,7 @@ mod tests;
 
 /// The playbooks built into the binary, `(file name, text)`: the seed workflow. A playbook
 /// of the same name in the playbooks directory replaces one.
-pub const BUILTIN: [(&str, &str); 3] = [
+pub const BUILTIN: [(&str, &str); 4] = [
     (
         "seed-service-onboard.yaml",
         include_str!("../../../../examples/playbooks/seed-service-onboard.yaml"),
@@ -641,5 +650,9 @@ pub const BUILTIN: [(&str, &str); 3] = [
     (
         "seed-service-revoke.yaml",
         include_str!("../../../../examples/playbooks/seed-service-revoke.yaml"),
+    ),
+    (
+        "self-heal-drift.yaml",
+        include_str!("../../../../examples/playbooks/self-heal-drift.yaml"),
     ),
 ];

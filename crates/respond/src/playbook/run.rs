@@ -113,6 +113,9 @@ pub struct TriggerFacts {
     pub action: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// What the triggering event acted on (a role's ARN or name, a user's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// When the trigger fired (the event's or finding's time, the schedule's slot).
     pub time: Millis,
 }
