@@ -493,6 +493,10 @@ impl<'a> Builder<'a> {
                 if roles.is_empty() {
                     return Err(unsupported("no role is known to trust this subject"));
                 }
+                if !self.retire {
+                    let subject = subject.to_owned();
+                    self.deploy_keys_of_subject(&subject, why);
+                }
                 for role in roles {
                     let r = self.inv.get(&role);
                     let name = iam_name(&role).unwrap_or(&role).to_owned();
@@ -575,6 +579,13 @@ impl<'a> Builder<'a> {
                     }
                 }
             }
+            IdentityKind::DeployKey => {
+                if !self.deploy_key(i, why) {
+                    return Err(unsupported(
+                        "the deploy key's repository or id is not known",
+                    ));
+                }
+            }
             _ => {
                 return Err(unsupported(
                     "Keyward has no connector for it yet; revoke it on its platform",
@@ -582,6 +593,59 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(())
+    }
+
+    /// A GitHub deploy key as a step to run by hand (Keyward has no GitHub connector): the
+    /// exact `gh api` call that deletes it. False when its repository or id is unknown.
+    fn deploy_key(&mut self, k: &Identity, why: &str) -> bool {
+        let repo = k
+            .details
+            .get("deploy_key")
+            .and_then(|d| d.get("repository"))
+            .and_then(serde_json::Value::as_str);
+        let (Some(repo), Some(id)) = (repo, k.native_id.as_deref()) else {
+            return false;
+        };
+        self.push(
+            Action::Review {
+                what: format!("GitHub deploy key {} of {repo}", k.name),
+                inspect: format!(
+                    "gh api -X DELETE repos/{}/keys/{}  # Keyward has no GitHub connector: run it by hand; adding the public key again undoes it",
+                    crate::action::shell_quote(repo),
+                    crate::action::shell_quote(id)
+                ),
+            },
+            why,
+            None,
+        );
+        true
+    }
+
+    /// The deploy keys of the repository a GitHub Actions subject (`repo:OWNER/REPO:…`)
+    /// runs in: one switch reaches them too, as commands to run.
+    fn deploy_keys_of_subject(&mut self, subject: &str, why: &str) {
+        let Some(repo) = subject
+            .strip_prefix("repo:")
+            .and_then(|r| r.split(':').next())
+        else {
+            return;
+        };
+        let keys: Vec<Identity> = self
+            .inv
+            .iter()
+            .filter(|k| k.kind == IdentityKind::DeployKey && k.deleted.is_none())
+            .filter(|k| {
+                k.details
+                    .get("deploy_key")
+                    .and_then(|d| d.get("repository"))
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|r| r.eq_ignore_ascii_case(repo))
+            })
+            .cloned()
+            .collect();
+        for k in &keys {
+            self.deploy_key(k, why);
+        }
     }
 
     fn contain_role(

@@ -156,6 +156,46 @@ fn blast_radius_takes_what_was_created_after_since_only() {
         Action::DenyAll { principal: IamPrincipal::Role(r), .. } if r == "web")));
 }
 
+/// One switch reaches GitHub too: the deploy keys of the subject's repository, and a
+/// deploy key itself, become the `gh api` calls that delete them (no GitHub connector).
+#[test]
+fn github_deploy_keys_are_commands_to_run() {
+    let r = role("gha-deploy");
+    let mut sub = ident(
+        "oidc:token.actions.githubusercontent.com#repo:acme/api:ref:refs/heads/main",
+        IdentityKind::OidcSubject,
+        "repo:acme/api:ref:refs/heads/main",
+    );
+    sub.issuer = Some("https://token.actions.githubusercontent.com".into());
+    sub.subject = Some("repo:acme/api:ref:refs/heads/main".into());
+    sub.links.insert(r.id.clone());
+    let key = |repo: &str, id: &str| {
+        let mut k = ident(
+            &format!("github:deploy-key/{repo}/{id}"),
+            IdentityKind::DeployKey,
+            "ci deploy",
+        );
+        k.native_id = Some(id.into());
+        k.details.insert(
+            "deploy_key".into(),
+            serde_json::json!({"repository": repo, "read_only": false}),
+        );
+        k
+    };
+    let mine = key("acme/api", "101");
+    let other = key("acme/web", "202");
+    let p = plan_for(vec![r, sub.clone(), mine.clone(), other], &sub.id, None).unwrap();
+    let names: Vec<_> = p.steps.iter().map(|s| s.action.name()).collect();
+    assert_eq!(names, ["review", "deny_web_identity_subject", "revoke_sessions"]);
+    assert_eq!(
+        p.steps[0].command[0],
+        "gh api -X DELETE repos/acme/api/keys/101  # Keyward has no GitHub connector: run it by hand; adding the public key again undoes it"
+    );
+    let p = plan_for(vec![mine.clone()], &mine.id, None).unwrap();
+    assert_eq!(p.steps.len(), 1);
+    assert!(p.steps[0].command[0].starts_with("gh api -X DELETE repos/acme/api/keys/101"));
+}
+
 #[test]
 fn protected_identities_and_unsupported_kinds_are_refused() {
     let bg = role("break-glass-admin");
