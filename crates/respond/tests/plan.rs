@@ -186,7 +186,10 @@ fn github_deploy_keys_are_commands_to_run() {
     let other = key("acme/web", "202");
     let p = plan_for(vec![r, sub.clone(), mine.clone(), other], &sub.id, None).unwrap();
     let names: Vec<_> = p.steps.iter().map(|s| s.action.name()).collect();
-    assert_eq!(names, ["review", "deny_web_identity_subject", "revoke_sessions"]);
+    assert_eq!(
+        names,
+        ["review", "deny_web_identity_subject", "revoke_sessions"]
+    );
     assert_eq!(
         p.steps[0].command[0],
         "gh api -X DELETE repos/acme/api/keys/101  # Keyward has no GitHub connector: run it by hand; adding the public key again undoes it"
