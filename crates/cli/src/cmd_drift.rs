@@ -222,11 +222,7 @@ async fn live_facts(
     p: &keyward_respond::IamPrincipal,
 ) -> anyhow::Result<std::collections::BTreeMap<String, serde_json::Value>> {
     let Some(aws) = &c.aws else {
-        let why = c
-            .missing
-            .iter()
-            .find(|(p, _)| *p == "aws")
-            .map_or("not configured", |(_, w)| w.as_str());
+        let why = c.why_missing("aws");
         anyhow::bail!("reading the live state needs the AWS connector: {why}");
     };
     Ok(aws.governed_facts(p).await?)

@@ -225,11 +225,7 @@ pub(crate) async fn discover(a: &Args) -> anyhow::Result<Found> {
 #[cfg(feature = "aws")]
 async fn discover_with(a: &Args, c: &Connectors) -> anyhow::Result<Found> {
     let Some(aws) = &c.aws else {
-        let why = c
-            .missing
-            .iter()
-            .find(|(p, _)| *p == "aws")
-            .map_or("not configured", |(_, w)| w.as_str());
+        let why = c.why_missing("aws");
         anyhow::bail!("rotating an access key needs the AWS connector: {why}");
     };
     let id = a.identity.as_deref().unwrap_or_default();
@@ -325,11 +321,7 @@ async fn kube_locations(
 
 #[cfg(feature = "aws")]
 fn kube_not_searched(c: &Connectors) -> String {
-    let why = c
-        .missing
-        .iter()
-        .find(|(p, _)| *p == "kubernetes")
-        .map_or("not configured", |(_, w)| w.as_str());
+    let why = c.why_missing("kubernetes");
     format!("Kubernetes Secrets were not searched ({why}): declare them with --also k8s:NS/NAME")
 }
 
@@ -366,11 +358,7 @@ async fn vault_locations(
 
 #[cfg(feature = "aws")]
 fn vault_not_searched(c: &Connectors) -> String {
-    let why = c
-        .missing
-        .iter()
-        .find(|(p, _)| *p == "vault")
-        .map_or("not configured", |(_, w)| w.as_str());
+    let why = c.why_missing("vault");
     format!(
         "Vault/OpenBao KV was not searched ({why}): declare secrets with --also vault:MOUNT/PATH"
     )

@@ -227,11 +227,7 @@ fn risks(engine: &mut Engine, dir: &Path) -> anyhow::Result<Risks> {
 /// two keys skipped.
 async fn discover(c: &Connectors, ask: &Ask<'_>, risks: &Risks) -> anyhow::Result<Vec<Item>> {
     let Some(aws) = &c.aws else {
-        let why = c
-            .missing
-            .iter()
-            .find(|(p, _)| *p == "aws")
-            .map_or("not configured", |(_, w)| w.as_str());
+        let why = c.why_missing("aws");
         anyhow::bail!("rotating access keys needs the AWS connector: {why}");
     };
     let users = aws.users_with_keys(ask.path_prefix).await?;
@@ -241,10 +237,7 @@ async fn discover(c: &Connectors, ask: &Ask<'_>, risks: &Risks) -> anyhow::Resul
         None => {
             eprintln!(
                 "note: Kubernetes Secrets not searched ({}): keys living there will stop working",
-                c.missing
-                    .iter()
-                    .find(|(p, _)| *p == "kubernetes")
-                    .map_or("not configured", |(_, w)| w.as_str())
+                c.why_missing("kubernetes")
             );
             None
         }
@@ -436,11 +429,7 @@ fn run_campaign(
 ) -> anyhow::Result<Outcome> {
     if connectors.aws.is_none() {
         // Without it nothing can be rotated or seen: the items stay as they are.
-        let why = connectors
-            .missing
-            .iter()
-            .find(|(p, _)| *p == "aws")
-            .map_or("not configured", |(_, w)| w.as_str());
+        let why = connectors.why_missing("aws");
         anyhow::bail!(
             "campaign {}: rotating access keys needs the AWS connector: {why}",
             job.id

@@ -74,13 +74,16 @@ impl Connectors {
         }
     }
 
-    fn unavailable(&self, platform: &'static str) -> ConnectorError {
-        let why = self
-            .missing
+    /// Why the connector of `platform` is missing (`not configured` when nothing said).
+    pub fn why_missing(&self, platform: &str) -> &str {
+        self.missing
             .iter()
             .find(|(p, _)| *p == platform)
-            .map_or_else(|| "not configured".to_owned(), |(_, w)| w.clone());
-        ConnectorError::Unavailable(platform, why)
+            .map_or("not configured", |(_, w)| w.as_str())
+    }
+
+    fn unavailable(&self, platform: &'static str) -> ConnectorError {
+        ConnectorError::Unavailable(platform, self.why_missing(platform).to_owned())
     }
 
     /// Whether every step's platform has a connector; the first missing one otherwise.

@@ -16,6 +16,7 @@
     clippy::indexing_slicing
 )]
 
+mod kube_env;
 mod moto;
 
 use std::collections::BTreeMap;
@@ -25,36 +26,13 @@ use keyward_respond::aws::sdk::aws_sdk_secretsmanager as sm;
 use keyward_respond::aws::sdk::aws_sdk_sts as sts;
 use keyward_respond::aws::static_config;
 use keyward_respond::execute::{Connectors, execute, undo};
-use keyward_respond::kube::KubeConnector;
 use keyward_respond::rotate::{self, SecretLocation};
 use keyward_respond::{Plan, PlanStatus};
+use kube::Client;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use moto::{ACCOUNT, Key, Mem, Moto, REGION, clock, now, unique};
+use kube_env::kube_connector;
+use moto::{ACCOUNT, Key, Mem, Moto, REGION, clock, now, recorded, unique};
 use serde_json::{Value, json};
-
-async fn kube_connector() -> Option<KubeConnector> {
-    let Ok(url) = std::env::var("KEYWARD_TEST_KUBE_URL") else {
-        println!("skipped: KEYWARD_TEST_KUBE_URL not set");
-        return None;
-    };
-    let token = std::env::var("KEYWARD_TEST_KUBE_TOKEN").expect("KEYWARD_TEST_KUBE_TOKEN");
-    let ca = std::env::var("KEYWARD_TEST_KUBE_CA").expect("KEYWARD_TEST_KUBE_CA");
-    let kubeconfig: Kubeconfig = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": url, "certificate-authority": ca}}],
-        "users": [{"name": "admin", "user": {"token": token}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
-        "current-context": "test",
-    }))
-    .unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Some(KubeConnector::from_config(config).unwrap())
-}
 
 /// moto, the admin's connector, the cluster: everything a rotation test needs.
 struct World {
@@ -201,18 +179,6 @@ fn plan_for(user: &str, old: &str, locations: &[SecretLocation]) -> Plan {
         now: now(),
         actor: "test",
     })
-}
-
-/// Every byte a store or an audit log would get: each recorded plan and the evidence.
-fn recorded(mem: &Mem, plan: &Plan) -> String {
-    let mut all = serde_json::to_string(plan).unwrap();
-    for (_, _, p) in &mem.records {
-        all.push_str(&serde_json::to_string(p).unwrap());
-    }
-    for e in &mem.evidence {
-        all.push_str(&e.to_string());
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread")]

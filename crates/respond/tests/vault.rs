@@ -13,6 +13,7 @@
     clippy::indexing_slicing
 )]
 
+mod kube_env;
 mod moto;
 
 use std::collections::BTreeMap;
@@ -23,16 +24,14 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
+use keyward_respond::PlanStatus;
 use keyward_respond::execute::{Connectors, execute, undo};
-use keyward_respond::kube::KubeConnector;
 use keyward_respond::rotate::handoff;
 use keyward_respond::rotate::{self, SecretLocation};
 use keyward_respond::vault::{self, TokenRequest, VaultConfig, VaultConnector};
-use keyward_respond::{Plan, PlanStatus};
-use kube::Config;
 use kube::api::{Api, DeleteParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use moto::{ACCOUNT, Mem, Moto, clock, now, unique};
+use kube_env::kube_connector;
+use moto::{ACCOUNT, Mem, Moto, clock, now, recorded, unique};
 use serde_json::{Value, json};
 
 /// Raw calls to OpenBao as some token (setting it up, and trying a token as a workload would).
@@ -137,40 +136,6 @@ impl Bao {
         )
         .await;
     }
-}
-
-async fn kube_connector() -> Option<KubeConnector> {
-    let Ok(url) = std::env::var("KEYWARD_TEST_KUBE_URL") else {
-        println!("skipped: KEYWARD_TEST_KUBE_URL not set");
-        return None;
-    };
-    let token = std::env::var("KEYWARD_TEST_KUBE_TOKEN").expect("KEYWARD_TEST_KUBE_TOKEN");
-    let ca = std::env::var("KEYWARD_TEST_KUBE_CA").expect("KEYWARD_TEST_KUBE_CA");
-    let kubeconfig: Kubeconfig = serde_json::from_value(json!({
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [{"name": "test", "cluster": {"server": url, "certificate-authority": ca}}],
-        "users": [{"name": "admin", "user": {"token": token}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
-        "current-context": "test",
-    }))
-    .unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Some(KubeConnector::from_config(config).unwrap())
-}
-
-/// Every byte a store or an audit log would get.
-fn recorded(mem: &Mem, plan: &Plan) -> String {
-    let mut all = serde_json::to_string(plan).unwrap();
-    for (_, _, p) in &mem.records {
-        all.push_str(&serde_json::to_string(p).unwrap());
-    }
-    for e in &mem.evidence {
-        all.push_str(&e.to_string());
-    }
-    all
 }
 
 fn vault_only(v: VaultConnector) -> Connectors {

@@ -432,3 +432,16 @@ pub fn decode_pct(s: &str) -> String {
     }
     String::from_utf8(out).unwrap()
 }
+
+/// Every byte a store or an audit log would get: the plan, each recorded plan and the
+/// evidence (a test searches it for secrets).
+pub fn recorded(mem: &Mem, plan: &Plan) -> String {
+    let mut all = serde_json::to_string(plan).unwrap();
+    for (_, _, p) in &mem.records {
+        all.push_str(&serde_json::to_string(p).unwrap());
+    }
+    for e in &mem.evidence {
+        all.push_str(&e.to_string());
+    }
+    all
+}
