@@ -409,3 +409,44 @@ async fn a_pending_version_that_fails_its_test_is_not_promoted() {
     assert_eq!(w.current(&secret_name).await, before);
     assert_eq!(w.stages(&secret_name, "AWSPENDING").await, 1);
 }
+
+/// A rotation killed after Secrets Manager's promotion but before the old key was
+/// deactivated: a fresh plan in the same process (the new key still in memory, as a
+/// campaign's resume puts it back) finds the new key already current, writes nothing twice,
+/// and finishes — one new key, the old one Inactive.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rotation_stopped_after_the_promotion_is_finished_by_a_fresh_plan() {
+    let Some(w) = world().await else { return };
+    let user = unique("rot");
+    w.moto.user(&user).await;
+    let old = w.moto.key(&user).await;
+    let secret_name = w.secret_json(&old).await;
+    let locations = [SecretLocation::Secretsmanager {
+        secret_id: secret_name.clone(),
+    }];
+    let mut first = plan_for(&user, &old.id, &locations);
+    let deactivate = first.steps.pop().unwrap();
+    assert_eq!(deactivate.action.name(), "deactivate_access_key");
+    let mut mem = Mem::default();
+    execute(&mut first, &w.connectors, &mut mem, &clock)
+        .await
+        .unwrap();
+    let new_id = first.steps[0].result.as_ref().unwrap().state["new_key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(w.current(&secret_name).await.contains(&new_id));
+
+    let mut again = plan_for(&user, &old.id, &locations);
+    execute(&mut again, &w.connectors, &mut mem, &clock)
+        .await
+        .unwrap();
+    assert_eq!(again.status, PlanStatus::Executed, "{again:#?}");
+    let write = &again.steps[1].result.as_ref().unwrap().state;
+    assert_eq!(write["stage"], "AWSCURRENT");
+    let statuses = w.moto.key_statuses(&user).await;
+    assert_eq!(statuses.len(), 2, "{statuses:?}");
+    assert!(statuses.contains(&(old.id.clone(), "Inactive".into())));
+    assert!(statuses.contains(&(new_id.clone(), "Active".into())));
+    assert!(w.current(&secret_name).await.contains(&new_id));
+}

@@ -301,7 +301,12 @@ impl AwsConnector {
                     // Written by an earlier run of this step.
                     return Ok(json!({"version_id": version, "stage": PENDING}));
                 }
-                let (value, _) = self.current_value(secret_id).await?;
+                let (value, current) = self.current_value(secret_id).await?;
+                if value.contains(&new.id) {
+                    // Written and promoted by an earlier run of this rotation (a process
+                    // killed before it deactivated the old key): nothing left to stage.
+                    return Ok(json!({"version_id": current, "stage": CURRENT}));
+                }
                 let rewritten = rotate::rewrite(
                     &[(String::new(), value)],
                     replaces,
@@ -447,10 +452,21 @@ impl AwsConnector {
                 let Some(new) = handoff::get(user, replaces) else {
                     return Ok(verified(false, rotate::lost_secret(user, replaces)));
                 };
-                let Some((value, version)) = self.staged_value(secret_id, PENDING).await? else {
+                let staged = match self.staged_value(secret_id, PENDING).await? {
+                    Some((value, version)) if value.contains(&new.id) => Some((value, version)),
+                    _ => None,
+                };
+                let Some((value, version)) = staged else {
+                    // Promoted already by an earlier run: AWSCURRENT holds the new key.
+                    let (value, version) = self.current_value(secret_id).await?;
+                    let ok = value.contains(&new.id) && !value.contains(replaces.as_str());
                     return Ok(verified(
-                        false,
-                        format!("{secret_id} has no AWSPENDING version"),
+                        ok,
+                        format!(
+                            "AWSCURRENT of {secret_id} (version {version}) {} key {} (no AWSPENDING version holds it)",
+                            if ok { "holds" } else { "does not hold" },
+                            new.id
+                        ),
                     ));
                 };
                 let ok = value.contains(&new.id) && !value.contains(replaces.as_str());
@@ -580,6 +596,14 @@ impl AwsConnector {
                 let Some(written) = state.get("version_id").and_then(Value::as_str) else {
                     return Err(precondition(&target, "the step's result names no version"));
                 };
+                if state.get("stage").and_then(Value::as_str) == Some(CURRENT) {
+                    return Ok(verified(
+                        true,
+                        format!(
+                            "version {written} of {secret_id} was promoted by an earlier run: the promote step's undo moves AWSCURRENT back"
+                        ),
+                    ));
+                }
                 if self.version_with(secret_id, PENDING).await?.as_deref() == Some(written) {
                     self.sm
                         .update_secret_version_stage()
