@@ -391,6 +391,21 @@ impl AwsConnector {
                     }
                 };
                 self.set_trust(role, &previous, target).await?;
+                let now = self
+                    .governed_facts(p)
+                    .await?
+                    .remove("trust_policy")
+                    .unwrap_or(Value::Null);
+                let was: Value =
+                    serde_json::from_str(&previous).unwrap_or(Value::String(previous.clone()));
+                let back = now == was;
+                return Ok(Verified {
+                    ok: back,
+                    observed: format!(
+                        "the trust policy {} the one the revert replaced",
+                        if back { "is back to" } else { "differs from" }
+                    ),
+                });
             }
             Change::SetBoundary { .. } => {
                 let previous = state.get("previous").and_then(Value::as_str);
@@ -408,12 +423,6 @@ impl AwsConnector {
                 let add = matches!(change, Change::RemoveFromGroup { .. });
                 self.group(user, group, add, target).await?;
             }
-        }
-        if let Change::SetTrustPolicy { .. } = change {
-            return Ok(Verified {
-                ok: true,
-                observed: "the trust policy replaced by the revert is back".into(),
-            });
         }
         self.restore_verify(p, change, true, target).await
     }
