@@ -6,16 +6,14 @@
 //! (setting `drift.baselines`, one audited write per approval). Drift is found three ways:
 //! the inventory compared after every ingest of a snapshot ([`Engine::drift`]); the live
 //! state read through the AWS connector (`keyward drift --live`, [`Engine::revert_plan`]);
-//! and the events that change a governed fact of a baselined identity
-//! ([`Engine::drift_suspects`]: `PutRolePolicy`, `AttachRolePolicy`,
-//! `UpdateAssumeRolePolicy`, `CreateAccessKey`, …), which the self-healing playbook answers
-//! by reading the live state and reverting it. A revert is a reversible response plan
+//! and, through the built-in `self-heal-drift` playbook, the CloudTrail calls that change a
+//! governed fact (`PutRolePolicy`, `AttachRolePolicy`, `UpdateAssumeRolePolicy`, …), whose
+//! target is read live and reverted at once. A revert is a reversible response plan
 //! (`keyward_respond::restore`).
 
 use std::collections::BTreeMap;
 
 use keyward_graph::EdgeKind;
-use keyward_model::Event;
 use keyward_model::time::Millis;
 use keyward_model::{CredentialKind, CredentialStatus, Identity, IdentityKind};
 use keyward_respond::restore::{self, items};
@@ -67,40 +65,6 @@ fn governable(i: &Identity) -> bool {
         i.kind,
         IdentityKind::IamUser | IdentityKind::IamRole | IdentityKind::ServiceAccount
     ) && i.deleted.is_none()
-}
-
-/// The CloudTrail calls (`eventSource:eventName`) that change a governed fact.
-pub const DRIFT_EVENTS: [&str; 20] = [
-    "iam.amazonaws.com:AttachRolePolicy",
-    "iam.amazonaws.com:DetachRolePolicy",
-    "iam.amazonaws.com:PutRolePolicy",
-    "iam.amazonaws.com:DeleteRolePolicy",
-    "iam.amazonaws.com:UpdateAssumeRolePolicy",
-    "iam.amazonaws.com:PutRolePermissionsBoundary",
-    "iam.amazonaws.com:DeleteRolePermissionsBoundary",
-    "iam.amazonaws.com:AttachUserPolicy",
-    "iam.amazonaws.com:DetachUserPolicy",
-    "iam.amazonaws.com:PutUserPolicy",
-    "iam.amazonaws.com:DeleteUserPolicy",
-    "iam.amazonaws.com:PutUserPermissionsBoundary",
-    "iam.amazonaws.com:DeleteUserPermissionsBoundary",
-    "iam.amazonaws.com:AddUserToGroup",
-    "iam.amazonaws.com:RemoveUserFromGroup",
-    "iam.amazonaws.com:CreateAccessKey",
-    "iam.amazonaws.com:UpdateAccessKey",
-    "iam.amazonaws.com:CreateLoginProfile",
-    "iam.amazonaws.com:AttachGroupPolicy",
-    "iam.amazonaws.com:PutGroupPolicy",
-];
-
-/// An event that changed (or tried to change) a baselined identity.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Suspect {
-    pub identity: String,
-    pub event: String,
-    pub action: String,
-    pub actor: Option<String>,
-    pub at: Millis,
 }
 
 /// The API's name of an IAM user or role.
@@ -308,42 +272,6 @@ impl Engine {
             return Err(EngineError::Respond(format!(
                 "{q} has no approved baseline as an IAM user or role: `keyward baseline approve {q}` first"
             )));
-        }
-        Ok(out)
-    }
-
-    /// The events that changed (or tried to change) a governed fact of a baselined identity
-    /// since its approval.
-    pub fn drift_suspects(&self, events: &[Event<'_>]) -> Result<Vec<Suspect>, EngineError> {
-        let baselined = self.baselined_principals(None)?;
-        if baselined.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for e in events
-            .iter()
-            .filter(|e| DRIFT_EVENTS.contains(&e.action.as_ref()) && e.error_code.is_none())
-        {
-            let Some(target) = e.target.as_deref() else {
-                continue;
-            };
-            for (i, p, b) in &baselined {
-                let same_account = match (e.account.as_deref(), i.account.as_deref()) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                };
-                let named =
-                    i.arn.as_deref() == Some(target) || i.id == target || p.name() == target;
-                if named && same_account && e.time >= b.approved_at {
-                    out.push(Suspect {
-                        identity: i.id.clone(),
-                        event: e.native_id.to_string(),
-                        action: e.action.to_string(),
-                        actor: e.actor.as_deref().map(str::to_owned),
-                        at: e.time,
-                    });
-                }
-            }
         }
         Ok(out)
     }
