@@ -1,27 +1,33 @@
 //! `keyward lifecycle plan|run`: retirement. Identities unused for N days (where a log or
 //! last-use record covers the window) or whose workload is known gone are disabled in ways
-//! `keyward respond undo` reverses; deletion is proposed for after a grace period.
+//! `keyward respond undo` reverses; once the grace period after a retirement (or a
+//! rotation) has passed and it still stands, what it disabled is deleted. Defaults come from
+//! `keyward.yaml` ([`crate::config`]); flags win.
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
 
 use anyhow::Context as _;
 use keyward_engine::Engine;
-use keyward_engine::retire::{RetireAsk, Retirement, Skipped};
+use keyward_engine::retire::{Deletions, DueDeletion, RetireAsk, Retirement, Skipped};
+use keyward_respond::Plan;
 
 use crate::Outcome;
 use crate::output::{cli_actor, now_ms, table};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
-    /// What would be retired and why, with each plan's steps. Stores and changes nothing.
+    /// What would be retired and why, and what is due for deletion (grace period over),
+    /// with each plan's steps. Stores and changes nothing.
     Plan(Args),
-    /// Store the retirement plans (audited); with `--execute`, run them through the AWS and
-    /// Kubernetes APIs.
+    /// Store the retirement and deletion plans (audited); with `--execute`, run them through
+    /// the AWS and Kubernetes APIs.
     Run {
         #[command(flatten)]
         args: Args,
-        /// Disable the identities now (each plan: snapshot, steps verified, undo-able).
+        /// Disable the identities now (each plan: snapshot, steps verified, undo-able) and
+        /// delete what is past its grace period (snapshot first; re-checked live, refused
+        /// when in use again; cannot be undone).
         #[arg(long)]
         execute: bool,
         /// With `--execute`: do not ask.
@@ -35,12 +41,12 @@ pub enum Command {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Unused for at least this many days.
-    #[arg(long, default_value_t = 30)]
-    pub unused_days: i64,
-    /// Days between disabling and the deletion each plan proposes.
-    #[arg(long, default_value_t = 30)]
-    pub grace_days: i64,
+    /// Unused for at least this many days [config lifecycle.unused_days; default 30].
+    #[arg(long)]
+    pub unused_days: Option<i64>,
+    /// Days between disabling and deleting [config lifecycle.grace_days; default 30].
+    #[arg(long)]
+    pub grace_days: Option<i64>,
     /// Judge as of this instant (RFC 3339; default now).
     #[arg(long, value_parser = crate::output::parse_instant)]
     pub as_of: Option<i64>,
@@ -48,7 +54,7 @@ pub struct Args {
     pub format: String,
 }
 
-pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
+pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::Result<Outcome> {
     let mut engine =
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let (args, store, execute, yes, kube_context) = match cmd {
@@ -61,54 +67,83 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         } => (args, true, execute, yes, kube_context),
     };
     let actor = cli_actor();
+    let policy = &config.lifecycle;
     let ask = RetireAsk {
-        unused_days: args.unused_days.max(1),
-        grace_days: args.grace_days.max(0),
+        unused_days: args.unused_days.or(policy.unused_days).unwrap_or(30).max(1),
+        grace_days: args.grace_days.or(policy.grace_days).unwrap_or(30).max(0),
+        workload_gone: policy.workload_gone.unwrap_or(true),
+        exempt: &policy.exempt,
         now: args.as_of.unwrap_or_else(now_ms),
         actor: &actor,
         store,
     };
-    let (due, skipped) = if store {
+    let (
+        (due, skipped),
+        Deletions {
+            due: deletions,
+            waiting,
+        },
+    ) = if store {
         let _writing = crate::output::write_lock(&mut engine, dir)?;
-        engine.retirements(&ask)?
+        (
+            engine.retirements(&ask)?,
+            engine.deletions_due(ask.now, &actor, true)?,
+        )
     } else {
-        engine.retirements(&ask)?
+        (
+            engine.retirements(&ask)?,
+            engine.deletions_due(ask.now, &actor, false)?,
+        )
     };
-    show(&due, &skipped, &args.format)?;
+    show(&due, &skipped, &deletions, &waiting, &args.format)?;
+    if args.format != "json" {
+        println!(
+            "(unused ≥ {} days, grace {} days: {})",
+            ask.unused_days,
+            ask.grace_days,
+            config.source()
+        );
+    }
+    let count = due.len() + deletions.len();
     if !execute {
-        if store && !due.is_empty() {
+        if store && count > 0 {
             println!(
-                "\n{} plans stored (planned): run them with `keyward lifecycle run --execute` or one by one with `keyward respond execute PLAN`",
-                due.len()
+                "\n{count} plans stored (planned): run them with `keyward lifecycle run --execute` or one by one with `keyward respond execute PLAN`"
             );
         }
         return Ok(Outcome::Clean);
     }
-    if due.is_empty() {
+    if count == 0 {
         return Ok(Outcome::Clean);
     }
     if !yes {
         if !std::io::stdin().is_terminal() {
             anyhow::bail!(
-                "refusing to disable {} identities without --yes (stdin is not a terminal)",
-                due.len()
+                "refusing to disable {} identities and delete {} without --yes (stdin is not a terminal)",
+                due.len(),
+                deletions.len()
             );
         }
         print!(
-            "\nType `retire {}` to disable them on the live platforms: ",
-            due.len()
+            "\nType `retire {}` to disable {} and delete {} on the live platforms: ",
+            count,
+            due.len(),
+            deletions.len()
         );
         std::io::stdout().flush()?;
         let mut line = String::new();
         std::io::stdin().lock().read_line(&mut line)?;
-        if line.trim() != format!("retire {}", due.len()) {
+        if line.trim() != format!("retire {count}") {
             println!("not confirmed: nothing changed (the plans stay stored as planned)");
             return Ok(Outcome::Clean);
         }
     }
     let mut failed = 0;
-    for r in due {
-        let mut plan = r.plan;
+    let plans = due
+        .into_iter()
+        .map(|r| (r.plan, "disabled"))
+        .chain(deletions.into_iter().map(|d| (d.plan, "deleted")));
+    for (mut plan, done) in plans {
         let result = crate::cmd_respond::run_through_connectors(
             &mut engine,
             &mut plan,
@@ -117,7 +152,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         )?;
         crate::cmd_respond::print_results(&plan, false);
         match result {
-            Ok(()) => println!("plan {} executed: {} disabled", plan.id, plan.identity),
+            Ok(()) => println!("plan {} executed: {} {done}", plan.id, plan.identity),
             Err(e) => {
                 failed += 1;
                 eprintln!("plan {}: {e}", plan.id);
@@ -131,7 +166,13 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
     })
 }
 
-fn show(due: &[Retirement], skipped: &[Skipped], format: &str) -> anyhow::Result<()> {
+fn show(
+    due: &[Retirement],
+    skipped: &[Skipped],
+    deletions: &[DueDeletion],
+    waiting: &[(String, i64)],
+    format: &str,
+) -> anyhow::Result<()> {
     if format == "json" {
         let items: Vec<serde_json::Value> = due
             .iter()
@@ -141,11 +182,24 @@ fn show(due: &[Retirement], skipped: &[Skipped], format: &str) -> anyhow::Result
             .iter()
             .map(|s| serde_json::json!({"identity": s.identity, "why": s.why}))
             .collect();
+        let delete: Vec<serde_json::Value> = deletions
+            .iter()
+            .map(|d| serde_json::json!({"after": d.after, "plan": d.plan}))
+            .collect();
+        let waiting: Vec<serde_json::Value> = waiting
+            .iter()
+            .map(|(plan, at)| {
+                serde_json::json!({"plan": plan, "grace_ends": keyward_model::time::format(*at)})
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(
-                &serde_json::json!({"retire": items, "skipped": skipped})
-            )?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "retire": items,
+                "skipped": skipped,
+                "delete": delete,
+                "grace_running": waiting,
+            }))?
         );
         return Ok(());
     }
@@ -166,5 +220,28 @@ fn show(due: &[Retirement], skipped: &[Skipped], format: &str) -> anyhow::Result
     for s in skipped {
         println!("  not planned: {}: {}", s.identity, s.why);
     }
+    if !deletions.is_empty() {
+        let mut t = table();
+        t.set_header(["identity", "deletes", "after plan", "plan"]);
+        for d in deletions {
+            t.add_row([
+                d.plan.identity.clone(),
+                targets(&d.plan),
+                d.after.clone(),
+                d.plan.id.clone(),
+            ]);
+        }
+        println!("\n{t}");
+    }
+    println!(
+        "{} to delete (grace period over); {} grace periods running",
+        deletions.len(),
+        waiting.len()
+    );
     Ok(())
+}
+
+fn targets(p: &Plan) -> String {
+    let t: Vec<String> = p.steps.iter().map(|s| s.target.clone()).collect();
+    t.join(", ")
 }

@@ -91,7 +91,7 @@ pub enum Command {
     },
 }
 
-pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
+pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Validate { files } => validate(&files),
         Command::List { at } => {
@@ -154,7 +154,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             let run = engine
                 .playbook_start(book, subject, facts, execute, &actor, now)?
                 .context("a run with this id exists already")?;
-            let mut fx = CliEffects::new()?;
+            let mut fx = CliEffects::new(config.clone())?;
             let run = engine.playbook_advance(&run.id, &mut fx, &actor, now)?;
             finish(&[run], &at)
         }
@@ -164,7 +164,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             let _lock = playbook_lock(dir)?;
             let actor = cli_actor();
             engine.playbook_approve(&run, &actor, now)?;
-            let mut fx = CliEffects::new()?;
+            let mut fx = CliEffects::new(config.clone())?;
             let run = engine.playbook_advance(&run, &mut fx, &actor, now)?;
             finish(&[run], &at)
         }
@@ -173,7 +173,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             let now = instant(now.as_deref())?;
             let mut engine = open(dir)?;
             let _lock = playbook_lock(dir)?;
-            let mut fx = CliEffects::new()?;
+            let mut fx = CliEffects::new(config.clone())?;
             let actor = cli_actor();
             let report = engine.playbook_tick(
                 &books,
@@ -441,11 +441,14 @@ fn print_tick(r: &TickReport, at: &Where) -> anyhow::Result<Outcome> {
 pub(crate) struct CliEffects {
     rt: tokio::runtime::Runtime,
     connectors: Option<Connectors>,
+    /// Rotation's grace period and declared key locations.
+    config: crate::config::Config,
 }
 
 impl CliEffects {
-    pub(crate) fn new() -> anyhow::Result<CliEffects> {
+    pub(crate) fn new(config: crate::config::Config) -> anyhow::Result<CliEffects> {
         Ok(CliEffects {
+            config,
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -517,28 +520,28 @@ impl Effects for CliEffects {
             due: false,
             plan: false,
             every_key: false,
-            high_days: 30,
-            standard_days: 90,
+            high_days: None,
+            standard_days: None,
             as_of: None,
             execute: false,
             yes: false,
             also: Vec::new(),
             namespace: Vec::new(),
             vault_mount: Vec::new(),
-            grace_days: 7,
+            grace_days: None,
             kube_context: std::env::var("KEYWARD_KUBE_CONTEXT").ok(),
             format: "table".into(),
         };
         let found = self
             .rt
-            .block_on(crate::cmd_rotate::discover(&args))
+            .block_on(crate::cmd_rotate::discover(&args, &self.config))
             .map_err(|e| format!("{e:#}"))?;
         let mut plan = keyward_respond::rotate::plan(&keyward_respond::rotate::Request {
             account: found.account.as_deref(),
             user: &found.user,
             old_key_id: &found.old_key_id,
             locations: &found.locations,
-            grace_days: 7,
+            grace_days: self.config.rotation_grace(None),
             now,
             actor,
         });

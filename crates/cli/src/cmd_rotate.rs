@@ -17,6 +17,7 @@ use keyward_store::AuditEntry;
 
 use crate::Outcome;
 use crate::cmd_respond::{confirm_and_run, print_plan};
+use crate::config::Config;
 use crate::output::{cli_actor, now_ms};
 
 #[derive(clap::Args)]
@@ -55,12 +56,14 @@ pub struct Args {
     /// With --due: list every active key, not only the due ones.
     #[arg(long, requires = "due")]
     pub every_key: bool,
-    /// Rotation period of high-privilege identities (permission scope ≥ 6), in days.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(6..))]
-    pub high_days: u32,
-    /// Rotation period of every other identity, in days.
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u32).range(6..))]
-    pub standard_days: u32,
+    /// Rotation period of high-privilege identities (permission scope ≥ 6), in days
+    /// [config rotation.high_privilege_days; default 30].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(6..))]
+    pub high_days: Option<u32>,
+    /// Rotation period of every other identity, in days [config rotation.standard_days;
+    /// default 90].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(6..))]
+    pub standard_days: Option<u32>,
     /// With --due: judge ages as of this time (RFC 3339; default now).
     #[arg(long, value_name = "TIME")]
     pub as_of: Option<String>,
@@ -85,9 +88,10 @@ pub struct Args {
     /// set. Repeatable.
     #[arg(long, value_name = "MOUNT")]
     pub vault_mount: Vec<String>,
-    /// Days between deactivating the old key and deleting it (a step left to a person).
-    #[arg(long, default_value_t = 7)]
-    pub grace_days: u32,
+    /// Days between deactivating the old key and deleting it (by `keyward lifecycle run
+    /// --execute`) [config rotation.grace_days; default 7].
+    #[arg(long)]
+    pub grace_days: Option<u32>,
     /// The kubeconfig context to search and write through (default: the current context).
     #[arg(long, value_name = "CONTEXT")]
     pub kube_context: Option<String>,
@@ -104,7 +108,8 @@ pub(crate) struct Found {
     pub(crate) notes: Vec<String>,
 }
 
-pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
+pub fn run(dir: &Path, config: &Config, a: Args) -> anyhow::Result<Outcome> {
+    let grace_days = config.rotation_grace(a.grace_days);
     if a.due {
         let as_of = a
             .as_of
@@ -115,20 +120,26 @@ pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
             dir,
             &crate::cmd_rotate_due::Ask {
                 schedule: keyward_respond::schedule::Schedule {
-                    high_days: a.high_days,
-                    standard_days: a.standard_days,
+                    high_days: a
+                        .high_days
+                        .or(config.rotation.high_privilege_days)
+                        .unwrap_or(30),
+                    standard_days: a
+                        .standard_days
+                        .or(config.rotation.standard_days)
+                        .unwrap_or(90),
                 },
                 as_of,
                 plan: a.plan,
                 json: a.format == "json",
                 all: a.every_key,
-                grace_days: a.grace_days,
+                grace_days,
                 kube_context: a.kube_context.as_deref(),
             },
         );
     }
     if a.all || a.resume.is_some() || a.status.is_some() {
-        return campaign(dir, &a);
+        return campaign(dir, &a, grace_days);
     }
     let Some(identity) = a.identity.clone() else {
         anyhow::bail!("name the user or key to rotate, or use --all, --resume, --status or --due");
@@ -139,7 +150,7 @@ pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let found = rt.block_on(discover(&a))?;
+    let found = rt.block_on(discover(&a, config))?;
     drop(rt);
     let actor = cli_actor();
     let mut plan = rotate::plan(&rotate::Request {
@@ -147,7 +158,7 @@ pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
         user: &found.user,
         old_key_id: &found.old_key_id,
         locations: &found.locations,
-        grace_days: a.grace_days,
+        grace_days,
         now: now_ms(),
         actor: &actor,
     });
@@ -188,7 +199,7 @@ pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
 }
 
 #[cfg(all(feature = "aws", feature = "kubernetes"))]
-fn campaign(dir: &Path, a: &Args) -> anyhow::Result<Outcome> {
+fn campaign(dir: &Path, a: &Args, grace_days: u32) -> anyhow::Result<Outcome> {
     use crate::cmd_rotate_campaign as c;
     let ask = c::Ask {
         breach: a.breach,
@@ -198,7 +209,7 @@ fn campaign(dir: &Path, a: &Args) -> anyhow::Result<Outcome> {
         json: a.format == "json",
         path_prefix: &a.path_prefix,
         namespaces: &a.namespace,
-        grace_days: a.grace_days,
+        grace_days,
         kube_context: a.kube_context.as_deref(),
     };
     let named = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
@@ -212,18 +223,18 @@ fn campaign(dir: &Path, a: &Args) -> anyhow::Result<Outcome> {
 }
 
 #[cfg(not(all(feature = "aws", feature = "kubernetes")))]
-fn campaign(_: &Path, _: &Args) -> anyhow::Result<Outcome> {
+fn campaign(_: &Path, _: &Args, _: u32) -> anyhow::Result<Outcome> {
     anyhow::bail!("rotation campaigns need the `aws` and `kubernetes` features")
 }
 
 /// The user, the key to replace (refusing a user with two keys), and where the key lives.
-pub(crate) async fn discover(a: &Args) -> anyhow::Result<Found> {
+pub(crate) async fn discover(a: &Args, config: &Config) -> anyhow::Result<Found> {
     let connectors = Connectors::from_env(a.kube_context.as_deref()).await;
-    discover_with(a, &connectors).await
+    discover_with(a, config, &connectors).await
 }
 
 #[cfg(feature = "aws")]
-async fn discover_with(a: &Args, c: &Connectors) -> anyhow::Result<Found> {
+async fn discover_with(a: &Args, config: &Config, c: &Connectors) -> anyhow::Result<Found> {
     let Some(aws) = &c.aws else {
         let why = c.why_missing("aws");
         anyhow::bail!("rotating an access key needs the AWS connector: {why}");
@@ -273,6 +284,15 @@ async fn discover_with(a: &Args, c: &Connectors) -> anyhow::Result<Found> {
     kube_locations(a, c, &old, &mut locations, &mut notes).await?;
     vault_locations(a, c, &old, &mut locations, &mut notes).await?;
     locations.extend(a.also.iter().cloned());
+    let declared = config.declared_locations(&user, &old);
+    if !declared.is_empty() {
+        notes.push(format!(
+            "{} location(s) declared in {}",
+            declared.len(),
+            config.source()
+        ));
+    }
+    locations.extend(declared);
     Ok(Found {
         account,
         user,
@@ -283,7 +303,7 @@ async fn discover_with(a: &Args, c: &Connectors) -> anyhow::Result<Found> {
 }
 
 #[cfg(not(feature = "aws"))]
-async fn discover_with(_: &Args, _: &Connectors) -> anyhow::Result<Found> {
+async fn discover_with(_: &Args, _: &Config, _: &Connectors) -> anyhow::Result<Found> {
     anyhow::bail!("this keyward was built without the `aws` feature: it cannot rotate keys")
 }
 

@@ -78,12 +78,14 @@ pub struct Args {
 /// on its own runtime, never on the server's.
 fn spawn_scheduler(
     dir: &Path,
+    config: &crate::config::Config,
     books: Vec<keyward_respond::playbook::Playbook>,
     execute: bool,
     interval: std::time::Duration,
 ) -> anyhow::Result<keyward_server::IngestHook> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<()>(1);
     let data = dir.to_path_buf();
+    let config = config.clone();
     std::thread::Builder::new()
         .name("keyward-playbooks".into())
         .stack_size(keyward_normalize::depth::STACK)
@@ -91,7 +93,7 @@ fn spawn_scheduler(
             let tick = || -> anyhow::Result<()> {
                 let mut engine = Engine::open(&data)?;
                 engine.set_durable(true)?;
-                let mut fx = crate::cmd_playbook::CliEffects::new()?;
+                let mut fx = crate::cmd_playbook::CliEffects::new(config.clone())?;
                 loop {
                     {
                         let _lock = crate::cmd_playbook::playbook_lock(&data)?;
@@ -164,7 +166,7 @@ fn connection_cap(asked: usize) -> usize {
     }
 }
 
-pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
+pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Result<Outcome> {
     let github_secret = github_secret(&args)?;
     let max_connections = connection_cap(args.max_connections);
     let tls = match (&args.tls_cert, &args.tls_key) {
@@ -219,6 +221,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
             );
             Some(spawn_scheduler(
                 dir,
+                config,
                 books,
                 args.playbooks_execute,
                 std::time::Duration::from_secs(args.playbook_interval.max(1)),

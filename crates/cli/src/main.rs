@@ -27,6 +27,7 @@ mod cmd_serve;
 mod cmd_show;
 mod cmd_token;
 mod cmd_watch;
+mod config;
 mod output;
 
 use std::path::PathBuf;
@@ -46,6 +47,10 @@ struct Cli {
     /// Data directory of the embedded store.
     #[arg(long, global = true, env = "KEYWARD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Policies file (retirement, rotation; `examples/keyward.yaml`). Default:
+    /// ./keyward.yaml, else keyward.yaml in the data directory, if either exists.
+    #[arg(long, global = true, env = "KEYWARD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -158,6 +163,7 @@ fn main() -> ExitCode {
 fn run() -> ExitCode {
     let cli = Cli::parse();
     let dir = data_dir(cli.data_dir);
+    let config = || config::Config::load(cli.config.as_deref(), &dir);
     let result = match cli.command {
         Command::Ingest(a) => cmd_ingest::run(&dir, a),
         Command::Inventory(a) => cmd_inventory::run(&dir, a),
@@ -168,18 +174,18 @@ fn run() -> ExitCode {
         Command::Rules(c) => cmd_rules::run(c),
         Command::Findings(a) => cmd_findings::run(&dir, a),
         Command::Watch(a) => cmd_watch::run(&dir, a),
-        Command::Serve(a) => cmd_serve::run(&dir, a),
+        Command::Serve(a) => config().and_then(|k| cmd_serve::run(&dir, &k, a)),
         Command::Token(c) => cmd_token::run(&dir, c),
         Command::Audit(c) => cmd_audit::run(&dir, c),
         Command::Clusters(c) => cmd_clusters::run(&dir, c),
         Command::Respond(c) => cmd_respond::run(&dir, c),
-        Command::Lifecycle(c) => cmd_lifecycle::run(&dir, c),
+        Command::Lifecycle(c) => config().and_then(|k| cmd_lifecycle::run(&dir, &k, c)),
         Command::Disable(a) => cmd_disable::disable(&dir, a),
         Command::Baseline(c) => cmd_drift::baseline(&dir, c),
         Command::Drift(a) => cmd_drift::drift(&dir, a),
         Command::Enable(a) => cmd_disable::enable(&dir, a),
-        Command::Rotate(a) => cmd_rotate::run(&dir, a),
-        Command::Playbook(c) => cmd_playbook::run(&dir, c),
+        Command::Rotate(a) => config().and_then(|k| cmd_rotate::run(&dir, &k, a)),
+        Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

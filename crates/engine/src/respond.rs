@@ -333,7 +333,7 @@ fn target_count(doc: &serde_json::Value) -> usize {
         .map_or(0, serde_json::Map::len)
 }
 
-fn parse_plan(r: &PlanRow) -> Result<Plan, EngineError> {
+pub(crate) fn parse_plan(r: &PlanRow) -> Result<Plan, EngineError> {
     serde_json::from_str(&r.doc).map_err(|e| {
         EngineError::Store(keyward_store::StoreError::Corrupt(format!(
             "plan {}: {e}",

@@ -1,6 +1,7 @@
 //! Retirement (garbage collection): identities unused for N days, or whose workload is
-//! known gone, get a plan that disables them in ways `undo` reverses; deleting them is left
-//! to a person after a grace period (each plan says when and how).
+//! known gone, get a plan that disables them in ways `undo` reverses; once its grace period
+//! has passed and it still stands, a second plan deletes them ([`Engine::deletions_due`],
+//! which also deletes a rotation's old key).
 
 use keyward_graph::analysis::OrphanReason;
 use keyward_model::time::{MS_PER_DAY, Millis};
@@ -15,8 +16,12 @@ use crate::{Engine, EngineError};
 pub struct RetireAsk<'a> {
     /// Unused for at least this many days (and a log covering the window says so).
     pub unused_days: i64,
-    /// Days between disabling and the deletion the plan proposes.
+    /// Days between disabling and deleting ([`Engine::deletions_due`]).
     pub grace_days: i64,
+    /// Whether identities whose workload is gone are retired.
+    pub workload_gone: bool,
+    /// Globs over ids, names and ARNs never retired.
+    pub exempt: &'a [String],
     pub now: Millis,
     pub actor: &'a str,
     /// Store the plans (otherwise they are only shown).
@@ -64,7 +69,9 @@ impl Engine {
             .map(|p| p.identity)
             .collect();
         let protected = Protected::new(&self.protected_patterns()?)?;
+        let exempt = Protected::new(ask.exempt)?;
         let mut due: Vec<(String, String)> = Vec::new();
+        let mut exempt_hits: Vec<(String, String)> = Vec::new();
         for i in self.inventory.iter() {
             let kind_ok = matches!(
                 i.kind,
@@ -73,7 +80,10 @@ impl Engine {
                     | IdentityKind::AccessKey
                     | IdentityKind::ServiceAccount
             );
-            if !kind_ok || i.deleted.is_some() || busy.contains(&i.id) {
+            // A key goes with its user: not planned while the user has a plan of its own.
+            let parent = i.parent.as_deref().and_then(|p| self.inventory.get(p));
+            let user_busy = parent.is_some_and(|p| busy.contains(&p.id));
+            if !kind_ok || i.deleted.is_some() || busy.contains(&i.id) || user_busy {
                 continue;
             }
             if i.kind == IdentityKind::IamRole && service_linked(i.arn.as_deref(), &i.name) {
@@ -98,6 +108,7 @@ impl Engine {
                     None => format!("never seen used in the last {} days", ask.unused_days),
                 }),
                 Lifecycle::Active | Lifecycle::Ephemeral | Lifecycle::Deleted => None,
+                Lifecycle::Unknown if !ask.workload_gone => None,
                 Lifecycle::Unknown => match self.owner_info(i, &coverage).orphan {
                     Some(r @ (OrphanReason::FunctionDeleted | OrphanReason::NoWorkload)) => {
                         Some(format!("workload gone ({})", r.as_str()))
@@ -106,7 +117,17 @@ impl Engine {
                 },
             };
             if let Some(r) = reason {
-                due.push((i.id.clone(), r));
+                match exempt
+                    .matches(i)
+                    .or_else(|| parent.and_then(|p| exempt.matches(p)))
+                {
+                    // The default protected patterns are in every `Protected`: only the
+                    // configured ones are news here (the plan itself refuses the others).
+                    Some(p) if ask.exempt.iter().any(|e| e == p) => {
+                        exempt_hits.push((i.id.clone(), p.to_owned()))
+                    }
+                    Some(_) | None => due.push((i.id.clone(), r)),
+                }
             }
         }
         // A key whose user retires goes with it.
@@ -119,7 +140,13 @@ impl Engine {
                 .is_none_or(|p| !users.contains(p))
         });
         let mut out = Vec::new();
-        let mut skipped = Vec::new();
+        let mut skipped: Vec<Skipped> = exempt_hits
+            .into_iter()
+            .map(|(identity, p)| Skipped {
+                identity,
+                why: format!("exempt (lifecycle.exempt {p})"),
+            })
+            .collect();
         for (id, reason) in due {
             let req = Request {
                 identity: &id,
@@ -167,5 +194,71 @@ impl Engine {
             }
         }
         Ok((out, skipped))
+    }
+}
+
+/// The deletions due now, and the grace periods still running.
+pub struct Deletions {
+    pub due: Vec<DueDeletion>,
+    /// `plan id → when its grace period ends`.
+    pub waiting: Vec<(String, Millis)>,
+}
+
+/// A deletion whose grace period has ended, and the plan it follows.
+pub struct DueDeletion {
+    pub plan: Plan,
+    /// The rotation's or retirement's plan id.
+    pub after: String,
+}
+
+impl Engine {
+    /// The deletions due at `now`: for every executed rotation or retirement plan whose
+    /// grace period ended and that has no deletion plan yet, the plan that deletes what it
+    /// disabled ([`keyward_respond::purge`]); with `store`, each is saved (audited).
+    pub fn deletions_due(
+        &mut self,
+        now: Millis,
+        actor: &str,
+        store: bool,
+    ) -> Result<Deletions, EngineError> {
+        use keyward_respond::purge::{self, NotDue};
+        let rows = self.store.plans(1_000_000)?;
+        let known: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let mut due = Vec::new();
+        let mut waiting = Vec::new();
+        for row in &rows {
+            if row.status != "executed" || known.contains(purge::id_for(&row.id).as_str()) {
+                continue;
+            }
+            let source = crate::respond::parse_plan(row)?;
+            match purge::plan(&source, now, actor) {
+                Ok(plan) => due.push(DueDeletion {
+                    plan,
+                    after: source.id,
+                }),
+                Err(NotDue::Waiting(at)) => waiting.push((source.id, at)),
+                Err(NotDue::NoGrace | NotDue::Status(_) | NotDue::Nothing) => {}
+            }
+        }
+        if store {
+            for d in &due {
+                self.save_plan(
+                    &d.plan,
+                    AuditEntry {
+                        at: now,
+                        actor: actor.to_owned(),
+                        action: "lifecycle.delete_plan".into(),
+                        target: Some(d.plan.id.clone()),
+                        detail: Some(format!(
+                            "delete what plan {} disabled on {} (grace period over)",
+                            d.after, d.plan.identity
+                        )),
+                        before: None,
+                        after: None,
+                    },
+                )?;
+            }
+        }
+        Ok(Deletions { due, waiting })
     }
 }

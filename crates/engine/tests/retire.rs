@@ -48,6 +48,8 @@ fn unused_identities_get_undoable_retirement_plans() {
     let ask = |store| RetireAsk {
         unused_days: 30,
         grace_days: 14,
+        workload_gone: true,
+        exempt: &[],
         now: NOW,
         actor: "test:lifecycle",
         store,

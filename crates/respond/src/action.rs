@@ -216,6 +216,9 @@ pub enum Action {
     /// The token issued for `into` answers `auth/token/lookup-self` (it works) with the
     /// accessor the issue step recorded.
     VerifyVaultToken { into: SecretLocation, key: String },
+    /// A rotation's old key or a retired identity deleted after its grace period
+    /// ([`crate::purge`]): cannot be undone; the snapshot holds what was deleted.
+    Delete { what: crate::purge::Deletion },
     /// Something a person must look at: no API change is made.
     /// `inspect` is the command that shows what to look at (a step's own `command` field
     /// holds the list of commands, so the action's may not share its name).
@@ -237,6 +240,7 @@ impl Action {
             | Action::RestoreBaseline { .. }
             | Action::VerifyAccessKey { .. } => "aws",
             Action::UpdateSecretValue { location, .. } => location.platform(),
+            Action::Delete { what } => what.platform(),
             Action::WriteVaultToken { into, .. } => into.platform(),
             Action::DisableVaultEntity { .. }
             | Action::RevokeVaultToken { .. }
@@ -277,6 +281,7 @@ impl Action {
             Action::IssueVaultToken { .. } => "issue_vault_token",
             Action::WriteVaultToken { .. } => "write_vault_token",
             Action::VerifyVaultToken { .. } => "verify_vault_token",
+            Action::Delete { .. } => "delete",
             Action::Review { .. } => "review",
         }
     }
@@ -302,6 +307,7 @@ impl Action {
                 | Action::DeleteLoginProfile { .. }
                 | Action::RevokeVaultToken { .. }
                 | Action::RevokeVaultLeases { .. }
+                | Action::Delete { .. }
         )
     }
 
@@ -366,6 +372,7 @@ impl Action {
             Action::WriteVaultToken { into, key } | Action::VerifyVaultToken { into, key } => {
                 format!("{into}#{key}")
             }
+            Action::Delete { what } => what.target(),
             Action::Review { what, .. } => what.clone(),
         }
     }
@@ -424,6 +431,7 @@ impl Action {
             Action::VerifyVaultToken { .. } => {
                 "the token issued for the destination is in this process's memory".into()
             }
+            Action::Delete { what } => what.precondition(),
             Action::Review { .. } => "none".into(),
         }
     }
@@ -432,6 +440,7 @@ impl Action {
     pub fn commands(&self) -> Vec<String> {
         match self {
             Action::Review { inspect, .. } => vec![inspect.clone()],
+            Action::Delete { what } => what.commands(),
             Action::UpdateSecretValue { location, .. } => crate::rotate::commands(self, location),
             Action::RestoreBaseline {
                 principal, change, ..
@@ -450,7 +459,7 @@ impl Action {
     /// The exact commands that undo it by hand (empty when it cannot be undone).
     pub fn undo_commands(&self) -> Vec<String> {
         match self {
-            Action::Review { .. } => Vec::new(),
+            Action::Review { .. } | Action::Delete { .. } => Vec::new(),
             Action::RestoreBaseline {
                 principal, change, ..
             } => change.undo_commands(principal),

@@ -12,6 +12,8 @@
 //!   key lives, verify, deactivate); the new secret passes between steps in memory only.
 //! - [`restore`]: self-healing — the changes that put an IAM principal back to its approved
 //!   baseline, as a reversible [`Plan`].
+//! - [`purge`]: the deletion a rotation or retirement leaves for after its grace period,
+//!   made once the period ended and re-checked live before anything is deleted.
 //! - [`campaign`]: a breach rotation of every key as a resumable job, and how an item a
 //!   killed process left half-done converges; [`schedule`]: rotation periods and deadlines.
 //! - [`execute`]: runs a plan's steps through the connectors in order, stopping at the
@@ -29,6 +31,7 @@ pub mod kube;
 pub mod plan;
 pub mod playbook;
 pub mod policy;
+pub mod purge;
 pub mod restore;
 pub mod rotate;
 pub mod schedule;

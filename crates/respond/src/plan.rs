@@ -131,6 +131,10 @@ pub struct Plan {
     /// The forensic snapshot's content hash, once taken (before the first change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evidence: Option<String>,
+    /// What the plan disabled may be deleted this many days after the plan ran (a
+    /// rotation's old key, a retired identity: [`crate::purge`]); none for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_days: Option<i64>,
 }
 
 /// How to contain a Kubernetes service account.
@@ -237,8 +241,8 @@ pub fn build(inv: &Inventory, g: &Graph, req: &Request<'_>) -> Result<Plan, Plan
 }
 
 /// A retirement plan: the identity disabled in ways `undo` reverses (deny-all policies,
-/// keys `Inactive`, bindings removed), `why` naming the reason, and the deletion a grace
-/// period later as a note with its commands (never executed by the plan).
+/// keys `Inactive`, bindings removed), `why` naming the reason, and its deletion
+/// `grace_days` after it ran ([`crate::purge`]; the commands are in a note).
 pub fn retire(
     inv: &Inventory,
     g: &Graph,
@@ -248,14 +252,14 @@ pub fn retire(
 ) -> Result<Plan, PlanError> {
     let (mut b, me) = Builder::start(inv, g, req, true)?;
     b.contain(me, why)?;
-    let delete_after = req.now + grace_days * 86_400_000;
     b.notes.push(format!(
-        "retire: delete it after {} if nothing broke ({}); re-enable before then with `keyward respond undo PLAN`",
-        keyward_model::time::format(delete_after),
+        "retire: deleted {grace_days} days after this plan runs, if it still stands (`keyward lifecycle run --execute`; by hand: {}); re-enable before then with `keyward respond undo PLAN`",
         deletion_commands(me).join("; ")
     ));
     let seed = format!("retire\n{}\n{}\n{}", me.id, req.now, req.actor);
-    Ok(b.finish(me, &seed, None, None))
+    let mut plan = b.finish(me, &seed, None, None);
+    plan.grace_days = Some(grace_days.max(0));
+    Ok(plan)
 }
 
 /// The commands that delete a retired identity for good.
@@ -380,6 +384,7 @@ impl<'a> Builder<'a> {
             notes: self.notes,
             steps,
             evidence: None,
+            grace_days: None,
         }
     }
 

@@ -367,6 +367,7 @@ pub fn plan(req: &Request<'_>) -> Option<Plan> {
         ],
         steps,
         evidence: None,
+        grace_days: None,
     })
 }
 

@@ -124,10 +124,8 @@ pub struct Request<'a> {
     pub actor: &'a str,
 }
 
-const DAY_MS: Millis = 24 * 3600 * 1000;
-
-/// The rotation plan: create, one write per location, verify, deactivate; the deletion after
-/// the grace period is a note with its command (it must wait; nothing here schedules it).
+/// The rotation plan: create, one write per location, verify, deactivate; the old key's
+/// deletion `grace_days` after the plan ran is [`crate::purge`]'s.
 pub fn plan(req: &Request<'_>) -> Plan {
     let account = req.account.map(str::to_owned);
     let user = req.user.to_owned();
@@ -200,13 +198,9 @@ pub fn plan(req: &Request<'_>) -> Plan {
             undo_result: None,
         })
         .collect();
-    let delete_after = req.now + Millis::from(req.grace_days) * DAY_MS;
-    // A note, not a step: deletion must wait, and nothing here schedules it. (A `Review`
-    // step would do, but its `command` collides with the step's own in the stored form.)
     let mut notes = vec![format!(
-        "after the grace period ({} days: not before {}), once nothing used it, delete the old key: aws iam delete-access-key --user-name {} --access-key-id {}",
+        "{} days after this plan runs, `keyward lifecycle run --execute` deletes the old key if it is still Inactive and nothing used it (by hand: aws iam delete-access-key --user-name {} --access-key-id {})",
         req.grace_days,
-        keyward_model::time::format(delete_after),
         q(&user),
         q(&old),
     )];
@@ -240,6 +234,7 @@ pub fn plan(req: &Request<'_>) -> Plan {
         notes,
         steps,
         evidence: None,
+        grace_days: Some(i64::from(req.grace_days)),
     }
 }
 

@@ -859,3 +859,66 @@ async fn a_blue_green_that_fails_midway_puts_back_what_it_did() {
     }
     drop_namespace(&c, ns).await;
 }
+
+/// A retired service account deleted once its grace period is over: refused while a binding
+/// names it again (someone put it back in use), deleted when none does; no undo.
+#[tokio::test]
+async fn a_retired_service_account_is_deleted_after_its_grace_period_unless_bound_again() {
+    let Some(k) = connector().await else { return };
+    let c = k.client().clone();
+    let ns = "kw-purge";
+    namespace(&c, ns).await;
+    let sas: Api<ServiceAccount> = Api::namespaced(c.clone(), ns);
+    create(&sas, json!({"metadata": {"name": "old-job"}})).await;
+    let rbs: Api<RoleBinding> = Api::namespaced(c.clone(), ns);
+    let binding = json!({"metadata": {"name": "old-job-view"},
+           "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+           "subjects": [{"kind": "ServiceAccount", "name": "old-job", "namespace": ns}]});
+    create(&rbs, binding.clone()).await;
+
+    let identity = service_account("test", ns, "old-job");
+    let id = identity.id.clone();
+    let inv = Inventory::new(vec![identity]);
+    let protected = Protected::new(&[]).unwrap();
+    let req = Request {
+        identity: &id,
+        finding: None,
+        since: None,
+        now: NOW,
+        actor: "test:kube_api",
+        protected: &protected,
+        k8s: K8sStrategy::Contain,
+        events: &[],
+    };
+    let mut retire = plan::retire(&inv, &Graph::new(), &req, "retire: unused", 30).unwrap();
+    let cs = connectors(k);
+    let mut rec = Mem::default();
+    execute(&mut retire, &cs, &mut rec, &clock).await.unwrap();
+    assert!(rbs.get_opt("old-job-view").await.unwrap().is_none());
+
+    let ran = clock();
+    assert!(keyward_respond::purge::plan(&retire, ran + 29 * 86_400_000, "t").is_err());
+    let fresh = || keyward_respond::purge::plan(&retire, ran + 31 * 86_400_000, "t").unwrap();
+
+    // Bound again by hand: the deletion is refused, the account kept.
+    create(&rbs, binding).await;
+    let mut delete = fresh();
+    let err = execute(&mut delete, &cs, &mut rec, &clock)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("bound again"), "{err}");
+    assert!(sas.get_opt("old-job").await.unwrap().is_some());
+
+    // Unbound: deleted, verified, and there is nothing to undo.
+    rbs.delete("old-job-view", &DeleteParams::default())
+        .await
+        .unwrap();
+    let mut delete = fresh();
+    execute(&mut delete, &cs, &mut rec, &clock).await.unwrap();
+    assert_eq!(delete.status, PlanStatus::Executed);
+    assert!(sas.get_opt("old-job").await.unwrap().is_none());
+    let verified = delete.steps[0].result.as_ref().unwrap().verified.clone();
+    assert!(verified.is_some_and(|v| v.ok && v.observed.contains("does not exist")));
+    assert!(delete.steps[0].undo.is_empty());
+    drop_namespace(&c, ns).await;
+}

@@ -17,6 +17,7 @@ pub fn spawn(data: &Path, args: &[&str]) -> Child {
         .arg(data)
         .args(args)
         .env_remove("KEYWARD_DATA_DIR")
+        .env_remove("KEYWARD_CONFIG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

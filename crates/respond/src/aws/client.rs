@@ -254,6 +254,7 @@ impl AwsConnector {
                 IamPrincipal::Role(role) => self.role_state(role, &target).await,
                 IamPrincipal::User(user) => self.user_state(user, &target).await,
             },
+            Action::Delete { what } => self.purge_snapshot(what).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -319,6 +320,7 @@ impl AwsConnector {
             Action::RestoreBaseline {
                 principal, change, ..
             } => self.restore_apply(principal, change, &target).await,
+            Action::Delete { what } => self.purge_apply(what).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -408,6 +410,7 @@ impl AwsConnector {
             Action::RestoreBaseline {
                 principal, change, ..
             } => self.restore_verify(principal, change, false, &target).await,
+            Action::Delete { what } => self.purge_verify(what).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -475,6 +478,10 @@ impl AwsConnector {
             Action::RestoreBaseline {
                 principal, change, ..
             } => self.restore_undo(principal, change, state, &target).await,
+            Action::Delete { .. } => Err(precondition(
+                &target,
+                "a deletion cannot be undone: the plan's evidence holds what was deleted",
+            )),
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
@@ -491,7 +498,7 @@ impl AwsConnector {
     }
 
     /// The access key id this connector signs with, when its credentials resolve.
-    async fn own_key_id(&self) -> Option<String> {
+    pub(super) async fn own_key_id(&self) -> Option<String> {
         let credentials = self
             .credentials
             .as_ref()?
@@ -963,6 +970,7 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::IssueVaultToken { .. }
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
+        | Action::Delete { .. }
         | Action::Review { .. } => Err(precondition(
             &action.target(),
             format!("`{}` does not write an inline policy", action.name()),

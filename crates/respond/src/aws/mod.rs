@@ -17,6 +17,8 @@ mod document;
 #[cfg(feature = "aws")]
 mod forensics;
 #[cfg(feature = "aws")]
+mod purge;
+#[cfg(feature = "aws")]
 mod restore;
 #[cfg(feature = "aws")]
 mod rotate;

@@ -278,6 +278,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::Delete { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -360,6 +361,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::Delete { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -528,6 +530,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::Delete { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -686,6 +689,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::Delete { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }

@@ -18,7 +18,8 @@
 //!
 //! Layout: `bindings.rs` (remove_bindings, delete_binding), `tokens.rs`
 //! (delete_token_secrets), `pods.rs` (restart_pods and the workloads of a snapshot),
-//! `bluegreen.rs`, `common.rs` (references, errors, waiting).
+//! `bluegreen.rs`, `purge.rs` (a retired account deleted), `common.rs` (references, errors,
+//! waiting).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -34,12 +35,14 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::action::Action;
+use crate::purge::Deletion;
 use crate::{ConnectorError, Verified};
 
 mod bindings;
 mod bluegreen;
 mod common;
 mod pods;
+mod purge;
 mod rotate;
 mod tokens;
 mod vault_token;
@@ -102,6 +105,8 @@ enum Kube<'a> {
     RestartPods(Sa<'a>),
     BlueGreen(Sa<'a>, &'a str),
     DeleteBinding(BindingRef),
+    /// A retired account deleted after its grace period (`purge.rs`).
+    DeleteAccount(Sa<'a>),
 }
 
 fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
@@ -140,6 +145,14 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
             namespace: namespace.clone(),
             name: name.clone(),
         }),
+        Action::Delete {
+            what:
+                Deletion::ServiceAccount {
+                    namespace,
+                    service_account,
+                    ..
+                },
+        } => Kube::DeleteAccount(sa(namespace, service_account)),
         Action::DenyAll { .. }
         | Action::RevokeSessions { .. }
         | Action::DeactivateAccessKey { .. }
@@ -157,6 +170,9 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
         | Action::IssueVaultToken { .. }
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
+        | Action::Delete {
+            what: Deletion::AccessKey { .. } | Deletion::IamUser { .. } | Deletion::IamRole { .. },
+        }
         | Action::Review { .. } => {
             return Err(precondition(
                 action.target(),
@@ -276,7 +292,8 @@ impl KubeConnector {
             Kube::RemoveBindings(sa)
             | Kube::DeleteTokenSecrets(sa)
             | Kube::RestartPods(sa)
-            | Kube::BlueGreen(sa, _) => {
+            | Kube::BlueGreen(sa, _)
+            | Kube::DeleteAccount(sa) => {
                 let mut doc = account_snapshot(c, sa).await?;
                 if let Some(m) = doc.as_object_mut() {
                     m.insert("cluster".into(), json!(cluster));
@@ -325,6 +342,7 @@ impl KubeConnector {
                 &bluegreen::apply(c, sa, replacement, &self.options).await?,
             )),
             Kube::DeleteBinding(r) => Ok(to_json(&bindings::delete_one(c, &r).await?)),
+            Kube::DeleteAccount(sa) => purge::apply(c, sa).await,
         }
     }
 
@@ -360,6 +378,7 @@ impl KubeConnector {
                 bluegreen::verify(c, sa, replacement, self.options.rollout).await
             }
             Kube::DeleteBinding(r) => bindings::verify_deleted(c, &r).await,
+            Kube::DeleteAccount(sa) => purge::verify(c, sa).await,
         }
     }
 
@@ -398,6 +417,10 @@ impl KubeConnector {
                 let s: bindings::DeletedBinding = state_of(state, &target)?;
                 bindings::recreate(c, &r, &s).await
             }
+            Kube::DeleteAccount(_) => Err(precondition(
+                target,
+                "a deleted service account cannot be brought back: the plan's evidence holds it",
+            )),
         }
     }
 }
@@ -474,6 +497,7 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::IssueVaultToken { .. }
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
+        | Action::Delete { .. }
         | Action::Review { .. } => None,
     }
 }

@@ -152,6 +152,7 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::IssueVaultToken { .. }
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
+        | Action::Delete { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
@@ -214,6 +215,7 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::Delete { .. }
             | Action::Review { .. } => Vec::new(),
     }
 }

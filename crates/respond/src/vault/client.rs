@@ -343,6 +343,7 @@ fn parse(action: &Action) -> Result<V<'_>, ConnectorError> {
         | Action::PromoteSecretVersion { .. }
         | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::Delete { .. }
         | Action::Review { .. } => return Err(not_vault(action)),
     })
 }

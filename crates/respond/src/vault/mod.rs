@@ -391,6 +391,7 @@ fn new_plan(
         notes,
         steps,
         evidence: None,
+        grace_days: None,
     }
 }
 
@@ -470,6 +471,7 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::Delete { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
@@ -520,6 +522,7 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::RestoreBaseline { .. }
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
+        | Action::Delete { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }

@@ -365,6 +365,7 @@ pub fn plan_of(identity: &str, actions: Vec<Action>) -> Plan {
             })
             .collect(),
         evidence: None,
+        grace_days: None,
     }
 }
 

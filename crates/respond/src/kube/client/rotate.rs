@@ -107,6 +107,7 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
         | Action::IssueVaultToken { .. }
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
+        | Action::Delete { .. }
         | Action::Review { .. } => Err(precondition(
             action.target(),
             format!("`{}` is not a Kubernetes rotation action", action.name()),
