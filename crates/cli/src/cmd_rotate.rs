@@ -81,8 +81,8 @@ pub struct Args {
     #[arg(long, value_name = "NS")]
     pub namespace: Vec<String>,
     /// Search Vault/OpenBao KV v2 only under this mount (default: every KV v2 mount
-    /// `sys/mounts` lists). Vault is searched when VAULT_ADDR (or BAO_ADDR) and a token are
-    /// set. Repeatable.
+    /// `sys/mounts` lists), for one user's key or a campaign's. Vault is searched when
+    /// VAULT_ADDR (or BAO_ADDR) and a token are set. Repeatable.
     #[arg(long, value_name = "MOUNT")]
     pub vault_mount: Vec<String>,
     /// Days between deactivating the old key and deleting it (a step left to a person).
@@ -198,6 +198,7 @@ fn campaign(dir: &Path, a: &Args) -> anyhow::Result<Outcome> {
         json: a.format == "json",
         path_prefix: &a.path_prefix,
         namespaces: &a.namespace,
+        vault_mounts: &a.vault_mount,
         grace_days: a.grace_days,
         kube_context: a.kube_context.as_deref(),
     };
