@@ -84,8 +84,8 @@ pub struct Args {
     #[arg(long, value_name = "NS")]
     pub namespace: Vec<String>,
     /// Search Vault/OpenBao KV v2 only under this mount (default: every KV v2 mount
-    /// `sys/mounts` lists). Vault is searched when VAULT_ADDR (or BAO_ADDR) and a token are
-    /// set. Repeatable.
+    /// `sys/mounts` lists), for one user's key or a campaign's. Vault is searched when
+    /// VAULT_ADDR (or BAO_ADDR) and a token are set. Repeatable.
     #[arg(long, value_name = "MOUNT")]
     pub vault_mount: Vec<String>,
     /// Days between deactivating the old key and deleting it (by `keyward lifecycle run
@@ -139,7 +139,7 @@ pub fn run(dir: &Path, config: &Config, a: Args) -> anyhow::Result<Outcome> {
         );
     }
     if a.all || a.resume.is_some() || a.status.is_some() {
-        return campaign(dir, &a, grace_days);
+        return campaign(dir, &a, config, grace_days);
     }
     let Some(identity) = a.identity.clone() else {
         anyhow::bail!("name the user or key to rotate, or use --all, --resume, --status or --due");
@@ -199,7 +199,7 @@ pub fn run(dir: &Path, config: &Config, a: Args) -> anyhow::Result<Outcome> {
 }
 
 #[cfg(all(feature = "aws", feature = "kubernetes"))]
-fn campaign(dir: &Path, a: &Args, grace_days: u32) -> anyhow::Result<Outcome> {
+fn campaign(dir: &Path, a: &Args, config: &Config, grace_days: u32) -> anyhow::Result<Outcome> {
     use crate::cmd_rotate_campaign as c;
     let ask = c::Ask {
         breach: a.breach,
@@ -209,7 +209,9 @@ fn campaign(dir: &Path, a: &Args, grace_days: u32) -> anyhow::Result<Outcome> {
         json: a.format == "json",
         path_prefix: &a.path_prefix,
         namespaces: &a.namespace,
+        vault_mounts: &a.vault_mount,
         grace_days,
+        config,
         kube_context: a.kube_context.as_deref(),
     };
     let named = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
@@ -223,7 +225,7 @@ fn campaign(dir: &Path, a: &Args, grace_days: u32) -> anyhow::Result<Outcome> {
 }
 
 #[cfg(not(all(feature = "aws", feature = "kubernetes")))]
-fn campaign(_: &Path, _: &Args, _: u32) -> anyhow::Result<Outcome> {
+fn campaign(_: &Path, _: &Args, _: &Config, _: u32) -> anyhow::Result<Outcome> {
     anyhow::bail!("rotation campaigns need the `aws` and `kubernetes` features")
 }
 

@@ -3,7 +3,7 @@
 //! whose items the engine's `jobs` table keeps (see `keyward_respond::campaign`).
 //!
 //! Phases: list every user and key live (AWS), read every secret once (Secrets Manager,
-//! Kubernetes) into an index of the key ids each holds, order by the inventory's risk → a
+//! Kubernetes, Vault/OpenBao KV v2: `vault.rs`) into an index of the key ids each holds, order by the inventory's risk → a
 //! dry run shows the order and ends → the campaign and its items are stored → `concurrency`
 //! workers take items in order; each item's plan is stored and the item marked `started`
 //! before the plan touches anything, then `done` / `failed` after. A resume converges every
@@ -31,6 +31,8 @@ use keyward_store::AuditEntry;
 use crate::Outcome;
 use crate::output::{cli_actor, now_ms, table};
 
+mod vault;
+
 /// What a campaign run is asked for.
 pub struct Ask<'a> {
     pub breach: bool,
@@ -40,8 +42,12 @@ pub struct Ask<'a> {
     pub json: bool,
     pub path_prefix: &'a str,
     pub namespaces: &'a [String],
+    /// KV v2 mounts to search (every one `sys/mounts` lists when empty).
+    pub vault_mounts: &'a [String],
     pub grace_days: u32,
     pub kube_context: Option<&'a str>,
+    /// Key locations declared in `keyward.yaml`.
+    pub config: &'a crate::config::Config,
 }
 
 type Shared = Rc<RefCell<Engine>>;
@@ -242,6 +248,7 @@ async fn discover(c: &Connectors, ask: &Ask<'_>, risks: &Risks) -> anyhow::Resul
             None
         }
     };
+    let kv = vault::index(c, ask.vault_mounts).await?;
     let mut items = Vec::new();
     for u in users {
         if !u.keys.iter().any(|k| k.active) {
@@ -267,6 +274,10 @@ async fn discover(c: &Connectors, ask: &Ask<'_>, risks: &Risks) -> anyhow::Resul
                 }
             }));
         }
+        locations.extend(kv.locations(&old));
+        locations.extend(ask.config.declared_locations(&u.user, &old));
+        locations.sort();
+        locations.dedup();
         let state = if u.keys.len() >= 2 {
             let listed: Vec<String> = u
                 .keys
@@ -705,9 +716,9 @@ async fn converge(ctx: &Ctx, item: &mut Item, last: &str) -> Result<ItemState, S
                 Some(k) => k.secret_key_ids(namespace, name).await.ok().flatten(),
                 None => None,
             },
-            // A campaign's discovery reads Secrets Manager and Kubernetes only: no item
-            // holds a Vault location, and an unknown one is never taken as holding a key.
-            SecretLocation::Vault { .. } => None,
+            SecretLocation::Vault { mount, path } => {
+                vault::key_ids(&ctx.connectors, mount, path).await
+            }
         };
         live.held.push((l.clone(), ids));
     }
@@ -733,16 +744,19 @@ async fn converge(ctx: &Ctx, item: &mut Item, last: &str) -> Result<ItemState, S
         }
         Decision::Recover { new_key_id, from } => {
             let secret = match &from {
-                SecretLocation::Secretsmanager { secret_id } => {
-                    aws.secret_for_key(secret_id, &new_key_id).await
-                }
+                SecretLocation::Secretsmanager { secret_id } => aws
+                    .secret_for_key(secret_id, &new_key_id)
+                    .await
+                    .map_err(|e| e.to_string()),
                 SecretLocation::Kubernetes { namespace, name } => match &ctx.connectors.kube {
                     Some(k) => k.secret_for_key(namespace, name, &new_key_id).await,
                     None => Ok(None),
-                },
-                SecretLocation::Vault { .. } => Ok(None),
-            }
-            .map_err(|e| e.to_string())?;
+                }
+                .map_err(|e| e.to_string()),
+                SecretLocation::Vault { mount, path } => {
+                    vault::secret_for_key(&ctx.connectors, mount, path, &new_key_id).await
+                }
+            }?;
             let Some(secret) = secret else {
                 return Err(format!(
                     "{from} holds the new key {new_key_id} but no secret access key next to it"

@@ -2,7 +2,7 @@
 //! (`KEYWARD_TEST_VAULT_ADDR`, `KEYWARD_TEST_VAULT_TOKEN`: `../shared/tools/openbao/bao-up`):
 //! an identity Keyward knows only from Vault (a userpass alias) is disabled and enabled again.
 //! Without the variables the test says it was skipped. OpenBao is set up through its HTTP API
-//! (plain HTTP on loopback, spoken with the standard library).
+//! (`common/bao.rs`).
 
 #![cfg(feature = "vault")]
 #![allow(
@@ -12,81 +12,12 @@
     clippy::indexing_slicing
 )]
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::process::{Command, Output, Stdio};
 
+use common::bao::Bao;
 use serde_json::{Value, json};
-
-struct Bao {
-    host: String,
-    addr: String,
-    root: String,
-}
-
-impl Bao {
-    fn from_env() -> Option<Bao> {
-        let (Ok(addr), Ok(root)) = (
-            std::env::var("KEYWARD_TEST_VAULT_ADDR"),
-            std::env::var("KEYWARD_TEST_VAULT_TOKEN"),
-        ) else {
-            println!("skipped: KEYWARD_TEST_VAULT_ADDR / KEYWARD_TEST_VAULT_TOKEN not set");
-            return None;
-        };
-        let host = addr
-            .strip_prefix("http://")
-            .expect("the test server speaks plain HTTP")
-            .trim_end_matches('/')
-            .to_owned();
-        Some(Bao { host, addr, root })
-    }
-
-    /// `(status, body)` of one HTTP/1.1 call as `token`.
-    fn call(&self, token: &str, method: &str, path: &str, body: &Value) -> (u16, Value) {
-        let body = if body.is_null() {
-            String::new()
-        } else {
-            body.to_string()
-        };
-        let mut s = TcpStream::connect(&self.host).unwrap();
-        write!(
-            s,
-            "{method} /v1/{path} HTTP/1.1\r\nHost: {}\r\nX-Vault-Token: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.host,
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        s.read_to_string(&mut answer).unwrap();
-        let status = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let doc = answer
-            .split_once("\r\n\r\n")
-            .and_then(|(head, b)| {
-                if head
-                    .to_ascii_lowercase()
-                    .contains("transfer-encoding: chunked")
-                {
-                    // One chunk: its size line, the JSON, the end.
-                    serde_json::from_str(b.split_once("\r\n")?.1.rsplit_once("\r\n0")?.0.trim())
-                        .ok()
-                } else {
-                    serde_json::from_str(b).ok()
-                }
-            })
-            .unwrap_or(Value::Null);
-        (status, doc)
-    }
-
-    fn works(&self, token: &str) -> bool {
-        self.call(token, "GET", "auth/token/lookup-self", &Value::Null)
-            .0
-            == 200
-    }
-}
 
 fn keyward(bao: &Bao, data: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyward"))

@@ -232,6 +232,76 @@ async fn a_key_in_kv_is_found_rewritten_as_a_new_version_and_undone_from_the_pre
     assert_eq!((data, version), (original, v1 + 2));
 }
 
+/// A key id of AWS's shape, unique to the test (20 upper-case letters and digits).
+fn fake_key_id(n: u64) -> String {
+    format!("AKIA{:016}", (now() as u64 % 10_000_000_000) * 100 + n)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_campaign_index_maps_each_key_id_in_kv_to_its_secrets_and_reads_one_back() {
+    let Some(bao) = Bao::from_env() else { return };
+    let mount = unique("idx");
+    bao.root(
+        "POST",
+        &format!("sys/mounts/{mount}"),
+        json!({"type": "kv", "options": {"version": "2"}}),
+    )
+    .await;
+    let (a, b) = (fake_key_id(1), fake_key_id(2));
+    let secret_a = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+    bao.kv_put(
+        &mount,
+        "app/one",
+        json!({"aws_access_key_id": a, "aws_secret_access_key": secret_a}),
+    )
+    .await;
+    // Two keys in one INI field, deeper down; and a secret holding none.
+    bao.kv_put(
+        &mount,
+        "x/y/z/two",
+        json!({"credentials": format!("[a]\naws_access_key_id = {a}\n[b]\naws_access_key_id = {b}\n")}),
+    )
+    .await;
+    bao.kv_put(&mount, "app/none", json!({"k": "v"})).await;
+    let loc = |path: &str| SecretLocation::Vault {
+        mount: mount.clone(),
+        path: path.to_owned(),
+    };
+
+    let v = bao.connector();
+    let (index, notes) = v.secret_index(std::slice::from_ref(&mount)).await.unwrap();
+    assert!(notes.is_empty(), "{notes:?}");
+    let expected: vault::VaultSecretIndex = [
+        (a.clone(), vec![loc("app/one"), loc("x/y/z/two")]),
+        (b.clone(), vec![loc("x/y/z/two")]),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(index, expected);
+    // The single rotation's search walks the same way.
+    let (found, _) = v
+        .secrets_containing(&b, std::slice::from_ref(&mount))
+        .await
+        .unwrap();
+    assert_eq!(found, vec![loc("x/y/z/two")]);
+
+    let mut ids = vec![a.clone(), b.clone()];
+    ids.sort();
+    assert_eq!(
+        v.secret_key_ids(&mount, "x/y/z/two").await.unwrap(),
+        Some(ids)
+    );
+    assert_eq!(v.secret_key_ids(&mount, "app/gone").await.unwrap(), None);
+    let got = v.secret_for_key(&mount, "app/one", &a).await.unwrap();
+    assert_eq!(got.as_ref().map(|s| s.expose()), Some(secret_a));
+    assert!(
+        v.secret_for_key(&mount, "app/one", &b)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_write_is_refused_when_the_secret_moved_since_it_was_read() {
     let Some(bao) = Bao::from_env() else { return };

@@ -2,8 +2,9 @@
 //! read back and undone through the HTTP API (`http.rs`), one server and one token.
 //!
 //! Layout: `identity.rs` (entities, token accessors and leases: `keyward disable`),
-//! `kv.rs` (KV v2: where a rotated key lives, and a token's KV destination), `tokens.rs`
-//! (issue, verify, revoke, look up). A token or a secret value is read into memory to be
+//! `kv.rs` (KV v2: where a rotated key lives, and a token's KV destination), `campaign.rs`
+//! (a breach campaign's KV index and resume reads), `tokens.rs` (issue, verify, revoke, look
+//! up). A token or a secret value is read into memory to be
 //! written or compared, never returned, logged or put in an error; results hold accessors
 //! and version numbers.
 

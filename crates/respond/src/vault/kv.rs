@@ -1,5 +1,6 @@
-//! KV version 2: where a rotated access key lives (discovered by its key id), its rewrite
-//! as a new version, and a Vault token's KV destination.
+//! KV version 2: where a rotated access key lives (one bounded walk of the mounts, [`walk`],
+//! searched for one key id or indexed for a campaign), its rewrite as a new version, and a
+//! Vault token's KV destination.
 //!
 //! Every write is a check-and-set on the version read (`options.cas`): a secret that moved
 //! in between is refused, never overwritten. Undo writes the data of the version before the
@@ -123,7 +124,7 @@ async fn write(
 }
 
 /// The string fields (a key id can only be rewritten in text).
-fn texts(data: &Map<String, Value>) -> Vec<(String, String)> {
+pub(super) fn texts(data: &Map<String, Value>) -> Vec<(String, String)> {
     data.iter()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
         .collect()
@@ -133,13 +134,16 @@ fn holds(data: &Map<String, Value>, needle: &str) -> bool {
     texts(data).iter().any(|(_, v)| v.contains(needle))
 }
 
-/// The secrets under `mounts` (every KV v2 mount when empty) whose current data holds
-/// `key_id`, and notes on what could not be searched.
-pub(super) async fn containing(
+/// Every secret under `mounts` (every KV v2 mount `sys/mounts` lists when empty), its
+/// current version read once and handed to `visit` with its mount and path; returns notes on
+/// what could not be listed, read or reached. One walk serves both the search for one key
+/// (single rotate) and the index of every key (a campaign). Depth-first over folders (`a/`),
+/// bounded by [`MAX_DEPTH`] and [`MAX_SECRETS`]; `visit` sees the data in memory only.
+pub(super) async fn walk(
     h: &Http,
-    key_id: &str,
     mounts: &[String],
-) -> Result<(Vec<SecretLocation>, Vec<String>), ConnectorError> {
+    mut visit: impl FnMut(&str, &str, &Map<String, Value>),
+) -> Result<Vec<String>, ConnectorError> {
     let mounts = if mounts.is_empty() {
         kv2_mounts(h).await?
     } else {
@@ -148,11 +152,9 @@ pub(super) async fn containing(
             .map(|m| m.trim_matches('/').to_owned())
             .collect()
     };
-    let mut found = Vec::new();
     let mut notes = Vec::new();
     let mut read_count = 0usize;
     for mount in &mounts {
-        // Depth-first over folders (`a/`), bounded by depth and by secrets read.
         let mut stack: Vec<(String, usize)> = vec![(String::new(), 0)];
         while let Some((prefix, depth)) = stack.pop() {
             let keys = match h.list(&format!("{mount}/metadata/{prefix}")).await {
@@ -176,22 +178,39 @@ pub(super) async fn containing(
                 }
                 if read_count >= MAX_SECRETS {
                     notes.push(format!(
-                        "KV search stopped after {MAX_SECRETS} secrets: name the others with --also vault:MOUNT/PATH"
+                        "KV search stopped after {MAX_SECRETS} secrets: name the mounts to search with --vault-mount (or a secret with --also vault:MOUNT/PATH)"
                     ));
-                    return Ok((found, notes));
+                    return Ok(notes);
                 }
                 read_count += 1;
                 match read(h, mount, &path, None).await {
-                    Ok(Some(r)) if holds(&r.data, key_id) => found.push(SecretLocation::Vault {
-                        mount: mount.clone(),
-                        path,
-                    }),
-                    Ok(_) => {}
+                    Ok(Some(r)) => visit(mount, &path, &r.data),
+                    Ok(None) => {}
                     Err(e) => notes.push(format!("vault:{mount}/{path} not read: {e}")),
                 }
             }
         }
     }
+    Ok(notes)
+}
+
+/// The secrets under `mounts` (every KV v2 mount when empty) whose current data holds
+/// `key_id`, and notes on what could not be searched.
+pub(super) async fn containing(
+    h: &Http,
+    key_id: &str,
+    mounts: &[String],
+) -> Result<(Vec<SecretLocation>, Vec<String>), ConnectorError> {
+    let mut found = Vec::new();
+    let notes = walk(h, mounts, |mount, path, data| {
+        if holds(data, key_id) {
+            found.push(SecretLocation::Vault {
+                mount: mount.to_owned(),
+                path: path.to_owned(),
+            });
+        }
+    })
+    .await?;
     found.sort();
     Ok((found, notes))
 }

@@ -30,6 +30,8 @@ use crate::plan::{Plan, PlanStatus, Step};
 use crate::rotate::SecretLocation;
 
 #[cfg(feature = "vault")]
+mod campaign;
+#[cfg(feature = "vault")]
 mod client;
 #[cfg(feature = "vault")]
 mod http;
@@ -39,6 +41,8 @@ mod identity;
 mod kv;
 #[cfg(feature = "vault")]
 mod tokens;
+#[cfg(feature = "vault")]
+pub use campaign::VaultSecretIndex;
 #[cfg(feature = "vault")]
 pub use client::{VaultConfig, VaultConnector};
 
