@@ -83,10 +83,11 @@ fn unused_identities_get_undoable_retirement_plans() {
         .find(|n| n.starts_with("retire:"))
         .unwrap();
     assert!(
-        note.contains("delete it after 2027-01-29")
+        note.contains("deleted 14 days after this plan runs")
             && note.contains("aws iam delete-user --user-name old-batch"),
         "{note}"
     );
+    assert_eq!(r.plan.grace_days, Some(14));
     // `plan` stores nothing; `run` stores the plans, audited, and a second run leaves the
     // identity to its plan.
     assert!(e.response_plans(10).unwrap().is_empty());
