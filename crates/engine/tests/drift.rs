@@ -194,7 +194,10 @@ fn a_policy_attached_outside_terraform_is_drift_from_a_terraform_baseline() {
     assert_eq!(report.source, "terraform:infra");
     assert_eq!(report.approved(), 2, "{report:#?}");
     let role = &report.identities[0];
-    assert_eq!(role.identity.as_deref(), Some("arn:aws:iam::111122223333:role/app"));
+    assert_eq!(
+        role.identity.as_deref(),
+        Some("arn:aws:iam::111122223333:role/app")
+    );
     assert!(role.in_inventory);
     assert_eq!(
         role.governed,
@@ -214,12 +217,14 @@ fn a_policy_attached_outside_terraform_is_drift_from_a_terraform_baseline() {
         )
     );
     assert_eq!(d.added, ["arn:aws:iam::aws:policy/AdministratorAccess"]);
-    assert!(e.audit_log(1).unwrap()[0]
-        .entry
-        .detail
-        .as_deref()
-        .unwrap()
-        .contains("2 identities approved from terraform:infra"));
+    assert!(
+        e.audit_log(1).unwrap()[0]
+            .entry
+            .detail
+            .as_deref()
+            .unwrap()
+            .contains("2 identities approved from terraform:infra")
+    );
 
     // Live: a boundary Terraform does not tell is left alone; the extra policy is detached.
     let (i, _, b) = e.baselined_principals(Some("app")).unwrap().pop().unwrap();
@@ -231,11 +236,15 @@ fn a_policy_attached_outside_terraform_is_drift_from_a_terraform_baseline() {
         "trust_policy": b.facts["trust_policy"].to_string(),
     }))
     .unwrap();
-    let plan = e.revert_plan(&i, &b, &live, "test", "test:drift", 1).unwrap();
+    let plan = e
+        .revert_plan(&i, &b, &live, "test", "test:drift", 1)
+        .unwrap();
     let commands: Vec<String> = plan.steps.iter().flat_map(|s| s.command.clone()).collect();
     assert_eq!(
         commands,
-        ["aws iam detach-role-policy --role-name app --policy-arn arn:aws:iam::aws:policy/AdministratorAccess"]
+        [
+            "aws iam detach-role-policy --role-name app --policy-arn arn:aws:iam::aws:policy/AdministratorAccess"
+        ]
     );
 }
 
@@ -245,7 +254,9 @@ fn a_name_in_several_accounts_is_ambiguous_until_the_account_is_given() {
     let mut e = Engine::open(&dir.path().join("store")).unwrap();
     let opts = IngestOptions::default();
     let here = snapshot(dir.path(), 1, &["ReadOnlyAccess"], &[], ACCT, &[]);
-    let other = dir.path().join("v2/aws/999988887777/iam-authorization-details.json");
+    let other = dir
+        .path()
+        .join("v2/aws/999988887777/iam-authorization-details.json");
     std::fs::create_dir_all(other.parent().unwrap()).unwrap();
     let text = std::fs::read_to_string(&here)
         .unwrap()

@@ -292,7 +292,8 @@ impl<'a> Declared<'a> {
     fn resource(&mut self, ix: &Index<'a>, r: &'a Res<'a>) {
         let one = |ptr: &str| ix.string(r, ptr);
         let item = |val: Option<Val<'a>>, missing: &str| Item {
-            val: val.unwrap_or_else(|| Val::Unknown(format!("{} ({}) {missing}", r.address, r.at()))),
+            val: val
+                .unwrap_or_else(|| Val::Unknown(format!("{} ({}) {missing}", r.address, r.at()))),
             by: r,
         };
         let unknown_item = |why: String| Item {
@@ -390,18 +391,22 @@ impl<'a> Declared<'a> {
             Some(Val::Known(n)) => Ok(n),
             None => Ok("default".to_owned()),
             Some(Val::Unknown(why)) => Err(why),
-            Some(Val::Policy(_)) => Err(format!("{} ({}) has no known namespace", r.address, r.at())),
+            Some(Val::Policy(_)) => {
+                Err(format!("{} ({}) has no known namespace", r.address, r.at()))
+            }
         };
         let binding = match (ix.string(r, "/metadata/0/name"), &ns, cluster_wide) {
-            (Some(Val::Known(name)), _, true) => Val::Known(format!("ClusterRoleBinding\n\n{name}")),
-            (Some(Val::Known(name)), Ok(ns), false) => Val::Known(format!("RoleBinding\n{ns}\n{name}")),
+            (Some(Val::Known(name)), _, true) => {
+                Val::Known(format!("ClusterRoleBinding\n\n{name}"))
+            }
+            (Some(Val::Known(name)), Ok(ns), false) => {
+                Val::Known(format!("RoleBinding\n{ns}\n{name}"))
+            }
             (_, Err(why), false) => Val::Unknown(why.clone()),
             (Some(Val::Unknown(why)), _, _) => Val::Unknown(why),
-            (Some(Val::Policy(_)) | None, _, _) => Val::Unknown(format!(
-                "{} ({}) has no known name",
-                r.address,
-                r.at()
-            )),
+            (Some(Val::Policy(_)) | None, _, _) => {
+                Val::Unknown(format!("{} ({}) has no known name", r.address, r.at()))
+            }
         };
         let subjects = match r.get("/subject") {
             None => 0,
@@ -431,12 +436,16 @@ impl<'a> Declared<'a> {
                 (None, Ok(n)) => Val::Known(n.clone()),
                 (Some(Val::Unknown(why)), _) => Val::Unknown(why),
                 (None, Err(why)) => Val::Unknown(why.clone()),
-                (Some(Val::Policy(_)), _) => {
-                    Val::Unknown(format!("{} ({}): a subject's namespace is not known", r.address, r.at()))
-                }
+                (Some(Val::Policy(_)), _) => Val::Unknown(format!(
+                    "{} ({}): a subject's namespace is not known",
+                    r.address,
+                    r.at()
+                )),
             };
             let target = match (sns, at("name")) {
-                (Val::Known(sns), Some(Val::Known(name))) => Some(Val::Known(format!("{sns}/{name}"))),
+                (Val::Known(sns), Some(Val::Known(name))) => {
+                    Some(Val::Known(format!("{sns}/{name}")))
+                }
                 (Val::Unknown(why), _) | (_, Some(Val::Unknown(why))) => Some(Val::Unknown(why)),
                 (_, Some(Val::Policy(_)) | None) | (Val::Policy(_), _) => None,
             };
@@ -563,7 +572,12 @@ fn intent<'a>(ix: &Index<'a>, declared: &Declared<'a>, r: &'a Res<'a>, kind: Kin
     }
     let facts: &[&'static str] = match kind {
         Kind::Role => &["attached_policies", "inline_policies"],
-        Kind::User => &["attached_policies", "inline_policies", "groups", "active_keys"],
+        Kind::User => &[
+            "attached_policies",
+            "inline_policies",
+            "groups",
+            "active_keys",
+        ],
         Kind::ServiceAccount => &["bindings"],
     };
     for f in facts {
@@ -573,6 +587,16 @@ fn intent<'a>(ix: &Index<'a>, declared: &Declared<'a>, r: &'a Res<'a>, kind: Kin
         }
     }
     if kind == Kind::ServiceAccount {
+        if t.declared.get("bindings").is_none_or(Vec::is_empty) {
+            t.unknown.entry("bindings").or_insert_with(|| {
+                "Terraform binds it nowhere (bindings applied with kubectl or Helm are common)"
+                    .into()
+            });
+        }
+        t.unknown.insert(
+            "groups",
+            "a service account's groups are implied by Kubernetes, not declared".into(),
+        );
         return t;
     }
     if kind == Kind::Role {
@@ -586,7 +610,10 @@ fn intent<'a>(ix: &Index<'a>, declared: &Declared<'a>, r: &'a Res<'a>, kind: Kin
                 t.unknown.insert("attached_policies", why);
             }
         }
-        let blocks = r.get("/inline_policy").and_then(Value::as_array).map_or(0, Vec::len);
+        let blocks = r
+            .get("/inline_policy")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         for i in 0..blocks {
             match ix.string(r, &format!("/inline_policy/{i}/name")) {
                 // State keeps an empty block when there is none.
@@ -617,11 +644,14 @@ fn intent<'a>(ix: &Index<'a>, declared: &Declared<'a>, r: &'a Res<'a>, kind: Kin
                 let why = match r.expression("/assume_role_policy") {
                     Some(text) => match ix.reference(r, text) {
                         Val::Unknown(why) => why,
-                        Val::Known(_) | Val::Policy(_) => format!("`{text}` is computed by Terraform"),
+                        Val::Known(_) | Val::Policy(_) => {
+                            format!("`{text}` is computed by Terraform")
+                        }
                     },
                     None => format!("`{other}` ({}) is not a JSON policy document", r.at()),
                 };
-                t.unknown.insert("trust_policy", format!("assume_role_policy: {why}"));
+                t.unknown
+                    .insert("trust_policy", format!("assume_role_policy: {why}"));
                 None
             }
         };
@@ -629,7 +659,8 @@ fn intent<'a>(ix: &Index<'a>, declared: &Declared<'a>, r: &'a Res<'a>, kind: Kin
     t.boundary = ix.string(r, "/permissions_boundary");
     if t.kind == Kind::User && t.declared.get("active_keys").is_none_or(Vec::is_empty) {
         t.unknown.entry("active_keys").or_insert_with(|| {
-            "Terraform declares no access key for it (keys made outside Terraform are common)".into()
+            "Terraform declares no access key for it (keys made outside Terraform are common)"
+                .into()
         });
     }
     t
@@ -637,7 +668,10 @@ fn intent<'a>(ix: &Index<'a>, declared: &Declared<'a>, r: &'a Res<'a>, kind: Kin
 
 impl Intent<'_> {
     /// The governed facts in the inventory's shapes, and the ungoverned ones with why.
-    pub(super) fn facts(&self, place: Place) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
+    pub(super) fn facts(
+        &self,
+        place: Place,
+    ) -> (BTreeMap<String, Value>, BTreeMap<String, String>) {
         let mut facts = BTreeMap::new();
         let mut ungoverned: BTreeMap<String, String> = self
             .unknown
@@ -727,13 +761,19 @@ pub(super) fn refuse_twice_defined(intents: &mut [Intent<'_>]) {
     let mut at: HashMap<String, Vec<String>> = HashMap::new();
     for t in intents.iter().filter(|t| t.refused.is_none()) {
         if let Some(k) = &t.key {
-            at.entry(k.clone()).or_default().push(format!("{} ({})", t.res.address, t.res.at()));
+            at.entry(k.clone())
+                .or_default()
+                .push(format!("{} ({})", t.res.address, t.res.at()));
         }
     }
     for t in intents.iter_mut().filter(|t| t.refused.is_none()) {
-        if let Some(places) = t.key.as_ref().and_then(|k| at.get(k)).filter(|p| p.len() > 1) {
+        if let Some(places) = t
+            .key
+            .as_ref()
+            .and_then(|k| at.get(k))
+            .filter(|p| p.len() > 1)
+        {
             t.refused = Some(format!("defined more than once: {}", places.join(", ")));
         }
     }
 }
-

@@ -138,7 +138,9 @@ impl Engine {
                 crate::Resolve::NotFound | crate::Resolve::Ambiguous(_) => None,
             };
             intents.retain(|t| {
-                t.key.as_deref().is_some_and(|k| Some(k) == wanted.as_deref() || k == q)
+                t.key
+                    .as_deref()
+                    .is_some_and(|k| Some(k) == wanted.as_deref() || k == q)
                     || t.res.address == q
                     || t.name == q
             });
@@ -168,7 +170,17 @@ impl Engine {
                 ungoverned: BTreeMap::new(),
             };
             if let (None, Some(key)) = (&t.refused, &t.key) {
-                let (facts, ungoverned) = t.facts(self.account_of(key));
+                let (facts, mut ungoverned) = t.facts(self.account_of(key));
+                // What the inventory shows and Terraform has no word for is not judged.
+                if let Some(i) = self.inventory.get(key) {
+                    for fact in self.governed(i).into_keys() {
+                        if !facts.contains_key(&fact) && fact != "permissions_boundary" {
+                            ungoverned
+                                .entry(fact)
+                                .or_insert_with(|| "Terraform does not declare it".into());
+                        }
+                    }
+                }
                 row.governed = facts.keys().cloned().collect();
                 row.ungoverned.clone_from(&ungoverned);
                 all.insert(
@@ -274,7 +286,8 @@ impl Engine {
                         ));
                     }
                     many => {
-                        let clusters: Vec<&str> = many.iter().filter_map(|i| cluster(&i.id)).collect();
+                        let clusters: Vec<&str> =
+                            many.iter().filter_map(|i| cluster(&i.id)).collect();
                         t.refused = Some(format!(
                             "ambiguous: service account `{}/{}` is in clusters {}",
                             t.namespace,

@@ -138,7 +138,9 @@ resource "aws_iam_role_policy" "templated" {
     let why = |f: &str| app["ungoverned"][f].as_str().unwrap().to_owned();
     assert!(why("trust_policy").contains("data source"), "{app:#}");
     assert!(why("permissions_boundary").contains("`var.boundary` (main.tf:2) is a variable"));
-    assert!(why("attached_policies").contains("aws_iam_role_policy_attachment.somewhere (main.tf:18) may declare it for any role"));
+    assert!(why("attached_policies").contains(
+        "aws_iam_role_policy_attachment.somewhere (main.tf:18) may declare it for any role"
+    ));
     assert!(why("inline_policies").contains("${var.env}-logs"));
     assert_eq!(
         got["aws_iam_role.named_by_var"]["refused"],
@@ -194,7 +196,10 @@ resource "aws_iam_user" "human" { name = "alice" }
 "#;
     let got = check(&[("main.tf", tf)], account);
     let ci = &got["aws_iam_user.ci"];
-    assert_eq!(ci["facts"]["groups"], json!(["admins", "builders", "deployers"]));
+    assert_eq!(
+        ci["facts"]["groups"],
+        json!(["admins", "builders", "deployers"])
+    );
     assert_eq!(ci["facts"]["attached_policies"], json!([]));
     assert_eq!(ci["facts"]["inline_policies"], json!([]));
     assert!(
@@ -251,12 +256,15 @@ fn a_plan_leaves_what_apply_will_compute_ungoverned() {
 
 #[test]
 fn references_stay_in_their_module() {
-    let a = "resource \"aws_iam_role\" \"this\" {\n  name = \"a\"\n  assume_role_policy = \"{}\"\n}\n";
+    let a =
+        "resource \"aws_iam_role\" \"this\" {\n  name = \"a\"\n  assume_role_policy = \"{}\"\n}\n";
     let b = "resource \"aws_iam_role_policy_attachment\" \"x\" {\n  role = aws_iam_role.this.name\n  policy_arn = \"arn:aws:iam::aws:policy/ReadOnlyAccess\"\n}\n";
     let got = check(&[("mod_a/main.tf", a), ("mod_b/main.tf", b)], account);
     assert_eq!(
         got["aws_iam_role.this"]["ungoverned"]["attached_policies"],
-        json!("aws_iam_role_policy_attachment.x (mod_b/main.tf:1) may declare it for any role: `aws_iam_role.this.name` (mod_b/main.tf:1) names a resource its module does not define")
+        json!(
+            "aws_iam_role_policy_attachment.x (mod_b/main.tf:1) may declare it for any role: `aws_iam_role.this.name` (mod_b/main.tf:1) names a resource its module does not define"
+        )
     );
 }
 
