@@ -530,6 +530,23 @@ fn intent<'a>(ix: &Index<'a>, declared: &Declared<'a>, r: &'a Res<'a>, kind: Kin
         key: None,
         refused: None,
     };
+    // `count = 0` makes nothing; `for_each` and computed counts make what Terraform says.
+    for meta in ["/count", "/for_each"] {
+        match r.get(meta) {
+            None => {}
+            Some(v) if r.literal(meta) && v.as_u64() == Some(1) => {}
+            Some(v) => {
+                let what = r
+                    .expression(meta)
+                    .map_or_else(|| v.to_string(), str::to_owned);
+                t.refused = Some(format!(
+                    "`{}` is `{what}`: how many Terraform makes is not known here",
+                    meta.trim_start_matches('/')
+                ));
+                return t;
+            }
+        }
+    }
     let name_ptr = match kind {
         Kind::Role | Kind::User => "/name",
         Kind::ServiceAccount => {

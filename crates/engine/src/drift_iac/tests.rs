@@ -116,6 +116,12 @@ resource "aws_iam_role" "named_by_var" {
   assume_role_policy = "{}"
 }
 
+resource "aws_iam_role" "maybe" {
+  count              = var.enabled ? 1 : 0
+  name               = "maybe"
+  assume_role_policy = "{}"
+}
+
 resource "aws_iam_role" "prefixed" {
   name_prefix        = "ci-"
   assume_role_policy = "{}"
@@ -139,12 +145,16 @@ resource "aws_iam_role_policy" "templated" {
     assert!(why("trust_policy").contains("data source"), "{app:#}");
     assert!(why("permissions_boundary").contains("`var.boundary` (main.tf:2) is a variable"));
     assert!(why("attached_policies").contains(
-        "aws_iam_role_policy_attachment.somewhere (main.tf:18) may declare it for any role"
+        "aws_iam_role_policy_attachment.somewhere (main.tf:24) may declare it for any role"
     ));
     assert!(why("inline_policies").contains("${var.env}-logs"));
     assert_eq!(
         got["aws_iam_role.named_by_var"]["refused"],
         json!("its name is not known: `var.name` (main.tf:8) is a variable")
+    );
+    assert_eq!(
+        got["aws_iam_role.maybe"]["refused"],
+        json!("`count` is `var.enabled ? 1 : 0`: how many Terraform makes is not known here")
     );
     assert_eq!(
         got["aws_iam_role.prefixed"]["refused"],
