@@ -1,14 +1,18 @@
 //! `keyward baseline approve [IDENTITY | --all]` and `keyward drift`: the approved
 //! configuration of IAM users, roles and service accounts, and what differs from it now
 //! with the commands that put it back. `drift` exits 1 when anything drifted.
+//! `baseline approve --from-terraform PATH [IDENTITY]` approves what Terraform declares
+//! instead of what the last snapshot shows (`keyward_engine::drift_iac`); it exits 1 when
+//! an identity Terraform defines could not be approved.
 //! `drift --live` reads the IAM users and roles from AWS instead of the last snapshot and
 //! makes a revert plan for each that drifted; `--revert` stores the plans (dry run) and
 //! `--revert --execute` runs them — self-healing by hand, or from a playbook.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use keyward_engine::Engine;
+use keyward_engine::drift_iac::{TerraformApproval, TerraformInput, TerraformReport};
 
 use keyward_respond::execute::Connectors;
 use keyward_store::AuditEntry;
@@ -19,13 +23,24 @@ use crate::output::{cli_actor, now_ms, table};
 
 #[derive(clap::Subcommand)]
 pub enum Baseline {
-    /// Approve the current configuration (from the last snapshots) as the baseline.
+    /// Approve the current configuration (from the last snapshots) as the baseline, or
+    /// what Terraform declares (`--from-terraform`).
     Approve {
-        /// Canonical id, ARN or unique name; omit with `--all`.
+        /// Canonical id, ARN or unique name; omit with `--all`. With `--from-terraform`,
+        /// also a Terraform address or name; omitted, every identity Terraform defines.
         identity: Option<String>,
         /// Every IAM user, role and service account.
-        #[arg(long, conflicts_with = "identity")]
+        #[arg(long, conflicts_with_all = ["identity", "from_terraform"])]
         all: bool,
+        /// Approve what Terraform declares: a `.tf` or `.tf.json` file, a directory of them
+        /// (one module: subdirectories are not read), or `terraform show -json` of a plan
+        /// or state.
+        #[arg(long, value_name = "PATH")]
+        from_terraform: Option<PathBuf>,
+        /// The AWS account the Terraform applies to, when it does not say (a `.tf` never
+        /// does): keys identities the inventory lacks, settles names in several accounts.
+        #[arg(long, value_name = "ID", requires = "from_terraform")]
+        account: Option<String>,
     },
     /// The approved baselines.
     List,
@@ -60,7 +75,30 @@ fn open(dir: &Path) -> anyhow::Result<Engine> {
 pub fn baseline(dir: &Path, cmd: Baseline) -> anyhow::Result<Outcome> {
     let mut engine = open(dir)?;
     match cmd {
-        Baseline::Approve { identity, all } => {
+        Baseline::Approve {
+            identity,
+            from_terraform: Some(path),
+            account,
+            all: _,
+        } => {
+            let input = read_terraform(&path)?;
+            let _writing = crate::output::write_lock(&mut engine, dir)?;
+            let opts = TerraformApproval {
+                identity: identity.as_deref(),
+                account: account.as_deref(),
+            };
+            let report = engine.approve_terraform(&input, opts, &cli_actor(), now_ms())?;
+            print_terraform(&report);
+            if report.approved() < report.identities.len() {
+                return Ok(Outcome::Broken);
+            }
+        }
+        Baseline::Approve {
+            identity,
+            all,
+            from_terraform: None,
+            account: _,
+        } => {
             if identity.is_none() && !all {
                 anyhow::bail!("name an identity, or pass --all");
             }
@@ -70,20 +108,100 @@ pub fn baseline(dir: &Path, cmd: Baseline) -> anyhow::Result<Outcome> {
         }
         Baseline::List => {
             let mut t = table();
-            t.set_header(["identity", "approved", "by", "facts"]);
+            t.set_header([
+                "identity",
+                "approved",
+                "by",
+                "source",
+                "facts",
+                "not governed",
+            ]);
             for (id, b) in engine.baselines_approved()? {
                 let facts: Vec<&str> = b.facts.keys().map(String::as_str).collect();
+                let ungoverned: Vec<&str> = b.ungoverned.keys().map(String::as_str).collect();
                 t.add_row([
                     id,
                     keyward_model::time::format(b.approved_at),
                     b.approved_by,
+                    b.source,
                     facts.join(", "),
+                    ungoverned.join(", "),
                 ]);
             }
             println!("{t}");
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// The Terraform at `path`: the file itself, or a directory's `.tf` and `.tf.json` files
+/// (not its subdirectories: each is another module).
+fn read_terraform(path: &Path) -> anyhow::Result<TerraformInput> {
+    let read = |p: &Path| {
+        std::fs::read(p)
+            .with_context(|| format!("reading `{}`", p.display()))
+            .map(|bytes| (p.display().to_string(), bytes))
+    };
+    let files = if path.is_dir() {
+        let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("reading `{}`", path.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                let n = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                (n.ends_with(".tf") || n.ends_with(".tf.json")) && p.is_file()
+            })
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            anyhow::bail!("`{}` holds no `.tf` or `.tf.json` file", path.display());
+        }
+        names
+            .iter()
+            .map(|p| read(p))
+            .collect::<anyhow::Result<_>>()?
+    } else {
+        vec![read(path)?]
+    };
+    Ok(TerraformInput {
+        label: path.display().to_string(),
+        files,
+    })
+}
+
+fn print_terraform(r: &TerraformReport) {
+    for i in &r.identities {
+        let who = i.identity.as_deref().unwrap_or(&i.address);
+        match &i.not_approved {
+            Some(why) => println!(
+                "not approved  {who}  ({} {})
+  {why}",
+                i.address, i.defined_at
+            ),
+            None => {
+                let seen = if i.in_inventory {
+                    ""
+                } else {
+                    ", not in the inventory yet"
+                };
+                println!("approved  {who}  ({} {}{seen})", i.address, i.defined_at);
+                if i.governed.is_empty() {
+                    println!("  governs: nothing (it is known to be defined in Terraform)");
+                } else {
+                    println!("  governs: {}", i.governed.join(", "));
+                }
+                for (fact, why) in &i.ungoverned {
+                    println!("  not governed: {fact}: {why}");
+                }
+            }
+        }
+    }
+    println!(
+        "approved {} of {} identities defined in {} as their baseline",
+        r.approved(),
+        r.identities.len(),
+        r.source
+    );
 }
 
 pub fn drift(dir: &Path, a: DriftArgs) -> anyhow::Result<Outcome> {
@@ -98,7 +216,7 @@ pub fn drift(dir: &Path, a: DriftArgs) -> anyhow::Result<Outcome> {
         println!("no drift from the approved baselines");
     } else {
         for d in &drifts {
-            println!("{}  {}", d.identity, d.field);
+            println!("{}  {}  (baseline: {})", d.identity, d.field, d.source);
             if !d.added.is_empty() {
                 println!("  added:   {}", d.added.join(", "));
             }

@@ -265,3 +265,52 @@ fn the_self_heal_playbook_reverts_a_role_when_its_cloudtrail_event_arrives() {
     let status = w.ok(&["playbook", "status", "--format", "json"]);
     assert!(status.contains("self-heal-drift"), "{status}");
 }
+
+/// A baseline approved from Terraform heals the same way: the role as a `.tf` declares it
+/// (its trust, no attached policy) replaces the snapshot's baseline; a policy attached in
+/// the console is drift from Terraform's intent, and `--revert --execute` detaches it.
+#[test]
+fn a_terraform_baseline_reverts_a_policy_terraform_does_not_declare() {
+    let Some(w) = World::new() else { return };
+    let tf = w.dir.path().join("role.tf");
+    std::fs::write(
+        &tf,
+        format!(
+            r#"resource "aws_iam_role" "payments" {{
+  name = "{}"
+  assume_role_policy = jsonencode({{
+    Version   = "2012-10-17"
+    Statement = [{{ Effect = "Allow", Principal = {{ AWS = "arn:aws:iam::123456789012:user/deployer" }}, Action = "sts:AssumeRole" }}]
+  }})
+}}
+"#,
+            w.role
+        ),
+    )
+    .unwrap();
+    let shown = w.ok(&[
+        "baseline",
+        "approve",
+        "--from-terraform",
+        tf.to_str().unwrap(),
+        &w.role,
+    ]);
+    assert!(shown.contains("approved 1 of 1"), "{shown}");
+    w.ok(&["drift", "--live", "--identity", &w.role_arn]);
+    w.loosen(false);
+    let out = w.run(&["drift", "--live", "--identity", &w.role_arn]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("aws iam detach-role-policy"), "{shown}");
+    assert!(!shown.contains("update-assume-role-policy"), "{shown}");
+    w.ok(&[
+        "drift",
+        "--revert",
+        "--execute",
+        "--yes",
+        "--identity",
+        &w.role_arn,
+    ]);
+    assert_eq!(w.attached(), 0);
+    w.ok(&["drift", "--live", "--identity", &w.role_arn]);
+}

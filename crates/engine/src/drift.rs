@@ -3,7 +3,9 @@
 //! bindings), and what differs from it now, with the commands that put it back.
 //!
 //! Baselines are approved by a person (`keyward baseline approve`) and kept in the store
-//! (setting `drift.baselines`, one audited write per approval). Drift is found three ways:
+//! (setting `drift.baselines`, one audited write per approval), taken from the inventory's
+//! last snapshot or from Terraform ([`crate::drift_iac`]); a fact the source cannot tell is
+//! kept out of the baseline as *ungoverned* and never compared nor reverted. Drift is found three ways:
 //! the inventory compared after every ingest of a snapshot ([`Engine::drift`]); the live
 //! state read through the AWS connector (`keyward drift --live`, [`Engine::revert_plan`]);
 //! and, through the built-in `self-heal-drift` playbook, the CloudTrail calls that change a
@@ -36,18 +38,34 @@ const GOVERNED: [&str; 5] = [
     "groups",
 ];
 
+/// Where a baseline approved from the inventory came from.
+pub const SNAPSHOT: &str = "snapshot";
+
+fn snapshot_source() -> String {
+    SNAPSHOT.to_owned()
+}
+
 /// One identity's approved configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Baseline {
     pub approved_at: Millis,
     pub approved_by: String,
     pub facts: BTreeMap<String, Value>,
+    /// Where the facts came from: `snapshot` (the inventory), or `terraform:PATH`.
+    /// Baselines stored before sources were recorded came from snapshots.
+    #[serde(default = "snapshot_source")]
+    pub source: String,
+    /// Facts the source could not tell, with why: neither compared nor reverted.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ungoverned: BTreeMap<String, String>,
 }
 
 /// One difference from the approved baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Drift {
     pub identity: String,
+    /// The baseline's source (`snapshot`, `terraform:PATH`).
+    pub source: String,
     pub field: String,
     pub approved: Value,
     pub current: Value,
@@ -77,9 +95,26 @@ pub fn principal_of(i: &Identity) -> Option<IamPrincipal> {
     }
 }
 
+/// Whether two values of a governed fact are the same: lists as sets (an API lists
+/// policies in no promised order), a policy document whether held as text or object.
+fn same(field: &str, a: &Value, b: &Value) -> bool {
+    if field == "trust_policy" {
+        return document(a) == document(b);
+    }
+    a == b || items(a) == items(b)
+}
+
+/// A policy document as a value, whether stored as JSON text or an object.
+fn document(v: &Value) -> Value {
+    match v {
+        Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| v.clone()),
+        other => other.clone(),
+    }
+}
+
 impl Engine {
     /// The governed facts of an identity as the inventory and graph hold them now.
-    fn governed(&self, i: &Identity) -> BTreeMap<String, Value> {
+    pub(crate) fn governed(&self, i: &Identity) -> BTreeMap<String, Value> {
         let mut f: BTreeMap<String, Value> = GOVERNED
             .iter()
             .filter_map(|k| i.details.get(*k).map(|v| ((*k).to_owned(), v.clone())))
@@ -173,6 +208,8 @@ impl Engine {
                     approved_at: now,
                     approved_by: actor.to_owned(),
                     facts: self.governed(i),
+                    source: SNAPSHOT.to_owned(),
+                    ungoverned: BTreeMap::new(),
                 },
             );
         }
@@ -201,6 +238,7 @@ impl Engine {
             if i.deleted.is_some() {
                 out.push(Drift {
                     identity: id.clone(),
+                    source: b.source.clone(),
                     field: "deleted".into(),
                     approved: Value::Bool(false),
                     current: Value::Bool(true),
@@ -211,12 +249,16 @@ impl Engine {
                 continue;
             }
             let now = self.governed(i);
-            let fields: std::collections::BTreeSet<&String> =
-                b.facts.keys().chain(now.keys()).collect();
+            let fields: std::collections::BTreeSet<&String> = b
+                .facts
+                .keys()
+                .chain(now.keys())
+                .filter(|f| !b.ungoverned.contains_key(*f))
+                .collect();
             for field in fields {
                 let approved = b.facts.get(field).cloned().unwrap_or(Value::Null);
                 let current = now.get(field).cloned().unwrap_or(Value::Null);
-                if approved == current {
+                if same(field, &approved, &current) {
                     continue;
                 }
                 let (a, c) = (items(&approved), items(&current));
@@ -225,6 +267,7 @@ impl Engine {
                 let revert = revert(i, field, &approved, &current, &added);
                 out.push(Drift {
                     identity: id.clone(),
+                    source: b.source.clone(),
                     field: field.clone(),
                     approved,
                     current,
@@ -289,10 +332,12 @@ impl Engine {
     ) -> Option<Plan> {
         let principal = principal_of(identity)?;
         // Only the facts the baseline governs are compared (an approval from a snapshot
-        // that lacked one does not revert it); a boundary is absent when there was none.
+        // that lacked one does not revert it); a boundary is absent when there was none,
+        // unless the source could not tell it (ungoverned).
         let live: BTreeMap<String, Value> = live
             .iter()
             .filter(|(k, _)| baseline.facts.contains_key(*k) || *k == "permissions_boundary")
+            .filter(|(k, _)| !baseline.ungoverned.contains_key(*k))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         restore::plan(&restore::Request {

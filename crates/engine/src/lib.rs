@@ -10,6 +10,7 @@
 mod clusters;
 mod detection;
 pub mod drift;
+pub mod drift_iac;
 mod ingest;
 pub mod jobs;
 mod lifecycle;
@@ -64,6 +65,9 @@ pub enum EngineError {
     Plan(#[from] keyward_respond::plan::PlanError),
     #[error("respond: {0}")]
     Respond(String),
+    /// Terraform could not be read as baselines.
+    #[error("terraform: {0}")]
+    Terraform(#[from] drift_iac::TerraformError),
     #[error("{path}: {source}")]
     Io {
         path: String,

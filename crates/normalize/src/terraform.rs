@@ -24,6 +24,12 @@
 //! `policy`, at any depth) are parsed into objects when they are JSON or a literal
 //! `jsonencode({…})`.
 //!
+//! `unresolved` (present only when there are some) lists, as JSON pointers into `values`,
+//! where a `.tf` file has a non-literal expression (a reference, a call, a template, a
+//! heredoc with interpolations) or a `.tf.json` file a `${…}` string: there the value is
+//! source text, not what Terraform will apply. `terraform show -json` values are resolved
+//! (a plan's unknown values are absent), so it has none.
+//!
 //! Secrets are never kept: an access key's secret and SMTP password (plain or encrypted),
 //! and a Lambda function's whole `environment`, are dropped from every shape.
 
@@ -36,7 +42,7 @@ use serde_json::{Map, Value, json};
 use crate::{Context, LineCounter, Output, Sink, json_error};
 
 /// The resource types kept; every other type is skipped.
-pub const RESOURCE_TYPES: [&str; 23] = [
+pub const RESOURCE_TYPES: [&str; 28] = [
     "aws_iam_role",
     "aws_iam_user",
     "aws_iam_access_key",
@@ -51,6 +57,11 @@ pub const RESOURCE_TYPES: [&str; 23] = [
     "aws_iam_role_policy_attachment",
     "aws_iam_user_policy_attachment",
     "aws_iam_group_policy_attachment",
+    "aws_iam_policy_attachment",
+    "aws_iam_role_policy_attachments_exclusive",
+    "aws_iam_user_policy_attachments_exclusive",
+    "aws_iam_role_policies_exclusive",
+    "aws_iam_user_policies_exclusive",
     "aws_iam_instance_profile",
     "aws_iam_service_linked_role",
     "aws_lambda_function",
@@ -107,15 +118,20 @@ struct Resource<'a> {
     name: &'a str,
     line: Option<u64>,
     values: Map<String, Value>,
+    /// JSON pointers into `values` of non-literal expressions.
+    unresolved: Vec<String>,
 }
 
 fn emit(sink: &mut dyn Sink, path: &str, r: Resource<'_>) {
     let mut values = r.values;
+    let mut unresolved = r.unresolved;
     for key in secret_attributes(r.ty) {
         values.remove(*key);
+        let under = pointer(&[(*key).to_owned()]);
+        unresolved.retain(|p| p != &under && !p.starts_with(&format!("{under}/")));
     }
     parse_policies(&mut values);
-    let doc = json!({
+    let mut doc = json!({
         "address": r.address,
         "type": r.ty,
         "name": r.name,
@@ -124,6 +140,9 @@ fn emit(sink: &mut dyn Sink, path: &str, r: Resource<'_>) {
         "line": r.line,
         "values": Value::Object(values),
     });
+    if let (false, Value::Object(d)) = (unresolved.is_empty(), &mut doc) {
+        d.insert("unresolved".into(), json!(unresolved));
+    }
     sink.accept(Output {
         objects: vec![SnapshotObject {
             kind: "tf_resource".into(),
@@ -159,6 +178,36 @@ fn parse_policies(values: &mut Map<String, Value>) {
 
 fn wanted(ty: &str) -> bool {
     RESOURCE_TYPES.contains(&ty)
+}
+
+/// A JSON pointer (RFC 6901) from its reference tokens.
+fn pointer(tokens: &[String]) -> String {
+    tokens
+        .iter()
+        .map(|t| format!("/{}", t.replace('~', "~0").replace('/', "~1")))
+        .collect()
+}
+
+/// Where a `.tf.json` value holds an interpolation (`${…}`) or directive (`%{…}`).
+fn templates(v: &Value, path: &mut Vec<String>, out: &mut Vec<String>, depth: usize) {
+    match v {
+        Value::String(s) if s.contains("${") || s.contains("%{") => out.push(pointer(path)),
+        Value::Object(m) if depth < MAX_DEPTH => {
+            for (k, x) in m {
+                path.push(k.clone());
+                templates(x, path, out, depth + 1);
+                path.pop();
+            }
+        }
+        Value::Array(a) if depth < MAX_DEPTH => {
+            for (i, x) in a.iter().enumerate() {
+                path.push(i.to_string());
+                templates(x, path, out, depth + 1);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -254,6 +303,7 @@ fn walk_module(module: &Value, path: &str, sink: &mut dyn Sink, depth: usize) {
                 name,
                 line: None,
                 values,
+                unresolved: Vec::new(),
             },
         );
     }
@@ -302,6 +352,10 @@ fn tf_json_resources(types: &Map<String, Value>, path: &str, sink: &mut dyn Sink
                     continue;
                 }
             };
+            let mut unresolved = Vec::new();
+            for (k, v) in &values {
+                templates(v, &mut vec![k.clone()], &mut unresolved, 0);
+            }
             emit(
                 sink,
                 path,
@@ -311,6 +365,7 @@ fn tf_json_resources(types: &Map<String, Value>, path: &str, sink: &mut dyn Sink
                     name,
                     line: None,
                     values,
+                    unresolved,
                 },
             );
         }
@@ -379,6 +434,8 @@ fn hcl_document(doc: &[u8], path: &str, sink: &mut dyn Sink) {
         if !wanted(ty) {
             continue;
         }
+        let mut at = Where::default();
+        let values = body_json(&block.body, text, 0, &mut at);
         emit(
             sink,
             path,
@@ -387,7 +444,8 @@ fn hcl_document(doc: &[u8], path: &str, sink: &mut dyn Sink) {
                 ty,
                 name,
                 line,
-                values: body_json(&block.body, text, 0),
+                values,
+                unresolved: at.unresolved,
             },
         );
     }
@@ -396,27 +454,56 @@ fn hcl_document(doc: &[u8], path: &str, sink: &mut dyn Sink) {
 /// Nesting bound for blocks and expressions (the parser accepts any depth).
 const MAX_DEPTH: usize = 64;
 
+/// Where the conversion is in `values`, and where it met non-literal expressions.
+#[derive(Default)]
+struct Where {
+    path: Vec<String>,
+    unresolved: Vec<String>,
+}
+
+impl Where {
+    fn here(&mut self) {
+        self.unresolved.push(pointer(&self.path));
+    }
+
+    fn under<T>(&mut self, token: String, f: impl FnOnce(&mut Where) -> T) -> T {
+        self.path.push(token);
+        let out = f(self);
+        self.path.pop();
+        out
+    }
+}
+
 /// A block body as JSON: attributes by key, nested blocks as arrays of objects under their
 /// type (as `terraform show -json` has them).
-fn body_json(body: &Body, src: &str, depth: usize) -> Map<String, Value> {
+fn body_json(body: &Body, src: &str, depth: usize, at: &mut Where) -> Map<String, Value> {
     let mut out = Map::new();
     for s in body.iter() {
         match s {
             Structure::Attribute(a) => {
-                out.insert(a.key.as_str().to_owned(), expr_json(&a.value, src, depth));
+                let key = a.key.as_str().to_owned();
+                let v = at.under(key.clone(), |at| expr_json(&a.value, src, depth, at));
+                out.insert(key, v);
             }
             Structure::Block(b) => {
+                let ident = b.ident.as_str().to_owned();
+                let slot = out
+                    .entry(ident.clone())
+                    .or_insert_with(|| Value::Array(Vec::new()));
+                let Value::Array(items) = slot else {
+                    // An attribute and a block of the same name: the attribute stays.
+                    continue;
+                };
                 let nested = if depth >= MAX_DEPTH {
                     Value::Object(Map::new())
                 } else {
-                    Value::Object(body_json(&b.body, src, depth + 1))
+                    at.under(ident, |at| {
+                        at.under(items.len().to_string(), |at| {
+                            Value::Object(body_json(&b.body, src, depth + 1, at))
+                        })
+                    })
                 };
-                let slot = out
-                    .entry(b.ident.as_str().to_owned())
-                    .or_insert_with(|| Value::Array(Vec::new()));
-                if let Value::Array(items) = slot {
-                    items.push(nested);
-                }
+                items.push(nested);
             }
         }
     }
@@ -432,8 +519,9 @@ fn source_text(e: &Expression, src: &str) -> String {
         .unwrap_or_default()
 }
 
-fn expr_json(e: &Expression, src: &str, depth: usize) -> Value {
+fn expr_json(e: &Expression, src: &str, depth: usize, at: &mut Where) -> Value {
     if depth >= MAX_DEPTH {
+        at.here();
         return Value::String(source_text(e, src));
     }
     match e {
@@ -452,11 +540,15 @@ fn expr_json(e: &Expression, src: &str, depth: usize) -> Value {
                 .unwrap_or(Value::Null)
         }
         Expression::String(s) => Value::String(s.value().clone()),
-        Expression::Array(a) => {
-            Value::Array(a.iter().map(|x| expr_json(x, src, depth + 1)).collect())
-        }
-        Expression::Object(o) => object_json(o, src, depth),
+        Expression::Array(a) => Value::Array(
+            a.iter()
+                .enumerate()
+                .map(|(i, x)| at.under(i.to_string(), |at| expr_json(x, src, depth + 1, at)))
+                .collect(),
+        ),
+        Expression::Object(o) => object_json(o, src, depth, at),
         Expression::StringTemplate(_) => {
+            at.here();
             // `"${var.env}-deployer"`: the template between its quotes.
             let text = source_text(e, src);
             let inner = text
@@ -465,32 +557,50 @@ fn expr_json(e: &Expression, src: &str, depth: usize) -> Value {
                 .unwrap_or(&text);
             Value::String(inner.to_owned())
         }
-        Expression::HeredocTemplate(_) => match hcl::Expression::from(e.clone()) {
-            hcl::Expression::TemplateExpr(t) => Value::String(t.to_string()),
-            _ => Value::String(source_text(e, src)),
-        },
+        Expression::HeredocTemplate(_) => {
+            let text = match hcl::Expression::from(e.clone()) {
+                hcl::Expression::TemplateExpr(t) => t.to_string(),
+                _ => source_text(e, src),
+            };
+            if text.contains("${") || text.contains("%{") {
+                at.here();
+            }
+            Value::String(text)
+        }
         Expression::FuncCall(f)
             if f.name.namespace.is_empty() && f.name.name.as_str() == "jsonencode" =>
         {
             let mut args = f.args.iter();
             match (args.next(), args.next()) {
-                (Some(Expression::Object(o)), None) => object_json(o, src, depth),
-                _ => Value::String(source_text(e, src)),
+                (Some(Expression::Object(o)), None) => object_json(o, src, depth, at),
+                _ => {
+                    at.here();
+                    Value::String(source_text(e, src))
+                }
             }
         }
-        _ => Value::String(source_text(e, src)),
+        _ => {
+            at.here();
+            Value::String(source_text(e, src))
+        }
     }
 }
 
-fn object_json(o: &Object, src: &str, depth: usize) -> Value {
+fn object_json(o: &Object, src: &str, depth: usize, at: &mut Where) -> Value {
     let mut out = Map::new();
     for (k, v) in o.iter() {
-        let key = match k {
-            ObjectKey::Ident(i) => i.as_str().to_owned(),
-            ObjectKey::Expression(Expression::String(s)) => s.value().clone(),
-            ObjectKey::Expression(other) => source_text(other, src),
+        let (key, literal) = match k {
+            ObjectKey::Ident(i) => (i.as_str().to_owned(), true),
+            ObjectKey::Expression(Expression::String(s)) => (s.value().clone(), true),
+            ObjectKey::Expression(other) => (source_text(other, src), false),
         };
-        out.insert(key, expr_json(v.expr(), src, depth + 1));
+        let value = at.under(key.clone(), |at| {
+            if !literal {
+                at.here();
+            }
+            expr_json(v.expr(), src, depth + 1, at)
+        });
+        out.insert(key, value);
     }
     Value::Object(out)
 }
@@ -616,6 +726,48 @@ resource \"aws_lambda_function\" \"f\" {\n  function_name = \"f\"\n  environment
         assert_eq!(
             out.objects[0].doc["values"],
             json!({"user": "${aws_iam_user.u.name}"})
+        );
+    }
+
+    #[test]
+    fn unresolved_expressions_are_pointed_at() {
+        let tf = r#"
+resource "aws_iam_role" "r" {
+  name = "app"
+  assume_role_policy = jsonencode({
+    Statement = [{ Principal = { AWS = var.trusted }, Action = "sts:AssumeRole" }]
+  })
+  managed_policy_arns = ["arn:aws:iam::aws:policy/ReadOnlyAccess", aws_iam_policy.p.arn]
+  inline_policy {
+    name   = "literal"
+    policy = "{}"
+  }
+  inline_policy {
+    name   = "${var.env}-x"
+    policy = data.aws_iam_policy_document.d.json
+  }
+}
+"#;
+        let out = run(tf, Some("main.tf"));
+        assert!(out.diagnostics.is_empty(), "{:?}", out.diagnostics);
+        assert_eq!(
+            out.objects[0].doc["unresolved"],
+            json!([
+                "/assume_role_policy/Statement/0/Principal/AWS",
+                "/managed_policy_arns/1",
+                "/inline_policy/1/name",
+                "/inline_policy/1/policy"
+            ])
+        );
+        let json_cfg = r#"{"resource": {"aws_iam_user_policy_attachment": {"a": {"user": "${aws_iam_user.u.name}", "policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}}}}"#;
+        let out = run(json_cfg, Some("main.tf.json"));
+        assert_eq!(out.objects[0].doc["unresolved"], json!(["/user"]));
+        let literal = "resource \"aws_iam_user\" \"u\" {\n  name = \"bob\"\n}\n";
+        assert!(
+            run(literal, None).objects[0]
+                .doc
+                .get("unresolved")
+                .is_none()
         );
     }
 

@@ -469,15 +469,21 @@ output "runner_secret" {
 fn terraform_hcl_keeps_lines_references_and_literal_policies() {
     let out = run("infra/iam.tf", HCL, Format::Terraform);
     assert!(out.rejects.is_empty(), "{:?}", out.rejects);
-    let tf = |address: &str, ty: &str, name: &str, line: u64, values: Value| {
-        json!({
-            "kind": "tf_resource",
-            "id": format!("infra/iam.tf#{address}"),
-            "scope": null,
-            "doc": {"address": address, "type": ty, "name": name, "mode": "managed",
-                    "file": "infra/iam.tf", "line": line, "values": values}
-        })
-    };
+    // `unresolved`: where the value is source text (a reference, a template).
+    let tf =
+        |address: &str, ty: &str, name: &str, line: u64, values: Value, unresolved: &[&str]| {
+            let mut doc = json!({"address": address, "type": ty, "name": name, "mode": "managed",
+                    "file": "infra/iam.tf", "line": line, "values": values});
+            if !unresolved.is_empty() {
+                doc["unresolved"] = json!(unresolved);
+            }
+            json!({
+                "kind": "tf_resource",
+                "id": format!("infra/iam.tf#{address}"),
+                "scope": null,
+                "doc": doc
+            })
+        };
     assert_eq!(
         out.objects_json(),
         vec![
@@ -498,7 +504,8 @@ fn terraform_hcl_keeps_lines_references_and_literal_policies() {
                         }]
                     },
                     "tags": {"team": "platform", "environment": "var.environment"}
-                })
+                }),
+                &["/tags/environment"]
             ),
             tf(
                 "aws_iam_role_policy_attachment.reports_exporter_ro",
@@ -508,14 +515,16 @@ fn terraform_hcl_keeps_lines_references_and_literal_policies() {
                 json!({
                     "role": "aws_iam_role.reports_exporter.name",
                     "policy_arn": "arn:aws:iam::aws:policy/ReadOnlyAccess"
-                })
+                }),
+                &["/role"]
             ),
             tf(
                 "aws_iam_user.terraform_runner",
                 "aws_iam_user",
                 "terraform_runner",
                 32,
-                json!({"name": "terraform-runner"})
+                json!({"name": "terraform-runner"}),
+                &[]
             ),
             tf(
                 "aws_iam_access_key.terraform_runner",
@@ -525,7 +534,8 @@ fn terraform_hcl_keeps_lines_references_and_literal_policies() {
                 json!({
                     "user": "aws_iam_user.terraform_runner.name",
                     "pgp_key": "keybase:acme_platform"
-                })
+                }),
+                &["/user"]
             ),
             tf(
                 "kubernetes_service_account_v1.jenkins_deploy",
@@ -541,7 +551,8 @@ fn terraform_hcl_keeps_lines_references_and_literal_policies() {
                         }
                     }],
                     "automount_service_account_token": true
-                })
+                }),
+                &["/metadata/0/annotations/eks.amazonaws.com~1role-arn"]
             ),
         ]
     );
