@@ -1,0 +1,3 @@
+//! Governance: the checks an identity change passes before it is merged, the access paths
+//! (standard, privileged and time-bound, break-glass) and the evidence compliance asks for.
+//! Pure: the engine stores and audits, the connectors apply.
