@@ -648,7 +648,12 @@ mod tests {
                 "deactivate_access_key",
             ]
         );
-        assert!(p.notes[0].contains("not before 1970-01-08T00:00:00Z"));
+        assert_eq!(p.grace_days, Some(7), "the old key's deletion waits 7 days");
+        assert!(
+            p.notes[0].contains("7 days after this plan runs"),
+            "{}",
+            p.notes[0]
+        );
         // Stored and read back: the form the store keeps.
         let doc = serde_json::to_string(&p).unwrap();
         assert_eq!(serde_json::from_str::<Plan>(&doc).unwrap(), p);
