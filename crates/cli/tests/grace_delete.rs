@@ -13,100 +13,15 @@ mod common;
 
 use std::path::Path;
 
+use common::moto::{ACCT, DAY, Moto, call};
 use common::{keyward, text};
-use keyward_respond::aws::sdk::aws_sdk_iam as iam;
-use keyward_respond::aws::static_config;
 use serde_json::{Value, json};
 
-const ACCT: &str = "123456789012";
-const DAY: i64 = 86_400_000;
-
-fn call(user: &str, key: &str, at: i64, id: &str) -> Value {
-    json!({
-        "eventVersion": "1.09",
-        "userIdentity": {"type": "IAMUser", "principalId": format!("AIDA{id}"),
-            "arn": format!("arn:aws:iam::{ACCT}:user/{user}"), "accountId": ACCT,
-            "accessKeyId": key, "userName": user},
-        "eventTime": keyward_model::time::format(at), "eventSource": "s3.amazonaws.com",
-        "eventName": "ListBuckets", "awsRegion": "us-east-1", "sourceIPAddress": "203.0.113.7",
-        "userAgent": "aws-cli/2.15.0", "requestParameters": null, "responseElements": null,
-        "eventID": format!("00000000-0000-4000-8000-{id:0>12}"), "readOnly": true,
-        "eventType": "AwsApiCall", "managementEvent": true,
-        "recipientAccountId": ACCT, "eventCategory": "Management"
-    })
-}
-
-struct Moto {
-    rt: tokio::runtime::Runtime,
-    iam: iam::Client,
-    now: i64,
-}
-
-fn moto() -> Option<Moto> {
-    let Ok(endpoint) = std::env::var("KEYWARD_TEST_AWS_ENDPOINT") else {
-        eprintln!("skipped: KEYWARD_TEST_AWS_ENDPOINT is not set (../shared/tools/aws/moto-up)");
-        return None;
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let iam = iam::Client::new(&static_config(
-        &endpoint,
-        "us-east-1",
-        "testing",
-        "testing",
-        None,
-    ));
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .try_into()
-        .unwrap();
-    Some(Moto { rt, iam, now })
-}
-
 impl Moto {
-    fn user_with_key(&self, user: &str) -> String {
-        self.rt.block_on(async {
-            self.iam.create_user().user_name(user).send().await.unwrap();
-            let k = self
-                .iam
-                .create_access_key()
-                .user_name(user)
-                .send()
-                .await
-                .unwrap();
-            k.access_key().unwrap().access_key_id().to_owned()
-        })
-    }
-
     fn exists(&self, user: &str) -> bool {
         self.rt
             .block_on(self.iam.get_user().user_name(user).send())
             .is_ok()
-    }
-
-    fn keys(&self, user: &str) -> Vec<(String, String)> {
-        self.rt.block_on(async {
-            let out = self
-                .iam
-                .list_access_keys()
-                .user_name(user)
-                .send()
-                .await
-                .unwrap();
-            out.access_key_metadata()
-                .iter()
-                .map(|k| {
-                    (
-                        k.access_key_id().unwrap().to_owned(),
-                        k.status().unwrap().as_str().to_owned(),
-                    )
-                })
-                .collect()
-        })
     }
 }
 
@@ -123,7 +38,7 @@ fn run(data: &Path, args: &[&str]) -> String {
 
 #[test]
 fn a_retired_user_is_deleted_after_its_grace_period_and_one_re_enabled_by_hand_is_not() {
-    let Some(m) = moto() else { return };
+    let Some(m) = Moto::from_env() else { return };
     let tag = m.now.to_string();
     let (gone, kept, busy, exempt) = (
         format!("old-etl-{tag}"),
@@ -323,7 +238,7 @@ fn a_retired_user_is_deleted_after_its_grace_period_and_one_re_enabled_by_hand_i
 
 #[test]
 fn a_rotation_s_old_key_is_deleted_after_its_grace_period() {
-    let Some(m) = moto() else { return };
+    let Some(m) = Moto::from_env() else { return };
     let user = format!("ci-deployer-{}", m.now);
     let old = m.user_with_key(&user);
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 pub mod bao;
+pub mod moto;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -160,7 +160,8 @@ impl AwsConnector {
             .and_then(|d| d.to_millis().ok()))
     }
 
-    async fn delete_key(
+    /// Deletes the access key; one that is gone already is fine.
+    pub(super) async fn delete_key(
         &self,
         user: &str,
         key_id: &str,

@@ -569,18 +569,7 @@ impl AwsConnector {
                 let Some(id) = state.get("new_key_id").and_then(Value::as_str) else {
                     return Err(precondition(&target, "the step's result names no new key"));
                 };
-                match self
-                    .iam
-                    .delete_access_key()
-                    .user_name(user)
-                    .access_key_id(id)
-                    .send()
-                    .await
-                {
-                    Ok(_) => {}
-                    Err(e) if super::client::missing!(e) => {}
-                    Err(e) => return Err(api("DeleteAccessKey", &target, e)),
-                }
+                self.delete_key(user, id, &target).await?;
                 handoff::forget(user, replaces);
                 let gone = !self.access_keys(user).await?.iter().any(|k| k.id == id);
                 Ok(verified(
