@@ -312,6 +312,14 @@ pub fn key_ids_in(text: &str) -> Vec<String> {
     out
 }
 
+/// The access key ids a secret's entries hold, sorted, each once.
+pub fn key_ids_of(entries: &[(String, String)]) -> Vec<String> {
+    let mut ids: Vec<String> = entries.iter().flat_map(|(_, v)| key_ids_in(v)).collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
 /// Why a value could not be rewritten.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RewriteError {

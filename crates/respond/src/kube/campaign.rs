@@ -56,12 +56,7 @@ impl KubeConnector {
                 let (Some(ns), Some(name)) = (&s.metadata.namespace, &s.metadata.name) else {
                     continue;
                 };
-                let mut ids: Vec<String> = texts(s)
-                    .iter()
-                    .flat_map(|(_, v)| rotate::key_ids_in(v))
-                    .collect();
-                ids.dedup();
-                for id in ids {
+                for id in rotate::key_ids_of(&texts(s)) {
                     index
                         .entry(id)
                         .or_default()
@@ -94,12 +89,10 @@ impl KubeConnector {
         ns: &str,
         name: &str,
     ) -> Result<Option<Vec<String>>, ConnectorError> {
-        Ok(self.secret_texts(ns, name).await?.map(|t| {
-            let mut ids: Vec<String> = t.iter().flat_map(|(_, v)| rotate::key_ids_in(v)).collect();
-            ids.sort();
-            ids.dedup();
-            ids
-        }))
+        Ok(self
+            .secret_texts(ns, name)
+            .await?
+            .map(|t| rotate::key_ids_of(&t)))
     }
 
     /// The secret access key stored with `key_id` in a Secret's data.

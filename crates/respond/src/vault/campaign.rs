@@ -24,13 +24,7 @@ impl VaultConnector {
     ) -> Result<(VaultSecretIndex, Vec<String>), ConnectorError> {
         let mut index = VaultSecretIndex::new();
         let notes = kv::walk(&self.http, mounts, |mount, path, data| {
-            let mut ids: Vec<String> = kv::texts(data)
-                .iter()
-                .flat_map(|(_, v)| rotate::key_ids_in(v))
-                .collect();
-            ids.sort();
-            ids.dedup();
-            for id in ids {
+            for id in rotate::key_ids_of(&kv::texts(data)) {
                 index.entry(id).or_default().push(SecretLocation::Vault {
                     mount: mount.to_owned(),
                     path: path.to_owned(),
@@ -63,12 +57,10 @@ impl VaultConnector {
         mount: &str,
         path: &str,
     ) -> Result<Option<Vec<String>>, ConnectorError> {
-        Ok(self.secret_texts(mount, path).await?.map(|t| {
-            let mut ids: Vec<String> = t.iter().flat_map(|(_, v)| rotate::key_ids_in(v)).collect();
-            ids.sort();
-            ids.dedup();
-            ids
-        }))
+        Ok(self
+            .secret_texts(mount, path)
+            .await?
+            .map(|t| rotate::key_ids_of(&t)))
     }
 
     /// The secret access key stored with `key_id` in a secret's current version.
