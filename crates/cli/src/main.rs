@@ -7,6 +7,7 @@ mod term;
 
 mod cmd_audit;
 mod cmd_clusters;
+mod cmd_compliance;
 mod cmd_dead_letters;
 mod cmd_demo;
 mod cmd_disable;
@@ -118,6 +119,9 @@ enum Command {
     /// triggers; `keyward serve --playbooks` runs them continuously).
     #[command(subcommand)]
     Playbook(cmd_playbook::Command),
+    /// Compliance scorecards (SOC 2, PCI DSS 4.0, ISO 27001:2022) with evidence; their trend.
+    #[command(subcommand)]
+    Compliance(cmd_compliance::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -185,6 +189,7 @@ fn run() -> ExitCode {
         Command::Drift(a) => cmd_drift::drift(&dir, a),
         Command::Enable(a) => cmd_disable::enable(&dir, a),
         Command::Rotate(a) => config().and_then(|k| cmd_rotate::run(&dir, &k, a)),
+        Command::Compliance(c) => cmd_compliance::run(&dir, c),
         Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
     };
     match result {

@@ -8,6 +8,7 @@
 //! inventory plus the largest single document.
 
 mod clusters;
+pub mod compliance;
 mod detection;
 pub mod drift;
 pub mod drift_iac;

@@ -95,11 +95,13 @@ fn csrf_of(html: &str) -> String {
     html[at..at + 64].to_owned()
 }
 
-const PAGES: [&str; 4] = [
+const PAGES: [&str; 6] = [
     "/ui/",
     "/ui/identities",
     "/ui/identity?id=arn:aws:iam::070411556318:user/christophe",
     "/ui/findings",
+    "/ui/compliance",
+    "/ui/compliance?framework=pci-dss-4",
 ];
 
 #[tokio::test]
@@ -209,6 +211,32 @@ async fn every_page_renders_and_operators_triage_with_csrf() {
         p.body.contains("CreateLoginProfile"),
         "recent activity lists the event"
     );
+    let p = req(&f, "GET", "/ui/compliance", Some(&viewer), None, &[]).await;
+    assert!(
+        p.body.contains("CC6.1") && p.body.contains("Trend"),
+        "{}",
+        p.body
+    );
+    let p = req(
+        &f,
+        "GET",
+        "/ui/compliance?framework=pci-dss-4",
+        Some(&viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert!(p.body.contains("8.3.9"), "{}", p.body);
+    let p = req(
+        &f,
+        "GET",
+        "/ui/compliance?framework=nist",
+        Some(&viewer),
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
     let p = req(&f, "GET", "/ui/findings", Some(&viewer), None, &[]).await;
     assert!(p.body.contains(&finding));
     assert!(p.body.contains("T1098.001"), "ATT&CK ids shown");
