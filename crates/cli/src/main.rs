@@ -6,6 +6,7 @@
 mod term;
 
 mod cmd_audit;
+mod cmd_check;
 mod cmd_clusters;
 mod cmd_dead_letters;
 mod cmd_demo;
@@ -118,6 +119,9 @@ enum Command {
     /// triggers; `keyward serve --playbooks` runs them continuously).
     #[command(subcommand)]
     Playbook(cmd_playbook::Command),
+    /// The pull-request check: Terraform, IAM policies and Kubernetes manifests against
+    /// the KW-CHECK rules; text, JSON or SARIF; exit 1 on a problem not in `--baseline`.
+    Check(cmd_check::Args),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -186,6 +190,7 @@ fn run() -> ExitCode {
         Command::Enable(a) => cmd_disable::enable(&dir, a),
         Command::Rotate(a) => config().and_then(|k| cmd_rotate::run(&dir, &k, a)),
         Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
+        Command::Check(a) => cmd_check::run(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

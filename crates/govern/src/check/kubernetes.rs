@@ -94,9 +94,13 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
     };
     let bound = bound_accounts(all().map(|(_, _, _, o)| o));
     for (m, line, until, o) in all() {
+        let (name, ns) = name_ns(o);
         let problem =
             |rule: Rule, severity: Severity, detail: &str, then: &[&str], message: String| {
-                let at = m.text.find(line, until, then);
+                // The object's name first: objects of one `List` share their start line.
+                let mut needles = vec![name.as_str()];
+                needles.extend_from_slice(then);
+                let at = m.text.find(line, until, &needles);
                 Problem {
                     rule,
                     severity,
@@ -108,7 +112,6 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
                     baselined: false,
                 }
             };
-        let (name, ns) = name_ns(o);
         match kind(o) {
             k @ ("RoleBinding" | "ClusterRoleBinding") => {
                 let role = o.get("roleRef");
@@ -166,7 +169,7 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
                         Rule::TokenAutomount,
                         Severity::Low,
                         "automount",
-                        &["kind"],
+                        &[],
                         format!(
                             "ServiceAccount `{ns}/{name}` mounts its token by default but no \
                              binding grants it a role"
@@ -201,7 +204,7 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
                         Rule::TokenAutomount,
                         Severity::Low,
                         "automount",
-                        &["kind"],
+                        &[],
                         format!(
                             "{k} `{ns}/{name}` mounts the token of service account `{sa}`, \
                              which no binding grants a role"

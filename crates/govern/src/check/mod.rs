@@ -138,8 +138,9 @@ impl Rule {
     pub fn help(self) -> &'static str {
         match self {
             Rule::WildcardAction => {
-                "An `Allow` of `*` or `service:*` grants every action, present and future, of \
-                 every (or one) service. List the actions the workload calls."
+                "An `Allow` of `*` or `service:*` (or with `NotAction`) grants every action, \
+                 present and future, of every (or one) service. List the actions the \
+                 workload calls."
             }
             Rule::WildcardResourceWrite => {
                 "Write or administrative actions (Create*, Delete*, Put*, Update*, Attach*, …) \

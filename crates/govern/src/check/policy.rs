@@ -159,6 +159,20 @@ pub(crate) fn check_document(
             needles,
             key: format!("{}{}", prefix(&site.key), statement_name(st, i)),
         };
+        if st.get("Effect").and_then(Value::as_str) == Some("Allow")
+            && st.get("NotAction").is_some()
+        {
+            out.push(
+                at.problem(
+                    Rule::WildcardAction,
+                    Severity::High,
+                    "not-action",
+                    &["NotAction"],
+                    "`Allow` with `NotAction`: every action but those listed, present and future"
+                        .into(),
+                ),
+            );
+        }
         for p in policy.allow_patterns() {
             identity(&p, &at, out);
         }

@@ -280,8 +280,8 @@ spec:
         [
             "KW-CHECK-010 11:9 ClusterRoleBinding/ci-admin/cluster-admin",
             "KW-CHECK-011 21:16 Role/ci/everything/wildcard",
-            "KW-CHECK-012 31:1 ServiceAccount/ci/idle/automount",
-            "KW-CHECK-012 44:1 Pod/ci/web/automount",
+            "KW-CHECK-012 33:9 ServiceAccount/ci/idle/automount",
+            "KW-CHECK-012 46:9 Pod/ci/web/automount",
         ]
     );
     // A binding in another file counts.
