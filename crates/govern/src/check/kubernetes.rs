@@ -8,10 +8,8 @@
 //! whether or not the role exists; a pod's own `automountServiceAccountToken` wins over its
 //! account's, and unset means mounted (as the API server does it).
 
-use std::collections::BTreeSet;
-
 use keyward_graph::k8s::{is_cluster_admin, name_ns, rules_of};
-use keyward_graph::k8s_posture::pod_spec;
+use keyward_graph::k8s_posture::{bound, pod_spec, sa_automount};
 use keyward_model::Diagnostic;
 use keyward_normalize::{Output, Sink};
 use serde_json::Value;
@@ -92,7 +90,8 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
             .iter()
             .flat_map(|m| m.objects.iter().map(move |(l, u, o)| (m, *l, *u, o)))
     };
-    let bound = bound_accounts(all().map(|(_, _, _, o)| o));
+    // Every object of the run, for the graph's questions about service accounts.
+    let objects: Vec<Value> = all().map(|(_, _, _, o)| o.clone()).collect();
     for (m, line, until, o) in all() {
         let (name, ns) = name_ns(o);
         let problem =
@@ -164,7 +163,7 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
             }
             "ServiceAccount" => {
                 let ns = ns.unwrap_or_else(|| "default".into());
-                if automount(o) != Some(false) && !bound.contains(&(ns.clone(), name.clone())) {
+                if automount(o) != Some(false) && !bound(&objects, &ns, &name) {
                     out.push(problem(
                         Rule::TokenAutomount,
                         Severity::Low,
@@ -188,18 +187,9 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
                     .and_then(Value::as_str)
                     .unwrap_or("default")
                     .to_owned();
-                let account_says = || {
-                    all()
-                        .map(|(_, _, _, x)| x)
-                        .filter(|x| kind(x) == "ServiceAccount")
-                        .find(|x| {
-                            let (n, s) = name_ns(x);
-                            n == sa && s.as_deref().unwrap_or("default") == ns
-                        })
-                        .and_then(automount)
-                };
-                let mounts = automount(spec).or_else(account_says) != Some(false);
-                if mounts && !bound.contains(&(ns.clone(), sa.clone())) {
+                let mounts =
+                    automount(spec).or_else(|| sa_automount(&objects, &ns, &sa)) != Some(false);
+                if mounts && !bound(&objects, &ns, &sa) {
                     out.push(problem(
                         Rule::TokenAutomount,
                         Severity::Low,
@@ -219,33 +209,4 @@ pub(crate) fn judge(manifests: &[Manifest<'_>], out: &mut Vec<Problem>) {
 fn automount(o: &Value) -> Option<bool> {
     o.get("automountServiceAccountToken")
         .and_then(Value::as_bool)
-}
-
-/// (namespace, name) of every service account a binding names.
-fn bound_accounts<'v>(objects: impl Iterator<Item = &'v Value>) -> BTreeSet<(String, String)> {
-    let mut out = BTreeSet::new();
-    for b in objects.filter(|o| matches!(kind(o), "RoleBinding" | "ClusterRoleBinding")) {
-        let (_, bns) = name_ns(b);
-        for s in b
-            .get("subjects")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if s.get("kind").and_then(Value::as_str) != Some("ServiceAccount") {
-                continue;
-            }
-            let Some(name) = s.get("name").and_then(Value::as_str) else {
-                continue;
-            };
-            let ns = s
-                .get("namespace")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .or_else(|| bns.clone())
-                .unwrap_or_else(|| "default".into());
-            out.insert((ns, name.to_owned()));
-        }
-    }
-    out
 }
