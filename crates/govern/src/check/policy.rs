@@ -316,14 +316,14 @@ fn identity(p: &AllowPattern<'_>, at: &Statement<'_, '_, '_>, out: &mut Vec<Prob
         .into_iter()
         .filter(|a| !pass.contains(a) && is_write(a))
         .collect();
-    if let Some(first) = writes.first() {
+    if !writes.is_empty() {
         out.push(at.problem(
             Rule::WildcardResourceWrite,
             Severity::Medium,
             "write-on-*",
             &["Resource", "\"*\""],
             format!(
-                "write actions on `Resource: \"*\"`: {} (first `{first}`)",
+                "write actions on `Resource: \"*\"`: {}",
                 writes.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")
             ),
         ));

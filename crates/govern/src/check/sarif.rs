@@ -155,6 +155,22 @@ fn security_severity(s: Severity) -> &'static str {
     }
 }
 
+/// A title as SARIF's `name` wants it: `IamPolicyAllowsWildcardActions`.
+fn pascal(title: &str) -> String {
+    title
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut cs = w.chars();
+            let first = cs.next().map(|c| c.to_ascii_uppercase());
+            first
+                .into_iter()
+                .chain(cs.map(|c| c.to_ascii_lowercase()))
+                .collect::<String>()
+        })
+        .collect()
+}
+
 /// A `uri` relative to `%SRCROOT%`: `/`-separated, percent-encoded where a URI needs it.
 fn uri(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
@@ -190,7 +206,7 @@ pub fn log(report: &Report, version: &str, baseline: bool) -> Log {
         .iter()
         .map(|r| RuleDescriptor {
             id: r.id(),
-            name: r.title().replace(|c: char| !c.is_ascii_alphanumeric(), ""),
+            name: pascal(r.title()),
             short_description: Text {
                 text: r.title().to_owned(),
             },
@@ -273,5 +289,9 @@ mod tests {
     fn uris_are_relative_and_encoded() {
         assert_eq!(uri("./infra/iam.tf"), "infra/iam.tf");
         assert_eq!(uri("k8s/my app.yaml"), "k8s/my%20app.yaml");
+        assert_eq!(
+            pascal("IAM policy allows iam:PassRole"),
+            "IamPolicyAllowsIamPassrole"
+        );
     }
 }
