@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -95,6 +95,12 @@ put("response_policy", open(os.path.join(root, "examples/respond/policy.yml"), "
 pb = os.path.join(root, "examples/playbooks")
 for f in sorted(os.listdir(pb)):
     put("playbook", open(os.path.join(pb, f), "rb").read())
+# govern_check: a kind byte (0 Terraform, 1 policy, 2 Kubernetes), then `keyward check`'s
+# own fixtures.
+fx = os.path.join(root, "crates/cli/tests/check")
+for sub, kind in (("infra", 0), ("policies", 1), ("k8s", 2)):
+    for f in sorted(os.listdir(os.path.join(fx, sub))):
+        put("govern_check", bytes([kind]) + open(os.path.join(fx, sub, f), "rb").read())
 rules_dir = os.path.join(root, "crates/detect/rules")
 for f in sorted(os.listdir(rules_dir)):
     text = open(os.path.join(rules_dir, f), "rb").read()

@@ -6,6 +6,7 @@
 mod term;
 
 mod cmd_audit;
+mod cmd_check;
 mod cmd_clusters;
 mod cmd_compliance;
 mod cmd_dead_letters;
@@ -122,6 +123,9 @@ enum Command {
     /// Compliance scorecards (SOC 2, PCI DSS 4.0, ISO 27001:2022) with evidence; their trend.
     #[command(subcommand)]
     Compliance(cmd_compliance::Command),
+    /// The pull-request check: Terraform, IAM policies and Kubernetes manifests against
+    /// the KW-CHECK rules; text, JSON or SARIF; exit 1 on a problem not in `--baseline`.
+    Check(cmd_check::Args),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -191,6 +195,7 @@ fn run() -> ExitCode {
         Command::Rotate(a) => config().and_then(|k| cmd_rotate::run(&dir, &k, a)),
         Command::Compliance(c) => cmd_compliance::run(&dir, c),
         Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
+        Command::Check(a) => cmd_check::run(a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -2,4 +2,5 @@
 //! (standard, privileged and time-bound, break-glass) and the evidence compliance asks for.
 //! Pure: the engine stores and audits, the connectors apply.
 
+pub mod check;
 pub mod compliance;

@@ -50,7 +50,8 @@ fn strs(v: Option<&Value>) -> Vec<String> {
         .collect()
 }
 
-pub(crate) fn rules_of(role: &Value) -> Vec<Rule> {
+/// The rules of a Role or ClusterRole object.
+pub fn rules_of(role: &Value) -> Vec<Rule> {
     role.get("rules")
         .and_then(Value::as_array)
         .into_iter()

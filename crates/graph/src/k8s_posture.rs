@@ -153,7 +153,7 @@ fn workloads(all: &[Value]) -> Vec<Workload<'_>> {
 }
 
 /// A service account's own automount setting, by (namespace, name).
-fn sa_automount(all: &[Value], ns: &str, name: &str) -> Option<bool> {
+pub fn sa_automount(all: &[Value], ns: &str, name: &str) -> Option<bool> {
     all.iter()
         .filter(|o| kind_of(o) == "ServiceAccount")
         .find(|o| {
@@ -182,7 +182,7 @@ fn is_sa(s: &Subject, ns: &str, name: &str) -> bool {
 }
 
 /// Whether any binding names the service account, whether or not its role exists.
-fn bound(all: &[Value], ns: &str, name: &str) -> bool {
+pub fn bound(all: &[Value], ns: &str, name: &str) -> bool {
     all.iter().filter(|o| is_binding(o)).any(|b| {
         let (_, bns) = name_ns(b);
         b.get("subjects")

@@ -204,8 +204,10 @@ pub fn normalize(doc: &[u8], ctx: &Context, sink: &mut dyn Sink) {
     }
 }
 
-/// Every object of the document, `List`s flattened, each with the line its document starts on.
-fn objects(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
+/// Every object of the document, `List`s flattened, each with the line its document starts on;
+/// a broken document is rejected into `sink` with that line. Public for `keyward check`,
+/// which judges manifests object by object.
+pub fn objects(doc: &[u8], sink: &mut dyn Sink) -> Vec<(u64, Value)> {
     let mut items = Vec::new();
     for (line, v) in documents(doc, sink) {
         let mut flat = Vec::new();

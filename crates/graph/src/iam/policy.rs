@@ -401,6 +401,11 @@ pub fn arn_glob(pattern: &str, text: &str) -> bool {
     glob(pattern, text, false)
 }
 
+/// Glob match (`*`, `?`) as IAM matches actions: case-insensitive.
+pub fn action_glob(pattern: &str, action: &str) -> bool {
+    glob(pattern, action, true)
+}
+
 /// Glob match with `*` (any run) and `?` (one character).
 fn glob(pattern: &str, text: &str, ignore_case: bool) -> bool {
     // Policies and ARNs are ASCII in practice: match bytes without allocating. Otherwise
