@@ -5,6 +5,7 @@
 #[macro_use]
 mod term;
 
+mod cmd_access;
 mod cmd_audit;
 mod cmd_clusters;
 mod cmd_dead_letters;
@@ -118,6 +119,10 @@ enum Command {
     /// triggers; `keyward serve --playbooks` runs them continuously).
     #[command(subcommand)]
     Playbook(cmd_playbook::Command),
+    /// Time-bound access that revokes itself: grant (standard or --break-glass), request,
+    /// approve, deny, apply, revoke, expire, review, list.
+    #[command(subcommand)]
+    Access(cmd_access::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -186,6 +191,7 @@ fn run() -> ExitCode {
         Command::Enable(a) => cmd_disable::enable(&dir, a),
         Command::Rotate(a) => config().and_then(|k| cmd_rotate::run(&dir, &k, a)),
         Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
+        Command::Access(c) => cmd_access::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,
