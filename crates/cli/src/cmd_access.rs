@@ -363,7 +363,8 @@ fn apply(
     actor: &str,
     kube_context: Option<&str>,
 ) -> anyhow::Result<Outcome> {
-    let result = crate::cmd_respond::run_through_connectors(engine, &mut plan, false, kube_context)?;
+    let result =
+        crate::cmd_respond::run_through_connectors(engine, &mut plan, false, kube_context)?;
     crate::cmd_respond::print_results(&plan, false);
     let now = now_ms();
     let _writing = crate::output::write_lock(engine, dir)?;
@@ -407,7 +408,13 @@ fn break_glass(
     let review = Review::open(g, now);
     {
         let _writing = crate::output::write_lock(engine, dir)?;
-        engine.audit(&audit("access.break_glass", actor, now, g, describe(g, "break-glass")))?;
+        engine.audit(&audit(
+            "access.break_glass",
+            actor,
+            now,
+            g,
+            describe(g, "break-glass"),
+        ))?;
         let opened = AuditEntry {
             at: now,
             actor: actor.to_owned(),
@@ -464,7 +471,8 @@ fn end_grant(
         | PlanStatus::Failed
         | PlanStatus::UndoFailed => {
             let mut plan = plan;
-            let r = crate::cmd_respond::run_through_connectors(engine, &mut plan, true, kube_context)?;
+            let r =
+                crate::cmd_respond::run_through_connectors(engine, &mut plan, true, kube_context)?;
             r.map_err(|e| e.to_string())
         }
     };
@@ -643,13 +651,25 @@ pub(crate) fn spawn_expiry(dir: &Path, interval: std::time::Duration) -> anyhow:
                 let mut engine = Engine::open(&data)?;
                 engine.set_durable(true)?;
                 loop {
-                    match expire_due(&mut engine, &data, now_ms(), true, "serve:access-expiry", None) {
+                    match expire_due(
+                        &mut engine,
+                        &data,
+                        now_ms(),
+                        true,
+                        "serve:access-expiry",
+                        None,
+                    ) {
                         Ok(r) => {
                             if !r.ended.is_empty() {
-                                eprintln!("keyward: access: {} grant(s) expired and revoked", r.ended.len());
+                                eprintln!(
+                                    "keyward: access: {} grant(s) expired and revoked",
+                                    r.ended.len()
+                                );
                             }
                             for (id, e) in &r.failed {
-                                eprintln!("keyward: access: revoking {id} failed (retried next tick): {e}");
+                                eprintln!(
+                                    "keyward: access: revoking {id} failed (retried next tick): {e}"
+                                );
                             }
                         }
                         Err(e) => eprintln!("keyward: access expiry: {e:#}"),
@@ -701,7 +721,9 @@ fn list(engine: &Engine, format: &str) -> anyhow::Result<Outcome> {
         .filter(|r| r.state == ReviewState::Open)
         .collect();
     if !open.is_empty() {
-        println!("\nopen post-incident reviews (close with `keyward access review GRANT --notes …`):");
+        println!(
+            "\nopen post-incident reviews (close with `keyward access review GRANT --notes …`):"
+        );
         for r in open {
             println!(
                 "  {}  break-glass by {} at {} for {}: {}",
@@ -749,7 +771,11 @@ fn review(engine: &mut Engine, dir: &Path, grant: &str, notes: &str) -> anyhow::
             actor: actor.clone(),
             action: "access.review".into(),
             target: Some(grant.to_owned()),
-            detail: Some(format!("post-incident review {} closed: {}", r.id, notes.trim())),
+            detail: Some(format!(
+                "post-incident review {} closed: {}",
+                r.id,
+                notes.trim()
+            )),
             before: Some(ReviewState::Open.as_str().into()),
             after: Some(r.state.as_str().into()),
         },
@@ -758,7 +784,13 @@ fn review(engine: &mut Engine, dir: &Path, grant: &str, notes: &str) -> anyhow::
     Ok(Outcome::Clean)
 }
 
-fn request_audit(action: &str, actor: &str, now: Millis, r: &Request, detail: String) -> AuditEntry {
+fn request_audit(
+    action: &str,
+    actor: &str,
+    now: Millis,
+    r: &Request,
+    detail: String,
+) -> AuditEntry {
     AuditEntry {
         at: now,
         actor: actor.to_owned(),

@@ -73,7 +73,12 @@ pub struct Args {
     #[arg(long)]
     pub access_expire: bool,
     /// Seconds between two expiry runs.
-    #[arg(long, default_value_t = 60, value_name = "SECONDS", requires = "access_expire")]
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        requires = "access_expire"
+    )]
     pub access_interval: u64,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,

@@ -129,7 +129,12 @@ impl Env {
     fn audit_actions(&self) -> Vec<String> {
         self.ok("alice", &["audit", "export"])
             .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["action"].as_str().unwrap().to_owned())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["action"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
             .collect()
     }
 }
@@ -150,7 +155,13 @@ struct Moto {
 impl Moto {
     fn new(endpoint: &str) -> Moto {
         Moto {
-            iam: iam::Client::new(&static_config(endpoint, "us-east-1", "testing", "testing", None)),
+            iam: iam::Client::new(&static_config(
+                endpoint,
+                "us-east-1",
+                "testing",
+                "testing",
+                None,
+            )),
             rt: tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -168,7 +179,13 @@ impl Moto {
         let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
         let out = self
             .rt
-            .block_on(self.iam.create_policy().policy_name(name).policy_document(doc).send())
+            .block_on(
+                self.iam
+                    .create_policy()
+                    .policy_name(name)
+                    .policy_document(doc)
+                    .send(),
+            )
             .unwrap();
         out.policy().unwrap().arn().unwrap().to_owned()
     }
@@ -176,7 +193,12 @@ impl Moto {
     fn attached(&self, user: &str) -> Vec<String> {
         let out = self
             .rt
-            .block_on(self.iam.list_attached_user_policies().user_name(user).send())
+            .block_on(
+                self.iam
+                    .list_attached_user_policies()
+                    .user_name(user)
+                    .send(),
+            )
             .unwrap();
         out.attached_policies()
             .iter()
@@ -189,7 +211,10 @@ impl Moto {
             .rt
             .block_on(self.iam.list_groups_for_user().user_name(user).send())
             .unwrap();
-        out.groups().iter().map(|g| g.group_name().to_owned()).collect()
+        out.groups()
+            .iter()
+            .map(|g| g.group_name().to_owned())
+            .collect()
     }
 }
 
@@ -213,7 +238,12 @@ fn a_managed_policy_is_attached_for_an_hour_and_detached_by_a_later_process() {
     let to = format!("user/{user}");
 
     // A dry run changes nothing and stays planned.
-    env.ok("alice", &["access", "grant", "--to", &to, "--policy", &arn, "--for", "1h", "--reason", "INC-1"]);
+    env.ok(
+        "alice",
+        &[
+            "access", "grant", "--to", &to, "--policy", &arn, "--for", "1h", "--reason", "INC-1",
+        ],
+    );
     assert!(m.attached(&user).is_empty());
     assert_eq!(env.grant()["state"], "planned");
     let planned = env.grant()["id"].as_str().unwrap().to_owned();
@@ -222,7 +252,20 @@ fn a_managed_policy_is_attached_for_an_hour_and_detached_by_a_later_process() {
 
     let granted = env.ok(
         "alice",
-        &["access", "grant", "--to", &to, "--policy", &arn, "--for", "1h", "--reason", "INC-1", "--execute", "--yes"],
+        &[
+            "access",
+            "grant",
+            "--to",
+            &to,
+            "--policy",
+            &arn,
+            "--for",
+            "1h",
+            "--reason",
+            "INC-1",
+            "--execute",
+            "--yes",
+        ],
     );
     assert!(granted.contains("active until"), "{granted}");
     assert_eq!(m.attached(&user), vec![arn.clone()]);
@@ -239,26 +282,69 @@ fn a_managed_policy_is_attached_for_an_hour_and_detached_by_a_later_process() {
     assert!((expires - now() - HOUR).abs() < 5 * 60_000, "{g}");
 
     // Not yet due: nothing is revoked.
-    let early = env.ok("alice", &["access", "expire", "--now", &at(now() + HOUR / 2), "--execute"]);
+    let early = env.ok(
+        "alice",
+        &[
+            "access",
+            "expire",
+            "--now",
+            &at(now() + HOUR / 2),
+            "--execute",
+        ],
+    );
     assert!(early.contains("no grant is past its expiry"), "{early}");
     assert_eq!(m.attached(&user), vec![arn.clone()]);
     // Due, as a dry run: listed, still attached.
-    let dry = env.ok("alice", &["access", "expire", "--now", &at(now() + 2 * HOUR)]);
-    assert!(dry.contains(&id) && dry.contains("would be revoked"), "{dry}");
+    let dry = env.ok(
+        "alice",
+        &["access", "expire", "--now", &at(now() + 2 * HOUR)],
+    );
+    assert!(
+        dry.contains(&id) && dry.contains("would be revoked"),
+        "{dry}"
+    );
     assert_eq!(m.attached(&user), vec![arn.clone()]);
     // Another process, as another user, finds it in the store and revokes it.
-    let done = env.ok("scheduler", &["access", "expire", "--now", &at(now() + 2 * HOUR), "--execute"]);
+    let done = env.ok(
+        "scheduler",
+        &[
+            "access",
+            "expire",
+            "--now",
+            &at(now() + 2 * HOUR),
+            "--execute",
+        ],
+    );
     assert!(done.contains("expired: revoked"), "{done}");
     assert!(m.attached(&user).is_empty(), "still attached after expiry");
     let l = env.listing();
-    let g = l["grants"].as_array().unwrap().iter().find(|g| g["id"] == id).unwrap();
+    let g = l["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["id"] == id)
+        .unwrap();
     assert_eq!(g["state"], "expired");
     assert_eq!(g["ended_by"], "cli:scheduler");
     // Nothing left to expire.
-    let again = env.ok("alice", &["access", "expire", "--now", &at(now() + 3 * HOUR), "--execute"]);
+    let again = env.ok(
+        "alice",
+        &[
+            "access",
+            "expire",
+            "--now",
+            &at(now() + 3 * HOUR),
+            "--execute",
+        ],
+    );
     assert!(again.contains("no grant is past its expiry"), "{again}");
     let actions = env.audit_actions();
-    for a in ["access.grant", "access.revoke", "access.expire", "respond.undo_step"] {
+    for a in [
+        "access.grant",
+        "access.revoke",
+        "access.expire",
+        "respond.undo_step",
+    ] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
     }
 }
@@ -275,7 +361,20 @@ fn a_group_membership_is_revoked_early_and_a_membership_from_before_is_kept() {
     let to = format!("user/{user}");
     env.ok(
         "alice",
-        &["access", "grant", "--to", &to, "--group", &group, "--for", "30m", "--reason", "release 4.2", "--execute", "--yes"],
+        &[
+            "access",
+            "grant",
+            "--to",
+            &to,
+            "--group",
+            &group,
+            "--for",
+            "30m",
+            "--reason",
+            "release 4.2",
+            "--execute",
+            "--yes",
+        ],
     );
     assert_eq!(m.groups(&user), vec![group.clone()]);
     let id = env.grant()["id"].as_str().unwrap().to_owned();
@@ -284,17 +383,43 @@ fn a_group_membership_is_revoked_early_and_a_membership_from_before_is_kept() {
     assert_eq!(env.grant()["state"], "revoked");
     let out = env.run("bob", &["access", "revoke", &id, "--execute"]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("revoked already"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("revoked already"),
+        "{}",
+        text(&out.stderr)
+    );
 
     // A member before the grant stays a member after it.
     let env = Env::new();
-    m.rt.block_on(m.iam.add_user_to_group().group_name(&group).user_name(&user).send())
-        .unwrap();
+    m.rt.block_on(
+        m.iam
+            .add_user_to_group()
+            .group_name(&group)
+            .user_name(&user)
+            .send(),
+    )
+    .unwrap();
     env.ok(
         "alice",
-        &["access", "grant", "--to", &to, "--group", &group, "--for", "30m", "--reason", "again", "--execute", "--yes"],
+        &[
+            "access",
+            "grant",
+            "--to",
+            &to,
+            "--group",
+            &group,
+            "--for",
+            "30m",
+            "--reason",
+            "again",
+            "--execute",
+            "--yes",
+        ],
     );
-    env.ok("alice", &["access", "expire", "--now", &at(now() + HOUR), "--execute"]);
+    env.ok(
+        "alice",
+        &["access", "expire", "--now", &at(now() + HOUR), "--execute"],
+    );
     assert_eq!(env.grant()["state"], "expired");
     assert_eq!(m.groups(&user), vec![group]);
 }
@@ -304,7 +429,21 @@ fn break_glass_is_capped_at_four_hours() {
     let env = Env::new();
     let out = env.run(
         "alice",
-        &["access", "grant", "--to", "role/oncall", "--policy", "arn:aws:iam::aws:policy/AdministratorAccess", "--for", "5h", "--reason", "prod down", "--break-glass", "--execute", "--yes"],
+        &[
+            "access",
+            "grant",
+            "--to",
+            "role/oncall",
+            "--policy",
+            "arn:aws:iam::aws:policy/AdministratorAccess",
+            "--for",
+            "5h",
+            "--reason",
+            "prod down",
+            "--break-glass",
+            "--execute",
+            "--yes",
+        ],
     );
     assert!(!out.status.success());
     let err = text(&out.stderr);
@@ -324,10 +463,28 @@ fn break_glass_alerts_and_its_review_stays_open_until_someone_else_closes_it() {
     let arn = m.policy(&unique("admin-ish"));
     let out = env.run(
         "alice",
-        &["access", "grant", "--to", &format!("user/{user}"), "--policy", &arn, "--for", "4h", "--reason", "prod down", "--break-glass", "--execute", "--yes"],
+        &[
+            "access",
+            "grant",
+            "--to",
+            &format!("user/{user}"),
+            "--policy",
+            &arn,
+            "--for",
+            "4h",
+            "--reason",
+            "prod down",
+            "--break-glass",
+            "--execute",
+            "--yes",
+        ],
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).contains("BREAK-GLASS"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("BREAK-GLASS"),
+        "{}",
+        text(&out.stderr)
+    );
     assert_eq!(m.attached(&user), vec![arn]);
     let g = env.grant();
     let id = g["id"].as_str().unwrap().to_owned();
@@ -336,13 +493,33 @@ fn break_glass_alerts_and_its_review_stays_open_until_someone_else_closes_it() {
     assert!(listed.contains("open post-incident reviews"), "{listed}");
     let own = env.run("alice", &["access", "review", &id, "--notes", "all fine"]);
     assert!(!own.status.success());
-    assert!(text(&own.stderr).contains("closed by someone else"), "{}", text(&own.stderr));
-    env.ok("bob", &["access", "review", &id, "--notes", "rolled back the bad deploy"]);
+    assert!(
+        text(&own.stderr).contains("closed by someone else"),
+        "{}",
+        text(&own.stderr)
+    );
+    env.ok(
+        "bob",
+        &[
+            "access",
+            "review",
+            &id,
+            "--notes",
+            "rolled back the bad deploy",
+        ],
+    );
     let l = env.listing();
     assert_eq!(l["reviews"][0]["state"], "closed");
     assert_eq!(l["reviews"][0]["closed_by"], "cli:bob");
-    assert!(!env.ok("alice", &["access", "list"]).contains("open post-incident reviews"));
-    assert!(env.audit_actions().iter().any(|a| a == "access.break_glass"));
+    assert!(
+        !env.ok("alice", &["access", "list"])
+            .contains("open post-incident reviews")
+    );
+    assert!(
+        env.audit_actions()
+            .iter()
+            .any(|a| a == "access.break_glass")
+    );
 }
 
 #[test]
@@ -354,14 +531,29 @@ fn a_request_is_approved_by_someone_else_and_becomes_a_grant() {
     let arn = m.policy(&unique("write-reports"));
     env.ok(
         "alice",
-        &["access", "request", "--to", &format!("user/{user}"), "--policy", &arn, "--for", "2h", "--reason", "quarterly export"],
+        &[
+            "access",
+            "request",
+            "--to",
+            &format!("user/{user}"),
+            "--policy",
+            &arn,
+            "--for",
+            "2h",
+            "--reason",
+            "quarterly export",
+        ],
     );
     let l = env.listing();
     let rid = l["requests"][0]["id"].as_str().unwrap().to_owned();
     assert!(m.attached(&user).is_empty());
     let own = env.run("alice", &["access", "approve", &rid, "--execute", "--yes"]);
     assert!(!own.status.success());
-    assert!(text(&own.stderr).contains("approved by someone else"), "{}", text(&own.stderr));
+    assert!(
+        text(&own.stderr).contains("approved by someone else"),
+        "{}",
+        text(&own.stderr)
+    );
     assert!(m.attached(&user).is_empty());
     env.ok("bob", &["access", "approve", &rid, "--execute", "--yes"]);
     assert_eq!(m.attached(&user), vec![arn]);
@@ -373,7 +565,18 @@ fn a_request_is_approved_by_someone_else_and_becomes_a_grant() {
 
     let denied = env.run(
         "alice",
-        &["access", "request", "--to", &format!("user/{user}"), "--group", "admins", "--for", "1h", "--reason", "curious"],
+        &[
+            "access",
+            "request",
+            "--to",
+            &format!("user/{user}"),
+            "--group",
+            "admins",
+            "--for",
+            "1h",
+            "--reason",
+            "curious",
+        ],
     );
     assert!(denied.status.success());
     let l = env.listing();
@@ -386,11 +589,25 @@ fn a_request_is_approved_by_someone_else_and_becomes_a_grant() {
         .as_str()
         .unwrap()
         .to_owned();
-    env.ok("bob", &["access", "deny", &pending, "--reason", "not during the freeze"]);
+    env.ok(
+        "bob",
+        &[
+            "access",
+            "deny",
+            &pending,
+            "--reason",
+            "not during the freeze",
+        ],
+    );
     let after = env.run("carol", &["access", "approve", &pending]);
     assert!(!after.status.success());
     let actions = env.audit_actions();
-    for a in ["access.request", "access.approve", "access.deny", "access.grant"] {
+    for a in [
+        "access.request",
+        "access.approve",
+        "access.deny",
+        "access.grant",
+    ] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
     }
 }
@@ -415,7 +632,15 @@ fn a_role_binding_is_created_for_the_grant_and_deleted_at_expiry() {
     let setup = [
         vec!["create", "namespace", ns.as_str()],
         vec!["-n", ns.as_str(), "create", "serviceaccount", "ledger"],
-        vec!["-n", ns.as_str(), "create", "role", "debugger", "--verb=get,list", "--resource=pods"],
+        vec![
+            "-n",
+            ns.as_str(),
+            "create",
+            "role",
+            "debugger",
+            "--verb=get,list",
+            "--resource=pods",
+        ],
     ];
     for args in &setup {
         let out = kubectl(&kc, args);
@@ -424,24 +649,78 @@ fn a_role_binding_is_created_for_the_grant_and_deleted_at_expiry() {
     let to = format!("{ns}/serviceaccount/ledger");
     env.ok(
         "alice",
-        &["access", "grant", "--to", &to, "--role", "debugger", "--namespace", &ns, "--for", "1h", "--reason", "INC-9", "--execute", "--yes"],
+        &[
+            "access",
+            "grant",
+            "--to",
+            &to,
+            "--role",
+            "debugger",
+            "--namespace",
+            &ns,
+            "--for",
+            "1h",
+            "--reason",
+            "INC-9",
+            "--execute",
+            "--yes",
+        ],
     );
     let id = env.grant()["id"].as_str().unwrap().to_owned();
     let name = format!("keyward-{id}");
     let out = kubectl(&kc, &["-n", &ns, "get", "rolebinding", &name, "-o", "json"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let b: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(b["metadata"]["labels"]["app.kubernetes.io/managed-by"], "keyward");
-    assert_eq!(b["metadata"]["annotations"]["keyward.dev/access-grant"], id.as_str());
+    assert_eq!(
+        b["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "keyward"
+    );
+    assert_eq!(
+        b["metadata"]["annotations"]["keyward.dev/access-grant"],
+        id.as_str()
+    );
     assert_eq!(b["roleRef"]["kind"], "Role");
     assert_eq!(b["subjects"][0]["name"], "ledger");
-    let can = kubectl(&kc, &["auth", "can-i", "list", "pods", "-n", &ns, "--as", &format!("system:serviceaccount:{ns}:ledger")]);
+    let can = kubectl(
+        &kc,
+        &[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "-n",
+            &ns,
+            "--as",
+            &format!("system:serviceaccount:{ns}:ledger"),
+        ],
+    );
     assert_eq!(text(&can.stdout).trim(), "yes");
 
-    env.ok("scheduler", &["access", "expire", "--now", &at(now() + 2 * HOUR), "--execute"]);
+    env.ok(
+        "scheduler",
+        &[
+            "access",
+            "expire",
+            "--now",
+            &at(now() + 2 * HOUR),
+            "--execute",
+        ],
+    );
     let out = kubectl(&kc, &["-n", &ns, "get", "rolebinding", &name]);
     assert!(!out.status.success(), "the binding is still there");
     assert_eq!(env.grant()["state"], "expired");
-    let can = kubectl(&kc, &["auth", "can-i", "list", "pods", "-n", &ns, "--as", &format!("system:serviceaccount:{ns}:ledger")]);
+    let can = kubectl(
+        &kc,
+        &[
+            "auth",
+            "can-i",
+            "list",
+            "pods",
+            "-n",
+            &ns,
+            "--as",
+            &format!("system:serviceaccount:{ns}:ledger"),
+        ],
+    );
     assert_eq!(text(&can.stdout).trim(), "no");
 }

@@ -199,8 +199,12 @@ mod tests {
         {
             let mut e = Engine::open(dir.path()).unwrap();
             let _w = e.write_lock().unwrap();
-            e.create_grant(&g, &plan, audit("access.grant", "cli:alice", 0, &g, "x".into()))
-                .unwrap();
+            e.create_grant(
+                &g,
+                &plan,
+                audit("access.grant", "cli:alice", 0, &g, "x".into()),
+            )
+            .unwrap();
             g.activate(H).unwrap();
             e.put_grant(&g, audit("access.grant", "cli:alice", H, &g, "y".into()))
                 .unwrap();
@@ -210,7 +214,10 @@ mod tests {
         let due = e.due_grants(3 * H).unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].state, GrantState::Active);
-        assert_eq!(e.response_plan(&g.plan).unwrap().map(|p| p.id), Some(g.plan));
+        assert_eq!(
+            e.response_plan(&g.plan).unwrap().map(|p| p.id),
+            Some(g.plan)
+        );
         let actions: Vec<String> = e
             .audit_log(100)
             .unwrap()

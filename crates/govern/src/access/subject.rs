@@ -129,7 +129,11 @@ impl Grantee {
 /// `user/NAME` or `role/NAME` (the last path segment is the name).
 fn iam(account: Option<String>, resource: &str) -> Option<Grantee> {
     let (kind, rest) = resource.split_once('/')?;
-    let name = rest.rsplit('/').next().filter(|n| !n.is_empty())?.to_owned();
+    let name = rest
+        .rsplit('/')
+        .next()
+        .filter(|n| !n.is_empty())?
+        .to_owned();
     match kind {
         "user" => Some(Grantee::IamUser { account, name }),
         "role" => Some(Grantee::IamRole { account, name }),
@@ -243,7 +247,9 @@ impl Entitlement {
                 "it is an IAM entitlement and this is a service account",
             )),
             (Entitlement::KubeRole { .. }, Grantee::IamUser { .. } | Grantee::IamRole { .. }) => {
-                Err(mismatch("a Kubernetes role is granted to a service account"))
+                Err(mismatch(
+                    "a Kubernetes role is granted to a service account",
+                ))
             }
             (
                 Entitlement::KubeRole {

@@ -82,10 +82,7 @@ impl AwsConnector {
                 match self.iam.get_policy().policy_arn(arn).send().await {
                     Ok(_) => {}
                     Err(e) if missing!(e) => {
-                        return Err(precondition(
-                            &target,
-                            format!("no managed policy `{arn}`"),
-                        ));
+                        return Err(precondition(&target, format!("no managed policy `{arn}`")));
                     }
                     Err(e) => return Err(api("GetPolicy", &target, e)),
                 }
@@ -143,7 +140,10 @@ impl AwsConnector {
                 let on = self.member(user, group, &target).await?;
                 verified(
                     on,
-                    format!("{user} {} in group {group}", if on { "is" } else { "is not" }),
+                    format!(
+                        "{user} {} in group {group}",
+                        if on { "is" } else { "is not" }
+                    ),
                 )
             }
         })
