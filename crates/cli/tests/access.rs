@@ -461,6 +461,7 @@ fn break_glass_alerts_and_its_review_stays_open_until_someone_else_closes_it() {
     let user = unique("responder");
     m.user(&user);
     let arn = m.policy(&unique("admin-ish"));
+    let (hook, alert) = webhook();
     let out = env.run(
         "alice",
         &[
@@ -475,6 +476,8 @@ fn break_glass_alerts_and_its_review_stays_open_until_someone_else_closes_it() {
             "--reason",
             "prod down",
             "--break-glass",
+            "--notify",
+            &hook,
             "--execute",
             "--yes",
         ],
@@ -485,6 +488,14 @@ fn break_glass_alerts_and_its_review_stays_open_until_someone_else_closes_it() {
         "{}",
         text(&out.stderr)
     );
+    let alert: Value = serde_json::from_str(
+        &alert
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(alert["event"], "access.break_glass");
+    assert_eq!(alert["actor"], "cli:alice");
     assert_eq!(m.attached(&user), vec![arn]);
     let g = env.grant();
     let id = g["id"].as_str().unwrap().to_owned();
@@ -610,6 +621,106 @@ fn a_request_is_approved_by_someone_else_and_becomes_a_grant() {
     ] {
         assert!(actions.iter().any(|x| x == a), "no {a} in {actions:?}");
     }
+}
+
+/// A one-shot webhook on loopback: its URL, and the body it receives.
+fn webhook() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = conn.read(&mut chunk).unwrap();
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .unwrap_or(0);
+                if body.len() >= len || n == 0 {
+                    conn.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n")
+                        .unwrap();
+                    tx.send(body.to_owned()).unwrap();
+                    return;
+                }
+            }
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn keyward_serve_expires_grants_on_its_own() {
+    let env = Env::new();
+    let Some(m) = moto(&env) else { return };
+    let user = unique("nightly");
+    m.user(&user);
+    let arn = m.policy(&unique("read-metrics"));
+    env.ok(
+        "alice",
+        &[
+            "access",
+            "grant",
+            "--to",
+            &format!("user/{user}"),
+            "--policy",
+            &arn,
+            "--for",
+            "1m",
+            "--reason",
+            "short job",
+            "--execute",
+            "--yes",
+        ],
+    );
+    assert_eq!(m.attached(&user), vec![arn]);
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .arg("--data-dir")
+        .arg(&env.data)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--access-expire",
+            "--access-interval",
+            "1",
+        ])
+        .env("AWS_ENDPOINT_URL", env.aws.as_deref().unwrap())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("KUBECONFIG", "/nonexistent")
+        .env_remove("KEYWARD_DATA_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let state = loop {
+        let state = env.grant()["state"].as_str().unwrap().to_owned();
+        if state != "active" || std::time::Instant::now() > deadline {
+            break state;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    };
+    serve.kill().unwrap();
+    serve.wait().unwrap();
+    assert_eq!(state, "expired");
+    assert_eq!(env.grant()["ended_by"], "serve:access-expiry");
+    assert!(
+        m.attached(&user).is_empty(),
+        "still attached after serve expired it"
+    );
 }
 
 /// `kubectl` against the test cluster.
