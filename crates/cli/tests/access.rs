@@ -834,4 +834,45 @@ fn a_role_binding_is_created_for_the_grant_and_deleted_at_expiry() {
         ],
     );
     assert_eq!(text(&can.stdout).trim(), "no");
+
+    // A ClusterRole, cluster-wide, revoked early.
+    env.ok(
+        "alice",
+        &[
+            "access",
+            "grant",
+            "--to",
+            &to,
+            "--role",
+            "clusterrole/view",
+            "--for",
+            "30m",
+            "--reason",
+            "INC-10",
+            "--execute",
+            "--yes",
+        ],
+    );
+    let l = env.listing();
+    let id = l["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["state"] == "active")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let name = format!("keyward-{id}");
+    let out = kubectl(&kc, &["get", "clusterrolebinding", &name, "-o", "json"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let b: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(b["roleRef"]["kind"], "ClusterRole");
+    assert_eq!(b["subjects"][0]["namespace"], ns.as_str());
+    env.ok("bob", &["access", "revoke", &id, "--execute"]);
+    assert!(
+        !kubectl(&kc, &["get", "clusterrolebinding", &name])
+            .status
+            .success()
+    );
 }
