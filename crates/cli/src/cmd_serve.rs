@@ -67,6 +67,19 @@ pub struct Args {
     /// Seconds between two scheduler ticks.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub playbook_interval: u64,
+    /// Revoke time-bound access grants past their expiry, executing, every
+    /// --access-interval (what `keyward access expire --execute` does), with the
+    /// connectors from the environment.
+    #[arg(long)]
+    pub access_expire: bool,
+    /// Seconds between two expiry runs.
+    #[arg(
+        long,
+        default_value_t = 60,
+        value_name = "SECONDS",
+        requires = "access_expire"
+    )]
+    pub access_interval: u64,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
 }
@@ -229,6 +242,16 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
         }
         None => None,
     };
+    if args.access_expire {
+        eprintln!(
+            "keyward: access expiry every {} s, executing",
+            args.access_interval.max(1)
+        );
+        crate::cmd_access::spawn_expiry(
+            dir,
+            std::time::Duration::from_secs(args.access_interval.max(1)),
+        )?;
+    }
     let state = AppState::new(
         engine,
         Config {

@@ -5,6 +5,7 @@
 #[macro_use]
 mod term;
 
+mod cmd_access;
 mod cmd_audit;
 mod cmd_check;
 mod cmd_clusters;
@@ -126,6 +127,10 @@ enum Command {
     /// The pull-request check: Terraform, IAM policies and Kubernetes manifests against
     /// the KW-CHECK rules; text, JSON or SARIF; exit 1 on a problem not in `--baseline`.
     Check(cmd_check::Args),
+    /// Time-bound access that revokes itself: grant (standard or --break-glass), request,
+    /// approve, deny, apply, revoke, expire, review, list.
+    #[command(subcommand)]
+    Access(cmd_access::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -196,6 +201,7 @@ fn run() -> ExitCode {
         Command::Compliance(c) => cmd_compliance::run(&dir, c),
         Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
         Command::Check(a) => cmd_check::run(a),
+        Command::Access(c) => cmd_access::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -7,6 +7,7 @@
 //! S3 object, an IAM snapshot) are read whole, one file at a time. Memory is bounded by the
 //! inventory plus the largest single document.
 
+pub mod access;
 mod clusters;
 pub mod compliance;
 mod detection;
@@ -61,6 +62,9 @@ pub enum EngineError {
     /// An exception that cannot be used (no such rule, nothing to match, a bad glob).
     #[error("detection: {0}")]
     Exception(#[from] keyward_detect::rules::RuleError),
+    /// Time-bound access refused (a cap, a state, who may approve).
+    #[error("access: {0}")]
+    Access(#[from] keyward_govern::access::AccessError),
     /// A response plan could not be made.
     #[error("respond: {0}")]
     Plan(#[from] keyward_respond::plan::PlanError),

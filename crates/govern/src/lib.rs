@@ -2,5 +2,6 @@
 //! (standard, privileged and time-bound, break-glass) and the evidence compliance asks for.
 //! Pure: the engine stores and audits, the connectors apply.
 
+pub mod access;
 pub mod check;
 pub mod compliance;

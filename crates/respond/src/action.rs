@@ -41,6 +41,34 @@ impl IamPrincipal {
     }
 }
 
+/// The kind of role a Kubernetes binding grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RoleKind {
+    Role,
+    ClusterRole,
+}
+
+impl RoleKind {
+    /// The `kubectl create rolebinding` flag (`--role`, `--clusterrole`).
+    pub fn flag(self) -> &'static str {
+        match self {
+            RoleKind::Role => "--role",
+            RoleKind::ClusterRole => "--clusterrole",
+        }
+    }
+
+    /// The `roleRef.kind` the API expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleKind::Role => "Role",
+            RoleKind::ClusterRole => "ClusterRole",
+        }
+    }
+}
+
+/// The annotation naming the access grant a binding was created for.
+pub const GRANT_ANNOTATION: &str = "keyward.dev/access-grant";
+
 /// A Kubernetes binding's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum BindingKind {
@@ -219,6 +247,38 @@ pub enum Action {
     /// A rotation's old key or a retired identity deleted after its grace period
     /// ([`crate::purge`]): cannot be undone; the snapshot holds what was deleted.
     Delete { what: crate::purge::Deletion },
+    /// A managed policy attached to an IAM user or role (a time-bound access grant; its undo
+    /// detaches it, unless it was attached before the grant).
+    AttachPolicy {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        principal: IamPrincipal,
+        policy_arn: String,
+    },
+    /// An IAM user added to a group (a time-bound access grant; its undo removes it, unless
+    /// it was a member before the grant).
+    AddToGroup {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        account: Option<String>,
+        user: String,
+        group: String,
+    },
+    /// A binding of `role` to one service account created, labelled [`MANAGED_BY_LABEL`]
+    /// `keyward` and annotated [`GRANT_ANNOTATION`] with the grant's id (a time-bound access
+    /// grant; its undo deletes it). A RoleBinding lives in `namespace`.
+    CreateBinding {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cluster: Option<String>,
+        kind: BindingKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        namespace: Option<String>,
+        name: String,
+        role_kind: RoleKind,
+        role: String,
+        sa_namespace: String,
+        service_account: String,
+        grant: String,
+    },
     /// Something a person must look at: no API change is made.
     /// `inspect` is the command that shows what to look at (a step's own `command` field
     /// holds the list of commands, so the action's may not share its name).
@@ -238,7 +298,9 @@ impl Action {
             | Action::CreateAccessKey { .. }
             | Action::PromoteSecretVersion { .. }
             | Action::RestoreBaseline { .. }
-            | Action::VerifyAccessKey { .. } => "aws",
+            | Action::VerifyAccessKey { .. }
+            | Action::AttachPolicy { .. }
+            | Action::AddToGroup { .. } => "aws",
             Action::UpdateSecretValue { location, .. } => location.platform(),
             Action::Delete { what } => what.platform(),
             Action::WriteVaultToken { into, .. } => into.platform(),
@@ -251,7 +313,8 @@ impl Action {
             | Action::DeleteTokenSecrets { .. }
             | Action::RestartPods { .. }
             | Action::BlueGreen { .. }
-            | Action::DeleteBinding { .. } => "kubernetes",
+            | Action::DeleteBinding { .. }
+            | Action::CreateBinding { .. } => "kubernetes",
             Action::Review { .. } => "manual",
         }
     }
@@ -282,6 +345,9 @@ impl Action {
             Action::WriteVaultToken { .. } => "write_vault_token",
             Action::VerifyVaultToken { .. } => "verify_vault_token",
             Action::Delete { .. } => "delete",
+            Action::AttachPolicy { .. } => "attach_policy",
+            Action::AddToGroup { .. } => "add_to_group",
+            Action::CreateBinding { .. } => "create_binding",
             Action::Review { .. } => "review",
         }
     }
@@ -324,12 +390,16 @@ impl Action {
             Action::DenyAll { account, principal }
             | Action::RestoreBaseline {
                 account, principal, ..
+            }
+            | Action::AttachPolicy {
+                account, principal, ..
             } => iam(account, principal.noun(), principal.name()),
             Action::RevokeSessions { account, role, .. }
             | Action::DenyWebIdentitySubject { account, role, .. } => iam(account, "role", role),
             Action::DeactivateAccessKey { key_id, .. } => key_id.clone(),
             Action::DeleteLoginProfile { account, user }
             | Action::ListMfaDevices { account, user }
+            | Action::AddToGroup { account, user, .. }
             | Action::CreateAccessKey { account, user, .. }
             | Action::VerifyAccessKey { account, user, .. } => iam(account, "user", user),
             Action::UpdateSecretValue { location, .. } => location.to_string(),
@@ -357,6 +427,12 @@ impl Action {
                 format!("{namespace}/serviceaccount/{service_account}")
             }
             Action::DeleteBinding {
+                kind,
+                namespace,
+                name,
+                ..
+            }
+            | Action::CreateBinding {
                 kind,
                 namespace,
                 name,
@@ -432,6 +508,17 @@ impl Action {
                 "the token issued for the destination is in this process's memory".into()
             }
             Action::Delete { what } => what.precondition(),
+            Action::AttachPolicy { principal, .. } => format!(
+                "the {} and the managed policy exist (attached already: left so, and left at revocation)",
+                principal.noun()
+            ),
+            Action::AddToGroup { .. } => {
+                "the user and the group exist (a member already: left so, and left at revocation)".into()
+            }
+            Action::CreateBinding { role_kind, .. } => format!(
+                "the service account's namespace exists and no binding of that name does; the {} exists",
+                role_kind.as_str()
+            ),
             Action::Review { .. } => "none".into(),
         }
     }

@@ -16,6 +16,8 @@
 //! - `list_mfa_devices`: `{"mfa_devices": [{"serial": …, "enabled": TIME}]}`.
 //! - `deny_web_identity_subject`: `{"previous_document": TEXT, "applied_document": DOC | null}`
 //!   (null: the statement was there already, so undo leaves it).
+//! - `attach_policy`, `add_to_group` (`access.rs`): `{"already": bool}` — attached (a
+//!   member) before the step, so undo leaves it.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_iam as iam;
@@ -254,6 +256,9 @@ impl AwsConnector {
                 IamPrincipal::Role(role) => self.role_state(role, &target).await,
                 IamPrincipal::User(user) => self.user_state(user, &target).await,
             },
+            Action::AttachPolicy { .. } | Action::AddToGroup { .. } => {
+                self.access_snapshot(action).await
+            }
             Action::Delete { what } => self.purge_snapshot(what).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
@@ -266,6 +271,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -320,6 +326,9 @@ impl AwsConnector {
             Action::RestoreBaseline {
                 principal, change, ..
             } => self.restore_apply(principal, change, &target).await,
+            Action::AttachPolicy { .. } | Action::AddToGroup { .. } => {
+                self.access_apply(action).await
+            }
             Action::Delete { what } => self.purge_apply(what).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
@@ -332,6 +341,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -410,6 +420,9 @@ impl AwsConnector {
             Action::RestoreBaseline {
                 principal, change, ..
             } => self.restore_verify(principal, change, false, &target).await,
+            Action::AttachPolicy { .. } | Action::AddToGroup { .. } => {
+                self.access_verify(action).await
+            }
             Action::Delete { what } => self.purge_verify(what).await,
             Action::RemoveBindings { .. }
             | Action::DeleteTokenSecrets { .. }
@@ -422,6 +435,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -478,6 +492,9 @@ impl AwsConnector {
             Action::RestoreBaseline {
                 principal, change, ..
             } => self.restore_undo(principal, change, state, &target).await,
+            Action::AttachPolicy { .. } | Action::AddToGroup { .. } => {
+                self.access_undo(action, state).await
+            }
             Action::Delete { .. } => Err(precondition(
                 &target,
                 "a deletion cannot be undone: the plan's evidence holds what was deleted",
@@ -493,6 +510,7 @@ impl AwsConnector {
             | Action::IssueVaultToken { .. }
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_aws(action)),
         }
     }
@@ -971,6 +989,9 @@ fn inline_policy(action: &Action) -> Result<(IamPrincipal, &'static str, Value),
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
         | Action::Delete { .. }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
+        | Action::CreateBinding { .. }
         | Action::Review { .. } => Err(precondition(
             &action.target(),
             format!("`{}` does not write an inline policy", action.name()),

@@ -9,6 +9,8 @@ use crate::action::{
 };
 
 #[cfg(feature = "aws")]
+mod access;
+#[cfg(feature = "aws")]
 mod campaign;
 #[cfg(feature = "aws")]
 mod client;
@@ -154,6 +156,21 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
                 q(role)
             ),
         ],
+        Action::AttachPolicy {
+            principal,
+            policy_arn,
+            ..
+        } => vec![format!(
+            "aws iam attach-{noun}-policy --{noun}-name {name} --policy-arn {arn}",
+            noun = principal.noun(),
+            name = q(principal.name()),
+            arn = q(policy_arn),
+        )],
+        Action::AddToGroup { user, group, .. } => vec![format!(
+            "aws iam add-user-to-group --user-name {} --group-name {}",
+            q(user),
+            q(group)
+        )],
         _ => Vec::new(),
     }
 }
@@ -189,6 +206,21 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         Action::DenyWebIdentitySubject { role, .. } => vec![format!(
             "aws iam update-assume-role-policy --role-name {} --policy-document file://trust-before.json  # from the plan's evidence",
             q(role)
+        )],
+        Action::AttachPolicy {
+            principal,
+            policy_arn,
+            ..
+        } => vec![format!(
+            "aws iam detach-{noun}-policy --{noun}-name {name} --policy-arn {arn}  # unless it was attached before the grant",
+            noun = principal.noun(),
+            name = q(principal.name()),
+            arn = q(policy_arn),
+        )],
+        Action::AddToGroup { user, group, .. } => vec![format!(
+            "aws iam remove-user-from-group --user-name {} --group-name {}  # unless it was a member before the grant",
+            q(user),
+            q(group)
         )],
         _ => Vec::new(),
     }

@@ -139,7 +139,9 @@ impl AwsConnector {
         }
     }
 
-    async fn attach(
+    /// Attaches (or, with `attach` false, detaches: one gone already is fine) a managed
+    /// policy; also what access grants use.
+    pub(super) async fn attach(
         &self,
         p: &IamPrincipal,
         arn: &str,

@@ -279,6 +279,9 @@ impl AwsConnector {
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
             | Action::Delete { .. }
+            | Action::AttachPolicy { .. }
+            | Action::AddToGroup { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -362,6 +365,9 @@ impl AwsConnector {
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
             | Action::Delete { .. }
+            | Action::AttachPolicy { .. }
+            | Action::AddToGroup { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -531,6 +537,9 @@ impl AwsConnector {
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
             | Action::Delete { .. }
+            | Action::AttachPolicy { .. }
+            | Action::AddToGroup { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }
@@ -679,6 +688,9 @@ impl AwsConnector {
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
             | Action::Delete { .. }
+            | Action::AttachPolicy { .. }
+            | Action::AddToGroup { .. }
+            | Action::CreateBinding { .. }
             | Action::Review { .. } => Err(not_rotation(action)),
         }
     }

@@ -18,7 +18,8 @@
 //!
 //! Layout: `bindings.rs` (remove_bindings, delete_binding), `tokens.rs`
 //! (delete_token_secrets), `pods.rs` (restart_pods and the workloads of a snapshot),
-//! `bluegreen.rs`, `purge.rs` (a retired account deleted), `common.rs` (references, errors,
+//! `bluegreen.rs`, `purge.rs` (a retired account deleted), `access.rs` (a time-bound
+//! grant's binding), `common.rs` (references, errors,
 //! waiting).
 
 use std::collections::HashMap;
@@ -38,6 +39,7 @@ use crate::action::Action;
 use crate::purge::Deletion;
 use crate::{ConnectorError, Verified};
 
+mod access;
 mod bindings;
 mod bluegreen;
 mod common;
@@ -107,6 +109,8 @@ enum Kube<'a> {
     DeleteBinding(BindingRef),
     /// A retired account deleted after its grace period (`purge.rs`).
     DeleteAccount(Sa<'a>),
+    /// A time-bound access grant's binding (`access.rs`).
+    Grant(access::GrantBinding<'a>),
 }
 
 fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
@@ -153,6 +157,26 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
                     ..
                 },
         } => Kube::DeleteAccount(sa(namespace, service_account)),
+        Action::CreateBinding {
+            kind,
+            namespace,
+            name,
+            role_kind,
+            role,
+            sa_namespace,
+            service_account,
+            grant,
+            ..
+        } => Kube::Grant(access::GrantBinding {
+            kind: *kind,
+            namespace: namespace.as_deref(),
+            name,
+            role_kind: *role_kind,
+            role,
+            sa_namespace,
+            service_account,
+            grant,
+        }),
         Action::DenyAll { .. }
         | Action::RevokeSessions { .. }
         | Action::DeactivateAccessKey { .. }
@@ -173,6 +197,8 @@ fn parse(action: &Action) -> Result<Kube<'_>, ConnectorError> {
         | Action::Delete {
             what: Deletion::AccessKey { .. } | Deletion::IamUser { .. } | Deletion::IamRole { .. },
         }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
         | Action::Review { .. } => {
             return Err(precondition(
                 action.target(),
@@ -308,6 +334,13 @@ impl KubeConnector {
                 }
                 Ok(doc)
             }
+            Kube::Grant(g) => {
+                let mut doc = access::snapshot(c, g).await?;
+                if let Some(m) = doc.as_object_mut() {
+                    m.insert("cluster".into(), json!(cluster));
+                }
+                Ok(doc)
+            }
         }
     }
 
@@ -343,6 +376,7 @@ impl KubeConnector {
             )),
             Kube::DeleteBinding(r) => Ok(to_json(&bindings::delete_one(c, &r).await?)),
             Kube::DeleteAccount(sa) => purge::apply(c, sa).await,
+            Kube::Grant(g) => access::apply(c, g).await,
         }
     }
 
@@ -379,6 +413,7 @@ impl KubeConnector {
             }
             Kube::DeleteBinding(r) => bindings::verify_deleted(c, &r).await,
             Kube::DeleteAccount(sa) => purge::verify(c, sa).await,
+            Kube::Grant(g) => access::verify(c, g).await,
         }
     }
 
@@ -421,6 +456,7 @@ impl KubeConnector {
                 target,
                 "a deleted service account cannot be brought back: the plan's evidence holds it",
             )),
+            Kube::Grant(g) => access::undo(c, g).await,
         }
     }
 }
@@ -479,7 +515,8 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::DeleteTokenSecrets { cluster, .. }
         | Action::RestartPods { cluster, .. }
         | Action::BlueGreen { cluster, .. }
-        | Action::DeleteBinding { cluster, .. } => cluster.as_deref(),
+        | Action::DeleteBinding { cluster, .. }
+        | Action::CreateBinding { cluster, .. } => cluster.as_deref(),
         Action::DenyAll { .. }
         | Action::RevokeSessions { .. }
         | Action::DeactivateAccessKey { .. }
@@ -498,6 +535,8 @@ fn cluster_of(action: &Action) -> Option<&str> {
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
         | Action::Delete { .. }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
         | Action::Review { .. } => None,
     }
 }

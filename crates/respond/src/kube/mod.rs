@@ -1,7 +1,7 @@
 //! Kubernetes: the equivalent `kubectl` commands and (with the `kubernetes` feature) the
 //! connector in `client.rs` that carries the actions out through the API server.
 
-use crate::action::{Action, shell_quote as q};
+use crate::action::{Action, GRANT_ANNOTATION, MANAGED_BY_LABEL, shell_quote as q};
 
 #[cfg(feature = "kubernetes")]
 mod campaign;
@@ -135,6 +135,38 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
                 None => vec![format!("{k} delete {} {}", kind.resource(), q(name))],
             }
         }
+        Action::CreateBinding {
+            cluster,
+            kind,
+            namespace,
+            name,
+            role_kind,
+            role,
+            sa_namespace,
+            service_account,
+            grant,
+        } => {
+            let k = kubectl(cluster);
+            let ns = namespace
+                .as_deref()
+                .map_or_else(String::new, |n| format!(" -n {}", q(n)));
+            let object = format!("{}{ns} {}", kind.resource(), q(name));
+            vec![
+                format!(
+                    "{k}{ns} create {object_kind} {n} {flag}={role} --serviceaccount={sa}",
+                    object_kind = kind.resource(),
+                    n = q(name),
+                    flag = role_kind.flag(),
+                    role = q(role),
+                    sa = q(&format!("{sa_namespace}:{service_account}")),
+                ),
+                format!("{k} label {object} {MANAGED_BY_LABEL}=keyward"),
+                format!(
+                    "{k} annotate {object} {}",
+                    q(&format!("{GRANT_ANNOTATION}={grant}"))
+                ),
+            ]
+        }
         Action::DenyAll { .. }
         | Action::RevokeSessions { .. }
         | Action::DeactivateAccessKey { .. }
@@ -153,6 +185,8 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
         | Action::Delete { .. }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
@@ -198,6 +232,22 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
                 format!("{k} -n {ns} delete serviceaccount {r}"),
             ]
         }
+        Action::CreateBinding {
+            cluster,
+            kind,
+            namespace,
+            name,
+            ..
+        } => vec![match namespace {
+            Some(ns) => format!(
+                "{} -n {} delete {} {}",
+                kubectl(cluster),
+                q(ns),
+                kind.resource(),
+                q(name)
+            ),
+            None => format!("{} delete {} {}", kubectl(cluster), kind.resource(), q(name)),
+        }],
         Action::DenyAll { .. }
         | Action::RevokeSessions { .. }
         | Action::DeactivateAccessKey { .. }
@@ -216,6 +266,8 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
             | Action::WriteVaultToken { .. }
             | Action::VerifyVaultToken { .. }
             | Action::Delete { .. }
+            | Action::AttachPolicy { .. }
+            | Action::AddToGroup { .. }
             | Action::Review { .. } => Vec::new(),
     }
 }

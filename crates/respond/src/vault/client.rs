@@ -345,6 +345,9 @@ fn parse(action: &Action) -> Result<V<'_>, ConnectorError> {
         | Action::RestoreBaseline { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Delete { .. }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
+        | Action::CreateBinding { .. }
         | Action::Review { .. } => return Err(not_vault(action)),
     })
 }

@@ -476,6 +476,9 @@ pub(crate) fn commands(action: &Action) -> Vec<String> {
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Delete { .. }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
+        | Action::CreateBinding { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }
@@ -527,6 +530,9 @@ pub(crate) fn undo_commands(action: &Action) -> Vec<String> {
         | Action::UpdateSecretValue { .. }
         | Action::VerifyAccessKey { .. }
         | Action::Delete { .. }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
+        | Action::CreateBinding { .. }
         | Action::Review { .. } => Vec::new(),
     }
 }

@@ -108,6 +108,9 @@ fn secret_of(action: &Action) -> Result<(&str, &str, &str, &str), ConnectorError
         | Action::WriteVaultToken { .. }
         | Action::VerifyVaultToken { .. }
         | Action::Delete { .. }
+        | Action::AttachPolicy { .. }
+        | Action::AddToGroup { .. }
+        | Action::CreateBinding { .. }
         | Action::Review { .. } => Err(precondition(
             action.target(),
             format!("`{}` is not a Kubernetes rotation action", action.name()),

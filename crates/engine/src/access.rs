@@ -1,0 +1,229 @@
+//! Time-bound access in the store: grants, break-glass reviews and privileged requests are
+//! typed jobs in the `jobs` table (kinds [`GRANT`], [`REVIEW`], [`REQUEST`]), each write in
+//! one transaction with its audit entry, so a grant's expiry survives any restart: whoever
+//! runs expiry next (`keyward access expire`, `keyward serve --access-expire`) finds it here.
+//! The model (states, caps, who may approve) is `keyward_govern::access`; the platform change
+//! is the grant's response plan, stored and run like any other.
+//!
+//! Audit actions: `access.grant`, `access.revoke`, `access.expire`, `access.break_glass`,
+//! `access.review`, `access.request`, `access.approve`, `access.deny`.
+
+use keyward_govern::access::{Grant, Request, Review};
+use keyward_model::time::Millis;
+use keyward_respond::Plan;
+use keyward_store::AuditEntry;
+
+use crate::jobs::Job;
+use crate::{Engine, EngineError};
+
+/// The job kind of a grant (its id is the grant's).
+pub const GRANT: &str = "access_grant";
+/// The job kind of a break-glass review (its parent is the grant).
+pub const REVIEW: &str = "access_review";
+/// The job kind of a privileged request.
+pub const REQUEST: &str = "access_request";
+
+/// How many of each kind listings read.
+const LIMIT: usize = 100_000;
+
+/// An audit entry about a grant: its id as the target, `detail` in words, its state after.
+pub fn audit(action: &str, actor: &str, at: Millis, grant: &Grant, detail: String) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: Some(grant.id.clone()),
+        detail: Some(detail),
+        before: None,
+        after: Some(grant.state.as_str().to_owned()),
+    }
+}
+
+impl Engine {
+    /// Stores a new grant's plan (`respond.plan`) and the grant itself (`audit`), each with its
+    /// audit entry. The caller holds the writer lock.
+    pub fn create_grant(
+        &mut self,
+        grant: &Grant,
+        plan: &Plan,
+        audit: AuditEntry,
+    ) -> Result<(), EngineError> {
+        self.save_plan(
+            plan,
+            AuditEntry {
+                at: audit.at,
+                actor: audit.actor.clone(),
+                action: "respond.plan".into(),
+                target: Some(plan.id.clone()),
+                detail: Some(format!("access grant {} for {}", grant.id, plan.identity)),
+                before: None,
+                after: None,
+            },
+        )?;
+        self.put_grant(grant, audit)
+    }
+
+    /// Writes a grant's state with its audit entry. The caller holds the writer lock.
+    pub fn put_grant(&mut self, grant: &Grant, audit: AuditEntry) -> Result<(), EngineError> {
+        let job = Job {
+            id: grant.id.clone(),
+            kind: GRANT.into(),
+            parent: grant.request.clone(),
+            created_at: grant.created_at,
+            updated_at: audit.at,
+            status: grant.state.as_str().into(),
+            doc: grant.clone(),
+        };
+        self.put_job(&job, Some(audit))
+    }
+
+    pub fn access_grant(&self, id: &str) -> Result<Option<Grant>, EngineError> {
+        Ok(self
+            .job::<Grant>(id)?
+            .filter(|j| j.kind == GRANT)
+            .map(|j| j.doc))
+    }
+
+    /// Every grant, newest first.
+    pub fn access_grants(&self) -> Result<Vec<Grant>, EngineError> {
+        Ok(self
+            .jobs::<Grant>(GRANT, None, LIMIT)?
+            .into_iter()
+            .map(|j| j.doc)
+            .collect())
+    }
+
+    /// The grants expiry ends at `now` (not ended, `expires_at` reached), oldest expiry first.
+    pub fn due_grants(&self, now: Millis) -> Result<Vec<Grant>, EngineError> {
+        let mut due: Vec<Grant> = self
+            .access_grants()?
+            .into_iter()
+            .filter(|g| g.due(now))
+            .collect();
+        due.sort_by(|a, b| a.expires_at.cmp(&b.expires_at).then(a.id.cmp(&b.id)));
+        Ok(due)
+    }
+
+    /// Writes a review with its audit entry. The caller holds the writer lock.
+    pub fn put_review(&mut self, review: &Review, audit: AuditEntry) -> Result<(), EngineError> {
+        let job = Job {
+            id: review.id.clone(),
+            kind: REVIEW.into(),
+            parent: Some(review.grant.clone()),
+            created_at: review.opened_at,
+            updated_at: audit.at,
+            status: review.state.as_str().into(),
+            doc: review.clone(),
+        };
+        self.put_job(&job, Some(audit))
+    }
+
+    /// The review of a break-glass grant.
+    pub fn access_review(&self, grant: &str) -> Result<Option<Review>, EngineError> {
+        Ok(self
+            .jobs::<Review>(REVIEW, Some(grant), 1)?
+            .into_iter()
+            .next()
+            .map(|j| j.doc))
+    }
+
+    /// Every review, newest first.
+    pub fn access_reviews(&self) -> Result<Vec<Review>, EngineError> {
+        Ok(self
+            .jobs::<Review>(REVIEW, None, LIMIT)?
+            .into_iter()
+            .map(|j| j.doc)
+            .collect())
+    }
+
+    /// Writes a request with its audit entry. The caller holds the writer lock.
+    pub fn put_request(&mut self, request: &Request, audit: AuditEntry) -> Result<(), EngineError> {
+        let job = Job {
+            id: request.id.clone(),
+            kind: REQUEST.into(),
+            parent: None,
+            created_at: request.requested_at,
+            updated_at: audit.at,
+            status: request.state.as_str().into(),
+            doc: request.clone(),
+        };
+        self.put_job(&job, Some(audit))
+    }
+
+    pub fn access_request(&self, id: &str) -> Result<Option<Request>, EngineError> {
+        Ok(self
+            .job::<Request>(id)?
+            .filter(|j| j.kind == REQUEST)
+            .map(|j| j.doc))
+    }
+
+    /// Every request, newest first.
+    pub fn access_requests(&self) -> Result<Vec<Request>, EngineError> {
+        Ok(self
+            .jobs::<Request>(REQUEST, None, LIMIT)?
+            .into_iter()
+            .map(|j| j.doc)
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keyward_govern::access::{Entitlement, GrantAsk, GrantState, Grantee};
+
+    use super::*;
+
+    const H: Millis = 3_600_000;
+
+    fn grant(now: Millis) -> (Grant, Plan) {
+        Grant::new(&GrantAsk {
+            grantee: Grantee::parse("user/deploy").unwrap(),
+            entitlement: Entitlement::Group {
+                name: "admins".into(),
+            },
+            duration: 2 * H,
+            reason: "INC-7",
+            requester: "cli:alice",
+            approver: None,
+            request: None,
+            break_glass: false,
+            now,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_grant_and_its_expiry_outlive_the_engine() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut g, plan) = grant(0);
+        {
+            let mut e = Engine::open(dir.path()).unwrap();
+            let _w = e.write_lock().unwrap();
+            e.create_grant(
+                &g,
+                &plan,
+                audit("access.grant", "cli:alice", 0, &g, "x".into()),
+            )
+            .unwrap();
+            g.activate(H).unwrap();
+            e.put_grant(&g, audit("access.grant", "cli:alice", H, &g, "y".into()))
+                .unwrap();
+        }
+        let e = Engine::open(dir.path()).unwrap();
+        assert!(e.due_grants(2 * H).unwrap().is_empty());
+        let due = e.due_grants(3 * H).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].state, GrantState::Active);
+        assert_eq!(
+            e.response_plan(&g.plan).unwrap().map(|p| p.id),
+            Some(g.plan)
+        );
+        let actions: Vec<String> = e
+            .audit_log(100)
+            .unwrap()
+            .into_iter()
+            .map(|a| a.entry.action)
+            .collect();
+        assert!(actions.iter().filter(|a| *a == "access.grant").count() == 2);
+    }
+}
