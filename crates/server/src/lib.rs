@@ -98,6 +98,8 @@ pub fn router(state: AppState) -> Router {
             post(api::respond::execute),
         )
         .route("/api/respond/plans/{id}/undo", post(api::respond::undo))
+        .route("/api/access", get(api::govern::access))
+        .route("/api/compliance/{framework}", get(api::govern::compliance))
         .route("/api/ingest", post(api::ingest::generic))
         .route(
             "/api/webhooks/kubernetes-audit",

@@ -298,6 +298,25 @@ async fn answers_fit_their_documented_schemas() {
     let (s, _) = checked(app, doc, "POST", route, Some(&f.viewer), None, &[]).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 
+    // Governance, read-only: a scorecard and the (empty) access records.
+    let c = ("/api/compliance/soc2", "/api/compliance/{framework}");
+    let (s, v) = checked(app, doc, "GET", c, Some(&f.viewer), None, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["report"]["framework"], "soc2", "{v}");
+    assert!(
+        v["report"]["controls"].as_array().unwrap().len() >= 5,
+        "{v}"
+    );
+    let c = ("/api/compliance/nist", "/api/compliance/{framework}");
+    let (s, _) = checked(app, doc, "GET", c, Some(&f.viewer), None, &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let a = ("/api/access", "/api/access");
+    let (s, v) = checked(app, doc, "GET", a, Some(&f.viewer), None, &[]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["grants"], json!([]), "{v}");
+    let (s, _) = checked(app, doc, "GET", a, None, None, &[]).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+
     let k8s = example("kw-k8s-exec-attach");
     let list = json!({"kind": "EventList", "apiVersion": "audit.k8s.io/v1", "items": [k8s]});
     let hook = "/api/webhooks/kubernetes-audit";
@@ -508,7 +527,7 @@ fn is_browser_route(path: &str, handler: &str) -> bool {
 #[tokio::test]
 async fn openapi_document_covers_every_api_route_with_its_security() {
     // Every API route, with the role its handler's `authorize` asks for (None: no token).
-    let expected: [(&str, &str, Option<Role>); 26] = [
+    let expected: [(&str, &str, Option<Role>); 28] = [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/api/openapi.json", None),
@@ -530,6 +549,8 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         ),
         ("POST", "/api/respond/plans/{id}/execute", Some(Role::Admin)),
         ("POST", "/api/respond/plans/{id}/undo", Some(Role::Admin)),
+        ("GET", "/api/access", Some(Role::Viewer)),
+        ("GET", "/api/compliance/{framework}", Some(Role::Viewer)),
         (
             "POST",
             "/api/webhooks/kubernetes-audit",

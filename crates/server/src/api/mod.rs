@@ -9,6 +9,7 @@ pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod findings;
 pub mod github;
+pub(crate) mod govern;
 pub(crate) mod health;
 pub(crate) mod identities;
 pub(crate) mod ingest;
