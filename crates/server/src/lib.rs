@@ -61,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/findings/{id}/status", post(dashboard::set_status))
         .route("/ui/respond", get(dashboard::plans))
         .route("/ui/compliance", get(dashboard::compliance))
+        .route("/ui/access", get(dashboard::access))
         .route("/ui/respond/plan", post(dashboard::create_plan))
         .route("/ui/respond/{id}", get(dashboard::plan))
         .route("/ui/respond/{id}/execute", post(dashboard::execute_plan))

@@ -95,13 +95,14 @@ fn csrf_of(html: &str) -> String {
     html[at..at + 64].to_owned()
 }
 
-const PAGES: [&str; 6] = [
+const PAGES: [&str; 7] = [
     "/ui/",
     "/ui/identities",
     "/ui/identity?id=arn:aws:iam::070411556318:user/christophe",
     "/ui/findings",
     "/ui/compliance",
     "/ui/compliance?framework=pci-dss-4",
+    "/ui/access",
 ];
 
 #[tokio::test]

@@ -225,6 +225,7 @@ fn page_error(status: StatusCode, message: &str) -> Response {
 /// Text escaping for the SVG we draw ourselves (templates escape on their own).
 use keyward_graph::export::xml_escape as esc;
 
+mod access;
 mod compliance;
 mod findings;
 mod graph;
@@ -234,6 +235,7 @@ mod overview;
 mod respond;
 mod signin;
 
+pub(crate) use access::access;
 pub(crate) use compliance::compliance;
 pub(crate) use findings::{findings, set_status};
 pub(crate) use identity::identity;
