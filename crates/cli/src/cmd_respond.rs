@@ -168,6 +168,12 @@ fn stored(engine: &Engine, id: &str) -> anyhow::Result<Plan> {
 /// Executes or undoes a stored plan after confirmation.
 fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outcome> {
     let plan = stored(engine, &a.plan)?;
+    if plan.steps.iter().any(|s| s.action.grants_access()) {
+        anyhow::bail!(
+            "plan {} applies a time-bound access grant: use `keyward access apply|revoke` (run bare, the access would never expire)",
+            plan.id
+        );
+    }
     confirm_and_run(engine, plan, undo, a.yes, a.kube_context.as_deref())
 }
 

@@ -279,6 +279,17 @@ fn a_managed_policy_is_attached_for_an_hour_and_detached_by_a_later_process() {
         .clone();
     let id = g["id"].as_str().unwrap().to_owned();
     let expires = g["expires_at"].as_i64().unwrap();
+    // The grant's plan does not run bare: undone outside `keyward access`, the grant would
+    // stay active in the store; executed outside it, it would never expire.
+    let plan = g["plan"].as_str().unwrap();
+    let bare = env.run("alice", &["respond", "undo", plan, "--yes"]);
+    assert!(!bare.status.success());
+    assert!(
+        text(&bare.stderr).contains("keyward access"),
+        "{}",
+        text(&bare.stderr)
+    );
+    assert_eq!(m.attached(&user), vec![arn.clone()]);
     assert!((expires - now() - HOUR).abs() < 5 * 60_000, "{g}");
 
     // Not yet due: nothing is revoked.

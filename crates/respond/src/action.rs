@@ -352,6 +352,16 @@ impl Action {
         }
     }
 
+    /// Whether it is a time-bound access grant's step: such a plan runs only through
+    /// `keyward access` (apply, revoke, expire), which keeps the grant's state and expiry;
+    /// executed or undone as a bare plan, the access would never expire.
+    pub fn grants_access(&self) -> bool {
+        matches!(
+            self,
+            Action::AttachPolicy { .. } | Action::AddToGroup { .. } | Action::CreateBinding { .. }
+        )
+    }
+
     /// Whether executing it changes the platform (a listing or a review does not).
     pub fn changes_platform(&self) -> bool {
         !matches!(

@@ -58,6 +58,15 @@ pub async fn run(
     else {
         return Ok(None);
     };
+    if plan.steps.iter().any(|s| s.action.grants_access()) {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            format!(
+                "plan {} applies a time-bound access grant: `keyward access apply|revoke` runs it (run bare, the access would never expire)",
+                plan.id
+            ),
+        ));
+    }
     let engine = engine.clone();
     let kube_context = std::env::var("KEYWARD_KUBE_CONTEXT").ok();
     let joined = tokio::task::spawn_blocking(move || -> Result<Ran, ApiError> {
