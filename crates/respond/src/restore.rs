@@ -63,9 +63,7 @@ impl Change {
     pub fn field(&self) -> &'static str {
         match self {
             Change::DetachPolicy { .. } | Change::AttachPolicy { .. } => "attached_policies",
-            Change::DeleteInlinePolicy { .. } | Change::PutInlinePolicy { .. } => {
-                "inline_policies"
-            }
+            Change::DeleteInlinePolicy { .. } | Change::PutInlinePolicy { .. } => "inline_policies",
             Change::SetTrustPolicy { .. } => "trust_policy",
             Change::SetBoundary { .. } => "permissions_boundary",
             Change::RemoveFromGroup { .. } | Change::AddToGroup { .. } => "groups",

@@ -145,7 +145,10 @@ struct Grant<'p> {
 
 fn grants(sources: &[Sourced]) -> Vec<Grant<'_>> {
     let mut out = Vec::new();
-    for s in sources.iter().filter(|s| !s.source.starts_with("boundary:")) {
+    for s in sources
+        .iter()
+        .filter(|s| !s.source.starts_with("boundary:"))
+    {
         for pat in s.policy.allow_patterns() {
             let resources = pat
                 .resources

@@ -30,9 +30,17 @@ fn tf_name(name: &str) -> String {
 /// identity is a role (else a user); `name` is its IAM name.
 pub fn terraform(report: &Report, role: bool, name: &str) -> String {
     let (kind, attr, attach) = if role {
-        ("aws_iam_role_policy", "role", "aws_iam_role_policy_attachment")
+        (
+            "aws_iam_role_policy",
+            "role",
+            "aws_iam_role_policy_attachment",
+        )
     } else {
-        ("aws_iam_user_policy", "user", "aws_iam_user_policy_attachment")
+        (
+            "aws_iam_user_policy",
+            "user",
+            "aws_iam_user_policy_attachment",
+        )
     };
     let mut out = String::new();
     let _ = writeln!(
@@ -68,7 +76,11 @@ pub fn terraform(report: &Report, role: bool, name: &str) -> String {
             let _ = writeln!(out, "#   - {} ({})", u.action, u.source);
         }
     }
-    for note in report.kept.iter().map(|k| format!("kept {}: {}", k.action, k.why)) {
+    for note in report
+        .kept
+        .iter()
+        .map(|k| format!("kept {}: {}", k.action, k.why))
+    {
         let _ = writeln!(out, "# {note}");
     }
     for b in &report.blockers {
@@ -82,7 +94,11 @@ pub fn terraform(report: &Report, role: bool, name: &str) -> String {
         name.replace('\\', "\\\\").replace('"', "\\\"")
     );
     for line in doc.lines() {
-        let _ = writeln!(out, "    {}", line.replace("${", "$${").replace("%{", "%%{"));
+        let _ = writeln!(
+            out,
+            "    {}",
+            line.replace("${", "$${").replace("%{", "%%{")
+        );
     }
     out.push_str("  EOT\n}\n");
     out

@@ -19,21 +19,54 @@ fn cloudtrail_events_map_to_iam_actions() {
     assert_eq!(ok("s3.amazonaws.com:GetObject"), "s3:GetObject");
     assert_eq!(ok("s3.amazonaws.com:ListBuckets"), "s3:ListAllMyBuckets");
     assert_eq!(ok("s3.amazonaws.com:ListObjectsV2"), "s3:ListBucket");
-    assert_eq!(ok("monitoring.amazonaws.com:PutMetricData"), "cloudwatch:PutMetricData");
+    assert_eq!(
+        ok("monitoring.amazonaws.com:PutMetricData"),
+        "cloudwatch:PutMetricData"
+    );
     assert_eq!(ok("email.amazonaws.com:SendEmail"), "ses:SendEmail");
-    assert_eq!(ok("lambda.amazonaws.com:GetFunction20150331v2"), "lambda:GetFunction");
-    assert_eq!(ok("lambda.amazonaws.com:ListFunctions20150331"), "lambda:ListFunctions");
+    assert_eq!(
+        ok("lambda.amazonaws.com:GetFunction20150331v2"),
+        "lambda:GetFunction"
+    );
+    assert_eq!(
+        ok("lambda.amazonaws.com:ListFunctions20150331"),
+        "lambda:ListFunctions"
+    );
     assert_eq!(ok("lambda.amazonaws.com:Invoke"), "lambda:InvokeFunction");
-    assert_eq!(ok("ec2-instance-connect.amazonaws.com:SendSSHPublicKey"), "ec2-instance-connect:SendSSHPublicKey");
+    assert_eq!(
+        ok("ec2-instance-connect.amazonaws.com:SendSSHPublicKey"),
+        "ec2-instance-connect:SendSSHPublicKey"
+    );
     assert_eq!(ok("iam.amazonaws.com:GetRole"), "iam:GetRole");
     // A failure other than a refusal was still authorized.
-    assert_eq!(iam_action("iam.amazonaws.com:GetRole", Some("NoSuchEntity")).unwrap(), "iam:GetRole");
+    assert_eq!(
+        iam_action("iam.amazonaws.com:GetRole", Some("NoSuchEntity")).unwrap(),
+        "iam:GetRole"
+    );
     let skip = |a: &str, e: Option<&str>| iam_action(a, e).unwrap_err();
-    assert_eq!(skip("signin.amazonaws.com:ConsoleLogin", None), Skip::NotPolicyAuthorized);
-    assert_eq!(skip("sts.amazonaws.com:AssumeRoleWithWebIdentity", None), Skip::NotPolicyAuthorized);
-    assert_eq!(skip("sts.amazonaws.com:GetCallerIdentity", None), Skip::NotPolicyAuthorized);
-    assert_eq!(skip("iam.amazonaws.com:CreateUser", Some("AccessDenied")), Skip::Denied);
-    assert_eq!(skip("ec2.amazonaws.com:RunInstances", Some("Client.UnauthorizedOperation")), Skip::Denied);
+    assert_eq!(
+        skip("signin.amazonaws.com:ConsoleLogin", None),
+        Skip::NotPolicyAuthorized
+    );
+    assert_eq!(
+        skip("sts.amazonaws.com:AssumeRoleWithWebIdentity", None),
+        Skip::NotPolicyAuthorized
+    );
+    assert_eq!(
+        skip("sts.amazonaws.com:GetCallerIdentity", None),
+        Skip::NotPolicyAuthorized
+    );
+    assert_eq!(
+        skip("iam.amazonaws.com:CreateUser", Some("AccessDenied")),
+        Skip::Denied
+    );
+    assert_eq!(
+        skip(
+            "ec2.amazonaws.com:RunInstances",
+            Some("Client.UnauthorizedOperation")
+        ),
+        Skip::Denied
+    );
     assert_eq!(skip("create pods/exec", None), Skip::NotAwsService);
     assert_eq!(skip("example.com:Thing", None), Skip::NotAwsService);
 }
@@ -52,8 +85,14 @@ fn grants() -> Vec<Sourced> {
     ]}))
     .unwrap();
     vec![
-        Sourced { source: "managed:arn:aws:iam::111122223333:policy/pipeline".into(), policy: managed },
-        Sourced { source: "inline:debug".into(), policy: inline },
+        Sourced {
+            source: "managed:arn:aws:iam::111122223333:policy/pipeline".into(),
+            policy: managed,
+        },
+        Sourced {
+            source: "inline:debug".into(),
+            policy: inline,
+        },
     ]
 }
 
@@ -70,7 +109,11 @@ fn input<'a>(calls: &'a [Call<'a>], grants: &'a [Sourced]) -> Input<'a> {
 }
 
 fn call(action: &'static str) -> Call<'static> {
-    Call { action, target: None, error_code: None }
+    Call {
+        action,
+        target: None,
+        error_code: None,
+    }
 }
 
 #[test]
@@ -81,9 +124,17 @@ fn a_role_granted_more_than_it_used_gets_a_smaller_policy() {
         call("glue.amazonaws.com:GetJob"),
         call("glue.amazonaws.com:StartJobRun"),
         call("s3.amazonaws.com:ListBuckets"),
-        Call { action: "sts.amazonaws.com:AssumeRole", target: Some(target), error_code: None },
+        Call {
+            action: "sts.amazonaws.com:AssumeRole",
+            target: Some(target),
+            error_code: None,
+        },
         call("signin.amazonaws.com:ConsoleLogin"),
-        Call { action: "iam.amazonaws.com:CreateUser", target: None, error_code: Some("AccessDenied") },
+        Call {
+            action: "iam.amazonaws.com:CreateUser",
+            target: None,
+            error_code: Some("AccessDenied"),
+        },
     ];
     let g = grants();
     let r = rightsize(&input(&calls, &g)).unwrap();
@@ -112,7 +163,10 @@ fn a_role_granted_more_than_it_used_gets_a_smaller_policy() {
     assert_eq!(r.proposed_actions, 6);
     assert_eq!(
         r.replaces,
-        ["inline:debug", "managed:arn:aws:iam::111122223333:policy/pipeline"]
+        [
+            "inline:debug",
+            "managed:arn:aws:iam::111122223333:policy/pipeline"
+        ]
     );
     assert!(r.blockers.is_empty(), "{:?}", r.blockers);
 
@@ -132,18 +186,35 @@ fn a_role_granted_more_than_it_used_gets_a_smaller_policy() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert_eq!(changes, ["put_inline_policy", "delete_inline_policy", "detach_policy"]);
-    assert!(p.steps[0].command[1].contains("put-role-policy --role-name data-pipeline --policy-name KeywardRightsized"));
+    assert_eq!(
+        changes,
+        ["put_inline_policy", "delete_inline_policy", "detach_policy"]
+    );
+    assert!(
+        p.steps[0].command[1]
+            .contains("put-role-policy --role-name data-pipeline --policy-name KeywardRightsized")
+    );
 
     let tf = render::terraform(&r, true, "data-pipeline");
-    assert!(tf.contains("resource \"aws_iam_role_policy\" \"data_pipeline_rightsized\""), "{tf}");
-    assert!(tf.contains("#   - aws_iam_role_policy_attachment of arn:aws:iam::111122223333:policy/pipeline"), "{tf}");
+    assert!(
+        tf.contains("resource \"aws_iam_role_policy\" \"data_pipeline_rightsized\""),
+        "{tf}"
+    );
+    assert!(
+        tf.contains(
+            "#   - aws_iam_role_policy_attachment of arn:aws:iam::111122223333:policy/pipeline"
+        ),
+        "{tf}"
+    );
     assert!(tf.contains("#   - aws_iam_role_policy \"debug\""), "{tf}");
 }
 
 #[test]
 fn data_events_in_the_logs_are_judged_like_the_rest() {
-    let calls = [call("s3.amazonaws.com:GetObject"), call("glue.amazonaws.com:GetJob")];
+    let calls = [
+        call("s3.amazonaws.com:GetObject"),
+        call("glue.amazonaws.com:GetJob"),
+    ];
     let g = grants();
     let r = rightsize(&input(&calls, &g)).unwrap();
     assert!(r.kept.is_empty());
@@ -157,23 +228,38 @@ fn a_thin_or_empty_window_is_refused() {
     let mut thin = input(&calls, &g);
     thin.coverage = Some((NOW - 10 * DAY - 1, NOW));
     let err = rightsize(&thin).unwrap_err();
-    assert_eq!(err, Refusal::ThinWindow { identity: ROLE.into(), days: 90, covered: 10 });
+    assert_eq!(
+        err,
+        Refusal::ThinWindow {
+            identity: ROLE.into(),
+            days: 90,
+            covered: 10
+        }
+    );
     assert!(err.to_string().contains("--days 10"), "{err}");
     let mut none = input(&calls, &g);
     none.coverage = None;
     assert!(matches!(rightsize(&none), Err(Refusal::NoLogs { .. })));
     // Only calls that say nothing about need: never "remove everything".
     let quiet = [call("signin.amazonaws.com:ConsoleLogin")];
-    assert!(matches!(rightsize(&input(&quiet, &g)), Err(Refusal::NoCalls { .. })));
-    assert!(matches!(rightsize(&input(&[], &g)), Err(Refusal::NoCalls { .. })));
+    assert!(matches!(
+        rightsize(&input(&quiet, &g)),
+        Err(Refusal::NoCalls { .. })
+    ));
+    assert!(matches!(
+        rightsize(&input(&[], &g)),
+        Err(Refusal::NoCalls { .. })
+    ));
 }
 
 #[test]
 fn a_use_granted_only_under_a_condition_blocks_execution() {
     let g = vec![Sourced {
         source: "inline:mfa".into(),
-        policy: Policy::parse(&json!({"Statement": [{"Effect": "Allow", "Action": "glue:*",
-            "Resource": "*", "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]}))
+        policy: Policy::parse(
+            &json!({"Statement": [{"Effect": "Allow", "Action": "glue:*",
+            "Resource": "*", "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}}}]}),
+        )
         .unwrap(),
     }];
     let calls = [call("glue.amazonaws.com:GetJob")];

@@ -356,7 +356,11 @@ impl AwsConnector {
                     same != undone,
                     format!(
                         "inline policy {name} {}",
-                        if same { "is the document put" } else { "differs from the document put" }
+                        if same {
+                            "is the document put"
+                        } else {
+                            "differs from the document put"
+                        }
                     ),
                 )
             }
@@ -448,7 +452,9 @@ impl AwsConnector {
                     _ => {
                         return Err(precondition(
                             target,
-                            format!("the step's result does not say what inline policy {name} was before"),
+                            format!(
+                                "the step's result does not say what inline policy {name} was before"
+                            ),
                         ));
                     }
                 };
