@@ -88,14 +88,12 @@ fn print_table(r: &Rightsized) {
     println!("\nused:");
     for (service, actions) in &rep.used {
         for u in actions {
-            let on = if u.narrowed {
-                u.resources.join(", ")
-            } else {
-                "*".into()
-            };
+            let seen = if u.narrowed { " (as called)" } else { "" };
             println!(
-                "  {service:<16} {:<40} {:>6} calls  on {on}",
-                u.action, u.calls
+                "  {service:<16} {:<40} {:>6} calls  on {}{seen}",
+                u.action,
+                u.calls,
+                u.resources.join(", ")
             );
         }
     }

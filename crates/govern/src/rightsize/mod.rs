@@ -83,9 +83,9 @@ pub enum Refusal {
 pub struct Used {
     pub action: String,
     pub calls: u64,
-    /// The ARNs its calls named (all of them, when `narrowed`).
+    /// What the proposal grants it on: the ARNs its calls named when every call named one
+    /// (`narrowed`), else the granting statements' resources.
     pub resources: Vec<String>,
-    /// Whether every call named an ARN, so the proposal names them.
     pub narrowed: bool,
 }
 
@@ -261,15 +261,15 @@ pub fn rightsize(input: &Input<'_>) -> Result<Report, Refusal> {
                 "{action} is granted only under a condition the proposal does not carry over"
             ));
         }
-        proposed.push((action.clone(), resources));
         used.entry(map::service(action).to_owned())
             .or_default()
             .push(Used {
                 action: action.clone(),
                 calls: *calls,
-                resources: arns.iter().cloned().collect(),
+                resources: resources.clone(),
                 narrowed,
             });
+        proposed.push((action.clone(), resources));
     }
     let data_logged: BTreeSet<&str> = seen
         .keys()
