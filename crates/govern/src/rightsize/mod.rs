@@ -71,6 +71,10 @@ pub enum Refusal {
         covered: u32,
     },
     #[error(
+        "the CloudTrail read for the account of `{identity}` stops {days_short} days before the window ends: its recent use is unknown"
+    )]
+    StaleLogs { identity: String, days_short: u32 },
+    #[error(
         "no calls by `{identity}` in the last {days} days: refusing to propose removing everything"
     )]
     NoCalls { identity: String, days: u32 },
@@ -182,12 +186,21 @@ fn granted_resources(grants: &[Grant<'_>], action: &str) -> Option<Vec<String>> 
     }
 }
 
-/// Whether the logs cover the window; the covered whole days otherwise.
+/// Whether the account's logs cover the whole window, from its start to within a day of
+/// its end.
 pub fn check_window(input: &Input<'_>) -> Result<(), Refusal> {
     let identity = input.identity.to_owned();
-    let Some((first, _)) = input.coverage else {
+    let Some((first, last)) = input.coverage else {
         return Err(Refusal::NoLogs { identity });
     };
+    // Another account's logs may run on: this one's must reach the window's end too.
+    if last < input.now - DAY {
+        let days_short = u32::try_from((input.now - last) / DAY).unwrap_or(u32::MAX);
+        return Err(Refusal::StaleLogs {
+            identity,
+            days_short,
+        });
+    }
     let start = input.now - Millis::from(input.days) * DAY;
     if first > start {
         let covered = u32::try_from((input.now - first).max(0) / DAY).unwrap_or(u32::MAX);

@@ -237,6 +237,15 @@ fn a_thin_or_empty_window_is_refused() {
         }
     );
     assert!(err.to_string().contains("--days 10"), "{err}");
+    let mut stale = input(&calls, &g);
+    stale.coverage = Some((NOW - 95 * DAY, NOW - 30 * DAY));
+    assert_eq!(
+        rightsize(&stale).unwrap_err(),
+        Refusal::StaleLogs {
+            identity: ROLE.into(),
+            days_short: 30
+        }
+    );
     let mut none = input(&calls, &g);
     none.coverage = None;
     assert!(matches!(rightsize(&none), Err(Refusal::NoLogs { .. })));
