@@ -21,6 +21,7 @@ mod cmd_inventory;
 mod cmd_lifecycle;
 mod cmd_playbook;
 mod cmd_respond;
+mod cmd_rightsize;
 mod cmd_rotate;
 #[cfg(all(feature = "aws", feature = "kubernetes"))]
 mod cmd_rotate_campaign;
@@ -121,6 +122,9 @@ enum Command {
     /// triggers; `keyward serve --playbooks` runs them continuously).
     #[command(subcommand)]
     Playbook(cmd_playbook::Command),
+    /// Least privilege from observed use: used vs granted actions, a smaller policy (table,
+    /// JSON, Terraform); `--execute` applies it as an undo-able plan.
+    Rightsize(cmd_rightsize::Args),
     /// Compliance scorecards (SOC 2, PCI DSS 4.0, ISO 27001:2022) with evidence; their trend.
     #[command(subcommand)]
     Compliance(cmd_compliance::Command),
@@ -199,6 +203,7 @@ fn run() -> ExitCode {
         Command::Enable(a) => cmd_disable::enable(&dir, a),
         Command::Rotate(a) => config().and_then(|k| cmd_rotate::run(&dir, &k, a)),
         Command::Compliance(c) => cmd_compliance::run(&dir, c),
+        Command::Rightsize(a) => cmd_rightsize::run(&dir, a),
         Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
         Command::Check(a) => cmd_check::run(a),
         Command::Access(c) => cmd_access::run(&dir, c),

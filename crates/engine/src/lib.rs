@@ -22,6 +22,7 @@ mod query;
 mod records;
 pub mod respond;
 pub mod retire;
+pub mod rightsize;
 mod topology;
 
 pub use clusters::{
@@ -65,6 +66,12 @@ pub enum EngineError {
     /// Time-bound access refused (a cap, a state, who may approve).
     #[error("access: {0}")]
     Access(#[from] keyward_govern::access::AccessError),
+    /// No rightsizing: the logs cannot tell what the identity used.
+    #[error(transparent)]
+    Rightsize(#[from] keyward_govern::rightsize::Refusal),
+    /// A rightsizing that may not be applied.
+    #[error(transparent)]
+    RightsizePlan(#[from] keyward_govern::rightsize::plan::PlanError),
     /// A response plan could not be made.
     #[error("respond: {0}")]
     Plan(#[from] keyward_respond::plan::PlanError),

@@ -70,6 +70,12 @@ impl LogSpans {
         out
     }
 
+    /// How far the `kind` log of `scope` (an account, a cluster) reaches: its first and
+    /// last sighting, if any.
+    pub(crate) fn span(&self, kind: SourceKind, scope: &str) -> Option<(Millis, Millis)> {
+        self.spans.get(&(kind, scope.to_owned())).copied()
+    }
+
     /// Whether `i`'s use over the stale window of `lc` is known: the platform records
     /// last use itself (credential report, `RoleLastUsed`), or its log spans the window
     /// (from its start to within a day of its end).

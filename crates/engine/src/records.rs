@@ -71,6 +71,16 @@ impl Engine {
         Ok(self.store.recent_events(actor, limit)?)
     }
 
+    /// An identity's events at or after `since`, newest first, at most `limit`.
+    pub fn events_since(
+        &self,
+        actor: &str,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<Event<'static>>> {
+        Ok(self.store.events_since(actor, since, limit)?)
+    }
+
     pub fn dead_letters(&self, limit: usize) -> Result<Vec<DeadLetter>> {
         Ok(self.store.dead_letters(limit)?)
     }

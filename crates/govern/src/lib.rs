@@ -5,3 +5,4 @@
 pub mod access;
 pub mod check;
 pub mod compliance;
+pub mod rightsize;

@@ -40,6 +40,9 @@ pub enum Change {
     RemoveFromGroup { group: String },
     /// The user is put back into an approved group it left.
     AddToGroup { group: String },
+    /// An inline policy is written (`keyward rightsize`'s proposal); the document it
+    /// replaces, or none, is kept in the step's result, so undo puts it back exactly.
+    PutInlinePolicy { name: String, document: String },
 }
 
 impl Change {
@@ -52,6 +55,7 @@ impl Change {
             Change::SetBoundary { .. } => "set_boundary",
             Change::RemoveFromGroup { .. } => "remove_from_group",
             Change::AddToGroup { .. } => "add_to_group",
+            Change::PutInlinePolicy { .. } => "put_inline_policy",
         }
     }
 
@@ -59,7 +63,7 @@ impl Change {
     pub fn field(&self) -> &'static str {
         match self {
             Change::DetachPolicy { .. } | Change::AttachPolicy { .. } => "attached_policies",
-            Change::DeleteInlinePolicy { .. } => "inline_policies",
+            Change::DeleteInlinePolicy { .. } | Change::PutInlinePolicy { .. } => "inline_policies",
             Change::SetTrustPolicy { .. } => "trust_policy",
             Change::SetBoundary { .. } => "permissions_boundary",
             Change::RemoveFromGroup { .. } | Change::AddToGroup { .. } => "groups",
@@ -77,6 +81,7 @@ impl Change {
             Change::SetBoundary { .. } => format!("{who} exists"),
             Change::RemoveFromGroup { group } => format!("{who} is in group {group}"),
             Change::AddToGroup { group } => format!("{who} exists and group {group} exists"),
+            Change::PutInlinePolicy { .. } => format!("{who} exists"),
         }
     }
 
@@ -121,6 +126,17 @@ impl Change {
                 "aws iam add-user-to-group --group-name {} --user-name {n}",
                 q(group)
             )],
+            Change::PutInlinePolicy { name, document } => vec![
+                format!(
+                    "aws iam get-{noun}-policy --{noun}-name {n} --policy-name {} > inline-policy-before.json  # kept for undo, if any",
+                    q(name)
+                ),
+                format!(
+                    "aws iam put-{noun}-policy --{noun}-name {n} --policy-name {} --policy-document {}",
+                    q(name),
+                    q(document)
+                ),
+            ],
         }
     }
 
@@ -148,6 +164,11 @@ impl Change {
                 group: group.clone(),
             }
             .commands(p),
+            Change::PutInlinePolicy { name, .. } => vec![format!(
+                "aws iam put-{noun}-policy --{noun}-name {n} --policy-name {} --policy-document file://inline-policy-before.json  # the document replaced is in the step's result (none: aws iam delete-{noun}-policy --{noun}-name {n} --policy-name {})",
+                q(name),
+                q(name)
+            )],
         }
     }
 }

@@ -177,6 +177,9 @@ pub trait Store {
     fn identity(&self, id: &str) -> Result<Option<Identity>>;
     /// The most recent events by an identity, newest first.
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>>;
+    /// An identity's events at or after `since`, newest first, at most `limit`.
+    fn events_since(&self, actor: &str, since: Millis, limit: usize)
+    -> Result<Vec<Event<'static>>>;
     fn event_count(&self) -> Result<u64>;
     /// Makes every later commit durable across power loss before it returns (SQLite:
     /// `synchronous=FULL`; the default, `NORMAL` in WAL mode, survives a crash of the

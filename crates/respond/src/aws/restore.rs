@@ -284,6 +284,11 @@ impl AwsConnector {
                 let add = matches!(change, Change::AddToGroup { .. });
                 self.group(user, group, add, target).await?;
             }
+            Change::PutInlinePolicy { name, document } => {
+                let previous = self.get_inline(p, name, target).await?;
+                self.put_inline(p, name, document, target).await?;
+                return Ok(json!({ "previous": previous }));
+            }
         }
         Ok(json!({}))
     }
@@ -342,6 +347,21 @@ impl AwsConnector {
                 (
                     same != undone,
                     format!("permissions boundary: {}", now.as_deref().unwrap_or("none")),
+                )
+            }
+            Change::PutInlinePolicy { name, document } => {
+                let now = self.get_inline(p, name, target).await?;
+                let same = now.as_deref().map(as_json) == Some(as_json(document));
+                (
+                    same != undone,
+                    format!(
+                        "inline policy {name} {}",
+                        if same {
+                            "is the document put"
+                        } else {
+                            "differs from the document put"
+                        }
+                    ),
                 )
             }
             Change::RemoveFromGroup { group } | Change::AddToGroup { group } => {
@@ -425,9 +445,45 @@ impl AwsConnector {
                 let add = matches!(change, Change::RemoveFromGroup { .. });
                 self.group(user, group, add, target).await?;
             }
+            Change::PutInlinePolicy { name, .. } => {
+                let previous = match state.get("previous") {
+                    Some(Value::String(s)) => Some(s.clone()),
+                    Some(Value::Null) => None,
+                    _ => {
+                        return Err(precondition(
+                            target,
+                            format!(
+                                "the step's result does not say what inline policy {name} was before"
+                            ),
+                        ));
+                    }
+                };
+                match &previous {
+                    Some(doc) => self.put_inline(p, name, doc, target).await?,
+                    None => self.delete_inline(p, name, target).await?,
+                }
+                let now = self.get_inline(p, name, target).await?;
+                let back = now.as_deref().map(as_json) == previous.as_deref().map(as_json);
+                return Ok(Verified {
+                    ok: back,
+                    observed: format!(
+                        "inline policy {name} {}",
+                        match (back, &now) {
+                            (true, Some(_)) => "is back to the document it replaced",
+                            (true, None) => "is gone, as before",
+                            (false, _) => "differs from what it was before",
+                        }
+                    ),
+                });
+            }
         }
         self.restore_verify(p, change, true, target).await
     }
+}
+
+/// A policy document as JSON for comparison (text that is not JSON compares as text).
+fn as_json(doc: &str) -> Value {
+    serde_json::from_str(doc).unwrap_or_else(|_| Value::String(doc.to_owned()))
 }
 
 fn noun_cap(p: &IamPrincipal) -> &'static str {

@@ -280,6 +280,75 @@ fn finding_row(r: &rusqlite::Row) -> rusqlite::Result<FindingRow> {
 
 const FILE_COLUMNS: &str = "id, path, hash, format, records, accepted, rejected, ingested_at";
 
+impl SqliteStore {
+    /// An actor's events at or after `since`, newest first, at most `limit`: blocks are
+    /// read newest first and the scan stops at the first block older than `since`.
+    fn actor_events(
+        &self,
+        actor: &str,
+        limit: usize,
+        since: Millis,
+    ) -> Result<Vec<Event<'static>>> {
+        let key = actor_key(actor).to_be_bytes();
+        let mut st = self
+            .conn
+            .prepare("SELECT max_time, actors, data FROM event_blocks ORDER BY max_time DESC")?;
+        let mut rows = st.query([])?;
+        let mut found: Vec<Event<'static>> = Vec::new();
+        while let Some(row) = rows.next()? {
+            let max_time: i64 = row.get(0)?;
+            if max_time < since {
+                break;
+            }
+            if found.len() >= limit
+                && found
+                    .iter()
+                    .map(|e| e.time)
+                    .min()
+                    .is_some_and(|t| max_time < t)
+            {
+                break;
+            }
+            let actors = row
+                .get_ref(1)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let hit = actors
+                .chunks_exact(8)
+                .collect::<Vec<_>>()
+                .binary_search(&&key[..])
+                .is_ok();
+            if !hit {
+                continue;
+            }
+            let data = row
+                .get_ref(2)?
+                .as_blob()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let block = crate::block::decode(data)
+                .map_err(|e| StoreError::Corrupt(format!("event block: {e}")))?;
+            found.extend(
+                block
+                    .into_iter()
+                    .filter(|e| e.time >= since && e.actor.as_deref() == Some(actor)),
+            );
+            // Keep the most complete stage of each request.
+            found.sort_by(|a, b| {
+                (a.source, &a.native_id, b.stage).cmp(&(b.source, &b.native_id, a.stage))
+            });
+            found.dedup_by(|b, a| a.source == b.source && a.native_id == b.native_id);
+            found.sort_by(|a, b| {
+                b.time
+                    .cmp(&a.time)
+                    .then_with(|| a.native_id.cmp(&b.native_id))
+            });
+            found.truncate(limit.max(1) * 4);
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+}
+
 impl Store for SqliteStore {
     fn lock_writer(&self) -> Result<WriterLock> {
         let Some((file, path)) = self.lock_file()? else {
@@ -337,60 +406,16 @@ impl Store for SqliteStore {
     }
 
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>> {
-        let key = actor_key(actor).to_be_bytes();
-        let mut st = self
-            .conn
-            .prepare("SELECT max_time, actors, data FROM event_blocks ORDER BY max_time DESC")?;
-        let mut rows = st.query([])?;
-        let mut found: Vec<Event<'static>> = Vec::new();
-        while let Some(row) = rows.next()? {
-            let max_time: i64 = row.get(0)?;
-            if found.len() >= limit
-                && found
-                    .iter()
-                    .map(|e| e.time)
-                    .min()
-                    .is_some_and(|t| max_time < t)
-            {
-                break;
-            }
-            let actors = row
-                .get_ref(1)?
-                .as_blob()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let hit = actors
-                .chunks_exact(8)
-                .collect::<Vec<_>>()
-                .binary_search(&&key[..])
-                .is_ok();
-            if !hit {
-                continue;
-            }
-            let data = row
-                .get_ref(2)?
-                .as_blob()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let block = crate::block::decode(data)
-                .map_err(|e| StoreError::Corrupt(format!("event block: {e}")))?;
-            found.extend(
-                block
-                    .into_iter()
-                    .filter(|e| e.actor.as_deref() == Some(actor)),
-            );
-            // Keep the most complete stage of each request.
-            found.sort_by(|a, b| {
-                (a.source, &a.native_id, b.stage).cmp(&(b.source, &b.native_id, a.stage))
-            });
-            found.dedup_by(|b, a| a.source == b.source && a.native_id == b.native_id);
-            found.sort_by(|a, b| {
-                b.time
-                    .cmp(&a.time)
-                    .then_with(|| a.native_id.cmp(&b.native_id))
-            });
-            found.truncate(limit.max(1) * 4);
-        }
-        found.truncate(limit);
-        Ok(found)
+        self.actor_events(actor, limit, Millis::MIN)
+    }
+
+    fn events_since(
+        &self,
+        actor: &str,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<Event<'static>>> {
+        self.actor_events(actor, limit, since)
     }
 
     fn event_count(&self) -> Result<u64> {

@@ -58,6 +58,17 @@ fn events_deduplicate_and_keep_latest_stage() {
     assert_eq!(s.recent_events("x", 1).unwrap().len(), 1);
     assert!(s.recent_events("y", 10).unwrap().is_empty());
     assert_eq!(s.latest_event_time().unwrap(), Some(6));
+    // A time-bounded scan (`keyward rightsize`'s window): only events at or after `since`.
+    let since = |t| -> Vec<String> {
+        s.events_since("x", t, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.native_id.to_string())
+            .collect()
+    };
+    assert_eq!(since(6), ["b"]);
+    assert_eq!(since(5), ["b", "a"]);
+    assert!(since(7).is_empty());
 }
 
 /// Identity documents are the bytes serde_json writes, with every field set, strings
