@@ -5,7 +5,7 @@
 
 use keyward_govern::rightsize::{self, Call, Input, Refusal, Report, plan::PlanError};
 use keyward_model::time::Millis;
-use keyward_model::{Identity, IdentityKind, SourceKind};
+use keyward_model::{Identity, SourceKind};
 use keyward_respond::action::IamPrincipal;
 use keyward_respond::plan::{Plan, Protected};
 use keyward_store::AuditEntry;
@@ -25,13 +25,6 @@ pub struct Rightsized {
 }
 
 /// The IAM name of a role or user: the ARN's last path segment (paths are not names).
-fn iam_name(i: &Identity) -> String {
-    i.arn
-        .as_deref()
-        .and_then(|a| a.rsplit_once('/'))
-        .map_or_else(|| i.name.clone(), |(_, n)| n.to_owned())
-}
-
 impl Engine {
     /// Rightsizes the role or user `query` names over the last `days` days of stored
     /// CloudTrail (ending at the newest stored event).
@@ -50,16 +43,12 @@ impl Engine {
                 )));
             }
         };
-        let principal = match identity.kind {
-            IdentityKind::IamRole => IamPrincipal::Role(iam_name(&identity)),
-            IdentityKind::IamUser => IamPrincipal::User(iam_name(&identity)),
-            other => {
-                return Err(EngineError::Respond(format!(
-                    "`{}` is a {}: rightsize works on IAM roles and users",
-                    identity.id,
-                    other.as_str()
-                )));
-            }
+        let Some(principal) = crate::drift::principal_of(&identity) else {
+            return Err(EngineError::Respond(format!(
+                "`{}` is a {}: rightsize works on IAM roles and users",
+                identity.id,
+                identity.kind.as_str()
+            )));
         };
         let now = self.latest_event_time()?.ok_or_else(|| Refusal::NoLogs {
             identity: identity.id.clone(),
