@@ -619,9 +619,15 @@ fn print_removed(removed: &RemovedPaths) {
     );
     for (_, r) in removed {
         println!("\n{}", r.from);
+        if r.path.steps.is_empty() {
+            println!("  └─ admin-equivalent by its own policies");
+        }
+        for b in r.blocked.iter().filter(|b| b.step.is_none()) {
+            println!("       ✗ {}: {}", b.action, b.by);
+        }
         for (i, s) in r.path.steps.iter().enumerate() {
             println!("  └─ {:<20} → {}", s.technique, s.to);
-            for b in r.blocked.iter().filter(|b| b.step == i) {
+            for b in r.blocked.iter().filter(|b| b.step == Some(i)) {
                 println!("       ✗ {}: {}", b.action, b.by);
             }
         }

@@ -180,7 +180,92 @@ fn child_id_in(path: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
     use super::*;
+    use crate::sniff::{Format, Layout, sniff};
+
+    const ORG: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../cli/tests/organizations/org"
+    );
+
+    /// Every output of `doc` read under `path`: objects and rejections.
+    fn read(doc: &[u8], path: &str) -> (Vec<SnapshotObject>, Vec<Diagnostic>) {
+        #[derive(Default)]
+        struct Keep(Vec<SnapshotObject>, Vec<Diagnostic>);
+        impl Sink for Keep {
+            fn accept(&mut self, out: Output<'_>) {
+                self.0.extend(out.objects.iter().cloned());
+            }
+            fn reject(&mut self, d: Diagnostic) {
+                self.1.push(d);
+            }
+        }
+        let mut sink = Keep::default();
+        let ctx = Context::default().with_path(path);
+        normalize(doc, &ctx, &mut sink);
+        (sink.0, sink.1)
+    }
+
+    #[test]
+    fn every_fixture_is_sniffed_and_read() {
+        let mut kinds = Vec::new();
+        for f in std::fs::read_dir(ORG).unwrap() {
+            let path = f.unwrap().path();
+            let doc = std::fs::read(&path).unwrap();
+            let name = path.to_str().unwrap();
+            assert_eq!(
+                sniff(&doc, name),
+                Some((Layout::Document, Format::AwsOrganizations)),
+                "{name}"
+            );
+            let (objects, rejected) = read(&doc, name);
+            assert!(rejected.is_empty(), "{name}: {rejected:?}");
+            kinds.extend(objects.into_iter().map(|o| (o.kind, o.id)));
+        }
+        kinds.sort();
+        assert!(kinds.contains(&("org_policy".into(), "p-denyiam0001".into())));
+        assert!(kinds.contains(&(
+            "org_target".into(),
+            "p-denyiam0001/ou-ex12-workload1".into()
+        )));
+        assert!(kinds.contains(&("org_parent".into(), "111122223333".into())));
+        assert!(kinds.contains(&("org_policy_summary".into(), "p-FullAWSAccess".into())));
+    }
+
+    #[test]
+    fn iam_policies_are_not_organization_policies() {
+        let iam = br#"{"Policies": [{"PolicyName": "p", "Arn": "arn:aws:iam::1:policy/p"}]}"#;
+        assert_eq!(
+            sniff(iam, "authz.json").map(|(_, f)| f),
+            Some(Format::IamAuthorizationDetails)
+        );
+    }
+
+    #[test]
+    fn targets_without_a_policy_id_in_the_path_are_dead_letters() {
+        let doc = br#"{"Targets": [{"TargetId": "r-ex12", "Type": "ROOT"}]}"#;
+        let (objects, rejected) = read(doc, "org/targets.json");
+        assert!(objects.is_empty());
+        assert_eq!(rejected.len(), 1);
+        assert!(
+            rejected[0]
+                .reason
+                .to_string()
+                .contains("names no policy id")
+        );
+    }
+
+    #[test]
+    fn policy_content_that_is_not_a_policy_is_a_dead_letter() {
+        let doc = br#"{"Policy": {"PolicySummary": {"Id": "p-x1234567",
+            "Type": "SERVICE_CONTROL_POLICY"}, "Content": "not json"}}"#;
+        let (objects, rejected) = read(doc, "describe.json");
+        assert!(objects.is_empty());
+        assert_eq!(rejected[0].line, 1);
+        assert!(rejected[0].reason.to_string().contains("Policy.Content"));
+    }
 
     #[test]
     fn ids_from_paths() {

@@ -428,7 +428,7 @@ pub const SET_DEFAULT_VERSION: &str = "kw-iam-001";
 
 /// Actions a full administrator can perform on any resource; a principal allowed all of
 /// them is treated as admin-equivalent.
-const ADMIN_PROBES: [&str; 6] = [
+pub(crate) const ADMIN_PROBES: [&str; 6] = [
     "iam:CreateUser",
     "iam:AttachRolePolicy",
     "ec2:RunInstances",

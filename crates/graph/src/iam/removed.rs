@@ -10,14 +10,15 @@ use std::collections::BTreeMap;
 use keyward_model::time::Millis;
 
 use super::authz::{PrincipalPolicies, Snapshot};
-use super::escalation::{Analysis, Path, Step, Target, decide, technique};
+use super::escalation::{ADMIN_PROBES, Analysis, Path, Step, Target, decide, technique};
 use super::policy::{Context, Decision, Request, evaluate};
 
 /// One action of one step that a boundary stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocked {
-    /// The step's index in the path (from 0).
-    pub step: usize,
+    /// The step's index in the path (from 0); `None` for the principal's own
+    /// admin-equivalence (a path of no steps).
+    pub step: Option<usize>,
     pub action: String,
     /// What stopped it: a permissions boundary (by ARN), an SCP or an RCP (by name and id,
     /// with the root, OU or account it is attached to).
@@ -31,7 +32,7 @@ pub struct Removed {
     /// The path as the identity policies alone would allow it.
     pub path: Path,
     /// Empty when no step is stopped itself: what it reaches is no longer
-    /// admin-equivalent.
+    /// admin-equivalent. A path of no steps is the principal's own admin-equivalence.
     pub blocked: Vec<Blocked>,
 }
 
@@ -73,6 +74,18 @@ pub fn removed(
             continue;
         };
         let mut blocked = Vec::new();
+        // Admin-equivalent by its own policies: which of the admin probes are stopped.
+        if path.steps.is_empty() {
+            for action in ADMIN_PROBES {
+                if let Some(by) = stopped(p, action, "*", &ctx) {
+                    blocked.push(Blocked {
+                        step: None,
+                        action: action.to_owned(),
+                        by,
+                    });
+                }
+            }
+        }
         for (i, step) in path.steps.iter().enumerate() {
             let Some(subject) = principals
                 .get(&step.from)
@@ -84,7 +97,7 @@ pub fn removed(
                 let resource = resource(step, action, subject, &principals);
                 if let Some(by) = stopped(subject, action, &resource, &ctx) {
                     blocked.push(Blocked {
-                        step: i,
+                        step: Some(i),
                         action: (*action).to_owned(),
                         by,
                     });
@@ -157,4 +170,61 @@ fn stopped(p: &PrincipalPolicies, action: &str, resource: &str, ctx: &Context) -
         .as_ref()
         .and_then(|g| g.check(action, resource, ctx).err())
         .map(|r| r.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A user who may attach any policy to itself (iam-008), under a boundary of S3 only.
+    fn snapshot(boundary: bool) -> Snapshot {
+        let b = "arn:aws:iam::222222222222:policy/s3-only";
+        let mut user = json!({
+            "UserName": "dev", "Arn": "arn:aws:iam::222222222222:user/dev",
+            "UserPolicyList": [{"PolicyName": "self", "PolicyDocument": {"Statement": [
+                {"Effect": "Allow", "Action": "iam:AttachUserPolicy",
+                 "Resource": "arn:aws:iam::222222222222:user/dev"}]}}],
+        });
+        if boundary {
+            user["PermissionsBoundary"] = json!({"PermissionsBoundaryArn": b,
+                "PermissionsBoundaryType": "Policy"});
+        }
+        Snapshot::new(&json!({
+            "UserDetailList": [user],
+            "Policies": [{"PolicyName": "s3-only", "Arn": b, "DefaultVersionId": "v1",
+                "PolicyVersionList": [{"VersionId": "v1", "IsDefaultVersion": true,
+                    "Document": {"Statement": [
+                        {"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}}]}],
+        }))
+    }
+
+    #[test]
+    fn permissions_boundary_is_named_as_what_removed_the_path() {
+        let dev = "arn:aws:iam::222222222222:user/dev";
+        let free = snapshot(false);
+        assert!(Analysis::run_at(&free, 0).path_to_admin(dev).is_some());
+        assert!(removed(&free, &Analysis::run_at(&free, 0), None, 0).is_empty());
+
+        let snap = snapshot(true);
+        let bounded = Analysis::run_at(&snap, 0);
+        assert!(bounded.path_to_admin(dev).is_none());
+        let r = removed(&snap, &bounded, None, 0);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].from, dev);
+        assert_eq!(r[0].path.steps[0].technique, "iam-008");
+        assert_eq!(
+            r[0].blocked,
+            vec![Blocked {
+                step: Some(0),
+                action: "iam:AttachUserPolicy".into(),
+                by: "permissions boundary `arn:aws:iam::222222222222:policy/s3-only` \
+                     does not allow it"
+                    .into(),
+            }]
+        );
+    }
 }
