@@ -534,11 +534,13 @@ fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
                     })
                 })
                 .collect();
-            let mut doc = json!({"admin_equivalent": admins, "paths": out});
+            let mut doc = serde_json::Map::new();
+            doc.insert("admin_equivalent".into(), json!(admins));
+            doc.insert("paths".into(), json!(out));
             // Present only when a boundary removes something, so estates without
             // boundaries read as before.
             if !removed.is_empty() {
-                doc["removed_by_boundaries"] = removed_json(&removed);
+                doc.insert("removed_by_boundaries".into(), removed_json(&removed));
             }
             println!("{}", serde_json::to_string_pretty(&doc)?);
         }
