@@ -503,6 +503,17 @@ pub(crate) fn decide(
         },
     )
     .decision;
+    capped(p, d, action, resource, ctx)
+}
+
+/// Decision `d` of `p`'s own policies, capped by its account's guardrails.
+pub(crate) fn capped(
+    p: &PrincipalPolicies,
+    d: Decision,
+    action: &str,
+    resource: &str,
+    ctx: &Context,
+) -> Decision {
     let Some(g) = p.org.as_ref().filter(|_| d.possibly_allowed()) else {
         return d;
     };
