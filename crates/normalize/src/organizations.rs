@@ -109,6 +109,9 @@ fn described(v: &Value) -> Result<Output<'static>, Reason> {
             expected: "a policy document (JSON text)",
         });
     }
+    if parsed.get("Statement").is_none() {
+        return Err(Reason::Missing("Policy.Content.Statement".into()));
+    }
     let doc = json!({"PolicySummary": summary, "Content": parsed});
     Ok(object("org_policy", id, scope(summary), doc))
 }
