@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -32,6 +32,9 @@ for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
         for r in records(doc)[:40]:
             put("cloudtrail", json.dumps(r)); put("cloudtrail_differential", json.dumps(r)); n += 1
 put("iam_authz", open(os.path.join(estate, "aws/111122223333/iam-authorization-details.json"), "rb").read())
+org = os.path.join(root, "crates/cli/tests/organizations/org")
+for i, f in enumerate(sorted(os.listdir(org))):
+    put("organizations", bytes([i % 3]) + open(os.path.join(org, f), "rb").read())
 put("cred_report", open(os.path.join(estate, "aws/111122223333/credential-report.csv"), "rb").read())
 put("k8s_snapshot", open(os.path.join(estate, "k8s/prod-eks/rbac-snapshot.json"), "rb").read()[:30000])
 for line in open(os.path.join(estate, "k8s/prod-eks/audit.jsonl")).readlines()[:80]:
@@ -125,7 +128,7 @@ for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
 deep_arr, deep_obj = "[" * 5000, '{"a":' * 5000
 ct = lambda rp: '{"eventVersion":"1.09","eventID":"d","eventTime":"2026-11-10T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"GetUser","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/a"},"requestParameters":' + rp + "}"
 closed = lambda d: '{"a":' * d + "1" + "}" * d
-for t in ["array_split", "cloudtrail", "cloudtrail_differential", "k8s_audit", "iam_authz", "k8s_snapshot",
+for t in ["array_split", "cloudtrail", "cloudtrail_differential", "k8s_audit", "iam_authz", "organizations", "k8s_snapshot",
           "lambda", "github_webhook", "sniff_and_time", "terraform"]:
     put(t, deep_arr); put(t, deep_obj); put(t, "[" * 5000 + "]" * 5000)
 for rp in [closed(5000), closed(99), closed(100), closed(101), deep_obj]:

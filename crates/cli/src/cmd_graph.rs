@@ -514,6 +514,7 @@ fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
         .latest_event_time()?
         .unwrap_or_else(crate::output::now_ms);
     let (admins, found) = engine.escalation_paths(from.as_deref(), as_of)?;
+    let removed = engine.removed_paths(from.as_deref(), as_of)?;
     match args.format {
         OutputFormat::Json => {
             let out: Vec<_> = found
@@ -533,10 +534,15 @@ fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
                     })
                 })
                 .collect();
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&json!({"admin_equivalent": admins, "paths": out}))?
-            );
+            let mut doc = serde_json::Map::new();
+            doc.insert("admin_equivalent".into(), json!(admins));
+            doc.insert("paths".into(), json!(out));
+            // Present only when a boundary removes something, so estates without
+            // boundaries read as before.
+            if !removed.is_empty() {
+                doc.insert("removed_by_boundaries".into(), removed_json(&removed));
+            }
+            println!("{}", serde_json::to_string_pretty(&doc)?);
         }
         OutputFormat::Table => {
             println!("admin-equivalent principals: {}", admins.len());
@@ -570,10 +576,65 @@ fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
                     println!("  └─ {:<20} → {target}{notes}", s.technique);
                 }
             }
+            print_removed(&removed);
             println!(
                 "\ntechnique ids follow the pathfinding.cloud catalogue (https://pathfinding.cloud)"
             );
         }
     }
     Ok(Outcome::Clean)
+}
+
+type RemovedPaths = [(String, keyward_graph::iam::removed::Removed)];
+
+/// Removed paths as JSON: each with its steps and what stopped which of them.
+fn removed_json(removed: &RemovedPaths) -> serde_json::Value {
+    removed
+        .iter()
+        .map(|(account, r)| {
+            json!({
+                "account": account,
+                "from": r.from,
+                "steps": r.path.steps.iter().map(|s| json!({
+                    "technique": s.technique,
+                    "from": s.from,
+                    "to": s.to,
+                })).collect::<Vec<_>>(),
+                "blocked": r.blocked.iter().map(|b| json!({
+                    "step": b.step,
+                    "action": b.action,
+                    "by": b.by,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
+}
+
+/// Paths boundaries remove, each step with what stopped it.
+fn print_removed(removed: &RemovedPaths) {
+    if removed.is_empty() {
+        return;
+    }
+    println!(
+        "\nremoved by permissions boundaries and Organizations policies: {}",
+        removed.len()
+    );
+    for (_, r) in removed {
+        println!("\n{}", r.from);
+        if r.path.steps.is_empty() {
+            println!("  └─ admin-equivalent by its own policies");
+        }
+        for b in r.blocked.iter().filter(|b| b.step.is_none()) {
+            println!("       ✗ {}: {}", b.action, b.by);
+        }
+        for (i, s) in r.path.steps.iter().enumerate() {
+            println!("  └─ {:<20} → {}", s.technique, s.to);
+            for b in r.blocked.iter().filter(|b| b.step == Some(i)) {
+                println!("       ✗ {}: {}", b.action, b.by);
+            }
+        }
+        if r.blocked.is_empty() {
+            println!("       ✗ what it reaches is no longer admin-equivalent");
+        }
+    }
 }

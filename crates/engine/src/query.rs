@@ -124,8 +124,33 @@ impl Engine {
     }
 }
 
+/// Kinds of the stored AWS Organizations objects (see `keyward_normalize::organizations`).
+pub(crate) const ORG_KINDS: [&str; 4] = [
+    "org_policy_summary",
+    "org_policy",
+    "org_target",
+    "org_parent",
+];
+
+/// The organization as stored: its SCPs and RCPs, where they are attached, the OU tree.
+fn organization(
+    store: &dyn keyward_store::Store,
+) -> Result<keyward_graph::iam::org::Organization, crate::EngineError> {
+    let [summaries, described, targets, parents] = ORG_KINDS.map(|k| store.objects(k));
+    let docs = |objects: Vec<keyward_model::SnapshotObject>| {
+        objects.into_iter().map(|o| o.doc).collect::<Vec<_>>()
+    };
+    let mut policies = docs(summaries?);
+    // Described after listed: a policy's content wins over its summary.
+    policies.extend(docs(described?));
+    let (org, _unreadable) =
+        keyward_graph::iam::org::Organization::new(&policies, &docs(targets?), &docs(parents?));
+    Ok(org)
+}
+
 /// The IAM snapshot of each account, rebuilt from stored authorization-details objects
-/// (AWS-managed policies, stored under the pseudo-account `aws`, join every account).
+/// (AWS-managed policies, stored under the pseudo-account `aws`, join every account),
+/// with the account's Organizations guardrails resolved once.
 pub(crate) fn iam_snapshots(
     store: &dyn keyward_store::Store,
 ) -> Result<Vec<(String, keyward_graph::iam::authz::Snapshot)>, crate::EngineError> {
@@ -155,6 +180,7 @@ pub(crate) fn iam_snapshots(
             }
         }
     }
+    let org = organization(store)?;
     Ok(per_account
         .into_iter()
         .map(|(account, mut doc)| {
@@ -164,7 +190,9 @@ pub(crate) fn iam_snapshots(
             {
                 items.extend(aws_managed.iter().cloned());
             }
-            let snap = keyward_graph::iam::authz::Snapshot::new(&serde_json::Value::Object(doc));
+            let mut snap =
+                keyward_graph::iam::authz::Snapshot::new(&serde_json::Value::Object(doc));
+            snap.org = org.guardrails(&account).map(std::sync::Arc::new);
             (account, snap)
         })
         .collect())
@@ -258,6 +286,24 @@ impl Engine {
             }
         }
         Ok((admins, found))
+    }
+
+    /// Escalation paths to admin that permissions boundaries and Organizations guardrails
+    /// remove (from every principal, or only `from`), per account, as of `as_of`, with
+    /// which boundary stopped which step.
+    pub fn removed_paths(
+        &self,
+        from: Option<&str>,
+        as_of: keyward_model::time::Millis,
+    ) -> Result<Vec<(String, keyward_graph::iam::removed::Removed)>, crate::EngineError> {
+        use keyward_graph::iam::escalation::Analysis;
+        let mut out = Vec::new();
+        for (account, snap) in &self.iam_snapshots()? {
+            let bounded = Analysis::run_at(snap, as_of);
+            let removed = keyward_graph::iam::removed::removed(snap, &bounded, from, as_of);
+            out.extend(removed.into_iter().map(|r| (account.clone(), r)));
+        }
+        Ok(out)
     }
 
     /// What the estate's snapshots cover (for orphan reasons); compute once per listing.

@@ -66,7 +66,10 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub fn object(&mut self, o: &SnapshotObject) {
-        if is_iam(&o.kind) {
+        if crate::query::ORG_KINDS.contains(&o.kind.as_str()) {
+            // Guardrails can change what any account's principals may do.
+            self.accounts.insert("*".into());
+        } else if is_iam(&o.kind) {
             // AWS-managed policies join every account.
             self.accounts
                 .insert(o.scope.clone().unwrap_or_else(|| "*".into()));
@@ -109,7 +112,7 @@ impl Topology {
         }
         let mut pending = Pending::default();
         for kind in store.object_kinds()? {
-            if is_iam(&kind) {
+            if is_iam(&kind) || crate::query::ORG_KINDS.contains(&kind.as_str()) {
                 continue;
             }
             pending.objects.extend(store.objects(&kind)?);

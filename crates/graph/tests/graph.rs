@@ -811,3 +811,34 @@ fn wide_escalation_sets_share_one_group_node() {
     assert_eq!(targets.len(), 20);
     assert!(!targets.contains(&arn("role", "ec2").as_str()));
 }
+
+#[test]
+fn an_scp_deny_removes_what_the_blast_radius_reaches() {
+    use keyward_graph::iam::org::Organization;
+    let doc = json!({"UserDetailList": [{"UserName": "etl",
+        "Arn": format!("arn:aws:iam::{ACCT}:user/etl"),
+        "UserPolicyList": [{"PolicyName": "data", "PolicyDocument": {"Statement": [
+            {"Effect": "Allow", "Action": ["s3:GetObject", "kms:Decrypt"], "Resource": "*"}]}}]}]});
+    let deny_kms = json!({"Statement": [{"Effect": "Deny", "Action": "kms:*", "Resource": "*"}]});
+    let policies = [
+        json!({"PolicySummary": {"Id": "p-nokms0001", "Name": "NoKMS",
+        "Type": "SERVICE_CONTROL_POLICY"}, "Content": deny_kms.to_string()}),
+    ];
+    let targets = [
+        json!({"PolicyId": "p-nokms0001", "TargetId": ACCT, "Type": "ACCOUNT"}),
+        json!({"PolicyId": "p-FullAWSAccess", "TargetId": ACCT, "Type": "ACCOUNT"}),
+    ];
+    let (org, errors) = Organization::new(&policies, &targets, &[]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let actions = |snap: &Snapshot| -> Vec<String> {
+        derive::account_edges(ACCT, snap, &Names::default())
+            .into_iter()
+            .filter(|e| e.kind == EdgeKind::Can)
+            .flat_map(|e| e.detail.map(|d| d.actions).unwrap_or_default())
+            .collect()
+    };
+    let mut snap = Snapshot::new(&doc);
+    assert_eq!(actions(&snap), ["kms:Decrypt", "s3:GetObject"]);
+    snap.org = org.guardrails(ACCT).map(std::sync::Arc::new);
+    assert_eq!(actions(&snap), ["s3:GetObject"]);
+}

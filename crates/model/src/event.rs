@@ -25,11 +25,15 @@ pub enum SourceKind {
     LambdaFunctions,
     /// GitHub webhook deliveries (as posted, or as the deliveries API returns them).
     GithubWebhook,
+    /// AWS Organizations: service and resource control policies, their targets, the OU
+    /// hierarchy (`aws organizations list-policies`, `describe-policy`,
+    /// `list-targets-for-policy`, `list-parents`).
+    AwsOrganizations,
 }
 
 impl SourceKind {
     /// Every format, in the order `--format`'s help lists them.
-    pub const ALL: [SourceKind; 10] = [
+    pub const ALL: [SourceKind; 11] = [
         SourceKind::Cloudtrail,
         SourceKind::K8sAudit,
         SourceKind::IamAuthorizationDetails,
@@ -40,6 +44,7 @@ impl SourceKind {
         SourceKind::PeopleDirectory,
         SourceKind::LambdaFunctions,
         SourceKind::GithubWebhook,
+        SourceKind::AwsOrganizations,
     ];
 
     /// The format named by [`SourceKind::as_str`].
@@ -65,6 +70,7 @@ impl SourceKind {
             SourceKind::PeopleDirectory => "people-directory",
             SourceKind::LambdaFunctions => "lambda-functions",
             SourceKind::GithubWebhook => "github-webhook",
+            SourceKind::AwsOrganizations => "aws-organizations",
         }
     }
 
@@ -77,7 +83,8 @@ impl SourceKind {
             | SourceKind::Terraform
             | SourceKind::Codeowners
             | SourceKind::PeopleDirectory
-            | SourceKind::LambdaFunctions => false,
+            | SourceKind::LambdaFunctions
+            | SourceKind::AwsOrganizations => false,
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod k8s_audit;
 pub mod k8s_snapshot;
 pub mod lambda;
 mod lenient;
+pub mod organizations;
 pub mod people;
 mod scan;
 pub mod sniff;
@@ -202,7 +203,8 @@ pub fn normalize_line(
         | Format::Terraform
         | Format::Codeowners
         | Format::PeopleDirectory
-        | Format::LambdaFunctions => Err(Reason::from(format!(
+        | Format::LambdaFunctions
+        | Format::AwsOrganizations => Err(Reason::from(format!(
             "`{}` is not a line-oriented format",
             format.as_str()
         ))),
@@ -212,7 +214,7 @@ pub fn normalize_line(
 
 /// Normalizes a whole document (a CloudTrail delivery file, an IAM snapshot, a CSV report,
 /// a `kubectl` dump, a Kubernetes `EventList`, Terraform, `CODEOWNERS`, a people directory,
-/// a Lambda function list).
+/// a Lambda function list, AWS Organizations output).
 pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &mut dyn Sink) {
     // JSON documents whose readers hand the whole document to a recursive parser are
     // measured first (see `depth`); CloudTrail measures its records as it splits them,
@@ -222,7 +224,8 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::K8sAudit
         | Format::IamAuthorizationDetails
         | Format::LambdaFunctions
-        | Format::GithubWebhook => true,
+        | Format::GithubWebhook
+        | Format::AwsOrganizations => true,
         Format::Cloudtrail
         | Format::IamCredentialReport
         | Format::K8sSnapshot
@@ -243,6 +246,7 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::Codeowners => codeowners::normalize(doc, ctx, sink),
         Format::PeopleDirectory => people::normalize(doc, ctx, sink),
         Format::LambdaFunctions => lambda::normalize(doc, sink),
+        Format::AwsOrganizations => organizations::normalize(doc, ctx, sink),
         Format::GithubWebhook => github::normalize_document(doc, ctx, sink),
     }
 }

@@ -113,6 +113,17 @@ pub(crate) fn first_key(obj: &[u8]) -> Option<&str> {
     std::str::from_utf8(rest.get(..end)?).ok()
 }
 
+/// Whether a document's `Policies` list is `aws organizations list-policies` output (its
+/// entries start with `Id`), not the IAM policies of `get-account-authorization-details`
+/// (`PolicyName`). Reads only the first entry's first key.
+fn is_org_policy_list(obj: &[u8]) -> bool {
+    let Some(at) = memchr::memchr(b'[', obj) else {
+        return false;
+    };
+    let list = obj.get(at + 1..).unwrap_or_default();
+    first_key(list) == Some("Id")
+}
+
 /// The format of one JSON object (a JSON-lines record, or a whole document's top level).
 pub fn format_of_object(obj: &[u8]) -> Option<Format> {
     if let Some(k) = first_key(obj) {
@@ -126,6 +137,8 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
             // `terraform show -json`: a plan starts with either key.
             "format_version" | "terraform_version" => return Some(Format::Terraform),
             "Functions" | "FunctionName" => return Some(Format::LambdaFunctions),
+            "Policy" | "Targets" | "Parents" => return Some(Format::AwsOrganizations),
+            "Policies" if is_org_policy_list(obj) => return Some(Format::AwsOrganizations),
             _ => {}
         }
     }

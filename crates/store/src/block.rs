@@ -27,7 +27,7 @@ use rustc_hash::FxBuildHasher;
 const MAGIC: &[u8; 4] = b"KWB1";
 
 /// Indexed by [`source_code`]; codes are stored, so new sources only ever append.
-const SOURCES: [SourceKind; 10] = [
+const SOURCES: [SourceKind; 11] = [
     SourceKind::Cloudtrail,
     SourceKind::K8sAudit,
     SourceKind::IamAuthorizationDetails,
@@ -38,6 +38,7 @@ const SOURCES: [SourceKind; 10] = [
     SourceKind::PeopleDirectory,
     SourceKind::LambdaFunctions,
     SourceKind::GithubWebhook,
+    SourceKind::AwsOrganizations,
 ];
 
 fn source_code(s: SourceKind) -> u8 {
@@ -52,6 +53,7 @@ fn source_code(s: SourceKind) -> u8 {
         SourceKind::PeopleDirectory => 7,
         SourceKind::LambdaFunctions => 8,
         SourceKind::GithubWebhook => 9,
+        SourceKind::AwsOrganizations => 10,
     }
 }
 

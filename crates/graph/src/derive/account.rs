@@ -77,7 +77,9 @@ fn permission_edges(account: &str, principals: &Principals, out: &mut Vec<EdgeSp
                             context: &ctx,
                         };
                         let entry = per_resource.entry(r.clone()).or_default();
-                        match policy::evaluate(&identity, boundary, &req).decision {
+                        let d = policy::evaluate(&identity, boundary, &req).decision;
+                        // Organizations guardrails cap what the account's principals reach.
+                        match crate::iam::escalation::capped(p, d, a, r, &ctx) {
                             Decision::Allow => {
                                 entry.0.insert(a.clone());
                             }
@@ -339,13 +341,13 @@ fn same_account_edges(
                 principal: None,
                 context: &tctx,
             };
-            match policy::evaluate(
+            let d = policy::evaluate(
                 &p.identity_policies(),
                 p.boundary.as_ref().map(|b| &b.policy),
                 &req,
             )
-            .decision
-            {
+            .decision;
+            match crate::iam::escalation::capped(p, d, "sts:AssumeRole", role.arn, &tctx) {
                 Decision::Allow => {}
                 Decision::ConditionalAllow(k) => keys.extend(k),
                 Decision::ExplicitDeny | Decision::ImplicitDeny => continue,

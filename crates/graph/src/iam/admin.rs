@@ -5,7 +5,8 @@
 //! groups') has an `Allow` of `*` on `*`, its permissions boundary (if any) allows `*` on
 //! `*` too, and no `Deny` statement certainly applies to an action on every resource. An
 //! `Allow` under conditions left open still counts (the keys are reported); one decided
-//! false at analysis time does not.
+//! false at analysis time does not. The Organizations guardrails over its account (SCPs,
+//! RCPs) must allow `*` on `*` as well.
 
 use std::collections::BTreeSet;
 
@@ -32,6 +33,11 @@ pub fn admin_wildcard(p: &PrincipalPolicies, ctx: &Context) -> Option<AdminGrant
         Some(b) => Some(b.policy.grants_everything(ctx)?),
         None => None,
     };
+    // An SCP or RCP that leaves anything out caps the grant too.
+    let guarded = match &p.org {
+        Some(g) => Some(g.grants_everything(ctx)?),
+        None => None,
+    };
     let mut grant = AdminGrant::default();
     let mut unconditional = false;
     for s in &p.identity {
@@ -48,5 +54,6 @@ pub fn admin_wildcard(p: &PrincipalPolicies, ctx: &Context) -> Option<AdminGrant
         grant.conditional.clear();
     }
     grant.conditional.extend(capped.into_iter().flatten());
+    grant.conditional.extend(guarded.into_iter().flatten());
     Some(grant)
 }

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use keyward_model::ids;
 use serde_json::Value;
 
+use std::sync::Arc;
+
+use super::org::Guardrails;
 use super::policy::Policy;
 
 /// One account's snapshot, indexed.
@@ -23,6 +26,12 @@ pub struct Snapshot {
     groups: BTreeMap<String, Value>,
     pub users: Vec<Value>,
     pub roles: Vec<Value>,
+    /// The account's Organizations guardrails (SCPs, RCPs), resolved once for every
+    /// principal but service-linked roles.
+    pub org: Option<Arc<Guardrails>>,
+    /// Whether permissions boundaries and guardrails apply (off only to learn what they
+    /// removed).
+    unbounded: bool,
 }
 
 /// A policy with where it came from (`inline:<name>`, `managed:<arn>`, `group:<g>/…`).
@@ -38,6 +47,9 @@ pub struct PrincipalPolicies {
     pub arn: String,
     pub identity: Vec<Sourced>,
     pub boundary: Option<Sourced>,
+    /// The SCP and RCP levels over the principal's account (none for service-linked roles
+    /// and the management account).
+    pub org: Option<Arc<Guardrails>>,
     pub trust: Option<Policy>,
     /// Groups the user is a member of (names).
     pub groups: Vec<String>,
@@ -166,6 +178,20 @@ impl Snapshot {
         }
     }
 
+    /// The same snapshot with neither permissions boundaries nor guardrails: what the
+    /// identity policies alone allow, to learn which paths the boundaries remove.
+    pub fn unbounded(&self) -> Snapshot {
+        Snapshot {
+            policies: self.policies.clone(),
+            versions: self.versions.clone(),
+            groups: self.groups.clone(),
+            users: self.users.clone(),
+            roles: self.roles.clone(),
+            org: None,
+            unbounded: true,
+        }
+    }
+
     /// The versions of managed policy `arn` other than its default, parsed (a version
     /// that cannot be parsed is left out: it cannot be made the default either).
     pub fn other_versions(&self, arn: &str) -> Vec<(&str, Policy)> {
@@ -215,6 +241,7 @@ impl Snapshot {
         }
         if let Some(b) = entry
             .get("PermissionsBoundary")
+            .filter(|_| !self.unbounded)
             .and_then(|b| s(b, "PermissionsBoundaryArn"))
         {
             let mut tmp = PrincipalPolicies::default();
@@ -222,6 +249,9 @@ impl Snapshot {
             out.boundary = tmp.identity.pop();
             out.unresolved.extend(tmp.unresolved);
             out.errors.extend(tmp.errors);
+        }
+        if !out.is_service_linked() && !self.unbounded {
+            out.org = self.org.clone();
         }
         if let Some(t) = entry.get("AssumeRolePolicyDocument") {
             match Policy::parse(&document(t)) {
@@ -239,6 +269,8 @@ impl Snapshot {
             .map(|g| {
                 let mut out = PrincipalPolicies {
                     arn: s(g, "Arn").unwrap_or_default().to_owned(),
+                    // Every member is a user of the account, under its guardrails.
+                    org: self.org.clone().filter(|_| !self.unbounded),
                     ..Default::default()
                 };
                 Self::inline(g, "GroupPolicyList", "", &mut out);

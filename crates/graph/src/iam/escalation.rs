@@ -428,7 +428,7 @@ pub const SET_DEFAULT_VERSION: &str = "kw-iam-001";
 
 /// Actions a full administrator can perform on any resource; a principal allowed all of
 /// them is treated as admin-equivalent.
-const ADMIN_PROBES: [&str; 6] = [
+pub(crate) const ADMIN_PROBES: [&str; 6] = [
     "iam:CreateUser",
     "iam:AttachRolePolicy",
     "ec2:RunInstances",
@@ -480,11 +480,19 @@ fn may(p: &PrincipalPolicies, action: &str) -> bool {
         && p.boundary
             .as_ref()
             .is_none_or(|b| b.policy.may_allow(action))
+        && p.org.as_ref().is_none_or(|g| g.may_allow(action))
 }
 
-fn decide(p: &PrincipalPolicies, action: &str, resource: &str, ctx: &Context) -> Decision {
+/// The decision of `p`'s identity policies and permissions boundary, capped by its
+/// account's guardrails (SCPs and RCPs: an allow they stop is an implicit deny).
+pub(crate) fn decide(
+    p: &PrincipalPolicies,
+    action: &str,
+    resource: &str,
+    ctx: &Context,
+) -> Decision {
     let boundary = p.boundary.as_ref().map(|b| &b.policy);
-    evaluate(
+    let d = evaluate(
         &p.identity_policies(),
         boundary,
         &Request {
@@ -494,7 +502,31 @@ fn decide(p: &PrincipalPolicies, action: &str, resource: &str, ctx: &Context) ->
             context: ctx,
         },
     )
-    .decision
+    .decision;
+    capped(p, d, action, resource, ctx)
+}
+
+/// Decision `d` of `p`'s own policies, capped by its account's guardrails.
+pub(crate) fn capped(
+    p: &PrincipalPolicies,
+    d: Decision,
+    action: &str,
+    resource: &str,
+    ctx: &Context,
+) -> Decision {
+    let Some(g) = p.org.as_ref().filter(|_| d.possibly_allowed()) else {
+        return d;
+    };
+    match (g.check(action, resource, ctx), d) {
+        (Err(_), _) => Decision::ImplicitDeny,
+        (Ok(k), Decision::Allow) if k.is_empty() => Decision::Allow,
+        (Ok(k), Decision::Allow) => Decision::ConditionalAllow(k),
+        (Ok(k), Decision::ConditionalAllow(mut keys)) => {
+            keys.extend(k);
+            Decision::ConditionalAllow(keys)
+        }
+        (Ok(_), d @ (Decision::ExplicitDeny | Decision::ImplicitDeny)) => d,
+    }
 }
 
 /// All of `actions` on `resource` (the `iam:PassRole` one on `pass_to`): `None` if any is

@@ -8,7 +8,9 @@
 pub mod admin;
 pub mod authz;
 pub mod escalation;
+pub mod org;
 pub mod policy;
+pub mod removed;
 
 pub use policy::{
     Context, Decision, Outcome, Policy, PolicyError, PrincipalRef, Request, StatementError, Tri,

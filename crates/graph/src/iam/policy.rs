@@ -243,6 +243,21 @@ impl Policy {
 }
 
 impl Policy {
+    /// `Allow` of `*` on `*`: what an AWS-managed `FullAWSAccess` policy says.
+    pub fn allow_all() -> Policy {
+        Policy {
+            statements: vec![Statement {
+                effect: Effect::Allow,
+                actions: Match::Is(vec!["*".to_owned()]),
+                resources: Some(Match::Is(vec!["*".to_owned()])),
+                principals: None,
+                conditions: Vec::new(),
+            }],
+        }
+    }
+}
+
+impl Policy {
     /// Whether some `Allow` statement could allow `action` on some resource under some
     /// conditions: a cheap necessary condition, used to skip work, never to decide.
     pub fn may_allow(&self, action: &str) -> bool {
