@@ -80,17 +80,6 @@ impl Deletion {
         }
     }
 
-    /// The IAM principal it deletes or whose key it deletes.
-    pub fn principal(&self) -> Option<IamPrincipal> {
-        match self {
-            Deletion::AccessKey { user, .. } | Deletion::IamUser { user, .. } => {
-                Some(IamPrincipal::User(user.clone()))
-            }
-            Deletion::IamRole { role, .. } => Some(IamPrincipal::Role(role.clone())),
-            Deletion::ServiceAccount { .. } => None,
-        }
-    }
-
     pub fn precondition(&self) -> String {
         match self {
             Deletion::AccessKey { inactive_since, .. } => format!(
