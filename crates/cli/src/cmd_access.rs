@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use keyward_engine::Engine;
-use keyward_engine::access::audit;
+use keyward_engine::access::{AccessAsk, audit};
 use keyward_govern::access::{
     self as model, End, Entitlement, Grant, GrantAsk, GrantState, Grantee, Request, Review,
     ReviewState,
@@ -21,6 +21,8 @@ use keyward_model::time::{Millis, format as when};
 use keyward_respond::playbook::format_duration;
 use keyward_respond::{Plan, PlanStatus};
 use keyward_store::AuditEntry;
+
+use keyward_policy::{Act, Situation};
 
 use crate::Outcome;
 use crate::output::{cli_actor, now_ms, table};
@@ -194,23 +196,25 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
     }
 }
 
-/// The grantee: the inventory's identity when the name resolves to one, else as written.
-fn grantee(engine: &Engine, to: &str) -> anyhow::Result<Grantee> {
-    if let keyward_engine::Resolve::Found(i) = engine.resolve(to)
-        && let Ok(g) = Grantee::parse(i.arn.as_deref().unwrap_or(&i.id))
-    {
-        return Ok(g);
-    }
-    Ok(Grantee::parse(to)?)
+fn entitlement(a: &Ask) -> anyhow::Result<Entitlement> {
+    Ok(Entitlement::from_parts(
+        a.what.policy.as_deref(),
+        a.what.group.as_deref(),
+        a.what.role.as_deref(),
+        a.namespace.as_deref(),
+    )?)
 }
 
-fn entitlement(a: &Ask) -> anyhow::Result<Entitlement> {
-    Ok(match (&a.what.policy, &a.what.group, &a.what.role) {
-        (Some(arn), _, _) => Entitlement::ManagedPolicy { arn: arn.clone() },
-        (None, Some(name), _) => Entitlement::Group { name: name.clone() },
-        (None, None, Some(role)) => Entitlement::kube_role(role, a.namespace.as_deref())?,
-        (None, None, None) => anyhow::bail!("give --policy, --group or --role"),
-    })
+/// Asks the policy whether the person at the keyboard may `action` on the grantee's
+/// access (audited); `situation` adds the case's facts (break-glass, requester, length).
+fn allowed(
+    engine: &mut Engine,
+    action: Act,
+    grantee: &Grantee,
+    situation: impl FnOnce(&mut Situation),
+) -> anyhow::Result<()> {
+    crate::policy::require_on(engine, action, &grantee.id(), situation)?;
+    Ok(())
 }
 
 fn grant(engine: &mut Engine, dir: &Path, a: GrantArgs) -> anyhow::Result<Outcome> {
@@ -223,7 +227,7 @@ fn grant(engine: &mut Engine, dir: &Path, a: GrantArgs) -> anyhow::Result<Outcom
     let actor = cli_actor();
     let now = now_ms();
     let (g, plan) = Grant::new(&GrantAsk {
-        grantee: grantee(engine, &a.ask.to)?,
+        grantee: engine.grantee(&a.ask.to)?,
         entitlement: entitlement(&a.ask)?,
         duration,
         reason: &a.ask.reason,
@@ -235,7 +239,7 @@ fn grant(engine: &mut Engine, dir: &Path, a: GrantArgs) -> anyhow::Result<Outcom
     })?;
     {
         let _writing = crate::output::write_lock(engine, dir)?;
-        let detail = describe(&g, "planned");
+        let detail = g.describe("planned");
         engine.create_grant(&g, &plan, audit("access.grant", &actor, now, &g, detail))?;
     }
     show(&g);
@@ -292,6 +296,11 @@ fn confirm_and_apply(
     notify: Option<&str>,
     kube_context: Option<&str>,
 ) -> anyhow::Result<Outcome> {
+    allowed(engine, Act::Grant, &g.grantee, |s| {
+        s.break_glass = g.break_glass;
+        s.duration = Some(g.duration);
+        s.requester = Some(g.requester.clone());
+    })?;
     if !confirmed(&g, yes)? {
         println!("not confirmed: nothing changed");
         return Ok(Outcome::Clean);
@@ -301,18 +310,6 @@ fn confirm_and_apply(
         break_glass(engine, dir, &g, notify, &actor)?;
     }
     apply(engine, dir, g, plan, &actor, kube_context)
-}
-
-/// `planned: managed policy ARN to user/x for 2h (reason)`.
-fn describe(g: &Grant, what: &str) -> String {
-    format!(
-        "{what}{}: {} to {} for {} ({})",
-        if g.break_glass { " (break-glass)" } else { "" },
-        g.entitlement.describe(),
-        g.grantee.id(),
-        format_duration(g.duration),
-        g.reason
-    )
 }
 
 fn show(g: &Grant) {
@@ -358,7 +355,7 @@ fn confirmed(g: &Grant, yes: bool) -> anyhow::Result<bool> {
 fn apply(
     engine: &mut Engine,
     dir: &Path,
-    mut g: Grant,
+    g: Grant,
     mut plan: Plan,
     actor: &str,
     kube_context: Option<&str>,
@@ -366,20 +363,15 @@ fn apply(
     let result =
         crate::cmd_respond::run_through_connectors(engine, &mut plan, false, kube_context)?;
     crate::cmd_respond::print_results(&plan, false);
-    let now = now_ms();
     let _writing = crate::output::write_lock(engine, dir)?;
-    match result {
-        Ok(()) => {
-            g.activate(now)?;
-            let detail = format!("{} until {}", describe(&g, "active"), when(g.expires_at));
-            engine.put_grant(&g, audit("access.grant", actor, now, &g, detail))?;
+    let failed = result.as_ref().err().map(ToString::to_string);
+    let g = engine.grant_applied(g, result.map_err(|e| e.to_string()), actor, now_ms())?;
+    match failed {
+        None => {
             println!("grant {} active until {}", g.id, when(g.expires_at));
             Ok(Outcome::Clean)
         }
-        Err(e) => {
-            g.fail(e.to_string())?;
-            let detail = format!("{}: {e}", describe(&g, "failed"));
-            engine.put_grant(&g, audit("access.grant", actor, now, &g, detail))?;
+        Some(e) => {
             eprintln!("error: grant {} failed: {e}", g.id);
             Ok(Outcome::Broken)
         }
@@ -413,7 +405,7 @@ fn break_glass(
             actor,
             now,
             g,
-            describe(g, "break-glass"),
+            g.describe("break-glass"),
         ))?;
         let opened = AuditEntry {
             at: now,
@@ -476,35 +468,16 @@ fn end_grant(
             r.map_err(|e| e.to_string())
         }
     };
-    let verb = match how {
-        End::Expired => "access.expire",
-        End::Revoked => "access.revoke",
-    };
     let now = now_ms();
     let _writing = crate::output::write_lock(engine, dir)?;
-    // Another process may have ended it meanwhile: the stored state wins.
-    let Some(mut g) = engine.access_grant(&g.id)? else {
+    let failed = undone.as_ref().err().cloned();
+    if engine
+        .grant_ended(&g.id, how, asof, undone, actor, now)?
+        .is_none()
+    {
         anyhow::bail!("grant {} is no longer stored", g.id);
-    };
-    if g.state.ended() {
-        return Ok(Ok(()));
     }
-    match undone {
-        Ok(()) => {
-            // As of `asof` (expiry may be asked for ahead of the clock); ended when it was.
-            g.end(how, asof.max(now), actor)?;
-            g.ended_at = Some(now);
-            let detail = describe(&g, g.state.as_str());
-            engine.put_grant(&g, audit(verb, actor, now, &g, detail))?;
-            Ok(Ok(()))
-        }
-        Err(e) => {
-            g.last_error = Some(e.clone());
-            let detail = format!("revocation failed, still {}: {e}", g.state.as_str());
-            engine.put_grant(&g, audit(verb, actor, now, &g, detail))?;
-            Ok(Err(e))
-        }
-    }
+    Ok(failed.map_or(Ok(()), Err))
 }
 
 fn stored_grant(engine: &Engine, id: &str) -> anyhow::Result<Grant> {
@@ -530,6 +503,7 @@ fn revoke(engine: &mut Engine, dir: &Path, a: &RevokeArgs) -> anyhow::Result<Out
         println!("\ndry run: nothing has changed (revoke it with --execute)");
         return Ok(Outcome::Clean);
     }
+    allowed(engine, Act::Grant, &g.grantee, |s| s.revoke = true)?;
     let actor = cli_actor();
     match end_grant(
         engine,
@@ -763,6 +737,10 @@ fn review(engine: &mut Engine, dir: &Path, grant: &str, notes: &str) -> anyhow::
     let mut r = engine
         .access_review(grant)?
         .ok_or_else(|| anyhow::anyhow!("grant `{grant}` has no break-glass review"))?;
+    // Closing a review signs it off: an approval, never by who broke the glass.
+    crate::policy::require_on(engine, Act::Approve, &r.grantee, |s| {
+        s.requester = Some(r.opened_by.clone());
+    })?;
     r.close(&actor, notes, now)?;
     engine.put_review(
         &r,
@@ -784,45 +762,22 @@ fn review(engine: &mut Engine, dir: &Path, grant: &str, notes: &str) -> anyhow::
     Ok(Outcome::Clean)
 }
 
-fn request_audit(
-    action: &str,
-    actor: &str,
-    now: Millis,
-    r: &Request,
-    detail: String,
-) -> AuditEntry {
-    AuditEntry {
-        at: now,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        target: Some(r.id.clone()),
-        detail: Some(detail),
-        before: None,
-        after: Some(r.state.as_str().into()),
-    }
-}
-
 fn request(engine: &mut Engine, dir: &Path, a: &Ask) -> anyhow::Result<Outcome> {
     let duration = model::duration(&a.duration, model::Path::Standard)?;
     let actor = cli_actor();
-    let now = now_ms();
-    let r = Request::new(
-        grantee(engine, &a.to)?,
-        entitlement(a)?,
-        duration,
-        &a.reason,
-        &actor,
-        now,
-    )?;
+    let grantee = engine.grantee(&a.to)?;
+    allowed(engine, Act::Plan, &grantee, |s| s.duration = Some(duration))?;
     let _writing = crate::output::write_lock(engine, dir)?;
-    let detail = format!(
-        "{} to {} for {}: {}",
-        r.entitlement.describe(),
-        r.grantee.id(),
-        format_duration(r.duration),
-        r.reason
-    );
-    engine.put_request(&r, request_audit("access.request", &actor, now, &r, detail))?;
+    let r = engine.request_access(
+        &AccessAsk {
+            to: &a.to,
+            entitlement: entitlement(a)?,
+            duration,
+            reason: &a.reason,
+        },
+        &actor,
+        now_ms(),
+    )?;
     println!(
         "request {} stored: {} to {} for {} (someone else approves it: `keyward access approve {}`)",
         r.id,
@@ -834,35 +789,17 @@ fn request(engine: &mut Engine, dir: &Path, a: &Ask) -> anyhow::Result<Outcome> 
     Ok(Outcome::Clean)
 }
 
-fn stored_request(engine: &Engine, id: &str) -> anyhow::Result<Request> {
-    engine
-        .access_request(id)?
-        .ok_or_else(|| anyhow::anyhow!("no request `{id}` (see `keyward access list`)"))
-}
-
 fn approve(engine: &mut Engine, dir: &Path, a: ApproveArgs) -> anyhow::Result<Outcome> {
     let actor = cli_actor();
-    let now = now_ms();
     let (g, plan) = {
         let _writing = crate::output::write_lock(engine, dir)?;
-        let mut r = stored_request(engine, &a.request)?;
+        let r = engine.pending_request(&a.request)?;
         r.may_approve(&actor)?;
-        let (g, plan) = Grant::new(&GrantAsk {
-            grantee: r.grantee.clone(),
-            entitlement: r.entitlement.clone(),
-            duration: r.duration,
-            reason: &r.reason,
-            requester: &r.requester,
-            approver: Some(&actor),
-            request: Some(&r.id),
-            break_glass: false,
-            now,
+        allowed(engine, Act::Approve, &r.grantee, |s| {
+            s.requester = Some(r.requester.clone());
+            s.duration = Some(r.duration);
         })?;
-        r.approve(&actor, &g.id, now)?;
-        let detail = format!("approved: becomes grant {}", g.id);
-        engine.put_request(&r, request_audit("access.approve", &actor, now, &r, detail))?;
-        let detail = describe(&g, "planned (approved)");
-        engine.create_grant(&g, &plan, audit("access.grant", &actor, now, &g, detail))?;
+        let (_, g, plan) = engine.approve_request(&a.request, &actor, now_ms())?;
         (g, plan)
     };
     show(&g);
@@ -878,12 +815,16 @@ fn approve(engine: &mut Engine, dir: &Path, a: ApproveArgs) -> anyhow::Result<Ou
 
 fn deny(engine: &mut Engine, dir: &Path, id: &str, reason: &str) -> anyhow::Result<Outcome> {
     let actor = cli_actor();
-    let now = now_ms();
     let _writing = crate::output::write_lock(engine, dir)?;
-    let mut r = stored_request(engine, id)?;
-    r.deny(&actor, reason, now)?;
-    let detail = format!("denied: {}", reason.trim());
-    engine.put_request(&r, request_audit("access.deny", &actor, now, &r, detail))?;
+    let r = engine.pending_request(id)?;
+    // Withdrawing one's own request takes no permission; denying someone else's is an
+    // approval decision.
+    if r.requester != actor {
+        allowed(engine, Act::Approve, &r.grantee, |s| {
+            s.requester = Some(r.requester.clone());
+        })?;
+    }
+    let r = engine.deny_request(id, &actor, reason, now_ms())?;
     println!("request {} denied", r.id);
     Ok(Outcome::Clean)
 }

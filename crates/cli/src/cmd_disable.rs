@@ -99,7 +99,14 @@ pub fn disable(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
         );
         return Ok(Outcome::Clean);
     }
-    crate::cmd_respond::confirm_and_run(&mut engine, plan, false, a.yes, a.kube_context.as_deref())
+    crate::cmd_respond::confirm_and_run(
+        &mut engine,
+        plan,
+        keyward_policy::Act::Execute,
+        false,
+        a.yes,
+        a.kube_context.as_deref(),
+    )
 }
 
 pub fn enable(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
@@ -126,7 +133,14 @@ pub fn enable(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
         println!("\ndry run: `keyward enable` would undo plan {}", plan.id);
         return Ok(Outcome::Clean);
     }
-    crate::cmd_respond::confirm_and_run(&mut engine, plan, true, a.yes, a.kube_context.as_deref())
+    crate::cmd_respond::confirm_and_run(
+        &mut engine,
+        plan,
+        keyward_policy::Act::Execute,
+        true,
+        a.yes,
+        a.kube_context.as_deref(),
+    )
 }
 
 /// What stands for the identity in Vault/OpenBao (empty without a Vault connector), and a

@@ -310,7 +310,14 @@ fn live(dir: &Path, a: &DriftArgs) -> anyhow::Result<Outcome> {
         let mut worst = Outcome::Clean;
         for plan in plans {
             if !matches!(
-                confirm_and_run(&mut engine, plan, false, a.yes, None)?,
+                confirm_and_run(
+                    &mut engine,
+                    plan,
+                    keyward_policy::Act::Execute,
+                    false,
+                    a.yes,
+                    None
+                )?,
                 Outcome::Clean
             ) {
                 worst = Outcome::Broken;

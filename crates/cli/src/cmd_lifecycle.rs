@@ -12,6 +12,8 @@ use keyward_engine::Engine;
 use keyward_engine::retire::{Deletions, DueDeletion, RetireAsk, Retirement, Skipped};
 use keyward_respond::Plan;
 
+use keyward_policy::Act;
+
 use crate::Outcome;
 use crate::output::{cli_actor, now_ms, table};
 
@@ -144,6 +146,13 @@ pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::
         .map(|r| (r.plan, "disabled"))
         .chain(deletions.into_iter().map(|d| (d.plan, "deleted")));
     for (mut plan, done) in plans {
+        // Each identity is decided on its own: a policy may keep some out of reach.
+        if let Err(e) = crate::policy::require_on(&mut engine, Act::Retire, &plan.identity, |_| {})
+        {
+            failed += 1;
+            eprintln!("plan {}: {e:#}", plan.id);
+            continue;
+        }
         let result = crate::cmd_respond::run_through_connectors(
             &mut engine,
             &mut plan,

@@ -19,6 +19,8 @@ use keyward_respond::playbook::run::{Run, TriggerFacts};
 use keyward_respond::playbook::{BUILTIN, Playbook};
 use keyward_respond::{Plan, PlanStatus};
 
+use keyward_policy::Act;
+
 use crate::Outcome;
 use crate::output::{cli_actor, now_ms, parse_instant, table, ts};
 
@@ -138,6 +140,18 @@ pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::
             {
                 anyhow::bail!("`{}` does not meet the conditions of {name}: {why}", s.id);
             }
+            if execute {
+                let on = subject.as_ref().map(|s| s.id.clone());
+                match &on {
+                    Some(id) => crate::policy::require_on(&mut engine, Act::Execute, id, |_| {})?,
+                    None => crate::policy::require(
+                        &mut engine,
+                        Act::Execute,
+                        &keyward_policy::Resource::Estate,
+                        &crate::policy::here(),
+                    )?,
+                };
+            }
             if execute && !yes && !confirm(&name, identity.as_deref())? {
                 println!("not confirmed: nothing started");
                 return Ok(Outcome::Clean);
@@ -163,6 +177,25 @@ pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::
             let mut engine = open(dir)?;
             let _lock = playbook_lock(dir)?;
             let actor = cli_actor();
+            let started = engine
+                .playbook_run(&run)?
+                .with_context(|| format!("no playbook run `{run}`"))?;
+            let on = started.subject.as_ref().map(|s| s.id.clone());
+            let requester = started.started_by.clone();
+            let ask = |s: &mut keyward_policy::Situation| s.requester = Some(requester);
+            match &on {
+                Some(id) => crate::policy::require_on(&mut engine, Act::Approve, id, ask)?,
+                None => {
+                    let mut s = crate::policy::here();
+                    ask(&mut s);
+                    crate::policy::require(
+                        &mut engine,
+                        Act::Approve,
+                        &keyward_policy::Resource::Estate,
+                        &s,
+                    )?
+                }
+            };
             engine.playbook_approve(&run, &actor, now)?;
             let mut fx = CliEffects::new(config.clone())?;
             let run = engine.playbook_advance(&run, &mut fx, &actor, now)?;

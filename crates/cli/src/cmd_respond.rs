@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use keyward_engine::Engine;
 use keyward_engine::respond::{PlanAsk, PlanRecorder};
+use keyward_policy::Act;
 use keyward_respond::execute::{Connectors, ExecuteError};
 use keyward_respond::plan::K8sStrategy;
 use keyward_respond::{Plan, PlanStatus};
@@ -174,13 +175,21 @@ fn run_plan(engine: &mut Engine, a: &RunArgs, undo: bool) -> anyhow::Result<Outc
             plan.id
         );
     }
-    confirm_and_run(engine, plan, undo, a.yes, a.kube_context.as_deref())
+    confirm_and_run(
+        engine,
+        plan,
+        Act::Execute,
+        undo,
+        a.yes,
+        a.kube_context.as_deref(),
+    )
 }
 
 /// Asks for the plan's id (unless `yes`), then executes or undoes it and prints each step.
 pub(crate) fn confirm_and_run(
     engine: &mut Engine,
     mut plan: Plan,
+    act: Act,
     undo: bool,
     yes: bool,
     kube_context: Option<&str>,
@@ -201,6 +210,7 @@ pub(crate) fn confirm_and_run(
             plan.status.as_str()
         );
     }
+    crate::policy::require_on(engine, act, &plan.identity, |_| {})?;
     if !yes {
         print_plan(&plan);
         if !std::io::stdin().is_terminal() {

@@ -69,7 +69,14 @@ pub fn run(dir: &Path, a: Args) -> anyhow::Result<Outcome> {
         "plan {} stored; undo with `keyward respond undo {}`",
         plan.id, plan.id
     );
-    confirm_and_run(&mut engine, plan, false, a.yes, None)
+    confirm_and_run(
+        &mut engine,
+        plan,
+        keyward_policy::Act::Execute,
+        false,
+        a.yes,
+        None,
+    )
 }
 
 fn print_table(r: &Rightsized) {

@@ -195,7 +195,14 @@ pub fn run(dir: &Path, config: &Config, a: Args) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Clean);
     }
-    confirm_and_run(&mut engine, plan, false, a.yes, a.kube_context.as_deref())
+    confirm_and_run(
+        &mut engine,
+        plan,
+        keyward_policy::Act::Rotate,
+        false,
+        a.yes,
+        a.kube_context.as_deref(),
+    )
 }
 
 #[cfg(all(feature = "aws", feature = "kubernetes"))]

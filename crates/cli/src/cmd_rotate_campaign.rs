@@ -97,6 +97,13 @@ pub fn all(dir: &Path, ask: &Ask<'_>) -> anyhow::Result<Outcome> {
         }
         return Ok(Outcome::Clean);
     }
+    // A campaign rotates across the estate: it needs `rotate` on the estate itself.
+    crate::policy::require(
+        &mut engine,
+        keyward_policy::Act::Rotate,
+        &keyward_policy::Resource::Estate,
+        &crate::policy::here(),
+    )?;
     if !ask.yes {
         print_items(&items);
         if !std::io::stdin().is_terminal() {

@@ -252,7 +252,13 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
             std::time::Duration::from_secs(args.access_interval.max(1)),
         )?;
     }
-    let state = AppState::new(
+    let policy_source = crate::policy::source(dir)?;
+    let policies = crate::policy::load_from(&policy_source)?.policies;
+    let policy_line = format!(
+        "{} Cedar policies from {policy_source} decide who may do what",
+        policies.ids().len()
+    );
+    let state = AppState::with_policies(
         engine,
         Config {
             body_limit: args.body_limit,
@@ -276,6 +282,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
             ingested,
             ..Config::default()
         },
+        policies,
     );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -289,7 +296,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
         let local = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "keyward serving on {scheme}://{local} (data: {})",
+            "keyward serving on {scheme}://{local} (data: {}; {policy_line})",
             dir.display()
         );
         match tls {

@@ -37,6 +37,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
     match cmd {
         Command::Create { role, name } => {
+            manage(&mut engine)?;
             let (token, row) = auth::create(&mut engine, role, &name, &cli_actor(), now_ms())?;
             eprintln!(
                 "created {} token {} ({name}); it is shown once:",
@@ -62,6 +63,7 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             println!("{t}");
         }
         Command::Revoke { id } => {
+            manage(&mut engine)?;
             let audit = AuditEntry {
                 at: now_ms(),
                 actor: cli_actor(),
@@ -78,4 +80,15 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Clean)
+}
+
+/// Tokens are managed by whoever the policy lets `manage` the estate.
+fn manage(engine: &mut Engine) -> anyhow::Result<()> {
+    crate::policy::require(
+        engine,
+        keyward_policy::Act::Manage,
+        &keyward_policy::Resource::Estate,
+        &crate::policy::here(),
+    )?;
+    Ok(())
 }

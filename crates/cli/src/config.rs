@@ -20,9 +20,19 @@ pub struct Config {
     pub lifecycle: Lifecycle,
     #[serde(default)]
     pub rotation: Rotation,
+    #[serde(default)]
+    pub policy: PolicySection,
     /// Where it was read from (none: defaults).
     #[serde(skip)]
     pub path: Option<PathBuf>,
+}
+
+/// Who may do what (`keyward policy`): a directory of Cedar policies.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// `.cedar` files and an optional `entities.json`; relative to this file.
+    pub dir: Option<PathBuf>,
 }
 
 /// Retirement (`keyward lifecycle`).
@@ -129,6 +139,15 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// `policy.dir`, relative to the file's own directory.
+    pub fn policy_dir(&self) -> Option<PathBuf> {
+        let d = self.policy.dir.as_ref()?;
+        Some(match self.path.as_deref().and_then(Path::parent) {
+            Some(base) if d.is_relative() => base.join(d),
+            Some(_) | None => d.clone(),
+        })
     }
 
     /// The locations declared for this user or key.

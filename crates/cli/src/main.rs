@@ -20,6 +20,7 @@ mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_lifecycle;
 mod cmd_playbook;
+mod cmd_policy;
 mod cmd_respond;
 mod cmd_rightsize;
 mod cmd_rotate;
@@ -33,6 +34,7 @@ mod cmd_token;
 mod cmd_watch;
 mod config;
 mod output;
+mod policy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -135,6 +137,10 @@ enum Command {
     /// approve, deny, apply, revoke, expire, review, list.
     #[command(subcommand)]
     Access(cmd_access::Command),
+    /// Who may do what: Cedar policies (validate, test, init, show). Every state-changing
+    /// command and API call is decided by them and the decision audited.
+    #[command(subcommand)]
+    Policy(cmd_policy::Command),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -180,6 +186,7 @@ fn main() -> ExitCode {
 fn run() -> ExitCode {
     let cli = Cli::parse();
     let dir = data_dir(cli.data_dir);
+    policy::configure(cli.config.clone(), dir.clone());
     let config = || config::Config::load(cli.config.as_deref(), &dir);
     let result = match cli.command {
         Command::Ingest(a) => cmd_ingest::run(&dir, a),
@@ -207,6 +214,7 @@ fn run() -> ExitCode {
         Command::Playbook(c) => config().and_then(|k| cmd_playbook::run(&dir, &k, c)),
         Command::Check(a) => cmd_check::run(a),
         Command::Access(c) => cmd_access::run(&dir, c),
+        Command::Policy(c) => cmd_policy::run(&dir, c),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

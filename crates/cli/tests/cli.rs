@@ -268,8 +268,12 @@ fn audit_verify_export_and_anchor_catch_a_truncated_log() {
     }
     let id = {
         let o = keyward(dir.path(), &["audit", "export"]);
-        let first: serde_json::Value =
-            serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+        // The first token created (each creation follows its `policy.decide` entry).
+        let first: serde_json::Value = stdout(&o)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|e| e["action"] == "token.create")
+            .unwrap();
         first["target"].as_str().unwrap().to_owned()
     };
     let o = keyward(dir.path(), &["token", "revoke", &id]);
@@ -278,7 +282,7 @@ fn audit_verify_export_and_anchor_catch_a_truncated_log() {
     let o = keyward(dir.path(), &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        stdout(&o).starts_with("audit log intact: 3 entries"),
+        stdout(&o).starts_with("audit log intact: 6 entries"),
         "{}",
         stdout(&o)
     );
@@ -289,10 +293,13 @@ fn audit_verify_export_and_anchor_catch_a_truncated_log() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 3);
-    assert_eq!(lines[2]["seq"], 3);
-    assert_eq!(lines[2]["action"], "token.revoke");
-    assert_eq!(lines[2]["mac"].as_str().unwrap().len(), 64);
+    // Each token change follows the policy decision that allowed it.
+    assert_eq!(lines.len(), 6);
+    assert_eq!(lines[4]["action"], "policy.decide");
+    assert_eq!(lines[4]["after"], "allow");
+    assert_eq!(lines[5]["seq"], 6);
+    assert_eq!(lines[5]["action"], "token.revoke");
+    assert_eq!(lines[5]["mac"].as_str().unwrap().len(), 64);
     assert!(lines[0]["actor"].as_str().unwrap().starts_with("cli"));
     let out = outside.path().join("audit.ocsf.jsonl");
     let o = keyward(
@@ -312,8 +319,8 @@ fn audit_verify_export_and_anchor_catch_a_truncated_log() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(ocsf[0]["class_uid"], 3001);
-    assert_eq!(ocsf[2]["type_uid"], 300105);
+    assert_eq!(ocsf[1]["class_uid"], 3001);
+    assert_eq!(ocsf[5]["type_uid"], 300105);
 
     // An anchor inside the data directory is refused; outside it, appended.
     let inside = dir.path().join("anchor.jsonl");
@@ -339,15 +346,15 @@ fn audit_verify_export_and_anchor_catch_a_truncated_log() {
     // The last entry deleted: intact on its own, broken against the anchor.
     rusqlite::Connection::open(dir.path().join("keyward.db"))
         .unwrap()
-        .execute("DELETE FROM audit_log WHERE seq = 3", [])
+        .execute("DELETE FROM audit_log WHERE seq = 6", [])
         .unwrap();
     let o = keyward(dir.path(), &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
-    assert!(stdout(&o).contains("2 entries"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("5 entries"), "{}", stdout(&o));
     let o = keyward(dir.path(), &["audit", "verify", "--anchor", a]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     assert!(
-        stdout(&o).starts_with("audit log BROKEN at seq 3: truncated"),
+        stdout(&o).starts_with("audit log BROKEN at seq 6: truncated"),
         "{}",
         stdout(&o)
     );
@@ -355,7 +362,7 @@ fn audit_verify_export_and_anchor_catch_a_truncated_log() {
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
         (r["ok"].as_bool(), r["broken"]["seq"].as_i64()),
-        (Some(false), Some(3))
+        (Some(false), Some(6))
     );
 }
 
@@ -394,9 +401,10 @@ fn concurrent_processes_do_not_fork_the_audit_chain() {
     let o = keyward(dir.path(), &["audit", "verify", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Six creations, each after its policy decision.
     assert_eq!(
         (r["ok"].as_bool(), r["entries"].as_u64()),
-        (Some(true), Some(6))
+        (Some(true), Some(12))
     );
 }
 

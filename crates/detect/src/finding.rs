@@ -158,6 +158,8 @@ pub struct Finding {
     /// One line a human reads first.
     pub summary: String,
     /// Rule-specific facts: the signals that fired, the risk factors, the matched fields.
+    /// Written with its keys sorted, however it was built.
+    #[serde(serialize_with = "keyward_model::json::serialize_sorted")]
     pub details: serde_json::Value,
 }
 

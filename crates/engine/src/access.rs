@@ -8,9 +8,10 @@
 //! Audit actions: `access.grant`, `access.revoke`, `access.expire`, `access.break_glass`,
 //! `access.review`, `access.request`, `access.approve`, `access.deny`.
 
-use keyward_govern::access::{Grant, Request, Review};
+use keyward_govern::access::{End, Entitlement, Grant, GrantAsk, Grantee, Request, Review};
 use keyward_model::time::Millis;
 use keyward_respond::Plan;
+use keyward_respond::playbook::format_duration;
 use keyward_store::AuditEntry;
 
 use crate::jobs::Job;
@@ -164,6 +165,195 @@ impl Engine {
             .into_iter()
             .map(|j| j.doc)
             .collect())
+    }
+}
+
+impl Engine {
+    /// Records how applying grant `g`'s plan went: active until its expiry, or failed with
+    /// the error (`access.grant` either way). The caller holds the writer lock.
+    pub fn grant_applied(
+        &mut self,
+        mut g: Grant,
+        result: Result<(), String>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Grant, EngineError> {
+        let detail = match result {
+            Ok(()) => {
+                g.activate(now)?;
+                format!(
+                    "{} until {}",
+                    g.describe("active"),
+                    keyward_model::time::format(g.expires_at)
+                )
+            }
+            Err(e) => {
+                let detail = format!("{}: {e}", g.describe("failed"));
+                g.fail(e)?;
+                detail
+            }
+        };
+        self.put_grant(&g, audit("access.grant", actor, now, &g, detail))?;
+        Ok(g)
+    }
+
+    /// Records how undoing grant `id`'s plan went (`access.expire` or `access.revoke`):
+    /// ended as of `asof` (never before `now`), or still in force with the error kept. The
+    /// stored state wins: a grant another process ended meanwhile is left as it is. `None`
+    /// when the grant is no longer stored. The caller holds the writer lock.
+    pub fn grant_ended(
+        &mut self,
+        id: &str,
+        how: End,
+        asof: Millis,
+        undone: Result<(), String>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Option<Grant>, EngineError> {
+        let verb = match how {
+            End::Expired => "access.expire",
+            End::Revoked => "access.revoke",
+        };
+        let Some(mut g) = self.access_grant(id)? else {
+            return Ok(None);
+        };
+        if g.state.ended() {
+            return Ok(Some(g));
+        }
+        let detail = match undone {
+            Ok(()) => {
+                g.end(how, asof.max(now), actor)?;
+                g.ended_at = Some(now);
+                g.describe(g.state.as_str())
+            }
+            Err(e) => {
+                let detail = format!("revocation failed, still {}: {e}", g.state.as_str());
+                g.last_error = Some(e);
+                detail
+            }
+        };
+        self.put_grant(&g, audit(verb, actor, now, &g, detail))?;
+        Ok(Some(g))
+    }
+}
+
+/// An audit entry about a request: its id as the target, its state after.
+fn request_audit(action: &str, actor: &str, at: Millis, r: &Request, detail: String) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: actor.to_owned(),
+        action: action.to_owned(),
+        target: Some(r.id.clone()),
+        detail: Some(detail),
+        before: None,
+        after: Some(r.state.as_str().into()),
+    }
+}
+
+/// A request for access, as asked at the command line or over the API.
+#[derive(Debug, Clone)]
+pub struct AccessAsk<'a> {
+    /// Who receives it, as written (a name the inventory knows, an ARN, …).
+    pub to: &'a str,
+    pub entitlement: Entitlement,
+    pub duration: Millis,
+    pub reason: &'a str,
+}
+
+impl Engine {
+    /// The grantee `to` names: the inventory's identity when the name resolves to one, else
+    /// as written.
+    pub fn grantee(&self, to: &str) -> Result<Grantee, EngineError> {
+        if let crate::Resolve::Found(i) = self.resolve(to)
+            && let Ok(g) = Grantee::parse(i.arn.as_deref().unwrap_or(&i.id))
+        {
+            return Ok(g);
+        }
+        Ok(Grantee::parse(to)?)
+    }
+
+    /// Stores a pending request by `actor` (`access.request`). The caller holds the writer
+    /// lock.
+    pub fn request_access(
+        &mut self,
+        ask: &AccessAsk<'_>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Request, EngineError> {
+        let r = Request::new(
+            self.grantee(ask.to)?,
+            ask.entitlement.clone(),
+            ask.duration,
+            ask.reason,
+            actor,
+            now,
+        )?;
+        let detail = format!(
+            "{} to {} for {}: {}",
+            r.entitlement.describe(),
+            r.grantee.id(),
+            format_duration(r.duration),
+            r.reason
+        );
+        self.put_request(&r, request_audit("access.request", actor, now, &r, detail))?;
+        Ok(r)
+    }
+
+    /// The stored request `id`, or [`AccessError::NoRequest`](keyward_govern::access::AccessError).
+    pub fn pending_request(&self, id: &str) -> Result<Request, EngineError> {
+        self.access_request(id)?.ok_or_else(|| {
+            EngineError::Access(keyward_govern::access::AccessError::NoRequest(
+                id.to_owned(),
+            ))
+        })
+    }
+
+    /// Approves request `id` as `approver` (`access.approve`): it becomes a planned grant
+    /// (`access.grant`), applied later through the connectors. The caller holds the writer
+    /// lock and has asked the policy whether `approver` may.
+    pub fn approve_request(
+        &mut self,
+        id: &str,
+        approver: &str,
+        now: Millis,
+    ) -> Result<(Request, Grant, Plan), EngineError> {
+        let mut r = self.pending_request(id)?;
+        r.may_approve(approver)?;
+        let (g, plan) = Grant::new(&GrantAsk {
+            grantee: r.grantee.clone(),
+            entitlement: r.entitlement.clone(),
+            duration: r.duration,
+            reason: &r.reason,
+            requester: &r.requester,
+            approver: Some(approver),
+            request: Some(&r.id),
+            break_glass: false,
+            now,
+        })?;
+        r.approve(approver, &g.id, now)?;
+        let detail = format!("approved: becomes grant {}", g.id);
+        self.put_request(
+            &r,
+            request_audit("access.approve", approver, now, &r, detail),
+        )?;
+        let detail = g.describe("planned (approved)");
+        self.create_grant(&g, &plan, audit("access.grant", approver, now, &g, detail))?;
+        Ok((r, g, plan))
+    }
+
+    /// Denies request `id` for `reason` (`access.deny`). The caller holds the writer lock.
+    pub fn deny_request(
+        &mut self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+        now: Millis,
+    ) -> Result<Request, EngineError> {
+        let mut r = self.pending_request(id)?;
+        r.deny(actor, reason, now)?;
+        let detail = format!("denied: {}", reason.trim());
+        self.put_request(&r, request_audit("access.deny", actor, now, &r, detail))?;
+        Ok(r)
     }
 }
 

@@ -8,6 +8,7 @@
 //! inventory plus the largest single document.
 
 pub mod access;
+mod authz;
 mod clusters;
 pub mod compliance;
 mod detection;

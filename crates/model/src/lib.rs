@@ -7,6 +7,7 @@
 pub mod event;
 pub mod identity;
 pub mod ids;
+pub mod json;
 pub mod observation;
 pub mod time;
 

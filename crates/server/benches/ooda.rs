@@ -148,7 +148,7 @@ fn main() {
                 response_policy: Some(Arc::new(policy)),
                 ..Config::default()
             },
-        );
+        ).unwrap();
         let listener = keyward_server::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(keyward_server::serve(listener, state));

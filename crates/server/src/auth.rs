@@ -1,11 +1,20 @@
-//! API tokens: created at random, shown once, stored as a hash; roles ordered by power.
+//! API tokens: created at random, shown once, stored as a hash; each in a role. Whether a
+//! caller may do something is Cedar's decision ([`decide`]): a token is a `Keyward::Token`
+//! in its role, and the policy set in force (the built-in roles unless configured) says.
 
-use axum::http::{HeaderMap, StatusCode, header};
+use std::net::IpAddr;
+
+use axum::http::{HeaderMap, HeaderName, StatusCode, header};
 use keyward_engine::{Engine, EngineError};
 use keyward_model::time::Millis;
+use keyward_policy::{Act, Ask, Decision, Principal, Resource, Situation, Surface};
 use keyward_store::{AuditEntry, TokenRow};
 
 use crate::{ApiError, AppState};
+
+/// The peer address of the connection a request came on, set by the accept loop (any
+/// value a client sends is replaced): the policies' `context.source_ip`.
+pub const PEER_HEADER: HeaderName = HeaderName::from_static("x-keyward-peer");
 
 /// What a token may do. Each role includes the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
@@ -46,17 +55,27 @@ pub fn hash(token: &str) -> String {
     blake3::hash(token.as_bytes()).to_hex().to_string()
 }
 
-/// Who is calling: the token's id and role.
+/// Who is calling: the token's id, role and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     pub token_id: String,
     pub role: Role,
+    pub name: String,
 }
 
 impl Caller {
     /// The audit log's name for this caller.
     pub fn actor(&self) -> String {
         format!("token:{}", self.token_id)
+    }
+
+    /// The caller as a policy principal.
+    pub fn principal(&self) -> Principal {
+        Principal::Token {
+            id: self.token_id.clone(),
+            role: self.role.as_str().to_owned(),
+            name: self.name.clone(),
+        }
     }
 
     /// How the dashboard shows who is signed in.
@@ -126,6 +145,7 @@ pub fn verify(engine: &Engine, token: &str) -> Result<Option<Caller>, EngineErro
     Ok(Role::parse(&row.role).map(|role| Caller {
         token_id: row.id,
         role,
+        name: row.name,
     }))
 }
 
@@ -136,12 +156,62 @@ fn bearer_token(value: &str) -> Option<&str> {
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }
 
-/// The caller behind the request's bearer token, if its role is at least `need`.
+/// The caller behind the request's bearer token, if the policy lets it do `action` on the
+/// estate.
 pub async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
-    need: Role,
+    action: Act,
 ) -> Result<Caller, ApiError> {
+    authorize_on(
+        state,
+        headers,
+        action,
+        Resource::Estate,
+        Situation::default(),
+    )
+    .await
+}
+
+/// [`authorize`] for a read the policy restricts (the audit log, tokens, configuration):
+/// an allow is counted in the metrics, not audited, so reading the audit log does not grow
+/// it; a deny is audited.
+pub async fn authorize_read(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: Act,
+) -> Result<Caller, ApiError> {
+    let caller = authenticate(state, headers).await?;
+    let situation = Situation::default();
+    judge(
+        state,
+        &caller,
+        headers,
+        action,
+        Resource::Estate,
+        situation,
+        true,
+    )
+    .await?;
+    Ok(caller)
+}
+
+/// The caller behind the request's bearer token, if the policy lets it do `action` on
+/// `resource` in `situation` (its time, address and surface are filled in here).
+pub async fn authorize_on(
+    state: &AppState,
+    headers: &HeaderMap,
+    action: Act,
+    resource: Resource,
+    situation: Situation,
+) -> Result<Caller, ApiError> {
+    let caller = authenticate(state, headers).await?;
+    decide(state, &caller, headers, action, resource, situation).await?;
+    Ok(caller)
+}
+
+/// The caller behind the request's bearer token (known, unrevoked); no decision yet.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -160,17 +230,142 @@ pub async fn authorize(
         .await?
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::new(StatusCode::UNAUTHORIZED, "unknown or revoked token"))?;
-    if caller.role < need {
+    Ok(caller)
+}
+
+/// When nothing forbade it: which built-in role the policies would let do it, to say what
+/// token to use instead.
+fn stronger_role(state: &AppState, caller: &Caller, ask: &Ask<'_>) -> String {
+    [Role::Viewer, Role::Operator, Role::Admin]
+        .into_iter()
+        .filter(|r| *r != caller.role)
+        .find(|r| {
+            let other = Principal::Token {
+                id: caller.token_id.clone(),
+                role: r.as_str().to_owned(),
+                name: caller.name.clone(),
+            };
+            state
+                .policies
+                .decide(&Ask {
+                    principal: &other,
+                    ..*ask
+                })
+                .allowed
+        })
+        .map_or_else(String::new, |r| {
+            format!(
+                "; the policies allow it to a token with the {} role, this one is {}",
+                r.as_str(),
+                caller.role.as_str()
+            )
+        })
+}
+
+/// The request's peer address ([`PEER_HEADER`]).
+pub fn peer(headers: &HeaderMap) -> Option<IpAddr> {
+    headers
+        .get(PEER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Whether the policy lets `caller` do `action` on `resource` (not audited: for what a
+/// page offers, never for acting).
+pub fn permits(state: &AppState, caller: &Caller, action: Act, resource: &Resource) -> bool {
+    permits_in(state, caller, action, resource, Situation::default())
+}
+
+/// [`permits`] in `situation` (its time and surface are filled in here).
+pub fn permits_in(
+    state: &AppState,
+    caller: &Caller,
+    action: Act,
+    resource: &Resource,
+    situation: Situation,
+) -> bool {
+    let principal = caller.principal();
+    let situation = Situation {
+        now: crate::now(),
+        surface: Surface::Dashboard,
+        ..situation
+    };
+    state
+        .policies
+        .decide(&Ask {
+            principal: &principal,
+            action,
+            resource,
+            situation: &situation,
+        })
+        .allowed
+}
+
+/// Cedar's decision on `caller` doing `action` on `resource`; audited (`policy.decide`,
+/// with the deciding policy ids) unless it allows a read or an ingest, which are counted in
+/// the metrics instead. A deny is a 403 that names the deciding policies.
+pub async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    action: Act,
+    resource: Resource,
+    situation: Situation,
+) -> Result<Decision, ApiError> {
+    judge(state, caller, headers, action, resource, situation, false).await
+}
+
+/// [`decide`]; `read`: the request only reads, so an allow is not audited.
+async fn judge(
+    state: &AppState,
+    caller: &Caller,
+    headers: &HeaderMap,
+    action: Act,
+    resource: Resource,
+    situation: Situation,
+    read: bool,
+) -> Result<Decision, ApiError> {
+    let principal = caller.principal();
+    let situation = Situation {
+        now: crate::now(),
+        source_ip: peer(headers).or(situation.source_ip),
+        // The dashboard says so; everything else through here is the API.
+        surface: match situation.surface {
+            Surface::Dashboard => Surface::Dashboard,
+            Surface::Cli | Surface::Api | Surface::Scheduler => Surface::Api,
+        },
+        ..situation
+    };
+    let ask = Ask {
+        principal: &principal,
+        action,
+        resource: &resource,
+        situation: &situation,
+    };
+    let decision = state.policies.decide(&ask);
+    state
+        .metrics
+        .policy_decision(action.as_str(), decision.word());
+    let quiet = decision.allowed && (read || matches!(action, Act::View | Act::Ingest));
+    if !quiet {
+        let entry = decision.audit_entry(&ask);
+        state
+            .engine
+            .write(move |e| e.audit(&entry).map(|_| ()))
+            .await?
+            .map_err(ApiError::internal)?;
+    }
+    if !decision.allowed {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             format!(
-                "this needs the {} role; the token is {}",
-                need.as_str(),
-                caller.role.as_str()
+                "refused by policy: {}{}",
+                decision.denial(&ask),
+                stronger_role(state, caller, &ask)
             ),
         ));
     }
-    Ok(caller)
+    Ok(decision)
 }
 
 #[cfg(test)]

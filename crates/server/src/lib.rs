@@ -6,7 +6,7 @@
 //! pipeline the CLI runs and nothing needs the engine to be shared across threads.
 //!
 //! Invariants: every route that reads or changes state authenticates a bearer token and
-//! checks its role before touching the engine; a 2xx on an ingest route means the events
+//! asks the Cedar policies (`auth::decide`) before touching the engine; a 2xx on an ingest route means the events
 //! were committed to the store and detection ran on them; every state change is audited.
 //!
 //! Layout: `state` (the engine handle, configuration, limits), `error` (the one error
@@ -15,6 +15,7 @@
 //! (the accept loop and its limits), `openapi`, `metrics`, `tls`; this file mounts the
 //! routes.
 
+mod access;
 mod api;
 pub mod auth;
 pub mod dashboard;
@@ -62,6 +63,23 @@ pub fn router(state: AppState) -> Router {
         .route("/ui/respond", get(dashboard::plans))
         .route("/ui/compliance", get(dashboard::compliance))
         .route("/ui/access", get(dashboard::access))
+        .route("/ui/access/request", post(dashboard::access_request))
+        .route(
+            "/ui/access/requests/{id}/approve",
+            post(dashboard::access_approve),
+        )
+        .route(
+            "/ui/access/requests/{id}/deny",
+            post(dashboard::access_deny),
+        )
+        .route(
+            "/ui/access/grants/{id}/apply",
+            post(dashboard::access_apply),
+        )
+        .route(
+            "/ui/access/grants/{id}/revoke",
+            post(dashboard::access_revoke),
+        )
         .route("/ui/respond/plan", post(dashboard::create_plan))
         .route("/ui/respond/{id}", get(dashboard::plan))
         .route("/ui/respond/{id}/execute", post(dashboard::execute_plan))
@@ -100,6 +118,14 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/respond/plans/{id}/undo", post(api::respond::undo))
         .route("/api/access", get(api::govern::access))
+        .route("/api/access/requests", post(api::access::create_request))
+        .route(
+            "/api/access/requests/{id}/approve",
+            post(api::access::approve),
+        )
+        .route("/api/access/requests/{id}/deny", post(api::access::deny))
+        .route("/api/access/grants/{id}/apply", post(api::access::apply))
+        .route("/api/access/grants/{id}/revoke", post(api::access::revoke))
         .route("/api/compliance/{framework}", get(api::govern::compliance))
         .route("/api/ingest", post(api::ingest::generic))
         .route(

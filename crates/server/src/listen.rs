@@ -62,7 +62,7 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListen
 /// or SIGTERM, within the configuration's connection limits.
 pub async fn serve<L>(mut listener: L, state: AppState) -> std::io::Result<()>
 where
-    L: axum::serve::Listener,
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
 {
     let limits = state.config.conn;
     let app = crate::router(state);
@@ -78,11 +78,24 @@ where
             },
             () = &mut shutdown => break,
         };
-        let (io, _addr) = tokio::select! {
+        let (io, addr) = tokio::select! {
             c = listener.accept() => c,
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        // The peer's address, for the policies' `context.source_ip`: whatever a client sent
+        // under that name is replaced.
+        let peer = axum::http::HeaderValue::from_str(&addr.ip().to_string()).ok();
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                let h = req.headers_mut();
+                h.remove(crate::auth::PEER_HEADER);
+                if let Some(p) = &peer {
+                    h.insert(crate::auth::PEER_HEADER, p.clone());
+                }
+                req
+            },
+        ));
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)

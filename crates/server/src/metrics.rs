@@ -23,8 +23,16 @@ pub struct RouteLabel {
     pub status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabel {
+    pub action: String,
+    pub decision: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Policy decisions by action and answer.
+    pub decisions: Family<DecisionLabel, Counter>,
     pub received: Family<SourceLabel, Counter>,
     pub accepted: Family<SourceLabel, Counter>,
     pub rejected: Family<SourceLabel, Counter>,
@@ -42,6 +50,7 @@ impl Default for Metrics {
         let rejected = Family::<SourceLabel, Counter>::default();
         let findings_open = Family::<SeverityLabel, Gauge>::default();
         let requests = Family::<RouteLabel, Counter>::default();
+        let decisions = Family::<DecisionLabel, Counter>::default();
         let ingest_seconds = Histogram::new(exponential_buckets(0.000_5, 2.0, 16));
         registry.register(
             "records_received",
@@ -73,8 +82,14 @@ impl Default for Metrics {
             "API requests by route and status",
             requests.clone(),
         );
+        registry.register(
+            "policy_decisions",
+            "Cedar policy decisions by action and decision (allow, deny)",
+            decisions.clone(),
+        );
         Metrics {
             registry,
+            decisions,
             received,
             accepted,
             rejected,
@@ -86,6 +101,15 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn policy_decision(&self, action: &str, decision: &str) {
+        self.decisions
+            .get_or_create(&DecisionLabel {
+                action: action.to_owned(),
+                decision: decision.to_owned(),
+            })
+            .inc();
+    }
+
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.

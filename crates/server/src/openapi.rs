@@ -28,9 +28,11 @@ pub const BEARER: &str = "bearer";
                        live event ingest (generic, Kubernetes audit webhook, GitHub webhook), API \
                        tokens and the audit log.\n\n\
                        Authentication: `Authorization: Bearer <token>` (tokens are `kw_` + 64 hex \
-                       digits, created with `keyward token create` or `POST /api/tokens`). Roles \
-                       are ordered viewer < operator < admin; each operation's description names \
-                       the least role it needs. Errors are `{\"error\": \"…\"}`."
+                       digits, created with `keyward token create` or `POST /api/tokens`). Each \
+                       token is in a role; Cedar policies decide what it may do (the built-in ones: \
+                       viewer < operator < admin, and each operation's description names the least \
+                       role they need; `keyward policy` shows the set in force). A refusal is a 403 \
+                       naming the deciding policies. Errors are `{\"error\": \"…\"}`."
     ),
     paths(
         crate::api::health::healthz,
@@ -49,6 +51,11 @@ pub const BEARER: &str = "bearer";
         crate::api::respond::execute,
         crate::api::respond::undo,
         crate::api::govern::access,
+        crate::api::access::create_request,
+        crate::api::access::approve,
+        crate::api::access::deny,
+        crate::api::access::apply,
+        crate::api::access::revoke,
         crate::api::govern::compliance,
         crate::api::ingest::generic,
         crate::api::ingest::kubernetes_audit,
@@ -68,7 +75,7 @@ pub const BEARER: &str = "bearer";
         (name = "inventory", description = "Non-human identities"),
         (name = "findings", description = "Detection findings and their triage"),
         (name = "respond", description = "Containment plans: make (dry run), execute, undo, evidence"),
-        (name = "govern", description = "Time-bound access and compliance scorecards (read-only)"),
+        (name = "govern", description = "Time-bound access (request, approve, deny, apply, revoke) and compliance scorecards"),
         (name = "ingest", description = "Live event inputs"),
         (name = "admin", description = "API tokens, the audit log and configuration"),
         (name = "meta", description = "Metrics and this document"),

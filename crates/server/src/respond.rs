@@ -11,6 +11,26 @@ use keyward_respond::execute::{Connectors, ExecuteError, Phase, Recorder};
 use crate::error::ApiError;
 use crate::state::{EngineHandle, now};
 
+/// The identity plan `id` acts on, as the policies see it (with its risk tier and
+/// environment in the situation); `None` when there is no such plan.
+pub(crate) async fn plan_target(
+    engine: &EngineHandle,
+    id: &str,
+) -> Result<Option<(keyward_policy::Resource, keyward_policy::Situation)>, ApiError> {
+    let id = id.to_owned();
+    engine
+        .call(move |e| {
+            let Some(plan) = e.response_plan(&id)? else {
+                return Ok(None);
+            };
+            let mut situation = keyward_policy::Situation::default();
+            let resource = e.policy_resource(&plan.identity, &mut situation)?;
+            Ok::<_, keyward_engine::EngineError>(Some((resource, situation)))
+        })
+        .await?
+        .map_err(ApiError::internal)
+}
+
 /// Records through the engine thread.
 struct Remote {
     engine: EngineHandle,
@@ -51,7 +71,7 @@ pub async fn run(
     actor: String,
     undo: bool,
 ) -> Result<Option<Ran>, ApiError> {
-    let Some(mut plan) = engine
+    let Some(plan) = engine
         .call(move |e| e.response_plan(&id))
         .await?
         .map_err(ApiError::internal)?
@@ -62,14 +82,25 @@ pub async fn run(
         return Err(ApiError::new(
             axum::http::StatusCode::CONFLICT,
             format!(
-                "plan {} applies a time-bound access grant: `keyward access apply|revoke` runs it (run bare, the access would never expire)",
+                "plan {} applies a time-bound access grant: `/api/access/grants/{{id}}/apply|revoke` or `keyward access apply|revoke` run it (run bare, the access would never expire)",
                 plan.id
             ),
         ));
     }
+    run_plan(engine, plan, actor, undo).await.map(Some)
+}
+
+/// Executes (or undoes) `plan` through the connectors from the environment as `actor`,
+/// every step recorded through the engine thread.
+pub(crate) async fn run_plan(
+    engine: &EngineHandle,
+    mut plan: Plan,
+    actor: String,
+    undo: bool,
+) -> Result<Ran, ApiError> {
     let engine = engine.clone();
     let kube_context = std::env::var("KEYWARD_KUBE_CONTEXT").ok();
-    let joined = tokio::task::spawn_blocking(move || -> Result<Ran, ApiError> {
+    tokio::task::spawn_blocking(move || -> Result<Ran, ApiError> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -97,8 +128,7 @@ pub async fn run(
         }
     })
     .await
-    .map_err(ApiError::internal)??;
-    Ok(Some(joined))
+    .map_err(ApiError::internal)?
 }
 
 /// Automatic response after an ingest: plans for the findings the response policy matches

@@ -222,12 +222,26 @@ pub struct AppState {
     /// GitHub deliveries being read (unauthenticated until their signature is checked, so
     /// kept apart from the token holders' ingest).
     pub webhook_permits: Arc<tokio::sync::Semaphore>,
+    /// Who may do what (the built-in roles unless [`AppState::with_policies`]).
+    pub policies: Arc<keyward_policy::Policies>,
 }
 
 impl AppState {
-    /// A server's state: the engine and the configuration; metrics and sessions start empty.
-    pub fn new(engine: EngineHandle, config: Config) -> Self {
+    /// A server's state: the engine and the configuration; metrics and sessions start empty;
+    /// the built-in roles decide.
+    pub fn new(engine: EngineHandle, config: Config) -> Result<Self, keyward_policy::PolicyError> {
+        let policies = keyward_policy::load::builtin()?.policies;
+        Ok(Self::with_policies(engine, config, policies))
+    }
+
+    /// A server's state with its own policy set.
+    pub fn with_policies(
+        engine: EngineHandle,
+        config: Config,
+        policies: keyward_policy::Policies,
+    ) -> Self {
         AppState {
+            policies: Arc::new(policies),
             engine,
             metrics: Arc::default(),
             sessions: Arc::default(),

@@ -527,7 +527,7 @@ fn is_browser_route(path: &str, handler: &str) -> bool {
 #[tokio::test]
 async fn openapi_document_covers_every_api_route_with_its_security() {
     // Every API route, with the role its handler's `authorize` asks for (None: no token).
-    let expected: [(&str, &str, Option<Role>); 28] = [
+    let expected: [(&str, &str, Option<Role>); 33] = [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/api/openapi.json", None),
@@ -550,6 +550,19 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         ("POST", "/api/respond/plans/{id}/execute", Some(Role::Admin)),
         ("POST", "/api/respond/plans/{id}/undo", Some(Role::Admin)),
         ("GET", "/api/access", Some(Role::Viewer)),
+        ("POST", "/api/access/requests", Some(Role::Operator)),
+        (
+            "POST",
+            "/api/access/requests/{id}/approve",
+            Some(Role::Admin),
+        ),
+        ("POST", "/api/access/requests/{id}/deny", Some(Role::Admin)),
+        ("POST", "/api/access/grants/{id}/apply", Some(Role::Admin)),
+        (
+            "POST",
+            "/api/access/grants/{id}/revoke",
+            Some(Role::Operator),
+        ),
         ("GET", "/api/compliance/{framework}", Some(Role::Viewer)),
         (
             "POST",

@@ -40,7 +40,8 @@ async fn serves_https_with_the_given_certificate() {
             tls: true,
             ..Config::default()
         },
-    );
+    )
+    .unwrap();
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
     let listener = tls::TlsListener::new(tcp, config).unwrap();

@@ -36,7 +36,7 @@ impl Principal<'_> {
             self.noun,
             self.arg(),
             q(policy),
-            q(&doc.to_string())
+            q(&keyward_model::json::sorted(doc))
         )
     }
 

@@ -154,7 +154,7 @@ fn remediation(f: &Facts) -> Remediation {
             vec![format!(
                 "aws iam update-assume-role-policy --role-name {} --policy-document {}",
                 q(role),
-                q(&doc.to_string())
+                q(&keyward_model::json::sorted(doc))
             )],
         ),
         None => Step::now(

@@ -191,6 +191,22 @@ impl Grant {
         }
     }
 
+    /// `planned: managed policy ARN to user/x for 2h (reason)`, for the audit log.
+    pub fn describe(&self, what: &str) -> String {
+        format!(
+            "{what}{}: {} to {} for {} ({})",
+            if self.break_glass {
+                " (break-glass)"
+            } else {
+                ""
+            },
+            self.entitlement.describe(),
+            self.grantee.id(),
+            keyward_respond::playbook::format_duration(self.duration),
+            self.reason
+        )
+    }
+
     /// Its plan ran and was read back: active from `now` for its duration.
     pub fn activate(&mut self, now: Millis) -> Result<(), AccessError> {
         match self.state {

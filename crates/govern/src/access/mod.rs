@@ -81,6 +81,10 @@ pub enum AccessError {
         grantee: String,
         why: &'static str,
     },
+    #[error(
+        "name exactly one of a managed policy (`policy`), an IAM group (`group`) or a Kubernetes role (`role`)"
+    )]
+    NoEntitlement,
     #[error("a reason is required (`--reason`)")]
     NoReason,
     #[error("{what} `{id}` is {state}: it cannot be {verb}")]
@@ -94,6 +98,8 @@ pub enum AccessError {
     SelfApproval { id: String, actor: String },
     #[error("`{actor}` broke the glass for grant `{id}`: its review is closed by someone else")]
     SelfReview { id: String, actor: String },
+    #[error("no request `{0}` (see `keyward access list`)")]
+    NoRequest(String),
     #[error("review notes are required (`--notes`)")]
     NoNotes,
 }

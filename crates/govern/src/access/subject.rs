@@ -168,6 +168,26 @@ pub enum Entitlement {
 }
 
 impl Entitlement {
+    /// Exactly one of a managed policy ARN, an IAM group, a Kubernetes role (with its
+    /// namespace for a RoleBinding), as `--policy`/`--group`/`--role` or an API body give them.
+    pub fn from_parts(
+        policy: Option<&str>,
+        group: Option<&str>,
+        role: Option<&str>,
+        namespace: Option<&str>,
+    ) -> Result<Entitlement, AccessError> {
+        match (policy, group, role) {
+            (Some(arn), None, None) => Ok(Entitlement::ManagedPolicy {
+                arn: arn.to_owned(),
+            }),
+            (None, Some(name), None) => Ok(Entitlement::Group {
+                name: name.to_owned(),
+            }),
+            (None, None, Some(role)) => Entitlement::kube_role(role, namespace),
+            _ => Err(AccessError::NoEntitlement),
+        }
+    }
+
     /// `--role` as given (`NAME`, `role/NAME`, `clusterrole/NAME`) with `--namespace`: a bare
     /// name is a Role with a namespace and a ClusterRole without.
     pub fn kube_role(role: &str, namespace: Option<&str>) -> Result<Entitlement, AccessError> {

@@ -139,7 +139,7 @@ pub(super) fn when(t: Option<&DateTime>) -> Value {
 }
 
 fn compact(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+    keyward_model::json::sorted(v)
 }
 
 fn verified(ok: bool, observed: String) -> Verified {

@@ -76,7 +76,7 @@ pub fn rfc3339(ms: Millis) -> String {
 }
 
 fn compact(v: &serde_json::Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+    keyward_model::json::sorted(v)
 }
 
 pub(crate) fn commands(action: &Action) -> Vec<String> {

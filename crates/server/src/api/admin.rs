@@ -5,12 +5,14 @@ use std::collections::BTreeSet;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use keyward_policy::Act;
 use keyward_store::AuditEntry;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::error::{self, ApiError, json_rejection};
+
 use crate::{AppState, Role, auth, authorize, now};
 
 /// `GET /api/tokens`: every token, never the token itself.
@@ -50,7 +52,7 @@ pub(crate) async fn tokens(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<TokenList>, ApiError> {
-    authorize(&state, &headers, Role::Admin).await?;
+    crate::auth::authorize_read(&state, &headers, Act::Manage).await?;
     let rows = state
         .engine
         .call(|e| e.tokens())
@@ -113,7 +115,7 @@ pub(crate) async fn create_token(
     headers: HeaderMap,
     body: Result<Json<TokenBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let caller = authorize(&state, &headers, Role::Admin).await?;
+    let caller = authorize(&state, &headers, Act::Manage).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let role = Role::parse(&body.role).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -197,7 +199,7 @@ pub(crate) async fn config(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<ConfigAnswer>, ApiError> {
-    authorize(&state, &headers, Role::Admin).await?;
+    crate::auth::authorize_read(&state, &headers, Act::Manage).await?;
     let (detection, stored) = state
         .engine
         .call(|e| {
@@ -260,7 +262,7 @@ pub(crate) async fn set_allowed_accounts(
     headers: HeaderMap,
     body: Result<Json<AllowedAccountsBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<AllowedAccounts>, ApiError> {
-    let caller = authorize(&state, &headers, Role::Admin).await?;
+    let caller = authorize(&state, &headers, Act::Manage).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let mut accounts: Vec<String> = body.accounts.iter().map(|a| a.trim().to_owned()).collect();
     if let Some(bad) = accounts
@@ -323,7 +325,7 @@ pub(crate) async fn revoke_token(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<Revoked>, ApiError> {
-    let caller = authorize(&state, &headers, Role::Admin).await?;
+    let caller = authorize(&state, &headers, Act::Manage).await?;
     let audit = AuditEntry {
         at: now(),
         actor: caller.actor(),

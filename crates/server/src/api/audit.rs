@@ -3,6 +3,7 @@
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
+use keyward_policy::Act;
 use keyward_store::audit::VerifyReport;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -10,7 +11,8 @@ use utoipa::ToSchema;
 use super::MAX_PAGE;
 use super::schema::{Sorted, VerifyReportSchema};
 use crate::error::{self, ApiError};
-use crate::{AppState, Role, authorize};
+
+use crate::AppState;
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -72,7 +74,7 @@ pub(crate) async fn audit_log(
     headers: HeaderMap,
     query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<AuditList>, ApiError> {
-    authorize(&state, &headers, Role::Admin).await?;
+    crate::auth::authorize_read(&state, &headers, Act::Manage).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_PAGE);
     let rows = state
@@ -126,7 +128,7 @@ pub(crate) async fn audit_verify(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<Sorted<VerifyReport>>, ApiError> {
-    authorize(&state, &headers, Role::Admin).await?;
+    crate::auth::authorize_read(&state, &headers, Act::Manage).await?;
     let anchor = state.config.audit_anchor.clone();
     let report = state
         .engine

@@ -5,6 +5,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use keyward_detect::{Finding, Kind, Severity, Status};
 use keyward_engine::{Engine, FindingQuery};
+use keyward_policy::Act;
 use keyward_store::AuditEntry;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,7 +13,8 @@ use utoipa::ToSchema;
 use super::schema::{FindingSchema, Sorted};
 use super::{MAX_PAGE, parse_one, parse_opt};
 use crate::error::{self, ApiError, json_rejection};
-use crate::{AppState, Role, authorize, now};
+
+use crate::{AppState, authorize, now};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -65,7 +67,7 @@ pub(crate) async fn findings(
     headers: HeaderMap,
     query: Result<Query<FindingsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<FindingList>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let min_severity = parse_opt(q.severity.as_deref(), "severity", Severity::parse)?;
     let statuses = match q.status.as_deref() {
@@ -146,7 +148,7 @@ pub(crate) async fn finding(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<FindingAnswer>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let (f, changes) = state
         .engine
         .call(move |e| -> Result<_, keyward_engine::EngineError> {
@@ -212,7 +214,7 @@ pub(crate) async fn finding_status(
     Path(id): Path<String>,
     body: Result<Json<StatusBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<Triaged>, ApiError> {
-    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let caller = authorize(&state, &headers, Act::Triage).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let status = Status::parse(&body.status).ok_or_else(|| {
         ApiError::bad_request(format!(
@@ -342,7 +344,7 @@ pub(crate) async fn finding_exception(
     Path(id): Path<String>,
     body: Result<Json<ExceptionBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<ExceptionAnswer>, ApiError> {
-    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let caller = authorize(&state, &headers, Act::Triage).await?;
     let Json(body) = body.map_err(json_rejection)?;
     check_note(body.note.as_deref())?;
     let actor = caller.actor();

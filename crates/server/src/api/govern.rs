@@ -7,11 +7,13 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use keyward_govern::compliance::{self, Framework};
+use keyward_policy::Act;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{self, ApiError};
-use crate::{AppState, Role, authorize, now};
+
+use crate::{AppState, authorize, now};
 
 /// `GET /api/access`: every grant (`id`, `plan`, `grantee`, `entitlement`, `requester`,
 /// `approver`, `reason`, `granted_at`, `expires_at`, `state`, `break_glass`, `last_error`),
@@ -51,7 +53,7 @@ pub(crate) async fn access(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<AccessAnswer>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let (grants, requests, reviews) = state
         .engine
         .call(|e| -> Result<_, keyward_engine::EngineError> {
@@ -102,7 +104,7 @@ pub(crate) async fn compliance(
     headers: HeaderMap,
     Path(framework): Path<String>,
 ) -> Result<Json<ComplianceAnswer>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let Some(framework) = Framework::parse(&framework) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -4,10 +4,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keyward_detect::Severity;
+use keyward_policy::Act;
 
 use crate::error::{self, ApiError};
 use crate::metrics::SeverityLabel;
-use crate::{AppState, Role, authorize};
+
+use crate::{AppState, authorize};
 
 #[utoipa::path(
     get,
@@ -61,7 +63,7 @@ pub(crate) async fn metrics_text(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let counts = state
         .engine
         .call(|e| e.open_finding_counts())

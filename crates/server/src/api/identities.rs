@@ -7,13 +7,15 @@ use keyward_detect::Finding;
 use keyward_engine::FindingQuery;
 use keyward_graph::analysis::Candidate;
 use keyward_model::{Event, Identity, IdentityKind, Lifecycle, LifecycleConfig, Platform};
+use keyward_policy::Act;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::schema::{CandidateSchema, EventSchema, FindingSchema, IdentitySchema, Sorted};
 use super::{MAX_PAGE, parse_opt};
 use crate::error::{self, ApiError};
-use crate::{AppState, Role, authorize, listing, now};
+
+use crate::{AppState, authorize, listing, now};
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -91,7 +93,7 @@ pub(crate) async fn identities(
     headers: HeaderMap,
     query: Result<Query<IdentityQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<IdentityList>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let platform = parse_opt(q.platform.as_deref(), "platform", Platform::parse)?;
     let kind = parse_opt(q.kind.as_deref(), "kind", IdentityKind::parse)?;
@@ -206,7 +208,7 @@ pub(crate) async fn identity(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<IdentityAnswer>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let stale = state.config.stale_after_days;
     state
         .engine

@@ -15,12 +15,14 @@ use axum::http::{HeaderMap, StatusCode, header};
 use keyward_engine::{Engine, EngineError, IngestOptions, IngestReport};
 use keyward_normalize::envelope::Expect;
 use keyward_normalize::{Format, Layout};
+use keyward_policy::Act;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::metrics::SourceLabel;
-use crate::{ApiError, AppState, Role, authorize, now};
+
+use crate::{ApiError, AppState, authorize, now};
 
 /// Rejections listed in an answer (all are kept as dead letters).
 const MAX_LISTED: usize = 20;
@@ -78,7 +80,7 @@ pub(crate) async fn generic(
     body: Body,
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let start = Instant::now();
-    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let caller = authorize(&state, &headers, Act::Ingest).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let format = match q.format.as_deref() {
         None => None,
@@ -165,7 +167,7 @@ pub(crate) async fn kubernetes_audit(
     body: Body,
 ) -> Result<(StatusCode, Json<IngestAnswer>), ApiError> {
     let start = Instant::now();
-    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let caller = authorize(&state, &headers, Act::Ingest).await?;
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let _permit = acquire(&state.ingest_permits).await?;
     let body = read_body(&state, &headers, body).await?;

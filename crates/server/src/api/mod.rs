@@ -5,6 +5,7 @@
 //! document describes the bytes sent. Their fields are declared in alphabetical order, the
 //! order the API has always sent (see [`schema`]).
 
+pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod findings;

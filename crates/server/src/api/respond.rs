@@ -6,12 +6,14 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use keyward_engine::respond::PlanAsk;
+use keyward_policy::Act;
 use keyward_respond::plan::K8sStrategy;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::error::{self, ApiError, json_rejection};
-use crate::{AppState, Role, authorize, now};
+
+use crate::{AppState, authorize, now};
 
 /// `POST /api/respond/plans`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,7 +104,7 @@ pub(crate) async fn create_plan(
     headers: HeaderMap,
     body: Result<Json<PlanBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<PlanAnswer>), ApiError> {
-    let caller = authorize(&state, &headers, Role::Operator).await?;
+    let caller = authorize(&state, &headers, Act::Plan).await?;
     let Json(body) = body.map_err(json_rejection)?;
     let since = match body.since.as_deref() {
         Some(s) => Some(keyward_model::time::parse(s).ok_or_else(|| {
@@ -163,7 +165,7 @@ pub(crate) async fn plans(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<PlanList>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let plans = state
         .engine
         .call(|e| e.response_plans(super::MAX_PAGE))
@@ -193,7 +195,7 @@ pub(crate) async fn plan(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<PlanAnswer>, ApiError> {
-    authorize(&state, &headers, Role::Viewer).await?;
+    authorize(&state, &headers, Act::View).await?;
     let plan = state
         .engine
         .call(move |e| e.response_plan(&id))
@@ -228,7 +230,7 @@ pub(crate) async fn evidence(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Json<EvidenceAnswer>, ApiError> {
-    authorize(&state, &headers, Role::Operator).await?;
+    authorize(&state, &headers, Act::Plan).await?;
     let ev = state
         .engine
         .call(move |e| e.response_evidence(&id))
@@ -250,13 +252,19 @@ async fn run(
     body: Result<Json<RunBody>, axum::extract::rejection::JsonRejection>,
     undo: bool,
 ) -> Result<Json<PlanAnswer>, ApiError> {
-    let caller = authorize(&state, &headers, Role::Admin).await?;
+    let caller = crate::auth::authenticate(&state, &headers).await?;
     let Json(body) = body.map_err(json_rejection)?;
     if body.confirm != id {
         return Err(ApiError::bad_request(
             "`confirm` must repeat the plan's id: nothing was run",
         ));
     }
+    // Decided on the plan's identity, so a policy can scope execution (by account,
+    // namespace, owning team, environment, risk).
+    let on = crate::respond::plan_target(&state.engine, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such plan"))?;
+    crate::auth::decide(&state, &caller, &headers, Act::Execute, on.0, on.1).await?;
     let ran = crate::respond::run(&state.engine, id, caller.actor(), undo)
         .await?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such plan"))?;

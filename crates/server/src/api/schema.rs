@@ -23,9 +23,10 @@ pub(crate) struct Sorted<T>(pub T);
 
 impl<T: Serialize> Serialize for Sorted<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        serde_json::to_value(&self.0)
-            .map_err(serde::ser::Error::custom)?
-            .serialize(s)
+        let mut v = serde_json::to_value(&self.0).map_err(serde::ser::Error::custom)?;
+        // Sorted whatever the map type: cedar-policy turns on serde_json's `preserve_order`.
+        v.sort_all_objects();
+        v.serialize(s)
     }
 }
 

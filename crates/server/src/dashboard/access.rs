@@ -1,6 +1,8 @@
 //! The access page: who holds what until when (time-bound grants, break-glass ones marked),
 //! the requests waiting for someone else's approval, and the post-incident reviews still
-//! open. Read-only: granting, approving and revoking are `keyward access`.
+//! open; with the forms the policies let the caller use — ask for access, approve or deny
+//! someone else's request, apply an approved grant, revoke one early (`crate::access`
+//! decides and audits each; break-glass stays with `keyward access grant --break-glass`).
 
 use keyward_govern::access::{GrantState, RequestState, ReviewState};
 
@@ -12,6 +14,9 @@ pub(super) struct GrantRow {
     entitlement: String,
     state: &'static str,
     class: &'static str,
+    /// Planned or failed, not break-glass: it can be applied from here.
+    applicable: bool,
+    ended: bool,
     break_glass: bool,
     requester: String,
     approver: String,
@@ -48,6 +53,11 @@ pub(super) struct AccessPage {
     grants: Vec<GrantRow>,
     requests: Vec<RequestRow>,
     reviews: Vec<ReviewRow>,
+    may_request: bool,
+    may_approve: bool,
+    may_apply: bool,
+    may_revoke: bool,
+    me: String,
 }
 
 fn at(ms: Millis) -> String {
@@ -82,6 +92,9 @@ pub(crate) async fn access(State(state): State<AppState>, headers: HeaderMap) ->
                         GrantState::Failed => "error",
                         GrantState::Planned | GrantState::Expired | GrantState::Revoked => "muted",
                     },
+                    applicable: !g.break_glass
+                        && matches!(g.state, GrantState::Planned | GrantState::Failed),
+                    ended: g.state.ended(),
                     break_glass: g.break_glass,
                     requester: g.requester,
                     approver: g.approver.unwrap_or_default(),
@@ -124,6 +137,11 @@ pub(crate) async fn access(State(state): State<AppState>, headers: HeaderMap) ->
                 grants,
                 requests,
                 reviews,
+                may_request: false,
+                may_approve: false,
+                may_apply: false,
+                may_revoke: false,
+                me: String::new(),
             })
         })
         .await;
@@ -131,9 +149,147 @@ pub(crate) async fn access(State(state): State<AppState>, headers: HeaderMap) ->
         Ok(Ok(mut page)) => {
             page.nav_user = Some(ui.caller.label());
             page.csrf = ui.csrf;
+            page.may_request = ui.may.plan;
+            page.may_approve = ui.may.approve;
+            page.may_apply = ui.may.grant;
+            page.may_revoke = ui.may.revoke;
+            page.me = ui.caller.actor();
             render(&page)
         }
         Ok(Err(e)) => page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => e.into_response(),
     }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RequestForm {
+    csrf: String,
+    to: String,
+    /// `policy`, `group` or `role`.
+    kind: String,
+    value: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(rename = "for")]
+    duration: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfForm {
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Back to the access page once done; the error page when not.
+fn done<T>(r: Result<T, crate::ApiError>) -> Response {
+    match r {
+        Ok(_) => secure(Redirect::to("/ui/access").into_response()),
+        Err(e) => page_error(e.status, &e.message),
+    }
+}
+
+fn given(s: &str) -> Option<String> {
+    let s = s.trim();
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+pub(crate) async fn access_request(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<RequestForm>,
+) -> Response {
+    let ui = match signed_in_form(&state, &headers, &form.csrf).await {
+        Ok(ui) => ui,
+        Err(r) => return r,
+    };
+    let value = given(&form.value);
+    let pick = |k: &str| if form.kind == k { value.clone() } else { None };
+    let body = crate::access::AskBody {
+        to: form.to.trim().to_owned(),
+        policy: pick("policy"),
+        group: pick("group"),
+        role: pick("role"),
+        namespace: given(&form.namespace),
+        duration: form.duration.trim().to_owned(),
+        reason: form.reason.clone(),
+    };
+    done(crate::access::request(&state, &ui.caller, &headers, Surface::Dashboard, body).await)
+}
+
+pub(crate) async fn access_approve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let ui = match signed_in_form(&state, &headers, &form.csrf).await {
+        Ok(ui) => ui,
+        Err(r) => return r,
+    };
+    done(crate::access::approve(&state, &ui.caller, &headers, Surface::Dashboard, id).await)
+}
+
+pub(crate) async fn access_deny(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let ui = match signed_in_form(&state, &headers, &form.csrf).await {
+        Ok(ui) => ui,
+        Err(r) => return r,
+    };
+    let surface = Surface::Dashboard;
+    done(crate::access::deny(&state, &ui.caller, &headers, surface, id, form.reason).await)
+}
+
+async fn run_grant(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    form: CsrfForm,
+    revoke: bool,
+) -> Response {
+    let ui = match signed_in_form(&state, &headers, &form.csrf).await {
+        Ok(ui) => ui,
+        Err(r) => return r,
+    };
+    if form.confirm.trim() != id {
+        return page_error(
+            StatusCode::BAD_REQUEST,
+            "Type the grant's id to confirm: nothing was run.",
+        );
+    }
+    let surface = Surface::Dashboard;
+    let ran = if revoke {
+        crate::access::revoke(&state, &ui.caller, &headers, surface, id).await
+    } else {
+        crate::access::apply(&state, &ui.caller, &headers, surface, id).await
+    };
+    match ran {
+        Ok((_, Some(e))) => page_error(StatusCode::BAD_GATEWAY, &e),
+        other => done(other),
+    }
+}
+
+pub(crate) async fn access_apply(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    run_grant(state, headers, id, form, false).await
+}
+
+pub(crate) async fn access_revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    run_grant(state, headers, id, form, true).await
 }

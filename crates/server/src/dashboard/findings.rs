@@ -195,7 +195,7 @@ pub(crate) async fn findings(
     let page = FindingsPage {
         nav_user: Some(ui.caller.label()),
         nav: "findings",
-        operator: ui.caller.role >= Role::Operator,
+        operator: ui.may.triage,
         back: f.href(f.offset),
         csrf: ui.csrf,
         message,
@@ -232,11 +232,8 @@ pub(crate) async fn set_status(
         Ok(ui) => ui,
         Err(r) => return r,
     };
-    if ui.caller.role < Role::Operator {
-        return page_error(
-            StatusCode::FORBIDDEN,
-            "Changing a finding's status needs the operator role.",
-        );
+    if let Err(r) = ui.allowed(&state, &headers, Act::Triage, None).await {
+        return r;
     }
     let Some(status) = Status::parse(&form.status) else {
         return page_error(StatusCode::BAD_REQUEST, "unknown status");

@@ -89,7 +89,7 @@ pub(crate) async fn identity(
         Ok(Ok(Some(mut page))) => {
             page.nav_user = Some(ui.caller.label());
             page.csrf = ui.csrf;
-            page.operator = ui.caller.role >= Role::Operator;
+            page.operator = ui.may.plan;
             render(&page)
         }
         Ok(Ok(None)) => page_error(StatusCode::NOT_FOUND, "No such identity."),

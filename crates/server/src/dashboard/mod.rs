@@ -27,7 +27,9 @@ use keyward_model::{
 use keyward_store::AuditEntry;
 use serde::Deserialize;
 
-use crate::{AppState, Caller, Role, auth, listing, now};
+use keyward_policy::{Act, Resource, Situation, Surface};
+
+use crate::{AppState, Caller, auth, listing, now};
 
 const COOKIE: &str = "kw_session";
 /// Sessions last a working day.
@@ -102,6 +104,65 @@ struct Ui {
     caller: Caller,
     csrf: String,
     session: String,
+    /// What the pages offer this caller.
+    may: May,
+}
+
+/// What the policy lets the signed-in caller do on the estate, for what pages offer; each
+/// form is decided again (and audited) when it is sent.
+#[derive(Debug, Clone, Copy, Default)]
+struct May {
+    triage: bool,
+    plan: bool,
+    execute: bool,
+    approve: bool,
+    grant: bool,
+    revoke: bool,
+}
+
+impl May {
+    fn of(state: &AppState, caller: &Caller) -> May {
+        let may = |a| auth::permits(state, caller, a, &Resource::Estate);
+        May {
+            triage: may(Act::Triage),
+            plan: may(Act::Plan),
+            execute: may(Act::Execute),
+            approve: may(Act::Approve),
+            grant: may(Act::Grant),
+            revoke: auth::permits_in(
+                state,
+                caller,
+                Act::Grant,
+                &Resource::Estate,
+                Situation {
+                    revoke: true,
+                    ..Situation::default()
+                },
+            ),
+        }
+    }
+}
+
+impl Ui {
+    /// The policy's decision on a form's `action` on `on` (the estate when `None`),
+    /// audited: the 403 page, naming the deciding policies, when refused.
+    async fn allowed(
+        &self,
+        state: &AppState,
+        headers: &HeaderMap,
+        action: Act,
+        on: Option<(Resource, Situation)>,
+    ) -> Result<(), Response> {
+        let (resource, situation) = on.unwrap_or_default();
+        let situation = Situation {
+            surface: Surface::Dashboard,
+            ..situation
+        };
+        auth::decide(state, &self.caller, headers, action, resource, situation)
+            .await
+            .map(|_| ())
+            .map_err(|e| page_error(e.status, &e.message))
+    }
 }
 
 fn cookie_value<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -129,11 +190,28 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ui, Response
         .map_err(IntoResponse::into_response)?
         .map_err(|e| page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
     match caller {
-        Some(caller) => Ok(Ui {
-            caller,
-            csrf,
-            session,
-        }),
+        Some(caller) => {
+            let dashboard = Situation {
+                surface: Surface::Dashboard,
+                ..Situation::default()
+            };
+            auth::decide(
+                state,
+                &caller,
+                headers,
+                Act::View,
+                Resource::Estate,
+                dashboard,
+            )
+            .await
+            .map_err(|e| page_error(e.status, &e.message))?;
+            Ok(Ui {
+                may: May::of(state, &caller),
+                caller,
+                csrf,
+                session,
+            })
+        }
         None => {
             state.sessions.remove(&session);
             Err(to_login())
@@ -235,7 +313,9 @@ mod overview;
 mod respond;
 mod signin;
 
-pub(crate) use access::access;
+pub(crate) use access::{
+    access, access_apply, access_approve, access_deny, access_request, access_revoke,
+};
 pub(crate) use compliance::compliance;
 pub(crate) use findings::{findings, set_status};
 pub(crate) use identity::identity;

@@ -92,7 +92,7 @@ fn result_text(r: &Option<keyward_respond::StepResult>) -> (String, bool) {
 }
 
 fn plan_page(p: &Plan, ui: &Ui, message: String) -> PlanPage {
-    let admin = ui.caller.role >= Role::Admin;
+    let admin = ui.may.execute;
     PlanPage {
         nav_user: Some(ui.caller.label()),
         nav: "respond",
@@ -195,11 +195,8 @@ pub(crate) async fn create(
         Ok(ui) => ui,
         Err(r) => return r,
     };
-    if ui.caller.role < Role::Operator {
-        return page_error(
-            StatusCode::FORBIDDEN,
-            "Making a plan needs the operator role.",
-        );
+    if let Err(r) = ui.allowed(&state, &headers, Act::Plan, None).await {
+        return r;
     }
     let actor = ui.caller.actor();
     let made = state
@@ -242,17 +239,19 @@ async fn run(
         Ok(ui) => ui,
         Err(r) => return r,
     };
-    if ui.caller.role < Role::Admin {
-        return page_error(
-            StatusCode::FORBIDDEN,
-            "Executing or undoing a plan needs the admin role.",
-        );
-    }
     if form.confirm.trim() != id {
         return page_error(
             StatusCode::BAD_REQUEST,
             "Type the plan's id to confirm: nothing was run.",
         );
+    }
+    let on = match crate::respond::plan_target(&state.engine, &id).await {
+        Ok(Some(on)) => on,
+        Ok(None) => return page_error(StatusCode::NOT_FOUND, "No such plan."),
+        Err(e) => return e.into_response(),
+    };
+    if let Err(r) = ui.allowed(&state, &headers, Act::Execute, Some(on)).await {
+        return r;
     }
     match crate::respond::run(&state.engine, id, ui.caller.actor(), undo).await {
         Ok(Some(ran)) => {

@@ -59,7 +59,7 @@ pub async fn fixture_in(dir: tempfile::TempDir, config: Config) -> Fixture {
             .unwrap();
         tokens.push(t);
     }
-    let state = AppState::new(engine, config);
+    let state = AppState::new(engine, config).unwrap();
     let admin = tokens.pop().unwrap();
     let operator = tokens.pop().unwrap();
     let viewer = tokens.pop().unwrap();
