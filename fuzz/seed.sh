@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check,policy_load}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -144,5 +144,14 @@ put("k8s_snapshot", "- " * 5000 + "x\n")
 put("terraform", 'resource "aws_iam_role" "r" {\n  a = ' + "(" * 5000 + "1" + ")" * 5000 + "\n}\n")
 put("terraform", 'resource "aws_iam_role" "r" {\n  a = "' + '${"' * 3000 + "\n}\n")
 put("rule_file", "title: t\ndetection: " + "[" * 5000 + "\n")
+# policy_load: the built-in and example policies, each with the example entities after a NUL.
+pol = os.path.join(root, "crates", "policy", "src", "default.cedar")
+ex = os.path.join(root, "examples", "policies")
+ents = open(os.path.join(ex, "entities.json"), "rb").read()
+for f in [pol] + [os.path.join(ex, x) for x in sorted(os.listdir(ex)) if x.endswith(".cedar")]:
+    text = open(f, "rb").read()
+    put("policy_load", text)
+    put("policy_load", text + b"\0" + ents)
+put("policy_load", "permit (principal, action, resource) when " + "(" * 3000 + "true" + ")" * 3000 + ";")
 print(f"seeded {n} estate CloudTrail records and the shared corpora into {c}")
 PY

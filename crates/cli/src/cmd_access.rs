@@ -737,11 +737,12 @@ fn review(engine: &mut Engine, dir: &Path, grant: &str, notes: &str) -> anyhow::
     let mut r = engine
         .access_review(grant)?
         .ok_or_else(|| anyhow::anyhow!("grant `{grant}` has no break-glass review"))?;
-    // Closing a review signs it off: an approval, never by who broke the glass.
+    // Closing a review signs it off: an approval, never by who broke the glass (the
+    // review's own rule says so first; then the policies decide who else may).
+    r.close(&actor, notes, now)?;
     crate::policy::require_on(engine, Act::Approve, &r.grantee, |s| {
         s.requester = Some(r.opened_by.clone());
     })?;
-    r.close(&actor, notes, now)?;
     engine.put_review(
         &r,
         AuditEntry {

@@ -1,6 +1,8 @@
-//! `keyward policy validate [DIR] | test CASES… [--policies DIR] | init DIR | show`: the
-//! Cedar policies that decide who may do what (`keyward_policy`). Validation is strict
-//! against Keyward's schema and reports every problem with its file and line.
+//! `keyward policy validate [DIR] | test CASES… [--policies DIR] | init DIR | show |
+//! builtin`: the Cedar policies that decide who may do what (`keyward_policy`). Validation
+//! is strict against Keyward's schema and reports every problem with its file and line. A
+//! directory's policies join the built-in roles unless `--without-builtin` (or
+//! `policy.builtin: false` in keyward.yaml for the set in force).
 
 use std::path::{Path, PathBuf};
 
@@ -9,7 +11,7 @@ use keyward_policy::cases::{self, Case};
 use keyward_policy::load::ENTITIES_FILE;
 
 use crate::Outcome;
-use crate::policy::{Source, load_from, source};
+use crate::policy::{Source, load_from, load_raw, source};
 
 #[derive(clap::Subcommand)]
 pub enum Command {
@@ -17,6 +19,9 @@ pub enum Command {
     /// schema; every problem with its file and line. Exit 1 when it does not validate.
     Validate {
         dir: Option<PathBuf>,
+        /// The directory alone, without the built-in roles.
+        #[arg(long, requires = "dir")]
+        without_builtin: bool,
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
@@ -28,42 +33,60 @@ pub enum Command {
         /// The policy directory (default: the one in force).
         #[arg(long, value_name = "DIR")]
         policies: Option<PathBuf>,
+        /// The directory alone, without the built-in roles.
+        #[arg(long, requires = "policies")]
+        without_builtin: bool,
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
-    /// Write the built-in policies, the schema and an example entities file to DIR, to
-    /// start your own (point `policy.dir` in keyward.yaml or KEYWARD_POLICIES at it).
+    /// Start a policy directory: example policies (added to the built-in roles), an
+    /// entities file naming people and their roles, and the schema for reference. Point
+    /// `policy.dir` in keyward.yaml (or KEYWARD_POLICIES) at it.
     Init { dir: PathBuf },
-    /// Which policy set is in force, and its policies.
+    /// Which policy set is in force, and each policy with where it is written.
     Show,
+    /// The built-in policies (the viewer, operator and admin roles) as Cedar text.
+    Builtin,
 }
 
 pub fn run(data_dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
-        Command::Validate { dir, format } => validate(data_dir, dir, &format),
+        Command::Validate {
+            dir,
+            without_builtin,
+            format,
+        } => validate(&chosen(data_dir, dir, without_builtin)?, &format),
         Command::Test {
             cases,
             policies,
+            without_builtin,
             format,
-        } => test(data_dir, &cases, policies, &format),
+        } => test(
+            &chosen(data_dir, policies, without_builtin)?,
+            &cases,
+            &format,
+        ),
         Command::Init { dir } => init(&dir),
         Command::Show => show(data_dir),
+        Command::Builtin => {
+            print!("{}", keyward_policy::DEFAULT_POLICIES);
+            Ok(Outcome::Clean)
+        }
     }
 }
 
-fn chosen(data_dir: &Path, dir: Option<PathBuf>) -> anyhow::Result<Source> {
+fn chosen(data_dir: &Path, dir: Option<PathBuf>, without_builtin: bool) -> anyhow::Result<Source> {
     Ok(match dir {
-        Some(d) => Source::Dir(d),
+        Some(dir) => Source::Dir {
+            dir,
+            builtin: !without_builtin,
+        },
         None => source(data_dir)?,
     })
 }
 
-fn validate(data_dir: &Path, dir: Option<PathBuf>, format: &str) -> anyhow::Result<Outcome> {
-    let src = chosen(data_dir, dir)?;
-    let loaded = match &src {
-        Source::Dir(d) => keyward_policy::load::from_dir(d),
-        Source::Builtin => keyward_policy::load::builtin(),
-    };
+fn validate(src: &Source, format: &str) -> anyhow::Result<Outcome> {
+    let loaded = load_raw(src);
     match (loaded, format) {
         (Ok(l), "json") => {
             let out = serde_json::json!({
@@ -115,14 +138,8 @@ fn read_cases(path: &Path) -> anyhow::Result<Vec<Case>> {
         .with_context(|| format!("in the test cases `{}`", path.display()))
 }
 
-fn test(
-    data_dir: &Path,
-    files: &[PathBuf],
-    dir: Option<PathBuf>,
-    format: &str,
-) -> anyhow::Result<Outcome> {
-    let src = chosen(data_dir, dir)?;
-    let policies = load_from(&src)?.policies;
+fn test(src: &Source, files: &[PathBuf], format: &str) -> anyhow::Result<Outcome> {
+    let policies = load_from(src)?.policies;
     let mut all = Vec::new();
     for f in files {
         let cs = read_cases(f)?;
@@ -163,9 +180,17 @@ fn test(
 
 const EXAMPLE_ENTITIES: &str = r#"[
   {
+    "uid": { "type": "Keyward::Team", "id": "platform" },
+    "attrs": {},
+    "parents": []
+  },
+  {
     "uid": { "type": "Keyward::Person", "id": "alice" },
     "attrs": {},
-    "parents": [ { "type": "Keyward::Role", "id": "admin" } ]
+    "parents": [
+      { "type": "Keyward::Role", "id": "admin" },
+      { "type": "Keyward::Team", "id": "platform" }
+    ]
   },
   {
     "uid": { "type": "Keyward::Person", "id": "bob" },
@@ -175,12 +200,36 @@ const EXAMPLE_ENTITIES: &str = r#"[
 ]
 "#;
 
+const EXAMPLE_POLICIES: &str = r#"// Your policies: added to the built-in roles (`keyward policy builtin` prints them). A
+// `forbid` always wins over a `permit`. Check with `keyward policy validate` and
+// `keyward policy test`.
+
+// An identity's owning team (from Keyward's ownership graph) may rotate its credentials.
+@id("owners-rotate")
+permit (
+    principal,
+    action == Keyward::Action::"rotate",
+    resource is Keyward::Identity
+)
+when { resource has team && principal in resource.team };
+
+// Production changes outside working hours (UTC) only from the corporate network.
+@id("prod-changes-in-hours")
+forbid (
+    principal,
+    action in [Keyward::Action::"execute", Keyward::Action::"retire", Keyward::Action::"grant"],
+    resource
+)
+when { context.environment == "prod" && (context.hour < 7 || context.hour >= 19) }
+unless { context.break_glass || context.source_ip.isInRange(ip("10.0.0.0/8")) };
+"#;
+
 fn init(dir: &Path) -> anyhow::Result<Outcome> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
     let files = [
-        ("roles.cedar", keyward_policy::DEFAULT_POLICIES),
-        ("keyward.cedarschema", keyward_policy::SCHEMA),
+        ("local.cedar", EXAMPLE_POLICIES),
         (ENTITIES_FILE, EXAMPLE_ENTITIES),
+        ("keyward.cedarschema", keyward_policy::SCHEMA),
     ];
     for (name, _) in &files {
         let p = dir.join(name);
@@ -194,9 +243,10 @@ fn init(dir: &Path) -> anyhow::Result<Outcome> {
         println!("wrote {}", p.display());
     }
     println!(
-        "\nedit {ENTITIES_FILE} to name your people (with it, a person it does not name may do \
-         nothing), then `keyward policy validate {}` and point `policy.dir` in keyward.yaml \
-         (or KEYWARD_POLICIES) at it",
+        "\nedit {ENTITIES_FILE} to name your people, teams and roles (with it, a person it does not \
+         name may do nothing), then `keyward policy validate {}` and point `policy.dir` in \
+         keyward.yaml (or KEYWARD_POLICIES) at it. keyward.cedarschema is for reference: the \
+         schema is built in.",
         dir.display()
     );
     Ok(Outcome::Clean)

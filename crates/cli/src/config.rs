@@ -33,6 +33,9 @@ pub struct Config {
 pub struct PolicySection {
     /// `.cedar` files and an optional `entities.json`; relative to this file.
     pub dir: Option<PathBuf>,
+    /// Whether the built-in roles stay in force beside the directory's policies (default
+    /// true; false: the directory is the whole set — start it from `keyward policy builtin`).
+    pub builtin: Option<bool>,
 }
 
 /// Retirement (`keyward lifecycle`).

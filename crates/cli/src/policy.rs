@@ -2,9 +2,11 @@
 //! a decision for every state-changing command (audited `policy.decide` with the policy ids
 //! that decided it). `keyward policy validate|test|init` live in `cmd_policy`.
 //!
-//! The policy set, first found: `KEYWARD_POLICIES`, `policy.dir` in `keyward.yaml`
-//! (relative to the file), `DATA_DIR/policies`, else the built-in roles — under which the
-//! person at the command line is an admin (they hold the data directory).
+//! The policy set: the built-in roles, and the directory first found of `KEYWARD_POLICIES`,
+//! `policy.dir` in `keyward.yaml` (relative to the file) and `DATA_DIR/policies` (the
+//! built-in roles leave with `policy.builtin: false`). Without an `entities.json`, the
+//! person at the command line is an admin (they hold the data directory); with one, only
+//! what it says.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -26,44 +28,62 @@ pub fn configure(config: Option<PathBuf>, data_dir: PathBuf) {
 /// Where the policy set comes from (for messages).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    Dir(PathBuf),
+    /// A directory's policies, after the built-in roles when `builtin`.
+    Dir {
+        dir: PathBuf,
+        builtin: bool,
+    },
     Builtin,
 }
 
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Source::Dir(d) => write!(f, "{}", d.display()),
+            Source::Dir { dir, builtin: true } => {
+                write!(f, "the built-in roles and {}", dir.display())
+            }
+            Source::Dir {
+                dir,
+                builtin: false,
+            } => write!(f, "{}", dir.display()),
             Source::Builtin => f.write_str("the built-in roles"),
         }
     }
 }
 
-/// The policy directory in force for `data_dir`, if any.
+/// The policy set in force for `data_dir`.
 pub fn source(data_dir: &Path) -> anyhow::Result<Source> {
-    if let Some(d) = std::env::var_os("KEYWARD_POLICIES").filter(|d| !d.is_empty()) {
-        return Ok(Source::Dir(PathBuf::from(d)));
-    }
     let named = CONFIG.get().and_then(|(c, _)| c.clone());
     let config = crate::config::Config::load(named.as_deref(), data_dir)?;
-    if let Some(d) = config.policy_dir() {
-        return Ok(Source::Dir(d));
+    let builtin = config.policy.builtin.unwrap_or(true);
+    if let Some(d) = std::env::var_os("KEYWARD_POLICIES").filter(|d| !d.is_empty()) {
+        return Ok(Source::Dir {
+            dir: PathBuf::from(d),
+            builtin,
+        });
+    }
+    if let Some(dir) = config.policy_dir() {
+        return Ok(Source::Dir { dir, builtin });
     }
     let own = data_dir.join("policies");
     Ok(if own.is_dir() {
-        Source::Dir(own)
+        Source::Dir { dir: own, builtin }
     } else {
         Source::Builtin
     })
 }
 
-/// Loads the set from `source` (every problem, with file and line, on failure).
-pub fn load_from(source: &Source) -> anyhow::Result<Loaded> {
-    let loaded = match source {
-        Source::Dir(d) => load::from_dir(d),
+/// Loads the set from `source`: every problem, with file and line, on failure.
+pub fn load_raw(source: &Source) -> Result<Loaded, keyward_policy::PolicyError> {
+    match source {
+        Source::Dir { dir, builtin } => load::from_dir(dir, *builtin),
         Source::Builtin => load::builtin(),
-    };
-    loaded.with_context(|| format!("the policies in {source} do not load"))
+    }
+}
+
+/// [`load_raw`] for a command that needs the set.
+pub fn load_from(source: &Source) -> anyhow::Result<Loaded> {
+    load_raw(source).with_context(|| format!("the policies of {source} do not load"))
 }
 
 /// The set in force for `data_dir`.
@@ -120,7 +140,7 @@ pub fn require(
         situation,
     };
     let decision = policies.decide(&ask);
-    engine.audit(&decision.audit_entry(&ask))?;
+    engine.audit(&keyward_engine::authz::decision_entry(&decision, &ask))?;
     if !decision.allowed {
         anyhow::bail!(
             "refused by policy: {} (policies: {})",

@@ -12,9 +12,8 @@ mod common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use common::{estate, keyward, spawn, text};
+use common::{estate, http, keyward, spawn, text};
 
 fn gzip(data: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -284,56 +283,16 @@ fn dead_letters_do_not_echo_values() {
     );
 }
 
-/// A plain HTTP/1.1 exchange over loopback: the status and the body.
-fn http(port: u16, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
-    use std::io::Read as _;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .unwrap_or_default();
-    (status, body.to_owned())
-}
-
 #[test]
 fn a_server_and_cli_ingests_share_a_data_dir() {
-    use std::io::BufRead as _;
     let data = tempfile::tempdir().unwrap();
     let o = keyward(
         data.path(),
         &["token", "create", "--role", "operator", "--name", "t"],
     );
     let token = text(&o.stdout).trim().to_owned();
-    let mut server = Killed(
-        Command::new(env!("CARGO_BIN_EXE_keyward"))
-            .arg("--data-dir")
-            .arg(data.path())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut first = String::new();
-    std::io::BufReader::new(server.0.stderr.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port: u16 = first
-        .split("http://127.0.0.1:")
-        .nth(1)
-        .and_then(|r| r.split(' ').next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no port in {first:?}"));
+    let server = common::serve(data.path());
+    let port = server.port;
     // A CLI ingest and server ingests at the same time: both succeed.
     let e = estate();
     let cli = spawn(
@@ -366,16 +325,6 @@ fn a_server_and_cli_ingests_share_a_data_dir() {
     let names = serde_json::to_string(&cli_view).unwrap();
     assert!(names.contains("user/via-server"), "the server's writes");
     assert!(cli_view.as_array().unwrap().len() > 50, "the CLI's writes");
-}
-
-/// A child process killed when the test ends, however it ends.
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

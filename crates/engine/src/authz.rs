@@ -1,8 +1,23 @@
 //! Identities as the policies see them: the Cedar resource for an identity (kind, account,
 //! cluster, namespace, owning team) and the facts it adds to a request's situation (risk
-//! tier from its worst open finding, environment from its tags).
+//! tier from its worst open finding, environment from its tags); a decision's audit entry.
 
-use keyward_policy::{Resource, Situation, Target};
+use keyward_policy::{Ask, Decision, Resource, Situation, Target};
+use keyward_store::AuditEntry;
+
+/// The audit entry of a decision (`policy.decide`): who, on what, the answer, and in its
+/// detail the action and the policies that decided.
+pub fn decision_entry(decision: &Decision, ask: &Ask<'_>) -> AuditEntry {
+    AuditEntry {
+        at: ask.situation.now,
+        actor: ask.principal.actor(),
+        action: "policy.decide".into(),
+        target: Some(ask.resource.label()),
+        detail: Some(decision.audit_detail(ask)),
+        before: None,
+        after: Some(decision.word().into()),
+    }
+}
 
 use crate::{Engine, EngineError, Resolve};
 

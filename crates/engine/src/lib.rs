@@ -8,7 +8,7 @@
 //! inventory plus the largest single document.
 
 pub mod access;
-mod authz;
+pub mod authz;
 mod clusters;
 pub mod compliance;
 mod detection;

@@ -270,20 +270,6 @@ impl Decision {
         )
     }
 
-    /// The audit entry of this decision (`policy.decide`): who, on what, the answer, and
-    /// in its detail the action and the policies that decided.
-    pub fn audit_entry(&self, ask: &Ask<'_>) -> keyward_store::AuditEntry {
-        keyward_store::AuditEntry {
-            at: ask.situation.now,
-            actor: ask.principal.actor(),
-            action: "policy.decide".into(),
-            target: Some(ask.resource.label()),
-            detail: Some(self.audit_detail(ask)),
-            before: None,
-            after: Some(self.word().into()),
-        }
-    }
-
     /// The audit entry's detail: the question and the answer.
     pub fn audit_detail(&self, ask: &Ask<'_>) -> String {
         keyward_model::json::sorted(&serde_json::json!({

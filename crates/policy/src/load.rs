@@ -84,13 +84,17 @@ pub fn schema() -> Result<Schema, PolicyError> {
 /// The built-in roles.
 pub fn builtin() -> Result<Loaded, PolicyError> {
     from_sources(
-        &[("default.cedar".to_owned(), DEFAULT_POLICIES.to_owned())],
+        &[(BUILTIN_FILE.to_owned(), DEFAULT_POLICIES.to_owned())],
         None,
     )
 }
 
-/// Every `*.cedar` file in `dir` (sorted by name), and `entities.json` when present.
-pub fn from_dir(dir: &Path) -> Result<Loaded, PolicyError> {
+/// The name the built-in policies go by in messages and origins.
+pub const BUILTIN_FILE: &str = "built-in:default.cedar";
+
+/// Every `*.cedar` file in `dir` (sorted by name), and `entities.json` when present; after
+/// the built-in roles when `builtin` (a directory adds to them unless told otherwise).
+pub fn from_dir(dir: &Path, builtin: bool) -> Result<Loaded, PolicyError> {
     let shown = dir.display().to_string();
     let read = |p: &Path| {
         std::fs::read_to_string(p)
@@ -110,7 +114,10 @@ pub fn from_dir(dir: &Path) -> Result<Loaded, PolicyError> {
             "holds no `.cedar` policy files",
         ));
     }
-    let mut files = Vec::with_capacity(names.len());
+    let mut files = Vec::with_capacity(names.len() + 1);
+    if builtin {
+        files.push((BUILTIN_FILE.to_owned(), DEFAULT_POLICIES.to_owned()));
+    }
     for p in &names {
         files.push((p.display().to_string(), read(p)?));
     }
@@ -207,14 +214,35 @@ pub fn from_sources(
             .get(&id)
             .and_then(|t| first_line(d, t))
             .or(origin.map(|o| o.line));
+        let said = message(d);
+        let said = said
+            .strip_prefix(&format!("for policy `{id}`, "))
+            .unwrap_or(&said);
         Problem {
             file: origin.map_or_else(|| id.clone(), |o| o.file.clone()),
             line,
-            message: format!("policy `{id}`: {}", message(d)),
+            message: format!("policy `{id}`: {said}"),
         }
     };
+    // Cedar checks a policy once per action it may apply to: one problem per place, with
+    // how many more actions it also failed for.
+    let mut seen: HashMap<(String, Option<usize>, String), (usize, usize)> = HashMap::new();
     for e in validated.validation_errors() {
-        problems.push(place(e.policy_id(), e));
+        let p = place(e.policy_id(), e);
+        let key = (p.file.clone(), p.line, e.policy_id().to_string());
+        match seen.get_mut(&key) {
+            Some((_, more)) => *more += 1,
+            None => {
+                seen.insert(key, (problems.len(), 0));
+                problems.push(p);
+            }
+        }
+    }
+    for (at, more) in seen.into_values() {
+        if let (Some(p), true) = (problems.get_mut(at), more > 0) {
+            p.message
+                .push_str(&format!(" (and {more} more like it for other actions)"));
+        }
     }
     let warnings = validated
         .validation_warnings()
@@ -238,6 +266,7 @@ pub fn from_sources(
         },
     };
     if !problems.is_empty() {
+        problems.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
         return Err(PolicyError { problems });
     }
     Ok(Loaded {

@@ -348,7 +348,7 @@ async fn judge(
         .policy_decision(action.as_str(), decision.word());
     let quiet = decision.allowed && (read || matches!(action, Act::View | Act::Ingest));
     if !quiet {
-        let entry = decision.audit_entry(&ask);
+        let entry = keyward_engine::authz::decision_entry(&decision, &ask);
         state
             .engine
             .write(move |e| e.audit(&entry).map(|_| ()))

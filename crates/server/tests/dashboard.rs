@@ -624,3 +624,108 @@ async fn a_posture_finding_shows_its_remediation_escaped() {
     );
     assert!(!p.body.contains("<b>x</b>"), "the name is escaped");
 }
+
+/// The access page's forms: an operator asks, sees only a withdraw button on their own
+/// request; an admin approves it into a planned grant; a viewer is offered nothing and is
+/// refused by the policies when posting anyway. Each decision is audited from `dashboard`.
+#[tokio::test]
+async fn access_is_requested_and_approved_from_the_access_page() {
+    let f = fixture(1 << 20).await;
+    let (viewer, _) = sign_in(&f, &f.viewer).await;
+    let p = req(&f, "GET", "/ui/access", Some(&viewer), None, &[]).await;
+    assert_eq!(p.status, StatusCode::OK);
+    assert!(!p.body.contains("Ask for access"));
+    let viewer_csrf = csrf_of(&p.body);
+
+    let (operator, _) = sign_in(&f, &f.operator).await;
+    let p = req(&f, "GET", "/ui/access", Some(&operator), None, &[]).await;
+    assert!(p.body.contains("Ask for access"), "{}", p.body);
+    let csrf = csrf_of(&p.body);
+    let ask = form(&[
+        ("csrf", &csrf),
+        ("to", "user/deploy"),
+        ("kind", "group"),
+        ("value", "release-managers"),
+        ("namespace", ""),
+        ("for", "2h"),
+        ("reason", "release 4.2"),
+    ]);
+    let p = req(
+        &f,
+        "POST",
+        "/ui/access/request",
+        Some(&operator),
+        Some(&ask),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(p.headers[header::LOCATION], "/ui/access");
+    let (_, v) = call(&f.app, "GET", "/api/access", Some(&f.viewer), None, &[]).await;
+    let r = &v["requests"][0];
+    assert_eq!(r["state"], "pending", "{v}");
+    let id = r["id"].as_str().unwrap().to_owned();
+    let p = req(&f, "GET", "/ui/access", Some(&operator), None, &[]).await;
+    assert!(p.body.contains("Withdraw") && !p.body.contains(">Approve<"));
+
+    // A viewer posting the approval anyway is refused by the policies.
+    let approve = format!("/ui/access/requests/{id}/approve");
+    let p = req(
+        &f,
+        "POST",
+        &approve,
+        Some(&viewer),
+        Some(&form(&[("csrf", &viewer_csrf)])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("refused by policy"), "{}", p.body);
+
+    let (admin, _) = sign_in(&f, &f.admin).await;
+    let p = req(&f, "GET", "/ui/access", Some(&admin), None, &[]).await;
+    assert!(p.body.contains(">Approve<"), "{}", p.body);
+    let csrf = csrf_of(&p.body);
+    let p = req(
+        &f,
+        "POST",
+        &approve,
+        Some(&admin),
+        Some(&form(&[("csrf", &csrf)])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let (_, v) = call(&f.app, "GET", "/api/access", Some(&f.viewer), None, &[]).await;
+    assert_eq!(v["requests"][0]["state"], "approved", "{v}");
+    let g = &v["grants"][0];
+    assert_eq!(g["state"], "planned");
+    assert!(g["approver"].as_str().unwrap().starts_with("token:"));
+    assert_ne!(g["approver"], g["requester"]);
+
+    let (_, v) = call(&f.app, "GET", "/api/audit", Some(&f.admin), None, &[]).await;
+    let decided: Vec<(String, String, String)> = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "policy.decide")
+        .map(|e| {
+            let d: Value = serde_json::from_str(e["detail"].as_str().unwrap()).unwrap();
+            (
+                d["action"].as_str().unwrap().to_owned(),
+                d["decision"].as_str().unwrap().to_owned(),
+                d["surface"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let d = |a: &str, b: &str| (a.to_owned(), b.to_owned(), "dashboard".to_owned());
+    // Newest first: the admin's approval, the viewer's refusal, the operator's request.
+    assert_eq!(
+        decided,
+        vec![
+            d("approve", "allow"),
+            d("approve", "deny"),
+            d("plan", "allow")
+        ]
+    );
+}

@@ -125,4 +125,39 @@ impl Moto {
                 .to_vec()
         })
     }
+
+    /// A managed policy allowing `s3:ListBucket`; returns its ARN.
+    pub fn policy(&self, name: &str) -> String {
+        let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:ListBucket","Resource":"*"}]}"#;
+        self.rt.block_on(async {
+            let out = self
+                .iam
+                .create_policy()
+                .policy_name(name)
+                .policy_document(doc)
+                .send()
+                .await
+                .expect("CreatePolicy");
+            out.policy()
+                .and_then(|p| p.arn())
+                .expect("an ARN")
+                .to_owned()
+        })
+    }
+
+    /// The ARNs of the managed policies attached to the user.
+    pub fn attached(&self, user: &str) -> Vec<String> {
+        self.rt.block_on(async {
+            self.iam
+                .list_attached_user_policies()
+                .user_name(user)
+                .send()
+                .await
+                .expect("ListAttachedUserPolicies")
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(str::to_owned))
+                .collect()
+        })
+    }
 }
