@@ -227,10 +227,7 @@ pub fn open(location: &str, data_dir: &std::path::Path) -> Result<Box<dyn Store>
     match Location::parse(location)? {
         Location::Sqlite(dir) => Ok(Box::new(SqliteStore::open(&dir)?)),
         #[cfg(feature = "postgres")]
-        Location::Postgres(url) => Ok(Box::new(PgStore::open(
-            &url,
-            KeyFiles::from_env(data_dir),
-        )?)),
+        Location::Postgres(url) => Ok(Box::new(PgStore::open(&url, KeyFiles::from_env(data_dir))?)),
     }
 }
 

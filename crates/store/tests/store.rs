@@ -272,14 +272,21 @@ fn open_findings_are_counted_in_the_store() {
         ] {
             bt.put_finding(&row).unwrap();
         }
-        assert_eq!(bt.finding("d").unwrap().unwrap().severity, 1, "seen in the batch");
+        assert_eq!(
+            bt.finding("d").unwrap().unwrap().severity,
+            1,
+            "seen in the batch"
+        );
         bt.commit().unwrap();
         assert_eq!(s.open_finding_counts().unwrap(), [0, 1, 2, 0, 1]);
         let mut worst = s.worst_open_by_identity().unwrap();
         worst.sort();
         assert_eq!(worst, [("x".to_owned(), 4), ("y".to_owned(), 1)]);
         assert_eq!(s.findings(None).unwrap().len(), 6);
-        assert_eq!(s.finding("a").unwrap().unwrap(), finding("a", 4, Some("x"), "open"));
+        assert_eq!(
+            s.finding("a").unwrap().unwrap(),
+            finding("a", 4, Some("x"), "open")
+        );
     });
 }
 
@@ -320,7 +327,9 @@ fn reopening_a_migrated_store_is_a_no_op_and_a_newer_schema_is_refused() {
             ),
         };
         let read = || match b {
-            Backend::Sqlite => f.number("SELECT CAST(user_version AS TEXT) FROM pragma_user_version"),
+            Backend::Sqlite => {
+                f.number("SELECT CAST(user_version AS TEXT) FROM pragma_user_version")
+            }
             #[cfg(feature = "postgres")]
             Backend::Postgres => f.number(version),
         };

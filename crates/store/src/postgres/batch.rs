@@ -83,7 +83,6 @@ impl<'c> PgBatch<'c> {
         Ok(st)
     }
 
-
     /// Loads the keys of `minute` from the store on first use.
     fn minute(&mut self, minute: i64) -> Result<()> {
         if !self.cache.minutes.contains_key(&minute) {

@@ -22,9 +22,7 @@
 use std::cell::{RefCell, RefMut};
 use std::path::PathBuf;
 
-use keyward_model::{
-    Diagnostic, Event, Identity, ObservedEdge, SnapshotObject, time::Millis,
-};
+use keyward_model::{Diagnostic, Event, Identity, ObservedEdge, SnapshotObject, time::Millis};
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement, Transaction};
 use rustc_hash::FxHashMap;
@@ -124,7 +122,11 @@ impl PgStore {
                 "SELECT EXISTS (SELECT 1 FROM audit_log WHERE mac IS NOT NULL)",
                 &[],
             )?;
-            Ok(row.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(false))
+            Ok(row
+                .first()
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .unwrap_or(false))
         })
     }
 
@@ -257,10 +259,7 @@ fn migrate(client: &mut Client) -> Result<()> {
         .skip(usize::try_from(version).unwrap_or(0))
     {
         tx.batch_execute(sql)?;
-        tx.execute(
-            "UPDATE schema_version SET version = $1",
-            &[&(i as i64 + 1)],
-        )?;
+        tx.execute("UPDATE schema_version SET version = $1", &[&(i as i64 + 1)])?;
     }
     Ok(tx.commit()?)
 }
@@ -640,7 +639,14 @@ impl Store for PgStore {
             a.execute(
                 "INSERT INTO api_tokens (id, hash, role, name, created_at, revoked_at)
                  VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&t.id, &t.hash, &t.role, &t.name, &t.created_at, &t.revoked_at],
+                &[
+                    &t.id,
+                    &t.hash,
+                    &t.role,
+                    &t.name,
+                    &t.created_at,
+                    &t.revoked_at,
+                ],
             )?;
             a.append(audit)?;
             Ok(())
@@ -752,7 +758,8 @@ impl Store for PgStore {
     }
 
     fn put_job(&mut self, j: &JobRow, audit: Option<&AuditEntry>) -> Result<()> {
-        const UPSERT: &str = "INSERT INTO jobs (id, kind, parent, created_at, updated_at, status, doc)
+        const UPSERT: &str =
+            "INSERT INTO jobs (id, kind, parent, created_at, updated_at, status, doc)
              VALUES ($1, $2, $3, $4, $5, $6, $7)
              ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,
                 status = excluded.status, doc = excluded.doc";
@@ -797,9 +804,8 @@ impl Store for PgStore {
     }
 
     fn audit_entries(&self, after: i64, n: usize) -> Result<Vec<AuditRecord>> {
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
-        );
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
         self.query(&sql, &[&after, &limit(n)])?
             .iter()
             .map(|r| Ok(audit_row(r)?.into_record()))
@@ -811,9 +817,8 @@ impl Store for PgStore {
         let mut walk = audit::Walk::new(key);
         let mut broken = None;
         // Read in pages by seq; each row is checked once the row after it is known.
-        let sql = format!(
-            "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2"
-        );
+        let sql =
+            format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");
         let mut pending: Option<audit::Row> = None;
         let mut after = i64::MIN;
         'pages: loop {

@@ -3,9 +3,7 @@
 
 use super::*;
 
-pub(super) use crate::shared::{
-    BLOCK_EVENTS, KeyCache, Pending, actor_key, append_identity_doc,
-};
+pub(super) use crate::shared::{BLOCK_EVENTS, KeyCache, Pending, actor_key, append_identity_doc};
 
 pub(super) struct SqliteBatch<'c> {
     tx: Transaction<'c>,

@@ -18,8 +18,8 @@ mod batch;
 #[cfg(test)]
 mod tests;
 
-use batch::*;
 use crate::shared::identity_from;
+use batch::*;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
 const MIGRATIONS: [&str; 9] = [

@@ -112,7 +112,13 @@ impl Fixture {
         match self.backend {
             Backend::Sqlite => self.sqlite().execute_batch(sql).unwrap(),
             #[cfg(feature = "postgres")]
-            Backend::Postgres => self.pg.as_ref().unwrap().client().batch_execute(sql).unwrap(),
+            Backend::Postgres => self
+                .pg
+                .as_ref()
+                .unwrap()
+                .client()
+                .batch_execute(sql)
+                .unwrap(),
         }
     }
 
