@@ -227,7 +227,14 @@ pub fn open(location: &str, data_dir: &std::path::Path) -> Result<Box<dyn Store>
     match Location::parse(location)? {
         Location::Sqlite(dir) => Ok(Box::new(SqliteStore::open(&dir)?)),
         #[cfg(feature = "postgres")]
-        Location::Postgres(url) => Ok(Box::new(PgStore::open(&url, KeyFiles::from_env(data_dir))?)),
+        Location::Postgres(url) => {
+            // The audit keys' directory, private as a SQLite store's.
+            sqlite::private_dir(data_dir).map_err(|source| StoreError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
+            Ok(Box::new(PgStore::open(&url, KeyFiles::from_env(data_dir))?))
+        }
     }
 }
 
@@ -258,6 +265,11 @@ impl Location {
                 "is a PostgreSQL one, and this build has no PostgreSQL support (feature `postgres`)"
                     .into(),
             ));
+        }
+        if let Some((scheme, _)) = location.split_once("://") {
+            return Err(StoreError::StoreUrl(format!(
+                "has the scheme `{scheme}`: use `postgres://…`, `sqlite:DIR` or a directory"
+            )));
         }
         Ok(Location::Sqlite(location.into()))
     }

@@ -211,7 +211,7 @@ fn data_dir_error(path: &Path, source: std::io::Error) -> StoreError {
 }
 
 /// Creates `dir` (0700) or takes away what group and others could do with it.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
         .recursive(true)
