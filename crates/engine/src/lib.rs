@@ -96,9 +96,9 @@ static SELECTED_STORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 /// command's `Engine::open(data_dir)` obeys. Once per process: a second call is refused.
 pub fn select_store(location: &str) -> Result<(), EngineError> {
     keyward_store::Location::parse(location)?;
-    SELECTED_STORE.set(location.to_owned()).map_err(|_| {
-        EngineError::Store(StoreError::StoreUrl("was already selected".into()))
-    })
+    SELECTED_STORE
+        .set(location.to_owned())
+        .map_err(|_| EngineError::Store(StoreError::StoreUrl("was already selected".into())))
 }
 
 /// The store selected with [`select_store`], if one was.

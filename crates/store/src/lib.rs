@@ -192,7 +192,7 @@ enum Hold {
     File(std::fs::File),
     /// A connection holding the store's session-level advisory lock.
     #[cfg(feature = "postgres")]
-    Postgres(postgres::LockConnection),
+    Postgres(Box<postgres::LockConnection>),
 }
 
 impl WriterLock {
@@ -211,7 +211,7 @@ impl WriterLock {
     #[cfg(feature = "postgres")]
     fn postgres(conn: postgres::LockConnection) -> Self {
         WriterLock {
-            _hold: Hold::Postgres(conn),
+            _hold: Hold::Postgres(Box::new(conn)),
         }
     }
 }
