@@ -32,9 +32,11 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// From PostgreSQL or the connection to it. Its messages are the server's and the
     /// client's; neither repeats the connection URL or its password.
+    /// Not a `source`: its message already ends with its cause, which a chain printer
+    /// would repeat.
     #[cfg(feature = "postgres")]
     #[error("postgresql: {0}")]
-    Postgres(#[from] ::postgres::Error),
+    Postgres(::postgres::Error),
     /// A store URL that cannot be used (never repeated whole: it may hold a password).
     #[error("the store URL {0}")]
     StoreUrl(String),
@@ -60,6 +62,13 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[cfg(feature = "postgres")]
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
 
 /// An ingested input file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,7 +52,21 @@ const MIGRATE_LOCK: i64 = 0x6b65_7977_6172_6403;
 const VERIFY_PAGE: i64 = 10_000;
 
 /// A connection that holds the store's writer lock while it is open.
-pub(crate) struct LockConnection(#[allow(dead_code, reason = "held, never read")] Client);
+pub(crate) struct LockConnection(Client);
+
+impl Drop for LockConnection {
+    /// Unlocks before the connection closes, so the next writer need not wait for the
+    /// server to notice the closed socket. Should it fail, closing unlocks all the same.
+    fn drop(&mut self) {
+        if let Err(e) = self
+            .0
+            .execute("SELECT pg_advisory_unlock($1)", &[&WRITER_LOCK])
+        {
+            // Nothing to return to; the server ends the session and its locks anyway.
+            drop(e);
+        }
+    }
+}
 
 impl std::fmt::Debug for LockConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
