@@ -32,10 +32,10 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     /// From PostgreSQL or the connection to it. Its messages are the server's and the
     /// client's; neither repeats the connection URL or its password.
-    /// Not a `source`: its message already ends with its cause, which a chain printer
-    /// would repeat.
+    /// Its message includes its causes (the server's message); not a `source`, so a
+    /// chain printer does not repeat them.
     #[cfg(feature = "postgres")]
-    #[error("postgresql: {0}")]
+    #[error("postgresql: {}", postgres_message(.0))]
     Postgres(::postgres::Error),
     /// A store URL that cannot be used (never repeated whole: it may hold a password).
     #[error("the store URL {0}")]
@@ -62,6 +62,20 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A PostgreSQL error and its causes, `: `-separated (the error alone says only "db error").
+#[cfg(feature = "postgres")]
+fn postgres_message(e: &::postgres::Error) -> String {
+    use std::error::Error as _;
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
+}
 
 #[cfg(feature = "postgres")]
 impl From<::postgres::Error> for StoreError {
