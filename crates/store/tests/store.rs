@@ -567,3 +567,25 @@ fn objects_edges_baselines_and_dead_letters_round_trip() {
         assert!(s.baselines().unwrap().is_empty());
     });
 }
+
+/// Processes opening a new store at once apply each migration once: every one of them
+/// opens it, and it ends at the current version.
+#[test]
+fn stores_opened_at_once_migrate_once() {
+    each(|b| {
+        let f = b.fixture();
+        let barrier = std::sync::Barrier::new(4);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let (f, barrier) = (&f, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    f.open();
+                });
+            }
+        });
+        let mut s = f.open();
+        s.put_setting("k", "v", &audit("config.set")).unwrap();
+        assert_eq!(f.open().setting("k").unwrap().as_deref(), Some("v"));
+    });
+}
