@@ -50,13 +50,17 @@ pub enum Command {
 const PAGE: usize = 10_000;
 
 pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
-    if !dir.join("keyward.db").exists() {
+    if keyward_engine::selected_store().is_none() && !dir.join("keyward.db").exists() {
         anyhow::bail!("no store in `{}`", dir.display());
     }
-    let store = SqliteStore::open(dir)
-        .with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    // The store `--store` selected (its audit keys in `dir`), else SQLite in `dir`.
+    let store: Box<dyn Store> = match keyward_engine::selected_store() {
+        Some(location) => keyward_store::open(location, dir),
+        None => SqliteStore::open(dir).map(|s| Box::new(s) as Box<dyn Store>),
+    }
+    .with_context(|| format!("opening the store in `{}`", dir.display()))?;
     match cmd {
-        Command::Verify { anchor, json } => verify(&store, anchor.as_deref(), json),
+        Command::Verify { anchor, json } => verify(store.as_ref(), anchor.as_deref(), json),
         Command::Export { format, output } => {
             let mut out: Box<dyn std::io::Write> = match &output {
                 Some(p) => Box::new(std::io::BufWriter::new(
@@ -106,7 +110,7 @@ fn short(mac: &str) -> &str {
     mac.get(..16).unwrap_or(mac)
 }
 
-fn verify(store: &SqliteStore, anchor: Option<&Path>, json: bool) -> anyhow::Result<Outcome> {
+fn verify(store: &dyn Store, anchor: Option<&Path>, json: bool) -> anyhow::Result<Outcome> {
     let anchors = match anchor {
         Some(p) => keyward_store::audit::read_checkpoints(p)?,
         None => Vec::new(),

@@ -125,7 +125,7 @@ fn ingest_estate(root: &Path) -> anyhow::Result<Engine> {
         "Keyward demo: the example estate (one AWS account, one EKS cluster, a week of activity)"
     );
     println!("store: {} (temporary)\n", data.display());
-    let mut engine = Engine::open(&data)?;
+    let mut engine = Engine::open_sqlite(&data)?;
     let ingest_args = cmd_ingest::Args {
         paths: vec![estate],
         format: None,

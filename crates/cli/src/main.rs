@@ -53,6 +53,10 @@ struct Cli {
     /// Data directory of the embedded store.
     #[arg(long, global = true, env = "KEYWARD_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: `postgres://USER@HOST:PORT/DB`, `sqlite:DIR`, or a data directory.
+    /// Default: SQLite in the data directory, which keeps the audit keys either way.
+    #[arg(long, global = true, env = "KEYWARD_STORE", value_name = "URL")]
+    store: Option<String>,
     /// Policies file (retirement, rotation; `examples/keyward.yaml`). Default:
     /// ./keyward.yaml, else keyward.yaml in the data directory, if either exists.
     #[arg(long, global = true, env = "KEYWARD_CONFIG", value_name = "FILE")]
@@ -187,6 +191,12 @@ fn run() -> ExitCode {
     let cli = Cli::parse();
     let dir = data_dir(cli.data_dir);
     policy::configure(cli.config.clone(), dir.clone());
+    if let Some(store) = &cli.store
+        && let Err(e) = keyward_engine::select_store(store)
+    {
+        eprintln!("error: --store: {e}");
+        return ExitCode::from(1);
+    }
     let config = || config::Config::load(cli.config.as_deref(), &dir);
     let result = match cli.command {
         Command::Ingest(a) => cmd_ingest::run(&dir, a),

@@ -88,6 +88,25 @@ pub enum EngineError {
     },
 }
 
+/// The store [`Engine::open`] opens in this process, when one was selected.
+static SELECTED_STORE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Selects the store every later [`Engine::open`] of this process opens (`sqlite:PATH`,
+/// `postgres://…`, or a data directory), checked here so a bad URL fails before any
+/// command runs. Process-wide because the CLI's `--store` is a global option that every
+/// command's `Engine::open(data_dir)` obeys. Once per process: a second call is refused.
+pub fn select_store(location: &str) -> Result<(), EngineError> {
+    keyward_store::Location::parse(location)?;
+    SELECTED_STORE
+        .set(location.to_owned())
+        .map_err(|_| EngineError::Store(StoreError::StoreUrl("was already selected".into())))
+}
+
+/// The store selected with [`select_store`], if one was.
+pub fn selected_store() -> Option<&'static str> {
+    SELECTED_STORE.get().map(String::as_str)
+}
+
 /// The store, and the inventory and identity graph loaded from it.
 pub struct Engine {
     store: Box<dyn Store>,
@@ -107,9 +126,26 @@ pub struct WriteLock {
 }
 
 impl Engine {
-    /// Opens the embedded store in `data_dir` and loads the inventory.
+    /// Opens the store selected for this process ([`select_store`]: the CLI's `--store`),
+    /// else the embedded store in `data_dir`, and loads the inventory. The audit log's
+    /// key files are in `data_dir` whichever the store.
     pub fn open(data_dir: &Path) -> Result<Self, EngineError> {
+        match SELECTED_STORE.get() {
+            Some(location) => Self::open_url(location, data_dir),
+            None => Self::open_sqlite(data_dir),
+        }
+    }
+
+    /// Opens the embedded SQLite store in `data_dir`, whatever store was selected (a
+    /// temporary store: the demo).
+    pub fn open_sqlite(data_dir: &Path) -> Result<Self, EngineError> {
         Self::with_store(Box::new(SqliteStore::open(data_dir)?))
+    }
+
+    /// Opens the store `location` names (`sqlite:PATH`, `postgres://…`, or a data
+    /// directory: [`keyward_store::open`]); the audit log's key files are in `data_dir`.
+    pub fn open_url(location: &str, data_dir: &Path) -> Result<Self, EngineError> {
+        Self::with_store(keyward_store::open(location, data_dir)?)
     }
 
     pub fn with_store(store: Box<dyn Store>) -> Result<Self, EngineError> {

@@ -1,5 +1,6 @@
-//! Persistence behind the [`Store`] trait: the embedded SQLite store (default) today, a
-//! PostgreSQL one later with the same trait.
+//! Persistence behind the [`Store`] trait: the embedded SQLite store (default) and, with
+//! the `postgres` feature, a PostgreSQL one with the same semantics; [`open`] picks one by
+//! URL.
 //!
 //! The trait speaks in model types only; callers never see SQL. Writes happen in a
 //! [`Batch`] (one per input file), which commits atomically: a file is either fully
@@ -11,6 +12,9 @@
 
 pub mod audit;
 pub mod block;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod shared;
 mod sqlite;
 
 use keyward_model::{
@@ -18,12 +22,24 @@ use keyward_model::{
 };
 
 pub use audit::{AuditRecord, Checkpoint, KeyFiles, VerifyReport};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// From PostgreSQL or the connection to it. Its messages are the server's and the
+    /// client's; neither repeats the connection URL or its password.
+    /// Its message includes its causes (the server's message); not a `source`, so a
+    /// chain printer does not repeat them.
+    #[cfg(feature = "postgres")]
+    #[error("postgresql: {}", postgres_message(.0))]
+    Postgres(::postgres::Error),
+    /// A store URL that cannot be used (never repeated whole: it may hold a password).
+    #[error("the store URL {0}")]
+    StoreUrl(String),
     #[error("corrupt record in the store: {0}")]
     Corrupt(String),
     #[error("the data directory `{path}` cannot be used: {source}")]
@@ -46,6 +62,27 @@ pub enum StoreError {
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// A PostgreSQL error and its causes, `: `-separated (the error alone says only "db error").
+#[cfg(feature = "postgres")]
+fn postgres_message(e: &::postgres::Error) -> String {
+    use std::error::Error as _;
+    let mut message = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        message.push_str(": ");
+        message.push_str(&c.to_string());
+        cause = c.source();
+    }
+    message
+}
+
+#[cfg(feature = "postgres")]
+impl From<::postgres::Error> for StoreError {
+    fn from(e: ::postgres::Error) -> Self {
+        StoreError::Postgres(e)
+    }
+}
 
 /// An ingested input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,8 +202,100 @@ pub struct EvidenceRow {
 /// dropped, or when the process ends however it ends.
 #[derive(Debug)]
 pub struct WriterLock {
-    /// The locked file (`None` for a store only this process can open).
-    _file: Option<std::fs::File>,
+    _hold: Hold,
+}
+
+/// What keeps a writer lock held.
+#[derive(Debug)]
+#[allow(dead_code, reason = "held until dropped, never read")]
+enum Hold {
+    /// A store only this process can open (in memory).
+    Nothing,
+    /// The locked `keyward.lock` of a data directory.
+    File(std::fs::File),
+    /// A connection holding the store's session-level advisory lock.
+    #[cfg(feature = "postgres")]
+    Postgres(Box<postgres::LockConnection>),
+}
+
+impl WriterLock {
+    fn nothing() -> Self {
+        WriterLock {
+            _hold: Hold::Nothing,
+        }
+    }
+
+    fn file(file: std::fs::File) -> Self {
+        WriterLock {
+            _hold: Hold::File(file),
+        }
+    }
+
+    #[cfg(feature = "postgres")]
+    fn postgres(conn: postgres::LockConnection) -> Self {
+        WriterLock {
+            _hold: Hold::Postgres(Box::new(conn)),
+        }
+    }
+}
+
+/// Opens the store `location` names: `postgres://…` (or `postgresql://…`) a PostgreSQL
+/// database (with the `postgres` feature), `sqlite:PATH` the SQLite store in the data
+/// directory `PATH`, anything else a data directory. The audit log's keys are files
+/// there; a PostgreSQL store keeps them in `data_dir` (or where `KEYWARD_AUDIT_KEY_FILE`
+/// / `KEYWARD_AUDIT_SIGNING_KEY_FILE` say).
+pub fn open(location: &str, data_dir: &std::path::Path) -> Result<Box<dyn Store>> {
+    #[cfg(not(feature = "postgres"))]
+    let _ = data_dir;
+    match Location::parse(location)? {
+        Location::Sqlite(dir) => Ok(Box::new(SqliteStore::open(&dir)?)),
+        #[cfg(feature = "postgres")]
+        Location::Postgres(url) => {
+            // The audit keys' directory, private as a SQLite store's.
+            sqlite::private_dir(data_dir).map_err(|source| StoreError::DataDir {
+                path: data_dir.display().to_string(),
+                source,
+            })?;
+            Ok(Box::new(PgStore::open(&url, KeyFiles::from_env(data_dir))?))
+        }
+    }
+}
+
+/// Where a store lives, as [`open`] reads a location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The SQLite store in this data directory.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL connection URL.
+    #[cfg(feature = "postgres")]
+    Postgres(String),
+}
+
+impl Location {
+    pub fn parse(location: &str) -> Result<Self> {
+        if let Some(path) = location.strip_prefix("sqlite:") {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            if path.is_empty() {
+                return Err(StoreError::StoreUrl("`sqlite:` names no directory".into()));
+            }
+            return Ok(Location::Sqlite(path.into()));
+        }
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(Location::Postgres(location.to_owned()));
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreError::StoreUrl(
+                "is a PostgreSQL one, and this build has no PostgreSQL support (feature `postgres`)"
+                    .into(),
+            ));
+        }
+        if let Some((scheme, _)) = location.split_once("://") {
+            return Err(StoreError::StoreUrl(format!(
+                "has the scheme `{scheme}`: use `postgres://…`, `sqlite:DIR` or a directory"
+            )));
+        }
+        Ok(Location::Sqlite(location.into()))
+    }
 }
 
 /// Read access and batched writes.

@@ -3,43 +3,7 @@
 
 use super::*;
 
-/// Events per stored block.
-pub(super) const BLOCK_EVENTS: usize = 32_768;
-/// Dedup keys held in memory (about 40 bytes each) before pending chunks are written and
-/// the cache dropped.
-pub(super) const MAX_CACHED_KEYS: usize = 2_000_000;
-pub(super) const KEY_LEN: usize = 17;
-
-/// FNV-1a, 64 bits, over the actor's UTF-8 bytes: a stable, cheap key for indexing events
-/// by actor (collisions only cost a few extra rows read; readers compare the actor id
-/// itself). The value is persisted, so it must never change: it is fed with
-/// `Hasher::write` on the bytes alone, not `write_str` or `Hash::hash`, which add a
-/// terminator byte.
-pub(super) fn actor_key(actor: &str) -> i64 {
-    use std::hash::Hasher;
-    let mut h = fnv::FnvHasher::default();
-    h.write(actor.as_bytes());
-    h.finish() as i64
-}
-
-/// The dedup keys of recent minutes, with the stage rank stored for each: what is
-/// committed, plus what the open batch added (dropped if the batch does not commit).
-#[derive(Default)]
-pub(super) struct KeyCache {
-    minutes: FxHashMap<i64, FxHashMap<[u8; 16], u8>>,
-    keys: usize,
-    /// A batch is open (or was dropped without committing).
-    uncommitted: bool,
-    /// `PRAGMA data_version` when the cache was last known to match the store.
-    data_version: Option<i64>,
-}
-
-/// Keys a batch added to one minute (or whose stage it raised), not yet written.
-#[derive(Default)]
-pub(super) struct Pending {
-    new: u64,
-    entries: Vec<u8>,
-}
+pub(super) use crate::shared::{BLOCK_EVENTS, KeyCache, Pending, actor_key, append_identity_doc};
 
 pub(super) struct SqliteBatch<'c> {
     tx: Transaction<'c>,
@@ -53,25 +17,11 @@ pub(super) struct SqliteBatch<'c> {
     doc: Vec<u8>,
 }
 
-/// Appends an identity's JSON document to `out`. Written with sonic-rs's serializer
-/// (fewer instructions than serde_json's); the bytes are serde_json's, as the test
-/// `identity_documents_are_serde_json_bytes` holds, and they are read back with
-/// serde_json.
-pub(super) fn append_identity_doc(i: &Identity, out: &mut Vec<u8>) -> Result<()> {
-    sonic_rs::to_writer(&mut *out, i).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
 impl<'c> SqliteBatch<'c> {
-    /// A batch in `tx`. A batch dropped without committing left keys in the cache that the
-    /// store does not hold, and another process may have committed to the same file (its
-    /// commits change `data_version`, `version` here): then the cache starts again from
-    /// the store.
+    /// A batch in `tx`, the store at `version` (`PRAGMA data_version`): another
+    /// process's commits change it, and then the key cache starts again from the store.
     pub(super) fn new(tx: Transaction<'c>, cache: &'c mut KeyCache, version: i64) -> Self {
-        if cache.uncommitted || cache.data_version != Some(version) {
-            *cache = KeyCache::default();
-            cache.data_version = Some(version);
-        }
-        cache.uncommitted = true;
+        cache.begin(version);
         SqliteBatch {
             tx,
             cache,
@@ -85,37 +35,23 @@ impl<'c> SqliteBatch<'c> {
 }
 
 impl SqliteBatch<'_> {
-    /// The keys of `minute`, read from the store on first use.
-    fn minute(&mut self, minute: i64) -> Result<&mut FxHashMap<[u8; 16], u8>> {
+    /// Loads the keys of `minute` from the store on first use.
+    fn minute(&mut self, minute: i64) -> Result<()> {
         if !self.cache.minutes.contains_key(&minute) {
-            if self.cache.keys > MAX_CACHED_KEYS {
+            if self.cache.full() {
                 self.write_pending()?;
-                self.cache.minutes.clear();
-                self.cache.keys = 0;
+                self.cache.clear();
             }
             let mut st = self.tx.prepare_cached(
                 "SELECT keys FROM event_keys WHERE minute = ?1
                  UNION ALL SELECT keys FROM event_key_chunks WHERE minute = ?1",
             )?;
-            let blobs = st.query_map([minute], |r| r.get::<_, Vec<u8>>(0))?;
-            let mut keys: FxHashMap<[u8; 16], u8> = FxHashMap::default();
-            for blob in blobs {
-                for chunk in blob?.chunks_exact(KEY_LEN) {
-                    let (k, stage) = chunk.split_at(16);
-                    let mut key = [0u8; 16];
-                    key.copy_from_slice(k);
-                    let stage = stage.first().copied().unwrap_or(0);
-                    let slot = keys.entry(key).or_insert(stage);
-                    *slot = (*slot).max(stage);
-                }
-            }
-            self.cache.keys += keys.len();
-            self.cache.minutes.insert(minute, keys);
+            let blobs = st
+                .query_map([minute], |r| r.get::<_, Vec<u8>>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            self.cache.load(minute, blobs);
         }
-        self.cache
-            .minutes
-            .get_mut(&minute)
-            .ok_or_else(|| StoreError::Corrupt("minute cache".into()))
+        Ok(())
     }
 
     /// Appends what this batch added, one chunk per minute.
@@ -188,26 +124,10 @@ impl Batch for SqliteBatch<'_> {
 
     fn put_event(&mut self, key: EventKey, e: &Event<'_>, file_id: i64) -> Result<bool> {
         let minute = e.time.div_euclid(60_000);
-        let mk = self.minute(minute)?;
-        let new = match mk.get_mut(&key.0) {
-            None => {
-                mk.insert(key.0, e.stage);
-                true
-            }
-            // A more complete stage of a request already stored supersedes it.
-            Some(stage) if e.stage > *stage => {
-                *stage = e.stage;
-                false
-            }
-            Some(_) => return Ok(false),
+        self.minute(minute)?;
+        let Some(new) = self.cache.note(&mut self.pending, minute, key, e.stage)? else {
+            return Ok(false);
         };
-        let p = self.pending.entry(minute).or_default();
-        p.entries.extend_from_slice(&key.0);
-        p.entries.push(e.stage);
-        if new {
-            p.new += 1;
-            self.cache.keys += 1;
-        }
         if self.block_file != file_id {
             self.flush_block()?;
             self.block_file = file_id;

@@ -18,6 +18,7 @@ mod batch;
 #[cfg(test)]
 mod tests;
 
+use crate::shared::identity_from;
 use batch::*;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
@@ -210,7 +211,7 @@ fn data_dir_error(path: &Path, source: std::io::Error) -> StoreError {
 }
 
 /// Creates `dir` (0700) or takes away what group and others could do with it.
-fn private_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt as _;
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -257,10 +258,6 @@ fn file_row(r: &rusqlite::Row) -> rusqlite::Result<FileRecord> {
     })
 }
 
-fn identity_from(doc: &str) -> Result<Identity> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt(format!("identity document: {e}")))
-}
-
 const FINDING_COLUMNS: &str =
     "id, rule_id, kind, severity, identity, status, first_seen, last_seen, doc";
 
@@ -289,81 +286,47 @@ impl SqliteStore {
         limit: usize,
         since: Millis,
     ) -> Result<Vec<Event<'static>>> {
-        let key = actor_key(actor).to_be_bytes();
         let mut st = self
             .conn
             .prepare("SELECT max_time, actors, data FROM event_blocks ORDER BY max_time DESC")?;
         let mut rows = st.query([])?;
-        let mut found: Vec<Event<'static>> = Vec::new();
+        let mut scan = crate::shared::ActorScan::new(actor, since, limit);
         while let Some(row) = rows.next()? {
-            let max_time: i64 = row.get(0)?;
-            if max_time < since {
-                break;
-            }
-            if found.len() >= limit
-                && found
-                    .iter()
-                    .map(|e| e.time)
-                    .min()
-                    .is_some_and(|t| max_time < t)
-            {
+            if scan.done(row.get(0)?) {
                 break;
             }
             let actors = row
                 .get_ref(1)?
                 .as_blob()
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let hit = actors
-                .chunks_exact(8)
-                .collect::<Vec<_>>()
-                .binary_search(&&key[..])
-                .is_ok();
-            if !hit {
+            if !scan.may_hold(actors) {
                 continue;
             }
             let data = row
                 .get_ref(2)?
                 .as_blob()
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let block = crate::block::decode(data)
-                .map_err(|e| StoreError::Corrupt(format!("event block: {e}")))?;
-            found.extend(
-                block
-                    .into_iter()
-                    .filter(|e| e.time >= since && e.actor.as_deref() == Some(actor)),
-            );
-            // Keep the most complete stage of each request.
-            found.sort_by(|a, b| {
-                (a.source, &a.native_id, b.stage).cmp(&(b.source, &b.native_id, a.stage))
-            });
-            found.dedup_by(|b, a| a.source == b.source && a.native_id == b.native_id);
-            found.sort_by(|a, b| {
-                b.time
-                    .cmp(&a.time)
-                    .then_with(|| a.native_id.cmp(&b.native_id))
-            });
-            found.truncate(limit.max(1) * 4);
+            scan.add(data)?;
         }
-        found.truncate(limit);
-        Ok(found)
+        Ok(scan.finish())
     }
 }
 
 impl Store for SqliteStore {
     fn lock_writer(&self) -> Result<WriterLock> {
         let Some((file, path)) = self.lock_file()? else {
-            return Ok(WriterLock { _file: None });
+            return Ok(WriterLock::nothing());
         };
         file.lock().map_err(|e| data_dir_error(&path, e))?;
-        Ok(WriterLock { _file: Some(file) })
+        Ok(WriterLock::file(file))
     }
 
     fn try_lock_writer(&self) -> Result<Option<WriterLock>> {
         let Some((file, path)) = self.lock_file()? else {
-            return Ok(Some(WriterLock { _file: None }));
+            return Ok(Some(WriterLock::nothing()));
         };
         match file.try_lock() {
-            Ok(()) => Ok(Some(WriterLock { _file: Some(file) })),
+            Ok(()) => Ok(Some(WriterLock::file(file))),
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(&path, e)),
         }
