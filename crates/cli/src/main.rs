@@ -19,6 +19,7 @@ mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_lifecycle;
+mod cmd_migrate;
 mod cmd_playbook;
 mod cmd_policy;
 mod cmd_respond;
@@ -145,6 +146,9 @@ enum Command {
     /// command and API call is decided by them and the decision audited.
     #[command(subcommand)]
     Policy(cmd_policy::Command),
+    /// Copy the embedded SQLite store into an empty PostgreSQL database (moving up); checked
+    /// and audited on both.
+    Migrate(cmd_migrate::Args),
 }
 
 /// Exit status: 0 clean, 1 fatal error or a failed check, 2 some records were rejected.
@@ -225,6 +229,7 @@ fn run() -> ExitCode {
         Command::Check(a) => cmd_check::run(a),
         Command::Access(c) => cmd_access::run(&dir, c),
         Command::Policy(c) => cmd_policy::run(&dir, c),
+        Command::Migrate(a) => cmd_migrate::run(&dir, a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

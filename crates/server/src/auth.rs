@@ -136,7 +136,12 @@ pub fn verify(engine: &Engine, token: &str) -> Result<Option<Caller>, EngineErro
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 256 {
         return Ok(None);
     }
-    let Some(row) = engine.token_by_hash(&hash(token))? else {
+    verify_hash(engine, &hash(token))
+}
+
+/// [`verify`] by the token's stored hash (a dashboard session keeps only that).
+pub fn verify_hash(engine: &Engine, token_hash: &str) -> Result<Option<Caller>, EngineError> {
+    let Some(row) = engine.token_by_hash(token_hash)? else {
         return Ok(None);
     };
     if row.revoked_at.is_some() {

@@ -1,5 +1,5 @@
 //! The server's state: the engine on a thread of its own, the configuration and its
-//! limits, the dashboard's sessions and the metrics.
+//! limits, the policies and the metrics (dashboard sessions are in the store).
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use keyward_model::time::Millis;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::{ConnLimits, dashboard, github};
+use crate::{ConnLimits, github};
 
 /// Largest request body accepted (compressed size): 32 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 32 << 20;
@@ -215,8 +215,6 @@ pub struct AppState {
     pub engine: EngineHandle,
     pub metrics: Arc<Metrics>,
     pub config: Arc<Config>,
-    /// Dashboard sign-in sessions.
-    pub sessions: Arc<dashboard::Sessions>,
     /// Ingest bodies being read and decoded ([`IngestLimits::concurrent`]).
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
     /// GitHub deliveries being read (unauthenticated until their signature is checked, so
@@ -227,7 +225,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// A server's state: the engine and the configuration; metrics and sessions start empty;
+    /// A server's state: the engine and the configuration; metrics start empty;
     /// the built-in roles decide.
     pub fn new(engine: EngineHandle, config: Config) -> Result<Self, keyward_policy::PolicyError> {
         let policies = keyward_policy::load::builtin()?.policies;
@@ -244,7 +242,6 @@ impl AppState {
             policies: Arc::new(policies),
             engine,
             metrics: Arc::default(),
-            sessions: Arc::default(),
             ingest_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),
             webhook_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),
             config: Arc::new(config),

@@ -729,3 +729,53 @@ async fn access_is_requested_and_approved_from_the_access_page() {
         ]
     );
 }
+
+/// Two servers on one store (a restart, or instances behind a balancer): a session signed
+/// in on one is honoured by the other, signing out on either ends it on both, and the store
+/// holds neither the session id nor the token.
+#[tokio::test]
+async fn a_session_from_one_server_is_honoured_by_another_on_the_same_store() {
+    let f = fixture(1 << 20).await;
+    let path = f.dir.path().to_path_buf();
+    let engine =
+        keyward_server::EngineHandle::spawn(move || keyward_engine::Engine::open(&path)).unwrap();
+    let state = keyward_server::AppState::new(engine, Config::default()).unwrap();
+    let b = Fixture {
+        app: keyward_server::router(state),
+        viewer: f.viewer.clone(),
+        operator: f.operator.clone(),
+        admin: f.admin.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let (session, _) = sign_in(&f, &f.operator).await;
+    let p = req(&b, "GET", "/ui/findings", Some(&session), None, &[]).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    let csrf = csrf_of(&p.body);
+
+    let db = rusqlite::Connection::open(f.dir.path().join("keyward.db")).unwrap();
+    let docs: Vec<(String, String)> = db
+        .prepare("SELECT id, doc FROM jobs WHERE kind = 'ui_session'")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(docs.len(), 1);
+    for secret in [&session, &f.operator] {
+        assert!(!docs[0].0.contains(secret.as_str()) && !docs[0].1.contains(secret.as_str()));
+    }
+
+    let p = req(
+        &b,
+        "POST",
+        "/ui/logout",
+        Some(&session),
+        Some(&form(&[("csrf", &csrf)])),
+        &[],
+    )
+    .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let p = req(&f, "GET", "/ui/findings", Some(&session), None, &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(p.headers[header::LOCATION], "/ui/login");
+}

@@ -24,6 +24,8 @@ use keyward_model::{
 pub use audit::{AuditRecord, Checkpoint, KeyFiles, VerifyReport};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+#[cfg(feature = "postgres")]
+pub use postgres::copy::{Copied, sqlite_to_postgres};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

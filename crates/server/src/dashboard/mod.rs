@@ -2,15 +2,17 @@
 //! our own stylesheet and SVG drawn here. No JavaScript, no Node toolchain.
 //!
 //! Sign-in takes an API token; the session cookie (`kw_session`, 256 random bits) is
-//! `HttpOnly`, `SameSite=Strict`, `Secure` under TLS, and maps to the token in memory
-//! only. Every page re-checks the token, so a revoked token ends its sessions at once.
+//! `HttpOnly`, `SameSite=Strict`, `Secure` under TLS. The store keeps the session under the
+//! hash of its id, with the token's hash (never either secret), so every `keyward serve` on
+//! one store honours it and a restart signs nobody out. Every page re-checks the token, so a
+//! revoked token ends its sessions at once.
 //! State-changing forms carry the session's CSRF token and are refused from another
 //! origin. Pages send a strict Content-Security-Policy (no scripts at all).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+
+use std::time::Duration;
 
 use askama::Template;
 use axum::Form;
@@ -44,49 +46,91 @@ pub(crate) enum PageError {
     /// The system's random source failed: no session id or CSRF token could be drawn.
     #[error("{0}")]
     Random(getrandom::Error),
-    #[error("session lock poisoned")]
-    SessionLock,
+    /// The session could not be stored.
+    #[error("{0}")]
+    Store(String),
 }
 
+/// A signed-in session as the store keeps it (a job of kind [`SESSION_JOB`] whose id is
+/// derived from the session id): the token's hash, never the token or the session id, so
+/// a database reader can take over neither; any `keyward serve` on the same store honours
+/// it (a restart or another instance behind the balancer keeps everyone signed in).
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Session {
-    token: String,
+    token_hash: String,
     csrf: String,
-    expires: Instant,
+    expires_at: Millis,
 }
 
-/// Signed-in sessions, in memory (a restart signs everyone out).
-#[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
+/// The job kind of a dashboard session.
+const SESSION_JOB: &str = "ui_session";
 
-impl Sessions {
-    fn insert(&self, token: String) -> Result<(String, String), PageError> {
+/// The job id a session id is kept under.
+fn session_job(id: &str) -> String {
+    format!("uis-{}", auth::hash(id))
+}
+
+/// Signed-in sessions, in the store.
+mod session {
+    use super::*;
+
+    /// A new session for the token whose hash is `token_hash`: its id and CSRF token.
+    pub(super) async fn insert(
+        state: &AppState,
+        token_hash: String,
+    ) -> Result<(String, String), PageError> {
         let id = random_hex().map_err(PageError::Random)?;
         let csrf = random_hex().map_err(PageError::Random)?;
-        let mut m = self.0.lock().map_err(|_| PageError::SessionLock)?;
-        let now = Instant::now();
-        m.retain(|_, s| s.expires > now);
-        m.insert(
-            id.clone(),
-            Session {
-                token,
+        let at = now();
+        let ttl = Millis::try_from(SESSION_TTL.as_millis()).unwrap_or(Millis::MAX);
+        let job = keyward_engine::jobs::Job {
+            id: session_job(&id),
+            kind: SESSION_JOB.into(),
+            parent: None,
+            created_at: at,
+            updated_at: at,
+            status: "active".into(),
+            doc: Session {
+                token_hash,
                 csrf: csrf.clone(),
-                expires: now + SESSION_TTL,
+                expires_at: at.saturating_add(ttl),
             },
-        );
+        };
+        state
+            .engine
+            .write(move |e| e.put_job(&job, None))
+            .await
+            .map_err(|e| PageError::Store(e.message))??;
         Ok((id, csrf))
     }
 
-    fn get(&self, id: &str) -> Option<(String, String)> {
-        let m = self.0.lock().ok()?;
-        m.get(id)
-            .filter(|s| s.expires > Instant::now())
-            .map(|s| (s.token.clone(), s.csrf.clone()))
+    /// The token hash and CSRF token of an active, unexpired session.
+    pub(super) async fn get(state: &AppState, id: &str) -> Option<(String, String)> {
+        let key = session_job(id);
+        let job = state
+            .engine
+            .call(move |e| e.job::<Session>(&key))
+            .await
+            .ok()?
+            .ok()??;
+        (job.status == "active" && job.doc.expires_at > now())
+            .then_some((job.doc.token_hash, job.doc.csrf))
     }
 
-    fn remove(&self, id: &str) {
-        if let Ok(mut m) = self.0.lock() {
-            m.remove(id);
-        }
+    /// Ends a session (sign-out, a revoked token).
+    pub(super) async fn remove(state: &AppState, id: &str) {
+        let key = session_job(id);
+        let _ = state
+            .engine
+            .write(move |e| {
+                let Some(mut job) = e.job::<Session>(&key)? else {
+                    return Ok(());
+                };
+                job.status = "ended".into();
+                job.updated_at = now();
+                e.put_job(&job, None)
+            })
+            .await;
     }
 }
 
@@ -182,10 +226,10 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ui, Response
     let session = cookie_value(headers, COOKIE)
         .ok_or_else(to_login)?
         .to_owned();
-    let (token, csrf) = state.sessions.get(&session).ok_or_else(to_login)?;
+    let (token_hash, csrf) = session::get(state, &session).await.ok_or_else(to_login)?;
     let caller = state
         .engine
-        .call(move |e| auth::verify(e, &token))
+        .call(move |e| auth::verify_hash(e, &token_hash))
         .await
         .map_err(IntoResponse::into_response)?
         .map_err(|e| page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()))?;
@@ -213,7 +257,7 @@ async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Ui, Response
             })
         }
         None => {
-            state.sessions.remove(&session);
+            session::remove(state, &session).await;
             Err(to_login())
         }
     }

@@ -67,7 +67,7 @@ pub(crate) async fn login(
         Ok(Err(e)) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
         Err(e) => return e.into_response(),
     };
-    let (id, _) = match state.sessions.insert(token) {
+    let (id, _) = match session::insert(&state, auth::hash(&token)).await {
         Ok(s) => s,
         Err(e) => return page_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     };
@@ -81,7 +81,7 @@ pub(crate) async fn login(
         after: None,
     };
     if let Err(e) = audited(&state, audit).await {
-        state.sessions.remove(&id);
+        session::remove(&state, &id).await;
         return e;
     }
     let secure_flag = if state.config.tls { "; Secure" } else { "" };
@@ -136,7 +136,7 @@ pub(crate) async fn logout(
         Ok(ui) => ui,
         Err(r) => return r,
     };
-    state.sessions.remove(&ui.session);
+    session::remove(&state, &ui.session).await;
     let audit = AuditEntry {
         at: now(),
         actor: ui.caller.actor(),

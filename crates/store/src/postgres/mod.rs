@@ -35,6 +35,7 @@ use crate::{
 };
 
 mod batch;
+pub mod copy;
 
 use batch::PgBatch;
 

@@ -1,0 +1,121 @@
+//! `keyward migrate`: the example estate's SQLite store copied into a fresh PostgreSQL
+//! database answers as the original did — inventory, findings, tokens, the audit chain —
+//! and a second copy into the same database is refused. Needs `KEYWARD_TEST_POSTGRES_URL`
+//! (`.ci/postgres.sh`); says it was skipped without it.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::{estate, keyward, text};
+
+/// A fresh database on the test server, dropped when this is.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn new() -> Option<Database> {
+        let Ok(base) = std::env::var("KEYWARD_TEST_POSTGRES_URL") else {
+            println!("skipped: KEYWARD_TEST_POSTGRES_URL not set (.ci/postgres.sh)");
+            return None;
+        };
+        let name = format!(
+            "kw_migrate_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let (server, query) = match base.split_once('?') {
+            Some((s, q)) => (s.to_owned(), format!("?{q}")),
+            None => (base.clone(), String::new()),
+        };
+        let root = &server[..server.rfind('/').unwrap()];
+        let admin = format!("{root}/postgres{query}");
+        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
+        Some(Database {
+            url: format!("{root}/{name}{query}"),
+            admin,
+            name,
+        })
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+#[test]
+fn the_estate_moves_to_postgres_and_answers_as_before() {
+    let Some(db) = Database::new() else { return };
+    let data = tempfile::tempdir().unwrap();
+    let o = keyward(data.path(), &["ingest", estate().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = keyward(
+        data.path(),
+        &["token", "create", "--role", "viewer", "--name", "dash"],
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+
+    let o = keyward(data.path(), &["migrate", "--to", &db.url]);
+    assert!(o.status.success(), "{}{}", text(&o.stdout), text(&o.stderr));
+    let out = text(&o.stdout);
+    assert!(out.contains("the audit chain verifies"), "{out}");
+    assert!(out.contains("event_blocks"), "{out}");
+
+    // Again into the same database: refused, nothing changed.
+    let o = keyward(data.path(), &["migrate", "--to", &db.url]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("already holds Keyward data"),
+        "{}",
+        text(&o.stderr)
+    );
+
+    // The same answers through either store.
+    for args in [
+        &["findings", "--format", "json"][..],
+        &["token", "list"][..],
+        &["graph", "export", "--format", "json"][..],
+    ] {
+        let sqlite = keyward(data.path(), args);
+        let pg = keyward(data.path(), &[&["--store", &db.url][..], args].concat());
+        assert!(pg.status.success(), "{args:?}: {}", text(&pg.stderr));
+        assert_eq!(text(&sqlite.stdout), text(&pg.stdout), "{args:?}");
+    }
+    let o = keyward(data.path(), &["--store", &db.url, "audit", "verify"]);
+    assert!(o.status.success(), "{}", text(&o.stdout));
+    // The migration is in both audit logs, once (the refused second copy is not).
+    for store in [None, Some(db.url.as_str())] {
+        let mut args = vec![];
+        if let Some(s) = store {
+            args.extend(["--store", s]);
+        }
+        args.extend(["audit", "export"]);
+        let o = keyward(data.path(), &args);
+        let out = text(&o.stdout);
+        let migrated: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("\"action\":\"store.migrate\""))
+            .collect();
+        assert_eq!(migrated.len(), 1, "{out}");
+        assert!(migrated[0].contains("identities"), "{}", migrated[0]);
+    }
+}
