@@ -86,9 +86,17 @@ pub fn load_from(source: &Source) -> anyhow::Result<Loaded> {
     load_raw(source).with_context(|| format!("the policies of {source} do not load"))
 }
 
-/// The set in force for `data_dir`.
-pub fn policies(data_dir: &Path) -> anyhow::Result<keyward_policy::Policies> {
-    Ok(load_from(&source(data_dir)?)?.policies)
+/// The set in force, loaded and validated once per process (`lifecycle run` asks once per
+/// identity).
+static IN_FORCE: OnceLock<(Source, keyward_policy::Policies)> = OnceLock::new();
+
+fn in_force(data_dir: &Path) -> anyhow::Result<&'static (Source, keyward_policy::Policies)> {
+    if let Some(loaded) = IN_FORCE.get() {
+        return Ok(loaded);
+    }
+    let src = source(data_dir)?;
+    let policies = load_from(&src)?.policies;
+    Ok(IN_FORCE.get_or_init(|| (src, policies)))
 }
 
 /// The person at the keyboard.
@@ -131,7 +139,7 @@ pub fn require(
         .get()
         .map_or_else(|| PathBuf::from("."), |(_, d)| d.clone());
     let data_dir = data_dir.as_path();
-    let policies = policies(data_dir)?;
+    let (src, policies) = in_force(data_dir)?;
     let principal = me();
     let ask = Ask {
         principal: &principal,
@@ -143,9 +151,8 @@ pub fn require(
     engine.audit(&keyward_engine::authz::decision_entry(&decision, &ask))?;
     if !decision.allowed {
         anyhow::bail!(
-            "refused by policy: {} (policies: {})",
-            decision.denial(&ask),
-            source(data_dir)?
+            "refused by policy: {} (policies: {src})",
+            decision.denial(&ask)
         );
     }
     Ok(decision)
