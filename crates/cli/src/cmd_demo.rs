@@ -134,6 +134,11 @@ fn ingest_estate(root: &Path) -> anyhow::Result<Engine> {
         person_status: Vec::new(),
         no_detect: false,
         detect: Default::default(),
+        bus: crate::cmd_worker::BusArgs {
+            bus: None,
+            bus_stream: keyward_bus::DEFAULT_STREAM.into(),
+            bus_partitions: keyward_bus::DEFAULT_PARTITIONS,
+        },
     };
     let (report, secs) = cmd_ingest::ingest(&mut engine, &ingest_args)?;
     print_summary(&report, secs, engine.inventory().len());

@@ -39,6 +39,10 @@ pub struct Args {
     pub no_detect: bool,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
+    /// Publish the records to the bus instead (a gateway): file rows, unchanged files and
+    /// dead letters are kept here; `keyward worker` processes take the records in.
+    #[command(flatten)]
+    pub bus: crate::cmd_worker::BusArgs,
 }
 
 fn parse_person_status(
@@ -134,11 +138,64 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     let mut engine =
         Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+    if let Some(bus) = args.bus.config() {
+        // A gateway changes nothing the workers hold in memory (file rows and dead letters
+        // only): it does not take the writer lock they commit under.
+        return publish(engine, &args, &bus, paths);
+    }
     let _writing = crate::output::write_lock(&mut engine, dir)?;
     let (report, secs) = ingest(&mut engine, &args)?;
-    let paths: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
     engine.audit(&audit_entry("ingest", paths.join(" "), &report, now_ms()))?;
     print_summary(&report, secs, engine.inventory().len());
+    Ok(if report.rejected > 0 {
+        Outcome::Rejected
+    } else {
+        Outcome::Clean
+    })
+}
+
+/// `keyward ingest --bus`: the inputs read here, their records published to the bus.
+fn publish(
+    mut engine: Engine,
+    args: &Args,
+    bus: &keyward_bus::BusConfig,
+    paths: Vec<String>,
+) -> anyhow::Result<Outcome> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let publisher = crate::cmd_worker::publisher(bus, &rt)?;
+    engine.set_forward(Some(Box::new(publisher)));
+    let opts = IngestOptions {
+        format: args.format,
+        cluster: args.cluster.clone(),
+        force: args.force,
+        person_statuses: args.person_status.iter().cloned().collect(),
+        batch_records: None,
+    };
+    let mut bar = Bar::new();
+    let start = Instant::now();
+    let report = engine.ingest(&args.paths, &opts, &mut bar, now_ms());
+    bar.finish();
+    engine.set_forward(None);
+    let report = report?;
+    let secs = start.elapsed().as_secs_f64();
+    engine.audit(&audit_entry(
+        "ingest.bus",
+        paths.join(" "),
+        &report,
+        now_ms(),
+    ))?;
+    print_summary(&report, secs, engine.inventory().len());
+    let accepted: u64 = report.per_source.values().map(|s| s.accepted).sum();
+    println!(
+        "published {accepted} records to stream {} at {}; `keyward worker` takes them in",
+        bus.stream,
+        keyward_bus::redact(&bus.url)
+    );
     Ok(if report.rejected > 0 {
         Outcome::Rejected
     } else {

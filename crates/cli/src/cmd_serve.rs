@@ -82,6 +82,11 @@ pub struct Args {
     pub access_interval: u64,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
+    /// Serve as an ingest gateway: posted events and webhook deliveries are checked and
+    /// normalized here, then published to the bus; `keyward worker` processes take them in
+    /// (and run detection).
+    #[command(flatten)]
+    pub bus: crate::cmd_worker::BusArgs,
 }
 
 /// The playbook scheduler on a thread of its own, with an engine of its own on the same
@@ -186,7 +191,19 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
         (Some(c), Some(k)) => Some(keyward_server::tls::load(c, k)?),
         _ => None,
     };
-    let catalog = (!args.no_detect).then(|| args.detect.catalog());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        // Request bodies are split into records here (see `normalize::depth::STACK`).
+        .thread_stack_size(keyward_normalize::depth::STACK)
+        .build()
+        .context("starting the async runtime")?;
+    let bus = args.bus.config();
+    let publisher = match &bus {
+        Some(b) => Some(crate::cmd_worker::publisher(b, &rt)?),
+        None => None,
+    };
+    // A gateway detects nothing itself: the workers do, on what it publishes.
+    let catalog = (!args.no_detect && bus.is_none()).then(|| args.detect.catalog());
     let settings = args.detect.settings();
     let data = dir.to_path_buf();
     std::fs::create_dir_all(dir)
@@ -202,6 +219,9 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
         // A 2xx on an ingest route means stored, power loss included.
         engine.set_durable(true)?;
         engine.set_audit_anchor(anchor);
+        if let Some(p) = publisher {
+            engine.set_forward(Some(Box::new(p)));
+        }
         if let Some(c) = catalog {
             engine.enable_detection(c, settings)?;
         }
@@ -284,20 +304,22 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
         },
         policies,
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        // Request bodies are split into records here (see `normalize::depth::STACK`).
-        .thread_stack_size(keyward_normalize::depth::STACK)
-        .build()
-        .context("starting the async runtime")?;
+    let gateway = bus.map(|b| {
+        format!(
+            "; a gateway to stream {} at {}",
+            b.stream,
+            keyward_bus::redact(&b.url)
+        )
+    });
     rt.block_on(async move {
         let listener = keyward_server::bind(args.listen)
             .with_context(|| format!("listening on {}", args.listen))?;
         let local = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         eprintln!(
-            "keyward serving on {scheme}://{local} (data: {}; {policy_line})",
-            dir.display()
+            "keyward serving on {scheme}://{local} (data: {}; {policy_line}{})",
+            dir.display(),
+            gateway.unwrap_or_default()
         );
         match tls {
             Some(config) => {

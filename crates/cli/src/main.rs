@@ -33,6 +33,7 @@ mod cmd_serve;
 mod cmd_show;
 mod cmd_token;
 mod cmd_watch;
+mod cmd_worker;
 mod config;
 mod output;
 mod policy;
@@ -146,6 +147,9 @@ enum Command {
     /// command and API call is decided by them and the decision audited.
     #[command(subcommand)]
     Policy(cmd_policy::Command),
+    /// Take the records gateways published to the bus (NATS JetStream) into the store:
+    /// partitions owned through the store, resumed from its checkpoints.
+    Worker(cmd_worker::Args),
     /// Copy the embedded SQLite store into an empty PostgreSQL database (moving up); checked
     /// and audited on both.
     Migrate(cmd_migrate::Args),
@@ -230,6 +234,7 @@ fn run() -> ExitCode {
         Command::Access(c) => cmd_access::run(&dir, c),
         Command::Policy(c) => cmd_policy::run(&dir, c),
         Command::Migrate(a) => cmd_migrate::run(&dir, a),
+        Command::Worker(a) => cmd_worker::run(&dir, a),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -31,8 +31,8 @@ pub use clusters::{
 };
 pub use detection::{FindingQuery, MAX_NOTE_BYTES};
 pub use ingest::{
-    DEFAULT_BATCH_RECORDS, DetectionStats, FileReport, FileStatus, IngestOptions, IngestReport,
-    Progress, SourceStats,
+    BusInput, DEFAULT_BATCH_RECORDS, DetectionStats, FileReport, FileStatus, Forward,
+    ForwardOrigin, IngestOptions, IngestReport, Progress, SourceStats,
 };
 pub use keyward_detect::posture::RISK_RULE;
 pub use lifecycle::Lifecycles;
@@ -81,6 +81,10 @@ pub enum EngineError {
     /// Terraform could not be read as baselines.
     #[error("terraform: {0}")]
     Terraform(#[from] drift_iac::TerraformError),
+    /// The message bus refused or did not acknowledge records (nothing after them was
+    /// committed; the input is read again).
+    #[error("bus: {0}")]
+    Forward(String),
     #[error("{path}: {source}")]
     Io {
         path: String,
@@ -117,6 +121,8 @@ pub struct Engine {
     /// The settings detection was enabled with (before the stored ones join them), for a
     /// reload.
     detect_settings: keyward_detect::Settings,
+    /// A gateway's publisher ([`Engine::set_forward`]).
+    forward: Option<Box<dyn Forward>>,
 }
 
 /// The right to write to the engine's store, held by one engine of one process at a time
@@ -156,6 +162,7 @@ impl Engine {
             topology,
             detector: None,
             detect_settings: keyward_detect::Settings::default(),
+            forward: None,
         })
     }
 
@@ -193,6 +200,14 @@ impl Engine {
             self.enable_detection(det.into_catalog(), settings)?;
         }
         Ok(true)
+    }
+
+    /// Makes this engine a gateway: every ingest ([`Engine::ingest`], bodies, webhook
+    /// deliveries) reads its input, keeps its file row and dead letters, and hands the
+    /// accepted records to `forward` (the message bus) instead of taking them in; a
+    /// `keyward worker` takes them in. `None`: back to taking them in.
+    pub fn set_forward(&mut self, forward: Option<Box<dyn Forward>>) {
+        self.forward = forward;
     }
 
     pub fn inventory(&self) -> &Inventory {

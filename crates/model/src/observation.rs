@@ -10,7 +10,8 @@ use crate::identity::{Credential, IdentityKind, Platform};
 use crate::time::Millis;
 
 /// A statement "identity `id` exists / was active", with whatever facts the record gave.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized as it travels the message bus (`keyward-bus`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Observation {
     pub id: String,
     pub platform: Platform,
@@ -46,7 +47,7 @@ impl Observation {
 }
 
 /// Optional facts; `None` / empty means "this record does not say".
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Facts {
     pub arn: Option<String>,
     pub native_id: Option<String>,

@@ -80,7 +80,7 @@ impl Output<'_> {
 /// same identity context: all the inventory needs from the bulk of activity logs is to move
 /// these identities' and credentials' last-use times (no new facts). Shared (`Arc`) by every
 /// record of that caller, so the engine resolves it to inventory slots once.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ActiveIdentities {
     /// The caller's canonical id.
     pub actor: Option<String>,

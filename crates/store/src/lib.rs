@@ -323,6 +323,14 @@ pub trait Store {
     fn lock_writer(&self) -> Result<WriterLock>;
     /// [`Store::lock_writer`] without waiting: `None` while another writer holds it.
     fn try_lock_writer(&self) -> Result<Option<WriterLock>>;
+    /// The exclusive right to the work `name` names (a partition of the message bus), across
+    /// processes and machines: `None` while another holds it. Released when dropped, or when
+    /// the process ends however it ends (a PostgreSQL session-level advisory lock on a
+    /// connection of its own; a file lock beside a SQLite store).
+    fn try_claim(&self, name: &str) -> Result<Option<WriterLock>>;
+    /// Where the consumer `name` (a bus partition) stopped: the position of the last record
+    /// committed with [`Batch::put_checkpoint`], `None` before the first.
+    fn checkpoint(&self, name: &str) -> Result<Option<i64>>;
     /// Whether another connection (another process) committed since the store was opened
     /// or this was last asked: then what was loaded from it is out of date.
     fn changed_elsewhere(&mut self) -> Result<bool>;
@@ -436,5 +444,8 @@ pub trait Batch {
     /// Removes a principal's baseline (re-keyed under another id: clusters merged).
     fn delete_baseline(&mut self, principal: &str) -> Result<()>;
     fn put_detector_state(&mut self, name: &str, doc: &str) -> Result<()>;
+    /// Records that the consumer `name` committed everything up to `position` (see
+    /// [`Store::checkpoint`]), in this batch's transaction.
+    fn put_checkpoint(&mut self, name: &str, position: i64, at: Millis) -> Result<()>;
     fn commit(self: Box<Self>) -> Result<()>;
 }

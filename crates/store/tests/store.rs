@@ -589,3 +589,71 @@ fn stores_opened_at_once_migrate_once() {
         assert_eq!(f.open().setting("k").unwrap().as_deref(), Some("v"));
     });
 }
+
+/// A claim (a bus partition) is held by one connection at a time, per name, until dropped.
+#[test]
+fn claims_are_exclusive_per_name() {
+    each(|b| {
+        let f = b.fixture();
+        let (one, two) = (f.open(), f.open());
+        let held = one.try_claim("KEYWARD/3").unwrap().expect("free");
+        assert!(two.try_claim("KEYWARD/3").unwrap().is_none());
+        let other = two.try_claim("KEYWARD/4").unwrap();
+        assert!(other.is_some(), "another name is another claim");
+        // The writer lock is not a claim.
+        assert!(two.try_lock_writer().unwrap().is_some());
+        drop(held);
+        assert!(two.try_claim("KEYWARD/3").unwrap().is_some());
+    });
+}
+
+/// A checkpoint moves only with its batch's commit, and every connection reads it.
+#[test]
+fn checkpoints_commit_with_their_batch() {
+    each(|b| {
+        let f = b.fixture();
+        let (mut one, two) = (f.open(), f.open());
+        assert_eq!(one.checkpoint("KEYWARD/0").unwrap(), None);
+        let mut bt = one.begin().unwrap();
+        bt.put_identity(&identity("i")).unwrap();
+        bt.put_checkpoint("KEYWARD/0", 41, 1_000).unwrap();
+        drop(bt);
+        assert_eq!(two.checkpoint("KEYWARD/0").unwrap(), None, "rolled back");
+        let mut bt = one.begin().unwrap();
+        bt.put_checkpoint("KEYWARD/0", 41, 1_000).unwrap();
+        bt.put_checkpoint("KEYWARD/1", 7, 1_000).unwrap();
+        bt.commit().unwrap();
+        let mut bt = one.begin().unwrap();
+        bt.put_checkpoint("KEYWARD/0", 99, 2_000).unwrap();
+        bt.commit().unwrap();
+        assert_eq!(two.checkpoint("KEYWARD/0").unwrap(), Some(99));
+        assert_eq!(two.checkpoint("KEYWARD/1").unwrap(), Some(7));
+    });
+}
+
+/// A PostgreSQL store whose connection the server ended (a restart) connects again: the
+/// call in flight may fail, the next ones work.
+#[test]
+fn a_postgres_store_reconnects_after_its_session_ends() {
+    each(|b| {
+        let f = b.fixture();
+        if !f.location().starts_with("postgres") {
+            return;
+        }
+        let mut store = f.open();
+        let mut bt = store.begin().unwrap();
+        bt.put_identity(&identity("i")).unwrap();
+        bt.commit().unwrap();
+        f.exec(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+        // The first call may be the one that finds the connection gone.
+        let _first = store.identity("i");
+        assert!(store.identity("i").unwrap().is_some());
+        let mut bt = store.begin().unwrap();
+        bt.put_identity(&identity("j")).unwrap();
+        bt.commit().unwrap();
+        assert!(store.identity("j").unwrap().is_some());
+    });
+}

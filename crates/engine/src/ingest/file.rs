@@ -85,6 +85,7 @@ pub(super) fn ingest(
     let parts = Parts { batch, ..parts };
     let source = (file_id, shown.as_str(), format.as_str());
     let mut sink = EngineSink::new(parts, &mut run.state, source, progress);
+    sink.cluster.clone_from(&run.ctx.cluster);
     let (lines_seen, cut) = read_records(format, layout, &mut input, &mut run.ctx, &mut sink);
     damage = damage.or(cut);
     if let Some(e) = sink.error.take() {

@@ -6,8 +6,11 @@
 //! [`keyward_normalize::normalize_document`], JSON lines to
 //! [`keyward_normalize::normalize_line`].
 
+mod bus;
 mod file;
 mod sink;
+
+pub use bus::{BusInput, Forward, Origin as ForwardOrigin};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -147,8 +150,20 @@ fn dead_letter(
 }
 
 impl Engine {
-    /// Ingests files and directories. `now` stamps the file records.
+    /// Ingests files and directories. `now` stamps the file records. With a bus
+    /// ([`Engine::set_forward`]), accepted records are published instead (see
+    /// `ingest/bus.rs`).
     pub fn ingest(
+        &mut self,
+        paths: &[PathBuf],
+        opts: &IngestOptions,
+        progress: &mut dyn Progress,
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
+        self.ingest_files(paths, opts, progress, now)
+    }
+
+    fn ingest_files(
         &mut self,
         paths: &[PathBuf],
         opts: &IngestOptions,
@@ -164,6 +179,7 @@ impl Engine {
         let inventory = &mut self.inventory;
         let topology = &mut self.topology;
         let mut detector = self.detector.as_mut();
+        let mut forward = self.forward.as_deref_mut();
         let mut batch = self.store.begin()?;
         let mut pending = 0u64;
         for given in paths {
@@ -182,6 +198,7 @@ impl Engine {
                     inventory,
                     topology,
                     detector: detector.as_deref_mut(),
+                    forward: forward.as_deref_mut(),
                 };
                 let file = file::File {
                     path: &path,
@@ -192,6 +209,7 @@ impl Engine {
                 progress.file_finished();
                 run.state.report.files.push(fr);
                 if pending >= limit {
+                    bus::flush(forward.as_deref_mut())?;
                     write_changes(&mut *batch, inventory, topology)?;
                     if let Some(det) = detector.as_deref_mut() {
                         let f = crate::detection::write(&mut *batch, det, &topology.graph)?;
@@ -217,12 +235,16 @@ impl Engine {
                 baselines: det.baseline_count(),
             });
         }
+        let forwarded = forward.is_some();
+        bus::flush(forward)?;
         batch.commit()?;
         // Objects and accounts re-derive their graph edges from what is now committed.
         let pending = std::mem::take(&mut run.state.pending);
         self.topology.apply(self.store.as_ref(), pending)?;
         let mut report = run.state.report;
-        self.join_after(opts, &mut report)?;
+        if !forwarded {
+            self.join_after(opts, &mut report)?;
+        }
         // Identities re-keyed by a join count once, under their new id (twins: new only
         // when both were).
         for j in &report.clusters_merged {
@@ -271,6 +293,17 @@ impl Engine {
         opts: &IngestOptions,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
+        self.body(label, body, layout, opts, now)
+    }
+
+    fn body(
+        &mut self,
+        label: &str,
+        body: Vec<u8>,
+        layout: Layout,
+        opts: &IngestOptions,
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
         let format = opts
             .format
             .or_else(|| match layout {
@@ -284,9 +317,10 @@ impl Engine {
             .filter(|f| f.line_oriented());
         let hash = blake3::hash(&body).to_hex().to_string();
         let mut input = Input::Memory(body);
-        self.ingest_memory(label, &hash, format, opts, now, |format, ctx, sink| {
+        let read = |format, ctx: &mut Context, sink: &mut EngineSink| {
             read_records(format, layout, &mut input, ctx, sink);
-        })
+        };
+        self.ingest_memory((label, &hash), format, opts, now, read)
     }
 
     /// Ingests what `read` gives the sink, as one input named `label` of `format` (`None`:
@@ -302,21 +336,20 @@ impl Engine {
         read: impl FnOnce(&mut Context, &mut dyn Sink),
     ) -> Result<IngestReport, EngineError> {
         let hash = blake3::hash(bytes).to_hex().to_string();
-        self.ingest_memory(label, &hash, format, opts, now, |_, ctx, sink| {
-            read(ctx, sink);
-        })
+        let read = |_, ctx: &mut Context, sink: &mut EngineSink| read(ctx, sink);
+        self.ingest_memory((label, &hash), format, opts, now, read)
     }
 
     /// The entry of every input held in memory: one input, one store batch.
     fn ingest_memory(
         &mut self,
-        label: &str,
-        hash: &str,
+        (label, hash): (&str, &str),
         format: Option<Format>,
         opts: &IngestOptions,
         now: Millis,
         read: impl FnOnce(Format, &mut Context, &mut EngineSink),
     ) -> Result<IngestReport, EngineError> {
+        let mut forward = self.forward.as_deref_mut();
         let mut run = Run::default();
         let aliases = crate::clusters::aliases(self.store.as_ref())?;
         let mut batch = self.store.begin()?;
@@ -346,9 +379,11 @@ impl Engine {
             inventory: &mut self.inventory,
             topology: &mut self.topology,
             detector: self.detector.as_mut(),
+            forward: forward.as_deref_mut(),
         };
         let input = (file_id, label, format.as_str());
         let mut sink = EngineSink::new(parts, &mut run.state, input, &mut progress);
+        sink.cluster.clone_from(&run.ctx.cluster);
         read(format, &mut run.ctx, &mut sink);
         if let Some(e) = sink.error.take() {
             return Err(e);
@@ -361,6 +396,8 @@ impl Engine {
             let f = crate::detection::write(&mut *batch, det, &self.topology.graph)?;
             run.state.report.findings.extend(f);
         }
+        let forwarded = forward.is_some();
+        bus::flush(forward)?;
         batch.commit()?;
         let pending = std::mem::take(&mut run.state.pending);
         self.topology.apply(self.store.as_ref(), pending)?;
@@ -371,7 +408,9 @@ impl Engine {
         st.rejected += rejected;
         report.rejected += rejected;
         let mut report = run.state.report;
-        self.join_after(opts, &mut report)?;
+        if !forwarded {
+            self.join_after(opts, &mut report)?;
+        }
         Ok(report)
     }
 

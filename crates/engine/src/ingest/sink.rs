@@ -17,6 +17,8 @@ pub(super) struct Parts<'a, 'b> {
     pub inventory: &'a mut keyward_graph::Inventory,
     pub topology: &'a mut crate::Topology,
     pub detector: Option<&'a mut keyward_detect::Detector>,
+    /// A gateway's publisher: accepted records go to it instead of into the pipeline.
+    pub forward: Option<&'a mut (dyn super::bus::Forward + 'static)>,
 }
 
 /// The sink that joins normalizer output to the store batch and the inventory, for one
@@ -43,6 +45,9 @@ pub(super) struct EngineSink<'a, 'b> {
     progress: &'a mut dyn Progress,
     detector: Option<&'a mut keyward_detect::Detector>,
     retired: &'a std::cell::RefCell<rustc_hash::FxHashMap<String, Option<String>>>,
+    forward: Option<&'a mut (dyn super::bus::Forward + 'static)>,
+    /// The Kubernetes cluster the input was filed under (sent with forwarded records).
+    pub cluster: String,
 }
 
 impl<'a, 'b> EngineSink<'a, 'b> {
@@ -72,13 +77,19 @@ impl<'a, 'b> EngineSink<'a, 'b> {
             progress,
             detector: parts.detector,
             retired: &run.retired,
+            forward: parts.forward,
+            cluster: String::new(),
         }
     }
 }
 
 impl Sink for EngineSink<'_, '_> {
     fn accept(&mut self, out: Output) {
-        self.accept_prepared(out, None);
+        if self.forward.is_some() {
+            self.forward_one(out);
+        } else {
+            self.accept_prepared(out, None);
+        }
     }
 
     /// With detection on, records are taken in stages, each over a run of them, so that
@@ -89,7 +100,8 @@ impl Sink for EngineSink<'_, '_> {
     /// which only those change; the store and the inventory read nothing of detection);
     /// a record that does, or a rejection, ends the run and is taken on its own.
     fn accept_parsed(&mut self, parsed: &mut Vec<keyward_normalize::ParsedRecord<'_>>) {
-        let Some(det) = self.detector.as_deref() else {
+        let det = self.detector.as_deref().filter(|_| self.forward.is_none());
+        let Some(det) = det else {
             // Nothing to stage: one by one, as the default does.
             for a in parsed.drain(..) {
                 a.hand_to(self);
@@ -269,6 +281,35 @@ impl EngineSink<'_, '_> {
                 &lookup,
                 prepared,
             );
+        }
+    }
+
+    /// Counts an accepted record and hands it to the gateway's publisher (its warnings
+    /// are reported here; the worker that takes it in stores it).
+    fn forward_one(&mut self, mut out: Output) {
+        if self.error.is_some() {
+            return;
+        }
+        self.records += 1;
+        self.accepted += 1;
+        if self.records.is_multiple_of(4096) {
+            self.progress.records(4096);
+        }
+        for w in std::mem::take(&mut out.warnings) {
+            self.report.warned += 1;
+            if self.report.warnings.len() < MAX_LISTED_REJECTIONS {
+                self.report.warnings.push((self.path.to_owned(), w));
+            }
+        }
+        let origin = super::bus::Origin {
+            label: self.path,
+            format: self.source,
+            cluster: &self.cluster,
+        };
+        if let Some(f) = self.forward.as_deref_mut()
+            && let Err(e) = f.send(&origin, out)
+        {
+            self.error = Some(EngineError::Forward(e));
         }
     }
 

@@ -357,6 +357,16 @@ impl Batch for PgBatch<'_> {
         Ok(())
     }
 
+    fn put_checkpoint(&mut self, name: &str, position: i64, at: Millis) -> Result<()> {
+        self.exec(
+            "INSERT INTO checkpoints (name, position, updated_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position,
+             updated_at = excluded.updated_at",
+            &[&name, &position, &at],
+        )?;
+        Ok(())
+    }
+
     fn commit(mut self: Box<Self>) -> Result<()> {
         self.flush_block()?;
         self.write_pending()?;

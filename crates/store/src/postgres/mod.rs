@@ -41,13 +41,18 @@ use batch::PgBatch;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `schema_version`.
 /// PostgreSQL's versions are its own (its version 1 is SQLite's version 9).
-pub(crate) const MIGRATIONS: [&str; 1] = [include_str!("../../schema/postgres/001_init.sql")];
+pub(crate) const MIGRATIONS: [&str; 2] = [
+    include_str!("../../schema/postgres/001_init.sql"),
+    include_str!("../../schema/postgres/002_checkpoints.sql"),
+];
 
 /// Advisory lock keys ("keyward" and a number), per database: the writer lock, the audit
 /// chain's append lock, and schema set-up.
 const WRITER_LOCK: i64 = 0x6b65_7977_6172_6401;
 const AUDIT_LOCK: i64 = 0x6b65_7977_6172_6402;
 const MIGRATE_LOCK: i64 = 0x6b65_7977_6172_6403;
+/// The seed of the hash that keys a claim's advisory lock ([`Store::try_claim`]).
+const CLAIM_SEED: i64 = 0x6b65_7977_6172_6404;
 
 /// Audit entries read per query by [`Store::audit_verify`].
 const VERIFY_PAGE: i64 = 10_000;
@@ -88,6 +93,9 @@ pub struct PgStore {
     seen_version: i64,
     audit_keys: Keys,
     anchor: Option<PathBuf>,
+    /// Whether [`Store::set_durable`] turned durable commits on (set again on a new
+    /// connection).
+    durable: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -112,14 +120,43 @@ impl PgStore {
             seen_version,
             audit_keys: Keys::files(keys),
             anchor: None,
+            durable: false,
         })
     }
 
     /// The connection, for one statement or one query at a time.
     fn db(&self) -> Result<RefMut<'_, Client>> {
-        self.client
+        let mut client = self
+            .client
             .try_borrow_mut()
-            .map_err(|_| StoreError::Corrupt("the connection is in use".into()))
+            .map_err(|_| StoreError::Corrupt("the connection is in use".into()))?;
+        if client.is_closed() {
+            *client = self.reconnect()?;
+        }
+        Ok(client)
+    }
+
+    /// A new connection in place of one the server closed (it restarted, or ended the
+    /// session): the statements prepared on the old one go with it. What was in flight on
+    /// the old one failed with its error; the next call runs on the new one.
+    fn reconnect(&self) -> Result<Client> {
+        let mut client = self.config.connect(NoTls)?;
+        if self.durable {
+            client.batch_execute("SET synchronous_commit = on")?;
+        }
+        if let Ok(mut statements) = self.statements.try_borrow_mut() {
+            statements.clear();
+        }
+        Ok(client)
+    }
+
+    /// The connection for a write: [`PgStore::db`]'s, with `&mut` access.
+    fn live(&mut self) -> Result<&mut Client> {
+        if self.client.get_mut().is_closed() {
+            let fresh = self.reconnect()?;
+            *self.client.get_mut() = fresh;
+        }
+        Ok(self.client.get_mut())
     }
 
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
@@ -148,8 +185,7 @@ impl PgStore {
     /// A write transaction that bumps the store's version before it commits; then this
     /// store counts the commit as its own when nobody else committed in between.
     fn write<T>(&mut self, f: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
-        let client = self.client.get_mut();
-        let mut tx = client.transaction()?;
+        let mut tx = self.live()?.transaction()?;
         let out = f(&mut tx)?;
         let version = bump(&mut tx)?;
         tx.commit()?;
@@ -420,8 +456,27 @@ impl Store for PgStore {
         Ok(got.then(|| WriterLock::postgres(LockConnection(conn))))
     }
 
+    /// A session-level advisory lock keyed by the name's hash, on a connection of its own.
+    fn try_claim(&self, name: &str) -> Result<Option<WriterLock>> {
+        let mut conn = self.config.connect(NoTls)?;
+        let got: bool = conn
+            .query_one(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, $2))",
+                &[&name, &CLAIM_SEED],
+            )?
+            .try_get(0)?;
+        Ok(got.then(|| WriterLock::postgres(LockConnection(conn))))
+    }
+
+    fn checkpoint(&self, name: &str) -> Result<Option<i64>> {
+        self.query_opt("SELECT position FROM checkpoints WHERE name = $1", &[&name])?
+            .map(|r| r.try_get(0))
+            .transpose()
+            .map_err(Into::into)
+    }
+
     fn changed_elsewhere(&mut self) -> Result<bool> {
-        let now = store_version(self.client.get_mut())?;
+        let now = store_version(self.live()?)?;
         let changed = now != self.seen_version;
         self.seen_version = now;
         Ok(changed)
@@ -435,7 +490,8 @@ impl Store for PgStore {
         } else {
             "SET synchronous_commit TO DEFAULT"
         };
-        self.client.get_mut().batch_execute(sql)?;
+        self.live()?.batch_execute(sql)?;
+        self.durable = durable;
         Ok(())
     }
 
@@ -907,6 +963,7 @@ impl Store for PgStore {
     }
 
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>> {
+        self.live()?;
         let PgStore {
             client,
             statements,

@@ -312,6 +312,16 @@ impl Batch for SqliteBatch<'_> {
         Ok(())
     }
 
+    fn put_checkpoint(&mut self, name: &str, position: i64, at: Millis) -> Result<()> {
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO checkpoints (name, position, updated_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET position = excluded.position,
+             updated_at = excluded.updated_at",
+        )?;
+        st.execute(params![name, position, at])?;
+        Ok(())
+    }
+
     fn put_dead_letter(&mut self, file_id: i64, path: &str, d: &Diagnostic) -> Result<()> {
         let mut st = self.tx.prepare_cached(
             "INSERT INTO dead_letters (file_id, path, line, record, reason) VALUES (?1, ?2, ?3, ?4, ?5)",

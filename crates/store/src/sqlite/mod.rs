@@ -22,7 +22,7 @@ use crate::shared::identity_from;
 use batch::*;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 9] = [
+const MIGRATIONS: [&str; 10] = [
     include_str!("../../schema/001_init.sql"),
     include_str!("../../schema/002_observed_edges.sql"),
     include_str!("../../schema/003_detection.sql"),
@@ -32,6 +32,7 @@ const MIGRATIONS: [&str; 9] = [
     include_str!("../../schema/007_audit_chain.sql"),
     include_str!("../../schema/008_response.sql"),
     include_str!("../../schema/009_jobs.sql"),
+    include_str!("../../schema/010_checkpoints.sql"),
 ];
 
 pub struct SqliteStore {
@@ -330,6 +331,52 @@ impl Store for SqliteStore {
             Err(std::fs::TryLockError::WouldBlock) => Ok(None),
             Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(&path, e)),
         }
+    }
+
+    /// A file lock in the data directory's `claims/` (always granted in memory: one
+    /// process).
+    fn try_claim(&self, name: &str) -> Result<Option<WriterLock>> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let Some(dir) = &self.dir else {
+            return Ok(Some(WriterLock::nothing()));
+        };
+        let claims = dir.join("claims");
+        private_dir(&claims).map_err(|e| data_dir_error(&claims, e))?;
+        let file_name: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let path = claims.join(format!("{file_name}.lock"));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| data_dir_error(&path, e))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(WriterLock::file(file))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(&path, e)),
+        }
+    }
+
+    fn checkpoint(&self, name: &str) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT position FROM checkpoints WHERE name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     fn changed_elsewhere(&mut self) -> Result<bool> {
