@@ -15,3 +15,21 @@ psql -h 127.0.0.1 -p 5432 -U "$pg_user" -d postgres -v ON_ERROR_STOP=1 -qc "DROP
     -c "CREATE DATABASE $kw_pg_db"
 export KEYWARD_TEST_POSTGRES_URL="postgres://$pg_user@127.0.0.1:5432/$kw_pg_db"
 echo "PostgreSQL tests on $KEYWARD_TEST_POSTGRES_URL"
+
+# The scale-out tests (crates/cli/tests/scaleout.rs) run servers of their own, which they
+# kill and restart: NATS with JetStream (the nats-server binary) and a PostgreSQL cluster
+# (initdb and pg_ctl). Without these variables those tests say they were skipped.
+if ! command -v nats-server >/dev/null 2>&1; then
+    (apt-get install -y -qq nats-server >/dev/null 2>&1 \
+        || { apt-get update -qq && apt-get install -y -qq nats-server; }) || true
+fi
+if command -v nats-server >/dev/null 2>&1; then
+    export KEYWARD_TEST_NATS_SERVER=$(command -v nats-server)
+fi
+for kw_pg_bin in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+    if [ -x "$kw_pg_bin/initdb" ] && [ -x "$kw_pg_bin/pg_ctl" ]; then
+        export KEYWARD_TEST_PG_BIN=$kw_pg_bin
+        break
+    fi
+done
+echo "scale-out tests: nats-server ${KEYWARD_TEST_NATS_SERVER:-absent}, PostgreSQL binaries ${KEYWARD_TEST_PG_BIN:-absent}"

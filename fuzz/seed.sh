@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check,policy_load}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check,policy_load,bus_wire}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -153,5 +153,15 @@ for f in [pol] + [os.path.join(ex, x) for x in sorted(os.listdir(ex)) if x.endsw
     put("policy_load", text)
     put("policy_load", text + b"\0" + ents)
 put("policy_load", "permit (principal, action, resource) when " + "(" * 3000 + "true" + ")" * 3000 + ";")
+# bus_wire: records as a gateway publishes them (a head line, then the raw record).
+ev = {"native_id": "e-1", "source": "cloudtrail", "time": 1794268800000,
+      "action": "s3.amazonaws.com:ListBuckets", "actor": "arn:aws:iam::111122223333:user/ci",
+      "credential": "AKIAEXAMPLE", "source_ip": "10.0.0.1", "stage": 0}
+obs = {"id": "arn:aws:iam::111122223333:user/ci", "platform": "aws", "kind": "iam_user",
+       "name": "ci", "source": "cloudtrail", "used_at": 1794268800000, "seen_at": None,
+       "facts": {"account": "111122223333", "tags": {"owner": "alice"}}}
+head = {"v": 1, "label": "AWSLogs/x.json.gz", "format": "cloudtrail", "event": ev, "observations": [obs]}
+put("bus_wire", json.dumps(head) + "\n" + json.dumps({"eventID": "e-1", "eventName": "ListBuckets"}))
+put("bus_wire", json.dumps({"v": 1, "label": "k8s", "format": "k8s-audit", "cluster": "prod"}) + "\n")
 print(f"seeded {n} estate CloudTrail records and the shared corpora into {c}")
 PY

@@ -13,7 +13,7 @@
 //!   checkpoint its store holds, commits records and checkpoint in one transaction, then
 //!   acknowledges.
 
-pub mod wire;
+pub use keyward_normalize::wire;
 pub mod worker;
 
 use std::time::{Duration, Instant};
@@ -135,14 +135,15 @@ impl Bus {
         format!("{}/{p}", self.config.stream)
     }
 
-    /// Records waiting in the stream (published, not yet acknowledged by a worker).
-    pub async fn backlog(&mut self) -> Result<u64, BusError> {
+    /// Records waiting in the stream (published, not yet acknowledged by a worker), and
+    /// whether anything was ever published to it.
+    pub async fn backlog(&mut self) -> Result<(u64, bool), BusError> {
         let info = self
             .stream
             .info()
             .await
             .map_err(|e| nats("stream info", e))?;
-        Ok(info.state.messages)
+        Ok((info.state.messages, info.state.last_sequence > 0))
     }
 
     /// Partition `p`'s consumer, made afresh to deliver, in order, every record after
@@ -228,6 +229,8 @@ pub struct Delivered {
     pub payload: bytes::Bytes,
     /// When JetStream stored it (for latency figures), in ms since the epoch.
     pub published_ms: i64,
+    /// Records waiting after it on its partition when it was delivered.
+    pub pending: u64,
     message: jetstream::Message,
 }
 
@@ -246,12 +249,13 @@ impl Partition {
         let mut out = Vec::new();
         while let Some(m) = batch.next().await {
             let message = m.map_err(|e| nats("fetching", e))?;
-            let (sequence, published_ms) = {
+            let (sequence, published_ms, pending) = {
                 let info = message
                     .info()
                     .map_err(|e| nats("a delivery's metadata", e))?;
                 let ms = info.published.unix_timestamp_nanos() / 1_000_000;
-                (info.stream_sequence, i64::try_from(ms).unwrap_or(i64::MAX))
+                let ms = i64::try_from(ms).unwrap_or(i64::MAX);
+                (info.stream_sequence, ms, info.pending)
             };
             if sequence <= self.last {
                 // Taken before: let it go.
@@ -263,6 +267,7 @@ impl Partition {
                 sequence,
                 payload: message.payload.clone(),
                 published_ms,
+                pending,
                 message,
             });
         }

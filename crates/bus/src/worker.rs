@@ -31,8 +31,8 @@ use crate::{Bus, BusConfig, BusError, Delivered, Partition, acknowledge, wire};
 /// to do once the partitions are drained (posture), and where to say what it did (audit).
 pub trait Host {
     fn open(&self) -> Result<Engine, String>;
-    /// Called under the writer lock when every owned partition is empty after records
-    /// were taken.
+    /// Called under the writer lock once the whole stream is taken in after this worker
+    /// took records (or every minute under a stream that never empties).
     fn drained(&self, engine: &mut Engine) -> Result<(), String>;
     /// The partitions this worker now owns (audited).
     fn owns(&self, engine: &mut Engine, partitions: &[u32]) -> Result<(), String>;
@@ -47,8 +47,8 @@ pub struct WorkerConfig {
     pub rebalance: Duration,
     /// How often a line of figures is written to standard error.
     pub stats: Duration,
-    /// Stop once the owned partitions and the whole stream are empty (tests, benchmarks,
-    /// a catch-up run); otherwise run until killed.
+    /// Stop once the stream is empty, something having been published to it (tests,
+    /// benchmarks, a catch-up run); otherwise run until killed.
     pub drain: bool,
 }
 
@@ -63,6 +63,10 @@ impl WorkerConfig {
         }
     }
 }
+
+/// How often a worker whose partitions are idle judges posture while the stream as a whole
+/// never empties.
+const JUDGE_EVERY: Duration = Duration::from_secs(60);
 
 /// Member slots a worker looks through; more workers than this wait for a free slot.
 const MAX_MEMBERS: u32 = 16;
@@ -109,6 +113,10 @@ impl Totals {
 struct Owned {
     _claim: WriteLock,
     partition: Partition,
+    /// Fetched, not yet taken (in stream order).
+    buffer: std::collections::VecDeque<Delivered>,
+    /// Whether the partition had more waiting after its last fetch.
+    more: bool,
 }
 
 fn engine_error(e: impl std::fmt::Display) -> BusError {
@@ -129,6 +137,7 @@ fn session(
     let mut stats_at = Instant::now();
     let mut since_stats = (0u64, Vec::new());
     let mut undrained = false;
+    let mut judged = Instant::now();
     loop {
         if balanced.is_none_or(|t| t.elapsed() >= config.rebalance) {
             let changed = rebalance(&engine, &bus, rt, member, &mut owned)?;
@@ -138,39 +147,35 @@ fn session(
             }
             balanced = Some(Instant::now());
         }
-        let mut taken: Vec<(u32, Vec<Delivered>)> = Vec::new();
-        for (p, o) in &mut owned {
-            let records = rt.block_on(o.partition.fetch(config.batch))?;
-            if !records.is_empty() {
-                taken.push((*p, records));
-            }
-        }
+        let taken = take(&mut owned, rt, config.batch)?;
         if taken.is_empty() {
-            if undrained {
+            let backlog = rt.block_on(bus.backlog())?;
+            // Hours are scored and posture judged once the whole stream is taken in (as at
+            // the end of a `keyward ingest`: a record still on another worker's partition
+            // could belong to an hour or change a fact), or, under a stream that never
+            // empties, every JUDGE_EVERY.
+            if undrained && (backlog.0 == 0 || judged.elapsed() >= JUDGE_EVERY) {
                 let _lock = engine.write_lock().map_err(engine_error)?;
                 engine
                     .ingest_bus(Vec::new(), &[], true, now_ms())
                     .map_err(engine_error)?;
                 host.drained(&mut engine).map_err(engine_error)?;
                 undrained = false;
+                judged = Instant::now();
             }
-            if config.drain && !owned.is_empty() && rt.block_on(bus.backlog())? == 0 {
+            if config.drain && !owned.is_empty() && backlog == (0, true) && !undrained {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         } else {
             let n = commit(&mut engine, &bus, &taken)?;
             let now = now_ms();
-            for (_, records) in &taken {
-                for d in records {
-                    let ms = u32::try_from((now - d.published_ms).max(0)).unwrap_or(u32::MAX);
-                    since_stats.1.push(ms);
-                    totals.latencies.push(ms);
-                }
+            for (_, d) in &taken {
+                let ms = u32::try_from((now - d.published_ms).max(0)).unwrap_or(u32::MAX);
+                since_stats.1.push(ms);
+                totals.latencies.push(ms);
             }
-            for (_, records) in taken {
-                rt.block_on(acknowledge(records));
-            }
+            rt.block_on(acknowledge(taken.into_iter().map(|(_, d)| d).collect()));
             since_stats.0 += n;
             totals.records += n;
             totals.commits += 1;
@@ -197,61 +202,89 @@ fn session(
     }
 }
 
-/// Decodes what was taken and commits it, with each partition's checkpoint, under the
-/// store's writer lock. Returns the records committed.
-fn commit(
-    engine: &mut Engine,
-    bus: &Bus,
-    taken: &[(u32, Vec<Delivered>)],
-) -> Result<u64, BusError> {
-    let mut inputs: Vec<BusInput> = Vec::new();
-    let mut checkpoints = Vec::with_capacity(taken.len());
-    // The stream's sequence is the gateways' publishing order across partitions: taken in
-    // that order, one worker's records meet the checks as a single process would.
-    let mut all: Vec<(u32, &Delivered)> = taken
-        .iter()
-        .flat_map(|(p, records)| records.iter().map(move |d| (*p, d)))
-        .collect();
-    all.sort_unstable_by_key(|(_, d)| d.sequence);
-    for (p, records) in taken {
-        if let Some(last) = records.last() {
-            let position = i64::try_from(last.sequence).unwrap_or(i64::MAX);
-            checkpoints.push((bus.checkpoint_name(*p), position));
+/// Tops up each owned partition's buffer, then takes up to `batch` records across them in
+/// the stream's order (the gateways' publishing order): the smallest sequence first,
+/// stopping where a partition whose buffer ran dry has more waiting — so one worker takes
+/// records in the order a single process would have read them, whatever the partitions.
+fn take(
+    owned: &mut BTreeMap<u32, Owned>,
+    rt: &tokio::runtime::Runtime,
+    batch: usize,
+) -> Result<Vec<(u32, Delivered)>, BusError> {
+    for o in owned.values_mut() {
+        if o.buffer.len() < batch {
+            let got = rt.block_on(o.partition.fetch(batch - o.buffer.len()))?;
+            if let Some(last) = got.last() {
+                o.more = last.pending > 0;
+            } else if o.buffer.is_empty() {
+                o.more = false;
+            }
+            o.buffer.extend(got);
         }
     }
-    let (Some(first), Some(last)) = (all.first(), all.last()) else {
+    let mut taken = Vec::new();
+    while taken.len() < batch {
+        let next = owned
+            .iter()
+            .filter_map(|(&p, o)| o.buffer.front().map(|d| (d.sequence, p)))
+            .min();
+        let Some((_, p)) = next else { break };
+        let Some(o) = owned.get_mut(&p) else { break };
+        let Some(d) = o.buffer.pop_front() else { break };
+        taken.push((p, d));
+        if o.buffer.is_empty() && o.more {
+            break;
+        }
+    }
+    Ok(taken)
+}
+
+/// Decodes what was taken (in stream order) and commits it, with each partition's
+/// checkpoint, under the store's writer lock. Returns the records committed.
+fn commit(engine: &mut Engine, bus: &Bus, taken: &[(u32, Delivered)]) -> Result<u64, BusError> {
+    let mut inputs: Vec<BusInput> = Vec::new();
+    let mut last: BTreeMap<u32, u64> = BTreeMap::new();
+    let (Some(first), Some(end)) = (taken.first(), taken.last()) else {
         return Ok(0);
     };
-    let span = format!("{}-{}", first.1.sequence, last.1.sequence);
+    let span = format!("{}-{}", first.1.sequence, end.1.sequence);
     let mut n = 0u64;
-    for (p, d) in all {
-        {
-            let rec = wire::decode(&d.payload).map_err(|e| {
-                BusError::Nats(format!(
-                    "partition {p}, record {}: {e} (the worker stops rather than drop it)",
-                    d.sequence
-                ))
-            })?;
-            // One input per run of one source's records, named by the positions taken.
-            let same = inputs
-                .last()
-                .is_some_and(|i| i.format == rec.format && i.cluster == rec.cluster);
-            if !same {
-                inputs.push(BusInput {
-                    label: format!("bus:{}#{span} {}", bus.config.stream, rec.format.as_str()),
-                    format: rec.format,
-                    cluster: rec.cluster,
-                    outputs: Vec::new(),
-                });
-            }
-            if let Some(i) = inputs.last_mut() {
-                i.outputs.push(rec.output);
-            }
-            n += 1;
+    for (p, d) in taken {
+        last.insert(*p, d.sequence);
+        let rec = wire::decode(&d.payload).map_err(|e| {
+            BusError::Nats(format!(
+                "partition {p}, record {}: {e} (the worker stops rather than drop it)",
+                d.sequence
+            ))
+        })?;
+        // One input per run of one source's records, named by the positions taken.
+        let same = inputs
+            .last()
+            .is_some_and(|i| i.format == rec.format && i.cluster == rec.cluster);
+        if !same {
+            inputs.push(BusInput {
+                label: format!("bus:{}#{span} {}", bus.config.stream, rec.format.as_str()),
+                format: rec.format,
+                cluster: rec.cluster,
+                outputs: Vec::new(),
+            });
         }
+        if let Some(i) = inputs.last_mut() {
+            i.outputs.push(rec.output);
+        }
+        n += 1;
     }
+    let checkpoints: Vec<(String, i64)> = last
+        .into_iter()
+        .map(|(p, seq)| {
+            (
+                bus.checkpoint_name(p),
+                i64::try_from(seq).unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
     // File rows are named uniquely: a second run of one source in a batch gets a suffix.
-    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    let mut seen = BTreeMap::<String, u32>::new();
     for i in &mut inputs {
         let k = seen.entry(i.label.clone()).or_default();
         *k += 1;
@@ -323,6 +356,8 @@ fn rebalance(
             Owned {
                 _claim: claim,
                 partition,
+                buffer: Default::default(),
+                more: false,
             },
         );
     }

@@ -45,9 +45,14 @@ pub struct Args {
     /// Records taken from each partition per store commit.
     #[arg(long, default_value_t = 5_000, value_name = "N")]
     pub batch: usize,
-    /// Stop once the stream is empty (a catch-up run, tests); otherwise run until stopped.
+    /// Stop once the stream is empty, something having been published to it (a catch-up
+    /// run, tests); otherwise run until stopped.
     #[arg(long)]
     pub drain: bool,
+    /// Seconds between two counts of the live workers (a new or dead worker's share of the
+    /// partitions moves within about two of them).
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    pub rebalance: u64,
     /// Seconds between two lines of figures on standard error.
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     pub stats_interval: u64,
@@ -123,6 +128,7 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
         batch: args.batch.max(1),
         stats: std::time::Duration::from_secs(args.stats_interval.max(1)),
         drain: args.drain,
+        rebalance: std::time::Duration::from_secs(args.rebalance.max(1)),
         ..worker::WorkerConfig::new(bus)
     };
     eprintln!(

@@ -12,59 +12,14 @@
 
 mod common;
 
+use common::servers::Database;
 use common::{estate, keyward, text};
-
-/// A fresh database on the test server, dropped when this is.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn new() -> Option<Database> {
-        let Ok(base) = std::env::var("KEYWARD_TEST_POSTGRES_URL") else {
-            println!("skipped: KEYWARD_TEST_POSTGRES_URL not set (.ci/postgres.sh)");
-            return None;
-        };
-        let name = format!(
-            "kw_migrate_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let (server, query) = match base.split_once('?') {
-            Some((s, q)) => (s.to_owned(), format!("?{q}")),
-            None => (base.clone(), String::new()),
-        };
-        let root = &server[..server.rfind('/').unwrap()];
-        let admin = format!("{root}/postgres{query}");
-        let mut c = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-        c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-        Some(Database {
-            url: format!("{root}/{name}{query}"),
-            admin,
-            name,
-        })
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        if let Ok(mut c) = postgres::Client::connect(&self.admin, postgres::NoTls) {
-            let _ = c.batch_execute(&format!(
-                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                self.name
-            ));
-        }
-    }
-}
 
 #[test]
 fn the_estate_moves_to_postgres_and_answers_as_before() {
-    let Some(db) = Database::new() else { return };
+    let Some(db) = Database::new("kw_migrate") else {
+        return;
+    };
     let data = tempfile::tempdir().unwrap();
     let o = keyward(data.path(), &["ingest", estate().to_str().unwrap()]);
     assert!(o.status.success(), "{}", text(&o.stderr));

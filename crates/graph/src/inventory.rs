@@ -122,9 +122,17 @@ fn set_min(slot: &mut Option<i64>, v: Option<i64>) -> bool {
     }
 }
 
+/// Adds a credential to an identity's list, kept in id order: the list reads the same
+/// whichever source told of each credential first (records of one identity may arrive from
+/// several bus partitions).
+fn add_credential(list: &mut Vec<Credential>, c: Credential) {
+    let at = list.partition_point(|x| x.id < c.id);
+    list.insert(at, c);
+}
+
 fn merge_credential(list: &mut Vec<Credential>, c: Credential) -> bool {
     let Some(cur) = list.iter_mut().find(|x| x.id == c.id) else {
-        list.push(c);
+        add_credential(list, c);
         return true;
     };
     let mut changed = false;
@@ -510,7 +518,7 @@ fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<Stri
                 } else {
                     keyward_model::CredentialKind::AccessKey
                 };
-                i.credentials.push(Credential {
+                let cred = Credential {
                     id,
                     kind,
                     status,
@@ -518,7 +526,8 @@ fn merge(i: &mut Identity, obs: Observation, count: bool, chain: Option<Vec<Stri
                     last_used: None,
                     last_used_region: None,
                     last_used_service: None,
-                });
+                };
+                add_credential(&mut i.credentials, cred);
                 c = true;
             }
         }

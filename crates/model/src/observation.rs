@@ -19,8 +19,10 @@ pub struct Observation {
     pub name: String,
     pub source: SourceKind,
     /// The identity acted at this time (it is the actor, or its session/key is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub used_at: Option<Millis>,
     /// The identity was mentioned (created, assumed, bound) at this time without acting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seen_at: Option<Millis>,
     pub facts: Facts,
 }
@@ -46,33 +48,57 @@ impl Observation {
     }
 }
 
-/// Optional facts; `None` / empty means "this record does not say".
+/// Optional facts; `None` / empty means "this record does not say" (and is left out when
+/// serialized).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Facts {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub native_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created: Option<Millis>,
     /// Last use reported by a snapshot (credential report, `RoleLastUsed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_used: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub assumed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source_identity: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub links: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub credentials: Vec<Credential>,
     /// Credential ids whose status changed (`DeleteAccessKey`, `UpdateAccessKey`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub credential_status: Vec<(String, crate::identity::CredentialStatus)>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tags: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// Snapshot facts replace the same key; log facts (`federation`) merge.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub details: BTreeMap<String, serde_json::Value>,
 }
 

@@ -29,6 +29,7 @@ pub mod split;
 #[cfg(not(fuzzing))]
 mod split;
 pub mod terraform;
+pub mod wire;
 
 use keyward_model::Reason;
 use std::borrow::Cow;

@@ -1,6 +1,8 @@
 //! Test support shared by the crates' test suites: where the third-party corpora live, and
 //! loaders for the ones several suites read. Never a dependency of shipped code.
 
+pub mod cloudtrail;
+
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;

@@ -4,6 +4,7 @@
 
 pub mod bao;
 pub mod moto;
+pub mod servers;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -12,6 +12,7 @@
 //! checkpoint in the same store transaction.
 
 use keyward_model::time::Millis;
+use keyward_normalize::wire::Origin;
 use keyward_normalize::{Format, Output, Sink};
 
 use super::sink::{EngineSink, Parts};
@@ -24,17 +25,6 @@ pub trait Forward {
     fn send(&mut self, origin: &Origin<'_>, out: Output<'_>) -> Result<(), String>;
     /// Returns once everything sent is durably accepted (published and acknowledged).
     fn flush(&mut self) -> Result<(), String>;
-}
-
-/// The input a forwarded record came from.
-#[derive(Debug, Clone, Copy)]
-pub struct Origin<'a> {
-    /// The file's path or the body's label, as its dead letters name it.
-    pub label: &'a str,
-    /// Its format ([`Format::as_str`]).
-    pub format: &'static str,
-    /// The Kubernetes cluster it was filed under (empty: none named).
-    pub cluster: &'a str,
 }
 
 /// A run of records of one input, as a worker took them from the bus.

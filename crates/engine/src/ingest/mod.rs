@@ -10,7 +10,8 @@ mod bus;
 mod file;
 mod sink;
 
-pub use bus::{BusInput, Forward, Origin as ForwardOrigin};
+pub use bus::{BusInput, Forward};
+pub use keyward_normalize::wire::Origin as ForwardOrigin;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -301,7 +301,7 @@ impl EngineSink<'_, '_> {
                 self.report.warnings.push((self.path.to_owned(), w));
             }
         }
-        let origin = super::bus::Origin {
+        let origin = keyward_normalize::wire::Origin {
             label: self.path,
             format: self.source,
             cluster: &self.cluster,

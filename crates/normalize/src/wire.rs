@@ -1,5 +1,6 @@
-//! One record on the bus: what the gateway's normalizer made of it, then the platform's own
-//! record for the rules that read fields the normalized event does not carry.
+//! One record on the message bus (`keyward-bus`): what the gateway's normalizer made of it,
+//! then the platform's own record for the rules that read fields the normalized event does
+//! not carry.
 //!
 //! ```text
 //! {"v":1,"label":…,"format":…,"cluster":…,"event":…,"observations":[…],…}\n<raw record>
@@ -14,10 +15,21 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use keyward_engine::ForwardOrigin;
 use keyward_model::{Diagnostic, Event, Observation, SnapshotObject};
-use keyward_normalize::{ActiveIdentities, Format, Output};
 use serde::{Deserialize, Serialize};
+
+use crate::{ActiveIdentities, Format, Output};
+
+/// The input a record came from, as the gateway read it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    /// The file's path or the body's label, as its dead letters name it.
+    pub label: &'a str,
+    /// Its format ([`Format::as_str`]).
+    pub format: &'static str,
+    /// The Kubernetes cluster it was filed under (empty: none named).
+    pub cluster: &'a str,
+}
 
 /// The version of the layout above.
 const VERSION: u32 = 1;
@@ -84,10 +96,7 @@ pub enum WireError {
 /// The payload of one accepted record, and the key that chooses its partition: the acting
 /// identity (each identity's records stay in order on one partition), else the first
 /// identity or object the record is about, else its input.
-pub fn encode(
-    origin: &ForwardOrigin<'_>,
-    out: &Output<'_>,
-) -> Result<(Vec<u8>, String), WireError> {
+pub fn encode(origin: &Origin<'_>, out: &Output<'_>) -> Result<(Vec<u8>, String), WireError> {
     let head = HeadOut {
         v: VERSION,
         label: origin.label,
@@ -107,7 +116,7 @@ pub fn encode(
     Ok((payload, partition_key(origin, out)))
 }
 
-fn partition_key(origin: &ForwardOrigin<'_>, out: &Output<'_>) -> String {
+fn partition_key(origin: &Origin<'_>, out: &Output<'_>) -> String {
     let event = out.event.as_ref();
     // A role's assumption (`AssumeRole*` names the role as its target) travels with the
     // role's sessions, whose keys the checks follow from one call to the next.
@@ -176,8 +185,8 @@ mod tests {
     use super::*;
     use keyward_model::{IdentityKind, Platform, SourceKind};
 
-    fn origin() -> ForwardOrigin<'static> {
-        ForwardOrigin {
+    fn origin() -> Origin<'static> {
+        Origin {
             label: "logs/a.json",
             format: "cloudtrail",
             cluster: "",
