@@ -182,6 +182,7 @@ impl Bus {
             number: p,
             consumer,
             last: checkpoint,
+            committed: checkpoint,
         })
     }
 
@@ -218,8 +219,11 @@ pub fn redact(url: &str) -> String {
 pub struct Partition {
     pub number: u32,
     consumer: consumer::Consumer<consumer::pull::Config>,
-    /// The stream sequence of the last record taken (committed or about to be).
+    /// The stream sequence of the last record fetched (committed, or waiting in the
+    /// worker to be).
     pub last: u64,
+    /// The stream sequence of the last record committed (the store's checkpoint).
+    pub committed: u64,
 }
 
 /// A record delivered to a worker.
@@ -235,9 +239,10 @@ pub struct Delivered {
 }
 
 impl Partition {
-    /// Up to `max` records after those already taken, in stream order, without waiting for
-    /// more (empty: nothing waiting). A record delivered again (its acknowledgement was
-    /// slow) is passed over: it was taken already.
+    /// Up to `max` records after those already fetched, in stream order, without waiting
+    /// for more (empty: nothing waiting). A record delivered again is passed over:
+    /// acknowledged if it is committed (its acknowledgement was lost), left alone if it
+    /// waits in the worker (the commit's acknowledgement will do).
     pub async fn fetch(&mut self, max: usize) -> Result<Vec<Delivered>, BusError> {
         let mut batch = self
             .consumer
@@ -257,9 +262,12 @@ impl Partition {
                 let ms = i64::try_from(ms).unwrap_or(i64::MAX);
                 (info.stream_sequence, ms, info.pending)
             };
-            if sequence <= self.last {
-                // Taken before: let it go.
+            if sequence <= self.committed {
+                // Committed before: let it go.
                 let _ = message.ack().await;
+                continue;
+            }
+            if sequence <= self.last {
                 continue;
             }
             self.last = sequence;

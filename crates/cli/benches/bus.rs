@@ -5,6 +5,7 @@
 //! KEYWARD_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //!   cargo bench -p keyward --bench bus
 //! KEYWARD_BENCH_EVENTS=400000 … cargo bench -p keyward --bench bus
+//! cargo test -p keyward --bench bus      # smoke: 3,000 events, debug build (CI)
 //! ```
 //!
 //! Stages, each on a fresh database and stream, over the same synthetic CloudTrail corpus
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 struct Nats {
     child: Child,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     port: u16,
 }
 
@@ -60,11 +61,31 @@ fn nats() -> Nats {
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         std::thread::sleep(Duration::from_millis(50));
     }
-    Nats {
-        child,
-        _dir: dir,
-        port,
+    Nats { child, dir, port }
+}
+
+/// Bytes under `dir` (what JetStream keeps on disk).
+fn disk_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            total += if p.is_dir() {
+                disk_bytes(&p)
+            } else {
+                e.metadata().map_or(0, |m| m.len())
+            };
+        }
     }
+    total
+}
+
+/// The size of the database `url` names.
+fn database_bytes(url: &str) -> i64 {
+    let mut c = postgres::Client::connect(url, postgres::NoTls).unwrap();
+    c.query_one("SELECT pg_database_size(current_database())", &[])
+        .unwrap()
+        .get(0)
 }
 
 /// A fresh database on the server of `KEYWARD_TEST_POSTGRES_URL`.
@@ -73,10 +94,9 @@ fn database(n: usize) -> String {
     let root = &base[..base.rfind('/').unwrap()];
     let name = format!("kw_bench_bus_{}_{n}", std::process::id());
     let mut c = postgres::Client::connect(&format!("{root}/postgres"), postgres::NoTls).unwrap();
-    c.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-    ))
-    .unwrap();
+    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
     format!("{root}/{name}")
 }
 
@@ -123,10 +143,16 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    if std::env::var_os("KEYWARD_TEST_POSTGRES_URL").is_none() {
+        println!("skipped: KEYWARD_TEST_POSTGRES_URL not set (.ci/postgres.sh)");
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --bench bus` is a smoke run.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let events: usize = std::env::var("KEYWARD_BENCH_EVENTS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(200_000);
+        .unwrap_or(if smoke { 3_000 } else { 200_000 });
     let tmp = tempfile::tempdir().unwrap();
     let corpus: PathBuf = tmp.path().join("corpus");
     keyward_testkit::cloudtrail::corpus(&corpus, events, 1_000);
@@ -158,15 +184,23 @@ fn main() {
         let bus = ["--bus", url.as_str(), "--bus-stream", stream.as_str()];
         let ingest: Vec<&str> = [&["ingest"][..], &bus, &[corpus.as_str()]].concat();
         let log = tmp.path().join(format!("gateway{workers}.log"));
+        let before = disk_bytes(nats.dir.path());
         let secs = run(&data, &db, &ingest, &log);
+        let queued = disk_bytes(nats.dir.path()).saturating_sub(before);
         println!(
-            "gateway (keyward ingest --bus), alone: {secs:.1} s, {:.0} events/s published",
-            rate(secs)
+            "gateway (keyward ingest --bus), alone: {secs:.1} s, {:.0} events/s published; \
+             JetStream holds {:.0} bytes per event while queued",
+            rate(secs),
+            queued as f64 / events as f64
         );
+        let empty = database_bytes(&db);
         let secs = drain(&data, &db, &bus, workers, tmp.path());
+        let stored = database_bytes(&db) - empty;
         println!(
-            "catch-up, {workers} worker(s): {secs:.1} s, {:.0} events/s into PostgreSQL",
-            rate(secs)
+            "catch-up, {workers} worker(s): {secs:.1} s, {:.0} events/s into PostgreSQL \
+             ({:.0} bytes per event in the database)",
+            rate(secs),
+            stored as f64 / events as f64
         );
     }
 

@@ -45,8 +45,8 @@ pub struct Args {
     /// Records taken from each partition per store commit.
     #[arg(long, default_value_t = 5_000, value_name = "N")]
     pub batch: usize,
-    /// Stop once the stream is empty, something having been published to it (a catch-up
-    /// run, tests); otherwise run until stopped.
+    /// Stop once the stream has been empty for two seconds, something having been
+    /// published to it (a catch-up run, tests); otherwise run until stopped.
     #[arg(long)]
     pub drain: bool,
     /// Seconds between two counts of the live workers (a new or dead worker's share of the
@@ -138,11 +138,15 @@ pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
     );
     let totals = worker::run(&config, &Host { dir, args: &args })?;
     println!(
-        "took in {} records in {} commits (publish → commit p50 {} ms, p99 {} ms)",
+        "took in {} records in {} commits (publish → commit p50 {} ms, p99 {} ms); \
+         {:.1} s taking from the bus, {:.1} s committing, {:.1} s acknowledging",
         totals.records,
         totals.commits,
         totals.latency_ms(0.5).unwrap_or(0),
-        totals.latency_ms(0.99).unwrap_or(0)
+        totals.latency_ms(0.99).unwrap_or(0),
+        totals.fetching.as_secs_f64(),
+        totals.committing.as_secs_f64(),
+        totals.acknowledging.as_secs_f64(),
     );
     Ok(Outcome::Clean)
 }

@@ -276,6 +276,52 @@ fn through_bus(
     (data, logs.iter().map(|l| took(l)).collect())
 }
 
+/// `keyward serve --bus` as the ingest gateway: a posted CloudTrail file is answered once
+/// its records are on the bus (nothing stored yet but the input's file row), and a worker
+/// then takes it in.
+#[test]
+fn serve_is_a_gateway_with_a_bus() {
+    let Some(nats) = Nats::start() else { return };
+    let Some(db) = Database::new("kw_so_serve") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("gw");
+    let o = kw(
+        &data,
+        &db.url,
+        &["token", "create", "--role", "operator", "--name", "gw"],
+    );
+    let token = ok(&o, "token create").trim().to_owned();
+    let url = nats.url();
+    let flags = ["--bus", url.as_str(), "--bus-stream", "SERVE"];
+    let served = common::serve_with(&data, &["--store", &db.url], &flags);
+    let file =
+        std::fs::read_dir(estate().join("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/11"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .min()
+            .unwrap();
+    let body = std::fs::read(&file).unwrap();
+    let (status, answer) = common::http(served.port, "POST", "/api/ingest", &token, &body);
+    assert_eq!(status, 200, "{answer}");
+    let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let accepted = answer["accepted"].as_u64().unwrap();
+    assert!(accepted > 0, "{answer}");
+    let events = "SELECT coalesce(sum(n), 0)::BIGINT FROM event_key_chunks";
+    assert_eq!(db.count(events), 0, "the gateway stores no event itself");
+    // Posting it again publishes the same messages: JetStream keeps one of each.
+    let (status, _) = common::http(served.port, "POST", "/api/ingest", &token, &body);
+    assert_eq!(status, 200);
+    let worker = [&["worker"][..], &flags, &["--drain"]].concat();
+    let out = ok(&kw(&data, &db.url, &worker), "worker --drain");
+    assert!(
+        out.contains(&format!("took in {accepted} records")),
+        "{out}"
+    );
+    assert_eq!(db.count(events), i64::try_from(accepted).unwrap());
+}
+
 /// Events stored in a SQLite data directory.
 fn sqlite_events(dir: &Path) -> i64 {
     let c = rusqlite::Connection::open(dir.join("keyward.db")).unwrap();

@@ -55,11 +55,18 @@ impl Drop for Served {
 }
 
 pub fn serve(data: &Path) -> Served {
+    serve_with(data, &[], &[])
+}
+
+/// [`serve`] with global options (`--store …`) and options of `serve` (`--bus …`).
+pub fn serve_with(data: &Path, globals: &[&str], args: &[&str]) -> Served {
     use std::io::BufRead as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .arg("--data-dir")
         .arg(data)
+        .args(globals)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .env_remove("KEYWARD_DATA_DIR")
         .env_remove("KEYWARD_CONFIG")
         .env_remove("KEYWARD_POLICIES")
