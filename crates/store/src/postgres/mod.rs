@@ -36,12 +36,16 @@ use crate::{
 
 mod batch;
 pub mod copy;
+mod query;
 
 use batch::PgBatch;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `schema_version`.
 /// PostgreSQL's versions are its own (its version 1 is SQLite's version 9).
-pub(crate) const MIGRATIONS: [&str; 1] = [include_str!("../../schema/postgres/001_init.sql")];
+pub(crate) const MIGRATIONS: [&str; 2] = [
+    include_str!("../../schema/postgres/001_init.sql"),
+    include_str!("../../schema/postgres/003_query_tables.sql"),
+];
 
 /// Advisory lock keys ("keyward" and a number), per database: the writer lock, the audit
 /// chain's append lock, and schema set-up.
