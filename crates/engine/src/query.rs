@@ -61,7 +61,10 @@ impl Engine {
     /// Lifecycle states as of `lc`: `stale` only where a record covers the window,
     /// `unknown` otherwise (see [`crate::lifecycle`]).
     pub fn lifecycles(&self, lc: LifecycleConfig) -> crate::Lifecycles {
-        crate::Lifecycles::new(self.inventory.iter(), lc)
+        match &self.view {
+            Some(v) => crate::Lifecycles::with_spans(v.spans.clone(), lc),
+            None => crate::Lifecycles::new(self.inventory.iter(), lc),
+        }
     }
 
     /// Identities matching `filter`, with their lifecycle state, ordered by platform, kind
@@ -308,7 +311,10 @@ impl Engine {
 
     /// What the estate's snapshots cover (for orphan reasons); compute once per listing.
     pub fn coverage(&self) -> keyward_graph::analysis::Coverage {
-        keyward_graph::analysis::Coverage::of(self.graph())
+        match &self.view {
+            Some(v) => v.coverage(),
+            None => keyward_graph::analysis::Coverage::of(self.graph()),
+        }
     }
 
     /// Ownership and orphan status of many identities (listings): short-lived identities
