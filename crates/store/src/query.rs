@@ -88,8 +88,12 @@ pub trait QueryBatch {
     /// Inserts or updates a node (a new one takes the next rank).
     fn put_graph_node(&mut self, node: &GraphNodeRow) -> Result<()>;
     /// Replaces every edge derived from `origin` (a node already put) with `edges`, in
-    /// their order.
-    fn set_origin_edges(&mut self, origin: &str, edges: &[GraphEdgeRow]) -> Result<()>;
+    /// their order (streamed: an account's snapshot can give millions).
+    fn set_origin_edges(
+        &mut self,
+        origin: &str,
+        edges: &mut dyn Iterator<Item = GraphEdgeRow>,
+    ) -> Result<()>;
     fn put_log_span(&mut self, span: &LogSpan) -> Result<()>;
     fn put_coverage(&mut self, what: &str, scope: &str) -> Result<()>;
     /// Empties every query table and marks them unfilled (before a full rewrite).

@@ -225,7 +225,11 @@ impl QueryBatch for PgBatch<'_> {
         Ok(())
     }
 
-    fn set_origin_edges(&mut self, origin: &str, edges: &[GraphEdgeRow]) -> Result<()> {
+    fn set_origin_edges(
+        &mut self,
+        origin: &str,
+        edges: &mut dyn Iterator<Item = GraphEdgeRow>,
+    ) -> Result<()> {
         let st = self.prepared("SELECT rank FROM graph_nodes WHERE key = $1")?;
         let row = self.tx()?.query_opt(&st, &[&origin])?;
         let Some(rank) = row.map(|r| r.try_get::<_, i64>(0)).transpose()? else {
@@ -234,7 +238,7 @@ impl QueryBatch for PgBatch<'_> {
             )));
         };
         self.exec("DELETE FROM graph_edges WHERE origin = $1", &[&rank])?;
-        for (pos, e) in edges.iter().enumerate() {
+        for (pos, e) in edges.enumerate() {
             self.exec(
                 "INSERT INTO graph_edges (origin, pos, src, kind, dst, at, detail)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -182,7 +182,11 @@ impl QueryBatch for SqliteBatch<'_> {
         Ok(())
     }
 
-    fn set_origin_edges(&mut self, origin: &str, edges: &[GraphEdgeRow]) -> Result<()> {
+    fn set_origin_edges(
+        &mut self,
+        origin: &str,
+        edges: &mut dyn Iterator<Item = GraphEdgeRow>,
+    ) -> Result<()> {
         let rank: Option<i64> = self
             .tx
             .prepare_cached("SELECT rank FROM graph_nodes WHERE key = ?1")?
@@ -200,7 +204,7 @@ impl QueryBatch for SqliteBatch<'_> {
             "INSERT INTO graph_edges (origin, pos, src, kind, dst, at, detail)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
-        for (pos, e) in edges.iter().enumerate() {
+        for (pos, e) in edges.enumerate() {
             st.execute(params![
                 rank,
                 limit(pos),
