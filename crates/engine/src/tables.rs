@@ -19,7 +19,7 @@
 
 use keyward_graph::{Graph, NodeId, NodeKind};
 use keyward_model::{Identity, SourceKind};
-use keyward_store::{Batch, GraphEdgeRow, GraphNodeRow, LogSpan};
+use keyward_store::{Batch, GraphEdgeRow, GraphNodeRow, LogSpan, Store};
 
 use crate::lifecycle::LogSpans;
 use crate::{Engine, EngineError};
@@ -50,25 +50,21 @@ fn node_row(g: &Graph, id: NodeId) -> Option<GraphNodeRow> {
     })
 }
 
-fn edge_rows(g: &Graph, origin: NodeId) -> Result<Vec<GraphEdgeRow>, EngineError> {
-    g.origin_edges(origin)
-        .map(|e| {
-            let detail = e
-                .detail
-                .filter(|d| **d != keyward_graph::Detail::default())
-                .map(sonic_rs::to_string)
-                .transpose()?;
-            Ok(GraphEdgeRow {
-                origin: 0,
-                pos: 0,
-                src: g.key(e.from).to_owned(),
-                kind: e.kind.as_str().to_owned(),
-                dst: g.key(e.to).to_owned(),
-                at: e.first_seen.unwrap_or(0),
-                detail,
-            })
-        })
-        .collect()
+/// The edges derived from `origin`, as rows. An edge's evidence is written as JSON; if
+/// that fails (it cannot for these types) the edge keeps none.
+fn edge_rows(g: &Graph, origin: NodeId) -> impl Iterator<Item = GraphEdgeRow> + '_ {
+    g.origin_edges(origin).map(move |e| GraphEdgeRow {
+        origin: 0,
+        pos: 0,
+        src: g.key(e.from).to_owned(),
+        kind: e.kind.as_str().to_owned(),
+        dst: g.key(e.to).to_owned(),
+        at: e.first_seen.unwrap_or(0),
+        detail: e
+            .detail
+            .filter(|d| **d != keyward_graph::Detail::default())
+            .and_then(|d| sonic_rs::to_string(d).ok()),
+    })
 }
 
 /// What a node says of the estate's coverage (see `keyward_graph::analysis::Coverage`).
@@ -101,7 +97,7 @@ fn write_graph(
         batch.put_graph_node(&row)?;
     }
     for &o in origins {
-        batch.set_origin_edges(g.key(o), &edge_rows(g, o)?)?;
+        batch.set_origin_edges(g.key(o), &mut edge_rows(g, o))?;
     }
     Ok(())
 }
@@ -189,24 +185,53 @@ impl Engine {
         g.track_changes();
         g.take_changes();
         let spans = LogSpans::of(self.inventory.iter());
-        let mut batch = self.store.begin()?;
-        batch.clear_query_tables()?;
-        let nodes: Vec<NodeId> = g.nodes().map(|(id, _, _)| id).collect();
-        write_graph(&mut *batch, g, &nodes, &nodes)?;
-        for (kind, scope, first, last) in spans.iter() {
-            batch.put_log_span(&LogSpan {
-                source: source_name(kind).to_owned(),
-                scope: scope.to_owned(),
-                first_seen: first,
-                last_seen: last,
-            })?;
-        }
-        batch.set_query_tables_filled(true)?;
-        batch.commit()?;
+        fill(self.store.as_mut(), g, &spans)?;
         self.tables = Tables { kept: true, spans };
         Ok(())
     }
+}
 
+/// Empties the query tables and writes `g` and `spans` into them, marked filled, in one
+/// batch.
+fn fill(store: &mut dyn Store, g: &Graph, spans: &LogSpans) -> Result<(), EngineError> {
+    let mut batch = store.begin()?;
+    batch.clear_query_tables()?;
+    let nodes: Vec<NodeId> = g.nodes().map(|(id, _, _)| id).collect();
+    write_graph(&mut *batch, g, &nodes, &nodes)?;
+    for (kind, scope, first, last) in spans.iter() {
+        batch.put_log_span(&LogSpan {
+            source: source_name(kind).to_owned(),
+            scope: scope.to_owned(),
+            first_seen: first,
+            last_seen: last,
+        })?;
+    }
+    batch.set_query_tables_filled(true)?;
+    batch.commit()?;
+    Ok(())
+}
+
+/// Writes an estate made elsewhere into `store`'s query tables (the query benchmark's
+/// generated one, whose graph holds edges no stored object derives): `graph`'s nodes,
+/// derived edges and observed edges, the log spans of `identities` (which the caller
+/// stores). Never used on a store Keyward ingests into: the next writer would keep
+/// what it derives, not this.
+pub fn write_query_tables(
+    store: &mut dyn Store,
+    graph: &mut Graph,
+    identities: &[Identity],
+) -> Result<(), EngineError> {
+    {
+        let mut batch = store.begin()?;
+        for e in graph.take_observed() {
+            batch.put_observed_edge(&e)?;
+        }
+        batch.commit()?;
+    }
+    fill(store, graph, &LogSpans::of(identities.iter()))
+}
+
+impl Engine {
     /// After an ingest's last commit and the re-derivation that follows it: writes what
     /// that changed and marks the tables filled again.
     pub(crate) fn close_split(&mut self) -> Result<(), EngineError> {
