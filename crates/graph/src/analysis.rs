@@ -399,17 +399,22 @@ impl<'g> OwnershipCache<'g> {
     fn compute(&mut self, g: &'g Graph, id: NodeId, depth: usize) -> Ownership {
         let kind = g.node(id).map(|n| n.kind);
         let owned = g.in_edges(id).any(|e| e.kind == EdgeKind::Owns);
+        // Of several (a key listed by two snapshots), another node before itself, then
+        // by key: the same parent whatever order the graph was built in.
+        let first = |c: &(NodeId, EdgeKind, bool, Option<i64>)| (c.0 == id, g.key(c.0), c.3);
         let parent = match kind {
             Some(NodeKind::Identity(IdentityKind::StsSession)) if !owned => g
                 .out_edges(id)
-                .find(|e| e.kind == EdgeKind::SessionOf)
-                .map(|e| (e.to, e.kind, false, e.last_seen)),
+                .filter(|e| e.kind == EdgeKind::SessionOf)
+                .map(|e| (e.to, e.kind, false, e.last_seen))
+                .min_by(|a, b| first(a).cmp(&first(b))),
             Some(NodeKind::Identity(
                 IdentityKind::TemporaryAccessKey | IdentityKind::AccessKey,
             )) if !owned => g
                 .in_edges(id)
-                .find(|e| e.kind == EdgeKind::HasCredential)
-                .map(|e| (e.from, e.kind, true, e.last_seen)),
+                .filter(|e| e.kind == EdgeKind::HasCredential)
+                .map(|e| (e.from, e.kind, true, e.last_seen))
+                .min_by(|a, b| first(a).cmp(&first(b))),
             _ => None,
         };
         let Some((p, edge, reversed, last_seen)) = parent.filter(|_| depth < 4) else {

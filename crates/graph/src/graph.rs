@@ -723,16 +723,24 @@ impl Graph {
     /// keep their identity; the rest are removed or added. Returns (added, removed).
     pub fn set_edges(&mut self, origin: &NodeSpec, edges: Vec<EdgeSpec>) -> (usize, usize) {
         let on = self.ensure(origin).0;
-        self.changed_origin(NodeId(on));
         // What an origin says about itself wins over what others guessed.
         if let Some(n) = self.g.node_weight_mut(on) {
             let was = gone_person(n);
+            let relabel = !origin.label.is_empty() && *n.label != *origin.label;
+            let changed = n.kind != origin.kind || relabel;
             n.kind = origin.kind;
             recount(&mut self.gone_people, was, gone_person(n));
-            if !origin.label.is_empty() {
+            if relabel {
                 n.label = origin.label.as_str().into();
             }
+            if changed {
+                self.changed_node(NodeId(on));
+            }
         }
+        // Whether the origin's edges, their order, evidence or times changed: a store
+        // keeping them rewrites the origin only then (an account re-derived unchanged
+        // writes nothing).
+        let mut changed = false;
         let o = on.index() as u32;
         let old = self.by_origin.remove(&o).unwrap_or_default();
         // Old edges by (from, kind, to), to keep the ones that are derived again.
@@ -759,6 +767,7 @@ impl Graph {
                     _ => false,
                 };
                 if !same {
+                    changed = true;
                     self.details.release(old_detail);
                     let detail = self.details.intern(spec.detail);
                     if let Some(w) = self.g.edge_weight_mut(e) {
@@ -767,6 +776,7 @@ impl Graph {
                 }
                 // A derived edge states the origin's current facts: its time is replaced.
                 if let Some(w) = self.g.edge_weight_mut(e) {
+                    changed |= w.first != t || w.last != t;
                     w.first = t;
                     w.last = t;
                 }
@@ -775,6 +785,7 @@ impl Graph {
             }
             if let Some(e) = fresh.get(k) {
                 // The same edge twice from one origin: one edge, evidence combined.
+                changed |= spec.detail.is_some();
                 self.merge_detail(e, spec.detail);
                 continue;
             }
@@ -796,6 +807,9 @@ impl Graph {
             added += 1;
         }
         let removed = keep.len();
+        if changed || added > 0 || removed > 0 || old != now {
+            self.changed_origin(NodeId(on));
+        }
         for (_, e) in keep {
             if let Some(w) = self.g.remove_edge(e) {
                 self.details.release(w.detail);
