@@ -68,7 +68,8 @@ CREATE TABLE query_tables (
     filled INTEGER NOT NULL CHECK (filled = 1)
 );
 
--- An inventory page: identities by account or by cluster, in listing order (the platform
--- and kind index is version 1's).
+-- An inventory page: identities of one platform and kind in id order, and within an
+-- account or a cluster.
+CREATE INDEX identities_listing ON identities (platform, kind, id);
 CREATE INDEX identities_by_account ON identities (account, platform, kind, id);
 CREATE INDEX identities_by_cluster ON identities (cluster, platform, kind, id);

@@ -54,6 +54,16 @@ pub struct LogSpan {
     pub last_seen: Millis,
 }
 
+/// Which identities an inventory page lists: one platform and kind, in `scope` (their
+/// account or their cluster) and `namespace` when given.
+#[derive(Debug, Clone, Copy)]
+pub struct Listing<'a> {
+    pub platform: &'a str,
+    pub kind: &'a str,
+    pub scope: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+}
+
 /// Reads of the query tables.
 pub trait QueryTables {
     /// Whether the tables hold the whole estate (a store written by an older version, or
@@ -81,6 +91,16 @@ pub trait QueryTables {
     /// Findings about `identity`, or about an identity whose id starts with `prefix`,
     /// newest first (as [`crate::Store::findings`] orders them).
     fn findings_about(&self, identity: &str, prefix: Option<&str>) -> Result<Vec<FindingRow>>;
+    /// How many identities `listing` holds.
+    fn listing_count(&self, listing: &Listing<'_>) -> Result<u64>;
+    /// The identities of `listing` in id order (bytewise), after the first `offset`, at
+    /// most `limit`.
+    fn listing_page(
+        &self,
+        listing: &Listing<'_>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<keyward_model::Identity>>;
 }
 
 /// Writes of the query tables, inside a [`crate::Batch`].

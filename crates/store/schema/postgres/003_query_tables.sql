@@ -45,7 +45,9 @@ CREATE TABLE query_tables (
     filled SMALLINT NOT NULL CHECK (filled = 1)
 );
 
-CREATE INDEX identities_by_account ON identities (account, platform, kind, id);
-CREATE INDEX identities_by_cluster ON identities (cluster, platform, kind, id);
+-- An inventory page, in id order byte for byte.
+CREATE INDEX identities_listing ON identities (platform, kind, id COLLATE "C");
+CREATE INDEX identities_by_account ON identities (account, platform, kind, id COLLATE "C");
+CREATE INDEX identities_by_cluster ON identities (cluster, platform, kind, id COLLATE "C");
 -- A role's findings with its sessions' (`identity LIKE 'arn:aws:sts::…:assumed-role/NAME%'`).
 CREATE INDEX findings_by_identity_prefix ON findings (identity text_pattern_ops);

@@ -7,7 +7,10 @@ use postgres::{Row, Statement};
 
 use super::batch::PgBatch;
 use super::{FINDING_COLUMNS, PgStore, finding_row};
-use crate::query::{Direction, GraphEdgeRow, GraphNodeRow, LogSpan, QueryBatch, QueryTables};
+use crate::query::{
+    Direction, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables,
+};
+use crate::shared::identity_from;
 use crate::{FindingRow, Result, StoreError};
 
 fn node_row(r: &Row) -> Result<GraphNodeRow> {
@@ -204,6 +207,42 @@ impl QueryTables for PgStore {
             .iter()
             .map(finding_row)
             .collect()
+    }
+
+    fn listing_count(&self, l: &Listing<'_>) -> Result<u64> {
+        let rows = self.read(
+            "SELECT count(*) FROM identities WHERE platform = $1 AND kind = $2
+               AND ($3::text IS NULL OR account = $3 OR cluster = $3)
+               AND ($4::text IS NULL OR namespace = $4)",
+            &[&l.platform, &l.kind, &l.scope, &l.namespace],
+        )?;
+        let n: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn listing_page(
+        &self,
+        l: &Listing<'_>,
+        offset: usize,
+        n: usize,
+    ) -> Result<Vec<keyward_model::Identity>> {
+        self.read(
+            "SELECT doc FROM identities WHERE platform = $1 AND kind = $2
+               AND ($3::text IS NULL OR account = $3 OR cluster = $3)
+               AND ($4::text IS NULL OR namespace = $4)
+             ORDER BY id COLLATE \"C\" LIMIT $5 OFFSET $6",
+            &[
+                &l.platform,
+                &l.kind,
+                &l.scope,
+                &l.namespace,
+                &limit(n),
+                &limit(offset),
+            ],
+        )?
+        .iter()
+        .map(|r| identity_from(r.try_get(0)?))
+        .collect()
     }
 }
 

@@ -5,8 +5,9 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{FINDING_COLUMNS, SqliteStore, batch::SqliteBatch, finding_row};
 use crate::query::{
-    Direction, GraphEdgeRow, GraphNodeRow, LogSpan, QueryBatch, QueryTables, prefix_end,
+    Direction, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables, prefix_end,
 };
+use crate::shared::identity_from;
 use crate::{FindingRow, Result, StoreError};
 
 fn node_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GraphNodeRow> {
@@ -161,6 +162,60 @@ impl QueryTables for SqliteStore {
         let mut st = self.conn.prepare_cached(&sql)?;
         let rows = st.query_map(params![identity, low, high], finding_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    fn listing_count(&self, l: &Listing<'_>) -> Result<u64> {
+        self.listing_count_(l)
+    }
+
+    fn listing_page(
+        &self,
+        l: &Listing<'_>,
+        offset: usize,
+        n: usize,
+    ) -> Result<Vec<keyward_model::Identity>> {
+        self.listing_page_(l, offset, n)
+    }
+}
+
+/// The `WHERE` of a listing: `?1` platform, `?2` kind, `?3` scope, `?4` namespace (NULL:
+/// any).
+const LISTING: &str = "platform = ?1 AND kind = ?2
+    AND (?3 IS NULL OR account = ?3 OR cluster = ?3) AND (?4 IS NULL OR namespace = ?4)";
+
+impl SqliteStore {
+    pub(super) fn listing_count_(&self, l: &Listing<'_>) -> Result<u64> {
+        let sql = format!("SELECT count(*) FROM identities WHERE {LISTING}");
+        let n: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params![l.platform, l.kind, l.scope, l.namespace], |r| {
+                r.get(0)
+            })?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    pub(super) fn listing_page_(
+        &self,
+        l: &Listing<'_>,
+        offset: usize,
+        n: usize,
+    ) -> Result<Vec<keyward_model::Identity>> {
+        let sql =
+            format!("SELECT doc FROM identities WHERE {LISTING} ORDER BY id LIMIT ?5 OFFSET ?6");
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let docs = st.query_map(
+            params![
+                l.platform,
+                l.kind,
+                l.scope,
+                l.namespace,
+                limit(n),
+                limit(offset)
+            ],
+            |r| r.get::<_, String>(0),
+        )?;
+        docs.map(|d| identity_from(&d?)).collect()
     }
 }
 
