@@ -43,7 +43,7 @@ pub use query::{Escalation, Filter, Owned, OwnerFilter, OwnerInfo, Resolve};
 pub(crate) use query::{iam_snapshots, k8s_objects};
 pub use tables::write_query_tables;
 pub use topology::Topology;
-pub use view::Need;
+pub use view::{Need, Page};
 
 use std::path::Path;
 

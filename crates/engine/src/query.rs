@@ -229,6 +229,27 @@ impl Engine {
             .collect()
     }
 
+    /// One page of the listing: the rows of `filter` that pass `owners`' tests, in
+    /// listing order, after the first `offset`, at most `limit`, with their owners. An
+    /// engine opened for that page ([`Engine::open_page`]) holds just its rows.
+    pub fn page(
+        &self,
+        filter: &Filter,
+        lc: LifecycleConfig,
+        owners: &OwnerFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<Owned<'_>> {
+        let rows = self.owned(self.list(filter, lc), owners, false);
+        let mut page: Vec<Owned<'_>> = if self.view.as_ref().is_some_and(|v| v.paged) {
+            rows
+        } else {
+            rows.into_iter().skip(offset).take(limit).collect()
+        };
+        self.fill_owners(&mut page);
+        page
+    }
+
     /// Walks the owners [`Engine::owned`] left out (a page's).
     pub fn fill_owners(&self, page: &mut [Owned<'_>]) {
         let missing: Vec<&Identity> = page

@@ -1,7 +1,7 @@
 //! Questions about one identity answered from the store's query tables
 //! ([`Engine::open_about`]) answer as the whole estate does: `show` (state, owners, orphan
 //! reason, threat findings), `findings --identity`, `graph chain` (owners, what it is bound
-//! to) and `graph blast-radius` (with and without `--since`), for every identity of the
+//! to), `graph blast-radius` (with and without `--since`) and inventory pages, for every identity of the
 //! example estate and of the corpora, on SQLite and (with `KEYWARD_TEST_POSTGRES_URL`) on
 //! PostgreSQL. The tables are kept in step by every write — ingest in pieces, ingest again,
 //! clusters merged — and equal the graph a fresh load builds; a store whose tables were
@@ -17,10 +17,12 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use keyward_engine::{Engine, FindingQuery, IngestOptions, Need, Resolve};
+use keyward_engine::{
+    Engine, Filter, FindingQuery, IngestOptions, Need, OwnerFilter, Page, Resolve,
+};
 use keyward_graph::analysis::{BlastOptions, blast_radius};
 use keyward_graph::{EdgeKind, NodeKind};
-use keyward_model::LifecycleConfig;
+use keyward_model::{IdentityKind, LifecycleConfig, Platform};
 use keyward_store::{Direction, Store};
 
 fn estate() -> PathBuf {
@@ -130,6 +132,77 @@ fn views_answer_as(full: &Engine, open: &dyn Fn() -> Box<dyn Store>) -> usize {
     ids.len()
 }
 
+/// Inventory pages (filters, offsets, limits) listed from `open`'s tables: each as
+/// `full` lists it, rows, states and owners.
+fn pages_answer_as(full: &Engine, open: &dyn Fn() -> Box<dyn Store>) {
+    let account = full
+        .inventory()
+        .iter()
+        .find_map(|i| i.account.clone())
+        .unwrap_or_default();
+    let cluster = full
+        .inventory()
+        .iter()
+        .find_map(|i| i.cluster.clone())
+        .unwrap_or_default();
+    let filters = [
+        Filter::default(),
+        Filter {
+            platform: Some(Platform::Aws),
+            ..Filter::default()
+        },
+        Filter {
+            platform: Some(Platform::Aws),
+            kind: Some(IdentityKind::IamRole),
+            account: Some(account),
+            ..Filter::default()
+        },
+        Filter {
+            account: Some(cluster),
+            ..Filter::default()
+        },
+        Filter {
+            kind: Some(IdentityKind::StsSession),
+            ..Filter::default()
+        },
+    ];
+    let rows = |e: &Engine, f: &Filter, offset, limit| -> Vec<String> {
+        let lc = LifecycleConfig {
+            as_of: AS_OF[0],
+            stale_after_days: 30,
+        };
+        e.page(f, lc, &OwnerFilter::default(), offset, limit)
+            .into_iter()
+            .map(|((i, s), o)| {
+                let o = o.unwrap();
+                format!(
+                    "{} {s:?} {} {:?}",
+                    i.id,
+                    serde_json::to_string(&o.ownership).unwrap(),
+                    o.orphan
+                )
+            })
+            .collect()
+    };
+    for filter in filters {
+        for (offset, limit) in [(0, 10), (3, 40), (150, 25), (0, 5_000)] {
+            let page = Page {
+                filter: filter.clone(),
+                offset,
+                limit,
+            };
+            let view = Engine::page_of(open(), &page).unwrap();
+            assert!(view.is_view(), "{page:?}: answered from the estate");
+            let want = rows(full, &filter, offset, limit);
+            let have = rows(&view, &filter, offset, limit);
+            assert_eq!(have.len(), want.len(), "{page:?}");
+            for (h, w) in have.iter().zip(&want) {
+                assert_eq!(h, w, "{page:?}");
+            }
+        }
+    }
+}
+
 /// Differences between the store's tables and the graph a fresh load builds: every node
 /// with its kind, label and departure, every derived edge (by its ends, kind, time and
 /// evidence), the log spans' and coverage's rows for what the graph shows.
@@ -197,10 +270,11 @@ fn views_of_the_example_estate_answer_as_the_estate() {
     ingest(&mut e, &[estate()]);
     drop(e);
     let full = Engine::open(dir.path()).unwrap();
-    let n = views_answer_as(&full, &|| {
-        Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap())
-    });
+    let open =
+        || -> Box<dyn Store> { Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap()) };
+    let n = views_answer_as(&full, &open);
     assert!(n > 500, "the estate loaded ({n})");
+    pages_answer_as(&full, &open);
     let store = keyward_store::SqliteStore::open(dir.path()).unwrap();
     assert_eq!(tables_against_graph(&store, &full), Vec::<String>::new());
 }
@@ -223,9 +297,10 @@ fn the_tables_follow_ingest_in_pieces_and_again() {
     let full = Engine::open(dir.path()).unwrap();
     let store = keyward_store::SqliteStore::open(dir.path()).unwrap();
     assert_eq!(tables_against_graph(&store, &full), Vec::<String>::new());
-    views_answer_as(&full, &|| {
-        Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap())
-    });
+    let open =
+        || -> Box<dyn Store> { Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap()) };
+    views_answer_as(&full, &open);
+    pages_answer_as(&full, &open);
 }
 
 /// A store whose tables were never filled (an older version wrote it) answers from the
@@ -310,9 +385,10 @@ fn the_tables_follow_a_cluster_merge() {
     let full = Engine::open(dir.path()).unwrap();
     let store = keyward_store::SqliteStore::open(dir.path()).unwrap();
     assert_eq!(tables_against_graph(&store, &full), Vec::<String>::new());
-    views_answer_as(&full, &|| {
-        Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap())
-    });
+    let open =
+        || -> Box<dyn Store> { Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap()) };
+    views_answer_as(&full, &open);
+    pages_answer_as(&full, &open);
 }
 
 /// The corpora (AWS authorization details, privilege-escalation labs, Kubernetes RBAC and
@@ -341,10 +417,11 @@ fn views_of_the_corpora_answer_as_the_estate() {
     let full = Engine::open(dir.path()).unwrap();
     let store = keyward_store::SqliteStore::open(dir.path()).unwrap();
     assert_eq!(tables_against_graph(&store, &full), Vec::<String>::new());
-    let n = views_answer_as(&full, &|| {
-        Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap())
-    });
+    let open =
+        || -> Box<dyn Store> { Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap()) };
+    let n = views_answer_as(&full, &open);
     assert!(n > 50, "the corpora loaded ({n})");
+    pages_answer_as(&full, &open);
 }
 
 #[test]
@@ -380,7 +457,9 @@ fn views_answer_as_the_estate_on_postgres() {
     let store = keyward_store::open(&url, keys.path()).unwrap();
     let wrong = tables_against_graph(store.as_ref(), &full);
     drop(store);
-    let n = views_answer_as(&full, &|| keyward_store::open(&url, keys.path()).unwrap());
+    let open = || keyward_store::open(&url, keys.path()).unwrap();
+    let n = views_answer_as(&full, &open);
+    pages_answer_as(&full, &open);
     drop(full);
     server
         .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))

@@ -35,12 +35,23 @@ pub enum Need {
     Blast { since: Option<i64>, depth: usize },
 }
 
+/// An inventory page: the rows `filter` lists, in listing order, after the first `offset`,
+/// at most `limit`.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub filter: crate::Filter,
+    pub offset: usize,
+    pub limit: usize,
+}
+
 /// What a view answers from instead of the estate.
 #[derive(Default)]
 pub(crate) struct View {
     pub(crate) spans: LogSpans,
     lambda_accounts: BTreeSet<String>,
     workload_clusters: BTreeSet<String>,
+    /// The inventory holds one page (`Engine::page` does not page it again).
+    pub(crate) paged: bool,
 }
 
 impl View {
@@ -100,6 +111,36 @@ impl Engine {
         }
     }
 
+    /// An engine that lists one inventory page ([`Engine::page`]) from the store's query
+    /// tables, or, when they cannot (unfilled, or a state filter: each row's state needs
+    /// judging before it can be counted), one over the whole estate.
+    pub fn open_page(data_dir: &Path, page: &Page) -> Result<Self, EngineError> {
+        let store = crate::open_store(data_dir)?;
+        Self::page_of(store, page)
+    }
+
+    /// [`Engine::open_page`] on an opened store.
+    pub fn page_of(store: Box<dyn Store>, page: &Page) -> Result<Self, EngineError> {
+        if page.filter.state.is_some() || !store.query_tables_filled()? {
+            return Self::with_store(store);
+        }
+        store.read_snapshot(true)?;
+        let read = read_page(store.as_ref(), page);
+        store.read_snapshot(false)?;
+        match read? {
+            Some((identities, graph, view)) => Ok(Engine {
+                store,
+                inventory: Inventory::new(identities),
+                topology: Topology::of_graph(graph),
+                detector: None,
+                detect_settings: keyward_detect::Settings::default(),
+                tables: Default::default(),
+                view: Some(view),
+            }),
+            None => Self::with_store(store),
+        }
+    }
+
     /// Whether this engine holds one identity's view rather than the estate.
     pub fn is_view(&self) -> bool {
         self.view.is_some()
@@ -145,19 +186,88 @@ fn read(
         return Ok(None);
     };
     let mut view = View::default();
-    if let (kind, Some(scope)) = log_of(&identity)
-        && let Some(span) = store.log_span(kind.as_str(), scope)?
-    {
-        view.spans
-            .insert(kind, scope, (span.first_seen, span.last_seen));
-    }
-    if let Some(scope) = identity.account.as_deref().or(identity.cluster.as_deref()) {
-        if store.covered("lambda", scope)? {
-            view.lambda_accounts.insert(scope.to_owned());
-        }
-        if store.covered("workloads", scope)? {
-            view.workload_clusters.insert(scope.to_owned());
-        }
-    }
+    view.add(store, &identity)?;
     Ok(Some((identity, graph, view)))
+}
+
+impl View {
+    /// The span of the log `i`'s state is judged by, and the coverage of its scope.
+    fn add(&mut self, store: &dyn Store, i: &Identity) -> Result<(), EngineError> {
+        if let (kind, Some(scope)) = log_of(i)
+            && self.spans.span(kind, scope).is_none()
+            && let Some(span) = store.log_span(kind.as_str(), scope)?
+        {
+            self.spans
+                .insert(kind, scope, (span.first_seen, span.last_seen));
+        }
+        if let Some(scope) = i.account.as_deref().or(i.cluster.as_deref()) {
+            if !self.lambda_accounts.contains(scope) && store.covered("lambda", scope)? {
+                self.lambda_accounts.insert(scope.to_owned());
+            }
+            if !self.workload_clusters.contains(scope) && store.covered("workloads", scope)? {
+                self.workload_clusters.insert(scope.to_owned());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The page's identities in listing order, the graph their owners walk and the view, or
+/// `None` when the tables cannot answer.
+fn read_page(
+    store: &dyn Store,
+    page: &Page,
+) -> Result<Option<(Vec<Identity>, keyward_graph::Graph, View)>, EngineError> {
+    let f = &page.filter;
+    // Listing order: platform, kind (as the enums order them), then id.
+    let mut platforms = keyward_model::Platform::ALL.to_vec();
+    platforms.sort();
+    let mut kinds = IdentityKind::ALL.to_vec();
+    kinds.sort();
+    let mut skip = page.offset;
+    let mut rows: Vec<Identity> = Vec::new();
+    'groups: for p in platforms
+        .into_iter()
+        .filter(|p| f.platform.is_none_or(|x| x == *p))
+    {
+        for k in kinds
+            .iter()
+            .copied()
+            .filter(|k| f.kind.is_none_or(|x| x == *k))
+        {
+            if rows.len() >= page.limit {
+                break 'groups;
+            }
+            let listing = keyward_store::Listing {
+                platform: p.as_str(),
+                kind: k.as_str(),
+                scope: f.account.as_deref(),
+                namespace: f.namespace.as_deref(),
+            };
+            if skip > 0 {
+                let n = usize::try_from(store.listing_count(&listing)?).unwrap_or(usize::MAX);
+                if n <= skip {
+                    skip -= n;
+                    continue;
+                }
+            }
+            rows.extend(store.listing_page(&listing, skip, page.limit - rows.len())?);
+            skip = 0;
+        }
+    }
+    let mut loader = walk::Loader::new(store);
+    let mut view = View {
+        paged: true,
+        ..View::default()
+    };
+    for i in &rows {
+        if loader.owners(&i.id)?.is_err() {
+            return Ok(None);
+        }
+        view.add(store, i)?;
+    }
+    let Ok(graph) = loader.graph()? else {
+        return Ok(None);
+    };
+    Ok(Some((rows, graph, view)))
 }

@@ -21,7 +21,7 @@ use keyward_graph::analysis::{
     weight,
 };
 use keyward_graph::{Detail, EdgeKind, EdgeSpec, Graph, NodeKind, NodeSpec};
-use keyward_model::ObservedEdge;
+use keyward_model::{IdentityKind, ObservedEdge};
 use keyward_store::{Direction, GraphEdgeRow, GraphNodeRow, Store};
 use rustc_hash::{FxHashMap, FxHashSet};
 
@@ -290,6 +290,47 @@ impl<'s> Loader<'s> {
             let key = format!("team:{label}");
             if self.node(&key)?.is_some() && self.links(&key, false, MAX_EDGES_PER_NODE)?.is_err() {
                 return Ok(Err(GiveUp));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Re-traces `analysis::OwnershipCache::get` from `root` (an inventory row's owners): a
+    /// session or key nobody owns takes its parent's (the session's role, the key's
+    /// holder), up to four hops, and the rest walk as `ownership` does.
+    pub(crate) fn owners(&mut self, root: &str) -> Result<Result<(), GiveUp>, EngineError> {
+        let mut at = root.to_owned();
+        for depth in 0..=4 {
+            if self.root(&at)?.is_err() {
+                return Ok(Err(GiveUp));
+            }
+            let Ok((ins, _)) = self.links(&at, false, ROOT_EDGES)? else {
+                return Ok(Err(GiveUp));
+            };
+            let owned = ins.iter().any(|l| l.kind == EdgeKind::Owns);
+            // As `OwnershipCache` picks it: another node before itself, then by key.
+            let pick = |links: Vec<Link>, kind: EdgeKind| {
+                links
+                    .into_iter()
+                    .filter(|l| l.kind == kind)
+                    .map(|l| l.other)
+                    .min_by(|a, b| (*a == at, a).cmp(&(*b == at, b)))
+            };
+            let parent = match self.kind(&at)? {
+                Some(NodeKind::Identity(IdentityKind::StsSession)) if !owned => {
+                    let Ok((outs, _)) = self.links(&at, true, ROOT_EDGES)? else {
+                        return Ok(Err(GiveUp));
+                    };
+                    pick(outs, EdgeKind::SessionOf)
+                }
+                Some(NodeKind::Identity(
+                    IdentityKind::TemporaryAccessKey | IdentityKind::AccessKey,
+                )) if !owned => pick(ins, EdgeKind::HasCredential),
+                _ => None,
+            };
+            match parent.filter(|_| depth < 4) {
+                Some(p) => at = p,
+                None => return self.ownership(&at),
             }
         }
         Ok(Ok(()))
