@@ -19,8 +19,9 @@
 //!
 //! Variables: `KEYWARD_BENCH_IDENTITIES` (default 1,000,000; 20,000 without `--bench`),
 //! `KEYWARD_BENCH_SAMPLES` (300; 10 without `--bench`), `KEYWARD_BENCH_DIR` (the SQLite
-//! store's directory, kept; default a temporary one), `KEYWARD_BENCH_POSTGRES_URL` (an
-//! empty database to fill as well), `KEYWARD_BIN` (default `target/release/keyward`).
+//! store's directory, kept; default a temporary one), `KEYWARD_BENCH_SQLITE=0` (skip
+//! SQLite), `KEYWARD_BENCH_POSTGRES_URL` (an empty database to fill as well), `KEYWARD_BIN`
+//! (default `target/release/keyward`).
 
 #![allow(
     clippy::unwrap_used,
@@ -252,19 +253,21 @@ fn main() {
     let dir = std::env::var_os("KEYWARD_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| temp.path().join("sqlite"));
-    println!("SQLite ({}):", dir.display());
-    let ids = {
-        let mut store = keyward_store::SqliteStore::open(&dir).unwrap();
-        fill(&mut store, n)
-    };
-    if bin.exists() {
-        let args = vec!["--data-dir".to_owned(), dir.display().to_string()];
-        queries(&bin, &args, &ids, samples, full);
-    } else {
-        println!(
-            "  queries skipped: no binary at {} (KEYWARD_BIN)",
-            bin.display()
-        );
+    if std::env::var("KEYWARD_BENCH_SQLITE").map_or(true, |v| v != "0") {
+        println!("SQLite ({}):", dir.display());
+        let ids = {
+            let mut store = keyward_store::SqliteStore::open(&dir).unwrap();
+            fill(&mut store, n)
+        };
+        if bin.exists() {
+            let args = vec!["--data-dir".to_owned(), dir.display().to_string()];
+            queries(&bin, &args, &ids, samples, full);
+        } else {
+            println!(
+                "  queries skipped: no binary at {} (KEYWARD_BIN)",
+                bin.display()
+            );
+        }
     }
     if let Some(url) = std::env::var("KEYWARD_BENCH_POSTGRES_URL")
         .ok()
@@ -272,10 +275,10 @@ fn main() {
     {
         let keys = temp.path().join("pg-keys");
         println!("PostgreSQL:");
-        {
+        let ids = {
             let mut store = keyward_store::open(&url, &keys).unwrap();
-            fill(store.as_mut(), n);
-        }
+            fill(store.as_mut(), n)
+        };
         if bin.exists() {
             let args = vec![
                 "--data-dir".to_owned(),

@@ -210,12 +210,9 @@ impl QueryTables for PgStore {
     }
 
     fn listing_count(&self, l: &Listing<'_>) -> Result<u64> {
-        let rows = self.read(
-            "SELECT count(*) FROM identities WHERE platform = $1 AND kind = $2
-               AND ($3::text IS NULL OR account = $3 OR cluster = $3)
-               AND ($4::text IS NULL OR namespace = $4)",
-            &[&l.platform, &l.kind, &l.scope, &l.namespace],
-        )?;
+        let (wh, params) = listing_where(l);
+        let sql = format!("SELECT count(*) FROM identities WHERE {wh}");
+        let rows = self.query(&sql, &params)?;
         let n: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -226,24 +223,40 @@ impl QueryTables for PgStore {
         offset: usize,
         n: usize,
     ) -> Result<Vec<keyward_model::Identity>> {
-        self.read(
-            "SELECT doc FROM identities WHERE platform = $1 AND kind = $2
-               AND ($3::text IS NULL OR account = $3 OR cluster = $3)
-               AND ($4::text IS NULL OR namespace = $4)
-             ORDER BY id COLLATE \"C\" LIMIT $5 OFFSET $6",
-            &[
-                &l.platform,
-                &l.kind,
-                &l.scope,
-                &l.namespace,
-                &limit(n),
-                &limit(offset),
-            ],
-        )?
-        .iter()
-        .map(|r| identity_from(r.try_get(0)?))
-        .collect()
+        let (wh, params) = listing_where(l);
+        // The ids first (skipping `offset` in the index), then the page's documents.
+        let sql = format!(
+            "SELECT doc FROM identities WHERE id IN (
+               SELECT id FROM identities WHERE {wh}
+               ORDER BY id COLLATE \"C\" LIMIT {} OFFSET {})
+             ORDER BY id COLLATE \"C\"",
+            limit(n),
+            limit(offset)
+        );
+        self.query(&sql, &params)?
+            .iter()
+            .map(|r| identity_from(r.try_get(0)?))
+            .collect()
     }
+}
+
+/// The `WHERE` of a listing and its parameters: only the filters given, so a listing of
+/// one platform and kind is read from the `(platform, kind, id)` index alone.
+fn listing_where<'a>(l: &'a Listing<'a>) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
+    let mut sql = String::from("platform = $1 AND kind = $2");
+    let mut params: Vec<&'a (dyn ToSql + Sync)> = vec![&l.platform, &l.kind];
+    if let Some(scope) = &l.scope {
+        params.push(scope);
+        sql.push_str(&format!(
+            " AND (account = ${n} OR cluster = ${n})",
+            n = params.len()
+        ));
+    }
+    if let Some(ns) = &l.namespace {
+        params.push(ns);
+        sql.push_str(&format!(" AND namespace = ${}", params.len()));
+    }
+    (sql, params)
 }
 
 impl QueryBatch for PgBatch<'_> {

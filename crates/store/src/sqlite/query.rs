@@ -178,20 +178,33 @@ impl QueryTables for SqliteStore {
     }
 }
 
-/// The `WHERE` of a listing: `?1` platform, `?2` kind, `?3` scope, `?4` namespace (NULL:
-/// any).
-const LISTING: &str = "platform = ?1 AND kind = ?2
-    AND (?3 IS NULL OR account = ?3 OR cluster = ?3) AND (?4 IS NULL OR namespace = ?4)";
+/// The `WHERE` of a listing and its parameters: only the filters given, so a listing of
+/// one platform and kind is read from the `(platform, kind, id)` index alone.
+fn listing_where<'a>(l: &'a Listing<'a>) -> (String, Vec<&'a str>) {
+    let mut sql = String::from("platform = ?1 AND kind = ?2");
+    let mut params = vec![l.platform, l.kind];
+    if let Some(scope) = l.scope {
+        params.push(scope);
+        sql.push_str(&format!(
+            " AND (account = ?{n} OR cluster = ?{n})",
+            n = params.len()
+        ));
+    }
+    if let Some(ns) = l.namespace {
+        params.push(ns);
+        sql.push_str(&format!(" AND namespace = ?{}", params.len()));
+    }
+    (sql, params)
+}
 
 impl SqliteStore {
     pub(super) fn listing_count_(&self, l: &Listing<'_>) -> Result<u64> {
-        let sql = format!("SELECT count(*) FROM identities WHERE {LISTING}");
+        let (wh, params) = listing_where(l);
+        let sql = format!("SELECT count(*) FROM identities WHERE {wh}");
         let n: i64 = self
             .conn
             .prepare_cached(&sql)?
-            .query_row(params![l.platform, l.kind, l.scope, l.namespace], |r| {
-                r.get(0)
-            })?;
+            .query_row(rusqlite::params_from_iter(params), |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -201,20 +214,19 @@ impl SqliteStore {
         offset: usize,
         n: usize,
     ) -> Result<Vec<keyward_model::Identity>> {
-        let sql =
-            format!("SELECT doc FROM identities WHERE {LISTING} ORDER BY id LIMIT ?5 OFFSET ?6");
+        let (wh, params) = listing_where(l);
+        // The ids first (skipping `offset` in the index), then the page's documents.
+        let sql = format!(
+            "SELECT doc FROM identities WHERE id IN (
+               SELECT id FROM identities WHERE {wh} ORDER BY id LIMIT {} OFFSET {})
+             ORDER BY id",
+            limit(n),
+            limit(offset)
+        );
         let mut st = self.conn.prepare_cached(&sql)?;
-        let docs = st.query_map(
-            params![
-                l.platform,
-                l.kind,
-                l.scope,
-                l.namespace,
-                limit(n),
-                limit(offset)
-            ],
-            |r| r.get::<_, String>(0),
-        )?;
+        let docs = st.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(0)
+        })?;
         docs.map(|d| identity_from(&d?)).collect()
     }
 }
