@@ -38,7 +38,7 @@ use keyward_detect::{Finding, Kind, Severity, Status};
 use keyward_model::Identity;
 use keyward_store::{FindingRow, Store};
 use keyward_testkit::Rng;
-use keyward_testkit::estate::{ACCT, build, estate};
+use keyward_testkit::estate::{build, estate};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -164,7 +164,7 @@ fn queries(bin: &Path, store_args: &[String], ids: &[String], samples: usize, fu
             samples,
         ),
         (
-            "inventory --platform aws --kind iam_role --account A --limit 50 --offset 1000",
+            "inventory --platform aws --kind iam_role --limit 50 --offset 1000",
             Box::new(|_| {
                 vec![
                     "inventory",
@@ -172,8 +172,6 @@ fn queries(bin: &Path, store_args: &[String], ids: &[String], samples: usize, fu
                     "aws",
                     "--kind",
                     "iam_role",
-                    "--account",
-                    ACCT,
                     "--limit",
                     "50",
                     "--offset",
@@ -206,8 +204,6 @@ fn queries(bin: &Path, store_args: &[String], ids: &[String], samples: usize, fu
                     "aws",
                     "--kind",
                     "iam_role",
-                    "--account",
-                    ACCT,
                     "--format",
                     "csv",
                 ]

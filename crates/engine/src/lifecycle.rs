@@ -112,10 +112,7 @@ impl LogSpans {
         if tracked.is_some_and(|t| i.sources.contains(t.as_str())) {
             return Activity::Covered;
         }
-        let log = match i.kind {
-            IdentityKind::ServiceAccount => (SourceKind::K8sAudit, i.cluster.as_ref()),
-            _ => (SourceKind::Cloudtrail, i.account.as_ref()),
-        };
+        let log = log_of(i);
         let start = lc.as_of - lc.stale_after_days * DAY;
         let spans = log
             .1
@@ -124,5 +121,15 @@ impl LogSpans {
             Some(&(first, last)) if first <= start && last >= lc.as_of - DAY => Activity::Covered,
             _ => Activity::Unknown,
         }
+    }
+}
+
+/// The log whose span says whether `i` can be called stale: its cluster's audit log for a
+/// service account, else its account's CloudTrail.
+pub(crate) fn log_of(i: &Identity) -> (SourceKind, Option<&String>) {
+    if i.kind == IdentityKind::ServiceAccount {
+        (SourceKind::K8sAudit, i.cluster.as_ref())
+    } else {
+        (SourceKind::Cloudtrail, i.account.as_ref())
     }
 }

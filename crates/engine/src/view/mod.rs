@@ -15,7 +15,7 @@ use std::path::Path;
 
 use keyward_graph::Inventory;
 use keyward_graph::analysis::Coverage;
-use keyward_model::{Identity, IdentityKind, SourceKind};
+use keyward_model::{Identity, IdentityKind};
 use keyward_store::Store;
 
 use crate::lifecycle::LogSpans;
@@ -60,14 +60,6 @@ impl View {
             lambda_accounts: self.lambda_accounts.clone(),
             workload_clusters: self.workload_clusters.clone(),
         }
-    }
-}
-
-/// The log whose span says whether `i` can be called stale (see `lifecycle.rs`).
-fn log_of(i: &Identity) -> (SourceKind, Option<&String>) {
-    match i.kind {
-        IdentityKind::ServiceAccount => (SourceKind::K8sAudit, i.cluster.as_ref()),
-        _ => (SourceKind::Cloudtrail, i.account.as_ref()),
     }
 }
 
@@ -193,7 +185,7 @@ fn read(
 impl View {
     /// The span of the log `i`'s state is judged by, and the coverage of its scope.
     fn add(&mut self, store: &dyn Store, i: &Identity) -> Result<(), EngineError> {
-        if let (kind, Some(scope)) = log_of(i)
+        if let (kind, Some(scope)) = crate::lifecycle::log_of(i)
             && self.spans.span(kind, scope).is_none()
             && let Some(span) = store.log_span(kind.as_str(), scope)?
         {

@@ -316,17 +316,25 @@ impl<'s> Loader<'s> {
                     .map(|l| l.other)
                     .min_by(|a, b| (*a == at, a).cmp(&(*b == at, b)))
             };
-            let parent = match self.kind(&at)? {
-                Some(NodeKind::Identity(IdentityKind::StsSession)) if !owned => {
-                    let Ok((outs, _)) = self.links(&at, true, ROOT_EDGES)? else {
-                        return Ok(Err(GiveUp));
-                    };
-                    pick(outs, EdgeKind::SessionOf)
-                }
+            let kind = self.kind(&at)?;
+            let session = kind == Some(NodeKind::Identity(IdentityKind::StsSession));
+            let key = matches!(
+                kind,
                 Some(NodeKind::Identity(
-                    IdentityKind::TemporaryAccessKey | IdentityKind::AccessKey,
-                )) if !owned => pick(ins, EdgeKind::HasCredential),
-                _ => None,
+                    IdentityKind::TemporaryAccessKey | IdentityKind::AccessKey
+                ))
+            );
+            let parent = if owned {
+                None
+            } else if session {
+                let Ok((outs, _)) = self.links(&at, true, ROOT_EDGES)? else {
+                    return Ok(Err(GiveUp));
+                };
+                pick(outs, EdgeKind::SessionOf)
+            } else if key {
+                pick(ins, EdgeKind::HasCredential)
+            } else {
+                None
             };
             match parent.filter(|_| depth < 4) {
                 Some(p) => at = p,
