@@ -95,8 +95,13 @@ fn parse_status(s: &str) -> Result<Status, String> {
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
-    let mut engine =
-        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    // One identity's findings, listed: from the store's query tables when they can answer
+    // (see `Engine::open_about`).
+    let opened = match (&args.action, &args.identity) {
+        (None, Some(id)) => Engine::open_about(dir, id, keyward_engine::Need::Findings),
+        _ => Engine::open(dir),
+    };
+    let mut engine = opened.with_context(|| format!("opening the store in `{}`", dir.display()))?;
     match args.action {
         Some(Action::Resolve {
             id,

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use keyward_engine::Engine;
+use keyward_engine::{Engine, Need};
 use keyward_graph::analysis::{BlastOptions, Candidate, Reach, blast_radius, foreign_trusts};
 use keyward_graph::export;
 use keyward_graph::{EdgeKind, EdgeView, Graph, NodeId};
@@ -113,8 +113,23 @@ pub struct PathsArgs {
 }
 
 pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
-    let engine =
-        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    // Questions about one identity are answered from the store's query tables when they
+    // can be (see `Engine::open_about`); the others need the whole graph.
+    let engine = match &cmd {
+        Command::Chain(a) => Engine::open_about(dir, &a.id, Need::Chain),
+        Command::BlastRadius(a) => Engine::open_about(
+            dir,
+            &a.id,
+            Need::Blast {
+                since: a.since,
+                depth: a.depth,
+            },
+        ),
+        Command::Paths(_) | Command::Trusts(_) | Command::Rbac(_) | Command::Export(_) => {
+            Engine::open(dir)
+        }
+    }
+    .with_context(|| format!("opening the store in `{}`", dir.display()))?;
     match cmd {
         Command::Chain(a) => chain(&engine, &a),
         Command::BlastRadius(a) => blast(&engine, &a),

@@ -47,6 +47,12 @@ pub struct Args {
     /// Only orphans (owner departed, function or workload gone, unreferenced).
     #[arg(long)]
     pub orphaned: bool,
+    /// List one page of at most this many identities (with `--offset`).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// With `--limit`: skip this many identities first.
+    #[arg(long, default_value_t = 0, requires = "limit")]
+    pub offset: usize,
 }
 
 fn parse_platform(s: &str) -> Result<Platform, String> {
@@ -70,21 +76,37 @@ fn parse_state(s: &str) -> Result<Lifecycle, String> {
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
-    let engine =
-        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    // A page without owner filters (which walk every row) is read from the store's query
+    // tables when they can answer (see `Engine::open_page`).
+    let opened = match args.limit {
+        Some(limit) if args.owner.is_none() && !args.orphaned => {
+            let page = keyward_engine::Page {
+                filter: filter(&args),
+                offset: args.offset,
+                limit,
+            };
+            Engine::open_page(dir, &page)
+        }
+        Some(_) | None => Engine::open(dir),
+    };
+    let engine = opened.with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let as_of = args.as_of.unwrap_or_else(now_ms);
     print(&engine, &args, as_of)?;
     Ok(Outcome::Clean)
 }
 
-pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
-    let filter = Filter {
+fn filter(args: &Args) -> Filter {
+    Filter {
         platform: args.platform,
         kind: args.kind,
         state: args.state,
         account: args.account.clone(),
         namespace: args.namespace.clone(),
-    };
+    }
+}
+
+pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
+    let filter = filter(args);
     let lc = LifecycleConfig {
         as_of,
         stale_after_days: args.stale_days,
@@ -93,8 +115,11 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
         owner: args.owner.clone(),
         orphaned: args.orphaned,
     };
-    let rows: Vec<_> = engine
-        .owned(engine.list(&filter, lc), &owners, true)
+    let listed = match args.limit {
+        Some(limit) => engine.page(&filter, lc, &owners, args.offset, limit),
+        None => engine.owned(engine.list(&filter, lc), &owners, true),
+    };
+    let rows: Vec<_> = listed
         .into_iter()
         .map(|(row, o)| (row, o.unwrap_or_default()))
         .collect();
@@ -206,8 +231,12 @@ pub fn print(engine: &Engine, args: &Args, as_of: i64) -> anyhow::Result<()> {
                 ]);
             }
             println!("{t}");
+            let from = match args.limit {
+                Some(_) => format!(" from row {}", args.offset + 1),
+                None => String::new(),
+            };
             println!(
-                "{} identities (states as of {})",
+                "{} identities{from} (states as of {})",
                 rows.len(),
                 keyward_model::time::format(as_of)
             );

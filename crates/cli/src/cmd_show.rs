@@ -32,8 +32,9 @@ pub struct Args {
 }
 
 pub fn run(dir: &Path, args: Args) -> anyhow::Result<Outcome> {
-    let engine =
-        Engine::open(dir).with_context(|| format!("opening the store in `{}`", dir.display()))?;
+    // From the store's query tables when they can answer (see `Engine::open_about`).
+    let engine = Engine::open_about(dir, &args.id, keyward_engine::Need::Show)
+        .with_context(|| format!("opening the store in `{}`", dir.display()))?;
     let as_of = args.as_of.unwrap_or_else(now_ms);
     show(&engine, &args, as_of)?;
     Ok(Outcome::Clean)

@@ -425,6 +425,7 @@ impl Engine {
         if from == into {
             return Ok(counts);
         }
+        self.resume_query_tables()?;
         let (pf, pi) = (format!("k8s:{from}/"), format!("k8s:{into}/"));
         let mut all: BTreeMap<String, Identity> = self
             .store
@@ -481,6 +482,8 @@ impl Engine {
         let findings = self.store.findings(None)?;
         let baselines = self.store.baselines()?;
         let mut batch = self.store.begin()?;
+        // Everything under the old name moves: the query tables are filled again after.
+        self.tables.begin_split(&mut *batch)?;
         for id in &deleted {
             batch.delete_identity(id)?;
         }
@@ -541,6 +544,9 @@ impl Engine {
         let (inventory, topology) = crate::load(self.store.as_ref())?;
         self.inventory = inventory;
         self.topology = topology;
+        if self.tables.kept {
+            self.fill_query_tables()?;
+        }
         // Detection's baselines and open findings are keyed by the old names: reloaded.
         if let Some(det) = self.detector.take() {
             let settings = self.detect_settings.clone();

@@ -361,9 +361,17 @@ impl Engine {
             crate::Resolve::Found(found) => found.id.clone(),
             _ => i.to_owned(),
         });
+        let rows = match &identity {
+            // Its own and, for a role, its sessions' (a superset, checked below).
+            Some(id) => self
+                .store
+                .findings_about(id, crate::view::sessions_prefix(id).as_deref())?,
+            None => self.store.findings(q.since)?,
+        };
         let mut out = Vec::new();
-        for r in self.store.findings(q.since)? {
-            if q.min_severity.is_some_and(|m| r.severity < m as u8)
+        for r in rows {
+            if q.since.is_some_and(|s| r.last_seen < s)
+                || q.min_severity.is_some_and(|m| r.severity < m as u8)
                 || q.kind.is_some_and(|k| r.kind != k.as_str())
                 || (!q.statuses.is_empty() && !q.statuses.iter().any(|s| s.as_str() == r.status))
             {

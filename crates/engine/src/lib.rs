@@ -24,7 +24,9 @@ mod records;
 pub mod respond;
 pub mod retire;
 pub mod rightsize;
+mod tables;
 mod topology;
+mod view;
 
 pub use clusters::{
     ClusterJoin, ClusterOrigin, GUESSED_CLUSTER, MIN_SHARED_NODES, MergeCounts, SharedEvidence,
@@ -39,7 +41,9 @@ pub use lifecycle::Lifecycles;
 pub use posture::Posture;
 pub use query::{Escalation, Filter, Owned, OwnerFilter, OwnerInfo, Resolve};
 pub(crate) use query::{iam_snapshots, k8s_objects};
+pub use tables::write_query_tables;
 pub use topology::Topology;
+pub use view::{Need, Page};
 
 use std::path::Path;
 
@@ -123,6 +127,18 @@ pub struct Engine {
     detect_settings: keyward_detect::Settings,
     /// A gateway's publisher ([`Engine::set_forward`]).
     forward: Option<Box<dyn Forward>>,
+    /// The store's query tables, as this engine keeps them.
+    tables: tables::Tables,
+    /// Set when this engine holds one identity's view ([`Engine::open_about`]).
+    view: Option<view::View>,
+}
+
+/// The store selected for this process, else the embedded one in `data_dir`.
+fn open_store(data_dir: &Path) -> Result<Box<dyn Store>, EngineError> {
+    Ok(match SELECTED_STORE.get() {
+        Some(location) => keyward_store::open(location, data_dir)?,
+        None => Box::new(SqliteStore::open(data_dir)?),
+    })
 }
 
 /// The right to write to the engine's store, held by one engine of one process at a time
@@ -136,10 +152,7 @@ impl Engine {
     /// else the embedded store in `data_dir`, and loads the inventory. The audit log's
     /// key files are in `data_dir` whichever the store.
     pub fn open(data_dir: &Path) -> Result<Self, EngineError> {
-        match SELECTED_STORE.get() {
-            Some(location) => Self::open_url(location, data_dir),
-            None => Self::open_sqlite(data_dir),
-        }
+        Self::with_store(open_store(data_dir)?)
     }
 
     /// Opens the embedded SQLite store in `data_dir`, whatever store was selected (a
@@ -163,6 +176,8 @@ impl Engine {
             detector: None,
             detect_settings: keyward_detect::Settings::default(),
             forward: None,
+            tables: tables::Tables::default(),
+            view: None,
         })
     }
 
@@ -173,6 +188,7 @@ impl Engine {
     pub fn write_lock(&mut self) -> Result<WriteLock, EngineError> {
         let lock = self.store.lock_writer()?;
         self.refresh()?;
+        self.keep_query_tables()?;
         Ok(WriteLock { _lock: lock })
     }
 
@@ -182,6 +198,7 @@ impl Engine {
             return Ok(None);
         };
         self.refresh()?;
+        self.keep_query_tables()?;
         Ok(Some(WriteLock { _lock: lock }))
     }
 
@@ -189,12 +206,20 @@ impl Engine {
     /// committed to the store since they were loaded (a long-running server or `watch`
     /// after a `keyward ingest`). Cheap when nothing changed.
     pub fn refresh(&mut self) -> Result<bool, EngineError> {
-        if !self.store.changed_elsewhere()? {
+        // A view holds one identity: the estate is loaded before anything else.
+        if !self.store.changed_elsewhere()? && self.view.is_none() {
             return Ok(false);
         }
         let (inventory, topology) = load(self.store.as_ref())?;
         self.inventory = inventory;
         self.topology = topology;
+        self.view = None;
+        // The graph is new: the tables are kept again only if they are filled.
+        let kept = self.tables.kept;
+        self.tables = tables::Tables::default();
+        if kept {
+            self.resume_query_tables()?;
+        }
         if let Some(det) = self.detector.take() {
             let settings = self.detect_settings.clone();
             self.enable_detection(det.into_catalog(), settings)?;

@@ -16,6 +16,11 @@ pub struct Lifecycles {
 }
 
 impl Lifecycles {
+    /// States judged against `spans` (a view's: the spans of the logs its identity is in).
+    pub(crate) fn with_spans(spans: LogSpans, lc: LifecycleConfig) -> Self {
+        Lifecycles { spans, lc }
+    }
+
     pub(crate) fn new<'i>(
         identities: impl Iterator<Item = &'i Identity>,
         lc: LifecycleConfig,
@@ -40,7 +45,7 @@ impl Lifecycles {
 
 /// How far each activity log reaches: per AWS account (CloudTrail) and per cluster (audit
 /// log), the first and last sighting of the identities it shows.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(crate) struct LogSpans {
     spans: FxHashMap<(SourceKind, String), (Millis, Millis)>,
 }
@@ -49,25 +54,44 @@ impl LogSpans {
     pub(crate) fn of<'i>(identities: impl Iterator<Item = &'i Identity>) -> LogSpans {
         let mut out = LogSpans::default();
         for i in identities {
-            let (Some(first), Some(last)) = (i.first_seen, i.last_seen) else {
-                continue;
-            };
-            let logs = [
-                (SourceKind::Cloudtrail, i.account.as_ref()),
-                (SourceKind::K8sAudit, i.cluster.as_ref()),
-            ];
-            for (kind, scope) in logs {
-                let Some(scope) = scope.filter(|_| i.sources.contains(kind.as_str())) else {
-                    continue;
-                };
-                let span = out
-                    .spans
-                    .entry((kind, scope.clone()))
-                    .or_insert((first, last));
-                *span = (span.0.min(first), span.1.max(last));
-            }
+            out.add(i, |_, _| {});
         }
         out
+    }
+
+    /// Widens the spans of the logs that show `i`; `changed` is told each span that moved.
+    pub(crate) fn add(&mut self, i: &Identity, mut changed: impl FnMut(SourceKind, &str)) {
+        let (Some(first), Some(last)) = (i.first_seen, i.last_seen) else {
+            return;
+        };
+        let logs = [
+            (SourceKind::Cloudtrail, i.account.as_ref()),
+            (SourceKind::K8sAudit, i.cluster.as_ref()),
+        ];
+        for (kind, scope) in logs {
+            let Some(scope) = scope.filter(|_| i.sources.contains(kind.as_str())) else {
+                continue;
+            };
+            let key = (kind, scope.clone());
+            let was = self.spans.get(&key).copied();
+            let now = was.map_or((first, last), |(a, b)| (a.min(first), b.max(last)));
+            if was != Some(now) {
+                self.spans.insert(key, now);
+                changed(kind, scope);
+            }
+        }
+    }
+
+    /// Every span: (log, scope, first, last).
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (SourceKind, &str, Millis, Millis)> {
+        self.spans
+            .iter()
+            .map(|((k, s), (a, b))| (*k, s.as_str(), *a, *b))
+    }
+
+    /// One span, as the store keeps it.
+    pub(crate) fn insert(&mut self, kind: SourceKind, scope: &str, span: (Millis, Millis)) {
+        self.spans.insert((kind, scope.to_owned()), span);
     }
 
     /// How far the `kind` log of `scope` (an account, a cluster) reaches: its first and
@@ -88,10 +112,7 @@ impl LogSpans {
         if tracked.is_some_and(|t| i.sources.contains(t.as_str())) {
             return Activity::Covered;
         }
-        let log = match i.kind {
-            IdentityKind::ServiceAccount => (SourceKind::K8sAudit, i.cluster.as_ref()),
-            _ => (SourceKind::Cloudtrail, i.account.as_ref()),
-        };
+        let log = log_of(i);
         let start = lc.as_of - lc.stale_after_days * DAY;
         let spans = log
             .1
@@ -100,5 +121,15 @@ impl LogSpans {
             Some(&(first, last)) if first <= start && last >= lc.as_of - DAY => Activity::Covered,
             _ => Activity::Unknown,
         }
+    }
+}
+
+/// The log whose span says whether `i` can be called stale: its cluster's audit log for a
+/// service account, else its account's CloudTrail.
+pub(crate) fn log_of(i: &Identity) -> (SourceKind, Option<&String>) {
+    if i.kind == IdentityKind::ServiceAccount {
+        (SourceKind::K8sAudit, i.cluster.as_ref())
+    } else {
+        (SourceKind::Cloudtrail, i.account.as_ref())
     }
 }

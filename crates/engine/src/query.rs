@@ -61,7 +61,10 @@ impl Engine {
     /// Lifecycle states as of `lc`: `stale` only where a record covers the window,
     /// `unknown` otherwise (see [`crate::lifecycle`]).
     pub fn lifecycles(&self, lc: LifecycleConfig) -> crate::Lifecycles {
-        crate::Lifecycles::new(self.inventory.iter(), lc)
+        match &self.view {
+            Some(v) => crate::Lifecycles::with_spans(v.spans.clone(), lc),
+            None => crate::Lifecycles::new(self.inventory.iter(), lc),
+        }
     }
 
     /// Identities matching `filter`, with their lifecycle state, ordered by platform, kind
@@ -226,6 +229,27 @@ impl Engine {
             .collect()
     }
 
+    /// One page of the listing: the rows of `filter` that pass `owners`' tests, in
+    /// listing order, after the first `offset`, at most `limit`, with their owners. An
+    /// engine opened for that page ([`Engine::open_page`]) holds just its rows.
+    pub fn page(
+        &self,
+        filter: &Filter,
+        lc: LifecycleConfig,
+        owners: &OwnerFilter,
+        offset: usize,
+        limit: usize,
+    ) -> Vec<Owned<'_>> {
+        let rows = self.owned(self.list(filter, lc), owners, false);
+        let mut page: Vec<Owned<'_>> = if self.view.as_ref().is_some_and(|v| v.paged) {
+            rows
+        } else {
+            rows.into_iter().skip(offset).take(limit).collect()
+        };
+        self.fill_owners(&mut page);
+        page
+    }
+
     /// Walks the owners [`Engine::owned`] left out (a page's).
     pub fn fill_owners(&self, page: &mut [Owned<'_>]) {
         let missing: Vec<&Identity> = page
@@ -308,7 +332,10 @@ impl Engine {
 
     /// What the estate's snapshots cover (for orphan reasons); compute once per listing.
     pub fn coverage(&self) -> keyward_graph::analysis::Coverage {
-        keyward_graph::analysis::Coverage::of(self.graph())
+        match &self.view {
+            Some(v) => v.coverage(),
+            None => keyward_graph::analysis::Coverage::of(self.graph()),
+        }
     }
 
     /// Ownership and orphan status of many identities (listings): short-lived identities

@@ -96,6 +96,15 @@ fn codeowners_matches(pattern: &str, path: &str) -> bool {
 }
 
 impl Topology {
+    /// A topology of an already built graph (a view's), with no name index: nothing may
+    /// be derived into it.
+    pub(crate) fn of_graph(graph: Graph) -> Topology {
+        Topology {
+            graph,
+            ..Topology::default()
+        }
+    }
+
     /// Builds the graph from everything stored.
     pub fn build(store: &dyn Store, identities: &[&Identity]) -> Result<Topology, EngineError> {
         let mut t = Topology {

@@ -75,8 +75,9 @@ impl Ownership {
     }
 }
 
-/// How much one hop keeps of the confidence, by edge and direction.
-fn weight(kind: EdgeKind, reversed: bool, source: Option<&str>) -> Option<f64> {
+/// How much one hop keeps of the confidence, by edge and direction (`None`: the walk does
+/// not follow it).
+pub fn weight(kind: EdgeKind, reversed: bool, source: Option<&str>) -> Option<f64> {
     Some(match (kind, reversed) {
         (EdgeKind::Owns, true) => match source {
             Some("self") => 0.95,
@@ -116,12 +117,13 @@ impl Ord for Best {
     }
 }
 
-const MAX_DEPTH: usize = 8;
+/// Hops an ownership walk goes at most.
+pub const MAX_DEPTH: usize = 8;
 /// Evidence weaker than this is not followed.
-const MIN_CONFIDENCE: f64 = 0.1;
+pub const MIN_CONFIDENCE: f64 = 0.1;
 /// The walk stops once it has this many people and teams.
-const MAX_PEOPLE: usize = 3;
-const MAX_TEAMS: usize = 2;
+pub const MAX_PEOPLE: usize = 3;
+pub const MAX_TEAMS: usize = 2;
 
 /// Per node reached: the best confidence and the hop that reached it.
 type Trail<'g> = FxHashMap<NodeId, (f64, Option<Step<'g>>)>;
@@ -141,7 +143,8 @@ struct Step<'g> {
 
 /// A blast-radius node's parent, the edge from it, its detail and times.
 type Parent = (NodeId, EdgeKind, Option<Detail>, Option<i64>, Option<i64>);
-const MAX_VISITED: usize = 4096;
+/// Nodes an ownership walk visits at most.
+pub const MAX_VISITED: usize = 4096;
 
 /// The owners of `id`: a best-first walk towards people and teams through ownership
 /// evidence (owner tags and labels, the IaC file that defines it and that file's
@@ -396,17 +399,22 @@ impl<'g> OwnershipCache<'g> {
     fn compute(&mut self, g: &'g Graph, id: NodeId, depth: usize) -> Ownership {
         let kind = g.node(id).map(|n| n.kind);
         let owned = g.in_edges(id).any(|e| e.kind == EdgeKind::Owns);
+        // Of several (a key listed by two snapshots), another node before itself, then
+        // by key: the same parent whatever order the graph was built in.
+        let first = |c: &(NodeId, EdgeKind, bool, Option<i64>)| (c.0 == id, g.key(c.0), c.3);
         let parent = match kind {
             Some(NodeKind::Identity(IdentityKind::StsSession)) if !owned => g
                 .out_edges(id)
-                .find(|e| e.kind == EdgeKind::SessionOf)
-                .map(|e| (e.to, e.kind, false, e.last_seen)),
+                .filter(|e| e.kind == EdgeKind::SessionOf)
+                .map(|e| (e.to, e.kind, false, e.last_seen))
+                .min_by(|a, b| first(a).cmp(&first(b))),
             Some(NodeKind::Identity(
                 IdentityKind::TemporaryAccessKey | IdentityKind::AccessKey,
             )) if !owned => g
                 .in_edges(id)
-                .find(|e| e.kind == EdgeKind::HasCredential)
-                .map(|e| (e.from, e.kind, true, e.last_seen)),
+                .filter(|e| e.kind == EdgeKind::HasCredential)
+                .map(|e| (e.from, e.kind, true, e.last_seen))
+                .min_by(|a, b| first(a).cmp(&first(b))),
             _ => None,
         };
         let Some((p, edge, reversed, last_seen)) = parent.filter(|_| depth < 4) else {
@@ -657,9 +665,15 @@ pub struct BlastRadius {
 }
 
 fn followed(e: &EdgeView<'_>, since: Option<i64>) -> bool {
+    follows(e.kind, e.last_seen, since)
+}
+
+/// Whether a blast-radius walk follows an edge of `kind` last seen at `last_seen` (with
+/// `since`: containment).
+pub fn follows(kind: EdgeKind, last_seen: Option<i64>, since: Option<i64>) -> bool {
     match since {
         None => matches!(
-            e.kind,
+            kind,
             EdgeKind::CanAssume
                 | EdgeKind::Federates
                 | EdgeKind::HasCredential
@@ -671,8 +685,8 @@ fn followed(e: &EdgeView<'_>, since: Option<i64>) -> bool {
         ),
         // Containment: what was made at or after `t`.
         Some(t) => {
-            matches!(e.kind, EdgeKind::Created | EdgeKind::HasCredential)
-                && e.last_seen.is_some_and(|s| s >= t)
+            matches!(kind, EdgeKind::Created | EdgeKind::HasCredential)
+                && last_seen.is_some_and(|s| s >= t)
         }
     }
 }
@@ -728,7 +742,9 @@ pub fn blast_radius(g: &Graph, id: NodeId, opts: BlastOptions) -> BlastRadius {
                 }
             }
         }
-        next.sort_by_key(|e| (e.kind, e.to));
+        // By kind, then by key: the same tree whatever order the graph was built in (a
+        // store's row order, a view's).
+        next.sort_by(|a, b| (a.kind, g.key(a.to)).cmp(&(b.kind, g.key(b.to))));
         for e in next {
             if seen.contains(&e.to) {
                 continue;

@@ -67,6 +67,35 @@ impl NodeKind {
         }
     }
 
+    /// The kind as a store keeps it: `identity:<kind>` for identities, else
+    /// [`NodeKind::as_str`]; [`NodeKind::from_code`] reads it back.
+    pub fn code(self) -> std::borrow::Cow<'static, str> {
+        match self {
+            NodeKind::Identity(k) => format!("identity:{}", k.as_str()).into(),
+            other => other.as_str().into(),
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<NodeKind> {
+        if let Some(k) = code.strip_prefix("identity:") {
+            return IdentityKind::parse(k).map(NodeKind::Identity);
+        }
+        Some(match code {
+            "credential" => NodeKind::Credential,
+            "person" => NodeKind::Person,
+            "team" => NodeKind::Team,
+            "workload" => NodeKind::Workload,
+            "repository" => NodeKind::Repository,
+            "iac" => NodeKind::Iac,
+            "resource" => NodeKind::Resource,
+            "policy" => NodeKind::Policy,
+            "group" => NodeKind::Group,
+            "binding" => NodeKind::Binding,
+            "account" => NodeKind::Account,
+            _ => return None,
+        })
+    }
+
     /// The coarse class (`identity` for every identity kind).
     pub fn class(self) -> &'static str {
         match self {
@@ -162,7 +191,8 @@ pub struct Node {
 
 /// Where an edge's evidence comes from, beyond its counts. Kept out of line: most edges
 /// have none beyond their origin.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Detail {
     /// The snapshot file, IaC file, object or policy that says so.
     #[serde(skip_serializing_if = "String::is_empty")]
@@ -452,6 +482,18 @@ pub struct Graph {
     /// Why a node is gone, where something beyond its own record says so (an owner absent
     /// from the people directory: `not in people.csv`).
     gone_why: FxHashMap<u32, Box<str>>,
+    /// What changed since [`Graph::take_changes`], once [`Graph::track_changes`] was called.
+    changes: Option<Box<Changes>>,
+}
+
+/// Nodes and origins changed since the last [`Graph::take_changes`]: what a store keeping
+/// the graph's nodes and derived edges must write again.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Nodes added, or whose kind, label or departure changed.
+    pub nodes: Vec<NodeId>,
+    /// Origins whose derived edges were set again.
+    pub origins: Vec<NodeId>,
 }
 
 fn gone_person(n: &Node) -> bool {
@@ -541,16 +583,22 @@ impl Graph {
         if let Some((i, at, settled)) = self.lookup_at(&spec.key, h) {
             // A settled node (precise kind, a label) has nothing to refine: not read.
             if !settled && let Some(n) = self.g.node_weight_mut(i) {
+                let mut changed = false;
                 if is_vague(n.kind) && n.kind != spec.kind && spec.kind != NodeKind::Resource {
                     let was = gone_person(n);
                     n.kind = spec.kind;
                     recount(&mut self.gone_people, was, gone_person(n));
+                    changed = true;
                 }
                 if n.label.is_empty() && !spec.label.is_empty() && spec.label != spec.key {
                     n.label = spec.label.as_str().into();
+                    changed = true;
                 }
                 if !is_vague(n.kind) && !n.label.is_empty() {
                     arena_settle(&mut self.arena, at);
+                }
+                if changed {
+                    self.changed_node(NodeId(i));
                 }
             }
             return NodeId(i);
@@ -578,25 +626,80 @@ impl Graph {
         }
         self.index
             .insert_unique(spread(h), (h, at), |&(x, _)| spread(x));
+        self.changed_node(NodeId(i));
         NodeId(i)
+    }
+
+    /// Starts recording what changes (see [`Graph::take_changes`]); off by default, so a
+    /// graph built to answer queries pays nothing.
+    pub fn track_changes(&mut self) {
+        self.changes.get_or_insert_with(Box::default);
+    }
+
+    /// The nodes and origins changed since tracking started or since the last call, each
+    /// once, in index order.
+    pub fn take_changes(&mut self) -> Changes {
+        let Some(c) = self.changes.as_mut() else {
+            return Changes::default();
+        };
+        let mut c = std::mem::take(&mut **c);
+        for list in [&mut c.nodes, &mut c.origins] {
+            list.sort_unstable();
+            list.dedup();
+        }
+        c
+    }
+
+    fn changed_node(&mut self, id: NodeId) {
+        if let Some(c) = self.changes.as_mut() {
+            c.nodes.push(id);
+        }
+    }
+
+    fn changed_origin(&mut self, id: NodeId) {
+        if let Some(c) = self.changes.as_mut() {
+            c.nodes.push(id);
+            c.origins.push(id);
+        }
+    }
+
+    /// The edges derived from `origin`, in the order it gave them.
+    pub fn origin_edges(&self, origin: NodeId) -> impl Iterator<Item = EdgeView<'_>> {
+        let o = u32::try_from(origin.index()).unwrap_or(u32::MAX);
+        self.by_origin
+            .get(&o)
+            .into_iter()
+            .flatten()
+            .filter_map(|&e| self.view(e))
     }
 
     /// Marks a node gone (departed person, deleted identity or workload) or back.
     pub fn set_gone(&mut self, id: NodeId, gone: bool) {
         if let Some(n) = self.g.node_weight_mut(id.0) {
             let was = gone_person(n);
+            let changed = n.gone != gone;
             n.gone = gone;
             recount(&mut self.gone_people, was, gone_person(n));
+            if changed {
+                self.changed_node(id);
+            }
         }
-        if !self.gone_why.is_empty() {
-            self.gone_why
-                .remove(&id.0.index().try_into().unwrap_or(u32::MAX));
+        if !self.gone_why.is_empty()
+            && self
+                .gone_why
+                .remove(&id.0.index().try_into().unwrap_or(u32::MAX))
+                .is_some()
+        {
+            self.changed_node(id);
         }
     }
 
     /// Marks a node gone for a reason its own record does not give (see
     /// [`Graph::gone_because`]).
     pub fn set_gone_because(&mut self, id: NodeId, why: &str) {
+        if self.gone_because(id) != Some(why) {
+            self.changed_node(id);
+        }
         self.set_gone(id, true);
         if let Ok(i) = u32::try_from(id.0.index()) {
             self.gone_why.insert(i, why.into());
@@ -623,12 +726,21 @@ impl Graph {
         // What an origin says about itself wins over what others guessed.
         if let Some(n) = self.g.node_weight_mut(on) {
             let was = gone_person(n);
+            let relabel = !origin.label.is_empty() && *n.label != *origin.label;
+            let changed = n.kind != origin.kind || relabel;
             n.kind = origin.kind;
             recount(&mut self.gone_people, was, gone_person(n));
-            if !origin.label.is_empty() {
+            if relabel {
                 n.label = origin.label.as_str().into();
             }
+            if changed {
+                self.changed_node(NodeId(on));
+            }
         }
+        // Whether the origin's edges, their order, evidence or times changed: a store
+        // keeping them rewrites the origin only then (an account re-derived unchanged
+        // writes nothing).
+        let mut changed = false;
         let o = on.index() as u32;
         let old = self.by_origin.remove(&o).unwrap_or_default();
         // Old edges by (from, kind, to), to keep the ones that are derived again.
@@ -655,6 +767,7 @@ impl Graph {
                     _ => false,
                 };
                 if !same {
+                    changed = true;
                     self.details.release(old_detail);
                     let detail = self.details.intern(spec.detail);
                     if let Some(w) = self.g.edge_weight_mut(e) {
@@ -663,6 +776,7 @@ impl Graph {
                 }
                 // A derived edge states the origin's current facts: its time is replaced.
                 if let Some(w) = self.g.edge_weight_mut(e) {
+                    changed |= w.first != t || w.last != t;
                     w.first = t;
                     w.last = t;
                 }
@@ -671,6 +785,7 @@ impl Graph {
             }
             if let Some(e) = fresh.get(k) {
                 // The same edge twice from one origin: one edge, evidence combined.
+                changed |= spec.detail.is_some();
                 self.merge_detail(e, spec.detail);
                 continue;
             }
@@ -692,6 +807,9 @@ impl Graph {
             added += 1;
         }
         let removed = keep.len();
+        if changed || added > 0 || removed > 0 || old != now {
+            self.changed_origin(NodeId(on));
+        }
         for (_, e) in keep {
             if let Some(w) = self.g.remove_edge(e) {
                 self.details.release(w.detail);
@@ -734,6 +852,7 @@ impl Graph {
 
     /// Adds one derived edge to `origin`'s set without re-deriving the rest (bulk loads).
     pub fn add_edge(&mut self, origin: NodeId, spec: EdgeSpec) {
+        self.changed_origin(origin);
         let a = self.ensure(&spec.from).0;
         let b = self.ensure(&spec.to).0;
         let t = spec.at.unwrap_or(0);

@@ -14,6 +14,7 @@ pub mod audit;
 pub mod block;
 #[cfg(feature = "postgres")]
 mod postgres;
+pub mod query;
 mod shared;
 mod sqlite;
 
@@ -26,6 +27,7 @@ pub use audit::{AuditRecord, Checkpoint, KeyFiles, VerifyReport};
 pub use postgres::PgStore;
 #[cfg(feature = "postgres")]
 pub use postgres::copy::{Copied, sqlite_to_postgres};
+pub use query::{Direction, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -301,7 +303,7 @@ impl Location {
 }
 
 /// Read access and batched writes.
-pub trait Store {
+pub trait Store: QueryTables {
     /// The file previously ingested with these exact bytes, if any.
     fn file_by_hash(&self, hash: &str) -> Result<Option<FileRecord>>;
     fn load_identities(&self) -> Result<Vec<Identity>>;
@@ -402,7 +404,7 @@ pub trait Store {
 
 /// Writes that become visible together on [`Batch::commit`]; dropped uncommitted, they
 /// vanish.
-pub trait Batch {
+pub trait Batch: QueryBatch {
     /// [`Store::file_by_hash`] inside the batch (sees files added earlier in it).
     fn file_by_hash(&self, hash: &str) -> Result<Option<FileRecord>>;
     /// Registers the input file; its id tags the events and dead letters that follow.

@@ -51,6 +51,8 @@ pub fn pathfinding_paths(corpora: &Path) -> Result<Vec<Value>, String> {
 }
 
 /// Builders for IAM authorization-details fixtures (tests and benchmarks).
+pub mod estate;
+
 pub mod iam {
     use serde_json::{Value, json};
 

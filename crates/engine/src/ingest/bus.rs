@@ -60,8 +60,26 @@ impl Engine {
         idle: bool,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
+        self.resume_query_tables()?;
+        let out = self.ingest_taken(inputs, checkpoints, idle, now);
+        if out.is_err() {
+            // What was taken for the query tables may not have been committed: the next
+            // writer fills them again.
+            self.tables.kept = false;
+        }
+        out
+    }
+
+    fn ingest_taken(
+        &mut self,
+        inputs: Vec<BusInput>,
+        checkpoints: &[(String, i64)],
+        idle: bool,
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
         let mut run = Run::default();
         let mut batch = self.store.begin()?;
+        self.tables.begin_split(&mut *batch)?;
         let mut progress = ();
         for input in inputs {
             let format = input.format;
@@ -101,7 +119,12 @@ impl Engine {
             st.events_new += events_new;
         }
         self.inventory.link();
-        write_changes(&mut *batch, &mut self.inventory, &mut self.topology)?;
+        write_changes(
+            &mut *batch,
+            &mut self.inventory,
+            &mut self.topology,
+            &mut self.tables,
+        )?;
         if let Some(det) = self.detector.as_mut() {
             if idle {
                 det.close_hours();
@@ -115,6 +138,7 @@ impl Engine {
         batch.commit()?;
         let pending = std::mem::take(&mut run.state.pending);
         self.topology.apply(self.store.as_ref(), pending)?;
+        self.close_split()?;
         let mut report = run.state.report;
         self.join_after(&super::IngestOptions::default(), &mut report)?;
         Ok(report)

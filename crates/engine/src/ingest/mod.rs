@@ -161,7 +161,14 @@ impl Engine {
         progress: &mut dyn Progress,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        self.ingest_files(paths, opts, progress, now)
+        self.resume_query_tables()?;
+        let out = self.ingest_files(paths, opts, progress, now);
+        if out.is_err() {
+            // What was taken for the tables may not have been committed: the next writer
+            // fills them again.
+            self.tables.kept = false;
+        }
+        out
     }
 
     fn ingest_files(
@@ -179,9 +186,11 @@ impl Engine {
         let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
         let inventory = &mut self.inventory;
         let topology = &mut self.topology;
+        let tables = &mut self.tables;
         let mut detector = self.detector.as_mut();
         let mut forward = self.forward.as_deref_mut();
         let mut batch = self.store.begin()?;
+        tables.begin_split(&mut *batch)?;
         let mut pending = 0u64;
         for given in paths {
             let explicit = !given.is_dir();
@@ -211,7 +220,7 @@ impl Engine {
                 run.state.report.files.push(fr);
                 if pending >= limit {
                     bus::flush(forward.as_deref_mut())?;
-                    write_changes(&mut *batch, inventory, topology)?;
+                    write_changes(&mut *batch, inventory, topology, tables)?;
                     if let Some(det) = detector.as_deref_mut() {
                         let f = crate::detection::write(&mut *batch, det, &topology.graph)?;
                         run.state.report.findings.extend(f);
@@ -224,7 +233,7 @@ impl Engine {
         }
         // Cross-source links, then everything not yet written.
         inventory.link();
-        write_changes(&mut *batch, inventory, topology)?;
+        write_changes(&mut *batch, inventory, topology, tables)?;
         if let Some(det) = detector {
             // Hours that ended before the latest event are scored now.
             det.close_hours();
@@ -242,6 +251,7 @@ impl Engine {
         // Objects and accounts re-derive their graph edges from what is now committed.
         let pending = std::mem::take(&mut run.state.pending);
         self.topology.apply(self.store.as_ref(), pending)?;
+        self.close_split()?;
         let mut report = run.state.report;
         if !forwarded {
             self.join_after(opts, &mut report)?;
@@ -350,6 +360,23 @@ impl Engine {
         now: Millis,
         read: impl FnOnce(Format, &mut Context, &mut EngineSink),
     ) -> Result<IngestReport, EngineError> {
+        self.resume_query_tables()?;
+        let out = self.ingest_one(label, hash, format, opts, now, read);
+        if out.is_err() {
+            self.tables.kept = false;
+        }
+        out
+    }
+
+    fn ingest_one(
+        &mut self,
+        label: &str,
+        hash: &str,
+        format: Option<Format>,
+        opts: &IngestOptions,
+        now: Millis,
+        read: impl FnOnce(Format, &mut Context, &mut EngineSink),
+    ) -> Result<IngestReport, EngineError> {
         let mut forward = self.forward.as_deref_mut();
         let mut run = Run::default();
         let aliases = crate::clusters::aliases(self.store.as_ref())?;
@@ -373,6 +400,7 @@ impl Engine {
             note_cluster(&mut run.state.report, &cluster, origin);
         }
         run.ctx.cluster = cluster;
+        self.tables.begin_split(&mut *batch)?;
         let file_id = batch.add_file(label, hash, format.as_str(), now)?;
         let mut progress = ();
         let parts = Parts {
@@ -392,7 +420,12 @@ impl Engine {
         let (records, accepted, rejected) = (sink.records, sink.accepted, sink.rejected);
         batch.finish_file(file_id, records, accepted, rejected)?;
         self.inventory.link();
-        write_changes(&mut *batch, &mut self.inventory, &mut self.topology)?;
+        write_changes(
+            &mut *batch,
+            &mut self.inventory,
+            &mut self.topology,
+            &mut self.tables,
+        )?;
         if let Some(det) = self.detector.as_mut() {
             let f = crate::detection::write(&mut *batch, det, &self.topology.graph)?;
             run.state.report.findings.extend(f);
@@ -402,6 +435,7 @@ impl Engine {
         batch.commit()?;
         let pending = std::mem::take(&mut run.state.pending);
         self.topology.apply(self.store.as_ref(), pending)?;
+        self.close_split()?;
         let report = &mut run.state.report;
         let st = report.per_source.entry(format.as_str()).or_default();
         st.records += records;
@@ -518,6 +552,7 @@ fn write_changes(
     batch: &mut dyn Batch,
     inventory: &mut keyward_graph::Inventory,
     topology: &mut crate::Topology,
+    tables: &mut crate::tables::Tables,
 ) -> Result<(), EngineError> {
     let mut dirty = inventory.take_dirty();
     // In key order: each b-tree page of the identities table is visited once per batch
@@ -525,12 +560,14 @@ fn write_changes(
     dirty.sort_unstable_by(|a, b| a.id.cmp(&b.id));
     // Stores first, then the graph: each part's code runs over all of them in a row.
     batch.put_identities(&dirty)?;
-    for i in dirty {
+    for i in &dirty {
         topology.identity(i);
     }
     for e in topology.graph.take_observed() {
         batch.put_observed_edge(&e)?;
     }
+    // The query tables: the nodes and origins those changed, the log spans they widen.
+    tables.write(batch, &mut topology.graph, &dirty)?;
     Ok(())
 }
 

@@ -58,19 +58,19 @@ impl<'c> PgBatch<'c> {
 
 impl<'c> PgBatch<'c> {
     /// The transaction, for one statement at a time.
-    fn tx(&self) -> Result<std::cell::RefMut<'_, Transaction<'c>>> {
+    pub(super) fn tx(&self) -> Result<std::cell::RefMut<'_, Transaction<'c>>> {
         self.tx
             .try_borrow_mut()
             .map_err(|_| StoreError::Corrupt("the transaction is in use".into()))
     }
 
     /// Runs a statement, prepared once per connection.
-    fn exec(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
+    pub(super) fn exec(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<u64> {
         let st = self.prepared(sql)?;
         Ok(self.tx()?.execute(&st, params)?)
     }
 
-    fn prepared(&self, sql: &'static str) -> Result<Statement> {
+    pub(super) fn prepared(&self, sql: &'static str) -> Result<Statement> {
         let mut cache = self
             .statements
             .try_borrow_mut()

@@ -36,14 +36,16 @@ use crate::{
 
 mod batch;
 pub mod copy;
+mod query;
 
 use batch::PgBatch;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `schema_version`.
 /// PostgreSQL's versions are its own (its version 1 is SQLite's version 9).
-pub(crate) const MIGRATIONS: [&str; 2] = [
+pub(crate) const MIGRATIONS: [&str; 3] = [
     include_str!("../../schema/postgres/001_init.sql"),
     include_str!("../../schema/postgres/002_checkpoints.sql"),
+    include_str!("../../schema/postgres/003_query_tables.sql"),
 ];
 
 /// Advisory lock keys ("keyward" and a number), per database: the writer lock, the audit

@@ -6,7 +6,7 @@ use super::*;
 pub(super) use crate::shared::{BLOCK_EVENTS, KeyCache, Pending, actor_key, append_identity_doc};
 
 pub(super) struct SqliteBatch<'c> {
-    tx: Transaction<'c>,
+    pub(super) tx: Transaction<'c>,
     cache: &'c mut KeyCache,
     pending: FxHashMap<i64, Pending>,
     block: crate::block::BlockBuilder,

@@ -15,6 +15,7 @@ use crate::{
 };
 
 mod batch;
+mod query;
 #[cfg(test)]
 mod tests;
 
@@ -22,7 +23,7 @@ use crate::shared::identity_from;
 use batch::*;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 10] = [
+const MIGRATIONS: [&str; 11] = [
     include_str!("../../schema/001_init.sql"),
     include_str!("../../schema/002_observed_edges.sql"),
     include_str!("../../schema/003_detection.sql"),
@@ -33,6 +34,7 @@ const MIGRATIONS: [&str; 10] = [
     include_str!("../../schema/008_response.sql"),
     include_str!("../../schema/009_jobs.sql"),
     include_str!("../../schema/010_checkpoints.sql"),
+    include_str!("../../schema/011_query_tables.sql"),
 ];
 
 pub struct SqliteStore {

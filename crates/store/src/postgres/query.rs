@@ -1,0 +1,344 @@
+//! The query tables on PostgreSQL: reads on the store's connection (statements prepared
+//! once), writes in the batch. Orders on keys are bytewise (`COLLATE "C"`), as SQLite's.
+
+use keyward_model::ObservedEdge;
+use postgres::types::ToSql;
+use postgres::{Row, Statement};
+
+use super::batch::PgBatch;
+use super::{FINDING_COLUMNS, PgStore, finding_row};
+use crate::query::{
+    Direction, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables,
+};
+use crate::shared::identity_from;
+use crate::{FindingRow, Result, StoreError};
+
+fn node_row(r: &Row) -> Result<GraphNodeRow> {
+    Ok(GraphNodeRow {
+        key: r.try_get(0)?,
+        rank: r.try_get(1)?,
+        kind: r.try_get(2)?,
+        label: r.try_get(3)?,
+        gone: r.try_get::<_, i16>(4)? != 0,
+        gone_because: r.try_get(5)?,
+    })
+}
+
+fn edge_row(r: &Row) -> Result<GraphEdgeRow> {
+    Ok(GraphEdgeRow {
+        origin: r.try_get(0)?,
+        pos: r.try_get(1)?,
+        src: r.try_get(2)?,
+        kind: r.try_get(3)?,
+        dst: r.try_get(4)?,
+        at: r.try_get(5)?,
+        detail: r.try_get(6)?,
+    })
+}
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// `prefix` as a `LIKE` pattern matching what starts with it.
+fn like_prefix(prefix: &str) -> String {
+    let mut out = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+impl PgStore {
+    /// A read statement, prepared once per connection.
+    fn prepared_read(&self, sql: &'static str) -> Result<Statement> {
+        let mut cache = self
+            .statements
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Corrupt("statement cache in use".into()))?;
+        if let Some(st) = cache.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.db()?.prepare(sql)?;
+        cache.insert(sql, st.clone());
+        Ok(st)
+    }
+
+    fn read(&self, sql: &'static str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>> {
+        let st = self.prepared_read(sql)?;
+        Ok(self.db()?.query(&st, params)?)
+    }
+}
+
+impl QueryTables for PgStore {
+    fn query_tables_filled(&self) -> Result<bool> {
+        let rows = self.read("SELECT EXISTS (SELECT 1 FROM query_tables)", &[])?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(false))
+    }
+
+    fn read_snapshot(&self, on: bool) -> Result<()> {
+        self.db()?.batch_execute(if on {
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+        } else {
+            "COMMIT"
+        })?;
+        Ok(())
+    }
+
+    fn graph_node(&self, key: &str) -> Result<Option<GraphNodeRow>> {
+        self.read(
+            "SELECT key, rank, kind, label, gone, gone_because FROM graph_nodes WHERE key = $1",
+            &[&key],
+        )?
+        .first()
+        .map(node_row)
+        .transpose()
+    }
+
+    fn graph_nodes(&self, keys: &[&str]) -> Result<Vec<GraphNodeRow>> {
+        // One round trip for many: a walk asks for every neighbour of a node at once.
+        self.read(
+            "SELECT key, rank, kind, label, gone, gone_because FROM graph_nodes
+             WHERE key = ANY($1)",
+            &[&keys],
+        )?
+        .iter()
+        .map(node_row)
+        .collect()
+    }
+
+    fn graph_edges(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
+        let sql = match dir {
+            Direction::Out => {
+                "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+                 WHERE src = $1 ORDER BY origin DESC, pos DESC LIMIT $2"
+            }
+            Direction::In => {
+                "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+                 WHERE dst = $1 ORDER BY origin DESC, pos DESC LIMIT $2"
+            }
+        };
+        self.read(sql, &[&key, &limit(n)])?
+            .iter()
+            .map(edge_row)
+            .collect()
+    }
+
+    fn observed_edges_at(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<ObservedEdge>> {
+        let sql = match dir {
+            Direction::Out => {
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE src = $1
+                 ORDER BY kind COLLATE \"C\" DESC, dst COLLATE \"C\" DESC LIMIT $2"
+            }
+            Direction::In => {
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE dst = $1
+                 ORDER BY kind COLLATE \"C\" DESC, src COLLATE \"C\" DESC LIMIT $2"
+            }
+        };
+        self.read(sql, &[&key, &limit(n)])?
+            .iter()
+            .map(|r| {
+                let from: String = r.try_get(1)?;
+                let event_ids = serde_json::from_str(r.try_get(6)?)
+                    .map_err(|err| StoreError::Corrupt(format!("edge `{from}`: {err}")))?;
+                Ok(ObservedEdge {
+                    kind: r.try_get(0)?,
+                    to: r.try_get(2)?,
+                    count: u32::try_from(r.try_get::<_, i64>(3)?)
+                        .map_err(|_| StoreError::Corrupt(format!("edge `{from}`: count")))?,
+                    first_seen: r.try_get(4)?,
+                    last_seen: r.try_get(5)?,
+                    event_ids,
+                    from,
+                })
+            })
+            .collect()
+    }
+
+    fn log_span(&self, source: &str, scope: &str) -> Result<Option<LogSpan>> {
+        self.read(
+            "SELECT first_seen, last_seen FROM log_spans WHERE source = $1 AND scope = $2",
+            &[&source, &scope],
+        )?
+        .first()
+        .map(|r| {
+            Ok(LogSpan {
+                source: source.to_owned(),
+                scope: scope.to_owned(),
+                first_seen: r.try_get(0)?,
+                last_seen: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn covered(&self, what: &str, scope: &str) -> Result<bool> {
+        let rows = self.read(
+            "SELECT EXISTS (SELECT 1 FROM coverage WHERE what = $1 AND scope = $2)",
+            &[&what, &scope],
+        )?;
+        Ok(rows
+            .first()
+            .map(|r| r.try_get(0))
+            .transpose()?
+            .unwrap_or(false))
+    }
+
+    fn findings_about(&self, identity: &str, prefix: Option<&str>) -> Result<Vec<FindingRow>> {
+        // The pattern index (`text_pattern_ops`) serves the prefix whatever the collation;
+        // an empty pattern matches nothing here.
+        let pattern = prefix.map(like_prefix).unwrap_or_default();
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings
+             WHERE identity = $1 OR ($2 <> '' AND identity LIKE $2 ESCAPE '\\')
+             ORDER BY last_seen DESC, id"
+        );
+        self.query(&sql, &[&identity, &pattern])?
+            .iter()
+            .map(finding_row)
+            .collect()
+    }
+
+    fn listing_count(&self, l: &Listing<'_>) -> Result<u64> {
+        let (wh, params) = listing_where(l);
+        let sql = format!("SELECT count(*) FROM identities WHERE {wh}");
+        let rows = self.query(&sql, &params)?;
+        let n: i64 = rows.first().map(|r| r.try_get(0)).transpose()?.unwrap_or(0);
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn listing_page(
+        &self,
+        l: &Listing<'_>,
+        offset: usize,
+        n: usize,
+    ) -> Result<Vec<keyward_model::Identity>> {
+        let (wh, params) = listing_where(l);
+        // The ids first (skipping `offset` in the index), then the page's documents.
+        let sql = format!(
+            "SELECT doc FROM identities WHERE id IN (
+               SELECT id FROM identities WHERE {wh}
+               ORDER BY id COLLATE \"C\" LIMIT {} OFFSET {})
+             ORDER BY id COLLATE \"C\"",
+            limit(n),
+            limit(offset)
+        );
+        self.query(&sql, &params)?
+            .iter()
+            .map(|r| identity_from(r.try_get(0)?))
+            .collect()
+    }
+}
+
+/// The `WHERE` of a listing and its parameters: only the filters given, so a listing of
+/// one platform and kind is read from the `(platform, kind, id)` index alone.
+fn listing_where<'a>(l: &'a Listing<'a>) -> (String, Vec<&'a (dyn ToSql + Sync)>) {
+    let mut sql = String::from("platform = $1 AND kind = $2");
+    let mut params: Vec<&'a (dyn ToSql + Sync)> = vec![&l.platform, &l.kind];
+    if let Some(scope) = &l.scope {
+        params.push(scope);
+        sql.push_str(&format!(
+            " AND (account = ${n} OR cluster = ${n})",
+            n = params.len()
+        ));
+    }
+    if let Some(ns) = &l.namespace {
+        params.push(ns);
+        sql.push_str(&format!(" AND namespace = ${}", params.len()));
+    }
+    (sql, params)
+}
+
+impl QueryBatch for PgBatch<'_> {
+    fn put_graph_node(&mut self, n: &GraphNodeRow) -> Result<()> {
+        self.exec(
+            "INSERT INTO graph_nodes (key, rank, kind, label, gone, gone_because)
+             VALUES ($1, (SELECT COALESCE(MAX(rank), 0) + 1 FROM graph_nodes), $2, $3, $4, $5)
+             ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, label = excluded.label,
+               gone = excluded.gone, gone_because = excluded.gone_because",
+            &[
+                &n.key,
+                &n.kind,
+                &n.label,
+                &i16::from(n.gone),
+                &n.gone_because,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_origin_edges(
+        &mut self,
+        origin: &str,
+        edges: &mut dyn Iterator<Item = GraphEdgeRow>,
+    ) -> Result<()> {
+        let st = self.prepared("SELECT rank FROM graph_nodes WHERE key = $1")?;
+        let row = self.tx()?.query_opt(&st, &[&origin])?;
+        let Some(rank) = row.map(|r| r.try_get::<_, i64>(0)).transpose()? else {
+            return Err(StoreError::Corrupt(format!(
+                "edges of `{origin}`, a node never put"
+            )));
+        };
+        self.exec("DELETE FROM graph_edges WHERE origin = $1", &[&rank])?;
+        for (pos, e) in edges.enumerate() {
+            self.exec(
+                "INSERT INTO graph_edges (origin, pos, src, kind, dst, at, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[
+                    &rank,
+                    &limit(pos),
+                    &e.src,
+                    &e.kind,
+                    &e.dst,
+                    &e.at,
+                    &e.detail,
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    fn put_log_span(&mut self, s: &LogSpan) -> Result<()> {
+        self.exec(
+            "INSERT INTO log_spans (source, scope, first_seen, last_seen) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (source, scope) DO UPDATE SET first_seen = excluded.first_seen,
+               last_seen = excluded.last_seen",
+            &[&s.source, &s.scope, &s.first_seen, &s.last_seen],
+        )?;
+        Ok(())
+    }
+
+    fn put_coverage(&mut self, what: &str, scope: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO coverage (what, scope) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&what, &scope],
+        )?;
+        Ok(())
+    }
+
+    fn clear_query_tables(&mut self) -> Result<()> {
+        self.tx()?.batch_execute(
+            "DELETE FROM query_tables; DELETE FROM graph_edges; DELETE FROM graph_nodes;
+             DELETE FROM log_spans; DELETE FROM coverage;",
+        )?;
+        Ok(())
+    }
+
+    fn set_query_tables_filled(&mut self, filled: bool) -> Result<()> {
+        self.exec("DELETE FROM query_tables", &[])?;
+        if filled {
+            self.exec("INSERT INTO query_tables (filled) VALUES (1)", &[])?;
+        }
+        Ok(())
+    }
+}
