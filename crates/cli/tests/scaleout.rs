@@ -205,6 +205,37 @@ fn the_example_estate_answers_alike_through_the_bus() {
         findings_but_context(&got.1),
     );
     same(&got, &want, "the findings through the bus (two workers)");
+
+    // What the workers kept in the query tables answers as the single process does.
+    for id in [
+        "arn:aws:iam::111122223333:role/github-actions-deploy",
+        "arn:aws:iam::111122223333:user/terraform-runner",
+        "k8s:prod-eks/system:serviceaccount:payments:legacy-cron",
+    ] {
+        for question in [
+            &["show", id][..],
+            &["graph", "chain", id],
+            &["graph", "blast-radius", id],
+        ] {
+            // The clock's time of asking aside.
+            let asked = |o: String| -> String {
+                o.lines()
+                    .map(|l| l.split("; as of ").next().unwrap_or(l))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            let want = asked(ok(
+                &kw(&sqlite, &sqlite_store, question),
+                "a question (SQLite)",
+            ));
+            let got = asked(ok(&kw(&data, &bused.url, question), "a question (the bus)"));
+            same(
+                &got,
+                &want,
+                &format!("`{}` through the bus", question.join(" ")),
+            );
+        }
+    }
 }
 
 /// Rules whose findings read context from other identities' records as committed when

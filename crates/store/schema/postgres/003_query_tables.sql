@@ -1,7 +1,7 @@
 -- Keyward PostgreSQL schema, version 3 (SQLite's version 11): the tables queries answer
 -- from without loading the estate (`011_query_tables.sql`, where each is described).
--- Keys the walks order by are compared byte for byte (`COLLATE "C"`), as the engine sorts them, whatever the database's
--- collation.
+-- Keys the walks order by are compared byte for byte (`COLLATE "C"`), as the engine
+-- sorts them, whatever the database's collation.
 
 CREATE TABLE graph_nodes (
     key          TEXT     PRIMARY KEY,
