@@ -179,6 +179,21 @@ impl Engine {
         Ok(true)
     }
 
+    /// Runs a write that keeps the query tables in its batches (ingest of every kind):
+    /// resumes keeping them first; if the write fails, what it took for them may not have
+    /// been committed, so they are no longer kept (the next writer fills them again).
+    pub(crate) fn keeping_tables<T>(
+        &mut self,
+        write: impl FnOnce(&mut Self) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        self.resume_query_tables()?;
+        let out = write(self);
+        if out.is_err() {
+            self.tables.kept = false;
+        }
+        out
+    }
+
     /// Rewrites the query tables from the inventory and graph in memory, in one batch.
     pub(crate) fn fill_query_tables(&mut self) -> Result<(), EngineError> {
         let g = &mut self.topology.graph;

@@ -648,6 +648,15 @@ fn a_postgres_store_reconnects_after_its_session_ends() {
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
         );
+        // Termination is a signal: wait until the session is gone.
+        let others = "SELECT count(*)::text FROM pg_stat_activity \
+                      WHERE datname = current_database() AND pid <> pg_backend_pid()";
+        for _ in 0..200 {
+            if f.strings(others) == ["0"] {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
         // The first call may be the one that finds the connection gone.
         let _first = store.identity("i");
         assert!(store.identity("i").unwrap().is_some());

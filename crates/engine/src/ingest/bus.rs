@@ -60,14 +60,7 @@ impl Engine {
         idle: bool,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        self.resume_query_tables()?;
-        let out = self.ingest_taken(inputs, checkpoints, idle, now);
-        if out.is_err() {
-            // What was taken for the query tables may not have been committed: the next
-            // writer fills them again.
-            self.tables.kept = false;
-        }
-        out
+        self.keeping_tables(|e| e.ingest_taken(inputs, checkpoints, idle, now))
     }
 
     fn ingest_taken(

@@ -161,14 +161,7 @@ impl Engine {
         progress: &mut dyn Progress,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        self.resume_query_tables()?;
-        let out = self.ingest_files(paths, opts, progress, now);
-        if out.is_err() {
-            // What was taken for the tables may not have been committed: the next writer
-            // fills them again.
-            self.tables.kept = false;
-        }
-        out
+        self.keeping_tables(|e| e.ingest_files(paths, opts, progress, now))
     }
 
     fn ingest_files(
@@ -360,12 +353,7 @@ impl Engine {
         now: Millis,
         read: impl FnOnce(Format, &mut Context, &mut EngineSink),
     ) -> Result<IngestReport, EngineError> {
-        self.resume_query_tables()?;
-        let out = self.ingest_one(label, hash, format, opts, now, read);
-        if out.is_err() {
-            self.tables.kept = false;
-        }
-        out
+        self.keeping_tables(|e| e.ingest_one(label, hash, format, opts, now, read))
     }
 
     fn ingest_one(

@@ -345,6 +345,23 @@ fn count(v: i64) -> u64 {
 
 const FILE_COLUMNS: &str = "id, path, hash, format, records, accepted, rejected, ingested_at";
 
+/// An `observed_edges` row: kind, src, dst, count, first_seen, last_seen, event_ids.
+pub(crate) fn observed_edge_row(r: &Row) -> Result<ObservedEdge> {
+    let from: String = r.try_get(1)?;
+    let event_ids = serde_json::from_str(r.try_get(6)?)
+        .map_err(|err| StoreError::Corrupt(format!("edge `{from}`: {err}")))?;
+    Ok(ObservedEdge {
+        kind: r.try_get(0)?,
+        to: r.try_get(2)?,
+        count: u32::try_from(r.try_get::<_, i64>(3)?)
+            .map_err(|_| StoreError::Corrupt(format!("edge `{from}`: count")))?,
+        first_seen: r.try_get(4)?,
+        last_seen: r.try_get(5)?,
+        event_ids,
+        from,
+    })
+}
+
 fn file_row(r: &Row) -> Result<FileRecord> {
     Ok(FileRecord {
         id: r.try_get(0)?,
@@ -601,21 +618,7 @@ impl Store for PgStore {
             &[],
         )?
         .iter()
-        .map(|r| {
-            let from: String = r.try_get(1)?;
-            let event_ids = serde_json::from_str(r.try_get(6)?)
-                .map_err(|err| StoreError::Corrupt(format!("edge `{from}`: {err}")))?;
-            Ok(ObservedEdge {
-                kind: r.try_get(0)?,
-                to: r.try_get(2)?,
-                count: u32::try_from(r.try_get::<_, i64>(3)?)
-                    .map_err(|_| StoreError::Corrupt(format!("edge `{from}`: count")))?,
-                first_seen: r.try_get(4)?,
-                last_seen: r.try_get(5)?,
-                event_ids,
-                from,
-            })
-        })
+        .map(observed_edge_row)
         .collect()
     }
 

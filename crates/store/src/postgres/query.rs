@@ -147,21 +147,7 @@ impl QueryTables for PgStore {
         };
         self.read(sql, &[&key, &limit(n)])?
             .iter()
-            .map(|r| {
-                let from: String = r.try_get(1)?;
-                let event_ids = serde_json::from_str(r.try_get(6)?)
-                    .map_err(|err| StoreError::Corrupt(format!("edge `{from}`: {err}")))?;
-                Ok(ObservedEdge {
-                    kind: r.try_get(0)?,
-                    to: r.try_get(2)?,
-                    count: u32::try_from(r.try_get::<_, i64>(3)?)
-                        .map_err(|_| StoreError::Corrupt(format!("edge `{from}`: count")))?,
-                    first_seen: r.try_get(4)?,
-                    last_seen: r.try_get(5)?,
-                    event_ids,
-                    from,
-                })
-            })
+            .map(super::observed_edge_row)
             .collect()
     }
 

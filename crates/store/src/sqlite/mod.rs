@@ -206,6 +206,31 @@ impl SqliteStore {
     }
 }
 
+/// An `observed_edges` row (kind, src, dst, count, first_seen, last_seen, event_ids), its
+/// event ids still JSON (see [`observed_edge`]).
+pub(crate) fn observed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObservedEdge, String)> {
+    Ok((
+        ObservedEdge {
+            kind: r.get(0)?,
+            from: r.get(1)?,
+            to: r.get(2)?,
+            count: r.get(3)?,
+            first_seen: r.get(4)?,
+            last_seen: r.get(5)?,
+            event_ids: Vec::new(),
+        },
+        r.get(6)?,
+    ))
+}
+
+/// The edge of an [`observed_row`], its event ids read.
+pub(crate) fn observed_edge(row: rusqlite::Result<(ObservedEdge, String)>) -> Result<ObservedEdge> {
+    let (mut e, ids) = row?;
+    e.event_ids = serde_json::from_str(&ids)
+        .map_err(|err| StoreError::Corrupt(format!("edge `{}`: {err}", e.from)))?;
+    Ok(e)
+}
+
 fn data_dir_error(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::DataDir {
         path: path.display().to_string(),
@@ -854,27 +879,8 @@ impl Store for SqliteStore {
             "SELECT kind, src, dst, count, first_seen, last_seen, event_ids FROM observed_edges
              ORDER BY kind, src, dst",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok((
-                ObservedEdge {
-                    kind: r.get(0)?,
-                    from: r.get(1)?,
-                    to: r.get(2)?,
-                    count: r.get(3)?,
-                    first_seen: r.get(4)?,
-                    last_seen: r.get(5)?,
-                    event_ids: Vec::new(),
-                },
-                r.get::<_, String>(6)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (mut e, ids) = row?;
-            e.event_ids = serde_json::from_str(&ids)
-                .map_err(|err| StoreError::Corrupt(format!("edge `{}`: {err}", e.from)))?;
-            Ok(e)
-        })
-        .collect()
+        let rows = st.query_map([], observed_row)?;
+        rows.map(observed_edge).collect()
     }
 
     fn begin(&mut self) -> Result<Box<dyn Batch + '_>> {

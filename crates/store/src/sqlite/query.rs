@@ -33,21 +33,6 @@ fn edge_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GraphEdgeRow> {
     })
 }
 
-fn observed_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ObservedEdge, String)> {
-    Ok((
-        ObservedEdge {
-            kind: r.get(0)?,
-            from: r.get(1)?,
-            to: r.get(2)?,
-            count: r.get(3)?,
-            first_seen: r.get(4)?,
-            last_seen: r.get(5)?,
-            event_ids: Vec::new(),
-        },
-        r.get(6)?,
-    ))
-}
-
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -115,14 +100,8 @@ impl QueryTables for SqliteStore {
             }
         };
         let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map(params![key, limit(n)], observed_row)?;
-        rows.map(|r| {
-            let (mut e, ids) = r?;
-            e.event_ids =
-                serde_json::from_str(&ids).map_err(|x| StoreError::Corrupt(x.to_string()))?;
-            Ok(e)
-        })
-        .collect()
+        let rows = st.query_map(params![key, limit(n)], super::observed_row)?;
+        rows.map(super::observed_edge).collect()
     }
 
     fn log_span(&self, source: &str, scope: &str) -> Result<Option<LogSpan>> {
