@@ -152,6 +152,18 @@ impl PgStore {
         Ok(client)
     }
 
+    /// A session-level advisory lock taken without waiting (`sql` answers whether it was)
+    /// on a connection of its own, held while the returned lock lives.
+    fn try_advisory(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<WriterLock>> {
+        let mut conn = self.config.connect(NoTls)?;
+        let got: bool = conn.query_one(sql, params)?.try_get(0)?;
+        Ok(got.then(|| WriterLock::postgres(LockConnection(conn))))
+    }
+
     /// The connection for a write: [`PgStore::db`]'s, with `&mut` access.
     fn live(&mut self) -> Result<&mut Client> {
         if self.client.get_mut().is_closed() {
@@ -468,23 +480,15 @@ impl Store for PgStore {
     }
 
     fn try_lock_writer(&self) -> Result<Option<WriterLock>> {
-        let mut conn = self.config.connect(NoTls)?;
-        let got: bool = conn
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])?
-            .try_get(0)?;
-        Ok(got.then(|| WriterLock::postgres(LockConnection(conn))))
+        self.try_advisory("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK])
     }
 
     /// A session-level advisory lock keyed by the name's hash, on a connection of its own.
     fn try_claim(&self, name: &str) -> Result<Option<WriterLock>> {
-        let mut conn = self.config.connect(NoTls)?;
-        let got: bool = conn
-            .query_one(
-                "SELECT pg_try_advisory_lock(hashtextextended($1, $2))",
-                &[&name, &CLAIM_SEED],
-            )?
-            .try_get(0)?;
-        Ok(got.then(|| WriterLock::postgres(LockConnection(conn))))
+        self.try_advisory(
+            "SELECT pg_try_advisory_lock(hashtextextended($1, $2))",
+            &[&name, &CLAIM_SEED],
+        )
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<i64>> {

@@ -189,20 +189,33 @@ impl SqliteStore {
     /// The data directory's `keyward.lock` (0600), opened, and its path; `None` in memory,
     /// where no other process can write.
     fn lock_file(&self) -> Result<Option<(std::fs::File, std::path::PathBuf)>> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         let Some(dir) = &self.dir else {
             return Ok(None);
         };
         let path = dir.join("keyward.lock");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| data_dir_error(&path, e))?;
-        Ok(Some((file, path)))
+        Ok(Some((open_lock(&path)?, path)))
+    }
+}
+
+/// A lock file (0600), created if absent, never truncated.
+fn open_lock(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| data_dir_error(path, e))
+}
+
+/// Locks the opened lock file at `path` without waiting: `None` while another holds it.
+fn try_lock(file: std::fs::File, path: &Path) -> Result<Option<WriterLock>> {
+    match file.try_lock() {
+        Ok(()) => Ok(Some(WriterLock::file(file))),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(path, e)),
     }
 }
 
@@ -353,17 +366,12 @@ impl Store for SqliteStore {
         let Some((file, path)) = self.lock_file()? else {
             return Ok(Some(WriterLock::nothing()));
         };
-        match file.try_lock() {
-            Ok(()) => Ok(Some(WriterLock::file(file))),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(&path, e)),
-        }
+        try_lock(file, &path)
     }
 
     /// A file lock in the data directory's `claims/` (always granted in memory: one
     /// process).
     fn try_claim(&self, name: &str) -> Result<Option<WriterLock>> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         let Some(dir) = &self.dir else {
             return Ok(Some(WriterLock::nothing()));
         };
@@ -380,19 +388,7 @@ impl Store for SqliteStore {
             })
             .collect();
         let path = claims.join(format!("{file_name}.lock"));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| data_dir_error(&path, e))?;
-        match file.try_lock() {
-            Ok(()) => Ok(Some(WriterLock::file(file))),
-            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
-            Err(std::fs::TryLockError::Error(e)) => Err(data_dir_error(&path, e)),
-        }
+        try_lock(open_lock(&path)?, &path)
     }
 
     fn checkpoint(&self, name: &str) -> Result<Option<i64>> {
