@@ -16,7 +16,7 @@
 //! 4. live: one worker running while the gateway publishes; the worker's publish → commit
 //!    latency (a finding is committed with its event, so this is event → finding).
 //!
-//! Needs `nats-server` on the PATH (or `KEYWARD_TEST_NATS_SERVER`) and
+//! Needs `KEYWARD_TEST_NATS_SERVER` (the `nats-server` binary) and
 //! `KEYWARD_TEST_POSTGRES_URL` (any database on the server: the bench makes its own).
 
 #![allow(
@@ -30,39 +30,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Nats {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
+// The scale-out tests' servers: a NATS of the bench's own, fresh databases.
+#[allow(dead_code)]
+#[path = "../tests/common/servers.rs"]
+mod servers;
 
-impl Drop for Nats {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn nats() -> Nats {
-    let bin = std::env::var("KEYWARD_TEST_NATS_SERVER").unwrap_or_else(|_| "nats-server".into());
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(bin)
-        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nats-server");
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Nats { child, dir, port }
-}
+use servers::{Database, Nats};
 
 /// Bytes under `dir` (what JetStream keeps on disk).
 fn disk_bytes(dir: &Path) -> u64 {
@@ -86,18 +59,6 @@ fn database_bytes(url: &str) -> i64 {
     c.query_one("SELECT pg_database_size(current_database())", &[])
         .unwrap()
         .get(0)
-}
-
-/// A fresh database on the server of `KEYWARD_TEST_POSTGRES_URL`.
-fn database(n: usize) -> String {
-    let base = std::env::var("KEYWARD_TEST_POSTGRES_URL").expect("KEYWARD_TEST_POSTGRES_URL");
-    let root = &base[..base.rfind('/').unwrap()];
-    let name = format!("kw_bench_bus_{}_{n}", std::process::id());
-    let mut c = postgres::Client::connect(&format!("{root}/postgres"), postgres::NoTls).unwrap();
-    c.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-        .unwrap();
-    c.batch_execute(&format!("CREATE DATABASE {name}")).unwrap();
-    format!("{root}/{name}")
 }
 
 fn keyward(data: &Path, store: &str, args: &[&str], log: &Path) -> Child {
@@ -143,10 +104,10 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    if std::env::var_os("KEYWARD_TEST_POSTGRES_URL").is_none() {
-        println!("skipped: KEYWARD_TEST_POSTGRES_URL not set (.ci/postgres.sh)");
+    let Some(reference_db) = Database::new("kw_bench_bus") else {
         return;
-    }
+    };
+    let Some(nats) = Nats::start() else { return };
     // `cargo bench` passes `--bench`; `cargo test --bench bus` is a smoke run.
     let smoke = !std::env::args().any(|a| a == "--bench");
     let events: usize = std::env::var("KEYWARD_BENCH_EVENTS")
@@ -157,18 +118,16 @@ fn main() {
     let corpus: PathBuf = tmp.path().join("corpus");
     keyward_testkit::cloudtrail::corpus(&corpus, events, 1_000);
     let corpus = corpus.to_str().unwrap().to_owned();
-    let nats = nats();
-    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let url = nats.url();
     println!(
         "{events} CloudTrail events; NATS {url}; PostgreSQL on the machine; 2 vCPUs shared by \
          PostgreSQL, NATS and every keyward process of a stage"
     );
     let rate = |secs: f64| events as f64 / secs;
 
-    let db = database(0);
     let secs = run(
         &tmp.path().join("ref"),
-        &db,
+        &reference_db.url,
         &["ingest", &corpus],
         &tmp.path().join("ref.log"),
     );
@@ -178,24 +137,25 @@ fn main() {
     );
 
     for workers in [1usize, 2] {
-        let db = database(workers);
+        let db = Database::new("kw_bench_bus").expect("checked above");
+        let db = db.url.as_str();
         let data = tmp.path().join(format!("catchup{workers}"));
         let stream = format!("BENCH{workers}");
         let bus = ["--bus", url.as_str(), "--bus-stream", stream.as_str()];
         let ingest: Vec<&str> = [&["ingest"][..], &bus, &[corpus.as_str()]].concat();
         let log = tmp.path().join(format!("gateway{workers}.log"));
-        let before = disk_bytes(nats.dir.path());
-        let secs = run(&data, &db, &ingest, &log);
-        let queued = disk_bytes(nats.dir.path()).saturating_sub(before);
+        let before = disk_bytes(nats.store_dir());
+        let secs = run(&data, db, &ingest, &log);
+        let queued = disk_bytes(nats.store_dir()).saturating_sub(before);
         println!(
             "gateway (keyward ingest --bus), alone: {secs:.1} s, {:.0} events/s published; \
              JetStream holds {:.0} bytes per event while queued",
             rate(secs),
             queued as f64 / events as f64
         );
-        let empty = database_bytes(&db);
-        let secs = drain(&data, &db, &bus, workers, tmp.path());
-        let stored = database_bytes(&db) - empty;
+        let empty = database_bytes(db);
+        let secs = drain(&data, db, &bus, workers, tmp.path());
+        let stored = database_bytes(db) - empty;
         println!(
             "catch-up, {workers} worker(s): {secs:.1} s, {:.0} events/s into PostgreSQL \
              ({:.0} bytes per event in the database)",
@@ -205,16 +165,17 @@ fn main() {
     }
 
     // Live: the worker runs while the gateway publishes.
-    let db = database(3);
+    let live_db = Database::new("kw_bench_bus").expect("checked above");
+    let db = live_db.url.as_str();
     let data = tmp.path().join("live");
     let bus = ["--bus", url.as_str(), "--bus-stream", "LIVE"];
     let wlog = tmp.path().join("live-worker.log");
     let args: Vec<&str> = [&["worker"][..], &bus, &["--drain", "--batch", "2000"]].concat();
-    let mut worker = keyward(&data, &db, &args, &wlog);
+    let mut worker = keyward(&data, db, &args, &wlog);
     std::thread::sleep(Duration::from_secs(2));
     let start = Instant::now();
     let ingest: Vec<&str> = [&["ingest"][..], &bus, &[corpus.as_str()]].concat();
-    run(&data, &db, &ingest, &tmp.path().join("live-gateway.log"));
+    run(&data, db, &ingest, &tmp.path().join("live-gateway.log"));
     assert!(worker.wait().unwrap().success());
     let secs = start.elapsed().as_secs_f64();
     let summary = std::fs::read_to_string(&wlog).unwrap_or_default();

@@ -248,6 +248,11 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// Where JetStream keeps its files.
+    pub fn store_dir(&self) -> &Path {
+        self.store.path()
+    }
+
     /// Stops the server (SIGTERM: a clean shutdown) and starts it again on the same port
     /// and store, after `down`.
     pub fn restart(&mut self, down: Duration) {
