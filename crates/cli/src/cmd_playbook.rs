@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use keyward_engine::Engine;
 use keyward_engine::playbook::Effects;
 use keyward_engine::playbook::triggers::{Tick, TickReport};
-use keyward_engine::respond::PlanRecorder;
 use keyward_model::time::Millis;
 use keyward_respond::execute::{Connectors, ExecuteError};
 use keyward_respond::playbook::run::{Run, TriggerFacts};
@@ -509,18 +508,7 @@ impl CliEffects {
         let Some(c) = self.connectors.as_ref() else {
             return Err("no connectors".into());
         };
-        let mut rec = PlanRecorder {
-            engine,
-            actor: actor.to_owned(),
-            clock: now_ms,
-        };
-        let result = self.rt.block_on(async {
-            if undo {
-                keyward_respond::execute::undo(&mut plan, c, &mut rec, &now_ms).await
-            } else {
-                keyward_respond::execute::execute(&mut plan, c, &mut rec, &now_ms).await
-            }
-        });
+        let result = crate::relay::run_plan(engine, &self.rt, c, &mut plan, actor, undo);
         match result {
             Ok(()) | Err(ExecuteError::Step { .. }) => Ok(plan),
             Err(e) => Err(e.to_string()),

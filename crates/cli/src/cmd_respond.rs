@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use keyward_engine::Engine;
-use keyward_engine::respond::{PlanAsk, PlanRecorder};
+use keyward_engine::respond::PlanAsk;
 use keyward_policy::Act;
 use keyward_respond::execute::{Connectors, ExecuteError};
 use keyward_respond::plan::K8sStrategy;
@@ -255,19 +255,15 @@ pub(crate) fn run_through_connectors(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    Ok(rt.block_on(async {
-        let connectors = Connectors::from_env(kube_context).await;
-        let mut rec = PlanRecorder {
-            engine,
-            actor: cli_actor(),
-            clock: now_ms,
-        };
-        if undo {
-            keyward_respond::execute::undo(plan, &connectors, &mut rec, &now_ms).await
-        } else {
-            keyward_respond::execute::execute(plan, &connectors, &mut rec, &now_ms).await
-        }
-    }))
+    let connectors = rt.block_on(Connectors::from_env(kube_context));
+    Ok(crate::relay::run_plan(
+        engine,
+        &rt,
+        &connectors,
+        plan,
+        &cli_actor(),
+        undo,
+    ))
 }
 
 pub(crate) fn print_plan(p: &Plan) {
@@ -415,17 +411,9 @@ impl AutoResponder {
                 Some(c) => c,
                 None => self.rt.block_on(Connectors::from_env(None)),
             };
-            let mut rec = PlanRecorder {
-                engine,
-                actor: format!("auto:{}", auto.policy),
-                clock: now_ms,
-            };
-            let result = self.rt.block_on(keyward_respond::execute::execute(
-                &mut plan,
-                &connectors,
-                &mut rec,
-                &now_ms,
-            ));
+            let actor = format!("auto:{}", auto.policy);
+            let result =
+                crate::relay::run_plan(engine, &self.rt, &connectors, &mut plan, &actor, false);
             self.connectors = Some(connectors);
             match result {
                 Ok(()) => eprintln!(

@@ -23,13 +23,14 @@ use keyward_model::time::Millis;
 use keyward_respond::campaign::{
     self, CAMPAIGN_KIND, Campaign, Decision, ITEM_KIND, Item, ItemState, Live, Recorded,
 };
-use keyward_respond::execute::{self, Connectors, Phase, Recorder};
+use keyward_respond::execute::{self, Connectors};
 use keyward_respond::rotate::{self, SecretLocation, handoff};
 use keyward_respond::{Action, Plan, PlanStatus, StepResult};
 use keyward_store::AuditEntry;
 
 use crate::Outcome;
 use crate::output::{cli_actor, now_ms, table};
+use crate::relay::{Relay, RelayRecorder};
 
 mod vault;
 
@@ -49,8 +50,6 @@ pub struct Ask<'a> {
     /// Key locations declared in `keyward.yaml`.
     pub config: &'a crate::config::Config,
 }
-
-type Shared = Rc<RefCell<Engine>>;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
@@ -385,8 +384,12 @@ fn put_item(
 }
 
 /// Writes an item under the writer lock, with an audit entry when it failed or was skipped.
-fn save_item(engine: &Shared, campaign: &str, item: &Item, actor: &str) -> Result<(), String> {
-    let mut e = engine.borrow_mut();
+fn save_item(engine: &Relay, campaign: &str, item: &Item, actor: &str) -> Result<(), String> {
+    let (campaign, item, actor) = (campaign.to_owned(), item.clone(), actor.to_owned());
+    engine.call(move |e| save_item_here(e, &campaign, &item, &actor))?
+}
+
+fn save_item_here(e: &mut Engine, campaign: &str, item: &Item, actor: &str) -> Result<(), String> {
     let _lock = e.write_lock().map_err(|e| e.to_string())?;
     let now = now_ms();
     let entry = match &item.state {
@@ -402,35 +405,13 @@ fn save_item(engine: &Shared, campaign: &str, item: &Item, actor: &str) -> Resul
         | ItemState::Done { .. }
         | ItemState::Skipped { .. } => None,
     };
-    put_item(&mut e, campaign, item, now, entry).map_err(|e| e.to_string())
-}
-
-/// Records a campaign's plans through the shared engine (the writer lock per write, never
-/// held across a platform call).
-struct SharedRecorder {
-    engine: Shared,
-    actor: String,
-}
-
-impl Recorder for SharedRecorder {
-    fn evidence(&mut self, plan: &Plan, doc: &serde_json::Value) -> Result<String, String> {
-        let mut e = self.engine.borrow_mut();
-        let _lock = e.write_lock().map_err(|e| e.to_string())?;
-        e.put_response_evidence(plan, doc, now_ms(), &self.actor)
-            .map_err(|e| e.to_string())
-    }
-
-    fn step(&mut self, plan: &Plan, n: usize, phase: Phase) -> Result<(), String> {
-        let mut e = self.engine.borrow_mut();
-        let _lock = e.write_lock().map_err(|e| e.to_string())?;
-        let entry = keyward_engine::respond::step_audit(plan, n, phase, &self.actor, now_ms());
-        e.save_plan(plan, entry).map_err(|e| e.to_string())
-    }
+    put_item(e, campaign, item, now, entry).map_err(|e| e.to_string())
 }
 
 /// What every worker shares.
 struct Ctx {
-    engine: Shared,
+    /// The engine, on the thread that owns it (`crate::relay`).
+    engine: Relay,
     connectors: Connectors,
     campaign: String,
     actor: String,
@@ -439,7 +420,7 @@ struct Ctx {
 }
 
 fn run_campaign(
-    engine: Engine,
+    mut engine: Engine,
     mut job: Job<Campaign>,
     items: Vec<Item>,
     (rt, connectors): (tokio::runtime::Runtime, Connectors),
@@ -471,44 +452,51 @@ fn run_campaign(
         bar.set_style(style);
     }
     let rotating = todo.len();
-    let ctx = Rc::new(Ctx {
-        engine: Rc::new(RefCell::new(engine)),
-        connectors,
-        campaign: job.id.clone(),
-        actor: cli_actor(),
-        grace_days: ask.grace_days,
-        bar,
-    });
-    let queue = Rc::new(RefCell::new(todo));
-    let results: Rc<RefCell<Vec<Item>>> = Rc::default();
-    let local = tokio::task::LocalSet::new();
-    local.block_on(&rt, async {
-        let mut workers = Vec::new();
-        for _ in 0..ask.concurrency.max(1) {
-            let (ctx, queue, results) = (ctx.clone(), queue.clone(), results.clone());
-            workers.push(tokio::task::spawn_local(async move {
-                loop {
-                    let next = queue.borrow_mut().pop_front();
-                    let Some(item) = next else { break };
-                    let user = item.user.clone();
-                    let item = one(&ctx, item).await;
-                    ctx.bar
-                        .set_message(format!("{user}: {}", item.state.as_str()));
-                    ctx.bar.inc(1);
-                    results.borrow_mut().push(item);
-                }
-            }));
-        }
-        for w in workers {
-            let _ = w.await;
-        }
-    });
-    ctx.bar.finish_and_clear();
-    let done: BTreeMap<String, Item> = results
-        .borrow()
-        .iter()
-        .map(|i| (i.user.clone(), i.clone()))
-        .collect();
+    let (campaign, actor) = (job.id.clone(), cli_actor());
+    let concurrency = ask.concurrency.max(1);
+    // The platform calls on a thread of their own, the store's here (`crate::relay`).
+    let done = crate::relay::with_engine(&mut engine, |relay| {
+        let ctx = Rc::new(Ctx {
+            engine: relay,
+            connectors,
+            campaign: campaign.clone(),
+            actor: actor.clone(),
+            grace_days: ask.grace_days,
+            bar,
+        });
+        let queue = Rc::new(RefCell::new(todo));
+        let results: Rc<RefCell<Vec<Item>>> = Rc::default();
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async {
+            let mut workers = Vec::new();
+            for _ in 0..concurrency {
+                let (ctx, queue, results) = (ctx.clone(), queue.clone(), results.clone());
+                workers.push(tokio::task::spawn_local(async move {
+                    loop {
+                        let next = queue.borrow_mut().pop_front();
+                        let Some(item) = next else { break };
+                        let user = item.user.clone();
+                        let item = one(&ctx, item).await;
+                        ctx.bar
+                            .set_message(format!("{user}: {}", item.state.as_str()));
+                        ctx.bar.inc(1);
+                        results.borrow_mut().push(item);
+                    }
+                }));
+            }
+            for w in workers {
+                let _ = w.await;
+            }
+        });
+        ctx.bar.finish_and_clear();
+        let done: BTreeMap<String, Item> = results
+            .borrow()
+            .iter()
+            .map(|i| (i.user.clone(), i.clone()))
+            .collect();
+        done
+    })
+    .context("starting the connectors' thread")?;
     let all: Vec<Item> = items
         .into_iter()
         .map(|i| done.get(&i.user).cloned().unwrap_or(i))
@@ -531,13 +519,12 @@ fn run_campaign(
         ask.concurrency
     );
     {
-        let mut e = ctx.engine.borrow_mut();
-        let _lock = e.write_lock()?;
-        e.put_job(
+        let _lock = engine.write_lock()?;
+        engine.put_job(
             &job,
             Some(audit(
                 now,
-                &ctx.actor,
+                &actor,
                 "rotate.campaign",
                 &job.id,
                 summary.clone(),
@@ -617,29 +604,28 @@ async fn rotate_fresh(ctx: &Ctx, item: &mut Item) -> Result<ItemState, String> {
         at: now,
     };
     {
-        let mut e = ctx.engine.borrow_mut();
-        let _lock = e.write_lock().map_err(|e| e.to_string())?;
-        e.save_plan(
-            &plan,
-            audit(
-                now,
-                &ctx.actor,
-                "respond.plan",
-                &plan.id,
-                format!(
-                    "rotate access key {} of {} ({} locations), campaign {}",
-                    item.old_key_id,
-                    item.user,
-                    item.locations.len(),
-                    ctx.campaign
-                ),
+        let entry = audit(
+            now,
+            &ctx.actor,
+            "respond.plan",
+            &plan.id,
+            format!(
+                "rotate access key {} of {} ({} locations), campaign {}",
+                item.old_key_id,
+                item.user,
+                item.locations.len(),
+                ctx.campaign
             ),
-        )
-        .map_err(|e| e.to_string())?;
-        put_item(&mut e, &ctx.campaign, item, now, None).map_err(|e| e.to_string())?;
+        );
+        let (plan, item, campaign) = (plan.clone(), item.clone(), ctx.campaign.clone());
+        ctx.engine.call(move |e| {
+            let _lock = e.write_lock().map_err(|e| e.to_string())?;
+            e.save_plan(&plan, entry).map_err(|e| e.to_string())?;
+            put_item(e, &campaign, &item, now, None).map_err(|e| e.to_string())
+        })??;
     }
-    let mut rec = SharedRecorder {
-        engine: ctx.engine.clone(),
+    let mut rec = RelayRecorder {
+        relay: ctx.engine.clone(),
         actor: ctx.actor.clone(),
     };
     match execute::execute(&mut plan, &ctx.connectors, &mut rec, &now_ms).await {
@@ -692,11 +678,10 @@ async fn converge(ctx: &Ctx, item: &mut Item, last: &str) -> Result<ItemState, S
     let mut rec = Recorded::default();
     let mut plans = Vec::new();
     for id in &item.plans {
+        let id = id.clone();
         let p = ctx
             .engine
-            .borrow()
-            .response_plan(id)
-            .map_err(|e| e.to_string())?;
+            .call(move |e| e.response_plan(&id).map_err(|e| e.to_string()))??;
         if let Some(p) = p {
             if p.status != PlanStatus::Undone {
                 rec.new_keys.extend(new_key_of(&p));
@@ -806,8 +791,6 @@ fn close(ctx: &Ctx, plan: Option<&mut Plan>, what: &str) -> Result<(), String> {
         "interrupted (the process running it was killed); resumed by campaign {}: {what}",
         ctx.campaign
     ));
-    let mut e = ctx.engine.borrow_mut();
-    let _lock = e.write_lock().map_err(|e| e.to_string())?;
     let entry = audit(
         now_ms(),
         &ctx.actor,
@@ -815,7 +798,11 @@ fn close(ctx: &Ctx, plan: Option<&mut Plan>, what: &str) -> Result<(), String> {
         &plan.id,
         format!("interrupted plan for {}: {what}", plan.identity),
     );
-    e.save_plan(plan, entry).map_err(|e| e.to_string())
+    let plan = plan.clone();
+    ctx.engine.call(move |e| {
+        let _lock = e.write_lock().map_err(|e| e.to_string())?;
+        e.save_plan(&plan, entry).map_err(|e| e.to_string())
+    })?
 }
 
 /// Deletes a new key whose secret died with a killed process, by undoing the plan that made
@@ -846,8 +833,8 @@ async fn delete_orphan(ctx: &Ctx, plan: &mut Plan, orphan: &str) -> Result<(), S
     if plan.status == PlanStatus::Executing || plan.status == PlanStatus::Planned {
         plan.status = PlanStatus::Failed;
     }
-    let mut rec = SharedRecorder {
-        engine: ctx.engine.clone(),
+    let mut rec = RelayRecorder {
+        relay: ctx.engine.clone(),
         actor: ctx.actor.clone(),
     };
     execute::undo(plan, &ctx.connectors, &mut rec, &now_ms)

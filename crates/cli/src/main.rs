@@ -37,6 +37,7 @@ mod cmd_worker;
 mod config;
 mod output;
 mod policy;
+mod relay;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
