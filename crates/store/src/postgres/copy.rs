@@ -1,6 +1,6 @@
 //! `keyward migrate`: an embedded (SQLite) store copied into an empty PostgreSQL one, row
 //! for row — event blocks and dedup keys as they are, identities, findings, plans,
-//! evidence, jobs, tokens, settings, and the audit chain with its sequence numbers and
+//! evidence, jobs, tokens, settings, the bus's checkpoints, the query tables, and the audit chain with its sequence numbers and
 //! MACs unchanged (so it verifies against the same key files and anchors). One
 //! transaction: the destination holds all of it or nothing.
 
@@ -13,7 +13,7 @@ use rusqlite::types::Value;
 use crate::{Result, SqliteStore, StoreError};
 
 /// The tables, parents before children (foreign keys).
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 23] = [
     "files",
     "event_blocks",
     "event_key_chunks",
@@ -31,6 +31,14 @@ const TABLES: [&str; 17] = [
     "response_plans",
     "response_evidence",
     "jobs",
+    // The bus's positions, and the query tables with their "filled" marker: the copy
+    // answers from them as the original did, with no refill.
+    "checkpoints",
+    "graph_nodes",
+    "graph_edges",
+    "log_spans",
+    "coverage",
+    "query_tables",
 ];
 
 /// Identity columns whose sequence must continue after the copied ids.
