@@ -10,6 +10,19 @@ if ! command -v psql >/dev/null 2>&1; then
 fi
 pg_user=postgres
 psql -h 127.0.0.1 -p 5432 -U "$pg_user" -d postgres -Atqc 'select 1' >/dev/null 2>&1 || pg_user=root
+# Drops the databases whose names match the regular expression $1.
+kw_pg_drop_matching() {
+    psql -h 127.0.0.1 -p 5432 -U "$pg_user" -d postgres -Atqc \
+        "SELECT datname FROM pg_database WHERE datname ~ '$1'" |
+        while read -r db; do
+            psql -h 127.0.0.1 -p 5432 -U "$pg_user" -d postgres -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+        done
+}
+# Earlier runs' databases whose shell has gone (kw_ci_PID, and the suite's kw_ci_PID_s_…).
+for kw_old in $(psql -h 127.0.0.1 -p 5432 -U "$pg_user" -d postgres -Atqc \
+    "SELECT datname FROM pg_database WHERE datname ~ '^kw_ci_[0-9]+$'"); do
+    kill -0 "${kw_old#kw_ci_}" 2>/dev/null || kw_pg_drop_matching "^${kw_old}(_s_[0-9a-f]+)?\$"
+done
 kw_pg_db=kw_ci_$$
 psql -h 127.0.0.1 -p 5432 -U "$pg_user" -d postgres -v ON_ERROR_STOP=1 -qc "DROP DATABASE IF EXISTS $kw_pg_db" \
     -c "CREATE DATABASE $kw_pg_db"

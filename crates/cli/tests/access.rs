@@ -13,6 +13,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -79,10 +81,8 @@ impl Env {
 
     /// `keyward --data-dir DATA ARGS…` as the OS user `user`, to its end.
     fn run(&self, user: &str, args: &[&str]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
-        c.arg("--data-dir")
-            .arg(&self.data)
-            .args(args)
+        let mut c = common::command(&self.data);
+        c.args(args)
             .env("USER", user)
             .env_remove("KEYWARD_DATA_DIR")
             .env_remove("KEYWARD_CONFIG")
@@ -694,9 +694,7 @@ fn keyward_serve_expires_grants_on_its_own() {
         ],
     );
     assert_eq!(m.attached(&user), vec![arn]);
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("--data-dir")
-        .arg(&env.data)
+    let mut serve = common::command(&env.data)
         .args([
             "serve",
             "--listen",

@@ -15,6 +15,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -65,19 +67,24 @@ fn env() -> Option<Env> {
 impl Env {
     fn command(&self, program: &Path) -> Command {
         let mut c = Command::new(program);
+        self.environment(&mut c);
+        c
+    }
+
+    /// The AWS endpoint (moto) and the cluster (the kubeconfig) for `c`.
+    fn environment<'c>(&self, c: &'c mut Command) -> &'c mut Command {
         c.env("AWS_ENDPOINT_URL", &self.endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", REGION)
             .env("KUBECONFIG", &self.kubeconfig)
             .env_remove("KEYWARD_DATA_DIR")
-            .stdin(Stdio::null());
-        c
+            .stdin(Stdio::null())
     }
 
     fn keyward(&self, data: &Path, args: &[&str]) -> Command {
-        let mut c = self.command(Path::new(env!("CARGO_BIN_EXE_keyward")));
-        c.arg("--data-dir").arg(data).args(args);
+        let mut c = common::command(data);
+        self.environment(&mut c).args(args);
         c
     }
 
@@ -337,45 +344,29 @@ fn decode_b64(s: &str) -> String {
     String::from_utf8(out).unwrap()
 }
 
-fn db(data: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open_with_flags(
-        data.join("keyward.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    c.busy_timeout(Duration::from_secs(10)).unwrap();
-    c
-}
-
 /// Items of the campaign by status.
 fn item_counts(data: &Path) -> BTreeMap<String, usize> {
-    if !data.join("keyward.db").exists() {
-        return BTreeMap::new();
-    }
-    let c = db(data);
-    let Ok(mut st) = c.prepare(
+    common::rows(
+        data,
         "SELECT status, count(*) FROM jobs WHERE kind = 'rotation_campaign_item' GROUP BY status",
-    ) else {
-        return BTreeMap::new();
-    };
-    st.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as usize))
-    })
-    .unwrap()
-    .map(Result::unwrap)
+    )
+    .unwrap_or_default()
+    .into_iter()
+    .map(|r| (r[0].clone(), r[1].parse().unwrap()))
     .collect()
 }
 
 /// Per user: the distinct new keys the stored plans' create steps recorded, in plans not
 /// undone (a deleted orphan's plan is undone).
 fn created_per_user(data: &Path) -> BTreeMap<String, BTreeSet<String>> {
-    let c = db(data);
-    let mut st = c
-        .prepare("SELECT doc FROM response_plans WHERE status != 'undone'")
-        .unwrap();
+    let docs = common::rows(
+        data,
+        "SELECT doc FROM response_plans WHERE status != 'undone'",
+    )
+    .unwrap();
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for doc in st.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-        let p: Value = serde_json::from_str(&doc.unwrap()).unwrap();
+    for doc in docs {
+        let p: Value = serde_json::from_str(&doc[0]).unwrap();
         for s in p["steps"].as_array().unwrap() {
             if s["action"] == "create_access_key"
                 && let Some(id) = s["result"]["state"]["new_key_id"].as_str()
@@ -475,16 +466,14 @@ fn a_breach_campaign_rotates_every_key_and_one_failure_or_skip_stops_no_other() 
 
 /// How many step results of this kind the audit log holds (`step N ACTION on …: ok`).
 fn steps_done(data: &Path, action: &str) -> usize {
-    if !data.join("keyward.db").exists() {
-        return 0;
-    }
-    let c = db(data);
-    c.query_row(
-        "SELECT count(*) FROM audit_log WHERE action = 'respond.step' AND detail LIKE ?1",
-        [format!("step _ {action} on %: ok%")],
-        |r| r.get::<_, i64>(0),
+    common::rows(
+        data,
+        &format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'respond.step' \
+             AND detail LIKE 'step _ {action} on %: ok%'"
+        ),
     )
-    .map_or(0, |n| n as usize)
+    .map_or(0, |r| r[0][0].parse().unwrap())
 }
 
 /// Waits until at least `n` steps of `action` are recorded (or the child ended), then
@@ -576,21 +565,20 @@ fn a_campaign_killed_twice_resumes_without_rotating_anything_twice() {
         "{stderr}\n{}",
         text(&out.stdout)
     );
-    let c = db(data.path());
-    let campaigns: i64 = c
-        .query_row(
-            "SELECT count(*) FROM jobs WHERE kind = 'rotation_campaign'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(campaigns, 1, "one campaign, continued");
+    let campaigns = common::rows(
+        data.path(),
+        "SELECT count(*) FROM jobs WHERE kind = 'rotation_campaign'",
+    )
+    .unwrap();
+    assert_eq!(campaigns[0][0], "1", "one campaign, continued");
     // What the resumes found (where the kills landed differs from run to run).
-    let mut st = c
-        .prepare("SELECT detail FROM audit_log WHERE action = 'respond.resume'")
-        .unwrap();
-    for d in st.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-        println!("resume: {}", d.unwrap());
+    let resumed = common::rows(
+        data.path(),
+        "SELECT detail FROM audit_log WHERE action = 'respond.resume'",
+    )
+    .unwrap();
+    for d in resumed {
+        println!("resume: {}", d[0]);
     }
     check_invariants(&e, &estate);
     // No user got more than one new key: the platform shows the original and one other (in

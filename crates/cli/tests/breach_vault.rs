@@ -54,10 +54,8 @@ fn env() -> Option<Env> {
 
 impl Env {
     fn keyward(&self, data: &Path, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
-        c.arg("--data-dir")
-            .arg(data)
-            .args(args)
+        let mut c = common::command(data);
+        c.args(args)
             .env("AWS_ENDPOINT_URL", &self.endpoint)
             .env_remove("AWS_ENDPOINT_URL_STS")
             .env("AWS_ACCESS_KEY_ID", "testing")
@@ -322,26 +320,17 @@ fn check_rotated(e: &Env, mount: &str, users: &[User]) {
     }
 }
 
-fn db(data: &Path) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open_with_flags(
-        data.join("keyward.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    c.busy_timeout(Duration::from_secs(10)).unwrap();
-    c
-}
-
 /// Per user, from the stored plans not undone: the new keys created, and whether a verify
 /// step (`sts get-caller-identity` signed with the new key) succeeded.
 fn plans_per_user(data: &Path) -> BTreeMap<String, (BTreeSet<String>, bool)> {
-    let c = db(data);
-    let mut st = c
-        .prepare("SELECT doc FROM response_plans WHERE status != 'undone'")
-        .unwrap();
+    let docs = common::rows(
+        data,
+        "SELECT doc FROM response_plans WHERE status != 'undone'",
+    )
+    .unwrap();
     let mut out: BTreeMap<String, (BTreeSet<String>, bool)> = BTreeMap::new();
-    for doc in st.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-        let p: Value = serde_json::from_str(&doc.unwrap()).unwrap();
+    for doc in docs {
+        let p: Value = serde_json::from_str(&doc[0]).unwrap();
         let entry = out
             .entry(p["identity_name"].as_str().unwrap().to_owned())
             .or_default();
@@ -460,16 +449,14 @@ fn data_dir(e: &Env) -> &Path {
 
 /// How many step results of this kind the audit log holds (`step N ACTION on …: ok`).
 fn steps_done(data: &Path, action: &str) -> usize {
-    if !data.join("keyward.db").exists() {
-        return 0;
-    }
-    db(data)
-        .query_row(
-            "SELECT count(*) FROM audit_log WHERE action = 'respond.step' AND detail LIKE ?1",
-            [format!("step _ {action} on %: ok%")],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_or(0, |n| n as usize)
+    common::rows(
+        data,
+        &format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'respond.step' \
+             AND detail LIKE 'step _ {action} on %: ok%'"
+        ),
+    )
+    .map_or(0, |r| r[0][0].parse().unwrap())
 }
 
 /// A proxy to moto's STS on a port of its own (its address returned) that passes on the
@@ -598,13 +585,14 @@ fn a_campaign_killed_after_its_vault_writes_resumes_with_the_new_key_read_back_f
         stderr.contains("1 done, 0 failed, 0 skipped of 1"),
         "{stderr}"
     );
-    let resumed: Vec<String> = db(data)
-        .prepare("SELECT detail FROM audit_log WHERE action = 'respond.resume'")
-        .unwrap()
-        .query_map([], |r| r.get::<_, String>(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let resumed: Vec<String> = common::rows(
+        data,
+        "SELECT detail FROM audit_log WHERE action = 'respond.resume'",
+    )
+    .unwrap()
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
     assert!(
         resumed
             .iter()

@@ -344,10 +344,7 @@ fn audit_verify_export_and_anchor_catch_a_truncated_log() {
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
 
     // The last entry deleted: intact on its own, broken against the anchor.
-    rusqlite::Connection::open(dir.path().join("keyward.db"))
-        .unwrap()
-        .execute("DELETE FROM audit_log WHERE seq = 6", [])
-        .unwrap();
+    common::tamper(dir.path(), "DELETE FROM audit_log WHERE seq = 6");
     let o = keyward(dir.path(), &["audit", "verify"]);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
     assert!(stdout(&o).contains("5 entries"), "{}", stdout(&o));
@@ -376,9 +373,7 @@ fn concurrent_processes_do_not_fork_the_audit_chain() {
     // All started before any is waited for.
     let spawned: Vec<_> = (0..6)
         .map(|i| {
-            Command::new(env!("CARGO_BIN_EXE_keyward"))
-                .arg("--data-dir")
-                .arg(dir.path())
+            common::command(dir.path())
                 .args([
                     "token",
                     "create",

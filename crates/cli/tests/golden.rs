@@ -11,16 +11,15 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::path::Path;
-use std::process::Command;
 
 /// Runs from the repository's root, so the paths the answers hold (`examples/estate/…`)
 /// are the same in every clone.
 fn keyward(data: &Path, args: &[&str]) -> Vec<u8> {
-    let o = Command::new(env!("CARGO_BIN_EXE_keyward"))
+    let o = common::command(data)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .arg("--data-dir")
-        .arg(data)
         .args(args)
         .env_remove("KEYWARD_DATA_DIR")
         .output()

@@ -32,9 +32,7 @@ fn ok(o: &Output) -> String {
 
 /// `keyward --data-dir DATA ARGS…` with extra environment.
 fn keyward_env(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("--data-dir")
-        .arg(data)
+    common::command(data)
         .args(args)
         .env_remove("KEYWARD_DATA_DIR")
         .envs(env.iter().copied())

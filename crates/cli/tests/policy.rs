@@ -14,7 +14,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use common::{estate, keyward, text};
 use serde_json::Value;
@@ -25,10 +25,8 @@ fn examples() -> PathBuf {
 
 /// `keyward` as `user`, with `policies` in force (none: the built-in roles).
 fn as_user(data: &Path, user: &str, policies: Option<&Path>, args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
-    c.arg("--data-dir")
-        .arg(data)
-        .args(args)
+    let mut c = common::command(data);
+    c.args(args)
         .env_remove("KEYWARD_DATA_DIR")
         .env_remove("KEYWARD_CONFIG")
         .env_remove("KEYWARD_POLICIES")

@@ -14,15 +14,13 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
 use common::bao::Bao;
 use serde_json::{Value, json};
 
 fn keyward(bao: &Bao, data: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("--data-dir")
-        .arg(data)
+    common::command(data)
         .args(args)
         .env_remove("KEYWARD_DATA_DIR")
         .env_remove("BAO_ADDR")

@@ -14,13 +14,119 @@ pub fn keyward(data: &Path, args: &[&str]) -> Output {
     spawn(data, args).wait_with_output().unwrap()
 }
 
+/// `keyward --data-dir DATA`, to which a test adds its arguments. When the suite runs on
+/// PostgreSQL (`KEYWARD_TEST_SUITE_STORE=postgres`, `.ci/run`'s second pass), also
+/// `--store` a database of the data directory's own (see [`suite_store`]).
+pub fn command(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_keyward"));
+    c.arg("--data-dir")
+        .arg(data)
+        .env_remove("KEYWARD_DATA_DIR")
+        .env_remove("KEYWARD_STORE");
+    if let Some(url) = suite_store(data) {
+        c.arg("--store").arg(url);
+    }
+    c
+}
+
+pub use servers::suite_on_postgres;
+
+/// In the PostgreSQL pass: the URL of `data`'s database on `KEYWARD_TEST_POSTGRES_URL`'s
+/// server — named after that database and a hash of the directory, made the first time
+/// (`.ci/run` drops them after the pass).
+pub fn suite_store(data: &Path) -> Option<String> {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static MADE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    if !suite_on_postgres() {
+        return None;
+    }
+    let base = std::env::var("KEYWARD_TEST_POSTGRES_URL")
+        .expect("KEYWARD_TEST_SUITE_STORE=postgres needs KEYWARD_TEST_POSTGRES_URL");
+    let (root, db) = base.rsplit_once('/').expect("a database URL");
+    let db = db.split('?').next().unwrap_or(db);
+    let hash = blake3::hash(data.to_string_lossy().as_bytes()).to_hex();
+    let name = format!("{db}_s_{}", &hash[..16]);
+    let mut made = MADE.lock().unwrap();
+    if made.get_or_insert_default().insert(name.clone()) {
+        let mut admin = postgres::Client::connect(&format!("{root}/postgres"), postgres::NoTls)
+            .expect("the suite's PostgreSQL server");
+        if let Err(e) = admin.batch_execute(&format!("CREATE DATABASE {name}"))
+            && e.code() != Some(&postgres::error::SqlState::DUPLICATE_DATABASE)
+        {
+            panic!("CREATE DATABASE {name}: {e}");
+        }
+    }
+    Some(format!("{root}/{name}"))
+}
+
+/// Runs `sql` on `data`'s store behind Keyward's back (tampering, as someone with access
+/// to the database would): its SQLite file, or its database in the PostgreSQL pass.
+pub fn tamper(data: &Path, sql: &str) {
+    match suite_store(data) {
+        Some(url) => postgres::Client::connect(&url, postgres::NoTls)
+            .unwrap()
+            .batch_execute(sql)
+            .unwrap(),
+        None => rusqlite::Connection::open(data.join("keyward.db"))
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap(),
+    }
+}
+
+/// The rows `sql` answers on `data`'s store, read behind Keyward's back, each value as
+/// text ("" for NULL): from its SQLite file, or its database in the PostgreSQL pass. An
+/// error when there is no store yet (or no such table).
+pub fn rows(data: &Path, sql: &str) -> Result<Vec<Vec<String>>, String> {
+    if let Some(url) = suite_store(data) {
+        let mut c = postgres::Client::connect(&url, postgres::NoTls).map_err(|e| e.to_string())?;
+        let answer = c.simple_query(sql).map_err(|e| e.to_string())?;
+        return Ok(answer
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => Some(
+                    (0..r.len())
+                        .map(|i| r.get(i).unwrap_or_default().to_owned())
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect());
+    }
+    let file = data.join("keyward.db");
+    if !file.exists() {
+        return Err("no store yet".into());
+    }
+    let c =
+        rusqlite::Connection::open_with_flags(&file, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| e.to_string())?;
+    c.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(|e| e.to_string())?;
+    let mut st = c.prepare(sql).map_err(|e| e.to_string())?;
+    let n = st.column_count();
+    st.query_map([], |r| {
+        (0..n)
+            .map(|i| {
+                Ok(match r.get::<_, rusqlite::types::Value>(i)? {
+                    rusqlite::types::Value::Null => String::new(),
+                    rusqlite::types::Value::Integer(v) => v.to_string(),
+                    rusqlite::types::Value::Real(v) => v.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    rusqlite::types::Value::Blob(b) => String::from_utf8_lossy(&b).into_owned(),
+                })
+            })
+            .collect::<rusqlite::Result<Vec<String>>>()
+    })
+    .map_err(|e| e.to_string())?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(|e| e.to_string())
+}
+
 /// Starts `keyward --data-dir DATA ARGS…` with its output captured.
 pub fn spawn(data: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("--data-dir")
-        .arg(data)
+    command(data)
         .args(args)
-        .env_remove("KEYWARD_DATA_DIR")
         .env_remove("KEYWARD_CONFIG")
         .env_remove("KEYWARD_POLICIES")
         .stdin(Stdio::null())
@@ -61,13 +167,10 @@ pub fn serve(data: &Path) -> Served {
 /// [`serve`] with global options (`--store …`) and options of `serve` (`--bus …`).
 pub fn serve_with(data: &Path, globals: &[&str], args: &[&str]) -> Served {
     use std::io::BufRead as _;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
-        .arg("--data-dir")
-        .arg(data)
+    let mut child = command(data)
         .args(globals)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
-        .env_remove("KEYWARD_DATA_DIR")
         .env_remove("KEYWARD_CONFIG")
         .env_remove("KEYWARD_POLICIES")
         .stdin(Stdio::null())
@@ -76,8 +179,14 @@ pub fn serve_with(data: &Path, globals: &[&str], args: &[&str]) -> Served {
         .spawn()
         .unwrap();
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    // The line that says where it listens (others, such as the poller's, may come first).
     let mut first = String::new();
-    stderr.read_line(&mut first).unwrap();
+    for _ in 0..20 {
+        first.clear();
+        if stderr.read_line(&mut first).unwrap() == 0 || first.contains("serving on") {
+            break;
+        }
+    }
     let port = first
         .split("http://127.0.0.1:")
         .nth(1)

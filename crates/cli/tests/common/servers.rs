@@ -37,6 +37,22 @@ fn unique(prefix: &str) -> String {
     )
 }
 
+/// Whether this run of the suite puts every data directory's store on PostgreSQL
+/// (`KEYWARD_TEST_SUITE_STORE=postgres`, `.ci/run`'s second pass).
+pub fn suite_on_postgres() -> bool {
+    std::env::var("KEYWARD_TEST_SUITE_STORE").is_ok_and(|s| s == "postgres")
+}
+
+/// Whether this is the suite's PostgreSQL pass (said so): the tests with servers of their
+/// own compare the stores (and so ran on both in the first pass).
+fn skipped_in_postgres_pass() -> bool {
+    let skip = suite_on_postgres();
+    if skip {
+        println!("skipped: the suite's PostgreSQL pass (this test ran in the first)");
+    }
+    skip
+}
+
 /// A fresh database on the server `base` names (`KEYWARD_TEST_POSTGRES_URL`'s server),
 /// dropped when this is.
 pub struct Database {
@@ -48,6 +64,9 @@ pub struct Database {
 impl Database {
     /// On the machine's server (`KEYWARD_TEST_POSTGRES_URL`, made by `.ci/postgres.sh`).
     pub fn new(prefix: &str) -> Option<Database> {
+        if skipped_in_postgres_pass() {
+            return None;
+        }
         let Ok(base) = std::env::var("KEYWARD_TEST_POSTGRES_URL") else {
             println!("skipped: KEYWARD_TEST_POSTGRES_URL not set (.ci/postgres.sh)");
             return None;
@@ -216,6 +235,9 @@ pub struct Nats {
 
 impl Nats {
     pub fn start() -> Option<Nats> {
+        if skipped_in_postgres_pass() {
+            return None;
+        }
         let Some(binary) = std::env::var_os("KEYWARD_TEST_NATS_SERVER").map(PathBuf::from) else {
             println!("skipped: KEYWARD_TEST_NATS_SERVER not set (the nats-server binary)");
             return None;
