@@ -117,6 +117,7 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
         force: args.force,
         person_statuses: args.person_status.iter().cloned().collect(),
         batch_records: None,
+        walked: false,
     };
     if !args.no_detect {
         engine.enable_detection(args.detect.catalog(), args.detect.settings())?;
@@ -175,6 +176,7 @@ fn publish(
         force: args.force,
         person_statuses: args.person_status.iter().cloned().collect(),
         batch_records: None,
+        walked: false,
     };
     let mut bar = Bar::new();
     let start = Instant::now();

@@ -80,6 +80,15 @@ pub struct Args {
         requires = "access_expire"
     )]
     pub access_interval: u64,
+    /// Take in what appears in a directory tree (or a file) or an S3 tree
+    /// (`s3://BUCKET/PREFIX`, a trail's bucket as CloudTrail delivers it; the AWS
+    /// credentials and endpoint from the environment) every --poll-interval; repeatable.
+    /// With --bus the records are published, as the HTTP routes' are.
+    #[arg(long, value_name = "PATH|s3://BUCKET/PREFIX", value_parser = crate::poll::parse_source)]
+    pub poll: Vec<crate::poll::Source>,
+    /// Seconds between two polling rounds.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub poll_interval: u64,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
     /// Serve as an ingest gateway: posted events and webhook deliveries are checked and
@@ -271,6 +280,22 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
             dir,
             std::time::Duration::from_secs(args.access_interval.max(1)),
         )?;
+    }
+    if !args.poll.is_empty() {
+        let every = std::time::Duration::from_secs(args.poll_interval.max(1));
+        let names: Vec<String> = args.poll.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "keyward: polling {} every {} s",
+            names.join(", "),
+            every.as_secs()
+        );
+        let keeping = crate::poll::Keeping {
+            bus: bus.clone(),
+            detect: (!args.no_detect && bus.is_none())
+                .then(|| (args.detect.catalog(), args.detect.settings())),
+            allow_accounts: args.detect.allow_account.clone(),
+        };
+        crate::poll::spawn(dir, args.poll.clone(), every, keeping)?;
     }
     let policy_source = crate::policy::source(dir)?;
     let policies = crate::policy::load_from(&policy_source)?.policies;

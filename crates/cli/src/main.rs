@@ -37,6 +37,7 @@ mod cmd_worker;
 mod config;
 mod output;
 mod policy;
+mod poll;
 mod relay;
 
 use std::path::PathBuf;

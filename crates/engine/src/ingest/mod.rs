@@ -40,6 +40,9 @@ pub struct IngestOptions {
     /// Commit after this many records (default [`DEFAULT_BATCH_RECORDS`]); a crash loses
     /// at most the uncommitted batch, whose files the next run reads again.
     pub batch_records: Option<u64>,
+    /// The paths were found by walking a tree (a poller's new files), not named by a
+    /// person: a file in no format Keyward reads is skipped, as in a directory.
+    pub walked: bool,
 }
 
 pub const DEFAULT_BATCH_RECORDS: u64 = 500_000;
@@ -186,7 +189,7 @@ impl Engine {
         tables.begin_split(&mut *batch)?;
         let mut pending = 0u64;
         for given in paths {
-            let explicit = !given.is_dir();
+            let explicit = !given.is_dir() && !opts.walked;
             let files =
                 keyward_sources::discover(std::slice::from_ref(given)).map_err(|source| {
                     EngineError::Io {

@@ -38,6 +38,7 @@ use crate::{ConnectorError, Verified};
 pub mod sdk {
     pub use aws_config;
     pub use aws_sdk_iam;
+    pub use aws_sdk_s3;
     pub use aws_sdk_secretsmanager;
     pub use aws_sdk_sts;
 }
@@ -58,6 +59,36 @@ pub fn http_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(Provider::Rustls(CryptoMode::Ring))
         .build_https()
+}
+
+/// The standard credential chain (environment, profile, web identity, container,
+/// instance metadata), the region from the environment or profile (`us-east-1`, where IAM
+/// lives, when none is set), `AWS_ENDPOINT_URL` honoured. Fails when no credentials can be
+/// found, so a missing connector is reported before it is needed.
+pub async fn env_config() -> Result<SdkConfig, ConnectorError> {
+    // The loader's own region chain, not `RegionProviderChain::default_provider()`: that
+    // one is built without the loader's HTTP client and, with no default client compiled
+    // in, panics when it reaches instance metadata.
+    let mut config = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client())
+        .load()
+        .await;
+    if config.region().is_none() {
+        config = config
+            .to_builder()
+            .region(Region::from_static("us-east-1"))
+            .build();
+    }
+    let provider = config.credentials_provider().ok_or_else(|| {
+        ConnectorError::Unavailable("aws", "no credential provider configured".into())
+    })?;
+    provider.provide_credentials().await.map_err(|e| {
+        ConnectorError::Unavailable(
+            "aws",
+            format!("no AWS credentials found: {}", DisplayErrorContext(&e)),
+        )
+    })?;
+    Ok(config)
 }
 
 /// A configuration with fixed credentials and an explicit endpoint and region: nothing is
@@ -166,34 +197,10 @@ impl AwsConnector {
         }
     }
 
-    /// The standard credential chain (environment, profile, web identity, container,
-    /// instance metadata), the region from the environment or profile (`us-east-1`, where
-    /// IAM lives, when none is set), `AWS_ENDPOINT_URL` honoured. Fails when no credentials
-    /// can be found, so a missing connector is reported before a plan runs.
+    /// On [`env_config`]: fails when no credentials can be found, so a missing connector
+    /// is reported before a plan runs.
     pub async fn from_env() -> Result<Self, ConnectorError> {
-        // The loader's own region chain, not `RegionProviderChain::default_provider()`: that
-        // one is built without the loader's HTTP client and, with no default client compiled
-        // in, panics when it reaches instance metadata.
-        let mut config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
-            .load()
-            .await;
-        if config.region().is_none() {
-            config = config
-                .to_builder()
-                .region(Region::from_static("us-east-1"))
-                .build();
-        }
-        let provider = config.credentials_provider().ok_or_else(|| {
-            ConnectorError::Unavailable("aws", "no credential provider configured".into())
-        })?;
-        provider.provide_credentials().await.map_err(|e| {
-            ConnectorError::Unavailable(
-                "aws",
-                format!("no AWS credentials found: {}", DisplayErrorContext(&e)),
-            )
-        })?;
-        Ok(Self::new(&config))
+        Ok(Self::new(&env_config().await?))
     }
 
     /// A connector with fixed credentials against `endpoint` (see [`static_config`]).

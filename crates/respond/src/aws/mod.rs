@@ -25,9 +25,13 @@ mod restore;
 #[cfg(feature = "aws")]
 mod rotate;
 #[cfg(feature = "aws")]
+mod s3;
+#[cfg(feature = "aws")]
 pub use campaign::{SecretIndex, UserKeys};
 #[cfg(feature = "aws")]
-pub use client::{AwsConnector, http_client, sdk, static_config};
+pub use client::{AwsConnector, env_config, http_client, sdk, static_config};
+#[cfg(feature = "aws")]
+pub use s3::{S3Object, S3Tree, parse_url as parse_s3_url};
 
 /// The deny-all inline policy.
 pub fn deny_all_document() -> serde_json::Value {
