@@ -464,18 +464,6 @@ fn a_breach_campaign_rotates_every_key_and_one_failure_or_skip_stops_no_other() 
     assert!(text(&out.stdout).contains("no unfinished rotation campaign"));
 }
 
-/// How many step results of this kind the audit log holds (`step N ACTION on …: ok`).
-fn steps_done(data: &Path, action: &str) -> usize {
-    common::rows(
-        data,
-        &format!(
-            "SELECT count(*) FROM audit_log WHERE action = 'respond.step' \
-             AND detail LIKE 'step _ {action} on %: ok%'"
-        ),
-    )
-    .map_or(0, |r| r[0][0].parse().unwrap())
-}
-
 /// Waits until at least `n` steps of `action` are recorded (or the child ended), then
 /// `extra_ms` more, then SIGKILLs it: the other workers are wherever they are.
 fn kill_after(data: &Path, child: &mut Child, action: &str, n: usize, extra_ms: u64) -> bool {
@@ -484,7 +472,7 @@ fn kill_after(data: &Path, child: &mut Child, action: &str, n: usize, extra_ms: 
         if child.try_wait().unwrap().is_some() {
             return false;
         }
-        if steps_done(data, action) >= n {
+        if common::steps_done(data, action) >= n {
             std::thread::sleep(Duration::from_millis(extra_ms));
             // SIGKILL: no destructor, no flush, no chance to record anything.
             child.kill().unwrap();
@@ -537,7 +525,8 @@ fn a_campaign_killed_twice_resumes_without_rotating_anything_twice() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let second = steps_done(data.path(), "update_secret_value") + 4 + pseudo_random(6) as usize;
+    let second =
+        common::steps_done(data.path(), "update_secret_value") + 4 + pseudo_random(6) as usize;
     let jitter = pseudo_random(30);
     if kill_after(
         data.path(),

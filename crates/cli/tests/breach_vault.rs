@@ -447,18 +447,6 @@ fn data_dir(e: &Env) -> &Path {
     e.dir.path()
 }
 
-/// How many step results of this kind the audit log holds (`step N ACTION on …: ok`).
-fn steps_done(data: &Path, action: &str) -> usize {
-    common::rows(
-        data,
-        &format!(
-            "SELECT count(*) FROM audit_log WHERE action = 'respond.step' \
-             AND detail LIKE 'step _ {action} on %: ok%'"
-        ),
-    )
-    .map_or(0, |r| r[0][0].parse().unwrap())
-}
-
 /// A proxy to moto's STS on a port of its own (its address returned) that passes on the
 /// calls signed with the test credentials (`testing`: the connector's own identity) and holds
 /// every other call (the campaign's verify, signed with a new key) unanswered, forever.
@@ -558,7 +546,7 @@ fn a_campaign_killed_after_its_vault_writes_resumes_with_the_new_key_read_back_f
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
-    while steps_done(data, "update_secret_value") < 2 {
+    while common::steps_done(data, "update_secret_value") < 2 {
         assert!(child.try_wait().unwrap().is_none(), "the campaign ended");
         assert!(Instant::now() < deadline, "the campaign made no progress");
         std::thread::sleep(Duration::from_millis(20));

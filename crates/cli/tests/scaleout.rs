@@ -308,8 +308,8 @@ fn through_bus(
 }
 
 /// `keyward serve --bus` as the ingest gateway: a posted CloudTrail file is answered once
-/// its records are on the bus (nothing stored yet but the input's file row), and a worker
-/// then takes it in.
+/// its records are on the bus (nothing stored yet but the input's file row), a file in the
+/// tree it polls is published as well, and a worker then takes both in.
 #[test]
 fn serve_is_a_gateway_with_a_bus() {
     let Some(nats) = Nats::start() else { return };
@@ -326,14 +326,28 @@ fn serve_is_a_gateway_with_a_bus() {
     let token = ok(&o, "token create").trim().to_owned();
     let url = nats.url();
     let flags = ["--bus", url.as_str(), "--bus-stream", "SERVE"];
-    let served = common::serve_with(&data, &["--store", &db.url], &flags);
-    let file =
+    // One day's files: the first posted, the second in a tree the gateway polls.
+    let mut day: Vec<_> =
         std::fs::read_dir(estate().join("AWSLogs/111122223333/CloudTrail/eu-west-1/2026/11/11"))
             .unwrap()
             .map(|e| e.unwrap().path())
-            .min()
-            .unwrap();
-    let body = std::fs::read(&file).unwrap();
+            .collect();
+    day.sort();
+    let (file, polled) = (&day[0], &day[1]);
+    let inbox = tmp.path().join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let dropped = inbox.join(polled.file_name().unwrap());
+    std::fs::copy(polled, &dropped).unwrap();
+    // Written an hour ago: settled, taken on the first round.
+    std::fs::File::options()
+        .write(true)
+        .open(&dropped)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .unwrap();
+    let poll = ["--poll", inbox.to_str().unwrap(), "--poll-interval", "1"];
+    let served = common::serve_with(&data, &["--store", &db.url], &[&flags[..], &poll].concat());
+    let body = std::fs::read(file).unwrap();
     let (status, answer) = common::http(served.port, "POST", "/api/ingest", &token, &body);
     assert_eq!(status, 200, "{answer}");
     let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
@@ -344,13 +358,33 @@ fn serve_is_a_gateway_with_a_bus() {
     // Posting it again publishes the same messages: JetStream keeps one of each.
     let (status, _) = common::http(served.port, "POST", "/api/ingest", &token, &body);
     assert_eq!(status, 200);
+    // The polled file published too (its round audited as `ingest.poll`).
+    let start = std::time::Instant::now();
+    let from_poll = loop {
+        let audit = ok(&kw(&data, &db.url, &["audit", "export"]), "audit export");
+        let round = audit
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|e| e["action"] == "ingest.poll");
+        if let Some(r) = round {
+            let after: serde_json::Value =
+                serde_json::from_str(r["after"].as_str().unwrap()).unwrap();
+            break after["accepted"].as_u64().unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no poll round: {audit}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert!(from_poll > 0);
+    assert_eq!(db.count(events), 0, "the gateway stores no event itself");
     let worker = [&["worker"][..], &flags, &["--drain"]].concat();
     let out = ok(&kw(&data, &db.url, &worker), "worker --drain");
-    assert!(
-        out.contains(&format!("took in {accepted} records")),
-        "{out}"
-    );
-    assert_eq!(db.count(events), i64::try_from(accepted).unwrap());
+    let total = accepted + from_poll;
+    assert!(out.contains(&format!("took in {total} records")), "{out}");
+    assert_eq!(db.count(events), i64::try_from(total).unwrap());
+    drop(served);
 }
 
 /// Events stored in a SQLite data directory.

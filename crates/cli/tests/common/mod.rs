@@ -123,6 +123,21 @@ pub fn rows(data: &Path, sql: &str) -> Result<Vec<Vec<String>>, String> {
     .map_err(|e| e.to_string())
 }
 
+/// How many response steps of `action` the audit log of `data` holds as done
+/// (`step N ACTION on …: ok`); 0 before there is a store.
+pub fn steps_done(data: &Path, action: &str) -> usize {
+    rows(
+        data,
+        &format!(
+            "SELECT count(*) FROM audit_log WHERE action = 'respond.step' \
+             AND detail LIKE 'step _ {action} on %: ok%'"
+        ),
+    )
+    .ok()
+    .and_then(|r| r.first()?.first()?.parse().ok())
+    .unwrap_or(0)
+}
+
 /// Starts `keyward --data-dir DATA ARGS…` with its output captured.
 pub fn spawn(data: &Path, args: &[&str]) -> Child {
     command(data)
