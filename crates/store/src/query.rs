@@ -75,14 +75,21 @@ pub trait QueryTables {
     fn graph_node(&self, key: &str) -> Result<Option<GraphNodeRow>>;
     /// The nodes of these keys that exist, in no particular order.
     fn graph_nodes(&self, keys: &[&str]) -> Result<Vec<GraphNodeRow>>;
-    /// A node's derived edges, newest origin first (origin, then position, descending), at
-    /// most `limit`.
-    fn graph_edges(&self, key: &str, dir: Direction, limit: usize) -> Result<Vec<GraphEdgeRow>>;
-    /// A node's observed edges, ordered by kind then the other end's key, descending
-    /// (bytewise), at most `limit`.
+    /// The derived edges of each node of `keys` (distinct), newest origin first (origin,
+    /// then position, descending), at most `limit` per node; one node's edges in a run,
+    /// the nodes in no particular order. A walk asks for a hop's nodes at once.
+    fn graph_edges(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        limit: usize,
+    ) -> Result<Vec<GraphEdgeRow>>;
+    /// The observed edges of each node of `keys` (distinct), ordered by kind then the
+    /// other end's key, descending (bytewise), at most `limit` per node; one node's edges
+    /// in a run.
     fn observed_edges_at(
         &self,
-        key: &str,
+        keys: &[&str],
         dir: Direction,
         limit: usize,
     ) -> Result<Vec<ObservedEdge>>;

@@ -72,7 +72,7 @@ impl QueryTables for SqliteStore {
         Ok(out)
     }
 
-    fn graph_edges(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
+    fn graph_edges(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
         let sql = match dir {
             Direction::Out => {
                 "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
@@ -83,12 +83,24 @@ impl QueryTables for SqliteStore {
                  WHERE dst = ?1 ORDER BY origin DESC, pos DESC LIMIT ?2"
             }
         };
+        // In-process: one statement per node costs no round trip.
         let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map(params![key, limit(n)], edge_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out = Vec::new();
+        for key in keys {
+            let rows = st.query_map(params![key, limit(n)], edge_row)?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
     }
 
-    fn observed_edges_at(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<ObservedEdge>> {
+    fn observed_edges_at(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        n: usize,
+    ) -> Result<Vec<ObservedEdge>> {
         let sql = match dir {
             Direction::Out => {
                 "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
@@ -100,8 +112,13 @@ impl QueryTables for SqliteStore {
             }
         };
         let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map(params![key, limit(n)], super::observed_row)?;
-        rows.map(super::observed_edge).collect()
+        let mut out = Vec::new();
+        for key in keys {
+            for r in st.query_map(params![key, limit(n)], super::observed_row)? {
+                out.push(super::observed_edge(r)?);
+            }
+        }
+        Ok(out)
     }
 
     fn log_span(&self, source: &str, scope: &str) -> Result<Option<LogSpan>> {
