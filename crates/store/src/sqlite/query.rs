@@ -47,6 +47,12 @@ impl QueryTables for SqliteStore {
     }
 
     fn read_snapshot(&self, on: bool) -> Result<()> {
+        let cache = if on {
+            super::WALK_CACHE_KIB
+        } else {
+            super::CACHE_KIB
+        };
+        self.conn.pragma_update(None, "cache_size", cache)?;
         self.conn
             .execute_batch(if on { "BEGIN DEFERRED" } else { "COMMIT" })?;
         Ok(())
