@@ -85,14 +85,24 @@ pub trait QueryTables {
         limit: usize,
     ) -> Result<Vec<GraphEdgeRow>>;
     /// The observed edges of each node of `keys` (distinct), ordered by kind then the
-    /// other end's key, descending (bytewise), at most `limit` per node; one node's edges
-    /// in a run.
+    /// other end's key, descending (bytewise), at most `limit` per node, only those of
+    /// `kinds` when given; one node's edges in a run.
     fn observed_edges_at(
         &self,
         keys: &[&str],
         dir: Direction,
+        kinds: Option<&[&str]>,
         limit: usize,
     ) -> Result<Vec<ObservedEdge>>;
+    /// How many observed edges each node of `keys` (distinct) has in direction `dir`,
+    /// counted up to `limit`, from an index alone (no edge is read): a walk that follows
+    /// a few kinds reads only those when it sees all of a node's edges.
+    fn observed_counts(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        limit: usize,
+    ) -> Result<Vec<(String, usize)>>;
     fn log_span(&self, source: &str, scope: &str) -> Result<Option<LogSpan>>;
     fn covered(&self, what: &str, scope: &str) -> Result<bool>;
     /// Findings about `identity`, or about an identity whose id starts with `prefix`,

@@ -162,7 +162,7 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             "origin, then position, descending"
         );
         assert_eq!(s.graph_edges(&["x"], Direction::In, 2).unwrap().len(), 2);
-        let obs = s.observed_edges_at(&["x"], Direction::In, 10).unwrap();
+        let obs = s.observed_edges_at(&["x"], Direction::In, None, 10).unwrap();
         assert_eq!(
             obs.iter()
                 .map(|e| format!("{} {}", e.kind, e.from))
@@ -170,7 +170,29 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             ["created a", "assumed a", "assumed _y", "assumed B"]
         );
         assert_eq!(obs[0].event_ids, ["e1"]);
-        let out = s.observed_edges_at(&["a"], Direction::Out, 1).unwrap();
+        let kinds = |rows: Vec<ObservedEdge>| {
+            rows.iter()
+                .map(|e| format!("{} {}", e.kind, e.from))
+                .collect::<Vec<_>>()
+        };
+        let some = s
+            .observed_edges_at(&["x"], Direction::In, Some(&["owns", "created"]), 10)
+            .unwrap();
+        assert_eq!(kinds(some), ["created a"], "only the kinds asked for");
+        let first = s
+            .observed_edges_at(&["x"], Direction::In, Some(&["assumed", "created"]), 2)
+            .unwrap();
+        assert_eq!(kinds(first), ["created a", "assumed a"], "in order, up to the limit");
+        let mut counts = s
+            .observed_counts(&["x", "a", "nobody"], Direction::In, 3)
+            .unwrap();
+        counts.sort();
+        assert_eq!(
+            counts,
+            [("a".into(), 0), ("nobody".into(), 0), ("x".into(), 3)],
+            "counted up to the limit"
+        );
+        let out = s.observed_edges_at(&["a"], Direction::Out, None, 1).unwrap();
         assert_eq!((out.len(), out[0].kind.as_str()), (1, "created"));
     });
 }
@@ -245,7 +267,7 @@ fn many_rows_in_one_batch_are_the_one_row_writes() {
         assert_eq!(hop.len(), 3);
         assert_eq!(s.identity("i1").unwrap().unwrap().name, "second");
         assert!(s.identity("i2").unwrap().is_none());
-        let obs = s.observed_edges_at(&["a", "x"], Direction::Out, 10).unwrap();
+        let obs = s.observed_edges_at(&["a", "x"], Direction::Out, None, 10).unwrap();
         assert_eq!(
             obs.iter()
                 .map(|e| (e.kind.as_str(), e.count))

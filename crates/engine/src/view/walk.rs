@@ -241,27 +241,61 @@ impl<'s> Loader<'s> {
             return Ok(Err(GiveUp));
         }
         let dir = if out { Direction::Out } else { Direction::In };
-        let mut found: FxHashMap<&str, (Vec<ObservedEdge>, Vec<GraphEdgeRow>)> =
+        // Per node: how many observed edges it has (up to `n`), those read, the derived.
+        let mut found: FxHashMap<&str, (usize, Vec<ObservedEdge>, Vec<GraphEdgeRow>)> =
             keys.iter().map(|k| (*k, Default::default())).collect();
-        for e in self.store.observed_edges_at(&keys, dir, n)? {
-            let at = if out { &e.from } else { &e.to };
-            if let Some(f) = found.get_mut(at.as_str()) {
-                f.0.push(e);
-            }
-        }
         for e in self.store.graph_edges(&keys, dir, n)? {
             let at = if out { &e.src } else { &e.dst };
+            if let Some(f) = found.get_mut(at.as_str()) {
+                f.2.push(e);
+            }
+        }
+        // A search that sees all of a node's edges (it has no more than the search looks
+        // at) needs only those it follows from this end: of the observed ones, only those
+        // are read, the others counted in an index.
+        let mut filtered: FxHashSet<&str> = FxHashSet::default();
+        if walk {
+            for (key, count) in self.store.observed_counts(&keys, dir, n)? {
+                let Some(k) = keys
+                    .binary_search(&key.as_str())
+                    .ok()
+                    .and_then(|i| keys.get(i).copied())
+                else {
+                    continue;
+                };
+                if let Some(f) = found.get_mut(k) {
+                    f.0 = count;
+                    if count < n && f.2.len() < n && count + f.2.len() <= n {
+                        filtered.insert(k);
+                    }
+                }
+            }
+        }
+        let kinds: Vec<&str> = EdgeKind::ALL
+            .iter()
+            .filter(|k| weight(**k, !out, None).is_some())
+            .map(|k| k.as_str())
+            .collect();
+        let (few, all): (Vec<&str>, Vec<&str>) = keys.iter().partition(|k| filtered.contains(*k));
+        let mut observed = Vec::new();
+        if !all.is_empty() {
+            observed = self.store.observed_edges_at(&all, dir, None, n)?;
+        }
+        if !few.is_empty() {
+            observed.extend(self.store.observed_edges_at(&few, dir, Some(&kinds), n)?);
+        }
+        for e in observed {
+            let at = if out { &e.from } else { &e.to };
             if let Some(f) = found.get_mut(at.as_str()) {
                 f.1.push(e);
             }
         }
         let mut others: Vec<String> = Vec::new();
         let mut read = Vec::with_capacity(found.len());
-        for (key, (observed, derived)) in found {
-            let whole = observed.len() < n && derived.len() < n;
-            // A search sees all of a node's edges when it has no more than it looks at:
-            // then those it does not follow from this end need not be read.
-            let complete = !(walk && whole && observed.len() + derived.len() <= n);
+        for (key, (count, observed, derived)) in found {
+            let complete = !filtered.contains(key);
+            let count = if complete { observed.len() } else { count };
+            let whole = count < n && derived.len() < n;
             let follows = |kind: EdgeKind| complete || weight(kind, !out, None).is_some();
             let mut links = Vec::with_capacity(observed.len() + derived.len());
             for e in observed {

@@ -145,15 +145,17 @@ impl QueryTables for PgStore {
         &self,
         keys: &[&str],
         dir: Direction,
+        kinds: Option<&[&str]>,
         n: usize,
     ) -> Result<Vec<ObservedEdge>> {
+        // Every kind when none are given.
         let sql = match dir {
             Direction::Out => {
                 "SELECT e.kind, e.src, e.dst, e.count, e.first_seen, e.last_seen, e.event_ids
                  FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
                  CROSS JOIN LATERAL (
                    SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                   FROM observed_edges WHERE src = k.key
+                   FROM observed_edges WHERE src = k.key AND ($3 OR kind = ANY($4))
                    ORDER BY kind COLLATE \"C\" DESC, dst COLLATE \"C\" DESC LIMIT $2) e
                  ORDER BY k.i, e.kind COLLATE \"C\" DESC, e.dst COLLATE \"C\" DESC"
             }
@@ -162,14 +164,43 @@ impl QueryTables for PgStore {
                  FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
                  CROSS JOIN LATERAL (
                    SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                   FROM observed_edges WHERE dst = k.key
+                   FROM observed_edges WHERE dst = k.key AND ($3 OR kind = ANY($4))
                    ORDER BY kind COLLATE \"C\" DESC, src COLLATE \"C\" DESC LIMIT $2) e
                  ORDER BY k.i, e.kind COLLATE \"C\" DESC, e.src COLLATE \"C\" DESC"
             }
         };
-        self.read(sql, &[&keys, &limit(n)])?
+        let every = kinds.is_none();
+        let kinds = kinds.unwrap_or_default();
+        self.read(sql, &[&keys, &limit(n), &every, &kinds])?
             .iter()
             .map(super::observed_edge_row)
+            .collect()
+    }
+
+    fn observed_counts(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        n: usize,
+    ) -> Result<Vec<(String, usize)>> {
+        let sql = match dir {
+            Direction::Out => {
+                "SELECT k.key, (SELECT count(*) FROM (
+                   SELECT 1 FROM observed_edges WHERE src = k.key LIMIT $2) c)
+                 FROM unnest($1::text[]) AS k (key)"
+            }
+            Direction::In => {
+                "SELECT k.key, (SELECT count(*) FROM (
+                   SELECT 1 FROM observed_edges WHERE dst = k.key LIMIT $2) c)
+                 FROM unnest($1::text[]) AS k (key)"
+            }
+        };
+        self.read(sql, &[&keys, &limit(n)])?
+            .iter()
+            .map(|r| {
+                let c: i64 = r.try_get(1)?;
+                Ok((r.try_get(0)?, usize::try_from(c).unwrap_or(0)))
+            })
             .collect()
     }
 

@@ -105,24 +105,71 @@ impl QueryTables for SqliteStore {
         &self,
         keys: &[&str],
         dir: Direction,
+        kinds: Option<&[&str]>,
         n: usize,
     ) -> Result<Vec<ObservedEdge>> {
+        let (all, one_kind) = match dir {
+            Direction::Out => (
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE src = ?1 ORDER BY kind DESC, dst DESC LIMIT ?2",
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE src = ?1 AND kind = ?3 ORDER BY dst DESC LIMIT ?2",
+            ),
+            Direction::In => (
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE dst = ?1 ORDER BY kind DESC, src DESC LIMIT ?2",
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE dst = ?1 AND kind = ?3 ORDER BY src DESC LIMIT ?2",
+            ),
+        };
+        let mut out = Vec::new();
+        match kinds {
+            None => {
+                let mut st = self.conn.prepare_cached(all)?;
+                for key in keys {
+                    for r in st.query_map(params![key, limit(n)], super::observed_row)? {
+                        out.push(super::observed_edge(r)?);
+                    }
+                }
+            }
+            Some(kinds) => {
+                // Kind by kind, descending: each a seek in the (end, kind, other) index.
+                let mut kinds = kinds.to_vec();
+                kinds.sort_unstable_by(|a, b| b.cmp(a));
+                let mut st = self.conn.prepare_cached(one_kind)?;
+                for key in keys {
+                    let start = out.len();
+                    for kind in &kinds {
+                        for r in st.query_map(params![key, limit(n), kind], super::observed_row)? {
+                            out.push(super::observed_edge(r)?);
+                        }
+                    }
+                    out.truncate(start + n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn observed_counts(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        n: usize,
+    ) -> Result<Vec<(String, usize)>> {
         let sql = match dir {
             Direction::Out => {
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE src = ?1 ORDER BY kind DESC, dst DESC LIMIT ?2"
+                "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE src = ?1 LIMIT ?2)"
             }
             Direction::In => {
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE dst = ?1 ORDER BY kind DESC, src DESC LIMIT ?2"
+                "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE dst = ?1 LIMIT ?2)"
             }
         };
         let mut st = self.conn.prepare_cached(sql)?;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            for r in st.query_map(params![key, limit(n)], super::observed_row)? {
-                out.push(super::observed_edge(r)?);
-            }
+            let c: i64 = st.query_row(params![key, limit(n)], |r| r.get(0))?;
+            out.push(((*key).to_owned(), usize::try_from(c).unwrap_or(0)));
         }
         Ok(out)
     }
