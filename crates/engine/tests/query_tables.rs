@@ -473,10 +473,7 @@ fn views_answer_as_the_estate_on_postgres() {
 /// benchmark writes it: each row's owners and orphan reason, walked for the whole page
 /// together (`view/owners.rs`), are what `OwnershipCache` and `orphan_reason` give over
 /// the whole graph.
-fn generated_pages_answer_as_the_graph(
-    store: &mut dyn Store,
-    open: &dyn Fn() -> Box<dyn Store>,
-) {
+fn generated_pages_answer_as_the_graph(store: &mut dyn Store, open: &dyn Fn() -> Box<dyn Store>) {
     use keyward_graph::analysis::{Coverage, OwnershipCache, orphan_reason};
     let e = keyward_testkit::estate::estate(4_000);
     let mut g = keyward_testkit::estate::build(&e);

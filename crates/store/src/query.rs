@@ -78,12 +78,8 @@ pub trait QueryTables {
     /// The derived edges of each node of `keys` (distinct), newest origin first (origin,
     /// then position, descending), at most `limit` per node; one node's edges in a run,
     /// the nodes in no particular order. A walk asks for a hop's nodes at once.
-    fn graph_edges(
-        &self,
-        keys: &[&str],
-        dir: Direction,
-        limit: usize,
-    ) -> Result<Vec<GraphEdgeRow>>;
+    fn graph_edges(&self, keys: &[&str], dir: Direction, limit: usize)
+    -> Result<Vec<GraphEdgeRow>>;
     /// The observed edges of each node of `keys` (distinct), ordered by kind then the
     /// other end's key, descending (bytewise), at most `limit` per node, only those of
     /// `kinds` when given; one node's edges in a run.

@@ -162,7 +162,9 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             "origin, then position, descending"
         );
         assert_eq!(s.graph_edges(&["x"], Direction::In, 2).unwrap().len(), 2);
-        let obs = s.observed_edges_at(&["x"], Direction::In, None, 10).unwrap();
+        let obs = s
+            .observed_edges_at(&["x"], Direction::In, None, 10)
+            .unwrap();
         assert_eq!(
             obs.iter()
                 .map(|e| format!("{} {}", e.kind, e.from))
@@ -182,7 +184,11 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
         let first = s
             .observed_edges_at(&["x"], Direction::In, Some(&["assumed", "created"]), 2)
             .unwrap();
-        assert_eq!(kinds(first), ["created a", "assumed a"], "in order, up to the limit");
+        assert_eq!(
+            kinds(first),
+            ["created a", "assumed a"],
+            "in order, up to the limit"
+        );
         let mut counts = s
             .observed_counts(&["x", "a", "nobody"], Direction::In, 3)
             .unwrap();
@@ -192,7 +198,9 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             [("a".into(), 0), ("nobody".into(), 0), ("x".into(), 3)],
             "counted up to the limit"
         );
-        let out = s.observed_edges_at(&["a"], Direction::Out, None, 1).unwrap();
+        let out = s
+            .observed_edges_at(&["a"], Direction::Out, None, 1)
+            .unwrap();
         assert_eq!((out.len(), out[0].kind.as_str()), (1, "created"));
     });
 }
@@ -239,11 +247,13 @@ fn many_rows_in_one_batch_are_the_one_row_writes() {
         );
         bt.put_identities(&[&first, &gone]).unwrap();
         bt.delete_identity("i2").unwrap();
-        bt.put_observed_edge(&observed("assumed", "a", "x")).unwrap();
+        bt.put_observed_edge(&observed("assumed", "a", "x"))
+            .unwrap();
         let mut more = observed("assumed", "a", "x");
         more.count = 5;
         bt.put_observed_edge(&more).unwrap();
-        bt.put_observed_edge(&observed("created", "a", "x")).unwrap();
+        bt.put_observed_edge(&observed("created", "a", "x"))
+            .unwrap();
         bt.delete_observed_edge("created", "a", "x").unwrap();
         bt.commit().unwrap();
 
@@ -267,7 +277,9 @@ fn many_rows_in_one_batch_are_the_one_row_writes() {
         assert_eq!(hop.len(), 3);
         assert_eq!(s.identity("i1").unwrap().unwrap().name, "second");
         assert!(s.identity("i2").unwrap().is_none());
-        let obs = s.observed_edges_at(&["a", "x"], Direction::Out, None, 10).unwrap();
+        let obs = s
+            .observed_edges_at(&["a", "x"], Direction::Out, None, 10)
+            .unwrap();
         assert_eq!(
             obs.iter()
                 .map(|e| (e.kind.as_str(), e.count))

@@ -28,7 +28,10 @@ const PREFETCH: usize = 255;
 enum Stage {
     /// Following a session to its role or a key to its holder (`OwnershipCache`), from
     /// `at`, `hops` taken.
-    Parents { at: String, hops: usize },
+    Parents {
+        at: String,
+        hops: usize,
+    },
     Search(Box<Search>),
     /// The people found: each one's team (the first `member_of` of their edges out).
     People(Vec<String>, Vec<String>),
@@ -152,11 +155,7 @@ pub(crate) fn run(
 }
 
 /// Whether `key`'s node was read (`Err`: it is wanted), and its kind.
-fn kind_of(
-    l: &Loader<'_>,
-    key: &str,
-    wants: &mut Vec<Want>,
-) -> Result<Option<NodeKind>, Progress> {
+fn kind_of(l: &Loader<'_>, key: &str, wants: &mut Vec<Want>) -> Result<Option<NodeKind>, Progress> {
     match l.read_node(key) {
         Some(n) => Ok(n.and_then(|n| NodeKind::from_code(&n.kind))),
         None => {

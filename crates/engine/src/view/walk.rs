@@ -373,7 +373,10 @@ impl<'s> Loader<'s> {
     /// Re-traces `analysis::OwnershipCache::get` from each of `roots` (an inventory page's
     /// owners), all together (`owners.rs`).
     pub(crate) fn owners(&mut self, roots: &[&str]) -> Result<Result<(), GiveUp>, EngineError> {
-        owners::run(self, roots.iter().map(|r| owners::Walk::listed(r)).collect())
+        owners::run(
+            self,
+            roots.iter().map(|r| owners::Walk::listed(r)).collect(),
+        )
     }
 
     /// Re-traces `analysis::blast_radius` from `root` (at most `max_nodes` reached,

@@ -135,7 +135,11 @@ impl Held {
         Ok(())
     }
 
-    pub(super) fn put_graph_node(&mut self, tx: &mut Transaction<'_>, n: &GraphNodeRow) -> Result<()> {
+    pub(super) fn put_graph_node(
+        &mut self,
+        tx: &mut Transaction<'_>,
+        n: &GraphNodeRow,
+    ) -> Result<()> {
         self.nodes_known.insert(key_hash(&n.key));
         hold(&mut self.nodes, &mut self.node_at, n.key.clone(), n.clone());
         if self.nodes.len() >= CHUNK {
