@@ -20,7 +20,9 @@
 //! Variables: `KEYWARD_BENCH_IDENTITIES` (default 1,000,000; 20,000 without `--bench`),
 //! `KEYWARD_BENCH_SAMPLES` (300; 10 without `--bench`), `KEYWARD_BENCH_DIR` (the SQLite
 //! store's directory, kept; default a temporary one), `KEYWARD_BENCH_SQLITE=0` (skip
-//! SQLite), `KEYWARD_BENCH_POSTGRES_URL` (an empty database to fill as well), `KEYWARD_BIN`
+//! SQLite), `KEYWARD_BENCH_POSTGRES_URL` (an empty database to fill as well),
+//! `KEYWARD_BENCH_REUSE=1` (a store whose query tables are filled is taken as filled by
+//! an earlier run with the same `KEYWARD_BENCH_IDENTITIES`, and only queried), `KEYWARD_BIN`
 //! (default `target/release/keyward`).
 
 #![allow(
@@ -79,8 +81,13 @@ fn finding(i: &Identity, n: usize) -> FindingRow {
     }
 }
 
-/// Writes the estate of `n` identities into `store`; returns the identities' ids.
-fn fill(store: &mut dyn Store, n: usize) -> Vec<String> {
+/// Writes the estate of `n` identities into `store`, unless `reuse` and an earlier run
+/// filled it; returns the identities' ids.
+fn fill(store: &mut dyn Store, n: usize, reuse: bool) -> Vec<String> {
+    if reuse && store.query_tables_filled().unwrap() {
+        println!("  estate: kept from an earlier run");
+        return estate(n).identities.into_iter().map(|i| i.id).collect();
+    }
     let t = Instant::now();
     let e = estate(n);
     let mut g = build(&e);
@@ -240,6 +247,7 @@ fn main() {
     );
     let samples = env_usize("KEYWARD_BENCH_SAMPLES", if smoke { 10 } else { 300 });
     let full = if smoke { 2 } else { 3 };
+    let reuse = std::env::var("KEYWARD_BENCH_REUSE").is_ok_and(|v| v == "1");
     let bin = std::env::var_os("KEYWARD_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -253,7 +261,7 @@ fn main() {
         println!("SQLite ({}):", dir.display());
         let ids = {
             let mut store = keyward_store::SqliteStore::open(&dir).unwrap();
-            fill(&mut store, n)
+            fill(&mut store, n, reuse)
         };
         if bin.exists() {
             let args = vec!["--data-dir".to_owned(), dir.display().to_string()];
@@ -273,7 +281,7 @@ fn main() {
         println!("PostgreSQL:");
         let ids = {
             let mut store = keyward_store::open(&url, &keys).unwrap();
-            fill(store.as_mut(), n)
+            fill(store.as_mut(), n, reuse)
         };
         if bin.exists() {
             let args = vec![

@@ -239,7 +239,7 @@ fn tables_against_graph(store: &dyn Store, full: &Engine) -> Vec<String> {
             })
             .collect();
         let mut have: Vec<String> = store
-            .graph_edges(key, Direction::Out, usize::MAX >> 1)
+            .graph_edges(&[key], Direction::Out, usize::MAX >> 1)
             .unwrap()
             .into_iter()
             .map(|e| {
@@ -466,4 +466,114 @@ fn views_answer_as_the_estate_on_postgres() {
         .unwrap();
     assert_eq!(wrong, Vec::<String>::new());
     assert!(n > 500);
+}
+
+/// Pages of the generated estate (`keyward_testkit::estate`: roles with many sessions and
+/// assumers, users with keys and owner tags), its graph written into `store` as the query
+/// benchmark writes it: each row's owners and orphan reason, walked for the whole page
+/// together (`view/owners.rs`), are what `OwnershipCache` and `orphan_reason` give over
+/// the whole graph.
+fn generated_pages_answer_as_the_graph(store: &mut dyn Store, open: &dyn Fn() -> Box<dyn Store>) {
+    use keyward_graph::analysis::{Coverage, OwnershipCache, orphan_reason};
+    let e = keyward_testkit::estate::estate(4_000);
+    let mut g = keyward_testkit::estate::build(&e);
+    let mut batch = store.begin().unwrap();
+    batch
+        .put_identities(&e.identities.iter().collect::<Vec<_>>())
+        .unwrap();
+    batch.commit().unwrap();
+    keyward_engine::write_query_tables(store, &mut g, &e.identities).unwrap();
+    let coverage = Coverage::of(&g);
+    let mut cache = OwnershipCache::without_chains();
+    let lc = LifecycleConfig {
+        as_of: AS_OF[0],
+        stale_after_days: 30,
+    };
+    for (kind, offset, limit) in [
+        (IdentityKind::IamRole, 20, 50),
+        (IdentityKind::StsSession, 100, 50),
+        (IdentityKind::StsSession, 2_550, 100),
+        (IdentityKind::AccessKey, 0, 30),
+        (IdentityKind::IamUser, 390, 50),
+    ] {
+        let filter = Filter {
+            kind: Some(kind),
+            ..Filter::default()
+        };
+        let mut listed: Vec<&keyward_model::Identity> =
+            e.identities.iter().filter(|i| i.kind == kind).collect();
+        listed.sort_by(|a, b| a.id.cmp(&b.id));
+        let want: Vec<String> = listed
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|i| {
+                let node = g.find(&i.id).unwrap();
+                let o = cache.get(&g, node);
+                let scope = i.account.as_deref().or(i.cluster.as_deref());
+                let why = orphan_reason(&g, node, i.kind, scope, &o, &coverage, false);
+                format!("{} {} {why:?}", i.id, serde_json::to_string(&o).unwrap())
+            })
+            .collect();
+        let page = Page {
+            filter: filter.clone(),
+            offset,
+            limit,
+        };
+        let view = Engine::page_of(open(), &page).unwrap();
+        assert!(view.is_view(), "{page:?}: answered from the estate");
+        let have: Vec<String> = view
+            .page(&filter, lc, &OwnerFilter::default(), offset, limit)
+            .into_iter()
+            .map(|((i, _), o)| {
+                let o = o.unwrap();
+                format!(
+                    "{} {} {:?}",
+                    i.id,
+                    serde_json::to_string(&o.ownership).unwrap(),
+                    o.orphan
+                )
+            })
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(have, want, "{page:?}");
+    }
+}
+
+#[test]
+fn pages_of_the_generated_estate_walk_their_owners_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = keyward_store::SqliteStore::open(dir.path()).unwrap();
+    let open =
+        || -> Box<dyn Store> { Box::new(keyward_store::SqliteStore::open(dir.path()).unwrap()) };
+    generated_pages_answer_as_the_graph(&mut store, &open);
+}
+
+#[test]
+fn pages_of_the_generated_estate_walk_their_owners_together_on_postgres() {
+    let Some(admin) = std::env::var("KEYWARD_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|v| !v.is_empty())
+    else {
+        eprintln!("skipped: KEYWARD_TEST_POSTGRES_URL not set");
+        return;
+    };
+    let name = format!("kw_test_pages_{}", std::process::id());
+    let mut server = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
+    for sql in [
+        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        server.batch_execute(&sql).unwrap();
+    }
+    let base = admin.split('?').next().unwrap();
+    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    let keys = tempfile::tempdir().unwrap();
+    let mut store = keyward_store::open(&url, keys.path()).unwrap();
+    let open = || keyward_store::open(&url, keys.path()).unwrap();
+    generated_pages_answer_as_the_graph(store.as_mut(), &open);
+    drop(store);
+    server
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .unwrap();
 }

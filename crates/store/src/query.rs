@@ -75,17 +75,30 @@ pub trait QueryTables {
     fn graph_node(&self, key: &str) -> Result<Option<GraphNodeRow>>;
     /// The nodes of these keys that exist, in no particular order.
     fn graph_nodes(&self, keys: &[&str]) -> Result<Vec<GraphNodeRow>>;
-    /// A node's derived edges, newest origin first (origin, then position, descending), at
-    /// most `limit`.
-    fn graph_edges(&self, key: &str, dir: Direction, limit: usize) -> Result<Vec<GraphEdgeRow>>;
-    /// A node's observed edges, ordered by kind then the other end's key, descending
-    /// (bytewise), at most `limit`.
+    /// The derived edges of each node of `keys` (distinct), newest origin first (origin,
+    /// then position, descending), at most `limit` per node; one node's edges in a run,
+    /// the nodes in no particular order. A walk asks for a hop's nodes at once.
+    fn graph_edges(&self, keys: &[&str], dir: Direction, limit: usize)
+    -> Result<Vec<GraphEdgeRow>>;
+    /// The observed edges of each node of `keys` (distinct), ordered by kind then the
+    /// other end's key, descending (bytewise), at most `limit` per node, only those of
+    /// `kinds` when given; one node's edges in a run.
     fn observed_edges_at(
         &self,
-        key: &str,
+        keys: &[&str],
         dir: Direction,
+        kinds: Option<&[&str]>,
         limit: usize,
     ) -> Result<Vec<ObservedEdge>>;
+    /// How many observed edges each node of `keys` (distinct) has in direction `dir`,
+    /// counted up to `limit`, from an index alone (no edge is read): a walk that follows
+    /// a few kinds reads only those when it sees all of a node's edges.
+    fn observed_counts(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        limit: usize,
+    ) -> Result<Vec<(String, usize)>>;
     fn log_span(&self, source: &str, scope: &str) -> Result<Option<LogSpan>>;
     fn covered(&self, what: &str, scope: &str) -> Result<bool>;
     /// Findings about `identity`, or about an identity whose id starts with `prefix`,

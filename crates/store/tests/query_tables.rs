@@ -109,13 +109,13 @@ fn nodes_keep_their_first_rank_and_origins_replace_only_their_edges() {
             ["b", "d"]
         );
 
-        let into_c = s.graph_edges("c", Direction::In, 10).unwrap();
+        let into_c = s.graph_edges(&["c"], Direction::In, 10).unwrap();
         assert_eq!(
             ends(&into_c),
             [("b".into(), "c".into())],
             "a's edge to c is gone"
         );
-        let out_a = s.graph_edges("a", Direction::Out, 10).unwrap();
+        let out_a = s.graph_edges(&["a"], Direction::Out, 10).unwrap();
         assert_eq!(ends(&out_a), [("a".into(), "d".into())]);
         assert_eq!((out_a[0].origin, out_a[0].pos, out_a[0].at), (1, 0, 7));
         assert_eq!(
@@ -123,7 +123,7 @@ fn nodes_keep_their_first_rank_and_origins_replace_only_their_edges() {
             Some(r#"{"source":"tag owner"}"#)
         );
         assert!(
-            s.graph_edges("person:p", Direction::Out, 10)
+            s.graph_edges(&["person:p"], Direction::Out, 10)
                 .unwrap()
                 .is_empty()
         );
@@ -155,14 +155,16 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             .unwrap();
         bt.commit().unwrap();
 
-        let into = s.graph_edges("x", Direction::In, 10).unwrap();
+        let into = s.graph_edges(&["x"], Direction::In, 10).unwrap();
         assert_eq!(
             into.iter().map(|e| e.src.as_str()).collect::<Vec<_>>(),
             ["o2", "B", "o1"],
             "origin, then position, descending"
         );
-        assert_eq!(s.graph_edges("x", Direction::In, 2).unwrap().len(), 2);
-        let obs = s.observed_edges_at("x", Direction::In, 10).unwrap();
+        assert_eq!(s.graph_edges(&["x"], Direction::In, 2).unwrap().len(), 2);
+        let obs = s
+            .observed_edges_at(&["x"], Direction::In, None, 10)
+            .unwrap();
         assert_eq!(
             obs.iter()
                 .map(|e| format!("{} {}", e.kind, e.from))
@@ -170,8 +172,130 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             ["created a", "assumed a", "assumed _y", "assumed B"]
         );
         assert_eq!(obs[0].event_ids, ["e1"]);
-        let out = s.observed_edges_at("a", Direction::Out, 1).unwrap();
+        let kinds = |rows: Vec<ObservedEdge>| {
+            rows.iter()
+                .map(|e| format!("{} {}", e.kind, e.from))
+                .collect::<Vec<_>>()
+        };
+        let some = s
+            .observed_edges_at(&["x"], Direction::In, Some(&["owns", "created"]), 10)
+            .unwrap();
+        assert_eq!(kinds(some), ["created a"], "only the kinds asked for");
+        let first = s
+            .observed_edges_at(&["x"], Direction::In, Some(&["assumed", "created"]), 2)
+            .unwrap();
+        assert_eq!(
+            kinds(first),
+            ["created a", "assumed a"],
+            "in order, up to the limit"
+        );
+        let mut counts = s
+            .observed_counts(&["x", "a", "nobody"], Direction::In, 3)
+            .unwrap();
+        counts.sort();
+        assert_eq!(
+            counts,
+            [("a".into(), 0), ("nobody".into(), 0), ("x".into(), 3)],
+            "counted up to the limit"
+        );
+        let out = s
+            .observed_edges_at(&["a"], Direction::Out, None, 1)
+            .unwrap();
         assert_eq!((out.len(), out[0].kind.as_str()), (1, "created"));
+    });
+}
+
+/// A batch of many rows (PostgreSQL's writes them many per statement, in chunks) is the
+/// one-row writes in order: an origin set twice keeps its second edges, one set past a
+/// chunk keeps all of them in order, a node put twice keeps its first rank and takes its
+/// last kind, identities and observed edges put twice keep their last value and one
+/// deleted after it was put in the same batch is gone; a hop's nodes are read together,
+/// each up to the limit.
+#[test]
+fn many_rows_in_one_batch_are_the_one_row_writes() {
+    each(|b| {
+        let f = b.fixture();
+        let mut s = f.open();
+        let mut bt = s.begin().unwrap();
+        for k in ["o", "p", "x"] {
+            bt.put_graph_node(&node(k, "resource")).unwrap();
+        }
+        bt.set_origin_edges("o", &mut [edge("o", "can", "x")].into_iter())
+            .unwrap();
+        bt.set_origin_edges(
+            "p",
+            &mut (0..25_000).map(|i| edge("p", "can", &format!("r{i:05}"))),
+        )
+        .unwrap();
+        bt.set_origin_edges("o", &mut [edge("o", "owns", "p")].into_iter())
+            .unwrap();
+        bt.put_graph_node(&node("o", "team")).unwrap();
+        bt.put_graph_node(&node("y", "resource")).unwrap();
+        let mut first = keyward_model::Identity::new(
+            "i1".into(),
+            keyward_model::Platform::Aws,
+            keyward_model::IdentityKind::IamUser,
+            "first".into(),
+        );
+        bt.put_identity(&first).unwrap();
+        first.name = "second".into();
+        let gone = keyward_model::Identity::new(
+            "i2".into(),
+            keyward_model::Platform::Aws,
+            keyward_model::IdentityKind::IamUser,
+            "gone".into(),
+        );
+        bt.put_identities(&[&first, &gone]).unwrap();
+        bt.delete_identity("i2").unwrap();
+        bt.put_observed_edge(&observed("assumed", "a", "x"))
+            .unwrap();
+        let mut more = observed("assumed", "a", "x");
+        more.count = 5;
+        bt.put_observed_edge(&more).unwrap();
+        bt.put_observed_edge(&observed("created", "a", "x"))
+            .unwrap();
+        bt.delete_observed_edge("created", "a", "x").unwrap();
+        bt.commit().unwrap();
+
+        let o = s.graph_node("o").unwrap().unwrap();
+        assert_eq!((o.rank, o.kind.as_str()), (1, "team"));
+        assert_eq!(s.graph_node("y").unwrap().unwrap().rank, 4);
+        assert_eq!(
+            ends(&s.graph_edges(&["o"], Direction::Out, 10).unwrap()),
+            [("o".into(), "p".into())]
+        );
+        let p = s.graph_edges(&["p"], Direction::Out, 30_000).unwrap();
+        assert_eq!(p.len(), 25_000);
+        assert_eq!((p[0].pos, p[0].dst.as_str()), (24_999, "r24999"));
+        assert_eq!((p[24_999].pos, p[24_999].dst.as_str()), (0, "r00000"));
+        let hop = s.graph_edges(&["p", "x", "o"], Direction::Out, 2).unwrap();
+        assert_eq!(
+            ends(&hop).into_iter().filter(|e| e.0 == "p").count(),
+            2,
+            "each node up to the limit"
+        );
+        assert_eq!(hop.len(), 3);
+        assert_eq!(s.identity("i1").unwrap().unwrap().name, "second");
+        assert!(s.identity("i2").unwrap().is_none());
+        let obs = s
+            .observed_edges_at(&["a", "x"], Direction::Out, None, 10)
+            .unwrap();
+        assert_eq!(
+            obs.iter()
+                .map(|e| (e.kind.as_str(), e.count))
+                .collect::<Vec<_>>(),
+            [("assumed", 5)]
+        );
+
+        // Set again in a later batch: only the new edges are left.
+        let mut bt = s.begin().unwrap();
+        bt.set_origin_edges("p", &mut [edge("p", "can", "x")].into_iter())
+            .unwrap();
+        bt.commit().unwrap();
+        assert_eq!(
+            ends(&s.graph_edges(&["p"], Direction::Out, 30_000).unwrap()),
+            [("p".into(), "x".into())]
+        );
     });
 }
 

@@ -8,6 +8,7 @@
 //! ingest under way), the identity is not named by its id or ARN (a name or a suffix needs
 //! every row), or a walk reaches a bound — the estate is loaded as by [`Engine::open`].
 
+mod owners;
 mod walk;
 
 use std::collections::BTreeSet;
@@ -50,6 +51,8 @@ pub(crate) struct View {
     pub(crate) spans: LogSpans,
     lambda_accounts: BTreeSet<String>,
     workload_clusters: BTreeSet<String>,
+    /// The logs and scopes whose span and coverage were read (found or not).
+    read: BTreeSet<(&'static str, String)>,
     /// The inventory holds one page (`Engine::page` does not page it again).
     pub(crate) paged: bool,
 }
@@ -187,18 +190,21 @@ fn read(
 impl View {
     /// The span of the log `i`'s state is judged by, and the coverage of its scope.
     fn add(&mut self, store: &dyn Store, i: &Identity) -> Result<(), EngineError> {
+        // A page's rows share a few logs and scopes: each is read once.
         if let (kind, Some(scope)) = crate::lifecycle::log_of(i)
-            && self.spans.span(kind, scope).is_none()
+            && self.read.insert((kind.as_str(), scope.to_owned()))
             && let Some(span) = store.log_span(kind.as_str(), scope)?
         {
             self.spans
                 .insert(kind, scope, (span.first_seen, span.last_seen));
         }
-        if let Some(scope) = i.account.as_deref().or(i.cluster.as_deref()) {
-            if !self.lambda_accounts.contains(scope) && store.covered("lambda", scope)? {
+        if let Some(scope) = i.account.as_deref().or(i.cluster.as_deref())
+            && self.read.insert(("", scope.to_owned()))
+        {
+            if store.covered("lambda", scope)? {
                 self.lambda_accounts.insert(scope.to_owned());
             }
-            if !self.workload_clusters.contains(scope) && store.covered("workloads", scope)? {
+            if store.covered("workloads", scope)? {
                 self.workload_clusters.insert(scope.to_owned());
             }
         }
@@ -254,10 +260,11 @@ fn read_page(
         paged: true,
         ..View::default()
     };
+    let ids: Vec<&str> = rows.iter().map(|i| i.id.as_str()).collect();
+    if loader.owners(&ids)?.is_err() {
+        return Ok(None);
+    }
     for i in &rows {
-        if loader.owners(&i.id)?.is_err() {
-            return Ok(None);
-        }
         view.add(store, i)?;
     }
     let Ok(graph) = loader.graph()? else {

@@ -14,24 +14,22 @@
 //! ([`GiveUp`]): the estate is loaded instead.
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
-use keyward_graph::analysis::{
-    MAX_DEPTH, MAX_EDGES_PER_NODE, MAX_PEOPLE, MAX_TEAMS, MAX_VISITED, MIN_CONFIDENCE, follows,
-    weight,
-};
+use keyward_graph::analysis::{MAX_EDGES_PER_NODE, follows, weight};
 use keyward_graph::{Detail, EdgeKind, EdgeSpec, Graph, NodeKind, NodeSpec};
-use keyward_model::{IdentityKind, ObservedEdge};
+use keyward_model::ObservedEdge;
 use keyward_store::{Direction, GraphEdgeRow, GraphNodeRow, Store};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::owners;
 use crate::EngineError;
 
 /// Edges read per node and direction: what the blast-radius walk looks at (the ownership
 /// walk looks at a quarter of it).
-const EDGES: usize = MAX_EDGES_PER_NODE * 4;
+pub(crate) const EDGES: usize = MAX_EDGES_PER_NODE * 4;
 /// The identity's own edges are read whole up to this many per direction.
-const ROOT_EDGES: usize = 20_000;
+pub(crate) const ROOT_EDGES: usize = 20_000;
 /// Nodes a view reads at most.
 const MAX_NODES: usize = 100_000;
 
@@ -41,11 +39,23 @@ pub(crate) struct GiveUp;
 
 /// One edge as a walk sees it from one end.
 #[derive(Debug, Clone)]
-struct Link {
-    kind: EdgeKind,
-    other: String,
-    source: Option<String>,
-    last_seen: Option<i64>,
+pub(crate) struct Link {
+    pub(crate) kind: EdgeKind,
+    pub(crate) other: String,
+    pub(crate) source: Option<String>,
+    pub(crate) last_seen: Option<i64>,
+}
+
+/// What a walk needs read before it goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Want {
+    Node(String),
+    /// The first `n` edges of a node in one direction (`true`: out).
+    Links(String, bool, usize),
+    /// What an ownership search looks at from a node it expands, in one direction: the
+    /// first [`MAX_EDGES_PER_NODE`] edges, of which, when that is all of them, only those
+    /// the search follows (`analysis::weight`).
+    Walk(String, bool),
 }
 
 /// A node's edges in one direction, as read so far.
@@ -54,6 +64,10 @@ struct Adjacent {
     asked: usize,
     /// Every edge there is, when fewer than asked were found.
     whole: bool,
+    /// Every edge read is here and in the graph; else only those an ownership search
+    /// follows from this end (`Want::Walk`, and the node has no more edges than it looks
+    /// at, so the rest change nothing it sees).
+    complete: bool,
     links: Vec<Link>,
 }
 
@@ -67,7 +81,7 @@ pub(crate) struct Loader<'s> {
 
 /// An ownership walk's queue entry: the best confidence first, then the older node (the
 /// graph's `Best`).
-struct Best(f64, i64, String);
+pub(crate) struct Best(pub(crate) f64, pub(crate) i64, pub(crate) String);
 
 impl PartialEq for Best {
     fn eq(&self, other: &Self) -> bool {
@@ -104,13 +118,15 @@ impl<'s> Loader<'s> {
         }
     }
 
-    /// Reads the nodes of `keys` not read yet.
+    /// Reads the nodes of `keys` not read yet, in one query.
     fn fetch(&mut self, keys: &[&str]) -> Result<(), EngineError> {
-        let missing: Vec<&str> = keys
+        let mut missing: Vec<&str> = keys
             .iter()
             .copied()
             .filter(|k| !self.nodes.contains_key(*k))
             .collect();
+        missing.sort_unstable();
+        missing.dedup();
         if missing.is_empty() {
             return Ok(());
         }
@@ -128,12 +144,34 @@ impl<'s> Loader<'s> {
         Ok(self.nodes.get(key).and_then(Option::as_ref))
     }
 
-    fn rank(&mut self, key: &str) -> Result<Result<i64, GiveUp>, EngineError> {
-        Ok(self.node(key)?.map(|n| n.rank).ok_or(GiveUp))
-    }
-
     fn kind(&mut self, key: &str) -> Result<Option<NodeKind>, EngineError> {
         Ok(self.node(key)?.and_then(|n| NodeKind::from_code(&n.kind)))
+    }
+
+    /// `key`'s node if it was read (`Some(None)`: there is none).
+    pub(crate) fn read_node(&self, key: &str) -> Option<Option<&GraphNodeRow>> {
+        self.nodes.get(key).map(Option::as_ref)
+    }
+
+    /// The first `n` edges of `key` in direction `out` and whether that is all of them,
+    /// if read.
+    pub(crate) fn read_links(&self, key: &str, out: bool, n: usize) -> Option<(Vec<Link>, bool)> {
+        let a = self.adjacent.get(&(key.to_owned(), out))?;
+        if (a.asked < n && !a.whole) || !a.complete {
+            return None;
+        }
+        let whole = a.whole && a.links.len() <= n;
+        Some((a.links.iter().take(n).cloned().collect(), whole))
+    }
+
+    /// The edges of `key` in direction `out` an ownership search expanding it looks at
+    /// ([`Want::Walk`]), if read: at least those it follows.
+    pub(crate) fn read_walk(&self, key: &str, out: bool) -> Option<Vec<Link>> {
+        let a = self.adjacent.get(&(key.to_owned(), out))?;
+        if a.asked < MAX_EDGES_PER_NODE && !a.whole {
+            return None;
+        }
+        Some(a.links.iter().take(MAX_EDGES_PER_NODE).cloned().collect())
     }
 
     /// The first `n` edges of `key` in direction `out` (observed ones first, each part
@@ -144,68 +182,174 @@ impl<'s> Loader<'s> {
         out: bool,
         n: usize,
     ) -> Result<Result<(Vec<Link>, bool), GiveUp>, EngineError> {
-        if let Some(a) = self.adjacent.get(&(key.to_owned(), out))
-            && (a.asked >= n || a.whole)
-        {
-            let whole = a.whole && a.links.len() <= n;
-            return Ok(Ok((a.links.iter().take(n).cloned().collect(), whole)));
+        if self.read(&[key], out, n, false)?.is_err() {
+            return Ok(Err(GiveUp));
+        }
+        Ok(self.read_links(key, out, n).ok_or(GiveUp))
+    }
+
+    /// Reads what walks want: the nodes, then each group of edges asked alike in one
+    /// query per table.
+    pub(crate) fn load(&mut self, wants: &[Want]) -> Result<Result<(), GiveUp>, EngineError> {
+        let mut nodes = Vec::new();
+        let mut links: BTreeMap<(bool, usize, bool), Vec<&str>> = BTreeMap::new();
+        for w in wants {
+            match w {
+                Want::Node(k) => nodes.push(k.as_str()),
+                Want::Links(k, out, n) => links.entry((*out, *n, false)).or_default().push(k),
+                Want::Walk(k, out) => links
+                    .entry((*out, MAX_EDGES_PER_NODE, true))
+                    .or_default()
+                    .push(k),
+            }
+        }
+        self.fetch(&nodes)?;
+        for ((out, n, walk), keys) in links {
+            if self.read(&keys, out, n, walk)?.is_err() {
+                return Ok(Err(GiveUp));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Reads the first `n` edges in direction `out` of each of `keys` not read that far,
+    /// and the nodes at their other ends; `walk`: for an ownership search ([`Want::Walk`]).
+    fn read(
+        &mut self,
+        keys: &[&str],
+        out: bool,
+        n: usize,
+        walk: bool,
+    ) -> Result<Result<(), GiveUp>, EngineError> {
+        let mut keys: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| {
+                if walk {
+                    self.read_walk(k, out).is_none()
+                } else {
+                    self.read_links(k, out, n).is_none()
+                }
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return Ok(Ok(()));
         }
         if self.nodes.len() > MAX_NODES {
             return Ok(Err(GiveUp));
         }
         let dir = if out { Direction::Out } else { Direction::In };
-        let observed = self.store.observed_edges_at(key, dir, n)?;
-        let derived = self.store.graph_edges(key, dir, n)?;
-        let whole = observed.len() < n && derived.len() < n;
-        let mut links = Vec::with_capacity(observed.len() + derived.len());
+        // Per node: how many observed edges it has (up to `n`), those read, the derived.
+        let mut found: FxHashMap<&str, (usize, Vec<ObservedEdge>, Vec<GraphEdgeRow>)> =
+            keys.iter().map(|k| (*k, Default::default())).collect();
+        for e in self.store.graph_edges(&keys, dir, n)? {
+            let at = if out { &e.src } else { &e.dst };
+            if let Some(f) = found.get_mut(at.as_str()) {
+                f.2.push(e);
+            }
+        }
+        // A search that sees all of a node's edges (it has no more than the search looks
+        // at) needs only those it follows from this end: of the observed ones, only those
+        // are read, the others counted in an index.
+        let mut filtered: FxHashSet<&str> = FxHashSet::default();
+        if walk {
+            for (key, count) in self.store.observed_counts(&keys, dir, n)? {
+                let Some(k) = keys
+                    .binary_search(&key.as_str())
+                    .ok()
+                    .and_then(|i| keys.get(i).copied())
+                else {
+                    continue;
+                };
+                if let Some(f) = found.get_mut(k) {
+                    f.0 = count;
+                    if count < n && f.2.len() < n && count + f.2.len() <= n {
+                        filtered.insert(k);
+                    }
+                }
+            }
+        }
+        let kinds: Vec<&str> = EdgeKind::ALL
+            .iter()
+            .filter(|k| weight(**k, !out, None).is_some())
+            .map(|k| k.as_str())
+            .collect();
+        let (few, all): (Vec<&str>, Vec<&str>) = keys.iter().partition(|k| filtered.contains(*k));
+        let mut observed = Vec::new();
+        if !all.is_empty() {
+            observed = self.store.observed_edges_at(&all, dir, None, n)?;
+        }
+        if !few.is_empty() {
+            observed.extend(self.store.observed_edges_at(&few, dir, Some(&kinds), n)?);
+        }
         for e in observed {
-            let Some(kind) = EdgeKind::parse(&e.kind) else {
-                continue;
-            };
-            links.push(Link {
-                kind,
-                other: if out { e.to.clone() } else { e.from.clone() },
-                source: None,
-                last_seen: nz(e.last_seen),
-            });
-            self.observed
-                .entry((e.kind.clone(), e.from.clone(), e.to.clone()))
-                .or_insert(e);
+            let at = if out { &e.from } else { &e.to };
+            if let Some(f) = found.get_mut(at.as_str()) {
+                f.1.push(e);
+            }
         }
-        for e in derived {
-            let Some(kind) = EdgeKind::parse(&e.kind) else {
-                continue;
-            };
-            let detail: Option<Detail> = match &e.detail {
-                Some(d) => Some(serde_json::from_str(d).map_err(|x| {
-                    keyward_store::StoreError::Corrupt(format!("edge detail: {x}"))
-                })?),
-                None => None,
-            };
-            links.push(Link {
-                kind,
-                other: if out { e.dst.clone() } else { e.src.clone() },
-                source: detail
-                    .as_ref()
-                    .map(|d| d.source.clone())
-                    .filter(|s| !s.is_empty()),
-                last_seen: nz(e.at),
-            });
-            self.derived.entry((e.origin, e.pos)).or_insert((e, detail));
+        let mut others: Vec<String> = Vec::new();
+        let mut read = Vec::with_capacity(found.len());
+        for (key, (count, observed, derived)) in found {
+            let complete = !filtered.contains(key);
+            let count = if complete { observed.len() } else { count };
+            let whole = count < n && derived.len() < n;
+            let follows = |kind: EdgeKind| complete || weight(kind, !out, None).is_some();
+            let mut links = Vec::with_capacity(observed.len() + derived.len());
+            for e in observed {
+                let Some(kind) = EdgeKind::parse(&e.kind).filter(|k| follows(*k)) else {
+                    continue;
+                };
+                links.push(Link {
+                    kind,
+                    other: if out { e.to.clone() } else { e.from.clone() },
+                    source: None,
+                    last_seen: nz(e.last_seen),
+                });
+                self.observed
+                    .entry((e.kind.clone(), e.from.clone(), e.to.clone()))
+                    .or_insert(e);
+            }
+            for mut e in derived {
+                let Some(kind) = EdgeKind::parse(&e.kind).filter(|k| follows(*k)) else {
+                    continue;
+                };
+                // The evidence is kept parsed only.
+                let detail: Option<Detail> = match e.detail.take() {
+                    Some(d) => Some(serde_json::from_str(&d).map_err(|x| {
+                        keyward_store::StoreError::Corrupt(format!("edge detail: {x}"))
+                    })?),
+                    None => None,
+                };
+                links.push(Link {
+                    kind,
+                    other: if out { e.dst.clone() } else { e.src.clone() },
+                    source: detail
+                        .as_ref()
+                        .map(|d| d.source.clone())
+                        .filter(|s| !s.is_empty()),
+                    last_seen: nz(e.at),
+                });
+                self.derived.entry((e.origin, e.pos)).or_insert((e, detail));
+            }
+            links.truncate(n);
+            others.extend(links.iter().map(|l| l.other.clone()));
+            read.push((
+                (key.to_owned(), out),
+                Adjacent {
+                    asked: n,
+                    whole,
+                    complete,
+                    links,
+                },
+            ));
         }
-        links.truncate(n);
-        let others: Vec<String> = links.iter().map(|l| l.other.clone()).collect();
+        self.adjacent.extend(read);
         let others: Vec<&str> = others.iter().map(String::as_str).collect();
         self.fetch(&others)?;
-        self.adjacent.insert(
-            (key.to_owned(), out),
-            Adjacent {
-                asked: n,
-                whole,
-                links: links.clone(),
-            },
-        );
-        Ok(Ok((links, whole)))
+        Ok(Ok(()))
     }
 
     /// Reads the identity's own edges whole (the orphan checks and `graph chain`'s groups
@@ -223,125 +367,16 @@ impl<'s> Loader<'s> {
     /// Re-traces `analysis::ownership` from `root`, reading what it expands: the search,
     /// the people's teams, and the members of teams found.
     pub(crate) fn ownership(&mut self, root: &str) -> Result<Result<(), GiveUp>, EngineError> {
-        let Ok(root_rank) = self.rank(root)? else {
-            return Ok(Err(GiveUp));
-        };
-        let mut best: FxHashMap<String, (f64, usize)> = FxHashMap::default();
-        let mut heap = BinaryHeap::new();
-        let mut done: FxHashSet<String> = FxHashSet::default();
-        let (mut people, mut teams) = (Vec::new(), Vec::new());
-        heap.push(Best(1.0, root_rank, root.to_owned()));
-        best.insert(root.to_owned(), (1.0, 0));
-        while let Some(Best(conf, _, at)) = heap.pop() {
-            if !done.insert(at.clone()) || done.len() > MAX_VISITED {
-                continue;
-            }
-            let kind = self.kind(&at)?;
-            if at != root && matches!(kind, Some(NodeKind::Person | NodeKind::Team)) {
-                if kind == Some(NodeKind::Person) {
-                    people.push(at);
-                } else {
-                    teams.push(at);
-                }
-                if people.len() >= MAX_PEOPLE && teams.len() >= MAX_TEAMS {
-                    break;
-                }
-                continue;
-            }
-            let depth = best.get(&at).map_or(0, |b| b.1);
-            if depth >= MAX_DEPTH {
-                continue;
-            }
-            for out in [true, false] {
-                let links = match self.links(&at, out, MAX_EDGES_PER_NODE)? {
-                    Ok((links, _)) => links,
-                    Err(GiveUp) => return Ok(Err(GiveUp)),
-                };
-                for l in links {
-                    let Some(w) = weight(l.kind, !out, l.source.as_deref()) else {
-                        continue;
-                    };
-                    let c = conf * w;
-                    if c < MIN_CONFIDENCE || best.get(&l.other).is_some_and(|b| b.0 >= c) {
-                        continue;
-                    }
-                    let Ok(rank) = self.rank(&l.other)? else {
-                        return Ok(Err(GiveUp));
-                    };
-                    best.insert(l.other.clone(), (c, depth + 1));
-                    heap.push(Best(c, rank, l.other));
-                }
-            }
-        }
-        // A person's team is the first `member_of` of all their edges out.
-        for p in &people {
-            match self.links(p, true, EDGES)? {
-                Ok((links, whole)) => {
-                    if !whole && !links.iter().any(|l| l.kind == EdgeKind::MemberOf) {
-                        return Ok(Err(GiveUp));
-                    }
-                }
-                Err(GiveUp) => return Ok(Err(GiveUp)),
-            }
-        }
-        // A team and nobody by name: its members answer.
-        for t in &teams {
-            let label = self.node(t)?.map(|n| n.label.clone()).unwrap_or_default();
-            let key = format!("team:{label}");
-            if self.node(&key)?.is_some() && self.links(&key, false, MAX_EDGES_PER_NODE)?.is_err() {
-                return Ok(Err(GiveUp));
-            }
-        }
-        Ok(Ok(()))
+        owners::run(self, vec![owners::Walk::of(root)])
     }
 
-    /// Re-traces `analysis::OwnershipCache::get` from `root` (an inventory row's owners): a
-    /// session or key nobody owns takes its parent's (the session's role, the key's
-    /// holder), up to four hops, and the rest walk as `ownership` does.
-    pub(crate) fn owners(&mut self, root: &str) -> Result<Result<(), GiveUp>, EngineError> {
-        let mut at = root.to_owned();
-        for depth in 0..=4 {
-            if self.root(&at)?.is_err() {
-                return Ok(Err(GiveUp));
-            }
-            let Ok((ins, _)) = self.links(&at, false, ROOT_EDGES)? else {
-                return Ok(Err(GiveUp));
-            };
-            let owned = ins.iter().any(|l| l.kind == EdgeKind::Owns);
-            // As `OwnershipCache` picks it: another node before itself, then by key.
-            let pick = |links: Vec<Link>, kind: EdgeKind| {
-                links
-                    .into_iter()
-                    .filter(|l| l.kind == kind)
-                    .map(|l| l.other)
-                    .min_by(|a, b| (*a == at, a).cmp(&(*b == at, b)))
-            };
-            let kind = self.kind(&at)?;
-            let session = kind == Some(NodeKind::Identity(IdentityKind::StsSession));
-            let key = matches!(
-                kind,
-                Some(NodeKind::Identity(
-                    IdentityKind::TemporaryAccessKey | IdentityKind::AccessKey
-                ))
-            );
-            let parent = if owned {
-                None
-            } else if session {
-                let Ok((outs, _)) = self.links(&at, true, ROOT_EDGES)? else {
-                    return Ok(Err(GiveUp));
-                };
-                pick(outs, EdgeKind::SessionOf)
-            } else if key {
-                pick(ins, EdgeKind::HasCredential)
-            } else {
-                None
-            };
-            match parent.filter(|_| depth < 4) {
-                Some(p) => at = p,
-                None => return self.ownership(&at),
-            }
-        }
-        Ok(Ok(()))
+    /// Re-traces `analysis::OwnershipCache::get` from each of `roots` (an inventory page's
+    /// owners), all together (`owners.rs`).
+    pub(crate) fn owners(&mut self, roots: &[&str]) -> Result<Result<(), GiveUp>, EngineError> {
+        owners::run(
+            self,
+            roots.iter().map(|r| owners::Walk::listed(r)).collect(),
+        )
     }
 
     /// Re-traces `analysis::blast_radius` from `root` (at most `max_nodes` reached,

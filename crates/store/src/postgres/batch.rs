@@ -1,6 +1,7 @@
 //! The PostgreSQL write batch: one transaction, committed whole or rolled back when
 //! dropped. Events go into the same dictionary-encoded blocks and dedup-key chunks as
-//! SQLite's (`crate::shared`), so both stores hold the same bytes.
+//! SQLite's (`crate::shared`), so both stores hold the same bytes. Identities, observed
+//! edges and the query tables' rows are written many per statement (`bulk.rs`).
 
 use std::cell::RefCell;
 
@@ -11,8 +12,9 @@ use postgres::types::ToSql;
 use postgres::{Statement, Transaction};
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use super::bulk::Held;
 use super::{FILE_COLUMNS, FINDING_COLUMNS, bump, file_row, finding_row};
-use crate::shared::{BLOCK_EVENTS, KeyCache, Pending, actor_key, append_identity_doc};
+use crate::shared::{BLOCK_EVENTS, KeyCache, Pending, actor_key};
 use crate::{Batch, FileRecord, FindingChange, FindingRow, Result, StoreError};
 
 pub(super) struct PgBatch<'c> {
@@ -28,8 +30,8 @@ pub(super) struct PgBatch<'c> {
     block_file: i64,
     /// Hashes of the actors in the block being filled.
     block_actors: FxHashSet<i64>,
-    /// The identity document being written.
-    doc: Vec<u8>,
+    /// Rows written many per statement, not yet written.
+    pub(super) held: Held,
 }
 
 impl<'c> PgBatch<'c> {
@@ -51,12 +53,21 @@ impl<'c> PgBatch<'c> {
             block: crate::block::BlockBuilder::default(),
             block_file: 0,
             block_actors: FxHashSet::default(),
-            doc: Vec::new(),
+            held: Held::default(),
         }
     }
 }
 
 impl<'c> PgBatch<'c> {
+    /// The transaction and the rows held, to write some of them.
+    pub(super) fn held(&mut self) -> Result<(std::cell::RefMut<'_, Transaction<'c>>, &mut Held)> {
+        let tx = self
+            .tx
+            .try_borrow_mut()
+            .map_err(|_| StoreError::Corrupt("the transaction is in use".into()))?;
+        Ok((tx, &mut self.held))
+    }
+
     /// The transaction, for one statement at a time.
     pub(super) fn tx(&self) -> Result<std::cell::RefMut<'_, Transaction<'c>>> {
         self.tx
@@ -200,29 +211,8 @@ impl Batch for PgBatch<'_> {
     }
 
     fn put_identity(&mut self, i: &Identity) -> Result<()> {
-        self.doc.clear();
-        append_identity_doc(i, &mut self.doc)?;
-        let doc = std::str::from_utf8(&self.doc)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?
-            .to_owned();
-        self.exec(
-            "INSERT INTO identities (id, platform, kind, name, account, cluster, namespace, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-             ON CONFLICT (id) DO UPDATE SET platform = excluded.platform, kind = excluded.kind,
-                name = excluded.name, account = excluded.account, cluster = excluded.cluster,
-                namespace = excluded.namespace, doc = excluded.doc",
-            &[
-                &i.id,
-                &i.platform.as_str(),
-                &i.kind.as_str(),
-                &i.name,
-                &i.account,
-                &i.cluster,
-                &i.namespace,
-                &doc,
-            ],
-        )?;
-        Ok(())
+        let (mut tx, held) = self.held()?;
+        held.put_identity(&mut tx, i)
     }
 
     fn put_object(&mut self, o: &SnapshotObject) -> Result<()> {
@@ -236,25 +226,8 @@ impl Batch for PgBatch<'_> {
     }
 
     fn put_observed_edge(&mut self, e: &ObservedEdge) -> Result<()> {
-        let ids = serde_json::to_string(&e.event_ids)
-            .map_err(|err| StoreError::Corrupt(err.to_string()))?;
-        self.exec(
-            "INSERT INTO observed_edges (kind, src, dst, count, first_seen, last_seen, event_ids)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (kind, src, dst) DO UPDATE SET count = excluded.count,
-               first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-               event_ids = excluded.event_ids",
-            &[
-                &e.kind,
-                &e.from,
-                &e.to,
-                &(e.count as i64),
-                &e.first_seen,
-                &e.last_seen,
-                &ids,
-            ],
-        )?;
-        Ok(())
+        let (mut tx, held) = self.held()?;
+        held.put_observed_edge(&mut tx, e)
     }
 
     fn put_dead_letter(&mut self, file_id: i64, path: &str, d: &Diagnostic) -> Result<()> {
@@ -273,6 +246,9 @@ impl Batch for PgBatch<'_> {
     }
 
     fn delete_identity(&mut self, id: &str) -> Result<()> {
+        let (mut tx, held) = self.held()?;
+        held.write_identities(&mut tx)?;
+        drop(tx);
         self.exec("DELETE FROM identities WHERE id = $1", &[&id])?;
         Ok(())
     }
@@ -286,6 +262,9 @@ impl Batch for PgBatch<'_> {
     }
 
     fn delete_observed_edge(&mut self, kind: &str, from: &str, to: &str) -> Result<()> {
+        let (mut tx, held) = self.held()?;
+        held.write_observed(&mut tx)?;
+        drop(tx);
         self.exec(
             "DELETE FROM observed_edges WHERE kind = $1 AND src = $2 AND dst = $3",
             &[&kind, &from, &to],
@@ -368,6 +347,9 @@ impl Batch for PgBatch<'_> {
     }
 
     fn commit(mut self: Box<Self>) -> Result<()> {
+        let (mut tx, held) = self.held()?;
+        held.write(&mut tx)?;
+        drop(tx);
         self.flush_block()?;
         self.write_pending()?;
         let PgBatch {

@@ -35,6 +35,7 @@ use crate::{
 };
 
 mod batch;
+mod bulk;
 pub mod copy;
 mod query;
 

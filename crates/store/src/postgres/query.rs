@@ -115,39 +115,97 @@ impl QueryTables for PgStore {
         .collect()
     }
 
-    fn graph_edges(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
+    fn graph_edges(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
+        // One round trip for a hop's nodes: each node's first `n` from its index.
         let sql = match dir {
             Direction::Out => {
-                "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                 WHERE src = $1 ORDER BY origin DESC, pos DESC LIMIT $2"
+                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
+                 CROSS JOIN LATERAL (
+                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+                   WHERE src = k.key ORDER BY origin DESC, pos DESC LIMIT $2) e
+                 ORDER BY k.i, e.origin DESC, e.pos DESC"
             }
             Direction::In => {
-                "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                 WHERE dst = $1 ORDER BY origin DESC, pos DESC LIMIT $2"
+                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
+                 CROSS JOIN LATERAL (
+                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+                   WHERE dst = k.key ORDER BY origin DESC, pos DESC LIMIT $2) e
+                 ORDER BY k.i, e.origin DESC, e.pos DESC"
             }
         };
-        self.read(sql, &[&key, &limit(n)])?
+        self.read(sql, &[&keys, &limit(n)])?
             .iter()
             .map(edge_row)
             .collect()
     }
 
-    fn observed_edges_at(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<ObservedEdge>> {
+    fn observed_edges_at(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        kinds: Option<&[&str]>,
+        n: usize,
+    ) -> Result<Vec<ObservedEdge>> {
+        // Every kind when none are given. The kinds compare in the `"C"` collation of the
+        // (end, kind, other end) indexes: in the database's own, the planner took the
+        // primary key's (kind, src, dst) and scanned every edge of a kind for each node
+        // (seconds a query at 1M identities).
         let sql = match dir {
             Direction::Out => {
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE src = $1
-                 ORDER BY kind COLLATE \"C\" DESC, dst COLLATE \"C\" DESC LIMIT $2"
+                "SELECT e.kind, e.src, e.dst, e.count, e.first_seen, e.last_seen, e.event_ids
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
+                 CROSS JOIN LATERAL (
+                   SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                   FROM observed_edges
+                   WHERE src = k.key AND ($3 OR kind COLLATE \"C\" = ANY($4))
+                   ORDER BY kind COLLATE \"C\" DESC, dst COLLATE \"C\" DESC LIMIT $2) e
+                 ORDER BY k.i, e.kind COLLATE \"C\" DESC, e.dst COLLATE \"C\" DESC"
             }
             Direction::In => {
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE dst = $1
-                 ORDER BY kind COLLATE \"C\" DESC, src COLLATE \"C\" DESC LIMIT $2"
+                "SELECT e.kind, e.src, e.dst, e.count, e.first_seen, e.last_seen, e.event_ids
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
+                 CROSS JOIN LATERAL (
+                   SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                   FROM observed_edges
+                   WHERE dst = k.key AND ($3 OR kind COLLATE \"C\" = ANY($4))
+                   ORDER BY kind COLLATE \"C\" DESC, src COLLATE \"C\" DESC LIMIT $2) e
+                 ORDER BY k.i, e.kind COLLATE \"C\" DESC, e.src COLLATE \"C\" DESC"
             }
         };
-        self.read(sql, &[&key, &limit(n)])?
+        let every = kinds.is_none();
+        let kinds = kinds.unwrap_or_default();
+        self.read(sql, &[&keys, &limit(n), &every, &kinds])?
             .iter()
             .map(super::observed_edge_row)
+            .collect()
+    }
+
+    fn observed_counts(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        n: usize,
+    ) -> Result<Vec<(String, usize)>> {
+        let sql = match dir {
+            Direction::Out => {
+                "SELECT k.key, (SELECT count(*) FROM (
+                   SELECT 1 FROM observed_edges WHERE src = k.key LIMIT $2) c)
+                 FROM unnest($1::text[]) AS k (key)"
+            }
+            Direction::In => {
+                "SELECT k.key, (SELECT count(*) FROM (
+                   SELECT 1 FROM observed_edges WHERE dst = k.key LIMIT $2) c)
+                 FROM unnest($1::text[]) AS k (key)"
+            }
+        };
+        self.read(sql, &[&keys, &limit(n)])?
+            .iter()
+            .map(|r| {
+                let c: i64 = r.try_get(1)?;
+                Ok((r.try_get(0)?, usize::try_from(c).unwrap_or(0)))
+            })
             .collect()
     }
 
@@ -247,20 +305,8 @@ fn listing_where<'a>(l: &'a Listing<'a>) -> (String, Vec<&'a (dyn ToSql + Sync)>
 
 impl QueryBatch for PgBatch<'_> {
     fn put_graph_node(&mut self, n: &GraphNodeRow) -> Result<()> {
-        self.exec(
-            "INSERT INTO graph_nodes (key, rank, kind, label, gone, gone_because)
-             VALUES ($1, (SELECT COALESCE(MAX(rank), 0) + 1 FROM graph_nodes), $2, $3, $4, $5)
-             ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, label = excluded.label,
-               gone = excluded.gone, gone_because = excluded.gone_because",
-            &[
-                &n.key,
-                &n.kind,
-                &n.label,
-                &i16::from(n.gone),
-                &n.gone_because,
-            ],
-        )?;
-        Ok(())
+        let (mut tx, held) = self.held()?;
+        held.put_graph_node(&mut tx, n)
     }
 
     fn set_origin_edges(
@@ -268,30 +314,8 @@ impl QueryBatch for PgBatch<'_> {
         origin: &str,
         edges: &mut dyn Iterator<Item = GraphEdgeRow>,
     ) -> Result<()> {
-        let st = self.prepared("SELECT rank FROM graph_nodes WHERE key = $1")?;
-        let row = self.tx()?.query_opt(&st, &[&origin])?;
-        let Some(rank) = row.map(|r| r.try_get::<_, i64>(0)).transpose()? else {
-            return Err(StoreError::Corrupt(format!(
-                "edges of `{origin}`, a node never put"
-            )));
-        };
-        self.exec("DELETE FROM graph_edges WHERE origin = $1", &[&rank])?;
-        for (pos, e) in edges.enumerate() {
-            self.exec(
-                "INSERT INTO graph_edges (origin, pos, src, kind, dst, at, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[
-                    &rank,
-                    &limit(pos),
-                    &e.src,
-                    &e.kind,
-                    &e.dst,
-                    &e.at,
-                    &e.detail,
-                ],
-            )?;
-        }
-        Ok(())
+        let (mut tx, held) = self.held()?;
+        held.set_origin_edges(&mut tx, origin, edges)
     }
 
     fn put_log_span(&mut self, s: &LogSpan) -> Result<()> {
@@ -313,6 +337,7 @@ impl QueryBatch for PgBatch<'_> {
     }
 
     fn clear_query_tables(&mut self) -> Result<()> {
+        self.held.drop_graph();
         self.tx()?.batch_execute(
             "DELETE FROM query_tables; DELETE FROM graph_edges; DELETE FROM graph_nodes;
              DELETE FROM log_spans; DELETE FROM coverage;",

@@ -22,6 +22,13 @@ mod tests;
 use crate::shared::identity_from;
 use batch::*;
 
+/// The page cache (`PRAGMA cache_size`, negative: KiB): 64 MiB for loads and writes.
+pub(super) const CACHE_KIB: i64 = -65_536;
+/// The page cache while a view walks the query tables (`QueryTables::read_snapshot`):
+/// it reads most pages once (a page of 50 inventory rows reads thousands at 1M
+/// identities), so a large cache only costs memory; the B-trees' inner pages fit in this.
+pub(super) const WALK_CACHE_KIB: i64 = -8_192;
+
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
 const MIGRATIONS: [&str; 11] = [
     include_str!("../../schema/001_init.sql"),
@@ -118,7 +125,7 @@ impl SqliteStore {
         retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "cache_size", CACHE_KIB)?;
         // The version is read and the migrations applied inside one write transaction
         // (taken before reading), so two processes setting up one store cannot both apply
         // a migration: the second waits, then finds nothing left to do.

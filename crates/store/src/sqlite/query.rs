@@ -47,6 +47,12 @@ impl QueryTables for SqliteStore {
     }
 
     fn read_snapshot(&self, on: bool) -> Result<()> {
+        let cache = if on {
+            super::WALK_CACHE_KIB
+        } else {
+            super::CACHE_KIB
+        };
+        self.conn.pragma_update(None, "cache_size", cache)?;
         self.conn
             .execute_batch(if on { "BEGIN DEFERRED" } else { "COMMIT" })?;
         Ok(())
@@ -72,7 +78,7 @@ impl QueryTables for SqliteStore {
         Ok(out)
     }
 
-    fn graph_edges(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
+    fn graph_edges(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
         let sql = match dir {
             Direction::Out => {
                 "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
@@ -83,25 +89,89 @@ impl QueryTables for SqliteStore {
                  WHERE dst = ?1 ORDER BY origin DESC, pos DESC LIMIT ?2"
             }
         };
+        // In-process: one statement per node costs no round trip.
         let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map(params![key, limit(n)], edge_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        let mut out = Vec::new();
+        for key in keys {
+            let rows = st.query_map(params![key, limit(n)], edge_row)?;
+            for r in rows {
+                out.push(r?);
+            }
+        }
+        Ok(out)
     }
 
-    fn observed_edges_at(&self, key: &str, dir: Direction, n: usize) -> Result<Vec<ObservedEdge>> {
+    fn observed_edges_at(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        kinds: Option<&[&str]>,
+        n: usize,
+    ) -> Result<Vec<ObservedEdge>> {
+        let (all, one_kind) = match dir {
+            Direction::Out => (
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE src = ?1 ORDER BY kind DESC, dst DESC LIMIT ?2",
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE src = ?1 AND kind = ?3 ORDER BY dst DESC LIMIT ?2",
+            ),
+            Direction::In => (
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE dst = ?1 ORDER BY kind DESC, src DESC LIMIT ?2",
+                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
+                 FROM observed_edges WHERE dst = ?1 AND kind = ?3 ORDER BY src DESC LIMIT ?2",
+            ),
+        };
+        let mut out = Vec::new();
+        match kinds {
+            None => {
+                let mut st = self.conn.prepare_cached(all)?;
+                for key in keys {
+                    for r in st.query_map(params![key, limit(n)], super::observed_row)? {
+                        out.push(super::observed_edge(r)?);
+                    }
+                }
+            }
+            Some(kinds) => {
+                // Kind by kind, descending: each a seek in the (end, kind, other) index.
+                let mut kinds = kinds.to_vec();
+                kinds.sort_unstable_by(|a, b| b.cmp(a));
+                let mut st = self.conn.prepare_cached(one_kind)?;
+                for key in keys {
+                    let start = out.len();
+                    for kind in &kinds {
+                        for r in st.query_map(params![key, limit(n), kind], super::observed_row)? {
+                            out.push(super::observed_edge(r)?);
+                        }
+                    }
+                    out.truncate(start + n);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn observed_counts(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        n: usize,
+    ) -> Result<Vec<(String, usize)>> {
         let sql = match dir {
             Direction::Out => {
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE src = ?1 ORDER BY kind DESC, dst DESC LIMIT ?2"
+                "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE src = ?1 LIMIT ?2)"
             }
             Direction::In => {
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE dst = ?1 ORDER BY kind DESC, src DESC LIMIT ?2"
+                "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE dst = ?1 LIMIT ?2)"
             }
         };
         let mut st = self.conn.prepare_cached(sql)?;
-        let rows = st.query_map(params![key, limit(n)], super::observed_row)?;
-        rows.map(super::observed_edge).collect()
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            let c: i64 = st.query_row(params![key, limit(n)], |r| r.get(0))?;
+            out.push(((*key).to_owned(), usize::try_from(c).unwrap_or(0)));
+        }
+        Ok(out)
     }
 
     fn log_span(&self, source: &str, scope: &str) -> Result<Option<LogSpan>> {
