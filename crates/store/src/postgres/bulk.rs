@@ -220,25 +220,29 @@ impl Held {
         }
         self.identity_at.clear();
         let rows = std::mem::take(&mut self.identities);
-        let mut cols: (
-            Vec<String>,
-            Vec<&str>,
-            Vec<&str>,
-            Vec<String>,
-            Vec<Option<String>>,
-            Vec<Option<String>>,
-            Vec<Option<String>>,
-            Vec<String>,
-        ) = Default::default();
+        // One array per column (`unnest` makes them rows again).
+        let n = rows.len();
+        let (mut id, mut platform, mut kind, mut name) = (
+            Vec::with_capacity(n),
+            Vec::<&str>::with_capacity(n),
+            Vec::<&str>::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        let (mut account, mut cluster, mut namespace, mut doc) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
         for r in rows {
-            cols.0.push(r.id);
-            cols.1.push(r.platform);
-            cols.2.push(r.kind);
-            cols.3.push(r.name);
-            cols.4.push(r.account);
-            cols.5.push(r.cluster);
-            cols.6.push(r.namespace);
-            cols.7.push(r.doc);
+            id.push(r.id);
+            platform.push(r.platform);
+            kind.push(r.kind);
+            name.push(r.name);
+            account.push(r.account);
+            cluster.push(r.cluster);
+            namespace.push(r.namespace);
+            doc.push(r.doc);
         }
         tx.execute(
             "INSERT INTO identities (id, platform, kind, name, account, cluster, namespace, doc)
@@ -248,7 +252,7 @@ impl Held {
                 name = excluded.name, account = excluded.account, cluster = excluded.cluster,
                 namespace = excluded.namespace, doc = excluded.doc",
             &[
-                &cols.0, &cols.1, &cols.2, &cols.3, &cols.4, &cols.5, &cols.6, &cols.7,
+                &id, &platform, &kind, &name, &account, &cluster, &namespace, &doc,
             ],
         )?;
         Ok(())
