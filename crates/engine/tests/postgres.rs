@@ -10,6 +10,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use keyward_engine::{Engine, FindingQuery, IngestOptions};
@@ -60,31 +62,15 @@ fn run(open: &dyn Fn() -> Engine) -> (Vec<String>, Vec<String>, u64) {
 
 #[test]
 fn the_estate_answers_the_same_on_postgres_and_sqlite() {
-    let Some(admin) = std::env::var("KEYWARD_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        eprintln!("skipped: KEYWARD_TEST_POSTGRES_URL not set");
+    let Some(db) = common::Database::new("kw_test_engine") else {
         return;
     };
-    let name = format!("kw_test_engine_{}", std::process::id());
-    let mut server = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        server.batch_execute(&sql).unwrap();
-    }
-    let base = admin.split('?').next().unwrap();
-    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    let url = db.url.clone();
 
     let sqlite_dir = tempfile::tempdir().unwrap();
     let sqlite = run(&|| Engine::open(sqlite_dir.path()).unwrap());
     let keys_dir = tempfile::tempdir().unwrap();
     let pg = run(&|| Engine::open_url(&url, keys_dir.path()).unwrap());
-    server
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .unwrap();
 
     assert!(
         sqlite.0.len() > 500 && !sqlite.1.is_empty(),

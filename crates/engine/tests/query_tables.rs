@@ -14,6 +14,8 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -426,23 +428,10 @@ fn views_of_the_corpora_answer_as_the_estate() {
 
 #[test]
 fn views_answer_as_the_estate_on_postgres() {
-    let Some(admin) = std::env::var("KEYWARD_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        eprintln!("skipped: KEYWARD_TEST_POSTGRES_URL not set");
+    let Some(db) = common::Database::new("kw_test_views") else {
         return;
     };
-    let name = format!("kw_test_views_{}", std::process::id());
-    let mut server = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        server.batch_execute(&sql).unwrap();
-    }
-    let base = admin.split('?').next().unwrap();
-    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    let url = db.url.clone();
     let keys = tempfile::tempdir().unwrap();
     let mut e = Engine::open_url(&url, keys.path()).unwrap();
     e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
@@ -461,9 +450,6 @@ fn views_answer_as_the_estate_on_postgres() {
     let n = views_answer_as(&full, &open);
     pages_answer_as(&full, &open);
     drop(full);
-    server
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .unwrap();
     assert_eq!(wrong, Vec::<String>::new());
     assert!(n > 500);
 }
@@ -551,29 +537,13 @@ fn pages_of_the_generated_estate_walk_their_owners_together() {
 
 #[test]
 fn pages_of_the_generated_estate_walk_their_owners_together_on_postgres() {
-    let Some(admin) = std::env::var("KEYWARD_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|v| !v.is_empty())
-    else {
-        eprintln!("skipped: KEYWARD_TEST_POSTGRES_URL not set");
+    let Some(db) = common::Database::new("kw_test_pages") else {
         return;
     };
-    let name = format!("kw_test_pages_{}", std::process::id());
-    let mut server = postgres::Client::connect(&admin, postgres::NoTls).unwrap();
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        format!("CREATE DATABASE {name}"),
-    ] {
-        server.batch_execute(&sql).unwrap();
-    }
-    let base = admin.split('?').next().unwrap();
-    let url = format!("{}/{name}", &base[..base.rfind('/').unwrap()]);
+    let url = db.url.clone();
     let keys = tempfile::tempdir().unwrap();
     let mut store = keyward_store::open(&url, keys.path()).unwrap();
     let open = || keyward_store::open(&url, keys.path()).unwrap();
     generated_pages_answer_as_the_graph(store.as_mut(), &open);
     drop(store);
-    server
-        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .unwrap();
 }
