@@ -110,15 +110,19 @@ impl Progress for Bar {
     }
 }
 
-pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport, f64)> {
-    let opts = IngestOptions {
+/// What the flags ask of the engine's reading.
+fn options(args: &Args) -> IngestOptions {
+    IngestOptions {
         format: args.format,
         cluster: args.cluster.clone(),
         force: args.force,
         person_statuses: args.person_status.iter().cloned().collect(),
-        batch_records: None,
-        walked: false,
-    };
+        ..IngestOptions::default()
+    }
+}
+
+pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport, f64)> {
+    let opts = options(args);
     if !args.no_detect {
         engine.enable_detection(args.detect.catalog(), args.detect.settings())?;
     }
@@ -170,14 +174,7 @@ fn publish(
         .context("starting the async runtime")?;
     let publisher = crate::cmd_worker::publisher(bus, &rt)?;
     engine.set_forward(Some(Box::new(publisher)));
-    let opts = IngestOptions {
-        format: args.format,
-        cluster: args.cluster.clone(),
-        force: args.force,
-        person_statuses: args.person_status.iter().cloned().collect(),
-        batch_records: None,
-        walked: false,
-    };
+    let opts = options(args);
     let mut bar = Bar::new();
     let start = Instant::now();
     let report = engine.ingest(&args.paths, &opts, &mut bar, now_ms());
