@@ -155,7 +155,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::
                 println!("not confirmed: nothing started");
                 return Ok(Outcome::Clean);
             }
-            let _lock = playbook_lock(dir)?;
+            let _lock = playbook_lock(&engine)?;
             let actor = cli_actor();
             let facts = TriggerFacts {
                 kind: "manual".into(),
@@ -174,7 +174,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::
         Command::Approve { run, now, at } => {
             let now = instant(now.as_deref())?;
             let mut engine = open(dir)?;
-            let _lock = playbook_lock(dir)?;
+            let _lock = playbook_lock(&engine)?;
             let actor = cli_actor();
             let started = engine
                 .playbook_run(&run)?
@@ -204,7 +204,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, cmd: Command) -> anyhow::
             let books = load(dir, &at)?;
             let now = instant(now.as_deref())?;
             let mut engine = open(dir)?;
-            let _lock = playbook_lock(dir)?;
+            let _lock = playbook_lock(&engine)?;
             let mut fx = CliEffects::new(config.clone())?;
             let actor = cli_actor();
             let report = engine.playbook_tick(
@@ -229,30 +229,22 @@ fn instant(s: Option<&str>) -> anyhow::Result<Millis> {
     s.map_or_else(|| Ok(now_ms()), parse_instant)
 }
 
-/// One process moves playbook runs at a time (`<data dir>/playbooks.lock`), so a step is
-/// never carried out twice by a `tick` and a `serve` at once.
-pub(crate) fn playbook_lock(dir: &Path) -> anyhow::Result<std::fs::File> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("creating the data directory `{}`", dir.display()))?;
-    let path = dir.join("playbooks.lock");
-    let f = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening `{}`", path.display()))?;
-    match f.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
+/// One process moves playbook runs at a time, so a step is never carried out twice by a
+/// `tick` and a `serve` at once: the store's claim `playbooks` (a lock file under the data
+/// directory's `claims/`; on PostgreSQL an advisory lock, so across machines sharing the
+/// store). Waits for it; released when dropped.
+pub(crate) fn playbook_lock(engine: &Engine) -> anyhow::Result<keyward_engine::WriteLock> {
+    let mut told = false;
+    loop {
+        if let Some(claim) = engine.try_claim("playbooks")? {
+            return Ok(claim);
+        }
+        if !told {
             eprintln!("waiting for another keyward process moving playbook runs…");
-            f.lock()
-                .with_context(|| format!("locking `{}`", path.display()))?;
+            told = true;
         }
-        Err(std::fs::TryLockError::Error(e)) => {
-            return Err(e).with_context(|| format!("locking `{}`", path.display()));
-        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    Ok(f)
 }
 
 /// The built-in playbooks, then the directory's (replacing built-ins of the same name).

@@ -100,7 +100,8 @@ pub struct Args {
 
 /// The playbook scheduler on a thread of its own, with an engine of its own on the same
 /// data directory (it writes under the store's writer lock like any other process, and
-/// takes `playbooks.lock` so a `keyward playbook tick` never moves a run at the same time).
+/// takes the store's `playbooks` claim so a `keyward playbook tick`, or a `serve` on another
+/// machine sharing the store, never moves a run at the same time).
 /// It ticks every `interval` and when an ingest says so; plans run through the connectors
 /// on its own runtime, never on the server's.
 fn spawn_scheduler(
@@ -123,7 +124,7 @@ fn spawn_scheduler(
                 let mut fx = crate::cmd_playbook::CliEffects::new(config.clone())?;
                 loop {
                     {
-                        let _lock = crate::cmd_playbook::playbook_lock(&data)?;
+                        let _lock = crate::cmd_playbook::playbook_lock(&engine)?;
                         let report = engine.playbook_tick(
                             &books,
                             &mut fx,
