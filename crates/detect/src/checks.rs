@@ -77,6 +77,13 @@ pub trait Lookup {
     /// Why this identity (canonical id) must no longer act: retired, owner departed.
     fn retired(&self, identity: &str) -> Option<String>;
 
+    /// [`Lookup::retired`] by what is known this moment, for a check that only grades what
+    /// it reports by it (a dormant identity back in use). `retired` may answer as of an
+    /// earlier judgement, so that what is counted does not depend on arrival order.
+    fn retired_now(&self, identity: &str) -> Option<String> {
+        self.retired(identity)
+    }
+
     /// Whether any identity could be retired now; `false` lets the check skip its
     /// lookups on every event.
     fn any_retired(&self) -> bool {
@@ -524,7 +531,10 @@ fn used_after_retirement(v: &View, lookup: &dyn Lookup) -> Option<Hit> {
     let actor = e.actor.as_deref();
     // A session's role too; a user or key is its own principal.
     let own = v.principal().filter(|p| Some(*p) != actor);
-    let ids = [e.credential.as_deref(), actor, own];
+    // The most lasting identity first: the finding is about the user or role whatever
+    // their sessions and keys (each new one is retired with it, and may not be known
+    // retired yet when its first event comes), a key or session only when retired alone.
+    let ids = [own, actor, e.credential.as_deref()];
     ids.into_iter().flatten().find_map(|id| {
         let why = lookup.retired(id)?;
         Some(Hit {
@@ -650,7 +660,7 @@ fn dormant_reuse(
     let new_network = network
         .is_some_and(|n| !baseline.is_some_and(|b| b.knows_fingerprint(baseline::fingerprint(n))));
     let departed = if lookup.any_retired() {
-        lookup.retired(principal)
+        lookup.retired_now(principal)
     } else {
         None
     };

@@ -2,15 +2,12 @@
 //! findings, baselines and state are written in the same store batches as the events, and
 //! verdicts on findings are recorded with who gave them.
 
-use std::cell::RefCell;
-
 use keyward_detect::baseline::Baseline;
 use keyward_detect::checks::State;
-use keyward_detect::{Catalog, Detector, Finding, Kind, Lookup, Settings, Status};
+use keyward_detect::{Catalog, Detector, Finding, Kind, Settings, Status};
 use keyward_graph::Inventory;
 use keyward_model::time::Millis;
 use keyward_store::{Batch, FindingChange, FindingRow};
-use rustc_hash::FxHashMap;
 
 use crate::{Engine, EngineError};
 
@@ -60,54 +57,15 @@ pub(crate) fn from_row(r: &FindingRow) -> Result<Finding, EngineError> {
     })
 }
 
-/// Retirement and departed owners, from the inventory and the graph (cached per run).
-pub(crate) struct EngineLookup<'a> {
-    pub inventory: &'a Inventory,
-    pub graph: &'a keyward_graph::Graph,
-    pub cache: &'a RefCell<FxHashMap<String, Option<String>>>,
-}
-
-impl Lookup for EngineLookup<'_> {
-    fn any_retired(&self) -> bool {
-        self.inventory.any_marked_retired() || self.graph.any_departed_person()
-    }
-
-    fn reported_last_use(&self, identity: &str) -> Option<Millis> {
-        self.inventory
-            .get(identity)?
-            .details
-            .get("reported_last_used")?
-            .as_str()
-            .and_then(keyward_model::time::parse)
-    }
-
-    fn retired(&self, id: &str) -> Option<String> {
-        if let Some(hit) = self.cache.borrow().get(id) {
-            return hit.clone();
-        }
-        let answer = self.compute(id);
-        self.cache
-            .borrow_mut()
-            .insert(id.to_owned(), answer.clone());
-        answer
-    }
-}
-
-impl EngineLookup<'_> {
-    fn compute(&self, id: &str) -> Option<String> {
-        use keyward_graph::analysis;
-        let i = self.inventory.get(id)?;
-        if keyward_graph::inventory::marked_retired(i) {
-            return Some(format!("{id} is marked retired"));
-        }
-        let node = self.graph.find(id)?;
-        let owners = analysis::ownership(self.graph, node);
-        if owners.all_departed() {
-            let who: Vec<&str> = owners.people.iter().map(|p| p.owner.as_str()).collect();
-            return Some(format!("its owner {} departed", who.join(", ")));
-        }
-        None
-    }
+/// The identity's last use as its platform reported it (the credential report, IAM's
+/// `RoleLastUsed`).
+pub(crate) fn reported_last_use(inventory: &Inventory, identity: &str) -> Option<Millis> {
+    inventory
+        .get(identity)?
+        .details
+        .get("reported_last_used")?
+        .as_str()
+        .and_then(keyward_model::time::parse)
 }
 
 /// The graph path behind a threat finding: the acting identity (or, for a session or key

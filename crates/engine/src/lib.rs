@@ -23,6 +23,7 @@ mod query;
 mod records;
 pub mod respond;
 pub mod retire;
+mod retirement;
 pub mod rightsize;
 mod tables;
 mod topology;

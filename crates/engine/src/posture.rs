@@ -127,14 +127,17 @@ impl Engine {
         }
         // Write: new or changed findings, and resolve the ones no longer found.
         let stored = self.store.findings(None)?;
-        // Threat findings written before their identity reached the graph get its path.
+        // An active threat finding's path to its owner is the one the graph shows now: one
+        // written before its identity reached the graph, or before the context that names
+        // its owner came in (which another worker may commit later), gets it here.
         let mut backfill = Vec::new();
         for r in &stored {
             if r.kind == "threat" && matches!(r.status.as_str(), "open" | "acknowledged") {
                 let mut f = crate::detection::from_row(r)?;
-                if let (true, Some(id)) = (f.path.is_empty(), &f.identity) {
-                    f.path = crate::detection::owner_path(g, id);
-                    if !f.path.is_empty() {
+                if let Some(id) = &f.identity {
+                    let path = crate::detection::owner_path(g, id);
+                    if !path.is_empty() && path != f.path {
+                        f.path = path;
                         backfill.push(f);
                     }
                 }

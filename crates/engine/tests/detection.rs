@@ -491,3 +491,72 @@ fn a_saved_exception_keeps_later_matches_out() {
     assert_eq!(reopened.finding(&f.id).unwrap().unwrap().count, 1);
     assert_eq!(reopened.detector().unwrap().excepted, 1);
 }
+
+/// The rule's findings as (id, identity, count, first and last seen).
+fn retirement_findings(e: &Engine) -> Vec<(String, Option<String>, u64, i64, i64)> {
+    e.findings(&keyward_engine::FindingQuery::default())
+        .unwrap()
+        .into_iter()
+        .filter(|f| f.rule_id == RULE)
+        .map(|f| (f.id, f.identity, f.count, f.first_seen, f.last_seen))
+        .collect()
+}
+
+/// Context that comes after the events it judges (the people directory after the
+/// CloudTrail, as path order reads them, or committed later by another worker) finds
+/// what it would have found first: the same finding, each event counted once; a later
+/// event is counted as it comes, once.
+#[test]
+fn a_departure_learned_after_the_events_finds_the_same() {
+    let input = tempfile::tempdir().unwrap();
+    let people = input.path().join("people.csv");
+    std::fs::write(
+        &people,
+        "email,name,team,status\nbob@acme.example,Bob Lindqvist,platform,departed\n",
+    )
+    .unwrap();
+    let snap = snapshot(input.path(), "svc-bob", &[("owner", "bob@acme.example")]);
+    let acts = [
+        activity_hour(input.path(), "svc-bob", 10),
+        activity_hour(input.path(), "svc-bob", 11),
+    ];
+    let later = activity_hour(input.path(), "svc-bob", 12);
+
+    let (first, last, together) = (
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+        tempfile::tempdir().unwrap(),
+    );
+    let mut context_first = engine(first.path());
+    run(&mut context_first, &[people.clone(), snap.clone()]);
+    let found = run(&mut context_first, &acts);
+    assert_eq!(found.len(), 1, "judged as they came: {found:?}");
+
+    let mut context_last = engine(last.path());
+    assert!(run(&mut context_last, &acts).is_empty());
+    let found = run(&mut context_last, &[people.clone(), snap.clone()]);
+    assert_eq!(
+        found.len(),
+        1,
+        "judged again once the departure is known: {found:?}"
+    );
+
+    // One ingest, the CloudTrail first in path order.
+    let mut one_run = engine(together.path());
+    let all = [acts[0].clone(), acts[1].clone(), people, snap];
+    assert_eq!(run(&mut one_run, &all).len(), 1);
+
+    let want = retirement_findings(&context_first);
+    assert_eq!(want.len(), 1, "{want:?}");
+    assert_eq!(want[0].2, 2, "both events counted: {want:?}");
+    assert_eq!(retirement_findings(&context_last), want);
+    assert_eq!(retirement_findings(&one_run), want);
+
+    // Nothing is judged twice by another ingest; a new event counts once.
+    for e in [&mut context_first, &mut context_last, &mut one_run] {
+        assert!(run(e, &[]).is_empty());
+        assert_eq!(run(e, std::slice::from_ref(&later)).len(), 1);
+        let got = retirement_findings(e);
+        assert_eq!(got[0].2, 3, "{got:?}");
+    }
+}

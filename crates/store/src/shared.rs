@@ -200,7 +200,7 @@ impl<'a> ActorScan<'a> {
                 .cmp(&a.time)
                 .then_with(|| a.native_id.cmp(&b.native_id))
         });
-        self.found.truncate(self.limit.max(1) * 4);
+        self.found.truncate(self.limit.max(1).saturating_mul(4));
         Ok(())
     }
 

@@ -586,6 +586,47 @@ impl Detector {
         }
     }
 
+    /// Judges a stored event again by the rules that are a check alone and whose check
+    /// `which` picks, with `lookup` as it answers now: for a check that reads context
+    /// (retirement, an owner's departure) that arrived after the event was first judged.
+    /// The caller says which events were not counted yet; nothing is learned (the event's
+    /// baseline, state and regions were learned when it was first taken in), and a hit opens
+    /// or extends its finding as a live event's does.
+    pub fn rejudge(
+        &mut self,
+        which: impl Fn(&checks::Check) -> bool,
+        event: &Event,
+        lookup: &dyn Lookup,
+    ) {
+        let known = ReadFields::default();
+        let view = View::new(event, &[], &known);
+        let principal = view.principal();
+        let picked: Vec<usize> = self
+            .check_only
+            .iter()
+            .filter(|(src, idx)| {
+                *src == event.source
+                    && self
+                        .catalog
+                        .rules
+                        .get(*idx)
+                        .and_then(|r| r.check.as_ref())
+                        .is_some_and(&which)
+            })
+            .map(|(_, idx)| *idx)
+            .collect();
+        self.this_event = None;
+        for idx in picked {
+            let Some(check) = self.catalog.rules.get(idx).and_then(|r| r.check.clone()) else {
+                continue;
+            };
+            if let Some(hit) = check.run(&view, &mut self.state, None, &self.settings, lookup) {
+                self.emit_hit(idx, &view, principal, hit);
+            }
+        }
+        self.matched.clear();
+    }
+
     /// [`Detector::on_event`], with the event's rule matches when [`Detector::prepare`]
     /// computed them (for this same event).
     pub fn on_event_prepared(

@@ -60,7 +60,11 @@ impl Engine {
         idle: bool,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        self.keeping_tables(|e| e.ingest_taken(inputs, checkpoints, idle, now))
+        self.keeping_tables(|e| {
+            let report = e.ingest_taken(inputs, checkpoints, idle, now)?;
+            // Retirement is judged again when hours close: once the stream is taken in.
+            if idle { e.rejudged(report) } else { Ok(report) }
+        })
     }
 
     fn ingest_taken(
@@ -70,7 +74,7 @@ impl Engine {
         idle: bool,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        let mut run = Run::default();
+        let mut run = Run::judging(self.store.as_ref())?;
         let mut batch = self.store.begin()?;
         self.tables.begin_split(&mut *batch)?;
         let mut progress = ();
@@ -142,8 +146,9 @@ impl Engine {
         Ok(self.store.checkpoint(name)?)
     }
 
-    /// The exclusive right to the bus partition `name`, across processes and machines
-    /// (`None` while another worker holds it); released when dropped.
+    /// The exclusive right to `name` (a bus partition, the playbook runs), across processes
+    /// and machines sharing the store (`None` while another holds it); released when
+    /// dropped.
     pub fn try_claim(&self, name: &str) -> Result<Option<crate::WriteLock>, EngineError> {
         Ok(self
             .store

@@ -164,7 +164,10 @@ impl Engine {
         progress: &mut dyn Progress,
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        self.keeping_tables(|e| e.ingest_files(paths, opts, progress, now))
+        self.keeping_tables(|e| {
+            let report = e.ingest_files(paths, opts, progress, now)?;
+            e.rejudged(report)
+        })
     }
 
     fn ingest_files(
@@ -176,7 +179,7 @@ impl Engine {
     ) -> Result<IngestReport, EngineError> {
         let mut run = Run {
             aliases: crate::clusters::aliases(self.store.as_ref())?,
-            ..Run::default()
+            ..Run::judging(self.store.as_ref())?
         };
         run.ctx.person_statuses.clone_from(&opts.person_statuses);
         let limit = opts.batch_records.unwrap_or(DEFAULT_BATCH_RECORDS).max(1);
@@ -356,7 +359,10 @@ impl Engine {
         now: Millis,
         read: impl FnOnce(Format, &mut Context, &mut EngineSink),
     ) -> Result<IngestReport, EngineError> {
-        self.keeping_tables(|e| e.ingest_one(label, hash, format, opts, now, read))
+        self.keeping_tables(|e| {
+            let report = e.ingest_one(label, hash, format, opts, now, read)?;
+            e.rejudged(report)
+        })
     }
 
     fn ingest_one(
@@ -369,7 +375,7 @@ impl Engine {
         read: impl FnOnce(Format, &mut Context, &mut EngineSink),
     ) -> Result<IngestReport, EngineError> {
         let mut forward = self.forward.as_deref_mut();
-        let mut run = Run::default();
+        let mut run = Run::judging(self.store.as_ref())?;
         let aliases = crate::clusters::aliases(self.store.as_ref())?;
         let mut batch = self.store.begin()?;
         let Some(format) = format else {
@@ -580,8 +586,19 @@ pub(crate) struct RunState {
     report: IngestReport,
     touched: FxHashMap<String, (bool, &'static str)>,
     resolved: FxHashMap<usize, Resolved>,
-    /// Retirement answers for the detector's lookups in this run.
-    retired: std::cell::RefCell<FxHashMap<String, Option<String>>>,
+    /// The retired identities this run's events are judged against (`retirement.rs`).
+    retired: BTreeMap<String, String>,
+    /// Retirement by what is known this moment, for the checks that grade by it.
+    retired_now: std::cell::RefCell<FxHashMap<String, Option<String>>>,
+}
+
+impl Run {
+    /// A run judging its events by the retirement the store holds.
+    fn judging(store: &dyn keyward_store::Store) -> Result<Run, EngineError> {
+        let mut run = Run::default();
+        run.state.retired = crate::retirement::Retired::load(store)?;
+        Ok(run)
+    }
 }
 
 /// A shared [`keyward_normalize::ActiveIdentities`] resolved to inventory slots, keyed by the address

@@ -44,7 +44,8 @@ pub(super) struct EngineSink<'a, 'b> {
     pub error: Option<EngineError>,
     progress: &'a mut dyn Progress,
     detector: Option<&'a mut keyward_detect::Detector>,
-    retired: &'a std::cell::RefCell<rustc_hash::FxHashMap<String, Option<String>>>,
+    retired: &'a std::collections::BTreeMap<String, String>,
+    retired_now: &'a std::cell::RefCell<rustc_hash::FxHashMap<String, Option<String>>>,
     forward: Option<&'a mut (dyn super::bus::Forward + 'static)>,
     /// The Kubernetes cluster the input was filed under (sent with forwarded records).
     pub cluster: String,
@@ -77,6 +78,7 @@ impl<'a, 'b> EngineSink<'a, 'b> {
             progress,
             detector: parts.detector,
             retired: &run.retired,
+            retired_now: &run.retired_now,
             forward: parts.forward,
             cluster: String::new(),
         }
@@ -269,10 +271,11 @@ impl EngineSink<'_, '_> {
         if let Some(ev) = &out.event
             && let Some(det) = self.detector.as_deref_mut()
         {
-            let lookup = crate::detection::EngineLookup {
+            let lookup = crate::retirement::JudgedLookup {
+                retired: self.retired,
                 inventory: self.inventory,
                 graph: &self.topology.graph,
-                cache: self.retired,
+                cache: self.retired_now,
             };
             det.on_event_prepared(
                 ev,
