@@ -534,6 +534,23 @@ impl Coverage {
     }
 }
 
+/// Whether [`orphan_reason`] looks at an identity's own edges of `kind` out of it (`out`)
+/// or into it. It reads them through this, so a reader of part of the graph (the
+/// engine's views) that loads an identity's edges of these kinds whole, with those the
+/// ownership walk follows, gets the answer it would over the whole graph.
+pub fn orphan_looks_at(kind: EdgeKind, out: bool) -> bool {
+    match kind {
+        EdgeKind::DefinedIn => out,
+        EdgeKind::BoundTo | EdgeKind::HasCredential => true,
+        EdgeKind::RunsAs
+        | EdgeKind::Federates
+        | EdgeKind::Assumed
+        | EdgeKind::SessionOf
+        | EdgeKind::CanAssume => !out,
+        EdgeKind::Owns | EdgeKind::Created | EdgeKind::MemberOf | EdgeKind::Can => false,
+    }
+}
+
 /// Why identity `id` (of `kind`, in `account` or `cluster`) is an orphan, if it is one;
 /// `acted`: an activity log showed it acting. Short-lived identities (sessions, temporary
 /// keys) and AWS-managed ones are never orphans.
@@ -569,15 +586,16 @@ pub fn orphan_reason(
     if owners.all_departed() {
         return Some(OrphanReason::OwnerDeparted);
     }
-    let has_in = |k: EdgeKind| g.in_edges(id).any(|e| e.kind == k);
+    // Its own edges, of the kinds `orphan_looks_at` names only.
+    let ins = || g.in_edges(id).filter(|e| orphan_looks_at(e.kind, false));
+    let outs = || g.out_edges(id).filter(|e| orphan_looks_at(e.kind, true));
+    let has_in = |k: EdgeKind| ins().any(|e| e.kind == k);
     if kind == IdentityKind::IamRole
         && scope.is_some_and(|a| coverage.lambda_accounts.contains(a))
-        && g.in_edges(id).any(|e| {
+        && ins().any(|e| {
             e.kind == EdgeKind::CanAssume && g.key(e.from) == "aws-service:lambda.amazonaws.com"
         })
-        && !g
-            .in_edges(id)
-            .any(|e| e.kind == EdgeKind::RunsAs && g.key(e.from).starts_with("lambda:"))
+        && !ins().any(|e| e.kind == EdgeKind::RunsAs && g.key(e.from).starts_with("lambda:"))
     {
         return Some(OrphanReason::FunctionDeleted);
     }
@@ -592,7 +610,7 @@ pub fn orphan_reason(
         return Some(OrphanReason::NoWorkload);
     }
     let referenced = owners.confidence > 0.0
-        || g.in_edges(id).any(|e| {
+        || ins().any(|e| {
             matches!(
                 e.kind,
                 EdgeKind::RunsAs
@@ -605,7 +623,7 @@ pub fn orphan_reason(
                 && g.node(e.from)
                     .is_some_and(|n| !matches!(n.kind, NodeKind::Account)))
         })
-        || g.out_edges(id).any(|e| {
+        || outs().any(|e| {
             matches!(
                 e.kind,
                 EdgeKind::DefinedIn | EdgeKind::BoundTo | EdgeKind::HasCredential

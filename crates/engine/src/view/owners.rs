@@ -18,7 +18,7 @@ use keyward_graph::{EdgeKind, NodeKind};
 use keyward_model::IdentityKind;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::walk::{Best, EDGES, GiveUp, Link, Loader, ROOT_EDGES, Want};
+use super::walk::{Best, EDGES, GiveUp, Link, Loader, Want};
 use crate::EngineError;
 
 /// Queued nodes a blocked best-first walk asks for besides the one it is at.
@@ -180,12 +180,27 @@ fn links_of(
     found
 }
 
+/// `key`'s own edges in direction `out` that the checks look at ([`Want::Own`]) if read,
+/// else wanted.
+fn own_of(
+    l: &Loader<'_>,
+    key: &str,
+    out: bool,
+    wants: &mut Vec<Want>,
+) -> Option<(Vec<Link>, bool)> {
+    let found = l.read_own(key, out);
+    if found.is_none() {
+        wants.push(Want::Own(key.to_owned(), out));
+    }
+    found
+}
+
 /// The node `OwnershipCache` takes `at`'s owners from (a session's role, a key's holder),
-/// once `at`'s own edges are read whole.
+/// once `at`'s own edges are read whole (of the kinds the checks look at: `Want::Own`).
 fn parent(l: &Loader<'_>, at: &str, wants: &mut Vec<Want>) -> Result<Option<String>, Progress> {
     let kind = kind_of(l, at, wants);
-    let outs = links_of(l, at, true, ROOT_EDGES, wants);
-    let ins = links_of(l, at, false, ROOT_EDGES, wants);
+    let outs = own_of(l, at, true, wants);
+    let ins = own_of(l, at, false, wants);
     let (kind, Some((outs, out_whole)), Some((ins, in_whole))) = (kind?, outs, ins) else {
         return Err(Progress::Blocked);
     };

@@ -12,11 +12,16 @@
 //! Where a walk looks further (the identity's own edges, read whole by the orphan checks;
 //! a person's team; a session's creator), a bound that is reached gives up
 //! ([`GiveUp`]): the estate is loaded instead.
+//!
+//! Of a node with no more edges in a direction than the ownership search looks at, only
+//! the kinds a reader looks at are read ([`Kept`]): the others are counted in an index,
+//! and their other ends (a role's permissions: a resource node each) are never read. The
+//! search then sees all of the node's edges of the kinds it follows, as over the estate.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, VecDeque};
 
-use keyward_graph::analysis::{MAX_EDGES_PER_NODE, follows, weight};
+use keyward_graph::analysis::{MAX_EDGES_PER_NODE, follows, orphan_looks_at, weight};
 use keyward_graph::{Detail, EdgeKind, EdgeSpec, Graph, NodeKind, NodeSpec};
 use keyward_model::ObservedEdge;
 use keyward_store::{Direction, GraphEdgeRow, GraphNodeRow, Store};
@@ -56,6 +61,34 @@ pub(crate) enum Want {
     /// first [`MAX_EDGES_PER_NODE`] edges, of which, when that is all of them, only those
     /// the search follows (`analysis::weight`).
     Walk(String, bool),
+    /// What the checks of a listed identity (or of the node its owners are taken from)
+    /// look at of its own edges in one direction: every one, up to [`ROOT_EDGES`], of
+    /// which, when the node has no more than [`MAX_EDGES_PER_NODE`], only those
+    /// [`Kept::Own`] keeps.
+    Own(String, bool),
+}
+
+/// Which of a node's edges in one direction were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Kept {
+    /// Every one.
+    All,
+    /// Those an ownership search follows from this end (`analysis::weight`).
+    Walk,
+    /// Those, and those `analysis::orphan_looks_at` (an inventory row's parent is taken
+    /// by kinds the search follows: `Owns` and `HasCredential` in, `SessionOf` out).
+    Own,
+}
+
+impl Kept {
+    fn keeps(self, kind: EdgeKind, out: bool) -> bool {
+        let walked = weight(kind, !out, None).is_some();
+        match self {
+            Kept::All => true,
+            Kept::Walk => walked,
+            Kept::Own => walked || orphan_looks_at(kind, out),
+        }
+    }
 }
 
 /// A node's edges in one direction, as read so far.
@@ -64,10 +97,9 @@ struct Adjacent {
     asked: usize,
     /// Every edge there is, when fewer than asked were found.
     whole: bool,
-    /// Every edge read is here and in the graph; else only those an ownership search
-    /// follows from this end (`Want::Walk`, and the node has no more edges than it looks
-    /// at, so the rest change nothing it sees).
-    complete: bool,
+    /// Which are here and in the graph: every edge read, or (the node has no more edges
+    /// than a search looks at, so the rest change nothing it sees) only some kinds.
+    kept: Kept,
     links: Vec<Link>,
 }
 
@@ -157,7 +189,7 @@ impl<'s> Loader<'s> {
     /// if read.
     pub(crate) fn read_links(&self, key: &str, out: bool, n: usize) -> Option<(Vec<Link>, bool)> {
         let a = self.adjacent.get(&(key.to_owned(), out))?;
-        if (a.asked < n && !a.whole) || !a.complete {
+        if (a.asked < n && !a.whole) || a.kept != Kept::All {
             return None;
         }
         let whole = a.whole && a.links.len() <= n;
@@ -174,6 +206,16 @@ impl<'s> Loader<'s> {
         Some(a.links.iter().take(MAX_EDGES_PER_NODE).cloned().collect())
     }
 
+    /// The edges of `key` in direction `out` the checks of a listed identity look at
+    /// ([`Want::Own`]), and whether that is all of them, if read.
+    pub(crate) fn read_own(&self, key: &str, out: bool) -> Option<(Vec<Link>, bool)> {
+        let a = self.adjacent.get(&(key.to_owned(), out))?;
+        if (a.asked < ROOT_EDGES && !a.whole) || a.kept == Kept::Walk {
+            return None;
+        }
+        Some((a.links.clone(), a.whole))
+    }
+
     /// The first `n` edges of `key` in direction `out` (observed ones first, each part
     /// newest first, as the graph iterates them), and whether that is all of them.
     fn links(
@@ -182,7 +224,7 @@ impl<'s> Loader<'s> {
         out: bool,
         n: usize,
     ) -> Result<Result<(Vec<Link>, bool), GiveUp>, EngineError> {
-        if self.read(&[key], out, n, false)?.is_err() {
+        if self.read(&[key], out, n, Kept::All)?.is_err() {
             return Ok(Err(GiveUp));
         }
         Ok(self.read_links(key, out, n).ok_or(GiveUp))
@@ -192,20 +234,22 @@ impl<'s> Loader<'s> {
     /// query per table.
     pub(crate) fn load(&mut self, wants: &[Want]) -> Result<Result<(), GiveUp>, EngineError> {
         let mut nodes = Vec::new();
-        let mut links: BTreeMap<(bool, usize, bool), Vec<&str>> = BTreeMap::new();
+        let mut links: BTreeMap<(bool, usize, Kept), Vec<&str>> = BTreeMap::new();
         for w in wants {
-            match w {
-                Want::Node(k) => nodes.push(k.as_str()),
-                Want::Links(k, out, n) => links.entry((*out, *n, false)).or_default().push(k),
-                Want::Walk(k, out) => links
-                    .entry((*out, MAX_EDGES_PER_NODE, true))
-                    .or_default()
-                    .push(k),
-            }
+            let (key, at) = match w {
+                Want::Node(k) => {
+                    nodes.push(k.as_str());
+                    continue;
+                }
+                Want::Links(k, out, n) => (k, (*out, *n, Kept::All)),
+                Want::Walk(k, out) => (k, (*out, MAX_EDGES_PER_NODE, Kept::Walk)),
+                Want::Own(k, out) => (k, (*out, ROOT_EDGES, Kept::Own)),
+            };
+            links.entry(at).or_default().push(key);
         }
         self.fetch(&nodes)?;
-        for ((out, n, walk), keys) in links {
-            if self.read(&keys, out, n, walk)?.is_err() {
+        for ((out, n, keep), keys) in links {
+            if self.read(&keys, out, n, keep)?.is_err() {
                 return Ok(Err(GiveUp));
             }
         }
@@ -213,23 +257,22 @@ impl<'s> Loader<'s> {
     }
 
     /// Reads the first `n` edges in direction `out` of each of `keys` not read that far,
-    /// and the nodes at their other ends; `walk`: for an ownership search ([`Want::Walk`]).
+    /// and the nodes at their other ends; of a node with few edges, only those `keep`
+    /// keeps.
     fn read(
         &mut self,
         keys: &[&str],
         out: bool,
         n: usize,
-        walk: bool,
+        keep: Kept,
     ) -> Result<Result<(), GiveUp>, EngineError> {
         let mut keys: Vec<&str> = keys
             .iter()
             .copied()
-            .filter(|k| {
-                if walk {
-                    self.read_walk(k, out).is_none()
-                } else {
-                    self.read_links(k, out, n).is_none()
-                }
+            .filter(|k| match keep {
+                Kept::All => self.read_links(k, out, n).is_none(),
+                Kept::Walk => self.read_walk(k, out).is_none(),
+                Kept::Own => self.read_own(k, out).is_none(),
             })
             .collect();
         keys.sort_unstable();
@@ -251,11 +294,13 @@ impl<'s> Loader<'s> {
             }
         }
         // A search that sees all of a node's edges (it has no more than the search looks
-        // at) needs only those it follows from this end: of the observed ones, only those
-        // are read, the others counted in an index.
+        // at) needs only those it follows from this end, and the checks only those they
+        // look at: of the observed ones, only those are read, the others counted in an
+        // index (up to one more than a search looks at, so the count is exact).
         let mut filtered: FxHashSet<&str> = FxHashSet::default();
-        if walk {
-            for (key, count) in self.store.observed_counts(&keys, dir, n)? {
+        if keep != Kept::All {
+            let cap = MAX_EDGES_PER_NODE;
+            for (key, count) in self.store.observed_counts(&keys, dir, cap + 1)? {
                 let Some(k) = keys
                     .binary_search(&key.as_str())
                     .ok()
@@ -265,7 +310,7 @@ impl<'s> Loader<'s> {
                 };
                 if let Some(f) = found.get_mut(k) {
                     f.0 = count;
-                    if count < n && f.2.len() < n && count + f.2.len() <= n {
+                    if f.2.len() < n && count + f.2.len() <= cap {
                         filtered.insert(k);
                     }
                 }
@@ -273,7 +318,7 @@ impl<'s> Loader<'s> {
         }
         let kinds: Vec<&str> = EdgeKind::ALL
             .iter()
-            .filter(|k| weight(**k, !out, None).is_some())
+            .filter(|k| keep.keeps(**k, out))
             .map(|k| k.as_str())
             .collect();
         let (few, all): (Vec<&str>, Vec<&str>) = keys.iter().partition(|k| filtered.contains(*k));
@@ -293,10 +338,18 @@ impl<'s> Loader<'s> {
         let mut others: Vec<String> = Vec::new();
         let mut read = Vec::with_capacity(found.len());
         for (key, (count, observed, derived)) in found {
-            let complete = !filtered.contains(key);
-            let count = if complete { observed.len() } else { count };
+            let kept = if filtered.contains(key) {
+                keep
+            } else {
+                Kept::All
+            };
+            let count = if kept == Kept::All {
+                observed.len()
+            } else {
+                count
+            };
             let whole = count < n && derived.len() < n;
-            let follows = |kind: EdgeKind| complete || weight(kind, !out, None).is_some();
+            let follows = |kind: EdgeKind| kept.keeps(kind, out);
             let mut links = Vec::with_capacity(observed.len() + derived.len());
             for e in observed {
                 let Some(kind) = EdgeKind::parse(&e.kind).filter(|k| follows(*k)) else {
@@ -341,7 +394,7 @@ impl<'s> Loader<'s> {
                 Adjacent {
                     asked: n,
                     whole,
-                    complete,
+                    kept,
                     links,
                 },
             ));

@@ -126,6 +126,9 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "cache_size", CACHE_KIB)?;
+        // The query tables' reads are cached once per limit they are asked with
+        // (`query.rs`), besides the store's own.
+        conn.set_prepared_statement_cache_capacity(64);
         // The version is read and the migrations applied inside one write transaction
         // (taken before reading), so two processes setting up one store cannot both apply
         // a migration: the second waits, then finds nothing left to do.

@@ -37,6 +37,11 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+// The walks' reads run once per node, thousands of times a page: their `LIMIT` is written
+// into the statement, never bound. SQLite plans a bound `LIMIT` by its value, so binding
+// one expires the statement and every run prepares it again (40 % of an inventory page's
+// time at 1M identities); a few limits are used, each statement cached once.
+
 impl QueryTables for SqliteStore {
     fn query_tables_filled(&self) -> Result<bool> {
         Ok(self
@@ -79,21 +84,20 @@ impl QueryTables for SqliteStore {
     }
 
     fn graph_edges(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
-        let sql = match dir {
-            Direction::Out => {
-                "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                 WHERE src = ?1 ORDER BY origin DESC, pos DESC LIMIT ?2"
-            }
-            Direction::In => {
-                "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                 WHERE dst = ?1 ORDER BY origin DESC, pos DESC LIMIT ?2"
-            }
+        let end = match dir {
+            Direction::Out => "src",
+            Direction::In => "dst",
         };
+        let sql = format!(
+            "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+             WHERE {end} = ?1 ORDER BY origin DESC, pos DESC LIMIT {}",
+            limit(n)
+        );
         // In-process: one statement per node costs no round trip.
-        let mut st = self.conn.prepare_cached(sql)?;
+        let mut st = self.conn.prepare_cached(&sql)?;
         let mut out = Vec::new();
         for key in keys {
-            let rows = st.query_map(params![key, limit(n)], edge_row)?;
+            let rows = st.query_map([key], edge_row)?;
             for r in rows {
                 out.push(r?);
             }
@@ -108,26 +112,22 @@ impl QueryTables for SqliteStore {
         kinds: Option<&[&str]>,
         n: usize,
     ) -> Result<Vec<ObservedEdge>> {
-        let (all, one_kind) = match dir {
-            Direction::Out => (
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE src = ?1 ORDER BY kind DESC, dst DESC LIMIT ?2",
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE src = ?1 AND kind = ?3 ORDER BY dst DESC LIMIT ?2",
-            ),
-            Direction::In => (
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE dst = ?1 ORDER BY kind DESC, src DESC LIMIT ?2",
-                "SELECT kind, src, dst, count, first_seen, last_seen, event_ids
-                 FROM observed_edges WHERE dst = ?1 AND kind = ?3 ORDER BY src DESC LIMIT ?2",
-            ),
+        let (end, other) = match dir {
+            Direction::Out => ("src", "dst"),
+            Direction::In => ("dst", "src"),
         };
+        let columns = "kind, src, dst, count, first_seen, last_seen, event_ids";
+        let n = limit(n);
         let mut out = Vec::new();
         match kinds {
             None => {
-                let mut st = self.conn.prepare_cached(all)?;
+                let all = format!(
+                    "SELECT {columns} FROM observed_edges WHERE {end} = ?1
+                     ORDER BY kind DESC, {other} DESC LIMIT {n}"
+                );
+                let mut st = self.conn.prepare_cached(&all)?;
                 for key in keys {
-                    for r in st.query_map(params![key, limit(n)], super::observed_row)? {
+                    for r in st.query_map([key], super::observed_row)? {
                         out.push(super::observed_edge(r)?);
                     }
                 }
@@ -136,15 +136,20 @@ impl QueryTables for SqliteStore {
                 // Kind by kind, descending: each a seek in the (end, kind, other) index.
                 let mut kinds = kinds.to_vec();
                 kinds.sort_unstable_by(|a, b| b.cmp(a));
-                let mut st = self.conn.prepare_cached(one_kind)?;
+                let one_kind = format!(
+                    "SELECT {columns} FROM observed_edges WHERE {end} = ?1 AND kind = ?2
+                     ORDER BY {other} DESC LIMIT {n}"
+                );
+                let mut st = self.conn.prepare_cached(&one_kind)?;
+                let per_node = usize::try_from(n).unwrap_or(usize::MAX);
                 for key in keys {
                     let start = out.len();
                     for kind in &kinds {
-                        for r in st.query_map(params![key, limit(n), kind], super::observed_row)? {
+                        for r in st.query_map([key, kind], super::observed_row)? {
                             out.push(super::observed_edge(r)?);
                         }
                     }
-                    out.truncate(start + n);
+                    out.truncate(start + per_node);
                 }
             }
         }
@@ -157,18 +162,18 @@ impl QueryTables for SqliteStore {
         dir: Direction,
         n: usize,
     ) -> Result<Vec<(String, usize)>> {
-        let sql = match dir {
-            Direction::Out => {
-                "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE src = ?1 LIMIT ?2)"
-            }
-            Direction::In => {
-                "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE dst = ?1 LIMIT ?2)"
-            }
+        let end = match dir {
+            Direction::Out => "src",
+            Direction::In => "dst",
         };
-        let mut st = self.conn.prepare_cached(sql)?;
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE {end} = ?1 LIMIT {})",
+            limit(n)
+        );
+        let mut st = self.conn.prepare_cached(&sql)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let c: i64 = st.query_row(params![key, limit(n)], |r| r.get(0))?;
+            let c: i64 = st.query_row([key], |r| r.get(0))?;
             out.push(((*key).to_owned(), usize::try_from(c).unwrap_or(0)));
         }
         Ok(out)
