@@ -1,20 +1,23 @@
 //! Retirement judged whatever order the context and the events come in.
 //!
-//! `kw-aws-used-after-retirement` reports an event whose credential, actor or actor's
-//! principal is retired: marked so, or every owner the graph finds departed. That is
-//! context other inputs bring — the people directory, IAM tags, the CloudTrail that shows
-//! who made a role — and it may be taken in before or after the events it judges: after
-//! them in path order (`AWSLogs/` sorts before `people.csv`), and in any order through
-//! the bus, where each worker commits its partitions as it goes.
+//! `kw-aws-used-after-retirement` reports an event whose principal (the role of a
+//! session, the user), actor or credential is marked retired: a `keyward:retired` tag or
+//! label, which an IAM or Kubernetes snapshot brings. An owner's departure alone is not
+//! such a mark: the workloads of someone who left go on running, and a use is then no
+//! threat in itself; the identity is an orphan (posture), and a departure raises what a
+//! dormant identity's return is graded ([`Lookup::retired_now`]). The mark may be taken
+//! in before or after the events it judges: after them in path order (`AWSLogs/` sorts
+//! before `aws/`), and in any order through the bus, where each worker commits its
+//! partitions as it goes.
 //!
 //! So events are judged against the retired identities as of the last re-judgement
-//! ([`Retired`], kept in the store), and a re-judgement — before posture, after every
-//! ingest and whenever a worker's stream empties — works the set out again from the
-//! graph and judges once more the stored events that name an identity new to it. An
-//! event is counted once: live, when an identity it names was retired at the last
-//! re-judgement, or at the first re-judgement that finds one retired (the events naming
-//! an identity retired before were judged with it, so they are left). The findings are
-//! then those of a run that had all the context first, in any order of arrival.
+//! ([`Retired`], kept in the store), and a re-judgement — after every ingest and whenever
+//! a worker's stream empties — works the set out again from the inventory and judges once
+//! more the stored events that name an identity new to it. An event is counted once:
+//! live, when an identity it names was retired at the last re-judgement, or at the first
+//! re-judgement that finds one retired (the events naming an identity retired before were
+//! judged with it, so they are left). The findings are then those of a run that had all
+//! the context first, in any order of arrival.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -134,26 +137,20 @@ fn named(e: &Event<'_>) -> [Option<String>; 3] {
     ]
 }
 
-/// The identities retired now, with why: marked retired, or every person found to own
-/// them departed (their owners as the inventory lists them: a session takes its role's, a
-/// key its holder's).
-fn retired_now(inventory: &Inventory, graph: &keyward_graph::Graph) -> BTreeMap<String, String> {
-    let mut now = BTreeMap::new();
-    if !inventory.any_marked_retired() && !graph.any_departed_person() {
-        return now;
+/// The identities marked retired now, with why.
+fn retired_now(inventory: &Inventory) -> BTreeMap<String, String> {
+    if !inventory.any_marked_retired() {
+        return BTreeMap::new();
     }
-    let mut owners = keyward_graph::analysis::OwnershipCache::without_chains();
-    for i in inventory.iter() {
-        let found = graph.find(&i.id).map(|node| owners.get(graph, node));
-        if let Some(why) = why_retired(i, found) {
-            now.insert(i.id.clone(), why);
-        }
-    }
-    now
+    inventory
+        .iter()
+        .filter(|i| keyward_graph::inventory::marked_retired(i))
+        .map(|i| (i.id.clone(), format!("{} is marked retired", i.id)))
+        .collect()
 }
 
 impl Engine {
-    /// Works out the retired identities from the inventory and the graph, and judges the
+    /// Works out the retired identities from the inventory, and judges the
     /// stored events naming those new to the set by `kw-aws-used-after-retirement`
     /// (module docs); the findings it opened or extended. Runs with detection on, after
     /// every ingest that takes events in (a gateway's go to the bus), under the writer
@@ -166,7 +163,7 @@ impl Engine {
             return Ok(Vec::new());
         };
         let store = self.store.as_ref();
-        let now = retired_now(&self.inventory, &self.topology.graph);
+        let now = retired_now(&self.inventory);
         let old = match Retired::stored(store)? {
             Some(old) if old.now == now => return Ok(Vec::new()),
             Some(old) => old,

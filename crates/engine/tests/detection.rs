@@ -1,7 +1,8 @@
 //! Detection inside ingest, against the real inventory, graph and store:
-//! `kw-aws-used-after-retirement` when an IAM user marked retired by a tag, or whose owner
-//! (by its `owner` tag) is recorded as departed, acts in CloudTrail, with the estate-wide
-//! flags that let the check skip its lookups when nothing is retired; and the staged
+//! `kw-aws-used-after-retirement` when an IAM user marked retired by a tag acts in
+//! CloudTrail (whether the mark comes before or after; an owner's departure alone is no
+//! mark), with the estate-wide flags that let the check skip its lookups when nothing is
+//! retired; and the staged
 //! intake of records parsed ahead, which must find what taking them one by one finds; and
 //! a verdict on a finding (resolved, false positive) when the finding fires again.
 
@@ -197,8 +198,11 @@ fn nothing_retired_nothing_reported_and_a_removed_tag_unmarks() {
     assert!(!e.inventory().any_marked_retired());
 }
 
+/// An owner's departure is no retirement mark: the user's workload goes on, its use is no
+/// threat in itself (the user is an orphan, a posture finding), until someone marks it
+/// retired.
 #[test]
-fn a_user_whose_owner_departed_that_acts_is_reported() {
+fn a_user_whose_owner_departed_that_acts_is_an_orphan_not_a_threat() {
     let input = tempfile::tempdir().unwrap();
     let data = tempfile::tempdir().unwrap();
     let mut e = engine(data.path());
@@ -214,9 +218,27 @@ fn a_user_whose_owner_departed_that_acts_is_reported() {
     run(&mut e, &[people, snap]);
     assert!(e.graph().any_departed_person());
     assert!(!e.inventory().any_marked_retired());
-    let found = run(&mut e, &[activity(input.path(), "svc-bob")]);
+    assert!(run(&mut e, &[activity_hour(input.path(), "svc-bob", 10)]).is_empty());
+    let as_of = e.latest_event_time().unwrap().unwrap();
+    let posture = e.evaluate_posture(as_of, &[]).unwrap();
+    assert!(
+        posture
+            .findings
+            .iter()
+            .any(|f| f.rule_id == "kw-posture-orphaned"
+                && f.identity.as_deref() == Some(&format!("arn:aws:iam::{ACCT}:user/svc-bob"))),
+        "{:?}",
+        posture.findings
+    );
+    // Marked retired: its uses are reported, the one before the mark too.
+    let marked = snapshot(
+        input.path(),
+        "svc-bob",
+        &[("owner", "bob@acme.example"), ("keyward:retired", "true")],
+    );
+    let found = run(&mut e, &[marked]);
     assert_eq!(found.len(), 1, "{found:?}");
-    assert!(found[0].contains("departed"), "{found:?}");
+    assert!(found[0].contains("marked retired"), "{found:?}");
 }
 
 /// Records the engine takes in stages (an S3 delivery file, parsed ahead) give the same
@@ -502,25 +524,19 @@ fn retirement_findings(e: &Engine) -> Vec<(String, Option<String>, u64, i64, i64
         .collect()
 }
 
-/// Context that comes after the events it judges (the people directory after the
-/// CloudTrail, as path order reads them, or committed later by another worker) finds
-/// what it would have found first: the same finding, each event counted once; a later
-/// event is counted as it comes, once.
+/// A retirement mark that comes after the events it judges (a snapshot read after the
+/// CloudTrail, as path order reads `AWSLogs/` before `aws/`, or committed later by another
+/// worker) finds what it would have found first: the same finding, each event counted
+/// once; a later event is counted as it comes, once.
 #[test]
-fn a_departure_learned_after_the_events_finds_the_same() {
+fn a_retirement_learned_after_the_events_finds_the_same() {
     let input = tempfile::tempdir().unwrap();
-    let people = input.path().join("people.csv");
-    std::fs::write(
-        &people,
-        "email,name,team,status\nbob@acme.example,Bob Lindqvist,platform,departed\n",
-    )
-    .unwrap();
-    let snap = snapshot(input.path(), "svc-bob", &[("owner", "bob@acme.example")]);
+    let snap = snapshot(input.path(), "svc-old", &[("keyward:retired", "yes")]);
     let acts = [
-        activity_hour(input.path(), "svc-bob", 10),
-        activity_hour(input.path(), "svc-bob", 11),
+        activity_hour(input.path(), "svc-old", 10),
+        activity_hour(input.path(), "svc-old", 11),
     ];
-    let later = activity_hour(input.path(), "svc-bob", 12);
+    let later = activity_hour(input.path(), "svc-old", 12);
 
     let (first, last, together) = (
         tempfile::tempdir().unwrap(),
@@ -528,22 +544,22 @@ fn a_departure_learned_after_the_events_finds_the_same() {
         tempfile::tempdir().unwrap(),
     );
     let mut context_first = engine(first.path());
-    run(&mut context_first, &[people.clone(), snap.clone()]);
+    run(&mut context_first, std::slice::from_ref(&snap));
     let found = run(&mut context_first, &acts);
     assert_eq!(found.len(), 1, "judged as they came: {found:?}");
 
     let mut context_last = engine(last.path());
     assert!(run(&mut context_last, &acts).is_empty());
-    let found = run(&mut context_last, &[people.clone(), snap.clone()]);
+    let found = run(&mut context_last, std::slice::from_ref(&snap));
     assert_eq!(
         found.len(),
         1,
-        "judged again once the departure is known: {found:?}"
+        "judged again once the mark is known: {found:?}"
     );
 
     // One ingest, the CloudTrail first in path order.
     let mut one_run = engine(together.path());
-    let all = [acts[0].clone(), acts[1].clone(), people, snap];
+    let all = [acts[0].clone(), acts[1].clone(), snap];
     assert_eq!(run(&mut one_run, &all).len(), 1);
 
     let want = retirement_findings(&context_first);
