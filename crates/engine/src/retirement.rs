@@ -144,8 +144,7 @@ fn retired_now(inventory: &Inventory) -> BTreeMap<String, String> {
     }
     inventory
         .iter()
-        .filter(|i| keyward_graph::inventory::marked_retired(i))
-        .map(|i| (i.id.clone(), format!("{} is marked retired", i.id)))
+        .filter_map(|i| why_retired(i, None).map(|why| (i.id.clone(), why)))
         .collect()
 }
 
