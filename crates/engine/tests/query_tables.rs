@@ -241,7 +241,7 @@ fn tables_against_graph(store: &dyn Store, full: &Engine) -> Vec<String> {
             })
             .collect();
         let mut have: Vec<String> = store
-            .graph_edges(&[key], Direction::Out, usize::MAX >> 1)
+            .graph_edges(&[key], Direction::Out, None, usize::MAX >> 1)
             .unwrap()
             .into_iter()
             .map(|e| {

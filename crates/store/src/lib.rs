@@ -27,7 +27,9 @@ pub use audit::{AuditRecord, Checkpoint, KeyFiles, VerifyReport};
 pub use postgres::PgStore;
 #[cfg(feature = "postgres")]
 pub use postgres::copy::{Copied, sqlite_to_postgres};
-pub use query::{Direction, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables};
+pub use query::{
+    Direction, EdgeCount, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables,
+};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]

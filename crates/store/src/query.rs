@@ -38,6 +38,14 @@ pub struct GraphEdgeRow {
     pub detail: Option<String>,
 }
 
+/// How many edges a node has in one direction (each counted up to a limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EdgeCount {
+    pub key: String,
+    pub observed: usize,
+    pub derived: usize,
+}
+
 /// Which edges of a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
@@ -76,10 +84,16 @@ pub trait QueryTables {
     /// The nodes of these keys that exist, in no particular order.
     fn graph_nodes(&self, keys: &[&str]) -> Result<Vec<GraphNodeRow>>;
     /// The derived edges of each node of `keys` (distinct), newest origin first (origin,
-    /// then position, descending), at most `limit` per node; one node's edges in a run,
-    /// the nodes in no particular order. A walk asks for a hop's nodes at once.
-    fn graph_edges(&self, keys: &[&str], dir: Direction, limit: usize)
-    -> Result<Vec<GraphEdgeRow>>;
+    /// then position, descending), at most `limit` per node, only those of `kinds` when
+    /// given; one node's edges in a run, the nodes in no particular order. A walk asks
+    /// for a hop's nodes at once.
+    fn graph_edges(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        kinds: Option<&[&str]>,
+        limit: usize,
+    ) -> Result<Vec<GraphEdgeRow>>;
     /// The observed edges of each node of `keys` (distinct), ordered by kind then the
     /// other end's key, descending (bytewise), at most `limit` per node, only those of
     /// `kinds` when given; one node's edges in a run.
@@ -90,15 +104,10 @@ pub trait QueryTables {
         kinds: Option<&[&str]>,
         limit: usize,
     ) -> Result<Vec<ObservedEdge>>;
-    /// How many observed edges each node of `keys` (distinct) has in direction `dir`,
-    /// counted up to `limit`, from an index alone (no edge is read): a walk that follows
-    /// a few kinds reads only those when it sees all of a node's edges.
-    fn observed_counts(
-        &self,
-        keys: &[&str],
-        dir: Direction,
-        limit: usize,
-    ) -> Result<Vec<(String, usize)>>;
+    /// How many edges each node of `keys` (distinct) has in direction `dir`, observed and
+    /// derived, each counted up to `limit`, from indexes alone (no edge is read): a walk
+    /// that follows a few kinds reads only those when it sees all of a node's edges.
+    fn edge_counts(&self, keys: &[&str], dir: Direction, limit: usize) -> Result<Vec<EdgeCount>>;
     fn log_span(&self, source: &str, scope: &str) -> Result<Option<LogSpan>>;
     fn covered(&self, what: &str, scope: &str) -> Result<bool>;
     /// Findings about `identity`, or about an identity whose id starts with `prefix`,

@@ -109,13 +109,13 @@ fn nodes_keep_their_first_rank_and_origins_replace_only_their_edges() {
             ["b", "d"]
         );
 
-        let into_c = s.graph_edges(&["c"], Direction::In, 10).unwrap();
+        let into_c = s.graph_edges(&["c"], Direction::In, None, 10).unwrap();
         assert_eq!(
             ends(&into_c),
             [("b".into(), "c".into())],
             "a's edge to c is gone"
         );
-        let out_a = s.graph_edges(&["a"], Direction::Out, 10).unwrap();
+        let out_a = s.graph_edges(&["a"], Direction::Out, None, 10).unwrap();
         assert_eq!(ends(&out_a), [("a".into(), "d".into())]);
         assert_eq!((out_a[0].origin, out_a[0].pos, out_a[0].at), (1, 0, 7));
         assert_eq!(
@@ -123,7 +123,7 @@ fn nodes_keep_their_first_rank_and_origins_replace_only_their_edges() {
             Some(r#"{"source":"tag owner"}"#)
         );
         assert!(
-            s.graph_edges(&["person:p"], Direction::Out, 10)
+            s.graph_edges(&["person:p"], Direction::Out, None, 10)
                 .unwrap()
                 .is_empty()
         );
@@ -144,8 +144,11 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             &mut [edge("o1", "can", "x"), edge("B", "can", "x")].into_iter(),
         )
         .unwrap();
-        bt.set_origin_edges("o2", &mut [edge("o2", "can", "x")].into_iter())
-            .unwrap();
+        bt.set_origin_edges(
+            "o2",
+            &mut [edge("o2", "can", "x"), edge("a", "owns", "x")].into_iter(),
+        )
+        .unwrap();
         // Bytewise, `B` < `_y` < `a`; most collations put `_y` first or `a` before `B`.
         for from in ["a", "B", "_y"] {
             bt.put_observed_edge(&observed("assumed", from, "x"))
@@ -155,13 +158,27 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             .unwrap();
         bt.commit().unwrap();
 
-        let into = s.graph_edges(&["x"], Direction::In, 10).unwrap();
+        let into = s.graph_edges(&["x"], Direction::In, None, 10).unwrap();
         assert_eq!(
             into.iter().map(|e| e.src.as_str()).collect::<Vec<_>>(),
-            ["o2", "B", "o1"],
+            ["a", "o2", "B", "o1"],
             "origin, then position, descending"
         );
-        assert_eq!(s.graph_edges(&["x"], Direction::In, 2).unwrap().len(), 2);
+        assert_eq!(
+            s.graph_edges(&["x"], Direction::In, None, 2).unwrap().len(),
+            2
+        );
+        let srcs = |kinds: &[&str], n| {
+            s.graph_edges(&["x"], Direction::In, Some(kinds), n)
+                .unwrap()
+                .iter()
+                .map(|e| e.src.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(srcs(&["owns"], 10), ["a"], "only the kinds asked for");
+        assert_eq!(srcs(&["can"], 2), ["o2", "B"], "in order, up to the limit");
+        assert_eq!(srcs(&["can", "owns"], 10), ["a", "o2", "B", "o1"]);
+        assert!(srcs(&["member_of"], 10).is_empty());
         let obs = s
             .observed_edges_at(&["x"], Direction::In, None, 10)
             .unwrap();
@@ -189,15 +206,24 @@ fn a_nodes_edges_come_newest_origin_first_and_observed_ones_bytewise() {
             ["created a", "assumed a"],
             "in order, up to the limit"
         );
-        let mut counts = s
-            .observed_counts(&["x", "a", "nobody"], Direction::In, 3)
-            .unwrap();
+        let mut counts: Vec<(String, usize, usize)> = s
+            .edge_counts(&["x", "a", "nobody"], Direction::In, 3)
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.key, c.observed, c.derived))
+            .collect();
         counts.sort();
         assert_eq!(
             counts,
-            [("a".into(), 0), ("nobody".into(), 0), ("x".into(), 3)],
+            [
+                ("a".into(), 0, 0),
+                ("nobody".into(), 0, 0),
+                ("x".into(), 3, 3)
+            ],
             "counted up to the limit"
         );
+        let out_a = s.edge_counts(&["a"], Direction::Out, 10).unwrap();
+        assert_eq!((out_a[0].observed, out_a[0].derived), (2, 1));
         let out = s
             .observed_edges_at(&["a"], Direction::Out, None, 1)
             .unwrap();
@@ -261,14 +287,16 @@ fn many_rows_in_one_batch_are_the_one_row_writes() {
         assert_eq!((o.rank, o.kind.as_str()), (1, "team"));
         assert_eq!(s.graph_node("y").unwrap().unwrap().rank, 4);
         assert_eq!(
-            ends(&s.graph_edges(&["o"], Direction::Out, 10).unwrap()),
+            ends(&s.graph_edges(&["o"], Direction::Out, None, 10).unwrap()),
             [("o".into(), "p".into())]
         );
-        let p = s.graph_edges(&["p"], Direction::Out, 30_000).unwrap();
+        let p = s.graph_edges(&["p"], Direction::Out, None, 30_000).unwrap();
         assert_eq!(p.len(), 25_000);
         assert_eq!((p[0].pos, p[0].dst.as_str()), (24_999, "r24999"));
         assert_eq!((p[24_999].pos, p[24_999].dst.as_str()), (0, "r00000"));
-        let hop = s.graph_edges(&["p", "x", "o"], Direction::Out, 2).unwrap();
+        let hop = s
+            .graph_edges(&["p", "x", "o"], Direction::Out, None, 2)
+            .unwrap();
         assert_eq!(
             ends(&hop).into_iter().filter(|e| e.0 == "p").count(),
             2,
@@ -293,7 +321,7 @@ fn many_rows_in_one_batch_are_the_one_row_writes() {
             .unwrap();
         bt.commit().unwrap();
         assert_eq!(
-            ends(&s.graph_edges(&["p"], Direction::Out, 30_000).unwrap()),
+            ends(&s.graph_edges(&["p"], Direction::Out, None, 30_000).unwrap()),
             [("p".into(), "x".into())]
         );
     });

@@ -18,7 +18,7 @@ use keyward_graph::{EdgeKind, NodeKind};
 use keyward_model::IdentityKind;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use super::walk::{Best, EDGES, GiveUp, Link, Loader, Want};
+use super::walk::{Best, GiveUp, Link, Loader, Want};
 use crate::EngineError;
 
 /// Queued nodes a blocked best-first walk asks for besides the one it is at.
@@ -356,13 +356,9 @@ fn teams_of(
 ) -> Result<Vec<String>, Progress> {
     let mut blocked = false;
     for p in people {
-        match links_of(l, p, true, EDGES, wants) {
-            None => blocked = true,
-            Some((links, whole)) => {
-                if !whole && !links.iter().any(|x| x.kind == EdgeKind::MemberOf) {
-                    return Err(Progress::GaveUp);
-                }
-            }
+        if l.read_team(p).is_none() {
+            wants.push(Want::Team(p.clone()));
+            blocked = true;
         }
     }
     let mut keys = Vec::new();

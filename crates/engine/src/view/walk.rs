@@ -66,6 +66,9 @@ pub(crate) enum Want {
     /// which, when the node has no more than [`MAX_EDGES_PER_NODE`], only those
     /// [`Kept::Own`] keeps.
     Own(String, bool),
+    /// A person's team: the first `member_of` of their edges out (what
+    /// `analysis::ownership` takes), however far down their edges it is.
+    Team(String),
 }
 
 /// Which of a node's edges in one direction were read.
@@ -78,6 +81,9 @@ enum Kept {
     /// Those, and those `analysis::orphan_looks_at` (an inventory row's parent is taken
     /// by kinds the search follows: `Owns` and `HasCredential` in, `SessionOf` out).
     Own,
+    /// The first `MemberOf` of each part (observed, derived): of a node's edges out, the
+    /// first `MemberOf` in the order the graph iterates them is one of the two.
+    Team,
 }
 
 impl Kept {
@@ -87,6 +93,7 @@ impl Kept {
             Kept::All => true,
             Kept::Walk => walked,
             Kept::Own => walked || orphan_looks_at(kind, out),
+            Kept::Team => kind == EdgeKind::MemberOf && out,
         }
     }
 }
@@ -109,6 +116,9 @@ pub(crate) struct Loader<'s> {
     derived: BTreeMap<(i64, i64), (GraphEdgeRow, Option<Detail>)>,
     observed: BTreeMap<(String, String, String), ObservedEdge>,
     adjacent: FxHashMap<(String, bool), Adjacent>,
+    /// Persons' first `member_of` edges, read for that alone ([`Want::Team`]; kept apart
+    /// from `adjacent`, which a wider read of the same edges replaces).
+    teams: FxHashMap<String, Option<Link>>,
 }
 
 /// An ownership walk's queue entry: the best confidence first, then the older node (the
@@ -147,6 +157,7 @@ impl<'s> Loader<'s> {
             derived: BTreeMap::new(),
             observed: BTreeMap::new(),
             adjacent: FxHashMap::default(),
+            teams: FxHashMap::default(),
         }
     }
 
@@ -216,6 +227,21 @@ impl<'s> Loader<'s> {
         Some((a.links.clone(), a.whole))
     }
 
+    /// `key`'s first `member_of` edge out if read (`Some(None)`: it has none): where it
+    /// was read for that alone ([`Want::Team`]), or where all its edges were read as far
+    /// as one, or all of them.
+    pub(crate) fn read_team(&self, key: &str) -> Option<Option<Link>> {
+        if let Some(t) = self.teams.get(key) {
+            return Some(t.clone());
+        }
+        let a = self.adjacent.get(&(key.to_owned(), true))?;
+        let first = a.links.iter().find(|l| l.kind == EdgeKind::MemberOf);
+        match a.kept {
+            Kept::All if first.is_some() || a.whole => Some(first.cloned()),
+            Kept::All | Kept::Walk | Kept::Own | Kept::Team => None,
+        }
+    }
+
     /// The first `n` edges of `key` in direction `out` (observed ones first, each part
     /// newest first, as the graph iterates them), and whether that is all of them.
     fn links(
@@ -244,6 +270,7 @@ impl<'s> Loader<'s> {
                 Want::Links(k, out, n) => (k, (*out, *n, Kept::All)),
                 Want::Walk(k, out) => (k, (*out, MAX_EDGES_PER_NODE, Kept::Walk)),
                 Want::Own(k, out) => (k, (*out, ROOT_EDGES, Kept::Own)),
+                Want::Team(k) => (k, (true, 1, Kept::Team)),
             };
             links.entry(at).or_default().push(key);
         }
@@ -273,6 +300,7 @@ impl<'s> Loader<'s> {
                 Kept::All => self.read_links(k, out, n).is_none(),
                 Kept::Walk => self.read_walk(k, out).is_none(),
                 Kept::Own => self.read_own(k, out).is_none(),
+                Kept::Team => self.read_team(k).is_none(),
             })
             .collect();
         keys.sort_unstable();
@@ -284,33 +312,32 @@ impl<'s> Loader<'s> {
             return Ok(Err(GiveUp));
         }
         let dir = if out { Direction::Out } else { Direction::In };
-        // Per node: how many observed edges it has (up to `n`), those read, the derived.
-        let mut found: FxHashMap<&str, (usize, Vec<ObservedEdge>, Vec<GraphEdgeRow>)> =
-            keys.iter().map(|k| (*k, Default::default())).collect();
-        for e in self.store.graph_edges(&keys, dir, n)? {
-            let at = if out { &e.src } else { &e.dst };
-            if let Some(f) = found.get_mut(at.as_str()) {
-                f.2.push(e);
-            }
-        }
         // A search that sees all of a node's edges (it has no more than the search looks
         // at) needs only those it follows from this end, and the checks only those they
-        // look at: of the observed ones, only those are read, the others counted in an
-        // index (up to one more than a search looks at, so the count is exact).
+        // look at: only those are read, the others counted in the indexes (up to one more
+        // than a search looks at, so the count is exact). A role's permissions, and the
+        // resource nodes at their other ends, are then never read.
+        // Per node: how many edges it has, observed and derived (counted when filtered),
+        // and those read.
+        type Found = ((usize, usize), Vec<ObservedEdge>, Vec<GraphEdgeRow>);
+        let mut found: FxHashMap<&str, Found> =
+            keys.iter().map(|k| (*k, Default::default())).collect();
         let mut filtered: FxHashSet<&str> = FxHashSet::default();
-        if keep != Kept::All {
+        if keep == Kept::Team {
+            filtered.extend(keys.iter().copied());
+        } else if keep != Kept::All {
             let cap = MAX_EDGES_PER_NODE;
-            for (key, count) in self.store.observed_counts(&keys, dir, cap + 1)? {
+            for c in self.store.edge_counts(&keys, dir, cap + 1)? {
                 let Some(k) = keys
-                    .binary_search(&key.as_str())
+                    .binary_search(&c.key.as_str())
                     .ok()
                     .and_then(|i| keys.get(i).copied())
                 else {
                     continue;
                 };
                 if let Some(f) = found.get_mut(k) {
-                    f.0 = count;
-                    if f.2.len() < n && count + f.2.len() <= cap {
+                    f.0 = (c.observed, c.derived);
+                    if c.observed + c.derived <= cap && c.derived < n {
                         filtered.insert(k);
                     }
                 }
@@ -322,12 +349,21 @@ impl<'s> Loader<'s> {
             .map(|k| k.as_str())
             .collect();
         let (few, all): (Vec<&str>, Vec<&str>) = keys.iter().partition(|k| filtered.contains(*k));
+        let mut derived = Vec::new();
         let mut observed = Vec::new();
         if !all.is_empty() {
+            derived = self.store.graph_edges(&all, dir, None, n)?;
             observed = self.store.observed_edges_at(&all, dir, None, n)?;
         }
         if !few.is_empty() {
+            derived.extend(self.store.graph_edges(&few, dir, Some(&kinds), n)?);
             observed.extend(self.store.observed_edges_at(&few, dir, Some(&kinds), n)?);
+        }
+        for e in derived {
+            let at = if out { &e.src } else { &e.dst };
+            if let Some(f) = found.get_mut(at.as_str()) {
+                f.2.push(e);
+            }
         }
         for e in observed {
             let at = if out { &e.from } else { &e.to };
@@ -343,12 +379,14 @@ impl<'s> Loader<'s> {
             } else {
                 Kept::All
             };
-            let count = if kept == Kept::All {
-                observed.len()
-            } else {
-                count
+            // Each part stops at `n`: whole when neither reached it (a team's read is
+            // never whole: its edges of other kinds are not counted).
+            let (observed_count, derived_count) = match kept {
+                Kept::All => (observed.len(), derived.len()),
+                Kept::Walk | Kept::Own => count,
+                Kept::Team => (n, n),
             };
-            let whole = count < n && derived.len() < n;
+            let whole = observed_count < n && derived_count < n;
             let follows = |kind: EdgeKind| kept.keeps(kind, out);
             let mut links = Vec::with_capacity(observed.len() + derived.len());
             for e in observed {
@@ -389,6 +427,10 @@ impl<'s> Loader<'s> {
             }
             links.truncate(n);
             others.extend(links.iter().map(|l| l.other.clone()));
+            if kept == Kept::Team {
+                self.teams.insert(key.to_owned(), links.pop());
+                continue;
+            }
             read.push((
                 (key.to_owned(), out),
                 Adjacent {

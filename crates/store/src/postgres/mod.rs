@@ -43,10 +43,11 @@ use batch::PgBatch;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `schema_version`.
 /// PostgreSQL's versions are its own (its version 1 is SQLite's version 9).
-pub(crate) const MIGRATIONS: [&str; 3] = [
+pub(crate) const MIGRATIONS: [&str; 4] = [
     include_str!("../../schema/postgres/001_init.sql"),
     include_str!("../../schema/postgres/002_checkpoints.sql"),
     include_str!("../../schema/postgres/003_query_tables.sql"),
+    include_str!("../../schema/postgres/004_edge_kind_index.sql"),
 ];
 
 /// Advisory lock keys ("keyward" and a number), per database: the writer lock, the audit

@@ -8,7 +8,7 @@ use postgres::{Row, Statement};
 use super::batch::PgBatch;
 use super::{FINDING_COLUMNS, PgStore, finding_row};
 use crate::query::{
-    Direction, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables,
+    Direction, EdgeCount, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables,
 };
 use crate::shared::identity_from;
 use crate::{FindingRow, Result, StoreError};
@@ -85,8 +85,11 @@ impl QueryTables for PgStore {
     }
 
     fn read_snapshot(&self, on: bool) -> Result<()> {
+        // No JIT compiling for a walk's statements: their row estimates (thousands of keys
+        // a hop) pass its cost threshold, and compiling took longer (6–35 ms a statement)
+        // than the few milliseconds they run.
         self.db()?.batch_execute(if on {
-            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL jit = off"
         } else {
             "COMMIT"
         })?;
@@ -104,10 +107,15 @@ impl QueryTables for PgStore {
     }
 
     fn graph_nodes(&self, keys: &[&str]) -> Result<Vec<GraphNodeRow>> {
-        // One round trip for many: a walk asks for every neighbour of a node at once.
+        // One round trip for many: a walk asks for every neighbour of a node at once. A
+        // lookup per key in the primary key's index: as `key = ANY(…)` of a few thousand
+        // keys the planner scanned the whole table (0.4 s at 1M identities).
         self.read(
-            "SELECT key, rank, kind, label, gone, gone_because FROM graph_nodes
-             WHERE key = ANY($1)",
+            "SELECT n.key, n.rank, n.kind, n.label, n.gone, n.gone_because
+             FROM unnest($1::text[]) AS k (key)
+             CROSS JOIN LATERAL (
+               SELECT key, rank, kind, label, gone, gone_because FROM graph_nodes
+               WHERE key = k.key LIMIT 1) n",
             &[&keys],
         )?
         .iter()
@@ -115,10 +123,17 @@ impl QueryTables for PgStore {
         .collect()
     }
 
-    fn graph_edges(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
-        // One round trip for a hop's nodes: each node's first `n` from its index.
-        let sql = match dir {
-            Direction::Out => {
+    fn graph_edges(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        kinds: Option<&[&str]>,
+        n: usize,
+    ) -> Result<Vec<GraphEdgeRow>> {
+        // One round trip for a hop's nodes: each node's first `n` from its index, whose
+        // last column is the kind, so the kinds not asked for are skipped in the index.
+        let sql = match (dir, kinds.is_some()) {
+            (Direction::Out, false) => {
                 "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
                  FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
                  CROSS JOIN LATERAL (
@@ -126,7 +141,7 @@ impl QueryTables for PgStore {
                    WHERE src = k.key ORDER BY origin DESC, pos DESC LIMIT $2) e
                  ORDER BY k.i, e.origin DESC, e.pos DESC"
             }
-            Direction::In => {
+            (Direction::In, false) => {
                 "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
                  FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
                  CROSS JOIN LATERAL (
@@ -134,11 +149,30 @@ impl QueryTables for PgStore {
                    WHERE dst = k.key ORDER BY origin DESC, pos DESC LIMIT $2) e
                  ORDER BY k.i, e.origin DESC, e.pos DESC"
             }
+            (Direction::Out, true) => {
+                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
+                 CROSS JOIN LATERAL (
+                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+                   WHERE src = k.key AND kind = ANY($3)
+                   ORDER BY origin DESC, pos DESC LIMIT $2) e
+                 ORDER BY k.i, e.origin DESC, e.pos DESC"
+            }
+            (Direction::In, true) => {
+                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
+                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
+                 CROSS JOIN LATERAL (
+                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+                   WHERE dst = k.key AND kind = ANY($3)
+                   ORDER BY origin DESC, pos DESC LIMIT $2) e
+                 ORDER BY k.i, e.origin DESC, e.pos DESC"
+            }
         };
-        self.read(sql, &[&keys, &limit(n)])?
-            .iter()
-            .map(edge_row)
-            .collect()
+        let rows = match kinds {
+            None => self.read(sql, &[&keys, &limit(n)])?,
+            Some(kinds) => self.read(sql, &[&keys, &limit(n), &kinds])?,
+        };
+        rows.iter().map(edge_row).collect()
     }
 
     fn observed_edges_at(
@@ -182,29 +216,35 @@ impl QueryTables for PgStore {
             .collect()
     }
 
-    fn observed_counts(
-        &self,
-        keys: &[&str],
-        dir: Direction,
-        n: usize,
-    ) -> Result<Vec<(String, usize)>> {
+    fn edge_counts(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<EdgeCount>> {
         let sql = match dir {
             Direction::Out => {
-                "SELECT k.key, (SELECT count(*) FROM (
-                   SELECT 1 FROM observed_edges WHERE src = k.key LIMIT $2) c)
+                "SELECT k.key,
+                   (SELECT count(*) FROM (
+                     SELECT 1 FROM observed_edges WHERE src = k.key LIMIT $2) c),
+                   (SELECT count(*) FROM (
+                     SELECT 1 FROM graph_edges WHERE src = k.key LIMIT $2) d)
                  FROM unnest($1::text[]) AS k (key)"
             }
             Direction::In => {
-                "SELECT k.key, (SELECT count(*) FROM (
-                   SELECT 1 FROM observed_edges WHERE dst = k.key LIMIT $2) c)
+                "SELECT k.key,
+                   (SELECT count(*) FROM (
+                     SELECT 1 FROM observed_edges WHERE dst = k.key LIMIT $2) c),
+                   (SELECT count(*) FROM (
+                     SELECT 1 FROM graph_edges WHERE dst = k.key LIMIT $2) d)
                  FROM unnest($1::text[]) AS k (key)"
             }
         };
         self.read(sql, &[&keys, &limit(n)])?
             .iter()
             .map(|r| {
-                let c: i64 = r.try_get(1)?;
-                Ok((r.try_get(0)?, usize::try_from(c).unwrap_or(0)))
+                let observed: i64 = r.try_get(1)?;
+                let derived: i64 = r.try_get(2)?;
+                Ok(EdgeCount {
+                    key: r.try_get(0)?,
+                    observed: usize::try_from(observed).unwrap_or(0),
+                    derived: usize::try_from(derived).unwrap_or(0),
+                })
             })
             .collect()
     }

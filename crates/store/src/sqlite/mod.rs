@@ -30,7 +30,7 @@ pub(super) const CACHE_KIB: i64 = -65_536;
 pub(super) const WALK_CACHE_KIB: i64 = -8_192;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `user_version`.
-const MIGRATIONS: [&str; 11] = [
+const MIGRATIONS: [&str; 12] = [
     include_str!("../../schema/001_init.sql"),
     include_str!("../../schema/002_observed_edges.sql"),
     include_str!("../../schema/003_detection.sql"),
@@ -42,6 +42,7 @@ const MIGRATIONS: [&str; 11] = [
     include_str!("../../schema/009_jobs.sql"),
     include_str!("../../schema/010_checkpoints.sql"),
     include_str!("../../schema/011_query_tables.sql"),
+    include_str!("../../schema/012_edge_kind_index.sql"),
 ];
 
 pub struct SqliteStore {

@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{FINDING_COLUMNS, SqliteStore, batch::SqliteBatch, finding_row};
 use crate::query::{
-    Direction, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables, prefix_end,
+    Direction, EdgeCount, GraphEdgeRow, GraphNodeRow, Listing, LogSpan, QueryBatch, QueryTables,
+    prefix_end,
 };
 use crate::shared::identity_from;
 use crate::{FindingRow, Result, StoreError};
@@ -83,21 +84,37 @@ impl QueryTables for SqliteStore {
         Ok(out)
     }
 
-    fn graph_edges(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<GraphEdgeRow>> {
+    fn graph_edges(
+        &self,
+        keys: &[&str],
+        dir: Direction,
+        kinds: Option<&[&str]>,
+        n: usize,
+    ) -> Result<Vec<GraphEdgeRow>> {
         let end = match dir {
             Direction::Out => "src",
             Direction::In => "dst",
         };
+        // The kinds are checked in the (end, origin, pos, kind) index before a row is read
+        // (a role's permissions are skipped there, not copied out of the table).
+        let of_kinds = match kinds {
+            None => String::new(),
+            Some(kinds) => {
+                let marks: Vec<String> = (0..kinds.len()).map(|i| format!("?{}", i + 2)).collect();
+                format!(" AND kind IN ({})", marks.join(", "))
+            }
+        };
         let sql = format!(
             "SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-             WHERE {end} = ?1 ORDER BY origin DESC, pos DESC LIMIT {}",
+             WHERE {end} = ?1{of_kinds} ORDER BY origin DESC, pos DESC LIMIT {}",
             limit(n)
         );
         // In-process: one statement per node costs no round trip.
         let mut st = self.conn.prepare_cached(&sql)?;
         let mut out = Vec::new();
         for key in keys {
-            let rows = st.query_map([key], edge_row)?;
+            let params = std::iter::once(key).chain(kinds.unwrap_or_default());
+            let rows = st.query_map(rusqlite::params_from_iter(params), edge_row)?;
             for r in rows {
                 out.push(r?);
             }
@@ -156,25 +173,26 @@ impl QueryTables for SqliteStore {
         Ok(out)
     }
 
-    fn observed_counts(
-        &self,
-        keys: &[&str],
-        dir: Direction,
-        n: usize,
-    ) -> Result<Vec<(String, usize)>> {
+    fn edge_counts(&self, keys: &[&str], dir: Direction, n: usize) -> Result<Vec<EdgeCount>> {
         let end = match dir {
             Direction::Out => "src",
             Direction::In => "dst",
         };
+        let n = limit(n);
         let sql = format!(
-            "SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE {end} = ?1 LIMIT {})",
-            limit(n)
+            "SELECT (SELECT count(*) FROM (SELECT 1 FROM observed_edges WHERE {end} = ?1 LIMIT {n})),
+                    (SELECT count(*) FROM (SELECT 1 FROM graph_edges WHERE {end} = ?1 LIMIT {n}))"
         );
         let mut st = self.conn.prepare_cached(&sql)?;
         let mut out = Vec::with_capacity(keys.len());
         for key in keys {
-            let c: i64 = st.query_row([key], |r| r.get(0))?;
-            out.push(((*key).to_owned(), usize::try_from(c).unwrap_or(0)));
+            let (observed, derived): (i64, i64) =
+                st.query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            out.push(EdgeCount {
+                key: (*key).to_owned(),
+                observed: usize::try_from(observed).unwrap_or(0),
+                derived: usize::try_from(derived).unwrap_or(0),
+            });
         }
         Ok(out)
     }
