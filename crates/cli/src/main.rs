@@ -209,7 +209,10 @@ fn run() -> ExitCode {
     }
     let config = || config::Config::load(cli.config.as_deref(), &dir);
     let result = match cli.command {
-        Command::Ingest(a) => cmd_ingest::run(&dir, a),
+        Command::Ingest(mut a) => config().and_then(|k| {
+            a.intents = k.intents()?;
+            cmd_ingest::run(&dir, a)
+        }),
         Command::Inventory(a) => cmd_inventory::run(&dir, a),
         Command::Show(a) => cmd_show::run(&dir, a),
         Command::DeadLetters(a) => cmd_dead_letters::run(&dir, a),

@@ -473,10 +473,6 @@ impl Span {
         Some((format!("{service}/{name}"), name.to_owned()))
     }
 
-    fn own_session(&self) -> Option<&str> {
-        self.text("gen_ai.conversation.id")
-            .or_else(|| self.text("mcp.session.id"))
-    }
 
     fn own_user(&self) -> Option<&str> {
         self.text("user.id")
@@ -485,19 +481,23 @@ impl Span {
     }
 }
 
-/// The agent, session and user a span acts in, as its own attributes or its trace say.
+/// The agent, conversation, MCP session and user a span acts in, as its own attributes
+/// or its trace say.
 #[derive(Clone, Default)]
 struct Ctx {
     agent: Option<(String, String)>,
-    session: Option<String>,
+    conversation: Option<String>,
+    mcp_session: Option<String>,
     user: Option<String>,
 }
 
 impl Ctx {
     fn of(s: &Span) -> Ctx {
+        let own = |key| s.text(key).map(str::to_owned);
         Ctx {
             agent: s.own_agent(),
-            session: s.own_session().map(str::to_owned),
+            conversation: own("gen_ai.conversation.id"),
+            mcp_session: own("mcp.session.id"),
             user: s.own_user().map(str::to_owned),
         }
     }
@@ -506,8 +506,11 @@ impl Ctx {
         if self.agent.is_none() {
             self.agent.clone_from(&from.agent);
         }
-        if self.session.is_none() {
-            self.session.clone_from(&from.session);
+        if self.conversation.is_none() {
+            self.conversation.clone_from(&from.conversation);
+        }
+        if self.mcp_session.is_none() {
+            self.mcp_session.clone_from(&from.mcp_session);
         }
         if self.user.is_none() {
             self.user.clone_from(&from.user);
@@ -515,7 +518,13 @@ impl Ctx {
     }
 
     fn complete(&self) -> bool {
-        self.agent.is_some() && self.session.is_some() && self.user.is_some()
+        self.agent.is_some() && self.conversation.is_some() && self.user.is_some()
+    }
+
+    /// The agent's session the span belongs to: its conversation — an MCP tool call
+    /// within an agent's turn is part of that conversation — else its MCP session.
+    fn session(&self) -> Option<&str> {
+        self.conversation.as_deref().or(self.mcp_session.as_deref())
     }
 }
 
@@ -608,7 +617,7 @@ fn span_output(s: &Span, contexts: &Contexts) -> Result<Option<Output<'static>>,
         agent.facts.details.insert("agent".into(), Value::Object(d));
     }
     out.observations.push(agent);
-    let session_id = ctx.session.as_deref().map(|sid| {
+    let session_id = ctx.session().map(|sid| {
         let id = ids::ai_session(&agent_id, sid);
         let mut o = observation(
             id.clone(),
@@ -913,7 +922,7 @@ fn stored_record(s: &Span, ctx: &Ctx, args: &Value) -> Value {
             context.insert("agent".into(), json!(key));
             context.insert("agent_name".into(), json!(name));
         }
-        if let Some(sid) = &ctx.session {
+        if let Some(sid) = ctx.session() {
             context.insert("session".into(), json!(sid));
         }
         if let Some(u) = &ctx.user {
