@@ -139,7 +139,9 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
         let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
         let posture = engine.evaluate_posture(as_of, &args.detect.allow_account)?;
         report.findings.extend(posture.findings);
-        report.findings.extend(engine.evaluate_intent(&args.intents)?);
+        report
+            .findings
+            .extend(engine.evaluate_intent(&args.intents)?);
     }
     Ok((report, start.elapsed().as_secs_f64()))
 }

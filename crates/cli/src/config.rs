@@ -243,7 +243,11 @@ mod tests {
         assert_eq!(c.lifecycle.unused_days, Some(30));
         assert!(!c.rotation.locations.is_empty());
         let intents = c.intents().expect("the example's purposes are valid");
-        assert!(intents.purpose_of("ai:agent/asst_finops_01", "finops-agent").is_some());
+        assert!(
+            intents
+                .purpose_of("ai:agent/asst_finops_01", "finops-agent")
+                .is_some()
+        );
     }
 
     #[test]

@@ -45,7 +45,12 @@ fn the_example_estate_answers_byte_for_byte() {
     // With the example configuration: its AI agent's declared purpose is judged.
     keyward(
         data.path(),
-        &["--config", "examples/keyward.yaml", "ingest", "examples/estate"],
+        &[
+            "--config",
+            "examples/keyward.yaml",
+            "ingest",
+            "examples/estate",
+        ],
     );
     let as_of = "2026-12-01T00:00:00Z";
     let mut answers: Vec<(&str, Vec<u8>)> = vec![

@@ -58,7 +58,9 @@ impl Class {
 /// Why a purpose or an assignment was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IntentError {
-    #[error("`{0}` is not a category (`<service>:<class>`, class one of read, write, delete, permissions, `*`)")]
+    #[error(
+        "`{0}` is not a category (`<service>:<class>`, class one of read, write, delete, permissions, `*`)"
+    )]
     Category(String),
     #[error("purpose `{0}` allows nothing")]
     Empty(String),
@@ -206,7 +208,14 @@ const READ: &[&str] = &[
 ];
 /// Name prefixes of calls that remove something.
 const DELETE: &[&str] = &[
-    "Delete", "Remove", "Terminate", "Deregister", "Detach", "Disassociate", "Revoke", "Purge",
+    "Delete",
+    "Remove",
+    "Terminate",
+    "Deregister",
+    "Detach",
+    "Disassociate",
+    "Revoke",
+    "Purge",
     "Destroy",
 ];
 /// Words of call names that change who may do what, on any service.
@@ -289,7 +298,9 @@ pub fn judge(
     let mut calls: Vec<&ToolCall> = calls.iter().collect();
     calls.sort_by(|a, b| (a.time, &a.event_id).cmp(&(b.time, &b.event_id)));
     let call_before = |t: Millis| calls.iter().rev().find(|c| c.time <= t).copied();
-    let changes = outside.iter().any(|(a, _, c)| *c != Class::Read && !a.denied);
+    let changes = outside
+        .iter()
+        .any(|(a, _, c)| *c != Class::Read && !a.denied);
     let severity = if changes {
         Severity::High
     } else {
@@ -382,7 +393,11 @@ mod tests {
     fn calls_are_classed_by_name() {
         for (action, service, class) in [
             ("ce.amazonaws.com:GetCostAndUsage", "ce", Class::Read),
-            ("budgets.amazonaws.com:DescribeBudgets", "budgets", Class::Read),
+            (
+                "budgets.amazonaws.com:DescribeBudgets",
+                "budgets",
+                Class::Read,
+            ),
             (
                 "lambda.amazonaws.com:UpdateFunctionConfiguration20150331v2",
                 "lambda",
@@ -393,8 +408,16 @@ mod tests {
                 "lambda",
                 Class::Permissions,
             ),
-            ("lambda.amazonaws.com:DeleteFunction20150331", "lambda", Class::Delete),
-            ("iam.amazonaws.com:CreateAccessKey", "iam", Class::Permissions),
+            (
+                "lambda.amazonaws.com:DeleteFunction20150331",
+                "lambda",
+                Class::Delete,
+            ),
+            (
+                "iam.amazonaws.com:CreateAccessKey",
+                "iam",
+                Class::Permissions,
+            ),
             ("s3.amazonaws.com:PutBucketPolicy", "s3", Class::Permissions),
             ("sts.amazonaws.com:AssumeRole", "sts", Class::Permissions),
             ("sts.amazonaws.com:GetCallerIdentity", "sts", Class::Read),
@@ -486,9 +509,15 @@ mod tests {
         assert_eq!(f.events, ["t1", "e2", "t2", "e3"]);
         assert_eq!((f.first_seen, f.last_seen, f.count), (20, 30, 2));
         assert_eq!(f.details["actions"][1]["category"], "lambda:write");
-        assert_eq!(f.details["actions"][1]["tool_call"]["tool"], "update_lambda");
+        assert_eq!(
+            f.details["actions"][1]["tool_call"]["tool"],
+            "update_lambda"
+        );
         assert_eq!(f.details["prompted_by"], "dave@acme.example");
-        assert_eq!(f.id, finding_id(RULE, Some(prompt.session), prompt.credential));
+        assert_eq!(
+            f.id,
+            finding_id(RULE, Some(prompt.session), prompt.credential)
+        );
         // Reads outside the purpose alone are a medium finding; inside, none.
         let f = judge(&cost(), &prompt, &actions[2..], &calls, Vec::new()).unwrap();
         assert_eq!(f.severity, Severity::Medium);

@@ -73,7 +73,7 @@ pub fn normalize_line(line: &[u8], line_no: u64, sink: &mut dyn Sink) {
         });
         return;
     }
-    request(line, line_no - 1, sink);
+    request(line, line_no.saturating_sub(1), sink);
 }
 
 /// A whole document: one export request, pretty-printed or not.
@@ -109,11 +109,15 @@ fn request(bytes: &[u8], before: u64, sink: &mut dyn Sink) {
         });
         return;
     }
+    // A byte-order mark is no part of the JSON (its bytes stay in `bytes` for the lines).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = LineCounter::new(bytes);
     let mut read = Read::default();
     match read.request(text, &mut lines) {
         Ok(true) => {}
-        Ok(false) => read.problems.push((1, Reason::Missing("resourceSpans".into()))),
+        Ok(false) => read
+            .problems
+            .push((1, Reason::Missing("resourceSpans".into()))),
         Err(reason) => read.problems.push((lines.line, reason)),
     }
     for (line, reason) in read.problems {
@@ -125,7 +129,10 @@ fn request(bytes: &[u8], before: u64, sink: &mut dyn Sink) {
     }
     let mut spans: Vec<(u64, usize, Result<Span, Reason>)> = Vec::with_capacity(read.found.len());
     for (idx, f) in read.found.iter().enumerate() {
-        let resource = read.resources.get(f.resource).map_or(&[][..], Vec::as_slice);
+        let resource = read
+            .resources
+            .get(f.resource)
+            .map_or(&[][..], Vec::as_slice);
         let span = serde_json::from_str::<Value>(f.raw)
             .map_err(json_error)
             .and_then(|v| Span::read(&v, resource));
@@ -210,7 +217,13 @@ fn parts<'a>(p: Part<'a>, object: bool) -> Result<Vec<(&'a [u8], Part<'a>)>, &'s
             Some(_) => return Err(STRAY),
             None => {
                 let bytes = b.get(i..).unwrap_or_default();
-                out.push((key, Part { bytes, whole: false }));
+                out.push((
+                    key,
+                    Part {
+                        bytes,
+                        whole: false,
+                    },
+                ));
                 return Ok(out);
             }
         }
@@ -351,7 +364,12 @@ fn any_value(v: &Value, depth: usize) -> Value {
     }
     if let Some(kv) = m.get("kvlistValue") {
         let mut out = Map::new();
-        for item in kv.get("values").and_then(Value::as_array).into_iter().flatten() {
+        for item in kv
+            .get("values")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if let (Some(k), Some(v)) = (item.get("key").and_then(Value::as_str), item.get("value"))
             {
                 out.insert(k.to_owned(), any_value(v, depth + 1));
@@ -381,7 +399,8 @@ fn hex_id(v: &Value, field: &'static str, len: usize) -> Result<String, Reason> 
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
         .ok_or(Reason::Missing(field.into()))?;
-    let ok = s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0');
+    let ok =
+        s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()) && s.bytes().any(|b| b != b'0');
     if !ok {
         return Err(Reason::Invalid {
             field,
@@ -473,7 +492,6 @@ impl Span {
         Some((format!("{service}/{name}"), name.to_owned()))
     }
 
-
     fn own_user(&self) -> Option<&str> {
         self.text("user.id")
             .or_else(|| self.text("user.email"))
@@ -542,10 +560,7 @@ impl Contexts {
         };
         for s in spans {
             let own = Ctx::of(s);
-            c.traces
-                .entry(s.trace_id.clone())
-                .or_default()
-                .fill(&own);
+            c.traces.entry(s.trace_id.clone()).or_default().fill(&own);
             c.spans.insert(
                 (s.trace_id.clone(), s.span_id.clone()),
                 (own, s.parent.clone()),
@@ -719,7 +734,11 @@ fn role_arn(s: &str) -> Option<(String, String, String)> {
     let a = ids::Arn::parse(s)?;
     match a.type_and_name() {
         Some(("role", name)) if a.service == "iam" && !name.is_empty() && !a.account.is_empty() => {
-            Some((ids::iam(a.account, "role", name), a.account.to_owned(), name.to_owned()))
+            Some((
+                ids::iam(a.account, "role", name),
+                a.account.to_owned(),
+                name.to_owned(),
+            ))
         }
         _ => None,
     }
@@ -728,8 +747,7 @@ fn role_arn(s: &str) -> Option<(String, String, String)> {
 /// Whether `s` is a valid STS role session name (`[\w+=,.@-]{2,64}`).
 fn session_name(s: &str) -> bool {
     (2..=64).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
 }
 

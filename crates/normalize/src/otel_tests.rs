@@ -10,7 +10,13 @@ use crate::{Layout, Output, Sink, sniff};
 
 #[derive(Default)]
 struct Events {
-    events: Vec<(String, String, Option<String>, Option<String>, Option<String>)>,
+    events: Vec<(
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    )>,
     raws: Vec<Value>,
     observations: Vec<Observation>,
     diagnostics: Vec<Diagnostic>,
@@ -185,7 +191,10 @@ fn an_agent_turn_becomes_the_agent_its_session_and_the_sts_session_it_assumed() 
     let doc = request();
     let at = doc.find("\"traceId\": \"5b8efff798038103\"").unwrap_or(0);
     let opening = doc[..at].rfind('{').unwrap_or(0);
-    assert_eq!(got.diagnostics[0].line as usize, doc[..opening].matches('\n').count() + 1);
+    assert_eq!(
+        got.diagnostics[0].line as usize,
+        doc[..opening].matches('\n').count() + 1
+    );
     assert_eq!(got.diagnostics[0].record, Some(4));
     assert_eq!(got.diagnostics[0].reason, "`traceId` is not 32 hex digits");
     let kinds = |kind| {
@@ -195,9 +204,14 @@ fn an_agent_turn_becomes_the_agent_its_session_and_the_sts_session_it_assumed() 
             .map(|o| o.id.as_str())
             .collect::<std::collections::BTreeSet<_>>()
     };
-    assert_eq!(kinds(IdentityKind::AiAgent).into_iter().collect::<Vec<_>>(), [agent]);
     assert_eq!(
-        kinds(IdentityKind::AgentSession).into_iter().collect::<Vec<_>>(),
+        kinds(IdentityKind::AiAgent).into_iter().collect::<Vec<_>>(),
+        [agent]
+    );
+    assert_eq!(
+        kinds(IdentityKind::AgentSession)
+            .into_iter()
+            .collect::<Vec<_>>(),
         [conv]
     );
     let session = got
@@ -231,7 +245,10 @@ fn an_agent_turn_becomes_the_agent_its_session_and_the_sts_session_it_assumed() 
         .iter()
         .filter(|o| o.kind == IdentityKind::AiAgent && o.facts.details.contains_key("agent"))
         .count();
-    assert_eq!(described, 1, "only the span that declares the agent describes it");
+    assert_eq!(
+        described, 1,
+        "only the span that declares the agent describes it"
+    );
 }
 
 #[test]
@@ -280,11 +297,16 @@ fn a_command_line_argument_names_the_role_and_the_key() {
 
 #[test]
 fn a_broken_line_costs_that_line_only() {
-    let one = serde_json::to_string(&serde_json::from_str::<Value>(&request()).unwrap_or(Value::Null))
-        .unwrap_or_default();
+    let one =
+        serde_json::to_string(&serde_json::from_str::<Value>(&request()).unwrap_or(Value::Null))
+            .unwrap_or_default();
     let mut sink = Events::default();
     normalize_line(one.as_bytes(), 1, &mut sink);
-    normalize_line(b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\"", 2, &mut sink);
+    normalize_line(
+        b"{\"resourceSpans\":[{\"scopeSpans\":[{\"spans\":[{\"traceId\"",
+        2,
+        &mut sink,
+    );
     normalize_line(b"{\"resourceLogs\":[]}", 3, &mut sink);
     assert_eq!(sink.events.len(), 3);
     let lines: Vec<u64> = sink.diagnostics.iter().map(|d| d.line).collect();
@@ -295,9 +317,17 @@ fn a_broken_line_costs_that_line_only() {
 #[test]
 fn a_document_cut_short_keeps_the_spans_before_the_cut() {
     let doc = request();
-    let cut = doc.find("\"spanId\": \"0f1e2d3c4b5a6978\"").unwrap_or(doc.len());
+    let cut = doc
+        .find("\"spanId\": \"0f1e2d3c4b5a6978\"")
+        .unwrap_or(doc.len());
     let got = read(&doc[..cut]);
-    assert_eq!(got.events.len(), 2, "{:?} {:?}", got.diagnostics, got.events);
+    assert_eq!(
+        got.events.len(),
+        2,
+        "{:?} {:?}",
+        got.diagnostics,
+        got.events
+    );
     // Reported where the span that never ends opens.
     let opening = doc[..cut].rfind('{').unwrap_or(0);
     let cut_line = doc[..opening].matches('\n').count() as u64 + 1;
@@ -319,4 +349,14 @@ fn spans_without_an_agent_fall_back_to_the_service() {
         Some("ai:agent/billing-mcp/session/s1")
     );
     assert_eq!(got.events[0].1, "tools/call");
+}
+
+#[test]
+fn a_byte_order_mark_and_line_zero_are_no_trouble() {
+    let doc = format!("\u{feff}{}", request());
+    let got = read(&doc);
+    assert_eq!(got.events.len(), 3, "{:?}", got.diagnostics);
+    let mut sink = Events::default();
+    normalize_line(b"[]", 0, &mut sink);
+    assert_eq!(sink.diagnostics[0].line, 1);
 }
