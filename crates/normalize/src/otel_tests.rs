@@ -8,15 +8,12 @@ use serde_json::Value;
 use super::*;
 use crate::{Layout, Output, Sink, sniff};
 
+/// An accepted event: native id, action, actor, target, credential.
+type Seen = (String, String, Option<String>, Option<String>, Option<String>);
+
 #[derive(Default)]
 struct Events {
-    events: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )>,
+    events: Vec<Seen>,
     raws: Vec<Value>,
     observations: Vec<Observation>,
     diagnostics: Vec<Diagnostic>,
