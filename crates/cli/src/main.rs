@@ -239,7 +239,10 @@ fn run() -> ExitCode {
         Command::Access(c) => cmd_access::run(&dir, c),
         Command::Policy(c) => cmd_policy::run(&dir, c),
         Command::Migrate(a) => cmd_migrate::run(&dir, a),
-        Command::Worker(a) => cmd_worker::run(&dir, a),
+        Command::Worker(mut a) => config().and_then(|k| {
+            a.intents = k.intents()?;
+            cmd_worker::run(&dir, a)
+        }),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -9,7 +9,13 @@ use super::*;
 use crate::{Layout, Output, Sink, sniff};
 
 /// An accepted event: native id, action, actor, target, credential.
-type Seen = (String, String, Option<String>, Option<String>, Option<String>);
+type Seen = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 #[derive(Default)]
 struct Events {
@@ -356,4 +362,39 @@ fn a_byte_order_mark_and_line_zero_are_no_trouble() {
     let mut sink = Events::default();
     normalize_line(b"[]", 0, &mut sink);
     assert_eq!(sink.diagnostics[0].line, 1);
+}
+
+/// Every prefix of a request, and the request with each byte in turn replaced by a
+/// structural character: never a panic, every rejection on a line of the input, and every
+/// span accepted from a prefix is one of the whole request's.
+#[test]
+fn cut_and_damaged_requests_never_panic() {
+    let doc = request();
+    let whole: Vec<String> = read(&doc).events.into_iter().map(|e| e.0).collect();
+    let lines = doc.matches('\n').count() as u64 + 1;
+    let check = |got: &Events| {
+        for d in &got.diagnostics {
+            assert!(d.line >= 1 && d.line <= lines, "{d:?}");
+        }
+    };
+    for cut in (0..doc.len()).filter(|&i| doc.is_char_boundary(i)) {
+        let got = read(&doc[..cut]);
+        check(&got);
+        for e in &got.events {
+            assert!(whole.contains(&e.0), "{cut}: {e:?}");
+        }
+    }
+    for (i, b) in doc.bytes().enumerate().step_by(7) {
+        for with in [b'{', b'}', b'[', b']', b'"', b','] {
+            if b == with {
+                continue;
+            }
+            let mut damaged = doc.clone().into_bytes();
+            damaged[i] = with;
+            let mut sink = Events::default();
+            normalize_document(&damaged, &mut sink);
+            check(&sink);
+            normalize_line(&damaged, 1, &mut sink);
+        }
+    }
 }
