@@ -11,7 +11,9 @@
 //!
 //! Spans are read for the OpenTelemetry semantic conventions of generative AI
 //! (`open-telemetry/semantic-conventions`, `docs/gen-ai/gen-ai-agent-spans.md`,
-//! `gen-ai-spans.md`) and of the Model Context Protocol (`docs/gen-ai/mcp.md`):
+//! `gen-ai-spans.md`; the GenAI conventions continue in `open-telemetry/semantic-conventions-genai`
+//! with the same names) and of the Model Context Protocol (`docs/gen-ai/mcp.md`), all of
+//! status Development: names are read as those documents spell them today.
 //!
 //! | attribute | read as |
 //! |---|---|
