@@ -13,6 +13,7 @@ in the platforms' native formats:
   aws/111122223333/lambda-functions.json            aws lambda list-functions
   terraform/iam.tf, terraform/CODEOWNERS            the Terraform managing the application roles
   people.csv                                        the people directory (an HR export)
+  agents/finops-agent-traces.jsonl                  an AI agent's OTLP JSON traces (agent_estate.py)
 
 Everything is fictitious. Run with Python 3.11, stdlib only:
 
@@ -29,12 +30,14 @@ import json
 import os
 import random
 import shutil
+import sys
 import uuid
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 SEED = 20261116
 R = random.Random(SEED)
+import agent_estate
 import estate_formats
 from estate_formats import (ALNUM, B32, account_from_key, ampm, uid, rand_str, ct, cli, sts_exp, k8s_us, k8s_s, jit, d,
                             doc, allow)
@@ -2187,7 +2190,10 @@ def main():
     ct_counts, n_files = write_cloudtrail()
     n_lookup, n_dup = write_lookup_events()
     authz = build_authz()
-    write_json(os.path.join(OUT, "aws", PROD, "iam-authorization-details.json"), authz)
+    # The AI agent's roles join the snapshot; the Terraform (built from `authz`) does not manage them.
+    agent_roles, agent_records, agent_traces, agent_file = agent_estate.build(sys.modules[__name__])
+    snapshot = dict(authz, RoleDetailList=authz["RoleDetailList"] + agent_roles)
+    write_json(os.path.join(OUT, "aws", PROD, "iam-authorization-details.json"), snapshot)
     n_cr = write_credential_report()
     snap = build_k8s_snapshot()
     write_json(os.path.join(OUT, "k8s", "prod-eks", "rbac-snapshot.json"), snap, sort_keys=True)
@@ -2195,8 +2201,9 @@ def main():
     n_fn = write_lambda_functions()
     n_tf = write_terraform(authz)
     n_people = write_people()
+    n_agent_ct, n_spans = agent_estate.write(sys.modules[__name__], agent_records, agent_traces, agent_file)
     n_gz = verify()
-    assert n_gz == n_files
+    assert n_gz == n_files + 1
     kinds = {}
     for it in snap["items"]:
         kinds[it["kind"]] = kinds.get(it["kind"], 0) + 1
@@ -2205,6 +2212,7 @@ def main():
     print(f"lookup-events: {n_lookup} events ({n_dup} duplicate S3 records, {n_lookup - n_dup} not in trail)")
     print(f"credential report rows: {n_cr}; k8s snapshot items: {kinds}; audit lines: {n_audit}")
     print(f"lambda functions: {n_fn}; terraform resources: {n_tf}; people: {n_people}")
+    print(f"ai agent: {n_agent_ct} cloudtrail records in 1 file, {n_spans} spans")
 
 
 if __name__ == "__main__":

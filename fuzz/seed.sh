@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,response_policy,playbook,govern_check,policy_load,bus_wire}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,otel_traces,response_policy,playbook,govern_check,policy_load,bus_wire}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -119,6 +119,9 @@ for f in sorted(os.listdir(rules_dir)):
             if line.startswith("- {"):
                 put("github_webhook", line[2:])
                 put("detect_event", b"\x04" + line[2:].encode())
+# otel_traces: the estate agent's export requests, whole and cut short.
+for line in open(os.path.join(estate, "agents/finops-agent-traces.jsonl"), "rb").read().splitlines():
+    put("otel_traces", line); put("otel_traces", line[: len(line) // 2])
 for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
     for f in sorted(files)[:4]:
         for i, r in enumerate(records(gzip.open(os.path.join(base, f)).read())[:30]):
@@ -129,7 +132,7 @@ deep_arr, deep_obj = "[" * 5000, '{"a":' * 5000
 ct = lambda rp: '{"eventVersion":"1.09","eventID":"d","eventTime":"2026-11-10T10:00:00Z","eventSource":"iam.amazonaws.com","eventName":"GetUser","userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::111122223333:user/a"},"requestParameters":' + rp + "}"
 closed = lambda d: '{"a":' * d + "1" + "}" * d
 for t in ["array_split", "cloudtrail", "cloudtrail_differential", "k8s_audit", "iam_authz", "organizations", "k8s_snapshot",
-          "lambda", "github_webhook", "sniff_and_time", "terraform"]:
+          "lambda", "github_webhook", "otel_traces", "sniff_and_time", "terraform"]:
     put(t, deep_arr); put(t, deep_obj); put(t, "[" * 5000 + "]" * 5000)
 for rp in [closed(5000), closed(99), closed(100), closed(101), deep_obj]:
     put("cloudtrail", ct(rp)); put("cloudtrail_differential", ct(rp))

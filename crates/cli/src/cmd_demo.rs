@@ -139,6 +139,9 @@ fn ingest_estate(root: &Path) -> anyhow::Result<Engine> {
             bus_stream: keyward_bus::DEFAULT_STREAM.into(),
             bus_partitions: keyward_bus::DEFAULT_PARTITIONS,
         },
+        // The example configuration's purposes: the estate's cost-analysis agent.
+        intents: crate::config::Config::parse(include_str!("../../../examples/keyward.yaml"))?
+            .intents()?,
     };
     let (report, secs) = cmd_ingest::ingest(&mut engine, &ingest_args)?;
     print_summary(&report, secs, engine.inventory().len());

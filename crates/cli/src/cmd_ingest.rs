@@ -43,6 +43,9 @@ pub struct Args {
     /// dead letters are kept here; `keyward worker` processes take the records in.
     #[command(flatten)]
     pub bus: crate::cmd_worker::BusArgs,
+    /// AI agents' declared purposes, from the configuration (`agents:`).
+    #[arg(skip)]
+    pub intents: keyward_detect::intent::Intents,
 }
 
 fn parse_person_status(
@@ -136,6 +139,9 @@ pub fn ingest(engine: &mut Engine, args: &Args) -> anyhow::Result<(IngestReport,
         let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
         let posture = engine.evaluate_posture(as_of, &args.detect.allow_account)?;
         report.findings.extend(posture.findings);
+        report
+            .findings
+            .extend(engine.evaluate_intent(&args.intents)?);
     }
     Ok((report, start.elapsed().as_secs_f64()))
 }

@@ -295,6 +295,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
             detect: (!args.no_detect && bus.is_none())
                 .then(|| (args.detect.catalog(), args.detect.settings())),
             allow_accounts: args.detect.allow_account.clone(),
+            intents: config.intents()?,
         };
         crate::poll::spawn(dir, args.poll.clone(), every, keeping)?;
     }

@@ -61,6 +61,9 @@ pub struct Args {
     pub no_detect: bool,
     #[command(flatten)]
     pub detect: crate::cmd_rules::DetectArgs,
+    /// AI agents' declared purposes, from the configuration (`agents:`).
+    #[arg(skip)]
+    pub intents: keyward_detect::intent::Intents,
 }
 
 struct Host<'a> {
@@ -90,6 +93,7 @@ impl worker::Host for Host<'_> {
             // As `keyward ingest` does: judged as of the newest event.
             let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
             engine.evaluate_posture(as_of, &self.args.detect.allow_account)?;
+            engine.evaluate_intent(&self.args.intents)?;
             Ok(())
         };
         judge().map_err(|e| format!("{e:#}"))

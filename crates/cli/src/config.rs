@@ -1,6 +1,7 @@
 //! `keyward.yaml`: the policies a team sets once instead of passing flags every time —
-//! retirement (unused days, grace period, what is exempt) and rotation (schedules, grace
-//! period, where keys live that no connected store can show). Read from `--config FILE`
+//! retirement (unused days, grace period, what is exempt), rotation (schedules, grace
+//! period, where keys live that no connected store can show) and AI agents' declared
+//! purposes (what each may do, judged after every ingest). Read from `--config FILE`
 //! (or `KEYWARD_CONFIG`), else `./keyward.yaml`, else `keyward.yaml` in the data directory;
 //! none is fine (the defaults apply). A flag given on the command line wins over the file.
 //! Unknown keys are errors (a typo must not silently fall back to a default), reported with
@@ -22,6 +23,8 @@ pub struct Config {
     pub rotation: Rotation,
     #[serde(default)]
     pub policy: PolicySection,
+    #[serde(default)]
+    pub agents: Agents,
     /// Where it was read from (none: defaults).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -36,6 +39,38 @@ pub struct PolicySection {
     /// Whether the built-in roles stay in force beside the directory's policies (default
     /// true; false: the directory is the whole set — start it from `keyward policy builtin`).
     pub builtin: Option<bool>,
+}
+
+/// AI agents' declared purposes: an agent acting outside its purpose is a finding
+/// (`kw-ai-agent-outside-purpose`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agents {
+    /// Purposes by name.
+    #[serde(default)]
+    pub purposes: std::collections::BTreeMap<String, PurposeSection>,
+    /// Which agent has which purpose; the first that matches wins.
+    #[serde(default)]
+    pub assign: Vec<Assignment>,
+}
+
+/// One purpose: the action categories it allows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PurposeSection {
+    pub description: Option<String>,
+    /// `<service>:<class>`: the service as CloudTrail's `eventSource` names it, without
+    /// `.amazonaws.com` (`ce`, `lambda`, `*`), the class one of `read`, `write`, `delete`,
+    /// `permissions`, `*`.
+    pub allow: Vec<String>,
+}
+
+/// An agent (its `gen_ai.agent.id` or name; `*` globs) and its purpose.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub agent: String,
+    pub purpose: String,
 }
 
 /// Retirement (`keyward lifecycle`).
@@ -141,7 +176,27 @@ impl Config {
                     .map_err(|e| anyhow::anyhow!("rotation.locations[{i}]: {e}"))?;
             }
         }
+        self.intents()?;
         Ok(())
+    }
+
+    /// The agents' purposes, checked.
+    pub fn intents(&self) -> anyhow::Result<keyward_detect::intent::Intents> {
+        use keyward_detect::intent::{Intents, Purpose};
+        let purposes = self
+            .agents
+            .purposes
+            .iter()
+            .map(|(name, p)| Purpose::new(name, p.description.clone(), &p.allow))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| anyhow::anyhow!("agents.purposes: {e}"))?;
+        let assign = self
+            .agents
+            .assign
+            .iter()
+            .map(|a| (a.agent.clone(), a.purpose.clone()))
+            .collect();
+        Intents::new(purposes, assign).map_err(|e| anyhow::anyhow!("agents.assign: {e}"))
     }
 
     /// `policy.dir`, relative to the file's own directory.
@@ -187,6 +242,12 @@ mod tests {
         let c = Config::parse(text).expect("the example parses");
         assert_eq!(c.lifecycle.unused_days, Some(30));
         assert!(!c.rotation.locations.is_empty());
+        let intents = c.intents().expect("the example's purposes are valid");
+        assert!(
+            intents
+                .purpose_of("ai:agent/asst_finops_01", "finops-agent")
+                .is_some()
+        );
     }
 
     #[test]
@@ -210,6 +271,14 @@ mod tests {
             (
                 "rotation: {locations: [{user: a, key: b, at: ['k8s:a/b']}]}",
                 "exactly one",
+            ),
+            (
+                "agents: {purposes: {costs: {allow: ['ce:reads']}}}",
+                "`ce:reads` is not a category",
+            ),
+            (
+                "agents: {purposes: {costs: {allow: ['ce:read']}}, assign: [{agent: a, purpose: other}]}",
+                "undeclared purpose `other`",
             ),
         ] {
             let e = format!("{:#}", Config::parse(yaml).unwrap_err());

@@ -209,7 +209,10 @@ fn run() -> ExitCode {
     }
     let config = || config::Config::load(cli.config.as_deref(), &dir);
     let result = match cli.command {
-        Command::Ingest(a) => cmd_ingest::run(&dir, a),
+        Command::Ingest(mut a) => config().and_then(|k| {
+            a.intents = k.intents()?;
+            cmd_ingest::run(&dir, a)
+        }),
         Command::Inventory(a) => cmd_inventory::run(&dir, a),
         Command::Show(a) => cmd_show::run(&dir, a),
         Command::DeadLetters(a) => cmd_dead_letters::run(&dir, a),
@@ -236,7 +239,10 @@ fn run() -> ExitCode {
         Command::Access(c) => cmd_access::run(&dir, c),
         Command::Policy(c) => cmd_policy::run(&dir, c),
         Command::Migrate(a) => cmd_migrate::run(&dir, a),
-        Command::Worker(a) => cmd_worker::run(&dir, a),
+        Command::Worker(mut a) => config().and_then(|k| {
+            a.intents = k.intents()?;
+            cmd_worker::run(&dir, a)
+        }),
     };
     match result {
         Ok(Outcome::Clean) => ExitCode::SUCCESS,

@@ -78,6 +78,8 @@ pub struct Keeping {
     pub bus: Option<keyward_bus::BusConfig>,
     pub detect: Option<(keyward_detect::Catalog, keyward_detect::Settings)>,
     pub allow_accounts: Vec<String>,
+    /// AI agents' declared purposes (`keyward.yaml`), judged after every round.
+    pub intents: keyward_detect::intent::Intents,
 }
 
 /// Starts the poller thread: a round at once, then one every `interval`.
@@ -231,6 +233,9 @@ fn ingest(
         let as_of = engine.latest_event_time()?.unwrap_or_else(now_ms);
         let posture = engine.evaluate_posture(as_of, &keeping.allow_accounts)?;
         report.findings.extend(posture.findings);
+        report
+            .findings
+            .extend(engine.evaluate_intent(&keeping.intents)?);
     }
     let audit = crate::cmd_ingest::audit_entry("ingest.poll", target, &report, now_ms());
     engine.audit(&audit)?;

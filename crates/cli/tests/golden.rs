@@ -42,7 +42,16 @@ fn the_example_estate_answers_byte_for_byte() {
         .tempdir()
         .unwrap()
         .keep();
-    keyward(data.path(), &["ingest", "examples/estate"]);
+    // With the example configuration: its AI agent's declared purpose is judged.
+    keyward(
+        data.path(),
+        &[
+            "--config",
+            "examples/keyward.yaml",
+            "ingest",
+            "examples/estate",
+        ],
+    );
     let as_of = "2026-12-01T00:00:00Z";
     let mut answers: Vec<(&str, Vec<u8>)> = vec![
         (

@@ -13,6 +13,7 @@ pub mod eval;
 pub mod exceptions;
 pub mod export;
 pub mod finding;
+pub mod intent;
 pub mod posture;
 pub mod prefilter;
 pub mod remediation;

@@ -15,6 +15,7 @@ mod detection;
 pub mod drift;
 pub mod drift_iac;
 mod ingest;
+mod intent;
 pub mod jobs;
 mod lifecycle;
 pub mod playbook;

@@ -49,7 +49,7 @@ fn state(e: &Engine, i: &Identity) -> Lifecycle {
 const ACCT: &str = "111122223333";
 
 /// Files in the estate that Keyward reads (all but its README).
-const ESTATE_FILES: usize = 51;
+const ESTATE_FILES: usize = 53;
 
 fn iam(kind: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCT}:{kind}/{name}")
@@ -232,8 +232,9 @@ fn discovers_the_estate() {
 fn duplicates_and_stages_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let e = loaded(dir.path());
-    // 1,751 S3 records + 20 lookup-events (10 of them the same events) and 453 audit lines
-    // (one request logged at several stages).
+    // 1,751 S3 records + 20 lookup-events (10 of them the same events), the AI agent's
+    // delivery file of 9 records and its 18 spans, and 453 audit lines (one request logged
+    // at several stages).
     let audit = std::fs::read_to_string(estate().join("k8s/prod-eks/audit.jsonl")).unwrap();
     let mut ids: Vec<String> = audit
         .lines()
@@ -246,7 +247,7 @@ fn duplicates_and_stages_are_stored_once() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(e.event_count().unwrap(), 1761 + ids.len() as u64);
+    assert_eq!(e.event_count().unwrap(), 1761 + 9 + 18 + ids.len() as u64);
 }
 
 #[test]
@@ -342,6 +343,9 @@ fn incremental_equals_all_at_once() {
     ingest(&mut inc, &[estate().join("AWSLogs")]);
     ingest(&mut inc, &[estate().join("aws")]);
     let r = ingest(&mut inc, &[estate().join("k8s")]);
+    assert!(r.identities_new > 0);
+    // The AI agent's traces, after the CloudTrail they explain.
+    let r = ingest(&mut inc, &[estate().join("agents")]);
     assert!(r.identities_new > 0);
     let b = tempfile::tempdir().unwrap();
     let all = loaded(b.path());

@@ -29,11 +29,15 @@ pub enum SourceKind {
     /// hierarchy (`aws organizations list-policies`, `describe-policy`,
     /// `list-targets-for-policy`, `list-parents`).
     AwsOrganizations,
+    /// OpenTelemetry traces in the OTLP/HTTP JSON encoding (`resourceSpans`), read for the
+    /// spans of the GenAI and MCP semantic conventions: AI agents, their sessions and
+    /// tool calls.
+    OtelTraces,
 }
 
 impl SourceKind {
     /// Every format, in the order `--format`'s help lists them.
-    pub const ALL: [SourceKind; 11] = [
+    pub const ALL: [SourceKind; 12] = [
         SourceKind::Cloudtrail,
         SourceKind::K8sAudit,
         SourceKind::IamAuthorizationDetails,
@@ -45,6 +49,7 @@ impl SourceKind {
         SourceKind::LambdaFunctions,
         SourceKind::GithubWebhook,
         SourceKind::AwsOrganizations,
+        SourceKind::OtelTraces,
     ];
 
     /// The format named by [`SourceKind::as_str`].
@@ -71,12 +76,16 @@ impl SourceKind {
             SourceKind::LambdaFunctions => "lambda-functions",
             SourceKind::GithubWebhook => "github-webhook",
             SourceKind::AwsOrganizations => "aws-organizations",
+            SourceKind::OtelTraces => "otel-traces",
         }
     }
 
     pub fn is_log(self) -> bool {
         match self {
-            SourceKind::Cloudtrail | SourceKind::K8sAudit | SourceKind::GithubWebhook => true,
+            SourceKind::Cloudtrail
+            | SourceKind::K8sAudit
+            | SourceKind::GithubWebhook
+            | SourceKind::OtelTraces => true,
             SourceKind::IamAuthorizationDetails
             | SourceKind::IamCredentialReport
             | SourceKind::K8sSnapshot

@@ -13,14 +13,18 @@ pub enum Platform {
     Kubernetes,
     Github,
     Oidc,
+    /// AI agents and their sessions, seen in their own telemetry (OpenTelemetry GenAI and
+    /// MCP spans).
+    Ai,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 4] = [
+    pub const ALL: [Platform; 5] = [
         Platform::Aws,
         Platform::Kubernetes,
         Platform::Github,
         Platform::Oidc,
+        Platform::Ai,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -33,6 +37,7 @@ impl Platform {
             Platform::Kubernetes => "kubernetes",
             Platform::Github => "github",
             Platform::Oidc => "oidc",
+            Platform::Ai => "ai",
         }
     }
 }
@@ -72,6 +77,11 @@ pub enum IdentityKind {
     /// A GitHub Actions workflow of a repository (the workload behind its `GITHUB_TOKEN`
     /// and OIDC tokens).
     GithubWorkflow,
+    /// An AI agent (`gen_ai.agent.id`): the non-human actor behind tool calls.
+    AiAgent,
+    /// One conversation or MCP session of an agent (`gen_ai.conversation.id`,
+    /// `mcp.session.id`): where a person's prompt turns into the agent's tool calls.
+    AgentSession,
     Unknown,
 }
 
@@ -99,11 +109,13 @@ impl IdentityKind {
             IdentityKind::DeployKey => "deploy_key",
             IdentityKind::PersonalAccessToken => "personal_access_token",
             IdentityKind::GithubWorkflow => "github_workflow",
+            IdentityKind::AiAgent => "ai_agent",
+            IdentityKind::AgentSession => "agent_session",
             IdentityKind::Unknown => "unknown",
         }
     }
 
-    pub const ALL: [IdentityKind; 22] = [
+    pub const ALL: [IdentityKind; 24] = [
         IdentityKind::IamUser,
         IdentityKind::IamRole,
         IdentityKind::AccountRoot,
@@ -125,6 +137,8 @@ impl IdentityKind {
         IdentityKind::DeployKey,
         IdentityKind::PersonalAccessToken,
         IdentityKind::GithubWorkflow,
+        IdentityKind::AiAgent,
+        IdentityKind::AgentSession,
         IdentityKind::Unknown,
     ];
 
@@ -137,7 +151,8 @@ impl IdentityKind {
         match self {
             IdentityKind::StsSession
             | IdentityKind::FederatedUser
-            | IdentityKind::TemporaryAccessKey => true,
+            | IdentityKind::TemporaryAccessKey
+            | IdentityKind::AgentSession => true,
             IdentityKind::IamUser
             | IdentityKind::IamRole
             | IdentityKind::AccountRoot
@@ -156,6 +171,7 @@ impl IdentityKind {
             | IdentityKind::DeployKey
             | IdentityKind::PersonalAccessToken
             | IdentityKind::GithubWorkflow
+            | IdentityKind::AiAgent
             | IdentityKind::Unknown => false,
         }
     }

@@ -14,6 +14,8 @@
 //! | IAM Identity Center user | `identitycenter:<identity-store-id>/<user-id>` |
 //! | Kubernetes service account | `k8s:<cluster>/system:serviceaccount:<ns>:<name>` |
 //! | other Kubernetes user | `k8s:<cluster>/user:<username>` |
+//! | AI agent | `ai:agent/<gen_ai.agent.id>` (or `ai:agent/<service.name>/<gen_ai.agent.name>`) |
+//! | AI agent session | `<agent id>/session/<gen_ai.conversation.id or mcp.session.id>` |
 //!
 //! IAM ids drop the path because CloudTrail's assumed-role ARNs do not carry it, and a role or
 //! user name is unique within an account; the full ARN stays in the `arn` field.
@@ -59,6 +61,17 @@ pub fn k8s_user(cluster: &str, username: &str) -> String {
 
 pub fn identity_center(store_id: &str, user_id: &str) -> String {
     ["identitycenter:", store_id, "/", user_id].concat()
+}
+
+/// An AI agent: its `gen_ai.agent.id`, or, when the telemetry names no id, its name
+/// within the service that runs it (`<service.name>/<gen_ai.agent.name>`).
+pub fn ai_agent(key: &str) -> String {
+    ["ai:agent/", key].concat()
+}
+
+/// One conversation (or MCP session) of the agent `agent` (its canonical id).
+pub fn ai_session(agent: &str, session: &str) -> String {
+    [agent, "/session/", session].concat()
 }
 
 /// The issuer part of an OIDC id: the provider host and path, whether it was given as a

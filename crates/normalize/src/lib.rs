@@ -20,6 +20,7 @@ pub mod k8s_snapshot;
 pub mod lambda;
 mod lenient;
 pub mod organizations;
+pub mod otel;
 pub mod people;
 mod scan;
 pub mod sniff;
@@ -194,10 +195,16 @@ pub fn normalize_line(
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) {
+    if format == Format::OtelTraces {
+        // One line is one export request: many spans, each accepted or rejected alone.
+        otel::normalize_line(line, line_no, sink);
+        return;
+    }
     let result = match format {
         Format::Cloudtrail => cloudtrail::normalize_record_memo(line, &mut ctx.memo),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
         Format::GithubWebhook => github::normalize_delivery(line, ctx),
+        Format::OtelTraces => return,
         Format::IamAuthorizationDetails
         | Format::IamCredentialReport
         | Format::K8sSnapshot
@@ -215,7 +222,7 @@ pub fn normalize_line(
 
 /// Normalizes a whole document (a CloudTrail delivery file, an IAM snapshot, a CSV report,
 /// a `kubectl` dump, a Kubernetes `EventList`, Terraform, `CODEOWNERS`, a people directory,
-/// a Lambda function list, AWS Organizations output).
+/// a Lambda function list, AWS Organizations output, an OTLP JSON trace export).
 pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &mut dyn Sink) {
     // JSON documents whose readers hand the whole document to a recursive parser are
     // measured first (see `depth`); CloudTrail measures its records as it splits them,
@@ -226,7 +233,8 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         | Format::IamAuthorizationDetails
         | Format::LambdaFunctions
         | Format::GithubWebhook
-        | Format::AwsOrganizations => true,
+        | Format::AwsOrganizations
+        | Format::OtelTraces => true,
         Format::Cloudtrail
         | Format::IamCredentialReport
         | Format::K8sSnapshot
@@ -249,6 +257,7 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::LambdaFunctions => lambda::normalize(doc, sink),
         Format::AwsOrganizations => organizations::normalize(doc, ctx, sink),
         Format::GithubWebhook => github::normalize_document(doc, ctx, sink),
+        Format::OtelTraces => otel::normalize_document(doc, sink),
     }
 }
 

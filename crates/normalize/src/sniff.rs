@@ -139,6 +139,7 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
             "Functions" | "FunctionName" => return Some(Format::LambdaFunctions),
             "Policy" | "Targets" | "Parents" => return Some(Format::AwsOrganizations),
             "Policies" if is_org_policy_list(obj) => return Some(Format::AwsOrganizations),
+            "resourceSpans" => return Some(Format::OtelTraces),
             _ => {}
         }
     }
@@ -178,6 +179,8 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
             "delivered_at" | "guid" => return Some(Format::GithubWebhook),
             "format_version" | "terraform_version" => return Some(Format::Terraform),
             "Functions" | "FunctionArn" => return Some(Format::LambdaFunctions),
+            // OTLP/HTTP JSON (`ExportTraceServiceRequest`).
+            "resourceSpans" => return Some(Format::OtelTraces),
             "kind" => kind = text(),
             "apiVersion" => api_version = text(),
             "items" => has_items = true,

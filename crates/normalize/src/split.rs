@@ -46,7 +46,7 @@ pub struct Elements<'a> {
     deep: bool,
 }
 
-fn skip_ws(b: &[u8], mut i: usize) -> usize {
+pub(crate) fn skip_ws(b: &[u8], mut i: usize) -> usize {
     while b
         .get(i)
         .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | b'\r'))
@@ -58,7 +58,7 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 
 /// The index just past the value starting at `i` (`None`: the bytes end first), and
 /// whether it nests deeper than [`crate::MAX_NESTING`] (also when it never ends).
-fn value_end(b: &[u8], i: usize, deep: &mut bool) -> Option<usize> {
+pub(crate) fn value_end(b: &[u8], i: usize, deep: &mut bool) -> Option<usize> {
     match b.get(i)? {
         b'"' => string_end(b, i),
         b'{' | b'[' => {

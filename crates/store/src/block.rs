@@ -27,7 +27,7 @@ use rustc_hash::FxBuildHasher;
 const MAGIC: &[u8; 4] = b"KWB1";
 
 /// Indexed by [`source_code`]; codes are stored, so new sources only ever append.
-const SOURCES: [SourceKind; 11] = [
+const SOURCES: [SourceKind; 12] = [
     SourceKind::Cloudtrail,
     SourceKind::K8sAudit,
     SourceKind::IamAuthorizationDetails,
@@ -39,6 +39,7 @@ const SOURCES: [SourceKind; 11] = [
     SourceKind::LambdaFunctions,
     SourceKind::GithubWebhook,
     SourceKind::AwsOrganizations,
+    SourceKind::OtelTraces,
 ];
 
 fn source_code(s: SourceKind) -> u8 {
@@ -54,6 +55,7 @@ fn source_code(s: SourceKind) -> u8 {
         SourceKind::LambdaFunctions => 8,
         SourceKind::GithubWebhook => 9,
         SourceKind::AwsOrganizations => 10,
+        SourceKind::OtelTraces => 11,
     }
 }
 

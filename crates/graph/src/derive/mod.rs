@@ -65,6 +65,17 @@ pub fn owner_node(value: &str) -> NodeSpec {
     }
 }
 
+/// The person a session's `user.id` names: by e-mail (as the people directory keys
+/// people), else by the id as the agent's platform gives it.
+pub fn prompter_node(user: &str) -> NodeSpec {
+    let u = user.trim();
+    if is_email(u) {
+        owner_node(u)
+    } else {
+        NodeSpec::new(format!("person:{u}"), NodeKind::Person, u)
+    }
+}
+
 pub fn identity_node(i: &Identity) -> NodeSpec {
     NodeSpec::new(i.id.as_str(), NodeKind::Identity(i.kind), i.name.as_str())
 }
@@ -135,7 +146,31 @@ pub fn identity_edges(i: &Identity) -> Vec<EdgeSpec> {
                 id_node(p, IdentityKind::IamRole),
             ));
         }
+        // An agent's conversation is a session of the agent, as an STS session is of its
+        // role: its owner answers for it, and listing an agent's sessions is one hop.
+        (IdentityKind::AgentSession, Some(p)) => {
+            out.push(edge(
+                me.clone(),
+                EdgeKind::SessionOf,
+                id_node(p, IdentityKind::AiAgent),
+            ));
+        }
         _ => {}
+    }
+    // The person whose prompt started an agent's session created it: the chain from what
+    // the session did (the STS sessions it assumed) leads back to them.
+    if i.kind == IdentityKind::AgentSession
+        && let Some(user) = i
+            .details
+            .get("agent_session")
+            .and_then(|d| d.get("prompted_by"))
+            .and_then(Value::as_str)
+            .filter(|u| !u.is_empty())
+    {
+        out.push(sourced(
+            edge(prompter_node(user), EdgeKind::Created, me.clone()),
+            "prompt",
+        ));
     }
     for c in &i.credentials {
         let to = if is_key_id(&c.id) {

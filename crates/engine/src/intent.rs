@@ -1,0 +1,134 @@
+//! AI agents judged against their declared purpose, after every ingest: for each session
+//! of an agent that has a purpose (`keyward_detect::intent`), the STS sessions its tool
+//! calls assumed (observed `created` edges from the session in the graph, whose ids are
+//! the assumed-role ARNs CloudTrail reports) and their stored CloudTrail events; the calls
+//! outside the purpose are one finding per agent session and credential, with the tool
+//! calls that preceded them and the person who prompted the session as evidence.
+//!
+//! Run after ingest rather than per event because its two halves come from different
+//! sources in any order: the agent's traces may be read before or after the CloudTrail
+//! they explain, and the judgement is the same either way.
+
+use keyward_detect::Finding;
+use keyward_detect::intent::{self, Action, Intents, Prompt, ToolCall};
+use keyward_graph::{EdgeKind, NodeKind};
+use keyward_model::{IdentityKind, SourceKind};
+
+use crate::{Engine, EngineError};
+
+/// How many of a credential's most recent events, and of a session's tool calls, are read.
+const RECENT: usize = 1_000;
+
+impl Engine {
+    /// Judges every agent session with a purpose; writes new and changed findings and
+    /// returns them. Nothing to judge without purposes.
+    pub fn evaluate_intent(&mut self, intents: &Intents) -> Result<Vec<Finding>, EngineError> {
+        if intents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let g = self.graph();
+        let mut out = Vec::new();
+        for s in self.inventory.iter() {
+            if s.kind != IdentityKind::AgentSession {
+                continue;
+            }
+            let Some(agent_id) = s.parent.as_deref() else {
+                continue;
+            };
+            let agent_name = self
+                .inventory
+                .get(agent_id)
+                .map_or(agent_id, |a| a.name.as_str());
+            let Some(purpose) = intents.purpose_of(agent_id, agent_name) else {
+                continue;
+            };
+            let Some(node) = g.find(&s.id) else { continue };
+            let mut credentials: Vec<&str> = g
+                .out_edges(node)
+                .filter(|e| e.kind == EdgeKind::Created)
+                .filter(|e| {
+                    g.node(e.to)
+                        .is_some_and(|n| n.kind == NodeKind::Identity(IdentityKind::StsSession))
+                })
+                .map(|e| g.key(e.to))
+                .collect();
+            credentials.sort_unstable();
+            if credentials.is_empty() {
+                continue;
+            }
+            let calls: Vec<ToolCall> = self
+                .store
+                .recent_events(&s.id, RECENT)?
+                .into_iter()
+                .filter(|e| matches!(e.action.as_ref(), "execute_tool" | "tools/call"))
+                .map(|e| ToolCall {
+                    event_id: e.native_id.into_owned(),
+                    time: e.time,
+                    tool: e.target.map(|t| t.into_owned()),
+                })
+                .collect();
+            let details = s.details.get("agent_session");
+            let conversation = details
+                .and_then(|d| d.get("session"))
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(s.name.rsplit('/').next().unwrap_or(&s.name));
+            let prompted_by = details
+                .and_then(|d| d.get("prompted_by"))
+                .and_then(serde_json::Value::as_str);
+            for cred in credentials {
+                let actions: Vec<Action> = self
+                    .store
+                    .recent_events(cred, RECENT)?
+                    .into_iter()
+                    .filter(|e| e.source == SourceKind::Cloudtrail)
+                    .map(|e| Action {
+                        denied: e.error_code.as_deref().is_some_and(|c| {
+                            c.contains("AccessDenied") || c.contains("Unauthorized")
+                        }),
+                        event_id: e.native_id.into_owned(),
+                        time: e.time,
+                        action: e.action.into_owned(),
+                        target: e.target.map(|t| t.into_owned()),
+                    })
+                    .collect();
+                let role = self.inventory.get(cred).and_then(|c| c.parent.as_deref());
+                let prompt = Prompt {
+                    agent: agent_id,
+                    agent_name,
+                    session: &s.id,
+                    conversation,
+                    prompted_by,
+                    credential: cred,
+                    role,
+                };
+                let path = crate::detection::owner_path(g, &s.id);
+                out.extend(intent::judge(purpose, &prompt, &actions, &calls, path));
+            }
+        }
+        self.write_intent(out)
+    }
+
+    /// Writes the findings that are new or changed, keeping a stored finding's triage
+    /// (status, first sighting); returns those written.
+    fn write_intent(&mut self, found: Vec<Finding>) -> Result<Vec<Finding>, EngineError> {
+        let mut batch = self.store.begin()?;
+        let mut written = Vec::new();
+        for mut f in found {
+            if let Some(row) = batch.finding(&f.id)? {
+                let old = crate::detection::from_row(&row)?;
+                f.first_seen = old.first_seen.min(f.first_seen);
+                f.status = old.status;
+                let next = crate::detection::to_row(&f)?;
+                if next.doc == row.doc && next.status == row.status {
+                    continue;
+                }
+                batch.put_finding(&next)?;
+            } else {
+                batch.put_finding(&crate::detection::to_row(&f)?)?;
+            }
+            written.push(f);
+        }
+        batch.commit()?;
+        Ok(written)
+    }
+}

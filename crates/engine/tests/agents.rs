@@ -1,0 +1,272 @@
+//! AI agents through ingest: an agent's OTLP traces and the CloudTrail of the role its tool
+//! call assumed make one chain — person → agent session → STS session → role — whichever
+//! is read first, and the agent's calls outside its declared purpose are one finding with
+//! the prompt context. Fixtures follow the OTLP JSON encoding, the GenAI and MCP semantic
+//! conventions and CloudTrail's record format (no public corpus of agent traces exists).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+
+use keyward_detect::intent::{Intents, Purpose, RULE};
+use keyward_engine::{Engine, IngestOptions};
+use keyward_graph::analysis;
+use keyward_model::IdentityKind;
+use serde_json::{Value, json};
+
+const ACCT: &str = "111122223333";
+const CONV: &str = "conv-42";
+const SESSION: &str = "ai:agent/asst_finops_01/session/conv-42";
+const STS: &str = "arn:aws:sts::111122223333:assumed-role/finops-agent/conv-42";
+
+fn attr(key: &str, v: &str) -> Value {
+    json!({"key": key, "value": {"stringValue": v}})
+}
+
+/// One agent turn: `invoke_agent` by dave@, an `assume_role` tool call naming the role and
+/// the conversation as the session name, then a tool that changes a Lambda function.
+fn traces(dir: &Path) -> PathBuf {
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let span = |id: &str, parent: &str, start: &str, attrs: Vec<Value>| {
+        json!({"traceId": trace, "spanId": id, "parentSpanId": parent, "name": "s",
+               "startTimeUnixNano": start, "endTimeUnixNano": start, "attributes": attrs})
+    };
+    let args = json!({"RoleArn": format!("arn:aws:iam::{ACCT}:role/agents/finops-agent"),
+                      "RoleSessionName": CONV})
+    .to_string();
+    let doc = json!({"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", "finops-agent")]},
+        "scopeSpans": [{"spans": [
+            span("00f067aa0ba902b7", "", "1794578700000000000", vec![
+                attr("gen_ai.operation.name", "invoke_agent"),
+                attr("gen_ai.agent.id", "asst_finops_01"),
+                attr("gen_ai.agent.name", "finops-agent"),
+                attr("gen_ai.conversation.id", CONV),
+                attr("user.id", "dave@acme.example")]),
+            span("00f067aa0ba902b8", "00f067aa0ba902b7", "1794578710000000000", vec![
+                attr("gen_ai.operation.name", "execute_tool"),
+                attr("gen_ai.tool.name", "assume_role"),
+                attr("gen_ai.tool.call.arguments", &args)]),
+            span("00f067aa0ba902b9", "00f067aa0ba902b7", "1794578780000000000", vec![
+                attr("gen_ai.operation.name", "execute_tool"),
+                attr("gen_ai.tool.name", "update_lambda"),
+                attr("mcp.method.name", "tools/call"),
+                attr("mcp.session.id", "191c4850af6c49e08843a3f6c80e5046")]),
+        ]}]
+    }]});
+    let p = dir.join("agents/traces.json");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(&p, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
+    p
+}
+
+fn record(id: &str, time: &str, source: &str, name: &str, ident: Value) -> Value {
+    json!({"eventVersion": "1.09", "userIdentity": ident, "eventTime": time,
+           "eventSource": source, "eventName": name, "awsRegion": "us-east-1",
+           "sourceIPAddress": "10.0.3.41", "userAgent": "Boto3/1.35.54",
+           "requestParameters": null, "responseElements": null,
+           "requestID": id, "eventID": id, "readOnly": name.starts_with("Get"),
+           "eventType": "AwsApiCall", "managementEvent": true,
+           "recipientAccountId": ACCT, "eventCategory": "Management"})
+}
+
+/// The runtime's AssumeRole of `finops-agent` with the conversation as the session name,
+/// then the session's Cost Explorer read and its Lambda change.
+fn cloudtrail(dir: &Path) -> PathBuf {
+    let runtime = json!({"type": "AssumedRole", "principalId": "AROAEXAMPLERUNTIME001:task",
+        "arn": format!("arn:aws:sts::{ACCT}:assumed-role/ai-agent-runtime/task"),
+        "accountId": ACCT, "accessKeyId": "ASIAEXAMPLERUNTIME01",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLERUNTIME001",
+            "arn": format!("arn:aws:iam::{ACCT}:role/agents/ai-agent-runtime"), "accountId": ACCT,
+            "userName": "ai-agent-runtime"}, "attributes": {"creationDate": "2026-11-13T14:00:00Z",
+            "mfaAuthenticated": "false"}}});
+    let me = json!({"type": "AssumedRole", "principalId": format!("AROAEXAMPLEFINOPS0001:{CONV}"),
+        "arn": STS, "accountId": ACCT, "accessKeyId": "ASIAEXAMPLEFINOPS001",
+        "sessionContext": {"sessionIssuer": {"type": "Role", "principalId": "AROAEXAMPLEFINOPS0001",
+            "arn": format!("arn:aws:iam::{ACCT}:role/agents/finops-agent"), "accountId": ACCT,
+            "userName": "finops-agent"}, "attributes": {"creationDate": "2026-11-13T14:05:10Z",
+            "mfaAuthenticated": "false"}}});
+    let mut assume = record(
+        "11111111-1111-4111-8111-111111111111",
+        "2026-11-13T14:05:10Z",
+        "sts.amazonaws.com",
+        "AssumeRole",
+        runtime,
+    );
+    assume["requestParameters"] = json!({"roleArn": format!("arn:aws:iam::{ACCT}:role/agents/finops-agent"),
+                                         "roleSessionName": CONV});
+    assume["responseElements"] = json!({"credentials": {"accessKeyId": "ASIAEXAMPLEFINOPS001",
+        "sessionToken": "x", "expiration": "Nov 13, 2026, 2:20:10 PM"},
+        "assumedRoleUser": {"assumedRoleId": format!("AROAEXAMPLEFINOPS0001:{CONV}"), "arn": STS}});
+    let read = record(
+        "22222222-2222-4222-8222-222222222222",
+        "2026-11-13T14:05:20Z",
+        "ce.amazonaws.com",
+        "GetCostAndUsage",
+        me.clone(),
+    );
+    let change = record(
+        "33333333-3333-4333-8333-333333333333",
+        "2026-11-13T14:06:21Z",
+        "lambda.amazonaws.com",
+        "PutFunctionConcurrency20171031",
+        me,
+    );
+    let p = dir.join("cloudtrail.jsonl");
+    let lines: Vec<String> = [assume, read, change]
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    std::fs::write(&p, lines.join("\n") + "\n").unwrap();
+    p
+}
+
+fn people(dir: &Path) -> PathBuf {
+    let p = dir.join("people.csv");
+    std::fs::write(
+        &p,
+        "email,name,team,status\ndave@acme.example,Dave,payments,active\n",
+    )
+    .unwrap();
+    p
+}
+
+fn intents(allow: &[&str]) -> Intents {
+    let allow: Vec<String> = allow.iter().map(|s| (*s).to_owned()).collect();
+    Intents::new(
+        vec![Purpose::new("cost-analysis", None, &allow).unwrap()],
+        vec![("finops-*".into(), "cost-analysis".into())],
+    )
+    .unwrap()
+}
+
+/// Ingests the files one at a time in this order, then judges intent.
+fn run(dir: &Path, files: &[PathBuf], allow: &[&str]) -> (Engine, Vec<keyward_detect::Finding>) {
+    let mut e = Engine::open(&dir.join("store")).unwrap();
+    for f in files {
+        let r = e
+            .ingest(
+                std::slice::from_ref(f),
+                &IngestOptions::default(),
+                &mut (),
+                0,
+            )
+            .unwrap();
+        assert_eq!(r.rejected, 0, "{f:?}");
+    }
+    let found = e.evaluate_intent(&intents(allow)).unwrap();
+    (e, found)
+}
+
+#[test]
+fn the_chain_and_the_finding_do_not_depend_on_which_source_comes_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (t, c, p) = (
+        traces(dir.path()),
+        cloudtrail(dir.path()),
+        people(dir.path()),
+    );
+    let mut seen = Vec::new();
+    for (n, order) in [[&t, &c, &p], [&c, &p, &t]].into_iter().enumerate() {
+        let sub = dir.path().join(format!("run{n}"));
+        let files: Vec<PathBuf> = order.into_iter().cloned().collect();
+        let (e, found) = run(&sub, &files, &["ce:read", "budgets:read"]);
+        let g = e.graph();
+        // The person is found from the STS session through the conversation.
+        let owners = analysis::ownership(g, g.find(STS).unwrap());
+        let dave = owners
+            .people
+            .iter()
+            .find(|c| c.owner == "dave@acme.example")
+            .expect("dave owns the session through his prompt");
+        let hops: Vec<(&str, &str)> = dave
+            .chain
+            .iter()
+            .map(|h| (h.node.as_str(), h.edge.as_str()))
+            .collect();
+        assert_eq!(
+            hops,
+            [
+                (SESSION, "created"),
+                ("person:dave@acme.example", "created")
+            ]
+        );
+        let session = e.inventory().get(SESSION).unwrap();
+        assert_eq!(session.kind, IdentityKind::AgentSession);
+        assert_eq!(session.parent.as_deref(), Some("ai:agent/asst_finops_01"));
+        assert_eq!(
+            e.inventory().get("ai:agent/asst_finops_01").unwrap().kind,
+            IdentityKind::AiAgent
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_eq!(f.rule_id, RULE);
+        assert_eq!(f.identity.as_deref(), Some(SESSION));
+        assert_eq!(
+            f.events,
+            [
+                "4bf92f3577b34da6a3ce929d0e0e4736:00f067aa0ba902b9",
+                "33333333-3333-4333-8333-333333333333"
+            ]
+        );
+        assert_eq!(f.details["prompted_by"], "dave@acme.example");
+        assert_eq!(f.details["credential"], STS);
+        assert_eq!(
+            f.details["actions"][0]["tool_call"]["tool"],
+            "update_lambda"
+        );
+        assert_eq!(f.path, [SESSION, "person:dave@acme.example"]);
+        seen.push((f.id.clone(), f.events.clone(), f.details.clone()));
+        // Judging again changes nothing.
+        let mut e = e;
+        assert!(
+            e.evaluate_intent(&intents(&["ce:read", "budgets:read"]))
+                .unwrap()
+                .is_empty()
+        );
+    }
+    assert_eq!(seen[0], seen[1]);
+}
+
+#[test]
+fn calls_inside_the_purpose_and_agents_without_one_are_not_findings() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = vec![traces(dir.path()), cloudtrail(dir.path())];
+    let (_, found) = run(&dir.path().join("a"), &files, &["ce:read", "lambda:*"]);
+    assert!(found.is_empty(), "{found:?}");
+    let mut e = Engine::open(&dir.path().join("b/store")).unwrap();
+    e.ingest(&files, &IngestOptions::default(), &mut (), 0)
+        .unwrap();
+    let other = Intents::new(
+        vec![Purpose::new("support", None, &["ce:read".into()]).unwrap()],
+        vec![("support-*".into(), "support".into())],
+    )
+    .unwrap();
+    assert!(e.evaluate_intent(&other).unwrap().is_empty());
+    assert!(e.evaluate_intent(&Intents::default()).unwrap().is_empty());
+}
+
+#[test]
+fn the_chain_read_from_the_store_is_the_one_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = vec![
+        traces(dir.path()),
+        cloudtrail(dir.path()),
+        people(dir.path()),
+    ];
+    let (e, _) = run(dir.path(), &files, &["ce:read"]);
+    let whole = {
+        let g = e.graph();
+        analysis::ownership(g, g.find(STS).unwrap())
+    };
+    drop(e);
+    let view =
+        Engine::open_about(&dir.path().join("store"), STS, keyward_engine::Need::Chain).unwrap();
+    let i = view.inventory().get(STS).unwrap().clone();
+    assert_eq!(view.owner_info(&i, &view.coverage()).ownership, whole);
+}
