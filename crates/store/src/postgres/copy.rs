@@ -42,8 +42,9 @@ const TABLES: [&str; 23] = [
 ];
 
 /// Identity columns whose sequence must continue after the copied ids.
-const SEQUENCES: [(&str, &str); 4] = [
+const SEQUENCES: [(&str, &str); 5] = [
     ("files", "id"),
+    ("identities", "seq"),
     ("event_blocks", "id"),
     ("dead_letters", "id"),
     ("finding_changes", "seq"),
@@ -132,7 +133,19 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Copied> {
             "INSERT INTO {table} ({list}) VALUES ({})",
             marks.join(", ")
         ))?;
-        let mut select = src.prepare(&format!("SELECT {list} FROM {table}"))?;
+        // PostgreSQL's `identities.seq` is the order rows were first written in: SQLite's
+        // rowid. Rows are copied in rowid order.
+        let read: Vec<&str> = names
+            .iter()
+            .map(|n| match (table, *n) {
+                ("identities", "seq") => "rowid",
+                (_, n) => n,
+            })
+            .collect();
+        let mut select = src.prepare(&format!(
+            "SELECT {} FROM {table} ORDER BY rowid",
+            read.join(", ")
+        ))?;
         let mut rows = select.query([])?;
         let mut n = 0u64;
         while let Some(row) = rows.next()? {

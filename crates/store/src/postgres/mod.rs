@@ -43,11 +43,12 @@ use batch::PgBatch;
 
 /// Schema migrations, in order; the index + 1 is the version recorded in `schema_version`.
 /// PostgreSQL's versions are its own (its version 1 is SQLite's version 9).
-pub(crate) const MIGRATIONS: [&str; 4] = [
+pub(crate) const MIGRATIONS: [&str; 5] = [
     include_str!("../../schema/postgres/001_init.sql"),
     include_str!("../../schema/postgres/002_checkpoints.sql"),
     include_str!("../../schema/postgres/003_query_tables.sql"),
     include_str!("../../schema/postgres/004_edge_kind_index.sql"),
+    include_str!("../../schema/postgres/005_identity_order.sql"),
 ];
 
 /// Advisory lock keys ("keyward" and a number), per database: the writer lock, the audit
@@ -528,10 +529,15 @@ impl Store for PgStore {
     }
 
     fn load_identities(&self) -> Result<Vec<Identity>> {
-        self.query("SELECT doc FROM identities", &[])?
+        // In the order first written (`seq`), as SQLite's rowids give them; sorted here,
+        // not by the server, which would sort the documents too.
+        let mut rows = self
+            .query("SELECT seq, doc FROM identities", &[])?
             .iter()
-            .map(|r| identity_from(r.try_get(0)?))
-            .collect()
+            .map(|r| Ok((r.try_get::<_, i64>(0)?, identity_from(r.try_get(1)?)?)))
+            .collect::<Result<Vec<(i64, Identity)>>>()?;
+        rows.sort_unstable_by_key(|(seq, _)| *seq);
+        Ok(rows.into_iter().map(|(_, i)| i).collect())
     }
 
     fn identity(&self, id: &str) -> Result<Option<Identity>> {
