@@ -22,6 +22,7 @@ pub mod dashboard;
 mod error;
 mod listen;
 mod listing;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 mod respond;
