@@ -1,4 +1,5 @@
-//! The MCP server (`keyward mcp` over stdio): read-only tools an LLM client calls to ask
+//! The MCP server (`keyward mcp` over stdio; streamable HTTP at `/mcp` on `keyward
+//! serve`, behind the API's bearer tokens, a viewer's role enough): read-only tools an LLM client calls to ask
 //! about the estate — the inventory, one identity, its ownership, blast radius, escalation
 //! paths, findings, risk, compliance, and the AI-agent questions (docs/mcp.md). Every tool
 //! answers JSON built from the engine's query facade, as the API and the CLI do, on the
@@ -20,7 +21,7 @@ use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::state::{EngineHandle, now};
+use crate::state::{AppState, EngineHandle, SMALL_BODY_LIMIT, now};
 
 /// Inventory pages and finding lists are at most this long.
 const MAX_LIMIT: usize = 1_000;
@@ -44,6 +45,47 @@ pub async fn serve_stdio(engine: EngineHandle) -> Result<(), std::io::Error> {
         .map_err(std::io::Error::other)?;
     running.waiting().await.map_err(std::io::Error::other)?;
     Ok(())
+}
+
+/// The streamable HTTP transport of the tools (`/mcp`).
+pub type HttpService = rmcp::transport::streamable_http_server::StreamableHttpService<
+    Mcp,
+    rmcp::transport::streamable_http_server::session::local::LocalSessionManager,
+>;
+
+/// The `/mcp` service over `engine`: stateless (each POST one JSON-RPC request answered
+/// with JSON), so nothing is kept between requests and every request is authorized.
+pub fn http_service(engine: EngineHandle) -> HttpService {
+    let mut config = rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default();
+    config.legacy_session_mode = false;
+    config.json_response = true;
+    config.max_request_body_bytes = SMALL_BODY_LIMIT;
+    // rmcp accepts loopback `Host`s only by default, against DNS rebinding of servers that
+    // trust whoever can reach them; `/mcp` trusts only a bearer token, which a rebinding
+    // page does not hold, and `keyward serve` listens where it is told.
+    let config = config.disable_allowed_hosts();
+    HttpService::new(
+        move || Ok(Mcp::new(engine.clone())),
+        std::sync::Arc::default(),
+        config,
+    )
+}
+
+/// `/mcp`: the caller's bearer token and the policy first (`view`, as every read route:
+/// an allow counted, a deny audited), then the MCP transport.
+pub(crate) async fn http(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    use tower::ServiceExt as _;
+    if let Err(e) = crate::authorize(&state, req.headers(), keyward_policy::Act::View).await {
+        return e.into_response();
+    }
+    match state.mcp.clone().oneshot(req).await {
+        Ok(resp) => resp.map(axum::body::Body::new),
+        Err(never) => match never {},
+    }
 }
 
 /// A tool's JSON answer.

@@ -1,8 +1,11 @@
-"""A real MCP client (the Python `mcp` SDK) against `keyward mcp` over stdio.
+"""A real MCP client (the Python `mcp` SDK) against Keyward's MCP server.
 
-Usage: client.py KEYWARD_BINARY GLOBAL_ARGS…, the arguments naming a store that holds the
-example estate (`--data-dir DIR`, maybe `--store URL`; `keyward --config
-examples/keyward.yaml ingest examples/estate`). Lists the tools, asks
+Usage:
+  client.py stdio KEYWARD_BINARY GLOBAL_ARGS…  `keyward mcp` over stdio; the arguments name
+      a store that holds the example estate (`--data-dir DIR`, maybe `--store URL`; `keyward
+      --config examples/keyward.yaml ingest examples/estate`).
+  client.py http URL  streamable HTTP at URL (`keyward serve`'s `/mcp`) with the bearer
+      token in the environment's KEYWARD_MCP_TOKEN; a request without it must get 401. Lists the tools, asks
 the three AI-agent questions and checks the answers name finops-agent, the STS session its
 conversation created and the resources it touched. Exit 0 when every check holds; prints
 what failed otherwise. Run by crates/cli/tests/mcp.rs.
@@ -10,10 +13,14 @@ what failed otherwise. Run by crates/cli/tests/mcp.rs.
 
 import asyncio
 import json
+import os
 import sys
+import urllib.error
+import urllib.request
 
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import create_mcp_http_client, streamable_http_client
 
 AGENT = "ai:agent/asst_finops_01"
 SESSION = AGENT + "/session/conv-7f3a9c2e41b8"
@@ -114,7 +121,7 @@ async def ask(session):
     check(bad.is_error, "an unknown identity is not an error")
 
 
-async def main(binary, global_args):
+async def over_stdio(binary, global_args):
     params = StdioServerParameters(command=binary, args=[*global_args, "mcp"])
     async with stdio_client(params) as (read, write):
         async with ClientSession(read, write) as session:
@@ -122,8 +129,38 @@ async def main(binary, global_args):
             await ask(session)
 
 
+def unauthenticated_status(url):
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).encode()
+    req = urllib.request.Request(url, data=body, method="POST", headers={
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+    })
+    try:
+        with urllib.request.urlopen(req) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+async def over_http(url):
+    status = unauthenticated_status(url)
+    check(status == 401, f"a request without a token got {status}, not 401")
+    token = os.environ["KEYWARD_MCP_TOKEN"]
+    headers = {"authorization": f"Bearer {token}"}
+    async with create_mcp_http_client(headers=headers) as http:
+        async with streamable_http_client(url, http_client=http) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                await ask(session)
+
+
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2:]))
+    if sys.argv[1] == "stdio":
+        asyncio.run(over_stdio(sys.argv[2], sys.argv[3:]))
+    elif sys.argv[1] == "http":
+        asyncio.run(over_http(sys.argv[2]))
+    else:
+        sys.exit(f"unknown transport `{sys.argv[1]}` (stdio or http)")
     if failures:
         print("\n".join(failures))
         sys.exit(1)
