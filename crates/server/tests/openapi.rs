@@ -525,7 +525,7 @@ fn is_browser_route(path: &str, handler: &str) -> bool {
 }
 
 /// MCP's streamable HTTP transport (JSON-RPC, described by the MCP specification, not by
-/// OpenAPI); its authorization is tested in `tests/mcp_http.rs`.
+/// OpenAPI); its authorization is tested in `crates/cli/tests/mcp.rs`.
 fn is_mcp_route(path: &str) -> bool {
     path == "/mcp"
 }
