@@ -127,8 +127,8 @@ fn prompted_by(s: &Identity) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// What `session` created (observed `created` edges to identities), those last seen in
-/// `[from, to]` when a window is given.
+/// What `session` created (observed `created` edges to identities), those whose sightings
+/// (first to last) overlap `[from, to]` when a window is given.
 fn created_by(g: &Graph, session: &str, window: Option<(Millis, Millis)>) -> Vec<Created> {
     let Some(node) = g.find(session) else {
         return Vec::new();
@@ -136,9 +136,7 @@ fn created_by(g: &Graph, session: &str, window: Option<(Millis, Millis)>) -> Vec
     let mut out: Vec<Created> = g
         .out_edges(node)
         .filter(|e| e.kind == EdgeKind::Created)
-        .filter(|e| {
-            window.is_none_or(|(from, to)| e.last_seen.is_some_and(|t| t >= from && t <= to))
-        })
+        .filter(|e| window.is_none_or(|w| sighted_within(e.first_seen, e.last_seen, w)))
         .filter_map(|e| {
             let n = g.node(e.to)?;
             let NodeKind::Identity(kind) = n.kind else {
@@ -170,8 +168,9 @@ impl Engine {
         out
     }
 
-    /// The agents whose sessions created identities last seen in `[from, to]`, with what
-    /// they created; agents that created nothing in the window are left out.
+    /// The agents whose sessions created identities in `[from, to]` (a sighting of the
+    /// `created` edge in it), with what they created; agents that created nothing in the
+    /// window are left out.
     pub fn agent_creations(&self, from: Millis, to: Millis) -> Vec<AgentCreations> {
         let g = self.graph();
         self.agents()
@@ -323,6 +322,21 @@ impl Engine {
         let mut out: Vec<ResourceCount> = counts.into_values().collect();
         out.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.cmp(&b.resource)));
         Ok(out)
+    }
+}
+
+/// Whether an edge seen from `first` to `last` was seen within `[from, to]`: an edge
+/// keeps its first and last sighting only, so a creation repeated across the window (the
+/// same session name assumed again) counts, as does one inside it.
+fn sighted_within(
+    first: Option<Millis>,
+    last: Option<Millis>,
+    (from, to): (Millis, Millis),
+) -> bool {
+    match (first, last) {
+        (Some(f), Some(l)) => f <= to && l >= from,
+        (Some(t), None) | (None, Some(t)) => t >= from && t <= to,
+        (None, None) => false,
     }
 }
 

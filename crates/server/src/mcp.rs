@@ -25,8 +25,9 @@ use crate::state::{AppState, EngineHandle, SMALL_BODY_LIMIT, now};
 
 /// Inventory pages and finding lists are at most this long.
 const MAX_LIMIT: usize = 1_000;
-/// Lifecycle states: an identity unused this many days is `stale`.
-const STALE_AFTER_DAYS: i64 = 30;
+/// Lifecycle states over stdio: an identity unused this many days is `stale` (the CLI's
+/// `--stale-days` default; `/mcp` takes `serve`'s).
+pub const STALE_AFTER_DAYS: i64 = 30;
 
 type ToolResult = Result<CallToolResult, ErrorData>;
 
@@ -34,12 +35,13 @@ type ToolResult = Result<CallToolResult, ErrorData>;
 #[derive(Clone)]
 pub struct Mcp {
     engine: EngineHandle,
+    stale_after_days: i64,
     tool_router: ToolRouter<Self>,
 }
 
 /// Serves MCP over stdin and stdout until the client closes them.
 pub async fn serve_stdio(engine: EngineHandle) -> Result<(), std::io::Error> {
-    let running = Mcp::new(engine)
+    let running = Mcp::new(engine, STALE_AFTER_DAYS)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(std::io::Error::other)?;
@@ -55,7 +57,7 @@ pub type HttpService = rmcp::transport::streamable_http_server::StreamableHttpSe
 
 /// The `/mcp` service over `engine`: stateless (each POST one JSON-RPC request answered
 /// with JSON), so nothing is kept between requests and every request is authorized.
-pub fn http_service(engine: EngineHandle) -> HttpService {
+pub fn http_service(engine: EngineHandle, stale_after_days: i64) -> HttpService {
     let mut config = rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default();
     config.legacy_session_mode = false;
     config.json_response = true;
@@ -65,7 +67,7 @@ pub fn http_service(engine: EngineHandle) -> HttpService {
     // page does not hold, and `keyward serve` listens where it is told.
     let config = config.disable_allowed_hosts();
     HttpService::new(
-        move || Ok(Mcp::new(engine.clone())),
+        move || Ok(Mcp::new(engine.clone(), stale_after_days)),
         std::sync::Arc::default(),
         config,
     )
@@ -227,9 +229,10 @@ pub struct AccessParams {
 }
 
 impl Mcp {
-    pub fn new(engine: EngineHandle) -> Self {
+    pub fn new(engine: EngineHandle, stale_after_days: i64) -> Self {
         Mcp {
             engine,
+            stale_after_days,
             tool_router: Self::tool_router(),
         }
     }
@@ -261,6 +264,7 @@ impl Mcp {
         annotations(read_only_hint = true)
     )]
     async fn search_inventory(&self, Parameters(p): Parameters<SearchParams>) -> ToolResult {
+        let stale_after_days = self.stale_after_days;
         self.run("search_inventory", move |e| {
             let platform = match p.platform.as_deref() {
                 None => None,
@@ -281,7 +285,7 @@ impl Mcp {
             };
             let lc = LifecycleConfig {
                 as_of: now(),
-                stale_after_days: STALE_AFTER_DAYS,
+                stale_after_days,
             };
             let rows = crate::listing::search(e, &filter, lc, p.text.as_deref().unwrap_or(""));
             let owners = keyward_engine::OwnerFilter {
@@ -317,11 +321,12 @@ impl Mcp {
         annotations(read_only_hint = true)
     )]
     async fn get_identity(&self, Parameters(p): Parameters<IdentityParams>) -> ToolResult {
+        let stale_after_days = self.stale_after_days;
         self.run("get_identity", move |e| {
             let i = resolve(e, &p.id)?;
             let lc = LifecycleConfig {
                 as_of: now(),
-                stale_after_days: STALE_AFTER_DAYS,
+                stale_after_days,
             };
             let owner = e.owner_infos(&[i]).into_iter().next();
             let events = e.recent_events(&i.id, 20).map_err(|e| e.to_string())?;

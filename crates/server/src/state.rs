@@ -242,7 +242,7 @@ impl AppState {
     ) -> Self {
         AppState {
             policies: Arc::new(policies),
-            mcp: crate::mcp::http_service(engine.clone()),
+            mcp: crate::mcp::http_service(engine.clone(), config.stale_after_days),
             engine,
             metrics: Arc::default(),
             ingest_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),
