@@ -565,20 +565,21 @@ impl Mcp {
                 Some(a) => a,
                 None => resolve(e, &p.agent)?,
             };
-            let agent = match found.kind {
-                IdentityKind::AiAgent => found,
-                IdentityKind::AgentSession => found
+            // An agent, or the agent of one of its sessions; any other kind is refused.
+            let agent = if found.kind == IdentityKind::AiAgent {
+                found
+            } else if found.kind == IdentityKind::AgentSession {
+                found
                     .parent
                     .as_deref()
                     .and_then(|a| e.inventory().get(a))
-                    .ok_or_else(|| format!("the agent of `{}` is not known", found.id))?,
-                other => {
-                    return Err(format!(
-                        "`{}` is a `{}`, not an AI agent (kind `ai_agent`)",
-                        found.id,
-                        other.as_str()
-                    ));
-                }
+                    .ok_or_else(|| format!("the agent of `{}` is not known", found.id))?
+            } else {
+                return Err(format!(
+                    "`{}` is a `{}`, not an AI agent (kind `ai_agent`)",
+                    found.id,
+                    found.kind.as_str()
+                ));
             };
             let chains = e.agent_chains(agent).map_err(|e| e.to_string())?;
             to_value(&chains)

@@ -119,6 +119,9 @@ async def ask(session):
     await call(session, "escalation_paths", {})
     bad = await session.call_tool("get_identity", {"id": "no-such-identity"})
     check(bad.is_error, "an unknown identity is not an error")
+    not_agent = await session.call_tool("agent_identity_chains",
+                                        {"agent": "arn:aws:iam::111122223333:role/finops-agent"})
+    check(not_agent.is_error, "a role's chains answered as an agent's")
 
 
 async def over_stdio(binary, global_args):
