@@ -19,6 +19,7 @@ mod cmd_graph;
 mod cmd_ingest;
 mod cmd_inventory;
 mod cmd_lifecycle;
+mod cmd_mcp;
 mod cmd_migrate;
 mod cmd_playbook;
 mod cmd_policy;
@@ -93,6 +94,9 @@ enum Command {
     Watch(cmd_watch::Args),
     /// Serve the HTTP API and live webhooks (Kubernetes audit, event POSTs).
     Serve(cmd_serve::Args),
+    /// An MCP server over stdio: read-only tools for an LLM client (inventory, identity,
+    /// ownership, blast radius, escalation, findings, risk, compliance, AI agents).
+    Mcp(cmd_mcp::Args),
     /// API tokens: create (printed once), list, revoke.
     #[command(subcommand)]
     Token(cmd_token::Command),
@@ -222,6 +226,7 @@ fn run() -> ExitCode {
         Command::Findings(a) => cmd_findings::run(&dir, a),
         Command::Watch(a) => cmd_watch::run(&dir, a),
         Command::Serve(a) => config().and_then(|k| cmd_serve::run(&dir, &k, a)),
+        Command::Mcp(a) => cmd_mcp::run(&dir, a),
         Command::Token(c) => cmd_token::run(&dir, c),
         Command::Audit(c) => cmd_audit::run(&dir, c),
         Command::Clusters(c) => cmd_clusters::run(&dir, c),

@@ -8,6 +8,7 @@
 //! inventory plus the largest single document.
 
 pub mod access;
+pub mod agents;
 pub mod authz;
 mod clusters;
 pub mod compliance;

@@ -270,3 +270,85 @@ fn the_chain_read_from_the_store_is_the_one_in_memory() {
     let i = view.inventory().get(STS).unwrap().clone();
     assert_eq!(view.owner_info(&i, &view.coverage()).ownership, whole);
 }
+
+#[test]
+fn the_agent_questions_answer_from_the_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = [
+        people(dir.path()),
+        traces(dir.path()),
+        cloudtrail(dir.path()),
+    ];
+    let (e, _) = run(dir.path(), &files, &["ce:read"]);
+    let t = |s: &str| keyward_model::time::parse(s).unwrap();
+    let day = 24 * 3_600_000;
+
+    // Which agents created identities in the 24 hours before 15:00 that day; none before.
+    let created = e.agent_creations(t("2026-11-13T15:00:00Z") - day, t("2026-11-13T15:00:00Z"));
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert_eq!(created[0].agent, "ai:agent/asst_finops_01");
+    assert_eq!(created[0].sessions[0].session, SESSION);
+    assert_eq!(
+        created[0].sessions[0].prompted_by.as_deref(),
+        Some("dave@acme.example")
+    );
+    let made: Vec<&str> = created[0].sessions[0]
+        .created
+        .iter()
+        .map(|c| c.id.as_str())
+        .collect();
+    assert_eq!(made, [STS]);
+    assert!(
+        e.agent_creations(t("2026-11-13T00:00:00Z") - day, t("2026-11-13T00:00:00Z"))
+            .is_empty()
+    );
+
+    // The chains it created: the session's tool calls, the STS session and its actions.
+    let agent = e.agents()[0];
+    let chains = e.agent_chains(agent).unwrap();
+    let s = &chains.sessions[0];
+    assert_eq!(s.tool_calls.get("assume_role"), Some(&1));
+    assert_eq!(s.tool_calls.get("update_lambda"), Some(&1));
+    assert_eq!(s.created[0].created.id, STS);
+    let mut actions: Vec<&str> = s.created[0]
+        .actions
+        .iter()
+        .map(|a| a.action.as_str())
+        .collect();
+    actions.sort_unstable();
+    assert_eq!(
+        actions,
+        [
+            "ce.amazonaws.com:GetCostAndUsage",
+            "lambda.amazonaws.com:PutFunctionConcurrency20171031"
+        ]
+    );
+    assert!(s.tree.identities >= 1, "{:?}", s.tree);
+
+    // What they access: the tools called, and the STS session's calls, which name no
+    // resource, under their actions.
+    let access = e.agent_access(None).unwrap();
+    let rows: Vec<(&str, &str, usize)> = access
+        .iter()
+        .map(|r| (r.resource.as_str(), r.from, r.count))
+        .collect();
+    for want in [
+        ("assume_role", "tool", 1),
+        ("update_lambda", "tool", 1),
+        ("ce.amazonaws.com:GetCostAndUsage", "action", 1),
+        (
+            "lambda.amazonaws.com:PutFunctionConcurrency20171031",
+            "action",
+            1,
+        ),
+    ] {
+        assert!(rows.contains(&want), "{want:?} not in {rows:?}");
+    }
+    assert!(access.iter().all(|r| r.agents == ["finops-agent"]));
+    // Since after the last call: nothing.
+    assert!(
+        e.agent_access(Some(t("2026-11-13T15:00:00Z")))
+            .unwrap()
+            .is_empty()
+    );
+}

@@ -22,6 +22,7 @@ pub mod dashboard;
 mod error;
 mod listen;
 mod listing;
+pub mod mcp;
 pub mod metrics;
 pub mod openapi;
 mod respond;
@@ -91,6 +92,9 @@ pub fn router(state: AppState) -> Router {
         // No token: the OpenAPI document holds no state (see `openapi::openapi_json`).
         .route("/api/openapi.json", get(openapi::openapi_json))
         .route("/metrics", get(api::health::metrics_text))
+        // MCP (JSON-RPC, not in the OpenAPI document): POST a request, GET and DELETE as
+        // the transport defines them; every one authorized first.
+        .route("/mcp", get(mcp::http).post(mcp::http).delete(mcp::http))
         .route("/api/identities", get(api::identities::identities))
         .route("/api/identities/{*id}", get(api::identities::identity))
         .route("/api/findings", get(api::findings::findings))

@@ -222,6 +222,8 @@ pub struct AppState {
     pub webhook_permits: Arc<tokio::sync::Semaphore>,
     /// Who may do what (the built-in roles unless [`AppState::with_policies`]).
     pub policies: Arc<keyward_policy::Policies>,
+    /// `/mcp`: the MCP tools over streamable HTTP, on the same engine.
+    pub mcp: crate::mcp::HttpService,
 }
 
 impl AppState {
@@ -240,6 +242,7 @@ impl AppState {
     ) -> Self {
         AppState {
             policies: Arc::new(policies),
+            mcp: crate::mcp::http_service(engine.clone(), config.stale_after_days),
             engine,
             metrics: Arc::default(),
             ingest_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),

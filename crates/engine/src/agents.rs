@@ -1,0 +1,346 @@
+//! The questions asked of AI agents (docs/graph.md, "AI agents"), answered from what is
+//! stored: which agents created identities in a window (their sessions' observed `created`
+//! edges), the identity chains an agent created (its sessions, the person who prompted
+//! each, what each created and what those credentials did), and what agents access most
+//! (the stored events of the credentials their sessions created, and their tool calls).
+//! Reads only; the MCP server (`server/src/mcp.rs`) is their first surface.
+
+use std::collections::BTreeMap;
+
+use keyward_graph::analysis::{BlastOptions, BlastRadius, blast_radius};
+use keyward_graph::{EdgeKind, Graph, NodeKind};
+use keyward_model::time::{self, Millis};
+use keyward_model::{Identity, IdentityKind};
+use serde::Serialize;
+
+use crate::{Engine, EngineError};
+
+/// How many of a credential's or a session's most recent events are read.
+const RECENT: usize = 1_000;
+
+/// What one agent session `created` (an observed edge), with when it was seen.
+#[derive(Debug, Clone, Serialize)]
+pub struct Created {
+    pub id: String,
+    pub name: String,
+    /// e.g. `sts_session`, `access_key`, `iam_role`.
+    pub kind: String,
+    /// RFC 3339; the edge's first and last sighting.
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// How many events showed it.
+    pub count: u32,
+}
+
+/// An agent and the identities its sessions created in a window.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentCreations {
+    pub agent: String,
+    pub agent_name: String,
+    pub sessions: Vec<SessionCreations>,
+}
+
+/// One session of an agent and what it created in the window.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionCreations {
+    pub session: String,
+    /// The person whose prompt started it, when the traces say.
+    pub prompted_by: Option<String>,
+    pub created: Vec<Created>,
+}
+
+/// One action of a credential, counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActionCount {
+    pub action: String,
+    pub target: Option<String>,
+    pub count: usize,
+    /// How many of them were denied.
+    pub denied: usize,
+    pub last: String,
+}
+
+/// A credential an agent session created, and what it did.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedChain {
+    #[serde(flatten)]
+    pub created: Created,
+    /// The role a session belongs to (`session_of`), when known.
+    pub role: Option<String>,
+    pub actions: Vec<ActionCount>,
+}
+
+/// One session of an agent: who prompted it, its tool calls, what it created.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionChain {
+    pub session: String,
+    pub name: String,
+    pub prompted_by: Option<String>,
+    pub first_seen: Option<String>,
+    pub last_seen: Option<String>,
+    /// Tools called (their names), counted.
+    pub tool_calls: BTreeMap<String, usize>,
+    pub created: Vec<CreatedChain>,
+    /// The session's blast radius limited to what was created (`graph blast-radius
+    /// SESSION --since …`): the chain as a tree.
+    pub tree: BlastRadius,
+}
+
+/// An agent's identity chains: person → session → credential → actions.
+#[derive(Debug, Clone, Serialize)]
+pub struct AgentChains {
+    pub agent: String,
+    pub agent_name: String,
+    pub sessions: Vec<SessionChain>,
+}
+
+/// One resource agents accessed, counted.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceCount {
+    pub resource: String,
+    /// `target` (the event names the object), `action` (it names none: the service and
+    /// action stand in) or `tool` (a tool an agent session called).
+    pub from: &'static str,
+    pub count: usize,
+    /// The agents (names) whose credentials or sessions touched it.
+    pub agents: Vec<String>,
+    /// Actions seen on it, counted.
+    pub actions: BTreeMap<String, usize>,
+}
+
+/// The sessions of `agent`, by id.
+fn sessions_of<'e>(e: &'e Engine, agent: &str) -> Vec<&'e Identity> {
+    let mut out: Vec<&Identity> = e
+        .inventory
+        .iter()
+        .filter(|s| s.kind == IdentityKind::AgentSession && s.parent.as_deref() == Some(agent))
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+fn prompted_by(s: &Identity) -> Option<String> {
+    s.details
+        .get("agent_session")
+        .and_then(|d| d.get("prompted_by"))
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+}
+
+/// What `session` created (observed `created` edges to identities), those whose sightings
+/// (first to last) overlap `[from, to]` when a window is given.
+fn created_by(g: &Graph, session: &str, window: Option<(Millis, Millis)>) -> Vec<Created> {
+    let Some(node) = g.find(session) else {
+        return Vec::new();
+    };
+    let mut out: Vec<Created> = g
+        .out_edges(node)
+        .filter(|e| e.kind == EdgeKind::Created)
+        .filter(|e| window.is_none_or(|w| sighted_within(e.first_seen, e.last_seen, w)))
+        .filter_map(|e| {
+            let n = g.node(e.to)?;
+            let NodeKind::Identity(kind) = n.kind else {
+                return None;
+            };
+            Some(Created {
+                id: g.key(e.to).to_owned(),
+                name: n.label.to_string(),
+                kind: kind.as_str().to_owned(),
+                first_seen: e.first_seen.map(time::format),
+                last_seen: e.last_seen.map(time::format),
+                count: e.count,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| a.id.cmp(&b.id));
+    out
+}
+
+impl Engine {
+    /// Every AI agent (kind `ai_agent`), by id.
+    pub fn agents(&self) -> Vec<&Identity> {
+        let mut out: Vec<&Identity> = self
+            .inventory
+            .iter()
+            .filter(|i| i.kind == IdentityKind::AiAgent)
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+
+    /// The agents whose sessions created identities in `[from, to]` (a sighting of the
+    /// `created` edge in it), with what they created; agents that created nothing in the
+    /// window are left out.
+    pub fn agent_creations(&self, from: Millis, to: Millis) -> Vec<AgentCreations> {
+        let g = self.graph();
+        self.agents()
+            .into_iter()
+            .filter_map(|a| {
+                let sessions: Vec<SessionCreations> = sessions_of(self, &a.id)
+                    .into_iter()
+                    .filter_map(|s| {
+                        let created = created_by(g, &s.id, Some((from, to)));
+                        (!created.is_empty()).then(|| SessionCreations {
+                            session: s.id.clone(),
+                            prompted_by: prompted_by(s),
+                            created,
+                        })
+                    })
+                    .collect();
+                (!sessions.is_empty()).then(|| AgentCreations {
+                    agent: a.id.clone(),
+                    agent_name: a.name.clone(),
+                    sessions,
+                })
+            })
+            .collect()
+    }
+
+    /// The identity chains `agent` (an `ai_agent` identity) created: each session, who
+    /// prompted it, its tool calls, the identities it created and their actions.
+    pub fn agent_chains(&self, agent: &Identity) -> Result<AgentChains, EngineError> {
+        let g = self.graph();
+        let mut sessions = Vec::new();
+        for s in sessions_of(self, &agent.id) {
+            let mut tool_calls = BTreeMap::new();
+            for e in self.store.recent_events(&s.id, RECENT)? {
+                if is_tool_call(&e.action) {
+                    let tool = e.target.as_deref().unwrap_or("(unnamed tool)").to_owned();
+                    *tool_calls.entry(tool).or_insert(0) += 1;
+                }
+            }
+            let mut created = Vec::new();
+            for c in created_by(g, &s.id, None) {
+                let role = self.inventory.get(&c.id).and_then(|i| i.parent.clone());
+                let actions = self.action_counts(&c.id)?;
+                created.push(CreatedChain {
+                    created: c,
+                    role,
+                    actions,
+                });
+            }
+            let tree = match g.find(&s.id) {
+                Some(node) => blast_radius(
+                    g,
+                    node,
+                    BlastOptions {
+                        since: Some(s.first_seen.unwrap_or(0)),
+                        ..BlastOptions::default()
+                    },
+                ),
+                None => continue,
+            };
+            sessions.push(SessionChain {
+                session: s.id.clone(),
+                name: s.name.clone(),
+                prompted_by: prompted_by(s),
+                first_seen: s.first_seen.map(time::format),
+                last_seen: s.last_seen.map(time::format),
+                tool_calls,
+                created,
+                tree,
+            });
+        }
+        Ok(AgentChains {
+            agent: agent.id.clone(),
+            agent_name: agent.name.clone(),
+            sessions,
+        })
+    }
+
+    /// A credential's stored events counted by action and target, most frequent first.
+    fn action_counts(&self, id: &str) -> Result<Vec<ActionCount>, EngineError> {
+        let mut counts: BTreeMap<(String, Option<String>), ActionCount> = BTreeMap::new();
+        for e in self.store.recent_events(id, RECENT)? {
+            let target = e.target.as_deref().map(str::to_owned);
+            let denied = e
+                .error_code
+                .as_deref()
+                .is_some_and(|c| c.contains("AccessDenied") || c.contains("Unauthorized"));
+            let entry = counts
+                .entry((e.action.to_string(), target.clone()))
+                .or_insert_with(|| ActionCount {
+                    action: e.action.to_string(),
+                    target,
+                    count: 0,
+                    denied: 0,
+                    last: time::format(e.time),
+                });
+            entry.count += 1;
+            entry.denied += usize::from(denied);
+        }
+        let mut out: Vec<ActionCount> = counts.into_values().collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then(a.action.cmp(&b.action)));
+        Ok(out)
+    }
+
+    /// What agents access most: the events of the identities their sessions created and
+    /// their sessions' tool calls, at or after `since` when given, counted per resource
+    /// (the event's target; its action when it names none; the tool for a tool call),
+    /// most frequent first.
+    pub fn agent_access(&self, since: Option<Millis>) -> Result<Vec<ResourceCount>, EngineError> {
+        let g = self.graph();
+        let mut counts: BTreeMap<(String, &'static str), ResourceCount> = BTreeMap::new();
+        let mut add = |resource: String, from: &'static str, action: &str, agent: &str| {
+            let entry = counts
+                .entry((resource.clone(), from))
+                .or_insert_with(|| ResourceCount {
+                    resource,
+                    from,
+                    count: 0,
+                    agents: Vec::new(),
+                    actions: BTreeMap::new(),
+                });
+            entry.count += 1;
+            *entry.actions.entry(action.to_owned()).or_insert(0) += 1;
+            if !entry.agents.iter().any(|a| a == agent) {
+                entry.agents.push(agent.to_owned());
+            }
+        };
+        let recent = |id: &str| match since {
+            Some(t) => self.store.events_since(id, t, RECENT),
+            None => self.store.recent_events(id, RECENT),
+        };
+        for a in self.agents() {
+            for s in sessions_of(self, &a.id) {
+                for e in recent(&s.id)? {
+                    if is_tool_call(&e.action) {
+                        let tool = e.target.as_deref().unwrap_or("(unnamed tool)").to_owned();
+                        add(tool, "tool", &e.action, &a.name);
+                    }
+                }
+                for c in created_by(g, &s.id, None) {
+                    for e in recent(&c.id)? {
+                        match e.target.as_deref() {
+                            Some(t) => add(t.to_owned(), "target", &e.action, &a.name),
+                            None => add(e.action.to_string(), "action", &e.action, &a.name),
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<ResourceCount> = counts.into_values().collect();
+        out.sort_by(|a, b| b.count.cmp(&a.count).then(a.resource.cmp(&b.resource)));
+        Ok(out)
+    }
+}
+
+/// Whether an edge seen from `first` to `last` was seen within `[from, to]`: an edge
+/// keeps its first and last sighting only, so a creation repeated across the window (the
+/// same session name assumed again) counts, as does one inside it.
+fn sighted_within(
+    first: Option<Millis>,
+    last: Option<Millis>,
+    (from, to): (Millis, Millis),
+) -> bool {
+    match (first, last) {
+        (Some(f), Some(l)) => f <= to && l >= from,
+        (Some(t), None) | (None, Some(t)) => t >= from && t <= to,
+        (None, None) => false,
+    }
+}
+
+/// A tool call as OTLP GenAI spans (`execute_tool`) and MCP logs (`tools/call`) name it.
+fn is_tool_call(action: &str) -> bool {
+    matches!(action, "execute_tool" | "tools/call")
+}
