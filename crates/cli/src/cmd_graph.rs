@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use keyward_engine::{Engine, Need};
+use keyward_engine::{Engine, Escalation, Need};
 use keyward_graph::analysis::{BlastOptions, Candidate, Reach, blast_radius, foreign_trusts};
 use keyward_graph::export;
 use keyward_graph::{EdgeKind, EdgeView, Graph, NodeId};
@@ -532,23 +532,7 @@ fn paths(engine: &Engine, args: &PathsArgs) -> anyhow::Result<Outcome> {
     let removed = engine.removed_paths(from.as_deref(), as_of)?;
     match args.format {
         OutputFormat::Json => {
-            let out: Vec<_> = found
-                .iter()
-                .map(|f| {
-                    json!({
-                        "account": f.account,
-                        "from": f.from,
-                        "steps": f.path.steps.iter().map(|s| json!({
-                            "technique": s.technique,
-                            "from": s.from,
-                            "to": s.to,
-                            "reaches_admin": s.reaches_admin,
-                            "conditional_on": s.conditional,
-                            "via_existing_workload": s.via_existing_workload,
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
+            let out: Vec<_> = found.iter().map(Escalation::to_json).collect();
             let mut doc = serde_json::Map::new();
             doc.insert("admin_equivalent".into(), json!(admins));
             doc.insert("paths".into(), json!(out));

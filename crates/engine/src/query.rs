@@ -49,6 +49,28 @@ pub struct Escalation {
     pub path: keyward_graph::iam::escalation::Path,
 }
 
+impl Escalation {
+    /// The path as JSON, as `graph escalation --format json` and the MCP tool give it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let steps: Vec<serde_json::Value> = self
+            .path
+            .steps
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "technique": s.technique,
+                    "from": s.from,
+                    "to": s.to,
+                    "reaches_admin": s.reaches_admin,
+                    "conditional_on": s.conditional,
+                    "via_existing_workload": s.via_existing_workload,
+                })
+            })
+            .collect();
+        serde_json::json!({"account": self.account, "from": self.from, "steps": steps})
+    }
+}
+
 /// The outcome of looking an identity up by something a person typed.
 #[derive(Debug)]
 pub enum Resolve<'a> {

@@ -9,7 +9,7 @@
 //! struct whose field docs are the schema the client's model reads.
 
 use keyward_detect::{Kind, Severity, Status};
-use keyward_engine::{Engine, FindingQuery, Resolve};
+use keyward_engine::{Engine, Escalation, FindingQuery, Resolve};
 use keyward_govern::compliance::{self, Framework};
 use keyward_graph::analysis::{BlastOptions, blast_radius};
 use keyward_model::time::{self, Millis};
@@ -415,21 +415,7 @@ impl Mcp {
             let (admins, found) = e
                 .escalation_paths(from.as_deref(), as_of)
                 .map_err(|e| e.to_string())?;
-            let paths: Vec<Value> = found
-                .iter()
-                .map(|f| {
-                    json!({
-                        "account": f.account,
-                        "from": f.from,
-                        "steps": f.path.steps.iter().map(|s| json!({
-                            "technique": s.technique, "from": s.from, "to": s.to,
-                            "reaches_admin": s.reaches_admin,
-                            "conditional_on": s.conditional,
-                            "via_existing_workload": s.via_existing_workload,
-                        })).collect::<Vec<_>>(),
-                    })
-                })
-                .collect();
+            let paths: Vec<Value> = found.iter().map(Escalation::to_json).collect();
             Ok(json!({"admin_equivalent": admins, "paths": paths}))
         })
         .await

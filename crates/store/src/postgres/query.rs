@@ -74,6 +74,27 @@ impl PgStore {
     }
 }
 
+/// A hop's derived edges (`graph_edges`): each key of `$1`'s first `$2` through the
+/// `(end, origin, pos, kind)` index, newest origin first, with `also` added to the
+/// per-key condition (`$3`: the kinds). A literal, so the statement is prepared once.
+macro_rules! hop_edges {
+    ($end:literal, $also:literal) => {
+        concat!(
+            "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
+             FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
+             CROSS JOIN LATERAL (
+               SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
+               WHERE ",
+            $end,
+            " = k.key",
+            $also,
+            "
+               ORDER BY origin DESC, pos DESC LIMIT $2) e
+             ORDER BY k.i, e.origin DESC, e.pos DESC"
+        )
+    };
+}
+
 impl QueryTables for PgStore {
     fn query_tables_filled(&self) -> Result<bool> {
         let rows = self.read("SELECT EXISTS (SELECT 1 FROM query_tables)", &[])?;
@@ -133,40 +154,10 @@ impl QueryTables for PgStore {
         // One round trip for a hop's nodes: each node's first `n` from its index, whose
         // last column is the kind, so the kinds not asked for are skipped in the index.
         let sql = match (dir, kinds.is_some()) {
-            (Direction::Out, false) => {
-                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
-                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
-                 CROSS JOIN LATERAL (
-                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                   WHERE src = k.key ORDER BY origin DESC, pos DESC LIMIT $2) e
-                 ORDER BY k.i, e.origin DESC, e.pos DESC"
-            }
-            (Direction::In, false) => {
-                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
-                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
-                 CROSS JOIN LATERAL (
-                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                   WHERE dst = k.key ORDER BY origin DESC, pos DESC LIMIT $2) e
-                 ORDER BY k.i, e.origin DESC, e.pos DESC"
-            }
-            (Direction::Out, true) => {
-                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
-                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
-                 CROSS JOIN LATERAL (
-                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                   WHERE src = k.key AND kind = ANY($3)
-                   ORDER BY origin DESC, pos DESC LIMIT $2) e
-                 ORDER BY k.i, e.origin DESC, e.pos DESC"
-            }
-            (Direction::In, true) => {
-                "SELECT e.origin, e.pos, e.src, e.kind, e.dst, e.at, e.detail
-                 FROM unnest($1::text[]) WITH ORDINALITY AS k (key, i)
-                 CROSS JOIN LATERAL (
-                   SELECT origin, pos, src, kind, dst, at, detail FROM graph_edges
-                   WHERE dst = k.key AND kind = ANY($3)
-                   ORDER BY origin DESC, pos DESC LIMIT $2) e
-                 ORDER BY k.i, e.origin DESC, e.pos DESC"
-            }
+            (Direction::Out, false) => hop_edges!("src", ""),
+            (Direction::In, false) => hop_edges!("dst", ""),
+            (Direction::Out, true) => hop_edges!("src", " AND kind = ANY($3)"),
+            (Direction::In, true) => hop_edges!("dst", " AND kind = ANY($3)"),
         };
         let rows = match kinds {
             None => self.read(sql, &[&keys, &limit(n)])?,
