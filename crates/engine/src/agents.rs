@@ -119,12 +119,12 @@ fn sessions_of<'e>(e: &'e Engine, agent: &str) -> Vec<&'e Identity> {
     out
 }
 
-fn prompted_by(s: &Identity) -> Option<String> {
+/// The person whose prompt started agent session `s`, when its traces say.
+pub(crate) fn prompted_by(s: &Identity) -> Option<&str> {
     s.details
         .get("agent_session")
         .and_then(|d| d.get("prompted_by"))
         .and_then(serde_json::Value::as_str)
-        .map(str::to_owned)
 }
 
 /// What `session` created (observed `created` edges to identities), those whose sightings
@@ -182,7 +182,7 @@ impl Engine {
                         let created = created_by(g, &s.id, Some((from, to)));
                         (!created.is_empty()).then(|| SessionCreations {
                             session: s.id.clone(),
-                            prompted_by: prompted_by(s),
+                            prompted_by: prompted_by(s).map(str::to_owned),
                             created,
                         })
                     })
@@ -233,7 +233,7 @@ impl Engine {
             sessions.push(SessionChain {
                 session: s.id.clone(),
                 name: s.name.clone(),
-                prompted_by: prompted_by(s),
+                prompted_by: prompted_by(s).map(str::to_owned),
                 first_seen: s.first_seen.map(time::format),
                 last_seen: s.last_seen.map(time::format),
                 tool_calls,
@@ -253,10 +253,7 @@ impl Engine {
         let mut counts: BTreeMap<(String, Option<String>), ActionCount> = BTreeMap::new();
         for e in self.store.recent_events(id, RECENT)? {
             let target = e.target.as_deref().map(str::to_owned);
-            let denied = e
-                .error_code
-                .as_deref()
-                .is_some_and(|c| c.contains("AccessDenied") || c.contains("Unauthorized"));
+            let denied = e.denied();
             let entry = counts
                 .entry((e.action.to_string(), target.clone()))
                 .or_insert_with(|| ActionCount {
@@ -341,6 +338,6 @@ fn sighted_within(
 }
 
 /// A tool call as OTLP GenAI spans (`execute_tool`) and MCP logs (`tools/call`) name it.
-fn is_tool_call(action: &str) -> bool {
+pub(crate) fn is_tool_call(action: &str) -> bool {
     matches!(action, "execute_tool" | "tools/call")
 }

@@ -60,7 +60,7 @@ impl Engine {
                 .store
                 .recent_events(&s.id, RECENT)?
                 .into_iter()
-                .filter(|e| matches!(e.action.as_ref(), "execute_tool" | "tools/call"))
+                .filter(|e| crate::agents::is_tool_call(&e.action))
                 .map(|e| ToolCall {
                     event_id: e.native_id.into_owned(),
                     time: e.time,
@@ -72,9 +72,7 @@ impl Engine {
                 .and_then(|d| d.get("session"))
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or(s.name.rsplit('/').next().unwrap_or(&s.name));
-            let prompted_by = details
-                .and_then(|d| d.get("prompted_by"))
-                .and_then(serde_json::Value::as_str);
+            let prompted_by = crate::agents::prompted_by(s);
             for cred in credentials {
                 let actions: Vec<Action> = self
                     .store
@@ -82,9 +80,7 @@ impl Engine {
                     .into_iter()
                     .filter(|e| e.source == SourceKind::Cloudtrail)
                     .map(|e| Action {
-                        denied: e.error_code.as_deref().is_some_and(|c| {
-                            c.contains("AccessDenied") || c.contains("Unauthorized")
-                        }),
+                        denied: e.denied(),
                         event_id: e.native_id.into_owned(),
                         time: e.time,
                         action: e.action.into_owned(),

@@ -228,11 +228,7 @@ impl Engine {
         for actor in actors {
             out.actors += 1;
             for e in self.store.recent_events(actor, OBSERVED_EVENTS)? {
-                let denied = e
-                    .error_code
-                    .as_deref()
-                    .is_some_and(|c| c.contains("AccessDenied") || c.contains("Unauthorized"));
-                if e.source != SourceKind::Cloudtrail || denied {
+                if e.source != SourceKind::Cloudtrail || e.denied() {
                     continue;
                 }
                 out.events += 1;

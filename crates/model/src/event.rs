@@ -140,6 +140,14 @@ fn own(s: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
 }
 
 impl Event<'_> {
+    /// Whether the platform refused the call (AWS's `AccessDenied…` and `…Unauthorized…`
+    /// error codes).
+    pub fn denied(&self) -> bool {
+        self.error_code
+            .as_deref()
+            .is_some_and(|c| c.contains("AccessDenied") || c.contains("Unauthorized"))
+    }
+
     /// The same event, owning its strings.
     pub fn into_owned(self) -> Event<'static> {
         Event {
