@@ -16,6 +16,8 @@ pub const TYPE_TOKEN: &str = "Keyward::Token";
 pub const TYPE_SERVICE: &str = "Keyward::Service";
 pub const TYPE_ROLE: &str = "Keyward::Role";
 pub const TYPE_TEAM: &str = "Keyward::Team";
+pub const TYPE_WORKLOAD: &str = "Keyward::Workload";
+const TYPE_CREDENTIAL: &str = "Keyward::Credential";
 const TYPE_ESTATE: &str = "Keyward::Estate";
 const TYPE_ACCOUNT: &str = "Keyward::Account";
 const TYPE_CLUSTER: &str = "Keyward::Cluster";
@@ -67,7 +69,10 @@ fn entity(
 
 /// The principal's entity: its attributes, and its parents — from the entities file, plus a
 /// token's role; a person the file does not name is an admin when there is no file at all.
-fn principal(p: &Policies, who: &Principal) -> Result<Entity, RequestError> {
+fn principal(p: &Policies, who: &Principal) -> Result<Vec<Entity>, RequestError> {
+    if let Principal::Workload(w) = who {
+        return workload(w);
+    }
     let (ty, id, mut attrs) = match who {
         Principal::Person { name } => (TYPE_PERSON, name, HashMap::new()),
         Principal::Token { id, name, .. } => (
@@ -76,6 +81,7 @@ fn principal(p: &Policies, who: &Principal) -> Result<Entity, RequestError> {
             HashMap::from([("name".to_owned(), string(name))]),
         ),
         Principal::Service { name } => (TYPE_SERVICE, name, HashMap::new()),
+        Principal::Workload(w) => return workload(w),
     };
     attrs.insert("actor".into(), string(&who.actor()));
     let me = uid(ty, id)?;
@@ -91,9 +97,65 @@ fn principal(p: &Policies, who: &Principal) -> Result<Entity, RequestError> {
         Principal::Person { .. } if !p.has_entities_file => {
             parents.insert(uid(TYPE_ROLE, "admin")?);
         }
-        Principal::Person { .. } | Principal::Service { .. } => {}
+        Principal::Person { .. } | Principal::Service { .. } | Principal::Workload(_) => {}
     }
-    entity(me, attrs, parents)
+    Ok(vec![entity(me, attrs, parents)?])
+}
+
+/// The optional `Workload` attributes of the schema: the claims a policy may test.
+const WORKLOAD_ATTRS: [&str; 8] = [
+    "service_account",
+    "repository",
+    "ref",
+    "environment",
+    "workflow",
+    "trust_domain",
+    "audience",
+    "agent",
+];
+
+/// A workload and the namespace (and cluster) it runs in, which it is in.
+fn workload(w: &crate::Workload) -> Result<Vec<Entity>, RequestError> {
+    let estate = uid(TYPE_ESTATE, ESTATE)?;
+    let mut out = vec![Entity::new_no_attrs(estate.clone(), HashSet::new())];
+    let mut parents = HashSet::from([estate.clone()]);
+    if let Some(c) = &w.cluster {
+        let cl = uid(TYPE_CLUSTER, c)?;
+        out.push(Entity::new_no_attrs(
+            cl.clone(),
+            HashSet::from([estate.clone()]),
+        ));
+        if let Some(n) = &w.namespace {
+            let ns = uid(TYPE_NAMESPACE, &format!("{c}/{n}"))?;
+            out.push(Entity::new_no_attrs(
+                ns.clone(),
+                HashSet::from([cl.clone(), estate.clone()]),
+            ));
+            parents.insert(ns);
+        }
+        parents.insert(cl);
+    }
+    let mut attrs = HashMap::from([
+        (
+            "actor".to_owned(),
+            string(&format!("workload:{}", w.identity)),
+        ),
+        ("proof".to_owned(), string(&w.proof)),
+        ("issuer".to_owned(), string(&w.issuer)),
+        ("subject".to_owned(), string(&w.subject)),
+        ("identity".to_owned(), string(&w.identity)),
+    ]);
+    if let Some(n) = &w.namespace {
+        attrs.insert("namespace".into(), string(n));
+    }
+    for k in WORKLOAD_ATTRS {
+        if let Some(v) = w.attrs.get(k) {
+            attrs.insert(k.to_owned(), string(v));
+        }
+    }
+    let me = uid(TYPE_WORKLOAD, &w.identity)?;
+    out.insert(0, entity(me, attrs, parents)?);
+    Ok(out)
 }
 
 /// The resource's entity and the ones it is in.
@@ -114,12 +176,11 @@ fn resource(r: &Resource) -> Result<(EntityUid, Vec<Entity>), RequestError> {
     let namespace = |out: &mut Vec<Entity>, c: &str, n: &str| -> Result<EntityUid, RequestError> {
         let cl = cluster(out, c)?;
         let id = uid(TYPE_NAMESPACE, &format!("{c}/{n}"))?;
-        let attrs = HashMap::from([("name".to_owned(), string(n))]);
-        out.push(entity(
+        // The schema's `Namespace` has no attributes: its id is `cluster/name`.
+        out.push(Entity::new_no_attrs(
             id.clone(),
-            attrs,
             HashSet::from([cl, estate.clone()]),
-        )?);
+        ));
         Ok(id)
     };
     let me = match r {
@@ -127,6 +188,15 @@ fn resource(r: &Resource) -> Result<(EntityUid, Vec<Entity>), RequestError> {
         Resource::Account(a) => account(&mut out, a)?,
         Resource::Cluster(c) => cluster(&mut out, c)?,
         Resource::Namespace { cluster: c, name } => namespace(&mut out, c, name)?,
+        Resource::Credential { kind, target } => {
+            let id = uid(TYPE_CREDENTIAL, &format!("{kind}:{target}"))?;
+            let attrs = HashMap::from([
+                ("kind".to_owned(), string(kind)),
+                ("target".to_owned(), string(target)),
+            ]);
+            out.push(entity(id.clone(), attrs, in_estate())?);
+            id
+        }
         Resource::Identity(t) => {
             let mut parents = HashSet::from([estate.clone()]);
             if let Some(a) = &t.account {
@@ -184,15 +254,19 @@ fn context(ask: &Ask<'_>) -> serde_json::Value {
 /// The Cedar request for `ask`, validated against the schema.
 pub fn request(p: &Policies, ask: &Ask<'_>) -> Result<Built, RequestError> {
     let who = principal(p, ask.principal)?;
-    let who_id = who.uid();
+    let who_id = who
+        .first()
+        .map(Entity::uid)
+        .ok_or_else(|| RequestError::Entity("no principal".into()))?;
     let (what_id, what) = resource(ask.resource)?;
     let action = uid(TYPE_ACTION, ask.action.as_str())?;
-    let mut added: HashSet<EntityUid> = what.iter().map(Entity::uid).collect();
+    let mut added: HashSet<EntityUid> = what.iter().chain(&who).map(Entity::uid).collect();
     added.insert(who_id.clone());
-    // The resource chain can repeat an entity (a cluster under two names): keep the first.
-    let mut chain = Vec::with_capacity(what.len() + 1);
+    // The chains can repeat an entity (a cluster under two names, the estate in both): keep
+    // the first.
+    let mut chain = Vec::with_capacity(what.len() + who.len());
     let mut seen = HashSet::new();
-    for e in std::iter::once(who).chain(what) {
+    for e in who.into_iter().chain(what) {
         if seen.insert(e.uid()) {
             chain.push(e);
         }
@@ -205,10 +279,21 @@ pub fn request(p: &Policies, ask: &Ask<'_>) -> Result<Built, RequestError> {
             .chain(chain),
         Some(&p.schema),
     )
-    .map_err(|e| RequestError::Entity(e.to_string()))?;
+    .map_err(|e| RequestError::Entity(format!("{e}: {}", miette_chain(&e))))?;
     let context = Context::from_json_value(context(ask), Some((&p.schema, &action)))
         .map_err(|e| RequestError::Context(e.to_string()))?;
     let request = Request::new(who_id, action, what_id, context, Some(&p.schema))
         .map_err(|e| RequestError::Request(e.to_string()))?;
     Ok(Built { request, entities })
+}
+
+/// An error's causes, each after the one it explains.
+fn miette_chain(e: &dyn std::error::Error) -> String {
+    let mut out = Vec::new();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push(c.to_string());
+        cur = c.source();
+    }
+    out.join(": ")
 }

@@ -40,10 +40,12 @@ pub enum Act {
     Rotate,
     Retire,
     Manage,
+    /// The credential broker mints a credential for a workload.
+    Issue,
 }
 
 impl Act {
-    pub const ALL: [Act; 10] = [
+    pub const ALL: [Act; 11] = [
         Act::View,
         Act::Triage,
         Act::Ingest,
@@ -54,6 +56,7 @@ impl Act {
         Act::Rotate,
         Act::Retire,
         Act::Manage,
+        Act::Issue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -68,6 +71,7 @@ impl Act {
             Act::Rotate => "rotate",
             Act::Retire => "retire",
             Act::Manage => "manage",
+            Act::Issue => "issue",
         }
     }
 
@@ -89,6 +93,26 @@ pub enum Principal {
     },
     /// Keyward itself, on a timer (`keyward serve`).
     Service { name: String },
+    /// A workload that proved who it is to the credential broker.
+    Workload(Box<Workload>),
+}
+
+/// A workload as a policy sees it (the broker's verified proof).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Workload {
+    /// Its key in the inventory (a service account's, an OIDC subject's, a SPIFFE id).
+    pub identity: String,
+    /// `kubernetes`, `github_actions`, `oidc`, `keyward` or `mtls`.
+    pub proof: String,
+    pub issuer: String,
+    pub subject: String,
+    /// The cluster and namespace of a Kubernetes workload: it is in that namespace.
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    /// The proof's claims a policy may test (the schema's optional `Workload` attributes:
+    /// `service_account`, `repository`, `ref`, `environment`, `workflow`, `trust_domain`,
+    /// `audience`, `agent`); others are ignored.
+    pub attrs: std::collections::BTreeMap<String, String>,
 }
 
 impl Principal {
@@ -98,6 +122,7 @@ impl Principal {
             Principal::Person { name } => format!("cli:{name}"),
             Principal::Token { id, .. } => format!("token:{id}"),
             Principal::Service { name } => format!("keyward:{name}"),
+            Principal::Workload(w) => format!("workload:{}", w.identity),
         }
     }
 
@@ -122,6 +147,12 @@ pub enum Resource {
         name: String,
     },
     Identity(Target),
+    /// What the broker issues: `kind` (`jwt`, `aws`, `svid`, `secret`) for `target` (an
+    /// audience, a role ARN, a SPIFFE id, a secret's name).
+    Credential {
+        kind: String,
+        target: String,
+    },
 }
 
 /// A machine identity as a policy sees it.
@@ -183,6 +214,7 @@ impl Resource {
             Resource::Cluster(c) => format!("cluster:{c}"),
             Resource::Namespace { cluster, name } => format!("namespace:{cluster}/{name}"),
             Resource::Identity(t) => t.id.clone(),
+            Resource::Credential { kind, target } => format!("credential:{kind}:{target}"),
         }
     }
 }
@@ -196,6 +228,8 @@ pub enum Surface {
     Api,
     Dashboard,
     Scheduler,
+    /// The credential broker (`/broker/…`).
+    Broker,
 }
 
 impl Surface {
@@ -205,6 +239,7 @@ impl Surface {
             Surface::Api => "api",
             Surface::Dashboard => "dashboard",
             Surface::Scheduler => "scheduler",
+            Surface::Broker => "broker",
         }
     }
 }

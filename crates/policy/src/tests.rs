@@ -38,7 +38,8 @@ fn each_built_in_role_may_do_what_it_did_before_and_no_more() {
         (Act::Retire, "admin"),
         (Act::Manage, "admin"),
     ];
-    assert_eq!(table.len(), Act::ALL.len());
+    // `issue` is the broker's, for workloads only (below).
+    assert_eq!(table.len() + 1, Act::ALL.len());
     for (act, weakest) in table {
         let need = entities::ROLES.iter().position(|r| *r == weakest).unwrap();
         for (i, role) in entities::ROLES.iter().enumerate() {
@@ -266,4 +267,85 @@ fn cases_report_what_failed() {
             .contains("expected Allow, Cedar said deny")
     );
     assert!(out[2].problem.as_deref().unwrap().contains("`role`"));
+}
+
+fn workload(ns: &str, sa: &str) -> Principal {
+    Principal::Workload(Box::new(Workload {
+        identity: format!("k8s:prod:sa:{ns}:{sa}"),
+        proof: "kubernetes".into(),
+        issuer: "https://oidc.example".into(),
+        subject: format!("system:serviceaccount:{ns}:{sa}"),
+        cluster: Some("prod".into()),
+        namespace: Some(ns.into()),
+        attrs: [("service_account".to_owned(), sa.to_owned())].into(),
+    }))
+}
+
+fn issue(p: &Policies, who: &Principal, kind: &str, secs: i64) -> Decision {
+    p.decide(&Ask {
+        principal: who,
+        action: Act::Issue,
+        resource: &Resource::Credential {
+            kind: kind.into(),
+            target: "https://vault.example".into(),
+        },
+        situation: &Situation {
+            surface: Surface::Broker,
+            duration: Some(secs * 1000),
+            ..Situation::default()
+        },
+    })
+}
+
+#[test]
+fn workloads_get_only_what_a_policy_permits() {
+    // Nothing is issued under the built-in roles; no role may issue.
+    let p = builtin().unwrap().policies;
+    let d = issue(&p, &workload("payments", "api"), "jwt", 600);
+    assert!(!d.allowed && d.errors.is_empty(), "{d:?}");
+    assert!(!decide(&p, &token("admin"), Act::Issue, &Situation::default()).allowed);
+
+    let text = r#"
+@id("payments-jwt")
+permit (
+    principal in Keyward::Namespace::"prod/payments",
+    action == Keyward::Action::"issue",
+    resource
+)
+when { resource.kind == "jwt" && context.duration_secs <= 3600
+       && principal has service_account && principal.service_account == "api" };
+"#;
+    let p = from_sources(&[("broker.cedar".into(), text.into())], None)
+        .unwrap()
+        .policies;
+    let d = issue(&p, &workload("payments", "api"), "jwt", 600);
+    assert!(d.allowed, "{d:?}");
+    assert_eq!(d.policies, ["payments-jwt"]);
+    assert!(!issue(&p, &workload("payments", "api"), "jwt", 7200).allowed);
+    assert!(!issue(&p, &workload("payments", "api"), "aws", 600).allowed);
+    assert!(!issue(&p, &workload("payments", "worker"), "jwt", 600).allowed);
+    assert!(!issue(&p, &workload("billing", "api"), "jwt", 600).allowed);
+}
+
+#[test]
+fn a_namespaced_identity_conforms_to_the_schema() {
+    // A namespace's entity once carried a `name` the schema does not declare: every question
+    // about a namespaced identity was denied with a schema error.
+    let p = builtin().unwrap().policies;
+    let target = Target {
+        id: "k8s:prod:sa:payments:api".into(),
+        kind: "service_account".into(),
+        platform: "kubernetes".into(),
+        name: "api".into(),
+        cluster: Some("prod".into()),
+        namespace: Some("payments".into()),
+        ..Target::default()
+    };
+    let d = p.decide(&Ask {
+        principal: &token("admin"),
+        action: Act::Retire,
+        resource: &Resource::Identity(target),
+        situation: &Situation::default(),
+    });
+    assert!(d.allowed && d.errors.is_empty(), "{d:?}");
 }

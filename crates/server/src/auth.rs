@@ -337,6 +337,7 @@ async fn judge(
         // The dashboard says so; everything else through here is the API.
         surface: match situation.surface {
             Surface::Dashboard => Surface::Dashboard,
+            Surface::Broker => Surface::Broker,
             Surface::Cli | Surface::Api | Surface::Scheduler => Surface::Api,
         },
         ..situation
