@@ -10,6 +10,7 @@
 pub mod access;
 pub mod agents;
 pub mod authz;
+pub mod broker;
 mod clusters;
 pub mod compliance;
 mod detection;
@@ -92,6 +93,9 @@ pub enum EngineError {
     /// committed; the input is read again).
     #[error("bus: {0}")]
     Forward(String),
+    /// A broker lease that could not be written or read as JSON.
+    #[error("broker: {0}")]
+    Lease(String),
     #[error("{path}: {source}")]
     Io {
         path: String,

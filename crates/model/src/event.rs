@@ -33,11 +33,15 @@ pub enum SourceKind {
     /// spans of the GenAI and MCP semantic conventions: AI agents, their sessions and
     /// tool calls.
     OtelTraces,
+    /// The credential broker's leases (`keyward serve`'s `/broker`), one JSON document per
+    /// line ([`crate::lease::LeaseRecord`]): what was issued to which workload, under which
+    /// parent, until when.
+    BrokerLeases,
 }
 
 impl SourceKind {
     /// Every format, in the order `--format`'s help lists them.
-    pub const ALL: [SourceKind; 12] = [
+    pub const ALL: [SourceKind; 13] = [
         SourceKind::Cloudtrail,
         SourceKind::K8sAudit,
         SourceKind::IamAuthorizationDetails,
@@ -50,6 +54,7 @@ impl SourceKind {
         SourceKind::GithubWebhook,
         SourceKind::AwsOrganizations,
         SourceKind::OtelTraces,
+        SourceKind::BrokerLeases,
     ];
 
     /// The format named by [`SourceKind::as_str`].
@@ -77,6 +82,7 @@ impl SourceKind {
             SourceKind::GithubWebhook => "github-webhook",
             SourceKind::AwsOrganizations => "aws-organizations",
             SourceKind::OtelTraces => "otel-traces",
+            SourceKind::BrokerLeases => "broker-leases",
         }
     }
 
@@ -85,7 +91,8 @@ impl SourceKind {
             SourceKind::Cloudtrail
             | SourceKind::K8sAudit
             | SourceKind::GithubWebhook
-            | SourceKind::OtelTraces => true,
+            | SourceKind::OtelTraces
+            | SourceKind::BrokerLeases => true,
             SourceKind::IamAuthorizationDetails
             | SourceKind::IamCredentialReport
             | SourceKind::K8sSnapshot

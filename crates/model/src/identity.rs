@@ -16,15 +16,18 @@ pub enum Platform {
     /// AI agents and their sessions, seen in their own telemetry (OpenTelemetry GenAI and
     /// MCP spans).
     Ai,
+    /// Credentials Keyward's own broker issued (tokens, SVIDs, dynamic secrets).
+    Keyward,
 }
 
 impl Platform {
-    pub const ALL: [Platform; 5] = [
+    pub const ALL: [Platform; 6] = [
         Platform::Aws,
         Platform::Kubernetes,
         Platform::Github,
         Platform::Oidc,
         Platform::Ai,
+        Platform::Keyward,
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -38,6 +41,7 @@ impl Platform {
             Platform::Github => "github",
             Platform::Oidc => "oidc",
             Platform::Ai => "ai",
+            Platform::Keyward => "keyward",
         }
     }
 }
@@ -82,6 +86,9 @@ pub enum IdentityKind {
     /// One conversation or MCP session of an agent (`gen_ai.conversation.id`,
     /// `mcp.session.id`): where a person's prompt turns into the agent's tool calls.
     AgentSession,
+    /// A credential Keyward's broker issued under a lease (a JWT, an SVID, a dynamic
+    /// secret; its AWS sessions are `StsSession`s).
+    BrokerCredential,
     Unknown,
 }
 
@@ -111,11 +118,12 @@ impl IdentityKind {
             IdentityKind::GithubWorkflow => "github_workflow",
             IdentityKind::AiAgent => "ai_agent",
             IdentityKind::AgentSession => "agent_session",
+            IdentityKind::BrokerCredential => "broker_credential",
             IdentityKind::Unknown => "unknown",
         }
     }
 
-    pub const ALL: [IdentityKind; 24] = [
+    pub const ALL: [IdentityKind; 25] = [
         IdentityKind::IamUser,
         IdentityKind::IamRole,
         IdentityKind::AccountRoot,
@@ -139,6 +147,7 @@ impl IdentityKind {
         IdentityKind::GithubWorkflow,
         IdentityKind::AiAgent,
         IdentityKind::AgentSession,
+        IdentityKind::BrokerCredential,
         IdentityKind::Unknown,
     ];
 
@@ -152,7 +161,8 @@ impl IdentityKind {
             IdentityKind::StsSession
             | IdentityKind::FederatedUser
             | IdentityKind::TemporaryAccessKey
-            | IdentityKind::AgentSession => true,
+            | IdentityKind::AgentSession
+            | IdentityKind::BrokerCredential => true,
             IdentityKind::IamUser
             | IdentityKind::IamRole
             | IdentityKind::AccountRoot

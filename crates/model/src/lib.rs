@@ -8,6 +8,7 @@ pub mod event;
 pub mod identity;
 pub mod ids;
 pub mod json;
+pub mod lease;
 pub mod observation;
 pub mod time;
 

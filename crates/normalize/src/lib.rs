@@ -8,6 +8,7 @@
 //!
 //! Architecture invariant: no I/O, no clock.
 
+pub mod broker;
 pub mod cloudtrail;
 pub mod codeowners;
 pub mod cred_report;
@@ -204,6 +205,7 @@ pub fn normalize_line(
         Format::Cloudtrail => cloudtrail::normalize_record_memo(line, &mut ctx.memo),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
         Format::GithubWebhook => github::normalize_delivery(line, ctx),
+        Format::BrokerLeases => broker::normalize_line(line),
         Format::OtelTraces => return,
         Format::IamAuthorizationDetails
         | Format::IamCredentialReport
@@ -235,7 +237,9 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         | Format::GithubWebhook
         | Format::AwsOrganizations
         | Format::OtelTraces => true,
-        Format::Cloudtrail
+        // Measured line by line.
+        Format::BrokerLeases
+        | Format::Cloudtrail
         | Format::IamCredentialReport
         | Format::K8sSnapshot
         | Format::Terraform
@@ -258,6 +262,7 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::AwsOrganizations => organizations::normalize(doc, ctx, sink),
         Format::GithubWebhook => github::normalize_document(doc, ctx, sink),
         Format::OtelTraces => otel::normalize_document(doc, sink),
+        Format::BrokerLeases => broker::normalize_document(doc, sink),
     }
 }
 

@@ -181,6 +181,7 @@ pub fn format_of_object(obj: &[u8]) -> Option<Format> {
             "Functions" | "FunctionArn" => return Some(Format::LambdaFunctions),
             // OTLP/HTTP JSON (`ExportTraceServiceRequest`).
             "resourceSpans" => return Some(Format::OtelTraces),
+            "lease_id" => return Some(Format::BrokerLeases),
             "kind" => kind = text(),
             "apiVersion" => api_version = text(),
             "items" => has_items = true,

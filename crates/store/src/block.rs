@@ -27,7 +27,7 @@ use rustc_hash::FxBuildHasher;
 const MAGIC: &[u8; 4] = b"KWB1";
 
 /// Indexed by [`source_code`]; codes are stored, so new sources only ever append.
-const SOURCES: [SourceKind; 12] = [
+const SOURCES: [SourceKind; 13] = [
     SourceKind::Cloudtrail,
     SourceKind::K8sAudit,
     SourceKind::IamAuthorizationDetails,
@@ -40,6 +40,7 @@ const SOURCES: [SourceKind; 12] = [
     SourceKind::GithubWebhook,
     SourceKind::AwsOrganizations,
     SourceKind::OtelTraces,
+    SourceKind::BrokerLeases,
 ];
 
 fn source_code(s: SourceKind) -> u8 {
@@ -56,6 +57,7 @@ fn source_code(s: SourceKind) -> u8 {
         SourceKind::GithubWebhook => 9,
         SourceKind::AwsOrganizations => 10,
         SourceKind::OtelTraces => 11,
+        SourceKind::BrokerLeases => 12,
     }
 }
 

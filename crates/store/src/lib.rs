@@ -387,6 +387,9 @@ pub trait Store: QueryTables {
     /// write). With an audit entry, both are written in one transaction; progress updates
     /// without one are still committed before this returns.
     fn put_job(&mut self, job: &JobRow, audit: Option<&AuditEntry>) -> Result<()>;
+    /// Inserts or updates many jobs, each with its audit entry, in one transaction (the
+    /// broker's leases: one commit for a batch of issuances).
+    fn put_jobs(&mut self, jobs: &[(JobRow, AuditEntry)]) -> Result<()>;
     fn job(&self, id: &str) -> Result<Option<JobRow>>;
     /// Jobs of a kind (only the items of `parent`, when given), newest first.
     fn jobs(&self, kind: &str, parent: Option<&str>, limit: usize) -> Result<Vec<JobRow>>;

@@ -348,6 +348,23 @@ fn bump(tx: &mut Transaction<'_>) -> Result<i64> {
         .try_get(0)?)
 }
 
+const UPSERT_JOB: &str = "INSERT INTO jobs (id, kind, parent, created_at, updated_at, status, doc)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,
+        status = excluded.status, doc = excluded.doc";
+
+fn job_args(j: &JobRow) -> [&(dyn ToSql + Sync); 7] {
+    [
+        &j.id,
+        &j.kind,
+        &j.parent,
+        &j.created_at,
+        &j.updated_at,
+        &j.status,
+        &j.doc,
+    ]
+}
+
 fn now_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -846,31 +863,31 @@ impl Store for PgStore {
     }
 
     fn put_job(&mut self, j: &JobRow, audit: Option<&AuditEntry>) -> Result<()> {
-        const UPSERT: &str =
-            "INSERT INTO jobs (id, kind, parent, created_at, updated_at, status, doc)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,
-                status = excluded.status, doc = excluded.doc";
-        let args: [&(dyn ToSql + Sync); 7] = [
-            &j.id,
-            &j.kind,
-            &j.parent,
-            &j.created_at,
-            &j.updated_at,
-            &j.status,
-            &j.doc,
-        ];
+        let args = job_args(j);
         match audit {
             Some(audit) => self.audited(|a| {
-                a.execute(UPSERT, &args)?;
+                a.execute(UPSERT_JOB, &args)?;
                 a.append(audit)?;
                 Ok(())
             }),
             None => self.write(|tx| {
-                tx.execute(UPSERT, &args)?;
+                tx.execute(UPSERT_JOB, &args)?;
                 Ok(())
             }),
         }
+    }
+
+    fn put_jobs(&mut self, jobs: &[(JobRow, AuditEntry)]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.audited(|a| {
+            for (j, audit) in jobs {
+                a.execute(UPSERT_JOB, &job_args(j))?;
+                a.append(audit)?;
+            }
+            Ok(())
+        })
     }
 
     fn job(&self, id: &str) -> Result<Option<JobRow>> {

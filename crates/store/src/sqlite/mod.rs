@@ -190,6 +190,11 @@ impl SqliteStore {
     }
 }
 
+const UPSERT_JOB: &str = "INSERT INTO jobs (id, kind, parent, created_at, updated_at, status, doc)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,
+        status = excluded.status, doc = excluded.doc";
+
 fn now_ms() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -731,11 +736,6 @@ impl Store for SqliteStore {
     }
 
     fn put_job(&mut self, j: &JobRow, audit: Option<&AuditEntry>) -> Result<()> {
-        const UPSERT: &str =
-            "INSERT INTO jobs (id, kind, parent, created_at, updated_at, status, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-             ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at,
-                status = excluded.status, doc = excluded.doc";
         let args = params![
             j.id,
             j.kind,
@@ -747,15 +747,37 @@ impl Store for SqliteStore {
         ];
         match audit {
             Some(audit) => self.audited(|tx, append| {
-                tx.execute(UPSERT, args)?;
+                tx.execute(UPSERT_JOB, args)?;
                 append(audit)?;
                 Ok(())
             }),
             None => {
-                retry_busy(|| self.conn.execute(UPSERT, args))?;
+                retry_busy(|| self.conn.execute(UPSERT_JOB, args))?;
                 Ok(())
             }
         }
+    }
+
+    fn put_jobs(&mut self, jobs: &[(JobRow, AuditEntry)]) -> Result<()> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        self.audited(|tx, append| {
+            let mut st = tx.prepare_cached(UPSERT_JOB)?;
+            for (j, audit) in jobs {
+                st.execute(params![
+                    j.id,
+                    j.kind,
+                    j.parent,
+                    j.created_at,
+                    j.updated_at,
+                    j.status,
+                    j.doc
+                ])?;
+                append(audit)?;
+            }
+            Ok(())
+        })
     }
 
     fn job(&self, id: &str) -> Result<Option<JobRow>> {

@@ -1,0 +1,97 @@
+//! The credential broker's leases in the store: each lease a job row (kind
+//! [`LEASE_JOB`], its parent lease as the job's parent) written with its audit entry, many
+//! in one transaction; then taken into the inventory and graph as the `broker-leases`
+//! format, through the same pipeline as any input (`keyward_normalize::broker`).
+
+use keyward_model::lease::LeaseRecord;
+use keyward_model::time::Millis;
+use keyward_store::{AuditEntry, JobRow};
+
+use crate::{Engine, EngineError, IngestOptions, IngestReport};
+
+/// The jobs' kind of a lease.
+pub const LEASE_JOB: &str = "broker_lease";
+
+/// A lease as issued, renewed or revoked, and the audit entry that says who did it.
+#[derive(Debug, Clone)]
+pub struct LeaseWrite {
+    pub lease: LeaseRecord,
+    pub audit: AuditEntry,
+}
+
+impl Engine {
+    /// Commits leases with their audit entries in one transaction, then takes them into
+    /// the inventory and the graph. Nothing is returned to a workload before this.
+    pub fn record_leases(
+        &mut self,
+        writes: &[LeaseWrite],
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
+        let mut rows = Vec::with_capacity(writes.len());
+        let mut body = Vec::with_capacity(writes.len() * 640);
+        for w in writes {
+            let doc = serde_json::to_string(&w.lease).map_err(|e| EngineError::Lease(e.to_string()))?;
+            body.extend_from_slice(doc.as_bytes());
+            body.push(b'\n');
+            rows.push((
+                JobRow {
+                    id: w.lease.lease_id.clone(),
+                    kind: LEASE_JOB.to_owned(),
+                    parent: w.lease.parent.clone(),
+                    created_at: w.lease.issued_at,
+                    updated_at: now,
+                    status: w.lease.state.as_str().to_owned(),
+                    doc,
+                },
+                w.audit.clone(),
+            ));
+        }
+        self.store.put_jobs(&rows)?;
+        let format = Some(keyward_normalize::Format::BrokerLeases);
+        let opts = IngestOptions::default();
+        self.ingest_records("broker", &body, format, &opts, now, |_, sink| {
+            keyward_normalize::broker::normalize_document(&body, sink);
+        })
+    }
+
+    /// One lease.
+    pub fn lease(&self, id: &str) -> Result<Option<LeaseRecord>, EngineError> {
+        match self.store.job(id)? {
+            Some(row) if row.kind == LEASE_JOB => parse(&row).map(Some),
+            Some(_) | None => Ok(None),
+        }
+    }
+
+    /// Leases, newest first (the leases issued under `parent` only, when given).
+    pub fn leases(
+        &self,
+        parent: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<LeaseRecord>, EngineError> {
+        self.store
+            .jobs(LEASE_JOB, parent, limit)?
+            .iter()
+            .map(parse)
+            .collect()
+    }
+
+    /// A lease and every lease issued under it, at any depth, parents first.
+    pub fn lease_tree(&self, id: &str) -> Result<Vec<LeaseRecord>, EngineError> {
+        let Some(root) = self.lease(id)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = vec![root];
+        let mut i = 0;
+        while let Some(l) = out.get(i) {
+            let children = self.leases(Some(&l.lease_id.clone()), usize::MAX)?;
+            out.extend(children);
+            i += 1;
+        }
+        Ok(out)
+    }
+}
+
+fn parse(row: &JobRow) -> Result<LeaseRecord, EngineError> {
+    serde_json::from_str(&row.doc)
+        .map_err(|e| EngineError::Lease(format!("lease {}: {e}", row.id)))
+}

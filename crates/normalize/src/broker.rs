@@ -1,0 +1,142 @@
+//! The credential broker's leases (`broker-leases`: one [`LeaseRecord`] per JSON line, as
+//! `keyward serve` records them): each lease is an identity, created by the workload it was
+//! issued to or by the lease whose token proved it, so `graph chain` walks from any issued
+//! credential back to the workload and its owner, and a revoked or expired lease is gone.
+//!
+//! - AWS credentials are the STS session CloudTrail will report (the assumed-role ARN):
+//!   `assumed` by their creator, with their temporary access key, so the actions taken
+//!   with them join the lease.
+//! - Everything else is a `broker_credential` on platform `keyward`.
+//! - The workload is seen active at issuance.
+
+use keyward_model::lease::{LeaseKind, LeaseRecord, LeaseState};
+use keyward_model::{
+    Credential, CredentialKind, CredentialStatus, IdentityKind, Observation, Platform, Reason,
+    SourceKind, ids,
+};
+
+use crate::Output;
+
+/// One lease line.
+pub fn normalize_line(bytes: &[u8]) -> Result<Option<Output<'static>>, Reason> {
+    crate::depth::check(bytes)?;
+    let lease: LeaseRecord = serde_json::from_slice(bytes)
+        .map_err(|e| Reason::from(format!("not a broker lease: {e}")))?;
+    Ok(Some(Output {
+        observations: observations(&lease),
+        ..Output::default()
+    }))
+}
+
+/// A document of lease lines.
+pub fn normalize_document(doc: &[u8], sink: &mut dyn crate::Sink) {
+    for (i, line) in doc.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        crate::emit(sink, normalize_line(line), i as u64 + 1, None);
+    }
+}
+
+/// What one lease says: the workload acted, and the credential exists (or is gone).
+pub fn observations(l: &LeaseRecord) -> Vec<Observation> {
+    let src = SourceKind::BrokerLeases;
+    let mut workload = Observation::new(
+        l.workload.clone(),
+        l.workload_platform,
+        l.workload_kind,
+        l.workload_name.clone(),
+        src,
+    );
+    workload.used_at = Some(l.issued_at);
+    if l.workload_kind == IdentityKind::ServiceAccount
+        && let Some(rest) = l.workload.strip_prefix("k8s:")
+    {
+        // `ids::k8s_service_account`: `k8s:<cluster>:sa:<namespace>:<name>`.
+        let mut parts = rest.splitn(4, ':');
+        if let (Some(cluster), Some("sa"), Some(ns)) = (parts.next(), parts.next(), parts.next()) {
+            workload.facts.cluster = Some(cluster.to_owned());
+            workload.facts.namespace = Some(ns.to_owned());
+        }
+    }
+    if l.workload_kind == IdentityKind::OidcSubject {
+        workload.facts.subject = Some(l.subject.clone());
+        workload.facts.issuer = Some(ids::issuer_key(&l.issuer).to_owned());
+    }
+    let gone = match l.state {
+        LeaseState::Active => None,
+        LeaseState::Revoked => Some(l.revoked_at.unwrap_or(l.expires_at)),
+        LeaseState::Expired => Some(l.expires_at),
+    };
+    let detail = serde_json::json!({
+        "lease_id": l.lease_id,
+        "kind": l.kind.as_str(),
+        "state": l.state.as_str(),
+        "parent": l.parent,
+        "workload": l.workload,
+        "proof": l.proof,
+        "target": l.target,
+        "reference": l.reference,
+        "boundary": l.boundary,
+        "policies": l.policies,
+        "issued_at": l.issued_at,
+        "expires_at": l.expires_at,
+        "renewals": l.renewals,
+        "revoked_at": l.revoked_at,
+        "revoked_by": l.revoked_by,
+    });
+    let mut out = vec![workload];
+    match l.kind {
+        LeaseKind::Aws => {
+            let name = l.identity.rsplit('/').next().unwrap_or(&l.lease_id);
+            let mut s = Observation::new(
+                l.identity.clone(),
+                Platform::Aws,
+                IdentityKind::StsSession,
+                name,
+                src,
+            );
+            s.seen_at = Some(l.issued_at);
+            s.facts.created = Some(l.issued_at);
+            s.facts.deleted = gone;
+            s.facts.account = l.account.clone();
+            s.facts.parent = Some(l.target.clone());
+            s.facts.assumed_by = Some(l.created_by.clone());
+            s.facts.details.insert("broker_lease".into(), detail);
+            if let Some(key) = &l.reference {
+                s.facts.credentials.push(Credential {
+                    id: key.clone(),
+                    kind: CredentialKind::TemporaryAccessKey,
+                    status: if gone.is_some() {
+                        CredentialStatus::Deleted
+                    } else {
+                        CredentialStatus::Active
+                    },
+                    created: Some(l.issued_at),
+                    last_used: None,
+                    last_used_region: None,
+                    last_used_service: None,
+                });
+            }
+            out.push(s);
+        }
+        LeaseKind::Jwt | LeaseKind::Svid | LeaseKind::Secret => {
+            let name = format!("{} {}", l.kind.as_str(), l.target);
+            let mut c = Observation::new(
+                l.identity.clone(),
+                Platform::Keyward,
+                IdentityKind::BrokerCredential,
+                name,
+                src,
+            );
+            c.seen_at = Some(l.issued_at);
+            c.facts.created = Some(l.issued_at);
+            c.facts.deleted = gone;
+            c.facts.created_by = Some(l.created_by.clone());
+            c.facts.subject = Some(l.subject.clone());
+            c.facts.details.insert("broker_lease".into(), detail);
+            out.push(c);
+        }
+    }
+    out
+}
