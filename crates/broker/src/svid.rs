@@ -56,7 +56,7 @@ pub enum SvidError {
         source: std::io::Error,
     },
     /// One of the two files exists without the other: nothing is overwritten.
-    #[error("`{}` exists but `{}` does not; restore it, or remove both to create a new CA", present.display(), missing.display())]
+    #[error("`{}` exists but `{}` does not: restore the missing file, or remove the other to create a new CA", present.display(), missing.display())]
     HalfCa { present: PathBuf, missing: PathBuf },
     /// The files hold something that is not this trust domain's CA.
     #[error("the CA in `{}` is not usable: {reason}", path.display())]
