@@ -8,6 +8,9 @@
 //! - [`aws`], [`kube`] and [`vault`]: the connectors (behind the `aws`, `kubernetes` and
 //!   `vault` features):
 //!   snapshot a target's state, apply an action, verify its effect, undo it.
+//!   For the credential broker they also mint: STS sessions for a workload
+//!   (`AwsConnector::assume_role_for`, capped by [`aws::agent_boundary_policy`] for AI
+//!   agents) and Vault dynamic secrets with their leases (`VaultConnector::dynamic_secret`).
 //! - [`rotate`]: a key rotation without downtime as a [`Plan`] (create, write where the old
 //!   key lives, verify, deactivate); the new secret passes between steps in memory only.
 //! - [`restore`]: self-healing — the changes that put an IAM principal back to its approved

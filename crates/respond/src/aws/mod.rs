@@ -1,5 +1,7 @@
 //! AWS: the policy documents Keyward writes, the equivalent `aws` commands, and (with the
-//! `aws` feature) the connector in `client.rs` that carries them out through the SDK.
+//! `aws` feature) the connector in `client.rs` that carries them out through the SDK;
+//! `boundary.rs` is the session policy that caps an AI agent's minted credentials, and
+//! `mint.rs` (feature `aws`) mints them through STS.
 
 use keyward_model::time::Millis;
 use serde_json::json;
@@ -10,6 +12,7 @@ use crate::action::{
 
 #[cfg(feature = "aws")]
 mod access;
+mod boundary;
 #[cfg(feature = "aws")]
 mod campaign;
 #[cfg(feature = "aws")]
@@ -19,6 +22,8 @@ mod document;
 #[cfg(feature = "aws")]
 mod forensics;
 #[cfg(feature = "aws")]
+mod mint;
+#[cfg(feature = "aws")]
 mod purge;
 #[cfg(feature = "aws")]
 mod restore;
@@ -26,10 +31,13 @@ mod restore;
 mod rotate;
 #[cfg(feature = "aws")]
 mod s3;
+pub use boundary::{SESSION_POLICY_MAX_CHARS, agent_boundary_policy};
 #[cfg(feature = "aws")]
 pub use campaign::{SecretIndex, UserKeys};
 #[cfg(feature = "aws")]
 pub use client::{AwsConnector, env_config, http_client, sdk, static_config};
+#[cfg(feature = "aws")]
+pub use mint::{AssumeFor, TemporaryCredentials};
 #[cfg(feature = "aws")]
 pub use s3::{S3Object, S3Tree, parse_url as parse_s3_url};
 

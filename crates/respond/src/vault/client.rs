@@ -4,8 +4,10 @@
 //! Layout: `identity.rs` (entities, token accessors and leases: `keyward disable`),
 //! `kv.rs` (KV v2: where a rotated key lives, and a token's KV destination), `campaign.rs`
 //! (a breach campaign's KV index and resume reads), `tokens.rs` (issue, verify, revoke, look
-//! up). A token or a secret value is read into memory to be
-//! written or compared, never returned, logged or put in an error; results hold accessors
+//! up), `leases.rs` (dynamic secrets for the broker, their leases renewed, looked up and
+//! revoked). A token or a secret value is read into memory to be
+//! written or compared, never logged or put in an error, and returned only by
+//! `dynamic_secret` (to the broker, which hands it to the workload); results hold accessors
 //! and version numbers.
 
 use std::path::PathBuf;

@@ -137,6 +137,10 @@ impl Http {
         self.call(Method::POST, path, Some(body)).await
     }
 
+    pub(super) async fn put(&self, path: &str, body: &Value) -> Result<Option<Value>, HttpError> {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
     async fn call(
         &self,
         method: Method,

@@ -40,11 +40,15 @@ mod identity;
 #[cfg(feature = "vault")]
 mod kv;
 #[cfg(feature = "vault")]
+mod leases;
+#[cfg(feature = "vault")]
 mod tokens;
 #[cfg(feature = "vault")]
 pub use campaign::VaultSecretIndex;
 #[cfg(feature = "vault")]
 pub use client::{VaultConfig, VaultConnector};
+#[cfg(feature = "vault")]
+pub use leases::{DynamicSecret, LeaseInfo};
 
 /// What Vault says about a token accessor (`auth/token/lookup-accessor`), for monitoring.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
