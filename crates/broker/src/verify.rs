@@ -467,7 +467,10 @@ impl Source {
     /// GET `url`'s body, capped and within the deadline.
     async fn get(&self, url: &str, with_bearer: bool) -> Result<Bytes, FetchError> {
         let uri = check_url(url)?;
-        let mut req = Request::get(uri).header(header::ACCEPT, "application/json");
+        // kube-apiserver answers 406 to a JWKS request that does not accept
+        // `application/jwk-set+json` (RFC 7517 §8.5.1).
+        let accept = "application/json, application/jwk-set+json";
+        let mut req = Request::get(uri).header(header::ACCEPT, accept);
         if let (true, Some(path)) = (with_bearer, &self.config.bearer_token_file) {
             let bearer_error = |reason: String| FetchError::BearerFile {
                 path: path.clone(),
