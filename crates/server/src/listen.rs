@@ -21,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::Semaphore;
 
 use crate::AppState;
+use crate::tls::PeerIdentity;
 
 /// Connection limits of a listener.
 #[derive(Debug, Clone, Copy)]
@@ -60,12 +61,25 @@ pub fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListen
 
 /// Serves the router on `listener` (plain TCP or [`crate::tls::TlsListener`]) until Ctrl-C
 /// or SIGTERM, within the configuration's connection limits.
-pub async fn serve<L>(mut listener: L, state: AppState) -> std::io::Result<()>
+pub async fn serve<L>(listener: L, state: AppState) -> std::io::Result<()>
 where
     L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    L::Io: PeerIdentity,
 {
     let limits = state.config.conn;
-    let app = crate::router(state);
+    serve_router(listener, crate::router(state), limits).await
+}
+
+/// [`serve`] for any router.
+async fn serve_router<L>(
+    mut listener: L,
+    app: axum::Router,
+    limits: ConnLimits,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+    L::Io: PeerIdentity,
+{
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let shutdown = shutdown_signal();
@@ -85,6 +99,8 @@ where
         // The peer's address, for the policies' `context.source_ip`: whatever a client sent
         // under that name is replaced.
         let peer = axum::http::HeaderValue::from_str(&addr.ip().to_string()).ok();
+        // An mTLS client's verified leaf certificate, for the broker's workload proofs.
+        let certificate = io.peer_certificate();
         let service = TowerToHyperService::new(tower::ServiceExt::map_request(
             app.clone(),
             move |mut req: axum::http::Request<hyper::body::Incoming>| {
@@ -92,6 +108,9 @@ where
                 h.remove(crate::auth::PEER_HEADER);
                 if let Some(p) = &peer {
                     h.insert(crate::auth::PEER_HEADER, p.clone());
+                }
+                if let Some(c) = &certificate {
+                    req.extensions_mut().insert(c.clone());
                 }
                 req
             },
@@ -136,5 +155,130 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+mod tests {
+    //! mTLS end to end over a real socket: a client CA and a client certificate made with
+    //! rcgen, the `TlsListener`, and a handler that reports the certificate it was given.
+
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+    use crate::tls::{self, PeerCertificate};
+
+    async fn seen(cert: Option<axum::Extension<PeerCertificate>>) -> String {
+        cert.map_or_else(|| "none".into(), |c| hex::encode(&*c.0.0))
+    }
+
+    fn client_config(
+        server: &rcgen::Certificate,
+        identity: Option<(&rcgen::Certificate, &rcgen::KeyPair)>,
+    ) -> rustls::ClientConfig {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server.der().clone()).unwrap();
+        let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+        match identity {
+            Some((cert, key)) => {
+                let key = rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap();
+                builder
+                    .with_client_auth_cert(vec![cert.der().clone()], key)
+                    .unwrap()
+            }
+            None => builder.with_no_client_auth(),
+        }
+    }
+
+    /// GET /cert over TLS; the answer's body, or `None` when the connection failed.
+    async fn get(addr: std::net::SocketAddr, config: rustls::ClientConfig) -> Option<String> {
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let sock = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut stream = connector.connect(name, sock).await.ok()?;
+        stream
+            .write_all(b"GET /cert HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.ok()?;
+        answer.split("\r\n\r\n").nth(1).map(str::to_owned)
+    }
+
+    fn client_ca(cn: &str) -> rcgen::CertifiedIssuer<'static, rcgen::KeyPair> {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        rcgen::CertifiedIssuer::self_signed(params, rcgen::KeyPair::generate().unwrap()).unwrap()
+    }
+
+    fn client_cert(
+        ca: &rcgen::CertifiedIssuer<'static, rcgen::KeyPair>,
+    ) -> (rcgen::Certificate, rcgen::KeyPair) {
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![rcgen::SanType::URI(
+            "spiffe://prod.example/ns/payments/sa/api"
+                .try_into()
+                .unwrap(),
+        )];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let key = rcgen::KeyPair::generate().unwrap();
+        (params.signed_by(&key, ca).unwrap(), key)
+    }
+
+    #[tokio::test]
+    async fn handlers_see_a_verified_client_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let (cert, key, ca_file) = (
+            dir.path().join("cert.pem"),
+            dir.path().join("key.pem"),
+            dir.path().join("client-ca.pem"),
+        );
+        std::fs::write(&cert, server.cert.pem()).unwrap();
+        std::fs::write(&key, server.signing_key.serialize_pem()).unwrap();
+        let ca = client_ca("keyward test client CA");
+        std::fs::write(&ca_file, ca.pem()).unwrap();
+
+        // A CA file without certificates is refused, and named.
+        let err = tls::load_with_client_ca(&cert, &key, Some(&key)).unwrap_err();
+        assert!(err.to_string().contains("key.pem"), "{err}");
+
+        let config = tls::load_with_client_ca(&cert, &key, Some(&ca_file)).unwrap();
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = tcp.local_addr().unwrap();
+        let listener = tls::TlsListener::new(tcp, config).unwrap();
+        let app = axum::Router::new().route("/cert", axum::routing::get(seen));
+        tokio::spawn(serve_router(listener, app, ConnLimits::default()));
+
+        let (client, client_key) = client_cert(&ca);
+        let answer = get(
+            addr,
+            client_config(&server.cert, Some((&client, &client_key))),
+        )
+        .await;
+        assert_eq!(answer, Some(hex::encode(client.der())));
+        // Without a certificate: served, with none.
+        let answer = get(addr, client_config(&server.cert, None)).await;
+        assert_eq!(answer.as_deref(), Some("none"));
+        // A certificate from another CA: no handshake, no request.
+        let stranger = client_ca("someone else's CA");
+        let (other, other_key) = client_cert(&stranger);
+        let answer = get(
+            addr,
+            client_config(&server.cert, Some((&other, &other_key))),
+        )
+        .await;
+        assert_eq!(answer, None);
     }
 }
