@@ -49,7 +49,11 @@ pub fn workload_identity(w: &Workload) -> (IdentityKind, Platform, String) {
             Platform::Kubernetes,
             attr("service_account").unwrap_or_else(|| w.subject.clone()),
         ),
-        ProofKind::GithubActions => (IdentityKind::OidcSubject, Platform::Github, w.subject.clone()),
+        ProofKind::GithubActions => (
+            IdentityKind::OidcSubject,
+            Platform::Github,
+            w.subject.clone(),
+        ),
         ProofKind::Oidc => (IdentityKind::OidcSubject, Platform::Oidc, w.subject.clone()),
         // A lease's token names the workload it was first issued to.
         ProofKind::Keyward => match (attr("workload_kind"), attr("workload_platform")) {
@@ -58,11 +62,7 @@ pub fn workload_identity(w: &Workload) -> (IdentityKind, Platform, String) {
                 Platform::parse(&p).unwrap_or(Platform::Keyward),
                 attr("workload_name").unwrap_or_else(|| w.subject.clone()),
             ),
-            (Some(_) | None, _) => (
-                IdentityKind::Unknown,
-                Platform::Keyward,
-                w.subject.clone(),
-            ),
+            (Some(_) | None, _) => (IdentityKind::Unknown, Platform::Keyward, w.subject.clone()),
         },
         ProofKind::Mtls => (IdentityKind::Unknown, Platform::Keyward, w.subject.clone()),
     }
@@ -206,8 +206,12 @@ mod tests {
         let mut child = sa();
         child.proof = ProofKind::Keyward;
         child.lease = Some("kwl-1".into());
-        child.attrs.insert("workload_kind".into(), "service_account".into());
-        child.attrs.insert("workload_platform".into(), "kubernetes".into());
+        child
+            .attrs
+            .insert("workload_kind".into(), "service_account".into());
+        child
+            .attrs
+            .insert("workload_platform".into(), "kubernetes".into());
         child.attrs.insert("workload_name".into(), "api".into());
         let c = issue("kwl-2".into(), &child, what(60_000), 2_000);
         assert_eq!(c.parent.as_deref(), Some("kwl-1"));
@@ -223,12 +227,21 @@ mod tests {
         assert_eq!(l.expires_at, 630_000);
         renew(&mut l, 10_000_000, 40_000).unwrap();
         assert_eq!(l.expires_at, 3_600_000);
-        assert!(matches!(renew(&mut l, 60_000, 50_000), Err(LeaseError::AtMaximum(_))));
+        assert!(matches!(
+            renew(&mut l, 60_000, 50_000),
+            Err(LeaseError::AtMaximum(_))
+        ));
         let mut r = cascade(vec![l], "token:t", "test", 60_000);
         let r = r.first_mut().unwrap();
-        assert!(matches!(renew(r, 60_000, 70_000), Err(LeaseError::NotActive(_, "revoked"))));
+        assert!(matches!(
+            renew(r, 60_000, 70_000),
+            Err(LeaseError::NotActive(_, "revoked"))
+        ));
         let mut e = issue("kwl-2".into(), &sa(), what(1_000), 0);
-        assert!(matches!(renew(&mut e, 60_000, 5_000), Err(LeaseError::NotActive(_, "expired"))));
+        assert!(matches!(
+            renew(&mut e, 60_000, 5_000),
+            Err(LeaseError::NotActive(_, "expired"))
+        ));
         assert!(expire(&mut e, 5_000));
         assert!(!expire(&mut e, 6_000));
     }
@@ -236,7 +249,13 @@ mod tests {
     #[test]
     fn a_cascade_revokes_what_is_not_revoked_yet() {
         let a = issue("kwl-a".into(), &sa(), what(60_000), 0);
-        let b = cascade(vec![issue("kwl-b".into(), &sa(), what(60_000), 0)], "x", "y", 1).remove(0);
+        let b = cascade(
+            vec![issue("kwl-b".into(), &sa(), what(60_000), 0)],
+            "x",
+            "y",
+            1,
+        )
+        .remove(0);
         let out = cascade(vec![a, b], "token:t", "compromised", 5);
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].lease_id, "kwl-a");
@@ -245,7 +264,10 @@ mod tests {
 
     #[test]
     fn ttl_is_clamped() {
-        let t = Ttl { default_ms: 600_000, max_ms: 3_600_000 };
+        let t = Ttl {
+            default_ms: 600_000,
+            max_ms: 3_600_000,
+        };
         assert_eq!(t.grant(None), 600_000);
         assert_eq!(t.grant(Some(10)), 1_000);
         assert_eq!(t.grant(Some(99_999_999)), 3_600_000);

@@ -331,6 +331,13 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
         },
         policies,
     );
+    let broker = match &config.broker {
+        Some(b) => Some(
+            b.resolve(config.path.as_deref(), dir)
+                .map_err(|e| anyhow::anyhow!("broker: {e}"))?,
+        ),
+        None => None,
+    };
     let gateway = bus.map(|b| {
         format!(
             "; a gateway to stream {} at {}",
@@ -339,6 +346,26 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
         )
     });
     rt.block_on(async move {
+        let state = match broker {
+            Some(cfg) => {
+                let platforms: std::sync::Arc<dyn keyward_server::broker::Platforms> =
+                    std::sync::Arc::new(crate::broker_config::Connectors::default());
+                let b = keyward_server::broker::Broker::open(
+                    cfg,
+                    Some(platforms),
+                    state.engine.clone(),
+                    now_ms(),
+                )?;
+                eprintln!("keyward: credential broker at {}", b.config.issuer);
+                let b = std::sync::Arc::new(b);
+                keyward_server::broker::spawn_upkeep(
+                    std::sync::Arc::clone(&b),
+                    state.engine.clone(),
+                );
+                state.with_broker(b)
+            }
+            None => state,
+        };
         let listener = keyward_server::bind(args.listen)
             .with_context(|| format!("listening on {}", args.listen))?;
         let local = listener.local_addr()?;

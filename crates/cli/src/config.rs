@@ -25,6 +25,9 @@ pub struct Config {
     pub policy: PolicySection,
     #[serde(default)]
     pub agents: Agents,
+    /// The credential broker of `keyward serve` (`/broker/…`); off without this section.
+    #[serde(default)]
+    pub broker: Option<crate::broker_config::BrokerSection>,
     /// Where it was read from (none: defaults).
     #[serde(skip)]
     pub path: Option<PathBuf>,
@@ -177,6 +180,9 @@ impl Config {
             }
         }
         self.intents()?;
+        if let Some(b) = &self.broker {
+            b.check().map_err(|e| anyhow::anyhow!("broker: {e}"))?;
+        }
         Ok(())
     }
 

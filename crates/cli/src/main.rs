@@ -5,6 +5,7 @@
 #[macro_use]
 mod term;
 
+mod broker_config;
 mod cmd_access;
 mod cmd_audit;
 mod cmd_check;

@@ -30,7 +30,8 @@ impl Engine {
         let mut rows = Vec::with_capacity(writes.len());
         let mut body = Vec::with_capacity(writes.len() * 640);
         for w in writes {
-            let doc = serde_json::to_string(&w.lease).map_err(|e| EngineError::Lease(e.to_string()))?;
+            let doc =
+                serde_json::to_string(&w.lease).map_err(|e| EngineError::Lease(e.to_string()))?;
             body.extend_from_slice(doc.as_bytes());
             body.push(b'\n');
             rows.push((
@@ -92,6 +93,5 @@ impl Engine {
 }
 
 fn parse(row: &JobRow) -> Result<LeaseRecord, EngineError> {
-    serde_json::from_str(&row.doc)
-        .map_err(|e| EngineError::Lease(format!("lease {}: {e}", row.id)))
+    serde_json::from_str(&row.doc).map_err(|e| EngineError::Lease(format!("lease {}: {e}", row.id)))
 }

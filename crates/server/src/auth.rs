@@ -156,7 +156,7 @@ pub fn verify_hash(engine: &Engine, token_hash: &str) -> Result<Option<Caller>, 
 
 /// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
 /// (RFC 9110, 11.1), and any run of spaces or tabs may follow it.
-fn bearer_token(value: &str) -> Option<&str> {
+pub(crate) fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, rest) = value.trim_start().split_once([' ', '\t'])?;
     scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
 }

@@ -18,6 +18,7 @@
 mod access;
 mod api;
 pub mod auth;
+pub mod broker;
 pub mod dashboard;
 mod error;
 mod listen;
@@ -95,6 +96,21 @@ pub fn router(state: AppState) -> Router {
         // MCP (JSON-RPC, not in the OpenAPI document): POST a request, GET and DELETE as
         // the transport defines them; every one authorized first.
         .route("/mcp", get(mcp::http).post(mcp::http).delete(mcp::http))
+        .route(
+            "/broker/.well-known/openid-configuration",
+            get(api::broker::discovery),
+        )
+        .route("/broker/jwks", get(api::broker::jwks))
+        .route("/broker/bundle", get(api::broker::bundle))
+        .route("/broker/token", post(api::broker::token))
+        .route("/broker/aws", post(api::broker::aws))
+        .route("/broker/svid", post(api::broker::svid))
+        .route("/broker/secrets/{name}", post(api::broker::secret))
+        .route("/broker/leases/{id}/renew", post(api::broker::renew))
+        .route("/broker/leases/{id}/revoke", post(api::broker::give_up))
+        .route("/api/broker/leases", get(api::broker::leases))
+        .route("/api/broker/leases/{id}", get(api::broker::lease))
+        .route("/api/broker/leases/{id}/revoke", post(api::broker::revoke))
         .route("/api/identities", get(api::identities::identities))
         .route("/api/identities/{*id}", get(api::identities::identity))
         .route("/api/findings", get(api::findings::findings))

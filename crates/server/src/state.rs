@@ -224,6 +224,8 @@ pub struct AppState {
     pub policies: Arc<keyward_policy::Policies>,
     /// `/mcp`: the MCP tools over streamable HTTP, on the same engine.
     pub mcp: crate::mcp::HttpService,
+    /// The credential broker (`/broker/…`), when configured.
+    pub broker: Option<Arc<crate::broker::Broker>>,
 }
 
 impl AppState {
@@ -232,6 +234,12 @@ impl AppState {
     pub fn new(engine: EngineHandle, config: Config) -> Result<Self, keyward_policy::PolicyError> {
         let policies = keyward_policy::load::builtin()?.policies;
         Ok(Self::with_policies(engine, config, policies))
+    }
+
+    /// The same state with the credential broker mounted.
+    pub fn with_broker(mut self, broker: Arc<crate::broker::Broker>) -> Self {
+        self.broker = Some(broker);
+        self
     }
 
     /// A server's state with its own policy set.
@@ -244,6 +252,7 @@ impl AppState {
             policies: Arc::new(policies),
             mcp: crate::mcp::http_service(engine.clone(), config.stale_after_days),
             engine,
+            broker: None,
             metrics: Arc::default(),
             ingest_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),
             webhook_permits: Arc::new(tokio::sync::Semaphore::new(config.ingest.concurrent.max(1))),

@@ -533,7 +533,7 @@ fn is_mcp_route(path: &str) -> bool {
 #[tokio::test]
 async fn openapi_document_covers_every_api_route_with_its_security() {
     // Every API route, with the role its handler's `authorize` asks for (None: no token).
-    let expected: [(&str, &str, Option<Role>); 33] = [
+    let expected: [(&str, &str, Option<Role>); 45] = [
         ("GET", "/healthz", None),
         ("GET", "/readyz", None),
         ("GET", "/api/openapi.json", None),
@@ -583,6 +583,23 @@ async fn openapi_document_covers_every_api_route_with_its_security() {
         ("GET", "/api/audit/verify", Some(Role::Admin)),
         ("GET", "/api/config", Some(Role::Admin)),
         ("PUT", "/api/config/allowed-accounts", Some(Role::Admin)),
+        // The broker: workloads prove who they are with their own token, not an API token.
+        ("GET", "/broker/.well-known/openid-configuration", None),
+        ("GET", "/broker/jwks", None),
+        ("GET", "/broker/bundle", None),
+        ("POST", "/broker/token", None),
+        ("POST", "/broker/aws", None),
+        ("POST", "/broker/svid", None),
+        ("POST", "/broker/secrets/{name}", None),
+        ("POST", "/broker/leases/{id}/renew", None),
+        ("POST", "/broker/leases/{id}/revoke", None),
+        ("GET", "/api/broker/leases", Some(Role::Viewer)),
+        ("GET", "/api/broker/leases/{id}", Some(Role::Viewer)),
+        (
+            "POST",
+            "/api/broker/leases/{id}/revoke",
+            Some(Role::Operator),
+        ),
     ];
     let mut in_router: Vec<(String, String)> = router_routes()
         .into_iter()

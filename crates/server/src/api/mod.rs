@@ -8,6 +8,7 @@
 pub(crate) mod access;
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod broker;
 pub(crate) mod findings;
 pub mod github;
 pub(crate) mod govern;
