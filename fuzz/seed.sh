@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,otel_traces,response_policy,playbook,govern_check,policy_load,bus_wire}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,otel_traces,response_policy,playbook,govern_check,policy_load,bus_wire,broker_jwt}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -166,5 +166,15 @@ obs = {"id": "arn:aws:iam::111122223333:user/ci", "platform": "aws", "kind": "ia
 head = {"v": 1, "label": "AWSLogs/x.json.gz", "format": "cloudtrail", "event": ev, "observations": [obs]}
 put("bus_wire", json.dumps(head) + "\n" + json.dumps({"eventID": "e-1", "eventName": "ListBuckets"}))
 put("bus_wire", json.dumps({"v": 1, "label": "k8s", "format": "k8s-audit", "cluster": "prod"}) + "\n")
+# broker_jwt: tokens signed by the keys of the target's fixed JWKS (RS256 with kube-shaped
+# claims, ES256 and EdDSA with GitHub-shaped ones, ES384), and an unsigned `alg: none` one.
+for t in [
+    "eyJhbGciOiJSUzI1NiIsImtpZCI6InJzYSIsInR5cCI6IkpXVCJ9.eyJhdWQiOlsia2V5d2FyZCJdLCJleHAiOjQwMDAwMDAwMDAsImlhdCI6MTgwMDAwMDAwMCwiaXNzIjoiaHR0cHM6Ly9pc3N1ZXIuZXhhbXBsZSIsImt1YmVybmV0ZXMuaW8iOnsibmFtZXNwYWNlIjoiZGVmYXVsdCIsInNlcnZpY2VhY2NvdW50Ijp7Im5hbWUiOiJhcGkiLCJ1aWQiOiIwYjFjIn19LCJuYmYiOjE4MDAwMDAwMDAsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDpkZWZhdWx0OmFwaSJ9.mVsfH_B-htFxatNXfVOUyPweWlS2GtnK4gIV3OR6S3wkn2CMkknEZz2LfCHqgp_hqjOTZz1YRnUxLKfw42pK_qA2kTQzmCN-ffBg4t8z2v9cGj6p1HOGPsk-Ng3uUfzapgW_3ienk8D3WihTD-oriK6mkfC6YxdX3JQBSAHwb22s1CuMHNtZy71q7krtz6f_9l8fl2H9g6F5xaKA3ygAsxQufNqYt2sLXIhAXTHLZ4pIgN-IVu0HLdKiv6JlEjez53DUjgl0Z6Vb7PkhAWXVkc-wNtJGLPWgQYWKzwJ3TTgKILdKvvyKxxqgaSZTtX3biLe8KVozYCl_8phf_O2zCw",
+    "eyJhbGciOiJFUzI1NiIsImtpZCI6InAyNTYiLCJ0eXAiOiJKV1QifQ.eyJhdWQiOiJrZXl3YXJkIiwiZXhwIjo0MDAwMDAwMDAwLCJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlIiwiam9iX3dvcmtmbG93X3JlZiI6ImFjbWUvYXBpLy5naXRodWIvd29ya2Zsb3dzL2NpLnltbEByZWZzL2hlYWRzL21haW4iLCJyZWYiOiJyZWZzL2hlYWRzL21haW4iLCJyZXBvc2l0b3J5IjoiYWNtZS9hcGkiLCJzdWIiOiJyZXBvOmFjbWUvYXBpOnJlZjpyZWZzL2hlYWRzL21haW4ifQ.bphFjuAzz4nGube13hK3JH4GMaBMJETYi2iEtcoPDwvpv2GRxXROYGgOoliwYzOadV9Wz1MiikMiE3Dbnxk3kA",
+    "eyJhbGciOiJFUzM4NCIsImtpZCI6InAzODQifQ.eyJhdWQiOlsia2V5d2FyZCJdLCJleHAiOjQwMDAwMDAwMDAsImlhdCI6MTgwMDAwMDAwMCwiaXNzIjoiaHR0cHM6Ly9pc3N1ZXIuZXhhbXBsZSIsImt1YmVybmV0ZXMuaW8iOnsibmFtZXNwYWNlIjoiZGVmYXVsdCIsInNlcnZpY2VhY2NvdW50Ijp7Im5hbWUiOiJhcGkiLCJ1aWQiOiIwYjFjIn19LCJuYmYiOjE4MDAwMDAwMDAsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDpkZWZhdWx0OmFwaSJ9.yYTnmUTc92wg_hXmuWM3uCOrKnC_f0NXx4-or1Vq7GblM842tRnETpIkQTwzccs-8xecBPB6_Q0xlj6pVwR5cG1IiYAPvwTsOmAaROvM_uRHDKpSbP0uBr8qd0N1iaon",
+    "eyJhbGciOiJFZERTQSIsImtpZCI6ImVkIn0.eyJhdWQiOiJrZXl3YXJkIiwiZXhwIjo0MDAwMDAwMDAwLCJpc3MiOiJodHRwczovL2lzc3Vlci5leGFtcGxlIiwiam9iX3dvcmtmbG93X3JlZiI6ImFjbWUvYXBpLy5naXRodWIvd29ya2Zsb3dzL2NpLnltbEByZWZzL2hlYWRzL21haW4iLCJyZWYiOiJyZWZzL2hlYWRzL21haW4iLCJyZXBvc2l0b3J5IjoiYWNtZS9hcGkiLCJzdWIiOiJyZXBvOmFjbWUvYXBpOnJlZjpyZWZzL2hlYWRzL21haW4ifQ.d2O9RUyBokWTIdz5w8rC34VyOJyZ3qZT9gMKNKxBWEsSx3ULDbd6_9tbUDomYVg64HkSCiddCAYz9GQwTSzcAw",
+    "eyJhbGciOiJub25lIn0.eyJhdWQiOlsia2V5d2FyZCJdLCJleHAiOjQwMDAwMDAwMDAsImlhdCI6MTgwMDAwMDAwMCwiaXNzIjoiaHR0cHM6Ly9pc3N1ZXIuZXhhbXBsZSIsImt1YmVybmV0ZXMuaW8iOnsibmFtZXNwYWNlIjoiZGVmYXVsdCIsInNlcnZpY2VhY2NvdW50Ijp7Im5hbWUiOiJhcGkiLCJ1aWQiOiIwYjFjIn19LCJuYmYiOjE4MDAwMDAwMDAsInN1YiI6InN5c3RlbTpzZXJ2aWNlYWNjb3VudDpkZWZhdWx0OmFwaSJ9.",
+]:
+    put("broker_jwt", t)
 print(f"seeded {n} estate CloudTrail records and the shared corpora into {c}")
 PY

@@ -387,6 +387,14 @@ impl Source {
         if let Some(c) = cached.clone().filter(fresh) {
             return Ok(c.jwks);
         }
+        // Stale keys and a refresh tried moments ago: no verification waits on another.
+        if let Some(c) = &cached
+            && state
+                .last_attempt
+                .is_some_and(|t| now.saturating_sub(t) < REFETCH_EVERY_MS)
+        {
+            return Ok(Arc::clone(&c.jwks));
+        }
         if cached.is_none()
             && state.last_failed
             && state
@@ -740,6 +748,8 @@ mod tests {
         discovery_hits: Arc<AtomicUsize>,
         jwks_hits: Arc<AtomicUsize>,
         authorization: Arc<Mutex<Option<String>>>,
+        /// When set, the JWKS answers 500.
+        failing: Arc<std::sync::atomic::AtomicBool>,
     }
 
     async fn local_issuer(jwks: JwkSet) -> LocalIssuer {
@@ -751,7 +761,9 @@ mod tests {
             discovery_hits: Arc::default(),
             jwks_hits: Arc::default(),
             authorization: Arc::default(),
+            failing: Arc::default(),
         };
+        let failing = Arc::clone(&issuer.failing);
         let (jwks, dh, jh, auth) = (
             Arc::clone(&issuer.jwks),
             Arc::clone(&issuer.discovery_hits),
@@ -781,6 +793,10 @@ mod tests {
                         dh.fetch_add(1, Ordering::SeqCst);
                         let doc = json!({"issuer": url, "jwks_uri": format!("{url}/keys")});
                         ("200 OK", doc.to_string())
+                    }
+                    "/keys" if failing.load(Ordering::SeqCst) => {
+                        jh.fetch_add(1, Ordering::SeqCst);
+                        ("500 Internal Server Error", String::new())
                     }
                     "/keys" => {
                         jh.fetch_add(1, Ordering::SeqCst);
@@ -906,6 +922,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(hits(&issuer), (1, 2));
+
+        // An hour on, the keys are refreshed; the issuer failing, the old keys serve, and
+        // the next verifications do not wait on another attempt.
+        issuer.failing.store(true, Ordering::SeqCst);
+        let later = T + 31_000 + MAX_KEYS_AGE_MS;
+        let mut c = claims(&issuer.url);
+        c["exp"] = json!(later / 1000 + 600);
+        let t = token(&a, c);
+        for i in 0..3 {
+            verifier.verify(&t, later + i).await.unwrap();
+        }
+        assert_eq!(hits(&issuer), (1, 3));
     }
 
     #[tokio::test]
