@@ -51,13 +51,12 @@ pub fn observations(l: &LeaseRecord) -> Vec<Observation> {
     workload.used_at = Some(l.issued_at);
     if l.workload_kind == IdentityKind::ServiceAccount
         && let Some(rest) = l.workload.strip_prefix("k8s:")
+        && let Some((cluster, sa)) = rest.split_once("/system:serviceaccount:")
+        && let Some((ns, _)) = sa.split_once(':')
     {
-        // `ids::k8s_service_account`: `k8s:<cluster>:sa:<namespace>:<name>`.
-        let mut parts = rest.splitn(4, ':');
-        if let (Some(cluster), Some("sa"), Some(ns)) = (parts.next(), parts.next(), parts.next()) {
-            workload.facts.cluster = Some(cluster.to_owned());
-            workload.facts.namespace = Some(ns.to_owned());
-        }
+        // `ids::k8s_service_account`: `k8s:<cluster>/system:serviceaccount:<ns>:<name>`.
+        workload.facts.cluster = Some(cluster.to_owned());
+        workload.facts.namespace = Some(ns.to_owned());
     }
     if l.workload_kind == IdentityKind::OidcSubject {
         workload.facts.subject = Some(l.subject.clone());

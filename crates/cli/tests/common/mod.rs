@@ -184,7 +184,13 @@ pub fn serve_with(data: &Path, globals: &[&str], args: &[&str]) -> Served {
     use std::io::BufRead as _;
     let mut child = command(data)
         .args(globals)
-        .args(["serve", "--listen", "127.0.0.1:0"])
+        .arg("serve")
+        // A free port unless the caller names one.
+        .args(if args.contains(&"--listen") {
+            &[][..]
+        } else {
+            &["--listen", "127.0.0.1:0"][..]
+        })
         .args(args)
         .env_remove("KEYWARD_CONFIG")
         .env_remove("KEYWARD_POLICIES")
