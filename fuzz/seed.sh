@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,otel_traces,response_policy,playbook,govern_check,policy_load,bus_wire,broker_jwt}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,otel_traces,response_policy,playbook,govern_check,policy_load,bus_wire,broker_jwt,broker_leases}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -119,6 +119,21 @@ for f in sorted(os.listdir(rules_dir)):
             if line.startswith("- {"):
                 put("github_webhook", line[2:])
                 put("detect_event", b"\x04" + line[2:].encode())
+# broker_leases: leases as the broker records them (a JWT under a service account, an AWS
+# session under it), whole and cut short.
+lease = {"lease_id": "kwl-1", "kind": "jwt", "state": "active", "workload": "k8s:prod/system:serviceaccount:pay:api",
+         "workload_kind": "service_account", "workload_platform": "kubernetes", "workload_name": "api",
+         "proof": "kubernetes", "issuer": "https://k8s", "subject": "system:serviceaccount:pay:api",
+         "created_by": "k8s:prod/system:serviceaccount:pay:api", "target": "vault",
+         "identity": "keyward:lease/kwl-1", "reference": "kwl-1", "issued_at": 1, "expires_at": 900001,
+         "max_expires_at": 3600001}
+aws = dict(lease, lease_id="kwl-2", kind="aws", parent="kwl-1", created_by="keyward:lease/kwl-1",
+           identity="arn:aws:sts::123456789012:assumed-role/r/kwl-2", reference="ASIAEXAMPLE", state="revoked",
+           revoked_at=5)
+for l in (lease, aws):
+    line = json.dumps(l).encode()
+    put("broker_leases", line); put("broker_leases", line[: len(line) // 2])
+put("broker_leases", json.dumps(lease).encode() + b"\n" + json.dumps(aws).encode())
 # otel_traces: the estate agent's export requests, whole and cut short.
 for line in open(os.path.join(estate, "agents/finops-agent-traces.jsonl"), "rb").read().splitlines():
     put("otel_traces", line); put("otel_traces", line[: len(line) // 2])

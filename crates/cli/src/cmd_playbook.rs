@@ -578,31 +578,8 @@ const NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// POSTs `body` as JSON; a status other than 2xx is an error naming it.
 pub(crate) async fn post_json(url: &str, body: &serde_json::Value) -> Result<(), String> {
-    use http_body_util::{BodyExt as _, Full};
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad url: {e}"))?;
-    let provider = rustls::crypto::ring::default_provider();
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_native_roots(provider)
-        .map_err(|e| format!("TLS roots: {e}"))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: hyper_util::client::legacy::Client<_, Full<hyper::body::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(https);
-    let req = hyper::Request::post(uri)
-        .header("content-type", "application/json")
-        .header("user-agent", concat!("keyward/", env!("CARGO_PKG_VERSION")))
-        .body(Full::new(hyper::body::Bytes::from(body.to_string())))
-        .map_err(|e| e.to_string())?;
-    let resp = tokio::time::timeout(NOTIFY_TIMEOUT, client.request(req))
-        .await
-        .map_err(|_| format!("no answer in {} s", NOTIFY_TIMEOUT.as_secs()))?
-        .map_err(|e| e.to_string())?;
-    let status = resp.status();
-    // Drain the body so the connection closes cleanly; its content is not needed.
-    let _ = resp.into_body().collect().await;
-    if status.is_success() {
+    let (status, _) = crate::http::call("POST", url, None, Some(body), NOTIFY_TIMEOUT).await?;
+    if (200..300).contains(&status) {
         Ok(())
     } else {
         Err(format!("answered {status}"))

@@ -48,6 +48,11 @@ pub struct Args {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Ask TLS clients for a certificate issued by these CAs (PEM): a workload may prove
+    /// itself to the credential broker with it (an SVID of `/broker/bundle`, say). Clients
+    /// without one are still served.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_client_ca: Option<std::path::PathBuf>,
     /// After every audited action, append a signed checkpoint of the audit chain's head to
     /// this file (one JSON line), outside the data directory. `keyward audit verify
     /// --anchor FILE` and `GET /api/audit/verify` then catch entries deleted from the tail.
@@ -198,7 +203,11 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
     let github_secret = github_secret(&args)?;
     let max_connections = connection_cap(args.max_connections);
     let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(c), Some(k)) => Some(keyward_server::tls::load(c, k)?),
+        (Some(c), Some(k)) => Some(keyward_server::tls::load_with_client_ca(
+            c,
+            k,
+            args.tls_client_ca.as_deref(),
+        )?),
         _ => None,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

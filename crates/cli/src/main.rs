@@ -6,6 +6,8 @@
 mod term;
 
 mod broker_config;
+mod cmd_broker;
+mod http;
 mod cmd_access;
 mod cmd_audit;
 mod cmd_check;
@@ -95,6 +97,10 @@ enum Command {
     Watch(cmd_watch::Args),
     /// Serve the HTTP API and live webhooks (Kubernetes audit, event POSTs).
     Serve(cmd_serve::Args),
+    /// The credential broker's client: a workload's credentials (token, AWS, SVID,
+    /// secret), renewing and giving up its leases; operators list and revoke leases.
+    #[command(subcommand)]
+    Broker(cmd_broker::Command),
     /// An MCP server over stdio: read-only tools for an LLM client (inventory, identity,
     /// ownership, blast radius, escalation, findings, risk, compliance, AI agents).
     Mcp(cmd_mcp::Args),
@@ -228,6 +234,7 @@ fn run() -> ExitCode {
         Command::Watch(a) => cmd_watch::run(&dir, a),
         Command::Serve(a) => config().and_then(|k| cmd_serve::run(&dir, &k, a)),
         Command::Mcp(a) => cmd_mcp::run(&dir, a),
+        Command::Broker(c) => cmd_broker::run(&dir, c),
         Command::Token(c) => cmd_token::run(&dir, c),
         Command::Audit(c) => cmd_audit::run(&dir, c),
         Command::Clusters(c) => cmd_clusters::run(&dir, c),

@@ -1,9 +1,10 @@
 //! The credential broker's leases in the store: each lease a job row (kind
 //! [`LEASE_JOB`], its parent lease as the job's parent) written with its audit entry, many
-//! in one transaction; then taken into the inventory and graph as the `broker-leases`
-//! format, through the same pipeline as any input (`keyward_normalize::broker`).
+//! in one transaction ([`Engine::record_leases`]); then, in larger groups, taken into the
+//! inventory and graph as the `broker-leases` format, through the same pipeline as any
+//! input (`keyward_normalize::broker`, [`Engine::project_leases`]).
 
-use keyward_model::lease::LeaseRecord;
+use keyward_model::lease::{LeaseRecord, LeaseState};
 use keyward_model::time::Millis;
 use keyward_store::{AuditEntry, JobRow};
 
@@ -20,20 +21,13 @@ pub struct LeaseWrite {
 }
 
 impl Engine {
-    /// Commits leases with their audit entries in one transaction, then takes them into
-    /// the inventory and the graph. Nothing is returned to a workload before this.
-    pub fn record_leases(
-        &mut self,
-        writes: &[LeaseWrite],
-        now: Millis,
-    ) -> Result<IngestReport, EngineError> {
+    /// Commits leases with their audit entries in one transaction. Nothing is returned to a
+    /// workload before this.
+    pub fn record_leases(&mut self, writes: &[LeaseWrite], now: Millis) -> Result<(), EngineError> {
         let mut rows = Vec::with_capacity(writes.len());
-        let mut body = Vec::with_capacity(writes.len() * 640);
         for w in writes {
             let doc =
                 serde_json::to_string(&w.lease).map_err(|e| EngineError::Lease(e.to_string()))?;
-            body.extend_from_slice(doc.as_bytes());
-            body.push(b'\n');
             rows.push((
                 JobRow {
                     id: w.lease.lease_id.clone(),
@@ -47,7 +41,21 @@ impl Engine {
                 w.audit.clone(),
             ));
         }
-        self.store.put_jobs(&rows)?;
+        Ok(self.store.put_jobs(&rows)?)
+    }
+
+    /// Takes committed leases into the inventory and the graph (as the `broker-leases`
+    /// format, one input for all of them).
+    pub fn project_leases(
+        &mut self,
+        leases: &[LeaseRecord],
+        now: Millis,
+    ) -> Result<IngestReport, EngineError> {
+        let mut body = Vec::with_capacity(leases.len() * 640);
+        for l in leases {
+            serde_json::to_writer(&mut body, l).map_err(|e| EngineError::Lease(e.to_string()))?;
+            body.push(b'\n');
+        }
         let format = Some(keyward_normalize::Format::BrokerLeases);
         let opts = IngestOptions::default();
         self.ingest_records("broker", &body, format, &opts, now, |_, sink| {
@@ -71,6 +79,15 @@ impl Engine {
     ) -> Result<Vec<LeaseRecord>, EngineError> {
         self.store
             .jobs(LEASE_JOB, parent, limit)?
+            .iter()
+            .map(parse)
+            .collect()
+    }
+
+    /// Leases recorded as active (some may be past their expiry), oldest first.
+    pub fn active_leases(&self, limit: usize) -> Result<Vec<LeaseRecord>, EngineError> {
+        self.store
+            .jobs_in_status(LEASE_JOB, LeaseState::Active.as_str(), limit)?
             .iter()
             .map(parse)
             .collect()

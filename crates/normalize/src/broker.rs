@@ -139,3 +139,78 @@ pub fn observations(l: &LeaseRecord) -> Vec<Observation> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn jwt() -> serde_json::Value {
+        serde_json::json!({
+            "lease_id": "kwl-1", "kind": "jwt", "state": "active",
+            "workload": "k8s:prod/system:serviceaccount:pay:api", "workload_kind": "service_account",
+            "workload_platform": "kubernetes", "workload_name": "api", "proof": "kubernetes",
+            "issuer": "https://k8s", "subject": "system:serviceaccount:pay:api",
+            "created_by": "k8s:prod/system:serviceaccount:pay:api", "target": "vault",
+            "identity": "keyward:lease/kwl-1", "reference": "kwl-1",
+            "issued_at": 1000, "expires_at": 901_000, "max_expires_at": 3_601_000
+        })
+    }
+
+    #[test]
+    fn a_lease_is_an_identity_its_workload_created() {
+        let out = normalize_line(jwt().to_string().as_bytes()).unwrap().unwrap();
+        let [w, c] = &out.observations[..] else { panic!("{:?}", out.observations) };
+        assert_eq!(w.kind, IdentityKind::ServiceAccount);
+        assert_eq!(w.used_at, Some(1000));
+        assert_eq!(w.facts.cluster.as_deref(), Some("prod"));
+        assert_eq!(w.facts.namespace.as_deref(), Some("pay"));
+        assert_eq!(c.id, "keyward:lease/kwl-1");
+        assert_eq!(c.kind, IdentityKind::BrokerCredential);
+        assert_eq!(c.platform, Platform::Keyward);
+        assert_eq!(c.facts.created_by.as_deref(), Some("k8s:prod/system:serviceaccount:pay:api"));
+        assert_eq!(c.facts.deleted, None);
+        assert_eq!(c.facts.details["broker_lease"]["target"], "vault");
+    }
+
+    #[test]
+    fn an_aws_lease_is_the_session_cloudtrail_names_and_a_revoked_one_is_gone() {
+        let mut l = jwt();
+        l["kind"] = "aws".into();
+        l["state"] = "revoked".into();
+        l["revoked_at"] = 5000.into();
+        l["parent"] = "kwl-0".into();
+        l["created_by"] = "keyward:lease/kwl-0".into();
+        l["target"] = "arn:aws:iam::111122223333:role/reader".into();
+        l["identity"] = "arn:aws:sts::111122223333:assumed-role/reader/kwl-1".into();
+        l["reference"] = "ASIAEXAMPLE".into();
+        l["account"] = "111122223333".into();
+        let out = normalize_line(l.to_string().as_bytes()).unwrap().unwrap();
+        let s = &out.observations[1];
+        assert_eq!(s.kind, IdentityKind::StsSession);
+        assert_eq!(s.name, "kwl-1");
+        assert_eq!(s.facts.assumed_by.as_deref(), Some("keyward:lease/kwl-0"));
+        assert_eq!(s.facts.parent.as_deref(), Some("arn:aws:iam::111122223333:role/reader"));
+        assert_eq!(s.facts.deleted, Some(5000));
+        assert_eq!(s.facts.credentials[0].id, "ASIAEXAMPLE");
+        assert_eq!(s.facts.credentials[0].status, CredentialStatus::Deleted);
+    }
+
+    #[test]
+    fn a_bad_line_is_rejected_with_its_line_and_the_rest_is_kept() {
+        struct Sink(Vec<u64>, usize);
+        impl crate::Sink for Sink {
+            fn accept(&mut self, _: Output<'_>) {
+                self.1 += 1;
+            }
+            fn reject(&mut self, d: keyward_model::Diagnostic) {
+                self.0.push(d.line);
+            }
+        }
+        let doc = format!("{}\n{{\"lease_id\": 3}}\n\n{}\n", jwt(), jwt());
+        let mut sink = Sink(Vec::new(), 0);
+        normalize_document(doc.as_bytes(), &mut sink);
+        assert_eq!(sink.0, [2]);
+        assert_eq!(sink.1, 2);
+    }
+}

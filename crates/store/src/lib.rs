@@ -391,6 +391,9 @@ pub trait Store: QueryTables {
     /// broker's leases: one commit for a batch of issuances).
     fn put_jobs(&mut self, jobs: &[(JobRow, AuditEntry)]) -> Result<()>;
     fn job(&self, id: &str) -> Result<Option<JobRow>>;
+    /// Jobs of a kind in one status, oldest first, at most `limit` (the broker's active
+    /// leases, for the expiry sweep).
+    fn jobs_in_status(&self, kind: &str, status: &str, limit: usize) -> Result<Vec<JobRow>>;
     /// Jobs of a kind (only the items of `parent`, when given), newest first.
     fn jobs(&self, kind: &str, parent: Option<&str>, limit: usize) -> Result<Vec<JobRow>>;
     /// Audit entries with a seq above `after`, oldest first, at most `limit`.

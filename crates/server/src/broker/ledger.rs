@@ -1,8 +1,12 @@
 //! Group commit: each issuance waits for the commit of the batch it joined; a batch is
 //! everything that arrived while the one before it was committing (one transaction on the
-//! engine thread for all of them, `Engine::record_leases`).
+//! engine thread for all of them, `Engine::record_leases`). Committed leases are then taken
+//! into the inventory and graph every [`PROJECT_EVERY`], all that gathered meanwhile in one
+//! input (`Engine::project_leases`): the graph follows within a second, and thousands of
+//! issuances a second cost a few ingests.
 
 use keyward_engine::broker::LeaseWrite;
+use keyward_model::lease::LeaseRecord;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::EngineHandle;
@@ -12,6 +16,8 @@ use crate::error::ApiError;
 const MAX_BATCH: usize = 4_096;
 /// Issuances waiting at once; more wait for room (backpressure on the callers).
 const QUEUE: usize = 65_536;
+/// How often committed leases are taken into the graph.
+pub(crate) const PROJECT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 struct Pending {
     write: LeaseWrite,
@@ -34,15 +40,18 @@ impl Ledger {
     /// Starts the committer on the current runtime.
     pub(crate) fn start(engine: EngineHandle) -> Ledger {
         let (tx, mut rx) = mpsc::channel::<Pending>(QUEUE);
+        let committed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<LeaseRecord>::new()));
+        let to_project = std::sync::Arc::clone(&committed);
+        let projector = engine.clone();
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(MAX_BATCH);
             while rx.recv_many(&mut buf, MAX_BATCH).await > 0 {
                 let (writes, dones): (Vec<_>, Vec<_>) =
                     buf.drain(..).map(|p| (p.write, p.done)).unzip();
+                let leases: Vec<LeaseRecord> = writes.iter().map(|w| w.lease.clone()).collect();
                 let result = engine
                     .write(move |e| {
                         e.record_leases(&writes, crate::now())
-                            .map(|_| ())
                             .map_err(|e| e.to_string())
                     })
                     .await;
@@ -50,8 +59,41 @@ impl Ledger {
                     Ok(r) => r,
                     Err(e) => Err(e.message),
                 };
+                if result.is_ok()
+                    && let Ok(mut c) = committed.lock()
+                {
+                    c.extend(leases);
+                }
                 for d in dones {
                     let _ = d.send(result.clone());
+                }
+            }
+        });
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(PROJECT_EVERY);
+            loop {
+                tick.tick().await;
+                let leases = match to_project.lock() {
+                    Ok(mut c) if !c.is_empty() => std::mem::take(&mut *c),
+                    Ok(_) | Err(_) => continue,
+                };
+                let n = leases.len();
+                let retry = leases.clone();
+                let r = projector
+                    .write(move |e| e.project_leases(&leases, crate::now()).map(|_| ()))
+                    .await;
+                let failed = match r {
+                    Ok(Ok(())) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(e) => Some(e.message),
+                };
+                if let Some(e) = failed {
+                    // They are stored: tried again at the next tick, before what came since.
+                    eprintln!("keyward: {n} leases not yet taken into the graph: {e}");
+                    if let Ok(mut c) = to_project.lock() {
+                        let later = std::mem::replace(&mut *c, retry);
+                        c.extend(later);
+                    }
                 }
             }
         });

@@ -314,7 +314,7 @@ pub(crate) async fn expire_leases(
     now: Millis,
 ) -> Result<usize, ApiError> {
     let due = engine
-        .call(move |e| e.leases(None, usize::MAX))
+        .call(move |e| e.active_leases(usize::MAX))
         .await?
         .map_err(ApiError::internal)?;
     let writes: Vec<keyward_engine::broker::LeaseWrite> = due

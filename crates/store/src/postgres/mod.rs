@@ -908,6 +908,17 @@ impl Store for PgStore {
             .collect()
     }
 
+    fn jobs_in_status(&self, kind: &str, status: &str, n: usize) -> Result<Vec<JobRow>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = $1 AND status = $2
+             ORDER BY created_at, id LIMIT $3"
+        );
+        self.query(&sql, &[&kind, &status, &limit(n)])?
+            .iter()
+            .map(job_row)
+            .collect()
+    }
+
     fn audit_entries(&self, after: i64, n: usize) -> Result<Vec<AuditRecord>> {
         let sql =
             format!("SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2");

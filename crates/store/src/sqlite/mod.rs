@@ -800,6 +800,15 @@ impl Store for SqliteStore {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    fn jobs_in_status(&self, kind: &str, status: &str, limit: usize) -> Result<Vec<JobRow>> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE kind = ?1 AND status = ?2
+             ORDER BY created_at, id LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![kind, status, limit as i64], job_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     fn audit_log(&self, limit: usize) -> Result<Vec<AuditRecord>> {
         let mut st = self.conn.prepare(&format!(
             "SELECT {AUDIT_COLUMNS} FROM audit_log ORDER BY seq DESC LIMIT ?1"
