@@ -142,11 +142,20 @@ fn call(method: &str, url: String, bearer: &str, body: Option<Value>) -> anyhow:
         .enable_all()
         .build()?;
     let (status, bytes) = rt
-        .block_on(crate::http::call(method, &url, Some(bearer), body.as_ref(), TIMEOUT))
+        .block_on(crate::http::call(
+            method,
+            &url,
+            Some(bearer),
+            body.as_ref(),
+            TIMEOUT,
+        ))
         .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
     let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !(200..300).contains(&status) {
-        let why = v["error"].as_str().unwrap_or("no message");
+        let why = v
+            .pointer("/error")
+            .and_then(Value::as_str)
+            .unwrap_or("no message");
         anyhow::bail!("{method} {url}: {status}: {why}");
     }
     Ok(v)
@@ -182,21 +191,41 @@ fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
 
 pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
-        Command::Token { audience, ttl, server, proof } => print(&issue(
+        Command::Token {
+            audience,
+            ttl,
+            server,
+            proof,
+        } => print(&issue(
             &server,
             &proof,
             "/broker/token",
             json!({"audience": audience, "ttl_seconds": ttl_seconds(ttl.as_deref())?}),
         )?),
-        Command::Aws { role_arn, ttl, server, proof } => print(&issue(
+        Command::Aws {
+            role_arn,
+            ttl,
+            server,
+            proof,
+        } => print(&issue(
             &server,
             &proof,
             "/broker/aws",
             json!({"role_arn": role_arn, "ttl_seconds": ttl_seconds(ttl.as_deref())?}),
         )?),
-        Command::Svid { spiffe_id, csr, out_dir, ttl, server, proof } => {
+        Command::Svid {
+            spiffe_id,
+            csr,
+            out_dir,
+            ttl,
+            server,
+            proof,
+        } => {
             let csr = csr
-                .map(|f| std::fs::read_to_string(&f).with_context(|| format!("reading `{}`", f.display())))
+                .map(|f| {
+                    std::fs::read_to_string(&f)
+                        .with_context(|| format!("reading `{}`", f.display()))
+                })
                 .transpose()?;
             let v = issue(
                 &server,
@@ -206,36 +235,65 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             )?;
             let Some(out) = out_dir else { return print(&v) };
             std::fs::create_dir_all(&out)?;
-            let c = &v["credential"];
-            std::fs::write(out.join("svid.pem"), c["cert_pem"].as_str().unwrap_or_default())?;
-            std::fs::write(out.join("bundle.pem"), c["bundle_pem"].as_str().unwrap_or_default())?;
-            if let Some(key) = c["key_pem"].as_str() {
+            let field = |f: &str| {
+                v.pointer(&format!("/credential/{f}"))
+                    .and_then(Value::as_str)
+            };
+            std::fs::write(out.join("svid.pem"), field("cert_pem").unwrap_or_default())?;
+            std::fs::write(
+                out.join("bundle.pem"),
+                field("bundle_pem").unwrap_or_default(),
+            )?;
+            if let Some(key) = field("key_pem") {
                 write_private(&out.join("svid.key"), key)?;
             }
             eprintln!(
                 "{} (lease {}) written to {}",
-                c["spiffe_id"].as_str().unwrap_or_default(),
-                v["lease"]["lease_id"].as_str().unwrap_or_default(),
+                field("spiffe_id").unwrap_or_default(),
+                v.pointer("/lease/lease_id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
                 out.display()
             );
             Ok(Outcome::Clean)
         }
-        Command::Secret { name, server, proof } => {
-            print(&issue(&server, &proof, &format!("/broker/secrets/{name}"), json!({}))?)
-        }
-        Command::Renew { lease, ttl, server, proof } => print(&issue(
+        Command::Secret {
+            name,
+            server,
+            proof,
+        } => print(&issue(
+            &server,
+            &proof,
+            &format!("/broker/secrets/{name}"),
+            json!({}),
+        )?),
+        Command::Renew {
+            lease,
+            ttl,
+            server,
+            proof,
+        } => print(&issue(
             &server,
             &proof,
             &format!("/broker/leases/{lease}/renew"),
             json!({"ttl_seconds": ttl_seconds(ttl.as_deref())?}),
         )?),
-        Command::Release { lease, server, proof } => print(&issue(
+        Command::Release {
+            lease,
+            server,
+            proof,
+        } => print(&issue(
             &server,
             &proof,
             &format!("/broker/leases/{lease}/revoke"),
             json!({}),
         )?),
-        Command::Revoke { lease, reason, token, server } => print(&call(
+        Command::Revoke {
+            lease,
+            reason,
+            token,
+            server,
+        } => print(&call(
             "POST",
             url(&server, &format!("/api/broker/leases/{lease}/revoke")),
             &token,
@@ -253,7 +311,9 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
             }
             let now = now_ms();
             let mut t = table();
-            t.set_header(["lease", "kind", "state", "workload", "target", "parent", "expires"]);
+            t.set_header([
+                "lease", "kind", "state", "workload", "target", "parent", "expires",
+            ]);
             for l in list {
                 t.add_row([
                     l.lease_id.clone(),

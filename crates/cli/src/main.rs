@@ -6,10 +6,9 @@
 mod term;
 
 mod broker_config;
-mod cmd_broker;
-mod http;
 mod cmd_access;
 mod cmd_audit;
+mod cmd_broker;
 mod cmd_check;
 mod cmd_clusters;
 mod cmd_compliance;
@@ -39,6 +38,7 @@ mod cmd_token;
 mod cmd_watch;
 mod cmd_worker;
 mod config;
+mod http;
 mod output;
 mod policy;
 mod poll;

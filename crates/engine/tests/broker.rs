@@ -72,17 +72,32 @@ fn leases_are_stored_audited_and_become_a_chain_in_the_graph() {
     let child = lease("kwl-b", LeaseKind::Svid, Some("kwl-a"), 2_000);
     let grandchild = lease("kwl-c", LeaseKind::Secret, Some("kwl-b"), 3_000);
     let other = lease("kwl-d", LeaseKind::Jwt, None, 4_000);
-    let all = [root.clone(), child.clone(), grandchild.clone(), other.clone()];
+    let all = [
+        root.clone(),
+        child.clone(),
+        grandchild.clone(),
+        other.clone(),
+    ];
     let writes: Vec<LeaseWrite> = all.iter().map(|l| write(l, "broker.issue")).collect();
     e.record_leases(&writes, 5_000).unwrap();
 
     // Stored, and audited one entry per lease.
     assert_eq!(e.lease("kwl-b").unwrap().unwrap(), child);
-    let tree: Vec<String> = e.lease_tree("kwl-a").unwrap().into_iter().map(|l| l.lease_id).collect();
+    let tree: Vec<String> = e
+        .lease_tree("kwl-a")
+        .unwrap()
+        .into_iter()
+        .map(|l| l.lease_id)
+        .collect();
     assert_eq!(tree, ["kwl-a", "kwl-b", "kwl-c"]);
     assert_eq!(e.active_leases(10).unwrap().len(), 4);
     let log = e.audit_log(10).unwrap();
-    assert_eq!(log.iter().filter(|a| a.entry.action == "broker.issue").count(), 4);
+    assert_eq!(
+        log.iter()
+            .filter(|a| a.entry.action == "broker.issue")
+            .count(),
+        4
+    );
     assert!(e.audit_verify(&[]).unwrap().ok);
 
     // Into the graph: the service account created the root, which created the child.
@@ -93,7 +108,8 @@ fn leases_are_stored_audited_and_become_a_chain_in_the_graph() {
     let g = e.graph();
     let created = |from: &str, to: &str| {
         let (a, b) = (g.find(from).unwrap(), g.find(to).unwrap());
-        g.out_edges(a).any(|x| x.kind == EdgeKind::Created && x.to == b)
+        g.out_edges(a)
+            .any(|x| x.kind == EdgeKind::Created && x.to == b)
     };
     assert!(created(SA, "keyward:lease/kwl-a"));
     assert!(created("keyward:lease/kwl-a", "keyward:lease/kwl-b"));
@@ -103,13 +119,24 @@ fn leases_are_stored_audited_and_become_a_chain_in_the_graph() {
     let mut revoked = root.clone();
     revoked.state = LeaseState::Revoked;
     revoked.revoked_at = Some(6_000);
-    e.record_leases(&[write(&revoked, "broker.revoke")], 6_000).unwrap();
-    e.project_leases(std::slice::from_ref(&revoked), 6_000).unwrap();
+    e.record_leases(&[write(&revoked, "broker.revoke")], 6_000)
+        .unwrap();
+    e.project_leases(std::slice::from_ref(&revoked), 6_000)
+        .unwrap();
     assert_eq!(e.active_leases(10).unwrap().len(), 3);
-    assert!(e.inventory().get("keyward:lease/kwl-a").unwrap().deleted.is_some());
+    assert!(
+        e.inventory()
+            .get("keyward:lease/kwl-a")
+            .unwrap()
+            .deleted
+            .is_some()
+    );
     // Reopened, the store says the same.
     drop(e);
     let e = Engine::open(dir.path()).unwrap();
-    assert_eq!(e.lease("kwl-a").unwrap().unwrap().state, LeaseState::Revoked);
+    assert_eq!(
+        e.lease("kwl-a").unwrap().unwrap().state,
+        LeaseState::Revoked
+    );
     assert!(e.inventory().get("keyward:lease/kwl-c").is_some());
 }

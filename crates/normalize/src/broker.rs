@@ -159,8 +159,12 @@ mod tests {
 
     #[test]
     fn a_lease_is_an_identity_its_workload_created() {
-        let out = normalize_line(jwt().to_string().as_bytes()).unwrap().unwrap();
-        let [w, c] = &out.observations[..] else { panic!("{:?}", out.observations) };
+        let out = normalize_line(jwt().to_string().as_bytes())
+            .unwrap()
+            .unwrap();
+        let [w, c] = &out.observations[..] else {
+            panic!("{:?}", out.observations)
+        };
         assert_eq!(w.kind, IdentityKind::ServiceAccount);
         assert_eq!(w.used_at, Some(1000));
         assert_eq!(w.facts.cluster.as_deref(), Some("prod"));
@@ -168,7 +172,10 @@ mod tests {
         assert_eq!(c.id, "keyward:lease/kwl-1");
         assert_eq!(c.kind, IdentityKind::BrokerCredential);
         assert_eq!(c.platform, Platform::Keyward);
-        assert_eq!(c.facts.created_by.as_deref(), Some("k8s:prod/system:serviceaccount:pay:api"));
+        assert_eq!(
+            c.facts.created_by.as_deref(),
+            Some("k8s:prod/system:serviceaccount:pay:api")
+        );
         assert_eq!(c.facts.deleted, None);
         assert_eq!(c.facts.details["broker_lease"]["target"], "vault");
     }
@@ -190,7 +197,10 @@ mod tests {
         assert_eq!(s.kind, IdentityKind::StsSession);
         assert_eq!(s.name, "kwl-1");
         assert_eq!(s.facts.assumed_by.as_deref(), Some("keyward:lease/kwl-0"));
-        assert_eq!(s.facts.parent.as_deref(), Some("arn:aws:iam::111122223333:role/reader"));
+        assert_eq!(
+            s.facts.parent.as_deref(),
+            Some("arn:aws:iam::111122223333:role/reader")
+        );
         assert_eq!(s.facts.deleted, Some(5000));
         assert_eq!(s.facts.credentials[0].id, "ASIAEXAMPLE");
         assert_eq!(s.facts.credentials[0].status, CredentialStatus::Deleted);
