@@ -125,3 +125,39 @@ fn a_python_mcp_client_asks_the_agent_questions_over_http_with_a_viewer_token() 
     drain.join().unwrap();
     passed(&out);
 }
+
+#[test]
+fn mcp_over_http_asks_the_policies_a_token_refused_view_gets_403() {
+    // A policy set where only the `auditor` role reads: a viewer's token is known (not
+    // 401) but refused (403), before any MCP message is read.
+    let data = tempfile::tempdir().unwrap();
+    let conf = data.path().join("conf");
+    std::fs::create_dir_all(conf.join("policies")).unwrap();
+    std::fs::write(
+        conf.join("policies/auditors.cedar"),
+        "@id(\"auditors-read\")\npermit (principal in Keyward::Role::\"auditor\", \
+         action == Keyward::Action::\"view\", resource);\n",
+    )
+    .unwrap();
+    std::fs::write(
+        conf.join("keyward.yaml"),
+        "policy:\n  dir: policies\n  builtin: false\n",
+    )
+    .unwrap();
+    let token = common::keyward(
+        data.path(),
+        &["token", "create", "--role", "viewer", "--name", "mcp"],
+    );
+    let token = common::text(&token.stdout).trim().to_owned();
+    let served = common::serve_with(
+        data.path(),
+        &["--config", conf.join("keyward.yaml").to_str().unwrap()],
+        &[],
+    );
+    let init = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, body) = common::http_json(served.port, "POST", "/mcp", &token, init);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("may not view"), "{body}");
+    let (status, _) = common::http_json(served.port, "POST", "/mcp", "kw_unknown", init);
+    assert_eq!(status, 401);
+}
