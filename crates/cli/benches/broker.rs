@@ -24,6 +24,10 @@
 )]
 
 use std::process::{Child, Command, Stdio};
+
+#[path = "../tests/common/kube.rs"]
+mod kube;
+use kube::kubectl;
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt as _, Full};
@@ -190,25 +194,6 @@ async fn load(
     }
     out.micros.sort_unstable();
     out
-}
-
-fn kubectl(args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .args(["--server", &env("KEYWARD_TEST_KUBE_URL").unwrap()])
-        .args(["--token", &env("KEYWARD_TEST_KUBE_TOKEN").unwrap()])
-        .args([
-            "--certificate-authority",
-            &env("KEYWARD_TEST_KUBE_CA").unwrap(),
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
 /// `keyward serve` with the broker, trusting the test cluster; the workload's proof.

@@ -15,6 +15,10 @@
 )]
 
 mod common;
+#[path = "common/kube.rs"]
+mod kube;
+
+use kube::kubectl;
 
 use std::process::Command;
 
@@ -38,26 +42,6 @@ fn unique(prefix: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("{prefix}{}", n % 1_000_000_000)
-}
-
-/// `kubectl` against the test cluster.
-fn kubectl(args: &[&str]) -> String {
-    let out = Command::new("kubectl")
-        .args(["--server", &env("KEYWARD_TEST_KUBE_URL").unwrap()])
-        .args(["--token", &env("KEYWARD_TEST_KUBE_TOKEN").unwrap()])
-        .args([
-            "--certificate-authority",
-            &env("KEYWARD_TEST_KUBE_CA").unwrap(),
-        ])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl {args:?}: {}",
-        common::text(&out.stderr)
-    );
-    common::text(&out.stdout).trim().to_owned()
 }
 
 fn port_of(url: &str) -> u16 {

@@ -226,33 +226,9 @@ pub(crate) async fn issue(
     };
     let credential = match kind {
         LeaseKind::Jwt => {
-            let (kind_, platform, name) = lease::workload_identity(&w);
-            let claims = json!({
-                "iss": cfg.issuer,
-                "sub": w.identity,
-                "aud": target,
-                "iat": now.div_euclid(1000),
-                "nbf": now.div_euclid(1000),
-                "exp": now.saturating_add(ttl_ms).div_euclid(1000),
-                "jti": id,
-                "kw": {
-                    "proof": w.attrs.get("proof").map_or(w.proof.as_str(), String::as_str),
-                    "subject": w.subject,
-                    "workload_kind": kind_.as_str(),
-                    "workload_platform": platform.as_str(),
-                    "workload_name": name,
-                    "attrs": w.attrs,
-                    "boundary": what.boundary,
-                },
-            });
-            let token = broker
-                .keyring
-                .read()
-                .map_err(|_| ApiError::internal("keyring"))?
-                .sign(&claims)
-                .map_err(ApiError::internal)?;
+            // Signed below, from the lease itself.
             what.reference = Some(id.clone());
-            json!({"token": token, "token_type": "Bearer"})
+            Value::Null
         }
         LeaseKind::Aws => {
             let platforms = broker.platforms.as_ref().ok_or_else(|| {
@@ -326,6 +302,10 @@ pub(crate) async fn issue(
         }
     };
     let record = lease::issue(id, &w, what, now);
+    let credential = match kind {
+        LeaseKind::Jwt => jwt(broker, &record, &w.attrs, now)?,
+        LeaseKind::Aws | LeaseKind::Svid | LeaseKind::Secret => credential,
+    };
     let audit = AuditEntry {
         at: now,
         actor,
@@ -355,6 +335,42 @@ pub(crate) async fn issue(
         lease: record,
         credential,
     })
+}
+
+/// A lease's JWT: `sub` its workload, `aud` its target, `jti` its id, until it expires;
+/// `kw` the workload's attributes (what a policy sees when the token is a proof).
+fn jwt(
+    broker: &Broker,
+    l: &LeaseRecord,
+    attrs: &std::collections::BTreeMap<String, String>,
+    now: Millis,
+) -> Result<Value, ApiError> {
+    let claims = json!({
+        "iss": broker.config.issuer,
+        "sub": l.workload,
+        "aud": l.target,
+        "iat": now.div_euclid(1000),
+        "nbf": now.div_euclid(1000),
+        "exp": l.expires_at.div_euclid(1000),
+        "jti": l.lease_id,
+        "kw": {
+            // The first proof: a lease's token names the one its lease was issued on.
+            "proof": attrs.get("proof").map_or(l.proof.as_str(), String::as_str),
+            "subject": l.subject,
+            "workload_kind": l.workload_kind.as_str(),
+            "workload_platform": l.workload_platform.as_str(),
+            "workload_name": l.workload_name,
+            "attrs": attrs,
+            "boundary": l.boundary,
+        },
+    });
+    let token = broker
+        .keyring
+        .read()
+        .map_err(|_| ApiError::internal("keyring"))?
+        .sign(&claims)
+        .map_err(ApiError::internal)?;
+    Ok(json!({"token": token, "token_type": "Bearer"}))
 }
 
 /// `sts:SourceIdentity`: 2–64 characters of `[\w+=,.@-]`.
@@ -409,33 +425,7 @@ pub(crate) async fn renew(
     lease::renew(&mut l, increment, now)
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.to_string()))?;
     let credential = match l.kind {
-        LeaseKind::Jwt => {
-            let claims = json!({
-                "iss": broker.config.issuer,
-                "sub": l.workload,
-                "aud": l.target,
-                "iat": now.div_euclid(1000),
-                "nbf": now.div_euclid(1000),
-                "exp": l.expires_at.div_euclid(1000),
-                "jti": l.lease_id,
-                "kw": {
-                    "proof": l.proof,
-                    "subject": l.subject,
-                    "workload_kind": l.workload_kind.as_str(),
-                    "workload_platform": l.workload_platform.as_str(),
-                    "workload_name": l.workload_name,
-                    "attrs": w.attrs,
-                    "boundary": l.boundary,
-                },
-            });
-            let token = broker
-                .keyring
-                .read()
-                .map_err(|_| ApiError::internal("keyring"))?
-                .sign(&claims)
-                .map_err(ApiError::internal)?;
-            json!({"token": token, "token_type": "Bearer"})
-        }
+        LeaseKind::Jwt => jwt(broker, &l, &w.attrs, now)?,
         LeaseKind::Secret => {
             let (Some(p), Some(r)) = (broker.platforms.as_ref(), l.reference.as_deref()) else {
                 return Err(ApiError::new(
