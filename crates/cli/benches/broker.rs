@@ -420,6 +420,9 @@ fn main() {
                 |r| r.get(0),
             )
             .unwrap();
-        println!("\nleases stored: {stored} (issued: {})", k.ok + 1);
+        println!(
+            "\nleases stored: {stored} (the warm-up's issuances included; {} counted)",
+            k.ok + 1
+        );
     });
 }
