@@ -5,7 +5,6 @@
 //! Rotation keeps every issued token verifiable: the retired key stays in the JWKS until
 //! `retired_at + overlap`, and the overlap must be at least the longest token lifetime.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -285,8 +284,7 @@ impl Keyring {
         })
     }
 
-    /// Writes the file atomically: a 0600 temporary file in the same directory, synced,
-    /// then renamed over the old one.
+    /// Writes the file atomically, 0600 (`crate::write_atomically`).
     fn save(&self) -> Result<(), KeyError> {
         let file = KeyFile {
             version: FILE_VERSION,
@@ -300,31 +298,7 @@ impl Keyring {
             source,
         };
         let text = serde_json::to_vec_pretty(&file).map_err(|e| write(e.into()))?;
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = self
-            .path
-            .with_file_name(format!(".{name}.{}.tmp", std::process::id()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let result = options.open(&tmp).and_then(|mut f| {
-            f.write_all(&text)?;
-            f.sync_all()
-        });
-        let result = result.and_then(|()| std::fs::rename(&tmp, &self.path));
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map_err(write)?;
-        // The rename itself survives a crash once the directory is synced.
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
-        }
+        crate::write_atomically(&self.path, &text, 0o600).map_err(write)?;
         Ok(())
     }
 }

@@ -9,7 +9,6 @@
 //! broker's to decide.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -296,8 +295,14 @@ impl Ca {
         let cert_pem = cert.pem();
         // The key first: a certificate without its key is refused on the next open, and
         // this order leaves no certificate whose key was never written.
-        write_atomically(key_path, key.serialize_pem().as_bytes(), 0o600)?;
-        write_atomically(cert_path, cert_pem.as_bytes(), 0o644)?;
+        let written = |path: &Path, source| SvidError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        crate::write_atomically(key_path, key.serialize_pem().as_bytes(), 0o600)
+            .map_err(|e| written(key_path, e))?;
+        crate::write_atomically(cert_path, cert_pem.as_bytes(), 0o644)
+            .map_err(|e| written(cert_path, e))?;
         Ok(Ca {
             trust_domain: trust_domain.to_owned(),
             cert_pem,
@@ -474,38 +479,6 @@ fn uri_sans<'a>(
                 .collect()
         })
         .unwrap_or_default())
-}
-
-/// Writes `bytes` to a temporary file beside `path` with `mode`, then renames it over `path`,
-/// so a reader never sees half a file.
-fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> Result<(), SvidError> {
-    let err = |source| SvidError::Write {
-        path: path.to_owned(),
-        source,
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let written = options.open(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_all()
-    });
-    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
-        let _ = fs::remove_file(&tmp);
-        return Err(err(e));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
