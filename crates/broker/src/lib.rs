@@ -27,12 +27,8 @@ use serde::{Deserialize, Serialize};
 
 /// Writes `bytes` to a temporary file beside `path` with `mode`, synced, then renames it
 /// over `path` and syncs the directory: a reader never sees half a file, and a crash keeps
-/// either the old file or the new one (the keyring, the CA).
-pub(crate) fn write_atomically(
-    path: &std::path::Path,
-    bytes: &[u8],
-    mode: u32,
-) -> std::io::Result<()> {
+/// either the old file or the new one (the keyring, the CA, an SVID's key).
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write as _;
     let name = path
         .file_name()

@@ -174,21 +174,6 @@ fn print(v: &Value) -> anyhow::Result<Outcome> {
     Ok(Outcome::Clean)
 }
 
-/// Writes a file readable by its owner only.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing `{}`", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    Ok(())
-}
-
 pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
     match cmd {
         Command::Token {
@@ -245,7 +230,9 @@ pub fn run(dir: &Path, cmd: Command) -> anyhow::Result<Outcome> {
                 field("bundle_pem").unwrap_or_default(),
             )?;
             if let Some(key) = field("key_pem") {
-                write_private(&out.join("svid.key"), key)?;
+                let path = out.join("svid.key");
+                keyward_broker::write_atomically(&path, key.as_bytes(), 0o600)
+                    .with_context(|| format!("writing `{}`", path.display()))?;
             }
             eprintln!(
                 "{} (lease {}) written to {}",

@@ -32,7 +32,6 @@ fn broker(state: &AppState) -> Result<&Broker, ApiError> {
 
 /// The workload behind the request: its bearer proof, else its client certificate.
 async fn workload(
-    state: &AppState,
     b: &Broker,
     headers: &HeaderMap,
     cert: Option<&crate::tls::PeerCertificate>,
@@ -54,7 +53,6 @@ async fn workload(
             )
         });
     }
-    let _ = state;
     Err(ApiError::new(
         StatusCode::UNAUTHORIZED,
         "a workload proves who it is: `Authorization: Bearer <its service-account or OIDC \
@@ -117,7 +115,7 @@ async fn issue(
     body: IssueBody,
 ) -> Result<(StatusCode, Json<IssuedAnswer>), ApiError> {
     let b = broker(&state)?;
-    let w = workload(&state, b, &headers, cert.as_ref().map(|c| &c.0)).await?;
+    let w = workload(b, &headers, cert.as_ref().map(|c| &c.0)).await?;
     let asked = Asked {
         target: target.or(match kind {
             LeaseKind::Jwt => body.audience,
@@ -293,7 +291,7 @@ pub(crate) async fn renew(
 ) -> Result<Json<IssuedAnswer>, ApiError> {
     let b = broker(&state)?;
     let body: RenewBody = json_body(&body)?;
-    let w = workload(&state, b, &headers, cert.as_ref().map(|c| &c.0)).await?;
+    let w = workload(b, &headers, cert.as_ref().map(|c| &c.0)).await?;
     let ttl = body.ttl_seconds.map(|s| s.saturating_mul(1000));
     let i = broker::renew(&state, b, &w, &id, ttl, crate::now()).await?;
     Ok(Json(IssuedAnswer {
@@ -347,14 +345,8 @@ pub(crate) async fn give_up(
 ) -> Result<Json<RevokedAnswer>, ApiError> {
     let b = broker(&state)?;
     let body: RevokeBody = json_body(&body)?;
-    let w = workload(&state, b, &headers, cert.as_ref().map(|c| &c.0)).await?;
-    let lid = id.clone();
-    let l = state
-        .engine
-        .call(move |e| e.lease(&lid))
-        .await?
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such lease"))?;
+    let w = workload(b, &headers, cert.as_ref().map(|c| &c.0)).await?;
+    let l = broker::issue::stored_lease(&state, &id).await?;
     if l.workload != w.identity {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -517,14 +509,7 @@ pub(crate) async fn lease(
     Path(id): Path<String>,
 ) -> Result<Json<LeasesAnswer>, ApiError> {
     authorize_read(&state, &headers, Act::View).await?;
-    let tree = state
-        .engine
-        .call(move |e| e.lease_tree(&id))
-        .await?
-        .map_err(ApiError::internal)?;
-    if tree.is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such lease"));
-    }
+    let tree = broker::issue::lease_tree(&state, &id).await?;
     Ok(Json(LeasesAnswer {
         leases: tree.iter().map(broker::issue::lease_json).collect(),
     }))

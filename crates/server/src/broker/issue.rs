@@ -389,6 +389,31 @@ fn source_identity(subject: &str) -> String {
     if s.len() < 2 { format!("kw-{s}") } else { s }
 }
 
+/// A stored lease; 404 when there is none.
+pub(crate) async fn stored_lease(state: &AppState, id: &str) -> Result<LeaseRecord, ApiError> {
+    let id = id.to_owned();
+    state
+        .engine
+        .call(move |e| e.lease(&id))
+        .await?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such lease"))
+}
+
+/// A lease and every lease issued under it, parents first; 404 when there is none.
+pub(crate) async fn lease_tree(state: &AppState, id: &str) -> Result<Vec<LeaseRecord>, ApiError> {
+    let id = id.to_owned();
+    let tree = state
+        .engine
+        .call(move |e| e.lease_tree(&id))
+        .await?
+        .map_err(ApiError::internal)?;
+    if tree.is_empty() {
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such lease"));
+    }
+    Ok(tree)
+}
+
 /// A lease as the API shows it (its state as of now).
 pub(crate) fn lease_json(l: &LeaseRecord) -> Value {
     serde_json::to_value(l).unwrap_or(Value::Null)
@@ -405,13 +430,7 @@ pub(crate) async fn renew(
     ttl_ms: Option<Millis>,
     now: Millis,
 ) -> Result<Issued, ApiError> {
-    let id = lease_id.to_owned();
-    let mut l = state
-        .engine
-        .call(move |e| e.lease(&id))
-        .await?
-        .map_err(ApiError::internal)?
-        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such lease"))?;
+    let mut l = stored_lease(state, lease_id).await?;
     let holds =
         l.workload == w.identity && (w.lease.is_none() || w.lease.as_deref() == Some(lease_id));
     if !holds {
@@ -486,15 +505,7 @@ pub(crate) async fn revoke_tree(
     reason: &str,
     now: Millis,
 ) -> Result<Vec<LeaseRecord>, ApiError> {
-    let id = lease_id.to_owned();
-    let tree = state
-        .engine
-        .call(move |e| e.lease_tree(&id))
-        .await?
-        .map_err(ApiError::internal)?;
-    if tree.is_empty() {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, "no such lease"));
-    }
+    let tree = lease_tree(state, lease_id).await?;
     let befores: std::collections::HashMap<String, Value> = tree
         .iter()
         .map(|l| (l.lease_id.clone(), lease_json(l)))
