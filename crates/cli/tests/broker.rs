@@ -141,9 +141,8 @@ when { principal.proof == "keyward" && (resource.kind == "svid" || resource.kind
 
 #[test]
 fn a_service_account_gets_credentials_that_real_verifiers_accept_and_a_revocation_cascades() {
-    let (Some(kube), Some(_), Some(ca), Some(admin)) = (
+    let (Some(kube), Some(ca), Some(admin)) = (
         env("KEYWARD_TEST_KUBE_URL"),
-        env("KEYWARD_TEST_KUBE_TOKEN"),
         env("KEYWARD_TEST_KUBE_CA"),
         env("KEYWARD_TEST_KUBE_TOKEN"),
     ) else {

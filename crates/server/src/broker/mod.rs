@@ -178,6 +178,9 @@ pub enum BrokerError {
     Ca(#[from] keyward_broker::svid::SvidError),
     #[error("the broker's issuer `{0}` must be an absolute http(s) URL without a trailing slash")]
     Issuer(String),
+    /// A thread panicked holding the keyring.
+    #[error("the broker's keyring is unusable: a thread panicked holding it")]
+    Poisoned,
 }
 
 impl Broker {
@@ -268,10 +271,7 @@ impl Broker {
             .max()
             .unwrap_or(3_600_000)
             .saturating_add(60_000);
-        let mut ring = self
-            .keyring
-            .write()
-            .map_err(|_| BrokerError::Issuer("keyring lock poisoned".into()))?;
+        let mut ring = self.keyring.write().map_err(|_| BrokerError::Poisoned)?;
         let rotated = ring.rotate_if_due(now, self.config.rotate_every_ms, overlap)?;
         ring.prune(now)?;
         Ok(rotated)
