@@ -7,7 +7,7 @@ root=$(dirname "$here")
 shared=${KEYWARD_CORPORA:-$root/../shared/corpora}
 estate=$root/examples/estate
 c=$here/corpus
-mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,otel_traces,response_policy,playbook,govern_check,policy_load,bus_wire,broker_jwt,broker_leases}
+mkdir -p "$c"/{gzip,array_split,cloudtrail,cloudtrail_differential,cloudtrail_blocks,k8s_audit,iam_authz,organizations,cred_report,k8s_snapshot,sniff_and_time,terraform,codeowners,people,lambda,graph_derive,rule_file,detect_event,github_webhook,otel_traces,response_policy,playbook,govern_check,policy_load,bus_wire,broker_jwt,broker_leases,mcp_log}
 python3 - "$estate" "$shared" "$c" "$root" <<'PY'
 import gzip, hashlib, json, os, sys
 estate, shared, c, root = sys.argv[1:]
@@ -137,6 +137,27 @@ put("broker_leases", json.dumps(lease).encode() + b"\n" + json.dumps(aws).encode
 # otel_traces: the estate agent's export requests, whole and cut short.
 for line in open(os.path.join(estate, "agents/finops-agent-traces.jsonl"), "rb").read().splitlines():
     put("otel_traces", line); put("otel_traces", line[: len(line) // 2])
+# mcp_log: a Claude Desktop MCP log (both bracket orders: older versions put the server
+# first), whole, line by line and cut short.
+init = {"method": "initialize", "params": {"protocolVersion": "2024-11-05", "capabilities": {},
+        "clientInfo": {"name": "claude-ai", "version": "0.1.0"}}, "jsonrpc": "2.0", "id": 0}
+call = {"method": "tools/call", "params": {"name": "call_aws", "arguments": {"cli_command":
+        "aws sts assume-role --role-arn arn:aws:iam::111122223333:role/agents/support-agent --role-session-name ticket-4821"}},
+        "jsonrpc": "2.0", "id": 5}
+keys = {"method": "tools/call", "params": {"name": "configure", "arguments": {"AccessKeyId": "AKIAIOSFODNN7EXAMPLE",
+        "SecretAccessKey": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "password": "hunter2"}}, "jsonrpc": "2.0", "id": "k-1"}
+result = {"jsonrpc": "2.0", "id": 5, "result": {"content": [{"type": "text", "text": "ok"}], "isError": False}}
+mcp = ["2025-06-13T14:44:29.818Z [info] [aws] Initializing server...",
+       "2025-06-13T14:44:29.945Z [info] [aws] Message from client: " + json.dumps(init, separators=(",", ":")),
+       "2025-06-13T14:44:31.402Z [error] [aws] Some stderr text of the server",
+       "2025-06-13T14:45:02.101Z [info] [aws] Message from client: " + json.dumps(call, separators=(",", ":")),
+       "2025-06-13T14:45:02.900Z [info] [aws] Message from server: " + json.dumps(result, separators=(",", ":")),
+       "2024-11-26T22:09:43.436Z [github] [info] Message from client: " + json.dumps(keys, separators=(",", ":")),
+       "2024-11-26T22:09:44.000Z [github] [info] Message from client: [" + json.dumps(call) + "," + json.dumps(keys) + "]"]
+for line in mcp:
+    put("mcp_log", line); put("mcp_log", line[: len(line) // 2])
+put("mcp_log", "\n".join(mcp) + "\n")
+put("mcp_log", "\r\n".join(reversed(mcp)))
 for base, _, files in os.walk(os.path.join(estate, "AWSLogs")):
     for f in sorted(files)[:4]:
         for i, r in enumerate(records(gzip.open(os.path.join(base, f)).read())[:30]):
@@ -157,6 +178,8 @@ for rp in [closed(5000), closed(99), closed(100), closed(101), deep_obj]:
     put("detect_event", b"\x00" + ct(rp).encode())
 put("cloudtrail", '{"CloudTrailEvent":' + json.dumps(ct(closed(5000))) + "}")
 put("k8s_audit", '{"kind":"Event","apiVersion":"audit.k8s.io/v1","auditID":"d","requestObject":' + closed(5000) + "}")
+put("mcp_log", "2025-06-13T14:45:02.101Z [info] [aws] Message from client: " + deep_arr)
+put("mcp_log", "2025-06-13T14:45:02.101Z [aws] [info] Message from client: " + closed(101))
 put("k8s_snapshot", "kind: List\nitems: " + "[" * 5000 + "\n")
 put("k8s_snapshot", "- " * 5000 + "x\n")
 put("terraform", 'resource "aws_iam_role" "r" {\n  a = ' + "(" * 5000 + "1" + ")" * 5000 + "\n}\n")

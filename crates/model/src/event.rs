@@ -37,11 +37,15 @@ pub enum SourceKind {
     /// line ([`crate::lease::LeaseRecord`]): what was issued to which workload, under which
     /// parent, until when.
     BrokerLeases,
+    /// Claude Desktop's MCP logs (`mcp.log`, `mcp-server-<name>.log`): one line per
+    /// message, `<time> [level] [server] Message from client: <JSON-RPC>`, read for the
+    /// `tools/call` requests of each server's client (an AI agent) and its sessions.
+    McpLog,
 }
 
 impl SourceKind {
     /// Every format, in the order `--format`'s help lists them.
-    pub const ALL: [SourceKind; 13] = [
+    pub const ALL: [SourceKind; 14] = [
         SourceKind::Cloudtrail,
         SourceKind::K8sAudit,
         SourceKind::IamAuthorizationDetails,
@@ -55,6 +59,7 @@ impl SourceKind {
         SourceKind::AwsOrganizations,
         SourceKind::OtelTraces,
         SourceKind::BrokerLeases,
+        SourceKind::McpLog,
     ];
 
     /// The format named by [`SourceKind::as_str`].
@@ -83,6 +88,7 @@ impl SourceKind {
             SourceKind::AwsOrganizations => "aws-organizations",
             SourceKind::OtelTraces => "otel-traces",
             SourceKind::BrokerLeases => "broker-leases",
+            SourceKind::McpLog => "mcp-log",
         }
     }
 
@@ -92,7 +98,8 @@ impl SourceKind {
             | SourceKind::K8sAudit
             | SourceKind::GithubWebhook
             | SourceKind::OtelTraces
-            | SourceKind::BrokerLeases => true,
+            | SourceKind::BrokerLeases
+            | SourceKind::McpLog => true,
             SourceKind::IamAuthorizationDetails
             | SourceKind::IamCredentialReport
             | SourceKind::K8sSnapshot

@@ -20,6 +20,7 @@ pub mod k8s_audit;
 pub mod k8s_snapshot;
 pub mod lambda;
 mod lenient;
+pub mod mcp_log;
 pub mod organizations;
 pub mod otel;
 pub mod people;
@@ -31,6 +32,7 @@ pub mod split;
 #[cfg(not(fuzzing))]
 mod split;
 pub mod terraform;
+mod tool_args;
 pub mod wire;
 
 use keyward_model::Reason;
@@ -162,6 +164,9 @@ pub struct Context {
     /// People-directory statuses mapped beyond (or instead of)
     /// [`people::DEFAULT_STATUSES`], keyed as [`people::status_key`] spells them.
     pub person_statuses: std::collections::BTreeMap<String, people::PersonStatus>,
+    /// Claude Desktop's MCP logs: which client initialized each server, in the input
+    /// [`path`](Context::path) names (it starts empty for another input).
+    pub mcp: mcp_log::State,
 }
 
 impl Context {
@@ -171,6 +176,7 @@ impl Context {
             path: None,
             memo: CallerMemo::default(),
             person_statuses: std::collections::BTreeMap::new(),
+            mcp: mcp_log::State::default(),
         }
     }
 
@@ -187,8 +193,9 @@ impl Default for Context {
     }
 }
 
-/// Normalizes one line of a JSON-lines input. Each format's line reader measures the
-/// line's nesting before parsing it (see [`depth`]).
+/// Normalizes one line of a JSON-lines input, or of a text log whose lines carry JSON (an
+/// MCP log). Each format's line reader measures the line's nesting (or its JSON's) before
+/// parsing it (see [`depth`]).
 pub fn normalize_line(
     format: Format,
     line: &[u8],
@@ -201,12 +208,17 @@ pub fn normalize_line(
         otel::normalize_line(line, line_no, sink);
         return;
     }
+    if format == Format::McpLog {
+        // A line's meaning depends on the lines before it (the server's `initialize`).
+        mcp_log::normalize_line(line, line_no, ctx, sink);
+        return;
+    }
     let result = match format {
         Format::Cloudtrail => cloudtrail::normalize_record_memo(line, &mut ctx.memo),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
         Format::GithubWebhook => github::normalize_delivery(line, ctx),
         Format::BrokerLeases => broker::normalize_line(line),
-        Format::OtelTraces => return,
+        Format::OtelTraces | Format::McpLog => return,
         Format::IamAuthorizationDetails
         | Format::IamCredentialReport
         | Format::K8sSnapshot
@@ -224,7 +236,8 @@ pub fn normalize_line(
 
 /// Normalizes a whole document (a CloudTrail delivery file, an IAM snapshot, a CSV report,
 /// a `kubectl` dump, a Kubernetes `EventList`, Terraform, `CODEOWNERS`, a people directory,
-/// a Lambda function list, AWS Organizations output, an OTLP JSON trace export).
+/// a Lambda function list, AWS Organizations output, an OTLP JSON trace export, an MCP
+/// log).
 pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &mut dyn Sink) {
     // JSON documents whose readers hand the whole document to a recursive parser are
     // measured first (see `depth`); CloudTrail measures its records as it splits them,
@@ -239,6 +252,7 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         | Format::OtelTraces => true,
         // Measured line by line.
         Format::BrokerLeases
+        | Format::McpLog
         | Format::Cloudtrail
         | Format::IamCredentialReport
         | Format::K8sSnapshot
@@ -263,6 +277,7 @@ pub fn normalize_document(format: Format, doc: &[u8], ctx: &mut Context, sink: &
         Format::GithubWebhook => github::normalize_document(doc, ctx, sink),
         Format::OtelTraces => otel::normalize_document(doc, sink),
         Format::BrokerLeases => broker::normalize_document(doc, sink),
+        Format::McpLog => mcp_log::normalize_document(doc, ctx, sink),
     }
 }
 

@@ -45,14 +45,11 @@ use keyward_model::{Diagnostic, Event, IdentityKind, Observation, Platform, Reas
 use keyward_model::{ids, time::Millis};
 use serde_json::{Map, Value, json};
 
+use crate::tool_args::{Credentials, redact_arguments, redact_value};
 use crate::{LineCounter, Output, Sink, json_error};
 
 /// How many parents a span's context is looked for through (a deeper tree is cut there).
 const MAX_PARENT_HOPS: usize = 64;
-/// How deep argument values are walked for credentials and kept in the stored record.
-const MAX_ARG_DEPTH: usize = 8;
-/// Argument strings longer than this are never kept (a pasted document, a prompt).
-const MAX_KEPT_STRING: usize = 200;
 
 /// Attributes whose values are content (prompts, completions, results): never kept.
 const CONTENT: &[&str] = &[
@@ -657,7 +654,11 @@ fn span_output(s: &Span, contexts: &Contexts) -> Result<Option<Output<'static>>,
         .or_else(|| s.text("mcp.tool.name"));
     let args = tool_arguments(s);
     let creds = Credentials::of(&args);
-    if let Some(o) = creds.sts_session(s.start, session_id.as_deref().unwrap_or(&agent_id)) {
+    if let Some(o) = creds.sts_session(
+        s.start,
+        session_id.as_deref().unwrap_or(&agent_id),
+        SourceKind::OtelTraces,
+    ) {
         out.observations.push(o);
     }
     let target = match op {
@@ -723,188 +724,6 @@ fn tool_arguments(s: &Span) -> Value {
     Value::Object(out)
 }
 
-/// Lower-case letters and digits only: `RoleArn`, `role_arn` and `--role-arn` alike.
-fn squash(key: &str) -> String {
-    key.chars()
-        .filter(char::is_ascii_alphanumeric)
-        .map(|c| c.to_ascii_lowercase())
-        .collect()
-}
-
-/// An IAM role ARN: (canonical id, account, name).
-fn role_arn(s: &str) -> Option<(String, String, String)> {
-    let a = ids::Arn::parse(s)?;
-    match a.type_and_name() {
-        Some(("role", name)) if a.service == "iam" && !name.is_empty() && !a.account.is_empty() => {
-            Some((
-                ids::iam(a.account, "role", name),
-                a.account.to_owned(),
-                name.to_owned(),
-            ))
-        }
-        _ => None,
-    }
-}
-
-/// Whether `s` is a valid STS role session name (`[\w+=,.@-]{2,64}`).
-fn session_name(s: &str) -> bool {
-    (2..=64).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
-}
-
-/// Credentials a tool call's arguments name.
-#[derive(Default)]
-struct Credentials {
-    role: Option<(String, String, String)>,
-    session: Option<String>,
-    keys: Vec<String>,
-}
-
-impl Credentials {
-    fn of(args: &Value) -> Credentials {
-        let mut c = Credentials::default();
-        c.walk("", args, 0);
-        c
-    }
-
-    fn walk(&mut self, key: &str, v: &Value, depth: usize) {
-        if depth > MAX_ARG_DEPTH {
-            return;
-        }
-        match v {
-            Value::Object(m) => {
-                for (k, x) in m {
-                    self.walk(k, x, depth + 1);
-                }
-            }
-            Value::Array(a) => {
-                for x in a {
-                    self.walk(key, x, depth + 1);
-                }
-            }
-            Value::String(s) => self.text(&squash(key), s),
-            Value::Null | Value::Bool(_) | Value::Number(_) => {}
-        }
-    }
-
-    fn text(&mut self, key: &str, s: &str) {
-        let s = s.trim();
-        match key {
-            "rolearn" if self.role.is_none() => self.role = role_arn(s),
-            "rolesessionname" | "sessionname" if self.session.is_none() && session_name(s) => {
-                self.session = Some(s.to_owned());
-            }
-            _ => {}
-        }
-        // A command line (`aws sts assume-role --role-arn … --role-session-name …`), or
-        // ids anywhere in a value.
-        let words: Vec<&str> = s
-            .split(|c: char| c.is_whitespace() || (c == '=' && !s.starts_with("arn:")))
-            .filter(|w| !w.is_empty())
-            .collect();
-        for (i, w) in words.iter().enumerate() {
-            let next = words.get(i + 1).map(|n| n.trim_matches(['"', '\'']));
-            match squash(w).as_str() {
-                "rolearn" if self.role.is_none() => self.role = next.and_then(role_arn),
-                "rolesessionname" | "sessionname" if self.session.is_none() => {
-                    self.session = next.filter(|n| session_name(n)).map(str::to_owned);
-                }
-                _ => {}
-            }
-            let w = w.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-            if ids::access_key_type(w).is_some() && !self.keys.iter().any(|k| k == w) {
-                self.keys.push(w.to_owned());
-            }
-            if self.role.is_none() {
-                self.role = role_arn(w.trim_matches(['"', '\'']));
-            }
-        }
-    }
-
-    /// The STS session the call assumed: the role's session of that name, created by the
-    /// agent's session (`by`).
-    fn sts_session(&self, at: Millis, by: &str) -> Option<Observation> {
-        let (role, account, name) = self.role.as_ref()?;
-        let session = self.session.as_deref()?;
-        let id = format!("arn:aws:sts::{account}:assumed-role/{name}/{session}");
-        let mut o = Observation::new(
-            id.clone(),
-            Platform::Aws,
-            IdentityKind::StsSession,
-            session,
-            SourceKind::OtelTraces,
-        );
-        o.seen_at = Some(at);
-        o.facts.arn = Some(id);
-        o.facts.account = Some(account.clone());
-        o.facts.parent = Some(role.clone());
-        o.facts.assumed_by = Some(by.to_owned());
-        Some(o)
-    }
-}
-
-/// Whether an argument's key names a secret (`password`, `SecretAccessKey`, `apiToken`).
-fn secret_key(key: &str) -> bool {
-    let k = squash(key);
-    [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "apikey",
-        "authorization",
-        "credential",
-        "privatekey",
-        "cookie",
-        "signature",
-    ]
-    .iter()
-    .any(|w| k.contains(w))
-}
-
-/// Whether a value may be kept: an ARN, an access key id, or a short word that does not
-/// look like a generated secret (long runs mixing cases and digits).
-fn keepable(s: &str) -> bool {
-    if s.starts_with("arn:") || ids::access_key_type(s).is_some() {
-        return s.len() <= MAX_KEPT_STRING;
-    }
-    if s.len() > MAX_KEPT_STRING {
-        return false;
-    }
-    !s.split(|c: char| c.is_whitespace() || c == '/' || c == ',')
-        .any(|w| {
-            let classes = [
-                w.bytes().any(|b| b.is_ascii_lowercase()),
-                w.bytes().any(|b| b.is_ascii_uppercase()),
-                w.bytes().any(|b| b.is_ascii_digit()),
-            ];
-            w.len() >= 20 && classes.iter().filter(|c| **c).count() >= 2
-                || w.len() >= 32 && !w.contains(['-', '.', ':'])
-        })
-}
-
-/// An argument value as it may be stored: ids and plain words kept, the rest
-/// `[redacted]`.
-fn redact(key: &str, v: &Value, depth: usize) -> Value {
-    if depth > MAX_ARG_DEPTH {
-        return json!("[redacted]");
-    }
-    match v {
-        Value::Object(m) => Value::Object(
-            m.iter()
-                .map(|(k, x)| (k.clone(), redact(k, x, depth + 1)))
-                .collect(),
-        ),
-        Value::Array(a) => Value::Array(a.iter().map(|x| redact(key, x, depth + 1)).collect()),
-        Value::String(s) if !secret_key(key) && keepable(s) => v.clone(),
-        Value::Null | Value::Bool(_) | Value::Number(_) if !secret_key(key) => v.clone(),
-        Value::Null | Value::Bool(_) | Value::Number(_) | Value::String(_) => {
-            json!("[redacted]")
-        }
-    }
-}
-
 /// The record stored with the event: the span's ids, name, times and attributes, without
 /// content and with argument values redacted, and the context it was read in.
 fn stored_record(s: &Span, ctx: &Ctx, args: &Value) -> Value {
@@ -918,7 +737,7 @@ fn stored_record(s: &Span, ctx: &Ctx, args: &Value) -> Value {
         {
             continue;
         }
-        attrs.insert(k.clone(), redact(k, v, 0));
+        attrs.insert(k.clone(), redact_value(k, v));
     }
     let mut r = json!({
         "traceId": s.trace_id,
@@ -935,7 +754,7 @@ fn stored_record(s: &Span, ctx: &Ctx, args: &Value) -> Value {
             m.insert("endTimeUnixMilli".into(), json!(e));
         }
         if args.as_object().is_some_and(|a| !a.is_empty()) {
-            m.insert("arguments".into(), redact("", args, 0));
+            m.insert("arguments".into(), redact_arguments(args));
         }
         let mut context = Map::new();
         if let Some((key, name)) = &ctx.agent {

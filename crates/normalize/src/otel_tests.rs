@@ -295,7 +295,7 @@ fn a_command_line_argument_names_the_role_and_the_key() {
     assert_eq!(c.keys, ["AKIAIOSFODNN7EXAMPLE"]);
     // No session name, no session: the role alone says nothing CloudTrail can join on.
     let c = Credentials::of(&serde_json::json!({"role_arn": "arn:aws:iam::1:role/r"}));
-    assert!(c.sts_session(0, "x").is_none());
+    assert!(c.sts_session(0, "x", SourceKind::OtelTraces).is_none());
 }
 
 #[test]

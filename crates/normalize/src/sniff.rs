@@ -84,6 +84,9 @@ pub fn layout(head: &[u8], path: &str) -> Layout {
         return Layout::Document;
     }
     let h = trim_start(head);
+    if crate::mcp_log::is_log(h) {
+        return Layout::Lines;
+    }
     if !h.starts_with(b"{") {
         return Layout::Document;
     }
@@ -124,8 +127,13 @@ fn is_org_policy_list(obj: &[u8]) -> bool {
     first_key(list) == Some("Id")
 }
 
-/// The format of one JSON object (a JSON-lines record, or a whole document's top level).
+/// The format of one JSON object (a JSON-lines record, or a whole document's top level),
+/// or of one line of a text log (an MCP log's line, whose JSON follows a prefix).
 pub fn format_of_object(obj: &[u8]) -> Option<Format> {
+    // A JSON object never starts with a digit; an MCP log line starts with its time.
+    if obj.first().is_some_and(u8::is_ascii_digit) && crate::mcp_log::is_log_line(obj) {
+        return Some(Format::McpLog);
+    }
     if let Some(k) = first_key(obj) {
         match k {
             "Records" | "eventVersion" | "CloudTrailEvent" | "eventJson" | "QueryResultRows" => {
@@ -209,6 +217,9 @@ pub fn format_of_document(doc: &[u8], path: &str) -> Option<Format> {
         return Some(Format::K8sSnapshot);
     }
     let d = trim_start(doc);
+    if crate::mcp_log::is_log(d) {
+        return Some(Format::McpLog);
+    }
     if d.starts_with(b"[") {
         // Cut by the splitter: the first record may nest too deep for a parser.
         let mut elements = crate::split::elements(d);

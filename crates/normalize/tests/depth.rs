@@ -246,6 +246,26 @@ fn check_all(depth: usize, deep: &str) {
         &mut log,
     );
     assert_eq!(log.0, [too_deep(7, None)], "{depth}");
+
+    // A Claude Desktop MCP log: the JSON after each line's prefix, either direction, read
+    // line by line and as a whole log.
+    let mcp = format!(
+        "2026-11-02T10:00:00Z [info] [aws] Initializing server...\n\
+         2026-11-02T10:00:01Z [info] [aws] Message from client: {{\"method\":\"tools/call\",\"params\":{{\"name\":\"t\",\"arguments\":{deep}}},\"id\":1}}\n\
+         2026-11-02T10:00:02Z [aws] [info] Message from server: {deep}\n\
+         2026-11-02T10:00:03Z [info] [aws] Message from client: {{\"method\":\"tools/call\",\"params\":{{\"name\":\"t\"}},\"id\":2}}\n"
+    );
+    let want = [too_deep(2, None), too_deep(3, None), ok.clone()];
+    let got = read("mcp-server-aws.log", &mcp, Layout::Lines, Format::McpLog);
+    assert_eq!(got, want, "{depth}");
+    let mut log = Log::default();
+    normalize_document(
+        Format::McpLog,
+        mcp.as_bytes(),
+        &mut Context::default(),
+        &mut log,
+    );
+    assert_eq!(log.0, want, "{depth}");
 }
 
 /// YAML snapshots (flow style, and blocks nested on one line: `- - - …`) are measured by
