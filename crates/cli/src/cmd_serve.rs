@@ -58,6 +58,11 @@ pub struct Args {
     /// --anchor FILE` and `GET /api/audit/verify` then catch entries deleted from the tail.
     #[arg(long, value_name = "FILE", env = "KEYWARD_AUDIT_ANCHOR")]
     pub audit_anchor: Option<std::path::PathBuf>,
+    /// `/mcp` also offers its triage and plan tools (set a finding's status; store a
+    /// dry-run containment plan), each call decided by the policies for the request's
+    /// token (an operator's by default) and audited. Without it, every MCP tool reads.
+    #[arg(long, env = "KEYWARD_MCP_WRITE_TOOLS")]
+    pub mcp_write_tools: bool,
     /// A response policy (YAML): plans for the findings it matches, executed at once where
     /// it says `execute: auto` (the AWS and Kubernetes connectors from the environment).
     #[arg(long, value_name = "FILE", env = "KEYWARD_RESPONSE_POLICY")]
@@ -336,6 +341,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
             },
             audit_anchor: args.audit_anchor.clone(),
             ingested,
+            mcp_write_tools: args.mcp_write_tools,
             ..Config::default()
         },
         policies,

@@ -230,6 +230,8 @@ pub enum Surface {
     Scheduler,
     /// The credential broker (`/broker/…`).
     Broker,
+    /// An MCP client's tool call (`keyward mcp`, `/mcp`).
+    Mcp,
 }
 
 impl Surface {
@@ -240,6 +242,7 @@ impl Surface {
             Surface::Dashboard => "dashboard",
             Surface::Scheduler => "scheduler",
             Surface::Broker => "broker",
+            Surface::Mcp => "mcp",
         }
     }
 }

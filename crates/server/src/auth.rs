@@ -338,6 +338,7 @@ async fn judge(
         surface: match situation.surface {
             Surface::Dashboard => Surface::Dashboard,
             Surface::Broker => Surface::Broker,
+            Surface::Mcp => Surface::Mcp,
             Surface::Cli | Surface::Api | Surface::Scheduler => Surface::Api,
         },
         ..situation

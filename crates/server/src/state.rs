@@ -155,6 +155,9 @@ pub struct Config {
     /// Told after every committed ingest (the playbook scheduler evaluates its event,
     /// finding and inventory triggers at once instead of at its next period).
     pub ingested: Option<IngestHook>,
+    /// `/mcp` offers its triage and plan tools too (`--mcp-write-tools`), each call decided
+    /// by the policies for the request's token.
+    pub mcp_write_tools: bool,
 }
 
 /// A function called after every committed ingest; it must return at once (it runs on the
@@ -206,6 +209,7 @@ impl Default for Config {
             ingest: IngestLimits::default(),
             audit_anchor: None,
             ingested: None,
+            mcp_write_tools: false,
         }
     }
 }
@@ -248,9 +252,13 @@ impl AppState {
         config: Config,
         policies: keyward_policy::Policies,
     ) -> Self {
+        let policies = Arc::new(policies);
+        let writes = config
+            .mcp_write_tools
+            .then(|| crate::mcp::Writes::per_request(policies.clone()));
         AppState {
-            policies: Arc::new(policies),
-            mcp: crate::mcp::http_service(engine.clone(), config.stale_after_days),
+            mcp: crate::mcp::http_service(engine.clone(), config.stale_after_days, writes),
+            policies,
             engine,
             broker: None,
             metrics: Arc::default(),

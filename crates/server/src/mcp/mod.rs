@@ -1,12 +1,17 @@
 //! The MCP server (`keyward mcp` over stdio; streamable HTTP at `/mcp` on `keyward
-//! serve`, behind the API's bearer tokens, a viewer's role enough): read-only tools an LLM client calls to ask
-//! about the estate — the inventory, one identity, its ownership, blast radius, escalation
+//! serve`, behind the API's bearer tokens, a viewer's role enough): read-only tools an LLM
+//! client calls to ask about the estate — the inventory, one identity, its ownership, blast radius, escalation
 //! paths, findings, risk, compliance, and the AI-agent questions (docs/mcp.md). Every tool
 //! answers JSON built from the engine's query facade, as the API and the CLI do, on the
 //! engine's own thread ([`EngineHandle`]); nothing here analyses. Tool errors are answers
 //! the client reads (`isError`), never a dropped session. To add a tool: a method with
 //! `#[tool]` in the `#[tool_router]` block, its parameters a `Deserialize + JsonSchema`
-//! struct whose field docs are the schema the client's model reads.
+//! struct whose field docs are the schema the client's model reads. The triage and plan
+//! tools ([`write`]) exist only where configured, and are decided per call.
+
+mod write;
+
+pub use write::Writes;
 
 use keyward_detect::{Kind, Severity, Status};
 use keyward_engine::{Engine, Escalation, FindingQuery, Resolve};
@@ -36,12 +41,18 @@ type ToolResult = Result<CallToolResult, ErrorData>;
 pub struct Mcp {
     engine: EngineHandle,
     stale_after_days: i64,
+    /// The triage and plan tools' authority, when they are configured.
+    writes: Option<Writes>,
     tool_router: ToolRouter<Self>,
 }
 
-/// Serves MCP over stdin and stdout until the client closes them.
-pub async fn serve_stdio(engine: EngineHandle) -> Result<(), std::io::Error> {
-    let running = Mcp::new(engine, STALE_AFTER_DAYS)
+/// Serves MCP over stdin and stdout until the client closes them; with `writes`, the
+/// triage and plan tools too.
+pub async fn serve_stdio(
+    engine: EngineHandle,
+    writes: Option<Writes>,
+) -> Result<(), std::io::Error> {
+    let running = Mcp::new(engine, STALE_AFTER_DAYS, writes)
         .serve(rmcp::transport::stdio())
         .await
         .map_err(std::io::Error::other)?;
@@ -56,8 +67,13 @@ pub type HttpService = rmcp::transport::streamable_http_server::StreamableHttpSe
 >;
 
 /// The `/mcp` service over `engine`: stateless (each POST one JSON-RPC request answered
-/// with JSON), so nothing is kept between requests and every request is authorized.
-pub fn http_service(engine: EngineHandle, stale_after_days: i64) -> HttpService {
+/// with JSON), so nothing is kept between requests and every request is authorized. With
+/// `writes`, the triage and plan tools too.
+pub fn http_service(
+    engine: EngineHandle,
+    stale_after_days: i64,
+    writes: Option<Writes>,
+) -> HttpService {
     let mut config = rmcp::transport::streamable_http_server::StreamableHttpServerConfig::default();
     config.legacy_session_mode = false;
     config.json_response = true;
@@ -67,22 +83,26 @@ pub fn http_service(engine: EngineHandle, stale_after_days: i64) -> HttpService 
     // page does not hold, and `keyward serve` listens where it is told.
     let config = config.disable_allowed_hosts();
     HttpService::new(
-        move || Ok(Mcp::new(engine.clone(), stale_after_days)),
+        move || Ok(Mcp::new(engine.clone(), stale_after_days, writes.clone())),
         std::sync::Arc::default(),
         config,
     )
 }
 
 /// `/mcp`: the caller's bearer token and the policy first (`view`, as every read route:
-/// an allow counted, a deny audited), then the MCP transport.
+/// an allow counted, a deny audited), then the MCP transport, the caller in the request's
+/// extensions for the tools that decide per call.
 pub(crate) async fn http(
     axum::extract::State(state): axum::extract::State<AppState>,
-    req: axum::extract::Request,
+    mut req: axum::extract::Request,
 ) -> axum::response::Response {
     use axum::response::IntoResponse as _;
     use tower::ServiceExt as _;
-    if let Err(e) = crate::authorize(&state, req.headers(), keyward_policy::Act::View).await {
-        return e.into_response();
+    match crate::authorize(&state, req.headers(), keyward_policy::Act::View).await {
+        Ok(caller) => {
+            req.extensions_mut().insert(caller);
+        }
+        Err(e) => return e.into_response(),
     }
     match state.mcp.clone().oneshot(req).await {
         Ok(resp) => resp.map(axum::body::Body::new),
@@ -229,11 +249,16 @@ pub struct AccessParams {
 }
 
 impl Mcp {
-    pub fn new(engine: EngineHandle, stale_after_days: i64) -> Self {
+    pub fn new(engine: EngineHandle, stale_after_days: i64, writes: Option<Writes>) -> Self {
+        let mut tool_router = Self::tool_router();
+        if writes.is_some() {
+            tool_router += Self::write_router();
+        }
         Mcp {
             engine,
             stale_after_days,
-            tool_router: Self::tool_router(),
+            writes,
+            tool_router,
         }
     }
 
@@ -598,10 +623,16 @@ impl ServerHandler for Mcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("keyward", env!("CARGO_PKG_VERSION")))
-            .with_instructions(
+            .with_instructions(if self.writes.is_some() {
+                "Keyward: inventory, ownership, risk and detections for non-human identities \
+             (cloud roles, keys, sessions, service accounts, AI agents). Every tool reads, except \
+             `triage_finding` (sets a finding's status) and `plan_containment` (stores a dry-run \
+             plan), which the policies decide per call. Identities are named by canonical id, \
+             ARN or unique name."
+            } else {
                 "Keyward: inventory, ownership, risk and detections for non-human identities \
              (cloud roles, keys, sessions, service accounts, AI agents). Every tool is read-only. \
-             Identities are named by canonical id, ARN or unique name.",
-            )
+             Identities are named by canonical id, ARN or unique name."
+            })
     }
 }
