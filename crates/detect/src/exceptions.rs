@@ -128,30 +128,46 @@ impl Compiled {
     /// Whether a match on the event, about `principal`, is excepted.
     pub fn matches(&self, v: &View, principal: &str) -> bool {
         let e = v.event;
-        if let Some(ids) = &self.identities {
-            let actor = e.actor.as_deref();
-            if !(ids.is_match(principal) || actor.is_some_and(|a| ids.is_match(a))) {
-                return false;
-            }
+        let namespace = if self.namespaces.is_empty() {
+            None
+        } else {
+            v.str_field("objectRef.namespace")
+        };
+        let actor = e.actor.as_deref();
+        let identities = [Some(principal), actor];
+        self.matches_subject(&Subject {
+            identities: &identities,
+            namespace: namespace.as_deref(),
+            account: e.account.as_deref(),
+            source_ip: e.source_ip.as_deref(),
+        })
+    }
+
+    /// Whether a finding's match on `s` is excepted: every field the exception names holds
+    /// one of its values (an identity: any one of the subject's).
+    pub fn matches_subject(&self, s: &Subject<'_>) -> bool {
+        if let Some(ids) = &self.identities
+            && !s.identities.iter().flatten().any(|i| ids.is_match(i))
+        {
+            return false;
         }
-        if !self.namespaces.is_empty() {
-            let ns = v.str_field("objectRef.namespace");
-            if !ns.is_some_and(|ns| self.namespaces.contains(&ns)) {
-                return false;
-            }
+        if !self.namespaces.is_empty()
+            && !s
+                .namespace
+                .is_some_and(|ns| self.namespaces.iter().any(|x| x == ns))
+        {
+            return false;
         }
         if !self.accounts.is_empty()
-            && !e
+            && !s
                 .account
-                .as_deref()
                 .is_some_and(|a| self.accounts.iter().any(|x| x == a))
         {
             return false;
         }
         if !self.networks.is_empty() {
-            let ip = e
+            let ip = s
                 .source_ip
-                .as_deref()
                 .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
             if !ip.is_some_and(|ip| self.networks.iter().any(|n| n.contains(&ip))) {
                 return false;
@@ -159,6 +175,17 @@ impl Compiled {
         }
         true
     }
+}
+
+/// What an exception is matched against, for a rule judged outside the event stream (an
+/// AI agent's action outside its purpose).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Subject<'a> {
+    /// The identities the match is about: any one matching an `identities` glob will do.
+    pub identities: &'a [Option<&'a str>],
+    pub namespace: Option<&'a str>,
+    pub account: Option<&'a str>,
+    pub source_ip: Option<&'a str>,
 }
 
 /// The narrowest exception that would have kept a finding from being raised: its rule, on

@@ -25,6 +25,37 @@ use crate::finding::{Finding, Kind, Severity, Status, finding_id};
 /// The rule id of an agent's action outside its declared purpose.
 pub const RULE: &str = "kw-ai-agent-outside-purpose";
 
+/// The intent rule as `keyward rules list` shows it, and as exceptions and compliance
+/// controls name it.
+pub fn rule_info() -> crate::rules::RuleInfo {
+    crate::rules::RuleInfo {
+        id: RULE.to_owned(),
+        title: "AI agent acted outside its declared purpose".to_owned(),
+        description: "An AI agent with a purpose (keyward.yaml `agents.purposes`/`assign`) used \
+                      a credential its session obtained for a call outside the purpose's \
+                      categories. Judged after every ingest from the agent's traces (OTel \
+                      GenAI spans, MCP tool calls) joined to the credential's CloudTrail; \
+                      high when the call changed something and was not denied. Inactive \
+                      without purposes."
+            .to_owned(),
+        severity: Severity::High,
+        kind: Kind::Threat,
+        attack: Vec::new(),
+        references: vec!["https://opentelemetry.io/docs/specs/semconv/gen-ai/".to_owned()],
+        logsource: crate::rules::Logsource {
+            label: "gen_ai traces + aws/cloudtrail".to_owned(),
+            source: Some(keyward_model::SourceKind::OtelTraces),
+        },
+        form: crate::rules::Form::Analytic,
+        origin: "builtin".to_owned(),
+        note: None,
+        check: None,
+        internal: false,
+        always: true,
+        exceptions: Vec::new(),
+    }
+}
+
 /// What kind of call an action is, from its name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Class {

@@ -99,6 +99,10 @@ pub enum Form {
     Sigma,
     /// A Sigma correlation rule.
     SigmaCorrelation,
+    /// Judged in code after every ingest, across sources (an AI agent's actions against its
+    /// declared purpose): listed, excepted and mapped to controls like any rule, never run on
+    /// one event.
+    Analytic,
 }
 
 /// One rule as `keyward rules list` shows it.
@@ -289,6 +293,7 @@ impl Catalog {
         for (name, text) in BUILTIN {
             c.add_text(&format!("builtin:{name}"), text);
         }
+        c.rules.push(crate::intent::rule_info());
         c
     }
 

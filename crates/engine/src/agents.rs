@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use keyward_graph::analysis::{BlastOptions, BlastRadius, blast_radius};
 use keyward_graph::{EdgeKind, Graph, NodeKind};
 use keyward_model::time::{self, Millis};
-use keyward_model::{Identity, IdentityKind};
+use keyward_model::{Event, Identity, IdentityKind};
 use serde::Serialize;
 
 use crate::{Engine, EngineError};
@@ -81,6 +81,9 @@ pub struct SessionChain {
     /// Tools called (their names), counted.
     pub tool_calls: BTreeMap<String, usize>,
     pub created: Vec<CreatedChain>,
+    /// The access keys its tool calls named (its `used` edges; `role` is the key's user
+    /// or session), and what CloudTrail reports they did around those calls.
+    pub used: Vec<CreatedChain>,
     /// The session's blast radius limited to what was created (`graph blast-radius
     /// SESSION --since …`): the chain as a tree.
     pub tree: BlastRadius,
@@ -127,27 +130,58 @@ pub(crate) fn prompted_by(s: &Identity) -> Option<&str> {
         .and_then(serde_json::Value::as_str)
 }
 
-/// What `session` created (observed `created` edges to identities), those whose sightings
-/// (first to last) overlap `[from, to]` when a window is given.
-fn created_by(g: &Graph, session: &str, window: Option<(Millis, Millis)>) -> Vec<Created> {
+/// A credential an agent session holds: one it created (an observed `created` edge: the
+/// STS session a tool call assumed) or one it used (an observed `used` edge: the access
+/// key a tool call named), with the edge's sightings.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub id: String,
+    pub name: String,
+    pub kind: IdentityKind,
+    pub first: Option<Millis>,
+    pub last: Option<Millis>,
+    pub count: u32,
+}
+
+impl Held {
+    fn to_created(&self) -> Created {
+        Created {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            kind: self.kind.as_str().to_owned(),
+            first_seen: self.first.map(time::format),
+            last_seen: self.last.map(time::format),
+            count: self.count,
+        }
+    }
+}
+
+/// The identities `session` reaches by observed edges of `kind` (`created` or `used`),
+/// those whose sightings (first to last) overlap `[from, to]` when a window is given.
+pub(crate) fn held(
+    g: &Graph,
+    session: &str,
+    kind: EdgeKind,
+    window: Option<(Millis, Millis)>,
+) -> Vec<Held> {
     let Some(node) = g.find(session) else {
         return Vec::new();
     };
-    let mut out: Vec<Created> = g
+    let mut out: Vec<Held> = g
         .out_edges(node)
-        .filter(|e| e.kind == EdgeKind::Created)
+        .filter(|e| e.kind == kind)
         .filter(|e| window.is_none_or(|w| sighted_within(e.first_seen, e.last_seen, w)))
         .filter_map(|e| {
             let n = g.node(e.to)?;
             let NodeKind::Identity(kind) = n.kind else {
                 return None;
             };
-            Some(Created {
+            Some(Held {
                 id: g.key(e.to).to_owned(),
                 name: n.label.to_string(),
-                kind: kind.as_str().to_owned(),
-                first_seen: e.first_seen.map(time::format),
-                last_seen: e.last_seen.map(time::format),
+                kind,
+                first: e.first_seen,
+                last: e.last_seen,
                 count: e.count,
             })
         })
@@ -155,6 +189,21 @@ fn created_by(g: &Graph, session: &str, window: Option<(Millis, Millis)>) -> Vec
     out.sort_by(|a, b| a.id.cmp(&b.id));
     out
 }
+
+/// What `session` created (observed `created` edges to identities), those whose sightings
+/// overlap `[from, to]` when a window is given.
+fn created_by(g: &Graph, session: &str, window: Option<(Millis, Millis)>) -> Vec<Created> {
+    held(g, session, EdgeKind::Created, window)
+        .iter()
+        .map(Held::to_created)
+        .collect()
+}
+
+/// How long after the last tool call that named an access key the key's calls count as
+/// the agent's, and how long before the first (clocks differ between the agent's host and
+/// AWS).
+const USE_AFTER: Millis = 15 * 60_000;
+const USE_BEFORE: Millis = 60_000;
 
 impl Engine {
     /// Every AI agent (kind `ai_agent`), by id.
@@ -209,16 +258,20 @@ impl Engine {
                     *tool_calls.entry(tool).or_insert(0) += 1;
                 }
             }
-            let mut created = Vec::new();
-            for c in created_by(g, &s.id, None) {
-                let role = self.inventory.get(&c.id).and_then(|i| i.parent.clone());
-                let actions = self.action_counts(&c.id)?;
-                created.push(CreatedChain {
-                    created: c,
-                    role,
-                    actions,
-                });
-            }
+            let chain = |kind: EdgeKind| -> Result<Vec<CreatedChain>, EngineError> {
+                held(g, &s.id, kind, None)
+                    .iter()
+                    .map(|h| {
+                        Ok(CreatedChain {
+                            created: h.to_created(),
+                            role: self.inventory.get(&h.id).and_then(|i| i.parent.clone()),
+                            actions: Self::action_counts(self.held_events(h)?),
+                        })
+                    })
+                    .collect()
+            };
+            let created = chain(EdgeKind::Created)?;
+            let used = chain(EdgeKind::Used)?;
             let tree = match g.find(&s.id) {
                 Some(node) => blast_radius(
                     g,
@@ -238,6 +291,7 @@ impl Engine {
                 last_seen: s.last_seen.map(time::format),
                 tool_calls,
                 created,
+                used,
                 tree,
             });
         }
@@ -248,10 +302,38 @@ impl Engine {
         })
     }
 
-    /// A credential's stored events counted by action and target, most frequent first.
-    fn action_counts(&self, id: &str) -> Result<Vec<ActionCount>, EngineError> {
+    /// The stored events made with a credential an agent session held: all of an STS
+    /// session it created; for an access key it only named (long-lived, maybe shared), the
+    /// calls CloudTrail reports with that key — stored under the key's user or session —
+    /// from a minute before the first tool call that named it to 15 minutes after the
+    /// last. A key whose holder is unknown shows none.
+    pub(crate) fn held_events(&self, h: &Held) -> Result<Vec<Event<'static>>, EngineError> {
+        if !matches!(
+            h.kind,
+            IdentityKind::AccessKey | IdentityKind::TemporaryAccessKey
+        ) {
+            return Ok(self.store.recent_events(&h.id, RECENT)?);
+        }
+        let Some(holder) = self.inventory.get(&h.id).and_then(|k| k.parent.as_deref()) else {
+            return Ok(Vec::new());
+        };
+        let (Some(first), Some(last)) = (h.first.or(h.last), h.last.or(h.first)) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .store
+            .events_since(holder, first - USE_BEFORE, RECENT)?
+            .into_iter()
+            .filter(|e| {
+                e.credential.as_deref() == Some(h.id.as_str()) && e.time <= last + USE_AFTER
+            })
+            .collect())
+    }
+
+    /// Events counted by action and target, most frequent first.
+    fn action_counts(events: Vec<Event<'static>>) -> Vec<ActionCount> {
         let mut counts: BTreeMap<(String, Option<String>), ActionCount> = BTreeMap::new();
-        for e in self.store.recent_events(id, RECENT)? {
+        for e in events {
             let target = e.target.as_deref().map(str::to_owned);
             let denied = e.denied();
             let entry = counts
@@ -268,11 +350,12 @@ impl Engine {
         }
         let mut out: Vec<ActionCount> = counts.into_values().collect();
         out.sort_by(|a, b| b.count.cmp(&a.count).then(a.action.cmp(&b.action)));
-        Ok(out)
+        out
     }
 
-    /// What agents access most: the events of the identities their sessions created and
-    /// their sessions' tool calls, at or after `since` when given, counted per resource
+    /// What agents access most: the events of the identities their sessions created, of
+    /// the access keys their tool calls named (around those calls), and their sessions'
+    /// tool calls, at or after `since` when given, counted per resource
     /// (the event's target; its action when it names none; the tool for a tool call),
     /// most frequent first.
     pub fn agent_access(&self, since: Option<Millis>) -> Result<Vec<ResourceCount>, EngineError> {
@@ -306,12 +389,23 @@ impl Engine {
                         add(tool, "tool", &e.action, &a.name);
                     }
                 }
+                // What the credentials it created did, and the keys it named around then.
+                let mut events = Vec::new();
                 for c in created_by(g, &s.id, None) {
-                    for e in recent(&c.id)? {
-                        match e.target.as_deref() {
-                            Some(t) => add(t.to_owned(), "target", &e.action, &a.name),
-                            None => add(e.action.to_string(), "action", &e.action, &a.name),
-                        }
+                    events.extend(recent(&c.id)?);
+                }
+                for h in held(g, &s.id, EdgeKind::Used, None) {
+                    let around = self.held_events(&h)?;
+                    events.extend(
+                        around
+                            .into_iter()
+                            .filter(|e| since.is_none_or(|t| e.time >= t)),
+                    );
+                }
+                for e in &events {
+                    match e.target.as_deref() {
+                        Some(t) => add(t.to_owned(), "target", &e.action, &a.name),
+                        None => add(e.action.to_string(), "action", &e.action, &a.name),
                     }
                 }
             }

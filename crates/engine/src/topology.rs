@@ -192,6 +192,10 @@ impl Topology {
             self.graph
                 .observe(EdgeKind::Created, &unknown(by), &me, at, event_id);
         }
+        if let Some(by) = o.facts.used_by.as_deref() {
+            self.graph
+                .observe(EdgeKind::Used, &unknown(by), &me, at, event_id);
+        }
     }
 
     /// Applies changed objects and re-derives the accounts whose IAM objects changed.

@@ -251,6 +251,70 @@ fn calls_inside_the_purpose_and_agents_without_one_are_not_findings() {
     assert!(e.evaluate_intent(&Intents::default()).unwrap().is_empty());
 }
 
+/// An exception of the intent rule keeps the actions it matches out: by the agent's name,
+/// with or without detection enabled; one for another account or network changes nothing.
+#[test]
+fn an_exception_of_the_intent_rule_keeps_its_actions_out() {
+    use keyward_detect::exceptions::Exception;
+    let dir = tempfile::tempdir().unwrap();
+    let files = vec![traces(dir.path()), cloudtrail(dir.path())];
+    let audit = |what: &str| keyward_store::AuditEntry {
+        at: 0,
+        actor: "test".into(),
+        action: "exception.add".into(),
+        target: Some(what.into()),
+        detail: None,
+        before: None,
+        after: None,
+    };
+    let exception = |name: &str, identities: &[&str], networks: &[&str]| Exception {
+        rule: Some(RULE.into()),
+        name: name.into(),
+        identities: identities.iter().map(|s| (*s).to_owned()).collect(),
+        namespaces: vec![],
+        accounts: vec![],
+        networks: networks.iter().map(|s| (*s).to_owned()).collect(),
+        note: None,
+    };
+    for detection in [false, true] {
+        let mut e = Engine::open(&dir.path().join(format!("d{detection}/store"))).unwrap();
+        if detection {
+            e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+                .unwrap();
+        }
+        e.ingest(&files, &IngestOptions::default(), &mut (), 0)
+            .unwrap();
+        // Not this agent's network: the finding stands.
+        e.add_exception(
+            exception("elsewhere", &["finops-agent"], &["192.0.2.0/24"]),
+            &audit("elsewhere"),
+        )
+        .unwrap();
+        let found = e
+            .evaluate_intent(&intents(&["ce:read", "budgets:read"]))
+            .unwrap();
+        assert_eq!(found.len(), 1, "detection {detection}: {found:?}");
+        // The agent by name, from its network: nothing outside the purpose is left.
+        let dir2 = dir.path().join(format!("e{detection}/store"));
+        let mut e = Engine::open(&dir2).unwrap();
+        if detection {
+            e.enable_detection(keyward_detect::Catalog::builtin(), Default::default())
+                .unwrap();
+        }
+        e.add_exception(
+            exception("finops changes concurrency", &["finops-*"], &["10.0.0.0/8"]),
+            &audit("finops"),
+        )
+        .unwrap();
+        e.ingest(&files, &IngestOptions::default(), &mut (), 0)
+            .unwrap();
+        let found = e
+            .evaluate_intent(&intents(&["ce:read", "budgets:read"]))
+            .unwrap();
+        assert!(found.is_empty(), "detection {detection}: {found:?}");
+    }
+}
+
 #[test]
 fn the_chain_read_from_the_store_is_the_one_in_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -351,4 +415,100 @@ fn the_agent_questions_answer_from_the_chain() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// An access key a tool call names joins the agent's session to what CloudTrail says the
+/// key did around that call (a `used` edge): its calls then count for the intent rule and
+/// the agent questions; its calls hours later, its owner's, do not.
+#[test]
+fn an_access_key_named_in_a_tool_call_joins_its_cloudtrail_around_the_call() {
+    const KEY: &str = "AKIAEXAMPLEDEVTOOLSA";
+    let user = format!("arn:aws:iam::{ACCT}:user/dev-tools");
+    let dir = tempfile::tempdir().unwrap();
+    let trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let span = |id: &str, parent: &str, start: &str, attrs: Vec<Value>| {
+        json!({"traceId": trace, "spanId": id, "parentSpanId": parent, "name": "s",
+               "startTimeUnixNano": start, "endTimeUnixNano": start, "attributes": attrs})
+    };
+    let args = json!({"cli_command": format!(
+        "AWS_ACCESS_KEY_ID={KEY} aws iam attach-role-policy --role-name ci --policy-arn arn:aws:iam::aws:policy/AdministratorAccess"),
+        "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})
+    .to_string();
+    let doc = json!({"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", "finops-agent")]},
+        "scopeSpans": [{"spans": [
+            span("10f067aa0ba902b7", "", "1794578700000000000", vec![
+                attr("gen_ai.operation.name", "invoke_agent"),
+                attr("gen_ai.agent.id", "asst_finops_01"),
+                attr("gen_ai.agent.name", "finops-agent"),
+                attr("gen_ai.conversation.id", CONV),
+                attr("user.id", "dave@acme.example")]),
+            span("10f067aa0ba902b8", "10f067aa0ba902b7", "1794578710000000000", vec![
+                attr("gen_ai.operation.name", "execute_tool"),
+                attr("gen_ai.tool.name", "run_aws"),
+                attr("gen_ai.tool.call.arguments", &args)]),
+        ]}]
+    }]});
+    let traces = dir.path().join("traces.json");
+    std::fs::write(&traces, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let me = json!({"type": "IAMUser", "principalId": "AIDAEXAMPLEDEVTOOLS01",
+        "arn": user, "accountId": ACCT, "accessKeyId": KEY, "userName": "dev-tools"});
+    let mut attach = record(
+        "44444444-4444-4444-8444-444444444444",
+        "2026-11-13T14:05:12Z",
+        "iam.amazonaws.com",
+        "AttachRolePolicy",
+        me.clone(),
+    );
+    attach["requestParameters"] = json!({"roleName": "ci",
+        "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"});
+    // Three hours later: the key's owner at work, not the agent.
+    let later = record(
+        "55555555-5555-4555-8555-555555555555",
+        "2026-11-13T17:05:12Z",
+        "ec2.amazonaws.com",
+        "TerminateInstances",
+        me,
+    );
+    let ct = dir.path().join("cloudtrail.jsonl");
+    std::fs::write(&ct, format!("{attach}\n{later}\n")).unwrap();
+    for order in [[&traces, &ct], [&ct, &traces]] {
+        let sub = dir.path().join(format!(
+            "run-{}",
+            order[0].extension().unwrap().to_string_lossy()
+        ));
+        let files: Vec<PathBuf> = order.into_iter().cloned().collect();
+        let (e, found) = run(&sub, &files, &["ce:read"]);
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_eq!(f.details["credential"], KEY);
+        assert_eq!(f.details["role"], user.as_str());
+        let actions: Vec<&str> = f.details["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(actions, ["iam.amazonaws.com:AttachRolePolicy"]);
+        assert_eq!(f.details["actions"][0]["tool_call"]["tool"], "run_aws");
+        // The graph: the session used the key; the key is its user's.
+        let g = e.graph();
+        let session = g.find(SESSION).unwrap();
+        assert!(
+            g.out_edges(session)
+                .any(|x| x.kind == keyward_graph::EdgeKind::Used && g.key(x.to) == KEY),
+            "no `used` edge from the session to the key"
+        );
+        // The agent questions see it too, with the call around the tool call only.
+        let chains = e.agent_chains(e.agents()[0]).unwrap();
+        let used = &chains.sessions[0].used;
+        assert_eq!(used.len(), 1, "{used:?}");
+        assert_eq!(used[0].created.id, KEY);
+        let acted: Vec<&str> = used[0].actions.iter().map(|a| a.action.as_str()).collect();
+        assert_eq!(acted, ["iam.amazonaws.com:AttachRolePolicy"]);
+        let access = e.agent_access(None).unwrap();
+        let acted = |action: &str| access.iter().any(|r| r.actions.contains_key(action));
+        assert!(acted("iam.amazonaws.com:AttachRolePolicy"), "{access:?}");
+        assert!(!acted("ec2.amazonaws.com:TerminateInstances"), "{access:?}");
+    }
 }

@@ -547,7 +547,11 @@ pub fn orphan_looks_at(kind: EdgeKind, out: bool) -> bool {
         | EdgeKind::Assumed
         | EdgeKind::SessionOf
         | EdgeKind::CanAssume => !out,
-        EdgeKind::Owns | EdgeKind::Created | EdgeKind::MemberOf | EdgeKind::Can => false,
+        EdgeKind::Owns
+        | EdgeKind::Created
+        | EdgeKind::MemberOf
+        | EdgeKind::Can
+        | EdgeKind::Used => false,
     }
 }
 
@@ -700,8 +704,11 @@ pub fn follows(kind: EdgeKind, last_seen: Option<i64>, since: Option<i64>) -> bo
                 | EdgeKind::Can
                 | EdgeKind::RunsAs
                 | EdgeKind::Created
+                // What an agent's session can act with: the keys its tool calls named.
+                | EdgeKind::Used
         ),
-        // Containment: what was made at or after `t`.
+        // Containment: what was made at or after `t` (a key it only used is its owner's
+        // to rotate, not the attacker's to revoke).
         Some(t) => {
             matches!(kind, EdgeKind::Created | EdgeKind::HasCredential)
                 && last_seen.is_some_and(|s| s >= t)

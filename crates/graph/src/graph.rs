@@ -134,10 +134,13 @@ pub enum EdgeKind {
     Can,
     /// STS session → the role it is a session of.
     SessionOf,
+    /// Identity → a credential it was seen using without having created it (an AI agent's
+    /// session → the access key its tool call named).
+    Used,
 }
 
 impl EdgeKind {
-    pub const ALL: [EdgeKind; 12] = [
+    pub const ALL: [EdgeKind; 13] = [
         EdgeKind::Owns,
         EdgeKind::DefinedIn,
         EdgeKind::CanAssume,
@@ -150,6 +153,7 @@ impl EdgeKind {
         EdgeKind::Federates,
         EdgeKind::Can,
         EdgeKind::SessionOf,
+        EdgeKind::Used,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -166,6 +170,7 @@ impl EdgeKind {
             EdgeKind::Federates => "federates",
             EdgeKind::Can => "can",
             EdgeKind::SessionOf => "session_of",
+            EdgeKind::Used => "used",
         }
     }
 

@@ -80,6 +80,11 @@ pub struct Facts {
     pub assumed_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub created_by: Option<String>,
+    /// For a credential: the identity seen using it without having created it (an AI
+    /// agent's session whose tool call named the access key). A graph edge only; not kept
+    /// on the identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub used_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chain: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -24,7 +24,7 @@
 //! | `Message from client:` `initialize`, `params.clientInfo.name` / `.version` | the client: the AI agent (`ai_agent`, named by the client) and a new agent session (`agent_session`) `<server>@<time of the initialize line>` |
 //! | `Message from client:` `tools/call` | one event: action `tools/call`, actor the agent's session, native id `<server>@<time>#<JSON-RPC id>` |
 //! | `params.name` | the tool (the event's target); a call without one is rejected |
-//! | `params.arguments` | credentials the call used, as OpenTelemetry tool spans' are read ([`crate::tool_args`]): an IAM role ARN with a session name becomes the STS session `arn:aws:sts::<account>:assumed-role/<role>/<session>` that CloudTrail reports, created by the agent's session; the first access key id is the event's credential |
+//! | `params.arguments` | credentials the call used, as OpenTelemetry tool spans' are read ([`crate::tool_args`]): an IAM role ARN with a session name becomes the STS session `arn:aws:sts::<account>:assumed-role/<role>/<session>` that CloudTrail reports, created by the agent's session; the first access key id is the event's credential, and every one a key the session `used` |
 //!
 //! Every other line is skipped: the server's own output, lifecycle notes (`Initializing
 //! server...`), notifications, other methods (`tools/list`, …), and every `Message from
@@ -418,6 +418,8 @@ fn tool_call(v: &Value, m: &Message<'_>, caller: &Caller) -> Result<Output<'stat
     if let Some(o) = creds.sts_session(m.time, &session_id, SourceKind::McpLog) {
         out.observations.push(o);
     }
+    out.observations
+        .extend(creds.used_keys(m.time, &session_id, SourceKind::McpLog));
     out.event = Some(Event {
         native_id: Cow::Owned(format!("{}@{at}#{rpc_id}", m.server)),
         source: SourceKind::McpLog,

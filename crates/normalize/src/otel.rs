@@ -22,7 +22,7 @@
 //! | `gen_ai.conversation.id`, else `mcp.session.id` | the agent's session (`agent_session`) |
 //! | `user.id`, `user.email`, `enduser.id` | the person who prompted the session |
 //! | `gen_ai.tool.name`, `gen_ai.tool.call.id`, `gen_ai.tool.type`, `jsonrpc.request.id` | the tool call (the event's target) |
-//! | `gen_ai.tool.call.arguments`, `mcp.request.argument.*` | credentials the call used: an IAM role ARN with a session name (`RoleArn` / `RoleSessionName`, any spelling, or `--role-arn` / `--role-session-name` of a CLI command) becomes the STS session `arn:aws:sts::<account>:assumed-role/<role>/<session>` that CloudTrail reports, created by the agent's session; an access key id is the event's credential |
+//! | `gen_ai.tool.call.arguments`, `mcp.request.argument.*` | credentials the call used: an IAM role ARN with a session name (`RoleArn` / `RoleSessionName`, any spelling, or `--role-arn` / `--role-session-name` of a CLI command) becomes the STS session `arn:aws:sts::<account>:assumed-role/<role>/<session>` that CloudTrail reports, created by the agent's session; an access key id is the event's credential and a key the agent's session `used` |
 //! | `error.type`, `status.code` = 2 | the event's error |
 //! | `cloud.account.id`, `cloud.region` | the event's account and region |
 //!
@@ -654,13 +654,12 @@ fn span_output(s: &Span, contexts: &Contexts) -> Result<Option<Output<'static>>,
         .or_else(|| s.text("mcp.tool.name"));
     let args = tool_arguments(s);
     let creds = Credentials::of(&args);
-    if let Some(o) = creds.sts_session(
-        s.start,
-        session_id.as_deref().unwrap_or(&agent_id),
-        SourceKind::OtelTraces,
-    ) {
+    let holder = session_id.as_deref().unwrap_or(&agent_id);
+    if let Some(o) = creds.sts_session(s.start, holder, SourceKind::OtelTraces) {
         out.observations.push(o);
     }
+    out.observations
+        .extend(creds.used_keys(s.start, holder, SourceKind::OtelTraces));
     let target = match op {
         "execute_tool" | "tools/call" => tool.map(str::to_owned),
         "invoke_agent" | "create_agent" => Some(agent_name.clone()),

@@ -5,7 +5,7 @@
 //! - [`Credentials::of`] finds what the arguments name: an IAM role ARN with a session name
 //!   (`RoleArn` / `RoleSessionName` in any spelling, or `--role-arn` /
 //!   `--role-session-name` of a CLI command) — the STS session the call assumes — and
-//!   access key ids.
+//!   access key ids, each an access key the agent's session `used`.
 //! - [`redact_arguments`] is the arguments as they may be stored: every value that is not an
 //!   id (an ARN, an access key id, a short word) is `[redacted]`, and so is every value
 //!   under a key that names a secret (`password`, `SecretAccessKey`, `apiToken`, …).
@@ -145,6 +145,30 @@ impl Credentials {
         o.facts.parent = Some(role.clone());
         o.facts.assumed_by = Some(by.to_owned());
         Some(o)
+    }
+}
+
+impl Credentials {
+    /// The access keys the call named, each `used` by `by` (the agent's session): the
+    /// graph joins the session to what CloudTrail reports the key did around the call.
+    pub(crate) fn used_keys(
+        &self,
+        at: Millis,
+        by: &str,
+        source: SourceKind,
+    ) -> impl Iterator<Item = Observation> + '_ {
+        let by = by.to_owned();
+        self.keys.iter().filter_map(move |k| {
+            let kind = match ids::access_key_type(k)? {
+                ids::AccessKeyType::LongTerm => IdentityKind::AccessKey,
+                ids::AccessKeyType::Temporary => IdentityKind::TemporaryAccessKey,
+            };
+            let mut o = Observation::new(k.clone(), Platform::Aws, kind, k.as_str(), source);
+            o.seen_at = Some(at);
+            o.facts.account = ids::account_from_access_key(k);
+            o.facts.used_by = Some(by.clone());
+            Some(o)
+        })
     }
 }
 

@@ -27,7 +27,7 @@ use rustc_hash::FxBuildHasher;
 const MAGIC: &[u8; 4] = b"KWB1";
 
 /// Indexed by [`source_code`]; codes are stored, so new sources only ever append.
-const SOURCES: [SourceKind; 13] = [
+const SOURCES: [SourceKind; 14] = [
     SourceKind::Cloudtrail,
     SourceKind::K8sAudit,
     SourceKind::IamAuthorizationDetails,
@@ -41,6 +41,7 @@ const SOURCES: [SourceKind; 13] = [
     SourceKind::AwsOrganizations,
     SourceKind::OtelTraces,
     SourceKind::BrokerLeases,
+    SourceKind::McpLog,
 ];
 
 fn source_code(s: SourceKind) -> u8 {
@@ -58,6 +59,7 @@ fn source_code(s: SourceKind) -> u8 {
         SourceKind::AwsOrganizations => 10,
         SourceKind::OtelTraces => 11,
         SourceKind::BrokerLeases => 12,
+        SourceKind::McpLog => 13,
     }
 }
 

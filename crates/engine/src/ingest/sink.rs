@@ -342,7 +342,11 @@ impl EngineSink<'_, '_> {
         for obs in out.observations {
             // Only events new to the store add evidence: a re-read event must not count twice
             // (the edge keeps only its latest event ids, so it could not tell).
-            if count && (obs.facts.assumed_by.is_some() || obs.facts.created_by.is_some()) {
+            if count
+                && (obs.facts.assumed_by.is_some()
+                    || obs.facts.created_by.is_some()
+                    || obs.facts.used_by.is_some())
+            {
                 self.topology
                     .observe(&obs, event.as_ref().map(|e| e.native_id.as_ref()));
             }

@@ -49,6 +49,9 @@ const NO_MFA: &str = "kw-aws-console-login-without-mfa";
 const AFTER_RETIREMENT: &str = "kw-aws-used-after-retirement";
 const TRAIL_TAMPERING: &str = "kw-aws-cloudtrail-tampering";
 const ANONYMOUS: &str = "kw-k8s-anonymous-access";
+/// An AI agent used its credentials outside its declared purpose: they allowed more than
+/// its job needs.
+const AGENT_PURPOSE: &str = "kw-ai-agent-outside-purpose";
 
 const NONE: &[&str] = &[];
 
@@ -79,7 +82,7 @@ pub const CONTROLS: &[ControlDef] = &[
         Soc2,
         "CC6.1",
         "Logical access security: least privilege, credentials protected",
-        &[ADMIN, ESCALATION, STATIC],
+        &[ADMIN, ESCALATION, STATIC, AGENT_PURPOSE],
         NONE,
         &[Inventory],
     ),
@@ -144,7 +147,7 @@ pub const CONTROLS: &[ControlDef] = &[
         PciDss4,
         "7.2.5",
         "System and application accounts assigned least privileges",
-        &[ADMIN, ESCALATION, RBAC],
+        &[ADMIN, ESCALATION, RBAC, AGENT_PURPOSE],
         NONE,
         &[Inventory],
     ),
@@ -217,7 +220,7 @@ pub const CONTROLS: &[ControlDef] = &[
         Iso27001,
         "A.5.15",
         "Access control",
-        &[ADMIN, ESCALATION, FOREIGN],
+        &[ADMIN, ESCALATION, FOREIGN, AGENT_PURPOSE],
         NONE,
         &[Inventory],
     ),

@@ -128,3 +128,22 @@ fn csv_and_html_escape_what_they_carry() {
     assert_eq!(sheet.lines().count(), r.controls.len() + 1);
     assert!(table(&r).contains("A.5.16  fail"));
 }
+
+#[test]
+fn an_agent_outside_its_purpose_fails_least_privilege_in_every_framework() {
+    let mut facts = healthy();
+    facts.findings.push(finding(
+        "kwf-agent",
+        "kw-ai-agent-outside-purpose",
+        "ai:session/asst_finops_01/conv_1",
+    ));
+    for (f, id) in [
+        (Framework::Soc2, "CC6.1"),
+        (Framework::PciDss4, "7.2.5"),
+        (Framework::Iso27001, "A.5.15"),
+    ] {
+        let r = report(f, &facts);
+        assert_eq!(status(&r, id), Status::Fail, "{f:?} {id}");
+        assert_eq!(r.fail, 1, "{f:?}: only least privilege fails");
+    }
+}
