@@ -512,3 +512,60 @@ fn an_access_key_named_in_a_tool_call_joins_its_cloudtrail_around_the_call() {
         assert!(!acted("ec2.amazonaws.com:TerminateInstances"), "{access:?}");
     }
 }
+
+/// Claude Desktop's MCP log joins as OTLP traces do: the `tools/call` that assumed the
+/// role names the STS session CloudTrail shows acting, created by the client's session;
+/// its calls outside the purpose are a finding with the tool call as evidence.
+#[test]
+fn a_claude_desktop_mcp_log_joins_the_cloudtrail_of_the_role_it_assumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("mcp-server-aws.log");
+    let assume = json!({"method": "tools/call", "jsonrpc": "2.0", "id": 5, "params": {
+        "name": "call_aws", "arguments": {"cli_command": format!(
+            "aws sts assume-role --role-arn arn:aws:iam::{ACCT}:role/agents/finops-agent --role-session-name {CONV}")}}});
+    let lines = [
+        "2026-11-13T14:05:00.000Z [info] [aws] Initializing server...".to_owned(),
+        r#"2026-11-13T14:05:00.120Z [info] [aws] Message from client: {"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"claude-ai","version":"0.1.0"}},"jsonrpc":"2.0","id":0}"#.to_owned(),
+        format!("2026-11-13T14:05:09.000Z [info] [aws] Message from client: {assume}"),
+        r#"2026-11-13T14:05:09.900Z [info] [aws] Message from server: {"jsonrpc":"2.0","id":5,"result":{"content":[{"type":"text","text":"ok"}],"isError":false}}"#.to_owned(),
+    ];
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let ct = cloudtrail(dir.path());
+    let intents = Intents::new(
+        vec![Purpose::new("cost-analysis", None, &["ce:read".into()]).unwrap()],
+        vec![("claude-ai".into(), "cost-analysis".into())],
+    )
+    .unwrap();
+    for (n, order) in [[&log, &ct], [&ct, &log]].into_iter().enumerate() {
+        let mut e = Engine::open(&dir.path().join(format!("run{n}/store"))).unwrap();
+        for f in order {
+            let r = e
+                .ingest(
+                    std::slice::from_ref(f),
+                    &IngestOptions::default(),
+                    &mut (),
+                    0,
+                )
+                .unwrap();
+            assert_eq!(r.rejected, 0, "{f:?}");
+        }
+        let session = e
+            .inventory()
+            .iter()
+            .find(|i| i.kind == IdentityKind::AgentSession)
+            .expect("the client's session")
+            .id
+            .clone();
+        assert!(session.starts_with("ai:agent/claude-ai/"), "{session}");
+        let found = e.evaluate_intent(&intents).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let f = &found[0];
+        assert_eq!(f.identity.as_deref(), Some(session.as_str()));
+        assert_eq!(f.details["credential"], STS);
+        assert_eq!(
+            f.details["actions"][0]["action"],
+            "lambda.amazonaws.com:PutFunctionConcurrency20171031"
+        );
+        assert_eq!(f.details["actions"][0]["tool_call"]["tool"], "call_aws");
+    }
+}
