@@ -16,6 +16,15 @@ The first turn reads Cost Explorer and the budgets; in the second, asked about t
 
 Built with a random source of its own (`random.Random(SEED + 29)`), after everything else, so
 the other files are the same bytes as without it.
+
+A second assistant, in a different format: Claude Desktop on an engineer's laptop, as its MCP log
+(`mcp-server-shell.log`, the lines Claude Desktop writes: `<time> [level] [server] Message from
+client: <JSON-RPC>`). Debugging the nightly backups the same Friday afternoon, the engineer pasted
+`svc-backup`'s long-lived key into the chat; the `shell` MCP server's `run_command` tool runs the
+AWS CLI with it, from the laptop: a `DescribeSnapshots`, then a `DeleteSnapshot` of one of that
+night's snapshots. `examples/keyward.yaml` gives `claude-ai` the purpose `ops-readonly` (reads
+only), so the deletion is outside it; the key's own nightly calls, hours earlier, are not the
+agent's. Its own random source too (`SEED + 31`).
 """
 import json
 import os
@@ -111,6 +120,81 @@ def build(g):
         traces = build_traces(g, day, finops["arn"])
         name = f"{g.PROD}_CloudTrail_{g.US}_{day:%Y%m%d}T1415Z_{estate_formats.rand_str(16)}.json.gz"
     return roles, s.records, traces, name
+
+
+LAPTOP_IP = "203.0.113.57"
+UA_LAPTOP = ("aws-cli/2.22.4 md/awscrt#0.22.0 ua/2.0 os/macos#24.1.0 md/arch#arm64 lang/python#3.12.6 "
+             "md/pyimpl#CPython cfg/retry-mode#standard md/installer#exe md/prompt#off md/command#ec2.{}")
+# Pasted into the chat with the key id; the log keeps it, Keyward never does (it is redacted).
+PASTED_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY"
+
+
+def build_mcp(g):
+    """Claude Desktop's `shell` MCP server log lines, and the CloudTrail records of the key its tool
+    calls named."""
+    with Swap(g, g.SEED + 31) as s:
+        day = g.DAYS[4]  # Friday 11-13
+        key = g.KEYS["svc-backup-1"]["id"]
+        me = g.ident_user(g.U["svc-backup"], key)
+        nightly = [e["rec"] for e in g.EVENTS[:s.first]
+                   if e["rec"]["eventName"] == "CreateSnapshot" and e["t"].date() == day.date()
+                   and e["rec"]["userIdentity"].get("accessKeyId") == key]
+        snapshot = nightly[0]["responseElements"]["snapshotId"]
+        env = f"AWS_ACCESS_KEY_ID={key} AWS_SECRET_ACCESS_KEY={PASTED_SECRET} AWS_DEFAULT_REGION={g.US}"
+        start = g.at(day, 15, 58, 2).replace(microsecond=310_000)
+        lines = []
+
+        def line(t, text, level="info"):
+            lines.append(f"{t:%Y-%m-%dT%H:%M:%S}.{t.microsecond // 1000:03d}Z [{level}] [shell] {text}")
+
+        def client(t, msg):
+            line(t, "Message from client: " + json.dumps(msg, separators=(",", ":")))
+
+        def server(t, msg):
+            line(t, "Message from server: " + json.dumps(msg, separators=(",", ":")))
+
+        ms = lambda n: timedelta(milliseconds=n)  # noqa: E731
+        line(start, "Initializing server...")
+        line(start + ms(412), "Server started and connected successfully")
+        client(start + ms(530), {"method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "claude-ai", "version": "0.1.0"}}, "jsonrpc": "2.0", "id": 0})
+        server(start + ms(611), {"jsonrpc": "2.0", "id": 0, "result": {
+            "protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+            "serverInfo": {"name": "shell-mcp", "version": "0.3.1"}}})
+        client(start + ms(640), {"method": "notifications/initialized", "jsonrpc": "2.0"})
+        client(start + ms(702), {"method": "tools/list", "params": {}, "jsonrpc": "2.0", "id": 1})
+        server(start + ms(745), {"jsonrpc": "2.0", "id": 1, "result": {"tools": [{
+            "name": "run_command", "description": "Run a shell command on this machine",
+            "inputSchema": {"type": "object", "properties": {"command": {"type": "string"}},
+                            "required": ["command"]}}]}})
+        calls = [(g.at(day, 16, 3, 41), "describe-snapshots --owner-ids self", "DescribeSnapshots",
+                  {"snapshotSet": {}, "ownersSet": {"items": [{"owner": "self"}]}, "sharedUsersSet": {},
+                   "filterSet": {}}, None),
+                 (g.at(day, 16, 6, 12), f"delete-snapshot --snapshot-id {snapshot}", "DeleteSnapshot",
+                  {"snapshotId": snapshot}, {"requestId": g.uid(), "_return": True})]
+        for n, (t, args, name, req, resp) in enumerate(calls, start=2):
+            t = t + ms(g.R.randint(100, 900))
+            client(t, {"method": "tools/call", "params": {"name": "run_command", "arguments": {
+                "command": f"{env} aws ec2 {args}"}}, "jsonrpc": "2.0", "id": n})
+            sent = t + timedelta(seconds=g.R.randint(1, 2))
+            g.ev(sent.replace(microsecond=0), me, "ec2.amazonaws.com", name, g.US, LAPTOP_IP,
+                 UA_LAPTOP.format(args.split()[0]), req=req, resp=resp)
+            server(sent + ms(g.R.randint(300, 900)), {"jsonrpc": "2.0", "id": n, "result": {
+                "content": [{"type": "text", "text": "exit code 0"}], "isError": False}})
+        name = f"{g.PROD}_CloudTrail_{g.US}_{day:%Y%m%d}T1610Z_{estate_formats.rand_str(16)}.json.gz"
+    return s.records, lines, name
+
+
+def write_mcp(g, records, lines, name):
+    """The laptop's CloudTrail delivery file for 11-13 16:10, and the MCP log."""
+    day = g.DAYS[4]
+    path = os.path.join(g.OUT, "AWSLogs", g.PROD, "CloudTrail", g.US, f"{day:%Y}", f"{day:%m}", f"{day:%d}", name)
+    g.write_gz(path, json.dumps({"Records": records}, separators=(",", ":")).encode())
+    out = os.path.join(g.OUT, "agents", "mcp-server-shell.log")
+    with open(out, "w", encoding="utf-8", newline="\n") as f:
+        f.write("\n".join(lines) + "\n")
+    return len(records), len(lines)
 
 
 def role_detail(g, r, trust, policy_name, policy, last_used):

@@ -14,6 +14,7 @@ in the platforms' native formats:
   terraform/iam.tf, terraform/CODEOWNERS            the Terraform managing the application roles
   people.csv                                        the people directory (an HR export)
   agents/finops-agent-traces.jsonl                  an AI agent's OTLP JSON traces (agent_estate.py)
+  agents/mcp-server-shell.log                       Claude Desktop's MCP log of a shell server (agent_estate.py)
 
 Everything is fictitious. Run with Python 3.11, stdlib only:
 
@@ -2202,8 +2203,10 @@ def main():
     n_tf = write_terraform(authz)
     n_people = write_people()
     n_agent_ct, n_spans = agent_estate.write(sys.modules[__name__], agent_records, agent_traces, agent_file)
+    mcp_records, mcp_lines, mcp_file = agent_estate.build_mcp(sys.modules[__name__])
+    n_mcp_ct, n_mcp_lines = agent_estate.write_mcp(sys.modules[__name__], mcp_records, mcp_lines, mcp_file)
     n_gz = verify()
-    assert n_gz == n_files + 1
+    assert n_gz == n_files + 2
     kinds = {}
     for it in snap["items"]:
         kinds[it["kind"]] = kinds.get(it["kind"], 0) + 1
@@ -2213,6 +2216,7 @@ def main():
     print(f"credential report rows: {n_cr}; k8s snapshot items: {kinds}; audit lines: {n_audit}")
     print(f"lambda functions: {n_fn}; terraform resources: {n_tf}; people: {n_people}")
     print(f"ai agent: {n_agent_ct} cloudtrail records in 1 file, {n_spans} spans")
+    print(f"claude desktop: {n_mcp_ct} cloudtrail records in 1 file, {n_mcp_lines} MCP log lines")
 
 
 if __name__ == "__main__":

@@ -135,6 +135,8 @@ pub(crate) fn prompted_by(s: &Identity) -> Option<&str> {
 /// key a tool call named), with the edge's sightings.
 #[derive(Debug, Clone)]
 pub(crate) struct Held {
+    /// `created` or `used`.
+    pub via: EdgeKind,
     pub id: String,
     pub name: String,
     pub kind: IdentityKind,
@@ -177,6 +179,7 @@ pub(crate) fn held(
                 return None;
             };
             Some(Held {
+                via: e.kind,
                 id: g.key(e.to).to_owned(),
                 name: n.label.to_string(),
                 kind,
@@ -303,10 +306,10 @@ impl Engine {
     }
 
     /// The stored events made with a credential an agent session held: all of an STS
-    /// session it created; for an access key it only named (long-lived, maybe shared), the
-    /// calls CloudTrail reports with that key — stored under the key's user or session —
-    /// from a minute before the first tool call that named it to 15 minutes after the
-    /// last. A key whose holder is unknown shows none.
+    /// session; an access key's are the calls CloudTrail reports with it, stored under the
+    /// key's user or session (a key whose holder is unknown shows none). All of a key the
+    /// session created; of a key it only named (long-lived, maybe shared), those from a
+    /// minute before the first tool call that named it to 15 minutes after the last.
     pub(crate) fn held_events(&self, h: &Held) -> Result<Vec<Event<'static>>, EngineError> {
         if !matches!(
             h.kind,
@@ -317,16 +320,19 @@ impl Engine {
         let Some(holder) = self.inventory.get(&h.id).and_then(|k| k.parent.as_deref()) else {
             return Ok(Vec::new());
         };
-        let (Some(first), Some(last)) = (h.first.or(h.last), h.last.or(h.first)) else {
-            return Ok(Vec::new());
+        let (from, to) = if h.via == EdgeKind::Used {
+            let (Some(first), Some(last)) = (h.first.or(h.last), h.last.or(h.first)) else {
+                return Ok(Vec::new());
+            };
+            (first - USE_BEFORE, last + USE_AFTER)
+        } else {
+            (Millis::MIN, Millis::MAX)
         };
         Ok(self
             .store
-            .events_since(holder, first - USE_BEFORE, RECENT)?
+            .events_since(holder, from, RECENT)?
             .into_iter()
-            .filter(|e| {
-                e.credential.as_deref() == Some(h.id.as_str()) && e.time <= last + USE_AFTER
-            })
+            .filter(|e| e.credential.as_deref() == Some(h.id.as_str()) && e.time <= to)
             .collect())
     }
 

@@ -28,37 +28,68 @@ fn attr(key: &str, v: &str) -> Value {
     json!({"key": key, "value": {"stringValue": v}})
 }
 
-/// One agent turn: `invoke_agent` by dave@, an `assume_role` tool call naming the role and
-/// the conversation as the session name, then a tool that changes a Lambda function.
-fn traces(dir: &Path) -> PathBuf {
-    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+/// An OTLP export of one agent turn of trace `trace`: `invoke_agent` of finops-agent by
+/// dave@ in conversation `CONV` (span `root`, 14:05:00 on 2026-11-13), then `tools` under
+/// it, each (span id, start in Unix nanoseconds, attributes).
+fn turn(trace: &str, root: &str, tools: Vec<(&str, &str, Vec<Value>)>) -> Value {
     let span = |id: &str, parent: &str, start: &str, attrs: Vec<Value>| {
         json!({"traceId": trace, "spanId": id, "parentSpanId": parent, "name": "s",
                "startTimeUnixNano": start, "endTimeUnixNano": start, "attributes": attrs})
     };
+    let mut spans = vec![span(
+        root,
+        "",
+        "1794578700000000000",
+        vec![
+            attr("gen_ai.operation.name", "invoke_agent"),
+            attr("gen_ai.agent.id", "asst_finops_01"),
+            attr("gen_ai.agent.name", "finops-agent"),
+            attr("gen_ai.conversation.id", CONV),
+            attr("user.id", "dave@acme.example"),
+        ],
+    )];
+    spans.extend(
+        tools
+            .into_iter()
+            .map(|(id, start, attrs)| span(id, root, start, attrs)),
+    );
+    json!({"resourceSpans": [{
+        "resource": {"attributes": [attr("service.name", "finops-agent")]},
+        "scopeSpans": [{"spans": spans}]
+    }]})
+}
+
+/// One agent turn: an `assume_role` tool call naming the role and the conversation as the
+/// session name, then a tool that changes a Lambda function.
+fn traces(dir: &Path) -> PathBuf {
     let args = json!({"RoleArn": format!("arn:aws:iam::{ACCT}:role/agents/finops-agent"),
                       "RoleSessionName": CONV})
     .to_string();
-    let doc = json!({"resourceSpans": [{
-        "resource": {"attributes": [attr("service.name", "finops-agent")]},
-        "scopeSpans": [{"spans": [
-            span("00f067aa0ba902b7", "", "1794578700000000000", vec![
-                attr("gen_ai.operation.name", "invoke_agent"),
-                attr("gen_ai.agent.id", "asst_finops_01"),
-                attr("gen_ai.agent.name", "finops-agent"),
-                attr("gen_ai.conversation.id", CONV),
-                attr("user.id", "dave@acme.example")]),
-            span("00f067aa0ba902b8", "00f067aa0ba902b7", "1794578710000000000", vec![
-                attr("gen_ai.operation.name", "execute_tool"),
-                attr("gen_ai.tool.name", "assume_role"),
-                attr("gen_ai.tool.call.arguments", &args)]),
-            span("00f067aa0ba902b9", "00f067aa0ba902b7", "1794578780000000000", vec![
-                attr("gen_ai.operation.name", "execute_tool"),
-                attr("gen_ai.tool.name", "update_lambda"),
-                attr("mcp.method.name", "tools/call"),
-                attr("mcp.session.id", "191c4850af6c49e08843a3f6c80e5046")]),
-        ]}]
-    }]});
+    let doc = turn(
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "00f067aa0ba902b7",
+        vec![
+            (
+                "00f067aa0ba902b8",
+                "1794578710000000000",
+                vec![
+                    attr("gen_ai.operation.name", "execute_tool"),
+                    attr("gen_ai.tool.name", "assume_role"),
+                    attr("gen_ai.tool.call.arguments", &args),
+                ],
+            ),
+            (
+                "00f067aa0ba902b9",
+                "1794578780000000000",
+                vec![
+                    attr("gen_ai.operation.name", "execute_tool"),
+                    attr("gen_ai.tool.name", "update_lambda"),
+                    attr("mcp.method.name", "tools/call"),
+                    attr("mcp.session.id", "191c4850af6c49e08843a3f6c80e5046"),
+                ],
+            ),
+        ],
+    );
     let p = dir.join("agents/traces.json");
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(&p, serde_json::to_vec_pretty(&doc).unwrap()).unwrap();
@@ -425,30 +456,23 @@ fn an_access_key_named_in_a_tool_call_joins_its_cloudtrail_around_the_call() {
     const KEY: &str = "AKIAEXAMPLEDEVTOOLSA";
     let user = format!("arn:aws:iam::{ACCT}:user/dev-tools");
     let dir = tempfile::tempdir().unwrap();
-    let trace = "5bf92f3577b34da6a3ce929d0e0e4737";
-    let span = |id: &str, parent: &str, start: &str, attrs: Vec<Value>| {
-        json!({"traceId": trace, "spanId": id, "parentSpanId": parent, "name": "s",
-               "startTimeUnixNano": start, "endTimeUnixNano": start, "attributes": attrs})
-    };
     let args = json!({"cli_command": format!(
         "AWS_ACCESS_KEY_ID={KEY} aws iam attach-role-policy --role-name ci --policy-arn arn:aws:iam::aws:policy/AdministratorAccess"),
         "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"})
     .to_string();
-    let doc = json!({"resourceSpans": [{
-        "resource": {"attributes": [attr("service.name", "finops-agent")]},
-        "scopeSpans": [{"spans": [
-            span("10f067aa0ba902b7", "", "1794578700000000000", vec![
-                attr("gen_ai.operation.name", "invoke_agent"),
-                attr("gen_ai.agent.id", "asst_finops_01"),
-                attr("gen_ai.agent.name", "finops-agent"),
-                attr("gen_ai.conversation.id", CONV),
-                attr("user.id", "dave@acme.example")]),
-            span("10f067aa0ba902b8", "10f067aa0ba902b7", "1794578710000000000", vec![
+    let doc = turn(
+        "5bf92f3577b34da6a3ce929d0e0e4737",
+        "10f067aa0ba902b7",
+        vec![(
+            "10f067aa0ba902b8",
+            "1794578710000000000",
+            vec![
                 attr("gen_ai.operation.name", "execute_tool"),
                 attr("gen_ai.tool.name", "run_aws"),
-                attr("gen_ai.tool.call.arguments", &args)]),
-        ]}]
-    }]});
+                attr("gen_ai.tool.call.arguments", &args),
+            ],
+        )],
+    );
     let traces = dir.path().join("traces.json");
     std::fs::write(&traces, serde_json::to_vec(&doc).unwrap()).unwrap();
     let me = json!({"type": "IAMUser", "principalId": "AIDAEXAMPLEDEVTOOLS01",

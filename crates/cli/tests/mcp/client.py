@@ -25,6 +25,9 @@ from mcp.client.streamable_http import create_mcp_http_client, streamable_http_c
 AGENT = "ai:agent/asst_finops_01"
 SESSION = AGENT + "/session/conv-7f3a9c2e41b8"
 STS = "arn:aws:sts::111122223333:assumed-role/finops-agent/conv-7f3a9c2e41b8"
+# Claude Desktop (its MCP log), and the key pasted into its chat.
+CLAUDE = "ai:agent/claude-ai"
+BACKUP_KEY = "AKIABTX3GSDS5C35PII6"
 # The example estate's agent activity is from 2026-11-13.
 UNTIL = "2026-11-14T00:00:00Z"
 
@@ -93,7 +96,11 @@ async def ask(session):
     check(len(rows) > 0, "no resources accessed")
     counts = [r["count"] for r in rows]
     check(counts == sorted(counts, reverse=True), f"not most frequent first: {counts}")
-    check(all(r["agents"] == ["finops-agent"] for r in rows), "an agent other than finops-agent")
+    check(all(set(r["agents"]) <= {"finops-agent", "claude-ai"} for r in rows),
+          f"agents other than finops-agent and claude-ai: {[r['agents'] for r in rows]}")
+    # Claude Desktop's deletion, made with the key its tool call named (its MCP log).
+    check(any("claude-ai" in r["agents"] and "ec2.amazonaws.com:DeleteSnapshot" in r["actions"]
+              for r in rows), f"no DeleteSnapshot by claude-ai among {rows}")
     froms = {r["from"] for r in rows}
     check("tool" in froms, f"no tool calls among {froms}")
     check(froms & {"target", "action"}, f"no cloud events among {froms}")
@@ -102,7 +109,13 @@ async def ask(session):
 
     # The other tools answer on the same estate.
     inv = await call(session, "search_inventory", {"kind": "ai_agent"})
-    check([i["id"] for i in inv.get("items", [])] == [AGENT], f"inventory {inv}")
+    check(sorted(i["id"] for i in inv.get("items", [])) == sorted([AGENT, CLAUDE]), f"inventory {inv}")
+    # The key Claude Desktop's tool call named is `used`, with what it did around the call.
+    claude = await call(session, "agent_identity_chains", {"agent": "claude-ai"})
+    used = [u for s in claude.get("sessions", []) for u in s.get("used", [])]
+    check([u["id"] for u in used] == [BACKUP_KEY], f"keys claude-ai used: {used}")
+    check(any(a["action"] == "ec2.amazonaws.com:DeleteSnapshot" for u in used for a in u["actions"]),
+          f"the key's actions around the call: {used}")
     ident = await call(session, "get_identity", {"id": "finops-agent/conv-7f3a9c2e41b8"})
     check(ident.get("identity", {}).get("id") == SESSION, "get_identity of the session")
     owner = await call(session, "ownership_chain", {"id": AGENT})
