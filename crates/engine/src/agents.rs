@@ -330,9 +330,9 @@ impl Engine {
         };
         Ok(self
             .store
-            .events_since(holder, from, RECENT)?
+            .events_between(holder, from, to, RECENT)?
             .into_iter()
-            .filter(|e| e.credential.as_deref() == Some(h.id.as_str()) && e.time <= to)
+            .filter(|e| e.credential.as_deref() == Some(h.id.as_str()))
             .collect())
     }
 

@@ -49,7 +49,7 @@ fn state(e: &Engine, i: &Identity) -> Lifecycle {
 const ACCT: &str = "111122223333";
 
 /// Files in the estate that Keyward reads (all but its README).
-const ESTATE_FILES: usize = 53;
+const ESTATE_FILES: usize = 55;
 
 fn iam(kind: &str, name: &str) -> String {
     format!("arn:aws:iam::{ACCT}:{kind}/{name}")
@@ -233,8 +233,9 @@ fn duplicates_and_stages_are_stored_once() {
     let dir = tempfile::tempdir().unwrap();
     let e = loaded(dir.path());
     // 1,751 S3 records + 20 lookup-events (10 of them the same events), the AI agent's
-    // delivery file of 9 records and its 18 spans, and 453 audit lines (one request logged
-    // at several stages).
+    // delivery file of 9 records and its 18 spans, Claude Desktop's 2 records and its 2
+    // tool calls (the MCP log's other lines are no events), and 453 audit lines (one
+    // request logged at several stages).
     let audit = std::fs::read_to_string(estate().join("k8s/prod-eks/audit.jsonl")).unwrap();
     let mut ids: Vec<String> = audit
         .lines()
@@ -247,7 +248,10 @@ fn duplicates_and_stages_are_stored_once() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(e.event_count().unwrap(), 1761 + 9 + 18 + ids.len() as u64);
+    assert_eq!(
+        e.event_count().unwrap(),
+        1761 + 9 + 18 + 2 + 2 + ids.len() as u64
+    );
 }
 
 #[test]

@@ -315,6 +315,14 @@ pub trait Store: QueryTables {
     /// An identity's events at or after `since`, newest first, at most `limit`.
     fn events_since(&self, actor: &str, since: Millis, limit: usize)
     -> Result<Vec<Event<'static>>>;
+    /// An identity's events in `[since, until]`, newest first, at most `limit`.
+    fn events_between(
+        &self,
+        actor: &str,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<Event<'static>>>;
     fn event_count(&self) -> Result<u64>;
     /// Makes every later commit durable across power loss before it returns (SQLite:
     /// `synchronous=FULL`; the default, `NORMAL` in WAL mode, survives a crash of the

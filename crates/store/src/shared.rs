@@ -142,16 +142,19 @@ pub(crate) struct ActorScan<'a> {
     actor: &'a str,
     key: [u8; 8],
     since: Millis,
+    until: Millis,
     limit: usize,
     found: Vec<Event<'static>>,
 }
 
 impl<'a> ActorScan<'a> {
-    pub(crate) fn new(actor: &'a str, since: Millis, limit: usize) -> Self {
+    /// The actor's events in `[since, until]`, the newest `limit`.
+    pub(crate) fn new(actor: &'a str, (since, until): (Millis, Millis), limit: usize) -> Self {
         ActorScan {
             actor,
             key: actor_key(actor).to_be_bytes(),
             since,
+            until,
             limit,
             found: Vec::new(),
         }
@@ -183,11 +186,11 @@ impl<'a> ActorScan<'a> {
     pub(crate) fn add(&mut self, data: &[u8]) -> Result<()> {
         let block = crate::block::decode(data)
             .map_err(|e| StoreError::Corrupt(format!("event block: {e}")))?;
-        let (since, actor) = (self.since, self.actor);
+        let (since, until, actor) = (self.since, self.until, self.actor);
         self.found.extend(
-            block
-                .into_iter()
-                .filter(|e| e.time >= since && e.actor.as_deref() == Some(actor)),
+            block.into_iter().filter(|e| {
+                e.time >= since && e.time <= until && e.actor.as_deref() == Some(actor)
+            }),
         );
         // Keep the most complete stage of each request.
         self.found.sort_by(|a, b| {

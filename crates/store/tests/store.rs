@@ -95,6 +95,18 @@ fn events_deduplicate_and_keep_latest_stage() {
         assert_eq!(since(6), ["b"]);
         assert_eq!(since(5), ["b", "a"]);
         assert!(since(7).is_empty());
+        // Bounded on both sides (an AI agent's window around a tool call): the limit counts
+        // only events inside it, so a busy identity's later events cannot push them out.
+        let between = |from, to, limit| -> Vec<String> {
+            s.events_between("x", from, to, limit)
+                .unwrap()
+                .iter()
+                .map(|e| e.native_id.to_string())
+                .collect()
+        };
+        assert_eq!(between(0, 5, 1), ["a"]);
+        assert_eq!(between(5, 6, 10), ["b", "a"]);
+        assert!(between(7, 9, 10).is_empty());
         // A fresh connection reads the same (nothing was only in this one's cache).
         assert_eq!(f.open().event_count().unwrap(), 2);
         assert_eq!(s.file_by_hash("h").unwrap().unwrap().format, "k8s-audit");

@@ -232,9 +232,9 @@ impl PgStore {
         &self,
         actor: &str,
         limit: usize,
-        since: Millis,
+        range: (Millis, Millis),
     ) -> Result<Vec<Event<'static>>> {
-        let mut scan = ActorScan::new(actor, since, limit);
+        let mut scan = ActorScan::new(actor, range, limit);
         let mut db = self.db()?;
         // Streamed: blocks are read newest first until the scan is done.
         let mut rows = db.query_raw(
@@ -564,7 +564,7 @@ impl Store for PgStore {
     }
 
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>> {
-        self.actor_events(actor, limit, Millis::MIN)
+        self.actor_events(actor, limit, (Millis::MIN, Millis::MAX))
     }
 
     fn events_since(
@@ -573,7 +573,17 @@ impl Store for PgStore {
         since: Millis,
         limit: usize,
     ) -> Result<Vec<Event<'static>>> {
-        self.actor_events(actor, limit, since)
+        self.actor_events(actor, limit, (since, Millis::MAX))
+    }
+
+    fn events_between(
+        &self,
+        actor: &str,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<Event<'static>>> {
+        self.actor_events(actor, limit, (since, until))
     }
 
     fn event_count(&self) -> Result<u64> {

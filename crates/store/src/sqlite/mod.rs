@@ -341,13 +341,13 @@ impl SqliteStore {
         &self,
         actor: &str,
         limit: usize,
-        since: Millis,
+        range: (Millis, Millis),
     ) -> Result<Vec<Event<'static>>> {
         let mut st = self
             .conn
             .prepare("SELECT max_time, actors, data FROM event_blocks ORDER BY max_time DESC")?;
         let mut rows = st.query([])?;
-        let mut scan = crate::shared::ActorScan::new(actor, since, limit);
+        let mut scan = crate::shared::ActorScan::new(actor, range, limit);
         while let Some(row) = rows.next()? {
             if scan.done(row.get(0)?) {
                 break;
@@ -455,7 +455,7 @@ impl Store for SqliteStore {
     }
 
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>> {
-        self.actor_events(actor, limit, Millis::MIN)
+        self.actor_events(actor, limit, (Millis::MIN, Millis::MAX))
     }
 
     fn events_since(
@@ -464,7 +464,17 @@ impl Store for SqliteStore {
         since: Millis,
         limit: usize,
     ) -> Result<Vec<Event<'static>>> {
-        self.actor_events(actor, limit, since)
+        self.actor_events(actor, limit, (since, Millis::MAX))
+    }
+
+    fn events_between(
+        &self,
+        actor: &str,
+        since: Millis,
+        until: Millis,
+        limit: usize,
+    ) -> Result<Vec<Event<'static>>> {
+        self.actor_events(actor, limit, (since, until))
     }
 
     fn event_count(&self) -> Result<u64> {
