@@ -176,13 +176,13 @@ fn intents(allow: &[&str]) -> Intents {
     .unwrap()
 }
 
-/// Ingests the files one at a time in this order, then judges intent.
-fn run(dir: &Path, files: &[PathBuf], allow: &[&str]) -> (Engine, Vec<keyward_detect::Finding>) {
+/// A store in `dir` with the files ingested one at a time in this order.
+fn ingested(dir: &Path, files: &[&PathBuf]) -> Engine {
     let mut e = Engine::open(&dir.join("store")).unwrap();
     for f in files {
         let r = e
             .ingest(
-                std::slice::from_ref(f),
+                std::slice::from_ref(*f),
                 &IngestOptions::default(),
                 &mut (),
                 0,
@@ -190,6 +190,12 @@ fn run(dir: &Path, files: &[PathBuf], allow: &[&str]) -> (Engine, Vec<keyward_de
             .unwrap();
         assert_eq!(r.rejected, 0, "{f:?}");
     }
+    e
+}
+
+/// Ingests the files one at a time in this order, then judges intent.
+fn run(dir: &Path, files: &[PathBuf], allow: &[&str]) -> (Engine, Vec<keyward_detect::Finding>) {
+    let mut e = ingested(dir, &files.iter().collect::<Vec<_>>());
     let found = e.evaluate_intent(&intents(allow)).unwrap();
     (e, found)
 }
@@ -561,18 +567,7 @@ fn a_claude_desktop_mcp_log_joins_the_cloudtrail_of_the_role_it_assumed() {
     )
     .unwrap();
     for (n, order) in [[&log, &ct], [&ct, &log]].into_iter().enumerate() {
-        let mut e = Engine::open(&dir.path().join(format!("run{n}/store"))).unwrap();
-        for f in order {
-            let r = e
-                .ingest(
-                    std::slice::from_ref(f),
-                    &IngestOptions::default(),
-                    &mut (),
-                    0,
-                )
-                .unwrap();
-            assert_eq!(r.rejected, 0, "{f:?}");
-        }
+        let mut e = ingested(&dir.path().join(format!("run{n}")), &order);
         let session = e
             .inventory()
             .iter()

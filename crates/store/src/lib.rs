@@ -313,8 +313,14 @@ pub trait Store: QueryTables {
     /// The most recent events by an identity, newest first.
     fn recent_events(&self, actor: &str, limit: usize) -> Result<Vec<Event<'static>>>;
     /// An identity's events at or after `since`, newest first, at most `limit`.
-    fn events_since(&self, actor: &str, since: Millis, limit: usize)
-    -> Result<Vec<Event<'static>>>;
+    fn events_since(
+        &self,
+        actor: &str,
+        since: Millis,
+        limit: usize,
+    ) -> Result<Vec<Event<'static>>> {
+        self.events_between(actor, since, Millis::MAX, limit)
+    }
     /// An identity's events in `[since, until]`, newest first, at most `limit`.
     fn events_between(
         &self,

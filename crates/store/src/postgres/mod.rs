@@ -567,15 +567,6 @@ impl Store for PgStore {
         self.actor_events(actor, limit, (Millis::MIN, Millis::MAX))
     }
 
-    fn events_since(
-        &self,
-        actor: &str,
-        since: Millis,
-        limit: usize,
-    ) -> Result<Vec<Event<'static>>> {
-        self.actor_events(actor, limit, (since, Millis::MAX))
-    }
-
     fn events_between(
         &self,
         actor: &str,

@@ -458,15 +458,6 @@ impl Store for SqliteStore {
         self.actor_events(actor, limit, (Millis::MIN, Millis::MAX))
     }
 
-    fn events_since(
-        &self,
-        actor: &str,
-        since: Millis,
-        limit: usize,
-    ) -> Result<Vec<Event<'static>>> {
-        self.actor_events(actor, limit, (since, Millis::MAX))
-    }
-
     fn events_between(
         &self,
         actor: &str,
