@@ -170,7 +170,7 @@ fn the_example_estate_answers_alike_through_the_bus() {
     // process does (objects' graph edges are derived after each commit, so smaller commits
     // give findings a fuller ownership path): the same answers, findings included.
     let (data, taken) = through_bus(&nats, &one_worker.url, tmp.path(), ("ONE", 1, "5000"));
-    assert_eq!(taken, [2365]);
+    assert_eq!(taken, [2369]);
     let got = answers(&data, &one_worker.url);
     same(
         &got.0,
@@ -193,7 +193,7 @@ fn the_example_estate_answers_alike_through_the_bus() {
     // owner's departure from the people directory) as well, since retirement is judged
     // again once the context is in (`engine/src/retirement.rs`).
     let (data, taken) = through_bus(&nats, &bused.url, tmp.path(), ("TWO", 2, "40"));
-    assert_eq!(taken.iter().sum::<u64>(), 2365, "{taken:?}");
+    assert_eq!(taken.iter().sum::<u64>(), 2369, "{taken:?}");
     assert!(
         taken.iter().all(|&n| n > 0),
         "both workers took records: {taken:?}"
@@ -268,7 +268,7 @@ fn through_bus(
         &[&["ingest"][..], &flags, &[estate.to_str().unwrap()]].concat(),
     );
     let out = ok(&o, "ingest --bus");
-    assert!(out.contains("published 2365 records"), "{out}");
+    assert!(out.contains("published 2369 records"), "{out}");
     let args = [
         &["worker"][..],
         &flags,

@@ -227,6 +227,7 @@ impl KeyUses {
         !self.others.is_empty()
     }
 
+    #[cfg(test)]
     fn all(&self) -> impl Iterator<Item = &NetworkUse> {
         std::iter::once(&self.latest).chain(&self.others)
     }
@@ -399,11 +400,16 @@ fn key_multi_ip(
     let uses = state.key_uses.entry(key_hash).or_default();
     let since = e.time - window_seconds * 1000;
     let net_hash = crate::keyed_hash(net);
-    // One network in the window (the common case): nothing to compare.
     if !uses.record(e.time, since, net_hash, net) && networks > 1 {
         return None;
     }
-    if uses.others.len() + 1 < networks {
+    // Only the networks used within the window of this event count, on both sides: events
+    // come out of order (delivery files, event history), and a use remembered from hours
+    // later is not "at once" with this one. One network in the window (the common case):
+    // nothing to compare.
+    let until = e.time + window_seconds * 1000;
+    let near = |u: &&NetworkUse| u.time <= until;
+    if uses.others.iter().filter(near).count() + 1 < networks {
         return None;
     }
     // Networks the principal already used in learned hours are its own (a VPC
@@ -411,18 +417,20 @@ fn key_multi_ip(
     // learned hour, nothing is known to be new. Each network is fingerprinted once.
     let b = baseline.filter(|b| b.hours > 0)?;
     for u in std::iter::once(&mut uses.latest).chain(uses.others.iter_mut()) {
-        u.fingerprint
-            .get_or_insert_with(|| baseline::fingerprint(&u.network));
+        if u.time <= until {
+            u.fingerprint
+                .get_or_insert_with(|| baseline::fingerprint(&u.network));
+        }
     }
+    let counted = || std::iter::once(&uses.latest).chain(uses.others.iter().filter(near));
     let unknown = |u: &NetworkUse| !u.fingerprint.is_some_and(|fp| b.knows_fingerprint(fp));
-    if !uses.all().any(unknown) {
+    if !counted().any(unknown) {
         return None;
     }
     // Sorted, as a set would list them (each network is listed once).
-    let mut distinct: Vec<&str> = uses.all().map(|u| u.network.as_str()).collect();
+    let mut distinct: Vec<&str> = counted().map(|u| u.network.as_str()).collect();
     distinct.sort_unstable();
-    let mut new_networks: Vec<&str> = uses
-        .all()
+    let mut new_networks: Vec<&str> = counted()
         .filter(|u| unknown(u))
         .map(|u| u.network.as_str())
         .collect();

@@ -104,6 +104,46 @@ fn uses_leave_the_window() {
     );
 }
 
+/// Events come out of order (delivery files, event history): a use read earlier but made
+/// two hours later is not "at once" with one made now from another network — in either
+/// order, nothing fires; two uses 10 s apart fire whichever is read first.
+#[test]
+fn uses_out_of_order_count_only_within_the_window() {
+    let feed = |d: &mut Detector, id, time, ip| {
+        let (e, raw, known) =
+            testing::normalize(SourceKind::Cloudtrail, &record(id, time, "ASIAKEY", ip)).unwrap();
+        d.on_event(&e, &raw, &known, &NoLookup);
+    };
+    let uses = [
+        (1, "2026-11-10T08:00:00Z", "198.51.100.20"),
+        (2, "2026-11-10T10:00:00Z", "203.0.113.66"),
+        (3, "2026-11-10T08:00:10Z", "192.0.2.7"),
+    ];
+    for (pair, fires) in [
+        ([0, 1], false),
+        ([1, 0], false),
+        ([0, 2], true),
+        ([2, 0], true),
+    ] {
+        let mut d = Detector::new(Catalog::builtin(), Settings::default()).unwrap();
+        // An hour of history first (from inside), so that networks can be new.
+        feed(&mut d, 9, "2026-11-10T07:00:00Z", "10.0.0.9");
+        for i in pair {
+            let (id, time, ip) = uses[i];
+            feed(&mut d, id, time, ip);
+        }
+        let found = multi_ip(&mut d);
+        assert_eq!(found.len(), usize::from(fires), "{pair:?}: {found:?}");
+        if fires {
+            assert_eq!(
+                found[0].details["networks"],
+                serde_json::json!(["192.0.2.0/24", "198.51.100.0/24"]),
+                "{pair:?}"
+            );
+        }
+    }
+}
+
 /// A principal whose baseline changed is listed once per `take_dirty`, however many events
 /// changed it, and again after it changes again (an event, an hour closing).
 #[test]
