@@ -146,6 +146,14 @@ pub(crate) struct Held {
 }
 
 impl Held {
+    /// An access key (long-lived or temporary): its calls are stored under its holder.
+    pub fn is_key(&self) -> bool {
+        matches!(
+            self.kind,
+            IdentityKind::AccessKey | IdentityKind::TemporaryAccessKey
+        )
+    }
+
     fn to_created(&self) -> Created {
         Created {
             id: self.id.clone(),
@@ -311,10 +319,7 @@ impl Engine {
     /// session created; of a key it only named (long-lived, maybe shared), those from a
     /// minute before the first tool call that named it to 15 minutes after the last.
     pub(crate) fn held_events(&self, h: &Held) -> Result<Vec<Event<'static>>, EngineError> {
-        if !matches!(
-            h.kind,
-            IdentityKind::AccessKey | IdentityKind::TemporaryAccessKey
-        ) {
+        if !h.is_key() {
             return Ok(self.store.recent_events(&h.id, RECENT)?);
         }
         let Some(holder) = self.inventory.get(&h.id).and_then(|k| k.parent.as_deref()) else {

@@ -59,12 +59,7 @@ impl Engine {
                 .chain(
                     held(g, &s.id, EdgeKind::Used, None)
                         .into_iter()
-                        .filter(|h| {
-                            matches!(
-                                h.kind,
-                                IdentityKind::AccessKey | IdentityKind::TemporaryAccessKey
-                            )
-                        }),
+                        .filter(Held::is_key),
                 )
                 .collect();
             credentials.sort_by(|a, b| a.id.cmp(&b.id));
@@ -88,6 +83,7 @@ impl Engine {
                 .and_then(serde_json::Value::as_str)
                 .unwrap_or(s.name.rsplit('/').next().unwrap_or(&s.name));
             let prompted_by = crate::agents::prompted_by(s);
+            let path = crate::detection::owner_path(g, &s.id);
             for held in &credentials {
                 let cred = held.id.as_str();
                 let role = self.inventory.get(cred).and_then(|c| c.parent.as_deref());
@@ -128,8 +124,13 @@ impl Engine {
                     credential: cred,
                     role,
                 };
-                let path = crate::detection::owner_path(g, &s.id);
-                out.extend(intent::judge(purpose, &prompt, &actions, &calls, path));
+                out.extend(intent::judge(
+                    purpose,
+                    &prompt,
+                    &actions,
+                    &calls,
+                    path.clone(),
+                ));
             }
         }
         self.write_intent(out)

@@ -203,22 +203,15 @@ pub fn normalize_line(
     ctx: &mut Context,
     sink: &mut dyn Sink,
 ) {
-    if format == Format::OtelTraces {
-        // One line is one export request: many spans, each accepted or rejected alone.
-        otel::normalize_line(line, line_no, sink);
-        return;
-    }
-    if format == Format::McpLog {
-        // A line's meaning depends on the lines before it (the server's `initialize`).
-        mcp_log::normalize_line(line, line_no, ctx, sink);
-        return;
-    }
     let result = match format {
+        // One line is one export request: many spans, each accepted or rejected alone.
+        Format::OtelTraces => return otel::normalize_line(line, line_no, sink),
+        // A line's meaning depends on the lines before it (the server's `initialize`).
+        Format::McpLog => return mcp_log::normalize_line(line, line_no, ctx, sink),
         Format::Cloudtrail => cloudtrail::normalize_record_memo(line, &mut ctx.memo),
         Format::K8sAudit => k8s_audit::normalize_event(line, ctx),
         Format::GithubWebhook => github::normalize_delivery(line, ctx),
         Format::BrokerLeases => broker::normalize_line(line),
-        Format::OtelTraces | Format::McpLog => return,
         Format::IamAuthorizationDetails
         | Format::IamCredentialReport
         | Format::K8sSnapshot

@@ -320,6 +320,25 @@ pub async fn decide(
     judge(state, caller, headers, action, resource, situation, false).await
 }
 
+/// The policies' answer to `ask`, audited — an allow only when not `quiet` — on every
+/// surface that decides: the API and the dashboard here, the MCP tools over stdio too.
+pub(crate) async fn decide_audited(
+    policies: &keyward_policy::Policies,
+    engine: &crate::EngineHandle,
+    ask: &Ask<'_>,
+    quiet: bool,
+) -> Result<Decision, ApiError> {
+    let decision = policies.decide(ask);
+    if !(quiet && decision.allowed) {
+        let entry = keyward_engine::authz::decision_entry(&decision, ask);
+        engine
+            .write(move |e| e.audit(&entry).map(|_| ()))
+            .await?
+            .map_err(ApiError::internal)?;
+    }
+    Ok(decision)
+}
+
 /// [`decide`]; `read`: the request only reads, so an allow is not audited.
 async fn judge(
     state: &AppState,
@@ -349,19 +368,11 @@ async fn judge(
         resource: &resource,
         situation: &situation,
     };
-    let decision = state.policies.decide(&ask);
+    let quiet = read || matches!(action, Act::View | Act::Ingest);
+    let decision = decide_audited(&state.policies, &state.engine, &ask, quiet).await?;
     state
         .metrics
         .policy_decision(action.as_str(), decision.word());
-    let quiet = decision.allowed && (read || matches!(action, Act::View | Act::Ingest));
-    if !quiet {
-        let entry = keyward_engine::authz::decision_entry(&decision, &ask);
-        state
-            .engine
-            .write(move |e| e.audit(&entry).map(|_| ()))
-            .await?
-            .map_err(ApiError::internal)?;
-    }
     if !decision.allowed {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

@@ -114,13 +114,9 @@ impl Mcp {
             resource: &Resource::Estate,
             situation: &situation,
         };
-        let decision = writes.policies.decide(&ask);
-        let entry = keyward_engine::authz::decision_entry(&decision, &ask);
-        self.engine
-            .write(move |e| e.audit(&entry).map(|_| ()))
+        let decision = crate::auth::decide_audited(&writes.policies, &self.engine, &ask, false)
             .await
-            .map_err(|e| Err(ErrorData::internal_error(e.message, None)))?
-            .map_err(|e| Err(ErrorData::internal_error(e.to_string(), None)))?;
+            .map_err(|e| Err(ErrorData::internal_error(e.message, None)))?;
         if !decision.allowed {
             return Err(refuse(format!(
                 "refused by policy: {} (this needs a token the policies let `{}`; an operator's by default)",
