@@ -196,6 +196,16 @@ async fn load(
     out
 }
 
+/// A process's CPU time so far (user + system), in seconds, from `/proc`; 0 elsewhere.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After the command's `(name)`: state is field 3, utime 14 and stime 15 (clock ticks).
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// `keyward serve` with the broker, trusting the test cluster; the workload's proof.
 fn keyward(dir: &std::path::Path) -> (Killed, String, String) {
     let sa = format!("kwbench{}", std::process::id());
@@ -351,7 +361,8 @@ fn main() {
     let concurrency = num("KEYWARD_BENCH_CONCURRENCY", 32);
     let secs = num("KEYWARD_BENCH_SECONDS", 10);
     let dir = tempfile::tempdir().unwrap();
-    let (_serve, base, proof) = keyward(dir.path());
+    let (serve, base, proof) = keyward(dir.path());
+    let pid = serve.0.id();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -377,6 +388,7 @@ fn main() {
         );
         println!("| endpoint | tokens/s | p50 ms | p99 ms | p99.9 ms | max ms | failed |");
         println!("|---|---:|---:|---:|---:|---:|---:|");
+        let cpu_before = cpu_secs(pid);
         let k = load(
             concurrency,
             secs,
@@ -389,9 +401,20 @@ fn main() {
             json!({"audience": "bench"}).to_string(),
         )
         .await;
+        let cpu = cpu_secs(pid) - cpu_before;
         println!(
             "{}",
             k.line("Keyward `POST /broker/token` (proof, Cedar, ES256, lease + audit committed)")
+        );
+        let issued = k.ok + k.failed;
+        let per = if issued == 0 {
+            0.0
+        } else {
+            cpu * 1e6 / issued as f64
+        };
+        eprintln!(
+            "keyward serve: {cpu:.1} CPU s over {} s (warm-up included): {per:.0} µs a token",
+            secs + 2
         );
         match openbao(&c).await {
             Some((url, token)) => {
@@ -420,8 +443,18 @@ fn main() {
                 |r| r.get(0),
             )
             .unwrap();
+        // The leases are in the inventory too, within a second.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let projected: i64 = db
+            .query_row(
+                "SELECT count(*) FROM identities WHERE kind = 'broker_credential'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap_or(-1);
         println!(
-            "\nleases stored: {stored} (the warm-up's issuances included; {} counted)",
+            "\nleases stored: {stored} (the warm-up's issuances included; {} counted); \
+             in the inventory 2 s later: {projected}",
             k.ok + 1
         );
     });

@@ -4,12 +4,13 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr as _;
+use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
     Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request, RestrictedExpression,
 };
 
-use crate::{Ask, Policies, Principal, Resource};
+use crate::{Act, Ask, Policies, Principal, Resource, Situation};
 
 pub const TYPE_PERSON: &str = "Keyward::Person";
 pub const TYPE_TOKEN: &str = "Keyward::Token";
@@ -43,16 +44,86 @@ pub enum RequestError {
     Request(String),
 }
 
-/// `Type::"id"`.
+/// `Type::"id"`. Keyward's own types are parsed once.
 pub fn uid(ty: &str, id: &str) -> Result<EntityUid, RequestError> {
-    let ty = EntityTypeName::from_str(ty).map_err(|_| RequestError::Type(ty.to_owned()))?;
+    static OURS: std::sync::OnceLock<HashMap<&'static str, EntityTypeName>> =
+        std::sync::OnceLock::new();
+    let ours = OURS.get_or_init(|| {
+        [
+            TYPE_PERSON,
+            TYPE_TOKEN,
+            TYPE_SERVICE,
+            TYPE_ROLE,
+            TYPE_TEAM,
+            TYPE_WORKLOAD,
+            TYPE_CREDENTIAL,
+            TYPE_ESTATE,
+            TYPE_ACCOUNT,
+            TYPE_CLUSTER,
+            TYPE_NAMESPACE,
+            TYPE_IDENTITY,
+            TYPE_ACTION,
+        ]
+        .into_iter()
+        .filter_map(|t| Some((t, EntityTypeName::from_str(t).ok()?)))
+        .collect()
+    });
+    let ty = match ours.get(ty) {
+        Some(t) => t.clone(),
+        None => EntityTypeName::from_str(ty).map_err(|_| RequestError::Type(ty.to_owned()))?,
+    };
     Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
 }
 
 /// A request and the entities it is evaluated against.
 pub struct Built {
     pub request: Request,
+    pub parts: Arc<Parts>,
+}
+
+/// What a request is evaluated against besides its context: the principal and the
+/// resource, and the entities (the known ones with the request's own).
+pub struct Parts {
+    who: EntityUid,
+    what: EntityUid,
     pub entities: Entities,
+}
+
+/// The Cedar values of questions asked before: the entities of a principal and a resource
+/// (a workload asking again for the same credential), and the contexts of the current
+/// second. Building them (schema checks, the transitive closure, parsing an IP) costs
+/// several times the evaluation; what is built from the same values is the same, so a
+/// repeated question reuses it. Each map is bounded: emptied when full.
+#[derive(Default)]
+pub struct Cache {
+    parts: Mutex<HashMap<(Principal, Resource), Arc<Parts>>>,
+    contexts: Mutex<HashMap<ContextKey, Context>>,
+    /// Whole requests, checked against the schema: the same question in the same second.
+    requests: Mutex<HashMap<RequestKey, Arc<Built>>>,
+}
+
+type RequestKey = (Principal, Resource, Act, ContextKey);
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cache")
+    }
+}
+
+/// The most entries a cache map holds.
+const CACHE_MAX: usize = 4_096;
+
+fn remember<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, k: K, v: &V) {
+    if let Ok(mut m) = map.lock() {
+        if m.len() >= CACHE_MAX {
+            m.clear();
+        }
+        m.insert(k, v.clone());
+    }
+}
+
+fn recall<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, k: &K) -> Option<V> {
+    map.lock().ok().and_then(|m| m.get(k).cloned())
 }
 
 fn string(s: &str) -> RestrictedExpression {
@@ -230,38 +301,127 @@ fn resource(r: &Resource) -> Result<(EntityUid, Vec<Entity>), RequestError> {
     Ok((me, out))
 }
 
-/// The context record (the schema's `Situation`).
-fn context(ask: &Ask<'_>) -> serde_json::Value {
-    let s = ask.situation;
-    let day = 86_400_000;
-    let ip = s.source_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    serde_json::json!({
-        "time": s.now.div_euclid(1000),
-        "hour": s.now.rem_euclid(day) / 3_600_000,
-        // 1970-01-01 was a Thursday (3 with Monday as 0).
-        "weekday": (s.now.div_euclid(day) + 3).rem_euclid(7),
-        "source_ip": {"__extn": {"fn": "ip", "arg": ip.to_string()}},
-        "surface": s.surface.as_str(),
-        "risk_tier": s.risk_tier.as_deref().unwrap_or("none"),
-        "environment": s.environment.as_deref().unwrap_or(""),
-        "break_glass": s.break_glass,
-        "revoke": s.revoke,
-        "requester": s.requester.as_deref().unwrap_or(""),
-        "duration_secs": s.duration.unwrap_or(0).div_euclid(1000),
-    })
+/// The context record's values (the schema's `Situation`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ContextKey {
+    time: i64,
+    source_ip: IpAddr,
+    surface: &'static str,
+    risk_tier: String,
+    environment: String,
+    break_glass: bool,
+    revoke: bool,
+    requester: String,
+    duration_secs: i64,
+}
+
+impl ContextKey {
+    fn of(s: &Situation) -> ContextKey {
+        ContextKey {
+            time: s.now.div_euclid(1000),
+            source_ip: s.source_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            surface: s.surface.as_str(),
+            risk_tier: s.risk_tier.clone().unwrap_or_else(|| "none".to_owned()),
+            environment: s.environment.clone().unwrap_or_default(),
+            break_glass: s.break_glass,
+            revoke: s.revoke,
+            requester: s.requester.clone().unwrap_or_default(),
+            duration_secs: s.duration.unwrap_or(0).div_euclid(1000),
+        }
+    }
+
+    /// The context record, built as Cedar values (no JSON to parse); `Request::new`
+    /// checks it against the schema.
+    fn context(&self) -> Result<Context, RequestError> {
+        let day_secs = 86_400;
+        Context::from_pairs([
+            ("time".to_owned(), long(self.time)),
+            (
+                "hour".to_owned(),
+                long(self.time.rem_euclid(day_secs) / 3_600),
+            ),
+            // 1970-01-01 was a Thursday (3 with Monday as 0).
+            (
+                "weekday".to_owned(),
+                long((self.time.div_euclid(day_secs) + 3).rem_euclid(7)),
+            ),
+            (
+                "source_ip".to_owned(),
+                RestrictedExpression::new_ip(self.source_ip.to_string()),
+            ),
+            ("surface".to_owned(), string(self.surface)),
+            ("risk_tier".to_owned(), string(&self.risk_tier)),
+            ("environment".to_owned(), string(&self.environment)),
+            (
+                "break_glass".to_owned(),
+                RestrictedExpression::new_bool(self.break_glass),
+            ),
+            (
+                "revoke".to_owned(),
+                RestrictedExpression::new_bool(self.revoke),
+            ),
+            ("requester".to_owned(), string(&self.requester)),
+            ("duration_secs".to_owned(), long(self.duration_secs)),
+        ])
+        .map_err(|e| RequestError::Context(e.to_string()))
+    }
+}
+
+fn long(v: i64) -> RestrictedExpression {
+    RestrictedExpression::new_long(v)
 }
 
 /// The Cedar request for `ask`, validated against the schema.
-pub fn request(p: &Policies, ask: &Ask<'_>) -> Result<Built, RequestError> {
+pub fn request(p: &Policies, ask: &Ask<'_>) -> Result<Arc<Built>, RequestError> {
+    let situation = ContextKey::of(ask.situation);
+    let key: RequestKey = (
+        ask.principal.clone(),
+        ask.resource.clone(),
+        ask.action,
+        situation,
+    );
+    if let Some(built) = recall(&p.cache.requests, &key) {
+        return Ok(built);
+    }
+    let (principal, resource, action, situation) = &key;
+    let pair = (principal.clone(), resource.clone());
+    let parts = match recall(&p.cache.parts, &pair) {
+        Some(parts) => parts,
+        None => {
+            let parts = Arc::new(build_parts(p, ask)?);
+            remember(&p.cache.parts, pair, &parts);
+            parts
+        }
+    };
+    let context = match recall(&p.cache.contexts, situation) {
+        Some(c) => c,
+        None => {
+            let c = situation.context()?;
+            remember(&p.cache.contexts, situation.clone(), &c);
+            c
+        }
+    };
+    let request = Request::new(
+        parts.who.clone(),
+        uid(TYPE_ACTION, action.as_str())?,
+        parts.what.clone(),
+        context,
+        Some(&p.schema),
+    )
+    .map_err(|e| RequestError::Request(e.to_string()))?;
+    let built = Arc::new(Built { request, parts });
+    remember(&p.cache.requests, key, &built);
+    Ok(built)
+}
+
+/// The principal's and the resource's entities, with the known ones.
+fn build_parts(p: &Policies, ask: &Ask<'_>) -> Result<Parts, RequestError> {
     let who = principal(p, ask.principal)?;
     let who_id = who
         .first()
         .map(Entity::uid)
         .ok_or_else(|| RequestError::Entity("no principal".into()))?;
     let (what_id, what) = resource(ask.resource)?;
-    let action = uid(TYPE_ACTION, ask.action.as_str())?;
-    let mut added: HashSet<EntityUid> = what.iter().chain(&who).map(Entity::uid).collect();
-    added.insert(who_id.clone());
     // The chains can repeat an entity (a cluster under two names, the estate in both): keep
     // the first.
     let mut chain = Vec::with_capacity(what.len() + who.len());
@@ -271,20 +431,18 @@ pub fn request(p: &Policies, ask: &Ask<'_>) -> Result<Built, RequestError> {
             chain.push(e);
         }
     }
-    let entities = Entities::from_entities(
-        p.known
-            .iter()
-            .filter(|e| !added.contains(&e.uid()))
-            .cloned()
-            .chain(chain),
-        Some(&p.schema),
-    )
-    .map_err(|e| RequestError::Entity(format!("{e}: {}", miette_chain(&e))))?;
-    let context = Context::from_json_value(context(ask), Some((&p.schema, &action)))
-        .map_err(|e| RequestError::Context(e.to_string()))?;
-    let request = Request::new(who_id, action, what_id, context, Some(&p.schema))
-        .map_err(|e| RequestError::Request(e.to_string()))?;
-    Ok(Built { request, entities })
+    // The known entities were checked and closed once, at load; only the request's own are
+    // checked here, and replace any known one of the same id.
+    let entities = p
+        .known
+        .clone()
+        .upsert_entities(chain, Some(&p.schema))
+        .map_err(|e| RequestError::Entity(format!("{e}: {}", miette_chain(&e))))?;
+    Ok(Parts {
+        who: who_id,
+        what: what_id,
+        entities,
+    })
 }
 
 /// An error's causes, each after the one it explains.

@@ -81,7 +81,7 @@ impl Act {
 }
 
 /// Who acts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Principal {
     /// Someone at the command line (`$USER`), or named in the entities file.
     Person { name: String },
@@ -98,7 +98,7 @@ pub enum Principal {
 }
 
 /// A workload as a policy sees it (the broker's verified proof).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Workload {
     /// Its key in the inventory (a service account's, an OIDC subject's, a SPIFFE id).
     pub identity: String,
@@ -135,7 +135,7 @@ impl Principal {
 }
 
 /// What is acted on.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum Resource {
     /// Everything (lists, searches, tokens, the audit log).
     #[default]
@@ -156,7 +156,7 @@ pub enum Resource {
 }
 
 /// A machine identity as a policy sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Target {
     /// Keyward's identity key (an ARN, `k8s:CLUSTER:sa:NS:NAME`, …).
     pub id: String,
@@ -333,6 +333,9 @@ pub struct Policies {
     has_entities_file: bool,
     /// Where each policy id was written.
     origins: HashMap<String, Origin>,
+    /// The Cedar values of questions asked before (`entities::Cache`): shared by clones,
+    /// which hold the same schema and known entities.
+    cache: std::sync::Arc<entities::Cache>,
 }
 
 impl Policies {
@@ -362,7 +365,7 @@ impl Policies {
             }
         };
         let response =
-            Authorizer::new().is_authorized(&request.request, &self.set, &request.entities);
+            Authorizer::new().is_authorized(&request.request, &self.set, &request.parts.entities);
         let mut policies: Vec<String> = response
             .diagnostics()
             .reason()

@@ -276,6 +276,7 @@ pub fn from_sources(
             known,
             has_entities_file,
             origins,
+            cache: std::sync::Arc::default(),
         },
         warnings,
     })

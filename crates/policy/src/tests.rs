@@ -328,6 +328,87 @@ when { resource.kind == "jwt" && context.duration_secs <= 3600
 }
 
 #[test]
+fn a_question_asked_again_reuses_its_request_and_a_changed_one_is_built_afresh() {
+    let text = r#"
+@id("short-jwt")
+permit (principal, action == Keyward::Action::"issue", resource)
+when { resource.kind == "jwt" && context.duration_secs <= 600 && context.hour < 12 };
+"#;
+    let p = from_sources(&[("broker.cedar".into(), text.into())], None)
+        .unwrap()
+        .policies;
+    let who = workload("payments", "api");
+    let what = Resource::Credential {
+        kind: "jwt".into(),
+        target: "bench".into(),
+    };
+    let at = |now: i64, secs: i64| Situation {
+        now,
+        surface: Surface::Broker,
+        duration: Some(secs * 1000),
+        ..Situation::default()
+    };
+    let ask = |s: &Situation| {
+        let ask = Ask {
+            principal: &who,
+            action: Act::Issue,
+            resource: &what,
+            situation: s,
+        };
+        (entities::request(&p, &ask).unwrap(), p.decide(&ask))
+    };
+    // 09:00:00.100 and 09:00:00.900: the same second, the same request.
+    let nine = 9 * 3_600_000;
+    let (first, d) = ask(&at(nine + 100, 600));
+    let (again, d2) = ask(&at(nine + 900, 600));
+    assert!(std::sync::Arc::ptr_eq(&first, &again));
+    assert!(d.allowed && d2.allowed, "{d:?}");
+    // A longer TTL, a later hour, another workload: asked afresh, and decided on it.
+    for (s, who2) in [
+        (at(nine + 900, 900), who.clone()),
+        (at(13 * 3_600_000, 600), who.clone()),
+        (at(nine + 900, 600), workload("billing", "api")),
+    ] {
+        let ask = Ask {
+            principal: &who2,
+            action: Act::Issue,
+            resource: &what,
+            situation: &s,
+        };
+        let built = entities::request(&p, &ask).unwrap();
+        assert!(!std::sync::Arc::ptr_eq(&first, &built));
+        let d = p.decide(&ask);
+        assert_eq!(
+            d.allowed,
+            who2 != who && s.duration == Some(600_000),
+            "{d:?}"
+        );
+    }
+    // A copy of the policies shares what was built; the same policies loaded again do not.
+    let copy = p.clone();
+    let (s, reload) = (
+        at(nine + 100, 600),
+        from_sources(&[("broker.cedar".into(), text.into())], None)
+            .unwrap()
+            .policies,
+    );
+    let ask = Ask {
+        principal: &who,
+        action: Act::Issue,
+        resource: &what,
+        situation: &s,
+    };
+    assert!(std::sync::Arc::ptr_eq(
+        &first,
+        &entities::request(&copy, &ask).unwrap()
+    ));
+    assert!(!std::sync::Arc::ptr_eq(
+        &first,
+        &entities::request(&reload, &ask).unwrap()
+    ));
+}
+
+#[test]
 fn a_namespaced_identity_conforms_to_the_schema() {
     // A namespace's entity once carried a `name` the schema does not declare: every question
     // about a namespaced identity was denied with a schema error.

@@ -212,7 +212,7 @@ pub(crate) async fn issue(
             ));
         }
     }
-    let id = lease::new_id().map_err(|_| ApiError::internal("no randomness"))?;
+    let id = lease::new_id(now).map_err(|_| ApiError::internal("no randomness"))?;
     let mut what = Issue {
         kind,
         target: target.clone(),

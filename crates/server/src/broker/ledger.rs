@@ -1,9 +1,10 @@
 //! Group commit: each issuance waits for the commit of the batch it joined; a batch is
 //! everything that arrived while the one before it was committing (one transaction on the
 //! engine thread for all of them, `Engine::record_leases`). Committed leases are then taken
-//! into the inventory and graph every [`PROJECT_EVERY`], all that gathered meanwhile in one
-//! input (`Engine::project_leases`): the graph follows within a second, and thousands of
-//! issuances a second cost a few ingests.
+//! into the inventory and graph every [`PROJECT_EVERY`], all that gathered meanwhile in
+//! inputs of at most [`PROJECT_CHUNK`] (`Engine::project_leases`): the graph follows within
+//! a second, thousands of issuances a second cost a few ingests, and a commit waits behind
+//! one chunk at most.
 
 use keyward_engine::broker::LeaseWrite;
 use keyward_model::lease::LeaseRecord;
@@ -18,6 +19,8 @@ const MAX_BATCH: usize = 4_096;
 const QUEUE: usize = 65_536;
 /// How often committed leases are taken into the graph.
 pub(crate) const PROJECT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// The most leases one turn on the engine thread takes into the graph (a few ms).
+const PROJECT_CHUNK: usize = 256;
 
 struct Pending {
     write: LeaseWrite,
@@ -77,22 +80,33 @@ impl Ledger {
                     Ok(mut c) if !c.is_empty() => std::mem::take(&mut *c),
                     Ok(_) | Err(_) => continue,
                 };
-                let n = leases.len();
-                let retry = leases.clone();
-                let r = projector
-                    .write(move |e| e.project_leases(&leases, crate::now()).map(|_| ()))
-                    .await;
-                let failed = match r {
-                    Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(e) => Some(e.message),
-                };
-                if let Some(e) = failed {
-                    // They are stored: tried again at the next tick, before what came since.
-                    eprintln!("keyward: {n} leases not yet taken into the graph: {e}");
-                    if let Ok(mut c) = to_project.lock() {
-                        let later = std::mem::replace(&mut *c, retry);
-                        c.extend(later);
+                // In chunks, each its own turn on the engine thread: the commits waiting
+                // behind a projection wait for one chunk, not for all of them.
+                let mut rest = leases;
+                while !rest.is_empty() {
+                    let later = rest.split_off(rest.len().min(PROJECT_CHUNK));
+                    let chunk = std::mem::replace(&mut rest, later);
+                    let n = chunk.len();
+                    let retry = chunk.clone();
+                    let r = projector
+                        .write(move |e| e.project_leases(&chunk, crate::now()).map(|_| ()))
+                        .await;
+                    let failed = match r {
+                        Ok(Ok(())) => None,
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(e) => Some(e.message),
+                    };
+                    if let Some(e) = failed {
+                        // They are stored: tried again at the next tick, before what came
+                        // since.
+                        eprintln!("keyward: {n} leases not yet taken into the graph: {e}");
+                        if let Ok(mut c) = to_project.lock() {
+                            let mut again = retry;
+                            again.append(&mut rest);
+                            let since = std::mem::replace(&mut *c, again);
+                            c.extend(since);
+                        }
+                        break;
                     }
                 }
             }

@@ -971,21 +971,20 @@ fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<audit::Row> {
 /// the head's MAC, its seq (head + 1) and its fields (`audit::mac`).
 fn append_audit(tx: &Connection, key: &audit::MacKey, e: &AuditEntry) -> Result<i64> {
     let head: Option<(i64, String)> = tx
-        .query_row(
+        .prepare_cached(
             "SELECT seq, COALESCE(mac, legacy_hash) FROM audit_log ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (seq, prev) = head.map_or((1, String::new()), |(s, m)| (s + 1, m));
     let mac = audit::mac(key, &prev, seq, e);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO audit_log (seq, at, actor, action, target, detail, before, after, prev, mac)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        params![
-            seq, e.at, e.actor, e.action, e.target, e.detail, e.before, e.after, prev, mac
-        ],
-    )?;
+    )?
+    .execute(params![
+        seq, e.at, e.actor, e.action, e.target, e.detail, e.before, e.after, prev, mac
+    ])?;
     Ok(seq)
 }
 
