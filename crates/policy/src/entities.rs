@@ -78,27 +78,16 @@ pub fn uid(ty: &str, id: &str) -> Result<EntityUid, RequestError> {
 /// A request and the entities it is evaluated against.
 pub struct Built {
     pub request: Request,
-    pub parts: Arc<Parts>,
-}
-
-/// What a request is evaluated against besides its context: the principal and the
-/// resource, and the entities (the known ones with the request's own).
-pub struct Parts {
-    who: EntityUid,
-    what: EntityUid,
     pub entities: Entities,
 }
 
-/// The Cedar values of questions asked before: the entities of a principal and a resource
-/// (a workload asking again for the same credential), and the contexts of the current
-/// second. Building them (schema checks, the transitive closure, parsing an IP) costs
-/// several times the evaluation; what is built from the same values is the same, so a
-/// repeated question reuses it. Each map is bounded: emptied when full.
+/// Requests already built and checked against the schema, by question (principal,
+/// action, resource, and the context's values to the second). Building one (schema checks,
+/// the transitive closure, parsing an IP) costs several times Cedar's evaluation, and a
+/// workload asks the broker the same question many times a second; what is built from the
+/// same values is the same. Bounded: emptied when full.
 #[derive(Default)]
 pub struct Cache {
-    parts: Mutex<HashMap<(Principal, Resource), Arc<Parts>>>,
-    contexts: Mutex<HashMap<ContextKey, Context>>,
-    /// Whole requests, checked against the schema: the same question in the same second.
     requests: Mutex<HashMap<RequestKey, Arc<Built>>>,
 }
 
@@ -110,21 +99,8 @@ impl std::fmt::Debug for Cache {
     }
 }
 
-/// The most entries a cache map holds.
+/// The most requests the cache holds.
 const CACHE_MAX: usize = 4_096;
-
-fn remember<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, k: K, v: &V) {
-    if let Ok(mut m) = map.lock() {
-        if m.len() >= CACHE_MAX {
-            m.clear();
-        }
-        m.insert(k, v.clone());
-    }
-}
-
-fn recall<K: std::hash::Hash + Eq, V: Clone>(map: &Mutex<HashMap<K, V>>, k: &K) -> Option<V> {
-    map.lock().ok().and_then(|m| m.get(k).cloned())
-}
 
 fn string(s: &str) -> RestrictedExpression {
     RestrictedExpression::new_string(s.to_owned())
@@ -373,55 +349,39 @@ fn long(v: i64) -> RestrictedExpression {
 
 /// The Cedar request for `ask`, validated against the schema.
 pub fn request(p: &Policies, ask: &Ask<'_>) -> Result<Arc<Built>, RequestError> {
-    let situation = ContextKey::of(ask.situation);
     let key: RequestKey = (
         ask.principal.clone(),
         ask.resource.clone(),
         ask.action,
-        situation,
+        ContextKey::of(ask.situation),
     );
-    if let Some(built) = recall(&p.cache.requests, &key) {
+    if let Some(built) = p
+        .cache
+        .requests
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).cloned())
+    {
         return Ok(built);
     }
-    let (principal, resource, action, situation) = &key;
-    let pair = (principal.clone(), resource.clone());
-    let parts = match recall(&p.cache.parts, &pair) {
-        Some(parts) => parts,
-        None => {
-            let parts = Arc::new(build_parts(p, ask)?);
-            remember(&p.cache.parts, pair, &parts);
-            parts
+    let built = Arc::new(build(p, ask, &key.3)?);
+    if let Ok(mut m) = p.cache.requests.lock() {
+        if m.len() >= CACHE_MAX {
+            m.clear();
         }
-    };
-    let context = match recall(&p.cache.contexts, situation) {
-        Some(c) => c,
-        None => {
-            let c = situation.context()?;
-            remember(&p.cache.contexts, situation.clone(), &c);
-            c
-        }
-    };
-    let request = Request::new(
-        parts.who.clone(),
-        uid(TYPE_ACTION, action.as_str())?,
-        parts.what.clone(),
-        context,
-        Some(&p.schema),
-    )
-    .map_err(|e| RequestError::Request(e.to_string()))?;
-    let built = Arc::new(Built { request, parts });
-    remember(&p.cache.requests, key, &built);
+        m.insert(key, Arc::clone(&built));
+    }
     Ok(built)
 }
 
-/// The principal's and the resource's entities, with the known ones.
-fn build_parts(p: &Policies, ask: &Ask<'_>) -> Result<Parts, RequestError> {
+fn build(p: &Policies, ask: &Ask<'_>, situation: &ContextKey) -> Result<Built, RequestError> {
     let who = principal(p, ask.principal)?;
     let who_id = who
         .first()
         .map(Entity::uid)
         .ok_or_else(|| RequestError::Entity("no principal".into()))?;
     let (what_id, what) = resource(ask.resource)?;
+    let action = uid(TYPE_ACTION, ask.action.as_str())?;
     // The chains can repeat an entity (a cluster under two names, the estate in both): keep
     // the first.
     let mut chain = Vec::with_capacity(what.len() + who.len());
@@ -438,11 +398,15 @@ fn build_parts(p: &Policies, ask: &Ask<'_>) -> Result<Parts, RequestError> {
         .clone()
         .upsert_entities(chain, Some(&p.schema))
         .map_err(|e| RequestError::Entity(format!("{e}: {}", miette_chain(&e))))?;
-    Ok(Parts {
-        who: who_id,
-        what: what_id,
-        entities,
-    })
+    let request = Request::new(
+        who_id,
+        action,
+        what_id,
+        situation.context()?,
+        Some(&p.schema),
+    )
+    .map_err(|e| RequestError::Request(e.to_string()))?;
+    Ok(Built { request, entities })
 }
 
 /// An error's causes, each after the one it explains.

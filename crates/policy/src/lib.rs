@@ -333,7 +333,7 @@ pub struct Policies {
     has_entities_file: bool,
     /// Where each policy id was written.
     origins: HashMap<String, Origin>,
-    /// The Cedar values of questions asked before (`entities::Cache`): shared by clones,
+    /// Requests built for questions asked before (`entities::Cache`): shared by clones,
     /// which hold the same schema and known entities.
     cache: std::sync::Arc<entities::Cache>,
 }
@@ -365,7 +365,7 @@ impl Policies {
             }
         };
         let response =
-            Authorizer::new().is_authorized(&request.request, &self.set, &request.parts.entities);
+            Authorizer::new().is_authorized(&request.request, &self.set, &request.entities);
         let mut policies: Vec<String> = response
             .diagnostics()
             .reason()
