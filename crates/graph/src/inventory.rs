@@ -401,7 +401,49 @@ impl Inventory {
                 changed += 1;
             }
         }
-        changed
+        changed + self.follow_chains()
+    }
+
+    /// Brings each session's chain up to date with its assumer's ([`Self::chain_through`]):
+    /// a session taken in before its assumer's own chain was known (a later file, another
+    /// bus partition) ends as one taken in after it. Repeated while chains grow, at most
+    /// as many times as a chain is long (a loop cut short at `MAX_CHAIN` cannot cycle on).
+    fn follow_chains(&mut self) -> usize {
+        let mut changed = std::collections::BTreeSet::new();
+        for _ in 0..=MAX_CHAIN {
+            let stale: Vec<(usize, Vec<String>)> = self
+                .slots
+                .iter()
+                .enumerate()
+                .filter(|(_, i)| !self.follows(i))
+                .map(|(slot, i)| (slot, self.chain_through(&i.chain[i.chain.len() - 1], &i.id)))
+                .filter(|(_, chain)| !chain.is_empty())
+                .collect();
+            if stale.is_empty() {
+                break;
+            }
+            for (slot, chain) in stale {
+                self.slots[slot].chain = chain;
+                self.mark(slot as u32);
+                changed.insert(slot);
+            }
+        }
+        changed.len()
+    }
+
+    /// Whether `i`'s chain is its assumer's chain then its assumer (or nothing to follow:
+    /// no chain, or one its assumer's chain would close into a loop) — what
+    /// [`Self::chain_through`] gives, without building it.
+    fn follows(&self, i: &Identity) -> bool {
+        let Some((by, head)) = i.chain.split_last() else {
+            return true;
+        };
+        let above = self.get(by).map_or(&[][..], |p| p.chain.as_slice());
+        if above.contains(&i.id) || by == &i.id {
+            return true;
+        }
+        let kept = above.len().min(MAX_CHAIN - 1);
+        head == &above[above.len() - kept..]
     }
 }
 
@@ -609,6 +651,39 @@ mod tests {
         c.facts.assumed_by = Some("s2".into());
         inv.apply(c, true);
         assert_eq!(inv.get("s1").unwrap().chain, vec!["user".to_owned()]);
+    }
+
+    #[test]
+    fn a_chain_taken_in_before_its_assumers_follows_it_once_linked() {
+        let session = |id: &str, by: &str| {
+            let mut o = obs(id, IdentityKind::StsSession, SourceKind::Cloudtrail);
+            o.facts.assumed_by = Some(by.into());
+            o
+        };
+        // The third hop arrives first (another partition), then the second, then the first.
+        let mut inv = Inventory::default();
+        inv.apply(session("s3", "s2"), true);
+        inv.apply(session("s2", "s1"), true);
+        inv.apply(session("s1", "aws-service:ecs-tasks.amazonaws.com"), true);
+        assert_eq!(inv.get("s3").unwrap().chain, ["s2"]);
+        inv.take_dirty();
+        assert_eq!(inv.link(), 2, "s2 and s3 follow");
+        let want = ["aws-service:ecs-tasks.amazonaws.com", "s1", "s2"];
+        assert_eq!(inv.get("s3").unwrap().chain, want);
+        assert_eq!(inv.get("s2").unwrap().chain, want[..2]);
+        assert_eq!(inv.take_dirty().len(), 2, "both are written again");
+        // Arrived in order, the same chains, and linking again changes nothing.
+        let mut ordered = Inventory::default();
+        ordered.apply(session("s1", "aws-service:ecs-tasks.amazonaws.com"), true);
+        ordered.apply(session("s2", "s1"), true);
+        ordered.apply(session("s3", "s2"), true);
+        assert_eq!(ordered.get("s3").unwrap().chain, want);
+        assert_eq!(ordered.link(), 0);
+        assert_eq!(inv.link(), 0);
+        // A loop stays cut.
+        inv.apply(session("s1", "s3"), true);
+        inv.link();
+        assert_eq!(inv.get("s1").unwrap().chain, want[..1]);
     }
 
     #[test]
