@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use keyward_model::{
     Credential, CredentialStatus, Identity, IdentityKind, Observation, SourceKind,
 };
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// What applying one observation did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,11 @@ pub struct Inventory {
     dirty_list: Vec<u32>,
     /// Identities that [`marked_retired`] says are retired.
     retired_marks: usize,
+    /// Every identity some session's chain ends in (its assumer; never shrinks).
+    assumers: FxHashSet<String>,
+    /// An assumer's chain changed (or chains were loaded) since [`Inventory::link`] last
+    /// brought the sessions under it up to date.
+    chains_moved: bool,
 }
 
 /// Tag or label names that mark an identity retired (value `true`, `yes` or `1`).
@@ -184,6 +189,10 @@ impl Inventory {
     fn insert(&mut self, i: Identity) -> u32 {
         let slot = self.slots.len() as u32;
         self.retired_marks += usize::from(marked_retired(&i));
+        if let Some(by) = i.chain.last() {
+            self.assumers.insert(by.clone());
+            self.chains_moved = true;
+        }
         self.index.insert(i.id.clone(), slot);
         self.hot.push(Hot::of(&i));
         self.slots.push(i);
@@ -244,11 +253,18 @@ impl Inventory {
     /// Merges one observation. `count` says whether the event behind it is new to the store
     /// (so a re-read event does not count twice).
     pub fn apply(&mut self, obs: Observation, count: bool) -> Applied {
-        let chain = obs
-            .facts
-            .assumed_by
-            .as_deref()
-            .map(|by| self.chain_through(by, &obs.id));
+        let chain = obs.facts.assumed_by.as_deref().map(|by| {
+            if !self.assumers.contains(by) {
+                self.assumers.insert(by.to_owned());
+            }
+            self.chain_through(by, &obs.id)
+        });
+        // An assumer's chain moving leaves the chains under it to follow (`link`).
+        let under = (chain.is_some() && self.assumers.contains(obs.id.as_str())).then(|| {
+            self.get(&obs.id)
+                .map(|i| i.chain.clone())
+                .unwrap_or_default()
+        });
         let (slot, is_new) = match self.index.get(obs.id.as_str()) {
             Some(&s) => (s, false),
             None => {
@@ -265,6 +281,7 @@ impl Inventory {
         hot.store(ident);
         let was_marked = marked_retired(ident);
         let changed = merge(ident, obs, count, chain) || is_new;
+        self.chains_moved |= under.is_some_and(|c| c != ident.chain);
         crate::graph::recount(&mut self.retired_marks, was_marked, marked_retired(ident));
         *hot = Hot::of(ident);
         if changed {
@@ -409,6 +426,9 @@ impl Inventory {
     /// bus partition) ends as one taken in after it. Repeated while chains grow, at most
     /// as many times as a chain is long (a loop cut short at `MAX_CHAIN` cannot cycle on).
     fn follow_chains(&mut self) -> usize {
+        if !std::mem::take(&mut self.chains_moved) {
+            return 0;
+        }
         let mut changed = std::collections::BTreeSet::new();
         for _ in 0..=MAX_CHAIN {
             let stale: Vec<(usize, Vec<String>)> = self
