@@ -68,7 +68,7 @@ pub struct PurposeSection {
     pub allow: Vec<String>,
 }
 
-/// An agent (its `gen_ai.agent.id` or name; `*` globs) and its purpose.
+/// An agent (its `gen_ai.agent.id` or name; a glob: `*`, `?`, `[…]`, `{a,b}`) and its purpose.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Assignment {

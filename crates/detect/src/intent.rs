@@ -3,7 +3,8 @@
 //! A purpose is a list of allowed action categories, `<service>:<class>`: the service as
 //! CloudTrail's `eventSource` names it without `.amazonaws.com` (`ce`, `budgets`,
 //! `lambda`; `*` for any) and the class of the call (`read`, `write`, `delete`,
-//! `permissions`; `*` for any). Agents are given purposes by id or name (`*` globs).
+//! `permissions`; `*` for any). Agents are given purposes by id or name (globs: `*`, `?`,
+//! `[…]`, `{a,b}`; `*` crosses `/`).
 //! "An agent analysing cloud costs should access billing APIs — if it starts modifying
 //! Lambda functions, something is wrong": a purpose `cost-analysis` allowing `ce:read`
 //! and `budgets:read` makes `lambda.amazonaws.com:UpdateFunctionConfiguration20150331v2`
@@ -17,6 +18,7 @@
 
 use std::collections::BTreeMap;
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use keyward_model::time::Millis;
 use serde_json::{Value, json};
 
@@ -97,6 +99,11 @@ pub enum IntentError {
     Empty(String),
     #[error("agent `{agent}` is given the undeclared purpose `{purpose}`")]
     UnknownPurpose { agent: String, purpose: String },
+    #[error("agent glob `{agent}`: {source}")]
+    Glob {
+        agent: String,
+        source: globset::Error,
+    },
 }
 
 /// One allowed category: a service (or `*`) and a class (or any).
@@ -164,11 +171,13 @@ impl Purpose {
 }
 
 /// Purposes and which agents have them (the first assignment that matches wins).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Intents {
     pub purposes: BTreeMap<String, Purpose>,
     /// (glob over an agent's id or name, purpose name)
     pub assign: Vec<(String, String)>,
+    /// `assign`'s globs, compiled in its order.
+    globs: GlobSet,
 }
 
 impl Intents {
@@ -178,6 +187,7 @@ impl Intents {
     ) -> Result<Intents, IntentError> {
         let purposes: BTreeMap<String, Purpose> =
             purposes.into_iter().map(|p| (p.name.clone(), p)).collect();
+        let mut globs = GlobSetBuilder::new();
         for (agent, purpose) in &assign {
             if !purposes.contains_key(purpose) {
                 return Err(IntentError::UnknownPurpose {
@@ -185,8 +195,20 @@ impl Intents {
                     purpose: purpose.clone(),
                 });
             }
+            globs.add(Glob::new(agent).map_err(|source| IntentError::Glob {
+                agent: agent.clone(),
+                source,
+            })?);
         }
-        Ok(Intents { purposes, assign })
+        let globs = globs.build().map_err(|source| IntentError::Glob {
+            agent: String::new(),
+            source,
+        })?;
+        Ok(Intents {
+            purposes,
+            assign,
+            globs,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -197,39 +219,12 @@ impl Intents {
     /// and without its `ai:agent/` prefix.
     pub fn purpose_of(&self, id: &str, name: &str) -> Option<&Purpose> {
         let bare = id.strip_prefix("ai:agent/").unwrap_or(id);
-        self.assign
+        let first = [id, bare, name]
             .iter()
-            .find(|(glob, _)| [id, bare, name].iter().any(|t| glob_match(glob, t)))
-            .and_then(|(_, p)| self.purposes.get(p))
+            .filter_map(|t| self.globs.matches(t).first().copied())
+            .min()?;
+        self.purposes.get(&self.assign.get(first)?.1)
     }
-}
-
-/// `*` matches any run of characters; everything else itself.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let (p, t) = (pattern.as_bytes(), text.as_bytes());
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some(b'*') => {
-                star = Some((pi, ti));
-                pi += 1;
-            }
-            Some(c) if Some(c) == t.get(ti) => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match star {
-                Some((sp, st)) => {
-                    pi = sp + 1;
-                    ti = st + 1;
-                    star = Some((sp, st + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p.get(pi..).unwrap_or_default().iter().all(|&c| c == b'*')
 }
 
 /// Name prefixes of read-only calls.
@@ -489,8 +484,24 @@ mod tests {
         assert!(i.purpose_of("ai:agent/asst_1", "finops-agent").is_some());
         assert!(i.purpose_of("ai:agent/finops-7", "x").is_some());
         assert!(i.purpose_of("ai:agent/support", "support").is_none());
-        assert!(glob_match("a*b*c", "aXbYbc"));
-        assert!(!glob_match("a*b", "ab c"));
+        // The first assignment that matches wins, whichever of id and name it matched.
+        let ops = Purpose::new("ops", None, &["*:*".into()]).unwrap();
+        let i = Intents::new(
+            vec![cost(), ops],
+            vec![
+                ("*/finops-?".into(), "cost-analysis".into()),
+                ("{ops,sre}-*".into(), "ops".into()),
+                ("a*b*c".into(), "ops".into()),
+            ],
+        )
+        .unwrap();
+        let name = |id, name| i.purpose_of(id, name).map(|p| p.name.as_str());
+        assert_eq!(name("ai:agent/finops-7", "sre-bot"), Some("cost-analysis"));
+        assert_eq!(name("ai:agent/x", "sre-bot"), Some("ops"));
+        assert_eq!(name("aXbY/bc", "-"), Some("ops"), "`*` crosses `/`");
+        assert_eq!(name("ai:agent/abX", "finops-77"), None);
+        let e = Intents::new(vec![cost()], vec![("a[".into(), "cost-analysis".into())]);
+        assert!(e.unwrap_err().to_string().starts_with("agent glob `a[`"));
     }
 
     fn action(id: &str, t: Millis, name: &str) -> Action {

@@ -436,16 +436,18 @@ impl Inventory {
                 .iter()
                 .enumerate()
                 .filter(|(_, i)| !self.follows(i))
-                .map(|(slot, i)| (slot, self.chain_through(&i.chain[i.chain.len() - 1], &i.id)))
+                .filter_map(|(slot, i)| Some((slot, self.chain_through(i.chain.last()?, &i.id))))
                 .filter(|(_, chain)| !chain.is_empty())
                 .collect();
             if stale.is_empty() {
                 break;
             }
             for (slot, chain) in stale {
-                self.slots[slot].chain = chain;
-                self.mark(slot as u32);
-                changed.insert(slot);
+                if let Some(i) = self.slots.get_mut(slot) {
+                    i.chain = chain;
+                    self.mark(slot as u32);
+                    changed.insert(slot);
+                }
             }
         }
         changed.len()
@@ -463,7 +465,7 @@ impl Inventory {
             return true;
         }
         let kept = above.len().min(MAX_CHAIN - 1);
-        head == &above[above.len() - kept..]
+        above.get(above.len() - kept..) == Some(head)
     }
 }
 
