@@ -308,4 +308,38 @@ impl Platforms for Connectors {
             }
         })
     }
+
+    fn revoke_session<'a>(
+        &'a self,
+        role_arn: &'a str,
+        session_name: &'a str,
+        expires_at: Millis,
+        now: Millis,
+    ) -> PlatformFuture<'a, String> {
+        Box::pin(async move {
+            #[cfg(feature = "aws")]
+            {
+                let r = self
+                    .aws()
+                    .await?
+                    .revoke_session(role_arn, session_name, expires_at, now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(format!(
+                    "AWS session {} denied until its expiry by {role_arn}'s inline policy {} ({} before)",
+                    r.user_id,
+                    keyward_respond::aws::REVOKED_SESSIONS_POLICY,
+                    match r.before {
+                        Some(doc) => format!("it read {doc}"),
+                        None => "there was none".to_owned(),
+                    }
+                ))
+            }
+            #[cfg(not(feature = "aws"))]
+            {
+                let _ = (role_arn, session_name, expires_at, now);
+                Err(NO_AWS.to_owned())
+            }
+        })
+    }
 }

@@ -385,6 +385,7 @@ fn a_service_account_gets_credentials_that_real_verifiers_accept_and_a_revocatio
     assert_eq!(svid["lease"]["parent"], root.as_str());
     let svid_lease = svid["lease"]["lease_id"].as_str().unwrap().to_owned();
     let mut db_user = None;
+    let mut aws_session = None;
     if with_db {
         let (s, secret) = call(port, "POST", "/broker/secrets/app-db", &token, Value::Null);
         assert_eq!(s, 201, "{secret}");
@@ -428,6 +429,41 @@ fn a_service_account_gets_credentials_that_real_verifiers_accept_and_a_revocatio
                 .unwrap()
                 .ends_with(lease["lease_id"].as_str().unwrap())
         );
+        // An operator revokes it: the role gets a deny of that one session (IAM's
+        // `aws:userid`, `<role id>:<session name>`) until the session's own expiry.
+        let aws_lease = lease["lease_id"].as_str().unwrap();
+        let (s, v) = call(
+            port,
+            "POST",
+            &format!("/api/broker/leases/{aws_lease}/revoke"),
+            &api_token,
+            json!({"reason": "leaked in a build log"}),
+        );
+        assert_eq!(s, 200, "{v}");
+        let policy = form_post(
+            port_of(aws.as_deref().unwrap()),
+            &format!(
+                "Action=GetRolePolicy&Version=2010-05-08&RoleName={role}&PolicyName=KeywardRevokedSessions"
+            ),
+        );
+        assert!(policy.starts_with("HTTP/1.1 200"), "{policy}");
+        let doc: Value =
+            serde_json::from_str(&unescape(between(&policy, "<PolicyDocument>"))).unwrap();
+        let user_id = format!("{}:{aws_lease}", between(&answer, "<RoleId>"));
+        let until =
+            keyward_model::time::format(lease["expires_at"].as_i64().unwrap() / 1000 * 1000);
+        assert_eq!(
+            doc["Statement"],
+            json!([{
+                "Effect": "Deny", "Action": "*", "Resource": "*",
+                "Condition": {
+                    "StringEquals": {"aws:userid": user_id},
+                    "DateLessThan": {"aws:CurrentTime": until},
+                },
+            }]),
+            "{policy}"
+        );
+        aws_session = Some(user_id);
     } else {
         eprintln!("skipped (AWS): KEYWARD_TEST_AWS_ENDPOINT unset");
     }
@@ -512,6 +548,12 @@ fn a_service_account_gets_credentials_that_real_verifiers_accept_and_a_revocatio
     ] {
         assert!(log.contains(needle), "the audit log lacks {needle}:\n{log}");
     }
+    if let Some(user_id) = aws_session {
+        assert!(
+            log.contains(&format!("AWS session {user_id} denied until its expiry")),
+            "the audit log lacks the AWS revocation:\n{log}"
+        );
+    }
     drop(served);
     if with_db && let Some(b) = &bao {
         b.ok("DELETE", &format!("sys/mounts/{db_mount}"), Value::Null);
@@ -528,6 +570,44 @@ fn percent(s: &str) -> String {
             }
         })
         .collect()
+}
+
+/// The text of the first `<tag>…</tag>` element in `xml`.
+fn between<'a>(xml: &'a str, open: &str) -> &'a str {
+    let close = open.replacen('<', "</", 1);
+    let start = xml.find(open).map(|i| i + open.len()).unwrap_or(0);
+    let end = xml[start..].find(&close).map_or(xml.len(), |i| start + i);
+    &xml[start..end]
+}
+
+/// An XML text's entities and percent-escapes decoded (IAM answers a policy document
+/// URL-encoded; moto as the text itself).
+fn unescape(text: &str) -> String {
+    let text = text
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let b = text.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (b[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap()
 }
 
 /// A form POST to moto's IAM query API (it reads the service and region from the

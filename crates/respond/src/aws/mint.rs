@@ -5,6 +5,7 @@
 //!
 //! The secret access key and session token are returned to the caller and nowhere else:
 //! never logged, never in an error; [`TemporaryCredentials`]'s `Debug` hides them.
+//! [`AwsConnector::revoke_session`] ends one such session before its expiry.
 
 use aws_sdk_sts as sts;
 use keyward_model::time::Millis;
@@ -12,6 +13,7 @@ use keyward_model::time::Millis;
 use super::boundary::SESSION_POLICY_MAX_CHARS;
 use super::client::{AwsConnector, api, precondition};
 use crate::ConnectorError;
+use crate::action::IamPrincipal;
 
 /// STS's bounds on a session's duration, in seconds (the role's maximum may be lower).
 const MIN_DURATION_SECS: u32 = 900;
@@ -166,6 +168,61 @@ impl AwsConnector {
             expiration,
             assumed_role_arn: user.arn().to_owned(),
             assumed_role_id: user.assumed_role_id().to_owned(),
+        })
+    }
+}
+
+/// A session ended before its expiry ([`AwsConnector::revoke_session`]): the role's
+/// [`super::REVOKED_SESSIONS_POLICY`] as it was (`None`: there was none) and as it is now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    /// `<role id>:<session name>`, as IAM's `aws:userid` names the session.
+    pub user_id: String,
+    pub before: Option<String>,
+    pub after: String,
+}
+
+impl AwsConnector {
+    /// Ends the session `session_name` of `role_arn` now, before its expiry `expires_at`:
+    /// the role's inline policy [`super::REVOKED_SESSIONS_POLICY`] gains a deny of
+    /// everything for that session alone until then ([`super::revoked_sessions_document`]),
+    /// and drops the denies of sessions already expired. The role's other sessions keep
+    /// working.
+    pub async fn revoke_session(
+        &self,
+        role_arn: &str,
+        session_name: &str,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<RevokedSession, ConnectorError> {
+        let name = role_arn
+            .split_once(":role/")
+            .and_then(|(_, path)| path.rsplit('/').next())
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| precondition(role_arn, "not a role ARN"))?;
+        let role = self
+            .iam
+            .get_role()
+            .role_name(name)
+            .send()
+            .await
+            .map_err(|e| api("GetRole", role_arn, e))?;
+        let role_id = role.role().map(|r| r.role_id()).unwrap_or_default();
+        if role_id.is_empty() {
+            return Err(precondition(role_arn, "GetRole's answer has no role id"));
+        }
+        let user_id = format!("{role_id}:{session_name}");
+        let principal = IamPrincipal::Role(name.to_owned());
+        let policy = super::REVOKED_SESSIONS_POLICY;
+        let before = self.get_inline(&principal, policy, role_arn).await?;
+        let after = super::revoked_sessions_document(before.as_deref(), &user_id, expires_at, now)
+            .map_err(|m| precondition(role_arn, m))?;
+        self.put_inline(&principal, policy, &after, role_arn)
+            .await?;
+        Ok(RevokedSession {
+            user_id,
+            before,
+            after,
         })
     }
 }

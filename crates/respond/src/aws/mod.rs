@@ -1,7 +1,8 @@
 //! AWS: the policy documents Keyward writes, the equivalent `aws` commands, and (with the
 //! `aws` feature) the connector in `client.rs` that carries them out through the SDK;
 //! `boundary.rs` is the session policy that caps an AI agent's minted credentials, and
-//! `mint.rs` (feature `aws`) mints them through STS.
+//! `mint.rs` (feature `aws`) mints them through STS, and `revoked.rs` is the deny that ends
+//! one of those sessions before its expiry.
 
 use keyward_model::time::Millis;
 use serde_json::json;
@@ -27,6 +28,7 @@ mod mint;
 mod purge;
 #[cfg(feature = "aws")]
 mod restore;
+mod revoked;
 #[cfg(feature = "aws")]
 mod rotate;
 #[cfg(feature = "aws")]
@@ -37,7 +39,8 @@ pub use campaign::{SecretIndex, UserKeys};
 #[cfg(feature = "aws")]
 pub use client::{AwsConnector, env_config, http_client, sdk, static_config};
 #[cfg(feature = "aws")]
-pub use mint::{AssumeFor, TemporaryCredentials};
+pub use mint::{AssumeFor, RevokedSession, TemporaryCredentials};
+pub use revoked::{REVOKED_SESSIONS_POLICY, ROLE_INLINE_MAX_CHARS, revoked_sessions_document};
 #[cfg(feature = "aws")]
 pub use s3::{S3Object, S3Tree, parse_url as parse_s3_url};
 

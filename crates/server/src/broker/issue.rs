@@ -494,9 +494,10 @@ pub(crate) async fn renew(
     })
 }
 
-/// Revokes a lease and every lease issued under it: OpenBao leases are revoked there,
-/// the rest end here (tokens and SVIDs are refused as proofs from now on; AWS sessions
-/// end at their expiry). Returns the leases revoked now, parents first.
+/// Revokes a lease and every lease issued under it: OpenBao leases are revoked there, AWS
+/// sessions denied on their role until their expiry (`keyward_respond::aws::revoked`), and
+/// tokens and SVIDs refused as proofs from now on. Returns the leases revoked now, parents
+/// first.
 pub(crate) async fn revoke_tree(
     state: &AppState,
     broker: &Broker,
@@ -512,12 +513,25 @@ pub(crate) async fn revoke_tree(
         .collect();
     let changed = lease::cascade(tree, by, reason, now);
     let mut failures = Vec::new();
+    let mut ended = std::collections::HashMap::new();
     for l in &changed {
-        if let (LeaseKind::Secret, Some(p), Some(r)) =
-            (l.kind, broker.platforms.as_ref(), l.reference.as_deref())
-            && let Err(e) = p.revoke_secret(r).await
-        {
-            failures.push(format!("{}: {e}", l.lease_id));
+        let Some(p) = broker.platforms.as_ref() else {
+            break;
+        };
+        let done = match (l.kind, l.reference.as_deref()) {
+            (LeaseKind::Secret, Some(r)) => p.revoke_secret(r).await.map(|()| None),
+            (LeaseKind::Aws, _) if l.expires_at > now => p
+                .revoke_session(&l.target, &l.lease_id, l.expires_at, now)
+                .await
+                .map(Some),
+            (LeaseKind::Secret | LeaseKind::Aws | LeaseKind::Jwt | LeaseKind::Svid, _) => Ok(None),
+        };
+        match done {
+            Ok(Some(how)) => {
+                ended.insert(l.lease_id.clone(), how);
+            }
+            Ok(None) => {}
+            Err(e) => failures.push(format!("{}: {e}", l.lease_id)),
         }
     }
     let writes = changed
@@ -529,10 +543,16 @@ pub(crate) async fn revoke_tree(
                 actor: by.to_owned(),
                 action: "broker.revoke".into(),
                 target: Some(l.identity.clone()),
-                detail: Some(if l.lease_id == lease_id {
-                    reason.to_owned()
-                } else {
-                    format!("{reason} (issued under {lease_id})")
+                detail: Some({
+                    let mut d = if l.lease_id == lease_id {
+                        reason.to_owned()
+                    } else {
+                        format!("{reason} (issued under {lease_id})")
+                    };
+                    if let Some(how) = ended.get(&l.lease_id) {
+                        d = format!("{d}; {how}");
+                    }
+                    d
                 }),
                 before: befores.get(&l.lease_id).map(keyward_model::json::sorted),
                 after: Some(keyward_model::json::sorted(&lease_json(l))),
@@ -543,7 +563,7 @@ pub(crate) async fn revoke_tree(
     broker.forget_proofs();
     if !failures.is_empty() {
         return Err(bad_gateway(
-            "revoked here, but OpenBao refused",
+            "revoked here, but the platform refused",
             failures.join("; "),
         ));
     }

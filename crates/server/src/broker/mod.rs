@@ -94,6 +94,15 @@ pub trait Platforms: Send + Sync {
     fn dynamic_secret<'a>(&'a self, path: &'a str) -> PlatformFuture<'a, SecretLease>;
     fn renew_secret<'a>(&'a self, lease_id: &'a str, secs: u64) -> PlatformFuture<'a, u64>;
     fn revoke_secret<'a>(&'a self, lease_id: &'a str) -> PlatformFuture<'a, ()>;
+    /// Ends the AWS session `session_name` (a lease id) of `role_arn` before its expiry
+    /// `expires_at`; says how, for the audit entry.
+    fn revoke_session<'a>(
+        &'a self,
+        role_arn: &'a str,
+        session_name: &'a str,
+        expires_at: Millis,
+        now: Millis,
+    ) -> PlatformFuture<'a, String>;
 }
 
 /// How the broker is set up (`keyward.yaml`'s `broker:`).
