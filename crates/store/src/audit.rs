@@ -170,7 +170,9 @@ fn load_mac_key(path: &Path, keyed_entries: impl FnOnce() -> Result<bool>) -> Re
     match std::fs::metadata(path) {
         Ok(_) => read_mac_key(path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if keyed_entries()? {
+            // Entries made with a key that exists now: another process created it, then
+            // wrote, since we looked (a key is always created before its first entry).
+            if keyed_entries()? && !path.exists() {
                 return Err(key_error(
                     path,
                     "is missing, but the audit log holds entries made with it: restore the \
@@ -690,6 +692,28 @@ mod tests {
             action: action.into(),
             ..AuditEntry::default()
         }
+    }
+
+    #[test]
+    fn a_key_another_process_made_while_we_looked_is_read_and_a_lost_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.key");
+        // Another process creates the key and writes with it between our look and our
+        // question about the log.
+        let theirs = load_mac_key(&path, || {
+            create_exclusive(&path, &[9; 32])?;
+            Ok(true)
+        });
+        assert_eq!(theirs.unwrap().0, [9; 32]);
+        std::fs::remove_file(&path).unwrap();
+        let lost = load_mac_key(&path, || Ok(true)).err().unwrap().to_string();
+        assert!(
+            lost.contains("is missing, but the audit log holds"),
+            "{lost}"
+        );
+        let fresh = load_mac_key(&path, || Ok(false)).unwrap();
+        assert_ne!(fresh.0, [9; 32]);
+        assert_eq!(read_mac_key(&path).unwrap().0, fresh.0);
     }
 
     #[test]
