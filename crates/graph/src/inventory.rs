@@ -435,9 +435,10 @@ impl Inventory {
                 .slots
                 .iter()
                 .enumerate()
-                .filter(|(_, i)| !self.follows(i))
-                .filter_map(|(slot, i)| Some((slot, self.chain_through(i.chain.last()?, &i.id))))
-                .filter(|(_, chain)| !chain.is_empty())
+                .filter_map(|(slot, i)| {
+                    let chain = self.chain_through(i.chain.last()?, &i.id);
+                    (!chain.is_empty() && chain != i.chain).then_some((slot, chain))
+                })
                 .collect();
             if stale.is_empty() {
                 break;
@@ -451,21 +452,6 @@ impl Inventory {
             }
         }
         changed.len()
-    }
-
-    /// Whether `i`'s chain is its assumer's chain then its assumer (or nothing to follow:
-    /// no chain, or one its assumer's chain would close into a loop) — what
-    /// [`Self::chain_through`] gives, without building it.
-    fn follows(&self, i: &Identity) -> bool {
-        let Some((by, head)) = i.chain.split_last() else {
-            return true;
-        };
-        let above = self.get(by).map_or(&[][..], |p| p.chain.as_slice());
-        if above.contains(&i.id) || by == &i.id {
-            return true;
-        }
-        let kept = above.len().min(MAX_CHAIN - 1);
-        above.get(above.len() - kept..) == Some(head)
     }
 }
 
