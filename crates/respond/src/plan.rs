@@ -322,7 +322,7 @@ struct Builder<'a> {
 }
 
 /// The name after `role/` or `user/` in an IAM ARN (paths dropped).
-fn iam_name(arn: &str) -> Option<&str> {
+pub(crate) fn iam_name(arn: &str) -> Option<&str> {
     let (_, rest) = arn
         .split_once(":role/")
         .or_else(|| arn.split_once(":user/"))?;

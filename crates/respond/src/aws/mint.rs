@@ -172,14 +172,13 @@ impl AwsConnector {
     }
 }
 
-/// A session ended before its expiry ([`AwsConnector::revoke_session`]): the role's
-/// [`super::REVOKED_SESSIONS_POLICY`] as it was (`None`: there was none) and as it is now.
+/// A session ended before its expiry ([`AwsConnector::revoke_session`]): the session and
+/// the role's [`super::REVOKED_SESSIONS_POLICY`] as it was (`None`: there was none).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RevokedSession {
     /// `<role id>:<session name>`, as IAM's `aws:userid` names the session.
     pub user_id: String,
     pub before: Option<String>,
-    pub after: String,
 }
 
 impl AwsConnector {
@@ -195,10 +194,8 @@ impl AwsConnector {
         expires_at: Millis,
         now: Millis,
     ) -> Result<RevokedSession, ConnectorError> {
-        let name = role_arn
-            .split_once(":role/")
-            .and_then(|(_, path)| path.rsplit('/').next())
-            .filter(|n| !n.is_empty())
+        let name = crate::plan::iam_name(role_arn)
+            .filter(|n| role_arn.contains(":role/") && !n.is_empty())
             .ok_or_else(|| precondition(role_arn, "not a role ARN"))?;
         let role = self
             .iam
@@ -219,11 +216,7 @@ impl AwsConnector {
             .map_err(|m| precondition(role_arn, m))?;
         self.put_inline(&principal, policy, &after, role_arn)
             .await?;
-        Ok(RevokedSession {
-            user_id,
-            before,
-            after,
-        })
+        Ok(RevokedSession { user_id, before })
     }
 }
 
