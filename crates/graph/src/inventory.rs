@@ -48,6 +48,15 @@ pub struct Inventory {
     /// An assumer's chain changed (or chains were loaded) since [`Inventory::link`] last
     /// brought the sessions under it up to date.
     chains_moved: bool,
+    /// Every slot that has held links or IRSA details ([`can_link`]): all [`Inventory::link`]
+    /// looks at, so a small input costs no pass over every identity (a broker lease has
+    /// neither). A slot joins when it is inserted or marked changed; none ever leaves.
+    linkable: FxHashSet<u32>,
+}
+
+/// Whether [`Inventory::link`] has anything to do with an identity.
+fn can_link(i: &Identity) -> bool {
+    !i.links.is_empty() || i.details.contains_key("irsa")
 }
 
 /// Tag or label names that mark an identity retired (value `true`, `yes` or `1`).
@@ -194,6 +203,9 @@ impl Inventory {
             self.chains_moved = true;
         }
         self.index.insert(i.id.clone(), slot);
+        if can_link(&i) {
+            self.linkable.insert(slot);
+        }
         self.hot.push(Hot::of(&i));
         self.slots.push(i);
         self.dirty.push(false);
@@ -201,6 +213,9 @@ impl Inventory {
     }
 
     fn mark(&mut self, slot: u32) {
+        if self.slots.get(slot as usize).is_some_and(can_link) {
+            self.linkable.insert(slot);
+        }
         if let Some(d) = self.dirty.get_mut(slot as usize)
             && !*d
         {
@@ -367,7 +382,16 @@ impl Inventory {
     pub fn link(&mut self) -> usize {
         let mut add: Vec<(u32, String)> = Vec::new();
         let mut sa_by_role: FxHashMap<&str, Vec<&Identity>> = FxHashMap::default();
-        for i in &self.slots {
+        // In slot order, as a pass over every identity would meet them.
+        let mut linkable: Vec<u32> = self.linkable.iter().copied().collect();
+        linkable.sort_unstable();
+        let slots = &self.slots;
+        let each = || {
+            linkable
+                .iter()
+                .filter_map(|&s| Some((s as usize, slots.get(s as usize)?)))
+        };
+        for (_, i) in each() {
             for l in &i.links {
                 if let Some(&t) = self.index.get(l.as_str())
                     && self
@@ -384,7 +408,7 @@ impl Inventory {
                 }
             }
         }
-        for (slot, i) in self.slots.iter().enumerate() {
+        for (slot, i) in each() {
             let Some(irsa) = i.details.get("irsa") else {
                 continue;
             };
@@ -692,6 +716,88 @@ mod tests {
         inv.apply(session("s1", "s3"), true);
         inv.link();
         assert_eq!(inv.get("s1").unwrap().chain, want[..1]);
+    }
+
+    #[test]
+    fn links_made_symmetric_whatever_arrives_first_and_after_many_unlinked_ones() {
+        let sa = |links: &[&str]| {
+            let mut o = Observation::new(
+                "k8s:c/system:serviceaccount:pay:api".into(),
+                Platform::Kubernetes,
+                IdentityKind::ServiceAccount,
+                "api",
+                SourceKind::K8sSnapshot,
+            );
+            o.facts.namespace = Some("pay".into());
+            o.facts.links = links.iter().map(|l| (*l).to_owned()).collect();
+            o
+        };
+        let subject = || {
+            let mut o = obs(
+                "oidc:eks/pay/api",
+                IdentityKind::OidcSubject,
+                SourceKind::Cloudtrail,
+            );
+            o.facts.links = vec!["role/pay".into()];
+            o.facts.details.insert(
+                "irsa".into(),
+                serde_json::json!({"namespace": "pay", "service_account": "api"}),
+            );
+            o
+        };
+        let role = || obs("role/pay", IdentityKind::IamRole, SourceKind::Cloudtrail);
+        let check = |inv: &Inventory| {
+            let links =
+                |id: &str| -> Vec<String> { inv.get(id).unwrap().links.iter().cloned().collect() };
+            assert_eq!(
+                links("role/pay"),
+                ["k8s:c/system:serviceaccount:pay:api", "oidc:eks/pay/api"]
+            );
+            assert_eq!(
+                links("oidc:eks/pay/api"),
+                ["k8s:c/system:serviceaccount:pay:api", "role/pay"]
+            );
+            assert_eq!(
+                links("k8s:c/system:serviceaccount:pay:api"),
+                ["oidc:eks/pay/api", "role/pay"]
+            );
+        };
+        // Each in its own input, the linked role last, after thousands of identities with
+        // nothing to link: every link made both ways, the IRSA subject tied to its account.
+        let mut inv = Inventory::default();
+        inv.apply(sa(&["role/pay"]), false);
+        inv.link();
+        inv.apply(subject(), true);
+        inv.link();
+        for n in 0..5_000 {
+            inv.apply(
+                obs(
+                    &format!("lease/{n}"),
+                    IdentityKind::BrokerCredential,
+                    SourceKind::BrokerLeases,
+                ),
+                true,
+            );
+            inv.link();
+        }
+        inv.apply(role(), true);
+        inv.take_dirty();
+        assert_eq!(inv.link(), 2, "the role, both ways");
+        check(&inv);
+        assert_eq!(inv.link(), 0, "nothing left to do");
+        // The same from an inventory loaded whole, the role now first.
+        let stored: Vec<Identity> = ["k8s:c/system:serviceaccount:pay:api", "oidc:eks/pay/api"]
+            .iter()
+            .map(|id| {
+                let mut i = inv.get(id).unwrap().clone();
+                i.links.retain(|l| l == "role/pay");
+                i
+            })
+            .collect();
+        let mut loaded = Inventory::new(stored);
+        loaded.apply(role(), true);
+        loaded.link();
+        check(&loaded);
     }
 
     #[test]
