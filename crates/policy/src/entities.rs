@@ -75,10 +75,13 @@ pub fn uid(ty: &str, id: &str) -> Result<EntityUid, RequestError> {
     Ok(EntityUid::from_type_name_and_id(ty, EntityId::new(id)))
 }
 
-/// A request and the entities it is evaluated against.
+/// A request and the entities it is evaluated against, and Cedar's decision on it once
+/// asked: the policies a cache serves are fixed (a reload is a new `Policies` with a new
+/// cache), so the same request gets the same answer.
 pub struct Built {
     pub request: Request,
     pub entities: Entities,
+    pub decision: std::sync::OnceLock<crate::Decision>,
 }
 
 /// Requests already built and checked against the schema, by question (principal,
@@ -406,7 +409,11 @@ fn build(p: &Policies, ask: &Ask<'_>, situation: &ContextKey) -> Result<Built, R
         Some(&p.schema),
     )
     .map_err(|e| RequestError::Request(e.to_string()))?;
-    Ok(Built { request, entities })
+    Ok(Built {
+        request,
+        entities,
+        decision: std::sync::OnceLock::new(),
+    })
 }
 
 /// An error's causes, each after the one it explains.

@@ -364,23 +364,28 @@ impl Policies {
                 };
             }
         };
-        let response =
-            Authorizer::new().is_authorized(&request.request, &self.set, &request.entities);
-        let mut policies: Vec<String> = response
-            .diagnostics()
-            .reason()
-            .map(ToString::to_string)
-            .collect();
-        policies.sort_unstable();
-        Decision {
-            allowed: response.decision() == cedar_policy::Decision::Allow,
-            policies,
-            errors: response
-                .diagnostics()
-                .errors()
-                .map(ToString::to_string)
-                .collect(),
-        }
+        request
+            .decision
+            .get_or_init(|| {
+                let response =
+                    Authorizer::new().is_authorized(&request.request, &self.set, &request.entities);
+                let mut policies: Vec<String> = response
+                    .diagnostics()
+                    .reason()
+                    .map(ToString::to_string)
+                    .collect();
+                policies.sort_unstable();
+                Decision {
+                    allowed: response.decision() == cedar_policy::Decision::Allow,
+                    policies,
+                    errors: response
+                        .diagnostics()
+                        .errors()
+                        .map(ToString::to_string)
+                        .collect(),
+                }
+            })
+            .clone()
     }
 }
 

@@ -363,6 +363,9 @@ when { resource.kind == "jwt" && context.duration_secs <= 600 && context.hour < 
     let (again, d2) = ask(&at(nine + 900, 600));
     assert!(std::sync::Arc::ptr_eq(&first, &again));
     assert!(d.allowed && d2.allowed, "{d:?}");
+    // Decided once: the second ask is answered with the first's decision, kept with it.
+    assert_eq!(first.decision.get(), Some(&d));
+    assert_eq!(d, d2);
     // A longer TTL, a later hour, another workload: asked afresh, and decided on it.
     for (s, who2) in [
         (at(nine + 900, 900), who.clone()),
