@@ -44,22 +44,26 @@ impl Engine {
         Ok(self.store.put_jobs(&rows)?)
     }
 
-    /// Takes committed leases into the inventory and the graph (as the `broker-leases`
-    /// format, one input for all of them).
+    /// Takes committed leases into the inventory and the graph: one input of the
+    /// `broker-leases` format for all of them, read from the records themselves (the
+    /// input's hash is over each lease's id and what a renewal or revocation changes).
     pub fn project_leases(
         &mut self,
         leases: &[LeaseRecord],
         now: Millis,
     ) -> Result<IngestReport, EngineError> {
-        let mut body = Vec::with_capacity(leases.len() * 640);
+        let mut h = blake3::Hasher::new();
         for l in leases {
-            serde_json::to_writer(&mut body, l).map_err(|e| EngineError::Lease(e.to_string()))?;
-            body.push(b'\n');
+            h.update(l.lease_id.as_bytes());
+            h.update(l.state.as_str().as_bytes());
+            h.update(&l.expires_at.to_le_bytes());
+            h.update(&l.renewals.to_le_bytes());
         }
+        let hash = h.finalize().to_hex().to_string();
         let format = Some(keyward_normalize::Format::BrokerLeases);
         let opts = IngestOptions::default();
-        self.ingest_records("broker", &body, format, &opts, now, |_, sink| {
-            keyward_normalize::broker::normalize_document(&body, sink);
+        self.ingest_hashed(("broker", &hash), format, &opts, now, |_, sink| {
+            keyward_normalize::broker::normalize_leases(leases, sink);
         })
     }
 

@@ -38,6 +38,18 @@ pub fn normalize_document(doc: &[u8], sink: &mut dyn crate::Sink) {
     }
 }
 
+/// Leases already in memory (`keyward serve`'s ledger), each handed to the sink as the line
+/// it would be in a `broker-leases` document: no JSON written and read back.
+pub fn normalize_leases(leases: &[LeaseRecord], sink: &mut dyn crate::Sink) {
+    for (i, l) in leases.iter().enumerate() {
+        let out = Output {
+            observations: observations(l),
+            ..Output::default()
+        };
+        crate::emit(sink, Ok(Some(out)), i as u64 + 1, None);
+    }
+}
+
 /// What one lease says: the workload acted, and the credential exists (or is gone).
 pub fn observations(l: &LeaseRecord) -> Vec<Observation> {
     let src = SourceKind::BrokerLeases;

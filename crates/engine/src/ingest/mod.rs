@@ -346,8 +346,21 @@ impl Engine {
         read: impl FnOnce(&mut Context, &mut dyn Sink),
     ) -> Result<IngestReport, EngineError> {
         let hash = blake3::hash(bytes).to_hex().to_string();
+        self.ingest_hashed((label, &hash), format, opts, now, read)
+    }
+
+    /// [`Engine::ingest_records`] with the input's content hash made by the caller (records
+    /// built in memory, never bytes).
+    pub(crate) fn ingest_hashed(
+        &mut self,
+        (label, hash): (&str, &str),
+        format: Option<Format>,
+        opts: &IngestOptions,
+        now: Millis,
+        read: impl FnOnce(&mut Context, &mut dyn Sink),
+    ) -> Result<IngestReport, EngineError> {
         let read = |_, ctx: &mut Context, sink: &mut EngineSink| read(ctx, sink);
-        self.ingest_memory((label, &hash), format, opts, now, read)
+        self.ingest_memory((label, hash), format, opts, now, read)
     }
 
     /// The entry of every input held in memory: one input, one store batch.
