@@ -373,10 +373,7 @@ pub fn run(dir: &Path, config: &crate::config::Config, args: Args) -> anyhow::Re
                 )?;
                 eprintln!("keyward: credential broker at {}", b.config.issuer);
                 let b = std::sync::Arc::new(b);
-                keyward_server::broker::spawn_upkeep(
-                    std::sync::Arc::clone(&b),
-                    state.engine.clone(),
-                );
+                keyward_server::broker::spawn_upkeep(std::sync::Arc::clone(&b));
                 state.with_broker(b)
             }
             None => state,

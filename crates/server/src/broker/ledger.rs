@@ -5,9 +5,19 @@
 //! inputs of at most [`PROJECT_CHUNK`] (`Engine::project_leases`): the graph follows within
 //! a second, thousands of issuances a second cost a few ingests, and a commit waits behind
 //! one chunk at most.
+//!
+//! Expiry ([`Ledger::expire_due`]): every active lease committed is scheduled by its expiry
+//! (the store's active leases once, at the first upkeep), so an upkeep reads the leases
+//! that are due, not every active one.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::{Arc, Mutex};
 
 use keyward_engine::broker::LeaseWrite;
-use keyward_model::lease::LeaseRecord;
+use keyward_model::lease::{LeaseRecord, LeaseState};
+use keyward_model::time::Millis;
+use keyward_store::AuditEntry;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::EngineHandle;
@@ -27,10 +37,51 @@ struct Pending {
     done: oneshot::Sender<Result<(), String>>,
 }
 
-/// The queue to the lease committer.
-#[derive(Debug, Clone)]
+/// The queue to the lease committer, and the expiry schedule.
+#[derive(Clone)]
 pub(crate) struct Ledger {
     tx: mpsc::Sender<Pending>,
+    engine: EngineHandle,
+    expiries: Arc<Mutex<Expiries>>,
+}
+
+/// Active leases by expiry, soonest first. A renewal schedules the lease again (each
+/// write of an active lease does); an entry whose lease was renewed or revoked since is
+/// dropped when it comes due.
+#[derive(Debug, Default)]
+struct Expiries {
+    /// The store's active leases were scheduled (once, at the first upkeep).
+    seeded: bool,
+    due: BinaryHeap<Reverse<(Millis, String)>>,
+}
+
+impl Expiries {
+    fn schedule<'a>(&mut self, leases: impl IntoIterator<Item = &'a LeaseRecord>) {
+        for l in leases {
+            if l.state == LeaseState::Active {
+                self.due.push(Reverse((l.expires_at, l.lease_id.clone())));
+            }
+        }
+    }
+
+    /// The leases due by `now`, each once.
+    fn take_due(&mut self, now: Millis) -> Vec<String> {
+        let mut ids = Vec::new();
+        while self.due.peek().is_some_and(|Reverse((at, _))| *at <= now) {
+            if let Some(Reverse((_, id))) = self.due.pop() {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ledger")
+    }
 }
 
 impl std::fmt::Debug for Pending {
@@ -43,6 +94,9 @@ impl Ledger {
     /// Starts the committer on the current runtime.
     pub(crate) fn start(engine: EngineHandle) -> Ledger {
         let (tx, mut rx) = mpsc::channel::<Pending>(QUEUE);
+        let expiries = Arc::new(Mutex::new(Expiries::default()));
+        let scheduled = Arc::clone(&expiries);
+        let ledger_engine = engine.clone();
         let committed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<LeaseRecord>::new()));
         let to_project = std::sync::Arc::clone(&committed);
         let projector = engine.clone();
@@ -62,10 +116,13 @@ impl Ledger {
                     Ok(r) => r,
                     Err(e) => Err(e.message),
                 };
-                if result.is_ok()
-                    && let Ok(mut c) = committed.lock()
-                {
-                    c.extend(leases);
+                if result.is_ok() {
+                    if let Ok(mut x) = scheduled.lock() {
+                        x.schedule(&leases);
+                    }
+                    if let Ok(mut c) = committed.lock() {
+                        c.extend(leases);
+                    }
                 }
                 for d in dones {
                     let _ = d.send(result.clone());
@@ -111,7 +168,81 @@ impl Ledger {
                 }
             }
         });
-        Ledger { tx }
+        Ledger {
+            tx,
+            engine: ledger_engine,
+            expiries,
+        }
+    }
+
+    /// Records the active leases past their expiry as expired (their identities leave the
+    /// inventory); returns how many. Reads only the leases due (all active ones the first
+    /// time: those stored before this process started).
+    pub(crate) async fn expire_due(&self, now: Millis) -> Result<usize, ApiError> {
+        if !self.expiries.lock().is_ok_and(|x| x.seeded) {
+            let active = self
+                .engine
+                .call(|e| e.active_leases(usize::MAX))
+                .await?
+                .map_err(ApiError::internal)?;
+            if let Ok(mut x) = self.expiries.lock() {
+                x.schedule(&active);
+                x.seeded = true;
+            }
+        }
+        let ids = match self.expiries.lock() {
+            Ok(mut x) => x.take_due(now),
+            Err(_) => return Err(ApiError::internal("the expiry schedule")),
+        };
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let leases = self
+            .engine
+            .call(move |e| {
+                ids.iter()
+                    .filter_map(|id| e.lease(id).transpose())
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+            .map_err(ApiError::internal)?;
+        let writes: Vec<LeaseWrite> = leases
+            .into_iter()
+            .filter_map(|mut l| {
+                keyward_broker::lease::expire(&mut l, now).then(|| LeaseWrite {
+                    audit: AuditEntry {
+                        at: now,
+                        actor: "keyward:broker".into(),
+                        action: "broker.expire".into(),
+                        target: Some(l.identity.clone()),
+                        detail: Some(format!("lease {} expired", l.lease_id)),
+                        before: None,
+                        after: None,
+                    },
+                    lease: l,
+                })
+            })
+            .collect();
+        let n = writes.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let again: Vec<LeaseRecord> = writes
+            .iter()
+            .map(|w| {
+                let mut l = w.lease.clone();
+                l.state = LeaseState::Active;
+                l
+            })
+            .collect();
+        if let Err(e) = self.commit(writes).await {
+            // Due again at the next upkeep.
+            if let Ok(mut x) = self.expiries.lock() {
+                x.schedule(&again);
+            }
+            return Err(e);
+        }
+        Ok(n)
     }
 
     /// Commits leases (with their audit entries); returns once they are stored.
@@ -131,5 +262,111 @@ impl Ledger {
                 .map_err(|e| ApiError::internal(format!("the lease was not stored: {e}")))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn lease(id: &str, expires_at: Millis) -> LeaseRecord {
+        let sa = "k8s:prod/system:serviceaccount:pay:api";
+        serde_json::from_value(serde_json::json!({
+            "lease_id": id, "kind": "jwt", "state": "active",
+            "workload": sa, "workload_kind": "service_account",
+            "workload_platform": "kubernetes", "workload_name": "api", "proof": "kubernetes",
+            "issuer": "https://k8s", "subject": "system:serviceaccount:pay:api",
+            "created_by": sa, "target": "vault",
+            "identity": format!("keyward:lease/{id}"), "reference": id,
+            "issued_at": 1_000, "expires_at": expires_at, "max_expires_at": 3_601_000
+        }))
+        .unwrap()
+    }
+
+    fn write(l: &LeaseRecord) -> LeaseWrite {
+        LeaseWrite {
+            lease: l.clone(),
+            audit: AuditEntry {
+                at: l.issued_at,
+                actor: "test".into(),
+                action: "broker.issue.jwt".into(),
+                target: Some(l.identity.clone()),
+                detail: None,
+                before: None,
+                after: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn upkeep_expires_the_leases_due_once_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_path_buf();
+        let engine = EngineHandle::spawn(move || keyward_engine::Engine::open(&data)).unwrap();
+        // Stored by an earlier process: the first upkeep finds it in the store.
+        let earlier = vec![write(&lease("kwl-0", 5_000))];
+        engine
+            .write(move |e| e.record_leases(&earlier, 1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        let ledger = Ledger::start(engine.clone());
+        let ids = ["kwl-1", "kwl-2", "kwl-3", "kwl-4"];
+        let [soon, later, renewed, revoked] = [10_000, 60_000, 10_000, 10_000]
+            .iter()
+            .zip(ids)
+            .map(|(at, id)| lease(id, *at))
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap();
+        let all = [&soon, &later, &renewed, &revoked].map(write).to_vec();
+        ledger.commit(all).await.unwrap();
+        let mut r = renewed.clone();
+        (r.expires_at, r.renewals) = (90_000, 1);
+        let mut v = revoked.clone();
+        (v.state, v.revoked_at) = (LeaseState::Revoked, Some(2_000));
+        ledger.commit(vec![write(&r), write(&v)]).await.unwrap();
+
+        assert_eq!(ledger.expire_due(2_000).await.unwrap(), 0);
+        assert_eq!(
+            ledger.expire_due(10_000).await.unwrap(),
+            2,
+            "kwl-0 and kwl-1"
+        );
+        assert_eq!(ledger.expire_due(10_000).await.unwrap(), 0, "each once");
+        let states = || {
+            let engine = engine.clone();
+            async move {
+                engine
+                    .call(|e| {
+                        ["kwl-0", "kwl-1", "kwl-2", "kwl-3", "kwl-4"]
+                            .map(|id| e.lease(id).unwrap().unwrap().state)
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        use LeaseState::{Active, Expired, Revoked};
+        assert_eq!(states().await, [Expired, Expired, Active, Active, Revoked]);
+        assert_eq!(ledger.expire_due(60_000).await.unwrap(), 1, "kwl-2");
+        assert_eq!(
+            ledger.expire_due(89_999).await.unwrap(),
+            0,
+            "kwl-3 was renewed"
+        );
+        assert_eq!(ledger.expire_due(90_000).await.unwrap(), 1);
+        assert_eq!(
+            states().await,
+            [Expired, Expired, Expired, Expired, Revoked]
+        );
+        let audited = engine
+            .call(|e| e.audit_log(100).unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .filter(|a| a.entry.action == "broker.expire")
+            .count();
+        assert_eq!(audited, 4);
     }
 }

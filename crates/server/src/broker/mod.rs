@@ -300,7 +300,7 @@ fn unauthorized(e: impl std::fmt::Display) -> ApiError {
 const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts the broker's upkeep on the current runtime.
-pub fn spawn_upkeep(broker: Arc<Broker>, engine: crate::EngineHandle) {
+pub fn spawn_upkeep(broker: Arc<Broker>) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(UPKEEP_EVERY);
         loop {
@@ -309,43 +309,9 @@ pub fn spawn_upkeep(broker: Arc<Broker>, engine: crate::EngineHandle) {
             if let Err(e) = broker.maintain_keys(now) {
                 eprintln!("keyward: broker key rotation: {e}");
             }
-            if let Err(e) = expire_leases(&broker, &engine, now).await {
+            if let Err(e) = broker.ledger.expire_due(now).await {
                 eprintln!("keyward: broker lease expiry: {}", e.message);
             }
         }
     });
-}
-
-/// Records the active leases past their expiry as expired.
-pub(crate) async fn expire_leases(
-    broker: &Broker,
-    engine: &crate::EngineHandle,
-    now: Millis,
-) -> Result<usize, ApiError> {
-    let due = engine
-        .call(move |e| e.active_leases(usize::MAX))
-        .await?
-        .map_err(ApiError::internal)?;
-    let writes: Vec<keyward_engine::broker::LeaseWrite> = due
-        .into_iter()
-        .filter_map(|mut l| {
-            keyward_broker::lease::expire(&mut l, now).then(|| keyward_engine::broker::LeaseWrite {
-                audit: keyward_store::AuditEntry {
-                    at: now,
-                    actor: "keyward:broker".into(),
-                    action: "broker.expire".into(),
-                    target: Some(l.identity.clone()),
-                    detail: Some(format!("lease {} expired", l.lease_id)),
-                    before: None,
-                    after: None,
-                },
-                lease: l,
-            })
-        })
-        .collect();
-    let n = writes.len();
-    if n > 0 {
-        broker.ledger.commit(writes).await?;
-    }
-    Ok(n)
 }
