@@ -6,9 +6,10 @@
 //! a second, thousands of issuances a second cost a few ingests, and a commit waits behind
 //! one chunk at most.
 //!
-//! Expiry ([`Ledger::expire_due`]): every active lease committed is scheduled by its expiry
-//! (the store's active leases once, at the first upkeep), so an upkeep reads the leases
-//! that are due, not every active one.
+//! Expiry ([`Ledger::expire_due`]): every active lease committed is scheduled by its expiry,
+//! so an upkeep reads the leases that are due, not every active one. The store's active
+//! leases are added at the first upkeep and every [`RESEED_EVERY`] after it: those an
+//! earlier process or another `serve` on the same store committed.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -37,6 +38,9 @@ struct Pending {
     done: oneshot::Sender<Result<(), String>>,
 }
 
+/// How often the expiry schedule takes in every active lease the store holds.
+const RESEED_EVERY: Millis = 10 * 60 * 1000;
+
 /// The queue to the lease committer, and the expiry schedule.
 #[derive(Clone)]
 pub(crate) struct Ledger {
@@ -50,8 +54,8 @@ pub(crate) struct Ledger {
 /// dropped when it comes due.
 #[derive(Debug, Default)]
 struct Expiries {
-    /// The store's active leases were scheduled (once, at the first upkeep).
-    seeded: bool,
+    /// When the store's active leases were last taken in.
+    seeded_at: Option<Millis>,
     due: BinaryHeap<Reverse<(Millis, String)>>,
 }
 
@@ -62,6 +66,33 @@ impl Expiries {
                 self.due.push(Reverse((l.expires_at, l.lease_id.clone())));
             }
         }
+    }
+
+    fn seeded(&self, now: Millis) -> bool {
+        self.seeded_at
+            .is_some_and(|at| now.saturating_sub(at) < RESEED_EVERY)
+    }
+
+    /// The store's active leases, with what is scheduled already, each expiry of each lease
+    /// once (taking them in again does not grow the schedule).
+    fn seed(&mut self, active: &[LeaseRecord], now: Millis) {
+        let mut all: Vec<(Millis, String)> = self.due.drain().map(|Reverse(e)| e).collect();
+        all.extend(
+            active
+                .iter()
+                .filter(|l| l.state == LeaseState::Active)
+                .map(|l| (l.expires_at, l.lease_id.clone())),
+        );
+        all.sort_unstable();
+        all.dedup();
+        self.due = all.into_iter().map(Reverse).collect();
+        self.seeded_at = Some(now);
+    }
+
+    /// Leases to look at again at the next upkeep (reading or expiring them failed).
+    fn again(&mut self, ids: Vec<String>, now: Millis) {
+        self.due
+            .extend(ids.into_iter().map(|id| Reverse((now, id))));
     }
 
     /// The leases due by `now`, each once.
@@ -176,18 +207,17 @@ impl Ledger {
     }
 
     /// Records the active leases past their expiry as expired (their identities leave the
-    /// inventory); returns how many. Reads only the leases due (all active ones the first
-    /// time: those stored before this process started).
+    /// inventory); returns how many. Reads only the leases due, and every active one at
+    /// the first upkeep and each [`RESEED_EVERY`].
     pub(crate) async fn expire_due(&self, now: Millis) -> Result<usize, ApiError> {
-        if !self.expiries.lock().is_ok_and(|x| x.seeded) {
+        if !self.expiries.lock().is_ok_and(|x| x.seeded(now)) {
             let active = self
                 .engine
                 .call(|e| e.active_leases(usize::MAX))
                 .await?
                 .map_err(ApiError::internal)?;
             if let Ok(mut x) = self.expiries.lock() {
-                x.schedule(&active);
-                x.seeded = true;
+                x.seed(&active, now);
             }
         }
         let ids = match self.expiries.lock() {
@@ -197,15 +227,21 @@ impl Ledger {
         if ids.is_empty() {
             return Ok(0);
         }
-        let leases = self
+        let asked = ids.clone();
+        let read = self
             .engine
             .call(move |e| {
-                ids.iter()
+                asked
+                    .iter()
                     .filter_map(|id| e.lease(id).transpose())
                     .collect::<Result<Vec<_>, _>>()
             })
-            .await?
-            .map_err(ApiError::internal)?;
+            .await;
+        let leases = match read {
+            Ok(Ok(leases)) => leases,
+            Ok(Err(e)) => return Err(self.again(ids, now, ApiError::internal(e))),
+            Err(e) => return Err(self.again(ids, now, e)),
+        };
         let writes: Vec<LeaseWrite> = leases
             .into_iter()
             .filter_map(|mut l| {
@@ -227,22 +263,18 @@ impl Ledger {
         if n == 0 {
             return Ok(0);
         }
-        let again: Vec<LeaseRecord> = writes
-            .iter()
-            .map(|w| {
-                let mut l = w.lease.clone();
-                l.state = LeaseState::Active;
-                l
-            })
-            .collect();
         if let Err(e) = self.commit(writes).await {
-            // Due again at the next upkeep.
-            if let Ok(mut x) = self.expiries.lock() {
-                x.schedule(&again);
-            }
-            return Err(e);
+            return Err(self.again(ids, now, e));
         }
         Ok(n)
+    }
+
+    /// Puts leases back in the schedule, due at the next upkeep; returns `e`.
+    fn again(&self, ids: Vec<String>, now: Millis, e: ApiError) -> ApiError {
+        if let Ok(mut x) = self.expiries.lock() {
+            x.again(ids, now);
+        }
+        e
     }
 
     /// Commits leases (with their audit entries); returns once they are stored.
@@ -368,5 +400,22 @@ mod tests {
             .filter(|a| a.entry.action == "broker.expire")
             .count();
         assert_eq!(audited, 4);
+        // Another process's lease, committed past this ledger: found when the store is
+        // read again, and the schedule does not grow by what it held already.
+        let other = vec![write(&lease("kwl-5", 100_000))];
+        engine
+            .write(move |e| e.record_leases(&other, 1_000))
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .commit(vec![write(&lease("kwl-6", 30 * 60 * 1000))])
+            .await
+            .unwrap();
+        assert_eq!(ledger.expire_due(200_000).await.unwrap(), 0, "not read yet");
+        let reseed = 2_000 + RESEED_EVERY;
+        assert_eq!(ledger.expire_due(reseed).await.unwrap(), 1, "kwl-5");
+        assert_eq!(ledger.expiries.lock().unwrap().due.len(), 1, "kwl-6, once");
+        assert_eq!(ledger.expire_due(30 * 60 * 1000).await.unwrap(), 1);
     }
 }
