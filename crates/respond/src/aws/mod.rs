@@ -28,6 +28,7 @@ mod mint;
 mod purge;
 #[cfg(feature = "aws")]
 mod restore;
+#[cfg(feature = "aws")]
 mod revoked;
 #[cfg(feature = "aws")]
 mod rotate;
@@ -40,6 +41,7 @@ pub use campaign::{SecretIndex, UserKeys};
 pub use client::{AwsConnector, env_config, http_client, sdk, static_config};
 #[cfg(feature = "aws")]
 pub use mint::{AssumeFor, RevokedSession, TemporaryCredentials};
+#[cfg(feature = "aws")]
 pub use revoked::{REVOKED_SESSIONS_POLICY, ROLE_INLINE_MAX_CHARS, revoked_sessions_document};
 #[cfg(feature = "aws")]
 pub use s3::{S3Object, S3Tree, parse_url as parse_s3_url};

@@ -52,13 +52,11 @@ pub fn revoked_sessions_document(
         Some(doc) => {
             let v: Value = serde_json::from_str(doc)
                 .map_err(|e| format!("{REVOKED_SESSIONS_POLICY} is not JSON: {e}"))?;
-            match v.get("Statement") {
-                Some(Value::Array(a)) => a.clone(),
-                Some(s @ Value::Object(_)) => vec![s.clone()],
-                Some(_) | None => {
-                    return Err(format!("{REVOKED_SESSIONS_POLICY} has no statements"));
-                }
+            let list = super::document::statements(&v);
+            if list.is_empty() {
+                return Err(format!("{REVOKED_SESSIONS_POLICY} has no statements"));
             }
+            list.into_iter().cloned().collect()
         }
     };
     statements.retain(|s| {
