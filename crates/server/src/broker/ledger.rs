@@ -128,8 +128,8 @@ impl Ledger {
         let expiries = Arc::new(Mutex::new(Expiries::default()));
         let scheduled = Arc::clone(&expiries);
         let ledger_engine = engine.clone();
-        let committed = std::sync::Arc::new(std::sync::Mutex::new(Vec::<LeaseRecord>::new()));
-        let to_project = std::sync::Arc::clone(&committed);
+        let committed = Arc::new(Mutex::new(Vec::<LeaseRecord>::new()));
+        let to_project = Arc::clone(&committed);
         let projector = engine.clone();
         tokio::spawn(async move {
             let mut buf = Vec::with_capacity(MAX_BATCH);
@@ -331,18 +331,23 @@ mod tests {
         }
     }
 
+    /// A lease committed straight to the store, past the ledger (another process).
+    async fn stored_elsewhere(engine: &EngineHandle, l: LeaseRecord) {
+        let w = vec![write(&l)];
+        engine
+            .write(move |e| e.record_leases(&w, 1_000))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
     #[tokio::test]
     async fn upkeep_expires_the_leases_due_once_and_no_other() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().to_path_buf();
         let engine = EngineHandle::spawn(move || keyward_engine::Engine::open(&data)).unwrap();
         // Stored by an earlier process: the first upkeep finds it in the store.
-        let earlier = vec![write(&lease("kwl-0", 5_000))];
-        engine
-            .write(move |e| e.record_leases(&earlier, 1_000))
-            .await
-            .unwrap()
-            .unwrap();
+        stored_elsewhere(&engine, lease("kwl-0", 5_000)).await;
         let ledger = Ledger::start(engine.clone());
         let ids = ["kwl-1", "kwl-2", "kwl-3", "kwl-4"];
         let [soon, later, renewed, revoked] = [10_000, 60_000, 10_000, 10_000]
@@ -402,12 +407,7 @@ mod tests {
         assert_eq!(audited, 4);
         // Another process's lease, committed past this ledger: found when the store is
         // read again, and the schedule does not grow by what it held already.
-        let other = vec![write(&lease("kwl-5", 100_000))];
-        engine
-            .write(move |e| e.record_leases(&other, 1_000))
-            .await
-            .unwrap()
-            .unwrap();
+        stored_elsewhere(&engine, lease("kwl-5", 100_000)).await;
         ledger
             .commit(vec![write(&lease("kwl-6", 30 * 60 * 1000))])
             .await
